@@ -1,0 +1,233 @@
+//! The message bus. Messages are *hints* that wake work up; the database stays
+//! the source of truth, so a lost message costs latency, never correctness.
+//!
+//! The trait mirrors NATS core semantics (subjects, queue-less fan-out,
+//! request/reply with inbox subjects and "no responders") so the in-process
+//! implementation used by `stratus up` and the NATS one behave alike.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// A message as delivered to a subscriber.
+#[derive(Clone, Debug)]
+pub struct Message {
+    /// Subject it was published on.
+    pub subject: String,
+    /// Opaque payload (JSON in practice).
+    pub payload: Bytes,
+    /// Where a reply should be published, for requests.
+    pub reply_to: Option<String>,
+}
+
+/// Errors of bus operations.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// Nobody is subscribed to the subject: positive evidence that the peer is gone.
+    #[error("no responders on subject {0}")]
+    NoResponders(String),
+    /// The request got no reply in time.
+    #[error("request on {0} timed out after {1:?}")]
+    Timeout(String, Duration),
+    /// The bus connection is closed or broken.
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A stream of messages on one subject.
+pub struct Subscription {
+    rx: mpsc::UnboundedReceiver<Message>,
+}
+
+impl Subscription {
+    /// Wrap a receiver (used by implementations).
+    pub fn from_receiver(rx: mpsc::UnboundedReceiver<Message>) -> Self {
+        Self { rx }
+    }
+
+    /// The next message, or `None` once the bus is gone.
+    pub async fn next(&mut self) -> Option<Message> {
+        self.rx.recv().await
+    }
+}
+
+/// What every bus offers. Object safe so roles hold an `Arc<dyn Bus>`.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Fire-and-forget publish.
+    async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError>;
+    /// Publish with a reply subject (used by `request`).
+    async fn publish_with_reply(
+        &self,
+        subject: &str,
+        reply_to: &str,
+        payload: Bytes,
+    ) -> Result<(), BusError>;
+    /// Receive every message published on `subject` from now on.
+    async fn subscribe(&self, subject: &str) -> Result<Subscription, BusError>;
+    /// Send a request and wait for the first reply. Fails fast with
+    /// `NoResponders` when nobody listens, and with `Timeout` after `timeout`.
+    async fn request(
+        &self,
+        subject: &str,
+        payload: Bytes,
+        timeout: Duration,
+    ) -> Result<Bytes, BusError> {
+        let inbox = format!("_INBOX.{}", uuid::Uuid::new_v4().simple());
+        let mut sub = self.subscribe(&inbox).await?;
+        self.publish_with_reply(subject, &inbox, payload).await?;
+        let reply = tokio::time::timeout(timeout, sub.next()).await;
+        let _ = self.unsubscribe_all(&inbox).await;
+        match reply {
+            Ok(Some(m)) => Ok(m.payload),
+            Ok(None) => Err(BusError::Unavailable("subscription closed".into())),
+            Err(_) => Err(BusError::Timeout(subject.to_string(), timeout)),
+        }
+    }
+    /// Drop every subscription on `subject` (inboxes are cleaned this way).
+    async fn unsubscribe_all(&self, subject: &str) -> Result<(), BusError>;
+}
+
+/// Reply to a request message; a message without `reply_to` is ignored.
+pub async fn reply(bus: &dyn Bus, msg: &Message, payload: Bytes) -> Result<(), BusError> {
+    match &msg.reply_to {
+        Some(to) => bus.publish(to, payload).await,
+        None => Ok(()),
+    }
+}
+
+/// The in-process bus of the embedded deployment: exact-subject fan-out over
+/// unbounded channels. Subscriptions whose receiver is dropped are pruned.
+#[derive(Clone, Default)]
+pub struct InProcessBus {
+    subs: Arc<Mutex<HashMap<String, Vec<mpsc::UnboundedSender<Message>>>>>,
+}
+
+impl InProcessBus {
+    /// An empty bus.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn deliver(&self, msg: Message) -> Result<(), BusError> {
+        let mut subs = self
+            .subs
+            .lock()
+            .map_err(|_| BusError::Unavailable("bus lock poisoned".into()))?;
+        let Some(list) = subs.get_mut(&msg.subject) else {
+            if msg.reply_to.is_some() {
+                return Err(BusError::NoResponders(msg.subject));
+            }
+            return Ok(());
+        };
+        list.retain(|tx| !tx.is_closed());
+        if list.is_empty() {
+            let subject = msg.subject.clone();
+            subs.remove(&subject);
+            if msg.reply_to.is_some() {
+                return Err(BusError::NoResponders(subject));
+            }
+            return Ok(());
+        }
+        for tx in list.iter() {
+            let _ = tx.send(msg.clone());
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Bus for InProcessBus {
+    async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError> {
+        self.deliver(Message {
+            subject: subject.to_string(),
+            payload,
+            reply_to: None,
+        })
+    }
+
+    async fn publish_with_reply(
+        &self,
+        subject: &str,
+        reply_to: &str,
+        payload: Bytes,
+    ) -> Result<(), BusError> {
+        self.deliver(Message {
+            subject: subject.to_string(),
+            payload,
+            reply_to: Some(reply_to.to_string()),
+        })
+    }
+
+    async fn subscribe(&self, subject: &str) -> Result<Subscription, BusError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.subs
+            .lock()
+            .map_err(|_| BusError::Unavailable("bus lock poisoned".into()))?
+            .entry(subject.to_string())
+            .or_default()
+            .push(tx);
+        Ok(Subscription::from_receiver(rx))
+    }
+
+    async fn unsubscribe_all(&self, subject: &str) -> Result<(), BusError> {
+        self.subs
+            .lock()
+            .map_err(|_| BusError::Unavailable("bus lock poisoned".into()))?
+            .remove(subject);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn request_without_subscriber_reports_no_responders() {
+        let bus = InProcessBus::new();
+        let err = bus
+            .request("agent.h1", Bytes::from_static(b"x"), Duration::from_secs(1))
+            .await
+            .expect_err("nobody listens");
+        assert!(matches!(err, BusError::NoResponders(_)));
+    }
+
+    #[tokio::test]
+    async fn request_gets_reply_and_times_out_when_ignored() {
+        let bus = InProcessBus::new();
+        let mut sub = bus.subscribe("echo").await.expect("subscribe");
+        let b2 = bus.clone();
+        tokio::spawn(async move {
+            while let Some(m) = sub.next().await {
+                let _ = reply(&b2, &m, m.payload.clone()).await;
+            }
+        });
+        let got = bus
+            .request("echo", Bytes::from_static(b"hi"), Duration::from_secs(1))
+            .await
+            .expect("reply");
+        assert_eq!(&got[..], b"hi");
+
+        let _silent = bus.subscribe("silent").await.expect("subscribe");
+        let err = bus
+            .request("silent", Bytes::new(), Duration::from_millis(20))
+            .await
+            .expect_err("no reply");
+        assert!(matches!(err, BusError::Timeout(..)));
+    }
+
+    #[tokio::test]
+    async fn dropped_subscriber_means_no_responders() {
+        let bus = InProcessBus::new();
+        drop(bus.subscribe("gone").await.expect("subscribe"));
+        let err = bus
+            .request("gone", Bytes::new(), Duration::from_secs(1))
+            .await
+            .expect_err("gone");
+        assert!(matches!(err, BusError::NoResponders(_)));
+    }
+}

@@ -1,0 +1,105 @@
+//! Instance actions and their events: the user-visible log of what happened
+//! to a server, each step with its timing, result and reason.
+
+use crate::{Datastore, DbError};
+use sqlx::FromRow;
+
+/// An instance action.
+#[derive(Clone, Debug, FromRow)]
+pub struct ActionRow {
+    /// Internal id.
+    pub id: i64,
+    /// Server.
+    pub server_id: String,
+    /// Request id (`req-...`).
+    pub request_id: String,
+    /// `create`, `delete`, `stop`, ...
+    pub action: String,
+    /// Requesting user.
+    pub user_id: String,
+    /// Requesting project.
+    pub project_id: String,
+    /// Start time.
+    pub start_time: String,
+    /// Last update.
+    pub updated_at: String,
+    /// `Error` when the action failed.
+    pub message: Option<String>,
+}
+
+/// An event within an action.
+#[derive(Clone, Debug, FromRow)]
+pub struct EventRow {
+    /// Event name, e.g. `compute_terminate_instance`.
+    pub event: String,
+    /// Start time.
+    pub start_time: String,
+    /// Finish time.
+    pub finish_time: Option<String>,
+    /// `Success` or `Error`.
+    pub result: Option<String>,
+    /// Host it ran on.
+    pub host: Option<String>,
+    /// Why and how (path chosen, timings).
+    pub details: Option<String>,
+}
+
+pub(crate) async fn action_create_tx(conn: &mut sqlx::SqliteConnection, server_id: &str, request_id: &str, action: &str, user_id: &str, project_id: &str, now: &str) -> Result<(), DbError> {
+    sqlx::query("INSERT INTO instance_actions (server_id, request_id, action, user_id, project_id, start_time, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$6) ON CONFLICT (server_id, request_id) DO NOTHING")
+        .bind(server_id).bind(request_id).bind(action).bind(user_id).bind(project_id).bind(now)
+        .execute(&mut *conn).await?;
+    Ok(())
+}
+
+impl Datastore {
+    /// Record an action (idempotent per server and request id).
+    pub async fn action_create(&self, server_id: &str, request_id: &str, action: &str, user_id: &str, project_id: &str) -> Result<(), DbError> {
+        let now = self.now();
+        let mut conn = self.write.acquire().await?;
+        action_create_tx(&mut conn, server_id, request_id, action, user_id, project_id, &now).await
+    }
+
+    /// Start an event (idempotent: restarting keeps the first start time).
+    pub async fn event_start(&self, server_id: &str, request_id: &str, event: &str, host: Option<&str>) -> Result<(), DbError> {
+        let now = self.now();
+        sqlx::query("INSERT INTO instance_action_events (action_id, event, start_time, host)
+                     SELECT id, $3, $4, $5 FROM instance_actions WHERE server_id = $1 AND request_id = $2
+                     ON CONFLICT (action_id, event) DO NOTHING")
+            .bind(server_id).bind(request_id).bind(event).bind(&now).bind(host)
+            .execute(&self.write).await?;
+        Ok(())
+    }
+
+    /// Finish an event with its result and details; an `Error` result marks the action.
+    pub async fn event_finish(&self, server_id: &str, request_id: &str, event: &str, ok: bool, details: &str) -> Result<(), DbError> {
+        let now = self.now();
+        let mut tx = self.write.begin().await?;
+        sqlx::query("INSERT INTO instance_action_events (action_id, event, start_time, host)
+                     SELECT id, $3, $4, NULL FROM instance_actions WHERE server_id = $1 AND request_id = $2
+                     ON CONFLICT (action_id, event) DO NOTHING")
+            .bind(server_id).bind(request_id).bind(event).bind(&now).execute(&mut *tx).await?;
+        sqlx::query("UPDATE instance_action_events SET finish_time = $4, result = $5, details = $6
+                     WHERE event = $3 AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)")
+            .bind(server_id).bind(request_id).bind(event).bind(&now).bind(if ok { "Success" } else { "Error" }).bind(details)
+            .execute(&mut *tx).await?;
+        sqlx::query("UPDATE instance_actions SET updated_at = $3, message = CASE WHEN $4 THEN message ELSE 'Error' END WHERE server_id = $1 AND request_id = $2")
+            .bind(server_id).bind(request_id).bind(&now).bind(ok).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Actions of a server, newest first (so `delete` comes first, as in Nova).
+    pub async fn action_list(&self, server_id: &str) -> Result<Vec<ActionRow>, DbError> {
+        Ok(sqlx::query_as("SELECT id, server_id, request_id, action, user_id, project_id, start_time, updated_at, message FROM instance_actions WHERE server_id = $1 ORDER BY id DESC")
+            .bind(server_id).fetch_all(&self.read).await?)
+    }
+
+    /// One action with its events in order.
+    pub async fn action_get(&self, server_id: &str, request_id: &str) -> Result<(ActionRow, Vec<EventRow>), DbError> {
+        let a: ActionRow = sqlx::query_as("SELECT id, server_id, request_id, action, user_id, project_id, start_time, updated_at, message FROM instance_actions WHERE server_id = $1 AND request_id = $2")
+            .bind(server_id).bind(request_id).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("instance action"))?;
+        let ev = sqlx::query_as("SELECT event, start_time, finish_time, result, host, details FROM instance_action_events WHERE action_id = $1 ORDER BY id")
+            .bind(a.id).fetch_all(&self.read).await?;
+        Ok((a, ev))
+    }
+}

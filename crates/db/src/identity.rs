@@ -1,0 +1,247 @@
+//! Identity rows: projects, users, roles, role assignments and tokens.
+
+use crate::{is_unique_violation, Datastore, DbError};
+use sqlx::FromRow;
+
+/// A project (tenant).
+#[derive(Clone, Debug, FromRow)]
+pub struct ProjectRow {
+    /// UUID without hyphens, as Keystone uses.
+    pub id: String,
+    /// Unique within its domain.
+    pub name: String,
+    /// Always `default` for now.
+    pub domain_id: String,
+    /// Free text.
+    pub description: String,
+    /// Disabled projects cannot get tokens.
+    pub enabled: bool,
+}
+
+/// A user; the password is only ever stored as an argon2 hash.
+#[derive(Clone, Debug, FromRow)]
+pub struct UserRow {
+    /// UUID without hyphens.
+    pub id: String,
+    /// Unique within its domain.
+    pub name: String,
+    /// Always `default` for now.
+    pub domain_id: String,
+    /// PHC string (argon2id).
+    pub password_hash: String,
+    /// Optional e-mail.
+    pub email: Option<String>,
+    /// Optional default project.
+    pub default_project_id: Option<String>,
+    /// Disabled users cannot authenticate.
+    pub enabled: bool,
+}
+
+/// A role.
+#[derive(Clone, Debug, FromRow)]
+pub struct RoleRow {
+    /// Role id.
+    pub id: String,
+    /// `admin`, `member`, `reader`, ...
+    pub name: String,
+}
+
+/// A role assignment of a user on a project, with names resolved.
+#[derive(Clone, Debug, FromRow)]
+pub struct AssignmentRow {
+    /// User.
+    pub user_id: String,
+    /// Project.
+    pub project_id: String,
+    /// Role id.
+    pub role_id: String,
+    /// Role name.
+    pub role_name: String,
+}
+
+/// A stored token (the token itself is never stored, only its hash).
+#[derive(Clone, Debug, FromRow)]
+pub struct TokenRow {
+    /// SHA-256 of the token, hex.
+    pub token_hash: String,
+    /// Owner.
+    pub user_id: String,
+    /// Scope.
+    pub project_id: String,
+    /// Audit id shown to clients.
+    pub audit_id: String,
+    /// Issue time.
+    pub issued_at: String,
+    /// Expiry time.
+    pub expires_at: String,
+    /// Revoked by `DELETE /auth/tokens`.
+    pub revoked: bool,
+}
+
+impl Datastore {
+    /// Create a project; `Conflict` if the name is taken.
+    pub async fn project_create(&self, p: &ProjectRow) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO projects (id, name, domain_id, description, enabled, created_at) VALUES ($1,$2,$3,$4,$5,$6)")
+            .bind(&p.id).bind(&p.name).bind(&p.domain_id).bind(&p.description).bind(p.enabled).bind(self.now())
+            .execute(&self.write).await
+            .map_err(|e| if is_unique_violation(&e) { DbError::Conflict(format!("project {} already exists", p.name)) } else { e.into() })?;
+        Ok(())
+    }
+
+    /// All projects, by name.
+    pub async fn project_list(&self) -> Result<Vec<ProjectRow>, DbError> {
+        Ok(sqlx::query_as("SELECT id, name, domain_id, description, enabled FROM projects ORDER BY name")
+            .fetch_all(&self.read).await?)
+    }
+
+    /// A project by id or (failing that) by name.
+    pub async fn project_find(&self, id_or_name: &str) -> Result<ProjectRow, DbError> {
+        sqlx::query_as("SELECT id, name, domain_id, description, enabled FROM projects WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1")
+            .bind(id_or_name).fetch_optional(&self.read).await?
+            .ok_or(DbError::NotFound("project"))
+    }
+
+    /// A project by exact id.
+    pub async fn project_get(&self, id: &str) -> Result<ProjectRow, DbError> {
+        sqlx::query_as("SELECT id, name, domain_id, description, enabled FROM projects WHERE id = $1")
+            .bind(id).fetch_optional(&self.read).await?
+            .ok_or(DbError::NotFound("project"))
+    }
+
+    /// Delete a project and its role assignments.
+    pub async fn project_delete(&self, id: &str) -> Result<(), DbError> {
+        let r = sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&self.write).await?;
+        if r.rows_affected() == 0 { return Err(DbError::NotFound("project")); }
+        Ok(())
+    }
+
+    /// Create a user; `Conflict` if the name is taken.
+    pub async fn user_create(&self, u: &UserRow) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO users (id, name, domain_id, password_hash, email, default_project_id, enabled, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)")
+            .bind(&u.id).bind(&u.name).bind(&u.domain_id).bind(&u.password_hash).bind(&u.email).bind(&u.default_project_id).bind(u.enabled).bind(self.now())
+            .execute(&self.write).await
+            .map_err(|e| if is_unique_violation(&e) { DbError::Conflict(format!("user {} already exists", u.name)) } else { e.into() })?;
+        Ok(())
+    }
+
+    /// All users, by name.
+    pub async fn user_list(&self) -> Result<Vec<UserRow>, DbError> {
+        Ok(sqlx::query_as("SELECT id, name, domain_id, password_hash, email, default_project_id, enabled FROM users ORDER BY name")
+            .fetch_all(&self.read).await?)
+    }
+
+    /// A user by id or name.
+    pub async fn user_find(&self, id_or_name: &str) -> Result<UserRow, DbError> {
+        sqlx::query_as("SELECT id, name, domain_id, password_hash, email, default_project_id, enabled FROM users WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1")
+            .bind(id_or_name).fetch_optional(&self.read).await?
+            .ok_or(DbError::NotFound("user"))
+    }
+
+    /// Replace a user's password hash.
+    pub async fn user_set_password(&self, id: &str, hash: &str) -> Result<(), DbError> {
+        let r = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1").bind(id).bind(hash).execute(&self.write).await?;
+        if r.rows_affected() == 0 { return Err(DbError::NotFound("user")); }
+        Ok(())
+    }
+
+    /// Delete a user, its assignments and its tokens.
+    pub async fn user_delete(&self, id: &str) -> Result<(), DbError> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("DELETE FROM tokens WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+        let r = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        if r.rows_affected() == 0 { return Err(DbError::NotFound("user")); }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Create a role unless one with that name exists; returns the role.
+    pub async fn role_ensure(&self, id: &str, name: &str) -> Result<RoleRow, DbError> {
+        sqlx::query("INSERT INTO roles (id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(id).bind(name).execute(&self.write).await?;
+        self.role_find(name).await
+    }
+
+    /// All roles.
+    pub async fn role_list(&self) -> Result<Vec<RoleRow>, DbError> {
+        Ok(sqlx::query_as("SELECT id, name FROM roles ORDER BY name").fetch_all(&self.read).await?)
+    }
+
+    /// A role by id or name.
+    pub async fn role_find(&self, id_or_name: &str) -> Result<RoleRow, DbError> {
+        sqlx::query_as("SELECT id, name FROM roles WHERE id = $1 OR name = $1 LIMIT 1")
+            .bind(id_or_name).fetch_optional(&self.read).await?
+            .ok_or(DbError::NotFound("role"))
+    }
+
+    /// Grant a role (idempotent).
+    pub async fn assignment_put(&self, user_id: &str, project_id: &str, role_id: &str) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO role_assignments (user_id, project_id, role_id) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING")
+            .bind(user_id).bind(project_id).bind(role_id).execute(&self.write).await?;
+        Ok(())
+    }
+
+    /// Revoke a role; `NotFound` if it was not granted.
+    pub async fn assignment_delete(&self, user_id: &str, project_id: &str, role_id: &str) -> Result<(), DbError> {
+        let r = sqlx::query("DELETE FROM role_assignments WHERE user_id = $1 AND project_id = $2 AND role_id = $3")
+            .bind(user_id).bind(project_id).bind(role_id).execute(&self.write).await?;
+        if r.rows_affected() == 0 { return Err(DbError::NotFound("role assignment")); }
+        Ok(())
+    }
+
+    /// Assignments, optionally filtered by user and/or project.
+    pub async fn assignment_list(&self, user_id: Option<&str>, project_id: Option<&str>) -> Result<Vec<AssignmentRow>, DbError> {
+        Ok(sqlx::query_as("SELECT a.user_id, a.project_id, a.role_id, r.name AS role_name FROM role_assignments a JOIN roles r ON r.id = a.role_id WHERE ($1 IS NULL OR a.user_id = $1) AND ($2 IS NULL OR a.project_id = $2) ORDER BY a.project_id, a.user_id, r.name")
+            .bind(user_id).bind(project_id).fetch_all(&self.read).await?)
+    }
+
+    /// Store a token hash.
+    pub async fn token_insert(&self, t: &TokenRow) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO tokens (token_hash, user_id, project_id, audit_id, issued_at, expires_at, revoked) VALUES ($1,$2,$3,$4,$5,$6,FALSE)")
+            .bind(&t.token_hash).bind(&t.user_id).bind(&t.project_id).bind(&t.audit_id).bind(&t.issued_at).bind(&t.expires_at)
+            .execute(&self.write).await?;
+        Ok(())
+    }
+
+    /// A token by hash (expiry and revocation are checked by the caller).
+    pub async fn token_get(&self, token_hash: &str) -> Result<TokenRow, DbError> {
+        sqlx::query_as("SELECT token_hash, user_id, project_id, audit_id, issued_at, expires_at, revoked FROM tokens WHERE token_hash = $1")
+            .bind(token_hash).fetch_optional(&self.read).await?
+            .ok_or(DbError::NotFound("token"))
+    }
+
+    /// Revoke a token.
+    pub async fn token_revoke(&self, token_hash: &str) -> Result<(), DbError> {
+        let r = sqlx::query("UPDATE tokens SET revoked = TRUE WHERE token_hash = $1").bind(token_hash).execute(&self.write).await?;
+        if r.rows_affected() == 0 { return Err(DbError::NotFound("token")); }
+        Ok(())
+    }
+
+    /// Forget tokens that expired before `before` (housekeeping).
+    pub async fn token_purge_expired(&self, before: &str) -> Result<u64, DbError> {
+        Ok(sqlx::query("DELETE FROM tokens WHERE expires_at < $1").bind(before).execute(&self.write).await?.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::store;
+
+    #[tokio::test]
+    async fn project_names_are_unique_and_assignments_idempotent() {
+        let (ds, _d) = store().await;
+        let p = ProjectRow { id: "p1".into(), name: "demo".into(), domain_id: "default".into(), description: String::new(), enabled: true };
+        ds.project_create(&p).await.expect("create");
+        assert!(matches!(ds.project_create(&ProjectRow { id: "p2".into(), ..p.clone() }).await, Err(DbError::Conflict(_))));
+        let u = UserRow { id: "u1".into(), name: "demo".into(), domain_id: "default".into(), password_hash: "h".into(), email: None, default_project_id: None, enabled: true };
+        ds.user_create(&u).await.expect("user");
+        let r = ds.role_ensure("r1", "member").await.expect("role");
+        assert_eq!(ds.role_ensure("r2", "member").await.expect("again").id, r.id);
+        ds.assignment_put("u1", "p1", &r.id).await.expect("grant");
+        ds.assignment_put("u1", "p1", &r.id).await.expect("grant twice");
+        let a = ds.assignment_list(Some("u1"), None).await.expect("list");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].role_name, "member");
+        assert_eq!(ds.project_find("demo").await.expect("by name").id, "p1");
+    }
+}

@@ -1,0 +1,143 @@
+//! Image rows (Image API v2) and flavors: the catalog a server is built from.
+
+use crate::{Datastore, DbError};
+use sqlx::FromRow;
+
+/// An image record; its bytes live in the data dir, named by id.
+#[derive(Clone, Debug, FromRow)]
+pub struct ImageRow {
+    /// Image id (UUID).
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Owning project.
+    pub owner: String,
+    /// `queued`, `saving`, `active`, `deleted`.
+    pub status: String,
+    /// `public`, `private`, `shared`, `community`.
+    pub visibility: String,
+    /// e.g. `qcow2`.
+    pub disk_format: Option<String>,
+    /// e.g. `bare`.
+    pub container_format: Option<String>,
+    /// Bytes, once uploaded.
+    pub size: Option<i64>,
+    /// MD5 hex, once uploaded (Glance's legacy checksum).
+    pub checksum: Option<String>,
+    /// SHA-512 hex (`os_hash_value`).
+    pub os_hash_value: Option<String>,
+    /// Minimum disk GB.
+    pub min_disk: i64,
+    /// Minimum RAM MB.
+    pub min_ram: i64,
+    /// Protected images cannot be deleted.
+    pub protected: bool,
+    /// Extra properties, JSON object.
+    pub properties: String,
+    /// Creation time.
+    pub created_at: String,
+    /// Last update.
+    pub updated_at: String,
+}
+
+/// A flavor (instance type).
+#[derive(Clone, Debug, FromRow)]
+pub struct FlavorRow {
+    /// Flavor id (string, `1`..`4` for the seeded ones).
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Virtual CPUs.
+    pub vcpus: i64,
+    /// RAM in MiB.
+    pub ram_mb: i64,
+    /// Root disk GiB.
+    pub disk_gb: i64,
+    /// Ephemeral disk GiB.
+    pub ephemeral_gb: i64,
+    /// Swap MiB.
+    pub swap_mb: i64,
+    /// Legacy bandwidth factor.
+    pub rxtx_factor: f64,
+    /// Visible to every project.
+    pub is_public: bool,
+    /// Hidden from new boots.
+    pub disabled: bool,
+}
+
+const IMAGE_COLS: &str = "id, name, owner, status, visibility, disk_format, container_format, size, checksum, os_hash_value, min_disk, min_ram, protected, properties, created_at, updated_at";
+
+impl Datastore {
+    /// Insert an image record (status `queued` until data arrives).
+    pub async fn image_create(&self, i: &ImageRow) -> Result<(), DbError> {
+        let now = self.now();
+        sqlx::query("INSERT INTO images (id, name, owner, status, visibility, disk_format, container_format, size, checksum, os_hash_value, min_disk, min_ram, protected, properties, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15)")
+            .bind(&i.id).bind(&i.name).bind(&i.owner).bind(&i.status).bind(&i.visibility).bind(&i.disk_format).bind(&i.container_format)
+            .bind(i.size).bind(&i.checksum).bind(&i.os_hash_value).bind(i.min_disk).bind(i.min_ram).bind(i.protected).bind(&i.properties).bind(now)
+            .execute(&self.write).await
+            .map_err(|e| if crate::is_unique_violation(&e) { DbError::Conflict(format!("image {} already exists", i.id)) } else { e.into() })?;
+        Ok(())
+    }
+
+    /// Images visible to `project` (its own plus public/community); all for admins.
+    pub async fn image_list(&self, project: Option<&str>) -> Result<Vec<ImageRow>, DbError> {
+        let sql = format!("SELECT {IMAGE_COLS} FROM images WHERE status <> 'deleted' AND ($1 IS NULL OR owner = $1 OR visibility IN ('public','community')) ORDER BY created_at DESC, id");
+        Ok(sqlx::query_as(&sql).bind(project).fetch_all(&self.read).await?)
+    }
+
+    /// One image by id (visibility is checked by the caller).
+    pub async fn image_get(&self, id: &str) -> Result<ImageRow, DbError> {
+        let sql = format!("SELECT {IMAGE_COLS} FROM images WHERE id = $1 AND status <> 'deleted'");
+        sqlx::query_as(&sql).bind(id).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("image"))
+    }
+
+    /// The first non-deleted image with this name visible to `project`.
+    pub async fn image_find_by_name(&self, name: &str, project: Option<&str>) -> Result<ImageRow, DbError> {
+        let sql = format!("SELECT {IMAGE_COLS} FROM images WHERE name = $1 AND status <> 'deleted' AND ($2 IS NULL OR owner = $2 OR visibility IN ('public','community')) ORDER BY created_at LIMIT 1");
+        sqlx::query_as(&sql).bind(name).bind(project).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("image"))
+    }
+
+    /// Record uploaded data: size, checksums, status `active`.
+    pub async fn image_set_data(&self, id: &str, size: i64, md5: &str, sha512: &str) -> Result<(), DbError> {
+        let r = sqlx::query("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = 'active', updated_at = $5 WHERE id = $1 AND status IN ('queued','saving','active')")
+            .bind(id).bind(size).bind(md5).bind(sha512).bind(self.now()).execute(&self.write).await?;
+        if r.rows_affected() == 0 { return Err(DbError::NotFound("image")); }
+        Ok(())
+    }
+
+    /// Update mutable metadata (name, visibility, protected, min sizes, properties).
+    pub async fn image_update(&self, i: &ImageRow) -> Result<(), DbError> {
+        let r = sqlx::query("UPDATE images SET name = $2, visibility = $3, protected = $4, min_disk = $5, min_ram = $6, properties = $7, disk_format = $8, container_format = $9, updated_at = $10 WHERE id = $1 AND status <> 'deleted'")
+            .bind(&i.id).bind(&i.name).bind(&i.visibility).bind(i.protected).bind(i.min_disk).bind(i.min_ram).bind(&i.properties).bind(&i.disk_format).bind(&i.container_format).bind(self.now())
+            .execute(&self.write).await?;
+        if r.rows_affected() == 0 { return Err(DbError::NotFound("image")); }
+        Ok(())
+    }
+
+    /// Delete an image record (idempotent: `NotFound` when already gone).
+    pub async fn image_delete(&self, id: &str) -> Result<(), DbError> {
+        let r = sqlx::query("DELETE FROM images WHERE id = $1").bind(id).execute(&self.write).await?;
+        if r.rows_affected() == 0 { return Err(DbError::NotFound("image")); }
+        Ok(())
+    }
+
+    /// Insert a flavor unless its id exists (seeding is idempotent).
+    pub async fn flavor_ensure(&self, f: &FlavorRow) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO flavors (id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING")
+            .bind(&f.id).bind(&f.name).bind(f.vcpus).bind(f.ram_mb).bind(f.disk_gb).bind(f.ephemeral_gb).bind(f.swap_mb).bind(f.rxtx_factor).bind(f.is_public).bind(f.disabled)
+            .execute(&self.write).await?;
+        Ok(())
+    }
+
+    /// All flavors ordered as Nova orders them (by flavor id, numerically where possible).
+    pub async fn flavor_list(&self) -> Result<Vec<FlavorRow>, DbError> {
+        Ok(sqlx::query_as("SELECT id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled FROM flavors WHERE disabled = FALSE ORDER BY LENGTH(id), id")
+            .fetch_all(&self.read).await?)
+    }
+
+    /// One flavor by id, or by name as a fallback (clients pass either).
+    pub async fn flavor_find(&self, id_or_name: &str) -> Result<FlavorRow, DbError> {
+        sqlx::query_as("SELECT id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled FROM flavors WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1")
+            .bind(id_or_name).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("flavor"))
+    }
+}

@@ -1,0 +1,164 @@
+//! The datastore: the single source of truth of Stratus.
+//!
+//! Methods are named `<resource>_<verb>`. Every state change is a conditional
+//! update that tells "updated" from "already so" from "conflict" ([`Cas`]), so
+//! races (build vs delete, two deletes) resolve deterministically.
+//!
+//! On SQLite all writes go through one connection (SQLite has one writer
+//! anyway; this avoids `SQLITE_BUSY` and makes check-then-insert quota
+//! transactions serialisable) while reads use a pool in WAL mode.
+
+mod actions;
+mod identity;
+mod images;
+mod notifications;
+mod operations;
+mod servers;
+mod services;
+
+pub use actions::*;
+pub use identity::*;
+pub use images::*;
+pub use notifications::*;
+pub use operations::*;
+pub use servers::*;
+pub use services::*;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use stratus_types::{Clock, SystemClock};
+
+/// Errors of the datastore.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The row does not exist (or is deleted).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A uniqueness or state constraint refused the write.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The project would exceed a quota.
+    #[error("{0}")]
+    QuotaExceeded(QuotaExceeded),
+    /// A stored value could not be decoded.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Outcome of a compare-and-swap state write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cas {
+    /// The row was in the expected state and now has the new one.
+    Updated,
+    /// The row already had the target state (an idempotent repeat).
+    AlreadySo,
+    /// The row was in some other state; nothing changed.
+    Conflict,
+}
+
+/// Format a time the way every timestamp column stores it: fixed-width UTC,
+/// so lexicographic order is time order on every backend.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Parse a stored timestamp.
+pub fn parse_ts(s: &str) -> Result<DateTime<Utc>, DbError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| DbError::Corrupt(format!("timestamp {s:?}: {e}")))
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Datastore {
+    write: SqlitePool,
+    read: SqlitePool,
+    clock: Arc<dyn Clock>,
+}
+
+impl Datastore {
+    /// Open (creating if needed) the SQLite database at `path` and migrate it.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, DbError> {
+        Self::open_sqlite_with_clock(path, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Datastore::open_sqlite`], with an injected clock (tests).
+    pub async fn open_sqlite_with_clock(
+        path: &Path,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, DbError> {
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(Self { write, read, clock })
+    }
+
+    /// The clock every timestamp written here comes from.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    fn now(&self) -> String {
+        ts(self.clock.now())
+    }
+}
+
+/// Is this sqlx error a uniqueness violation? (Portable across backends.)
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => d.is_unique_violation(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use super::*;
+
+    /// A fresh database in a temp dir (kept alive by the returned guard).
+    pub async fn store() -> (Datastore, TempDir) {
+        let dir = TempDir::new();
+        let ds = Datastore::open_sqlite(&dir.0.join("t.db"))
+            .await
+            .expect("open");
+        (ds, dir)
+    }
+
+    pub struct TempDir(pub std::path::PathBuf);
+    impl TempDir {
+        pub fn new() -> Self {
+            let p = std::env::temp_dir().join(format!("stratus-db-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&p).expect("mkdir");
+            Self(p)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The notification outbox: versioned notifications are written once (the
+//! dedup key is unique) and published on the bus by a relay afterwards.
+
+use crate::{Datastore, DbError};
+use sqlx::FromRow;
+
+/// A notification waiting in (or published from) the outbox.
+#[derive(Clone, Debug, FromRow)]
+pub struct NotificationRow {
+    /// Sequence number.
+    pub id: i64,
+    /// Unique key, e.g. `<server>:<op>:instance.delete.end`.
+    pub dedup_key: String,
+    /// `instance.delete.start`, ...
+    pub event_type: String,
+    /// `nova-compute:compute-1`, `nova-api:...`.
+    pub publisher_id: String,
+    /// Versioned payload JSON.
+    pub payload: String,
+    /// When recorded.
+    pub created_at: String,
+}
+
+impl Datastore {
+    /// Record a notification once; returns `false` if this key was already recorded.
+    pub async fn notification_record(&self, dedup_key: &str, event_type: &str, publisher_id: &str, payload: &str) -> Result<bool, DbError> {
+        let r = sqlx::query("INSERT INTO notifications (dedup_key, event_type, publisher_id, payload, created_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (dedup_key) DO NOTHING")
+            .bind(dedup_key).bind(event_type).bind(publisher_id).bind(payload).bind(self.now())
+            .execute(&self.write).await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Unpublished notifications, oldest first.
+    pub async fn notification_pending(&self, limit: i64) -> Result<Vec<NotificationRow>, DbError> {
+        Ok(sqlx::query_as("SELECT id, dedup_key, event_type, publisher_id, payload, created_at FROM notifications WHERE published_at IS NULL ORDER BY id LIMIT $1")
+            .bind(limit).fetch_all(&self.read).await?)
+    }
+
+    /// Mark notifications published.
+    pub async fn notification_mark_published(&self, ids: &[i64]) -> Result<(), DbError> {
+        let now = self.now();
+        let mut tx = self.write.begin().await?;
+        for id in ids {
+            sqlx::query("UPDATE notifications SET published_at = $2 WHERE id = $1").bind(id).bind(&now).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Notifications about one server (tests, audit), oldest first.
+    pub async fn notification_list_for_server(&self, server_id: &str) -> Result<Vec<NotificationRow>, DbError> {
+        Ok(sqlx::query_as("SELECT id, dedup_key, event_type, publisher_id, payload, created_at FROM notifications WHERE dedup_key LIKE $1 ORDER BY id")
+            .bind(format!("{server_id}:%")).fetch_all(&self.read).await?)
+    }
+}

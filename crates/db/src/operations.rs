@@ -1,0 +1,190 @@
+//! Durable operations: a row per multi-step mutation, claimed by one
+//! controller at a time with an expiring claim, advanced step by step.
+
+use crate::{ts, Datastore, DbError};
+use chrono::Duration;
+use sqlx::FromRow;
+
+/// An operation row.
+#[derive(Clone, Debug, FromRow)]
+pub struct OperationRow {
+    /// Operation id.
+    pub id: String,
+    /// `create`, `delete`, `stop`, `start`, `reboot`, ...
+    pub kind: String,
+    /// The server it acts on.
+    pub server_id: String,
+    /// `pending`, `running`, `done`, `failed`.
+    pub state: String,
+    /// The step cursor: the last step recorded as started.
+    pub step: String,
+    /// Request that created it (instance action key).
+    pub request_id: String,
+    /// Requesting user.
+    pub user_id: String,
+    /// Requesting project.
+    pub project_id: String,
+    /// Kind-specific parameters, JSON.
+    pub params: String,
+    /// Controller holding the claim.
+    pub claimed_by: Option<String>,
+    /// When the claim lapses and another controller may adopt it.
+    pub claim_expires_at: Option<String>,
+    /// How many times it was claimed.
+    pub attempts: i64,
+    /// Last error text.
+    pub last_error: Option<String>,
+    /// Creation time.
+    pub created_at: String,
+}
+
+/// A new operation to insert.
+#[derive(Clone, Debug)]
+pub struct NewOperation {
+    /// Operation id.
+    pub id: String,
+    /// Kind.
+    pub kind: String,
+    /// Server.
+    pub server_id: String,
+    /// Request id.
+    pub request_id: String,
+    /// User.
+    pub user_id: String,
+    /// Project.
+    pub project_id: String,
+    /// Parameters JSON.
+    pub params: String,
+}
+
+const COLS: &str = "id, kind, server_id, state, step, request_id, user_id, project_id, params, claimed_by, claim_expires_at, attempts, last_error, created_at";
+
+pub(crate) async fn op_insert_tx(conn: &mut sqlx::SqliteConnection, o: &NewOperation, now: &str) -> Result<OperationRow, DbError> {
+    sqlx::query_as(&format!("INSERT INTO operations (id, kind, server_id, state, step, request_id, user_id, project_id, params, attempts, created_at, updated_at) VALUES ($1,$2,$3,'pending','start',$4,$5,$6,$7,0,$8,$8) RETURNING {COLS}"))
+        .bind(&o.id).bind(&o.kind).bind(&o.server_id).bind(&o.request_id).bind(&o.user_id).bind(&o.project_id).bind(&o.params).bind(now)
+        .fetch_one(&mut *conn).await
+        .map_err(|e| if crate::is_unique_violation(&e) { DbError::Conflict(format!("an open {} operation exists for server {}", o.kind, o.server_id)) } else { e.into() })
+}
+
+/// The outcome of asking to start an operation on a server.
+#[derive(Clone, Debug)]
+pub enum OpStart {
+    /// A new operation was recorded.
+    Created(OperationRow),
+    /// One of this kind was already open; it is returned to be re-driven.
+    Existing(OperationRow),
+}
+
+impl Datastore {
+    /// Record an operation (with its instance action) unless one of the same
+    /// kind is open for the server, in one transaction. Used by actions whose
+    /// state change the API makes first (`prepare` runs inside the transaction
+    /// and may refuse).
+    pub async fn op_start(&self, o: &NewOperation, action: &str) -> Result<OpStart, DbError> {
+        let now = self.now();
+        let mut tx = self.write.begin().await?;
+        let existing: Option<OperationRow> = sqlx::query_as(&format!("SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = $2 AND state IN ('pending','running')"))
+            .bind(&o.server_id).bind(&o.kind).fetch_optional(&mut *tx).await?;
+        if let Some(e) = existing {
+            return Ok(OpStart::Existing(e));
+        }
+        crate::actions::action_create_tx(&mut tx, &o.server_id, &o.request_id, action, &o.user_id, &o.project_id, &now).await?;
+        let op = op_insert_tx(&mut tx, o, &now).await?;
+        tx.commit().await?;
+        Ok(OpStart::Created(op))
+    }
+
+    /// Start a delete: in one transaction set `task_state=deleting` on the live
+    /// server and record the delete operation and instance action, or return
+    /// the open delete operation if there is one.
+    pub async fn server_begin_delete(&self, o: &NewOperation) -> Result<OpStart, DbError> {
+        let now = self.now();
+        let mut tx = self.write.begin().await?;
+        let r = sqlx::query("UPDATE servers SET task_state = 'deleting', progress = 0, generation = generation + 1, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
+            .bind(&o.server_id).bind(&now).execute(&mut *tx).await?;
+        if r.rows_affected() == 0 {
+            return Err(DbError::NotFound("server"));
+        }
+        let existing: Option<OperationRow> = sqlx::query_as(&format!("SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = 'delete' AND state IN ('pending','running')"))
+            .bind(&o.server_id).fetch_optional(&mut *tx).await?;
+        if let Some(e) = existing {
+            tx.commit().await?;
+            return Ok(OpStart::Existing(e));
+        }
+        crate::actions::action_create_tx(&mut tx, &o.server_id, &o.request_id, "delete", &o.user_id, &o.project_id, &now).await?;
+        let op = op_insert_tx(&mut tx, o, &now).await?;
+        tx.commit().await?;
+        Ok(OpStart::Created(op))
+    }
+
+    /// Claim one specific open operation for `worker` if unclaimed or its claim lapsed.
+    pub async fn op_claim(&self, id: &str, worker: &str, lease: Duration) -> Result<Option<OperationRow>, DbError> {
+        let now = self.clock.now();
+        Ok(sqlx::query_as(&format!("UPDATE operations SET state = 'running', claimed_by = $2, claim_expires_at = $3, attempts = attempts + 1, updated_at = $4
+              WHERE id = $1 AND state IN ('pending','running') AND (claim_expires_at IS NULL OR claim_expires_at < $4 OR claimed_by = $2) RETURNING {COLS}"))
+            .bind(id).bind(worker).bind(ts(now + lease)).bind(ts(now))
+            .fetch_optional(&self.write).await?)
+    }
+
+    /// Ids of open operations nobody holds (new, or whose claim lapsed).
+    pub async fn op_list_claimable(&self, limit: i64) -> Result<Vec<String>, DbError> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM operations WHERE state IN ('pending','running') AND (claim_expires_at IS NULL OR claim_expires_at < $1) ORDER BY created_at LIMIT $2")
+            .bind(self.now()).bind(limit).fetch_all(&self.read).await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// Extend a held claim; `false` if another worker took it.
+    pub async fn op_renew_claim(&self, id: &str, worker: &str, lease: Duration) -> Result<bool, DbError> {
+        let now = self.clock.now();
+        let r = sqlx::query("UPDATE operations SET claim_expires_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = 'running'")
+            .bind(id).bind(worker).bind(ts(now + lease)).execute(&self.write).await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Record that `step` started; `false` if the claim was lost (stop working).
+    pub async fn op_set_step(&self, id: &str, worker: &str, step: &str) -> Result<bool, DbError> {
+        let r = sqlx::query("UPDATE operations SET step = $3, updated_at = $4 WHERE id = $1 AND claimed_by = $2 AND state = 'running'")
+            .bind(id).bind(worker).bind(step).bind(self.now()).execute(&self.write).await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Close an operation as `done` or `failed`.
+    pub async fn op_finish(&self, id: &str, worker: &str, ok: bool, error: Option<&str>) -> Result<bool, DbError> {
+        let r = sqlx::query("UPDATE operations SET state = $3, last_error = $4, claim_expires_at = NULL, updated_at = $5 WHERE id = $1 AND claimed_by = $2 AND state = 'running'")
+            .bind(id).bind(worker).bind(if ok { "done" } else { "failed" }).bind(error).bind(self.now())
+            .execute(&self.write).await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Record an error without closing (the next attempt retries).
+    pub async fn op_note_error(&self, id: &str, error: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE operations SET last_error = $2, updated_at = $3 WHERE id = $1")
+            .bind(id).bind(error).bind(self.now()).execute(&self.write).await?;
+        Ok(())
+    }
+
+    /// Give up a claim so any controller may pick the operation up at once.
+    pub async fn op_release(&self, id: &str, worker: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE operations SET claim_expires_at = NULL, claimed_by = NULL WHERE id = $1 AND claimed_by = $2 AND state = 'running'")
+            .bind(id).bind(worker).execute(&self.write).await?;
+        Ok(())
+    }
+
+    /// One operation.
+    pub async fn op_get(&self, id: &str) -> Result<OperationRow, DbError> {
+        sqlx::query_as(&format!("SELECT {COLS} FROM operations WHERE id = $1"))
+            .bind(id).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("operation"))
+    }
+
+    /// Open operations of a server.
+    pub async fn op_list_open_for_server(&self, server_id: &str) -> Result<Vec<OperationRow>, DbError> {
+        Ok(sqlx::query_as(&format!("SELECT {COLS} FROM operations WHERE server_id = $1 AND state IN ('pending','running') ORDER BY created_at"))
+            .bind(server_id).fetch_all(&self.read).await?)
+    }
+
+    /// All open operations (audit, admin views).
+    pub async fn op_list_open(&self) -> Result<Vec<OperationRow>, DbError> {
+        Ok(sqlx::query_as(&format!("SELECT {COLS} FROM operations WHERE state IN ('pending','running') ORDER BY created_at"))
+            .fetch_all(&self.read).await?)
+    }
+}

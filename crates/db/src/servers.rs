@@ -1,0 +1,478 @@
+//! Servers, their ports (fixed IPs) and quota usage by counting.
+
+use crate::{ts, Cas, Datastore, DbError, OperationRow, NewOperation};
+use sqlx::{FromRow, QueryBuilder, Sqlite};
+use stratus_types::{TaskState, VmState};
+
+/// A server row.
+#[derive(Clone, Debug, FromRow)]
+pub struct ServerRow {
+    /// Server id (UUID).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Owning project.
+    pub project_id: String,
+    /// Creating user.
+    pub user_id: String,
+    /// Image booted from.
+    pub image_id: Option<String>,
+    /// Flavor id at boot.
+    pub flavor_id: String,
+    /// Flavor name (snapshot, flavors may change).
+    pub flavor_name: String,
+    /// vCPUs of the flavor snapshot.
+    pub vcpus: i64,
+    /// RAM MiB of the flavor snapshot.
+    pub ram_mb: i64,
+    /// Root disk GiB of the flavor snapshot.
+    pub disk_gb: i64,
+    /// Ephemeral GiB.
+    pub ephemeral_gb: i64,
+    /// Swap MiB.
+    pub swap_mb: i64,
+    /// See [`VmState`].
+    pub vm_state: String,
+    /// See [`TaskState`].
+    pub task_state: Option<String>,
+    /// See [`stratus_types::PowerState`].
+    pub power_state: i64,
+    /// Compute host, once scheduled.
+    pub host: Option<String>,
+    /// User metadata, JSON object of strings.
+    pub metadata: String,
+    /// Key pair name.
+    pub key_name: Option<String>,
+    /// Locked servers refuse changes from non-admins.
+    pub locked: bool,
+    /// `owner` or `admin`.
+    pub locked_by: Option<String>,
+    /// Why it was locked (2.73).
+    pub locked_reason: Option<String>,
+    /// Availability zone asked for or given.
+    pub availability_zone: Option<String>,
+    /// Reservation id (`r-...`).
+    pub reservation_id: String,
+    /// Sanitised host name.
+    pub hostname: String,
+    /// Last fault, JSON `{code, message, created}`.
+    pub fault: Option<String>,
+    /// Progress percent.
+    pub progress: i64,
+    /// Bumped on every state change.
+    pub generation: i64,
+    /// When it first became active.
+    pub launched_at: Option<String>,
+    /// When it was terminated.
+    pub terminated_at: Option<String>,
+    /// Creation time.
+    pub created_at: String,
+    /// Last change.
+    pub updated_at: String,
+    /// Deletion time.
+    pub deleted_at: Option<String>,
+    /// Deleted rows stay for instance actions and audit.
+    pub deleted: bool,
+}
+
+impl ServerRow {
+    /// Parsed `vm_state`.
+    pub fn vm(&self) -> Result<VmState, DbError> {
+        self.vm_state.parse().map_err(|e| DbError::Corrupt(format!("{e}")))
+    }
+
+    /// Parsed `task_state`.
+    pub fn task(&self) -> Result<Option<TaskState>, DbError> {
+        self.task_state
+            .as_deref()
+            .map(|t| t.parse().map_err(|e| DbError::Corrupt(format!("{e}"))))
+            .transpose()
+    }
+}
+
+/// A port: the fixed IP a server holds on the internal network.
+#[derive(Clone, Debug, FromRow)]
+pub struct PortRow {
+    /// Port id.
+    pub id: String,
+    /// Owning server.
+    pub server_id: String,
+    /// Network name (`private`).
+    pub network: String,
+    /// IPv4 address.
+    pub ip: String,
+    /// MAC address.
+    pub mac: String,
+}
+
+/// What the API asks for when creating a server.
+#[derive(Clone, Debug)]
+pub struct NewServer {
+    /// The row to insert (states as given).
+    pub row: ServerRow,
+    /// Allocate a fixed IP (`networks: auto`).
+    pub allocate_port: bool,
+    /// The create operation to record in the same transaction.
+    pub operation: NewOperation,
+}
+
+/// Per-project limits; `-1` means unlimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuotaLimits {
+    /// Servers.
+    pub instances: i64,
+    /// vCPUs.
+    pub cores: i64,
+    /// RAM MiB.
+    pub ram: i64,
+}
+
+/// Usage counted from live rows (never from reservations).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QuotaUsage {
+    /// Servers.
+    pub instances: i64,
+    /// vCPUs.
+    pub cores: i64,
+    /// RAM MiB.
+    pub ram: i64,
+}
+
+/// Why a create was refused for quota, in Nova's words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaExceeded {
+    /// Resources over, e.g. `["instances"]`.
+    pub overs: Vec<&'static str>,
+    /// Requested amounts, per resource in `overs`.
+    pub requested: Vec<i64>,
+    /// Used amounts.
+    pub used: Vec<i64>,
+    /// Limits.
+    pub allowed: Vec<i64>,
+}
+
+impl std::fmt::Display for QuotaExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let join = |v: &[i64]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(", ");
+        let overs = self.overs.join(", ");
+        write!(
+            f,
+            "Quota exceeded for {overs}: Requested {}, but already used {} of {} {overs}",
+            join(&self.requested),
+            join(&self.used),
+            join(&self.allowed)
+        )
+    }
+}
+
+/// Filters of `GET /servers`.
+#[derive(Clone, Debug, Default)]
+pub struct ServerFilter {
+    /// Restrict to one project (`None` = all, admins only).
+    pub project_id: Option<String>,
+    /// Substring of the name.
+    pub name: Option<String>,
+    /// Allowed vm_states (from `status`).
+    pub vm_states: Option<Vec<VmState>>,
+    /// Host (admins).
+    pub host: Option<String>,
+    /// Page size.
+    pub limit: Option<i64>,
+    /// Return rows after this server id.
+    pub marker: Option<String>,
+}
+
+/// Which state a transition expects, and what it sets.
+#[derive(Clone, Debug, Default)]
+pub struct Transition {
+    /// Expected vm_states (empty = any).
+    pub from_vm: Vec<VmState>,
+    /// Expected task_state (`None` = any except `deleting`).
+    pub from_task: Option<Option<TaskState>>,
+    /// New vm_state.
+    pub vm: Option<VmState>,
+    /// New task_state (`Some(None)` clears it).
+    pub task: Option<Option<TaskState>>,
+    /// New power state.
+    pub power: Option<i64>,
+    /// New host (`Some(None)` clears it).
+    pub host: Option<Option<String>>,
+    /// Set `launched_at` to now.
+    pub launched: bool,
+    /// New fault JSON.
+    pub fault: Option<String>,
+    /// New lock settings: (locked, by, reason).
+    pub lock: Option<(bool, Option<String>, Option<String>)>,
+}
+
+pub(crate) const SERVER_COLS: &str = "id, name, project_id, user_id, image_id, flavor_id, flavor_name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, vm_state, task_state, power_state, host, metadata, key_name, locked, locked_by, locked_reason, availability_zone, reservation_id, hostname, fault, progress, generation, launched_at, terminated_at, created_at, updated_at, deleted_at, deleted";
+
+/// First usable address index of the internal network 10.0.0.0/16.
+const FIRST_IP_INDEX: i64 = 2;
+/// Last usable address index.
+const LAST_IP_INDEX: i64 = 65534;
+
+impl Datastore {
+    /// Create a server, its port, its `create` instance action and its create
+    /// operation in one transaction, refusing it if the project's counted
+    /// usage plus this server would exceed `limits`.
+    pub async fn server_create(&self, new: &NewServer, limits: QuotaLimits) -> Result<(ServerRow, OperationRow), DbError> {
+        let r = &new.row;
+        let now = self.now();
+        let mut tx = self.write.begin().await?;
+        let usage = quota_usage_tx(&mut tx, &r.project_id).await?;
+        let mut ex = QuotaExceeded { overs: vec![], requested: vec![], used: vec![], allowed: vec![] };
+        for (name, req, used, lim) in [("instances", 1, usage.instances, limits.instances), ("cores", r.vcpus, usage.cores, limits.cores), ("ram", r.ram_mb, usage.ram, limits.ram)] {
+            if lim >= 0 && used + req > lim {
+                ex.overs.push(name);
+                ex.requested.push(req);
+                ex.used.push(used);
+                ex.allowed.push(lim);
+            }
+        }
+        if !ex.overs.is_empty() {
+            return Err(DbError::QuotaExceeded(ex));
+        }
+        sqlx::query(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$30,NULL,FALSE)"))
+            .bind(&r.id).bind(&r.name).bind(&r.project_id).bind(&r.user_id).bind(&r.image_id).bind(&r.flavor_id).bind(&r.flavor_name)
+            .bind(r.vcpus).bind(r.ram_mb).bind(r.disk_gb).bind(r.ephemeral_gb).bind(r.swap_mb).bind(&r.vm_state).bind(&r.task_state)
+            .bind(r.power_state).bind(&r.host).bind(&r.metadata).bind(&r.key_name).bind(r.locked).bind(&r.locked_by).bind(&r.locked_reason)
+            .bind(&r.availability_zone).bind(&r.reservation_id).bind(&r.hostname).bind(&r.fault).bind(r.progress).bind(r.generation)
+            .bind(&r.launched_at).bind(&r.terminated_at).bind(&now)
+            .execute(&mut *tx).await?;
+        if new.allocate_port {
+            allocate_port_tx(&mut tx, &r.id, &now).await?;
+        }
+        crate::actions::action_create_tx(&mut tx, &r.id, &new.operation.request_id, "create", &new.operation.user_id, &new.operation.project_id, &now).await?;
+        let op = crate::operations::op_insert_tx(&mut tx, &new.operation, &now).await?;
+        tx.commit().await?;
+        let row = self.server_get_any(&r.id).await?;
+        Ok((row, op))
+    }
+
+    /// A live (not deleted) server.
+    pub async fn server_get(&self, id: &str) -> Result<ServerRow, DbError> {
+        sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE id = $1 AND deleted = FALSE"))
+            .bind(id).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("server"))
+    }
+
+    /// A server whether deleted or not (instance actions, audit, operations).
+    pub async fn server_get_any(&self, id: &str) -> Result<ServerRow, DbError> {
+        sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE id = $1"))
+            .bind(id).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("server"))
+    }
+
+    /// Live servers matching `f`, newest first (Nova's default sort).
+    pub async fn server_list(&self, f: &ServerFilter) -> Result<Vec<ServerRow>, DbError> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {SERVER_COLS} FROM servers WHERE deleted = FALSE"));
+        if let Some(p) = &f.project_id {
+            q.push(" AND project_id = ").push_bind(p.clone());
+        }
+        if let Some(n) = &f.name {
+            q.push(" AND instr(name, ").push_bind(n.clone()).push(") > 0");
+        }
+        if let Some(h) = &f.host {
+            q.push(" AND host = ").push_bind(h.clone());
+        }
+        if let Some(states) = &f.vm_states {
+            q.push(" AND vm_state IN (");
+            let mut sep = q.separated(", ");
+            for s in states {
+                sep.push_bind(s.as_str());
+            }
+            q.push(")");
+        }
+        if let Some(m) = &f.marker {
+            q.push(" AND (created_at, id) < (SELECT created_at, id FROM servers WHERE id = ").push_bind(m.clone()).push(")");
+        }
+        q.push(" ORDER BY created_at DESC, id DESC");
+        if let Some(l) = f.limit {
+            q.push(" LIMIT ").push_bind(l);
+        }
+        Ok(q.build_query_as().fetch_all(&self.read).await?)
+    }
+
+    /// Does a live server with this id exist? (Marker validation.)
+    pub async fn server_exists(&self, id: &str) -> Result<bool, DbError> {
+        let r: Option<(String,)> = sqlx::query_as("SELECT id FROM servers WHERE id = $1").bind(id).fetch_optional(&self.read).await?;
+        Ok(r.is_some())
+    }
+
+    /// Compare-and-swap a server's state. A transition that does not itself
+    /// expect `deleting` never applies to a server being deleted, so nothing
+    /// can clear the delete flag (Nova bug 1848666 is impossible here).
+    pub async fn server_transition(&self, id: &str, t: &Transition) -> Result<Cas, DbError> {
+        let now = self.now();
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE servers SET generation = generation + 1, updated_at = ");
+        q.push_bind(now.clone());
+        if let Some(v) = t.vm {
+            q.push(", vm_state = ").push_bind(v.as_str());
+        }
+        if let Some(task) = t.task {
+            q.push(", task_state = ").push_bind(task.map(|x| x.as_str()));
+        }
+        if let Some(p) = t.power {
+            q.push(", power_state = ").push_bind(p);
+        }
+        if let Some(h) = &t.host {
+            q.push(", host = ").push_bind(h.clone());
+        }
+        if t.launched {
+            q.push(", launched_at = COALESCE(launched_at, ").push_bind(now.clone()).push(")");
+        }
+        if let Some(fault) = &t.fault {
+            q.push(", fault = ").push_bind(fault.clone());
+        }
+        if let Some((locked, by, reason)) = &t.lock {
+            q.push(", locked = ").push_bind(*locked).push(", locked_by = ").push_bind(by.clone()).push(", locked_reason = ").push_bind(reason.clone());
+        }
+        q.push(" WHERE id = ").push_bind(id.to_string()).push(" AND deleted = FALSE");
+        if !t.from_vm.is_empty() {
+            q.push(" AND vm_state IN (");
+            let mut sep = q.separated(", ");
+            for s in &t.from_vm {
+                sep.push_bind(s.as_str());
+            }
+            q.push(")");
+        }
+        match t.from_task {
+            Some(Some(task)) => {
+                q.push(" AND task_state = ").push_bind(task.as_str());
+            }
+            Some(None) => {
+                q.push(" AND task_state IS NULL");
+            }
+            None => {
+                q.push(" AND (task_state IS NULL OR task_state <> 'deleting')");
+            }
+        }
+        let r = q.build().execute(&self.write).await?;
+        if r.rows_affected() == 1 {
+            return Ok(Cas::Updated);
+        }
+        let cur = match self.server_get_any(id).await {
+            Ok(c) => c,
+            Err(DbError::NotFound(_)) => return Ok(Cas::Conflict),
+            Err(e) => return Err(e),
+        };
+        let same_vm = t.vm.is_none_or(|v| v.as_str() == cur.vm_state);
+        let same_task = t.task.is_none_or(|x| x.map(|s| s.as_str()) == cur.task_state.as_deref());
+        Ok(if !cur.deleted && same_vm && same_task { Cas::AlreadySo } else { Cas::Conflict })
+    }
+
+    /// Mark the server deleted and release its ports in one transaction.
+    /// Idempotent: `AlreadySo` if it was already deleted.
+    pub async fn server_mark_deleted(&self, id: &str) -> Result<Cas, DbError> {
+        let now = self.now();
+        let mut tx = self.write.begin().await?;
+        let r = sqlx::query("UPDATE servers SET vm_state = 'deleted', task_state = NULL, power_state = 0, deleted = TRUE, deleted_at = $2, terminated_at = COALESCE(terminated_at, $2), updated_at = $2, generation = generation + 1 WHERE id = $1 AND deleted = FALSE")
+            .bind(id).bind(&now).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM ports WHERE server_id = $1").bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(if r.rows_affected() == 1 { Cas::Updated } else { Cas::AlreadySo })
+    }
+
+    /// Ports of a server.
+    pub async fn port_list_for_server(&self, server_id: &str) -> Result<Vec<PortRow>, DbError> {
+        Ok(sqlx::query_as("SELECT id, server_id, network, ip, mac FROM ports WHERE server_id = $1 ORDER BY ip_index")
+            .bind(server_id).fetch_all(&self.read).await?)
+    }
+
+    /// Ports of many servers at once (list views).
+    pub async fn port_list_for_servers(&self, ids: &[String]) -> Result<Vec<PortRow>, DbError> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT id, server_id, network, ip, mac FROM ports WHERE server_id IN (");
+        let mut sep = q.separated(", ");
+        for id in ids {
+            sep.push_bind(id.clone());
+        }
+        q.push(") ORDER BY ip_index");
+        Ok(q.build_query_as().fetch_all(&self.read).await?)
+    }
+
+    /// Release every port of a server (idempotent).
+    pub async fn ports_release(&self, server_id: &str) -> Result<u64, DbError> {
+        Ok(sqlx::query("DELETE FROM ports WHERE server_id = $1").bind(server_id).execute(&self.write).await?.rows_affected())
+    }
+
+    /// Ports whose server is deleted or missing (audit).
+    pub async fn port_list_orphans(&self) -> Result<Vec<PortRow>, DbError> {
+        Ok(sqlx::query_as("SELECT p.id, p.server_id, p.network, p.ip, p.mac FROM ports p LEFT JOIN servers s ON s.id = p.server_id WHERE s.id IS NULL OR s.deleted = TRUE")
+            .fetch_all(&self.read).await?)
+    }
+
+    /// Counted usage of a project.
+    pub async fn quota_usage(&self, project_id: &str) -> Result<QuotaUsage, DbError> {
+        let mut conn = self.read.acquire().await?;
+        quota_usage_tx(&mut conn, project_id).await
+    }
+
+    /// Limits of a project: stored overrides on top of `defaults`.
+    pub async fn quota_limits(&self, project_id: &str, defaults: QuotaLimits) -> Result<QuotaLimits, DbError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT resource, hard_limit FROM quotas WHERE project_id = $1")
+            .bind(project_id).fetch_all(&self.read).await?;
+        let mut l = defaults;
+        for (res, lim) in rows {
+            match res.as_str() {
+                "instances" => l.instances = lim,
+                "cores" => l.cores = lim,
+                "ram" => l.ram = lim,
+                _ => {}
+            }
+        }
+        Ok(l)
+    }
+
+    /// Set one limit of a project.
+    pub async fn quota_set(&self, project_id: &str, resource: &str, limit: i64) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO quotas (project_id, resource, hard_limit) VALUES ($1,$2,$3) ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = $3")
+            .bind(project_id).bind(resource).bind(limit).execute(&self.write).await?;
+        Ok(())
+    }
+
+    /// Resources used on a host by live servers: (vcpus, ram MiB, disk GiB).
+    pub async fn host_usage(&self) -> Result<Vec<(String, i64, i64, i64)>, DbError> {
+        Ok(sqlx::query_as("SELECT host, COALESCE(SUM(vcpus),0), COALESCE(SUM(ram_mb),0), COALESCE(SUM(disk_gb + ephemeral_gb),0) FROM servers WHERE deleted = FALSE AND host IS NOT NULL GROUP BY host")
+            .fetch_all(&self.read).await?)
+    }
+
+    /// Live servers placed on `host` (the agent's expected inventory).
+    pub async fn server_ids_on_host(&self, host: &str) -> Result<Vec<String>, DbError> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM servers WHERE host = $1 AND deleted = FALSE")
+            .bind(host).fetch_all(&self.read).await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+}
+
+async fn quota_usage_tx(conn: &mut sqlx::SqliteConnection, project_id: &str) -> Result<QuotaUsage, DbError> {
+    let (instances, cores, ram): (i64, i64, i64) = sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(vcpus),0), COALESCE(SUM(ram_mb),0) FROM servers WHERE project_id = $1 AND deleted = FALSE")
+        .bind(project_id).fetch_one(&mut *conn).await?;
+    Ok(QuotaUsage { instances, cores, ram })
+}
+
+async fn allocate_port_tx(conn: &mut sqlx::SqliteConnection, server_id: &str, now: &str) -> Result<(), DbError> {
+    // Lowest free index: the first index, or the successor of a used index whose successor is free.
+    let (idx,): (Option<i64>,) = sqlx::query_as(
+        "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM ports WHERE ip_index = $1) THEN $1
+                ELSE (SELECT MIN(p.ip_index + 1) FROM ports p WHERE NOT EXISTS (SELECT 1 FROM ports q WHERE q.ip_index = p.ip_index + 1)) END")
+        .bind(FIRST_IP_INDEX).fetch_one(&mut *conn).await?;
+    let idx = idx.unwrap_or(FIRST_IP_INDEX);
+    if idx > LAST_IP_INDEX {
+        return Err(DbError::Conflict("no free fixed IP on network private".into()));
+    }
+    let ip = format!("10.0.{}.{}", idx / 256, idx % 256);
+    let id = uuid::Uuid::new_v4();
+    let b = id.as_bytes();
+    let mac = format!("fa:16:3e:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2]);
+    sqlx::query("INSERT INTO ports (id, server_id, network, ip, ip_index, mac, created_at) VALUES ($1,$2,'private',$3,$4,$5,$6)")
+        .bind(id.to_string()).bind(server_id).bind(ip).bind(idx).bind(mac).bind(now)
+        .execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Format for timestamps inside fault JSON.
+pub fn fault_json(code: u16, message: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+    serde_json::json!({"code": code, "message": message, "created": ts(now)}).to_string()
+}

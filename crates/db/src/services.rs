@@ -1,0 +1,178 @@
+//! Compute services (hosts): registration with an epoch, lease renewal, and
+//! the up/down transitions the liveness monitor writes.
+
+use crate::{parse_ts, ts, Datastore, DbError};
+use chrono::Duration;
+use sqlx::FromRow;
+
+/// A compute service row.
+#[derive(Clone, Debug, FromRow)]
+pub struct ServiceRow {
+    /// Integer id (API below 2.53).
+    pub id: i64,
+    /// UUID (API from 2.53).
+    pub uuid: String,
+    /// Host name, e.g. `compute-1`.
+    pub host: String,
+    /// `nova-compute` (kept for client compatibility).
+    pub binary: String,
+    /// Availability zone.
+    pub zone: String,
+    /// Disabled hosts get no new servers.
+    pub disabled: bool,
+    /// Why it was disabled.
+    pub disabled_reason: Option<String>,
+    /// Forced down by an operator: down at once, whatever the lease says.
+    pub forced_down: bool,
+    /// `up` or `down`, as last written by the monitor.
+    pub state: String,
+    /// Incremented each time the agent (re)joins; commands carry it.
+    pub epoch: i64,
+    /// When the current lease runs out.
+    pub lease_expires_at: Option<String>,
+    /// Capacity: vCPUs.
+    pub vcpus: i64,
+    /// Capacity: RAM MiB.
+    pub memory_mb: i64,
+    /// Capacity: disk GiB.
+    pub disk_gb: i64,
+    /// Row creation.
+    pub created_at: String,
+    /// Last change (API `updated_at`).
+    pub updated_at: String,
+}
+
+impl ServiceRow {
+    /// Is the host usable right now by the lease and the operator's flags?
+    /// (`now` comes from the caller's clock, the single authority.)
+    pub fn is_up(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        if self.forced_down || self.state != "up" {
+            return false;
+        }
+        match self.lease_expires_at.as_deref().map(parse_ts) {
+            Some(Ok(exp)) => exp >= now,
+            _ => false,
+        }
+    }
+}
+
+/// Host capacity an agent announces when it joins.
+#[derive(Clone, Copy, Debug)]
+pub struct HostCapacity {
+    /// vCPUs.
+    pub vcpus: i64,
+    /// RAM MiB.
+    pub memory_mb: i64,
+    /// Disk GiB.
+    pub disk_gb: i64,
+}
+
+/// Result of a lease renewal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// Lease extended.
+    Renewed,
+    /// The epoch is stale or the lease already expired: the agent must rejoin
+    /// (get a new epoch) and reconcile before taking work.
+    MustRejoin,
+}
+
+const COLS: &str = "id, uuid, host, binary, zone, disabled, disabled_reason, forced_down, state, epoch, lease_expires_at, vcpus, memory_mb, disk_gb, created_at, updated_at";
+
+impl Datastore {
+    /// An agent joins (or rejoins): create the row if needed, bump the epoch,
+    /// grant a lease of `ttl`. Returns the new row.
+    pub async fn service_join(&self, host: &str, cap: HostCapacity, ttl: Duration) -> Result<ServiceRow, DbError> {
+        let now = self.clock.now();
+        let exp = ts(now + ttl);
+        let sql = format!("INSERT INTO services (uuid, host, binary, state, epoch, lease_expires_at, vcpus, memory_mb, disk_gb, created_at, updated_at)
+             VALUES ($1, $2, 'nova-compute', 'up', 1, $3, $4, $5, $6, $7, $7)
+             ON CONFLICT (host, binary) DO UPDATE SET state = 'up', epoch = services.epoch + 1, lease_expires_at = $3,
+               vcpus = $4, memory_mb = $5, disk_gb = $6, updated_at = $7
+             RETURNING {COLS}");
+        Ok(sqlx::query_as(&sql)
+            .bind(uuid::Uuid::new_v4().to_string()).bind(host).bind(exp).bind(cap.vcpus).bind(cap.memory_mb).bind(cap.disk_gb).bind(ts(now))
+            .fetch_one(&self.write).await?)
+    }
+
+    /// Extend the lease of `host` if `epoch` is current and the lease has not lapsed.
+    pub async fn service_renew(&self, host: &str, epoch: i64, ttl: Duration) -> Result<Renewal, DbError> {
+        let now = self.clock.now();
+        let r = sqlx::query("UPDATE services SET lease_expires_at = $3 WHERE host = $1 AND epoch = $2 AND state = 'up' AND lease_expires_at >= $4")
+            .bind(host).bind(epoch).bind(ts(now + ttl)).bind(ts(now))
+            .execute(&self.write).await?;
+        Ok(if r.rows_affected() == 1 { Renewal::Renewed } else { Renewal::MustRejoin })
+    }
+
+    /// Mark every host whose lease lapsed as down; returns the hosts that
+    /// changed (only transitions are written).
+    pub async fn service_expire_leases(&self) -> Result<Vec<String>, DbError> {
+        let now = self.now();
+        let rows: Vec<(String,)> = sqlx::query_as("UPDATE services SET state = 'down', updated_at = $1 WHERE state = 'up' AND (lease_expires_at IS NULL OR lease_expires_at < $1) RETURNING host")
+            .bind(now).fetch_all(&self.write).await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// All compute services.
+    pub async fn service_list(&self) -> Result<Vec<ServiceRow>, DbError> {
+        let sql = format!("SELECT {COLS} FROM services ORDER BY id");
+        Ok(sqlx::query_as(&sql).fetch_all(&self.read).await?)
+    }
+
+    /// One service by host name.
+    pub async fn service_get_by_host(&self, host: &str) -> Result<ServiceRow, DbError> {
+        let sql = format!("SELECT {COLS} FROM services WHERE host = $1");
+        sqlx::query_as(&sql).bind(host).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("service"))
+    }
+
+    /// One service by integer id or UUID.
+    pub async fn service_get(&self, id: &str) -> Result<ServiceRow, DbError> {
+        let sql = format!("SELECT {COLS} FROM services WHERE uuid = $1 OR CAST(id AS TEXT) = $1");
+        sqlx::query_as(&sql).bind(id).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("service"))
+    }
+
+    /// Operator changes: enable/disable with a reason, force down/up.
+    pub async fn service_update(&self, uuid: &str, disabled: Option<bool>, reason: Option<Option<String>>, forced_down: Option<bool>) -> Result<ServiceRow, DbError> {
+        let sql = format!("UPDATE services SET disabled = COALESCE($2, disabled),
+                disabled_reason = CASE WHEN $3 THEN $4 ELSE disabled_reason END,
+                forced_down = COALESCE($5, forced_down), updated_at = $6
+             WHERE uuid = $1 RETURNING {COLS}");
+        sqlx::query_as(&sql)
+            .bind(uuid).bind(disabled).bind(reason.is_some()).bind(reason.flatten()).bind(forced_down).bind(self.now())
+            .fetch_optional(&self.write).await?.ok_or(DbError::NotFound("service"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::TempDir;
+    use std::sync::Arc;
+    use stratus_types::ManualClock;
+
+    #[tokio::test]
+    async fn lease_expires_and_rejoin_bumps_epoch() {
+        let dir = TempDir::new();
+        let clock = ManualClock::new(chrono::Utc::now());
+        let ds = Datastore::open_sqlite_with_clock(&dir.0.join("t.db"), Arc::new(clock.clone())).await.expect("open");
+        let cap = HostCapacity { vcpus: 8, memory_mb: 8192, disk_gb: 100 };
+        let ttl = Duration::seconds(10);
+        let s = ds.service_join("h1", cap, ttl).await.expect("join");
+        assert_eq!(s.epoch, 1);
+        assert!(s.is_up(clock.now_for_test()));
+        clock.advance(Duration::seconds(5));
+        assert_eq!(ds.service_renew("h1", 1, ttl).await.expect("renew"), Renewal::Renewed);
+        clock.advance(Duration::seconds(11));
+        assert_eq!(ds.service_expire_leases().await.expect("expire"), vec!["h1".to_string()]);
+        assert!(ds.service_expire_leases().await.expect("again").is_empty(), "only transitions are written");
+        assert_eq!(ds.service_renew("h1", 1, ttl).await.expect("renew"), Renewal::MustRejoin);
+        let s = ds.service_join("h1", cap, ttl).await.expect("rejoin");
+        assert_eq!(s.epoch, 2);
+        assert_eq!(ds.service_renew("h1", 1, ttl).await.expect("stale"), Renewal::MustRejoin);
+    }
+
+    trait NowForTest { fn now_for_test(&self) -> chrono::DateTime<chrono::Utc>; }
+    impl NowForTest for ManualClock {
+        fn now_for_test(&self) -> chrono::DateTime<chrono::Utc> { stratus_types::Clock::now(self) }
+    }
+}

@@ -1,0 +1,11 @@
+//! Shared vocabulary of Stratus: typed identifiers, server states and the rules
+//! that say which transitions are legal. This crate does no I/O so every other
+//! crate (and the protocol model) can depend on it.
+
+pub mod clock;
+pub mod ids;
+pub mod state;
+
+pub use clock::*;
+pub use ids::*;
+pub use state::*;

@@ -1,0 +1,223 @@
+//! Server states as Nova names them, and the API status derived from them.
+//!
+//! Keeping Nova's exact strings matters: clients poll `status` and compare it
+//! with `ACTIVE`, `SHUTOFF`, `ERROR`, ... and admins read `OS-EXT-STS:*`.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Error for a state string that is not one we know.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown state {0:?}")]
+pub struct UnknownState(pub String);
+
+macro_rules! string_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $s:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vdoc])* #[serde(rename = $s)] $variant),+
+        }
+
+        impl $name {
+            /// The wire and database spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $s),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownState;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($s => Ok(Self::$variant),)+
+                    other => Err(UnknownState(other.to_string())),
+                }
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// Nova's `vm_state`: the stable state a server rests in.
+    VmState {
+        /// Being scheduled or spawned.
+        Building => "building",
+        /// Running.
+        Active => "active",
+        /// Powered off by the user.
+        Stopped => "stopped",
+        /// Paused in memory.
+        Paused => "paused",
+        /// Suspended to disk.
+        Suspended => "suspended",
+        /// Resized, waiting for confirm or revert.
+        Resized => "resized",
+        /// Shelved, VM still on its host.
+        Shelved => "shelved",
+        /// Shelved and removed from its host.
+        ShelvedOffloaded => "shelved_offloaded",
+        /// Soft-deleted, reclaimable until `reclaim_instance_interval` elapses.
+        SoftDeleted => "soft-delete",
+        /// Deleted.
+        Deleted => "deleted",
+        /// Failed.
+        Error => "error",
+    }
+);
+
+string_enum!(
+    /// Nova's `task_state`: what is happening to the server right now.
+    TaskState {
+        /// Looking for a host.
+        Scheduling => "scheduling",
+        /// Networks being allocated.
+        Networking => "networking",
+        /// The VM is being created on its host.
+        Spawning => "spawning",
+        /// Power-off in progress.
+        PoweringOff => "powering-off",
+        /// Power-on in progress.
+        PoweringOn => "powering-on",
+        /// Soft reboot in progress.
+        Rebooting => "rebooting",
+        /// Hard reboot in progress.
+        RebootingHard => "rebooting_hard",
+        /// Delete in progress: once set, no other transition may clear it.
+        Deleting => "deleting",
+    }
+);
+
+/// Nova's power states (integers on the wire as `OS-EXT-STS:power_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(i64)]
+pub enum PowerState {
+    /// Unknown or no VM.
+    NoState = 0,
+    /// Running.
+    Running = 1,
+    /// Paused.
+    Paused = 3,
+    /// Shut down.
+    Shutdown = 4,
+    /// Crashed.
+    Crashed = 6,
+    /// Suspended.
+    Suspended = 7,
+}
+
+impl PowerState {
+    /// Decode the integer stored in the database; unknown values read as `NoState`.
+    pub fn from_code(code: i64) -> Self {
+        match code {
+            1 => Self::Running,
+            3 => Self::Paused,
+            4 => Self::Shutdown,
+            6 => Self::Crashed,
+            7 => Self::Suspended,
+            _ => Self::NoState,
+        }
+    }
+
+    /// The integer clients see.
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+}
+
+/// The API `status` of a server, derived from `vm_state` and `task_state`
+/// exactly as Nova's state map does (so `--wait` loops in clients behave).
+pub fn api_status(vm: VmState, task: Option<TaskState>) -> &'static str {
+    match vm {
+        VmState::Building => "BUILD",
+        VmState::Active => match task {
+            Some(TaskState::Rebooting) => "REBOOT",
+            Some(TaskState::RebootingHard) => "HARD_REBOOT",
+            _ => "ACTIVE",
+        },
+        VmState::Stopped => "SHUTOFF",
+        VmState::Paused => "PAUSED",
+        VmState::Suspended => "SUSPENDED",
+        VmState::Resized => "VERIFY_RESIZE",
+        VmState::Shelved => "SHELVED",
+        VmState::ShelvedOffloaded => "SHELVED_OFFLOADED",
+        VmState::SoftDeleted => "SOFT_DELETED",
+        VmState::Deleted => "DELETED",
+        VmState::Error => "ERROR",
+    }
+}
+
+/// Map an API `status` filter value (as `openstack server list --status` sends)
+/// to the vm_states that produce it. `None` means the status is not one we know.
+pub fn vm_states_for_status(status: &str) -> Option<Vec<VmState>> {
+    let s = status.to_ascii_uppercase();
+    let v = match s.as_str() {
+        "BUILD" => vec![VmState::Building],
+        "ACTIVE" | "REBOOT" | "HARD_REBOOT" => vec![VmState::Active],
+        "SHUTOFF" => vec![VmState::Stopped],
+        "PAUSED" => vec![VmState::Paused],
+        "SUSPENDED" => vec![VmState::Suspended],
+        "VERIFY_RESIZE" => vec![VmState::Resized],
+        "SHELVED" => vec![VmState::Shelved],
+        "SHELVED_OFFLOADED" => vec![VmState::ShelvedOffloaded],
+        "SOFT_DELETED" => vec![VmState::SoftDeleted],
+        "DELETED" => vec![VmState::Deleted],
+        "ERROR" => vec![VmState::Error],
+        _ => return None,
+    };
+    Some(v)
+}
+
+/// Why a server action was refused in the current state; the text follows
+/// Nova's `InstanceInvalidState` message so scripts that grep it keep working.
+pub fn invalid_state_message(
+    attr: &str,
+    state: &str,
+    method: &str,
+    server_id: &impl fmt::Display,
+) -> String {
+    format!("Cannot '{method}' instance {server_id} while it is in {attr} {state}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_through_their_strings() {
+        for vm in [
+            VmState::Building,
+            VmState::Active,
+            VmState::Stopped,
+            VmState::SoftDeleted,
+            VmState::ShelvedOffloaded,
+        ] {
+            assert_eq!(vm.as_str().parse::<VmState>(), Ok(vm));
+        }
+        assert_eq!("deleting".parse::<TaskState>(), Ok(TaskState::Deleting));
+        assert!("bogus".parse::<VmState>().is_err());
+    }
+
+    #[test]
+    fn status_follows_nova_state_map() {
+        // nova/api/openstack/common.py _STATE_MAP: deleting does not change the status.
+        assert_eq!(api_status(VmState::Active, Some(TaskState::Deleting)), "ACTIVE");
+        assert_eq!(api_status(VmState::Active, Some(TaskState::Rebooting)), "REBOOT");
+        assert_eq!(api_status(VmState::Stopped, None), "SHUTOFF");
+        assert_eq!(api_status(VmState::Building, Some(TaskState::Scheduling)), "BUILD");
+    }
+
+    #[test]
+    fn status_filter_maps_back_to_vm_states() {
+        assert_eq!(vm_states_for_status("active"), Some(vec![VmState::Active]));
+        assert_eq!(vm_states_for_status("SHUTOFF"), Some(vec![VmState::Stopped]));
+        assert_eq!(vm_states_for_status("NOPE"), None);
+    }
+}
