@@ -77,12 +77,18 @@ pub enum OpStart {
 
 impl Datastore {
     /// Record an operation (with its instance action) unless one of the same
-    /// kind is open for the server, in one transaction. Used by actions whose
-    /// state change the API makes first (`prepare` runs inside the transaction
-    /// and may refuse).
-    pub async fn op_start(&self, o: &NewOperation, action: &str) -> Result<OpStart, DbError> {
+    /// kind is open for the server, in one transaction together with the
+    /// server's state change (`transition`, a compare-and-swap: `Conflict`
+    /// when the server is not in the expected state).
+    pub async fn op_start(&self, o: &NewOperation, action: &str, transition: Option<&crate::Transition>) -> Result<OpStart, DbError> {
         let now = self.now();
         let mut tx = self.write.begin().await?;
+        if let Some(t) = transition {
+            let r = crate::servers::transition_query(&o.server_id, t, now.clone()).build().execute(&mut *tx).await?;
+            if r.rows_affected() == 0 {
+                return Err(DbError::Conflict(format!("server {} is not in a state that allows {action}", o.server_id)));
+            }
+        }
         let existing: Option<OperationRow> = sqlx::query_as(&format!("SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = $2 AND state IN ('pending','running')"))
             .bind(&o.server_id).bind(&o.kind).fetch_optional(&mut *tx).await?;
         if let Some(e) = existing {

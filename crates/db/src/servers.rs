@@ -302,50 +302,7 @@ impl Datastore {
     /// expect `deleting` never applies to a server being deleted, so nothing
     /// can clear the delete flag (Nova bug 1848666 is impossible here).
     pub async fn server_transition(&self, id: &str, t: &Transition) -> Result<Cas, DbError> {
-        let now = self.now();
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE servers SET generation = generation + 1, updated_at = ");
-        q.push_bind(now.clone());
-        if let Some(v) = t.vm {
-            q.push(", vm_state = ").push_bind(v.as_str());
-        }
-        if let Some(task) = t.task {
-            q.push(", task_state = ").push_bind(task.map(|x| x.as_str()));
-        }
-        if let Some(p) = t.power {
-            q.push(", power_state = ").push_bind(p);
-        }
-        if let Some(h) = &t.host {
-            q.push(", host = ").push_bind(h.clone());
-        }
-        if t.launched {
-            q.push(", launched_at = COALESCE(launched_at, ").push_bind(now.clone()).push(")");
-        }
-        if let Some(fault) = &t.fault {
-            q.push(", fault = ").push_bind(fault.clone());
-        }
-        if let Some((locked, by, reason)) = &t.lock {
-            q.push(", locked = ").push_bind(*locked).push(", locked_by = ").push_bind(by.clone()).push(", locked_reason = ").push_bind(reason.clone());
-        }
-        q.push(" WHERE id = ").push_bind(id.to_string()).push(" AND deleted = FALSE");
-        if !t.from_vm.is_empty() {
-            q.push(" AND vm_state IN (");
-            let mut sep = q.separated(", ");
-            for s in &t.from_vm {
-                sep.push_bind(s.as_str());
-            }
-            q.push(")");
-        }
-        match t.from_task {
-            Some(Some(task)) => {
-                q.push(" AND task_state = ").push_bind(task.as_str());
-            }
-            Some(None) => {
-                q.push(" AND task_state IS NULL");
-            }
-            None => {
-                q.push(" AND (task_state IS NULL OR task_state <> 'deleting')");
-            }
-        }
+        let mut q = transition_query(id, t, self.now());
         let r = q.build().execute(&self.write).await?;
         if r.rows_affected() == 1 {
             return Ok(Cas::Updated);
@@ -444,6 +401,55 @@ impl Datastore {
             .bind(host).fetch_all(&self.read).await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
+}
+
+/// Build the conditional UPDATE of a [`Transition`] (shared by the plain
+/// transition and the ones made inside an operation-starting transaction).
+pub(crate) fn transition_query(id: &str, t: &Transition, now: String) -> QueryBuilder<'static, Sqlite> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE servers SET generation = generation + 1, updated_at = ");
+        q.push_bind(now.clone());
+        if let Some(v) = t.vm {
+            q.push(", vm_state = ").push_bind(v.as_str());
+        }
+        if let Some(task) = t.task {
+            q.push(", task_state = ").push_bind(task.map(|x| x.as_str()));
+        }
+        if let Some(p) = t.power {
+            q.push(", power_state = ").push_bind(p);
+        }
+        if let Some(h) = &t.host {
+            q.push(", host = ").push_bind(h.clone());
+        }
+        if t.launched {
+            q.push(", launched_at = COALESCE(launched_at, ").push_bind(now.clone()).push(")");
+        }
+        if let Some(fault) = &t.fault {
+            q.push(", fault = ").push_bind(fault.clone());
+        }
+        if let Some((locked, by, reason)) = &t.lock {
+            q.push(", locked = ").push_bind(*locked).push(", locked_by = ").push_bind(by.clone()).push(", locked_reason = ").push_bind(reason.clone());
+        }
+        q.push(" WHERE id = ").push_bind(id.to_string()).push(" AND deleted = FALSE");
+        if !t.from_vm.is_empty() {
+            q.push(" AND vm_state IN (");
+            let mut sep = q.separated(", ");
+            for s in &t.from_vm {
+                sep.push_bind(s.as_str());
+            }
+            q.push(")");
+        }
+        match t.from_task {
+            Some(Some(task)) => {
+                q.push(" AND task_state = ").push_bind(task.as_str());
+            }
+            Some(None) => {
+                q.push(" AND task_state IS NULL");
+            }
+            None => {
+                q.push(" AND (task_state IS NULL OR task_state <> 'deleting')");
+            }
+        }
+        q
 }
 
 async fn quota_usage_tx(conn: &mut sqlx::SqliteConnection, project_id: &str) -> Result<QuotaUsage, DbError> {

@@ -2,6 +2,7 @@
 //! that say which transitions are legal. This crate does no I/O so every other
 //! crate (and the protocol model) can depend on it.
 
+pub mod agent;
 pub mod clock;
 pub mod ids;
 pub mod state;

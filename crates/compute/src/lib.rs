@@ -1,0 +1,364 @@
+//! The compute agent of one host.
+//!
+//! One loop both renews the host's lease and takes commands off the bus, so
+//! an agent whose loop is wedged stops renewing and is seen as down (Nova's
+//! separate heartbeat timer keeps a wedged host looking alive). Commands run
+//! in per-server tasks serialised by a per-server lock; `terminate` preempts a
+//! spawn in flight. After (re)joining with a new epoch, the agent reconciles
+//! before serving commands: VMs of servers that are not supposed to be on this
+//! host are handled by `running_deleted_instance_action`.
+
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use stratus_bus::{reply, Bus, BusError, Message};
+use stratus_driver::{Driver, DriverError, VmSpec};
+use stratus_types::agent::*;
+use stratus_types::PowerState;
+use tokio::sync::{watch, Notify};
+use tracing::{debug, info, warn};
+
+/// What to do with a VM whose server is deleted or placed elsewhere
+/// (Nova's `running_deleted_instance_action`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReapAction {
+    /// Destroy the VM.
+    Reap,
+    /// Power it off, keep it.
+    Shutdown,
+    /// Only log it.
+    Log,
+    /// Ignore it.
+    Noop,
+}
+
+impl std::str::FromStr for ReapAction {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "reap" => Ok(Self::Reap),
+            "shutdown" => Ok(Self::Shutdown),
+            "log" => Ok(Self::Log),
+            "noop" => Ok(Self::Noop),
+            o => Err(format!("unknown running_deleted_instance_action {o:?} (reap|shutdown|log|noop)")),
+        }
+    }
+}
+
+/// Agent settings.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// Host name (unique).
+    pub host: String,
+    /// vCPUs offered.
+    pub vcpus: i64,
+    /// RAM MiB offered.
+    pub memory_mb: i64,
+    /// Disk GiB offered.
+    pub disk_gb: i64,
+    /// What to do with VMs that should not run here.
+    pub reap_action: ReapAction,
+    /// How often to look for such VMs.
+    pub reap_interval: Duration,
+    /// Timeout of requests to the controller.
+    pub rpc_timeout: Duration,
+}
+
+impl AgentConfig {
+    /// Defaults for a fake host named `host`.
+    pub fn fake(host: &str) -> Self {
+        Self {
+            host: host.to_string(),
+            vcpus: 64,
+            memory_mb: 262_144,
+            disk_gb: 4096,
+            reap_action: ReapAction::Reap,
+            reap_interval: Duration::from_secs(10),
+            rpc_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Test and chaos switches inside the agent.
+#[derive(Clone, Default)]
+pub struct AgentFaults {
+    wedged: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AgentFaults {
+    /// Wedge (or unwedge) the command executor: commands are acknowledged but
+    /// never executed, while the lease keeps being renewed ("falsely up").
+    pub fn set_executor_wedged(&self, on: bool) {
+        self.wedged.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn executor_wedged(&self) -> bool {
+        self.wedged.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[derive(Default)]
+struct Tracking {
+    locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    cancels: HashMap<String, Arc<Notify>>,
+    tombstones: HashSet<String>,
+}
+
+/// A running agent.
+pub struct Agent {
+    bus: Arc<dyn Bus>,
+    driver: Arc<dyn Driver>,
+    cfg: AgentConfig,
+    faults: AgentFaults,
+    tracking: Arc<Mutex<Tracking>>,
+}
+
+impl Agent {
+    /// An agent for `cfg.host` driving `driver`.
+    pub fn new(bus: Arc<dyn Bus>, driver: Arc<dyn Driver>, cfg: AgentConfig, faults: AgentFaults) -> Self {
+        Self { bus, driver, cfg, faults, tracking: Arc::default() }
+    }
+
+    /// Run until `shutdown` turns true.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let me = Arc::new(self);
+        let subject = agent_subject(&me.cfg.host);
+        let mut sub = loop {
+            match me.bus.subscribe(&subject).await {
+                Ok(s) => break s,
+                Err(e) => {
+                    warn!(host = %me.cfg.host, error = %e, "cannot subscribe to commands; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        };
+        let mut epoch: Option<i64> = None;
+        let mut renew_every = Duration::from_secs(2);
+        let mut next_renew = tokio::time::Instant::now();
+        let mut reap_tick = tokio::time::interval(me.cfg.reap_interval);
+        reap_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if *shutdown.borrow() {
+                info!(host = %me.cfg.host, "agent stopping");
+                return;
+            }
+            if epoch.is_none() {
+                match me.join().await {
+                    Ok(j) => {
+                        info!(host = %me.cfg.host, epoch = j.epoch, "joined; reconciling before taking work");
+                        renew_every = Duration::from_millis(j.renew_interval_ms.max(100));
+                        next_renew = tokio::time::Instant::now() + renew_every;
+                        me.reconcile().await;
+                        epoch = Some(j.epoch);
+                    }
+                    Err(e) => {
+                        debug!(host = %me.cfg.host, error = %e, "join failed; retrying");
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                        continue;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(next_renew) => {
+                    next_renew = tokio::time::Instant::now() + renew_every;
+                    if let Some(e) = epoch {
+                        match me.renew(e).await {
+                            Ok(LeaseReply::Renewed) => {}
+                            Ok(LeaseReply::MustRejoin) => {
+                                warn!(host = %me.cfg.host, epoch = e, "lease lapsed; rejoining with a new epoch");
+                                epoch = None;
+                            }
+                            Err(err) => warn!(host = %me.cfg.host, error = %err, "lease renewal failed"),
+                        }
+                    }
+                }
+                msg = sub.next() => {
+                    let Some(msg) = msg else { warn!("command subscription closed"); return; };
+                    me.clone().on_command(msg, epoch).await;
+                }
+                _ = reap_tick.tick() => {
+                    if epoch.is_some() {
+                        let me2 = me.clone();
+                        tokio::spawn(async move { me2.reconcile().await });
+                    }
+                }
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    async fn join(&self) -> Result<JoinReply, String> {
+        let req = JoinRequest { host: self.cfg.host.clone(), vcpus: self.cfg.vcpus, memory_mb: self.cfg.memory_mb, disk_gb: self.cfg.disk_gb };
+        let body = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
+        let r = self.bus.request(SUBJECT_JOIN, body.into(), self.cfg.rpc_timeout).await.map_err(|e| e.to_string())?;
+        serde_json::from_slice(&r).map_err(|e| e.to_string())
+    }
+
+    async fn renew(&self, epoch: i64) -> Result<LeaseReply, String> {
+        let body = serde_json::to_vec(&LeaseRequest { host: self.cfg.host.clone(), epoch }).map_err(|e| e.to_string())?;
+        let r = self.bus.request(SUBJECT_LEASE, body.into(), self.cfg.rpc_timeout).await.map_err(|e| e.to_string())?;
+        serde_json::from_slice(&r).map_err(|e| e.to_string())
+    }
+
+    /// Handle VMs that should not be here. The VM list is read *before* the
+    /// inventory, so a VM spawned meanwhile is never mistaken for a leftover
+    /// (its server row named this host before the spawn command was sent).
+    pub async fn reconcile(&self) {
+        let vms = match self.driver.list().await {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(error = %e, "cannot list VMs");
+                return;
+            }
+        };
+        if vms.is_empty() {
+            return;
+        }
+        let inv: InventoryReply = match self.inventory().await {
+            Ok(i) => i,
+            Err(e) => {
+                debug!(error = %e, "no inventory; not reaping");
+                return;
+            }
+        };
+        let expected: HashSet<String> = inv.servers.into_iter().collect();
+        for vm in vms {
+            if expected.contains(&vm.server_id) {
+                continue;
+            }
+            let lock = self.server_lock(&vm.server_id);
+            let _g = lock.lock().await;
+            match self.cfg.reap_action {
+                ReapAction::Reap => match self.driver.destroy(&vm.server_id).await {
+                    Ok(()) => info!(host = %self.cfg.host, server = %vm.server_id, "reaped VM of a server that is deleted or not placed here"),
+                    Err(e) => warn!(server = %vm.server_id, error = %e, "reap failed"),
+                },
+                ReapAction::Shutdown => {
+                    if vm.power_state == PowerState::Running.code() {
+                        let _ = self.driver.power_off(&vm.server_id).await;
+                        info!(server = %vm.server_id, "powered off VM of a deleted server");
+                    }
+                }
+                ReapAction::Log => warn!(server = %vm.server_id, "VM of a deleted server is still on this host"),
+                ReapAction::Noop => {}
+            }
+        }
+    }
+
+    async fn inventory(&self) -> Result<InventoryReply, BusError> {
+        let body = serde_json::to_vec(&InventoryRequest { host: self.cfg.host.clone() }).unwrap_or_default();
+        let r = self.bus.request(SUBJECT_INVENTORY, body.into(), self.cfg.rpc_timeout).await?;
+        serde_json::from_slice(&r).map_err(|e| BusError::Unavailable(e.to_string()))
+    }
+
+    fn server_lock(&self, server_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut t = self.tracking.lock().unwrap_or_else(|p| p.into_inner());
+        if t.locks.len() > 50_000 {
+            t.locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        t.locks.entry(server_id.to_string()).or_default().clone()
+    }
+
+    async fn on_command(self: Arc<Self>, msg: Message, epoch: Option<i64>) {
+        let cmd: Command = match serde_json::from_slice(&msg.payload) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = self.ack(&msg, false, Some(format!("malformed command: {e}"))).await;
+                return;
+            }
+        };
+        if epoch != Some(cmd.epoch) {
+            let _ = self.ack(&msg, false, Some(format!("stale epoch {} (host has {:?})", cmd.epoch, epoch))).await;
+            return;
+        }
+        if let CommandKind::Terminate = cmd.kind {
+            let mut t = self.tracking.lock().unwrap_or_else(|p| p.into_inner());
+            t.tombstones.insert(cmd.server_id.clone());
+            if let Some(n) = t.cancels.get(&cmd.server_id) {
+                n.notify_one();
+            }
+        }
+        let _ = self.ack(&msg, true, None).await;
+        if self.faults.executor_wedged() {
+            warn!(op = %cmd.op_id, "executor wedged (fault switch): command acknowledged, not executed");
+            return;
+        }
+        tokio::spawn(async move { self.execute(cmd).await });
+    }
+
+    async fn ack(&self, msg: &Message, accepted: bool, reason: Option<String>) -> Result<(), BusError> {
+        let body = serde_json::to_vec(&Ack { accepted, reason }).unwrap_or_default();
+        reply(self.bus.as_ref(), msg, Bytes::from(body)).await
+    }
+
+    async fn execute(&self, cmd: Command) {
+        let started = Instant::now();
+        let lock = self.server_lock(&cmd.server_id);
+        let result = match &cmd.kind {
+            CommandKind::Spawn { vcpus, ram_mb, image_id } => {
+                let cancel = Arc::new(Notify::new());
+                let terminated = {
+                    let mut t = self.tracking.lock().unwrap_or_else(|p| p.into_inner());
+                    let terminated = t.tombstones.contains(&cmd.server_id);
+                    if !terminated {
+                        t.cancels.insert(cmd.server_id.clone(), cancel.clone());
+                    }
+                    terminated
+                };
+                if terminated {
+                    self.publish(&cmd, Err("server was terminated on this host".into()), started).await;
+                    return;
+                }
+                let _g = lock.lock().await;
+                let spec = VmSpec { server_id: cmd.server_id.clone(), vcpus: *vcpus, ram_mb: *ram_mb, image_id: image_id.clone() };
+                let r = tokio::select! {
+                    r = self.driver.spawn(&spec) => r.map_err(|e| e.to_string()),
+                    _ = cancel.notified() => Err("spawn cancelled by terminate".to_string()),
+                };
+                self.tracking.lock().unwrap_or_else(|p| p.into_inner()).cancels.remove(&cmd.server_id);
+                r
+            }
+            CommandKind::Terminate => {
+                let _g = lock.lock().await;
+                self.driver.destroy(&cmd.server_id).await.map_err(|e| e.to_string())
+            }
+            CommandKind::PowerOff => {
+                let _g = lock.lock().await;
+                self.driver.power_off(&cmd.server_id).await.map_err(|e| e.to_string())
+            }
+            CommandKind::PowerOn => {
+                let _g = lock.lock().await;
+                self.driver.power_on(&cmd.server_id).await.map_err(|e| e.to_string())
+            }
+            CommandKind::Reboot { hard } => {
+                let _g = lock.lock().await;
+                self.driver.reboot(&cmd.server_id, *hard).await.map_err(|e: DriverError| e.to_string())
+            }
+        };
+        self.publish(&cmd, result, started).await;
+    }
+
+    async fn publish(&self, cmd: &Command, result: Result<(), String>, started: Instant) {
+        let power_state = self.driver.power_state(&cmd.server_id).await.map(|p| p.code()).unwrap_or(0);
+        let res = CommandResult {
+            op_id: cmd.op_id.clone(),
+            server_id: cmd.server_id.clone(),
+            host: self.cfg.host.clone(),
+            command: cmd.kind.name().to_string(),
+            ok: result.is_ok(),
+            error: result.err(),
+            power_state,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        };
+        debug!(op = %res.op_id, command = %res.command, ok = res.ok, "command finished");
+        if let Ok(body) = serde_json::to_vec(&res) {
+            if let Err(e) = self.bus.publish(SUBJECT_RESULT, body.into()).await {
+                warn!(error = %e, "cannot publish command result; the controller will re-send");
+            }
+        }
+    }
+}

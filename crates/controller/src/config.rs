@@ -1,0 +1,52 @@
+//! Controller settings, with the defaults DESIGN.md sets.
+
+use std::time::Duration;
+use stratus_db::QuotaLimits;
+
+/// Settings of the controller role (and of the API's compute logic).
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Lease length granted to agents (`lease_ttl`, alias `service_down_time`).
+    pub lease_ttl: Duration,
+    /// How often agents renew (`lease_renew_interval`).
+    pub lease_renew_interval: Duration,
+    /// An agent must acknowledge a terminate within this (`terminate_ack_timeout`).
+    pub terminate_ack_timeout: Duration,
+    /// An agent must finish a terminate within this (`terminate_timeout`).
+    pub terminate_timeout: Duration,
+    /// An agent must finish a spawn within this.
+    pub build_timeout: Duration,
+    /// Acknowledgement timeout of other commands.
+    pub command_ack_timeout: Duration,
+    /// Completion timeout of power commands.
+    pub power_timeout: Duration,
+    /// Operation claim length; other controllers adopt after it lapses.
+    pub op_claim_ttl: Duration,
+    /// How often to look for operations without a hint.
+    pub op_poll_interval: Duration,
+    /// Operations driven at once.
+    pub op_concurrency: usize,
+    /// Scheduling attempts before a build fails.
+    pub max_schedule_attempts: usize,
+    /// Default per-project quota.
+    pub default_quota: QuotaLimits,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(10),
+            lease_renew_interval: Duration::from_secs(2),
+            terminate_ack_timeout: Duration::from_secs(5),
+            terminate_timeout: Duration::from_secs(30),
+            build_timeout: Duration::from_secs(120),
+            command_ack_timeout: Duration::from_secs(5),
+            power_timeout: Duration::from_secs(60),
+            op_claim_ttl: Duration::from_secs(15),
+            op_poll_interval: Duration::from_millis(500),
+            op_concurrency: 512,
+            max_schedule_attempts: 3,
+            default_quota: QuotaLimits { instances: 10, cores: 20, ram: 51200 },
+        }
+    }
+}

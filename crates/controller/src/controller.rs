@@ -1,0 +1,172 @@
+//! The controller role: wires the operation runner, the agent-facing
+//! services, the liveness monitor and the notification relay.
+
+use crate::{liveness, notify, op_create, op_delete, op_power, ControllerConfig};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use stratus_bus::{Bus, BusError};
+use stratus_db::{Datastore, ServiceRow};
+use stratus_ops::{Runner, RunnerConfig};
+use stratus_types::agent::*;
+use tokio::sync::{mpsc, watch, Notify};
+use tracing::warn;
+
+/// State shared by the controller's tasks and operation handlers.
+pub(crate) struct Shared {
+    pub ds: Datastore,
+    pub bus: Arc<dyn Bus>,
+    pub cfg: ControllerConfig,
+    pub waiters: Mutex<HashMap<String, mpsc::UnboundedSender<CommandResult>>>,
+    pub sched_lock: tokio::sync::Mutex<()>,
+}
+
+/// Why a command to a host did not succeed.
+#[derive(Debug)]
+pub(crate) enum CmdFailure {
+    /// Nobody serves the host's subject: the agent process is gone.
+    NoResponders,
+    /// No acknowledgement within the ack timeout.
+    AckTimeout(Duration),
+    /// The agent refused (e.g. stale epoch).
+    Refused(String),
+    /// Acknowledged but not finished within the deadline.
+    ResultTimeout(Duration),
+    /// The host ran it and it failed.
+    Failed(String),
+    /// The bus itself is unavailable.
+    Bus(String),
+}
+
+impl std::fmt::Display for CmdFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoResponders => write!(f, "no responder on the host's command subject (agent gone)"),
+            Self::AckTimeout(d) => write!(f, "no acknowledgement within {} ms", d.as_millis()),
+            Self::Refused(r) => write!(f, "refused by the agent: {r}"),
+            Self::ResultTimeout(d) => write!(f, "acknowledged but not finished within {} ms", d.as_millis()),
+            Self::Failed(e) => write!(f, "failed on the host: {e}"),
+            Self::Bus(e) => write!(f, "bus unavailable: {e}"),
+        }
+    }
+}
+
+/// Timing of a successful command, for instance-action details.
+pub(crate) struct CmdTiming {
+    pub ack_ms: u128,
+    pub total_ms: u128,
+    pub result: CommandResult,
+}
+
+impl Shared {
+    /// Send `kind` to `svc`'s agent, wait for the acknowledgement and then the
+    /// result. A wake (repeated request) re-sends the command and keeps the
+    /// same overall deadline; every command is idempotent on the agent.
+    pub async fn run_command(&self, svc: &ServiceRow, op_id: &str, server_id: &str, kind: CommandKind, ack_timeout: Duration, result_timeout: Duration, wake: Option<&Notify>) -> Result<CmdTiming, CmdFailure> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        if let Ok(mut w) = self.waiters.lock() {
+            w.insert(op_id.to_string(), tx);
+        }
+        let r = self.command_inner(svc, op_id, server_id, kind, ack_timeout, result_timeout, wake, &mut rx).await;
+        if let Ok(mut w) = self.waiters.lock() {
+            w.remove(op_id);
+        }
+        r
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn command_inner(&self, svc: &ServiceRow, op_id: &str, server_id: &str, kind: CommandKind, ack_timeout: Duration, result_timeout: Duration, wake: Option<&Notify>, rx: &mut mpsc::UnboundedReceiver<CommandResult>) -> Result<CmdTiming, CmdFailure> {
+        let started = Instant::now();
+        let name = kind.name();
+        let cmd = Command { op_id: op_id.to_string(), server_id: server_id.to_string(), epoch: svc.epoch, kind };
+        let body = Bytes::from(serde_json::to_vec(&cmd).map_err(|e| CmdFailure::Bus(e.to_string()))?);
+        let subject = agent_subject(&svc.host);
+        let send = || async {
+            match self.bus.request(&subject, body.clone(), ack_timeout).await {
+                Ok(reply) => {
+                    let ack: Ack = serde_json::from_slice(&reply).map_err(|e| CmdFailure::Refused(format!("bad ack: {e}")))?;
+                    if ack.accepted { Ok(()) } else { Err(CmdFailure::Refused(ack.reason.unwrap_or_default())) }
+                }
+                Err(BusError::NoResponders(_)) => Err(CmdFailure::NoResponders),
+                Err(BusError::Timeout(..)) => Err(CmdFailure::AckTimeout(ack_timeout)),
+                Err(BusError::Unavailable(e)) => Err(CmdFailure::Bus(e)),
+            }
+        };
+        send().await?;
+        let ack_ms = started.elapsed().as_millis();
+        let deadline = tokio::time::Instant::now() + result_timeout;
+        loop {
+            let woken = async {
+                match wake {
+                    Some(n) => n.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Some(res) if res.server_id == server_id && res.command == name => {
+                        let total_ms = started.elapsed().as_millis();
+                        return if res.ok { Ok(CmdTiming { ack_ms, total_ms, result: res }) } else { Err(CmdFailure::Failed(res.error.unwrap_or_default())) };
+                    }
+                    Some(_) => continue,
+                    None => return Err(CmdFailure::Bus("result channel closed".into())),
+                },
+                _ = tokio::time::sleep_until(deadline) => return Err(CmdFailure::ResultTimeout(result_timeout)),
+                _ = woken => {
+                    tracing::info!(op = op_id, command = name, "re-driven: re-sending the command");
+                    send().await?;
+                }
+            }
+        }
+    }
+}
+
+/// The controller role.
+pub struct Controller {
+    shared: Arc<Shared>,
+    worker: String,
+}
+
+impl Controller {
+    /// A controller over a datastore and a bus.
+    pub fn new(ds: Datastore, bus: Arc<dyn Bus>, cfg: ControllerConfig) -> Self {
+        let worker = format!("controller-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        Self { shared: Arc::new(Shared { ds, bus, cfg, waiters: Mutex::default(), sched_lock: tokio::sync::Mutex::new(()) }), worker }
+    }
+
+    /// Start every task; they stop when `shutdown` turns true.
+    pub async fn start(&self, shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
+        let s = self.shared.clone();
+        liveness::serve_agents(s.clone(), shutdown.clone()).await?;
+        tokio::spawn(liveness::monitor(s.clone(), shutdown.clone()));
+        tokio::spawn(notify::relay(s.clone(), shutdown.clone()));
+        // Route command results to the operations waiting for them.
+        let mut results = s.bus.subscribe(SUBJECT_RESULT).await?;
+        let s2 = s.clone();
+        tokio::spawn(async move {
+            while let Some(m) = results.next().await {
+                let Ok(r) = serde_json::from_slice::<CommandResult>(&m.payload) else {
+                    warn!("malformed command result");
+                    continue;
+                };
+                let tx = s2.waiters.lock().ok().and_then(|w| w.get(&r.op_id).cloned());
+                if let Some(tx) = tx {
+                    let _ = tx.send(r);
+                }
+            }
+        });
+        let runner = Runner::new(
+            s.ds.clone(),
+            s.bus.clone(),
+            RunnerConfig { worker: self.worker.clone(), claim_ttl: s.cfg.op_claim_ttl, poll_interval: s.cfg.op_poll_interval, concurrency: s.cfg.op_concurrency },
+        )
+        .handle("create", Arc::new(op_create::CreateServer(s.clone())))
+        .handle("delete", Arc::new(op_delete::DeleteServer(s.clone())))
+        .handle("stop", Arc::new(op_power::Power(s.clone())))
+        .handle("start", Arc::new(op_power::Power(s.clone())))
+        .handle("reboot", Arc::new(op_power::Power(s.clone())));
+        tokio::spawn(runner.run(shutdown));
+        Ok(())
+    }
+}

@@ -1,0 +1,21 @@
+//! Compute logic of Stratus.
+//!
+//! - [`compute_api`]: what the HTTP layer calls to change servers. It only
+//!   writes intent (state + a durable operation, in one transaction) and
+//!   wakes the runner; it never talks to a host.
+//! - [`Controller`]: the background role. It serves agents (join, lease,
+//!   inventory), monitors liveness, runs operations (create, delete, power)
+//!   and relays notifications from the outbox to the bus.
+
+pub mod compute_api;
+pub mod config;
+mod controller;
+mod liveness;
+mod notify;
+mod op_create;
+mod op_delete;
+mod op_power;
+mod scheduler;
+
+pub use config::ControllerConfig;
+pub use controller::Controller;

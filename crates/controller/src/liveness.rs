@@ -1,0 +1,87 @@
+//! Agents' side of liveness: join (new epoch), lease renewal, inventory; and
+//! the monitor that turns lapsed leases into `down` (transitions only).
+
+use crate::controller::Shared;
+use bytes::Bytes;
+use chrono::Duration as ChronoDuration;
+use std::sync::Arc;
+use std::time::Duration;
+use stratus_bus::{reply, BusError};
+use stratus_db::{HostCapacity, Renewal};
+use stratus_types::agent::*;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+fn chrono(d: Duration) -> ChronoDuration {
+    ChronoDuration::from_std(d).unwrap_or(ChronoDuration::seconds(10))
+}
+
+/// Subscribe to the agent-facing subjects and serve them.
+pub(crate) async fn serve_agents(s: Arc<Shared>, shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
+    let mut join = s.bus.subscribe(SUBJECT_JOIN).await?;
+    let mut lease = s.bus.subscribe(SUBJECT_LEASE).await?;
+    let mut inv = s.bus.subscribe(SUBJECT_INVENTORY).await?;
+    let s1 = s.clone();
+    tokio::spawn(async move {
+        while let Some(m) = join.next().await {
+            let Ok(req) = serde_json::from_slice::<JoinRequest>(&m.payload) else { continue };
+            let cap = HostCapacity { vcpus: req.vcpus, memory_mb: req.memory_mb, disk_gb: req.disk_gb };
+            match s1.ds.service_join(&req.host, cap, chrono(s1.cfg.lease_ttl)).await {
+                Ok(row) => {
+                    info!(host = %req.host, epoch = row.epoch, "host joined");
+                    let r = JoinReply { epoch: row.epoch, lease_ttl_ms: s1.cfg.lease_ttl.as_millis() as u64, renew_interval_ms: s1.cfg.lease_renew_interval.as_millis() as u64 };
+                    let _ = reply(s1.bus.as_ref(), &m, Bytes::from(serde_json::to_vec(&r).unwrap_or_default())).await;
+                }
+                Err(e) => warn!(host = %req.host, error = %e, "join failed"),
+            }
+        }
+    });
+    let s2 = s.clone();
+    tokio::spawn(async move {
+        while let Some(m) = lease.next().await {
+            let Ok(req) = serde_json::from_slice::<LeaseRequest>(&m.payload) else { continue };
+            let r = match s2.ds.service_renew(&req.host, req.epoch, chrono(s2.cfg.lease_ttl)).await {
+                Ok(Renewal::Renewed) => LeaseReply::Renewed,
+                Ok(Renewal::MustRejoin) => LeaseReply::MustRejoin,
+                Err(e) => {
+                    warn!(host = %req.host, error = %e, "lease renewal not recorded");
+                    continue;
+                }
+            };
+            let _ = reply(s2.bus.as_ref(), &m, Bytes::from(serde_json::to_vec(&r).unwrap_or_default())).await;
+        }
+    });
+    let s3 = s;
+    tokio::spawn(async move {
+        while let Some(m) = inv.next().await {
+            let Ok(req) = serde_json::from_slice::<InventoryRequest>(&m.payload) else { continue };
+            match s3.ds.server_ids_on_host(&req.host).await {
+                Ok(servers) => {
+                    let _ = reply(s3.bus.as_ref(), &m, Bytes::from(serde_json::to_vec(&InventoryReply { servers }).unwrap_or_default())).await;
+                }
+                Err(e) => warn!(host = %req.host, error = %e, "inventory failed"),
+            }
+        }
+    });
+    drop(shutdown);
+    Ok(())
+}
+
+/// Mark hosts whose lease lapsed as down, once per transition.
+pub(crate) async fn monitor(s: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let every = (s.cfg.lease_renew_interval / 2).max(Duration::from_millis(100));
+    loop {
+        match s.ds.service_expire_leases().await {
+            Ok(hosts) => {
+                for h in hosts {
+                    warn!(host = %h, "lease expired: host is down");
+                }
+            }
+            Err(e) => warn!(error = %e, "liveness check failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Versioned notifications: recorded once in the outbox (dedup key), then
+//! relayed to the bus on `notifications.<event_type>`.
+
+use crate::controller::Shared;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+use stratus_db::{ts, Datastore, DbError, ServerRow};
+use tokio::sync::watch;
+use tracing::warn;
+
+/// Record `event_type` about `server` for operation `op_id`, once.
+pub(crate) async fn record(ds: &Datastore, server: &ServerRow, op_id: &str, event_type: &str, publisher: &str) -> Result<bool, DbError> {
+    let state = if event_type == "instance.delete.end" { "deleted" } else { server.vm_state.as_str() };
+    let payload = serde_json::json!({
+        "priority": if event_type.ends_with(".error") { "ERROR" } else { "INFO" },
+        "event_type": event_type,
+        "timestamp": ts(ds.clock().now()),
+        "publisher_id": publisher,
+        "message_id": uuid::Uuid::new_v4().to_string(),
+        "payload": {
+            "nova_object.name": "InstanceActionPayload",
+            "nova_object.namespace": "nova",
+            "nova_object.version": "1.8",
+            "nova_object.data": {
+                "uuid": server.id,
+                "display_name": server.name,
+                "tenant_id": server.project_id,
+                "user_id": server.user_id,
+                "host": server.host,
+                "state": state,
+                "task_state": server.task_state,
+                "power_state": server.power_state,
+                "image_uuid": server.image_id,
+                "flavor": {"flavorid": server.flavor_id, "name": server.flavor_name, "vcpus": server.vcpus, "memory_mb": server.ram_mb, "root_gb": server.disk_gb},
+                "created_at": server.created_at,
+                "launched_at": server.launched_at,
+                "deleted_at": server.deleted_at,
+                "fault": server.fault.as_deref().and_then(|f| serde_json::from_str::<serde_json::Value>(f).ok()),
+            }
+        }
+    });
+    ds.notification_record(&format!("{}:{}:{}", server.id, op_id, event_type), event_type, publisher, &payload.to_string()).await
+}
+
+/// Publish recorded notifications in order; at-least-once on the bus.
+pub(crate) async fn relay(s: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        match s.ds.notification_pending(500).await {
+            Ok(rows) if !rows.is_empty() => {
+                let mut done = Vec::with_capacity(rows.len());
+                for r in rows {
+                    let subject = format!("notifications.{}", r.event_type);
+                    match s.bus.publish(&subject, Bytes::from(r.payload.clone())).await {
+                        Ok(()) => done.push(r.id),
+                        Err(e) => {
+                            warn!(error = %e, "cannot publish notifications; will retry");
+                            break;
+                        }
+                    }
+                }
+                if let Err(e) = s.ds.notification_mark_published(&done).await {
+                    warn!(error = %e, "cannot mark notifications published");
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "cannot read the notification outbox"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

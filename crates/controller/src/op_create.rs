@@ -1,0 +1,121 @@
+//! The create operation: schedule, spawn on the chosen host, go ACTIVE.
+//!
+//! Every state write is a compare-and-swap that never applies to a server
+//! being deleted, so a delete that arrives mid-build always wins: this
+//! operation then simply stops (the delete's terminate preempts the spawn).
+
+use crate::controller::{CmdFailure, Shared};
+use crate::{notify, scheduler};
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Duration;
+use stratus_db::{fault_json, Cas, ServerRow, Transition};
+use stratus_ops::{Handler, OpError, Outcome, StepCx};
+use stratus_types::agent::CommandKind;
+use stratus_types::{PowerState, TaskState, VmState};
+use tracing::{info, warn};
+
+pub(crate) struct CreateServer(pub Arc<Shared>);
+
+const EV_SCHEDULE: &str = "conductor_schedule_and_build_instances";
+const EV_BUILD: &str = "compute__do_build_and_run_instance";
+const NO_VALID_HOST: &str = "No valid host was found. There are not enough hosts available.";
+
+fn being_deleted(s: &ServerRow) -> bool {
+    s.deleted || s.task_state.as_deref() == Some(TaskState::Deleting.as_str())
+}
+
+#[async_trait]
+impl Handler for CreateServer {
+    async fn run(&self, op: &stratus_db::OperationRow, cx: &StepCx) -> Result<Outcome, OpError> {
+        let s = &self.0;
+        let ds = &s.ds;
+        let mut server = ds.server_get_any(&op.server_id).await?;
+        if being_deleted(&server) {
+            return Ok(Outcome::Done);
+        }
+        notify::record(ds, &server, &op.id, "instance.create.start", "nova-api").await?;
+        let mut excluded: Vec<String> = Vec::new();
+        for attempt in 1..=s.cfg.max_schedule_attempts {
+            if server.task_state.as_deref() == Some(TaskState::Scheduling.as_str()) || server.host.is_none() {
+                cx.step("schedule").await?;
+                ds.event_start(&server.id, &op.request_id, EV_SCHEDULE, None).await?;
+                let guard = s.sched_lock.lock().await;
+                let Some(svc) = scheduler::pick(s, &server, &excluded).await? else {
+                    drop(guard);
+                    return self.fail(op, &server, NO_VALID_HOST, EV_SCHEDULE).await;
+                };
+                let t = Transition { from_task: Some(Some(TaskState::Scheduling)), host: Some(Some(svc.host.clone())), task: Some(Some(TaskState::Spawning)), ..Default::default() };
+                let cas = ds.server_transition(&server.id, &t).await?;
+                drop(guard);
+                match cas {
+                    Cas::Updated | Cas::AlreadySo => {}
+                    Cas::Conflict => return Ok(Outcome::Done), // deleted meanwhile
+                }
+                ds.event_finish(&server.id, &op.request_id, EV_SCHEDULE, true, &format!("host={} attempt={attempt}", svc.host)).await?;
+                cx.stepped("schedule");
+                server = ds.server_get_any(&op.server_id).await?;
+            }
+            let Some(host) = server.host.clone() else { continue };
+            cx.step("spawn").await?;
+            ds.event_start(&server.id, &op.request_id, EV_BUILD, Some(&host)).await?;
+            let svc = ds.service_get_by_host(&host).await?;
+            let kind = CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: server.image_id.clone() };
+            match s.run_command(&svc, &op.id, &server.id, kind, s.cfg.command_ack_timeout, s.cfg.build_timeout, None).await {
+                Ok(timing) => {
+                    let t = Transition { from_task: Some(Some(TaskState::Spawning)), vm: Some(VmState::Active), task: Some(None), power: Some(PowerState::Running.code()), launched: true, ..Default::default() };
+                    match ds.server_transition(&server.id, &t).await? {
+                        Cas::Updated | Cas::AlreadySo => {
+                            ds.event_finish(&server.id, &op.request_id, EV_BUILD, true, &format!("spawned on {host} in {} ms", timing.total_ms)).await?;
+                            let server = ds.server_get_any(&op.server_id).await?;
+                            notify::record(ds, &server, &op.id, "instance.create.end", &format!("nova-compute:{host}")).await?;
+                            info!(server = %server.id, host = %host, "server active");
+                            cx.stepped("spawn");
+                            return Ok(Outcome::Done);
+                        }
+                        Cas::Conflict => {
+                            ds.event_finish(&server.id, &op.request_id, EV_BUILD, false, "server deleted during build").await?;
+                            return Ok(Outcome::Done);
+                        }
+                    }
+                }
+                Err(f @ (CmdFailure::NoResponders | CmdFailure::AckTimeout(_) | CmdFailure::Refused(_))) => {
+                    // The host never started the build: try another one.
+                    warn!(server = %server.id, host = %host, reason = %f, "host did not take the build; rescheduling");
+                    ds.event_finish(&server.id, &op.request_id, EV_BUILD, false, &format!("host {host}: {f}; rescheduling")).await?;
+                    excluded.push(host);
+                    let t = Transition { from_task: Some(Some(TaskState::Spawning)), host: Some(None), task: Some(Some(TaskState::Scheduling)), ..Default::default() };
+                    if ds.server_transition(&server.id, &t).await? == Cas::Conflict {
+                        return Ok(Outcome::Done);
+                    }
+                    server = ds.server_get_any(&op.server_id).await?;
+                }
+                Err(CmdFailure::Bus(e)) => return Ok(Outcome::Retry(format!("bus: {e}"), Duration::from_secs(1))),
+                Err(f) => {
+                    let cur = ds.server_get_any(&op.server_id).await?;
+                    if being_deleted(&cur) {
+                        ds.event_finish(&server.id, &op.request_id, EV_BUILD, false, "build stopped: server is being deleted").await?;
+                        return Ok(Outcome::Done);
+                    }
+                    return self.fail(op, &cur, &format!("Build of instance {} aborted: {f}", server.id), EV_BUILD).await;
+                }
+            }
+        }
+        let cur = ds.server_get_any(&op.server_id).await?;
+        self.fail(op, &cur, &format!("{NO_VALID_HOST} Exceeded max scheduling attempts {} for instance {}.", s.cfg.max_schedule_attempts, cur.id), EV_SCHEDULE).await
+    }
+}
+
+impl CreateServer {
+    async fn fail(&self, op: &stratus_db::OperationRow, server: &ServerRow, message: &str, event: &str) -> Result<Outcome, OpError> {
+        let ds = &self.0.ds;
+        let t = Transition { vm: Some(VmState::Error), task: Some(None), fault: Some(fault_json(500, message, ds.clock().now())), ..Default::default() };
+        if ds.server_transition(&server.id, &t).await? == Cas::Conflict {
+            return Ok(Outcome::Done); // being deleted: nothing to report
+        }
+        ds.event_finish(&server.id, &op.request_id, event, false, message).await?;
+        let cur = ds.server_get_any(&server.id).await?;
+        notify::record(ds, &cur, &op.id, "instance.create.error", "nova-conductor").await?;
+        Ok(Outcome::Failed(message.to_string()))
+    }
+}

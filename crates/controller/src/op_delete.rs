@@ -1,0 +1,103 @@
+//! The delete operation: the decision tree of DESIGN.md, "The delete contract".
+//!
+//! - never scheduled (no host): the record is destroyed directly;
+//! - host lease valid: terminate on the host as an acknowledged command with
+//!   deadlines (`terminate_ack_timeout`, `terminate_timeout`);
+//! - host down or forced down, no responder, or a missed deadline: local
+//!   delete by the controller.
+//!
+//! Every step is idempotent; the operation only rolls forward. Each path is
+//! recorded as an instance-action event saying why it was taken.
+
+use crate::controller::Shared;
+use crate::notify;
+use async_trait::async_trait;
+use std::sync::Arc;
+use stratus_db::{OperationRow, ServerRow};
+use stratus_ops::{Handler, OpError, Outcome, StepCx};
+use stratus_types::agent::CommandKind;
+use tracing::{info, warn};
+
+pub(crate) struct DeleteServer(pub Arc<Shared>);
+
+const EV_TERMINATE: &str = "compute_terminate_instance";
+const EV_LOCAL: &str = "controller_local_delete";
+
+#[async_trait]
+impl Handler for DeleteServer {
+    async fn run(&self, op: &OperationRow, cx: &StepCx) -> Result<Outcome, OpError> {
+        let s = &self.0;
+        let ds = &s.ds;
+        let server = ds.server_get_any(&op.server_id).await?;
+        if server.deleted {
+            return Ok(Outcome::Done);
+        }
+        notify::record(ds, &server, &op.id, "instance.delete.start", "nova-api").await?;
+        let Some(host) = server.host.clone() else {
+            return self.local(op, cx, &server, "server was never scheduled to a host; nothing runs anywhere").await;
+        };
+        let svc = match ds.service_get_by_host(&host).await {
+            Ok(svc) => svc,
+            Err(stratus_db::DbError::NotFound(_)) => {
+                return self.local(op, cx, &server, &format!("host {host} has no service record")).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let now = ds.clock().now();
+        if !svc.is_up(now) {
+            let why = if svc.forced_down {
+                format!("host {host} is forced down")
+            } else {
+                format!("host {host} is down (lease expired at {})", svc.lease_expires_at.as_deref().unwrap_or("never"))
+            };
+            return self.local(op, cx, &server, &why).await;
+        }
+        cx.step("terminate").await?;
+        ds.event_start(&server.id, &op.request_id, EV_TERMINATE, Some(&host)).await?;
+        let r = s.run_command(&svc, &op.id, &server.id, CommandKind::Terminate, s.cfg.terminate_ack_timeout, s.cfg.terminate_timeout, Some(&cx.wake)).await;
+        match r {
+            Ok(t) => {
+                let details = format!("path=remote: lease of {host} valid until {}; acknowledged in {} ms, VM destroyed in {} ms (host reported {} ms)", svc.lease_expires_at.as_deref().unwrap_or("?"), t.ack_ms, t.total_ms, t.result.elapsed_ms);
+                ds.event_finish(&server.id, &op.request_id, EV_TERMINATE, true, &details).await?;
+                cx.stepped("terminate");
+                self.release(op, cx, &server, &host).await
+            }
+            Err(f) => {
+                warn!(server = %server.id, host = %host, reason = %f, "terminate did not complete on the host; escalating to local delete");
+                ds.event_finish(&server.id, &op.request_id, EV_TERMINATE, false, &format!("terminate on {host}: {f}")).await?;
+                self.local(op, cx, &server, &format!("terminate on {host}: {f}")).await
+            }
+        }
+    }
+}
+
+impl DeleteServer {
+    /// Local delete: the controller releases everything itself. (Fencing of
+    /// the server's storage clients comes first once volumes exist; the host
+    /// reaps the VM when it rejoins, as its inventory no longer lists it.)
+    async fn local(&self, op: &OperationRow, cx: &StepCx, server: &ServerRow, why: &str) -> Result<Outcome, OpError> {
+        let ds = &self.0.ds;
+        cx.step("local_delete").await?;
+        ds.event_start(&server.id, &op.request_id, EV_LOCAL, None).await?;
+        info!(server = %server.id, reason = why, "local delete");
+        let host = server.host.clone().unwrap_or_default();
+        let r = self.release(op, cx, server, &host).await;
+        ds.event_finish(&server.id, &op.request_id, EV_LOCAL, true, &format!("path=local: {why}")).await?;
+        r
+    }
+
+    /// Release ports, mark the server deleted (quota usage drops with it) and
+    /// emit `instance.delete.end`.
+    async fn release(&self, op: &OperationRow, cx: &StepCx, server: &ServerRow, host: &str) -> Result<Outcome, OpError> {
+        let ds = &self.0.ds;
+        cx.step("release").await?;
+        ds.ports_release(&server.id).await?;
+        ds.server_mark_deleted(&server.id).await?;
+        cx.stepped("release");
+        let cur = ds.server_get_any(&server.id).await?;
+        let publisher = if host.is_empty() { "nova-api".to_string() } else { format!("nova-compute:{host}") };
+        notify::record(ds, &cur, &op.id, "instance.delete.end", &publisher).await?;
+        info!(server = %server.id, "server deleted");
+        Ok(Outcome::Done)
+    }
+}

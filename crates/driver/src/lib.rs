@@ -1,0 +1,208 @@
+//! Hypervisor drivers. The agent only talks to a VM through [`Driver`], so the
+//! fake driver (used by `stratus up` and most tests) and a real one are
+//! interchangeable. Every method is idempotent: "already so" is success.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use stratus_types::PowerState;
+use tokio::sync::Mutex;
+
+/// Errors of a driver.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The VM does not exist (for operations that need it).
+    #[error("VM {0} not found on this host")]
+    NotFound(String),
+    /// The hypervisor refused or failed.
+    #[error("hypervisor error: {0}")]
+    Hypervisor(String),
+}
+
+/// What to create.
+#[derive(Clone, Debug)]
+pub struct VmSpec {
+    /// Server id (the VM's name on the host).
+    pub server_id: String,
+    /// vCPUs.
+    pub vcpus: i64,
+    /// RAM MiB.
+    pub ram_mb: i64,
+    /// Image to boot.
+    pub image_id: Option<String>,
+}
+
+/// A VM as the hypervisor sees it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VmInfo {
+    /// Server id.
+    pub server_id: String,
+    /// Nova power state code.
+    pub power_state: i64,
+}
+
+/// A hypervisor.
+#[async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// Create and start a VM; existing VM: success.
+    async fn spawn(&self, spec: &VmSpec) -> Result<(), DriverError>;
+    /// Hard power-off and remove a VM and its local disks; absent VM: success.
+    async fn destroy(&self, server_id: &str) -> Result<(), DriverError>;
+    /// Power off.
+    async fn power_off(&self, server_id: &str) -> Result<(), DriverError>;
+    /// Power on.
+    async fn power_on(&self, server_id: &str) -> Result<(), DriverError>;
+    /// Reboot.
+    async fn reboot(&self, server_id: &str, hard: bool) -> Result<(), DriverError>;
+    /// Every VM on the host.
+    async fn list(&self) -> Result<Vec<VmInfo>, DriverError>;
+    /// Power state of one VM (`NoState` if absent).
+    async fn power_state(&self, server_id: &str) -> Result<PowerState, DriverError>;
+}
+
+/// Delays of the fake driver, to make races and timing observable.
+#[derive(Clone, Debug)]
+pub struct FakeDriverConfig {
+    /// Time to spawn.
+    pub spawn_delay: Duration,
+    /// Time to destroy.
+    pub destroy_delay: Duration,
+    /// Time for power operations.
+    pub power_delay: Duration,
+    /// Persist VMs here so they outlive the agent process (a "zombie" VM is
+    /// one whose agent died while it kept running).
+    pub state_file: Option<PathBuf>,
+}
+
+impl Default for FakeDriverConfig {
+    fn default() -> Self {
+        Self {
+            spawn_delay: Duration::from_millis(50),
+            destroy_delay: Duration::from_millis(10),
+            power_delay: Duration::from_millis(20),
+            state_file: None,
+        }
+    }
+}
+
+/// A driver whose VMs are records in memory (and optionally a file).
+#[derive(Clone)]
+pub struct FakeDriver {
+    cfg: FakeDriverConfig,
+    vms: Arc<Mutex<BTreeMap<String, VmInfo>>>,
+}
+
+impl FakeDriver {
+    /// A fake hypervisor; loads persisted VMs if `state_file` exists.
+    pub fn new(cfg: FakeDriverConfig) -> Self {
+        let vms = cfg
+            .state_file
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Self { cfg, vms: Arc::new(Mutex::new(vms)) }
+    }
+
+    async fn save(&self, vms: &BTreeMap<String, VmInfo>) -> Result<(), DriverError> {
+        if let Some(p) = &self.cfg.state_file {
+            let data = serde_json::to_vec(vms).map_err(|e| DriverError::Hypervisor(e.to_string()))?;
+            let tmp = p.with_extension("tmp");
+            tokio::fs::write(&tmp, data).await.map_err(|e| DriverError::Hypervisor(e.to_string()))?;
+            tokio::fs::rename(&tmp, p).await.map_err(|e| DriverError::Hypervisor(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    async fn set_power(&self, server_id: &str, ps: PowerState) -> Result<(), DriverError> {
+        tokio::time::sleep(self.cfg.power_delay).await;
+        let mut vms = self.vms.lock().await;
+        let vm = vms.get_mut(server_id).ok_or_else(|| DriverError::NotFound(server_id.into()))?;
+        vm.power_state = ps.code();
+        self.save(&vms).await
+    }
+}
+
+#[async_trait]
+impl Driver for FakeDriver {
+    async fn spawn(&self, spec: &VmSpec) -> Result<(), DriverError> {
+        tokio::time::sleep(self.cfg.spawn_delay).await;
+        let mut vms = self.vms.lock().await;
+        vms.entry(spec.server_id.clone()).or_insert_with(|| VmInfo {
+            server_id: spec.server_id.clone(),
+            power_state: PowerState::Running.code(),
+        });
+        self.save(&vms).await
+    }
+
+    async fn destroy(&self, server_id: &str) -> Result<(), DriverError> {
+        tokio::time::sleep(self.cfg.destroy_delay).await;
+        let mut vms = self.vms.lock().await;
+        if vms.remove(server_id).is_some() {
+            self.save(&vms).await?;
+        }
+        Ok(())
+    }
+
+    async fn power_off(&self, server_id: &str) -> Result<(), DriverError> {
+        self.set_power(server_id, PowerState::Shutdown).await
+    }
+
+    async fn power_on(&self, server_id: &str) -> Result<(), DriverError> {
+        self.set_power(server_id, PowerState::Running).await
+    }
+
+    async fn reboot(&self, server_id: &str, _hard: bool) -> Result<(), DriverError> {
+        self.set_power(server_id, PowerState::Running).await
+    }
+
+    async fn list(&self) -> Result<Vec<VmInfo>, DriverError> {
+        Ok(self.vms.lock().await.values().cloned().collect())
+    }
+
+    async fn power_state(&self, server_id: &str) -> Result<PowerState, DriverError> {
+        Ok(self
+            .vms
+            .lock()
+            .await
+            .get(server_id)
+            .map(|v| PowerState::from_code(v.power_state))
+            .unwrap_or(PowerState::NoState))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(id: &str) -> VmSpec {
+        VmSpec { server_id: id.into(), vcpus: 1, ram_mb: 512, image_id: None }
+    }
+
+    #[tokio::test]
+    async fn operations_are_idempotent() {
+        let d = FakeDriver::new(FakeDriverConfig { spawn_delay: Duration::ZERO, destroy_delay: Duration::ZERO, power_delay: Duration::ZERO, state_file: None });
+        d.spawn(&spec("a")).await.expect("spawn");
+        d.spawn(&spec("a")).await.expect("spawn again");
+        assert_eq!(d.list().await.expect("list").len(), 1);
+        d.power_off("a").await.expect("off");
+        assert_eq!(d.power_state("a").await.expect("ps"), PowerState::Shutdown);
+        d.destroy("a").await.expect("destroy");
+        d.destroy("a").await.expect("destroy again");
+        assert!(d.list().await.expect("list").is_empty());
+        assert!(matches!(d.power_on("a").await, Err(DriverError::NotFound(_))));
+    }
+
+    #[tokio::test]
+    async fn vms_outlive_the_driver_when_persisted() {
+        let p = std::env::temp_dir().join(format!("fake-{}.json", std::process::id()));
+        let cfg = FakeDriverConfig { spawn_delay: Duration::ZERO, destroy_delay: Duration::ZERO, power_delay: Duration::ZERO, state_file: Some(p.clone()) };
+        FakeDriver::new(cfg.clone()).spawn(&spec("z")).await.expect("spawn");
+        let again = FakeDriver::new(cfg);
+        assert_eq!(again.list().await.expect("list")[0].server_id, "z");
+        let _ = std::fs::remove_file(p);
+    }
+}

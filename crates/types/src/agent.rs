@@ -1,0 +1,164 @@
+//! The protocol between controller and compute agents, carried on the bus.
+//!
+//! Subjects: the controller serves `stratus.ctl.join`, `stratus.ctl.lease` and
+//! `stratus.ctl.inventory` (requests from agents); each agent serves
+//! `stratus.agent.<host>.cmd` (requests from the controller, answered with an
+//! [`Ack`] at once) and publishes [`CommandResult`]s on `stratus.agent.result`
+//! when a command finishes.
+
+use serde::{Deserialize, Serialize};
+
+/// Subject an agent joins on.
+pub const SUBJECT_JOIN: &str = "stratus.ctl.join";
+/// Subject an agent renews its lease on.
+pub const SUBJECT_LEASE: &str = "stratus.ctl.lease";
+/// Subject an agent asks for the servers it should run.
+pub const SUBJECT_INVENTORY: &str = "stratus.ctl.inventory";
+/// Subject agents publish command results on.
+pub const SUBJECT_RESULT: &str = "stratus.agent.result";
+/// Subject that wakes the operation runner (payload: operation id or empty).
+pub const SUBJECT_OPS_WAKE: &str = "stratus.ops.wake";
+
+/// The command subject of one host.
+pub fn agent_subject(host: &str) -> String {
+    format!("stratus.agent.{host}.cmd")
+}
+
+/// An agent announcing itself (at start and after its lease lapsed).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JoinRequest {
+    /// Host name.
+    pub host: String,
+    /// vCPUs offered.
+    pub vcpus: i64,
+    /// RAM MiB offered.
+    pub memory_mb: i64,
+    /// Disk GiB offered.
+    pub disk_gb: i64,
+}
+
+/// The controller's answer to a join.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JoinReply {
+    /// New epoch; commands from older epochs are refused by the agent.
+    pub epoch: i64,
+    /// Lease length in milliseconds.
+    pub lease_ttl_ms: u64,
+    /// How often to renew, milliseconds.
+    pub renew_interval_ms: u64,
+}
+
+/// A lease renewal.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LeaseRequest {
+    /// Host name.
+    pub host: String,
+    /// The epoch the agent holds.
+    pub epoch: i64,
+}
+
+/// Answer to a renewal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaseReply {
+    /// Renewed.
+    Renewed,
+    /// The lease lapsed or the epoch is stale: rejoin and reconcile first.
+    MustRejoin,
+}
+
+/// Ask which servers a host should be running.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InventoryRequest {
+    /// Host name.
+    pub host: String,
+}
+
+/// The servers a host should be running (everything else is to be reaped).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InventoryReply {
+    /// Server ids placed on the host and not deleted.
+    pub servers: Vec<String>,
+}
+
+/// What the controller asks a host to do. Every command is idempotent.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CommandKind {
+    /// Create and start the VM (already running: success).
+    Spawn {
+        /// vCPUs.
+        vcpus: i64,
+        /// RAM MiB.
+        ram_mb: i64,
+        /// Image id.
+        image_id: Option<String>,
+    },
+    /// Hard power-off and destroy the VM and its local disks (absent: success).
+    /// Preempts an in-flight spawn of the same server.
+    Terminate,
+    /// Power the VM off.
+    PowerOff,
+    /// Power the VM on.
+    PowerOn,
+    /// Reboot the VM.
+    Reboot {
+        /// Hard reboot.
+        hard: bool,
+    },
+}
+
+impl CommandKind {
+    /// Short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Spawn { .. } => "spawn",
+            Self::Terminate => "terminate",
+            Self::PowerOff => "power_off",
+            Self::PowerOn => "power_on",
+            Self::Reboot { .. } => "reboot",
+        }
+    }
+}
+
+/// A command to a host.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Command {
+    /// Operation that issued it (results are routed by it).
+    pub op_id: String,
+    /// Server it acts on.
+    pub server_id: String,
+    /// The host epoch the controller believes in; a mismatch is refused.
+    pub epoch: i64,
+    /// What to do.
+    pub kind: CommandKind,
+}
+
+/// Immediate answer to a command: accepted for execution or refused.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Ack {
+    /// Accepted.
+    pub accepted: bool,
+    /// Why not.
+    pub reason: Option<String>,
+}
+
+/// Outcome of a command, published when it finishes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CommandResult {
+    /// Operation id.
+    pub op_id: String,
+    /// Server id.
+    pub server_id: String,
+    /// Host that ran it.
+    pub host: String,
+    /// Command name.
+    pub command: String,
+    /// Success.
+    pub ok: bool,
+    /// Error text.
+    pub error: Option<String>,
+    /// Power state after the command (Nova codes).
+    pub power_state: i64,
+    /// How long the host spent, milliseconds.
+    pub elapsed_ms: u64,
+}
