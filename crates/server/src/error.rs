@@ -1,0 +1,196 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Compute, Image and Block Storage answer with Nova-style faults
+//! (`{"itemNotFound": {"code": 404, "message": ...}}`); Identity answers
+//! with Keystone's `{"error": {...}}`. Internal errors are logged with
+//! their detail and shown to clients without it.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use stratus_api::{keystone_fault, nova_fault, MicroversionError};
+use stratus_auth::AuthError;
+use stratus_controller::compute_api::ComputeError;
+use stratus_db::DbError;
+use tracing::error;
+
+/// An error a handler returns.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed or invalid.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no valid token.
+    #[error("The request you have made requires authentication.")]
+    Unauthorized,
+    /// 403: authenticated but not allowed (or over quota).
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 406: unsupported microversion.
+    #[error("{0}")]
+    NotAcceptable(String),
+    /// 409: conflicts with the resource's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 500: a bug or a backend failure; the detail is logged only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message shown to clients.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Internal(detail) => {
+                error!(detail = %detail, "internal error");
+                "Unexpected API Error. Please report this at the Stratus issue tracker and attach the request id.".into()
+            }
+            e => e.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = nova_fault(status.as_u16(), &self.public_message());
+        (status, Json(body)).into_response()
+    }
+}
+
+/// An [`ApiError`] rendered the Keystone way (Identity API).
+#[derive(Debug)]
+pub struct IdentityError(pub ApiError);
+
+impl<E: Into<ApiError>> From<E> for IdentityError {
+    fn from(e: E) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for IdentityError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        let mut resp = (status, Json(keystone_fault(status.as_u16(), &self.0.public_message()))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            if let Ok(v) = "Keystone uri=\"/identity\"".parse() {
+                resp.headers_mut().insert("WWW-Authenticate", v);
+            }
+        }
+        resp
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::NotFound(what) => Self::NotFound(format!("{what} could not be found.")),
+            DbError::Conflict(m) => Self::Conflict(m),
+            DbError::QuotaExceeded(q) => Self::Forbidden(q.to_string()),
+            e => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidCredentials | AuthError::InvalidToken | AuthError::NoRoleOnProject { .. } => Self::Unauthorized,
+            AuthError::Db(e) => e.into(),
+            AuthError::Hash(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl From<ComputeError> for ApiError {
+    fn from(e: ComputeError) -> Self {
+        match e {
+            ComputeError::BadRequest(m) => Self::BadRequest(m),
+            ComputeError::Forbidden(m) | ComputeError::QuotaExceeded(m) => Self::Forbidden(m),
+            ComputeError::NotFound(m) => Self::NotFound(m),
+            ComputeError::Conflict(m) => Self::Conflict(m),
+            ComputeError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<MicroversionError> for ApiError {
+    fn from(e: MicroversionError) -> Self {
+        match e {
+            MicroversionError::Malformed(_) => Self::BadRequest(e.to_string()),
+            MicroversionError::Unsupported(_) => Self::NotAcceptable(e.to_string()),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(r: axum::extract::rejection::JsonRejection) -> Self {
+        use axum::extract::rejection::JsonRejection as J;
+        match r {
+            J::MissingJsonContentType(_) => Self::UnsupportedMediaType("The request body must be JSON (Content-Type: application/json).".into()),
+            J::JsonSyntaxError(e) => Self::BadRequest(format!("Malformed request body: {}", e.body_text())),
+            J::JsonDataError(e) => Self::BadRequest(format!("Invalid input for request body: {}", e.body_text())),
+            J::BytesRejection(e) => Self::BadRequest(e.body_text()),
+            other => Self::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(r: axum::extract::rejection::PathRejection) -> Self {
+        Self::BadRequest(r.body_text())
+    }
+}
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(r: axum::extract::rejection::QueryRejection) -> Self {
+        Self::BadRequest(format!("Invalid query string: {}", r.body_text()))
+    }
+}
+
+/// Unknown paths: 404 with a fault body (never an empty response).
+pub async fn not_found_fallback(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("The resource could not be found: {}", uri.path()))
+}
+
+/// Parse a JSON body, mapping syntax and schema errors to 400.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::BadRequest("The request body is empty; a JSON object is required.".into()));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            ApiError::BadRequest(format!("Malformed request body: {e}"))
+        } else {
+            ApiError::BadRequest(format!("Invalid input for field/attribute: {e}"))
+        }
+    })
+}

@@ -1,0 +1,49 @@
+//! The HTTP face of Stratus: one axum router serving Identity v3
+//! (`/identity`), Compute v2.1 (`/compute`), Image v2 (`/image`) and Block
+//! Storage v3 (`/volume`), with the middleware every request goes through:
+//! request id, token validation, microversion negotiation, and errors mapped
+//! to OpenStack fault bodies in one place ([`error`]).
+
+pub mod compute;
+pub mod error;
+pub mod identity;
+pub mod image;
+pub mod middleware;
+pub mod openapi;
+pub mod volume;
+
+use axum::Router;
+use std::path::PathBuf;
+use std::sync::Arc;
+use stratus_auth::Identity;
+use stratus_bus::Bus;
+use stratus_controller::compute_api::ComputeApi;
+use stratus_db::Datastore;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The datastore.
+    pub ds: Datastore,
+    /// Token issue and validation.
+    pub identity: Identity,
+    /// Compute intents.
+    pub compute: ComputeApi,
+    /// The bus (wake hints).
+    pub bus: Arc<dyn Bus>,
+    /// Externally visible base URL, e.g. `http://127.0.0.1:8774` (catalog, links).
+    pub public_url: String,
+    /// Where image data is stored.
+    pub image_dir: PathBuf,
+}
+
+/// The whole API router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(identity::routes(state.clone()))
+        .merge(compute::routes(state.clone()))
+        .merge(image::routes(state.clone()))
+        .merge(volume::routes(state.clone()))
+        .fallback(error::not_found_fallback)
+        .layer(axum::middleware::from_fn(middleware::request_id))
+}

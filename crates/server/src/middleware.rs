@@ -1,0 +1,92 @@
+//! Middleware and extractors: request ids, token authentication, compute
+//! microversions.
+
+use crate::error::ApiError;
+use crate::AppState;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use stratus_api::{negotiate, Microversion};
+use stratus_auth::AuthContext;
+use tracing::{info, Instrument};
+
+/// The request id of the current request (`req-<uuid>`).
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// Give every request an id, log it, and return it as
+/// `x-openstack-request-id` (and `x-compute-request-id` on compute).
+pub async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = format!("req-{}", uuid::Uuid::new_v4());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let is_compute = path.starts_with("/compute");
+    let span = tracing::info_span!("request", request_id = %id);
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).instrument(span).await;
+    let status = resp.status().as_u16();
+    if status >= 500 || !(method == "GET" || method == "HEAD") {
+        info!(request_id = %id, %method, %path, status, ms = started.elapsed().as_millis() as u64, "request");
+    } else {
+        tracing::debug!(request_id = %id, %method, %path, status, ms = started.elapsed().as_millis() as u64, "request");
+    }
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(HeaderName::from_static("x-openstack-request-id"), v.clone());
+        if is_compute {
+            resp.headers_mut().insert(HeaderName::from_static("x-compute-request-id"), v);
+        }
+    }
+    resp
+}
+
+/// The authenticated caller. Extracting it validates `X-Auth-Token`
+/// (401 when missing, unknown, revoked or expired).
+pub struct Auth(pub AuthContext);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = parts.headers.get("x-auth-token").and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthorized)?;
+        let ctx = state.identity.validate(token).await?;
+        Ok(Self(ctx))
+    }
+}
+
+/// The negotiated compute microversion (set by [`compute_microversion`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Mv(pub Microversion);
+
+impl<S: Send + Sync> FromRequestParts<S> for Mv {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Mv>().copied().unwrap_or(Mv(stratus_api::MIN_COMPUTE)))
+    }
+}
+
+/// Negotiate the compute microversion; refuse bad ones (400/406) and echo
+/// the chosen one in `OpenStack-API-Version` and the legacy header.
+pub async fn compute_microversion(mut req: Request, next: Next) -> Response {
+    let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let new = h("openstack-api-version");
+    let legacy = h("x-openstack-nova-api-version");
+    let mv = match negotiate(new.as_deref(), legacy.as_deref()) {
+        Ok(mv) => mv,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    req.extensions_mut().insert(Mv(mv));
+    let mut resp = next.run(req).await;
+    let hs = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("compute {mv}")) {
+        hs.insert(HeaderName::from_static("openstack-api-version"), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&mv.to_string()) {
+        hs.insert(HeaderName::from_static("x-openstack-nova-api-version"), v);
+    }
+    hs.insert(axum::http::header::VARY, HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"));
+    resp
+}

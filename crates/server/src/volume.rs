@@ -1,0 +1,9 @@
+//! (being written)
+
+use crate::AppState;
+use axum::Router;
+
+/// Routes of this API.
+pub fn routes(_state: AppState) -> Router {
+    Router::new()
+}
