@@ -317,6 +317,16 @@ impl Datastore {
         Ok(if !cur.deleted && same_vm && same_task { Cas::AlreadySo } else { Cas::Conflict })
     }
 
+    /// Rename a live server.
+    pub async fn server_rename(&self, id: &str, name: &str) -> Result<(), DbError> {
+        let r = sqlx::query("UPDATE servers SET name = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE")
+            .bind(id).bind(name).bind(self.now()).execute(&self.write).await?;
+        if r.rows_affected() == 0 {
+            return Err(DbError::NotFound("server"));
+        }
+        Ok(())
+    }
+
     /// Mark the server deleted and release its ports in one transaction.
     /// Idempotent: `AlreadySo` if it was already deleted.
     pub async fn server_mark_deleted(&self, id: &str) -> Result<Cas, DbError> {

@@ -71,10 +71,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Mv {
 /// Negotiate the compute microversion; refuse bad ones (400/406) and echo
 /// the chosen one in `OpenStack-API-Version` and the legacy header.
 pub async fn compute_microversion(mut req: Request, next: Next) -> Response {
-    let h = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let new = h("openstack-api-version");
-    let legacy = h("x-openstack-nova-api-version");
-    let mv = match negotiate(new.as_deref(), legacy.as_deref()) {
+    let negotiated = {
+        let headers = req.headers();
+        let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        negotiate(header("openstack-api-version").as_deref(), header("x-openstack-nova-api-version").as_deref())
+    };
+    let mv = match negotiated {
         Ok(mv) => mv,
         Err(e) => return ApiError::from(e).into_response(),
     };

@@ -1,0 +1,202 @@
+//! `stratus`: one binary, one subcommand per role. `stratus up` runs every
+//! role in one process on the embedded defaults (SQLite file, in-process bus,
+//! fake hypervisor), which is also what the end-to-end tests start.
+
+mod bootstrap;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use stratus_bus::{Bus, InProcessBus};
+use stratus_compute::{Agent, AgentConfig, AgentFaults, ReapAction};
+use stratus_controller::compute_api::ComputeApi;
+use stratus_controller::{Controller, ControllerConfig};
+use stratus_db::{Datastore, QuotaLimits};
+use stratus_driver::{FakeDriver, FakeDriverConfig};
+use tokio::sync::watch;
+use tracing::info;
+
+#[derive(Parser)]
+#[command(name = "stratus", version, about = "Stratus: an OpenStack-compatible compute control plane whose deletes always finish")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Start the whole cloud in one process (API, controller, fake compute hosts).
+    Up(UpArgs),
+}
+
+/// Settings shared by roles; each may also come from a `STRATUS_*` variable.
+#[derive(Args, Clone, Debug)]
+struct Tunables {
+    /// Lease length granted to compute agents, seconds (alias: service_down_time).
+    #[arg(long, env = "STRATUS_LEASE_TTL", alias = "service-down-time", default_value_t = 10.0)]
+    lease_ttl: f64,
+    /// How often agents renew their lease, seconds.
+    #[arg(long, env = "STRATUS_LEASE_RENEW_INTERVAL", default_value_t = 2.0)]
+    lease_renew_interval: f64,
+    /// An agent must acknowledge a terminate within this many seconds.
+    #[arg(long, env = "STRATUS_TERMINATE_ACK_TIMEOUT", default_value_t = 5.0)]
+    terminate_ack_timeout: f64,
+    /// An agent must finish a terminate within this many seconds.
+    #[arg(long, env = "STRATUS_TERMINATE_TIMEOUT", default_value_t = 30.0)]
+    terminate_timeout: f64,
+    /// What agents do with VMs of deleted servers: reap | shutdown | log | noop.
+    #[arg(long, env = "STRATUS_RUNNING_DELETED_INSTANCE_ACTION", default_value = "reap")]
+    running_deleted_instance_action: String,
+    /// How often agents look for VMs of deleted servers, seconds.
+    #[arg(long, env = "STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", default_value_t = 10.0)]
+    running_deleted_instance_poll_interval: f64,
+    /// Default quota: servers per project (-1 = unlimited).
+    #[arg(long, env = "STRATUS_QUOTA_INSTANCES", default_value_t = 10)]
+    quota_instances: i64,
+    /// Default quota: vCPUs per project.
+    #[arg(long, env = "STRATUS_QUOTA_CORES", default_value_t = 20)]
+    quota_cores: i64,
+    /// Default quota: RAM MiB per project.
+    #[arg(long, env = "STRATUS_QUOTA_RAM", default_value_t = 51200)]
+    quota_ram: i64,
+    /// Token lifetime, seconds.
+    #[arg(long, env = "STRATUS_TOKEN_TTL", default_value_t = 3600)]
+    token_ttl: i64,
+    /// Fake driver: seconds to spawn a VM.
+    #[arg(long, env = "STRATUS_FAKE_SPAWN_DELAY", default_value_t = 0.05)]
+    fake_spawn_delay: f64,
+    /// Fake driver: seconds to destroy a VM.
+    #[arg(long, env = "STRATUS_FAKE_DESTROY_DELAY", default_value_t = 0.01)]
+    fake_destroy_delay: f64,
+}
+
+impl Tunables {
+    fn controller(&self) -> anyhow::Result<ControllerConfig> {
+        let secs = |name: &str, v: f64| -> anyhow::Result<Duration> {
+            Duration::try_from_secs_f64(v).map_err(|_| anyhow::anyhow!("{name} must be a non-negative number of seconds, got {v}"))
+        };
+        let cfg = ControllerConfig {
+            lease_ttl: secs("lease_ttl", self.lease_ttl)?,
+            lease_renew_interval: secs("lease_renew_interval", self.lease_renew_interval)?,
+            terminate_ack_timeout: secs("terminate_ack_timeout", self.terminate_ack_timeout)?,
+            terminate_timeout: secs("terminate_timeout", self.terminate_timeout)?,
+            default_quota: QuotaLimits { instances: self.quota_instances, cores: self.quota_cores, ram: self.quota_ram },
+            ..ControllerConfig::default()
+        };
+        anyhow::ensure!(cfg.lease_renew_interval < cfg.lease_ttl, "lease_renew_interval ({:?}) must be shorter than lease_ttl ({:?})", cfg.lease_renew_interval, cfg.lease_ttl);
+        Ok(cfg)
+    }
+
+    fn agent(&self, host: &str) -> anyhow::Result<AgentConfig> {
+        let action: ReapAction = self.running_deleted_instance_action.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+        Ok(AgentConfig {
+            reap_action: action,
+            reap_interval: Duration::try_from_secs_f64(self.running_deleted_instance_poll_interval.max(0.1)).context("running_deleted_instance_poll_interval")?,
+            ..AgentConfig::fake(host)
+        })
+    }
+
+    fn fake_driver(&self, state_file: Option<PathBuf>) -> FakeDriverConfig {
+        FakeDriverConfig {
+            spawn_delay: Duration::from_secs_f64(self.fake_spawn_delay.max(0.0)),
+            destroy_delay: Duration::from_secs_f64(self.fake_destroy_delay.max(0.0)),
+            state_file,
+            ..FakeDriverConfig::default()
+        }
+    }
+}
+
+#[derive(Args)]
+struct UpArgs {
+    /// Where the SQLite database, image files, fake VMs and clouds.yaml live.
+    #[arg(long, env = "STRATUS_DATA_DIR", default_value = "./stratus-data")]
+    data_dir: PathBuf,
+    /// Number of fake compute hosts (compute-1 ...).
+    #[arg(long, env = "STRATUS_FAKE_HOSTS", default_value_t = 2)]
+    fake_hosts: u32,
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "STRATUS_LISTEN", default_value = "127.0.0.1:8774")]
+    listen: SocketAddr,
+    /// Base URL clients use (defaults to http://<listen address>).
+    #[arg(long, env = "STRATUS_PUBLIC_URL")]
+    public_url: Option<String>,
+    #[command(flatten)]
+    tunables: Tunables,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STRATUS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_logging();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Up(a) => up(a).await,
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+async fn up(a: UpArgs) -> anyhow::Result<()> {
+    let cfg = a.tunables.controller()?;
+    std::fs::create_dir_all(&a.data_dir).with_context(|| format!("cannot create data dir {}", a.data_dir.display()))?;
+    let data_dir = a.data_dir.canonicalize()?;
+    let ds = Datastore::open_sqlite(&data_dir.join("stratus.db")).await.context("cannot open the database")?;
+    let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url = a.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
+
+    let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
+    let identity = stratus_auth::Identity::new(ds.clone(), chrono::Duration::seconds(a.tunables.token_ttl));
+    let image_dir = data_dir.join("images");
+    std::fs::create_dir_all(&image_dir)?;
+    let state = stratus_server::AppState { ds: ds.clone(), identity, compute: ComputeApi::new(ds.clone(), bus.clone(), cfg.clone()), bus: bus.clone(), public_url: public_url.clone(), image_dir };
+    let creds = bootstrap::bootstrap(&state, &data_dir).await?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    Controller::new(ds.clone(), bus.clone(), cfg.clone()).start(stop_rx.clone()).await?;
+    for i in 1..=a.fake_hosts {
+        let host = format!("compute-{i}");
+        let host_dir = data_dir.join("hosts").join(&host);
+        std::fs::create_dir_all(&host_dir)?;
+        let driver = Arc::new(FakeDriver::new(a.tunables.fake_driver(Some(host_dir.join("vms.json")))));
+        let agent = Agent::new(bus.clone(), driver, a.tunables.agent(&host)?, AgentFaults::default());
+        tokio::spawn(agent.run(stop_rx.clone()));
+    }
+
+    let clouds = bootstrap::write_clouds_yaml(&data_dir, &public_url, &creds)?;
+    let app = stratus_server::router(state);
+    println!("Stratus is listening on {public_url}");
+    println!("clouds.yaml written to {}", clouds.display());
+    println!("try: OS_CLIENT_CONFIG_FILE={} openstack --os-cloud stratus server list", clouds.display());
+    info!(listen = %addr, hosts = a.fake_hosts, data_dir = %data_dir.display(), "stratus up");
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
+    info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! End-to-end tests of the embedded cloud: a real `stratus up` process
+//! driven over HTTP, as OpenStack clients drive Nova.
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+
+/// Nova: POST /servers → 202, server goes ACTIVE; DELETE → 204, then GET → 404.
+#[tokio::test]
+async fn boot_then_delete_many_servers_concurrently() {
+    let cloud = Cloud::start_with(&[("STRATUS_QUOTA_INSTANCES", "100"), ("STRATUS_QUOTA_CORES", "100")]).await;
+    let tok = cloud.demo().await;
+    let n = 40;
+    let ids = futures_join(
+        (0..n).map(|i| {
+            let c = &cloud;
+            let t = tok.clone();
+            async move { c.create_server(&t, &format!("vm-{i}")).await }
+        }),
+    )
+    .await;
+    for id in &ids {
+        let v = cloud.wait_status(&tok, id, "ACTIVE", T).await;
+        let s = &v["server"];
+        assert_eq!(s["OS-EXT-STS:power_state"], 1);
+        assert!(s["addresses"]["private"][0]["addr"].as_str().is_some_and(|a| a.starts_with("10.0.")), "fixed IP shown: {s}");
+    }
+    let (_, lim) = cloud.call(&tok, Method::GET, "/compute/v2.1/limits", None).await;
+    assert_eq!(lim["limits"]["absolute"]["totalInstancesUsed"], n);
+    let statuses = futures_join(ids.iter().map(|id| {
+        let c = &cloud;
+        let t = tok.clone();
+        async move { c.call(&t, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await }
+    }))
+    .await;
+    for (s, body) in statuses {
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        assert!(body.is_null(), "DELETE has an empty body");
+    }
+    for id in &ids {
+        cloud.wait_gone(&tok, id, T).await;
+    }
+    let (_, lim) = cloud.call(&tok, Method::GET, "/compute/v2.1/limits", None).await;
+    assert_eq!(lim["limits"]["absolute"]["totalInstancesUsed"], 0, "quota usage drops with the deletes");
+    assert_eq!(lim["limits"]["absolute"]["totalCoresUsed"], 0);
+    // No VM left on any host, and one delete.start/.end pair per server.
+    let db = cloud.db().await;
+    for id in &ids {
+        let n: Vec<String> = db.notification_list_for_server(id).await.expect("notifications").into_iter().map(|n| n.event_type).collect();
+        assert_eq!(n.iter().filter(|e| *e == "instance.delete.start").count(), 1, "{n:?}");
+        assert_eq!(n.iter().filter(|e| *e == "instance.delete.end").count(), 1, "{n:?}");
+        assert!(db.port_list_for_server(id).await.expect("ports").is_empty(), "ports released");
+    }
+    assert!(cloud.vms("compute-1").is_empty() && cloud.vms("compute-2").is_empty(), "VMs destroyed on the hosts");
+}
+
+async fn futures_join<F: std::future::Future>(it: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut out = Vec::new();
+    let futs: Vec<_> = it.collect();
+    // Run concurrently on this task.
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if results[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => results[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    for r in results {
+        if let Some(v) = r {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// State lives in the data dir: servers, users, passwords and tokens survive a restart.
+#[tokio::test]
+async fn restart_keeps_servers_users_and_tokens() {
+    let mut cloud = Cloud::start().await;
+    let tok = cloud.demo().await;
+    let id = cloud.create_server(&tok, "keeper").await;
+    cloud.wait_status(&tok, &id, "ACTIVE", T).await;
+    cloud.restart().await;
+    // The old token is still valid, the server still ACTIVE on its host.
+    let v = cloud.wait_status(&tok, &id, "ACTIVE", T).await;
+    assert_eq!(v["server"]["name"], "keeper");
+    let tok2 = cloud.demo().await;
+    assert_ne!(tok, tok2);
+    let (s, _) = cloud.call(&tok2, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    cloud.wait_gone(&tok2, &id, T).await;
+}
+
+/// Nova: another project's server is 404 (not 403) for a non-admin; admins see and delete it.
+#[tokio::test]
+async fn projects_are_isolated_and_admin_sees_all() {
+    let cloud = Cloud::start().await;
+    let admin = cloud.admin().await;
+    let demo = cloud.demo().await;
+    let admins_vm = cloud.create_server(&admin, "admins-vm").await;
+    let demos_vm = cloud.create_server(&demo, "demos-vm").await;
+    cloud.wait_status(&demo, &demos_vm, "ACTIVE", T).await;
+    for (m, p) in [(Method::GET, format!("/compute/v2.1/servers/{admins_vm}")), (Method::DELETE, format!("/compute/v2.1/servers/{admins_vm}")), (Method::GET, format!("/compute/v2.1/servers/{admins_vm}/os-instance-actions"))] {
+        let (s, v) = cloud.call(&demo, m, &p, None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{p}: {v}");
+        assert_eq!(v["itemNotFound"]["code"], 404);
+    }
+    let (_, v) = cloud.call(&demo, Method::GET, "/compute/v2.1/servers", None).await;
+    let names: Vec<&str> = v["servers"].as_array().expect("list").iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(names, vec!["demos-vm"]);
+    let (s, _) = cloud.call(&demo, Method::GET, "/compute/v2.1/servers?all_tenants=1", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (_, v) = cloud.call(&admin, Method::GET, "/compute/v2.1/servers/detail?all_tenants=1", None).await;
+    assert_eq!(v["servers"].as_array().expect("list").len(), 2);
+    let (s, _) = cloud.call(&admin, Method::DELETE, &format!("/compute/v2.1/servers/{demos_vm}"), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "admin may delete another project's server");
+    cloud.wait_gone(&demo, &demos_vm, T).await;
+    let (s, _) = cloud.call(&demo, Method::GET, "/compute/v2.1/os-services", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "services are admin-only");
+}
+
+/// Bad input is a 4xx with a fault body, never a 500 (Nova's schema validation and microversion rules).
+#[tokio::test]
+async fn bad_input_gets_clear_client_errors() {
+    let cloud = Cloud::start().await;
+    let tok = cloud.demo().await;
+    let image = cloud.cirros(&tok).await;
+    let id = cloud.create_server(&tok, "target").await;
+    let srv = "/compute/v2.1/servers";
+    let cases: Vec<(Method, String, Option<&str>, Vec<(&str, &str)>, u16)> = vec![
+        (Method::POST, srv.into(), Some("{not json"), vec![], 400),
+        (Method::POST, srv.into(), Some("{}"), vec![], 400),
+        (Method::POST, srv.into(), Some(r#"{"server": {"name": "x", "flavorRef": "1", "imageRef": "IMG", "bogus": 1}}"#), vec![], 400),
+        (Method::POST, srv.into(), Some(r#"{"server": {"name": "", "flavorRef": "1", "imageRef": "IMG"}}"#), vec![], 400),
+        (Method::POST, srv.into(), Some(r#"{"server": {"name": " x", "flavorRef": "1", "imageRef": "IMG"}}"#), vec![], 400),
+        (Method::POST, srv.into(), Some(r#"{"server": {"name": "x", "flavorRef": "999", "imageRef": "IMG"}}"#), vec![], 400),
+        (Method::POST, srv.into(), Some(r#"{"server": {"name": "x", "flavorRef": "1", "imageRef": "not-a-uuid"}}"#), vec![], 400),
+        (Method::POST, srv.into(), Some(r#"{"server": {"name": "x", "flavorRef": "1", "imageRef": "6f0c4b1e-0000-4000-8000-000000000000"}}"#), vec![], 400),
+        (Method::POST, srv.into(), Some(r#"{"server": {"name": "x", "flavorRef": "1", "imageRef": "IMG", "metadata": {"k": 1}}}"#), vec![], 400),
+        (Method::POST, srv.into(), Some(r#"{"server": {"name": "x", "flavorRef": "1", "imageRef": "IMG", "max_count": 0}}"#), vec![], 400),
+        (Method::GET, format!("{srv}/not-a-uuid"), None, vec![], 404),
+        (Method::GET, format!("{srv}/6f0c4b1e-0000-4000-8000-000000000000"), None, vec![], 404),
+        (Method::DELETE, format!("{srv}/6f0c4b1e-0000-4000-8000-000000000000"), None, vec![], 404),
+        (Method::GET, format!("{srv}?limit=abc"), None, vec![], 400),
+        (Method::GET, format!("{srv}?status=NOPE"), None, vec![], 400),
+        (Method::GET, format!("{srv}?marker=6f0c4b1e-0000-4000-8000-000000000000"), None, vec![], 400),
+        (Method::POST, format!("{srv}/ID/action"), Some(r#"{"reboot": {}}"#), vec![], 400),
+        (Method::POST, format!("{srv}/ID/action"), Some(r#"{"reboot": {"type": "WARM"}}"#), vec![], 400),
+        (Method::POST, format!("{srv}/ID/action"), Some(r#"{"explode": null}"#), vec![], 400),
+        (Method::POST, format!("{srv}/ID/action"), Some(r#"{"os-stop": null, "os-start": null}"#), vec![], 400),
+        (Method::GET, srv.into(), None, vec![("OpenStack-API-Version", "compute 2.999")], 406),
+        (Method::GET, srv.into(), None, vec![("OpenStack-API-Version", "compute two")], 400),
+        (Method::GET, "/compute/v2.1/flavors/77".into(), None, vec![], 404),
+        (Method::GET, "/compute/v2.1/nothing-here".into(), None, vec![], 404),
+    ];
+    for (m, path, body, headers, want) in cases {
+        let path = path.replace("ID", &id);
+        let mut rb = cloud.http.request(m.clone(), format!("{}{}", cloud.url, path)).header("X-Auth-Token", &tok);
+        for (k, v) in &headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb.header("Content-Type", "application/json").body(b.replace("IMG", &image));
+        }
+        let r = rb.send().await.expect("send");
+        let status = r.status().as_u16();
+        assert!(r.headers().contains_key("x-openstack-request-id"), "request id on every response");
+        let text = r.text().await.unwrap_or_default();
+        assert_eq!(status, want, "{m} {path} {body:?} -> {status} {text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("fault body is JSON: {text}"));
+        let fault = v.as_object().and_then(|o| o.values().next()).expect("fault object");
+        assert_eq!(fault["code"], want, "{text}");
+        assert!(fault["message"].as_str().is_some_and(|m| !m.is_empty()), "{text}");
+    }
+    // No token, and a bogus token: 401.
+    let r = cloud.http.get(format!("{}{srv}", cloud.url)).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = cloud.http.get(format!("{}{srv}", cloud.url)).header("X-Auth-Token", "deadbeef").send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Nothing was created by the bad requests.
+    let (_, lim) = cloud.call(&tok, Method::GET, "/compute/v2.1/limits", None).await;
+    assert_eq!(lim["limits"]["absolute"]["totalInstancesUsed"], 1);
+}
+
+/// Nova: over quota → 403 "Quota exceeded for instances: Requested 1, but already used 2 of 2 instances".
+#[tokio::test]
+async fn quota_is_enforced_by_counting() {
+    let cloud = Cloud::start_with(&[("STRATUS_QUOTA_INSTANCES", "2")]).await;
+    let tok = cloud.demo().await;
+    let image = cloud.cirros(&tok).await;
+    let a = cloud.create_server(&tok, "a").await;
+    let _b = cloud.create_server(&tok, "b").await;
+    let (s, v) = cloud.call(&tok, Method::POST, "/compute/v2.1/servers", Some(json!({"server": {"name": "c", "imageRef": image, "flavorRef": "1"}}))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(v["forbidden"]["message"], "Quota exceeded for instances: Requested 1, but already used 2 of 2 instances");
+    let (s, _) = cloud.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{a}"), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    cloud.wait_gone(&tok, &a, T).await;
+    let (s, v) = cloud.call(&tok, Method::POST, "/compute/v2.1/servers", Some(json!({"server": {"name": "c", "imageRef": image, "flavorRef": "1"}}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "usage is counted, so the freed slot is usable at once: {v}");
+}
+
+/// Nova: stop/start/reboot with their state rules; 409 with Nova's message otherwise.
+#[tokio::test]
+async fn power_actions_follow_nova_state_rules() {
+    let cloud = Cloud::start().await;
+    let tok = cloud.demo().await;
+    let id = cloud.create_server(&tok, "p").await;
+    cloud.wait_status(&tok, &id, "ACTIVE", T).await;
+    let act = |body: serde_json::Value| {
+        let c = &cloud;
+        let t = tok.clone();
+        let id = id.clone();
+        async move { c.call(&t, Method::POST, &format!("/compute/v2.1/servers/{id}/action"), Some(body)).await }
+    };
+    let (s, _) = act(json!({"os-start": null})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _) = act(json!({"os-stop": null})).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let v = cloud.wait_status(&tok, &id, "SHUTOFF", T).await;
+    assert_eq!(v["server"]["OS-EXT-STS:power_state"], 4);
+    let (s, v) = act(json!({"os-stop": null})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(v["conflictingRequest"]["message"], format!("Cannot 'stop' instance {id} while it is in vm_state stopped"));
+    let (s, _) = act(json!({"reboot": {"type": "SOFT"}})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "soft reboot only from ACTIVE");
+    let (s, _) = act(json!({"reboot": {"type": "HARD"}})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "hard reboot from SHUTOFF");
+    cloud.wait_status(&tok, &id, "ACTIVE", T).await;
+    let (s, _) = act(json!({"os-stop": null})).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    cloud.wait_status(&tok, &id, "SHUTOFF", T).await;
+    let (s, _) = act(json!({"os-start": null})).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    cloud.wait_status(&tok, &id, "ACTIVE", T).await;
+    let (_, v) = cloud.call(&tok, Method::GET, &format!("/compute/v2.1/servers/{id}/os-instance-actions"), None).await;
+    let actions: Vec<&str> = v["instanceActions"].as_array().expect("actions").iter().filter_map(|a| a["action"].as_str()).collect();
+    assert_eq!(actions, vec!["start", "stop", "reboot", "stop", "create"], "newest first");
+}
+
+/// Delete during spawn cancels the build; repeated DELETEs are 204 and
+/// create one operation and one notification pair (Nova ignores repeats; we re-drive).
+#[tokio::test]
+async fn delete_during_build_and_repeated_deletes() {
+    let cloud = Cloud::start_with(&[("STRATUS_FAKE_SPAWN_DELAY", "3")]).await;
+    let tok = cloud.demo().await;
+    let id = cloud.create_server(&tok, "slow").await;
+    // Wait until it is placed (spawning), then delete three times.
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let (_, v) = cloud.call(&cloud.admin().await, Method::GET, &format!("/compute/v2.1/servers/{id}"), None).await;
+        if v["server"]["OS-EXT-STS:task_state"] == "spawning" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..3 {
+        let (s, _) = cloud.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+    }
+    let took = cloud.wait_gone(&tok, &id, T).await;
+    assert!(took < Duration::from_secs(3), "the spawn was cancelled, not waited for ({took:?})");
+    let db = cloud.db().await;
+    let n: Vec<String> = db.notification_list_for_server(&id).await.expect("n").into_iter().map(|n| n.event_type).collect();
+    assert_eq!(n.iter().filter(|e| e.starts_with("instance.delete.")).count(), 2, "{n:?}");
+    assert!(!n.iter().any(|e| e == "instance.create.end"), "never became active: {n:?}");
+    let actions = db.action_list(&id).await.expect("actions");
+    assert_eq!(actions.iter().filter(|a| a.action == "delete").count(), 1);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(cloud.vms("compute-1").is_empty() && cloud.vms("compute-2").is_empty(), "no VM left behind");
+}
+
+/// Version documents and microversion headers (strict clients negotiate with them).
+#[tokio::test]
+async fn version_documents_and_microversion_headers() {
+    let cloud = Cloud::start().await;
+    let v: serde_json::Value = cloud.http.get(format!("{}/compute/", cloud.url)).send().await.expect("get").json().await.expect("json");
+    assert_eq!(v["versions"][0]["id"], "v2.1");
+    assert_eq!(v["versions"][0]["min_version"], "2.1");
+    assert_eq!(v["versions"][0]["version"], "2.11");
+    let tok = cloud.demo().await;
+    let r = cloud.http.get(format!("{}/compute/v2.1/servers", cloud.url)).header("X-Auth-Token", &tok).header("OpenStack-API-Version", "compute 2.9").send().await.expect("get");
+    assert_eq!(r.headers()["openstack-api-version"], "compute 2.9");
+    assert_eq!(r.headers()["x-openstack-nova-api-version"], "2.9");
+    assert!(r.headers().contains_key("x-compute-request-id"));
+    // `locked` appears from 2.9 only.
+    let id = cloud.create_server(&tok, "mv").await;
+    let at = |mv: &'static str| {
+        let c = &cloud;
+        let t = tok.clone();
+        let id = id.clone();
+        async move {
+            let r = c.http.get(format!("{}/compute/v2.1/servers/{id}", c.url)).header("X-Auth-Token", t).header("OpenStack-API-Version", mv).send().await.expect("get");
+            r.json::<serde_json::Value>().await.expect("json")
+        }
+    };
+    assert!(at("compute 2.8").await["server"].get("locked").is_none());
+    assert_eq!(at("compute 2.9").await["server"]["locked"], false);
+    let doc: serde_json::Value = cloud.http.get(format!("{}/compute/openapi.json", cloud.url)).send().await.expect("get").json().await.expect("json");
+    assert!(doc["paths"]["/compute/v2.1/servers/{id}"]["delete"].is_object());
+}

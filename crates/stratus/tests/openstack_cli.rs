@@ -1,0 +1,116 @@
+//! The stock python-openstackclient against a live `stratus up`: the
+//! commands of the foundation issue, unchanged, with assertions on their
+//! output. `scripts/test` installs the pinned client and sets
+//! `STRATUS_OPENSTACK_CLI`; without it this test fails (it never skips).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn cli() -> String {
+    std::env::var("STRATUS_OPENSTACK_CLI").unwrap_or_else(|_| panic!("STRATUS_OPENSTACK_CLI is not set: run the tests with scripts/test, which installs python-openstackclient"))
+}
+
+struct Osc<'a> {
+    cloud: &'a Cloud,
+}
+
+impl Osc<'_> {
+    fn run(&self, os_cloud: &str, args: &[&str]) -> String {
+        let out = Command::new(cli())
+            .arg("--os-cloud")
+            .arg(os_cloud)
+            .args(args)
+            .env("OS_CLIENT_CONFIG_FILE", self.cloud.data_dir.join("clouds.yaml"))
+            .output()
+            .expect("run openstack");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "openstack {args:?} failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+        stdout
+    }
+
+    fn json(&self, os_cloud: &str, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.extend(["-f", "json"]);
+        let out = self.run(os_cloud, &a);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("openstack {args:?}: not JSON ({e}): {out}"))
+    }
+}
+
+fn find<'a>(list: &'a Value, key: &str, value: &str) -> Option<&'a Value> {
+    list.as_array()?.iter().find(|x| x[key] == value)
+}
+
+/// The commands of the foundation issue, point 2, as a new user would type them.
+#[tokio::test(flavor = "multi_thread")]
+async fn stock_openstack_cli_works_unchanged() {
+    let cloud = Cloud::start_with(&[("STRATUS_QUOTA_INSTANCES", "60"), ("STRATUS_QUOTA_CORES", "60"), ("STRATUS_QUOTA_RAM", "65536")]).await;
+    let osc = Osc { cloud: &cloud };
+
+    let flavors = osc.json("stratus", &["flavor", "list"]);
+    let tiny = find(&flavors, "Name", "m1.tiny").expect("m1.tiny listed");
+    assert_eq!(tiny["RAM"], 512);
+    assert_eq!(tiny["VCPUs"], 1);
+    let images = osc.json("stratus", &["image", "list"]);
+    assert!(find(&images, "Name", "cirros").is_some(), "{images}");
+
+    let created = osc.json("stratus", &["server", "create", "--image", "cirros", "--flavor", "m1.tiny", "--wait", "vm1"]);
+    assert_eq!(created["status"], "ACTIVE", "{created}");
+    let list = osc.json("stratus", &["server", "list"]);
+    assert_eq!(find(&list, "Name", "vm1").expect("vm1 listed")["Status"], "ACTIVE");
+    let shown = osc.json("stratus", &["server", "show", "vm1"]);
+    assert_eq!(shown["status"], "ACTIVE");
+    assert_eq!(shown["flavor"]["name"].as_str().or(shown["flavor"].as_str()).map(|s| s.contains("m1.tiny")), Some(true), "{shown}");
+    let id = shown["id"].as_str().expect("id").to_string();
+
+    osc.run("stratus", &["server", "stop", "vm1"]);
+    wait_for(|| osc.json("stratus", &["server", "show", "vm1"])["status"] == "SHUTOFF");
+    osc.run("stratus", &["server", "start", "vm1"]);
+    wait_for(|| osc.json("stratus", &["server", "show", "vm1"])["status"] == "ACTIVE");
+    osc.run("stratus", &["server", "reboot", "--wait", "vm1"]);
+    assert_eq!(osc.json("stratus", &["server", "show", "vm1"])["status"], "ACTIVE");
+
+    let limits = osc.json("stratus", &["limits", "show", "--absolute"]);
+    let used = find(&limits, "Name", "totalInstancesUsed").expect("totalInstancesUsed");
+    assert_eq!(used["Value"], 1, "{limits}");
+    assert_eq!(find(&limits, "Name", "maxTotalInstances").expect("max")["Value"], 60);
+
+    let services = osc.json("stratus-admin", &["compute", "service", "list"]);
+    for host in ["compute-1", "compute-2"] {
+        let s = find(&services, "Host", host).unwrap_or_else(|| panic!("{host} listed: {services}"));
+        assert_eq!(s["State"], "up");
+        assert_eq!(s["Status"], "enabled");
+    }
+    let all = osc.json("stratus-admin", &["server", "list", "--all-projects"]);
+    assert!(find(&all, "ID", &id).is_some(), "admin sees the demo server: {all}");
+    // Admin deletes another project's server.
+    osc.run("stratus-admin", &["server", "delete", "--wait", &id]);
+    let list = osc.json("stratus", &["server", "list"]);
+    assert!(list.as_array().expect("list").is_empty(), "{list}");
+
+    // 50 servers: create them, then one `openstack server delete --wait` for all.
+    osc.run("stratus", &["server", "create", "--image", "cirros", "--flavor", "m1.tiny", "--min", "50", "--max", "50", "--wait", "fleet"]);
+    let list = osc.json("stratus", &["server", "list"]);
+    let ids: Vec<String> = list.as_array().expect("list").iter().map(|s| s["ID"].as_str().expect("id").to_string()).collect();
+    assert_eq!(ids.len(), 50);
+    let mut args = vec!["server", "delete", "--wait"];
+    args.extend(ids.iter().map(String::as_str));
+    let started = Instant::now();
+    osc.run("stratus", &args);
+    let took = started.elapsed();
+    eprintln!("MEASURE openstack server delete --wait of 50 servers: {:.2} s", took.as_secs_f64());
+    assert!(osc.json("stratus", &["server", "list"]).as_array().expect("list").is_empty());
+    let limits = osc.json("stratus", &["limits", "show", "--absolute"]);
+    assert_eq!(find(&limits, "Name", "totalInstancesUsed").expect("used")["Value"], 0);
+}
+
+fn wait_for(mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(Instant::now() < deadline, "condition not met in 60 s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
