@@ -5,6 +5,10 @@
 //! request/reply with inbox subjects and "no responders") so the in-process
 //! implementation used by `stratus up` and the NATS one behave alike.
 
+mod nats;
+
+pub use nats::NatsBus;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use std::collections::HashMap;

@@ -1,0 +1,56 @@
+//! The NATS bus keeps the trait's semantics against a real nats-server
+//! (started here on a free loopback port; the test fails if it is missing).
+
+use bytes::Bytes;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use stratus_bus::{reply, Bus, BusError, NatsBus};
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+async fn start() -> (Server, String) {
+    let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"].into_iter().find(|p| std::path::Path::new(p).exists()).expect("nats-server is not installed: run scripts/test, which installs it");
+    let port = free_port();
+    let child = Command::new(bin).args(["-a", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start nats-server");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (Server(child), format!("nats://127.0.0.1:{port}"))
+}
+
+#[tokio::test]
+async fn nats_bus_has_the_in_process_semantics() {
+    let (_srv, url) = start().await;
+    let bus = NatsBus::connect(&url).await.expect("connect");
+    let err = bus.request("agent.none", Bytes::new(), Duration::from_secs(2)).await.expect_err("nobody listens");
+    assert!(matches!(err, BusError::NoResponders(_)), "{err:?}");
+
+    let mut sub = bus.subscribe("echo").await.expect("sub");
+    let b2 = bus.clone();
+    tokio::spawn(async move {
+        while let Some(m) = sub.next().await {
+            let _ = reply(&b2, &m, m.payload.clone()).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let got = bus.request("echo", Bytes::from_static(b"hi"), Duration::from_secs(2)).await.expect("reply");
+    assert_eq!(&got[..], b"hi");
+
+    let _silent = bus.subscribe("silent").await.expect("sub");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = bus.request("silent", Bytes::new(), Duration::from_millis(200)).await.expect_err("no reply");
+    assert!(matches!(err, BusError::Timeout(..)), "{err:?}");
+}
