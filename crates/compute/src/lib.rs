@@ -84,9 +84,27 @@ impl AgentConfig {
 #[derive(Clone, Default)]
 pub struct AgentFaults {
     wedged: Arc<std::sync::atomic::AtomicBool>,
+    cut_off: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AgentFaults {
+    /// Cut the agent off from the control plane (or restore it): lease
+    /// renewals stop and commands are dropped unanswered, as in a network
+    /// partition, while VMs keep running.
+    pub fn set_cut_off(&self, on: bool) {
+        self.cut_off.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Is the agent cut off?
+    pub fn cut_off(&self) -> bool {
+        self.cut_off.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Is the executor wedged?
+    pub fn wedged(&self) -> bool {
+        self.executor_wedged()
+    }
+
     /// Wedge (or unwedge) the command executor: commands are acknowledged but
     /// never executed, while the lease keeps being renewed ("falsely up").
     pub fn set_executor_wedged(&self, on: bool) {
@@ -143,7 +161,7 @@ impl Agent {
                 info!(host = %me.cfg.host, "agent stopping");
                 return;
             }
-            if epoch.is_none() {
+            if epoch.is_none() && !me.faults.cut_off() {
                 match me.join().await {
                     Ok(j) => {
                         info!(host = %me.cfg.host, epoch = j.epoch, "joined; reconciling before taking work");
@@ -165,6 +183,9 @@ impl Agent {
             tokio::select! {
                 _ = tokio::time::sleep_until(next_renew) => {
                     next_renew = tokio::time::Instant::now() + renew_every;
+                    if me.faults.cut_off() {
+                        continue;
+                    }
                     if let Some(e) = epoch {
                         match me.renew(e).await {
                             Ok(LeaseReply::Renewed) => {}
@@ -178,10 +199,13 @@ impl Agent {
                 }
                 msg = sub.next() => {
                     let Some(msg) = msg else { warn!("command subscription closed"); return; };
+                    if me.faults.cut_off() {
+                        continue; // partitioned: the command never arrives
+                    }
                     me.clone().on_command(msg, epoch).await;
                 }
                 _ = reap_tick.tick() => {
-                    if epoch.is_some() {
+                    if epoch.is_some() && !me.faults.cut_off() {
                         let me2 = me.clone();
                         tokio::spawn(async move { me2.reconcile().await });
                     }
@@ -207,6 +231,9 @@ impl Agent {
     /// Handle VMs that should not be here. The VM list is read *before* the
     /// inventory, so a VM spawned meanwhile is never mistaken for a leftover
     /// (its server row named this host before the spawn command was sent).
+    /// The VM list goes with the request, so the controller releases the
+    /// capacity of zombies whose VM is gone; after reaping, the new list is
+    /// reported at once.
     pub async fn reconcile(&self) {
         let vms = match self.driver.list().await {
             Ok(v) => v,
@@ -215,10 +242,8 @@ impl Agent {
                 return;
             }
         };
-        if vms.is_empty() {
-            return;
-        }
-        let inv: InventoryReply = match self.inventory().await {
+        let present: Vec<String> = vms.iter().map(|v| v.server_id.clone()).collect();
+        let inv: InventoryReply = match self.inventory(present).await {
             Ok(i) => i,
             Err(e) => {
                 debug!(error = %e, "no inventory; not reaping");
@@ -226,6 +251,7 @@ impl Agent {
             }
         };
         let expected: HashSet<String> = inv.servers.into_iter().collect();
+        let mut destroyed = false;
         for vm in vms {
             if expected.contains(&vm.server_id) {
                 continue;
@@ -234,7 +260,10 @@ impl Agent {
             let _g = lock.lock().await;
             match self.cfg.reap_action {
                 ReapAction::Reap => match self.driver.destroy(&vm.server_id).await {
-                    Ok(()) => info!(host = %self.cfg.host, server = %vm.server_id, "reaped VM of a server that is deleted or not placed here"),
+                    Ok(()) => {
+                        destroyed = true;
+                        info!(host = %self.cfg.host, server = %vm.server_id, "reaped VM of a server that is deleted or not placed here");
+                    }
                     Err(e) => warn!(server = %vm.server_id, error = %e, "reap failed"),
                 },
                 ReapAction::Shutdown => {
@@ -247,10 +276,15 @@ impl Agent {
                 ReapAction::Noop => {}
             }
         }
+        if destroyed {
+            if let Ok(vms) = self.driver.list().await {
+                let _ = self.inventory(vms.into_iter().map(|v| v.server_id).collect()).await;
+            }
+        }
     }
 
-    async fn inventory(&self) -> Result<InventoryReply, BusError> {
-        let body = serde_json::to_vec(&InventoryRequest { host: self.cfg.host.clone() }).unwrap_or_default();
+    async fn inventory(&self, vms: Vec<String>) -> Result<InventoryReply, BusError> {
+        let body = serde_json::to_vec(&InventoryRequest { host: self.cfg.host.clone(), vms }).unwrap_or_default();
         let r = self.bus.request(SUBJECT_INVENTORY, body.into(), self.cfg.rpc_timeout).await?;
         serde_json::from_slice(&r).map_err(|e| BusError::Unavailable(e.to_string()))
     }

@@ -55,6 +55,14 @@ pub(crate) async fn serve_agents(s: Arc<Shared>, shutdown: watch::Receiver<bool>
     tokio::spawn(async move {
         while let Some(m) = inv.next().await {
             let Ok(req) = serde_json::from_slice::<InventoryRequest>(&m.payload) else { continue };
+            match s3.ds.zombie_clear_absent(&req.host, &req.vms).await {
+                Ok(cleared) => {
+                    for z in cleared {
+                        info!(host = %req.host, server = %z, "zombie VM confirmed gone; host capacity released");
+                    }
+                }
+                Err(e) => warn!(host = %req.host, error = %e, "cannot clear zombies"),
+            }
             match s3.ds.server_ids_on_host(&req.host).await {
                 Ok(servers) => {
                     let _ = reply(s3.bus.as_ref(), &m, Bytes::from(serde_json::to_vec(&InventoryReply { servers }).unwrap_or_default())).await;

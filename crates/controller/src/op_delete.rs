@@ -81,6 +81,12 @@ impl DeleteServer {
         ds.event_start(&server.id, &op.request_id, EV_LOCAL, None).await?;
         info!(server = %server.id, reason = why, "local delete");
         let host = server.host.clone().unwrap_or_default();
+        if !host.is_empty() {
+            // The VM may still run there: keep its capacity reserved until the
+            // host's agent reports it gone.
+            let z = stratus_db::ZombieRow { server_id: server.id.clone(), host: host.clone(), vcpus: server.vcpus, ram_mb: server.ram_mb, disk_gb: server.disk_gb + server.ephemeral_gb, reason: why.to_string(), created_at: String::new() };
+            ds.zombie_record(&z).await?;
+        }
         let r = self.release(op, cx, server, &host).await;
         ds.event_finish(&server.id, &op.request_id, EV_LOCAL, true, &format!("path=local: {why}")).await?;
         r

@@ -15,6 +15,7 @@ mod notifications;
 mod operations;
 mod servers;
 mod services;
+mod zombies;
 
 pub use actions::*;
 pub use identity::*;
@@ -23,6 +24,7 @@ pub use notifications::*;
 pub use operations::*;
 pub use servers::*;
 pub use services::*;
+pub use zombies::*;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

@@ -399,9 +399,11 @@ impl Datastore {
         Ok(())
     }
 
-    /// Resources used on a host by live servers: (vcpus, ram MiB, disk GiB).
+    /// Resources used per host by live servers and zombies: (host, vcpus, ram MiB, disk GiB).
     pub async fn host_usage(&self) -> Result<Vec<(String, i64, i64, i64)>, DbError> {
-        Ok(sqlx::query_as("SELECT host, COALESCE(SUM(vcpus),0), COALESCE(SUM(ram_mb),0), COALESCE(SUM(disk_gb + ephemeral_gb),0) FROM servers WHERE deleted = FALSE AND host IS NOT NULL GROUP BY host")
+        Ok(sqlx::query_as("SELECT host, SUM(c), SUM(r), SUM(d) FROM (
+                SELECT host, vcpus AS c, ram_mb AS r, disk_gb + ephemeral_gb AS d FROM servers WHERE deleted = FALSE AND host IS NOT NULL
+                UNION ALL SELECT host, vcpus, ram_mb, disk_gb FROM zombies) GROUP BY host")
             .fetch_all(&self.read).await?)
     }
 

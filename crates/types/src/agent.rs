@@ -66,11 +66,15 @@ pub enum LeaseReply {
     MustRejoin,
 }
 
-/// Ask which servers a host should be running.
+/// A host reports the VMs it holds and asks which servers it should be
+/// running. The report also releases the capacity of zombies whose VM is gone.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct InventoryRequest {
     /// Host name.
     pub host: String,
+    /// Server ids of the VMs present on the host right now.
+    #[serde(default)]
+    pub vms: Vec<String>,
 }
 
 /// The servers a host should be running (everything else is to be reaped).

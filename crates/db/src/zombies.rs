@@ -1,0 +1,55 @@
+//! Zombies: locally deleted servers whose VM may still run on a host that
+//! has not confirmed its destruction. They keep capacity reserved and are
+//! what an agent must reap when it rejoins.
+
+use crate::{Datastore, DbError};
+use sqlx::FromRow;
+
+/// A zombie record.
+#[derive(Clone, Debug, FromRow)]
+pub struct ZombieRow {
+    /// The deleted server.
+    pub server_id: String,
+    /// The host its VM may still run on.
+    pub host: String,
+    /// Reserved vCPUs.
+    pub vcpus: i64,
+    /// Reserved RAM MiB.
+    pub ram_mb: i64,
+    /// Reserved disk GiB.
+    pub disk_gb: i64,
+    /// Why the delete went local.
+    pub reason: String,
+    /// When.
+    pub created_at: String,
+}
+
+impl Datastore {
+    /// Record a zombie (idempotent).
+    pub async fn zombie_record(&self, z: &ZombieRow) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO zombies (server_id, host, vcpus, ram_mb, disk_gb, reason, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (server_id) DO NOTHING")
+            .bind(&z.server_id).bind(&z.host).bind(z.vcpus).bind(z.ram_mb).bind(z.disk_gb).bind(&z.reason).bind(self.now())
+            .execute(&self.write).await?;
+        Ok(())
+    }
+
+    /// Zombies of one host, or of all hosts.
+    pub async fn zombie_list(&self, host: Option<&str>) -> Result<Vec<ZombieRow>, DbError> {
+        Ok(sqlx::query_as("SELECT server_id, host, vcpus, ram_mb, disk_gb, reason, created_at FROM zombies WHERE ($1 IS NULL OR host = $1) ORDER BY created_at")
+            .bind(host).fetch_all(&self.read).await?)
+    }
+
+    /// The host reported its VMs: every zombie of that host whose VM is not
+    /// among them is gone, so its capacity is released. Returns the cleared ids.
+    pub async fn zombie_clear_absent(&self, host: &str, present_vms: &[String]) -> Result<Vec<String>, DbError> {
+        let zs = self.zombie_list(Some(host)).await?;
+        let mut cleared = Vec::new();
+        for z in zs {
+            if !present_vms.contains(&z.server_id) {
+                sqlx::query("DELETE FROM zombies WHERE server_id = $1").bind(&z.server_id).execute(&self.write).await?;
+                cleared.push(z.server_id);
+            }
+        }
+        Ok(cleared)
+    }
+}
