@@ -2,6 +2,7 @@
 //! role in one process on the embedded defaults (SQLite file, in-process bus,
 //! fake hypervisor), which is also what the end-to-end tests start.
 
+mod audit;
 mod bootstrap;
 
 use anyhow::Context;
@@ -10,7 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use stratus_bus::{Bus, InProcessBus};
+use stratus_bus::{Bus, InProcessBus, NatsBus};
 use stratus_compute::{Agent, AgentConfig, AgentFaults, ReapAction};
 use stratus_controller::compute_api::ComputeApi;
 use stratus_controller::{Controller, ControllerConfig};
@@ -30,6 +31,36 @@ struct Cli {
 enum Cmd {
     /// Start the whole cloud in one process (API, controller, fake compute hosts).
     Up(UpArgs),
+    /// Run one compute host agent as its own process, joined over NATS.
+    Compute(ComputeArgs),
+    /// Compare servers, zombies, ports, operations, notifications and the
+    /// hosts' actual VMs; print every disagreement; exit 1 if there is any.
+    Audit(AuditArgs),
+}
+
+#[derive(Args)]
+struct ComputeArgs {
+    /// Host name (unique in the cloud).
+    #[arg(long)]
+    host: String,
+    /// NATS server of the control plane.
+    #[arg(long, env = "STRATUS_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+    /// Where the fake driver keeps its VMs (they outlive this process, like real VMs).
+    #[arg(long)]
+    state_dir: PathBuf,
+    #[command(flatten)]
+    tunables: Tunables,
+}
+
+#[derive(Args)]
+struct AuditArgs {
+    /// Data dir of the cloud to audit.
+    #[arg(long, env = "STRATUS_DATA_DIR", default_value = "./stratus-data")]
+    data_dir: PathBuf,
+    /// Fix what is safe to fix (release orphan ports, reap VMs of deleted servers on fake hosts).
+    #[arg(long)]
+    repair: bool,
 }
 
 /// Settings shared by roles; each may also come from a `STRATUS_*` variable.
@@ -123,6 +154,10 @@ struct UpArgs {
     /// Base URL clients use (defaults to http://<listen address>).
     #[arg(long, env = "STRATUS_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Use this NATS server as the bus (so `stratus compute` agents can join)
+    /// instead of in-process channels.
+    #[arg(long, env = "STRATUS_NATS_URL")]
+    nats_url: Option<String>,
     #[command(flatten)]
     tunables: Tunables,
 }
@@ -138,6 +173,14 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Up(a) => up(a).await,
+        Cmd::Compute(a) => compute(a).await,
+        Cmd::Audit(a) => {
+            let clean = audit::run(&a.data_dir, a.repair).await?;
+            if !clean {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -171,7 +214,10 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let public_url = a.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
 
-    let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
+    let bus: Arc<dyn Bus> = match &a.nats_url {
+        Some(url) => Arc::new(NatsBus::connect(url).await?),
+        None => Arc::new(InProcessBus::new()),
+    };
     let identity = stratus_auth::Identity::new(ds.clone(), chrono::Duration::seconds(a.tunables.token_ttl));
     let image_dir = data_dir.join("images");
     std::fs::create_dir_all(&image_dir)?;
@@ -198,5 +244,44 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     let _ = stop_tx.send(true);
     info!("stopped");
+    Ok(())
+}
+
+async fn compute(a: ComputeArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&a.state_dir).with_context(|| format!("cannot create {}", a.state_dir.display()))?;
+    let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats_url).await?);
+    let driver = Arc::new(FakeDriver::new(a.tunables.fake_driver(Some(a.state_dir.join("vms.json")))));
+    let faults = AgentFaults::default();
+    #[cfg(unix)]
+    {
+        // Chaos switches for tests: SIGUSR1 wedges/unwedges the command
+        // executor ("falsely up"), SIGUSR2 cuts the agent off / reconnects it.
+        use tokio::signal::unix::{signal, SignalKind};
+        let f = faults.clone();
+        let mut usr1 = signal(SignalKind::user_defined1())?;
+        tokio::spawn(async move {
+            while usr1.recv().await.is_some() {
+                let on = !f.wedged();
+                f.set_executor_wedged(on);
+                tracing::warn!(wedged = on, "fault switch: command executor");
+            }
+        });
+        let f = faults.clone();
+        let mut usr2 = signal(SignalKind::user_defined2())?;
+        tokio::spawn(async move {
+            while usr2.recv().await.is_some() {
+                let on = !f.cut_off();
+                f.set_cut_off(on);
+                tracing::warn!(cut_off = on, "fault switch: cut off from the control plane");
+            }
+        });
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let agent = Agent::new(bus, driver, a.tunables.agent(&a.host)?, faults);
+    let task = tokio::spawn(agent.run(stop_rx));
+    println!("Stratus compute agent {} started", a.host);
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let _ = task.await;
     Ok(())
 }

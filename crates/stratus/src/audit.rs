@@ -1,0 +1,96 @@
+//! `stratus audit`: the leak detector. It compares what the database says
+//! with what the hosts actually run and with itself, prints every
+//! disagreement, and with `--repair` fixes what is safe to fix.
+
+use anyhow::Context;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use stratus_db::Datastore;
+
+/// VMs on each fake host of an embedded cloud (`<data_dir>/hosts/<host>/vms.json`).
+fn host_vms(data_dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out = BTreeMap::new();
+    let Ok(hosts) = std::fs::read_dir(data_dir.join("hosts")) else { return out };
+    for h in hosts.flatten() {
+        let name = h.file_name().to_string_lossy().to_string();
+        let vms: BTreeSet<String> = std::fs::read(h.path().join("vms.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&b).ok())
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        out.insert(name, vms);
+    }
+    out
+}
+
+/// Run the audit; `Ok(true)` when everything agrees.
+pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
+    let db = data_dir.join("stratus.db");
+    anyhow::ensure!(db.exists(), "no database at {}", db.display());
+    let ds = Datastore::open_sqlite(&db).await.context("open database")?;
+    let mut problems: Vec<String> = Vec::new();
+
+    // Ports held by deleted or unknown servers.
+    let orphans = ds.port_list_orphans().await?;
+    for p in &orphans {
+        problems.push(format!("port {} ({}) held by deleted or unknown server {}", p.id, p.ip, p.server_id));
+    }
+    if repair {
+        for p in &orphans {
+            ds.ports_release(&p.server_id).await?;
+        }
+    }
+
+    // Operations open for long: a delete that is not progressing is a stuck server.
+    for op in ds.op_list_open().await? {
+        let age = stratus_db::parse_ts(&op.created_at).map(|t| ds.clock().now() - t).unwrap_or_default();
+        if age > chrono::Duration::minutes(5) {
+            problems.push(format!("operation {} ({} of server {}) open for {} s at step {}", op.id, op.kind, op.server_id, age.num_seconds(), op.step));
+        }
+    }
+
+    // What the hosts run versus what should run there.
+    let zombies = ds.zombie_list(None).await?;
+    let zombie_ids: BTreeSet<&str> = zombies.iter().map(|z| z.server_id.as_str()).collect();
+    for (host, vms) in host_vms(data_dir) {
+        let expected: BTreeSet<String> = ds.server_ids_on_host(&host).await?.into_iter().collect();
+        for vm in vms.difference(&expected) {
+            let known = if zombie_ids.contains(vm.as_str()) { " (recorded zombie, reaped when the host rejoins)" } else { "" };
+            problems.push(format!("host {host} runs VM {vm} of a server that is deleted or not placed there{known}"));
+        }
+        for s in expected.difference(&vms) {
+            if let Ok(row) = ds.server_get(s).await {
+                if row.vm_state == "active" || row.vm_state == "stopped" {
+                    problems.push(format!("server {s} is {} on {host} but the host has no VM for it", row.vm_state));
+                }
+            }
+        }
+        if repair {
+            // Safe: these servers are deleted; destroying their fake VMs is what the reaper does.
+            let file = data_dir.join("hosts").join(&host).join("vms.json");
+            if let Ok(b) = std::fs::read(&file) {
+                if let Ok(mut m) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&b) {
+                    m.retain(|k, _| expected.contains(k));
+                    std::fs::write(&file, serde_json::to_vec(&m)?)?;
+                }
+            }
+        }
+    }
+    // Zombies whose host no longer exists at all keep capacity forever.
+    let hosts: BTreeSet<String> = ds.service_list().await?.into_iter().map(|s| s.host).collect();
+    for z in &zombies {
+        if !hosts.contains(&z.host) {
+            problems.push(format!("zombie {} on unknown host {}", z.server_id, z.host));
+        }
+    }
+
+    for p in &problems {
+        println!("LEAK {p}");
+    }
+    if problems.is_empty() {
+        println!("audit: servers, zombies, ports, operations and host VMs agree");
+    } else {
+        println!("audit: {} disagreement(s){}", problems.len(), if repair { " (repaired what is safe)" } else { "" });
+    }
+    Ok(problems.is_empty())
+}
