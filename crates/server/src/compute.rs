@@ -394,8 +394,25 @@ async fn server_create(State(st): State<AppState>, Auth(ctx): Auth, Mv(mv): Mv, 
     let req: CreateServerRequest = parse_json(&body)?;
     let s = req.server;
     validate_name(&s.name, "name")?;
-    if s.block_device_mapping_v2.as_ref().is_some_and(|b| b.as_array().is_some_and(|a| !a.is_empty())) || s.block_device_mapping.is_some() {
-        return Err(ApiError::BadRequest("Block device mappings are not supported yet by this cloud: boot from an image.".into()));
+    // An image -> local mapping is just "boot from this image" (the CLI sends
+    // one); volume mappings need the block storage service.
+    let mut bdm_image: Option<String> = None;
+    if let Some(bdms) = &s.block_device_mapping_v2 {
+        let Some(list) = bdms.as_array() else {
+            return Err(ApiError::BadRequest("Invalid input for field/attribute block_device_mapping_v2: it must be a list".into()));
+        };
+        for b in list {
+            let src = b.get("source_type").and_then(|v| v.as_str()).unwrap_or("");
+            let dst = b.get("destination_type").and_then(|v| v.as_str()).unwrap_or("local");
+            match (src, dst) {
+                ("image", "local") => bdm_image = b.get("uuid").and_then(|v| v.as_str()).map(str::to_string),
+                ("blank", "local") => {}
+                _ => return Err(ApiError::BadRequest(format!("Block device mapping {src} -> {dst} is not supported yet by this cloud: boot from an image."))),
+            }
+        }
+    }
+    if s.block_device_mapping.is_some() {
+        return Err(ApiError::BadRequest("Legacy block_device_mapping is not supported; use block_device_mapping_v2.".into()));
     }
     let flavor_ref = match &s.flavor_ref {
         Value::String(x) => x.clone(),
@@ -407,7 +424,7 @@ async fn server_create(State(st): State<AppState>, Auth(ctx): Auth, Mv(mv): Mv, 
         Ok(_) | Err(DbError::NotFound(_)) => return Err(ApiError::BadRequest(format!("Flavor {flavor_ref} could not be found."))),
         Err(e) => return Err(e.into()),
     };
-    let image_ref = s.image_ref.as_deref().map(ref_id).filter(|r| !r.is_empty());
+    let image_ref = s.image_ref.as_deref().map(ref_id).filter(|r| !r.is_empty()).or(bdm_image.as_deref());
     let Some(image_ref) = image_ref else {
         return Err(ApiError::BadRequest("Missing imageRef attribute".into()));
     };

@@ -613,12 +613,13 @@ async fn list_images(
     };
     let order = sort_order(&params)?;
     let visibility = get("visibility");
-    if let Some(v) = visibility {
-        if v != "all" && !VISIBILITIES.contains(&v) {
-            return Err(ApiError::BadRequest(format!(
-                "Invalid visibility value: {v}"
-            )));
-        }
+    if let Some(v) = visibility
+        && v != "all"
+        && !VISIBILITIES.contains(&v)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid visibility value: {v}"
+        )));
     }
     let hidden = get("os_hidden")
         .map(|v| parse_flag("os_hidden", v))
@@ -750,12 +751,12 @@ async fn create_image(
             "You are not authorized to complete this action.".into(),
         ));
     }
-    if let Some(mt) = media_type(&headers) {
-        if mt != "application/json" {
-            return Err(ApiError::UnsupportedMediaType(format!(
-                "Unsupported Content-Type '{mt}'; use application/json."
-            )));
-        }
+    if let Some(mt) = media_type(&headers)
+        && mt != "application/json"
+    {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Unsupported Content-Type '{mt}'; use application/json."
+        )));
     }
     let req: Map<String, Value> = parse_json(&body)?;
     let mut row = ImageRow {
@@ -1172,12 +1173,12 @@ async fn upload_file(
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
-    if let Some(mt) = media_type(&headers) {
-        if mt != "application/octet-stream" {
-            return Err(ApiError::UnsupportedMediaType(format!(
-                "Unsupported Content-Type '{mt}'; image data must be application/octet-stream."
-            )));
-        }
+    if let Some(mt) = media_type(&headers)
+        && mt != "application/octet-stream"
+    {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Unsupported Content-Type '{mt}'; image data must be application/octet-stream."
+        )));
     }
     let row = load_visible(&state, &ctx, &id).await?;
     check_modify(&ctx, &row)?;
@@ -1600,7 +1601,8 @@ mod tests {
         let r = get(&env, &format!("/image/v2/images/{id}/file"), &env.demo).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT);
 
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        // Over axum's default 2 MB body limit.
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         let file_uri = format!("/image/v2/images/{id}/file");
         let r = call(
             &env,

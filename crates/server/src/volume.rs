@@ -183,3 +183,226 @@ async fn list_volumes(
 async fn list_volumes_own(Auth(_ctx): Auth) -> axum::Json<Value> {
     axum::Json(json!({ "volumes": [] }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::{Body, to_bytes};
+    use axum::http::HeaderMap;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use tower::ServiceExt;
+
+    /// Removes the test's directory when dropped.
+    struct TempDir(PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    struct Env {
+        state: AppState,
+        admin: String,
+        demo: String,
+        demo_project: String,
+        admin_project: String,
+        _dir: TempDir,
+    }
+
+    async fn env() -> Env {
+        let dir = std::env::temp_dir().join(format!("stratus-volume-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let ds = stratus_db::Datastore::open_sqlite(&dir.join("t.db"))
+            .await
+            .expect("open db");
+        stratus_auth::bootstrap_user(&ds, "admin", "pw", "admin", "admin", false)
+            .await
+            .expect("admin");
+        stratus_auth::bootstrap_user(&ds, "demo", "pw", "demo", "member", false)
+            .await
+            .expect("demo");
+        let identity = stratus_auth::Identity::new(ds.clone(), chrono::Duration::hours(1));
+        let admin = identity
+            .authenticate(
+                "admin",
+                "pw",
+                stratus_auth::ProjectScope::Name("admin".into()),
+            )
+            .await
+            .expect("admin token");
+        let demo = identity
+            .authenticate(
+                "demo",
+                "pw",
+                stratus_auth::ProjectScope::Name("demo".into()),
+            )
+            .await
+            .expect("demo token");
+        let bus: Arc<dyn stratus_bus::Bus> = Arc::new(stratus_bus::InProcessBus::new());
+        let compute = stratus_controller::compute_api::ComputeApi::new(
+            ds.clone(),
+            bus.clone(),
+            stratus_controller::ControllerConfig::default(),
+        );
+        let state = AppState {
+            ds,
+            identity,
+            compute,
+            bus,
+            public_url: "http://127.0.0.1:8774".into(),
+            image_dir: dir.join("images"),
+        };
+        Env {
+            state,
+            admin_project: admin.context.project_id,
+            admin: admin.token,
+            demo_project: demo.context.project_id,
+            demo: demo.token,
+            _dir: TempDir(dir),
+        }
+    }
+
+    async fn call(
+        env: &Env,
+        uri: &str,
+        token: Option<&str>,
+        version: Option<&str>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut req = axum::http::Request::builder().method("GET").uri(uri);
+        if let Some(t) = token {
+            req = req.header("x-auth-token", t);
+        }
+        if let Some(v) = version {
+            req = req.header("openstack-api-version", v);
+        }
+        let resp = crate::router(env.state.clone())
+            .oneshot(req.body(Body::empty()).expect("request"))
+            .await
+            .expect("response");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = to_bytes(resp.into_body(), usize::MAX).await.expect("body");
+        let json = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body).expect("json")
+        };
+        (status, headers, json)
+    }
+
+    #[tokio::test]
+    async fn volume_version_discovery() {
+        let env = env().await;
+        for (path, status) in [
+            ("/volume", StatusCode::MULTIPLE_CHOICES),
+            ("/volume/", StatusCode::MULTIPLE_CHOICES),
+            ("/volume/v3", StatusCode::OK),
+            ("/volume/v3/", StatusCode::OK),
+        ] {
+            let (s, _, v) = call(&env, path, None, None).await;
+            assert_eq!(s, status, "{path}");
+            let ver = &v["versions"][0];
+            assert_eq!(ver["id"], "v3.0");
+            assert_eq!(ver["status"], "CURRENT");
+            assert_eq!(ver["version"], "3.70");
+            assert_eq!(ver["min_version"], "3.0");
+            assert_eq!(ver["links"][0]["href"], "http://127.0.0.1:8774/volume/v3/");
+            assert_eq!(
+                ver["media-types"][0]["type"],
+                "application/vnd.openstack.volume+json;version=3"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn volume_limits_for_own_project_only() {
+        let env = env().await;
+        let own = format!("/volume/v3/{}/limits", env.demo_project);
+        let (s, h, v) = call(&env, &own, Some(&env.demo), None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["limits"]["rate"], json!([]));
+        let abs = &v["limits"]["absolute"];
+        assert_eq!(abs["maxTotalVolumes"], 10);
+        assert_eq!(abs["maxTotalVolumeGigabytes"], 1000);
+        assert_eq!(abs["totalVolumesUsed"], 0);
+        assert_eq!(abs["totalGigabytesUsed"], 0);
+        assert_eq!(abs.as_object().expect("absolute").len(), 10);
+        assert_eq!(
+            h.get("openstack-api-version").and_then(|v| v.to_str().ok()),
+            Some("volume 3.0")
+        );
+
+        let other = format!("/volume/v3/{}/limits", env.admin_project);
+        let (s, _, v) = call(&env, &other, Some(&env.demo), None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        assert_eq!(v["forbidden"]["code"], 403);
+
+        // Admins may look at any project.
+        let (s, _, _) = call(&env, &own, Some(&env.admin), None).await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, _, _) = call(&env, "/volume/v3/limits", Some(&env.demo), None).await;
+        assert_eq!(s, StatusCode::OK);
+
+        let (s, _, _) = call(&env, &own, None, None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn volume_lists_are_empty() {
+        let env = env().await;
+        for suffix in ["volumes", "volumes/detail"] {
+            let (s, _, v) = call(
+                &env,
+                &format!("/volume/v3/{}/{suffix}", env.demo_project),
+                Some(&env.demo),
+                None,
+            )
+            .await;
+            assert_eq!(s, StatusCode::OK);
+            assert_eq!(v, json!({"volumes": []}));
+            let (s, _, v) =
+                call(&env, &format!("/volume/v3/{suffix}"), Some(&env.demo), None).await;
+            assert_eq!(s, StatusCode::OK);
+            assert_eq!(v, json!({"volumes": []}));
+            let (s, _, _) = call(
+                &env,
+                &format!("/volume/v3/{}/{suffix}", env.admin_project),
+                Some(&env.demo),
+                None,
+            )
+            .await;
+            assert_eq!(s, StatusCode::FORBIDDEN);
+        }
+    }
+
+    #[tokio::test]
+    async fn volume_microversion_negotiation() {
+        let env = env().await;
+        let uri = format!("/volume/v3/{}/limits", env.demo_project);
+        let echoed = |h: &HeaderMap| {
+            h.get("openstack-api-version")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (s, h, _) = call(&env, &uri, Some(&env.demo), Some("volume 3.59")).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(echoed(&h).as_deref(), Some("volume 3.59"));
+        let (_, h, _) = call(
+            &env,
+            &uri,
+            Some(&env.demo),
+            Some("compute 2.90, volume latest"),
+        )
+        .await;
+        assert_eq!(echoed(&h).as_deref(), Some("volume 3.70"));
+        let (_, h, _) = call(&env, &uri, Some(&env.demo), Some("compute 2.90")).await;
+        assert_eq!(echoed(&h).as_deref(), Some("volume 3.0"));
+        let (s, _, _) = call(&env, &uri, Some(&env.demo), Some("volume 3.99")).await;
+        assert_eq!(s, StatusCode::NOT_ACCEPTABLE);
+        let (s, _, _) = call(&env, &uri, Some(&env.demo), Some("volume 2.0")).await;
+        assert_eq!(s, StatusCode::NOT_ACCEPTABLE);
+        let (s, _, _) = call(&env, &uri, Some(&env.demo), Some("volume three")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+    }
+}

@@ -74,9 +74,9 @@ async fn stock_openstack_cli_works_unchanged() {
     assert_eq!(osc.json("stratus", &["server", "show", "vm1"])["status"], "ACTIVE");
 
     let limits = osc.json("stratus", &["limits", "show", "--absolute"]);
-    let used = find(&limits, "Name", "totalInstancesUsed").expect("totalInstancesUsed");
+    let used = find(&limits, "Name", "instances_used").expect("instances_used");
     assert_eq!(used["Value"], 1, "{limits}");
-    assert_eq!(find(&limits, "Name", "maxTotalInstances").expect("max")["Value"], 60);
+    assert_eq!(find(&limits, "Name", "instances").expect("instances")["Value"], 60);
 
     let services = osc.json("stratus-admin", &["compute", "service", "list"]);
     for host in ["compute-1", "compute-2"] {
@@ -104,7 +104,7 @@ async fn stock_openstack_cli_works_unchanged() {
     eprintln!("MEASURE openstack server delete --wait of 50 servers: {:.2} s", took.as_secs_f64());
     assert!(osc.json("stratus", &["server", "list"]).as_array().expect("list").is_empty());
     let limits = osc.json("stratus", &["limits", "show", "--absolute"]);
-    assert_eq!(find(&limits, "Name", "totalInstancesUsed").expect("used")["Value"], 0);
+    assert_eq!(find(&limits, "Name", "instances_used").expect("used")["Value"], 0);
 }
 
 fn wait_for(mut f: impl FnMut() -> bool) {
