@@ -1,6 +1,6 @@
 //! Fault bodies, in the two shapes OpenStack clients parse.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// Nova's fault key for an HTTP status (`{"itemNotFound": {...}}`).
 pub fn nova_fault_name(status: u16) -> &'static str {

@@ -5,14 +5,14 @@
 //! argon2id hashes. Every API request resolves its token into an
 //! [`AuthContext`]; policy helpers on it decide reads, writes and admin.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use stratus_db::{ts, parse_ts, Datastore, DbError, ProjectRow, TokenRow, UserRow};
+use stratus_db::{Datastore, DbError, ProjectRow, TokenRow, UserRow, parse_ts, ts};
 
 /// The roles Stratus knows, as Keystone names them.
 pub const ROLE_ADMIN: &str = "admin";
@@ -117,9 +117,7 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 
 /// Check a password against a stored hash (constant time inside argon2).
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-        .unwrap_or(false)
+    PasswordHash::new(hash).map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok()).unwrap_or(false)
 }
 
 /// SHA-256 of a token, hex; the only form that is stored.
@@ -140,8 +138,11 @@ pub fn random_secret() -> String {
 pub struct Identity {
     ds: Datastore,
     token_ttl: Duration,
-    cache: Arc<Mutex<HashMap<String, (AuthContext, DateTime<Utc>)>>>,
+    cache: TokenCache,
 }
+
+/// Validated contexts by token hash, with the time they were cached.
+type TokenCache = Arc<Mutex<HashMap<String, (AuthContext, DateTime<Utc>)>>>;
 
 /// How long a validated token is trusted without re-reading the database
 /// (bounds how late a revocation seen by another API process takes effect).
@@ -159,7 +160,12 @@ impl Identity {
     }
 
     /// Password authentication with a project scope.
-    pub async fn authenticate(&self, user: &str, password: &str, scope: ProjectScope) -> Result<IssuedToken, AuthError> {
+    pub async fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+        scope: ProjectScope,
+    ) -> Result<IssuedToken, AuthError> {
         let u = match self.ds.user_find(user).await {
             Ok(u) => u,
             Err(DbError::NotFound(_)) => {
@@ -241,12 +247,12 @@ impl Identity {
     pub async fn validate(&self, token: &str) -> Result<AuthContext, AuthError> {
         let hash = token_hash(token);
         let now = self.ds.clock().now();
-        if let Ok(cache) = self.cache.lock() {
-            if let Some((ctx, cached_at)) = cache.get(&hash) {
-                if now - *cached_at < Duration::seconds(CACHE_TTL_SECS) && ctx.expires_at > now {
-                    return Ok(ctx.clone());
-                }
-            }
+        if let Ok(cache) = self.cache.lock()
+            && let Some((ctx, cached_at)) = cache.get(&hash)
+            && now - *cached_at < Duration::seconds(CACHE_TTL_SECS)
+            && ctx.expires_at > now
+        {
+            return Ok(ctx.clone());
         }
         let row = match self.ds.token_get(&hash).await {
             Ok(r) => r,
@@ -309,14 +315,27 @@ impl Identity {
 /// Create the standard roles and a user with a role on a (possibly new)
 /// project. Idempotent: existing rows are kept, and an existing user's
 /// password is left alone unless `reset_password`.
-pub async fn bootstrap_user(ds: &Datastore, user: &str, password: &str, project: &str, role: &str, reset_password: bool) -> Result<(), AuthError> {
+pub async fn bootstrap_user(
+    ds: &Datastore,
+    user: &str,
+    password: &str,
+    project: &str,
+    role: &str,
+    reset_password: bool,
+) -> Result<(), AuthError> {
     for r in [ROLE_ADMIN, ROLE_MEMBER, ROLE_READER] {
         ds.role_ensure(&uuid::Uuid::new_v4().simple().to_string(), r).await?;
     }
     let p = match ds.project_find(project).await {
         Ok(p) => p,
         Err(DbError::NotFound(_)) => {
-            let p = ProjectRow { id: uuid::Uuid::new_v4().simple().to_string(), name: project.into(), domain_id: "default".into(), description: String::new(), enabled: true };
+            let p = ProjectRow {
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                name: project.into(),
+                domain_id: "default".into(),
+                description: String::new(),
+                enabled: true,
+            };
             ds.project_create(&p).await?;
             p
         }
@@ -330,7 +349,15 @@ pub async fn bootstrap_user(ds: &Datastore, user: &str, password: &str, project:
             u
         }
         Err(DbError::NotFound(_)) => {
-            let u = UserRow { id: uuid::Uuid::new_v4().simple().to_string(), name: user.into(), domain_id: "default".into(), password_hash: hash_password(password)?, email: None, default_project_id: Some(p.id.clone()), enabled: true };
+            let u = UserRow {
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                name: user.into(),
+                domain_id: "default".into(),
+                password_hash: hash_password(password)?,
+                email: None,
+                default_project_id: Some(p.id.clone()),
+                enabled: true,
+            };
             ds.user_create(&u).await?;
             u
         }
@@ -362,12 +389,18 @@ mod tests {
         let ds = Datastore::open_sqlite_with_clock(&dir.join("a.db"), Arc::new(clock.clone())).await.expect("open");
         bootstrap_user(&ds, "demo", "pw", "demo", ROLE_MEMBER, false).await.expect("bootstrap");
         let id = Identity::new(ds, Duration::hours(1));
-        assert!(matches!(id.authenticate("demo", "bad", ProjectScope::Name("demo".into())).await, Err(AuthError::InvalidCredentials)));
+        assert!(matches!(
+            id.authenticate("demo", "bad", ProjectScope::Name("demo".into())).await,
+            Err(AuthError::InvalidCredentials)
+        ));
         let t = id.authenticate("demo", "pw", ProjectScope::Name("demo".into())).await.expect("auth");
         let ctx = id.validate(&t.token).await.expect("valid");
         assert!(ctx.can_write() && !ctx.is_admin());
         clock.advance(Duration::hours(2));
-        assert!(matches!(id.validate(&t.token).await, Err(AuthError::InvalidToken)), "expired token must fail even if cached");
+        assert!(
+            matches!(id.validate(&t.token).await, Err(AuthError::InvalidToken)),
+            "expired token must fail even if cached"
+        );
         let t2 = id.authenticate("demo", "pw", ProjectScope::Default).await.expect("auth default scope");
         id.revoke(&t2.token).await.expect("revoke");
         assert!(matches!(id.validate(&t2.token).await, Err(AuthError::InvalidToken)));

@@ -64,22 +64,12 @@ pub trait Bus: Send + Sync + 'static {
     /// Fire-and-forget publish.
     async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError>;
     /// Publish with a reply subject (used by `request`).
-    async fn publish_with_reply(
-        &self,
-        subject: &str,
-        reply_to: &str,
-        payload: Bytes,
-    ) -> Result<(), BusError>;
+    async fn publish_with_reply(&self, subject: &str, reply_to: &str, payload: Bytes) -> Result<(), BusError>;
     /// Receive every message published on `subject` from now on.
     async fn subscribe(&self, subject: &str) -> Result<Subscription, BusError>;
     /// Send a request and wait for the first reply. Fails fast with
     /// `NoResponders` when nobody listens, and with `Timeout` after `timeout`.
-    async fn request(
-        &self,
-        subject: &str,
-        payload: Bytes,
-        timeout: Duration,
-    ) -> Result<Bytes, BusError> {
+    async fn request(&self, subject: &str, payload: Bytes, timeout: Duration) -> Result<Bytes, BusError> {
         let inbox = format!("_INBOX.{}", uuid::Uuid::new_v4().simple());
         let mut sub = self.subscribe(&inbox).await?;
         self.publish_with_reply(subject, &inbox, payload).await?;
@@ -117,10 +107,7 @@ impl InProcessBus {
     }
 
     fn deliver(&self, msg: Message) -> Result<(), BusError> {
-        let mut subs = self
-            .subs
-            .lock()
-            .map_err(|_| BusError::Unavailable("bus lock poisoned".into()))?;
+        let mut subs = self.subs.lock().map_err(|_| BusError::Unavailable("bus lock poisoned".into()))?;
         let Some(list) = subs.get_mut(&msg.subject) else {
             if msg.reply_to.is_some() {
                 return Err(BusError::NoResponders(msg.subject));
@@ -146,24 +133,11 @@ impl InProcessBus {
 #[async_trait]
 impl Bus for InProcessBus {
     async fn publish(&self, subject: &str, payload: Bytes) -> Result<(), BusError> {
-        self.deliver(Message {
-            subject: subject.to_string(),
-            payload,
-            reply_to: None,
-        })
+        self.deliver(Message { subject: subject.to_string(), payload, reply_to: None })
     }
 
-    async fn publish_with_reply(
-        &self,
-        subject: &str,
-        reply_to: &str,
-        payload: Bytes,
-    ) -> Result<(), BusError> {
-        self.deliver(Message {
-            subject: subject.to_string(),
-            payload,
-            reply_to: Some(reply_to.to_string()),
-        })
+    async fn publish_with_reply(&self, subject: &str, reply_to: &str, payload: Bytes) -> Result<(), BusError> {
+        self.deliver(Message { subject: subject.to_string(), payload, reply_to: Some(reply_to.to_string()) })
     }
 
     async fn subscribe(&self, subject: &str) -> Result<Subscription, BusError> {
@@ -178,10 +152,7 @@ impl Bus for InProcessBus {
     }
 
     async fn unsubscribe_all(&self, subject: &str) -> Result<(), BusError> {
-        self.subs
-            .lock()
-            .map_err(|_| BusError::Unavailable("bus lock poisoned".into()))?
-            .remove(subject);
+        self.subs.lock().map_err(|_| BusError::Unavailable("bus lock poisoned".into()))?.remove(subject);
         Ok(())
     }
 }
@@ -210,17 +181,11 @@ mod tests {
                 let _ = reply(&b2, &m, m.payload.clone()).await;
             }
         });
-        let got = bus
-            .request("echo", Bytes::from_static(b"hi"), Duration::from_secs(1))
-            .await
-            .expect("reply");
+        let got = bus.request("echo", Bytes::from_static(b"hi"), Duration::from_secs(1)).await.expect("reply");
         assert_eq!(&got[..], b"hi");
 
         let _silent = bus.subscribe("silent").await.expect("subscribe");
-        let err = bus
-            .request("silent", Bytes::new(), Duration::from_millis(20))
-            .await
-            .expect_err("no reply");
+        let err = bus.request("silent", Bytes::new(), Duration::from_millis(20)).await.expect_err("no reply");
         assert!(matches!(err, BusError::Timeout(..)));
     }
 
@@ -228,10 +193,7 @@ mod tests {
     async fn dropped_subscriber_means_no_responders() {
         let bus = InProcessBus::new();
         drop(bus.subscribe("gone").await.expect("subscribe"));
-        let err = bus
-            .request("gone", Bytes::new(), Duration::from_secs(1))
-            .await
-            .expect_err("gone");
+        let err = bus.request("gone", Bytes::new(), Duration::from_secs(1)).await.expect_err("gone");
         assert!(matches!(err, BusError::NoResponders(_)));
     }
 }

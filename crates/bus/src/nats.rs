@@ -52,7 +52,11 @@ impl Bus for NatsBus {
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             while let Some(m) = sub.next().await {
-                let msg = Message { subject: m.subject.to_string(), payload: m.payload, reply_to: m.reply.map(|r| r.to_string()) };
+                let msg = Message {
+                    subject: m.subject.to_string(),
+                    payload: m.payload,
+                    reply_to: m.reply.map(|r| r.to_string()),
+                };
                 if tx.send(msg).is_err() {
                     break;
                 }

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use stratus_bus::{reply, Bus, BusError, NatsBus};
+use stratus_bus::{Bus, BusError, NatsBus, reply};
 
 struct Server(Child);
 impl Drop for Server {
@@ -19,9 +19,17 @@ fn free_port() -> u16 {
 }
 
 async fn start() -> (Server, String) {
-    let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"].into_iter().find(|p| std::path::Path::new(p).exists()).expect("nats-server is not installed: run scripts/test, which installs it");
+    let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("nats-server is not installed: run scripts/test, which installs it");
     let port = free_port();
-    let child = Command::new(bin).args(["-a", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start nats-server");
+    let child = Command::new(bin)
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nats-server");
     for _ in 0..100 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             break;

@@ -12,11 +12,11 @@ use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use stratus_bus::{reply, Bus, BusError, Message};
+use stratus_bus::{Bus, BusError, Message, reply};
 use stratus_driver::{Driver, DriverError, VmSpec};
-use stratus_types::agent::*;
 use stratus_types::PowerState;
-use tokio::sync::{watch, Notify};
+use stratus_types::agent::*;
+use tokio::sync::{Notify, watch};
 use tracing::{debug, info, warn};
 
 /// What to do with a VM whose server is deleted or placed elsewhere
@@ -216,14 +216,20 @@ impl Agent {
     }
 
     async fn join(&self) -> Result<JoinReply, String> {
-        let req = JoinRequest { host: self.cfg.host.clone(), vcpus: self.cfg.vcpus, memory_mb: self.cfg.memory_mb, disk_gb: self.cfg.disk_gb };
+        let req = JoinRequest {
+            host: self.cfg.host.clone(),
+            vcpus: self.cfg.vcpus,
+            memory_mb: self.cfg.memory_mb,
+            disk_gb: self.cfg.disk_gb,
+        };
         let body = serde_json::to_vec(&req).map_err(|e| e.to_string())?;
         let r = self.bus.request(SUBJECT_JOIN, body.into(), self.cfg.rpc_timeout).await.map_err(|e| e.to_string())?;
         serde_json::from_slice(&r).map_err(|e| e.to_string())
     }
 
     async fn renew(&self, epoch: i64) -> Result<LeaseReply, String> {
-        let body = serde_json::to_vec(&LeaseRequest { host: self.cfg.host.clone(), epoch }).map_err(|e| e.to_string())?;
+        let body =
+            serde_json::to_vec(&LeaseRequest { host: self.cfg.host.clone(), epoch }).map_err(|e| e.to_string())?;
         let r = self.bus.request(SUBJECT_LEASE, body.into(), self.cfg.rpc_timeout).await.map_err(|e| e.to_string())?;
         serde_json::from_slice(&r).map_err(|e| e.to_string())
     }
@@ -276,10 +282,8 @@ impl Agent {
                 ReapAction::Noop => {}
             }
         }
-        if destroyed {
-            if let Ok(vms) = self.driver.list().await {
-                let _ = self.inventory(vms.into_iter().map(|v| v.server_id).collect()).await;
-            }
+        if destroyed && let Ok(vms) = self.driver.list().await {
+            let _ = self.inventory(vms.into_iter().map(|v| v.server_id).collect()).await;
         }
     }
 
@@ -348,7 +352,12 @@ impl Agent {
                     return;
                 }
                 let _g = lock.lock().await;
-                let spec = VmSpec { server_id: cmd.server_id.clone(), vcpus: *vcpus, ram_mb: *ram_mb, image_id: image_id.clone() };
+                let spec = VmSpec {
+                    server_id: cmd.server_id.clone(),
+                    vcpus: *vcpus,
+                    ram_mb: *ram_mb,
+                    image_id: image_id.clone(),
+                };
                 let r = tokio::select! {
                     r = self.driver.spawn(&spec) => r.map_err(|e| e.to_string()),
                     _ = cancel.notified() => Err("spawn cancelled by terminate".to_string()),
@@ -389,10 +398,10 @@ impl Agent {
             elapsed_ms: started.elapsed().as_millis() as u64,
         };
         debug!(op = %res.op_id, command = %res.command, ok = res.ok, "command finished");
-        if let Ok(body) = serde_json::to_vec(&res) {
-            if let Err(e) = self.bus.publish(SUBJECT_RESULT, body.into()).await {
-                warn!(error = %e, "cannot publish command result; the controller will re-send");
-            }
+        if let Ok(body) = serde_json::to_vec(&res)
+            && let Err(e) = self.bus.publish(SUBJECT_RESULT, body.into()).await
+        {
+            warn!(error = %e, "cannot publish command result; the controller will re-send");
         }
     }
 }

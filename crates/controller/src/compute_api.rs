@@ -10,7 +10,7 @@ use stratus_auth::AuthContext;
 use stratus_bus::Bus;
 use stratus_db::{Datastore, DbError, FlavorRow, NewOperation, NewServer, OpStart, ServerRow, Transition};
 use stratus_types::agent::SUBJECT_OPS_WAKE;
-use stratus_types::{invalid_state_message, PowerState, TaskState, VmState};
+use stratus_types::{PowerState, TaskState, VmState, invalid_state_message};
 use tracing::info;
 
 /// Errors of compute calls; the HTTP layer maps each to a status and fault.
@@ -127,9 +127,16 @@ impl ComputeApi {
     }
 
     /// Create `spec.count` servers (all or none, within quota).
-    pub async fn create_servers(&self, ctx: &AuthContext, spec: &ServerSpec, request_id: &str) -> Result<Vec<Created>, ComputeError> {
+    pub async fn create_servers(
+        &self,
+        ctx: &AuthContext,
+        spec: &ServerSpec,
+        request_id: &str,
+    ) -> Result<Vec<Created>, ComputeError> {
         if !ctx.can_write() {
-            return Err(ComputeError::Forbidden("Policy doesn't allow os_compute_api:servers:create to be performed.".into()));
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow os_compute_api:servers:create to be performed.".into(),
+            ));
         }
         let limits = self.quota_limits(&ctx.project_id).await?;
         let reservation_id = format!("r-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
@@ -208,7 +215,9 @@ impl ComputeApi {
     pub async fn delete_server(&self, ctx: &AuthContext, id: &str, request_id: &str) -> Result<(), ComputeError> {
         let s = self.get_visible(ctx, id).await?;
         if !ctx.can_write() {
-            return Err(ComputeError::Forbidden("Policy doesn't allow os_compute_api:servers:delete to be performed.".into()));
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow os_compute_api:servers:delete to be performed.".into(),
+            ));
         }
         if s.locked && !ctx.is_admin() {
             return Err(ComputeError::Conflict(format!("Instance {id} is locked")));
@@ -231,14 +240,22 @@ impl ComputeApi {
                 info!(server = id, op = %op.id, request = request_id, "repeated delete: re-driving the open operation");
                 self.wake(&op.id).await;
             }
-            Err(DbError::NotFound(_)) => return Err(ComputeError::NotFound(format!("Instance {id} could not be found."))),
+            Err(DbError::NotFound(_)) => {
+                return Err(ComputeError::NotFound(format!("Instance {id} could not be found.")));
+            }
             Err(e) => return Err(e.into()),
         }
         Ok(())
     }
 
     /// `os-stop`, `os-start`, `reboot`.
-    pub async fn power_action(&self, ctx: &AuthContext, id: &str, action: PowerAction, request_id: &str) -> Result<(), ComputeError> {
+    pub async fn power_action(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        action: PowerAction,
+        request_id: &str,
+    ) -> Result<(), ComputeError> {
         let s = self.get_visible(ctx, id).await?;
         if !ctx.can_write() {
             return Err(ComputeError::Forbidden("Policy doesn't allow this action to be performed.".into()));
@@ -247,10 +264,24 @@ impl ComputeApi {
             return Err(ComputeError::Conflict(format!("Instance {id} is locked")));
         }
         // Allowed states, from nova/compute/api.py (stop, start, reboot).
-        let (method, kind, from_vm, allowed_tasks, new_task): (&str, &str, Vec<VmState>, Vec<Option<TaskState>>, TaskState) = match action {
-            PowerAction::Stop => ("stop", "stop", vec![VmState::Active, VmState::Error], vec![None], TaskState::PoweringOff),
+        let (method, kind, from_vm, allowed_tasks, new_task): (
+            &str,
+            &str,
+            Vec<VmState>,
+            Vec<Option<TaskState>>,
+            TaskState,
+        ) = match action {
+            PowerAction::Stop => {
+                ("stop", "stop", vec![VmState::Active, VmState::Error], vec![None], TaskState::PoweringOff)
+            }
             PowerAction::Start => ("start", "start", vec![VmState::Stopped], vec![None], TaskState::PoweringOn),
-            PowerAction::Reboot { hard: false } => ("reboot", "reboot", vec![VmState::Active], vec![None, Some(TaskState::Rebooting)], TaskState::Rebooting),
+            PowerAction::Reboot { hard: false } => (
+                "reboot",
+                "reboot",
+                vec![VmState::Active],
+                vec![None, Some(TaskState::Rebooting)],
+                TaskState::Rebooting,
+            ),
             PowerAction::Reboot { hard: true } => (
                 "reboot",
                 "reboot",
@@ -268,7 +299,8 @@ impl ComputeApi {
             let t = task.map(|t| t.as_str()).unwrap_or("None");
             return Err(ComputeError::Conflict(invalid_state_message("task_state", t, method, &id)));
         }
-        let t = Transition { from_vm: vec![vm], from_task: Some(task), task: Some(Some(new_task)), ..Default::default() };
+        let t =
+            Transition { from_vm: vec![vm], from_task: Some(task), task: Some(Some(new_task)), ..Default::default() };
         let params = serde_json::json!({ "hard": matches!(action, PowerAction::Reboot { hard: true }) }).to_string();
         let o = NewOperation {
             id: uuid::Uuid::new_v4().to_string(),
@@ -298,15 +330,19 @@ pub fn sanitize_hostname(name: &str) -> String {
     let mut h: String = name
         .to_ascii_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else if c == ' ' || c == '_' || c == '.' { '-' } else { '\0' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else if c == ' ' || c == '_' || c == '.' {
+                '-'
+            } else {
+                '\0'
+            }
+        })
         .filter(|c| *c != '\0')
         .collect();
     h = h.trim_matches('-').chars().take(63).collect();
-    if h.is_empty() {
-        "server".into()
-    } else {
-        h
-    }
+    if h.is_empty() { "server".into() } else { h }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The controller role: wires the operation runner, the agent-facing
 //! services, the liveness monitor and the notification relay.
 
-use crate::{liveness, notify, op_create, op_delete, op_power, ControllerConfig};
+use crate::{ControllerConfig, liveness, notify, op_create, op_delete, op_power};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,7 +10,7 @@ use stratus_bus::{Bus, BusError};
 use stratus_db::{Datastore, ServiceRow};
 use stratus_ops::{Runner, RunnerConfig};
 use stratus_types::agent::*;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{Notify, mpsc, watch};
 use tracing::warn;
 
 /// State shared by the controller's tasks and operation handlers.
@@ -52,6 +52,13 @@ impl std::fmt::Display for CmdFailure {
     }
 }
 
+/// How long a command may take: to be acknowledged, and to finish.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadlines {
+    pub ack: Duration,
+    pub result: Duration,
+}
+
 /// Timing of a successful command, for instance-action details.
 pub(crate) struct CmdTiming {
     pub ack_ms: u128,
@@ -63,12 +70,20 @@ impl Shared {
     /// Send `kind` to `svc`'s agent, wait for the acknowledgement and then the
     /// result. A wake (repeated request) re-sends the command and keeps the
     /// same overall deadline; every command is idempotent on the agent.
-    pub async fn run_command(&self, svc: &ServiceRow, op_id: &str, server_id: &str, kind: CommandKind, ack_timeout: Duration, result_timeout: Duration, wake: Option<&Notify>) -> Result<CmdTiming, CmdFailure> {
+    pub async fn run_command(
+        &self,
+        svc: &ServiceRow,
+        op_id: &str,
+        server_id: &str,
+        kind: CommandKind,
+        deadlines: Deadlines,
+        wake: Option<&Notify>,
+    ) -> Result<CmdTiming, CmdFailure> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         if let Ok(mut w) = self.waiters.lock() {
             w.insert(op_id.to_string(), tx);
         }
-        let r = self.command_inner(svc, op_id, server_id, kind, ack_timeout, result_timeout, wake, &mut rx).await;
+        let r = self.command_inner(svc, op_id, server_id, kind, deadlines, wake, &mut rx).await;
         if let Ok(mut w) = self.waiters.lock() {
             w.remove(op_id);
         }
@@ -76,7 +91,17 @@ impl Shared {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn command_inner(&self, svc: &ServiceRow, op_id: &str, server_id: &str, kind: CommandKind, ack_timeout: Duration, result_timeout: Duration, wake: Option<&Notify>, rx: &mut mpsc::UnboundedReceiver<CommandResult>) -> Result<CmdTiming, CmdFailure> {
+    async fn command_inner(
+        &self,
+        svc: &ServiceRow,
+        op_id: &str,
+        server_id: &str,
+        kind: CommandKind,
+        deadlines: Deadlines,
+        wake: Option<&Notify>,
+        rx: &mut mpsc::UnboundedReceiver<CommandResult>,
+    ) -> Result<CmdTiming, CmdFailure> {
+        let (ack_timeout, result_timeout) = (deadlines.ack, deadlines.result);
         let started = Instant::now();
         let name = kind.name();
         let cmd = Command { op_id: op_id.to_string(), server_id: server_id.to_string(), epoch: svc.epoch, kind };
@@ -85,7 +110,8 @@ impl Shared {
         let send = || async {
             match self.bus.request(&subject, body.clone(), ack_timeout).await {
                 Ok(reply) => {
-                    let ack: Ack = serde_json::from_slice(&reply).map_err(|e| CmdFailure::Refused(format!("bad ack: {e}")))?;
+                    let ack: Ack =
+                        serde_json::from_slice(&reply).map_err(|e| CmdFailure::Refused(format!("bad ack: {e}")))?;
                     if ack.accepted { Ok(()) } else { Err(CmdFailure::Refused(ack.reason.unwrap_or_default())) }
                 }
                 Err(BusError::NoResponders(_)) => Err(CmdFailure::NoResponders),
@@ -132,7 +158,16 @@ impl Controller {
     /// A controller over a datastore and a bus.
     pub fn new(ds: Datastore, bus: Arc<dyn Bus>, cfg: ControllerConfig) -> Self {
         let worker = format!("controller-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        Self { shared: Arc::new(Shared { ds, bus, cfg, waiters: Mutex::default(), sched_lock: tokio::sync::Mutex::new(()) }), worker }
+        Self {
+            shared: Arc::new(Shared {
+                ds,
+                bus,
+                cfg,
+                waiters: Mutex::default(),
+                sched_lock: tokio::sync::Mutex::new(()),
+            }),
+            worker,
+        }
     }
 
     /// Start every task; they stop when `shutdown` turns true.
@@ -159,7 +194,12 @@ impl Controller {
         let runner = Runner::new(
             s.ds.clone(),
             s.bus.clone(),
-            RunnerConfig { worker: self.worker.clone(), claim_ttl: s.cfg.op_claim_ttl, poll_interval: s.cfg.op_poll_interval, concurrency: s.cfg.op_concurrency },
+            RunnerConfig {
+                worker: self.worker.clone(),
+                claim_ttl: s.cfg.op_claim_ttl,
+                poll_interval: s.cfg.op_poll_interval,
+                concurrency: s.cfg.op_concurrency,
+            },
         )
         .handle("create", Arc::new(op_create::CreateServer(s.clone())))
         .handle("delete", Arc::new(op_delete::DeleteServer(s.clone())))

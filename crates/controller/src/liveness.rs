@@ -6,7 +6,7 @@ use bytes::Bytes;
 use chrono::Duration as ChronoDuration;
 use std::sync::Arc;
 use std::time::Duration;
-use stratus_bus::{reply, BusError};
+use stratus_bus::{BusError, reply};
 use stratus_db::{HostCapacity, Renewal};
 use stratus_types::agent::*;
 use tokio::sync::watch;
@@ -29,7 +29,11 @@ pub(crate) async fn serve_agents(s: Arc<Shared>, shutdown: watch::Receiver<bool>
             match s1.ds.service_join(&req.host, cap, chrono(s1.cfg.lease_ttl)).await {
                 Ok(row) => {
                     info!(host = %req.host, epoch = row.epoch, "host joined");
-                    let r = JoinReply { epoch: row.epoch, lease_ttl_ms: s1.cfg.lease_ttl.as_millis() as u64, renew_interval_ms: s1.cfg.lease_renew_interval.as_millis() as u64 };
+                    let r = JoinReply {
+                        epoch: row.epoch,
+                        lease_ttl_ms: s1.cfg.lease_ttl.as_millis() as u64,
+                        renew_interval_ms: s1.cfg.lease_renew_interval.as_millis() as u64,
+                    };
                     let _ = reply(s1.bus.as_ref(), &m, Bytes::from(serde_json::to_vec(&r).unwrap_or_default())).await;
                 }
                 Err(e) => warn!(host = %req.host, error = %e, "join failed"),
@@ -65,7 +69,12 @@ pub(crate) async fn serve_agents(s: Arc<Shared>, shutdown: watch::Receiver<bool>
             }
             match s3.ds.server_ids_on_host(&req.host).await {
                 Ok(servers) => {
-                    let _ = reply(s3.bus.as_ref(), &m, Bytes::from(serde_json::to_vec(&InventoryReply { servers }).unwrap_or_default())).await;
+                    let _ = reply(
+                        s3.bus.as_ref(),
+                        &m,
+                        Bytes::from(serde_json::to_vec(&InventoryReply { servers }).unwrap_or_default()),
+                    )
+                    .await;
                 }
                 Err(e) => warn!(host = %req.host, error = %e, "inventory failed"),
             }

@@ -5,12 +5,18 @@ use crate::controller::Shared;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
-use stratus_db::{ts, Datastore, DbError, ServerRow};
+use stratus_db::{Datastore, DbError, ServerRow, ts};
 use tokio::sync::watch;
 use tracing::warn;
 
 /// Record `event_type` about `server` for operation `op_id`, once.
-pub(crate) async fn record(ds: &Datastore, server: &ServerRow, op_id: &str, event_type: &str, publisher: &str) -> Result<bool, DbError> {
+pub(crate) async fn record(
+    ds: &Datastore,
+    server: &ServerRow,
+    op_id: &str,
+    event_type: &str,
+    publisher: &str,
+) -> Result<bool, DbError> {
     let state = if event_type == "instance.delete.end" { "deleted" } else { server.vm_state.as_str() };
     let payload = serde_json::json!({
         "priority": if event_type.ends_with(".error") { "ERROR" } else { "INFO" },
@@ -40,7 +46,13 @@ pub(crate) async fn record(ds: &Datastore, server: &ServerRow, op_id: &str, even
             }
         }
     });
-    ds.notification_record(&format!("{}:{}:{}", server.id, op_id, event_type), event_type, publisher, &payload.to_string()).await
+    ds.notification_record(
+        &format!("{}:{}:{}", server.id, op_id, event_type),
+        event_type,
+        publisher,
+        &payload.to_string(),
+    )
+    .await
 }
 
 /// Publish recorded notifications in order; at-least-once on the bus.

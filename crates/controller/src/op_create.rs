@@ -4,12 +4,12 @@
 //! being deleted, so a delete that arrives mid-build always wins: this
 //! operation then simply stops (the delete's terminate preempts the spawn).
 
-use crate::controller::{CmdFailure, Shared};
+use crate::controller::{CmdFailure, Deadlines, Shared};
 use crate::{notify, scheduler};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
-use stratus_db::{fault_json, Cas, ServerRow, Transition};
+use stratus_db::{Cas, ServerRow, Transition, fault_json};
 use stratus_ops::{Handler, OpError, Outcome, StepCx};
 use stratus_types::agent::CommandKind;
 use stratus_types::{PowerState, TaskState, VmState};
@@ -45,14 +45,26 @@ impl Handler for CreateServer {
                     drop(guard);
                     return self.fail(op, &server, NO_VALID_HOST, EV_SCHEDULE).await;
                 };
-                let t = Transition { from_task: Some(Some(TaskState::Scheduling)), host: Some(Some(svc.host.clone())), task: Some(Some(TaskState::Spawning)), ..Default::default() };
+                let t = Transition {
+                    from_task: Some(Some(TaskState::Scheduling)),
+                    host: Some(Some(svc.host.clone())),
+                    task: Some(Some(TaskState::Spawning)),
+                    ..Default::default()
+                };
                 let cas = ds.server_transition(&server.id, &t).await?;
                 drop(guard);
                 match cas {
                     Cas::Updated | Cas::AlreadySo => {}
                     Cas::Conflict => return Ok(Outcome::Done), // deleted meanwhile
                 }
-                ds.event_finish(&server.id, &op.request_id, EV_SCHEDULE, true, &format!("host={} attempt={attempt}", svc.host)).await?;
+                ds.event_finish(
+                    &server.id,
+                    &op.request_id,
+                    EV_SCHEDULE,
+                    true,
+                    &format!("host={} attempt={attempt}", svc.host),
+                )
+                .await?;
                 cx.stepped("schedule");
                 server = ds.server_get_any(&op.server_id).await?;
             }
@@ -60,21 +72,48 @@ impl Handler for CreateServer {
             cx.step("spawn").await?;
             ds.event_start(&server.id, &op.request_id, EV_BUILD, Some(&host)).await?;
             let svc = ds.service_get_by_host(&host).await?;
-            let kind = CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: server.image_id.clone() };
-            match s.run_command(&svc, &op.id, &server.id, kind, s.cfg.command_ack_timeout, s.cfg.build_timeout, None).await {
+            let kind =
+                CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: server.image_id.clone() };
+            match s
+                .run_command(
+                    &svc,
+                    &op.id,
+                    &server.id,
+                    kind,
+                    Deadlines { ack: s.cfg.command_ack_timeout, result: s.cfg.build_timeout },
+                    None,
+                )
+                .await
+            {
                 Ok(timing) => {
-                    let t = Transition { from_task: Some(Some(TaskState::Spawning)), vm: Some(VmState::Active), task: Some(None), power: Some(PowerState::Running.code()), launched: true, ..Default::default() };
+                    let t = Transition {
+                        from_task: Some(Some(TaskState::Spawning)),
+                        vm: Some(VmState::Active),
+                        task: Some(None),
+                        power: Some(PowerState::Running.code()),
+                        launched: true,
+                        ..Default::default()
+                    };
                     match ds.server_transition(&server.id, &t).await? {
                         Cas::Updated | Cas::AlreadySo => {
-                            ds.event_finish(&server.id, &op.request_id, EV_BUILD, true, &format!("spawned on {host} in {} ms", timing.total_ms)).await?;
+                            ds.event_finish(
+                                &server.id,
+                                &op.request_id,
+                                EV_BUILD,
+                                true,
+                                &format!("spawned on {host} in {} ms", timing.total_ms),
+                            )
+                            .await?;
                             let server = ds.server_get_any(&op.server_id).await?;
-                            notify::record(ds, &server, &op.id, "instance.create.end", &format!("nova-compute:{host}")).await?;
+                            notify::record(ds, &server, &op.id, "instance.create.end", &format!("nova-compute:{host}"))
+                                .await?;
                             info!(server = %server.id, host = %host, "server active");
                             cx.stepped("spawn");
                             return Ok(Outcome::Done);
                         }
                         Cas::Conflict => {
-                            ds.event_finish(&server.id, &op.request_id, EV_BUILD, false, "server deleted during build").await?;
+                            ds.event_finish(&server.id, &op.request_id, EV_BUILD, false, "server deleted during build")
+                                .await?;
                             return Ok(Outcome::Done);
                         }
                     }
@@ -82,9 +121,21 @@ impl Handler for CreateServer {
                 Err(f @ (CmdFailure::NoResponders | CmdFailure::AckTimeout(_) | CmdFailure::Refused(_))) => {
                     // The host never started the build: try another one.
                     warn!(server = %server.id, host = %host, reason = %f, "host did not take the build; rescheduling");
-                    ds.event_finish(&server.id, &op.request_id, EV_BUILD, false, &format!("host {host}: {f}; rescheduling")).await?;
+                    ds.event_finish(
+                        &server.id,
+                        &op.request_id,
+                        EV_BUILD,
+                        false,
+                        &format!("host {host}: {f}; rescheduling"),
+                    )
+                    .await?;
                     excluded.push(host);
-                    let t = Transition { from_task: Some(Some(TaskState::Spawning)), host: Some(None), task: Some(Some(TaskState::Scheduling)), ..Default::default() };
+                    let t = Transition {
+                        from_task: Some(Some(TaskState::Spawning)),
+                        host: Some(None),
+                        task: Some(Some(TaskState::Scheduling)),
+                        ..Default::default()
+                    };
                     if ds.server_transition(&server.id, &t).await? == Cas::Conflict {
                         return Ok(Outcome::Done);
                     }
@@ -94,22 +145,51 @@ impl Handler for CreateServer {
                 Err(f) => {
                     let cur = ds.server_get_any(&op.server_id).await?;
                     if being_deleted(&cur) {
-                        ds.event_finish(&server.id, &op.request_id, EV_BUILD, false, "build stopped: server is being deleted").await?;
+                        ds.event_finish(
+                            &server.id,
+                            &op.request_id,
+                            EV_BUILD,
+                            false,
+                            "build stopped: server is being deleted",
+                        )
+                        .await?;
                         return Ok(Outcome::Done);
                     }
-                    return self.fail(op, &cur, &format!("Build of instance {} aborted: {f}", server.id), EV_BUILD).await;
+                    return self
+                        .fail(op, &cur, &format!("Build of instance {} aborted: {f}", server.id), EV_BUILD)
+                        .await;
                 }
             }
         }
         let cur = ds.server_get_any(&op.server_id).await?;
-        self.fail(op, &cur, &format!("{NO_VALID_HOST} Exceeded max scheduling attempts {} for instance {}.", s.cfg.max_schedule_attempts, cur.id), EV_SCHEDULE).await
+        self.fail(
+            op,
+            &cur,
+            &format!(
+                "{NO_VALID_HOST} Exceeded max scheduling attempts {} for instance {}.",
+                s.cfg.max_schedule_attempts, cur.id
+            ),
+            EV_SCHEDULE,
+        )
+        .await
     }
 }
 
 impl CreateServer {
-    async fn fail(&self, op: &stratus_db::OperationRow, server: &ServerRow, message: &str, event: &str) -> Result<Outcome, OpError> {
+    async fn fail(
+        &self,
+        op: &stratus_db::OperationRow,
+        server: &ServerRow,
+        message: &str,
+        event: &str,
+    ) -> Result<Outcome, OpError> {
         let ds = &self.0.ds;
-        let t = Transition { vm: Some(VmState::Error), task: Some(None), fault: Some(fault_json(500, message, ds.clock().now())), ..Default::default() };
+        let t = Transition {
+            vm: Some(VmState::Error),
+            task: Some(None),
+            fault: Some(fault_json(500, message, ds.clock().now())),
+            ..Default::default()
+        };
         if ds.server_transition(&server.id, &t).await? == Cas::Conflict {
             return Ok(Outcome::Done); // being deleted: nothing to report
         }

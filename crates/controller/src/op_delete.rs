@@ -9,7 +9,7 @@
 //! Every step is idempotent; the operation only rolls forward. Each path is
 //! recorded as an instance-action event saying why it was taken.
 
-use crate::controller::Shared;
+use crate::controller::{Deadlines, Shared};
 use crate::notify;
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -54,17 +54,33 @@ impl Handler for DeleteServer {
         }
         cx.step("terminate").await?;
         ds.event_start(&server.id, &op.request_id, EV_TERMINATE, Some(&host)).await?;
-        let r = s.run_command(&svc, &op.id, &server.id, CommandKind::Terminate, s.cfg.terminate_ack_timeout, s.cfg.terminate_timeout, Some(&cx.wake)).await;
+        let r = s
+            .run_command(
+                &svc,
+                &op.id,
+                &server.id,
+                CommandKind::Terminate,
+                Deadlines { ack: s.cfg.terminate_ack_timeout, result: s.cfg.terminate_timeout },
+                Some(&cx.wake),
+            )
+            .await;
         match r {
             Ok(t) => {
-                let details = format!("path=remote: lease of {host} valid until {}; acknowledged in {} ms, VM destroyed in {} ms (host reported {} ms)", svc.lease_expires_at.as_deref().unwrap_or("?"), t.ack_ms, t.total_ms, t.result.elapsed_ms);
+                let details = format!(
+                    "path=remote: lease of {host} valid until {}; acknowledged in {} ms, VM destroyed in {} ms (host reported {} ms)",
+                    svc.lease_expires_at.as_deref().unwrap_or("?"),
+                    t.ack_ms,
+                    t.total_ms,
+                    t.result.elapsed_ms
+                );
                 ds.event_finish(&server.id, &op.request_id, EV_TERMINATE, true, &details).await?;
                 cx.stepped("terminate");
                 self.release(op, cx, &server, &host).await
             }
             Err(f) => {
                 warn!(server = %server.id, host = %host, reason = %f, "terminate did not complete on the host; escalating to local delete");
-                ds.event_finish(&server.id, &op.request_id, EV_TERMINATE, false, &format!("terminate on {host}: {f}")).await?;
+                ds.event_finish(&server.id, &op.request_id, EV_TERMINATE, false, &format!("terminate on {host}: {f}"))
+                    .await?;
                 self.local(op, cx, &server, &format!("terminate on {host}: {f}")).await
             }
         }
@@ -84,7 +100,15 @@ impl DeleteServer {
         if !host.is_empty() {
             // The VM may still run there: keep its capacity reserved until the
             // host's agent reports it gone.
-            let z = stratus_db::ZombieRow { server_id: server.id.clone(), host: host.clone(), vcpus: server.vcpus, ram_mb: server.ram_mb, disk_gb: server.disk_gb + server.ephemeral_gb, reason: why.to_string(), created_at: String::new() };
+            let z = stratus_db::ZombieRow {
+                server_id: server.id.clone(),
+                host: host.clone(),
+                vcpus: server.vcpus,
+                ram_mb: server.ram_mb,
+                disk_gb: server.disk_gb + server.ephemeral_gb,
+                reason: why.to_string(),
+                created_at: String::new(),
+            };
             ds.zombie_record(&z).await?;
         }
         let r = self.release(op, cx, server, &host).await;
@@ -94,7 +118,13 @@ impl DeleteServer {
 
     /// Release ports, mark the server deleted (quota usage drops with it) and
     /// emit `instance.delete.end`.
-    async fn release(&self, op: &OperationRow, cx: &StepCx, server: &ServerRow, host: &str) -> Result<Outcome, OpError> {
+    async fn release(
+        &self,
+        op: &OperationRow,
+        cx: &StepCx,
+        server: &ServerRow,
+        host: &str,
+    ) -> Result<Outcome, OpError> {
         let ds = &self.0.ds;
         cx.step("release").await?;
         ds.ports_release(&server.id).await?;

@@ -44,7 +44,15 @@ pub struct EventRow {
     pub details: Option<String>,
 }
 
-pub(crate) async fn action_create_tx(conn: &mut sqlx::SqliteConnection, server_id: &str, request_id: &str, action: &str, user_id: &str, project_id: &str, now: &str) -> Result<(), DbError> {
+pub(crate) async fn action_create_tx(
+    conn: &mut sqlx::SqliteConnection,
+    server_id: &str,
+    request_id: &str,
+    action: &str,
+    user_id: &str,
+    project_id: &str,
+    now: &str,
+) -> Result<(), DbError> {
     sqlx::query("INSERT INTO instance_actions (server_id, request_id, action, user_id, project_id, start_time, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$6) ON CONFLICT (server_id, request_id) DO NOTHING")
         .bind(server_id).bind(request_id).bind(action).bind(user_id).bind(project_id).bind(now)
         .execute(&mut *conn).await?;
@@ -53,31 +61,65 @@ pub(crate) async fn action_create_tx(conn: &mut sqlx::SqliteConnection, server_i
 
 impl Datastore {
     /// Record an action (idempotent per server and request id).
-    pub async fn action_create(&self, server_id: &str, request_id: &str, action: &str, user_id: &str, project_id: &str) -> Result<(), DbError> {
+    pub async fn action_create(
+        &self,
+        server_id: &str,
+        request_id: &str,
+        action: &str,
+        user_id: &str,
+        project_id: &str,
+    ) -> Result<(), DbError> {
         let now = self.now();
         let mut conn = self.write.acquire().await?;
         action_create_tx(&mut conn, server_id, request_id, action, user_id, project_id, &now).await
     }
 
     /// Start an event (idempotent: restarting keeps the first start time).
-    pub async fn event_start(&self, server_id: &str, request_id: &str, event: &str, host: Option<&str>) -> Result<(), DbError> {
+    pub async fn event_start(
+        &self,
+        server_id: &str,
+        request_id: &str,
+        event: &str,
+        host: Option<&str>,
+    ) -> Result<(), DbError> {
         let now = self.now();
-        sqlx::query("INSERT INTO instance_action_events (action_id, event, start_time, host)
+        sqlx::query(
+            "INSERT INTO instance_action_events (action_id, event, start_time, host)
                      SELECT id, $3, $4, $5 FROM instance_actions WHERE server_id = $1 AND request_id = $2
-                     ON CONFLICT (action_id, event) DO NOTHING")
-            .bind(server_id).bind(request_id).bind(event).bind(&now).bind(host)
-            .execute(&self.write).await?;
+                     ON CONFLICT (action_id, event) DO NOTHING",
+        )
+        .bind(server_id)
+        .bind(request_id)
+        .bind(event)
+        .bind(&now)
+        .bind(host)
+        .execute(&self.write)
+        .await?;
         Ok(())
     }
 
     /// Finish an event with its result and details; an `Error` result marks the action.
-    pub async fn event_finish(&self, server_id: &str, request_id: &str, event: &str, ok: bool, details: &str) -> Result<(), DbError> {
+    pub async fn event_finish(
+        &self,
+        server_id: &str,
+        request_id: &str,
+        event: &str,
+        ok: bool,
+        details: &str,
+    ) -> Result<(), DbError> {
         let now = self.now();
         let mut tx = self.write.begin().await?;
-        sqlx::query("INSERT INTO instance_action_events (action_id, event, start_time, host)
+        sqlx::query(
+            "INSERT INTO instance_action_events (action_id, event, start_time, host)
                      SELECT id, $3, $4, NULL FROM instance_actions WHERE server_id = $1 AND request_id = $2
-                     ON CONFLICT (action_id, event) DO NOTHING")
-            .bind(server_id).bind(request_id).bind(event).bind(&now).execute(&mut *tx).await?;
+                     ON CONFLICT (action_id, event) DO NOTHING",
+        )
+        .bind(server_id)
+        .bind(request_id)
+        .bind(event)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE instance_action_events SET finish_time = $4, result = $5, details = $6
                      WHERE event = $3 AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)")
             .bind(server_id).bind(request_id).bind(event).bind(&now).bind(if ok { "Success" } else { "Error" }).bind(details)

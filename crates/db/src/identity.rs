@@ -1,6 +1,6 @@
 //! Identity rows: projects, users, roles, role assignments and tokens.
 
-use crate::{is_unique_violation, Datastore, DbError};
+use crate::{Datastore, DbError, is_unique_violation};
 use sqlx::FromRow;
 
 /// A project (tenant).
@@ -81,17 +81,32 @@ pub struct TokenRow {
 impl Datastore {
     /// Create a project; `Conflict` if the name is taken.
     pub async fn project_create(&self, p: &ProjectRow) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO projects (id, name, domain_id, description, enabled, created_at) VALUES ($1,$2,$3,$4,$5,$6)")
-            .bind(&p.id).bind(&p.name).bind(&p.domain_id).bind(&p.description).bind(p.enabled).bind(self.now())
-            .execute(&self.write).await
-            .map_err(|e| if is_unique_violation(&e) { DbError::Conflict(format!("project {} already exists", p.name)) } else { e.into() })?;
+        sqlx::query(
+            "INSERT INTO projects (id, name, domain_id, description, enabled, created_at) VALUES ($1,$2,$3,$4,$5,$6)",
+        )
+        .bind(&p.id)
+        .bind(&p.name)
+        .bind(&p.domain_id)
+        .bind(&p.description)
+        .bind(p.enabled)
+        .bind(self.now())
+        .execute(&self.write)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                DbError::Conflict(format!("project {} already exists", p.name))
+            } else {
+                e.into()
+            }
+        })?;
         Ok(())
     }
 
     /// All projects, by name.
     pub async fn project_list(&self) -> Result<Vec<ProjectRow>, DbError> {
         Ok(sqlx::query_as("SELECT id, name, domain_id, description, enabled FROM projects ORDER BY name")
-            .fetch_all(&self.read).await?)
+            .fetch_all(&self.read)
+            .await?)
     }
 
     /// A project by id or (failing that) by name.
@@ -104,14 +119,18 @@ impl Datastore {
     /// A project by exact id.
     pub async fn project_get(&self, id: &str) -> Result<ProjectRow, DbError> {
         sqlx::query_as("SELECT id, name, domain_id, description, enabled FROM projects WHERE id = $1")
-            .bind(id).fetch_optional(&self.read).await?
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
             .ok_or(DbError::NotFound("project"))
     }
 
     /// Delete a project and its role assignments.
     pub async fn project_delete(&self, id: &str) -> Result<(), DbError> {
         let r = sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&self.write).await?;
-        if r.rows_affected() == 0 { return Err(DbError::NotFound("project")); }
+        if r.rows_affected() == 0 {
+            return Err(DbError::NotFound("project"));
+        }
         Ok(())
     }
 
@@ -126,8 +145,11 @@ impl Datastore {
 
     /// All users, by name.
     pub async fn user_list(&self) -> Result<Vec<UserRow>, DbError> {
-        Ok(sqlx::query_as("SELECT id, name, domain_id, password_hash, email, default_project_id, enabled FROM users ORDER BY name")
-            .fetch_all(&self.read).await?)
+        Ok(sqlx::query_as(
+            "SELECT id, name, domain_id, password_hash, email, default_project_id, enabled FROM users ORDER BY name",
+        )
+        .fetch_all(&self.read)
+        .await?)
     }
 
     /// A user by id or name.
@@ -139,8 +161,14 @@ impl Datastore {
 
     /// Replace a user's password hash.
     pub async fn user_set_password(&self, id: &str, hash: &str) -> Result<(), DbError> {
-        let r = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1").bind(id).bind(hash).execute(&self.write).await?;
-        if r.rows_affected() == 0 { return Err(DbError::NotFound("user")); }
+        let r = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            .bind(id)
+            .bind(hash)
+            .execute(&self.write)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(DbError::NotFound("user"));
+        }
         Ok(())
     }
 
@@ -149,7 +177,9 @@ impl Datastore {
         let mut tx = self.write.begin().await?;
         sqlx::query("DELETE FROM tokens WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
         let r = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        if r.rows_affected() == 0 { return Err(DbError::NotFound("user")); }
+        if r.rows_affected() == 0 {
+            return Err(DbError::NotFound("user"));
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -157,7 +187,10 @@ impl Datastore {
     /// Create a role unless one with that name exists; returns the role.
     pub async fn role_ensure(&self, id: &str, name: &str) -> Result<RoleRow, DbError> {
         sqlx::query("INSERT INTO roles (id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(id).bind(name).execute(&self.write).await?;
+            .bind(id)
+            .bind(name)
+            .execute(&self.write)
+            .await?;
         self.role_find(name).await
     }
 
@@ -169,27 +202,45 @@ impl Datastore {
     /// A role by id or name.
     pub async fn role_find(&self, id_or_name: &str) -> Result<RoleRow, DbError> {
         sqlx::query_as("SELECT id, name FROM roles WHERE id = $1 OR name = $1 LIMIT 1")
-            .bind(id_or_name).fetch_optional(&self.read).await?
+            .bind(id_or_name)
+            .fetch_optional(&self.read)
+            .await?
             .ok_or(DbError::NotFound("role"))
     }
 
     /// Grant a role (idempotent).
     pub async fn assignment_put(&self, user_id: &str, project_id: &str, role_id: &str) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO role_assignments (user_id, project_id, role_id) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING")
-            .bind(user_id).bind(project_id).bind(role_id).execute(&self.write).await?;
+        sqlx::query(
+            "INSERT INTO role_assignments (user_id, project_id, role_id) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(project_id)
+        .bind(role_id)
+        .execute(&self.write)
+        .await?;
         Ok(())
     }
 
     /// Revoke a role; `NotFound` if it was not granted.
     pub async fn assignment_delete(&self, user_id: &str, project_id: &str, role_id: &str) -> Result<(), DbError> {
         let r = sqlx::query("DELETE FROM role_assignments WHERE user_id = $1 AND project_id = $2 AND role_id = $3")
-            .bind(user_id).bind(project_id).bind(role_id).execute(&self.write).await?;
-        if r.rows_affected() == 0 { return Err(DbError::NotFound("role assignment")); }
+            .bind(user_id)
+            .bind(project_id)
+            .bind(role_id)
+            .execute(&self.write)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(DbError::NotFound("role assignment"));
+        }
         Ok(())
     }
 
     /// Assignments, optionally filtered by user and/or project.
-    pub async fn assignment_list(&self, user_id: Option<&str>, project_id: Option<&str>) -> Result<Vec<AssignmentRow>, DbError> {
+    pub async fn assignment_list(
+        &self,
+        user_id: Option<&str>,
+        project_id: Option<&str>,
+    ) -> Result<Vec<AssignmentRow>, DbError> {
         Ok(sqlx::query_as("SELECT a.user_id, a.project_id, a.role_id, r.name AS role_name FROM role_assignments a JOIN roles r ON r.id = a.role_id WHERE ($1 IS NULL OR a.user_id = $1) AND ($2 IS NULL OR a.project_id = $2) ORDER BY a.project_id, a.user_id, r.name")
             .bind(user_id).bind(project_id).fetch_all(&self.read).await?)
     }
@@ -211,14 +262,23 @@ impl Datastore {
 
     /// Revoke a token.
     pub async fn token_revoke(&self, token_hash: &str) -> Result<(), DbError> {
-        let r = sqlx::query("UPDATE tokens SET revoked = TRUE WHERE token_hash = $1").bind(token_hash).execute(&self.write).await?;
-        if r.rows_affected() == 0 { return Err(DbError::NotFound("token")); }
+        let r = sqlx::query("UPDATE tokens SET revoked = TRUE WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.write)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(DbError::NotFound("token"));
+        }
         Ok(())
     }
 
     /// Forget tokens that expired before `before` (housekeeping).
     pub async fn token_purge_expired(&self, before: &str) -> Result<u64, DbError> {
-        Ok(sqlx::query("DELETE FROM tokens WHERE expires_at < $1").bind(before).execute(&self.write).await?.rows_affected())
+        Ok(sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
+            .bind(before)
+            .execute(&self.write)
+            .await?
+            .rows_affected())
     }
 }
 
@@ -230,10 +290,27 @@ mod tests {
     #[tokio::test]
     async fn project_names_are_unique_and_assignments_idempotent() {
         let (ds, _d) = store().await;
-        let p = ProjectRow { id: "p1".into(), name: "demo".into(), domain_id: "default".into(), description: String::new(), enabled: true };
+        let p = ProjectRow {
+            id: "p1".into(),
+            name: "demo".into(),
+            domain_id: "default".into(),
+            description: String::new(),
+            enabled: true,
+        };
         ds.project_create(&p).await.expect("create");
-        assert!(matches!(ds.project_create(&ProjectRow { id: "p2".into(), ..p.clone() }).await, Err(DbError::Conflict(_))));
-        let u = UserRow { id: "u1".into(), name: "demo".into(), domain_id: "default".into(), password_hash: "h".into(), email: None, default_project_id: None, enabled: true };
+        assert!(matches!(
+            ds.project_create(&ProjectRow { id: "p2".into(), ..p.clone() }).await,
+            Err(DbError::Conflict(_))
+        ));
+        let u = UserRow {
+            id: "u1".into(),
+            name: "demo".into(),
+            domain_id: "default".into(),
+            password_hash: "h".into(),
+            email: None,
+            default_project_id: None,
+            enabled: true,
+        };
         ds.user_create(&u).await.expect("user");
         let r = ds.role_ensure("r1", "member").await.expect("role");
         assert_eq!(ds.role_ensure("r2", "member").await.expect("again").id, r.id);

@@ -81,7 +81,9 @@ impl Datastore {
 
     /// Images visible to `project` (its own plus public/community); all for admins.
     pub async fn image_list(&self, project: Option<&str>) -> Result<Vec<ImageRow>, DbError> {
-        let sql = format!("SELECT {IMAGE_COLS} FROM images WHERE status <> 'deleted' AND ($1 IS NULL OR owner = $1 OR visibility IN ('public','community')) ORDER BY created_at DESC, id");
+        let sql = format!(
+            "SELECT {IMAGE_COLS} FROM images WHERE status <> 'deleted' AND ($1 IS NULL OR owner = $1 OR visibility IN ('public','community')) ORDER BY created_at DESC, id"
+        );
         Ok(sqlx::query_as(&sql).bind(project).fetch_all(&self.read).await?)
     }
 
@@ -93,15 +95,24 @@ impl Datastore {
 
     /// The first non-deleted image with this name visible to `project`.
     pub async fn image_find_by_name(&self, name: &str, project: Option<&str>) -> Result<ImageRow, DbError> {
-        let sql = format!("SELECT {IMAGE_COLS} FROM images WHERE name = $1 AND status <> 'deleted' AND ($2 IS NULL OR owner = $2 OR visibility IN ('public','community')) ORDER BY created_at LIMIT 1");
-        sqlx::query_as(&sql).bind(name).bind(project).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("image"))
+        let sql = format!(
+            "SELECT {IMAGE_COLS} FROM images WHERE name = $1 AND status <> 'deleted' AND ($2 IS NULL OR owner = $2 OR visibility IN ('public','community')) ORDER BY created_at LIMIT 1"
+        );
+        sqlx::query_as(&sql)
+            .bind(name)
+            .bind(project)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or(DbError::NotFound("image"))
     }
 
     /// Record uploaded data: size, checksums, status `active`.
     pub async fn image_set_data(&self, id: &str, size: i64, md5: &str, sha512: &str) -> Result<(), DbError> {
         let r = sqlx::query("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = 'active', updated_at = $5 WHERE id = $1 AND status IN ('queued','saving','active')")
             .bind(id).bind(size).bind(md5).bind(sha512).bind(self.now()).execute(&self.write).await?;
-        if r.rows_affected() == 0 { return Err(DbError::NotFound("image")); }
+        if r.rows_affected() == 0 {
+            return Err(DbError::NotFound("image"));
+        }
         Ok(())
     }
 
@@ -110,14 +121,18 @@ impl Datastore {
         let r = sqlx::query("UPDATE images SET name = $2, visibility = $3, protected = $4, min_disk = $5, min_ram = $6, properties = $7, disk_format = $8, container_format = $9, updated_at = $10 WHERE id = $1 AND status <> 'deleted'")
             .bind(&i.id).bind(&i.name).bind(&i.visibility).bind(i.protected).bind(i.min_disk).bind(i.min_ram).bind(&i.properties).bind(&i.disk_format).bind(&i.container_format).bind(self.now())
             .execute(&self.write).await?;
-        if r.rows_affected() == 0 { return Err(DbError::NotFound("image")); }
+        if r.rows_affected() == 0 {
+            return Err(DbError::NotFound("image"));
+        }
         Ok(())
     }
 
     /// Delete an image record (idempotent: `NotFound` when already gone).
     pub async fn image_delete(&self, id: &str) -> Result<(), DbError> {
         let r = sqlx::query("DELETE FROM images WHERE id = $1").bind(id).execute(&self.write).await?;
-        if r.rows_affected() == 0 { return Err(DbError::NotFound("image")); }
+        if r.rows_affected() == 0 {
+            return Err(DbError::NotFound("image"));
+        }
         Ok(())
     }
 

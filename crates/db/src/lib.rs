@@ -27,8 +27,8 @@ pub use services::*;
 pub use zombies::*;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -97,25 +97,16 @@ impl Datastore {
     }
 
     /// As [`Datastore::open_sqlite`], with an injected clock (tests).
-    pub async fn open_sqlite_with_clock(
-        path: &Path,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, DbError> {
+    pub async fn open_sqlite_with_clock(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, DbError> {
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts.clone())
-            .await?;
+        let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts.read_only(true))
-            .await?;
+        let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
         Ok(Self { write, read, clock })
     }
 
@@ -144,9 +135,7 @@ pub(crate) mod testutil {
     /// A fresh database in a temp dir (kept alive by the returned guard).
     pub async fn store() -> (Datastore, TempDir) {
         let dir = TempDir::new();
-        let ds = Datastore::open_sqlite(&dir.0.join("t.db"))
-            .await
-            .expect("open");
+        let ds = Datastore::open_sqlite(&dir.0.join("t.db")).await.expect("open");
         (ds, dir)
     }
 

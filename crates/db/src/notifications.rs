@@ -23,7 +23,13 @@ pub struct NotificationRow {
 
 impl Datastore {
     /// Record a notification once; returns `false` if this key was already recorded.
-    pub async fn notification_record(&self, dedup_key: &str, event_type: &str, publisher_id: &str, payload: &str) -> Result<bool, DbError> {
+    pub async fn notification_record(
+        &self,
+        dedup_key: &str,
+        event_type: &str,
+        publisher_id: &str,
+        payload: &str,
+    ) -> Result<bool, DbError> {
         let r = sqlx::query("INSERT INTO notifications (dedup_key, event_type, publisher_id, payload, created_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (dedup_key) DO NOTHING")
             .bind(dedup_key).bind(event_type).bind(publisher_id).bind(payload).bind(self.now())
             .execute(&self.write).await?;
@@ -41,7 +47,11 @@ impl Datastore {
         let now = self.now();
         let mut tx = self.write.begin().await?;
         for id in ids {
-            sqlx::query("UPDATE notifications SET published_at = $2 WHERE id = $1").bind(id).bind(&now).execute(&mut *tx).await?;
+            sqlx::query("UPDATE notifications SET published_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -1,7 +1,7 @@
 //! Durable operations: a row per multi-step mutation, claimed by one
 //! controller at a time with an expiring claim, advanced step by step.
 
-use crate::{ts, Datastore, DbError};
+use crate::{Datastore, DbError, ts};
 use chrono::Duration;
 use sqlx::FromRow;
 
@@ -59,7 +59,11 @@ pub struct NewOperation {
 
 const COLS: &str = "id, kind, server_id, state, step, request_id, user_id, project_id, params, claimed_by, claim_expires_at, attempts, last_error, created_at";
 
-pub(crate) async fn op_insert_tx(conn: &mut sqlx::SqliteConnection, o: &NewOperation, now: &str) -> Result<OperationRow, DbError> {
+pub(crate) async fn op_insert_tx(
+    conn: &mut sqlx::SqliteConnection,
+    o: &NewOperation,
+    now: &str,
+) -> Result<OperationRow, DbError> {
     sqlx::query_as(&format!("INSERT INTO operations (id, kind, server_id, state, step, request_id, user_id, project_id, params, attempts, created_at, updated_at) VALUES ($1,$2,$3,'pending','start',$4,$5,$6,$7,0,$8,$8) RETURNING {COLS}"))
         .bind(&o.id).bind(&o.kind).bind(&o.server_id).bind(&o.request_id).bind(&o.user_id).bind(&o.project_id).bind(&o.params).bind(now)
         .fetch_one(&mut *conn).await
@@ -80,21 +84,35 @@ impl Datastore {
     /// kind is open for the server, in one transaction together with the
     /// server's state change (`transition`, a compare-and-swap: `Conflict`
     /// when the server is not in the expected state).
-    pub async fn op_start(&self, o: &NewOperation, action: &str, transition: Option<&crate::Transition>) -> Result<OpStart, DbError> {
+    pub async fn op_start(
+        &self,
+        o: &NewOperation,
+        action: &str,
+        transition: Option<&crate::Transition>,
+    ) -> Result<OpStart, DbError> {
         let now = self.now();
         let mut tx = self.write.begin().await?;
         if let Some(t) = transition {
             let r = crate::servers::transition_query(&o.server_id, t, now.clone()).build().execute(&mut *tx).await?;
             if r.rows_affected() == 0 {
-                return Err(DbError::Conflict(format!("server {} is not in a state that allows {action}", o.server_id)));
+                return Err(DbError::Conflict(format!(
+                    "server {} is not in a state that allows {action}",
+                    o.server_id
+                )));
             }
         }
-        let existing: Option<OperationRow> = sqlx::query_as(&format!("SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = $2 AND state IN ('pending','running')"))
-            .bind(&o.server_id).bind(&o.kind).fetch_optional(&mut *tx).await?;
+        let existing: Option<OperationRow> = sqlx::query_as(&format!(
+            "SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = $2 AND state IN ('pending','running')"
+        ))
+        .bind(&o.server_id)
+        .bind(&o.kind)
+        .fetch_optional(&mut *tx)
+        .await?;
         if let Some(e) = existing {
             return Ok(OpStart::Existing(e));
         }
-        crate::actions::action_create_tx(&mut tx, &o.server_id, &o.request_id, action, &o.user_id, &o.project_id, &now).await?;
+        crate::actions::action_create_tx(&mut tx, &o.server_id, &o.request_id, action, &o.user_id, &o.project_id, &now)
+            .await?;
         let op = op_insert_tx(&mut tx, o, &now).await?;
         tx.commit().await?;
         Ok(OpStart::Created(op))
@@ -111,13 +129,26 @@ impl Datastore {
         if r.rows_affected() == 0 {
             return Err(DbError::NotFound("server"));
         }
-        let existing: Option<OperationRow> = sqlx::query_as(&format!("SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = 'delete' AND state IN ('pending','running')"))
-            .bind(&o.server_id).fetch_optional(&mut *tx).await?;
+        let existing: Option<OperationRow> = sqlx::query_as(&format!(
+            "SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = 'delete' AND state IN ('pending','running')"
+        ))
+        .bind(&o.server_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         if let Some(e) = existing {
             tx.commit().await?;
             return Ok(OpStart::Existing(e));
         }
-        crate::actions::action_create_tx(&mut tx, &o.server_id, &o.request_id, "delete", &o.user_id, &o.project_id, &now).await?;
+        crate::actions::action_create_tx(
+            &mut tx,
+            &o.server_id,
+            &o.request_id,
+            "delete",
+            &o.user_id,
+            &o.project_id,
+            &now,
+        )
+        .await?;
         let op = op_insert_tx(&mut tx, o, &now).await?;
         tx.commit().await?;
         Ok(OpStart::Created(op))
@@ -142,15 +173,28 @@ impl Datastore {
     /// Extend a held claim; `false` if another worker took it.
     pub async fn op_renew_claim(&self, id: &str, worker: &str, lease: Duration) -> Result<bool, DbError> {
         let now = self.clock.now();
-        let r = sqlx::query("UPDATE operations SET claim_expires_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = 'running'")
-            .bind(id).bind(worker).bind(ts(now + lease)).execute(&self.write).await?;
+        let r = sqlx::query(
+            "UPDATE operations SET claim_expires_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = 'running'",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(ts(now + lease))
+        .execute(&self.write)
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 
     /// Record that `step` started; `false` if the claim was lost (stop working).
     pub async fn op_set_step(&self, id: &str, worker: &str, step: &str) -> Result<bool, DbError> {
-        let r = sqlx::query("UPDATE operations SET step = $3, updated_at = $4 WHERE id = $1 AND claimed_by = $2 AND state = 'running'")
-            .bind(id).bind(worker).bind(step).bind(self.now()).execute(&self.write).await?;
+        let r = sqlx::query(
+            "UPDATE operations SET step = $3, updated_at = $4 WHERE id = $1 AND claimed_by = $2 AND state = 'running'",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(step)
+        .bind(self.now())
+        .execute(&self.write)
+        .await?;
         Ok(r.rows_affected() == 1)
     }
 
@@ -165,7 +209,11 @@ impl Datastore {
     /// Record an error without closing (the next attempt retries).
     pub async fn op_note_error(&self, id: &str, error: &str) -> Result<(), DbError> {
         sqlx::query("UPDATE operations SET last_error = $2, updated_at = $3 WHERE id = $1")
-            .bind(id).bind(error).bind(self.now()).execute(&self.write).await?;
+            .bind(id)
+            .bind(error)
+            .bind(self.now())
+            .execute(&self.write)
+            .await?;
         Ok(())
     }
 
@@ -179,18 +227,28 @@ impl Datastore {
     /// One operation.
     pub async fn op_get(&self, id: &str) -> Result<OperationRow, DbError> {
         sqlx::query_as(&format!("SELECT {COLS} FROM operations WHERE id = $1"))
-            .bind(id).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("operation"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or(DbError::NotFound("operation"))
     }
 
     /// Open operations of a server.
     pub async fn op_list_open_for_server(&self, server_id: &str) -> Result<Vec<OperationRow>, DbError> {
-        Ok(sqlx::query_as(&format!("SELECT {COLS} FROM operations WHERE server_id = $1 AND state IN ('pending','running') ORDER BY created_at"))
-            .bind(server_id).fetch_all(&self.read).await?)
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLS} FROM operations WHERE server_id = $1 AND state IN ('pending','running') ORDER BY created_at"
+        ))
+        .bind(server_id)
+        .fetch_all(&self.read)
+        .await?)
     }
 
     /// All open operations (audit, admin views).
     pub async fn op_list_open(&self) -> Result<Vec<OperationRow>, DbError> {
-        Ok(sqlx::query_as(&format!("SELECT {COLS} FROM operations WHERE state IN ('pending','running') ORDER BY created_at"))
-            .fetch_all(&self.read).await?)
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLS} FROM operations WHERE state IN ('pending','running') ORDER BY created_at"
+        ))
+        .fetch_all(&self.read)
+        .await?)
     }
 }

@@ -1,6 +1,6 @@
 //! Servers, their ports (fixed IPs) and quota usage by counting.
 
-use crate::{ts, Cas, Datastore, DbError, OperationRow, NewOperation};
+use crate::{Cas, Datastore, DbError, NewOperation, OperationRow, ts};
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 use stratus_types::{TaskState, VmState};
 
@@ -83,10 +83,7 @@ impl ServerRow {
 
     /// Parsed `task_state`.
     pub fn task(&self) -> Result<Option<TaskState>, DbError> {
-        self.task_state
-            .as_deref()
-            .map(|t| t.parse().map_err(|e| DbError::Corrupt(format!("{e}"))))
-            .transpose()
+        self.task_state.as_deref().map(|t| t.parse().map_err(|e| DbError::Corrupt(format!("{e}")))).transpose()
     }
 }
 
@@ -216,13 +213,21 @@ impl Datastore {
     /// Create a server, its port, its `create` instance action and its create
     /// operation in one transaction, refusing it if the project's counted
     /// usage plus this server would exceed `limits`.
-    pub async fn server_create(&self, new: &NewServer, limits: QuotaLimits) -> Result<(ServerRow, OperationRow), DbError> {
+    pub async fn server_create(
+        &self,
+        new: &NewServer,
+        limits: QuotaLimits,
+    ) -> Result<(ServerRow, OperationRow), DbError> {
         let r = &new.row;
         let now = self.now();
         let mut tx = self.write.begin().await?;
         let usage = quota_usage_tx(&mut tx, &r.project_id).await?;
         let mut ex = QuotaExceeded { overs: vec![], requested: vec![], used: vec![], allowed: vec![] };
-        for (name, req, used, lim) in [("instances", 1, usage.instances, limits.instances), ("cores", r.vcpus, usage.cores, limits.cores), ("ram", r.ram_mb, usage.ram, limits.ram)] {
+        for (name, req, used, lim) in [
+            ("instances", 1, usage.instances, limits.instances),
+            ("cores", r.vcpus, usage.cores, limits.cores),
+            ("ram", r.ram_mb, usage.ram, limits.ram),
+        ] {
             if lim >= 0 && used + req > lim {
                 ex.overs.push(name);
                 ex.requested.push(req);
@@ -243,7 +248,16 @@ impl Datastore {
         if new.allocate_port {
             allocate_port_tx(&mut tx, &r.id, &now).await?;
         }
-        crate::actions::action_create_tx(&mut tx, &r.id, &new.operation.request_id, "create", &new.operation.user_id, &new.operation.project_id, &now).await?;
+        crate::actions::action_create_tx(
+            &mut tx,
+            &r.id,
+            &new.operation.request_id,
+            "create",
+            &new.operation.user_id,
+            &new.operation.project_id,
+            &now,
+        )
+        .await?;
         let op = crate::operations::op_insert_tx(&mut tx, &new.operation, &now).await?;
         tx.commit().await?;
         let row = self.server_get_any(&r.id).await?;
@@ -253,18 +267,25 @@ impl Datastore {
     /// A live (not deleted) server.
     pub async fn server_get(&self, id: &str) -> Result<ServerRow, DbError> {
         sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE id = $1 AND deleted = FALSE"))
-            .bind(id).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("server"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or(DbError::NotFound("server"))
     }
 
     /// A server whether deleted or not (instance actions, audit, operations).
     pub async fn server_get_any(&self, id: &str) -> Result<ServerRow, DbError> {
         sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE id = $1"))
-            .bind(id).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("server"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or(DbError::NotFound("server"))
     }
 
     /// Live servers matching `f`, newest first (Nova's default sort).
     pub async fn server_list(&self, f: &ServerFilter) -> Result<Vec<ServerRow>, DbError> {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {SERVER_COLS} FROM servers WHERE deleted = FALSE"));
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {SERVER_COLS} FROM servers WHERE deleted = FALSE"));
         if let Some(p) = &f.project_id {
             q.push(" AND project_id = ").push_bind(p.clone());
         }
@@ -283,7 +304,9 @@ impl Datastore {
             q.push(")");
         }
         if let Some(m) = &f.marker {
-            q.push(" AND (created_at, id) < (SELECT created_at, id FROM servers WHERE id = ").push_bind(m.clone()).push(")");
+            q.push(" AND (created_at, id) < (SELECT created_at, id FROM servers WHERE id = ")
+                .push_bind(m.clone())
+                .push(")");
         }
         q.push(" ORDER BY created_at DESC, id DESC");
         if let Some(l) = f.limit {
@@ -294,7 +317,8 @@ impl Datastore {
 
     /// Does a live server with this id exist? (Marker validation.)
     pub async fn server_exists(&self, id: &str) -> Result<bool, DbError> {
-        let r: Option<(String,)> = sqlx::query_as("SELECT id FROM servers WHERE id = $1").bind(id).fetch_optional(&self.read).await?;
+        let r: Option<(String,)> =
+            sqlx::query_as("SELECT id FROM servers WHERE id = $1").bind(id).fetch_optional(&self.read).await?;
         Ok(r.is_some())
     }
 
@@ -320,7 +344,11 @@ impl Datastore {
     /// Rename a live server.
     pub async fn server_rename(&self, id: &str, name: &str) -> Result<(), DbError> {
         let r = sqlx::query("UPDATE servers SET name = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE")
-            .bind(id).bind(name).bind(self.now()).execute(&self.write).await?;
+            .bind(id)
+            .bind(name)
+            .bind(self.now())
+            .execute(&self.write)
+            .await?;
         if r.rows_affected() == 0 {
             return Err(DbError::NotFound("server"));
         }
@@ -342,7 +370,9 @@ impl Datastore {
     /// Ports of a server.
     pub async fn port_list_for_server(&self, server_id: &str) -> Result<Vec<PortRow>, DbError> {
         Ok(sqlx::query_as("SELECT id, server_id, network, ip, mac FROM ports WHERE server_id = $1 ORDER BY ip_index")
-            .bind(server_id).fetch_all(&self.read).await?)
+            .bind(server_id)
+            .fetch_all(&self.read)
+            .await?)
     }
 
     /// Ports of many servers at once (list views).
@@ -350,7 +380,8 @@ impl Datastore {
         if ids.is_empty() {
             return Ok(vec![]);
         }
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT id, server_id, network, ip, mac FROM ports WHERE server_id IN (");
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT id, server_id, network, ip, mac FROM ports WHERE server_id IN (");
         let mut sep = q.separated(", ");
         for id in ids {
             sep.push_bind(id.clone());
@@ -361,7 +392,11 @@ impl Datastore {
 
     /// Release every port of a server (idempotent).
     pub async fn ports_release(&self, server_id: &str) -> Result<u64, DbError> {
-        Ok(sqlx::query("DELETE FROM ports WHERE server_id = $1").bind(server_id).execute(&self.write).await?.rows_affected())
+        Ok(sqlx::query("DELETE FROM ports WHERE server_id = $1")
+            .bind(server_id)
+            .execute(&self.write)
+            .await?
+            .rows_affected())
     }
 
     /// Ports whose server is deleted or missing (audit).
@@ -379,7 +414,9 @@ impl Datastore {
     /// Limits of a project: stored overrides on top of `defaults`.
     pub async fn quota_limits(&self, project_id: &str, defaults: QuotaLimits) -> Result<QuotaLimits, DbError> {
         let rows: Vec<(String, i64)> = sqlx::query_as("SELECT resource, hard_limit FROM quotas WHERE project_id = $1")
-            .bind(project_id).fetch_all(&self.read).await?;
+            .bind(project_id)
+            .fetch_all(&self.read)
+            .await?;
         let mut l = defaults;
         for (res, lim) in rows {
             match res.as_str() {
@@ -410,7 +447,9 @@ impl Datastore {
     /// Live servers placed on `host` (the agent's expected inventory).
     pub async fn server_ids_on_host(&self, host: &str) -> Result<Vec<String>, DbError> {
         let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM servers WHERE host = $1 AND deleted = FALSE")
-            .bind(host).fetch_all(&self.read).await?;
+            .bind(host)
+            .fetch_all(&self.read)
+            .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 }
@@ -418,50 +457,56 @@ impl Datastore {
 /// Build the conditional UPDATE of a [`Transition`] (shared by the plain
 /// transition and the ones made inside an operation-starting transaction).
 pub(crate) fn transition_query(id: &str, t: &Transition, now: String) -> QueryBuilder<'static, Sqlite> {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE servers SET generation = generation + 1, updated_at = ");
-        q.push_bind(now.clone());
-        if let Some(v) = t.vm {
-            q.push(", vm_state = ").push_bind(v.as_str());
+    let mut q: QueryBuilder<Sqlite> =
+        QueryBuilder::new("UPDATE servers SET generation = generation + 1, updated_at = ");
+    q.push_bind(now.clone());
+    if let Some(v) = t.vm {
+        q.push(", vm_state = ").push_bind(v.as_str());
+    }
+    if let Some(task) = t.task {
+        q.push(", task_state = ").push_bind(task.map(|x| x.as_str()));
+    }
+    if let Some(p) = t.power {
+        q.push(", power_state = ").push_bind(p);
+    }
+    if let Some(h) = &t.host {
+        q.push(", host = ").push_bind(h.clone());
+    }
+    if t.launched {
+        q.push(", launched_at = COALESCE(launched_at, ").push_bind(now.clone()).push(")");
+    }
+    if let Some(fault) = &t.fault {
+        q.push(", fault = ").push_bind(fault.clone());
+    }
+    if let Some((locked, by, reason)) = &t.lock {
+        q.push(", locked = ")
+            .push_bind(*locked)
+            .push(", locked_by = ")
+            .push_bind(by.clone())
+            .push(", locked_reason = ")
+            .push_bind(reason.clone());
+    }
+    q.push(" WHERE id = ").push_bind(id.to_string()).push(" AND deleted = FALSE");
+    if !t.from_vm.is_empty() {
+        q.push(" AND vm_state IN (");
+        let mut sep = q.separated(", ");
+        for s in &t.from_vm {
+            sep.push_bind(s.as_str());
         }
-        if let Some(task) = t.task {
-            q.push(", task_state = ").push_bind(task.map(|x| x.as_str()));
+        q.push(")");
+    }
+    match t.from_task {
+        Some(Some(task)) => {
+            q.push(" AND task_state = ").push_bind(task.as_str());
         }
-        if let Some(p) = t.power {
-            q.push(", power_state = ").push_bind(p);
+        Some(None) => {
+            q.push(" AND task_state IS NULL");
         }
-        if let Some(h) = &t.host {
-            q.push(", host = ").push_bind(h.clone());
+        None => {
+            q.push(" AND (task_state IS NULL OR task_state <> 'deleting')");
         }
-        if t.launched {
-            q.push(", launched_at = COALESCE(launched_at, ").push_bind(now.clone()).push(")");
-        }
-        if let Some(fault) = &t.fault {
-            q.push(", fault = ").push_bind(fault.clone());
-        }
-        if let Some((locked, by, reason)) = &t.lock {
-            q.push(", locked = ").push_bind(*locked).push(", locked_by = ").push_bind(by.clone()).push(", locked_reason = ").push_bind(reason.clone());
-        }
-        q.push(" WHERE id = ").push_bind(id.to_string()).push(" AND deleted = FALSE");
-        if !t.from_vm.is_empty() {
-            q.push(" AND vm_state IN (");
-            let mut sep = q.separated(", ");
-            for s in &t.from_vm {
-                sep.push_bind(s.as_str());
-            }
-            q.push(")");
-        }
-        match t.from_task {
-            Some(Some(task)) => {
-                q.push(" AND task_state = ").push_bind(task.as_str());
-            }
-            Some(None) => {
-                q.push(" AND task_state IS NULL");
-            }
-            None => {
-                q.push(" AND (task_state IS NULL OR task_state <> 'deleting')");
-            }
-        }
-        q
+    }
+    q
 }
 
 async fn quota_usage_tx(conn: &mut sqlx::SqliteConnection, project_id: &str) -> Result<QuotaUsage, DbError> {

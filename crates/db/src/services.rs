@@ -1,7 +1,7 @@
 //! Compute services (hosts): registration with an epoch, lease renewal, and
 //! the up/down transitions the liveness monitor writes.
 
-use crate::{parse_ts, ts, Datastore, DbError};
+use crate::{Datastore, DbError, parse_ts, ts};
 use chrono::Duration;
 use sqlx::FromRow;
 
@@ -91,8 +91,15 @@ impl Datastore {
                vcpus = $4, memory_mb = $5, disk_gb = $6, updated_at = $7
              RETURNING {COLS}");
         Ok(sqlx::query_as(&sql)
-            .bind(uuid::Uuid::new_v4().to_string()).bind(host).bind(exp).bind(cap.vcpus).bind(cap.memory_mb).bind(cap.disk_gb).bind(ts(now))
-            .fetch_one(&self.write).await?)
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(host)
+            .bind(exp)
+            .bind(cap.vcpus)
+            .bind(cap.memory_mb)
+            .bind(cap.disk_gb)
+            .bind(ts(now))
+            .fetch_one(&self.write)
+            .await?)
     }
 
     /// Extend the lease of `host` if `epoch` is current and the lease has not lapsed.
@@ -132,14 +139,29 @@ impl Datastore {
     }
 
     /// Operator changes: enable/disable with a reason, force down/up.
-    pub async fn service_update(&self, uuid: &str, disabled: Option<bool>, reason: Option<Option<String>>, forced_down: Option<bool>) -> Result<ServiceRow, DbError> {
-        let sql = format!("UPDATE services SET disabled = COALESCE($2, disabled),
+    pub async fn service_update(
+        &self,
+        uuid: &str,
+        disabled: Option<bool>,
+        reason: Option<Option<String>>,
+        forced_down: Option<bool>,
+    ) -> Result<ServiceRow, DbError> {
+        let sql = format!(
+            "UPDATE services SET disabled = COALESCE($2, disabled),
                 disabled_reason = CASE WHEN $3 THEN $4 ELSE disabled_reason END,
                 forced_down = COALESCE($5, forced_down), updated_at = $6
-             WHERE uuid = $1 RETURNING {COLS}");
+             WHERE uuid = $1 RETURNING {COLS}"
+        );
         sqlx::query_as(&sql)
-            .bind(uuid).bind(disabled).bind(reason.is_some()).bind(reason.flatten()).bind(forced_down).bind(self.now())
-            .fetch_optional(&self.write).await?.ok_or(DbError::NotFound("service"))
+            .bind(uuid)
+            .bind(disabled)
+            .bind(reason.is_some())
+            .bind(reason.flatten())
+            .bind(forced_down)
+            .bind(self.now())
+            .fetch_optional(&self.write)
+            .await?
+            .ok_or(DbError::NotFound("service"))
     }
 }
 
@@ -171,8 +193,12 @@ mod tests {
         assert_eq!(ds.service_renew("h1", 1, ttl).await.expect("stale"), Renewal::MustRejoin);
     }
 
-    trait NowForTest { fn now_for_test(&self) -> chrono::DateTime<chrono::Utc>; }
+    trait NowForTest {
+        fn now_for_test(&self) -> chrono::DateTime<chrono::Utc>;
+    }
     impl NowForTest for ManualClock {
-        fn now_for_test(&self) -> chrono::DateTime<chrono::Utc> { stratus_types::Clock::now(self) }
+        fn now_for_test(&self) -> chrono::DateTime<chrono::Utc> {
+            stratus_types::Clock::now(self)
+        }
     }
 }

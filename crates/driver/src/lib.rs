@@ -131,10 +131,8 @@ impl Driver for FakeDriver {
     async fn spawn(&self, spec: &VmSpec) -> Result<(), DriverError> {
         tokio::time::sleep(self.cfg.spawn_delay).await;
         let mut vms = self.vms.lock().await;
-        vms.entry(spec.server_id.clone()).or_insert_with(|| VmInfo {
-            server_id: spec.server_id.clone(),
-            power_state: PowerState::Running.code(),
-        });
+        vms.entry(spec.server_id.clone())
+            .or_insert_with(|| VmInfo { server_id: spec.server_id.clone(), power_state: PowerState::Running.code() });
         self.save(&vms).await
     }
 
@@ -184,7 +182,12 @@ mod tests {
 
     #[tokio::test]
     async fn operations_are_idempotent() {
-        let d = FakeDriver::new(FakeDriverConfig { spawn_delay: Duration::ZERO, destroy_delay: Duration::ZERO, power_delay: Duration::ZERO, state_file: None });
+        let d = FakeDriver::new(FakeDriverConfig {
+            spawn_delay: Duration::ZERO,
+            destroy_delay: Duration::ZERO,
+            power_delay: Duration::ZERO,
+            state_file: None,
+        });
         d.spawn(&spec("a")).await.expect("spawn");
         d.spawn(&spec("a")).await.expect("spawn again");
         assert_eq!(d.list().await.expect("list").len(), 1);
@@ -199,7 +202,12 @@ mod tests {
     #[tokio::test]
     async fn vms_outlive_the_driver_when_persisted() {
         let p = std::env::temp_dir().join(format!("fake-{}.json", std::process::id()));
-        let cfg = FakeDriverConfig { spawn_delay: Duration::ZERO, destroy_delay: Duration::ZERO, power_delay: Duration::ZERO, state_file: Some(p.clone()) };
+        let cfg = FakeDriverConfig {
+            spawn_delay: Duration::ZERO,
+            destroy_delay: Duration::ZERO,
+            power_delay: Duration::ZERO,
+            state_file: Some(p.clone()),
+        };
         FakeDriver::new(cfg.clone()).spawn(&spec("z")).await.expect("spawn");
         let again = FakeDriver::new(cfg);
         assert_eq!(again.list().await.expect("list")[0].server_id, "z");

@@ -16,7 +16,7 @@ use std::time::Duration;
 use stratus_bus::Bus;
 use stratus_db::{Datastore, DbError, OperationRow};
 use stratus_types::agent::SUBJECT_OPS_WAKE;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, watch};
 use tracing::{debug, error, info, warn};
 
 /// How an operation attempt ended.
@@ -90,11 +90,11 @@ impl StepCx {
 /// `after:<step>`). Used by the crash-safety tests, which then restart the
 /// process and check the operation still completes.
 pub fn fault_point(name: &str) {
-    if let Ok(list) = std::env::var("STRATUS_FAULTS") {
-        if list.split(',').any(|f| f.trim() == name) {
-            error!(fault = name, "fault point hit: aborting the process");
-            std::process::abort();
-        }
+    if let Ok(list) = std::env::var("STRATUS_FAULTS")
+        && list.split(',').any(|f| f.trim() == name)
+    {
+        error!(fault = name, "fault point hit: aborting the process");
+        std::process::abort();
     }
 }
 

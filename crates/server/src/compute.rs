@@ -5,29 +5,51 @@
 //! exactly: keys introduced by a later microversion are not emitted below it
 //! (strict clients validate with schemas that forbid extra keys).
 
-use crate::error::{parse_json, ApiError};
-use crate::middleware::{compute_microversion, Auth, Mv, RequestId};
 use crate::AppState;
+use crate::error::{ApiError, parse_json};
+use crate::middleware::{Auth, Mv, RequestId, compute_microversion};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
-use stratus_api::{Microversion, MAX_COMPUTE, MIN_COMPUTE};
+use stratus_api::{MAX_COMPUTE, MIN_COMPUTE, Microversion};
 use stratus_auth::AuthContext;
 use stratus_controller::compute_api::{PowerAction, ServerSpec};
-use stratus_db::{parse_ts, DbError, FlavorRow, PortRow, ServerFilter, ServerRow, ServiceRow};
-use stratus_types::{api_status, vm_states_for_status, PowerState, VmState};
+use stratus_db::{DbError, FlavorRow, PortRow, ServerFilter, ServerRow, ServiceRow, parse_ts};
+use stratus_types::{PowerState, VmState, api_status, vm_states_for_status};
 
 /// The Compute API's OpenAPI document, generated from the handlers' annotations.
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    info(title = "Stratus Compute API", version = "2.1", description = "OpenStack Compute API v2.1 as served by Stratus (microversions 2.1 to 2.11)"),
-    paths(versions, version_v21, flavor_list, flavor_detail, flavor_show, server_list, server_detail, server_show, server_create, server_update, server_delete, server_action, instance_action_list, instance_action_show, service_list, service_update, limits),
+    info(
+        title = "Stratus Compute API",
+        version = "2.1",
+        description = "OpenStack Compute API v2.1 as served by Stratus (microversions 2.1 to 2.11)"
+    ),
+    paths(
+        versions,
+        version_v21,
+        flavor_list,
+        flavor_detail,
+        flavor_show,
+        server_list,
+        server_detail,
+        server_show,
+        server_create,
+        server_update,
+        server_delete,
+        server_action,
+        instance_action_list,
+        instance_action_show,
+        service_list,
+        service_update,
+        limits
+    ),
     components(schemas(CreateServerRequest, stratus_api::compute::CreateServer, UpdateServiceRequest))
 )]
 pub struct ComputeDoc;
@@ -133,7 +155,9 @@ async fn flavor_detail(State(st): State<AppState>, _a: Auth) -> Result<Json<Valu
 async fn flavor_show(State(st): State<AppState>, _a: Auth, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let f = match st.ds.flavor_find(&id).await {
         Ok(f) if f.id == id => f,
-        Ok(_) | Err(DbError::NotFound(_)) => return Err(ApiError::NotFound(format!("Flavor {id} could not be found."))),
+        Ok(_) | Err(DbError::NotFound(_)) => {
+            return Err(ApiError::NotFound(format!("Flavor {id} could not be found.")));
+        }
         Err(e) => return Err(e.into()),
     };
     Ok(Json(json!({"flavor": flavor_view(&st.public_url, &f, true)})))
@@ -213,8 +237,10 @@ fn server_view(public: &str, s: &ServerRow, ports: &[&PortRow], ctx: &AuthContex
     if mv.at_least(9) {
         m.insert("locked".into(), json!(s.locked));
     }
-    if matches!(status, "ERROR" | "DELETED") {
-        if let Some(f) = s.fault.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok()) {
+    if matches!(status, "ERROR" | "DELETED")
+        && let Some(f) = s.fault.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok())
+    {
+        {
             let created = f["created"].as_str().map(iso).unwrap_or_default();
             let mut fault = json!({"code": f["code"], "message": f["message"], "created": created});
             if ctx.is_admin() {
@@ -266,7 +292,11 @@ fn truthy(v: &str) -> bool {
     matches!(v.to_ascii_lowercase().as_str(), "" | "1" | "true" | "t" | "yes" | "y" | "on")
 }
 
-async fn list_servers(st: &AppState, ctx: &AuthContext, raw: Option<String>) -> Result<(Vec<ServerRow>, HashMap<String, Vec<PortRow>>, Option<i64>), ApiError> {
+async fn list_servers(
+    st: &AppState,
+    ctx: &AuthContext,
+    raw: Option<String>,
+) -> Result<(Vec<ServerRow>, HashMap<String, Vec<PortRow>>, Option<i64>), ApiError> {
     let q = parse_query(raw);
     let mut f = ServerFilter { project_id: Some(ctx.project_id.clone()), ..Default::default() };
     let mut all_tenants = false;
@@ -276,13 +306,15 @@ async fn list_servers(st: &AppState, ctx: &AuthContext, raw: Option<String>) -> 
             "all_tenants" => all_tenants = truthy(v),
             "name" => f.name = Some(v.clone()),
             "status" => {
-                let states = vm_states_for_status(v).ok_or_else(|| ApiError::BadRequest(format!("Invalid status value: {v}")))?;
+                let states = vm_states_for_status(v)
+                    .ok_or_else(|| ApiError::BadRequest(format!("Invalid status value: {v}")))?;
                 f.vm_states.get_or_insert_with(Vec::new).extend(states);
             }
             "host" => f.host = Some(v.clone()),
             "project_id" | "tenant_id" => project_filter = Some(v.clone()),
             "limit" => {
-                let l: i64 = v.parse().map_err(|_| ApiError::BadRequest(format!("limit param must be an integer: {v}")))?;
+                let l: i64 =
+                    v.parse().map_err(|_| ApiError::BadRequest(format!("limit param must be an integer: {v}")))?;
                 if l < 0 {
                     return Err(ApiError::BadRequest("limit param must be positive".into()));
                 }
@@ -299,7 +331,9 @@ async fn list_servers(st: &AppState, ctx: &AuthContext, raw: Option<String>) -> 
     }
     if all_tenants {
         if !ctx.is_admin() {
-            return Err(ApiError::Forbidden("Policy doesn't allow os_compute_api:servers:index:get_all_tenants to be performed.".into()));
+            return Err(ApiError::Forbidden(
+                "Policy doesn't allow os_compute_api:servers:index:get_all_tenants to be performed.".into(),
+            ));
         }
         f.project_id = project_filter;
     } else if f.host.is_some() && !ctx.is_admin() {
@@ -326,9 +360,16 @@ fn servers_links(public: &str, rows: &[ServerRow], limit: Option<i64>, detail: b
 }
 
 #[utoipa::path(get, path = "/compute/v2.1/servers", tag = "servers", params(("name" = Option<String>, Query, description = "Substring of the name"), ("status" = Option<String>, Query, description = "API status"), ("all_tenants" = Option<bool>, Query, description = "All projects (admin)"), ("limit" = Option<i64>, Query, description = "Page size"), ("marker" = Option<String>, Query, description = "Last id of the previous page")), responses((status = 200, description = "Servers (id, name, links)"), (status = 400, description = "Bad filter"), (status = 403, description = "all_tenants without admin")))]
-async fn server_list(State(st): State<AppState>, Auth(ctx): Auth, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn server_list(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let (rows, _, limit) = list_servers(&st, &ctx, q).await?;
-    let list: Vec<Value> = rows.iter().map(|s| json!({"id": s.id, "name": s.name, "links": link(&st.public_url, &format!("servers/{}", s.id))})).collect();
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|s| json!({"id": s.id, "name": s.name, "links": link(&st.public_url, &format!("servers/{}", s.id))}))
+        .collect();
     let mut body = json!({"servers": list});
     if let Some(l) = servers_links(&st.public_url, &rows, limit, false) {
         body["servers_links"] = l;
@@ -337,7 +378,12 @@ async fn server_list(State(st): State<AppState>, Auth(ctx): Auth, RawQuery(q): R
 }
 
 #[utoipa::path(get, path = "/compute/v2.1/servers/detail", tag = "servers", responses((status = 200, description = "Servers in full")))]
-async fn server_detail(State(st): State<AppState>, Auth(ctx): Auth, Mv(mv): Mv, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn server_detail(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Mv(mv): Mv,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let (rows, ports, limit) = list_servers(&st, &ctx, q).await?;
     let list: Vec<Value> = rows
         .iter()
@@ -354,7 +400,12 @@ async fn server_detail(State(st): State<AppState>, Auth(ctx): Auth, Mv(mv): Mv, 
 }
 
 #[utoipa::path(get, path = "/compute/v2.1/servers/{id}", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "A server"), (status = 404, description = "Unknown, deleted, or another project's server")))]
-async fn server_show(State(st): State<AppState>, Auth(ctx): Auth, Mv(mv): Mv, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn server_show(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Mv(mv): Mv,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let s = st.compute.get_visible(&ctx, &id).await?;
     let ports = st.ds.port_list_for_server(&s.id).await?;
     let p: Vec<&PortRow> = ports.iter().collect();
@@ -369,28 +420,52 @@ fn ref_id(r: &str) -> &str {
 fn count_param(v: &Option<Value>, name: &str) -> Result<Option<u32>, ApiError> {
     match v {
         None => Ok(None),
-        Some(Value::Number(n)) => n.as_u64().filter(|n| *n >= 1 && *n <= 1000).map(|n| Some(n as u32)).ok_or_else(|| ApiError::BadRequest(format!("Invalid input for field/attribute {name}. Value: {n}. It must be an integer between 1 and 1000"))),
-        Some(Value::String(s)) => s.parse::<u32>().ok().filter(|n| *n >= 1 && *n <= 1000).map(Some).ok_or_else(|| ApiError::BadRequest(format!("Invalid input for field/attribute {name}. Value: {s}. It must be an integer between 1 and 1000"))),
-        Some(other) => Err(ApiError::BadRequest(format!("Invalid input for field/attribute {name}. Value: {other}. It is not an integer"))),
+        Some(Value::Number(n)) => {
+            n.as_u64().filter(|n| *n >= 1 && *n <= 1000).map(|n| Some(n as u32)).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "Invalid input for field/attribute {name}. Value: {n}. It must be an integer between 1 and 1000"
+                ))
+            })
+        }
+        Some(Value::String(s)) => s.parse::<u32>().ok().filter(|n| *n >= 1 && *n <= 1000).map(Some).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "Invalid input for field/attribute {name}. Value: {s}. It must be an integer between 1 and 1000"
+            ))
+        }),
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "Invalid input for field/attribute {name}. Value: {other}. It is not an integer"
+        ))),
     }
 }
 
 fn validate_name(name: &str, field: &str) -> Result<(), ApiError> {
     let n = name.chars().count();
     if n == 0 || n > 255 {
-        return Err(ApiError::BadRequest(format!("Invalid input for field/attribute {field}. Value: {name}. It must be 1 to 255 characters long")));
+        return Err(ApiError::BadRequest(format!(
+            "Invalid input for field/attribute {field}. Value: {name}. It must be 1 to 255 characters long"
+        )));
     }
     if name.trim() != name {
-        return Err(ApiError::BadRequest(format!("Invalid input for field/attribute {field}. Value: {name}. It must not have leading or trailing whitespace")));
+        return Err(ApiError::BadRequest(format!(
+            "Invalid input for field/attribute {field}. Value: {name}. It must not have leading or trailing whitespace"
+        )));
     }
     if name.chars().any(|c| c.is_control()) {
-        return Err(ApiError::BadRequest(format!("Invalid input for field/attribute {field}. It must not contain control characters")));
+        return Err(ApiError::BadRequest(format!(
+            "Invalid input for field/attribute {field}. It must not contain control characters"
+        )));
     }
     Ok(())
 }
 
 #[utoipa::path(post, path = "/compute/v2.1/servers", tag = "servers", request_body = CreateServerRequest, responses((status = 202, description = "Accepted: id, links, adminPass"), (status = 400, description = "Invalid request"), (status = 403, description = "Over quota or not allowed")))]
-async fn server_create(State(st): State<AppState>, Auth(ctx): Auth, Mv(mv): Mv, Extension(rid): Extension<RequestId>, body: Bytes) -> Result<Response, ApiError> {
+async fn server_create(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Mv(mv): Mv,
+    Extension(rid): Extension<RequestId>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let req: CreateServerRequest = parse_json(&body)?;
     let s = req.server;
     validate_name(&s.name, "name")?;
@@ -399,7 +474,9 @@ async fn server_create(State(st): State<AppState>, Auth(ctx): Auth, Mv(mv): Mv, 
     let mut bdm_image: Option<String> = None;
     if let Some(bdms) = &s.block_device_mapping_v2 {
         let Some(list) = bdms.as_array() else {
-            return Err(ApiError::BadRequest("Invalid input for field/attribute block_device_mapping_v2: it must be a list".into()));
+            return Err(ApiError::BadRequest(
+                "Invalid input for field/attribute block_device_mapping_v2: it must be a list".into(),
+            ));
         };
         for b in list {
             let src = b.get("source_type").and_then(|v| v.as_str()).unwrap_or("");
@@ -407,21 +484,33 @@ async fn server_create(State(st): State<AppState>, Auth(ctx): Auth, Mv(mv): Mv, 
             match (src, dst) {
                 ("image", "local") => bdm_image = b.get("uuid").and_then(|v| v.as_str()).map(str::to_string),
                 ("blank", "local") => {}
-                _ => return Err(ApiError::BadRequest(format!("Block device mapping {src} -> {dst} is not supported yet by this cloud: boot from an image."))),
+                _ => {
+                    return Err(ApiError::BadRequest(format!(
+                        "Block device mapping {src} -> {dst} is not supported yet by this cloud: boot from an image."
+                    )));
+                }
             }
         }
     }
     if s.block_device_mapping.is_some() {
-        return Err(ApiError::BadRequest("Legacy block_device_mapping is not supported; use block_device_mapping_v2.".into()));
+        return Err(ApiError::BadRequest(
+            "Legacy block_device_mapping is not supported; use block_device_mapping_v2.".into(),
+        ));
     }
     let flavor_ref = match &s.flavor_ref {
         Value::String(x) => x.clone(),
         Value::Number(n) => n.to_string(),
-        other => return Err(ApiError::BadRequest(format!("Invalid input for field/attribute flavorRef. Value: {other}. It must be a string or an integer"))),
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid input for field/attribute flavorRef. Value: {other}. It must be a string or an integer"
+            )));
+        }
     };
     let flavor = match st.ds.flavor_find(ref_id(&flavor_ref)).await {
         Ok(f) if f.id == ref_id(&flavor_ref) => f,
-        Ok(_) | Err(DbError::NotFound(_)) => return Err(ApiError::BadRequest(format!("Flavor {flavor_ref} could not be found."))),
+        Ok(_) | Err(DbError::NotFound(_)) => {
+            return Err(ApiError::BadRequest(format!("Flavor {flavor_ref} could not be found.")));
+        }
         Err(e) => return Err(e.into()),
     };
     let image_ref = s.image_ref.as_deref().map(ref_id).filter(|r| !r.is_empty()).or(bdm_image.as_deref());
@@ -429,11 +518,15 @@ async fn server_create(State(st): State<AppState>, Auth(ctx): Auth, Mv(mv): Mv, 
         return Err(ApiError::BadRequest("Missing imageRef attribute".into()));
     };
     if uuid::Uuid::parse_str(image_ref).is_err() {
-        return Err(ApiError::BadRequest(format!("Invalid image identifier or unable to access requested image: {image_ref} is not a UUID")));
+        return Err(ApiError::BadRequest(format!(
+            "Invalid image identifier or unable to access requested image: {image_ref} is not a UUID"
+        )));
     }
     let image = match st.ds.image_get(image_ref).await {
         Ok(i) if ctx.can_see(&i.owner) || i.visibility == "public" || i.visibility == "community" => i,
-        Ok(_) | Err(DbError::NotFound(_)) => return Err(ApiError::BadRequest(format!("Image {image_ref} could not be found."))),
+        Ok(_) | Err(DbError::NotFound(_)) => {
+            return Err(ApiError::BadRequest(format!("Image {image_ref} could not be found.")));
+        }
         Err(e) => return Err(e.into()),
     };
     if image.status != "active" {
@@ -448,13 +541,19 @@ async fn server_create(State(st): State<AppState>, Auth(ctx): Auth, Mv(mv): Mv, 
     let mut metadata = BTreeMap::new();
     for (k, v) in s.metadata.unwrap_or_default() {
         if k.is_empty() || k.chars().count() > 255 {
-            return Err(ApiError::BadRequest("Invalid input for field/attribute metadata. Metadata keys must be 1 to 255 characters long".into()));
+            return Err(ApiError::BadRequest(
+                "Invalid input for field/attribute metadata. Metadata keys must be 1 to 255 characters long".into(),
+            ));
         }
         let Value::String(v) = v else {
-            return Err(ApiError::BadRequest(format!("Invalid input for field/attribute metadata. Value of {k} is not a string")));
+            return Err(ApiError::BadRequest(format!(
+                "Invalid input for field/attribute metadata. Value of {k} is not a string"
+            )));
         };
         if v.chars().count() > 255 {
-            return Err(ApiError::BadRequest(format!("Invalid input for field/attribute metadata. Value of {k} is longer than 255 characters")));
+            return Err(ApiError::BadRequest(format!(
+                "Invalid input for field/attribute metadata. Value of {k} is longer than 255 characters"
+            )));
         }
         metadata.insert(k, v);
     }
@@ -466,26 +565,40 @@ async fn server_create(State(st): State<AppState>, Auth(ctx): Auth, Mv(mv): Mv, 
         Some(Value::String(x)) if x == "auto" => true,
         Some(Value::String(x)) if x == "none" => false,
         Some(Value::Array(a)) => !a.is_empty(),
-        Some(other) => return Err(ApiError::BadRequest(format!("Invalid input for field/attribute networks. Value: {other}. It must be 'auto', 'none' or a list"))),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "Invalid input for field/attribute networks. Value: {other}. It must be 'auto', 'none' or a list"
+            )));
+        }
     };
     let min = count_param(&s.min_count, "min_count")?.unwrap_or(1);
     let max = count_param(&s.max_count, "max_count")?.unwrap_or(min);
     if min > max {
         return Err(ApiError::BadRequest("min_count must be <= max_count".into()));
     }
-    if let Some(az) = &s.availability_zone {
-        if az != "nova" {
-            return Err(ApiError::BadRequest(format!("The requested availability zone is not available: {az}")));
-        }
+    if let Some(az) = &s.availability_zone
+        && az != "nova"
+    {
+        return Err(ApiError::BadRequest(format!("The requested availability zone is not available: {az}")));
     }
-    let spec = ServerSpec { name: s.name.clone(), image_id: Some(image.id.clone()), flavor, metadata, key_name: s.key_name.clone(), availability_zone: s.availability_zone.clone(), allocate_network, count: max };
+    let spec = ServerSpec {
+        name: s.name.clone(),
+        image_id: Some(image.id.clone()),
+        flavor,
+        metadata,
+        key_name: s.key_name.clone(),
+        availability_zone: s.availability_zone.clone(),
+        allocate_network,
+        count: max,
+    };
     let created = st.compute.create_servers(&ctx, &spec, &rid.0).await?;
     let Some(first) = created.first() else {
         return Err(ApiError::Internal("no server created".into()));
     };
-    let return_resv = matches!(s.return_reservation_id, Some(Value::Bool(true))) || matches!(&s.return_reservation_id, Some(Value::String(x)) if truthy(x));
+    let return_resv = matches!(s.return_reservation_id, Some(Value::Bool(true)))
+        || matches!(&s.return_reservation_id, Some(Value::String(x)) if truthy(x));
     if return_resv {
-        return Ok((StatusCode::ACCEPTED, Json(json!({"reservation_id": first.server.reservation_id})) ).into_response());
+        return Ok((StatusCode::ACCEPTED, Json(json!({"reservation_id": first.server.reservation_id}))).into_response());
     }
     let _ = mv;
     let mut body = json!({"server": {
@@ -505,7 +618,13 @@ async fn server_create(State(st): State<AppState>, Auth(ctx): Auth, Mv(mv): Mv, 
 }
 
 #[utoipa::path(put, path = "/compute/v2.1/servers/{id}", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "Updated server"), (status = 400, description = "Invalid request"), (status = 404, description = "Not found")))]
-async fn server_update(State(st): State<AppState>, Auth(ctx): Auth, Mv(mv): Mv, Path(id): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn server_update(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Mv(mv): Mv,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     let v: Value = parse_json(&body)?;
     let s = st.compute.get_visible(&ctx, &id).await?;
     if !ctx.can_write() {
@@ -533,13 +652,24 @@ async fn server_update(State(st): State<AppState>, Auth(ctx): Auth, Mv(mv): Mv, 
 }
 
 #[utoipa::path(delete, path = "/compute/v2.1/servers/{id}", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 204, description = "Delete recorded (or the open delete re-driven)"), (status = 404, description = "Not found"), (status = 409, description = "Locked")))]
-async fn server_delete(State(st): State<AppState>, Auth(ctx): Auth, Extension(rid): Extension<RequestId>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn server_delete(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     st.compute.delete_server(&ctx, &id, &rid.0).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(post, path = "/compute/v2.1/servers/{id}/action", tag = "servers", params(("id" = String, Path, description = "Server id")), request_body(content = Object, description = "One of {\"os-stop\": null}, {\"os-start\": null}, {\"reboot\": {\"type\": \"SOFT|HARD\"}}"), responses((status = 202, description = "Accepted"), (status = 400, description = "Unknown action or bad body"), (status = 404, description = "Not found"), (status = 409, description = "Invalid state or locked")))]
-async fn server_action(State(st): State<AppState>, Auth(ctx): Auth, Extension(rid): Extension<RequestId>, Path(id): Path<String>, body: Bytes) -> Result<StatusCode, ApiError> {
+async fn server_action(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
     let v: Value = parse_json(&body)?;
     let Some(obj) = v.as_object().filter(|o| o.len() == 1) else {
         return Err(ApiError::BadRequest("The action body must be an object with exactly one action key".into()));
@@ -551,11 +681,17 @@ async fn server_action(State(st): State<AppState>, Auth(ctx): Auth, Extension(ri
         "os-stop" => st.compute.power_action(&ctx, &id, PowerAction::Stop, &rid.0).await?,
         "os-start" => st.compute.power_action(&ctx, &id, PowerAction::Start, &rid.0).await?,
         "reboot" => {
-            let ty = arg.get("type").and_then(|t| t.as_str()).ok_or_else(|| ApiError::BadRequest("Invalid input for field/attribute reboot. 'type' is a required property".into()))?;
+            let ty = arg.get("type").and_then(|t| t.as_str()).ok_or_else(|| {
+                ApiError::BadRequest("Invalid input for field/attribute reboot. 'type' is a required property".into())
+            })?;
             let hard = match ty.to_ascii_uppercase().as_str() {
                 "SOFT" => false,
                 "HARD" => true,
-                _ => return Err(ApiError::BadRequest(format!("Invalid input for field/attribute type. Value: {ty}. '{ty}' is not one of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']"))),
+                _ => {
+                    return Err(ApiError::BadRequest(format!(
+                        "Invalid input for field/attribute type. Value: {ty}. '{ty}' is not one of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']"
+                    )));
+                }
             };
             st.compute.power_action(&ctx, &id, PowerAction::Reboot { hard }, &rid.0).await?
         }
@@ -571,7 +707,11 @@ async fn server_action(State(st): State<AppState>, Auth(ctx): Auth, Extension(ri
 // ---------------------------------------------------------------- instance actions
 
 #[utoipa::path(get, path = "/compute/v2.1/servers/{id}/os-instance-actions", tag = "instance actions", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "Actions, newest first")))]
-async fn instance_action_list(State(st): State<AppState>, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn instance_action_list(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let s = st.compute.get_visible(&ctx, &id).await?;
     let actions = st.ds.action_list(&s.id).await?;
     let list: Vec<Value> = actions
@@ -582,11 +722,17 @@ async fn instance_action_list(State(st): State<AppState>, Auth(ctx): Auth, Path(
 }
 
 #[utoipa::path(get, path = "/compute/v2.1/servers/{id}/os-instance-actions/{req}", tag = "instance actions", params(("id" = String, Path, description = "Server id"), ("req" = String, Path, description = "Request id")), responses((status = 200, description = "Action with events (admins)"), (status = 404, description = "Not found")))]
-async fn instance_action_show(State(st): State<AppState>, Auth(ctx): Auth, Path((id, req)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+async fn instance_action_show(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Path((id, req)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
     let s = st.compute.get_visible(&ctx, &id).await?;
     let (a, events) = match st.ds.action_get(&s.id, &req).await {
         Ok(x) => x,
-        Err(DbError::NotFound(_)) => return Err(ApiError::NotFound(format!("Action for request_id {req} on instance {id} not found"))),
+        Err(DbError::NotFound(_)) => {
+            return Err(ApiError::NotFound(format!("Action for request_id {req} on instance {id} not found")));
+        }
         Err(e) => return Err(e.into()),
     };
     let mut body = json!({"action": a.action, "instance_uuid": a.server_id, "message": a.message, "project_id": a.project_id, "request_id": a.request_id, "start_time": iso_micro(&a.start_time), "user_id": a.user_id});
@@ -622,9 +768,16 @@ fn service_view(s: &ServiceRow, now: chrono::DateTime<chrono::Utc>, mv: Microver
 }
 
 #[utoipa::path(get, path = "/compute/v2.1/os-services", tag = "services", responses((status = 200, description = "Compute services with state up/down"), (status = 403, description = "Admins only")))]
-async fn service_list(State(st): State<AppState>, Auth(ctx): Auth, Mv(mv): Mv, RawQuery(q): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn service_list(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Mv(mv): Mv,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     if !ctx.is_admin() {
-        return Err(ApiError::Forbidden("Policy doesn't allow os_compute_api:os-services:list to be performed.".into()));
+        return Err(ApiError::Forbidden(
+            "Policy doesn't allow os_compute_api:os-services:list to be performed.".into(),
+        ));
     }
     let q = parse_query(q);
     let host = q.iter().find(|(k, _)| k == "host").map(|(_, v)| v.clone());
@@ -644,16 +797,30 @@ async fn service_list(State(st): State<AppState>, Auth(ctx): Auth, Mv(mv): Mv, R
 /// Legacy (below 2.53) service updates: `enable`, `disable`,
 /// `disable-log-reason`, and from 2.11 `force-down`.
 #[utoipa::path(put, path = "/compute/v2.1/os-services/{action}", tag = "services", params(("action" = String, Path, description = "enable | disable | disable-log-reason | force-down (2.11)")), request_body = UpdateServiceRequest, responses((status = 200, description = "Updated"), (status = 400, description = "Bad body"), (status = 404, description = "Unknown service")))]
-async fn service_update(State(st): State<AppState>, Auth(ctx): Auth, Mv(mv): Mv, Path(action): Path<String>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn service_update(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Mv(mv): Mv,
+    Path(action): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
     if !ctx.is_admin() {
-        return Err(ApiError::Forbidden("Policy doesn't allow os_compute_api:os-services:update to be performed.".into()));
+        return Err(ApiError::Forbidden(
+            "Policy doesn't allow os_compute_api:os-services:update to be performed.".into(),
+        ));
     }
     let req: UpdateServiceRequest = parse_json(&body)?;
-    let host = req.host.clone().ok_or_else(|| ApiError::BadRequest("Invalid input: 'host' is a required property".into()))?;
-    let binary = req.binary.clone().ok_or_else(|| ApiError::BadRequest("Invalid input: 'binary' is a required property".into()))?;
+    let host =
+        req.host.clone().ok_or_else(|| ApiError::BadRequest("Invalid input: 'host' is a required property".into()))?;
+    let binary = req
+        .binary
+        .clone()
+        .ok_or_else(|| ApiError::BadRequest("Invalid input: 'binary' is a required property".into()))?;
     let svc = match st.ds.service_get_by_host(&host).await {
         Ok(s) if s.binary == binary => s,
-        Ok(_) | Err(DbError::NotFound(_)) => return Err(ApiError::NotFound(format!("Service {binary} on host {host} could not be found."))),
+        Ok(_) | Err(DbError::NotFound(_)) => {
+            return Err(ApiError::NotFound(format!("Service {binary} on host {host} could not be found.")));
+        }
         Err(e) => return Err(e.into()),
     };
     let body = match action.as_str() {
@@ -666,12 +833,16 @@ async fn service_update(State(st): State<AppState>, Auth(ctx): Auth, Mv(mv): Mv,
             json!({"service": {"host": host, "binary": binary, "status": "disabled"}})
         }
         "disable-log-reason" => {
-            let reason = req.disabled_reason.clone().filter(|r| !r.is_empty() && r.len() <= 255).ok_or_else(|| ApiError::BadRequest("Invalid input: 'disabled_reason' must be 1 to 255 characters".into()))?;
+            let reason = req.disabled_reason.clone().filter(|r| !r.is_empty() && r.len() <= 255).ok_or_else(|| {
+                ApiError::BadRequest("Invalid input: 'disabled_reason' must be 1 to 255 characters".into())
+            })?;
             st.ds.service_update(&svc.uuid, Some(true), Some(Some(reason.clone())), None).await?;
             json!({"service": {"host": host, "binary": binary, "status": "disabled", "disabled_reason": reason}})
         }
         "force-down" if mv.at_least(11) => {
-            let forced = req.forced_down.ok_or_else(|| ApiError::BadRequest("Invalid input: 'forced_down' is a required property".into()))?;
+            let forced = req
+                .forced_down
+                .ok_or_else(|| ApiError::BadRequest("Invalid input: 'forced_down' is a required property".into()))?;
             st.ds.service_update(&svc.uuid, None, None, Some(forced)).await?;
             tracing::warn!(host = %host, forced_down = forced, "operator changed forced_down");
             json!({"service": {"host": host, "binary": binary, "forced_down": forced}})

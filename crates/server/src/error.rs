@@ -5,10 +5,10 @@
 //! with Keystone's `{"error": {...}}`. Internal errors are logged with
 //! their detail and shown to clients without it.
 
+use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use stratus_api::{keystone_fault, nova_fault, MicroversionError};
+use stratus_api::{MicroversionError, keystone_fault, nova_fault};
 use stratus_auth::AuthError;
 use stratus_controller::compute_api::ComputeError;
 use stratus_db::DbError;
@@ -71,7 +71,8 @@ impl ApiError {
         match self {
             Self::Internal(detail) => {
                 error!(detail = %detail, "internal error");
-                "Unexpected API Error. Please report this at the Stratus issue tracker and attach the request id.".into()
+                "Unexpected API Error. Please report this at the Stratus issue tracker and attach the request id."
+                    .into()
             }
             e => e.to_string(),
         }
@@ -100,10 +101,10 @@ impl IntoResponse for IdentityError {
     fn into_response(self) -> Response {
         let status = self.0.status();
         let mut resp = (status, Json(keystone_fault(status.as_u16(), &self.0.public_message()))).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            if let Ok(v) = "Keystone uri=\"/identity\"".parse() {
-                resp.headers_mut().insert("WWW-Authenticate", v);
-            }
+        if status == StatusCode::UNAUTHORIZED
+            && let Ok(v) = "Keystone uri=\"/identity\"".parse()
+        {
+            resp.headers_mut().insert("WWW-Authenticate", v);
         }
         resp
     }
@@ -123,7 +124,9 @@ impl From<DbError> for ApiError {
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::InvalidCredentials | AuthError::InvalidToken | AuthError::NoRoleOnProject { .. } => Self::Unauthorized,
+            AuthError::InvalidCredentials | AuthError::InvalidToken | AuthError::NoRoleOnProject { .. } => {
+                Self::Unauthorized
+            }
             AuthError::Db(e) => e.into(),
             AuthError::Hash(e) => Self::Internal(e),
         }
@@ -155,7 +158,9 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(r: axum::extract::rejection::JsonRejection) -> Self {
         use axum::extract::rejection::JsonRejection as J;
         match r {
-            J::MissingJsonContentType(_) => Self::UnsupportedMediaType("The request body must be JSON (Content-Type: application/json).".into()),
+            J::MissingJsonContentType(_) => {
+                Self::UnsupportedMediaType("The request body must be JSON (Content-Type: application/json).".into())
+            }
             J::JsonSyntaxError(e) => Self::BadRequest(format!("Malformed request body: {}", e.body_text())),
             J::JsonDataError(e) => Self::BadRequest(format!("Invalid input for request body: {}", e.body_text())),
             J::BytesRejection(e) => Self::BadRequest(e.body_text()),

@@ -26,20 +26,9 @@ use stratus_db::{DbError, ImageRow};
 use tokio::io::AsyncWriteExt;
 
 /// Disk formats Glance accepts by default.
-const DISK_FORMATS: &[&str] = &[
-    "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop",
-];
+const DISK_FORMATS: &[&str] = &["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"];
 /// Container formats Glance accepts by default.
-const CONTAINER_FORMATS: &[&str] = &[
-    "ami",
-    "ari",
-    "aki",
-    "bare",
-    "ovf",
-    "ova",
-    "docker",
-    "compressed",
-];
+const CONTAINER_FORMATS: &[&str] = &["ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"];
 /// Image visibilities.
 const VISIBILITIES: &[&str] = &["public", "private", "shared", "community"];
 /// Attributes clients may never set.
@@ -75,10 +64,8 @@ const MAX_LIMIT: usize = 1000;
 /// Newest minor version of Image API v2 we claim.
 const CURRENT_MINOR: u32 = 16;
 /// Content types accepted by `PATCH` (JSON patch flavours of Glance).
-const PATCH_TYPES: &[&str] = &[
-    "application/openstack-images-v2.1-json-patch",
-    "application/openstack-images-v2.0-json-patch",
-];
+const PATCH_TYPES: &[&str] =
+    &["application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch"];
 
 /// Routes of the Image API: version discovery, images, image data, tags, schemas.
 pub fn routes(state: AppState) -> Router {
@@ -89,20 +76,9 @@ pub fn routes(state: AppState) -> Router {
         .route("/image/v2", get(versions_ok))
         .route("/image/v2/", get(versions_ok))
         .route("/image/v2/images", get(list_images).post(create_image))
-        .route(
-            "/image/v2/images/{id}",
-            get(show_image).patch(patch_image).delete(delete_image),
-        )
-        .route(
-            "/image/v2/images/{id}/file",
-            put(upload_file)
-                .get(download_file)
-                .layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/image/v2/images/{id}/tags/{tag}",
-            put(add_tag).delete(remove_tag),
-        )
+        .route("/image/v2/images/{id}", get(show_image).patch(patch_image).delete(delete_image))
+        .route("/image/v2/images/{id}/file", put(upload_file).get(download_file).layer(DefaultBodyLimit::disable()))
+        .route("/image/v2/images/{id}/tags/{tag}", put(add_tag).delete(remove_tag))
         .route("/image/v2/schemas/image", get(schema_image))
         .route("/image/v2/schemas/images", get(schema_images))
         .with_state(state)
@@ -127,11 +103,7 @@ fn versions_doc(public_url: &str) -> Value {
 }
 
 async fn versions_multiple(State(state): State<AppState>) -> Response {
-    (
-        StatusCode::MULTIPLE_CHOICES,
-        axum::Json(versions_doc(&state.public_url)),
-    )
-        .into_response()
+    (StatusCode::MULTIPLE_CHOICES, axum::Json(versions_doc(&state.public_url))).into_response()
 }
 
 async fn versions_ok(State(state): State<AppState>) -> Response {
@@ -157,11 +129,7 @@ fn props_of(row: &ImageRow) -> Map<String, Value> {
 
 /// Tags kept in the properties.
 fn tags_of(props: &Map<String, Value>) -> Vec<String> {
-    props
-        .get(TAGS_KEY)
-        .and_then(Value::as_str)
-        .and_then(|s| serde_json::from_str(s).ok())
-        .unwrap_or_default()
+    props.get(TAGS_KEY).and_then(Value::as_str).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default()
 }
 
 /// `os_hidden` kept in the properties.
@@ -233,9 +201,7 @@ fn image_view(row: &ImageRow) -> Value {
 
 /// May the caller see this image? Own, public and community images; admins see all.
 fn visible(ctx: &AuthContext, row: &ImageRow) -> bool {
-    ctx.is_admin()
-        || row.owner == ctx.project_id
-        || matches!(row.visibility.as_str(), "public" | "community")
+    ctx.is_admin() || row.owner == ctx.project_id || matches!(row.visibility.as_str(), "public" | "community")
 }
 
 fn image_not_found(id: &str) -> ApiError {
@@ -257,15 +223,10 @@ async fn load_visible(state: &AppState, ctx: &AuthContext, id: &str) -> Result<I
 /// Only members/admins of the owning project (or cloud admins) change an image.
 fn check_modify(ctx: &AuthContext, row: &ImageRow) -> Result<(), ApiError> {
     if !ctx.can_write() {
-        return Err(ApiError::Forbidden(
-            "You are not authorized to complete this action.".into(),
-        ));
+        return Err(ApiError::Forbidden("You are not authorized to complete this action.".into()));
     }
     if !ctx.is_admin() && row.owner != ctx.project_id {
-        return Err(ApiError::Forbidden(format!(
-            "You are not permitted to modify image {}.",
-            row.id
-        )));
+        return Err(ApiError::Forbidden(format!("You are not permitted to modify image {}.", row.id)));
     }
     Ok(())
 }
@@ -275,13 +236,7 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|s| {
-            s.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+        .map(|s| s.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
 }
 
 // ------------------------------------------------------------ validation
@@ -300,12 +255,7 @@ fn v_name(v: &Value) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn v_enum(
-    attr: &str,
-    v: &Value,
-    allowed: &[&str],
-    nullable: bool,
-) -> Result<Option<String>, ApiError> {
+fn v_enum(attr: &str, v: &Value, allowed: &[&str], nullable: bool) -> Result<Option<String>, ApiError> {
     match v {
         Value::Null if nullable => Ok(None),
         Value::String(s) if allowed.contains(&s.as_str()) => Ok(Some(s.clone())),
@@ -317,36 +267,28 @@ fn v_enum(
 }
 
 fn v_count(attr: &str, v: &Value) -> Result<i64, ApiError> {
-    v.as_u64()
-        .and_then(|n| i64::try_from(n).ok())
-        .ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "Invalid value {v} for '{attr}': a non-negative integer is required."
-            ))
-        })
+    v.as_u64().and_then(|n| i64::try_from(n).ok()).ok_or_else(|| {
+        ApiError::BadRequest(format!("Invalid value {v} for '{attr}': a non-negative integer is required."))
+    })
 }
 
 fn v_bool(attr: &str, v: &Value) -> Result<bool, ApiError> {
-    v.as_bool().ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "Invalid value {v} for '{attr}': a boolean is required."
-        ))
-    })
+    v.as_bool().ok_or_else(|| ApiError::BadRequest(format!("Invalid value {v} for '{attr}': a boolean is required.")))
 }
 
 fn v_tag(v: &Value) -> Result<String, ApiError> {
     match v {
         Value::String(s) if !s.is_empty() && s.chars().count() <= 255 => Ok(s.clone()),
-        other => Err(ApiError::BadRequest(format!(
-            "Invalid tag {other}: a string of 1 to 255 characters is required."
-        ))),
+        other => {
+            Err(ApiError::BadRequest(format!("Invalid tag {other}: a string of 1 to 255 characters is required.")))
+        }
     }
 }
 
 fn v_tags(v: &Value) -> Result<Vec<String>, ApiError> {
-    let arr = v.as_array().ok_or_else(|| {
-        ApiError::BadRequest("Invalid value for 'tags': a list of strings is required.".into())
-    })?;
+    let arr = v
+        .as_array()
+        .ok_or_else(|| ApiError::BadRequest("Invalid value for 'tags': a list of strings is required.".into()))?;
     let mut tags: Vec<String> = Vec::with_capacity(arr.len());
     for t in arr {
         let t = v_tag(t)?;
@@ -370,20 +312,16 @@ fn v_visibility(ctx: &AuthContext, v: &Value) -> Result<String, ApiError> {
 
 fn v_property(key: &str, v: &Value) -> Result<Value, ApiError> {
     if key.is_empty() || key.chars().count() > 255 {
-        return Err(ApiError::BadRequest(
-            "Property names must be 1 to 255 characters long.".into(),
-        ));
+        return Err(ApiError::BadRequest("Property names must be 1 to 255 characters long.".into()));
     }
     if key.starts_with(RESERVED_PREFIX) {
-        return Err(ApiError::Forbidden(format!(
-            "Attribute '{key}' is reserved."
-        )));
+        return Err(ApiError::Forbidden(format!("Attribute '{key}' is reserved.")));
     }
     match v {
         Value::String(s) if s.chars().count() <= 65535 => Ok(v.clone()),
-        other => Err(ApiError::BadRequest(format!(
-            "Invalid value {other} for property '{key}': a string is required."
-        ))),
+        other => {
+            Err(ApiError::BadRequest(format!("Invalid value {other} for property '{key}': a string is required.")))
+        }
     }
 }
 
@@ -430,20 +368,14 @@ const LIST_PARAMS: &[&str] = &[
 ];
 
 fn parse_size(attr: &str, v: &str) -> Result<i64, ApiError> {
-    v.parse().map_err(|_| {
-        ApiError::BadRequest(format!(
-            "Invalid value '{v}' for {attr}: an integer is required."
-        ))
-    })
+    v.parse().map_err(|_| ApiError::BadRequest(format!("Invalid value '{v}' for {attr}: an integer is required.")))
 }
 
 fn parse_flag(attr: &str, v: &str) -> Result<bool, ApiError> {
     match v.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(ApiError::BadRequest(format!(
-            "Invalid value '{v}' for {attr}: a boolean is required."
-        ))),
+        _ => Err(ApiError::BadRequest(format!("Invalid value '{v}' for {attr}: a boolean is required."))),
     }
 }
 
@@ -483,32 +415,16 @@ const SORT_KEYS: &[&str] = &[
 /// The `(key, descending)` sort order from `sort`, or `sort_key`/`sort_dir`.
 fn sort_order(params: &[(String, String)]) -> Result<Vec<(String, bool)>, ApiError> {
     let bad_key = |k: &str| ApiError::BadRequest(format!("Unsupported sort key '{k}'."));
-    let bad_dir = |d: &str| {
-        ApiError::BadRequest(format!(
-            "Unsupported sort direction '{d}'; use asc or desc."
-        ))
-    };
+    let bad_dir = |d: &str| ApiError::BadRequest(format!("Unsupported sort direction '{d}'; use asc or desc."));
     let dir_desc = |d: &str| match d {
         "asc" => Ok(false),
         "desc" => Ok(true),
         other => Err(bad_dir(other)),
     };
     let mut order = Vec::new();
-    let sort: Vec<&str> = params
-        .iter()
-        .filter(|(k, _)| k == "sort")
-        .map(|(_, v)| v.as_str())
-        .collect();
-    let keys: Vec<&str> = params
-        .iter()
-        .filter(|(k, _)| k == "sort_key")
-        .map(|(_, v)| v.as_str())
-        .collect();
-    let dirs: Vec<&str> = params
-        .iter()
-        .filter(|(k, _)| k == "sort_dir")
-        .map(|(_, v)| v.as_str())
-        .collect();
+    let sort: Vec<&str> = params.iter().filter(|(k, _)| k == "sort").map(|(_, v)| v.as_str()).collect();
+    let keys: Vec<&str> = params.iter().filter(|(k, _)| k == "sort_key").map(|(_, v)| v.as_str()).collect();
+    let dirs: Vec<&str> = params.iter().filter(|(k, _)| k == "sort_dir").map(|(_, v)| v.as_str()).collect();
     if !sort.is_empty() {
         if !keys.is_empty() || !dirs.is_empty() {
             return Err(ApiError::BadRequest(
@@ -529,9 +445,7 @@ fn sort_order(params: &[(String, String)]) -> Result<Vec<(String, bool)>, ApiErr
         }
     } else {
         if dirs.len() > keys.len().max(1) {
-            return Err(ApiError::BadRequest(
-                "More sort directions than sort keys were given.".into(),
-            ));
+            return Err(ApiError::BadRequest("More sort directions than sort keys were given.".into()));
         }
         let default_desc = match dirs.first() {
             Some(d) if dirs.len() == 1 => dir_desc(d)?,
@@ -580,10 +494,8 @@ fn images_link(params: &[(String, String)]) -> String {
     if params.is_empty() {
         return "/v2/images".into();
     }
-    let q: Vec<String> = params
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
-        .collect();
+    let q: Vec<String> =
+        params.iter().map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v))).collect();
     format!("/v2/images?{}", q.join("&"))
 }
 
@@ -593,21 +505,12 @@ async fn list_images(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let Query(params) = query?;
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
 
     let limit = match get("limit") {
         Some(l) => l
             .parse::<usize>()
-            .map_err(|_| {
-                ApiError::BadRequest(format!(
-                    "Invalid limit '{l}': a non-negative integer is required."
-                ))
-            })?
+            .map_err(|_| ApiError::BadRequest(format!("Invalid limit '{l}': a non-negative integer is required.")))?
             .min(MAX_LIMIT),
         None => DEFAULT_LIMIT,
     };
@@ -617,39 +520,20 @@ async fn list_images(
         && v != "all"
         && !VISIBILITIES.contains(&v)
     {
-        return Err(ApiError::BadRequest(format!(
-            "Invalid visibility value: {v}"
-        )));
+        return Err(ApiError::BadRequest(format!("Invalid visibility value: {v}")));
     }
-    let hidden = get("os_hidden")
-        .map(|v| parse_flag("os_hidden", v))
-        .transpose()?
-        .unwrap_or(false);
-    let protected = get("protected")
-        .map(|v| parse_flag("protected", v))
-        .transpose()?;
-    let size_min = get("size_min")
-        .map(|v| parse_size("size_min", v))
-        .transpose()?;
-    let size_max = get("size_max")
-        .map(|v| parse_size("size_max", v))
-        .transpose()?;
-    let tags: Vec<&str> = params
-        .iter()
-        .filter(|(k, _)| k == "tag")
-        .map(|(_, v)| v.as_str())
-        .collect();
+    let hidden = get("os_hidden").map(|v| parse_flag("os_hidden", v)).transpose()?.unwrap_or(false);
+    let protected = get("protected").map(|v| parse_flag("protected", v)).transpose()?;
+    let size_min = get("size_min").map(|v| parse_size("size_min", v)).transpose()?;
+    let size_max = get("size_max").map(|v| parse_size("size_max", v)).transpose()?;
+    let tags: Vec<&str> = params.iter().filter(|(k, _)| k == "tag").map(|(_, v)| v.as_str()).collect();
     let prop_filters: Vec<(&str, &str)> = params
         .iter()
         .filter(|(k, _)| !LIST_PARAMS.contains(&k.as_str()))
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
 
-    let scope = if ctx.is_admin() {
-        None
-    } else {
-        Some(ctx.project_id.as_str())
-    };
+    let scope = if ctx.is_admin() { None } else { Some(ctx.project_id.as_str()) };
     let mut rows: Vec<ImageRow> = state
         .ds
         .image_list(scope)
@@ -672,9 +556,7 @@ async fn list_images(
                 ("container_format", r.container_format.as_deref()),
                 ("id", Some(r.id.as_str())),
             ];
-            fields
-                .iter()
-                .all(|(name, value)| get(name).is_none_or(|f| matches_filter(f, *value)))
+            fields.iter().all(|(name, value)| get(name).is_none_or(|f| matches_filter(f, *value)))
                 && hidden_of(&props) == hidden
                 && protected.is_none_or(|p| r.protected == p)
                 && size_min.is_none_or(|m| r.size.is_some_and(|s| s >= m))
@@ -683,9 +565,7 @@ async fn list_images(
                     let have = tags_of(&props);
                     tags.iter().all(|t| have.iter().any(|h| h == t))
                 }
-                && prop_filters
-                    .iter()
-                    .all(|(k, v)| props.get(*k).and_then(Value::as_str) == Some(*v))
+                && prop_filters.iter().all(|(k, v)| props.get(*k).and_then(Value::as_str) == Some(*v))
         })
         .collect();
     rows.sort_by(|a, b| {
@@ -701,9 +581,7 @@ async fn list_images(
         Some(m) => match rows.iter().position(|r| r.id == m) {
             Some(i) => i + 1,
             None => {
-                return Err(ApiError::BadRequest(format!(
-                    "Invalid marker. Image {m} could not be found."
-                )));
+                return Err(ApiError::BadRequest(format!("Invalid marker. Image {m} could not be found.")));
             }
         },
         None => 0,
@@ -711,11 +589,7 @@ async fn list_images(
     let page: Vec<&ImageRow> = rows.iter().skip(start).take(limit).collect();
     let more = start + page.len() < rows.len();
 
-    let base: Vec<(String, String)> = params
-        .iter()
-        .filter(|(k, _)| k != "marker")
-        .cloned()
-        .collect();
+    let base: Vec<(String, String)> = params.iter().filter(|(k, _)| k != "marker").cloned().collect();
     let mut doc = json!({
         "images": page.iter().map(|r| image_view(r)).collect::<Vec<_>>(),
         "first": images_link(&base),
@@ -747,16 +621,12 @@ async fn create_image(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     if !ctx.can_write() {
-        return Err(ApiError::Forbidden(
-            "You are not authorized to complete this action.".into(),
-        ));
+        return Err(ApiError::Forbidden("You are not authorized to complete this action.".into()));
     }
     if let Some(mt) = media_type(&headers)
         && mt != "application/json"
     {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "Unsupported Content-Type '{mt}'; use application/json."
-        )));
+        return Err(ApiError::UnsupportedMediaType(format!("Unsupported Content-Type '{mt}'; use application/json.")));
     }
     let req: Map<String, Value> = parse_json(&body)?;
     let mut row = ImageRow {
@@ -782,7 +652,9 @@ async fn create_image(
         match k.as_str() {
             "id" => {
                 let id = v.as_str().filter(|s| is_uuid(s)).ok_or_else(|| {
-                    ApiError::BadRequest(format!("Invalid value {v} for 'id': a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx) is required."))
+                    ApiError::BadRequest(format!(
+                        "Invalid value {v} for 'id': a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx) is required."
+                    ))
                 })?;
                 row.id = id.to_string();
             }
@@ -796,9 +668,9 @@ async fn create_image(
             "os_hidden" => set_hidden(&mut props, v_bool(k, v)?),
             "tags" => set_tags(&mut props, &v_tags(v)?)?,
             "owner" => {
-                let owner = v.as_str().ok_or_else(|| {
-                    ApiError::BadRequest("Invalid value for 'owner': a string is required.".into())
-                })?;
+                let owner = v
+                    .as_str()
+                    .ok_or_else(|| ApiError::BadRequest("Invalid value for 'owner': a string is required.".into()))?;
                 if owner != ctx.project_id && !ctx.is_admin() {
                     return Err(ApiError::Forbidden(
                         "You are not permitted to create images owned by another project.".into(),
@@ -816,9 +688,7 @@ async fn create_image(
     state.ds.image_create(&row).await?;
     let row = state.ds.image_get(&row.id).await?;
     let mut resp = (StatusCode::CREATED, axum::Json(image_view(&row))).into_response();
-    if let Ok(loc) =
-        HeaderValue::from_str(&format!("{}/image/v2/images/{}", state.public_url, row.id))
-    {
+    if let Ok(loc) = HeaderValue::from_str(&format!("{}/image/v2/images/{}", state.public_url, row.id)) {
         resp.headers_mut().insert(header::LOCATION, loc);
     }
     Ok(resp)
@@ -826,17 +696,15 @@ async fn create_image(
 
 /// The JSON-pointer path of a patch operation, as one attribute name.
 fn patch_attr(path: &str) -> Result<String, ApiError> {
-    let rest = path.strip_prefix('/').ok_or_else(|| {
-        ApiError::BadRequest(format!("Invalid JSON pointer for this resource: '{path}'"))
-    })?;
+    let rest = path
+        .strip_prefix('/')
+        .ok_or_else(|| ApiError::BadRequest(format!("Invalid JSON pointer for this resource: '{path}'")))?;
     if rest.is_empty() || rest.contains('/') {
         let top = rest.split('/').next().unwrap_or("");
         if READ_ONLY.contains(&top) {
             return Err(read_only(top));
         }
-        return Err(ApiError::BadRequest(format!(
-            "Invalid JSON pointer for this resource: '{path}'"
-        )));
+        return Err(ApiError::BadRequest(format!("Invalid JSON pointer for this resource: '{path}'")));
     }
     Ok(rest.replace("~1", "/").replace("~0", "~"))
 }
@@ -848,9 +716,8 @@ fn apply_patch_op(
     props: &mut Map<String, Value>,
     op: &Value,
 ) -> Result<(), ApiError> {
-    let obj = op.as_object().ok_or_else(|| {
-        ApiError::BadRequest("Each patch operation must be a JSON object.".into())
-    })?;
+    let obj =
+        op.as_object().ok_or_else(|| ApiError::BadRequest("Each patch operation must be a JSON object.".into()))?;
     let kind = obj
         .get("op")
         .and_then(Value::as_str)
@@ -861,9 +728,10 @@ fn apply_patch_op(
         .ok_or_else(|| ApiError::BadRequest("A patch operation needs a 'path'.".into()))?;
     let attr = patch_attr(path)?;
     let value = match kind {
-        "add" | "replace" => Some(obj.get("value").ok_or_else(|| {
-            ApiError::BadRequest(format!("Operation '{kind}' on '{path}' needs a 'value'."))
-        })?),
+        "add" | "replace" => Some(
+            obj.get("value")
+                .ok_or_else(|| ApiError::BadRequest(format!("Operation '{kind}' on '{path}' needs a 'value'.")))?,
+        ),
         "remove" => None,
         other => {
             return Err(ApiError::BadRequest(format!(
@@ -885,9 +753,7 @@ fn apply_patch_op(
     );
     if core {
         let Some(v) = value else {
-            return Err(ApiError::Forbidden(format!(
-                "Attribute '{attr}' cannot be removed."
-            )));
+            return Err(ApiError::Forbidden(format!("Attribute '{attr}' cannot be removed.")));
         };
         match attr.as_str() {
             "name" => row.name = v_name(v)?,
@@ -922,17 +788,13 @@ fn apply_patch_op(
         }
         ("replace", Some(v)) => {
             if !exists {
-                return Err(ApiError::Conflict(format!(
-                    "Property {attr} does not exist."
-                )));
+                return Err(ApiError::Conflict(format!("Property {attr} does not exist.")));
             }
             props.insert(attr.clone(), v_property(&attr, v)?);
         }
         _ => {
             if !exists || attr.starts_with(RESERVED_PREFIX) {
-                return Err(ApiError::Conflict(format!(
-                    "Property {attr} does not exist."
-                )));
+                return Err(ApiError::Conflict(format!("Property {attr} does not exist.")));
             }
             props.remove(&attr);
         }
@@ -974,9 +836,7 @@ async fn delete_image(
     let row = load_visible(&state, &ctx, &id).await?;
     check_modify(&ctx, &row)?;
     if row.protected {
-        return Err(ApiError::Forbidden(format!(
-            "Image {id} is protected and cannot be deleted."
-        )));
+        return Err(ApiError::Forbidden(format!("Image {id} is protected and cannot be deleted.")));
     }
     state.ds.image_delete(&id).await?;
     if let Some(path) = data_path(&state.image_dir, &id) {
@@ -1020,9 +880,7 @@ async fn remove_tag(
     let before = tags.len();
     tags.retain(|t| *t != tag);
     if tags.len() == before {
-        return Err(ApiError::NotFound(format!(
-            "Tag {tag} not found on image {id}."
-        )));
+        return Err(ApiError::NotFound(format!("Tag {tag} not found on image {id}.")));
     }
     set_tags(&mut props, &tags)?;
     row.properties = Value::Object(props).to_string();
@@ -1063,21 +921,10 @@ struct Stored {
 impl DataWriter {
     async fn create(dir: &FsPath, id: &str) -> Result<Self, ApiError> {
         let dest = data_path(dir, id).ok_or_else(|| image_not_found(id))?;
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| io_error("creating the image directory", e))?;
+        tokio::fs::create_dir_all(dir).await.map_err(|e| io_error("creating the image directory", e))?;
         let part = dir.join(format!("{id}.part-{}", uuid::Uuid::new_v4().simple()));
-        let file = tokio::fs::File::create(&part)
-            .await
-            .map_err(|e| io_error("creating image data file", e))?;
-        Ok(Self {
-            file: Some(file),
-            part,
-            dest,
-            size: 0,
-            md5: md5::Md5::new(),
-            sha512: Sha512::new(),
-        })
+        let file = tokio::fs::File::create(&part).await.map_err(|e| io_error("creating image data file", e))?;
+        Ok(Self { file: Some(file), part, dest, size: 0, md5: md5::Md5::new(), sha512: Sha512::new() })
     }
 
     async fn write(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
@@ -1089,33 +936,19 @@ impl DataWriter {
         }
         self.md5.update(chunk);
         self.sha512.update(chunk);
-        let file = self
-            .file
-            .as_mut()
-            .ok_or_else(|| ApiError::Internal("image data file already closed".into()))?;
-        file.write_all(chunk)
-            .await
-            .map_err(|e| io_error("writing image data", e))
+        let file = self.file.as_mut().ok_or_else(|| ApiError::Internal("image data file already closed".into()))?;
+        file.write_all(chunk).await.map_err(|e| io_error("writing image data", e))
     }
 
     async fn finish(mut self) -> Result<Stored, ApiError> {
-        let file = self
-            .file
-            .as_mut()
-            .ok_or_else(|| ApiError::Internal("image data file already closed".into()))?;
-        file.flush()
-            .await
-            .map_err(|e| io_error("flushing image data", e))?;
-        file.sync_all()
-            .await
-            .map_err(|e| io_error("syncing image data", e))?;
-        tokio::fs::rename(&self.part, &self.dest)
-            .await
-            .map_err(|e| io_error("moving image data into place", e))?;
+        let file = self.file.as_mut().ok_or_else(|| ApiError::Internal("image data file already closed".into()))?;
+        file.flush().await.map_err(|e| io_error("flushing image data", e))?;
+        file.sync_all().await.map_err(|e| io_error("syncing image data", e))?;
+        tokio::fs::rename(&self.part, &self.dest).await.map_err(|e| io_error("moving image data into place", e))?;
         // In place now: nothing left for `drop` to clean up.
         self.file = None;
-        let size = i64::try_from(self.size)
-            .map_err(|_| ApiError::PayloadTooLarge("Image data is too large.".into()))?;
+        let size =
+            i64::try_from(self.size).map_err(|_| ApiError::PayloadTooLarge("Image data is too large.".into()))?;
         Ok(Stored {
             size,
             md5: hex::encode(self.md5.clone().finalize()),
@@ -1136,11 +969,8 @@ impl Drop for DataWriter {
 /// Stream a request body into the writer, chunk by chunk.
 async fn write_body(writer: &mut DataWriter, body: Body) -> Result<(), ApiError> {
     let mut body = body;
-    while let Some(frame) =
-        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
-    {
-        let frame = frame
-            .map_err(|e| ApiError::BadRequest(format!("Reading the image data failed: {e}")))?;
+    while let Some(frame) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(|e| ApiError::BadRequest(format!("Reading the image data failed: {e}")))?;
         if let Ok(data) = frame.into_data() {
             writer.write(&data).await?;
         }
@@ -1150,11 +980,7 @@ async fn write_body(writer: &mut DataWriter, body: Body) -> Result<(), ApiError>
 
 /// Record stored data; if the image vanished meanwhile, drop the file again.
 async fn record_data(state: &AppState, id: &str, stored: &Stored) -> Result<(), ApiError> {
-    if let Err(e) = state
-        .ds
-        .image_set_data(id, stored.size, &stored.md5, &stored.sha512)
-        .await
-    {
+    if let Err(e) = state.ds.image_set_data(id, stored.size, &stored.md5, &stored.sha512).await {
         if let Some(path) = data_path(&state.image_dir, id) {
             let _ = tokio::fs::remove_file(path).await;
         }
@@ -1216,23 +1042,14 @@ async fn download_file(
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::warn!(image = %id, "image is active but its data file is missing");
-            return Err(ApiError::NotFound(format!(
-                "Image data for {id} could not be found."
-            )));
+            return Err(ApiError::NotFound(format!("Image data for {id} could not be found.")));
         }
         Err(e) => return Err(io_error("reading image data", e)),
     };
     let mut resp = (StatusCode::OK, Body::from(data)).into_response();
     let hs = resp.headers_mut();
-    hs.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    if let Some(sum) = row
-        .checksum
-        .as_deref()
-        .and_then(|c| HeaderValue::from_str(c).ok())
-    {
+    hs.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    if let Some(sum) = row.checksum.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
         hs.insert("content-md5", sum);
     }
     Ok(resp)
@@ -1242,12 +1059,7 @@ async fn download_file(
 
 /// Make sure a public, active qcow2/bare image called `name` exists (used by
 /// `stratus up` to seed `cirros`); idempotent, returns the image id.
-pub async fn seed_image(
-    state: &AppState,
-    name: &str,
-    owner_project_id: &str,
-    data: &[u8],
-) -> Result<String, ApiError> {
+pub async fn seed_image(state: &AppState, name: &str, owner_project_id: &str, data: &[u8]) -> Result<String, ApiError> {
     let candidates: Vec<ImageRow> = state
         .ds
         .image_list(Some(owner_project_id))
@@ -1255,10 +1067,7 @@ pub async fn seed_image(
         .into_iter()
         .filter(|r| r.name.as_deref() == Some(name))
         .collect();
-    if let Some(r) = candidates
-        .iter()
-        .find(|r| r.visibility == "public" && r.status == "active")
-    {
+    if let Some(r) = candidates.iter().find(|r| r.visibility == "public" && r.status == "active") {
         return Ok(r.id.clone());
     }
     // A seed interrupted between create and upload is finished, not duplicated.
@@ -1399,21 +1208,11 @@ mod tests {
     async fn env() -> Env {
         let dir = std::env::temp_dir().join(format!("stratus-image-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("mkdir");
-        let ds = stratus_db::Datastore::open_sqlite(&dir.join("t.db"))
-            .await
-            .expect("open db");
-        stratus_auth::bootstrap_user(&ds, "admin", "pw", "admin", "admin", false)
-            .await
-            .expect("admin");
-        stratus_auth::bootstrap_user(&ds, "demo", "pw", "demo", "member", false)
-            .await
-            .expect("demo");
-        stratus_auth::bootstrap_user(&ds, "alt", "pw", "alt", "member", false)
-            .await
-            .expect("alt");
-        stratus_auth::bootstrap_user(&ds, "viewer", "pw", "demo", "reader", false)
-            .await
-            .expect("viewer");
+        let ds = stratus_db::Datastore::open_sqlite(&dir.join("t.db")).await.expect("open db");
+        stratus_auth::bootstrap_user(&ds, "admin", "pw", "admin", "admin", false).await.expect("admin");
+        stratus_auth::bootstrap_user(&ds, "demo", "pw", "demo", "member", false).await.expect("demo");
+        stratus_auth::bootstrap_user(&ds, "alt", "pw", "alt", "member", false).await.expect("alt");
+        stratus_auth::bootstrap_user(&ds, "viewer", "pw", "demo", "reader", false).await.expect("viewer");
         let identity = stratus_auth::Identity::new(ds.clone(), chrono::Duration::hours(1));
         let token = |user: &'static str, project: &'static str| {
             let identity = identity.clone();
@@ -1443,14 +1242,7 @@ mod tests {
             public_url: "http://127.0.0.1:8774".into(),
             image_dir: dir.join("images"),
         };
-        Env {
-            state,
-            admin,
-            demo,
-            alt,
-            viewer,
-            _dir: TempDir(dir),
-        }
+        Env { state, admin, demo, alt, viewer, _dir: TempDir(dir) }
     }
 
     struct Resp {
@@ -1465,14 +1257,7 @@ mod tests {
         }
     }
 
-    async fn call(
-        env: &Env,
-        method: &str,
-        uri: &str,
-        token: Option<&str>,
-        ctype: Option<&str>,
-        body: Vec<u8>,
-    ) -> Resp {
+    async fn call(env: &Env, method: &str, uri: &str, token: Option<&str>, ctype: Option<&str>, body: Vec<u8>) -> Resp {
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(t) = token {
             req = req.header("x-auth-token", t);
@@ -1487,11 +1272,7 @@ mod tests {
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = to_bytes(resp.into_body(), usize::MAX).await.expect("body");
-        Resp {
-            status,
-            headers,
-            body,
-        }
+        Resp { status, headers, body }
     }
 
     async fn get(env: &Env, uri: &str, token: &str) -> Resp {
@@ -1499,15 +1280,7 @@ mod tests {
     }
 
     async fn post_json(env: &Env, uri: &str, token: &str, body: Value) -> Resp {
-        call(
-            env,
-            "POST",
-            uri,
-            Some(token),
-            Some("application/json"),
-            body.to_string().into_bytes(),
-        )
-        .await
+        call(env, "POST", uri, Some(token), Some("application/json"), body.to_string().into_bytes()).await
     }
 
     async fn patch(env: &Env, id: &str, token: &str, ops: Value) -> Resp {
@@ -1538,25 +1311,11 @@ mod tests {
             let v = r.json();
             assert_eq!(v["versions"][0]["id"], "v2.16");
             assert_eq!(v["versions"][0]["status"], "CURRENT");
-            assert_eq!(
-                v["versions"][0]["links"][0]["href"],
-                "http://127.0.0.1:8774/image/v2/"
-            );
-            let ids: Vec<&str> = v["versions"]
-                .as_array()
-                .expect("list")
-                .iter()
-                .filter_map(|x| x["id"].as_str())
-                .collect();
+            assert_eq!(v["versions"][0]["links"][0]["href"], "http://127.0.0.1:8774/image/v2/");
+            let ids: Vec<&str> =
+                v["versions"].as_array().expect("list").iter().filter_map(|x| x["id"].as_str()).collect();
             assert!(ids.contains(&"v2.0") && ids.contains(&"v2.1") && ids.contains(&"v2.9"));
-            assert!(
-                v["versions"]
-                    .as_array()
-                    .expect("list")
-                    .iter()
-                    .skip(1)
-                    .all(|x| x["status"] == "SUPPORTED")
-            );
+            assert!(v["versions"].as_array().expect("list").iter().skip(1).all(|x| x["status"] == "SUPPORTED"));
         }
         let r = call(&env, "GET", "/image/versions", None, None, vec![]).await;
         assert_eq!(r.status, StatusCode::OK);
@@ -1586,12 +1345,7 @@ mod tests {
         assert_eq!(img["file"], format!("/v2/images/{id}/file"));
         assert_eq!(img["schema"], "/v2/schemas/image");
         assert_eq!(img["os_hidden"], false);
-        assert!(
-            img.as_object()
-                .expect("object")
-                .keys()
-                .all(|k| !k.starts_with("stratus:"))
-        );
+        assert!(img.as_object().expect("object").keys().all(|k| !k.starts_with("stratus:")));
         let created = img["created_at"].as_str().expect("created_at");
         assert_eq!(created.len(), 20, "{created}");
         assert!(created.ends_with('Z'));
@@ -1604,15 +1358,7 @@ mod tests {
         // Over axum's default 2 MB body limit.
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         let file_uri = format!("/image/v2/images/{id}/file");
-        let r = call(
-            &env,
-            "PUT",
-            &file_uri,
-            Some(&env.demo),
-            Some("application/octet-stream"),
-            data.clone(),
-        )
-        .await;
+        let r = call(&env, "PUT", &file_uri, Some(&env.demo), Some("application/octet-stream"), data.clone()).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
 
         let r = get(&env, &format!("/image/v2/images/{id}"), &env.demo).await;
@@ -1627,129 +1373,49 @@ mod tests {
         let r = get(&env, &file_uri, &env.demo).await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.body.as_ref(), data.as_slice());
-        assert_eq!(
-            r.headers.get("content-type").and_then(|v| v.to_str().ok()),
-            Some("application/octet-stream")
-        );
+        assert_eq!(r.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/octet-stream"));
         assert_eq!(
             r.headers.get("content-md5").and_then(|v| v.to_str().ok()),
             Some(hex::encode(Md5::digest(&data)).as_str())
         );
 
         // A second upload conflicts with the active image.
-        let r = call(
-            &env,
-            "PUT",
-            &file_uri,
-            Some(&env.demo),
-            Some("application/octet-stream"),
-            b"x".to_vec(),
-        )
-        .await;
+        let r = call(&env, "PUT", &file_uri, Some(&env.demo), Some("application/octet-stream"), b"x".to_vec()).await;
         assert_eq!(r.status, StatusCode::CONFLICT);
 
         let r = get(&env, "/image/v2/images", &env.demo).await;
-        assert!(
-            r.json()["images"]
-                .as_array()
-                .expect("list")
-                .iter()
-                .any(|i| i["id"] == id.as_str())
-        );
+        assert!(r.json()["images"].as_array().expect("list").iter().any(|i| i["id"] == id.as_str()));
 
-        let r = call(
-            &env,
-            "DELETE",
-            &format!("/image/v2/images/{id}"),
-            Some(&env.demo),
-            None,
-            vec![],
-        )
-        .await;
+        let r = call(&env, "DELETE", &format!("/image/v2/images/{id}"), Some(&env.demo), None, vec![]).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT);
         assert!(!env.state.image_dir.join(&id).exists());
         let r = get(&env, &format!("/image/v2/images/{id}"), &env.demo).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
         assert_eq!(r.json()["itemNotFound"]["code"], 404);
-        let r = call(
-            &env,
-            "DELETE",
-            &format!("/image/v2/images/{id}"),
-            Some(&env.demo),
-            None,
-            vec![],
-        )
-        .await;
+        let r = call(&env, "DELETE", &format!("/image/v2/images/{id}"), Some(&env.demo), None, vec![]).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]
     async fn image_private_image_of_another_project_is_not_found() {
         let env = env().await;
-        let private = create(
-            &env,
-            &env.alt,
-            json!({"name": "alt-private", "visibility": "private"}),
-        )
-        .await;
+        let private = create(&env, &env.alt, json!({"name": "alt-private", "visibility": "private"})).await;
         let shared = create(&env, &env.alt, json!({"name": "alt-shared"})).await;
-        let community = create(
-            &env,
-            &env.alt,
-            json!({"name": "alt-community", "visibility": "community"}),
-        )
-        .await;
-        let public = create(
-            &env,
-            &env.admin,
-            json!({"name": "pub", "visibility": "public"}),
-        )
-        .await;
+        let community = create(&env, &env.alt, json!({"name": "alt-community", "visibility": "community"})).await;
+        let public = create(&env, &env.admin, json!({"name": "pub", "visibility": "public"})).await;
         for id in [&private, &shared] {
             let uri = format!("/image/v2/images/{id}");
-            assert_eq!(
-                get(&env, &uri, &env.demo).await.status,
-                StatusCode::NOT_FOUND
-            );
-            assert_eq!(
-                call(&env, "DELETE", &uri, Some(&env.demo), None, vec![])
-                    .await
-                    .status,
-                StatusCode::NOT_FOUND
-            );
+            assert_eq!(get(&env, &uri, &env.demo).await.status, StatusCode::NOT_FOUND);
+            assert_eq!(call(&env, "DELETE", &uri, Some(&env.demo), None, vec![]).await.status, StatusCode::NOT_FOUND);
             assert_eq!(get(&env, &uri, &env.alt).await.status, StatusCode::OK);
             assert_eq!(get(&env, &uri, &env.admin).await.status, StatusCode::OK);
         }
-        assert_eq!(
-            get(&env, &format!("/image/v2/images/{community}"), &env.demo)
-                .await
-                .status,
-            StatusCode::OK
-        );
-        assert_eq!(
-            get(&env, &format!("/image/v2/images/{public}"), &env.demo)
-                .await
-                .status,
-            StatusCode::OK
-        );
+        assert_eq!(get(&env, &format!("/image/v2/images/{community}"), &env.demo).await.status, StatusCode::OK);
+        assert_eq!(get(&env, &format!("/image/v2/images/{public}"), &env.demo).await.status, StatusCode::OK);
         // Visible but not ours: may not be changed.
-        let r = call(
-            &env,
-            "DELETE",
-            &format!("/image/v2/images/{public}"),
-            Some(&env.demo),
-            None,
-            vec![],
-        )
-        .await;
+        let r = call(&env, "DELETE", &format!("/image/v2/images/{public}"), Some(&env.demo), None, vec![]).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
-        let r = patch(
-            &env,
-            &public,
-            &env.demo,
-            json!([{"op": "replace", "path": "/name", "value": "x"}]),
-        )
-        .await;
+        let r = patch(&env, &public, &env.demo, json!([{"op": "replace", "path": "/name", "value": "x"}])).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
 
         let ids = |r: &Resp| -> Vec<String> {
@@ -1763,10 +1429,7 @@ mod tests {
         let listed = ids(&get(&env, "/image/v2/images", &env.demo).await);
         assert!(listed.contains(&public));
         assert!(!listed.contains(&private) && !listed.contains(&shared));
-        assert!(
-            !listed.contains(&community),
-            "community images are listed only on request"
-        );
+        assert!(!listed.contains(&community), "community images are listed only on request");
         let listed = ids(&get(&env, "/image/v2/images?visibility=community", &env.demo).await);
         assert_eq!(listed, vec![community.clone()]);
         let listed = ids(&get(&env, "/image/v2/images", &env.admin).await);
@@ -1780,33 +1443,14 @@ mod tests {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
         let r = call(&env, "GET", "/image/v2/images", Some("bogus"), None, vec![]).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-        let r = call(
-            &env,
-            "POST",
-            "/image/v2/images",
-            None,
-            Some("application/json"),
-            b"{}".to_vec(),
-        )
-        .await;
+        let r = call(&env, "POST", "/image/v2/images", None, Some("application/json"), b"{}".to_vec()).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
         // A reader sees the project's images but changes nothing.
-        let r = post_json(
-            &env,
-            "/image/v2/images",
-            &env.viewer,
-            json!({"name": "nope"}),
-        )
-        .await;
+        let r = post_json(&env, "/image/v2/images", &env.viewer, json!({"name": "nope"})).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
         assert_eq!(r.json()["forbidden"]["code"], 403);
-        let id = create(
-            &env,
-            &env.demo,
-            json!({"name": "d", "disk_format": "raw", "container_format": "bare"}),
-        )
-        .await;
+        let id = create(&env, &env.demo, json!({"name": "d", "disk_format": "raw", "container_format": "bare"})).await;
         let uri = format!("/image/v2/images/{id}");
         assert_eq!(get(&env, &uri, &env.viewer).await.status, StatusCode::OK);
         let r = call(
@@ -1819,13 +1463,7 @@ mod tests {
         )
         .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
-        let r = patch(
-            &env,
-            &id,
-            &env.viewer,
-            json!([{"op": "replace", "path": "/name", "value": "x"}]),
-        )
-        .await;
+        let r = patch(&env, &id, &env.viewer, json!([{"op": "replace", "path": "/name", "value": "x"}])).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
         let r = call(&env, "DELETE", &uri, Some(&env.viewer), None, vec![]).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
@@ -1834,44 +1472,16 @@ mod tests {
     #[tokio::test]
     async fn image_public_visibility_requires_admin() {
         let env = env().await;
-        let r = post_json(
-            &env,
-            "/image/v2/images",
-            &env.demo,
-            json!({"name": "p", "visibility": "public"}),
-        )
-        .await;
+        let r = post_json(&env, "/image/v2/images", &env.demo, json!({"name": "p", "visibility": "public"})).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
-        let id = create(
-            &env,
-            &env.demo,
-            json!({"name": "p", "visibility": "private"}),
-        )
-        .await;
-        let r = patch(
-            &env,
-            &id,
-            &env.demo,
-            json!([{"op": "replace", "path": "/visibility", "value": "public"}]),
-        )
-        .await;
+        let id = create(&env, &env.demo, json!({"name": "p", "visibility": "private"})).await;
+        let r = patch(&env, &id, &env.demo, json!([{"op": "replace", "path": "/visibility", "value": "public"}])).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
-        let r = patch(
-            &env,
-            &id,
-            &env.admin,
-            json!([{"op": "replace", "path": "/visibility", "value": "public"}]),
-        )
-        .await;
+        let r =
+            patch(&env, &id, &env.admin, json!([{"op": "replace", "path": "/visibility", "value": "public"}])).await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.json()["visibility"], "public");
-        let r = post_json(
-            &env,
-            "/image/v2/images",
-            &env.admin,
-            json!({"name": "p2", "visibility": "public"}),
-        )
-        .await;
+        let r = post_json(&env, "/image/v2/images", &env.admin, json!({"name": "p2", "visibility": "public"})).await;
         assert_eq!(r.status, StatusCode::CREATED);
         assert_eq!(r.json()["visibility"], "public");
     }
@@ -1896,33 +1506,15 @@ mod tests {
             assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
             assert_eq!(r.json()["badRequest"]["code"], 400);
         }
-        let r = call(
-            &env,
-            "POST",
-            "/image/v2/images",
-            Some(&env.demo),
-            Some("application/json"),
-            b"{not json".to_vec(),
-        )
-        .await;
+        let r =
+            call(&env, "POST", "/image/v2/images", Some(&env.demo), Some("application/json"), b"{not json".to_vec())
+                .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
-        for attr in [
-            "status",
-            "size",
-            "checksum",
-            "os_hash_value",
-            "stratus:tags",
-        ] {
+        for attr in ["status", "size", "checksum", "os_hash_value", "stratus:tags"] {
             let r = post_json(&env, "/image/v2/images", &env.demo, json!({ attr: "x" })).await;
             assert_eq!(r.status, StatusCode::FORBIDDEN, "{attr}");
         }
-        let r = post_json(
-            &env,
-            "/image/v2/images",
-            &env.demo,
-            json!({"owner": "someone-else"}),
-        )
-        .await;
+        let r = post_json(&env, "/image/v2/images", &env.demo, json!({"owner": "someone-else"})).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
 
         let fixed = "6c1d5f6e-2b43-4c1b-9b8c-1f2e3d4c5b6a";
@@ -1933,37 +1525,16 @@ mod tests {
 
         // Data needs formats first, and must be octet-stream.
         let uri = format!("/image/v2/images/{id}/file");
-        let r = call(
-            &env,
-            "PUT",
-            &uri,
-            Some(&env.demo),
-            Some("application/octet-stream"),
-            b"x".to_vec(),
-        )
-        .await;
+        let r = call(&env, "PUT", &uri, Some(&env.demo), Some("application/octet-stream"), b"x".to_vec()).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
-        let r = call(
-            &env,
-            "PUT",
-            &uri,
-            Some(&env.demo),
-            Some("text/plain"),
-            b"x".to_vec(),
-        )
-        .await;
+        let r = call(&env, "PUT", &uri, Some(&env.demo), Some("text/plain"), b"x".to_vec()).await;
         assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
 
     #[tokio::test]
     async fn image_patch_updates_attributes_and_properties() {
         let env = env().await;
-        let id = create(
-            &env,
-            &env.demo,
-            json!({"name": "before", "os_distro": "cirros"}),
-        )
-        .await;
+        let id = create(&env, &env.demo, json!({"name": "before", "os_distro": "cirros"})).await;
         let r = patch(
             &env,
             &id,
@@ -1995,74 +1566,32 @@ mod tests {
 
         // Protected images cannot be deleted.
         let uri = format!("/image/v2/images/{id}");
-        assert_eq!(
-            call(&env, "DELETE", &uri, Some(&env.demo), None, vec![])
-                .await
-                .status,
-            StatusCode::FORBIDDEN
-        );
+        assert_eq!(call(&env, "DELETE", &uri, Some(&env.demo), None, vec![]).await.status, StatusCode::FORBIDDEN);
 
-        let r = patch(&env, &id, &env.demo, json!([{"op": "remove", "path": "/os_distro"}, {"op": "replace", "path": "/protected", "value": false}])).await;
+        let r = patch(
+            &env,
+            &id,
+            &env.demo,
+            json!([{"op": "remove", "path": "/os_distro"}, {"op": "replace", "path": "/protected", "value": false}]),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::OK);
         assert!(r.json().get("os_distro").is_none());
 
-        let r = patch(
-            &env,
-            &id,
-            &env.demo,
-            json!([{"op": "replace", "path": "/nonexistent", "value": "v"}]),
-        )
-        .await;
+        let r = patch(&env, &id, &env.demo, json!([{"op": "replace", "path": "/nonexistent", "value": "v"}])).await;
         assert_eq!(r.status, StatusCode::CONFLICT);
-        let r = patch(
-            &env,
-            &id,
-            &env.demo,
-            json!([{"op": "remove", "path": "/nonexistent"}]),
-        )
-        .await;
+        let r = patch(&env, &id, &env.demo, json!([{"op": "remove", "path": "/nonexistent"}])).await;
         assert_eq!(r.status, StatusCode::CONFLICT);
-        let r = patch(
-            &env,
-            &id,
-            &env.demo,
-            json!([{"op": "replace", "path": "/status", "value": "active"}]),
-        )
-        .await;
+        let r = patch(&env, &id, &env.demo, json!([{"op": "replace", "path": "/status", "value": "active"}])).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
-        let r = patch(
-            &env,
-            &id,
-            &env.demo,
-            json!([{"op": "remove", "path": "/name"}]),
-        )
-        .await;
+        let r = patch(&env, &id, &env.demo, json!([{"op": "remove", "path": "/name"}])).await;
         assert_eq!(r.status, StatusCode::FORBIDDEN);
-        let r = patch(
-            &env,
-            &id,
-            &env.demo,
-            json!([{"op": "move", "path": "/name"}]),
-        )
-        .await;
+        let r = patch(&env, &id, &env.demo, json!([{"op": "move", "path": "/name"}])).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
-        let r = patch(
-            &env,
-            &id,
-            &env.demo,
-            json!([{"op": "replace", "path": "/disk_format", "value": "floppy"}]),
-        )
-        .await;
+        let r =
+            patch(&env, &id, &env.demo, json!([{"op": "replace", "path": "/disk_format", "value": "floppy"}])).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
-        let r = call(
-            &env,
-            "PATCH",
-            &uri,
-            Some(&env.demo),
-            Some("application/json"),
-            b"[]".to_vec(),
-        )
-        .await;
+        let r = call(&env, "PATCH", &uri, Some(&env.demo), Some("application/json"), b"[]".to_vec()).await;
         assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
         // A failed patch changes nothing.
         let r = patch(&env, &id, &env.demo, json!([{"op": "replace", "path": "/name", "value": "zzz"}, {"op": "replace", "path": "/min_ram", "value": -5}])).await;
@@ -2070,39 +1599,12 @@ mod tests {
         assert_eq!(get(&env, &uri, &env.demo).await.json()["name"], "after");
 
         // Tags by URL.
-        let r = call(
-            &env,
-            "PUT",
-            &format!("{uri}/tags/blue"),
-            Some(&env.demo),
-            None,
-            vec![],
-        )
-        .await;
+        let r = call(&env, "PUT", &format!("{uri}/tags/blue"), Some(&env.demo), None, vec![]).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT);
-        assert_eq!(
-            get(&env, &uri, &env.demo).await.json()["tags"],
-            json!(["x", "blue"])
-        );
-        let r = call(
-            &env,
-            "DELETE",
-            &format!("{uri}/tags/x"),
-            Some(&env.demo),
-            None,
-            vec![],
-        )
-        .await;
+        assert_eq!(get(&env, &uri, &env.demo).await.json()["tags"], json!(["x", "blue"]));
+        let r = call(&env, "DELETE", &format!("{uri}/tags/x"), Some(&env.demo), None, vec![]).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT);
-        let r = call(
-            &env,
-            "DELETE",
-            &format!("{uri}/tags/x"),
-            Some(&env.demo),
-            None,
-            vec![],
-        )
-        .await;
+        let r = call(&env, "DELETE", &format!("{uri}/tags/x"), Some(&env.demo), None, vec![]).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
         let r = get(&env, "/image/v2/images?tag=blue", &env.demo).await;
         assert_eq!(r.json()["images"].as_array().expect("list").len(), 1);
@@ -2120,12 +1622,7 @@ mod tests {
         let v = r.json();
         assert_eq!(v["images"].as_array().expect("list").len(), 1);
         assert_eq!(v["schema"], "/v2/schemas/images");
-        assert!(
-            v["first"]
-                .as_str()
-                .expect("first")
-                .starts_with("/v2/images")
-        );
+        assert!(v["first"].as_str().expect("first").starts_with("/v2/images"));
         assert!(v.get("next").is_none());
         let r = get(&env, "/image/v2/images?disk_format=raw", &env.demo).await;
         assert_eq!(r.json()["images"].as_array().expect("list").len(), 2);
@@ -2159,14 +1656,7 @@ mod tests {
         let r = get(&env, "/image/v2/images?sort=name:desc&limit=1", &env.demo).await;
         assert_eq!(r.json()["images"][0]["name"], "img4");
 
-        for bad in [
-            "limit=-1",
-            "limit=x",
-            "marker=nope",
-            "sort_key=bogus",
-            "sort_dir=up",
-            "visibility=x",
-        ] {
+        for bad in ["limit=-1", "limit=x", "marker=nope", "sort_key=bogus", "sort_dir=up", "visibility=x"] {
             let r = get(&env, &format!("/image/v2/images?{bad}"), &env.demo).await;
             assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
         }
@@ -2175,20 +1665,10 @@ mod tests {
     #[tokio::test]
     async fn image_seed_is_idempotent() {
         let env = env().await;
-        let project = env
-            .state
-            .ds
-            .project_find("admin")
-            .await
-            .expect("project")
-            .id;
+        let project = env.state.ds.project_find("admin").await.expect("project").id;
         let data = b"not really a qcow2".to_vec();
-        let id = seed_image(&env.state, "cirros", &project, &data)
-            .await
-            .expect("seed");
-        let again = seed_image(&env.state, "cirros", &project, &data)
-            .await
-            .expect("seed again");
+        let id = seed_image(&env.state, "cirros", &project, &data).await.expect("seed");
+        let again = seed_image(&env.state, "cirros", &project, &data).await.expect("seed again");
         assert_eq!(id, again);
         let r = get(&env, "/image/v2/images?name=cirros", &env.demo).await;
         let images = r.json()["images"].as_array().expect("list").clone();
@@ -2205,15 +1685,8 @@ mod tests {
         assert_eq!(r.body.as_ref(), data.as_slice());
 
         // A private image of the same name elsewhere does not count as the seed.
-        let other = create(
-            &env,
-            &env.demo,
-            json!({"name": "ubuntu", "visibility": "private"}),
-        )
-        .await;
-        let seeded = seed_image(&env.state, "ubuntu", &project, b"u")
-            .await
-            .expect("seed ubuntu");
+        let other = create(&env, &env.demo, json!({"name": "ubuntu", "visibility": "private"})).await;
+        let seeded = seed_image(&env.state, "ubuntu", &project, b"u").await.expect("seed ubuntu");
         assert_ne!(seeded, other);
     }
 
@@ -2225,12 +1698,7 @@ mod tests {
         let v = r.json();
         assert_eq!(v["name"], "image");
         assert_eq!(v["additionalProperties"]["type"], "string");
-        assert!(
-            v["properties"]["disk_format"]["enum"]
-                .as_array()
-                .expect("enum")
-                .contains(&json!("qcow2"))
-        );
+        assert!(v["properties"]["disk_format"]["enum"].as_array().expect("enum").contains(&json!("qcow2")));
         let r = get(&env, "/image/v2/schemas/images", &env.demo).await;
         assert_eq!(r.status, StatusCode::OK);
         assert_eq!(r.json()["properties"]["images"]["items"]["name"], "image");

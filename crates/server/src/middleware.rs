@@ -1,16 +1,16 @@
 //! Middleware and extractors: request ids, token authentication, compute
 //! microversions.
 
-use crate::error::ApiError;
 use crate::AppState;
+use crate::error::ApiError;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use stratus_api::{negotiate, Microversion};
+use stratus_api::{Microversion, negotiate};
 use stratus_auth::AuthContext;
-use tracing::{info, Instrument};
+use tracing::{Instrument, info};
 
 /// The request id of the current request (`req-<uuid>`).
 #[derive(Clone, Debug)]
@@ -89,6 +89,9 @@ pub async fn compute_microversion(mut req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&mv.to_string()) {
         hs.insert(HeaderName::from_static("x-openstack-nova-api-version"), v);
     }
-    hs.insert(axum::http::header::VARY, HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"));
+    hs.insert(
+        axum::http::header::VARY,
+        HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
+    );
     resp
 }

@@ -57,11 +57,7 @@ fn versions_doc(public_url: &str) -> Value {
 }
 
 async fn versions_multiple(State(state): State<AppState>) -> Response {
-    (
-        StatusCode::MULTIPLE_CHOICES,
-        axum::Json(versions_doc(&state.public_url)),
-    )
-        .into_response()
+    (StatusCode::MULTIPLE_CHOICES, axum::Json(versions_doc(&state.public_url))).into_response()
 }
 
 async fn versions_ok(State(state): State<AppState>) -> Response {
@@ -84,11 +80,7 @@ fn requested_minor(header_value: Option<&str>) -> Result<u32, ApiError> {
         if version.eq_ignore_ascii_case("latest") {
             return Ok(MAX_MINOR);
         }
-        let malformed = || {
-            ApiError::BadRequest(format!(
-                "Invalid API version request string: volume {version}"
-            ))
-        };
+        let malformed = || ApiError::BadRequest(format!("Invalid API version request string: volume {version}"));
         let (major, minor) = version.split_once('.').ok_or_else(malformed)?;
         let major: u32 = major.parse().map_err(|_| malformed())?;
         let minor: u32 = minor.parse().map_err(|_| malformed())?;
@@ -105,11 +97,7 @@ fn requested_minor(header_value: Option<&str>) -> Result<u32, ApiError> {
 /// Negotiate the `volume` microversion and echo it (`OpenStack-API-Version`),
 /// refusing malformed (400) and unsupported (406) requests like Cinder.
 async fn volume_microversion(req: Request, next: Next) -> Response {
-    let requested = req
-        .headers()
-        .get("openstack-api-version")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let requested = req.headers().get("openstack-api-version").and_then(|v| v.to_str().ok()).map(str::to_string);
     let minor = match requested_minor(requested.as_deref()) {
         Ok(m) => m,
         Err(e) => return e.into_response(),
@@ -119,10 +107,7 @@ async fn volume_microversion(req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&format!("volume 3.{minor}")) {
         hs.insert(HeaderName::from_static("openstack-api-version"), v);
     }
-    hs.insert(
-        header::VARY,
-        HeaderValue::from_static("OpenStack-API-Version"),
-    );
+    hs.insert(header::VARY, HeaderValue::from_static("OpenStack-API-Version"));
     resp
 }
 
@@ -160,10 +145,7 @@ fn limits_doc() -> Value {
     })
 }
 
-async fn limits(
-    Auth(ctx): Auth,
-    Path(project_id): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+async fn limits(Auth(ctx): Auth, Path(project_id): Path<String>) -> Result<axum::Json<Value>, ApiError> {
     check_project(&ctx, &project_id)?;
     Ok(axum::Json(limits_doc()))
 }
@@ -172,10 +154,7 @@ async fn limits_own(Auth(_ctx): Auth) -> axum::Json<Value> {
     axum::Json(limits_doc())
 }
 
-async fn list_volumes(
-    Auth(ctx): Auth,
-    Path(project_id): Path<String>,
-) -> Result<axum::Json<Value>, ApiError> {
+async fn list_volumes(Auth(ctx): Auth, Path(project_id): Path<String>) -> Result<axum::Json<Value>, ApiError> {
     check_project(&ctx, &project_id)?;
     Ok(axum::Json(json!({ "volumes": [] })))
 }
@@ -213,30 +192,16 @@ mod tests {
     async fn env() -> Env {
         let dir = std::env::temp_dir().join(format!("stratus-volume-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("mkdir");
-        let ds = stratus_db::Datastore::open_sqlite(&dir.join("t.db"))
-            .await
-            .expect("open db");
-        stratus_auth::bootstrap_user(&ds, "admin", "pw", "admin", "admin", false)
-            .await
-            .expect("admin");
-        stratus_auth::bootstrap_user(&ds, "demo", "pw", "demo", "member", false)
-            .await
-            .expect("demo");
+        let ds = stratus_db::Datastore::open_sqlite(&dir.join("t.db")).await.expect("open db");
+        stratus_auth::bootstrap_user(&ds, "admin", "pw", "admin", "admin", false).await.expect("admin");
+        stratus_auth::bootstrap_user(&ds, "demo", "pw", "demo", "member", false).await.expect("demo");
         let identity = stratus_auth::Identity::new(ds.clone(), chrono::Duration::hours(1));
         let admin = identity
-            .authenticate(
-                "admin",
-                "pw",
-                stratus_auth::ProjectScope::Name("admin".into()),
-            )
+            .authenticate("admin", "pw", stratus_auth::ProjectScope::Name("admin".into()))
             .await
             .expect("admin token");
         let demo = identity
-            .authenticate(
-                "demo",
-                "pw",
-                stratus_auth::ProjectScope::Name("demo".into()),
-            )
+            .authenticate("demo", "pw", stratus_auth::ProjectScope::Name("demo".into()))
             .await
             .expect("demo token");
         let bus: Arc<dyn stratus_bus::Bus> = Arc::new(stratus_bus::InProcessBus::new());
@@ -263,12 +228,7 @@ mod tests {
         }
     }
 
-    async fn call(
-        env: &Env,
-        uri: &str,
-        token: Option<&str>,
-        version: Option<&str>,
-    ) -> (StatusCode, HeaderMap, Value) {
+    async fn call(env: &Env, uri: &str, token: Option<&str>, version: Option<&str>) -> (StatusCode, HeaderMap, Value) {
         let mut req = axum::http::Request::builder().method("GET").uri(uri);
         if let Some(t) = token {
             req = req.header("x-auth-token", t);
@@ -283,11 +243,7 @@ mod tests {
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = to_bytes(resp.into_body(), usize::MAX).await.expect("body");
-        let json = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&body).expect("json")
-        };
+        let json = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).expect("json") };
         (status, headers, json)
     }
 
@@ -308,10 +264,7 @@ mod tests {
             assert_eq!(ver["version"], "3.70");
             assert_eq!(ver["min_version"], "3.0");
             assert_eq!(ver["links"][0]["href"], "http://127.0.0.1:8774/volume/v3/");
-            assert_eq!(
-                ver["media-types"][0]["type"],
-                "application/vnd.openstack.volume+json;version=3"
-            );
+            assert_eq!(ver["media-types"][0]["type"], "application/vnd.openstack.volume+json;version=3");
         }
     }
 
@@ -328,10 +281,7 @@ mod tests {
         assert_eq!(abs["totalVolumesUsed"], 0);
         assert_eq!(abs["totalGigabytesUsed"], 0);
         assert_eq!(abs.as_object().expect("absolute").len(), 10);
-        assert_eq!(
-            h.get("openstack-api-version").and_then(|v| v.to_str().ok()),
-            Some("volume 3.0")
-        );
+        assert_eq!(h.get("openstack-api-version").and_then(|v| v.to_str().ok()), Some("volume 3.0"));
 
         let other = format!("/volume/v3/{}/limits", env.admin_project);
         let (s, _, v) = call(&env, &other, Some(&env.demo), None).await;
@@ -352,26 +302,15 @@ mod tests {
     async fn volume_lists_are_empty() {
         let env = env().await;
         for suffix in ["volumes", "volumes/detail"] {
-            let (s, _, v) = call(
-                &env,
-                &format!("/volume/v3/{}/{suffix}", env.demo_project),
-                Some(&env.demo),
-                None,
-            )
-            .await;
-            assert_eq!(s, StatusCode::OK);
-            assert_eq!(v, json!({"volumes": []}));
             let (s, _, v) =
-                call(&env, &format!("/volume/v3/{suffix}"), Some(&env.demo), None).await;
+                call(&env, &format!("/volume/v3/{}/{suffix}", env.demo_project), Some(&env.demo), None).await;
             assert_eq!(s, StatusCode::OK);
             assert_eq!(v, json!({"volumes": []}));
-            let (s, _, _) = call(
-                &env,
-                &format!("/volume/v3/{}/{suffix}", env.admin_project),
-                Some(&env.demo),
-                None,
-            )
-            .await;
+            let (s, _, v) = call(&env, &format!("/volume/v3/{suffix}"), Some(&env.demo), None).await;
+            assert_eq!(s, StatusCode::OK);
+            assert_eq!(v, json!({"volumes": []}));
+            let (s, _, _) =
+                call(&env, &format!("/volume/v3/{}/{suffix}", env.admin_project), Some(&env.demo), None).await;
             assert_eq!(s, StatusCode::FORBIDDEN);
         }
     }
@@ -380,21 +319,11 @@ mod tests {
     async fn volume_microversion_negotiation() {
         let env = env().await;
         let uri = format!("/volume/v3/{}/limits", env.demo_project);
-        let echoed = |h: &HeaderMap| {
-            h.get("openstack-api-version")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
+        let echoed = |h: &HeaderMap| h.get("openstack-api-version").and_then(|v| v.to_str().ok()).map(str::to_string);
         let (s, h, _) = call(&env, &uri, Some(&env.demo), Some("volume 3.59")).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(echoed(&h).as_deref(), Some("volume 3.59"));
-        let (_, h, _) = call(
-            &env,
-            &uri,
-            Some(&env.demo),
-            Some("compute 2.90, volume latest"),
-        )
-        .await;
+        let (_, h, _) = call(&env, &uri, Some(&env.demo), Some("compute 2.90, volume latest")).await;
         assert_eq!(echoed(&h).as_deref(), Some("volume 3.70"));
         let (_, h, _) = call(&env, &uri, Some(&env.demo), Some("compute 2.90")).await;
         assert_eq!(echoed(&h).as_deref(), Some("volume 3.0"));

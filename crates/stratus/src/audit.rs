@@ -45,7 +45,14 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
     for op in ds.op_list_open().await? {
         let age = stratus_db::parse_ts(&op.created_at).map(|t| ds.clock().now() - t).unwrap_or_default();
         if age > chrono::Duration::minutes(5) {
-            problems.push(format!("operation {} ({} of server {}) open for {} s at step {}", op.id, op.kind, op.server_id, age.num_seconds(), op.step));
+            problems.push(format!(
+                "operation {} ({} of server {}) open for {} s at step {}",
+                op.id,
+                op.kind,
+                op.server_id,
+                age.num_seconds(),
+                op.step
+            ));
         }
     }
 
@@ -55,24 +62,25 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
     for (host, vms) in host_vms(data_dir) {
         let expected: BTreeSet<String> = ds.server_ids_on_host(&host).await?.into_iter().collect();
         for vm in vms.difference(&expected) {
-            let known = if zombie_ids.contains(vm.as_str()) { " (recorded zombie, reaped when the host rejoins)" } else { "" };
+            let known =
+                if zombie_ids.contains(vm.as_str()) { " (recorded zombie, reaped when the host rejoins)" } else { "" };
             problems.push(format!("host {host} runs VM {vm} of a server that is deleted or not placed there{known}"));
         }
         for s in expected.difference(&vms) {
-            if let Ok(row) = ds.server_get(s).await {
-                if row.vm_state == "active" || row.vm_state == "stopped" {
-                    problems.push(format!("server {s} is {} on {host} but the host has no VM for it", row.vm_state));
-                }
+            if let Ok(row) = ds.server_get(s).await
+                && (row.vm_state == "active" || row.vm_state == "stopped")
+            {
+                problems.push(format!("server {s} is {} on {host} but the host has no VM for it", row.vm_state));
             }
         }
         if repair {
             // Safe: these servers are deleted; destroying their fake VMs is what the reaper does.
             let file = data_dir.join("hosts").join(&host).join("vms.json");
-            if let Ok(b) = std::fs::read(&file) {
-                if let Ok(mut m) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&b) {
-                    m.retain(|k, _| expected.contains(k));
-                    std::fs::write(&file, serde_json::to_vec(&m)?)?;
-                }
+            if let Ok(b) = std::fs::read(&file)
+                && let Ok(mut m) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&b)
+            {
+                m.retain(|k, _| expected.contains(k));
+                std::fs::write(&file, serde_json::to_vec(&m)?)?;
             }
         }
     }

@@ -16,10 +16,10 @@ pub struct Credentials {
 }
 
 fn password(data_dir: &Path, name: &str, env: &str) -> anyhow::Result<(String, bool)> {
-    if let Ok(p) = std::env::var(env) {
-        if !p.is_empty() {
-            return Ok((p, true));
-        }
+    if let Ok(p) = std::env::var(env)
+        && !p.is_empty()
+    {
+        return Ok((p, true));
     }
     let file = data_dir.join(format!("{name}.password"));
     if let Ok(p) = std::fs::read_to_string(&file) {
@@ -51,14 +51,36 @@ pub async fn bootstrap(state: &AppState, data_dir: &Path) -> anyhow::Result<Cred
     stratus_auth::bootstrap_user(&state.ds, "admin", &admin, "admin", stratus_auth::ROLE_ADMIN, admin_from_env).await?;
     stratus_auth::bootstrap_user(&state.ds, "demo", &demo, "demo", stratus_auth::ROLE_MEMBER, demo_from_env).await?;
     // devstack's flavor sizes
-    for (id, name, vcpus, ram, disk) in [("1", "m1.tiny", 1, 512, 1), ("2", "m1.small", 1, 2048, 20), ("3", "m1.medium", 2, 4096, 40), ("4", "m1.large", 4, 8192, 80), ("5", "m1.xlarge", 8, 16384, 160)] {
-        state.ds.flavor_ensure(&FlavorRow { id: id.into(), name: name.into(), vcpus, ram_mb: ram, disk_gb: disk, ephemeral_gb: 0, swap_mb: 0, rxtx_factor: 1.0, is_public: true, disabled: false }).await?;
+    for (id, name, vcpus, ram, disk) in [
+        ("1", "m1.tiny", 1, 512, 1),
+        ("2", "m1.small", 1, 2048, 20),
+        ("3", "m1.medium", 2, 4096, 40),
+        ("4", "m1.large", 4, 8192, 80),
+        ("5", "m1.xlarge", 8, 16384, 160),
+    ] {
+        state
+            .ds
+            .flavor_ensure(&FlavorRow {
+                id: id.into(),
+                name: name.into(),
+                vcpus,
+                ram_mb: ram,
+                disk_gb: disk,
+                ephemeral_gb: 0,
+                swap_mb: 0,
+                rxtx_factor: 1.0,
+                is_public: true,
+                disabled: false,
+            })
+            .await?;
     }
     let admin_project = state.ds.project_find("admin").await?;
     // A small stand-in for the CirrOS image: a qcow2 magic and deterministic bytes.
     let mut data = b"QFI\xfb\x00\x00\x00\x03".to_vec();
     data.extend((0..(64 * 1024)).map(|i: u32| (i % 251) as u8));
-    stratus_server::image::seed_image(state, "cirros", &admin_project.id, &data).await.map_err(|e| anyhow::anyhow!("cannot seed the cirros image: {e}"))?;
+    stratus_server::image::seed_image(state, "cirros", &admin_project.id, &data)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot seed the cirros image: {e}"))?;
     Ok(Credentials { admin, demo })
 }
 
@@ -69,7 +91,11 @@ pub fn write_clouds_yaml(data_dir: &Path, public_url: &str, c: &Credentials) -> 
             "    auth:\n      auth_url: {public_url}/identity\n      username: {user}\n      password: \"{pw}\"\n      project_name: {project}\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: RegionOne\n    identity_api_version: 3\n    interface: public\n"
         )
     };
-    let yaml = format!("clouds:\n  stratus:\n{}  stratus-admin:\n{}", cloud("demo", "demo", &c.demo), cloud("admin", "admin", &c.admin));
+    let yaml = format!(
+        "clouds:\n  stratus:\n{}  stratus-admin:\n{}",
+        cloud("demo", "demo", &c.demo),
+        cloud("admin", "admin", &c.admin)
+    );
     let path = data_dir.join("clouds.yaml");
     write_private(&path, yaml.as_bytes())?;
     Ok(path)

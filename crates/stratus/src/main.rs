@@ -21,7 +21,11 @@ use tokio::sync::watch;
 use tracing::info;
 
 #[derive(Parser)]
-#[command(name = "stratus", version, about = "Stratus: an OpenStack-compatible compute control plane whose deletes always finish")]
+#[command(
+    name = "stratus",
+    version,
+    about = "Stratus: an OpenStack-compatible compute control plane whose deletes always finish"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -107,25 +111,37 @@ struct Tunables {
 impl Tunables {
     fn controller(&self) -> anyhow::Result<ControllerConfig> {
         let secs = |name: &str, v: f64| -> anyhow::Result<Duration> {
-            Duration::try_from_secs_f64(v).map_err(|_| anyhow::anyhow!("{name} must be a non-negative number of seconds, got {v}"))
+            Duration::try_from_secs_f64(v)
+                .map_err(|_| anyhow::anyhow!("{name} must be a non-negative number of seconds, got {v}"))
         };
         let cfg = ControllerConfig {
             lease_ttl: secs("lease_ttl", self.lease_ttl)?,
             lease_renew_interval: secs("lease_renew_interval", self.lease_renew_interval)?,
             terminate_ack_timeout: secs("terminate_ack_timeout", self.terminate_ack_timeout)?,
             terminate_timeout: secs("terminate_timeout", self.terminate_timeout)?,
-            default_quota: QuotaLimits { instances: self.quota_instances, cores: self.quota_cores, ram: self.quota_ram },
+            default_quota: QuotaLimits {
+                instances: self.quota_instances,
+                cores: self.quota_cores,
+                ram: self.quota_ram,
+            },
             ..ControllerConfig::default()
         };
-        anyhow::ensure!(cfg.lease_renew_interval < cfg.lease_ttl, "lease_renew_interval ({:?}) must be shorter than lease_ttl ({:?})", cfg.lease_renew_interval, cfg.lease_ttl);
+        anyhow::ensure!(
+            cfg.lease_renew_interval < cfg.lease_ttl,
+            "lease_renew_interval ({:?}) must be shorter than lease_ttl ({:?})",
+            cfg.lease_renew_interval,
+            cfg.lease_ttl
+        );
         Ok(cfg)
     }
 
     fn agent(&self, host: &str) -> anyhow::Result<AgentConfig> {
-        let action: ReapAction = self.running_deleted_instance_action.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+        let action: ReapAction =
+            self.running_deleted_instance_action.parse().map_err(|e: String| anyhow::anyhow!(e))?;
         Ok(AgentConfig {
             reap_action: action,
-            reap_interval: Duration::try_from_secs_f64(self.running_deleted_instance_poll_interval.max(0.1)).context("running_deleted_instance_poll_interval")?,
+            reap_interval: Duration::try_from_secs_f64(self.running_deleted_instance_poll_interval.max(0.1))
+                .context("running_deleted_instance_poll_interval")?,
             ..AgentConfig::fake(host)
         })
     }
@@ -163,7 +179,8 @@ struct UpArgs {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("STRATUS_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STRATUS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
 }
 
@@ -210,7 +227,8 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.data_dir).with_context(|| format!("cannot create data dir {}", a.data_dir.display()))?;
     let data_dir = a.data_dir.canonicalize()?;
     let ds = Datastore::open_sqlite(&data_dir.join("stratus.db")).await.context("cannot open the database")?;
-    let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
     let addr = listener.local_addr()?;
     let public_url = a.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
 
@@ -221,7 +239,14 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     let identity = stratus_auth::Identity::new(ds.clone(), chrono::Duration::seconds(a.tunables.token_ttl));
     let image_dir = data_dir.join("images");
     std::fs::create_dir_all(&image_dir)?;
-    let state = stratus_server::AppState { ds: ds.clone(), identity, compute: ComputeApi::new(ds.clone(), bus.clone(), cfg.clone()), bus: bus.clone(), public_url: public_url.clone(), image_dir };
+    let state = stratus_server::AppState {
+        ds: ds.clone(),
+        identity,
+        compute: ComputeApi::new(ds.clone(), bus.clone(), cfg.clone()),
+        bus: bus.clone(),
+        public_url: public_url.clone(),
+        image_dir,
+    };
     let creds = bootstrap::bootstrap(&state, &data_dir).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -256,7 +281,7 @@ async fn compute(a: ComputeArgs) -> anyhow::Result<()> {
     {
         // Chaos switches for tests: SIGUSR1 wedges/unwedges the command
         // executor ("falsely up"), SIGUSR2 cuts the agent off / reconnects it.
-        use tokio::signal::unix::{signal, SignalKind};
+        use tokio::signal::unix::{SignalKind, signal};
         let f = faults.clone();
         let mut usr1 = signal(SignalKind::user_defined1())?;
         tokio::spawn(async move {

@@ -16,19 +16,20 @@ async fn boot_then_delete_many_servers_concurrently() {
     let cloud = Cloud::start_with(&[("STRATUS_QUOTA_INSTANCES", "100"), ("STRATUS_QUOTA_CORES", "100")]).await;
     let tok = cloud.demo().await;
     let n = 40;
-    let ids = futures_join(
-        (0..n).map(|i| {
-            let c = &cloud;
-            let t = tok.clone();
-            async move { c.create_server(&t, &format!("vm-{i}")).await }
-        }),
-    )
+    let ids = futures_join((0..n).map(|i| {
+        let c = &cloud;
+        let t = tok.clone();
+        async move { c.create_server(&t, &format!("vm-{i}")).await }
+    }))
     .await;
     for id in &ids {
         let v = cloud.wait_status(&tok, id, "ACTIVE", T).await;
         let s = &v["server"];
         assert_eq!(s["OS-EXT-STS:power_state"], 1);
-        assert!(s["addresses"]["private"][0]["addr"].as_str().is_some_and(|a| a.starts_with("10.0.")), "fixed IP shown: {s}");
+        assert!(
+            s["addresses"]["private"][0]["addr"].as_str().is_some_and(|a| a.starts_with("10.0.")),
+            "fixed IP shown: {s}"
+        );
     }
     let (_, lim) = cloud.call(&tok, Method::GET, "/compute/v2.1/limits", None).await;
     assert_eq!(lim["limits"]["absolute"]["totalInstancesUsed"], n);
@@ -51,7 +52,13 @@ async fn boot_then_delete_many_servers_concurrently() {
     // No VM left on any host, and one delete.start/.end pair per server.
     let db = cloud.db().await;
     for id in &ids {
-        let n: Vec<String> = db.notification_list_for_server(id).await.expect("notifications").into_iter().map(|n| n.event_type).collect();
+        let n: Vec<String> = db
+            .notification_list_for_server(id)
+            .await
+            .expect("notifications")
+            .into_iter()
+            .map(|n| n.event_type)
+            .collect();
         assert_eq!(n.iter().filter(|e| *e == "instance.delete.start").count(), 1, "{n:?}");
         assert_eq!(n.iter().filter(|e| *e == "instance.delete.end").count(), 1, "{n:?}");
         assert!(db.port_list_for_server(id).await.expect("ports").is_empty(), "ports released");
@@ -60,30 +67,7 @@ async fn boot_then_delete_many_servers_concurrently() {
 }
 
 async fn futures_join<F: std::future::Future>(it: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut out = Vec::new();
-    let futs: Vec<_> = it.collect();
-    // Run concurrently on this task.
-    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (i, f) in pinned.iter_mut().enumerate() {
-            if results[i].is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => results[i] = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
-    })
-    .await;
-    for r in results {
-        if let Some(v) = r {
-            out.push(v);
-        }
-    }
-    out
+    futures::future::join_all(it).await
 }
 
 /// State lives in the data dir: servers, users, passwords and tokens survive a restart.
@@ -113,7 +97,11 @@ async fn projects_are_isolated_and_admin_sees_all() {
     let admins_vm = cloud.create_server(&admin, "admins-vm").await;
     let demos_vm = cloud.create_server(&demo, "demos-vm").await;
     cloud.wait_status(&demo, &demos_vm, "ACTIVE", T).await;
-    for (m, p) in [(Method::GET, format!("/compute/v2.1/servers/{admins_vm}")), (Method::DELETE, format!("/compute/v2.1/servers/{admins_vm}")), (Method::GET, format!("/compute/v2.1/servers/{admins_vm}/os-instance-actions"))] {
+    for (m, p) in [
+        (Method::GET, format!("/compute/v2.1/servers/{admins_vm}")),
+        (Method::DELETE, format!("/compute/v2.1/servers/{admins_vm}")),
+        (Method::GET, format!("/compute/v2.1/servers/{admins_vm}/os-instance-actions")),
+    ] {
         let (s, v) = cloud.call(&demo, m, &p, None).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{p}: {v}");
         assert_eq!(v["itemNotFound"]["code"], 404);
@@ -140,17 +128,67 @@ async fn bad_input_gets_clear_client_errors() {
     let image = cloud.cirros(&tok).await;
     let id = cloud.create_server(&tok, "target").await;
     let srv = "/compute/v2.1/servers";
-    let cases: Vec<(Method, String, Option<&str>, Vec<(&str, &str)>, u16)> = vec![
+    // (method, path, body, headers, expected status)
+    type Case<'a> = (Method, String, Option<&'a str>, Vec<(&'a str, &'a str)>, u16);
+    let cases: Vec<Case> = vec![
         (Method::POST, srv.into(), Some("{not json"), vec![], 400),
         (Method::POST, srv.into(), Some("{}"), vec![], 400),
-        (Method::POST, srv.into(), Some(r#"{"server": {"name": "x", "flavorRef": "1", "imageRef": "IMG", "bogus": 1}}"#), vec![], 400),
-        (Method::POST, srv.into(), Some(r#"{"server": {"name": "", "flavorRef": "1", "imageRef": "IMG"}}"#), vec![], 400),
-        (Method::POST, srv.into(), Some(r#"{"server": {"name": " x", "flavorRef": "1", "imageRef": "IMG"}}"#), vec![], 400),
-        (Method::POST, srv.into(), Some(r#"{"server": {"name": "x", "flavorRef": "999", "imageRef": "IMG"}}"#), vec![], 400),
-        (Method::POST, srv.into(), Some(r#"{"server": {"name": "x", "flavorRef": "1", "imageRef": "not-a-uuid"}}"#), vec![], 400),
-        (Method::POST, srv.into(), Some(r#"{"server": {"name": "x", "flavorRef": "1", "imageRef": "6f0c4b1e-0000-4000-8000-000000000000"}}"#), vec![], 400),
-        (Method::POST, srv.into(), Some(r#"{"server": {"name": "x", "flavorRef": "1", "imageRef": "IMG", "metadata": {"k": 1}}}"#), vec![], 400),
-        (Method::POST, srv.into(), Some(r#"{"server": {"name": "x", "flavorRef": "1", "imageRef": "IMG", "max_count": 0}}"#), vec![], 400),
+        (
+            Method::POST,
+            srv.into(),
+            Some(r#"{"server": {"name": "x", "flavorRef": "1", "imageRef": "IMG", "bogus": 1}}"#),
+            vec![],
+            400,
+        ),
+        (
+            Method::POST,
+            srv.into(),
+            Some(r#"{"server": {"name": "", "flavorRef": "1", "imageRef": "IMG"}}"#),
+            vec![],
+            400,
+        ),
+        (
+            Method::POST,
+            srv.into(),
+            Some(r#"{"server": {"name": " x", "flavorRef": "1", "imageRef": "IMG"}}"#),
+            vec![],
+            400,
+        ),
+        (
+            Method::POST,
+            srv.into(),
+            Some(r#"{"server": {"name": "x", "flavorRef": "999", "imageRef": "IMG"}}"#),
+            vec![],
+            400,
+        ),
+        (
+            Method::POST,
+            srv.into(),
+            Some(r#"{"server": {"name": "x", "flavorRef": "1", "imageRef": "not-a-uuid"}}"#),
+            vec![],
+            400,
+        ),
+        (
+            Method::POST,
+            srv.into(),
+            Some(r#"{"server": {"name": "x", "flavorRef": "1", "imageRef": "6f0c4b1e-0000-4000-8000-000000000000"}}"#),
+            vec![],
+            400,
+        ),
+        (
+            Method::POST,
+            srv.into(),
+            Some(r#"{"server": {"name": "x", "flavorRef": "1", "imageRef": "IMG", "metadata": {"k": 1}}}"#),
+            vec![],
+            400,
+        ),
+        (
+            Method::POST,
+            srv.into(),
+            Some(r#"{"server": {"name": "x", "flavorRef": "1", "imageRef": "IMG", "max_count": 0}}"#),
+            vec![],
+            400,
+        ),
         (Method::GET, format!("{srv}/not-a-uuid"), None, vec![], 404),
         (Method::GET, format!("{srv}/6f0c4b1e-0000-4000-8000-000000000000"), None, vec![], 404),
         (Method::DELETE, format!("{srv}/6f0c4b1e-0000-4000-8000-000000000000"), None, vec![], 404),
@@ -188,7 +226,8 @@ async fn bad_input_gets_clear_client_errors() {
     // No token, and a bogus token: 401.
     let r = cloud.http.get(format!("{}{srv}", cloud.url)).send().await.expect("send");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = cloud.http.get(format!("{}{srv}", cloud.url)).header("X-Auth-Token", "deadbeef").send().await.expect("send");
+    let r =
+        cloud.http.get(format!("{}{srv}", cloud.url)).header("X-Auth-Token", "deadbeef").send().await.expect("send");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // Nothing was created by the bad requests.
     let (_, lim) = cloud.call(&tok, Method::GET, "/compute/v2.1/limits", None).await;
@@ -203,13 +242,30 @@ async fn quota_is_enforced_by_counting() {
     let image = cloud.cirros(&tok).await;
     let a = cloud.create_server(&tok, "a").await;
     let _b = cloud.create_server(&tok, "b").await;
-    let (s, v) = cloud.call(&tok, Method::POST, "/compute/v2.1/servers", Some(json!({"server": {"name": "c", "imageRef": image, "flavorRef": "1"}}))).await;
+    let (s, v) = cloud
+        .call(
+            &tok,
+            Method::POST,
+            "/compute/v2.1/servers",
+            Some(json!({"server": {"name": "c", "imageRef": image, "flavorRef": "1"}})),
+        )
+        .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    assert_eq!(v["forbidden"]["message"], "Quota exceeded for instances: Requested 1, but already used 2 of 2 instances");
+    assert_eq!(
+        v["forbidden"]["message"],
+        "Quota exceeded for instances: Requested 1, but already used 2 of 2 instances"
+    );
     let (s, _) = cloud.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{a}"), None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     cloud.wait_gone(&tok, &a, T).await;
-    let (s, v) = cloud.call(&tok, Method::POST, "/compute/v2.1/servers", Some(json!({"server": {"name": "c", "imageRef": image, "flavorRef": "1"}}))).await;
+    let (s, v) = cloud
+        .call(
+            &tok,
+            Method::POST,
+            "/compute/v2.1/servers",
+            Some(json!({"server": {"name": "c", "imageRef": image, "flavorRef": "1"}})),
+        )
+        .await;
     assert_eq!(s, StatusCode::ACCEPTED, "usage is counted, so the freed slot is usable at once: {v}");
 }
 
@@ -234,7 +290,10 @@ async fn power_actions_follow_nova_state_rules() {
     assert_eq!(v["server"]["OS-EXT-STS:power_state"], 4);
     let (s, v) = act(json!({"os-stop": null})).await;
     assert_eq!(s, StatusCode::CONFLICT);
-    assert_eq!(v["conflictingRequest"]["message"], format!("Cannot 'stop' instance {id} while it is in vm_state stopped"));
+    assert_eq!(
+        v["conflictingRequest"]["message"],
+        format!("Cannot 'stop' instance {id} while it is in vm_state stopped")
+    );
     let (s, _) = act(json!({"reboot": {"type": "SOFT"}})).await;
     assert_eq!(s, StatusCode::CONFLICT, "soft reboot only from ACTIVE");
     let (s, _) = act(json!({"reboot": {"type": "HARD"}})).await;
@@ -247,7 +306,8 @@ async fn power_actions_follow_nova_state_rules() {
     assert_eq!(s, StatusCode::ACCEPTED);
     cloud.wait_status(&tok, &id, "ACTIVE", T).await;
     let (_, v) = cloud.call(&tok, Method::GET, &format!("/compute/v2.1/servers/{id}/os-instance-actions"), None).await;
-    let actions: Vec<&str> = v["instanceActions"].as_array().expect("actions").iter().filter_map(|a| a["action"].as_str()).collect();
+    let actions: Vec<&str> =
+        v["instanceActions"].as_array().expect("actions").iter().filter_map(|a| a["action"].as_str()).collect();
     assert_eq!(actions, vec!["start", "stop", "reboot", "stop", "create"], "newest first");
 }
 
@@ -275,7 +335,8 @@ async fn delete_during_build_and_repeated_deletes() {
     let took = cloud.wait_gone(&tok, &id, T).await;
     assert!(took < Duration::from_secs(3), "the spawn was cancelled, not waited for ({took:?})");
     let db = cloud.db().await;
-    let n: Vec<String> = db.notification_list_for_server(&id).await.expect("n").into_iter().map(|n| n.event_type).collect();
+    let n: Vec<String> =
+        db.notification_list_for_server(&id).await.expect("n").into_iter().map(|n| n.event_type).collect();
     assert_eq!(n.iter().filter(|e| e.starts_with("instance.delete.")).count(), 2, "{n:?}");
     assert!(!n.iter().any(|e| e == "instance.create.end"), "never became active: {n:?}");
     let actions = db.action_list(&id).await.expect("actions");
@@ -288,12 +349,20 @@ async fn delete_during_build_and_repeated_deletes() {
 #[tokio::test]
 async fn version_documents_and_microversion_headers() {
     let cloud = Cloud::start().await;
-    let v: serde_json::Value = cloud.http.get(format!("{}/compute/", cloud.url)).send().await.expect("get").json().await.expect("json");
+    let v: serde_json::Value =
+        cloud.http.get(format!("{}/compute/", cloud.url)).send().await.expect("get").json().await.expect("json");
     assert_eq!(v["versions"][0]["id"], "v2.1");
     assert_eq!(v["versions"][0]["min_version"], "2.1");
     assert_eq!(v["versions"][0]["version"], "2.11");
     let tok = cloud.demo().await;
-    let r = cloud.http.get(format!("{}/compute/v2.1/servers", cloud.url)).header("X-Auth-Token", &tok).header("OpenStack-API-Version", "compute 2.9").send().await.expect("get");
+    let r = cloud
+        .http
+        .get(format!("{}/compute/v2.1/servers", cloud.url))
+        .header("X-Auth-Token", &tok)
+        .header("OpenStack-API-Version", "compute 2.9")
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.headers()["openstack-api-version"], "compute 2.9");
     assert_eq!(r.headers()["x-openstack-nova-api-version"], "2.9");
     assert!(r.headers().contains_key("x-compute-request-id"));
@@ -304,12 +373,27 @@ async fn version_documents_and_microversion_headers() {
         let t = tok.clone();
         let id = id.clone();
         async move {
-            let r = c.http.get(format!("{}/compute/v2.1/servers/{id}", c.url)).header("X-Auth-Token", t).header("OpenStack-API-Version", mv).send().await.expect("get");
+            let r = c
+                .http
+                .get(format!("{}/compute/v2.1/servers/{id}", c.url))
+                .header("X-Auth-Token", t)
+                .header("OpenStack-API-Version", mv)
+                .send()
+                .await
+                .expect("get");
             r.json::<serde_json::Value>().await.expect("json")
         }
     };
     assert!(at("compute 2.8").await["server"].get("locked").is_none());
     assert_eq!(at("compute 2.9").await["server"]["locked"], false);
-    let doc: serde_json::Value = cloud.http.get(format!("{}/compute/openapi.json", cloud.url)).send().await.expect("get").json().await.expect("json");
+    let doc: serde_json::Value = cloud
+        .http
+        .get(format!("{}/compute/openapi.json", cloud.url))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     assert!(doc["paths"]["/compute/v2.1/servers/{id}"]["delete"].is_object());
 }

@@ -11,7 +11,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn cli() -> String {
-    std::env::var("STRATUS_OPENSTACK_CLI").unwrap_or_else(|_| panic!("STRATUS_OPENSTACK_CLI is not set: run the tests with scripts/test, which installs python-openstackclient"))
+    std::env::var("STRATUS_OPENSTACK_CLI").unwrap_or_else(|_| {
+        panic!(
+            "STRATUS_OPENSTACK_CLI is not set: run the tests with scripts/test, which installs python-openstackclient"
+        )
+    })
 }
 
 struct Osc<'a> {
@@ -47,7 +51,12 @@ fn find<'a>(list: &'a Value, key: &str, value: &str) -> Option<&'a Value> {
 /// The commands of the foundation issue, point 2, as a new user would type them.
 #[tokio::test(flavor = "multi_thread")]
 async fn stock_openstack_cli_works_unchanged() {
-    let cloud = Cloud::start_with(&[("STRATUS_QUOTA_INSTANCES", "60"), ("STRATUS_QUOTA_CORES", "60"), ("STRATUS_QUOTA_RAM", "65536")]).await;
+    let cloud = Cloud::start_with(&[
+        ("STRATUS_QUOTA_INSTANCES", "60"),
+        ("STRATUS_QUOTA_CORES", "60"),
+        ("STRATUS_QUOTA_RAM", "65536"),
+    ])
+    .await;
     let osc = Osc { cloud: &cloud };
 
     let flavors = osc.json("stratus", &["flavor", "list"]);
@@ -57,13 +66,18 @@ async fn stock_openstack_cli_works_unchanged() {
     let images = osc.json("stratus", &["image", "list"]);
     assert!(find(&images, "Name", "cirros").is_some(), "{images}");
 
-    let created = osc.json("stratus", &["server", "create", "--image", "cirros", "--flavor", "m1.tiny", "--wait", "vm1"]);
+    let created =
+        osc.json("stratus", &["server", "create", "--image", "cirros", "--flavor", "m1.tiny", "--wait", "vm1"]);
     assert_eq!(created["status"], "ACTIVE", "{created}");
     let list = osc.json("stratus", &["server", "list"]);
     assert_eq!(find(&list, "Name", "vm1").expect("vm1 listed")["Status"], "ACTIVE");
     let shown = osc.json("stratus", &["server", "show", "vm1"]);
     assert_eq!(shown["status"], "ACTIVE");
-    assert_eq!(shown["flavor"]["name"].as_str().or(shown["flavor"].as_str()).map(|s| s.contains("m1.tiny")), Some(true), "{shown}");
+    assert_eq!(
+        shown["flavor"]["name"].as_str().or(shown["flavor"].as_str()).map(|s| s.contains("m1.tiny")),
+        Some(true),
+        "{shown}"
+    );
     let id = shown["id"].as_str().expect("id").to_string();
 
     osc.run("stratus", &["server", "stop", "vm1"]);
@@ -92,9 +106,16 @@ async fn stock_openstack_cli_works_unchanged() {
     assert!(list.as_array().expect("list").is_empty(), "{list}");
 
     // 50 servers: create them, then one `openstack server delete --wait` for all.
-    osc.run("stratus", &["server", "create", "--image", "cirros", "--flavor", "m1.tiny", "--min", "50", "--max", "50", "--wait", "fleet"]);
+    osc.run(
+        "stratus",
+        &[
+            "server", "create", "--image", "cirros", "--flavor", "m1.tiny", "--min", "50", "--max", "50", "--wait",
+            "fleet",
+        ],
+    );
     let list = osc.json("stratus", &["server", "list"]);
-    let ids: Vec<String> = list.as_array().expect("list").iter().map(|s| s["ID"].as_str().expect("id").to_string()).collect();
+    let ids: Vec<String> =
+        list.as_array().expect("list").iter().map(|s| s["ID"].as_str().expect("id").to_string()).collect();
     assert_eq!(ids.len(), 50);
     let mut args = vec!["server", "delete", "--wait"];
     args.extend(ids.iter().map(String::as_str));

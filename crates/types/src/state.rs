@@ -177,12 +177,7 @@ pub fn vm_states_for_status(status: &str) -> Option<Vec<VmState>> {
 
 /// Why a server action was refused in the current state; the text follows
 /// Nova's `InstanceInvalidState` message so scripts that grep it keep working.
-pub fn invalid_state_message(
-    attr: &str,
-    state: &str,
-    method: &str,
-    server_id: &impl fmt::Display,
-) -> String {
+pub fn invalid_state_message(attr: &str, state: &str, method: &str, server_id: &impl fmt::Display) -> String {
     format!("Cannot '{method}' instance {server_id} while it is in {attr} {state}")
 }
 
@@ -192,13 +187,9 @@ mod tests {
 
     #[test]
     fn states_round_trip_through_their_strings() {
-        for vm in [
-            VmState::Building,
-            VmState::Active,
-            VmState::Stopped,
-            VmState::SoftDeleted,
-            VmState::ShelvedOffloaded,
-        ] {
+        for vm in
+            [VmState::Building, VmState::Active, VmState::Stopped, VmState::SoftDeleted, VmState::ShelvedOffloaded]
+        {
             assert_eq!(vm.as_str().parse::<VmState>(), Ok(vm));
         }
         assert_eq!("deleting".parse::<TaskState>(), Ok(TaskState::Deleting));

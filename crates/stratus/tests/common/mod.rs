@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use reqwest::{Client, Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -50,7 +50,13 @@ impl Cloud {
             .env("STRATUS_DEMO_PASSWORD", DEMO_PW)
             .env("STRATUS_LOG", "info,sqlx=warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(self.data_dir.join("stratus.log")).expect("log file")));
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.data_dir.join("stratus.log"))
+                    .expect("log file"),
+            ));
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -72,7 +78,8 @@ impl Cloud {
         }
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        self.url = url.unwrap_or_else(|| panic!("stratus did not start; see {}", self.data_dir.join("stratus.log").display()));
+        self.url =
+            url.unwrap_or_else(|| panic!("stratus did not start; see {}", self.data_dir.join("stratus.log").display()));
         self.child = Some(child);
     }
 
@@ -93,7 +100,13 @@ impl Cloud {
     /// A project-scoped token.
     pub async fn token(&self, user: &str, password: &str, project: &str) -> String {
         let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": user, "domain": {"name": "Default"}, "password": password}}}, "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}});
-        let r = self.http.post(format!("{}/identity/v3/auth/tokens", self.url)).json(&body).send().await.expect("auth request");
+        let r = self
+            .http
+            .post(format!("{}/identity/v3/auth/tokens", self.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("auth request");
         assert_eq!(r.status(), StatusCode::CREATED, "auth as {user}");
         r.headers().get("x-subject-token").expect("token header").to_str().expect("ascii").to_string()
     }
@@ -128,7 +141,14 @@ impl Cloud {
     /// Create a server, return its id.
     pub async fn create_server(&self, token: &str, name: &str) -> String {
         let image = self.cirros(token).await;
-        let (s, v) = self.call(token, Method::POST, "/compute/v2.1/servers", Some(json!({"server": {"name": name, "imageRef": image, "flavorRef": "1"}}))).await;
+        let (s, v) = self
+            .call(
+                token,
+                Method::POST,
+                "/compute/v2.1/servers",
+                Some(json!({"server": {"name": name, "imageRef": image, "flavorRef": "1"}})),
+            )
+            .await;
         assert_eq!(s, StatusCode::ACCEPTED, "{v}");
         v["server"]["id"].as_str().expect("id").to_string()
     }
