@@ -103,6 +103,15 @@ struct Tunables {
     /// Fake driver: seconds to spawn a VM.
     #[arg(long, env = "STRATUS_FAKE_SPAWN_DELAY", default_value_t = 0.05)]
     fake_spawn_delay: f64,
+    /// Fake hosts: vCPUs each offers.
+    #[arg(long, env = "STRATUS_FAKE_HOST_VCPUS", default_value_t = 64)]
+    fake_host_vcpus: i64,
+    /// Fake hosts: RAM MiB each offers.
+    #[arg(long, env = "STRATUS_FAKE_HOST_RAM_MB", default_value_t = 262_144)]
+    fake_host_ram_mb: i64,
+    /// Fake hosts: disk GiB each offers.
+    #[arg(long, env = "STRATUS_FAKE_HOST_DISK_GB", default_value_t = 4096)]
+    fake_host_disk_gb: i64,
     /// Fake driver: seconds to destroy a VM.
     #[arg(long, env = "STRATUS_FAKE_DESTROY_DELAY", default_value_t = 0.01)]
     fake_destroy_delay: f64,
@@ -139,6 +148,9 @@ impl Tunables {
         let action: ReapAction =
             self.running_deleted_instance_action.parse().map_err(|e: String| anyhow::anyhow!(e))?;
         Ok(AgentConfig {
+            vcpus: self.fake_host_vcpus,
+            memory_mb: self.fake_host_ram_mb,
+            disk_gb: self.fake_host_disk_gb,
             reap_action: action,
             reap_interval: Duration::try_from_secs_f64(self.running_deleted_instance_poll_interval.max(0.1))
                 .context("running_deleted_instance_poll_interval")?,
