@@ -152,6 +152,12 @@ impl Agent {
             }
         };
         let mut epoch: Option<i64> = None;
+        // The agent's own view of its lease, by its monotonic clock, measured
+        // conservatively from when each request was sent. Once it lapses the
+        // agent refuses commands until it has rejoined and reconciled, even
+        // if the controller's verdict has not reached it (e.g. after SIGCONT).
+        let mut lease_until = tokio::time::Instant::now();
+        let mut lease_ttl = Duration::from_secs(10);
         let mut renew_every = Duration::from_secs(2);
         let mut next_renew = tokio::time::Instant::now();
         let mut reap_tick = tokio::time::interval(me.cfg.reap_interval);
@@ -162,8 +168,11 @@ impl Agent {
                 return;
             }
             if epoch.is_none() && !me.faults.cut_off() {
+                let sent = tokio::time::Instant::now();
                 match me.join().await {
                     Ok(j) => {
+                        lease_ttl = Duration::from_millis(j.lease_ttl_ms);
+                        lease_until = sent + lease_ttl;
                         info!(host = %me.cfg.host, epoch = j.epoch, "joined; reconciling before taking work");
                         renew_every = Duration::from_millis(j.renew_interval_ms.max(100));
                         next_renew = tokio::time::Instant::now() + renew_every;
@@ -187,8 +196,9 @@ impl Agent {
                         continue;
                     }
                     if let Some(e) = epoch {
+                        let sent = tokio::time::Instant::now();
                         match me.renew(e).await {
-                            Ok(LeaseReply::Renewed) => {}
+                            Ok(LeaseReply::Renewed) => lease_until = sent + lease_ttl,
                             Ok(LeaseReply::MustRejoin) => {
                                 warn!(host = %me.cfg.host, epoch = e, "lease lapsed; rejoining with a new epoch");
                                 epoch = None;
@@ -202,7 +212,8 @@ impl Agent {
                     if me.faults.cut_off() {
                         continue; // partitioned: the command never arrives
                     }
-                    me.clone().on_command(msg, epoch).await;
+                    let valid = if tokio::time::Instant::now() < lease_until { epoch } else { None };
+                    me.clone().on_command(msg, valid).await;
                 }
                 _ = reap_tick.tick() => {
                     if epoch.is_some() && !me.faults.cut_off() {
@@ -310,7 +321,11 @@ impl Agent {
             }
         };
         if epoch != Some(cmd.epoch) {
-            let _ = self.ack(&msg, false, Some(format!("stale epoch {} (host has {:?})", cmd.epoch, epoch))).await;
+            let why = match epoch {
+                Some(e) => format!("stale epoch {} (host has {e})", cmd.epoch),
+                None => "host lease lapsed; rejoining before taking work".to_string(),
+            };
+            let _ = self.ack(&msg, false, Some(why)).await;
             return;
         }
         if let CommandKind::Terminate = cmd.kind {
@@ -335,6 +350,7 @@ impl Agent {
 
     async fn execute(&self, cmd: Command) {
         let started = Instant::now();
+        stratus_types::faults::fault_point(&format!("agent:before:{}", cmd.kind.name()));
         let lock = self.server_lock(&cmd.server_id);
         let result = match &cmd.kind {
             CommandKind::Spawn { vcpus, ram_mb, image_id } => {
@@ -382,6 +398,7 @@ impl Agent {
                 self.driver.reboot(&cmd.server_id, *hard).await.map_err(|e: DriverError| e.to_string())
             }
         };
+        stratus_types::faults::fault_point(&format!("agent:after:{}", cmd.kind.name()));
         self.publish(&cmd, result, started).await;
     }
 

@@ -157,7 +157,9 @@ pub struct Controller {
 impl Controller {
     /// A controller over a datastore and a bus.
     pub fn new(ds: Datastore, bus: Arc<dyn Bus>, cfg: ControllerConfig) -> Self {
-        let worker = format!("controller-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        // A stable identity: a restarted controller re-claims its own
+        // operations at once instead of waiting for their claims to lapse.
+        let worker = std::env::var("STRATUS_CONTROLLER_ID").unwrap_or_else(|_| format!("controller@{}", hostname()));
         Self {
             shared: Arc::new(Shared {
                 ds,
@@ -209,4 +211,10 @@ impl Controller {
         tokio::spawn(runner.run(shutdown));
         Ok(())
     }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }

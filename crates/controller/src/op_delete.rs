@@ -2,7 +2,9 @@
 //!
 //! - never scheduled (no host): the record is destroyed directly;
 //! - host lease valid: terminate on the host as an acknowledged command with
-//!   deadlines (`terminate_ack_timeout`, `terminate_timeout`);
+//!   deadlines (`terminate_ack_timeout`, then `min(terminate_timeout,
+//!   lease_ttl)`: a host that acknowledges but cannot finish within one lease
+//!   is as good as down, which bounds the delete even when it is falsely up);
 //! - host down or forced down, no responder, or a missed deadline: local
 //!   delete by the controller.
 //!
@@ -60,7 +62,7 @@ impl Handler for DeleteServer {
                 &op.id,
                 &server.id,
                 CommandKind::Terminate,
-                Deadlines { ack: s.cfg.terminate_ack_timeout, result: s.cfg.terminate_timeout },
+                Deadlines { ack: s.cfg.terminate_ack_timeout, result: s.cfg.terminate_timeout.min(s.cfg.lease_ttl) },
                 Some(&cx.wake),
             )
             .await;

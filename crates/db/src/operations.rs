@@ -163,10 +163,11 @@ impl Datastore {
             .fetch_optional(&self.write).await?)
     }
 
-    /// Ids of open operations nobody holds (new, or whose claim lapsed).
-    pub async fn op_list_claimable(&self, limit: i64) -> Result<Vec<String>, DbError> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM operations WHERE state IN ('pending','running') AND (claim_expires_at IS NULL OR claim_expires_at < $1) ORDER BY created_at LIMIT $2")
-            .bind(self.now()).bind(limit).fetch_all(&self.read).await?;
+    /// Ids of open operations nobody holds (new, or whose claim lapsed), and
+    /// those `worker` holds (a restarted runner adopts its own at once).
+    pub async fn op_list_claimable(&self, worker: &str, limit: i64) -> Result<Vec<String>, DbError> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM operations WHERE state IN ('pending','running') AND (claim_expires_at IS NULL OR claim_expires_at < $1 OR claimed_by = $3) ORDER BY created_at LIMIT $2")
+            .bind(self.now()).bind(limit).bind(worker).fetch_all(&self.read).await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 

@@ -17,7 +17,7 @@ use stratus_bus::Bus;
 use stratus_db::{Datastore, DbError, OperationRow};
 use stratus_types::agent::SUBJECT_OPS_WAKE;
 use tokio::sync::{Notify, Semaphore, watch};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 /// How an operation attempt ended.
 #[derive(Debug)]
@@ -85,17 +85,9 @@ impl StepCx {
     }
 }
 
-/// Crash here if the environment asks for it: `STRATUS_FAULTS` holds a
-/// comma-separated list of fault point names (`before:<step>`,
-/// `after:<step>`). Used by the crash-safety tests, which then restart the
-/// process and check the operation still completes.
+/// Crash here if `STRATUS_FAULTS` names this point (see [`stratus_types::faults`]).
 pub fn fault_point(name: &str) {
-    if let Ok(list) = std::env::var("STRATUS_FAULTS")
-        && list.split(',').any(|f| f.trim() == name)
-    {
-        error!(fault = name, "fault point hit: aborting the process");
-        std::process::abort();
-    }
+    stratus_types::faults::fault_point(name);
 }
 
 /// Settings of a runner.
@@ -158,7 +150,7 @@ impl Runner {
             if *shutdown.borrow() {
                 return;
             }
-            match me.ds.op_list_claimable(me.cfg.concurrency as i64).await {
+            match me.ds.op_list_claimable(&me.cfg.worker, me.cfg.concurrency as i64).await {
                 Ok(ids) => {
                     for id in ids {
                         if me.active.lock().map(|a| a.contains_key(&id)).unwrap_or(true) {

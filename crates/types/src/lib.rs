@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod clock;
+pub mod faults;
 pub mod ids;
 pub mod state;
 

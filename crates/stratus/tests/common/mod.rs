@@ -20,6 +20,7 @@ pub struct Cloud {
     pub data_dir: PathBuf,
     pub http: Client,
     env: Vec<(String, String)>,
+    args: Vec<String>,
     owns_dir: bool,
 }
 
@@ -34,15 +35,49 @@ impl Cloud {
         let dir = std::env::temp_dir().join(format!("stratus-e2e-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("mkdir");
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let mut c = Self { child: None, url: String::new(), data_dir: dir, http: Client::new(), env, owns_dir: true };
+        let mut c = Self {
+            child: None,
+            url: String::new(),
+            data_dir: dir,
+            http: Client::new(),
+            env,
+            args: vec![],
+            owns_dir: true,
+        };
         c.spawn();
         c
     }
 
+    /// Start with extra command-line arguments and environment.
+    pub async fn start_with_args(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = std::env::temp_dir().join(format!("stratus-e2e-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let args = args.iter().map(|a| a.to_string()).collect();
+        let mut c =
+            Self { child: None, url: String::new(), data_dir: dir, http: Client::new(), env, args, owns_dir: true };
+        c.spawn();
+        c
+    }
+
+    /// Run `stratus audit` on this cloud's data dir; returns (clean, output).
+    pub fn audit(&self) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_stratus"))
+            .arg("audit")
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .output()
+            .expect("run audit");
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string())
+    }
+
     fn spawn(&mut self) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_stratus"));
-        cmd.arg("up")
-            .arg("--listen")
+        cmd.arg("up");
+        for a in &self.args {
+            cmd.arg(a);
+        }
+        cmd.arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -163,7 +198,16 @@ impl Cloud {
             if st == status {
                 return v;
             }
-            assert!(st != "ERROR" || status == "ERROR", "server {id} went ERROR: {v}");
+            if st == "ERROR" && status != "ERROR" {
+                let db = self.db().await;
+                let mut events = Vec::new();
+                for a in db.action_list(id).await.unwrap_or_default() {
+                    if let Ok((_, ev)) = db.action_get(id, &a.request_id).await {
+                        events.extend(ev.into_iter().map(|e| format!("{}: {:?} {:?}", e.event, e.result, e.details)));
+                    }
+                }
+                panic!("server {id} went ERROR: {v}\nevents: {events:#?}");
+            }
             assert!(Instant::now() < deadline, "server {id} stuck in {st} (wanted {status})");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -202,5 +246,121 @@ impl Drop for Cloud {
         if self.owns_dir && !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.data_dir);
         }
+    }
+}
+
+/// A nats-server on a free loopback port, stopped on drop.
+pub struct Nats {
+    child: Child,
+    pub url: String,
+}
+
+impl Nats {
+    /// Start Debian's nats-server; fails loudly when it is not installed.
+    pub fn start() -> Self {
+        let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("nats-server is not installed: run the tests with scripts/test, which installs it");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+        let child = Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self { child, url: format!("nats://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A compute agent running as its own OS process (`stratus compute`).
+pub struct AgentProc {
+    pub child: Option<Child>,
+    pub host: String,
+    pub state_dir: PathBuf,
+    nats_url: String,
+    env: Vec<(String, String)>,
+}
+
+impl AgentProc {
+    /// Start `stratus compute --host <host>` joined over `nats`, keeping its VMs under `state_dir`.
+    pub fn start(host: &str, nats: &Nats, state_dir: PathBuf, env: &[(&str, &str)]) -> Self {
+        let mut a = Self {
+            child: None,
+            host: host.into(),
+            state_dir,
+            nats_url: nats.url.clone(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        a.spawn();
+        a
+    }
+
+    fn spawn(&mut self) {
+        std::fs::create_dir_all(&self.state_dir).expect("state dir");
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.state_dir.join("agent.log")).expect("log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stratus"));
+        cmd.args(["compute", "--host", &self.host, "--nats-url", &self.nats_url, "--state-dir"])
+            .arg(&self.state_dir)
+            .env("STRATUS_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().expect("spawn agent"));
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).expect("running")
+    }
+
+    /// Send a signal (`KILL`, `STOP`, `CONT`, `USR1`, `USR2`).
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status().expect("kill");
+        assert!(st.success(), "kill -{sig}");
+    }
+
+    /// `kill -9` and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start the process again with the same state dir (VMs that survived are still there).
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// VMs this host holds.
+    pub fn vms(&self) -> Vec<String> {
+        let Ok(b) = std::fs::read(self.state_dir.join("vms.json")) else { return vec![] };
+        let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
+        v.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill").arg("-CONT").arg(c.id().to_string()).status();
+        }
+        self.kill9();
     }
 }
