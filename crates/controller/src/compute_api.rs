@@ -231,7 +231,10 @@ impl ComputeApi {
             project_id: ctx.project_id.clone(),
             params: "{}".into(),
         };
-        match self.ds.server_begin_delete(&o).await {
+        stratus_types::faults::fault_point("api:before:delete");
+        let started = self.ds.server_begin_delete(&o).await;
+        stratus_types::faults::fault_point("api:after:delete");
+        match started {
             Ok(OpStart::Created(op)) => {
                 info!(server = id, op = %op.id, request = request_id, "delete recorded");
                 self.wake(&op.id).await;

@@ -32,6 +32,10 @@ impl Handler for DeleteServer {
         let ds = &s.ds;
         let server = ds.server_get_any(&op.server_id).await?;
         if server.deleted {
+            // Resumed after the release step: make sure the end notification exists (idempotent).
+            let publisher =
+                server.host.as_deref().map(|h| format!("nova-compute:{h}")).unwrap_or_else(|| "nova-api".into());
+            notify::record(ds, &server, &op.id, "instance.delete.end", &publisher).await?;
             return Ok(Outcome::Done);
         }
         notify::record(ds, &server, &op.id, "instance.delete.start", "nova-api").await?;

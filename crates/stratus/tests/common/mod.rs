@@ -19,7 +19,8 @@ pub struct Cloud {
     pub url: String,
     pub data_dir: PathBuf,
     pub http: Client,
-    env: Vec<(String, String)>,
+    /// Environment of the next (re)start.
+    pub env: Vec<(String, String)>,
     args: Vec<String>,
     owns_dir: bool,
 }
@@ -116,6 +117,14 @@ impl Cloud {
         self.url =
             url.unwrap_or_else(|| panic!("stratus did not start; see {}", self.data_dir.join("stratus.log").display()));
         self.child = Some(child);
+    }
+
+    /// Has the process exited (e.g. aborted at a fault point)?
+    pub fn exited(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(Some(_))),
+            None => true,
+        }
     }
 
     /// Stop the process (SIGKILL: no graceful shutdown, like a crash).
