@@ -234,6 +234,10 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
         "git": git(),
         "settings": {
             "stratus_bin": args.stratus_bin.display().to_string(),
+            "stratus_bin_modified": std::fs::metadata(&args.stratus_bin)
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339()),
             "servers": args.servers,
             "serial_servers": args.serial_servers,
             "concurrency": args.concurrency,

@@ -393,6 +393,17 @@ impl Agent {
                 let _g = lock.lock().await;
                 self.driver.power_on(&cmd.server_id).await.map_err(|e| e.to_string())
             }
+            CommandKind::Pause | CommandKind::Unpause | CommandKind::Suspend | CommandKind::Resume => {
+                let _g = lock.lock().await;
+                let id = &cmd.server_id;
+                match cmd.kind {
+                    CommandKind::Pause => self.driver.pause(id).await,
+                    CommandKind::Unpause => self.driver.unpause(id).await,
+                    CommandKind::Suspend => self.driver.suspend(id).await,
+                    _ => self.driver.resume(id).await,
+                }
+                .map_err(|e| e.to_string())
+            }
             CommandKind::Reboot { hard } => {
                 let _g = lock.lock().await;
                 self.driver.reboot(&cmd.server_id, *hard).await.map_err(|e: DriverError| e.to_string())

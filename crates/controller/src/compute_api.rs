@@ -75,20 +75,6 @@ pub struct Created {
     pub admin_pass: String,
 }
 
-/// Power actions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PowerAction {
-    /// `os-stop`.
-    Stop,
-    /// `os-start`.
-    Start,
-    /// `reboot` SOFT or HARD.
-    Reboot {
-        /// HARD.
-        hard: bool,
-    },
-}
-
 /// The compute calls, bound to a datastore and a bus.
 #[derive(Clone)]
 pub struct ComputeApi {
@@ -178,6 +164,7 @@ impl ComputeApi {
                 updated_at: String::new(),
                 deleted_at: None,
                 deleted: false,
+                shelved_image_id: None,
             };
             let new = NewServer {
                 row,
@@ -213,6 +200,21 @@ impl ComputeApi {
 
     /// `DELETE /servers/{id}`: record the intent (or re-drive the open delete) and return.
     pub async fn delete_server(&self, ctx: &AuthContext, id: &str, request_id: &str) -> Result<(), ComputeError> {
+        self.delete_or_force(ctx, id, request_id, false).await
+    }
+
+    /// `forceDelete`: a hard delete in any state, soft-deleted included.
+    pub async fn force_delete(&self, ctx: &AuthContext, id: &str, request_id: &str) -> Result<(), ComputeError> {
+        self.delete_or_force(ctx, id, request_id, true).await
+    }
+
+    async fn delete_or_force(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        request_id: &str,
+        force: bool,
+    ) -> Result<(), ComputeError> {
         let s = self.get_visible(ctx, id).await?;
         if !ctx.can_write() {
             return Err(ComputeError::Forbidden(
@@ -221,6 +223,43 @@ impl ComputeApi {
         }
         if s.locked && !ctx.is_admin() {
             return Err(ComputeError::Conflict(format!("Instance {id} is locked")));
+        }
+        if !force && !self.cfg.reclaim_instance_interval.is_zero() && s.task_state.as_deref() != Some("deleting") {
+            if s.vm_state == VmState::SoftDeleted.as_str() {
+                return Ok(()); // already soft-deleted: forceDelete or reclaim finishes it
+            }
+            // Nova soft-deletes launched servers on a live host; never-launched
+            // ones, and servers on a down host, are deleted for real.
+            let host_up = match &s.host {
+                Some(h) => {
+                    self.ds.service_get_by_host(h).await.map(|svc| svc.is_up(self.ds.clock().now())).unwrap_or(false)
+                }
+                None => false,
+            };
+            if s.launched_at.is_some() && host_up && s.task_state.is_none() {
+                let t = Transition {
+                    from_task: Some(None),
+                    task: Some(Some(TaskState::SoftDeleting)),
+                    ..Default::default()
+                };
+                let o = NewOperation {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    kind: "soft_delete".into(),
+                    server_id: id.to_string(),
+                    request_id: request_id.to_string(),
+                    user_id: ctx.user_id.clone(),
+                    project_id: ctx.project_id.clone(),
+                    params: "{}".into(),
+                };
+                match self.ds.op_start(&o, "delete", Some(&t)).await {
+                    Ok(OpStart::Created(op)) | Ok(OpStart::Existing(op)) => {
+                        self.wake(&op.id).await;
+                        return Ok(());
+                    }
+                    Err(DbError::Conflict(_)) => {} // raced with another change: hard delete
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         let o = NewOperation {
             id: uuid::Uuid::new_v4().to_string(),
@@ -251,80 +290,305 @@ impl ComputeApi {
         Ok(())
     }
 
-    /// `os-stop`, `os-start`, `reboot`.
-    pub async fn power_action(
+    /// A server action (`POST /servers/{id}/action`) that is carried out by
+    /// an operation: checks policy, lock and Nova's allowed states, then sets
+    /// the task state and records the operation in one transaction.
+    pub async fn action(
         &self,
         ctx: &AuthContext,
         id: &str,
-        action: PowerAction,
+        action: Action,
         request_id: &str,
     ) -> Result<(), ComputeError> {
         let s = self.get_visible(ctx, id).await?;
         if !ctx.can_write() {
             return Err(ComputeError::Forbidden("Policy doesn't allow this action to be performed.".into()));
         }
+        let r = rule(&action);
+        if r.admin_only && !ctx.is_admin() {
+            return Err(ComputeError::Forbidden(format!(
+                "Policy doesn't allow os_compute_api:os-{} to be performed.",
+                r.method
+            )));
+        }
         if s.locked && !ctx.is_admin() {
             return Err(ComputeError::Conflict(format!("Instance {id} is locked")));
         }
-        // Allowed states, from nova/compute/api.py (stop, start, reboot).
-        let (method, kind, from_vm, allowed_tasks, new_task): (
-            &str,
-            &str,
-            Vec<VmState>,
-            Vec<Option<TaskState>>,
-            TaskState,
-        ) = match action {
-            PowerAction::Stop => {
-                ("stop", "stop", vec![VmState::Active, VmState::Error], vec![None], TaskState::PoweringOff)
-            }
-            PowerAction::Start => ("start", "start", vec![VmState::Stopped], vec![None], TaskState::PoweringOn),
-            PowerAction::Reboot { hard: false } => (
-                "reboot",
-                "reboot",
-                vec![VmState::Active],
-                vec![None, Some(TaskState::Rebooting)],
-                TaskState::Rebooting,
-            ),
-            PowerAction::Reboot { hard: true } => (
-                "reboot",
-                "reboot",
-                vec![VmState::Active, VmState::Stopped, VmState::Paused, VmState::Suspended, VmState::Error],
-                vec![None, Some(TaskState::Rebooting), Some(TaskState::RebootingHard)],
-                TaskState::RebootingHard,
-            ),
-        };
         let vm = s.vm()?;
         let task = s.task()?;
-        if !from_vm.contains(&vm) {
-            return Err(ComputeError::Conflict(invalid_state_message("vm_state", vm.as_str(), method, &id)));
+        if !r.from_vm.contains(&vm) {
+            return Err(ComputeError::Conflict(invalid_state_message("vm_state", vm.as_str(), r.method, &id)));
         }
-        if !allowed_tasks.contains(&task) {
+        if !r.tasks.contains(&task) {
             let t = task.map(|t| t.as_str()).unwrap_or("None");
-            return Err(ComputeError::Conflict(invalid_state_message("task_state", t, method, &id)));
+            return Err(ComputeError::Conflict(invalid_state_message("task_state", t, r.method, &id)));
+        }
+        let mut params = serde_json::json!({});
+        match &action {
+            Action::Reboot { hard } => params["hard"] = (*hard).into(),
+            Action::Resize { flavor } => {
+                if flavor.id == s.flavor_id {
+                    return Err(ComputeError::BadRequest("When resizing, instances must change flavor!".into()));
+                }
+                self.check_resize_quota(ctx, &s, flavor).await?;
+                params["flavor_id"] = flavor.id.clone().into();
+            }
+            Action::CreateImage { name, metadata } => {
+                params["name"] = name.clone().into();
+                params["metadata"] = serde_json::to_value(metadata).unwrap_or_default();
+                params["image_id"] = uuid::Uuid::new_v4().to_string().into();
+            }
+            Action::Evacuate => {
+                let host = s.host.clone().unwrap_or_default();
+                let up = match self.ds.service_get_by_host(&host).await {
+                    Ok(svc) => svc.is_up(self.ds.clock().now()),
+                    Err(_) => false,
+                };
+                if up {
+                    return Err(ComputeError::BadRequest(format!("Compute service of {host} is still in use.")));
+                }
+            }
+            Action::Restore => {
+                // Nova re-checks quota on restore (limits may have been lowered meanwhile).
+                let limits = self.quota_limits(&s.project_id).await?;
+                let u = self.ds.quota_usage(&s.project_id).await?;
+                if limits.instances >= 0 && u.instances > limits.instances {
+                    return Err(ComputeError::QuotaExceeded(format!(
+                        "Quota exceeded for instances: Requested 1, but already used {} of {} instances",
+                        u.instances - 1,
+                        limits.instances
+                    )));
+                }
+            }
+            _ => {}
         }
         let t =
-            Transition { from_vm: vec![vm], from_task: Some(task), task: Some(Some(new_task)), ..Default::default() };
-        let params = serde_json::json!({ "hard": matches!(action, PowerAction::Reboot { hard: true }) }).to_string();
+            Transition { from_vm: vec![vm], from_task: Some(task), task: Some(Some(r.new_task)), ..Default::default() };
         let o = NewOperation {
             id: uuid::Uuid::new_v4().to_string(),
-            kind: kind.into(),
+            kind: r.kind.into(),
             server_id: id.to_string(),
             request_id: request_id.to_string(),
             user_id: ctx.user_id.clone(),
             project_id: ctx.project_id.clone(),
-            params,
+            params: params.to_string(),
         };
-        match self.ds.op_start(&o, method, Some(&t)).await {
+        match self.ds.op_start(&o, r.action, Some(&t)).await {
             Ok(OpStart::Created(op)) | Ok(OpStart::Existing(op)) => self.wake(&op.id).await,
             Err(DbError::Conflict(_)) => {
                 // Lost a race with another change: report the state we lost to.
                 let cur = self.get_visible(ctx, id).await?;
                 let t = cur.task_state.unwrap_or_else(|| "None".into());
-                return Err(ComputeError::Conflict(invalid_state_message("task_state", &t, method, &id)));
+                return Err(ComputeError::Conflict(invalid_state_message("task_state", &t, r.method, &id)));
             }
             Err(e) => return Err(e.into()),
         }
         Ok(())
+    }
+
+    /// The id the snapshot of a `createImage` will have, once recorded.
+    pub async fn last_image_of(&self, server_id: &str) -> Result<Option<String>, ComputeError> {
+        let ops = self.ds.op_list_open_for_server(server_id).await?;
+        Ok(ops
+            .iter()
+            .find(|o| o.kind == "create_image")
+            .and_then(|o| serde_json::from_str::<serde_json::Value>(&o.params).ok())
+            .and_then(|p| p["image_id"].as_str().map(str::to_string)))
+    }
+
+    async fn check_resize_quota(&self, ctx: &AuthContext, s: &ServerRow, new: &FlavorRow) -> Result<(), ComputeError> {
+        let limits = self.quota_limits(&s.project_id).await?;
+        let u = self.ds.quota_usage(&s.project_id).await?;
+        let _ = ctx;
+        for (name, used, delta, lim) in
+            [("cores", u.cores, new.vcpus - s.vcpus, limits.cores), ("ram", u.ram, new.ram_mb - s.ram_mb, limits.ram)]
+        {
+            if delta > 0 && lim >= 0 && used + delta > lim {
+                return Err(ComputeError::QuotaExceeded(format!(
+                    "Quota exceeded for {name}: Requested {delta}, but already used {used} of {lim} {name}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `lock` (with an optional reason) and `unlock`. An owner cannot unlock
+    /// a lock an admin set (Nova's `unlock_override` policy).
+    pub async fn set_lock(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        lock: bool,
+        reason: Option<String>,
+        request_id: &str,
+    ) -> Result<(), ComputeError> {
+        let s = self.get_visible(ctx, id).await?;
+        if !ctx.can_write() {
+            return Err(ComputeError::Forbidden("Policy doesn't allow this action to be performed.".into()));
+        }
+        if !lock && s.locked && s.locked_by.as_deref() == Some("admin") && !ctx.is_admin() {
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed.".into(),
+            ));
+        }
+        let by = if ctx.is_admin() && ctx.project_id != s.project_id { "admin" } else { "owner" };
+        let t = Transition {
+            from_task: Some(s.task()?),
+            lock: Some(if lock { (true, Some(by.into()), reason) } else { (false, None, None) }),
+            ..Default::default()
+        };
+        let t = Transition {
+            from_task: if s.task_state.as_deref() == Some("deleting") {
+                Some(Some(TaskState::Deleting))
+            } else {
+                t.from_task
+            },
+            ..t
+        };
+        self.ds.server_transition(id, &t).await?;
+        self.ds
+            .action_create(id, request_id, if lock { "lock" } else { "unlock" }, &ctx.user_id, &ctx.project_id)
+            .await?;
+        Ok(())
+    }
+
+    /// `os-resetState` (admin): set vm_state to `active` or `error` and clear
+    /// the task state, except that a delete in progress is never cleared (the
+    /// delete flag is monotonic; the open delete operation still finishes).
+    pub async fn reset_state(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        state: VmState,
+        request_id: &str,
+    ) -> Result<(), ComputeError> {
+        let s = self.get_visible(ctx, id).await?;
+        if !ctx.is_admin() {
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow os_compute_api:os-admin-actions:reset_state to be performed.".into(),
+            ));
+        }
+        let deleting = s.task_state.as_deref() == Some("deleting");
+        let t = if deleting {
+            Transition { from_task: Some(Some(TaskState::Deleting)), vm: Some(state), ..Default::default() }
+        } else {
+            Transition { from_task: Some(s.task()?), vm: Some(state), task: Some(None), ..Default::default() }
+        };
+        self.ds.server_transition(id, &t).await?;
+        self.ds.action_create(id, request_id, "resetState", &ctx.user_id, &ctx.project_id).await?;
+        // Open operations of the server other than delete lose their purpose.
+        if !deleting {
+            for op in self.ds.op_list_open_for_server(id).await? {
+                self.wake(&op.id).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Server actions carried out by operations.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// `os-stop`.
+    Stop,
+    /// `os-start`.
+    Start,
+    /// `reboot`.
+    Reboot {
+        /// HARD rather than SOFT.
+        hard: bool,
+    },
+    /// `pause`.
+    Pause,
+    /// `unpause`.
+    Unpause,
+    /// `suspend`.
+    Suspend,
+    /// `resume`.
+    Resume,
+    /// `shelve`.
+    Shelve,
+    /// `shelveOffload`.
+    ShelveOffload,
+    /// `unshelve`.
+    Unshelve,
+    /// `resize` to another flavor.
+    Resize {
+        /// Target flavor.
+        flavor: FlavorRow,
+    },
+    /// `migrate` (cold, admin).
+    Migrate,
+    /// `confirmResize`.
+    ConfirmResize,
+    /// `revertResize`.
+    RevertResize,
+    /// `evacuate` (admin, source host down).
+    Evacuate,
+    /// `createImage`.
+    CreateImage {
+        /// Snapshot name.
+        name: String,
+        /// Snapshot properties.
+        metadata: BTreeMap<String, String>,
+    },
+    /// `restore` a soft-deleted server.
+    Restore,
+}
+
+struct Rule {
+    method: &'static str,
+    action: &'static str,
+    kind: &'static str,
+    from_vm: Vec<VmState>,
+    tasks: Vec<Option<TaskState>>,
+    new_task: TaskState,
+    admin_only: bool,
+}
+
+/// Allowed states per action, from `nova/compute/api.py`'s `check_instance_state` decorators.
+fn rule(a: &Action) -> Rule {
+    use TaskState as T;
+    use VmState as V;
+    let r = |method, kind, from_vm: Vec<VmState>, new_task| Rule {
+        method,
+        action: method,
+        kind,
+        from_vm,
+        tasks: vec![None],
+        new_task,
+        admin_only: false,
+    };
+    match a {
+        Action::Stop => r("stop", "stop", vec![V::Active, V::Error], T::PoweringOff),
+        Action::Start => r("start", "start", vec![V::Stopped], T::PoweringOn),
+        Action::Reboot { hard: false } => {
+            Rule { tasks: vec![None, Some(T::Rebooting)], ..r("reboot", "reboot", vec![V::Active], T::Rebooting) }
+        }
+        Action::Reboot { hard: true } => Rule {
+            tasks: vec![None, Some(T::Rebooting), Some(T::RebootingHard)],
+            ..r("reboot", "reboot", vec![V::Active, V::Stopped, V::Paused, V::Suspended, V::Error], T::RebootingHard)
+        },
+        Action::Pause => r("pause", "pause", vec![V::Active], T::Pausing),
+        Action::Unpause => r("unpause", "unpause", vec![V::Paused], T::Unpausing),
+        Action::Suspend => r("suspend", "suspend", vec![V::Active], T::Suspending),
+        Action::Resume => r("resume", "resume", vec![V::Suspended], T::Resuming),
+        Action::Shelve => r("shelve", "shelve", vec![V::Active, V::Stopped, V::Paused, V::Suspended], T::Shelving),
+        Action::ShelveOffload => r("shelveOffload", "shelve_offload", vec![V::Shelved], T::ShelvingOffloading),
+        Action::Unshelve => r("unshelve", "unshelve", vec![V::Shelved, V::ShelvedOffloaded], T::Unshelving),
+        Action::Resize { .. } => r("resize", "resize", vec![V::Active, V::Stopped], T::ResizePrep),
+        Action::Migrate => {
+            Rule { admin_only: true, ..r("migrate", "resize", vec![V::Active, V::Stopped], T::ResizePrep) }
+        }
+        Action::ConfirmResize => r("confirmResize", "confirm_resize", vec![V::Resized], T::ResizeConfirming),
+        Action::RevertResize => r("revertResize", "revert_resize", vec![V::Resized], T::ResizeReverting),
+        Action::Evacuate => {
+            Rule { admin_only: true, ..r("evacuate", "evacuate", vec![V::Active, V::Stopped, V::Error], T::Rebuilding) }
+        }
+        Action::CreateImage { .. } => {
+            r("createImage", "create_image", vec![V::Active, V::Stopped, V::Paused, V::Suspended], T::ImageSnapshot)
+        }
+        Action::Restore => r("restore", "restore", vec![V::SoftDeleted], T::Restoring),
     }
 }
 

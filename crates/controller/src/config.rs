@@ -30,6 +30,10 @@ pub struct ControllerConfig {
     pub max_schedule_attempts: usize,
     /// Default per-project quota.
     pub default_quota: QuotaLimits,
+    /// Soft delete: keep deleted servers restorable this long (zero: off).
+    pub reclaim_instance_interval: Duration,
+    /// Offload shelved servers after this long; `None` never, zero at once.
+    pub shelved_offload_time: Option<Duration>,
 }
 
 impl Default for ControllerConfig {
@@ -47,6 +51,8 @@ impl Default for ControllerConfig {
             op_concurrency: 512,
             max_schedule_attempts: 3,
             default_quota: QuotaLimits { instances: 10, cores: 20, ram: 51200 },
+            reclaim_instance_interval: Duration::ZERO,
+            shelved_offload_time: Some(Duration::ZERO),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The controller role: wires the operation runner, the agent-facing
 //! services, the liveness monitor and the notification relay.
 
-use crate::{ControllerConfig, liveness, notify, op_create, op_delete, op_power};
+use crate::{ControllerConfig, liveness, notify, op_create, op_delete, op_lifecycle, op_power, reclaim};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -148,6 +148,71 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Run a command on `host` if its lease is valid; errors as text for
+    /// instance-action details.
+    pub async fn host_command(
+        &self,
+        op_id: &str,
+        server_id: &str,
+        host: &str,
+        kind: CommandKind,
+        d: Deadlines,
+    ) -> Result<CmdTiming, String> {
+        let svc = self.ds.service_get_by_host(host).await.map_err(|e| format!("host {host}: {e}"))?;
+        if !svc.is_up(self.ds.clock().now()) {
+            return Err(format!("host {host} is down"));
+        }
+        self.run_command(&svc, op_id, server_id, kind, d, None).await.map_err(|e| e.to_string())
+    }
+
+    /// Keep `server`'s capacity on `host` reserved until the host reports its VM gone.
+    pub async fn record_zombie(
+        &self,
+        server: &stratus_db::ServerRow,
+        host: &str,
+        reason: &str,
+    ) -> Result<(), stratus_db::DbError> {
+        self.record_zombie_sized(
+            &server.id,
+            host,
+            server.vcpus,
+            server.ram_mb,
+            server.disk_gb + server.ephemeral_gb,
+            reason,
+        )
+        .await
+    }
+
+    /// As [`Shared::record_zombie`] with explicit sizes (a resize's source).
+    pub async fn record_zombie_sized(
+        &self,
+        server_id: &str,
+        host: &str,
+        vcpus: i64,
+        ram_mb: i64,
+        disk_gb: i64,
+        reason: &str,
+    ) -> Result<(), stratus_db::DbError> {
+        let z = stratus_db::ZombieRow {
+            server_id: server_id.to_string(),
+            host: host.to_string(),
+            vcpus,
+            ram_mb,
+            disk_gb,
+            reason: reason.to_string(),
+            created_at: String::new(),
+        };
+        tracing::warn!(
+            server = server_id,
+            host,
+            reason,
+            "zombie recorded: capacity stays reserved until the host reports the VM gone"
+        );
+        self.ds.zombie_record(&z).await
+    }
+}
+
 /// The controller role.
 pub struct Controller {
     shared: Arc<Shared>,
@@ -208,6 +273,22 @@ impl Controller {
         .handle("stop", Arc::new(op_power::Power(s.clone())))
         .handle("start", Arc::new(op_power::Power(s.clone())))
         .handle("reboot", Arc::new(op_power::Power(s.clone())));
+        let runner = ["pause", "unpause", "suspend", "resume", "soft_delete", "restore"]
+            .into_iter()
+            .fold(runner, |r, k| r.handle(k, Arc::new(op_power::Power(s.clone()))));
+        let runner = [
+            "shelve",
+            "shelve_offload",
+            "unshelve",
+            "resize",
+            "confirm_resize",
+            "revert_resize",
+            "evacuate",
+            "create_image",
+        ]
+        .into_iter()
+        .fold(runner, |r, k| r.handle(k, Arc::new(op_lifecycle::Lifecycle(s.clone()))));
+        tokio::spawn(reclaim::run(s.clone(), shutdown.clone()));
         tokio::spawn(runner.run(shutdown));
         Ok(())
     }

@@ -14,7 +14,9 @@ mod liveness;
 mod notify;
 mod op_create;
 mod op_delete;
+mod op_lifecycle;
 mod op_power;
+mod reclaim;
 mod scheduler;
 
 pub use config::ControllerConfig;

@@ -39,8 +39,24 @@ impl Handler for DeleteServer {
             return Ok(Outcome::Done);
         }
         notify::record(ds, &server, &op.id, "instance.delete.start", "nova-api").await?;
+        self.clean_moves(op, cx, &server).await?;
+        if let Some(img) = &server.shelved_image_id {
+            // Nova deletes the shelve snapshot first; a missing one is only a warning.
+            let detail = match ds.image_delete(img).await {
+                Ok(()) => format!("shelve snapshot {img} deleted"),
+                Err(stratus_db::DbError::NotFound(_)) => format!("warning: shelve snapshot {img} was already gone"),
+                Err(e) => return Err(e.into()),
+            };
+            ds.event_start(&server.id, &op.request_id, "delete_shelve_snapshot", None).await?;
+            ds.event_finish(&server.id, &op.request_id, "delete_shelve_snapshot", true, &detail).await?;
+        }
         let Some(host) = server.host.clone() else {
-            return self.local(op, cx, &server, "server was never scheduled to a host; nothing runs anywhere").await;
+            let why = if server.vm_state == stratus_types::VmState::ShelvedOffloaded.as_str() {
+                "server is shelved offloaded; no VM runs anywhere"
+            } else {
+                "server was never scheduled to a host; nothing runs anywhere"
+            };
+            return self.local(op, cx, &server, why).await;
         };
         let svc = match ds.service_get_by_host(&host).await {
             Ok(svc) => svc,
@@ -94,6 +110,48 @@ impl Handler for DeleteServer {
 }
 
 impl DeleteServer {
+    /// A resize awaiting confirmation is confirmed first (the source copy is
+    /// destroyed), and a move in progress has its other host cleaned, so no
+    /// copy of the server is left on any host.
+    async fn clean_moves(&self, op: &OperationRow, cx: &StepCx, server: &ServerRow) -> Result<(), OpError> {
+        let s = &self.0;
+        let ds = &s.ds;
+        for m in ds.migration_open_for_server(&server.id).await? {
+            cx.step("clean_migration").await?;
+            let event = if m.status == "finished" { "compute_confirm_resize" } else { "controller_abort_migration" };
+            ds.event_start(&server.id, &op.request_id, event, None).await?;
+            let mut details = Vec::new();
+            for h in [Some(m.source_host.clone()), m.dest_host.clone()].into_iter().flatten() {
+                if Some(&h) == server.host.as_ref() {
+                    continue;
+                }
+                let d = Deadlines {
+                    ack: s.cfg.terminate_ack_timeout,
+                    result: s.cfg.terminate_timeout.min(s.cfg.lease_ttl),
+                };
+                match s.host_command(&op.id, &server.id, &h, CommandKind::Terminate, d).await {
+                    Ok(_) => details.push(format!("copy on {h} destroyed")),
+                    Err(e) => {
+                        s.record_zombie_sized(
+                            &server.id,
+                            &h,
+                            m.old_vcpus,
+                            m.old_ram_mb,
+                            m.old_disk_gb,
+                            &format!("delete during {}: {e}", m.kind),
+                        )
+                        .await?;
+                        details.push(format!("copy on {h} not confirmed destroyed ({e}); zombie recorded"));
+                    }
+                }
+            }
+            ds.migration_set(m.id, if m.status == "finished" { "confirmed" } else { "error" }, None).await?;
+            ds.event_finish(&server.id, &op.request_id, event, true, &details.join("; ")).await?;
+            cx.stepped("clean_migration");
+        }
+        Ok(())
+    }
+
     /// Local delete: the controller releases everything itself. (Fencing of
     /// the server's storage clients comes first once volumes exist; the host
     /// reaps the VM when it rejoins, as its inventory no longer lists it.)

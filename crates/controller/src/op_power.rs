@@ -1,5 +1,8 @@
-//! Power operations (stop, start, reboot): one command to the host, then the
-//! final state by compare-and-swap (never over a delete).
+//! Operations that are one command on the server's host followed by a final
+//! state (stop, start, reboot, pause, unpause, suspend, resume, soft delete,
+//! restore). The final state is a compare-and-swap that never applies over a
+//! delete; on failure the server keeps its previous state and the action
+//! shows the error.
 
 use crate::controller::{Deadlines, Shared};
 use crate::notify;
@@ -12,6 +15,69 @@ use stratus_types::{PowerState, TaskState, VmState};
 
 pub(crate) struct Power(pub Arc<Shared>);
 
+/// What one power-like operation does.
+struct Spec {
+    command: CommandKind,
+    event: &'static str,
+    notification: &'static str,
+    task: TaskState,
+    vm: VmState,
+    power: PowerState,
+    soft_deleted: Option<bool>,
+}
+
+fn spec(kind: &str, hard: bool) -> Option<Spec> {
+    use CommandKind as C;
+    use PowerState as P;
+    use TaskState as T;
+    use VmState as V;
+    let s = |command, event, notification, task, vm, power| Spec {
+        command,
+        event,
+        notification,
+        task,
+        vm,
+        power,
+        soft_deleted: None,
+    };
+    Some(match kind {
+        "stop" => {
+            s(C::PowerOff, "compute_stop_instance", "instance.power_off", T::PoweringOff, V::Stopped, P::Shutdown)
+        }
+        "start" => s(C::PowerOn, "compute_start_instance", "instance.power_on", T::PoweringOn, V::Active, P::Running),
+        "reboot" => s(
+            C::Reboot { hard },
+            "compute_reboot_instance",
+            "instance.reboot",
+            if hard { T::RebootingHard } else { T::Rebooting },
+            V::Active,
+            P::Running,
+        ),
+        "pause" => s(C::Pause, "compute_pause_instance", "instance.pause", T::Pausing, V::Paused, P::Paused),
+        "unpause" => s(C::Unpause, "compute_unpause_instance", "instance.unpause", T::Unpausing, V::Active, P::Running),
+        "suspend" => {
+            s(C::Suspend, "compute_suspend_instance", "instance.suspend", T::Suspending, V::Suspended, P::Suspended)
+        }
+        "resume" => s(C::Resume, "compute_resume_instance", "instance.resume", T::Resuming, V::Active, P::Running),
+        "soft_delete" => Spec {
+            soft_deleted: Some(true),
+            ..s(
+                C::PowerOff,
+                "compute_soft_delete_instance",
+                "instance.soft_delete",
+                T::SoftDeleting,
+                V::SoftDeleted,
+                P::Shutdown,
+            )
+        },
+        "restore" => Spec {
+            soft_deleted: Some(false),
+            ..s(C::PowerOn, "compute_restore_instance", "instance.restore", T::Restoring, V::Active, P::Running)
+        },
+        _ => return None,
+    })
+}
+
 #[async_trait]
 impl Handler for Power {
     async fn run(&self, op: &OperationRow, cx: &StepCx) -> Result<Outcome, OpError> {
@@ -22,84 +88,52 @@ impl Handler for Power {
             .ok()
             .and_then(|v| v["hard"].as_bool())
             .unwrap_or(false);
-        let (kind, event, notif, task, vm, power) = match op.kind.as_str() {
-            "stop" => (
-                CommandKind::PowerOff,
-                "compute_stop_instance",
-                "instance.power_off",
-                TaskState::PoweringOff,
-                VmState::Stopped,
-                PowerState::Shutdown,
-            ),
-            "start" => (
-                CommandKind::PowerOn,
-                "compute_start_instance",
-                "instance.power_on",
-                TaskState::PoweringOn,
-                VmState::Active,
-                PowerState::Running,
-            ),
-            _ => (
-                CommandKind::Reboot { hard },
-                "compute_reboot_instance",
-                "instance.reboot",
-                if hard { TaskState::RebootingHard } else { TaskState::Rebooting },
-                VmState::Active,
-                PowerState::Running,
-            ),
+        let Some(sp) = spec(&op.kind, hard) else {
+            return Ok(Outcome::Failed(format!("unknown power operation {}", op.kind)));
         };
-        if server.deleted || server.task_state.as_deref() != Some(task.as_str()) {
-            return Ok(Outcome::Done); // superseded (e.g. by a delete)
+        if server.deleted || server.task_state.as_deref() != Some(sp.task.as_str()) {
+            return Ok(Outcome::Done); // superseded (e.g. by a delete or a reset)
         }
         let Some(host) = server.host.clone() else {
+            let tr = Transition { from_task: Some(Some(sp.task)), task: Some(None), ..Default::default() };
+            ds.server_transition(&server.id, &tr).await?;
             return Ok(Outcome::Failed("server has no host".into()));
         };
-        cx.step(event).await?;
-        notify::record(ds, &server, &op.id, &format!("{notif}.start"), &format!("nova-compute:{host}")).await?;
-        ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
-        let svc = ds.service_get_by_host(&host).await?;
-        let r = if svc.is_up(ds.clock().now()) {
-            s.run_command(
-                &svc,
-                &op.id,
-                &server.id,
-                kind,
-                Deadlines { ack: s.cfg.command_ack_timeout, result: s.cfg.power_timeout },
-                None,
-            )
-            .await
-            .map_err(|e| e.to_string())
-        } else {
-            Err(format!("host {host} is down"))
-        };
+        cx.step(sp.event).await?;
+        notify::record(ds, &server, &op.id, &format!("{}.start", sp.notification), &format!("nova-compute:{host}"))
+            .await?;
+        ds.event_start(&server.id, &op.request_id, sp.event, Some(&host)).await?;
+        let d = Deadlines { ack: s.cfg.command_ack_timeout, result: s.cfg.power_timeout };
+        let r = s.host_command(&op.id, &server.id, &host, sp.command, d).await;
         match r {
             Ok(t) => {
                 let tr = Transition {
-                    from_task: Some(Some(task)),
-                    vm: Some(vm),
+                    from_task: Some(Some(sp.task)),
+                    vm: Some(sp.vm),
                     task: Some(None),
-                    power: Some(power.code()),
+                    power: Some(sp.power.code()),
+                    soft_deleted: sp.soft_deleted,
                     ..Default::default()
                 };
                 ds.server_transition(&server.id, &tr).await?;
                 ds.event_finish(
                     &server.id,
                     &op.request_id,
-                    event,
+                    sp.event,
                     true,
                     &format!("done on {host} in {} ms", t.total_ms),
                 )
                 .await?;
                 let cur = ds.server_get_any(&server.id).await?;
-                notify::record(ds, &cur, &op.id, &format!("{notif}.end"), &format!("nova-compute:{host}")).await?;
-                cx.stepped(event);
+                notify::record(ds, &cur, &op.id, &format!("{}.end", sp.notification), &format!("nova-compute:{host}"))
+                    .await?;
+                cx.stepped(sp.event);
                 Ok(Outcome::Done)
             }
             Err(e) => {
-                // Give the server back in its previous state; the action shows the error.
-                let tr = Transition { from_task: Some(Some(task)), task: Some(None), ..Default::default() };
+                let tr = Transition { from_task: Some(Some(sp.task)), task: Some(None), ..Default::default() };
                 ds.server_transition(&server.id, &tr).await?;
-                ds.event_finish(&server.id, &op.request_id, event, false, &e).await?;
+                ds.event_finish(&server.id, &op.request_id, sp.event, false, &e).await?;
                 Ok(Outcome::Failed(e))
             }
         }

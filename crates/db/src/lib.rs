@@ -11,6 +11,7 @@
 mod actions;
 mod identity;
 mod images;
+mod migrations;
 mod notifications;
 mod operations;
 mod servers;
@@ -20,6 +21,7 @@ mod zombies;
 pub use actions::*;
 pub use identity::*;
 pub use images::*;
+pub use migrations::*;
 pub use notifications::*;
 pub use operations::*;
 pub use servers::*;

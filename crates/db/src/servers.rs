@@ -73,6 +73,8 @@ pub struct ServerRow {
     pub deleted_at: Option<String>,
     /// Deleted rows stay for instance actions and audit.
     pub deleted: bool,
+    /// Snapshot taken by shelve, deleted on unshelve or delete.
+    pub shelved_image_id: Option<String>,
 }
 
 impl ServerRow {
@@ -200,9 +202,15 @@ pub struct Transition {
     pub fault: Option<String>,
     /// New lock settings: (locked, by, reason).
     pub lock: Option<(bool, Option<String>, Option<String>)>,
+    /// Set (`Some(true)`: now) or clear the soft-delete time.
+    pub soft_deleted: Option<bool>,
+    /// Set or clear the shelve snapshot.
+    pub shelved_image: Option<Option<String>>,
+    /// Switch the flavor snapshot (resize, revert).
+    pub flavor: Option<crate::FlavorRow>,
 }
 
-pub(crate) const SERVER_COLS: &str = "id, name, project_id, user_id, image_id, flavor_id, flavor_name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, vm_state, task_state, power_state, host, metadata, key_name, locked, locked_by, locked_reason, availability_zone, reservation_id, hostname, fault, progress, generation, launched_at, terminated_at, created_at, updated_at, deleted_at, deleted";
+pub(crate) const SERVER_COLS: &str = "id, name, project_id, user_id, image_id, flavor_id, flavor_name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, vm_state, task_state, power_state, host, metadata, key_name, locked, locked_by, locked_reason, availability_zone, reservation_id, hostname, fault, progress, generation, launched_at, terminated_at, created_at, updated_at, deleted_at, deleted, shelved_image_id";
 
 /// First usable address index of the internal network 10.0.0.0/16.
 const FIRST_IP_INDEX: i64 = 2;
@@ -238,7 +246,7 @@ impl Datastore {
         if !ex.overs.is_empty() {
             return Err(DbError::QuotaExceeded(ex));
         }
-        sqlx::query(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$30,NULL,FALSE)"))
+        sqlx::query(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$30,NULL,FALSE,NULL)"))
             .bind(&r.id).bind(&r.name).bind(&r.project_id).bind(&r.user_id).bind(&r.image_id).bind(&r.flavor_id).bind(&r.flavor_name)
             .bind(r.vcpus).bind(r.ram_mb).bind(r.disk_gb).bind(r.ephemeral_gb).bind(r.swap_mb).bind(&r.vm_state).bind(&r.task_state)
             .bind(r.power_state).bind(&r.host).bind(&r.metadata).bind(&r.key_name).bind(r.locked).bind(&r.locked_by).bind(&r.locked_reason)
@@ -341,6 +349,18 @@ impl Datastore {
         Ok(if !cur.deleted && same_vm && same_task { Cas::AlreadySo } else { Cas::Conflict })
     }
 
+    /// Soft-deleted servers whose soft delete is older than `before` (reclaim).
+    pub async fn server_list_reclaimable(&self, before: &str) -> Result<Vec<ServerRow>, DbError> {
+        Ok(sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE deleted = FALSE AND vm_state = 'soft-delete' AND task_state IS NULL AND deleted_at < $1"))
+            .bind(before).fetch_all(&self.read).await?)
+    }
+
+    /// Shelved (not offloaded) servers idle since before `before`.
+    pub async fn server_list_shelved_before(&self, before: &str) -> Result<Vec<ServerRow>, DbError> {
+        Ok(sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE deleted = FALSE AND vm_state = 'shelved' AND task_state IS NULL AND updated_at < $1"))
+            .bind(before).fetch_all(&self.read).await?)
+    }
+
     /// Rename a live server.
     pub async fn server_rename(&self, id: &str, name: &str) -> Result<(), DbError> {
         let r = sqlx::query("UPDATE servers SET name = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE")
@@ -440,14 +460,20 @@ impl Datastore {
     pub async fn host_usage(&self) -> Result<Vec<(String, i64, i64, i64)>, DbError> {
         Ok(sqlx::query_as("SELECT host, SUM(c), SUM(r), SUM(d) FROM (
                 SELECT host, vcpus AS c, ram_mb AS r, disk_gb + ephemeral_gb AS d FROM servers WHERE deleted = FALSE AND host IS NOT NULL
-                UNION ALL SELECT host, vcpus, ram_mb, disk_gb FROM zombies) GROUP BY host")
+                UNION ALL SELECT host, vcpus, ram_mb, disk_gb FROM zombies
+                UNION ALL SELECT source_host, old_vcpus, old_ram_mb, old_disk_gb FROM migrations WHERE status = 'finished') GROUP BY host")
             .fetch_all(&self.read).await?)
     }
 
-    /// Live servers placed on `host` (the agent's expected inventory).
+    /// Servers that may have a VM on `host`: placed there, or the source or
+    /// destination of a resize or migration in progress (the agent's inventory).
     pub async fn server_ids_on_host(&self, host: &str) -> Result<Vec<String>, DbError> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM servers WHERE host = $1 AND deleted = FALSE")
-            .bind(host)
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM servers WHERE host = $1 AND deleted = FALSE
+             UNION SELECT m.server_id FROM migrations m JOIN servers s ON s.id = m.server_id
+               WHERE s.deleted = FALSE AND m.status IN ('pre-migrating','migrating','finished') AND (m.source_host = $1 OR m.dest_host = $1)",
+        )
+        .bind(host)
             .fetch_all(&self.read)
             .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
@@ -477,6 +503,26 @@ pub(crate) fn transition_query(id: &str, t: &Transition, now: String) -> QueryBu
     }
     if let Some(fault) = &t.fault {
         q.push(", fault = ").push_bind(fault.clone());
+    }
+    if let Some(soft) = t.soft_deleted {
+        if soft {
+            q.push(", deleted_at = ").push_bind(now.clone());
+        } else {
+            q.push(", deleted_at = NULL");
+        }
+    }
+    if let Some(img) = &t.shelved_image {
+        q.push(", shelved_image_id = ").push_bind(img.clone());
+    }
+    if let Some(f) = &t.flavor {
+        q.push(", flavor_id = ").push_bind(f.id.clone()).push(", flavor_name = ").push_bind(f.name.clone());
+        q.push(", vcpus = ")
+            .push_bind(f.vcpus)
+            .push(", ram_mb = ")
+            .push_bind(f.ram_mb)
+            .push(", disk_gb = ")
+            .push_bind(f.disk_gb);
+        q.push(", ephemeral_gb = ").push_bind(f.ephemeral_gb).push(", swap_mb = ").push_bind(f.swap_mb);
     }
     if let Some((locked, by, reason)) = &t.lock {
         q.push(", locked = ")

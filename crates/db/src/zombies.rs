@@ -27,7 +27,7 @@ pub struct ZombieRow {
 impl Datastore {
     /// Record a zombie (idempotent).
     pub async fn zombie_record(&self, z: &ZombieRow) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO zombies (server_id, host, vcpus, ram_mb, disk_gb, reason, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (server_id) DO NOTHING")
+        sqlx::query("INSERT INTO zombies (server_id, host, vcpus, ram_mb, disk_gb, reason, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (server_id, host) DO NOTHING")
             .bind(&z.server_id).bind(&z.host).bind(z.vcpus).bind(z.ram_mb).bind(z.disk_gb).bind(&z.reason).bind(self.now())
             .execute(&self.write).await?;
         Ok(())
@@ -46,7 +46,11 @@ impl Datastore {
         let mut cleared = Vec::new();
         for z in zs {
             if !present_vms.contains(&z.server_id) {
-                sqlx::query("DELETE FROM zombies WHERE server_id = $1").bind(&z.server_id).execute(&self.write).await?;
+                sqlx::query("DELETE FROM zombies WHERE server_id = $1 AND host = $2")
+                    .bind(&z.server_id)
+                    .bind(host)
+                    .execute(&self.write)
+                    .await?;
                 cleared.push(z.server_id);
             }
         }

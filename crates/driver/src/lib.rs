@@ -57,6 +57,14 @@ pub trait Driver: Send + Sync + 'static {
     async fn power_on(&self, server_id: &str) -> Result<(), DriverError>;
     /// Reboot.
     async fn reboot(&self, server_id: &str, hard: bool) -> Result<(), DriverError>;
+    /// Pause in memory.
+    async fn pause(&self, server_id: &str) -> Result<(), DriverError>;
+    /// Unpause.
+    async fn unpause(&self, server_id: &str) -> Result<(), DriverError>;
+    /// Suspend to disk.
+    async fn suspend(&self, server_id: &str) -> Result<(), DriverError>;
+    /// Resume from suspend.
+    async fn resume(&self, server_id: &str) -> Result<(), DriverError>;
     /// Every VM on the host.
     async fn list(&self) -> Result<Vec<VmInfo>, DriverError>;
     /// Power state of one VM (`NoState` if absent).
@@ -154,6 +162,22 @@ impl Driver for FakeDriver {
     }
 
     async fn reboot(&self, server_id: &str, _hard: bool) -> Result<(), DriverError> {
+        self.set_power(server_id, PowerState::Running).await
+    }
+
+    async fn pause(&self, server_id: &str) -> Result<(), DriverError> {
+        self.set_power(server_id, PowerState::Paused).await
+    }
+
+    async fn unpause(&self, server_id: &str) -> Result<(), DriverError> {
+        self.set_power(server_id, PowerState::Running).await
+    }
+
+    async fn suspend(&self, server_id: &str) -> Result<(), DriverError> {
+        self.set_power(server_id, PowerState::Suspended).await
+    }
+
+    async fn resume(&self, server_id: &str) -> Result<(), DriverError> {
         self.set_power(server_id, PowerState::Running).await
     }
 

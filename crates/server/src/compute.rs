@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
 use stratus_api::{MAX_COMPUTE, MIN_COMPUTE, Microversion};
 use stratus_auth::AuthContext;
-use stratus_controller::compute_api::{PowerAction, ServerSpec};
+use stratus_controller::compute_api::{Action, ServerSpec};
 use stratus_db::{DbError, FlavorRow, PortRow, ServerFilter, ServerRow, ServiceRow, parse_ts};
 use stratus_types::{PowerState, VmState, api_status, vm_states_for_status};
 
@@ -662,14 +662,17 @@ async fn server_delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/compute/v2.1/servers/{id}/action", tag = "servers", params(("id" = String, Path, description = "Server id")), request_body(content = Object, description = "One of {\"os-stop\": null}, {\"os-start\": null}, {\"reboot\": {\"type\": \"SOFT|HARD\"}}"), responses((status = 202, description = "Accepted"), (status = 400, description = "Unknown action or bad body"), (status = 404, description = "Not found"), (status = 409, description = "Invalid state or locked")))]
+#[utoipa::path(post, path = "/compute/v2.1/servers/{id}/action", tag = "servers", params(("id" = String, Path, description = "Server id")),
+    request_body(content = Object, description = "One action key: os-stop, os-start, reboot {type}, pause, unpause, suspend, resume, shelve, shelveOffload, unshelve, resize {flavorRef}, migrate, confirmResize, revertResize, evacuate {host?, adminPass?, onSharedStorage}, createImage {name, metadata?}, restore, forceDelete, lock, unlock, os-resetState {state}"),
+    responses((status = 202, description = "Accepted"), (status = 204, description = "confirmResize done"), (status = 200, description = "evacuate: adminPass"), (status = 400, description = "Unknown action or bad body"), (status = 403, description = "Not allowed or over quota"), (status = 404, description = "Not found"), (status = 409, description = "Invalid state or locked")))]
 async fn server_action(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     Extension(rid): Extension<RequestId>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let v: Value = parse_json(&body)?;
     let Some(obj) = v.as_object().filter(|o| o.len() == 1) else {
         return Err(ApiError::BadRequest("The action body must be an object with exactly one action key".into()));
@@ -677,9 +680,43 @@ async fn server_action(
     let Some((action, arg)) = obj.iter().next() else {
         return Err(ApiError::BadRequest("Missing action".into()));
     };
+    let null_only = |name: &str| -> Result<(), ApiError> {
+        if arg.is_null() {
+            Ok(())
+        } else {
+            Err(ApiError::BadRequest(format!(
+                "Invalid input for field/attribute {name}. Value: {arg}. {arg} is not of type 'null'"
+            )))
+        }
+    };
+    let accepted = || Ok(StatusCode::ACCEPTED.into_response());
+    let c = &st.compute;
     match action.as_str() {
-        "os-stop" => st.compute.power_action(&ctx, &id, PowerAction::Stop, &rid.0).await?,
-        "os-start" => st.compute.power_action(&ctx, &id, PowerAction::Start, &rid.0).await?,
+        "os-stop" | "os-start" | "pause" | "unpause" | "suspend" | "resume" | "shelve" | "shelveOffload"
+        | "unshelve" | "migrate" | "revertResize" | "restore" => {
+            null_only(action)?;
+            let a = match action.as_str() {
+                "os-stop" => Action::Stop,
+                "os-start" => Action::Start,
+                "pause" => Action::Pause,
+                "unpause" => Action::Unpause,
+                "suspend" => Action::Suspend,
+                "resume" => Action::Resume,
+                "shelve" => Action::Shelve,
+                "shelveOffload" => Action::ShelveOffload,
+                "unshelve" => Action::Unshelve,
+                "migrate" => Action::Migrate,
+                "revertResize" => Action::RevertResize,
+                _ => Action::Restore,
+            };
+            c.action(&ctx, &id, a, &rid.0).await?;
+            accepted()
+        }
+        "confirmResize" => {
+            null_only(action)?;
+            c.action(&ctx, &id, Action::ConfirmResize, &rid.0).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
         "reboot" => {
             let ty = arg.get("type").and_then(|t| t.as_str()).ok_or_else(|| {
                 ApiError::BadRequest("Invalid input for field/attribute reboot. 'type' is a required property".into())
@@ -693,15 +730,156 @@ async fn server_action(
                     )));
                 }
             };
-            st.compute.power_action(&ctx, &id, PowerAction::Reboot { hard }, &rid.0).await?
+            c.action(&ctx, &id, Action::Reboot { hard }, &rid.0).await?;
+            accepted()
+        }
+        "resize" => {
+            let Some(o) = arg.as_object() else {
+                return Err(ApiError::BadRequest(
+                    "Invalid input for field/attribute resize: it must be an object".into(),
+                ));
+            };
+            if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "flavorRef" | "OS-DCF:diskConfig")) {
+                return Err(ApiError::BadRequest(format!(
+                    "Additional properties are not allowed ('{k}' was unexpected)"
+                )));
+            }
+            let fref = match o.get("flavorRef") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => {
+                    return Err(ApiError::BadRequest(
+                        "Invalid input for field/attribute resize. 'flavorRef' is a required property".into(),
+                    ));
+                }
+            };
+            let flavor = match st.ds.flavor_find(ref_id(&fref)).await {
+                Ok(f) if f.id == ref_id(&fref) => f,
+                Ok(_) | Err(DbError::NotFound(_)) => {
+                    return Err(ApiError::BadRequest(format!("Flavor {fref} could not be found.")));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            c.action(&ctx, &id, Action::Resize { flavor }, &rid.0).await?;
+            accepted()
+        }
+        "evacuate" => {
+            let Some(o) = arg.as_object() else {
+                return Err(ApiError::BadRequest(
+                    "Invalid input for field/attribute evacuate: it must be an object".into(),
+                ));
+            };
+            if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "host" | "adminPass" | "onSharedStorage")) {
+                return Err(ApiError::BadRequest(format!(
+                    "Additional properties are not allowed ('{k}' was unexpected)"
+                )));
+            }
+            if !o.get("onSharedStorage").is_some_and(|v| v.is_boolean()) {
+                return Err(ApiError::BadRequest(
+                    "Invalid input for field/attribute evacuate. 'onSharedStorage' is a required property".into(),
+                ));
+            }
+            if o.get("host").is_some() {
+                return Err(ApiError::BadRequest(
+                    "Choosing the destination host is not supported; the scheduler picks it.".into(),
+                ));
+            }
+            c.action(&ctx, &id, Action::Evacuate, &rid.0).await?;
+            let pass = o
+                .get("adminPass")
+                .and_then(|p| p.as_str())
+                .map(str::to_string)
+                .unwrap_or_else(|| stratus_auth::random_secret()[..12].to_string());
+            Ok((StatusCode::OK, Json(json!({"adminPass": pass}))).into_response())
+        }
+        "createImage" => {
+            let Some(o) = arg.as_object() else {
+                return Err(ApiError::BadRequest(
+                    "Invalid input for field/attribute createImage: it must be an object".into(),
+                ));
+            };
+            if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "name" | "metadata")) {
+                return Err(ApiError::BadRequest(format!(
+                    "Additional properties are not allowed ('{k}' was unexpected)"
+                )));
+            }
+            let name = o.get("name").and_then(|n| n.as_str()).ok_or_else(|| {
+                ApiError::BadRequest(
+                    "Invalid input for field/attribute createImage. 'name' is a required property".into(),
+                )
+            })?;
+            validate_name(name, "name")?;
+            let mut metadata = BTreeMap::new();
+            if let Some(m) = o.get("metadata") {
+                let Some(m) = m.as_object() else {
+                    return Err(ApiError::BadRequest(
+                        "Invalid input for field/attribute metadata: it must be an object".into(),
+                    ));
+                };
+                for (k, v) in m {
+                    let Some(v) = v.as_str() else {
+                        return Err(ApiError::BadRequest(format!(
+                            "Invalid input for field/attribute metadata. Value of {k} is not a string"
+                        )));
+                    };
+                    metadata.insert(k.clone(), v.to_string());
+                }
+            }
+            c.action(&ctx, &id, Action::CreateImage { name: name.to_string(), metadata }, &rid.0).await?;
+            let mut resp = StatusCode::ACCEPTED.into_response();
+            if let Some(img) = c.last_image_of(&id).await?
+                && let Ok(v) = HeaderValue::from_str(&format!("{}/image/v2/images/{img}", st.public_url))
+            {
+                resp.headers_mut().insert(axum::http::header::LOCATION, v);
+            }
+            Ok(resp)
+        }
+        "forceDelete" => {
+            null_only(action)?;
+            c.force_delete(&ctx, &id, &rid.0).await?;
+            accepted()
+        }
+        "lock" => {
+            // locked_reason arrives with 2.73, above what this cloud serves.
+            if !arg.is_null() {
+                return Err(ApiError::BadRequest(format!(
+                    "Invalid input for field/attribute lock. Value: {arg}. {arg} is not of type 'null' (locked_reason needs microversion 2.73; this cloud serves up to {})",
+                    stratus_api::MAX_COMPUTE
+                )));
+            }
+            c.set_lock(&ctx, &id, true, None, &rid.0).await?;
+            accepted()
+        }
+        "unlock" => {
+            null_only(action)?;
+            c.set_lock(&ctx, &id, false, None, &rid.0).await?;
+            accepted()
+        }
+        "os-resetState" => {
+            let state = arg.get("state").and_then(|s| s.as_str()).ok_or_else(|| {
+                ApiError::BadRequest(
+                    "Invalid input for field/attribute os-resetState. 'state' is a required property".into(),
+                )
+            })?;
+            let vm = match state {
+                "active" => VmState::Active,
+                "error" => VmState::Error,
+                _ => {
+                    return Err(ApiError::BadRequest(format!(
+                        "Invalid input for field/attribute state. Value: {state}. '{state}' is not one of ['active', 'error']"
+                    )));
+                }
+            };
+            c.reset_state(&ctx, &id, vm, &rid.0).await?;
+            accepted()
         }
         other => {
             // Make sure the server exists for this caller before saying the action is unknown.
-            st.compute.get_visible(&ctx, &id).await?;
-            return Err(ApiError::BadRequest(format!("There is no such action: {other}")));
+            c.get_visible(&ctx, &id).await?;
+            let _ = mv;
+            Err(ApiError::BadRequest(format!("There is no such action: {other}")))
         }
     }
-    Ok(StatusCode::ACCEPTED)
 }
 
 // ---------------------------------------------------------------- instance actions

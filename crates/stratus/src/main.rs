@@ -97,6 +97,12 @@ struct Tunables {
     /// Default quota: RAM MiB per project.
     #[arg(long, env = "STRATUS_QUOTA_RAM", default_value_t = 51200)]
     quota_ram: i64,
+    /// Soft delete: deleted servers stay restorable this many seconds (0: off).
+    #[arg(long, env = "STRATUS_RECLAIM_INSTANCE_INTERVAL", default_value_t = 0.0)]
+    reclaim_instance_interval: f64,
+    /// Offload shelved servers after this many seconds (0: at once, -1: never).
+    #[arg(long, env = "STRATUS_SHELVED_OFFLOAD_TIME", default_value_t = 0.0, allow_negative_numbers = true)]
+    shelved_offload_time: f64,
     /// Token lifetime, seconds.
     #[arg(long, env = "STRATUS_TOKEN_TTL", default_value_t = 3600)]
     token_ttl: i64,

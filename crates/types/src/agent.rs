@@ -109,6 +109,14 @@ pub enum CommandKind {
         /// Hard reboot.
         hard: bool,
     },
+    /// Pause the VM in memory.
+    Pause,
+    /// Unpause it.
+    Unpause,
+    /// Suspend the VM to disk.
+    Suspend,
+    /// Resume it.
+    Resume,
 }
 
 impl CommandKind {
@@ -120,6 +128,10 @@ impl CommandKind {
             Self::PowerOff => "power_off",
             Self::PowerOn => "power_on",
             Self::Reboot { .. } => "reboot",
+            Self::Pause => "pause",
+            Self::Unpause => "unpause",
+            Self::Suspend => "suspend",
+            Self::Resume => "resume",
         }
     }
 }

@@ -92,6 +92,36 @@ string_enum!(
         RebootingHard => "rebooting_hard",
         /// Delete in progress: once set, no other transition may clear it.
         Deleting => "deleting",
+        /// Soft delete in progress.
+        SoftDeleting => "soft-deleting",
+        /// Restore from soft delete in progress.
+        Restoring => "restoring",
+        /// Pause in progress.
+        Pausing => "pausing",
+        /// Unpause in progress.
+        Unpausing => "unpausing",
+        /// Suspend in progress.
+        Suspending => "suspending",
+        /// Resume in progress.
+        Resuming => "resuming",
+        /// Shelve in progress.
+        Shelving => "shelving",
+        /// Shelve offload in progress.
+        ShelvingOffloading => "shelving_offloading",
+        /// Unshelve in progress.
+        Unshelving => "unshelving",
+        /// Snapshot in progress.
+        ImageSnapshot => "image_snapshot",
+        /// Resize or cold migration: preparing.
+        ResizePrep => "resize_prep",
+        /// Resize or cold migration: moving.
+        ResizeMigrating => "resize_migrating",
+        /// Resize confirm in progress.
+        ResizeConfirming => "resize_confirming",
+        /// Resize revert in progress.
+        ResizeReverting => "resize_reverting",
+        /// Rebuild on another host (evacuate).
+        Rebuilding => "rebuilding",
     }
 );
 
@@ -135,17 +165,28 @@ impl PowerState {
 /// The API `status` of a server, derived from `vm_state` and `task_state`
 /// exactly as Nova's state map does (so `--wait` loops in clients behave).
 pub fn api_status(vm: VmState, task: Option<TaskState>) -> &'static str {
+    use TaskState as T;
+    let resizing = matches!(task, Some(T::ResizePrep | T::ResizeMigrating));
     match vm {
         VmState::Building => "BUILD",
         VmState::Active => match task {
-            Some(TaskState::Rebooting) => "REBOOT",
-            Some(TaskState::RebootingHard) => "HARD_REBOOT",
+            Some(T::Rebooting) => "REBOOT",
+            Some(T::RebootingHard) => "HARD_REBOOT",
+            Some(T::Rebuilding) => "REBUILD",
+            _ if resizing => "RESIZE",
             _ => "ACTIVE",
         },
-        VmState::Stopped => "SHUTOFF",
+        VmState::Stopped => match task {
+            Some(T::Rebuilding) => "REBUILD",
+            _ if resizing => "RESIZE",
+            _ => "SHUTOFF",
+        },
         VmState::Paused => "PAUSED",
         VmState::Suspended => "SUSPENDED",
-        VmState::Resized => "VERIFY_RESIZE",
+        VmState::Resized => match task {
+            Some(T::ResizeReverting) => "REVERT_RESIZE",
+            _ => "VERIFY_RESIZE",
+        },
         VmState::Shelved => "SHELVED",
         VmState::ShelvedOffloaded => "SHELVED_OFFLOADED",
         VmState::SoftDeleted => "SOFT_DELETED",
@@ -160,7 +201,9 @@ pub fn vm_states_for_status(status: &str) -> Option<Vec<VmState>> {
     let s = status.to_ascii_uppercase();
     let v = match s.as_str() {
         "BUILD" => vec![VmState::Building],
-        "ACTIVE" | "REBOOT" | "HARD_REBOOT" => vec![VmState::Active],
+        "ACTIVE" | "REBOOT" | "HARD_REBOOT" | "REBUILD" => vec![VmState::Active],
+        "RESIZE" => vec![VmState::Active, VmState::Stopped],
+        "REVERT_RESIZE" => vec![VmState::Resized],
         "SHUTOFF" => vec![VmState::Stopped],
         "PAUSED" => vec![VmState::Paused],
         "SUSPENDED" => vec![VmState::Suspended],

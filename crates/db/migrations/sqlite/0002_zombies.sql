@@ -2,12 +2,13 @@
 -- deadline) whose VM may still run on its host. It keeps the host's capacity
 -- reserved until the host's agent reports the VM gone.
 CREATE TABLE zombies (
-    server_id  TEXT PRIMARY KEY,
+    server_id  TEXT NOT NULL,
     host       TEXT NOT NULL,
     vcpus      INTEGER NOT NULL,
     ram_mb     INTEGER NOT NULL,
     disk_gb    INTEGER NOT NULL,
     reason     TEXT NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (server_id, host)
 );
 CREATE INDEX zombies_by_host ON zombies (host);

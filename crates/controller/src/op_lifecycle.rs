@@ -1,0 +1,583 @@
+//! Multi-step lifecycle operations: shelve / shelve offload / unshelve,
+//! resize and cold migration with confirm and revert, evacuate, and
+//! snapshots. Each step is idempotent and every state write is a
+//! compare-and-swap that a delete always wins; a delete that arrives mid-way
+//! cleans every host the server may have a VM on (see `op_delete`).
+
+use crate::controller::{Deadlines, Shared};
+use crate::{notify, scheduler};
+use async_trait::async_trait;
+use std::sync::Arc;
+use stratus_db::{Cas, DbError, ImageRow, MigrationRow, OperationRow, ServerRow, Transition, fault_json};
+use stratus_ops::{Handler, OpError, Outcome, StepCx};
+use stratus_types::agent::CommandKind;
+use stratus_types::{PowerState, TaskState, VmState};
+use tracing::{info, warn};
+
+pub(crate) struct Lifecycle(pub Arc<Shared>);
+
+fn params(op: &OperationRow) -> serde_json::Value {
+    serde_json::from_str(&op.params).unwrap_or_default()
+}
+
+impl Lifecycle {
+    fn d(&self) -> Deadlines {
+        Deadlines { ack: self.0.cfg.command_ack_timeout, result: self.0.cfg.power_timeout }
+    }
+
+    fn build_deadlines(&self) -> Deadlines {
+        Deadlines { ack: self.0.cfg.command_ack_timeout, result: self.0.cfg.build_timeout }
+    }
+
+    /// Give the server back without a task, recording why the action failed.
+    async fn abandon(
+        &self,
+        op: &OperationRow,
+        server: &ServerRow,
+        task: TaskState,
+        event: &str,
+        why: &str,
+    ) -> Result<Outcome, OpError> {
+        let ds = &self.0.ds;
+        let tr = Transition {
+            from_task: Some(Some(task)),
+            task: Some(None),
+            fault: Some(fault_json(500, why, ds.clock().now())),
+            ..Default::default()
+        };
+        ds.server_transition(&server.id, &tr).await?;
+        ds.event_finish(&server.id, &op.request_id, event, false, why).await?;
+        warn!(server = %server.id, op = %op.kind, reason = why, "action failed");
+        Ok(Outcome::Failed(why.to_string()))
+    }
+
+    async fn snapshot(
+        &self,
+        server: &ServerRow,
+        image_id: &str,
+        name: &str,
+        extra: serde_json::Value,
+    ) -> Result<(), DbError> {
+        let mut props = serde_json::json!({"instance_uuid": server.id, "image_type": "snapshot", "base_image_ref": server.image_id});
+        if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                p.insert(k.clone(), v.clone());
+            }
+        }
+        let img = ImageRow {
+            id: image_id.to_string(),
+            name: Some(name.to_string()),
+            owner: server.project_id.clone(),
+            status: "active".into(),
+            visibility: "private".into(),
+            disk_format: Some("qcow2".into()),
+            container_format: Some("bare".into()),
+            size: Some(0),
+            checksum: None,
+            os_hash_value: None,
+            min_disk: server.disk_gb,
+            min_ram: 0,
+            protected: false,
+            properties: props.to_string(),
+            created_at: String::new(),
+            updated_at: String::new(),
+        };
+        match self.0.ds.image_create(&img).await {
+            Ok(()) | Err(DbError::Conflict(_)) => Ok(()), // already taken by an earlier attempt
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn shelve(&self, op: &OperationRow, cx: &StepCx, server: ServerRow) -> Result<Outcome, OpError> {
+        let (s, ds) = (&self.0, &self.0.ds);
+        let event = "compute_shelve_instance";
+        let Some(host) = server.host.clone() else {
+            return self.abandon(op, &server, TaskState::Shelving, event, "server has no host").await;
+        };
+        cx.step("snapshot").await?;
+        notify::record(ds, &server, &op.id, "instance.shelve.start", &format!("nova-compute:{host}")).await?;
+        ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
+        // The operation id doubles as the snapshot id, so a retry finds its own snapshot.
+        self.snapshot(&server, &op.id, &format!("{}-shelved", server.name), serde_json::json!({})).await?;
+        cx.stepped("snapshot");
+        cx.step("power_off").await?;
+        if let Err(e) = s.host_command(&op.id, &server.id, &host, CommandKind::PowerOff, self.d()).await {
+            let _ = ds.image_delete(&op.id).await;
+            return self.abandon(op, &server, TaskState::Shelving, event, &format!("power off on {host}: {e}")).await;
+        }
+        let offload_now = s.cfg.shelved_offload_time.is_some_and(|t| t.is_zero());
+        let tr = Transition {
+            from_task: Some(Some(TaskState::Shelving)),
+            vm: Some(VmState::Shelved),
+            power: Some(PowerState::Shutdown.code()),
+            task: Some(if offload_now { Some(TaskState::ShelvingOffloading) } else { None }),
+            shelved_image: Some(Some(op.id.clone())),
+            ..Default::default()
+        };
+        if ds.server_transition(&server.id, &tr).await? == Cas::Conflict {
+            let _ = ds.image_delete(&op.id).await;
+            return Ok(Outcome::Done); // deleted meanwhile
+        }
+        ds.event_finish(
+            &server.id,
+            &op.request_id,
+            event,
+            true,
+            &format!("snapshot {} taken, VM powered off on {host}", op.id),
+        )
+        .await?;
+        let cur = ds.server_get_any(&server.id).await?;
+        notify::record(ds, &cur, &op.id, "instance.shelve.end", &format!("nova-compute:{host}")).await?;
+        cx.stepped("power_off");
+        if offload_now { self.offload(op, cx, cur).await } else { Ok(Outcome::Done) }
+    }
+
+    async fn offload(&self, op: &OperationRow, cx: &StepCx, server: ServerRow) -> Result<Outcome, OpError> {
+        let (s, ds) = (&self.0, &self.0.ds);
+        let event = "compute_shelve_offload_instance";
+        let host = server.host.clone().unwrap_or_default();
+        cx.step("offload").await?;
+        notify::record(ds, &server, &op.id, "instance.shelve_offload.start", &format!("nova-compute:{host}")).await?;
+        ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
+        let detail = match s.host_command(&op.id, &server.id, &host, CommandKind::Terminate, self.d()).await {
+            Ok(_) => format!("VM destroyed on {host}"),
+            Err(e) => {
+                s.record_zombie(&server, &host, &format!("shelve offload: {e}")).await?;
+                format!("VM on {host} not confirmed destroyed ({e}); kept as a zombie until the host reports it gone")
+            }
+        };
+        let tr = Transition {
+            from_task: Some(Some(TaskState::ShelvingOffloading)),
+            vm: Some(VmState::ShelvedOffloaded),
+            host: Some(None),
+            power: Some(0),
+            task: Some(None),
+            ..Default::default()
+        };
+        if ds.server_transition(&server.id, &tr).await? == Cas::Conflict {
+            return Ok(Outcome::Done);
+        }
+        ds.event_finish(&server.id, &op.request_id, event, true, &detail).await?;
+        let cur = ds.server_get_any(&server.id).await?;
+        notify::record(ds, &cur, &op.id, "instance.shelve_offload.end", &format!("nova-compute:{host}")).await?;
+        cx.stepped("offload");
+        Ok(Outcome::Done)
+    }
+
+    async fn unshelve(&self, op: &OperationRow, cx: &StepCx, mut server: ServerRow) -> Result<Outcome, OpError> {
+        let (s, ds) = (&self.0, &self.0.ds);
+        let event = "compute_unshelve_instance";
+        notify::record(ds, &server, &op.id, "instance.unshelve.start", "nova-conductor").await?;
+        ds.event_start(&server.id, &op.request_id, event, server.host.as_deref()).await?;
+        let detail;
+        if server.vm_state == VmState::Shelved.as_str() {
+            let host = server.host.clone().unwrap_or_default();
+            cx.step("power_on").await?;
+            if let Err(e) = s.host_command(&op.id, &server.id, &host, CommandKind::PowerOn, self.d()).await {
+                return self
+                    .abandon(op, &server, TaskState::Unshelving, event, &format!("power on on {host}: {e}"))
+                    .await;
+            }
+            detail = format!("powered on again on {host}");
+        } else {
+            cx.step("schedule").await?;
+            if server.host.is_none() {
+                let guard = s.sched_lock.lock().await;
+                let Some(svc) = scheduler::pick(s, &server, &[]).await? else {
+                    drop(guard);
+                    return self
+                        .abandon(
+                            op,
+                            &server,
+                            TaskState::Unshelving,
+                            event,
+                            "No valid host was found. There are not enough hosts available.",
+                        )
+                        .await;
+                };
+                let tr = Transition {
+                    from_task: Some(Some(TaskState::Unshelving)),
+                    host: Some(Some(svc.host.clone())),
+                    ..Default::default()
+                };
+                if ds.server_transition(&server.id, &tr).await? == Cas::Conflict {
+                    return Ok(Outcome::Done);
+                }
+                drop(guard);
+                server = ds.server_get_any(&server.id).await?;
+            }
+            let host = server.host.clone().unwrap_or_default();
+            cx.step("spawn").await?;
+            let image = server.shelved_image_id.clone().or(server.image_id.clone());
+            let kind = CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: image };
+            if let Err(e) = s.host_command(&op.id, &server.id, &host, kind, self.build_deadlines()).await {
+                let back =
+                    Transition { from_task: Some(Some(TaskState::Unshelving)), host: Some(None), ..Default::default() };
+                ds.server_transition(&server.id, &back).await?;
+                return self.abandon(op, &server, TaskState::Unshelving, event, &format!("spawn on {host}: {e}")).await;
+            }
+            detail = format!("spawned from the shelve snapshot on {host}");
+        }
+        let tr = Transition {
+            from_task: Some(Some(TaskState::Unshelving)),
+            vm: Some(VmState::Active),
+            power: Some(PowerState::Running.code()),
+            task: Some(None),
+            shelved_image: Some(None),
+            ..Default::default()
+        };
+        if ds.server_transition(&server.id, &tr).await? == Cas::Conflict {
+            return Ok(Outcome::Done);
+        }
+        if let Some(img) = &server.shelved_image_id {
+            let _ = ds.image_delete(img).await;
+        }
+        ds.event_finish(&server.id, &op.request_id, event, true, &detail).await?;
+        let cur = ds.server_get_any(&server.id).await?;
+        notify::record(ds, &cur, &op.id, "instance.unshelve.end", "nova-conductor").await?;
+        Ok(Outcome::Done)
+    }
+
+    async fn resize(&self, op: &OperationRow, cx: &StepCx, server: ServerRow) -> Result<Outcome, OpError> {
+        let (s, ds) = (&self.0, &self.0.ds);
+        let p = params(op);
+        let migrate = p["flavor_id"].as_str().is_none();
+        let event = if migrate { "compute_prep_migration" } else { "compute_prep_resize" };
+        let new_flavor = match p["flavor_id"].as_str() {
+            Some(f) => ds.flavor_find(f).await?,
+            None => ds.flavor_find(&server.flavor_id).await?,
+        };
+        let Some(source) = server.host.clone() else {
+            return self.abandon(op, &server, TaskState::ResizePrep, event, "server has no host").await;
+        };
+        ds.event_start(&server.id, &op.request_id, event, Some(&source)).await?;
+        notify::record(ds, &server, &op.id, "instance.resize.start", &format!("nova-compute:{source}")).await?;
+        // Resume: a migration this operation already started.
+        let existing = ds.migration_open_for_server(&server.id).await?.into_iter().next();
+        let migration = match existing {
+            Some(m) => m,
+            None => {
+                cx.step("schedule").await?;
+                let mut sized = server.clone();
+                sized.vcpus = new_flavor.vcpus;
+                sized.ram_mb = new_flavor.ram_mb;
+                sized.disk_gb = new_flavor.disk_gb;
+                let guard = s.sched_lock.lock().await;
+                let Some(dest) = scheduler::pick(s, &sized, std::slice::from_ref(&source)).await? else {
+                    drop(guard);
+                    return self
+                        .abandon(
+                            op,
+                            &server,
+                            TaskState::ResizePrep,
+                            event,
+                            "No valid host was found. No other host can take the server.",
+                        )
+                        .await;
+                };
+                let m = ds
+                    .migration_create(&MigrationRow {
+                        id: 0,
+                        server_id: server.id.clone(),
+                        kind: if migrate { "migration".into() } else { "resize".into() },
+                        source_host: source.clone(),
+                        dest_host: Some(dest.host.clone()),
+                        old_flavor_id: server.flavor_id.clone(),
+                        new_flavor_id: new_flavor.id.clone(),
+                        old_vcpus: server.vcpus,
+                        old_ram_mb: server.ram_mb,
+                        old_disk_gb: server.disk_gb + server.ephemeral_gb,
+                        old_vm_state: server.vm_state.clone(),
+                        status: "migrating".into(),
+                        created_at: String::new(),
+                    })
+                    .await?;
+                drop(guard);
+                let tr = Transition {
+                    from_task: Some(Some(TaskState::ResizePrep)),
+                    task: Some(Some(TaskState::ResizeMigrating)),
+                    ..Default::default()
+                };
+                if ds.server_transition(&server.id, &tr).await? == Cas::Conflict {
+                    return Ok(Outcome::Done); // deleted meanwhile: the delete cleans both hosts
+                }
+                cx.stepped("schedule");
+                m
+            }
+        };
+        let dest = migration.dest_host.clone().unwrap_or_default();
+        cx.step("migrate").await?;
+        let _ = s.host_command(&op.id, &server.id, &source, CommandKind::PowerOff, self.d()).await;
+        let spawn = CommandKind::Spawn {
+            vcpus: new_flavor.vcpus,
+            ram_mb: new_flavor.ram_mb,
+            image_id: server.image_id.clone(),
+        };
+        let spawned = s.host_command(&op.id, &server.id, &dest, spawn, self.build_deadlines()).await;
+        let spawned = match spawned {
+            Ok(_) if migration.old_vm_state == VmState::Stopped.as_str() => {
+                s.host_command(&op.id, &server.id, &dest, CommandKind::PowerOff, self.d()).await.map(|_| ())
+            }
+            r => r.map(|_| ()),
+        };
+        if let Err(e) = spawned {
+            let _ = s.host_command(&op.id, &server.id, &dest, CommandKind::Terminate, self.d()).await;
+            if migration.old_vm_state == VmState::Active.as_str() {
+                let _ = s.host_command(&op.id, &server.id, &source, CommandKind::PowerOn, self.d()).await;
+            }
+            ds.migration_set(migration.id, "error", None).await?;
+            let back = Transition {
+                from_task: Some(Some(TaskState::ResizeMigrating)),
+                task: Some(Some(TaskState::ResizePrep)),
+                ..Default::default()
+            };
+            ds.server_transition(&server.id, &back).await?;
+            return self.abandon(op, &server, TaskState::ResizePrep, event, &format!("spawn on {dest}: {e}")).await;
+        }
+        let power = if migration.old_vm_state == VmState::Stopped.as_str() {
+            PowerState::Shutdown
+        } else {
+            PowerState::Running
+        };
+        let tr = Transition {
+            from_task: Some(Some(TaskState::ResizeMigrating)),
+            vm: Some(VmState::Resized),
+            task: Some(None),
+            host: Some(Some(dest.clone())),
+            flavor: Some(new_flavor),
+            power: Some(power.code()),
+            ..Default::default()
+        };
+        if ds.server_transition(&server.id, &tr).await? == Cas::Conflict {
+            return Ok(Outcome::Done);
+        }
+        ds.migration_set(migration.id, "finished", None).await?;
+        ds.event_finish(
+            &server.id,
+            &op.request_id,
+            event,
+            true,
+            &format!("moved from {source} to {dest}; awaiting confirm or revert"),
+        )
+        .await?;
+        let cur = ds.server_get_any(&server.id).await?;
+        notify::record(ds, &cur, &op.id, "instance.resize.end", &format!("nova-compute:{dest}")).await?;
+        cx.stepped("migrate");
+        Ok(Outcome::Done)
+    }
+
+    async fn confirm_or_revert(
+        &self,
+        op: &OperationRow,
+        cx: &StepCx,
+        server: ServerRow,
+        confirm: bool,
+    ) -> Result<Outcome, OpError> {
+        let (s, ds) = (&self.0, &self.0.ds);
+        let (task, event) = if confirm {
+            (TaskState::ResizeConfirming, "compute_confirm_resize")
+        } else {
+            (TaskState::ResizeReverting, "compute_revert_resize")
+        };
+        let Some(m) = ds.migration_open_for_server(&server.id).await?.into_iter().find(|m| m.status == "finished")
+        else {
+            return self.abandon(op, &server, task, event, "no resize awaiting confirmation").await;
+        };
+        let dest = m.dest_host.clone().unwrap_or_default();
+        ds.event_start(&server.id, &op.request_id, event, Some(&dest)).await?;
+        cx.step(event).await?;
+        let old_vm: VmState = m.old_vm_state.parse().unwrap_or(VmState::Active);
+        let tr = if confirm {
+            let detail =
+                match s.host_command(&op.id, &server.id, &m.source_host, CommandKind::Terminate, self.d()).await {
+                    Ok(_) => format!("source VM destroyed on {}", m.source_host),
+                    Err(e) => {
+                        s.record_zombie_sized(
+                            &server.id,
+                            &m.source_host,
+                            m.old_vcpus,
+                            m.old_ram_mb,
+                            m.old_disk_gb,
+                            &format!("resize confirm: {e}"),
+                        )
+                        .await?;
+                        format!("source VM on {} not confirmed destroyed ({e}); kept as a zombie", m.source_host)
+                    }
+                };
+            ds.migration_set(m.id, "confirmed", None).await?;
+            ds.event_finish(&server.id, &op.request_id, event, true, &detail).await?;
+            Transition { from_task: Some(Some(task)), vm: Some(old_vm), task: Some(None), ..Default::default() }
+        } else {
+            if let Err(e) = s.host_command(&op.id, &server.id, &dest, CommandKind::Terminate, self.d()).await {
+                s.record_zombie(&server, &dest, &format!("resize revert: {e}")).await?;
+            }
+            if old_vm == VmState::Active
+                && let Err(e) = s.host_command(&op.id, &server.id, &m.source_host, CommandKind::PowerOn, self.d()).await
+            {
+                return self.abandon(op, &server, task, event, &format!("power on on {}: {e}", m.source_host)).await;
+            }
+            let old_flavor = ds.flavor_find(&m.old_flavor_id).await?;
+            ds.migration_set(m.id, "reverted", None).await?;
+            ds.event_finish(&server.id, &op.request_id, event, true, &format!("back on {}", m.source_host)).await?;
+            let power = if old_vm == VmState::Active { PowerState::Running } else { PowerState::Shutdown };
+            Transition {
+                from_task: Some(Some(task)),
+                vm: Some(old_vm),
+                task: Some(None),
+                host: Some(Some(m.source_host.clone())),
+                flavor: Some(old_flavor),
+                power: Some(power.code()),
+                ..Default::default()
+            }
+        };
+        ds.server_transition(&server.id, &tr).await?;
+        cx.stepped(event);
+        Ok(Outcome::Done)
+    }
+
+    async fn evacuate(&self, op: &OperationRow, cx: &StepCx, mut server: ServerRow) -> Result<Outcome, OpError> {
+        let (s, ds) = (&self.0, &self.0.ds);
+        let event = "compute_rebuild_instance";
+        let source = server.host.clone().unwrap_or_default();
+        ds.event_start(&server.id, &op.request_id, event, None).await?;
+        let existing = ds.migration_open_for_server(&server.id).await?.into_iter().find(|m| m.kind == "evacuation");
+        let m = match existing {
+            Some(m) => m,
+            None => {
+                cx.step("schedule").await?;
+                let guard = s.sched_lock.lock().await;
+                let Some(dest) = scheduler::pick(s, &server, std::slice::from_ref(&source)).await? else {
+                    drop(guard);
+                    return self
+                        .abandon(
+                            op,
+                            &server,
+                            TaskState::Rebuilding,
+                            event,
+                            "No valid host was found for the evacuation.",
+                        )
+                        .await;
+                };
+                let m = ds
+                    .migration_create(&MigrationRow {
+                        id: 0,
+                        server_id: server.id.clone(),
+                        kind: "evacuation".into(),
+                        source_host: source.clone(),
+                        dest_host: Some(dest.host.clone()),
+                        old_flavor_id: server.flavor_id.clone(),
+                        new_flavor_id: server.flavor_id.clone(),
+                        old_vcpus: server.vcpus,
+                        old_ram_mb: server.ram_mb,
+                        old_disk_gb: server.disk_gb + server.ephemeral_gb,
+                        old_vm_state: server.vm_state.clone(),
+                        status: "migrating".into(),
+                        created_at: String::new(),
+                    })
+                    .await?;
+                // The source may still run the VM: keep its capacity until it reports it gone.
+                s.record_zombie(&server, &source, "evacuated from a down host").await?;
+                let tr = Transition {
+                    from_task: Some(Some(TaskState::Rebuilding)),
+                    host: Some(Some(dest.host.clone())),
+                    ..Default::default()
+                };
+                let cas = ds.server_transition(&server.id, &tr).await?;
+                drop(guard);
+                if cas == Cas::Conflict {
+                    return Ok(Outcome::Done);
+                }
+                cx.stepped("schedule");
+                server = ds.server_get_any(&server.id).await?;
+                m
+            }
+        };
+        let dest = m.dest_host.clone().unwrap_or_default();
+        cx.step("rebuild").await?;
+        let spawn =
+            CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: server.image_id.clone() };
+        if let Err(e) = s.host_command(&op.id, &server.id, &dest, spawn, self.build_deadlines()).await {
+            ds.migration_set(m.id, "error", None).await?;
+            let tr = Transition {
+                from_task: Some(Some(TaskState::Rebuilding)),
+                vm: Some(VmState::Error),
+                task: Some(None),
+                fault: Some(fault_json(500, &format!("evacuation to {dest} failed: {e}"), ds.clock().now())),
+                ..Default::default()
+            };
+            ds.server_transition(&server.id, &tr).await?;
+            ds.event_finish(&server.id, &op.request_id, event, false, &format!("spawn on {dest}: {e}")).await?;
+            return Ok(Outcome::Failed(e));
+        }
+        let tr = Transition {
+            from_task: Some(Some(TaskState::Rebuilding)),
+            vm: Some(VmState::Active),
+            task: Some(None),
+            power: Some(PowerState::Running.code()),
+            ..Default::default()
+        };
+        ds.server_transition(&server.id, &tr).await?;
+        ds.migration_set(m.id, "done", None).await?;
+        ds.event_finish(
+            &server.id,
+            &op.request_id,
+            event,
+            true,
+            &format!("rebuilt on {dest}; {source} reaps its copy when it rejoins"),
+        )
+        .await?;
+        info!(server = %server.id, from = %source, to = %dest, "evacuated");
+        Ok(Outcome::Done)
+    }
+
+    async fn create_image(&self, op: &OperationRow, cx: &StepCx, server: ServerRow) -> Result<Outcome, OpError> {
+        let ds = &self.0.ds;
+        let p = params(op);
+        let event = "compute_snapshot_instance";
+        let host = server.host.clone();
+        cx.step("snapshot").await?;
+        ds.event_start(&server.id, &op.request_id, event, host.as_deref()).await?;
+        notify::record(ds, &server, &op.id, "instance.snapshot.start", "nova-compute").await?;
+        let image_id = p["image_id"].as_str().map(str::to_string).unwrap_or_else(|| op.id.clone());
+        let name = p["name"].as_str().unwrap_or("snapshot").to_string();
+        self.snapshot(&server, &image_id, &name, p["metadata"].clone()).await?;
+        let tr = Transition { from_task: Some(Some(TaskState::ImageSnapshot)), task: Some(None), ..Default::default() };
+        ds.server_transition(&server.id, &tr).await?;
+        ds.event_finish(&server.id, &op.request_id, event, true, &format!("image {image_id} created")).await?;
+        notify::record(ds, &server, &op.id, "instance.snapshot.end", "nova-compute").await?;
+        Ok(Outcome::Done)
+    }
+}
+
+#[async_trait]
+impl Handler for Lifecycle {
+    async fn run(&self, op: &OperationRow, cx: &StepCx) -> Result<Outcome, OpError> {
+        let server = self.0.ds.server_get_any(&op.server_id).await?;
+        let expected = match op.kind.as_str() {
+            "shelve" => vec![TaskState::Shelving, TaskState::ShelvingOffloading],
+            "shelve_offload" => vec![TaskState::ShelvingOffloading],
+            "unshelve" => vec![TaskState::Unshelving],
+            "resize" => vec![TaskState::ResizePrep, TaskState::ResizeMigrating],
+            "confirm_resize" => vec![TaskState::ResizeConfirming],
+            "revert_resize" => vec![TaskState::ResizeReverting],
+            "evacuate" => vec![TaskState::Rebuilding],
+            "create_image" => vec![TaskState::ImageSnapshot],
+            _ => return Ok(Outcome::Failed(format!("unknown operation {}", op.kind))),
+        };
+        let task = server.task()?;
+        if server.deleted || !task.is_some_and(|t| expected.contains(&t)) {
+            return Ok(Outcome::Done); // superseded by a delete or a reset
+        }
+        match op.kind.as_str() {
+            "shelve" if task == Some(TaskState::ShelvingOffloading) => self.offload(op, cx, server).await,
+            "shelve" => self.shelve(op, cx, server).await,
+            "shelve_offload" => self.offload(op, cx, server).await,
+            "unshelve" => self.unshelve(op, cx, server).await,
+            "resize" => self.resize(op, cx, server).await,
+            "confirm_resize" => self.confirm_or_revert(op, cx, server, true).await,
+            "revert_resize" => self.confirm_or_revert(op, cx, server, false).await,
+            "evacuate" => self.evacuate(op, cx, server).await,
+            _ => self.create_image(op, cx, server).await,
+        }
+    }
+}
