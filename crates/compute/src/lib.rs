@@ -120,7 +120,8 @@ impl AgentFaults {
 struct Tracking {
     locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
     cancels: HashMap<String, Arc<Notify>>,
-    tombstones: HashSet<String>,
+    /// Server id → generation of the last terminate seen for it.
+    tombstones: HashMap<String, i64>,
 }
 
 /// A running agent.
@@ -259,7 +260,10 @@ impl Agent {
                 return;
             }
         };
-        let present: Vec<String> = vms.iter().map(|v| v.server_id.clone()).collect();
+        // A spawn in flight counts as present: its VM may appear any moment,
+        // so the controller must not release a zombie's capacity yet.
+        let mut present: Vec<String> = vms.iter().map(|v| v.server_id.clone()).collect();
+        present.extend(self.tracking.lock().unwrap_or_else(|p| p.into_inner()).cancels.keys().cloned());
         let inv: InventoryReply = match self.inventory(present).await {
             Ok(i) => i,
             Err(e) => {
@@ -294,7 +298,9 @@ impl Agent {
             }
         }
         if destroyed && let Ok(vms) = self.driver.list().await {
-            let _ = self.inventory(vms.into_iter().map(|v| v.server_id).collect()).await;
+            let mut present: Vec<String> = vms.into_iter().map(|v| v.server_id).collect();
+            present.extend(self.tracking.lock().unwrap_or_else(|p| p.into_inner()).cancels.keys().cloned());
+            let _ = self.inventory(present).await;
         }
     }
 
@@ -330,7 +336,8 @@ impl Agent {
         }
         if let CommandKind::Terminate = cmd.kind {
             let mut t = self.tracking.lock().unwrap_or_else(|p| p.into_inner());
-            t.tombstones.insert(cmd.server_id.clone());
+            let g = t.tombstones.entry(cmd.server_id.clone()).or_insert(cmd.generation);
+            *g = (*g).max(cmd.generation);
             if let Some(n) = t.cancels.get(&cmd.server_id) {
                 n.notify_one();
             }
@@ -357,7 +364,7 @@ impl Agent {
                 let cancel = Arc::new(Notify::new());
                 let terminated = {
                     let mut t = self.tracking.lock().unwrap_or_else(|p| p.into_inner());
-                    let terminated = t.tombstones.contains(&cmd.server_id);
+                    let terminated = t.tombstones.get(&cmd.server_id).is_some_and(|g| cmd.generation <= *g);
                     if !terminated {
                         t.cancels.insert(cmd.server_id.clone(), cancel.clone());
                     }

@@ -104,7 +104,9 @@ impl Shared {
         let (ack_timeout, result_timeout) = (deadlines.ack, deadlines.result);
         let started = Instant::now();
         let name = kind.name();
-        let cmd = Command { op_id: op_id.to_string(), server_id: server_id.to_string(), epoch: svc.epoch, kind };
+        let generation = self.ds.server_get_any(server_id).await.map(|s| s.generation).unwrap_or(0);
+        let cmd =
+            Command { op_id: op_id.to_string(), server_id: server_id.to_string(), epoch: svc.epoch, generation, kind };
         let body = Bytes::from(serde_json::to_vec(&cmd).map_err(|e| CmdFailure::Bus(e.to_string()))?);
         let subject = agent_subject(&svc.host);
         let send = || async {

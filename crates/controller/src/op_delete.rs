@@ -36,6 +36,8 @@ impl Handler for DeleteServer {
             let publisher =
                 server.host.as_deref().map(|h| format!("nova-compute:{h}")).unwrap_or_else(|| "nova-api".into());
             notify::record(ds, &server, &op.id, "instance.delete.end", &publisher).await?;
+            ds.event_finish_open(&server.id, &op.request_id, "completed after the controller resumed the operation")
+                .await?;
             return Ok(Outcome::Done);
         }
         notify::record(ds, &server, &op.id, "instance.delete.start", "nova-api").await?;
@@ -86,6 +88,22 @@ impl Handler for DeleteServer {
                 Some(&cx.wake),
             )
             .await;
+        // An agent that has just rejoined refuses the epoch we read: re-read
+        // its service row and try once more before treating it as gone.
+        let r = match r {
+            Err(crate::controller::CmdFailure::Refused(why)) => match ds.service_get_by_host(&host).await {
+                Ok(fresh) if fresh.epoch != svc.epoch && fresh.is_up(ds.clock().now()) => {
+                    info!(server = %server.id, host = %host, reason = %why, "agent rejoined meanwhile; re-sending terminate with its new epoch");
+                    let d = Deadlines {
+                        ack: s.cfg.terminate_ack_timeout,
+                        result: s.cfg.terminate_timeout.min(s.cfg.lease_ttl),
+                    };
+                    s.run_command(&fresh, &op.id, &server.id, CommandKind::Terminate, d, Some(&cx.wake)).await
+                }
+                _ => Err(crate::controller::CmdFailure::Refused(why)),
+            },
+            r => r,
+        };
         match r {
             Ok(t) => {
                 let details = format!(

@@ -130,6 +130,16 @@ impl Datastore {
         Ok(())
     }
 
+    /// Finish every event of an action still open (an attempt that crashed
+    /// mid-step), so the action never shows a step running forever.
+    pub async fn event_finish_open(&self, server_id: &str, request_id: &str, details: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE instance_action_events SET finish_time = $3, result = 'Success', details = COALESCE(details, '') || $4
+                     WHERE finish_time IS NULL AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)")
+            .bind(server_id).bind(request_id).bind(self.now()).bind(details)
+            .execute(&self.write).await?;
+        Ok(())
+    }
+
     /// Actions of a server, newest first (so `delete` comes first, as in Nova).
     pub async fn action_list(&self, server_id: &str) -> Result<Vec<ActionRow>, DbError> {
         Ok(sqlx::query_as("SELECT id, server_id, request_id, action, user_id, project_id, start_time, updated_at, message FROM instance_actions WHERE server_id = $1 ORDER BY id DESC")

@@ -139,6 +139,12 @@ impl Tunables {
                 cores: self.quota_cores,
                 ram: self.quota_ram,
             },
+            reclaim_instance_interval: secs("reclaim_instance_interval", self.reclaim_instance_interval)?,
+            shelved_offload_time: if self.shelved_offload_time < 0.0 {
+                None
+            } else {
+                Some(secs("shelved_offload_time", self.shelved_offload_time)?)
+            },
             ..ControllerConfig::default()
         };
         anyhow::ensure!(

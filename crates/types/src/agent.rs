@@ -145,6 +145,12 @@ pub struct Command {
     pub server_id: String,
     /// The host epoch the controller believes in; a mismatch is refused.
     pub epoch: i64,
+    /// The server's generation when the command was sent. A terminate
+    /// tombstones the server on the host up to its generation, so a spawn
+    /// issued before the delete (lower or equal generation) can never run
+    /// after it, while a later legitimate spawn (unshelve, resize) can.
+    #[serde(default)]
+    pub generation: i64,
     /// What to do.
     pub kind: CommandKind,
 }

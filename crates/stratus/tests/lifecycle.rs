@@ -1,0 +1,391 @@
+//! Lifecycle actions and delete in every server state, each mirroring the
+//! Nova behaviour named in its doc line (nova/compute/api.py `_delete` and
+//! the actions' `check_instance_state` rules).
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(30);
+
+async fn act(c: &Cloud, tok: &str, id: &str, body: Value) -> (StatusCode, Value) {
+    c.call(tok, Method::POST, &format!("/compute/v2.1/servers/{id}/action"), Some(body)).await
+}
+
+async fn host_of(c: &Cloud, admin: &str, id: &str) -> Option<String> {
+    let (_, v) = c.call(admin, Method::GET, &format!("/compute/v2.1/servers/{id}"), None).await;
+    v["server"]["OS-EXT-SRV-ATTR:host"].as_str().map(str::to_string)
+}
+
+fn all_vms(c: &Cloud) -> Vec<String> {
+    [c.vms("compute-1"), c.vms("compute-2")].concat()
+}
+
+async fn delete_and_check(c: &Cloud, tok: &str, id: &str) {
+    let (s, _) = c.call(tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    c.wait_gone(tok, id, T).await;
+    let db = c.db().await;
+    let n: Vec<String> =
+        db.notification_list_for_server(id).await.expect("n").into_iter().map(|n| n.event_type).collect();
+    assert_eq!(n.iter().filter(|e| *e == "instance.delete.start").count(), 1, "{n:?}");
+    assert_eq!(n.iter().filter(|e| *e == "instance.delete.end").count(), 1, "{n:?}");
+    let deadline = Instant::now() + T;
+    while all_vms(c).contains(&id.to_string()) || !db.zombie_list(None).await.expect("z").is_empty() {
+        assert!(Instant::now() < deadline, "copies of {id} left: {:?}", all_vms(c));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (clean, report) = c.audit();
+    assert!(clean, "{report}");
+}
+
+/// Nova: DELETE is accepted in every vm_state (checklist item 3): SHUTOFF, PAUSED, SUSPENDED, ERROR.
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_in_stopped_paused_suspended_and_error_states() {
+    let c = Cloud::start_with(&[("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1")]).await;
+    let tok = c.demo().await;
+    let admin = c.admin().await;
+    for (action, status) in
+        [("os-stop", "SHUTOFF"), ("pause", "PAUSED"), ("suspend", "SUSPENDED"), ("os-resetState", "ERROR")]
+    {
+        let id = c.create_server(&tok, status).await;
+        c.wait_status(&tok, &id, "ACTIVE", T).await;
+        let (who, body) = if action == "os-resetState" {
+            (&admin, json!({"os-resetState": {"state": "error"}}))
+        } else {
+            (&tok, json!({ action: null }))
+        };
+        let (s, v) = act(&c, who, &id, body).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{action}: {v}");
+        c.wait_status(&tok, &id, status, T).await;
+        delete_and_check(&c, &tok, &id).await;
+    }
+}
+
+/// Nova: pause/unpause, suspend/resume follow check_instance_state; a wrong state is 409 with Nova's message.
+#[tokio::test(flavor = "multi_thread")]
+async fn pause_suspend_round_trips_and_state_conflicts() {
+    let c = Cloud::start().await;
+    let tok = c.demo().await;
+    let id = c.create_server(&tok, "ps").await;
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    assert_eq!(act(&c, &tok, &id, json!({"pause": null})).await.0, StatusCode::ACCEPTED);
+    let v = c.wait_status(&tok, &id, "PAUSED", T).await;
+    assert_eq!(v["server"]["OS-EXT-STS:power_state"], 3);
+    let (s, v) = act(&c, &tok, &id, json!({"pause": null})).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(
+        v["conflictingRequest"]["message"],
+        format!("Cannot 'pause' instance {id} while it is in vm_state paused")
+    );
+    assert_eq!(act(&c, &tok, &id, json!({"unpause": null})).await.0, StatusCode::ACCEPTED);
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    assert_eq!(act(&c, &tok, &id, json!({"suspend": null})).await.0, StatusCode::ACCEPTED);
+    let v = c.wait_status(&tok, &id, "SUSPENDED", T).await;
+    assert_eq!(v["server"]["OS-EXT-STS:power_state"], 7);
+    assert_eq!(act(&c, &tok, &id, json!({"confirmResize": null})).await.0, StatusCode::CONFLICT);
+    assert_eq!(act(&c, &tok, &id, json!({"resume": null})).await.0, StatusCode::ACCEPTED);
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    assert_eq!(act(&c, &tok, &id, json!({"pause": {"x": 1}})).await.0, StatusCode::BAD_REQUEST);
+}
+
+/// Nova: deleting a SHELVED server deletes its shelve snapshot (checklist item 8), then deletes the VM on its host.
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_shelved_server_removes_snapshot_and_vm() {
+    let c = Cloud::start_with(&[("STRATUS_SHELVED_OFFLOAD_TIME", "-1")]).await;
+    let tok = c.demo().await;
+    let id = c.create_server(&tok, "shelfy").await;
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    assert_eq!(act(&c, &tok, &id, json!({"shelve": null})).await.0, StatusCode::ACCEPTED);
+    let v = c.wait_status(&tok, &id, "SHELVED", T).await;
+    assert_eq!(v["server"]["OS-EXT-STS:power_state"], 4);
+    let (_, imgs) = c.call(&tok, Method::GET, "/image/v2/images?name=shelfy-shelved", None).await;
+    let snap = imgs["images"][0]["id"].as_str().expect("shelve snapshot exists").to_string();
+    assert!(all_vms(&c).contains(&id), "the VM stays on its host while shelved");
+    delete_and_check(&c, &tok, &id).await;
+    let (s, _) = c.call(&tok, Method::GET, &format!("/image/v2/images/{snap}"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "snapshot deleted with the server");
+}
+
+/// Nova: SHELVED_OFFLOADED has no VM anywhere; delete is local; unshelve spawns from the snapshot and deletes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn shelve_offload_unshelve_and_delete_offloaded() {
+    let c = Cloud::start().await;
+    let tok = c.demo().await;
+    let admin = c.admin().await;
+    let id = c.create_server(&tok, "off").await;
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    assert_eq!(act(&c, &tok, &id, json!({"shelve": null})).await.0, StatusCode::ACCEPTED);
+    c.wait_status(&tok, &id, "SHELVED_OFFLOADED", T).await;
+    assert!(!all_vms(&c).contains(&id), "offloaded: no VM on any host");
+    assert_eq!(host_of(&c, &admin, &id).await, None);
+    assert_eq!(act(&c, &tok, &id, json!({"unshelve": null})).await.0, StatusCode::ACCEPTED);
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    assert!(all_vms(&c).contains(&id));
+    let (_, imgs) = c.call(&tok, Method::GET, "/image/v2/images?name=off-shelved", None).await;
+    assert!(imgs["images"].as_array().expect("list").is_empty(), "snapshot deleted on unshelve");
+    assert_eq!(act(&c, &tok, &id, json!({"shelve": null})).await.0, StatusCode::ACCEPTED);
+    c.wait_status(&tok, &id, "SHELVED_OFFLOADED", T).await;
+    delete_and_check(&c, &tok, &id).await;
+    let db = c.db().await;
+    let a = db.action_list(&id).await.expect("actions").into_iter().find(|a| a.action == "delete").expect("delete");
+    let (_, ev) = db.action_get(&id, &a.request_id).await.expect("events");
+    assert!(ev.iter().any(|e| e.details.as_deref().is_some_and(|d| d.contains("shelved offloaded"))), "{ev:?}");
+}
+
+/// Nova: RESIZED (VERIFY_RESIZE) is confirmed before the delete (checklist item 10): both hosts end clean.
+#[tokio::test(flavor = "multi_thread")]
+async fn resize_confirm_revert_and_delete_in_verify_resize() {
+    let c = Cloud::start_with(&[("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1")]).await;
+    let tok = c.demo().await;
+    let admin = c.admin().await;
+    // confirm
+    let id = c.create_server(&tok, "grow").await;
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    let src = host_of(&c, &admin, &id).await.expect("host");
+    assert_eq!(
+        act(&c, &tok, &id, json!({"resize": {"flavorRef": "1"}})).await.0,
+        StatusCode::BAD_REQUEST,
+        "same flavor"
+    );
+    assert_eq!(act(&c, &tok, &id, json!({"resize": {"flavorRef": "2"}})).await.0, StatusCode::ACCEPTED);
+    let v = c.wait_status(&tok, &id, "VERIFY_RESIZE", T).await;
+    assert_eq!(v["server"]["flavor"]["id"], "2");
+    let dst = host_of(&c, &admin, &id).await.expect("host");
+    assert_ne!(src, dst);
+    assert!(c.vms(&src).contains(&id) && c.vms(&dst).contains(&id), "copies on both hosts until confirmed");
+    let (s, _) = act(&c, &tok, &id, json!({"confirmResize": null})).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    assert!(!c.vms(&src).contains(&id) && c.vms(&dst).contains(&id), "source cleaned on confirm");
+    // revert
+    assert_eq!(act(&c, &tok, &id, json!({"resize": {"flavorRef": "3"}})).await.0, StatusCode::ACCEPTED);
+    c.wait_status(&tok, &id, "VERIFY_RESIZE", T).await;
+    assert_eq!(act(&c, &tok, &id, json!({"revertResize": null})).await.0, StatusCode::ACCEPTED);
+    let v = c.wait_status(&tok, &id, "ACTIVE", T).await;
+    assert_eq!(v["server"]["flavor"]["id"], "2", "revert restores the old flavor");
+    assert_eq!(host_of(&c, &admin, &id).await.as_deref(), Some(dst.as_str()));
+    assert_eq!(all_vms(&c), vec![id.clone()], "destination copy removed on revert");
+    // delete while VERIFY_RESIZE
+    assert_eq!(act(&c, &tok, &id, json!({"resize": {"flavorRef": "1"}})).await.0, StatusCode::ACCEPTED);
+    c.wait_status(&tok, &id, "VERIFY_RESIZE", T).await;
+    assert_eq!(all_vms(&c).len(), 2);
+    delete_and_check(&c, &tok, &id).await;
+    assert!(all_vms(&c).is_empty(), "both hosts cleaned");
+}
+
+/// Nova bug 1848666 class: a delete during a migration wins, and no copy is left on either host.
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_during_migration() {
+    let c = Cloud::start_with(&[
+        ("STRATUS_FAKE_SPAWN_DELAY", "2"),
+        ("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1"),
+    ])
+    .await;
+    let tok = c.demo().await;
+    let admin = c.admin().await;
+    let id = c.create_server(&tok, "mover").await;
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    assert_eq!(act(&c, &admin, &id, json!({"migrate": null})).await.0, StatusCode::ACCEPTED);
+    assert_eq!(
+        act(&c, &tok, &id, json!({"migrate": null})).await.0,
+        StatusCode::FORBIDDEN,
+        "cold migration is admin-only"
+    );
+    let deadline = Instant::now() + T;
+    loop {
+        let (_, v) = c.call(&admin, Method::GET, &format!("/compute/v2.1/servers/{id}"), None).await;
+        if v["server"]["OS-EXT-STS:task_state"] == "resize_migrating" {
+            assert_eq!(v["server"]["status"], "RESIZE");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    delete_and_check(&c, &tok, &id).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(all_vms(&c).is_empty(), "no copy left after the interrupted spawn: {:?}", all_vms(&c));
+}
+
+/// Nova: a locked server refuses DELETE from its owner (409) but not from an admin; an admin lock cannot be lifted by the owner.
+#[tokio::test(flavor = "multi_thread")]
+async fn locked_server_delete_rules() {
+    let c = Cloud::start().await;
+    let tok = c.demo().await;
+    let admin = c.admin().await;
+    let id = c.create_server(&tok, "locked").await;
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    assert_eq!(act(&c, &tok, &id, json!({"lock": null})).await.0, StatusCode::ACCEPTED);
+    let (s, _) = c.call(&tok, Method::GET, &format!("/compute/v2.1/servers/{id}"), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let r = c
+        .http
+        .get(format!("{}/compute/v2.1/servers/{id}", c.url))
+        .header("X-Auth-Token", &tok)
+        .header("OpenStack-API-Version", "compute 2.9")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.json::<Value>().await.expect("json")["server"]["locked"], true);
+    let (s, v) = c.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(v["conflictingRequest"]["message"], format!("Instance {id} is locked"));
+    assert_eq!(act(&c, &tok, &id, json!({"os-stop": null})).await.0, StatusCode::CONFLICT);
+    assert_eq!(act(&c, &tok, &id, json!({"unlock": null})).await.0, StatusCode::ACCEPTED);
+    assert_eq!(act(&c, &admin, &id, json!({"lock": null})).await.0, StatusCode::ACCEPTED);
+    assert_eq!(
+        act(&c, &tok, &id, json!({"unlock": null})).await.0,
+        StatusCode::FORBIDDEN,
+        "owner cannot lift an admin lock"
+    );
+    delete_and_check(&c, &admin, &id).await;
+}
+
+/// Nova: with reclaim_instance_interval > 0, DELETE soft-deletes; restore brings it back; forceDelete and the reclaim periodic delete for real.
+#[tokio::test(flavor = "multi_thread")]
+async fn soft_delete_restore_force_delete_and_reclaim() {
+    let c = Cloud::start_with(&[
+        ("STRATUS_RECLAIM_INSTANCE_INTERVAL", "2"),
+        ("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1"),
+    ])
+    .await;
+    let tok = c.demo().await;
+    let id = c.create_server(&tok, "soft").await;
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    assert_eq!(
+        c.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let v = c.wait_status(&tok, &id, "SOFT_DELETED", T).await;
+    assert_eq!(v["server"]["OS-EXT-STS:power_state"], 4);
+    assert_eq!(act(&c, &tok, &id, json!({"restore": null})).await.0, StatusCode::ACCEPTED);
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    assert_eq!(
+        act(&c, &tok, &id, json!({"restore": null})).await.0,
+        StatusCode::CONFLICT,
+        "restore only from SOFT_DELETED"
+    );
+    // forceDelete a soft-deleted server
+    assert_eq!(
+        c.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    c.wait_status(&tok, &id, "SOFT_DELETED", T).await;
+    assert_eq!(act(&c, &tok, &id, json!({"forceDelete": null})).await.0, StatusCode::ACCEPTED);
+    c.wait_gone(&tok, &id, T).await;
+    // reclaim after the interval
+    let id2 = c.create_server(&tok, "soft2").await;
+    c.wait_status(&tok, &id2, "ACTIVE", T).await;
+    assert_eq!(
+        c.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{id2}"), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    c.wait_status(&tok, &id2, "SOFT_DELETED", T).await;
+    let took = c.wait_gone(&tok, &id2, T).await;
+    assert!(took >= Duration::from_millis(1500), "reclaimed only after the interval ({took:?})");
+    let deadline = Instant::now() + T;
+    while !all_vms(&c).is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", all_vms(&c));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, lim) = c.call(&tok, Method::GET, "/compute/v2.1/limits", None).await;
+    assert_eq!(lim["limits"]["absolute"]["totalInstancesUsed"], 0);
+    let (clean, report) = c.audit();
+    assert!(clean, "{report}");
+}
+
+/// Nova bug 1914777: concurrent DELETEs both succeed (204); Stratus records one operation and one notification pair.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_deletes_from_two_clients() {
+    let c = Cloud::start().await;
+    let tok = c.demo().await;
+    let admin = c.admin().await;
+    let id = c.create_server(&tok, "twice").await;
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    let path = format!("/compute/v2.1/servers/{id}");
+    let (a, b) = tokio::join!(c.call(&tok, Method::DELETE, &path, None), c.call(&admin, Method::DELETE, &path, None));
+    assert_eq!((a.0, b.0), (StatusCode::NO_CONTENT, StatusCode::NO_CONTENT));
+    delete_and_check(&c, &tok, &id).await;
+    let db = c.db().await;
+    assert_eq!(db.action_list(&id).await.expect("a").iter().filter(|a| a.action == "delete").count(), 1);
+}
+
+/// Nova: evacuate is refused (400) while the source host is up; from a forced-down host it rebuilds elsewhere, and the source reaps its copy when back.
+#[tokio::test(flavor = "multi_thread")]
+async fn evacuate_from_a_down_host() {
+    let c = Cloud::start_with(&[("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1")]).await;
+    let tok = c.demo().await;
+    let admin = c.admin().await;
+    let id = c.create_server(&tok, "evac").await;
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    let src = host_of(&c, &admin, &id).await.expect("host");
+    let (s, v) = act(&c, &admin, &id, json!({"evacuate": {"onSharedStorage": false}})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let force = |on: bool| {
+        let c = &c;
+        let admin = admin.clone();
+        let src = src.clone();
+        async move {
+            let r = c
+                .http
+                .put(format!("{}/compute/v2.1/os-services/force-down", c.url))
+                .header("X-Auth-Token", admin)
+                .header("OpenStack-API-Version", "compute 2.11")
+                .json(&json!({"host": src, "binary": "nova-compute", "forced_down": on}))
+                .send()
+                .await
+                .expect("put");
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+    };
+    force(true).await;
+    let (s, v) = act(&c, &admin, &id, json!({"evacuate": {"onSharedStorage": false}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["adminPass"].is_string());
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    let dst = host_of(&c, &admin, &id).await.expect("host");
+    assert_ne!(dst, src);
+    force(false).await;
+    let deadline = Instant::now() + T;
+    let db = c.db().await;
+    while c.vms(&src).contains(&id) || !db.zombie_list(None).await.expect("z").is_empty() {
+        assert!(Instant::now() < deadline, "source copy not reaped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(c.vms(&dst).contains(&id));
+    delete_and_check(&c, &tok, &id).await;
+}
+
+/// Nova: createImage returns 202 with a Location header (below 2.45) and the snapshot appears in the image service.
+#[tokio::test(flavor = "multi_thread")]
+async fn create_image_makes_a_snapshot() {
+    let c = Cloud::start().await;
+    let tok = c.demo().await;
+    let id = c.create_server(&tok, "snap").await;
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    let r = c
+        .http
+        .post(format!("{}/compute/v2.1/servers/{id}/action", c.url))
+        .header("X-Auth-Token", &tok)
+        .json(&json!({"createImage": {"name": "snap-1", "metadata": {"k": "v"}}}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let loc = r.headers().get("location").and_then(|l| l.to_str().ok()).expect("Location").to_string();
+    let image_id = loc.rsplit('/').next().expect("id").to_string();
+    let deadline = Instant::now() + T;
+    loop {
+        let (s, v) = c.call(&tok, Method::GET, &format!("/image/v2/images/{image_id}"), None).await;
+        if s == StatusCode::OK {
+            assert_eq!(v["name"], "snap-1");
+            break;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+}
