@@ -35,6 +35,10 @@ struct Cli {
 enum Cmd {
     /// Start the whole cloud in one process (API, controller, fake compute hosts).
     Up(UpArgs),
+    /// Run only the API role (HTTP), sharing the database with controllers and joined over NATS.
+    Api(UpArgs),
+    /// Run only the controller role (operations, scheduler, liveness); several may run.
+    Controller(ControllerArgs),
     /// Run one compute host agent as its own process, joined over NATS.
     Compute(ComputeArgs),
     /// Compare servers, zombies, ports, operations, notifications and the
@@ -53,6 +57,18 @@ struct ComputeArgs {
     /// Where the fake driver keeps its VMs (they outlive this process, like real VMs).
     #[arg(long)]
     state_dir: PathBuf,
+    #[command(flatten)]
+    tunables: Tunables,
+}
+
+#[derive(Args)]
+struct ControllerArgs {
+    /// Data dir holding the shared database.
+    #[arg(long, env = "STRATUS_DATA_DIR", default_value = "./stratus-data")]
+    data_dir: PathBuf,
+    /// NATS server of the control plane.
+    #[arg(long, env = "STRATUS_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
     #[command(flatten)]
     tunables: Tunables,
 }
@@ -103,6 +119,10 @@ struct Tunables {
     /// Offload shelved servers after this many seconds (0: at once, -1: never).
     #[arg(long, env = "STRATUS_SHELVED_OFFLOAD_TIME", default_value_t = 0.0, allow_negative_numbers = true)]
     shelved_offload_time: f64,
+    /// Operation claim length, seconds: another controller adopts an
+    /// operation whose controller stopped renewing it for this long.
+    #[arg(long, env = "STRATUS_OP_CLAIM_TTL", default_value_t = 15.0)]
+    op_claim_ttl: f64,
     /// Token lifetime, seconds.
     #[arg(long, env = "STRATUS_TOKEN_TTL", default_value_t = 3600)]
     token_ttl: i64,
@@ -140,6 +160,7 @@ impl Tunables {
                 ram: self.quota_ram,
             },
             reclaim_instance_interval: secs("reclaim_instance_interval", self.reclaim_instance_interval)?,
+            op_claim_ttl: secs("op_claim_ttl", self.op_claim_ttl)?,
             shelved_offload_time: if self.shelved_offload_time < 0.0 {
                 None
             } else {
@@ -213,7 +234,16 @@ async fn main() -> anyhow::Result<()> {
     init_logging();
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Up(a) => up(a).await,
+        Cmd::Up(a) => up(a, true).await,
+        Cmd::Api(mut a) => {
+            anyhow::ensure!(
+                a.nats_url.is_some(),
+                "stratus api needs --nats-url (the controllers and agents join there)"
+            );
+            a.fake_hosts = 0;
+            up(a, false).await
+        }
+        Cmd::Controller(a) => controller(a).await,
         Cmd::Compute(a) => compute(a).await,
         Cmd::Audit(a) => {
             let clean = audit::run(&a.data_dir, a.repair).await?;
@@ -246,7 +276,7 @@ async fn shutdown_signal() {
     }
 }
 
-async fn up(a: UpArgs) -> anyhow::Result<()> {
+async fn up(a: UpArgs, with_controller: bool) -> anyhow::Result<()> {
     let cfg = a.tunables.controller()?;
     std::fs::create_dir_all(&a.data_dir).with_context(|| format!("cannot create data dir {}", a.data_dir.display()))?;
     let data_dir = a.data_dir.canonicalize()?;
@@ -274,7 +304,9 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     let creds = bootstrap::bootstrap(&state, &data_dir).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    Controller::new(ds.clone(), bus.clone(), cfg.clone()).start(stop_rx.clone()).await?;
+    if with_controller {
+        Controller::new(ds.clone(), bus.clone(), cfg.clone()).start(stop_rx.clone()).await?;
+    }
     for i in 1..=a.fake_hosts {
         let host = format!("compute-{i}");
         let host_dir = data_dir.join("hosts").join(&host);
@@ -293,6 +325,18 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     let _ = stop_tx.send(true);
     info!("stopped");
+    Ok(())
+}
+
+async fn controller(a: ControllerArgs) -> anyhow::Result<()> {
+    let cfg = a.tunables.controller()?;
+    let ds = Datastore::open_sqlite(&a.data_dir.join("stratus.db")).await.context("cannot open the database")?;
+    let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats_url).await?);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    Controller::new(ds, bus, cfg).start(stop_rx).await?;
+    println!("Stratus controller started");
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
     Ok(())
 }
 

@@ -22,6 +22,7 @@ pub struct Cloud {
     /// Environment of the next (re)start.
     pub env: Vec<(String, String)>,
     args: Vec<String>,
+    role: String,
     owns_dir: bool,
 }
 
@@ -33,16 +34,20 @@ impl Cloud {
 
     /// Start with extra `STRATUS_*` environment variables.
     pub async fn start_with(env: &[(&str, &str)]) -> Self {
+        Self::launch("up", &[], env)
+    }
+
+    fn launch(role: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = std::env::temp_dir().join(format!("stratus-e2e-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("mkdir");
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut c = Self {
             child: None,
             url: String::new(),
             data_dir: dir,
             http: Client::new(),
-            env,
-            args: vec![],
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            role: role.into(),
             owns_dir: true,
         };
         c.spawn();
@@ -51,14 +56,31 @@ impl Cloud {
 
     /// Start with extra command-line arguments and environment.
     pub async fn start_with_args(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let dir = std::env::temp_dir().join(format!("stratus-e2e-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let args = args.iter().map(|a| a.to_string()).collect();
-        let mut c =
-            Self { child: None, url: String::new(), data_dir: dir, http: Client::new(), env, args, owns_dir: true };
-        c.spawn();
-        c
+        Self::launch("up", args, env)
+    }
+
+    /// Start only the API role (`stratus api`) with these arguments.
+    pub async fn start_api(args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::launch("api", args, env)
+    }
+
+    /// Start a controller process (`stratus controller`) on this cloud's database.
+    pub fn start_controller(&self, nats: &Nats, env: &[(&str, &str)]) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.join("controllers.log"))
+            .expect("log");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stratus"));
+        cmd.args(["controller", "--nats-url", &nats.url, "--data-dir"])
+            .arg(&self.data_dir)
+            .env("STRATUS_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.spawn().expect("spawn controller")
     }
 
     /// Run `stratus audit` on this cloud's data dir; returns (clean, output).
@@ -74,7 +96,7 @@ impl Cloud {
 
     fn spawn(&mut self) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_stratus"));
-        cmd.arg("up");
+        cmd.arg(&self.role);
         for a in &self.args {
             cmd.arg(a);
         }
