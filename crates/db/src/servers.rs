@@ -361,6 +361,27 @@ impl Datastore {
             .bind(before).fetch_all(&self.read).await?)
     }
 
+    /// Live servers marked `deleting` with no open delete operation: stuck (audit).
+    pub async fn server_list_stuck_deleting(&self) -> Result<Vec<ServerRow>, DbError> {
+        Ok(sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers s WHERE deleted = FALSE AND task_state = 'deleting'
+              AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.server_id = s.id AND o.kind = 'delete' AND o.state IN ('pending','running'))"))
+            .fetch_all(&self.read).await?)
+    }
+
+    /// Deleted servers whose shelve snapshot image still exists (audit).
+    pub async fn server_list_leaked_shelve_images(&self) -> Result<Vec<(String, String)>, DbError> {
+        Ok(sqlx::query_as("SELECT s.id, s.shelved_image_id FROM servers s JOIN images i ON i.id = s.shelved_image_id WHERE s.deleted = TRUE")
+            .fetch_all(&self.read).await?)
+    }
+
+    /// Deleted servers whose delete did not record `instance.delete.end` (audit).
+    pub async fn server_list_deleted_without_end_notification(&self) -> Result<Vec<String>, DbError> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT s.id FROM servers s WHERE s.deleted = TRUE
+              AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.event_type = 'instance.delete.end' AND n.dedup_key LIKE s.id || ':%')")
+            .fetch_all(&self.read).await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
     /// Rename a live server.
     pub async fn server_rename(&self, id: &str, name: &str) -> Result<(), DbError> {
         let r = sqlx::query("UPDATE servers SET name = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE")

@@ -56,6 +56,32 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
         }
     }
 
+    // A server marked deleting with nothing driving its delete is stuck (Nova W1/W5).
+    for srv in ds.server_list_stuck_deleting().await? {
+        problems.push(format!("server {} is deleting but no delete operation is open", srv.id));
+        if repair {
+            let o = stratus_db::NewOperation {
+                id: uuid::Uuid::new_v4().to_string(),
+                kind: "delete".into(),
+                server_id: srv.id.clone(),
+                request_id: format!("req-{}", uuid::Uuid::new_v4()),
+                user_id: "stratus-audit".into(),
+                project_id: srv.project_id.clone(),
+                params: "{}".into(),
+            };
+            ds.server_begin_delete(&o).await?;
+        }
+    }
+    for (srv, img) in ds.server_list_leaked_shelve_images().await? {
+        problems.push(format!("image {img} is the shelve snapshot of deleted server {srv}"));
+        if repair {
+            let _ = ds.image_delete(&img).await;
+        }
+    }
+    for srv in ds.server_list_deleted_without_end_notification().await? {
+        problems.push(format!("server {srv} is deleted but instance.delete.end was never recorded"));
+    }
+
     // What the hosts run versus what should run there.
     let zombies = ds.zombie_list(None).await?;
     let zombie_ids: BTreeSet<&str> = zombies.iter().map(|z| z.server_id.as_str()).collect();
