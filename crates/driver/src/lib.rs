@@ -80,9 +80,10 @@ pub struct FakeDriverConfig {
     pub destroy_delay: Duration,
     /// Time for power operations.
     pub power_delay: Duration,
-    /// Persist VMs here so they outlive the agent process (a "zombie" VM is
-    /// one whose agent died while it kept running).
-    pub state_file: Option<PathBuf>,
+    /// Persist VMs here, one small file per VM (so each change costs O(1)),
+    /// so they outlive the agent process (a "zombie" VM is one whose agent
+    /// died while it kept running).
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for FakeDriverConfig {
@@ -91,7 +92,7 @@ impl Default for FakeDriverConfig {
             spawn_delay: Duration::from_millis(50),
             destroy_delay: Duration::from_millis(10),
             power_delay: Duration::from_millis(20),
-            state_file: None,
+            state_dir: None,
         }
     }
 }
@@ -104,23 +105,39 @@ pub struct FakeDriver {
 }
 
 impl FakeDriver {
-    /// A fake hypervisor; loads persisted VMs if `state_file` exists.
+    /// A fake hypervisor; loads the VMs persisted in `state_dir`.
     pub fn new(cfg: FakeDriverConfig) -> Self {
-        let vms = cfg
-            .state_file
-            .as_ref()
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let mut vms = BTreeMap::new();
+        if let Some(dir) = &cfg.state_dir {
+            let _ = std::fs::create_dir_all(dir);
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if let Some(vm) = std::fs::read(e.path()).ok().and_then(|b| serde_json::from_slice::<VmInfo>(&b).ok()) {
+                    vms.insert(vm.server_id.clone(), vm);
+                }
+            }
+        }
         Self { cfg, vms: Arc::new(Mutex::new(vms)) }
     }
 
-    async fn save(&self, vms: &BTreeMap<String, VmInfo>) -> Result<(), DriverError> {
-        if let Some(p) = &self.cfg.state_file {
-            let data = serde_json::to_vec(vms).map_err(|e| DriverError::Hypervisor(e.to_string()))?;
-            let tmp = p.with_extension("tmp");
+    async fn save(&self, vm: &VmInfo) -> Result<(), DriverError> {
+        if let Some(dir) = &self.cfg.state_dir {
+            let data = serde_json::to_vec(vm).map_err(|e| DriverError::Hypervisor(e.to_string()))?;
+            let tmp = dir.join(format!(".{}.tmp", vm.server_id));
             tokio::fs::write(&tmp, data).await.map_err(|e| DriverError::Hypervisor(e.to_string()))?;
-            tokio::fs::rename(&tmp, p).await.map_err(|e| DriverError::Hypervisor(e.to_string()))?;
+            tokio::fs::rename(&tmp, dir.join(format!("{}.json", vm.server_id)))
+                .await
+                .map_err(|e| DriverError::Hypervisor(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    async fn forget(&self, server_id: &str) -> Result<(), DriverError> {
+        if let Some(dir) = &self.cfg.state_dir {
+            match tokio::fs::remove_file(dir.join(format!("{server_id}.json"))).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(DriverError::Hypervisor(e.to_string())),
+            }
         }
         Ok(())
     }
@@ -130,7 +147,8 @@ impl FakeDriver {
         let mut vms = self.vms.lock().await;
         let vm = vms.get_mut(server_id).ok_or_else(|| DriverError::NotFound(server_id.into()))?;
         vm.power_state = ps.code();
-        self.save(&vms).await
+        let vm = vm.clone();
+        self.save(&vm).await
     }
 }
 
@@ -139,16 +157,20 @@ impl Driver for FakeDriver {
     async fn spawn(&self, spec: &VmSpec) -> Result<(), DriverError> {
         tokio::time::sleep(self.cfg.spawn_delay).await;
         let mut vms = self.vms.lock().await;
-        vms.entry(spec.server_id.clone())
-            .or_insert_with(|| VmInfo { server_id: spec.server_id.clone(), power_state: PowerState::Running.code() });
-        self.save(&vms).await
+        if vms.contains_key(&spec.server_id) {
+            return Ok(());
+        }
+        let vm = VmInfo { server_id: spec.server_id.clone(), power_state: PowerState::Running.code() };
+        self.save(&vm).await?;
+        vms.insert(spec.server_id.clone(), vm);
+        Ok(())
     }
 
     async fn destroy(&self, server_id: &str) -> Result<(), DriverError> {
         tokio::time::sleep(self.cfg.destroy_delay).await;
         let mut vms = self.vms.lock().await;
         if vms.remove(server_id).is_some() {
-            self.save(&vms).await?;
+            self.forget(server_id).await?;
         }
         Ok(())
     }
@@ -210,7 +232,7 @@ mod tests {
             spawn_delay: Duration::ZERO,
             destroy_delay: Duration::ZERO,
             power_delay: Duration::ZERO,
-            state_file: None,
+            state_dir: None,
         });
         d.spawn(&spec("a")).await.expect("spawn");
         d.spawn(&spec("a")).await.expect("spawn again");
@@ -225,16 +247,16 @@ mod tests {
 
     #[tokio::test]
     async fn vms_outlive_the_driver_when_persisted() {
-        let p = std::env::temp_dir().join(format!("fake-{}.json", std::process::id()));
+        let p = std::env::temp_dir().join(format!("fake-{}", std::process::id()));
         let cfg = FakeDriverConfig {
             spawn_delay: Duration::ZERO,
             destroy_delay: Duration::ZERO,
             power_delay: Duration::ZERO,
-            state_file: Some(p.clone()),
+            state_dir: Some(p.clone()),
         };
         FakeDriver::new(cfg.clone()).spawn(&spec("z")).await.expect("spawn");
         let again = FakeDriver::new(cfg);
         assert_eq!(again.list().await.expect("list")[0].server_id, "z");
-        let _ = std::fs::remove_file(p);
+        let _ = std::fs::remove_dir_all(p);
     }
 }

@@ -7,20 +7,29 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use stratus_db::Datastore;
 
-/// VMs on each fake host of an embedded cloud (`<data_dir>/hosts/<host>/vms.json`).
+/// VMs on each fake host of a cloud (`<data_dir>/hosts/<host>/vms/<server>.json`).
 fn host_vms(data_dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let mut out = BTreeMap::new();
     let Ok(hosts) = std::fs::read_dir(data_dir.join("hosts")) else { return out };
     for h in hosts.flatten() {
         let name = h.file_name().to_string_lossy().to_string();
-        let vms: BTreeSet<String> = std::fs::read(h.path().join("vms.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&b).ok())
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
+        let vms: BTreeSet<String> = vm_files(&h.path()).into_iter().map(|(id, _)| id).collect();
         out.insert(name, vms);
     }
     out
+}
+
+/// The VM files of one fake host: (server id, path).
+fn vm_files(host_dir: &Path) -> Vec<(String, std::path::PathBuf)> {
+    std::fs::read_dir(host_dir.join("vms"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            name.strip_suffix(".json").filter(|n| !n.starts_with('.')).map(|id| (id.to_string(), e.path()))
+        })
+        .collect()
 }
 
 /// Run the audit; `Ok(true)` when everything agrees.
@@ -101,12 +110,10 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
         }
         if repair {
             // Safe: these servers are deleted; destroying their fake VMs is what the reaper does.
-            let file = data_dir.join("hosts").join(&host).join("vms.json");
-            if let Ok(b) = std::fs::read(&file)
-                && let Ok(mut m) = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&b)
-            {
-                m.retain(|k, _| expected.contains(k));
-                std::fs::write(&file, serde_json::to_vec(&m)?)?;
+            for (id, path) in vm_files(&data_dir.join("hosts").join(&host)) {
+                if !expected.contains(&id) {
+                    std::fs::remove_file(path)?;
+                }
             }
         }
     }

@@ -191,11 +191,11 @@ impl Tunables {
         })
     }
 
-    fn fake_driver(&self, state_file: Option<PathBuf>) -> FakeDriverConfig {
+    fn fake_driver(&self, state_dir: Option<PathBuf>) -> FakeDriverConfig {
         FakeDriverConfig {
             spawn_delay: Duration::from_secs_f64(self.fake_spawn_delay.max(0.0)),
             destroy_delay: Duration::from_secs_f64(self.fake_destroy_delay.max(0.0)),
-            state_file,
+            state_dir,
             ..FakeDriverConfig::default()
         }
     }
@@ -311,7 +311,7 @@ async fn up(a: UpArgs, with_controller: bool) -> anyhow::Result<()> {
         let host = format!("compute-{i}");
         let host_dir = data_dir.join("hosts").join(&host);
         std::fs::create_dir_all(&host_dir)?;
-        let driver = Arc::new(FakeDriver::new(a.tunables.fake_driver(Some(host_dir.join("vms.json")))));
+        let driver = Arc::new(FakeDriver::new(a.tunables.fake_driver(Some(host_dir.join("vms")))));
         let agent = Agent::new(bus.clone(), driver, a.tunables.agent(&host)?, AgentFaults::default());
         tokio::spawn(agent.run(stop_rx.clone()));
     }
@@ -343,7 +343,7 @@ async fn controller(a: ControllerArgs) -> anyhow::Result<()> {
 async fn compute(a: ComputeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.state_dir).with_context(|| format!("cannot create {}", a.state_dir.display()))?;
     let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats_url).await?);
-    let driver = Arc::new(FakeDriver::new(a.tunables.fake_driver(Some(a.state_dir.join("vms.json")))));
+    let driver = Arc::new(FakeDriver::new(a.tunables.fake_driver(Some(a.state_dir.join("vms")))));
     let faults = AgentFaults::default();
     #[cfg(unix)]
     {

@@ -409,14 +409,13 @@ async fn audit_finds_and_repairs_leaks() {
     assert!(clean, "{report}");
     cloud.kill();
     // A VM left behind on a host by something outside Stratus's knowledge.
-    let file = cloud.data_dir.join("hosts").join("compute-1").join("vms.json");
-    let mut vms: serde_json::Map<String, serde_json::Value> =
-        std::fs::read(&file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    vms.insert(
-        "6f0c4b1e-0000-4000-8000-00000000dead".into(),
-        json!({"server_id": "6f0c4b1e-0000-4000-8000-00000000dead", "power_state": 1}),
-    );
-    std::fs::write(&file, serde_json::to_vec(&vms).expect("json")).expect("write");
+    let dir = cloud.data_dir.join("hosts").join("compute-1").join("vms");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("6f0c4b1e-0000-4000-8000-00000000dead.json"),
+        br#"{"server_id":"6f0c4b1e-0000-4000-8000-00000000dead","power_state":1}"#,
+    )
+    .expect("write");
     let (clean, report) = cloud.audit();
     assert!(!clean);
     assert!(report.contains("LEAK host compute-1 runs VM 6f0c4b1e-0000-4000-8000-00000000dead"), "{report}");

@@ -264,10 +264,7 @@ impl Cloud {
 
     /// VMs the fake driver of `host` holds.
     pub fn vms(&self, host: &str) -> Vec<String> {
-        let p = self.data_dir.join("hosts").join(host).join("vms.json");
-        let Ok(b) = std::fs::read(p) else { return vec![] };
-        let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
-        v.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+        vm_ids(&self.data_dir.join("hosts").join(host).join("vms"))
     }
 }
 
@@ -381,9 +378,7 @@ impl AgentProc {
 
     /// VMs this host holds.
     pub fn vms(&self) -> Vec<String> {
-        let Ok(b) = std::fs::read(self.state_dir.join("vms.json")) else { return vec![] };
-        let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
-        v.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+        vm_ids(&self.state_dir.join("vms"))
     }
 }
 
@@ -394,4 +389,18 @@ impl Drop for AgentProc {
         }
         self.kill9();
     }
+}
+
+/// Server ids of the VM files a fake host keeps in `dir`.
+pub fn vm_ids(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name().to_string_lossy().strip_suffix(".json").filter(|n| !n.starts_with('.')).map(str::to_string)
+        })
+        .collect();
+    v.sort();
+    v
 }
