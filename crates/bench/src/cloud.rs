@@ -92,11 +92,7 @@ impl Cloud {
                     }
                     _ => "its stdout closed before it reported a listen address".to_string(),
                 };
-                bail!(
-                    "stratus did not start: {why}; last lines of {}:\n{}",
-                    cloud.log_path.display(),
-                    cloud.log_tail(30)
-                );
+                bail!("stratus did not start: {why}; last lines of its log:\n{}", cloud.log_tail(30));
             }
         }
         Ok(cloud)

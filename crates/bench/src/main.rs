@@ -77,6 +77,10 @@ struct Args {
     /// Extra environment of the cloud, KEY=VALUE (repeatable; overrides the benchmark's settings).
     #[arg(long = "stratus-env", value_name = "KEY=VALUE")]
     stratus_env: Vec<String>,
+    /// Before deleting, time this many sequential list calls of each kind
+    /// (`/servers/detail`, `/servers`) over the booted servers (0 skips).
+    #[arg(long, default_value_t = 10)]
+    list_probe_calls: usize,
     /// Give up on a phase (all ACTIVE, all gone) after this many seconds.
     #[arg(long, default_value_t = 600)]
     phase_timeout_secs: u64,
@@ -168,36 +172,47 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
     let work = async {
         let api = api::Api::login(&cloud.url, "demo", DEMO_PW, "demo").await?;
         let image = api.cirros().await?;
+        let boot_spec = |prefix: &'static str, n: usize| workloads::BootSpec {
+            image: &image,
+            prefix,
+            n,
+            concurrency: args.boot_concurrency,
+            poll,
+            timeout,
+        };
         let mut workloads = serde_json::Map::new();
         if args.servers > 0 {
             eprintln!("stratus-bench: booting {} servers", args.servers);
-            let b =
-                workloads::boot(&api, probe, &image, "bench-all", args.servers, args.boot_concurrency, poll, timeout)
-                    .await
-                    .context("boot phase of delete_all_at_once")?;
+            let b = workloads::boot(&api, probe, boot_spec("bench-all", args.servers))
+                .await
+                .context("boot phase of delete_all_at_once")?;
+            let probe_report = if args.list_probe_calls > 0 {
+                eprintln!("stratus-bench: timing {} list calls of each kind", args.list_probe_calls);
+                Some(
+                    workloads::list_probe(&api, probe, b.ids.len(), args.list_probe_calls)
+                        .await
+                        .context("list probe")?,
+                )
+            } else {
+                None
+            };
             eprintln!("stratus-bench: deleting {} servers at once (concurrency {})", b.ids.len(), args.concurrency);
             let mut r =
                 workloads::delete_all_at_once(&api, probe, b.ids, args.concurrency, args.gone_poll, poll, timeout)
                     .await
                     .context("delete_all_at_once")?;
             r["boot"] = b.report;
+            if let Some(p) = probe_report {
+                r["list_probe"] = p;
+            }
             r["vm_rss_mib_after"] = json!(mib(stats::status_kib(&cloud.pid.to_string(), "VmRSS")?));
             workloads.insert("delete_all_at_once".into(), r);
         }
         if args.serial_servers > 0 {
             eprintln!("stratus-bench: booting {} servers", args.serial_servers);
-            let b = workloads::boot(
-                &api,
-                probe,
-                &image,
-                "bench-serial",
-                args.serial_servers,
-                args.boot_concurrency,
-                poll,
-                timeout,
-            )
-            .await
-            .context("boot phase of delete_one_at_a_time")?;
+            let b = workloads::boot(&api, probe, boot_spec("bench-serial", args.serial_servers))
+                .await
+                .context("boot phase of delete_one_at_a_time")?;
             eprintln!("stratus-bench: deleting {} servers one at a time", b.ids.len());
             let mut r = workloads::delete_one_at_a_time(
                 &api,
@@ -246,6 +261,7 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
             "image": "cirros",
             "poll_ms": args.poll_ms,
             "serial_poll_ms": args.serial_poll_ms,
+            "list_probe_calls": args.list_probe_calls,
             "gone_poll": format!("{:?}", args.gone_poll).to_lowercase(),
             "stratus_env": stratus_env,
         },

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Milliseconds with 0.01 ms resolution.
@@ -40,6 +41,47 @@ pub fn cpu_ticks(pid: &str) -> anyhow::Result<u64> {
     Ok(field(14)? + field(15)?)
 }
 
+/// utime + stime and name of every thread of a process: tid -> (name, ticks).
+pub fn thread_ticks(pid: u32) -> BTreeMap<u64, (String, u64)> {
+    let mut out = BTreeMap::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return out };
+    for e in dir.flatten() {
+        let Some(tid) = e.file_name().to_str().and_then(|t| t.parse::<u64>().ok()) else { continue };
+        let name = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default().trim().to_string();
+        if let Ok(t) = cpu_ticks(&format!("{pid}/task/{tid}")) {
+            out.insert(tid, (name, t));
+        }
+    }
+    out
+}
+
+/// CPU ms per thread group between two [`thread_ticks`] snapshots. Threads
+/// are grouped by name, except SQLite connection threads (sqlx runs each
+/// connection on its own thread, all named `sqlx-sqlite-worker-N`, which the
+/// kernel truncates), which are told apart by creation order (tid): the
+/// first one is the write connection, opened and migrated before the read
+/// pool exists.
+pub fn thread_cpu_ms(
+    before: &BTreeMap<u64, (String, u64)>,
+    after: &BTreeMap<u64, (String, u64)>,
+    tck: u64,
+) -> BTreeMap<String, f64> {
+    let mut groups: BTreeMap<String, f64> = BTreeMap::new();
+    let mut sqlite_rank = 0usize;
+    for (tid, (name, ticks)) in after {
+        let delta = ticks.saturating_sub(before.get(tid).map(|b| b.1).unwrap_or(0));
+        let key = if name.starts_with("sqlx-sqlite") {
+            sqlite_rank += 1;
+            format!("sqlite connection thread #{sqlite_rank}")
+        } else {
+            name.clone()
+        };
+        *groups.entry(key).or_insert(0.0) += delta as f64 * 1000.0 / tck as f64;
+    }
+    groups.retain(|_, v| *v > 0.0);
+    groups
+}
+
 /// A field of /proc/<pid>/status in kB (e.g. `VmHWM`).
 pub fn status_kib(pid: &str, key: &str) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/status");
@@ -66,23 +108,34 @@ pub fn clk_tck() -> u64 {
 }
 
 /// CPU use of the benchmarked process and of this one across a phase.
-#[derive(Clone, Copy)]
 pub struct CpuMark {
     server: u64,
     client: u64,
+    threads: BTreeMap<u64, (String, u64)>,
 }
 
 impl CpuMark {
     pub fn take(pid: u32) -> anyhow::Result<Self> {
-        Ok(Self { server: cpu_ticks(&pid.to_string())?, client: cpu_ticks("self")? })
+        Ok(Self { server: cpu_ticks(&pid.to_string())?, client: cpu_ticks("self")?, threads: thread_ticks(pid) })
     }
 
-    /// (server ms, client ms) since `self`.
-    pub fn since(&self, pid: u32, tck: u64) -> anyhow::Result<(f64, f64)> {
+    /// CPU ms of the server and of this process since `self`, and the server's by thread group.
+    pub fn since(&self, pid: u32, tck: u64) -> anyhow::Result<CpuSpent> {
         let now = Self::take(pid)?;
         let to_ms = |t: u64| t as f64 * 1000.0 / tck as f64;
-        Ok((to_ms(now.server.saturating_sub(self.server)), to_ms(now.client.saturating_sub(self.client))))
+        Ok(CpuSpent {
+            server_ms: to_ms(now.server.saturating_sub(self.server)),
+            client_ms: to_ms(now.client.saturating_sub(self.client)),
+            server_by_thread_ms: thread_cpu_ms(&self.threads, &now.threads, tck),
+        })
     }
+}
+
+/// CPU spent across a phase.
+pub struct CpuSpent {
+    pub server_ms: f64,
+    pub client_ms: f64,
+    pub server_by_thread_ms: BTreeMap<String, f64>,
 }
 
 #[cfg(test)]

@@ -56,6 +56,19 @@ fn status_counts<'a>(it: impl Iterator<Item = &'a str>) -> BTreeMap<String, usiz
     m
 }
 
+/// What [`boot`] boots: `n` servers named `<prefix>-<i>` from `image`.
+pub struct BootSpec<'a> {
+    pub image: &'a str,
+    pub prefix: &'a str,
+    pub n: usize,
+    /// POSTs in flight at most.
+    pub concurrency: usize,
+    /// Interval of the `GET /servers/detail` poller.
+    pub poll: Duration,
+    /// Give up when not all are ACTIVE after this.
+    pub timeout: Duration,
+}
+
 /// Servers booted by [`boot`], and the boot figures.
 pub struct Booted {
     pub ids: Vec<String>,
@@ -64,16 +77,8 @@ pub struct Booted {
 
 /// POST `n` servers with at most `concurrency` in flight while a poller of
 /// `GET /servers/detail` notes when each turns ACTIVE.
-pub async fn boot(
-    api: &Api,
-    probe: Probe,
-    image: &str,
-    prefix: &str,
-    n: usize,
-    concurrency: usize,
-    poll: Duration,
-    timeout: Duration,
-) -> anyhow::Result<Booted> {
+pub async fn boot(api: &Api, probe: Probe, spec: BootSpec<'_>) -> anyhow::Result<Booted> {
+    let BootSpec { image, prefix, n, concurrency, poll, timeout } = spec;
     let posted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let posts_done = Arc::new(AtomicBool::new(false));
     let cpu = CpuMark::take(probe.pid)?;
@@ -142,7 +147,8 @@ pub async fn boot(
     let posts_wall = t0.elapsed();
     posts_done.store(true, Ordering::SeqCst);
     let (active, polls) = (&mut poller.0).await??;
-    let (server_ms, client_ms) = cpu.since(probe.pid, probe.tck)?;
+    let spent = cpu.since(probe.pid, probe.tck)?;
+    let (server_ms, client_ms) = (spent.server_ms, spent.client_ms);
 
     let posted = std::mem::take(&mut *lock(&posted));
     let mut to_active = Vec::with_capacity(n);
@@ -164,6 +170,7 @@ pub async fn boot(
         "boots_per_second": per_second(n, wall),
         "cpu_ms_per_boot": round2(server_ms / n.max(1) as f64),
         "client_cpu_ms_per_boot": round2(client_ms / n.max(1) as f64),
+        "server_cpu_ms_by_thread": spent.server_by_thread_ms.iter().map(|(k, v)| (k.clone(), json!(round2(*v)))).collect::<serde_json::Map<String, Value>>(),
         "list_polls": polls,
     });
     Ok(Booted { ids: posted.into_keys().collect(), report })
@@ -244,7 +251,8 @@ pub async fn delete_all_at_once(
         .await?;
     let requests_wall = t0.elapsed();
     let (gone, poll_latency) = (&mut poller.0).await??;
-    let (server_ms, client_ms) = cpu.since(probe.pid, probe.tck)?;
+    let spent = cpu.since(probe.pid, probe.tck)?;
+    let (server_ms, client_ms) = (spent.server_ms, spent.client_ms);
 
     let first = deletes.iter().map(|d| d.1).min().unwrap_or(t0);
     let last_gone = gone.values().copied().max().unwrap_or(first);
@@ -262,6 +270,7 @@ pub async fn delete_all_at_once(
         "deletes_per_second": per_second(n, wall),
         "cpu_ms_per_delete": round2(server_ms / n.max(1) as f64),
         "client_cpu_ms_per_delete": round2(client_ms / n.max(1) as f64),
+        "server_cpu_ms_by_thread": spent.server_by_thread_ms.iter().map(|(k, v)| (k.clone(), json!(round2(*v)))).collect::<serde_json::Map<String, Value>>(),
         "gone_poller": {
             "endpoint": match list { ListKind::Detail => "GET /compute/v2.1/servers/detail", ListKind::Index => "GET /compute/v2.1/servers" },
             "interval_ms": ms(poll),
@@ -310,7 +319,8 @@ pub async fn delete_one_at_a_time(
         }
     }
     let wall = t0.elapsed();
-    let (server_ms, client_ms) = cpu.since(probe.pid, probe.tck)?;
+    let spent = cpu.since(probe.pid, probe.tck)?;
+    let (server_ms, client_ms) = (spent.server_ms, spent.client_ms);
     Ok(json!({
         "count": n,
         "concurrency": 1,
@@ -320,6 +330,37 @@ pub async fn delete_one_at_a_time(
         "deletes_per_second": per_second(n, wall),
         "cpu_ms_per_delete": round2(server_ms / n.max(1) as f64),
         "client_cpu_ms_per_delete": round2(client_ms / n.max(1) as f64),
+        "server_cpu_ms_by_thread": spent.server_by_thread_ms.iter().map(|(k, v)| (k.clone(), json!(round2(*v)))).collect::<serde_json::Map<String, Value>>(),
         "gone_poller": {"endpoint": "GET /compute/v2.1/servers/{id}", "interval_ms": ms(poll), "requests": gets},
     }))
+}
+
+/// Cost of listing `listed` servers: `calls` sequential list requests of each
+/// kind on an otherwise idle cloud (what one poll of the "gone" poller costs).
+pub async fn list_probe(api: &Api, probe: Probe, listed: usize, calls: usize) -> anyhow::Result<Value> {
+    let mut out = serde_json::Map::new();
+    out.insert("servers_listed".into(), json!(listed));
+    for (name, detail) in [("detail", true), ("index", false)] {
+        let cpu = CpuMark::take(probe.pid)?;
+        let mut latencies = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            let t = Instant::now();
+            let got = api.list_servers(detail).await?.len();
+            latencies.push(t.elapsed());
+            if got != listed {
+                bail!("list probe: listed {got} servers, expected {listed}");
+            }
+        }
+        let spent = cpu.since(probe.pid, probe.tck)?;
+        out.insert(
+            name.into(),
+            json!({
+                "calls": calls,
+                "latency_ms": summary(&latencies),
+                "server_cpu_ms_per_call": round2(spent.server_ms / calls.max(1) as f64),
+                "server_cpu_ms_by_thread": spent.server_by_thread_ms.iter().map(|(k, v)| (k.clone(), json!(round2(*v / calls.max(1) as f64)))).collect::<serde_json::Map<String, Value>>(),
+            }),
+        );
+    }
+    Ok(Value::Object(out))
 }

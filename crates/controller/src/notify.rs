@@ -9,6 +9,24 @@ use stratus_db::{Datastore, DbError, ServerRow, ts};
 use tokio::sync::watch;
 use tracing::warn;
 
+/// Build (without recording) the notification `event_type` about `server`.
+pub(crate) fn build(
+    ds: &Datastore,
+    server: &ServerRow,
+    op_id: &str,
+    event_type: &str,
+    publisher: &str,
+) -> stratus_db::NewNotification {
+    let state = if event_type == "instance.delete.end" { "deleted" } else { server.vm_state.as_str() };
+    let payload = payload(ds, server, event_type, publisher, state);
+    stratus_db::NewNotification {
+        dedup_key: format!("{}:{}:{}", server.id, op_id, event_type),
+        event_type: event_type.to_string(),
+        publisher_id: publisher.to_string(),
+        payload: payload.to_string(),
+    }
+}
+
 /// Record `event_type` about `server` for operation `op_id`, once.
 pub(crate) async fn record(
     ds: &Datastore,
@@ -17,8 +35,12 @@ pub(crate) async fn record(
     event_type: &str,
     publisher: &str,
 ) -> Result<bool, DbError> {
-    let state = if event_type == "instance.delete.end" { "deleted" } else { server.vm_state.as_str() };
-    let payload = serde_json::json!({
+    let n = build(ds, server, op_id, event_type, publisher);
+    ds.notification_record(&n.dedup_key, &n.event_type, &n.publisher_id, &n.payload).await
+}
+
+fn payload(ds: &Datastore, server: &ServerRow, event_type: &str, publisher: &str, state: &str) -> serde_json::Value {
+    serde_json::json!({
         "priority": if event_type.ends_with(".error") { "ERROR" } else { "INFO" },
         "event_type": event_type,
         "timestamp": ts(ds.clock().now()),
@@ -45,14 +67,7 @@ pub(crate) async fn record(
                 "fault": server.fault.as_deref().and_then(|f| serde_json::from_str::<serde_json::Value>(f).ok()),
             }
         }
-    });
-    ds.notification_record(
-        &format!("{}:{}:{}", server.id, op_id, event_type),
-        event_type,
-        publisher,
-        &payload.to_string(),
-    )
-    .await
+    })
 }
 
 /// Publish recorded notifications in order; at-least-once on the bus.

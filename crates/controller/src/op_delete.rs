@@ -15,7 +15,7 @@ use crate::controller::{Deadlines, Shared};
 use crate::notify;
 use async_trait::async_trait;
 use std::sync::Arc;
-use stratus_db::{OperationRow, ServerRow};
+use stratus_db::{EventFinish, NewNotification, OperationRow, ServerRow, StepWrites};
 use stratus_ops::{Handler, OpError, Outcome, StepCx};
 use stratus_types::agent::CommandKind;
 use tracing::{info, warn};
@@ -40,7 +40,10 @@ impl Handler for DeleteServer {
                 .await?;
             return Ok(Outcome::Done);
         }
-        notify::record(ds, &server, &op.id, "instance.delete.start", "nova-api").await?;
+        let start = notify::build(ds, &server, &op.id, "instance.delete.start", "nova-api");
+        if server.shelved_image_id.is_some() || !ds.migration_open_for_server(&server.id).await?.is_empty() {
+            ds.notification_record(&start.dedup_key, &start.event_type, &start.publisher_id, &start.payload).await?;
+        }
         self.clean_moves(op, cx, &server).await?;
         if let Some(img) = &server.shelved_image_id {
             // Nova deletes the shelve snapshot first; a missing one is only a warning.
@@ -58,12 +61,14 @@ impl Handler for DeleteServer {
             } else {
                 "server was never scheduled to a host; nothing runs anywhere"
             };
-            return self.local(op, cx, &server, why).await;
+            return self.local(op, cx, &server, why, &start, vec![]).await;
         };
         let svc = match ds.service_get_by_host(&host).await {
             Ok(svc) => svc,
             Err(stratus_db::DbError::NotFound(_)) => {
-                return self.local(op, cx, &server, &format!("host {host} has no service record")).await;
+                return self
+                    .local(op, cx, &server, &format!("host {host} has no service record"), &start, vec![])
+                    .await;
             }
             Err(e) => return Err(e.into()),
         };
@@ -74,10 +79,13 @@ impl Handler for DeleteServer {
             } else {
                 format!("host {host} is down (lease expired at {})", svc.lease_expires_at.as_deref().unwrap_or("never"))
             };
-            return self.local(op, cx, &server, &why).await;
+            return self.local(op, cx, &server, &why, &start, vec![]).await;
         }
-        cx.step("terminate").await?;
-        ds.event_start(&server.id, &op.request_id, EV_TERMINATE, Some(&host)).await?;
+        let w = StepWrites {
+            event_start: Some((server.id.clone(), op.request_id.clone(), EV_TERMINATE.into(), Some(host.clone()))),
+            notification: Some(start.clone()),
+        };
+        cx.step_with("terminate", &w).await?;
         let r = s
             .run_command(
                 &svc,
@@ -113,15 +121,13 @@ impl Handler for DeleteServer {
                     t.total_ms,
                     t.result.elapsed_ms
                 );
-                ds.event_finish(&server.id, &op.request_id, EV_TERMINATE, true, &details).await?;
                 cx.stepped("terminate");
-                self.release(op, cx, &server, &host).await
+                self.release(op, cx, &server, &host, vec![(EV_TERMINATE.into(), true, details)]).await
             }
             Err(f) => {
                 warn!(server = %server.id, host = %host, reason = %f, "terminate did not complete on the host; escalating to local delete");
-                ds.event_finish(&server.id, &op.request_id, EV_TERMINATE, false, &format!("terminate on {host}: {f}"))
-                    .await?;
-                self.local(op, cx, &server, &format!("terminate on {host}: {f}")).await
+                let why = format!("terminate on {host}: {f}");
+                self.local(op, cx, &server, &why, &start, vec![(EV_TERMINATE.into(), false, why.clone())]).await
             }
         }
     }
@@ -170,52 +176,56 @@ impl DeleteServer {
         Ok(())
     }
 
-    /// Local delete: the controller releases everything itself. (Fencing of
-    /// the server's storage clients comes first once volumes exist; the host
-    /// reaps the VM when it rejoins, as its inventory no longer lists it.)
-    async fn local(&self, op: &OperationRow, cx: &StepCx, server: &ServerRow, why: &str) -> Result<Outcome, OpError> {
-        let ds = &self.0.ds;
-        cx.step("local_delete").await?;
-        ds.event_start(&server.id, &op.request_id, EV_LOCAL, None).await?;
+    /// Local delete: the controller releases everything itself. The VM may
+    /// still run on its host, so a zombie keeps the host's capacity reserved
+    /// until the host's agent reports the VM gone (it reaps it when it
+    /// rejoins: its inventory no longer lists the server). Fencing of the
+    /// server's storage clients belongs here, before anything is released,
+    /// once servers have volumes.
+    async fn local(
+        &self,
+        op: &OperationRow,
+        cx: &StepCx,
+        server: &ServerRow,
+        why: &str,
+        start: &NewNotification,
+        mut events: Vec<EventFinish>,
+    ) -> Result<Outcome, OpError> {
+        let w = StepWrites {
+            event_start: Some((server.id.clone(), op.request_id.clone(), EV_LOCAL.into(), None)),
+            notification: Some(start.clone()),
+        };
+        cx.step_with("local_delete", &w).await?;
         info!(server = %server.id, reason = why, "local delete");
         let host = server.host.clone().unwrap_or_default();
         if !host.is_empty() {
-            // The VM may still run there: keep its capacity reserved until the
-            // host's agent reports it gone.
-            let z = stratus_db::ZombieRow {
-                server_id: server.id.clone(),
-                host: host.clone(),
-                vcpus: server.vcpus,
-                ram_mb: server.ram_mb,
-                disk_gb: server.disk_gb + server.ephemeral_gb,
-                reason: why.to_string(),
-                created_at: String::new(),
-            };
-            ds.zombie_record(&z).await?;
+            self.0.record_zombie(server, &host, why).await?;
         }
-        let r = self.release(op, cx, server, &host).await;
-        ds.event_finish(&server.id, &op.request_id, EV_LOCAL, true, &format!("path=local: {why}")).await?;
-        r
+        events.push((EV_LOCAL.into(), true, format!("path=local: {why}")));
+        self.release(op, cx, server, &host, events).await
     }
 
-    /// Release ports, mark the server deleted (quota usage drops with it) and
-    /// emit `instance.delete.end`.
+    /// Release ports, mark the server deleted (quota usage drops with it),
+    /// finish the events and emit `instance.delete.end`, in one transaction.
     async fn release(
         &self,
         op: &OperationRow,
         cx: &StepCx,
         server: &ServerRow,
         host: &str,
+        events: Vec<EventFinish>,
     ) -> Result<Outcome, OpError> {
         let ds = &self.0.ds;
-        cx.step("release").await?;
-        ds.ports_release(&server.id).await?;
-        ds.server_mark_deleted(&server.id).await?;
-        cx.stepped("release");
-        let cur = ds.server_get_any(&server.id).await?;
+        stratus_ops::fault_point("before:release");
         let publisher = if host.is_empty() { "nova-api".to_string() } else { format!("nova-compute:{host}") };
-        notify::record(ds, &cur, &op.id, "instance.delete.end", &publisher).await?;
+        let mut gone = server.clone();
+        gone.deleted_at = Some(stratus_db::ts(ds.clock().now()));
+        let end = notify::build(ds, &gone, &op.id, "instance.delete.end", &publisher);
+        if !ds.server_delete_finish(&op.id, cx.worker(), &server.id, &op.request_id, &events, &end).await? {
+            return Err(OpError::ClaimLost);
+        }
+        cx.stepped("release");
         info!(server = %server.id, "server deleted");
-        Ok(Outcome::Done)
+        Ok(Outcome::Closed)
     }
 }

@@ -59,6 +59,48 @@ pub(crate) async fn action_create_tx(
     Ok(())
 }
 
+pub(crate) async fn event_start_tx(
+    conn: &mut sqlx::SqliteConnection,
+    server_id: &str,
+    request_id: &str,
+    event: &str,
+    host: Option<&str>,
+    now: &str,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO instance_action_events (action_id, event, start_time, host)
+                 SELECT id, $3, $4, $5 FROM instance_actions WHERE server_id = $1 AND request_id = $2
+                 ON CONFLICT (action_id, event) DO NOTHING",
+    )
+    .bind(server_id)
+    .bind(request_id)
+    .bind(event)
+    .bind(now)
+    .bind(host)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+pub(crate) async fn event_finish_tx(
+    conn: &mut sqlx::SqliteConnection,
+    server_id: &str,
+    request_id: &str,
+    event: &str,
+    ok: bool,
+    details: &str,
+    now: &str,
+) -> Result<(), DbError> {
+    event_start_tx(conn, server_id, request_id, event, None, now).await?;
+    sqlx::query("UPDATE instance_action_events SET finish_time = $4, result = $5, details = $6
+                 WHERE event = $3 AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)")
+        .bind(server_id).bind(request_id).bind(event).bind(now).bind(if ok { "Success" } else { "Error" }).bind(details)
+        .execute(&mut *conn).await?;
+    sqlx::query("UPDATE instance_actions SET updated_at = $3, message = CASE WHEN $4 THEN message ELSE 'Error' END WHERE server_id = $1 AND request_id = $2")
+        .bind(server_id).bind(request_id).bind(now).bind(ok).execute(&mut *conn).await?;
+    Ok(())
+}
+
 impl Datastore {
     /// Record an action (idempotent per server and request id).
     pub async fn action_create(

@@ -21,6 +21,30 @@ pub struct NotificationRow {
     pub created_at: String,
 }
 
+/// A notification to record (in the same transaction as the change it reports).
+#[derive(Clone, Debug)]
+pub struct NewNotification {
+    /// Unique key: recording twice is a no-op.
+    pub dedup_key: String,
+    /// `instance.delete.end`, ...
+    pub event_type: String,
+    /// Publisher.
+    pub publisher_id: String,
+    /// Versioned payload JSON.
+    pub payload: String,
+}
+
+pub(crate) async fn notification_insert_tx(
+    conn: &mut sqlx::SqliteConnection,
+    n: &NewNotification,
+    now: &str,
+) -> Result<(), DbError> {
+    sqlx::query("INSERT INTO notifications (dedup_key, event_type, publisher_id, payload, created_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (dedup_key) DO NOTHING")
+        .bind(&n.dedup_key).bind(&n.event_type).bind(&n.publisher_id).bind(&n.payload).bind(now)
+        .execute(&mut *conn).await?;
+    Ok(())
+}
+
 impl Datastore {
     /// Record a notification once; returns `false` if this key was already recorded.
     pub async fn notification_record(

@@ -79,7 +79,87 @@ pub enum OpStart {
     Existing(OperationRow),
 }
 
+/// Writes that go with recording a step, in the same transaction.
+#[derive(Clone, Debug, Default)]
+pub struct StepWrites {
+    /// Start this instance-action event: (server, request id, event, host).
+    pub event_start: Option<(String, String, String, Option<String>)>,
+    /// Record this notification.
+    pub notification: Option<crate::NewNotification>,
+}
+
+/// An instance-action event to finish: (event, success, details).
+pub type EventFinish = (String, bool, String);
+
 impl Datastore {
+    /// Ids of open operations `worker` holds (a restarted runner adopts them at once).
+    pub async fn op_list_held_by(&self, worker: &str) -> Result<Vec<String>, DbError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT id FROM operations WHERE state IN ('pending','running') AND claimed_by = $1")
+                .bind(worker)
+                .fetch_all(&self.read)
+                .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// Record that `step` starts, with its event and notification, in one
+    /// transaction; `false` if the claim was lost.
+    pub async fn op_step_with(&self, id: &str, worker: &str, step: &str, w: &StepWrites) -> Result<bool, DbError> {
+        let now = self.now();
+        let mut tx = self.write.begin().await?;
+        let r = sqlx::query(
+            "UPDATE operations SET step = $3, updated_at = $4 WHERE id = $1 AND claimed_by = $2 AND state = 'running'",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(step)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if let Some((server, request, event, host)) = &w.event_start {
+            crate::actions::event_start_tx(&mut tx, server, request, event, host.as_deref(), &now).await?;
+        }
+        if let Some(n) = &w.notification {
+            crate::notifications::notification_insert_tx(&mut tx, n, &now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The last step of a delete, in one transaction: finish the events,
+    /// release the ports, mark the server deleted (quota usage drops with
+    /// it), record `instance.delete.end` and close the operation. `false`
+    /// if the claim was lost (nothing is written then).
+    pub async fn server_delete_finish(
+        &self,
+        op_id: &str,
+        worker: &str,
+        server_id: &str,
+        request_id: &str,
+        events: &[EventFinish],
+        notification: &crate::NewNotification,
+    ) -> Result<bool, DbError> {
+        let now = self.now();
+        let mut tx = self.write.begin().await?;
+        let r = sqlx::query("UPDATE operations SET state = 'done', step = 'release', claim_expires_at = NULL, updated_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = 'running'")
+            .bind(op_id).bind(worker).bind(&now).execute(&mut *tx).await?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        for (event, ok, details) in events {
+            crate::actions::event_finish_tx(&mut tx, server_id, request_id, event, *ok, details, &now).await?;
+        }
+        sqlx::query("DELETE FROM ports WHERE server_id = $1").bind(server_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE servers SET vm_state = 'deleted', task_state = NULL, power_state = 0, deleted = TRUE, deleted_at = $2, terminated_at = COALESCE(terminated_at, $2), updated_at = $2, generation = generation + 1 WHERE id = $1 AND deleted = FALSE")
+            .bind(server_id).bind(&now).execute(&mut *tx).await?;
+        crate::notifications::notification_insert_tx(&mut tx, notification, &now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Record an operation (with its instance action) unless one of the same
     /// kind is open for the server, in one transaction together with the
     /// server's state change (`transition`, a compare-and-swap: `Conflict`
@@ -163,11 +243,10 @@ impl Datastore {
             .fetch_optional(&self.write).await?)
     }
 
-    /// Ids of open operations nobody holds (new, or whose claim lapsed), and
-    /// those `worker` holds (a restarted runner adopts its own at once).
-    pub async fn op_list_claimable(&self, worker: &str, limit: i64) -> Result<Vec<String>, DbError> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM operations WHERE state IN ('pending','running') AND (claim_expires_at IS NULL OR claim_expires_at < $1 OR claimed_by = $3) ORDER BY created_at LIMIT $2")
-            .bind(self.now()).bind(limit).bind(worker).fetch_all(&self.read).await?;
+    /// Ids of open operations nobody holds (new, or whose claim lapsed).
+    pub async fn op_list_claimable(&self, limit: i64) -> Result<Vec<String>, DbError> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM operations WHERE state IN ('pending','running') AND (claim_expires_at IS NULL OR claim_expires_at < $1) ORDER BY created_at LIMIT $2")
+            .bind(self.now()).bind(limit).fetch_all(&self.read).await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 

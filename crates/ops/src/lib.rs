@@ -24,6 +24,9 @@ use tracing::{debug, info, warn};
 pub enum Outcome {
     /// Finished; close the operation as done.
     Done,
+    /// Finished, and the handler already closed the operation in its last
+    /// transaction (nothing more to write).
+    Closed,
     /// Finished unsuccessfully for good (the server records the fault); close as failed.
     Failed(String),
     /// Could not finish now; keep it open and retry after the delay.
@@ -72,6 +75,22 @@ impl StepCx {
         }
         debug!(op = %self.op_id, step, "step");
         Ok(())
+    }
+
+    /// As [`StepCx::step`], writing the step's event start and notification
+    /// in the same transaction (fewer writes on the hot path).
+    pub async fn step_with(&self, step: &str, w: &stratus_db::StepWrites) -> Result<(), OpError> {
+        fault_point(&format!("before:{step}"));
+        if !self.ds.op_step_with(&self.op_id, &self.worker, step, w).await? {
+            return Err(OpError::ClaimLost);
+        }
+        debug!(op = %self.op_id, step, "step");
+        Ok(())
+    }
+
+    /// The operation id.
+    pub fn op_id(&self) -> &str {
+        &self.op_id
     }
 
     /// Mark the end of a step (a fault point for crash tests).
@@ -130,16 +149,38 @@ impl Runner {
         let me = Arc::new(self);
         let sem = Arc::new(Semaphore::new(me.cfg.concurrency));
         // Wake hints: an operation id (re-drive it if we hold it) or empty (look now).
+        // A restarted runner adopts the operations it held, at once.
+        match me.ds.op_list_held_by(&me.cfg.worker).await {
+            Ok(ids) => {
+                for id in ids {
+                    let me2 = me.clone();
+                    tokio::spawn(async move { me2.attempt(&id).await });
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot list this runner's operations"),
+        }
         match me.bus.subscribe(SUBJECT_OPS_WAKE).await {
             Ok(mut sub) => {
                 let me2 = me.clone();
+                let sem2 = sem.clone();
                 tokio::spawn(async move {
                     while let Some(m) = sub.next().await {
                         let id = String::from_utf8_lossy(&m.payload).to_string();
                         let held = me2.active.lock().ok().and_then(|a| a.get(&id).cloned());
                         match held {
                             Some(n) => n.notify_one(),
-                            None => me2.kick.notify_one(),
+                            None if id.is_empty() => me2.kick.notify_one(),
+                            // Claim the named operation directly: no re-listing per hint.
+                            None => {
+                                let me3 = me2.clone();
+                                let sem = sem2.clone();
+                                tokio::spawn(async move {
+                                    if let Ok(permit) = sem.acquire_owned().await {
+                                        me3.attempt(&id).await;
+                                        drop(permit);
+                                    }
+                                });
+                            }
                         }
                     }
                 });
@@ -150,7 +191,7 @@ impl Runner {
             if *shutdown.borrow() {
                 return;
             }
-            match me.ds.op_list_claimable(&me.cfg.worker, me.cfg.concurrency as i64).await {
+            match me.ds.op_list_claimable(me.cfg.concurrency as i64).await {
                 Ok(ids) => {
                     for id in ids {
                         if me.active.lock().map(|a| a.contains_key(&id)).unwrap_or(true) {
@@ -230,6 +271,7 @@ impl Runner {
             Ok(Outcome::Done) => {
                 let _ = self.ds.op_finish(&op.id, &self.cfg.worker, true, None).await;
             }
+            Ok(Outcome::Closed) => {}
             Ok(Outcome::Failed(msg)) => {
                 warn!(op = %op.id, kind = %op.kind, error = %msg, "operation failed");
                 let _ = self.ds.op_finish(&op.id, &self.cfg.worker, false, Some(&msg)).await;
