@@ -1,0 +1,87 @@
+//! Block storage backends.
+//!
+//! Both backends keep RBD's semantics, because the delete contract depends on
+//! them: a volume opened by a client (a VM) has a *watcher*; deleting a
+//! watched volume fails with [`BlockError::Busy`] (never swallowed); and a
+//! client can be *fenced*, after which its I/O fails and it can never write
+//! again, so the volume can be released safely even while the old client
+//! process still runs (a zombie VM on a dead or partitioned host).
+//!
+//! - `local` (embedded default): volumes are image files; each opening client
+//!   holds a generation, and the storage side refuses I/O, lock acquisition
+//!   and re-opening from an older generation; fencing bumps the generation.
+//! - `rbd`: real Ceph through the `rbd` / `ceph` CLIs (`--format json`); the
+//!   client identity is the watcher address (`IP:0/NONCE`); fencing is
+//!   `ceph osd blocklist add <addr> <expiry>` followed by breaking the lock.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Identity of one storage client (one attachment's opener), as recorded at
+/// attach time and used to fence exactly that client later.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ClientId(pub String);
+
+/// Errors of a backend.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    /// The volume does not exist.
+    #[error("volume {0} not found")]
+    NotFound(String),
+    /// The volume is still open by these clients (watchers); it cannot be
+    /// deleted until they are fenced or gone.
+    #[error("volume {name} is busy: watched by {watchers:?}")]
+    Busy {
+        /// Volume name.
+        name: String,
+        /// Its watchers.
+        watchers: Vec<ClientId>,
+    },
+    /// The client was fenced: its I/O is refused.
+    #[error("client {0:?} is fenced")]
+    Fenced(ClientId),
+    /// The backend failed (CLI error, I/O error, bad output).
+    #[error("storage backend error: {0}")]
+    Backend(String),
+}
+
+/// A client holding a volume open, as a VM does. Dropping it without
+/// [`OpenClient::close`] models a VM that keeps running (a zombie).
+#[async_trait]
+pub trait OpenClient: Send + Sync {
+    /// The client's identity (what fencing targets).
+    fn id(&self) -> ClientId;
+    /// Write `data` at `offset`; fails with [`BlockError::Fenced`] once fenced.
+    async fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), BlockError>;
+    /// Close cleanly (the watcher goes away).
+    async fn close(self: Box<Self>) -> Result<(), BlockError>;
+}
+
+/// A block storage backend.
+#[async_trait]
+pub trait BlockBackend: Send + Sync + 'static {
+    /// Backend name (`local`, `rbd`).
+    fn kind(&self) -> &'static str;
+    /// Create an empty volume of `size_gb` GiB (idempotent: existing is success).
+    async fn create(&self, name: &str, size_gb: u64) -> Result<(), BlockError>;
+    /// Create a volume from an image file (boot from volume).
+    async fn create_from_image(&self, name: &str, size_gb: u64, image: &Path) -> Result<(), BlockError>;
+    /// Grow a volume.
+    async fn extend(&self, name: &str, size_gb: u64) -> Result<(), BlockError>;
+    /// Does the volume exist?
+    async fn exists(&self, name: &str) -> Result<bool, BlockError>;
+    /// Current watchers (clients holding it open).
+    async fn watchers(&self, name: &str) -> Result<Vec<ClientId>, BlockError>;
+    /// Open the volume as a client (what the host does for an attachment).
+    async fn open(&self, name: &str) -> Result<Box<dyn OpenClient>, BlockError>;
+    /// Fence one client of `name`: from now on its I/O fails, and any lock it
+    /// holds is broken. Idempotent.
+    async fn fence(&self, name: &str, client: &ClientId) -> Result<(), BlockError>;
+    /// Lift a fence (after the client's host rejoined with a new epoch and
+    /// reaped the zombie). Idempotent.
+    async fn unfence(&self, client: &ClientId) -> Result<(), BlockError>;
+    /// Delete a volume. Fails with [`BlockError::Busy`] while watched;
+    /// absent is success.
+    async fn delete(&self, name: &str) -> Result<(), BlockError>;
+}
