@@ -16,6 +16,7 @@ mod notifications;
 mod operations;
 mod servers;
 mod services;
+mod volumes;
 mod zombies;
 
 pub use actions::*;
@@ -26,6 +27,7 @@ pub use notifications::*;
 pub use operations::*;
 pub use servers::*;
 pub use services::*;
+pub use volumes::*;
 pub use zombies::*;
 
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -1,0 +1,470 @@
+//! Volumes, attachments and the durable storage-cleanup queue.
+//!
+//! Status machine (Cinder's): `creating → available → reserved → attaching →
+//! in-use → detaching → available`, plus `deleting`, `error`,
+//! `error_deleting`, `extending`. Every status change is a compare-and-swap.
+
+use crate::{Cas, Datastore, DbError};
+use sqlx::FromRow;
+
+/// A volume row.
+#[derive(Clone, Debug, FromRow)]
+pub struct VolumeRow {
+    /// Volume id (UUID).
+    pub id: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Owning project.
+    pub project_id: String,
+    /// Creating user.
+    pub user_id: String,
+    /// Size GiB.
+    pub size_gb: i64,
+    /// Status (see the module doc).
+    pub status: String,
+    /// Volume type.
+    pub volume_type: String,
+    /// Availability zone.
+    pub availability_zone: String,
+    /// Created from an image.
+    pub bootable: bool,
+    /// Source image.
+    pub image_id: Option<String>,
+    /// Name in the backend (`volume-<id>`).
+    pub backend_name: String,
+    /// Metadata JSON.
+    pub metadata: String,
+    /// Created.
+    pub created_at: String,
+    /// Updated.
+    pub updated_at: String,
+    /// Deleted at.
+    pub deleted_at: Option<String>,
+    /// Deleted.
+    pub deleted: bool,
+}
+
+/// An attachment row.
+#[derive(Clone, Debug, FromRow)]
+pub struct AttachmentRow {
+    /// Attachment id.
+    pub id: String,
+    /// Volume.
+    pub volume_id: String,
+    /// Server (instance uuid).
+    pub server_id: String,
+    /// Host the volume is opened on.
+    pub host: Option<String>,
+    /// Connector JSON from the host.
+    pub connector: Option<String>,
+    /// Storage client identity recorded when the host opened the volume:
+    /// what fencing targets.
+    pub client_id: Option<String>,
+    /// Device path (`/dev/vdb`).
+    pub mountpoint: Option<String>,
+    /// `reserved`, `attaching`, `attached`, `detaching`, `fenced`.
+    pub status: String,
+    /// Delete the volume when the server is deleted.
+    pub delete_on_termination: bool,
+    /// Boot index (0 for a root volume).
+    pub boot_index: Option<i64>,
+    /// Created.
+    pub created_at: String,
+}
+
+/// A storage cleanup that could not be done yet.
+#[derive(Clone, Debug, FromRow)]
+pub struct CleanupRow {
+    /// Id.
+    pub id: i64,
+    /// `volume_delete` or `unfence`.
+    pub kind: String,
+    /// Volume.
+    pub volume_id: Option<String>,
+    /// Backend name of the volume.
+    pub backend_name: Option<String>,
+    /// Client to unfence.
+    pub client_id: Option<String>,
+    /// Host whose rejoin allows an unfence.
+    pub host: Option<String>,
+    /// Why it was queued.
+    pub reason: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// Queued at.
+    pub created_at: String,
+}
+
+/// Volume usage of a project, counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VolumeUsage {
+    /// Volumes.
+    pub volumes: i64,
+    /// GiB.
+    pub gigabytes: i64,
+}
+
+const VCOLS: &str = "id, name, description, project_id, user_id, size_gb, status, volume_type, availability_zone, bootable, image_id, backend_name, metadata, created_at, updated_at, deleted_at, deleted";
+const ACOLS: &str = "id, volume_id, server_id, host, connector, client_id, mountpoint, status, delete_on_termination, boot_index, created_at";
+const CCOLS: &str = "id, kind, volume_id, backend_name, client_id, host, reason, attempts, last_error, created_at";
+
+impl Datastore {
+    /// Insert a volume unless the project would exceed `max_volumes` /
+    /// `max_gigabytes` (-1 unlimited); usage is counted in the same transaction.
+    pub async fn volume_create(
+        &self,
+        v: &VolumeRow,
+        max_volumes: i64,
+        max_gigabytes: i64,
+    ) -> Result<VolumeRow, DbError> {
+        let now = self.now();
+        let mut tx = self.write.begin().await?;
+        let (n, gb): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(size_gb), 0) FROM volumes WHERE project_id = $1 AND deleted = FALSE",
+        )
+        .bind(&v.project_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut ex = crate::QuotaExceeded { overs: vec![], requested: vec![], used: vec![], allowed: vec![] };
+        for (name, req, used, lim) in [("volumes", 1, n, max_volumes), ("gigabytes", v.size_gb, gb, max_gigabytes)] {
+            if lim >= 0 && used + req > lim {
+                ex.overs.push(name);
+                ex.requested.push(req);
+                ex.used.push(used);
+                ex.allowed.push(lim);
+            }
+        }
+        if !ex.overs.is_empty() {
+            return Err(DbError::QuotaExceeded(ex));
+        }
+        let row: VolumeRow = sqlx::query_as(&format!("INSERT INTO volumes ({VCOLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$14,NULL,FALSE) RETURNING {VCOLS}"))
+            .bind(&v.id).bind(&v.name).bind(&v.description).bind(&v.project_id).bind(&v.user_id).bind(v.size_gb).bind(&v.status)
+            .bind(&v.volume_type).bind(&v.availability_zone).bind(v.bootable).bind(&v.image_id).bind(&v.backend_name).bind(&v.metadata).bind(&now)
+            .fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// A live volume.
+    pub async fn volume_get(&self, id: &str) -> Result<VolumeRow, DbError> {
+        sqlx::query_as(&format!("SELECT {VCOLS} FROM volumes WHERE id = $1 AND deleted = FALSE"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or(DbError::NotFound("volume"))
+    }
+
+    /// Live volumes of a project (or all), newest first.
+    pub async fn volume_list(&self, project_id: Option<&str>) -> Result<Vec<VolumeRow>, DbError> {
+        Ok(sqlx::query_as(&format!("SELECT {VCOLS} FROM volumes WHERE deleted = FALSE AND ($1 IS NULL OR project_id = $1) ORDER BY created_at DESC, id"))
+            .bind(project_id).fetch_all(&self.read).await?)
+    }
+
+    /// Counted volume usage of a project.
+    pub async fn volume_usage(&self, project_id: &str) -> Result<VolumeUsage, DbError> {
+        let (volumes, gigabytes): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(size_gb), 0) FROM volumes WHERE project_id = $1 AND deleted = FALSE",
+        )
+        .bind(project_id)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(VolumeUsage { volumes, gigabytes })
+    }
+
+    /// Compare-and-swap the status: from any of `from` (empty: any) to `to`.
+    pub async fn volume_set_status(&self, id: &str, from: &[&str], to: &str) -> Result<Cas, DbError> {
+        let mut q: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new("UPDATE volumes SET status = ");
+        q.push_bind(to.to_string())
+            .push(", updated_at = ")
+            .push_bind(self.now())
+            .push(" WHERE id = ")
+            .push_bind(id.to_string())
+            .push(" AND deleted = FALSE");
+        if !from.is_empty() {
+            q.push(" AND status IN (");
+            let mut sep = q.separated(", ");
+            for f in from {
+                sep.push_bind(f.to_string());
+            }
+            q.push(")");
+        }
+        let r = q.build().execute(&self.write).await?;
+        if r.rows_affected() == 1 {
+            return Ok(Cas::Updated);
+        }
+        match self.volume_get(id).await {
+            Ok(v) if v.status == to => Ok(Cas::AlreadySo),
+            Ok(_) | Err(DbError::NotFound(_)) => Ok(Cas::Conflict),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Update name, description, size or bootable flag.
+    pub async fn volume_update(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        description: Option<&str>,
+        size_gb: Option<i64>,
+        bootable: Option<bool>,
+    ) -> Result<VolumeRow, DbError> {
+        sqlx::query_as(&format!("UPDATE volumes SET name = COALESCE($2, name), description = COALESCE($3, description), size_gb = COALESCE($4, size_gb), bootable = COALESCE($5, bootable), updated_at = $6 WHERE id = $1 AND deleted = FALSE RETURNING {VCOLS}"))
+            .bind(id).bind(name).bind(description).bind(size_gb).bind(bootable).bind(self.now())
+            .fetch_optional(&self.write).await?.ok_or(DbError::NotFound("volume"))
+    }
+
+    /// Mark a volume deleted (its storage is gone). Idempotent.
+    pub async fn volume_mark_deleted(&self, id: &str) -> Result<(), DbError> {
+        let now = self.now();
+        sqlx::query("UPDATE volumes SET status = 'deleted', deleted = TRUE, deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
+            .bind(id).bind(&now).execute(&self.write).await?;
+        Ok(())
+    }
+
+    /// Reserve a volume for a server: the volume must be `available`
+    /// (it becomes `reserved`); returns the new attachment.
+    pub async fn attachment_create(&self, a: &AttachmentRow) -> Result<AttachmentRow, DbError> {
+        let now = self.now();
+        let mut tx = self.write.begin().await?;
+        let r = sqlx::query("UPDATE volumes SET status = 'reserved', updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status = 'available'")
+            .bind(&a.volume_id).bind(&now).execute(&mut *tx).await?;
+        if r.rows_affected() != 1 {
+            return Err(DbError::Conflict(format!("volume {} is not available", a.volume_id)));
+        }
+        let row: AttachmentRow = sqlx::query_as(&format!("INSERT INTO volume_attachments ({ACOLS}, updated_at, deleted) VALUES ($1,$2,$3,$4,$5,$6,$7,'reserved',$8,$9,$10,$10,FALSE) RETURNING {ACOLS}"))
+            .bind(&a.id).bind(&a.volume_id).bind(&a.server_id).bind(&a.host).bind(&a.connector).bind(&a.client_id).bind(&a.mountpoint)
+            .bind(a.delete_on_termination).bind(a.boot_index).bind(&now)
+            .fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// A live attachment.
+    pub async fn attachment_get(&self, id: &str) -> Result<AttachmentRow, DbError> {
+        sqlx::query_as(&format!("SELECT {ACOLS} FROM volume_attachments WHERE id = $1 AND deleted = FALSE"))
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or(DbError::NotFound("attachment"))
+    }
+
+    /// Live attachments of a server (boot volume first).
+    pub async fn attachment_list_for_server(&self, server_id: &str) -> Result<Vec<AttachmentRow>, DbError> {
+        Ok(sqlx::query_as(&format!("SELECT {ACOLS} FROM volume_attachments WHERE server_id = $1 AND deleted = FALSE ORDER BY COALESCE(boot_index, 999), created_at"))
+            .bind(server_id).fetch_all(&self.read).await?)
+    }
+
+    /// Live attachments of a volume.
+    pub async fn attachment_list_for_volume(&self, volume_id: &str) -> Result<Vec<AttachmentRow>, DbError> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {ACOLS} FROM volume_attachments WHERE volume_id = $1 AND deleted = FALSE ORDER BY created_at"
+        ))
+        .bind(volume_id)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// All live attachments (audit).
+    pub async fn attachment_list_all(&self) -> Result<Vec<AttachmentRow>, DbError> {
+        Ok(sqlx::query_as(&format!("SELECT {ACOLS} FROM volume_attachments WHERE deleted = FALSE ORDER BY created_at"))
+            .fetch_all(&self.read)
+            .await?)
+    }
+
+    /// Record the host's connector and opened client: the attachment goes
+    /// `attaching` (volume `attaching`).
+    pub async fn attachment_update(
+        &self,
+        id: &str,
+        host: Option<&str>,
+        connector: Option<&str>,
+        client_id: Option<&str>,
+        mountpoint: Option<&str>,
+    ) -> Result<AttachmentRow, DbError> {
+        let now = self.now();
+        let mut tx = self.write.begin().await?;
+        let row: AttachmentRow = sqlx::query_as(&format!("UPDATE volume_attachments SET host = COALESCE($2, host), connector = COALESCE($3, connector), client_id = COALESCE($4, client_id), mountpoint = COALESCE($5, mountpoint), status = 'attaching', updated_at = $6 WHERE id = $1 AND deleted = FALSE AND status IN ('reserved','attaching') RETURNING {ACOLS}"))
+            .bind(id).bind(host).bind(connector).bind(client_id).bind(mountpoint).bind(&now)
+            .fetch_optional(&mut *tx).await?.ok_or_else(|| DbError::Conflict(format!("attachment {id} cannot be updated in its state")))?;
+        sqlx::query("UPDATE volumes SET status = 'attaching', updated_at = $2 WHERE id = $1 AND status IN ('reserved','attaching')").bind(&row.volume_id).bind(&now).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// The host finished attaching: attachment `attached`, volume `in-use`.
+    pub async fn attachment_complete(&self, id: &str) -> Result<(), DbError> {
+        let now = self.now();
+        let mut tx = self.write.begin().await?;
+        let row: Option<(String,)> = sqlx::query_as("UPDATE volume_attachments SET status = 'attached', updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status IN ('reserved','attaching','attached') RETURNING volume_id")
+            .bind(id).bind(&now).fetch_optional(&mut *tx).await?;
+        let Some((vol,)) = row else {
+            return Err(DbError::Conflict(format!("attachment {id} cannot be completed in its state")));
+        };
+        sqlx::query("UPDATE volumes SET status = 'in-use', updated_at = $2 WHERE id = $1 AND deleted = FALSE")
+            .bind(&vol)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Mark an attachment's client fenced (its storage client can no longer write).
+    pub async fn attachment_mark_fenced(&self, id: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE volume_attachments SET status = 'fenced', updated_at = $2 WHERE id = $1 AND deleted = FALSE",
+        )
+        .bind(id)
+        .bind(self.now())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Remove an attachment; the volume becomes `available` once it has no
+    /// other live attachment. Idempotent.
+    pub async fn attachment_delete(&self, id: &str) -> Result<(), DbError> {
+        let now = self.now();
+        let mut tx = self.write.begin().await?;
+        let row: Option<(String,)> = sqlx::query_as("UPDATE volume_attachments SET deleted = TRUE, status = 'detached', updated_at = $2 WHERE id = $1 AND deleted = FALSE RETURNING volume_id")
+            .bind(id).bind(&now).fetch_optional(&mut *tx).await?;
+        if let Some((vol,)) = row {
+            sqlx::query("UPDATE volumes SET status = 'available', updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status NOT IN ('deleting','error_deleting')
+                         AND NOT EXISTS (SELECT 1 FROM volume_attachments WHERE volume_id = $1 AND deleted = FALSE)")
+                .bind(&vol).bind(&now).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Queue a storage cleanup (idempotent per kind, volume and client).
+    pub async fn cleanup_enqueue(
+        &self,
+        kind: &str,
+        volume_id: Option<&str>,
+        backend_name: Option<&str>,
+        client_id: Option<&str>,
+        host: Option<&str>,
+        reason: &str,
+    ) -> Result<(), DbError> {
+        let now = self.now();
+        sqlx::query("INSERT INTO storage_cleanup (kind, volume_id, backend_name, client_id, host, reason, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$7) ON CONFLICT DO NOTHING")
+            .bind(kind).bind(volume_id).bind(backend_name).bind(client_id).bind(host).bind(reason).bind(&now)
+            .execute(&self.write).await?;
+        Ok(())
+    }
+
+    /// Pending cleanups, oldest first.
+    pub async fn cleanup_pending(&self) -> Result<Vec<CleanupRow>, DbError> {
+        Ok(sqlx::query_as(&format!("SELECT {CCOLS} FROM storage_cleanup WHERE done = FALSE ORDER BY id"))
+            .fetch_all(&self.read)
+            .await?)
+    }
+
+    /// Close a cleanup.
+    pub async fn cleanup_done(&self, id: i64) -> Result<(), DbError> {
+        sqlx::query("UPDATE storage_cleanup SET done = TRUE, updated_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(self.now())
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Record a failed attempt (the next pass retries).
+    pub async fn cleanup_failed(&self, id: i64, error: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE storage_cleanup SET attempts = attempts + 1, last_error = $2, updated_at = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(error)
+        .bind(self.now())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::store;
+
+    fn vol(id: &str, size: i64) -> VolumeRow {
+        VolumeRow {
+            id: id.into(),
+            name: Some(id.into()),
+            description: None,
+            project_id: "p".into(),
+            user_id: "u".into(),
+            size_gb: size,
+            status: "available".into(),
+            volume_type: "__DEFAULT__".into(),
+            availability_zone: "nova".into(),
+            bootable: false,
+            image_id: None,
+            backend_name: format!("volume-{id}"),
+            metadata: "{}".into(),
+            created_at: String::new(),
+            updated_at: String::new(),
+            deleted_at: None,
+            deleted: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn quota_status_machine_and_attachments() {
+        let (ds, _d) = store().await;
+        ds.volume_create(&vol("a", 5), 2, 8).await.expect("a");
+        assert!(
+            matches!(ds.volume_create(&vol("b", 5), 2, 8).await, Err(DbError::QuotaExceeded(_))),
+            "gigabytes quota"
+        );
+        ds.volume_create(&vol("b", 3), 2, 8).await.expect("b");
+        assert_eq!(ds.volume_usage("p").await.expect("usage"), VolumeUsage { volumes: 2, gigabytes: 8 });
+        let att = AttachmentRow {
+            id: "t1".into(),
+            volume_id: "a".into(),
+            server_id: "s".into(),
+            host: None,
+            connector: None,
+            client_id: None,
+            mountpoint: None,
+            status: String::new(),
+            delete_on_termination: false,
+            boot_index: None,
+            created_at: String::new(),
+        };
+        ds.attachment_create(&att).await.expect("reserve");
+        assert!(
+            matches!(
+                ds.attachment_create(&AttachmentRow { id: "t2".into(), ..att.clone() }).await,
+                Err(DbError::Conflict(_))
+            ),
+            "not available twice"
+        );
+        ds.attachment_update("t1", Some("h1"), Some("{}"), Some("local:a:1:x"), Some("/dev/vdb"))
+            .await
+            .expect("update");
+        ds.attachment_complete("t1").await.expect("complete");
+        assert_eq!(ds.volume_get("a").await.expect("a").status, "in-use");
+        assert_eq!(
+            ds.volume_set_status("a", &["available"], "deleting").await.expect("cas"),
+            Cas::Conflict,
+            "in-use cannot be deleted"
+        );
+        ds.attachment_delete("t1").await.expect("detach");
+        ds.attachment_delete("t1").await.expect("detach twice");
+        assert_eq!(ds.volume_get("a").await.expect("a").status, "available");
+        ds.cleanup_enqueue("volume_delete", Some("a"), Some("volume-a"), None, None, "busy").await.expect("q");
+        ds.cleanup_enqueue("volume_delete", Some("a"), Some("volume-a"), None, None, "busy").await.expect("q again");
+        let q = ds.cleanup_pending().await.expect("pending");
+        assert_eq!(q.len(), 1);
+        ds.cleanup_done(q[0].id).await.expect("done");
+        assert!(ds.cleanup_pending().await.expect("pending").is_empty());
+    }
+}
