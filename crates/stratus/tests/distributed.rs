@@ -24,6 +24,16 @@ async fn another_controller_adopts_a_delete_when_the_first_dies() {
         &[("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1")],
     );
     let tok = cloud.demo().await;
+    let admin = cloud.admin().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = cloud.call(&admin, Method::GET, "/compute/v2.1/os-services", None).await;
+        if v["services"].as_array().is_some_and(|a| a.iter().any(|s| s["host"] == "compute-1" && s["state"] == "up")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "compute-1 never came up: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let id = cloud.create_server(&tok, "adoptee").await;
     cloud.wait_status(&tok, &id, "ACTIVE", Duration::from_secs(30)).await;
     assert_eq!(agent.vms(), vec![id.clone()]);
