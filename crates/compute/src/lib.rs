@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stratus_bus::{Bus, BusError, Message, reply};
+use stratus_blockstore::{BlockBackend, OpenClient};
 use stratus_driver::{Driver, DriverError, VmSpec};
 use stratus_types::PowerState;
 use stratus_types::agent::*;
@@ -124,6 +125,10 @@ struct Tracking {
     tombstones: HashMap<String, i64>,
 }
 
+/// The storage clients a host holds open for its VMs: attachment id →
+/// (server id, client).
+type Clients = Arc<tokio::sync::Mutex<HashMap<String, (String, Box<dyn OpenClient>)>>>;
+
 /// A running agent.
 pub struct Agent {
     bus: Arc<dyn Bus>,
@@ -131,12 +136,33 @@ pub struct Agent {
     cfg: AgentConfig,
     faults: AgentFaults,
     tracking: Arc<Mutex<Tracking>>,
+    storage: Option<Arc<dyn BlockBackend>>,
+    clients: Clients,
 }
 
 impl Agent {
     /// An agent for `cfg.host` driving `driver`.
     pub fn new(bus: Arc<dyn Bus>, driver: Arc<dyn Driver>, cfg: AgentConfig, faults: AgentFaults) -> Self {
-        Self { bus, driver, cfg, faults, tracking: Arc::default() }
+        Self { bus, driver, cfg, faults, tracking: Arc::default(), storage: None, clients: Arc::default() }
+    }
+
+    /// Give the host access to block storage, so its VMs can open volumes.
+    pub fn with_storage(mut self, backend: Arc<dyn BlockBackend>) -> Self {
+        self.storage = Some(backend);
+        self
+    }
+
+    /// Close every storage client of `server_id` (its VM is gone).
+    async fn close_clients_of(&self, server_id: &str) {
+        let mine: Vec<String> = self.clients.lock().await.iter().filter(|(_, (s, _))| s == server_id).map(|(a, _)| a.clone()).collect();
+        for a in mine {
+            let c = self.clients.lock().await.remove(&a);
+            if let Some((_, c)) = c
+                && let Err(e) = c.close().await
+            {
+                warn!(attachment = %a, error = %e, "closing a storage client failed");
+            }
+        }
     }
 
     /// Run until `shutdown` turns true.
@@ -283,6 +309,7 @@ impl Agent {
                 ReapAction::Reap => match self.driver.destroy(&vm.server_id).await {
                     Ok(()) => {
                         destroyed = true;
+                        self.close_clients_of(&vm.server_id).await;
                         info!(host = %self.cfg.host, server = %vm.server_id, "reaped VM of a server that is deleted or not placed here");
                     }
                     Err(e) => warn!(server = %vm.server_id, error = %e, "reap failed"),
@@ -390,7 +417,26 @@ impl Agent {
             }
             CommandKind::Terminate => {
                 let _g = lock.lock().await;
-                self.driver.destroy(&cmd.server_id).await.map_err(|e| e.to_string())
+                let r = self.driver.destroy(&cmd.server_id).await.map_err(|e| e.to_string());
+                if r.is_ok() {
+                    self.close_clients_of(&cmd.server_id).await;
+                }
+                r
+            }
+            CommandKind::AttachVolume { attachment_id, volume } => {
+                let _g = lock.lock().await;
+                let opened = self.attach(&cmd.server_id, attachment_id, volume).await;
+                stratus_types::faults::fault_point(&format!("agent:after:{}", cmd.kind.name()));
+                self.publish_with(&cmd, opened.map(Some), started).await;
+                return;
+            }
+            CommandKind::DetachVolume { attachment_id } => {
+                let _g = lock.lock().await;
+                let c = self.clients.lock().await.remove(attachment_id);
+                match c {
+                    Some((_, c)) => c.close().await.map_err(|e| e.to_string()),
+                    None => Ok(()),
+                }
             }
             CommandKind::PowerOff => {
                 let _g = lock.lock().await;
@@ -420,7 +466,27 @@ impl Agent {
         self.publish(&cmd, result, started).await;
     }
 
+    async fn attach(&self, server_id: &str, attachment_id: &str, volume: &str) -> Result<String, String> {
+        if let Some((_, c)) = self.clients.lock().await.get(attachment_id) {
+            return Ok(c.id().0); // already open: idempotent
+        }
+        let Some(storage) = &self.storage else {
+            return Err("this host has no block storage configured".into());
+        };
+        let client = storage.open(volume).await.map_err(|e| e.to_string())?;
+        let id = client.id().0;
+        info!(host = %self.cfg.host, server = server_id, attachment = attachment_id, client = %id, "volume opened");
+        self.clients.lock().await.insert(attachment_id.to_string(), (server_id.to_string(), client));
+        Ok(id)
+    }
+
     async fn publish(&self, cmd: &Command, result: Result<(), String>, started: Instant) {
+        self.publish_with(cmd, result.map(|()| None), started).await
+    }
+
+    async fn publish_with(&self, cmd: &Command, result: Result<Option<String>, String>, started: Instant) {
+        let client_id = result.as_ref().ok().cloned().flatten();
+        let result = result.map(|_| ());
         let power_state = self.driver.power_state(&cmd.server_id).await.map(|p| p.code()).unwrap_or(0);
         let res = CommandResult {
             op_id: cmd.op_id.clone(),
@@ -431,6 +497,7 @@ impl Agent {
             error: result.err(),
             power_state,
             elapsed_ms: started.elapsed().as_millis() as u64,
+            client_id,
         };
         debug!(op = %res.op_id, command = %res.command, ok = res.ok, "command finished");
         if let Ok(body) = serde_json::to_vec(&res)

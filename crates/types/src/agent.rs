@@ -109,6 +109,19 @@ pub enum CommandKind {
         /// Hard reboot.
         hard: bool,
     },
+    /// Open a volume for the VM (the host's storage client for one
+    /// attachment); the result carries the client identity fencing targets.
+    AttachVolume {
+        /// Attachment id.
+        attachment_id: String,
+        /// Volume name in the storage backend.
+        volume: String,
+    },
+    /// Close the VM's client of one attachment (absent: success).
+    DetachVolume {
+        /// Attachment id.
+        attachment_id: String,
+    },
     /// Pause the VM in memory.
     Pause,
     /// Unpause it.
@@ -128,6 +141,8 @@ impl CommandKind {
             Self::PowerOff => "power_off",
             Self::PowerOn => "power_on",
             Self::Reboot { .. } => "reboot",
+            Self::AttachVolume { .. } => "attach_volume",
+            Self::DetachVolume { .. } => "detach_volume",
             Self::Pause => "pause",
             Self::Unpause => "unpause",
             Self::Suspend => "suspend",
@@ -183,4 +198,7 @@ pub struct CommandResult {
     pub power_state: i64,
     /// How long the host spent, milliseconds.
     pub elapsed_ms: u64,
+    /// Storage client identity opened by `attach_volume`.
+    #[serde(default)]
+    pub client_id: Option<String>,
 }
