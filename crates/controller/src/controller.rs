@@ -16,6 +16,10 @@ use tracing::warn;
 /// State shared by the controller's tasks and operation handlers.
 pub(crate) struct Shared {
     pub ds: Datastore,
+    /// Block storage, when volumes exist (fencing, volume deletes).
+    pub storage: Option<Arc<dyn stratus_blockstore::BlockBackend>>,
+    /// Retry queued volume deletes here too (when no volume service runs its own reconciler).
+    pub volume_reconciler_absent: bool,
     pub bus: Arc<dyn Bus>,
     pub cfg: ControllerConfig,
     pub waiters: Mutex<HashMap<String, mpsc::UnboundedSender<CommandResult>>>,
@@ -229,6 +233,8 @@ impl Controller {
         let worker = std::env::var("STRATUS_CONTROLLER_ID").unwrap_or_else(|_| format!("controller@{}", hostname()));
         Self {
             shared: Arc::new(Shared {
+                storage: None,
+                volume_reconciler_absent: true,
                 ds,
                 bus,
                 cfg,
@@ -237,6 +243,20 @@ impl Controller {
             }),
             worker,
         }
+    }
+
+    /// Use `backend` for fencing and volume deletes. `volume_service_reconciles`
+    /// says whether a volume service retries queued volume deletes itself.
+    pub fn with_storage(
+        mut self,
+        backend: Arc<dyn stratus_blockstore::BlockBackend>,
+        volume_service_reconciles: bool,
+    ) -> Self {
+        if let Some(sh) = Arc::get_mut(&mut self.shared) {
+            sh.storage = Some(backend);
+            sh.volume_reconciler_absent = !volume_service_reconciles;
+        }
+        self
     }
 
     /// Start every task; they stop when `shutdown` turns true.

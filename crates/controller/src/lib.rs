@@ -18,6 +18,7 @@ mod op_lifecycle;
 mod op_power;
 mod reclaim;
 mod scheduler;
+mod storage;
 
 pub use config::ControllerConfig;
 pub use controller::Controller;

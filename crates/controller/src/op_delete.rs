@@ -24,6 +24,8 @@ pub(crate) struct DeleteServer(pub Arc<Shared>);
 
 const EV_TERMINATE: &str = "compute_terminate_instance";
 const EV_LOCAL: &str = "controller_local_delete";
+const EV_FENCE: &str = "controller_fence_storage";
+const EV_VOLUMES: &str = "controller_release_volumes";
 
 #[async_trait]
 impl Handler for DeleteServer {
@@ -122,7 +124,9 @@ impl Handler for DeleteServer {
                     t.result.elapsed_ms
                 );
                 cx.stepped("terminate");
-                self.release(op, cx, &server, &host, vec![(EV_TERMINATE.into(), true, details)]).await
+                let mut events = vec![(EV_TERMINATE.into(), true, details)];
+                self.volumes(op, cx, &server, &mut events).await?;
+                self.release(op, cx, &server, &host, events).await
             }
             Err(f) => {
                 warn!(server = %server.id, host = %host, reason = %f, "terminate did not complete on the host; escalating to local delete");
@@ -198,11 +202,42 @@ impl DeleteServer {
         cx.step_with("local_delete", &w).await?;
         info!(server = %server.id, reason = why, "local delete");
         let host = server.host.clone().unwrap_or_default();
+        // Fence first: no volume is released while a client that may still
+        // run (a zombie VM) could write to it.
+        cx.step("fence").await?;
+        match crate::storage::fence_server(&self.0, server).await {
+            Ok(lines) if !lines.is_empty() => events.push((EV_FENCE.into(), true, lines.join("; "))),
+            Ok(_) => {}
+            Err(e) => {
+                warn!(server = %server.id, error = %e, "cannot fence the server's storage clients; retrying (volumes stay attached)");
+                return Ok(Outcome::Retry(format!("fence: {e}"), std::time::Duration::from_secs(2)));
+            }
+        }
+        cx.stepped("fence");
+        self.volumes(op, cx, server, &mut events).await?;
         if !host.is_empty() {
             self.0.record_zombie(server, &host, why).await?;
         }
         events.push((EV_LOCAL.into(), true, format!("path=local: {why}")));
         self.release(op, cx, server, &host, events).await
+    }
+
+    /// Detach the server's volumes and delete the `delete_on_termination` ones.
+    async fn volumes(
+        &self,
+        _op: &OperationRow,
+        cx: &StepCx,
+        server: &ServerRow,
+        events: &mut Vec<EventFinish>,
+    ) -> Result<(), OpError> {
+        if self.0.ds.attachment_list_for_server(&server.id).await?.is_empty() {
+            return Ok(());
+        }
+        cx.step("volumes").await?;
+        let lines = crate::storage::release_volumes(&self.0, server).await?;
+        events.push((EV_VOLUMES.into(), true, lines.join("; ")));
+        cx.stepped("volumes");
+        Ok(())
     }
 
     /// Release ports, mark the server deleted (quota usage drops with it),

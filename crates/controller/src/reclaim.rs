@@ -18,6 +18,9 @@ pub(crate) async fn run(s: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
         if let Err(e) = pass(&s).await {
             warn!(error = %e, "reclaim pass failed; next pass retries");
         }
+        if let Err(e) = crate::storage::reconcile(&s).await {
+            warn!(error = %e, "storage cleanup pass failed; next pass retries");
+        }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = shutdown.changed() => return,
