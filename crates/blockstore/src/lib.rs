@@ -8,11 +8,18 @@
 //! process still runs (a zombie VM on a dead or partitioned host).
 //!
 //! - `local` (embedded default): volumes are image files; each opening client
-//!   holds a generation, and the storage side refuses I/O, lock acquisition
-//!   and re-opening from an older generation; fencing bumps the generation.
+//!   is a watcher stamped with the volume's generation, and the storage side
+//!   refuses I/O from a client that is no longer a current watcher; fencing
+//!   drops that client and bumps the generation (the other clients carry
+//!   over, so fencing stays per client, as in Ceph). See [`local`].
 //! - `rbd`: real Ceph through the `rbd` / `ceph` CLIs (`--format json`); the
 //!   client identity is the watcher address (`IP:0/NONCE`); fencing is
 //!   `ceph osd blocklist add <addr> <expiry>` followed by breaking the lock.
+//!   See [`rbd`].
+
+pub mod local;
+pub mod rbd;
+mod util;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

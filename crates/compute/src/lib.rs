@@ -12,8 +12,8 @@ use bytes::Bytes;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use stratus_bus::{Bus, BusError, Message, reply};
 use stratus_blockstore::{BlockBackend, OpenClient};
+use stratus_bus::{Bus, BusError, Message, reply};
 use stratus_driver::{Driver, DriverError, VmSpec};
 use stratus_types::PowerState;
 use stratus_types::agent::*;
@@ -154,7 +154,8 @@ impl Agent {
 
     /// Close every storage client of `server_id` (its VM is gone).
     async fn close_clients_of(&self, server_id: &str) {
-        let mine: Vec<String> = self.clients.lock().await.iter().filter(|(_, (s, _))| s == server_id).map(|(a, _)| a.clone()).collect();
+        let mine: Vec<String> =
+            self.clients.lock().await.iter().filter(|(_, (s, _))| s == server_id).map(|(a, _)| a.clone()).collect();
         for a in mine {
             let c = self.clients.lock().await.remove(&a);
             if let Some((_, c)) = c

@@ -64,6 +64,23 @@ pub struct ServerSpec {
     pub allocate_network: bool,
     /// How many servers to create.
     pub count: u32,
+    /// Volumes to boot from or attach at boot (`block_device_mapping_v2`).
+    pub volumes: Vec<VolumeBdm>,
+}
+
+/// A volume in a server's block device mapping.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct VolumeBdm {
+    /// Create the volume from this image (`source_type: image`).
+    pub image_id: Option<String>,
+    /// Use this existing volume (`source_type: volume`).
+    pub volume_id: Option<String>,
+    /// Size of a volume created from an image, GiB.
+    pub size_gb: i64,
+    /// 0 for the root volume.
+    pub boot_index: Option<i64>,
+    /// Delete the volume with the server.
+    pub delete_on_termination: bool,
 }
 
 /// A created server and the admin password to return once.
@@ -176,9 +193,31 @@ impl ComputeApi {
                     request_id: request_id.to_string(),
                     user_id: ctx.user_id.clone(),
                     project_id: ctx.project_id.clone(),
-                    params: "{}".into(),
+                    params: serde_json::json!({ "volumes": spec.volumes }).to_string(),
                 },
             };
+            // Existing volumes are reserved now, so a busy one is a 400 at once.
+            for (i, b) in spec.volumes.iter().enumerate() {
+                if let Some(vid) = &b.volume_id {
+                    let v = self.ds.volume_get(vid).await.map_err(|_| {
+                        ComputeError::BadRequest(format!(
+                            "Block Device Mapping is Invalid: failed to get volume {vid}."
+                        ))
+                    })?;
+                    if !ctx.can_see(&v.project_id) {
+                        return Err(ComputeError::BadRequest(format!(
+                            "Block Device Mapping is Invalid: failed to get volume {vid}."
+                        )));
+                    }
+                    if v.status != "available" {
+                        return Err(ComputeError::BadRequest(format!(
+                            "Invalid volume: volume {vid} status must be available, but is {}",
+                            v.status
+                        )));
+                    }
+                    let _ = i;
+                }
+            }
             let (server, op) = match self.ds.server_create(&new, limits).await {
                 Ok(x) => x,
                 Err(e) if !out.is_empty() => {
@@ -191,6 +230,27 @@ impl ComputeApi {
                 }
                 Err(e) => return Err(e.into()),
             };
+            for (i, b) in spec.volumes.iter().enumerate() {
+                if let Some(vid) = &b.volume_id {
+                    let att = stratus_db::AttachmentRow {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        volume_id: vid.clone(),
+                        server_id: server.id.clone(),
+                        host: None,
+                        connector: None,
+                        client_id: None,
+                        mountpoint: Some(device_name(i)),
+                        status: String::new(),
+                        delete_on_termination: b.delete_on_termination,
+                        boot_index: b.boot_index,
+                        created_at: String::new(),
+                    };
+                    if let Err(e) = self.ds.attachment_create(&att).await {
+                        let _ = self.delete_server(ctx, &server.id, request_id).await;
+                        return Err(ComputeError::BadRequest(format!("Invalid volume: {e}")));
+                    }
+                }
+            }
             info!(server = %server.id, request = request_id, "server create recorded");
             self.wake(&op.id).await;
             out.push(Created { server, admin_pass: stratus_auth::random_secret()[..12].to_string() });
@@ -382,6 +442,136 @@ impl ComputeApi {
                 return Err(ComputeError::Conflict(invalid_state_message("task_state", &t, r.method, &id)));
             }
             Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+
+    /// `POST /servers/{id}/os-volume_attachments`: reserve the volume and
+    /// have the host open it. Allowed states follow Nova (below 2.20: not shelved).
+    pub async fn attach_volume(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        volume_id: &str,
+        request_id: &str,
+    ) -> Result<stratus_db::AttachmentRow, ComputeError> {
+        let s = self.get_visible(ctx, id).await?;
+        if !ctx.can_write() {
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow os_compute_api:os-volumes-attachments:create to be performed.".into(),
+            ));
+        }
+        if s.locked && !ctx.is_admin() {
+            return Err(ComputeError::Conflict(format!("Instance {id} is locked")));
+        }
+        let vm = s.vm()?;
+        if !matches!(vm, VmState::Active | VmState::Paused | VmState::Stopped | VmState::Suspended) {
+            return Err(ComputeError::Conflict(invalid_state_message("vm_state", vm.as_str(), "attach_volume", &id)));
+        }
+        if let Some(t) = s.task()? {
+            return Err(ComputeError::Conflict(invalid_state_message("task_state", t.as_str(), "attach_volume", &id)));
+        }
+        let v = match self.ds.volume_get(volume_id).await {
+            Ok(v) if ctx.can_see(&v.project_id) => v,
+            Ok(_) | Err(DbError::NotFound(_)) => {
+                return Err(ComputeError::NotFound(format!("Volume {volume_id} could not be found.")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if v.status != "available" {
+            return Err(ComputeError::BadRequest(format!(
+                "Invalid volume: volume {volume_id} status must be available, but is {}",
+                v.status
+            )));
+        }
+        let n = self.ds.attachment_list_for_server(id).await?.len();
+        let att = stratus_db::AttachmentRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            volume_id: volume_id.to_string(),
+            server_id: id.to_string(),
+            host: None,
+            connector: None,
+            client_id: None,
+            mountpoint: Some(device_name(n + 1)),
+            status: String::new(),
+            delete_on_termination: false,
+            boot_index: None,
+            created_at: String::new(),
+        };
+        let att = self.ds.attachment_create(&att).await.map_err(|e| match e {
+            DbError::Conflict(m) => ComputeError::BadRequest(format!("Invalid volume: {m}")),
+            e => e.into(),
+        })?;
+        let o = NewOperation {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind: "attach_volume".into(),
+            server_id: id.to_string(),
+            request_id: request_id.to_string(),
+            user_id: ctx.user_id.clone(),
+            project_id: ctx.project_id.clone(),
+            params: serde_json::json!({"attachment_id": att.id}).to_string(),
+        };
+        match self.ds.op_start(&o, "attach_volume", None).await {
+            Ok(OpStart::Created(op)) => self.wake(&op.id).await,
+            Ok(OpStart::Existing(_)) => {
+                self.ds.attachment_delete(&att.id).await?;
+                return Err(ComputeError::Conflict(format!(
+                    "Another volume attachment for instance {id} is in progress; retry."
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(att)
+    }
+
+    /// `DELETE /servers/{id}/os-volume_attachments/{volume}`: 409 while the
+    /// host is down (Nova), 400 for the root volume.
+    pub async fn detach_volume(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        volume_id: &str,
+        request_id: &str,
+    ) -> Result<(), ComputeError> {
+        let s = self.get_visible(ctx, id).await?;
+        if !ctx.can_write() {
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow os_compute_api:os-volumes-attachments:delete to be performed.".into(),
+            ));
+        }
+        if s.locked && !ctx.is_admin() {
+            return Err(ComputeError::Conflict(format!("Instance {id} is locked")));
+        }
+        let att = self.ds.attachment_list_for_server(id).await?.into_iter().find(|a| a.volume_id == volume_id);
+        let Some(att) = att else {
+            return Err(ComputeError::NotFound(format!("volume_id not found: {volume_id}")));
+        };
+        if att.boot_index == Some(0) {
+            return Err(ComputeError::BadRequest("Can't detach root device volume".into()));
+        }
+        let host = s.host.clone().unwrap_or_default();
+        let up = self.ds.service_get_by_host(&host).await.map(|svc| svc.is_up(self.ds.clock().now())).unwrap_or(false);
+        if !up {
+            return Err(ComputeError::Conflict(format!(
+                "Compute host {host} is down; a volume cannot be detached safely from a server whose host may still write to it."
+            )));
+        }
+        let o = NewOperation {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind: "detach_volume".into(),
+            server_id: id.to_string(),
+            request_id: request_id.to_string(),
+            user_id: ctx.user_id.clone(),
+            project_id: ctx.project_id.clone(),
+            params: serde_json::json!({"attachment_id": att.id}).to_string(),
+        };
+        match self.ds.op_start(&o, "detach_volume", None).await? {
+            OpStart::Created(op) => self.wake(&op.id).await,
+            OpStart::Existing(_) => {
+                return Err(ComputeError::Conflict(format!(
+                    "Another volume detach for instance {id} is in progress; retry."
+                )));
+            }
         }
         Ok(())
     }
@@ -590,6 +780,12 @@ fn rule(a: &Action) -> Rule {
         }
         Action::Restore => r("restore", "restore", vec![V::SoftDeleted], T::Restoring),
     }
+}
+
+/// The device name of the `i`-th volume of a server (`/dev/vda`, `/dev/vdb`, ...).
+pub fn device_name(i: usize) -> String {
+    let letter = (b'a' + (i % 26) as u8) as char;
+    format!("/dev/vd{letter}")
 }
 
 /// Nova's hostname sanitisation: lowercase, `[a-z0-9-]`, no leading/trailing dashes, 63 chars.

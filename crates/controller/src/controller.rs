@@ -1,7 +1,7 @@
 //! The controller role: wires the operation runner, the agent-facing
 //! services, the liveness monitor and the notification relay.
 
-use crate::{ControllerConfig, liveness, notify, op_create, op_delete, op_lifecycle, op_power, reclaim};
+use crate::{ControllerConfig, liveness, notify, op_create, op_delete, op_lifecycle, op_power, op_volume, reclaim};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -310,6 +310,9 @@ impl Controller {
         ]
         .into_iter()
         .fold(runner, |r, k| r.handle(k, Arc::new(op_lifecycle::Lifecycle(s.clone()))));
+        let runner = runner
+            .handle("attach_volume", Arc::new(op_volume::VolumeOps(s.clone())))
+            .handle("detach_volume", Arc::new(op_volume::VolumeOps(s.clone())));
         tokio::spawn(reclaim::run(s.clone(), shutdown.clone()));
         tokio::spawn(runner.run(shutdown));
         Ok(())

@@ -16,6 +16,7 @@ mod op_create;
 mod op_delete;
 mod op_lifecycle;
 mod op_power;
+mod op_volume;
 mod reclaim;
 mod scheduler;
 mod storage;

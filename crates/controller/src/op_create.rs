@@ -4,6 +4,7 @@
 //! being deleted, so a delete that arrives mid-build always wins: this
 //! operation then simply stops (the delete's terminate preempts the spawn).
 
+use crate::compute_api::VolumeBdm;
 use crate::controller::{CmdFailure, Deadlines, Shared};
 use crate::{notify, scheduler};
 use async_trait::async_trait;
@@ -35,6 +36,24 @@ impl Handler for CreateServer {
             return Ok(Outcome::Done);
         }
         notify::record(ds, &server, &op.id, "instance.create.start", "nova-api").await?;
+        let bdms: Vec<VolumeBdm> = serde_json::from_str::<serde_json::Value>(&op.params)
+            .ok()
+            .and_then(|p| serde_json::from_value(p["volumes"].clone()).ok())
+            .unwrap_or_default();
+        if bdms.iter().any(|b| b.image_id.is_some()) {
+            cx.step("prepare_volumes").await?;
+            if let Err(e) = self.prepare_volumes(&server, &bdms).await {
+                return self
+                    .fail(
+                        op,
+                        &server,
+                        &format!("Build of instance {} aborted: volume preparation failed: {e}", server.id),
+                        EV_SCHEDULE,
+                    )
+                    .await;
+            }
+            cx.stepped("prepare_volumes");
+        }
         let mut excluded: Vec<String> = Vec::new();
         for attempt in 1..=s.cfg.max_schedule_attempts {
             if server.task_state.as_deref() == Some(TaskState::Scheduling.as_str()) || server.host.is_none() {
@@ -86,6 +105,25 @@ impl Handler for CreateServer {
                 .await
             {
                 Ok(timing) => {
+                    for att in ds.attachment_list_for_server(&server.id).await? {
+                        if att.status == "attached" {
+                            continue;
+                        }
+                        if let Err(e) = crate::op_volume::open_on_host(s, &op.id, &server, &att).await {
+                            let cur = ds.server_get_any(&op.server_id).await?;
+                            return self
+                                .fail(
+                                    op,
+                                    &cur,
+                                    &format!(
+                                        "Build of instance {} aborted: attaching volume {} failed: {e}",
+                                        server.id, att.volume_id
+                                    ),
+                                    EV_BUILD,
+                                )
+                                .await;
+                        }
+                    }
                     let t = Transition {
                         from_task: Some(Some(TaskState::Spawning)),
                         vm: Some(VmState::Active),
@@ -176,6 +214,70 @@ impl Handler for CreateServer {
 }
 
 impl CreateServer {
+    /// Create the volumes a boot-from-volume server boots from (idempotent:
+    /// a mapping that already has its attachment is skipped).
+    async fn prepare_volumes(&self, server: &ServerRow, bdms: &[VolumeBdm]) -> Result<(), String> {
+        let s = &self.0;
+        let ds = &s.ds;
+        let existing = ds.attachment_list_for_server(&server.id).await.map_err(|e| e.to_string())?;
+        for (i, b) in bdms.iter().enumerate() {
+            let Some(image) = &b.image_id else { continue };
+            let device = crate::compute_api::device_name(i);
+            if existing.iter().any(|a| a.mountpoint.as_deref() == Some(device.as_str())) {
+                continue;
+            }
+            let storage = s.storage.as_ref().ok_or("no block storage backend is configured")?;
+            let id = uuid::Uuid::new_v4().to_string();
+            let row = stratus_db::VolumeRow {
+                id: id.clone(),
+                name: Some(String::new()),
+                description: Some(String::new()),
+                project_id: server.project_id.clone(),
+                user_id: server.user_id.clone(),
+                size_gb: b.size_gb,
+                status: "creating".into(),
+                volume_type: "__DEFAULT__".into(),
+                availability_zone: "nova".into(),
+                bootable: true,
+                image_id: Some(image.clone()),
+                backend_name: format!("volume-{id}"),
+                metadata: "{}".into(),
+                created_at: String::new(),
+                updated_at: String::new(),
+                deleted_at: None,
+                deleted: false,
+            };
+            let (qv, qg) = s.cfg.volume_quota;
+            let vol = ds.volume_create(&row, qv, qg).await.map_err(|e| e.to_string())?;
+            let path = s.cfg.image_dir.as_ref().map(|d| d.join(image)).ok_or("no image directory is configured")?;
+            let made = if path.exists() {
+                storage.create_from_image(&vol.backend_name, b.size_gb as u64, &path).await
+            } else {
+                storage.create(&vol.backend_name, b.size_gb as u64).await
+            };
+            if let Err(e) = made {
+                ds.volume_set_status(&vol.id, &[], "error").await.map_err(|e| e.to_string())?;
+                return Err(format!("creating volume {}: {e}", vol.id));
+            }
+            ds.volume_set_status(&vol.id, &["creating"], "available").await.map_err(|e| e.to_string())?;
+            let att = stratus_db::AttachmentRow {
+                id: uuid::Uuid::new_v4().to_string(),
+                volume_id: vol.id.clone(),
+                server_id: server.id.clone(),
+                host: None,
+                connector: None,
+                client_id: None,
+                mountpoint: Some(device),
+                status: String::new(),
+                delete_on_termination: b.delete_on_termination,
+                boot_index: b.boot_index,
+                created_at: String::new(),
+            };
+            ds.attachment_create(&att).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     async fn fail(
         &self,
         op: &stratus_db::OperationRow,

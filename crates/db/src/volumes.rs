@@ -112,7 +112,8 @@ pub struct VolumeUsage {
 
 const VCOLS: &str = "id, name, description, project_id, user_id, size_gb, status, volume_type, availability_zone, bootable, image_id, backend_name, metadata, created_at, updated_at, deleted_at, deleted";
 const ACOLS: &str = "id, volume_id, server_id, host, connector, client_id, mountpoint, status, delete_on_termination, boot_index, created_at";
-const CCOLS: &str = "id, kind, volume_id, backend_name, client_id, host, reason, attempts, last_error, created_at, server_id";
+const CCOLS: &str =
+    "id, kind, volume_id, backend_name, client_id, host, reason, attempts, last_error, created_at, server_id";
 
 impl Datastore {
     /// Insert a volume unless the project would exceed `max_volumes` /
@@ -361,7 +362,14 @@ impl Datastore {
     }
 
     /// Queue the lifting of a fence once `host` has confirmed `server_id`'s VM gone.
-    pub async fn cleanup_enqueue_unfence(&self, server_id: &str, host: &str, volume_id: &str, backend_name: &str, client_id: &str) -> Result<(), DbError> {
+    pub async fn cleanup_enqueue_unfence(
+        &self,
+        server_id: &str,
+        host: &str,
+        volume_id: &str,
+        backend_name: &str,
+        client_id: &str,
+    ) -> Result<(), DbError> {
         let now = self.now();
         sqlx::query("INSERT INTO storage_cleanup (kind, volume_id, backend_name, client_id, host, server_id, reason, created_at, updated_at) VALUES ('unfence',$1,$2,$3,$4,$5,'fenced during a local delete',$6,$6) ON CONFLICT DO NOTHING")
             .bind(volume_id).bind(backend_name).bind(client_id).bind(host).bind(server_id).bind(&now)
@@ -397,6 +405,41 @@ impl Datastore {
         .execute(&self.write)
         .await?;
         Ok(())
+    }
+}
+
+impl Datastore {
+    /// Replace a volume's metadata (`PUT /volumes/{id}` with `metadata`);
+    /// `volume_update` leaves metadata alone.
+    pub async fn volume_set_metadata(&self, id: &str, metadata: &str) -> Result<VolumeRow, DbError> {
+        sqlx::query_as(&format!(
+            "UPDATE volumes SET metadata = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {VCOLS}"
+        ))
+        .bind(id)
+        .bind(metadata)
+        .bind(self.now())
+        .fetch_optional(&self.write)
+        .await?
+        .ok_or(DbError::NotFound("volume"))
+    }
+
+    /// Live volumes in one of `statuses` not updated since `updated_before`
+    /// (a [`crate::ts`] timestamp): what the volume reconciler retries
+    /// (a `creating` or `deleting` left behind by a crash), without scanning
+    /// every volume of the cloud each pass.
+    pub async fn volume_list_stale(&self, statuses: &[&str], updated_before: &str) -> Result<Vec<VolumeRow>, DbError> {
+        if statuses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q: sqlx::QueryBuilder<sqlx::Sqlite> =
+            sqlx::QueryBuilder::new(format!("SELECT {VCOLS} FROM volumes WHERE deleted = FALSE AND updated_at < "));
+        q.push_bind(updated_before.to_string()).push(" AND status IN (");
+        let mut sep = q.separated(", ");
+        for s in statuses {
+            sep.push_bind(s.to_string());
+        }
+        q.push(") ORDER BY updated_at, id");
+        Ok(q.build_query_as().fetch_all(&self.read).await?)
     }
 }
 
@@ -477,40 +520,5 @@ mod tests {
         assert_eq!(q.len(), 1);
         ds.cleanup_done(q[0].id).await.expect("done");
         assert!(ds.cleanup_pending().await.expect("pending").is_empty());
-    }
-}
-
-impl Datastore {
-    /// Replace a volume's metadata (`PUT /volumes/{id}` with `metadata`);
-    /// `volume_update` leaves metadata alone.
-    pub async fn volume_set_metadata(&self, id: &str, metadata: &str) -> Result<VolumeRow, DbError> {
-        sqlx::query_as(&format!(
-            "UPDATE volumes SET metadata = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {VCOLS}"
-        ))
-        .bind(id)
-        .bind(metadata)
-        .bind(self.now())
-        .fetch_optional(&self.write)
-        .await?
-        .ok_or(DbError::NotFound("volume"))
-    }
-
-    /// Live volumes in one of `statuses` not updated since `updated_before`
-    /// (a [`crate::ts`] timestamp): what the volume reconciler retries
-    /// (a `creating` or `deleting` left behind by a crash), without scanning
-    /// every volume of the cloud each pass.
-    pub async fn volume_list_stale(&self, statuses: &[&str], updated_before: &str) -> Result<Vec<VolumeRow>, DbError> {
-        if statuses.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q: sqlx::QueryBuilder<sqlx::Sqlite> =
-            sqlx::QueryBuilder::new(format!("SELECT {VCOLS} FROM volumes WHERE deleted = FALSE AND updated_at < "));
-        q.push_bind(updated_before.to_string()).push(" AND status IN (");
-        let mut sep = q.separated(", ");
-        for s in statuses {
-            sep.push_bind(s.to_string());
-        }
-        q.push(") ORDER BY updated_at, id");
-        Ok(q.build_query_as().fetch_all(&self.read).await?)
     }
 }

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
 use stratus_api::{MAX_COMPUTE, MIN_COMPUTE, Microversion};
 use stratus_auth::AuthContext;
-use stratus_controller::compute_api::{Action, ServerSpec};
+use stratus_controller::compute_api::{Action, ServerSpec, VolumeBdm};
 use stratus_db::{DbError, FlavorRow, PortRow, ServerFilter, ServerRow, ServiceRow, parse_ts};
 use stratus_types::{PowerState, VmState, api_status, vm_states_for_status};
 
@@ -32,6 +32,10 @@ use stratus_types::{PowerState, VmState, api_status, vm_states_for_status};
         description = "OpenStack Compute API v2.1 as served by Stratus (microversions 2.1 to 2.11)"
     ),
     paths(
+        volume_attachment_list,
+        volume_attachment_show,
+        volume_attach,
+        volume_detach,
         versions,
         version_v21,
         flavor_list,
@@ -68,6 +72,11 @@ pub fn routes(state: AppState) -> Router {
         .route("/compute/v2.1/servers/{id}/action", axum::routing::post(server_action))
         .route("/compute/v2.1/servers/{id}/os-instance-actions", get(instance_action_list))
         .route("/compute/v2.1/servers/{id}/os-instance-actions/{req}", get(instance_action_show))
+        .route("/compute/v2.1/servers/{id}/os-volume_attachments", get(volume_attachment_list).post(volume_attach))
+        .route(
+            "/compute/v2.1/servers/{id}/os-volume_attachments/{volume}",
+            get(volume_attachment_show).delete(volume_detach),
+        )
         .route("/compute/v2.1/os-services", get(service_list))
         .route("/compute/v2.1/os-services/{action}", put(service_update))
         .route("/compute/v2.1/limits", get(limits))
@@ -166,7 +175,14 @@ async fn flavor_show(State(st): State<AppState>, _a: Auth, Path(id): Path<String
 // ---------------------------------------------------------------- servers
 
 /// Render a server as the api-ref shows it at `mv` for this caller.
-fn server_view(public: &str, s: &ServerRow, ports: &[&PortRow], ctx: &AuthContext, mv: Microversion) -> Value {
+fn server_view(
+    public: &str,
+    s: &ServerRow,
+    ports: &[&PortRow],
+    volumes: &[String],
+    ctx: &AuthContext,
+    mv: Microversion,
+) -> Value {
     let vm: VmState = s.vm().unwrap_or(VmState::Error);
     let task = s.task().ok().flatten();
     let status = api_status(vm, task);
@@ -211,7 +227,7 @@ fn server_view(public: &str, s: &ServerRow, ports: &[&PortRow], ctx: &AuthContex
         "OS-EXT-STS:task_state": s.task_state,
         "OS-EXT-STS:vm_state": s.vm_state,
         "OS-EXT-STS:power_state": PowerState::from_code(s.power_state).code(),
-        "os-extended-volumes:volumes_attached": [],
+        "os-extended-volumes:volumes_attached": volumes.iter().map(|v| json!({"id": v})).collect::<Vec<_>>(),
     });
     let Some(m) = v.as_object_mut() else { return v };
     if matches!(status, "ACTIVE" | "BUILD" | "REBUILD" | "RESIZE" | "VERIFY_RESIZE" | "MIGRATING") {
@@ -385,11 +401,16 @@ async fn server_detail(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let (rows, ports, limit) = list_servers(&st, &ctx, q).await?;
+    let mut volumes: HashMap<String, Vec<String>> = HashMap::new();
+    for a in st.ds.attachment_list_all().await? {
+        volumes.entry(a.server_id).or_default().push(a.volume_id);
+    }
     let list: Vec<Value> = rows
         .iter()
         .map(|s| {
             let p: Vec<&PortRow> = ports.get(&s.id).map(|v| v.iter().collect()).unwrap_or_default();
-            server_view(&st.public_url, s, &p, &ctx, mv)
+            let vols: Vec<String> = volumes.get(&s.id).cloned().unwrap_or_default();
+            server_view(&st.public_url, s, &p, &vols, &ctx, mv)
         })
         .collect();
     let mut body = json!({"servers": list});
@@ -409,7 +430,8 @@ async fn server_show(
     let s = st.compute.get_visible(&ctx, &id).await?;
     let ports = st.ds.port_list_for_server(&s.id).await?;
     let p: Vec<&PortRow> = ports.iter().collect();
-    Ok(Json(json!({"server": server_view(&st.public_url, &s, &p, &ctx, mv)})))
+    let vols: Vec<String> = st.ds.attachment_list_for_server(&s.id).await?.into_iter().map(|a| a.volume_id).collect();
+    Ok(Json(json!({"server": server_view(&st.public_url, &s, &p, &vols, &ctx, mv)})))
 }
 
 /// Last path segment of an id-or-URL reference (`imageRef`, `flavorRef`).
@@ -458,6 +480,37 @@ fn validate_name(name: &str, field: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A bootable image the caller may use with this flavor, or a 400 saying why not.
+async fn check_image(
+    st: &AppState,
+    ctx: &AuthContext,
+    image_ref: &str,
+    flavor: &FlavorRow,
+) -> Result<stratus_db::ImageRow, ApiError> {
+    if uuid::Uuid::parse_str(image_ref).is_err() {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid image identifier or unable to access requested image: {image_ref} is not a UUID"
+        )));
+    }
+    let image = match st.ds.image_get(image_ref).await {
+        Ok(i) if ctx.can_see(&i.owner) || i.visibility == "public" || i.visibility == "community" => i,
+        Ok(_) | Err(DbError::NotFound(_)) => {
+            return Err(ApiError::BadRequest(format!("Image {image_ref} could not be found.")));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if image.status != "active" {
+        return Err(ApiError::BadRequest(format!("Image {} is not active.", image.id)));
+    }
+    if flavor.ram_mb < image.min_ram {
+        return Err(ApiError::BadRequest("Flavor's memory is too small for requested image.".into()));
+    }
+    if flavor.disk_gb > 0 && flavor.disk_gb < image.min_disk {
+        return Err(ApiError::BadRequest("Flavor's disk is too small for requested image.".into()));
+    }
+    Ok(image)
+}
+
 #[utoipa::path(post, path = "/compute/v2.1/servers", tag = "servers", request_body = CreateServerRequest, responses((status = 202, description = "Accepted: id, links, adminPass"), (status = 400, description = "Invalid request"), (status = 403, description = "Over quota or not allowed")))]
 async fn server_create(
     State(st): State<AppState>,
@@ -472,6 +525,7 @@ async fn server_create(
     // An image -> local mapping is just "boot from this image" (the CLI sends
     // one); volume mappings need the block storage service.
     let mut bdm_image: Option<String> = None;
+    let mut volumes: Vec<VolumeBdm> = Vec::new();
     if let Some(bdms) = &s.block_device_mapping_v2 {
         let Some(list) = bdms.as_array() else {
             return Err(ApiError::BadRequest(
@@ -481,17 +535,63 @@ async fn server_create(
         for b in list {
             let src = b.get("source_type").and_then(|v| v.as_str()).unwrap_or("");
             let dst = b.get("destination_type").and_then(|v| v.as_str()).unwrap_or("local");
+            let uuid = b.get("uuid").and_then(|v| v.as_str()).map(str::to_string);
+            let boot_index = match b.get("boot_index") {
+                Some(Value::Number(n)) => n.as_i64(),
+                Some(Value::String(x)) => x.parse().ok(),
+                _ => None,
+            };
+            let dot = match b.get("delete_on_termination") {
+                Some(Value::Bool(v)) => *v,
+                Some(Value::String(x)) => truthy(x),
+                _ => false,
+            };
+            let size = match b.get("volume_size") {
+                Some(Value::Number(n)) => n.as_i64(),
+                Some(Value::String(x)) => x.parse().ok(),
+                _ => None,
+            };
             match (src, dst) {
-                ("image", "local") => bdm_image = b.get("uuid").and_then(|v| v.as_str()).map(str::to_string),
+                ("image", "local") => bdm_image = uuid,
                 ("blank", "local") => {}
+                ("image", "volume") | ("volume", "volume") => {
+                    let Some(id) = uuid.filter(|u| uuid::Uuid::parse_str(u).is_ok()) else {
+                        return Err(ApiError::BadRequest(
+                            "Block Device Mapping is Invalid: a volume mapping needs a valid 'uuid'.".into(),
+                        ));
+                    };
+                    if let Some(sz) = size
+                        && sz < 1
+                    {
+                        return Err(ApiError::BadRequest(format!(
+                            "Block Device Mapping is Invalid: volume_size {sz} must be at least 1."
+                        )));
+                    }
+                    if src == "image" {
+                        match st.ds.image_get(&id).await {
+                            Ok(i)
+                                if ctx.can_see(&i.owner) || i.visibility == "public" || i.visibility == "community" => {
+                            }
+                            _ => return Err(ApiError::BadRequest(format!("Image {id} could not be found."))),
+                        }
+                    }
+                    volumes.push(VolumeBdm {
+                        image_id: (src == "image").then(|| id.clone()),
+                        volume_id: (src == "volume").then(|| id.clone()),
+                        size_gb: size.unwrap_or(1),
+                        boot_index,
+                        delete_on_termination: dot,
+                    });
+                }
                 _ => {
                     return Err(ApiError::BadRequest(format!(
-                        "Block device mapping {src} -> {dst} is not supported yet by this cloud: boot from an image."
+                        "Block device mapping {src} -> {dst} is not supported by this cloud."
                     )));
                 }
             }
         }
     }
+    let boot_from_volume = volumes.iter().any(|v| v.boot_index == Some(0));
     if s.block_device_mapping.is_some() {
         return Err(ApiError::BadRequest(
             "Legacy block_device_mapping is not supported; use block_device_mapping_v2.".into(),
@@ -514,30 +614,12 @@ async fn server_create(
         Err(e) => return Err(e.into()),
     };
     let image_ref = s.image_ref.as_deref().map(ref_id).filter(|r| !r.is_empty()).or(bdm_image.as_deref());
-    let Some(image_ref) = image_ref else {
-        return Err(ApiError::BadRequest("Missing imageRef attribute".into()));
+    let image_ref = match image_ref {
+        Some(r) => r,
+        None if boot_from_volume => "",
+        None => return Err(ApiError::BadRequest("Missing imageRef attribute".into())),
     };
-    if uuid::Uuid::parse_str(image_ref).is_err() {
-        return Err(ApiError::BadRequest(format!(
-            "Invalid image identifier or unable to access requested image: {image_ref} is not a UUID"
-        )));
-    }
-    let image = match st.ds.image_get(image_ref).await {
-        Ok(i) if ctx.can_see(&i.owner) || i.visibility == "public" || i.visibility == "community" => i,
-        Ok(_) | Err(DbError::NotFound(_)) => {
-            return Err(ApiError::BadRequest(format!("Image {image_ref} could not be found.")));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if image.status != "active" {
-        return Err(ApiError::BadRequest(format!("Image {} is not active.", image.id)));
-    }
-    if flavor.ram_mb < image.min_ram {
-        return Err(ApiError::BadRequest("Flavor's memory is too small for requested image.".into()));
-    }
-    if flavor.disk_gb > 0 && flavor.disk_gb < image.min_disk {
-        return Err(ApiError::BadRequest("Flavor's disk is too small for requested image.".into()));
-    }
+    let image = if image_ref.is_empty() { None } else { Some(check_image(&st, &ctx, image_ref, &flavor).await?) };
     let mut metadata = BTreeMap::new();
     for (k, v) in s.metadata.unwrap_or_default() {
         if k.is_empty() || k.chars().count() > 255 {
@@ -582,8 +664,9 @@ async fn server_create(
         return Err(ApiError::BadRequest(format!("The requested availability zone is not available: {az}")));
     }
     let spec = ServerSpec {
+        volumes,
         name: s.name.clone(),
-        image_id: Some(image.id.clone()),
+        image_id: image.as_ref().map(|i| i.id.clone()),
         flavor,
         metadata,
         key_name: s.key_name.clone(),
@@ -648,7 +731,8 @@ async fn server_update(
     let s = st.compute.get_visible(&ctx, &id).await?;
     let ports = st.ds.port_list_for_server(&s.id).await?;
     let p: Vec<&PortRow> = ports.iter().collect();
-    Ok(Json(json!({"server": server_view(&st.public_url, &s, &p, &ctx, mv)})))
+    let vols: Vec<String> = st.ds.attachment_list_for_server(&s.id).await?.into_iter().map(|a| a.volume_id).collect();
+    Ok(Json(json!({"server": server_view(&st.public_url, &s, &p, &vols, &ctx, mv)})))
 }
 
 #[utoipa::path(delete, path = "/compute/v2.1/servers/{id}", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 204, description = "Delete recorded (or the open delete re-driven)"), (status = 404, description = "Not found"), (status = 409, description = "Locked")))]
@@ -880,6 +964,72 @@ async fn server_action(
             Err(ApiError::BadRequest(format!("There is no such action: {other}")))
         }
     }
+}
+
+// ---------------------------------------------------------------- volume attachments
+
+fn attachment_view(a: &stratus_db::AttachmentRow) -> Value {
+    json!({"device": a.mountpoint, "id": a.volume_id, "serverId": a.server_id, "volumeId": a.volume_id})
+}
+
+#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/os-volume_attachments", tag = "volumes", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "The server's volume attachments"), (status = 404, description = "Not found")))]
+async fn volume_attachment_list(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let s = st.compute.get_visible(&ctx, &id).await?;
+    let atts = st.ds.attachment_list_for_server(&s.id).await?;
+    Ok(Json(json!({"volumeAttachments": atts.iter().map(attachment_view).collect::<Vec<_>>()})))
+}
+
+#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/os-volume_attachments/{volume}", tag = "volumes", params(("id" = String, Path, description = "Server id"), ("volume" = String, Path, description = "Volume id")), responses((status = 200, description = "One attachment"), (status = 404, description = "Not found")))]
+async fn volume_attachment_show(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Path((id, volume)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let s = st.compute.get_visible(&ctx, &id).await?;
+    let a = st.ds.attachment_list_for_server(&s.id).await?.into_iter().find(|a| a.volume_id == volume);
+    let Some(a) = a else {
+        return Err(ApiError::NotFound(format!("Instance {id} is not attached to volume {volume}.")));
+    };
+    Ok(Json(json!({"volumeAttachment": attachment_view(&a)})))
+}
+
+#[utoipa::path(post, path = "/compute/v2.1/servers/{id}/os-volume_attachments", tag = "volumes", params(("id" = String, Path, description = "Server id")), request_body(content = Object, description = "volumeAttachment with volumeId and optional device"), responses((status = 200, description = "Attachment reserved; the host opens the volume"), (status = 400, description = "Volume not available"), (status = 404, description = "Server or volume not found"), (status = 409, description = "Server state or lock")))]
+async fn volume_attach(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let v: Value = parse_json(&body)?;
+    let Some(o) = v.get("volumeAttachment").and_then(|x| x.as_object()) else {
+        return Err(ApiError::BadRequest("Invalid input: 'volumeAttachment' is a required property".into()));
+    };
+    if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "volumeId" | "device")) {
+        return Err(ApiError::BadRequest(format!("Additional properties are not allowed ('{k}' was unexpected)")));
+    }
+    let Some(vol) = o.get("volumeId").and_then(|x| x.as_str()).filter(|x| uuid::Uuid::parse_str(x).is_ok()) else {
+        return Err(ApiError::BadRequest(
+            "Invalid input for field/attribute volumeId: a volume UUID is required".into(),
+        ));
+    };
+    let a = st.compute.attach_volume(&ctx, &id, vol, &rid.0).await?;
+    Ok(Json(json!({"volumeAttachment": attachment_view(&a)})))
+}
+
+#[utoipa::path(delete, path = "/compute/v2.1/servers/{id}/os-volume_attachments/{volume}", tag = "volumes", params(("id" = String, Path, description = "Server id"), ("volume" = String, Path, description = "Volume id")), responses((status = 202, description = "Detach started"), (status = 400, description = "Root volume"), (status = 404, description = "Not attached"), (status = 409, description = "Host down or locked")))]
+async fn volume_detach(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Extension(rid): Extension<RequestId>,
+    Path((id, volume)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    st.compute.detach_volume(&ctx, &id, &volume, &rid.0).await?;
+    Ok(StatusCode::ACCEPTED)
 }
 
 // ---------------------------------------------------------------- instance actions

@@ -12,6 +12,7 @@ use stratus_api::{MicroversionError, keystone_fault, nova_fault};
 use stratus_auth::AuthError;
 use stratus_controller::compute_api::ComputeError;
 use stratus_db::DbError;
+use stratus_volume::VolumeError;
 use tracing::error;
 
 /// An error a handler returns.
@@ -141,6 +142,21 @@ impl From<ComputeError> for ApiError {
             ComputeError::NotFound(m) => Self::NotFound(m),
             ComputeError::Conflict(m) => Self::Conflict(m),
             ComputeError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<VolumeError> for ApiError {
+    fn from(e: VolumeError) -> Self {
+        match e {
+            VolumeError::BadRequest(m) => Self::BadRequest(m),
+            VolumeError::Forbidden(m) => Self::Forbidden(m),
+            // Cinder answers quota refusals with 413 `overLimit`.
+            VolumeError::QuotaExceeded(m) => Self::PayloadTooLarge(m),
+            VolumeError::NotFound(m) => Self::NotFound(m),
+            VolumeError::Conflict(m) => Self::Conflict(m),
+            VolumeError::Db(e) => e.into(),
+            VolumeError::Backend(e) => Self::Internal(e.to_string()),
         }
     }
 }

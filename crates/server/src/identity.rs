@@ -1283,7 +1283,9 @@ mod tests {
             bus.clone(),
             stratus_controller::ControllerConfig::default(),
         );
-        let state = AppState { ds, identity, compute, bus, public_url: PUBLIC.into(), image_dir: dir.0.join("images") };
+        let (volume, _) = crate::volume::test_service(&ds, dir.0.join("images"));
+        let state =
+            AppState { ds, identity, compute, bus, public_url: PUBLIC.into(), image_dir: dir.0.join("images"), volume };
         Env { app: crate::router(state), _dir: dir }
     }
 

@@ -1234,6 +1234,7 @@ mod tests {
             bus.clone(),
             stratus_controller::ControllerConfig::default(),
         );
+        let (volume, _) = crate::volume::test_service(&ds, dir.join("images"));
         let state = AppState {
             ds,
             identity,
@@ -1241,6 +1242,7 @@ mod tests {
             bus,
             public_url: "http://127.0.0.1:8774".into(),
             image_dir: dir.join("images"),
+            volume,
         };
         Env { state, admin, demo, alt, viewer, _dir: TempDir(dir) }
     }

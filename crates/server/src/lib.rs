@@ -35,6 +35,8 @@ pub struct AppState {
     pub public_url: String,
     /// Where image data is stored.
     pub image_dir: PathBuf,
+    /// Block storage: volumes and attachments (Block Storage v3).
+    pub volume: Arc<stratus_volume::VolumeService>,
 }
 
 /// The whole API router.

@@ -11,12 +11,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use stratus_blockstore::BlockBackend;
 use stratus_bus::{Bus, InProcessBus, NatsBus};
 use stratus_compute::{Agent, AgentConfig, AgentFaults, ReapAction};
 use stratus_controller::compute_api::ComputeApi;
 use stratus_controller::{Controller, ControllerConfig};
 use stratus_db::{Datastore, QuotaLimits};
 use stratus_driver::{FakeDriver, FakeDriverConfig};
+use stratus_volume::{VolumeConfig, VolumeService};
 use tokio::sync::watch;
 use tracing::info;
 
@@ -221,6 +223,56 @@ struct UpArgs {
     nats_url: Option<String>,
     #[command(flatten)]
     tunables: Tunables,
+    #[command(flatten)]
+    volumes: VolumeArgs,
+}
+
+/// Block storage settings of the roles that serve volumes.
+#[derive(Args, Clone, Debug)]
+struct VolumeArgs {
+    /// Block storage backend: `local` (image files under <data-dir>/volumes) or `rbd` (Ceph).
+    #[arg(long, env = "STRATUS_VOLUME_BACKEND", default_value = "local", value_parser = ["local", "rbd"])]
+    volume_backend: String,
+    /// Ceph configuration file (`rbd` backend).
+    #[arg(long, env = "STRATUS_CEPH_CONF")]
+    ceph_conf: Option<PathBuf>,
+    /// Ceph pool holding the volumes (`rbd` backend).
+    #[arg(long, env = "STRATUS_CEPH_POOL", default_value = "rbd")]
+    ceph_pool: String,
+    /// Default quota: volumes per project (-1 = unlimited).
+    #[arg(long, env = "STRATUS_QUOTA_VOLUMES", default_value_t = 10, allow_negative_numbers = true)]
+    quota_volumes: i64,
+    /// Default quota: volume GiB per project (-1 = unlimited).
+    #[arg(long, env = "STRATUS_QUOTA_GIGABYTES", default_value_t = 1000, allow_negative_numbers = true)]
+    quota_gigabytes: i64,
+}
+
+impl VolumeArgs {
+    /// The selected block storage backend.
+    fn backend(&self, data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn BlockBackend>> {
+        Ok(match self.volume_backend.as_str() {
+            "rbd" => {
+                let conf = self.ceph_conf.clone().context("--volume-backend rbd needs --ceph-conf PATH")?;
+                Arc::new(stratus_blockstore::rbd::RbdBackend::new(self.ceph_pool.clone(), conf))
+            }
+            _ => {
+                let dir = data_dir.join("volumes");
+                std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                Arc::new(stratus_blockstore::local::LocalBackend::new(dir))
+            }
+        })
+    }
+
+    /// Settings of the volume service.
+    fn config(&self, image_dir: PathBuf) -> VolumeConfig {
+        VolumeConfig {
+            image_dir,
+            quota_volumes: self.quota_volumes,
+            quota_gigabytes: self.quota_gigabytes,
+            rbd_pool: (self.volume_backend == "rbd").then(|| self.ceph_pool.clone()),
+            ..VolumeConfig::default()
+        }
+    }
 }
 
 fn init_logging() {
@@ -293,6 +345,8 @@ async fn up(a: UpArgs, with_controller: bool) -> anyhow::Result<()> {
     let identity = stratus_auth::Identity::new(ds.clone(), chrono::Duration::seconds(a.tunables.token_ttl));
     let image_dir = data_dir.join("images");
     std::fs::create_dir_all(&image_dir)?;
+    let storage = a.volumes.backend(&data_dir)?;
+    let volume = Arc::new(VolumeService::new(ds.clone(), storage.clone(), a.volumes.config(image_dir.clone())));
     let state = stratus_server::AppState {
         ds: ds.clone(),
         identity,
@@ -300,19 +354,26 @@ async fn up(a: UpArgs, with_controller: bool) -> anyhow::Result<()> {
         bus: bus.clone(),
         public_url: public_url.clone(),
         image_dir,
+        volume: volume.clone(),
     };
     let creds = bootstrap::bootstrap(&state, &data_dir).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The volume service retries interrupted creates and queued volume deletes.
+    tokio::spawn(volume.run_reconciler(stop_rx.clone()));
     if with_controller {
-        Controller::new(ds.clone(), bus.clone(), cfg.clone()).start(stop_rx.clone()).await?;
+        Controller::new(ds.clone(), bus.clone(), cfg.clone())
+            .with_storage(storage.clone(), true)
+            .start(stop_rx.clone())
+            .await?;
     }
     for i in 1..=a.fake_hosts {
         let host = format!("compute-{i}");
         let host_dir = data_dir.join("hosts").join(&host);
         std::fs::create_dir_all(&host_dir)?;
         let driver = Arc::new(FakeDriver::new(a.tunables.fake_driver(Some(host_dir.join("vms")))));
-        let agent = Agent::new(bus.clone(), driver, a.tunables.agent(&host)?, AgentFaults::default());
+        let agent = Agent::new(bus.clone(), driver, a.tunables.agent(&host)?, AgentFaults::default())
+            .with_storage(storage.clone());
         tokio::spawn(agent.run(stop_rx.clone()));
     }
 

@@ -1,0 +1,852 @@
+//! `rbd` backend: real Ceph through the `rbd` and `ceph` CLIs.
+//!
+//! Every call passes `--conf <ceph_conf>` (the admin keyring path is in the
+//! `[client]` section of a conf made by the shared start script, and
+//! `CEPH_KEYRING` in the environment is honoured too), uses `--format json`
+//! where the CLI has it, and is killed (SIGKILL) after a deadline. Exit codes
+//! are errnos: 2 ENOENT, 16 EBUSY, 17 EEXIST, 22 EINVAL.
+//!
+//! Client identity is the watcher address `IP:PORT/NONCE` that
+//! `rbd status --format json` prints: it names exactly one client instance.
+//! Fencing is `ceph osd blocklist add <addr> <expiry>` with a long expiry (30
+//! days by default; Ceph's own default of one hour would let a zombie that
+//! is still alive an hour later write again), then breaking any lock that
+//! client still holds. Only addresses with a nonce are accepted: a bare IP
+//! would fence every client of that host (on a single-node cluster, the
+//! control plane itself).
+//!
+//! [`RbdBackend::open_client`] starts a real librbd client process (python3
+//! with python3-rbd, running the embedded `holder.py`) that holds the image
+//! open and writes on command: the simulated VM of the fake hypervisor
+//! driver and of the tests.
+
+use crate::util::{self, CmdOutput, TempPath};
+use crate::{BlockBackend, BlockError, ClientId, OpenClient};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+/// The holder program, run with `python3 -c`.
+const HOLDER_SCRIPT: &str = include_str!("holder.py");
+
+/// Default blocklist expiry of a fence: 30 days, far beyond any time a host
+/// can stay partitioned unnoticed (Ceph's default is only 3600 s).
+pub const DEFAULT_BLOCKLIST_EXPIRY: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Default deadline of one CLI call.
+pub const DEFAULT_CLI_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Deadline of `rbd rm`: against a lock owner that stopped responding (a
+/// frozen, unfenced client) librbd waits for the OSD to expire its watch
+/// (`osd_client_watch_timeout`, 30 s; measured 27–28 s) before it breaks the
+/// lock, so the generic 30 s deadline would kill it just before it succeeds.
+/// Killing it would also leave the CLI's own watch behind for 30 s more.
+pub const RM_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The interpreter that has python3-rbd (on Debian, `/usr/bin/python3`; a
+/// pyenv `python3` earlier in `PATH` usually lacks the Ceph modules).
+pub const DEFAULT_PYTHON: &str = "/usr/bin/python3";
+
+/// errno of a blocklisted client's I/O (ESHUTDOWN; librbd's EBLOCKLISTED).
+const ESHUTDOWN: i32 = 108;
+
+/// Ceph RBD block backend (one pool).
+#[derive(Debug, Clone)]
+pub struct RbdBackend {
+    pool: String,
+    ceph_conf: PathBuf,
+    python: PathBuf,
+    cli_timeout: Duration,
+    blocklist_expiry: Duration,
+    holder_linger: Duration,
+}
+
+/// One entry of `ceph osd blocklist ls`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlocklistEntry {
+    /// The fenced client instance (`IP:PORT/NONCE`).
+    #[serde(rename = "addr")]
+    pub client: ClientId,
+    /// When Ceph drops the entry, as printed (`2026-12-27T11:55:33.923007+0000`).
+    pub until: String,
+}
+
+impl BlocklistEntry {
+    /// [`BlocklistEntry::until`] as Unix seconds (UTC), so a reconciler can
+    /// check that a fence will outlive the zombie; `None` if unparsable.
+    pub fn until_unix(&self) -> Option<i64> {
+        parse_ceph_time(&self.until)
+    }
+}
+
+/// An image in the pool's trash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrashEntry {
+    /// Image id (what `rbd trash rm` takes).
+    pub id: String,
+    /// Image name when it was moved.
+    pub name: String,
+}
+
+/// One lock on an image (`rbd lock ls --format json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RbdLock {
+    /// Lock id (cookie), e.g. `auto 140348995160464` for the exclusive lock.
+    pub id: String,
+    /// Locker entity, e.g. `client.4150`.
+    pub locker: String,
+    /// Locker address (`IP:PORT/NONCE`).
+    pub address: String,
+}
+
+#[derive(Deserialize)]
+struct Status {
+    watchers: Vec<StatusWatcher>,
+}
+
+#[derive(Deserialize)]
+struct StatusWatcher {
+    address: String,
+}
+
+#[derive(Deserialize)]
+struct Info {
+    size: u64,
+}
+
+impl RbdBackend {
+    /// A backend on `pool` of the cluster described by `ceph_conf`.
+    pub fn new(pool: String, ceph_conf: PathBuf) -> Self {
+        Self {
+            pool,
+            ceph_conf,
+            python: PathBuf::from(DEFAULT_PYTHON),
+            cli_timeout: DEFAULT_CLI_TIMEOUT,
+            blocklist_expiry: DEFAULT_BLOCKLIST_EXPIRY,
+            holder_linger: Duration::ZERO,
+        }
+    }
+
+    /// Use another python3 for holder processes (it must import `rados` and `rbd`).
+    pub fn with_python(mut self, python: PathBuf) -> Self {
+        self.python = python;
+        self
+    }
+
+    /// Deadline of each CLI call (except `rbd rm`, see [`RM_TIMEOUT`]).
+    pub fn with_cli_timeout(mut self, timeout: Duration) -> Self {
+        self.cli_timeout = timeout;
+        self
+    }
+
+    /// Expiry of the blocklist entries `fence` adds (default 30 days).
+    pub fn with_blocklist_expiry(mut self, expiry: Duration) -> Self {
+        self.blocklist_expiry = expiry;
+        self
+    }
+
+    /// How long a holder process keeps its image open after its owner died
+    /// without closing it (default 0: it closes when its stdin ends). A fake
+    /// driver sets this to keep zombies alive after `kill -9` of its agent.
+    pub fn with_holder_linger(mut self, linger: Duration) -> Self {
+        self.holder_linger = linger;
+        self
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &str {
+        &self.pool
+    }
+
+    /// `pool/name`, after checking both (a name reaches a CLI argument).
+    fn spec(&self, name: &str) -> Result<String, BlockError> {
+        util::validate_name("pool", &self.pool)?;
+        util::validate_name("volume", name)?;
+        Ok(format!("{}/{name}", self.pool))
+    }
+
+    async fn cli(&self, program: &str, args: &[&str], timeout: Duration) -> Result<CmdOutput, BlockError> {
+        let mut full: Vec<OsString> = vec!["--conf".into(), self.ceph_conf.clone().into_os_string()];
+        full.extend(args.iter().map(OsString::from));
+        util::run(Path::new(program), &full, &[], timeout).await
+    }
+
+    async fn rbd(&self, args: &[&str]) -> Result<CmdOutput, BlockError> {
+        self.cli("rbd", args, self.cli_timeout).await
+    }
+
+    async fn ceph(&self, args: &[&str]) -> Result<CmdOutput, BlockError> {
+        let connect = self.cli_timeout.as_secs().max(1).to_string();
+        let mut full = vec!["--connect-timeout", connect.as_str()];
+        full.extend_from_slice(args);
+        self.cli("ceph", &full, self.cli_timeout).await
+    }
+
+    /// Size of an image in bytes.
+    pub async fn image_size(&self, name: &str) -> Result<u64, BlockError> {
+        let spec = self.spec(name)?;
+        let out = self.rbd(&["info", "--format", "json", &spec]).await?;
+        match out.code {
+            Some(0) => Ok(parse_json::<Info>(&out)?.size),
+            Some(2) => Err(BlockError::NotFound(name.to_owned())),
+            _ => Err(out.error("rbd info")),
+        }
+    }
+
+    /// Images of the pool (`rbd ls`), outside the trash.
+    pub async fn list(&self) -> Result<Vec<String>, BlockError> {
+        util::validate_name("pool", &self.pool)?;
+        let out = self.rbd(&["ls", "--format", "json", &self.pool]).await?.ok("rbd ls")?;
+        parse_json(&out)
+    }
+
+    /// Locks on an image (`rbd lock ls`).
+    pub async fn locks(&self, name: &str) -> Result<Vec<RbdLock>, BlockError> {
+        let spec = self.spec(name)?;
+        let out = self.rbd(&["lock", "ls", "--format", "json", &spec]).await?;
+        match out.code {
+            Some(0) => parse_json(&out),
+            Some(2) => Err(BlockError::NotFound(name.to_owned())),
+            _ => Err(out.error("rbd lock ls")),
+        }
+    }
+
+    /// The blocklisted client instances of the cluster.
+    pub async fn blocklist(&self) -> Result<Vec<ClientId>, BlockError> {
+        Ok(self.blocklist_entries().await?.into_iter().map(|e| e.client).collect())
+    }
+
+    /// The blocklist with expiry times. The CLI prints, after a newline, the
+    /// address blocklist and then the range blocklist (new in 16.2) as two
+    /// JSON arrays back to back; only the first is read.
+    pub async fn blocklist_entries(&self) -> Result<Vec<BlocklistEntry>, BlockError> {
+        let out = self.ceph(&["osd", "blocklist", "ls", "--format", "json"]).await?.ok("ceph osd blocklist ls")?;
+        let first = serde_json::Deserializer::from_str(&out.stdout).into_iter::<Vec<BlocklistEntry>>().next();
+        match first {
+            Some(Ok(entries)) => Ok(entries),
+            Some(Err(e)) => Err(BlockError::Backend(format!("`{}` printed unexpected JSON: {e}", out.cmdline))),
+            None => Err(BlockError::Backend(format!("`{}` printed nothing", out.cmdline))),
+        }
+    }
+
+    /// Move an image to the pool's trash (the fallback when `rbd rm` cannot
+    /// finish; a purge reconciler removes it later). Absent is success.
+    ///
+    /// Ceph itself lets a *watched* image be moved to the trash (and the
+    /// client keeps writing to it), so this refuses with
+    /// [`BlockError::Busy`] while the image has watchers: fence first.
+    pub async fn trash_move(&self, name: &str) -> Result<(), BlockError> {
+        let spec = self.spec(name)?;
+        match self.watchers(name).await {
+            Ok(w) if !w.is_empty() => return Err(BlockError::Busy { name: name.to_owned(), watchers: w }),
+            Ok(_) => {}
+            Err(BlockError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        let out = self.rbd(&["trash", "mv", &spec]).await?;
+        match out.code {
+            Some(0 | 2) => Ok(()),
+            _ => Err(out.error("rbd trash mv")),
+        }
+    }
+
+    /// The pool's trash.
+    pub async fn trash_list(&self) -> Result<Vec<TrashEntry>, BlockError> {
+        util::validate_name("pool", &self.pool)?;
+        let out = self.rbd(&["trash", "ls", "--format", "json", &self.pool]).await?.ok("rbd trash ls")?;
+        parse_json(&out)
+    }
+
+    /// Remove every expired image from the pool's trash and return what is
+    /// still there. An image that still has watchers stays (the CLI exits 16,
+    /// which is not an error here): the caller retries and shows the rest to
+    /// admins.
+    pub async fn trash_purge(&self) -> Result<Vec<TrashEntry>, BlockError> {
+        util::validate_name("pool", &self.pool)?;
+        let out = self.cli("rbd", &["trash", "purge", "--no-progress", &self.pool], RM_TIMEOUT).await?;
+        match out.code {
+            Some(0) => {}
+            Some(16) => tracing::warn!(pool = %self.pool, stderr = %out.stderr.trim(), "trash purge left busy images"),
+            _ => return Err(out.error("rbd trash purge")),
+        }
+        self.trash_list().await
+    }
+
+    /// Like [`BlockBackend::open`], returning the concrete client (its
+    /// process id, kill switch and zombie behaviour).
+    pub async fn open_client(&self, name: &str) -> Result<RbdClient, BlockError> {
+        self.spec(name)?;
+        let linger = format!("{:.3}", self.holder_linger.as_secs_f64());
+        let mut child = Command::new(&self.python)
+            .arg("-c")
+            .arg(HOLDER_SCRIPT)
+            .arg(&self.pool)
+            .arg(name)
+            .arg(&linger)
+            .env("CEPH_CONF", &self.ceph_conf)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| BlockError::Backend(format!("cannot start the holder ({}): {e}", self.python.display())))?;
+        let pid = child.id();
+        let stderr_tail = Arc::new(Mutex::new(String::new()));
+        if let Some(stderr) = child.stderr.take() {
+            tokio::spawn(drain_stderr(stderr, Arc::clone(&stderr_tail)));
+        }
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.start_kill();
+            return Err(BlockError::Backend("holder started without pipes".into()));
+        };
+        let mut client = RbdClient {
+            id: ClientId(String::new()),
+            image: name.to_owned(),
+            pid,
+            child: Some(child),
+            stdin: Some(stdin),
+            stdout: Some(BufReader::new(stdout)),
+            stderr_tail,
+            io_timeout: self.cli_timeout,
+            broken: None,
+            kill_on_drop: false,
+        };
+        // The holder connects with a 15 s timeout of its own; allow for that.
+        let ready = tokio::time::timeout(self.cli_timeout + Duration::from_secs(15), client.read_line()).await;
+        let line = match ready {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => {
+                client.kill();
+                return Err(e);
+            }
+            Err(_) => {
+                client.kill();
+                return Err(BlockError::Backend(format!("holder for {name} did not open it in time; killed")));
+            }
+        };
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next(), words.next()) {
+            (Some("READY"), Some(addr), Some(_instance)) if client_addr(&ClientId(addr.to_owned())).is_ok() => {
+                client.id = ClientId(addr.to_owned());
+                tracing::debug!(image = name, client = addr, pid, "holder opened the image");
+                Ok(client)
+            }
+            (Some("ERROR"), _, Some(kind)) if kind.starts_with("ImageNotFound") => {
+                client.kill();
+                Err(BlockError::NotFound(name.to_owned()))
+            }
+            _ => {
+                client.kill();
+                Err(BlockError::Backend(format!(
+                    "holder for {name} failed to open it: {line} {}",
+                    client.stderr_tail()
+                )))
+            }
+        }
+    }
+
+    /// Break every lock of `name` held by client `addr` (after it was
+    /// blocklisted, so it cannot take the lock again). Absent image: done.
+    async fn break_locks(&self, name: &str, addr: &str) -> Result<(), BlockError> {
+        let spec = self.spec(name)?;
+        for attempt in 0..3 {
+            let held: Vec<RbdLock> = match self.locks(name).await {
+                Ok(locks) => locks.into_iter().filter(|l| l.address == addr).collect(),
+                Err(BlockError::NotFound(_)) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            if held.is_empty() {
+                return Ok(());
+            }
+            for lock in held {
+                let out = self.rbd(&["lock", "rm", &spec, &lock.id, &lock.locker]).await?;
+                // `lock rm` has been seen to exit 2 ("releasing lock failed")
+                // after doing its job; the re-listing decides.
+                if !matches!(out.code, Some(0 | 2)) {
+                    return Err(out.error("rbd lock rm"));
+                }
+                tracing::info!(image = name, lock = %lock.id, locker = %lock.locker, attempt, "broke the lock of a fenced client");
+            }
+        }
+        match self.locks(name).await {
+            Ok(locks) if locks.iter().any(|l| l.address == addr) => {
+                Err(BlockError::Backend(format!("cannot break the lock of {addr} on {name}")))
+            }
+            Ok(_) | Err(BlockError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[async_trait]
+impl BlockBackend for RbdBackend {
+    fn kind(&self) -> &'static str {
+        "rbd"
+    }
+
+    async fn create(&self, name: &str, size_gb: u64) -> Result<(), BlockError> {
+        let spec = self.spec(name)?;
+        util::gib_to_bytes(size_gb)?;
+        let size = format!("{size_gb}G");
+        let out = self.rbd(&["create", "--size", &size, &spec]).await?;
+        match out.code {
+            Some(0 | 17) => Ok(()),
+            _ => Err(out.error("rbd create")),
+        }
+    }
+
+    async fn create_from_image(&self, name: &str, size_gb: u64, image: &Path) -> Result<(), BlockError> {
+        let spec = self.spec(name)?;
+        let bytes = util::gib_to_bytes(size_gb)?;
+        if self.exists(name).await? {
+            return Ok(());
+        }
+        // `rbd import` copies bytes; anything but raw is converted first
+        // into a temporary raw file, removed when this guard drops.
+        let mut _converted_guard = None;
+        let mut source = image.to_path_buf();
+        match util::probe_image(image).await? {
+            Some(info) if info.virtual_size > bytes => {
+                return Err(BlockError::Backend(format!(
+                    "image {} is {} bytes, larger than the {size_gb} GiB volume",
+                    image.display(),
+                    info.virtual_size
+                )));
+            }
+            Some(info) if info.format != "raw" => {
+                let tmp = TempPath(std::env::temp_dir().join(format!("stratus-import-{}.raw", util::random_suffix())));
+                util::convert_to_raw(image, &info.format, &tmp.0).await?;
+                source = tmp.0.clone();
+                _converted_guard = Some(tmp);
+            }
+            _ => {}
+        }
+        // Import under a temporary name and rename, so a crash mid-import
+        // never leaves a partial image under the real name (a reconciler can
+        // remove `*.importing-*` leftovers).
+        let tmp_name = format!("{name}.importing-{}", util::random_suffix());
+        let tmp_spec = self.spec(&tmp_name)?;
+        let src = source.to_string_lossy().into_owned();
+        let result = async {
+            self.cli("rbd", &["import", "--no-progress", &src, &tmp_spec], util::QEMU_IMG_TIMEOUT)
+                .await?
+                .ok("rbd import")?;
+            let imported = self.image_size(&tmp_name).await?;
+            if imported > bytes {
+                return Err(BlockError::Backend(format!(
+                    "image {} is {imported} bytes, larger than the {size_gb} GiB volume",
+                    image.display()
+                )));
+            }
+            if imported < bytes {
+                let size = format!("{size_gb}G");
+                self.rbd(&["resize", "--no-progress", "--size", &size, &tmp_spec]).await?.ok("rbd resize")?;
+            }
+            let out = self.rbd(&["rename", &tmp_spec, &spec]).await?;
+            match out.code {
+                Some(0) => Ok(true),
+                Some(17) => Ok(false), // created concurrently: theirs wins
+                _ => Err(out.error("rbd rename")),
+            }
+        }
+        .await;
+        if !matches!(result, Ok(true)) {
+            let out = self.cli("rbd", &["rm", "--no-progress", &tmp_spec], RM_TIMEOUT).await;
+            if let Ok(out) = out
+                && !matches!(out.code, Some(0 | 2))
+            {
+                tracing::warn!(image = %tmp_spec, error = %out.error("rbd rm"), "cannot remove a temporary import");
+            }
+        }
+        result.map(|_| ())
+    }
+
+    async fn extend(&self, name: &str, size_gb: u64) -> Result<(), BlockError> {
+        let spec = self.spec(name)?;
+        let bytes = util::gib_to_bytes(size_gb)?;
+        let current = self.image_size(name).await?;
+        if bytes == current {
+            // `rbd resize` to the same size fails (EINVAL); already done.
+            return Ok(());
+        }
+        if bytes < current {
+            return Err(BlockError::Backend(format!(
+                "volume {name} is {current} bytes; refusing to shrink it to {size_gb} GiB"
+            )));
+        }
+        let size = format!("{size_gb}G");
+        let out = self.rbd(&["resize", "--no-progress", "--size", &size, &spec]).await?;
+        match out.code {
+            Some(0) => Ok(()),
+            Some(2) => Err(BlockError::NotFound(name.to_owned())),
+            _ => Err(out.error("rbd resize")),
+        }
+    }
+
+    async fn exists(&self, name: &str) -> Result<bool, BlockError> {
+        match self.image_size(name).await {
+            Ok(_) => Ok(true),
+            Err(BlockError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn watchers(&self, name: &str) -> Result<Vec<ClientId>, BlockError> {
+        let spec = self.spec(name)?;
+        let out = self.rbd(&["status", "--format", "json", &spec]).await?;
+        match out.code {
+            Some(0) => Ok(parse_json::<Status>(&out)?.watchers.into_iter().map(|w| ClientId(w.address)).collect()),
+            Some(2) => Err(BlockError::NotFound(name.to_owned())),
+            _ => Err(out.error("rbd status")),
+        }
+    }
+
+    async fn open(&self, name: &str) -> Result<Box<dyn OpenClient>, BlockError> {
+        Ok(Box::new(self.open_client(name).await?))
+    }
+
+    async fn fence(&self, name: &str, client: &ClientId) -> Result<(), BlockError> {
+        self.spec(name)?;
+        let addr = client_addr(client)?;
+        let expiry = self.blocklist_expiry.as_secs().max(1).to_string();
+        // Blocklist first: once it returns, the client's I/O fails with 108
+        // and it can no longer (re)take the lock; breaking the lock before
+        // that would let a live client grab it back.
+        self.ceph(&["osd", "blocklist", "add", addr, &expiry]).await?.ok("ceph osd blocklist add")?;
+        tracing::info!(image = name, client = addr, expiry_s = %expiry, "blocklisted");
+        self.break_locks(name, addr).await
+    }
+
+    async fn unfence(&self, client: &ClientId) -> Result<(), BlockError> {
+        let addr = client_addr(client)?;
+        // Exits 0 also when the entry is absent ("isn't blocklisted").
+        self.ceph(&["osd", "blocklist", "rm", addr]).await?.ok("ceph osd blocklist rm")?;
+        tracing::info!(client = addr, "un-blocklisted");
+        Ok(())
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), BlockError> {
+        let spec = self.spec(name)?;
+        let out = self.cli("rbd", &["rm", "--no-progress", &spec], RM_TIMEOUT).await?;
+        match out.code {
+            Some(0 | 2) => Ok(()),
+            Some(16) => {
+                // "image still has watchers" (or a lock still held): say by whom.
+                let watchers = match self.watchers(name).await {
+                    Ok(w) => w,
+                    Err(BlockError::NotFound(_)) => return Ok(()),
+                    Err(e) => {
+                        tracing::warn!(image = name, error = %e, "cannot list the watchers of a busy image");
+                        vec![]
+                    }
+                };
+                Err(BlockError::Busy { name: name.to_owned(), watchers })
+            }
+            _ => Err(out.error("rbd rm")),
+        }
+    }
+}
+
+/// The `IP:PORT/NONCE` address of a client, refusing anything that would
+/// fence more than one client instance (a bare IP or a CIDR range).
+pub fn client_addr(client: &ClientId) -> Result<&str, BlockError> {
+    let addr = client.0.as_str();
+    let valid = addr.rsplit_once('/').is_some_and(|(host, nonce)| {
+        let ip_ok = host.rsplit_once(':').is_some_and(|(ip, port)| {
+            let v6 = ip.strip_prefix('[').and_then(|ip| ip.strip_suffix(']'));
+            !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && match v6 {
+                    Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+                    None => ip.parse::<std::net::Ipv4Addr>().is_ok(),
+                }
+        });
+        ip_ok && !nonce.is_empty() && nonce.bytes().all(|b| b.is_ascii_digit()) && nonce.bytes().any(|b| b != b'0')
+    });
+    if valid {
+        Ok(addr)
+    } else {
+        Err(BlockError::Backend(format!(
+            "{addr:?} is not a Ceph client instance address (IP:PORT/NONCE); refusing to fence it"
+        )))
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(out: &CmdOutput) -> Result<T, BlockError> {
+    serde_json::from_str(out.stdout.trim())
+        .map_err(|e| BlockError::Backend(format!("`{}` printed unexpected JSON ({e}): {}", out.cmdline, out.stdout)))
+}
+
+/// Keep the last few KiB of a holder's stderr for error messages (and keep
+/// the pipe drained so librados logging can never block the holder).
+async fn drain_stderr(stderr: tokio::process::ChildStderr, tail: Arc<Mutex<String>>) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if let Ok(mut t) = tail.lock() {
+            t.push_str(&line);
+            t.push('\n');
+            if t.len() > 8192 {
+                let keep = util::last_chars(&t, 4096).to_owned();
+                *t = keep;
+            }
+        }
+    }
+}
+
+/// A real librbd client process holding an image open (the simulated VM).
+///
+/// - [`OpenClient::write`] sends the bytes to the process, which writes and
+///   flushes them; errno 108 (blocklisted) is [`BlockError::Fenced`].
+/// - [`OpenClient::close`] closes the image and ends the process.
+/// - Dropping it without `close` leaves the process running with the image
+///   open — the zombie — for as long as the owning process lives, plus the
+///   backend's holder linger; [`RbdClient::kill_on_drop`] changes that.
+/// - [`RbdClient::kill`] is `kill -9` (the host reaping the VM): its watch
+///   then stays for about 30 s unless the client is fenced.
+#[derive(Debug)]
+pub struct RbdClient {
+    id: ClientId,
+    image: String,
+    pid: Option<u32>,
+    child: Option<Child>,
+    stdin: Option<ChildStdin>,
+    stdout: Option<BufReader<ChildStdout>>,
+    stderr_tail: Arc<Mutex<String>>,
+    io_timeout: Duration,
+    broken: Option<String>,
+    kill_on_drop: bool,
+}
+
+impl RbdClient {
+    /// Process id of the holder (what a reaper kills), while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// The image this client holds open.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    /// Kill the holder (SIGKILL) when this value is dropped, instead of
+    /// leaving a zombie: for tests and for owners that must not leak.
+    pub fn kill_on_drop(&mut self, yes: bool) {
+        self.kill_on_drop = yes;
+    }
+
+    /// SIGKILL the holder now (librbd ignores SIGTERM while waiting for a
+    /// lock). Tokio reaps it in the background.
+    pub fn kill(&mut self) {
+        if let Some(child) = self.child.as_mut()
+            && let Err(e) = child.start_kill()
+        {
+            tracing::debug!(pid = ?self.pid, error = %e, "holder already gone");
+        }
+        self.stdin = None;
+        self.stdout = None;
+        self.child = None;
+        self.broken.get_or_insert_with(|| "killed".into());
+    }
+
+    fn stderr_tail(&self) -> String {
+        self.stderr_tail.lock().map(|t| util::last_chars(t.trim(), 2000).to_owned()).unwrap_or_default()
+    }
+
+    async fn read_line(&mut self) -> Result<String, BlockError> {
+        let Some(stdout) = self.stdout.as_mut() else {
+            return Err(BlockError::Backend(format!("holder of {} is not running", self.image)));
+        };
+        let mut line = String::new();
+        match stdout.read_line(&mut line).await {
+            Ok(0) => {
+                // Give the stderr drain a moment to collect the reason.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err(BlockError::Backend(format!("holder of {} exited: {}", self.image, self.stderr_tail())))
+            }
+            Ok(_) => Ok(line.trim_end().to_owned()),
+            Err(e) => Err(BlockError::Backend(format!("reading from the holder of {}: {e}", self.image))),
+        }
+    }
+
+    async fn roundtrip(&mut self, offset: u64, data: &[u8]) -> Result<String, BlockError> {
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Err(BlockError::Backend(format!("holder of {} is not running", self.image)));
+        };
+        let header = format!("write {offset} {}\n", data.len());
+        let sent = async {
+            stdin.write_all(header.as_bytes()).await?;
+            stdin.write_all(data).await?;
+            stdin.flush().await
+        }
+        .await;
+        sent.map_err(|e| BlockError::Backend(format!("writing to the holder of {}: {e}", self.image)))?;
+        self.read_line().await
+    }
+}
+
+#[async_trait]
+impl OpenClient for RbdClient {
+    fn id(&self) -> ClientId {
+        self.id.clone()
+    }
+
+    async fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), BlockError> {
+        if let Some(why) = &self.broken {
+            return Err(BlockError::Backend(format!("holder of {} is unusable: {why}", self.image)));
+        }
+        let answer = match tokio::time::timeout(self.io_timeout, self.roundtrip(offset, data)).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => {
+                self.broken = Some(e.to_string());
+                return Err(e);
+            }
+            Err(_) => {
+                // A late answer would desynchronise the protocol.
+                let why = format!("no answer to a write within {:?}", self.io_timeout);
+                self.broken = Some(why.clone());
+                return Err(BlockError::Backend(format!("holder of {}: {why}", self.image)));
+            }
+        };
+        let mut words = answer.splitn(3, ' ');
+        match (words.next(), words.next().map(str::parse::<i32>)) {
+            (Some("OK"), _) => Ok(()),
+            (Some("FAILED"), Some(Ok(ESHUTDOWN))) => Err(BlockError::Fenced(self.id.clone())),
+            (Some("FAILED"), _) => {
+                Err(BlockError::Backend(format!("write to {} by {} failed: {answer}", self.image, self.id.0)))
+            }
+            _ => {
+                self.broken = Some(format!("unexpected answer {answer:?}"));
+                Err(BlockError::Backend(format!("holder of {} answered {answer:?}", self.image)))
+            }
+        }
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<(), BlockError> {
+        let timeout = self.io_timeout;
+        let closed = tokio::time::timeout(timeout, async {
+            if let Some(stdin) = self.stdin.as_mut() {
+                // A dead holder makes these fail; the exit status below decides.
+                let _ = stdin.write_all(b"close\n").await;
+                let _ = stdin.flush().await;
+            }
+            self.stdin = None;
+            self.stdout = None;
+            match self.child.as_mut() {
+                Some(child) => child.wait().await.map(Some),
+                None => Ok(None),
+            }
+        })
+        .await;
+        match closed {
+            Ok(Ok(_)) => {
+                self.child = None;
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                self.kill();
+                Err(BlockError::Backend(format!("waiting for the holder of {}: {e}", self.image)))
+            }
+            Err(_) => {
+                self.kill();
+                Err(BlockError::Backend(format!("holder of {} did not close within {timeout:?}; killed", self.image)))
+            }
+        }
+    }
+}
+
+impl Drop for RbdClient {
+    fn drop(&mut self) {
+        if self.kill_on_drop {
+            self.kill();
+            return;
+        }
+        // The zombie: keep the holder's stdin open so it does not see EOF and
+        // close the image; the pipe closes when this process exits. The
+        // process itself keeps running (a dropped tokio `Child` is not killed).
+        if let Some(stdin) = self.stdin.take() {
+            if self.child.is_some() {
+                tracing::warn!(image = %self.image, client = %self.id.0, pid = ?self.pid, "client dropped without close: holder left running");
+            }
+            std::mem::forget(stdin);
+        }
+    }
+}
+
+/// Parse Ceph's `2026-12-27T11:55:33.923007+0000` as Unix seconds.
+fn parse_ceph_time(s: &str) -> Option<i64> {
+    let (date, rest) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(str::parse::<i64>);
+    let (y, m, day) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let hms = rest.get(..8)?;
+    let mut t = hms.splitn(3, ':').map(str::parse::<i64>);
+    let (hh, mm, ss) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    // Offset: the last 5 characters, `+HHMM` / `-HHMM`.
+    let off = rest.get(rest.len().checked_sub(5)?..)?;
+    let sign = match off.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let off_s = sign * (off.get(1..3)?.parse::<i64>().ok()? * 3600 + off.get(3..5)?.parse::<i64>().ok()? * 60);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    Some(days_from_civil(y, m, day) * 86_400 + hh * 3600 + mm * 60 + ss - off_s)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceph_time() {
+        assert_eq!(parse_ceph_time("1970-01-01T00:00:00.000000+0000"), Some(0));
+        assert_eq!(parse_ceph_time("2026-12-27T11:55:33.923007+0000"), Some(1_798_372_533));
+        assert_eq!(parse_ceph_time("2026-12-27T12:55:33.923007+0100"), Some(1_798_372_533));
+        assert_eq!(parse_ceph_time("garbage"), None);
+    }
+
+    #[test]
+    fn addresses() {
+        assert!(client_addr(&ClientId("127.0.0.1:0/1137572780".into())).is_ok());
+        assert!(client_addr(&ClientId("[::1]:0/42".into())).is_ok());
+        for bad in [
+            "127.0.0.1",
+            "127.0.0.1:0/0",
+            "10.0.0.0/24",
+            "127.0.0.1:0/",
+            "local:v:0:abc",
+            "a b:0/1",
+            "fe80::1/64",
+            "[fe80::1]/64",
+        ] {
+            assert!(client_addr(&ClientId(bad.into())).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn blocklist_json_two_arrays() {
+        let out = "\n[{\"addr\":\"127.0.0.1:0/1137572780\",\"until\":\"2026-11-27T10:15:48.682786+0000\"}][]";
+        let first = serde_json::Deserializer::from_str(out).into_iter::<Vec<BlocklistEntry>>().next();
+        let Some(Ok(entries)) = first else { panic!("not parsed: {first:?}") };
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].client, ClientId("127.0.0.1:0/1137572780".into()));
+    }
+}

@@ -1,0 +1,107 @@
+//! Volume attach and detach operations on a server's host: the host opens
+//! (or closes) its storage client for the attachment and reports the
+//! client's identity, which is recorded on the attachment because it is what
+//! fencing targets later.
+
+use crate::controller::{Deadlines, Shared};
+use async_trait::async_trait;
+use std::sync::Arc;
+use stratus_db::{AttachmentRow, OperationRow, ServerRow};
+use stratus_ops::{Handler, OpError, Outcome, StepCx};
+use stratus_types::agent::CommandKind;
+use tracing::info;
+
+pub(crate) struct VolumeOps(pub Arc<Shared>);
+
+/// Open `att` on the server's host and record the client (shared by attach and boot from volume).
+pub(crate) async fn open_on_host(
+    s: &Shared,
+    op_id: &str,
+    server: &ServerRow,
+    att: &AttachmentRow,
+) -> Result<String, String> {
+    let host = server.host.clone().ok_or("server has no host")?;
+    let vol = s.ds.volume_get(&att.volume_id).await.map_err(|e| e.to_string())?;
+    let d = Deadlines { ack: s.cfg.command_ack_timeout, result: s.cfg.power_timeout };
+    let kind = CommandKind::AttachVolume { attachment_id: att.id.clone(), volume: vol.backend_name.clone() };
+    let t = s.host_command(op_id, &server.id, &host, kind, d).await?;
+    let client = t.result.client_id.clone().ok_or("the host reported no storage client")?;
+    let connector = serde_json::json!({"host": host, "initiator": format!("stratus:{host}")}).to_string();
+    s.ds.attachment_update(&att.id, Some(&host), Some(&connector), Some(&client), att.mountpoint.as_deref())
+        .await
+        .map_err(|e| e.to_string())?;
+    s.ds.attachment_complete(&att.id).await.map_err(|e| e.to_string())?;
+    info!(server = %server.id, volume = %att.volume_id, client = %client, "volume attached");
+    Ok(client)
+}
+
+#[async_trait]
+impl Handler for VolumeOps {
+    async fn run(&self, op: &OperationRow, cx: &StepCx) -> Result<Outcome, OpError> {
+        let s = &self.0;
+        let ds = &s.ds;
+        let p: serde_json::Value = serde_json::from_str(&op.params).unwrap_or_default();
+        let att_id = p["attachment_id"].as_str().unwrap_or_default().to_string();
+        let server = ds.server_get_any(&op.server_id).await?;
+        let att = match ds.attachment_get(&att_id).await {
+            Ok(a) => a,
+            Err(stratus_db::DbError::NotFound(_)) => return Ok(Outcome::Done), // already detached (or never made)
+            Err(e) => return Err(e.into()),
+        };
+        if server.deleted || server.task_state.as_deref() == Some("deleting") {
+            return Ok(Outcome::Done); // the delete releases the volumes
+        }
+        let host = server.host.clone().unwrap_or_default();
+        if op.kind == "attach_volume" {
+            let event = "compute_attach_volume";
+            cx.step(event).await?;
+            ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
+            match open_on_host(s, &op.id, &server, &att).await {
+                Ok(client) => {
+                    ds.event_finish(
+                        &server.id,
+                        &op.request_id,
+                        event,
+                        true,
+                        &format!("volume {} opened on {host} by client {client}", att.volume_id),
+                    )
+                    .await?;
+                    Ok(Outcome::Done)
+                }
+                Err(e) => {
+                    ds.attachment_delete(&att.id).await?;
+                    ds.event_finish(&server.id, &op.request_id, event, false, &e).await?;
+                    Ok(Outcome::Failed(e))
+                }
+            }
+        } else {
+            let event = "compute_detach_volume";
+            cx.step(event).await?;
+            ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
+            let d = Deadlines { ack: s.cfg.command_ack_timeout, result: s.cfg.power_timeout };
+            match s
+                .host_command(&op.id, &server.id, &host, CommandKind::DetachVolume { attachment_id: att.id.clone() }, d)
+                .await
+            {
+                Ok(_) => {
+                    ds.attachment_delete(&att.id).await?;
+                    ds.event_finish(
+                        &server.id,
+                        &op.request_id,
+                        event,
+                        true,
+                        &format!("volume {} closed on {host}", att.volume_id),
+                    )
+                    .await?;
+                    Ok(Outcome::Done)
+                }
+                Err(e) => {
+                    // The volume stays attached: releasing it while the host may still write is unsafe.
+                    ds.attachment_complete(&att.id).await?;
+                    ds.event_finish(&server.id, &op.request_id, event, false, &e).await?;
+                    Ok(Outcome::Failed(e))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,1046 @@
+//! Block storage service logic (what Cinder's API and volume manager do):
+//! volumes, attachments as Nova uses them, quota by counting, and the
+//! reconciler that makes the inline backend work crash-safe.
+//!
+//! The HTTP layer (`stratus-server`'s `volume` module) calls
+//! [`VolumeService`]; every call validates against the current state the way
+//! Cinder does, writes the database with a compare-and-swap, and then does
+//! the backend work inline. Because a process may die between the database
+//! write and the backend call, [`VolumeService::reconcile`] (run every 2 s
+//! by [`VolumeService::run_reconciler`]) finishes what was interrupted:
+//!
+//! - a volume left `creating` for longer than [`VolumeConfig::stale_after`]
+//!   is built again (backend create is idempotent);
+//! - a volume left `extending` becomes `error_extending` (the target size was
+//!   not recorded; an admin resets it);
+//! - a volume left `deleting` with no queued cleanup gets one;
+//! - every queued `volume_delete` cleanup is retried until the backend
+//!   delete succeeds, and only then is the volume marked deleted.
+//!
+//! [`BlockError::Busy`] is never swallowed: a volume whose storage is still
+//! watched stays `deleting` and its delete stays in the durable queue
+//! (`storage_cleanup`), visible to admins, until it goes.
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use stratus_auth::AuthContext;
+use stratus_blockstore::{BlockBackend, BlockError};
+use stratus_db::{AttachmentRow, Cas, CleanupRow, Datastore, DbError, ImageRow, QuotaExceeded, VolumeRow, ts};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+/// Cinder's refusal to delete a volume that is in use (attached, reserved,
+/// attaching, ...), word for word, because clients and operators match on it.
+pub const DELETE_REFUSED: &str = "Invalid volume: Volume status must be available or error or error_restoring or error_extending or error_managing and must not be migrating, attached, belong to a group, have snapshots, awaiting a transfer, or be disassociated from snapshots after volume transfer.";
+
+/// Statuses from which a volume may be deleted (Cinder's list, plus
+/// `error_deleting` so a failed delete can be retried by the user).
+const DELETABLE: &[&str] =
+    &["available", "error", "error_restoring", "error_extending", "error_managing", "error_deleting"];
+
+/// Statuses an admin may set with `os-reset_status`. `creating` and
+/// `deleting` are left out on purpose: the reconciler acts on them (it would
+/// rebuild or delete the volume's storage), which a status reset must never
+/// trigger.
+pub const RESET_STATUSES: &[&str] = &[
+    "available",
+    "error",
+    "error_deleting",
+    "error_extending",
+    "error_restoring",
+    "error_managing",
+    "extending",
+    "in-use",
+    "attaching",
+    "detaching",
+    "reserved",
+    "maintenance",
+];
+
+/// Cleanup-queue kind this service retries (other kinds, e.g. `unfence`,
+/// belong to the controller's fencing reconciler).
+pub const CLEANUP_VOLUME_DELETE: &str = "volume_delete";
+
+/// Longest name or description Cinder accepts.
+const MAX_TEXT: usize = 255;
+
+/// Settings of the block storage service, from `stratus up` flags.
+#[derive(Clone, Debug)]
+pub struct VolumeConfig {
+    /// Where image files live (`<image_dir>/<image id>`), for `imageRef`.
+    pub image_dir: PathBuf,
+    /// Default quota: volumes per project (-1 = unlimited).
+    pub quota_volumes: i64,
+    /// Default quota: GiB per project (-1 = unlimited).
+    pub quota_gigabytes: i64,
+    /// A `creating`/`extending`/`deleting` volume not updated for this long
+    /// was interrupted by a crash and is finished by the reconciler.
+    pub stale_after: Duration,
+    /// Pause between reconciler passes.
+    pub reconcile_interval: Duration,
+    /// The only availability zone.
+    pub availability_zone: String,
+    /// Ceph pool of the `rbd` backend, named in `connection_info` as Nova
+    /// expects (`pool/volume-<id>`); `None` for other backends.
+    pub rbd_pool: Option<String>,
+}
+
+impl Default for VolumeConfig {
+    fn default() -> Self {
+        Self {
+            image_dir: PathBuf::from("images"),
+            quota_volumes: 10,
+            quota_gigabytes: 1000,
+            stale_after: Duration::from_secs(60),
+            reconcile_interval: Duration::from_secs(2),
+            availability_zone: "nova".into(),
+            rbd_pool: None,
+        }
+    }
+}
+
+/// Errors of volume calls; the HTTP layer maps each to a status and fault.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// 400 (Cinder's `InvalidInput` / `InvalidVolume`).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 403: the caller's role does not allow it.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 413 with Cinder's quota message.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// 404 (also for another project's volume).
+    #[error("{0}")]
+    NotFound(String),
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// 500 (logged, not shown).
+    #[error(transparent)]
+    Db(DbError),
+    /// 500: the storage backend failed (logged, not shown).
+    #[error(transparent)]
+    Backend(BlockError),
+}
+
+impl From<DbError> for VolumeError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::QuotaExceeded(q) => Self::QuotaExceeded(quota_message(&q)),
+            DbError::NotFound(what) => Self::NotFound(format!("{what} could not be found.")),
+            DbError::Conflict(m) => Self::Conflict(m),
+            e => Self::Db(e),
+        }
+    }
+}
+
+impl From<BlockError> for VolumeError {
+    fn from(e: BlockError) -> Self {
+        Self::Backend(e)
+    }
+}
+
+/// Cinder's quota messages: `gigabytes` is reported before `volumes`, as
+/// Cinder's `process_reserve_over_quota` does.
+pub fn quota_message(q: &QuotaExceeded) -> String {
+    let at = |name: &str| q.overs.iter().position(|o| *o == name);
+    let get = |v: &[i64], i: usize| v.get(i).copied().unwrap_or(0);
+    if let Some(i) = at("gigabytes") {
+        return gigabytes_message(get(&q.requested, i), get(&q.allowed, i), get(&q.used, i));
+    }
+    if let Some(i) = at("volumes") {
+        return format!("Maximum number of volumes allowed ({}) exceeded for quota 'volumes'.", get(&q.allowed, i));
+    }
+    q.to_string()
+}
+
+fn gigabytes_message(requested: i64, quota: i64, consumed: i64) -> String {
+    format!(
+        "Requested volume or snapshot exceeds allowed gigabytes quota. Requested {requested}G, quota is {quota}G and {consumed}G has been consumed."
+    )
+}
+
+/// A create request, already parsed from the API body.
+#[derive(Clone, Debug, Default)]
+pub struct NewVolume {
+    /// Size in GiB (≥ 1).
+    pub size: i64,
+    /// Display name.
+    pub name: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Image to copy into the volume (id, or name): the volume is bootable.
+    pub image_ref: Option<String>,
+    /// Volume type; only the default type (`__DEFAULT__`) exists.
+    pub volume_type: Option<String>,
+    /// Availability zone; only [`VolumeConfig::availability_zone`] exists.
+    pub availability_zone: Option<String>,
+}
+
+/// A `PUT /volumes/{id}` request: absent fields are left alone.
+#[derive(Clone, Debug, Default)]
+pub struct VolumeUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New metadata (replaces the old, as Cinder's update does).
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+/// Filters of `GET /volumes`.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    /// `all_tenants`: every project (admins only; ignored for others, as Cinder does).
+    pub all_projects: bool,
+    /// With `all_projects`: only this project.
+    pub project_id: Option<String>,
+    /// Exact name.
+    pub name: Option<String>,
+    /// Exact status.
+    pub status: Option<String>,
+}
+
+/// What one reconciler pass did; the last one is kept for admins
+/// ([`VolumeService::last_report`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Interrupted creates retried.
+    pub creates_retried: usize,
+    /// Of those, now `available`.
+    pub creates_finished: usize,
+    /// Interrupted extends marked `error_extending`.
+    pub extends_failed: usize,
+    /// `deleting` volumes without a queued cleanup that got one.
+    pub deletes_requeued: usize,
+    /// Queued volume deletes that succeeded (volume marked deleted).
+    pub deletes_finished: usize,
+    /// Queued volume deletes still refused (busy or backend error).
+    pub deletes_pending: usize,
+    /// Queued deletes dropped because the volume is no longer being deleted
+    /// (an admin reset its status): its data is kept.
+    pub deletes_cancelled: usize,
+    /// Items that failed with a database error (retried next pass).
+    pub errors: usize,
+}
+
+impl ReconcileReport {
+    /// Did the pass change anything worth an info log?
+    pub fn is_quiet(&self) -> bool {
+        self.creates_retried == 0
+            && self.extends_failed == 0
+            && self.deletes_requeued == 0
+            && self.deletes_finished == 0
+            && self.deletes_cancelled == 0
+            && self.errors == 0
+    }
+}
+
+/// The block storage service: volumes and attachments over a datastore and
+/// a [`BlockBackend`]. Shared as `Arc<VolumeService>` by the API and the
+/// reconciler task.
+pub struct VolumeService {
+    ds: Datastore,
+    backend: Arc<dyn BlockBackend>,
+    cfg: VolumeConfig,
+    /// Volumes this process is building right now: the reconciler leaves
+    /// them alone even when the build takes longer than `stale_after`.
+    inflight: Mutex<HashSet<String>>,
+    last_report: Mutex<Option<ReconcileReport>>,
+}
+
+/// Removes a volume from the in-flight set when the build ends (or panics).
+struct Inflight<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    id: String,
+}
+
+impl Drop for Inflight<'_> {
+    fn drop(&mut self) {
+        self.set.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.id);
+    }
+}
+
+fn require_write(ctx: &AuthContext, action: &str) -> Result<(), VolumeError> {
+    if ctx.can_write() {
+        Ok(())
+    } else {
+        Err(VolumeError::Forbidden(format!("Policy doesn't allow volume:{action} to be performed.")))
+    }
+}
+
+fn check_text(field: &str, v: Option<&str>) -> Result<(), VolumeError> {
+    match v {
+        Some(s) if s.chars().count() > MAX_TEXT => Err(VolumeError::BadRequest(format!(
+            "Invalid input received: {field} has more than {MAX_TEXT} characters."
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn check_metadata(m: &BTreeMap<String, String>) -> Result<(), VolumeError> {
+    for (k, v) in m {
+        if k.is_empty() || k.chars().count() > MAX_TEXT || v.chars().count() > MAX_TEXT {
+            return Err(VolumeError::BadRequest(format!(
+                "Invalid input received: metadata key and value must be 1 to {MAX_TEXT} characters (key {k:?})."
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn image_visible(ctx: &AuthContext, i: &ImageRow) -> bool {
+    ctx.is_admin() || i.owner == ctx.project_id || matches!(i.visibility.as_str(), "public" | "community")
+}
+
+impl VolumeService {
+    /// Bind the service to a datastore, a backend and its settings.
+    pub fn new(ds: Datastore, backend: Arc<dyn BlockBackend>, cfg: VolumeConfig) -> Self {
+        Self { ds, backend, cfg, inflight: Mutex::new(HashSet::new()), last_report: Mutex::new(None) }
+    }
+
+    /// The settings (quota defaults for the limits document).
+    pub fn config(&self) -> &VolumeConfig {
+        &self.cfg
+    }
+
+    /// The backend's kind (`local`, `rbd`), shown in connection info.
+    pub fn backend_kind(&self) -> &'static str {
+        self.backend.kind()
+    }
+
+    /// Cinder's `host@backend#pool` for `os-vol-host-attr:host` (admins).
+    pub fn host_attr(&self) -> String {
+        let kind = self.backend.kind();
+        format!("stratus@{kind}#{}", self.cfg.rbd_pool.as_deref().unwrap_or(kind))
+    }
+
+    /// Counted usage of a project (limits document).
+    pub async fn usage(&self, project_id: &str) -> Result<stratus_db::VolumeUsage, VolumeError> {
+        Ok(self.ds.volume_usage(project_id).await?)
+    }
+
+    /// The last reconciler pass's report (`None` before the first pass).
+    pub fn last_report(&self) -> Option<ReconcileReport> {
+        self.last_report.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A volume the caller may see; another project's volume is 404, like a
+    /// missing one (no existence leak).
+    pub async fn get_visible(&self, ctx: &AuthContext, id: &str) -> Result<VolumeRow, VolumeError> {
+        let not_found = || VolumeError::NotFound(format!("Volume {id} could not be found."));
+        let v = match self.ds.volume_get(id).await {
+            Ok(v) => v,
+            Err(DbError::NotFound(_)) => return Err(not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        if !ctx.can_see(&v.project_id) {
+            return Err(not_found());
+        }
+        Ok(v)
+    }
+
+    /// Live attachments of a volume (for the volume's `attachments` list).
+    pub async fn attachments_of(&self, volume_id: &str) -> Result<Vec<AttachmentRow>, VolumeError> {
+        Ok(self.ds.attachment_list_for_volume(volume_id).await?)
+    }
+
+    /// Volumes the caller may list, newest first.
+    pub async fn list(&self, ctx: &AuthContext, f: &ListFilter) -> Result<Vec<VolumeRow>, VolumeError> {
+        let project =
+            if ctx.is_admin() && f.all_projects { f.project_id.clone() } else { Some(ctx.project_id.clone()) };
+        let rows = self.ds.volume_list(project.as_deref()).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|v| f.name.as_ref().is_none_or(|n| v.name.as_ref() == Some(n)))
+            .filter(|v| f.status.as_ref().is_none_or(|s| &v.status == s))
+            .collect())
+    }
+
+    async fn resolve_image(&self, ctx: &AuthContext, image_ref: &str) -> Result<ImageRow, VolumeError> {
+        let not_found = || VolumeError::NotFound(format!("Image {image_ref} could not be found."));
+        let by_id = match self.ds.image_get(image_ref).await {
+            Ok(i) => Some(i),
+            Err(DbError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let image = match by_id {
+            Some(i) => i,
+            None => {
+                let project = (!ctx.is_admin()).then_some(ctx.project_id.as_str());
+                match self.ds.image_find_by_name(image_ref, project).await {
+                    Ok(i) => i,
+                    Err(DbError::NotFound(_)) => return Err(not_found()),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        if image.status == "deleted" || !image_visible(ctx, &image) {
+            return Err(not_found());
+        }
+        Ok(image)
+    }
+
+    /// Create a volume: validate, count quota and record it `creating` in one
+    /// transaction, then build its storage inline (`available` or `error`).
+    /// A crash before the build finishes leaves `creating`, which
+    /// [`VolumeService::reconcile`] retries.
+    pub async fn create(&self, ctx: &AuthContext, req: NewVolume) -> Result<VolumeRow, VolumeError> {
+        require_write(ctx, "create")?;
+        if req.size < 1 {
+            return Err(VolumeError::BadRequest(format!(
+                "Invalid input received: Volume size '{}' must be an integer and greater than 0",
+                req.size
+            )));
+        }
+        check_text("name", req.name.as_deref())?;
+        check_text("description", req.description.as_deref())?;
+        check_metadata(&req.metadata)?;
+        let volume_type = match req.volume_type.as_deref() {
+            None | Some("") | Some("__DEFAULT__") => "__DEFAULT__".to_string(),
+            Some(t) => return Err(VolumeError::NotFound(format!("Volume type with name {t} could not be found."))),
+        };
+        let az = match req.availability_zone.as_deref() {
+            None | Some("") => self.cfg.availability_zone.clone(),
+            Some(a) if a == self.cfg.availability_zone => a.to_string(),
+            Some(a) => return Err(VolumeError::BadRequest(format!("Availability zone '{a}' is invalid."))),
+        };
+        let image = match req.image_ref.as_deref() {
+            Some(r) if !r.is_empty() => Some(self.resolve_image(ctx, r).await?),
+            _ => None,
+        };
+        if let Some(img) = &image {
+            if img.status != "active" {
+                return Err(VolumeError::BadRequest(format!(
+                    "Invalid input received: Image {} is not active.",
+                    img.id
+                )));
+            }
+            if img.min_disk > req.size {
+                return Err(VolumeError::BadRequest(format!(
+                    "Invalid input received: Volume size {}GB cannot be smaller than the image minDisk size {}GB.",
+                    req.size, img.min_disk
+                )));
+            }
+            const GIB: i64 = 1 << 30;
+            if let Some(bytes) = img.size {
+                let need = (bytes + GIB - 1) / GIB;
+                if need > req.size {
+                    return Err(VolumeError::BadRequest(format!(
+                        "Invalid input received: Size of specified image {need}GB is larger than volume size {}GB.",
+                        req.size
+                    )));
+                }
+            }
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let row = VolumeRow {
+            backend_name: format!("volume-{id}"),
+            id,
+            name: req.name,
+            description: req.description,
+            project_id: ctx.project_id.clone(),
+            user_id: ctx.user_id.clone(),
+            size_gb: req.size,
+            status: "creating".into(),
+            volume_type,
+            availability_zone: az,
+            bootable: image.is_some(),
+            image_id: image.map(|i| i.id),
+            metadata: serde_json::to_string(&req.metadata).unwrap_or_else(|_| "{}".into()),
+            created_at: String::new(),
+            updated_at: String::new(),
+            deleted_at: None,
+            deleted: false,
+        };
+        let row = self.ds.volume_create(&row, self.cfg.quota_volumes, self.cfg.quota_gigabytes).await?;
+        info!(volume = %row.id, project = %row.project_id, size = row.size_gb, image = ?row.image_id, "volume create recorded");
+        self.build(&row, false).await
+    }
+
+    fn claim(&self, id: &str) -> Option<Inflight<'_>> {
+        let mut set = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(id.to_string()).then(|| Inflight { set: &self.inflight, id: id.to_string() })
+    }
+
+    fn is_inflight(&self, id: &str) -> bool {
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
+    }
+
+    /// Build a `creating` volume's storage and move it to `available` (or
+    /// `error`). `retry`: a previous attempt may have left a partial copy of
+    /// an image behind, so an image volume is re-created from scratch.
+    async fn build(&self, row: &VolumeRow, retry: bool) -> Result<VolumeRow, VolumeError> {
+        let Some(_claim) = self.claim(&row.id) else {
+            return Ok(self.ds.volume_get(&row.id).await?);
+        };
+        let size = u64::try_from(row.size_gb).unwrap_or(1);
+        let result = match &row.image_id {
+            Some(image) => {
+                let path = self.cfg.image_dir.join(image);
+                async {
+                    if retry && self.backend.exists(&row.backend_name).await? {
+                        self.backend.delete(&row.backend_name).await?;
+                    }
+                    self.backend.create_from_image(&row.backend_name, size, &path).await
+                }
+                .await
+            }
+            None => self.backend.create(&row.backend_name, size).await,
+        };
+        let to = match &result {
+            Ok(()) => "available",
+            Err(e) => {
+                warn!(volume = %row.id, error = %e, "volume storage could not be created");
+                "error"
+            }
+        };
+        if self.ds.volume_set_status(&row.id, &["creating"], to).await? == Cas::Conflict {
+            warn!(volume = %row.id, to, "volume left `creating` during its build (status reset?); status kept");
+        } else if result.is_ok() {
+            info!(volume = %row.id, backend = self.backend.kind(), "volume available");
+        }
+        Ok(self.ds.volume_get(&row.id).await?)
+    }
+
+    /// Change name, description and/or metadata.
+    pub async fn update(&self, ctx: &AuthContext, id: &str, u: VolumeUpdate) -> Result<VolumeRow, VolumeError> {
+        self.get_visible(ctx, id).await?;
+        require_write(ctx, "update")?;
+        check_text("name", u.name.as_deref())?;
+        check_text("description", u.description.as_deref())?;
+        let mut row = self.ds.volume_update(id, u.name.as_deref(), u.description.as_deref(), None, None).await?;
+        if let Some(m) = &u.metadata {
+            check_metadata(m)?;
+            let json = serde_json::to_string(m).unwrap_or_else(|_| "{}".into());
+            row = self.ds.volume_set_metadata(id, &json).await?;
+        }
+        Ok(row)
+    }
+
+    /// A volume's metadata as a map (stored as a JSON object).
+    pub fn metadata_of(v: &VolumeRow) -> BTreeMap<String, String> {
+        serde_json::from_str(&v.metadata).unwrap_or_default()
+    }
+
+    /// Metadata calls (`/volumes/{id}/metadata`): merge `m` into the
+    /// volume's metadata (`POST`, `PUT .../{key}`), or replace it (`PUT`).
+    pub async fn set_metadata(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        m: BTreeMap<String, String>,
+        replace: bool,
+    ) -> Result<BTreeMap<String, String>, VolumeError> {
+        let v = self.get_visible(ctx, id).await?;
+        require_write(ctx, "update_volume_metadata")?;
+        check_metadata(&m)?;
+        let merged = if replace {
+            m
+        } else {
+            let mut cur = Self::metadata_of(&v);
+            cur.extend(m);
+            cur
+        };
+        let row =
+            self.ds.volume_set_metadata(id, &serde_json::to_string(&merged).unwrap_or_else(|_| "{}".into())).await?;
+        Ok(Self::metadata_of(&row))
+    }
+
+    /// Remove one metadata key (404, Cinder's message, when absent).
+    pub async fn delete_metadata_key(&self, ctx: &AuthContext, id: &str, key: &str) -> Result<(), VolumeError> {
+        let v = self.get_visible(ctx, id).await?;
+        require_write(ctx, "delete_volume_metadata")?;
+        let mut cur = Self::metadata_of(&v);
+        if cur.remove(key).is_none() {
+            return Err(VolumeError::NotFound(format!("Volume {id} has no metadata with key {key}.")));
+        }
+        self.ds.volume_set_metadata(id, &serde_json::to_string(&cur).unwrap_or_else(|_| "{}".into())).await?;
+        Ok(())
+    }
+
+    /// Set or clear the bootable flag (`os-set_bootable`).
+    pub async fn set_bootable(&self, ctx: &AuthContext, id: &str, bootable: bool) -> Result<VolumeRow, VolumeError> {
+        self.get_visible(ctx, id).await?;
+        require_write(ctx, "update_volume_bootable")?;
+        Ok(self.ds.volume_update(id, None, None, None, Some(bootable)).await?)
+    }
+
+    /// Delete a volume: refused (400, Cinder's message) while in use or
+    /// attached; the status goes `deleting` by compare-and-swap, then the
+    /// storage is deleted inline. When the backend refuses (busy: a client
+    /// still watches it) the volume stays `deleting` and the delete goes to
+    /// the durable cleanup queue, retried by the reconciler until it
+    /// succeeds. A repeated delete of a `deleting` volume is accepted and
+    /// changes nothing.
+    pub async fn delete(&self, ctx: &AuthContext, id: &str) -> Result<(), VolumeError> {
+        let v = self.get_visible(ctx, id).await?;
+        require_write(ctx, "delete")?;
+        if v.status == "deleting" {
+            info!(volume = id, "repeated delete: already deleting");
+            return Ok(());
+        }
+        if !DELETABLE.contains(&v.status.as_str()) || !self.ds.attachment_list_for_volume(id).await?.is_empty() {
+            return Err(VolumeError::BadRequest(DELETE_REFUSED.into()));
+        }
+        match self.ds.volume_set_status(id, DELETABLE, "deleting").await? {
+            Cas::Updated => {}
+            Cas::AlreadySo => return Ok(()),
+            Cas::Conflict => return Err(VolumeError::BadRequest(DELETE_REFUSED.into())),
+        }
+        info!(volume = id, "volume delete recorded");
+        self.delete_storage(&v).await
+    }
+
+    async fn delete_storage(&self, v: &VolumeRow) -> Result<(), VolumeError> {
+        match self.backend.delete(&v.backend_name).await {
+            Ok(()) | Err(BlockError::NotFound(_)) => {
+                self.ds.volume_mark_deleted(&v.id).await?;
+                info!(volume = %v.id, "volume deleted");
+            }
+            Err(e) => {
+                let why = match &e {
+                    BlockError::Busy { watchers, .. } => format!("busy: watched by {watchers:?}"),
+                    e => e.to_string(),
+                };
+                warn!(volume = %v.id, reason = %why, "volume storage cannot be deleted yet; queued for retry");
+                self.ds
+                    .cleanup_enqueue(CLEANUP_VOLUME_DELETE, Some(&v.id), Some(&v.backend_name), None, None, &why)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Grow an `available` volume (`os-extend`), within the gigabytes quota.
+    /// A backend failure leaves `error_extending`, as Cinder does.
+    pub async fn extend(&self, ctx: &AuthContext, id: &str, new_size: i64) -> Result<VolumeRow, VolumeError> {
+        let v = self.get_visible(ctx, id).await?;
+        require_write(ctx, "extend")?;
+        let wrong_status = |status: &str| {
+            VolumeError::BadRequest(format!(
+                "Invalid volume: Volume {id} status must be available to extend, but current status is: {status}."
+            ))
+        };
+        if v.status != "available" {
+            return Err(wrong_status(&v.status));
+        }
+        if new_size <= v.size_gb {
+            return Err(VolumeError::BadRequest(format!(
+                "Invalid input received: New size for extend must be greater than current size. (current: {}, extended: {new_size}).",
+                v.size_gb
+            )));
+        }
+        let limit = self.cfg.quota_gigabytes;
+        if limit >= 0 {
+            let used = self.ds.volume_usage(&v.project_id).await?.gigabytes;
+            let delta = new_size - v.size_gb;
+            if used + delta > limit {
+                return Err(VolumeError::QuotaExceeded(gigabytes_message(delta, limit, used)));
+            }
+        }
+        if self.ds.volume_set_status(id, &["available"], "extending").await? != Cas::Updated {
+            let cur = self.ds.volume_get(id).await?;
+            return Err(wrong_status(&cur.status));
+        }
+        match self.backend.extend(&v.backend_name, u64::try_from(new_size).unwrap_or(0)).await {
+            Ok(()) => {
+                self.ds.volume_update(id, None, None, Some(new_size), None).await?;
+                self.ds.volume_set_status(id, &["extending"], "available").await?;
+                info!(volume = id, from = v.size_gb, to = new_size, "volume extended");
+            }
+            Err(e) => {
+                warn!(volume = id, error = %e, "volume extend failed");
+                self.ds.volume_set_status(id, &["extending"], "error_extending").await?;
+            }
+        }
+        Ok(self.ds.volume_get(id).await?)
+    }
+
+    /// Admin `os-reset_status`: force the status and/or the attach status
+    /// (`detached` removes every attachment record; the storage is not
+    /// touched).
+    pub async fn reset_status(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        status: Option<&str>,
+        attach_status: Option<&str>,
+    ) -> Result<VolumeRow, VolumeError> {
+        if !ctx.is_admin() {
+            return Err(VolumeError::Forbidden(
+                "Policy doesn't allow volume_extension:volume_admin_actions:reset_status to be performed.".into(),
+            ));
+        }
+        self.get_visible(ctx, id).await?;
+        if status.is_none() && attach_status.is_none() {
+            return Err(VolumeError::BadRequest(
+                "Must specify 'status', 'attach_status' or 'migration_status' for update.".into(),
+            ));
+        }
+        if let Some(s) = status
+            && !RESET_STATUSES.contains(&s)
+        {
+            return Err(VolumeError::BadRequest(format!(
+                "Invalid input for field/attribute status. Value: {s}. '{s}' is not one of {RESET_STATUSES:?}"
+            )));
+        }
+        match attach_status {
+            None | Some("attached") => {}
+            Some("detached") => {
+                for a in self.ds.attachment_list_for_volume(id).await? {
+                    self.ds.attachment_delete(&a.id).await?;
+                }
+            }
+            Some(a) => {
+                return Err(VolumeError::BadRequest(format!(
+                    "Invalid input for field/attribute attach_status. Value: {a}. '{a}' is not one of ['attached', 'detached']"
+                )));
+            }
+        }
+        if let Some(s) = status {
+            self.ds.volume_set_status(id, &[], s).await?;
+        }
+        info!(volume = id, status = ?status, attach_status = ?attach_status, by = %ctx.user_id, "volume status reset");
+        Ok(self.ds.volume_get(id).await?)
+    }
+
+    /// An attachment the caller may see (through its volume), with that volume.
+    pub async fn attachment_get_visible(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+    ) -> Result<(AttachmentRow, VolumeRow), VolumeError> {
+        let not_found = || {
+            VolumeError::NotFound(format!("Volume attachment could not be found with filter: attachment_id = {id}."))
+        };
+        let a = match self.ds.attachment_get(id).await {
+            Ok(a) => a,
+            Err(DbError::NotFound(_)) => return Err(not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        let v = match self.ds.volume_get(&a.volume_id).await {
+            Ok(v) => v,
+            Err(DbError::NotFound(_)) => return Err(not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        if !ctx.can_see(&v.project_id) {
+            return Err(not_found());
+        }
+        Ok((a, v))
+    }
+
+    /// Attachments of the volumes the caller may list.
+    pub async fn attachment_list(
+        &self,
+        ctx: &AuthContext,
+        all_projects: bool,
+    ) -> Result<Vec<(AttachmentRow, VolumeRow)>, VolumeError> {
+        let vols = self.list(ctx, &ListFilter { all_projects, ..Default::default() }).await?;
+        let mut out = Vec::new();
+        for v in vols {
+            for a in self.ds.attachment_list_for_volume(&v.id).await? {
+                out.push((a, v.clone()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reserve an `available` volume for a server (Nova's
+    /// `attachment_create`): the volume becomes `reserved`, or `attaching`
+    /// when the host's connector is given too.
+    pub async fn attachment_create(
+        &self,
+        ctx: &AuthContext,
+        volume_id: &str,
+        instance_uuid: &str,
+        connector: Option<&Value>,
+    ) -> Result<AttachmentRow, VolumeError> {
+        let v = self.get_visible(ctx, volume_id).await?;
+        require_write(ctx, "attachment_create")?;
+        // Cinder tests the connector for truth: `{}` is no connector.
+        let connector = connector.filter(|c| !c.is_null() && c.as_object().is_none_or(|o| !o.is_empty()));
+        if uuid::Uuid::parse_str(instance_uuid).is_err() {
+            return Err(VolumeError::BadRequest(format!(
+                "Invalid input for field/attribute instance_uuid. Value: {instance_uuid}. '{instance_uuid}' is not a 'uuid'"
+            )));
+        }
+        let not_available = |status: &str| {
+            VolumeError::BadRequest(format!(
+                "Invalid volume: Volume {volume_id} status must be available or downloading to reserve, but the current status is {status}."
+            ))
+        };
+        if v.status != "available" {
+            return Err(not_available(&v.status));
+        }
+        if let Some(c) = connector
+            && !c.is_object()
+        {
+            return Err(VolumeError::BadRequest("Invalid input for field/attribute connector.".into()));
+        }
+        let row = AttachmentRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            volume_id: volume_id.to_string(),
+            server_id: instance_uuid.to_string(),
+            host: None,
+            connector: None,
+            client_id: None,
+            mountpoint: None,
+            status: "reserved".into(),
+            delete_on_termination: false,
+            boot_index: None,
+            created_at: String::new(),
+        };
+        let a = match self.ds.attachment_create(&row).await {
+            Ok(a) => a,
+            Err(DbError::Conflict(_)) => {
+                let cur = self.ds.volume_get(volume_id).await?;
+                return Err(not_available(&cur.status));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        info!(volume = volume_id, attachment = %a.id, server = instance_uuid, "volume reserved");
+        match connector {
+            Some(c) => self.apply_connector(&a.id, c).await,
+            None => Ok(a),
+        }
+    }
+
+    async fn apply_connector(&self, id: &str, c: &Value) -> Result<AttachmentRow, VolumeError> {
+        let host = c.get("host").and_then(Value::as_str);
+        let mountpoint = c.get("mountpoint").and_then(Value::as_str);
+        match self.ds.attachment_update(id, host, Some(&c.to_string()), None, mountpoint).await {
+            Ok(a) => Ok(a),
+            Err(DbError::Conflict(m)) => Err(VolumeError::BadRequest(format!("Invalid volume: {m}."))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Record the host's connector (Nova's `attachment_update`): the
+    /// attachment and the volume go `attaching`; the answer carries the
+    /// connection info the host needs.
+    pub async fn attachment_update(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        connector: &Value,
+    ) -> Result<AttachmentRow, VolumeError> {
+        self.attachment_get_visible(ctx, id).await?;
+        require_write(ctx, "attachment_update")?;
+        if !connector.is_object() {
+            return Err(VolumeError::BadRequest("Invalid input for field/attribute connector.".into()));
+        }
+        let a = self.apply_connector(id, connector).await?;
+        info!(attachment = id, host = ?a.host, "attachment connector recorded");
+        Ok(a)
+    }
+
+    /// The host finished attaching (Nova's `attachment_complete`): the
+    /// attachment is `attached`, the volume `in-use`.
+    pub async fn attachment_complete(&self, ctx: &AuthContext, id: &str) -> Result<(), VolumeError> {
+        self.attachment_get_visible(ctx, id).await?;
+        require_write(ctx, "attachment_complete")?;
+        match self.ds.attachment_complete(id).await {
+            Ok(()) => {
+                info!(attachment = id, "attachment complete");
+                Ok(())
+            }
+            Err(DbError::Conflict(m)) => Err(VolumeError::BadRequest(format!("Invalid volume: {m}."))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Remove an attachment (Nova's `attachment_delete`, after the host
+    /// disconnected): the volume is `available` once it has no other.
+    pub async fn attachment_delete(&self, ctx: &AuthContext, id: &str) -> Result<(), VolumeError> {
+        self.attachment_get_visible(ctx, id).await?;
+        require_write(ctx, "attachment_delete")?;
+        self.ds.attachment_delete(id).await?;
+        info!(attachment = id, "attachment deleted");
+        Ok(())
+    }
+
+    /// Cinder's `connection_info` of an attachment: `null` until the host's
+    /// connector is known, then what the host needs to open the volume.
+    pub fn connection_info(&self, a: &AttachmentRow, v: &VolumeRow) -> Value {
+        if a.connector.is_none() {
+            return Value::Null;
+        }
+        let kind = self.backend.kind();
+        let name = match (kind, &self.cfg.rbd_pool) {
+            ("rbd", Some(pool)) => format!("{pool}/{}", v.backend_name),
+            _ => v.backend_name.clone(),
+        };
+        json!({
+            "driver_volume_type": kind,
+            "data": {
+                "name": name,
+                "volume_id": v.id,
+                "attachment_id": a.id,
+                "access_mode": "rw",
+                "encrypted": false,
+                "discard": true,
+            }
+        })
+    }
+
+    /// One pass: finish interrupted creates, extends and deletes, and retry
+    /// the queued volume deletes. Idempotent; an item that fails is counted
+    /// and retried next pass, it never stops the others.
+    pub async fn reconcile(&self) -> Result<ReconcileReport, VolumeError> {
+        let mut r = ReconcileReport::default();
+        let stale = chrono::Duration::from_std(self.cfg.stale_after).unwrap_or_else(|_| chrono::Duration::seconds(60));
+        let cutoff = ts(self.ds.clock().now() - stale);
+
+        for v in self.ds.volume_list_stale(&["creating"], &cutoff).await? {
+            if self.is_inflight(&v.id) {
+                continue;
+            }
+            r.creates_retried += 1;
+            info!(volume = %v.id, since = %v.updated_at, "retrying an interrupted volume create");
+            match self.build(&v, true).await {
+                Ok(row) if row.status == "available" => r.creates_finished += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(volume = %v.id, error = %e, "retrying a volume create failed");
+                    r.errors += 1;
+                }
+            }
+        }
+
+        for v in self.ds.volume_list_stale(&["extending"], &cutoff).await? {
+            if self.ds.volume_set_status(&v.id, &["extending"], "error_extending").await? == Cas::Updated {
+                warn!(volume = %v.id, "interrupted extend: volume set to error_extending");
+                r.extends_failed += 1;
+            }
+        }
+
+        let pending = self.ds.cleanup_pending().await?;
+        for v in self.ds.volume_list_stale(&["deleting"], &cutoff).await? {
+            let queued = pending
+                .iter()
+                .any(|c| c.kind == CLEANUP_VOLUME_DELETE && c.volume_id.as_deref() == Some(v.id.as_str()));
+            if !queued {
+                warn!(volume = %v.id, "interrupted delete: queued for retry");
+                self.ds
+                    .cleanup_enqueue(
+                        CLEANUP_VOLUME_DELETE,
+                        Some(&v.id),
+                        Some(&v.backend_name),
+                        None,
+                        None,
+                        "delete interrupted",
+                    )
+                    .await?;
+                r.deletes_requeued += 1;
+            }
+        }
+
+        for c in self.ds.cleanup_pending().await? {
+            if c.kind != CLEANUP_VOLUME_DELETE {
+                continue;
+            }
+            if let Err(e) = self.retry_delete(&c, &mut r).await {
+                warn!(cleanup = c.id, error = %e, "retrying a queued volume delete failed");
+                r.errors += 1;
+            }
+        }
+        Ok(r)
+    }
+
+    async fn retry_delete(&self, c: &CleanupRow, r: &mut ReconcileReport) -> Result<(), VolumeError> {
+        let vol = match &c.volume_id {
+            Some(id) => match self.ds.volume_get(id).await {
+                Ok(v) => Some(v),
+                Err(DbError::NotFound(_)) => None,
+                Err(e) => return Err(e.into()),
+            },
+            None => None,
+        };
+        if let Some(v) = &vol
+            && !matches!(v.status.as_str(), "deleting" | "error_deleting")
+        {
+            warn!(volume = %v.id, status = %v.status, "queued delete cancelled: the volume is no longer being deleted; data kept");
+            self.ds.cleanup_failed(c.id, &format!("cancelled: volume status is {}", v.status)).await?;
+            self.ds.cleanup_done(c.id).await?;
+            r.deletes_cancelled += 1;
+            return Ok(());
+        }
+        let name = c
+            .backend_name
+            .clone()
+            .or_else(|| vol.as_ref().map(|v| v.backend_name.clone()))
+            .or_else(|| c.volume_id.as_ref().map(|id| format!("volume-{id}")));
+        let outcome = match &name {
+            Some(n) => self.backend.delete(n).await,
+            None => Ok(()),
+        };
+        match outcome {
+            Ok(()) | Err(BlockError::NotFound(_)) => {
+                if let Some(id) = &c.volume_id {
+                    self.ds.volume_mark_deleted(id).await?;
+                }
+                self.ds.cleanup_done(c.id).await?;
+                info!(volume = ?c.volume_id, attempts = c.attempts + 1, "queued volume delete finished");
+                r.deletes_finished += 1;
+            }
+            Err(e) => {
+                let attempts = c.attempts + 1;
+                // Every pass retries; log the 1st, 2nd, 4th, 8th ... refusal.
+                if (attempts & (attempts - 1)) == 0 {
+                    warn!(volume = ?c.volume_id, attempts, error = %e, "queued volume delete still refused");
+                } else {
+                    debug!(volume = ?c.volume_id, attempts, error = %e, "queued volume delete still refused");
+                }
+                self.ds.cleanup_failed(c.id, &e.to_string()).await?;
+                r.deletes_pending += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Run [`VolumeService::reconcile`] every `reconcile_interval` until
+    /// `shutdown` turns true; logs what each pass did, never panics (a failed
+    /// pass is logged and the next one retries).
+    pub async fn run_reconciler(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        info!(interval_ms = self.cfg.reconcile_interval.as_millis() as u64, "volume reconciler started");
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            match self.reconcile().await {
+                Ok(r) => {
+                    if r.is_quiet() {
+                        debug!(report = ?r, "volume reconciler pass");
+                    } else {
+                        info!(report = ?r, "volume reconciler pass");
+                    }
+                    *self.last_report.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                }
+                Err(e) => warn!(error = %e, "volume reconciler pass failed; the next pass retries"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.cfg.reconcile_interval) => {}
+                changed = shutdown.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        info!("volume reconciler stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests;

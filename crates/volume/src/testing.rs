@@ -1,0 +1,182 @@
+//! An in-memory [`BlockBackend`] for tests (this crate's and the HTTP
+//! layer's): it keeps RBD's delete semantics (a watched volume is
+//! [`BlockError::Busy`]) and can be told to refuse deletes or creates a
+//! number of times, so the durable retry paths can be exercised.
+
+use async_trait::async_trait;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use stratus_blockstore::{BlockBackend, BlockError, ClientId, OpenClient};
+
+/// One stored volume.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemVolume {
+    /// Size GiB.
+    pub size_gb: u64,
+    /// Image file it was created from.
+    pub image: Option<PathBuf>,
+    /// Clients holding it open.
+    pub watchers: Vec<ClientId>,
+}
+
+#[derive(Default)]
+struct Inner {
+    volumes: Mutex<HashMap<String, MemVolume>>,
+    fenced: Mutex<HashSet<ClientId>>,
+    busy_deletes: AtomicU32,
+    failing_creates: AtomicU32,
+    next_client: AtomicU64,
+    delete_calls: AtomicU32,
+}
+
+/// The in-memory backend; clones share state.
+#[derive(Clone, Default)]
+pub struct MemBackend(Arc<Inner>);
+
+impl MemBackend {
+    /// An empty backend.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The next `n` deletes fail with [`BlockError::Busy`] (as if a zombie
+    /// client still watched the volume).
+    pub fn busy_deletes(&self, n: u32) {
+        self.0.busy_deletes.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` creates fail with a backend error.
+    pub fn failing_creates(&self, n: u32) {
+        self.0.failing_creates.store(n, Ordering::SeqCst);
+    }
+
+    /// A snapshot of one volume.
+    pub fn volume(&self, name: &str) -> Option<MemVolume> {
+        self.0.volumes.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned()
+    }
+
+    /// How many volumes exist.
+    pub fn len(&self) -> usize {
+        self.0.volumes.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// No volume exists.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Delete calls so far (busy ones included).
+    pub fn delete_calls(&self) -> u32 {
+        self.0.delete_calls.load(Ordering::SeqCst)
+    }
+
+    fn take(counter: &AtomicU32) -> bool {
+        counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+    }
+
+    fn put(&self, name: &str, size_gb: u64, image: Option<PathBuf>) -> Result<(), BlockError> {
+        if Self::take(&self.0.failing_creates) {
+            return Err(BlockError::Backend(format!("injected create failure for {name}")));
+        }
+        self.0.volumes.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_string()).or_insert(MemVolume {
+            size_gb,
+            image,
+            watchers: vec![],
+        });
+        Ok(())
+    }
+}
+
+struct MemClient {
+    backend: MemBackend,
+    name: String,
+    id: ClientId,
+}
+
+#[async_trait]
+impl OpenClient for MemClient {
+    fn id(&self) -> ClientId {
+        self.id.clone()
+    }
+
+    async fn write(&mut self, _offset: u64, _data: &[u8]) -> Result<(), BlockError> {
+        if self.backend.0.fenced.lock().unwrap_or_else(|p| p.into_inner()).contains(&self.id) {
+            return Err(BlockError::Fenced(self.id.clone()));
+        }
+        Ok(())
+    }
+
+    async fn close(self: Box<Self>) -> Result<(), BlockError> {
+        if let Some(v) = self.backend.0.volumes.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&self.name) {
+            v.watchers.retain(|w| w != &self.id);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BlockBackend for MemBackend {
+    fn kind(&self) -> &'static str {
+        "mem"
+    }
+
+    async fn create(&self, name: &str, size_gb: u64) -> Result<(), BlockError> {
+        self.put(name, size_gb, None)
+    }
+
+    async fn create_from_image(&self, name: &str, size_gb: u64, image: &Path) -> Result<(), BlockError> {
+        if !image.exists() {
+            return Err(BlockError::Backend(format!("image file {} not found", image.display())));
+        }
+        self.put(name, size_gb, Some(image.to_path_buf()))
+    }
+
+    async fn extend(&self, name: &str, size_gb: u64) -> Result<(), BlockError> {
+        let mut vols = self.0.volumes.lock().unwrap_or_else(|p| p.into_inner());
+        let v = vols.get_mut(name).ok_or_else(|| BlockError::NotFound(name.to_string()))?;
+        v.size_gb = v.size_gb.max(size_gb);
+        Ok(())
+    }
+
+    async fn exists(&self, name: &str) -> Result<bool, BlockError> {
+        Ok(self.volume(name).is_some())
+    }
+
+    async fn watchers(&self, name: &str) -> Result<Vec<ClientId>, BlockError> {
+        self.volume(name).map(|v| v.watchers).ok_or_else(|| BlockError::NotFound(name.to_string()))
+    }
+
+    async fn open(&self, name: &str) -> Result<Box<dyn OpenClient>, BlockError> {
+        let id = ClientId(format!("mem:{name}:{}", self.0.next_client.fetch_add(1, Ordering::SeqCst)));
+        let mut vols = self.0.volumes.lock().unwrap_or_else(|p| p.into_inner());
+        let v = vols.get_mut(name).ok_or_else(|| BlockError::NotFound(name.to_string()))?;
+        v.watchers.push(id.clone());
+        Ok(Box::new(MemClient { backend: self.clone(), name: name.to_string(), id }))
+    }
+
+    async fn fence(&self, name: &str, client: &ClientId) -> Result<(), BlockError> {
+        self.0.fenced.lock().unwrap_or_else(|p| p.into_inner()).insert(client.clone());
+        if let Some(v) = self.0.volumes.lock().unwrap_or_else(|p| p.into_inner()).get_mut(name) {
+            v.watchers.retain(|w| w != client);
+        }
+        Ok(())
+    }
+
+    async fn unfence(&self, client: &ClientId) -> Result<(), BlockError> {
+        self.0.fenced.lock().unwrap_or_else(|p| p.into_inner()).remove(client);
+        Ok(())
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), BlockError> {
+        self.0.delete_calls.fetch_add(1, Ordering::SeqCst);
+        let mut vols = self.0.volumes.lock().unwrap_or_else(|p| p.into_inner());
+        let watchers = vols.get(name).map(|v| v.watchers.clone()).unwrap_or_default();
+        if Self::take(&self.0.busy_deletes) || !watchers.is_empty() {
+            return Err(BlockError::Busy { name: name.to_string(), watchers });
+        }
+        vols.remove(name);
+        Ok(())
+    }
+}

@@ -1,0 +1,430 @@
+//! Unit tests: status machine, quota, the busy-delete queue and crash
+//! recovery, with the in-memory backend and a manual clock.
+
+use super::*;
+use crate::testing::MemBackend;
+use stratus_types::ManualClock;
+
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Env {
+    svc: Arc<VolumeService>,
+    ds: Datastore,
+    backend: MemBackend,
+    clock: ManualClock,
+    dir: TempDir,
+}
+
+async fn env_with(cfg: impl FnOnce(&mut VolumeConfig)) -> Env {
+    let dir = std::env::temp_dir().join(format!("stratus-volume-svc-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(dir.join("images")).expect("mkdir");
+    let clock = ManualClock::new(chrono::Utc::now());
+    let ds = Datastore::open_sqlite_with_clock(&dir.join("t.db"), Arc::new(clock.clone())).await.expect("open db");
+    let backend = MemBackend::new();
+    let mut c = VolumeConfig { image_dir: dir.join("images"), ..VolumeConfig::default() };
+    cfg(&mut c);
+    let svc = Arc::new(VolumeService::new(ds.clone(), Arc::new(backend.clone()), c));
+    Env { svc, ds, backend, clock, dir: TempDir(dir) }
+}
+
+async fn env() -> Env {
+    env_with(|_| {}).await
+}
+
+fn ctx(project: &str, role: &str) -> AuthContext {
+    AuthContext {
+        user_id: format!("user-{project}"),
+        user_name: format!("user-{project}"),
+        project_id: project.into(),
+        project_name: project.into(),
+        roles: vec![role.into()],
+        role_ids: vec![role.into()],
+        audit_id: "audit".into(),
+        issued_at: chrono::Utc::now(),
+        expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+    }
+}
+
+fn member() -> AuthContext {
+    ctx("p1", "member")
+}
+
+fn new_volume(size: i64, name: &str) -> NewVolume {
+    NewVolume { size, name: Some(name.into()), ..NewVolume::default() }
+}
+
+const SERVER: &str = "0b0a4f4e-9c39-4c59-8d1e-3c1f5a0e2f11";
+
+#[tokio::test]
+async fn status_machine_create_attach_detach_delete() {
+    let e = env().await;
+    let me = member();
+    let v = e.svc.create(&me, new_volume(1, "v1")).await.expect("create");
+    assert_eq!(v.status, "available");
+    assert_eq!(e.backend.volume(&v.backend_name).expect("stored").size_gb, 1);
+
+    // Another project sees nothing: 404, as for a missing volume.
+    let other = ctx("p2", "member");
+    assert!(matches!(e.svc.get_visible(&other, &v.id).await, Err(VolumeError::NotFound(_))));
+    assert!(matches!(e.svc.delete(&other, &v.id).await, Err(VolumeError::NotFound(_))));
+    assert!(e.svc.list(&other, &ListFilter::default()).await.expect("list").is_empty());
+    // Readers may look but not change.
+    let reader = ctx("p1", "reader");
+    assert!(matches!(e.svc.delete(&reader, &v.id).await, Err(VolumeError::Forbidden(_))));
+
+    let meta = BTreeMap::from([("k".to_string(), "v".to_string())]);
+    let u = e
+        .svc
+        .update(&me, &v.id, VolumeUpdate { name: Some("renamed".into()), metadata: Some(meta), ..Default::default() })
+        .await
+        .expect("update");
+    assert_eq!(u.name.as_deref(), Some("renamed"));
+    assert_eq!(u.metadata, r#"{"k":"v"}"#);
+
+    // Nova's attach: create (reserved) → update (attaching) → complete (in-use).
+    let a = e.svc.attachment_create(&me, &v.id, SERVER, None).await.expect("reserve");
+    assert_eq!(a.status, "reserved");
+    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status, "reserved");
+    assert!(
+        matches!(e.svc.attachment_create(&me, &v.id, SERVER, None).await, Err(VolumeError::BadRequest(_))),
+        "a reserved volume cannot be reserved again"
+    );
+    match e.svc.delete(&me, &v.id).await {
+        Err(VolumeError::BadRequest(m)) => assert_eq!(m, DELETE_REFUSED),
+        other => panic!("delete of a reserved volume: {other:?}"),
+    }
+    let connector = json!({"host": "compute-1", "mountpoint": "/dev/vdb", "initiator": "iqn"});
+    let a = e.svc.attachment_update(&me, &a.id, &connector).await.expect("update");
+    assert_eq!(a.status, "attaching");
+    assert_eq!(a.host.as_deref(), Some("compute-1"));
+    assert_eq!(a.mountpoint.as_deref(), Some("/dev/vdb"));
+    let vol = e.svc.get_visible(&me, &v.id).await.expect("get");
+    assert_eq!(vol.status, "attaching");
+    assert_eq!(e.svc.connection_info(&a, &vol)["data"]["name"], vol.backend_name);
+    e.svc.attachment_complete(&me, &a.id).await.expect("complete");
+    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status, "in-use");
+    assert!(matches!(e.svc.delete(&me, &v.id).await, Err(VolumeError::BadRequest(_))), "in-use");
+    assert!(matches!(e.svc.attachment_delete(&other, &a.id).await, Err(VolumeError::NotFound(_))));
+    e.svc.attachment_delete(&me, &a.id).await.expect("detach");
+    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status, "available");
+    assert!(matches!(e.svc.attachment_complete(&me, &a.id).await, Err(VolumeError::NotFound(_))));
+
+    e.svc.delete(&me, &v.id).await.expect("delete");
+    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound(_))));
+    assert!(e.backend.is_empty(), "storage gone");
+    assert_eq!(e.svc.usage("p1").await.expect("usage").volumes, 0);
+}
+
+#[tokio::test]
+async fn attachment_create_with_connector_goes_attaching() {
+    let e = env().await;
+    let me = member();
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create");
+    let a = e.svc.attachment_create(&me, &v.id, SERVER, Some(&json!({}))).await.expect("reserve");
+    assert_eq!(a.status, "reserved", "an empty connector is no connector");
+    e.svc.attachment_delete(&me, &a.id).await.expect("unreserve");
+    let a = e.svc.attachment_create(&me, &v.id, SERVER, Some(&json!({"host": "h2"}))).await.expect("attach");
+    assert_eq!(a.status, "attaching");
+    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status, "attaching");
+    assert!(matches!(e.svc.attachment_create(&me, &v.id, "not-a-uuid", None).await, Err(VolumeError::BadRequest(_))));
+}
+
+#[tokio::test]
+async fn busy_delete_is_queued_and_retried_until_the_backend_deletes() {
+    let e = env().await;
+    let me = member();
+    let v = e.svc.create(&me, new_volume(2, "v")).await.expect("create");
+    e.backend.busy_deletes(2);
+
+    // Inline attempt: busy → the volume stays `deleting`, the delete is queued.
+    e.svc.delete(&me, &v.id).await.expect("delete accepted");
+    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("still there").status, "deleting");
+    let q = e.ds.cleanup_pending().await.expect("queue");
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].kind, CLEANUP_VOLUME_DELETE);
+    assert_eq!(q[0].volume_id.as_deref(), Some(v.id.as_str()));
+    assert!(q[0].reason.starts_with("busy"), "{}", q[0].reason);
+    // A repeated delete is accepted and queues nothing new.
+    e.svc.delete(&me, &v.id).await.expect("repeat");
+    assert_eq!(e.ds.cleanup_pending().await.expect("queue").len(), 1);
+    assert_eq!(e.svc.usage("p1").await.expect("usage").gigabytes, 2, "still counted while deleting");
+
+    // First retry: still busy, nothing swallowed.
+    let r = e.svc.reconcile().await.expect("pass 1");
+    assert_eq!((r.deletes_pending, r.deletes_finished), (1, 0));
+    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("still there").status, "deleting");
+    let q = e.ds.cleanup_pending().await.expect("queue");
+    assert_eq!(q[0].attempts, 1);
+    assert!(q[0].last_error.as_deref().unwrap_or_default().contains("busy"));
+
+    // Second retry: the backend deletes it; only now is the volume deleted.
+    let r = e.svc.reconcile().await.expect("pass 2");
+    assert_eq!((r.deletes_pending, r.deletes_finished), (0, 1));
+    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound(_))));
+    assert!(e.ds.cleanup_pending().await.expect("queue").is_empty());
+    assert!(e.backend.is_empty());
+    assert_eq!(e.backend.delete_calls(), 3);
+    assert_eq!(e.svc.usage("p1").await.expect("usage").gigabytes, 0);
+
+    // Quiet afterwards.
+    assert!(e.svc.reconcile().await.expect("pass 3").is_quiet());
+}
+
+#[tokio::test]
+async fn watched_volume_is_deleted_only_after_its_client_goes() {
+    let e = env().await;
+    let me = member();
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create");
+    let client = e.backend.open(&v.backend_name).await.expect("open");
+    e.svc.delete(&me, &v.id).await.expect("delete");
+    for _ in 0..3 {
+        assert_eq!(e.svc.reconcile().await.expect("pass").deletes_pending, 1);
+    }
+    assert!(e.backend.volume(&v.backend_name).is_some(), "never deleted while watched");
+    client.close().await.expect("close");
+    assert_eq!(e.svc.reconcile().await.expect("pass").deletes_finished, 1);
+    assert!(e.backend.is_empty());
+}
+
+#[tokio::test]
+async fn queued_delete_is_cancelled_when_an_admin_resets_the_volume() {
+    let e = env().await;
+    let me = member();
+    let admin = ctx("admin", "admin");
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create");
+    e.backend.busy_deletes(1);
+    e.svc.delete(&me, &v.id).await.expect("delete");
+    e.svc.reset_status(&admin, &v.id, Some("available"), None).await.expect("reset");
+    let r = e.svc.reconcile().await.expect("pass");
+    assert_eq!(r.deletes_cancelled, 1);
+    assert!(e.backend.volume(&v.backend_name).is_some(), "data kept");
+    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status, "available");
+    assert!(e.ds.cleanup_pending().await.expect("queue").is_empty());
+}
+
+#[tokio::test]
+async fn quota_counts_volumes_and_gigabytes() {
+    let e = env_with(|c| {
+        c.quota_volumes = 2;
+        c.quota_gigabytes = 10;
+    })
+    .await;
+    let me = member();
+    let a = e.svc.create(&me, new_volume(6, "a")).await.expect("a");
+    match e.svc.create(&me, new_volume(5, "b")).await {
+        Err(VolumeError::QuotaExceeded(m)) => assert_eq!(
+            m,
+            "Requested volume or snapshot exceeds allowed gigabytes quota. Requested 5G, quota is 10G and 6G has been consumed."
+        ),
+        other => panic!("expected gigabytes quota: {other:?}"),
+    }
+    e.svc.create(&me, new_volume(4, "b")).await.expect("b fits");
+    match e.svc.create(&me, new_volume(0, "c")).await {
+        Err(VolumeError::BadRequest(m)) => assert!(m.contains("greater than 0"), "{m}"),
+        other => panic!("size 0: {other:?}"),
+    }
+    match e.svc.create(&me, new_volume(1, "c")).await {
+        Err(VolumeError::QuotaExceeded(m)) => {
+            assert!(m.starts_with("Requested volume or snapshot exceeds allowed gigabytes quota"), "{m}")
+        }
+        other => panic!("expected quota: {other:?}"),
+    }
+    // Extend is held to the gigabytes quota too.
+    match e.svc.extend(&me, &a.id, 7).await {
+        Err(VolumeError::QuotaExceeded(m)) => assert!(m.contains("Requested 1G, quota is 10G and 10G"), "{m}"),
+        other => panic!("extend over quota: {other:?}"),
+    }
+    assert_eq!(e.svc.usage("p1").await.expect("usage"), stratus_db::VolumeUsage { volumes: 2, gigabytes: 10 });
+    // Another project has its own quota.
+    e.svc.create(&ctx("p2", "member"), new_volume(10, "x")).await.expect("p2");
+}
+
+#[tokio::test]
+async fn volumes_quota_message() {
+    let e = env_with(|c| c.quota_volumes = 1).await;
+    let me = member();
+    e.svc.create(&me, new_volume(1, "a")).await.expect("a");
+    match e.svc.create(&me, new_volume(1, "b")).await {
+        Err(VolumeError::QuotaExceeded(m)) => {
+            assert_eq!(m, "Maximum number of volumes allowed (1) exceeded for quota 'volumes'.")
+        }
+        other => panic!("expected volumes quota: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn failed_backend_create_leaves_error_and_it_can_be_deleted() {
+    let e = env().await;
+    let me = member();
+    e.backend.failing_creates(1);
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create answered");
+    assert_eq!(v.status, "error");
+    e.svc.delete(&me, &v.id).await.expect("delete an errored volume");
+    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound(_))));
+}
+
+fn creating_row(id: &str, image: Option<&str>) -> VolumeRow {
+    VolumeRow {
+        id: id.into(),
+        name: Some("crashed".into()),
+        description: None,
+        project_id: "p1".into(),
+        user_id: "u".into(),
+        size_gb: 1,
+        status: "creating".into(),
+        volume_type: "__DEFAULT__".into(),
+        availability_zone: "nova".into(),
+        bootable: image.is_some(),
+        image_id: image.map(str::to_string),
+        backend_name: format!("volume-{id}"),
+        metadata: "{}".into(),
+        created_at: String::new(),
+        updated_at: String::new(),
+        deleted_at: None,
+        deleted: false,
+    }
+}
+
+#[tokio::test]
+async fn interrupted_create_is_retried_after_a_minute() {
+    let e = env().await;
+    // The API recorded the volume and died before the backend call.
+    let row = e.ds.volume_create(&creating_row("c1", None), 10, 1000).await.expect("row");
+    let r = e.svc.reconcile().await.expect("pass");
+    assert_eq!(r.creates_retried, 0, "a fresh `creating` may still be in progress");
+    e.clock.advance(chrono::Duration::seconds(61));
+    let r = e.svc.reconcile().await.expect("pass");
+    assert_eq!((r.creates_retried, r.creates_finished), (1, 1));
+    assert_eq!(e.ds.volume_get(&row.id).await.expect("get").status, "available");
+    assert!(e.backend.volume(&row.backend_name).is_some());
+}
+
+#[tokio::test]
+async fn interrupted_delete_and_extend_are_finished() {
+    let e = env().await;
+    let me = member();
+    let d = e.svc.create(&me, new_volume(1, "d")).await.expect("d");
+    let x = e.svc.create(&me, new_volume(1, "x")).await.expect("x");
+    // Crash right after the status writes.
+    e.ds.volume_set_status(&d.id, &["available"], "deleting").await.expect("cas");
+    e.ds.volume_set_status(&x.id, &["available"], "extending").await.expect("cas");
+    assert!(e.svc.reconcile().await.expect("pass").is_quiet());
+    e.clock.advance(chrono::Duration::seconds(61));
+    let r = e.svc.reconcile().await.expect("pass");
+    assert_eq!((r.deletes_requeued, r.deletes_finished, r.extends_failed), (1, 1, 1));
+    assert!(matches!(e.svc.get_visible(&me, &d.id).await, Err(VolumeError::NotFound(_))));
+    assert_eq!(e.svc.get_visible(&me, &x.id).await.expect("x").status, "error_extending");
+}
+
+#[tokio::test]
+async fn extend_and_reset_status() {
+    let e = env().await;
+    let me = member();
+    let admin = ctx("admin", "admin");
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create");
+    let v2 = e.svc.extend(&me, &v.id, 3).await.expect("extend");
+    assert_eq!((v2.size_gb, v2.status.as_str()), (3, "available"));
+    assert_eq!(e.backend.volume(&v.backend_name).expect("stored").size_gb, 3);
+    assert!(matches!(e.svc.extend(&me, &v.id, 3).await, Err(VolumeError::BadRequest(_))), "not larger");
+
+    assert!(matches!(e.svc.reset_status(&me, &v.id, Some("error"), None).await, Err(VolumeError::Forbidden(_))));
+    assert!(matches!(e.svc.reset_status(&admin, &v.id, Some("bogus"), None).await, Err(VolumeError::BadRequest(_))));
+    assert!(
+        matches!(e.svc.reset_status(&admin, &v.id, Some("creating"), None).await, Err(VolumeError::BadRequest(_))),
+        "the reconciler would rebuild it"
+    );
+    assert!(matches!(e.svc.reset_status(&admin, &v.id, None, None).await, Err(VolumeError::BadRequest(_))));
+
+    // A stuck attachment: reset detaches the records and the volume.
+    let a = e.svc.attachment_create(&me, &v.id, SERVER, None).await.expect("reserve");
+    e.svc.attachment_complete(&me, &a.id).await.expect("complete");
+    assert!(matches!(e.svc.extend(&me, &v.id, 4).await, Err(VolumeError::BadRequest(_))), "in-use");
+    let r = e.svc.reset_status(&admin, &v.id, Some("available"), Some("detached")).await.expect("reset");
+    assert_eq!(r.status, "available");
+    assert!(e.svc.attachments_of(&v.id).await.expect("atts").is_empty());
+    let r = e.svc.reset_status(&admin, &v.id, Some("error"), None).await.expect("reset");
+    assert_eq!(r.status, "error");
+    e.svc.delete(&me, &v.id).await.expect("delete from error");
+}
+
+#[tokio::test]
+async fn image_volume_is_bootable_and_checked_against_the_image() {
+    let e = env().await;
+    let me = member();
+    let image_id = uuid::Uuid::new_v4().to_string();
+    e.ds.image_create(&ImageRow {
+        id: image_id.clone(),
+        name: Some("cirros".into()),
+        owner: "p1".into(),
+        status: "queued".into(),
+        visibility: "private".into(),
+        disk_format: Some("raw".into()),
+        container_format: Some("bare".into()),
+        size: None,
+        checksum: None,
+        os_hash_value: None,
+        min_disk: 2,
+        min_ram: 0,
+        protected: false,
+        properties: "{}".into(),
+        created_at: String::new(),
+        updated_at: String::new(),
+    })
+    .await
+    .expect("image");
+    let req = |size| NewVolume { size, image_ref: Some(image_id.clone()), ..NewVolume::default() };
+    assert!(matches!(e.svc.create(&me, req(2)).await, Err(VolumeError::BadRequest(_))), "not active yet");
+    std::fs::write(e.dir.0.join("images").join(&image_id), b"bootable bits").expect("write image");
+    e.ds.image_set_data(&image_id, 13, "md5", "sha").await.expect("active");
+    assert!(matches!(e.svc.create(&me, req(1)).await, Err(VolumeError::BadRequest(_))), "below min_disk");
+    let v = e.svc.create(&me, req(2)).await.expect("from image");
+    assert!(v.bootable);
+    assert_eq!(v.status, "available");
+    assert_eq!(v.image_id.as_deref(), Some(image_id.as_str()));
+    assert_eq!(e.backend.volume(&v.backend_name).expect("stored").image, Some(e.dir.0.join("images").join(&image_id)));
+    // By name, too; another project cannot use a private image.
+    let by_name = NewVolume { size: 2, image_ref: Some("cirros".into()), ..NewVolume::default() };
+    e.svc.create(&me, by_name.clone()).await.expect("by name");
+    assert!(matches!(e.svc.create(&ctx("p2", "member"), by_name).await, Err(VolumeError::NotFound(_))));
+}
+
+#[tokio::test]
+async fn interrupted_image_create_is_rebuilt_from_scratch() {
+    let e = env().await;
+    let image = e.dir.0.join("images").join("img");
+    std::fs::write(&image, b"x").expect("image file");
+    let row = e.ds.volume_create(&creating_row("c2", Some("img")), 10, 1000).await.expect("row");
+    // A partial copy left by the crash.
+    e.backend.create(&row.backend_name, 1).await.expect("partial");
+    e.clock.advance(chrono::Duration::seconds(61));
+    assert_eq!(e.svc.reconcile().await.expect("pass").creates_finished, 1);
+    assert_eq!(e.backend.volume(&row.backend_name).expect("rebuilt").image, Some(image));
+}
+
+#[tokio::test]
+async fn reconciler_task_retries_and_stops_on_shutdown() {
+    let e = env_with(|c| c.reconcile_interval = Duration::from_millis(10)).await;
+    let me = member();
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create");
+    e.backend.busy_deletes(2);
+    e.svc.delete(&me, &v.id).await.expect("delete");
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(e.svc.clone().run_reconciler(rx));
+    let mut gone = false;
+    for _ in 0..200 {
+        if matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound(_))) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(gone, "the reconciler task finished the queued delete");
+    assert!(e.svc.last_report().is_some());
+    tx.send(true).expect("shutdown");
+    tokio::time::timeout(Duration::from_secs(5), task).await.expect("stops").expect("no panic");
+}
