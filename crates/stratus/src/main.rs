@@ -59,8 +59,13 @@ struct ComputeArgs {
     /// Where the fake driver keeps its VMs (they outlive this process, like real VMs).
     #[arg(long)]
     state_dir: PathBuf,
+    /// Data dir whose `volumes/` the `local` backend shares with the control plane.
+    #[arg(long, env = "STRATUS_DATA_DIR", default_value = "./stratus-data")]
+    data_dir: PathBuf,
     #[command(flatten)]
     tunables: Tunables,
+    #[command(flatten)]
+    volumes: VolumeArgs,
 }
 
 #[derive(Args)]
@@ -73,6 +78,8 @@ struct ControllerArgs {
     nats_url: String,
     #[command(flatten)]
     tunables: Tunables,
+    #[command(flatten)]
+    volumes: VolumeArgs,
 }
 
 #[derive(Args)]
@@ -253,7 +260,11 @@ impl VolumeArgs {
         Ok(match self.volume_backend.as_str() {
             "rbd" => {
                 let conf = self.ceph_conf.clone().context("--volume-backend rbd needs --ceph-conf PATH")?;
-                Arc::new(stratus_blockstore::rbd::RbdBackend::new(self.ceph_pool.clone(), conf))
+                // A VM's storage client outlives a killed agent, as a real VM does.
+                Arc::new(
+                    stratus_blockstore::rbd::RbdBackend::new(self.ceph_pool.clone(), conf)
+                        .with_holder_linger(std::time::Duration::from_secs(3600)),
+                )
             }
             _ => {
                 let dir = data_dir.join("volumes");
@@ -346,6 +357,9 @@ async fn up(a: UpArgs, with_controller: bool) -> anyhow::Result<()> {
     let image_dir = data_dir.join("images");
     std::fs::create_dir_all(&image_dir)?;
     let storage = a.volumes.backend(&data_dir)?;
+    let mut cfg = cfg;
+    cfg.image_dir = Some(image_dir.clone());
+    cfg.volume_quota = (a.volumes.quota_volumes, a.volumes.quota_gigabytes);
     let volume = Arc::new(VolumeService::new(ds.clone(), storage.clone(), a.volumes.config(image_dir.clone())));
     let state = stratus_server::AppState {
         ds: ds.clone(),
@@ -394,7 +408,11 @@ async fn controller(a: ControllerArgs) -> anyhow::Result<()> {
     let ds = Datastore::open_sqlite(&a.data_dir.join("stratus.db")).await.context("cannot open the database")?;
     let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats_url).await?);
     let (stop_tx, stop_rx) = watch::channel(false);
-    Controller::new(ds, bus, cfg).start(stop_rx).await?;
+    let mut cfg = cfg;
+    cfg.image_dir = Some(a.data_dir.join("images"));
+    cfg.volume_quota = (a.volumes.quota_volumes, a.volumes.quota_gigabytes);
+    let storage = a.volumes.backend(&a.data_dir)?;
+    Controller::new(ds, bus, cfg).with_storage(storage, false).start(stop_rx).await?;
     println!("Stratus controller started");
     shutdown_signal().await;
     let _ = stop_tx.send(true);
@@ -431,7 +449,8 @@ async fn compute(a: ComputeArgs) -> anyhow::Result<()> {
         });
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let agent = Agent::new(bus, driver, a.tunables.agent(&a.host)?, faults);
+    let storage = a.volumes.backend(&a.data_dir)?;
+    let agent = Agent::new(bus, driver, a.tunables.agent(&a.host)?, faults).with_storage(storage);
     let task = tokio::spawn(agent.run(stop_rx));
     println!("Stratus compute agent {} started", a.host);
     shutdown_signal().await;

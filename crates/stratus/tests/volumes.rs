@@ -1,0 +1,219 @@
+//! Seed problem 1: a volume-backed server whose host dies while its VM (and
+//! so its storage client) keeps running. DELETE must finish within the bound,
+//! fence the zombie's storage client before any volume is released, delete
+//! the root volume (no leak: Nova's W2/W3), and free the data volume only
+//! after the fence, so it can be attached elsewhere. Runs on the `local`
+//! backend always and on a real single-node Ceph (`CEPH_CONF`).
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(30);
+
+async fn wait_volume(c: &Cloud, tok: &str, id: &str, status: &str) -> Value {
+    let deadline = Instant::now() + T;
+    loop {
+        let (s, v) = c.call(tok, Method::GET, &format!("/volume/v3/volumes/{id}"), None).await;
+        if s == StatusCode::OK && v["volume"]["status"] == status {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "volume {id} never became {status}: {s} {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_hosts_up(c: &Cloud, admin: &str, hosts: &[&str]) {
+    let deadline = Instant::now() + T;
+    loop {
+        let (_, v) = c.call(admin, Method::GET, "/compute/v2.1/os-services", None).await;
+        let up =
+            |h: &str| v["services"].as_array().is_some_and(|a| a.iter().any(|s| s["host"] == h && s["state"] == "up"));
+        if hosts.iter().all(|h| up(h)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "hosts not up: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn rbd(args: &[&str]) -> String {
+    let out = Command::new("rbd").args(args).output().expect("rbd");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn blocklist() -> String {
+    let out = Command::new("ceph").args(["osd", "blocklist", "ls"]).output().expect("ceph");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+async fn seed_problem(backend: &str) {
+    let nats = Nats::start();
+    let mut args = vec!["--fake-hosts", "0", "--nats-url", nats.url.as_str(), "--volume-backend", backend];
+    let ceph_conf = std::env::var("CEPH_CONF").ok();
+    if backend == "rbd" {
+        let conf = ceph_conf.as_deref().unwrap_or_else(|| {
+            panic!("CEPH_CONF is not set: run the tests with scripts/test, which starts a single-node Ceph")
+        });
+        args.extend(["--ceph-conf", conf]);
+    }
+    let env = [("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1")];
+    let cloud = Cloud::start_with_args(&args, &env).await;
+    let data_dir = cloud.data_dir.to_string_lossy().to_string();
+    let mut agent_env: Vec<(&str, &str)> = vec![
+        ("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1"),
+        ("STRATUS_DATA_DIR", data_dir.as_str()),
+        ("STRATUS_VOLUME_BACKEND", backend),
+    ];
+    if let Some(conf) = ceph_conf.as_deref() {
+        agent_env.push(("STRATUS_CEPH_CONF", conf));
+    }
+    let mut agents = vec![
+        AgentProc::start("compute-1", &nats, cloud.data_dir.join("hosts").join("compute-1"), &agent_env),
+        AgentProc::start("compute-2", &nats, cloud.data_dir.join("hosts").join("compute-2"), &agent_env),
+    ];
+    let tok = cloud.demo().await;
+    let admin = cloud.admin().await;
+    wait_hosts_up(&cloud, &admin, &["compute-1", "compute-2"]).await;
+
+    // A data volume and a boot-from-volume server using it.
+    let (s, v) = cloud
+        .call(&tok, Method::POST, "/volume/v3/volumes", Some(json!({"volume": {"size": 1, "name": "data"}})))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let data = v["volume"]["id"].as_str().expect("id").to_string();
+    wait_volume(&cloud, &tok, &data, "available").await;
+    let image = cloud.cirros(&tok).await;
+    let bdm = json!([{"boot_index": 0, "uuid": image, "source_type": "image", "destination_type": "volume", "volume_size": 1, "delete_on_termination": true}]);
+    let (s, v) = cloud
+        .call(
+            &tok,
+            Method::POST,
+            "/compute/v2.1/servers",
+            Some(json!({"server": {"name": "bfv", "imageRef": "", "flavorRef": "1", "block_device_mapping_v2": bdm}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let id = v["server"]["id"].as_str().expect("id").to_string();
+    let shown = cloud.wait_status(&tok, &id, "ACTIVE", T).await;
+    let root =
+        shown["server"]["os-extended-volumes:volumes_attached"][0]["id"].as_str().expect("root volume").to_string();
+    let (s, v) = cloud
+        .call(
+            &tok,
+            Method::POST,
+            &format!("/compute/v2.1/servers/{id}/os-volume_attachments"),
+            Some(json!({"volumeAttachment": {"volumeId": data}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    wait_volume(&cloud, &tok, &data, "in-use").await;
+    wait_volume(&cloud, &tok, &root, "in-use").await;
+    let db = cloud.db().await;
+    let atts = db.attachment_list_for_server(&id).await.expect("atts");
+    assert_eq!(atts.len(), 2);
+    let clients: Vec<String> = atts.iter().map(|a| a.client_id.clone().expect("client recorded at attach")).collect();
+    let root_backend = db.volume_get(&root).await.expect("root").backend_name;
+    if backend == "rbd" {
+        assert!(rbd(&["ls", "rbd"]).contains(&root_backend), "root image exists in the pool");
+    }
+
+    // The host dies; the VM and its storage clients live on (zombie).
+    let (_, v) = cloud.call(&admin, Method::GET, &format!("/compute/v2.1/servers/{id}"), None).await;
+    let host = v["server"]["OS-EXT-SRV-ATTR:host"].as_str().expect("host").to_string();
+    let idx = if host == "compute-1" { 0 } else { 1 };
+    agents[idx].kill9();
+    // Detach is refused while the host is down (Nova bug 1909120).
+    let (s, _) = cloud
+        .call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}/os-volume_attachments/{data}"), None)
+        .await;
+    assert!(s == StatusCode::CONFLICT || s == StatusCode::ACCEPTED, "{s}");
+
+    let started = Instant::now();
+    let (s, _) = cloud.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let took = cloud.wait_gone(&tok, &id, T).await;
+    eprintln!(
+        "MEASURE {backend}: DELETE of a volume-backed server on a dead host -> 404 and root volume removed in {} ms",
+        started.elapsed().as_millis()
+    );
+    assert!(took <= Duration::from_secs(15), "{took:?}");
+
+    // The root volume is gone from the backend; the data volume is free only now that its client is fenced.
+    let (s, _) = cloud.call(&tok, Method::GET, &format!("/volume/v3/volumes/{root}"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "root volume deleted with the server");
+    if backend == "rbd" {
+        assert!(!rbd(&["ls", "rbd"]).contains(&root_backend), "root image removed from the pool");
+        let bl = blocklist();
+        for c in &clients {
+            assert!(bl.contains(c.as_str()), "zombie client {c} fenced: {bl}");
+        }
+    } else {
+        assert!(
+            !cloud.data_dir.join("volumes").join(format!("{root_backend}.img")).exists(),
+            "root volume file removed"
+        );
+    }
+    wait_volume(&cloud, &tok, &data, "available").await;
+    let a = db.action_list(&id).await.expect("actions").into_iter().find(|a| a.action == "delete").expect("delete");
+    let (_, events) = db.action_get(&id, &a.request_id).await.expect("events");
+    let fence = events.iter().find(|e| e.event == "controller_fence_storage").expect("fence event");
+    eprintln!("{backend} fence event: {:?}", fence.details);
+    assert_eq!(fence.details.as_deref().map(|d| d.matches("fenced client").count()), Some(2));
+
+    // The freed data volume can be attached to another server.
+    let other = cloud.create_server(&tok, "other").await;
+    cloud.wait_status(&tok, &other, "ACTIVE", T).await;
+    let (s, v) = cloud
+        .call(
+            &tok,
+            Method::POST,
+            &format!("/compute/v2.1/servers/{other}/os-volume_attachments"),
+            Some(json!({"volumeAttachment": {"volumeId": data}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    wait_volume(&cloud, &tok, &data, "in-use").await;
+
+    // The host returns: it reaps the zombie, the capacity and the fence are released.
+    agents[idx].restart();
+    let deadline = Instant::now() + T;
+    loop {
+        let zombies = db.zombie_list(None).await.expect("z");
+        let pending = db.cleanup_pending().await.expect("q");
+        if zombies.is_empty() && pending.is_empty() && !agents[idx].vms().contains(&id) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not released: zombies {zombies:?} cleanups {pending:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if backend == "rbd" {
+        let bl = blocklist();
+        for c in &clients {
+            assert!(!bl.contains(c.as_str()), "fence of {c} lifted after the host rejoined: {bl}");
+        }
+    }
+    let (clean, report) = cloud.audit();
+    assert!(clean, "{report}");
+    // Clean up the rbd images this test made.
+    let (s, _) = cloud.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{other}"), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    cloud.wait_gone(&tok, &other, T).await;
+    wait_volume(&cloud, &tok, &data, "available").await;
+    let (s, _) = cloud.call(&tok, Method::DELETE, &format!("/volume/v3/volumes/{data}"), None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn volume_backed_server_on_a_dead_host_local_backend() {
+    seed_problem("local").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn volume_backed_server_on_a_dead_host_real_ceph() {
+    seed_problem("rbd").await;
+}
