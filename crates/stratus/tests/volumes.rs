@@ -72,7 +72,7 @@ async fn seed_problem(backend: &str) {
     if let Some(conf) = ceph_conf.as_deref() {
         agent_env.push(("STRATUS_CEPH_CONF", conf));
     }
-    let mut agents = vec![
+    let mut agents = [
         AgentProc::start("compute-1", &nats, cloud.data_dir.join("hosts").join("compute-1"), &agent_env),
         AgentProc::start("compute-2", &nats, cloud.data_dir.join("hosts").join("compute-2"), &agent_env),
     ];
