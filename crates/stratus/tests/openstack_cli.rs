@@ -105,6 +105,22 @@ async fn stock_openstack_cli_works_unchanged() {
     let list = osc.json("stratus", &["server", "list"]);
     assert!(list.as_array().expect("list").is_empty(), "{list}");
 
+    // Block storage with the stock client: volumes, attach/detach, boot from volume.
+    let vol = osc.json("stratus", &["volume", "create", "--size", "1", "vol1"]);
+    assert_eq!(vol["size"], 1, "{vol}");
+    wait_for(|| osc.json("stratus", &["volume", "show", "vol1"])["status"] == "available");
+    let vols = osc.json("stratus", &["volume", "list"]);
+    assert!(find(&vols, "Name", "vol1").is_some(), "{vols}");
+    let bfv = osc.json("stratus", &["server", "create", "--image", "cirros", "--flavor", "m1.tiny", "--boot-from-volume", "1", "--wait", "bfv1"]);
+    assert_eq!(bfv["status"], "ACTIVE", "{bfv}");
+    osc.run("stratus", &["server", "add", "volume", "bfv1", "vol1"]);
+    wait_for(|| osc.json("stratus", &["volume", "show", "vol1"])["status"] == "in-use");
+    osc.run("stratus", &["server", "remove", "volume", "bfv1", "vol1"]);
+    wait_for(|| osc.json("stratus", &["volume", "show", "vol1"])["status"] == "available");
+    osc.run("stratus", &["server", "delete", "--wait", "bfv1"]);
+    osc.run("stratus", &["volume", "delete", "vol1"]);
+    wait_for(|| osc.json("stratus", &["volume", "list"]).as_array().is_some_and(|a| a.iter().all(|v| v["Name"] != "vol1")));
+
     // 50 servers: create them, then one `openstack server delete --wait` for all.
     osc.run(
         "stratus",
