@@ -100,7 +100,10 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
             Err(e) => return Err(e.into()),
         };
         if gone {
-            problems.push(format!("attachment {} keeps volume {} attached to deleted server {}", a.id, a.volume_id, a.server_id));
+            problems.push(format!(
+                "attachment {} keeps volume {} attached to deleted server {}",
+                a.id, a.volume_id, a.server_id
+            ));
             if repair && a.status == "fenced" {
                 ds.attachment_delete(&a.id).await?;
             }
@@ -109,11 +112,20 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
     let pending = ds.cleanup_pending().await?;
     for c in &pending {
         // Not a leak while queued: the reconcilers retry it; shown so admins see what waits and why.
-        println!("QUEUED {} {} (attempts {}, last error {:?}): {}", c.kind, c.volume_id.as_deref().or(c.client_id.as_deref()).unwrap_or("?"), c.attempts, c.last_error, c.reason);
+        println!(
+            "QUEUED {} {} (attempts {}, last error {:?}): {}",
+            c.kind,
+            c.volume_id.as_deref().or(c.client_id.as_deref()).unwrap_or("?"),
+            c.attempts,
+            c.last_error,
+            c.reason
+        );
     }
     let volumes = ds.volume_list(None).await?;
     for v in &volumes {
-        if (v.status == "deleting" || v.status == "error_deleting") && !pending.iter().any(|c| c.volume_id.as_deref() == Some(v.id.as_str())) {
+        if (v.status == "deleting" || v.status == "error_deleting")
+            && !pending.iter().any(|c| c.volume_id.as_deref() == Some(v.id.as_str()))
+        {
             problems.push(format!("volume {} is {} with no deletion queued", v.id, v.status));
         }
     }

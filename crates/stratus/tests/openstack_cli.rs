@@ -111,7 +111,10 @@ async fn stock_openstack_cli_works_unchanged() {
     wait_for(|| osc.json("stratus", &["volume", "show", "vol1"])["status"] == "available");
     let vols = osc.json("stratus", &["volume", "list"]);
     assert!(find(&vols, "Name", "vol1").is_some(), "{vols}");
-    let bfv = osc.json("stratus", &["server", "create", "--image", "cirros", "--flavor", "m1.tiny", "--boot-from-volume", "1", "--wait", "bfv1"]);
+    let bfv = osc.json(
+        "stratus",
+        &["server", "create", "--image", "cirros", "--flavor", "m1.tiny", "--boot-from-volume", "1", "--wait", "bfv1"],
+    );
     assert_eq!(bfv["status"], "ACTIVE", "{bfv}");
     osc.run("stratus", &["server", "add", "volume", "bfv1", "vol1"]);
     wait_for(|| osc.json("stratus", &["volume", "show", "vol1"])["status"] == "in-use");
@@ -119,7 +122,9 @@ async fn stock_openstack_cli_works_unchanged() {
     wait_for(|| osc.json("stratus", &["volume", "show", "vol1"])["status"] == "available");
     osc.run("stratus", &["server", "delete", "--wait", "bfv1"]);
     osc.run("stratus", &["volume", "delete", "vol1"]);
-    wait_for(|| osc.json("stratus", &["volume", "list"]).as_array().is_some_and(|a| a.iter().all(|v| v["Name"] != "vol1")));
+    wait_for(|| {
+        osc.json("stratus", &["volume", "list"]).as_array().is_some_and(|a| a.iter().all(|v| v["Name"] != "vol1"))
+    });
 
     // 50 servers: create them, then one `openstack server delete --wait` for all.
     osc.run(
