@@ -91,4 +91,16 @@ pub trait BlockBackend: Send + Sync + 'static {
     /// Delete a volume. Fails with [`BlockError::Busy`] while watched;
     /// absent is success.
     async fn delete(&self, name: &str) -> Result<(), BlockError>;
+    /// Fallback when `delete` fails for a reason other than watchers (e.g. a
+    /// backend that refuses to remove an image right now): move it out of
+    /// the way so a later [`BlockBackend::purge_deferred`] removes it. Never
+    /// used for a watched volume (the watcher must be fenced first). The
+    /// default has no such place and fails.
+    async fn delete_deferred(&self, name: &str) -> Result<(), BlockError> {
+        Err(BlockError::Backend(format!("{} has no deferred deletion for {name}", self.kind())))
+    }
+    /// Remove what `delete_deferred` moved away; returns how many remain.
+    async fn purge_deferred(&self) -> Result<usize, BlockError> {
+        Ok(0)
+    }
 }

@@ -385,6 +385,15 @@ impl RbdBackend {
 
 #[async_trait]
 impl BlockBackend for RbdBackend {
+    async fn delete_deferred(&self, name: &str) -> Result<(), BlockError> {
+        // `rbd trash mv`, refused while the image is watched.
+        self.trash_move(name).await
+    }
+
+    async fn purge_deferred(&self) -> Result<usize, BlockError> {
+        Ok(self.trash_purge().await?.len())
+    }
+
     fn kind(&self) -> &'static str {
         "rbd"
     }

@@ -389,3 +389,19 @@ async fn create_image_makes_a_snapshot() {
     }
     c.wait_status(&tok, &id, "ACTIVE", T).await;
 }
+
+/// Nova checklist item 6: a server that never got a host is destroyed directly (no host to ask, nothing to fence).
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_never_scheduled_server() {
+    let c = Cloud::start_with_args(&["--fake-hosts", "0"], &[]).await;
+    let tok = c.demo().await;
+    let id = c.create_server(&tok, "homeless").await;
+    let v = c.wait_status(&tok, &id, "ERROR", T).await;
+    assert_eq!(v["server"]["fault"]["message"], "No valid host was found. There are not enough hosts available.");
+    delete_and_check(&c, &tok, &id).await;
+    let db = c.db().await;
+    let a = db.action_list(&id).await.expect("actions").into_iter().find(|a| a.action == "delete").expect("delete");
+    let (_, ev) = db.action_get(&id, &a.request_id).await.expect("events");
+    assert!(ev.iter().any(|e| e.details.as_deref().is_some_and(|d| d.contains("never scheduled"))), "{ev:?}");
+    assert!(db.zombie_list(None).await.expect("z").is_empty(), "nothing can run anywhere: no zombie");
+}

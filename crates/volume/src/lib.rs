@@ -257,6 +257,8 @@ pub struct VolumeService {
     /// them alone even when the build takes longer than `stale_after`.
     inflight: Mutex<HashSet<String>>,
     last_report: Mutex<Option<ReconcileReport>>,
+    /// When the backend's trash was last purged (Unix seconds; a purge costs a CLI call).
+    last_purge: std::sync::atomic::AtomicI64,
 }
 
 /// Removes a volume from the in-flight set when the build ends (or panics).
@@ -306,7 +308,14 @@ fn image_visible(ctx: &AuthContext, i: &ImageRow) -> bool {
 impl VolumeService {
     /// Bind the service to a datastore, a backend and its settings.
     pub fn new(ds: Datastore, backend: Arc<dyn BlockBackend>, cfg: VolumeConfig) -> Self {
-        Self { ds, backend, cfg, inflight: Mutex::new(HashSet::new()), last_report: Mutex::new(None) }
+        Self {
+            ds,
+            backend,
+            cfg,
+            inflight: Mutex::new(HashSet::new()),
+            last_report: Mutex::new(None),
+            last_purge: std::sync::atomic::AtomicI64::new(0),
+        }
     }
 
     /// The settings (quota defaults for the limits document).
@@ -609,6 +618,14 @@ impl VolumeService {
                 info!(volume = %v.id, "volume deleted");
             }
             Err(e) => {
+                // Not watched but refused anyway: move it to the backend's
+                // trash (rbd), purged by the reconciler, if the backend has one.
+                if !matches!(e, BlockError::Busy { .. }) && self.backend.delete_deferred(&v.backend_name).await.is_ok()
+                {
+                    self.ds.volume_mark_deleted(&v.id).await?;
+                    warn!(volume = %v.id, error = %e, "volume storage moved to the backend's trash; the reconciler purges it");
+                    return Ok(());
+                }
                 let why = match &e {
                     BlockError::Busy { watchers, .. } => format!("busy: watched by {watchers:?}"),
                     e => e.to_string(),
@@ -946,6 +963,17 @@ impl VolumeService {
             }
         }
 
+        // Purging the trash costs a CLI call: at most every 30 s.
+        let now = chrono::Utc::now().timestamp();
+        let due = now - self.last_purge.load(std::sync::atomic::Ordering::Relaxed) >= 30;
+        if due {
+            self.last_purge.store(now, std::sync::atomic::Ordering::Relaxed);
+        }
+        match if due { self.backend.purge_deferred().await } else { Ok(0) } {
+            Ok(0) => {}
+            Ok(n) => warn!(remaining = n, "backend trash not empty yet; the next pass purges again"),
+            Err(e) => warn!(error = %e, "purging the backend's trash failed; the next pass retries"),
+        }
         for c in self.ds.cleanup_pending().await? {
             if c.kind != CLEANUP_VOLUME_DELETE {
                 continue;

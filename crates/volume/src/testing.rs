@@ -29,6 +29,8 @@ struct Inner {
     failing_creates: AtomicU32,
     next_client: AtomicU64,
     delete_calls: AtomicU32,
+    refused_deletes: AtomicU32,
+    trash: Mutex<HashSet<String>>,
 }
 
 /// The in-memory backend; clones share state.
@@ -45,6 +47,17 @@ impl MemBackend {
     /// client still watched the volume).
     pub fn busy_deletes(&self, n: u32) {
         self.0.busy_deletes.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` deletes fail with a backend error other than `Busy`
+    /// (as an rbd image with children would), which sends them to the trash.
+    pub fn refused_deletes(&self, n: u32) {
+        self.0.refused_deletes.store(n, Ordering::SeqCst);
+    }
+
+    /// Volumes in the trash, waiting for a purge.
+    pub fn trash_len(&self) -> usize {
+        self.0.trash.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// The next `n` creates fail with a backend error.
@@ -176,7 +189,26 @@ impl BlockBackend for MemBackend {
         if Self::take(&self.0.busy_deletes) || !watchers.is_empty() {
             return Err(BlockError::Busy { name: name.to_string(), watchers });
         }
+        if Self::take(&self.0.refused_deletes) {
+            return Err(BlockError::Backend(format!("injected delete refusal for {name}")));
+        }
         vols.remove(name);
         Ok(())
+    }
+
+    async fn delete_deferred(&self, name: &str) -> Result<(), BlockError> {
+        let mut vols = self.0.volumes.lock().unwrap_or_else(|p| p.into_inner());
+        if vols.get(name).is_some_and(|v| !v.watchers.is_empty()) {
+            return Err(BlockError::Busy { name: name.to_string(), watchers: vec![] });
+        }
+        if vols.remove(name).is_some() {
+            self.0.trash.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string());
+        }
+        Ok(())
+    }
+
+    async fn purge_deferred(&self) -> Result<usize, BlockError> {
+        self.0.trash.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        Ok(0)
     }
 }

@@ -428,3 +428,26 @@ async fn reconciler_task_retries_and_stops_on_shutdown() {
     tx.send(true).expect("shutdown");
     tokio::time::timeout(Duration::from_secs(5), task).await.expect("stops").expect("no panic");
 }
+
+/// A delete refused for another reason than watchers falls back to the
+/// backend's trash (rbd `trash mv`), and the reconciler purges it; a busy
+/// (watched) volume never goes to the trash.
+#[tokio::test]
+async fn refused_delete_goes_to_the_trash_and_is_purged() {
+    let e = env().await;
+    let me = member();
+    let v = e.svc.create(&me, new_volume(1, "t")).await.expect("create");
+    e.backend.refused_deletes(1);
+    e.svc.delete(&me, &v.id).await.expect("delete accepted");
+    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound(_))), "deleted via the trash");
+    assert_eq!(e.backend.trash_len(), 1);
+    assert!(e.ds.cleanup_pending().await.expect("queue").is_empty());
+    e.svc.reconcile().await.expect("pass");
+    assert_eq!(e.backend.trash_len(), 0, "purged by the reconciler");
+
+    let w = e.svc.create(&me, new_volume(1, "w")).await.expect("create");
+    e.backend.busy_deletes(1);
+    e.svc.delete(&me, &w.id).await.expect("delete accepted");
+    assert_eq!(e.backend.trash_len(), 0, "a busy volume is queued, never trashed");
+    assert_eq!(e.ds.cleanup_pending().await.expect("queue").len(), 1);
+}
