@@ -197,7 +197,7 @@ impl ComputeApi {
                 },
             };
             // Existing volumes are reserved now, so a busy one is a 400 at once.
-            for (i, b) in spec.volumes.iter().enumerate() {
+            for b in &spec.volumes {
                 if let Some(vid) = &b.volume_id {
                     let v = self.ds.volume_get(vid).await.map_err(|_| {
                         ComputeError::BadRequest(format!(
@@ -215,7 +215,6 @@ impl ComputeApi {
                             v.status
                         )));
                     }
-                    let _ = i;
                 }
             }
             let (server, op) = match self.ds.server_create(&new, limits).await {
@@ -390,7 +389,7 @@ impl ComputeApi {
                 if flavor.id == s.flavor_id {
                     return Err(ComputeError::BadRequest("When resizing, instances must change flavor!".into()));
                 }
-                self.check_resize_quota(ctx, &s, flavor).await?;
+                self.check_resize_quota(&s, flavor).await?;
                 params["flavor_id"] = flavor.id.clone().into();
             }
             Action::CreateImage { name, metadata } => {
@@ -586,10 +585,9 @@ impl ComputeApi {
             .and_then(|p| p["image_id"].as_str().map(str::to_string)))
     }
 
-    async fn check_resize_quota(&self, ctx: &AuthContext, s: &ServerRow, new: &FlavorRow) -> Result<(), ComputeError> {
+    async fn check_resize_quota(&self, s: &ServerRow, new: &FlavorRow) -> Result<(), ComputeError> {
         let limits = self.quota_limits(&s.project_id).await?;
         let u = self.ds.quota_usage(&s.project_id).await?;
-        let _ = ctx;
         for (name, used, delta, lim) in
             [("cores", u.cores, new.vcpus - s.vcpus, limits.cores), ("ram", u.ram, new.ram_mb - s.ram_mb, limits.ram)]
         {

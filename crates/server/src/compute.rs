@@ -515,7 +515,6 @@ async fn check_image(
 async fn server_create(
     State(st): State<AppState>,
     Auth(ctx): Auth,
-    Mv(mv): Mv,
     Extension(rid): Extension<RequestId>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -683,7 +682,6 @@ async fn server_create(
     if return_resv {
         return Ok((StatusCode::ACCEPTED, Json(json!({"reservation_id": first.server.reservation_id}))).into_response());
     }
-    let _ = mv;
     let mut body = json!({"server": {
         "id": first.server.id,
         "links": link(&st.public_url, &format!("servers/{}", first.server.id)),
@@ -752,7 +750,6 @@ async fn server_delete(
 async fn server_action(
     State(st): State<AppState>,
     Auth(ctx): Auth,
-    Mv(mv): Mv,
     Extension(rid): Extension<RequestId>,
     Path(id): Path<String>,
     body: Bytes,
@@ -960,7 +957,6 @@ async fn server_action(
         other => {
             // Make sure the server exists for this caller before saying the action is unknown.
             c.get_visible(&ctx, &id).await?;
-            let _ = mv;
             Err(ApiError::BadRequest(format!("There is no such action: {other}")))
         }
     }
