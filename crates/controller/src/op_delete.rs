@@ -43,10 +43,11 @@ impl Handler for DeleteServer {
             return Ok(Outcome::Done);
         }
         let start = notify::build(ds, &server, &op.id, "instance.delete.start", "nova-api");
-        if server.shelved_image_id.is_some() || !ds.migration_open_for_server(&server.id).await?.is_empty() {
+        let moves = ds.migration_open_for_server(&server.id).await?;
+        if server.shelved_image_id.is_some() || !moves.is_empty() {
             ds.notification_record(&start.dedup_key, &start.event_type, &start.publisher_id, &start.payload).await?;
         }
-        self.clean_moves(op, cx, &server).await?;
+        self.clean_moves(op, cx, &server, moves).await?;
         if let Some(img) = &server.shelved_image_id {
             // Nova deletes the shelve snapshot first; a missing one is only a warning.
             let detail = match ds.image_delete(img).await {
@@ -141,10 +142,16 @@ impl DeleteServer {
     /// A resize awaiting confirmation is confirmed first (the source copy is
     /// destroyed), and a move in progress has its other host cleaned, so no
     /// copy of the server is left on any host.
-    async fn clean_moves(&self, op: &OperationRow, cx: &StepCx, server: &ServerRow) -> Result<(), OpError> {
+    async fn clean_moves(
+        &self,
+        op: &OperationRow,
+        cx: &StepCx,
+        server: &ServerRow,
+        moves: Vec<stratus_db::MigrationRow>,
+    ) -> Result<(), OpError> {
         let s = &self.0;
         let ds = &s.ds;
-        for m in ds.migration_open_for_server(&server.id).await? {
+        for m in moves {
             cx.step("clean_migration").await?;
             let event = if m.status == "finished" { "compute_confirm_resize" } else { "controller_abort_migration" };
             ds.event_start(&server.id, &op.request_id, event, None).await?;

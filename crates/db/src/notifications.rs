@@ -68,16 +68,18 @@ impl Datastore {
 
     /// Mark notifications published.
     pub async fn notification_mark_published(&self, ids: &[i64]) -> Result<(), DbError> {
-        let now = self.now();
-        let mut tx = self.write.begin().await?;
-        for id in ids {
-            sqlx::query("UPDATE notifications SET published_at = $2 WHERE id = $1")
-                .bind(id)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
+        if ids.is_empty() {
+            return Ok(());
         }
-        tx.commit().await?;
+        let mut q: sqlx::QueryBuilder<sqlx::Sqlite> =
+            sqlx::QueryBuilder::new("UPDATE notifications SET published_at = ");
+        q.push_bind(self.now()).push(" WHERE id IN (");
+        let mut sep = q.separated(", ");
+        for id in ids {
+            sep.push_bind(*id);
+        }
+        q.push(")");
+        q.build().execute(&self.write).await?;
         Ok(())
     }
 

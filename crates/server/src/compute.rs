@@ -308,10 +308,13 @@ fn truthy(v: &str) -> bool {
     matches!(v.to_ascii_lowercase().as_str(), "" | "1" | "true" | "t" | "yes" | "y" | "on")
 }
 
+/// Servers matching the query; ports only for the detailed view (the
+/// index view shows ids and names, and clients poll it).
 async fn list_servers(
     st: &AppState,
     ctx: &AuthContext,
     raw: Option<String>,
+    with_ports: bool,
 ) -> Result<(Vec<ServerRow>, HashMap<String, Vec<PortRow>>, Option<i64>), ApiError> {
     let q = parse_query(raw);
     let mut f = ServerFilter { project_id: Some(ctx.project_id.clone()), ..Default::default() };
@@ -357,10 +360,12 @@ async fn list_servers(
     }
     let limit = f.limit;
     let rows = st.ds.server_list(&f).await?;
-    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let mut ports: HashMap<String, Vec<PortRow>> = HashMap::new();
-    for p in st.ds.port_list_for_servers(&ids).await? {
-        ports.entry(p.server_id.clone()).or_default().push(p);
+    if with_ports {
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        for p in st.ds.port_list_for_servers(&ids).await? {
+            ports.entry(p.server_id.clone()).or_default().push(p);
+        }
     }
     Ok((rows, ports, limit))
 }
@@ -381,7 +386,7 @@ async fn server_list(
     Auth(ctx): Auth,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let (rows, _, limit) = list_servers(&st, &ctx, q).await?;
+    let (rows, _, limit) = list_servers(&st, &ctx, q, false).await?;
     let list: Vec<Value> = rows
         .iter()
         .map(|s| json!({"id": s.id, "name": s.name, "links": link(&st.public_url, &format!("servers/{}", s.id))}))
@@ -400,7 +405,7 @@ async fn server_detail(
     Mv(mv): Mv,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let (rows, ports, limit) = list_servers(&st, &ctx, q).await?;
+    let (rows, ports, limit) = list_servers(&st, &ctx, q, true).await?;
     let mut volumes: HashMap<String, Vec<String>> = HashMap::new();
     for a in st.ds.attachment_list_all().await? {
         volumes.entry(a.server_id).or_default().push(a.volume_id);
