@@ -83,3 +83,98 @@ crash_tests! {
     crash_in_agent_before_destroy => "agent:before:terminate",
     crash_in_agent_after_destroy => "agent:after:terminate",
 }
+
+/// The fenced local path (host forced down) of a volume-backed server,
+/// killed at each of its steps: after a restart the delete still finishes
+/// once, the root volume is gone, nothing is left attached.
+async fn crash_on_local_path_at(fault: &str) {
+    let mut cloud =
+        Cloud::start_with(&[("STRATUS_FAULTS", fault), ("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1")]).await;
+    let tok = cloud.demo().await;
+    let admin = cloud.admin().await;
+    let image = cloud.cirros(&tok).await;
+    let bdm = serde_json::json!([{"boot_index": 0, "uuid": image, "source_type": "image", "destination_type": "volume", "volume_size": 1, "delete_on_termination": true}]);
+    let (s, v) = cloud
+        .call(&tok, Method::POST, "/compute/v2.1/servers", Some(serde_json::json!({"server": {"name": "bfv", "imageRef": "", "flavorRef": "1", "block_device_mapping_v2": bdm}})))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let id = v["server"]["id"].as_str().expect("id").to_string();
+    let shown = cloud.wait_status(&tok, &id, "ACTIVE", Duration::from_secs(30)).await;
+    let root = shown["server"]["os-extended-volumes:volumes_attached"][0]["id"].as_str().expect("root").to_string();
+    let (_, v) = cloud.call(&admin, Method::GET, &format!("/compute/v2.1/servers/{id}"), None).await;
+    let host = v["server"]["OS-EXT-SRV-ATTR:host"].as_str().expect("host").to_string();
+    let r = cloud
+        .http
+        .put(format!("{}/compute/v2.1/os-services/force-down", cloud.url))
+        .header("X-Auth-Token", &admin)
+        .header("OpenStack-API-Version", "compute 2.11")
+        .json(&serde_json::json!({"host": host, "binary": "nova-compute", "forced_down": true}))
+        .send()
+        .await
+        .expect("force down");
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let r =
+        cloud.http.delete(format!("{}/compute/v2.1/servers/{id}", cloud.url)).header("X-Auth-Token", &tok).send().await;
+    let answered = matches!(&r, Ok(resp) if resp.status() == StatusCode::NO_CONTENT);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cloud.exited() {
+        assert!(Instant::now() < deadline, "fault point {fault} was never reached");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cloud.env.retain(|(k, _)| k != "STRATUS_FAULTS");
+    cloud.restart().await;
+    if !answered {
+        let (s, v) = cloud.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
+        assert!(s == StatusCode::NO_CONTENT || s == StatusCode::NOT_FOUND, "{fault}: retry got {s} {v}");
+    }
+    cloud.wait_gone(&tok, &id, Duration::from_secs(30)).await;
+    let (s, _) = cloud.call(&tok, Method::GET, &format!("/volume/v3/volumes/{root}"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{fault}: root volume deleted");
+    let db = cloud.db().await;
+    assert!(db.attachment_list_for_server(&id).await.expect("atts").is_empty(), "{fault}: nothing left attached");
+    let n: Vec<String> =
+        db.notification_list_for_server(&id).await.expect("n").into_iter().map(|n| n.event_type).collect();
+    assert_eq!(n.iter().filter(|e| *e == "instance.delete.start").count(), 1, "{fault}: {n:?}");
+    assert_eq!(n.iter().filter(|e| *e == "instance.delete.end").count(), 1, "{fault}: {n:?}");
+    assert!(db.op_list_open().await.expect("ops").is_empty(), "{fault}: no operation left open");
+    // The operator brings the host back: the zombie is reaped and the fence lifted.
+    let admin = cloud.admin().await;
+    let r = cloud
+        .http
+        .put(format!("{}/compute/v2.1/os-services/force-down", cloud.url))
+        .header("X-Auth-Token", &admin)
+        .header("OpenStack-API-Version", "compute 2.11")
+        .json(&serde_json::json!({"host": host, "binary": "nova-compute", "forced_down": false}))
+        .send()
+        .await
+        .expect("force up");
+    assert_eq!(r.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !db.zombie_list(None).await.expect("z").is_empty() || !db.cleanup_pending().await.expect("q").is_empty() {
+        assert!(Instant::now() < deadline, "{fault}: zombie or cleanup left");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (clean, report) = cloud.audit();
+    assert!(clean, "{fault}: {report}");
+}
+
+macro_rules! local_crash_tests {
+    ($($name:ident => $fault:literal,)+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread")]
+            async fn $name() {
+                crash_on_local_path_at($fault).await;
+            }
+        )+
+    };
+}
+
+local_crash_tests! {
+    crash_before_local_delete => "before:local_delete",
+    crash_before_fence => "before:fence",
+    crash_after_fence => "after:fence",
+    crash_before_volumes => "before:volumes",
+    crash_after_volumes => "after:volumes",
+    crash_before_local_release => "before:release",
+}
