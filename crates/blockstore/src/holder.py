@@ -18,7 +18,8 @@ the OSD acknowledged the data: a fenced (blocklisted) client gets
 
 On end of input (its owner went away without "close") it keeps the image open
 for LINGER_SECONDS more (0: close at once), like a VM that outlives its host
-agent; SIGTERM ends it earlier.
+agent, writing on its own when STRATUS_HOLDER_LOG_DIR is set (see zombie());
+SIGTERM ends it earlier.
 """
 import os
 import signal
@@ -39,6 +40,33 @@ def say(line):
         sys.stdout.flush()
     except (BrokenPipeError, OSError):
         pass
+
+
+def zombie(img, image, linger):
+    """Outlive the owner like a VM whose host agent died: keep the image open
+    and, if STRATUS_HOLDER_LOG_DIR is set, keep writing 4 KiB every 200 ms,
+    logging "OK <unix ms>" or "FAILED <errno> <unix ms>" per write to
+    <dir>/<image>.log, so a test can count the bytes written after a fence."""
+    log_dir = os.environ.get("STRATUS_HOLDER_LOG_DIR")
+    deadline = time.time() + linger
+    if not log_dir:
+        time.sleep(linger)
+        return
+    path = os.path.join(log_dir, image + ".log")
+    block = b"z" * 4096
+    while time.time() < deadline:
+        try:
+            img.write(block, 0)
+            img.flush()
+            result = "OK"
+        except Exception as e:  # errno 108 once blocklisted
+            result = f"FAILED {errno_of(e)}"
+        try:
+            with open(path, "a") as f:
+                f.write(f"{result} {int(time.time() * 1000)}\n")
+        except OSError:
+            pass
+        time.sleep(0.2)
 
 
 def main():
@@ -66,7 +94,7 @@ def main():
             line = stdin.readline(256)
             if not line:
                 if linger > 0:
-                    time.sleep(linger)
+                    zombie(img, image, linger)
                 return 0
             parts = line.split()
             if parts == [b"close"]:

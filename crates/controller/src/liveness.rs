@@ -26,6 +26,12 @@ pub(crate) async fn serve_agents(s: Arc<Shared>, shutdown: watch::Receiver<bool>
         while let Some(m) = join.next().await {
             let Ok(req) = serde_json::from_slice::<JoinRequest>(&m.payload) else { continue };
             let cap = HostCapacity { vcpus: req.vcpus, memory_mb: req.memory_mb, disk_gb: req.disk_gb };
+            if s1.ds.service_get_by_host(&req.host).await.is_ok_and(|svc| svc.forced_down) {
+                // Out of the cluster until an operator lets it back; the agent retries.
+                let refusal = serde_json::json!({"refused": "host is forced down"}).to_string();
+                let _ = reply(s1.bus.as_ref(), &m, Bytes::from(refusal)).await;
+                continue;
+            }
             match s1.ds.service_join(&req.host, cap, chrono(s1.cfg.lease_ttl)).await {
                 Ok(row) => {
                     info!(host = %req.host, epoch = row.epoch, "host joined");

@@ -209,6 +209,12 @@ impl DeleteServer {
         cx.step_with("local_delete", &w).await?;
         info!(server = %server.id, reason = why, "local delete");
         let host = server.host.clone().unwrap_or_default();
+        if !host.is_empty() {
+            // The VM may still run there: record the zombie before anything
+            // else, so its capacity stays reserved and no fence is lifted
+            // until the host reports the VM gone.
+            self.0.record_zombie(server, &host, why).await?;
+        }
         // Fence first: no volume is released while a client that may still
         // run (a zombie VM) could write to it.
         cx.step("fence").await?;
@@ -222,9 +228,6 @@ impl DeleteServer {
         }
         cx.stepped("fence");
         self.volumes(op, cx, server, &mut events).await?;
-        if !host.is_empty() {
-            self.0.record_zombie(server, &host, why).await?;
-        }
         events.push((EV_LOCAL.into(), true, format!("path=local: {why}")));
         self.release(op, cx, server, &host, events).await
     }

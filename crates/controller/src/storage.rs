@@ -32,7 +32,8 @@ pub(crate) async fn fence_server(s: &Shared, server: &ServerRow) -> Result<Vec<S
             .map_err(|e| format!("fencing {client}: {e}"))?;
         ds.attachment_mark_fenced(&a.id).await.map_err(|e| e.to_string())?;
         if let Some(host) = &a.host {
-            ds.cleanup_enqueue_unfence(&server.id, host, &vol.id, &vol.backend_name, &client)
+            let epoch = ds.service_get_by_host(host).await.map(|svc| svc.epoch).unwrap_or(0);
+            ds.cleanup_enqueue_unfence(&server.id, host, epoch, &vol.id, &vol.backend_name, &client)
                 .await
                 .map_err(|e| e.to_string())?;
         }
@@ -94,10 +95,15 @@ pub(crate) async fn reconcile(s: &Shared) -> Result<(), DbError> {
                     ds.cleanup_done(c.id).await?;
                     continue;
                 };
-                let host_up =
-                    ds.service_get_by_host(host).await.map(|svc| svc.is_up(ds.clock().now())).unwrap_or(false);
+                // Lift only once the host rejoined with a newer epoch (it
+                // reconciled before taking work) and reported the VM gone.
+                let rejoined = ds
+                    .service_get_by_host(host)
+                    .await
+                    .map(|svc| svc.is_up(ds.clock().now()) && svc.epoch > c.epoch.unwrap_or(i64::MAX))
+                    .unwrap_or(false);
                 let zombie = ds.zombie_list(Some(host)).await?.iter().any(|z| &z.server_id == server);
-                if !host_up || zombie {
+                if !rejoined || zombie {
                     continue;
                 }
                 match backend.unfence(&ClientId(client.clone())).await {

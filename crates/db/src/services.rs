@@ -102,10 +102,13 @@ impl Datastore {
             .await?)
     }
 
-    /// Extend the lease of `host` if `epoch` is current and the lease has not lapsed.
+    /// Extend the lease of `host` if `epoch` is current, the lease has not
+    /// lapsed and the host is not forced down (a forced-down host is out of
+    /// the cluster: when it is let back it rejoins with a new epoch and
+    /// reconciles first).
     pub async fn service_renew(&self, host: &str, epoch: i64, ttl: Duration) -> Result<Renewal, DbError> {
         let now = self.clock.now();
-        let r = sqlx::query("UPDATE services SET lease_expires_at = $3 WHERE host = $1 AND epoch = $2 AND state = 'up' AND lease_expires_at >= $4")
+        let r = sqlx::query("UPDATE services SET lease_expires_at = $3 WHERE host = $1 AND epoch = $2 AND state = 'up' AND forced_down = FALSE AND lease_expires_at >= $4")
             .bind(host).bind(epoch).bind(ts(now + ttl)).bind(ts(now))
             .execute(&self.write).await?;
         Ok(if r.rows_affected() == 1 { Renewal::Renewed } else { Renewal::MustRejoin })

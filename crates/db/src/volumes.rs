@@ -99,6 +99,9 @@ pub struct CleanupRow {
     pub created_at: String,
     /// Server whose client was fenced (unfence waits for its host).
     pub server_id: Option<String>,
+    /// The host's epoch when the client was fenced: the fence is lifted only
+    /// after the host rejoined with a newer one.
+    pub epoch: Option<i64>,
 }
 
 /// Volume usage of a project, counted.
@@ -113,7 +116,7 @@ pub struct VolumeUsage {
 const VCOLS: &str = "id, name, description, project_id, user_id, size_gb, status, volume_type, availability_zone, bootable, image_id, backend_name, metadata, created_at, updated_at, deleted_at, deleted";
 const ACOLS: &str = "id, volume_id, server_id, host, connector, client_id, mountpoint, status, delete_on_termination, boot_index, created_at";
 const CCOLS: &str =
-    "id, kind, volume_id, backend_name, client_id, host, reason, attempts, last_error, created_at, server_id";
+    "id, kind, volume_id, backend_name, client_id, host, reason, attempts, last_error, created_at, server_id, epoch";
 
 impl Datastore {
     /// Insert a volume unless the project would exceed `max_volumes` /
@@ -366,13 +369,14 @@ impl Datastore {
         &self,
         server_id: &str,
         host: &str,
+        epoch: i64,
         volume_id: &str,
         backend_name: &str,
         client_id: &str,
     ) -> Result<(), DbError> {
         let now = self.now();
-        sqlx::query("INSERT INTO storage_cleanup (kind, volume_id, backend_name, client_id, host, server_id, reason, created_at, updated_at) VALUES ('unfence',$1,$2,$3,$4,$5,'fenced during a local delete',$6,$6) ON CONFLICT DO NOTHING")
-            .bind(volume_id).bind(backend_name).bind(client_id).bind(host).bind(server_id).bind(&now)
+        sqlx::query("INSERT INTO storage_cleanup (kind, volume_id, backend_name, client_id, host, server_id, epoch, reason, created_at, updated_at) VALUES ('unfence',$1,$2,$3,$4,$5,$6,'fenced during a local delete',$7,$7) ON CONFLICT DO NOTHING")
+            .bind(volume_id).bind(backend_name).bind(client_id).bind(host).bind(server_id).bind(epoch).bind(&now)
             .execute(&self.write).await?;
         Ok(())
     }

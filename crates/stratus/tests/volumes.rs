@@ -41,6 +41,17 @@ async fn wait_hosts_up(c: &Cloud, admin: &str, hosts: &[&str]) {
     }
 }
 
+/// Ends the holder processes (zombie VMs) of these images when the test ends, pass or fail.
+struct KillOnDrop(Vec<String>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for image in &self.0 {
+            let _ = Command::new("pkill").args(["-f", image.as_str()]).status();
+        }
+    }
+}
+
 fn rbd(args: &[&str]) -> String {
     let out = Command::new("rbd").args(args).output().expect("rbd");
     String::from_utf8_lossy(&out.stdout).to_string()
@@ -72,6 +83,11 @@ async fn seed_problem(backend: &str) {
     if let Some(conf) = ceph_conf.as_deref() {
         agent_env.push(("STRATUS_CEPH_CONF", conf));
     }
+    // Zombie holders (rbd) keep writing after their agent dies and log each write here.
+    let holder_logs = cloud.data_dir.join("holder-logs");
+    std::fs::create_dir_all(&holder_logs).expect("mkdir");
+    let holder_logs_s = holder_logs.to_string_lossy().to_string();
+    agent_env.push(("STRATUS_HOLDER_LOG_DIR", holder_logs_s.as_str()));
     let mut agents = [
         AgentProc::start("compute-1", &nats, cloud.data_dir.join("hosts").join("compute-1"), &agent_env),
         AgentProc::start("compute-2", &nats, cloud.data_dir.join("hosts").join("compute-2"), &agent_env),
@@ -118,6 +134,9 @@ async fn seed_problem(backend: &str) {
     assert_eq!(atts.len(), 2);
     let clients: Vec<String> = atts.iter().map(|a| a.client_id.clone().expect("client recorded at attach")).collect();
     let root_backend = db.volume_get(&root).await.expect("root").backend_name;
+    let data_backend_name = db.volume_get(&data).await.expect("data").backend_name;
+    // Zombie holder processes outlive their agent by design; end them with the test.
+    let _reaper = KillOnDrop(vec![root_backend.clone(), data_backend_name.clone()]);
     if backend == "rbd" {
         assert!(rbd(&["ls", "rbd"]).contains(&root_backend), "root image exists in the pool");
     }
@@ -149,9 +168,38 @@ async fn seed_problem(backend: &str) {
     if backend == "rbd" {
         assert!(!rbd(&["ls", "rbd"]).contains(&root_backend), "root image removed from the pool");
         let bl = blocklist();
+        let a = db.action_list(&id).await.expect("actions").into_iter().find(|a| a.action == "delete").expect("delete");
+        let (_, events) = db.action_get(&id, &a.request_id).await.expect("events");
         for c in &clients {
-            assert!(bl.contains(c.as_str()), "zombie client {c} fenced: {bl}");
+            assert!(bl.contains(c.as_str()), "zombie client {c} fenced: {bl}; clients {clients:?}; events {events:#?}");
         }
+        // The zombies kept writing until the fence; from the fence on, every write fails (errno 108).
+        let fenced_by = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let data_backend = db.volume_get(&data).await.expect("data").backend_name;
+        let mut ok_before = 0;
+        for name in [&root_backend, &data_backend] {
+            let log = std::fs::read_to_string(holder_logs.join(format!("{name}.log"))).unwrap_or_default();
+            let lines: Vec<(&str, u128)> = log
+                .lines()
+                .filter_map(|l| {
+                    let mut p = l.split_whitespace();
+                    let r = p.next()?;
+                    let t = p.last()?.parse().ok()?;
+                    Some((r, t))
+                })
+                .collect();
+            ok_before += lines.iter().filter(|(r, _)| *r == "OK").count();
+            let ok_after = lines.iter().filter(|(r, t)| *r == "OK" && *t > fenced_by).count();
+            let failed_after = lines.iter().filter(|(r, t)| *r == "FAILED" && *t > fenced_by).count();
+            eprintln!(
+                "MEASURE rbd zombie on {name}: {} bytes written after the fence ({failed_after} writes refused)",
+                ok_after * 4096
+            );
+            assert_eq!(ok_after, 0, "the zombie wrote after the fence: {log}");
+            assert!(failed_after > 0, "the zombie kept trying and was refused: {log}");
+        }
+        eprintln!("MEASURE rbd zombies: {ok_before} writes succeeded between the agent's death and the fence");
     } else {
         assert!(
             !cloud.data_dir.join("volumes").join(format!("{root_backend}.img")).exists(),
