@@ -392,10 +392,10 @@ impl ComputeApi {
                 self.check_resize_quota(&s, flavor).await?;
                 params["flavor_id"] = flavor.id.clone().into();
             }
-            Action::CreateImage { name, metadata } => {
+            Action::CreateImage { name, metadata, image_id } => {
                 params["name"] = name.clone().into();
                 params["metadata"] = serde_json::to_value(metadata).unwrap_or_default();
-                params["image_id"] = uuid::Uuid::new_v4().to_string().into();
+                params["image_id"] = image_id.clone().into();
             }
             Action::Evacuate => {
                 let host = s.host.clone().unwrap_or_default();
@@ -575,16 +575,6 @@ impl ComputeApi {
         Ok(())
     }
 
-    /// The id the snapshot of a `createImage` will have, once recorded.
-    pub async fn last_image_of(&self, server_id: &str) -> Result<Option<String>, ComputeError> {
-        let ops = self.ds.op_list_open_for_server(server_id).await?;
-        Ok(ops
-            .iter()
-            .find(|o| o.kind == "create_image")
-            .and_then(|o| serde_json::from_str::<serde_json::Value>(&o.params).ok())
-            .and_then(|p| p["image_id"].as_str().map(str::to_string)))
-    }
-
     async fn check_resize_quota(&self, s: &ServerRow, new: &FlavorRow) -> Result<(), ComputeError> {
         let limits = self.quota_limits(&s.project_id).await?;
         let u = self.ds.quota_usage(&s.project_id).await?;
@@ -719,6 +709,8 @@ pub enum Action {
         name: String,
         /// Snapshot properties.
         metadata: BTreeMap<String, String>,
+        /// Id the snapshot image gets (chosen by the caller, returned in `Location`).
+        image_id: String,
     },
     /// `restore` a soft-deleted server.
     Restore,

@@ -911,11 +911,16 @@ async fn server_action(
                     metadata.insert(k.clone(), v.to_string());
                 }
             }
-            c.action(&ctx, &id, Action::CreateImage { name: name.to_string(), metadata }, &rid.0).await?;
+            let image_id = uuid::Uuid::new_v4().to_string();
+            c.action(
+                &ctx,
+                &id,
+                Action::CreateImage { name: name.to_string(), metadata, image_id: image_id.clone() },
+                &rid.0,
+            )
+            .await?;
             let mut resp = StatusCode::ACCEPTED.into_response();
-            if let Some(img) = c.last_image_of(&id).await?
-                && let Ok(v) = HeaderValue::from_str(&format!("{}/image/v2/images/{img}", st.public_url))
-            {
+            if let Ok(v) = HeaderValue::from_str(&format!("{}/image/v2/images/{image_id}", st.public_url)) {
                 resp.headers_mut().insert(axum::http::header::LOCATION, v);
             }
             Ok(resp)
