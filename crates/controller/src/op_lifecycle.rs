@@ -16,6 +16,26 @@ use tracing::{info, warn};
 
 pub(crate) struct Lifecycle(pub Arc<Shared>);
 
+/// A migration of `server` from `source` to `dest` in progress, keeping the
+/// source's allocation (old flavor sizes) until it is confirmed or reverted.
+fn moving(server: &ServerRow, kind: &str, source: &str, dest: &str, new_flavor_id: &str) -> MigrationRow {
+    MigrationRow {
+        id: 0,
+        server_id: server.id.clone(),
+        kind: kind.into(),
+        source_host: source.into(),
+        dest_host: Some(dest.into()),
+        old_flavor_id: server.flavor_id.clone(),
+        new_flavor_id: new_flavor_id.into(),
+        old_vcpus: server.vcpus,
+        old_ram_mb: server.ram_mb,
+        old_disk_gb: server.disk_gb + server.ephemeral_gb,
+        old_vm_state: server.vm_state.clone(),
+        status: "migrating".into(),
+        created_at: String::new(),
+    }
+}
+
 fn params(op: &OperationRow) -> serde_json::Value {
     serde_json::from_str(&op.params).unwrap_or_default()
 }
@@ -276,21 +296,13 @@ impl Lifecycle {
                         .await;
                 };
                 let m = ds
-                    .migration_create(&MigrationRow {
-                        id: 0,
-                        server_id: server.id.clone(),
-                        kind: if migrate { "migration".into() } else { "resize".into() },
-                        source_host: source.clone(),
-                        dest_host: Some(dest.host.clone()),
-                        old_flavor_id: server.flavor_id.clone(),
-                        new_flavor_id: new_flavor.id.clone(),
-                        old_vcpus: server.vcpus,
-                        old_ram_mb: server.ram_mb,
-                        old_disk_gb: server.disk_gb + server.ephemeral_gb,
-                        old_vm_state: server.vm_state.clone(),
-                        status: "migrating".into(),
-                        created_at: String::new(),
-                    })
+                    .migration_create(&moving(
+                        &server,
+                        if migrate { "migration" } else { "resize" },
+                        &source,
+                        &dest.host,
+                        &new_flavor.id,
+                    ))
                     .await?;
                 drop(guard);
                 let tr = Transition {
@@ -458,23 +470,8 @@ impl Lifecycle {
                         )
                         .await;
                 };
-                let m = ds
-                    .migration_create(&MigrationRow {
-                        id: 0,
-                        server_id: server.id.clone(),
-                        kind: "evacuation".into(),
-                        source_host: source.clone(),
-                        dest_host: Some(dest.host.clone()),
-                        old_flavor_id: server.flavor_id.clone(),
-                        new_flavor_id: server.flavor_id.clone(),
-                        old_vcpus: server.vcpus,
-                        old_ram_mb: server.ram_mb,
-                        old_disk_gb: server.disk_gb + server.ephemeral_gb,
-                        old_vm_state: server.vm_state.clone(),
-                        status: "migrating".into(),
-                        created_at: String::new(),
-                    })
-                    .await?;
+                let m =
+                    ds.migration_create(&moving(&server, "evacuation", &source, &dest.host, &server.flavor_id)).await?;
                 // The source may still run the VM: keep its capacity until it reports it gone.
                 s.record_zombie(&server, &source, "evacuated from a down host").await?;
                 let tr = Transition {
