@@ -4,6 +4,7 @@
 //! request id, token validation, microversion negotiation, and errors mapped
 //! to OpenStack fault bodies in one place ([`error`]).
 
+pub mod admin;
 pub mod compute;
 pub mod error;
 pub mod identity;
@@ -42,6 +43,7 @@ pub struct AppState {
 /// The whole API router.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .merge(admin::routes(state.clone()))
         .merge(identity::routes(state.clone()))
         .merge(compute::routes(state.clone()))
         .merge(image::routes(state.clone()))

@@ -130,6 +130,11 @@ async fn delete_under(cond: Condition) {
             1,
             "capacity stays reserved while the VM may run"
         );
+        // Operators see it over HTTP (admins only).
+        let (s, v) = r.cloud.call(&r.admin, Method::GET, "/stratus/v1/zombies", None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["zombies"][0]["server_id"], id.as_str(), "{v}");
+        assert_eq!(r.cloud.call(&r.demo, Method::GET, "/stratus/v1/zombies", None).await.0, StatusCode::FORBIDDEN);
     }
     let back = Instant::now();
     match cond {

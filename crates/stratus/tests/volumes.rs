@@ -207,6 +207,14 @@ async fn seed_problem(backend: &str) {
         );
     }
     wait_volume(&cloud, &tok, &data, "available").await;
+    // The fences wait to be lifted until the host is back: visible to admins.
+    let (s, v) = cloud.call(&admin, Method::GET, "/stratus/v1/storage-cleanups", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        v["storage_cleanups"].as_array().map(|a| a.iter().filter(|c| c["kind"] == "unfence").count()),
+        Some(2),
+        "{v}"
+    );
     let a = db.action_list(&id).await.expect("actions").into_iter().find(|a| a.action == "delete").expect("delete");
     let (_, events) = db.action_get(&id, &a.request_id).await.expect("events");
     let fence = events.iter().find(|e| e.event == "controller_fence_storage").expect("fence event");

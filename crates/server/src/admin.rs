@@ -1,0 +1,58 @@
+//! Stratus's own admin endpoints (not OpenStack APIs): what a dead or
+//! returning host still holds, and the storage cleanups waiting to be done,
+//! so an operator sees them without reading the database.
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::middleware::Auth;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+/// Routes under `/stratus/v1`.
+pub fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/stratus/v1/zombies", get(zombies))
+        .route("/stratus/v1/storage-cleanups", get(cleanups))
+        .with_state(state)
+}
+
+fn admin_only(ctx: &stratus_auth::AuthContext) -> Result<(), ApiError> {
+    if ctx.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden("Only admins may read Stratus's admin endpoints.".into()))
+    }
+}
+
+/// `GET /stratus/v1/zombies`: servers deleted while their VM may still run
+/// on a host, holding that host's capacity until it reports the VM gone.
+async fn zombies(State(st): State<AppState>, Auth(ctx): Auth) -> Result<Json<Value>, ApiError> {
+    admin_only(&ctx)?;
+    let list: Vec<Value> = st
+        .ds
+        .zombie_list(None)
+        .await?
+        .into_iter()
+        .map(|z| json!({"server_id": z.server_id, "host": z.host, "vcpus": z.vcpus, "ram_mb": z.ram_mb, "disk_gb": z.disk_gb, "reason": z.reason, "created_at": z.created_at}))
+        .collect();
+    Ok(Json(json!({"zombies": list})))
+}
+
+/// `GET /stratus/v1/storage-cleanups`: volume deletes and fence lifts that
+/// could not be done yet, with their attempts and last error.
+async fn cleanups(State(st): State<AppState>, Auth(ctx): Auth) -> Result<Json<Value>, ApiError> {
+    admin_only(&ctx)?;
+    let list: Vec<Value> = st
+        .ds
+        .cleanup_pending()
+        .await?
+        .into_iter()
+        .map(|c| {
+            json!({"id": c.id, "kind": c.kind, "volume_id": c.volume_id, "backend_name": c.backend_name, "client_id": c.client_id,
+                   "host": c.host, "server_id": c.server_id, "reason": c.reason, "attempts": c.attempts, "last_error": c.last_error, "created_at": c.created_at})
+        })
+        .collect();
+    Ok(Json(json!({"storage_cleanups": list})))
+}
