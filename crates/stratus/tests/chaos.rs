@@ -14,7 +14,7 @@ mod common;
 
 use common::*;
 use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// `min(terminate_timeout, lease_ttl) + 5 s` with the defaults (30 s, 10 s).
@@ -62,19 +62,6 @@ async fn wait_host_state(cloud: &Cloud, admin: &str, state: &str, timeout: Durat
     }
 }
 
-async fn force_down(cloud: &Cloud, admin: &str, on: bool) {
-    let r = cloud
-        .http
-        .put(format!("{}/compute/v2.1/os-services/force-down", cloud.url))
-        .header("X-Auth-Token", admin)
-        .header("OpenStack-API-Version", "compute 2.11")
-        .json(&json!({"host": "compute-1", "binary": "nova-compute", "forced_down": on}))
-        .send()
-        .await
-        .expect("force-down");
-    assert_eq!(r.status(), StatusCode::OK);
-}
-
 async fn delete_under(cond: Condition) {
     let mut r = rig().await;
     let id = r.cloud.create_server(&r.demo, "victim").await;
@@ -87,7 +74,7 @@ async fn delete_under(cond: Condition) {
         Condition::Hung => r.agent.signal("STOP"),
         Condition::CutOff => r.agent.signal("USR2"),
         Condition::FalselyUp => r.agent.signal("USR1"),
-        Condition::ForcedDown => force_down(&r.cloud, &r.admin, true).await,
+        Condition::ForcedDown => r.cloud.force_down(&r.admin, "compute-1", true).await,
     }
 
     let started = Instant::now();
@@ -143,7 +130,7 @@ async fn delete_under(cond: Condition) {
         Condition::Hung => r.agent.signal("CONT"),
         Condition::CutOff => r.agent.signal("USR2"),
         Condition::FalselyUp => r.agent.signal("USR1"),
-        Condition::ForcedDown => force_down(&r.cloud, &r.admin, false).await,
+        Condition::ForcedDown => r.cloud.force_down(&r.admin, "compute-1", false).await,
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     while !r.agent.vms().is_empty() || !db.zombie_list(None).await.expect("zombies").is_empty() {

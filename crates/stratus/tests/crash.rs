@@ -11,16 +11,12 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use std::time::{Duration, Instant};
 
-async fn crash_at(fault: &str) {
-    let mut cloud =
-        Cloud::start_with(&[("STRATUS_FAULTS", fault), ("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1")]).await;
-    let tok = cloud.demo().await;
-    let id = cloud.create_server(&tok, "crashy").await;
-    cloud.wait_status(&tok, &id, "ACTIVE", Duration::from_secs(30)).await;
-
-    // The DELETE may or may not get its answer before the process dies.
+/// DELETE the server while the process is set to abort at `fault`, wait for
+/// it to die there, restart it without faults, and retry the DELETE if the
+/// first one got no answer (as a client whose request died would).
+async fn delete_through_crash(cloud: &mut Cloud, tok: &str, id: &str, fault: &str) {
     let r =
-        cloud.http.delete(format!("{}/compute/v2.1/servers/{id}", cloud.url)).header("X-Auth-Token", &tok).send().await;
+        cloud.http.delete(format!("{}/compute/v2.1/servers/{id}", cloud.url)).header("X-Auth-Token", tok).send().await;
     let answered = matches!(&r, Ok(resp) if resp.status() == StatusCode::NO_CONTENT);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !cloud.exited() {
@@ -30,10 +26,20 @@ async fn crash_at(fault: &str) {
     cloud.env.retain(|(k, _)| k != "STRATUS_FAULTS");
     cloud.restart().await;
     if !answered {
-        // A client whose request died with the server retries it.
-        let (s, v) = cloud.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
+        let (s, v) = cloud.call(tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
         assert!(s == StatusCode::NO_CONTENT || s == StatusCode::NOT_FOUND, "{fault}: retry got {s} {v}");
     }
+}
+
+async fn crash_at(fault: &str) {
+    let mut cloud =
+        Cloud::start_with(&[("STRATUS_FAULTS", fault), ("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1")]).await;
+    let tok = cloud.demo().await;
+    let id = cloud.create_server(&tok, "crashy").await;
+    cloud.wait_status(&tok, &id, "ACTIVE", Duration::from_secs(30)).await;
+
+    // The DELETE may or may not get its answer before the process dies.
+    delete_through_crash(&mut cloud, &tok, &id, fault).await;
     let took = cloud.wait_gone(&tok, &id, Duration::from_secs(30)).await;
     eprintln!("MEASURE crash at {fault}: 404 {} ms after restart", took.as_millis());
 
@@ -103,31 +109,9 @@ async fn crash_on_local_path_at(fault: &str) {
     let root = shown["server"]["os-extended-volumes:volumes_attached"][0]["id"].as_str().expect("root").to_string();
     let (_, v) = cloud.call(&admin, Method::GET, &format!("/compute/v2.1/servers/{id}"), None).await;
     let host = v["server"]["OS-EXT-SRV-ATTR:host"].as_str().expect("host").to_string();
-    let r = cloud
-        .http
-        .put(format!("{}/compute/v2.1/os-services/force-down", cloud.url))
-        .header("X-Auth-Token", &admin)
-        .header("OpenStack-API-Version", "compute 2.11")
-        .json(&serde_json::json!({"host": host, "binary": "nova-compute", "forced_down": true}))
-        .send()
-        .await
-        .expect("force down");
-    assert_eq!(r.status(), StatusCode::OK);
+    cloud.force_down(&admin, &host, true).await;
 
-    let r =
-        cloud.http.delete(format!("{}/compute/v2.1/servers/{id}", cloud.url)).header("X-Auth-Token", &tok).send().await;
-    let answered = matches!(&r, Ok(resp) if resp.status() == StatusCode::NO_CONTENT);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cloud.exited() {
-        assert!(Instant::now() < deadline, "fault point {fault} was never reached");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cloud.env.retain(|(k, _)| k != "STRATUS_FAULTS");
-    cloud.restart().await;
-    if !answered {
-        let (s, v) = cloud.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
-        assert!(s == StatusCode::NO_CONTENT || s == StatusCode::NOT_FOUND, "{fault}: retry got {s} {v}");
-    }
+    delete_through_crash(&mut cloud, &tok, &id, fault).await;
     cloud.wait_gone(&tok, &id, Duration::from_secs(30)).await;
     let (s, _) = cloud.call(&tok, Method::GET, &format!("/volume/v3/volumes/{root}"), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{fault}: root volume deleted");
@@ -140,16 +124,7 @@ async fn crash_on_local_path_at(fault: &str) {
     assert!(db.op_list_open().await.expect("ops").is_empty(), "{fault}: no operation left open");
     // The operator brings the host back: the zombie is reaped and the fence lifted.
     let admin = cloud.admin().await;
-    let r = cloud
-        .http
-        .put(format!("{}/compute/v2.1/os-services/force-down", cloud.url))
-        .header("X-Auth-Token", &admin)
-        .header("OpenStack-API-Version", "compute 2.11")
-        .json(&serde_json::json!({"host": host, "binary": "nova-compute", "forced_down": false}))
-        .send()
-        .await
-        .expect("force up");
-    assert_eq!(r.status(), StatusCode::OK);
+    cloud.force_down(&admin, &host, false).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while !db.zombie_list(None).await.expect("z").is_empty() || !db.cleanup_pending().await.expect("q").is_empty() {
         assert!(Instant::now() < deadline, "{fault}: zombie or cleanup left");

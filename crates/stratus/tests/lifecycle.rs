@@ -324,31 +324,14 @@ async fn evacuate_from_a_down_host() {
     let src = host_of(&c, &admin, &id).await.expect("host");
     let (s, v) = act(&c, &admin, &id, json!({"evacuate": {"onSharedStorage": false}})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    let force = |on: bool| {
-        let c = &c;
-        let admin = admin.clone();
-        let src = src.clone();
-        async move {
-            let r = c
-                .http
-                .put(format!("{}/compute/v2.1/os-services/force-down", c.url))
-                .header("X-Auth-Token", admin)
-                .header("OpenStack-API-Version", "compute 2.11")
-                .json(&json!({"host": src, "binary": "nova-compute", "forced_down": on}))
-                .send()
-                .await
-                .expect("put");
-            assert_eq!(r.status(), StatusCode::OK);
-        }
-    };
-    force(true).await;
+    c.force_down(&admin, &src, true).await;
     let (s, v) = act(&c, &admin, &id, json!({"evacuate": {"onSharedStorage": false}})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v["adminPass"].is_string());
     c.wait_status(&tok, &id, "ACTIVE", T).await;
     let dst = host_of(&c, &admin, &id).await.expect("host");
     assert_ne!(dst, src);
-    force(false).await;
+    c.force_down(&admin, &src, false).await;
     let deadline = Instant::now() + T;
     let db = c.db().await;
     while c.vms(&src).contains(&id) || !db.zombie_list(None).await.expect("z").is_empty() {

@@ -83,6 +83,20 @@ impl Cloud {
         cmd.spawn().expect("spawn controller")
     }
 
+    /// Force a compute host down (or let it back) as an admin, with microversion 2.11.
+    pub async fn force_down(&self, admin: &str, host: &str, on: bool) {
+        let r = self
+            .http
+            .put(format!("{}/compute/v2.1/os-services/force-down", self.url))
+            .header("X-Auth-Token", admin)
+            .header("OpenStack-API-Version", "compute 2.11")
+            .json(&serde_json::json!({"host": host, "binary": "nova-compute", "forced_down": on}))
+            .send()
+            .await
+            .expect("force-down request");
+        assert_eq!(r.status(), StatusCode::OK, "force-down {host} {on}");
+    }
+
     /// Run `stratus audit` on this cloud's data dir; returns (clean, output).
     pub fn audit(&self) -> (bool, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_stratus"))
