@@ -274,6 +274,22 @@ impl Datastore {
         .await?)
     }
 
+    /// Live attachments of these servers (list views).
+    pub async fn attachment_list_for_servers(&self, ids: &[String]) -> Result<Vec<AttachmentRow>, DbError> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut q: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new(format!(
+            "SELECT {ACOLS} FROM volume_attachments WHERE deleted = FALSE AND server_id IN ("
+        ));
+        let mut sep = q.separated(", ");
+        for id in ids {
+            sep.push_bind(id.clone());
+        }
+        q.push(") ORDER BY COALESCE(boot_index, 999), created_at");
+        Ok(q.build_query_as().fetch_all(&self.read).await?)
+    }
+
     /// All live attachments (audit).
     pub async fn attachment_list_all(&self) -> Result<Vec<AttachmentRow>, DbError> {
         Ok(sqlx::query_as(&format!("SELECT {ACOLS} FROM volume_attachments WHERE deleted = FALSE ORDER BY created_at"))

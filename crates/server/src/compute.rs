@@ -407,7 +407,8 @@ async fn server_detail(
 ) -> Result<Json<Value>, ApiError> {
     let (rows, ports, limit) = list_servers(&st, &ctx, q, true).await?;
     let mut volumes: HashMap<String, Vec<String>> = HashMap::new();
-    for a in st.ds.attachment_list_all().await? {
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    for a in st.ds.attachment_list_for_servers(&ids).await? {
         volumes.entry(a.server_id).or_default().push(a.volume_id);
     }
     let list: Vec<Value> = rows
