@@ -3,7 +3,7 @@
 //! it off for good).
 //!
 //! Needs `CEPH_CONF` naming a running cluster with a pool `rbd`
-//! (`../shared/ceph/start-single-node.sh`). Without it these tests FAIL: they
+//! (`scripts/ceph/start-single-node.sh`). Without it these tests FAIL: they
 //! are never skipped.
 
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ fn ceph_conf() -> PathBuf {
         Some(conf) if !conf.is_empty() => PathBuf::from(conf),
         _ => panic!(
             "CEPH_CONF is not set: these tests need a running Ceph cluster with pool `rbd`. Start one with \
-             `eval \"$(../shared/ceph/start-single-node.sh --env)\"` (or `source /tmp/ceph-env.txt`) and run again"
+             `eval \"$(scripts/ceph/start-single-node.sh --env)\"` (or `source /tmp/ceph-env.txt`) and run again"
         ),
     }
 }

@@ -1,4 +1,4 @@
-//! Controller settings, with the defaults DESIGN.md sets.
+//! Controller settings, with the defaults of docs/architecture.md.
 
 use std::time::Duration;
 use stratus_db::QuotaLimits;
