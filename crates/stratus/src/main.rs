@@ -4,21 +4,21 @@
 
 mod audit;
 mod bootstrap;
+mod config;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use std::net::SocketAddr;
+use config::*;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use stratus_blockstore::BlockBackend;
 use stratus_bus::{Bus, InProcessBus, NatsBus};
-use stratus_compute::{Agent, AgentConfig, AgentFaults, ReapAction};
+use stratus_compute::{Agent, AgentFaults};
+use stratus_controller::Controller;
 use stratus_controller::compute_api::ComputeApi;
-use stratus_controller::{Controller, ControllerConfig};
-use stratus_db::{Datastore, QuotaLimits};
-use stratus_driver::{FakeDriver, FakeDriverConfig};
-use stratus_volume::{VolumeConfig, VolumeService};
+use stratus_db::Datastore;
+use stratus_driver::FakeDriver;
+use stratus_volume::VolumeService;
 use tokio::sync::watch;
 use tracing::info;
 
@@ -38,7 +38,7 @@ enum Cmd {
     /// Start the whole cloud in one process (API, controller, fake compute hosts).
     Up(UpArgs),
     /// Run only the API role (HTTP), sharing the database with controllers and joined over NATS.
-    Api(UpArgs),
+    Api(ApiArgs),
     /// Run only the controller role (operations, scheduler, liveness); several may run.
     Controller(ControllerArgs),
     /// Run one compute host agent as its own process, joined over NATS.
@@ -48,242 +48,100 @@ enum Cmd {
     Audit(AuditArgs),
 }
 
+/// Settings of every process that serves the HTTP APIs (`up` and `api`).
+#[derive(Args)]
+struct ApiCommon {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    http: HttpArgs,
+    #[command(flatten)]
+    retention: RetentionArgs,
+    #[command(flatten)]
+    quota: ComputeQuotaArgs,
+    #[command(flatten)]
+    tokens: TokenArgs,
+    #[command(flatten)]
+    backend: BackendArgs,
+    #[command(flatten)]
+    volume_quota: VolumeQuotaArgs,
+}
+
+#[derive(Args)]
+struct UpArgs {
+    #[command(flatten)]
+    api: ApiCommon,
+    /// Use this NATS server as the bus (so `stratus compute` agents can join)
+    /// instead of in-process channels.
+    #[arg(long, env = "STRATUS_NATS_URL")]
+    nats_url: Option<String>,
+    /// Number of fake compute hosts (compute-1 ...).
+    #[arg(long, env = "STRATUS_FAKE_HOSTS", default_value_t = 2)]
+    fake_hosts: u32,
+    #[command(flatten)]
+    leases: LeaseArgs,
+    #[command(flatten)]
+    deletes: DeleteArgs,
+    #[command(flatten)]
+    operations: OperationArgs,
+    #[command(flatten)]
+    agent: AgentArgs,
+}
+
+#[derive(Args)]
+struct ApiArgs {
+    #[command(flatten)]
+    api: ApiCommon,
+    #[command(flatten)]
+    nats: NatsArgs,
+}
+
+#[derive(Args)]
+struct ControllerArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    nats: NatsArgs,
+    #[command(flatten)]
+    leases: LeaseArgs,
+    #[command(flatten)]
+    deletes: DeleteArgs,
+    #[command(flatten)]
+    retention: RetentionArgs,
+    #[command(flatten)]
+    operations: OperationArgs,
+    #[command(flatten)]
+    backend: BackendArgs,
+    #[command(flatten)]
+    volume_quota: VolumeQuotaArgs,
+}
+
 #[derive(Args)]
 struct ComputeArgs {
     /// Host name (unique in the cloud).
     #[arg(long)]
     host: String,
-    /// NATS server of the control plane.
-    #[arg(long, env = "STRATUS_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
+    #[command(flatten)]
+    nats: NatsArgs,
     /// Where the fake driver keeps its VMs (they outlive this process, like real VMs).
     #[arg(long)]
     state_dir: PathBuf,
     /// Data dir whose `volumes/` the `local` backend shares with the control plane.
-    #[arg(long, env = "STRATUS_DATA_DIR", default_value = "./stratus-data")]
-    data_dir: PathBuf,
     #[command(flatten)]
-    tunables: Tunables,
+    data: DataArgs,
     #[command(flatten)]
-    volumes: VolumeArgs,
-}
-
-#[derive(Args)]
-struct ControllerArgs {
-    /// Data dir holding the shared database.
-    #[arg(long, env = "STRATUS_DATA_DIR", default_value = "./stratus-data")]
-    data_dir: PathBuf,
-    /// NATS server of the control plane.
-    #[arg(long, env = "STRATUS_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    nats_url: String,
+    agent: AgentArgs,
     #[command(flatten)]
-    tunables: Tunables,
-    #[command(flatten)]
-    volumes: VolumeArgs,
+    backend: BackendArgs,
 }
 
 #[derive(Args)]
 struct AuditArgs {
-    /// Data dir of the cloud to audit.
-    #[arg(long, env = "STRATUS_DATA_DIR", default_value = "./stratus-data")]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
     /// Fix what is safe to fix (release orphan ports, reap VMs of deleted servers on fake hosts).
     #[arg(long)]
     repair: bool,
-}
-
-/// Settings shared by roles; each may also come from a `STRATUS_*` variable.
-#[derive(Args, Clone, Debug)]
-struct Tunables {
-    /// Lease length granted to compute agents, seconds (alias: service_down_time).
-    #[arg(long, env = "STRATUS_LEASE_TTL", alias = "service-down-time", default_value_t = 10.0)]
-    lease_ttl: f64,
-    /// How often agents renew their lease, seconds.
-    #[arg(long, env = "STRATUS_LEASE_RENEW_INTERVAL", default_value_t = 2.0)]
-    lease_renew_interval: f64,
-    /// An agent must acknowledge a terminate within this many seconds.
-    #[arg(long, env = "STRATUS_TERMINATE_ACK_TIMEOUT", default_value_t = 5.0)]
-    terminate_ack_timeout: f64,
-    /// An agent must finish a terminate within this many seconds.
-    #[arg(long, env = "STRATUS_TERMINATE_TIMEOUT", default_value_t = 30.0)]
-    terminate_timeout: f64,
-    /// What agents do with VMs of deleted servers: reap | shutdown | log | noop.
-    #[arg(long, env = "STRATUS_RUNNING_DELETED_INSTANCE_ACTION", default_value = "reap")]
-    running_deleted_instance_action: String,
-    /// How often agents look for VMs of deleted servers, seconds.
-    #[arg(long, env = "STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", default_value_t = 10.0)]
-    running_deleted_instance_poll_interval: f64,
-    /// Default quota: servers per project (-1 = unlimited).
-    #[arg(long, env = "STRATUS_QUOTA_INSTANCES", default_value_t = 10)]
-    quota_instances: i64,
-    /// Default quota: vCPUs per project.
-    #[arg(long, env = "STRATUS_QUOTA_CORES", default_value_t = 20)]
-    quota_cores: i64,
-    /// Default quota: RAM MiB per project.
-    #[arg(long, env = "STRATUS_QUOTA_RAM", default_value_t = 51200)]
-    quota_ram: i64,
-    /// Soft delete: deleted servers stay restorable this many seconds (0: off).
-    #[arg(long, env = "STRATUS_RECLAIM_INSTANCE_INTERVAL", default_value_t = 0.0)]
-    reclaim_instance_interval: f64,
-    /// Offload shelved servers after this many seconds (0: at once, -1: never).
-    #[arg(long, env = "STRATUS_SHELVED_OFFLOAD_TIME", default_value_t = 0.0, allow_negative_numbers = true)]
-    shelved_offload_time: f64,
-    /// Operation claim length, seconds: another controller adopts an
-    /// operation whose controller stopped renewing it for this long.
-    #[arg(long, env = "STRATUS_OP_CLAIM_TTL", default_value_t = 15.0)]
-    op_claim_ttl: f64,
-    /// Token lifetime, seconds.
-    #[arg(long, env = "STRATUS_TOKEN_TTL", default_value_t = 3600)]
-    token_ttl: i64,
-    /// Fake driver: seconds to spawn a VM.
-    #[arg(long, env = "STRATUS_FAKE_SPAWN_DELAY", default_value_t = 0.05)]
-    fake_spawn_delay: f64,
-    /// Fake hosts: vCPUs each offers.
-    #[arg(long, env = "STRATUS_FAKE_HOST_VCPUS", default_value_t = 64)]
-    fake_host_vcpus: i64,
-    /// Fake hosts: RAM MiB each offers.
-    #[arg(long, env = "STRATUS_FAKE_HOST_RAM_MB", default_value_t = 262_144)]
-    fake_host_ram_mb: i64,
-    /// Fake hosts: disk GiB each offers.
-    #[arg(long, env = "STRATUS_FAKE_HOST_DISK_GB", default_value_t = 4096)]
-    fake_host_disk_gb: i64,
-    /// Fake driver: seconds to destroy a VM.
-    #[arg(long, env = "STRATUS_FAKE_DESTROY_DELAY", default_value_t = 0.01)]
-    fake_destroy_delay: f64,
-}
-
-impl Tunables {
-    fn controller(&self) -> anyhow::Result<ControllerConfig> {
-        let secs = |name: &str, v: f64| -> anyhow::Result<Duration> {
-            Duration::try_from_secs_f64(v)
-                .map_err(|_| anyhow::anyhow!("{name} must be a non-negative number of seconds, got {v}"))
-        };
-        let cfg = ControllerConfig {
-            lease_ttl: secs("lease_ttl", self.lease_ttl)?,
-            lease_renew_interval: secs("lease_renew_interval", self.lease_renew_interval)?,
-            terminate_ack_timeout: secs("terminate_ack_timeout", self.terminate_ack_timeout)?,
-            terminate_timeout: secs("terminate_timeout", self.terminate_timeout)?,
-            default_quota: QuotaLimits {
-                instances: self.quota_instances,
-                cores: self.quota_cores,
-                ram: self.quota_ram,
-            },
-            reclaim_instance_interval: secs("reclaim_instance_interval", self.reclaim_instance_interval)?,
-            op_claim_ttl: secs("op_claim_ttl", self.op_claim_ttl)?,
-            shelved_offload_time: if self.shelved_offload_time < 0.0 {
-                None
-            } else {
-                Some(secs("shelved_offload_time", self.shelved_offload_time)?)
-            },
-            ..ControllerConfig::default()
-        };
-        anyhow::ensure!(
-            cfg.lease_renew_interval < cfg.lease_ttl,
-            "lease_renew_interval ({:?}) must be shorter than lease_ttl ({:?})",
-            cfg.lease_renew_interval,
-            cfg.lease_ttl
-        );
-        Ok(cfg)
-    }
-
-    fn agent(&self, host: &str) -> anyhow::Result<AgentConfig> {
-        let action: ReapAction =
-            self.running_deleted_instance_action.parse().map_err(|e: String| anyhow::anyhow!(e))?;
-        Ok(AgentConfig {
-            vcpus: self.fake_host_vcpus,
-            memory_mb: self.fake_host_ram_mb,
-            disk_gb: self.fake_host_disk_gb,
-            reap_action: action,
-            reap_interval: Duration::try_from_secs_f64(self.running_deleted_instance_poll_interval.max(0.1))
-                .context("running_deleted_instance_poll_interval")?,
-            ..AgentConfig::fake(host)
-        })
-    }
-
-    fn fake_driver(&self, state_dir: Option<PathBuf>) -> FakeDriverConfig {
-        FakeDriverConfig {
-            spawn_delay: Duration::from_secs_f64(self.fake_spawn_delay.max(0.0)),
-            destroy_delay: Duration::from_secs_f64(self.fake_destroy_delay.max(0.0)),
-            state_dir,
-            ..FakeDriverConfig::default()
-        }
-    }
-}
-
-#[derive(Args)]
-struct UpArgs {
-    /// Where the SQLite database, image files, fake VMs and clouds.yaml live.
-    #[arg(long, env = "STRATUS_DATA_DIR", default_value = "./stratus-data")]
-    data_dir: PathBuf,
-    /// Number of fake compute hosts (compute-1 ...).
-    #[arg(long, env = "STRATUS_FAKE_HOSTS", default_value_t = 2)]
-    fake_hosts: u32,
-    /// Address to listen on (port 0 picks a free one).
-    #[arg(long, env = "STRATUS_LISTEN", default_value = "127.0.0.1:8774")]
-    listen: SocketAddr,
-    /// Base URL clients use (defaults to http://<listen address>).
-    #[arg(long, env = "STRATUS_PUBLIC_URL")]
-    public_url: Option<String>,
-    /// Use this NATS server as the bus (so `stratus compute` agents can join)
-    /// instead of in-process channels.
-    #[arg(long, env = "STRATUS_NATS_URL")]
-    nats_url: Option<String>,
-    #[command(flatten)]
-    tunables: Tunables,
-    #[command(flatten)]
-    volumes: VolumeArgs,
-}
-
-/// Block storage settings of the roles that serve volumes.
-#[derive(Args, Clone, Debug)]
-struct VolumeArgs {
-    /// Block storage backend: `local` (image files under <data-dir>/volumes) or `rbd` (Ceph).
-    #[arg(long, env = "STRATUS_VOLUME_BACKEND", default_value = "local", value_parser = ["local", "rbd"])]
-    volume_backend: String,
-    /// Ceph configuration file (`rbd` backend).
-    #[arg(long, env = "STRATUS_CEPH_CONF")]
-    ceph_conf: Option<PathBuf>,
-    /// Ceph pool holding the volumes (`rbd` backend).
-    #[arg(long, env = "STRATUS_CEPH_POOL", default_value = "rbd")]
-    ceph_pool: String,
-    /// Default quota: volumes per project (-1 = unlimited).
-    #[arg(long, env = "STRATUS_QUOTA_VOLUMES", default_value_t = 10, allow_negative_numbers = true)]
-    quota_volumes: i64,
-    /// Default quota: volume GiB per project (-1 = unlimited).
-    #[arg(long, env = "STRATUS_QUOTA_GIGABYTES", default_value_t = 1000, allow_negative_numbers = true)]
-    quota_gigabytes: i64,
-}
-
-impl VolumeArgs {
-    /// The selected block storage backend.
-    fn backend(&self, data_dir: &std::path::Path) -> anyhow::Result<Arc<dyn BlockBackend>> {
-        Ok(match self.volume_backend.as_str() {
-            "rbd" => {
-                let conf = self.ceph_conf.clone().context("--volume-backend rbd needs --ceph-conf PATH")?;
-                // A VM's storage client outlives a killed agent, as a real VM does.
-                Arc::new(
-                    stratus_blockstore::rbd::RbdBackend::new(self.ceph_pool.clone(), conf)
-                        .with_holder_linger(std::time::Duration::from_secs(3600)),
-                )
-            }
-            _ => {
-                let dir = data_dir.join("volumes");
-                std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-                Arc::new(stratus_blockstore::local::LocalBackend::new(dir))
-            }
-        })
-    }
-
-    /// Settings of the volume service.
-    fn config(&self, image_dir: PathBuf) -> VolumeConfig {
-        VolumeConfig {
-            image_dir,
-            quota_volumes: self.quota_volumes,
-            quota_gigabytes: self.quota_gigabytes,
-            rbd_pool: (self.volume_backend == "rbd").then(|| self.ceph_pool.clone()),
-            ..VolumeConfig::default()
-        }
-    }
 }
 
 fn init_logging() {
@@ -297,19 +155,12 @@ async fn main() -> anyhow::Result<()> {
     init_logging();
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Up(a) => up(a, true).await,
-        Cmd::Api(mut a) => {
-            anyhow::ensure!(
-                a.nats_url.is_some(),
-                "stratus api needs --nats-url (the controllers and agents join there)"
-            );
-            a.fake_hosts = 0;
-            up(a, false).await
-        }
+        Cmd::Up(a) => up(a).await,
+        Cmd::Api(a) => api(a).await,
         Cmd::Controller(a) => controller(a).await,
         Cmd::Compute(a) => compute(a).await,
         Cmd::Audit(a) => {
-            let clean = audit::run(&a.data_dir, a.repair).await?;
+            let clean = audit::run(&a.data.data_dir, a.repair).await?;
             if !clean {
                 std::process::exit(1);
             }
@@ -339,28 +190,59 @@ async fn shutdown_signal() {
     }
 }
 
-async fn up(a: UpArgs, with_controller: bool) -> anyhow::Result<()> {
-    let cfg = a.tunables.controller()?;
-    std::fs::create_dir_all(&a.data_dir).with_context(|| format!("cannot create data dir {}", a.data_dir.display()))?;
-    let data_dir = a.data_dir.canonicalize()?;
+/// Create the data dir and open the database in it.
+async fn open_data_dir(data: &DataArgs) -> anyhow::Result<(PathBuf, Datastore)> {
+    std::fs::create_dir_all(&data.data_dir)
+        .with_context(|| format!("cannot create data dir {}", data.data_dir.display()))?;
+    let data_dir = data.data_dir.canonicalize()?;
     let ds = Datastore::open_sqlite(&data_dir.join("stratus.db")).await.context("cannot open the database")?;
-    let listener =
-        tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("cannot listen on {}", a.listen))?;
-    let addr = listener.local_addr()?;
-    let public_url = a.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
+    Ok((data_dir, ds))
+}
 
-    let bus: Arc<dyn Bus> = match &a.nats_url {
-        Some(url) => Arc::new(NatsBus::connect(url).await?),
-        None => Arc::new(InProcessBus::new()),
-    };
-    let identity = stratus_auth::Identity::new(ds.clone(), chrono::Duration::seconds(a.tunables.token_ttl));
+/// What `up` and `api` share: the HTTP APIs and the services behind them.
+struct ApiRole {
+    listener: tokio::net::TcpListener,
+    public_url: String,
+    state: stratus_server::AppState,
+    volume: Arc<VolumeService>,
+    storage: Arc<dyn BlockBackend>,
+    data_dir: PathBuf,
+    creds: bootstrap::Credentials,
+}
+
+async fn api_role(
+    a: &ApiCommon,
+    controller: Option<(&LeaseArgs, &DeleteArgs, &OperationArgs)>,
+    bus: Arc<dyn Bus>,
+    ds: Datastore,
+    data_dir: PathBuf,
+) -> anyhow::Result<(ApiRole, stratus_controller::ControllerConfig)> {
+    let listener = tokio::net::TcpListener::bind(a.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", a.http.listen))?;
+    let addr = listener.local_addr()?;
+    let public_url =
+        a.http.public_url.clone().unwrap_or_else(|| format!("http://{addr}")).trim_end_matches('/').to_string();
     let image_dir = data_dir.join("images");
     std::fs::create_dir_all(&image_dir)?;
-    let storage = a.volumes.backend(&data_dir)?;
-    let mut cfg = cfg;
-    cfg.image_dir = Some(image_dir.clone());
-    cfg.volume_quota = (a.volumes.quota_volumes, a.volumes.quota_gigabytes);
-    let volume = Arc::new(VolumeService::new(ds.clone(), storage.clone(), a.volumes.config(image_dir.clone())));
+    let cfg = ControllerParts {
+        leases: controller.map(|c| c.0),
+        deletes: controller.map(|c| c.1),
+        operations: controller.map(|c| c.2),
+        retention: &a.retention,
+        quota: Some(&a.quota),
+        volume_quota: &a.volume_quota,
+        image_dir: image_dir.clone(),
+    }
+    .build()?;
+    let token_ttl = chrono::Duration::from_std(a.tokens.token_ttl.0).context("token_ttl is too long")?;
+    let identity = stratus_auth::Identity::new(ds.clone(), token_ttl);
+    let storage = a.backend.backend(&data_dir)?;
+    let volume = Arc::new(VolumeService::new(
+        ds.clone(),
+        storage.clone(),
+        a.volume_quota.volume_config(&a.backend, image_dir.clone()),
+    ));
     let state = stratus_server::AppState {
         ds: ds.clone(),
         identity,
@@ -371,47 +253,76 @@ async fn up(a: UpArgs, with_controller: bool) -> anyhow::Result<()> {
         volume: volume.clone(),
     };
     let creds = bootstrap::bootstrap(&state, &data_dir).await?;
+    Ok((ApiRole { listener, public_url, state, volume, storage, data_dir, creds }, cfg))
+}
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    // The volume service retries interrupted creates and queued volume deletes.
-    tokio::spawn(volume.run_reconciler(stop_rx.clone()));
-    if with_controller {
-        Controller::new(ds.clone(), bus.clone(), cfg.clone())
-            .with_storage(storage.clone(), true)
-            .start(stop_rx.clone())
-            .await?;
-    }
-    for i in 1..=a.fake_hosts {
-        let host = format!("compute-{i}");
-        let host_dir = data_dir.join("hosts").join(&host);
-        std::fs::create_dir_all(&host_dir)?;
-        let driver = Arc::new(FakeDriver::new(a.tunables.fake_driver(Some(host_dir.join("vms")))));
-        let agent = Agent::new(bus.clone(), driver, a.tunables.agent(&host)?, AgentFaults::default())
-            .with_storage(storage.clone());
-        tokio::spawn(agent.run(stop_rx.clone()));
-    }
-
-    let clouds = bootstrap::write_clouds_yaml(&data_dir, &public_url, &creds)?;
-    let app = stratus_server::router(state);
-    println!("Stratus is listening on {public_url}");
+/// Serve the APIs until SIGTERM or Ctrl-C, then stop the background tasks.
+async fn serve(role: ApiRole, hosts: u32, stop_tx: watch::Sender<bool>) -> anyhow::Result<()> {
+    let clouds = bootstrap::write_clouds_yaml(&role.data_dir, &role.public_url, &role.creds)?;
+    let addr = role.listener.local_addr()?;
+    let app = stratus_server::router(role.state);
+    println!("Stratus is listening on {}", role.public_url);
     println!("clouds.yaml written to {}", clouds.display());
     println!("try: OS_CLIENT_CONFIG_FILE={} openstack --os-cloud stratus server list", clouds.display());
-    info!(listen = %addr, hosts = a.fake_hosts, data_dir = %data_dir.display(), "stratus up");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    info!(listen = %addr, hosts, data_dir = %role.data_dir.display(), "stratus up");
+    axum::serve(role.listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     let _ = stop_tx.send(true);
     info!("stopped");
     Ok(())
 }
 
-async fn controller(a: ControllerArgs) -> anyhow::Result<()> {
-    let cfg = a.tunables.controller()?;
-    let ds = Datastore::open_sqlite(&a.data_dir.join("stratus.db")).await.context("cannot open the database")?;
-    let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats_url).await?);
+async fn up(a: UpArgs) -> anyhow::Result<()> {
+    let (data_dir, ds) = open_data_dir(&a.api.data).await?;
+    let bus: Arc<dyn Bus> = match &a.nats_url {
+        Some(url) => Arc::new(NatsBus::connect(url).await?),
+        None => Arc::new(InProcessBus::new()),
+    };
+    let (role, cfg) =
+        api_role(&a.api, Some((&a.leases, &a.deletes, &a.operations)), bus.clone(), ds.clone(), data_dir).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut cfg = cfg;
-    cfg.image_dir = Some(a.data_dir.join("images"));
-    cfg.volume_quota = (a.volumes.quota_volumes, a.volumes.quota_gigabytes);
-    let storage = a.volumes.backend(&a.data_dir)?;
+    // The volume service retries interrupted creates and queued volume deletes.
+    tokio::spawn(role.volume.clone().run_reconciler(stop_rx.clone()));
+    Controller::new(ds.clone(), bus.clone(), cfg)
+        .with_storage(role.storage.clone(), true)
+        .start(stop_rx.clone())
+        .await?;
+    for i in 1..=a.fake_hosts {
+        let host = format!("compute-{i}");
+        let host_dir = role.data_dir.join("hosts").join(&host);
+        std::fs::create_dir_all(&host_dir)?;
+        let driver = Arc::new(FakeDriver::new(a.agent.fake_driver(Some(host_dir.join("vms")))));
+        let agent = Agent::new(bus.clone(), driver, a.agent.agent(&host), AgentFaults::default())
+            .with_storage(role.storage.clone());
+        tokio::spawn(agent.run(stop_rx.clone()));
+    }
+    serve(role, a.fake_hosts, stop_tx).await
+}
+
+async fn api(a: ApiArgs) -> anyhow::Result<()> {
+    let (data_dir, ds) = open_data_dir(&a.api.data).await?;
+    let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats.nats_url).await?);
+    let (role, _cfg) = api_role(&a.api, None, bus, ds, data_dir).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // The volume service retries interrupted creates and queued volume deletes.
+    tokio::spawn(role.volume.clone().run_reconciler(stop_rx.clone()));
+    serve(role, 0, stop_tx).await
+}
+
+async fn controller(a: ControllerArgs) -> anyhow::Result<()> {
+    let (data_dir, ds) = open_data_dir(&a.data).await?;
+    let cfg = ControllerParts {
+        leases: Some(&a.leases),
+        deletes: Some(&a.deletes),
+        operations: Some(&a.operations),
+        retention: &a.retention,
+        quota: None,
+        volume_quota: &a.volume_quota,
+        image_dir: data_dir.join("images"),
+    }
+    .build()?;
+    let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats.nats_url).await?);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let storage = a.backend.backend(&data_dir)?;
     Controller::new(ds, bus, cfg).with_storage(storage, false).start(stop_rx).await?;
     println!("Stratus controller started");
     shutdown_signal().await;
@@ -421,8 +332,8 @@ async fn controller(a: ControllerArgs) -> anyhow::Result<()> {
 
 async fn compute(a: ComputeArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.state_dir).with_context(|| format!("cannot create {}", a.state_dir.display()))?;
-    let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats_url).await?);
-    let driver = Arc::new(FakeDriver::new(a.tunables.fake_driver(Some(a.state_dir.join("vms")))));
+    let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats.nats_url).await?);
+    let driver = Arc::new(FakeDriver::new(a.agent.fake_driver(Some(a.state_dir.join("vms")))));
     let faults = AgentFaults::default();
     #[cfg(unix)]
     {
@@ -449,8 +360,8 @@ async fn compute(a: ComputeArgs) -> anyhow::Result<()> {
         });
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let storage = a.volumes.backend(&a.data_dir)?;
-    let agent = Agent::new(bus, driver, a.tunables.agent(&a.host)?, faults).with_storage(storage);
+    let storage = a.backend.backend(&a.data.data_dir)?;
+    let agent = Agent::new(bus, driver, a.agent.agent(&a.host), faults).with_storage(storage);
     let task = tokio::spawn(agent.run(stop_rx));
     println!("Stratus compute agent {} started", a.host);
     shutdown_signal().await;

@@ -1,0 +1,404 @@
+//! Command-line configuration, one typed group of flags per concern, each
+//! role flattening only the groups it uses (so `stratus compute --help` shows
+//! no quota and `stratus api --help` no fake-driver flag).
+//!
+//! Defaults live in the library configs (`ControllerConfig::default()`,
+//! `AgentConfig::fake`, `FakeDriverConfig::default()`, `VolumeConfig::default()`)
+//! and clap shows them from there: one place per default. Durations are typed
+//! ([`Secs`]: seconds, with an optional `ms`/`s`/`m`/`h` suffix); enum-like
+//! flags are `ValueEnum`s, so a typo is an error at start, never a silent
+//! fallback. Every flag also reads a `STRATUS_*` variable (`--help` names it).
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use stratus_blockstore::BlockBackend;
+use stratus_compute::{AgentConfig, ReapAction};
+use stratus_controller::ControllerConfig;
+use stratus_db::QuotaLimits;
+use stratus_driver::FakeDriverConfig;
+use stratus_volume::VolumeConfig;
+
+/// A duration given on the command line: `10` or `10s` (seconds, fractions
+/// allowed), `500ms`, `2m`, `1h`. Shown back as seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Secs(pub Duration);
+
+impl FromStr for Secs {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+            (n, 0.001)
+        } else if let Some(n) = t.strip_suffix('s') {
+            (n, 1.0)
+        } else if let Some(n) = t.strip_suffix('m') {
+            (n, 60.0)
+        } else if let Some(n) = t.strip_suffix('h') {
+            (n, 3600.0)
+        } else {
+            (t, 1.0)
+        };
+        let v: f64 = num.trim().parse().map_err(|_| format!("{s:?} is not a duration (e.g. 10, 2.5s, 500ms, 1m)"))?;
+        Duration::try_from_secs_f64(v * scale)
+            .map(Secs)
+            .map_err(|_| format!("{s:?} must be a non-negative, finite duration"))
+    }
+}
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.as_secs_f64())
+    }
+}
+
+/// `--shelved-offload-time`: a duration, or `-1` for never (Nova's spelling).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OffloadTime(pub Option<Duration>);
+
+impl FromStr for OffloadTime {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim() == "-1" { Ok(Self(None)) } else { s.parse::<Secs>().map(|d| Self(Some(d.0))) }
+    }
+}
+
+impl fmt::Display for OffloadTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            None => f.write_str("-1"),
+            Some(d) => Secs(d).fmt(f),
+        }
+    }
+}
+
+/// Where a role keeps its files and finds the shared database.
+#[derive(Args, Clone, Debug)]
+pub struct DataArgs {
+    /// Data dir: the SQLite database, images, fake VMs, clouds.yaml, generated passwords.
+    #[arg(long, env = "STRATUS_DATA_DIR", default_value = "./stratus-data")]
+    pub data_dir: PathBuf,
+}
+
+/// The NATS server of the control plane, for the roles that cannot run without it.
+#[derive(Args, Clone, Debug)]
+pub struct NatsArgs {
+    /// NATS server of the control plane.
+    #[arg(long, env = "STRATUS_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+}
+
+/// Host leases: how fast a dead host is seen down (the controller grants and watches them).
+#[derive(Args, Clone, Debug)]
+pub struct LeaseArgs {
+    /// Lease length granted to compute agents (alias: service_down_time).
+    #[arg(long, env = "STRATUS_LEASE_TTL", alias = "service-down-time", default_value_t = Secs(ControllerConfig::default().lease_ttl))]
+    pub lease_ttl: Secs,
+    /// How often agents renew their lease.
+    #[arg(long, env = "STRATUS_LEASE_RENEW_INTERVAL", default_value_t = Secs(ControllerConfig::default().lease_renew_interval))]
+    pub lease_renew_interval: Secs,
+}
+
+/// Deadlines of a delete on a live host (the bound of the delete contract).
+#[derive(Args, Clone, Debug)]
+pub struct DeleteArgs {
+    /// An agent must acknowledge a terminate within this.
+    #[arg(long, env = "STRATUS_TERMINATE_ACK_TIMEOUT", default_value_t = Secs(ControllerConfig::default().terminate_ack_timeout))]
+    pub terminate_ack_timeout: Secs,
+    /// An agent must finish a terminate within this.
+    #[arg(long, env = "STRATUS_TERMINATE_TIMEOUT", default_value_t = Secs(ControllerConfig::default().terminate_timeout))]
+    pub terminate_timeout: Secs,
+}
+
+/// Soft delete and shelve offload: read by the API (which path a delete or shelve
+/// takes) and by the controller (the reclaim and offload reconcilers).
+#[derive(Args, Clone, Debug)]
+pub struct RetentionArgs {
+    /// Soft delete: deleted servers stay restorable this long (0: off).
+    #[arg(long, env = "STRATUS_RECLAIM_INSTANCE_INTERVAL", default_value_t = Secs(ControllerConfig::default().reclaim_instance_interval))]
+    pub reclaim_instance_interval: Secs,
+    /// Offload shelved servers after this long (0: at once, -1: never).
+    #[arg(long, env = "STRATUS_SHELVED_OFFLOAD_TIME", default_value_t = OffloadTime(ControllerConfig::default().shelved_offload_time), allow_negative_numbers = true)]
+    pub shelved_offload_time: OffloadTime,
+}
+
+/// The durable operation engine of a controller.
+#[derive(Args, Clone, Debug)]
+pub struct OperationArgs {
+    /// Operation claim length: another controller adopts an operation whose
+    /// controller stopped renewing it for this long.
+    #[arg(long, env = "STRATUS_OP_CLAIM_TTL", default_value_t = Secs(ControllerConfig::default().op_claim_ttl))]
+    pub op_claim_ttl: Secs,
+}
+
+/// Default compute quota of a project (-1: unlimited); usage is counted.
+#[derive(Args, Clone, Debug)]
+pub struct ComputeQuotaArgs {
+    /// Default quota: servers per project.
+    #[arg(long, env = "STRATUS_QUOTA_INSTANCES", default_value_t = ControllerConfig::default().default_quota.instances, allow_negative_numbers = true)]
+    pub quota_instances: i64,
+    /// Default quota: vCPUs per project.
+    #[arg(long, env = "STRATUS_QUOTA_CORES", default_value_t = ControllerConfig::default().default_quota.cores, allow_negative_numbers = true)]
+    pub quota_cores: i64,
+    /// Default quota: RAM MiB per project.
+    #[arg(long, env = "STRATUS_QUOTA_RAM", default_value_t = ControllerConfig::default().default_quota.ram, allow_negative_numbers = true)]
+    pub quota_ram: i64,
+}
+
+/// Tokens issued by the identity API.
+#[derive(Args, Clone, Debug)]
+pub struct TokenArgs {
+    /// Token lifetime.
+    #[arg(long, env = "STRATUS_TOKEN_TTL", default_value_t = Secs(Duration::from_secs(3600)))]
+    pub token_ttl: Secs,
+}
+
+/// `running_deleted_instance_action`: what agents do with VMs of deleted servers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReapActionArg {
+    /// Destroy the VM.
+    Reap,
+    /// Power it off, keep it.
+    Shutdown,
+    /// Only log it.
+    Log,
+    /// Ignore it.
+    Noop,
+}
+
+impl From<ReapActionArg> for ReapAction {
+    fn from(a: ReapActionArg) -> Self {
+        match a {
+            ReapActionArg::Reap => Self::Reap,
+            ReapActionArg::Shutdown => Self::Shutdown,
+            ReapActionArg::Log => Self::Log,
+            ReapActionArg::Noop => Self::Noop,
+        }
+    }
+}
+
+impl From<ReapAction> for ReapActionArg {
+    fn from(a: ReapAction) -> Self {
+        match a {
+            ReapAction::Reap => Self::Reap,
+            ReapAction::Shutdown => Self::Shutdown,
+            ReapAction::Log => Self::Log,
+            ReapAction::Noop => Self::Noop,
+        }
+    }
+}
+
+/// A compute agent: the host it offers and how it treats VMs that must not run.
+#[derive(Args, Clone, Debug)]
+pub struct AgentArgs {
+    /// What agents do with VMs of deleted servers.
+    #[arg(long, env = "STRATUS_RUNNING_DELETED_INSTANCE_ACTION", value_enum, default_value_t = ReapActionArg::from(AgentConfig::fake("").reap_action))]
+    pub running_deleted_instance_action: ReapActionArg,
+    /// How often agents look for VMs of deleted servers.
+    #[arg(long, env = "STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", default_value_t = Secs(AgentConfig::fake("").reap_interval))]
+    pub running_deleted_instance_poll_interval: Secs,
+    /// vCPUs each fake host offers.
+    #[arg(long, env = "STRATUS_FAKE_HOST_VCPUS", default_value_t = AgentConfig::fake("").vcpus)]
+    pub fake_host_vcpus: i64,
+    /// RAM MiB each fake host offers.
+    #[arg(long, env = "STRATUS_FAKE_HOST_RAM_MB", default_value_t = AgentConfig::fake("").memory_mb)]
+    pub fake_host_ram_mb: i64,
+    /// Disk GiB each fake host offers.
+    #[arg(long, env = "STRATUS_FAKE_HOST_DISK_GB", default_value_t = AgentConfig::fake("").disk_gb)]
+    pub fake_host_disk_gb: i64,
+    /// Fake driver: time to spawn a VM.
+    #[arg(long, env = "STRATUS_FAKE_SPAWN_DELAY", default_value_t = Secs(FakeDriverConfig::default().spawn_delay))]
+    pub fake_spawn_delay: Secs,
+    /// Fake driver: time to destroy a VM.
+    #[arg(long, env = "STRATUS_FAKE_DESTROY_DELAY", default_value_t = Secs(FakeDriverConfig::default().destroy_delay))]
+    pub fake_destroy_delay: Secs,
+}
+
+impl AgentArgs {
+    /// The agent's settings for `host`.
+    pub fn agent(&self, host: &str) -> AgentConfig {
+        AgentConfig {
+            vcpus: self.fake_host_vcpus,
+            memory_mb: self.fake_host_ram_mb,
+            disk_gb: self.fake_host_disk_gb,
+            reap_action: self.running_deleted_instance_action.into(),
+            // A zero interval would spin the reaper.
+            reap_interval: self.running_deleted_instance_poll_interval.0.max(Duration::from_millis(100)),
+            ..AgentConfig::fake(host)
+        }
+    }
+
+    /// The fake driver's settings, keeping its VMs under `state_dir`.
+    pub fn fake_driver(&self, state_dir: Option<PathBuf>) -> FakeDriverConfig {
+        FakeDriverConfig {
+            spawn_delay: self.fake_spawn_delay.0,
+            destroy_delay: self.fake_destroy_delay.0,
+            state_dir,
+            ..FakeDriverConfig::default()
+        }
+    }
+}
+
+/// Which block storage backend serves volumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VolumeBackendKind {
+    /// Image files under `<data-dir>/volumes`, generation fencing.
+    Local,
+    /// Real Ceph through the `rbd`/`ceph` CLIs, blocklist fencing.
+    Rbd,
+}
+
+/// The block storage backend, for every role that opens, fences or deletes volumes.
+#[derive(Args, Clone, Debug)]
+pub struct BackendArgs {
+    /// Block storage backend.
+    #[arg(long, env = "STRATUS_VOLUME_BACKEND", value_enum, default_value_t = VolumeBackendKind::Local)]
+    pub volume_backend: VolumeBackendKind,
+    /// Ceph configuration file (`rbd` backend).
+    #[arg(long, env = "STRATUS_CEPH_CONF")]
+    pub ceph_conf: Option<PathBuf>,
+    /// Ceph pool holding the volumes (`rbd` backend).
+    #[arg(long, env = "STRATUS_CEPH_POOL", default_value = "rbd")]
+    pub ceph_pool: String,
+}
+
+impl BackendArgs {
+    /// The selected block storage backend.
+    pub fn backend(&self, data_dir: &Path) -> anyhow::Result<Arc<dyn BlockBackend>> {
+        Ok(match self.volume_backend {
+            VolumeBackendKind::Rbd => {
+                let conf = self.ceph_conf.clone().context("--volume-backend rbd needs --ceph-conf PATH")?;
+                // A VM's storage client outlives a killed agent, as a real VM does.
+                Arc::new(
+                    stratus_blockstore::rbd::RbdBackend::new(self.ceph_pool.clone(), conf)
+                        .with_holder_linger(Duration::from_secs(3600)),
+                )
+            }
+            VolumeBackendKind::Local => {
+                let dir = data_dir.join("volumes");
+                std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                Arc::new(stratus_blockstore::local::LocalBackend::new(dir))
+            }
+        })
+    }
+
+    /// The Ceph pool, when volumes live in Ceph.
+    pub fn rbd_pool(&self) -> Option<String> {
+        (self.volume_backend == VolumeBackendKind::Rbd).then(|| self.ceph_pool.clone())
+    }
+}
+
+/// Default volume quota of a project (-1: unlimited), for the roles that create volumes.
+#[derive(Args, Clone, Debug)]
+pub struct VolumeQuotaArgs {
+    /// Default quota: volumes per project.
+    #[arg(long, env = "STRATUS_QUOTA_VOLUMES", default_value_t = VolumeConfig::default().quota_volumes, allow_negative_numbers = true)]
+    pub quota_volumes: i64,
+    /// Default quota: volume GiB per project.
+    #[arg(long, env = "STRATUS_QUOTA_GIGABYTES", default_value_t = VolumeConfig::default().quota_gigabytes, allow_negative_numbers = true)]
+    pub quota_gigabytes: i64,
+}
+
+impl VolumeQuotaArgs {
+    /// Settings of the volume service, with image files under `image_dir`.
+    pub fn volume_config(&self, backend: &BackendArgs, image_dir: PathBuf) -> VolumeConfig {
+        VolumeConfig {
+            image_dir,
+            quota_volumes: self.quota_volumes,
+            quota_gigabytes: self.quota_gigabytes,
+            rbd_pool: backend.rbd_pool(),
+            ..VolumeConfig::default()
+        }
+    }
+}
+
+/// HTTP: where the APIs listen and the URL clients are given.
+#[derive(Args, Clone, Debug)]
+pub struct HttpArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "STRATUS_LISTEN", default_value = "127.0.0.1:8774")]
+    pub listen: SocketAddr,
+    /// Base URL clients use (defaults to http://<listen address>).
+    #[arg(long, env = "STRATUS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+/// The compute settings shared by the API (the compute service it calls) and the
+/// controller: one `ControllerConfig`, built from the groups a role has.
+pub struct ControllerParts<'a> {
+    /// Leases (controller only; the API keeps the defaults, which it never reads).
+    pub leases: Option<&'a LeaseArgs>,
+    /// Delete deadlines (controller only).
+    pub deletes: Option<&'a DeleteArgs>,
+    /// Operation engine (controller only).
+    pub operations: Option<&'a OperationArgs>,
+    /// Soft delete and shelve offload.
+    pub retention: &'a RetentionArgs,
+    /// Compute quota (API only).
+    pub quota: Option<&'a ComputeQuotaArgs>,
+    /// Volume quota.
+    pub volume_quota: &'a VolumeQuotaArgs,
+    /// Where image files live.
+    pub image_dir: PathBuf,
+}
+
+impl ControllerParts<'_> {
+    /// The typed settings, checked for consistency.
+    pub fn build(&self) -> anyhow::Result<ControllerConfig> {
+        let mut cfg = ControllerConfig::default();
+        if let Some(l) = self.leases {
+            cfg.lease_ttl = l.lease_ttl.0;
+            cfg.lease_renew_interval = l.lease_renew_interval.0;
+        }
+        if let Some(d) = self.deletes {
+            cfg.terminate_ack_timeout = d.terminate_ack_timeout.0;
+            cfg.terminate_timeout = d.terminate_timeout.0;
+        }
+        if let Some(o) = self.operations {
+            cfg.op_claim_ttl = o.op_claim_ttl.0;
+        }
+        if let Some(q) = self.quota {
+            cfg.default_quota = QuotaLimits { instances: q.quota_instances, cores: q.quota_cores, ram: q.quota_ram };
+        }
+        cfg.reclaim_instance_interval = self.retention.reclaim_instance_interval.0;
+        cfg.shelved_offload_time = self.retention.shelved_offload_time.0;
+        cfg.image_dir = Some(self.image_dir.clone());
+        cfg.volume_quota = (self.volume_quota.quota_volumes, self.volume_quota.quota_gigabytes);
+        anyhow::ensure!(
+            cfg.lease_renew_interval < cfg.lease_ttl,
+            "lease_renew_interval ({:?}) must be shorter than lease_ttl ({:?})",
+            cfg.lease_renew_interval,
+            cfg.lease_ttl
+        );
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_and_without_units() {
+        assert_eq!("10".parse::<Secs>(), Ok(Secs(Duration::from_secs(10))));
+        assert_eq!("0.05".parse::<Secs>(), Ok(Secs(Duration::from_millis(50))));
+        assert_eq!("2.5s".parse::<Secs>(), Ok(Secs(Duration::from_millis(2500))));
+        assert_eq!("500ms".parse::<Secs>(), Ok(Secs(Duration::from_millis(500))));
+        assert_eq!("2m".parse::<Secs>(), Ok(Secs(Duration::from_secs(120))));
+        assert!("-1".parse::<Secs>().is_err());
+        assert!("ten".parse::<Secs>().is_err());
+        assert_eq!(Secs(Duration::from_millis(50)).to_string(), "0.05");
+    }
+
+    #[test]
+    fn offload_time_minus_one_is_never() {
+        assert_eq!("-1".parse::<OffloadTime>(), Ok(OffloadTime(None)));
+        assert_eq!("0".parse::<OffloadTime>(), Ok(OffloadTime(Some(Duration::ZERO))));
+        assert_eq!(OffloadTime(None).to_string(), "-1");
+    }
+}
