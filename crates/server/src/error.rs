@@ -12,6 +12,7 @@ use stratus_api::{MicroversionError, keystone_fault, nova_fault};
 use stratus_auth::AuthError;
 use stratus_controller::compute_api::ComputeError;
 use stratus_db::DbError;
+use stratus_image::ImageError;
 use stratus_volume::VolumeError;
 use tracing::error;
 
@@ -157,6 +158,26 @@ impl From<VolumeError> for ApiError {
             VolumeError::Conflict(m) => Self::Conflict(m),
             VolumeError::Db(e) => e.into(),
             VolumeError::Backend(e) => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<ImageError> for ApiError {
+    fn from(e: ImageError) -> Self {
+        match e {
+            ImageError::NotFound { .. } | ImageError::TagNotFound { .. } | ImageError::DataNotFound { .. } => {
+                Self::NotFound(e.to_string())
+            }
+            ImageError::NotAuthorized
+            | ImageError::NotOwner { .. }
+            | ImageError::Protected { .. }
+            | ImageError::ReadOnly { .. }
+            | ImageError::Forbidden(_) => Self::Forbidden(e.to_string()),
+            ImageError::BadRequest(m) => Self::BadRequest(m),
+            ImageError::Conflict(m) => Self::Conflict(m),
+            ImageError::TooLarge(m) => Self::PayloadTooLarge(m),
+            ImageError::Internal(m) => Self::Internal(m),
+            ImageError::Db(e) => e.into(),
         }
     }
 }

@@ -367,8 +367,8 @@ async fn up(a: UpArgs, with_controller: bool) -> anyhow::Result<()> {
         compute: ComputeApi::new(ds.clone(), bus.clone(), cfg.clone()),
         bus: bus.clone(),
         public_url: public_url.clone(),
-        image_dir,
         volume: volume.clone(),
+        images: Arc::new(stratus_image::ImageService::new(ds.clone(), image_dir)),
     };
     let creds = bootstrap::bootstrap(&state, &data_dir).await?;
 

@@ -44,6 +44,8 @@ macro_rules! string_enum {
         }
     };
 }
+/// Shared with the other row-state modules of this crate (e.g. [`crate::image`]).
+pub(crate) use string_enum;
 
 string_enum!(
     /// Nova's `vm_state`: the stable state a server rests in.

@@ -32,6 +32,7 @@ use std::time::Duration;
 use stratus_auth::AuthContext;
 use stratus_blockstore::{BlockBackend, BlockError};
 use stratus_db::{AttachmentRow, Cas, CleanupRow, Datastore, DbError, ImageRow, QuotaExceeded, VolumeRow, ts};
+use stratus_image::{ImageStatus, visible_to};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -301,10 +302,6 @@ fn check_metadata(m: &BTreeMap<String, String>) -> Result<(), VolumeError> {
     Ok(())
 }
 
-fn image_visible(ctx: &AuthContext, i: &ImageRow) -> bool {
-    ctx.is_admin() || i.owner == ctx.project_id || matches!(i.visibility.as_str(), "public" | "community")
-}
-
 impl VolumeService {
     /// Bind the service to a datastore, a backend and its settings.
     pub fn new(ds: Datastore, backend: Arc<dyn BlockBackend>, cfg: VolumeConfig) -> Self {
@@ -394,7 +391,7 @@ impl VolumeService {
                 }
             }
         };
-        if image.status == "deleted" || !image_visible(ctx, &image) {
+        if image.status == ImageStatus::Deleted || !visible_to(ctx, &image) {
             return Err(not_found());
         }
         Ok(image)
@@ -429,7 +426,7 @@ impl VolumeService {
             _ => None,
         };
         if let Some(img) = &image {
-            if img.status != "active" {
+            if img.status != ImageStatus::Active {
                 return Err(VolumeError::BadRequest(format!(
                     "Invalid input received: Image {} is not active.",
                     img.id
