@@ -1,9 +1,274 @@
-//! Wire documents of the Image API v2 (Glance) that depend on no stored
-//! state: version discovery, the JSON schemas, paging links and the patch
-//! media types. The image view itself is built by `stratus_image::view`.
+//! Wire side of the Image API v2 (Glance): the typed list query, version
+//! discovery, the JSON schemas, paging links and the patch media types. The
+//! image view itself is built by `stratus_image::view` (it must undo how the
+//! service stores tags and `os_hidden`).
 
 use serde_json::{Value, json};
 use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
+
+/// A malformed image-list query; always a 400 with this message.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ImageQueryError(pub String);
+
+/// Default page size of the image list (Glance's `limit_param_default`).
+const DEFAULT_LIMIT: usize = 25;
+/// Largest page size (Glance's `api_limit_max`).
+const MAX_LIMIT: usize = 1000;
+
+/// Query parameters that are not property filters and are handled (or
+/// deliberately ignored) by name.
+const LIST_PARAMS: &[&str] = &[
+    "limit",
+    "marker",
+    "sort_key",
+    "sort_dir",
+    "sort",
+    "member_status",
+    "created_at",
+    "updated_at",
+    "name",
+    "visibility",
+    "status",
+    "owner",
+    "disk_format",
+    "container_format",
+    "id",
+    "tag",
+    "protected",
+    "os_hidden",
+    "size_min",
+    "size_max",
+];
+
+/// Core attributes a list may filter on, by exact value or `in:a,b`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FilterField {
+    /// `name`.
+    Name,
+    /// `status`.
+    Status,
+    /// `owner`.
+    Owner,
+    /// `disk_format`.
+    DiskFormat,
+    /// `container_format`.
+    ContainerFormat,
+    /// `id`.
+    Id,
+}
+
+impl FilterField {
+    /// Every filterable attribute with its query parameter name.
+    const ALL: [(&'static str, Self); 6] = [
+        ("name", Self::Name),
+        ("status", Self::Status),
+        ("owner", Self::Owner),
+        ("disk_format", Self::DiskFormat),
+        ("container_format", Self::ContainerFormat),
+        ("id", Self::Id),
+    ];
+}
+
+/// Keys the image list may be sorted by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    /// `name`.
+    Name,
+    /// `status`.
+    Status,
+    /// `visibility`.
+    Visibility,
+    /// `owner`.
+    Owner,
+    /// `disk_format`.
+    DiskFormat,
+    /// `container_format`.
+    ContainerFormat,
+    /// `size`.
+    Size,
+    /// `min_disk`.
+    MinDisk,
+    /// `min_ram`.
+    MinRam,
+    /// `created_at` (the default).
+    CreatedAt,
+    /// `updated_at`.
+    UpdatedAt,
+    /// `id` (always the last tie-breaker).
+    Id,
+}
+
+impl SortKey {
+    /// The key named in a query, if it is one we sort by.
+    fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "name" => Self::Name,
+            "status" => Self::Status,
+            "visibility" => Self::Visibility,
+            "owner" => Self::Owner,
+            "disk_format" => Self::DiskFormat,
+            "container_format" => Self::ContainerFormat,
+            "size" => Self::Size,
+            "min_disk" => Self::MinDisk,
+            "min_ram" => Self::MinRam,
+            "created_at" => Self::CreatedAt,
+            "updated_at" => Self::UpdatedAt,
+            "id" => Self::Id,
+            _ => return None,
+        })
+    }
+}
+
+/// Which visibilities a list shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VisibilityFilter {
+    /// Glance's default: other projects' community images are left out.
+    Default,
+    /// `visibility=all`.
+    All,
+    /// One visibility.
+    Only(Visibility),
+}
+
+/// A parsed `GET /v2/images` query (Glance's filters, sort and paging).
+#[derive(Clone, Debug)]
+pub struct ListImagesQuery {
+    /// Page size.
+    pub limit: usize,
+    /// Start after this image id.
+    pub marker: Option<String>,
+    /// `(key, descending)` pairs, always ending with `id`.
+    pub order: Vec<(SortKey, bool)>,
+    /// Visibility filter.
+    pub visibility: VisibilityFilter,
+    /// Show hidden (`os_hidden`) images instead of visible ones.
+    pub hidden: bool,
+    /// Only (un)protected images.
+    pub protected: Option<bool>,
+    /// Smallest size.
+    pub size_min: Option<i64>,
+    /// Largest size.
+    pub size_max: Option<i64>,
+    /// Every tag must be present.
+    pub tags: Vec<String>,
+    /// Filters on core attributes (exact or `in:a,b`).
+    pub fields: Vec<(FilterField, String)>,
+    /// `(property, value)` on custom properties.
+    pub props: Vec<(String, String)>,
+}
+
+fn bad(msg: String) -> ImageQueryError {
+    ImageQueryError(msg)
+}
+
+fn parse_size(attr: &str, v: &str) -> Result<i64, ImageQueryError> {
+    v.parse().map_err(|_| bad(format!("Invalid value '{v}' for {attr}: an integer is required.")))
+}
+
+fn parse_flag(attr: &str, v: &str) -> Result<bool, ImageQueryError> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(bad(format!("Invalid value '{v}' for {attr}: a boolean is required."))),
+    }
+}
+
+impl ListImagesQuery {
+    /// Parse the query string pairs (repeated keys allowed).
+    pub fn parse(params: &[(String, String)]) -> Result<Self, ImageQueryError> {
+        let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let limit = match get("limit") {
+            Some(l) => l
+                .parse::<usize>()
+                .map_err(|_| bad(format!("Invalid limit '{l}': a non-negative integer is required.")))?
+                .min(MAX_LIMIT),
+            None => DEFAULT_LIMIT,
+        };
+        let order = sort_order(params)?;
+        let visibility = match get("visibility") {
+            None => VisibilityFilter::Default,
+            Some("all") => VisibilityFilter::All,
+            Some(v) => VisibilityFilter::Only(v.parse().map_err(|_| bad(format!("Invalid visibility value: {v}")))?),
+        };
+        let hidden = get("os_hidden").map(|v| parse_flag("os_hidden", v)).transpose()?.unwrap_or(false);
+        let protected = get("protected").map(|v| parse_flag("protected", v)).transpose()?;
+        let size_min = get("size_min").map(|v| parse_size("size_min", v)).transpose()?;
+        let size_max = get("size_max").map(|v| parse_size("size_max", v)).transpose()?;
+        let tags = params.iter().filter(|(k, _)| k == "tag").map(|(_, v)| v.clone()).collect();
+        let fields = FilterField::ALL.iter().filter_map(|(name, f)| get(name).map(|v| (*f, v.to_string()))).collect();
+        let props = params.iter().filter(|(k, _)| !LIST_PARAMS.contains(&k.as_str())).cloned().collect();
+        Ok(Self {
+            limit,
+            marker: get("marker").map(str::to_string),
+            order,
+            visibility,
+            hidden,
+            protected,
+            size_min,
+            size_max,
+            tags,
+            fields,
+            props,
+        })
+    }
+}
+
+/// The `(key, descending)` sort order from `sort`, or `sort_key`/`sort_dir`.
+fn sort_order(params: &[(String, String)]) -> Result<Vec<(SortKey, bool)>, ImageQueryError> {
+    let key_of = |k: &str| SortKey::parse(k).ok_or_else(|| bad(format!("Unsupported sort key '{k}'.")));
+    let dir_desc = |d: &str| match d {
+        "asc" => Ok(false),
+        "desc" => Ok(true),
+        other => Err(bad(format!("Unsupported sort direction '{other}'; use asc or desc."))),
+    };
+    let mut order = Vec::new();
+    let sort: Vec<&str> = params.iter().filter(|(k, _)| k == "sort").map(|(_, v)| v.as_str()).collect();
+    let keys: Vec<&str> = params.iter().filter(|(k, _)| k == "sort_key").map(|(_, v)| v.as_str()).collect();
+    let dirs: Vec<&str> = params.iter().filter(|(k, _)| k == "sort_dir").map(|(_, v)| v.as_str()).collect();
+    if !sort.is_empty() {
+        if !keys.is_empty() || !dirs.is_empty() {
+            return Err(bad("The 'sort' parameter cannot be combined with sort_key or sort_dir.".into()));
+        }
+        for item in sort.iter().flat_map(|s| s.split(',')) {
+            let mut parts = item.trim().splitn(2, ':');
+            let key = parts.next().unwrap_or("").trim();
+            let desc = match parts.next() {
+                Some(d) => dir_desc(d.trim())?,
+                None => true,
+            };
+            order.push((key_of(key)?, desc));
+        }
+    } else {
+        if dirs.len() > keys.len().max(1) {
+            return Err(bad("More sort directions than sort keys were given.".into()));
+        }
+        let default_desc = match dirs.first() {
+            Some(d) if dirs.len() == 1 => dir_desc(d)?,
+            _ => true,
+        };
+        for (i, key) in keys.iter().enumerate() {
+            let key = key_of(key)?;
+            let desc = if dirs.len() > 1 {
+                match dirs.get(i) {
+                    Some(d) => dir_desc(d)?,
+                    None => default_desc,
+                }
+            } else {
+                default_desc
+            };
+            order.push((key, desc));
+        }
+        if order.is_empty() {
+            order.push((SortKey::CreatedAt, default_desc));
+        }
+    }
+    if !order.iter().any(|(k, _)| *k == SortKey::Id) {
+        let desc = order.last().map(|(_, d)| *d).unwrap_or(true);
+        order.push((SortKey::Id, desc));
+    }
+    Ok(order)
+}
 
 /// Newest minor version of Image API v2 we claim.
 pub const CURRENT_MINOR: u32 = 16;
@@ -135,4 +400,30 @@ pub fn images_schema() -> Value {
             {"rel": "describedby", "href": "{schema}"}
         ]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_query_rejects_bad_parameters() {
+        let p = |s: &[(&str, &str)]| -> Vec<(String, String)> {
+            s.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+        };
+        let q = ListImagesQuery::parse(&p(&[("sort", "name:asc,size"), ("visibility", "community")])).expect("valid");
+        assert_eq!(q.order, vec![(SortKey::Name, false), (SortKey::Size, true), (SortKey::Id, true)]);
+        assert_eq!(q.visibility, VisibilityFilter::Only(Visibility::Community));
+        for bad in [
+            &[("limit", "-1")][..],
+            &[("sort_key", "bogus")],
+            &[("sort_dir", "up")],
+            &[("sort", "name"), ("sort_key", "name")],
+            &[("visibility", "x")],
+            &[("os_hidden", "maybe")],
+            &[("size_min", "big")],
+        ] {
+            assert!(ListImagesQuery::parse(&p(bad)).is_err(), "{bad:?}");
+        }
+    }
 }

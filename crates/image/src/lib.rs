@@ -15,8 +15,9 @@ pub mod store;
 pub mod view;
 
 pub use error::ImageError;
-pub use list::{ImagePage, ListQuery};
+pub use list::ImagePage;
 pub use rules::{check_write, visible_to};
+pub use stratus_api::image::ListImagesQuery;
 pub use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
 pub use view::image_view;
 
@@ -80,11 +81,10 @@ impl ImageService {
     }
 
     /// One page of the images the caller may see, filtered and sorted by `query`.
-    pub async fn list(&self, ctx: &AuthContext, params: &[(String, String)]) -> Result<ImagePage, ImageError> {
-        let query = ListQuery::parse(params)?;
+    pub async fn list(&self, ctx: &AuthContext, query: &ListImagesQuery) -> Result<ImagePage, ImageError> {
         let scope = if ctx.is_admin() { None } else { Some(ctx.project_id.as_str()) };
         let rows = self.ds.image_list(scope).await?;
-        query.apply(ctx, rows)
+        list::select(query, ctx, rows)
     }
 
     /// Create an image record (queued, no data) from a create request body.

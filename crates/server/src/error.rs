@@ -8,6 +8,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use stratus_api::image::ImageQueryError;
 use stratus_api::{MicroversionError, keystone_fault, nova_fault};
 use stratus_auth::AuthError;
 use stratus_controller::compute_api::ComputeError;
@@ -179,6 +180,12 @@ impl From<ImageError> for ApiError {
             ImageError::Internal(m) => Self::Internal(m),
             ImageError::Db(e) => e.into(),
         }
+    }
+}
+
+impl From<ImageQueryError> for ApiError {
+    fn from(e: ImageQueryError) -> Self {
+        Self::BadRequest(e.0)
     }
 }
 

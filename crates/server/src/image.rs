@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use serde_json::{Map, Value};
-use stratus_api::image::{PATCH_TYPES, image_schema, images_doc, images_schema, versions_doc};
+use stratus_api::image::{ListImagesQuery, PATCH_TYPES, image_schema, images_doc, images_schema, versions_doc};
 use stratus_image::{Download, image_view};
 
 /// Routes of the Image API: version discovery, images, image data, tags, schemas.
@@ -57,7 +57,7 @@ async fn list_images(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let Query(params) = query?;
-    let page = state.images.list(&ctx, &params).await?;
+    let page = state.images.list(&ctx, &ListImagesQuery::parse(&params)?).await?;
     let images = page.images.iter().map(image_view).collect();
     Ok(axum::Json(images_doc(images, &params, page.next_marker.as_deref())))
 }
