@@ -73,6 +73,31 @@ impl ImageService {
         Ok(row)
     }
 
+    /// An image the caller may see, by id or else by the first visible one of
+    /// that name: how other services (volume `imageRef`) resolve a reference.
+    pub async fn find_visible(&self, ctx: &AuthContext, id_or_name: &str) -> Result<ImageRow, ImageError> {
+        let by_id = match self.ds.image_get(id_or_name).await {
+            Ok(i) => Some(i),
+            Err(DbError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let image = match by_id {
+            Some(i) => i,
+            None => {
+                let project = (!ctx.is_admin()).then_some(ctx.project_id.as_str());
+                match self.ds.image_find_by_name(id_or_name, project).await {
+                    Ok(i) => i,
+                    Err(DbError::NotFound(_)) => return Err(ImageError::not_found(id_or_name)),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        if image.status == ImageStatus::Deleted || !visible_to(ctx, &image) {
+            return Err(ImageError::not_found(id_or_name));
+        }
+        Ok(image)
+    }
+
     /// An image the caller may see and change.
     async fn get_modifiable(&self, ctx: &AuthContext, id: &str) -> Result<ImageRow, ImageError> {
         let row = self.get_visible(ctx, id).await?;

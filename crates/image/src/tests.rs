@@ -181,3 +181,18 @@ async fn seed_finishes_an_interrupted_seed_instead_of_duplicating_it() {
     assert_eq!(page.images.len(), 1);
     assert_eq!(page.images[0].status, ImageStatus::Active);
 }
+
+#[tokio::test]
+async fn find_visible_resolves_ids_then_names_within_the_rule() {
+    let e = env().await;
+    let mine = ctx("p1", "member");
+    let other = ctx("p2", "member");
+    let private = e.svc.create(&mine, &req(json!({"name": "priv", "visibility": "private"}))).await.expect("create");
+    let community =
+        e.svc.create(&mine, &req(json!({"name": "comm", "visibility": "community"}))).await.expect("create");
+    assert_eq!(e.svc.find_visible(&mine, "priv").await.expect("by name").id, private.id);
+    assert_eq!(e.svc.find_visible(&mine, &private.id).await.expect("by id").id, private.id);
+    assert!(matches!(e.svc.find_visible(&other, "priv").await, Err(ImageError::NotFound { .. })));
+    assert!(matches!(e.svc.find_visible(&other, &private.id).await, Err(ImageError::NotFound { .. })));
+    assert_eq!(e.svc.find_visible(&other, "comm").await.expect("community").id, community.id);
+}
