@@ -4,6 +4,7 @@
 
 pub mod compute;
 pub mod fault;
+pub mod image;
 pub mod microversion;
 
 pub use fault::*;

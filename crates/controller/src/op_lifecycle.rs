@@ -11,6 +11,7 @@ use std::sync::Arc;
 use stratus_db::{Cas, DbError, ImageRow, MigrationRow, OperationRow, ServerRow, Transition, fault_json};
 use stratus_ops::{Handler, OpError, Outcome, StepCx};
 use stratus_types::agent::CommandKind;
+use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
 use stratus_types::{PowerState, TaskState, VmState};
 use tracing::{info, warn};
 
@@ -88,10 +89,10 @@ impl Lifecycle {
             id: image_id.to_string(),
             name: Some(name.to_string()),
             owner: server.project_id.clone(),
-            status: "active".into(),
-            visibility: "private".into(),
-            disk_format: Some("qcow2".into()),
-            container_format: Some("bare".into()),
+            status: ImageStatus::Active,
+            visibility: Visibility::Private,
+            disk_format: Some(DiskFormat::Qcow2),
+            container_format: Some(ContainerFormat::Bare),
             size: Some(0),
             checksum: None,
             os_hash_value: None,

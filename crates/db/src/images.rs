@@ -1,10 +1,13 @@
 //! Image rows (Image API v2) and flavors: the catalog a server is built from.
 
 use crate::{Datastore, DbError};
-use sqlx::FromRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{FromRow, Row};
+use std::str::FromStr;
+use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
 
 /// An image record; its bytes live in the data dir, named by id.
-#[derive(Clone, Debug, FromRow)]
+#[derive(Clone, Debug)]
 pub struct ImageRow {
     /// Image id (UUID).
     pub id: String,
@@ -12,14 +15,14 @@ pub struct ImageRow {
     pub name: Option<String>,
     /// Owning project.
     pub owner: String,
-    /// `queued`, `saving`, `active`, `deleted`.
-    pub status: String,
-    /// `public`, `private`, `shared`, `community`.
-    pub visibility: String,
-    /// e.g. `qcow2`.
-    pub disk_format: Option<String>,
-    /// e.g. `bare`.
-    pub container_format: Option<String>,
+    /// Where the image is in its life.
+    pub status: ImageStatus,
+    /// Who may see it.
+    pub visibility: Visibility,
+    /// Unset until the client names it (needed before data is uploaded).
+    pub disk_format: Option<DiskFormat>,
+    /// Unset until the client names it (needed before data is uploaded).
+    pub container_format: Option<ContainerFormat>,
     /// Bytes, once uploaded.
     pub size: Option<i64>,
     /// MD5 hex, once uploaded (Glance's legacy checksum).
@@ -38,6 +41,49 @@ pub struct ImageRow {
     pub created_at: String,
     /// Last update.
     pub updated_at: String,
+}
+
+/// Decode an enum column stored as its string.
+fn enum_col<T: FromStr>(row: &SqliteRow, col: &str) -> Result<T, sqlx::Error>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let s: String = row.try_get(col)?;
+    s.parse().map_err(|e: T::Err| sqlx::Error::ColumnDecode { index: col.into(), source: Box::new(e) })
+}
+
+/// Decode an optional enum column stored as its string.
+fn opt_enum_col<T: FromStr>(row: &SqliteRow, col: &str) -> Result<Option<T>, sqlx::Error>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    let s: Option<String> = row.try_get(col)?;
+    s.map(|s| s.parse().map_err(|e: T::Err| sqlx::Error::ColumnDecode { index: col.into(), source: Box::new(e) }))
+        .transpose()
+}
+
+// By hand rather than derived: the enum columns are stored as their strings.
+impl<'r> FromRow<'r, SqliteRow> for ImageRow {
+    fn from_row(row: &'r SqliteRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            owner: row.try_get("owner")?,
+            status: enum_col(row, "status")?,
+            visibility: enum_col(row, "visibility")?,
+            disk_format: opt_enum_col(row, "disk_format")?,
+            container_format: opt_enum_col(row, "container_format")?,
+            size: row.try_get("size")?,
+            checksum: row.try_get("checksum")?,
+            os_hash_value: row.try_get("os_hash_value")?,
+            min_disk: row.try_get("min_disk")?,
+            min_ram: row.try_get("min_ram")?,
+            protected: row.try_get("protected")?,
+            properties: row.try_get("properties")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+        })
+    }
 }
 
 /// A flavor (instance type).
@@ -72,7 +118,7 @@ impl Datastore {
     pub async fn image_create(&self, i: &ImageRow) -> Result<(), DbError> {
         let now = self.now();
         sqlx::query("INSERT INTO images (id, name, owner, status, visibility, disk_format, container_format, size, checksum, os_hash_value, min_disk, min_ram, protected, properties, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15)")
-            .bind(&i.id).bind(&i.name).bind(&i.owner).bind(&i.status).bind(&i.visibility).bind(&i.disk_format).bind(&i.container_format)
+            .bind(&i.id).bind(&i.name).bind(&i.owner).bind(i.status.as_str()).bind(i.visibility.as_str()).bind(i.disk_format.map(DiskFormat::as_str)).bind(i.container_format.map(ContainerFormat::as_str))
             .bind(i.size).bind(&i.checksum).bind(&i.os_hash_value).bind(i.min_disk).bind(i.min_ram).bind(i.protected).bind(&i.properties).bind(now)
             .execute(&self.write).await
             .map_err(|e| if crate::is_unique_violation(&e) { DbError::Conflict(format!("image {} already exists", i.id)) } else { e.into() })?;
@@ -119,7 +165,7 @@ impl Datastore {
     /// Update mutable metadata (name, visibility, protected, min sizes, properties).
     pub async fn image_update(&self, i: &ImageRow) -> Result<(), DbError> {
         let r = sqlx::query("UPDATE images SET name = $2, visibility = $3, protected = $4, min_disk = $5, min_ram = $6, properties = $7, disk_format = $8, container_format = $9, updated_at = $10 WHERE id = $1 AND status <> 'deleted'")
-            .bind(&i.id).bind(&i.name).bind(&i.visibility).bind(i.protected).bind(i.min_disk).bind(i.min_ram).bind(&i.properties).bind(&i.disk_format).bind(&i.container_format).bind(self.now())
+            .bind(&i.id).bind(&i.name).bind(i.visibility.as_str()).bind(i.protected).bind(i.min_disk).bind(i.min_ram).bind(&i.properties).bind(i.disk_format.map(DiskFormat::as_str)).bind(i.container_format.map(ContainerFormat::as_str)).bind(self.now())
             .execute(&self.write).await?;
         if r.rows_affected() == 0 {
             return Err(DbError::NotFound("image"));

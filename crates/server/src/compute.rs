@@ -498,14 +498,14 @@ async fn check_image(
             "Invalid image identifier or unable to access requested image: {image_ref} is not a UUID"
         )));
     }
-    let image = match st.ds.image_get(image_ref).await {
-        Ok(i) if ctx.can_see(&i.owner) || i.visibility == "public" || i.visibility == "community" => i,
-        Ok(_) | Err(DbError::NotFound(_)) => {
+    let image = match st.images.get_visible(ctx, image_ref).await {
+        Ok(i) => i,
+        Err(stratus_image::ImageError::NotFound { .. }) => {
             return Err(ApiError::BadRequest(format!("Image {image_ref} could not be found.")));
         }
         Err(e) => return Err(e.into()),
     };
-    if image.status != "active" {
+    if image.status != stratus_image::ImageStatus::Active {
         return Err(ApiError::BadRequest(format!("Image {} is not active.", image.id)));
     }
     if flavor.ram_mb < image.min_ram {
@@ -572,13 +572,8 @@ async fn server_create(
                             "Block Device Mapping is Invalid: volume_size {sz} must be at least 1."
                         )));
                     }
-                    if src == "image" {
-                        match st.ds.image_get(&id).await {
-                            Ok(i)
-                                if ctx.can_see(&i.owner) || i.visibility == "public" || i.visibility == "community" => {
-                            }
-                            _ => return Err(ApiError::BadRequest(format!("Image {id} could not be found."))),
-                        }
+                    if src == "image" && st.images.get_visible(&ctx, &id).await.is_err() {
+                        return Err(ApiError::BadRequest(format!("Image {id} could not be found.")));
                     }
                     volumes.push(VolumeBdm {
                         image_id: (src == "image").then(|| id.clone()),

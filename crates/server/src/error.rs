@@ -8,10 +8,12 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use stratus_api::image::ImageQueryError;
 use stratus_api::{MicroversionError, keystone_fault, nova_fault};
 use stratus_auth::AuthError;
 use stratus_controller::compute_api::ComputeError;
 use stratus_db::DbError;
+use stratus_image::ImageError;
 use stratus_volume::VolumeError;
 use tracing::error;
 
@@ -158,6 +160,32 @@ impl From<VolumeError> for ApiError {
             VolumeError::Db(e) => e.into(),
             VolumeError::Backend(e) => Self::Internal(e.to_string()),
         }
+    }
+}
+
+impl From<ImageError> for ApiError {
+    fn from(e: ImageError) -> Self {
+        match e {
+            ImageError::NotFound { .. } | ImageError::TagNotFound { .. } | ImageError::DataNotFound { .. } => {
+                Self::NotFound(e.to_string())
+            }
+            ImageError::NotAuthorized
+            | ImageError::NotOwner { .. }
+            | ImageError::Protected { .. }
+            | ImageError::ReadOnly { .. }
+            | ImageError::Forbidden(_) => Self::Forbidden(e.to_string()),
+            ImageError::BadRequest(m) => Self::BadRequest(m),
+            ImageError::Conflict(m) => Self::Conflict(m),
+            ImageError::TooLarge(m) => Self::PayloadTooLarge(m),
+            ImageError::Internal(m) => Self::Internal(m),
+            ImageError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<ImageQueryError> for ApiError {
+    fn from(e: ImageQueryError) -> Self {
+        Self::BadRequest(e.0)
     }
 }
 

@@ -1284,8 +1284,8 @@ mod tests {
             stratus_controller::ControllerConfig::default(),
         );
         let (volume, _) = crate::volume::test_service(&ds, dir.0.join("images"));
-        let state =
-            AppState { ds, identity, compute, bus, public_url: PUBLIC.into(), image_dir: dir.0.join("images"), volume };
+        let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.0.join("images")));
+        let state = AppState { ds, identity, compute, bus, public_url: PUBLIC.into(), volume, images };
         Env { app: crate::router(state), _dir: dir }
     }
 

@@ -14,7 +14,6 @@ pub mod openapi;
 pub mod volume;
 
 use axum::Router;
-use std::path::PathBuf;
 use std::sync::Arc;
 use stratus_auth::Identity;
 use stratus_bus::Bus;
@@ -34,10 +33,10 @@ pub struct AppState {
     pub bus: Arc<dyn Bus>,
     /// Externally visible base URL, e.g. `http://127.0.0.1:8774` (catalog, links).
     pub public_url: String,
-    /// Where image data is stored.
-    pub image_dir: PathBuf,
     /// Block storage: volumes and attachments (Block Storage v3).
     pub volume: Arc<stratus_volume::VolumeService>,
+    /// Images: records, bytes, visibility (Image v2).
+    pub images: Arc<stratus_image::ImageService>,
 }
 
 /// The whole API router.

@@ -913,15 +913,8 @@ mod tests {
             stratus_controller::ControllerConfig::default(),
         );
         let (volume, backend) = test_service(&ds, dir.join("images"));
-        let state = AppState {
-            ds,
-            identity,
-            compute,
-            bus,
-            public_url: "http://127.0.0.1:8774".into(),
-            image_dir: dir.join("images"),
-            volume,
-        };
+        let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.join("images")));
+        let state = AppState { ds, identity, compute, bus, public_url: "http://127.0.0.1:8774".into(), volume, images };
         Env {
             state,
             backend,

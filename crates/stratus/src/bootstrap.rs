@@ -78,7 +78,9 @@ pub async fn bootstrap(state: &AppState, data_dir: &Path) -> anyhow::Result<Cred
     // A small stand-in for the CirrOS image: a qcow2 magic and deterministic bytes.
     let mut data = b"QFI\xfb\x00\x00\x00\x03".to_vec();
     data.extend((0..(64 * 1024)).map(|i: u32| (i % 251) as u8));
-    stratus_server::image::seed_image(state, "cirros", &admin_project.id, &data)
+    state
+        .images
+        .seed("cirros", &admin_project.id, &data)
         .await
         .map_err(|e| anyhow::anyhow!("cannot seed the cirros image: {e}"))?;
     Ok(Credentials { admin, demo })

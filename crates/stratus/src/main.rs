@@ -249,8 +249,8 @@ async fn api_role(
         compute: ComputeApi::new(ds.clone(), bus.clone(), cfg.clone()),
         bus: bus.clone(),
         public_url: public_url.clone(),
-        image_dir,
         volume: volume.clone(),
+        images: Arc::new(stratus_image::ImageService::new(ds.clone(), image_dir)),
     };
     let creds = bootstrap::bootstrap(&state, &data_dir).await?;
     Ok((ApiRole { listener, public_url, state, volume, storage, data_dir, creds }, cfg))

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod clock;
 pub mod faults;
 pub mod ids;
+pub mod image;
 pub mod state;
 
 pub use clock::*;

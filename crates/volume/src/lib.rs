@@ -32,6 +32,7 @@ use std::time::Duration;
 use stratus_auth::AuthContext;
 use stratus_blockstore::{BlockBackend, BlockError};
 use stratus_db::{AttachmentRow, Cas, CleanupRow, Datastore, DbError, ImageRow, QuotaExceeded, VolumeRow, ts};
+use stratus_image::{ImageError, ImageService, ImageStatus};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -301,10 +302,6 @@ fn check_metadata(m: &BTreeMap<String, String>) -> Result<(), VolumeError> {
     Ok(())
 }
 
-fn image_visible(ctx: &AuthContext, i: &ImageRow) -> bool {
-    ctx.is_admin() || i.owner == ctx.project_id || matches!(i.visibility.as_str(), "public" | "community")
-}
-
 impl VolumeService {
     /// Bind the service to a datastore, a backend and its settings.
     pub fn new(ds: Datastore, backend: Arc<dyn BlockBackend>, cfg: VolumeConfig) -> Self {
@@ -377,27 +374,13 @@ impl VolumeService {
     }
 
     async fn resolve_image(&self, ctx: &AuthContext, image_ref: &str) -> Result<ImageRow, VolumeError> {
-        let not_found = || VolumeError::NotFound(format!("Image {image_ref} could not be found."));
-        let by_id = match self.ds.image_get(image_ref).await {
-            Ok(i) => Some(i),
-            Err(DbError::NotFound(_)) => None,
-            Err(e) => return Err(e.into()),
-        };
-        let image = match by_id {
-            Some(i) => i,
-            None => {
-                let project = (!ctx.is_admin()).then_some(ctx.project_id.as_str());
-                match self.ds.image_find_by_name(image_ref, project).await {
-                    Ok(i) => i,
-                    Err(DbError::NotFound(_)) => return Err(not_found()),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        };
-        if image.status == "deleted" || !image_visible(ctx, &image) {
-            return Err(not_found());
+        // The image service owns image rows and the visibility rule.
+        let images = ImageService::new(self.ds.clone(), self.cfg.image_dir.clone());
+        match images.find_visible(ctx, image_ref).await {
+            Ok(image) => Ok(image),
+            Err(ImageError::Db(e)) => Err(e.into()),
+            Err(_) => Err(VolumeError::NotFound(format!("Image {image_ref} could not be found."))),
         }
-        Ok(image)
     }
 
     /// Create a volume: validate, count quota and record it `creating` in one
@@ -429,7 +412,7 @@ impl VolumeService {
             _ => None,
         };
         if let Some(img) = &image {
-            if img.status != "active" {
+            if img.status != ImageStatus::Active {
                 return Err(VolumeError::BadRequest(format!(
                     "Invalid input received: Image {} is not active.",
                     img.id

@@ -1,0 +1,294 @@
+//! The image service (Glance v2 semantics), owner of image records and bytes.
+//!
+//! Records live in the datastore; bytes live in `<image_dir>/<id>` (see
+//! [`store`]). Tags and `os_hidden` have no columns of their own and are kept
+//! in the properties object under reserved `stratus:` keys that are never
+//! shown to clients (see [`rules`] and [`view`]). The HTTP layer only parses
+//! requests, calls one [`ImageService`] method and renders the result; the
+//! volume and compute APIs use [`visible_to`] / [`ImageService::get_visible`]
+//! so the visibility rule exists once.
+
+mod error;
+pub mod list;
+pub mod rules;
+pub mod store;
+pub mod view;
+
+pub use error::ImageError;
+pub use list::ImagePage;
+pub use rules::{check_write, visible_to};
+pub use stratus_api::image::ListImagesQuery;
+pub use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
+pub use view::image_view;
+
+use futures::{Stream, StreamExt};
+use serde_json::{Map, Value};
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use store::{DataWriter, Stored, data_path};
+use stratus_auth::AuthContext;
+use stratus_db::{Datastore, DbError, ImageRow};
+
+/// What a download returns.
+#[derive(Debug)]
+pub enum Download {
+    /// No data yet (queued image): Glance answers 204.
+    Empty,
+    /// The image's bytes and their MD5 (for `Content-MD5`).
+    Data {
+        /// The bytes.
+        bytes: Vec<u8>,
+        /// MD5 hex, when known.
+        checksum: Option<String>,
+    },
+}
+
+/// The image service: the datastore for records, a directory for bytes.
+#[derive(Clone)]
+pub struct ImageService {
+    ds: Datastore,
+    image_dir: PathBuf,
+}
+
+impl ImageService {
+    /// Bind the service to a datastore and the directory image bytes live in.
+    pub fn new(ds: Datastore, image_dir: PathBuf) -> Self {
+        Self { ds, image_dir }
+    }
+
+    /// Where image bytes are stored.
+    pub fn image_dir(&self) -> &Path {
+        &self.image_dir
+    }
+
+    /// An image the caller may see; anything else is [`ImageError::NotFound`].
+    pub async fn get_visible(&self, ctx: &AuthContext, id: &str) -> Result<ImageRow, ImageError> {
+        let row = self.ds.image_get(id).await.map_err(|e| match e {
+            DbError::NotFound(_) => ImageError::not_found(id),
+            e => e.into(),
+        })?;
+        if !visible_to(ctx, &row) {
+            return Err(ImageError::not_found(id));
+        }
+        Ok(row)
+    }
+
+    /// An image the caller may see, by id or else by the first visible one of
+    /// that name: how other services (volume `imageRef`) resolve a reference.
+    pub async fn find_visible(&self, ctx: &AuthContext, id_or_name: &str) -> Result<ImageRow, ImageError> {
+        let by_id = match self.ds.image_get(id_or_name).await {
+            Ok(i) => Some(i),
+            Err(DbError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let image = match by_id {
+            Some(i) => i,
+            None => {
+                let project = (!ctx.is_admin()).then_some(ctx.project_id.as_str());
+                match self.ds.image_find_by_name(id_or_name, project).await {
+                    Ok(i) => i,
+                    Err(DbError::NotFound(_)) => return Err(ImageError::not_found(id_or_name)),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        if image.status == ImageStatus::Deleted || !visible_to(ctx, &image) {
+            return Err(ImageError::not_found(id_or_name));
+        }
+        Ok(image)
+    }
+
+    /// An image the caller may see and change.
+    async fn get_modifiable(&self, ctx: &AuthContext, id: &str) -> Result<ImageRow, ImageError> {
+        let row = self.get_visible(ctx, id).await?;
+        rules::check_modify(ctx, &row)?;
+        Ok(row)
+    }
+
+    /// One page of the images the caller may see, filtered and sorted by `query`.
+    pub async fn list(&self, ctx: &AuthContext, query: &ListImagesQuery) -> Result<ImagePage, ImageError> {
+        let scope = if ctx.is_admin() { None } else { Some(ctx.project_id.as_str()) };
+        let rows = self.ds.image_list(scope).await?;
+        list::select(query, ctx, rows)
+    }
+
+    /// Create an image record (queued, no data) from a create request body.
+    pub async fn create(&self, ctx: &AuthContext, req: &Map<String, Value>) -> Result<ImageRow, ImageError> {
+        let row = rules::new_image(ctx, req)?;
+        self.ds.image_create(&row).await?;
+        Ok(self.ds.image_get(&row.id).await?)
+    }
+
+    /// Apply JSON-patch operations, all or nothing.
+    pub async fn patch(&self, ctx: &AuthContext, id: &str, ops: &[Value]) -> Result<ImageRow, ImageError> {
+        let mut row = self.get_modifiable(ctx, id).await?;
+        rules::apply_patch(ctx, &mut row, ops)?;
+        self.ds.image_update(&row).await?;
+        Ok(self.ds.image_get(id).await?)
+    }
+
+    /// Delete an unprotected image and its bytes.
+    pub async fn delete(&self, ctx: &AuthContext, id: &str) -> Result<(), ImageError> {
+        let row = self.get_modifiable(ctx, id).await?;
+        if row.protected {
+            return Err(ImageError::Protected { id: id.to_string() });
+        }
+        self.ds.image_delete(id).await?;
+        if let Some(path) = data_path(&self.image_dir, id) {
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::warn!(image = %id, error = %e, "could not remove image data"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Add a tag (idempotent).
+    pub async fn add_tag(&self, ctx: &AuthContext, id: &str, tag: &str) -> Result<(), ImageError> {
+        let mut row = self.get_modifiable(ctx, id).await?;
+        let tag = rules::v_tag(&Value::String(tag.to_string()))?;
+        let mut props = rules::props_of(&row);
+        let mut tags = rules::tags_of(&props);
+        if !tags.contains(&tag) {
+            tags.push(tag);
+            rules::set_tags(&mut props, &tags)?;
+            row.properties = Value::Object(props).to_string();
+            self.ds.image_update(&row).await?;
+        }
+        Ok(())
+    }
+
+    /// Remove a tag; [`ImageError::TagNotFound`] when it is not there.
+    pub async fn remove_tag(&self, ctx: &AuthContext, id: &str, tag: &str) -> Result<(), ImageError> {
+        let mut row = self.get_modifiable(ctx, id).await?;
+        let mut props = rules::props_of(&row);
+        let mut tags = rules::tags_of(&props);
+        let before = tags.len();
+        tags.retain(|t| t != tag);
+        if tags.len() == before {
+            return Err(ImageError::TagNotFound { id: id.to_string(), tag: tag.to_string() });
+        }
+        rules::set_tags(&mut props, &tags)?;
+        row.properties = Value::Object(props).to_string();
+        self.ds.image_update(&row).await?;
+        Ok(())
+    }
+
+    /// Store a queued image's data, streamed chunk by chunk; the image becomes active.
+    pub async fn upload<S, B, E>(&self, ctx: &AuthContext, id: &str, body: S) -> Result<(), ImageError>
+    where
+        S: Stream<Item = Result<B, E>>,
+        B: AsRef<[u8]>,
+        E: Display,
+    {
+        let row = self.get_modifiable(ctx, id).await?;
+        if row.status != ImageStatus::Queued {
+            return Err(ImageError::Conflict(format!(
+                "Image status transition from {} to saving is not allowed",
+                row.status
+            )));
+        }
+        if row.disk_format.is_none() || row.container_format.is_none() {
+            return Err(ImageError::BadRequest(
+                "Properties disk_format, container_format must be set prior to saving data.".into(),
+            ));
+        }
+        let mut writer = DataWriter::create(&self.image_dir, id).await?;
+        let mut body = std::pin::pin!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| ImageError::BadRequest(format!("Reading the image data failed: {e}")))?;
+            writer.write(chunk.as_ref()).await?;
+        }
+        let stored = writer.finish().await?;
+        self.record_data(id, &stored).await
+    }
+
+    /// An image's bytes, or [`Download::Empty`] while it has none.
+    pub async fn download(&self, ctx: &AuthContext, id: &str) -> Result<Download, ImageError> {
+        let row = self.get_visible(ctx, id).await?;
+        if row.status != ImageStatus::Active || row.size.is_none() {
+            return Ok(Download::Empty);
+        }
+        let path = data_path(&self.image_dir, id).ok_or_else(|| ImageError::not_found(id))?;
+        // Read whole: the HTTP crate has no Stream body among its dependencies.
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tracing::warn!(image = %id, "image is active but its data file is missing");
+                return Err(ImageError::DataNotFound { id: id.to_string() });
+            }
+            Err(e) => return Err(ImageError::io("reading image data", e)),
+        };
+        Ok(Download::Data { bytes, checksum: row.checksum })
+    }
+
+    /// Make sure a public, active qcow2/bare image called `name` exists (used by
+    /// `stratus up` to seed `cirros`); idempotent, returns the image id.
+    pub async fn seed(&self, name: &str, owner_project_id: &str, data: &[u8]) -> Result<String, ImageError> {
+        let candidates: Vec<ImageRow> = self
+            .ds
+            .image_list(Some(owner_project_id))
+            .await?
+            .into_iter()
+            .filter(|r| r.name.as_deref() == Some(name))
+            .collect();
+        if let Some(r) =
+            candidates.iter().find(|r| r.visibility == Visibility::Public && r.status == ImageStatus::Active)
+        {
+            return Ok(r.id.clone());
+        }
+        // A seed interrupted between create and upload is finished, not duplicated.
+        let pending = candidates.into_iter().find(|r| {
+            r.visibility == Visibility::Public && r.status == ImageStatus::Queued && r.owner == owner_project_id
+        });
+        let id = match pending {
+            Some(r) => r.id,
+            None => {
+                let row = ImageRow {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    name: Some(name.to_string()),
+                    owner: owner_project_id.to_string(),
+                    status: ImageStatus::Queued,
+                    visibility: Visibility::Public,
+                    disk_format: Some(DiskFormat::Qcow2),
+                    container_format: Some(ContainerFormat::Bare),
+                    size: None,
+                    checksum: None,
+                    os_hash_value: None,
+                    min_disk: 0,
+                    min_ram: 0,
+                    protected: false,
+                    properties: "{}".into(),
+                    created_at: String::new(),
+                    updated_at: String::new(),
+                };
+                self.ds.image_create(&row).await?;
+                row.id
+            }
+        };
+        let mut writer = DataWriter::create(&self.image_dir, &id).await?;
+        for chunk in data.chunks(1 << 20) {
+            writer.write(chunk).await?;
+        }
+        let stored = writer.finish().await?;
+        self.record_data(&id, &stored).await.map(|()| id)
+    }
+
+    /// Record stored data; if the image vanished meanwhile, drop the file again.
+    async fn record_data(&self, id: &str, stored: &Stored) -> Result<(), ImageError> {
+        if let Err(e) = self.ds.image_set_data(id, stored.size, &stored.md5, &stored.sha512).await {
+            if let Some(path) = data_path(&self.image_dir, id) {
+                let _ = tokio::fs::remove_file(path).await;
+            }
+            return Err(match e {
+                DbError::NotFound(_) => ImageError::not_found(id),
+                e => e.into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

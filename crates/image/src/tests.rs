@@ -1,0 +1,198 @@
+//! Service-level tests: the rules (visibility, modify, patch, validation),
+//! the list query and the store, without HTTP.
+
+use super::*;
+use serde_json::json;
+
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Env {
+    svc: ImageService,
+    _dir: TempDir,
+}
+
+async fn env() -> Env {
+    let dir = std::env::temp_dir().join(format!("stratus-image-svc-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let ds = Datastore::open_sqlite(&dir.join("t.db")).await.expect("open db");
+    let svc = ImageService::new(ds, dir.join("images"));
+    Env { svc, _dir: TempDir(dir) }
+}
+
+fn ctx(project: &str, role: &str) -> AuthContext {
+    AuthContext {
+        user_id: format!("user-{project}"),
+        user_name: format!("user-{project}"),
+        project_id: project.into(),
+        project_name: project.into(),
+        roles: vec![role.into()],
+        role_ids: vec![role.into()],
+        audit_id: "audit".into(),
+        issued_at: chrono::Utc::now(),
+        expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+    }
+}
+
+fn row(owner: &str, visibility: Visibility) -> ImageRow {
+    let mut r = rules::new_image(&ctx(owner, "member"), &Map::new()).expect("row");
+    r.visibility = visibility;
+    r
+}
+
+fn req(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn chunks(parts: Vec<&'static [u8]>) -> impl Stream<Item = Result<&'static [u8], std::io::Error>> {
+    futures::stream::iter(parts.into_iter().map(Ok))
+}
+
+#[test]
+fn visibility_rule_own_open_or_admin() {
+    let me = ctx("p1", "member");
+    let admin = ctx("adm", "admin");
+    for (vis, other_sees) in [
+        (Visibility::Public, true),
+        (Visibility::Community, true),
+        (Visibility::Shared, false),
+        (Visibility::Private, false),
+    ] {
+        assert!(visible_to(&me, &row("p1", vis)), "{vis}: owner");
+        assert!(visible_to(&admin, &row("p2", vis)), "{vis}: admin");
+        assert_eq!(visible_to(&me, &row("p2", vis)), other_sees, "{vis}: other project");
+    }
+}
+
+#[test]
+fn modify_needs_write_role_and_ownership() {
+    let r = row("p1", Visibility::Public);
+    assert!(rules::check_modify(&ctx("p1", "member"), &r).is_ok());
+    assert!(rules::check_modify(&ctx("p2", "admin"), &r).is_ok());
+    assert!(matches!(rules::check_modify(&ctx("p1", "reader"), &r), Err(ImageError::NotAuthorized)));
+    assert!(matches!(rules::check_modify(&ctx("p2", "member"), &r), Err(ImageError::NotOwner { .. })));
+}
+
+#[test]
+fn create_request_is_validated() {
+    let me = ctx("p1", "member");
+    let r = rules::new_image(&me, &req(json!({"name": "n", "disk_format": "qcow2", "tags": ["a", "a", "b"]})))
+        .expect("valid");
+    assert_eq!(r.status, ImageStatus::Queued);
+    assert_eq!(r.visibility, Visibility::Shared);
+    assert_eq!(r.disk_format, Some(DiskFormat::Qcow2));
+    assert_eq!(rules::tags_of(&rules::props_of(&r)), vec!["a".to_string(), "b".to_string()]);
+    let e = rules::new_image(&me, &req(json!({"disk_format": "floppy"}))).expect_err("bad format");
+    assert_eq!(
+        e.to_string(),
+        "Invalid value \"floppy\" for 'disk_format'; expected one of: ami, ari, aki, vhd, vhdx, vmdk, raw, qcow2, vdi, iso, ploop."
+    );
+    assert!(matches!(rules::new_image(&me, &req(json!({"visibility": "public"}))), Err(ImageError::Forbidden(_))));
+    assert!(matches!(rules::new_image(&me, &req(json!({"size": 1}))), Err(ImageError::ReadOnly { .. })));
+    assert!(matches!(rules::new_image(&me, &req(json!({"stratus:x": "1"}))), Err(ImageError::Forbidden(_))));
+    assert!(matches!(rules::new_image(&ctx("p1", "reader"), &Map::new()), Err(ImageError::NotAuthorized)));
+}
+
+#[test]
+fn patch_keeps_reserved_keys_hidden_and_formats_fixed_once_active() {
+    let me = ctx("p1", "member");
+    let mut r = row("p1", Visibility::Private);
+    let ops = [
+        json!({"op": "add", "path": "/os_distro", "value": "cirros"}),
+        json!({"op": "replace", "path": "/tags", "value": ["t"]}),
+    ];
+    rules::apply_patch(&me, &mut r, &ops).expect("patch");
+    let view = image_view(&r);
+    assert_eq!(view["os_distro"], "cirros");
+    assert_eq!(view["tags"], json!(["t"]));
+    assert!(view.as_object().expect("object").keys().all(|k| !k.starts_with("stratus:")));
+
+    // The reserved keys are not properties a client can remove.
+    let bad = [json!({"op": "remove", "path": "/stratus:tags"})];
+    assert!(matches!(rules::apply_patch(&me, &mut r, &bad), Err(ImageError::Conflict(_))));
+    r.status = ImageStatus::Active;
+    let fmt = [json!({"op": "replace", "path": "/disk_format", "value": "raw"})];
+    assert!(matches!(rules::apply_patch(&me, &mut r, &fmt), Err(ImageError::Forbidden(_))));
+}
+
+#[tokio::test]
+async fn upload_streams_hashes_and_activates() {
+    let e = env().await;
+    let me = ctx("p1", "member");
+    let img = e.svc.create(&me, &req(json!({"name": "i", "disk_format": "raw", "container_format": "bare"}))).await;
+    let img = img.expect("create");
+    e.svc.upload(&me, &img.id, chunks(vec![b"hello ", b"world"])).await.expect("upload");
+    let got = e.svc.get_visible(&me, &img.id).await.expect("get");
+    assert_eq!(got.status, ImageStatus::Active);
+    assert_eq!(got.size, Some(11));
+    assert_eq!(got.checksum.as_deref(), Some("5eb63bbbe01eeed093cb22bb8f5acdc3"));
+    match e.svc.download(&me, &img.id).await.expect("download") {
+        Download::Data { bytes, .. } => assert_eq!(bytes, b"hello world"),
+        Download::Empty => panic!("active image has data"),
+    }
+    let again = e.svc.upload(&me, &img.id, chunks(vec![b"x"])).await;
+    assert!(matches!(again, Err(ImageError::Conflict(_))));
+    // Another project neither sees it nor learns that it exists.
+    let other = ctx("p2", "member");
+    assert!(matches!(e.svc.download(&other, &img.id).await, Err(ImageError::NotFound { .. })));
+    e.svc.delete(&me, &img.id).await.expect("delete");
+    assert!(!e.svc.image_dir().join(&img.id).exists());
+}
+
+#[tokio::test]
+async fn failed_upload_leaves_no_file_and_stays_queued() {
+    let e = env().await;
+    let me = ctx("p1", "member");
+    let img = e.svc.create(&me, &req(json!({"disk_format": "raw", "container_format": "bare"}))).await;
+    let img = img.expect("create");
+    let body = futures::stream::iter(vec![Ok(&b"part"[..]), Err(std::io::Error::other("client gone"))]);
+    let r = e.svc.upload(&me, &img.id, body).await;
+    assert!(matches!(r, Err(ImageError::BadRequest(m)) if m.contains("client gone")));
+    let left: Vec<_> = std::fs::read_dir(e.svc.image_dir()).expect("dir").collect();
+    assert!(left.is_empty(), "partial files remain: {left:?}");
+    assert_eq!(e.svc.get_visible(&me, &img.id).await.expect("get").status, ImageStatus::Queued);
+    assert!(matches!(e.svc.download(&me, &img.id).await, Ok(Download::Empty)));
+}
+
+#[tokio::test]
+async fn seed_finishes_an_interrupted_seed_instead_of_duplicating_it() {
+    let e = env().await;
+    let admin = ctx("adm", "admin");
+    let pending = e
+        .svc
+        .create(
+            &admin,
+            &req(json!({"name": "cirros", "visibility": "public", "disk_format": "qcow2", "container_format": "bare"})),
+        )
+        .await
+        .expect("create");
+    let id = e.svc.seed("cirros", "adm", b"bits").await.expect("seed");
+    assert_eq!(id, pending.id);
+    assert_eq!(e.svc.seed("cirros", "adm", b"bits").await.expect("again"), id);
+    let query = ListImagesQuery::parse(&[("name".into(), "cirros".into())]).expect("query");
+    let page = e.svc.list(&admin, &query).await.expect("list");
+    assert_eq!(page.images.len(), 1);
+    assert_eq!(page.images[0].status, ImageStatus::Active);
+}
+
+#[tokio::test]
+async fn find_visible_resolves_ids_then_names_within_the_rule() {
+    let e = env().await;
+    let mine = ctx("p1", "member");
+    let other = ctx("p2", "member");
+    let private = e.svc.create(&mine, &req(json!({"name": "priv", "visibility": "private"}))).await.expect("create");
+    let community =
+        e.svc.create(&mine, &req(json!({"name": "comm", "visibility": "community"}))).await.expect("create");
+    assert_eq!(e.svc.find_visible(&mine, "priv").await.expect("by name").id, private.id);
+    assert_eq!(e.svc.find_visible(&mine, &private.id).await.expect("by id").id, private.id);
+    assert!(matches!(e.svc.find_visible(&other, "priv").await, Err(ImageError::NotFound { .. })));
+    assert!(matches!(e.svc.find_visible(&other, &private.id).await, Err(ImageError::NotFound { .. })));
+    assert_eq!(e.svc.find_visible(&other, "comm").await.expect("community").id, community.id);
+}

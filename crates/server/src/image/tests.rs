@@ -1,0 +1,516 @@
+//! HTTP-level tests of the Image API: routes, status codes, fault bodies.
+
+use crate::AppState;
+use axum::body::{Body, Bytes, to_bytes};
+use axum::http::{HeaderMap, Request, StatusCode};
+use md5::Md5;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha512};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+/// Removes the test's directory when dropped.
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Env {
+    state: AppState,
+    admin: String,
+    demo: String,
+    alt: String,
+    viewer: String,
+    _dir: TempDir,
+}
+
+async fn env() -> Env {
+    let dir = std::env::temp_dir().join(format!("stratus-image-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let ds = stratus_db::Datastore::open_sqlite(&dir.join("t.db")).await.expect("open db");
+    stratus_auth::bootstrap_user(&ds, "admin", "pw", "admin", "admin", false).await.expect("admin");
+    stratus_auth::bootstrap_user(&ds, "demo", "pw", "demo", "member", false).await.expect("demo");
+    stratus_auth::bootstrap_user(&ds, "alt", "pw", "alt", "member", false).await.expect("alt");
+    stratus_auth::bootstrap_user(&ds, "viewer", "pw", "demo", "reader", false).await.expect("viewer");
+    let identity = stratus_auth::Identity::new(ds.clone(), chrono::Duration::hours(1));
+    let token = |user: &'static str, project: &'static str| {
+        let identity = identity.clone();
+        async move {
+            identity
+                .authenticate(user, "pw", stratus_auth::ProjectScope::Name(project.into()))
+                .await
+                .expect("token")
+                .token
+        }
+    };
+    let admin = token("admin", "admin").await;
+    let demo = token("demo", "demo").await;
+    let alt = token("alt", "alt").await;
+    let viewer = token("viewer", "demo").await;
+    let bus: Arc<dyn stratus_bus::Bus> = Arc::new(stratus_bus::InProcessBus::new());
+    let compute = stratus_controller::compute_api::ComputeApi::new(
+        ds.clone(),
+        bus.clone(),
+        stratus_controller::ControllerConfig::default(),
+    );
+    let (volume, _) = crate::volume::test_service(&ds, dir.join("images"));
+    let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.join("images")));
+    let state = AppState { ds, identity, compute, bus, public_url: "http://127.0.0.1:8774".into(), volume, images };
+    Env { state, admin, demo, alt, viewer, _dir: TempDir(dir) }
+}
+
+struct Resp {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("json body")
+    }
+}
+
+async fn call(env: &Env, method: &str, uri: &str, token: Option<&str>, ctype: Option<&str>, body: Vec<u8>) -> Resp {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("x-auth-token", t);
+    }
+    if let Some(c) = ctype {
+        req = req.header("content-type", c);
+    }
+    let resp =
+        crate::router(env.state.clone()).oneshot(req.body(Body::from(body)).expect("request")).await.expect("response");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = to_bytes(resp.into_body(), usize::MAX).await.expect("body");
+    Resp { status, headers, body }
+}
+
+async fn get(env: &Env, uri: &str, token: &str) -> Resp {
+    call(env, "GET", uri, Some(token), None, vec![]).await
+}
+
+async fn post_json(env: &Env, uri: &str, token: &str, body: Value) -> Resp {
+    call(env, "POST", uri, Some(token), Some("application/json"), body.to_string().into_bytes()).await
+}
+
+async fn patch(env: &Env, id: &str, token: &str, ops: Value) -> Resp {
+    let uri = format!("/image/v2/images/{id}");
+    call(
+        env,
+        "PATCH",
+        &uri,
+        Some(token),
+        Some("application/openstack-images-v2.1-json-patch"),
+        ops.to_string().into_bytes(),
+    )
+    .await
+}
+
+async fn create(env: &Env, token: &str, body: Value) -> String {
+    let r = post_json(env, "/image/v2/images", token, body).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    r.json()["id"].as_str().expect("id").to_string()
+}
+
+#[tokio::test]
+async fn image_version_discovery() {
+    let env = env().await;
+    for path in ["/image", "/image/"] {
+        let r = call(&env, "GET", path, None, None, vec![]).await;
+        assert_eq!(r.status, StatusCode::MULTIPLE_CHOICES);
+        let v = r.json();
+        assert_eq!(v["versions"][0]["id"], "v2.16");
+        assert_eq!(v["versions"][0]["status"], "CURRENT");
+        assert_eq!(v["versions"][0]["links"][0]["href"], "http://127.0.0.1:8774/image/v2/");
+        let ids: Vec<&str> = v["versions"].as_array().expect("list").iter().filter_map(|x| x["id"].as_str()).collect();
+        assert!(ids.contains(&"v2.0") && ids.contains(&"v2.1") && ids.contains(&"v2.9"));
+        assert!(v["versions"].as_array().expect("list").iter().skip(1).all(|x| x["status"] == "SUPPORTED"));
+    }
+    let r = call(&env, "GET", "/image/versions", None, None, vec![]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["versions"][0]["id"], "v2.16");
+}
+
+#[tokio::test]
+async fn image_lifecycle_create_upload_show_download_delete() {
+    let env = env().await;
+    let r = post_json(
+        &env,
+        "/image/v2/images",
+        &env.demo,
+        json!({"name": "mine", "disk_format": "qcow2", "container_format": "bare", "min_disk": 1, "tags": ["a", "b"], "hw_disk_bus": "virtio"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let img = r.json();
+    let id = img["id"].as_str().expect("id").to_string();
+    assert_eq!(img["status"], "queued");
+    assert_eq!(img["visibility"], "shared");
+    assert_eq!(img["os_hash_algo"], Value::Null);
+    assert_eq!(img["size"], Value::Null);
+    assert_eq!(img["tags"], json!(["a", "b"]));
+    assert_eq!(img["hw_disk_bus"], "virtio");
+    assert_eq!(img["self"], format!("/v2/images/{id}"));
+    assert_eq!(img["file"], format!("/v2/images/{id}/file"));
+    assert_eq!(img["schema"], "/v2/schemas/image");
+    assert_eq!(img["os_hidden"], false);
+    assert!(img.as_object().expect("object").keys().all(|k| !k.starts_with("stratus:")));
+    let created = img["created_at"].as_str().expect("created_at");
+    assert_eq!(created.len(), 20, "{created}");
+    assert!(created.ends_with('Z'));
+    assert!(r.headers.get("location").is_some());
+
+    // Queued: no data yet.
+    let r = get(&env, &format!("/image/v2/images/{id}/file"), &env.demo).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+
+    // Over axum's default 2 MB body limit.
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let file_uri = format!("/image/v2/images/{id}/file");
+    let r = call(&env, "PUT", &file_uri, Some(&env.demo), Some("application/octet-stream"), data.clone()).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+
+    let r = get(&env, &format!("/image/v2/images/{id}"), &env.demo).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let img = r.json();
+    assert_eq!(img["status"], "active");
+    assert_eq!(img["size"], data.len());
+    assert_eq!(img["checksum"], hex::encode(Md5::digest(&data)));
+    assert_eq!(img["os_hash_algo"], "sha512");
+    assert_eq!(img["os_hash_value"], hex::encode(Sha512::digest(&data)));
+
+    let r = get(&env, &file_uri, &env.demo).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body.as_ref(), data.as_slice());
+    assert_eq!(r.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/octet-stream"));
+    assert_eq!(
+        r.headers.get("content-md5").and_then(|v| v.to_str().ok()),
+        Some(hex::encode(Md5::digest(&data)).as_str())
+    );
+
+    // A second upload conflicts with the active image.
+    let r = call(&env, "PUT", &file_uri, Some(&env.demo), Some("application/octet-stream"), b"x".to_vec()).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+
+    let r = get(&env, "/image/v2/images", &env.demo).await;
+    assert!(r.json()["images"].as_array().expect("list").iter().any(|i| i["id"] == id.as_str()));
+
+    let r = call(&env, "DELETE", &format!("/image/v2/images/{id}"), Some(&env.demo), None, vec![]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert!(!env.state.images.image_dir().join(&id).exists());
+    let r = get(&env, &format!("/image/v2/images/{id}"), &env.demo).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.json()["itemNotFound"]["code"], 404);
+    let r = call(&env, "DELETE", &format!("/image/v2/images/{id}"), Some(&env.demo), None, vec![]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn image_private_image_of_another_project_is_not_found() {
+    let env = env().await;
+    let private = create(&env, &env.alt, json!({"name": "alt-private", "visibility": "private"})).await;
+    let shared = create(&env, &env.alt, json!({"name": "alt-shared"})).await;
+    let community = create(&env, &env.alt, json!({"name": "alt-community", "visibility": "community"})).await;
+    let public = create(&env, &env.admin, json!({"name": "pub", "visibility": "public"})).await;
+    for id in [&private, &shared] {
+        let uri = format!("/image/v2/images/{id}");
+        assert_eq!(get(&env, &uri, &env.demo).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(call(&env, "DELETE", &uri, Some(&env.demo), None, vec![]).await.status, StatusCode::NOT_FOUND);
+        assert_eq!(get(&env, &uri, &env.alt).await.status, StatusCode::OK);
+        assert_eq!(get(&env, &uri, &env.admin).await.status, StatusCode::OK);
+    }
+    assert_eq!(get(&env, &format!("/image/v2/images/{community}"), &env.demo).await.status, StatusCode::OK);
+    assert_eq!(get(&env, &format!("/image/v2/images/{public}"), &env.demo).await.status, StatusCode::OK);
+    // Visible but not ours: may not be changed.
+    let r = call(&env, "DELETE", &format!("/image/v2/images/{public}"), Some(&env.demo), None, vec![]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = patch(&env, &public, &env.demo, json!([{"op": "replace", "path": "/name", "value": "x"}])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let ids = |r: &Resp| -> Vec<String> {
+        r.json()["images"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|i| i["id"].as_str().map(str::to_string))
+            .collect()
+    };
+    let listed = ids(&get(&env, "/image/v2/images", &env.demo).await);
+    assert!(listed.contains(&public));
+    assert!(!listed.contains(&private) && !listed.contains(&shared));
+    assert!(!listed.contains(&community), "community images are listed only on request");
+    let listed = ids(&get(&env, "/image/v2/images?visibility=community", &env.demo).await);
+    assert_eq!(listed, vec![community.clone()]);
+    let listed = ids(&get(&env, "/image/v2/images", &env.admin).await);
+    assert!(listed.contains(&private) && listed.contains(&shared) && listed.contains(&public));
+}
+
+#[tokio::test]
+async fn image_requires_token_and_write_role() {
+    let env = env().await;
+    let r = call(&env, "GET", "/image/v2/images", None, None, vec![]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = call(&env, "GET", "/image/v2/images", Some("bogus"), None, vec![]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = call(&env, "POST", "/image/v2/images", None, Some("application/json"), b"{}".to_vec()).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // A reader sees the project's images but changes nothing.
+    let r = post_json(&env, "/image/v2/images", &env.viewer, json!({"name": "nope"})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.json()["forbidden"]["code"], 403);
+    let id = create(&env, &env.demo, json!({"name": "d", "disk_format": "raw", "container_format": "bare"})).await;
+    let uri = format!("/image/v2/images/{id}");
+    assert_eq!(get(&env, &uri, &env.viewer).await.status, StatusCode::OK);
+    let r =
+        call(&env, "PUT", &format!("{uri}/file"), Some(&env.viewer), Some("application/octet-stream"), b"x".to_vec())
+            .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = patch(&env, &id, &env.viewer, json!([{"op": "replace", "path": "/name", "value": "x"}])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = call(&env, "DELETE", &uri, Some(&env.viewer), None, vec![]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn image_public_visibility_requires_admin() {
+    let env = env().await;
+    let r = post_json(&env, "/image/v2/images", &env.demo, json!({"name": "p", "visibility": "public"})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let id = create(&env, &env.demo, json!({"name": "p", "visibility": "private"})).await;
+    let r = patch(&env, &id, &env.demo, json!([{"op": "replace", "path": "/visibility", "value": "public"}])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = patch(&env, &id, &env.admin, json!([{"op": "replace", "path": "/visibility", "value": "public"}])).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["visibility"], "public");
+    let r = post_json(&env, "/image/v2/images", &env.admin, json!({"name": "p2", "visibility": "public"})).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.json()["visibility"], "public");
+}
+
+#[tokio::test]
+async fn image_bad_values_are_rejected() {
+    let env = env().await;
+    let bad = [
+        json!({"disk_format": "floppy"}),
+        json!({"container_format": "zip"}),
+        json!({"id": "not-a-uuid"}),
+        json!({"visibility": "everyone"}),
+        json!({"min_disk": -1}),
+        json!({"min_ram": "lots"}),
+        json!({"protected": "yes"}),
+        json!({"tags": "a"}),
+        json!({"hw_disk_bus": 5}),
+        json!({"name": "x".repeat(256)}),
+    ];
+    for body in bad {
+        let r = post_json(&env, "/image/v2/images", &env.demo, body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(r.json()["badRequest"]["code"], 400);
+    }
+    let r =
+        call(&env, "POST", "/image/v2/images", Some(&env.demo), Some("application/json"), b"{not json".to_vec()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    for attr in ["status", "size", "checksum", "os_hash_value", "stratus:tags"] {
+        let r = post_json(&env, "/image/v2/images", &env.demo, json!({ attr: "x" })).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{attr}");
+    }
+    let r = post_json(&env, "/image/v2/images", &env.demo, json!({"owner": "someone-else"})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let fixed = "6c1d5f6e-2b43-4c1b-9b8c-1f2e3d4c5b6a";
+    let id = create(&env, &env.demo, json!({"id": fixed, "name": "fixed"})).await;
+    assert_eq!(id, fixed);
+    let r = post_json(&env, "/image/v2/images", &env.demo, json!({"id": fixed})).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+
+    // Data needs formats first, and must be octet-stream.
+    let uri = format!("/image/v2/images/{id}/file");
+    let r = call(&env, "PUT", &uri, Some(&env.demo), Some("application/octet-stream"), b"x".to_vec()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = call(&env, "PUT", &uri, Some(&env.demo), Some("text/plain"), b"x".to_vec()).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[tokio::test]
+async fn image_patch_updates_attributes_and_properties() {
+    let env = env().await;
+    let id = create(&env, &env.demo, json!({"name": "before", "os_distro": "cirros"})).await;
+    let r = patch(
+        &env,
+        &id,
+        &env.demo,
+        json!([
+            {"op": "replace", "path": "/name", "value": "after"},
+            {"op": "replace", "path": "/min_ram", "value": 64},
+            {"op": "add", "path": "/min_disk", "value": 2},
+            {"op": "replace", "path": "/disk_format", "value": "raw"},
+            {"op": "replace", "path": "/container_format", "value": "bare"},
+            {"op": "add", "path": "/hw_qemu_guest_agent", "value": "yes"},
+            {"op": "replace", "path": "/os_distro", "value": "ubuntu"},
+            {"op": "replace", "path": "/protected", "value": true},
+            {"op": "replace", "path": "/tags", "value": ["x"]},
+        ]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let img = r.json();
+    assert_eq!(img["name"], "after");
+    assert_eq!(img["min_ram"], 64);
+    assert_eq!(img["min_disk"], 2);
+    assert_eq!(img["disk_format"], "raw");
+    assert_eq!(img["container_format"], "bare");
+    assert_eq!(img["hw_qemu_guest_agent"], "yes");
+    assert_eq!(img["os_distro"], "ubuntu");
+    assert_eq!(img["protected"], true);
+    assert_eq!(img["tags"], json!(["x"]));
+
+    // Protected images cannot be deleted.
+    let uri = format!("/image/v2/images/{id}");
+    assert_eq!(call(&env, "DELETE", &uri, Some(&env.demo), None, vec![]).await.status, StatusCode::FORBIDDEN);
+
+    let r = patch(
+        &env,
+        &id,
+        &env.demo,
+        json!([{"op": "remove", "path": "/os_distro"}, {"op": "replace", "path": "/protected", "value": false}]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.json().get("os_distro").is_none());
+
+    let r = patch(&env, &id, &env.demo, json!([{"op": "replace", "path": "/nonexistent", "value": "v"}])).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let r = patch(&env, &id, &env.demo, json!([{"op": "remove", "path": "/nonexistent"}])).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let r = patch(&env, &id, &env.demo, json!([{"op": "replace", "path": "/status", "value": "active"}])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = patch(&env, &id, &env.demo, json!([{"op": "remove", "path": "/name"}])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = patch(&env, &id, &env.demo, json!([{"op": "move", "path": "/name"}])).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = patch(&env, &id, &env.demo, json!([{"op": "replace", "path": "/disk_format", "value": "floppy"}])).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = call(&env, "PATCH", &uri, Some(&env.demo), Some("application/json"), b"[]".to_vec()).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // A failed patch changes nothing.
+    let r = patch(
+        &env,
+        &id,
+        &env.demo,
+        json!([{"op": "replace", "path": "/name", "value": "zzz"}, {"op": "replace", "path": "/min_ram", "value": -5}]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(get(&env, &uri, &env.demo).await.json()["name"], "after");
+
+    // Tags by URL.
+    let r = call(&env, "PUT", &format!("{uri}/tags/blue"), Some(&env.demo), None, vec![]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(get(&env, &uri, &env.demo).await.json()["tags"], json!(["x", "blue"]));
+    let r = call(&env, "DELETE", &format!("{uri}/tags/x"), Some(&env.demo), None, vec![]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = call(&env, "DELETE", &format!("{uri}/tags/x"), Some(&env.demo), None, vec![]).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = get(&env, "/image/v2/images?tag=blue", &env.demo).await;
+    assert_eq!(r.json()["images"].as_array().expect("list").len(), 1);
+}
+
+#[tokio::test]
+async fn image_list_filters_and_pagination() {
+    let env = env().await;
+    for i in 0..5 {
+        let disk = if i % 2 == 0 { "qcow2" } else { "raw" };
+        create(&env, &env.demo, json!({"name": format!("img{i}"), "disk_format": disk, "container_format": "bare", "os_type": if i == 3 { "windows" } else { "linux" }})).await;
+    }
+    let r = get(&env, "/image/v2/images?name=img2", &env.demo).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v["images"].as_array().expect("list").len(), 1);
+    assert_eq!(v["schema"], "/v2/schemas/images");
+    assert!(v["first"].as_str().expect("first").starts_with("/v2/images"));
+    assert!(v.get("next").is_none());
+    let r = get(&env, "/image/v2/images?disk_format=raw", &env.demo).await;
+    assert_eq!(r.json()["images"].as_array().expect("list").len(), 2);
+    let r = get(&env, "/image/v2/images?os_type=windows", &env.demo).await;
+    assert_eq!(r.json()["images"][0]["name"], "img3");
+    let r = get(&env, "/image/v2/images?name=in:img1,img4", &env.demo).await;
+    assert_eq!(r.json()["images"].as_array().expect("list").len(), 2);
+    let r = get(&env, "/image/v2/images?status=active", &env.demo).await;
+    assert!(r.json()["images"].as_array().expect("list").is_empty());
+
+    // Pages of two, by name, following `next`.
+    let mut names = Vec::new();
+    let mut uri = "/image/v2/images?limit=2&sort_key=name&sort_dir=asc".to_string();
+    let mut pages = 0;
+    loop {
+        let v = get(&env, &uri, &env.demo).await.json();
+        pages += 1;
+        for i in v["images"].as_array().expect("list") {
+            names.push(i["name"].as_str().expect("name").to_string());
+        }
+        match v["next"].as_str() {
+            Some(next) => {
+                assert!(next.contains("marker="));
+                uri = format!("/image{next}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(names, vec!["img0", "img1", "img2", "img3", "img4"]);
+    let r = get(&env, "/image/v2/images?sort=name:desc&limit=1", &env.demo).await;
+    assert_eq!(r.json()["images"][0]["name"], "img4");
+
+    for bad in ["limit=-1", "limit=x", "marker=nope", "sort_key=bogus", "sort_dir=up", "visibility=x"] {
+        let r = get(&env, &format!("/image/v2/images?{bad}"), &env.demo).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn image_seed_is_idempotent() {
+    let env = env().await;
+    let project = env.state.ds.project_find("admin").await.expect("project").id;
+    let data = b"not really a qcow2".to_vec();
+    let id = env.state.images.seed("cirros", &project, &data).await.expect("seed");
+    let again = env.state.images.seed("cirros", &project, &data).await.expect("seed again");
+    assert_eq!(id, again);
+    let r = get(&env, "/image/v2/images?name=cirros", &env.demo).await;
+    let images = r.json()["images"].as_array().expect("list").clone();
+    assert_eq!(images.len(), 1);
+    let img = &images[0];
+    assert_eq!(img["id"], id.as_str());
+    assert_eq!(img["status"], "active");
+    assert_eq!(img["visibility"], "public");
+    assert_eq!(img["disk_format"], "qcow2");
+    assert_eq!(img["container_format"], "bare");
+    assert_eq!(img["size"], data.len());
+    assert_eq!(img["checksum"], hex::encode(Md5::digest(&data)));
+    let r = get(&env, &format!("/image/v2/images/{id}/file"), &env.demo).await;
+    assert_eq!(r.body.as_ref(), data.as_slice());
+
+    // A private image of the same name elsewhere does not count as the seed.
+    let other = create(&env, &env.demo, json!({"name": "ubuntu", "visibility": "private"})).await;
+    let seeded = env.state.images.seed("ubuntu", &project, b"u").await.expect("seed ubuntu");
+    assert_ne!(seeded, other);
+}
+
+#[tokio::test]
+async fn image_schemas_are_served() {
+    let env = env().await;
+    let r = get(&env, "/image/v2/schemas/image", &env.demo).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v["name"], "image");
+    assert_eq!(v["additionalProperties"]["type"], "string");
+    assert!(v["properties"]["disk_format"]["enum"].as_array().expect("enum").contains(&json!("qcow2")));
+    let r = get(&env, "/image/v2/schemas/images", &env.demo).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["properties"]["images"]["items"]["name"], "image");
+}
