@@ -90,11 +90,8 @@ macro_rules! string_enum {
         }
     };
 }
-/// Shared with the other row-state modules of this crate (e.g. [`crate::image`]).
-pub(crate) use string_enum;
 
-/// Shared with the other vocabulary modules of this crate.
-#[allow(unused_imports)]
+/// Shared with the other row-state modules of this crate (e.g. [`crate::image`]).
 pub(crate) use string_enum;
 
 string_enum!(
