@@ -148,7 +148,7 @@ impl ComputeApi {
             ..Default::default()
         };
         let t = Transition {
-            from_task: if s.task_state.as_deref() == Some("deleting") {
+            from_task: if s.task_state.as_deref() == Some(TaskState::Deleting.as_str()) {
                 Some(Some(TaskState::Deleting))
             } else {
                 t.from_task
@@ -178,7 +178,7 @@ impl ComputeApi {
                 "Policy doesn't allow os_compute_api:os-admin-actions:reset_state to be performed.".into(),
             ));
         }
-        let deleting = s.task_state.as_deref() == Some("deleting");
+        let deleting = s.task_state.as_deref() == Some(TaskState::Deleting.as_str());
         let t = if deleting {
             Transition { from_task: Some(Some(TaskState::Deleting)), vm: Some(state), ..Default::default() }
         } else {

@@ -35,7 +35,10 @@ impl ComputeApi {
         if s.locked && !ctx.is_admin() {
             return Err(ComputeError::Locked { id: id.to_string() });
         }
-        if !force && !self.cfg.reclaim_instance_interval.is_zero() && s.task_state.as_deref() != Some("deleting") {
+        if !force
+            && !self.cfg.reclaim_instance_interval.is_zero()
+            && s.task_state.as_deref() != Some(TaskState::Deleting.as_str())
+        {
             if s.vm_state == VmState::SoftDeleted.as_str() {
                 return Ok(()); // already soft-deleted: forceDelete or reclaim finishes it
             }
