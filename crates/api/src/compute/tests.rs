@@ -78,3 +78,28 @@ fn list_query_is_parsed() {
         Err(RequestError::BadRequest("limit param must be positive".into()))
     );
 }
+
+#[test]
+fn views_follow_the_microversion() {
+    let f = stratus_db::FlavorRow {
+        id: "1".into(),
+        name: "m1.tiny".into(),
+        vcpus: 1,
+        ram_mb: 512,
+        disk_gb: 1,
+        ephemeral_gb: 0,
+        swap_mb: 0,
+        rxtx_factor: 1.0,
+        is_public: true,
+        disabled: false,
+    };
+    let brief = views::flavor("http://c", &f, false);
+    assert!(brief.get("ram").is_none());
+    let full = views::flavor("http://c", &f, true);
+    assert_eq!(full["swap"], json!(""));
+    assert_eq!(full["links"][0]["href"], json!("http://c/compute/v2.1/flavors/1"));
+    let body = views::service_updated("h1", "nova-compute", views::ServiceChangeView::ForcedDown(true));
+    assert_eq!(body, json!({"service": {"host": "h1", "binary": "nova-compute", "forced_down": true}}));
+    let body = views::service_updated("h1", "nova-compute", views::ServiceChangeView::Disabled(Some("r")));
+    assert_eq!(body["service"]["disabled_reason"], json!("r"));
+}
