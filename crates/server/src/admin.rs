@@ -31,8 +31,8 @@ fn admin_only(ctx: &stratus_auth::AuthContext) -> Result<(), ApiError> {
 async fn zombies(State(st): State<AppState>, Auth(ctx): Auth) -> Result<Json<Value>, ApiError> {
     admin_only(&ctx)?;
     let list: Vec<Value> = st
-        .ds
-        .zombie_list(None)
+        .compute
+        .zombie_list()
         .await?
         .into_iter()
         .map(|z| json!({"server_id": z.server_id, "host": z.host, "vcpus": z.vcpus, "ram_mb": z.ram_mb, "disk_gb": z.disk_gb, "reason": z.reason, "created_at": z.created_at}))

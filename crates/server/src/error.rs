@@ -8,6 +8,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use stratus_api::compute::RequestError;
 use stratus_api::image::ImageQueryError;
 use stratus_api::{MicroversionError, keystone_fault, nova_fault};
 use stratus_auth::AuthError;
@@ -138,12 +139,28 @@ impl From<AuthError> for ApiError {
 
 impl From<ComputeError> for ApiError {
     fn from(e: ComputeError) -> Self {
+        use ComputeError as C;
         match e {
-            ComputeError::BadRequest(m) => Self::BadRequest(m),
-            ComputeError::Forbidden(m) | ComputeError::QuotaExceeded(m) => Self::Forbidden(m),
-            ComputeError::NotFound(m) => Self::NotFound(m),
-            ComputeError::Conflict(m) => Self::Conflict(m),
-            ComputeError::Db(e) => e.into(),
+            C::Db(e) => e.into(),
+            e @ C::BadRequest(_) => Self::BadRequest(e.to_string()),
+            // Nova answers quota refusals of the compute API with 403.
+            e @ (C::Forbidden(_) | C::QuotaExceeded(_)) => Self::Forbidden(e.to_string()),
+            e @ (C::NotFound { .. }
+            | C::AttachmentNotFound { .. }
+            | C::DetachNotFound { .. }
+            | C::ActionNotFound { .. }
+            | C::UnknownServiceAction(_)) => Self::NotFound(e.to_string()),
+            e @ (C::Locked { .. } | C::Conflict(_)) => Self::Conflict(e.to_string()),
+        }
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::BadRequest(m) => Self::BadRequest(m),
+            // Nova answers too many metadata items with 403 (a quota).
+            RequestError::MetadataQuota(m) => Self::Forbidden(m),
         }
     }
 }

@@ -1,0 +1,295 @@
+//! `POST /servers/{id}/action`: one serde-tagged enum, one variant per
+//! action key. Body-less actions accept `null` and `{}` (as Nova does); the
+//! others check their argument with Nova's messages. An unknown key is told
+//! apart from a bad argument so the handler can answer "no such action" only
+//! after checking that the server exists.
+
+use super::requests::only_keys;
+use super::{RequestError, ref_id, validate_name};
+use serde::de::{Deserializer, Error as _};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// `os-resetState` targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResetStateTarget {
+    /// `active`.
+    Active,
+    /// `error`.
+    Error,
+}
+
+/// A server action as the client sent it.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub enum ServerAction {
+    /// `os-stop`.
+    #[serde(rename = "os-stop", deserialize_with = "no_body::os_stop")]
+    Stop,
+    /// `os-start`.
+    #[serde(rename = "os-start", deserialize_with = "no_body::os_start")]
+    Start,
+    /// `pause`.
+    #[serde(rename = "pause", deserialize_with = "no_body::pause")]
+    Pause,
+    /// `unpause`.
+    #[serde(rename = "unpause", deserialize_with = "no_body::unpause")]
+    Unpause,
+    /// `suspend`.
+    #[serde(rename = "suspend", deserialize_with = "no_body::suspend")]
+    Suspend,
+    /// `resume`.
+    #[serde(rename = "resume", deserialize_with = "no_body::resume")]
+    Resume,
+    /// `shelve`.
+    #[serde(rename = "shelve", deserialize_with = "no_body::shelve")]
+    Shelve,
+    /// `shelveOffload`.
+    #[serde(rename = "shelveOffload", deserialize_with = "no_body::shelve_offload")]
+    ShelveOffload,
+    /// `unshelve`.
+    #[serde(rename = "unshelve", deserialize_with = "no_body::unshelve")]
+    Unshelve,
+    /// `migrate` (cold, admin).
+    #[serde(rename = "migrate", deserialize_with = "no_body::migrate")]
+    Migrate,
+    /// `confirmResize` (answered 204).
+    #[serde(rename = "confirmResize", deserialize_with = "no_body::confirm_resize")]
+    ConfirmResize,
+    /// `revertResize`.
+    #[serde(rename = "revertResize", deserialize_with = "no_body::revert_resize")]
+    RevertResize,
+    /// `restore` a soft-deleted server.
+    #[serde(rename = "restore", deserialize_with = "no_body::restore")]
+    Restore,
+    /// `forceDelete`.
+    #[serde(rename = "forceDelete", deserialize_with = "no_body::force_delete")]
+    ForceDelete,
+    /// `unlock`.
+    #[serde(rename = "unlock", deserialize_with = "no_body::unlock")]
+    Unlock,
+    /// `lock` (a reason needs 2.73, above what this cloud serves).
+    #[serde(rename = "lock", deserialize_with = "lock")]
+    Lock,
+    /// `reboot {type}`.
+    #[serde(rename = "reboot", deserialize_with = "reboot")]
+    Reboot {
+        /// HARD rather than SOFT.
+        hard: bool,
+    },
+    /// `resize {flavorRef}`.
+    #[serde(rename = "resize", deserialize_with = "resize")]
+    Resize {
+        /// `flavorRef` as given.
+        flavor_ref: String,
+    },
+    /// `evacuate {onSharedStorage, adminPass?}` (the scheduler picks the host).
+    #[serde(rename = "evacuate", deserialize_with = "evacuate")]
+    Evacuate {
+        /// Admin password to return (generated when absent).
+        admin_pass: Option<String>,
+    },
+    /// `createImage {name, metadata?}`.
+    #[serde(rename = "createImage", deserialize_with = "create_image")]
+    CreateImage {
+        /// Snapshot name.
+        name: String,
+        /// Snapshot properties.
+        metadata: BTreeMap<String, String>,
+    },
+    /// `os-resetState {state}` (admin).
+    #[serde(rename = "os-resetState", deserialize_with = "reset_state")]
+    ResetState {
+        /// The vm_state to set.
+        state: ResetStateTarget,
+    },
+}
+
+/// Every action key this cloud knows.
+pub const ACTION_NAMES: &[&str] = &[
+    "os-stop",
+    "os-start",
+    "pause",
+    "unpause",
+    "suspend",
+    "resume",
+    "shelve",
+    "shelveOffload",
+    "unshelve",
+    "migrate",
+    "confirmResize",
+    "revertResize",
+    "restore",
+    "forceDelete",
+    "unlock",
+    "lock",
+    "reboot",
+    "resize",
+    "evacuate",
+    "createImage",
+    "os-resetState",
+];
+
+/// Why an action body was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActionError {
+    /// Not one object with exactly one key, or a bad argument: 400 at once.
+    Invalid(RequestError),
+    /// A well-formed body naming an action this cloud does not know.
+    Unknown(String),
+}
+
+impl ServerAction {
+    /// Parse an action body.
+    pub fn parse(v: &Value) -> Result<Self, ActionError> {
+        let Some(obj) = v.as_object().filter(|o| o.len() == 1) else {
+            return Err(ActionError::Invalid(RequestError::BadRequest(
+                "The action body must be an object with exactly one action key".into(),
+            )));
+        };
+        let Some(key) = obj.keys().next() else {
+            return Err(ActionError::Invalid(RequestError::BadRequest("Missing action".into())));
+        };
+        if !ACTION_NAMES.contains(&key.as_str()) {
+            return Err(ActionError::Unknown(key.clone()));
+        }
+        Self::deserialize(v).map_err(|e| ActionError::Invalid(RequestError::BadRequest(e.to_string())))
+    }
+
+    /// The resize target's flavor id (last segment of a `flavorRef` URL).
+    pub fn flavor_id(flavor_ref: &str) -> &str {
+        ref_id(flavor_ref)
+    }
+}
+
+/// Body-less actions: `null` or `{}`; anything else is Nova's "not of type 'null'".
+mod no_body {
+    use serde::Deserialize;
+    use serde::de::{Deserializer, Error as _};
+    use serde_json::Value;
+
+    fn check<'de, D: Deserializer<'de>>(d: D, name: &str) -> Result<(), D::Error> {
+        let arg = Value::deserialize(d)?;
+        match &arg {
+            Value::Null => Ok(()),
+            Value::Object(o) if o.is_empty() => Ok(()),
+            _ => Err(D::Error::custom(format!(
+                "Invalid input for field/attribute {name}. Value: {arg}. {arg} is not of type 'null'"
+            ))),
+        }
+    }
+
+    macro_rules! no_body {
+        ($($f:ident => $name:literal),* $(,)?) => {$(
+            pub(super) fn $f<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+                check(d, $name)
+            }
+        )*};
+    }
+
+    no_body! {
+        os_stop => "os-stop", os_start => "os-start", pause => "pause", unpause => "unpause",
+        suspend => "suspend", resume => "resume", shelve => "shelve", shelve_offload => "shelveOffload",
+        unshelve => "unshelve", migrate => "migrate", confirm_resize => "confirmResize",
+        revert_resize => "revertResize", restore => "restore", force_delete => "forceDelete", unlock => "unlock",
+    }
+}
+
+fn bad<E: serde::de::Error>(m: impl std::fmt::Display) -> E {
+    E::custom(m)
+}
+
+fn object<'a, E: serde::de::Error>(arg: &'a Value, name: &str) -> Result<&'a serde_json::Map<String, Value>, E> {
+    arg.as_object().ok_or_else(|| bad(format!("Invalid input for field/attribute {name}: it must be an object")))
+}
+
+fn keys<E: serde::de::Error>(o: &serde_json::Map<String, Value>, allowed: &[&str]) -> Result<(), E> {
+    only_keys(o, allowed).map_err(bad)
+}
+
+fn lock<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+    let arg = Value::deserialize(d)?;
+    match &arg {
+        Value::Null => Ok(()),
+        Value::Object(o) if o.is_empty() => Ok(()),
+        _ => Err(bad(format!(
+            "Invalid input for field/attribute lock. Value: {arg}. {arg} is not of type 'null' (locked_reason needs microversion 2.73; this cloud serves up to {})",
+            crate::MAX_COMPUTE
+        ))),
+    }
+}
+
+fn reboot<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    let arg = Value::deserialize(d)?;
+    let ty = arg
+        .get("type")
+        .and_then(|t| t.as_str())
+        .ok_or_else(|| bad("Invalid input for field/attribute reboot. 'type' is a required property"))?;
+    match ty.to_ascii_uppercase().as_str() {
+        "SOFT" => Ok(false),
+        "HARD" => Ok(true),
+        _ => Err(bad(format!(
+            "Invalid input for field/attribute type. Value: {ty}. '{ty}' is not one of ['HARD', 'Hard', 'hard', 'SOFT', 'Soft', 'soft']"
+        ))),
+    }
+}
+
+fn resize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let arg = Value::deserialize(d)?;
+    let o = object(&arg, "resize")?;
+    keys(o, &["flavorRef", "OS-DCF:diskConfig"])?;
+    match o.get("flavorRef") {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        _ => Err(bad("Invalid input for field/attribute resize. 'flavorRef' is a required property")),
+    }
+}
+
+fn evacuate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let arg = Value::deserialize(d)?;
+    let o = object(&arg, "evacuate")?;
+    keys(o, &["host", "adminPass", "onSharedStorage"])?;
+    if !o.get("onSharedStorage").is_some_and(|v| v.is_boolean()) {
+        return Err(bad("Invalid input for field/attribute evacuate. 'onSharedStorage' is a required property"));
+    }
+    if o.get("host").is_some() {
+        return Err(bad("Choosing the destination host is not supported; the scheduler picks it."));
+    }
+    Ok(o.get("adminPass").and_then(|p| p.as_str()).map(str::to_string))
+}
+
+fn create_image<'de, D: Deserializer<'de>>(d: D) -> Result<(String, BTreeMap<String, String>), D::Error> {
+    let arg = Value::deserialize(d)?;
+    let o = object(&arg, "createImage")?;
+    keys(o, &["name", "metadata"])?;
+    let name = o
+        .get("name")
+        .and_then(|n| n.as_str())
+        .ok_or_else(|| bad("Invalid input for field/attribute createImage. 'name' is a required property"))?;
+    validate_name(name, "name").map_err(bad)?;
+    let mut metadata = BTreeMap::new();
+    if let Some(m) = o.get("metadata") {
+        let m = m.as_object().ok_or_else(|| bad("Invalid input for field/attribute metadata: it must be an object"))?;
+        for (k, v) in m {
+            let v = v.as_str().ok_or_else(|| {
+                bad(format!("Invalid input for field/attribute metadata. Value of {k} is not a string"))
+            })?;
+            metadata.insert(k.clone(), v.to_string());
+        }
+    }
+    Ok((name.to_string(), metadata))
+}
+
+fn reset_state<'de, D: Deserializer<'de>>(d: D) -> Result<ResetStateTarget, D::Error> {
+    let arg = Value::deserialize(d)?;
+    let state = arg.get("state").and_then(|s| s.as_str()).ok_or_else(|| {
+        D::Error::custom("Invalid input for field/attribute os-resetState. 'state' is a required property")
+    })?;
+    match state {
+        "active" => Ok(ResetStateTarget::Active),
+        "error" => Ok(ResetStateTarget::Error),
+        _ => Err(bad(format!(
+            "Invalid input for field/attribute state. Value: {state}. '{state}' is not one of ['active', 'error']"
+        ))),
+    }
+}

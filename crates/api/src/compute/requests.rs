@@ -1,0 +1,407 @@
+//! Compute API v2.1 request bodies. Unknown keys are refused where Nova's
+//! JSON schemas set `additionalProperties: false`, so typos give a 400
+//! instead of being silently ignored. Each body has a checked form
+//! ([`ServerCreate`], [`ServerUpdate`], [`VolumeAttach`]) built with Nova's
+//! messages; what needs the datastore is checked by the compute service.
+
+use super::{RequestError, ref_id, truthy, validate_name};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// `POST /servers` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServerRequest {
+    /// The server to create.
+    pub server: CreateServer,
+    /// Scheduler hints (accepted, ignored: one cell, no affinity groups).
+    #[serde(rename = "OS-SCH-HNT:scheduler_hints", default)]
+    #[schema(value_type = Object)]
+    pub scheduler_hints: Option<Value>,
+    /// Scheduler hints under the key newer clients send (accepted, ignored).
+    #[serde(rename = "os:scheduler_hints", default)]
+    #[schema(value_type = Object)]
+    pub os_scheduler_hints: Option<Value>,
+}
+
+/// The `server` object of a create request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServer {
+    /// Display name, 1..255 characters.
+    pub name: String,
+    /// Image id (or an image URL whose last segment is the id).
+    #[serde(rename = "imageRef", default)]
+    pub image_ref: Option<String>,
+    /// Flavor id (or a flavor URL).
+    #[serde(rename = "flavorRef")]
+    #[schema(value_type = String)]
+    pub flavor_ref: Value,
+    /// `auto`, `none`, or a list of `{uuid|port|fixed_ip}`.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub networks: Option<Value>,
+    /// String to string metadata.
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, Value>>,
+    /// Number of servers to create at least.
+    #[serde(default)]
+    pub min_count: Option<Value>,
+    /// Number of servers to create at most.
+    #[serde(default)]
+    pub max_count: Option<Value>,
+    /// Return only the reservation id.
+    #[serde(default)]
+    pub return_reservation_id: Option<Value>,
+    /// Admin password (generated when absent).
+    #[serde(rename = "adminPass", default)]
+    pub admin_pass: Option<String>,
+    /// Key pair name.
+    #[serde(default)]
+    pub key_name: Option<String>,
+    /// Availability zone.
+    #[serde(default)]
+    pub availability_zone: Option<String>,
+    /// Base64 user data.
+    #[serde(default)]
+    pub user_data: Option<String>,
+    /// Security groups by name (accepted; one implicit group).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub security_groups: Option<Value>,
+    /// Config drive flag.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub config_drive: Option<Value>,
+    /// Disk config (`AUTO`/`MANUAL`).
+    #[serde(rename = "OS-DCF:diskConfig", default)]
+    pub disk_config: Option<String>,
+    /// Access IPv4 address.
+    #[serde(rename = "accessIPv4", default)]
+    pub access_ipv4: Option<String>,
+    /// Access IPv6 address.
+    #[serde(rename = "accessIPv6", default)]
+    pub access_ipv6: Option<String>,
+    /// Files to inject (legacy, accepted and ignored below 2.57).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub personality: Option<Value>,
+    /// Block device mappings (volumes arrive with the volumes work).
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub block_device_mapping_v2: Option<Value>,
+    /// Legacy block device mapping.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub block_device_mapping: Option<Value>,
+}
+
+/// `PUT /os-services/{id}` body (2.53+) or the legacy enable/disable bodies.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateServiceRequest {
+    /// `enabled` or `disabled`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Why it was disabled.
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+    /// Force the service down (2.11+).
+    #[serde(default)]
+    pub forced_down: Option<bool>,
+    /// Host (legacy body).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Binary (legacy body).
+    #[serde(default)]
+    pub binary: Option<String>,
+}
+
+/// `networks` of a create request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Networks {
+    /// `auto` (or absent): one fixed IP on the default network.
+    Auto,
+    /// `none`: no network.
+    None,
+    /// A list of `{uuid|port|fixed_ip}` (an empty list means no network).
+    List(Vec<Value>),
+}
+
+impl Networks {
+    /// Parse `networks` as Nova's schema allows it.
+    pub fn parse(v: Option<&Value>) -> Result<Self, RequestError> {
+        match v {
+            None => Ok(Self::Auto),
+            Some(Value::String(x)) if x == "auto" => Ok(Self::Auto),
+            Some(Value::String(x)) if x == "none" => Ok(Self::None),
+            Some(Value::Array(a)) => Ok(Self::List(a.clone())),
+            Some(other) => Err(RequestError::BadRequest(format!(
+                "Invalid input for field/attribute networks. Value: {other}. It must be 'auto', 'none' or a list"
+            ))),
+        }
+    }
+
+    /// Does the server get a port?
+    pub fn allocates(&self) -> bool {
+        match self {
+            Self::Auto => true,
+            Self::None => false,
+            Self::List(l) => !l.is_empty(),
+        }
+    }
+}
+
+/// One `block_device_mapping_v2` entry. Read leniently, as Nova's schema
+/// does for these keys (numbers may arrive as strings; unknown keys ignored).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockDeviceMappingV2 {
+    /// `source_type` (empty when absent).
+    pub source_type: String,
+    /// `destination_type` (`local` when absent).
+    pub destination_type: String,
+    /// `uuid` of the image or volume.
+    pub uuid: Option<String>,
+    /// `boot_index`.
+    pub boot_index: Option<i64>,
+    /// `delete_on_termination`.
+    pub delete_on_termination: bool,
+    /// `volume_size` GiB.
+    pub volume_size: Option<i64>,
+}
+
+fn int_or_string(v: Option<&Value>) -> Option<i64> {
+    match v {
+        Some(Value::Number(n)) => n.as_i64(),
+        Some(Value::String(x)) => x.parse().ok(),
+        _ => None,
+    }
+}
+
+impl BlockDeviceMappingV2 {
+    /// Read one entry.
+    pub fn from_value(b: &Value) -> Self {
+        Self {
+            source_type: b.get("source_type").and_then(|v| v.as_str()).unwrap_or("").to_string(),
+            destination_type: b.get("destination_type").and_then(|v| v.as_str()).unwrap_or("local").to_string(),
+            uuid: b.get("uuid").and_then(|v| v.as_str()).map(str::to_string),
+            boot_index: int_or_string(b.get("boot_index")),
+            delete_on_termination: match b.get("delete_on_termination") {
+                Some(Value::Bool(v)) => *v,
+                Some(Value::String(x)) => truthy(x),
+                _ => false,
+            },
+            volume_size: int_or_string(b.get("volume_size")),
+        }
+    }
+}
+
+/// A create request whose shape is valid; what needs the datastore (image,
+/// flavor, volumes) is the compute service's to check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerCreate {
+    /// Name.
+    pub name: String,
+    /// Image id from `imageRef` (last URL segment), if not empty.
+    pub image_ref: Option<String>,
+    /// `flavorRef` as given.
+    pub flavor_ref: String,
+    /// Flavor id from `flavorRef` (last URL segment).
+    pub flavor_id: String,
+    /// `block_device_mapping_v2`.
+    pub block_devices: Vec<BlockDeviceMappingV2>,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Key pair name.
+    pub key_name: Option<String>,
+    /// Availability zone (`nova` or absent).
+    pub availability_zone: Option<String>,
+    /// Networks.
+    pub networks: Networks,
+    /// How many servers (`max_count`, at least `min_count`).
+    pub count: u32,
+    /// Admin password given by the client.
+    pub admin_pass: Option<String>,
+    /// Answer with the reservation id only.
+    pub return_reservation_id: bool,
+}
+
+fn count_param(v: &Option<Value>, name: &str) -> Result<Option<u32>, RequestError> {
+    let bad = |what: String| RequestError::BadRequest(format!("Invalid input for field/attribute {name}. {what}"));
+    match v {
+        None => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .filter(|n| *n >= 1 && *n <= 1000)
+            .map(|n| Some(n as u32))
+            .ok_or_else(|| bad(format!("Value: {n}. It must be an integer between 1 and 1000"))),
+        Some(Value::String(s)) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n >= 1 && *n <= 1000)
+            .map(Some)
+            .ok_or_else(|| bad(format!("Value: {s}. It must be an integer between 1 and 1000"))),
+        Some(other) => Err(bad(format!("Value: {other}. It is not an integer"))),
+    }
+}
+
+fn check_metadata(m: Option<BTreeMap<String, Value>>) -> Result<BTreeMap<String, String>, RequestError> {
+    let mut metadata = BTreeMap::new();
+    for (k, v) in m.unwrap_or_default() {
+        if k.is_empty() || k.chars().count() > 255 {
+            return Err(RequestError::BadRequest(
+                "Invalid input for field/attribute metadata. Metadata keys must be 1 to 255 characters long".into(),
+            ));
+        }
+        let Value::String(v) = v else {
+            return Err(RequestError::BadRequest(format!(
+                "Invalid input for field/attribute metadata. Value of {k} is not a string"
+            )));
+        };
+        if v.chars().count() > 255 {
+            return Err(RequestError::BadRequest(format!(
+                "Invalid input for field/attribute metadata. Value of {k} is longer than 255 characters"
+            )));
+        }
+        metadata.insert(k, v);
+    }
+    if metadata.len() > 128 {
+        return Err(RequestError::MetadataQuota(
+            "Quota exceeded for metadata_items: Requested more than 128 items".into(),
+        ));
+    }
+    Ok(metadata)
+}
+
+impl CreateServerRequest {
+    /// Check the body's shape with Nova's messages.
+    pub fn check(self) -> Result<ServerCreate, RequestError> {
+        let s = self.server;
+        validate_name(&s.name, "name")?;
+        let mut block_devices = Vec::new();
+        if let Some(bdms) = &s.block_device_mapping_v2 {
+            let Some(list) = bdms.as_array() else {
+                return Err(RequestError::BadRequest(
+                    "Invalid input for field/attribute block_device_mapping_v2: it must be a list".into(),
+                ));
+            };
+            block_devices = list.iter().map(BlockDeviceMappingV2::from_value).collect();
+        }
+        if s.block_device_mapping.is_some() {
+            return Err(RequestError::BadRequest(
+                "Legacy block_device_mapping is not supported; use block_device_mapping_v2.".into(),
+            ));
+        }
+        let flavor_ref = match &s.flavor_ref {
+            Value::String(x) => x.clone(),
+            Value::Number(n) => n.to_string(),
+            other => {
+                return Err(RequestError::BadRequest(format!(
+                    "Invalid input for field/attribute flavorRef. Value: {other}. It must be a string or an integer"
+                )));
+            }
+        };
+        let metadata = check_metadata(s.metadata)?;
+        let networks = Networks::parse(s.networks.as_ref())?;
+        let min = count_param(&s.min_count, "min_count")?.unwrap_or(1);
+        let max = count_param(&s.max_count, "max_count")?.unwrap_or(min);
+        if min > max {
+            return Err(RequestError::BadRequest("min_count must be <= max_count".into()));
+        }
+        if let Some(az) = &s.availability_zone
+            && az != "nova"
+        {
+            return Err(RequestError::BadRequest(format!("The requested availability zone is not available: {az}")));
+        }
+        let return_reservation_id = matches!(s.return_reservation_id, Some(Value::Bool(true)))
+            || matches!(&s.return_reservation_id, Some(Value::String(x)) if truthy(x));
+        Ok(ServerCreate {
+            name: s.name,
+            image_ref: s.image_ref.as_deref().map(ref_id).filter(|r| !r.is_empty()).map(str::to_string),
+            flavor_id: ref_id(&flavor_ref).to_string(),
+            flavor_ref,
+            block_devices,
+            metadata,
+            key_name: s.key_name,
+            availability_zone: s.availability_zone,
+            networks,
+            count: max,
+            admin_pass: s.admin_pass,
+            return_reservation_id,
+        })
+    }
+}
+
+/// `PUT /servers/{id}` body: only `name` is stored; the other keys Nova's
+/// schema allows are accepted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerUpdate {
+    /// New name.
+    pub name: Option<String>,
+}
+
+impl ServerUpdate {
+    /// Parse `{"server": {...}}` with Nova's messages.
+    pub fn parse(v: &Value) -> Result<Self, RequestError> {
+        let Some(obj) = v.get("server").and_then(|s| s.as_object()) else {
+            return Err(RequestError::BadRequest("Invalid input: a 'server' object is required".into()));
+        };
+        for k in obj.keys() {
+            if !matches!(k.as_str(), "name" | "accessIPv4" | "accessIPv6" | "OS-DCF:diskConfig") {
+                return Err(RequestError::BadRequest(format!(
+                    "Additional properties are not allowed ('{k}' was unexpected)"
+                )));
+            }
+        }
+        let name = match obj.get("name") {
+            None => None,
+            Some(name) => {
+                let Some(name) = name.as_str() else {
+                    return Err(RequestError::BadRequest(
+                        "Invalid input for field/attribute name: it must be a string".into(),
+                    ));
+                };
+                validate_name(name, "name")?;
+                Some(name.to_string())
+            }
+        };
+        Ok(Self { name })
+    }
+}
+
+/// `POST /servers/{id}/os-volume_attachments` body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VolumeAttach {
+    /// The volume (a UUID).
+    pub volume_id: String,
+    /// Requested device (accepted; the next free one is used).
+    pub device: Option<String>,
+}
+
+impl VolumeAttach {
+    /// Parse `{"volumeAttachment": {"volumeId", "device"?}}` with Nova's messages.
+    pub fn parse(v: &Value) -> Result<Self, RequestError> {
+        let Some(o) = v.get("volumeAttachment").and_then(|x| x.as_object()) else {
+            return Err(RequestError::BadRequest("Invalid input: 'volumeAttachment' is a required property".into()));
+        };
+        only_keys(o, &["volumeId", "device"])?;
+        let Some(vol) = o.get("volumeId").and_then(|x| x.as_str()).filter(|x| uuid::Uuid::parse_str(x).is_ok()) else {
+            return Err(RequestError::BadRequest(
+                "Invalid input for field/attribute volumeId: a volume UUID is required".into(),
+            ));
+        };
+        Ok(Self { volume_id: vol.to_string(), device: o.get("device").and_then(|d| d.as_str()).map(str::to_string) })
+    }
+}
+
+/// Refuse keys outside `allowed` (Nova's `additionalProperties: false`).
+pub(crate) fn only_keys(o: &Map<String, Value>, allowed: &[&str]) -> Result<(), RequestError> {
+    match o.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => {
+            Err(RequestError::BadRequest(format!("Additional properties are not allowed ('{k}' was unexpected)")))
+        }
+        None => Ok(()),
+    }
+}

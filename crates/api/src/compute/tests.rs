@@ -1,0 +1,105 @@
+use super::*;
+use serde_json::json;
+
+#[test]
+fn body_less_actions_take_null_or_empty_object() {
+    assert_eq!(ServerAction::parse(&json!({"pause": null})), Ok(ServerAction::Pause));
+    assert_eq!(ServerAction::parse(&json!({"os-stop": {}})), Ok(ServerAction::Stop));
+    assert_eq!(ServerAction::parse(&json!({"lock": {}})), Ok(ServerAction::Lock));
+    assert_eq!(
+        ServerAction::parse(&json!({"pause": 1})),
+        Err(actions::ActionError::Invalid(RequestError::BadRequest(
+            "Invalid input for field/attribute pause. Value: 1. 1 is not of type 'null'".into()
+        )))
+    );
+    assert_eq!(
+        ServerAction::parse(&json!({"shelveOffload": {"x": 1}})),
+        Err(actions::ActionError::Invalid(RequestError::BadRequest(
+            "Invalid input for field/attribute shelveOffload. Value: {\"x\":1}. {\"x\":1} is not of type 'null'".into()
+        )))
+    );
+}
+
+#[test]
+fn actions_with_arguments_keep_novas_messages() {
+    assert_eq!(ServerAction::parse(&json!({"reboot": {"type": "hard"}})), Ok(ServerAction::Reboot { hard: true }));
+    assert_eq!(
+        ServerAction::parse(&json!({"reboot": {}})),
+        Err(actions::ActionError::Invalid(RequestError::BadRequest(
+            "Invalid input for field/attribute reboot. 'type' is a required property".into()
+        )))
+    );
+    assert_eq!(
+        ServerAction::parse(&json!({"resize": {"flavorRef": 2}})),
+        Ok(ServerAction::Resize { flavor_ref: "2".into() })
+    );
+    assert_eq!(
+        ServerAction::parse(&json!({"createImage": {"name": "snap", "metadata": {"a": "b"}}})),
+        Ok(ServerAction::CreateImage { name: "snap".into(), metadata: [("a".to_string(), "b".to_string())].into() })
+    );
+    assert_eq!(
+        ServerAction::parse(&json!({"evacuate": {"onSharedStorage": false}})),
+        Ok(ServerAction::Evacuate { admin_pass: None })
+    );
+    assert_eq!(
+        ServerAction::parse(&json!({"os-resetState": {"state": "error"}})),
+        Ok(ServerAction::ResetState { state: ResetStateTarget::Error })
+    );
+    assert_eq!(
+        ServerAction::parse(&json!({"frobnicate": null})),
+        Err(actions::ActionError::Unknown("frobnicate".into()))
+    );
+    assert!(matches!(ServerAction::parse(&json!({"a": null, "b": null})), Err(actions::ActionError::Invalid(_))));
+}
+
+#[test]
+fn create_body_is_checked_in_shape() {
+    let req: CreateServerRequest = serde_json::from_value(json!({"server": {
+        "name": "vm", "imageRef": "http://x/images/abc", "flavorRef": 1, "networks": "none",
+        "block_device_mapping_v2": [{"source_type": "volume", "destination_type": "volume", "uuid": "u", "boot_index": "0"}]
+    }, "os:scheduler_hints": {"group": "g"}}))
+    .expect("body");
+    let c = req.check().expect("valid");
+    assert_eq!(c.image_ref.as_deref(), Some("abc"));
+    assert_eq!(c.flavor_id, "1");
+    assert_eq!(c.networks, Networks::None);
+    assert_eq!(c.block_devices[0].boot_index, Some(0));
+    assert_eq!(c.count, 1);
+}
+
+#[test]
+fn list_query_is_parsed() {
+    let q = ServerListQuery::parse(Some("name=a%20b&limit=5000&all_tenants")).expect("query");
+    assert_eq!(q.name.as_deref(), Some("a b"));
+    assert_eq!(q.limit, Some(1000));
+    assert!(q.all_tenants);
+    assert_eq!(
+        ServerListQuery::parse(Some("limit=-1")),
+        Err(RequestError::BadRequest("limit param must be positive".into()))
+    );
+}
+
+#[test]
+fn views_follow_the_microversion() {
+    let f = stratus_db::FlavorRow {
+        id: "1".into(),
+        name: "m1.tiny".into(),
+        vcpus: 1,
+        ram_mb: 512,
+        disk_gb: 1,
+        ephemeral_gb: 0,
+        swap_mb: 0,
+        rxtx_factor: 1.0,
+        is_public: true,
+        disabled: false,
+    };
+    let brief = views::flavor("http://c", &f, false);
+    assert!(brief.get("ram").is_none());
+    let full = views::flavor("http://c", &f, true);
+    assert_eq!(full["swap"], json!(""));
+    assert_eq!(full["links"][0]["href"], json!("http://c/compute/v2.1/flavors/1"));
+    let body = views::service_updated("h1", "nova-compute", views::ServiceChangeView::ForcedDown(true));
+    assert_eq!(body, json!({"service": {"host": "h1", "binary": "nova-compute", "forced_down": true}}));
+    let body = views::service_updated("h1", "nova-compute", views::ServiceChangeView::Disabled(Some("r")));
+    assert_eq!(body["service"]["disabled_reason"], json!("r"));
+}

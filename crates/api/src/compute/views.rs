@@ -1,0 +1,263 @@
+//! Pure view builders: rows rendered as the api-ref shows them at the
+//! negotiated microversion. Keys introduced by a later microversion are not
+//! emitted below it (strict clients validate with schemas that forbid extra
+//! keys). `public` is the cloud's externally visible base URL.
+
+use crate::{MAX_COMPUTE, MIN_COMPUTE, Microversion};
+use serde_json::{Map, Value, json};
+use stratus_db::{
+    ActionRow, AttachmentRow, EventRow, FlavorRow, PortRow, QuotaLimits, QuotaUsage, ServerRow, ServiceRow, parse_ts,
+};
+use stratus_types::{PowerState, VmState, api_status};
+
+/// The v2.1 version object (`GET /compute`, `GET /compute/v2.1`).
+pub fn version_object(public: &str) -> Value {
+    json!({
+        "id": "v2.1",
+        "status": "CURRENT",
+        "version": MAX_COMPUTE.to_string(),
+        "min_version": MIN_COMPUTE.to_string(),
+        "updated": "2013-07-23T11:33:21Z",
+        "links": [{"rel": "self", "href": format!("{public}/compute/v2.1/")}],
+        "media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2.1"}],
+    })
+}
+
+/// `self` and `bookmark` links of a resource at `path`.
+pub fn link(public: &str, path: &str) -> Value {
+    json!([
+        {"rel": "self", "href": format!("{public}/compute/v2.1/{path}")},
+        {"rel": "bookmark", "href": format!("{public}/compute/{path}")},
+    ])
+}
+
+/// A stored timestamp as Nova shows it (seconds, `Z`).
+pub fn iso(s: &str) -> String {
+    parse_ts(s).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_else(|_| s.to_string())
+}
+
+/// A stored timestamp as Nova shows it (microseconds, no zone).
+pub fn iso_micro(s: &str) -> String {
+    parse_ts(s).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()).unwrap_or_else(|_| s.to_string())
+}
+
+/// A flavor, in the index (`detail == false`) or detailed form.
+pub fn flavor(public: &str, f: &FlavorRow, detail: bool) -> Value {
+    let mut v = json!({"id": f.id, "name": f.name, "links": link(public, &format!("flavors/{}", f.id))});
+    if detail && let Some(m) = v.as_object_mut() {
+        m.insert("ram".into(), json!(f.ram_mb));
+        m.insert("disk".into(), json!(f.disk_gb));
+        m.insert("vcpus".into(), json!(f.vcpus));
+        m.insert("swap".into(), if f.swap_mb == 0 { json!("") } else { json!(f.swap_mb) });
+        m.insert("rxtx_factor".into(), json!(f.rxtx_factor));
+        m.insert("OS-FLV-EXT-DATA:ephemeral".into(), json!(f.ephemeral_gb));
+        m.insert("OS-FLV-DISABLED:disabled".into(), json!(f.disabled));
+        m.insert("os-flavor-access:is_public".into(), json!(f.is_public));
+    }
+    v
+}
+
+/// A server in the index form (id, name, links).
+pub fn server_brief(public: &str, s: &ServerRow) -> Value {
+    json!({"id": s.id, "name": s.name, "links": link(public, &format!("servers/{}", s.id))})
+}
+
+/// A server as the api-ref shows it at `mv`; `admin` adds the admin-only
+/// attributes and fault details.
+pub fn server(
+    public: &str,
+    s: &ServerRow,
+    ports: &[&PortRow],
+    volumes: &[String],
+    admin: bool,
+    mv: Microversion,
+) -> Value {
+    let vm: VmState = s.vm().unwrap_or(VmState::Error);
+    let task = s.task().ok().flatten();
+    let status = api_status(vm, task);
+    let mut addresses = Map::new();
+    for p in ports {
+        let entry = addresses.entry(p.network.clone()).or_insert_with(|| json!([]));
+        if let Some(a) = entry.as_array_mut() {
+            a.push(json!({"version": 4, "addr": p.ip, "OS-EXT-IPS:type": "fixed", "OS-EXT-IPS-MAC:mac_addr": p.mac}));
+        }
+    }
+    let host_id = s.host.as_ref().map(|h| {
+        use sha2::{Digest, Sha224};
+        hex::encode(Sha224::digest(format!("{}{}", s.project_id, h).as_bytes()))
+    });
+    let metadata: Value = serde_json::from_str(&s.metadata).unwrap_or_else(|_| json!({}));
+    let image = match &s.image_id {
+        Some(i) => json!({"id": i, "links": [{"rel": "bookmark", "href": format!("{public}/compute/images/{i}")}]}),
+        None => json!(""),
+    };
+    let mut v = json!({
+        "id": s.id,
+        "name": s.name,
+        "status": status,
+        "tenant_id": s.project_id,
+        "user_id": s.user_id,
+        "metadata": metadata,
+        "hostId": host_id.unwrap_or_default(),
+        "image": image,
+        "flavor": {"id": s.flavor_id, "links": [{"rel": "bookmark", "href": format!("{public}/compute/flavors/{}", s.flavor_id)}]},
+        "created": iso(&s.created_at),
+        "updated": iso(&s.updated_at),
+        "addresses": addresses,
+        "accessIPv4": "",
+        "accessIPv6": "",
+        "links": link(public, &format!("servers/{}", s.id)),
+        "OS-DCF:diskConfig": "MANUAL",
+        "OS-EXT-AZ:availability_zone": s.availability_zone.clone().unwrap_or_else(|| "nova".into()),
+        "config_drive": "",
+        "key_name": s.key_name,
+        "OS-SRV-USG:launched_at": s.launched_at.as_deref().map(iso_micro),
+        "OS-SRV-USG:terminated_at": s.terminated_at.as_deref().map(iso_micro),
+        "OS-EXT-STS:task_state": s.task_state,
+        "OS-EXT-STS:vm_state": s.vm_state,
+        "OS-EXT-STS:power_state": PowerState::from_code(s.power_state).code(),
+        "os-extended-volumes:volumes_attached": volumes.iter().map(|v| json!({"id": v})).collect::<Vec<_>>(),
+    });
+    let Some(m) = v.as_object_mut() else { return v };
+    if matches!(status, "ACTIVE" | "BUILD" | "REBUILD" | "RESIZE" | "VERIFY_RESIZE" | "MIGRATING") {
+        m.insert("progress".into(), json!(s.progress));
+    }
+    if !ports.is_empty() {
+        m.insert("security_groups".into(), json!([{"name": "default"}]));
+    }
+    if admin {
+        m.insert("OS-EXT-SRV-ATTR:host".into(), json!(s.host));
+        m.insert("OS-EXT-SRV-ATTR:hypervisor_hostname".into(), json!(s.host));
+        m.insert("OS-EXT-SRV-ATTR:instance_name".into(), json!(format!("instance-{}", &s.id[..8])));
+        if mv.at_least(3) {
+            m.insert("OS-EXT-SRV-ATTR:reservation_id".into(), json!(s.reservation_id));
+            m.insert("OS-EXT-SRV-ATTR:launch_index".into(), json!(0));
+            m.insert("OS-EXT-SRV-ATTR:hostname".into(), json!(s.hostname));
+            m.insert("OS-EXT-SRV-ATTR:kernel_id".into(), json!(""));
+            m.insert("OS-EXT-SRV-ATTR:ramdisk_id".into(), json!(""));
+            m.insert("OS-EXT-SRV-ATTR:root_device_name".into(), json!("/dev/vda"));
+            m.insert("OS-EXT-SRV-ATTR:user_data".into(), Value::Null);
+        }
+    }
+    if mv.at_least(9) {
+        m.insert("locked".into(), json!(s.locked));
+    }
+    if matches!(status, "ERROR" | "DELETED")
+        && let Some(f) = s.fault.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok())
+    {
+        let created = f["created"].as_str().map(iso).unwrap_or_default();
+        let mut fault = json!({"code": f["code"], "message": f["message"], "created": created});
+        if admin {
+            fault["details"] = json!(f["message"]);
+        }
+        m.insert("fault".into(), fault);
+    }
+    v
+}
+
+/// The `servers_links` of a full page (`limit` rows returned), or none.
+pub fn servers_links(public: &str, rows: &[ServerRow], limit: Option<i64>, detail: bool) -> Option<Value> {
+    let l = limit?;
+    let last = rows.last()?;
+    if rows.len() as i64 != l {
+        return None;
+    }
+    let path = if detail { "servers/detail" } else { "servers" };
+    Some(json!([{"rel": "next", "href": format!("{public}/compute/v2.1/{path}?limit={l}&marker={}", last.id)}]))
+}
+
+/// The `202` body of a server create.
+pub fn server_created(public: &str, id: &str, admin_pass: &str, with_network: bool) -> Value {
+    let mut body = json!({"server": {
+        "id": id,
+        "links": link(public, &format!("servers/{id}")),
+        "OS-DCF:diskConfig": "MANUAL",
+        "adminPass": admin_pass,
+    }});
+    if with_network {
+        body["server"]["security_groups"] = json!([{"name": "default"}]);
+    }
+    body
+}
+
+/// A volume attachment of a server.
+pub fn attachment(a: &AttachmentRow) -> Value {
+    json!({"device": a.mountpoint, "id": a.volume_id, "serverId": a.server_id, "volumeId": a.volume_id})
+}
+
+/// An instance action (without events).
+pub fn instance_action(a: &ActionRow) -> Value {
+    json!({"action": a.action, "instance_uuid": a.server_id, "message": a.message, "project_id": a.project_id, "request_id": a.request_id, "start_time": iso_micro(&a.start_time), "user_id": a.user_id})
+}
+
+/// An instance action with its events; below 2.51 only admins see events
+/// (Nova policy `os-instance-actions:events`).
+pub fn instance_action_with_events(a: &ActionRow, events: &[EventRow], admin: bool) -> Value {
+    let mut body = instance_action(a);
+    if admin {
+        body["events"] = Value::Array(
+            events
+                .iter()
+                .map(|e| json!({"event": e.event, "start_time": iso_micro(&e.start_time), "finish_time": e.finish_time.as_deref().map(iso_micro), "result": e.result, "traceback": e.details}))
+                .collect(),
+        );
+    }
+    body
+}
+
+/// A compute service; `forced_down` from 2.11.
+pub fn service(s: &ServiceRow, up: bool, mv: Microversion) -> Value {
+    let mut v = json!({
+        "id": s.id,
+        "binary": s.binary,
+        "host": s.host,
+        "zone": s.zone,
+        "status": if s.disabled { "disabled" } else { "enabled" },
+        "state": if up { "up" } else { "down" },
+        "updated_at": iso_micro(&s.updated_at),
+        "disabled_reason": s.disabled_reason,
+    });
+    if mv.at_least(11) {
+        v["forced_down"] = json!(s.forced_down);
+    }
+    v
+}
+
+/// What a legacy `os-services` update changed, as the response shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServiceChangeView<'a> {
+    /// `enable`.
+    Enabled,
+    /// `disable` / `disable-log-reason`.
+    Disabled(Option<&'a str>),
+    /// `force-down`.
+    ForcedDown(bool),
+}
+
+/// The body of a legacy `PUT /os-services/{action}`.
+pub fn service_updated(host: &str, binary: &str, change: ServiceChangeView<'_>) -> Value {
+    match change {
+        ServiceChangeView::Enabled => json!({"service": {"host": host, "binary": binary, "status": "enabled"}}),
+        ServiceChangeView::Disabled(None) => {
+            json!({"service": {"host": host, "binary": binary, "status": "disabled"}})
+        }
+        ServiceChangeView::Disabled(Some(reason)) => {
+            json!({"service": {"host": host, "binary": binary, "status": "disabled", "disabled_reason": reason}})
+        }
+        ServiceChangeView::ForcedDown(forced) => {
+            json!({"service": {"host": host, "binary": binary, "forced_down": forced}})
+        }
+    }
+}
+
+/// Absolute limits with counted usage (`GET /limits`).
+pub fn limits(l: &QuotaLimits, u: &QuotaUsage) -> Value {
+    json!({"limits": {"rate": [], "absolute": {
+        "maxServerMeta": 128, "maxPersonality": 5, "maxPersonalitySize": 10240, "maxImageMeta": 128,
+        "maxTotalKeypairs": 100, "maxSecurityGroups": 10, "maxSecurityGroupRules": 20,
+        "maxServerGroups": 10, "maxServerGroupMembers": 10, "maxTotalFloatingIps": 10,
+        "maxTotalInstances": l.instances, "maxTotalCores": l.cores, "maxTotalRAMSize": l.ram,
+        "totalInstancesUsed": u.instances, "totalCoresUsed": u.cores, "totalRAMUsed": u.ram,
+        "totalSecurityGroupsUsed": 0, "totalFloatingIpsUsed": 0, "totalServerGroupsUsed": 0,
+    }}})
+}

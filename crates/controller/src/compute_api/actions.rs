@@ -1,0 +1,329 @@
+//! Server actions (`POST /servers/{id}/action`): Nova's allowed states per
+//! action, the task state each sets, and the operation that carries it out;
+//! plus the actions done at once (lock, resetState) and rename.
+
+use super::{ComputeApi, ComputeError, ServerWithResources};
+use std::collections::BTreeMap;
+use stratus_auth::AuthContext;
+use stratus_db::{DbError, FlavorRow, NewOperation, OpStart, ServerRow, Transition};
+use stratus_types::{TaskState, VmState, invalid_state_message};
+
+impl ComputeApi {
+    /// A server action (`POST /servers/{id}/action`) that is carried out by
+    /// an operation: checks policy, lock and Nova's allowed states, then sets
+    /// the task state and records the operation in one transaction.
+    pub async fn action(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        action: Action,
+        request_id: &str,
+    ) -> Result<(), ComputeError> {
+        // An unknown flavor is a 400 before anything else is checked.
+        let resize_to = match &action {
+            Action::Resize { flavor_ref, flavor_id } => Some(self.flavor_for_request(flavor_ref, flavor_id).await?),
+            _ => None,
+        };
+        let s = self.get_visible(ctx, id).await?;
+        if !ctx.can_write() {
+            return Err(ComputeError::Forbidden("Policy doesn't allow this action to be performed.".into()));
+        }
+        let r = rule(&action);
+        if r.admin_only && !ctx.is_admin() {
+            return Err(ComputeError::Forbidden(format!(
+                "Policy doesn't allow os_compute_api:os-{} to be performed.",
+                r.method
+            )));
+        }
+        if s.locked && !ctx.is_admin() {
+            return Err(ComputeError::Locked { id: id.to_string() });
+        }
+        let vm = s.vm()?;
+        let task = s.task()?;
+        if !r.from_vm.contains(&vm) {
+            return Err(ComputeError::Conflict(invalid_state_message("vm_state", vm.as_str(), r.method, &id)));
+        }
+        if !r.tasks.contains(&task) {
+            let t = task.map(|t| t.as_str()).unwrap_or("None");
+            return Err(ComputeError::Conflict(invalid_state_message("task_state", t, r.method, &id)));
+        }
+        let mut params = serde_json::json!({});
+        match &action {
+            Action::Reboot { hard } => params["hard"] = (*hard).into(),
+            Action::Resize { .. } => {
+                if let Some(flavor) = &resize_to {
+                    if flavor.id == s.flavor_id {
+                        return Err(ComputeError::BadRequest("When resizing, instances must change flavor!".into()));
+                    }
+                    self.check_resize_quota(&s, flavor).await?;
+                    params["flavor_id"] = flavor.id.clone().into();
+                }
+            }
+            Action::CreateImage { name, metadata, image_id } => {
+                params["name"] = name.clone().into();
+                params["metadata"] = serde_json::to_value(metadata).unwrap_or_default();
+                params["image_id"] = image_id.clone().into();
+            }
+            Action::Evacuate => {
+                let host = s.host.clone().unwrap_or_default();
+                if self.host_is_up(&host).await {
+                    return Err(ComputeError::BadRequest(format!("Compute service of {host} is still in use.")));
+                }
+            }
+            Action::Restore => {
+                // Nova re-checks quota on restore (limits may have been lowered meanwhile).
+                let limits = self.quota_limits(&s.project_id).await?;
+                let u = self.ds.quota_usage(&s.project_id).await?;
+                if limits.instances >= 0 && u.instances > limits.instances {
+                    return Err(ComputeError::QuotaExceeded(format!(
+                        "Quota exceeded for instances: Requested 1, but already used {} of {} instances",
+                        u.instances - 1,
+                        limits.instances
+                    )));
+                }
+            }
+            _ => {}
+        }
+        let t =
+            Transition { from_vm: vec![vm], from_task: Some(task), task: Some(Some(r.new_task)), ..Default::default() };
+        let o = NewOperation {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind: r.kind.into(),
+            server_id: id.to_string(),
+            request_id: request_id.to_string(),
+            user_id: ctx.user_id.clone(),
+            project_id: ctx.project_id.clone(),
+            params: params.to_string(),
+        };
+        match self.ds.op_start(&o, r.action, Some(&t)).await {
+            Ok(OpStart::Created(op)) | Ok(OpStart::Existing(op)) => self.wake(&op.id).await,
+            Err(DbError::Conflict(_)) => {
+                // Lost a race with another change: report the state we lost to.
+                let cur = self.get_visible(ctx, id).await?;
+                let t = cur.task_state.unwrap_or_else(|| "None".into());
+                return Err(ComputeError::Conflict(invalid_state_message("task_state", &t, r.method, &id)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
+    }
+    async fn check_resize_quota(&self, s: &ServerRow, new: &FlavorRow) -> Result<(), ComputeError> {
+        let limits = self.quota_limits(&s.project_id).await?;
+        let u = self.ds.quota_usage(&s.project_id).await?;
+        for (name, used, delta, lim) in
+            [("cores", u.cores, new.vcpus - s.vcpus, limits.cores), ("ram", u.ram, new.ram_mb - s.ram_mb, limits.ram)]
+        {
+            if delta > 0 && lim >= 0 && used + delta > lim {
+                return Err(ComputeError::QuotaExceeded(format!(
+                    "Quota exceeded for {name}: Requested {delta}, but already used {used} of {lim} {name}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// `lock` (with an optional reason) and `unlock`. An owner cannot unlock
+    /// a lock an admin set (Nova's `unlock_override` policy).
+    pub async fn set_lock(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        lock: bool,
+        reason: Option<String>,
+        request_id: &str,
+    ) -> Result<(), ComputeError> {
+        let s = self.get_visible(ctx, id).await?;
+        if !ctx.can_write() {
+            return Err(ComputeError::Forbidden("Policy doesn't allow this action to be performed.".into()));
+        }
+        if !lock && s.locked && s.locked_by.as_deref() == Some("admin") && !ctx.is_admin() {
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed.".into(),
+            ));
+        }
+        let by = if ctx.is_admin() && ctx.project_id != s.project_id { "admin" } else { "owner" };
+        let t = Transition {
+            from_task: Some(s.task()?),
+            lock: Some(if lock { (true, Some(by.into()), reason) } else { (false, None, None) }),
+            ..Default::default()
+        };
+        let t = Transition {
+            from_task: if s.task_state.as_deref() == Some(TaskState::Deleting.as_str()) {
+                Some(Some(TaskState::Deleting))
+            } else {
+                t.from_task
+            },
+            ..t
+        };
+        self.ds.server_transition(id, &t).await?;
+        self.ds
+            .action_create(id, request_id, if lock { "lock" } else { "unlock" }, &ctx.user_id, &ctx.project_id)
+            .await?;
+        Ok(())
+    }
+
+    /// `os-resetState` (admin): set vm_state to `active` or `error` and clear
+    /// the task state, except that a delete in progress is never cleared (the
+    /// delete flag is monotonic; the open delete operation still finishes).
+    pub async fn reset_state(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        state: VmState,
+        request_id: &str,
+    ) -> Result<(), ComputeError> {
+        let s = self.get_visible(ctx, id).await?;
+        if !ctx.is_admin() {
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow os_compute_api:os-admin-actions:reset_state to be performed.".into(),
+            ));
+        }
+        let deleting = s.task_state.as_deref() == Some(TaskState::Deleting.as_str());
+        let t = if deleting {
+            Transition { from_task: Some(Some(TaskState::Deleting)), vm: Some(state), ..Default::default() }
+        } else {
+            Transition { from_task: Some(s.task()?), vm: Some(state), task: Some(None), ..Default::default() }
+        };
+        self.ds.server_transition(id, &t).await?;
+        self.ds.action_create(id, request_id, "resetState", &ctx.user_id, &ctx.project_id).await?;
+        // Open operations of the server other than delete lose their purpose.
+        if !deleting {
+            for op in self.ds.op_list_open_for_server(id).await? {
+                self.wake(&op.id).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// `PUT /servers/{id}`: rename (the only change this cloud stores) and
+    /// return the server as it now is. `name` is the new name (if any) or the
+    /// message of why the body was refused: existence and policy are checked
+    /// first, as Nova does.
+    pub async fn update_server(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        name: Result<Option<String>, String>,
+    ) -> Result<ServerWithResources, ComputeError> {
+        let s = self.get_visible(ctx, id).await?;
+        if !ctx.can_write() {
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow os_compute_api:servers:update to be performed.".into(),
+            ));
+        }
+        if let Some(name) = name.map_err(ComputeError::BadRequest)? {
+            self.ds.server_rename(&s.id, &name).await?;
+        }
+        self.server_show(ctx, id).await
+    }
+}
+
+/// Server actions carried out by operations.
+#[derive(Clone, Debug)]
+pub enum Action {
+    /// `os-stop`.
+    Stop,
+    /// `os-start`.
+    Start,
+    /// `reboot`.
+    Reboot {
+        /// HARD rather than SOFT.
+        hard: bool,
+    },
+    /// `pause`.
+    Pause,
+    /// `unpause`.
+    Unpause,
+    /// `suspend`.
+    Suspend,
+    /// `resume`.
+    Resume,
+    /// `shelve`.
+    Shelve,
+    /// `shelveOffload`.
+    ShelveOffload,
+    /// `unshelve`.
+    Unshelve,
+    /// `resize` to another flavor.
+    Resize {
+        /// `flavorRef` as given (for messages).
+        flavor_ref: String,
+        /// The flavor id in `flavorRef` (last segment of a URL).
+        flavor_id: String,
+    },
+    /// `migrate` (cold, admin).
+    Migrate,
+    /// `confirmResize`.
+    ConfirmResize,
+    /// `revertResize`.
+    RevertResize,
+    /// `evacuate` (admin, source host down).
+    Evacuate,
+    /// `createImage`.
+    CreateImage {
+        /// Snapshot name.
+        name: String,
+        /// Snapshot properties.
+        metadata: BTreeMap<String, String>,
+        /// Id the snapshot image gets (chosen by the caller, returned in `Location`).
+        image_id: String,
+    },
+    /// `restore` a soft-deleted server.
+    Restore,
+}
+
+struct Rule {
+    method: &'static str,
+    action: &'static str,
+    kind: &'static str,
+    from_vm: Vec<VmState>,
+    tasks: Vec<Option<TaskState>>,
+    new_task: TaskState,
+    admin_only: bool,
+}
+
+/// Allowed states per action, from `nova/compute/api.py`'s `check_instance_state` decorators.
+fn rule(a: &Action) -> Rule {
+    use TaskState as T;
+    use VmState as V;
+    let r = |method, kind, from_vm: Vec<VmState>, new_task| Rule {
+        method,
+        action: method,
+        kind,
+        from_vm,
+        tasks: vec![None],
+        new_task,
+        admin_only: false,
+    };
+    match a {
+        Action::Stop => r("stop", "stop", vec![V::Active, V::Error], T::PoweringOff),
+        Action::Start => r("start", "start", vec![V::Stopped], T::PoweringOn),
+        Action::Reboot { hard: false } => {
+            Rule { tasks: vec![None, Some(T::Rebooting)], ..r("reboot", "reboot", vec![V::Active], T::Rebooting) }
+        }
+        Action::Reboot { hard: true } => Rule {
+            tasks: vec![None, Some(T::Rebooting), Some(T::RebootingHard)],
+            ..r("reboot", "reboot", vec![V::Active, V::Stopped, V::Paused, V::Suspended, V::Error], T::RebootingHard)
+        },
+        Action::Pause => r("pause", "pause", vec![V::Active], T::Pausing),
+        Action::Unpause => r("unpause", "unpause", vec![V::Paused], T::Unpausing),
+        Action::Suspend => r("suspend", "suspend", vec![V::Active], T::Suspending),
+        Action::Resume => r("resume", "resume", vec![V::Suspended], T::Resuming),
+        Action::Shelve => r("shelve", "shelve", vec![V::Active, V::Stopped, V::Paused, V::Suspended], T::Shelving),
+        Action::ShelveOffload => r("shelveOffload", "shelve_offload", vec![V::Shelved], T::ShelvingOffloading),
+        Action::Unshelve => r("unshelve", "unshelve", vec![V::Shelved, V::ShelvedOffloaded], T::Unshelving),
+        Action::Resize { .. } => r("resize", "resize", vec![V::Active, V::Stopped], T::ResizePrep),
+        Action::Migrate => {
+            Rule { admin_only: true, ..r("migrate", "resize", vec![V::Active, V::Stopped], T::ResizePrep) }
+        }
+        Action::ConfirmResize => r("confirmResize", "confirm_resize", vec![V::Resized], T::ResizeConfirming),
+        Action::RevertResize => r("revertResize", "revert_resize", vec![V::Resized], T::ResizeReverting),
+        Action::Evacuate => {
+            Rule { admin_only: true, ..r("evacuate", "evacuate", vec![V::Active, V::Stopped, V::Error], T::Rebuilding) }
+        }
+        Action::CreateImage { .. } => {
+            r("createImage", "create_image", vec![V::Active, V::Stopped, V::Paused, V::Suspended], T::ImageSnapshot)
+        }
+        Action::Restore => r("restore", "restore", vec![V::SoftDeleted], T::Restoring),
+    }
+}

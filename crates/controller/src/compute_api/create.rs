@@ -1,0 +1,318 @@
+//! Server create: the block device mappings, the image and the flavor are
+//! checked here (not in the HTTP handler), then the servers are recorded with
+//! their create operations, all or none.
+
+use super::{ComputeApi, ComputeError, Created, ServerSpec, VolumeBdm, device_name, sanitize_hostname};
+use std::collections::BTreeMap;
+use stratus_auth::AuthContext;
+use stratus_db::{DbError, FlavorRow, ImageRow, NewOperation, NewServer, ServerRow};
+use stratus_types::{PowerState, TaskState, VmState};
+use tracing::info;
+
+/// One `block_device_mapping_v2` entry as the client sent it (shape checked
+/// by the wire types; meaning checked by [`ComputeApi::create`]).
+#[derive(Clone, Debug, Default)]
+pub struct BdmRequest {
+    /// `source_type` (`image`, `volume`, `blank`...); empty when absent.
+    pub source_type: String,
+    /// `destination_type` (`local` when absent).
+    pub destination_type: String,
+    /// `uuid` of the image or volume.
+    pub uuid: Option<String>,
+    /// `boot_index` (0 = root disk).
+    pub boot_index: Option<i64>,
+    /// `delete_on_termination`.
+    pub delete_on_termination: bool,
+    /// `volume_size`, GiB.
+    pub volume_size: Option<i64>,
+}
+
+/// A server create whose body is well formed; what is left to check needs the
+/// datastore (images, flavors, volumes) or the caller's rights.
+#[derive(Clone, Debug)]
+pub struct CreateRequest {
+    /// Name (validated).
+    pub name: String,
+    /// Image id from `imageRef` (last segment of a URL), if given and not empty.
+    pub image_ref: Option<String>,
+    /// `flavorRef` as given (for messages).
+    pub flavor_ref: String,
+    /// The flavor id in `flavorRef` (last segment of a URL).
+    pub flavor_id: String,
+    /// `block_device_mapping_v2`, in order.
+    pub bdms: Vec<BdmRequest>,
+    /// Metadata (validated).
+    pub metadata: BTreeMap<String, String>,
+    /// Key pair name.
+    pub key_name: Option<String>,
+    /// Availability zone.
+    pub availability_zone: Option<String>,
+    /// Allocate a fixed IP.
+    pub allocate_network: bool,
+    /// How many servers to create.
+    pub count: u32,
+}
+
+impl ComputeApi {
+    /// `POST /servers`: check the mappings, flavor and image against the
+    /// datastore and the caller, then create the servers.
+    pub async fn create(
+        &self,
+        ctx: &AuthContext,
+        req: CreateRequest,
+        request_id: &str,
+    ) -> Result<Vec<Created>, ComputeError> {
+        let (bdm_image, volumes) = self.check_bdms(ctx, &req.bdms).await?;
+        let boot_from_volume = volumes.iter().any(|v| v.boot_index == Some(0));
+        let flavor = self.flavor_for_request(&req.flavor_ref, &req.flavor_id).await?;
+        let image_ref = req.image_ref.clone().or(bdm_image);
+        let image = match image_ref.as_deref() {
+            Some("") => None,
+            Some(r) => Some(self.check_image(ctx, r, &flavor).await?),
+            None if boot_from_volume => None,
+            None => return Err(ComputeError::BadRequest("Missing imageRef attribute".into())),
+        };
+        let spec = ServerSpec {
+            volumes,
+            name: req.name,
+            image_id: image.as_ref().map(|i| i.id.clone()),
+            flavor,
+            metadata: req.metadata,
+            key_name: req.key_name,
+            availability_zone: req.availability_zone,
+            allocate_network: req.allocate_network,
+            count: req.count,
+        };
+        self.create_servers(ctx, &spec, request_id).await
+    }
+
+    /// The volumes of a block device mapping, and the image of an
+    /// image -> local mapping (the CLI sends one for "boot from this image").
+    async fn check_bdms(
+        &self,
+        ctx: &AuthContext,
+        bdms: &[BdmRequest],
+    ) -> Result<(Option<String>, Vec<VolumeBdm>), ComputeError> {
+        let mut bdm_image: Option<String> = None;
+        let mut volumes: Vec<VolumeBdm> = Vec::new();
+        for b in bdms {
+            let (src, dst) = (b.source_type.as_str(), b.destination_type.as_str());
+            match (src, dst) {
+                ("image", "local") => bdm_image = b.uuid.clone(),
+                ("blank", "local") => {}
+                ("image", "volume") | ("volume", "volume") => {
+                    let Some(id) = b.uuid.clone().filter(|u| uuid::Uuid::parse_str(u).is_ok()) else {
+                        return Err(ComputeError::BadRequest(
+                            "Block Device Mapping is Invalid: a volume mapping needs a valid 'uuid'.".into(),
+                        ));
+                    };
+                    if let Some(sz) = b.volume_size
+                        && sz < 1
+                    {
+                        return Err(ComputeError::BadRequest(format!(
+                            "Block Device Mapping is Invalid: volume_size {sz} must be at least 1."
+                        )));
+                    }
+                    if src == "image" {
+                        match self.ds.image_get(&id).await {
+                            Ok(i) if image_visible_to(ctx, &i) => {}
+                            _ => return Err(ComputeError::BadRequest(format!("Image {id} could not be found."))),
+                        }
+                    }
+                    volumes.push(VolumeBdm {
+                        image_id: (src == "image").then(|| id.clone()),
+                        volume_id: (src == "volume").then(|| id.clone()),
+                        size_gb: b.volume_size.unwrap_or(1),
+                        boot_index: b.boot_index,
+                        delete_on_termination: b.delete_on_termination,
+                    });
+                }
+                _ => {
+                    return Err(ComputeError::BadRequest(format!(
+                        "Block device mapping {src} -> {dst} is not supported by this cloud."
+                    )));
+                }
+            }
+        }
+        Ok((bdm_image, volumes))
+    }
+
+    /// The flavor a request names (create, resize); an unknown one is a 400.
+    pub(super) async fn flavor_for_request(
+        &self,
+        flavor_ref: &str,
+        flavor_id: &str,
+    ) -> Result<FlavorRow, ComputeError> {
+        match self.ds.flavor_find(flavor_id).await {
+            Ok(f) if f.id == flavor_id => Ok(f),
+            Ok(_) | Err(DbError::NotFound(_)) => {
+                Err(ComputeError::BadRequest(format!("Flavor {flavor_ref} could not be found.")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A bootable image the caller may use with this flavor, or a 400 saying why not.
+    async fn check_image(
+        &self,
+        ctx: &AuthContext,
+        image_ref: &str,
+        flavor: &FlavorRow,
+    ) -> Result<ImageRow, ComputeError> {
+        if uuid::Uuid::parse_str(image_ref).is_err() {
+            return Err(ComputeError::BadRequest(format!(
+                "Invalid image identifier or unable to access requested image: {image_ref} is not a UUID"
+            )));
+        }
+        let image = match self.ds.image_get(image_ref).await {
+            Ok(i) if image_visible_to(ctx, &i) => i,
+            Ok(_) | Err(DbError::NotFound(_)) => {
+                return Err(ComputeError::BadRequest(format!("Image {image_ref} could not be found.")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if image.status != stratus_types::image::ImageStatus::Active {
+            return Err(ComputeError::BadRequest(format!("Image {} is not active.", image.id)));
+        }
+        if flavor.ram_mb < image.min_ram {
+            return Err(ComputeError::BadRequest("Flavor's memory is too small for requested image.".into()));
+        }
+        if flavor.disk_gb > 0 && flavor.disk_gb < image.min_disk {
+            return Err(ComputeError::BadRequest("Flavor's disk is too small for requested image.".into()));
+        }
+        Ok(image)
+    }
+
+    /// Create `spec.count` servers (all or none, within quota).
+    pub async fn create_servers(
+        &self,
+        ctx: &AuthContext,
+        spec: &ServerSpec,
+        request_id: &str,
+    ) -> Result<Vec<Created>, ComputeError> {
+        if !ctx.can_write() {
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow os_compute_api:servers:create to be performed.".into(),
+            ));
+        }
+        let limits = self.quota_limits(&ctx.project_id).await?;
+        let reservation_id = format!("r-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let mut out = Vec::new();
+        for i in 0..spec.count {
+            let name = if spec.count > 1 { format!("{}-{}", spec.name, i + 1) } else { spec.name.clone() };
+            let id = uuid::Uuid::new_v4().to_string();
+            let row = ServerRow {
+                id: id.clone(),
+                hostname: sanitize_hostname(&name),
+                name,
+                project_id: ctx.project_id.clone(),
+                user_id: ctx.user_id.clone(),
+                image_id: spec.image_id.clone(),
+                flavor_id: spec.flavor.id.clone(),
+                flavor_name: spec.flavor.name.clone(),
+                vcpus: spec.flavor.vcpus,
+                ram_mb: spec.flavor.ram_mb,
+                disk_gb: spec.flavor.disk_gb,
+                ephemeral_gb: spec.flavor.ephemeral_gb,
+                swap_mb: spec.flavor.swap_mb,
+                vm_state: VmState::Building.as_str().into(),
+                task_state: Some(TaskState::Scheduling.as_str().into()),
+                power_state: PowerState::NoState.code(),
+                host: None,
+                metadata: serde_json::to_string(&spec.metadata).unwrap_or_else(|_| "{}".into()),
+                key_name: spec.key_name.clone(),
+                locked: false,
+                locked_by: None,
+                locked_reason: None,
+                availability_zone: spec.availability_zone.clone(),
+                reservation_id: reservation_id.clone(),
+                fault: None,
+                progress: 0,
+                generation: 1,
+                launched_at: None,
+                terminated_at: None,
+                created_at: String::new(),
+                updated_at: String::new(),
+                deleted_at: None,
+                deleted: false,
+                shelved_image_id: None,
+            };
+            let new = NewServer {
+                row,
+                allocate_port: spec.allocate_network,
+                operation: NewOperation {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    kind: "create".into(),
+                    server_id: id.clone(),
+                    request_id: request_id.to_string(),
+                    user_id: ctx.user_id.clone(),
+                    project_id: ctx.project_id.clone(),
+                    params: serde_json::json!({ "volumes": spec.volumes }).to_string(),
+                },
+            };
+            // Existing volumes are reserved now, so a busy one is a 400 at once.
+            for b in &spec.volumes {
+                if let Some(vid) = &b.volume_id {
+                    let v = self.ds.volume_get(vid).await.map_err(|_| {
+                        ComputeError::BadRequest(format!(
+                            "Block Device Mapping is Invalid: failed to get volume {vid}."
+                        ))
+                    })?;
+                    if !ctx.can_see(&v.project_id) {
+                        return Err(ComputeError::BadRequest(format!(
+                            "Block Device Mapping is Invalid: failed to get volume {vid}."
+                        )));
+                    }
+                    if v.status != "available" {
+                        return Err(ComputeError::BadRequest(format!(
+                            "Invalid volume: volume {vid} status must be available, but is {}",
+                            v.status
+                        )));
+                    }
+                }
+            }
+            let (server, op) = match self.ds.server_create(&new, limits).await {
+                Ok(x) => x,
+                Err(e) if !out.is_empty() => {
+                    // Nova creates all or none of a multi-create; undo what was made.
+                    for c in &out {
+                        let c: &Created = c;
+                        let _ = self.delete_server(ctx, &c.server.id, request_id).await;
+                    }
+                    return Err(e.into());
+                }
+                Err(e) => return Err(e.into()),
+            };
+            for (i, b) in spec.volumes.iter().enumerate() {
+                if let Some(vid) = &b.volume_id {
+                    let att = stratus_db::AttachmentRow {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        volume_id: vid.clone(),
+                        server_id: server.id.clone(),
+                        host: None,
+                        connector: None,
+                        client_id: None,
+                        mountpoint: Some(device_name(i)),
+                        status: String::new(),
+                        delete_on_termination: b.delete_on_termination,
+                        boot_index: b.boot_index,
+                        created_at: String::new(),
+                    };
+                    if let Err(e) = self.ds.attachment_create(&att).await {
+                        let _ = self.delete_server(ctx, &server.id, request_id).await;
+                        return Err(ComputeError::BadRequest(format!("Invalid volume: {e}")));
+                    }
+                }
+            }
+            info!(server = %server.id, request = request_id, "server create recorded");
+            self.wake(&op.id).await;
+            out.push(Created { server, admin_pass: stratus_auth::random_secret()[..12].to_string() });
+        }
+        Ok(out)
+    }
+}
+
+/// May the caller use this image? The image service's one visibility rule.
+fn image_visible_to(ctx: &AuthContext, image: &ImageRow) -> bool {
+    stratus_image::visible_to(ctx, image)
+}

@@ -1,0 +1,105 @@
+//! The compute service's errors: one typed variant per refusal, so the HTTP
+//! layer (`crates/server/src/error.rs`) maps each to a status in one place and
+//! the messages Nova clients parse are written once, here.
+
+use stratus_db::DbError;
+
+/// What a [`ComputeError::NotFound`] is about; its name starts Nova's
+/// "`<Kind> <id> could not be found.`" message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// A server (Nova says "Instance").
+    Instance,
+    /// A flavor.
+    Flavor,
+    /// A volume.
+    Volume,
+    /// A compute service (its id reads "`<binary> on host <host>`").
+    Service,
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Instance => "Instance",
+            Self::Flavor => "Flavor",
+            Self::Volume => "Volume",
+            Self::Service => "Service",
+        })
+    }
+}
+
+/// Errors of compute calls; the HTTP layer maps each to a status and fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ComputeError {
+    /// 400: the request is invalid for this cloud or this resource.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 403: policy refuses the caller.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 403 with Nova's quota message.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// 404: the resource does not exist or the caller may not see it.
+    #[error("{kind} {id} could not be found.")]
+    NotFound {
+        /// What was looked up.
+        kind: Resource,
+        /// The id (or description) looked up.
+        id: String,
+    },
+    /// 404: `GET .../os-volume_attachments/{volume}` for a volume the server does not have.
+    #[error("Instance {server} is not attached to volume {volume}.")]
+    AttachmentNotFound {
+        /// Server id as requested.
+        server: String,
+        /// Volume id as requested.
+        volume: String,
+    },
+    /// 404: a detach of a volume the server does not have (Nova's wording differs from the show).
+    #[error("volume_id not found: {volume_id}")]
+    DetachNotFound {
+        /// Volume id as requested.
+        volume_id: String,
+    },
+    /// 404: no instance action with this request id on this server.
+    #[error("Action for request_id {request_id} on instance {server} not found")]
+    ActionNotFound {
+        /// Server id as requested.
+        server: String,
+        /// Request id as requested.
+        request_id: String,
+    },
+    /// 404: an `os-services` action this cloud does not know (or not at this microversion).
+    #[error("Unknown service action: {0}")]
+    UnknownServiceAction(String),
+    /// 409: the server is locked and the caller is not an admin.
+    #[error("Instance {id} is locked")]
+    Locked {
+        /// Server id.
+        id: String,
+    },
+    /// 409: the change conflicts with the resource's state (Nova's message).
+    #[error("{0}")]
+    Conflict(String),
+    /// 500 (logged, not shown).
+    #[error(transparent)]
+    Db(DbError),
+}
+
+impl ComputeError {
+    /// The 404 of a server the caller cannot see (or that does not exist).
+    pub fn instance_not_found(id: &str) -> Self {
+        Self::NotFound { kind: Resource::Instance, id: id.to_string() }
+    }
+}
+
+impl From<DbError> for ComputeError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::QuotaExceeded(q) => Self::QuotaExceeded(q.to_string()),
+            e => Self::Db(e),
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! The compute service: what the HTTP layer calls to read and change
+//! servers, flavors and compute hosts. Each change validates against the
+//! current state exactly as Nova does, then records intent (server state and a
+//! durable operation in one transaction) and wakes the runner. Handlers never
+//! read the datastore themselves: the queries live here too ([`queries`]).
+//!
+//! - [`create`]: server create (block device mappings, image and flavor checks).
+//! - [`delete`]: delete and forceDelete (soft or hard delete path).
+//! - [`actions`]: `POST /servers/{id}/action` intents, lock, resetState, rename.
+//! - [`volumes`]: volume attachments of a server.
+//! - [`hosts`]: compute services: list, enable/disable, force-down.
+//! - [`queries`]: reads for the views (servers with ports and volumes, flavors,
+//!   instance actions, limits and usage, zombies).
+
+mod actions;
+mod create;
+mod delete;
+mod error;
+mod hosts;
+mod queries;
+mod volumes;
+
+pub use actions::Action;
+pub use create::{BdmRequest, CreateRequest};
+pub use error::{ComputeError, Resource};
+pub use hosts::{HostChange, ServiceState, ServiceUpdate, ServiceUpdated};
+pub use queries::{Limits, ServerList, ServerQuery, ServerWithResources};
+
+use crate::ControllerConfig;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use stratus_auth::AuthContext;
+use stratus_bus::Bus;
+use stratus_db::{Datastore, DbError, FlavorRow, ServerRow};
+use stratus_types::agent::SUBJECT_OPS_WAKE;
+
+/// A validated create request.
+#[derive(Clone, Debug)]
+pub struct ServerSpec {
+    /// Name (or name template base for several).
+    pub name: String,
+    /// Image id (resolved, visible to the caller).
+    pub image_id: Option<String>,
+    /// Flavor.
+    pub flavor: FlavorRow,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Key pair name.
+    pub key_name: Option<String>,
+    /// Availability zone.
+    pub availability_zone: Option<String>,
+    /// Allocate a fixed IP.
+    pub allocate_network: bool,
+    /// How many servers to create.
+    pub count: u32,
+    /// Volumes to boot from or attach at boot (`block_device_mapping_v2`).
+    pub volumes: Vec<VolumeBdm>,
+}
+
+/// A volume in a server's block device mapping.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct VolumeBdm {
+    /// Create the volume from this image (`source_type: image`).
+    pub image_id: Option<String>,
+    /// Use this existing volume (`source_type: volume`).
+    pub volume_id: Option<String>,
+    /// Size of a volume created from an image, GiB.
+    pub size_gb: i64,
+    /// 0 for the root volume.
+    pub boot_index: Option<i64>,
+    /// Delete the volume with the server.
+    pub delete_on_termination: bool,
+}
+
+/// A created server and the admin password to return once.
+#[derive(Clone, Debug)]
+pub struct Created {
+    /// The row as recorded.
+    pub server: ServerRow,
+    /// Generated admin password.
+    pub admin_pass: String,
+}
+
+/// The compute calls, bound to a datastore and a bus.
+#[derive(Clone)]
+pub struct ComputeApi {
+    ds: Datastore,
+    bus: Arc<dyn Bus>,
+    cfg: ControllerConfig,
+}
+
+impl ComputeApi {
+    /// Bind to a datastore and bus.
+    pub fn new(ds: Datastore, bus: Arc<dyn Bus>, cfg: ControllerConfig) -> Self {
+        Self { ds, bus, cfg }
+    }
+
+    /// Limits that apply to `project_id`.
+    pub async fn quota_limits(&self, project_id: &str) -> Result<stratus_db::QuotaLimits, ComputeError> {
+        Ok(self.ds.quota_limits(project_id, self.cfg.default_quota).await?)
+    }
+
+    /// A server the caller may see; another project's server is 404, like a missing one.
+    pub async fn get_visible(&self, ctx: &AuthContext, id: &str) -> Result<ServerRow, ComputeError> {
+        let s = match self.ds.server_get(id).await {
+            Ok(s) => s,
+            Err(DbError::NotFound(_)) => return Err(ComputeError::instance_not_found(id)),
+            Err(e) => return Err(e.into()),
+        };
+        if !ctx.can_see(&s.project_id) {
+            return Err(ComputeError::instance_not_found(id));
+        }
+        Ok(s)
+    }
+
+    async fn wake(&self, op_id: &str) {
+        let _ = self.bus.publish(SUBJECT_OPS_WAKE, Bytes::from(op_id.to_string())).await;
+    }
+
+    /// Is the compute service of `host` up now? (Decides soft vs hard delete,
+    /// whether a detach is safe and whether evacuate may start.)
+    async fn host_is_up(&self, host: &str) -> bool {
+        self.ds.service_get_by_host(host).await.map(|svc| svc.is_up(self.ds.clock().now())).unwrap_or(false)
+    }
+}
+
+/// The device name of the `i`-th volume of a server (`/dev/vda`, `/dev/vdb`, ...).
+pub fn device_name(i: usize) -> String {
+    let letter = (b'a' + (i % 26) as u8) as char;
+    format!("/dev/vd{letter}")
+}
+
+/// Nova's hostname sanitisation: lowercase, `[a-z0-9-]`, no leading/trailing dashes, 63 chars.
+pub fn sanitize_hostname(name: &str) -> String {
+    let mut h: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else if c == ' ' || c == '_' || c == '.' {
+                '-'
+            } else {
+                '\0'
+            }
+        })
+        .filter(|c| *c != '\0')
+        .collect();
+    h = h.trim_matches('-').chars().take(63).collect();
+    if h.is_empty() { "server".into() } else { h }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,176 @@
+//! Reads behind the compute views: flavors, servers with their ports and
+//! volumes, instance actions, limits with usage, and zombies. Visibility rules
+//! (which project, which filters an admin may use) are applied here, so a
+//! handler only renders what it gets.
+
+use super::{ComputeApi, ComputeError, Resource};
+use std::collections::HashMap;
+use stratus_auth::AuthContext;
+use stratus_db::{
+    ActionRow, DbError, EventRow, FlavorRow, PortRow, QuotaLimits, QuotaUsage, ServerFilter, ServerRow, ZombieRow,
+};
+use stratus_types::VmState;
+
+/// `GET /servers` filters, parsed from the query string.
+#[derive(Clone, Debug, Default)]
+pub struct ServerQuery {
+    /// `all_tenants` (admins only).
+    pub all_tenants: bool,
+    /// Substring of the name.
+    pub name: Option<String>,
+    /// Allowed vm_states (from `status`).
+    pub vm_states: Option<Vec<VmState>>,
+    /// Host (admins only; ignored for others).
+    pub host: Option<String>,
+    /// `project_id` / `tenant_id` (with `all_tenants`).
+    pub project_id: Option<String>,
+    /// Page size (0..=1000).
+    pub limit: Option<i64>,
+    /// Last id of the previous page.
+    pub marker: Option<String>,
+}
+
+/// A page of servers; ports and volumes only when asked for (the index view
+/// shows ids and names, and clients poll it).
+#[derive(Clone, Debug, Default)]
+pub struct ServerList {
+    /// The servers, in list order.
+    pub servers: Vec<ServerRow>,
+    /// Ports by server id.
+    pub ports: HashMap<String, Vec<PortRow>>,
+    /// Attached volume ids by server id.
+    pub volumes: HashMap<String, Vec<String>>,
+    /// The page size asked for (for `servers_links`).
+    pub limit: Option<i64>,
+}
+
+/// One server with what its view shows besides the row.
+#[derive(Clone, Debug)]
+pub struct ServerWithResources {
+    /// The server.
+    pub server: ServerRow,
+    /// Its ports.
+    pub ports: Vec<PortRow>,
+    /// Ids of its attached volumes.
+    pub volumes: Vec<String>,
+}
+
+/// `GET /limits`: what a project may use and what it uses.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Absolute limits.
+    pub limits: QuotaLimits,
+    /// Counted usage.
+    pub usage: QuotaUsage,
+}
+
+impl ComputeApi {
+    /// All flavors.
+    pub async fn flavor_list(&self) -> Result<Vec<FlavorRow>, ComputeError> {
+        Ok(self.ds.flavor_list().await?)
+    }
+
+    /// One flavor by id; an unknown one is a 404.
+    pub async fn flavor_get(&self, id: &str) -> Result<FlavorRow, ComputeError> {
+        match self.ds.flavor_find(id).await {
+            Ok(f) if f.id == id => Ok(f),
+            Ok(_) | Err(DbError::NotFound(_)) => Err(ComputeError::NotFound { kind: Resource::Flavor, id: id.into() }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Servers matching the query that the caller may list; ports and
+    /// volumes too when `with_resources` (the detailed view).
+    pub async fn server_list(
+        &self,
+        ctx: &AuthContext,
+        q: ServerQuery,
+        with_resources: bool,
+    ) -> Result<ServerList, ComputeError> {
+        if let Some(m) = &q.marker
+            && !self.ds.server_exists(m).await?
+        {
+            return Err(ComputeError::BadRequest(format!("marker [{m}] not found")));
+        }
+        let mut f = ServerFilter {
+            project_id: Some(ctx.project_id.clone()),
+            name: q.name,
+            vm_states: q.vm_states,
+            host: q.host,
+            limit: q.limit,
+            marker: q.marker,
+        };
+        if q.all_tenants {
+            if !ctx.is_admin() {
+                return Err(ComputeError::Forbidden(
+                    "Policy doesn't allow os_compute_api:servers:index:get_all_tenants to be performed.".into(),
+                ));
+            }
+            f.project_id = q.project_id;
+        } else if f.host.is_some() && !ctx.is_admin() {
+            f.host = None;
+        }
+        let limit = f.limit;
+        let servers = self.ds.server_list(&f).await?;
+        let mut out = ServerList { limit, ..Default::default() };
+        if with_resources {
+            let ids: Vec<String> = servers.iter().map(|r| r.id.clone()).collect();
+            for p in self.ds.port_list_for_servers(&ids).await? {
+                out.ports.entry(p.server_id.clone()).or_default().push(p);
+            }
+            for a in self.ds.attachment_list_for_servers(&ids).await? {
+                out.volumes.entry(a.server_id).or_default().push(a.volume_id);
+            }
+        }
+        out.servers = servers;
+        Ok(out)
+    }
+
+    /// One server the caller may see, with its ports and volumes.
+    pub async fn server_show(&self, ctx: &AuthContext, id: &str) -> Result<ServerWithResources, ComputeError> {
+        let server = self.get_visible(ctx, id).await?;
+        let ports = self.ds.port_list_for_server(&server.id).await?;
+        let volumes = self.ds.attachment_list_for_server(&server.id).await?.into_iter().map(|a| a.volume_id).collect();
+        Ok(ServerWithResources { server, ports, volumes })
+    }
+
+    /// The instance actions of a server, newest first.
+    pub async fn instance_actions(&self, ctx: &AuthContext, id: &str) -> Result<Vec<ActionRow>, ComputeError> {
+        let s = self.get_visible(ctx, id).await?;
+        Ok(self.ds.action_list(&s.id).await?)
+    }
+
+    /// One instance action of a server with its events.
+    pub async fn instance_action(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        request_id: &str,
+    ) -> Result<(ActionRow, Vec<EventRow>), ComputeError> {
+        let s = self.get_visible(ctx, id).await?;
+        match self.ds.action_get(&s.id, request_id).await {
+            Ok(x) => Ok(x),
+            Err(DbError::NotFound(_)) => {
+                Err(ComputeError::ActionNotFound { server: id.to_string(), request_id: request_id.to_string() })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Limits and usage of the caller's project, or of `tenant_id` for an
+    /// admin (others always get their own).
+    pub async fn limits(&self, ctx: &AuthContext, tenant_id: Option<&str>) -> Result<Limits, ComputeError> {
+        let project = match tenant_id {
+            Some(p) if ctx.is_admin() => p.to_string(),
+            _ => ctx.project_id.clone(),
+        };
+        let limits = self.quota_limits(&project).await?;
+        let usage = self.ds.quota_usage(&project).await?;
+        Ok(Limits { limits, usage })
+    }
+
+    /// Servers deleted while their VM may still run on a host (all hosts).
+    pub async fn zombie_list(&self) -> Result<Vec<ZombieRow>, ComputeError> {
+        Ok(self.ds.zombie_list(None).await?)
+    }
+}

@@ -1,0 +1,155 @@
+use super::*;
+use std::sync::Arc;
+use stratus_bus::InProcessBus;
+use stratus_db::HostCapacity;
+
+#[test]
+fn hostnames_are_sanitized() {
+    assert_eq!(sanitize_hostname("My VM_1.test"), "my-vm-1-test");
+    assert_eq!(sanitize_hostname("--x--"), "x");
+    assert_eq!(sanitize_hostname("!!!"), "server");
+}
+
+#[test]
+fn typed_errors_keep_novas_messages() {
+    assert_eq!(ComputeError::instance_not_found("i-1").to_string(), "Instance i-1 could not be found.");
+    let e = ComputeError::NotFound { kind: Resource::Service, id: "nova-compute on host h1".into() };
+    assert_eq!(e.to_string(), "Service nova-compute on host h1 could not be found.");
+    assert_eq!(ComputeError::Locked { id: "i-1".into() }.to_string(), "Instance i-1 is locked");
+    assert_eq!(ComputeError::DetachNotFound { volume_id: "v".into() }.to_string(), "volume_id not found: v");
+    assert_eq!(ComputeError::UnknownServiceAction("x".into()).to_string(), "Unknown service action: x");
+}
+
+fn ctx(roles: &[&str]) -> AuthContext {
+    let now = chrono::Utc::now();
+    AuthContext {
+        user_id: "u".into(),
+        user_name: "u".into(),
+        project_id: "p".into(),
+        project_name: "p".into(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        role_ids: vec![],
+        audit_id: "a".into(),
+        issued_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+    }
+}
+
+struct Dir(std::path::PathBuf);
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn api() -> (ComputeApi, Datastore, Dir) {
+    let dir = std::env::temp_dir().join(format!("stratus-compute-api-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let ds = Datastore::open_sqlite(&dir.join("t.db")).await.expect("open");
+    let api = ComputeApi::new(ds.clone(), Arc::new(InProcessBus::new()), ControllerConfig::default());
+    (api, ds, Dir(dir))
+}
+
+fn body(host: &str) -> Result<ServiceUpdate, String> {
+    Ok(ServiceUpdate { host: Some(host.into()), binary: Some("nova-compute".into()), ..Default::default() })
+}
+
+#[tokio::test]
+async fn host_changes_are_validated_and_written_by_the_service() {
+    let (api, ds, _dir) = api().await;
+    let cap = HostCapacity { vcpus: 4, memory_mb: 4096, disk_gb: 40 };
+    ds.service_join("h1", cap, chrono::Duration::seconds(30)).await.expect("join");
+    let admin = ctx(&["admin"]);
+
+    // Policy first, even before a body that did not parse.
+    let e = api.update_service(&ctx(&["member"]), "force-down", true, Err("bad body".into())).await;
+    assert!(matches!(e, Err(ComputeError::Forbidden(_))));
+    let e = api.update_service(&admin, "force-down", true, Err("bad body".into())).await;
+    assert!(matches!(e, Err(ComputeError::BadRequest(m)) if m == "bad body"));
+
+    // force-down needs 2.11 and a flag.
+    let e = api.update_service(&admin, "force-down", false, body("h1")).await;
+    assert!(matches!(e, Err(ComputeError::UnknownServiceAction(a)) if a == "force-down"));
+    let e = api.update_service(&admin, "force-down", true, body("h1")).await;
+    assert!(matches!(e, Err(ComputeError::BadRequest(_))));
+    let e = api.update_service(&admin, "enable", true, body("nowhere")).await;
+    assert!(matches!(e, Err(ComputeError::NotFound { kind: Resource::Service, .. })));
+
+    let forced = Ok(ServiceUpdate { forced_down: Some(true), ..body("h1").expect("body") });
+    let done = api.update_service(&admin, "force-down", true, forced).await.expect("force down");
+    assert_eq!(done.change, HostChange::ForceDown(true));
+    let svc = ds.service_get_by_host("h1").await.expect("service");
+    assert!(svc.forced_down);
+    assert!(!api.host_is_up("h1").await, "a forced-down host is down: its servers take the down-host delete path");
+
+    let reason = Ok(ServiceUpdate { disabled_reason: Some("maintenance".into()), ..body("h1").expect("body") });
+    api.update_service(&admin, "disable-log-reason", true, reason).await.expect("disable");
+    let svc = ds.service_get_by_host("h1").await.expect("service");
+    assert!(svc.disabled);
+    assert_eq!(svc.disabled_reason.as_deref(), Some("maintenance"));
+    api.update_service(&admin, "enable", true, body("h1")).await.expect("enable");
+    let svc = ds.service_get_by_host("h1").await.expect("service");
+    assert!(!svc.disabled && svc.disabled_reason.is_none());
+
+    let listed = api.service_list(&admin, Some("h1"), None).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert!(matches!(api.service_list(&ctx(&["member"]), None, None).await, Err(ComputeError::Forbidden(_))));
+}
+
+#[tokio::test]
+async fn create_checks_mappings_flavor_and_image_in_the_service() {
+    let (api, ds, _dir) = api().await;
+    let member = ctx(&["member"]);
+    let tiny = FlavorRow {
+        id: "1".into(),
+        name: "m1.tiny".into(),
+        vcpus: 1,
+        ram_mb: 512,
+        disk_gb: 1,
+        ephemeral_gb: 0,
+        swap_mb: 0,
+        rxtx_factor: 1.0,
+        is_public: true,
+        disabled: false,
+    };
+    ds.flavor_ensure(&tiny).await.expect("flavor");
+    let f = api.flavor_get("1").await.expect("flavor");
+    let req = |bdms: Vec<BdmRequest>, flavor_id: &str, image: Option<&str>| CreateRequest {
+        name: "vm".into(),
+        image_ref: image.map(str::to_string),
+        flavor_ref: flavor_id.into(),
+        flavor_id: flavor_id.into(),
+        bdms,
+        metadata: Default::default(),
+        key_name: None,
+        availability_zone: None,
+        allocate_network: false,
+        count: 1,
+    };
+    let bad_map =
+        BdmRequest { source_type: "snapshot".into(), destination_type: "volume".into(), ..Default::default() };
+    let e = api.create(&member, req(vec![bad_map], "1", None), "req-1").await;
+    assert!(
+        matches!(e, Err(ComputeError::BadRequest(m)) if m == "Block device mapping snapshot -> volume is not supported by this cloud.")
+    );
+    let e = api.create(&member, req(vec![], "no-such-flavor", None), "req-1").await;
+    assert!(matches!(e, Err(ComputeError::BadRequest(m)) if m == "Flavor no-such-flavor could not be found."));
+    let e = api.create(&member, req(vec![], &f.id, None), "req-1").await;
+    assert!(matches!(e, Err(ComputeError::BadRequest(m)) if m == "Missing imageRef attribute"));
+    let e = api.create(&member, req(vec![], &f.id, Some("not-a-uuid")), "req-1").await;
+    assert!(matches!(e, Err(ComputeError::BadRequest(m)) if m.ends_with("not-a-uuid is not a UUID")));
+    let missing = uuid::Uuid::new_v4().to_string();
+    let e = api.create(&member, req(vec![], &f.id, Some(&missing)), "req-1").await;
+    assert!(matches!(e, Err(ComputeError::BadRequest(m)) if m == format!("Image {missing} could not be found.")));
+    let from_image = BdmRequest {
+        source_type: "image".into(),
+        destination_type: "volume".into(),
+        uuid: Some(missing.clone()),
+        boot_index: Some(0),
+        ..Default::default()
+    };
+    let e = api.create(&member, req(vec![from_image], &f.id, None), "req-1").await;
+    assert!(matches!(e, Err(ComputeError::BadRequest(m)) if m == format!("Image {missing} could not be found.")));
+    let e = api.flavor_get("no-such-flavor").await;
+    assert!(matches!(e, Err(ComputeError::NotFound { kind: Resource::Flavor, .. })));
+}

@@ -1,0 +1,157 @@
+//! Volume attachments of a server: list and show (reads), attach and
+//! detach (intents carried out by operations).
+
+use super::{ComputeApi, ComputeError, Resource, device_name};
+use stratus_auth::AuthContext;
+use stratus_db::{AttachmentRow, DbError, NewOperation, OpStart};
+use stratus_types::VmState;
+use stratus_types::invalid_state_message;
+
+impl ComputeApi {
+    /// `GET /servers/{id}/os-volume_attachments`: the server's attachments.
+    pub async fn attachment_list(&self, ctx: &AuthContext, id: &str) -> Result<Vec<AttachmentRow>, ComputeError> {
+        let s = self.get_visible(ctx, id).await?;
+        Ok(self.ds.attachment_list_for_server(&s.id).await?)
+    }
+
+    /// `GET /servers/{id}/os-volume_attachments/{volume}`: one attachment.
+    pub async fn attachment_get(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        volume_id: &str,
+    ) -> Result<AttachmentRow, ComputeError> {
+        let s = self.get_visible(ctx, id).await?;
+        let a = self.ds.attachment_list_for_server(&s.id).await?.into_iter().find(|a| a.volume_id == volume_id);
+        a.ok_or_else(|| ComputeError::AttachmentNotFound { server: id.to_string(), volume: volume_id.to_string() })
+    }
+
+    /// `POST /servers/{id}/os-volume_attachments`: reserve the volume and
+    /// have the host open it. Allowed states follow Nova (below 2.20: not shelved).
+    pub async fn attach_volume(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        volume_id: &str,
+        request_id: &str,
+    ) -> Result<AttachmentRow, ComputeError> {
+        let s = self.get_visible(ctx, id).await?;
+        if !ctx.can_write() {
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow os_compute_api:os-volumes-attachments:create to be performed.".into(),
+            ));
+        }
+        if s.locked && !ctx.is_admin() {
+            return Err(ComputeError::Locked { id: id.to_string() });
+        }
+        let vm = s.vm()?;
+        if !matches!(vm, VmState::Active | VmState::Paused | VmState::Stopped | VmState::Suspended) {
+            return Err(ComputeError::Conflict(invalid_state_message("vm_state", vm.as_str(), "attach_volume", &id)));
+        }
+        if let Some(t) = s.task()? {
+            return Err(ComputeError::Conflict(invalid_state_message("task_state", t.as_str(), "attach_volume", &id)));
+        }
+        let v = match self.ds.volume_get(volume_id).await {
+            Ok(v) if ctx.can_see(&v.project_id) => v,
+            Ok(_) | Err(DbError::NotFound(_)) => {
+                return Err(ComputeError::NotFound { kind: Resource::Volume, id: volume_id.to_string() });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if v.status != "available" {
+            return Err(ComputeError::BadRequest(format!(
+                "Invalid volume: volume {volume_id} status must be available, but is {}",
+                v.status
+            )));
+        }
+        let n = self.ds.attachment_list_for_server(id).await?.len();
+        let att = AttachmentRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            volume_id: volume_id.to_string(),
+            server_id: id.to_string(),
+            host: None,
+            connector: None,
+            client_id: None,
+            mountpoint: Some(device_name(n + 1)),
+            status: String::new(),
+            delete_on_termination: false,
+            boot_index: None,
+            created_at: String::new(),
+        };
+        let att = self.ds.attachment_create(&att).await.map_err(|e| match e {
+            DbError::Conflict(m) => ComputeError::BadRequest(format!("Invalid volume: {m}")),
+            e => e.into(),
+        })?;
+        let o = NewOperation {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind: "attach_volume".into(),
+            server_id: id.to_string(),
+            request_id: request_id.to_string(),
+            user_id: ctx.user_id.clone(),
+            project_id: ctx.project_id.clone(),
+            params: serde_json::json!({"attachment_id": att.id}).to_string(),
+        };
+        match self.ds.op_start(&o, "attach_volume", None).await {
+            Ok(OpStart::Created(op)) => self.wake(&op.id).await,
+            Ok(OpStart::Existing(_)) => {
+                self.ds.attachment_delete(&att.id).await?;
+                return Err(ComputeError::Conflict(format!(
+                    "Another volume attachment for instance {id} is in progress; retry."
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Ok(att)
+    }
+
+    /// `DELETE /servers/{id}/os-volume_attachments/{volume}`: 409 while the
+    /// host is down (Nova), 400 for the root volume.
+    pub async fn detach_volume(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        volume_id: &str,
+        request_id: &str,
+    ) -> Result<(), ComputeError> {
+        let s = self.get_visible(ctx, id).await?;
+        if !ctx.can_write() {
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow os_compute_api:os-volumes-attachments:delete to be performed.".into(),
+            ));
+        }
+        if s.locked && !ctx.is_admin() {
+            return Err(ComputeError::Locked { id: id.to_string() });
+        }
+        let att = self.ds.attachment_list_for_server(id).await?.into_iter().find(|a| a.volume_id == volume_id);
+        let Some(att) = att else {
+            return Err(ComputeError::DetachNotFound { volume_id: volume_id.to_string() });
+        };
+        if att.boot_index == Some(0) {
+            return Err(ComputeError::BadRequest("Can't detach root device volume".into()));
+        }
+        let host = s.host.clone().unwrap_or_default();
+        if !self.host_is_up(&host).await {
+            return Err(ComputeError::Conflict(format!(
+                "Compute host {host} is down; a volume cannot be detached safely from a server whose host may still write to it."
+            )));
+        }
+        let o = NewOperation {
+            id: uuid::Uuid::new_v4().to_string(),
+            kind: "detach_volume".into(),
+            server_id: id.to_string(),
+            request_id: request_id.to_string(),
+            user_id: ctx.user_id.clone(),
+            project_id: ctx.project_id.clone(),
+            params: serde_json::json!({"attachment_id": att.id}).to_string(),
+        };
+        match self.ds.op_start(&o, "detach_volume", None).await? {
+            OpStart::Created(op) => self.wake(&op.id).await,
+            OpStart::Existing(_) => {
+                return Err(ComputeError::Conflict(format!(
+                    "Another volume detach for instance {id} is in progress; retry."
+                )));
+            }
+        }
+        Ok(())
+    }
+}

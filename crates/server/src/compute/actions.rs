@@ -1,0 +1,88 @@
+//! `POST /servers/{id}/action`: parse the action with the wire enum, call
+//! the compute service, answer with Nova's status for that action.
+
+use crate::AppState;
+use crate::error::{ApiError, parse_json};
+use crate::middleware::{Auth, RequestId};
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use stratus_api::compute::{ActionError, ResetStateTarget, ServerAction};
+use stratus_controller::compute_api::Action;
+use stratus_types::VmState;
+
+#[utoipa::path(post, path = "/compute/v2.1/servers/{id}/action", tag = "servers", params(("id" = String, Path, description = "Server id")),
+    request_body(content = Object, description = "One action key: os-stop, os-start, reboot {type}, pause, unpause, suspend, resume, shelve, shelveOffload, unshelve, resize {flavorRef}, migrate, confirmResize, revertResize, evacuate {host?, adminPass?, onSharedStorage}, createImage {name, metadata?}, restore, forceDelete, lock, unlock, os-resetState {state}"),
+    responses((status = 202, description = "Accepted"), (status = 204, description = "confirmResize done"), (status = 200, description = "evacuate: adminPass"), (status = 400, description = "Unknown action or bad body"), (status = 403, description = "Not allowed or over quota"), (status = 404, description = "Not found"), (status = 409, description = "Invalid state or locked")))]
+pub(super) async fn server_action(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let v: Value = parse_json(&body)?;
+    let action = match ServerAction::parse(&v) {
+        Ok(a) => a,
+        Err(ActionError::Invalid(e)) => return Err(e.into()),
+        Err(ActionError::Unknown(other)) => {
+            // Make sure the server exists for this caller before saying the action is unknown.
+            st.compute.get_visible(&ctx, &id).await?;
+            return Err(ApiError::BadRequest(format!("There is no such action: {other}")));
+        }
+    };
+    let c = &st.compute;
+    let rid = rid.0.as_str();
+    let op = |a: Action| c.action(&ctx, &id, a, rid);
+    match action {
+        ServerAction::Stop => op(Action::Stop).await?,
+        ServerAction::Start => op(Action::Start).await?,
+        ServerAction::Pause => op(Action::Pause).await?,
+        ServerAction::Unpause => op(Action::Unpause).await?,
+        ServerAction::Suspend => op(Action::Suspend).await?,
+        ServerAction::Resume => op(Action::Resume).await?,
+        ServerAction::Shelve => op(Action::Shelve).await?,
+        ServerAction::ShelveOffload => op(Action::ShelveOffload).await?,
+        ServerAction::Unshelve => op(Action::Unshelve).await?,
+        ServerAction::Migrate => op(Action::Migrate).await?,
+        ServerAction::RevertResize => op(Action::RevertResize).await?,
+        ServerAction::Restore => op(Action::Restore).await?,
+        ServerAction::Reboot { hard } => op(Action::Reboot { hard }).await?,
+        ServerAction::ConfirmResize => {
+            op(Action::ConfirmResize).await?;
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+        ServerAction::Resize { flavor_ref } => {
+            let flavor_id = ServerAction::flavor_id(&flavor_ref).to_string();
+            op(Action::Resize { flavor_ref, flavor_id }).await?
+        }
+        ServerAction::Evacuate { admin_pass } => {
+            op(Action::Evacuate).await?;
+            let pass = admin_pass.unwrap_or_else(|| stratus_auth::random_secret()[..12].to_string());
+            return Ok((StatusCode::OK, Json(json!({"adminPass": pass}))).into_response());
+        }
+        ServerAction::CreateImage { name, metadata } => {
+            let image_id = uuid::Uuid::new_v4().to_string();
+            op(Action::CreateImage { name, metadata, image_id: image_id.clone() }).await?;
+            let mut resp = StatusCode::ACCEPTED.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("{}/image/v2/images/{image_id}", st.public_url)) {
+                resp.headers_mut().insert(axum::http::header::LOCATION, v);
+            }
+            return Ok(resp);
+        }
+        ServerAction::ForceDelete => c.force_delete(&ctx, &id, rid).await?,
+        ServerAction::Lock => c.set_lock(&ctx, &id, true, None, rid).await?,
+        ServerAction::Unlock => c.set_lock(&ctx, &id, false, None, rid).await?,
+        ServerAction::ResetState { state } => {
+            let vm = match state {
+                ResetStateTarget::Active => VmState::Active,
+                ResetStateTarget::Error => VmState::Error,
+            };
+            c.reset_state(&ctx, &id, vm, rid).await?
+        }
+    }
+    Ok(StatusCode::ACCEPTED.into_response())
+}

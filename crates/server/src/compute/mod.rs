@@ -1,0 +1,109 @@
+//! Compute API v2.1 (`/compute`): versions, flavors, servers, server
+//! actions, instance actions, volume attachments, services and limits.
+//!
+//! Handlers only translate: they parse the request with the wire types of
+//! `stratus_api::compute`, call one method of the compute service
+//! (`stratus_controller::compute_api::ComputeApi`), and render the result with
+//! the view builders of `stratus_api::compute::views`. Response bodies follow
+//! the api-ref for the negotiated microversion exactly.
+
+mod actions;
+mod attachments;
+mod flavors;
+mod instance_actions;
+mod limits;
+mod servers;
+mod services;
+
+use crate::AppState;
+use crate::middleware::compute_microversion;
+use axum::extract::State;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use stratus_api::compute::views;
+use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
+
+/// The Compute API's OpenAPI document, generated from the handlers' annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Stratus Compute API",
+        version = "2.1",
+        description = "OpenStack Compute API v2.1 as served by Stratus (microversions 2.1 to 2.11)"
+    ),
+    paths(
+        attachments::volume_attachment_list,
+        attachments::volume_attachment_show,
+        attachments::volume_attach,
+        attachments::volume_detach,
+        versions,
+        version_v21,
+        flavors::flavor_list,
+        flavors::flavor_detail,
+        flavors::flavor_show,
+        servers::server_list,
+        servers::server_detail,
+        servers::server_show,
+        servers::server_create,
+        servers::server_update,
+        servers::server_delete,
+        actions::server_action,
+        instance_actions::instance_action_list,
+        instance_actions::instance_action_show,
+        services::service_list,
+        services::service_update,
+        limits::limits
+    ),
+    components(schemas(CreateServerRequest, stratus_api::compute::CreateServer, UpdateServiceRequest))
+)]
+pub struct ComputeDoc;
+
+/// Routes of the Compute API.
+pub fn routes(state: AppState) -> Router {
+    let v21 = Router::new()
+        .route("/compute/v2.1", get(version_v21))
+        .route("/compute/v2.1/", get(version_v21))
+        .route("/compute/v2.1/flavors", get(flavors::flavor_list))
+        .route("/compute/v2.1/flavors/detail", get(flavors::flavor_detail))
+        .route("/compute/v2.1/flavors/{id}", get(flavors::flavor_show))
+        .route("/compute/v2.1/servers", get(servers::server_list).post(servers::server_create))
+        .route("/compute/v2.1/servers/detail", get(servers::server_detail))
+        .route(
+            "/compute/v2.1/servers/{id}",
+            get(servers::server_show).delete(servers::server_delete).put(servers::server_update),
+        )
+        .route("/compute/v2.1/servers/{id}/action", axum::routing::post(actions::server_action))
+        .route("/compute/v2.1/servers/{id}/os-instance-actions", get(instance_actions::instance_action_list))
+        .route("/compute/v2.1/servers/{id}/os-instance-actions/{req}", get(instance_actions::instance_action_show))
+        .route(
+            "/compute/v2.1/servers/{id}/os-volume_attachments",
+            get(attachments::volume_attachment_list).post(attachments::volume_attach),
+        )
+        .route(
+            "/compute/v2.1/servers/{id}/os-volume_attachments/{volume}",
+            get(attachments::volume_attachment_show).delete(attachments::volume_detach),
+        )
+        .route("/compute/v2.1/os-services", get(services::service_list))
+        .route("/compute/v2.1/os-services/{action}", put(services::service_update))
+        .route("/compute/v2.1/limits", get(limits::limits))
+        .route("/compute/v2.1/os-availability-zone", get(limits::availability_zones))
+        .layer(axum::middleware::from_fn(compute_microversion))
+        .with_state(state.clone());
+    Router::new()
+        .route("/compute", get(versions))
+        .route("/compute/", get(versions))
+        .route("/compute/openapi.json", get(crate::openapi::compute_openapi))
+        .with_state(state)
+        .merge(v21)
+}
+
+#[utoipa::path(get, path = "/compute", tag = "versions", responses((status = 200, description = "Version list")))]
+async fn versions(State(st): State<AppState>) -> Json<Value> {
+    Json(json!({"versions": [views::version_object(&st.public_url)]}))
+}
+
+#[utoipa::path(get, path = "/compute/v2.1", tag = "versions", responses((status = 200, description = "The v2.1 version document with min/max microversions")))]
+async fn version_v21(State(st): State<AppState>) -> Json<Value> {
+    Json(json!({"version": views::version_object(&st.public_url)}))
+}

@@ -1,0 +1,160 @@
+//! Servers: list (index and detail), show, create, update, delete.
+
+use crate::AppState;
+use crate::error::{ApiError, parse_json};
+use crate::middleware::{Auth, Mv, RequestId};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use stratus_api::Microversion;
+use stratus_api::compute::{CreateServerRequest, ServerCreate, ServerListQuery, ServerUpdate, views};
+use stratus_controller::compute_api::{BdmRequest, CreateRequest, ServerQuery, ServerWithResources};
+use stratus_db::PortRow;
+
+fn server_query(q: ServerListQuery) -> ServerQuery {
+    ServerQuery {
+        all_tenants: q.all_tenants,
+        name: q.name,
+        vm_states: q.vm_states,
+        host: q.host,
+        project_id: q.project_id,
+        limit: q.limit,
+        marker: q.marker,
+    }
+}
+
+fn create_request(c: &ServerCreate) -> CreateRequest {
+    CreateRequest {
+        name: c.name.clone(),
+        image_ref: c.image_ref.clone(),
+        flavor_ref: c.flavor_ref.clone(),
+        flavor_id: c.flavor_id.clone(),
+        bdms: c
+            .block_devices
+            .iter()
+            .map(|b| BdmRequest {
+                source_type: b.source_type.clone(),
+                destination_type: b.destination_type.clone(),
+                uuid: b.uuid.clone(),
+                boot_index: b.boot_index,
+                delete_on_termination: b.delete_on_termination,
+                volume_size: b.volume_size,
+            })
+            .collect(),
+        metadata: c.metadata.clone(),
+        key_name: c.key_name.clone(),
+        availability_zone: c.availability_zone.clone(),
+        allocate_network: c.networks.allocates(),
+        count: c.count,
+    }
+}
+
+fn show(public: &str, s: &ServerWithResources, admin: bool, mv: Microversion) -> Value {
+    let p: Vec<&PortRow> = s.ports.iter().collect();
+    json!({"server": views::server(public, &s.server, &p, &s.volumes, admin, mv)})
+}
+
+#[utoipa::path(get, path = "/compute/v2.1/servers", tag = "servers", params(("name" = Option<String>, Query, description = "Substring of the name"), ("status" = Option<String>, Query, description = "API status"), ("all_tenants" = Option<bool>, Query, description = "All projects (admin)"), ("limit" = Option<i64>, Query, description = "Page size"), ("marker" = Option<String>, Query, description = "Last id of the previous page")), responses((status = 200, description = "Servers (id, name, links)"), (status = 400, description = "Bad filter"), (status = 403, description = "all_tenants without admin")))]
+pub(super) async fn server_list(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = server_query(ServerListQuery::parse(q.as_deref())?);
+    let page = st.compute.server_list(&ctx, q, false).await?;
+    let list: Vec<Value> = page.servers.iter().map(|s| views::server_brief(&st.public_url, s)).collect();
+    let mut body = json!({"servers": list});
+    if let Some(l) = views::servers_links(&st.public_url, &page.servers, page.limit, false) {
+        body["servers_links"] = l;
+    }
+    Ok(Json(body))
+}
+
+#[utoipa::path(get, path = "/compute/v2.1/servers/detail", tag = "servers", responses((status = 200, description = "Servers in full")))]
+pub(super) async fn server_detail(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Mv(mv): Mv,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = server_query(ServerListQuery::parse(q.as_deref())?);
+    let page = st.compute.server_list(&ctx, q, true).await?;
+    let list: Vec<Value> = page
+        .servers
+        .iter()
+        .map(|s| {
+            let p: Vec<&PortRow> = page.ports.get(&s.id).map(|v| v.iter().collect()).unwrap_or_default();
+            let vols: &[String] = page.volumes.get(&s.id).map(Vec::as_slice).unwrap_or_default();
+            views::server(&st.public_url, s, &p, vols, ctx.is_admin(), mv)
+        })
+        .collect();
+    let mut body = json!({"servers": list});
+    if let Some(l) = views::servers_links(&st.public_url, &page.servers, page.limit, true) {
+        body["servers_links"] = l;
+    }
+    Ok(Json(body))
+}
+
+#[utoipa::path(get, path = "/compute/v2.1/servers/{id}", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "A server"), (status = 404, description = "Unknown, deleted, or another project's server")))]
+pub(super) async fn server_show(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Mv(mv): Mv,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let s = st.compute.server_show(&ctx, &id).await?;
+    Ok(Json(show(&st.public_url, &s, ctx.is_admin(), mv)))
+}
+
+#[utoipa::path(post, path = "/compute/v2.1/servers", tag = "servers", request_body = CreateServerRequest, responses((status = 202, description = "Accepted: id, links, adminPass"), (status = 400, description = "Invalid request"), (status = 403, description = "Over quota or not allowed")))]
+pub(super) async fn server_create(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Extension(rid): Extension<RequestId>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: CreateServerRequest = parse_json(&body)?;
+    let c = req.check()?;
+    let created = st.compute.create(&ctx, create_request(&c), &rid.0).await?;
+    let Some(first) = created.first() else {
+        return Err(ApiError::Internal("no server created".into()));
+    };
+    if c.return_reservation_id {
+        return Ok((StatusCode::ACCEPTED, Json(json!({"reservation_id": first.server.reservation_id}))).into_response());
+    }
+    let pass = c.admin_pass.as_deref().unwrap_or(&first.admin_pass);
+    let body = views::server_created(&st.public_url, &first.server.id, pass, c.networks.allocates());
+    let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("{}/compute/v2.1/servers/{}", st.public_url, first.server.id)) {
+        resp.headers_mut().insert(axum::http::header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+#[utoipa::path(put, path = "/compute/v2.1/servers/{id}", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "Updated server"), (status = 400, description = "Invalid request"), (status = 404, description = "Not found")))]
+pub(super) async fn server_update(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Mv(mv): Mv,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let v: Value = parse_json(&body)?;
+    let name = ServerUpdate::parse(&v).map(|u| u.name).map_err(|e| e.to_string());
+    let s = st.compute.update_server(&ctx, &id, name).await?;
+    Ok(Json(show(&st.public_url, &s, ctx.is_admin(), mv)))
+}
+
+#[utoipa::path(delete, path = "/compute/v2.1/servers/{id}", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 204, description = "Delete recorded (or the open delete re-driven)"), (status = 404, description = "Not found"), (status = 409, description = "Locked")))]
+pub(super) async fn server_delete(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Extension(rid): Extension<RequestId>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    st.compute.delete_server(&ctx, &id, &rid.0).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

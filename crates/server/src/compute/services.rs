@@ -1,0 +1,52 @@
+//! Compute services (`os-services`): list, and the legacy (below 2.53)
+//! enable/disable/force-down, which the compute service validates and logs.
+
+use crate::AppState;
+use crate::error::{ApiError, parse_json};
+use crate::middleware::{Auth, Mv};
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use stratus_api::compute::views::{self, ServiceChangeView};
+use stratus_api::compute::{UpdateServiceRequest, parse_query, query_value};
+use stratus_controller::compute_api::{HostChange, ServiceUpdate};
+
+#[utoipa::path(get, path = "/compute/v2.1/os-services", tag = "services", responses((status = 200, description = "Compute services with state up/down"), (status = 403, description = "Admins only")))]
+pub(super) async fn service_list(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Mv(mv): Mv,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let q = parse_query(q.as_deref());
+    let list = st.compute.service_list(&ctx, query_value(&q, "host"), query_value(&q, "binary")).await?;
+    Ok(Json(json!({"services": list.iter().map(|s| views::service(&s.service, s.up, mv)).collect::<Vec<_>>()})))
+}
+
+/// Legacy (below 2.53) service updates: `enable`, `disable`,
+/// `disable-log-reason`, and from 2.11 `force-down`.
+#[utoipa::path(put, path = "/compute/v2.1/os-services/{action}", tag = "services", params(("action" = String, Path, description = "enable | disable | disable-log-reason | force-down (2.11)")), request_body = UpdateServiceRequest, responses((status = 200, description = "Updated"), (status = 400, description = "Bad body"), (status = 404, description = "Unknown service")))]
+pub(super) async fn service_update(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Mv(mv): Mv,
+    Path(action): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let update = parse_json::<UpdateServiceRequest>(&body)
+        .map(|req| ServiceUpdate {
+            host: req.host,
+            binary: req.binary,
+            disabled_reason: req.disabled_reason,
+            forced_down: req.forced_down,
+        })
+        .map_err(|e| e.to_string());
+    let done = st.compute.update_service(&ctx, &action, mv.at_least(11), update).await?;
+    let change = match &done.change {
+        HostChange::Enable => ServiceChangeView::Enabled,
+        HostChange::Disable { reason } => ServiceChangeView::Disabled(reason.as_deref()),
+        HostChange::ForceDown(f) => ServiceChangeView::ForcedDown(*f),
+    };
+    Ok(Json(views::service_updated(&done.host, &done.binary, change)))
+}
