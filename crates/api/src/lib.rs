@@ -4,6 +4,7 @@
 
 pub mod compute;
 pub mod fault;
+pub mod identity;
 pub mod microversion;
 
 pub use fault::*;
