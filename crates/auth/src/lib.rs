@@ -26,3 +26,6 @@ pub use error::{AuthError, ResourceKind};
 pub use secret::{hash_password, random_secret, token_hash, verify_password};
 pub use service::Identity;
 pub use tokens::{IssuedToken, ProjectScope};
+
+#[cfg(test)]
+mod tests;
