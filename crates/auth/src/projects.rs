@@ -9,6 +9,7 @@ use crate::{AuthContext, AuthError, Identity, ResourceKind};
 use std::collections::HashSet;
 use stratus_api::identity::{DEFAULT_DOMAIN_ID, Project, ProjectCreate, ProjectFilter, ProjectUpdate};
 use stratus_db::{DbError, ProjectRow};
+use tracing::info;
 
 /// Longest project name accepted.
 const MAX_PROJECT_NAME: usize = 64;
@@ -45,6 +46,7 @@ impl Identity {
             enabled: req.enabled.unwrap_or(true),
         };
         self.ds.project_create(&p).await.map_err(AuthError::conflict_as(ResourceKind::Project, &p.name))?;
+        info!(project = %p.id, name = %p.name, by = %caller.user_id, "project created");
         Ok(project_of(p))
     }
 
@@ -79,7 +81,9 @@ impl Identity {
     pub async fn delete_project(&self, caller: &AuthContext, id: &str) -> Result<(), AuthError> {
         enforce(caller, Action::DeleteProject)?;
         self.ds.project_delete(id).await.map_err(AuthError::not_found_as(ResourceKind::Project, id))?;
+        // Tokens scoped to it must stop working now, not when their cache entry ages out.
         self.flush_cache();
+        info!(project = %id, by = %caller.user_id, "project deleted with its role assignments");
         Ok(())
     }
 

@@ -7,6 +7,7 @@ use crate::{AuthContext, AuthError, Identity};
 use std::collections::HashMap;
 use stratus_api::identity::{AssignmentFilter, Role, RoleAssignment, RoleFilter};
 use stratus_db::{DbError, ProjectRow, RoleRow, UserRow};
+use tracing::info;
 
 impl Identity {
     /// `GET /roles` (admin).
@@ -50,6 +51,7 @@ impl Identity {
         let (p, u, r) = self.grant_parts(p, u, r).await?;
         self.ds.assignment_put(&u.id, &p.id, &r.id).await?;
         self.flush_cache();
+        info!(user = %u.id, project = %p.id, role = %r.name, by = %caller.user_id, "role granted");
         Ok(())
     }
 
@@ -64,7 +66,9 @@ impl Identity {
             }
             Err(e) => return Err(e.into()),
         }
+        // Tokens carry their roles: cached contexts must be re-read to lose this one.
         self.flush_cache();
+        info!(user = %u.id, project = %p.id, role = %r.name, by = %caller.user_id, "role revoked");
         Ok(())
     }
 

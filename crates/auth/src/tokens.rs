@@ -7,6 +7,7 @@ use crate::{AuthContext, AuthError, Identity};
 use chrono::{DateTime, Duration, Utc};
 use stratus_api::identity::{AuthMethod, ScopeRequest, TokenRequest};
 use stratus_db::{DbError, ProjectRow, TokenRow, UserRow, parse_ts, ts};
+use tracing::{debug, info};
 
 /// How long a validated token is trusted without re-reading the database
 /// (bounds how late a revocation seen by another API process takes effect).
@@ -88,11 +89,13 @@ impl Identity {
             Err(DbError::NotFound(_)) => {
                 // Spend the same time as a real check so user names cannot be probed by timing.
                 let _ = hash_password(password);
+                debug!(%user, "login refused: unknown user");
                 return Err(AuthError::InvalidCredentials);
             }
             Err(e) => return Err(e.into()),
         };
         if !u.enabled || !verify_password(password, &u.password_hash) {
+            debug!(user = %u.id, enabled = u.enabled, "login refused: disabled user or wrong password");
             return Err(AuthError::InvalidCredentials);
         }
         let project = match scope {
@@ -131,6 +134,7 @@ impl Identity {
     async fn issue(&self, u: &UserRow, p: &ProjectRow) -> Result<IssuedToken, AuthError> {
         let assignments = self.ds.assignment_list(Some(&u.id), Some(&p.id)).await?;
         if assignments.is_empty() {
+            debug!(user = %u.id, project = %p.id, "token refused: no role on the project");
             return Err(AuthError::NoRoleOnProject { user: u.id.clone(), project: p.id.clone() });
         }
         let now = self.ds.clock().now();
@@ -239,10 +243,14 @@ impl Identity {
 
     /// `DELETE /auth/tokens`: revoke the subject token (one's own, or any for admins).
     pub async fn revoke_subject_token(&self, caller: &AuthContext, token: &str) -> Result<(), AuthError> {
-        self.subject_token(caller, token).await?;
+        let subject = self.subject_token(caller, token).await?;
         match self.revoke(token).await {
             Err(AuthError::InvalidToken) => Err(AuthError::SubjectTokenNotFound),
-            r => r,
+            Err(e) => Err(e),
+            Ok(()) => {
+                info!(user = %subject.user_id, audit_id = %subject.audit_id, by = %caller.user_id, "token revoked");
+                Ok(())
+            }
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::service::{check_domain_id, user_of, valid_name};
 use crate::{AuthContext, AuthError, Identity, ResourceKind};
 use stratus_api::identity::{DEFAULT_DOMAIN_ID, User, UserCreate, UserFilter, UserUpdate};
 use stratus_db::{DbError, UserRow};
+use tracing::info;
 
 /// Longest user name accepted.
 const MAX_USER_NAME: usize = 255;
@@ -54,6 +55,7 @@ impl Identity {
             enabled: req.enabled.unwrap_or(true),
         };
         self.ds.user_create(&u).await.map_err(AuthError::conflict_as(ResourceKind::User, &u.name))?;
+        info!(user = %u.id, name = %u.name, by = %caller.user_id, "user created");
         Ok(user_of(u))
     }
 
@@ -84,6 +86,7 @@ impl Identity {
             let h = hash_password_blocking(pw.to_string()).await?;
             self.ds.user_set_password(&u.id, &h).await?;
             self.flush_cache();
+            info!(user = %u.id, by = %caller.user_id, "password changed; existing tokens stay valid");
         }
         Ok(u)
     }
@@ -94,6 +97,7 @@ impl Identity {
         let u = self.user_row(id).await?;
         self.ds.user_delete(&u.id).await.map_err(AuthError::not_found_as(ResourceKind::User, id))?;
         self.flush_cache();
+        info!(user = %u.id, by = %caller.user_id, "user deleted with its assignments and tokens");
         Ok(())
     }
 }
