@@ -5,6 +5,7 @@
 
 pub mod compute;
 pub mod fault;
+pub mod identity;
 pub mod image;
 pub mod microversion;
 

@@ -9,6 +9,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use stratus_api::compute::RequestError;
+use stratus_api::identity::RequestError as IdentityRequestError;
 use stratus_api::image::ImageQueryError;
 use stratus_api::{MicroversionError, keystone_fault, nova_fault};
 use stratus_auth::AuthError;
@@ -131,8 +132,23 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidCredentials | AuthError::InvalidToken | AuthError::NoRoleOnProject { .. } => {
                 Self::Unauthorized
             }
+            e @ AuthError::Forbidden { .. } => Self::Forbidden(e.to_string()),
+            e @ (AuthError::NotFound { .. }
+            | AuthError::SubjectTokenNotFound
+            | AuthError::AssignmentNotFound { .. }) => Self::NotFound(e.to_string()),
+            e @ AuthError::Conflict { .. } => Self::Conflict(e.to_string()),
+            AuthError::BadRequest(m) => Self::BadRequest(m),
             AuthError::Db(e) => e.into(),
             AuthError::Hash(e) => Self::Internal(e),
+        }
+    }
+}
+
+impl From<IdentityRequestError> for ApiError {
+    fn from(e: IdentityRequestError) -> Self {
+        match e {
+            IdentityRequestError::BadRequest(m) => Self::BadRequest(m),
+            IdentityRequestError::Unauthenticated => Self::Unauthorized,
         }
     }
 }

@@ -1,0 +1,122 @@
+//! Roles and grants: direct user-on-project role assignments (no groups,
+//! no domain or system scope, no inheritance).
+
+use crate::policy::{Action, enforce};
+use crate::service::role_of;
+use crate::{AuthContext, AuthError, Identity};
+use std::collections::HashMap;
+use stratus_api::identity::{AssignmentFilter, Role, RoleAssignment, RoleFilter};
+use stratus_db::{DbError, ProjectRow, RoleRow, UserRow};
+use tracing::info;
+
+impl Identity {
+    /// `GET /roles` (admin).
+    pub async fn list_roles(&self, caller: &AuthContext, filter: &RoleFilter) -> Result<Vec<Role>, AuthError> {
+        enforce(caller, Action::ListRoles)?;
+        Ok(self
+            .ds
+            .role_list()
+            .await?
+            .into_iter()
+            .filter(|r| filter.name.as_ref().is_none_or(|n| *n == r.name))
+            .map(role_of)
+            .collect())
+    }
+
+    /// `GET /roles/{id}` (admin).
+    pub async fn get_role(&self, caller: &AuthContext, id: &str) -> Result<Role, AuthError> {
+        enforce(caller, Action::GetRole)?;
+        Ok(role_of(self.role_row(id).await?))
+    }
+
+    /// Resolve the three ids of a grant, `NotFound` naming the first unknown one.
+    async fn grant_parts(&self, p: &str, u: &str, r: &str) -> Result<(ProjectRow, UserRow, RoleRow), AuthError> {
+        let p = self.project_row(p).await?;
+        let u = self.user_row(u).await?;
+        let r = self.role_row(r).await?;
+        Ok((p, u, r))
+    }
+
+    /// `HEAD /projects/{p}/users/{u}/roles/{r}` (admin): `Ok` if granted.
+    pub async fn check_grant(&self, caller: &AuthContext, p: &str, u: &str, r: &str) -> Result<(), AuthError> {
+        enforce(caller, Action::CheckGrant)?;
+        let (p, u, r) = self.grant_parts(p, u, r).await?;
+        let granted = self.ds.assignment_list(Some(&u.id), Some(&p.id)).await?.iter().any(|a| a.role_id == r.id);
+        if granted { Ok(()) } else { Err(AuthError::AssignmentNotFound { role: r.id, user: u.id, project: p.id }) }
+    }
+
+    /// `PUT /projects/{p}/users/{u}/roles/{r}` (admin): grant (idempotent).
+    pub async fn put_grant(&self, caller: &AuthContext, p: &str, u: &str, r: &str) -> Result<(), AuthError> {
+        enforce(caller, Action::CreateGrant)?;
+        let (p, u, r) = self.grant_parts(p, u, r).await?;
+        self.ds.assignment_put(&u.id, &p.id, &r.id).await?;
+        self.flush_cache();
+        info!(user = %u.id, project = %p.id, role = %r.name, by = %caller.user_id, "role granted");
+        Ok(())
+    }
+
+    /// `DELETE /projects/{p}/users/{u}/roles/{r}` (admin): revoke; `AssignmentNotFound` if not granted.
+    pub async fn delete_grant(&self, caller: &AuthContext, p: &str, u: &str, r: &str) -> Result<(), AuthError> {
+        enforce(caller, Action::RevokeGrant)?;
+        let (p, u, r) = self.grant_parts(p, u, r).await?;
+        match self.ds.assignment_delete(&u.id, &p.id, &r.id).await {
+            Ok(()) => {}
+            Err(DbError::NotFound(_)) => {
+                return Err(AuthError::AssignmentNotFound { role: r.id, user: u.id, project: p.id });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        // Tokens carry their roles: cached contexts must be re-read to lose this one.
+        self.flush_cache();
+        info!(user = %u.id, project = %p.id, role = %r.name, by = %caller.user_id, "role revoked");
+        Ok(())
+    }
+
+    /// `GET /projects/{p}/users/{u}/roles` (admin).
+    pub async fn list_grants(&self, caller: &AuthContext, p: &str, u: &str) -> Result<Vec<Role>, AuthError> {
+        enforce(caller, Action::ListGrants)?;
+        let p = self.project_row(p).await?;
+        let u = self.user_row(u).await?;
+        Ok(self
+            .ds
+            .assignment_list(Some(&u.id), Some(&p.id))
+            .await?
+            .into_iter()
+            .map(|a| Role { id: a.role_id, name: a.role_name })
+            .collect())
+    }
+
+    /// `GET /role_assignments` (admin). Filters on groups, domains, system or
+    /// inheritance match nothing (none exist here).
+    pub async fn list_role_assignments(
+        &self,
+        caller: &AuthContext,
+        filter: &AssignmentFilter,
+    ) -> Result<Vec<RoleAssignment>, AuthError> {
+        enforce(caller, Action::ListRoleAssignments)?;
+        if filter.matches_nothing {
+            return Ok(Vec::new());
+        }
+        let rows = self.ds.assignment_list(filter.user_id.as_deref(), filter.project_id.as_deref()).await?;
+        let (users, projects): (HashMap<String, String>, HashMap<String, String>) = if filter.include_names {
+            (
+                self.ds.user_list().await?.into_iter().map(|u| (u.id, u.name)).collect(),
+                self.ds.project_list().await?.into_iter().map(|p| (p.id, p.name)).collect(),
+            )
+        } else {
+            (HashMap::new(), HashMap::new())
+        };
+        Ok(rows
+            .into_iter()
+            .filter(|a| filter.role_id.as_ref().is_none_or(|r| *r == a.role_id))
+            .map(|a| RoleAssignment {
+                user_name: users.get(&a.user_id).cloned(),
+                project_name: projects.get(&a.project_id).cloned(),
+                user_id: a.user_id,
+                project_id: a.project_id,
+                role_id: a.role_id,
+                role_name: a.role_name,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,480 @@
+//! Keystone Identity v3 over HTTP, as much of it as the stock OpenStack
+//! clients (python-openstackclient, keystoneauth, openstacksdk) need.
+//!
+//! Handlers only translate: they parse the request into the typed requests
+//! of `stratus_api::identity`, call one method of the identity service
+//! (`stratus_auth::Identity`, which owns the identity tables and the policy)
+//! and render its answer with the pure views of `stratus_api::identity`.
+//! Domains, regions, services and endpoints are fixed (one domain, one
+//! region, a catalog derived from the public URL), so their handlers only
+//! apply the policy and render.
+//!
+//! Handlers that read a body check the policy before parsing it, so that a
+//! caller without the right gets 403 before any 400 about its body.
+
+use crate::AppState;
+use crate::error::{ApiError, IdentityError, parse_json};
+use crate::middleware::Auth;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use stratus_api::identity::{self as ks, TokenInfo};
+use stratus_auth::policy::{Action, enforce};
+use stratus_auth::{AuthContext, AuthError, ResourceKind};
+
+/// Header carrying the token being issued, validated or revoked.
+const SUBJECT_TOKEN: &str = "x-subject-token";
+
+type IdResult<T> = Result<T, IdentityError>;
+
+/// Routes of the Identity v3 API, under `/identity`.
+pub fn routes(state: AppState) -> Router {
+    Router::new()
+        .route("/identity", get(versions))
+        .route("/identity/", get(versions))
+        .route("/identity/v3", get(version))
+        .route("/identity/v3/", get(version))
+        .route("/identity/v3/auth/tokens", get(validate_token).post(issue_token).delete(revoke_token))
+        .route("/identity/v3/auth/projects", get(auth_projects))
+        .route("/identity/v3/auth/catalog", get(auth_catalog))
+        .route("/identity/v3/projects", get(list_projects).post(create_project))
+        .route("/identity/v3/projects/{project_id}", get(get_project).patch(update_project).delete(delete_project))
+        .route("/identity/v3/projects/{project_id}/users/{user_id}/roles", get(list_grants))
+        .route(
+            "/identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}",
+            get(check_grant).put(put_grant).delete(delete_grant),
+        )
+        .route("/identity/v3/users", get(list_users).post(create_user))
+        .route("/identity/v3/users/{user_id}", get(get_user).patch(update_user).delete(delete_user))
+        .route("/identity/v3/users/{user_id}/projects", get(user_projects))
+        .route("/identity/v3/roles", get(list_roles))
+        .route("/identity/v3/roles/{role_id}", get(get_role))
+        .route("/identity/v3/role_assignments", get(list_role_assignments))
+        .route("/identity/v3/domains", get(list_domains))
+        .route("/identity/v3/domains/{domain_id}", get(get_domain))
+        .route("/identity/v3/services", get(list_services))
+        .route("/identity/v3/services/{service_id}", get(get_service))
+        .route("/identity/v3/endpoints", get(list_endpoints))
+        .route("/identity/v3/endpoints/{endpoint_id}", get(get_endpoint))
+        .route("/identity/v3/regions", get(list_regions))
+        .route("/identity/v3/regions/{region_id}", get(get_region))
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+// ---------------------------------------------------------------------------
+// Extractors with Keystone-style rejections.
+
+/// The authenticated caller; like [`Auth`] but rejects with a Keystone body.
+struct Caller(AuthContext);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = IdentityError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Auth(ctx) = Auth::from_request_parts(parts, state).await?;
+        Ok(Self(ctx))
+    }
+}
+
+/// Query parameters as a map (`?nocatalog` gives `nocatalog => ""`).
+struct Params(ks::Query);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = IdentityError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(q) = Query::<ks::Query>::from_request_parts(parts, state).await.map_err(ApiError::from)?;
+        Ok(Self(q))
+    }
+}
+
+/// Path parameters, rejected with a Keystone body.
+struct Ids<T>(T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Ids<T> {
+    type Rejection = IdentityError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(t) = Path::<T>::from_request_parts(parts, state).await.map_err(ApiError::from)?;
+        Ok(Self(t))
+    }
+}
+
+async fn method_not_allowed() -> IdentityError {
+    ApiError::MethodNotAllowed("The method is not allowed for the requested URL.".into()).into()
+}
+
+// ---------------------------------------------------------------------------
+// Rendering helpers.
+
+/// A list body with its `links`, `self` at `<v3>/<path>`.
+fn list(st: &AppState, key: &str, path: &str, items: Vec<Value>) -> Json<Value> {
+    Json(ks::list_view(&st.public_url, key, path, items))
+}
+
+/// The token view of a context.
+fn token_body(st: &AppState, ctx: &AuthContext, method: &str, with_catalog: bool) -> Value {
+    let methods = [method];
+    let info = TokenInfo {
+        methods: &methods,
+        user_id: &ctx.user_id,
+        user_name: &ctx.user_name,
+        project_id: &ctx.project_id,
+        project_name: &ctx.project_name,
+        roles: ctx.role_ids.iter().zip(&ctx.roles).map(|(id, name)| (id.as_str(), name.as_str())).collect(),
+        audit_id: &ctx.audit_id,
+        issued_at: ctx.issued_at,
+        expires_at: ctx.expires_at,
+    };
+    ks::token_view(&st.public_url, &info, with_catalog)
+}
+
+fn with_subject(status: StatusCode, token: &str, body: Value) -> IdResult<Response> {
+    let v = HeaderValue::from_str(token)
+        .map_err(|e| ApiError::Internal(format!("token is not a valid header value: {e}")))?;
+    let mut resp = (status, Json(body)).into_response();
+    resp.headers_mut().insert(SUBJECT_TOKEN, v);
+    Ok(resp)
+}
+
+/// The `X-Subject-Token` of a validate or revoke.
+fn subject_header(headers: &HeaderMap) -> IdResult<&str> {
+    Ok(ks::subject_token(headers.get(SUBJECT_TOKEN).and_then(|v| v.to_str().ok()))?)
+}
+
+// ---------------------------------------------------------------------------
+// Version discovery.
+
+/// `GET /identity`: the version list (300 Multiple Choices, as Keystone).
+async fn versions(State(st): State<AppState>) -> Response {
+    (StatusCode::MULTIPLE_CHOICES, Json(json!({ "versions": { "values": [ks::version_view(&st.public_url)] } })))
+        .into_response()
+}
+
+/// `GET /identity/v3`: this version.
+async fn version(State(st): State<AppState>) -> Json<Value> {
+    Json(json!({ "version": ks::version_view(&st.public_url) }))
+}
+
+// ---------------------------------------------------------------------------
+// Tokens.
+
+/// `POST /auth/tokens`: password or token authentication, project scoped.
+async fn issue_token(State(st): State<AppState>, Params(q): Params, body: Bytes) -> IdResult<Response> {
+    let req: ks::AuthRequest = parse_json(&body)?;
+    let req = ks::TokenRequest::try_from(req)?;
+    let method = req.method.name();
+    let issued = st.identity.issue_token(req).await?;
+    let body = token_body(&st, &issued.context, method, ks::wants_catalog(&q));
+    with_subject(StatusCode::CREATED, &issued.token, body)
+}
+
+/// `GET`/`HEAD /auth/tokens`: validate the subject token.
+async fn validate_token(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Params(q): Params,
+    headers: HeaderMap,
+) -> IdResult<Response> {
+    let token = subject_header(&headers)?;
+    let ctx = st.identity.subject_token(&caller, token).await?;
+    let body = token_body(&st, &ctx, "password", ks::wants_catalog(&q));
+    with_subject(StatusCode::OK, token, body)
+}
+
+/// `DELETE /auth/tokens`: revoke the subject token (one's own, or any for admins).
+async fn revoke_token(State(st): State<AppState>, Caller(caller): Caller, headers: HeaderMap) -> IdResult<StatusCode> {
+    st.identity.revoke_subject_token(&caller, subject_header(&headers)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /auth/catalog`: the caller's catalog.
+async fn auth_catalog(State(st): State<AppState>, Caller(caller): Caller) -> Json<Value> {
+    Json(json!({
+        "catalog": ks::catalog(&st.public_url, &caller.project_id),
+        "links": ks::list_links(format!("{}/auth/catalog", ks::v3_url(&st.public_url))),
+    }))
+}
+
+/// `GET /auth/projects`: the projects the caller may scope to.
+async fn auth_projects(State(st): State<AppState>, Caller(caller): Caller) -> IdResult<Json<Value>> {
+    let projects = st.identity.scopable_projects(&caller).await?;
+    let views = projects.iter().map(|p| ks::project_view(&st.public_url, p)).collect();
+    Ok(list(&st, "projects", "auth/projects", views))
+}
+
+// ---------------------------------------------------------------------------
+// Projects.
+
+/// `GET /projects` (admin), filters `name`, `domain_id`, `enabled`, `parent_id`, `is_domain`.
+async fn list_projects(State(st): State<AppState>, Caller(caller): Caller, Params(q): Params) -> IdResult<Json<Value>> {
+    let projects = st.identity.list_projects(&caller, &ks::ProjectFilter::from_query(&q)).await?;
+    let views = projects.iter().map(|p| ks::project_view(&st.public_url, p)).collect();
+    Ok(list(&st, "projects", "projects", views))
+}
+
+/// `POST /projects` (admin).
+async fn create_project(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    body: Bytes,
+) -> IdResult<(StatusCode, Json<Value>)> {
+    enforce(&caller, Action::CreateProject)?;
+    let req = ks::ProjectCreate::from_body(parse_json(&body)?)?;
+    let p = st.identity.create_project(&caller, req).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "project": ks::project_view(&st.public_url, &p) }))))
+}
+
+/// `GET /projects/{id}`: admins, or a caller whose token is scoped to it.
+async fn get_project(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids(id): Ids<String>,
+) -> IdResult<Json<Value>> {
+    let p = st.identity.get_project(&caller, &id).await?;
+    Ok(Json(json!({ "project": ks::project_view(&st.public_url, &p) })))
+}
+
+/// `PATCH /projects/{id}` (admin): only no-op updates are accepted.
+async fn update_project(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids(id): Ids<String>,
+    body: Bytes,
+) -> IdResult<Json<Value>> {
+    enforce(&caller, Action::UpdateProject)?;
+    let req = ks::ProjectUpdate::from_body(parse_json(&body)?)?;
+    let p = st.identity.update_project(&caller, &id, &req).await?;
+    Ok(Json(json!({ "project": ks::project_view(&st.public_url, &p) })))
+}
+
+/// `DELETE /projects/{id}` (admin); its role assignments go with it.
+async fn delete_project(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids(id): Ids<String>,
+) -> IdResult<StatusCode> {
+    st.identity.delete_project(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------------------
+// Users.
+
+/// `GET /users` (admin), filters `name`, `domain_id`, `enabled`.
+async fn list_users(State(st): State<AppState>, Caller(caller): Caller, Params(q): Params) -> IdResult<Json<Value>> {
+    let users = st.identity.list_users(&caller, &ks::UserFilter::from_query(&q)).await?;
+    let views = users.iter().map(|u| ks::user_view(&st.public_url, u)).collect();
+    Ok(list(&st, "users", "users", views))
+}
+
+/// `POST /users` (admin).
+async fn create_user(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    body: Bytes,
+) -> IdResult<(StatusCode, Json<Value>)> {
+    enforce(&caller, Action::CreateUser)?;
+    let req = ks::UserCreate::from_body(parse_json(&body)?)?;
+    let u = st.identity.create_user(&caller, req).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "user": ks::user_view(&st.public_url, &u) }))))
+}
+
+/// `GET /users/{id}`: admins, or the user itself.
+async fn get_user(State(st): State<AppState>, Caller(caller): Caller, Ids(id): Ids<String>) -> IdResult<Json<Value>> {
+    let u = st.identity.get_user(&caller, &id).await?;
+    Ok(Json(json!({ "user": ks::user_view(&st.public_url, &u) })))
+}
+
+/// `PATCH /users/{id}` (admin): the password only.
+async fn update_user(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids(id): Ids<String>,
+    body: Bytes,
+) -> IdResult<Json<Value>> {
+    enforce(&caller, Action::UpdateUser)?;
+    let req = ks::UserUpdate::from_body(parse_json(&body)?)?;
+    let u = st.identity.update_user(&caller, &id, &req).await?;
+    Ok(Json(json!({ "user": ks::user_view(&st.public_url, &u) })))
+}
+
+/// `DELETE /users/{id}` (admin); its assignments and tokens go with it.
+async fn delete_user(State(st): State<AppState>, Caller(caller): Caller, Ids(id): Ids<String>) -> IdResult<StatusCode> {
+    st.identity.delete_user(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /users/{id}/projects`: the user itself, or admins.
+async fn user_projects(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids(id): Ids<String>,
+) -> IdResult<Json<Value>> {
+    let projects = st.identity.user_projects(&caller, &id).await?;
+    let views = projects.iter().map(|p| ks::project_view(&st.public_url, p)).collect();
+    Ok(list(&st, "projects", &format!("users/{id}/projects"), views))
+}
+
+// ---------------------------------------------------------------------------
+// Roles and assignments.
+
+/// `GET /roles` (admin), filter `name`.
+async fn list_roles(State(st): State<AppState>, Caller(caller): Caller, Params(q): Params) -> IdResult<Json<Value>> {
+    let roles = st.identity.list_roles(&caller, &ks::RoleFilter::from_query(&q)).await?;
+    let views = roles.iter().map(|r| ks::role_view(&st.public_url, r)).collect();
+    Ok(list(&st, "roles", "roles", views))
+}
+
+/// `GET /roles/{id}` (admin).
+async fn get_role(State(st): State<AppState>, Caller(caller): Caller, Ids(id): Ids<String>) -> IdResult<Json<Value>> {
+    let r = st.identity.get_role(&caller, &id).await?;
+    Ok(Json(json!({ "role": ks::role_view(&st.public_url, &r) })))
+}
+
+/// `GET`/`HEAD /projects/{p}/users/{u}/roles/{r}` (admin): 204 if granted, else 404.
+async fn check_grant(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids((p, u, r)): Ids<(String, String, String)>,
+) -> IdResult<StatusCode> {
+    st.identity.check_grant(&caller, &p, &u, &r).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /projects/{p}/users/{u}/roles/{r}` (admin): grant (idempotent).
+async fn put_grant(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids((p, u, r)): Ids<(String, String, String)>,
+) -> IdResult<StatusCode> {
+    st.identity.put_grant(&caller, &p, &u, &r).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /projects/{p}/users/{u}/roles/{r}` (admin): revoke; 404 if not granted.
+async fn delete_grant(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids((p, u, r)): Ids<(String, String, String)>,
+) -> IdResult<StatusCode> {
+    st.identity.delete_grant(&caller, &p, &u, &r).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /projects/{p}/users/{u}/roles` (admin).
+async fn list_grants(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids((p, u)): Ids<(String, String)>,
+) -> IdResult<Json<Value>> {
+    let roles = st.identity.list_grants(&caller, &p, &u).await?;
+    let views = roles.iter().map(|r| ks::role_view(&st.public_url, r)).collect();
+    Ok(list(&st, "roles", &format!("projects/{p}/users/{u}/roles"), views))
+}
+
+/// `GET /role_assignments` (admin), filters `user.id`, `scope.project.id`,
+/// `role.id`, and `include_names`.
+async fn list_role_assignments(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Params(q): Params,
+) -> IdResult<Json<Value>> {
+    let filter = ks::AssignmentFilter::from_query(&q);
+    let rows = st.identity.list_role_assignments(&caller, &filter).await?;
+    let views = rows.iter().map(|a| ks::assignment_view(&st.public_url, a, filter.include_names)).collect();
+    Ok(list(&st, "role_assignments", "role_assignments", views))
+}
+
+// ---------------------------------------------------------------------------
+// Domains, services, endpoints, regions (read-only, fixed).
+
+/// `GET /domains`: the single `default` domain (any authenticated caller,
+/// since clients resolve `--domain` and their defaults through it).
+async fn list_domains(State(st): State<AppState>, Caller(_): Caller, Params(q): Params) -> Json<Value> {
+    let domains = if ks::default_domain_matches(&q) { vec![ks::domain_view(&st.public_url)] } else { Vec::new() };
+    list(&st, "domains", "domains", domains)
+}
+
+/// `GET /domains/{id}`: only `default` exists.
+async fn get_domain(State(st): State<AppState>, Caller(_): Caller, Ids(id): Ids<String>) -> IdResult<Json<Value>> {
+    if id != ks::DEFAULT_DOMAIN_ID {
+        return Err(AuthError::NotFound { kind: ResourceKind::Domain, id }.into());
+    }
+    Ok(Json(json!({ "domain": ks::domain_view(&st.public_url) })))
+}
+
+/// `GET /services` (admin), filter `type`.
+async fn list_services(State(st): State<AppState>, Caller(caller): Caller, Params(q): Params) -> IdResult<Json<Value>> {
+    enforce(&caller, Action::ListServices)?;
+    let services = ks::SERVICES
+        .iter()
+        .filter(|s| q.get("type").is_none_or(|t| t == s.kind))
+        .map(|s| ks::service_view(&st.public_url, s))
+        .collect();
+    Ok(list(&st, "services", "services", services))
+}
+
+/// `GET /services/{id}` (admin).
+async fn get_service(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids(id): Ids<String>,
+) -> IdResult<Json<Value>> {
+    enforce(&caller, Action::GetService)?;
+    let s = ks::find_service(&id).ok_or(AuthError::NotFound { kind: ResourceKind::Service, id })?;
+    Ok(Json(json!({ "service": ks::service_view(&st.public_url, s) })))
+}
+
+/// `GET /endpoints` (admin), filters `service_id`, `interface`, `region_id`.
+async fn list_endpoints(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Params(q): Params,
+) -> IdResult<Json<Value>> {
+    enforce(&caller, Action::ListEndpoints)?;
+    let keep =
+        |e: &Value, key: &str| q.get(key).is_none_or(|want| e.get(key).and_then(Value::as_str) == Some(want.as_str()));
+    let endpoints = ks::endpoint_views(&st.public_url)
+        .into_iter()
+        .filter(|e| keep(e, "service_id") && keep(e, "interface") && keep(e, "region_id"))
+        .collect();
+    Ok(list(&st, "endpoints", "endpoints", endpoints))
+}
+
+/// `GET /endpoints/{id}` (admin).
+async fn get_endpoint(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids(id): Ids<String>,
+) -> IdResult<Json<Value>> {
+    enforce(&caller, Action::GetEndpoint)?;
+    let e = ks::endpoint_views(&st.public_url)
+        .into_iter()
+        .find(|e| e.get("id").and_then(Value::as_str) == Some(id.as_str()))
+        .ok_or(AuthError::NotFound { kind: ResourceKind::Endpoint, id })?;
+    Ok(Json(json!({ "endpoint": e })))
+}
+
+/// `GET /regions`: the single region (any authenticated caller).
+async fn list_regions(State(st): State<AppState>, Caller(_): Caller) -> Json<Value> {
+    list(&st, "regions", "regions", vec![ks::region_view(&st.public_url)])
+}
+
+/// `GET /regions/{id}`.
+async fn get_region(State(st): State<AppState>, Caller(_): Caller, Ids(id): Ids<String>) -> IdResult<Json<Value>> {
+    if id != ks::REGION {
+        return Err(AuthError::NotFound { kind: ResourceKind::Region, id }.into());
+    }
+    Ok(Json(json!({ "region": ks::region_view(&st.public_url) })))
+}
+
+#[cfg(test)]
+mod tests;

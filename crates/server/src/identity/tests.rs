@@ -1,0 +1,626 @@
+use super::*;
+use crate::AppState;
+use axum::body::Body;
+use axum::http::{Method, Request};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+const PUBLIC: &str = "http://127.0.0.1:8774";
+
+/// A temp dir removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Env {
+    app: Router,
+    _dir: TempDir,
+}
+
+/// Admin `admin/pw` on project `admin`, member `demo/demopw` and
+/// reader `viewer/viewpw` on project `demo`.
+async fn env() -> Env {
+    let dir = TempDir(std::env::temp_dir().join(format!("stratus-identity-{}", uuid::Uuid::new_v4())));
+    std::fs::create_dir_all(dir.0.join("images")).expect("mkdir");
+    let ds = stratus_db::Datastore::open_sqlite(&dir.0.join("t.db")).await.expect("open");
+    let identity = stratus_auth::Identity::new(ds.clone(), chrono::Duration::hours(1));
+    identity.bootstrap_user("admin", "pw", "admin", "admin", false).await.expect("bootstrap admin");
+    identity.bootstrap_user("demo", "demopw", "demo", "member", false).await.expect("bootstrap demo");
+    identity.bootstrap_user("viewer", "viewpw", "demo", "reader", false).await.expect("bootstrap viewer");
+    let bus: Arc<dyn stratus_bus::Bus> = Arc::new(stratus_bus::InProcessBus::new());
+    let compute = stratus_controller::compute_api::ComputeApi::new(
+        ds.clone(),
+        bus.clone(),
+        stratus_controller::ControllerConfig::default(),
+    );
+    let (volume, _) = crate::volume::test_service(&ds, dir.0.join("images"));
+    let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.0.join("images")));
+    let state = AppState { ds, identity, compute, bus, public_url: PUBLIC.into(), volume, images };
+    Env { app: crate::router(state), _dir: dir }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    raw: Vec<u8>,
+    body: Value,
+}
+
+async fn call(
+    app: &Router,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    subject: Option<&str>,
+    body: Option<Value>,
+) -> Reply {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("x-auth-token", t);
+    }
+    if let Some(s) = subject {
+        req = req.header("x-subject-token", s);
+    }
+    let body = match body {
+        Some(b) => {
+            req = req.header("content-type", "application/json");
+            Body::from(b.to_string())
+        }
+        None => Body::empty(),
+    };
+    let resp = app.clone().oneshot(req.body(body).expect("request")).await.expect("infallible");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let raw = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body").to_vec();
+    let body = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    Reply { status, headers, raw, body }
+}
+
+fn password_body(user: &str, password: &str, project: &str) -> Value {
+    json!({ "auth": {
+        "identity": { "methods": ["password"], "password": { "user": { "name": user, "domain": { "name": "Default" }, "password": password } } },
+        "scope": { "project": { "name": project, "domain": { "id": "default" } } },
+    } })
+}
+
+/// Log in by names; returns (token, body).
+async fn login(app: &Router, user: &str, password: &str, project: &str) -> (String, Value) {
+    let r =
+        call(app, Method::POST, "/identity/v3/auth/tokens", None, None, Some(password_body(user, password, project)))
+            .await;
+    assert_eq!(r.status, StatusCode::CREATED, "login {user}: {}", r.body);
+    let token = r.headers.get("x-subject-token").and_then(|v| v.to_str().ok()).expect("X-Subject-Token").to_string();
+    (token, r.body)
+}
+
+fn assert_keystone_error(body: &Value, code: u16) {
+    assert_eq!(body["error"]["code"], json!(code), "{body}");
+    assert!(body["error"]["title"].is_string(), "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+}
+
+fn endpoint_url(catalog: &Value, kind: &str) -> String {
+    let svc =
+        catalog.as_array().expect("catalog array").iter().find(|s| s["type"] == kind).expect("service in catalog");
+    let ep = svc["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .find(|e| e["interface"] == "public")
+        .expect("public endpoint");
+    ep["url"].as_str().expect("url").to_string()
+}
+
+#[tokio::test]
+async fn identity_version_documents() {
+    let e = env().await;
+    for path in ["/identity", "/identity/"] {
+        let r = call(&e.app, Method::GET, path, None, None, None).await;
+        assert_eq!(r.status, StatusCode::MULTIPLE_CHOICES, "{path}");
+        let v = &r.body["versions"]["values"][0];
+        assert_eq!(v["id"], "v3.14");
+        assert_eq!(v["status"], "stable");
+        assert_eq!(v["links"][0]["href"], format!("{PUBLIC}/identity/v3/"));
+        assert_eq!(v["media-types"][0]["type"], "application/vnd.openstack.identity-v3+json");
+    }
+    for path in ["/identity/v3", "/identity/v3/"] {
+        let r = call(&e.app, Method::GET, path, None, None, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_eq!(r.body["version"]["id"], "v3.14");
+        assert_eq!(r.body["version"]["updated"], "2020-04-07T00:00:00Z");
+    }
+}
+
+#[tokio::test]
+async fn identity_password_auth_by_names_gives_token_and_catalog() {
+    let e = env().await;
+    let (token, body) = login(&e.app, "admin", "pw", "admin").await;
+    assert_eq!(token.len(), 64);
+    let t = &body["token"];
+    assert_eq!(t["methods"], json!(["password"]));
+    assert_eq!(t["user"]["name"], "admin");
+    assert_eq!(t["user"]["domain"], json!({ "id": "default", "name": "Default" }));
+    assert!(t["user"]["password_expires_at"].is_null());
+    assert_eq!(t["project"]["name"], "admin");
+    assert_eq!(t["is_domain"], false);
+    assert_eq!(t["roles"][0]["name"], "admin");
+    assert_eq!(t["audit_ids"].as_array().map(Vec::len), Some(1));
+    for k in ["expires_at", "issued_at"] {
+        let s = t[k].as_str().expect("timestamp");
+        assert!(s.ends_with('Z') && s.len() == 27 && s.as_bytes()[19] == b'.', "{k}: {s}");
+    }
+    let project_id = t["project"]["id"].as_str().expect("project id");
+    assert_eq!(endpoint_url(&t["catalog"], "compute"), format!("{PUBLIC}/compute/v2.1"));
+    assert_eq!(endpoint_url(&t["catalog"], "image"), format!("{PUBLIC}/image"));
+    assert_eq!(endpoint_url(&t["catalog"], "identity"), format!("{PUBLIC}/identity"));
+    assert_eq!(endpoint_url(&t["catalog"], "volumev3"), format!("{PUBLIC}/volume/v3/{project_id}"));
+    assert_eq!(endpoint_url(&t["catalog"], "block-storage"), format!("{PUBLIC}/volume/v3/{project_id}"));
+
+    // By ids, unscoped (default project), and without a catalog.
+    let user_id = t["user"]["id"].as_str().expect("user id");
+    let by_id = json!({ "auth": { "identity": { "methods": ["password"], "password": { "user": { "id": user_id, "password": "pw" } } },
+        "scope": { "project": { "id": project_id } } } });
+    let r = call(&e.app, Method::POST, "/identity/v3/auth/tokens?nocatalog", None, None, Some(by_id)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert!(r.body["token"].get("catalog").is_none());
+    let unscoped = json!({ "auth": { "identity": { "methods": ["password"], "password": { "user": { "name": "demo", "domain": { "id": "default" }, "password": "demopw" } } } } });
+    let r = call(&e.app, Method::POST, "/identity/v3/auth/tokens", None, None, Some(unscoped)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["token"]["project"]["name"], "demo");
+}
+
+#[tokio::test]
+async fn identity_bad_credentials_and_bodies() {
+    let e = env().await;
+    let r = call(
+        &e.app,
+        Method::POST,
+        "/identity/v3/auth/tokens",
+        None,
+        None,
+        Some(password_body("admin", "wrong", "admin")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_keystone_error(&r.body, 401);
+    assert_eq!(r.body["error"]["message"], "The request you have made requires authentication.");
+    assert_eq!(r.body["error"]["title"], "Unauthorized");
+    assert!(r.headers.contains_key("www-authenticate"));
+    let r = call(
+        &e.app,
+        Method::POST,
+        "/identity/v3/auth/tokens",
+        None,
+        None,
+        Some(password_body("nobody", "pw", "admin")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // A project the user has no role on, and a foreign domain.
+    let r = call(
+        &e.app,
+        Method::POST,
+        "/identity/v3/auth/tokens",
+        None,
+        None,
+        Some(password_body("demo", "demopw", "admin")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let mut other_domain = password_body("demo", "demopw", "demo");
+    other_domain["auth"]["identity"]["password"]["user"]["domain"] = json!({ "id": "elsewhere" });
+    let r = call(&e.app, Method::POST, "/identity/v3/auth/tokens", None, None, Some(other_domain)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    for bad_body in [
+        json!({}),
+        json!({ "auth": {} }),
+        json!({ "auth": { "identity": { "methods": ["password"] } } }),
+        json!({ "auth": { "identity": { "methods": ["password"], "password": { "user": { "name": "admin" } } } } }),
+        json!({ "auth": { "identity": { "methods": ["password"], "password": { "user": { "password": "pw" } } } } }),
+        json!({ "auth": { "identity": { "methods": ["token"] } } }),
+        json!({ "auth": { "identity": { "methods": "password" } } }),
+    ] {
+        let r = call(&e.app, Method::POST, "/identity/v3/auth/tokens", None, None, Some(bad_body.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad_body} -> {}", r.body);
+        assert_keystone_error(&r.body, 400);
+    }
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/identity/v3/auth/tokens")
+        .body(Body::from("{not json"))
+        .expect("req");
+    let resp = e.app.clone().oneshot(req).await.expect("infallible");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let r = call(&e.app, Method::POST, "/identity/v3/auth/tokens", None, None, None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn identity_token_validate_head_and_revoke() {
+    let e = env().await;
+    let (admin, _) = login(&e.app, "admin", "pw", "admin").await;
+    let (demo, demo_body) = login(&e.app, "demo", "demopw", "demo").await;
+    let (viewer, _) = login(&e.app, "viewer", "viewpw", "demo").await;
+
+    // Own token, and an admin validating another user's token.
+    let r = call(&e.app, Method::GET, "/identity/v3/auth/tokens", Some(&demo), Some(&demo), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["token"]["user"]["name"], "demo");
+    assert_eq!(r.body["token"]["audit_ids"], demo_body["token"]["audit_ids"]);
+    assert!(r.body["token"]["catalog"].is_array());
+    assert_eq!(r.headers.get("x-subject-token").and_then(|v| v.to_str().ok()), Some(demo.as_str()));
+    let r = call(&e.app, Method::GET, "/identity/v3/auth/tokens?nocatalog", Some(&admin), Some(&demo), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body["token"].get("catalog").is_none());
+    let r = call(&e.app, Method::HEAD, "/identity/v3/auth/tokens", Some(&admin), Some(&demo), None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.raw.is_empty());
+
+    // Non-admins cannot look at other users' tokens; bad subjects are 404; no caller is 401.
+    let r = call(&e.app, Method::GET, "/identity/v3/auth/tokens", Some(&demo), Some(&admin), None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_keystone_error(&r.body, 403);
+    let r = call(&e.app, Method::GET, "/identity/v3/auth/tokens", Some(&admin), Some("nonsense"), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_keystone_error(&r.body, 404);
+    let r = call(&e.app, Method::HEAD, "/identity/v3/auth/tokens", Some(&admin), Some("nonsense"), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = call(&e.app, Method::GET, "/identity/v3/auth/tokens", None, Some(&demo), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_keystone_error(&r.body, 401);
+
+    // A reader may log itself out; the token is then dead.
+    let r = call(&e.app, Method::DELETE, "/identity/v3/auth/tokens", Some(&viewer), Some(&viewer), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = call(&e.app, Method::GET, "/identity/v3/auth/projects", Some(&viewer), None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_keystone_error(&r.body, 401);
+
+    // Admin revokes demo's token.
+    let r = call(&e.app, Method::DELETE, "/identity/v3/auth/tokens", Some(&admin), Some(&demo), None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = call(&e.app, Method::GET, "/identity/v3/auth/tokens", Some(&admin), Some(&demo), None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = call(&e.app, Method::GET, "/identity/v3/auth/tokens", Some(&demo), Some(&demo), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn identity_token_method_reissues_and_rescopes() {
+    let e = env().await;
+    let (admin, body) = login(&e.app, "admin", "pw", "admin").await;
+    let req = json!({ "auth": { "identity": { "methods": ["token"], "token": { "id": admin } } } });
+    let r = call(&e.app, Method::POST, "/identity/v3/auth/tokens", None, None, Some(req)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let new = r.headers.get("x-subject-token").and_then(|v| v.to_str().ok()).expect("token").to_string();
+    assert_ne!(new, admin);
+    assert_eq!(r.body["token"]["methods"], json!(["token"]));
+    assert_eq!(r.body["token"]["project"]["id"], body["token"]["project"]["id"]);
+
+    // Admin gets a role on demo, then rescopes its token there.
+    let demo_project = call(&e.app, Method::GET, "/identity/v3/projects?name=demo", Some(&admin), None, None)
+        .await
+        .body["projects"][0]["id"]
+        .as_str()
+        .expect("demo id")
+        .to_string();
+    let user_id = body["token"]["user"]["id"].as_str().expect("uid");
+    let role_id = body["token"]["roles"][0]["id"].as_str().expect("rid");
+    let rescope = json!({ "auth": { "identity": { "methods": ["token"], "token": { "id": new } }, "scope": { "project": { "id": demo_project } } } });
+    let r = call(&e.app, Method::POST, "/identity/v3/auth/tokens", None, None, Some(rescope.clone())).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "no role on demo yet");
+    let r = call(
+        &e.app,
+        Method::PUT,
+        &format!("/identity/v3/projects/{demo_project}/users/{user_id}/roles/{role_id}"),
+        Some(&admin),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = call(&e.app, Method::POST, "/identity/v3/auth/tokens", None, None, Some(rescope)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["token"]["project"]["name"], "demo");
+    let bad = json!({ "auth": { "identity": { "methods": ["token"], "token": { "id": "bogus" } } } });
+    let r = call(&e.app, Method::POST, "/identity/v3/auth/tokens", None, None, Some(bad)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn identity_admin_creates_project_user_and_grant_then_user_logs_in() {
+    let e = env().await;
+    let (admin, _) = login(&e.app, "admin", "pw", "admin").await;
+    let api = |m: Method, path: &str, body: Option<Value>| {
+        let app = e.app.clone();
+        let admin = admin.clone();
+        let uri = format!("/identity/v3{path}");
+        async move { call(&app, m, &uri, Some(&admin), None, body).await }
+    };
+
+    let r = api(
+        Method::POST,
+        "/projects",
+        Some(
+            json!({ "project": { "name": "web", "description": "Web team", "domain_id": "default", "enabled": true } }),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let p = &r.body["project"];
+    let pid = p["id"].as_str().expect("pid").to_string();
+    assert_eq!(p["name"], "web");
+    assert_eq!(p["description"], "Web team");
+    assert_eq!(p["domain_id"], "default");
+    assert_eq!(p["parent_id"], "default");
+    assert_eq!(p["is_domain"], false);
+    assert_eq!(p["enabled"], true);
+    assert_eq!(p["tags"], json!([]));
+    assert_eq!(p["links"]["self"], format!("{PUBLIC}/identity/v3/projects/{pid}"));
+    let r = api(Method::POST, "/projects", Some(json!({ "project": { "name": "web" } }))).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_keystone_error(&r.body, 409);
+
+    // OSC's lookup: by id (404 for a name), then by ?name=.
+    assert_eq!(api(Method::GET, "/projects/web", None).await.status, StatusCode::NOT_FOUND);
+    let r = api(Method::GET, "/projects?name=web", None).await;
+    assert_eq!(r.body["projects"].as_array().map(Vec::len), Some(1));
+    assert!(r.body["links"]["next"].is_null());
+    assert_eq!(api(Method::GET, &format!("/projects/{pid}"), None).await.body["project"]["name"], "web");
+    let r = api(
+        Method::PATCH,
+        &format!("/projects/{pid}"),
+        Some(json!({ "project": { "name": "web", "description": "Web team" } })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "no-op update");
+    let r = api(Method::PATCH, &format!("/projects/{pid}"), Some(json!({ "project": { "enabled": false } }))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    let r = api(
+        Method::POST,
+        "/users",
+        Some(json!({ "user": { "name": "alice", "password": "alicepw", "default_project_id": pid, "domain_id": "default", "enabled": true, "email": "alice@example.com", "description": "Alice" } })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let uid = r.body["user"]["id"].as_str().expect("uid").to_string();
+    assert_eq!(r.body["user"]["email"], "alice@example.com");
+    assert_eq!(r.body["user"]["default_project_id"], json!(pid));
+    assert!(r.body["user"].get("password").is_none());
+    assert_eq!(api(Method::GET, "/users/alice", None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(api(Method::GET, "/users?name=alice", None).await.body["users"][0]["id"], json!(uid));
+
+    // No role yet: no token.
+    let r = call(
+        &e.app,
+        Method::POST,
+        "/identity/v3/auth/tokens",
+        None,
+        None,
+        Some(password_body("alice", "alicepw", "web")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    let r = api(Method::GET, "/roles?name=member", None).await;
+    let rid = r.body["roles"][0]["id"].as_str().expect("member role").to_string();
+    assert_eq!(api(Method::GET, &format!("/roles/{rid}"), None).await.body["role"]["name"], "member");
+    let grant = format!("/projects/{pid}/users/{uid}/roles/{rid}");
+    assert_eq!(api(Method::HEAD, &grant, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(api(Method::PUT, &grant, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(api(Method::HEAD, &grant, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        api(Method::PUT, &format!("/projects/{pid}/users/{uid}/roles/nope"), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api(Method::PUT, &format!("/projects/nope/users/{uid}/roles/{rid}"), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = api(Method::GET, &format!("/projects/{pid}/users/{uid}/roles"), None).await;
+    assert_eq!(r.body["roles"][0]["name"], "member");
+
+    let r =
+        api(Method::GET, &format!("/role_assignments?user.id={uid}&scope.project.id={pid}&include_names=True"), None)
+            .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let a = &r.body["role_assignments"][0];
+    assert_eq!(a["role"], json!({ "id": rid, "name": "member" }));
+    assert_eq!(a["user"]["name"], "alice");
+    assert_eq!(a["scope"]["project"]["name"], "web");
+    assert_eq!(a["links"]["assignment"], format!("{PUBLIC}/identity/v3{grant}"));
+    let r = api(Method::GET, &format!("/role_assignments?role.id={rid}"), None).await;
+    assert!(
+        r.body["role_assignments"]
+            .as_array()
+            .is_some_and(|v| v.len() == 2 && v.iter().all(|a| a["role"].get("name").is_none()))
+    );
+
+    // Alice logs in scoped to the project, sees her projects and herself.
+    let (alice, body) = login(&e.app, "alice", "alicepw", "web").await;
+    assert_eq!(body["token"]["roles"][0]["name"], "member");
+    assert_eq!(body["token"]["project"]["id"], json!(pid));
+    let r = call(&e.app, Method::GET, &format!("/identity/v3/users/{uid}/projects"), Some(&alice), None, None).await;
+    assert_eq!(r.body["projects"][0]["name"], "web");
+    let r = call(&e.app, Method::GET, "/identity/v3/auth/projects", Some(&alice), None, None).await;
+    assert_eq!(r.body["projects"].as_array().map(Vec::len), Some(1));
+    let r = call(&e.app, Method::GET, &format!("/identity/v3/users/{uid}"), Some(&alice), None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = call(&e.app, Method::GET, &format!("/identity/v3/projects/{pid}"), Some(&alice), None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // Password change; other attributes are refused.
+    let r = api(
+        Method::PATCH,
+        &format!("/users/{uid}"),
+        Some(json!({ "user": { "password": "newpw", "email": "alice@example.com" } })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = call(
+        &e.app,
+        Method::POST,
+        "/identity/v3/auth/tokens",
+        None,
+        None,
+        Some(password_body("alice", "alicepw", "web")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    login(&e.app, "alice", "newpw", "web").await;
+    let r = api(Method::PATCH, &format!("/users/{uid}"), Some(json!({ "user": { "enabled": false } }))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_keystone_error(&r.body, 400);
+
+    // Revoking the role cuts alice off (the token cache is flushed).
+    assert_eq!(api(Method::DELETE, &grant, None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(api(Method::DELETE, &grant, None).await.status, StatusCode::NOT_FOUND);
+    let r = call(&e.app, Method::GET, "/identity/v3/auth/projects", Some(&alice), None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    assert_eq!(api(Method::DELETE, &format!("/users/{uid}"), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(api(Method::GET, &format!("/users/{uid}"), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(api(Method::DELETE, &format!("/projects/{pid}"), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(api(Method::DELETE, &format!("/projects/{pid}"), None).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn identity_non_admins_are_forbidden_to_change_or_list() {
+    let e = env().await;
+    let (demo, demo_body) = login(&e.app, "demo", "demopw", "demo").await;
+    let (viewer, _) = login(&e.app, "viewer", "viewpw", "demo").await;
+    let (admin, admin_body) = login(&e.app, "admin", "pw", "admin").await;
+    let admin_uid = admin_body["token"]["user"]["id"].as_str().expect("uid");
+    let admin_pid = admin_body["token"]["project"]["id"].as_str().expect("pid");
+    let demo_uid = demo_body["token"]["user"]["id"].as_str().expect("uid");
+    let demo_pid = demo_body["token"]["project"]["id"].as_str().expect("pid");
+    let member_rid = demo_body["token"]["roles"][0]["id"].as_str().expect("rid");
+    for token in [&demo, &viewer] {
+        let forbidden = [
+            (Method::POST, "/identity/v3/projects".to_string(), Some(json!({ "project": { "name": "mine" } }))),
+            (Method::GET, "/identity/v3/projects".to_string(), None),
+            (Method::GET, "/identity/v3/users".to_string(), None),
+            (
+                Method::POST,
+                "/identity/v3/users".to_string(),
+                Some(json!({ "user": { "name": "eve", "password": "x" } })),
+            ),
+            (Method::GET, "/identity/v3/roles".to_string(), None),
+            (Method::GET, "/identity/v3/role_assignments".to_string(), None),
+            (Method::GET, format!("/identity/v3/projects/{admin_pid}"), None),
+            (Method::GET, format!("/identity/v3/users/{admin_uid}"), None),
+            (Method::GET, format!("/identity/v3/users/{admin_uid}/projects"), None),
+            (Method::PATCH, format!("/identity/v3/users/{demo_uid}"), Some(json!({ "user": { "password": "x" } }))),
+            (Method::DELETE, format!("/identity/v3/projects/{demo_pid}"), None),
+            (Method::PUT, format!("/identity/v3/projects/{admin_pid}/users/{demo_uid}/roles/{member_rid}"), None),
+            (Method::GET, "/identity/v3/endpoints".to_string(), None),
+        ];
+        for (m, uri, body) in forbidden {
+            let r = call(&e.app, m.clone(), &uri, Some(token), None, body).await;
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{m} {uri}: {}", r.body);
+            assert_keystone_error(&r.body, 403);
+        }
+        // What non-admins may read.
+        for uri in [
+            "/identity/v3/domains/default".to_string(),
+            "/identity/v3/domains?name=Default".to_string(),
+            "/identity/v3/regions".to_string(),
+            "/identity/v3/auth/projects".to_string(),
+            "/identity/v3/auth/catalog".to_string(),
+            format!("/identity/v3/projects/{demo_pid}"),
+        ] {
+            let r = call(&e.app, Method::GET, &uri, Some(token), None, None).await;
+            assert_eq!(r.status, StatusCode::OK, "{uri}: {}", r.body);
+        }
+    }
+    let r = call(&e.app, Method::GET, "/identity/v3/projects", None, None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_keystone_error(&r.body, 401);
+    let r = call(&e.app, Method::GET, "/identity/v3/domains?name=Default", Some(&admin), None, None).await;
+    assert_eq!(r.body["domains"][0]["id"], "default");
+    assert_eq!(r.body["domains"][0]["name"], "Default");
+    let r = call(&e.app, Method::GET, "/identity/v3/domains/other", Some(&admin), None, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn identity_invalid_admin_requests_are_4xx() {
+    let e = env().await;
+    let (admin, _) = login(&e.app, "admin", "pw", "admin").await;
+    let cases = [
+        (Method::POST, "/identity/v3/projects", Some(json!({})), StatusCode::BAD_REQUEST),
+        (Method::POST, "/identity/v3/projects", Some(json!({ "project": {} })), StatusCode::BAD_REQUEST),
+        (Method::POST, "/identity/v3/projects", Some(json!({ "project": { "name": "  " } })), StatusCode::BAD_REQUEST),
+        (
+            Method::POST,
+            "/identity/v3/projects",
+            Some(json!({ "project": { "name": "x", "enabled": "yes" } })),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::POST,
+            "/identity/v3/projects",
+            Some(json!({ "project": { "name": "x", "domain_id": "other" } })),
+            StatusCode::BAD_REQUEST,
+        ),
+        (Method::POST, "/identity/v3/projects", Some(json!({ "project": "x" })), StatusCode::BAD_REQUEST),
+        (Method::POST, "/identity/v3/projects", None, StatusCode::BAD_REQUEST),
+        (Method::POST, "/identity/v3/users", Some(json!({ "user": {} })), StatusCode::BAD_REQUEST),
+        (
+            Method::POST,
+            "/identity/v3/users",
+            Some(json!({ "user": { "name": "bob", "default_project_id": "nope" } })),
+            StatusCode::BAD_REQUEST,
+        ),
+        (Method::PATCH, "/identity/v3/users/nope", Some(json!({ "user": { "password": "x" } })), StatusCode::NOT_FOUND),
+        (Method::PATCH, "/identity/v3/projects/nope", Some(json!({ "project": {} })), StatusCode::NOT_FOUND),
+        (Method::GET, "/identity/v3/roles/nope", None, StatusCode::NOT_FOUND),
+        (Method::PUT, "/identity/v3/projects/a/users/b/roles/c", None, StatusCode::NOT_FOUND),
+        (Method::GET, "/identity/v3/projects/a/users/b/roles", None, StatusCode::NOT_FOUND),
+        (Method::POST, "/identity/v3/roles", Some(json!({ "role": { "name": "x" } })), StatusCode::METHOD_NOT_ALLOWED),
+    ];
+    for (m, uri, body, want) in cases {
+        let r = call(&e.app, m.clone(), uri, Some(&admin), None, body.clone()).await;
+        assert_eq!(r.status, want, "{m} {uri} {body:?}: {}", r.body);
+        assert_keystone_error(&r.body, want.as_u16());
+    }
+}
+
+#[tokio::test]
+async fn identity_services_and_endpoints_match_the_catalog() {
+    let e = env().await;
+    let (admin, body) = login(&e.app, "admin", "pw", "admin").await;
+    let r = call(&e.app, Method::GET, "/identity/v3/services?type=compute", Some(&admin), None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let sid = r.body["services"][0]["id"].as_str().expect("sid").to_string();
+    assert_eq!(r.body["services"][0]["name"], "nova");
+    let r = call(
+        &e.app,
+        Method::GET,
+        &format!("/identity/v3/endpoints?service_id={sid}&interface=public"),
+        Some(&admin),
+        None,
+        None,
+    )
+    .await;
+    let eps = r.body["endpoints"].as_array().expect("endpoints");
+    assert_eq!(eps.len(), 1);
+    let compute = body["token"]["catalog"]
+        .as_array()
+        .expect("catalog")
+        .iter()
+        .find(|s| s["type"] == "compute")
+        .expect("compute")
+        .clone();
+    assert_eq!(compute["id"], json!(sid));
+    assert!(compute["endpoints"].as_array().expect("eps").iter().any(|e| e["id"] == eps[0]["id"]));
+    let r = call(&e.app, Method::GET, &format!("/identity/v3/services/{sid}"), Some(&admin), None, None).await;
+    assert_eq!(r.body["service"]["type"], "compute");
+}
