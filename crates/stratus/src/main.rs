@@ -18,6 +18,7 @@ use stratus_controller::compute_api::ComputeApi;
 use stratus_controller::{Controller, ControllerConfig};
 use stratus_db::{Datastore, QuotaLimits};
 use stratus_driver::{FakeDriver, FakeDriverConfig};
+use stratus_types::faults::{FaultMode, Faults};
 use stratus_volume::{VolumeConfig, VolumeService};
 use tokio::sync::watch;
 use tracing::info;
@@ -31,6 +32,9 @@ use tracing::info;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Fault points (comma-separated) at which the process aborts, for crash tests.
+    #[arg(long, env = "STRATUS_FAULTS", global = true, hide = true)]
+    faults: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -76,6 +80,9 @@ struct ControllerArgs {
     /// NATS server of the control plane.
     #[arg(long, env = "STRATUS_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     nats_url: String,
+    /// Stable identity of this controller (a restarted one re-claims its operations at once).
+    #[arg(long, env = "STRATUS_CONTROLLER_ID")]
+    controller_id: Option<String>,
     #[command(flatten)]
     tunables: Tunables,
     #[command(flatten)]
@@ -228,6 +235,9 @@ struct UpArgs {
     /// instead of in-process channels.
     #[arg(long, env = "STRATUS_NATS_URL")]
     nats_url: Option<String>,
+    /// Stable identity of the embedded controller (a restarted one re-claims its operations at once).
+    #[arg(long, env = "STRATUS_CONTROLLER_ID")]
+    controller_id: Option<String>,
     #[command(flatten)]
     tunables: Tunables,
     #[command(flatten)]
@@ -296,18 +306,21 @@ fn init_logging() {
 async fn main() -> anyhow::Result<()> {
     init_logging();
     let cli = Cli::parse();
+    // Fault points are read here, once, and handed to every role.
+    let faults = cli.faults.as_deref().map(|l| Faults::from_list(l, FaultMode::AbortProcess)).unwrap_or_default();
+    stratus_types::faults::install(faults.clone());
     match cli.cmd {
-        Cmd::Up(a) => up(a, true).await,
+        Cmd::Up(a) => up(a, true, faults).await,
         Cmd::Api(mut a) => {
             anyhow::ensure!(
                 a.nats_url.is_some(),
                 "stratus api needs --nats-url (the controllers and agents join there)"
             );
             a.fake_hosts = 0;
-            up(a, false).await
+            up(a, false, faults).await
         }
-        Cmd::Controller(a) => controller(a).await,
-        Cmd::Compute(a) => compute(a).await,
+        Cmd::Controller(a) => controller(a, faults).await,
+        Cmd::Compute(a) => compute(a, faults).await,
         Cmd::Audit(a) => {
             let clean = audit::run(&a.data_dir, a.repair).await?;
             if !clean {
@@ -339,7 +352,7 @@ async fn shutdown_signal() {
     }
 }
 
-async fn up(a: UpArgs, with_controller: bool) -> anyhow::Result<()> {
+async fn up(a: UpArgs, with_controller: bool, faults: Faults) -> anyhow::Result<()> {
     let cfg = a.tunables.controller()?;
     std::fs::create_dir_all(&a.data_dir).with_context(|| format!("cannot create data dir {}", a.data_dir.display()))?;
     let data_dir = a.data_dir.canonicalize()?;
@@ -358,6 +371,7 @@ async fn up(a: UpArgs, with_controller: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(&image_dir)?;
     let storage = a.volumes.backend(&data_dir)?;
     let mut cfg = cfg;
+    cfg.controller_id = a.controller_id.clone();
     cfg.image_dir = Some(image_dir.clone());
     cfg.volume_quota = (a.volumes.quota_volumes, a.volumes.quota_gigabytes);
     let volume = Arc::new(VolumeService::new(ds.clone(), storage.clone(), a.volumes.config(image_dir.clone())));
@@ -378,6 +392,7 @@ async fn up(a: UpArgs, with_controller: bool) -> anyhow::Result<()> {
     if with_controller {
         Controller::new(ds.clone(), bus.clone(), cfg.clone())
             .with_storage(storage.clone(), true)
+            .with_faults(faults.clone())
             .start(stop_rx.clone())
             .await?;
     }
@@ -387,7 +402,8 @@ async fn up(a: UpArgs, with_controller: bool) -> anyhow::Result<()> {
         std::fs::create_dir_all(&host_dir)?;
         let driver = Arc::new(FakeDriver::new(a.tunables.fake_driver(Some(host_dir.join("vms")))));
         let agent = Agent::new(bus.clone(), driver, a.tunables.agent(&host)?, AgentFaults::default())
-            .with_storage(storage.clone());
+            .with_storage(storage.clone())
+            .with_fault_points(faults.clone());
         tokio::spawn(agent.run(stop_rx.clone()));
     }
 
@@ -403,23 +419,24 @@ async fn up(a: UpArgs, with_controller: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn controller(a: ControllerArgs) -> anyhow::Result<()> {
+async fn controller(a: ControllerArgs, faults: Faults) -> anyhow::Result<()> {
     let cfg = a.tunables.controller()?;
     let ds = Datastore::open_sqlite(&a.data_dir.join("stratus.db")).await.context("cannot open the database")?;
     let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats_url).await?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut cfg = cfg;
+    cfg.controller_id = a.controller_id.clone();
     cfg.image_dir = Some(a.data_dir.join("images"));
     cfg.volume_quota = (a.volumes.quota_volumes, a.volumes.quota_gigabytes);
     let storage = a.volumes.backend(&a.data_dir)?;
-    Controller::new(ds, bus, cfg).with_storage(storage, false).start(stop_rx).await?;
+    Controller::new(ds, bus, cfg).with_storage(storage, false).with_faults(faults).start(stop_rx).await?;
     println!("Stratus controller started");
     shutdown_signal().await;
     let _ = stop_tx.send(true);
     Ok(())
 }
 
-async fn compute(a: ComputeArgs) -> anyhow::Result<()> {
+async fn compute(a: ComputeArgs, fault_points: Faults) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.state_dir).with_context(|| format!("cannot create {}", a.state_dir.display()))?;
     let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats_url).await?);
     let driver = Arc::new(FakeDriver::new(a.tunables.fake_driver(Some(a.state_dir.join("vms")))));
@@ -450,7 +467,9 @@ async fn compute(a: ComputeArgs) -> anyhow::Result<()> {
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let storage = a.volumes.backend(&a.data_dir)?;
-    let agent = Agent::new(bus, driver, a.tunables.agent(&a.host)?, faults).with_storage(storage);
+    let agent = Agent::new(bus, driver, a.tunables.agent(&a.host)?, faults)
+        .with_storage(storage)
+        .with_fault_points(fault_points);
     let task = tokio::spawn(agent.run(stop_rx));
     println!("Stratus compute agent {} started", a.host);
     shutdown_signal().await;

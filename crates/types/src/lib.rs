@@ -6,8 +6,11 @@ pub mod agent;
 pub mod clock;
 pub mod faults;
 pub mod ids;
+pub mod op;
+pub mod plan;
 pub mod state;
 
 pub use clock::*;
 pub use ids::*;
+pub use op::*;
 pub use state::*;

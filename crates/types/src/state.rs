@@ -45,6 +45,9 @@ macro_rules! string_enum {
     };
 }
 
+/// Shared with the other vocabulary modules of this crate (operations, plans).
+pub(crate) use string_enum;
+
 string_enum!(
     /// Nova's `vm_state`: the stable state a server rests in.
     VmState {
