@@ -4,15 +4,29 @@
 //! [`check`] enumerates every state reachable from one running server (one
 //! VM, one volume, one host) by breadth-first search with a visited set, and
 //! checks on each state the safety properties below; it then checks bounded
-//! progress from every reachable state. The search is deterministic and has no
-//! dependency, so it runs in `cargo test` in a few seconds.
+//! progress from every reachable state. The search is deterministic and
+//! depends only on `stratus-types` (no I/O), so it runs in `cargo test` in a
+//! few seconds.
+//!
+//! # The plan is the code's
+//! The order of the delete's steps is not written here: it is
+//! `stratus_types::plan::delete_plan`, the function the controller's
+//! `op_delete.rs` runs. The model takes that plan for its server (one volume,
+//! no move, no shelve snapshot), and each real step is refined into model
+//! steps (`local_delete` records the zombie, `fence` bumps the generation,
+//! `volumes` detaches, `release` marks deleted then finishes; the model lets a
+//! crash fall between those two, which the code's single transaction does
+//! not, so the model has strictly more behaviours). The deliberately broken
+//! [`Config`] variants (no fence, release before fence, no zombie) are
+//! transformations of that same plan, so a change to the real plan that
+//! breaks a property fails `cargo test -p stratus-model`.
 //!
 //! # What is modelled, and where it lives in the real code
 //! - **API**: `DELETE` (at most twice). The first creates the durable
 //!   operation (`task_state=deleting` in the same transaction); a repeat wakes
 //!   it, and a controller waiting for the result re-sends `Terminate`
 //!   (`Shared::run_command`'s `wake`).
-//! - **Controller** (`op_delete.rs`): reads the server row, then the host's
+//! - **Controller** (`op_delete.rs`, plan in `stratus_types::plan`): reads the server row, then the host's
 //!   lease by its own clock; lease valid and a responder: `Terminate` with an
 //!   acknowledgement deadline and a result deadline; lease expired, no
 //!   responder, refusal (stale epoch), failure or a missed deadline: the
@@ -60,6 +74,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use stratus_types::plan::{DeleteFacts, DeletePath, DeleteStep as CodeStep, delete_plan, remaining};
 
 /// Property 1: a volume is never handed to another attacher while a VM that
 /// can still write to it (running, client generation current) holds it.
@@ -236,7 +251,9 @@ pub enum Path {
     Local,
 }
 
-/// One durable, idempotent step of the delete after the path is chosen.
+/// One durable, idempotent step of the delete after the path is chosen, at
+/// the model's grain: each step of the real plan maps to one or two of
+/// these (see `refine`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DeleteStep {
     /// Keep the host's capacity reserved until the VM is confirmed gone.
@@ -486,24 +503,57 @@ impl fmt::Display for State {
     }
 }
 
-/// The order of steps on `path` for this protocol variant.
-fn plan(cfg: &Config, path: Path) -> Vec<DeleteStep> {
-    use DeleteStep::*;
-    let mut v = Vec::new();
-    if path == Path::Local {
-        if cfg.record_zombie {
-            v.push(RecordZombie);
-        }
-        match (cfg.fence, cfg.release_before_fence) {
-            (false, _) => v.push(Detach),
-            (true, false) => v.extend([Fence, Detach]),
-            (true, true) => v.extend([Detach, Fence]),
-        }
-    } else {
-        v.push(Detach);
+/// The real delete plan (`stratus_types::plan::delete_plan`, the function
+/// the controller runs) for the modelled server: one volume attached, no
+/// move in progress, no shelve snapshot. On the remote path the model's
+/// message exchange stands for the `terminate` step, so the plan starts after it.
+fn code_plan(path: Path) -> Vec<CodeStep> {
+    let facts = DeleteFacts { open_migrations: 0, shelve_snapshot: false, volumes: true };
+    let real = match path {
+        Path::Remote => DeletePath::Remote,
+        Path::Local => DeletePath::Local,
+    };
+    remaining(&delete_plan(real, facts), Some(CodeStep::Terminate))
+}
+
+/// The deliberately broken [`Config`]s, as transformations of the real plan.
+fn broken(cfg: &Config, mut plan: Vec<CodeStep>) -> Vec<CodeStep> {
+    if !cfg.record_zombie {
+        plan.retain(|s| *s != CodeStep::LocalDelete);
     }
-    v.extend([MarkDeleted, Finish]);
-    v
+    if !cfg.fence {
+        plan.retain(|s| *s != CodeStep::Fence);
+    }
+    if cfg.release_before_fence
+        && let (Some(f), Some(v)) =
+            (plan.iter().position(|s| *s == CodeStep::Fence), plan.iter().position(|s| *s == CodeStep::Volumes))
+    {
+        let volumes = plan.remove(v);
+        plan.insert(f.min(v), volumes);
+    }
+    plan
+}
+
+/// What each step of the real plan does in the model. `release` is one
+/// transaction in the code; the model splits it in two so that a crash may
+/// fall between marking the server deleted and finishing (more behaviours
+/// than the code has, so safety here implies safety there).
+fn refine(step: CodeStep) -> &'static [DeleteStep] {
+    use DeleteStep::*;
+    match step {
+        CodeStep::LocalDelete => &[RecordZombie],
+        CodeStep::Fence => &[Fence],
+        CodeStep::Volumes => &[Detach],
+        CodeStep::Release => &[MarkDeleted, Finish],
+        // Not part of the modelled server's plan (see `code_plan`).
+        CodeStep::CleanMigration | CodeStep::DeleteShelveSnapshot | CodeStep::Terminate => &[],
+    }
+}
+
+/// The order of steps on `path` for this protocol variant: the real plan,
+/// transformed by the broken variants, refined into model steps.
+fn plan(cfg: &Config, path: Path) -> Vec<DeleteStep> {
+    broken(cfg, code_plan(path)).into_iter().flat_map(|s| refine(s).iter().copied()).collect()
 }
 
 fn first_step(cfg: &Config, path: Path) -> Pc {
