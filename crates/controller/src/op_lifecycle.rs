@@ -258,6 +258,7 @@ impl Lifecycle {
                     .abandon(op, &server, TaskState::Unshelving, event, &format!("power on on {host}: {e}"))
                     .await;
             }
+            cx.stepped(UnshelveStep::PowerOn).await?;
             detail = format!("powered on again on {host}");
         } else {
             cx.step(UnshelveStep::Schedule).await?;
@@ -286,6 +287,7 @@ impl Lifecycle {
                 drop(guard);
                 server = ds.server_get_any(&server.id).await?;
             }
+            cx.stepped(UnshelveStep::Schedule).await?;
             let host = server.host.clone().unwrap_or_default();
             cx.step(UnshelveStep::Spawn).await?;
             let image = server.shelved_image_id.clone().or(server.image_id.clone());
@@ -296,6 +298,7 @@ impl Lifecycle {
                 ds.server_transition(&server.id, &back).await?;
                 return self.abandon(op, &server, TaskState::Unshelving, event, &format!("spawn on {host}: {e}")).await;
             }
+            cx.stepped(UnshelveStep::Spawn).await?;
             detail = format!("spawned from the shelve snapshot on {host}");
         }
         let tr = Transition {

@@ -68,6 +68,13 @@ impl Handler for VolumeOps {
             let event = "compute_attach_volume";
             cx.step(VolumeStep::Attach).await?;
             ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
+            if let Some(client) = att.client_id.as_deref().filter(|_| att.status == "attached") {
+                // An earlier attempt opened it and died before closing the operation.
+                let detail = format!("volume {} opened on {host} by client {client}", att.volume_id);
+                ds.event_finish(&server.id, &op.request_id, event, true, &detail).await?;
+                cx.stepped(VolumeStep::Attach).await?;
+                return Ok(Outcome::Done);
+            }
             match open_on_host(s, &op.id, &server, &att).await {
                 Ok(client) => {
                     ds.event_finish(
