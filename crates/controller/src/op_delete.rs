@@ -67,6 +67,9 @@ impl Handler for DeleteServer {
                 .await?;
             return Ok(Outcome::Done);
         }
+        if let Err(e) = crate::params::decode::<crate::params::NoParams>(op) {
+            return s.bad_params(op, e).await; // the task is cleared: a new DELETE starts afresh
+        }
         let completed: Option<DeleteStep> = cx.completed();
         let start = notify::build(ds, &server, &op.id, "instance.delete.start", "nova-api");
         let mut moves: VecDeque<MigrationRow> = ds.migration_open_for_server(&server.id).await?.into();

@@ -470,3 +470,35 @@ kinds! {
 async fn delete_on_the_local_path_resumes_after_every_step() {
     check_with(OpKind::Delete, true).await;
 }
+
+/// A payload that does not decode is not run with defaults: the operation
+/// fails with a message, and the server records it as its fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_that_does_not_decode_fails_the_operation_loudly() {
+    let cloud = Cloud::new(Opts::default()).await;
+    let (id, create) = cloud.server().await;
+    assert!(!cloud.drive(&create, Faults::none()).await);
+    let o = stratus_db::NewOperation {
+        id: uuid::Uuid::new_v4().to_string(),
+        kind: OpKind::Reboot,
+        server_id: id.clone(),
+        request_id: "req-bad".into(),
+        user_id: cloud.ctx.user_id.clone(),
+        project_id: cloud.ctx.project_id.clone(),
+        params: r#"{"hard":"yes"}"#.into(),
+    };
+    let t = stratus_db::Transition {
+        from_task: Some(None),
+        task: Some(Some(stratus_types::TaskState::RebootingHard)),
+        ..Default::default()
+    };
+    cloud.ds.op_start(&o, "reboot", Some(&t)).await.expect("op");
+    assert!(!cloud.drive(&o.id, Faults::none()).await);
+    let row = cloud.ds.op_get(&o.id).await.expect("op");
+    assert_eq!(row.state, OpState::Failed);
+    let error = row.last_error.unwrap_or_default();
+    assert!(error.contains("invalid parameters of reboot operation"), "{error}");
+    let s = cloud.ds.server_get_any(&id).await.expect("server");
+    assert!(s.task_state.is_none(), "the task is cleared");
+    assert!(s.fault.is_some_and(|f| f.contains("invalid parameters")), "the server shows the fault");
+}

@@ -2,11 +2,23 @@
 //!
 //! An operation is a database row created together with the intent (see
 //! `stratus-db`). A [`Runner`] finds open operations nobody holds, claims one
-//! with an expiring claim, keeps the claim renewed while a [`Handler`] drives
-//! it, and closes it. If the process dies, the claim lapses and any runner
-//! adopts the operation; handlers make every step idempotent so re-running a
-//! step that already happened is harmless. Bus hints only make this faster:
-//! the runner also polls, so a lost hint costs latency, never the operation.
+//! with an expiring claim, keeps the claim renewed while the [`Handler`] its
+//! [`Registry`] gives for the operation's kind drives it, and closes it. If
+//! the process dies, the claim lapses and any runner adopts the operation.
+//!
+//! Each operation declares its steps as an enum ([`steps!`], [`Step`]), in
+//! running order. [`StepCx::step`] marks a step's start (checking the claim),
+//! [`StepCx::stepped`] records its completion as the row's cursor; a resumed
+//! attempt reads the cursor ([`StepCx::completed`], [`StepCx::done`]) and
+//! continues after the last completed step. Steps are idempotent anyway: a
+//! crash between a step's effect and its completion re-runs it.
+//!
+//! Fault points (`before:<step>`, `after:<step>`) are asked of the injected
+//! [`Faults`] handle: the binary aborts the process there for real-process
+//! crash tests, an in-process test stops the attempt ([`OpError::Fault`]) and
+//! resumes it with a fresh runner ([`Runner::drive_once`]). Bus hints only
+//! make this faster: the runner also polls, so a lost hint costs latency,
+//! never the operation.
 
 use async_trait::async_trait;
 use chrono::Duration as ChronoDuration;
