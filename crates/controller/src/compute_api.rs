@@ -3,6 +3,7 @@
 //! and a durable operation in one transaction) and wakes the runner.
 
 use crate::ControllerConfig;
+use crate::params;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -193,7 +194,7 @@ impl ComputeApi {
                     request_id: request_id.to_string(),
                     user_id: ctx.user_id.clone(),
                     project_id: ctx.project_id.clone(),
-                    params: serde_json::json!({ "volumes": spec.volumes }).to_string(),
+                    params: params::encode(&params::CreateParams { volumes: spec.volumes.clone() }),
                 },
             };
             // Existing volumes are reserved now, so a busy one is a 400 at once.
@@ -308,7 +309,7 @@ impl ComputeApi {
                     request_id: request_id.to_string(),
                     user_id: ctx.user_id.clone(),
                     project_id: ctx.project_id.clone(),
-                    params: "{}".into(),
+                    params: params::encode(&params::NoParams {}),
                 };
                 match self.ds.op_start(&o, "delete", Some(&t)).await {
                     Ok(OpStart::Created(op)) | Ok(OpStart::Existing(op)) => {
@@ -327,7 +328,7 @@ impl ComputeApi {
             request_id: request_id.to_string(),
             user_id: ctx.user_id.clone(),
             project_id: ctx.project_id.clone(),
-            params: "{}".into(),
+            params: params::encode(&params::NoParams {}),
         };
         stratus_types::faults::fault_point("api:before:delete");
         let started = self.ds.server_begin_delete(&o).await;
@@ -508,7 +509,7 @@ impl ComputeApi {
             request_id: request_id.to_string(),
             user_id: ctx.user_id.clone(),
             project_id: ctx.project_id.clone(),
-            params: serde_json::json!({"attachment_id": att.id}).to_string(),
+            params: params::encode(&params::VolumeParams { attachment_id: att.id.clone() }),
         };
         match self.ds.op_start(&o, "attach_volume", None).await {
             Ok(OpStart::Created(op)) => self.wake(&op.id).await,
@@ -562,7 +563,7 @@ impl ComputeApi {
             request_id: request_id.to_string(),
             user_id: ctx.user_id.clone(),
             project_id: ctx.project_id.clone(),
-            params: serde_json::json!({"attachment_id": att.id}).to_string(),
+            params: params::encode(&params::VolumeParams { attachment_id: att.id.clone() }),
         };
         match self.ds.op_start(&o, "detach_volume", None).await? {
             OpStart::Created(op) => self.wake(&op.id).await,

@@ -3,12 +3,12 @@
 //! the operation loudly instead of running it with defaults.
 
 use crate::compute_api::VolumeBdm;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use stratus_db::OperationRow;
 
 /// `create`: the volumes of the block device mapping.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct CreateParams {
     /// Volumes to create or attach before the spawn.
     #[serde(default)]
@@ -43,15 +43,20 @@ pub(crate) struct CreateImageParams {
 }
 
 /// `attach_volume` / `detach_volume`: the attachment acted on.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct VolumeParams {
     /// Attachment id.
     pub attachment_id: String,
 }
 
 /// Operations that take no parameters (an object, usually empty).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct NoParams {}
+
+/// The JSON the operation row keeps (these structs always serialize).
+pub(crate) fn encode<P: Serialize>(p: &P) -> String {
+    serde_json::to_string(p).unwrap_or_default()
+}
 
 /// Decode `op`'s parameters; the error says which operation and why.
 pub(crate) fn decode<P: DeserializeOwned>(op: &OperationRow) -> Result<P, String> {
