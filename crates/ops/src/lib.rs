@@ -427,3 +427,26 @@ impl Runner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Step;
+
+    crate::steps!(
+        /// A test operation.
+        enum Demo {
+            /// First.
+            First => "first",
+            /// Second.
+            Second => "second",
+        }
+    );
+
+    #[test]
+    fn declared_steps_keep_their_order_and_names() {
+        assert!(Demo::First < Demo::Second);
+        assert_eq!(Demo::Second.as_str(), "second");
+        assert_eq!(Demo::parse("first"), Some(Demo::First));
+        assert_eq!(Demo::parse("start"), None);
+    }
+}
