@@ -289,16 +289,23 @@ impl Lifecycle {
             }
             cx.stepped(UnshelveStep::Schedule).await?;
             let host = server.host.clone().unwrap_or_default();
-            cx.step(UnshelveStep::Spawn).await?;
-            let image = server.shelved_image_id.clone().or(server.image_id.clone());
-            let kind = CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: image };
-            if let Err(e) = s.host_command(&op.id, &server.id, &host, kind, self.build_deadlines()).await {
-                let back =
-                    Transition { from_task: Some(Some(TaskState::Unshelving)), host: Some(None), ..Default::default() };
-                ds.server_transition(&server.id, &back).await?;
-                return self.abandon(op, &server, TaskState::Unshelving, event, &format!("spawn on {host}: {e}")).await;
+            if !cx.done(UnshelveStep::Spawn) {
+                cx.step(UnshelveStep::Spawn).await?;
+                let image = server.shelved_image_id.clone().or(server.image_id.clone());
+                let kind = CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: image };
+                if let Err(e) = s.host_command(&op.id, &server.id, &host, kind, self.build_deadlines()).await {
+                    let back = Transition {
+                        from_task: Some(Some(TaskState::Unshelving)),
+                        host: Some(None),
+                        ..Default::default()
+                    };
+                    ds.server_transition(&server.id, &back).await?;
+                    return self
+                        .abandon(op, &server, TaskState::Unshelving, event, &format!("spawn on {host}: {e}"))
+                        .await;
+                }
+                cx.stepped(UnshelveStep::Spawn).await?;
             }
-            cx.stepped(UnshelveStep::Spawn).await?;
             detail = format!("spawned from the shelve snapshot on {host}");
         }
         let tr = Transition {
