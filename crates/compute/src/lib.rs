@@ -135,6 +135,8 @@ pub struct Agent {
     driver: Arc<dyn Driver>,
     cfg: AgentConfig,
     faults: AgentFaults,
+    /// Crash-test fault points (`agent:before:<command>`, `agent:after:<command>`), injected by the binary.
+    points: stratus_types::faults::Faults,
     tracking: Arc<Mutex<Tracking>>,
     storage: Option<Arc<dyn BlockBackend>>,
     clients: Clients,
@@ -143,7 +145,22 @@ pub struct Agent {
 impl Agent {
     /// An agent for `cfg.host` driving `driver`.
     pub fn new(bus: Arc<dyn Bus>, driver: Arc<dyn Driver>, cfg: AgentConfig, faults: AgentFaults) -> Self {
-        Self { bus, driver, cfg, faults, tracking: Arc::default(), storage: None, clients: Arc::default() }
+        Self {
+            bus,
+            driver,
+            cfg,
+            faults,
+            points: stratus_types::faults::Faults::none(),
+            tracking: Arc::default(),
+            storage: None,
+            clients: Arc::default(),
+        }
+    }
+
+    /// Use the fault points `points` (crash tests; none by default).
+    pub fn with_fault_points(mut self, points: stratus_types::faults::Faults) -> Self {
+        self.points = points;
+        self
     }
 
     /// Give the host access to block storage, so its VMs can open volumes.
@@ -385,7 +402,9 @@ impl Agent {
 
     async fn execute(&self, cmd: Command) {
         let started = Instant::now();
-        stratus_types::faults::fault_point(&format!("agent:before:{}", cmd.kind.name()));
+        if self.points.check(&format!("agent:before:{}", cmd.kind.name())).is_err() {
+            return; // as if the process died before executing it
+        }
         let lock = self.server_lock(&cmd.server_id);
         let result = match &cmd.kind {
             CommandKind::Spawn { vcpus, ram_mb, image_id } => {
@@ -427,7 +446,9 @@ impl Agent {
             CommandKind::AttachVolume { attachment_id, volume } => {
                 let _g = lock.lock().await;
                 let opened = self.attach(&cmd.server_id, attachment_id, volume).await;
-                stratus_types::faults::fault_point(&format!("agent:after:{}", cmd.kind.name()));
+                if self.points.check(&format!("agent:after:{}", cmd.kind.name())).is_err() {
+                    return; // executed, never reported
+                }
                 self.publish_with(&cmd, opened.map(Some), started).await;
                 return;
             }
@@ -463,7 +484,9 @@ impl Agent {
                 self.driver.reboot(&cmd.server_id, *hard).await.map_err(|e: DriverError| e.to_string())
             }
         };
-        stratus_types::faults::fault_point(&format!("agent:after:{}", cmd.kind.name()));
+        if self.points.check(&format!("agent:after:{}", cmd.kind.name())).is_err() {
+            return; // executed, never reported
+        }
         self.publish(&cmd, result, started).await;
     }
 

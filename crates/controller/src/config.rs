@@ -38,6 +38,9 @@ pub struct ControllerConfig {
     pub image_dir: Option<std::path::PathBuf>,
     /// Default volume quota: (volumes, gigabytes); -1 unlimited.
     pub volume_quota: (i64, i64),
+    /// Stable identity of this controller's operation runner, so a restarted
+    /// controller re-claims its own operations at once (default: `controller@<hostname>`).
+    pub controller_id: Option<String>,
 }
 
 impl Default for ControllerConfig {
@@ -59,6 +62,7 @@ impl Default for ControllerConfig {
             shelved_offload_time: Some(Duration::ZERO),
             image_dir: None,
             volume_quota: (10, 1000),
+            controller_id: None,
         }
     }
 }

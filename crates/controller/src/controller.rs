@@ -8,8 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stratus_bus::{Bus, BusError};
 use stratus_db::{Datastore, ServiceRow};
+use stratus_db::{OperationRow, Transition, fault_json};
+use stratus_ops::{Handler, OpError, Outcome, Registry};
 use stratus_ops::{Runner, RunnerConfig};
+use stratus_types::OpKind;
 use stratus_types::agent::*;
+use stratus_types::faults::Faults;
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::warn;
 
@@ -155,6 +159,21 @@ impl Shared {
 }
 
 impl Shared {
+    /// An operation whose parameters do not decode: fail it loudly (logged,
+    /// recorded as the server's fault and on its action) instead of running
+    /// it with defaults.
+    pub async fn bad_params(&self, op: &OperationRow, message: String) -> Result<Outcome, OpError> {
+        warn!(op = %op.id, kind = %op.kind, server = %op.server_id, error = %message, "operation has invalid parameters");
+        let t = Transition {
+            task: Some(None),
+            fault: Some(fault_json(500, &message, self.ds.clock().now())),
+            ..Default::default()
+        };
+        self.ds.server_transition(&op.server_id, &t).await?;
+        self.ds.event_finish(&op.server_id, &op.request_id, op.kind.as_str(), false, &message).await?;
+        Ok(Outcome::Failed(message))
+    }
+
     /// Run a command on `host` if its lease is valid; errors as text for
     /// instance-action details.
     pub async fn host_command(
@@ -219,10 +238,39 @@ impl Shared {
     }
 }
 
+/// The one registration table: the handler of each operation kind. An
+/// exhaustive `match`, so a new kind cannot be left without a handler.
+pub(crate) fn handler_for(s: &Arc<Shared>, kind: OpKind) -> Arc<dyn Handler> {
+    use OpKind as K;
+    match kind {
+        K::Create => Arc::new(op_create::CreateServer(s.clone())),
+        K::Delete => Arc::new(op_delete::DeleteServer(s.clone())),
+        K::Stop
+        | K::Start
+        | K::Reboot
+        | K::Pause
+        | K::Unpause
+        | K::Suspend
+        | K::Resume
+        | K::SoftDelete
+        | K::Restore => Arc::new(op_power::Power(s.clone())),
+        K::Shelve
+        | K::ShelveOffload
+        | K::Unshelve
+        | K::Resize
+        | K::ConfirmResize
+        | K::RevertResize
+        | K::Evacuate
+        | K::CreateImage => Arc::new(op_lifecycle::Lifecycle(s.clone())),
+        K::AttachVolume | K::DetachVolume => Arc::new(op_volume::VolumeOps(s.clone())),
+    }
+}
+
 /// The controller role.
 pub struct Controller {
     shared: Arc<Shared>,
     worker: String,
+    faults: Faults,
 }
 
 impl Controller {
@@ -230,7 +278,7 @@ impl Controller {
     pub fn new(ds: Datastore, bus: Arc<dyn Bus>, cfg: ControllerConfig) -> Self {
         // A stable identity: a restarted controller re-claims its own
         // operations at once instead of waiting for their claims to lapse.
-        let worker = std::env::var("STRATUS_CONTROLLER_ID").unwrap_or_else(|_| format!("controller@{}", hostname()));
+        let worker = cfg.controller_id.clone().unwrap_or_else(|| format!("controller@{}", hostname()));
         Self {
             shared: Arc::new(Shared {
                 storage: None,
@@ -242,6 +290,7 @@ impl Controller {
                 sched_lock: tokio::sync::Mutex::new(()),
             }),
             worker,
+            faults: Faults::none(),
         }
     }
 
@@ -259,8 +308,24 @@ impl Controller {
         self
     }
 
+    /// Fault points of the operation runner (crash tests; none by default).
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
     /// Start every task; they stop when `shutdown` turns true.
     pub async fn start(&self, shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
+        self.start_services(shutdown.clone()).await?;
+        let runner = self.runner(&self.worker, self.faults.clone());
+        tokio::spawn(runner.run(shutdown));
+        Ok(())
+    }
+
+    /// Start everything but the operation runner: the agent-facing services,
+    /// liveness, the notification relay, command-result routing and reclaim.
+    /// In-process tests drive operations themselves with [`Controller::runner`].
+    pub async fn start_services(&self, shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
         let s = self.shared.clone();
         liveness::serve_agents(s.clone(), shutdown.clone()).await?;
         tokio::spawn(liveness::monitor(s.clone(), shutdown.clone()));
@@ -280,42 +345,23 @@ impl Controller {
                 }
             }
         });
-        let runner = Runner::new(
-            s.ds.clone(),
-            s.bus.clone(),
-            RunnerConfig {
-                worker: self.worker.clone(),
-                claim_ttl: s.cfg.op_claim_ttl,
-                poll_interval: s.cfg.op_poll_interval,
-                concurrency: s.cfg.op_concurrency,
-            },
-        )
-        .handle("create", Arc::new(op_create::CreateServer(s.clone())))
-        .handle("delete", Arc::new(op_delete::DeleteServer(s.clone())))
-        .handle("stop", Arc::new(op_power::Power(s.clone())))
-        .handle("start", Arc::new(op_power::Power(s.clone())))
-        .handle("reboot", Arc::new(op_power::Power(s.clone())));
-        let runner = ["pause", "unpause", "suspend", "resume", "soft_delete", "restore"]
-            .into_iter()
-            .fold(runner, |r, k| r.handle(k, Arc::new(op_power::Power(s.clone()))));
-        let runner = [
-            "shelve",
-            "shelve_offload",
-            "unshelve",
-            "resize",
-            "confirm_resize",
-            "revert_resize",
-            "evacuate",
-            "create_image",
-        ]
-        .into_iter()
-        .fold(runner, |r, k| r.handle(k, Arc::new(op_lifecycle::Lifecycle(s.clone()))));
-        let runner = runner
-            .handle("attach_volume", Arc::new(op_volume::VolumeOps(s.clone())))
-            .handle("detach_volume", Arc::new(op_volume::VolumeOps(s.clone())));
-        tokio::spawn(reclaim::run(s.clone(), shutdown.clone()));
-        tokio::spawn(runner.run(shutdown));
+        tokio::spawn(reclaim::run(s.clone(), shutdown));
         Ok(())
+    }
+
+    /// An operation runner named `worker` with this controller's handlers
+    /// and the fault points `faults`.
+    pub fn runner(&self, worker: &str, faults: Faults) -> Runner {
+        let s = self.shared.clone();
+        let cfg = RunnerConfig {
+            worker: worker.to_string(),
+            claim_ttl: s.cfg.op_claim_ttl,
+            poll_interval: s.cfg.op_poll_interval,
+            concurrency: s.cfg.op_concurrency,
+            faults,
+        };
+        let registry: Registry = Arc::new(move |kind| handler_for(&s, kind));
+        Runner::new(self.shared.ds.clone(), self.shared.bus.clone(), cfg, registry)
     }
 }
 

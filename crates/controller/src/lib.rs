@@ -17,6 +17,7 @@ mod op_delete;
 mod op_lifecycle;
 mod op_power;
 mod op_volume;
+mod params;
 mod reclaim;
 mod scheduler;
 mod storage;

@@ -17,7 +17,11 @@ pub(crate) fn build(
     event_type: &str,
     publisher: &str,
 ) -> stratus_db::NewNotification {
-    let state = if event_type == "instance.delete.end" { "deleted" } else { server.vm_state.as_str() };
+    let state = if event_type == "instance.delete.end" {
+        stratus_types::VmState::Deleted.as_str()
+    } else {
+        server.vm_state.as_str()
+    };
     let payload = payload(ds, server, event_type, publisher, state);
     stratus_db::NewNotification {
         dedup_key: format!("{}:{}:{}", server.id, op_id, event_type),

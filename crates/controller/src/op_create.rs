@@ -18,6 +18,19 @@ use tracing::{info, warn};
 
 pub(crate) struct CreateServer(pub Arc<Shared>);
 
+stratus_ops::steps!(
+    /// The steps of a build, in order (schedule and spawn repeat when a host
+    /// does not take the build).
+    pub(crate) enum CreateStep {
+        /// Create the volumes a boot-from-volume server boots from.
+        PrepareVolumes => "prepare_volumes",
+        /// Pick a host and record it (a compare-and-swap from `scheduling`).
+        Schedule => "schedule",
+        /// Spawn on the host, attach the volumes, go ACTIVE.
+        Spawn => "spawn",
+    }
+);
+
 const EV_SCHEDULE: &str = "conductor_schedule_and_build_instances";
 const EV_BUILD: &str = "compute__do_build_and_run_instance";
 const NO_VALID_HOST: &str = "No valid host was found. There are not enough hosts available.";
@@ -36,12 +49,12 @@ impl Handler for CreateServer {
             return Ok(Outcome::Done);
         }
         notify::record(ds, &server, &op.id, "instance.create.start", "nova-api").await?;
-        let bdms: Vec<VolumeBdm> = serde_json::from_str::<serde_json::Value>(&op.params)
-            .ok()
-            .and_then(|p| serde_json::from_value(p["volumes"].clone()).ok())
-            .unwrap_or_default();
-        if bdms.iter().any(|b| b.image_id.is_some()) {
-            cx.step("prepare_volumes").await?;
+        let bdms: Vec<VolumeBdm> = match crate::params::decode::<crate::params::CreateParams>(op) {
+            Ok(p) => p.volumes,
+            Err(e) => return self.fail(op, &server, &e, EV_SCHEDULE).await,
+        };
+        if bdms.iter().any(|b| b.image_id.is_some()) && !cx.done(CreateStep::PrepareVolumes) {
+            cx.step(CreateStep::PrepareVolumes).await?;
             if let Err(e) = self.prepare_volumes(&server, &bdms).await {
                 return self
                     .fail(
@@ -52,12 +65,12 @@ impl Handler for CreateServer {
                     )
                     .await;
             }
-            cx.stepped("prepare_volumes");
+            cx.stepped(CreateStep::PrepareVolumes).await?;
         }
         let mut excluded: Vec<String> = Vec::new();
         for attempt in 1..=s.cfg.max_schedule_attempts {
             if server.task_state.as_deref() == Some(TaskState::Scheduling.as_str()) || server.host.is_none() {
-                cx.step("schedule").await?;
+                cx.step(CreateStep::Schedule).await?;
                 ds.event_start(&server.id, &op.request_id, EV_SCHEDULE, None).await?;
                 let guard = s.sched_lock.lock().await;
                 let Some(svc) = scheduler::pick(s, &server, &excluded).await? else {
@@ -84,11 +97,11 @@ impl Handler for CreateServer {
                     &format!("host={} attempt={attempt}", svc.host),
                 )
                 .await?;
-                cx.stepped("schedule");
+                cx.stepped(CreateStep::Schedule).await?;
                 server = ds.server_get_any(&op.server_id).await?;
             }
             let Some(host) = server.host.clone() else { continue };
-            cx.step("spawn").await?;
+            cx.step(CreateStep::Spawn).await?;
             ds.event_start(&server.id, &op.request_id, EV_BUILD, Some(&host)).await?;
             let svc = ds.service_get_by_host(&host).await?;
             let kind =
@@ -146,7 +159,7 @@ impl Handler for CreateServer {
                             notify::record(ds, &server, &op.id, "instance.create.end", &format!("nova-compute:{host}"))
                                 .await?;
                             info!(server = %server.id, host = %host, "server active");
-                            cx.stepped("spawn");
+                            cx.stepped(CreateStep::Spawn).await?;
                             return Ok(Outcome::Done);
                         }
                         Cas::Conflict => {

@@ -1,23 +1,31 @@
-//! The delete operation: the decision tree of DESIGN.md, "The delete contract".
+//! The delete operation: the decision tree of the delete contract
+//! (`docs/architecture.md`), run as the plan `stratus_types::plan::delete_plan`
+//! gives for the path taken (the same function `stratus-model` checks).
 //!
-//! - never scheduled (no host): the record is destroyed directly;
+//! - never scheduled or shelved-offloaded (no host): nothing runs anywhere;
+//!   the fenced local sequence runs without a zombie;
 //! - host lease valid: terminate on the host as an acknowledged command with
 //!   deadlines (`terminate_ack_timeout`, then `min(terminate_timeout,
 //!   lease_ttl)`: a host that acknowledges but cannot finish within one lease
 //!   is as good as down, which bounds the delete even when it is falsely up);
 //! - host down or forced down, no responder, or a missed deadline: local
-//!   delete by the controller.
+//!   delete by the controller (zombie, fence, volumes, release).
 //!
-//! Every step is idempotent; the operation only rolls forward. Each path is
-//! recorded as an instance-action event saying why it was taken.
+//! Every step is idempotent and the operation only rolls forward; a resumed
+//! attempt continues after the last step the cursor records as completed
+//! (and keeps the path that step committed to). Each path is recorded as an
+//! instance-action event saying why it was taken.
 
 use crate::controller::{Deadlines, Shared};
 use crate::notify;
 use async_trait::async_trait;
+use std::collections::VecDeque;
 use std::sync::Arc;
-use stratus_db::{EventFinish, NewNotification, OperationRow, ServerRow, StepWrites};
+use stratus_db::{EventFinish, MigrationRow, NewNotification, OperationRow, ServerRow, ServiceRow, StepWrites};
 use stratus_ops::{Handler, OpError, Outcome, StepCx};
 use stratus_types::agent::CommandKind;
+use stratus_types::plan::{DeleteFacts, DeletePath, DeleteStep, committed_path, delete_plan, remaining};
+use stratus_types::{MigrationStatus, VmState};
 use tracing::{info, warn};
 
 pub(crate) struct DeleteServer(pub Arc<Shared>);
@@ -26,6 +34,23 @@ const EV_TERMINATE: &str = "compute_terminate_instance";
 const EV_LOCAL: &str = "controller_local_delete";
 const EV_FENCE: &str = "controller_fence_storage";
 const EV_VOLUMES: &str = "controller_release_volumes";
+
+/// The path a delete takes and why, as decided from the host's lease.
+struct Decision {
+    path: DeletePath,
+    why: String,
+    /// The host's service row, on the remote path.
+    svc: Option<ServiceRow>,
+}
+
+/// What one attempt carries from step to step.
+struct Run<'a> {
+    op: &'a OperationRow,
+    cx: &'a StepCx,
+    server: &'a ServerRow,
+    start: NewNotification,
+    events: Vec<EventFinish>,
+}
 
 #[async_trait]
 impl Handler for DeleteServer {
@@ -42,73 +67,136 @@ impl Handler for DeleteServer {
                 .await?;
             return Ok(Outcome::Done);
         }
+        if let Err(e) = crate::params::decode::<crate::params::NoParams>(op) {
+            return s.bad_params(op, e).await; // the task is cleared: a new DELETE starts afresh
+        }
+        let completed: Option<DeleteStep> = cx.completed();
         let start = notify::build(ds, &server, &op.id, "instance.delete.start", "nova-api");
-        let moves = ds.migration_open_for_server(&server.id).await?;
-        if server.shelved_image_id.is_some() || !moves.is_empty() {
+        let mut moves: VecDeque<MigrationRow> = ds.migration_open_for_server(&server.id).await?.into();
+        let snapshot = server.shelved_image_id.is_some() && !cx.done(DeleteStep::DeleteShelveSnapshot);
+        if snapshot || !moves.is_empty() {
             ds.notification_record(&start.dedup_key, &start.event_type, &start.publisher_id, &start.payload).await?;
         }
-        self.clean_moves(op, cx, &server, moves).await?;
-        if let Some(img) = &server.shelved_image_id {
-            // Nova deletes the shelve snapshot first; a missing one is only a warning.
-            let detail = match ds.image_delete(img).await {
-                Ok(()) => format!("shelve snapshot {img} deleted"),
-                Err(stratus_db::DbError::NotFound(_)) => format!("warning: shelve snapshot {img} was already gone"),
-                Err(e) => return Err(e.into()),
-            };
-            ds.event_start(&server.id, &op.request_id, "delete_shelve_snapshot", None).await?;
-            ds.event_finish(&server.id, &op.request_id, "delete_shelve_snapshot", true, &detail).await?;
+        let facts = DeleteFacts {
+            open_migrations: moves.len(),
+            shelve_snapshot: snapshot,
+            volumes: !ds.attachment_list_for_server(&server.id).await?.is_empty(),
+        };
+        let mut decision = match committed_path(completed) {
+            Some(path) => {
+                let why = format!("the operation resumed after its {} step", completed.map_or("", |c| c.as_str()));
+                Decision { path, why, svc: None }
+            }
+            None => self.decide(&server).await?,
+        };
+        let mut run = Run { op, cx, server: &server, start, events: Vec::new() };
+        if decision.path == DeletePath::Remote && completed == Some(DeleteStep::Terminate) {
+            let host = server.host.clone().unwrap_or_default();
+            let detail = format!("path=remote: VM destroyed on {host} before {}", decision.why);
+            run.events.push((EV_TERMINATE.into(), true, detail));
         }
+        let mut plan: VecDeque<DeleteStep> = remaining(&delete_plan(decision.path, facts), completed).into();
+        while let Some(step) = plan.pop_front() {
+            match step {
+                DeleteStep::CleanMigration => {
+                    if let Some(m) = moves.pop_front() {
+                        self.clean_move(&run, m).await?;
+                    }
+                }
+                DeleteStep::DeleteShelveSnapshot => self.delete_snapshot(&run).await?,
+                DeleteStep::Terminate => {
+                    let Some(svc) = decision.svc.clone() else { continue };
+                    if let Err(why) = self.terminate(&mut run, &svc).await? {
+                        // Escalate: the local path's steps replace the rest of the plan.
+                        plan = remaining(&delete_plan(DeletePath::Local, facts), Some(DeleteStep::Terminate)).into();
+                        decision = Decision { path: DeletePath::Local, why, svc: None };
+                    }
+                }
+                DeleteStep::LocalDelete => self.local_delete(&run, &decision.why).await?,
+                DeleteStep::Fence => {
+                    if let Some(retry) = self.fence(&mut run).await? {
+                        return Ok(retry);
+                    }
+                }
+                DeleteStep::Volumes => self.volumes(&mut run).await?,
+                DeleteStep::Release => {
+                    if decision.path != DeletePath::Remote {
+                        run.events.push((EV_LOCAL.into(), true, format!("path=local: {}", decision.why)));
+                    }
+                    return self.release(run).await;
+                }
+            }
+        }
+        Ok(Outcome::Done) // unreachable: every plan ends with the release
+    }
+}
+
+impl DeleteServer {
+    /// Choose the path from the server row and its host's lease.
+    async fn decide(&self, server: &ServerRow) -> Result<Decision, OpError> {
+        let ds = &self.0.ds;
+        let local = |path, why: String| Ok(Decision { path, why, svc: None });
         let Some(host) = server.host.clone() else {
-            let why = if server.vm_state == stratus_types::VmState::ShelvedOffloaded.as_str() {
+            let why = if server.vm_state == VmState::ShelvedOffloaded.as_str() {
                 "server is shelved offloaded; no VM runs anywhere"
             } else {
                 "server was never scheduled to a host; nothing runs anywhere"
             };
-            return self.local(op, cx, &server, why, &start, vec![]).await;
+            return local(DeletePath::Unplaced, why.into());
         };
         let svc = match ds.service_get_by_host(&host).await {
             Ok(svc) => svc,
             Err(stratus_db::DbError::NotFound(_)) => {
-                return self
-                    .local(op, cx, &server, &format!("host {host} has no service record"), &start, vec![])
-                    .await;
+                return local(DeletePath::Local, format!("host {host} has no service record"));
             }
             Err(e) => return Err(e.into()),
         };
-        let now = ds.clock().now();
-        if !svc.is_up(now) {
+        if !svc.is_up(ds.clock().now()) {
             let why = if svc.forced_down {
                 format!("host {host} is forced down")
             } else {
                 format!("host {host} is down (lease expired at {})", svc.lease_expires_at.as_deref().unwrap_or("never"))
             };
-            return self.local(op, cx, &server, &why, &start, vec![]).await;
+            return local(DeletePath::Local, why);
         }
+        Ok(Decision { path: DeletePath::Remote, why: String::new(), svc: Some(svc) })
+    }
+
+    /// Nova deletes the shelve snapshot first; a missing one is only a warning.
+    async fn delete_snapshot(&self, run: &Run<'_>) -> Result<(), OpError> {
+        let (ds, op, server) = (&self.0.ds, run.op, run.server);
+        let Some(img) = &server.shelved_image_id else { return Ok(()) };
+        run.cx.step(DeleteStep::DeleteShelveSnapshot).await?;
+        let detail = match ds.image_delete(img).await {
+            Ok(()) => format!("shelve snapshot {img} deleted"),
+            Err(stratus_db::DbError::NotFound(_)) => format!("warning: shelve snapshot {img} was already gone"),
+            Err(e) => return Err(e.into()),
+        };
+        ds.event_start(&server.id, &op.request_id, "delete_shelve_snapshot", None).await?;
+        ds.event_finish(&server.id, &op.request_id, "delete_shelve_snapshot", true, &detail).await?;
+        run.cx.stepped(DeleteStep::DeleteShelveSnapshot).await
+    }
+
+    /// Remote path: terminate on the host. `Ok(Err(why))` when the host did
+    /// not complete it (the delete escalates to the local path).
+    async fn terminate(&self, run: &mut Run<'_>, svc: &ServiceRow) -> Result<Result<(), String>, OpError> {
+        let s = &self.0;
+        let ds = &s.ds;
+        let (op, cx, server) = (run.op, run.cx, run.server);
+        let host = svc.host.clone();
         let w = StepWrites {
             event_start: Some((server.id.clone(), op.request_id.clone(), EV_TERMINATE.into(), Some(host.clone()))),
-            notification: Some(start.clone()),
+            notification: Some(run.start.clone()),
         };
-        cx.step_with("terminate", &w).await?;
-        let r = s
-            .run_command(
-                &svc,
-                &op.id,
-                &server.id,
-                CommandKind::Terminate,
-                Deadlines { ack: s.cfg.terminate_ack_timeout, result: s.cfg.terminate_timeout.min(s.cfg.lease_ttl) },
-                Some(&cx.wake),
-            )
-            .await;
+        cx.step_with(DeleteStep::Terminate, &w).await?;
+        let d = Deadlines { ack: s.cfg.terminate_ack_timeout, result: s.cfg.terminate_timeout.min(s.cfg.lease_ttl) };
+        let r = s.run_command(svc, &op.id, &server.id, CommandKind::Terminate, d, Some(&cx.wake)).await;
         // An agent that has just rejoined refuses the epoch we read: re-read
         // its service row and try once more before treating it as gone.
         let r = match r {
             Err(crate::controller::CmdFailure::Refused(why)) => match ds.service_get_by_host(&host).await {
                 Ok(fresh) if fresh.epoch != svc.epoch && fresh.is_up(ds.clock().now()) => {
                     info!(server = %server.id, host = %host, reason = %why, "agent rejoined meanwhile; re-sending terminate with its new epoch");
-                    let d = Deadlines {
-                        ack: s.cfg.terminate_ack_timeout,
-                        result: s.cfg.terminate_timeout.min(s.cfg.lease_ttl),
-                    };
                     s.run_command(&fresh, &op.id, &server.id, CommandKind::Terminate, d, Some(&cx.wake)).await
                 }
                 _ => Err(crate::controller::CmdFailure::Refused(why)),
@@ -124,152 +212,127 @@ impl Handler for DeleteServer {
                     t.total_ms,
                     t.result.elapsed_ms
                 );
-                cx.stepped("terminate");
-                let mut events = vec![(EV_TERMINATE.into(), true, details)];
-                self.volumes(op, cx, &server, &mut events).await?;
-                self.release(op, cx, &server, &host, events).await
+                cx.stepped(DeleteStep::Terminate).await?;
+                run.events.push((EV_TERMINATE.into(), true, details));
+                Ok(Ok(()))
             }
             Err(f) => {
                 warn!(server = %server.id, host = %host, reason = %f, "terminate did not complete on the host; escalating to local delete");
                 let why = format!("terminate on {host}: {f}");
-                self.local(op, cx, &server, &why, &start, vec![(EV_TERMINATE.into(), false, why.clone())]).await
+                run.events.push((EV_TERMINATE.into(), false, why.clone()));
+                Ok(Err(why))
             }
         }
     }
-}
 
-impl DeleteServer {
     /// A resize awaiting confirmation is confirmed first (the source copy is
     /// destroyed), and a move in progress has its other host cleaned, so no
     /// copy of the server is left on any host.
-    async fn clean_moves(
-        &self,
-        op: &OperationRow,
-        cx: &StepCx,
-        server: &ServerRow,
-        moves: Vec<stratus_db::MigrationRow>,
-    ) -> Result<(), OpError> {
+    async fn clean_move(&self, run: &Run<'_>, m: MigrationRow) -> Result<(), OpError> {
         let s = &self.0;
         let ds = &s.ds;
-        for m in moves {
-            cx.step("clean_migration").await?;
-            let event = if m.status == "finished" { "compute_confirm_resize" } else { "controller_abort_migration" };
-            ds.event_start(&server.id, &op.request_id, event, None).await?;
-            let mut details = Vec::new();
-            for h in [Some(m.source_host.clone()), m.dest_host.clone()].into_iter().flatten() {
-                if Some(&h) == server.host.as_ref() {
-                    continue;
-                }
-                let d = Deadlines {
-                    ack: s.cfg.terminate_ack_timeout,
-                    result: s.cfg.terminate_timeout.min(s.cfg.lease_ttl),
-                };
-                match s.host_command(&op.id, &server.id, &h, CommandKind::Terminate, d).await {
-                    Ok(_) => details.push(format!("copy on {h} destroyed")),
-                    Err(e) => {
-                        s.record_zombie_sized(
-                            &server.id,
-                            &h,
-                            m.old_vcpus,
-                            m.old_ram_mb,
-                            m.old_disk_gb,
-                            &format!("delete during {}: {e}", m.kind),
-                        )
-                        .await?;
-                        details.push(format!("copy on {h} not confirmed destroyed ({e}); zombie recorded"));
-                    }
+        let (op, cx, server) = (run.op, run.cx, run.server);
+        cx.step(DeleteStep::CleanMigration).await?;
+        let finished = m.status == MigrationStatus::Finished;
+        let event = if finished { "compute_confirm_resize" } else { "controller_abort_migration" };
+        ds.event_start(&server.id, &op.request_id, event, None).await?;
+        let mut details = Vec::new();
+        for h in [Some(m.source_host.clone()), m.dest_host.clone()].into_iter().flatten() {
+            if Some(&h) == server.host.as_ref() {
+                continue;
+            }
+            let d =
+                Deadlines { ack: s.cfg.terminate_ack_timeout, result: s.cfg.terminate_timeout.min(s.cfg.lease_ttl) };
+            match s.host_command(&op.id, &server.id, &h, CommandKind::Terminate, d).await {
+                Ok(_) => details.push(format!("copy on {h} destroyed")),
+                Err(e) => {
+                    s.record_zombie_sized(
+                        &server.id,
+                        &h,
+                        m.old_vcpus,
+                        m.old_ram_mb,
+                        m.old_disk_gb,
+                        &format!("delete during {}: {e}", m.kind),
+                    )
+                    .await?;
+                    details.push(format!("copy on {h} not confirmed destroyed ({e}); zombie recorded"));
                 }
             }
-            ds.migration_set(m.id, if m.status == "finished" { "confirmed" } else { "error" }, None).await?;
-            ds.event_finish(&server.id, &op.request_id, event, true, &details.join("; ")).await?;
-            cx.stepped("clean_migration");
         }
-        Ok(())
+        let status = if finished { MigrationStatus::Confirmed } else { MigrationStatus::Error };
+        ds.migration_set(m.id, status, None).await?;
+        ds.event_finish(&server.id, &op.request_id, event, true, &details.join("; ")).await?;
+        cx.stepped(DeleteStep::CleanMigration).await
     }
 
     /// Local delete: the controller releases everything itself. The VM may
     /// still run on its host, so a zombie keeps the host's capacity reserved
     /// until the host's agent reports the VM gone (it reaps it when it
-    /// rejoins: its inventory no longer lists the server). Fencing of the
-    /// server's storage clients belongs here, before anything is released,
-    /// once servers have volumes.
-    async fn local(
-        &self,
-        op: &OperationRow,
-        cx: &StepCx,
-        server: &ServerRow,
-        why: &str,
-        start: &NewNotification,
-        mut events: Vec<EventFinish>,
-    ) -> Result<Outcome, OpError> {
+    /// rejoins: its inventory no longer lists the server).
+    async fn local_delete(&self, run: &Run<'_>, why: &str) -> Result<(), OpError> {
+        let (op, cx, server) = (run.op, run.cx, run.server);
         let w = StepWrites {
             event_start: Some((server.id.clone(), op.request_id.clone(), EV_LOCAL.into(), None)),
-            notification: Some(start.clone()),
+            notification: Some(run.start.clone()),
         };
-        cx.step_with("local_delete", &w).await?;
+        cx.step_with(DeleteStep::LocalDelete, &w).await?;
         info!(server = %server.id, reason = why, "local delete");
-        let host = server.host.clone().unwrap_or_default();
-        if !host.is_empty() {
+        if let Some(host) = server.host.as_deref().filter(|h| !h.is_empty()) {
             // The VM may still run there: record the zombie before anything
             // else, so its capacity stays reserved and no fence is lifted
             // until the host reports the VM gone.
-            self.0.record_zombie(server, &host, why).await?;
+            self.0.record_zombie(server, host, why).await?;
         }
-        // Fence first: no volume is released while a client that may still
-        // run (a zombie VM) could write to it.
-        cx.step("fence").await?;
+        cx.stepped(DeleteStep::LocalDelete).await
+    }
+
+    /// Fence first: no volume is released while a client that may still run
+    /// (a zombie VM) could write to it. `Some(retry)` if fencing failed.
+    async fn fence(&self, run: &mut Run<'_>) -> Result<Option<Outcome>, OpError> {
+        let (cx, server) = (run.cx, run.server);
+        cx.step(DeleteStep::Fence).await?;
         match crate::storage::fence_server(&self.0, server).await {
-            Ok(lines) if !lines.is_empty() => events.push((EV_FENCE.into(), true, lines.join("; "))),
+            Ok(lines) if !lines.is_empty() => run.events.push((EV_FENCE.into(), true, lines.join("; "))),
             Ok(_) => {}
             Err(e) => {
                 warn!(server = %server.id, error = %e, "cannot fence the server's storage clients; retrying (volumes stay attached)");
-                return Ok(Outcome::Retry(format!("fence: {e}"), std::time::Duration::from_secs(2)));
+                return Ok(Some(Outcome::Retry(format!("fence: {e}"), std::time::Duration::from_secs(2))));
             }
         }
-        cx.stepped("fence");
-        self.volumes(op, cx, server, &mut events).await?;
-        events.push((EV_LOCAL.into(), true, format!("path=local: {why}")));
-        self.release(op, cx, server, &host, events).await
+        cx.stepped(DeleteStep::Fence).await?;
+        Ok(None)
     }
 
     /// Detach the server's volumes and delete the `delete_on_termination` ones.
-    async fn volumes(
-        &self,
-        _op: &OperationRow,
-        cx: &StepCx,
-        server: &ServerRow,
-        events: &mut Vec<EventFinish>,
-    ) -> Result<(), OpError> {
-        if self.0.ds.attachment_list_for_server(&server.id).await?.is_empty() {
-            return Ok(());
-        }
-        cx.step("volumes").await?;
+    async fn volumes(&self, run: &mut Run<'_>) -> Result<(), OpError> {
+        let (cx, server) = (run.cx, run.server);
+        cx.step(DeleteStep::Volumes).await?;
         let lines = crate::storage::release_volumes(&self.0, server).await?;
-        events.push((EV_VOLUMES.into(), true, lines.join("; ")));
-        cx.stepped("volumes");
-        Ok(())
+        run.events.push((EV_VOLUMES.into(), true, lines.join("; ")));
+        cx.stepped(DeleteStep::Volumes).await
     }
 
     /// Release ports, mark the server deleted (quota usage drops with it),
-    /// finish the events and emit `instance.delete.end`, in one transaction.
-    async fn release(
-        &self,
-        op: &OperationRow,
-        cx: &StepCx,
-        server: &ServerRow,
-        host: &str,
-        events: Vec<EventFinish>,
-    ) -> Result<Outcome, OpError> {
+    /// finish the events, emit `instance.delete.end` and close the operation,
+    /// in one transaction.
+    async fn release(&self, run: Run<'_>) -> Result<Outcome, OpError> {
         let ds = &self.0.ds;
-        stratus_ops::fault_point("before:release");
+        let (op, cx, server) = (run.op, run.cx, run.server);
+        cx.step(DeleteStep::Release).await?;
+        if cx.completed::<DeleteStep>().is_some() {
+            // Events an earlier attempt started on a path this one did not retrace.
+            ds.event_finish_open(&server.id, &op.request_id, "completed after the controller resumed the operation")
+                .await?;
+        }
+        let host = server.host.clone().unwrap_or_default();
         let publisher = if host.is_empty() { "nova-api".to_string() } else { format!("nova-compute:{host}") };
         let mut gone = server.clone();
         gone.deleted_at = Some(stratus_db::ts(ds.clock().now()));
         let end = notify::build(ds, &gone, &op.id, "instance.delete.end", &publisher);
-        if !ds.server_delete_finish(&op.id, cx.worker(), &server.id, &op.request_id, &events, &end).await? {
+        if !ds.server_delete_finish(&op.id, cx.worker(), &server.id, &op.request_id, &run.events, &end).await? {
             return Err(OpError::ClaimLost);
         }
-        cx.stepped("release");
+        cx.after(DeleteStep::Release)?;
         info!(server = %server.id, "server deleted");
         Ok(Outcome::Closed)
     }

@@ -12,18 +12,81 @@ use stratus_db::{Cas, DbError, ImageRow, MigrationRow, OperationRow, ServerRow, 
 use stratus_ops::{Handler, OpError, Outcome, StepCx};
 use stratus_types::agent::CommandKind;
 use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
-use stratus_types::{PowerState, TaskState, VmState};
+
+use stratus_types::{MigrationKind, MigrationStatus, OpKind, PowerState, TaskState, VmState};
 use tracing::{info, warn};
 
 pub(crate) struct Lifecycle(pub Arc<Shared>);
 
+stratus_ops::steps!(
+    /// Shelve (and shelve offload, which runs only the last step).
+    pub(crate) enum ShelveStep {
+        /// Take the shelve snapshot (its id is the operation id, so a retry finds it).
+        Snapshot => "snapshot",
+        /// Power the VM off and mark the server shelved.
+        PowerOff => "power_off",
+        /// Destroy the VM on its host and drop the host.
+        Offload => "offload",
+    }
+);
+
+stratus_ops::steps!(
+    /// Unshelve: power on where it is, or schedule and spawn from the snapshot.
+    pub(crate) enum UnshelveStep {
+        /// Shelved, not offloaded: power the VM on again.
+        PowerOn => "power_on",
+        /// Offloaded: pick a host.
+        Schedule => "schedule",
+        /// Offloaded: spawn from the shelve snapshot.
+        Spawn => "spawn",
+    }
+);
+
+stratus_ops::steps!(
+    /// Resize and cold migration.
+    pub(crate) enum ResizeStep {
+        /// Pick a destination and record the migration.
+        Schedule => "schedule",
+        /// Power off the source, spawn on the destination, mark resized.
+        Migrate => "migrate",
+    }
+);
+
+stratus_ops::steps!(
+    /// Confirm or revert a resize: one step each.
+    pub(crate) enum ResizeFinishStep {
+        /// Destroy the source copy.
+        Confirm => "confirm",
+        /// Destroy the destination copy and go back to the source.
+        Revert => "revert",
+    }
+);
+
+stratus_ops::steps!(
+    /// Evacuation from a down host.
+    pub(crate) enum EvacuateStep {
+        /// Pick a destination, record the migration and the source's zombie.
+        Schedule => "schedule",
+        /// Spawn on the destination.
+        Rebuild => "rebuild",
+    }
+);
+
+stratus_ops::steps!(
+    /// Snapshot a server into an image.
+    pub(crate) enum ImageStep {
+        /// Record the image.
+        Snapshot => "snapshot",
+    }
+);
+
 /// A migration of `server` from `source` to `dest` in progress, keeping the
 /// source's allocation (old flavor sizes) until it is confirmed or reverted.
-fn moving(server: &ServerRow, kind: &str, source: &str, dest: &str, new_flavor_id: &str) -> MigrationRow {
+fn moving(server: &ServerRow, kind: MigrationKind, source: &str, dest: &str, new_flavor_id: &str) -> MigrationRow {
     MigrationRow {
         id: 0,
         server_id: server.id.clone(),
-        kind: kind.into(),
+        kind,
         source_host: source.into(),
         dest_host: Some(dest.into()),
         old_flavor_id: server.flavor_id.clone(),
@@ -32,13 +95,9 @@ fn moving(server: &ServerRow, kind: &str, source: &str, dest: &str, new_flavor_i
         old_ram_mb: server.ram_mb,
         old_disk_gb: server.disk_gb + server.ephemeral_gb,
         old_vm_state: server.vm_state.clone(),
-        status: "migrating".into(),
+        status: MigrationStatus::Migrating,
         created_at: String::new(),
     }
-}
-
-fn params(op: &OperationRow) -> serde_json::Value {
-    serde_json::from_str(&op.params).unwrap_or_default()
 }
 
 impl Lifecycle {
@@ -115,13 +174,15 @@ impl Lifecycle {
         let Some(host) = server.host.clone() else {
             return self.abandon(op, &server, TaskState::Shelving, event, "server has no host").await;
         };
-        cx.step("snapshot").await?;
-        notify::record(ds, &server, &op.id, "instance.shelve.start", &format!("nova-compute:{host}")).await?;
-        ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
-        // The operation id doubles as the snapshot id, so a retry finds its own snapshot.
-        self.snapshot(&server, &op.id, &format!("{}-shelved", server.name), serde_json::json!({})).await?;
-        cx.stepped("snapshot");
-        cx.step("power_off").await?;
+        if !cx.done(ShelveStep::Snapshot) {
+            cx.step(ShelveStep::Snapshot).await?;
+            notify::record(ds, &server, &op.id, "instance.shelve.start", &format!("nova-compute:{host}")).await?;
+            ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
+            // The operation id doubles as the snapshot id, so a retry finds its own snapshot.
+            self.snapshot(&server, &op.id, &format!("{}-shelved", server.name), serde_json::json!({})).await?;
+            cx.stepped(ShelveStep::Snapshot).await?;
+        }
+        cx.step(ShelveStep::PowerOff).await?;
         if let Err(e) = s.host_command(&op.id, &server.id, &host, CommandKind::PowerOff, self.d()).await {
             let _ = ds.image_delete(&op.id).await;
             return self.abandon(op, &server, TaskState::Shelving, event, &format!("power off on {host}: {e}")).await;
@@ -149,7 +210,7 @@ impl Lifecycle {
         .await?;
         let cur = ds.server_get_any(&server.id).await?;
         notify::record(ds, &cur, &op.id, "instance.shelve.end", &format!("nova-compute:{host}")).await?;
-        cx.stepped("power_off");
+        cx.stepped(ShelveStep::PowerOff).await?;
         if offload_now { self.offload(op, cx, cur).await } else { Ok(Outcome::Done) }
     }
 
@@ -157,7 +218,7 @@ impl Lifecycle {
         let (s, ds) = (&self.0, &self.0.ds);
         let event = "compute_shelve_offload_instance";
         let host = server.host.clone().unwrap_or_default();
-        cx.step("offload").await?;
+        cx.step(ShelveStep::Offload).await?;
         notify::record(ds, &server, &op.id, "instance.shelve_offload.start", &format!("nova-compute:{host}")).await?;
         ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
         let detail = match s.host_command(&op.id, &server.id, &host, CommandKind::Terminate, self.d()).await {
@@ -181,7 +242,7 @@ impl Lifecycle {
         ds.event_finish(&server.id, &op.request_id, event, true, &detail).await?;
         let cur = ds.server_get_any(&server.id).await?;
         notify::record(ds, &cur, &op.id, "instance.shelve_offload.end", &format!("nova-compute:{host}")).await?;
-        cx.stepped("offload");
+        cx.stepped(ShelveStep::Offload).await?;
         Ok(Outcome::Done)
     }
 
@@ -193,15 +254,16 @@ impl Lifecycle {
         let detail;
         if server.vm_state == VmState::Shelved.as_str() {
             let host = server.host.clone().unwrap_or_default();
-            cx.step("power_on").await?;
+            cx.step(UnshelveStep::PowerOn).await?;
             if let Err(e) = s.host_command(&op.id, &server.id, &host, CommandKind::PowerOn, self.d()).await {
                 return self
                     .abandon(op, &server, TaskState::Unshelving, event, &format!("power on on {host}: {e}"))
                     .await;
             }
+            cx.stepped(UnshelveStep::PowerOn).await?;
             detail = format!("powered on again on {host}");
         } else {
-            cx.step("schedule").await?;
+            cx.step(UnshelveStep::Schedule).await?;
             if server.host.is_none() {
                 let guard = s.sched_lock.lock().await;
                 let Some(svc) = scheduler::pick(s, &server, &[]).await? else {
@@ -227,15 +289,24 @@ impl Lifecycle {
                 drop(guard);
                 server = ds.server_get_any(&server.id).await?;
             }
+            cx.stepped(UnshelveStep::Schedule).await?;
             let host = server.host.clone().unwrap_or_default();
-            cx.step("spawn").await?;
-            let image = server.shelved_image_id.clone().or(server.image_id.clone());
-            let kind = CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: image };
-            if let Err(e) = s.host_command(&op.id, &server.id, &host, kind, self.build_deadlines()).await {
-                let back =
-                    Transition { from_task: Some(Some(TaskState::Unshelving)), host: Some(None), ..Default::default() };
-                ds.server_transition(&server.id, &back).await?;
-                return self.abandon(op, &server, TaskState::Unshelving, event, &format!("spawn on {host}: {e}")).await;
+            if !cx.done(UnshelveStep::Spawn) {
+                cx.step(UnshelveStep::Spawn).await?;
+                let image = server.shelved_image_id.clone().or(server.image_id.clone());
+                let kind = CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: image };
+                if let Err(e) = s.host_command(&op.id, &server.id, &host, kind, self.build_deadlines()).await {
+                    let back = Transition {
+                        from_task: Some(Some(TaskState::Unshelving)),
+                        host: Some(None),
+                        ..Default::default()
+                    };
+                    ds.server_transition(&server.id, &back).await?;
+                    return self
+                        .abandon(op, &server, TaskState::Unshelving, event, &format!("spawn on {host}: {e}"))
+                        .await;
+                }
+                cx.stepped(UnshelveStep::Spawn).await?;
             }
             detail = format!("spawned from the shelve snapshot on {host}");
         }
@@ -261,10 +332,13 @@ impl Lifecycle {
 
     async fn resize(&self, op: &OperationRow, cx: &StepCx, server: ServerRow) -> Result<Outcome, OpError> {
         let (s, ds) = (&self.0, &self.0.ds);
-        let p = params(op);
-        let migrate = p["flavor_id"].as_str().is_none();
+        let p: crate::params::ResizeParams = match crate::params::decode(op) {
+            Ok(p) => p,
+            Err(e) => return s.bad_params(op, e).await,
+        };
+        let migrate = p.flavor_id.is_none();
         let event = if migrate { "compute_prep_migration" } else { "compute_prep_resize" };
-        let new_flavor = match p["flavor_id"].as_str() {
+        let new_flavor = match &p.flavor_id {
             Some(f) => ds.flavor_find(f).await?,
             None => ds.flavor_find(&server.flavor_id).await?,
         };
@@ -278,7 +352,7 @@ impl Lifecycle {
         let migration = match existing {
             Some(m) => m,
             None => {
-                cx.step("schedule").await?;
+                cx.step(ResizeStep::Schedule).await?;
                 let mut sized = server.clone();
                 sized.vcpus = new_flavor.vcpus;
                 sized.ram_mb = new_flavor.ram_mb;
@@ -299,7 +373,7 @@ impl Lifecycle {
                 let m = ds
                     .migration_create(&moving(
                         &server,
-                        if migrate { "migration" } else { "resize" },
+                        if migrate { MigrationKind::Migration } else { MigrationKind::Resize },
                         &source,
                         &dest.host,
                         &new_flavor.id,
@@ -314,12 +388,12 @@ impl Lifecycle {
                 if ds.server_transition(&server.id, &tr).await? == Cas::Conflict {
                     return Ok(Outcome::Done); // deleted meanwhile: the delete cleans both hosts
                 }
-                cx.stepped("schedule");
+                cx.stepped(ResizeStep::Schedule).await?;
                 m
             }
         };
         let dest = migration.dest_host.clone().unwrap_or_default();
-        cx.step("migrate").await?;
+        cx.step(ResizeStep::Migrate).await?;
         let _ = s.host_command(&op.id, &server.id, &source, CommandKind::PowerOff, self.d()).await;
         let spawn = CommandKind::Spawn {
             vcpus: new_flavor.vcpus,
@@ -338,7 +412,7 @@ impl Lifecycle {
             if migration.old_vm_state == VmState::Active.as_str() {
                 let _ = s.host_command(&op.id, &server.id, &source, CommandKind::PowerOn, self.d()).await;
             }
-            ds.migration_set(migration.id, "error", None).await?;
+            ds.migration_set(migration.id, MigrationStatus::Error, None).await?;
             let back = Transition {
                 from_task: Some(Some(TaskState::ResizeMigrating)),
                 task: Some(Some(TaskState::ResizePrep)),
@@ -364,7 +438,7 @@ impl Lifecycle {
         if ds.server_transition(&server.id, &tr).await? == Cas::Conflict {
             return Ok(Outcome::Done);
         }
-        ds.migration_set(migration.id, "finished", None).await?;
+        ds.migration_set(migration.id, MigrationStatus::Finished, None).await?;
         ds.event_finish(
             &server.id,
             &op.request_id,
@@ -375,7 +449,7 @@ impl Lifecycle {
         .await?;
         let cur = ds.server_get_any(&server.id).await?;
         notify::record(ds, &cur, &op.id, "instance.resize.end", &format!("nova-compute:{dest}")).await?;
-        cx.stepped("migrate");
+        cx.stepped(ResizeStep::Migrate).await?;
         Ok(Outcome::Done)
     }
 
@@ -387,18 +461,19 @@ impl Lifecycle {
         confirm: bool,
     ) -> Result<Outcome, OpError> {
         let (s, ds) = (&self.0, &self.0.ds);
-        let (task, event) = if confirm {
-            (TaskState::ResizeConfirming, "compute_confirm_resize")
+        let (task, event, step) = if confirm {
+            (TaskState::ResizeConfirming, "compute_confirm_resize", ResizeFinishStep::Confirm)
         } else {
-            (TaskState::ResizeReverting, "compute_revert_resize")
+            (TaskState::ResizeReverting, "compute_revert_resize", ResizeFinishStep::Revert)
         };
-        let Some(m) = ds.migration_open_for_server(&server.id).await?.into_iter().find(|m| m.status == "finished")
+        let Some(m) =
+            ds.migration_open_for_server(&server.id).await?.into_iter().find(|m| m.status == MigrationStatus::Finished)
         else {
             return self.abandon(op, &server, task, event, "no resize awaiting confirmation").await;
         };
         let dest = m.dest_host.clone().unwrap_or_default();
         ds.event_start(&server.id, &op.request_id, event, Some(&dest)).await?;
-        cx.step(event).await?;
+        cx.step(step).await?;
         let old_vm: VmState = m.old_vm_state.parse().unwrap_or(VmState::Active);
         let tr = if confirm {
             let detail =
@@ -417,7 +492,7 @@ impl Lifecycle {
                         format!("source VM on {} not confirmed destroyed ({e}); kept as a zombie", m.source_host)
                     }
                 };
-            ds.migration_set(m.id, "confirmed", None).await?;
+            ds.migration_set(m.id, MigrationStatus::Confirmed, None).await?;
             ds.event_finish(&server.id, &op.request_id, event, true, &detail).await?;
             Transition { from_task: Some(Some(task)), vm: Some(old_vm), task: Some(None), ..Default::default() }
         } else {
@@ -430,7 +505,7 @@ impl Lifecycle {
                 return self.abandon(op, &server, task, event, &format!("power on on {}: {e}", m.source_host)).await;
             }
             let old_flavor = ds.flavor_find(&m.old_flavor_id).await?;
-            ds.migration_set(m.id, "reverted", None).await?;
+            ds.migration_set(m.id, MigrationStatus::Reverted, None).await?;
             ds.event_finish(&server.id, &op.request_id, event, true, &format!("back on {}", m.source_host)).await?;
             let power = if old_vm == VmState::Active { PowerState::Running } else { PowerState::Shutdown };
             Transition {
@@ -444,7 +519,7 @@ impl Lifecycle {
             }
         };
         ds.server_transition(&server.id, &tr).await?;
-        cx.stepped(event);
+        cx.stepped(step).await?;
         Ok(Outcome::Done)
     }
 
@@ -453,11 +528,12 @@ impl Lifecycle {
         let event = "compute_rebuild_instance";
         let source = server.host.clone().unwrap_or_default();
         ds.event_start(&server.id, &op.request_id, event, None).await?;
-        let existing = ds.migration_open_for_server(&server.id).await?.into_iter().find(|m| m.kind == "evacuation");
+        let existing =
+            ds.migration_open_for_server(&server.id).await?.into_iter().find(|m| m.kind == MigrationKind::Evacuation);
         let m = match existing {
             Some(m) => m,
             None => {
-                cx.step("schedule").await?;
+                cx.step(EvacuateStep::Schedule).await?;
                 let guard = s.sched_lock.lock().await;
                 let Some(dest) = scheduler::pick(s, &server, std::slice::from_ref(&source)).await? else {
                     drop(guard);
@@ -471,8 +547,15 @@ impl Lifecycle {
                         )
                         .await;
                 };
-                let m =
-                    ds.migration_create(&moving(&server, "evacuation", &source, &dest.host, &server.flavor_id)).await?;
+                let m = ds
+                    .migration_create(&moving(
+                        &server,
+                        MigrationKind::Evacuation,
+                        &source,
+                        &dest.host,
+                        &server.flavor_id,
+                    ))
+                    .await?;
                 // The source may still run the VM: keep its capacity until it reports it gone.
                 s.record_zombie(&server, &source, "evacuated from a down host").await?;
                 let tr = Transition {
@@ -485,17 +568,17 @@ impl Lifecycle {
                 if cas == Cas::Conflict {
                     return Ok(Outcome::Done);
                 }
-                cx.stepped("schedule");
+                cx.stepped(EvacuateStep::Schedule).await?;
                 server = ds.server_get_any(&server.id).await?;
                 m
             }
         };
         let dest = m.dest_host.clone().unwrap_or_default();
-        cx.step("rebuild").await?;
+        cx.step(EvacuateStep::Rebuild).await?;
         let spawn =
             CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: server.image_id.clone() };
         if let Err(e) = s.host_command(&op.id, &server.id, &dest, spawn, self.build_deadlines()).await {
-            ds.migration_set(m.id, "error", None).await?;
+            ds.migration_set(m.id, MigrationStatus::Error, None).await?;
             let tr = Transition {
                 from_task: Some(Some(TaskState::Rebuilding)),
                 vm: Some(VmState::Error),
@@ -515,7 +598,7 @@ impl Lifecycle {
             ..Default::default()
         };
         ds.server_transition(&server.id, &tr).await?;
-        ds.migration_set(m.id, "done", None).await?;
+        ds.migration_set(m.id, MigrationStatus::Done, None).await?;
         ds.event_finish(
             &server.id,
             &op.request_id,
@@ -524,25 +607,30 @@ impl Lifecycle {
             &format!("rebuilt on {dest}; {source} reaps its copy when it rejoins"),
         )
         .await?;
+        cx.stepped(EvacuateStep::Rebuild).await?;
         info!(server = %server.id, from = %source, to = %dest, "evacuated");
         Ok(Outcome::Done)
     }
 
     async fn create_image(&self, op: &OperationRow, cx: &StepCx, server: ServerRow) -> Result<Outcome, OpError> {
         let ds = &self.0.ds;
-        let p = params(op);
+        let p: crate::params::CreateImageParams = match crate::params::decode(op) {
+            Ok(p) => p,
+            Err(e) => return self.0.bad_params(op, e).await,
+        };
         let event = "compute_snapshot_instance";
         let host = server.host.clone();
-        cx.step("snapshot").await?;
+        cx.step(ImageStep::Snapshot).await?;
         ds.event_start(&server.id, &op.request_id, event, host.as_deref()).await?;
         notify::record(ds, &server, &op.id, "instance.snapshot.start", "nova-compute").await?;
-        let image_id = p["image_id"].as_str().map(str::to_string).unwrap_or_else(|| op.id.clone());
-        let name = p["name"].as_str().unwrap_or("snapshot").to_string();
-        self.snapshot(&server, &image_id, &name, p["metadata"].clone()).await?;
+        let image_id = p.image_id.unwrap_or_else(|| op.id.clone());
+        let name = p.name.unwrap_or_else(|| "snapshot".into());
+        self.snapshot(&server, &image_id, &name, p.metadata).await?;
         let tr = Transition { from_task: Some(Some(TaskState::ImageSnapshot)), task: Some(None), ..Default::default() };
         ds.server_transition(&server.id, &tr).await?;
         ds.event_finish(&server.id, &op.request_id, event, true, &format!("image {image_id} created")).await?;
         notify::record(ds, &server, &op.id, "instance.snapshot.end", "nova-compute").await?;
+        cx.stepped(ImageStep::Snapshot).await?;
         Ok(Outcome::Done)
     }
 }
@@ -551,30 +639,36 @@ impl Lifecycle {
 impl Handler for Lifecycle {
     async fn run(&self, op: &OperationRow, cx: &StepCx) -> Result<Outcome, OpError> {
         let server = self.0.ds.server_get_any(&op.server_id).await?;
-        let expected = match op.kind.as_str() {
-            "shelve" => vec![TaskState::Shelving, TaskState::ShelvingOffloading],
-            "shelve_offload" => vec![TaskState::ShelvingOffloading],
-            "unshelve" => vec![TaskState::Unshelving],
-            "resize" => vec![TaskState::ResizePrep, TaskState::ResizeMigrating],
-            "confirm_resize" => vec![TaskState::ResizeConfirming],
-            "revert_resize" => vec![TaskState::ResizeReverting],
-            "evacuate" => vec![TaskState::Rebuilding],
-            "create_image" => vec![TaskState::ImageSnapshot],
-            _ => return Ok(Outcome::Failed(format!("unknown operation {}", op.kind))),
+        use OpKind as K;
+        let expected = match op.kind {
+            K::Shelve => vec![TaskState::Shelving, TaskState::ShelvingOffloading],
+            K::ShelveOffload => vec![TaskState::ShelvingOffloading],
+            K::Unshelve => vec![TaskState::Unshelving],
+            K::Resize => vec![TaskState::ResizePrep, TaskState::ResizeMigrating],
+            K::ConfirmResize => vec![TaskState::ResizeConfirming],
+            K::RevertResize => vec![TaskState::ResizeReverting],
+            K::Evacuate => vec![TaskState::Rebuilding],
+            K::CreateImage => vec![TaskState::ImageSnapshot],
+            other => return Ok(Outcome::Failed(format!("{other} is not a lifecycle operation"))),
         };
+        if !matches!(op.kind, K::Resize | K::CreateImage)
+            && let Err(e) = crate::params::decode::<crate::params::NoParams>(op)
+        {
+            return self.0.bad_params(op, e).await;
+        }
         let task = server.task()?;
         if server.deleted || !task.is_some_and(|t| expected.contains(&t)) {
             return Ok(Outcome::Done); // superseded by a delete or a reset
         }
-        match op.kind.as_str() {
-            "shelve" if task == Some(TaskState::ShelvingOffloading) => self.offload(op, cx, server).await,
-            "shelve" => self.shelve(op, cx, server).await,
-            "shelve_offload" => self.offload(op, cx, server).await,
-            "unshelve" => self.unshelve(op, cx, server).await,
-            "resize" => self.resize(op, cx, server).await,
-            "confirm_resize" => self.confirm_or_revert(op, cx, server, true).await,
-            "revert_resize" => self.confirm_or_revert(op, cx, server, false).await,
-            "evacuate" => self.evacuate(op, cx, server).await,
+        match op.kind {
+            K::Shelve if task == Some(TaskState::ShelvingOffloading) => self.offload(op, cx, server).await,
+            K::Shelve => self.shelve(op, cx, server).await,
+            K::ShelveOffload => self.offload(op, cx, server).await,
+            K::Unshelve => self.unshelve(op, cx, server).await,
+            K::Resize => self.resize(op, cx, server).await,
+            K::ConfirmResize => self.confirm_or_revert(op, cx, server, true).await,
+            K::RevertResize => self.confirm_or_revert(op, cx, server, false).await,
+            K::Evacuate => self.evacuate(op, cx, server).await,
             _ => self.create_image(op, cx, server).await,
         }
     }

@@ -11,9 +11,19 @@ use std::sync::Arc;
 use stratus_db::{OperationRow, Transition};
 use stratus_ops::{Handler, OpError, Outcome, StepCx};
 use stratus_types::agent::CommandKind;
-use stratus_types::{PowerState, TaskState, VmState};
+use stratus_types::{OpKind, PowerState, TaskState, VmState};
 
 pub(crate) struct Power(pub Arc<Shared>);
+
+stratus_ops::steps!(
+    /// The one step of a power-like operation: the command on the host and
+    /// the final state (re-running it is harmless: the command is idempotent
+    /// on the agent and the state write a compare-and-swap).
+    pub(crate) enum PowerStep {
+        /// Run the command on the server's host, then set the final state.
+        HostCommand => "host_command",
+    }
+);
 
 /// What one power-like operation does.
 struct Spec {
@@ -26,7 +36,7 @@ struct Spec {
     soft_deleted: Option<bool>,
 }
 
-fn spec(kind: &str, hard: bool) -> Option<Spec> {
+fn spec(kind: OpKind, hard: bool) -> Option<Spec> {
     use CommandKind as C;
     use PowerState as P;
     use TaskState as T;
@@ -41,11 +51,13 @@ fn spec(kind: &str, hard: bool) -> Option<Spec> {
         soft_deleted: None,
     };
     Some(match kind {
-        "stop" => {
+        OpKind::Stop => {
             s(C::PowerOff, "compute_stop_instance", "instance.power_off", T::PoweringOff, V::Stopped, P::Shutdown)
         }
-        "start" => s(C::PowerOn, "compute_start_instance", "instance.power_on", T::PoweringOn, V::Active, P::Running),
-        "reboot" => s(
+        OpKind::Start => {
+            s(C::PowerOn, "compute_start_instance", "instance.power_on", T::PoweringOn, V::Active, P::Running)
+        }
+        OpKind::Reboot => s(
             C::Reboot { hard },
             "compute_reboot_instance",
             "instance.reboot",
@@ -53,13 +65,17 @@ fn spec(kind: &str, hard: bool) -> Option<Spec> {
             V::Active,
             P::Running,
         ),
-        "pause" => s(C::Pause, "compute_pause_instance", "instance.pause", T::Pausing, V::Paused, P::Paused),
-        "unpause" => s(C::Unpause, "compute_unpause_instance", "instance.unpause", T::Unpausing, V::Active, P::Running),
-        "suspend" => {
+        OpKind::Pause => s(C::Pause, "compute_pause_instance", "instance.pause", T::Pausing, V::Paused, P::Paused),
+        OpKind::Unpause => {
+            s(C::Unpause, "compute_unpause_instance", "instance.unpause", T::Unpausing, V::Active, P::Running)
+        }
+        OpKind::Suspend => {
             s(C::Suspend, "compute_suspend_instance", "instance.suspend", T::Suspending, V::Suspended, P::Suspended)
         }
-        "resume" => s(C::Resume, "compute_resume_instance", "instance.resume", T::Resuming, V::Active, P::Running),
-        "soft_delete" => Spec {
+        OpKind::Resume => {
+            s(C::Resume, "compute_resume_instance", "instance.resume", T::Resuming, V::Active, P::Running)
+        }
+        OpKind::SoftDelete => Spec {
             soft_deleted: Some(true),
             ..s(
                 C::PowerOff,
@@ -70,7 +86,7 @@ fn spec(kind: &str, hard: bool) -> Option<Spec> {
                 P::Shutdown,
             )
         },
-        "restore" => Spec {
+        OpKind::Restore => Spec {
             soft_deleted: Some(false),
             ..s(C::PowerOn, "compute_restore_instance", "instance.restore", T::Restoring, V::Active, P::Running)
         },
@@ -84,11 +100,11 @@ impl Handler for Power {
         let s = &self.0;
         let ds = &s.ds;
         let server = ds.server_get_any(&op.server_id).await?;
-        let hard = serde_json::from_str::<serde_json::Value>(&op.params)
-            .ok()
-            .and_then(|v| v["hard"].as_bool())
-            .unwrap_or(false);
-        let Some(sp) = spec(&op.kind, hard) else {
+        let hard = match crate::params::decode::<crate::params::PowerParams>(op) {
+            Ok(p) => p.hard,
+            Err(e) => return s.bad_params(op, e).await,
+        };
+        let Some(sp) = spec(op.kind, hard) else {
             return Ok(Outcome::Failed(format!("unknown power operation {}", op.kind)));
         };
         if server.deleted || server.task_state.as_deref() != Some(sp.task.as_str()) {
@@ -99,7 +115,7 @@ impl Handler for Power {
             ds.server_transition(&server.id, &tr).await?;
             return Ok(Outcome::Failed("server has no host".into()));
         };
-        cx.step(sp.event).await?;
+        cx.step(PowerStep::HostCommand).await?;
         notify::record(ds, &server, &op.id, &format!("{}.start", sp.notification), &format!("nova-compute:{host}"))
             .await?;
         ds.event_start(&server.id, &op.request_id, sp.event, Some(&host)).await?;
@@ -127,7 +143,7 @@ impl Handler for Power {
                 let cur = ds.server_get_any(&server.id).await?;
                 notify::record(ds, &cur, &op.id, &format!("{}.end", sp.notification), &format!("nova-compute:{host}"))
                     .await?;
-                cx.stepped(sp.event);
+                cx.stepped(PowerStep::HostCommand).await?;
                 Ok(Outcome::Done)
             }
             Err(e) => {

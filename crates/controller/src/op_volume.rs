@@ -13,6 +13,16 @@ use tracing::info;
 
 pub(crate) struct VolumeOps(pub Arc<Shared>);
 
+stratus_ops::steps!(
+    /// The steps of attach and detach: one command on the server's host each.
+    pub(crate) enum VolumeStep {
+        /// Open the volume on the host and record its client.
+        Attach => "attach",
+        /// Close the volume on the host and drop the attachment.
+        Detach => "detach",
+    }
+);
+
 /// Open `att` on the server's host and record the client (shared by attach and boot from volume).
 pub(crate) async fn open_on_host(
     s: &Shared,
@@ -40,22 +50,31 @@ impl Handler for VolumeOps {
     async fn run(&self, op: &OperationRow, cx: &StepCx) -> Result<Outcome, OpError> {
         let s = &self.0;
         let ds = &s.ds;
-        let p: serde_json::Value = serde_json::from_str(&op.params).unwrap_or_default();
-        let att_id = p["attachment_id"].as_str().unwrap_or_default().to_string();
+        let att_id = match crate::params::decode::<crate::params::VolumeParams>(op) {
+            Ok(p) => p.attachment_id,
+            Err(e) => return s.bad_params(op, e).await,
+        };
         let server = ds.server_get_any(&op.server_id).await?;
         let att = match ds.attachment_get(&att_id).await {
             Ok(a) => a,
             Err(stratus_db::DbError::NotFound(_)) => return Ok(Outcome::Done), // already detached (or never made)
             Err(e) => return Err(e.into()),
         };
-        if server.deleted || server.task_state.as_deref() == Some("deleting") {
+        if server.deleted || server.task_state.as_deref() == Some(stratus_types::TaskState::Deleting.as_str()) {
             return Ok(Outcome::Done); // the delete releases the volumes
         }
         let host = server.host.clone().unwrap_or_default();
-        if op.kind == "attach_volume" {
+        if op.kind == stratus_types::OpKind::AttachVolume {
             let event = "compute_attach_volume";
-            cx.step(event).await?;
+            cx.step(VolumeStep::Attach).await?;
             ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
+            if let Some(client) = att.client_id.as_deref().filter(|_| att.status == "attached") {
+                // An earlier attempt opened it and died before closing the operation.
+                let detail = format!("volume {} opened on {host} by client {client}", att.volume_id);
+                ds.event_finish(&server.id, &op.request_id, event, true, &detail).await?;
+                cx.stepped(VolumeStep::Attach).await?;
+                return Ok(Outcome::Done);
+            }
             match open_on_host(s, &op.id, &server, &att).await {
                 Ok(client) => {
                     ds.event_finish(
@@ -66,6 +85,7 @@ impl Handler for VolumeOps {
                         &format!("volume {} opened on {host} by client {client}", att.volume_id),
                     )
                     .await?;
+                    cx.stepped(VolumeStep::Attach).await?;
                     Ok(Outcome::Done)
                 }
                 Err(e) => {
@@ -76,7 +96,7 @@ impl Handler for VolumeOps {
             }
         } else {
             let event = "compute_detach_volume";
-            cx.step(event).await?;
+            cx.step(VolumeStep::Detach).await?;
             ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
             let d = Deadlines { ack: s.cfg.command_ack_timeout, result: s.cfg.power_timeout };
             match s
@@ -93,6 +113,7 @@ impl Handler for VolumeOps {
                         &format!("volume {} closed on {host}", att.volume_id),
                     )
                     .await?;
+                    cx.stepped(VolumeStep::Detach).await?;
                     Ok(Outcome::Done)
                 }
                 Err(e) => {

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
 use stratus_db::{NewOperation, OpStart, Transition, ts};
-use stratus_types::TaskState;
 use stratus_types::agent::SUBJECT_OPS_WAKE;
+use stratus_types::{OpKind, TaskState};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -28,10 +28,10 @@ pub(crate) async fn run(s: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-fn system_op(kind: &str, server_id: &str, project_id: &str) -> NewOperation {
+fn system_op(kind: OpKind, server_id: &str, project_id: &str) -> NewOperation {
     NewOperation {
         id: uuid::Uuid::new_v4().to_string(),
-        kind: kind.into(),
+        kind,
         server_id: server_id.to_string(),
         request_id: format!("req-{}", uuid::Uuid::new_v4()),
         user_id: "stratus-controller".into(),
@@ -45,7 +45,7 @@ async fn pass(s: &Shared) -> Result<(), stratus_db::DbError> {
     if !s.cfg.reclaim_instance_interval.is_zero() {
         let interval = chrono::Duration::from_std(s.cfg.reclaim_instance_interval).unwrap_or_default();
         for server in s.ds.server_list_reclaimable(&ts(now - interval)).await? {
-            let o = system_op("delete", &server.id, &server.project_id);
+            let o = system_op(OpKind::Delete, &server.id, &server.project_id);
             if let OpStart::Created(op) = s.ds.server_begin_delete(&o).await? {
                 info!(server = %server.id, "reclaiming a soft-deleted server");
                 let _ = s.bus.publish(SUBJECT_OPS_WAKE, Bytes::from(op.id)).await;
@@ -55,7 +55,7 @@ async fn pass(s: &Shared) -> Result<(), stratus_db::DbError> {
     if let Some(after) = s.cfg.shelved_offload_time.filter(|t| !t.is_zero()) {
         let cutoff = ts(now - chrono::Duration::from_std(after).unwrap_or_default());
         for server in s.ds.server_list_shelved_before(&cutoff).await? {
-            let o = system_op("shelve_offload", &server.id, &server.project_id);
+            let o = system_op(OpKind::ShelveOffload, &server.id, &server.project_id);
             let t = Transition {
                 from_vm: vec![stratus_types::VmState::Shelved],
                 from_task: Some(None),

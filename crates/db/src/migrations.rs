@@ -4,6 +4,7 @@
 
 use crate::{Datastore, DbError};
 use sqlx::FromRow;
+use stratus_types::{MigrationKind, MigrationStatus};
 
 /// A migration row.
 #[derive(Clone, Debug, FromRow)]
@@ -12,8 +13,9 @@ pub struct MigrationRow {
     pub id: i64,
     /// Server moved.
     pub server_id: String,
-    /// `resize`, `migration` or `evacuation`.
-    pub kind: String,
+    /// What moves the server.
+    #[sqlx(try_from = "String")]
+    pub kind: MigrationKind,
     /// Where it was.
     pub source_host: String,
     /// Where it goes.
@@ -30,9 +32,9 @@ pub struct MigrationRow {
     pub old_disk_gb: i64,
     /// vm_state to return to on revert or confirm (`active` or `stopped`).
     pub old_vm_state: String,
-    /// `pre-migrating`, `migrating`, `finished` (awaiting confirm), `confirmed`,
-    /// `reverted`, `done` (evacuation), `error`.
-    pub status: String,
+    /// Where the move is (`finished`: a resize awaiting confirm or revert).
+    #[sqlx(try_from = "String")]
+    pub status: MigrationStatus,
     /// Created.
     pub created_at: String,
 }
@@ -43,18 +45,23 @@ impl Datastore {
     /// Record a migration.
     pub async fn migration_create(&self, m: &MigrationRow) -> Result<MigrationRow, DbError> {
         Ok(sqlx::query_as(&format!("INSERT INTO migrations (server_id, kind, source_host, dest_host, old_flavor_id, new_flavor_id, old_vcpus, old_ram_mb, old_disk_gb, old_vm_state, status, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12) RETURNING {COLS}"))
-            .bind(&m.server_id).bind(&m.kind).bind(&m.source_host).bind(&m.dest_host).bind(&m.old_flavor_id).bind(&m.new_flavor_id)
-            .bind(m.old_vcpus).bind(m.old_ram_mb).bind(m.old_disk_gb).bind(&m.old_vm_state).bind(&m.status).bind(self.now())
+            .bind(&m.server_id).bind(m.kind.as_str()).bind(&m.source_host).bind(&m.dest_host).bind(&m.old_flavor_id).bind(&m.new_flavor_id)
+            .bind(m.old_vcpus).bind(m.old_ram_mb).bind(m.old_disk_gb).bind(&m.old_vm_state).bind(m.status.as_str()).bind(self.now())
             .fetch_one(&self.write).await?)
     }
 
     /// Set a migration's status (and destination).
-    pub async fn migration_set(&self, id: i64, status: &str, dest_host: Option<&str>) -> Result<(), DbError> {
+    pub async fn migration_set(
+        &self,
+        id: i64,
+        status: MigrationStatus,
+        dest_host: Option<&str>,
+    ) -> Result<(), DbError> {
         sqlx::query(
             "UPDATE migrations SET status = $2, dest_host = COALESCE($3, dest_host), updated_at = $4 WHERE id = $1",
         )
         .bind(id)
-        .bind(status)
+        .bind(status.as_str())
         .bind(dest_host)
         .bind(self.now())
         .execute(&self.write)

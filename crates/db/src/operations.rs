@@ -4,19 +4,23 @@
 use crate::{Datastore, DbError, ts};
 use chrono::Duration;
 use sqlx::FromRow;
+use stratus_types::{OpKind, OpState};
 
 /// An operation row.
 #[derive(Clone, Debug, FromRow)]
 pub struct OperationRow {
     /// Operation id.
     pub id: String,
-    /// `create`, `delete`, `stop`, `start`, `reboot`, ...
-    pub kind: String,
+    /// What it does (picks its handler).
+    #[sqlx(try_from = "String")]
+    pub kind: OpKind,
     /// The server it acts on.
     pub server_id: String,
-    /// `pending`, `running`, `done`, `failed`.
-    pub state: String,
-    /// The step cursor: the last step recorded as started.
+    /// Where the row is in its life.
+    #[sqlx(try_from = "String")]
+    pub state: OpState,
+    /// The step cursor: the last step recorded as completed (`start` when
+    /// none is); a resumed operation continues after it.
     pub step: String,
     /// Request that created it (instance action key).
     pub request_id: String,
@@ -44,7 +48,7 @@ pub struct NewOperation {
     /// Operation id.
     pub id: String,
     /// Kind.
-    pub kind: String,
+    pub kind: OpKind,
     /// Server.
     pub server_id: String,
     /// Request id.
@@ -65,7 +69,7 @@ pub(crate) async fn op_insert_tx(
     now: &str,
 ) -> Result<OperationRow, DbError> {
     sqlx::query_as(&format!("INSERT INTO operations (id, kind, server_id, state, step, request_id, user_id, project_id, params, attempts, created_at, updated_at) VALUES ($1,$2,$3,'pending','start',$4,$5,$6,$7,0,$8,$8) RETURNING {COLS}"))
-        .bind(&o.id).bind(&o.kind).bind(&o.server_id).bind(&o.request_id).bind(&o.user_id).bind(&o.project_id).bind(&o.params).bind(now)
+        .bind(&o.id).bind(o.kind.as_str()).bind(&o.server_id).bind(&o.request_id).bind(&o.user_id).bind(&o.project_id).bind(&o.params).bind(now)
         .fetch_one(&mut *conn).await
         .map_err(|e| if crate::is_unique_violation(&e) { DbError::Conflict(format!("an open {} operation exists for server {}", o.kind, o.server_id)) } else { e.into() })
 }
@@ -102,17 +106,16 @@ impl Datastore {
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
-    /// Record that `step` starts, with its event and notification, in one
-    /// transaction; `false` if the claim was lost.
-    pub async fn op_step_with(&self, id: &str, worker: &str, step: &str, w: &StepWrites) -> Result<bool, DbError> {
+    /// Record that a step starts (the claim is still held), with its event
+    /// and notification, in one transaction; `false` if the claim was lost.
+    pub async fn op_step_with(&self, id: &str, worker: &str, w: &StepWrites) -> Result<bool, DbError> {
         let now = self.now();
         let mut tx = self.write.begin().await?;
         let r = sqlx::query(
-            "UPDATE operations SET step = $3, updated_at = $4 WHERE id = $1 AND claimed_by = $2 AND state = 'running'",
+            "UPDATE operations SET updated_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = 'running'",
         )
         .bind(id)
         .bind(worker)
-        .bind(step)
         .bind(&now)
         .execute(&mut *tx)
         .await?;
@@ -185,7 +188,7 @@ impl Datastore {
             "SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = $2 AND state IN ('pending','running')"
         ))
         .bind(&o.server_id)
-        .bind(&o.kind)
+        .bind(o.kind.as_str())
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(e) = existing {
@@ -264,7 +267,8 @@ impl Datastore {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Record that `step` started; `false` if the claim was lost (stop working).
+    /// Record that `step` completed (the cursor a resume continues after);
+    /// `false` if the claim was lost (stop working).
     pub async fn op_set_step(&self, id: &str, worker: &str, step: &str) -> Result<bool, DbError> {
         let r = sqlx::query(
             "UPDATE operations SET step = $3, updated_at = $4 WHERE id = $1 AND claimed_by = $2 AND state = 'running'",
@@ -281,7 +285,7 @@ impl Datastore {
     /// Close an operation as `done` or `failed`.
     pub async fn op_finish(&self, id: &str, worker: &str, ok: bool, error: Option<&str>) -> Result<bool, DbError> {
         let r = sqlx::query("UPDATE operations SET state = $3, last_error = $4, claim_expires_at = NULL, updated_at = $5 WHERE id = $1 AND claimed_by = $2 AND state = 'running'")
-            .bind(id).bind(worker).bind(if ok { "done" } else { "failed" }).bind(error).bind(self.now())
+            .bind(id).bind(worker).bind(if ok { OpState::Done } else { OpState::Failed }.as_str()).bind(error).bind(self.now())
             .execute(&self.write).await?;
         Ok(r.rows_affected() == 1)
     }

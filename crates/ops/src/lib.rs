@@ -2,11 +2,23 @@
 //!
 //! An operation is a database row created together with the intent (see
 //! `stratus-db`). A [`Runner`] finds open operations nobody holds, claims one
-//! with an expiring claim, keeps the claim renewed while a [`Handler`] drives
-//! it, and closes it. If the process dies, the claim lapses and any runner
-//! adopts the operation; handlers make every step idempotent so re-running a
-//! step that already happened is harmless. Bus hints only make this faster:
-//! the runner also polls, so a lost hint costs latency, never the operation.
+//! with an expiring claim, keeps the claim renewed while the [`Handler`] its
+//! [`Registry`] gives for the operation's kind drives it, and closes it. If
+//! the process dies, the claim lapses and any runner adopts the operation.
+//!
+//! Each operation declares its steps as an enum ([`steps!`], [`Step`]), in
+//! running order. [`StepCx::step`] marks a step's start (checking the claim),
+//! [`StepCx::stepped`] records its completion as the row's cursor; a resumed
+//! attempt reads the cursor ([`StepCx::completed`], [`StepCx::done`]) and
+//! continues after the last completed step. Steps are idempotent anyway: a
+//! crash between a step's effect and its completion re-runs it.
+//!
+//! Fault points (`before:<step>`, `after:<step>`) are asked of the injected
+//! [`Faults`] handle: the binary aborts the process there for real-process
+//! crash tests, an in-process test stops the attempt ([`OpError::Fault`]) and
+//! resumes it with a fresh runner ([`Runner::drive_once`]). Bus hints only
+//! make this faster: the runner also polls, so a lost hint costs latency,
+//! never the operation.
 
 use async_trait::async_trait;
 use chrono::Duration as ChronoDuration;
@@ -15,7 +27,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stratus_bus::Bus;
 use stratus_db::{Datastore, DbError, OperationRow};
+use stratus_types::OpKind;
 use stratus_types::agent::SUBJECT_OPS_WAKE;
+use stratus_types::faults::{FaultHit, Faults};
 use tokio::sync::{Notify, Semaphore, watch};
 use tracing::{debug, info, warn};
 
@@ -42,9 +56,56 @@ pub enum OpError {
     /// The claim was lost to another runner: stop touching this operation.
     #[error("claim lost")]
     ClaimLost,
+    /// An injected fault point stopped the attempt (in-process crash tests):
+    /// the runner leaves the operation exactly as a dead process would.
+    #[error(transparent)]
+    Fault(#[from] FaultHit),
     /// Anything else.
     #[error("{0}")]
     Other(String),
+}
+
+/// The declared steps of one kind of operation: an enum whose variants are
+/// in the order the steps run, so the stored cursor says which are done.
+pub trait Step: Copy + Ord + Send + Sync + 'static {
+    /// The name stored as the cursor and used by fault points (`before:<name>`, `after:<name>`).
+    fn as_str(self) -> &'static str;
+    /// The step of this operation named `s`.
+    fn parse(s: &str) -> Option<Self>;
+}
+
+/// Declare the step enum of an operation: variants in running order, each
+/// with the name stored as the cursor and used by fault points.
+#[macro_export]
+macro_rules! steps {
+    ($(#[$doc:meta])* $vis:vis enum $name:ident { $($(#[$vdoc:meta])* $variant:ident => $s:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        $vis enum $name {
+            $($(#[$vdoc])* $variant),+
+        }
+
+        impl $crate::Step for $name {
+            fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $s),+ }
+            }
+            fn parse(s: &str) -> Option<Self> {
+                match s {
+                    $($s => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+impl Step for stratus_types::plan::DeleteStep {
+    fn as_str(self) -> &'static str {
+        stratus_types::plan::DeleteStep::as_str(self)
+    }
+    fn parse(s: &str) -> Option<Self> {
+        stratus_types::plan::DeleteStep::parse(s)
+    }
 }
 
 /// Runs one kind of operation.
@@ -54,11 +115,18 @@ pub trait Handler: Send + Sync + 'static {
     async fn run(&self, op: &OperationRow, cx: &StepCx) -> Result<Outcome, OpError>;
 }
 
+/// The one table from operation kind to handler (an exhaustive `match` in
+/// the controller, so a new kind cannot be left without a handler).
+pub type Registry = Arc<dyn Fn(OpKind) -> Arc<dyn Handler> + Send + Sync>;
+
 /// Per-attempt context handed to a handler.
 pub struct StepCx {
     ds: Datastore,
     worker: String,
     op_id: String,
+    faults: Faults,
+    /// The cursor read when the operation was claimed: the last completed step.
+    cursor: Option<String>,
     /// Fires when someone asks for this operation to be re-driven now
     /// (e.g. a repeated DELETE): handlers waiting on a host stop waiting and
     /// re-issue their command.
@@ -68,24 +136,51 @@ pub struct StepCx {
 impl StepCx {
     /// Record that `step` starts. Fails with `ClaimLost` if another runner
     /// took the operation (this attempt must stop at once).
-    pub async fn step(&self, step: &str) -> Result<(), OpError> {
-        fault_point(&format!("before:{step}"));
-        if !self.ds.op_set_step(&self.op_id, &self.worker, step).await? {
-            return Err(OpError::ClaimLost);
-        }
-        debug!(op = %self.op_id, step, "step");
-        Ok(())
+    pub async fn step<S: Step>(&self, step: S) -> Result<(), OpError> {
+        self.step_with(step, &stratus_db::StepWrites::default()).await
     }
 
     /// As [`StepCx::step`], writing the step's event start and notification
     /// in the same transaction (fewer writes on the hot path).
-    pub async fn step_with(&self, step: &str, w: &stratus_db::StepWrites) -> Result<(), OpError> {
-        fault_point(&format!("before:{step}"));
-        if !self.ds.op_step_with(&self.op_id, &self.worker, step, w).await? {
+    pub async fn step_with<S: Step>(&self, step: S, w: &stratus_db::StepWrites) -> Result<(), OpError> {
+        self.faults.check(&format!("before:{}", step.as_str()))?;
+        if !self.ds.op_step_with(&self.op_id, &self.worker, w).await? {
             return Err(OpError::ClaimLost);
         }
-        debug!(op = %self.op_id, step, "step");
+        debug!(op = %self.op_id, step = step.as_str(), "step");
         Ok(())
+    }
+
+    /// Record that `step` completed: the cursor a resumed attempt continues
+    /// after. The `after:<step>` fault point comes first, so a crash there
+    /// re-runs the step on resume (steps are idempotent).
+    pub async fn stepped<S: Step>(&self, step: S) -> Result<(), OpError> {
+        self.after(step)?;
+        if !self.ds.op_set_step(&self.op_id, &self.worker, step.as_str()).await? {
+            return Err(OpError::ClaimLost);
+        }
+        Ok(())
+    }
+
+    /// The `after:<step>` fault point alone, for a step whose completion is
+    /// written by its own transaction (e.g. the delete's release, which closes the operation).
+    pub fn after<S: Step>(&self, step: S) -> Result<(), OpError> {
+        Ok(self.faults.check(&format!("after:{}", step.as_str()))?)
+    }
+
+    /// The last step an earlier attempt completed, if it is one of `S`.
+    pub fn completed<S: Step>(&self) -> Option<S> {
+        self.cursor.as_deref().and_then(S::parse)
+    }
+
+    /// Did an earlier attempt complete `step` (or a later one)? Such a step is skipped on resume.
+    pub fn done<S: Step>(&self, step: S) -> bool {
+        self.completed::<S>().is_some_and(|c| c >= step)
+    }
+
+    /// The fault points of this runner, for code a step calls that has its own points.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
     }
 
     /// The operation id.
@@ -93,20 +188,10 @@ impl StepCx {
         &self.op_id
     }
 
-    /// Mark the end of a step (a fault point for crash tests).
-    pub fn stepped(&self, step: &str) {
-        fault_point(&format!("after:{step}"));
-    }
-
     /// This runner's identity.
     pub fn worker(&self) -> &str {
         &self.worker
     }
-}
-
-/// Crash here if `STRATUS_FAULTS` names this point (see [`stratus_types::faults`]).
-pub fn fault_point(name: &str) {
-    stratus_types::faults::fault_point(name);
 }
 
 /// Settings of a runner.
@@ -120,6 +205,8 @@ pub struct RunnerConfig {
     pub poll_interval: Duration,
     /// Operations driven at once.
     pub concurrency: usize,
+    /// Fault points (none in production; injected by the binary or a test).
+    pub faults: Faults,
 }
 
 /// Claims and drives operations with the handler registered for their kind.
@@ -127,21 +214,86 @@ pub struct Runner {
     ds: Datastore,
     bus: Arc<dyn Bus>,
     cfg: RunnerConfig,
-    handlers: HashMap<String, Arc<dyn Handler>>,
+    handlers: Registry,
     active: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
     kick: Arc<Notify>,
 }
 
 impl Runner {
-    /// A runner with no handlers yet.
-    pub fn new(ds: Datastore, bus: Arc<dyn Bus>, cfg: RunnerConfig) -> Self {
-        Self { ds, bus, cfg, handlers: HashMap::new(), active: Arc::default(), kick: Arc::new(Notify::new()) }
+    /// A runner driving each operation with the handler `handlers` gives for its kind.
+    pub fn new(ds: Datastore, bus: Arc<dyn Bus>, cfg: RunnerConfig, handlers: Registry) -> Self {
+        Self { ds, bus, cfg, handlers, active: Arc::default(), kick: Arc::new(Notify::new()) }
     }
 
-    /// Register the handler of operations of `kind`.
-    pub fn handle(mut self, kind: &str, h: Arc<dyn Handler>) -> Self {
-        self.handlers.insert(kind.to_string(), h);
-        self
+    /// Claim operation `id` and drive one attempt of it here, without the
+    /// background loop: what in-process tests use to step an operation
+    /// deterministically. `None` if it could not be claimed; otherwise the
+    /// attempt's result, already applied to the row as [`Runner::run`] would
+    /// (except that a retry is not scheduled).
+    pub async fn drive_once(&self, id: &str) -> Option<Result<Outcome, OpError>> {
+        let op = self.claim(id).await?;
+        let cx = self.cx(&op, Arc::new(Notify::new()));
+        let outcome = self.handlers.as_ref()(op.kind).run(&op, &cx).await;
+        self.close(&op, &outcome).await;
+        Some(outcome)
+    }
+
+    async fn claim(&self, id: &str) -> Option<OperationRow> {
+        let ttl = ChronoDuration::from_std(self.cfg.claim_ttl).unwrap_or(ChronoDuration::seconds(15));
+        match self.ds.op_claim(id, &self.cfg.worker, ttl).await {
+            Ok(op) => op,
+            Err(e) => {
+                warn!(op = id, error = %e, "claim failed");
+                None
+            }
+        }
+    }
+
+    fn cx(&self, op: &OperationRow, wake: Arc<Notify>) -> StepCx {
+        StepCx {
+            ds: self.ds.clone(),
+            worker: self.cfg.worker.clone(),
+            op_id: op.id.clone(),
+            faults: self.cfg.faults.clone(),
+            cursor: Some(op.step.clone()).filter(|s| s != "start"),
+            wake,
+        }
+    }
+
+    /// Write what an attempt's result means to the operation row; the delay
+    /// after which to retry when the operation stays open.
+    async fn close(&self, op: &OperationRow, outcome: &Result<Outcome, OpError>) -> Option<Duration> {
+        match outcome {
+            Ok(Outcome::Done) => {
+                let _ = self.ds.op_finish(&op.id, &self.cfg.worker, true, None).await;
+                None
+            }
+            Ok(Outcome::Closed) => None,
+            Ok(Outcome::Failed(msg)) => {
+                warn!(op = %op.id, kind = %op.kind, error = %msg, "operation failed");
+                let _ = self.ds.op_finish(&op.id, &self.cfg.worker, false, Some(msg)).await;
+                None
+            }
+            Ok(Outcome::Retry(msg, after)) => {
+                debug!(op = %op.id, reason = %msg, "operation will be retried");
+                let _ = self.ds.op_note_error(&op.id, msg).await;
+                Some(*after)
+            }
+            Err(OpError::ClaimLost) => {
+                info!(op = %op.id, "claim lost to another runner; stopping this attempt");
+                None
+            }
+            Err(OpError::Fault(hit)) => {
+                // As if the process died here: write nothing, keep the claim.
+                warn!(op = %op.id, fault = %hit, "fault point: attempt abandoned");
+                None
+            }
+            Err(e) => {
+                warn!(op = %op.id, error = %e, "operation attempt failed; will retry");
+                let _ = self.ds.op_note_error(&op.id, &e.to_string()).await;
+                Some(Duration::from_millis(500))
+            }
+        }
     }
 
     /// Run until `shutdown` turns true.
@@ -224,29 +376,15 @@ impl Runner {
             }
             a.insert(id.to_string(), wake.clone());
         }
-        let ttl = ChronoDuration::from_std(self.cfg.claim_ttl).unwrap_or(ChronoDuration::seconds(15));
-        let res = self.ds.op_claim(id, &self.cfg.worker, ttl).await;
-        let op = match res {
-            Ok(Some(op)) => op,
-            Ok(None) => {
-                self.forget(id);
-                return;
-            }
-            Err(e) => {
-                warn!(op = id, error = %e, "claim failed");
-                self.forget(id);
-                return;
-            }
+        let Some(op) = self.claim(id).await else {
+            self.forget(id);
+            return;
         };
         if op.attempts > 1 {
             info!(op = %op.id, kind = %op.kind, server = %op.server_id, step = %op.step, attempts = op.attempts, "adopting operation");
         }
-        let Some(handler) = self.handlers.get(&op.kind).cloned() else {
-            warn!(op = %op.id, kind = %op.kind, "no handler for operation kind");
-            let _ = self.ds.op_finish(&op.id, &self.cfg.worker, false, Some("no handler")).await;
-            self.forget(id);
-            return;
-        };
+        let handler = self.handlers.as_ref()(op.kind);
+        let ttl = ChronoDuration::from_std(self.cfg.claim_ttl).unwrap_or(ChronoDuration::seconds(15));
         // Keep the claim alive while the handler works.
         let renew = {
             let ds = self.ds.clone();
@@ -264,31 +402,11 @@ impl Runner {
                 }
             })
         };
-        let cx = StepCx { ds: self.ds.clone(), worker: self.cfg.worker.clone(), op_id: op.id.clone(), wake };
+        let cx = self.cx(&op, wake);
         let outcome = handler.run(&op, &cx).await;
         renew.abort();
-        match outcome {
-            Ok(Outcome::Done) => {
-                let _ = self.ds.op_finish(&op.id, &self.cfg.worker, true, None).await;
-            }
-            Ok(Outcome::Closed) => {}
-            Ok(Outcome::Failed(msg)) => {
-                warn!(op = %op.id, kind = %op.kind, error = %msg, "operation failed");
-                let _ = self.ds.op_finish(&op.id, &self.cfg.worker, false, Some(&msg)).await;
-            }
-            Ok(Outcome::Retry(msg, after)) => {
-                debug!(op = %op.id, reason = %msg, "operation will be retried");
-                let _ = self.ds.op_note_error(&op.id, &msg).await;
-                self.retry_later(&op.id, after);
-            }
-            Err(OpError::ClaimLost) => {
-                info!(op = %op.id, "claim lost to another runner; stopping this attempt");
-            }
-            Err(e) => {
-                warn!(op = %op.id, error = %e, "operation attempt failed; will retry");
-                let _ = self.ds.op_note_error(&op.id, &e.to_string()).await;
-                self.retry_later(&op.id, Duration::from_millis(500));
-            }
+        if let Some(after) = self.close(&op, &outcome).await {
+            self.retry_later(&op.id, after);
         }
         self.forget(id);
     }
@@ -307,5 +425,28 @@ impl Runner {
         if let Ok(mut a) = self.active.lock() {
             a.remove(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Step;
+
+    crate::steps!(
+        /// A test operation.
+        enum Demo {
+            /// First.
+            First => "first",
+            /// Second.
+            Second => "second",
+        }
+    );
+
+    #[test]
+    fn declared_steps_keep_their_order_and_names() {
+        assert!(Demo::First < Demo::Second);
+        assert_eq!(Demo::Second.as_str(), "second");
+        assert_eq!(Demo::parse("first"), Some(Demo::First));
+        assert_eq!(Demo::parse("start"), None);
     }
 }

@@ -71,7 +71,7 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
         if repair {
             let o = stratus_db::NewOperation {
                 id: uuid::Uuid::new_v4().to_string(),
-                kind: "delete".into(),
+                kind: stratus_types::OpKind::Delete,
                 server_id: srv.id.clone(),
                 request_id: format!("req-{}", uuid::Uuid::new_v4()),
                 user_id: "stratus-audit".into(),

@@ -134,6 +134,10 @@ pub struct OperationArgs {
     /// controller stopped renewing it for this long.
     #[arg(long, env = "STRATUS_OP_CLAIM_TTL", default_value_t = Secs(ControllerConfig::default().op_claim_ttl))]
     pub op_claim_ttl: Secs,
+    /// Stable identity of this controller (a restarted one re-claims its operations at once);
+    /// default `controller@<hostname>`.
+    #[arg(long, env = "STRATUS_CONTROLLER_ID")]
+    pub controller_id: Option<String>,
 }
 
 /// Default compute quota of a project (-1: unlimited); usage is counted.
@@ -361,6 +365,7 @@ impl ControllerParts<'_> {
         }
         if let Some(o) = self.operations {
             cfg.op_claim_ttl = o.op_claim_ttl.0;
+            cfg.controller_id = o.controller_id.clone();
         }
         if let Some(q) = self.quota {
             cfg.default_quota = QuotaLimits { instances: q.quota_instances, cores: q.quota_cores, ram: q.quota_ram };

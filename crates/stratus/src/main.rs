@@ -18,6 +18,7 @@ use stratus_controller::Controller;
 use stratus_controller::compute_api::ComputeApi;
 use stratus_db::Datastore;
 use stratus_driver::FakeDriver;
+use stratus_types::faults::{FaultMode, Faults};
 use stratus_volume::VolumeService;
 use tokio::sync::watch;
 use tracing::info;
@@ -31,6 +32,9 @@ use tracing::info;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Fault points (comma-separated) at which the process aborts, for crash tests.
+    #[arg(long, env = "STRATUS_FAULTS", global = true, hide = true)]
+    faults: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -154,11 +158,14 @@ fn init_logging() {
 async fn main() -> anyhow::Result<()> {
     init_logging();
     let cli = Cli::parse();
+    // Fault points are read here, once, and handed to every role.
+    let faults = cli.faults.as_deref().map(|l| Faults::from_list(l, FaultMode::AbortProcess)).unwrap_or_default();
+    stratus_types::faults::install(faults.clone());
     match cli.cmd {
-        Cmd::Up(a) => up(a).await,
+        Cmd::Up(a) => up(a, faults).await,
         Cmd::Api(a) => api(a).await,
-        Cmd::Controller(a) => controller(a).await,
-        Cmd::Compute(a) => compute(a).await,
+        Cmd::Controller(a) => controller(a, faults).await,
+        Cmd::Compute(a) => compute(a, faults).await,
         Cmd::Audit(a) => {
             let clean = audit::run(&a.data.data_dir, a.repair).await?;
             if !clean {
@@ -271,7 +278,7 @@ async fn serve(role: ApiRole, hosts: u32, stop_tx: watch::Sender<bool>) -> anyho
     Ok(())
 }
 
-async fn up(a: UpArgs) -> anyhow::Result<()> {
+async fn up(a: UpArgs, faults: Faults) -> anyhow::Result<()> {
     let (data_dir, ds) = open_data_dir(&a.api.data).await?;
     let bus: Arc<dyn Bus> = match &a.nats_url {
         Some(url) => Arc::new(NatsBus::connect(url).await?),
@@ -284,6 +291,7 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
     tokio::spawn(role.volume.clone().run_reconciler(stop_rx.clone()));
     Controller::new(ds.clone(), bus.clone(), cfg)
         .with_storage(role.storage.clone(), true)
+        .with_faults(faults.clone())
         .start(stop_rx.clone())
         .await?;
     for i in 1..=a.fake_hosts {
@@ -292,7 +300,8 @@ async fn up(a: UpArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(&host_dir)?;
         let driver = Arc::new(FakeDriver::new(a.agent.fake_driver(Some(host_dir.join("vms")))));
         let agent = Agent::new(bus.clone(), driver, a.agent.agent(&host), AgentFaults::default())
-            .with_storage(role.storage.clone());
+            .with_storage(role.storage.clone())
+            .with_fault_points(faults.clone());
         tokio::spawn(agent.run(stop_rx.clone()));
     }
     serve(role, a.fake_hosts, stop_tx).await
@@ -308,7 +317,7 @@ async fn api(a: ApiArgs) -> anyhow::Result<()> {
     serve(role, 0, stop_tx).await
 }
 
-async fn controller(a: ControllerArgs) -> anyhow::Result<()> {
+async fn controller(a: ControllerArgs, faults: Faults) -> anyhow::Result<()> {
     let (data_dir, ds) = open_data_dir(&a.data).await?;
     let cfg = ControllerParts {
         leases: Some(&a.leases),
@@ -323,14 +332,14 @@ async fn controller(a: ControllerArgs) -> anyhow::Result<()> {
     let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats.nats_url).await?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let storage = a.backend.backend(&data_dir)?;
-    Controller::new(ds, bus, cfg).with_storage(storage, false).start(stop_rx).await?;
+    Controller::new(ds, bus, cfg).with_storage(storage, false).with_faults(faults).start(stop_rx).await?;
     println!("Stratus controller started");
     shutdown_signal().await;
     let _ = stop_tx.send(true);
     Ok(())
 }
 
-async fn compute(a: ComputeArgs) -> anyhow::Result<()> {
+async fn compute(a: ComputeArgs, fault_points: Faults) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.state_dir).with_context(|| format!("cannot create {}", a.state_dir.display()))?;
     let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats.nats_url).await?);
     let driver = Arc::new(FakeDriver::new(a.agent.fake_driver(Some(a.state_dir.join("vms")))));
@@ -361,7 +370,8 @@ async fn compute(a: ComputeArgs) -> anyhow::Result<()> {
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let storage = a.backend.backend(&a.data.data_dir)?;
-    let agent = Agent::new(bus, driver, a.agent.agent(&a.host), faults).with_storage(storage);
+    let agent =
+        Agent::new(bus, driver, a.agent.agent(&a.host), faults).with_storage(storage).with_fault_points(fault_points);
     let task = tokio::spawn(agent.run(stop_rx));
     println!("Stratus compute agent {} started", a.host);
     shutdown_signal().await;

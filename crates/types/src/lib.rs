@@ -7,8 +7,11 @@ pub mod clock;
 pub mod faults;
 pub mod ids;
 pub mod image;
+pub mod op;
+pub mod plan;
 pub mod state;
 
 pub use clock::*;
 pub use ids::*;
+pub use op::*;
 pub use state::*;

@@ -6,7 +6,7 @@ use super::{ComputeApi, ComputeError, ServerWithResources};
 use std::collections::BTreeMap;
 use stratus_auth::AuthContext;
 use stratus_db::{DbError, FlavorRow, NewOperation, OpStart, ServerRow, Transition};
-use stratus_types::{TaskState, VmState, invalid_state_message};
+use stratus_types::{OpKind, TaskState, VmState, invalid_state_message};
 
 impl ComputeApi {
     /// A server action (`POST /servers/{id}/action`) that is carried out by
@@ -88,7 +88,7 @@ impl ComputeApi {
             Transition { from_vm: vec![vm], from_task: Some(task), task: Some(Some(r.new_task)), ..Default::default() };
         let o = NewOperation {
             id: uuid::Uuid::new_v4().to_string(),
-            kind: r.kind.into(),
+            kind: r.kind,
             server_id: id.to_string(),
             request_id: request_id.to_string(),
             user_id: ctx.user_id.clone(),
@@ -275,7 +275,7 @@ pub enum Action {
 struct Rule {
     method: &'static str,
     action: &'static str,
-    kind: &'static str,
+    kind: OpKind,
     from_vm: Vec<VmState>,
     tasks: Vec<Option<TaskState>>,
     new_task: TaskState,
@@ -296,34 +296,45 @@ fn rule(a: &Action) -> Rule {
         admin_only: false,
     };
     match a {
-        Action::Stop => r("stop", "stop", vec![V::Active, V::Error], T::PoweringOff),
-        Action::Start => r("start", "start", vec![V::Stopped], T::PoweringOn),
+        Action::Stop => r("stop", OpKind::Stop, vec![V::Active, V::Error], T::PoweringOff),
+        Action::Start => r("start", OpKind::Start, vec![V::Stopped], T::PoweringOn),
         Action::Reboot { hard: false } => {
-            Rule { tasks: vec![None, Some(T::Rebooting)], ..r("reboot", "reboot", vec![V::Active], T::Rebooting) }
+            Rule { tasks: vec![None, Some(T::Rebooting)], ..r("reboot", OpKind::Reboot, vec![V::Active], T::Rebooting) }
         }
         Action::Reboot { hard: true } => Rule {
             tasks: vec![None, Some(T::Rebooting), Some(T::RebootingHard)],
-            ..r("reboot", "reboot", vec![V::Active, V::Stopped, V::Paused, V::Suspended, V::Error], T::RebootingHard)
+            ..r(
+                "reboot",
+                OpKind::Reboot,
+                vec![V::Active, V::Stopped, V::Paused, V::Suspended, V::Error],
+                T::RebootingHard,
+            )
         },
-        Action::Pause => r("pause", "pause", vec![V::Active], T::Pausing),
-        Action::Unpause => r("unpause", "unpause", vec![V::Paused], T::Unpausing),
-        Action::Suspend => r("suspend", "suspend", vec![V::Active], T::Suspending),
-        Action::Resume => r("resume", "resume", vec![V::Suspended], T::Resuming),
-        Action::Shelve => r("shelve", "shelve", vec![V::Active, V::Stopped, V::Paused, V::Suspended], T::Shelving),
-        Action::ShelveOffload => r("shelveOffload", "shelve_offload", vec![V::Shelved], T::ShelvingOffloading),
-        Action::Unshelve => r("unshelve", "unshelve", vec![V::Shelved, V::ShelvedOffloaded], T::Unshelving),
-        Action::Resize { .. } => r("resize", "resize", vec![V::Active, V::Stopped], T::ResizePrep),
+        Action::Pause => r("pause", OpKind::Pause, vec![V::Active], T::Pausing),
+        Action::Unpause => r("unpause", OpKind::Unpause, vec![V::Paused], T::Unpausing),
+        Action::Suspend => r("suspend", OpKind::Suspend, vec![V::Active], T::Suspending),
+        Action::Resume => r("resume", OpKind::Resume, vec![V::Suspended], T::Resuming),
+        Action::Shelve => {
+            r("shelve", OpKind::Shelve, vec![V::Active, V::Stopped, V::Paused, V::Suspended], T::Shelving)
+        }
+        Action::ShelveOffload => r("shelveOffload", OpKind::ShelveOffload, vec![V::Shelved], T::ShelvingOffloading),
+        Action::Unshelve => r("unshelve", OpKind::Unshelve, vec![V::Shelved, V::ShelvedOffloaded], T::Unshelving),
+        Action::Resize { .. } => r("resize", OpKind::Resize, vec![V::Active, V::Stopped], T::ResizePrep),
         Action::Migrate => {
-            Rule { admin_only: true, ..r("migrate", "resize", vec![V::Active, V::Stopped], T::ResizePrep) }
+            Rule { admin_only: true, ..r("migrate", OpKind::Resize, vec![V::Active, V::Stopped], T::ResizePrep) }
         }
-        Action::ConfirmResize => r("confirmResize", "confirm_resize", vec![V::Resized], T::ResizeConfirming),
-        Action::RevertResize => r("revertResize", "revert_resize", vec![V::Resized], T::ResizeReverting),
-        Action::Evacuate => {
-            Rule { admin_only: true, ..r("evacuate", "evacuate", vec![V::Active, V::Stopped, V::Error], T::Rebuilding) }
-        }
-        Action::CreateImage { .. } => {
-            r("createImage", "create_image", vec![V::Active, V::Stopped, V::Paused, V::Suspended], T::ImageSnapshot)
-        }
-        Action::Restore => r("restore", "restore", vec![V::SoftDeleted], T::Restoring),
+        Action::ConfirmResize => r("confirmResize", OpKind::ConfirmResize, vec![V::Resized], T::ResizeConfirming),
+        Action::RevertResize => r("revertResize", OpKind::RevertResize, vec![V::Resized], T::ResizeReverting),
+        Action::Evacuate => Rule {
+            admin_only: true,
+            ..r("evacuate", OpKind::Evacuate, vec![V::Active, V::Stopped, V::Error], T::Rebuilding)
+        },
+        Action::CreateImage { .. } => r(
+            "createImage",
+            OpKind::CreateImage,
+            vec![V::Active, V::Stopped, V::Paused, V::Suspended],
+            T::ImageSnapshot,
+        ),
+        Action::Restore => r("restore", OpKind::Restore, vec![V::SoftDeleted], T::Restoring),
     }
 }

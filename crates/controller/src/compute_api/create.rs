@@ -242,12 +242,12 @@ impl ComputeApi {
                 allocate_port: spec.allocate_network,
                 operation: NewOperation {
                     id: uuid::Uuid::new_v4().to_string(),
-                    kind: "create".into(),
+                    kind: stratus_types::OpKind::Create,
                     server_id: id.clone(),
                     request_id: request_id.to_string(),
                     user_id: ctx.user_id.clone(),
                     project_id: ctx.project_id.clone(),
-                    params: serde_json::json!({ "volumes": spec.volumes }).to_string(),
+                    params: crate::params::encode(&crate::params::CreateParams { volumes: spec.volumes.clone() }),
                 },
             };
             // Existing volumes are reserved now, so a busy one is a 400 at once.

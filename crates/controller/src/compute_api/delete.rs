@@ -56,12 +56,12 @@ impl ComputeApi {
                 };
                 let o = NewOperation {
                     id: uuid::Uuid::new_v4().to_string(),
-                    kind: "soft_delete".into(),
+                    kind: stratus_types::OpKind::SoftDelete,
                     server_id: id.to_string(),
                     request_id: request_id.to_string(),
                     user_id: ctx.user_id.clone(),
                     project_id: ctx.project_id.clone(),
-                    params: "{}".into(),
+                    params: crate::params::encode(&crate::params::NoParams {}),
                 };
                 match self.ds.op_start(&o, "delete", Some(&t)).await {
                     Ok(OpStart::Created(op)) | Ok(OpStart::Existing(op)) => {
@@ -75,12 +75,12 @@ impl ComputeApi {
         }
         let o = NewOperation {
             id: uuid::Uuid::new_v4().to_string(),
-            kind: "delete".into(),
+            kind: stratus_types::OpKind::Delete,
             server_id: id.to_string(),
             request_id: request_id.to_string(),
             user_id: ctx.user_id.clone(),
             project_id: ctx.project_id.clone(),
-            params: "{}".into(),
+            params: crate::params::encode(&crate::params::NoParams {}),
         };
         stratus_types::faults::fault_point("api:before:delete");
         let started = self.ds.server_begin_delete(&o).await;

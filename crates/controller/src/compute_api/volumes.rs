@@ -84,12 +84,12 @@ impl ComputeApi {
         })?;
         let o = NewOperation {
             id: uuid::Uuid::new_v4().to_string(),
-            kind: "attach_volume".into(),
+            kind: stratus_types::OpKind::AttachVolume,
             server_id: id.to_string(),
             request_id: request_id.to_string(),
             user_id: ctx.user_id.clone(),
             project_id: ctx.project_id.clone(),
-            params: serde_json::json!({"attachment_id": att.id}).to_string(),
+            params: crate::params::encode(&crate::params::VolumeParams { attachment_id: att.id.clone() }),
         };
         match self.ds.op_start(&o, "attach_volume", None).await {
             Ok(OpStart::Created(op)) => self.wake(&op.id).await,
@@ -137,12 +137,12 @@ impl ComputeApi {
         }
         let o = NewOperation {
             id: uuid::Uuid::new_v4().to_string(),
-            kind: "detach_volume".into(),
+            kind: stratus_types::OpKind::DetachVolume,
             server_id: id.to_string(),
             request_id: request_id.to_string(),
             user_id: ctx.user_id.clone(),
             project_id: ctx.project_id.clone(),
-            params: serde_json::json!({"attachment_id": att.id}).to_string(),
+            params: crate::params::encode(&crate::params::VolumeParams { attachment_id: att.id.clone() }),
         };
         match self.ds.op_start(&o, "detach_volume", None).await? {
             OpStart::Created(op) => self.wake(&op.id).await,

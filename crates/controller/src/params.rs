@@ -1,0 +1,97 @@
+//! Typed parameters of each operation kind, as the compute API records
+//! them (JSON in the operation row). A payload that does not decode fails
+//! the operation loudly instead of running it with defaults.
+
+use crate::compute_api::VolumeBdm;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use stratus_db::OperationRow;
+
+/// `create`: the volumes of the block device mapping.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct CreateParams {
+    /// Volumes to create or attach before the spawn.
+    #[serde(default)]
+    pub volumes: Vec<VolumeBdm>,
+}
+
+/// Power-like operations (`reboot` reads `hard`; the others take nothing).
+#[derive(Debug, Deserialize)]
+pub(crate) struct PowerParams {
+    /// Hard reboot.
+    #[serde(default)]
+    pub hard: bool,
+}
+
+/// `resize`: the new flavor; none for a cold migration.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ResizeParams {
+    /// Target flavor id.
+    pub flavor_id: Option<String>,
+}
+
+/// `create_image`: the snapshot image to create.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CreateImageParams {
+    /// Image id chosen by the API (defaults to the operation id).
+    pub image_id: Option<String>,
+    /// Image name.
+    pub name: Option<String>,
+    /// Extra image properties.
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+}
+
+/// `attach_volume` / `detach_volume`: the attachment acted on.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct VolumeParams {
+    /// Attachment id.
+    pub attachment_id: String,
+}
+
+/// Operations that take no parameters (an object, usually empty).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct NoParams {}
+
+/// The JSON the operation row keeps (these structs always serialize).
+pub(crate) fn encode<P: Serialize>(p: &P) -> String {
+    serde_json::to_string(p).unwrap_or_default()
+}
+
+/// Decode `op`'s parameters; the error says which operation and why.
+pub(crate) fn decode<P: DeserializeOwned>(op: &OperationRow) -> Result<P, String> {
+    serde_json::from_str(&op.params).map_err(|e| format!("invalid parameters of {} operation {}: {e}", op.kind, op.id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(params: &str) -> OperationRow {
+        OperationRow {
+            id: "op".into(),
+            kind: stratus_types::OpKind::Reboot,
+            server_id: "s".into(),
+            state: stratus_types::OpState::Running,
+            step: "start".into(),
+            request_id: "r".into(),
+            user_id: "u".into(),
+            project_id: "p".into(),
+            params: params.into(),
+            claimed_by: None,
+            claim_expires_at: None,
+            attempts: 1,
+            last_error: None,
+            created_at: String::new(),
+        }
+    }
+
+    #[test]
+    fn params_decode_or_fail_loudly() {
+        assert!(decode::<PowerParams>(&op(r#"{"hard":true}"#)).is_ok_and(|p| p.hard));
+        assert!(decode::<NoParams>(&op("{}")).is_ok());
+        assert!(decode::<VolumeParams>(&op("{}")).is_err());
+        let e = decode::<PowerParams>(&op(r#"{"hard":"yes"}"#)).err().unwrap_or_default();
+        assert!(e.contains("invalid parameters of reboot operation op"), "{e}");
+    }
+}

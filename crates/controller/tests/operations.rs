@@ -1,0 +1,504 @@
+//! In-process operation tests, beside the real-process crash tests: for
+//! every operation kind, with the in-process bus, a temporary SQLite
+//! datastore, the fake driver and in-process agents,
+//!
+//! - a clean run records every fault point the operation passes;
+//! - then, for each point, a fresh cloud runs the same operation with a fault
+//!   injected there (the attempt stops as if the controller died), and a
+//!   fresh runner resumes it. A fault at `after:<step>` makes the resumed
+//!   attempt run that step again (idempotency); one at `before:<step>` makes
+//!   it continue from the cursor (the step after the last completed one).
+//!
+//! Every run must end in the same state as the clean run, with nothing
+//! leaked (no open operation, no port of a deleted server, no unexpected
+//! zombie, VM or attachment).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+use stratus_auth::AuthContext;
+use stratus_blockstore::BlockBackend;
+use stratus_blockstore::local::LocalBackend;
+use stratus_bus::{Bus, InProcessBus};
+use stratus_compute::{Agent, AgentConfig, AgentFaults};
+use stratus_controller::compute_api::{Action, ComputeApi, ServerSpec};
+use stratus_controller::{Controller, ControllerConfig};
+use stratus_db::{Datastore, FlavorRow, QuotaLimits};
+use stratus_driver::{Driver, FakeDriver, FakeDriverConfig};
+use stratus_ops::{OpError, Outcome};
+use stratus_types::faults::{FaultMode, Faults};
+use stratus_types::{MigrationKind, MigrationStatus, OpKind, OpState};
+use tokio::sync::watch;
+
+const HOSTS: [&str; 2] = ["compute-1", "compute-2"];
+const WORKER: &str = "ctl-test";
+
+/// One throw-away cloud.
+struct Cloud {
+    ds: Datastore,
+    api: ComputeApi,
+    ctl: Controller,
+    storage: Arc<LocalBackend>,
+    drivers: BTreeMap<String, FakeDriver>,
+    agent_stops: BTreeMap<String, watch::Sender<bool>>,
+    stop: watch::Sender<bool>,
+    ctx: AuthContext,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Cloud {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for s in self.agent_stops.values() {
+            let _ = s.send(true);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Settings a kind needs from the cloud.
+#[derive(Clone, Copy, Default)]
+struct Opts {
+    /// Deletes are soft (reclaimable).
+    soft_delete: bool,
+    /// Shelved servers stay on their host until offloaded explicitly.
+    keep_shelved: bool,
+}
+
+fn flavor(id: &str, vcpus: i64) -> FlavorRow {
+    FlavorRow {
+        id: id.into(),
+        name: format!("f{id}"),
+        vcpus,
+        ram_mb: 512,
+        disk_gb: 1,
+        ephemeral_gb: 0,
+        swap_mb: 0,
+        rxtx_factor: 1.0,
+        is_public: true,
+        disabled: false,
+    }
+}
+
+impl Cloud {
+    async fn new(o: Opts) -> Self {
+        let dir = std::env::temp_dir().join(format!("stratus-ops-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let ds = Datastore::open_sqlite(&dir.join("stratus.db")).await.expect("datastore");
+        for f in [flavor("1", 1), flavor("2", 2)] {
+            ds.flavor_ensure(&f).await.expect("flavor");
+        }
+        let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
+        let cfg = ControllerConfig {
+            default_quota: QuotaLimits { instances: -1, cores: -1, ram: -1 },
+            reclaim_instance_interval: if o.soft_delete { Duration::from_secs(3600) } else { Duration::ZERO },
+            shelved_offload_time: if o.keep_shelved { None } else { Some(Duration::ZERO) },
+            volume_quota: (-1, -1),
+            image_dir: Some(dir.join("images")),
+            ..ControllerConfig::default()
+        };
+        let storage = Arc::new(LocalBackend::new(dir.join("volumes")));
+        let ctl = Controller::new(ds.clone(), bus.clone(), cfg.clone()).with_storage(storage.clone(), false);
+        let (stop, stop_rx) = watch::channel(false);
+        ctl.start_services(stop_rx).await.expect("controller services");
+        let mut drivers = BTreeMap::new();
+        let mut agent_stops = BTreeMap::new();
+        for host in HOSTS {
+            let driver = FakeDriver::new(FakeDriverConfig {
+                spawn_delay: Duration::ZERO,
+                destroy_delay: Duration::ZERO,
+                power_delay: Duration::ZERO,
+                state_dir: None,
+            });
+            let acfg = AgentConfig { vcpus: 64, memory_mb: 1 << 20, disk_gb: 1 << 16, ..AgentConfig::fake(host) };
+            let agent = Agent::new(bus.clone(), Arc::new(driver.clone()), acfg, AgentFaults::default())
+                .with_storage(storage.clone());
+            let (tx, rx) = watch::channel(false);
+            tokio::spawn(agent.run(rx));
+            drivers.insert(host.to_string(), driver);
+            agent_stops.insert(host.to_string(), tx);
+        }
+        for _ in 0..200 {
+            let up = ds.service_list().await.expect("services");
+            if up.iter().filter(|s| s.is_up(ds.clock().now())).count() == HOSTS.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let now = chrono::Utc::now();
+        let ctx = AuthContext {
+            user_id: "u1".into(),
+            user_name: "tester".into(),
+            project_id: "p1".into(),
+            project_name: "p1".into(),
+            roles: vec![stratus_auth::ROLE_ADMIN.into()],
+            role_ids: vec!["r1".into()],
+            audit_id: "a1".into(),
+            issued_at: now,
+            expires_at: now + chrono::Duration::hours(1),
+        };
+        let api = ComputeApi::new(ds.clone(), bus, cfg);
+        Cloud { ds, api, ctl, storage, drivers, agent_stops, stop, ctx, dir }
+    }
+
+    /// The one open operation of `server`.
+    async fn open_op(&self, server: &str) -> String {
+        let ops = self.ds.op_list_open_for_server(server).await.expect("ops");
+        assert_eq!(ops.len(), 1, "one open operation expected: {ops:?}");
+        ops[0].id.clone()
+    }
+
+    /// Drive `op` to its end with runners that inject `faults`; `true` if a fault stopped an attempt.
+    async fn drive(&self, op: &str, faults: Faults) -> bool {
+        let runner = self.ctl.runner(WORKER, faults);
+        for _ in 0..50 {
+            match runner.drive_once(op).await {
+                Some(Err(OpError::Fault(_))) => return true,
+                Some(Ok(Outcome::Retry(..)) | Err(_)) | None => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Some(Ok(_)) => {}
+            }
+            if !self.ds.op_get(op).await.expect("op").state.is_open() {
+                return false;
+            }
+        }
+        panic!("operation {op} did not finish");
+    }
+
+    /// Start `kind`'s API call on `server`, returning the operation id.
+    async fn start(&self, kind: OpKind, server: &str) -> String {
+        let (api, ctx, req) = (&self.api, &self.ctx, format!("req-{}", uuid::Uuid::new_v4()));
+        let act = |a: Action| async move { api.action(ctx, server, a, &req).await.expect("action") };
+        match kind {
+            OpKind::Delete | OpKind::SoftDelete => {
+                api.delete_server(ctx, server, "req-delete").await.expect("delete");
+            }
+            OpKind::Stop => act(Action::Stop).await,
+            OpKind::Start => act(Action::Start).await,
+            OpKind::Reboot => act(Action::Reboot { hard: true }).await,
+            OpKind::Pause => act(Action::Pause).await,
+            OpKind::Unpause => act(Action::Unpause).await,
+            OpKind::Suspend => act(Action::Suspend).await,
+            OpKind::Resume => act(Action::Resume).await,
+            OpKind::Restore => act(Action::Restore).await,
+            OpKind::Shelve => act(Action::Shelve).await,
+            OpKind::ShelveOffload => act(Action::ShelveOffload).await,
+            OpKind::Unshelve => act(Action::Unshelve).await,
+            OpKind::Resize => act(Action::Resize { flavor_ref: "2".into(), flavor_id: "2".into() }).await,
+            OpKind::ConfirmResize => act(Action::ConfirmResize).await,
+            OpKind::RevertResize => act(Action::RevertResize).await,
+            OpKind::Evacuate => act(Action::Evacuate).await,
+            OpKind::CreateImage => {
+                act(Action::CreateImage {
+                    name: "snap".into(),
+                    metadata: BTreeMap::new(),
+                    image_id: uuid::Uuid::new_v4().to_string(),
+                })
+                .await
+            }
+            OpKind::AttachVolume => {
+                let vol = self.volume().await;
+                api.attach_volume(ctx, server, &vol, "req-attach").await.expect("attach");
+            }
+            OpKind::DetachVolume => {
+                let att = self.ds.attachment_list_for_server(server).await.expect("atts");
+                api.detach_volume(ctx, server, &att[0].volume_id, "req-detach").await.expect("detach");
+            }
+            OpKind::Create => unreachable!("created by `server`"),
+        }
+        self.open_op(server).await
+    }
+
+    async fn volume(&self) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        let row = stratus_db::VolumeRow {
+            id: id.clone(),
+            name: Some("v".into()),
+            description: Some(String::new()),
+            project_id: self.ctx.project_id.clone(),
+            user_id: self.ctx.user_id.clone(),
+            size_gb: 1,
+            status: "available".into(),
+            volume_type: "__DEFAULT__".into(),
+            availability_zone: "nova".into(),
+            bootable: false,
+            image_id: None,
+            backend_name: format!("volume-{id}"),
+            metadata: "{}".into(),
+            created_at: String::new(),
+            updated_at: String::new(),
+            deleted_at: None,
+            deleted: false,
+        };
+        let v = self.ds.volume_create(&row, -1, -1).await.expect("volume row");
+        self.storage.create(&v.backend_name, 1).await.expect("volume");
+        id
+    }
+
+    /// A new server, with its create operation recorded (not driven).
+    async fn server(&self) -> (String, String) {
+        let spec = ServerSpec {
+            name: "s".into(),
+            image_id: None,
+            flavor: flavor("1", 1),
+            metadata: BTreeMap::new(),
+            key_name: None,
+            availability_zone: None,
+            allocate_network: true,
+            count: 1,
+            volumes: vec![],
+        };
+        let created = self.api.create_servers(&self.ctx, &spec, "req-create").await.expect("create");
+        let id = created[0].server.id.clone();
+        let op = self.open_op(&id).await;
+        (id, op)
+    }
+
+    /// Run `kind`'s API call and drive it cleanly (to set up a precondition).
+    async fn run(&self, kind: OpKind, server: &str) {
+        let op = self.start(kind, server).await;
+        assert!(!self.drive(&op, Faults::none()).await);
+        let row = self.ds.op_get(&op).await.expect("op");
+        assert_eq!(row.state, OpState::Done, "setup {kind} failed: {:?}", row.last_error);
+    }
+
+    /// A server in the state `kind` starts from; returns the operation of `kind` (recorded, not driven).
+    /// `host_dies`: the server gets a volume, then its host dies before the operation starts.
+    async fn prepared(&self, kind: OpKind, host_dies: bool) -> (String, String) {
+        let (id, create) = self.server().await;
+        if kind == OpKind::Create {
+            return (id, create);
+        }
+        assert!(!self.drive(&create, Faults::none()).await);
+        let before: &[OpKind] = match kind {
+            OpKind::Start => &[OpKind::Stop],
+            OpKind::Unpause => &[OpKind::Pause],
+            OpKind::Resume => &[OpKind::Suspend],
+            OpKind::Restore => &[OpKind::SoftDelete],
+            OpKind::ShelveOffload | OpKind::Unshelve => &[OpKind::Shelve],
+            OpKind::ConfirmResize | OpKind::RevertResize => &[OpKind::Resize],
+            OpKind::DetachVolume => &[OpKind::AttachVolume],
+            _ => &[],
+        };
+        for k in before {
+            self.run(*k, &id).await;
+        }
+        if host_dies {
+            self.run(OpKind::AttachVolume, &id).await;
+        }
+        if kind == OpKind::Evacuate || host_dies {
+            // The source host dies for good: its agent stops (its VM stays) and it is forced down.
+            let s = self.ds.server_get_any(&id).await.expect("server");
+            let host = s.host.clone().expect("host");
+            let _ = self.agent_stops[&host].send(true);
+            let svc = self.ds.service_get_by_host(&host).await.expect("svc");
+            self.ds.service_update(&svc.uuid, None, None, Some(true)).await.expect("force down");
+        }
+        let op = self.start(kind, &id).await;
+        (id, op)
+    }
+
+    /// What the operation left behind, independent of ids, times and the scheduler's choice.
+    async fn end_state(&self, id: &str, op: &str) -> EndState {
+        let ds = &self.ds;
+        let s = ds.server_get_any(id).await.expect("server");
+        let mut vm_hosts = Vec::new();
+        for (h, d) in &self.drivers {
+            if d.list().await.expect("vms").iter().any(|v| v.server_id == id) {
+                vm_hosts.push(h.clone());
+            }
+        }
+        let on_own_host = s.host.as_ref().is_some_and(|h| vm_hosts.contains(h));
+        let zombies = ds.zombie_list(None).await.expect("zombies").into_iter().filter(|z| z.server_id == id).count();
+        let notifications: BTreeSet<String> = ds
+            .notification_list_for_server(id)
+            .await
+            .expect("notifications")
+            .into_iter()
+            .map(|n| n.event_type)
+            .collect();
+        EndState {
+            vm_state: s.vm_state.clone(),
+            task_state: s.task_state.clone(),
+            power_state: s.power_state,
+            deleted: s.deleted,
+            has_host: s.host.is_some(),
+            shelved_image: s.shelved_image_id.is_some(),
+            vms: vm_hosts.len(),
+            vm_on_own_host: on_own_host,
+            zombies,
+            ports: ds.port_list_for_server(id).await.expect("ports").len(),
+            attachments: ds.attachment_list_for_server(id).await.expect("atts").into_iter().map(|a| a.status).collect(),
+            migrations: ds
+                .migration_list_for_server(id)
+                .await
+                .expect("migrations")
+                .into_iter()
+                .map(|m| (m.kind, m.status))
+                .collect(),
+            open_ops: ds.op_list_open_for_server(id).await.expect("ops").len(),
+            op_state: ds.op_get(op).await.expect("op").state,
+            notifications,
+        }
+    }
+}
+
+/// The observable outcome of one operation on one server.
+#[derive(Debug, PartialEq)]
+struct EndState {
+    vm_state: String,
+    task_state: Option<String>,
+    power_state: i64,
+    deleted: bool,
+    has_host: bool,
+    shelved_image: bool,
+    vms: usize,
+    vm_on_own_host: bool,
+    zombies: usize,
+    ports: usize,
+    attachments: Vec<String>,
+    migrations: Vec<(MigrationKind, MigrationStatus)>,
+    open_ops: usize,
+    op_state: OpState,
+    notifications: BTreeSet<String>,
+}
+
+impl EndState {
+    /// Nothing leaked: the operation closed, a deleted server holds nothing
+    /// (but for the VM on a dead host, whose zombie keeps its capacity
+    /// reserved until the host reports it gone).
+    fn assert_clean(&self, kind: OpKind, host_dead: bool) {
+        assert_eq!(self.open_ops, 0, "{kind}: operation left open");
+        assert_eq!(self.op_state, OpState::Done, "{kind}: operation did not succeed: {self:?}");
+        assert!(self.task_state.is_none(), "{kind}: task state left: {self:?}");
+        if self.deleted {
+            let left = if host_dead { (0, 1, 1) } else { (0, 0, 0) };
+            assert_eq!((self.ports, self.vms, self.zombies), left, "{kind}: deleted server leaks: {self:?}");
+            assert!(self.attachments.is_empty(), "{kind}: deleted server keeps attachments");
+        } else if kind != OpKind::Evacuate {
+            // Evacuation keeps the dead source's VM and zombie until that host rejoins.
+            assert_eq!(self.zombies, 0, "{kind}: zombie left: {self:?}");
+        }
+    }
+}
+
+fn opts(kind: OpKind) -> Opts {
+    Opts {
+        soft_delete: matches!(kind, OpKind::SoftDelete | OpKind::Restore),
+        keep_shelved: kind == OpKind::ShelveOffload,
+    }
+}
+
+/// The whole check for one kind: clean run, then a crash at every point and a resume.
+async fn check(kind: OpKind) {
+    check_with(kind, false).await;
+}
+
+/// As [`check`]; `host_dies`: see [`Cloud::prepared`].
+async fn check_with(kind: OpKind, host_dies: bool) {
+    let started = std::time::Instant::now();
+    let cloud = Cloud::new(opts(kind)).await;
+    let (id, op) = cloud.prepared(kind, host_dies).await;
+    let recorder = Faults::with_points(Vec::new(), FaultMode::FailAttempt);
+    assert!(!cloud.drive(&op, recorder.clone()).await);
+    let clean = cloud.end_state(&id, &op).await;
+    clean.assert_clean(kind, host_dies);
+    let points: Vec<String> = recorder.seen().into_iter().collect::<BTreeSet<_>>().into_iter().collect();
+    assert!(!points.is_empty(), "{kind}: the operation passed no fault point");
+    drop(cloud);
+    for point in &points {
+        let cloud = Cloud::new(opts(kind)).await;
+        let (id, op) = cloud.prepared(kind, host_dies).await;
+        let faults = Faults::from_list(point, FaultMode::FailAttempt);
+        assert!(cloud.drive(&op, faults).await, "{kind}: fault point {point} not reached");
+        // A fresh runner (the restarted controller) resumes from the durable state.
+        assert!(!cloud.drive(&op, Faults::none()).await);
+        let resumed = cloud.end_state(&id, &op).await;
+        assert_eq!(resumed, clean, "{kind}: crash at {point} then resume ends elsewhere");
+        resumed.assert_clean(kind, host_dies);
+    }
+    eprintln!("{kind}: {} fault points checked in {:?}: {points:?}", points.len(), started.elapsed());
+}
+
+macro_rules! kinds {
+    ($($name:ident => $kind:expr,)+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                check($kind).await;
+            }
+        )+
+
+        /// Every kind has its test above: adding a kind without one fails here.
+        #[test]
+        fn every_kind_is_covered() {
+            let covered: BTreeSet<&str> = [$($kind.as_str()),+].into_iter().collect();
+            let all: BTreeSet<&str> = OpKind::ALL.iter().map(|k| k.as_str()).collect();
+            assert_eq!(covered, all);
+        }
+    };
+}
+
+kinds! {
+    create_resumes_after_every_step => OpKind::Create,
+    delete_resumes_after_every_step => OpKind::Delete,
+    stop_resumes_after_every_step => OpKind::Stop,
+    start_resumes_after_every_step => OpKind::Start,
+    reboot_resumes_after_every_step => OpKind::Reboot,
+    pause_resumes_after_every_step => OpKind::Pause,
+    unpause_resumes_after_every_step => OpKind::Unpause,
+    suspend_resumes_after_every_step => OpKind::Suspend,
+    resume_resumes_after_every_step => OpKind::Resume,
+    soft_delete_resumes_after_every_step => OpKind::SoftDelete,
+    restore_resumes_after_every_step => OpKind::Restore,
+    shelve_resumes_after_every_step => OpKind::Shelve,
+    shelve_offload_resumes_after_every_step => OpKind::ShelveOffload,
+    unshelve_resumes_after_every_step => OpKind::Unshelve,
+    resize_resumes_after_every_step => OpKind::Resize,
+    confirm_resize_resumes_after_every_step => OpKind::ConfirmResize,
+    revert_resize_resumes_after_every_step => OpKind::RevertResize,
+    evacuate_resumes_after_every_step => OpKind::Evacuate,
+    create_image_resumes_after_every_step => OpKind::CreateImage,
+    attach_volume_resumes_after_every_step => OpKind::AttachVolume,
+    detach_volume_resumes_after_every_step => OpKind::DetachVolume,
+}
+
+/// The local path of the delete (host dead, a volume attached): zombie,
+/// fence, volumes, release, each crashed at and resumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_on_the_local_path_resumes_after_every_step() {
+    check_with(OpKind::Delete, true).await;
+}
+
+/// A payload that does not decode is not run with defaults: the operation
+/// fails with a message, and the server records it as its fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_that_does_not_decode_fails_the_operation_loudly() {
+    let cloud = Cloud::new(Opts::default()).await;
+    let (id, create) = cloud.server().await;
+    assert!(!cloud.drive(&create, Faults::none()).await);
+    let o = stratus_db::NewOperation {
+        id: uuid::Uuid::new_v4().to_string(),
+        kind: OpKind::Reboot,
+        server_id: id.clone(),
+        request_id: "req-bad".into(),
+        user_id: cloud.ctx.user_id.clone(),
+        project_id: cloud.ctx.project_id.clone(),
+        params: r#"{"hard":"yes"}"#.into(),
+    };
+    let t = stratus_db::Transition {
+        from_task: Some(None),
+        task: Some(Some(stratus_types::TaskState::RebootingHard)),
+        ..Default::default()
+    };
+    cloud.ds.op_start(&o, "reboot", Some(&t)).await.expect("op");
+    assert!(!cloud.drive(&o.id, Faults::none()).await);
+    let row = cloud.ds.op_get(&o.id).await.expect("op");
+    assert_eq!(row.state, OpState::Failed);
+    let error = row.last_error.unwrap_or_default();
+    assert!(error.contains("invalid parameters of reboot operation"), "{error}");
+    let s = cloud.ds.server_get_any(&id).await.expect("server");
+    assert!(s.task_state.is_none(), "the task is cleared");
+    assert!(s.fault.is_some_and(|f| f.contains("invalid parameters")), "the server shows the fault");
+}

@@ -1,0 +1,209 @@
+//! The transition relation: every step the API, the controller, the agent,
+//! the VM, storage and the network may take from a state.
+
+use super::plan::{first_step, step_after};
+use super::*;
+
+/// May a deadline pass now? Always after the send if agents may be slow;
+/// otherwise only when no answer from a healthy agent is on its way.
+fn deadline_may_pass(cfg: &Config, s: &State) -> bool {
+    if !cfg.deadlines {
+        return false;
+    }
+    if cfg.slow_agent || s.agent != AgentMode::Up {
+        return true;
+    }
+    let coming = s.task
+        || s.to_agent.iter().any(|m| matches!(m, Msg::Terminate { orphan: false, .. }))
+        || s.to_ctrl.iter().any(|m| matches!(m, Msg::Ack { .. } | Msg::Result { .. }));
+    !coming
+}
+
+/// Every transition out of `s`, in a fixed order (the search is deterministic).
+pub fn successors(cfg: &Config, s: &State) -> Vec<(Action, State)> {
+    use AgentMode::*;
+    let mut out: Vec<(Action, State)> = Vec::new();
+    let mut emit = |a: Action, n: State| out.push((a, n.canon()));
+
+    // API.
+    if s.deletes < MAX_DELETES {
+        let mut n = *s;
+        n.deletes += 1;
+        if s.pc == Pc::Idle {
+            n.pc = Pc::Decide;
+        } else if s.pc == Pc::AwaitResult {
+            n.send_terminate(cfg); // woken: re-send, same deadline
+        }
+        emit(Action::ApiDelete, n);
+    }
+
+    // Controller: the delete operation.
+    let mut n = *s;
+    match s.pc {
+        Pc::Idle | Pc::Done => {}
+        Pc::Decide => {
+            let d = if s.deleted {
+                n.pc = Pc::Done;
+                Decision::AlreadyDeleted
+            } else if !s.lease_valid {
+                n.pc = first_step(cfg, Path::Local);
+                Decision::LeaseExpired
+            } else if s.agent == Crashed {
+                n.pc = first_step(cfg, Path::Local);
+                Decision::NoResponders
+            } else {
+                n.send_terminate(cfg);
+                Decision::SentTerminate
+            };
+            emit(Action::Decide(d), n);
+        }
+        Pc::AwaitAck | Pc::AwaitResult => {
+            if deadline_may_pass(cfg, s) {
+                n.pc = first_step(cfg, Path::Local);
+                emit(Action::Deadline, n);
+            }
+        }
+        Pc::Run { path, step } => {
+            match step {
+                DeleteStep::RecordZombie => n.zombie = true,
+                DeleteStep::Fence if n.storage_gen == n.client_gen => n.storage_gen += 1,
+                DeleteStep::Fence => {} // already fenced
+                DeleteStep::Detach => n.volume_released = true,
+                DeleteStep::MarkDeleted => n.deleted = true,
+                DeleteStep::Finish => {}
+            }
+            n.pc = step_after(cfg, path, step);
+            emit(Action::Run(path, step), n);
+        }
+    }
+    if cfg.controller_crashes && !matches!(s.pc, Pc::Idle | Pc::Done) {
+        let mut n = *s;
+        n.pc = Pc::Decide;
+        n.to_ctrl.retain(|m| !matches!(m, Msg::Ack { .. })); // replies to dead inboxes
+        n.to_agent.map(|m| match m {
+            Msg::Terminate { stale, .. } => Msg::Terminate { stale, orphan: true },
+            m => m,
+        });
+        emit(Action::ControllerCrash, n);
+    }
+
+    // Deliveries to the controller (and losses).
+    for (i, &m) in s.to_ctrl.0.iter().enumerate() {
+        let Some(m) = m else { break };
+        if i > 0 && s.to_ctrl.0[i - 1] == Some(m) {
+            continue; // same message, same successors
+        }
+        let mut n = *s;
+        n.to_ctrl.remove(i);
+        if cfg.lossy_network {
+            emit(Action::Drop(m), n);
+        }
+        match (m, s.pc) {
+            (Msg::Ack { accepted: true }, Pc::AwaitAck) => n.pc = Pc::AwaitResult,
+            (Msg::Ack { accepted: false }, Pc::AwaitAck) => n.pc = first_step(cfg, Path::Local),
+            (Msg::Result { .. }, Pc::AwaitAck) => continue, // buffered until acknowledged
+            (Msg::Result { ok: true }, Pc::AwaitResult) => n.pc = first_step(cfg, Path::Remote),
+            (Msg::Result { ok: false }, Pc::AwaitResult) => n.pc = first_step(cfg, Path::Local),
+            (Msg::InventoryWithoutVm, _) => n.zombie = false,
+            _ => {} // nobody waits for it: discarded
+        }
+        emit(Action::Deliver(m), n);
+    }
+
+    // Deliveries to the agent (and losses).
+    for (i, &m) in s.to_agent.0.iter().enumerate() {
+        let Some(m) = m else { break };
+        if i > 0 && s.to_agent.0[i - 1] == Some(m) {
+            continue;
+        }
+        let mut n = *s;
+        n.to_agent.remove(i);
+        if cfg.lossy_network {
+            emit(Action::Drop(m), n);
+        }
+        match s.agent {
+            Hung => continue,      // queued
+            Crashed | CutOff => {} // vanishes
+            Up | FalselyUp => {
+                if let Msg::Terminate { stale, orphan } = m {
+                    let accepted = !stale && s.joined;
+                    if !orphan {
+                        n.to_ctrl.push(Msg::Ack { accepted });
+                    }
+                    n.task |= accepted && s.agent == Up;
+                }
+            }
+        }
+        emit(Action::Deliver(m), n);
+    }
+
+    // Agent.
+    if s.task && matches!(s.agent, Up | CutOff | FalselyUp) {
+        let outcomes: &[bool] = if cfg.agent_faults.is_empty() { &[true] } else { &[true, false] };
+        for &ok in outcomes {
+            let mut n = *s;
+            n.task = false;
+            n.vm_running &= !ok;
+            if s.agent != CutOff {
+                n.to_ctrl.push(Msg::Result { ok });
+            }
+            emit(Action::AgentExecute { ok }, n);
+        }
+    }
+    let alive = matches!(s.agent, Up | FalselyUp);
+    if alive && (!s.joined || !s.lease_valid) {
+        let mut n = *s;
+        n.joined = true;
+        n.lease_valid = true;
+        n.to_agent.map(|m| match m {
+            Msg::Terminate { orphan, .. } => Msg::Terminate { stale: true, orphan },
+            m => m,
+        });
+        n.reconcile();
+        emit(Action::AgentRejoin, n);
+    }
+    if alive && s.joined && ((s.zombie && !s.vm_running) || (s.deleted && s.vm_running)) {
+        let mut n = *s;
+        n.reconcile();
+        emit(Action::AgentReconcile, n);
+    }
+    if s.lease_valid {
+        let renewing = alive && s.joined;
+        if !renewing || cfg.lossy_network {
+            let mut n = *s;
+            n.lease_valid = false;
+            emit(Action::LeaseExpires { renewals_lost: renewing }, n);
+        }
+    }
+    for &f in cfg.agent_faults {
+        if f != s.agent && (s.agent == Up || f == Crashed) {
+            let mut n = *s;
+            n.agent = f;
+            if f == Crashed {
+                n.joined = false;
+                n.task = false;
+                n.to_agent = Channel::default();
+            }
+            emit(Action::AgentBecomes(f), n);
+        }
+    }
+    if s.agent != Up {
+        let mut n = *s;
+        n.agent = Up;
+        emit(Action::AgentBecomes(Up), n);
+    }
+
+    // VM and storage.
+    if s.volume_released && s.unfenced_writer() && !s.stray_write {
+        let mut n = *s;
+        n.stray_write = true;
+        emit(Action::VmWrite, n);
+    }
+    let unfenced = s.client_gen == s.storage_gen;
+    if cfg.reattach_while_deleting && alive && s.joined && s.vm_running && !s.deleted && s.deletes > 0 && !unfenced {
+        let mut n = *s;
+        n.client_gen = n.storage_gen;
+        emit(Action::Reattach, n);
+    }
+    out
+}

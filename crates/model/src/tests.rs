@@ -1,0 +1,126 @@
+use super::*;
+use std::time::Instant;
+
+fn run(name: &str, cfg: &Config) -> Report {
+    let t = Instant::now();
+    let r = check(cfg);
+    eprintln!(
+        "{name}: {} states, {} transitions, complete={}, liveness_ok={}, convergence_ok={}, \
+         max fair steps to delete={} (controller steps={}), {:?}",
+        r.states,
+        r.transitions,
+        r.complete,
+        r.liveness_ok,
+        r.convergence_ok,
+        r.max_steps_to_delete,
+        r.max_controller_steps_to_delete,
+        t.elapsed()
+    );
+    for v in r.violations.iter().chain(&r.progress_failures) {
+        eprintln!("{v}");
+    }
+    assert!(r.complete, "state space cut at {MAX_STATES}");
+    r
+}
+
+/// No fault but slowness: a healthy agent may still miss the deadlines.
+/// Enough to expose every broken variant, and small.
+fn calm() -> Config {
+    Config { agent_faults: &[], controller_crashes: false, lossy_network: false, ..Config::correct() }
+}
+
+fn found<'a>(r: &'a Report, property: &str) -> &'a Violation {
+    let v = r.violations.iter().chain(&r.progress_failures).find(|v| v.property == property);
+    let v = v.unwrap_or_else(|| panic!("checker missed {property}"));
+    assert!(v.trace.len() > 1);
+    assert!(!format!("{:?}", v.trace).is_empty());
+    v
+}
+
+#[test]
+fn model_of_delete_is_safe_and_live() {
+    let r = run("correct protocol, all faults", &Config::correct());
+    assert!(r.violations.is_empty(), "{:#?}", r.violations.first().map(ToString::to_string));
+    assert!(r.liveness_ok && r.convergence_ok);
+    assert!(r.max_controller_steps_to_delete <= Config::correct().liveness_bound);
+    // Safety holding vacuously (a path never taken) would prove nothing.
+    for a in [
+        Action::Decide(Decision::AlreadyDeleted),
+        Action::Decide(Decision::LeaseExpired),
+        Action::Decide(Decision::NoResponders),
+        Action::Decide(Decision::SentTerminate),
+        Action::Deadline,
+        Action::Deliver(Msg::Ack { accepted: false }),
+        Action::Deliver(Msg::Result { ok: true }),
+        Action::Deliver(Msg::Result { ok: false }),
+        Action::Deliver(Msg::InventoryWithoutVm),
+        Action::Run(Path::Local, DeleteStep::RecordZombie),
+        Action::Run(Path::Local, DeleteStep::Fence),
+        Action::Run(Path::Local, DeleteStep::MarkDeleted),
+        Action::Run(Path::Remote, DeleteStep::MarkDeleted),
+        Action::AgentRejoin,
+        Action::AgentReconcile,
+        Action::AgentExecute { ok: true },
+        Action::ControllerCrash,
+    ] {
+        assert!(r.actions.contains(&a), "{a:?} never happens");
+    }
+}
+
+#[test]
+fn model_finds_release_before_fence_bug() {
+    let r = run("release before fence", &Config { release_before_fence: true, ..calm() });
+    let v = found(&r, P1_RELEASED_WHILE_UNFENCED);
+    assert!(v.trace.iter().any(|s| s.action == Action::Run(Path::Local, DeleteStep::Detach)));
+}
+
+#[test]
+fn model_finds_delete_without_fence_when_host_is_falsely_up() {
+    // Healthy agents are timely here, so only the falsely-up fault can
+    // send the controller down the local path.
+    let cfg = Config {
+        agent_faults: &[AgentMode::FalselyUp],
+        controller_crashes: false,
+        lossy_network: false,
+        slow_agent: false,
+        fence: false,
+        ..Config::correct()
+    };
+    let r = run("no fence, host falsely up", &cfg);
+    let v = found(&r, P2_DELETED_WHILE_UNFENCED);
+    assert!(v.trace.iter().any(|s| s.state.agent == AgentMode::FalselyUp));
+    assert!(v.trace.iter().any(|s| s.action == Action::Deadline));
+    found(&r, P1_RELEASED_WHILE_UNFENCED);
+    // The same protocol with the fence is safe under the same faults.
+    let r = run("fence, host falsely up", &Config { fence: true, ..cfg });
+    assert!(r.violations.is_empty() && r.liveness_ok);
+}
+
+#[test]
+fn model_finds_delete_without_fence_with_a_merely_slow_host() {
+    // No fault at all: an agent slower than `terminate_timeout` suffices.
+    let r = run("no fence, slow healthy host", &Config { fence: false, ..calm() });
+    found(&r, P2_DELETED_WHILE_UNFENCED);
+}
+
+#[test]
+fn model_finds_capacity_freed_without_zombie() {
+    let r = run("no zombie", &Config { record_zombie: false, ..calm() });
+    found(&r, P3_CAPACITY_FREED_EARLY);
+}
+
+#[test]
+fn model_finds_reattach_undoing_the_fence() {
+    let r = run("reattach while deleting", &Config { reattach_while_deleting: true, ..calm() });
+    let v = found(&r, P1_RELEASED_WHILE_UNFENCED);
+    assert!(v.trace.iter().any(|s| s.action == Action::Reattach));
+}
+
+#[test]
+fn model_finds_stuck_delete_without_deadlines() {
+    let cfg = Config { agent_faults: &[AgentMode::FalselyUp], deadlines: false, ..calm() };
+    let r = run("no deadlines, host falsely up", &cfg);
+    assert!(r.violations.is_empty());
+    assert!(!r.liveness_ok);
+    found(&r, LIVENESS);
+}
