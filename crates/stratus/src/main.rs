@@ -357,9 +357,6 @@ async fn up(a: UpArgs, with_controller: bool) -> anyhow::Result<()> {
     let image_dir = data_dir.join("images");
     std::fs::create_dir_all(&image_dir)?;
     let storage = a.volumes.backend(&data_dir)?;
-    let mut cfg = cfg;
-    cfg.image_dir = Some(image_dir.clone());
-    cfg.volume_quota = (a.volumes.quota_volumes, a.volumes.quota_gigabytes);
     let volume = Arc::new(VolumeService::new(ds.clone(), storage.clone(), a.volumes.config(image_dir.clone())));
     let state = stratus_server::AppState {
         ds: ds.clone(),
@@ -373,11 +370,13 @@ async fn up(a: UpArgs, with_controller: bool) -> anyhow::Result<()> {
     let creds = bootstrap::bootstrap(&state, &data_dir).await?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    // The volume service retries interrupted creates and queued volume deletes.
-    tokio::spawn(volume.run_reconciler(stop_rx.clone()));
+    // The storage reconciler (interrupted volume creates and deletes, the
+    // cleanup queue, fence lifts) runs in the controller role only: under
+    // `stratus up` that is this process; `stratus api` alone never runs it,
+    // so the API and a separate `stratus controller` never retry the same queue.
     if with_controller {
         Controller::new(ds.clone(), bus.clone(), cfg.clone())
-            .with_storage(storage.clone(), true)
+            .with_volumes(volume.clone())
             .start(stop_rx.clone())
             .await?;
     }
@@ -408,11 +407,11 @@ async fn controller(a: ControllerArgs) -> anyhow::Result<()> {
     let ds = Datastore::open_sqlite(&a.data_dir.join("stratus.db")).await.context("cannot open the database")?;
     let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats_url).await?);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut cfg = cfg;
-    cfg.image_dir = Some(a.data_dir.join("images"));
-    cfg.volume_quota = (a.volumes.quota_volumes, a.volumes.quota_gigabytes);
     let storage = a.volumes.backend(&a.data_dir)?;
-    Controller::new(ds, bus, cfg).with_storage(storage, false).start(stop_rx).await?;
+    // The controller owns the volume steps of server operations and is the
+    // one role that runs the storage reconciler.
+    let volume = Arc::new(VolumeService::new(ds.clone(), storage, a.volumes.config(a.data_dir.join("images"))));
+    Controller::new(ds, bus, cfg).with_volumes(volume).start(stop_rx).await?;
     println!("Stratus controller started");
     shutdown_signal().await;
     let _ = stop_tx.send(true);

@@ -7,7 +7,9 @@ pub mod clock;
 pub mod faults;
 pub mod ids;
 pub mod state;
+pub mod volume;
 
 pub use clock::*;
 pub use ids::*;
 pub use state::*;
+pub use volume::*;

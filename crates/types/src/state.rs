@@ -45,6 +45,8 @@ macro_rules! string_enum {
     };
 }
 
+pub(crate) use string_enum;
+
 string_enum!(
     /// Nova's `vm_state`: the stable state a server rests in.
     VmState {

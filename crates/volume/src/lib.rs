@@ -2,12 +2,21 @@
 //! volumes, attachments as Nova uses them, quota by counting, and the
 //! reconciler that makes the inline backend work crash-safe.
 //!
-//! The HTTP layer (`stratus-server`'s `volume` module) calls
-//! [`VolumeService`]; every call validates against the current state the way
+//! This crate is the one owner of the volume lifecycle. The HTTP layer
+//! (`stratus-server`'s `volume` module) calls [`VolumeService`] for the
+//! Cinder API; the controller calls it for the volume steps of a server's
+//! operations (boot from volume, attach/detach bookkeeping, fencing and
+//! releasing a deleted server's volumes: see the `servers` module).
+//!
+//! Every call validates against the current state the way
 //! Cinder does, writes the database with a compare-and-swap, and then does
 //! the backend work inline. Because a process may die between the database
-//! write and the backend call, [`VolumeService::reconcile`] (run every 2 s
-//! by [`VolumeService::run_reconciler`]) finishes what was interrupted:
+//! write and the backend call, [`VolumeService::reconcile`] finishes what
+//! was interrupted. Exactly one role runs it: the controller (the
+//! background role), whose periodic loop calls [`VolumeService::tick`]
+//! (a pass every [`VolumeConfig::reconcile_interval`]); `stratus api` alone
+//! serves the API and never reconciles, so two processes never retry the
+//! same queue. A pass:
 //!
 //! - a volume left `creating` for longer than [`VolumeConfig::stale_after`]
 //!   is built again (backend create is idempotent);
@@ -15,14 +24,22 @@
 //!   not recorded; an admin resets it);
 //! - a volume left `deleting` with no queued cleanup gets one;
 //! - every queued `volume_delete` cleanup is retried until the backend
-//!   delete succeeds, and only then is the volume marked deleted.
+//!   delete succeeds, and only then is the volume marked deleted;
+//! - every queued `unfence` is lifted once the fenced client's host rejoined
+//!   with a newer epoch and confirmed the server's VM gone.
 //!
 //! [`BlockError::Busy`] is never swallowed: a volume whose storage is still
 //! watched stays `deleting` and its delete stays in the durable queue
 //! (`storage_cleanup`), visible to admins, until it goes.
 
+mod error;
+mod servers;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+
+pub use error::{Missing, VolumeError, quota_message};
+pub use servers::BootVolume;
+pub use stratus_types::{AttachMode, AttachStatus, CleanupKind, VolumeStatus};
 
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
@@ -31,7 +48,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stratus_auth::AuthContext;
 use stratus_blockstore::{BlockBackend, BlockError};
-use stratus_db::{AttachmentRow, Cas, CleanupRow, Datastore, DbError, ImageRow, QuotaExceeded, VolumeRow, ts};
+use stratus_db::{AttachmentRow, Cas, CleanupRow, Datastore, DbError, ImageRow, VolumeRow, ts};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -41,31 +58,59 @@ pub const DELETE_REFUSED: &str = "Invalid volume: Volume status must be availabl
 
 /// Statuses from which a volume may be deleted (Cinder's list, plus
 /// `error_deleting` so a failed delete can be retried by the user).
-const DELETABLE: &[&str] =
-    &["available", "error", "error_restoring", "error_extending", "error_managing", "error_deleting"];
+const DELETABLE: &[VolumeStatus] = &[
+    VolumeStatus::Available,
+    VolumeStatus::Error,
+    VolumeStatus::ErrorRestoring,
+    VolumeStatus::ErrorExtending,
+    VolumeStatus::ErrorManaging,
+    VolumeStatus::ErrorDeleting,
+];
 
 /// Statuses an admin may set with `os-reset_status`. `creating` and
 /// `deleting` are left out on purpose: the reconciler acts on them (it would
 /// rebuild or delete the volume's storage), which a status reset must never
 /// trigger.
-pub const RESET_STATUSES: &[&str] = &[
-    "available",
-    "error",
-    "error_deleting",
-    "error_extending",
-    "error_restoring",
-    "error_managing",
-    "extending",
-    "in-use",
-    "attaching",
-    "detaching",
-    "reserved",
-    "maintenance",
+pub const RESET_STATUSES: &[VolumeStatus] = &[
+    VolumeStatus::Available,
+    VolumeStatus::Error,
+    VolumeStatus::ErrorDeleting,
+    VolumeStatus::ErrorExtending,
+    VolumeStatus::ErrorRestoring,
+    VolumeStatus::ErrorManaging,
+    VolumeStatus::Extending,
+    VolumeStatus::InUse,
+    VolumeStatus::Attaching,
+    VolumeStatus::Detaching,
+    VolumeStatus::Reserved,
+    VolumeStatus::Maintenance,
 ];
 
-/// Cleanup-queue kind this service retries (other kinds, e.g. `unfence`,
-/// belong to the controller's fencing reconciler).
-pub const CLEANUP_VOLUME_DELETE: &str = "volume_delete";
+/// The only volume type (Cinder's default type).
+pub const DEFAULT_VOLUME_TYPE: &str = "__DEFAULT__";
+
+/// How [`VolumeService::build`] treats a volume's storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Build {
+    /// The first build, from the API.
+    First,
+    /// The reconciler retries an interrupted build: start from scratch.
+    Retry,
+    /// A boot volume: blank when its image has no file (the controller's rule).
+    BlankIfNoImage,
+}
+
+/// What happened to a volume's storage when its delete ran inline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum DeleteOutcome {
+    /// The storage is gone; the volume is marked deleted.
+    Deleted,
+    /// Moved to the backend's trash (purged by the reconciler); marked deleted.
+    Trashed,
+    /// Refused (busy, or a backend error): the volume stays `deleting` and
+    /// its delete is in the durable queue, with this reason.
+    Queued(String),
+}
 
 /// Longest name or description Cinder accepts.
 const MAX_TEXT: usize = 255;
@@ -103,69 +148,6 @@ impl Default for VolumeConfig {
             rbd_pool: None,
         }
     }
-}
-
-/// Errors of volume calls; the HTTP layer maps each to a status and fault.
-#[derive(Debug, thiserror::Error)]
-pub enum VolumeError {
-    /// 400 (Cinder's `InvalidInput` / `InvalidVolume`).
-    #[error("{0}")]
-    BadRequest(String),
-    /// 403: the caller's role does not allow it.
-    #[error("{0}")]
-    Forbidden(String),
-    /// 413 with Cinder's quota message.
-    #[error("{0}")]
-    QuotaExceeded(String),
-    /// 404 (also for another project's volume).
-    #[error("{0}")]
-    NotFound(String),
-    /// 409.
-    #[error("{0}")]
-    Conflict(String),
-    /// 500 (logged, not shown).
-    #[error(transparent)]
-    Db(DbError),
-    /// 500: the storage backend failed (logged, not shown).
-    #[error(transparent)]
-    Backend(BlockError),
-}
-
-impl From<DbError> for VolumeError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::QuotaExceeded(q) => Self::QuotaExceeded(quota_message(&q)),
-            DbError::NotFound(what) => Self::NotFound(format!("{what} could not be found.")),
-            DbError::Conflict(m) => Self::Conflict(m),
-            e => Self::Db(e),
-        }
-    }
-}
-
-impl From<BlockError> for VolumeError {
-    fn from(e: BlockError) -> Self {
-        Self::Backend(e)
-    }
-}
-
-/// Cinder's quota messages: `gigabytes` is reported before `volumes`, as
-/// Cinder's `process_reserve_over_quota` does.
-pub fn quota_message(q: &QuotaExceeded) -> String {
-    let at = |name: &str| q.overs.iter().position(|o| *o == name);
-    let get = |v: &[i64], i: usize| v.get(i).copied().unwrap_or(0);
-    if let Some(i) = at("gigabytes") {
-        return gigabytes_message(get(&q.requested, i), get(&q.allowed, i), get(&q.used, i));
-    }
-    if let Some(i) = at("volumes") {
-        return format!("Maximum number of volumes allowed ({}) exceeded for quota 'volumes'.", get(&q.allowed, i));
-    }
-    q.to_string()
-}
-
-fn gigabytes_message(requested: i64, quota: i64, consumed: i64) -> String {
-    format!(
-        "Requested volume or snapshot exceeds allowed gigabytes quota. Requested {requested}G, quota is {quota}G and {consumed}G has been consumed."
-    )
 }
 
 /// A create request, already parsed from the API body.
@@ -230,6 +212,8 @@ pub struct ReconcileReport {
     /// Queued deletes dropped because the volume is no longer being deleted
     /// (an admin reset its status): its data is kept.
     pub deletes_cancelled: usize,
+    /// Fences lifted (their host rejoined and confirmed the VM gone).
+    pub fences_lifted: usize,
     /// Items that failed with a database error (retried next pass).
     pub errors: usize,
 }
@@ -242,6 +226,7 @@ impl ReconcileReport {
             && self.deletes_requeued == 0
             && self.deletes_finished == 0
             && self.deletes_cancelled == 0
+            && self.fences_lifted == 0
             && self.errors == 0
     }
 }
@@ -259,6 +244,8 @@ pub struct VolumeService {
     last_report: Mutex<Option<ReconcileReport>>,
     /// When the backend's trash was last purged (Unix seconds; a purge costs a CLI call).
     last_purge: std::sync::atomic::AtomicI64,
+    /// When [`VolumeService::tick`] last ran a pass.
+    last_pass: Mutex<Option<std::time::Instant>>,
 }
 
 /// Removes a volume from the in-flight set when the build ends (or panics).
@@ -274,11 +261,7 @@ impl Drop for Inflight<'_> {
 }
 
 fn require_write(ctx: &AuthContext, action: &str) -> Result<(), VolumeError> {
-    if ctx.can_write() {
-        Ok(())
-    } else {
-        Err(VolumeError::Forbidden(format!("Policy doesn't allow volume:{action} to be performed.")))
-    }
+    if ctx.can_write() { Ok(()) } else { Err(VolumeError::Forbidden { action: format!("volume:{action}") }) }
 }
 
 fn check_text(field: &str, v: Option<&str>) -> Result<(), VolumeError> {
@@ -315,6 +298,7 @@ impl VolumeService {
             inflight: Mutex::new(HashSet::new()),
             last_report: Mutex::new(None),
             last_purge: std::sync::atomic::AtomicI64::new(0),
+            last_pass: Mutex::new(None),
         }
     }
 
@@ -347,7 +331,7 @@ impl VolumeService {
     /// A volume the caller may see; another project's volume is 404, like a
     /// missing one (no existence leak).
     pub async fn get_visible(&self, ctx: &AuthContext, id: &str) -> Result<VolumeRow, VolumeError> {
-        let not_found = || VolumeError::NotFound(format!("Volume {id} could not be found."));
+        let not_found = || VolumeError::not_found(Missing::Volume, id);
         let v = match self.ds.volume_get(id).await {
             Ok(v) => v,
             Err(DbError::NotFound(_)) => return Err(not_found()),
@@ -372,12 +356,12 @@ impl VolumeService {
         Ok(rows
             .into_iter()
             .filter(|v| f.name.as_ref().is_none_or(|n| v.name.as_ref() == Some(n)))
-            .filter(|v| f.status.as_ref().is_none_or(|s| &v.status == s))
+            .filter(|v| f.status.as_ref().is_none_or(|s| v.status == s.as_str()))
             .collect())
     }
 
     async fn resolve_image(&self, ctx: &AuthContext, image_ref: &str) -> Result<ImageRow, VolumeError> {
-        let not_found = || VolumeError::NotFound(format!("Image {image_ref} could not be found."));
+        let not_found = || VolumeError::not_found(Missing::Image, image_ref);
         let by_id = match self.ds.image_get(image_ref).await {
             Ok(i) => Some(i),
             Err(DbError::NotFound(_)) => None,
@@ -416,8 +400,8 @@ impl VolumeService {
         check_text("description", req.description.as_deref())?;
         check_metadata(&req.metadata)?;
         let volume_type = match req.volume_type.as_deref() {
-            None | Some("") | Some("__DEFAULT__") => "__DEFAULT__".to_string(),
-            Some(t) => return Err(VolumeError::NotFound(format!("Volume type with name {t} could not be found."))),
+            None | Some("") | Some(DEFAULT_VOLUME_TYPE) => DEFAULT_VOLUME_TYPE.to_string(),
+            Some(t) => return Err(VolumeError::not_found(Missing::VolumeType, t)),
         };
         let az = match req.availability_zone.as_deref() {
             None | Some("") => self.cfg.availability_zone.clone(),
@@ -461,7 +445,7 @@ impl VolumeService {
             project_id: ctx.project_id.clone(),
             user_id: ctx.user_id.clone(),
             size_gb: req.size,
-            status: "creating".into(),
+            status: VolumeStatus::Creating,
             volume_type,
             availability_zone: az,
             bootable: image.is_some(),
@@ -474,7 +458,7 @@ impl VolumeService {
         };
         let row = self.ds.volume_create(&row, self.cfg.quota_volumes, self.cfg.quota_gigabytes).await?;
         info!(volume = %row.id, project = %row.project_id, size = row.size_gb, image = ?row.image_id, "volume create recorded");
-        self.build(&row, false).await
+        self.build(&row, Build::First).await
     }
 
     fn claim(&self, id: &str) -> Option<Inflight<'_>> {
@@ -487,9 +471,11 @@ impl VolumeService {
     }
 
     /// Build a `creating` volume's storage and move it to `available` (or
-    /// `error`). `retry`: a previous attempt may have left a partial copy of
-    /// an image behind, so an image volume is re-created from scratch.
-    async fn build(&self, row: &VolumeRow, retry: bool) -> Result<VolumeRow, VolumeError> {
+    /// `error`). On [`Build::Retry`] a previous attempt may have left a
+    /// partial copy of an image behind, so an image volume is re-created
+    /// from scratch.
+    pub(crate) async fn build(&self, row: &VolumeRow, how: Build) -> Result<VolumeRow, VolumeError> {
+        let retry = how == Build::Retry;
         let Some(_claim) = self.claim(&row.id) else {
             return Ok(self.ds.volume_get(&row.id).await?);
         };
@@ -497,7 +483,11 @@ impl VolumeService {
         let result = match &row.image_id {
             Some(image) => {
                 let path = self.cfg.image_dir.join(image);
+                let blank = how == Build::BlankIfNoImage && !path.exists();
                 async {
+                    if blank {
+                        return self.backend.create(&row.backend_name, size).await;
+                    }
                     if retry && self.backend.exists(&row.backend_name).await? {
                         self.backend.delete(&row.backend_name).await?;
                     }
@@ -508,14 +498,14 @@ impl VolumeService {
             None => self.backend.create(&row.backend_name, size).await,
         };
         let to = match &result {
-            Ok(()) => "available",
+            Ok(()) => VolumeStatus::Available,
             Err(e) => {
                 warn!(volume = %row.id, error = %e, "volume storage could not be created");
-                "error"
+                VolumeStatus::Error
             }
         };
-        if self.ds.volume_set_status(&row.id, &["creating"], to).await? == Cas::Conflict {
-            warn!(volume = %row.id, to, "volume left `creating` during its build (status reset?); status kept");
+        if self.ds.volume_set_status(&row.id, &[VolumeStatus::Creating], to).await? == Cas::Conflict {
+            warn!(volume = %row.id, to = %to, "volume left `creating` during its build (status reset?); status kept");
         } else if result.is_ok() {
             info!(volume = %row.id, backend = self.backend.kind(), "volume available");
         }
@@ -572,7 +562,7 @@ impl VolumeService {
         require_write(ctx, "delete_volume_metadata")?;
         let mut cur = Self::metadata_of(&v);
         if cur.remove(key).is_none() {
-            return Err(VolumeError::NotFound(format!("Volume {id} has no metadata with key {key}.")));
+            return Err(VolumeError::not_found(Missing::MetadataKey { volume: id.to_string() }, key));
         }
         self.ds.volume_set_metadata(id, &serde_json::to_string(&cur).unwrap_or_else(|_| "{}".into())).await?;
         Ok(())
@@ -595,27 +585,30 @@ impl VolumeService {
     pub async fn delete(&self, ctx: &AuthContext, id: &str) -> Result<(), VolumeError> {
         let v = self.get_visible(ctx, id).await?;
         require_write(ctx, "delete")?;
-        if v.status == "deleting" {
+        if v.status == VolumeStatus::Deleting {
             info!(volume = id, "repeated delete: already deleting");
             return Ok(());
         }
-        if !DELETABLE.contains(&v.status.as_str()) || !self.ds.attachment_list_for_volume(id).await?.is_empty() {
+        if !DELETABLE.contains(&v.status) || !self.ds.attachment_list_for_volume(id).await?.is_empty() {
             return Err(VolumeError::BadRequest(DELETE_REFUSED.into()));
         }
-        match self.ds.volume_set_status(id, DELETABLE, "deleting").await? {
+        match self.ds.volume_set_status(id, DELETABLE, VolumeStatus::Deleting).await? {
             Cas::Updated => {}
             Cas::AlreadySo => return Ok(()),
             Cas::Conflict => return Err(VolumeError::BadRequest(DELETE_REFUSED.into())),
         }
         info!(volume = id, "volume delete recorded");
-        self.delete_storage(&v).await
+        self.delete_storage(&v).await.map(|_| ())
     }
 
-    async fn delete_storage(&self, v: &VolumeRow) -> Result<(), VolumeError> {
+    /// Delete a `deleting` volume's storage now, or queue the delete
+    /// durably when the backend refuses (never swallowed).
+    pub(crate) async fn delete_storage(&self, v: &VolumeRow) -> Result<DeleteOutcome, VolumeError> {
         match self.backend.delete(&v.backend_name).await {
             Ok(()) | Err(BlockError::NotFound(_)) => {
                 self.ds.volume_mark_deleted(&v.id).await?;
                 info!(volume = %v.id, "volume deleted");
+                Ok(DeleteOutcome::Deleted)
             }
             Err(e) => {
                 // Not watched but refused anyway: move it to the backend's
@@ -624,7 +617,7 @@ impl VolumeService {
                 {
                     self.ds.volume_mark_deleted(&v.id).await?;
                     warn!(volume = %v.id, error = %e, "volume storage moved to the backend's trash; the reconciler purges it");
-                    return Ok(());
+                    return Ok(DeleteOutcome::Trashed);
                 }
                 let why = match &e {
                     BlockError::Busy { watchers, .. } => format!("busy: watched by {watchers:?}"),
@@ -632,11 +625,11 @@ impl VolumeService {
                 };
                 warn!(volume = %v.id, reason = %why, "volume storage cannot be deleted yet; queued for retry");
                 self.ds
-                    .cleanup_enqueue(CLEANUP_VOLUME_DELETE, Some(&v.id), Some(&v.backend_name), None, None, &why)
+                    .cleanup_enqueue(CleanupKind::VolumeDelete, Some(&v.id), Some(&v.backend_name), None, None, &why)
                     .await?;
+                Ok(DeleteOutcome::Queued(why))
             }
         }
-        Ok(())
     }
 
     /// Grow an `available` volume (`os-extend`), within the gigabytes quota.
@@ -649,8 +642,8 @@ impl VolumeService {
                 "Invalid volume: Volume {id} status must be available to extend, but current status is: {status}."
             ))
         };
-        if v.status != "available" {
-            return Err(wrong_status(&v.status));
+        if v.status != VolumeStatus::Available {
+            return Err(wrong_status(v.status.as_str()));
         }
         if new_size <= v.size_gb {
             return Err(VolumeError::BadRequest(format!(
@@ -663,22 +656,22 @@ impl VolumeService {
             let used = self.ds.volume_usage(&v.project_id).await?.gigabytes;
             let delta = new_size - v.size_gb;
             if used + delta > limit {
-                return Err(VolumeError::QuotaExceeded(gigabytes_message(delta, limit, used)));
+                return Err(VolumeError::QuotaExceeded(error::gigabytes_message(delta, limit, used)));
             }
         }
-        if self.ds.volume_set_status(id, &["available"], "extending").await? != Cas::Updated {
+        if self.ds.volume_set_status(id, &[VolumeStatus::Available], VolumeStatus::Extending).await? != Cas::Updated {
             let cur = self.ds.volume_get(id).await?;
-            return Err(wrong_status(&cur.status));
+            return Err(wrong_status(cur.status.as_str()));
         }
         match self.backend.extend(&v.backend_name, u64::try_from(new_size).unwrap_or(0)).await {
             Ok(()) => {
                 self.ds.volume_update(id, None, None, Some(new_size), None).await?;
-                self.ds.volume_set_status(id, &["extending"], "available").await?;
+                self.ds.volume_set_status(id, &[VolumeStatus::Extending], VolumeStatus::Available).await?;
                 info!(volume = id, from = v.size_gb, to = new_size, "volume extended");
             }
             Err(e) => {
                 warn!(volume = id, error = %e, "volume extend failed");
-                self.ds.volume_set_status(id, &["extending"], "error_extending").await?;
+                self.ds.volume_set_status(id, &[VolumeStatus::Extending], VolumeStatus::ErrorExtending).await?;
             }
         }
         Ok(self.ds.volume_get(id).await?)
@@ -695,9 +688,7 @@ impl VolumeService {
         attach_status: Option<&str>,
     ) -> Result<VolumeRow, VolumeError> {
         if !ctx.is_admin() {
-            return Err(VolumeError::Forbidden(
-                "Policy doesn't allow volume_extension:volume_admin_actions:reset_status to be performed.".into(),
-            ));
+            return Err(VolumeError::Forbidden { action: "volume_extension:volume_admin_actions:reset_status".into() });
         }
         self.get_visible(ctx, id).await?;
         if status.is_none() && attach_status.is_none() {
@@ -705,27 +696,34 @@ impl VolumeService {
                 "Must specify 'status', 'attach_status' or 'migration_status' for update.".into(),
             ));
         }
-        if let Some(s) = status
-            && !RESET_STATUSES.contains(&s)
-        {
-            return Err(VolumeError::BadRequest(format!(
-                "Invalid input for field/attribute status. Value: {s}. '{s}' is not one of {RESET_STATUSES:?}"
-            )));
-        }
-        match attach_status {
-            None | Some("attached") => {}
-            Some("detached") => {
+        let new_status = match status {
+            None => None,
+            Some(s) => match s.parse::<VolumeStatus>() {
+                Ok(v) if RESET_STATUSES.contains(&v) => Some(v),
+                _ => {
+                    let allowed: Vec<&str> = RESET_STATUSES.iter().map(|v| v.as_str()).collect();
+                    return Err(VolumeError::BadRequest(format!(
+                        "Invalid input for field/attribute status. Value: {s}. '{s}' is not one of {allowed:?}"
+                    )));
+                }
+            },
+        };
+        match attach_status.map(str::parse::<AttachStatus>) {
+            None | Some(Ok(AttachStatus::Attached)) => {}
+            Some(Ok(AttachStatus::Detached)) => {
                 for a in self.ds.attachment_list_for_volume(id).await? {
                     self.ds.attachment_delete(&a.id).await?;
                 }
             }
-            Some(a) => {
+            Some(_) => {
+                let a = attach_status.unwrap_or_default();
+                let (at, de) = (AttachStatus::Attached, AttachStatus::Detached);
                 return Err(VolumeError::BadRequest(format!(
-                    "Invalid input for field/attribute attach_status. Value: {a}. '{a}' is not one of ['attached', 'detached']"
+                    "Invalid input for field/attribute attach_status. Value: {a}. '{a}' is not one of ['{at}', '{de}']"
                 )));
             }
         }
-        if let Some(s) = status {
+        if let Some(s) = new_status {
             self.ds.volume_set_status(id, &[], s).await?;
         }
         info!(volume = id, status = ?status, attach_status = ?attach_status, by = %ctx.user_id, "volume status reset");
@@ -738,9 +736,7 @@ impl VolumeService {
         ctx: &AuthContext,
         id: &str,
     ) -> Result<(AttachmentRow, VolumeRow), VolumeError> {
-        let not_found = || {
-            VolumeError::NotFound(format!("Volume attachment could not be found with filter: attachment_id = {id}."))
-        };
+        let not_found = || VolumeError::not_found(Missing::Attachment, id);
         let a = match self.ds.attachment_get(id).await {
             Ok(a) => a,
             Err(DbError::NotFound(_)) => return Err(not_found()),
@@ -797,8 +793,8 @@ impl VolumeService {
                 "Invalid volume: Volume {volume_id} status must be available or downloading to reserve, but the current status is {status}."
             ))
         };
-        if v.status != "available" {
-            return Err(not_available(&v.status));
+        if v.status != VolumeStatus::Available {
+            return Err(not_available(v.status.as_str()));
         }
         if let Some(c) = connector
             && !c.is_object()
@@ -813,7 +809,7 @@ impl VolumeService {
             connector: None,
             client_id: None,
             mountpoint: None,
-            status: "reserved".into(),
+            status: AttachStatus::Reserved,
             delete_on_termination: false,
             boot_index: None,
             created_at: String::new(),
@@ -822,7 +818,7 @@ impl VolumeService {
             Ok(a) => a,
             Err(DbError::Conflict(_)) => {
                 let cur = self.ds.volume_get(volume_id).await?;
-                return Err(not_available(&cur.status));
+                return Err(not_available(cur.status.as_str()));
             }
             Err(e) => return Err(e.into()),
         };
@@ -904,7 +900,7 @@ impl VolumeService {
                 "name": name,
                 "volume_id": v.id,
                 "attachment_id": a.id,
-                "access_mode": "rw",
+                "access_mode": AttachMode::ReadWrite.as_str(),
                 "encrypted": false,
                 "discard": true,
             }
@@ -919,14 +915,14 @@ impl VolumeService {
         let stale = chrono::Duration::from_std(self.cfg.stale_after).unwrap_or_else(|_| chrono::Duration::seconds(60));
         let cutoff = ts(self.ds.clock().now() - stale);
 
-        for v in self.ds.volume_list_stale(&["creating"], &cutoff).await? {
+        for v in self.ds.volume_list_stale(&[VolumeStatus::Creating], &cutoff).await? {
             if self.is_inflight(&v.id) {
                 continue;
             }
             r.creates_retried += 1;
             info!(volume = %v.id, since = %v.updated_at, "retrying an interrupted volume create");
-            match self.build(&v, true).await {
-                Ok(row) if row.status == "available" => r.creates_finished += 1,
+            match self.build(&v, Build::Retry).await {
+                Ok(row) if row.status == VolumeStatus::Available => r.creates_finished += 1,
                 Ok(_) => {}
                 Err(e) => {
                     warn!(volume = %v.id, error = %e, "retrying a volume create failed");
@@ -935,23 +931,25 @@ impl VolumeService {
             }
         }
 
-        for v in self.ds.volume_list_stale(&["extending"], &cutoff).await? {
-            if self.ds.volume_set_status(&v.id, &["extending"], "error_extending").await? == Cas::Updated {
+        for v in self.ds.volume_list_stale(&[VolumeStatus::Extending], &cutoff).await? {
+            if self.ds.volume_set_status(&v.id, &[VolumeStatus::Extending], VolumeStatus::ErrorExtending).await?
+                == Cas::Updated
+            {
                 warn!(volume = %v.id, "interrupted extend: volume set to error_extending");
                 r.extends_failed += 1;
             }
         }
 
         let pending = self.ds.cleanup_pending().await?;
-        for v in self.ds.volume_list_stale(&["deleting"], &cutoff).await? {
+        for v in self.ds.volume_list_stale(&[VolumeStatus::Deleting], &cutoff).await? {
             let queued = pending
                 .iter()
-                .any(|c| c.kind == CLEANUP_VOLUME_DELETE && c.volume_id.as_deref() == Some(v.id.as_str()));
+                .any(|c| c.kind == CleanupKind::VolumeDelete && c.volume_id.as_deref() == Some(v.id.as_str()));
             if !queued {
                 warn!(volume = %v.id, "interrupted delete: queued for retry");
                 self.ds
                     .cleanup_enqueue(
-                        CLEANUP_VOLUME_DELETE,
+                        CleanupKind::VolumeDelete,
                         Some(&v.id),
                         Some(&v.backend_name),
                         None,
@@ -975,7 +973,7 @@ impl VolumeService {
             Err(e) => warn!(error = %e, "purging the backend's trash failed; the next pass retries"),
         }
         for c in self.ds.cleanup_pending().await? {
-            if c.kind != CLEANUP_VOLUME_DELETE {
+            if c.kind != CleanupKind::VolumeDelete {
                 continue;
             }
             if let Err(e) = self.retry_delete(&c, &mut r).await {
@@ -983,7 +981,45 @@ impl VolumeService {
                 r.errors += 1;
             }
         }
+        match self.lift_fences().await {
+            Ok(n) => r.fences_lifted = n,
+            Err(e) => {
+                warn!(error = %e, "lifting fences failed; the next pass retries");
+                r.errors += 1;
+            }
+        }
         Ok(r)
+    }
+
+    /// One pass, logged and kept as [`VolumeService::last_report`].
+    async fn reconcile_logged(&self) {
+        match self.reconcile().await {
+            Ok(r) => {
+                if r.is_quiet() {
+                    debug!(report = ?r, "volume reconciler pass");
+                } else {
+                    info!(report = ?r, "volume reconciler pass");
+                }
+                *self.last_report.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+            }
+            Err(e) => warn!(error = %e, "volume reconciler pass failed; the next pass retries"),
+        }
+    }
+
+    /// For a caller that owns a periodic loop (the controller role, the one
+    /// role that reconciles storage): run a pass when `reconcile_interval`
+    /// has elapsed since the last one, else do nothing. Never fails: a failed
+    /// pass is logged and the next one retries.
+    pub async fn tick(&self) {
+        let now = std::time::Instant::now();
+        {
+            let mut last = self.last_pass.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| now.duration_since(t) < self.cfg.reconcile_interval) {
+                return;
+            }
+            *last = Some(now);
+        }
+        self.reconcile_logged().await;
     }
 
     async fn retry_delete(&self, c: &CleanupRow, r: &mut ReconcileReport) -> Result<(), VolumeError> {
@@ -996,7 +1032,7 @@ impl VolumeService {
             None => None,
         };
         if let Some(v) = &vol
-            && !matches!(v.status.as_str(), "deleting" | "error_deleting")
+            && !matches!(v.status, VolumeStatus::Deleting | VolumeStatus::ErrorDeleting)
         {
             warn!(volume = %v.id, status = %v.status, "queued delete cancelled: the volume is no longer being deleted; data kept");
             self.ds.cleanup_failed(c.id, &format!("cancelled: volume status is {}", v.status)).await?;
@@ -1039,24 +1075,16 @@ impl VolumeService {
 
     /// Run [`VolumeService::reconcile`] every `reconcile_interval` until
     /// `shutdown` turns true; logs what each pass did, never panics (a failed
-    /// pass is logged and the next one retries).
+    /// pass is logged and the next one retries). For a process that has no
+    /// periodic loop of its own to call [`VolumeService::tick`] from (tests);
+    /// in Stratus the controller drives the passes.
     pub async fn run_reconciler(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         info!(interval_ms = self.cfg.reconcile_interval.as_millis() as u64, "volume reconciler started");
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            match self.reconcile().await {
-                Ok(r) => {
-                    if r.is_quiet() {
-                        debug!(report = ?r, "volume reconciler pass");
-                    } else {
-                        info!(report = ?r, "volume reconciler pass");
-                    }
-                    *self.last_report.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-                }
-                Err(e) => warn!(error = %e, "volume reconciler pass failed; the next pass retries"),
-            }
+            self.reconcile_logged().await;
             tokio::select! {
                 _ = tokio::time::sleep(self.cfg.reconcile_interval) => {}
                 changed = shutdown.changed() => {

@@ -70,12 +70,12 @@ async fn status_machine_create_attach_detach_delete() {
 
     // Another project sees nothing: 404, as for a missing volume.
     let other = ctx("p2", "member");
-    assert!(matches!(e.svc.get_visible(&other, &v.id).await, Err(VolumeError::NotFound(_))));
-    assert!(matches!(e.svc.delete(&other, &v.id).await, Err(VolumeError::NotFound(_))));
+    assert!(matches!(e.svc.get_visible(&other, &v.id).await, Err(VolumeError::NotFound { .. })));
+    assert!(matches!(e.svc.delete(&other, &v.id).await, Err(VolumeError::NotFound { .. })));
     assert!(e.svc.list(&other, &ListFilter::default()).await.expect("list").is_empty());
     // Readers may look but not change.
     let reader = ctx("p1", "reader");
-    assert!(matches!(e.svc.delete(&reader, &v.id).await, Err(VolumeError::Forbidden(_))));
+    assert!(matches!(e.svc.delete(&reader, &v.id).await, Err(VolumeError::Forbidden { .. })));
 
     let meta = BTreeMap::from([("k".to_string(), "v".to_string())]);
     let u = e
@@ -109,13 +109,13 @@ async fn status_machine_create_attach_detach_delete() {
     e.svc.attachment_complete(&me, &a.id).await.expect("complete");
     assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status, "in-use");
     assert!(matches!(e.svc.delete(&me, &v.id).await, Err(VolumeError::BadRequest(_))), "in-use");
-    assert!(matches!(e.svc.attachment_delete(&other, &a.id).await, Err(VolumeError::NotFound(_))));
+    assert!(matches!(e.svc.attachment_delete(&other, &a.id).await, Err(VolumeError::NotFound { .. })));
     e.svc.attachment_delete(&me, &a.id).await.expect("detach");
     assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status, "available");
-    assert!(matches!(e.svc.attachment_complete(&me, &a.id).await, Err(VolumeError::NotFound(_))));
+    assert!(matches!(e.svc.attachment_complete(&me, &a.id).await, Err(VolumeError::NotFound { .. })));
 
     e.svc.delete(&me, &v.id).await.expect("delete");
-    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound(_))));
+    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound { .. })));
     assert!(e.backend.is_empty(), "storage gone");
     assert_eq!(e.svc.usage("p1").await.expect("usage").volumes, 0);
 }
@@ -146,7 +146,7 @@ async fn busy_delete_is_queued_and_retried_until_the_backend_deletes() {
     assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("still there").status, "deleting");
     let q = e.ds.cleanup_pending().await.expect("queue");
     assert_eq!(q.len(), 1);
-    assert_eq!(q[0].kind, CLEANUP_VOLUME_DELETE);
+    assert_eq!(q[0].kind, CleanupKind::VolumeDelete);
     assert_eq!(q[0].volume_id.as_deref(), Some(v.id.as_str()));
     assert!(q[0].reason.starts_with("busy"), "{}", q[0].reason);
     // A repeated delete is accepted and queues nothing new.
@@ -165,7 +165,7 @@ async fn busy_delete_is_queued_and_retried_until_the_backend_deletes() {
     // Second retry: the backend deletes it; only now is the volume deleted.
     let r = e.svc.reconcile().await.expect("pass 2");
     assert_eq!((r.deletes_pending, r.deletes_finished), (0, 1));
-    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound(_))));
+    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound { .. })));
     assert!(e.ds.cleanup_pending().await.expect("queue").is_empty());
     assert!(e.backend.is_empty());
     assert_eq!(e.backend.delete_calls(), 3);
@@ -265,7 +265,7 @@ async fn failed_backend_create_leaves_error_and_it_can_be_deleted() {
     let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create answered");
     assert_eq!(v.status, "error");
     e.svc.delete(&me, &v.id).await.expect("delete an errored volume");
-    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound(_))));
+    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound { .. })));
 }
 
 fn creating_row(id: &str, image: Option<&str>) -> VolumeRow {
@@ -276,7 +276,7 @@ fn creating_row(id: &str, image: Option<&str>) -> VolumeRow {
         project_id: "p1".into(),
         user_id: "u".into(),
         size_gb: 1,
-        status: "creating".into(),
+        status: VolumeStatus::Creating,
         volume_type: "__DEFAULT__".into(),
         availability_zone: "nova".into(),
         bootable: image.is_some(),
@@ -311,13 +311,13 @@ async fn interrupted_delete_and_extend_are_finished() {
     let d = e.svc.create(&me, new_volume(1, "d")).await.expect("d");
     let x = e.svc.create(&me, new_volume(1, "x")).await.expect("x");
     // Crash right after the status writes.
-    e.ds.volume_set_status(&d.id, &["available"], "deleting").await.expect("cas");
-    e.ds.volume_set_status(&x.id, &["available"], "extending").await.expect("cas");
+    e.ds.volume_set_status(&d.id, &[VolumeStatus::Available], VolumeStatus::Deleting).await.expect("cas");
+    e.ds.volume_set_status(&x.id, &[VolumeStatus::Available], VolumeStatus::Extending).await.expect("cas");
     assert!(e.svc.reconcile().await.expect("pass").is_quiet());
     e.clock.advance(chrono::Duration::seconds(61));
     let r = e.svc.reconcile().await.expect("pass");
     assert_eq!((r.deletes_requeued, r.deletes_finished, r.extends_failed), (1, 1, 1));
-    assert!(matches!(e.svc.get_visible(&me, &d.id).await, Err(VolumeError::NotFound(_))));
+    assert!(matches!(e.svc.get_visible(&me, &d.id).await, Err(VolumeError::NotFound { .. })));
     assert_eq!(e.svc.get_visible(&me, &x.id).await.expect("x").status, "error_extending");
 }
 
@@ -332,7 +332,7 @@ async fn extend_and_reset_status() {
     assert_eq!(e.backend.volume(&v.backend_name).expect("stored").size_gb, 3);
     assert!(matches!(e.svc.extend(&me, &v.id, 3).await, Err(VolumeError::BadRequest(_))), "not larger");
 
-    assert!(matches!(e.svc.reset_status(&me, &v.id, Some("error"), None).await, Err(VolumeError::Forbidden(_))));
+    assert!(matches!(e.svc.reset_status(&me, &v.id, Some("error"), None).await, Err(VolumeError::Forbidden { .. })));
     assert!(matches!(e.svc.reset_status(&admin, &v.id, Some("bogus"), None).await, Err(VolumeError::BadRequest(_))));
     assert!(
         matches!(e.svc.reset_status(&admin, &v.id, Some("creating"), None).await, Err(VolumeError::BadRequest(_))),
@@ -390,7 +390,7 @@ async fn image_volume_is_bootable_and_checked_against_the_image() {
     // By name, too; another project cannot use a private image.
     let by_name = NewVolume { size: 2, image_ref: Some("cirros".into()), ..NewVolume::default() };
     e.svc.create(&me, by_name.clone()).await.expect("by name");
-    assert!(matches!(e.svc.create(&ctx("p2", "member"), by_name).await, Err(VolumeError::NotFound(_))));
+    assert!(matches!(e.svc.create(&ctx("p2", "member"), by_name).await, Err(VolumeError::NotFound { .. })));
 }
 
 #[tokio::test]
@@ -417,7 +417,7 @@ async fn reconciler_task_retries_and_stops_on_shutdown() {
     let task = tokio::spawn(e.svc.clone().run_reconciler(rx));
     let mut gone = false;
     for _ in 0..200 {
-        if matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound(_))) {
+        if matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound { .. })) {
             gone = true;
             break;
         }
@@ -439,7 +439,7 @@ async fn refused_delete_goes_to_the_trash_and_is_purged() {
     let v = e.svc.create(&me, new_volume(1, "t")).await.expect("create");
     e.backend.refused_deletes(1);
     e.svc.delete(&me, &v.id).await.expect("delete accepted");
-    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound(_))), "deleted via the trash");
+    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound { .. })), "deleted via the trash");
     assert_eq!(e.backend.trash_len(), 1);
     assert!(e.ds.cleanup_pending().await.expect("queue").is_empty());
     e.svc.reconcile().await.expect("pass");
