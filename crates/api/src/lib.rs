@@ -5,6 +5,7 @@
 pub mod compute;
 pub mod fault;
 pub mod microversion;
+pub mod volume;
 
 pub use fault::*;
 pub use microversion::*;

@@ -163,6 +163,17 @@ impl From<VolumeError> for ApiError {
     }
 }
 
+impl From<stratus_api::volume::VolumeRequestError> for ApiError {
+    fn from(e: stratus_api::volume::VolumeRequestError) -> Self {
+        use stratus_api::volume::VolumeRequestError as R;
+        match e {
+            R::BadRequest(m) => Self::BadRequest(m),
+            R::NotFound(m) => Self::NotFound(m),
+            R::NotAcceptable(m) => Self::NotAcceptable(m),
+        }
+    }
+}
+
 impl From<MicroversionError> for ApiError {
     fn from(e: MicroversionError) -> Self {
         match e {

@@ -323,6 +323,12 @@ impl VolumeService {
         Ok(self.ds.volume_usage(project_id).await?)
     }
 
+    /// The storage cleanups waiting to be done (volume deletes and fence
+    /// lifts), oldest first, for admins.
+    pub async fn pending_cleanups(&self) -> Result<Vec<CleanupRow>, VolumeError> {
+        Ok(self.ds.cleanup_pending().await?)
+    }
+
     /// The last reconciler pass's report (`None` before the first pass).
     pub fn last_report(&self) -> Option<ReconcileReport> {
         self.last_report.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -554,6 +560,15 @@ impl VolumeService {
         let row =
             self.ds.volume_set_metadata(id, &serde_json::to_string(&merged).unwrap_or_else(|_| "{}".into())).await?;
         Ok(Self::metadata_of(&row))
+    }
+
+    /// One metadata value of a volume the caller may see (404, Cinder's
+    /// message, when the key is absent).
+    pub async fn metadata_value(&self, ctx: &AuthContext, id: &str, key: &str) -> Result<String, VolumeError> {
+        let v = self.get_visible(ctx, id).await?;
+        Self::metadata_of(&v)
+            .remove(key)
+            .ok_or_else(|| VolumeError::not_found(Missing::MetadataKey { volume: id.to_string() }, key))
     }
 
     /// Remove one metadata key (404, Cinder's message, when absent).
