@@ -209,7 +209,7 @@ impl ComputeApi {
                             "Block Device Mapping is Invalid: failed to get volume {vid}."
                         )));
                     }
-                    if v.status != "available" {
+                    if v.status != stratus_types::VolumeStatus::Available {
                         return Err(ComputeError::BadRequest(format!(
                             "Invalid volume: volume {vid} status must be available, but is {}",
                             v.status
@@ -477,7 +477,7 @@ impl ComputeApi {
             }
             Err(e) => return Err(e.into()),
         };
-        if v.status != "available" {
+        if v.status != stratus_types::VolumeStatus::Available {
             return Err(ComputeError::BadRequest(format!(
                 "Invalid volume: volume {volume_id} status must be available, but is {}",
                 v.status

@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::testing::MemBackend;
+use serde_json::json;
 use stratus_types::ManualClock;
+use tokio::sync::watch;
 
 struct TempDir(PathBuf);
 impl Drop for TempDir {
@@ -450,4 +452,75 @@ async fn refused_delete_goes_to_the_trash_and_is_purged() {
     e.svc.delete(&me, &w.id).await.expect("delete accepted");
     assert_eq!(e.backend.trash_len(), 0, "a busy volume is queued, never trashed");
     assert_eq!(e.ds.cleanup_pending().await.expect("queue").len(), 1);
+}
+
+#[tokio::test]
+async fn server_volumes_boot_fence_release_and_lift_fences() {
+    let e = env().await;
+    let host = "compute-1";
+    let cap = stratus_db::HostCapacity { vcpus: 8, memory_mb: 8192, disk_gb: 100 };
+    let ttl = chrono::Duration::seconds(30);
+    e.ds.service_join(host, cap, ttl).await.expect("host joins");
+
+    // Boot from volume: the image has no file, so the root volume is built blank, bootable, reserved.
+    let boot = BootVolume {
+        server_id: SERVER.into(),
+        project_id: "p1".into(),
+        user_id: "u1".into(),
+        size_gb: 1,
+        image_id: "no-such-file".into(),
+        mountpoint: "/dev/vda".into(),
+        delete_on_termination: true,
+        boot_index: Some(0),
+    };
+    let root_att = e.svc.create_boot_volume(&boot).await.expect("boot volume");
+    let root = e.svc.volume(&root_att.volume_id).await.expect("root");
+    assert_eq!(root.status, VolumeStatus::Reserved);
+    assert!(root.bootable);
+    assert_eq!(e.backend.volume(&root.backend_name).expect("built").image, None);
+    assert_eq!(e.svc.usage("p1").await.expect("usage").volumes, 1, "counted against the quota");
+
+    // A data volume attached too (kept when the server goes).
+    let me = member();
+    let data = e.svc.create(&me, new_volume(1, "data")).await.expect("data");
+    let data_att = e.svc.attachment_create(&me, &data.id, SERVER, None).await.expect("reserve");
+    let mut clients = Vec::new();
+    for (a, v) in [(&root_att, &root), (&data_att, &data)] {
+        let c = e.backend.open(&v.backend_name).await.expect("host opens");
+        e.svc.host_attached(a, host, &c.id().0).await.expect("attached");
+        clients.push(c);
+    }
+    assert_eq!(e.svc.volume(&data.id).await.expect("data").status, VolumeStatus::InUse);
+    assert_eq!(e.svc.attachments_of_server(SERVER).await.expect("atts").len(), 2);
+
+    // The host is lost: fence both clients (twice: idempotent).
+    let lines = e.svc.fence_server(SERVER).await.expect("fence");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("fenced client")).count(), 2, "{lines:?}");
+    let again = e.svc.fence_server(SERVER).await.expect("fence again");
+    assert!(again.iter().all(|l| l.contains("already fenced")), "{again:?}");
+    assert!(clients[0].write(0, b"zombie").await.is_err(), "a fenced client cannot write");
+
+    // Release: the root's storage is still busy, so its delete is queued, never swallowed; data is detached.
+    e.backend.busy_deletes(1);
+    let lines = e.svc.release_server_volumes(SERVER).await.expect("release");
+    assert!(lines.iter().any(|l| l.contains("queued for deletion")), "{lines:?}");
+    assert!(lines.contains(&format!("volume {} detached", data.id)), "{lines:?}");
+    assert_eq!(e.svc.volume(&root.id).await.expect("root").status, VolumeStatus::Deleting);
+    assert_eq!(e.svc.volume(&data.id).await.expect("data").status, VolumeStatus::Available);
+    let kinds = |q: Vec<stratus_db::CleanupRow>| q.iter().map(|c| c.kind).collect::<Vec<_>>();
+    let q = kinds(e.svc.pending_cleanups().await.expect("queue"));
+    assert_eq!(q.iter().filter(|k| **k == CleanupKind::Unfence).count(), 2);
+    assert!(q.contains(&CleanupKind::VolumeDelete));
+
+    // The fences stay until the host rejoins with a newer epoch.
+    assert_eq!(e.svc.lift_fences().await.expect("lift"), 0);
+    e.ds.service_join(host, cap, ttl).await.expect("host rejoins");
+    // Its zombie clients are reaped; the reconciler then lifts the fences and deletes the root.
+    for c in clients {
+        let _ = c.close().await;
+    }
+    let r = e.svc.reconcile().await.expect("pass");
+    assert_eq!((r.fences_lifted, r.deletes_finished), (2, 1), "{r:?}");
+    assert!(e.svc.pending_cleanups().await.expect("queue").is_empty());
+    assert!(matches!(e.svc.volume(&root.id).await, Err(VolumeError::NotFound { .. })));
 }
