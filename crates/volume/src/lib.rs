@@ -449,12 +449,11 @@ impl VolumeService {
             return Ok(self.ds.volume_get(&row.id).await?);
         };
         let size = u64::try_from(row.size_gb).unwrap_or(1);
-        let result = match &row.image_id {
-            Some(image) => {
-                let path = self.cfg.image_dir.join(image);
-                let blank = how == Build::BlankIfNoImage && !path.exists();
-                async {
-                    if blank {
+        let work = async {
+            match &row.image_id {
+                Some(image) => {
+                    let path = self.cfg.image_dir.join(image);
+                    if how == Build::BlankIfNoImage && !path.exists() {
                         return self.backend.create(&row.backend_name, size).await;
                     }
                     if retry && self.backend.exists(&row.backend_name).await? {
@@ -462,9 +461,24 @@ impl VolumeService {
                     }
                     self.backend.create_from_image(&row.backend_name, size, &path).await
                 }
-                .await
+                None => self.backend.create(&row.backend_name, size).await,
             }
-            None => self.backend.create(&row.backend_name, size).await,
+        };
+        tokio::pin!(work);
+        // The in-flight set is per process, and the reconciler may run in
+        // another one (the controller, while the API builds): keep the row
+        // fresh during a long copy so it is never taken for a crashed build.
+        let beat = (self.cfg.stale_after / 3).max(std::time::Duration::from_millis(100));
+        let result = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                _ = tokio::time::sleep(beat) => {
+                    let alive = [VolumeStatus::Creating];
+                    if let Err(e) = self.ds.volume_set_status(&row.id, &alive, VolumeStatus::Creating).await {
+                        warn!(volume = %row.id, error = %e, "could not refresh a volume being built");
+                    }
+                }
+            }
         };
         let to = match &result {
             Ok(()) => VolumeStatus::Available,
