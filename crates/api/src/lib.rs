@@ -8,6 +8,7 @@ pub mod fault;
 pub mod identity;
 pub mod image;
 pub mod microversion;
+pub mod volume;
 
 pub use fault::*;
 pub use microversion::*;

@@ -34,10 +34,6 @@ pub struct ControllerConfig {
     pub reclaim_instance_interval: Duration,
     /// Offload shelved servers after this long; `None` never, zero at once.
     pub shelved_offload_time: Option<Duration>,
-    /// Where image files live (boot-from-volume copies them into volumes).
-    pub image_dir: Option<std::path::PathBuf>,
-    /// Default volume quota: (volumes, gigabytes); -1 unlimited.
-    pub volume_quota: (i64, i64),
     /// Stable identity of this controller's operation runner, so a restarted
     /// controller re-claims its own operations at once (default: `controller@<hostname>`).
     pub controller_id: Option<String>,
@@ -60,8 +56,6 @@ impl Default for ControllerConfig {
             default_quota: QuotaLimits { instances: 10, cores: 20, ram: 51200 },
             reclaim_instance_interval: Duration::ZERO,
             shelved_offload_time: Some(Duration::ZERO),
-            image_dir: None,
-            volume_quota: (10, 1000),
             controller_id: None,
         }
     }

@@ -20,10 +20,11 @@ use tracing::warn;
 /// State shared by the controller's tasks and operation handlers.
 pub(crate) struct Shared {
     pub ds: Datastore,
-    /// Block storage, when volumes exist (fencing, volume deletes).
-    pub storage: Option<Arc<dyn stratus_blockstore::BlockBackend>>,
-    /// Retry queued volume deletes here too (when no volume service runs its own reconciler).
-    pub volume_reconciler_absent: bool,
+    /// The block storage service, when volumes exist: it owns every volume
+    /// step of a server's operations (boot volumes, attach bookkeeping,
+    /// fencing, release on delete) and the storage reconciler, which this
+    /// role alone drives.
+    pub volume: Option<Arc<stratus_volume::VolumeService>>,
     pub bus: Arc<dyn Bus>,
     pub cfg: ControllerConfig,
     pub waiters: Mutex<HashMap<String, mpsc::UnboundedSender<CommandResult>>>,
@@ -281,8 +282,7 @@ impl Controller {
         let worker = cfg.controller_id.clone().unwrap_or_else(|| format!("controller@{}", hostname()));
         Self {
             shared: Arc::new(Shared {
-                storage: None,
-                volume_reconciler_absent: true,
+                volume: None,
                 ds,
                 bus,
                 cfg,
@@ -294,16 +294,13 @@ impl Controller {
         }
     }
 
-    /// Use `backend` for fencing and volume deletes. `volume_service_reconciles`
-    /// says whether a volume service retries queued volume deletes itself.
-    pub fn with_storage(
-        mut self,
-        backend: Arc<dyn stratus_blockstore::BlockBackend>,
-        volume_service_reconciles: bool,
-    ) -> Self {
+    /// Use `volume` for the volume steps of server operations and run its
+    /// storage reconciler (interrupted creates and deletes, the cleanup
+    /// queue, fence lifts) from this role's periodic loop: the controller is
+    /// the one role that reconciles storage.
+    pub fn with_volumes(mut self, volume: Arc<stratus_volume::VolumeService>) -> Self {
         if let Some(sh) = Arc::get_mut(&mut self.shared) {
-            sh.storage = Some(backend);
-            sh.volume_reconciler_absent = !volume_service_reconciles;
+            sh.volume = Some(volume);
         }
         self
     }

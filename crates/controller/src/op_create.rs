@@ -119,7 +119,7 @@ impl Handler for CreateServer {
             {
                 Ok(timing) => {
                     for att in ds.attachment_list_for_server(&server.id).await? {
-                        if att.status == "attached" {
+                        if att.status == stratus_types::AttachStatus::Attached {
                             continue;
                         }
                         if let Err(e) = crate::op_volume::open_on_host(s, &op.id, &server, &att).await {
@@ -231,62 +231,25 @@ impl CreateServer {
     /// a mapping that already has its attachment is skipped).
     async fn prepare_volumes(&self, server: &ServerRow, bdms: &[VolumeBdm]) -> Result<(), String> {
         let s = &self.0;
-        let ds = &s.ds;
-        let existing = ds.attachment_list_for_server(&server.id).await.map_err(|e| e.to_string())?;
+        let volume = s.volume.as_ref().ok_or("no block storage backend is configured")?;
+        let existing = volume.attachments_of_server(&server.id).await.map_err(|e| e.to_string())?;
         for (i, b) in bdms.iter().enumerate() {
             let Some(image) = &b.image_id else { continue };
             let device = crate::compute_api::device_name(i);
             if existing.iter().any(|a| a.mountpoint.as_deref() == Some(device.as_str())) {
                 continue;
             }
-            let storage = s.storage.as_ref().ok_or("no block storage backend is configured")?;
-            let id = uuid::Uuid::new_v4().to_string();
-            let row = stratus_db::VolumeRow {
-                id: id.clone(),
-                name: Some(String::new()),
-                description: Some(String::new()),
+            let boot = stratus_volume::BootVolume {
+                server_id: server.id.clone(),
                 project_id: server.project_id.clone(),
                 user_id: server.user_id.clone(),
                 size_gb: b.size_gb,
-                status: "creating".into(),
-                volume_type: "__DEFAULT__".into(),
-                availability_zone: "nova".into(),
-                bootable: true,
-                image_id: Some(image.clone()),
-                backend_name: format!("volume-{id}"),
-                metadata: "{}".into(),
-                created_at: String::new(),
-                updated_at: String::new(),
-                deleted_at: None,
-                deleted: false,
-            };
-            let (qv, qg) = s.cfg.volume_quota;
-            let vol = ds.volume_create(&row, qv, qg).await.map_err(|e| e.to_string())?;
-            let path = s.cfg.image_dir.as_ref().map(|d| d.join(image)).ok_or("no image directory is configured")?;
-            let made = if path.exists() {
-                storage.create_from_image(&vol.backend_name, b.size_gb as u64, &path).await
-            } else {
-                storage.create(&vol.backend_name, b.size_gb as u64).await
-            };
-            if let Err(e) = made {
-                ds.volume_set_status(&vol.id, &[], "error").await.map_err(|e| e.to_string())?;
-                return Err(format!("creating volume {}: {e}", vol.id));
-            }
-            ds.volume_set_status(&vol.id, &["creating"], "available").await.map_err(|e| e.to_string())?;
-            let att = stratus_db::AttachmentRow {
-                id: uuid::Uuid::new_v4().to_string(),
-                volume_id: vol.id.clone(),
-                server_id: server.id.clone(),
-                host: None,
-                connector: None,
-                client_id: None,
-                mountpoint: Some(device),
-                status: String::new(),
+                image_id: image.clone(),
+                mountpoint: device,
                 delete_on_termination: b.delete_on_termination,
                 boot_index: b.boot_index,
-                created_at: String::new(),
             };
-            ds.attachment_create(&att).await.map_err(|e| e.to_string())?;
+            volume.create_boot_volume(&boot).await.map_err(|e| e.to_string())?;
         }
         Ok(())
     }

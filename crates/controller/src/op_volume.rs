@@ -31,16 +31,13 @@ pub(crate) async fn open_on_host(
     att: &AttachmentRow,
 ) -> Result<String, String> {
     let host = server.host.clone().ok_or("server has no host")?;
-    let vol = s.ds.volume_get(&att.volume_id).await.map_err(|e| e.to_string())?;
+    let volumes = s.volume.as_ref().ok_or("no block storage service is configured")?;
+    let vol = volumes.volume(&att.volume_id).await.map_err(|e| e.to_string())?;
     let d = Deadlines { ack: s.cfg.command_ack_timeout, result: s.cfg.power_timeout };
     let kind = CommandKind::AttachVolume { attachment_id: att.id.clone(), volume: vol.backend_name.clone() };
     let t = s.host_command(op_id, &server.id, &host, kind, d).await?;
     let client = t.result.client_id.clone().ok_or("the host reported no storage client")?;
-    let connector = serde_json::json!({"host": host, "initiator": format!("stratus:{host}")}).to_string();
-    s.ds.attachment_update(&att.id, Some(&host), Some(&connector), Some(&client), att.mountpoint.as_deref())
-        .await
-        .map_err(|e| e.to_string())?;
-    s.ds.attachment_complete(&att.id).await.map_err(|e| e.to_string())?;
+    volumes.host_attached(att, &host, &client).await.map_err(|e| e.to_string())?;
     info!(server = %server.id, volume = %att.volume_id, client = %client, "volume attached");
     Ok(client)
 }
@@ -55,10 +52,11 @@ impl Handler for VolumeOps {
             Err(e) => return s.bad_params(op, e).await,
         };
         let server = ds.server_get_any(&op.server_id).await?;
-        let att = match ds.attachment_get(&att_id).await {
-            Ok(a) => a,
-            Err(stratus_db::DbError::NotFound(_)) => return Ok(Outcome::Done), // already detached (or never made)
-            Err(e) => return Err(e.into()),
+        let Some(volumes) = s.volume.as_ref() else {
+            return Ok(Outcome::Failed("no block storage service is configured".into()));
+        };
+        let Some(att) = volumes.attachment(&att_id).await.map_err(crate::storage::op_error)? else {
+            return Ok(Outcome::Done); // already detached (or never made)
         };
         if server.deleted || server.task_state.as_deref() == Some(stratus_types::TaskState::Deleting.as_str()) {
             return Ok(Outcome::Done); // the delete releases the volumes
@@ -68,7 +66,9 @@ impl Handler for VolumeOps {
             let event = "compute_attach_volume";
             cx.step(VolumeStep::Attach).await?;
             ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
-            if let Some(client) = att.client_id.as_deref().filter(|_| att.status == "attached") {
+            if let Some(client) =
+                att.client_id.as_deref().filter(|_| att.status == stratus_types::AttachStatus::Attached)
+            {
                 // An earlier attempt opened it and died before closing the operation.
                 let detail = format!("volume {} opened on {host} by client {client}", att.volume_id);
                 ds.event_finish(&server.id, &op.request_id, event, true, &detail).await?;
@@ -89,7 +89,7 @@ impl Handler for VolumeOps {
                     Ok(Outcome::Done)
                 }
                 Err(e) => {
-                    ds.attachment_delete(&att.id).await?;
+                    volumes.host_attach_failed(&att.id).await.map_err(crate::storage::op_error)?;
                     ds.event_finish(&server.id, &op.request_id, event, false, &e).await?;
                     Ok(Outcome::Failed(e))
                 }
@@ -104,7 +104,7 @@ impl Handler for VolumeOps {
                 .await
             {
                 Ok(_) => {
-                    ds.attachment_delete(&att.id).await?;
+                    volumes.host_detached(&att.id).await.map_err(crate::storage::op_error)?;
                     ds.event_finish(
                         &server.id,
                         &op.request_id,
@@ -118,7 +118,7 @@ impl Handler for VolumeOps {
                 }
                 Err(e) => {
                     // The volume stays attached: releasing it while the host may still write is unsafe.
-                    ds.attachment_complete(&att.id).await?;
+                    volumes.host_detach_failed(&att.id).await.map_err(crate::storage::op_error)?;
                     ds.event_finish(&server.id, &op.request_id, event, false, &e).await?;
                     Ok(Outcome::Failed(e))
                 }

@@ -28,6 +28,7 @@ use stratus_driver::{Driver, FakeDriver, FakeDriverConfig};
 use stratus_ops::{OpError, Outcome};
 use stratus_types::faults::{FaultMode, Faults};
 use stratus_types::{MigrationKind, MigrationStatus, OpKind, OpState};
+use stratus_volume::{VolumeConfig, VolumeService};
 use tokio::sync::watch;
 
 const HOSTS: [&str; 2] = ["compute-1", "compute-2"];
@@ -93,12 +94,20 @@ impl Cloud {
             default_quota: QuotaLimits { instances: -1, cores: -1, ram: -1 },
             reclaim_instance_interval: if o.soft_delete { Duration::from_secs(3600) } else { Duration::ZERO },
             shelved_offload_time: if o.keep_shelved { None } else { Some(Duration::ZERO) },
-            volume_quota: (-1, -1),
-            image_dir: Some(dir.join("images")),
             ..ControllerConfig::default()
         };
         let storage = Arc::new(LocalBackend::new(dir.join("volumes")));
-        let ctl = Controller::new(ds.clone(), bus.clone(), cfg.clone()).with_storage(storage.clone(), false);
+        let volumes = Arc::new(VolumeService::new(
+            ds.clone(),
+            storage.clone(),
+            VolumeConfig {
+                image_dir: dir.join("images"),
+                quota_volumes: -1,
+                quota_gigabytes: -1,
+                ..VolumeConfig::default()
+            },
+        ));
+        let ctl = Controller::new(ds.clone(), bus.clone(), cfg.clone()).with_volumes(volumes);
         let (stop, stop_rx) = watch::channel(false);
         ctl.start_services(stop_rx).await.expect("controller services");
         let mut drivers = BTreeMap::new();
@@ -219,7 +228,7 @@ impl Cloud {
             project_id: self.ctx.project_id.clone(),
             user_id: self.ctx.user_id.clone(),
             size_gb: 1,
-            status: "available".into(),
+            status: stratus_types::VolumeStatus::Available,
             volume_type: "__DEFAULT__".into(),
             availability_zone: "nova".into(),
             bootable: false,
@@ -329,7 +338,13 @@ impl Cloud {
             vm_on_own_host: on_own_host,
             zombies,
             ports: ds.port_list_for_server(id).await.expect("ports").len(),
-            attachments: ds.attachment_list_for_server(id).await.expect("atts").into_iter().map(|a| a.status).collect(),
+            attachments: ds
+                .attachment_list_for_server(id)
+                .await
+                .expect("atts")
+                .into_iter()
+                .map(|a| a.status.as_str().to_string())
+                .collect(),
             migrations: ds
                 .migration_list_for_server(id)
                 .await

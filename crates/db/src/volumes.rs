@@ -6,6 +6,7 @@
 
 use crate::{Cas, Datastore, DbError};
 use sqlx::FromRow;
+use stratus_types::{AttachStatus, CleanupKind, VolumeStatus};
 
 /// A volume row.
 #[derive(Clone, Debug, FromRow)]
@@ -23,7 +24,8 @@ pub struct VolumeRow {
     /// Size GiB.
     pub size_gb: i64,
     /// Status (see the module doc).
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: VolumeStatus,
     /// Volume type.
     pub volume_type: String,
     /// Availability zone.
@@ -64,8 +66,9 @@ pub struct AttachmentRow {
     pub client_id: Option<String>,
     /// Device path (`/dev/vdb`).
     pub mountpoint: Option<String>,
-    /// `reserved`, `attaching`, `attached`, `detaching`, `fenced`.
-    pub status: String,
+    /// Where opening the volume on the host stands, or `fenced`.
+    #[sqlx(try_from = "String")]
+    pub status: AttachStatus,
     /// Delete the volume when the server is deleted.
     pub delete_on_termination: bool,
     /// Boot index (0 for a root volume).
@@ -79,8 +82,9 @@ pub struct AttachmentRow {
 pub struct CleanupRow {
     /// Id.
     pub id: i64,
-    /// `volume_delete` or `unfence`.
-    pub kind: String,
+    /// What the cleanup does.
+    #[sqlx(try_from = "String")]
+    pub kind: CleanupKind,
     /// Volume.
     pub volume_id: Option<String>,
     /// Backend name of the volume.
@@ -148,7 +152,7 @@ impl Datastore {
             return Err(DbError::QuotaExceeded(ex));
         }
         let row: VolumeRow = sqlx::query_as(&format!("INSERT INTO volumes ({VCOLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$14,NULL,FALSE) RETURNING {VCOLS}"))
-            .bind(&v.id).bind(&v.name).bind(&v.description).bind(&v.project_id).bind(&v.user_id).bind(v.size_gb).bind(&v.status)
+            .bind(&v.id).bind(&v.name).bind(&v.description).bind(&v.project_id).bind(&v.user_id).bind(v.size_gb).bind(v.status.as_str())
             .bind(&v.volume_type).bind(&v.availability_zone).bind(v.bootable).bind(&v.image_id).bind(&v.backend_name).bind(&v.metadata).bind(&now)
             .fetch_one(&mut *tx).await?;
         tx.commit().await?;
@@ -182,9 +186,9 @@ impl Datastore {
     }
 
     /// Compare-and-swap the status: from any of `from` (empty: any) to `to`.
-    pub async fn volume_set_status(&self, id: &str, from: &[&str], to: &str) -> Result<Cas, DbError> {
+    pub async fn volume_set_status(&self, id: &str, from: &[VolumeStatus], to: VolumeStatus) -> Result<Cas, DbError> {
         let mut q: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new("UPDATE volumes SET status = ");
-        q.push_bind(to.to_string())
+        q.push_bind(to.as_str())
             .push(", updated_at = ")
             .push_bind(self.now())
             .push(" WHERE id = ")
@@ -194,7 +198,7 @@ impl Datastore {
             q.push(" AND status IN (");
             let mut sep = q.separated(", ");
             for f in from {
-                sep.push_bind(f.to_string());
+                sep.push_bind(f.as_str());
             }
             q.push(")");
         }
@@ -226,8 +230,8 @@ impl Datastore {
     /// Mark a volume deleted (its storage is gone). Idempotent.
     pub async fn volume_mark_deleted(&self, id: &str) -> Result<(), DbError> {
         let now = self.now();
-        sqlx::query("UPDATE volumes SET status = 'deleted', deleted = TRUE, deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
-            .bind(id).bind(&now).execute(&self.write).await?;
+        sqlx::query("UPDATE volumes SET status = $3, deleted = TRUE, deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
+            .bind(id).bind(&now).bind(VolumeStatus::Deleted.as_str()).execute(&self.write).await?;
         Ok(())
     }
 
@@ -236,14 +240,21 @@ impl Datastore {
     pub async fn attachment_create(&self, a: &AttachmentRow) -> Result<AttachmentRow, DbError> {
         let now = self.now();
         let mut tx = self.write.begin().await?;
-        let r = sqlx::query("UPDATE volumes SET status = 'reserved', updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status = 'available'")
-            .bind(&a.volume_id).bind(&now).execute(&mut *tx).await?;
+        let r = sqlx::query(
+            "UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status = $4",
+        )
+        .bind(&a.volume_id)
+        .bind(&now)
+        .bind(VolumeStatus::Reserved.as_str())
+        .bind(VolumeStatus::Available.as_str())
+        .execute(&mut *tx)
+        .await?;
         if r.rows_affected() != 1 {
             return Err(DbError::Conflict(format!("volume {} is not available", a.volume_id)));
         }
-        let row: AttachmentRow = sqlx::query_as(&format!("INSERT INTO volume_attachments ({ACOLS}, updated_at, deleted) VALUES ($1,$2,$3,$4,$5,$6,$7,'reserved',$8,$9,$10,$10,FALSE) RETURNING {ACOLS}"))
+        let row: AttachmentRow = sqlx::query_as(&format!("INSERT INTO volume_attachments ({ACOLS}, updated_at, deleted) VALUES ($1,$2,$3,$4,$5,$6,$7,$11,$8,$9,$10,$10,FALSE) RETURNING {ACOLS}"))
             .bind(&a.id).bind(&a.volume_id).bind(&a.server_id).bind(&a.host).bind(&a.connector).bind(&a.client_id).bind(&a.mountpoint)
-            .bind(a.delete_on_termination).bind(a.boot_index).bind(&now)
+            .bind(a.delete_on_termination).bind(a.boot_index).bind(&now).bind(AttachStatus::Reserved.as_str())
             .fetch_one(&mut *tx).await?;
         tx.commit().await?;
         Ok(row)
@@ -309,10 +320,17 @@ impl Datastore {
     ) -> Result<AttachmentRow, DbError> {
         let now = self.now();
         let mut tx = self.write.begin().await?;
-        let row: AttachmentRow = sqlx::query_as(&format!("UPDATE volume_attachments SET host = COALESCE($2, host), connector = COALESCE($3, connector), client_id = COALESCE($4, client_id), mountpoint = COALESCE($5, mountpoint), status = 'attaching', updated_at = $6 WHERE id = $1 AND deleted = FALSE AND status IN ('reserved','attaching') RETURNING {ACOLS}"))
+        let row: AttachmentRow = sqlx::query_as(&format!("UPDATE volume_attachments SET host = COALESCE($2, host), connector = COALESCE($3, connector), client_id = COALESCE($4, client_id), mountpoint = COALESCE($5, mountpoint), status = $8, updated_at = $6 WHERE id = $1 AND deleted = FALSE AND status IN ($7,$8) RETURNING {ACOLS}"))
             .bind(id).bind(host).bind(connector).bind(client_id).bind(mountpoint).bind(&now)
+            .bind(AttachStatus::Reserved.as_str()).bind(AttachStatus::Attaching.as_str())
             .fetch_optional(&mut *tx).await?.ok_or_else(|| DbError::Conflict(format!("attachment {id} cannot be updated in its state")))?;
-        sqlx::query("UPDATE volumes SET status = 'attaching', updated_at = $2 WHERE id = $1 AND status IN ('reserved','attaching')").bind(&row.volume_id).bind(&now).execute(&mut *tx).await?;
+        sqlx::query("UPDATE volumes SET status = $4, updated_at = $2 WHERE id = $1 AND status IN ($3,$4)")
+            .bind(&row.volume_id)
+            .bind(&now)
+            .bind(VolumeStatus::Reserved.as_str())
+            .bind(VolumeStatus::Attaching.as_str())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(row)
     }
@@ -321,14 +339,15 @@ impl Datastore {
     pub async fn attachment_complete(&self, id: &str) -> Result<(), DbError> {
         let now = self.now();
         let mut tx = self.write.begin().await?;
-        let row: Option<(String,)> = sqlx::query_as("UPDATE volume_attachments SET status = 'attached', updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status IN ('reserved','attaching','attached') RETURNING volume_id")
-            .bind(id).bind(&now).fetch_optional(&mut *tx).await?;
+        let row: Option<(String,)> = sqlx::query_as("UPDATE volume_attachments SET status = $5, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status IN ($3,$4,$5) RETURNING volume_id")
+            .bind(id).bind(&now).bind(AttachStatus::Reserved.as_str()).bind(AttachStatus::Attaching.as_str()).bind(AttachStatus::Attached.as_str()).fetch_optional(&mut *tx).await?;
         let Some((vol,)) = row else {
             return Err(DbError::Conflict(format!("attachment {id} cannot be completed in its state")));
         };
-        sqlx::query("UPDATE volumes SET status = 'in-use', updated_at = $2 WHERE id = $1 AND deleted = FALSE")
+        sqlx::query("UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
             .bind(&vol)
             .bind(&now)
+            .bind(VolumeStatus::InUse.as_str())
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -337,13 +356,12 @@ impl Datastore {
 
     /// Mark an attachment's client fenced (its storage client can no longer write).
     pub async fn attachment_mark_fenced(&self, id: &str) -> Result<(), DbError> {
-        sqlx::query(
-            "UPDATE volume_attachments SET status = 'fenced', updated_at = $2 WHERE id = $1 AND deleted = FALSE",
-        )
-        .bind(id)
-        .bind(self.now())
-        .execute(&self.write)
-        .await?;
+        sqlx::query("UPDATE volume_attachments SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
+            .bind(id)
+            .bind(self.now())
+            .bind(AttachStatus::Fenced.as_str())
+            .execute(&self.write)
+            .await?;
         Ok(())
     }
 
@@ -352,12 +370,13 @@ impl Datastore {
     pub async fn attachment_delete(&self, id: &str) -> Result<(), DbError> {
         let now = self.now();
         let mut tx = self.write.begin().await?;
-        let row: Option<(String,)> = sqlx::query_as("UPDATE volume_attachments SET deleted = TRUE, status = 'detached', updated_at = $2 WHERE id = $1 AND deleted = FALSE RETURNING volume_id")
-            .bind(id).bind(&now).fetch_optional(&mut *tx).await?;
+        let row: Option<(String,)> = sqlx::query_as("UPDATE volume_attachments SET deleted = TRUE, status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE RETURNING volume_id")
+            .bind(id).bind(&now).bind(AttachStatus::Detached.as_str()).fetch_optional(&mut *tx).await?;
         if let Some((vol,)) = row {
-            sqlx::query("UPDATE volumes SET status = 'available', updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status NOT IN ('deleting','error_deleting')
+            sqlx::query("UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status NOT IN ($4,$5)
                          AND NOT EXISTS (SELECT 1 FROM volume_attachments WHERE volume_id = $1 AND deleted = FALSE)")
-                .bind(&vol).bind(&now).execute(&mut *tx).await?;
+                .bind(&vol).bind(&now).bind(VolumeStatus::Available.as_str())
+                .bind(VolumeStatus::Deleting.as_str()).bind(VolumeStatus::ErrorDeleting.as_str()).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -366,7 +385,7 @@ impl Datastore {
     /// Queue a storage cleanup (idempotent per kind, volume and client).
     pub async fn cleanup_enqueue(
         &self,
-        kind: &str,
+        kind: CleanupKind,
         volume_id: Option<&str>,
         backend_name: Option<&str>,
         client_id: Option<&str>,
@@ -375,7 +394,7 @@ impl Datastore {
     ) -> Result<(), DbError> {
         let now = self.now();
         sqlx::query("INSERT INTO storage_cleanup (kind, volume_id, backend_name, client_id, host, reason, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$7) ON CONFLICT DO NOTHING")
-            .bind(kind).bind(volume_id).bind(backend_name).bind(client_id).bind(host).bind(reason).bind(&now)
+            .bind(kind.as_str()).bind(volume_id).bind(backend_name).bind(client_id).bind(host).bind(reason).bind(&now)
             .execute(&self.write).await?;
         Ok(())
     }
@@ -391,8 +410,8 @@ impl Datastore {
         client_id: &str,
     ) -> Result<(), DbError> {
         let now = self.now();
-        sqlx::query("INSERT INTO storage_cleanup (kind, volume_id, backend_name, client_id, host, server_id, epoch, reason, created_at, updated_at) VALUES ('unfence',$1,$2,$3,$4,$5,$6,'fenced during a local delete',$7,$7) ON CONFLICT DO NOTHING")
-            .bind(volume_id).bind(backend_name).bind(client_id).bind(host).bind(server_id).bind(epoch).bind(&now)
+        sqlx::query("INSERT INTO storage_cleanup (kind, volume_id, backend_name, client_id, host, server_id, epoch, reason, created_at, updated_at) VALUES ($8,$1,$2,$3,$4,$5,$6,'fenced during a local delete',$7,$7) ON CONFLICT DO NOTHING")
+            .bind(volume_id).bind(backend_name).bind(client_id).bind(host).bind(server_id).bind(epoch).bind(&now).bind(CleanupKind::Unfence.as_str())
             .execute(&self.write).await?;
         Ok(())
     }
@@ -447,7 +466,11 @@ impl Datastore {
     /// (a [`crate::ts`] timestamp): what the volume reconciler retries
     /// (a `creating` or `deleting` left behind by a crash), without scanning
     /// every volume of the cloud each pass.
-    pub async fn volume_list_stale(&self, statuses: &[&str], updated_before: &str) -> Result<Vec<VolumeRow>, DbError> {
+    pub async fn volume_list_stale(
+        &self,
+        statuses: &[VolumeStatus],
+        updated_before: &str,
+    ) -> Result<Vec<VolumeRow>, DbError> {
         if statuses.is_empty() {
             return Ok(Vec::new());
         }
@@ -456,7 +479,7 @@ impl Datastore {
         q.push_bind(updated_before.to_string()).push(" AND status IN (");
         let mut sep = q.separated(", ");
         for s in statuses {
-            sep.push_bind(s.to_string());
+            sep.push_bind(s.as_str());
         }
         q.push(") ORDER BY updated_at, id");
         Ok(q.build_query_as().fetch_all(&self.read).await?)
@@ -476,7 +499,7 @@ mod tests {
             project_id: "p".into(),
             user_id: "u".into(),
             size_gb: size,
-            status: "available".into(),
+            status: VolumeStatus::Available,
             volume_type: "__DEFAULT__".into(),
             availability_zone: "nova".into(),
             bootable: false,
@@ -508,7 +531,7 @@ mod tests {
             connector: None,
             client_id: None,
             mountpoint: None,
-            status: String::new(),
+            status: AttachStatus::Reserved,
             delete_on_termination: false,
             boot_index: None,
             created_at: String::new(),
@@ -525,17 +548,21 @@ mod tests {
             .await
             .expect("update");
         ds.attachment_complete("t1").await.expect("complete");
-        assert_eq!(ds.volume_get("a").await.expect("a").status, "in-use");
+        assert_eq!(ds.volume_get("a").await.expect("a").status.as_str(), "in-use");
         assert_eq!(
-            ds.volume_set_status("a", &["available"], "deleting").await.expect("cas"),
+            ds.volume_set_status("a", &[VolumeStatus::Available], VolumeStatus::Deleting).await.expect("cas"),
             Cas::Conflict,
             "in-use cannot be deleted"
         );
         ds.attachment_delete("t1").await.expect("detach");
         ds.attachment_delete("t1").await.expect("detach twice");
-        assert_eq!(ds.volume_get("a").await.expect("a").status, "available");
-        ds.cleanup_enqueue("volume_delete", Some("a"), Some("volume-a"), None, None, "busy").await.expect("q");
-        ds.cleanup_enqueue("volume_delete", Some("a"), Some("volume-a"), None, None, "busy").await.expect("q again");
+        assert_eq!(ds.volume_get("a").await.expect("a").status.as_str(), "available");
+        ds.cleanup_enqueue(CleanupKind::VolumeDelete, Some("a"), Some("volume-a"), None, None, "busy")
+            .await
+            .expect("q");
+        ds.cleanup_enqueue(CleanupKind::VolumeDelete, Some("a"), Some("volume-a"), None, None, "busy")
+            .await
+            .expect("q again");
         let q = ds.cleanup_pending().await.expect("pending");
         assert_eq!(q.len(), 1);
         ds.cleanup_done(q[0].id).await.expect("done");

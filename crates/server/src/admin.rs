@@ -44,15 +44,6 @@ async fn zombies(State(st): State<AppState>, Auth(ctx): Auth) -> Result<Json<Val
 /// could not be done yet, with their attempts and last error.
 async fn cleanups(State(st): State<AppState>, Auth(ctx): Auth) -> Result<Json<Value>, ApiError> {
     admin_only(&ctx)?;
-    let list: Vec<Value> = st
-        .ds
-        .cleanup_pending()
-        .await?
-        .into_iter()
-        .map(|c| {
-            json!({"id": c.id, "kind": c.kind, "volume_id": c.volume_id, "backend_name": c.backend_name, "client_id": c.client_id,
-                   "host": c.host, "server_id": c.server_id, "reason": c.reason, "attempts": c.attempts, "last_error": c.last_error, "created_at": c.created_at})
-        })
-        .collect();
+    let list: Vec<Value> = st.volume.pending_cleanups().await?.iter().map(stratus_api::volume::cleanup_view).collect();
     Ok(Json(json!({"storage_cleanups": list})))
 }

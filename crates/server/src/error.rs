@@ -185,13 +185,26 @@ impl From<VolumeError> for ApiError {
     fn from(e: VolumeError) -> Self {
         match e {
             VolumeError::BadRequest(m) => Self::BadRequest(m),
-            VolumeError::Forbidden(m) => Self::Forbidden(m),
+            e @ VolumeError::Forbidden { .. } => Self::Forbidden(e.to_string()),
             // Cinder answers quota refusals with 413 `overLimit`.
             VolumeError::QuotaExceeded(m) => Self::PayloadTooLarge(m),
-            VolumeError::NotFound(m) => Self::NotFound(m),
+            e @ VolumeError::NotFound { .. } => Self::NotFound(e.to_string()),
             VolumeError::Conflict(m) => Self::Conflict(m),
             VolumeError::Db(e) => e.into(),
-            VolumeError::Backend(e) => Self::Internal(e.to_string()),
+            e @ (VolumeError::Backend(_) | VolumeError::BootVolume { .. } | VolumeError::Fence { .. }) => {
+                Self::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<stratus_api::volume::VolumeRequestError> for ApiError {
+    fn from(e: stratus_api::volume::VolumeRequestError) -> Self {
+        use stratus_api::volume::VolumeRequestError as R;
+        match e {
+            R::BadRequest(m) => Self::BadRequest(m),
+            R::NotFound(m) => Self::NotFound(m),
+            R::NotAcceptable(m) => Self::NotAcceptable(m),
         }
     }
 }

@@ -104,7 +104,7 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
                 "attachment {} keeps volume {} attached to deleted server {}",
                 a.id, a.volume_id, a.server_id
             ));
-            if repair && a.status == "fenced" {
+            if repair && a.status == stratus_volume::AttachStatus::Fenced {
                 ds.attachment_delete(&a.id).await?;
             }
         }
@@ -123,7 +123,7 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
     }
     let volumes = ds.volume_list(None).await?;
     for v in &volumes {
-        if (v.status == "deleting" || v.status == "error_deleting")
+        if matches!(v.status, stratus_volume::VolumeStatus::Deleting | stratus_volume::VolumeStatus::ErrorDeleting)
             && !pending.iter().any(|c| c.volume_id.as_deref() == Some(v.id.as_str()))
         {
             problems.push(format!("volume {} is {} with no deletion queued", v.id, v.status));

@@ -345,10 +345,6 @@ pub struct ControllerParts<'a> {
     pub retention: &'a RetentionArgs,
     /// Compute quota (API only).
     pub quota: Option<&'a ComputeQuotaArgs>,
-    /// Volume quota.
-    pub volume_quota: &'a VolumeQuotaArgs,
-    /// Where image files live.
-    pub image_dir: PathBuf,
 }
 
 impl ControllerParts<'_> {
@@ -372,8 +368,6 @@ impl ControllerParts<'_> {
         }
         cfg.reclaim_instance_interval = self.retention.reclaim_instance_interval.0;
         cfg.shelved_offload_time = self.retention.shelved_offload_time.0;
-        cfg.image_dir = Some(self.image_dir.clone());
-        cfg.volume_quota = (self.volume_quota.quota_volumes, self.volume_quota.quota_gigabytes);
         anyhow::ensure!(
             cfg.lease_renew_interval < cfg.lease_ttl,
             "lease_renew_interval ({:?}) must be shorter than lease_ttl ({:?})",

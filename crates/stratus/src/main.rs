@@ -238,8 +238,6 @@ async fn api_role(
         operations: controller.map(|c| c.2),
         retention: &a.retention,
         quota: Some(&a.quota),
-        volume_quota: &a.volume_quota,
-        image_dir: image_dir.clone(),
     }
     .build()?;
     let token_ttl = chrono::Duration::from_std(a.tokens.token_ttl.0).context("token_ttl is too long")?;
@@ -287,10 +285,12 @@ async fn up(a: UpArgs, faults: Faults) -> anyhow::Result<()> {
     let (role, cfg) =
         api_role(&a.api, Some((&a.leases, &a.deletes, &a.operations)), bus.clone(), ds.clone(), data_dir).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    // The volume service retries interrupted creates and queued volume deletes.
-    tokio::spawn(role.volume.clone().run_reconciler(stop_rx.clone()));
+    // The storage reconciler (interrupted volume creates and deletes, the
+    // cleanup queue, fence lifts) runs in the controller role only: under
+    // `stratus up` that is this process; `stratus api` alone never runs it,
+    // so the API and a separate `stratus controller` never retry the same queue.
     Controller::new(ds.clone(), bus.clone(), cfg)
-        .with_storage(role.storage.clone(), true)
+        .with_volumes(role.volume.clone())
         .with_faults(faults.clone())
         .start(stop_rx.clone())
         .await?;
@@ -311,9 +311,7 @@ async fn api(a: ApiArgs) -> anyhow::Result<()> {
     let (data_dir, ds) = open_data_dir(&a.api.data).await?;
     let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats.nats_url).await?);
     let (role, _cfg) = api_role(&a.api, None, bus, ds, data_dir).await?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    // The volume service retries interrupted creates and queued volume deletes.
-    tokio::spawn(role.volume.clone().run_reconciler(stop_rx.clone()));
+    let (stop_tx, _stop_rx) = watch::channel(false);
     serve(role, 0, stop_tx).await
 }
 
@@ -325,14 +323,19 @@ async fn controller(a: ControllerArgs, faults: Faults) -> anyhow::Result<()> {
         operations: Some(&a.operations),
         retention: &a.retention,
         quota: None,
-        volume_quota: &a.volume_quota,
-        image_dir: data_dir.join("images"),
     }
     .build()?;
     let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats.nats_url).await?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let storage = a.backend.backend(&data_dir)?;
-    Controller::new(ds, bus, cfg).with_storage(storage, false).with_faults(faults).start(stop_rx).await?;
+    // The controller owns the volume steps of server operations and is the
+    // one role that runs the storage reconciler.
+    let volume = Arc::new(VolumeService::new(
+        ds.clone(),
+        storage,
+        a.volume_quota.volume_config(&a.backend, data_dir.join("images")),
+    ));
+    Controller::new(ds, bus, cfg).with_volumes(volume).with_faults(faults).start(stop_rx).await?;
     println!("Stratus controller started");
     shutdown_signal().await;
     let _ = stop_tx.send(true);

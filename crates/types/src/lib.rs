@@ -10,8 +10,10 @@ pub mod image;
 pub mod op;
 pub mod plan;
 pub mod state;
+pub mod volume;
 
 pub use clock::*;
 pub use ids::*;
 pub use op::*;
 pub use state::*;
+pub use volume::*;

@@ -2,12 +2,21 @@
 //! volumes, attachments as Nova uses them, quota by counting, and the
 //! reconciler that makes the inline backend work crash-safe.
 //!
-//! The HTTP layer (`stratus-server`'s `volume` module) calls
-//! [`VolumeService`]; every call validates against the current state the way
+//! This crate is the one owner of the volume lifecycle. The HTTP layer
+//! (`stratus-server`'s `volume` module) calls [`VolumeService`] for the
+//! Cinder API; the controller calls it for the volume steps of a server's
+//! operations (boot from volume, attach/detach bookkeeping, fencing and
+//! releasing a deleted server's volumes: see the `servers` module).
+//!
+//! Every call validates against the current state the way
 //! Cinder does, writes the database with a compare-and-swap, and then does
 //! the backend work inline. Because a process may die between the database
-//! write and the backend call, [`VolumeService::reconcile`] (run every 2 s
-//! by [`VolumeService::run_reconciler`]) finishes what was interrupted:
+//! write and the backend call, [`VolumeService::reconcile`] finishes what
+//! was interrupted. Exactly one role runs it: the controller (the
+//! background role), whose periodic loop calls [`VolumeService::tick`]
+//! (a pass every [`VolumeConfig::reconcile_interval`]); `stratus api` alone
+//! serves the API and never reconciles, so two processes never retry the
+//! same queue. A pass:
 //!
 //! - a volume left `creating` for longer than [`VolumeConfig::stale_after`]
 //!   is built again (backend create is idempotent);
@@ -15,26 +24,35 @@
 //!   not recorded; an admin resets it);
 //! - a volume left `deleting` with no queued cleanup gets one;
 //! - every queued `volume_delete` cleanup is retried until the backend
-//!   delete succeeds, and only then is the volume marked deleted.
+//!   delete succeeds, and only then is the volume marked deleted;
+//! - every queued `unfence` is lifted once the fenced client's host rejoined
+//!   with a newer epoch and confirmed the server's VM gone.
 //!
 //! [`BlockError::Busy`] is never swallowed: a volume whose storage is still
 //! watched stays `deleting` and its delete stays in the durable queue
 //! (`storage_cleanup`), visible to admins, until it goes.
 
+mod attachments;
+mod error;
+mod reconcile;
+mod servers;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-use serde_json::{Value, json};
+pub use error::{Missing, VolumeError, quota_message};
+pub use reconcile::ReconcileReport;
+pub use servers::BootVolume;
+pub use stratus_types::{AttachMode, AttachStatus, CleanupKind, VolumeStatus};
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stratus_auth::AuthContext;
 use stratus_blockstore::{BlockBackend, BlockError};
-use stratus_db::{AttachmentRow, Cas, CleanupRow, Datastore, DbError, ImageRow, QuotaExceeded, VolumeRow, ts};
+use stratus_db::{AttachmentRow, Cas, CleanupRow, Datastore, DbError, ImageRow, VolumeRow};
 use stratus_image::{ImageError, ImageService, ImageStatus};
-use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 /// Cinder's refusal to delete a volume that is in use (attached, reserved,
 /// attaching, ...), word for word, because clients and operators match on it.
@@ -42,31 +60,59 @@ pub const DELETE_REFUSED: &str = "Invalid volume: Volume status must be availabl
 
 /// Statuses from which a volume may be deleted (Cinder's list, plus
 /// `error_deleting` so a failed delete can be retried by the user).
-const DELETABLE: &[&str] =
-    &["available", "error", "error_restoring", "error_extending", "error_managing", "error_deleting"];
+const DELETABLE: &[VolumeStatus] = &[
+    VolumeStatus::Available,
+    VolumeStatus::Error,
+    VolumeStatus::ErrorRestoring,
+    VolumeStatus::ErrorExtending,
+    VolumeStatus::ErrorManaging,
+    VolumeStatus::ErrorDeleting,
+];
 
 /// Statuses an admin may set with `os-reset_status`. `creating` and
 /// `deleting` are left out on purpose: the reconciler acts on them (it would
 /// rebuild or delete the volume's storage), which a status reset must never
 /// trigger.
-pub const RESET_STATUSES: &[&str] = &[
-    "available",
-    "error",
-    "error_deleting",
-    "error_extending",
-    "error_restoring",
-    "error_managing",
-    "extending",
-    "in-use",
-    "attaching",
-    "detaching",
-    "reserved",
-    "maintenance",
+pub const RESET_STATUSES: &[VolumeStatus] = &[
+    VolumeStatus::Available,
+    VolumeStatus::Error,
+    VolumeStatus::ErrorDeleting,
+    VolumeStatus::ErrorExtending,
+    VolumeStatus::ErrorRestoring,
+    VolumeStatus::ErrorManaging,
+    VolumeStatus::Extending,
+    VolumeStatus::InUse,
+    VolumeStatus::Attaching,
+    VolumeStatus::Detaching,
+    VolumeStatus::Reserved,
+    VolumeStatus::Maintenance,
 ];
 
-/// Cleanup-queue kind this service retries (other kinds, e.g. `unfence`,
-/// belong to the controller's fencing reconciler).
-pub const CLEANUP_VOLUME_DELETE: &str = "volume_delete";
+/// The only volume type (Cinder's default type).
+pub const DEFAULT_VOLUME_TYPE: &str = "__DEFAULT__";
+
+/// How [`VolumeService::build`] treats a volume's storage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Build {
+    /// The first build, from the API.
+    First,
+    /// The reconciler retries an interrupted build: start from scratch.
+    Retry,
+    /// A boot volume: blank when its image has no file (the controller's rule).
+    BlankIfNoImage,
+}
+
+/// What happened to a volume's storage when its delete ran inline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum DeleteOutcome {
+    /// The storage is gone; the volume is marked deleted.
+    Deleted,
+    /// Moved to the backend's trash (purged by the reconciler); marked deleted.
+    Trashed,
+    /// Refused (busy, or a backend error): the volume stays `deleting` and
+    /// its delete is in the durable queue, with this reason.
+    Queued(String),
+}
 
 /// Longest name or description Cinder accepts.
 const MAX_TEXT: usize = 255;
@@ -104,69 +150,6 @@ impl Default for VolumeConfig {
             rbd_pool: None,
         }
     }
-}
-
-/// Errors of volume calls; the HTTP layer maps each to a status and fault.
-#[derive(Debug, thiserror::Error)]
-pub enum VolumeError {
-    /// 400 (Cinder's `InvalidInput` / `InvalidVolume`).
-    #[error("{0}")]
-    BadRequest(String),
-    /// 403: the caller's role does not allow it.
-    #[error("{0}")]
-    Forbidden(String),
-    /// 413 with Cinder's quota message.
-    #[error("{0}")]
-    QuotaExceeded(String),
-    /// 404 (also for another project's volume).
-    #[error("{0}")]
-    NotFound(String),
-    /// 409.
-    #[error("{0}")]
-    Conflict(String),
-    /// 500 (logged, not shown).
-    #[error(transparent)]
-    Db(DbError),
-    /// 500: the storage backend failed (logged, not shown).
-    #[error(transparent)]
-    Backend(BlockError),
-}
-
-impl From<DbError> for VolumeError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::QuotaExceeded(q) => Self::QuotaExceeded(quota_message(&q)),
-            DbError::NotFound(what) => Self::NotFound(format!("{what} could not be found.")),
-            DbError::Conflict(m) => Self::Conflict(m),
-            e => Self::Db(e),
-        }
-    }
-}
-
-impl From<BlockError> for VolumeError {
-    fn from(e: BlockError) -> Self {
-        Self::Backend(e)
-    }
-}
-
-/// Cinder's quota messages: `gigabytes` is reported before `volumes`, as
-/// Cinder's `process_reserve_over_quota` does.
-pub fn quota_message(q: &QuotaExceeded) -> String {
-    let at = |name: &str| q.overs.iter().position(|o| *o == name);
-    let get = |v: &[i64], i: usize| v.get(i).copied().unwrap_or(0);
-    if let Some(i) = at("gigabytes") {
-        return gigabytes_message(get(&q.requested, i), get(&q.allowed, i), get(&q.used, i));
-    }
-    if let Some(i) = at("volumes") {
-        return format!("Maximum number of volumes allowed ({}) exceeded for quota 'volumes'.", get(&q.allowed, i));
-    }
-    q.to_string()
-}
-
-fn gigabytes_message(requested: i64, quota: i64, consumed: i64) -> String {
-    format!(
-        "Requested volume or snapshot exceeds allowed gigabytes quota. Requested {requested}G, quota is {quota}G and {consumed}G has been consumed."
-    )
 }
 
 /// A create request, already parsed from the API body.
@@ -212,41 +195,6 @@ pub struct ListFilter {
     pub status: Option<String>,
 }
 
-/// What one reconciler pass did; the last one is kept for admins
-/// ([`VolumeService::last_report`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReconcileReport {
-    /// Interrupted creates retried.
-    pub creates_retried: usize,
-    /// Of those, now `available`.
-    pub creates_finished: usize,
-    /// Interrupted extends marked `error_extending`.
-    pub extends_failed: usize,
-    /// `deleting` volumes without a queued cleanup that got one.
-    pub deletes_requeued: usize,
-    /// Queued volume deletes that succeeded (volume marked deleted).
-    pub deletes_finished: usize,
-    /// Queued volume deletes still refused (busy or backend error).
-    pub deletes_pending: usize,
-    /// Queued deletes dropped because the volume is no longer being deleted
-    /// (an admin reset its status): its data is kept.
-    pub deletes_cancelled: usize,
-    /// Items that failed with a database error (retried next pass).
-    pub errors: usize,
-}
-
-impl ReconcileReport {
-    /// Did the pass change anything worth an info log?
-    pub fn is_quiet(&self) -> bool {
-        self.creates_retried == 0
-            && self.extends_failed == 0
-            && self.deletes_requeued == 0
-            && self.deletes_finished == 0
-            && self.deletes_cancelled == 0
-            && self.errors == 0
-    }
-}
-
 /// The block storage service: volumes and attachments over a datastore and
 /// a [`BlockBackend`]. Shared as `Arc<VolumeService>` by the API and the
 /// reconciler task.
@@ -260,6 +208,8 @@ pub struct VolumeService {
     last_report: Mutex<Option<ReconcileReport>>,
     /// When the backend's trash was last purged (Unix seconds; a purge costs a CLI call).
     last_purge: std::sync::atomic::AtomicI64,
+    /// When [`VolumeService::tick`] last ran a pass.
+    last_pass: Mutex<Option<std::time::Instant>>,
 }
 
 /// Removes a volume from the in-flight set when the build ends (or panics).
@@ -275,11 +225,7 @@ impl Drop for Inflight<'_> {
 }
 
 fn require_write(ctx: &AuthContext, action: &str) -> Result<(), VolumeError> {
-    if ctx.can_write() {
-        Ok(())
-    } else {
-        Err(VolumeError::Forbidden(format!("Policy doesn't allow volume:{action} to be performed.")))
-    }
+    if ctx.can_write() { Ok(()) } else { Err(VolumeError::Forbidden { action: format!("volume:{action}") }) }
 }
 
 fn check_text(field: &str, v: Option<&str>) -> Result<(), VolumeError> {
@@ -312,6 +258,7 @@ impl VolumeService {
             inflight: Mutex::new(HashSet::new()),
             last_report: Mutex::new(None),
             last_purge: std::sync::atomic::AtomicI64::new(0),
+            last_pass: Mutex::new(None),
         }
     }
 
@@ -336,6 +283,12 @@ impl VolumeService {
         Ok(self.ds.volume_usage(project_id).await?)
     }
 
+    /// The storage cleanups waiting to be done (volume deletes and fence
+    /// lifts), oldest first, for admins.
+    pub async fn pending_cleanups(&self) -> Result<Vec<CleanupRow>, VolumeError> {
+        Ok(self.ds.cleanup_pending().await?)
+    }
+
     /// The last reconciler pass's report (`None` before the first pass).
     pub fn last_report(&self) -> Option<ReconcileReport> {
         self.last_report.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -344,7 +297,7 @@ impl VolumeService {
     /// A volume the caller may see; another project's volume is 404, like a
     /// missing one (no existence leak).
     pub async fn get_visible(&self, ctx: &AuthContext, id: &str) -> Result<VolumeRow, VolumeError> {
-        let not_found = || VolumeError::NotFound(format!("Volume {id} could not be found."));
+        let not_found = || VolumeError::not_found(Missing::Volume, id);
         let v = match self.ds.volume_get(id).await {
             Ok(v) => v,
             Err(DbError::NotFound(_)) => return Err(not_found()),
@@ -369,7 +322,7 @@ impl VolumeService {
         Ok(rows
             .into_iter()
             .filter(|v| f.name.as_ref().is_none_or(|n| v.name.as_ref() == Some(n)))
-            .filter(|v| f.status.as_ref().is_none_or(|s| &v.status == s))
+            .filter(|v| f.status.as_ref().is_none_or(|s| v.status.as_str() == s.as_str()))
             .collect())
     }
 
@@ -379,7 +332,7 @@ impl VolumeService {
         match images.find_visible(ctx, image_ref).await {
             Ok(image) => Ok(image),
             Err(ImageError::Db(e)) => Err(e.into()),
-            Err(_) => Err(VolumeError::NotFound(format!("Image {image_ref} could not be found."))),
+            Err(_) => Err(VolumeError::not_found(Missing::Image, image_ref)),
         }
     }
 
@@ -399,8 +352,8 @@ impl VolumeService {
         check_text("description", req.description.as_deref())?;
         check_metadata(&req.metadata)?;
         let volume_type = match req.volume_type.as_deref() {
-            None | Some("") | Some("__DEFAULT__") => "__DEFAULT__".to_string(),
-            Some(t) => return Err(VolumeError::NotFound(format!("Volume type with name {t} could not be found."))),
+            None | Some("") | Some(DEFAULT_VOLUME_TYPE) => DEFAULT_VOLUME_TYPE.to_string(),
+            Some(t) => return Err(VolumeError::not_found(Missing::VolumeType, t)),
         };
         let az = match req.availability_zone.as_deref() {
             None | Some("") => self.cfg.availability_zone.clone(),
@@ -444,7 +397,7 @@ impl VolumeService {
             project_id: ctx.project_id.clone(),
             user_id: ctx.user_id.clone(),
             size_gb: req.size,
-            status: "creating".into(),
+            status: VolumeStatus::Creating,
             volume_type,
             availability_zone: az,
             bootable: image.is_some(),
@@ -457,7 +410,7 @@ impl VolumeService {
         };
         let row = self.ds.volume_create(&row, self.cfg.quota_volumes, self.cfg.quota_gigabytes).await?;
         info!(volume = %row.id, project = %row.project_id, size = row.size_gb, image = ?row.image_id, "volume create recorded");
-        self.build(&row, false).await
+        self.build(&row, Build::First).await
     }
 
     fn claim(&self, id: &str) -> Option<Inflight<'_>> {
@@ -470,35 +423,55 @@ impl VolumeService {
     }
 
     /// Build a `creating` volume's storage and move it to `available` (or
-    /// `error`). `retry`: a previous attempt may have left a partial copy of
-    /// an image behind, so an image volume is re-created from scratch.
-    async fn build(&self, row: &VolumeRow, retry: bool) -> Result<VolumeRow, VolumeError> {
+    /// `error`). On [`Build::Retry`] a previous attempt may have left a
+    /// partial copy of an image behind, so an image volume is re-created
+    /// from scratch.
+    pub(crate) async fn build(&self, row: &VolumeRow, how: Build) -> Result<VolumeRow, VolumeError> {
+        let retry = how == Build::Retry;
         let Some(_claim) = self.claim(&row.id) else {
             return Ok(self.ds.volume_get(&row.id).await?);
         };
         let size = u64::try_from(row.size_gb).unwrap_or(1);
-        let result = match &row.image_id {
-            Some(image) => {
-                let path = self.cfg.image_dir.join(image);
-                async {
+        let work = async {
+            match &row.image_id {
+                Some(image) => {
+                    let path = self.cfg.image_dir.join(image);
+                    if how == Build::BlankIfNoImage && !path.exists() {
+                        return self.backend.create(&row.backend_name, size).await;
+                    }
                     if retry && self.backend.exists(&row.backend_name).await? {
                         self.backend.delete(&row.backend_name).await?;
                     }
                     self.backend.create_from_image(&row.backend_name, size, &path).await
                 }
-                .await
+                None => self.backend.create(&row.backend_name, size).await,
             }
-            None => self.backend.create(&row.backend_name, size).await,
+        };
+        tokio::pin!(work);
+        // The in-flight set is per process, and the reconciler may run in
+        // another one (the controller, while the API builds): keep the row
+        // fresh during a long copy so it is never taken for a crashed build.
+        let beat = (self.cfg.stale_after / 3).max(std::time::Duration::from_millis(100));
+        let result = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                _ = tokio::time::sleep(beat) => {
+                    let alive = [VolumeStatus::Creating];
+                    if let Err(e) = self.ds.volume_set_status(&row.id, &alive, VolumeStatus::Creating).await {
+                        warn!(volume = %row.id, error = %e, "could not refresh a volume being built");
+                    }
+                }
+            }
         };
         let to = match &result {
-            Ok(()) => "available",
+            Ok(()) => VolumeStatus::Available,
             Err(e) => {
                 warn!(volume = %row.id, error = %e, "volume storage could not be created");
-                "error"
+                VolumeStatus::Error
             }
         };
-        if self.ds.volume_set_status(&row.id, &["creating"], to).await? == Cas::Conflict {
-            warn!(volume = %row.id, to, "volume left `creating` during its build (status reset?); status kept");
+        if self.ds.volume_set_status(&row.id, &[VolumeStatus::Creating], to).await? == Cas::Conflict {
+            warn!(volume = %row.id, to = %to, "volume left `creating` during its build (status reset?); status kept");
         } else if result.is_ok() {
             info!(volume = %row.id, backend = self.backend.kind(), "volume available");
         }
@@ -549,13 +522,22 @@ impl VolumeService {
         Ok(Self::metadata_of(&row))
     }
 
+    /// One metadata value of a volume the caller may see (404, Cinder's
+    /// message, when the key is absent).
+    pub async fn metadata_value(&self, ctx: &AuthContext, id: &str, key: &str) -> Result<String, VolumeError> {
+        let v = self.get_visible(ctx, id).await?;
+        Self::metadata_of(&v)
+            .remove(key)
+            .ok_or_else(|| VolumeError::not_found(Missing::MetadataKey { volume: id.to_string() }, key))
+    }
+
     /// Remove one metadata key (404, Cinder's message, when absent).
     pub async fn delete_metadata_key(&self, ctx: &AuthContext, id: &str, key: &str) -> Result<(), VolumeError> {
         let v = self.get_visible(ctx, id).await?;
         require_write(ctx, "delete_volume_metadata")?;
         let mut cur = Self::metadata_of(&v);
         if cur.remove(key).is_none() {
-            return Err(VolumeError::NotFound(format!("Volume {id} has no metadata with key {key}.")));
+            return Err(VolumeError::not_found(Missing::MetadataKey { volume: id.to_string() }, key));
         }
         self.ds.volume_set_metadata(id, &serde_json::to_string(&cur).unwrap_or_else(|_| "{}".into())).await?;
         Ok(())
@@ -578,27 +560,30 @@ impl VolumeService {
     pub async fn delete(&self, ctx: &AuthContext, id: &str) -> Result<(), VolumeError> {
         let v = self.get_visible(ctx, id).await?;
         require_write(ctx, "delete")?;
-        if v.status == "deleting" {
+        if v.status == VolumeStatus::Deleting {
             info!(volume = id, "repeated delete: already deleting");
             return Ok(());
         }
-        if !DELETABLE.contains(&v.status.as_str()) || !self.ds.attachment_list_for_volume(id).await?.is_empty() {
+        if !DELETABLE.contains(&v.status) || !self.ds.attachment_list_for_volume(id).await?.is_empty() {
             return Err(VolumeError::BadRequest(DELETE_REFUSED.into()));
         }
-        match self.ds.volume_set_status(id, DELETABLE, "deleting").await? {
+        match self.ds.volume_set_status(id, DELETABLE, VolumeStatus::Deleting).await? {
             Cas::Updated => {}
             Cas::AlreadySo => return Ok(()),
             Cas::Conflict => return Err(VolumeError::BadRequest(DELETE_REFUSED.into())),
         }
         info!(volume = id, "volume delete recorded");
-        self.delete_storage(&v).await
+        self.delete_storage(&v).await.map(|_| ())
     }
 
-    async fn delete_storage(&self, v: &VolumeRow) -> Result<(), VolumeError> {
+    /// Delete a `deleting` volume's storage now, or queue the delete
+    /// durably when the backend refuses (never swallowed).
+    pub(crate) async fn delete_storage(&self, v: &VolumeRow) -> Result<DeleteOutcome, VolumeError> {
         match self.backend.delete(&v.backend_name).await {
             Ok(()) | Err(BlockError::NotFound(_)) => {
                 self.ds.volume_mark_deleted(&v.id).await?;
                 info!(volume = %v.id, "volume deleted");
+                Ok(DeleteOutcome::Deleted)
             }
             Err(e) => {
                 // Not watched but refused anyway: move it to the backend's
@@ -607,7 +592,7 @@ impl VolumeService {
                 {
                     self.ds.volume_mark_deleted(&v.id).await?;
                     warn!(volume = %v.id, error = %e, "volume storage moved to the backend's trash; the reconciler purges it");
-                    return Ok(());
+                    return Ok(DeleteOutcome::Trashed);
                 }
                 let why = match &e {
                     BlockError::Busy { watchers, .. } => format!("busy: watched by {watchers:?}"),
@@ -615,11 +600,11 @@ impl VolumeService {
                 };
                 warn!(volume = %v.id, reason = %why, "volume storage cannot be deleted yet; queued for retry");
                 self.ds
-                    .cleanup_enqueue(CLEANUP_VOLUME_DELETE, Some(&v.id), Some(&v.backend_name), None, None, &why)
+                    .cleanup_enqueue(CleanupKind::VolumeDelete, Some(&v.id), Some(&v.backend_name), None, None, &why)
                     .await?;
+                Ok(DeleteOutcome::Queued(why))
             }
         }
-        Ok(())
     }
 
     /// Grow an `available` volume (`os-extend`), within the gigabytes quota.
@@ -632,8 +617,8 @@ impl VolumeService {
                 "Invalid volume: Volume {id} status must be available to extend, but current status is: {status}."
             ))
         };
-        if v.status != "available" {
-            return Err(wrong_status(&v.status));
+        if v.status != VolumeStatus::Available {
+            return Err(wrong_status(v.status.as_str()));
         }
         if new_size <= v.size_gb {
             return Err(VolumeError::BadRequest(format!(
@@ -646,22 +631,22 @@ impl VolumeService {
             let used = self.ds.volume_usage(&v.project_id).await?.gigabytes;
             let delta = new_size - v.size_gb;
             if used + delta > limit {
-                return Err(VolumeError::QuotaExceeded(gigabytes_message(delta, limit, used)));
+                return Err(VolumeError::QuotaExceeded(error::gigabytes_message(delta, limit, used)));
             }
         }
-        if self.ds.volume_set_status(id, &["available"], "extending").await? != Cas::Updated {
+        if self.ds.volume_set_status(id, &[VolumeStatus::Available], VolumeStatus::Extending).await? != Cas::Updated {
             let cur = self.ds.volume_get(id).await?;
-            return Err(wrong_status(&cur.status));
+            return Err(wrong_status(cur.status.as_str()));
         }
         match self.backend.extend(&v.backend_name, u64::try_from(new_size).unwrap_or(0)).await {
             Ok(()) => {
                 self.ds.volume_update(id, None, None, Some(new_size), None).await?;
-                self.ds.volume_set_status(id, &["extending"], "available").await?;
+                self.ds.volume_set_status(id, &[VolumeStatus::Extending], VolumeStatus::Available).await?;
                 info!(volume = id, from = v.size_gb, to = new_size, "volume extended");
             }
             Err(e) => {
                 warn!(volume = id, error = %e, "volume extend failed");
-                self.ds.volume_set_status(id, &["extending"], "error_extending").await?;
+                self.ds.volume_set_status(id, &[VolumeStatus::Extending], VolumeStatus::ErrorExtending).await?;
             }
         }
         Ok(self.ds.volume_get(id).await?)
@@ -678,9 +663,7 @@ impl VolumeService {
         attach_status: Option<&str>,
     ) -> Result<VolumeRow, VolumeError> {
         if !ctx.is_admin() {
-            return Err(VolumeError::Forbidden(
-                "Policy doesn't allow volume_extension:volume_admin_actions:reset_status to be performed.".into(),
-            ));
+            return Err(VolumeError::Forbidden { action: "volume_extension:volume_admin_actions:reset_status".into() });
         }
         self.get_visible(ctx, id).await?;
         if status.is_none() && attach_status.is_none() {
@@ -688,368 +671,38 @@ impl VolumeService {
                 "Must specify 'status', 'attach_status' or 'migration_status' for update.".into(),
             ));
         }
-        if let Some(s) = status
-            && !RESET_STATUSES.contains(&s)
-        {
-            return Err(VolumeError::BadRequest(format!(
-                "Invalid input for field/attribute status. Value: {s}. '{s}' is not one of {RESET_STATUSES:?}"
-            )));
-        }
-        match attach_status {
-            None | Some("attached") => {}
-            Some("detached") => {
+        let new_status = match status {
+            None => None,
+            Some(s) => match s.parse::<VolumeStatus>() {
+                Ok(v) if RESET_STATUSES.contains(&v) => Some(v),
+                _ => {
+                    let allowed: Vec<&str> = RESET_STATUSES.iter().map(|v| v.as_str()).collect();
+                    return Err(VolumeError::BadRequest(format!(
+                        "Invalid input for field/attribute status. Value: {s}. '{s}' is not one of {allowed:?}"
+                    )));
+                }
+            },
+        };
+        match attach_status.map(str::parse::<AttachStatus>) {
+            None | Some(Ok(AttachStatus::Attached)) => {}
+            Some(Ok(AttachStatus::Detached)) => {
                 for a in self.ds.attachment_list_for_volume(id).await? {
                     self.ds.attachment_delete(&a.id).await?;
                 }
             }
-            Some(a) => {
+            Some(_) => {
+                let a = attach_status.unwrap_or_default();
+                let (at, de) = (AttachStatus::Attached, AttachStatus::Detached);
                 return Err(VolumeError::BadRequest(format!(
-                    "Invalid input for field/attribute attach_status. Value: {a}. '{a}' is not one of ['attached', 'detached']"
+                    "Invalid input for field/attribute attach_status. Value: {a}. '{a}' is not one of ['{at}', '{de}']"
                 )));
             }
         }
-        if let Some(s) = status {
+        if let Some(s) = new_status {
             self.ds.volume_set_status(id, &[], s).await?;
         }
         info!(volume = id, status = ?status, attach_status = ?attach_status, by = %ctx.user_id, "volume status reset");
         Ok(self.ds.volume_get(id).await?)
-    }
-
-    /// An attachment the caller may see (through its volume), with that volume.
-    pub async fn attachment_get_visible(
-        &self,
-        ctx: &AuthContext,
-        id: &str,
-    ) -> Result<(AttachmentRow, VolumeRow), VolumeError> {
-        let not_found = || {
-            VolumeError::NotFound(format!("Volume attachment could not be found with filter: attachment_id = {id}."))
-        };
-        let a = match self.ds.attachment_get(id).await {
-            Ok(a) => a,
-            Err(DbError::NotFound(_)) => return Err(not_found()),
-            Err(e) => return Err(e.into()),
-        };
-        let v = match self.ds.volume_get(&a.volume_id).await {
-            Ok(v) => v,
-            Err(DbError::NotFound(_)) => return Err(not_found()),
-            Err(e) => return Err(e.into()),
-        };
-        if !ctx.can_see(&v.project_id) {
-            return Err(not_found());
-        }
-        Ok((a, v))
-    }
-
-    /// Attachments of the volumes the caller may list.
-    pub async fn attachment_list(
-        &self,
-        ctx: &AuthContext,
-        all_projects: bool,
-    ) -> Result<Vec<(AttachmentRow, VolumeRow)>, VolumeError> {
-        let vols = self.list(ctx, &ListFilter { all_projects, ..Default::default() }).await?;
-        let mut out = Vec::new();
-        for v in vols {
-            for a in self.ds.attachment_list_for_volume(&v.id).await? {
-                out.push((a, v.clone()));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Reserve an `available` volume for a server (Nova's
-    /// `attachment_create`): the volume becomes `reserved`, or `attaching`
-    /// when the host's connector is given too.
-    pub async fn attachment_create(
-        &self,
-        ctx: &AuthContext,
-        volume_id: &str,
-        instance_uuid: &str,
-        connector: Option<&Value>,
-    ) -> Result<AttachmentRow, VolumeError> {
-        let v = self.get_visible(ctx, volume_id).await?;
-        require_write(ctx, "attachment_create")?;
-        // Cinder tests the connector for truth: `{}` is no connector.
-        let connector = connector.filter(|c| !c.is_null() && c.as_object().is_none_or(|o| !o.is_empty()));
-        if uuid::Uuid::parse_str(instance_uuid).is_err() {
-            return Err(VolumeError::BadRequest(format!(
-                "Invalid input for field/attribute instance_uuid. Value: {instance_uuid}. '{instance_uuid}' is not a 'uuid'"
-            )));
-        }
-        let not_available = |status: &str| {
-            VolumeError::BadRequest(format!(
-                "Invalid volume: Volume {volume_id} status must be available or downloading to reserve, but the current status is {status}."
-            ))
-        };
-        if v.status != "available" {
-            return Err(not_available(&v.status));
-        }
-        if let Some(c) = connector
-            && !c.is_object()
-        {
-            return Err(VolumeError::BadRequest("Invalid input for field/attribute connector.".into()));
-        }
-        let row = AttachmentRow {
-            id: uuid::Uuid::new_v4().to_string(),
-            volume_id: volume_id.to_string(),
-            server_id: instance_uuid.to_string(),
-            host: None,
-            connector: None,
-            client_id: None,
-            mountpoint: None,
-            status: "reserved".into(),
-            delete_on_termination: false,
-            boot_index: None,
-            created_at: String::new(),
-        };
-        let a = match self.ds.attachment_create(&row).await {
-            Ok(a) => a,
-            Err(DbError::Conflict(_)) => {
-                let cur = self.ds.volume_get(volume_id).await?;
-                return Err(not_available(&cur.status));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        info!(volume = volume_id, attachment = %a.id, server = instance_uuid, "volume reserved");
-        match connector {
-            Some(c) => self.apply_connector(&a.id, c).await,
-            None => Ok(a),
-        }
-    }
-
-    async fn apply_connector(&self, id: &str, c: &Value) -> Result<AttachmentRow, VolumeError> {
-        let host = c.get("host").and_then(Value::as_str);
-        let mountpoint = c.get("mountpoint").and_then(Value::as_str);
-        match self.ds.attachment_update(id, host, Some(&c.to_string()), None, mountpoint).await {
-            Ok(a) => Ok(a),
-            Err(DbError::Conflict(m)) => Err(VolumeError::BadRequest(format!("Invalid volume: {m}."))),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Record the host's connector (Nova's `attachment_update`): the
-    /// attachment and the volume go `attaching`; the answer carries the
-    /// connection info the host needs.
-    pub async fn attachment_update(
-        &self,
-        ctx: &AuthContext,
-        id: &str,
-        connector: &Value,
-    ) -> Result<AttachmentRow, VolumeError> {
-        self.attachment_get_visible(ctx, id).await?;
-        require_write(ctx, "attachment_update")?;
-        if !connector.is_object() {
-            return Err(VolumeError::BadRequest("Invalid input for field/attribute connector.".into()));
-        }
-        let a = self.apply_connector(id, connector).await?;
-        info!(attachment = id, host = ?a.host, "attachment connector recorded");
-        Ok(a)
-    }
-
-    /// The host finished attaching (Nova's `attachment_complete`): the
-    /// attachment is `attached`, the volume `in-use`.
-    pub async fn attachment_complete(&self, ctx: &AuthContext, id: &str) -> Result<(), VolumeError> {
-        self.attachment_get_visible(ctx, id).await?;
-        require_write(ctx, "attachment_complete")?;
-        match self.ds.attachment_complete(id).await {
-            Ok(()) => {
-                info!(attachment = id, "attachment complete");
-                Ok(())
-            }
-            Err(DbError::Conflict(m)) => Err(VolumeError::BadRequest(format!("Invalid volume: {m}."))),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Remove an attachment (Nova's `attachment_delete`, after the host
-    /// disconnected): the volume is `available` once it has no other.
-    pub async fn attachment_delete(&self, ctx: &AuthContext, id: &str) -> Result<(), VolumeError> {
-        self.attachment_get_visible(ctx, id).await?;
-        require_write(ctx, "attachment_delete")?;
-        self.ds.attachment_delete(id).await?;
-        info!(attachment = id, "attachment deleted");
-        Ok(())
-    }
-
-    /// Cinder's `connection_info` of an attachment: `null` until the host's
-    /// connector is known, then what the host needs to open the volume.
-    pub fn connection_info(&self, a: &AttachmentRow, v: &VolumeRow) -> Value {
-        if a.connector.is_none() {
-            return Value::Null;
-        }
-        let kind = self.backend.kind();
-        let name = match (kind, &self.cfg.rbd_pool) {
-            ("rbd", Some(pool)) => format!("{pool}/{}", v.backend_name),
-            _ => v.backend_name.clone(),
-        };
-        json!({
-            "driver_volume_type": kind,
-            "data": {
-                "name": name,
-                "volume_id": v.id,
-                "attachment_id": a.id,
-                "access_mode": "rw",
-                "encrypted": false,
-                "discard": true,
-            }
-        })
-    }
-
-    /// One pass: finish interrupted creates, extends and deletes, and retry
-    /// the queued volume deletes. Idempotent; an item that fails is counted
-    /// and retried next pass, it never stops the others.
-    pub async fn reconcile(&self) -> Result<ReconcileReport, VolumeError> {
-        let mut r = ReconcileReport::default();
-        let stale = chrono::Duration::from_std(self.cfg.stale_after).unwrap_or_else(|_| chrono::Duration::seconds(60));
-        let cutoff = ts(self.ds.clock().now() - stale);
-
-        for v in self.ds.volume_list_stale(&["creating"], &cutoff).await? {
-            if self.is_inflight(&v.id) {
-                continue;
-            }
-            r.creates_retried += 1;
-            info!(volume = %v.id, since = %v.updated_at, "retrying an interrupted volume create");
-            match self.build(&v, true).await {
-                Ok(row) if row.status == "available" => r.creates_finished += 1,
-                Ok(_) => {}
-                Err(e) => {
-                    warn!(volume = %v.id, error = %e, "retrying a volume create failed");
-                    r.errors += 1;
-                }
-            }
-        }
-
-        for v in self.ds.volume_list_stale(&["extending"], &cutoff).await? {
-            if self.ds.volume_set_status(&v.id, &["extending"], "error_extending").await? == Cas::Updated {
-                warn!(volume = %v.id, "interrupted extend: volume set to error_extending");
-                r.extends_failed += 1;
-            }
-        }
-
-        let pending = self.ds.cleanup_pending().await?;
-        for v in self.ds.volume_list_stale(&["deleting"], &cutoff).await? {
-            let queued = pending
-                .iter()
-                .any(|c| c.kind == CLEANUP_VOLUME_DELETE && c.volume_id.as_deref() == Some(v.id.as_str()));
-            if !queued {
-                warn!(volume = %v.id, "interrupted delete: queued for retry");
-                self.ds
-                    .cleanup_enqueue(
-                        CLEANUP_VOLUME_DELETE,
-                        Some(&v.id),
-                        Some(&v.backend_name),
-                        None,
-                        None,
-                        "delete interrupted",
-                    )
-                    .await?;
-                r.deletes_requeued += 1;
-            }
-        }
-
-        // Purging the trash costs a CLI call: at most every 30 s.
-        let now = chrono::Utc::now().timestamp();
-        let due = now - self.last_purge.load(std::sync::atomic::Ordering::Relaxed) >= 30;
-        if due {
-            self.last_purge.store(now, std::sync::atomic::Ordering::Relaxed);
-        }
-        match if due { self.backend.purge_deferred().await } else { Ok(0) } {
-            Ok(0) => {}
-            Ok(n) => warn!(remaining = n, "backend trash not empty yet; the next pass purges again"),
-            Err(e) => warn!(error = %e, "purging the backend's trash failed; the next pass retries"),
-        }
-        for c in self.ds.cleanup_pending().await? {
-            if c.kind != CLEANUP_VOLUME_DELETE {
-                continue;
-            }
-            if let Err(e) = self.retry_delete(&c, &mut r).await {
-                warn!(cleanup = c.id, error = %e, "retrying a queued volume delete failed");
-                r.errors += 1;
-            }
-        }
-        Ok(r)
-    }
-
-    async fn retry_delete(&self, c: &CleanupRow, r: &mut ReconcileReport) -> Result<(), VolumeError> {
-        let vol = match &c.volume_id {
-            Some(id) => match self.ds.volume_get(id).await {
-                Ok(v) => Some(v),
-                Err(DbError::NotFound(_)) => None,
-                Err(e) => return Err(e.into()),
-            },
-            None => None,
-        };
-        if let Some(v) = &vol
-            && !matches!(v.status.as_str(), "deleting" | "error_deleting")
-        {
-            warn!(volume = %v.id, status = %v.status, "queued delete cancelled: the volume is no longer being deleted; data kept");
-            self.ds.cleanup_failed(c.id, &format!("cancelled: volume status is {}", v.status)).await?;
-            self.ds.cleanup_done(c.id).await?;
-            r.deletes_cancelled += 1;
-            return Ok(());
-        }
-        let name = c
-            .backend_name
-            .clone()
-            .or_else(|| vol.as_ref().map(|v| v.backend_name.clone()))
-            .or_else(|| c.volume_id.as_ref().map(|id| format!("volume-{id}")));
-        let outcome = match &name {
-            Some(n) => self.backend.delete(n).await,
-            None => Ok(()),
-        };
-        match outcome {
-            Ok(()) | Err(BlockError::NotFound(_)) => {
-                if let Some(id) = &c.volume_id {
-                    self.ds.volume_mark_deleted(id).await?;
-                }
-                self.ds.cleanup_done(c.id).await?;
-                info!(volume = ?c.volume_id, attempts = c.attempts + 1, "queued volume delete finished");
-                r.deletes_finished += 1;
-            }
-            Err(e) => {
-                let attempts = c.attempts + 1;
-                // Every pass retries; log the 1st, 2nd, 4th, 8th ... refusal.
-                if (attempts & (attempts - 1)) == 0 {
-                    warn!(volume = ?c.volume_id, attempts, error = %e, "queued volume delete still refused");
-                } else {
-                    debug!(volume = ?c.volume_id, attempts, error = %e, "queued volume delete still refused");
-                }
-                self.ds.cleanup_failed(c.id, &e.to_string()).await?;
-                r.deletes_pending += 1;
-            }
-        }
-        Ok(())
-    }
-
-    /// Run [`VolumeService::reconcile`] every `reconcile_interval` until
-    /// `shutdown` turns true; logs what each pass did, never panics (a failed
-    /// pass is logged and the next one retries).
-    pub async fn run_reconciler(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        info!(interval_ms = self.cfg.reconcile_interval.as_millis() as u64, "volume reconciler started");
-        loop {
-            if *shutdown.borrow() {
-                break;
-            }
-            match self.reconcile().await {
-                Ok(r) => {
-                    if r.is_quiet() {
-                        debug!(report = ?r, "volume reconciler pass");
-                    } else {
-                        info!(report = ?r, "volume reconciler pass");
-                    }
-                    *self.last_report.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-                }
-                Err(e) => warn!(error = %e, "volume reconciler pass failed; the next pass retries"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(self.cfg.reconcile_interval) => {}
-                changed = shutdown.changed() => {
-                    if changed.is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        info!("volume reconciler stopped");
     }
 }
 

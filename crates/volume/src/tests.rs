@@ -3,7 +3,9 @@
 
 use super::*;
 use crate::testing::MemBackend;
+use serde_json::json;
 use stratus_types::ManualClock;
+use tokio::sync::watch;
 
 struct TempDir(PathBuf);
 impl Drop for TempDir {
@@ -65,17 +67,17 @@ async fn status_machine_create_attach_detach_delete() {
     let e = env().await;
     let me = member();
     let v = e.svc.create(&me, new_volume(1, "v1")).await.expect("create");
-    assert_eq!(v.status, "available");
+    assert_eq!(v.status.as_str(), "available");
     assert_eq!(e.backend.volume(&v.backend_name).expect("stored").size_gb, 1);
 
     // Another project sees nothing: 404, as for a missing volume.
     let other = ctx("p2", "member");
-    assert!(matches!(e.svc.get_visible(&other, &v.id).await, Err(VolumeError::NotFound(_))));
-    assert!(matches!(e.svc.delete(&other, &v.id).await, Err(VolumeError::NotFound(_))));
+    assert!(matches!(e.svc.get_visible(&other, &v.id).await, Err(VolumeError::NotFound { .. })));
+    assert!(matches!(e.svc.delete(&other, &v.id).await, Err(VolumeError::NotFound { .. })));
     assert!(e.svc.list(&other, &ListFilter::default()).await.expect("list").is_empty());
     // Readers may look but not change.
     let reader = ctx("p1", "reader");
-    assert!(matches!(e.svc.delete(&reader, &v.id).await, Err(VolumeError::Forbidden(_))));
+    assert!(matches!(e.svc.delete(&reader, &v.id).await, Err(VolumeError::Forbidden { .. })));
 
     let meta = BTreeMap::from([("k".to_string(), "v".to_string())]);
     let u = e
@@ -88,8 +90,8 @@ async fn status_machine_create_attach_detach_delete() {
 
     // Nova's attach: create (reserved) → update (attaching) → complete (in-use).
     let a = e.svc.attachment_create(&me, &v.id, SERVER, None).await.expect("reserve");
-    assert_eq!(a.status, "reserved");
-    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status, "reserved");
+    assert_eq!(a.status.as_str(), "reserved");
+    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status.as_str(), "reserved");
     assert!(
         matches!(e.svc.attachment_create(&me, &v.id, SERVER, None).await, Err(VolumeError::BadRequest(_))),
         "a reserved volume cannot be reserved again"
@@ -100,22 +102,22 @@ async fn status_machine_create_attach_detach_delete() {
     }
     let connector = json!({"host": "compute-1", "mountpoint": "/dev/vdb", "initiator": "iqn"});
     let a = e.svc.attachment_update(&me, &a.id, &connector).await.expect("update");
-    assert_eq!(a.status, "attaching");
+    assert_eq!(a.status.as_str(), "attaching");
     assert_eq!(a.host.as_deref(), Some("compute-1"));
     assert_eq!(a.mountpoint.as_deref(), Some("/dev/vdb"));
     let vol = e.svc.get_visible(&me, &v.id).await.expect("get");
-    assert_eq!(vol.status, "attaching");
+    assert_eq!(vol.status.as_str(), "attaching");
     assert_eq!(e.svc.connection_info(&a, &vol)["data"]["name"], vol.backend_name);
     e.svc.attachment_complete(&me, &a.id).await.expect("complete");
-    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status, "in-use");
+    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status.as_str(), "in-use");
     assert!(matches!(e.svc.delete(&me, &v.id).await, Err(VolumeError::BadRequest(_))), "in-use");
-    assert!(matches!(e.svc.attachment_delete(&other, &a.id).await, Err(VolumeError::NotFound(_))));
+    assert!(matches!(e.svc.attachment_delete(&other, &a.id).await, Err(VolumeError::NotFound { .. })));
     e.svc.attachment_delete(&me, &a.id).await.expect("detach");
-    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status, "available");
-    assert!(matches!(e.svc.attachment_complete(&me, &a.id).await, Err(VolumeError::NotFound(_))));
+    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status.as_str(), "available");
+    assert!(matches!(e.svc.attachment_complete(&me, &a.id).await, Err(VolumeError::NotFound { .. })));
 
     e.svc.delete(&me, &v.id).await.expect("delete");
-    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound(_))));
+    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound { .. })));
     assert!(e.backend.is_empty(), "storage gone");
     assert_eq!(e.svc.usage("p1").await.expect("usage").volumes, 0);
 }
@@ -126,11 +128,11 @@ async fn attachment_create_with_connector_goes_attaching() {
     let me = member();
     let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create");
     let a = e.svc.attachment_create(&me, &v.id, SERVER, Some(&json!({}))).await.expect("reserve");
-    assert_eq!(a.status, "reserved", "an empty connector is no connector");
+    assert_eq!(a.status.as_str(), "reserved", "an empty connector is no connector");
     e.svc.attachment_delete(&me, &a.id).await.expect("unreserve");
     let a = e.svc.attachment_create(&me, &v.id, SERVER, Some(&json!({"host": "h2"}))).await.expect("attach");
-    assert_eq!(a.status, "attaching");
-    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status, "attaching");
+    assert_eq!(a.status.as_str(), "attaching");
+    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status.as_str(), "attaching");
     assert!(matches!(e.svc.attachment_create(&me, &v.id, "not-a-uuid", None).await, Err(VolumeError::BadRequest(_))));
 }
 
@@ -143,10 +145,10 @@ async fn busy_delete_is_queued_and_retried_until_the_backend_deletes() {
 
     // Inline attempt: busy → the volume stays `deleting`, the delete is queued.
     e.svc.delete(&me, &v.id).await.expect("delete accepted");
-    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("still there").status, "deleting");
+    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("still there").status.as_str(), "deleting");
     let q = e.ds.cleanup_pending().await.expect("queue");
     assert_eq!(q.len(), 1);
-    assert_eq!(q[0].kind, CLEANUP_VOLUME_DELETE);
+    assert_eq!(q[0].kind, CleanupKind::VolumeDelete);
     assert_eq!(q[0].volume_id.as_deref(), Some(v.id.as_str()));
     assert!(q[0].reason.starts_with("busy"), "{}", q[0].reason);
     // A repeated delete is accepted and queues nothing new.
@@ -157,7 +159,7 @@ async fn busy_delete_is_queued_and_retried_until_the_backend_deletes() {
     // First retry: still busy, nothing swallowed.
     let r = e.svc.reconcile().await.expect("pass 1");
     assert_eq!((r.deletes_pending, r.deletes_finished), (1, 0));
-    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("still there").status, "deleting");
+    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("still there").status.as_str(), "deleting");
     let q = e.ds.cleanup_pending().await.expect("queue");
     assert_eq!(q[0].attempts, 1);
     assert!(q[0].last_error.as_deref().unwrap_or_default().contains("busy"));
@@ -165,7 +167,7 @@ async fn busy_delete_is_queued_and_retried_until_the_backend_deletes() {
     // Second retry: the backend deletes it; only now is the volume deleted.
     let r = e.svc.reconcile().await.expect("pass 2");
     assert_eq!((r.deletes_pending, r.deletes_finished), (0, 1));
-    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound(_))));
+    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound { .. })));
     assert!(e.ds.cleanup_pending().await.expect("queue").is_empty());
     assert!(e.backend.is_empty());
     assert_eq!(e.backend.delete_calls(), 3);
@@ -203,7 +205,7 @@ async fn queued_delete_is_cancelled_when_an_admin_resets_the_volume() {
     let r = e.svc.reconcile().await.expect("pass");
     assert_eq!(r.deletes_cancelled, 1);
     assert!(e.backend.volume(&v.backend_name).is_some(), "data kept");
-    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status, "available");
+    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status.as_str(), "available");
     assert!(e.ds.cleanup_pending().await.expect("queue").is_empty());
 }
 
@@ -263,9 +265,9 @@ async fn failed_backend_create_leaves_error_and_it_can_be_deleted() {
     let me = member();
     e.backend.failing_creates(1);
     let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create answered");
-    assert_eq!(v.status, "error");
+    assert_eq!(v.status.as_str(), "error");
     e.svc.delete(&me, &v.id).await.expect("delete an errored volume");
-    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound(_))));
+    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound { .. })));
 }
 
 fn creating_row(id: &str, image: Option<&str>) -> VolumeRow {
@@ -276,7 +278,7 @@ fn creating_row(id: &str, image: Option<&str>) -> VolumeRow {
         project_id: "p1".into(),
         user_id: "u".into(),
         size_gb: 1,
-        status: "creating".into(),
+        status: VolumeStatus::Creating,
         volume_type: "__DEFAULT__".into(),
         availability_zone: "nova".into(),
         bootable: image.is_some(),
@@ -300,7 +302,7 @@ async fn interrupted_create_is_retried_after_a_minute() {
     e.clock.advance(chrono::Duration::seconds(61));
     let r = e.svc.reconcile().await.expect("pass");
     assert_eq!((r.creates_retried, r.creates_finished), (1, 1));
-    assert_eq!(e.ds.volume_get(&row.id).await.expect("get").status, "available");
+    assert_eq!(e.ds.volume_get(&row.id).await.expect("get").status.as_str(), "available");
     assert!(e.backend.volume(&row.backend_name).is_some());
 }
 
@@ -311,14 +313,14 @@ async fn interrupted_delete_and_extend_are_finished() {
     let d = e.svc.create(&me, new_volume(1, "d")).await.expect("d");
     let x = e.svc.create(&me, new_volume(1, "x")).await.expect("x");
     // Crash right after the status writes.
-    e.ds.volume_set_status(&d.id, &["available"], "deleting").await.expect("cas");
-    e.ds.volume_set_status(&x.id, &["available"], "extending").await.expect("cas");
+    e.ds.volume_set_status(&d.id, &[VolumeStatus::Available], VolumeStatus::Deleting).await.expect("cas");
+    e.ds.volume_set_status(&x.id, &[VolumeStatus::Available], VolumeStatus::Extending).await.expect("cas");
     assert!(e.svc.reconcile().await.expect("pass").is_quiet());
     e.clock.advance(chrono::Duration::seconds(61));
     let r = e.svc.reconcile().await.expect("pass");
     assert_eq!((r.deletes_requeued, r.deletes_finished, r.extends_failed), (1, 1, 1));
-    assert!(matches!(e.svc.get_visible(&me, &d.id).await, Err(VolumeError::NotFound(_))));
-    assert_eq!(e.svc.get_visible(&me, &x.id).await.expect("x").status, "error_extending");
+    assert!(matches!(e.svc.get_visible(&me, &d.id).await, Err(VolumeError::NotFound { .. })));
+    assert_eq!(e.svc.get_visible(&me, &x.id).await.expect("x").status.as_str(), "error_extending");
 }
 
 #[tokio::test]
@@ -332,7 +334,7 @@ async fn extend_and_reset_status() {
     assert_eq!(e.backend.volume(&v.backend_name).expect("stored").size_gb, 3);
     assert!(matches!(e.svc.extend(&me, &v.id, 3).await, Err(VolumeError::BadRequest(_))), "not larger");
 
-    assert!(matches!(e.svc.reset_status(&me, &v.id, Some("error"), None).await, Err(VolumeError::Forbidden(_))));
+    assert!(matches!(e.svc.reset_status(&me, &v.id, Some("error"), None).await, Err(VolumeError::Forbidden { .. })));
     assert!(matches!(e.svc.reset_status(&admin, &v.id, Some("bogus"), None).await, Err(VolumeError::BadRequest(_))));
     assert!(
         matches!(e.svc.reset_status(&admin, &v.id, Some("creating"), None).await, Err(VolumeError::BadRequest(_))),
@@ -345,10 +347,10 @@ async fn extend_and_reset_status() {
     e.svc.attachment_complete(&me, &a.id).await.expect("complete");
     assert!(matches!(e.svc.extend(&me, &v.id, 4).await, Err(VolumeError::BadRequest(_))), "in-use");
     let r = e.svc.reset_status(&admin, &v.id, Some("available"), Some("detached")).await.expect("reset");
-    assert_eq!(r.status, "available");
+    assert_eq!(r.status.as_str(), "available");
     assert!(e.svc.attachments_of(&v.id).await.expect("atts").is_empty());
     let r = e.svc.reset_status(&admin, &v.id, Some("error"), None).await.expect("reset");
-    assert_eq!(r.status, "error");
+    assert_eq!(r.status.as_str(), "error");
     e.svc.delete(&me, &v.id).await.expect("delete from error");
 }
 
@@ -384,13 +386,13 @@ async fn image_volume_is_bootable_and_checked_against_the_image() {
     assert!(matches!(e.svc.create(&me, req(1)).await, Err(VolumeError::BadRequest(_))), "below min_disk");
     let v = e.svc.create(&me, req(2)).await.expect("from image");
     assert!(v.bootable);
-    assert_eq!(v.status, "available");
+    assert_eq!(v.status.as_str(), "available");
     assert_eq!(v.image_id.as_deref(), Some(image_id.as_str()));
     assert_eq!(e.backend.volume(&v.backend_name).expect("stored").image, Some(e.dir.0.join("images").join(&image_id)));
     // By name, too; another project cannot use a private image.
     let by_name = NewVolume { size: 2, image_ref: Some("cirros".into()), ..NewVolume::default() };
     e.svc.create(&me, by_name.clone()).await.expect("by name");
-    assert!(matches!(e.svc.create(&ctx("p2", "member"), by_name).await, Err(VolumeError::NotFound(_))));
+    assert!(matches!(e.svc.create(&ctx("p2", "member"), by_name).await, Err(VolumeError::NotFound { .. })));
 }
 
 #[tokio::test]
@@ -417,7 +419,7 @@ async fn reconciler_task_retries_and_stops_on_shutdown() {
     let task = tokio::spawn(e.svc.clone().run_reconciler(rx));
     let mut gone = false;
     for _ in 0..200 {
-        if matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound(_))) {
+        if matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound { .. })) {
             gone = true;
             break;
         }
@@ -439,7 +441,7 @@ async fn refused_delete_goes_to_the_trash_and_is_purged() {
     let v = e.svc.create(&me, new_volume(1, "t")).await.expect("create");
     e.backend.refused_deletes(1);
     e.svc.delete(&me, &v.id).await.expect("delete accepted");
-    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound(_))), "deleted via the trash");
+    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound { .. })), "deleted via the trash");
     assert_eq!(e.backend.trash_len(), 1);
     assert!(e.ds.cleanup_pending().await.expect("queue").is_empty());
     e.svc.reconcile().await.expect("pass");
@@ -450,4 +452,75 @@ async fn refused_delete_goes_to_the_trash_and_is_purged() {
     e.svc.delete(&me, &w.id).await.expect("delete accepted");
     assert_eq!(e.backend.trash_len(), 0, "a busy volume is queued, never trashed");
     assert_eq!(e.ds.cleanup_pending().await.expect("queue").len(), 1);
+}
+
+#[tokio::test]
+async fn server_volumes_boot_fence_release_and_lift_fences() {
+    let e = env().await;
+    let host = "compute-1";
+    let cap = stratus_db::HostCapacity { vcpus: 8, memory_mb: 8192, disk_gb: 100 };
+    let ttl = chrono::Duration::seconds(30);
+    e.ds.service_join(host, cap, ttl).await.expect("host joins");
+
+    // Boot from volume: the image has no file, so the root volume is built blank, bootable, reserved.
+    let boot = BootVolume {
+        server_id: SERVER.into(),
+        project_id: "p1".into(),
+        user_id: "u1".into(),
+        size_gb: 1,
+        image_id: "no-such-file".into(),
+        mountpoint: "/dev/vda".into(),
+        delete_on_termination: true,
+        boot_index: Some(0),
+    };
+    let root_att = e.svc.create_boot_volume(&boot).await.expect("boot volume");
+    let root = e.svc.volume(&root_att.volume_id).await.expect("root");
+    assert_eq!(root.status, VolumeStatus::Reserved);
+    assert!(root.bootable);
+    assert_eq!(e.backend.volume(&root.backend_name).expect("built").image, None);
+    assert_eq!(e.svc.usage("p1").await.expect("usage").volumes, 1, "counted against the quota");
+
+    // A data volume attached too (kept when the server goes).
+    let me = member();
+    let data = e.svc.create(&me, new_volume(1, "data")).await.expect("data");
+    let data_att = e.svc.attachment_create(&me, &data.id, SERVER, None).await.expect("reserve");
+    let mut clients = Vec::new();
+    for (a, v) in [(&root_att, &root), (&data_att, &data)] {
+        let c = e.backend.open(&v.backend_name).await.expect("host opens");
+        e.svc.host_attached(a, host, &c.id().0).await.expect("attached");
+        clients.push(c);
+    }
+    assert_eq!(e.svc.volume(&data.id).await.expect("data").status, VolumeStatus::InUse);
+    assert_eq!(e.svc.attachments_of_server(SERVER).await.expect("atts").len(), 2);
+
+    // The host is lost: fence both clients (twice: idempotent).
+    let lines = e.svc.fence_server(SERVER).await.expect("fence");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("fenced client")).count(), 2, "{lines:?}");
+    let again = e.svc.fence_server(SERVER).await.expect("fence again");
+    assert!(again.iter().all(|l| l.contains("already fenced")), "{again:?}");
+    assert!(clients[0].write(0, b"zombie").await.is_err(), "a fenced client cannot write");
+
+    // Release: the root's storage is still busy, so its delete is queued, never swallowed; data is detached.
+    e.backend.busy_deletes(1);
+    let lines = e.svc.release_server_volumes(SERVER).await.expect("release");
+    assert!(lines.iter().any(|l| l.contains("queued for deletion")), "{lines:?}");
+    assert!(lines.contains(&format!("volume {} detached", data.id)), "{lines:?}");
+    assert_eq!(e.svc.volume(&root.id).await.expect("root").status, VolumeStatus::Deleting);
+    assert_eq!(e.svc.volume(&data.id).await.expect("data").status, VolumeStatus::Available);
+    let kinds = |q: Vec<stratus_db::CleanupRow>| q.iter().map(|c| c.kind).collect::<Vec<_>>();
+    let q = kinds(e.svc.pending_cleanups().await.expect("queue"));
+    assert_eq!(q.iter().filter(|k| **k == CleanupKind::Unfence).count(), 2);
+    assert!(q.contains(&CleanupKind::VolumeDelete));
+
+    // The fences stay until the host rejoins with a newer epoch.
+    assert_eq!(e.svc.lift_fences().await.expect("lift"), 0);
+    e.ds.service_join(host, cap, ttl).await.expect("host rejoins");
+    // Its zombie clients are reaped; the reconciler then lifts the fences and deletes the root.
+    for c in clients {
+        let _ = c.close().await;
+    }
+    let r = e.svc.reconcile().await.expect("pass");
+    assert_eq!((r.fences_lifted, r.deletes_finished), (2, 1), "{r:?}");
+    assert!(e.svc.pending_cleanups().await.expect("queue").is_empty());
+    assert!(matches!(e.svc.volume(&root.id).await, Err(VolumeError::NotFound { .. })));
 }

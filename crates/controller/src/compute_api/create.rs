@@ -263,7 +263,7 @@ impl ComputeApi {
                             "Block Device Mapping is Invalid: failed to get volume {vid}."
                         )));
                     }
-                    if v.status != "available" {
+                    if v.status != stratus_types::VolumeStatus::Available {
                         return Err(ComputeError::BadRequest(format!(
                             "Invalid volume: volume {vid} status must be available, but is {}",
                             v.status
@@ -293,7 +293,7 @@ impl ComputeApi {
                         connector: None,
                         client_id: None,
                         mountpoint: Some(device_name(i)),
-                        status: String::new(),
+                        status: stratus_types::AttachStatus::Reserved,
                         delete_on_termination: b.delete_on_termination,
                         boot_index: b.boot_index,
                         created_at: String::new(),

@@ -58,7 +58,7 @@ impl ComputeApi {
             }
             Err(e) => return Err(e.into()),
         };
-        if v.status != "available" {
+        if v.status != stratus_types::VolumeStatus::Available {
             return Err(ComputeError::BadRequest(format!(
                 "Invalid volume: volume {volume_id} status must be available, but is {}",
                 v.status
@@ -73,7 +73,7 @@ impl ComputeApi {
             connector: None,
             client_id: None,
             mountpoint: Some(device_name(n + 1)),
-            status: String::new(),
+            status: stratus_types::AttachStatus::Reserved,
             delete_on_termination: false,
             boot_index: None,
             created_at: String::new(),

@@ -1,0 +1,564 @@
+//! Block Storage API v3 (Cinder) wire types: the `volume` microversion
+//! negotiation, typed request bodies parsed with Cinder's own 400 messages
+//! (Cinder accepts loosely typed bodies, e.g. sizes as strings, so they are
+//! read from JSON by hand rather than derived), and pure view builders that
+//! render rows as Cinder's JSON.
+
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use stratus_db::{AttachmentRow, CleanupRow, VolumeRow, parse_ts};
+use stratus_types::{AttachMode, AttachStatus};
+
+/// Highest `volume` microversion claimed (Cinder 2023.2).
+pub const MAX_MINOR: u32 = 70;
+/// The attachments API (`NEW_ATTACH`).
+pub const MV_ATTACHMENTS: u32 = 27;
+/// `os-complete` on an attachment (`NEW_ATTACH_COMPLETION`).
+pub const MV_ATTACH_COMPLETE: u32 = 44;
+
+/// A Block Storage request the API refuses before any service call, with
+/// Cinder's message; the HTTP layer maps each variant to its status.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VolumeRequestError {
+    /// 400: malformed or invalid body (or `OpenStack-API-Version`).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 404: names a resource this cloud does not have (snapshots, backups),
+    /// or a method below its microversion (as Cinder answers).
+    #[error("{0}")]
+    NotFound(String),
+    /// 406: a `volume` microversion outside 3.0..=3.[`MAX_MINOR`].
+    #[error("{0}")]
+    NotAcceptable(String),
+}
+
+use VolumeRequestError::{BadRequest, NotFound};
+
+/// The requested `volume` minor version from `OpenStack-API-Version`
+/// (e.g. `volume 3.59`, `volume latest`; other services' entries are
+/// ignored); 3.0 when absent.
+pub fn requested_minor(header_value: Option<&str>) -> Result<u32, VolumeRequestError> {
+    let Some(h) = header_value else { return Ok(0) };
+    for item in h.split(',') {
+        let mut parts = item.split_whitespace();
+        let (Some(service), Some(version)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if !service.eq_ignore_ascii_case("volume") {
+            continue;
+        }
+        if version.eq_ignore_ascii_case("latest") {
+            return Ok(MAX_MINOR);
+        }
+        let malformed = || BadRequest(format!("Invalid API version request string: volume {version}"));
+        let (major, minor) = version.split_once('.').ok_or_else(malformed)?;
+        let major: u32 = major.parse().map_err(|_| malformed())?;
+        let minor: u32 = minor.parse().map_err(|_| malformed())?;
+        if major != 3 || minor > MAX_MINOR {
+            return Err(VolumeRequestError::NotAcceptable(format!(
+                "Version {version} is not supported by the API. Minimum is 3.0 and maximum is 3.{MAX_MINOR}."
+            )));
+        }
+        return Ok(minor);
+    }
+    Ok(0)
+}
+
+/// A version-gated method below its microversion: Cinder answers 404.
+pub fn require_mv(minor: u32, min: u32) -> Result<(), VolumeRequestError> {
+    if minor >= min {
+        Ok(())
+    } else {
+        Err(NotFound(format!("API version 3.{minor} is not supported on this method (needs 3.{min}).")))
+    }
+}
+
+/// Cinder's truthy query values (`all_tenants=1`, `=true`, ...).
+pub fn truthy(v: &str) -> bool {
+    matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "t" | "yes" | "y" | "on")
+}
+
+// ---------------------------------------------------------------- requests
+
+/// `POST /volumes` body (`{"volume": {...}}`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CreateVolume {
+    /// Size in GiB (validated by the service: ≥ 1).
+    pub size: i64,
+    /// `name` (or legacy `display_name`).
+    pub name: Option<String>,
+    /// `description` (or legacy `display_description`).
+    pub description: Option<String>,
+    /// Metadata (string values only).
+    pub metadata: BTreeMap<String, String>,
+    /// `imageRef` (or `image_id`): id or name.
+    pub image_ref: Option<String>,
+    /// Volume type.
+    pub volume_type: Option<String>,
+    /// Availability zone.
+    pub availability_zone: Option<String>,
+}
+
+impl CreateVolume {
+    /// Parse a create body: snapshots and backups do not exist here (404),
+    /// clones, groups, replicas and multiattach are refused (400).
+    pub fn parse(v: &Value) -> Result<Self, VolumeRequestError> {
+        let o = body_object(v, "volume")?;
+        if let Some(id) = opt_str(o, &["snapshot_id"])? {
+            return Err(NotFound(format!("Snapshot {id} could not be found.")));
+        }
+        if let Some(id) = opt_str(o, &["backup_id"])? {
+            return Err(NotFound(format!("Backup {id} could not be found.")));
+        }
+        for unsupported in ["source_volid", "consistencygroup_id", "group_id", "source_replica"] {
+            if opt_str(o, &[unsupported])?.is_some() {
+                return Err(BadRequest(format!(
+                    "Invalid input received: {unsupported} is not supported by this cloud."
+                )));
+            }
+        }
+        if o.get("multiattach").and_then(Value::as_bool).unwrap_or(false) {
+            return Err(BadRequest("Invalid input received: multiattach volumes are not supported.".into()));
+        }
+        let size = int_field(o, "size")?
+            .ok_or_else(|| BadRequest("Invalid input received: Volume size must be specified as an integer.".into()))?;
+        Ok(Self {
+            size,
+            name: opt_str(o, &["name", "display_name"])?,
+            description: opt_str(o, &["description", "display_description"])?,
+            metadata: metadata_field(o)?.unwrap_or_default(),
+            image_ref: opt_str(o, &["imageRef", "image_id"])?,
+            volume_type: opt_str(o, &["volume_type"])?,
+            availability_zone: opt_str(o, &["availability_zone"])?,
+        })
+    }
+}
+
+/// `PUT /volumes/{id}` body: absent fields are left alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpdateVolume {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New metadata (replaces the old).
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+impl UpdateVolume {
+    /// Parse an update body; unknown keys are refused as Cinder's schema does.
+    pub fn parse(v: &Value) -> Result<Self, VolumeRequestError> {
+        let o = body_object(v, "volume")?;
+        const KEYS: &[&str] = &["name", "description", "display_name", "display_description", "metadata"];
+        if let Some(k) = o.keys().find(|k| !KEYS.contains(&k.as_str())) {
+            return Err(BadRequest(format!(
+                "Invalid input for field/attribute volume. Additional properties are not allowed ('{k}' was unexpected)"
+            )));
+        }
+        Ok(Self {
+            name: opt_str(o, &["name", "display_name"])?,
+            description: opt_str(o, &["description", "display_description"])?,
+            metadata: metadata_field(o)?,
+        })
+    }
+}
+
+/// `POST /volumes/{id}/action`: the actions Stratus serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VolumeAction {
+    /// `os-extend` (202).
+    Extend {
+        /// New size GiB.
+        new_size: i64,
+    },
+    /// `os-reset_status` (admins, 202); validated by the service.
+    ResetStatus {
+        /// New status.
+        status: Option<String>,
+        /// New attach status (`attached` / `detached`).
+        attach_status: Option<String>,
+    },
+    /// `os-set_bootable` (200).
+    SetBootable(bool),
+}
+
+impl VolumeAction {
+    /// Parse an action body: exactly one key, a known action.
+    pub fn parse(v: &Value) -> Result<Self, VolumeRequestError> {
+        let Some((action, arg)) = v.as_object().filter(|o| o.len() == 1).and_then(|o| o.iter().next()) else {
+            return Err(BadRequest("The action body must be an object with exactly one action key.".into()));
+        };
+        let empty = Map::new();
+        let args = arg.as_object().unwrap_or(&empty);
+        match action.as_str() {
+            "os-extend" => {
+                let new_size = int_field(args, "new_size")?
+                    .ok_or_else(|| BadRequest("Invalid input received: new_size is required.".into()))?;
+                Ok(Self::Extend { new_size })
+            }
+            "os-reset_status" => Ok(Self::ResetStatus {
+                status: opt_str(args, &["status"])?,
+                attach_status: opt_str(args, &["attach_status"])?,
+            }),
+            "os-set_bootable" => {
+                let b = args.get("bootable").ok_or_else(|| BadRequest("Must specify bootable in request.".into()))?;
+                Ok(Self::SetBootable(bool_value("bootable", b)?))
+            }
+            other => Err(BadRequest(format!("There is no such action: {other}"))),
+        }
+    }
+}
+
+/// `POST`/`PUT /volumes/{id}/metadata` body: `{"metadata": {...}}`.
+pub fn parse_metadata(v: &Value) -> Result<BTreeMap<String, String>, VolumeRequestError> {
+    v.as_object()
+        .and_then(|o| metadata_field(o).transpose())
+        .transpose()?
+        .ok_or_else(|| BadRequest("Missing required element 'metadata' in request body.".into()))
+}
+
+/// `PUT /volumes/{id}/metadata/{key}` body: `{"meta": {key: value}}`, the
+/// one key matching the URL's.
+pub fn parse_meta_key(v: &Value, key: &str) -> Result<String, VolumeRequestError> {
+    let meta = body_object(v, "meta")?;
+    match (meta.len(), meta.get(key)) {
+        (1, Some(Value::String(s))) => Ok(s.clone()),
+        _ => Err(BadRequest("Request body and URI mismatch".into())),
+    }
+}
+
+/// `POST /attachments` body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateAttachment {
+    /// The volume to reserve.
+    pub volume_id: String,
+    /// The server it is reserved for.
+    pub instance_uuid: String,
+    /// The host's connector, when given at once (`null` is absent).
+    pub connector: Option<Value>,
+}
+
+impl CreateAttachment {
+    /// Parse a create body; only the `rw` mode exists.
+    pub fn parse(v: &Value) -> Result<Self, VolumeRequestError> {
+        let o = body_object(v, "attachment")?;
+        let volume_id = opt_str(o, &["volume_uuid"])?
+            .ok_or_else(|| BadRequest("Invalid input received: volume_uuid is required.".into()))?;
+        let instance_uuid = opt_str(o, &["instance_uuid"])?
+            .ok_or_else(|| BadRequest("Invalid input received: instance_uuid is required.".into()))?;
+        if let Some(mode) = opt_str(o, &["mode"])?
+            && mode.parse::<AttachMode>() != Ok(AttachMode::ReadWrite)
+        {
+            return Err(BadRequest(format!("Invalid input received: attach mode {mode} is not supported.")));
+        }
+        let connector = o.get("connector").filter(|c| !c.is_null()).cloned();
+        Ok(Self { volume_id, instance_uuid, connector })
+    }
+}
+
+/// `PUT /attachments/{id}` body: the host's connector (an object).
+pub fn parse_attachment_connector(v: &Value) -> Result<Value, VolumeRequestError> {
+    let o = body_object(v, "attachment")?;
+    o.get("connector")
+        .filter(|c| c.is_object())
+        .cloned()
+        .ok_or_else(|| BadRequest("Invalid input received: connector is required.".into()))
+}
+
+/// `POST /attachments/{id}/action`: the actions Stratus serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachmentAction {
+    /// `os-complete` (3.44+, 204).
+    Complete,
+}
+
+impl AttachmentAction {
+    /// Parse an action body: exactly one key, a known action.
+    pub fn parse(v: &Value) -> Result<Self, VolumeRequestError> {
+        let Some(action) = v.as_object().filter(|o| o.len() == 1).and_then(|o| o.keys().next()) else {
+            return Err(BadRequest("The action body must be an object with exactly one action key.".into()));
+        };
+        match action.as_str() {
+            "os-complete" => Ok(Self::Complete),
+            other => Err(BadRequest(format!("There is no such action: {other}"))),
+        }
+    }
+}
+
+/// The object under `key` (`{"volume": {...}}`), Cinder's 400 otherwise.
+fn body_object<'a>(v: &'a Value, key: &str) -> Result<&'a Map<String, Value>, VolumeRequestError> {
+    v.get(key)
+        .and_then(Value::as_object)
+        .ok_or_else(|| BadRequest(format!("Missing required element '{key}' in request body.")))
+}
+
+/// An optional string field (null is absent).
+fn opt_str(o: &Map<String, Value>, keys: &[&str]) -> Result<Option<String>, VolumeRequestError> {
+    for k in keys {
+        match o.get(*k) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(s)) => return Ok(Some(s.clone())),
+            Some(other) => {
+                return Err(BadRequest(format!(
+                    "Invalid input for field/attribute {k}. Value: {other}. {other} is not of type 'string'"
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// An integer given as a number or a numeric string (Cinder accepts both).
+fn int_field(o: &Map<String, Value>, key: &str) -> Result<Option<i64>, VolumeRequestError> {
+    let bad = |v: &Value| {
+        BadRequest(format!(
+            "Invalid input received: {key} '{}' must be an integer and greater than 0",
+            v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+        ))
+    };
+    match o.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| bad(&Value::Number(n.clone()))),
+        Some(Value::String(s)) => s.trim().parse::<i64>().map(Some).map_err(|_| bad(&Value::String(s.clone()))),
+        Some(v) => Err(bad(v)),
+    }
+}
+
+fn metadata_field(o: &Map<String, Value>) -> Result<Option<BTreeMap<String, String>>, VolumeRequestError> {
+    match o.get("metadata") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => {
+            let mut out = BTreeMap::new();
+            for (k, v) in m {
+                let Some(s) = v.as_str() else {
+                    return Err(BadRequest(format!(
+                        "Invalid input for field/attribute metadata. Value: {v}. {v} is not of type 'string'"
+                    )));
+                };
+                out.insert(k.clone(), s.to_string());
+            }
+            Ok(Some(out))
+        }
+        Some(v) => Err(BadRequest(format!(
+            "Invalid input for field/attribute metadata. Value: {v}. {v} is not of type 'object'"
+        ))),
+    }
+}
+
+fn bool_value(name: &str, v: &Value) -> Result<bool, VolumeRequestError> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
+            "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
+            _ => Err(BadRequest(format!("Invalid input received: '{s}' is not a valid value for {name}."))),
+        },
+        other => Err(BadRequest(format!("Invalid input received: '{other}' is not a valid value for {name}."))),
+    }
+}
+
+// ------------------------------------------------------------------- views
+
+/// The version list with the v3 entry; `self` points at `<public>/volume/v3/`.
+pub fn versions_doc(public_url: &str) -> Value {
+    json!({
+        "versions": [{
+            "id": "v3.0",
+            "status": "CURRENT",
+            "version": format!("3.{MAX_MINOR}"),
+            "min_version": "3.0",
+            "updated": "2023-08-31T00:00:00Z",
+            "links": [{"rel": "self", "href": format!("{public_url}/volume/v3/")}],
+            "media-types": [{"base": "application/json", "type": "application/vnd.openstack.volume+json;version=3"}],
+        }]
+    })
+}
+
+/// Cinder's timestamp format (`2018-11-29T06:50:07.770785`, UTC, no zone).
+pub fn cinder_ts(s: &str) -> Value {
+    match parse_ts(s) {
+        Ok(t) => Value::String(t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
+        Err(_) => Value::String(s.to_string()),
+    }
+}
+
+/// `self` and `bookmark` links of a resource.
+pub fn links(public_url: &str, project_id: &str, kind: &str, id: &str) -> Value {
+    json!([
+        {"rel": "self", "href": format!("{public_url}/volume/v3/{project_id}/{kind}/{id}")},
+        {"rel": "bookmark", "href": format!("{public_url}/volume/{project_id}/{kind}/{id}")},
+    ])
+}
+
+/// Absolute limits: Cinder's keys, the volume quotas and the counted usage
+/// (snapshots and backups do not exist: zero).
+pub fn limits_view(quota_volumes: i64, quota_gigabytes: i64, volumes_used: i64, gigabytes_used: i64) -> Value {
+    json!({
+        "limits": {
+            "rate": [],
+            "absolute": {
+                "totalSnapshotsUsed": 0,
+                "maxTotalBackups": 10,
+                "maxTotalVolumeGigabytes": quota_gigabytes,
+                "maxTotalSnapshots": 10,
+                "maxTotalBackupGigabytes": 1000,
+                "totalBackupGigabytesUsed": 0,
+                "maxTotalVolumes": quota_volumes,
+                "totalVolumesUsed": volumes_used,
+                "totalBackupsUsed": 0,
+                "totalGigabytesUsed": gigabytes_used
+            }
+        }
+    })
+}
+
+/// A volume's `attachments` entries (Cinder lists attached ones only; a
+/// fenced attachment still ties the volume to its server until detached).
+fn volume_attachments(v: &VolumeRow, atts: &[AttachmentRow]) -> Value {
+    Value::Array(
+        atts.iter()
+            .filter(|a| matches!(a.status, AttachStatus::Attached | AttachStatus::Detaching | AttachStatus::Fenced))
+            .map(|a| {
+                json!({
+                    "server_id": a.server_id,
+                    "attachment_id": a.id,
+                    "attached_at": cinder_ts(&a.created_at),
+                    "host_name": a.host,
+                    "volume_id": v.id,
+                    "device": a.mountpoint,
+                    "id": v.id,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Who is looking at a volume, for the fields only admins see.
+#[derive(Clone, Copy, Debug)]
+pub enum Viewer<'a> {
+    /// A project member: no host attributes.
+    Member,
+    /// An admin, shown Cinder's `host@backend#pool`.
+    Admin {
+        /// `os-vol-host-attr:host`.
+        host_attr: &'a str,
+    },
+}
+
+/// The full volume view of the api-ref (`GET /volumes/{id}`).
+pub fn volume_detail(public_url: &str, viewer: Viewer<'_>, v: &VolumeRow, atts: &[AttachmentRow]) -> Value {
+    let metadata: Value = serde_json::from_str(&v.metadata).unwrap_or_else(|_| json!({}));
+    let mut o = json!({
+        "id": v.id,
+        "name": v.name,
+        "description": v.description,
+        "size": v.size_gb,
+        "status": v.status.as_str(),
+        "availability_zone": v.availability_zone,
+        "bootable": if v.bootable { "true" } else { "false" },
+        "volume_type": v.volume_type,
+        "attachments": volume_attachments(v, atts),
+        "created_at": cinder_ts(&v.created_at),
+        "updated_at": cinder_ts(&v.updated_at),
+        "metadata": metadata,
+        "links": links(public_url, &v.project_id, "volumes", &v.id),
+        "user_id": v.user_id,
+        "os-vol-tenant-attr:tenant_id": v.project_id,
+        "encrypted": false,
+        "multiattach": false,
+        "snapshot_id": null,
+        "source_volid": null,
+        "consistencygroup_id": null,
+        "group_id": null,
+        "replication_status": null,
+        "migration_status": null,
+        "consumes_quota": true,
+    });
+    if let Some(m) = o.as_object_mut() {
+        if let Some(image) = &v.image_id {
+            m.insert("volume_image_metadata".into(), json!({ "image_id": image }));
+        }
+        if let Viewer::Admin { host_attr } = viewer {
+            m.insert("os-vol-host-attr:host".into(), json!(host_attr));
+            m.insert("os-vol-mig-status-attr:migstat".into(), Value::Null);
+            m.insert("os-vol-mig-status-attr:name_id".into(), Value::Null);
+        }
+    }
+    o
+}
+
+/// The short volume view of `GET /volumes`.
+pub fn volume_summary(public_url: &str, v: &VolumeRow) -> Value {
+    json!({"id": v.id, "name": v.name, "links": links(public_url, &v.project_id, "volumes", &v.id)})
+}
+
+/// The `volumes_links` `next` entry of a paged list.
+pub fn volumes_next_link(public_url: &str, project: &str, detail: bool, limit: usize, marker: &str) -> Value {
+    let path = if detail { "volumes/detail" } else { "volumes" };
+    json!([{
+        "rel": "next",
+        "href": format!("{public_url}/volume/v3/{project}/{path}?limit={limit}&marker={marker}"),
+    }])
+}
+
+/// The short attachment view of `GET /attachments`.
+pub fn attachment_summary(a: &AttachmentRow) -> Value {
+    json!({"id": a.id, "status": a.status.as_str(), "instance": a.server_id, "volume_id": a.volume_id})
+}
+
+/// Cinder's attachment detail view, with the connection info (`null` until
+/// the host's connector is known).
+pub fn attachment_detail(a: &AttachmentRow, connection_info: Value) -> Value {
+    let mut o = attachment_summary(a);
+    o["attached_at"] = if a.status == AttachStatus::Attached { cinder_ts(&a.created_at) } else { Value::Null };
+    o["detached_at"] = Value::Null;
+    o["attach_mode"] = json!(AttachMode::ReadWrite.as_str());
+    o["connection_info"] = connection_info;
+    o
+}
+
+/// One entry of Stratus's admin `GET /stratus/v1/storage-cleanups`.
+pub fn cleanup_view(c: &CleanupRow) -> Value {
+    json!({"id": c.id, "kind": c.kind.as_str(), "volume_id": c.volume_id, "backend_name": c.backend_name, "client_id": c.client_id,
+           "host": c.host, "server_id": c.server_id, "reason": c.reason, "attempts": c.attempts, "last_error": c.last_error, "created_at": c.created_at})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn microversion_header() {
+        assert_eq!(requested_minor(None), Ok(0));
+        assert_eq!(requested_minor(Some("compute 2.1, volume 3.44")), Ok(44));
+        assert_eq!(requested_minor(Some("volume latest")), Ok(MAX_MINOR));
+        assert!(matches!(requested_minor(Some("volume 3.x")), Err(VolumeRequestError::BadRequest(_))));
+        assert!(matches!(requested_minor(Some("volume 3.99")), Err(VolumeRequestError::NotAcceptable(_))));
+        assert!(matches!(require_mv(26, MV_ATTACHMENTS), Err(VolumeRequestError::NotFound(_))));
+    }
+
+    #[test]
+    fn create_body_accepts_sizes_as_strings_and_refuses_snapshots() {
+        let c = CreateVolume::parse(&json!({"volume": {"size": "2", "display_name": "d"}})).expect("parse");
+        assert_eq!((c.size, c.name.as_deref()), (2, Some("d")));
+        assert!(matches!(
+            CreateVolume::parse(&json!({"volume": {"size": 1, "snapshot_id": "s"}})),
+            Err(VolumeRequestError::NotFound(_))
+        ));
+        assert!(matches!(CreateVolume::parse(&json!({"volume": {}})), Err(VolumeRequestError::BadRequest(_))));
+    }
+
+    #[test]
+    fn actions_parse() {
+        assert_eq!(
+            VolumeAction::parse(&json!({"os-extend": {"new_size": 3}})),
+            Ok(VolumeAction::Extend { new_size: 3 })
+        );
+        assert_eq!(
+            VolumeAction::parse(&json!({"os-set_bootable": {"bootable": "yes"}})),
+            Ok(VolumeAction::SetBootable(true))
+        );
+        assert_eq!(AttachmentAction::parse(&json!({"os-complete": null})), Ok(AttachmentAction::Complete));
+        assert!(AttachmentAction::parse(&json!({"os-nope": null})).is_err());
+    }
+}

@@ -1,0 +1,546 @@
+//! HTTP-level tests of the Block Storage API: status codes, fault bodies
+//! and Cinder's JSON, through the real router and an in-memory backend.
+
+use super::*;
+use axum::body::{Body, to_bytes};
+use axum::http::HeaderMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+/// Removes the test's directory when dropped.
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Env {
+    state: AppState,
+    backend: stratus_volume::testing::MemBackend,
+    admin: String,
+    demo: String,
+    demo_project: String,
+    admin_project: String,
+    _dir: TempDir,
+}
+
+async fn env() -> Env {
+    let dir = std::env::temp_dir().join(format!("stratus-volume-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let ds = stratus_db::Datastore::open_sqlite(&dir.join("t.db")).await.expect("open db");
+    stratus_auth::bootstrap_user(&ds, "admin", "pw", "admin", "admin", false).await.expect("admin");
+    stratus_auth::bootstrap_user(&ds, "demo", "pw", "demo", "member", false).await.expect("demo");
+    let identity = stratus_auth::Identity::new(ds.clone(), chrono::Duration::hours(1));
+    let admin = identity
+        .authenticate("admin", "pw", stratus_auth::ProjectScope::Name("admin".into()))
+        .await
+        .expect("admin token");
+    let demo =
+        identity.authenticate("demo", "pw", stratus_auth::ProjectScope::Name("demo".into())).await.expect("demo token");
+    let bus: Arc<dyn stratus_bus::Bus> = Arc::new(stratus_bus::InProcessBus::new());
+    let compute = stratus_controller::compute_api::ComputeApi::new(
+        ds.clone(),
+        bus.clone(),
+        stratus_controller::ControllerConfig::default(),
+    );
+    let (volume, backend) = test_service(&ds, dir.join("images"));
+    let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.join("images")));
+    let state = AppState { ds, identity, compute, bus, public_url: "http://127.0.0.1:8774".into(), volume, images };
+    Env {
+        state,
+        backend,
+        admin_project: admin.context.project_id,
+        admin: admin.token,
+        demo_project: demo.context.project_id,
+        demo: demo.token,
+        _dir: TempDir(dir),
+    }
+}
+
+async fn call(env: &Env, uri: &str, token: Option<&str>, version: Option<&str>) -> (StatusCode, HeaderMap, Value) {
+    send(env, "GET", uri, token, version, None).await
+}
+
+async fn send(
+    env: &Env,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    version: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, HeaderMap, Value) {
+    let mut req = axum::http::Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header("x-auth-token", t);
+    }
+    if let Some(v) = version {
+        req = req.header("openstack-api-version", v);
+    }
+    let resp = crate::router(env.state.clone())
+        .oneshot(
+            match body {
+                Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string())),
+                None => req.body(Body::empty()),
+            }
+            .expect("request"),
+        )
+        .await
+        .expect("response");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = to_bytes(resp.into_body(), usize::MAX).await.expect("body");
+    let json = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).expect("json") };
+    (status, headers, json)
+}
+
+#[tokio::test]
+async fn volume_version_discovery() {
+    let env = env().await;
+    for (path, status) in [
+        ("/volume", StatusCode::MULTIPLE_CHOICES),
+        ("/volume/", StatusCode::MULTIPLE_CHOICES),
+        ("/volume/v3", StatusCode::OK),
+        ("/volume/v3/", StatusCode::OK),
+    ] {
+        let (s, _, v) = call(&env, path, None, None).await;
+        assert_eq!(s, status, "{path}");
+        let ver = &v["versions"][0];
+        assert_eq!(ver["id"], "v3.0");
+        assert_eq!(ver["status"], "CURRENT");
+        assert_eq!(ver["version"], "3.70");
+        assert_eq!(ver["min_version"], "3.0");
+        assert_eq!(ver["links"][0]["href"], "http://127.0.0.1:8774/volume/v3/");
+        assert_eq!(ver["media-types"][0]["type"], "application/vnd.openstack.volume+json;version=3");
+    }
+}
+
+#[tokio::test]
+async fn volume_limits_for_own_project_only() {
+    let env = env().await;
+    let own = format!("/volume/v3/{}/limits", env.demo_project);
+    let (s, h, v) = call(&env, &own, Some(&env.demo), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["limits"]["rate"], json!([]));
+    let abs = &v["limits"]["absolute"];
+    assert_eq!(abs["maxTotalVolumes"], 10);
+    assert_eq!(abs["maxTotalVolumeGigabytes"], 1000);
+    assert_eq!(abs["totalVolumesUsed"], 0);
+    assert_eq!(abs["totalGigabytesUsed"], 0);
+    assert_eq!(abs.as_object().expect("absolute").len(), 10);
+    assert_eq!(h.get("openstack-api-version").and_then(|v| v.to_str().ok()), Some("volume 3.0"));
+
+    let other = format!("/volume/v3/{}/limits", env.admin_project);
+    let (s, _, v) = call(&env, &other, Some(&env.demo), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(v["forbidden"]["code"], 403);
+
+    // Admins may look at any project.
+    let (s, _, _) = call(&env, &own, Some(&env.admin), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) = call(&env, "/volume/v3/limits", Some(&env.demo), None).await;
+    assert_eq!(s, StatusCode::OK);
+
+    let (s, _, _) = call(&env, &own, None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn volume_lists_are_empty() {
+    let env = env().await;
+    for suffix in ["volumes", "volumes/detail"] {
+        let (s, _, v) = call(&env, &format!("/volume/v3/{}/{suffix}", env.demo_project), Some(&env.demo), None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v, json!({"volumes": []}));
+        let (s, _, v) = call(&env, &format!("/volume/v3/{suffix}"), Some(&env.demo), None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v, json!({"volumes": []}));
+        let (s, _, _) = call(&env, &format!("/volume/v3/{}/{suffix}", env.admin_project), Some(&env.demo), None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+}
+
+#[tokio::test]
+async fn volume_microversion_negotiation() {
+    let env = env().await;
+    let uri = format!("/volume/v3/{}/limits", env.demo_project);
+    let echoed = |h: &HeaderMap| h.get("openstack-api-version").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let (s, h, _) = call(&env, &uri, Some(&env.demo), Some("volume 3.59")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(echoed(&h).as_deref(), Some("volume 3.59"));
+    let (_, h, _) = call(&env, &uri, Some(&env.demo), Some("compute 2.90, volume latest")).await;
+    assert_eq!(echoed(&h).as_deref(), Some("volume 3.70"));
+    let (_, h, _) = call(&env, &uri, Some(&env.demo), Some("compute 2.90")).await;
+    assert_eq!(echoed(&h).as_deref(), Some("volume 3.0"));
+    let (s, _, _) = call(&env, &uri, Some(&env.demo), Some("volume 3.99")).await;
+    assert_eq!(s, StatusCode::NOT_ACCEPTABLE);
+    let (s, _, _) = call(&env, &uri, Some(&env.demo), Some("volume 2.0")).await;
+    assert_eq!(s, StatusCode::NOT_ACCEPTABLE);
+    let (s, _, _) = call(&env, &uri, Some(&env.demo), Some("volume three")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+const SERVER: &str = "5f3d2a3e-0c1b-4f7a-9a57-1b2c3d4e5f60";
+
+/// Create a volume as demo through the API; returns its JSON.
+async fn create(env: &Env, size: i64, name: &str) -> Value {
+    let uri = format!("/volume/v3/{}/volumes", env.demo_project);
+    let (s, _, v) =
+        send(env, "POST", &uri, Some(&env.demo), None, Some(json!({"volume": {"size": size, "name": name}}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    v["volume"].clone()
+}
+
+#[tokio::test]
+async fn volume_create_list_show_update_delete() {
+    let env = env().await;
+    let base = format!("/volume/v3/{}/volumes", env.demo_project);
+    // The body the SDK sends for `openstack volume create --size 1 v1`.
+    let body = json!({"volume": {
+        "size": 1, "name": "v1", "description": null, "snapshot_id": null, "volume_type": null,
+        "availability_zone": null, "metadata": {"k": "v"}, "imageRef": null, "source_volid": null,
+        "consistencygroup_id": null, "backup_id": null
+    }});
+    let (s, _, v) = send(&env, "POST", &base, Some(&env.demo), None, Some(body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let vol = &v["volume"];
+    let id = vol["id"].as_str().expect("id").to_string();
+    assert_eq!(vol["status"], "available");
+    assert_eq!(vol["size"], 1);
+    assert_eq!(vol["name"], "v1");
+    assert_eq!(vol["bootable"], "false");
+    assert_eq!(vol["encrypted"], false);
+    assert_eq!(vol["multiattach"], false);
+    assert_eq!(vol["volume_type"], "__DEFAULT__");
+    assert_eq!(vol["availability_zone"], "nova");
+    assert_eq!(vol["attachments"], json!([]));
+    assert_eq!(vol["metadata"], json!({"k": "v"}));
+    assert_eq!(vol["os-vol-tenant-attr:tenant_id"], env.demo_project.as_str());
+    for k in ["snapshot_id", "source_volid", "consistencygroup_id", "replication_status", "migration_status"] {
+        assert!(vol.get(k).is_some_and(Value::is_null), "{k}");
+    }
+    assert!(vol.get("os-vol-host-attr:host").is_none(), "admins only");
+    assert_eq!(vol["links"][0]["href"], format!("http://127.0.0.1:8774/volume/v3/{}/volumes/{id}", env.demo_project));
+    assert!(!vol["created_at"].as_str().expect("ts").ends_with('Z'), "Cinder's naive UTC format");
+
+    let (s, _, v) = call(&env, &base, Some(&env.demo), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["volumes"][0]["id"], id.as_str());
+    assert_eq!(v["volumes"][0]["name"], "v1");
+    assert!(v["volumes"][0].get("status").is_none(), "summary view");
+    for uri in [format!("{base}/detail"), "/volume/v3/volumes/detail".to_string()] {
+        let (s, _, v) = call(&env, &uri, Some(&env.demo), None).await;
+        assert_eq!(s, StatusCode::OK);
+        assert_eq!(v["volumes"].as_array().expect("list").len(), 1);
+        assert_eq!(v["volumes"][0]["status"], "available");
+    }
+    let (_, _, v) = call(&env, &format!("{base}/detail?name=v1"), Some(&env.demo), None).await;
+    assert_eq!(v["volumes"].as_array().expect("list").len(), 1);
+    let (_, _, v) = call(&env, &format!("{base}/detail?name=nope"), Some(&env.demo), None).await;
+    assert_eq!(v["volumes"], json!([]));
+
+    let one = format!("{base}/{id}");
+    let (s, _, v) = call(&env, &one, Some(&env.demo), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["volume"]["id"], id.as_str());
+    let (s, _, v) = call(&env, &one, Some(&env.admin), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["volume"]["os-vol-host-attr:host"], "stratus@mem#mem");
+
+    let (s, _, v) =
+        send(&env, "PUT", &one, Some(&env.demo), None, Some(json!({"volume": {"name": "v2", "description": "d"}})))
+            .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["volume"]["name"], "v2");
+    assert_eq!(v["volume"]["description"], "d");
+    assert_eq!(v["volume"]["metadata"], json!({"k": "v"}), "kept");
+
+    let (s, _, _) = send(&env, "DELETE", &one, Some(&env.demo), None, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (s, _, v) = call(&env, &one, Some(&env.demo), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["itemNotFound"]["message"], format!("Volume {id} could not be found."));
+    assert!(env.backend.is_empty());
+}
+
+#[tokio::test]
+async fn volume_create_validation() {
+    let env = env().await;
+    let base = format!("/volume/v3/{}/volumes", env.demo_project);
+    let post = |b: Value| send(&env, "POST", &base, Some(&env.demo), None, Some(b));
+    let (s, _, v) = post(json!({"volume": {"size": 0}})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["badRequest"]["code"], 400);
+    let (s, _, _) = post(json!({"size": 1})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _, _) = post(json!({"volume": {"size": "x"}})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _, v) = post(json!({"volume": {"size": "2"}})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "numeric strings are sizes too");
+    assert_eq!(v["volume"]["size"], 2);
+    let (s, _, _) = post(json!({"volume": {"size": 1, "snapshot_id": SERVER}})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = post(json!({"volume": {"size": 1, "volume_type": "gold"}})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = post(json!({"volume": {"size": 1, "imageRef": SERVER}})).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Another project's URL: 403.
+    let other = format!("/volume/v3/{}/volumes", env.admin_project);
+    let (s, _, _) = send(&env, "POST", &other, Some(&env.demo), None, Some(json!({"volume": {"size": 1}}))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn volume_of_another_project_is_404() {
+    let env = env().await;
+    let id = create(&env, 1, "mine").await["id"].as_str().expect("id").to_string();
+    let theirs = format!("/volume/v3/volumes/{id}");
+    stratus_auth::bootstrap_user(&env.state.ds, "alt", "pw", "alt", "member", false).await.expect("alt");
+    let alt = env
+        .state
+        .identity
+        .authenticate("alt", "pw", stratus_auth::ProjectScope::Name("alt".into()))
+        .await
+        .expect("alt token")
+        .token;
+    for (method, body) in [("GET", None), ("PUT", Some(json!({"volume": {"name": "x"}}))), ("DELETE", None)] {
+        let (s, _, _) = send(&env, method, &theirs, Some(&alt), None, body).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{method}");
+    }
+    let (s, _, _) =
+        send(&env, "POST", &format!("{theirs}/action"), Some(&alt), None, Some(json!({"os-extend": {"new_size": 2}})))
+            .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, v) = call(&env, "/volume/v3/volumes", Some(&alt), None).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"volumes": []})));
+    // Admins see every project's volumes with all_tenants.
+    let (_, _, v) = call(&env, "/volume/v3/volumes/detail?all_tenants=1", Some(&env.admin), None).await;
+    assert_eq!(v["volumes"].as_array().expect("list").len(), 1);
+    let (_, _, v) = call(&env, "/volume/v3/volumes/detail", Some(&env.admin), None).await;
+    assert_eq!(v["volumes"], json!([]), "own project only without all_tenants");
+}
+
+#[tokio::test]
+async fn attachments_as_nova_drives_them_and_deleting_an_attached_volume_is_400() {
+    let env = env().await;
+    let vol = create(&env, 1, "data").await;
+    let vid = vol["id"].as_str().expect("id").to_string();
+    let p = &env.demo_project;
+    let t = Some(env.demo.as_str());
+    let mv = Some("volume 3.44");
+
+    // Below 3.27 the attachments API does not exist.
+    let (s, _, _) = send(&env, "POST", &format!("/volume/v3/{p}/attachments"), t, None, Some(json!({}))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Nova: attachment_create without a connector reserves the volume.
+    let body = json!({"attachment": {"volume_uuid": vid, "instance_uuid": SERVER}});
+    let (s, _, v) = send(&env, "POST", &format!("/volume/v3/{p}/attachments"), t, mv, Some(body)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let att = v["attachment"]["id"].as_str().expect("attachment id").to_string();
+    assert_eq!(v["attachment"]["status"], "reserved");
+    assert_eq!(v["attachment"]["instance"], SERVER);
+    assert_eq!(v["attachment"]["volume_id"], vid.as_str());
+    assert!(v["attachment"]["connection_info"].is_null());
+    let vol_uri = format!("/volume/v3/{p}/volumes/{vid}");
+    assert_eq!(call(&env, &vol_uri, t, None).await.2["volume"]["status"], "reserved");
+
+    // Deleting a reserved volume: Cinder's 400.
+    let (s, _, v) = send(&env, "DELETE", &vol_uri, t, None, None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["badRequest"]["message"], stratus_volume::DELETE_REFUSED);
+
+    // attachment_update with the host connector → attaching + connection info.
+    let connector = json!({"host": "compute-1", "ip": "10.0.0.2", "initiator": "iqn.x", "mountpoint": "/dev/vdb"});
+    let (s, _, v) = send(
+        &env,
+        "PUT",
+        &format!("/volume/v3/{p}/attachments/{att}"),
+        t,
+        mv,
+        Some(json!({"attachment": {"connector": connector}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["attachment"]["status"], "attaching");
+    assert_eq!(v["attachment"]["connection_info"]["driver_volume_type"], "mem");
+    assert_eq!(v["attachment"]["connection_info"]["data"]["volume_id"], vid.as_str());
+    assert_eq!(call(&env, &vol_uri, t, None).await.2["volume"]["status"], "attaching");
+
+    // os-complete needs 3.44.
+    let complete = format!("/volume/v3/{p}/attachments/{att}/action");
+    let (s, _, _) = send(&env, "POST", &complete, t, Some("volume 3.27"), Some(json!({"os-complete": null}))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, v) = send(&env, "POST", &complete, t, mv, Some(json!({"os-complete": null}))).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (_, _, v) = call(&env, &vol_uri, t, None).await;
+    assert_eq!(v["volume"]["status"], "in-use");
+    let a = &v["volume"]["attachments"][0];
+    assert_eq!(a["server_id"], SERVER);
+    assert_eq!(a["attachment_id"], att.as_str());
+    assert_eq!(a["volume_id"], vid.as_str());
+    assert_eq!(a["id"], vid.as_str());
+    assert_eq!(a["device"], "/dev/vdb");
+    assert_eq!(a["host_name"], "compute-1");
+    assert!(a["attached_at"].is_string());
+
+    let (s, _, v) = send(&env, "DELETE", &vol_uri, t, None, None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["badRequest"]["message"], stratus_volume::DELETE_REFUSED);
+
+    let (s, _, v) = call(&env, &format!("/volume/v3/{p}/attachments"), t, mv).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["attachments"][0]["id"], att.as_str());
+    let (s, _, v) = call(&env, &format!("/volume/v3/attachments/{att}"), t, mv).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["attachment"]["status"], "attached");
+    let (s, _, _) = call(&env, &format!("/volume/v3/attachments/{att}"), Some(&env.admin), mv).await;
+    assert_eq!(s, StatusCode::OK, "admins see every attachment");
+
+    // Detach: attachment_delete → available, then the delete goes through.
+    let (s, _, v) = send(&env, "DELETE", &format!("/volume/v3/{p}/attachments/{att}"), t, mv, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v, json!({"attachments": []}));
+    let (_, _, v) = call(&env, &vol_uri, t, None).await;
+    assert_eq!(v["volume"]["status"], "available");
+    assert_eq!(v["volume"]["attachments"], json!([]));
+    let (s, _, _) = call(&env, &format!("/volume/v3/attachments/{att}"), t, mv).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // A connector at create time goes straight to attaching.
+    let body = json!({"attachment": {"volume_uuid": vid, "instance_uuid": SERVER, "connector": {"host": "compute-2"}}});
+    let (s, _, v) = send(&env, "POST", "/volume/v3/attachments", t, mv, Some(body)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["attachment"]["status"], "attaching");
+}
+
+#[tokio::test]
+async fn volume_busy_delete_stays_deleting_until_the_reconciler_succeeds() {
+    let env = env().await;
+    let id = create(&env, 1, "busy").await["id"].as_str().expect("id").to_string();
+    env.backend.busy_deletes(2);
+    let uri = format!("/volume/v3/volumes/{id}");
+    let (s, _, _) = send(&env, "DELETE", &uri, Some(&env.demo), None, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (_, _, v) = call(&env, &uri, Some(&env.demo), None).await;
+    assert_eq!(v["volume"]["status"], "deleting");
+    env.state.volume.reconcile().await.expect("pass 1");
+    let (_, _, v) = call(&env, &uri, Some(&env.demo), None).await;
+    assert_eq!(v["volume"]["status"], "deleting", "still busy: not swallowed");
+    env.state.volume.reconcile().await.expect("pass 2");
+    let (s, _, _) = call(&env, &uri, Some(&env.demo), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn volume_extend_set_bootable_and_admin_only_reset_status() {
+    let env = env().await;
+    let id = create(&env, 1, "x").await["id"].as_str().expect("id").to_string();
+    let action = format!("/volume/v3/{}/volumes/{id}/action", env.demo_project);
+    let uri = format!("/volume/v3/{}/volumes/{id}", env.demo_project);
+    let t = Some(env.demo.as_str());
+    let (s, _, v) = send(&env, "POST", &action, t, None, Some(json!({"os-extend": {"new_size": 3}}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(call(&env, &uri, t, None).await.2["volume"]["size"], 3);
+    let (s, _, _) = send(&env, "POST", &action, t, None, Some(json!({"os-extend": {"new_size": 2}}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "shrinking");
+
+    let (s, _, _) = send(&env, "POST", &action, t, None, Some(json!({"os-set_bootable": {"bootable": "true"}}))).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(call(&env, &uri, t, None).await.2["volume"]["bootable"], "true");
+
+    let reset = json!({"os-reset_status": {"status": "error"}});
+    let (s, _, v) = send(&env, "POST", &action, t, None, Some(reset.clone())).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(v["forbidden"]["code"], 403);
+    let admin_action = format!("/volume/v3/volumes/{id}/action");
+    let (s, _, v) = send(&env, "POST", &admin_action, Some(&env.admin), None, Some(reset)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(call(&env, &uri, t, None).await.2["volume"]["status"], "error");
+    let (s, _, _) = send(&env, "POST", &action, t, None, Some(json!({"os-extend": {"new_size": 4}}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "extend needs available");
+    let (s, _, v) = send(&env, "POST", &action, t, None, Some(json!({"os-frobnicate": {}}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["badRequest"]["message"], "There is no such action: os-frobnicate");
+}
+
+#[tokio::test]
+async fn volume_quota_is_413_with_cinders_messages() {
+    let env = env().await;
+    let base = format!("/volume/v3/{}/volumes", env.demo_project);
+    let (s, _, v) = send(&env, "POST", &base, Some(&env.demo), None, Some(json!({"volume": {"size": 1001}}))).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        v["overLimit"]["message"],
+        "Requested volume or snapshot exceeds allowed gigabytes quota. Requested 1001G, quota is 1000G and 0G has been consumed."
+    );
+    assert_eq!(v["overLimit"]["code"], 413);
+    for i in 0..10 {
+        create(&env, 1, &format!("v{i}")).await;
+    }
+    let (s, _, v) = send(&env, "POST", &base, Some(&env.demo), None, Some(json!({"volume": {"size": 1}}))).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(v["overLimit"]["message"], "Maximum number of volumes allowed (10) exceeded for quota 'volumes'.");
+}
+
+#[tokio::test]
+async fn volume_limits_count_usage() {
+    let env = env().await;
+    create(&env, 1, "a").await;
+    create(&env, 3, "b").await;
+    for uri in [format!("/volume/v3/{}/limits", env.demo_project), "/volume/v3/limits".to_string()] {
+        let (s, _, v) = call(&env, &uri, Some(&env.demo), None).await;
+        assert_eq!(s, StatusCode::OK);
+        let abs = &v["limits"]["absolute"];
+        assert_eq!(abs["totalVolumesUsed"], 2);
+        assert_eq!(abs["totalGigabytesUsed"], 4);
+        assert_eq!(abs["maxTotalVolumes"], 10);
+        assert_eq!(abs["maxTotalVolumeGigabytes"], 1000);
+    }
+    // An admin looking at demo's limits sees demo's usage; its own is zero.
+    let (_, _, v) = call(&env, &format!("/volume/v3/{}/limits", env.demo_project), Some(&env.admin), None).await;
+    assert_eq!(v["limits"]["absolute"]["totalVolumesUsed"], 2);
+    let (_, _, v) = call(&env, "/volume/v3/limits", Some(&env.admin), None).await;
+    assert_eq!(v["limits"]["absolute"]["totalVolumesUsed"], 0);
+}
+
+#[tokio::test]
+async fn volume_metadata_set_and_unset() {
+    let env = env().await;
+    let id = create(&env, 1, "m").await["id"].as_str().expect("id").to_string();
+    let uri = format!("/volume/v3/{}/volumes/{id}/metadata", env.demo_project);
+    let t = Some(env.demo.as_str());
+    let (s, _, v) = send(&env, "POST", &uri, t, None, Some(json!({"metadata": {"a": "1"}}))).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"metadata": {"a": "1"}})));
+    let (_, _, v) = send(&env, "POST", &uri, t, None, Some(json!({"metadata": {"b": "2"}}))).await;
+    assert_eq!(v, json!({"metadata": {"a": "1", "b": "2"}}), "merged");
+    let (s, _, v) = send(&env, "PUT", &format!("{uri}/c"), t, None, Some(json!({"meta": {"c": "3"}}))).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"meta": {"c": "3"}})));
+    let (s, _, _) = send(&env, "DELETE", &format!("{uri}/a"), t, None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) = send(&env, "DELETE", &format!("{uri}/a"), t, None, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, _, v) = call(&env, &uri, t, None).await;
+    assert_eq!(v, json!({"metadata": {"b": "2", "c": "3"}}));
+    let (_, _, v) = send(&env, "PUT", &uri, t, None, Some(json!({"metadata": {}}))).await;
+    assert_eq!(v, json!({"metadata": {}}), "replaced");
+    let (s, _, _) = call(&env, &uri, Some(&env.admin), None).await;
+    assert_eq!(s, StatusCode::OK, "admins may use another project's path");
+}
+
+#[tokio::test]
+async fn volume_list_pagination() {
+    let env = env().await;
+    for i in 0..3 {
+        create(&env, 1, &format!("p{i}")).await;
+    }
+    let (_, _, v) = call(&env, "/volume/v3/volumes?limit=2", Some(&env.demo), None).await;
+    assert_eq!(v["volumes"].as_array().expect("page").len(), 2);
+    let next = v["volumes_links"][0]["href"].as_str().expect("next link").to_string();
+    let marker = v["volumes"][1]["id"].as_str().expect("id");
+    assert!(next.ends_with(&format!("marker={marker}")), "{next}");
+    let (_, _, v) = call(&env, &format!("/volume/v3/volumes?limit=2&marker={marker}"), Some(&env.demo), None).await;
+    assert_eq!(v["volumes"].as_array().expect("page").len(), 1);
+    assert!(v.get("volumes_links").is_none());
+}

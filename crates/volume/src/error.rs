@@ -1,0 +1,134 @@
+//! The errors of the block storage service. Each variant carries what
+//! happened, typed; its text is Cinder's message word for word (clients and
+//! operators match on it), and `stratus-server`'s `error` module maps each
+//! variant to its HTTP status.
+
+use stratus_blockstore::BlockError;
+use stratus_db::{DbError, QuotaExceeded};
+
+/// What could not be found, for [`VolumeError::NotFound`]: each kind has
+/// Cinder's own message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// A volume (also another project's: no existence leak).
+    Volume,
+    /// An image named by `imageRef` (id or name).
+    Image,
+    /// A volume type other than the default one.
+    VolumeType,
+    /// A volume attachment.
+    Attachment,
+    /// A metadata key of the volume `volume`.
+    MetadataKey {
+        /// The volume whose metadata lacks the key.
+        volume: String,
+    },
+    /// A row the datastore did not find (its own name for it).
+    Row(&'static str),
+}
+
+fn not_found_message(kind: &Missing, id: &str) -> String {
+    match kind {
+        Missing::Volume => format!("Volume {id} could not be found."),
+        Missing::Image => format!("Image {id} could not be found."),
+        Missing::VolumeType => format!("Volume type with name {id} could not be found."),
+        Missing::Attachment => format!("Volume attachment could not be found with filter: attachment_id = {id}."),
+        Missing::MetadataKey { volume } => format!("Volume {volume} has no metadata with key {id}."),
+        Missing::Row(what) => format!("{what} could not be found."),
+    }
+}
+
+/// Errors of volume calls; the HTTP layer maps each to a status and fault.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    /// 400 (Cinder's `InvalidInput` / `InvalidVolume`), with Cinder's message.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 403: the caller's role does not allow `action` (a policy name, e.g. `volume:delete`).
+    #[error("Policy doesn't allow {action} to be performed.")]
+    Forbidden {
+        /// The policy rule that refused.
+        action: String,
+    },
+    /// 413 with Cinder's quota message.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// 404 (also for another project's volume).
+    #[error("{}", not_found_message(.kind, .id))]
+    NotFound {
+        /// What kind of thing is missing.
+        kind: Missing,
+        /// Its id (or name, or key).
+        id: String,
+    },
+    /// 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// 500: a boot volume could not be built (its status says how it ended).
+    #[error("volume {id} is {status} after its build")]
+    BootVolume {
+        /// The volume.
+        id: String,
+        /// Its status after the build (`error` when the backend failed).
+        status: String,
+    },
+    /// 500: fencing a storage client failed (the delete retries).
+    #[error("fencing {client}: {source}")]
+    Fence {
+        /// The storage client.
+        client: String,
+        /// Why the backend refused.
+        source: BlockError,
+    },
+    /// 500 (logged, not shown).
+    #[error(transparent)]
+    Db(DbError),
+    /// 500: the storage backend failed (logged, not shown).
+    #[error(transparent)]
+    Backend(BlockError),
+}
+
+impl VolumeError {
+    /// A 404 for `kind` named `id`.
+    pub fn not_found(kind: Missing, id: impl Into<String>) -> Self {
+        Self::NotFound { kind, id: id.into() }
+    }
+}
+
+impl From<DbError> for VolumeError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::QuotaExceeded(q) => Self::QuotaExceeded(quota_message(&q)),
+            DbError::NotFound(what) => Self::NotFound { kind: Missing::Row(what), id: String::new() },
+            DbError::Conflict(m) => Self::Conflict(m),
+            e => Self::Db(e),
+        }
+    }
+}
+
+impl From<BlockError> for VolumeError {
+    fn from(e: BlockError) -> Self {
+        Self::Backend(e)
+    }
+}
+
+/// Cinder's quota messages: `gigabytes` is reported before `volumes`, as
+/// Cinder's `process_reserve_over_quota` does.
+pub fn quota_message(q: &QuotaExceeded) -> String {
+    let at = |name: &str| q.overs.iter().position(|o| *o == name);
+    let get = |v: &[i64], i: usize| v.get(i).copied().unwrap_or(0);
+    if let Some(i) = at("gigabytes") {
+        return gigabytes_message(get(&q.requested, i), get(&q.allowed, i), get(&q.used, i));
+    }
+    if let Some(i) = at("volumes") {
+        return format!("Maximum number of volumes allowed ({}) exceeded for quota 'volumes'.", get(&q.allowed, i));
+    }
+    q.to_string()
+}
+
+/// Cinder's message for a request over the gigabytes quota.
+pub(crate) fn gigabytes_message(requested: i64, quota: i64, consumed: i64) -> String {
+    format!(
+        "Requested volume or snapshot exceeds allowed gigabytes quota. Requested {requested}G, quota is {quota}G and {consumed}G has been consumed."
+    )
+}

@@ -1,0 +1,241 @@
+//! The volume steps of a server's life, called by the controller's
+//! operations so that the volume lifecycle has one owner:
+//!
+//! - boot from volume: [`VolumeService::create_boot_volume`] builds a volume
+//!   from an image and reserves it for the server;
+//! - attach/detach on a host: the controller talks to the agent, then records
+//!   the outcome with [`VolumeService::host_attached`],
+//!   [`VolumeService::host_attach_failed`], [`VolumeService::host_detached`]
+//!   and [`VolumeService::host_detach_failed`];
+//! - delete: [`VolumeService::fence_server`] fences the server's storage
+//!   clients (local path, before anything is released), then
+//!   [`VolumeService::release_server_volumes`] detaches every volume and
+//!   deletes the `delete_on_termination` ones (a busy one goes to the durable
+//!   queue, never swallowed); the reconciler lifts the fences once the host
+//!   confirmed the VM gone ([`VolumeService::lift_fences`]).
+
+use crate::{Build, CleanupKind, DeleteOutcome, VolumeError, VolumeService};
+use stratus_blockstore::ClientId;
+use stratus_db::{AttachmentRow, DbError, VolumeRow};
+use tracing::{info, warn};
+
+/// A volume to build from an image for a boot-from-volume server (one block
+/// device mapping with `source_type=image, destination_type=volume`).
+#[derive(Clone, Debug)]
+pub struct BootVolume {
+    /// The server the volume is reserved for.
+    pub server_id: String,
+    /// The server's project (owns the volume, counts its quota).
+    pub project_id: String,
+    /// The server's user.
+    pub user_id: String,
+    /// Size GiB.
+    pub size_gb: i64,
+    /// Image to copy into the volume (a blank volume if its file is absent).
+    pub image_id: String,
+    /// Device the server sees it as (`/dev/vda`): also what makes the step
+    /// idempotent (a mapping whose device already has an attachment is done).
+    pub mountpoint: String,
+    /// Delete the volume when the server is deleted.
+    pub delete_on_termination: bool,
+    /// Boot index of the mapping (0 for the root volume).
+    pub boot_index: Option<i64>,
+}
+
+impl VolumeService {
+    /// Live attachments of a server (boot volume first): what its operations
+    /// open on the host, and what a delete fences and releases.
+    pub async fn attachments_of_server(&self, server_id: &str) -> Result<Vec<AttachmentRow>, VolumeError> {
+        Ok(self.ds.attachment_list_for_server(server_id).await?)
+    }
+
+    /// One attachment, without a caller's scope (the controller's view);
+    /// `None` once it is gone.
+    pub async fn attachment(&self, id: &str) -> Result<Option<AttachmentRow>, VolumeError> {
+        match self.ds.attachment_get(id).await {
+            Ok(a) => Ok(Some(a)),
+            Err(DbError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One volume, without a caller's scope (the controller needs its backend name).
+    pub async fn volume(&self, id: &str) -> Result<VolumeRow, VolumeError> {
+        Ok(self.ds.volume_get(id).await?)
+    }
+
+    /// Build a boot volume from an image and reserve it for the server. The
+    /// volume counts against the project's quota like any other; a backend
+    /// failure leaves it `error` and is returned (the build is aborted).
+    pub async fn create_boot_volume(&self, b: &BootVolume) -> Result<AttachmentRow, VolumeError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let row = VolumeRow {
+            backend_name: format!("volume-{id}"),
+            id,
+            name: Some(String::new()),
+            description: Some(String::new()),
+            project_id: b.project_id.clone(),
+            user_id: b.user_id.clone(),
+            size_gb: b.size_gb,
+            status: crate::VolumeStatus::Creating,
+            volume_type: crate::DEFAULT_VOLUME_TYPE.into(),
+            availability_zone: self.cfg.availability_zone.clone(),
+            bootable: true,
+            image_id: Some(b.image_id.clone()),
+            metadata: "{}".into(),
+            created_at: String::new(),
+            updated_at: String::new(),
+            deleted_at: None,
+            deleted: false,
+        };
+        let vol = self.ds.volume_create(&row, self.cfg.quota_volumes, self.cfg.quota_gigabytes).await?;
+        info!(volume = %vol.id, server = %b.server_id, image = %b.image_id, "boot volume create recorded");
+        // A boot volume whose image file is absent is built blank, as Nova's
+        // fake images are.
+        let vol = self.build(&vol, Build::BlankIfNoImage).await?;
+        if vol.status != crate::VolumeStatus::Available {
+            return Err(VolumeError::BootVolume { id: vol.id, status: vol.status.to_string() });
+        }
+        let att = AttachmentRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            volume_id: vol.id.clone(),
+            server_id: b.server_id.clone(),
+            host: None,
+            connector: None,
+            client_id: None,
+            mountpoint: Some(b.mountpoint.clone()),
+            status: crate::AttachStatus::Reserved,
+            delete_on_termination: b.delete_on_termination,
+            boot_index: b.boot_index,
+            created_at: String::new(),
+        };
+        Ok(self.ds.attachment_create(&att).await?)
+    }
+
+    /// The host opened the volume for `att` as storage client `client`:
+    /// record the connector and the client (what fencing targets later);
+    /// the attachment is `attached`, the volume `in-use`.
+    pub async fn host_attached(&self, att: &AttachmentRow, host: &str, client: &str) -> Result<(), VolumeError> {
+        let connector = serde_json::json!({"host": host, "initiator": format!("stratus:{host}")}).to_string();
+        self.ds
+            .attachment_update(&att.id, Some(host), Some(&connector), Some(client), att.mountpoint.as_deref())
+            .await?;
+        self.ds.attachment_complete(&att.id).await?;
+        Ok(())
+    }
+
+    /// The host could not open the volume: the reservation is dropped (the
+    /// volume is `available` again).
+    pub async fn host_attach_failed(&self, attachment_id: &str) -> Result<(), VolumeError> {
+        Ok(self.ds.attachment_delete(attachment_id).await?)
+    }
+
+    /// The host closed the volume: the attachment goes (the volume is
+    /// `available` once it has no other).
+    pub async fn host_detached(&self, attachment_id: &str) -> Result<(), VolumeError> {
+        Ok(self.ds.attachment_delete(attachment_id).await?)
+    }
+
+    /// The host did not confirm the close: the volume stays attached, since
+    /// releasing it while the host may still write is unsafe.
+    pub async fn host_detach_failed(&self, attachment_id: &str) -> Result<(), VolumeError> {
+        Ok(self.ds.attachment_complete(attachment_id).await?)
+    }
+
+    /// Fence every storage client the server's attachments recorded (the
+    /// local delete path: the host is down and its VM may still write).
+    /// Returns a line per client for the instance action. Must run before
+    /// any volume of the server is released. A fence is lifted later by
+    /// [`VolumeService::lift_fences`], once the host rejoined and confirmed
+    /// the VM gone.
+    pub async fn fence_server(&self, server_id: &str) -> Result<Vec<String>, VolumeError> {
+        let mut lines = Vec::new();
+        for a in self.ds.attachment_list_for_server(server_id).await? {
+            let Some(client) = a.client_id.clone() else { continue };
+            if a.status == crate::AttachStatus::Fenced {
+                lines.push(format!("client {client} of volume {} already fenced", a.volume_id));
+                continue;
+            }
+            let vol = self.ds.volume_get(&a.volume_id).await?;
+            let started = std::time::Instant::now();
+            self.backend
+                .fence(&vol.backend_name, &ClientId(client.clone()))
+                .await
+                .map_err(|e| VolumeError::Fence { client: client.clone(), source: e })?;
+            self.ds.attachment_mark_fenced(&a.id).await?;
+            if let Some(host) = &a.host {
+                let epoch = self.ds.service_get_by_host(host).await.map(|svc| svc.epoch).unwrap_or(0);
+                self.ds.cleanup_enqueue_unfence(server_id, host, epoch, &vol.id, &vol.backend_name, &client).await?;
+            }
+            let ms = started.elapsed().as_millis();
+            info!(server = server_id, volume = %vol.id, client = %client, ms = ms as u64, "storage client fenced");
+            lines.push(format!("fenced client {client} of volume {} in {ms} ms", vol.id));
+        }
+        Ok(lines)
+    }
+
+    /// Detach every volume of a deleted server and delete the
+    /// `delete_on_termination` ones. A volume whose storage cannot be
+    /// deleted yet (busy: a client still watches it) stays `deleting` and
+    /// its delete goes to the durable queue, retried by the reconciler.
+    /// Returns a line per volume for the instance action.
+    pub async fn release_server_volumes(&self, server_id: &str) -> Result<Vec<String>, VolumeError> {
+        let mut lines = Vec::new();
+        for a in self.ds.attachment_list_for_server(server_id).await? {
+            self.ds.attachment_delete(&a.id).await?;
+            if !a.delete_on_termination {
+                lines.push(format!("volume {} detached", a.volume_id));
+                continue;
+            }
+            let vol = match self.ds.volume_get(&a.volume_id).await {
+                Ok(v) => v,
+                Err(DbError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            self.ds.volume_set_status(&vol.id, &[], crate::VolumeStatus::Deleting).await?;
+            match self.delete_storage(&vol).await? {
+                DeleteOutcome::Deleted | DeleteOutcome::Trashed => lines.push(format!("volume {} deleted", vol.id)),
+                DeleteOutcome::Queued(why) => lines.push(format!("volume {} queued for deletion ({why})", vol.id)),
+            }
+        }
+        Ok(lines)
+    }
+
+    /// Lift the fences whose host rejoined with a newer epoch (it reconciled
+    /// before taking work) and reported the fenced server's VM gone (no
+    /// zombie of it remains there). Returns how many were lifted.
+    pub async fn lift_fences(&self) -> Result<usize, VolumeError> {
+        let mut lifted = 0;
+        for c in self.ds.cleanup_pending().await? {
+            if c.kind != CleanupKind::Unfence {
+                continue;
+            }
+            let (Some(host), Some(server), Some(client)) = (&c.host, &c.server_id, &c.client_id) else {
+                self.ds.cleanup_done(c.id).await?;
+                continue;
+            };
+            let rejoined = self
+                .ds
+                .service_get_by_host(host)
+                .await
+                .map(|svc| svc.is_up(self.ds.clock().now()) && svc.epoch > c.epoch.unwrap_or(i64::MAX))
+                .unwrap_or(false);
+            let zombie = self.ds.zombie_list(Some(host)).await?.iter().any(|z| &z.server_id == server);
+            if !rejoined || zombie {
+                continue;
+            }
+            match self.backend.unfence(&ClientId(client.clone())).await {
+                Ok(()) => {
+                    info!(client = %client, host = %host, "fence lifted: the host rejoined and reaped the zombie");
+                    self.ds.cleanup_done(c.id).await?;
+                    lifted += 1;
+                }
+                Err(e) => {
+                    warn!(client = %client, host = %host, error = %e, "lifting a fence failed; the next pass retries");
+                    self.ds.cleanup_failed(c.id, &e.to_string()).await?;
+                }
+            }
+        }
+        Ok(lifted)
+    }
+}
