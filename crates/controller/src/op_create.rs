@@ -36,7 +36,7 @@ const EV_BUILD: &str = "compute__do_build_and_run_instance";
 const NO_VALID_HOST: &str = "No valid host was found. There are not enough hosts available.";
 
 fn being_deleted(s: &ServerRow) -> bool {
-    s.deleted || s.task_state.as_deref() == Some(TaskState::Deleting.as_str())
+    s.deleted || s.task_state == Some(TaskState::Deleting)
 }
 
 #[async_trait]
@@ -69,7 +69,7 @@ impl Handler for CreateServer {
         }
         let mut excluded: Vec<String> = Vec::new();
         for attempt in 1..=s.cfg.max_schedule_attempts {
-            if server.task_state.as_deref() == Some(TaskState::Scheduling.as_str()) || server.host.is_none() {
+            if server.task_state == Some(TaskState::Scheduling) || server.host.is_none() {
                 cx.step(CreateStep::Schedule).await?;
                 ds.event_start(&server.id, &op.request_id, EV_SCHEDULE, None).await?;
                 let guard = s.sched_lock.lock().await;

@@ -137,7 +137,7 @@ impl DeleteServer {
         let ds = &self.0.ds;
         let local = |path, why: String| Ok(Decision { path, why, svc: None });
         let Some(host) = server.host.clone() else {
-            let why = if server.vm_state == VmState::ShelvedOffloaded.as_str() {
+            let why = if server.vm_state == VmState::ShelvedOffloaded {
                 "server is shelved offloaded; no VM runs anywhere"
             } else {
                 "server was never scheduled to a host; nothing runs anywhere"

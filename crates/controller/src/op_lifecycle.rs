@@ -94,7 +94,7 @@ fn moving(server: &ServerRow, kind: MigrationKind, source: &str, dest: &str, new
         old_vcpus: server.vcpus,
         old_ram_mb: server.ram_mb,
         old_disk_gb: server.disk_gb + server.ephemeral_gb,
-        old_vm_state: server.vm_state.clone(),
+        old_vm_state: server.vm_state,
         status: MigrationStatus::Migrating,
         created_at: String::new(),
     }
@@ -252,7 +252,7 @@ impl Lifecycle {
         notify::record(ds, &server, &op.id, "instance.unshelve.start", "nova-conductor").await?;
         ds.event_start(&server.id, &op.request_id, event, server.host.as_deref()).await?;
         let detail;
-        if server.vm_state == VmState::Shelved.as_str() {
+        if server.vm_state == VmState::Shelved {
             let host = server.host.clone().unwrap_or_default();
             cx.step(UnshelveStep::PowerOn).await?;
             if let Err(e) = s.host_command(&op.id, &server.id, &host, CommandKind::PowerOn, self.d()).await {
@@ -402,14 +402,14 @@ impl Lifecycle {
         };
         let spawned = s.host_command(&op.id, &server.id, &dest, spawn, self.build_deadlines()).await;
         let spawned = match spawned {
-            Ok(_) if migration.old_vm_state == VmState::Stopped.as_str() => {
+            Ok(_) if migration.old_vm_state == VmState::Stopped => {
                 s.host_command(&op.id, &server.id, &dest, CommandKind::PowerOff, self.d()).await.map(|_| ())
             }
             r => r.map(|_| ()),
         };
         if let Err(e) = spawned {
             let _ = s.host_command(&op.id, &server.id, &dest, CommandKind::Terminate, self.d()).await;
-            if migration.old_vm_state == VmState::Active.as_str() {
+            if migration.old_vm_state == VmState::Active {
                 let _ = s.host_command(&op.id, &server.id, &source, CommandKind::PowerOn, self.d()).await;
             }
             ds.migration_set(migration.id, MigrationStatus::Error, None).await?;
@@ -421,11 +421,7 @@ impl Lifecycle {
             ds.server_transition(&server.id, &back).await?;
             return self.abandon(op, &server, TaskState::ResizePrep, event, &format!("spawn on {dest}: {e}")).await;
         }
-        let power = if migration.old_vm_state == VmState::Stopped.as_str() {
-            PowerState::Shutdown
-        } else {
-            PowerState::Running
-        };
+        let power = if migration.old_vm_state == VmState::Stopped { PowerState::Shutdown } else { PowerState::Running };
         let tr = Transition {
             from_task: Some(Some(TaskState::ResizeMigrating)),
             vm: Some(VmState::Resized),
@@ -474,7 +470,7 @@ impl Lifecycle {
         let dest = m.dest_host.clone().unwrap_or_default();
         ds.event_start(&server.id, &op.request_id, event, Some(&dest)).await?;
         cx.step(step).await?;
-        let old_vm: VmState = m.old_vm_state.parse().unwrap_or(VmState::Active);
+        let old_vm: VmState = m.old_vm_state;
         let tr = if confirm {
             let detail =
                 match s.host_command(&op.id, &server.id, &m.source_host, CommandKind::Terminate, self.d()).await {
@@ -656,7 +652,7 @@ impl Handler for Lifecycle {
         {
             return self.0.bad_params(op, e).await;
         }
-        let task = server.task()?;
+        let task = server.task_state;
         if server.deleted || !task.is_some_and(|t| expected.contains(&t)) {
             return Ok(Outcome::Done); // superseded by a delete or a reset
         }

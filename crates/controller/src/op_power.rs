@@ -107,7 +107,7 @@ impl Handler for Power {
         let Some(sp) = spec(op.kind, hard) else {
             return Ok(Outcome::Failed(format!("unknown power operation {}", op.kind)));
         };
-        if server.deleted || server.task_state.as_deref() != Some(sp.task.as_str()) {
+        if server.deleted || server.task_state != Some(sp.task) {
             return Ok(Outcome::Done); // superseded (e.g. by a delete or a reset)
         }
         let Some(host) = server.host.clone() else {

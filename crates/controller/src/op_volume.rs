@@ -58,7 +58,7 @@ impl Handler for VolumeOps {
         let Some(att) = volumes.attachment(&att_id).await.map_err(crate::storage::op_error)? else {
             return Ok(Outcome::Done); // already detached (or never made)
         };
-        if server.deleted || server.task_state.as_deref() == Some(stratus_types::TaskState::Deleting.as_str()) {
+        if server.deleted || server.task_state == Some(stratus_types::TaskState::Deleting) {
             return Ok(Outcome::Done); // the delete releases the volumes
         }
         let host = server.host.clone().unwrap_or_default();

@@ -328,9 +328,9 @@ impl Cloud {
             .map(|n| n.event_type)
             .collect();
         EndState {
-            vm_state: s.vm_state.clone(),
-            task_state: s.task_state.clone(),
-            power_state: s.power_state,
+            vm_state: s.vm_state.as_str().to_string(),
+            task_state: s.task_state.map(|t| t.as_str().to_string()),
+            power_state: s.power_state.code(),
             deleted: s.deleted,
             has_host: s.host.is_some(),
             shelved_image: s.shelved_image_id.is_some(),

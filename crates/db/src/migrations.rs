@@ -31,7 +31,7 @@ pub struct MigrationRow {
     /// Source allocation: disk GiB.
     pub old_disk_gb: i64,
     /// vm_state to return to on revert or confirm (`active` or `stopped`).
-    pub old_vm_state: String,
+    pub old_vm_state: stratus_types::VmState,
     /// Where the move is (`finished`: a resize awaiting confirm or revert).
     #[sqlx(try_from = "String")]
     pub status: MigrationStatus,
@@ -46,7 +46,7 @@ impl Datastore {
     pub async fn migration_create(&self, m: &MigrationRow) -> Result<MigrationRow, DbError> {
         Ok(sqlx::query_as(&format!("INSERT INTO migrations (server_id, kind, source_host, dest_host, old_flavor_id, new_flavor_id, old_vcpus, old_ram_mb, old_disk_gb, old_vm_state, status, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12) RETURNING {COLS}"))
             .bind(&m.server_id).bind(m.kind.as_str()).bind(&m.source_host).bind(&m.dest_host).bind(&m.old_flavor_id).bind(&m.new_flavor_id)
-            .bind(m.old_vcpus).bind(m.old_ram_mb).bind(m.old_disk_gb).bind(&m.old_vm_state).bind(m.status.as_str()).bind(self.now())
+            .bind(m.old_vcpus).bind(m.old_ram_mb).bind(m.old_disk_gb).bind(m.old_vm_state).bind(m.status.as_str()).bind(self.now())
             .fetch_one(&self.write).await?)
     }
 

@@ -2,7 +2,7 @@
 
 use crate::{Cas, Datastore, DbError, NewOperation, OperationRow, ts};
 use sqlx::{FromRow, QueryBuilder, Sqlite};
-use stratus_types::{TaskState, VmState};
+use stratus_types::{PowerState, TaskState, VmState};
 
 /// A server row.
 #[derive(Clone, Debug, FromRow)]
@@ -32,11 +32,12 @@ pub struct ServerRow {
     /// Swap MiB.
     pub swap_mb: i64,
     /// See [`VmState`].
-    pub vm_state: String,
+    pub vm_state: VmState,
     /// See [`TaskState`].
-    pub task_state: Option<String>,
-    /// See [`stratus_types::PowerState`].
-    pub power_state: i64,
+    pub task_state: Option<TaskState>,
+    /// See [`PowerState`] (stored as Nova's integer code).
+    #[sqlx(try_from = "i64")]
+    pub power_state: PowerState,
     /// Compute host, once scheduled.
     pub host: Option<String>,
     /// User metadata, JSON object of strings.
@@ -75,18 +76,6 @@ pub struct ServerRow {
     pub deleted: bool,
     /// Snapshot taken by shelve, deleted on unshelve or delete.
     pub shelved_image_id: Option<String>,
-}
-
-impl ServerRow {
-    /// Parsed `vm_state`.
-    pub fn vm(&self) -> Result<VmState, DbError> {
-        self.vm_state.parse().map_err(|e| DbError::Corrupt(format!("{e}")))
-    }
-
-    /// Parsed `task_state`.
-    pub fn task(&self) -> Result<Option<TaskState>, DbError> {
-        self.task_state.as_deref().map(|t| t.parse().map_err(|e| DbError::Corrupt(format!("{e}")))).transpose()
-    }
 }
 
 /// A port: the fixed IP a server holds on the internal network.
@@ -248,8 +237,8 @@ impl Datastore {
         }
         sqlx::query(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$30,NULL,FALSE,NULL)"))
             .bind(&r.id).bind(&r.name).bind(&r.project_id).bind(&r.user_id).bind(&r.image_id).bind(&r.flavor_id).bind(&r.flavor_name)
-            .bind(r.vcpus).bind(r.ram_mb).bind(r.disk_gb).bind(r.ephemeral_gb).bind(r.swap_mb).bind(&r.vm_state).bind(&r.task_state)
-            .bind(r.power_state).bind(&r.host).bind(&r.metadata).bind(&r.key_name).bind(r.locked).bind(&r.locked_by).bind(&r.locked_reason)
+            .bind(r.vcpus).bind(r.ram_mb).bind(r.disk_gb).bind(r.ephemeral_gb).bind(r.swap_mb).bind(r.vm_state).bind(r.task_state)
+            .bind(r.power_state.code()).bind(&r.host).bind(&r.metadata).bind(&r.key_name).bind(r.locked).bind(&r.locked_by).bind(&r.locked_reason)
             .bind(&r.availability_zone).bind(&r.reservation_id).bind(&r.hostname).bind(&r.fault).bind(r.progress).bind(r.generation)
             .bind(&r.launched_at).bind(&r.terminated_at).bind(&now)
             .execute(&mut *tx).await?;
@@ -344,8 +333,8 @@ impl Datastore {
             Err(DbError::NotFound(_)) => return Ok(Cas::Conflict),
             Err(e) => return Err(e),
         };
-        let same_vm = t.vm.is_none_or(|v| v.as_str() == cur.vm_state);
-        let same_task = t.task.is_none_or(|x| x.map(|s| s.as_str()) == cur.task_state.as_deref());
+        let same_vm = t.vm.is_none_or(|v| v == cur.vm_state);
+        let same_task = t.task.is_none_or(|x| x == cur.task_state);
         Ok(if !cur.deleted && same_vm && same_task { Cas::AlreadySo } else { Cas::Conflict })
     }
 
@@ -605,4 +594,49 @@ async fn allocate_port_tx(conn: &mut sqlx::SqliteConnection, server_id: &str, no
 /// Format for timestamps inside fault JSON.
 pub fn fault_json(code: u16, message: &str, now: chrono::DateTime<chrono::Utc>) -> String {
     serde_json::json!({"code": code, "message": message, "created": ts(now)}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::store;
+
+    /// One row with every state column set through the typed fields.
+    async fn insert_raw(ds: &Datastore, id: &str, vm: &str, task: Option<&str>, power: i64) {
+        sqlx::query(
+            "INSERT INTO servers (id, name, project_id, user_id, flavor_id, flavor_name, vcpus, ram_mb, disk_gb, \
+             ephemeral_gb, swap_mb, vm_state, task_state, power_state, metadata, locked, reservation_id, hostname, \
+             progress, generation, created_at, updated_at, deleted) \
+             VALUES ($1,'n','p','u','1','m1',1,512,1,0,0,$2,$3,$4,'{}',FALSE,'r','h',0,0,'t','t',FALSE)",
+        )
+        .bind(id)
+        .bind(vm)
+        .bind(task)
+        .bind(power)
+        .execute(&ds.write)
+        .await
+        .expect("insert");
+    }
+
+    #[tokio::test]
+    async fn state_columns_decode_into_their_enums() {
+        let (ds, _dir) = store().await;
+        insert_raw(&ds, "s1", "shelved_offloaded", Some("deleting"), 4).await;
+        let s = ds.server_get("s1").await.expect("row");
+        assert_eq!(s.vm_state, VmState::ShelvedOffloaded);
+        assert_eq!(s.task_state, Some(TaskState::Deleting));
+        assert_eq!(s.power_state, PowerState::Shutdown);
+        insert_raw(&ds, "s2", "active", None, 1).await;
+        let s = ds.server_get("s2").await.expect("row");
+        assert_eq!((s.vm_state, s.task_state, s.power_state), (VmState::Active, None, PowerState::Running));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_state_is_an_error_not_a_default() {
+        let (ds, _dir) = store().await;
+        insert_raw(&ds, "bad-vm", "sleeping", None, 1).await;
+        assert!(ds.server_get("bad-vm").await.is_err(), "unknown vm_state must not decode");
+        insert_raw(&ds, "bad-power", "active", None, 2).await;
+        assert!(ds.server_get("bad-power").await.is_err(), "power state 2 is not one Nova defines");
+    }
 }

@@ -6,6 +6,7 @@ use anyhow::Context;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use stratus_db::Datastore;
+use stratus_types::VmState;
 
 /// VMs on each fake host of a cloud (`<data_dir>/hosts/<host>/vms/<server>.json`).
 fn host_vms(data_dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
@@ -151,7 +152,7 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
         }
         for s in expected.difference(&vms) {
             if let Ok(row) = ds.server_get(s).await
-                && (row.vm_state == "active" || row.vm_state == "stopped")
+                && (matches!(row.vm_state, VmState::Active | VmState::Stopped))
             {
                 problems.push(format!("server {s} is {} on {host} but the host has no VM for it", row.vm_state));
             }

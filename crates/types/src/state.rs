@@ -79,13 +79,14 @@ macro_rules! string_enum {
         #[cfg(feature = "sqlx")]
         impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $name
         where
-            &'static str: sqlx::Encode<'q, DB>,
+            &'q str: sqlx::Encode<'q, DB>,
         {
             fn encode_by_ref(
                 &self,
                 buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
             ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-                <&'static str as sqlx::Encode<'q, DB>>::encode_by_ref(&self.as_str(), buf)
+                let s: &'q str = self.as_str();
+                <&'q str as sqlx::Encode<'q, DB>>::encode_by_ref(&s, buf)
             }
         }
     };
@@ -208,6 +209,23 @@ impl PowerState {
     /// The integer clients see.
     pub fn code(self) -> i64 {
         self as i64
+    }
+}
+
+/// Strict decoding of a stored power state: a code Nova does not define is an
+/// error (a corrupt row), never silently `NoState`.
+impl TryFrom<i64> for PowerState {
+    type Error = UnknownState;
+    fn try_from(code: i64) -> Result<Self, UnknownState> {
+        match code {
+            0 => Ok(Self::NoState),
+            1 => Ok(Self::Running),
+            3 => Ok(Self::Paused),
+            4 => Ok(Self::Shutdown),
+            6 => Ok(Self::Crashed),
+            7 => Ok(Self::Suspended),
+            other => Err(UnknownState(other.to_string())),
+        }
     }
 }
 

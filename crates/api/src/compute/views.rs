@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use stratus_db::{
     ActionRow, AttachmentRow, EventRow, FlavorRow, PortRow, QuotaLimits, QuotaUsage, ServerRow, ServiceRow, parse_ts,
 };
-use stratus_types::{PowerState, VmState, api_status};
+use stratus_types::api_status;
 
 /// The v2.1 version object (`GET /compute`, `GET /compute/v2.1`).
 pub fn version_object(public: &str) -> Value {
@@ -72,9 +72,7 @@ pub fn server(
     admin: bool,
     mv: Microversion,
 ) -> Value {
-    let vm: VmState = s.vm().unwrap_or(VmState::Error);
-    let task = s.task().ok().flatten();
-    let status = api_status(vm, task);
+    let status = api_status(s.vm_state, s.task_state);
     let mut addresses = Map::new();
     for p in ports {
         let entry = addresses.entry(p.network.clone()).or_insert_with(|| json!([]));
@@ -115,7 +113,7 @@ pub fn server(
         "OS-SRV-USG:terminated_at": s.terminated_at.as_deref().map(iso_micro),
         "OS-EXT-STS:task_state": s.task_state,
         "OS-EXT-STS:vm_state": s.vm_state,
-        "OS-EXT-STS:power_state": PowerState::from_code(s.power_state).code(),
+        "OS-EXT-STS:power_state": s.power_state.code(),
         "os-extended-volumes:volumes_attached": volumes.iter().map(|v| json!({"id": v})).collect::<Vec<_>>(),
     });
     let Some(m) = v.as_object_mut() else { return v };

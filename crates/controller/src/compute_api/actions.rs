@@ -38,8 +38,8 @@ impl ComputeApi {
         if s.locked && !ctx.is_admin() {
             return Err(ComputeError::Locked { id: id.to_string() });
         }
-        let vm = s.vm()?;
-        let task = s.task()?;
+        let vm = s.vm_state;
+        let task = s.task_state;
         if !r.from_vm.contains(&vm) {
             return Err(ComputeError::Conflict(invalid_state_message("vm_state", vm.as_str(), r.method, &id)));
         }
@@ -100,8 +100,8 @@ impl ComputeApi {
             Err(DbError::Conflict(_)) => {
                 // Lost a race with another change: report the state we lost to.
                 let cur = self.get_visible(ctx, id).await?;
-                let t = cur.task_state.unwrap_or_else(|| "None".into());
-                return Err(ComputeError::Conflict(invalid_state_message("task_state", &t, r.method, &id)));
+                let t = cur.task_state.map_or("None", |t| t.as_str());
+                return Err(ComputeError::Conflict(invalid_state_message("task_state", t, r.method, &id)));
             }
             Err(e) => return Err(e.into()),
         }
@@ -143,12 +143,12 @@ impl ComputeApi {
         }
         let by = if ctx.is_admin() && ctx.project_id != s.project_id { "admin" } else { "owner" };
         let t = Transition {
-            from_task: Some(s.task()?),
+            from_task: Some(s.task_state),
             lock: Some(if lock { (true, Some(by.into()), reason) } else { (false, None, None) }),
             ..Default::default()
         };
         let t = Transition {
-            from_task: if s.task_state.as_deref() == Some(TaskState::Deleting.as_str()) {
+            from_task: if s.task_state == Some(TaskState::Deleting) {
                 Some(Some(TaskState::Deleting))
             } else {
                 t.from_task
@@ -178,11 +178,11 @@ impl ComputeApi {
                 "Policy doesn't allow os_compute_api:os-admin-actions:reset_state to be performed.".into(),
             ));
         }
-        let deleting = s.task_state.as_deref() == Some(TaskState::Deleting.as_str());
+        let deleting = s.task_state == Some(TaskState::Deleting);
         let t = if deleting {
             Transition { from_task: Some(Some(TaskState::Deleting)), vm: Some(state), ..Default::default() }
         } else {
-            Transition { from_task: Some(s.task()?), vm: Some(state), task: Some(None), ..Default::default() }
+            Transition { from_task: Some(s.task_state), vm: Some(state), task: Some(None), ..Default::default() }
         };
         self.ds.server_transition(id, &t).await?;
         self.ds.action_create(id, request_id, "resetState", &ctx.user_id, &ctx.project_id).await?;

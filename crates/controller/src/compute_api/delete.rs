@@ -35,11 +35,8 @@ impl ComputeApi {
         if s.locked && !ctx.is_admin() {
             return Err(ComputeError::Locked { id: id.to_string() });
         }
-        if !force
-            && !self.cfg.reclaim_instance_interval.is_zero()
-            && s.task_state.as_deref() != Some(TaskState::Deleting.as_str())
-        {
-            if s.vm_state == VmState::SoftDeleted.as_str() {
+        if !force && !self.cfg.reclaim_instance_interval.is_zero() && s.task_state != Some(TaskState::Deleting) {
+            if s.vm_state == VmState::SoftDeleted {
                 return Ok(()); // already soft-deleted: forceDelete or reclaim finishes it
             }
             // Nova soft-deletes launched servers on a live host; never-launched

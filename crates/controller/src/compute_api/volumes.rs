@@ -44,11 +44,11 @@ impl ComputeApi {
         if s.locked && !ctx.is_admin() {
             return Err(ComputeError::Locked { id: id.to_string() });
         }
-        let vm = s.vm()?;
+        let vm = s.vm_state;
         if !matches!(vm, VmState::Active | VmState::Paused | VmState::Stopped | VmState::Suspended) {
             return Err(ComputeError::Conflict(invalid_state_message("vm_state", vm.as_str(), "attach_volume", &id)));
         }
-        if let Some(t) = s.task()? {
+        if let Some(t) = s.task_state {
             return Err(ComputeError::Conflict(invalid_state_message("task_state", t.as_str(), "attach_volume", &id)));
         }
         let v = match self.ds.volume_get(volume_id).await {
