@@ -16,7 +16,7 @@ pub async fn bootstrap_user(
     project: &str,
     role: &str,
     reset_password: bool,
-) -> Result<(), AuthError> {
+) -> Result<String, AuthError> {
     for r in [ROLE_ADMIN, ROLE_MEMBER, ROLE_READER] {
         ds.role_ensure(&new_id(), r).await?;
     }
@@ -59,11 +59,12 @@ pub async fn bootstrap_user(
     };
     let role = ds.role_find(role).await?;
     ds.assignment_put(&u.id, &p.id, &role.id).await?;
-    Ok(())
+    Ok(p.id)
 }
 
 impl Identity {
-    /// [`bootstrap_user`] through the service (callers that hold no datastore).
+    /// [`bootstrap_user`] through the service (callers that hold no datastore);
+    /// returns the project's id.
     pub async fn bootstrap_user(
         &self,
         user: &str,
@@ -71,9 +72,9 @@ impl Identity {
         project: &str,
         role: &str,
         reset_password: bool,
-    ) -> Result<(), AuthError> {
-        bootstrap_user(&self.ds, user, password, project, role, reset_password).await?;
+    ) -> Result<String, AuthError> {
+        let project_id = bootstrap_user(&self.ds, user, password, project, role, reset_password).await?;
         self.flush_cache();
-        Ok(())
+        Ok(project_id)
     }
 }

@@ -18,13 +18,10 @@ use std::sync::Arc;
 use stratus_auth::Identity;
 use stratus_bus::Bus;
 use stratus_controller::compute_api::ComputeApi;
-use stratus_db::Datastore;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// The datastore.
-    pub ds: Datastore,
     /// Token issue and validation.
     pub identity: Identity,
     /// Compute intents.

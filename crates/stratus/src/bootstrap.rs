@@ -48,8 +48,9 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 pub async fn bootstrap(state: &AppState, data_dir: &Path) -> anyhow::Result<Credentials> {
     let (admin, admin_from_env) = password(data_dir, "admin", "STRATUS_ADMIN_PASSWORD")?;
     let (demo, demo_from_env) = password(data_dir, "demo", "STRATUS_DEMO_PASSWORD")?;
-    stratus_auth::bootstrap_user(&state.ds, "admin", &admin, "admin", stratus_auth::ROLE_ADMIN, admin_from_env).await?;
-    stratus_auth::bootstrap_user(&state.ds, "demo", &demo, "demo", stratus_auth::ROLE_MEMBER, demo_from_env).await?;
+    let admin_project =
+        state.identity.bootstrap_user("admin", &admin, "admin", stratus_auth::ROLE_ADMIN, admin_from_env).await?;
+    state.identity.bootstrap_user("demo", &demo, "demo", stratus_auth::ROLE_MEMBER, demo_from_env).await?;
     // devstack's flavor sizes
     for (id, name, vcpus, ram, disk) in [
         ("1", "m1.tiny", 1, 512, 1),
@@ -59,8 +60,8 @@ pub async fn bootstrap(state: &AppState, data_dir: &Path) -> anyhow::Result<Cred
         ("5", "m1.xlarge", 8, 16384, 160),
     ] {
         state
-            .ds
-            .flavor_ensure(&FlavorRow {
+            .compute
+            .ensure_flavor(&FlavorRow {
                 id: id.into(),
                 name: name.into(),
                 vcpus,
@@ -74,13 +75,12 @@ pub async fn bootstrap(state: &AppState, data_dir: &Path) -> anyhow::Result<Cred
             })
             .await?;
     }
-    let admin_project = state.ds.project_find("admin").await?;
     // A small stand-in for the CirrOS image: a qcow2 magic and deterministic bytes.
     let mut data = b"QFI\xfb\x00\x00\x00\x03".to_vec();
     data.extend((0..(64 * 1024)).map(|i: u32| (i % 251) as u8));
     state
         .images
-        .seed("cirros", &admin_project.id, &data)
+        .seed("cirros", &admin_project, &data)
         .await
         .map_err(|e| anyhow::anyhow!("cannot seed the cirros image: {e}"))?;
     Ok(Credentials { admin, demo })

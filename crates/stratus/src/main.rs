@@ -249,7 +249,6 @@ async fn api_role(
         a.volume_quota.volume_config(&a.backend, image_dir.clone()),
     ));
     let state = stratus_server::AppState {
-        ds: ds.clone(),
         identity,
         compute: ComputeApi::new(ds.clone(), bus.clone(), cfg.clone()),
         bus: bus.clone(),

@@ -66,6 +66,12 @@ pub struct Limits {
 
 impl ComputeApi {
     /// All flavors.
+    /// Create `flavor` unless a flavor with its id exists (start-up seeding of the standard sizes).
+    pub async fn ensure_flavor(&self, flavor: &FlavorRow) -> Result<(), ComputeError> {
+        Ok(self.ds.flavor_ensure(flavor).await?)
+    }
+
+    /// Every flavor, for the API's flavor list.
     pub async fn flavor_list(&self) -> Result<Vec<FlavorRow>, ComputeError> {
         Ok(self.ds.flavor_list().await?)
     }

@@ -58,7 +58,7 @@ async fn env() -> Env {
     );
     let (volume, _) = crate::volume::test_service(&ds, dir.join("images"));
     let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.join("images")));
-    let state = AppState { ds, identity, compute, bus, public_url: "http://127.0.0.1:8774".into(), volume, images };
+    let state = AppState { identity, compute, bus, public_url: "http://127.0.0.1:8774".into(), volume, images };
     Env { state, admin, demo, alt, viewer, _dir: TempDir(dir) }
 }
 
@@ -476,7 +476,7 @@ async fn image_list_filters_and_pagination() {
 #[tokio::test]
 async fn image_seed_is_idempotent() {
     let env = env().await;
-    let project = env.state.ds.project_find("admin").await.expect("project").id;
+    let project = env.state.identity.bootstrap_user("admin", "pw", "admin", "admin", false).await.expect("project");
     let data = b"not really a qcow2".to_vec();
     let id = env.state.images.seed("cirros", &project, &data).await.expect("seed");
     let again = env.state.images.seed("cirros", &project, &data).await.expect("seed again");

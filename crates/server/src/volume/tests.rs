@@ -47,7 +47,7 @@ async fn env() -> Env {
     );
     let (volume, backend) = test_service(&ds, dir.join("images"));
     let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.join("images")));
-    let state = AppState { ds, identity, compute, bus, public_url: "http://127.0.0.1:8774".into(), volume, images };
+    let state = AppState { identity, compute, bus, public_url: "http://127.0.0.1:8774".into(), volume, images };
     Env {
         state,
         backend,
@@ -296,7 +296,7 @@ async fn volume_of_another_project_is_404() {
     let env = env().await;
     let id = create(&env, 1, "mine").await["id"].as_str().expect("id").to_string();
     let theirs = format!("/volume/v3/volumes/{id}");
-    stratus_auth::bootstrap_user(&env.state.ds, "alt", "pw", "alt", "member", false).await.expect("alt");
+    env.state.identity.bootstrap_user("alt", "pw", "alt", "member", false).await.expect("alt");
     let alt = env
         .state
         .identity
