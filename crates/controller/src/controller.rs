@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use stratus_bus::{Bus, BusError};
 use stratus_db::{Datastore, ServiceRow};
 use stratus_db::{OperationRow, Transition, fault_json};
+use stratus_image::{ImageError, ImageService};
 use stratus_ops::{Handler, OpError, Outcome, Registry};
 use stratus_ops::{Runner, RunnerConfig};
 use stratus_types::OpKind;
@@ -25,6 +26,10 @@ pub(crate) struct Shared {
     /// fencing, release on delete) and the storage reconciler, which this
     /// role alone drives.
     pub volume: Option<Arc<stratus_volume::VolumeService>>,
+    /// The image service: it owns every image write, including the shelve
+    /// and `createImage` snapshots the lifecycle and delete operations make
+    /// and remove.
+    pub images: Arc<ImageService>,
     pub bus: Arc<dyn Bus>,
     pub cfg: ControllerConfig,
     pub waiters: Mutex<HashMap<String, mpsc::UnboundedSender<CommandResult>>>,
@@ -58,6 +63,15 @@ impl std::fmt::Display for CmdFailure {
             Self::Failed(e) => write!(f, "failed on the host: {e}"),
             Self::Bus(e) => write!(f, "bus unavailable: {e}"),
         }
+    }
+}
+
+/// An image service failure inside an operation step: a datastore error
+/// stays one (the runner retries it as such), anything else is reported as is.
+pub(crate) fn image_failure(e: ImageError) -> OpError {
+    match e {
+        ImageError::Db(e) => OpError::Db(e),
+        e => OpError::Other(e.to_string()),
     }
 }
 
@@ -275,14 +289,16 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// A controller over a datastore and a bus.
-    pub fn new(ds: Datastore, bus: Arc<dyn Bus>, cfg: ControllerConfig) -> Self {
+    /// A controller over a datastore and a bus, writing images (snapshots)
+    /// through `images`.
+    pub fn new(ds: Datastore, bus: Arc<dyn Bus>, cfg: ControllerConfig, images: Arc<ImageService>) -> Self {
         // A stable identity: a restarted controller re-claims its own
         // operations at once instead of waiting for their claims to lapse.
         let worker = cfg.controller_id.clone().unwrap_or_else(|| format!("controller@{}", hostname()));
         Self {
             shared: Arc::new(Shared {
                 volume: None,
+                images,
                 ds,
                 bus,
                 cfg,

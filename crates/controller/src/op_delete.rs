@@ -16,12 +16,13 @@
 //! (and keeps the path that step committed to). Each path is recorded as an
 //! instance-action event saying why it was taken.
 
-use crate::controller::{Deadlines, Shared};
+use crate::controller::{Deadlines, Shared, image_failure};
 use crate::notify;
 use async_trait::async_trait;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use stratus_db::{EventFinish, MigrationRow, NewNotification, OperationRow, ServerRow, ServiceRow, StepWrites};
+use stratus_image::SnapshotRemoval;
 use stratus_ops::{Handler, OpError, Outcome, StepCx};
 use stratus_types::agent::CommandKind;
 use stratus_types::plan::{DeleteFacts, DeletePath, DeleteStep, committed_path, delete_plan, remaining};
@@ -167,10 +168,9 @@ impl DeleteServer {
         let (ds, op, server) = (&self.0.ds, run.op, run.server);
         let Some(img) = &server.shelved_image_id else { return Ok(()) };
         run.cx.step(DeleteStep::DeleteShelveSnapshot).await?;
-        let detail = match ds.image_delete(img).await {
-            Ok(()) => format!("shelve snapshot {img} deleted"),
-            Err(stratus_db::DbError::NotFound(_)) => format!("warning: shelve snapshot {img} was already gone"),
-            Err(e) => return Err(e.into()),
+        let detail = match self.0.images.delete_snapshot(img).await.map_err(image_failure)? {
+            SnapshotRemoval::Deleted => format!("shelve snapshot {img} deleted"),
+            SnapshotRemoval::AlreadyGone => format!("warning: shelve snapshot {img} was already gone"),
         };
         ds.event_start(&server.id, &op.request_id, "delete_shelve_snapshot", None).await?;
         ds.event_finish(&server.id, &op.request_id, "delete_shelve_snapshot", true, &detail).await?;

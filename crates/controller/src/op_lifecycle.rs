@@ -4,15 +4,14 @@
 //! compare-and-swap that a delete always wins; a delete that arrives mid-way
 //! cleans every host the server may have a VM on (see `op_delete`).
 
-use crate::controller::{Deadlines, Shared};
+use crate::controller::{Deadlines, Shared, image_failure};
 use crate::{notify, scheduler};
 use async_trait::async_trait;
 use std::sync::Arc;
-use stratus_db::{Cas, DbError, ImageRow, MigrationRow, OperationRow, ServerRow, Transition, fault_json};
+use stratus_db::{Cas, MigrationRow, OperationRow, ServerRow, Transition, fault_json};
+use stratus_image::{SnapshotRecord, SnapshotSpec};
 use stratus_ops::{Handler, OpError, Outcome, StepCx};
 use stratus_types::agent::CommandKind;
-use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
-
 use stratus_types::{MigrationKind, MigrationStatus, OpKind, PowerState, TaskState, VmState};
 use tracing::{info, warn};
 
@@ -131,40 +130,36 @@ impl Lifecycle {
         Ok(Outcome::Failed(why.to_string()))
     }
 
+    /// Record a snapshot of `server` through the image service (idempotent:
+    /// a retried step finds the record its earlier attempt made).
     async fn snapshot(
         &self,
         server: &ServerRow,
         image_id: &str,
         name: &str,
-        extra: serde_json::Value,
-    ) -> Result<(), DbError> {
-        let mut props = serde_json::json!({"instance_uuid": server.id, "image_type": "snapshot", "base_image_ref": server.image_id});
-        if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
-            for (k, v) in e {
-                p.insert(k.clone(), v.clone());
-            }
-        }
-        let img = ImageRow {
+        metadata: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), OpError> {
+        let spec = SnapshotSpec {
             id: image_id.to_string(),
-            name: Some(name.to_string()),
-            owner: server.project_id.clone(),
-            status: ImageStatus::Active,
-            visibility: Visibility::Private,
-            disk_format: Some(DiskFormat::Qcow2),
-            container_format: Some(ContainerFormat::Bare),
-            size: Some(0),
-            checksum: None,
-            os_hash_value: None,
+            name: name.to_string(),
+            owner_project_id: server.project_id.clone(),
+            server_id: server.id.clone(),
+            base_image_ref: server.image_id.clone(),
             min_disk: server.disk_gb,
-            min_ram: 0,
-            protected: false,
-            properties: props.to_string(),
-            created_at: String::new(),
-            updated_at: String::new(),
+            metadata,
         };
-        match self.0.ds.image_create(&img).await {
-            Ok(()) | Err(DbError::Conflict(_)) => Ok(()), // already taken by an earlier attempt
-            Err(e) => Err(e),
+        if self.0.images.create_snapshot_record(&spec).await.map_err(image_failure)? == SnapshotRecord::AlreadyExists {
+            info!(server = %server.id, image = image_id, "snapshot already recorded by an earlier attempt");
+        }
+        Ok(())
+    }
+
+    /// Drop the shelve snapshot `image_id` on a path that no longer needs
+    /// it (a failed or superseded shelve, a finished unshelve). Best effort:
+    /// a leftover is reported by `stratus audit` and removed by `--repair`.
+    async fn drop_snapshot(&self, server: &ServerRow, image_id: &str) {
+        if let Err(e) = self.0.images.delete_snapshot(image_id).await {
+            warn!(server = %server.id, image = image_id, error = %e, "could not delete the shelve snapshot");
         }
     }
 
@@ -179,12 +174,12 @@ impl Lifecycle {
             notify::record(ds, &server, &op.id, "instance.shelve.start", &format!("nova-compute:{host}")).await?;
             ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
             // The operation id doubles as the snapshot id, so a retry finds its own snapshot.
-            self.snapshot(&server, &op.id, &format!("{}-shelved", server.name), serde_json::json!({})).await?;
+            self.snapshot(&server, &op.id, &format!("{}-shelved", server.name), serde_json::Map::new()).await?;
             cx.stepped(ShelveStep::Snapshot).await?;
         }
         cx.step(ShelveStep::PowerOff).await?;
         if let Err(e) = s.host_command(&op.id, &server.id, &host, CommandKind::PowerOff, self.d()).await {
-            let _ = ds.image_delete(&op.id).await;
+            self.drop_snapshot(&server, &op.id).await;
             return self.abandon(op, &server, TaskState::Shelving, event, &format!("power off on {host}: {e}")).await;
         }
         let offload_now = s.cfg.shelved_offload_time.is_some_and(|t| t.is_zero());
@@ -197,7 +192,7 @@ impl Lifecycle {
             ..Default::default()
         };
         if ds.server_transition(&server.id, &tr).await? == Cas::Conflict {
-            let _ = ds.image_delete(&op.id).await;
+            self.drop_snapshot(&server, &op.id).await;
             return Ok(Outcome::Done); // deleted meanwhile
         }
         ds.event_finish(
@@ -232,7 +227,7 @@ impl Lifecycle {
             from_task: Some(Some(TaskState::ShelvingOffloading)),
             vm: Some(VmState::ShelvedOffloaded),
             host: Some(None),
-            power: Some(0),
+            power: Some(PowerState::NoState.code()),
             task: Some(None),
             ..Default::default()
         };
@@ -322,7 +317,7 @@ impl Lifecycle {
             return Ok(Outcome::Done);
         }
         if let Some(img) = &server.shelved_image_id {
-            let _ = ds.image_delete(img).await;
+            self.drop_snapshot(&server, img).await;
         }
         ds.event_finish(&server.id, &op.request_id, event, true, &detail).await?;
         let cur = ds.server_get_any(&server.id).await?;
@@ -621,7 +616,11 @@ impl Lifecycle {
         notify::record(ds, &server, &op.id, "instance.snapshot.start", "nova-compute").await?;
         let image_id = p.image_id.unwrap_or_else(|| op.id.clone());
         let name = p.name.unwrap_or_else(|| "snapshot".into());
-        self.snapshot(&server, &image_id, &name, p.metadata).await?;
+        let metadata = match p.metadata {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        self.snapshot(&server, &image_id, &name, metadata).await?;
         let tr = Transition { from_task: Some(Some(TaskState::ImageSnapshot)), task: Some(None), ..Default::default() };
         ds.server_transition(&server.id, &tr).await?;
         ds.event_finish(&server.id, &op.request_id, event, true, &format!("image {image_id} created")).await?;

@@ -25,6 +25,7 @@ use stratus_controller::compute_api::{Action, ComputeApi, ServerSpec};
 use stratus_controller::{Controller, ControllerConfig};
 use stratus_db::{Datastore, FlavorRow, QuotaLimits};
 use stratus_driver::{Driver, FakeDriver, FakeDriverConfig};
+use stratus_image::ImageService;
 use stratus_ops::{OpError, Outcome};
 use stratus_types::faults::{FaultMode, Faults};
 use stratus_types::{MigrationKind, MigrationStatus, OpKind, OpState};
@@ -55,6 +56,15 @@ impl Drop for Cloud {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// How the server is prepared beyond what its kind needs (see [`Cloud::prepared`]).
+#[derive(Clone, Copy, Default)]
+struct Setup {
+    /// The server gets a volume, then its host dies before the operation starts.
+    host_dies: bool,
+    /// The server is shelved (and offloaded) first, so it has a shelve snapshot.
+    shelved: bool,
 }
 
 /// Settings a kind needs from the cloud.
@@ -107,7 +117,8 @@ impl Cloud {
                 ..VolumeConfig::default()
             },
         ));
-        let ctl = Controller::new(ds.clone(), bus.clone(), cfg.clone()).with_volumes(volumes);
+        let images = Arc::new(ImageService::new(ds.clone(), dir.join("images")));
+        let ctl = Controller::new(ds.clone(), bus.clone(), cfg.clone(), images).with_volumes(volumes);
         let (stop, stop_rx) = watch::channel(false);
         ctl.start_services(stop_rx).await.expect("controller services");
         let mut drivers = BTreeMap::new();
@@ -273,8 +284,8 @@ impl Cloud {
     }
 
     /// A server in the state `kind` starts from; returns the operation of `kind` (recorded, not driven).
-    /// `host_dies`: the server gets a volume, then its host dies before the operation starts.
-    async fn prepared(&self, kind: OpKind, host_dies: bool) -> (String, String) {
+    /// `setup`: what else happens to the server first.
+    async fn prepared(&self, kind: OpKind, setup: Setup) -> (String, String) {
         let (id, create) = self.server().await;
         if kind == OpKind::Create {
             return (id, create);
@@ -293,10 +304,13 @@ impl Cloud {
         for k in before {
             self.run(*k, &id).await;
         }
-        if host_dies {
+        if setup.shelved {
+            self.run(OpKind::Shelve, &id).await;
+        }
+        if setup.host_dies {
             self.run(OpKind::AttachVolume, &id).await;
         }
-        if kind == OpKind::Evacuate || host_dies {
+        if kind == OpKind::Evacuate || setup.host_dies {
             // The source host dies for good: its agent stops (its VM stays) and it is forced down.
             let s = self.ds.server_get_any(&id).await.expect("server");
             let host = s.host.clone().expect("host");
@@ -319,6 +333,20 @@ impl Cloud {
             }
         }
         let on_own_host = s.host.as_ref().is_some_and(|h| vm_hosts.contains(h));
+        let snapshots = ds
+            .image_list(None)
+            .await
+            .expect("images")
+            .into_iter()
+            .filter(|i| {
+                serde_json::from_str::<serde_json::Value>(&i.properties)
+                    .is_ok_and(|p| p["instance_uuid"].as_str() == Some(id))
+            })
+            .count();
+        let shelve_snapshot_kept = match &s.shelved_image_id {
+            Some(img) => ds.image_get(img).await.is_ok(),
+            None => false,
+        };
         let zombies = ds.zombie_list(None).await.expect("zombies").into_iter().filter(|z| z.server_id == id).count();
         let notifications: BTreeSet<String> = ds
             .notification_list_for_server(id)
@@ -334,6 +362,8 @@ impl Cloud {
             deleted: s.deleted,
             has_host: s.host.is_some(),
             shelved_image: s.shelved_image_id.is_some(),
+            snapshots,
+            shelve_snapshot_kept,
             vms: vm_hosts.len(),
             vm_on_own_host: on_own_host,
             zombies,
@@ -368,6 +398,10 @@ struct EndState {
     deleted: bool,
     has_host: bool,
     shelved_image: bool,
+    /// Images recorded as snapshots of the server (shelve and `createImage`).
+    snapshots: usize,
+    /// The shelve snapshot the server row names is still stored.
+    shelve_snapshot_kept: bool,
     vms: usize,
     vm_on_own_host: bool,
     zombies: usize,
@@ -391,6 +425,7 @@ impl EndState {
             let left = if host_dead { (0, 1, 1) } else { (0, 0, 0) };
             assert_eq!((self.ports, self.vms, self.zombies), left, "{kind}: deleted server leaks: {self:?}");
             assert!(self.attachments.is_empty(), "{kind}: deleted server keeps attachments");
+            assert!(!self.shelve_snapshot_kept, "{kind}: deleted server keeps its shelve snapshot");
         } else if kind != OpKind::Evacuate {
             // Evacuation keeps the dead source's VM and zombie until that host rejoins.
             assert_eq!(self.zombies, 0, "{kind}: zombie left: {self:?}");
@@ -407,14 +442,15 @@ fn opts(kind: OpKind) -> Opts {
 
 /// The whole check for one kind: clean run, then a crash at every point and a resume.
 async fn check(kind: OpKind) {
-    check_with(kind, false).await;
+    check_with(kind, Setup::default()).await;
 }
 
-/// As [`check`]; `host_dies`: see [`Cloud::prepared`].
-async fn check_with(kind: OpKind, host_dies: bool) {
+/// As [`check`], with the server prepared by `setup` too.
+async fn check_with(kind: OpKind, setup: Setup) {
+    let host_dies = setup.host_dies;
     let started = std::time::Instant::now();
     let cloud = Cloud::new(opts(kind)).await;
-    let (id, op) = cloud.prepared(kind, host_dies).await;
+    let (id, op) = cloud.prepared(kind, setup).await;
     let recorder = Faults::with_points(Vec::new(), FaultMode::FailAttempt);
     assert!(!cloud.drive(&op, recorder.clone()).await);
     let clean = cloud.end_state(&id, &op).await;
@@ -424,7 +460,7 @@ async fn check_with(kind: OpKind, host_dies: bool) {
     drop(cloud);
     for point in &points {
         let cloud = Cloud::new(opts(kind)).await;
-        let (id, op) = cloud.prepared(kind, host_dies).await;
+        let (id, op) = cloud.prepared(kind, setup).await;
         let faults = Faults::from_list(point, FaultMode::FailAttempt);
         assert!(cloud.drive(&op, faults).await, "{kind}: fault point {point} not reached");
         // A fresh runner (the restarted controller) resumes from the durable state.
@@ -483,7 +519,15 @@ kinds! {
 /// fence, volumes, release, each crashed at and resumed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_on_the_local_path_resumes_after_every_step() {
-    check_with(OpKind::Delete, true).await;
+    check_with(OpKind::Delete, Setup { host_dies: true, ..Setup::default() }).await;
+}
+
+/// The delete of a shelved (offloaded) server: the image service deletes
+/// its shelve snapshot first, and a crash at any step then a resume ends
+/// the same way, with the snapshot gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_of_a_shelved_server_resumes_after_every_step() {
+    check_with(OpKind::Delete, Setup { shelved: true, ..Setup::default() }).await;
 }
 
 /// A payload that does not decode is not run with defaults: the operation

@@ -6,17 +6,21 @@
 //! shown to clients (see [`rules`] and [`view`]). The HTTP layer only parses
 //! requests, calls one [`ImageService`] method and renders the result; the
 //! volume and compute APIs use [`visible_to`] / [`ImageService::get_visible`]
-//! so the visibility rule exists once.
+//! so the visibility rule exists once. Compute's snapshots (shelve,
+//! `createImage`) are written through [`ImageService::create_snapshot_record`]
+//! and [`ImageService::delete_snapshot`], never by the controller itself.
 
 mod error;
 pub mod list;
 pub mod rules;
+mod snapshot;
 pub mod store;
 pub mod view;
 
 pub use error::ImageError;
 pub use list::ImagePage;
 pub use rules::{check_write, visible_to};
+pub use snapshot::{SnapshotRecord, SnapshotRemoval, SnapshotSpec};
 pub use stratus_api::image::ListImagesQuery;
 pub use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
 pub use view::image_view;
@@ -134,12 +138,8 @@ impl ImageService {
             return Err(ImageError::Protected { id: id.to_string() });
         }
         self.ds.image_delete(id).await?;
-        if let Some(path) = data_path(&self.image_dir, id) {
-            match tokio::fs::remove_file(&path).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => tracing::warn!(image = %id, error = %e, "could not remove image data"),
-            }
+        if let Err(e) = self.remove_data(id).await {
+            tracing::warn!(image = %id, error = %e, "could not remove image data");
         }
         Ok(())
     }
@@ -287,6 +287,16 @@ impl ImageService {
             });
         }
         Ok(())
+    }
+
+    /// Remove an image's data file if there is one (idempotent).
+    async fn remove_data(&self, id: &str) -> Result<(), ImageError> {
+        let Some(path) = data_path(&self.image_dir, id) else { return Ok(()) };
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ImageError::io("removing image data", e)),
+        }
     }
 }
 

@@ -196,3 +196,52 @@ async fn find_visible_resolves_ids_then_names_within_the_rule() {
     assert!(matches!(e.svc.find_visible(&other, &private.id).await, Err(ImageError::NotFound { .. })));
     assert_eq!(e.svc.find_visible(&other, "comm").await.expect("community").id, community.id);
 }
+
+fn snapshot_spec(id: &str) -> SnapshotSpec {
+    let mut metadata = Map::new();
+    metadata.insert("purpose".into(), json!("backup"));
+    metadata.insert("image_type".into(), json!("custom"));
+    SnapshotSpec {
+        id: id.into(),
+        name: "srv-shelved".into(),
+        owner_project_id: "p1".into(),
+        server_id: "srv-1".into(),
+        base_image_ref: None,
+        min_disk: 3,
+        metadata,
+    }
+}
+
+#[tokio::test]
+async fn snapshot_record_is_created_once() {
+    let e = env().await;
+    let id = uuid::Uuid::new_v4().to_string();
+    let spec = snapshot_spec(&id);
+    assert_eq!(e.svc.create_snapshot_record(&spec).await.expect("create"), SnapshotRecord::Created);
+    assert_eq!(e.svc.create_snapshot_record(&spec).await.expect("again"), SnapshotRecord::AlreadyExists);
+    let row = e.svc.get_visible(&ctx("p1", "member"), &id).await.expect("owner sees it");
+    assert_eq!(row.status, ImageStatus::Active);
+    assert_eq!(row.visibility, Visibility::Private);
+    assert_eq!((row.size, row.min_disk, row.name.as_deref()), (Some(0), 3, Some("srv-shelved")));
+    let props: Value = serde_json::from_str(&row.properties).expect("json");
+    assert_eq!(props["instance_uuid"], json!("srv-1"));
+    assert_eq!(props["base_image_ref"], Value::Null);
+    assert_eq!(props["purpose"], json!("backup"));
+    assert_eq!(props["image_type"], json!("custom"), "the user's metadata wins");
+    assert!(e.svc.get_visible(&ctx("p2", "member"), &id).await.is_err(), "private to its project");
+}
+
+#[tokio::test]
+async fn snapshot_delete_is_idempotent_and_drops_the_bytes() {
+    let e = env().await;
+    let id = uuid::Uuid::new_v4().to_string();
+    let _ = e.svc.create_snapshot_record(&snapshot_spec(&id)).await.expect("create");
+    std::fs::create_dir_all(e.svc.image_dir()).expect("mkdir");
+    let file = e.svc.image_dir().join(&id);
+    std::fs::write(&file, b"disk").expect("bytes");
+    assert_eq!(e.svc.delete_snapshot(&id).await.expect("delete"), SnapshotRemoval::Deleted);
+    assert!(!file.exists());
+    assert!(e.svc.get_visible(&ctx("p1", "admin"), &id).await.is_err());
+    assert_eq!(e.svc.delete_snapshot(&id).await.expect("again"), SnapshotRemoval::AlreadyGone);
+    assert_eq!(e.svc.delete_snapshot("not-a-uuid").await.expect("never made"), SnapshotRemoval::AlreadyGone);
+}

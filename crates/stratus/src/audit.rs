@@ -6,6 +6,7 @@ use anyhow::Context;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use stratus_db::Datastore;
+use stratus_image::ImageService;
 use stratus_types::VmState;
 
 /// VMs on each fake host of a cloud (`<data_dir>/hosts/<host>/vms/<server>.json`).
@@ -38,6 +39,8 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
     let db = data_dir.join("stratus.db");
     anyhow::ensure!(db.exists(), "no database at {}", db.display());
     let ds = Datastore::open_sqlite(&db).await.context("open database")?;
+    // Image records and bytes are the image service's to remove.
+    let images = ImageService::new(ds.clone(), data_dir.join("images"));
     let mut problems: Vec<String> = Vec::new();
 
     // Ports held by deleted or unknown servers.
@@ -84,8 +87,8 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
     }
     for (srv, img) in ds.server_list_leaked_shelve_images().await? {
         problems.push(format!("image {img} is the shelve snapshot of deleted server {srv}"));
-        if repair {
-            let _ = ds.image_delete(&img).await;
+        if repair && let Err(e) = images.delete_snapshot(&img).await {
+            tracing::warn!(image = %img, error = %e, "could not delete the leaked shelve snapshot");
         }
     }
     for srv in ds.server_list_deleted_without_end_notification().await? {

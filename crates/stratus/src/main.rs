@@ -18,6 +18,7 @@ use stratus_controller::Controller;
 use stratus_controller::compute_api::ComputeApi;
 use stratus_db::Datastore;
 use stratus_driver::FakeDriver;
+use stratus_image::ImageService;
 use stratus_types::faults::{FaultMode, Faults};
 use stratus_volume::VolumeService;
 use tokio::sync::watch;
@@ -254,7 +255,7 @@ async fn api_role(
         bus: bus.clone(),
         public_url: public_url.clone(),
         volume: volume.clone(),
-        images: Arc::new(stratus_image::ImageService::new(ds.clone(), image_dir)),
+        images: Arc::new(ImageService::new(ds.clone(), image_dir)),
     };
     let creds = bootstrap::bootstrap(&state, &data_dir).await?;
     Ok((ApiRole { listener, public_url, state, volume, storage, data_dir, creds }, cfg))
@@ -288,7 +289,7 @@ async fn up(a: UpArgs, faults: Faults) -> anyhow::Result<()> {
     // cleanup queue, fence lifts) runs in the controller role only: under
     // `stratus up` that is this process; `stratus api` alone never runs it,
     // so the API and a separate `stratus controller` never retry the same queue.
-    Controller::new(ds.clone(), bus.clone(), cfg)
+    Controller::new(ds.clone(), bus.clone(), cfg, role.state.images.clone())
         .with_volumes(role.volume.clone())
         .with_faults(faults.clone())
         .start(stop_rx.clone())
@@ -329,12 +330,13 @@ async fn controller(a: ControllerArgs, faults: Faults) -> anyhow::Result<()> {
     let storage = a.backend.backend(&data_dir)?;
     // The controller owns the volume steps of server operations and is the
     // one role that runs the storage reconciler.
-    let volume = Arc::new(VolumeService::new(
-        ds.clone(),
-        storage,
-        a.volume_quota.volume_config(&a.backend, data_dir.join("images")),
-    ));
-    Controller::new(ds, bus, cfg).with_volumes(volume).with_faults(faults).start(stop_rx).await?;
+    let image_dir = data_dir.join("images");
+    let volume =
+        Arc::new(VolumeService::new(ds.clone(), storage, a.volume_quota.volume_config(&a.backend, image_dir.clone())));
+    // Snapshots (shelve, createImage) are written by the image service, on
+    // the same image directory the API role serves.
+    let images = Arc::new(ImageService::new(ds.clone(), image_dir));
+    Controller::new(ds, bus, cfg, images).with_volumes(volume).with_faults(faults).start(stop_rx).await?;
     println!("Stratus controller started");
     shutdown_signal().await;
     let _ = stop_tx.send(true);

@@ -322,7 +322,8 @@ impl VolumeService {
         Ok(rows
             .into_iter()
             .filter(|v| f.name.as_ref().is_none_or(|n| v.name.as_ref() == Some(n)))
-            .filter(|v| f.status.as_ref().is_none_or(|s| v.status.as_str() == s.as_str()))
+            // A status no volume can have matches nothing (Cinder answers an empty list).
+            .filter(|v| f.status.as_ref().is_none_or(|s| s.parse::<VolumeStatus>().is_ok_and(|s| s == v.status)))
             .collect())
     }
 

@@ -1,0 +1,113 @@
+//! Server snapshots: the images compute takes of a server (`createImage`)
+//! and the shelve snapshot a shelved server keeps. The controller writes
+//! them only through these methods, so the image service stays the one
+//! owner of image records and their bytes.
+//!
+//! Every method is idempotent, because the operation steps that call them
+//! run again after a crash: the snapshot id is chosen by the caller (the
+//! operation id or the id the API returned), so a retry finds the record an
+//! earlier attempt made, and deleting twice is not an error.
+
+use crate::{ImageError, ImageService};
+use serde_json::{Map, Value};
+use stratus_db::{DbError, ImageRow};
+use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
+
+/// What a snapshot of a server is made of.
+#[derive(Clone, Debug)]
+pub struct SnapshotSpec {
+    /// The image id, chosen by the caller so a retried step finds its own record.
+    pub id: String,
+    /// The image name.
+    pub name: String,
+    /// The project owning the server (and so the image).
+    pub owner_project_id: String,
+    /// The server snapshotted (`instance_uuid`).
+    pub server_id: String,
+    /// The image the server was booted from (`base_image_ref`), if any.
+    pub base_image_ref: Option<String>,
+    /// The server's root disk size: the smallest disk the snapshot boots on.
+    pub min_disk: i64,
+    /// Extra properties the user asked for (they override the defaults).
+    pub metadata: Map<String, Value>,
+}
+
+/// Whether [`ImageService::create_snapshot_record`] made the record now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum SnapshotRecord {
+    /// The record is new.
+    Created,
+    /// An earlier attempt already made it; nothing changed.
+    AlreadyExists,
+}
+
+/// What [`ImageService::delete_snapshot`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum SnapshotRemoval {
+    /// The record existed and is gone now.
+    Deleted,
+    /// There was no such record (deleted earlier, or never made).
+    AlreadyGone,
+}
+
+impl SnapshotSpec {
+    /// The record as stored: private, active, qcow2/bare, with the Nova
+    /// snapshot properties (`instance_uuid`, `image_type`, `base_image_ref`)
+    /// under the user's metadata.
+    fn row(&self) -> ImageRow {
+        let mut props = Map::new();
+        props.insert("instance_uuid".into(), Value::String(self.server_id.clone()));
+        props.insert("image_type".into(), Value::String("snapshot".into()));
+        props.insert("base_image_ref".into(), self.base_image_ref.clone().map_or(Value::Null, Value::String));
+        for (k, v) in &self.metadata {
+            props.insert(k.clone(), v.clone());
+        }
+        ImageRow {
+            id: self.id.clone(),
+            name: Some(self.name.clone()),
+            owner: self.owner_project_id.clone(),
+            // The fake hypervisor captures no bytes: the record is complete as it is.
+            status: ImageStatus::Active,
+            visibility: Visibility::Private,
+            disk_format: Some(DiskFormat::Qcow2),
+            container_format: Some(ContainerFormat::Bare),
+            size: Some(0),
+            checksum: None,
+            os_hash_value: None,
+            min_disk: self.min_disk,
+            min_ram: 0,
+            protected: false,
+            properties: Value::Object(props).to_string(),
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+}
+
+impl ImageService {
+    /// Record the snapshot `spec` describes; a record with its id already
+    /// there (an earlier attempt of the same step) is left as it is.
+    pub async fn create_snapshot_record(&self, spec: &SnapshotSpec) -> Result<SnapshotRecord, ImageError> {
+        match self.ds.image_create(&spec.row()).await {
+            Ok(()) => Ok(SnapshotRecord::Created),
+            Err(DbError::Conflict(_)) => Ok(SnapshotRecord::AlreadyExists),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Delete a snapshot's record and bytes, whoever may see it (the caller
+    /// is the system cleaning up after a server, not a user). Deleting one
+    /// that is already gone is not an error: the result says which it was.
+    pub async fn delete_snapshot(&self, id: &str) -> Result<SnapshotRemoval, ImageError> {
+        // Bytes first: a crash in between leaves a record a retry deletes,
+        // never a file no record points at.
+        self.remove_data(id).await?;
+        match self.ds.image_delete(id).await {
+            Ok(()) => Ok(SnapshotRemoval::Deleted),
+            Err(DbError::NotFound(_)) => Ok(SnapshotRemoval::AlreadyGone),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
