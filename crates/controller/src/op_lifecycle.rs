@@ -96,7 +96,7 @@ fn moving(server: &ServerRow, kind: MigrationKind, source: &str, dest: &str, new
         old_disk_gb: server.disk_gb + server.ephemeral_gb,
         old_vm_state: server.vm_state,
         status: MigrationStatus::Migrating,
-        created_at: String::new(),
+        created_at: stratus_db::SET_ON_INSERT,
     }
 }
 
@@ -159,8 +159,8 @@ impl Lifecycle {
             min_ram: 0,
             protected: false,
             properties: props.to_string(),
-            created_at: String::new(),
-            updated_at: String::new(),
+            created_at: stratus_db::SET_ON_INSERT,
+            updated_at: stratus_db::SET_ON_INSERT,
         };
         match self.0.ds.image_create(&img).await {
             Ok(()) | Err(DbError::Conflict(_)) => Ok(()), // already taken by an earlier attempt

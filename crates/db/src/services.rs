@@ -1,8 +1,9 @@
 //! Compute services (hosts): registration with an epoch, lease renewal, and
 //! the up/down transitions the liveness monitor writes.
 
-use crate::{Datastore, DbError, parse_ts, ts};
+use crate::{Datastore, DbError, ts};
 use chrono::Duration;
+use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 /// A compute service row.
@@ -29,7 +30,7 @@ pub struct ServiceRow {
     /// Incremented each time the agent (re)joins; commands carry it.
     pub epoch: i64,
     /// When the current lease runs out.
-    pub lease_expires_at: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
     /// Capacity: vCPUs.
     pub vcpus: i64,
     /// Capacity: RAM MiB.
@@ -37,22 +38,19 @@ pub struct ServiceRow {
     /// Capacity: disk GiB.
     pub disk_gb: i64,
     /// Row creation.
-    pub created_at: String,
+    pub created_at: DateTime<Utc>,
     /// Last change (API `updated_at`).
-    pub updated_at: String,
+    pub updated_at: DateTime<Utc>,
 }
 
 impl ServiceRow {
     /// Is the host usable right now by the lease and the operator's flags?
     /// (`now` comes from the caller's clock, the single authority.)
-    pub fn is_up(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+    pub fn is_up(&self, now: DateTime<Utc>) -> bool {
         if self.forced_down || self.state != "up" {
             return false;
         }
-        match self.lease_expires_at.as_deref().map(parse_ts) {
-            Some(Ok(exp)) => exp >= now,
-            _ => false,
-        }
+        self.lease_expires_at.is_some_and(|exp| exp >= now)
     }
 }
 
