@@ -196,3 +196,10 @@ async fn find_visible_resolves_ids_then_names_within_the_rule() {
     assert!(matches!(e.svc.find_visible(&other, &private.id).await, Err(ImageError::NotFound { .. })));
     assert_eq!(e.svc.find_visible(&other, "comm").await.expect("community").id, community.id);
 }
+
+/// Glance shows whole seconds with `Z`, whatever the stored fraction.
+#[test]
+fn glance_timestamps_render_as_the_stored_text_did() {
+    let t = stratus_db::parse_ts("2026-11-28T23:41:22.999999Z").expect("ts");
+    assert_eq!(crate::view::glance_ts(t), "2026-11-28T23:41:22Z");
+}
