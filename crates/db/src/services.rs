@@ -194,6 +194,20 @@ mod tests {
         assert_eq!(ds.service_renew("h1", 1, ttl).await.expect("stale"), Renewal::MustRejoin);
     }
 
+    /// The lease is compared as a time: up until and including its expiry,
+    /// down without one, and down when forced whatever the lease says.
+    #[tokio::test]
+    async fn is_up_compares_the_lease_as_a_time() {
+        let (ds, _d) = crate::testutil::store().await;
+        let cap = HostCapacity { vcpus: 1, memory_mb: 1, disk_gb: 1 };
+        let row = ds.service_join("h1", cap, Duration::seconds(10)).await.expect("join");
+        let exp = row.lease_expires_at.expect("a lease");
+        assert!(row.is_up(exp));
+        assert!(!row.is_up(exp + Duration::microseconds(1)));
+        assert!(!ServiceRow { lease_expires_at: None, ..row.clone() }.is_up(exp));
+        assert!(!ServiceRow { forced_down: true, ..row }.is_up(exp));
+    }
+
     trait NowForTest {
         fn now_for_test(&self) -> chrono::DateTime<chrono::Utc>;
     }
