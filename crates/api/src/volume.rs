@@ -4,9 +4,10 @@
 //! read from JSON by hand rather than derived), and pure view builders that
 //! render rows as Cinder's JSON.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
-use stratus_db::{AttachmentRow, CleanupRow, VolumeRow, parse_ts};
+use stratus_db::{AttachmentRow, CleanupRow, VolumeRow, ts};
 use stratus_types::{AttachMode, AttachStatus};
 
 /// Highest `volume` microversion claimed (Cinder 2023.2).
@@ -375,11 +376,8 @@ pub fn versions_doc(public_url: &str) -> Value {
 }
 
 /// Cinder's timestamp format (`2018-11-29T06:50:07.770785`, UTC, no zone).
-pub fn cinder_ts(s: &str) -> Value {
-    match parse_ts(s) {
-        Ok(t) => Value::String(t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
-        Err(_) => Value::String(s.to_string()),
-    }
+pub fn cinder_ts(t: DateTime<Utc>) -> Value {
+    Value::String(t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string())
 }
 
 /// `self` and `bookmark` links of a resource.
@@ -422,7 +420,7 @@ fn volume_attachments(v: &VolumeRow, atts: &[AttachmentRow]) -> Value {
                 json!({
                     "server_id": a.server_id,
                     "attachment_id": a.id,
-                    "attached_at": cinder_ts(&a.created_at),
+                    "attached_at": cinder_ts(a.created_at),
                     "host_name": a.host,
                     "volume_id": v.id,
                     "device": a.mountpoint,
@@ -458,8 +456,8 @@ pub fn volume_detail(public_url: &str, viewer: Viewer<'_>, v: &VolumeRow, atts: 
         "bootable": if v.bootable { "true" } else { "false" },
         "volume_type": v.volume_type,
         "attachments": volume_attachments(v, atts),
-        "created_at": cinder_ts(&v.created_at),
-        "updated_at": cinder_ts(&v.updated_at),
+        "created_at": cinder_ts(v.created_at),
+        "updated_at": cinder_ts(v.updated_at),
         "metadata": metadata,
         "links": links(public_url, &v.project_id, "volumes", &v.id),
         "user_id": v.user_id,
@@ -510,7 +508,7 @@ pub fn attachment_summary(a: &AttachmentRow) -> Value {
 /// the host's connector is known).
 pub fn attachment_detail(a: &AttachmentRow, connection_info: Value) -> Value {
     let mut o = attachment_summary(a);
-    o["attached_at"] = if a.status == AttachStatus::Attached { cinder_ts(&a.created_at) } else { Value::Null };
+    o["attached_at"] = if a.status == AttachStatus::Attached { cinder_ts(a.created_at) } else { Value::Null };
     o["detached_at"] = Value::Null;
     o["attach_mode"] = json!(AttachMode::ReadWrite.as_str());
     o["connection_info"] = connection_info;
@@ -520,7 +518,7 @@ pub fn attachment_detail(a: &AttachmentRow, connection_info: Value) -> Value {
 /// One entry of Stratus's admin `GET /stratus/v1/storage-cleanups`.
 pub fn cleanup_view(c: &CleanupRow) -> Value {
     json!({"id": c.id, "kind": c.kind.as_str(), "volume_id": c.volume_id, "backend_name": c.backend_name, "client_id": c.client_id,
-           "host": c.host, "server_id": c.server_id, "reason": c.reason, "attempts": c.attempts, "last_error": c.last_error, "created_at": c.created_at})
+           "host": c.host, "server_id": c.server_id, "reason": c.reason, "attempts": c.attempts, "last_error": c.last_error, "created_at": ts(c.created_at)})
 }
 
 #[cfg(test)]

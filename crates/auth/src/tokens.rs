@@ -6,7 +6,7 @@ use crate::secret::{hash_password, random_secret, token_hash, verify_password};
 use crate::{AuthContext, AuthError, Identity};
 use chrono::{DateTime, Duration, Utc};
 use stratus_api::identity::{AuthMethod, ScopeRequest, TokenRequest};
-use stratus_db::{DbError, ProjectRow, TokenRow, UserRow, parse_ts, ts};
+use stratus_db::{DbError, ProjectRow, TokenRow, UserRow};
 use tracing::{debug, info};
 
 /// How long a validated token is trusted without re-reading the database
@@ -145,8 +145,8 @@ impl Identity {
             user_id: u.id.clone(),
             project_id: p.id.clone(),
             audit_id: audit_id.clone(),
-            issued_at: ts(now),
-            expires_at: ts(now + self.token_ttl),
+            issued_at: now,
+            expires_at: now + self.token_ttl,
             revoked: false,
         };
         self.ds.token_insert(&row).await?;
@@ -176,7 +176,7 @@ impl Identity {
             Err(DbError::NotFound(_)) => return Err(AuthError::InvalidToken),
             Err(e) => return Err(e.into()),
         };
-        let expires_at = parse_ts(&row.expires_at)?;
+        let expires_at = row.expires_at;
         if row.revoked || expires_at <= now {
             return Err(AuthError::InvalidToken);
         }
@@ -197,7 +197,7 @@ impl Identity {
             roles: assignments.iter().map(|a| a.role_name.clone()).collect(),
             role_ids: assignments.iter().map(|a| a.role_id.clone()).collect(),
             audit_id: row.audit_id,
-            issued_at: parse_ts(&row.issued_at)?,
+            issued_at: row.issued_at,
             expires_at,
         };
         if let Ok(mut cache) = self.cache.lock() {

@@ -241,7 +241,7 @@ impl Shared {
             ram_mb,
             disk_gb,
             reason: reason.to_string(),
-            created_at: String::new(),
+            created_at: stratus_db::SET_ON_INSERT,
         };
         tracing::warn!(
             server = server_id,

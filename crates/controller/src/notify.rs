@@ -65,9 +65,9 @@ fn payload(ds: &Datastore, server: &ServerRow, event_type: &str, publisher: &str
                 "power_state": server.power_state,
                 "image_uuid": server.image_id,
                 "flavor": {"flavorid": server.flavor_id, "name": server.flavor_name, "vcpus": server.vcpus, "memory_mb": server.ram_mb, "root_gb": server.disk_gb},
-                "created_at": server.created_at,
-                "launched_at": server.launched_at,
-                "deleted_at": server.deleted_at,
+                "created_at": ts(server.created_at),
+                "launched_at": server.launched_at.map(ts),
+                "deleted_at": server.deleted_at.map(ts),
                 "fault": server.fault.as_deref().and_then(|f| serde_json::from_str::<serde_json::Value>(f).ok()),
             }
         }

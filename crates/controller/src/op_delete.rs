@@ -156,7 +156,10 @@ impl DeleteServer {
             let why = if svc.forced_down {
                 format!("host {host} is forced down")
             } else {
-                format!("host {host} is down (lease expired at {})", svc.lease_expires_at.as_deref().unwrap_or("never"))
+                format!(
+                    "host {host} is down (lease expired at {})",
+                    svc.lease_expires_at.map(stratus_db::ts).as_deref().unwrap_or("never")
+                )
             };
             return local(DeletePath::Local, why);
         }
@@ -207,7 +210,7 @@ impl DeleteServer {
             Ok(t) => {
                 let details = format!(
                     "path=remote: lease of {host} valid until {}; acknowledged in {} ms, VM destroyed in {} ms (host reported {} ms)",
-                    svc.lease_expires_at.as_deref().unwrap_or("?"),
+                    svc.lease_expires_at.map(stratus_db::ts).as_deref().unwrap_or("?"),
                     t.ack_ms,
                     t.total_ms,
                     t.result.elapsed_ms
@@ -327,7 +330,7 @@ impl DeleteServer {
         let host = server.host.clone().unwrap_or_default();
         let publisher = if host.is_empty() { "nova-api".to_string() } else { format!("nova-compute:{host}") };
         let mut gone = server.clone();
-        gone.deleted_at = Some(stratus_db::ts(ds.clock().now()));
+        gone.deleted_at = Some(ds.clock().now());
         let end = notify::build(ds, &gone, &op.id, "instance.delete.end", &publisher);
         if !ds.server_delete_finish(&op.id, cx.worker(), &server.id, &op.request_id, &run.events, &end).await? {
             return Err(OpError::ClaimLost);

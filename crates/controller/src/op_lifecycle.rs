@@ -95,7 +95,7 @@ fn moving(server: &ServerRow, kind: MigrationKind, source: &str, dest: &str, new
         old_disk_gb: server.disk_gb + server.ephemeral_gb,
         old_vm_state: server.vm_state,
         status: MigrationStatus::Migrating,
-        created_at: String::new(),
+        created_at: stratus_db::SET_ON_INSERT,
     }
 }
 

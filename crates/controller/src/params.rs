@@ -82,7 +82,7 @@ mod tests {
             claim_expires_at: None,
             attempts: 1,
             last_error: None,
-            created_at: String::new(),
+            created_at: stratus_db::SET_ON_INSERT,
         }
     }
 

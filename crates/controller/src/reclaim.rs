@@ -7,7 +7,7 @@ use crate::controller::Shared;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
-use stratus_db::{NewOperation, OpStart, Transition, ts};
+use stratus_db::{NewOperation, OpStart, Transition};
 use stratus_types::agent::SUBJECT_OPS_WAKE;
 use stratus_types::{OpKind, TaskState};
 use tokio::sync::watch;
@@ -44,7 +44,7 @@ async fn pass(s: &Shared) -> Result<(), stratus_db::DbError> {
     let now = s.ds.clock().now();
     if !s.cfg.reclaim_instance_interval.is_zero() {
         let interval = chrono::Duration::from_std(s.cfg.reclaim_instance_interval).unwrap_or_default();
-        for server in s.ds.server_list_reclaimable(&ts(now - interval)).await? {
+        for server in s.ds.server_list_reclaimable(now - interval).await? {
             let o = system_op(OpKind::Delete, &server.id, &server.project_id);
             if let OpStart::Created(op) = s.ds.server_begin_delete(&o).await? {
                 info!(server = %server.id, "reclaiming a soft-deleted server");
@@ -53,8 +53,8 @@ async fn pass(s: &Shared) -> Result<(), stratus_db::DbError> {
         }
     }
     if let Some(after) = s.cfg.shelved_offload_time.filter(|t| !t.is_zero()) {
-        let cutoff = ts(now - chrono::Duration::from_std(after).unwrap_or_default());
-        for server in s.ds.server_list_shelved_before(&cutoff).await? {
+        let cutoff = now - chrono::Duration::from_std(after).unwrap_or_default();
+        for server in s.ds.server_list_shelved_before(cutoff).await? {
             let o = system_op(OpKind::ShelveOffload, &server.id, &server.project_id);
             let t = Transition {
                 from_vm: vec![stratus_types::VmState::Shelved],

@@ -246,8 +246,8 @@ impl Cloud {
             image_id: None,
             backend_name: format!("volume-{id}"),
             metadata: "{}".into(),
-            created_at: String::new(),
-            updated_at: String::new(),
+            created_at: stratus_db::SET_ON_INSERT,
+            updated_at: stratus_db::SET_ON_INSERT,
             deleted_at: None,
             deleted: false,
         };

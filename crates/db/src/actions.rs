@@ -2,6 +2,7 @@
 //! to a server, each step with its timing, result and reason.
 
 use crate::{Datastore, DbError};
+use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 /// An instance action.
@@ -20,9 +21,9 @@ pub struct ActionRow {
     /// Requesting project.
     pub project_id: String,
     /// Start time.
-    pub start_time: String,
+    pub start_time: DateTime<Utc>,
     /// Last update.
-    pub updated_at: String,
+    pub updated_at: DateTime<Utc>,
     /// `Error` when the action failed.
     pub message: Option<String>,
 }
@@ -33,9 +34,9 @@ pub struct EventRow {
     /// Event name, e.g. `compute_terminate_instance`.
     pub event: String,
     /// Start time.
-    pub start_time: String,
+    pub start_time: DateTime<Utc>,
     /// Finish time.
-    pub finish_time: Option<String>,
+    pub finish_time: Option<DateTime<Utc>>,
     /// `Success` or `Error`.
     pub result: Option<String>,
     /// Host it ran on.

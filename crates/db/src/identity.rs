@@ -1,6 +1,7 @@
 //! Identity rows: projects, users, roles, role assignments and tokens.
 
-use crate::{Datastore, DbError, is_unique_violation};
+use crate::{Datastore, DbError, is_unique_violation, ts};
+use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 /// A project (tenant).
@@ -71,9 +72,9 @@ pub struct TokenRow {
     /// Audit id shown to clients.
     pub audit_id: String,
     /// Issue time.
-    pub issued_at: String,
+    pub issued_at: DateTime<Utc>,
     /// Expiry time.
-    pub expires_at: String,
+    pub expires_at: DateTime<Utc>,
     /// Revoked by `DELETE /auth/tokens`.
     pub revoked: bool,
 }
@@ -248,7 +249,7 @@ impl Datastore {
     /// Store a token hash.
     pub async fn token_insert(&self, t: &TokenRow) -> Result<(), DbError> {
         sqlx::query("INSERT INTO tokens (token_hash, user_id, project_id, audit_id, issued_at, expires_at, revoked) VALUES ($1,$2,$3,$4,$5,$6,FALSE)")
-            .bind(&t.token_hash).bind(&t.user_id).bind(&t.project_id).bind(&t.audit_id).bind(&t.issued_at).bind(&t.expires_at)
+            .bind(&t.token_hash).bind(&t.user_id).bind(&t.project_id).bind(&t.audit_id).bind(ts(t.issued_at)).bind(ts(t.expires_at))
             .execute(&self.write).await?;
         Ok(())
     }
@@ -273,9 +274,9 @@ impl Datastore {
     }
 
     /// Forget tokens that expired before `before` (housekeeping).
-    pub async fn token_purge_expired(&self, before: &str) -> Result<u64, DbError> {
+    pub async fn token_purge_expired(&self, before: DateTime<Utc>) -> Result<u64, DbError> {
         Ok(sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
-            .bind(before)
+            .bind(ts(before))
             .execute(&self.write)
             .await?
             .rows_affected())

@@ -1,6 +1,7 @@
 //! Image rows (Image API v2) and flavors: the catalog a server is built from.
 
 use crate::{Datastore, DbError};
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, Row};
 use std::str::FromStr;
@@ -38,9 +39,9 @@ pub struct ImageRow {
     /// Extra properties, JSON object.
     pub properties: String,
     /// Creation time.
-    pub created_at: String,
+    pub created_at: DateTime<Utc>,
     /// Last update.
-    pub updated_at: String,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// Decode an enum column stored as its string.

@@ -79,6 +79,11 @@ pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// What a caller puts in a row's timestamp columns when it builds a row to
+/// insert: the datastore stamps them itself from its clock (the single
+/// authority on time), so the value given is never stored.
+pub const SET_ON_INSERT: DateTime<Utc> = DateTime::<Utc>::UNIX_EPOCH;
+
 /// Parse a stored timestamp.
 pub fn parse_ts(s: &str) -> Result<DateTime<Utc>, DbError> {
     DateTime::parse_from_rfc3339(s)
@@ -155,5 +160,68 @@ pub(crate) mod testutil {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+}
+
+#[cfg(test)]
+mod ts_tests {
+    use super::*;
+    use crate::testutil::store;
+    use chrono::TimeZone;
+
+    /// Timestamp columns are decoded by sqlx into `DateTime<Utc>`; the text
+    /// written by [`ts`] must come back as the same instant, and formatting
+    /// the decoded value again must give the stored text byte for byte (SQL
+    /// compares the text with `<`, so the format must never drift).
+    #[tokio::test]
+    async fn stored_text_round_trips_through_datetime() {
+        let (ds, _d) = store().await;
+        let micros = Utc.with_ymd_and_hms(2026, 11, 28, 23, 41, 22).single().expect("t")
+            + chrono::Duration::microseconds(123_456);
+        let whole = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).single().expect("t");
+        let token = |hash: &str, issued, expires| TokenRow {
+            token_hash: hash.into(),
+            user_id: "u".into(),
+            project_id: "p".into(),
+            audit_id: "a".into(),
+            issued_at: issued,
+            expires_at: expires,
+            revoked: false,
+        };
+        ds.token_insert(&token("h1", micros, whole)).await.expect("insert");
+        let (issued, expires): (String, String) =
+            sqlx::query_as("SELECT issued_at, expires_at FROM tokens WHERE token_hash = 'h1'")
+                .fetch_one(&ds.read)
+                .await
+                .expect("raw");
+        assert_eq!(issued, "2026-11-28T23:41:22.123456Z");
+        assert_eq!(expires, "2026-01-02T03:04:05.000000Z");
+        let row = ds.token_get("h1").await.expect("get");
+        assert_eq!(row.issued_at, micros);
+        assert_eq!(row.expires_at, whole);
+        assert_eq!(ts(row.issued_at), issued);
+        assert_eq!(ts(row.expires_at), expires);
+    }
+
+    /// Sub-microsecond precision is dropped when stored, never rounded up
+    /// past the text order.
+    #[tokio::test]
+    async fn nanoseconds_are_truncated_to_the_stored_micros() {
+        let (ds, _d) = store().await;
+        let t = Utc.with_ymd_and_hms(2026, 11, 28, 23, 41, 22).single().expect("t")
+            + chrono::Duration::nanoseconds(999_999_999);
+        let back: DateTime<Utc> =
+            sqlx::query_scalar("SELECT $1").bind(ts(t)).fetch_one(&ds.read).await.expect("decode");
+        assert_eq!(ts(back), "2026-11-28T23:41:22.999999Z");
+        assert_eq!(back, t - chrono::Duration::nanoseconds(999));
+    }
+
+    /// The decoder refuses text that is not a timestamp instead of
+    /// defaulting it.
+    #[tokio::test]
+    async fn garbage_is_a_decode_error() {
+        let (ds, _d) = store().await;
+        let r: Result<DateTime<Utc>, _> = sqlx::query_scalar("SELECT 'soon'").fetch_one(&ds.read).await;
+        assert!(r.is_err(), "{r:?}");
     }
 }

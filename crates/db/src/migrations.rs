@@ -3,6 +3,7 @@
 //! until the move is confirmed or reverted.
 
 use crate::{Datastore, DbError};
+use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use stratus_types::{MigrationKind, MigrationStatus};
 
@@ -36,7 +37,7 @@ pub struct MigrationRow {
     #[sqlx(try_from = "String")]
     pub status: MigrationStatus,
     /// Created.
-    pub created_at: String,
+    pub created_at: DateTime<Utc>,
 }
 
 const COLS: &str = "id, server_id, kind, source_host, dest_host, old_flavor_id, new_flavor_id, old_vcpus, old_ram_mb, old_disk_gb, old_vm_state, status, created_at";

@@ -2,6 +2,7 @@
 //! dedup key is unique) and published on the bus by a relay afterwards.
 
 use crate::{Datastore, DbError};
+use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 /// A notification waiting in (or published from) the outbox.
@@ -18,7 +19,7 @@ pub struct NotificationRow {
     /// Versioned payload JSON.
     pub payload: String,
     /// When recorded.
-    pub created_at: String,
+    pub created_at: DateTime<Utc>,
 }
 
 /// A notification to record (in the same transaction as the change it reports).

@@ -3,6 +3,7 @@
 
 use crate::{Datastore, DbError, ts};
 use chrono::Duration;
+use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use stratus_types::{OpKind, OpState};
 
@@ -33,13 +34,13 @@ pub struct OperationRow {
     /// Controller holding the claim.
     pub claimed_by: Option<String>,
     /// When the claim lapses and another controller may adopt it.
-    pub claim_expires_at: Option<String>,
+    pub claim_expires_at: Option<DateTime<Utc>>,
     /// How many times it was claimed.
     pub attempts: i64,
     /// Last error text.
     pub last_error: Option<String>,
     /// Creation time.
-    pub created_at: String,
+    pub created_at: DateTime<Utc>,
 }
 
 /// A new operation to insert.

@@ -1,6 +1,7 @@
 //! Servers, their ports (fixed IPs) and quota usage by counting.
 
 use crate::{Cas, Datastore, DbError, NewOperation, OperationRow, ts};
+use chrono::{DateTime, Utc};
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 use stratus_types::{PowerState, TaskState, VmState};
 
@@ -63,15 +64,15 @@ pub struct ServerRow {
     /// Bumped on every state change.
     pub generation: i64,
     /// When it first became active.
-    pub launched_at: Option<String>,
+    pub launched_at: Option<DateTime<Utc>>,
     /// When it was terminated.
-    pub terminated_at: Option<String>,
+    pub terminated_at: Option<DateTime<Utc>>,
     /// Creation time.
-    pub created_at: String,
+    pub created_at: DateTime<Utc>,
     /// Last change.
-    pub updated_at: String,
+    pub updated_at: DateTime<Utc>,
     /// Deletion time.
-    pub deleted_at: Option<String>,
+    pub deleted_at: Option<DateTime<Utc>>,
     /// Deleted rows stay for instance actions and audit.
     pub deleted: bool,
     /// Snapshot taken by shelve, deleted on unshelve or delete.
@@ -240,7 +241,7 @@ impl Datastore {
             .bind(r.vcpus).bind(r.ram_mb).bind(r.disk_gb).bind(r.ephemeral_gb).bind(r.swap_mb).bind(r.vm_state).bind(r.task_state)
             .bind(r.power_state.code()).bind(&r.host).bind(&r.metadata).bind(&r.key_name).bind(r.locked).bind(&r.locked_by).bind(&r.locked_reason)
             .bind(&r.availability_zone).bind(&r.reservation_id).bind(&r.hostname).bind(&r.fault).bind(r.progress).bind(r.generation)
-            .bind(&r.launched_at).bind(&r.terminated_at).bind(&now)
+            .bind(r.launched_at.map(ts)).bind(r.terminated_at.map(ts)).bind(&now)
             .execute(&mut *tx).await?;
         if new.allocate_port {
             allocate_port_tx(&mut tx, &r.id, &now).await?;
@@ -339,15 +340,15 @@ impl Datastore {
     }
 
     /// Soft-deleted servers whose soft delete is older than `before` (reclaim).
-    pub async fn server_list_reclaimable(&self, before: &str) -> Result<Vec<ServerRow>, DbError> {
+    pub async fn server_list_reclaimable(&self, before: DateTime<Utc>) -> Result<Vec<ServerRow>, DbError> {
         Ok(sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE deleted = FALSE AND vm_state = 'soft-delete' AND task_state IS NULL AND deleted_at < $1"))
-            .bind(before).fetch_all(&self.read).await?)
+            .bind(ts(before)).fetch_all(&self.read).await?)
     }
 
     /// Shelved (not offloaded) servers idle since before `before`.
-    pub async fn server_list_shelved_before(&self, before: &str) -> Result<Vec<ServerRow>, DbError> {
+    pub async fn server_list_shelved_before(&self, before: DateTime<Utc>) -> Result<Vec<ServerRow>, DbError> {
         Ok(sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE deleted = FALSE AND vm_state = 'shelved' AND task_state IS NULL AND updated_at < $1"))
-            .bind(before).fetch_all(&self.read).await?)
+            .bind(ts(before)).fetch_all(&self.read).await?)
     }
 
     /// Live servers marked `deleting` with no open delete operation: stuck (audit).
@@ -607,7 +608,7 @@ mod tests {
             "INSERT INTO servers (id, name, project_id, user_id, flavor_id, flavor_name, vcpus, ram_mb, disk_gb, \
              ephemeral_gb, swap_mb, vm_state, task_state, power_state, metadata, locked, reservation_id, hostname, \
              progress, generation, created_at, updated_at, deleted) \
-             VALUES ($1,'n','p','u','1','m1',1,512,1,0,0,$2,$3,$4,'{}',FALSE,'r','h',0,0,'t','t',FALSE)",
+             VALUES ($1,'n','p','u','1','m1',1,512,1,0,0,$2,$3,$4,'{}',FALSE,'r','h',0,0,'2026-11-28T23:41:22.000000Z','2026-11-28T23:41:22.000000Z',FALSE)",
         )
         .bind(id)
         .bind(vm)

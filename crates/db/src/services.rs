@@ -1,8 +1,9 @@
 //! Compute services (hosts): registration with an epoch, lease renewal, and
 //! the up/down transitions the liveness monitor writes.
 
-use crate::{Datastore, DbError, parse_ts, ts};
+use crate::{Datastore, DbError, ts};
 use chrono::Duration;
+use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 /// A compute service row.
@@ -29,7 +30,7 @@ pub struct ServiceRow {
     /// Incremented each time the agent (re)joins; commands carry it.
     pub epoch: i64,
     /// When the current lease runs out.
-    pub lease_expires_at: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
     /// Capacity: vCPUs.
     pub vcpus: i64,
     /// Capacity: RAM MiB.
@@ -37,22 +38,19 @@ pub struct ServiceRow {
     /// Capacity: disk GiB.
     pub disk_gb: i64,
     /// Row creation.
-    pub created_at: String,
+    pub created_at: DateTime<Utc>,
     /// Last change (API `updated_at`).
-    pub updated_at: String,
+    pub updated_at: DateTime<Utc>,
 }
 
 impl ServiceRow {
     /// Is the host usable right now by the lease and the operator's flags?
     /// (`now` comes from the caller's clock, the single authority.)
-    pub fn is_up(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+    pub fn is_up(&self, now: DateTime<Utc>) -> bool {
         if self.forced_down || self.state != "up" {
             return false;
         }
-        match self.lease_expires_at.as_deref().map(parse_ts) {
-            Some(Ok(exp)) => exp >= now,
-            _ => false,
-        }
+        self.lease_expires_at.is_some_and(|exp| exp >= now)
     }
 }
 
@@ -194,6 +192,20 @@ mod tests {
         let s = ds.service_join("h1", cap, ttl).await.expect("rejoin");
         assert_eq!(s.epoch, 2);
         assert_eq!(ds.service_renew("h1", 1, ttl).await.expect("stale"), Renewal::MustRejoin);
+    }
+
+    /// The lease is compared as a time: up until and including its expiry,
+    /// down without one, and down when forced whatever the lease says.
+    #[tokio::test]
+    async fn is_up_compares_the_lease_as_a_time() {
+        let (ds, _d) = crate::testutil::store().await;
+        let cap = HostCapacity { vcpus: 1, memory_mb: 1, disk_gb: 1 };
+        let row = ds.service_join("h1", cap, Duration::seconds(10)).await.expect("join");
+        let exp = row.lease_expires_at.expect("a lease");
+        assert!(row.is_up(exp));
+        assert!(!row.is_up(exp + Duration::microseconds(1)));
+        assert!(!ServiceRow { lease_expires_at: None, ..row.clone() }.is_up(exp));
+        assert!(!ServiceRow { forced_down: true, ..row }.is_up(exp));
     }
 
     trait NowForTest {

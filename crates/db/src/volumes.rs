@@ -5,6 +5,7 @@
 //! `error_deleting`, `extending`. Every status change is a compare-and-swap.
 
 use crate::{Cas, Datastore, DbError};
+use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use stratus_types::{AttachStatus, CleanupKind, VolumeStatus};
 
@@ -39,11 +40,11 @@ pub struct VolumeRow {
     /// Metadata JSON.
     pub metadata: String,
     /// Created.
-    pub created_at: String,
+    pub created_at: DateTime<Utc>,
     /// Updated.
-    pub updated_at: String,
+    pub updated_at: DateTime<Utc>,
     /// Deleted at.
-    pub deleted_at: Option<String>,
+    pub deleted_at: Option<DateTime<Utc>>,
     /// Deleted.
     pub deleted: bool,
 }
@@ -74,7 +75,7 @@ pub struct AttachmentRow {
     /// Boot index (0 for a root volume).
     pub boot_index: Option<i64>,
     /// Created.
-    pub created_at: String,
+    pub created_at: DateTime<Utc>,
 }
 
 /// A storage cleanup that could not be done yet.
@@ -100,7 +101,7 @@ pub struct CleanupRow {
     /// Last error.
     pub last_error: Option<String>,
     /// Queued at.
-    pub created_at: String,
+    pub created_at: DateTime<Utc>,
     /// Server whose client was fenced (unfence waits for its host).
     pub server_id: Option<String>,
     /// The host's epoch when the client was fenced: the fence is lifted only
@@ -462,21 +463,21 @@ impl Datastore {
         .ok_or(DbError::NotFound("volume"))
     }
 
-    /// Live volumes in one of `statuses` not updated since `updated_before`
-    /// (a [`crate::ts`] timestamp): what the volume reconciler retries
+    /// Live volumes in one of `statuses` not updated since `updated_before`:
+    /// what the volume reconciler retries
     /// (a `creating` or `deleting` left behind by a crash), without scanning
     /// every volume of the cloud each pass.
     pub async fn volume_list_stale(
         &self,
         statuses: &[VolumeStatus],
-        updated_before: &str,
+        updated_before: DateTime<Utc>,
     ) -> Result<Vec<VolumeRow>, DbError> {
         if statuses.is_empty() {
             return Ok(Vec::new());
         }
         let mut q: sqlx::QueryBuilder<sqlx::Sqlite> =
             sqlx::QueryBuilder::new(format!("SELECT {VCOLS} FROM volumes WHERE deleted = FALSE AND updated_at < "));
-        q.push_bind(updated_before.to_string()).push(" AND status IN (");
+        q.push_bind(crate::ts(updated_before)).push(" AND status IN (");
         let mut sep = q.separated(", ");
         for s in statuses {
             sep.push_bind(s.as_str());
@@ -506,8 +507,8 @@ mod tests {
             image_id: None,
             backend_name: format!("volume-{id}"),
             metadata: "{}".into(),
-            created_at: String::new(),
-            updated_at: String::new(),
+            created_at: crate::SET_ON_INSERT,
+            updated_at: crate::SET_ON_INSERT,
             deleted_at: None,
             deleted: false,
         }
@@ -534,7 +535,7 @@ mod tests {
             status: AttachStatus::Reserved,
             delete_on_termination: false,
             boot_index: None,
-            created_at: String::new(),
+            created_at: crate::SET_ON_INSERT,
         };
         ds.attachment_create(&att).await.expect("reserve");
         assert!(

@@ -3,6 +3,7 @@
 //! what an agent must reap when it rejoins.
 
 use crate::{Datastore, DbError};
+use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 /// A zombie record.
@@ -21,7 +22,7 @@ pub struct ZombieRow {
     /// Why the delete went local.
     pub reason: String,
     /// When.
-    pub created_at: String,
+    pub created_at: DateTime<Utc>,
 }
 
 impl Datastore {

@@ -260,8 +260,8 @@ impl ImageService {
                     min_ram: 0,
                     protected: false,
                     properties: "{}".into(),
-                    created_at: String::new(),
-                    updated_at: String::new(),
+                    created_at: stratus_db::SET_ON_INSERT,
+                    updated_at: stratus_db::SET_ON_INSERT,
                 };
                 self.ds.image_create(&row).await?;
                 row.id

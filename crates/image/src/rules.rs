@@ -227,8 +227,8 @@ pub fn new_image(ctx: &AuthContext, req: &Map<String, Value>) -> Result<ImageRow
         min_ram: 0,
         protected: false,
         properties: String::new(),
-        created_at: String::new(),
-        updated_at: String::new(),
+        created_at: stratus_db::SET_ON_INSERT,
+        updated_at: stratus_db::SET_ON_INSERT,
     };
     let mut props = Map::new();
     for (k, v) in req {

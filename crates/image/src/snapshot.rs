@@ -80,8 +80,8 @@ impl SnapshotSpec {
             min_ram: 0,
             protected: false,
             properties: Value::Object(props).to_string(),
-            created_at: String::new(),
-            updated_at: String::new(),
+            created_at: stratus_db::SET_ON_INSERT,
+            updated_at: stratus_db::SET_ON_INSERT,
         }
     }
 }

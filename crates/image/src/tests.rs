@@ -245,3 +245,10 @@ async fn snapshot_delete_is_idempotent_and_drops_the_bytes() {
     assert_eq!(e.svc.delete_snapshot(&id).await.expect("again"), SnapshotRemoval::AlreadyGone);
     assert_eq!(e.svc.delete_snapshot("not-a-uuid").await.expect("never made"), SnapshotRemoval::AlreadyGone);
 }
+
+/// Glance shows whole seconds with `Z`, whatever the stored fraction.
+#[test]
+fn glance_timestamps_render_as_the_stored_text_did() {
+    let t = stratus_db::parse_ts("2026-11-28T23:41:22.999999Z").expect("ts");
+    assert_eq!(crate::view::glance_ts(t), "2026-11-28T23:41:22Z");
+}

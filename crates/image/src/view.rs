@@ -3,14 +3,13 @@
 //! rules because it must undo exactly what they store in the properties.
 
 use crate::rules::{RESERVED_PREFIX, hidden_of, props_of, tags_of};
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use stratus_db::ImageRow;
 
-/// Glance's timestamp format (`2026-11-27T12:00:00Z`) from a stored RFC 3339 one.
-pub fn glance_ts(stored: &str) -> String {
-    stratus_db::parse_ts(stored)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|_| stored.to_string())
+/// Glance's timestamp format (`2026-11-27T12:00:00Z`): whole seconds, `Z`.
+pub fn glance_ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// An image as Glance renders it, custom properties flattened at top level.
@@ -40,8 +39,8 @@ pub fn image_view(row: &ImageRow) -> Value {
         "min_disk": row.min_disk,
         "disk_format": row.disk_format,
         "container_format": row.container_format,
-        "created_at": glance_ts(&row.created_at),
-        "updated_at": glance_ts(&row.updated_at),
+        "created_at": glance_ts(row.created_at),
+        "updated_at": glance_ts(row.updated_at),
         "tags": tags_of(&props),
         "self": format!("/v2/images/{}", row.id),
         "file": format!("/v2/images/{}/file", row.id),

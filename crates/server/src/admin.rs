@@ -35,7 +35,7 @@ async fn zombies(State(st): State<AppState>, Auth(ctx): Auth) -> Result<Json<Val
         .zombie_list()
         .await?
         .into_iter()
-        .map(|z| json!({"server_id": z.server_id, "host": z.host, "vcpus": z.vcpus, "ram_mb": z.ram_mb, "disk_gb": z.disk_gb, "reason": z.reason, "created_at": z.created_at}))
+        .map(|z| json!({"server_id": z.server_id, "host": z.host, "vcpus": z.vcpus, "ram_mb": z.ram_mb, "disk_gb": z.disk_gb, "reason": z.reason, "created_at": stratus_db::ts(z.created_at)}))
         .collect();
     Ok(Json(json!({"zombies": list})))
 }

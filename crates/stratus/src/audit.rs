@@ -56,7 +56,7 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
 
     // Operations open for long: a delete that is not progressing is a stuck server.
     for op in ds.op_list_open().await? {
-        let age = stratus_db::parse_ts(&op.created_at).map(|t| ds.clock().now() - t).unwrap_or_default();
+        let age = ds.clock().now() - op.created_at;
         if age > chrono::Duration::minutes(5) {
             problems.push(format!(
                 "operation {} ({} of server {}) open for {} s at step {}",

@@ -91,7 +91,7 @@ impl VolumeService {
             status: AttachStatus::Reserved,
             delete_on_termination: false,
             boot_index: None,
-            created_at: String::new(),
+            created_at: stratus_db::SET_ON_INSERT,
         };
         let a = match self.ds.attachment_create(&row).await {
             Ok(a) => a,

@@ -404,8 +404,8 @@ impl VolumeService {
             bootable: image.is_some(),
             image_id: image.map(|i| i.id),
             metadata: serde_json::to_string(&req.metadata).unwrap_or_else(|_| "{}".into()),
-            created_at: String::new(),
-            updated_at: String::new(),
+            created_at: stratus_db::SET_ON_INSERT,
+            updated_at: stratus_db::SET_ON_INSERT,
             deleted_at: None,
             deleted: false,
         };

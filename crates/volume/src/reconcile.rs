@@ -54,14 +54,14 @@ impl VolumeService {
     pub async fn reconcile(&self) -> Result<ReconcileReport, VolumeError> {
         let mut r = ReconcileReport::default();
         let stale = chrono::Duration::from_std(self.cfg.stale_after).unwrap_or_else(|_| chrono::Duration::seconds(60));
-        let cutoff = ts(self.ds.clock().now() - stale);
+        let cutoff = self.ds.clock().now() - stale;
 
-        for v in self.ds.volume_list_stale(&[VolumeStatus::Creating], &cutoff).await? {
+        for v in self.ds.volume_list_stale(&[VolumeStatus::Creating], cutoff).await? {
             if self.is_inflight(&v.id) {
                 continue;
             }
             r.creates_retried += 1;
-            info!(volume = %v.id, since = %v.updated_at, "retrying an interrupted volume create");
+            info!(volume = %v.id, since = %ts(v.updated_at), "retrying an interrupted volume create");
             match self.build(&v, Build::Retry).await {
                 Ok(row) if row.status == VolumeStatus::Available => r.creates_finished += 1,
                 Ok(_) => {}
@@ -72,7 +72,7 @@ impl VolumeService {
             }
         }
 
-        for v in self.ds.volume_list_stale(&[VolumeStatus::Extending], &cutoff).await? {
+        for v in self.ds.volume_list_stale(&[VolumeStatus::Extending], cutoff).await? {
             if self.ds.volume_set_status(&v.id, &[VolumeStatus::Extending], VolumeStatus::ErrorExtending).await?
                 == Cas::Updated
             {
@@ -82,7 +82,7 @@ impl VolumeService {
         }
 
         let pending = self.ds.cleanup_pending().await?;
-        for v in self.ds.volume_list_stale(&[VolumeStatus::Deleting], &cutoff).await? {
+        for v in self.ds.volume_list_stale(&[VolumeStatus::Deleting], cutoff).await? {
             let queued = pending
                 .iter()
                 .any(|c| c.kind == CleanupKind::VolumeDelete && c.volume_id.as_deref() == Some(v.id.as_str()));

@@ -83,8 +83,8 @@ impl VolumeService {
             bootable: true,
             image_id: Some(b.image_id.clone()),
             metadata: "{}".into(),
-            created_at: String::new(),
-            updated_at: String::new(),
+            created_at: stratus_db::SET_ON_INSERT,
+            updated_at: stratus_db::SET_ON_INSERT,
             deleted_at: None,
             deleted: false,
         };
@@ -107,7 +107,7 @@ impl VolumeService {
             status: crate::AttachStatus::Reserved,
             delete_on_termination: b.delete_on_termination,
             boot_index: b.boot_index,
-            created_at: String::new(),
+            created_at: stratus_db::SET_ON_INSERT,
         };
         Ok(self.ds.attachment_create(&att).await?)
     }

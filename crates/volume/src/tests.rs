@@ -285,8 +285,8 @@ fn creating_row(id: &str, image: Option<&str>) -> VolumeRow {
         image_id: image.map(str::to_string),
         backend_name: format!("volume-{id}"),
         metadata: "{}".into(),
-        created_at: String::new(),
-        updated_at: String::new(),
+        created_at: stratus_db::SET_ON_INSERT,
+        updated_at: stratus_db::SET_ON_INSERT,
         deleted_at: None,
         deleted: false,
     }
@@ -374,8 +374,8 @@ async fn image_volume_is_bootable_and_checked_against_the_image() {
         min_ram: 0,
         protected: false,
         properties: "{}".into(),
-        created_at: String::new(),
-        updated_at: String::new(),
+        created_at: stratus_db::SET_ON_INSERT,
+        updated_at: stratus_db::SET_ON_INSERT,
     })
     .await
     .expect("image");

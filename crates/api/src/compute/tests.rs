@@ -103,3 +103,18 @@ fn views_follow_the_microversion() {
     let body = views::service_updated("h1", "nova-compute", views::ServiceChangeView::Disabled(Some("r")));
     assert_eq!(body["service"]["disabled_reason"], json!("r"));
 }
+
+/// Timestamps are typed now; the wire text must be what the stored-string
+/// helpers rendered before (Nova seconds with `Z`, Nova and Cinder
+/// microseconds without a zone), including a zero fraction.
+#[test]
+fn typed_timestamps_render_as_the_stored_text_did() {
+    let t = stratus_db::parse_ts("2026-11-28T23:41:22.123456Z").expect("ts");
+    assert_eq!(views::iso(t), "2026-11-28T23:41:22Z");
+    assert_eq!(views::iso_micro(t), "2026-11-28T23:41:22.123456");
+    assert_eq!(crate::volume::cinder_ts(t), json!("2026-11-28T23:41:22.123456"));
+    let whole = stratus_db::parse_ts("2026-11-28T23:41:22.000000Z").expect("ts");
+    assert_eq!(views::iso(whole), "2026-11-28T23:41:22Z");
+    assert_eq!(views::iso_micro(whole), "2026-11-28T23:41:22.000000");
+    assert_eq!(crate::volume::cinder_ts(whole), json!("2026-11-28T23:41:22.000000"));
+}

@@ -4,6 +4,7 @@
 //! keys). `public` is the cloud's externally visible base URL.
 
 use crate::{MAX_COMPUTE, MIN_COMPUTE, Microversion};
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use stratus_db::{
     ActionRow, AttachmentRow, EventRow, FlavorRow, PortRow, QuotaLimits, QuotaUsage, ServerRow, ServiceRow, parse_ts,
@@ -31,14 +32,14 @@ pub fn link(public: &str, path: &str) -> Value {
     ])
 }
 
-/// A stored timestamp as Nova shows it (seconds, `Z`).
-pub fn iso(s: &str) -> String {
-    parse_ts(s).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_else(|_| s.to_string())
+/// A timestamp as Nova shows it (seconds, `Z`).
+pub fn iso(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// A stored timestamp as Nova shows it (microseconds, no zone).
-pub fn iso_micro(s: &str) -> String {
-    parse_ts(s).map(|t| t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()).unwrap_or_else(|_| s.to_string())
+/// A timestamp as Nova shows it (microseconds, no zone).
+pub fn iso_micro(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
 }
 
 /// A flavor, in the index (`detail == false`) or detailed form.
@@ -99,8 +100,8 @@ pub fn server(
         "hostId": host_id.unwrap_or_default(),
         "image": image,
         "flavor": {"id": s.flavor_id, "links": [{"rel": "bookmark", "href": format!("{public}/compute/flavors/{}", s.flavor_id)}]},
-        "created": iso(&s.created_at),
-        "updated": iso(&s.updated_at),
+        "created": iso(s.created_at),
+        "updated": iso(s.updated_at),
         "addresses": addresses,
         "accessIPv4": "",
         "accessIPv6": "",
@@ -109,8 +110,8 @@ pub fn server(
         "OS-EXT-AZ:availability_zone": s.availability_zone.clone().unwrap_or_else(|| "nova".into()),
         "config_drive": "",
         "key_name": s.key_name,
-        "OS-SRV-USG:launched_at": s.launched_at.as_deref().map(iso_micro),
-        "OS-SRV-USG:terminated_at": s.terminated_at.as_deref().map(iso_micro),
+        "OS-SRV-USG:launched_at": s.launched_at.map(iso_micro),
+        "OS-SRV-USG:terminated_at": s.terminated_at.map(iso_micro),
         "OS-EXT-STS:task_state": s.task_state,
         "OS-EXT-STS:vm_state": s.vm_state,
         "OS-EXT-STS:power_state": s.power_state.code(),
@@ -143,7 +144,10 @@ pub fn server(
     if matches!(status, "ERROR" | "DELETED")
         && let Some(f) = s.fault.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok())
     {
-        let created = f["created"].as_str().map(iso).unwrap_or_default();
+        // The fault's time is text inside its JSON, not a column: shown as
+        // Nova does when it parses, as stored otherwise.
+        let created =
+            f["created"].as_str().map(|c| parse_ts(c).map(iso).unwrap_or_else(|_| c.to_string())).unwrap_or_default();
         let mut fault = json!({"code": f["code"], "message": f["message"], "created": created});
         if admin {
             fault["details"] = json!(f["message"]);
@@ -185,7 +189,7 @@ pub fn attachment(a: &AttachmentRow) -> Value {
 
 /// An instance action (without events).
 pub fn instance_action(a: &ActionRow) -> Value {
-    json!({"action": a.action, "instance_uuid": a.server_id, "message": a.message, "project_id": a.project_id, "request_id": a.request_id, "start_time": iso_micro(&a.start_time), "user_id": a.user_id})
+    json!({"action": a.action, "instance_uuid": a.server_id, "message": a.message, "project_id": a.project_id, "request_id": a.request_id, "start_time": iso_micro(a.start_time), "user_id": a.user_id})
 }
 
 /// An instance action with its events; below 2.51 only admins see events
@@ -196,7 +200,7 @@ pub fn instance_action_with_events(a: &ActionRow, events: &[EventRow], admin: bo
         body["events"] = Value::Array(
             events
                 .iter()
-                .map(|e| json!({"event": e.event, "start_time": iso_micro(&e.start_time), "finish_time": e.finish_time.as_deref().map(iso_micro), "result": e.result, "traceback": e.details}))
+                .map(|e| json!({"event": e.event, "start_time": iso_micro(e.start_time), "finish_time": e.finish_time.map(iso_micro), "result": e.result, "traceback": e.details}))
                 .collect(),
         );
     }
@@ -212,7 +216,7 @@ pub fn service(s: &ServiceRow, up: bool, mv: Microversion) -> Value {
         "zone": s.zone,
         "status": if s.disabled { "disabled" } else { "enabled" },
         "state": if up { "up" } else { "down" },
-        "updated_at": iso_micro(&s.updated_at),
+        "updated_at": iso_micro(s.updated_at),
         "disabled_reason": s.disabled_reason,
     });
     if mv.at_least(11) {

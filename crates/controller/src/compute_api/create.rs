@@ -231,8 +231,8 @@ impl ComputeApi {
                 generation: 1,
                 launched_at: None,
                 terminated_at: None,
-                created_at: String::new(),
-                updated_at: String::new(),
+                created_at: stratus_db::SET_ON_INSERT,
+                updated_at: stratus_db::SET_ON_INSERT,
                 deleted_at: None,
                 deleted: false,
                 shelved_image_id: None,
@@ -296,7 +296,7 @@ impl ComputeApi {
                         status: stratus_types::AttachStatus::Reserved,
                         delete_on_termination: b.delete_on_termination,
                         boot_index: b.boot_index,
-                        created_at: String::new(),
+                        created_at: stratus_db::SET_ON_INSERT,
                     };
                     if let Err(e) = self.ds.attachment_create(&att).await {
                         let _ = self.delete_server(ctx, &server.id, request_id).await;

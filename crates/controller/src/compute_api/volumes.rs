@@ -76,7 +76,7 @@ impl ComputeApi {
             status: stratus_types::AttachStatus::Reserved,
             delete_on_termination: false,
             boot_index: None,
-            created_at: String::new(),
+            created_at: stratus_db::SET_ON_INSERT,
         };
         let att = self.ds.attachment_create(&att).await.map_err(|e| match e {
             DbError::Conflict(m) => ComputeError::BadRequest(format!("Invalid volume: {m}")),
