@@ -146,7 +146,7 @@ impl DeleteServer {
         };
         let svc = match ds.service_get_by_host(&host).await {
             Ok(svc) => svc,
-            Err(stratus_db::DbError::NotFound(_)) => {
+            Err(stratus_db::DbError::NotFound { .. }) => {
                 return local(DeletePath::Local, format!("host {host} has no service record"));
             }
             Err(e) => return Err(e.into()),
@@ -169,7 +169,7 @@ impl DeleteServer {
         run.cx.step(DeleteStep::DeleteShelveSnapshot).await?;
         let detail = match ds.image_delete(img).await {
             Ok(()) => format!("shelve snapshot {img} deleted"),
-            Err(stratus_db::DbError::NotFound(_)) => format!("warning: shelve snapshot {img} was already gone"),
+            Err(stratus_db::DbError::NotFound { .. }) => format!("warning: shelve snapshot {img} was already gone"),
             Err(e) => return Err(e.into()),
         };
         ds.event_start(&server.id, &op.request_id, "delete_shelve_snapshot", None).await?;

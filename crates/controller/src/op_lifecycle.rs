@@ -163,7 +163,7 @@ impl Lifecycle {
             updated_at: String::new(),
         };
         match self.0.ds.image_create(&img).await {
-            Ok(()) | Err(DbError::Conflict(_)) => Ok(()), // already taken by an earlier attempt
+            Ok(()) | Err(DbError::Conflict { .. }) => Ok(()), // already taken by an earlier attempt
             Err(e) => Err(e),
         }
     }

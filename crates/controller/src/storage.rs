@@ -7,7 +7,7 @@
 //! delete operation records.
 
 use crate::controller::Shared;
-use stratus_db::{DbError, ServerRow};
+use stratus_db::{DbError, RowKind, ServerRow};
 use stratus_volume::VolumeError;
 
 /// A volume error as the delete operation's error: database errors stay
@@ -16,7 +16,7 @@ use stratus_volume::VolumeError;
 fn db_error(e: VolumeError) -> DbError {
     match e {
         VolumeError::Db(e) => e,
-        e => DbError::Conflict(e.to_string()),
+        e => DbError::conflict(RowKind::Volume, e.to_string()),
     }
 }
 
@@ -51,11 +51,14 @@ pub(crate) async fn release_volumes(s: &Shared, server: &ServerRow) -> Result<Ve
             if atts.is_empty() {
                 Ok(Vec::new())
             } else {
-                Err(DbError::Conflict(format!(
-                    "server {} has {} volume attachment(s) but no block storage service is configured",
-                    server.id,
-                    atts.len()
-                )))
+                Err(DbError::conflict(
+                    RowKind::Attachment,
+                    format!(
+                        "server {} has {} volume attachment(s) but no block storage service is configured",
+                        server.id,
+                        atts.len()
+                    ),
+                ))
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Instance actions and their events: the user-visible log of what happened
 //! to a server, each step with its timing, result and reason.
 
-use crate::{Datastore, DbError};
+use crate::{Datastore, DbError, RowKind};
 use sqlx::FromRow;
 
 /// An instance action.
@@ -191,7 +191,7 @@ impl Datastore {
     /// One action with its events in order.
     pub async fn action_get(&self, server_id: &str, request_id: &str) -> Result<(ActionRow, Vec<EventRow>), DbError> {
         let a: ActionRow = sqlx::query_as("SELECT id, server_id, request_id, action, user_id, project_id, start_time, updated_at, message FROM instance_actions WHERE server_id = $1 AND request_id = $2")
-            .bind(server_id).bind(request_id).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("instance action"))?;
+            .bind(server_id).bind(request_id).fetch_optional(&self.read).await?.ok_or_else(|| DbError::not_found(RowKind::InstanceAction, request_id))?;
         let ev = sqlx::query_as("SELECT event, start_time, finish_time, result, host, details FROM instance_action_events WHERE action_id = $1 ORDER BY id")
             .bind(a.id).fetch_all(&self.read).await?;
         Ok((a, ev))

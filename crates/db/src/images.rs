@@ -1,6 +1,6 @@
 //! Image rows (Image API v2) and flavors: the catalog a server is built from.
 
-use crate::{Datastore, DbError};
+use crate::{Datastore, DbError, RowKind};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, Row};
 use std::str::FromStr;
@@ -121,7 +121,7 @@ impl Datastore {
             .bind(&i.id).bind(&i.name).bind(&i.owner).bind(i.status.as_str()).bind(i.visibility.as_str()).bind(i.disk_format.map(DiskFormat::as_str)).bind(i.container_format.map(ContainerFormat::as_str))
             .bind(i.size).bind(&i.checksum).bind(&i.os_hash_value).bind(i.min_disk).bind(i.min_ram).bind(i.protected).bind(&i.properties).bind(now)
             .execute(&self.write).await
-            .map_err(|e| if crate::is_unique_violation(&e) { DbError::Conflict(format!("image {} already exists", i.id)) } else { e.into() })?;
+            .map_err(|e| if crate::is_unique_violation(&e) { DbError::conflict(RowKind::Image, format!("image {} already exists", i.id)) } else { e.into() })?;
         Ok(())
     }
 
@@ -136,7 +136,11 @@ impl Datastore {
     /// One image by id (visibility is checked by the caller).
     pub async fn image_get(&self, id: &str) -> Result<ImageRow, DbError> {
         let sql = format!("SELECT {IMAGE_COLS} FROM images WHERE id = $1 AND status <> 'deleted'");
-        sqlx::query_as(&sql).bind(id).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("image"))
+        sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| DbError::not_found(RowKind::Image, id))
     }
 
     /// The first non-deleted image with this name visible to `project`.
@@ -149,7 +153,7 @@ impl Datastore {
             .bind(project)
             .fetch_optional(&self.read)
             .await?
-            .ok_or(DbError::NotFound("image"))
+            .ok_or_else(|| DbError::not_found(RowKind::Image, name))
     }
 
     /// Record uploaded data: size, checksums, status `active`.
@@ -157,7 +161,7 @@ impl Datastore {
         let r = sqlx::query("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = 'active', updated_at = $5 WHERE id = $1 AND status IN ('queued','saving','active')")
             .bind(id).bind(size).bind(md5).bind(sha512).bind(self.now()).execute(&self.write).await?;
         if r.rows_affected() == 0 {
-            return Err(DbError::NotFound("image"));
+            return Err(DbError::not_found(RowKind::Image, id));
         }
         Ok(())
     }
@@ -168,7 +172,7 @@ impl Datastore {
             .bind(&i.id).bind(&i.name).bind(i.visibility.as_str()).bind(i.protected).bind(i.min_disk).bind(i.min_ram).bind(&i.properties).bind(i.disk_format.map(DiskFormat::as_str)).bind(i.container_format.map(ContainerFormat::as_str)).bind(self.now())
             .execute(&self.write).await?;
         if r.rows_affected() == 0 {
-            return Err(DbError::NotFound("image"));
+            return Err(DbError::not_found(RowKind::Image, &i.id));
         }
         Ok(())
     }
@@ -177,7 +181,7 @@ impl Datastore {
     pub async fn image_delete(&self, id: &str) -> Result<(), DbError> {
         let r = sqlx::query("DELETE FROM images WHERE id = $1").bind(id).execute(&self.write).await?;
         if r.rows_affected() == 0 {
-            return Err(DbError::NotFound("image"));
+            return Err(DbError::not_found(RowKind::Image, id));
         }
         Ok(())
     }
@@ -199,6 +203,6 @@ impl Datastore {
     /// One flavor by id, or by name as a fallback (clients pass either).
     pub async fn flavor_find(&self, id_or_name: &str) -> Result<FlavorRow, DbError> {
         sqlx::query_as("SELECT id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled FROM flavors WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1")
-            .bind(id_or_name).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("flavor"))
+            .bind(id_or_name).fetch_optional(&self.read).await?.ok_or_else(|| DbError::not_found(RowKind::Flavor, id_or_name))
     }
 }

@@ -1,7 +1,7 @@
 //! Durable operations: a row per multi-step mutation, claimed by one
 //! controller at a time with an expiring claim, advanced step by step.
 
-use crate::{Datastore, DbError, ts};
+use crate::{Datastore, DbError, RowKind, ts};
 use chrono::Duration;
 use sqlx::FromRow;
 use stratus_types::{OpKind, OpState};
@@ -71,7 +71,7 @@ pub(crate) async fn op_insert_tx(
     sqlx::query_as(&format!("INSERT INTO operations (id, kind, server_id, state, step, request_id, user_id, project_id, params, attempts, created_at, updated_at) VALUES ($1,$2,$3,'pending','start',$4,$5,$6,$7,0,$8,$8) RETURNING {COLS}"))
         .bind(&o.id).bind(o.kind.as_str()).bind(&o.server_id).bind(&o.request_id).bind(&o.user_id).bind(&o.project_id).bind(&o.params).bind(now)
         .fetch_one(&mut *conn).await
-        .map_err(|e| if crate::is_unique_violation(&e) { DbError::Conflict(format!("an open {} operation exists for server {}", o.kind, o.server_id)) } else { e.into() })
+        .map_err(|e| if crate::is_unique_violation(&e) { DbError::conflict(RowKind::Operation, format!("an open {} operation exists for server {}", o.kind, o.server_id)) } else { e.into() })
 }
 
 /// The outcome of asking to start an operation on a server.
@@ -178,10 +178,10 @@ impl Datastore {
         if let Some(t) = transition {
             let r = crate::servers::transition_query(&o.server_id, t, now.clone()).build().execute(&mut *tx).await?;
             if r.rows_affected() == 0 {
-                return Err(DbError::Conflict(format!(
-                    "server {} is not in a state that allows {action}",
-                    o.server_id
-                )));
+                return Err(DbError::conflict(
+                    RowKind::Server,
+                    format!("server {} is not in a state that allows {action}", o.server_id),
+                ));
             }
         }
         let existing: Option<OperationRow> = sqlx::query_as(&format!(
@@ -210,7 +210,7 @@ impl Datastore {
         let r = sqlx::query("UPDATE servers SET task_state = 'deleting', progress = 0, generation = generation + 1, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
             .bind(&o.server_id).bind(&now).execute(&mut *tx).await?;
         if r.rows_affected() == 0 {
-            return Err(DbError::NotFound("server"));
+            return Err(DbError::not_found(RowKind::Server, &o.server_id));
         }
         let existing: Option<OperationRow> = sqlx::query_as(&format!(
             "SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = 'delete' AND state IN ('pending','running')"
@@ -314,7 +314,7 @@ impl Datastore {
             .bind(id)
             .fetch_optional(&self.read)
             .await?
-            .ok_or(DbError::NotFound("operation"))
+            .ok_or_else(|| DbError::not_found(RowKind::Operation, id))
     }
 
     /// Open operations of a server.

@@ -1,6 +1,6 @@
 //! Servers, their ports (fixed IPs) and quota usage by counting.
 
-use crate::{Cas, Datastore, DbError, NewOperation, OperationRow, ts};
+use crate::{Cas, Datastore, DbError, NewOperation, OperationRow, RowKind, ts};
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 use stratus_types::{PowerState, TaskState, VmState};
 
@@ -267,7 +267,7 @@ impl Datastore {
             .bind(id)
             .fetch_optional(&self.read)
             .await?
-            .ok_or(DbError::NotFound("server"))
+            .ok_or_else(|| DbError::not_found(RowKind::Server, id))
     }
 
     /// A server whether deleted or not (instance actions, audit, operations).
@@ -276,7 +276,7 @@ impl Datastore {
             .bind(id)
             .fetch_optional(&self.read)
             .await?
-            .ok_or(DbError::NotFound("server"))
+            .ok_or_else(|| DbError::not_found(RowKind::Server, id))
     }
 
     /// Live servers matching `f`, newest first (Nova's default sort).
@@ -330,7 +330,7 @@ impl Datastore {
         }
         let cur = match self.server_get_any(id).await {
             Ok(c) => c,
-            Err(DbError::NotFound(_)) => return Ok(Cas::Conflict),
+            Err(DbError::NotFound { .. }) => return Ok(Cas::Conflict),
             Err(e) => return Err(e),
         };
         let same_vm = t.vm.is_none_or(|v| v == cur.vm_state);
@@ -380,7 +380,7 @@ impl Datastore {
             .execute(&self.write)
             .await?;
         if r.rows_affected() == 0 {
-            return Err(DbError::NotFound("server"));
+            return Err(DbError::not_found(RowKind::Server, id));
         }
         Ok(())
     }
@@ -579,7 +579,7 @@ async fn allocate_port_tx(conn: &mut sqlx::SqliteConnection, server_id: &str, no
         .bind(FIRST_IP_INDEX).fetch_one(&mut *conn).await?;
     let idx = idx.unwrap_or(FIRST_IP_INDEX);
     if idx > LAST_IP_INDEX {
-        return Err(DbError::Conflict("no free fixed IP on network private".into()));
+        return Err(DbError::conflict(RowKind::Port, "no free fixed IP on network private"));
     }
     let ip = format!("10.0.{}.{}", idx / 256, idx % 256);
     let id = uuid::Uuid::new_v4();

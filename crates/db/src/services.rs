@@ -1,7 +1,7 @@
 //! Compute services (hosts): registration with an epoch, lease renewal, and
 //! the up/down transitions the liveness monitor writes.
 
-use crate::{Datastore, DbError, parse_ts, ts};
+use crate::{Datastore, DbError, RowKind, parse_ts, ts};
 use chrono::Duration;
 use sqlx::FromRow;
 
@@ -132,13 +132,21 @@ impl Datastore {
     /// One service by host name.
     pub async fn service_get_by_host(&self, host: &str) -> Result<ServiceRow, DbError> {
         let sql = format!("SELECT {COLS} FROM services WHERE host = $1");
-        sqlx::query_as(&sql).bind(host).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("service"))
+        sqlx::query_as(&sql)
+            .bind(host)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| DbError::not_found(RowKind::Service, host))
     }
 
     /// One service by integer id or UUID.
     pub async fn service_get(&self, id: &str) -> Result<ServiceRow, DbError> {
         let sql = format!("SELECT {COLS} FROM services WHERE uuid = $1 OR CAST(id AS TEXT) = $1");
-        sqlx::query_as(&sql).bind(id).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("service"))
+        sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| DbError::not_found(RowKind::Service, id))
     }
 
     /// Operator changes: enable/disable with a reason, force down/up.
@@ -164,7 +172,7 @@ impl Datastore {
             .bind(self.now())
             .fetch_optional(&self.write)
             .await?
-            .ok_or(DbError::NotFound("service"))
+            .ok_or_else(|| DbError::not_found(RowKind::Service, uuid))
     }
 }
 
