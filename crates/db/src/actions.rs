@@ -1,8 +1,10 @@
 //! Instance actions and their events: the user-visible log of what happened
 //! to a server, each step with its timing, result and reason.
 
+use crate::sql::lit;
 use crate::{Datastore, DbError, RowKind};
 use sqlx::FromRow;
+use stratus_types::EventResult;
 
 /// An instance action.
 #[derive(Clone, Debug, FromRow)]
@@ -94,9 +96,9 @@ pub(crate) async fn event_finish_tx(
     event_start_tx(conn, server_id, request_id, event, None, now).await?;
     sqlx::query("UPDATE instance_action_events SET finish_time = $4, result = $5, details = $6
                  WHERE event = $3 AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)")
-        .bind(server_id).bind(request_id).bind(event).bind(now).bind(if ok { "Success" } else { "Error" }).bind(details)
+        .bind(server_id).bind(request_id).bind(event).bind(now).bind(EventResult::of(ok).as_str()).bind(details)
         .execute(&mut *conn).await?;
-    sqlx::query("UPDATE instance_actions SET updated_at = $3, message = CASE WHEN $4 THEN message ELSE 'Error' END WHERE server_id = $1 AND request_id = $2")
+    sqlx::query(&format!("UPDATE instance_actions SET updated_at = $3, message = CASE WHEN $4 THEN message ELSE {error} END WHERE server_id = $1 AND request_id = $2", error = lit(EventResult::Error)))
         .bind(server_id).bind(request_id).bind(now).bind(ok).execute(&mut *conn).await?;
     Ok(())
 }
@@ -164,9 +166,9 @@ impl Datastore {
         .await?;
         sqlx::query("UPDATE instance_action_events SET finish_time = $4, result = $5, details = $6
                      WHERE event = $3 AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)")
-            .bind(server_id).bind(request_id).bind(event).bind(&now).bind(if ok { "Success" } else { "Error" }).bind(details)
+            .bind(server_id).bind(request_id).bind(event).bind(&now).bind(EventResult::of(ok).as_str()).bind(details)
             .execute(&mut *tx).await?;
-        sqlx::query("UPDATE instance_actions SET updated_at = $3, message = CASE WHEN $4 THEN message ELSE 'Error' END WHERE server_id = $1 AND request_id = $2")
+        sqlx::query(&format!("UPDATE instance_actions SET updated_at = $3, message = CASE WHEN $4 THEN message ELSE {error} END WHERE server_id = $1 AND request_id = $2", error = lit(EventResult::Error)))
             .bind(server_id).bind(request_id).bind(&now).bind(ok).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
@@ -175,8 +177,8 @@ impl Datastore {
     /// Finish every event of an action still open (an attempt that crashed
     /// mid-step), so the action never shows a step running forever.
     pub async fn event_finish_open(&self, server_id: &str, request_id: &str, details: &str) -> Result<(), DbError> {
-        sqlx::query("UPDATE instance_action_events SET finish_time = $3, result = 'Success', details = COALESCE(details, '') || $4
-                     WHERE finish_time IS NULL AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)")
+        sqlx::query(&format!("UPDATE instance_action_events SET finish_time = $3, result = {success}, details = COALESCE(details, '') || $4
+                     WHERE finish_time IS NULL AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)", success = lit(EventResult::Success)))
             .bind(server_id).bind(request_id).bind(self.now()).bind(details)
             .execute(&self.write).await?;
         Ok(())

@@ -16,6 +16,7 @@ mod notifications;
 mod operations;
 mod servers;
 mod services;
+mod sql;
 mod volumes;
 mod zombies;
 

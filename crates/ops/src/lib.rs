@@ -255,7 +255,7 @@ impl Runner {
             worker: self.cfg.worker.clone(),
             op_id: op.id.clone(),
             faults: self.cfg.faults.clone(),
-            cursor: Some(op.step.clone()).filter(|s| s != "start"),
+            cursor: Some(op.step.clone()).filter(|s| s != stratus_types::INITIAL_STEP),
             wake,
         }
     }
