@@ -20,9 +20,13 @@ fn db_error(e: VolumeError) -> DbError {
     }
 }
 
-/// A volume error as an operation error (the runner retries the attempt).
+/// A volume error as an operation error (the runner retries the attempt):
+/// database errors as such, the service's own errors kept typed.
 pub(crate) fn op_error(e: VolumeError) -> stratus_ops::OpError {
-    db_error(e).into()
+    match e {
+        VolumeError::Db(e) => e.into(),
+        e => stratus_ops::OpError::Service(Box::new(e)),
+    }
 }
 
 /// Fence every storage client the server's attachments recorded. Returns a

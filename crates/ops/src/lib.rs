@@ -60,9 +60,11 @@ pub enum OpError {
     /// the runner leaves the operation exactly as a dead process would.
     #[error(transparent)]
     Fault(#[from] FaultHit),
-    /// Anything else.
-    #[error("{0}")]
-    Other(String),
+    /// A service a step calls failed with its own typed error (boxed, so
+    /// the engine does not depend on every service crate; callers can
+    /// downcast it).
+    #[error(transparent)]
+    Service(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The declared steps of one kind of operation: an enum whose variants are
