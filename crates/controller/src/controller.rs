@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use stratus_bus::{Bus, BusDown, BusError};
 use stratus_db::{Datastore, ServiceRow};
 use stratus_db::{OperationRow, Transition, fault_json};
-use stratus_ops::{Handler, OpError, Outcome, Registry};
+use stratus_ops::{Failure, Handler, OpError, Outcome, Registry};
 use stratus_ops::{Runner, RunnerConfig};
 use stratus_types::OpKind;
 use stratus_types::agent::*;
@@ -217,7 +217,7 @@ impl Shared {
         };
         self.ds.server_transition(&op.server_id, &t).await?;
         self.ds.event_finish(&op.server_id, &op.request_id, op.kind.as_str(), false, &message).await?;
-        Ok(Outcome::Failed(message))
+        Ok(Outcome::Failed(Failure::BadParams(message)))
     }
 
     /// Run a command on `host` if its lease is valid; errors as text for

@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use stratus_db::{EventFinish, MigrationRow, NewNotification, OperationRow, ServerRow, ServiceRow, StepWrites};
-use stratus_ops::{Handler, OpError, Outcome, StepCx};
+use stratus_ops::{Handler, OpError, Outcome, RetryReason, StepCx};
 use stratus_types::agent::CommandKind;
 use stratus_types::plan::{DeleteFacts, DeletePath, DeleteStep, committed_path, delete_plan, remaining};
 use stratus_types::{MigrationStatus, VmState};
@@ -296,7 +296,7 @@ impl DeleteServer {
             Ok(_) => {}
             Err(e) => {
                 warn!(server = %server.id, error = %e, "cannot fence the server's storage clients; retrying (volumes stay attached)");
-                return Ok(Some(Outcome::Retry(format!("fence: {e}"), std::time::Duration::from_secs(2))));
+                return Ok(Some(Outcome::Retry(RetryReason::Fence(e), std::time::Duration::from_secs(2))));
             }
         }
         cx.stepped(DeleteStep::Fence).await?;

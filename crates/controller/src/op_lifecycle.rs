@@ -9,7 +9,7 @@ use crate::{notify, scheduler};
 use async_trait::async_trait;
 use std::sync::Arc;
 use stratus_db::{Cas, DbError, ImageRow, MigrationRow, OperationRow, ServerRow, Transition, fault_json};
-use stratus_ops::{Handler, OpError, Outcome, StepCx};
+use stratus_ops::{Failure, Handler, OpError, Outcome, StepCx};
 use stratus_types::agent::CommandKind;
 use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
 
@@ -128,7 +128,7 @@ impl Lifecycle {
         ds.server_transition(&server.id, &tr).await?;
         ds.event_finish(&server.id, &op.request_id, event, false, why).await?;
         warn!(server = %server.id, op = %op.kind, reason = why, "action failed");
-        Ok(Outcome::Failed(why.to_string()))
+        Ok(Outcome::Failed(Failure::Step(why.to_string())))
     }
 
     async fn snapshot(
@@ -584,7 +584,7 @@ impl Lifecycle {
             };
             ds.server_transition(&server.id, &tr).await?;
             ds.event_finish(&server.id, &op.request_id, event, false, &format!("spawn on {dest}: {e}")).await?;
-            return Ok(Outcome::Failed(e));
+            return Ok(Outcome::Failed(Failure::Step(e)));
         }
         let tr = Transition {
             from_task: Some(Some(TaskState::Rebuilding)),
@@ -645,7 +645,7 @@ impl Handler for Lifecycle {
             K::RevertResize => vec![TaskState::ResizeReverting],
             K::Evacuate => vec![TaskState::Rebuilding],
             K::CreateImage => vec![TaskState::ImageSnapshot],
-            other => return Ok(Outcome::Failed(format!("{other} is not a lifecycle operation"))),
+            other => return Ok(Outcome::Failed(Failure::WrongKind { kind: other, handler: "lifecycle" })),
         };
         if !matches!(op.kind, K::Resize | K::CreateImage)
             && let Err(e) = crate::params::decode::<crate::params::NoParams>(op)
