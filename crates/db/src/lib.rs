@@ -242,3 +242,27 @@ pub(crate) mod testutil {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::store;
+    use super::*;
+
+    #[tokio::test]
+    async fn not_found_names_the_table_and_the_row() {
+        let (ds, _d) = store().await;
+        match ds.server_get("nope").await {
+            Err(DbError::NotFound { kind: RowKind::Server, id }) => assert_eq!(id, "nope"),
+            other => panic!("expected a missing server, got {other:?}"),
+        }
+        match ds.flavor_find("m1.nope").await {
+            Err(e @ DbError::NotFound { kind: RowKind::Flavor, .. }) => assert_eq!(e.to_string(), "flavor not found"),
+            other => panic!("expected a missing flavor, got {other:?}"),
+        }
+        assert_eq!(DbError::not_found(RowKind::RoleAssignment, "u/p/r").to_string(), "role assignment not found");
+        assert_eq!(
+            DbError::conflict(RowKind::Image, "image i already exists").to_string(),
+            "conflict: image i already exists"
+        );
+    }
+}
