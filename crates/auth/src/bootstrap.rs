@@ -22,7 +22,7 @@ pub async fn bootstrap_user(
     }
     let p = match ds.project_find(project).await {
         Ok(p) => p,
-        Err(DbError::NotFound(_)) => {
+        Err(DbError::NotFound { .. }) => {
             let p = ProjectRow {
                 id: new_id(),
                 name: project.into(),
@@ -42,7 +42,7 @@ pub async fn bootstrap_user(
             }
             u
         }
-        Err(DbError::NotFound(_)) => {
+        Err(DbError::NotFound { .. }) => {
             let u = UserRow {
                 id: new_id(),
                 name: user.into(),

@@ -110,7 +110,7 @@ impl AuthError {
     /// A datastore `NotFound` becomes a typed `NotFound` naming `id`; other errors pass.
     pub(crate) fn not_found_as(kind: ResourceKind, id: &str) -> impl FnOnce(DbError) -> Self {
         move |e| match e {
-            DbError::NotFound(_) => Self::NotFound { kind, id: id.to_string() },
+            DbError::NotFound { .. } => Self::NotFound { kind, id: id.to_string() },
             e => Self::Db(e),
         }
     }
@@ -118,7 +118,7 @@ impl AuthError {
     /// A datastore `Conflict` (unique name) becomes a typed `Conflict`; other errors pass.
     pub(crate) fn conflict_as(kind: ResourceKind, name: &str) -> impl FnOnce(DbError) -> Self {
         move |e| match e {
-            DbError::Conflict(_) => Self::Conflict { kind, name: name.to_string() },
+            DbError::Conflict { .. } => Self::Conflict { kind, name: name.to_string() },
             e => Self::Db(e),
         }
     }

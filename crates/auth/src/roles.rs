@@ -61,7 +61,7 @@ impl Identity {
         let (p, u, r) = self.grant_parts(p, u, r).await?;
         match self.ds.assignment_delete(&u.id, &p.id, &r.id).await {
             Ok(()) => {}
-            Err(DbError::NotFound(_)) => {
+            Err(DbError::NotFound { .. }) => {
                 return Err(AuthError::AssignmentNotFound { role: r.id, user: u.id, project: p.id });
             }
             Err(e) => return Err(e.into()),

@@ -44,7 +44,9 @@ impl Identity {
     pub(crate) async fn user_row(&self, id: &str) -> Result<UserRow, AuthError> {
         match self.ds.user_find(id).await {
             Ok(u) if u.id == id => Ok(u),
-            Ok(_) | Err(DbError::NotFound(_)) => Err(AuthError::NotFound { kind: ResourceKind::User, id: id.into() }),
+            Ok(_) | Err(DbError::NotFound { .. }) => {
+                Err(AuthError::NotFound { kind: ResourceKind::User, id: id.into() })
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -53,7 +55,9 @@ impl Identity {
     pub(crate) async fn role_row(&self, id: &str) -> Result<RoleRow, AuthError> {
         match self.ds.role_find(id).await {
             Ok(r) if r.id == id => Ok(r),
-            Ok(_) | Err(DbError::NotFound(_)) => Err(AuthError::NotFound { kind: ResourceKind::Role, id: id.into() }),
+            Ok(_) | Err(DbError::NotFound { .. }) => {
+                Err(AuthError::NotFound { kind: ResourceKind::Role, id: id.into() })
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -6,7 +6,7 @@ use crate::secret::{hash_password, random_secret, token_hash, verify_password};
 use crate::{AuthContext, AuthError, Identity};
 use chrono::{DateTime, Duration, Utc};
 use stratus_api::identity::{AuthMethod, ScopeRequest, TokenRequest};
-use stratus_db::{DbError, ProjectRow, TokenRow, UserRow};
+use stratus_db::{DbError, ProjectRow, RowKind, TokenRow, UserRow};
 use tracing::{debug, info};
 
 /// How long a validated token is trusted without re-reading the database
@@ -59,7 +59,7 @@ impl Identity {
                 if let Some(target) = target {
                     let p = match target {
                         Ok(p) => p,
-                        Err(DbError::NotFound(_)) => return Err(AuthError::InvalidCredentials),
+                        Err(DbError::NotFound { .. }) => return Err(AuthError::InvalidCredentials),
                         Err(e) => return Err(e.into()),
                     };
                     if !p.enabled {
@@ -70,7 +70,7 @@ impl Identity {
                 }
                 // A user or project that vanished meanwhile is bad credentials, not a 404.
                 self.reissue(&ctx).await.map_err(|e| match e {
-                    AuthError::Db(DbError::NotFound(_)) => AuthError::InvalidCredentials,
+                    AuthError::Db(DbError::NotFound { .. }) => AuthError::InvalidCredentials,
                     e => e,
                 })
             }
@@ -86,7 +86,7 @@ impl Identity {
     ) -> Result<IssuedToken, AuthError> {
         let u = match self.ds.user_find(user).await {
             Ok(u) => u,
-            Err(DbError::NotFound(_)) => {
+            Err(DbError::NotFound { .. }) => {
                 // Spend the same time as a real check so user names cannot be probed by timing.
                 let _ = hash_password(password);
                 debug!(%user, "login refused: unknown user");
@@ -104,7 +104,7 @@ impl Identity {
             ProjectScope::Default => self.default_project(&u).await,
         }
         .map_err(|e| match e {
-            DbError::NotFound(_) => AuthError::InvalidCredentials,
+            DbError::NotFound { .. } => AuthError::InvalidCredentials,
             e => AuthError::Db(e),
         })?;
         if !project.enabled {
@@ -127,7 +127,7 @@ impl Identity {
         let a = self.ds.assignment_list(Some(&u.id), None).await?;
         match a.first() {
             Some(a) => self.ds.project_get(&a.project_id).await,
-            None => Err(DbError::NotFound("project")),
+            None => Err(DbError::not_found(RowKind::Project, format!("default project of user {}", u.id))),
         }
     }
 
@@ -173,7 +173,7 @@ impl Identity {
         }
         let row = match self.ds.token_get(&hash).await {
             Ok(r) => r,
-            Err(DbError::NotFound(_)) => return Err(AuthError::InvalidToken),
+            Err(DbError::NotFound { .. }) => return Err(AuthError::InvalidToken),
             Err(e) => return Err(e.into()),
         };
         let expires_at = row.expires_at;
@@ -223,7 +223,7 @@ impl Identity {
             cache.remove(&hash);
         }
         self.ds.token_revoke(&hash).await.map_err(|e| match e {
-            DbError::NotFound(_) => AuthError::InvalidToken,
+            DbError::NotFound { .. } => AuthError::InvalidToken,
             e => e.into(),
         })
     }

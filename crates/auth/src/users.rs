@@ -33,7 +33,7 @@ impl Identity {
         let default_project_id = match req.default_project_id.filter(|p| !p.is_empty()) {
             Some(p) => match self.ds.project_get(&p).await {
                 Ok(p) => Some(p.id),
-                Err(DbError::NotFound(_)) => return Err(AuthError::bad(format!("Could not find project: {p}."))),
+                Err(DbError::NotFound { .. }) => return Err(AuthError::bad(format!("Could not find project: {p}."))),
                 Err(e) => return Err(e.into()),
             },
             None => None,

@@ -38,7 +38,39 @@ pub enum BusError {
     Timeout(String, Duration),
     /// The bus connection is closed or broken.
     #[error("bus unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(BusDown),
+    /// A reply arrived but is not what the request expects.
+    #[error("bad reply on {subject}: {reason}")]
+    BadReply {
+        /// The subject of the request.
+        subject: String,
+        /// Why it does not decode.
+        reason: String,
+    },
+}
+
+/// Why the bus cannot carry messages, for [`BusError::Unavailable`]: each
+/// cause its own variant, so callers (and logs) tell a shutdown from a
+/// broken connection.
+#[derive(Debug, thiserror::Error)]
+pub enum BusDown {
+    /// The connection to the NATS server could not be made at start-up.
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    Connect {
+        /// The server URL.
+        url: String,
+        /// The client's error.
+        reason: String,
+    },
+    /// The transport failed (the NATS client's own error).
+    #[error("{0}")]
+    Transport(String),
+    /// A subscription ended before a reply came: the bus is shutting down.
+    #[error("subscription closed")]
+    SubscriptionClosed,
+    /// The in-process bus's subscription table was poisoned by a panicking holder.
+    #[error("bus lock poisoned")]
+    Poisoned,
 }
 
 /// A stream of messages on one subject.
@@ -77,7 +109,7 @@ pub trait Bus: Send + Sync + 'static {
         let _ = self.unsubscribe_all(&inbox).await;
         match reply {
             Ok(Some(m)) => Ok(m.payload),
-            Ok(None) => Err(BusError::Unavailable("subscription closed".into())),
+            Ok(None) => Err(BusError::Unavailable(BusDown::SubscriptionClosed)),
             Err(_) => Err(BusError::Timeout(subject.to_string(), timeout)),
         }
     }
@@ -107,7 +139,7 @@ impl InProcessBus {
     }
 
     fn deliver(&self, msg: Message) -> Result<(), BusError> {
-        let mut subs = self.subs.lock().map_err(|_| BusError::Unavailable("bus lock poisoned".into()))?;
+        let mut subs = self.subs.lock().map_err(|_| BusError::Unavailable(BusDown::Poisoned))?;
         let Some(list) = subs.get_mut(&msg.subject) else {
             if msg.reply_to.is_some() {
                 return Err(BusError::NoResponders(msg.subject));
@@ -144,7 +176,7 @@ impl Bus for InProcessBus {
         let (tx, rx) = mpsc::unbounded_channel();
         self.subs
             .lock()
-            .map_err(|_| BusError::Unavailable("bus lock poisoned".into()))?
+            .map_err(|_| BusError::Unavailable(BusDown::Poisoned))?
             .entry(subject.to_string())
             .or_default()
             .push(tx);
@@ -152,7 +184,7 @@ impl Bus for InProcessBus {
     }
 
     async fn unsubscribe_all(&self, subject: &str) -> Result<(), BusError> {
-        self.subs.lock().map_err(|_| BusError::Unavailable("bus lock poisoned".into()))?.remove(subject);
+        self.subs.lock().map_err(|_| BusError::Unavailable(BusDown::Poisoned))?.remove(subject);
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 //! subject fan-out, request/reply through inboxes, and an immediate
 //! "no responders" status when nobody subscribes to a request's subject.
 
-use crate::{Bus, BusError, Message, Subscription};
+use crate::{Bus, BusDown, BusError, Message, Subscription};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
@@ -28,13 +28,13 @@ impl NatsBus {
             .connection_timeout(Duration::from_secs(5))
             .connect(url)
             .await
-            .map_err(|e| BusError::Unavailable(format!("cannot connect to NATS at {url}: {e}")))?;
+            .map_err(|e| BusError::Unavailable(BusDown::Connect { url: url.to_string(), reason: e.to_string() }))?;
         Ok(Self { client, subs: Arc::default() })
     }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> BusError {
-    BusError::Unavailable(e.to_string())
+    BusError::Unavailable(BusDown::Transport(e.to_string()))
 }
 
 #[async_trait]

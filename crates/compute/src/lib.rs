@@ -352,7 +352,8 @@ impl Agent {
     async fn inventory(&self, vms: Vec<String>) -> Result<InventoryReply, BusError> {
         let body = serde_json::to_vec(&InventoryRequest { host: self.cfg.host.clone(), vms }).unwrap_or_default();
         let r = self.bus.request(SUBJECT_INVENTORY, body.into(), self.cfg.rpc_timeout).await?;
-        serde_json::from_slice(&r).map_err(|e| BusError::Unavailable(e.to_string()))
+        serde_json::from_slice(&r)
+            .map_err(|e| BusError::BadReply { subject: SUBJECT_INVENTORY.to_string(), reason: e.to_string() })
     }
 
     fn server_lock(&self, server_id: &str) -> Arc<tokio::sync::Mutex<()>> {

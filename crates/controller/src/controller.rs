@@ -6,11 +6,11 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use stratus_bus::{Bus, BusError};
+use stratus_bus::{Bus, BusDown, BusError};
 use stratus_db::{Datastore, ServiceRow};
 use stratus_db::{OperationRow, Transition, fault_json};
 use stratus_image::{ImageError, ImageService};
-use stratus_ops::{Handler, OpError, Outcome, Registry};
+use stratus_ops::{Failure, Handler, OpError, Outcome, Registry};
 use stratus_ops::{Runner, RunnerConfig};
 use stratus_types::OpKind;
 use stratus_types::agent::*;
@@ -44,13 +44,52 @@ pub(crate) enum CmdFailure {
     /// No acknowledgement within the ack timeout.
     AckTimeout(Duration),
     /// The agent refused (e.g. stale epoch).
-    Refused(String),
+    Refused(Refusal),
     /// Acknowledged but not finished within the deadline.
     ResultTimeout(Duration),
     /// The host ran it and it failed.
     Failed(String),
     /// The bus itself is unavailable.
-    Bus(String),
+    Bus(BusFailure),
+}
+
+/// Why an agent did not accept a command, for [`CmdFailure::Refused`].
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// The agent said no, with its reason (e.g. a stale epoch).
+    Agent(String),
+    /// Its acknowledgement does not decode.
+    BadAck(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Agent(r) => f.write_str(r),
+            Self::BadAck(e) => write!(f, "bad ack: {e}"),
+        }
+    }
+}
+
+/// Why a command could not travel, for [`CmdFailure::Bus`].
+#[derive(Debug)]
+pub(crate) enum BusFailure {
+    /// The command does not encode (a bug).
+    Encode(String),
+    /// The bus cannot carry messages.
+    Down(BusDown),
+    /// The channel results arrive on closed: the controller is stopping.
+    ResultChannelClosed,
+}
+
+impl std::fmt::Display for BusFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Encode(e) => f.write_str(e),
+            Self::Down(d) => write!(f, "{d}"),
+            Self::ResultChannelClosed => f.write_str("result channel closed"),
+        }
+    }
 }
 
 impl std::fmt::Display for CmdFailure {
@@ -71,7 +110,7 @@ impl std::fmt::Display for CmdFailure {
 pub(crate) fn image_failure(e: ImageError) -> OpError {
     match e {
         ImageError::Db(e) => OpError::Db(e),
-        e => OpError::Other(e.to_string()),
+        e => OpError::Service(Box::new(e)),
     }
 }
 
@@ -130,18 +169,24 @@ impl Shared {
         let generation = self.ds.server_get_any(server_id).await.map(|s| s.generation).unwrap_or(0);
         let cmd =
             Command { op_id: op_id.to_string(), server_id: server_id.to_string(), epoch: svc.epoch, generation, kind };
-        let body = Bytes::from(serde_json::to_vec(&cmd).map_err(|e| CmdFailure::Bus(e.to_string()))?);
+        let body =
+            Bytes::from(serde_json::to_vec(&cmd).map_err(|e| CmdFailure::Bus(BusFailure::Encode(e.to_string())))?);
         let subject = agent_subject(&svc.host);
         let send = || async {
             match self.bus.request(&subject, body.clone(), ack_timeout).await {
                 Ok(reply) => {
-                    let ack: Ack =
-                        serde_json::from_slice(&reply).map_err(|e| CmdFailure::Refused(format!("bad ack: {e}")))?;
-                    if ack.accepted { Ok(()) } else { Err(CmdFailure::Refused(ack.reason.unwrap_or_default())) }
+                    let ack: Ack = serde_json::from_slice(&reply)
+                        .map_err(|e| CmdFailure::Refused(Refusal::BadAck(e.to_string())))?;
+                    if ack.accepted {
+                        Ok(())
+                    } else {
+                        Err(CmdFailure::Refused(Refusal::Agent(ack.reason.unwrap_or_default())))
+                    }
                 }
                 Err(BusError::NoResponders(_)) => Err(CmdFailure::NoResponders),
                 Err(BusError::Timeout(..)) => Err(CmdFailure::AckTimeout(ack_timeout)),
-                Err(BusError::Unavailable(e)) => Err(CmdFailure::Bus(e)),
+                Err(BusError::Unavailable(e)) => Err(CmdFailure::Bus(BusFailure::Down(e))),
+                Err(BusError::BadReply { reason, .. }) => Err(CmdFailure::Refused(Refusal::BadAck(reason))),
             }
         };
         send().await?;
@@ -161,7 +206,7 @@ impl Shared {
                         return if res.ok { Ok(CmdTiming { ack_ms, total_ms, result: res }) } else { Err(CmdFailure::Failed(res.error.unwrap_or_default())) };
                     }
                     Some(_) => continue,
-                    None => return Err(CmdFailure::Bus("result channel closed".into())),
+                    None => return Err(CmdFailure::Bus(BusFailure::ResultChannelClosed)),
                 },
                 _ = tokio::time::sleep_until(deadline) => return Err(CmdFailure::ResultTimeout(result_timeout)),
                 _ = woken => {
@@ -186,7 +231,7 @@ impl Shared {
         };
         self.ds.server_transition(&op.server_id, &t).await?;
         self.ds.event_finish(&op.server_id, &op.request_id, op.kind.as_str(), false, &message).await?;
-        Ok(Outcome::Failed(message))
+        Ok(Outcome::Failed(Failure::BadParams(message)))
     }
 
     /// Run a command on `host` if its lease is valid; errors as text for

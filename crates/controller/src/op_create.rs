@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
 use stratus_db::{Cas, ServerRow, Transition, fault_json};
-use stratus_ops::{Handler, OpError, Outcome, StepCx};
+use stratus_ops::{Failure, Handler, OpError, Outcome, RetryReason, StepCx};
 use stratus_types::agent::CommandKind;
 use stratus_types::{PowerState, TaskState, VmState};
 use tracing::{info, warn};
@@ -192,7 +192,9 @@ impl Handler for CreateServer {
                     }
                     server = ds.server_get_any(&op.server_id).await?;
                 }
-                Err(CmdFailure::Bus(e)) => return Ok(Outcome::Retry(format!("bus: {e}"), Duration::from_secs(1))),
+                Err(CmdFailure::Bus(e)) => {
+                    return Ok(Outcome::Retry(RetryReason::Bus(e.to_string()), Duration::from_secs(1)));
+                }
                 Err(f) => {
                     let cur = ds.server_get_any(&op.server_id).await?;
                     if being_deleted(&cur) {
@@ -274,6 +276,6 @@ impl CreateServer {
         ds.event_finish(&server.id, &op.request_id, event, false, message).await?;
         let cur = ds.server_get_any(&server.id).await?;
         notify::record(ds, &cur, &op.id, "instance.create.error", "nova-conductor").await?;
-        Ok(Outcome::Failed(message.to_string()))
+        Ok(Outcome::Failed(Failure::Step(message.to_string())))
     }
 }

@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use stratus_db::{EventFinish, MigrationRow, NewNotification, OperationRow, ServerRow, ServiceRow, StepWrites};
 use stratus_image::SnapshotRemoval;
-use stratus_ops::{Handler, OpError, Outcome, StepCx};
+use stratus_ops::{Handler, OpError, Outcome, RetryReason, StepCx};
 use stratus_types::agent::CommandKind;
 use stratus_types::plan::{DeleteFacts, DeletePath, DeleteStep, committed_path, delete_plan, remaining};
 use stratus_types::{MigrationStatus, VmState};
@@ -147,7 +147,7 @@ impl DeleteServer {
         };
         let svc = match ds.service_get_by_host(&host).await {
             Ok(svc) => svc,
-            Err(stratus_db::DbError::NotFound(_)) => {
+            Err(stratus_db::DbError::NotFound { .. }) => {
                 return local(DeletePath::Local, format!("host {host} has no service record"));
             }
             Err(e) => return Err(e.into()),
@@ -299,7 +299,7 @@ impl DeleteServer {
             Ok(_) => {}
             Err(e) => {
                 warn!(server = %server.id, error = %e, "cannot fence the server's storage clients; retrying (volumes stay attached)");
-                return Ok(Some(Outcome::Retry(format!("fence: {e}"), std::time::Duration::from_secs(2))));
+                return Ok(Some(Outcome::Retry(RetryReason::Fence(e), std::time::Duration::from_secs(2))));
             }
         }
         cx.stepped(DeleteStep::Fence).await?;

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use stratus_db::{Cas, MigrationRow, OperationRow, ServerRow, Transition, fault_json};
 use stratus_image::{SnapshotRecord, SnapshotSpec};
-use stratus_ops::{Handler, OpError, Outcome, StepCx};
+use stratus_ops::{Failure, Handler, OpError, Outcome, StepCx};
 use stratus_types::agent::CommandKind;
 use stratus_types::{MigrationKind, MigrationStatus, OpKind, PowerState, TaskState, VmState};
 use tracing::{info, warn};
@@ -127,7 +127,7 @@ impl Lifecycle {
         ds.server_transition(&server.id, &tr).await?;
         ds.event_finish(&server.id, &op.request_id, event, false, why).await?;
         warn!(server = %server.id, op = %op.kind, reason = why, "action failed");
-        Ok(Outcome::Failed(why.to_string()))
+        Ok(Outcome::Failed(Failure::Step(why.to_string())))
     }
 
     /// Record a snapshot of `server` through the image service (idempotent:
@@ -579,7 +579,7 @@ impl Lifecycle {
             };
             ds.server_transition(&server.id, &tr).await?;
             ds.event_finish(&server.id, &op.request_id, event, false, &format!("spawn on {dest}: {e}")).await?;
-            return Ok(Outcome::Failed(e));
+            return Ok(Outcome::Failed(Failure::Step(e)));
         }
         let tr = Transition {
             from_task: Some(Some(TaskState::Rebuilding)),
@@ -644,7 +644,7 @@ impl Handler for Lifecycle {
             K::RevertResize => vec![TaskState::ResizeReverting],
             K::Evacuate => vec![TaskState::Rebuilding],
             K::CreateImage => vec![TaskState::ImageSnapshot],
-            other => return Ok(Outcome::Failed(format!("{other} is not a lifecycle operation"))),
+            other => return Ok(Outcome::Failed(Failure::WrongKind { kind: other, handler: "lifecycle" })),
         };
         if !matches!(op.kind, K::Resize | K::CreateImage)
             && let Err(e) = crate::params::decode::<crate::params::NoParams>(op)

@@ -9,7 +9,7 @@ use crate::notify;
 use async_trait::async_trait;
 use std::sync::Arc;
 use stratus_db::{OperationRow, Transition};
-use stratus_ops::{Handler, OpError, Outcome, StepCx};
+use stratus_ops::{Failure, Handler, OpError, Outcome, StepCx, Unsupported};
 use stratus_types::agent::CommandKind;
 use stratus_types::{OpKind, PowerState, TaskState, VmState};
 
@@ -105,7 +105,7 @@ impl Handler for Power {
             Err(e) => return s.bad_params(op, e).await,
         };
         let Some(sp) = spec(op.kind, hard) else {
-            return Ok(Outcome::Failed(format!("unknown power operation {}", op.kind)));
+            return Ok(Outcome::Failed(Failure::WrongKind { kind: op.kind, handler: "power" }));
         };
         if server.deleted || server.task_state != Some(sp.task) {
             return Ok(Outcome::Done); // superseded (e.g. by a delete or a reset)
@@ -113,7 +113,7 @@ impl Handler for Power {
         let Some(host) = server.host.clone() else {
             let tr = Transition { from_task: Some(Some(sp.task)), task: Some(None), ..Default::default() };
             ds.server_transition(&server.id, &tr).await?;
-            return Ok(Outcome::Failed("server has no host".into()));
+            return Ok(Outcome::Failed(Failure::Unsupported(Unsupported::NoHost)));
         };
         cx.step(PowerStep::HostCommand).await?;
         notify::record(ds, &server, &op.id, &format!("{}.start", sp.notification), &format!("nova-compute:{host}"))
@@ -150,7 +150,7 @@ impl Handler for Power {
                 let tr = Transition { from_task: Some(Some(sp.task)), task: Some(None), ..Default::default() };
                 ds.server_transition(&server.id, &tr).await?;
                 ds.event_finish(&server.id, &op.request_id, sp.event, false, &e).await?;
-                Ok(Outcome::Failed(e))
+                Ok(Outcome::Failed(Failure::Step(e)))
             }
         }
     }

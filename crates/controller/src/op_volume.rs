@@ -7,7 +7,7 @@ use crate::controller::{Deadlines, Shared};
 use async_trait::async_trait;
 use std::sync::Arc;
 use stratus_db::{AttachmentRow, OperationRow, ServerRow};
-use stratus_ops::{Handler, OpError, Outcome, StepCx};
+use stratus_ops::{Failure, Handler, OpError, Outcome, StepCx, Unsupported};
 use stratus_types::agent::CommandKind;
 use tracing::info;
 
@@ -53,7 +53,7 @@ impl Handler for VolumeOps {
         };
         let server = ds.server_get_any(&op.server_id).await?;
         let Some(volumes) = s.volume.as_ref() else {
-            return Ok(Outcome::Failed("no block storage service is configured".into()));
+            return Ok(Outcome::Failed(Failure::Unsupported(Unsupported::NoBlockStorage)));
         };
         let Some(att) = volumes.attachment(&att_id).await.map_err(crate::storage::op_error)? else {
             return Ok(Outcome::Done); // already detached (or never made)
@@ -91,7 +91,7 @@ impl Handler for VolumeOps {
                 Err(e) => {
                     volumes.host_attach_failed(&att.id).await.map_err(crate::storage::op_error)?;
                     ds.event_finish(&server.id, &op.request_id, event, false, &e).await?;
-                    Ok(Outcome::Failed(e))
+                    Ok(Outcome::Failed(Failure::Step(e)))
                 }
             }
         } else {
@@ -120,7 +120,7 @@ impl Handler for VolumeOps {
                     // The volume stays attached: releasing it while the host may still write is unsafe.
                     volumes.host_detach_failed(&att.id).await.map_err(crate::storage::op_error)?;
                     ds.event_finish(&server.id, &op.request_id, event, false, &e).await?;
-                    Ok(Outcome::Failed(e))
+                    Ok(Outcome::Failed(Failure::Step(e)))
                 }
             }
         }

@@ -7,22 +7,16 @@
 //! delete operation records.
 
 use crate::controller::Shared;
-use stratus_db::{DbError, ServerRow};
+use stratus_db::{DbError, RowKind, ServerRow};
 use stratus_volume::VolumeError;
 
-/// A volume error as the delete operation's error: database errors stay
-/// what they are (the operation retries them), the rest become a conflict
-/// with the service's message.
-fn db_error(e: VolumeError) -> DbError {
-    match e {
-        VolumeError::Db(e) => e,
-        e => DbError::Conflict(e.to_string()),
-    }
-}
-
-/// A volume error as an operation error (the runner retries the attempt).
+/// A volume error as an operation error (the runner retries the attempt):
+/// database errors as such, the service's own errors kept typed.
 pub(crate) fn op_error(e: VolumeError) -> stratus_ops::OpError {
-    db_error(e).into()
+    match e {
+        VolumeError::Db(e) => e.into(),
+        e => stratus_ops::OpError::Service(Box::new(e)),
+    }
 }
 
 /// Fence every storage client the server's attachments recorded. Returns a
@@ -43,19 +37,23 @@ pub(crate) async fn fence_server(s: &Shared, server: &ServerRow) -> Result<Vec<S
 
 /// Detach every volume of the server and delete the `delete_on_termination`
 /// ones. Returns a line per volume for the instance action.
-pub(crate) async fn release_volumes(s: &Shared, server: &ServerRow) -> Result<Vec<String>, DbError> {
+pub(crate) async fn release_volumes(s: &Shared, server: &ServerRow) -> Result<Vec<String>, stratus_ops::OpError> {
     match &s.volume {
-        Some(v) => v.release_server_volumes(&server.id).await.map_err(db_error),
+        Some(v) => v.release_server_volumes(&server.id).await.map_err(op_error),
         None => {
             let atts = s.ds.attachment_list_for_server(&server.id).await?;
             if atts.is_empty() {
                 Ok(Vec::new())
             } else {
-                Err(DbError::Conflict(format!(
-                    "server {} has {} volume attachment(s) but no block storage service is configured",
-                    server.id,
-                    atts.len()
-                )))
+                Err(DbError::conflict(
+                    RowKind::Attachment,
+                    format!(
+                        "server {} has {} volume attachment(s) but no block storage service is configured",
+                        server.id,
+                        atts.len()
+                    ),
+                )
+                .into())
             }
         }
     }

@@ -1,9 +1,11 @@
 //! Instance actions and their events: the user-visible log of what happened
 //! to a server, each step with its timing, result and reason.
 
-use crate::{Datastore, DbError};
+use crate::sql::lit;
+use crate::{Datastore, DbError, RowKind};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
+use stratus_types::EventResult;
 
 /// An instance action.
 #[derive(Clone, Debug, FromRow)]
@@ -95,9 +97,9 @@ pub(crate) async fn event_finish_tx(
     event_start_tx(conn, server_id, request_id, event, None, now).await?;
     sqlx::query("UPDATE instance_action_events SET finish_time = $4, result = $5, details = $6
                  WHERE event = $3 AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)")
-        .bind(server_id).bind(request_id).bind(event).bind(now).bind(if ok { "Success" } else { "Error" }).bind(details)
+        .bind(server_id).bind(request_id).bind(event).bind(now).bind(EventResult::of(ok).as_str()).bind(details)
         .execute(&mut *conn).await?;
-    sqlx::query("UPDATE instance_actions SET updated_at = $3, message = CASE WHEN $4 THEN message ELSE 'Error' END WHERE server_id = $1 AND request_id = $2")
+    sqlx::query(&format!("UPDATE instance_actions SET updated_at = $3, message = CASE WHEN $4 THEN message ELSE {error} END WHERE server_id = $1 AND request_id = $2", error = lit(EventResult::Error)))
         .bind(server_id).bind(request_id).bind(now).bind(ok).execute(&mut *conn).await?;
     Ok(())
 }
@@ -165,9 +167,9 @@ impl Datastore {
         .await?;
         sqlx::query("UPDATE instance_action_events SET finish_time = $4, result = $5, details = $6
                      WHERE event = $3 AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)")
-            .bind(server_id).bind(request_id).bind(event).bind(&now).bind(if ok { "Success" } else { "Error" }).bind(details)
+            .bind(server_id).bind(request_id).bind(event).bind(&now).bind(EventResult::of(ok).as_str()).bind(details)
             .execute(&mut *tx).await?;
-        sqlx::query("UPDATE instance_actions SET updated_at = $3, message = CASE WHEN $4 THEN message ELSE 'Error' END WHERE server_id = $1 AND request_id = $2")
+        sqlx::query(&format!("UPDATE instance_actions SET updated_at = $3, message = CASE WHEN $4 THEN message ELSE {error} END WHERE server_id = $1 AND request_id = $2", error = lit(EventResult::Error)))
             .bind(server_id).bind(request_id).bind(&now).bind(ok).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
@@ -176,8 +178,8 @@ impl Datastore {
     /// Finish every event of an action still open (an attempt that crashed
     /// mid-step), so the action never shows a step running forever.
     pub async fn event_finish_open(&self, server_id: &str, request_id: &str, details: &str) -> Result<(), DbError> {
-        sqlx::query("UPDATE instance_action_events SET finish_time = $3, result = 'Success', details = COALESCE(details, '') || $4
-                     WHERE finish_time IS NULL AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)")
+        sqlx::query(&format!("UPDATE instance_action_events SET finish_time = $3, result = {success}, details = COALESCE(details, '') || $4
+                     WHERE finish_time IS NULL AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)", success = lit(EventResult::Success)))
             .bind(server_id).bind(request_id).bind(self.now()).bind(details)
             .execute(&self.write).await?;
         Ok(())
@@ -192,7 +194,7 @@ impl Datastore {
     /// One action with its events in order.
     pub async fn action_get(&self, server_id: &str, request_id: &str) -> Result<(ActionRow, Vec<EventRow>), DbError> {
         let a: ActionRow = sqlx::query_as("SELECT id, server_id, request_id, action, user_id, project_id, start_time, updated_at, message FROM instance_actions WHERE server_id = $1 AND request_id = $2")
-            .bind(server_id).bind(request_id).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("instance action"))?;
+            .bind(server_id).bind(request_id).fetch_optional(&self.read).await?.ok_or_else(|| DbError::not_found(RowKind::InstanceAction, request_id))?;
         let ev = sqlx::query_as("SELECT event, start_time, finish_time, result, host, details FROM instance_action_events WHERE action_id = $1 ORDER BY id")
             .bind(a.id).fetch_all(&self.read).await?;
         Ok((a, ev))

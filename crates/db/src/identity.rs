@@ -1,6 +1,6 @@
 //! Identity rows: projects, users, roles, role assignments and tokens.
 
-use crate::{Datastore, DbError, is_unique_violation, ts};
+use crate::{Datastore, DbError, RowKind, is_unique_violation, ts};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
@@ -95,7 +95,7 @@ impl Datastore {
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
-                DbError::Conflict(format!("project {} already exists", p.name))
+                DbError::conflict(RowKind::Project, format!("project {} already exists", p.name))
             } else {
                 e.into()
             }
@@ -114,7 +114,7 @@ impl Datastore {
     pub async fn project_find(&self, id_or_name: &str) -> Result<ProjectRow, DbError> {
         sqlx::query_as("SELECT id, name, domain_id, description, enabled FROM projects WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1")
             .bind(id_or_name).fetch_optional(&self.read).await?
-            .ok_or(DbError::NotFound("project"))
+            .ok_or_else(|| DbError::not_found(RowKind::Project, id_or_name))
     }
 
     /// A project by exact id.
@@ -123,14 +123,14 @@ impl Datastore {
             .bind(id)
             .fetch_optional(&self.read)
             .await?
-            .ok_or(DbError::NotFound("project"))
+            .ok_or_else(|| DbError::not_found(RowKind::Project, id))
     }
 
     /// Delete a project and its role assignments.
     pub async fn project_delete(&self, id: &str) -> Result<(), DbError> {
         let r = sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&self.write).await?;
         if r.rows_affected() == 0 {
-            return Err(DbError::NotFound("project"));
+            return Err(DbError::not_found(RowKind::Project, id));
         }
         Ok(())
     }
@@ -140,7 +140,7 @@ impl Datastore {
         sqlx::query("INSERT INTO users (id, name, domain_id, password_hash, email, default_project_id, enabled, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)")
             .bind(&u.id).bind(&u.name).bind(&u.domain_id).bind(&u.password_hash).bind(&u.email).bind(&u.default_project_id).bind(u.enabled).bind(self.now())
             .execute(&self.write).await
-            .map_err(|e| if is_unique_violation(&e) { DbError::Conflict(format!("user {} already exists", u.name)) } else { e.into() })?;
+            .map_err(|e| if is_unique_violation(&e) { DbError::conflict(RowKind::User, format!("user {} already exists", u.name)) } else { e.into() })?;
         Ok(())
     }
 
@@ -157,7 +157,7 @@ impl Datastore {
     pub async fn user_find(&self, id_or_name: &str) -> Result<UserRow, DbError> {
         sqlx::query_as("SELECT id, name, domain_id, password_hash, email, default_project_id, enabled FROM users WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1")
             .bind(id_or_name).fetch_optional(&self.read).await?
-            .ok_or(DbError::NotFound("user"))
+            .ok_or_else(|| DbError::not_found(RowKind::User, id_or_name))
     }
 
     /// Replace a user's password hash.
@@ -168,7 +168,7 @@ impl Datastore {
             .execute(&self.write)
             .await?;
         if r.rows_affected() == 0 {
-            return Err(DbError::NotFound("user"));
+            return Err(DbError::not_found(RowKind::User, id));
         }
         Ok(())
     }
@@ -179,7 +179,7 @@ impl Datastore {
         sqlx::query("DELETE FROM tokens WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
         let r = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
         if r.rows_affected() == 0 {
-            return Err(DbError::NotFound("user"));
+            return Err(DbError::not_found(RowKind::User, id));
         }
         tx.commit().await?;
         Ok(())
@@ -206,7 +206,7 @@ impl Datastore {
             .bind(id_or_name)
             .fetch_optional(&self.read)
             .await?
-            .ok_or(DbError::NotFound("role"))
+            .ok_or_else(|| DbError::not_found(RowKind::Role, id_or_name))
     }
 
     /// Grant a role (idempotent).
@@ -231,7 +231,7 @@ impl Datastore {
             .execute(&self.write)
             .await?;
         if r.rows_affected() == 0 {
-            return Err(DbError::NotFound("role assignment"));
+            return Err(DbError::not_found(RowKind::RoleAssignment, format!("{user_id}/{project_id}/{role_id}")));
         }
         Ok(())
     }
@@ -258,7 +258,7 @@ impl Datastore {
     pub async fn token_get(&self, token_hash: &str) -> Result<TokenRow, DbError> {
         sqlx::query_as("SELECT token_hash, user_id, project_id, audit_id, issued_at, expires_at, revoked FROM tokens WHERE token_hash = $1")
             .bind(token_hash).fetch_optional(&self.read).await?
-            .ok_or(DbError::NotFound("token"))
+            .ok_or_else(|| DbError::not_found(RowKind::Token, token_hash))
     }
 
     /// Revoke a token.
@@ -268,7 +268,7 @@ impl Datastore {
             .execute(&self.write)
             .await?;
         if r.rows_affected() == 0 {
-            return Err(DbError::NotFound("token"));
+            return Err(DbError::not_found(RowKind::Token, token_hash));
         }
         Ok(())
     }
@@ -301,7 +301,7 @@ mod tests {
         ds.project_create(&p).await.expect("create");
         assert!(matches!(
             ds.project_create(&ProjectRow { id: "p2".into(), ..p.clone() }).await,
-            Err(DbError::Conflict(_))
+            Err(DbError::Conflict { .. })
         ));
         let u = UserRow {
             id: "u1".into(),

@@ -1,6 +1,7 @@
 //! Image rows (Image API v2) and flavors: the catalog a server is built from.
 
-use crate::{Datastore, DbError};
+use crate::sql::{list, lit};
+use crate::{Datastore, DbError, RowKind};
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, Row};
@@ -122,54 +123,65 @@ impl Datastore {
             .bind(&i.id).bind(&i.name).bind(&i.owner).bind(i.status.as_str()).bind(i.visibility.as_str()).bind(i.disk_format.map(DiskFormat::as_str)).bind(i.container_format.map(ContainerFormat::as_str))
             .bind(i.size).bind(&i.checksum).bind(&i.os_hash_value).bind(i.min_disk).bind(i.min_ram).bind(i.protected).bind(&i.properties).bind(now)
             .execute(&self.write).await
-            .map_err(|e| if crate::is_unique_violation(&e) { DbError::Conflict(format!("image {} already exists", i.id)) } else { e.into() })?;
+            .map_err(|e| if crate::is_unique_violation(&e) { DbError::conflict(RowKind::Image, format!("image {} already exists", i.id)) } else { e.into() })?;
         Ok(())
     }
 
     /// Images visible to `project` (its own plus public/community); all for admins.
     pub async fn image_list(&self, project: Option<&str>) -> Result<Vec<ImageRow>, DbError> {
         let sql = format!(
-            "SELECT {IMAGE_COLS} FROM images WHERE status <> 'deleted' AND ($1 IS NULL OR owner = $1 OR visibility IN ('public','community')) ORDER BY created_at DESC, id"
+            "SELECT {IMAGE_COLS} FROM images WHERE status <> {image_deleted} AND ($1 IS NULL OR owner = $1 OR visibility IN ({open_visibility})) ORDER BY created_at DESC, id",
+            image_deleted = lit(ImageStatus::Deleted),
+            open_visibility = list(&Visibility::OPEN)
         );
         Ok(sqlx::query_as(&sql).bind(project).fetch_all(&self.read).await?)
     }
 
     /// One image by id (visibility is checked by the caller).
     pub async fn image_get(&self, id: &str) -> Result<ImageRow, DbError> {
-        let sql = format!("SELECT {IMAGE_COLS} FROM images WHERE id = $1 AND status <> 'deleted'");
-        sqlx::query_as(&sql).bind(id).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("image"))
+        let sql = format!(
+            "SELECT {IMAGE_COLS} FROM images WHERE id = $1 AND status <> {image_deleted}",
+            image_deleted = lit(ImageStatus::Deleted)
+        );
+        sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| DbError::not_found(RowKind::Image, id))
     }
 
     /// The first non-deleted image with this name visible to `project`.
     pub async fn image_find_by_name(&self, name: &str, project: Option<&str>) -> Result<ImageRow, DbError> {
         let sql = format!(
-            "SELECT {IMAGE_COLS} FROM images WHERE name = $1 AND status <> 'deleted' AND ($2 IS NULL OR owner = $2 OR visibility IN ('public','community')) ORDER BY created_at LIMIT 1"
+            "SELECT {IMAGE_COLS} FROM images WHERE name = $1 AND status <> {image_deleted} AND ($2 IS NULL OR owner = $2 OR visibility IN ({open_visibility})) ORDER BY created_at LIMIT 1",
+            image_deleted = lit(ImageStatus::Deleted),
+            open_visibility = list(&Visibility::OPEN)
         );
         sqlx::query_as(&sql)
             .bind(name)
             .bind(project)
             .fetch_optional(&self.read)
             .await?
-            .ok_or(DbError::NotFound("image"))
+            .ok_or_else(|| DbError::not_found(RowKind::Image, name))
     }
 
     /// Record uploaded data: size, checksums, status `active`.
     pub async fn image_set_data(&self, id: &str, size: i64, md5: &str, sha512: &str) -> Result<(), DbError> {
-        let r = sqlx::query("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = 'active', updated_at = $5 WHERE id = $1 AND status IN ('queued','saving','active')")
+        let r = sqlx::query(&format!("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = {image_active}, updated_at = $5 WHERE id = $1 AND status IN ({uploadable})", image_active = lit(ImageStatus::Active), uploadable = list(&[ImageStatus::Queued, ImageStatus::Saving, ImageStatus::Active])))
             .bind(id).bind(size).bind(md5).bind(sha512).bind(self.now()).execute(&self.write).await?;
         if r.rows_affected() == 0 {
-            return Err(DbError::NotFound("image"));
+            return Err(DbError::not_found(RowKind::Image, id));
         }
         Ok(())
     }
 
     /// Update mutable metadata (name, visibility, protected, min sizes, properties).
     pub async fn image_update(&self, i: &ImageRow) -> Result<(), DbError> {
-        let r = sqlx::query("UPDATE images SET name = $2, visibility = $3, protected = $4, min_disk = $5, min_ram = $6, properties = $7, disk_format = $8, container_format = $9, updated_at = $10 WHERE id = $1 AND status <> 'deleted'")
+        let r = sqlx::query(&format!("UPDATE images SET name = $2, visibility = $3, protected = $4, min_disk = $5, min_ram = $6, properties = $7, disk_format = $8, container_format = $9, updated_at = $10 WHERE id = $1 AND status <> {image_deleted}", image_deleted = lit(ImageStatus::Deleted)))
             .bind(&i.id).bind(&i.name).bind(i.visibility.as_str()).bind(i.protected).bind(i.min_disk).bind(i.min_ram).bind(&i.properties).bind(i.disk_format.map(DiskFormat::as_str)).bind(i.container_format.map(ContainerFormat::as_str)).bind(self.now())
             .execute(&self.write).await?;
         if r.rows_affected() == 0 {
-            return Err(DbError::NotFound("image"));
+            return Err(DbError::not_found(RowKind::Image, &i.id));
         }
         Ok(())
     }
@@ -178,7 +190,7 @@ impl Datastore {
     pub async fn image_delete(&self, id: &str) -> Result<(), DbError> {
         let r = sqlx::query("DELETE FROM images WHERE id = $1").bind(id).execute(&self.write).await?;
         if r.rows_affected() == 0 {
-            return Err(DbError::NotFound("image"));
+            return Err(DbError::not_found(RowKind::Image, id));
         }
         Ok(())
     }
@@ -200,6 +212,6 @@ impl Datastore {
     /// One flavor by id, or by name as a fallback (clients pass either).
     pub async fn flavor_find(&self, id_or_name: &str) -> Result<FlavorRow, DbError> {
         sqlx::query_as("SELECT id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled FROM flavors WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1")
-            .bind(id_or_name).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("flavor"))
+            .bind(id_or_name).fetch_optional(&self.read).await?.ok_or_else(|| DbError::not_found(RowKind::Flavor, id_or_name))
     }
 }

@@ -16,6 +16,7 @@ mod notifications;
 mod operations;
 mod servers;
 mod services;
+mod sql;
 mod volumes;
 mod zombies;
 
@@ -39,15 +40,87 @@ use std::sync::Arc;
 use std::time::Duration;
 use stratus_types::{Clock, SystemClock};
 
+/// Which kind of row an error is about, so callers can tell a missing
+/// server from a missing flavor by matching, not by reading a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RowKind {
+    /// `servers`.
+    Server,
+    /// `ports` (fixed IPs).
+    Port,
+    /// `volumes`.
+    Volume,
+    /// `volume_attachments`.
+    Attachment,
+    /// `images`.
+    Image,
+    /// `flavors`.
+    Flavor,
+    /// `services` (compute hosts).
+    Service,
+    /// `operations`.
+    Operation,
+    /// `instance_actions`.
+    InstanceAction,
+    /// `projects`.
+    Project,
+    /// `users`.
+    User,
+    /// `roles`.
+    Role,
+    /// `role_assignments`.
+    RoleAssignment,
+    /// `tokens`.
+    Token,
+}
+
+impl RowKind {
+    /// The lower-case name used in error texts (`server`, `role assignment`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Server => "server",
+            Self::Port => "port",
+            Self::Volume => "volume",
+            Self::Attachment => "attachment",
+            Self::Image => "image",
+            Self::Flavor => "flavor",
+            Self::Service => "service",
+            Self::Operation => "operation",
+            Self::InstanceAction => "instance action",
+            Self::Project => "project",
+            Self::User => "user",
+            Self::Role => "role",
+            Self::RoleAssignment => "role assignment",
+            Self::Token => "token",
+        }
+    }
+}
+
+impl std::fmt::Display for RowKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Errors of the datastore.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// The row does not exist (or is deleted).
-    #[error("{0} not found")]
-    NotFound(&'static str),
+    #[error("{kind} not found")]
+    NotFound {
+        /// The table the row was looked up in.
+        kind: RowKind,
+        /// The id (or name, or key) that was looked up.
+        id: String,
+    },
     /// A uniqueness or state constraint refused the write.
-    #[error("conflict: {0}")]
-    Conflict(String),
+    #[error("conflict: {detail}")]
+    Conflict {
+        /// The table whose constraint refused.
+        kind: RowKind,
+        /// What was refused, in words clients see (e.g. `image X already exists`).
+        detail: String,
+    },
     /// The project would exceed a quota.
     #[error("{0}")]
     QuotaExceeded(QuotaExceeded),
@@ -60,6 +133,18 @@ pub enum DbError {
     /// Migrations failed.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl DbError {
+    /// A [`DbError::NotFound`] for the row `id` of `kind`.
+    pub fn not_found(kind: RowKind, id: impl Into<String>) -> Self {
+        Self::NotFound { kind, id: id.into() }
+    }
+
+    /// A [`DbError::Conflict`] on `kind` described by `detail`.
+    pub fn conflict(kind: RowKind, detail: impl Into<String>) -> Self {
+        Self::Conflict { kind, detail: detail.into() }
+    }
 }
 
 /// Outcome of a compare-and-swap state write.
@@ -223,5 +308,29 @@ mod ts_tests {
         let (ds, _d) = store().await;
         let r: Result<DateTime<Utc>, _> = sqlx::query_scalar("SELECT 'soon'").fetch_one(&ds.read).await;
         assert!(r.is_err(), "{r:?}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::store;
+    use super::*;
+
+    #[tokio::test]
+    async fn not_found_names_the_table_and_the_row() {
+        let (ds, _d) = store().await;
+        match ds.server_get("nope").await {
+            Err(DbError::NotFound { kind: RowKind::Server, id }) => assert_eq!(id, "nope"),
+            other => panic!("expected a missing server, got {other:?}"),
+        }
+        match ds.flavor_find("m1.nope").await {
+            Err(e @ DbError::NotFound { kind: RowKind::Flavor, .. }) => assert_eq!(e.to_string(), "flavor not found"),
+            other => panic!("expected a missing flavor, got {other:?}"),
+        }
+        assert_eq!(DbError::not_found(RowKind::RoleAssignment, "u/p/r").to_string(), "role assignment not found");
+        assert_eq!(
+            DbError::conflict(RowKind::Image, "image i already exists").to_string(),
+            "conflict: image i already exists"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! host's old allocation kept (and its VM kept in the host's inventory)
 //! until the move is confirmed or reverted.
 
+use crate::sql::list;
 use crate::{Datastore, DbError};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
@@ -72,8 +73,13 @@ impl Datastore {
 
     /// The migrations of a server still in progress or awaiting confirmation.
     pub async fn migration_open_for_server(&self, server_id: &str) -> Result<Vec<MigrationRow>, DbError> {
-        Ok(sqlx::query_as(&format!("SELECT {COLS} FROM migrations WHERE server_id = $1 AND status IN ('pre-migrating','migrating','finished') ORDER BY id"))
-            .bind(server_id).fetch_all(&self.read).await?)
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLS} FROM migrations WHERE server_id = $1 AND status IN ({migration_open}) ORDER BY id",
+            migration_open = list(&MigrationStatus::OPEN)
+        ))
+        .bind(server_id)
+        .fetch_all(&self.read)
+        .await?)
     }
 
     /// All migrations of a server, newest first.

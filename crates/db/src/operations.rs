@@ -1,11 +1,13 @@
 //! Durable operations: a row per multi-step mutation, claimed by one
 //! controller at a time with an expiring claim, advanced step by step.
 
-use crate::{Datastore, DbError, ts};
+use crate::sql::{list, lit};
+use crate::{Datastore, DbError, RowKind, ts};
 use chrono::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
-use stratus_types::{OpKind, OpState};
+use stratus_types::plan::DeleteStep;
+use stratus_types::{INITIAL_STEP, OpKind, OpState, PowerState, TaskState, VmState};
 
 /// An operation row.
 #[derive(Clone, Debug, FromRow)]
@@ -69,10 +71,10 @@ pub(crate) async fn op_insert_tx(
     o: &NewOperation,
     now: &str,
 ) -> Result<OperationRow, DbError> {
-    sqlx::query_as(&format!("INSERT INTO operations (id, kind, server_id, state, step, request_id, user_id, project_id, params, attempts, created_at, updated_at) VALUES ($1,$2,$3,'pending','start',$4,$5,$6,$7,0,$8,$8) RETURNING {COLS}"))
+    sqlx::query_as(&format!("INSERT INTO operations (id, kind, server_id, state, step, request_id, user_id, project_id, params, attempts, created_at, updated_at) VALUES ($1,$2,$3,{op_pending},{initial_step},$4,$5,$6,$7,0,$8,$8) RETURNING {COLS}", op_pending = lit(OpState::Pending), initial_step = lit(INITIAL_STEP)))
         .bind(&o.id).bind(o.kind.as_str()).bind(&o.server_id).bind(&o.request_id).bind(&o.user_id).bind(&o.project_id).bind(&o.params).bind(now)
         .fetch_one(&mut *conn).await
-        .map_err(|e| if crate::is_unique_violation(&e) { DbError::Conflict(format!("an open {} operation exists for server {}", o.kind, o.server_id)) } else { e.into() })
+        .map_err(|e| if crate::is_unique_violation(&e) { DbError::conflict(RowKind::Operation, format!("an open {} operation exists for server {}", o.kind, o.server_id)) } else { e.into() })
 }
 
 /// The outcome of asking to start an operation on a server.
@@ -99,11 +101,13 @@ pub type EventFinish = (String, bool, String);
 impl Datastore {
     /// Ids of open operations `worker` holds (a restarted runner adopts them at once).
     pub async fn op_list_held_by(&self, worker: &str) -> Result<Vec<String>, DbError> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT id FROM operations WHERE state IN ('pending','running') AND claimed_by = $1")
-                .bind(worker)
-                .fetch_all(&self.read)
-                .await?;
+        let rows: Vec<(String,)> = sqlx::query_as(&format!(
+            "SELECT id FROM operations WHERE state IN ({op_open}) AND claimed_by = $1",
+            op_open = list(&OpState::OPEN)
+        ))
+        .bind(worker)
+        .fetch_all(&self.read)
+        .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
@@ -112,9 +116,10 @@ impl Datastore {
     pub async fn op_step_with(&self, id: &str, worker: &str, w: &StepWrites) -> Result<bool, DbError> {
         let now = self.now();
         let mut tx = self.write.begin().await?;
-        let r = sqlx::query(
-            "UPDATE operations SET updated_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = 'running'",
-        )
+        let r = sqlx::query(&format!(
+            "UPDATE operations SET updated_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = {op_running}",
+            op_running = lit(OpState::Running)
+        ))
         .bind(id)
         .bind(worker)
         .bind(&now)
@@ -148,7 +153,7 @@ impl Datastore {
     ) -> Result<bool, DbError> {
         let now = self.now();
         let mut tx = self.write.begin().await?;
-        let r = sqlx::query("UPDATE operations SET state = 'done', step = 'release', claim_expires_at = NULL, updated_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = 'running'")
+        let r = sqlx::query(&format!("UPDATE operations SET state = {op_done}, step = {release}, claim_expires_at = NULL, updated_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = {op_running}", op_done = lit(OpState::Done), release = lit(DeleteStep::Release.as_str()), op_running = lit(OpState::Running)))
             .bind(op_id).bind(worker).bind(&now).execute(&mut *tx).await?;
         if r.rows_affected() != 1 {
             return Ok(false);
@@ -157,7 +162,7 @@ impl Datastore {
             crate::actions::event_finish_tx(&mut tx, server_id, request_id, event, *ok, details, &now).await?;
         }
         sqlx::query("DELETE FROM ports WHERE server_id = $1").bind(server_id).execute(&mut *tx).await?;
-        sqlx::query("UPDATE servers SET vm_state = 'deleted', task_state = NULL, power_state = 0, deleted = TRUE, deleted_at = $2, terminated_at = COALESCE(terminated_at, $2), updated_at = $2, generation = generation + 1 WHERE id = $1 AND deleted = FALSE")
+        sqlx::query(&format!("UPDATE servers SET vm_state = {vm_deleted}, task_state = NULL, power_state = {no_state}, deleted = TRUE, deleted_at = $2, terminated_at = COALESCE(terminated_at, $2), updated_at = $2, generation = generation + 1 WHERE id = $1 AND deleted = FALSE", vm_deleted = lit(VmState::Deleted), no_state = PowerState::NoState.code()))
             .bind(server_id).bind(&now).execute(&mut *tx).await?;
         crate::notifications::notification_insert_tx(&mut tx, notification, &now).await?;
         tx.commit().await?;
@@ -179,14 +184,15 @@ impl Datastore {
         if let Some(t) = transition {
             let r = crate::servers::transition_query(&o.server_id, t, now.clone()).build().execute(&mut *tx).await?;
             if r.rows_affected() == 0 {
-                return Err(DbError::Conflict(format!(
-                    "server {} is not in a state that allows {action}",
-                    o.server_id
-                )));
+                return Err(DbError::conflict(
+                    RowKind::Server,
+                    format!("server {} is not in a state that allows {action}", o.server_id),
+                ));
             }
         }
         let existing: Option<OperationRow> = sqlx::query_as(&format!(
-            "SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = $2 AND state IN ('pending','running')"
+            "SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = $2 AND state IN ({op_open})",
+            op_open = list(&OpState::OPEN)
         ))
         .bind(&o.server_id)
         .bind(o.kind.as_str())
@@ -208,13 +214,15 @@ impl Datastore {
     pub async fn server_begin_delete(&self, o: &NewOperation) -> Result<OpStart, DbError> {
         let now = self.now();
         let mut tx = self.write.begin().await?;
-        let r = sqlx::query("UPDATE servers SET task_state = 'deleting', progress = 0, generation = generation + 1, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
+        let r = sqlx::query(&format!("UPDATE servers SET task_state = {deleting}, progress = 0, generation = generation + 1, updated_at = $2 WHERE id = $1 AND deleted = FALSE", deleting = lit(TaskState::Deleting)))
             .bind(&o.server_id).bind(&now).execute(&mut *tx).await?;
         if r.rows_affected() == 0 {
-            return Err(DbError::NotFound("server"));
+            return Err(DbError::not_found(RowKind::Server, &o.server_id));
         }
         let existing: Option<OperationRow> = sqlx::query_as(&format!(
-            "SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = 'delete' AND state IN ('pending','running')"
+            "SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = {delete} AND state IN ({op_open})",
+            delete = lit(OpKind::Delete),
+            op_open = list(&OpState::OPEN)
         ))
         .bind(&o.server_id)
         .fetch_optional(&mut *tx)
@@ -241,15 +249,15 @@ impl Datastore {
     /// Claim one specific open operation for `worker` if unclaimed or its claim lapsed.
     pub async fn op_claim(&self, id: &str, worker: &str, lease: Duration) -> Result<Option<OperationRow>, DbError> {
         let now = self.clock.now();
-        Ok(sqlx::query_as(&format!("UPDATE operations SET state = 'running', claimed_by = $2, claim_expires_at = $3, attempts = attempts + 1, updated_at = $4
-              WHERE id = $1 AND state IN ('pending','running') AND (claim_expires_at IS NULL OR claim_expires_at < $4 OR claimed_by = $2) RETURNING {COLS}"))
+        Ok(sqlx::query_as(&format!("UPDATE operations SET state = {op_running}, claimed_by = $2, claim_expires_at = $3, attempts = attempts + 1, updated_at = $4
+              WHERE id = $1 AND state IN ({op_open}) AND (claim_expires_at IS NULL OR claim_expires_at < $4 OR claimed_by = $2) RETURNING {COLS}", op_running = lit(OpState::Running), op_open = list(&OpState::OPEN)))
             .bind(id).bind(worker).bind(ts(now + lease)).bind(ts(now))
             .fetch_optional(&self.write).await?)
     }
 
     /// Ids of open operations nobody holds (new, or whose claim lapsed).
     pub async fn op_list_claimable(&self, limit: i64) -> Result<Vec<String>, DbError> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM operations WHERE state IN ('pending','running') AND (claim_expires_at IS NULL OR claim_expires_at < $1) ORDER BY created_at LIMIT $2")
+        let rows: Vec<(String,)> = sqlx::query_as(&format!("SELECT id FROM operations WHERE state IN ({op_open}) AND (claim_expires_at IS NULL OR claim_expires_at < $1) ORDER BY created_at LIMIT $2", op_open = list(&OpState::OPEN)))
             .bind(self.now()).bind(limit).fetch_all(&self.read).await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
@@ -257,9 +265,10 @@ impl Datastore {
     /// Extend a held claim; `false` if another worker took it.
     pub async fn op_renew_claim(&self, id: &str, worker: &str, lease: Duration) -> Result<bool, DbError> {
         let now = self.clock.now();
-        let r = sqlx::query(
-            "UPDATE operations SET claim_expires_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = 'running'",
-        )
+        let r = sqlx::query(&format!(
+            "UPDATE operations SET claim_expires_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = {op_running}",
+            op_running = lit(OpState::Running)
+        ))
         .bind(id)
         .bind(worker)
         .bind(ts(now + lease))
@@ -272,7 +281,7 @@ impl Datastore {
     /// `false` if the claim was lost (stop working).
     pub async fn op_set_step(&self, id: &str, worker: &str, step: &str) -> Result<bool, DbError> {
         let r = sqlx::query(
-            "UPDATE operations SET step = $3, updated_at = $4 WHERE id = $1 AND claimed_by = $2 AND state = 'running'",
+            &format!("UPDATE operations SET step = $3, updated_at = $4 WHERE id = $1 AND claimed_by = $2 AND state = {op_running}", op_running = lit(OpState::Running)),
         )
         .bind(id)
         .bind(worker)
@@ -285,7 +294,7 @@ impl Datastore {
 
     /// Close an operation as `done` or `failed`.
     pub async fn op_finish(&self, id: &str, worker: &str, ok: bool, error: Option<&str>) -> Result<bool, DbError> {
-        let r = sqlx::query("UPDATE operations SET state = $3, last_error = $4, claim_expires_at = NULL, updated_at = $5 WHERE id = $1 AND claimed_by = $2 AND state = 'running'")
+        let r = sqlx::query(&format!("UPDATE operations SET state = $3, last_error = $4, claim_expires_at = NULL, updated_at = $5 WHERE id = $1 AND claimed_by = $2 AND state = {op_running}", op_running = lit(OpState::Running)))
             .bind(id).bind(worker).bind(if ok { OpState::Done } else { OpState::Failed }.as_str()).bind(error).bind(self.now())
             .execute(&self.write).await?;
         Ok(r.rows_affected() == 1)
@@ -304,7 +313,7 @@ impl Datastore {
 
     /// Give up a claim so any controller may pick the operation up at once.
     pub async fn op_release(&self, id: &str, worker: &str) -> Result<(), DbError> {
-        sqlx::query("UPDATE operations SET claim_expires_at = NULL, claimed_by = NULL WHERE id = $1 AND claimed_by = $2 AND state = 'running'")
+        sqlx::query(&format!("UPDATE operations SET claim_expires_at = NULL, claimed_by = NULL WHERE id = $1 AND claimed_by = $2 AND state = {op_running}", op_running = lit(OpState::Running)))
             .bind(id).bind(worker).execute(&self.write).await?;
         Ok(())
     }
@@ -315,13 +324,14 @@ impl Datastore {
             .bind(id)
             .fetch_optional(&self.read)
             .await?
-            .ok_or(DbError::NotFound("operation"))
+            .ok_or_else(|| DbError::not_found(RowKind::Operation, id))
     }
 
     /// Open operations of a server.
     pub async fn op_list_open_for_server(&self, server_id: &str) -> Result<Vec<OperationRow>, DbError> {
         Ok(sqlx::query_as(&format!(
-            "SELECT {COLS} FROM operations WHERE server_id = $1 AND state IN ('pending','running') ORDER BY created_at"
+            "SELECT {COLS} FROM operations WHERE server_id = $1 AND state IN ({op_open}) ORDER BY created_at",
+            op_open = list(&OpState::OPEN)
         ))
         .bind(server_id)
         .fetch_all(&self.read)
@@ -331,7 +341,8 @@ impl Datastore {
     /// All open operations (audit, admin views).
     pub async fn op_list_open(&self) -> Result<Vec<OperationRow>, DbError> {
         Ok(sqlx::query_as(&format!(
-            "SELECT {COLS} FROM operations WHERE state IN ('pending','running') ORDER BY created_at"
+            "SELECT {COLS} FROM operations WHERE state IN ({op_open}) ORDER BY created_at",
+            op_open = list(&OpState::OPEN)
         ))
         .fetch_all(&self.read)
         .await?)

@@ -1,9 +1,10 @@
 //! Servers, their ports (fixed IPs) and quota usage by counting.
 
-use crate::{Cas, Datastore, DbError, NewOperation, OperationRow, ts};
+use crate::sql::{list, lit};
+use crate::{Cas, Datastore, DbError, NewOperation, OperationRow, RowKind, ts};
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, QueryBuilder, Sqlite};
-use stratus_types::{PowerState, TaskState, VmState};
+use stratus_types::{MigrationStatus, OpKind, OpState, PowerState, TaskState, VmState};
 
 /// A server row.
 #[derive(Clone, Debug, FromRow)]
@@ -268,7 +269,7 @@ impl Datastore {
             .bind(id)
             .fetch_optional(&self.read)
             .await?
-            .ok_or(DbError::NotFound("server"))
+            .ok_or_else(|| DbError::not_found(RowKind::Server, id))
     }
 
     /// A server whether deleted or not (instance actions, audit, operations).
@@ -277,7 +278,7 @@ impl Datastore {
             .bind(id)
             .fetch_optional(&self.read)
             .await?
-            .ok_or(DbError::NotFound("server"))
+            .ok_or_else(|| DbError::not_found(RowKind::Server, id))
     }
 
     /// Live servers matching `f`, newest first (Nova's default sort).
@@ -331,7 +332,7 @@ impl Datastore {
         }
         let cur = match self.server_get_any(id).await {
             Ok(c) => c,
-            Err(DbError::NotFound(_)) => return Ok(Cas::Conflict),
+            Err(DbError::NotFound { .. }) => return Ok(Cas::Conflict),
             Err(e) => return Err(e),
         };
         let same_vm = t.vm.is_none_or(|v| v == cur.vm_state);
@@ -341,20 +342,20 @@ impl Datastore {
 
     /// Soft-deleted servers whose soft delete is older than `before` (reclaim).
     pub async fn server_list_reclaimable(&self, before: DateTime<Utc>) -> Result<Vec<ServerRow>, DbError> {
-        Ok(sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE deleted = FALSE AND vm_state = 'soft-delete' AND task_state IS NULL AND deleted_at < $1"))
+        Ok(sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE deleted = FALSE AND vm_state = {soft_deleted} AND task_state IS NULL AND deleted_at < $1", soft_deleted = lit(VmState::SoftDeleted)))
             .bind(ts(before)).fetch_all(&self.read).await?)
     }
 
     /// Shelved (not offloaded) servers idle since before `before`.
     pub async fn server_list_shelved_before(&self, before: DateTime<Utc>) -> Result<Vec<ServerRow>, DbError> {
-        Ok(sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE deleted = FALSE AND vm_state = 'shelved' AND task_state IS NULL AND updated_at < $1"))
+        Ok(sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE deleted = FALSE AND vm_state = {shelved} AND task_state IS NULL AND updated_at < $1", shelved = lit(VmState::Shelved)))
             .bind(ts(before)).fetch_all(&self.read).await?)
     }
 
     /// Live servers marked `deleting` with no open delete operation: stuck (audit).
     pub async fn server_list_stuck_deleting(&self) -> Result<Vec<ServerRow>, DbError> {
-        Ok(sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers s WHERE deleted = FALSE AND task_state = 'deleting'
-              AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.server_id = s.id AND o.kind = 'delete' AND o.state IN ('pending','running'))"))
+        Ok(sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers s WHERE deleted = FALSE AND task_state = {deleting}
+              AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.server_id = s.id AND o.kind = {delete} AND o.state IN ({op_open}))", deleting = lit(TaskState::Deleting), delete = lit(OpKind::Delete), op_open = list(&OpState::OPEN)))
             .fetch_all(&self.read).await?)
     }
 
@@ -381,7 +382,7 @@ impl Datastore {
             .execute(&self.write)
             .await?;
         if r.rows_affected() == 0 {
-            return Err(DbError::NotFound("server"));
+            return Err(DbError::not_found(RowKind::Server, id));
         }
         Ok(())
     }
@@ -391,7 +392,7 @@ impl Datastore {
     pub async fn server_mark_deleted(&self, id: &str) -> Result<Cas, DbError> {
         let now = self.now();
         let mut tx = self.write.begin().await?;
-        let r = sqlx::query("UPDATE servers SET vm_state = 'deleted', task_state = NULL, power_state = 0, deleted = TRUE, deleted_at = $2, terminated_at = COALESCE(terminated_at, $2), updated_at = $2, generation = generation + 1 WHERE id = $1 AND deleted = FALSE")
+        let r = sqlx::query(&format!("UPDATE servers SET vm_state = {vm_deleted}, task_state = NULL, power_state = {no_state}, deleted = TRUE, deleted_at = $2, terminated_at = COALESCE(terminated_at, $2), updated_at = $2, generation = generation + 1 WHERE id = $1 AND deleted = FALSE", vm_deleted = lit(VmState::Deleted), no_state = PowerState::NoState.code()))
             .bind(id).bind(&now).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM ports WHERE server_id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -469,24 +470,25 @@ impl Datastore {
 
     /// Resources used per host by live servers and zombies: (host, vcpus, ram MiB, disk GiB).
     pub async fn host_usage(&self) -> Result<Vec<(String, i64, i64, i64)>, DbError> {
-        Ok(sqlx::query_as("SELECT host, SUM(c), SUM(r), SUM(d) FROM (
+        Ok(sqlx::query_as(&format!("SELECT host, SUM(c), SUM(r), SUM(d) FROM (
                 SELECT host, vcpus AS c, ram_mb AS r, disk_gb + ephemeral_gb AS d FROM servers WHERE deleted = FALSE AND host IS NOT NULL
                 UNION ALL SELECT host, vcpus, ram_mb, disk_gb FROM zombies
-                UNION ALL SELECT source_host, old_vcpus, old_ram_mb, old_disk_gb FROM migrations WHERE status = 'finished') GROUP BY host")
+                UNION ALL SELECT source_host, old_vcpus, old_ram_mb, old_disk_gb FROM migrations WHERE status = {finished}) GROUP BY host", finished = lit(MigrationStatus::Finished)))
             .fetch_all(&self.read).await?)
     }
 
     /// Servers that may have a VM on `host`: placed there, or the source or
     /// destination of a resize or migration in progress (the agent's inventory).
     pub async fn server_ids_on_host(&self, host: &str) -> Result<Vec<String>, DbError> {
-        let rows: Vec<(String,)> = sqlx::query_as(
+        let rows: Vec<(String,)> = sqlx::query_as(&format!(
             "SELECT id FROM servers WHERE host = $1 AND deleted = FALSE
              UNION SELECT m.server_id FROM migrations m JOIN servers s ON s.id = m.server_id
-               WHERE s.deleted = FALSE AND m.status IN ('pre-migrating','migrating','finished') AND (m.source_host = $1 OR m.dest_host = $1)",
-        )
+               WHERE s.deleted = FALSE AND m.status IN ({migration_open}) AND (m.source_host = $1 OR m.dest_host = $1)",
+            migration_open = list(&MigrationStatus::OPEN)
+        ))
         .bind(host)
-            .fetch_all(&self.read)
-            .await?;
+        .fetch_all(&self.read)
+        .await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 }
@@ -560,7 +562,10 @@ pub(crate) fn transition_query(id: &str, t: &Transition, now: String) -> QueryBu
             q.push(" AND task_state IS NULL");
         }
         None => {
-            q.push(" AND (task_state IS NULL OR task_state <> 'deleting')");
+            q.push(format!(
+                " AND (task_state IS NULL OR task_state <> {deleting})",
+                deleting = lit(TaskState::Deleting)
+            ));
         }
     }
     q
@@ -580,7 +585,7 @@ async fn allocate_port_tx(conn: &mut sqlx::SqliteConnection, server_id: &str, no
         .bind(FIRST_IP_INDEX).fetch_one(&mut *conn).await?;
     let idx = idx.unwrap_or(FIRST_IP_INDEX);
     if idx > LAST_IP_INDEX {
-        return Err(DbError::Conflict("no free fixed IP on network private".into()));
+        return Err(DbError::conflict(RowKind::Port, "no free fixed IP on network private"));
     }
     let ip = format!("10.0.{}.{}", idx / 256, idx % 256);
     let id = uuid::Uuid::new_v4();

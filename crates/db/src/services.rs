@@ -1,10 +1,12 @@
 //! Compute services (hosts): registration with an epoch, lease renewal, and
 //! the up/down transitions the liveness monitor writes.
 
-use crate::{Datastore, DbError, ts};
+use crate::sql::lit;
+use crate::{Datastore, DbError, RowKind, ts};
 use chrono::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
+use stratus_types::ServiceState;
 
 /// A compute service row.
 #[derive(Clone, Debug, FromRow)]
@@ -25,8 +27,8 @@ pub struct ServiceRow {
     pub disabled_reason: Option<String>,
     /// Forced down by an operator: down at once, whatever the lease says.
     pub forced_down: bool,
-    /// `up` or `down`, as last written by the monitor.
-    pub state: String,
+    /// Up or down, as last written by the monitor.
+    pub state: ServiceState,
     /// Incremented each time the agent (re)joins; commands carry it.
     pub epoch: i64,
     /// When the current lease runs out.
@@ -47,7 +49,7 @@ impl ServiceRow {
     /// Is the host usable right now by the lease and the operator's flags?
     /// (`now` comes from the caller's clock, the single authority.)
     pub fn is_up(&self, now: DateTime<Utc>) -> bool {
-        if self.forced_down || self.state != "up" {
+        if self.forced_down || self.state != ServiceState::Up {
             return false;
         }
         self.lease_expires_at.is_some_and(|exp| exp >= now)
@@ -84,10 +86,10 @@ impl Datastore {
         let now = self.clock.now();
         let exp = ts(now + ttl);
         let sql = format!("INSERT INTO services (uuid, host, binary, state, epoch, lease_expires_at, vcpus, memory_mb, disk_gb, created_at, updated_at)
-             VALUES ($1, $2, 'nova-compute', 'up', 1, $3, $4, $5, $6, $7, $7)
-             ON CONFLICT (host, binary) DO UPDATE SET state = 'up', epoch = services.epoch + 1, lease_expires_at = $3,
+             VALUES ($1, $2, 'nova-compute', {up}, 1, $3, $4, $5, $6, $7, $7)
+             ON CONFLICT (host, binary) DO UPDATE SET state = {up}, epoch = services.epoch + 1, lease_expires_at = $3,
                vcpus = $4, memory_mb = $5, disk_gb = $6, updated_at = $7
-             RETURNING {COLS}");
+             RETURNING {COLS}", up = lit(ServiceState::Up));
         Ok(sqlx::query_as(&sql)
             .bind(uuid::Uuid::new_v4().to_string())
             .bind(host)
@@ -106,7 +108,7 @@ impl Datastore {
     /// reconciles first).
     pub async fn service_renew(&self, host: &str, epoch: i64, ttl: Duration) -> Result<Renewal, DbError> {
         let now = self.clock.now();
-        let r = sqlx::query("UPDATE services SET lease_expires_at = $3 WHERE host = $1 AND epoch = $2 AND state = 'up' AND forced_down = FALSE AND lease_expires_at >= $4")
+        let r = sqlx::query(&format!("UPDATE services SET lease_expires_at = $3 WHERE host = $1 AND epoch = $2 AND state = {up} AND forced_down = FALSE AND lease_expires_at >= $4", up = lit(ServiceState::Up)))
             .bind(host).bind(epoch).bind(ts(now + ttl)).bind(ts(now))
             .execute(&self.write).await?;
         Ok(if r.rows_affected() == 1 { Renewal::Renewed } else { Renewal::MustRejoin })
@@ -116,7 +118,7 @@ impl Datastore {
     /// changed (only transitions are written).
     pub async fn service_expire_leases(&self) -> Result<Vec<String>, DbError> {
         let now = self.now();
-        let rows: Vec<(String,)> = sqlx::query_as("UPDATE services SET state = 'down', updated_at = $1 WHERE state = 'up' AND (lease_expires_at IS NULL OR lease_expires_at < $1) RETURNING host")
+        let rows: Vec<(String,)> = sqlx::query_as(&format!("UPDATE services SET state = {down}, updated_at = $1 WHERE state = {up} AND (lease_expires_at IS NULL OR lease_expires_at < $1) RETURNING host", down = lit(ServiceState::Down), up = lit(ServiceState::Up)))
             .bind(now).fetch_all(&self.write).await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
@@ -130,13 +132,21 @@ impl Datastore {
     /// One service by host name.
     pub async fn service_get_by_host(&self, host: &str) -> Result<ServiceRow, DbError> {
         let sql = format!("SELECT {COLS} FROM services WHERE host = $1");
-        sqlx::query_as(&sql).bind(host).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("service"))
+        sqlx::query_as(&sql)
+            .bind(host)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| DbError::not_found(RowKind::Service, host))
     }
 
     /// One service by integer id or UUID.
     pub async fn service_get(&self, id: &str) -> Result<ServiceRow, DbError> {
         let sql = format!("SELECT {COLS} FROM services WHERE uuid = $1 OR CAST(id AS TEXT) = $1");
-        sqlx::query_as(&sql).bind(id).fetch_optional(&self.read).await?.ok_or(DbError::NotFound("service"))
+        sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| DbError::not_found(RowKind::Service, id))
     }
 
     /// Operator changes: enable/disable with a reason, force down/up.
@@ -162,7 +172,7 @@ impl Datastore {
             .bind(self.now())
             .fetch_optional(&self.write)
             .await?
-            .ok_or(DbError::NotFound("service"))
+            .ok_or_else(|| DbError::not_found(RowKind::Service, uuid))
     }
 }
 

@@ -4,7 +4,7 @@
 //! in-use → detaching → available`, plus `deleting`, `error`,
 //! `error_deleting`, `extending`. Every status change is a compare-and-swap.
 
-use crate::{Cas, Datastore, DbError};
+use crate::{Cas, Datastore, DbError, RowKind};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use stratus_types::{AttachStatus, CleanupKind, VolumeStatus};
@@ -166,7 +166,7 @@ impl Datastore {
             .bind(id)
             .fetch_optional(&self.read)
             .await?
-            .ok_or(DbError::NotFound("volume"))
+            .ok_or_else(|| DbError::not_found(RowKind::Volume, id))
     }
 
     /// Live volumes of a project (or all), newest first.
@@ -209,7 +209,7 @@ impl Datastore {
         }
         match self.volume_get(id).await {
             Ok(v) if v.status == to => Ok(Cas::AlreadySo),
-            Ok(_) | Err(DbError::NotFound(_)) => Ok(Cas::Conflict),
+            Ok(_) | Err(DbError::NotFound { .. }) => Ok(Cas::Conflict),
             Err(e) => Err(e),
         }
     }
@@ -225,7 +225,7 @@ impl Datastore {
     ) -> Result<VolumeRow, DbError> {
         sqlx::query_as(&format!("UPDATE volumes SET name = COALESCE($2, name), description = COALESCE($3, description), size_gb = COALESCE($4, size_gb), bootable = COALESCE($5, bootable), updated_at = $6 WHERE id = $1 AND deleted = FALSE RETURNING {VCOLS}"))
             .bind(id).bind(name).bind(description).bind(size_gb).bind(bootable).bind(self.now())
-            .fetch_optional(&self.write).await?.ok_or(DbError::NotFound("volume"))
+            .fetch_optional(&self.write).await?.ok_or_else(|| DbError::not_found(RowKind::Volume, id))
     }
 
     /// Mark a volume deleted (its storage is gone). Idempotent.
@@ -251,7 +251,7 @@ impl Datastore {
         .execute(&mut *tx)
         .await?;
         if r.rows_affected() != 1 {
-            return Err(DbError::Conflict(format!("volume {} is not available", a.volume_id)));
+            return Err(DbError::conflict(RowKind::Volume, format!("volume {} is not available", a.volume_id)));
         }
         let row: AttachmentRow = sqlx::query_as(&format!("INSERT INTO volume_attachments ({ACOLS}, updated_at, deleted) VALUES ($1,$2,$3,$4,$5,$6,$7,$11,$8,$9,$10,$10,FALSE) RETURNING {ACOLS}"))
             .bind(&a.id).bind(&a.volume_id).bind(&a.server_id).bind(&a.host).bind(&a.connector).bind(&a.client_id).bind(&a.mountpoint)
@@ -267,7 +267,7 @@ impl Datastore {
             .bind(id)
             .fetch_optional(&self.read)
             .await?
-            .ok_or(DbError::NotFound("attachment"))
+            .ok_or_else(|| DbError::not_found(RowKind::Attachment, id))
     }
 
     /// Live attachments of a server (boot volume first).
@@ -324,7 +324,7 @@ impl Datastore {
         let row: AttachmentRow = sqlx::query_as(&format!("UPDATE volume_attachments SET host = COALESCE($2, host), connector = COALESCE($3, connector), client_id = COALESCE($4, client_id), mountpoint = COALESCE($5, mountpoint), status = $8, updated_at = $6 WHERE id = $1 AND deleted = FALSE AND status IN ($7,$8) RETURNING {ACOLS}"))
             .bind(id).bind(host).bind(connector).bind(client_id).bind(mountpoint).bind(&now)
             .bind(AttachStatus::Reserved.as_str()).bind(AttachStatus::Attaching.as_str())
-            .fetch_optional(&mut *tx).await?.ok_or_else(|| DbError::Conflict(format!("attachment {id} cannot be updated in its state")))?;
+            .fetch_optional(&mut *tx).await?.ok_or_else(|| DbError::conflict(RowKind::Attachment, format!("attachment {id} cannot be updated in its state")))?;
         sqlx::query("UPDATE volumes SET status = $4, updated_at = $2 WHERE id = $1 AND status IN ($3,$4)")
             .bind(&row.volume_id)
             .bind(&now)
@@ -343,7 +343,10 @@ impl Datastore {
         let row: Option<(String,)> = sqlx::query_as("UPDATE volume_attachments SET status = $5, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status IN ($3,$4,$5) RETURNING volume_id")
             .bind(id).bind(&now).bind(AttachStatus::Reserved.as_str()).bind(AttachStatus::Attaching.as_str()).bind(AttachStatus::Attached.as_str()).fetch_optional(&mut *tx).await?;
         let Some((vol,)) = row else {
-            return Err(DbError::Conflict(format!("attachment {id} cannot be completed in its state")));
+            return Err(DbError::conflict(
+                RowKind::Attachment,
+                format!("attachment {id} cannot be completed in its state"),
+            ));
         };
         sqlx::query("UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
             .bind(&vol)
@@ -460,7 +463,7 @@ impl Datastore {
         .bind(self.now())
         .fetch_optional(&self.write)
         .await?
-        .ok_or(DbError::NotFound("volume"))
+        .ok_or_else(|| DbError::not_found(RowKind::Volume, id))
     }
 
     /// Live volumes in one of `statuses` not updated since `updated_before`:
@@ -541,7 +544,7 @@ mod tests {
         assert!(
             matches!(
                 ds.attachment_create(&AttachmentRow { id: "t2".into(), ..att.clone() }).await,
-                Err(DbError::Conflict(_))
+                Err(DbError::Conflict { .. })
             ),
             "not available twice"
         );

@@ -17,9 +17,21 @@ pub enum DriverError {
     /// The VM does not exist (for operations that need it).
     #[error("VM {0} not found on this host")]
     NotFound(String),
-    /// The hypervisor refused or failed.
+    /// The hypervisor refused or failed (a real driver's own error text).
     #[error("hypervisor error: {0}")]
     Hypervisor(String),
+    /// The driver's on-disk record of a VM could not be written or removed
+    /// (the fake driver persists its VMs so an agent restart keeps them).
+    #[error("hypervisor error: {source}")]
+    Record {
+        /// The VM's server id.
+        server_id: String,
+        /// The file system's error.
+        source: std::io::Error,
+    },
+    /// A VM record does not encode (a bug).
+    #[error("hypervisor error: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// What to create.
@@ -121,12 +133,11 @@ impl FakeDriver {
 
     async fn save(&self, vm: &VmInfo) -> Result<(), DriverError> {
         if let Some(dir) = &self.cfg.state_dir {
-            let data = serde_json::to_vec(vm).map_err(|e| DriverError::Hypervisor(e.to_string()))?;
+            let data = serde_json::to_vec(vm)?;
+            let record = |source| DriverError::Record { server_id: vm.server_id.clone(), source };
             let tmp = dir.join(format!(".{}.tmp", vm.server_id));
-            tokio::fs::write(&tmp, data).await.map_err(|e| DriverError::Hypervisor(e.to_string()))?;
-            tokio::fs::rename(&tmp, dir.join(format!("{}.json", vm.server_id)))
-                .await
-                .map_err(|e| DriverError::Hypervisor(e.to_string()))?;
+            tokio::fs::write(&tmp, data).await.map_err(record)?;
+            tokio::fs::rename(&tmp, dir.join(format!("{}.json", vm.server_id))).await.map_err(record)?;
         }
         Ok(())
     }
@@ -136,7 +147,7 @@ impl FakeDriver {
             match tokio::fs::remove_file(dir.join(format!("{server_id}.json"))).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(DriverError::Hypervisor(e.to_string())),
+                Err(source) => return Err(DriverError::Record { server_id: server_id.to_string(), source }),
             }
         }
         Ok(())

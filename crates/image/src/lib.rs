@@ -68,7 +68,7 @@ impl ImageService {
     /// An image the caller may see; anything else is [`ImageError::NotFound`].
     pub async fn get_visible(&self, ctx: &AuthContext, id: &str) -> Result<ImageRow, ImageError> {
         let row = self.ds.image_get(id).await.map_err(|e| match e {
-            DbError::NotFound(_) => ImageError::not_found(id),
+            DbError::NotFound { .. } => ImageError::not_found(id),
             e => e.into(),
         })?;
         if !visible_to(ctx, &row) {
@@ -82,7 +82,7 @@ impl ImageService {
     pub async fn find_visible(&self, ctx: &AuthContext, id_or_name: &str) -> Result<ImageRow, ImageError> {
         let by_id = match self.ds.image_get(id_or_name).await {
             Ok(i) => Some(i),
-            Err(DbError::NotFound(_)) => None,
+            Err(DbError::NotFound { .. }) => None,
             Err(e) => return Err(e.into()),
         };
         let image = match by_id {
@@ -91,7 +91,7 @@ impl ImageService {
                 let project = (!ctx.is_admin()).then_some(ctx.project_id.as_str());
                 match self.ds.image_find_by_name(id_or_name, project).await {
                     Ok(i) => i,
-                    Err(DbError::NotFound(_)) => return Err(ImageError::not_found(id_or_name)),
+                    Err(DbError::NotFound { .. }) => return Err(ImageError::not_found(id_or_name)),
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -282,7 +282,7 @@ impl ImageService {
                 let _ = tokio::fs::remove_file(path).await;
             }
             return Err(match e {
-                DbError::NotFound(_) => ImageError::not_found(id),
+                DbError::NotFound { .. } => ImageError::not_found(id),
                 e => e.into(),
             });
         }

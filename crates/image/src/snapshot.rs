@@ -92,7 +92,7 @@ impl ImageService {
     pub async fn create_snapshot_record(&self, spec: &SnapshotSpec) -> Result<SnapshotRecord, ImageError> {
         match self.ds.image_create(&spec.row()).await {
             Ok(()) => Ok(SnapshotRecord::Created),
-            Err(DbError::Conflict(_)) => Ok(SnapshotRecord::AlreadyExists),
+            Err(DbError::Conflict { .. }) => Ok(SnapshotRecord::AlreadyExists),
             Err(e) => Err(e.into()),
         }
     }
@@ -106,7 +106,7 @@ impl ImageService {
         self.remove_data(id).await?;
         match self.ds.image_delete(id).await {
             Ok(()) => Ok(SnapshotRemoval::Deleted),
-            Err(DbError::NotFound(_)) => Ok(SnapshotRemoval::AlreadyGone),
+            Err(DbError::NotFound { .. }) => Ok(SnapshotRemoval::AlreadyGone),
             Err(e) => Err(e.into()),
         }
     }

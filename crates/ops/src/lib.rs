@@ -42,9 +42,57 @@ pub enum Outcome {
     /// transaction (nothing more to write).
     Closed,
     /// Finished unsuccessfully for good (the server records the fault); close as failed.
-    Failed(String),
+    Failed(Failure),
     /// Could not finish now; keep it open and retry after the delay.
-    Retry(String, Duration),
+    Retry(RetryReason, Duration),
+}
+
+/// Why an operation failed for good. Its text is what the operation row's
+/// `last_error` and the log say (the handler has already recorded it on the
+/// server and its instance action).
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The stored parameters do not decode (the text says which and why).
+    #[error("{0}")]
+    BadParams(String),
+    /// The registry handed a handler a kind it does not run (a bug).
+    #[error("{kind} is not a {handler} operation")]
+    WrongKind {
+        /// The operation's kind.
+        kind: OpKind,
+        /// The family of kinds the handler runs (`power`, `lifecycle`).
+        handler: &'static str,
+    },
+    /// The server or the deployment lacks what the operation needs.
+    #[error("{0}")]
+    Unsupported(Unsupported),
+    /// A step failed, on the host or in a service; the text is the one the
+    /// instance action records.
+    #[error("{0}")]
+    Step(String),
+}
+
+/// What an operation needed and did not find, for [`Failure::Unsupported`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unsupported {
+    /// The server is on no host (nothing to send the command to).
+    #[error("server has no host")]
+    NoHost,
+    /// The deployment has no block storage service.
+    #[error("no block storage service is configured")]
+    NoBlockStorage,
+}
+
+/// Why an attempt stopped short and will be retried; its text is the row's
+/// `last_error` until then.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryReason {
+    /// The bus could not carry a command to the host.
+    #[error("bus: {0}")]
+    Bus(String),
+    /// The server's storage clients could not be fenced yet (its volumes stay attached).
+    #[error("fence: {0}")]
+    Fence(String),
 }
 
 /// Errors a handler may return; all are retried after a short delay.
@@ -60,9 +108,11 @@ pub enum OpError {
     /// the runner leaves the operation exactly as a dead process would.
     #[error(transparent)]
     Fault(#[from] FaultHit),
-    /// Anything else.
-    #[error("{0}")]
-    Other(String),
+    /// A service a step calls failed with its own typed error (boxed, so
+    /// the engine does not depend on every service crate; callers can
+    /// downcast it).
+    #[error(transparent)]
+    Service(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The declared steps of one kind of operation: an enum whose variants are
@@ -255,7 +305,7 @@ impl Runner {
             worker: self.cfg.worker.clone(),
             op_id: op.id.clone(),
             faults: self.cfg.faults.clone(),
-            cursor: Some(op.step.clone()).filter(|s| s != "start"),
+            cursor: Some(op.step.clone()).filter(|s| s != stratus_types::INITIAL_STEP),
             wake,
         }
     }
@@ -269,14 +319,14 @@ impl Runner {
                 None
             }
             Ok(Outcome::Closed) => None,
-            Ok(Outcome::Failed(msg)) => {
-                warn!(op = %op.id, kind = %op.kind, error = %msg, "operation failed");
-                let _ = self.ds.op_finish(&op.id, &self.cfg.worker, false, Some(msg)).await;
+            Ok(Outcome::Failed(failure)) => {
+                warn!(op = %op.id, kind = %op.kind, error = %failure, "operation failed");
+                let _ = self.ds.op_finish(&op.id, &self.cfg.worker, false, Some(&failure.to_string())).await;
                 None
             }
-            Ok(Outcome::Retry(msg, after)) => {
-                debug!(op = %op.id, reason = %msg, "operation will be retried");
-                let _ = self.ds.op_note_error(&op.id, msg).await;
+            Ok(Outcome::Retry(reason, after)) => {
+                debug!(op = %op.id, reason = %reason, "operation will be retried");
+                let _ = self.ds.op_note_error(&op.id, &reason.to_string()).await;
                 Some(*after)
             }
             Err(OpError::ClaimLost) => {

@@ -118,8 +118,8 @@ impl IntoResponse for IdentityError {
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::NotFound(what) => Self::NotFound(format!("{what} could not be found.")),
-            DbError::Conflict(m) => Self::Conflict(m),
+            DbError::NotFound { kind, .. } => Self::NotFound(format!("{kind} could not be found.")),
+            DbError::Conflict { detail, .. } => Self::Conflict(detail),
             DbError::QuotaExceeded(q) => Self::Forbidden(q.to_string()),
             e => Self::Internal(e.to_string()),
         }

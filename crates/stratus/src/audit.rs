@@ -100,7 +100,7 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
     for a in ds.attachment_list_all().await? {
         let gone = match ds.server_get_any(&a.server_id).await {
             Ok(srv) => srv.deleted,
-            Err(stratus_db::DbError::NotFound(_)) => true,
+            Err(stratus_db::DbError::NotFound { .. }) => true,
             Err(e) => return Err(e.into()),
         };
         if gone {

@@ -65,6 +65,9 @@ impl Visibility {
     /// Every visibility, in the order error messages and the schema list them.
     pub const ALL: [Self; 4] = [Self::Public, Self::Private, Self::Shared, Self::Community];
 
+    /// The visibilities [`Visibility::is_open`] accepts, for queries.
+    pub const OPEN: [Self; 2] = [Self::Public, Self::Community];
+
     /// Public and community images are visible beyond their owner.
     pub fn is_open(self) -> bool {
         matches!(self, Self::Public | Self::Community)

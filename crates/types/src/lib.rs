@@ -10,10 +10,12 @@ pub mod image;
 pub mod op;
 pub mod plan;
 pub mod state;
+pub mod status;
 pub mod volume;
 
 pub use clock::*;
 pub use ids::*;
 pub use op::*;
 pub use state::*;
+pub use status::*;
 pub use volume::*;

@@ -83,6 +83,10 @@ impl OpKind {
     ];
 }
 
+/// The cursor of an operation none of whose steps has completed yet (the
+/// `step` a new operation row starts with).
+pub const INITIAL_STEP: &str = "start";
+
 string_enum!(
     /// Where an operation row is in its life.
     OpState {
@@ -98,6 +102,10 @@ string_enum!(
 );
 
 impl OpState {
+    /// The states of an operation that is still to be driven (`pending`,
+    /// `running`): what "open" means in every query.
+    pub const OPEN: [OpState; 2] = [Self::Pending, Self::Running];
+
     /// Still to be driven by some runner.
     pub fn is_open(self) -> bool {
         matches!(self, Self::Pending | Self::Running)

@@ -18,12 +18,12 @@ impl VolumeService {
         let not_found = || VolumeError::not_found(Missing::Attachment, id);
         let a = match self.ds.attachment_get(id).await {
             Ok(a) => a,
-            Err(DbError::NotFound(_)) => return Err(not_found()),
+            Err(DbError::NotFound { .. }) => return Err(not_found()),
             Err(e) => return Err(e.into()),
         };
         let v = match self.ds.volume_get(&a.volume_id).await {
             Ok(v) => v,
-            Err(DbError::NotFound(_)) => return Err(not_found()),
+            Err(DbError::NotFound { .. }) => return Err(not_found()),
             Err(e) => return Err(e.into()),
         };
         if !ctx.can_see(&v.project_id) {
@@ -95,7 +95,7 @@ impl VolumeService {
         };
         let a = match self.ds.attachment_create(&row).await {
             Ok(a) => a,
-            Err(DbError::Conflict(_)) => {
+            Err(DbError::Conflict { .. }) => {
                 let cur = self.ds.volume_get(volume_id).await?;
                 return Err(not_available(cur.status.as_str()));
             }
@@ -113,7 +113,7 @@ impl VolumeService {
         let mountpoint = c.get("mountpoint").and_then(Value::as_str);
         match self.ds.attachment_update(id, host, Some(&c.to_string()), None, mountpoint).await {
             Ok(a) => Ok(a),
-            Err(DbError::Conflict(m)) => Err(VolumeError::BadRequest(format!("Invalid volume: {m}."))),
+            Err(DbError::Conflict { detail, .. }) => Err(VolumeError::BadRequest(format!("Invalid volume: {detail}."))),
             Err(e) => Err(e.into()),
         }
     }
@@ -147,7 +147,7 @@ impl VolumeService {
                 info!(attachment = id, "attachment complete");
                 Ok(())
             }
-            Err(DbError::Conflict(m)) => Err(VolumeError::BadRequest(format!("Invalid volume: {m}."))),
+            Err(DbError::Conflict { detail, .. }) => Err(VolumeError::BadRequest(format!("Invalid volume: {detail}."))),
             Err(e) => Err(e.into()),
         }
     }

@@ -4,7 +4,7 @@
 //! variant to its HTTP status.
 
 use stratus_blockstore::BlockError;
-use stratus_db::{DbError, QuotaExceeded};
+use stratus_db::{DbError, QuotaExceeded, RowKind};
 
 /// What could not be found, for [`VolumeError::NotFound`]: each kind has
 /// Cinder's own message.
@@ -23,8 +23,8 @@ pub enum Missing {
         /// The volume whose metadata lacks the key.
         volume: String,
     },
-    /// A row the datastore did not find (its own name for it).
-    Row(&'static str),
+    /// A row the datastore did not find (the table it looked in).
+    Row(RowKind),
 }
 
 fn not_found_message(kind: &Missing, id: &str) -> String {
@@ -99,8 +99,8 @@ impl From<DbError> for VolumeError {
     fn from(e: DbError) -> Self {
         match e {
             DbError::QuotaExceeded(q) => Self::QuotaExceeded(quota_message(&q)),
-            DbError::NotFound(what) => Self::NotFound { kind: Missing::Row(what), id: String::new() },
-            DbError::Conflict(m) => Self::Conflict(m),
+            DbError::NotFound { kind, id } => Self::NotFound { kind: Missing::Row(kind), id },
+            DbError::Conflict { detail, .. } => Self::Conflict(detail),
             e => Self::Db(e),
         }
     }

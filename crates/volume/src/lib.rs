@@ -300,7 +300,7 @@ impl VolumeService {
         let not_found = || VolumeError::not_found(Missing::Volume, id);
         let v = match self.ds.volume_get(id).await {
             Ok(v) => v,
-            Err(DbError::NotFound(_)) => return Err(not_found()),
+            Err(DbError::NotFound { .. }) => return Err(not_found()),
             Err(e) => return Err(e.into()),
         };
         if !ctx.can_see(&v.project_id) {

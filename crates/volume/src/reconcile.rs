@@ -167,7 +167,7 @@ impl VolumeService {
         let vol = match &c.volume_id {
             Some(id) => match self.ds.volume_get(id).await {
                 Ok(v) => Some(v),
-                Err(DbError::NotFound(_)) => None,
+                Err(DbError::NotFound { .. }) => None,
                 Err(e) => return Err(e.into()),
             },
             None => None,

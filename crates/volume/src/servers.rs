@@ -54,7 +54,7 @@ impl VolumeService {
     pub async fn attachment(&self, id: &str) -> Result<Option<AttachmentRow>, VolumeError> {
         match self.ds.attachment_get(id).await {
             Ok(a) => Ok(Some(a)),
-            Err(DbError::NotFound(_)) => Ok(None),
+            Err(DbError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -189,7 +189,7 @@ impl VolumeService {
             }
             let vol = match self.ds.volume_get(&a.volume_id).await {
                 Ok(v) => v,
-                Err(DbError::NotFound(_)) => continue,
+                Err(DbError::NotFound { .. }) => continue,
                 Err(e) => return Err(e.into()),
             };
             self.ds.volume_set_status(&vol.id, &[], crate::VolumeStatus::Deleting).await?;

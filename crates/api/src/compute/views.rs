@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use stratus_db::{
     ActionRow, AttachmentRow, EventRow, FlavorRow, PortRow, QuotaLimits, QuotaUsage, ServerRow, ServiceRow, parse_ts,
 };
-use stratus_types::api_status;
+use stratus_types::{ServiceState, api_status};
 
 /// The v2.1 version object (`GET /compute`, `GET /compute/v2.1`).
 pub fn version_object(public: &str) -> Value {
@@ -215,7 +215,7 @@ pub fn service(s: &ServiceRow, up: bool, mv: Microversion) -> Value {
         "host": s.host,
         "zone": s.zone,
         "status": if s.disabled { "disabled" } else { "enabled" },
-        "state": if up { "up" } else { "down" },
+        "state": if up { ServiceState::Up } else { ServiceState::Down },
         "updated_at": iso_micro(s.updated_at),
         "disabled_reason": s.disabled_reason,
     });

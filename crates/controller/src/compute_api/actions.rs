@@ -97,7 +97,7 @@ impl ComputeApi {
         };
         match self.ds.op_start(&o, r.action, Some(&t)).await {
             Ok(OpStart::Created(op)) | Ok(OpStart::Existing(op)) => self.wake(&op.id).await,
-            Err(DbError::Conflict(_)) => {
+            Err(DbError::Conflict { .. }) => {
                 // Lost a race with another change: report the state we lost to.
                 let cur = self.get_visible(ctx, id).await?;
                 let t = cur.task_state.map_or("None", |t| t.as_str());

@@ -145,7 +145,7 @@ impl ComputeApi {
     ) -> Result<FlavorRow, ComputeError> {
         match self.ds.flavor_find(flavor_id).await {
             Ok(f) if f.id == flavor_id => Ok(f),
-            Ok(_) | Err(DbError::NotFound(_)) => {
+            Ok(_) | Err(DbError::NotFound { .. }) => {
                 Err(ComputeError::BadRequest(format!("Flavor {flavor_ref} could not be found.")))
             }
             Err(e) => Err(e.into()),
@@ -166,7 +166,7 @@ impl ComputeApi {
         }
         let image = match self.ds.image_get(image_ref).await {
             Ok(i) if image_visible_to(ctx, &i) => i,
-            Ok(_) | Err(DbError::NotFound(_)) => {
+            Ok(_) | Err(DbError::NotFound { .. }) => {
                 return Err(ComputeError::BadRequest(format!("Image {image_ref} could not be found.")));
             }
             Err(e) => return Err(e.into()),

@@ -65,7 +65,7 @@ impl ComputeApi {
                         self.wake(&op.id).await;
                         return Ok(());
                     }
-                    Err(DbError::Conflict(_)) => {} // raced with another change: hard delete
+                    Err(DbError::Conflict { .. }) => {} // raced with another change: hard delete
                     Err(e) => return Err(e.into()),
                 }
             }
@@ -91,7 +91,7 @@ impl ComputeApi {
                 info!(server = id, op = %op.id, request = request_id, "repeated delete: re-driving the open operation");
                 self.wake(&op.id).await;
             }
-            Err(DbError::NotFound(_)) => return Err(ComputeError::instance_not_found(id)),
+            Err(DbError::NotFound { .. }) => return Err(ComputeError::instance_not_found(id)),
             Err(e) => return Err(e.into()),
         }
         Ok(())

@@ -106,7 +106,7 @@ impl ComputeApi {
             .ok_or_else(|| ComputeError::BadRequest("Invalid input: 'binary' is a required property".into()))?;
         let svc = match self.ds.service_get_by_host(&host).await {
             Ok(s) if s.binary == binary => s,
-            Ok(_) | Err(DbError::NotFound(_)) => {
+            Ok(_) | Err(DbError::NotFound { .. }) => {
                 return Err(ComputeError::NotFound { kind: Resource::Service, id: format!("{binary} on host {host}") });
             }
             Err(e) => return Err(e.into()),

@@ -105,7 +105,7 @@ impl ComputeApi {
     pub async fn get_visible(&self, ctx: &AuthContext, id: &str) -> Result<ServerRow, ComputeError> {
         let s = match self.ds.server_get(id).await {
             Ok(s) => s,
-            Err(DbError::NotFound(_)) => return Err(ComputeError::instance_not_found(id)),
+            Err(DbError::NotFound { .. }) => return Err(ComputeError::instance_not_found(id)),
             Err(e) => return Err(e.into()),
         };
         if !ctx.can_see(&s.project_id) {

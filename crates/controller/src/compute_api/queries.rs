@@ -80,7 +80,9 @@ impl ComputeApi {
     pub async fn flavor_get(&self, id: &str) -> Result<FlavorRow, ComputeError> {
         match self.ds.flavor_find(id).await {
             Ok(f) if f.id == id => Ok(f),
-            Ok(_) | Err(DbError::NotFound(_)) => Err(ComputeError::NotFound { kind: Resource::Flavor, id: id.into() }),
+            Ok(_) | Err(DbError::NotFound { .. }) => {
+                Err(ComputeError::NotFound { kind: Resource::Flavor, id: id.into() })
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -156,7 +158,7 @@ impl ComputeApi {
         let s = self.get_visible(ctx, id).await?;
         match self.ds.action_get(&s.id, request_id).await {
             Ok(x) => Ok(x),
-            Err(DbError::NotFound(_)) => {
+            Err(DbError::NotFound { .. }) => {
                 Err(ComputeError::ActionNotFound { server: id.to_string(), request_id: request_id.to_string() })
             }
             Err(e) => Err(e.into()),

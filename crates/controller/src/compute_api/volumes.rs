@@ -53,7 +53,7 @@ impl ComputeApi {
         }
         let v = match self.ds.volume_get(volume_id).await {
             Ok(v) if ctx.can_see(&v.project_id) => v,
-            Ok(_) | Err(DbError::NotFound(_)) => {
+            Ok(_) | Err(DbError::NotFound { .. }) => {
                 return Err(ComputeError::NotFound { kind: Resource::Volume, id: volume_id.to_string() });
             }
             Err(e) => return Err(e.into()),
@@ -79,7 +79,7 @@ impl ComputeApi {
             created_at: stratus_db::SET_ON_INSERT,
         };
         let att = self.ds.attachment_create(&att).await.map_err(|e| match e {
-            DbError::Conflict(m) => ComputeError::BadRequest(format!("Invalid volume: {m}")),
+            DbError::Conflict { detail, .. } => ComputeError::BadRequest(format!("Invalid volume: {detail}")),
             e => e.into(),
         })?;
         let o = NewOperation {
