@@ -40,7 +40,7 @@ pub struct EventRow {
     /// Finish time.
     pub finish_time: Option<DateTime<Utc>>,
     /// `Success` or `Error`.
-    pub result: Option<String>,
+    pub result: Option<stratus_types::EventResult>,
     /// Host it ran on.
     pub host: Option<String>,
     /// Why and how (path chosen, timings).

@@ -49,7 +49,7 @@ pub struct ServerRow {
     /// Locked servers refuse changes from non-admins.
     pub locked: bool,
     /// `owner` or `admin`.
-    pub locked_by: Option<String>,
+    pub locked_by: Option<stratus_types::LockedBy>,
     /// Why it was locked (2.73).
     pub locked_reason: Option<String>,
     /// Availability zone asked for or given.
@@ -192,7 +192,7 @@ pub struct Transition {
     /// New fault JSON.
     pub fault: Option<String>,
     /// New lock settings: (locked, by, reason).
-    pub lock: Option<(bool, Option<String>, Option<String>)>,
+    pub lock: Option<(bool, Option<stratus_types::LockedBy>, Option<String>)>,
     /// Set (`Some(true)`: now) or clear the soft-delete time.
     pub soft_deleted: Option<bool>,
     /// Set or clear the shelve snapshot.
@@ -240,7 +240,7 @@ impl Datastore {
         sqlx::query(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$30,NULL,FALSE,NULL)"))
             .bind(&r.id).bind(&r.name).bind(&r.project_id).bind(&r.user_id).bind(&r.image_id).bind(&r.flavor_id).bind(&r.flavor_name)
             .bind(r.vcpus).bind(r.ram_mb).bind(r.disk_gb).bind(r.ephemeral_gb).bind(r.swap_mb).bind(r.vm_state).bind(r.task_state)
-            .bind(r.power_state.code()).bind(&r.host).bind(&r.metadata).bind(&r.key_name).bind(r.locked).bind(&r.locked_by).bind(&r.locked_reason)
+            .bind(r.power_state.code()).bind(&r.host).bind(&r.metadata).bind(&r.key_name).bind(r.locked).bind(r.locked_by).bind(&r.locked_reason)
             .bind(&r.availability_zone).bind(&r.reservation_id).bind(&r.hostname).bind(&r.fault).bind(r.progress).bind(r.generation)
             .bind(r.launched_at.map(ts)).bind(r.terminated_at.map(ts)).bind(&now)
             .execute(&mut *tx).await?;
@@ -541,7 +541,7 @@ pub(crate) fn transition_query(id: &str, t: &Transition, now: String) -> QueryBu
         q.push(", locked = ")
             .push_bind(*locked)
             .push(", locked_by = ")
-            .push_bind(by.clone())
+            .push_bind(*by)
             .push(", locked_reason = ")
             .push_bind(reason.clone());
     }

@@ -19,6 +19,17 @@ string_enum!(
 );
 
 string_enum!(
+    /// Who locked a server (Nova's `locked_by`): an admin's lock can only be
+    /// lifted by an admin.
+    LockedBy {
+        /// The server's own project.
+        Owner => "owner",
+        /// An admin of another project.
+        Admin => "admin",
+    }
+);
+
+string_enum!(
     /// The `result` of an instance-action event (and the `message` of an
     /// action with a failed event), as Nova writes them.
     EventResult {

@@ -10,6 +10,7 @@ use serde::de::{Deserializer, Error as _};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use stratus_types::VmState;
 
 /// `os-resetState` targets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,9 +286,9 @@ fn reset_state<'de, D: Deserializer<'de>>(d: D) -> Result<ResetStateTarget, D::E
     let state = arg.get("state").and_then(|s| s.as_str()).ok_or_else(|| {
         D::Error::custom("Invalid input for field/attribute os-resetState. 'state' is a required property")
     })?;
-    match state {
-        "active" => Ok(ResetStateTarget::Active),
-        "error" => Ok(ResetStateTarget::Error),
+    match state.parse::<VmState>() {
+        Ok(VmState::Active) => Ok(ResetStateTarget::Active),
+        Ok(VmState::Error) => Ok(ResetStateTarget::Error),
         _ => Err(bad(format!(
             "Invalid input for field/attribute state. Value: {state}. '{state}' is not one of ['active', 'error']"
         ))),

@@ -6,7 +6,7 @@ use super::{ComputeApi, ComputeError, ServerWithResources};
 use std::collections::BTreeMap;
 use stratus_auth::AuthContext;
 use stratus_db::{DbError, FlavorRow, NewOperation, OpStart, ServerRow, Transition};
-use stratus_types::{OpKind, TaskState, VmState, invalid_state_message};
+use stratus_types::{LockedBy, OpKind, TaskState, VmState, invalid_state_message};
 
 impl ComputeApi {
     /// A server action (`POST /servers/{id}/action`) that is carried out by
@@ -136,15 +136,15 @@ impl ComputeApi {
         if !ctx.can_write() {
             return Err(ComputeError::Forbidden("Policy doesn't allow this action to be performed.".into()));
         }
-        if !lock && s.locked && s.locked_by.as_deref() == Some("admin") && !ctx.is_admin() {
+        if !lock && s.locked && s.locked_by == Some(LockedBy::Admin) && !ctx.is_admin() {
             return Err(ComputeError::Forbidden(
                 "Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed.".into(),
             ));
         }
-        let by = if ctx.is_admin() && ctx.project_id != s.project_id { "admin" } else { "owner" };
+        let by = if ctx.is_admin() && ctx.project_id != s.project_id { LockedBy::Admin } else { LockedBy::Owner };
         let t = Transition {
             from_task: Some(s.task_state),
-            lock: Some(if lock { (true, Some(by.into()), reason) } else { (false, None, None) }),
+            lock: Some(if lock { (true, Some(by), reason) } else { (false, None, None) }),
             ..Default::default()
         };
         let t = Transition {
