@@ -112,17 +112,25 @@ impl Datastore {
     }
 
     /// Record that a step starts (the claim is still held), with its event
-    /// and notification, in one transaction; `false` if the claim was lost.
-    pub async fn op_step_with(&self, id: &str, worker: &str, w: &StepWrites) -> Result<bool, DbError> {
+    /// and notification and, when given, the step completed before it (the
+    /// cursor), in one transaction; `false` if the claim was lost.
+    pub async fn op_step_with(
+        &self,
+        id: &str,
+        worker: &str,
+        completed: Option<&str>,
+        w: &StepWrites,
+    ) -> Result<bool, DbError> {
         let now = self.now();
         let mut tx = self.write.begin().await?;
         let r = sqlx::query(&format!(
-            "UPDATE operations SET updated_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = {op_running}",
+            "UPDATE operations SET updated_at = $3, step = COALESCE($4, step) WHERE id = $1 AND claimed_by = $2 AND state = {op_running}",
             op_running = lit(OpState::Running)
         ))
         .bind(id)
         .bind(worker)
         .bind(&now)
+        .bind(completed)
         .execute(&mut *tx)
         .await?;
         if r.rows_affected() != 1 {
@@ -272,21 +280,6 @@ impl Datastore {
         .bind(id)
         .bind(worker)
         .bind(ts(now + lease))
-        .execute(&self.write)
-        .await?;
-        Ok(r.rows_affected() == 1)
-    }
-
-    /// Record that `step` completed (the cursor a resume continues after);
-    /// `false` if the claim was lost (stop working).
-    pub async fn op_set_step(&self, id: &str, worker: &str, step: &str) -> Result<bool, DbError> {
-        let r = sqlx::query(
-            &format!("UPDATE operations SET step = $3, updated_at = $4 WHERE id = $1 AND claimed_by = $2 AND state = {op_running}", op_running = lit(OpState::Running)),
-        )
-        .bind(id)
-        .bind(worker)
-        .bind(step)
-        .bind(self.now())
         .execute(&self.write)
         .await?;
         Ok(r.rows_affected() == 1)
