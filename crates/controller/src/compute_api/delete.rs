@@ -54,7 +54,7 @@ impl ComputeApi {
                 let o = NewOperation {
                     id: uuid::Uuid::new_v4().to_string(),
                     kind: stratus_types::OpKind::SoftDelete,
-                    server_id: id.to_string(),
+                    server_id: s.id,
                     request_id: request_id.to_string(),
                     user_id: ctx.user_id.clone(),
                     project_id: ctx.project_id.clone(),
@@ -73,7 +73,7 @@ impl ComputeApi {
         let o = NewOperation {
             id: uuid::Uuid::new_v4().to_string(),
             kind: stratus_types::OpKind::Delete,
-            server_id: id.to_string(),
+            server_id: s.id,
             request_id: request_id.to_string(),
             user_id: ctx.user_id.clone(),
             project_id: ctx.project_id.clone(),

@@ -102,8 +102,11 @@ impl ComputeApi {
     }
 
     /// A server the caller may see; another project's server is 404, like a missing one.
+    /// The id arrives as the request's path text: text that is not a server
+    /// id in our spelling names no server, so it is the same 404.
     pub async fn get_visible(&self, ctx: &AuthContext, id: &str) -> Result<ServerRow, ComputeError> {
-        let s = match self.ds.server_get(id).await {
+        let server_id = ComputeError::parse_server_id(id)?;
+        let s = match self.ds.server_get(&server_id).await {
             Ok(s) => s,
             Err(DbError::NotFound { .. }) => return Err(ComputeError::instance_not_found(id)),
             Err(e) => return Err(e.into()),
