@@ -277,7 +277,7 @@ impl ComputeApi {
                     // Nova creates all or none of a multi-create; undo what was made.
                     for c in &out {
                         let c: &Created = c;
-                        let _ = self.delete_server(ctx, &c.server.id.to_string(), request_id).await;
+                        let _ = self.delete_or_force(ctx, &c.server.id, request_id, false).await;
                     }
                     return Err(e.into());
                 }
@@ -299,7 +299,7 @@ impl ComputeApi {
                         created_at: stratus_db::SET_ON_INSERT,
                     };
                     if let Err(e) = self.ds.attachment_create(&att).await {
-                        let _ = self.delete_server(ctx, &server.id.to_string(), request_id).await;
+                        let _ = self.delete_or_force(ctx, &server.id, request_id, false).await;
                         return Err(ComputeError::BadRequest(format!("Invalid volume: {e}")));
                     }
                 }
