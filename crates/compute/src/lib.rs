@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use stratus_blockstore::{BlockBackend, OpenClient};
 use stratus_bus::{Bus, BusError, Message, reply};
 use stratus_driver::{Driver, DriverError, VmSpec};
-use stratus_types::PowerState;
 use stratus_types::agent::*;
+use stratus_types::{PowerState, ServerId};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, info, warn};
 
@@ -119,15 +119,15 @@ impl AgentFaults {
 
 #[derive(Default)]
 struct Tracking {
-    locks: HashMap<String, Arc<tokio::sync::Mutex<()>>>,
-    cancels: HashMap<String, Arc<Notify>>,
+    locks: HashMap<ServerId, Arc<tokio::sync::Mutex<()>>>,
+    cancels: HashMap<ServerId, Arc<Notify>>,
     /// Server id → generation of the last terminate seen for it.
-    tombstones: HashMap<String, i64>,
+    tombstones: HashMap<ServerId, i64>,
 }
 
 /// The storage clients a host holds open for its VMs: attachment id →
 /// (server id, client).
-type Clients = Arc<tokio::sync::Mutex<HashMap<String, (String, Box<dyn OpenClient>)>>>;
+type Clients = Arc<tokio::sync::Mutex<HashMap<String, (ServerId, Box<dyn OpenClient>)>>>;
 
 /// A running agent.
 pub struct Agent {
@@ -170,7 +170,7 @@ impl Agent {
     }
 
     /// Close every storage client of `server_id` (its VM is gone).
-    async fn close_clients_of(&self, server_id: &str) {
+    async fn close_clients_of(&self, server_id: &ServerId) {
         let mine: Vec<String> =
             self.clients.lock().await.iter().filter(|(_, (s, _))| s == server_id).map(|(a, _)| a.clone()).collect();
         for a in mine {
@@ -306,7 +306,7 @@ impl Agent {
         };
         // A spawn in flight counts as present: its VM may appear any moment,
         // so the controller must not release a zombie's capacity yet.
-        let mut present: Vec<String> = vms.iter().map(|v| v.server_id.clone()).collect();
+        let mut present: Vec<ServerId> = vms.iter().map(|v| v.server_id).collect();
         present.extend(self.tracking.lock().unwrap_or_else(|p| p.into_inner()).cancels.keys().cloned());
         let inv: InventoryReply = match self.inventory(present).await {
             Ok(i) => i,
@@ -315,7 +315,7 @@ impl Agent {
                 return;
             }
         };
-        let expected: HashSet<String> = inv.servers.into_iter().collect();
+        let expected: HashSet<ServerId> = inv.servers.into_iter().collect();
         let mut destroyed = false;
         for vm in vms {
             if expected.contains(&vm.server_id) {
@@ -343,25 +343,25 @@ impl Agent {
             }
         }
         if destroyed && let Ok(vms) = self.driver.list().await {
-            let mut present: Vec<String> = vms.into_iter().map(|v| v.server_id).collect();
+            let mut present: Vec<ServerId> = vms.into_iter().map(|v| v.server_id).collect();
             present.extend(self.tracking.lock().unwrap_or_else(|p| p.into_inner()).cancels.keys().cloned());
             let _ = self.inventory(present).await;
         }
     }
 
-    async fn inventory(&self, vms: Vec<String>) -> Result<InventoryReply, BusError> {
+    async fn inventory(&self, vms: Vec<ServerId>) -> Result<InventoryReply, BusError> {
         let body = serde_json::to_vec(&InventoryRequest { host: self.cfg.host.clone(), vms }).unwrap_or_default();
         let r = self.bus.request(SUBJECT_INVENTORY, body.into(), self.cfg.rpc_timeout).await?;
         serde_json::from_slice(&r)
             .map_err(|e| BusError::BadReply { subject: SUBJECT_INVENTORY.to_string(), reason: e.to_string() })
     }
 
-    fn server_lock(&self, server_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn server_lock(&self, server_id: &ServerId) -> Arc<tokio::sync::Mutex<()>> {
         let mut t = self.tracking.lock().unwrap_or_else(|p| p.into_inner());
         if t.locks.len() > 50_000 {
             t.locks.retain(|_, l| Arc::strong_count(l) > 1);
         }
-        t.locks.entry(server_id.to_string()).or_default().clone()
+        t.locks.entry(*server_id).or_default().clone()
     }
 
     async fn on_command(self: Arc<Self>, msg: Message, epoch: Option<i64>) {
@@ -382,7 +382,7 @@ impl Agent {
         }
         if let CommandKind::Terminate = cmd.kind {
             let mut t = self.tracking.lock().unwrap_or_else(|p| p.into_inner());
-            let g = t.tombstones.entry(cmd.server_id.clone()).or_insert(cmd.generation);
+            let g = t.tombstones.entry(cmd.server_id).or_insert(cmd.generation);
             *g = (*g).max(cmd.generation);
             if let Some(n) = t.cancels.get(&cmd.server_id) {
                 n.notify_one();
@@ -414,7 +414,7 @@ impl Agent {
                     let mut t = self.tracking.lock().unwrap_or_else(|p| p.into_inner());
                     let terminated = t.tombstones.get(&cmd.server_id).is_some_and(|g| cmd.generation <= *g);
                     if !terminated {
-                        t.cancels.insert(cmd.server_id.clone(), cancel.clone());
+                        t.cancels.insert(cmd.server_id, cancel.clone());
                     }
                     terminated
                 };
@@ -423,12 +423,8 @@ impl Agent {
                     return;
                 }
                 let _g = lock.lock().await;
-                let spec = VmSpec {
-                    server_id: cmd.server_id.clone(),
-                    vcpus: *vcpus,
-                    ram_mb: *ram_mb,
-                    image_id: image_id.clone(),
-                };
+                let spec =
+                    VmSpec { server_id: cmd.server_id, vcpus: *vcpus, ram_mb: *ram_mb, image_id: image_id.clone() };
                 let r = tokio::select! {
                     r = self.driver.spawn(&spec) => r.map_err(|e| e.to_string()),
                     _ = cancel.notified() => Err("spawn cancelled by terminate".to_string()),
@@ -491,7 +487,7 @@ impl Agent {
         self.publish(&cmd, result, started).await;
     }
 
-    async fn attach(&self, server_id: &str, attachment_id: &str, volume: &str) -> Result<String, String> {
+    async fn attach(&self, server_id: &ServerId, attachment_id: &str, volume: &str) -> Result<String, String> {
         if let Some((_, c)) = self.clients.lock().await.get(attachment_id) {
             return Ok(c.id().0); // already open: idempotent
         }
@@ -500,8 +496,8 @@ impl Agent {
         };
         let client = storage.open(volume).await.map_err(|e| e.to_string())?;
         let id = client.id().0;
-        info!(host = %self.cfg.host, server = server_id, attachment = attachment_id, client = %id, "volume opened");
-        self.clients.lock().await.insert(attachment_id.to_string(), (server_id.to_string(), client));
+        info!(host = %self.cfg.host, server = %server_id, attachment = attachment_id, client = %id, "volume opened");
+        self.clients.lock().await.insert(attachment_id.to_string(), (*server_id, client));
         Ok(id)
     }
 
@@ -515,7 +511,7 @@ impl Agent {
         let power_state = self.driver.power_state(&cmd.server_id).await.map(|p| p.code()).unwrap_or(0);
         let res = CommandResult {
             op_id: cmd.op_id.clone(),
-            server_id: cmd.server_id.clone(),
+            server_id: cmd.server_id,
             host: self.cfg.host.clone(),
             command: cmd.kind.name().to_string(),
             ok: result.is_ok(),

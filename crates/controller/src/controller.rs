@@ -12,9 +12,9 @@ use stratus_db::{OperationRow, Transition, fault_json};
 use stratus_image::{ImageError, ImageService};
 use stratus_ops::{Failure, Handler, OpError, Outcome, Registry};
 use stratus_ops::{Runner, RunnerConfig};
-use stratus_types::OpKind;
 use stratus_types::agent::*;
 use stratus_types::faults::Faults;
+use stratus_types::{OpKind, ServerId};
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::warn;
 
@@ -136,7 +136,7 @@ impl Shared {
         &self,
         svc: &ServiceRow,
         op_id: &str,
-        server_id: &str,
+        server_id: &ServerId,
         kind: CommandKind,
         deadlines: Deadlines,
         wake: Option<&Notify>,
@@ -157,7 +157,7 @@ impl Shared {
         &self,
         svc: &ServiceRow,
         op_id: &str,
-        server_id: &str,
+        server_id: &ServerId,
         kind: CommandKind,
         deadlines: Deadlines,
         wake: Option<&Notify>,
@@ -167,8 +167,7 @@ impl Shared {
         let started = Instant::now();
         let name = kind.name();
         let generation = self.ds.server_get_any(server_id).await.map(|s| s.generation).unwrap_or(0);
-        let cmd =
-            Command { op_id: op_id.to_string(), server_id: server_id.to_string(), epoch: svc.epoch, generation, kind };
+        let cmd = Command { op_id: op_id.to_string(), server_id: *server_id, epoch: svc.epoch, generation, kind };
         let body =
             Bytes::from(serde_json::to_vec(&cmd).map_err(|e| CmdFailure::Bus(BusFailure::Encode(e.to_string())))?);
         let subject = agent_subject(&svc.host);
@@ -201,7 +200,7 @@ impl Shared {
             };
             tokio::select! {
                 r = rx.recv() => match r {
-                    Some(res) if res.server_id == server_id && res.command == name => {
+                    Some(res) if res.server_id == *server_id && res.command == name => {
                         let total_ms = started.elapsed().as_millis();
                         return if res.ok { Ok(CmdTiming { ack_ms, total_ms, result: res }) } else { Err(CmdFailure::Failed(res.error.unwrap_or_default())) };
                     }
@@ -239,7 +238,7 @@ impl Shared {
     pub async fn host_command(
         &self,
         op_id: &str,
-        server_id: &str,
+        server_id: &ServerId,
         host: &str,
         kind: CommandKind,
         d: Deadlines,
@@ -272,7 +271,7 @@ impl Shared {
     /// As [`Shared::record_zombie`] with explicit sizes (a resize's source).
     pub async fn record_zombie_sized(
         &self,
-        server_id: &str,
+        server_id: &ServerId,
         host: &str,
         vcpus: i64,
         ram_mb: i64,
@@ -280,7 +279,7 @@ impl Shared {
         reason: &str,
     ) -> Result<(), stratus_db::DbError> {
         let z = stratus_db::ZombieRow {
-            server_id: server_id.to_string(),
+            server_id: *server_id,
             host: host.to_string(),
             vcpus,
             ram_mb,
@@ -289,7 +288,7 @@ impl Shared {
             created_at: stratus_db::SET_ON_INSERT,
         };
         tracing::warn!(
-            server = server_id,
+            server = %server_id,
             host,
             reason,
             "zombie recorded: capacity stays reserved until the host reports the VM gone"

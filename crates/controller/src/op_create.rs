@@ -242,7 +242,7 @@ impl CreateServer {
                 continue;
             }
             let boot = stratus_volume::BootVolume {
-                server_id: server.id.clone(),
+                server_id: server.id,
                 project_id: server.project_id.clone(),
                 user_id: server.user_id.clone(),
                 size_gb: b.size_gb,

@@ -188,7 +188,7 @@ impl DeleteServer {
         let (op, cx, server) = (run.op, run.cx, run.server);
         let host = svc.host.clone();
         let w = StepWrites {
-            event_start: Some((server.id.clone(), op.request_id.clone(), EV_TERMINATE.into(), Some(host.clone()))),
+            event_start: Some((server.id, op.request_id.clone(), EV_TERMINATE.into(), Some(host.clone()))),
             notification: Some(run.start.clone()),
         };
         cx.step_with(DeleteStep::Terminate, &w).await?;
@@ -275,7 +275,7 @@ impl DeleteServer {
     async fn local_delete(&self, run: &Run<'_>, why: &str) -> Result<(), OpError> {
         let (op, cx, server) = (run.op, run.cx, run.server);
         let w = StepWrites {
-            event_start: Some((server.id.clone(), op.request_id.clone(), EV_LOCAL.into(), None)),
+            event_start: Some((server.id, op.request_id.clone(), EV_LOCAL.into(), None)),
             notification: Some(run.start.clone()),
         };
         cx.step_with(DeleteStep::LocalDelete, &w).await?;

@@ -84,7 +84,7 @@ stratus_ops::steps!(
 fn moving(server: &ServerRow, kind: MigrationKind, source: &str, dest: &str, new_flavor_id: &str) -> MigrationRow {
     MigrationRow {
         id: 0,
-        server_id: server.id.clone(),
+        server_id: server.id,
         kind,
         source_host: source.into(),
         dest_host: Some(dest.into()),
@@ -143,7 +143,7 @@ impl Lifecycle {
             id: image_id.to_string(),
             name: name.to_string(),
             owner_project_id: server.project_id.clone(),
-            server_id: server.id.clone(),
+            server_id: server.id.to_string(),
             base_image_ref: server.image_id.clone(),
             min_disk: server.disk_gb,
             metadata,

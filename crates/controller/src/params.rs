@@ -71,7 +71,7 @@ mod tests {
         OperationRow {
             id: "op".into(),
             kind: stratus_types::OpKind::Reboot,
-            server_id: "s".into(),
+            server_id: stratus_types::ServerId::new(),
             state: stratus_types::OpState::Running,
             step: "start".into(),
             request_id: "r".into(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use stratus_db::{NewOperation, OpStart, Transition};
 use stratus_types::agent::SUBJECT_OPS_WAKE;
-use stratus_types::{OpKind, TaskState};
+use stratus_types::{OpKind, ServerId, TaskState};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -28,11 +28,11 @@ pub(crate) async fn run(s: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-fn system_op(kind: OpKind, server_id: &str, project_id: &str) -> NewOperation {
+fn system_op(kind: OpKind, server_id: &ServerId, project_id: &str) -> NewOperation {
     NewOperation {
         id: uuid::Uuid::new_v4().to_string(),
         kind,
-        server_id: server_id.to_string(),
+        server_id: *server_id,
         request_id: format!("req-{}", uuid::Uuid::new_v4()),
         user_id: "stratus-controller".into(),
         project_id: project_id.to_string(),

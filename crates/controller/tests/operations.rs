@@ -28,7 +28,7 @@ use stratus_driver::{Driver, FakeDriver, FakeDriverConfig};
 use stratus_image::ImageService;
 use stratus_ops::{OpError, Outcome};
 use stratus_types::faults::{FaultMode, Faults};
-use stratus_types::{MigrationKind, MigrationStatus, OpKind, OpState};
+use stratus_types::{MigrationKind, MigrationStatus, OpKind, OpState, ServerId};
 use stratus_volume::{VolumeConfig, VolumeService};
 use tokio::sync::watch;
 
@@ -162,7 +162,7 @@ impl Cloud {
     }
 
     /// The one open operation of `server`.
-    async fn open_op(&self, server: &str) -> String {
+    async fn open_op(&self, server: &ServerId) -> String {
         let ops = self.ds.op_list_open_for_server(server).await.expect("ops");
         assert_eq!(ops.len(), 1, "one open operation expected: {ops:?}");
         ops[0].id.clone()
@@ -187,8 +187,11 @@ impl Cloud {
     }
 
     /// Start `kind`'s API call on `server`, returning the operation id.
-    async fn start(&self, kind: OpKind, server: &str) -> String {
+    async fn start(&self, kind: OpKind, server_id: &ServerId) -> String {
         let (api, ctx, req) = (&self.api, &self.ctx, format!("req-{}", uuid::Uuid::new_v4()));
+        // The API takes the id as the request path carries it.
+        let server = server_id.to_string();
+        let server = server.as_str();
         let act = |a: Action| async move { api.action(ctx, server, a, &req).await.expect("action") };
         match kind {
             OpKind::Delete | OpKind::SoftDelete => {
@@ -222,12 +225,12 @@ impl Cloud {
                 api.attach_volume(ctx, server, &vol, "req-attach").await.expect("attach");
             }
             OpKind::DetachVolume => {
-                let att = self.ds.attachment_list_for_server(server).await.expect("atts");
+                let att = self.ds.attachment_list_for_server(server_id).await.expect("atts");
                 api.detach_volume(ctx, server, &att[0].volume_id, "req-detach").await.expect("detach");
             }
             OpKind::Create => unreachable!("created by `server`"),
         }
-        self.open_op(server).await
+        self.open_op(server_id).await
     }
 
     async fn volume(&self) -> String {
@@ -257,7 +260,7 @@ impl Cloud {
     }
 
     /// A new server, with its create operation recorded (not driven).
-    async fn server(&self) -> (String, String) {
+    async fn server(&self) -> (ServerId, String) {
         let spec = ServerSpec {
             name: "s".into(),
             image_id: None,
@@ -270,13 +273,13 @@ impl Cloud {
             volumes: vec![],
         };
         let created = self.api.create_servers(&self.ctx, &spec, "req-create").await.expect("create");
-        let id = created[0].server.id.clone();
+        let id = created[0].server.id;
         let op = self.open_op(&id).await;
         (id, op)
     }
 
     /// Run `kind`'s API call and drive it cleanly (to set up a precondition).
-    async fn run(&self, kind: OpKind, server: &str) {
+    async fn run(&self, kind: OpKind, server: &ServerId) {
         let op = self.start(kind, server).await;
         assert!(!self.drive(&op, Faults::none()).await);
         let row = self.ds.op_get(&op).await.expect("op");
@@ -285,7 +288,7 @@ impl Cloud {
 
     /// A server in the state `kind` starts from; returns the operation of `kind` (recorded, not driven).
     /// `setup`: what else happens to the server first.
-    async fn prepared(&self, kind: OpKind, setup: Setup) -> (String, String) {
+    async fn prepared(&self, kind: OpKind, setup: Setup) -> (ServerId, String) {
         let (id, create) = self.server().await;
         if kind == OpKind::Create {
             return (id, create);
@@ -323,12 +326,12 @@ impl Cloud {
     }
 
     /// What the operation left behind, independent of ids, times and the scheduler's choice.
-    async fn end_state(&self, id: &str, op: &str) -> EndState {
+    async fn end_state(&self, id: &ServerId, op: &str) -> EndState {
         let ds = &self.ds;
         let s = ds.server_get_any(id).await.expect("server");
         let mut vm_hosts = Vec::new();
         for (h, d) in &self.drivers {
-            if d.list().await.expect("vms").iter().any(|v| v.server_id == id) {
+            if d.list().await.expect("vms").iter().any(|v| v.server_id == *id) {
                 vm_hosts.push(h.clone());
             }
         }
@@ -340,14 +343,14 @@ impl Cloud {
             .into_iter()
             .filter(|i| {
                 serde_json::from_str::<serde_json::Value>(&i.properties)
-                    .is_ok_and(|p| p["instance_uuid"].as_str() == Some(id))
+                    .is_ok_and(|p| p["instance_uuid"].as_str() == Some(id.to_string().as_str()))
             })
             .count();
         let shelve_snapshot_kept = match &s.shelved_image_id {
             Some(img) => ds.image_get(img).await.is_ok(),
             None => false,
         };
-        let zombies = ds.zombie_list(None).await.expect("zombies").into_iter().filter(|z| z.server_id == id).count();
+        let zombies = ds.zombie_list(None).await.expect("zombies").into_iter().filter(|z| z.server_id == *id).count();
         let notifications: BTreeSet<String> = ds
             .notification_list_for_server(id)
             .await
@@ -540,7 +543,7 @@ async fn a_payload_that_does_not_decode_fails_the_operation_loudly() {
     let o = stratus_db::NewOperation {
         id: uuid::Uuid::new_v4().to_string(),
         kind: OpKind::Reboot,
-        server_id: id.clone(),
+        server_id: id,
         request_id: "req-bad".into(),
         user_id: cloud.ctx.user_id.clone(),
         project_id: cloud.ctx.project_id.clone(),

@@ -6,6 +6,7 @@ use crate::{Datastore, DbError, RowKind};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use stratus_types::EventResult;
+use stratus_types::ServerId;
 
 /// An instance action.
 #[derive(Clone, Debug, FromRow)]
@@ -13,7 +14,7 @@ pub struct ActionRow {
     /// Internal id.
     pub id: i64,
     /// Server.
-    pub server_id: String,
+    pub server_id: ServerId,
     /// Request id (`req-...`).
     pub request_id: String,
     /// `create`, `delete`, `stop`, ...
@@ -49,7 +50,7 @@ pub struct EventRow {
 
 pub(crate) async fn action_create_tx(
     conn: &mut sqlx::SqliteConnection,
-    server_id: &str,
+    server_id: &ServerId,
     request_id: &str,
     action: &str,
     user_id: &str,
@@ -64,7 +65,7 @@ pub(crate) async fn action_create_tx(
 
 pub(crate) async fn event_start_tx(
     conn: &mut sqlx::SqliteConnection,
-    server_id: &str,
+    server_id: &ServerId,
     request_id: &str,
     event: &str,
     host: Option<&str>,
@@ -87,7 +88,7 @@ pub(crate) async fn event_start_tx(
 
 pub(crate) async fn event_finish_tx(
     conn: &mut sqlx::SqliteConnection,
-    server_id: &str,
+    server_id: &ServerId,
     request_id: &str,
     event: &str,
     ok: bool,
@@ -108,7 +109,7 @@ impl Datastore {
     /// Record an action (idempotent per server and request id).
     pub async fn action_create(
         &self,
-        server_id: &str,
+        server_id: &ServerId,
         request_id: &str,
         action: &str,
         user_id: &str,
@@ -122,7 +123,7 @@ impl Datastore {
     /// Start an event (idempotent: restarting keeps the first start time).
     pub async fn event_start(
         &self,
-        server_id: &str,
+        server_id: &ServerId,
         request_id: &str,
         event: &str,
         host: Option<&str>,
@@ -146,7 +147,7 @@ impl Datastore {
     /// Finish an event with its result and details; an `Error` result marks the action.
     pub async fn event_finish(
         &self,
-        server_id: &str,
+        server_id: &ServerId,
         request_id: &str,
         event: &str,
         ok: bool,
@@ -177,7 +178,12 @@ impl Datastore {
 
     /// Finish every event of an action still open (an attempt that crashed
     /// mid-step), so the action never shows a step running forever.
-    pub async fn event_finish_open(&self, server_id: &str, request_id: &str, details: &str) -> Result<(), DbError> {
+    pub async fn event_finish_open(
+        &self,
+        server_id: &ServerId,
+        request_id: &str,
+        details: &str,
+    ) -> Result<(), DbError> {
         sqlx::query(&format!("UPDATE instance_action_events SET finish_time = $3, result = {success}, details = COALESCE(details, '') || $4
                      WHERE finish_time IS NULL AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)", success = lit(EventResult::Success)))
             .bind(server_id).bind(request_id).bind(self.now()).bind(details)
@@ -186,13 +192,17 @@ impl Datastore {
     }
 
     /// Actions of a server, newest first (so `delete` comes first, as in Nova).
-    pub async fn action_list(&self, server_id: &str) -> Result<Vec<ActionRow>, DbError> {
+    pub async fn action_list(&self, server_id: &ServerId) -> Result<Vec<ActionRow>, DbError> {
         Ok(sqlx::query_as("SELECT id, server_id, request_id, action, user_id, project_id, start_time, updated_at, message FROM instance_actions WHERE server_id = $1 ORDER BY id DESC")
             .bind(server_id).fetch_all(&self.read).await?)
     }
 
     /// One action with its events in order.
-    pub async fn action_get(&self, server_id: &str, request_id: &str) -> Result<(ActionRow, Vec<EventRow>), DbError> {
+    pub async fn action_get(
+        &self,
+        server_id: &ServerId,
+        request_id: &str,
+    ) -> Result<(ActionRow, Vec<EventRow>), DbError> {
         let a: ActionRow = sqlx::query_as("SELECT id, server_id, request_id, action, user_id, project_id, start_time, updated_at, message FROM instance_actions WHERE server_id = $1 AND request_id = $2")
             .bind(server_id).bind(request_id).fetch_optional(&self.read).await?.ok_or_else(|| DbError::not_found(RowKind::InstanceAction, request_id))?;
         let ev = sqlx::query_as("SELECT event, start_time, finish_time, result, host, details FROM instance_action_events WHERE action_id = $1 ORDER BY id")

@@ -137,8 +137,8 @@ pub enum DbError {
 
 impl DbError {
     /// A [`DbError::NotFound`] for the row `id` of `kind`.
-    pub fn not_found(kind: RowKind, id: impl Into<String>) -> Self {
-        Self::NotFound { kind, id: id.into() }
+    pub fn not_found(kind: RowKind, id: impl std::fmt::Display) -> Self {
+        Self::NotFound { kind, id: id.to_string() }
     }
 
     /// A [`DbError::Conflict`] on `kind` described by `detail`.
@@ -319,8 +319,9 @@ mod tests {
     #[tokio::test]
     async fn not_found_names_the_table_and_the_row() {
         let (ds, _d) = store().await;
-        match ds.server_get("nope").await {
-            Err(DbError::NotFound { kind: RowKind::Server, id }) => assert_eq!(id, "nope"),
+        let nope = stratus_types::ServerId::new();
+        match ds.server_get(&nope).await {
+            Err(DbError::NotFound { kind: RowKind::Server, id }) => assert_eq!(id, nope.to_string()),
             other => panic!("expected a missing server, got {other:?}"),
         }
         match ds.flavor_find("m1.nope").await {

@@ -6,6 +6,7 @@ use crate::sql::list;
 use crate::{Datastore, DbError};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
+use stratus_types::ServerId;
 use stratus_types::{MigrationKind, MigrationStatus};
 
 /// A migration row.
@@ -14,7 +15,7 @@ pub struct MigrationRow {
     /// Id.
     pub id: i64,
     /// Server moved.
-    pub server_id: String,
+    pub server_id: ServerId,
     /// What moves the server.
     #[sqlx(try_from = "String")]
     pub kind: MigrationKind,
@@ -47,7 +48,7 @@ impl Datastore {
     /// Record a migration.
     pub async fn migration_create(&self, m: &MigrationRow) -> Result<MigrationRow, DbError> {
         Ok(sqlx::query_as(&format!("INSERT INTO migrations (server_id, kind, source_host, dest_host, old_flavor_id, new_flavor_id, old_vcpus, old_ram_mb, old_disk_gb, old_vm_state, status, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12) RETURNING {COLS}"))
-            .bind(&m.server_id).bind(m.kind.as_str()).bind(&m.source_host).bind(&m.dest_host).bind(&m.old_flavor_id).bind(&m.new_flavor_id)
+            .bind(m.server_id).bind(m.kind.as_str()).bind(&m.source_host).bind(&m.dest_host).bind(&m.old_flavor_id).bind(&m.new_flavor_id)
             .bind(m.old_vcpus).bind(m.old_ram_mb).bind(m.old_disk_gb).bind(m.old_vm_state).bind(m.status.as_str()).bind(self.now())
             .fetch_one(&self.write).await?)
     }
@@ -72,7 +73,7 @@ impl Datastore {
     }
 
     /// The migrations of a server still in progress or awaiting confirmation.
-    pub async fn migration_open_for_server(&self, server_id: &str) -> Result<Vec<MigrationRow>, DbError> {
+    pub async fn migration_open_for_server(&self, server_id: &ServerId) -> Result<Vec<MigrationRow>, DbError> {
         Ok(sqlx::query_as(&format!(
             "SELECT {COLS} FROM migrations WHERE server_id = $1 AND status IN ({migration_open}) ORDER BY id",
             migration_open = list(&MigrationStatus::OPEN)
@@ -83,7 +84,7 @@ impl Datastore {
     }
 
     /// All migrations of a server, newest first.
-    pub async fn migration_list_for_server(&self, server_id: &str) -> Result<Vec<MigrationRow>, DbError> {
+    pub async fn migration_list_for_server(&self, server_id: &ServerId) -> Result<Vec<MigrationRow>, DbError> {
         Ok(sqlx::query_as(&format!("SELECT {COLS} FROM migrations WHERE server_id = $1 ORDER BY id DESC"))
             .bind(server_id)
             .fetch_all(&self.read)

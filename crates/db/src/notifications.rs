@@ -4,6 +4,7 @@
 use crate::{Datastore, DbError};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
+use stratus_types::ServerId;
 
 /// A notification waiting in (or published from) the outbox.
 #[derive(Clone, Debug, FromRow)]
@@ -85,7 +86,7 @@ impl Datastore {
     }
 
     /// Notifications about one server (tests, audit), oldest first.
-    pub async fn notification_list_for_server(&self, server_id: &str) -> Result<Vec<NotificationRow>, DbError> {
+    pub async fn notification_list_for_server(&self, server_id: &ServerId) -> Result<Vec<NotificationRow>, DbError> {
         Ok(sqlx::query_as("SELECT id, dedup_key, event_type, publisher_id, payload, created_at FROM notifications WHERE dedup_key LIKE $1 ORDER BY id")
             .bind(format!("{server_id}:%")).fetch_all(&self.read).await?)
     }

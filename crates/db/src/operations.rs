@@ -6,6 +6,7 @@ use crate::{Datastore, DbError, RowKind, ts};
 use chrono::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
+use stratus_types::ServerId;
 use stratus_types::plan::DeleteStep;
 use stratus_types::{INITIAL_STEP, OpKind, OpState, PowerState, TaskState, VmState};
 
@@ -18,7 +19,7 @@ pub struct OperationRow {
     #[sqlx(try_from = "String")]
     pub kind: OpKind,
     /// The server it acts on.
-    pub server_id: String,
+    pub server_id: ServerId,
     /// Where the row is in its life.
     #[sqlx(try_from = "String")]
     pub state: OpState,
@@ -53,7 +54,7 @@ pub struct NewOperation {
     /// Kind.
     pub kind: OpKind,
     /// Server.
-    pub server_id: String,
+    pub server_id: ServerId,
     /// Request id.
     pub request_id: String,
     /// User.
@@ -72,7 +73,7 @@ pub(crate) async fn op_insert_tx(
     now: &str,
 ) -> Result<OperationRow, DbError> {
     sqlx::query_as(&format!("INSERT INTO operations (id, kind, server_id, state, step, request_id, user_id, project_id, params, attempts, created_at, updated_at) VALUES ($1,$2,$3,{op_pending},{initial_step},$4,$5,$6,$7,0,$8,$8) RETURNING {COLS}", op_pending = lit(OpState::Pending), initial_step = lit(INITIAL_STEP)))
-        .bind(&o.id).bind(o.kind.as_str()).bind(&o.server_id).bind(&o.request_id).bind(&o.user_id).bind(&o.project_id).bind(&o.params).bind(now)
+        .bind(&o.id).bind(o.kind.as_str()).bind(o.server_id).bind(&o.request_id).bind(&o.user_id).bind(&o.project_id).bind(&o.params).bind(now)
         .fetch_one(&mut *conn).await
         .map_err(|e| if crate::is_unique_violation(&e) { DbError::conflict(RowKind::Operation, format!("an open {} operation exists for server {}", o.kind, o.server_id)) } else { e.into() })
 }
@@ -90,7 +91,7 @@ pub enum OpStart {
 #[derive(Clone, Debug, Default)]
 pub struct StepWrites {
     /// Start this instance-action event: (server, request id, event, host).
-    pub event_start: Option<(String, String, String, Option<String>)>,
+    pub event_start: Option<(ServerId, String, String, Option<String>)>,
     /// Record this notification.
     pub notification: Option<crate::NewNotification>,
 }
@@ -154,7 +155,7 @@ impl Datastore {
         &self,
         op_id: &str,
         worker: &str,
-        server_id: &str,
+        server_id: &ServerId,
         request_id: &str,
         events: &[EventFinish],
         notification: &crate::NewNotification,
@@ -202,7 +203,7 @@ impl Datastore {
             "SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = $2 AND state IN ({op_open})",
             op_open = list(&OpState::OPEN)
         ))
-        .bind(&o.server_id)
+        .bind(o.server_id)
         .bind(o.kind.as_str())
         .fetch_optional(&mut *tx)
         .await?;
@@ -223,16 +224,16 @@ impl Datastore {
         let now = self.now();
         let mut tx = self.write.begin().await?;
         let r = sqlx::query(&format!("UPDATE servers SET task_state = {deleting}, progress = 0, generation = generation + 1, updated_at = $2 WHERE id = $1 AND deleted = FALSE", deleting = lit(TaskState::Deleting)))
-            .bind(&o.server_id).bind(&now).execute(&mut *tx).await?;
+            .bind(o.server_id).bind(&now).execute(&mut *tx).await?;
         if r.rows_affected() == 0 {
-            return Err(DbError::not_found(RowKind::Server, &o.server_id));
+            return Err(DbError::not_found(RowKind::Server, o.server_id));
         }
         let existing: Option<OperationRow> = sqlx::query_as(&format!(
             "SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = {delete} AND state IN ({op_open})",
             delete = lit(OpKind::Delete),
             op_open = list(&OpState::OPEN)
         ))
-        .bind(&o.server_id)
+        .bind(o.server_id)
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(e) = existing {
@@ -321,7 +322,7 @@ impl Datastore {
     }
 
     /// Open operations of a server.
-    pub async fn op_list_open_for_server(&self, server_id: &str) -> Result<Vec<OperationRow>, DbError> {
+    pub async fn op_list_open_for_server(&self, server_id: &ServerId) -> Result<Vec<OperationRow>, DbError> {
         Ok(sqlx::query_as(&format!(
             "SELECT {COLS} FROM operations WHERE server_id = $1 AND state IN ({op_open}) ORDER BY created_at",
             op_open = list(&OpState::OPEN)

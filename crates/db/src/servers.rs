@@ -4,13 +4,14 @@ use crate::sql::{list, lit};
 use crate::{Cas, Datastore, DbError, NewOperation, OperationRow, RowKind, ts};
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, QueryBuilder, Sqlite};
+use stratus_types::ServerId;
 use stratus_types::{MigrationStatus, OpKind, OpState, PowerState, TaskState, VmState};
 
 /// A server row.
 #[derive(Clone, Debug, FromRow)]
 pub struct ServerRow {
     /// Server id (UUID).
-    pub id: String,
+    pub id: ServerId,
     /// Display name.
     pub name: String,
     /// Owning project.
@@ -86,7 +87,7 @@ pub struct PortRow {
     /// Port id.
     pub id: String,
     /// Owning server.
-    pub server_id: String,
+    pub server_id: ServerId,
     /// Network name (`private`).
     pub network: String,
     /// IPv4 address.
@@ -169,7 +170,7 @@ pub struct ServerFilter {
     /// Page size.
     pub limit: Option<i64>,
     /// Return rows after this server id.
-    pub marker: Option<String>,
+    pub marker: Option<ServerId>,
 }
 
 /// Which state a transition expects, and what it sets.
@@ -238,7 +239,7 @@ impl Datastore {
             return Err(DbError::QuotaExceeded(ex));
         }
         sqlx::query(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$30,NULL,FALSE,NULL)"))
-            .bind(&r.id).bind(&r.name).bind(&r.project_id).bind(&r.user_id).bind(&r.image_id).bind(&r.flavor_id).bind(&r.flavor_name)
+            .bind(r.id).bind(&r.name).bind(&r.project_id).bind(&r.user_id).bind(&r.image_id).bind(&r.flavor_id).bind(&r.flavor_name)
             .bind(r.vcpus).bind(r.ram_mb).bind(r.disk_gb).bind(r.ephemeral_gb).bind(r.swap_mb).bind(r.vm_state).bind(r.task_state)
             .bind(r.power_state.code()).bind(&r.host).bind(&r.metadata).bind(&r.key_name).bind(r.locked).bind(r.locked_by).bind(&r.locked_reason)
             .bind(&r.availability_zone).bind(&r.reservation_id).bind(&r.hostname).bind(&r.fault).bind(r.progress).bind(r.generation)
@@ -264,7 +265,7 @@ impl Datastore {
     }
 
     /// A live (not deleted) server.
-    pub async fn server_get(&self, id: &str) -> Result<ServerRow, DbError> {
+    pub async fn server_get(&self, id: &ServerId) -> Result<ServerRow, DbError> {
         sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE id = $1 AND deleted = FALSE"))
             .bind(id)
             .fetch_optional(&self.read)
@@ -273,7 +274,7 @@ impl Datastore {
     }
 
     /// A server whether deleted or not (instance actions, audit, operations).
-    pub async fn server_get_any(&self, id: &str) -> Result<ServerRow, DbError> {
+    pub async fn server_get_any(&self, id: &ServerId) -> Result<ServerRow, DbError> {
         sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.read)
@@ -303,9 +304,7 @@ impl Datastore {
             q.push(")");
         }
         if let Some(m) = &f.marker {
-            q.push(" AND (created_at, id) < (SELECT created_at, id FROM servers WHERE id = ")
-                .push_bind(m.clone())
-                .push(")");
+            q.push(" AND (created_at, id) < (SELECT created_at, id FROM servers WHERE id = ").push_bind(*m).push(")");
         }
         q.push(" ORDER BY created_at DESC, id DESC");
         if let Some(l) = f.limit {
@@ -315,7 +314,7 @@ impl Datastore {
     }
 
     /// Does a live server with this id exist? (Marker validation.)
-    pub async fn server_exists(&self, id: &str) -> Result<bool, DbError> {
+    pub async fn server_exists(&self, id: &ServerId) -> Result<bool, DbError> {
         let r: Option<(String,)> =
             sqlx::query_as("SELECT id FROM servers WHERE id = $1").bind(id).fetch_optional(&self.read).await?;
         Ok(r.is_some())
@@ -324,7 +323,7 @@ impl Datastore {
     /// Compare-and-swap a server's state. A transition that does not itself
     /// expect `deleting` never applies to a server being deleted, so nothing
     /// can clear the delete flag (Nova bug 1848666 is impossible here).
-    pub async fn server_transition(&self, id: &str, t: &Transition) -> Result<Cas, DbError> {
+    pub async fn server_transition(&self, id: &ServerId, t: &Transition) -> Result<Cas, DbError> {
         let mut q = transition_query(id, t, self.now());
         let r = q.build().execute(&self.write).await?;
         if r.rows_affected() == 1 {
@@ -360,21 +359,21 @@ impl Datastore {
     }
 
     /// Deleted servers whose shelve snapshot image still exists (audit).
-    pub async fn server_list_leaked_shelve_images(&self) -> Result<Vec<(String, String)>, DbError> {
+    pub async fn server_list_leaked_shelve_images(&self) -> Result<Vec<(ServerId, String)>, DbError> {
         Ok(sqlx::query_as("SELECT s.id, s.shelved_image_id FROM servers s JOIN images i ON i.id = s.shelved_image_id WHERE s.deleted = TRUE")
             .fetch_all(&self.read).await?)
     }
 
     /// Deleted servers whose delete did not record `instance.delete.end` (audit).
-    pub async fn server_list_deleted_without_end_notification(&self) -> Result<Vec<String>, DbError> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT s.id FROM servers s WHERE s.deleted = TRUE
+    pub async fn server_list_deleted_without_end_notification(&self) -> Result<Vec<ServerId>, DbError> {
+        let rows: Vec<(ServerId,)> = sqlx::query_as("SELECT s.id FROM servers s WHERE s.deleted = TRUE
               AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.event_type = 'instance.delete.end' AND n.dedup_key LIKE s.id || ':%')")
             .fetch_all(&self.read).await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
     /// Rename a live server.
-    pub async fn server_rename(&self, id: &str, name: &str) -> Result<(), DbError> {
+    pub async fn server_rename(&self, id: &ServerId, name: &str) -> Result<(), DbError> {
         let r = sqlx::query("UPDATE servers SET name = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE")
             .bind(id)
             .bind(name)
@@ -389,7 +388,7 @@ impl Datastore {
 
     /// Mark the server deleted and release its ports in one transaction.
     /// Idempotent: `AlreadySo` if it was already deleted.
-    pub async fn server_mark_deleted(&self, id: &str) -> Result<Cas, DbError> {
+    pub async fn server_mark_deleted(&self, id: &ServerId) -> Result<Cas, DbError> {
         let now = self.now();
         let mut tx = self.write.begin().await?;
         let r = sqlx::query(&format!("UPDATE servers SET vm_state = {vm_deleted}, task_state = NULL, power_state = {no_state}, deleted = TRUE, deleted_at = $2, terminated_at = COALESCE(terminated_at, $2), updated_at = $2, generation = generation + 1 WHERE id = $1 AND deleted = FALSE", vm_deleted = lit(VmState::Deleted), no_state = PowerState::NoState.code()))
@@ -400,7 +399,7 @@ impl Datastore {
     }
 
     /// Ports of a server.
-    pub async fn port_list_for_server(&self, server_id: &str) -> Result<Vec<PortRow>, DbError> {
+    pub async fn port_list_for_server(&self, server_id: &ServerId) -> Result<Vec<PortRow>, DbError> {
         Ok(sqlx::query_as("SELECT id, server_id, network, ip, mac FROM ports WHERE server_id = $1 ORDER BY ip_index")
             .bind(server_id)
             .fetch_all(&self.read)
@@ -408,7 +407,7 @@ impl Datastore {
     }
 
     /// Ports of many servers at once (list views).
-    pub async fn port_list_for_servers(&self, ids: &[String]) -> Result<Vec<PortRow>, DbError> {
+    pub async fn port_list_for_servers(&self, ids: &[ServerId]) -> Result<Vec<PortRow>, DbError> {
         if ids.is_empty() {
             return Ok(vec![]);
         }
@@ -416,14 +415,14 @@ impl Datastore {
             QueryBuilder::new("SELECT id, server_id, network, ip, mac FROM ports WHERE server_id IN (");
         let mut sep = q.separated(", ");
         for id in ids {
-            sep.push_bind(id.clone());
+            sep.push_bind(*id);
         }
         q.push(") ORDER BY ip_index");
         Ok(q.build_query_as().fetch_all(&self.read).await?)
     }
 
     /// Release every port of a server (idempotent).
-    pub async fn ports_release(&self, server_id: &str) -> Result<u64, DbError> {
+    pub async fn ports_release(&self, server_id: &ServerId) -> Result<u64, DbError> {
         Ok(sqlx::query("DELETE FROM ports WHERE server_id = $1")
             .bind(server_id)
             .execute(&self.write)
@@ -479,8 +478,8 @@ impl Datastore {
 
     /// Servers that may have a VM on `host`: placed there, or the source or
     /// destination of a resize or migration in progress (the agent's inventory).
-    pub async fn server_ids_on_host(&self, host: &str) -> Result<Vec<String>, DbError> {
-        let rows: Vec<(String,)> = sqlx::query_as(&format!(
+    pub async fn server_ids_on_host(&self, host: &str) -> Result<Vec<ServerId>, DbError> {
+        let rows: Vec<(ServerId,)> = sqlx::query_as(&format!(
             "SELECT id FROM servers WHERE host = $1 AND deleted = FALSE
              UNION SELECT m.server_id FROM migrations m JOIN servers s ON s.id = m.server_id
                WHERE s.deleted = FALSE AND m.status IN ({migration_open}) AND (m.source_host = $1 OR m.dest_host = $1)",
@@ -495,7 +494,7 @@ impl Datastore {
 
 /// Build the conditional UPDATE of a [`Transition`] (shared by the plain
 /// transition and the ones made inside an operation-starting transaction).
-pub(crate) fn transition_query(id: &str, t: &Transition, now: String) -> QueryBuilder<'static, Sqlite> {
+pub(crate) fn transition_query(id: &ServerId, t: &Transition, now: String) -> QueryBuilder<'static, Sqlite> {
     let mut q: QueryBuilder<Sqlite> =
         QueryBuilder::new("UPDATE servers SET generation = generation + 1, updated_at = ");
     q.push_bind(now.clone());
@@ -577,7 +576,7 @@ async fn quota_usage_tx(conn: &mut sqlx::SqliteConnection, project_id: &str) -> 
     Ok(QuotaUsage { instances, cores, ram })
 }
 
-async fn allocate_port_tx(conn: &mut sqlx::SqliteConnection, server_id: &str, now: &str) -> Result<(), DbError> {
+async fn allocate_port_tx(conn: &mut sqlx::SqliteConnection, server_id: &ServerId, now: &str) -> Result<(), DbError> {
     // Lowest free index: the first index, or the successor of a used index whose successor is free.
     let (idx,): (Option<i64>,) = sqlx::query_as(
         "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM ports WHERE ip_index = $1) THEN $1
@@ -608,7 +607,7 @@ mod tests {
     use crate::testutil::store;
 
     /// One row with every state column set through the typed fields.
-    async fn insert_raw(ds: &Datastore, id: &str, vm: &str, task: Option<&str>, power: i64) {
+    async fn insert_raw(ds: &Datastore, id: &ServerId, vm: &str, task: Option<&str>, power: i64) {
         sqlx::query(
             "INSERT INTO servers (id, name, project_id, user_id, flavor_id, flavor_name, vcpus, ram_mb, disk_gb, \
              ephemeral_gb, swap_mb, vm_state, task_state, power_state, metadata, locked, reservation_id, hostname, \
@@ -627,22 +626,36 @@ mod tests {
     #[tokio::test]
     async fn state_columns_decode_into_their_enums() {
         let (ds, _dir) = store().await;
-        insert_raw(&ds, "s1", "shelved_offloaded", Some("deleting"), 4).await;
-        let s = ds.server_get("s1").await.expect("row");
+        let (s1, s2) = (ServerId::new(), ServerId::new());
+        insert_raw(&ds, &s1, "shelved_offloaded", Some("deleting"), 4).await;
+        let s = ds.server_get(&s1).await.expect("row");
         assert_eq!(s.vm_state, VmState::ShelvedOffloaded);
         assert_eq!(s.task_state, Some(TaskState::Deleting));
         assert_eq!(s.power_state, PowerState::Shutdown);
-        insert_raw(&ds, "s2", "active", None, 1).await;
-        let s = ds.server_get("s2").await.expect("row");
+        insert_raw(&ds, &s2, "active", None, 1).await;
+        let s = ds.server_get(&s2).await.expect("row");
         assert_eq!((s.vm_state, s.task_state, s.power_state), (VmState::Active, None, PowerState::Running));
     }
 
     #[tokio::test]
     async fn an_unknown_state_is_an_error_not_a_default() {
         let (ds, _dir) = store().await;
-        insert_raw(&ds, "bad-vm", "sleeping", None, 1).await;
-        assert!(ds.server_get("bad-vm").await.is_err(), "unknown vm_state must not decode");
-        insert_raw(&ds, "bad-power", "active", None, 2).await;
-        assert!(ds.server_get("bad-power").await.is_err(), "power state 2 is not one Nova defines");
+        let (bad_vm, bad_power) = (ServerId::new(), ServerId::new());
+        insert_raw(&ds, &bad_vm, "sleeping", None, 1).await;
+        assert!(ds.server_get(&bad_vm).await.is_err(), "unknown vm_state must not decode");
+        insert_raw(&ds, &bad_power, "active", None, 2).await;
+        assert!(ds.server_get(&bad_power).await.is_err(), "power state 2 is not one Nova defines");
+    }
+
+    #[tokio::test]
+    async fn server_ids_are_stored_as_the_hyphenated_text() {
+        let (ds, _dir) = store().await;
+        let id = ServerId::new();
+        insert_raw(&ds, &id, "active", None, 1).await;
+        let (text,): (String,) = sqlx::query_as("SELECT id FROM servers").fetch_one(&ds.read).await.expect("text");
+        assert_eq!(text, id.to_string());
+        assert_eq!(ds.server_get(&id).await.expect("row").id, id);
+        sqlx::query("UPDATE servers SET id = 'not-a-uuid'").execute(&ds.write).await.expect("corrupt");
+        assert!(ds.server_list(&ServerFilter::default()).await.is_err(), "a non-UUID id must not decode");
     }
 }

@@ -7,6 +7,7 @@
 use crate::{Cas, Datastore, DbError, RowKind};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
+use stratus_types::ServerId;
 use stratus_types::{AttachStatus, CleanupKind, VolumeStatus};
 
 /// A volume row.
@@ -57,7 +58,7 @@ pub struct AttachmentRow {
     /// Volume.
     pub volume_id: String,
     /// Server (instance uuid).
-    pub server_id: String,
+    pub server_id: ServerId,
     /// Host the volume is opened on.
     pub host: Option<String>,
     /// Connector JSON from the host.
@@ -103,7 +104,7 @@ pub struct CleanupRow {
     /// Queued at.
     pub created_at: DateTime<Utc>,
     /// Server whose client was fenced (unfence waits for its host).
-    pub server_id: Option<String>,
+    pub server_id: Option<ServerId>,
     /// The host's epoch when the client was fenced: the fence is lifted only
     /// after the host rejoined with a newer one.
     pub epoch: Option<i64>,
@@ -254,7 +255,7 @@ impl Datastore {
             return Err(DbError::conflict(RowKind::Volume, format!("volume {} is not available", a.volume_id)));
         }
         let row: AttachmentRow = sqlx::query_as(&format!("INSERT INTO volume_attachments ({ACOLS}, updated_at, deleted) VALUES ($1,$2,$3,$4,$5,$6,$7,$11,$8,$9,$10,$10,FALSE) RETURNING {ACOLS}"))
-            .bind(&a.id).bind(&a.volume_id).bind(&a.server_id).bind(&a.host).bind(&a.connector).bind(&a.client_id).bind(&a.mountpoint)
+            .bind(&a.id).bind(&a.volume_id).bind(a.server_id).bind(&a.host).bind(&a.connector).bind(&a.client_id).bind(&a.mountpoint)
             .bind(a.delete_on_termination).bind(a.boot_index).bind(&now).bind(AttachStatus::Reserved.as_str())
             .fetch_one(&mut *tx).await?;
         tx.commit().await?;
@@ -271,7 +272,7 @@ impl Datastore {
     }
 
     /// Live attachments of a server (boot volume first).
-    pub async fn attachment_list_for_server(&self, server_id: &str) -> Result<Vec<AttachmentRow>, DbError> {
+    pub async fn attachment_list_for_server(&self, server_id: &ServerId) -> Result<Vec<AttachmentRow>, DbError> {
         Ok(sqlx::query_as(&format!("SELECT {ACOLS} FROM volume_attachments WHERE server_id = $1 AND deleted = FALSE ORDER BY COALESCE(boot_index, 999), created_at"))
             .bind(server_id).fetch_all(&self.read).await?)
     }
@@ -287,7 +288,7 @@ impl Datastore {
     }
 
     /// Live attachments of these servers (list views).
-    pub async fn attachment_list_for_servers(&self, ids: &[String]) -> Result<Vec<AttachmentRow>, DbError> {
+    pub async fn attachment_list_for_servers(&self, ids: &[ServerId]) -> Result<Vec<AttachmentRow>, DbError> {
         if ids.is_empty() {
             return Ok(vec![]);
         }
@@ -296,7 +297,7 @@ impl Datastore {
         ));
         let mut sep = q.separated(", ");
         for id in ids {
-            sep.push_bind(id.clone());
+            sep.push_bind(*id);
         }
         q.push(") ORDER BY COALESCE(boot_index, 999), created_at");
         Ok(q.build_query_as().fetch_all(&self.read).await?)
@@ -406,7 +407,7 @@ impl Datastore {
     /// Queue the lifting of a fence once `host` has confirmed `server_id`'s VM gone.
     pub async fn cleanup_enqueue_unfence(
         &self,
-        server_id: &str,
+        server_id: &ServerId,
         host: &str,
         epoch: i64,
         volume_id: &str,
@@ -530,7 +531,7 @@ mod tests {
         let att = AttachmentRow {
             id: "t1".into(),
             volume_id: "a".into(),
-            server_id: "s".into(),
+            server_id: ServerId::new(),
             host: None,
             connector: None,
             client_id: None,

@@ -5,12 +5,13 @@
 use crate::{Datastore, DbError};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
+use stratus_types::ServerId;
 
 /// A zombie record.
 #[derive(Clone, Debug, FromRow)]
 pub struct ZombieRow {
     /// The deleted server.
-    pub server_id: String,
+    pub server_id: ServerId,
     /// The host its VM may still run on.
     pub host: String,
     /// Reserved vCPUs.
@@ -29,7 +30,7 @@ impl Datastore {
     /// Record a zombie (idempotent).
     pub async fn zombie_record(&self, z: &ZombieRow) -> Result<(), DbError> {
         sqlx::query("INSERT INTO zombies (server_id, host, vcpus, ram_mb, disk_gb, reason, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (server_id, host) DO NOTHING")
-            .bind(&z.server_id).bind(&z.host).bind(z.vcpus).bind(z.ram_mb).bind(z.disk_gb).bind(&z.reason).bind(self.now())
+            .bind(z.server_id).bind(&z.host).bind(z.vcpus).bind(z.ram_mb).bind(z.disk_gb).bind(&z.reason).bind(self.now())
             .execute(&self.write).await?;
         Ok(())
     }
@@ -42,13 +43,13 @@ impl Datastore {
 
     /// The host reported its VMs: every zombie of that host whose VM is not
     /// among them is gone, so its capacity is released. Returns the cleared ids.
-    pub async fn zombie_clear_absent(&self, host: &str, present_vms: &[String]) -> Result<Vec<String>, DbError> {
+    pub async fn zombie_clear_absent(&self, host: &str, present_vms: &[ServerId]) -> Result<Vec<ServerId>, DbError> {
         let zs = self.zombie_list(Some(host)).await?;
         let mut cleared = Vec::new();
         for z in zs {
             if !present_vms.contains(&z.server_id) {
                 sqlx::query("DELETE FROM zombies WHERE server_id = $1 AND host = $2")
-                    .bind(&z.server_id)
+                    .bind(z.server_id)
                     .bind(host)
                     .execute(&self.write)
                     .await?;

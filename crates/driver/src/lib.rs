@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use stratus_types::PowerState;
+use stratus_types::{PowerState, ServerId};
 use tokio::sync::Mutex;
 
 /// Errors of a driver.
@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 pub enum DriverError {
     /// The VM does not exist (for operations that need it).
     #[error("VM {0} not found on this host")]
-    NotFound(String),
+    NotFound(ServerId),
     /// The hypervisor refused or failed (a real driver's own error text).
     #[error("hypervisor error: {0}")]
     Hypervisor(String),
@@ -25,7 +25,7 @@ pub enum DriverError {
     #[error("hypervisor error: {source}")]
     Record {
         /// The VM's server id.
-        server_id: String,
+        server_id: ServerId,
         /// The file system's error.
         source: std::io::Error,
     },
@@ -38,7 +38,7 @@ pub enum DriverError {
 #[derive(Clone, Debug)]
 pub struct VmSpec {
     /// Server id (the VM's name on the host).
-    pub server_id: String,
+    pub server_id: ServerId,
     /// vCPUs.
     pub vcpus: i64,
     /// RAM MiB.
@@ -51,7 +51,7 @@ pub struct VmSpec {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct VmInfo {
     /// Server id.
-    pub server_id: String,
+    pub server_id: ServerId,
     /// Nova power state code.
     pub power_state: i64,
 }
@@ -62,25 +62,25 @@ pub trait Driver: Send + Sync + 'static {
     /// Create and start a VM; existing VM: success.
     async fn spawn(&self, spec: &VmSpec) -> Result<(), DriverError>;
     /// Hard power-off and remove a VM and its local disks; absent VM: success.
-    async fn destroy(&self, server_id: &str) -> Result<(), DriverError>;
+    async fn destroy(&self, server_id: &ServerId) -> Result<(), DriverError>;
     /// Power off.
-    async fn power_off(&self, server_id: &str) -> Result<(), DriverError>;
+    async fn power_off(&self, server_id: &ServerId) -> Result<(), DriverError>;
     /// Power on.
-    async fn power_on(&self, server_id: &str) -> Result<(), DriverError>;
+    async fn power_on(&self, server_id: &ServerId) -> Result<(), DriverError>;
     /// Reboot.
-    async fn reboot(&self, server_id: &str, hard: bool) -> Result<(), DriverError>;
+    async fn reboot(&self, server_id: &ServerId, hard: bool) -> Result<(), DriverError>;
     /// Pause in memory.
-    async fn pause(&self, server_id: &str) -> Result<(), DriverError>;
+    async fn pause(&self, server_id: &ServerId) -> Result<(), DriverError>;
     /// Unpause.
-    async fn unpause(&self, server_id: &str) -> Result<(), DriverError>;
+    async fn unpause(&self, server_id: &ServerId) -> Result<(), DriverError>;
     /// Suspend to disk.
-    async fn suspend(&self, server_id: &str) -> Result<(), DriverError>;
+    async fn suspend(&self, server_id: &ServerId) -> Result<(), DriverError>;
     /// Resume from suspend.
-    async fn resume(&self, server_id: &str) -> Result<(), DriverError>;
+    async fn resume(&self, server_id: &ServerId) -> Result<(), DriverError>;
     /// Every VM on the host.
     async fn list(&self) -> Result<Vec<VmInfo>, DriverError>;
     /// Power state of one VM (`NoState` if absent).
-    async fn power_state(&self, server_id: &str) -> Result<PowerState, DriverError>;
+    async fn power_state(&self, server_id: &ServerId) -> Result<PowerState, DriverError>;
 }
 
 /// Delays of the fake driver, to make races and timing observable.
@@ -113,7 +113,7 @@ impl Default for FakeDriverConfig {
 #[derive(Clone)]
 pub struct FakeDriver {
     cfg: FakeDriverConfig,
-    vms: Arc<Mutex<BTreeMap<String, VmInfo>>>,
+    vms: Arc<Mutex<BTreeMap<ServerId, VmInfo>>>,
 }
 
 impl FakeDriver {
@@ -124,7 +124,7 @@ impl FakeDriver {
             let _ = std::fs::create_dir_all(dir);
             for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                 if let Some(vm) = std::fs::read(e.path()).ok().and_then(|b| serde_json::from_slice::<VmInfo>(&b).ok()) {
-                    vms.insert(vm.server_id.clone(), vm);
+                    vms.insert(vm.server_id, vm);
                 }
             }
         }
@@ -134,7 +134,7 @@ impl FakeDriver {
     async fn save(&self, vm: &VmInfo) -> Result<(), DriverError> {
         if let Some(dir) = &self.cfg.state_dir {
             let data = serde_json::to_vec(vm)?;
-            let record = |source| DriverError::Record { server_id: vm.server_id.clone(), source };
+            let record = |source| DriverError::Record { server_id: vm.server_id, source };
             let tmp = dir.join(format!(".{}.tmp", vm.server_id));
             tokio::fs::write(&tmp, data).await.map_err(record)?;
             tokio::fs::rename(&tmp, dir.join(format!("{}.json", vm.server_id))).await.map_err(record)?;
@@ -142,21 +142,21 @@ impl FakeDriver {
         Ok(())
     }
 
-    async fn forget(&self, server_id: &str) -> Result<(), DriverError> {
+    async fn forget(&self, server_id: &ServerId) -> Result<(), DriverError> {
         if let Some(dir) = &self.cfg.state_dir {
             match tokio::fs::remove_file(dir.join(format!("{server_id}.json"))).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(DriverError::Record { server_id: server_id.to_string(), source }),
+                Err(source) => return Err(DriverError::Record { server_id: *server_id, source }),
             }
         }
         Ok(())
     }
 
-    async fn set_power(&self, server_id: &str, ps: PowerState) -> Result<(), DriverError> {
+    async fn set_power(&self, server_id: &ServerId, ps: PowerState) -> Result<(), DriverError> {
         tokio::time::sleep(self.cfg.power_delay).await;
         let mut vms = self.vms.lock().await;
-        let vm = vms.get_mut(server_id).ok_or_else(|| DriverError::NotFound(server_id.into()))?;
+        let vm = vms.get_mut(server_id).ok_or(DriverError::NotFound(*server_id))?;
         vm.power_state = ps.code();
         let vm = vm.clone();
         self.save(&vm).await
@@ -171,13 +171,13 @@ impl Driver for FakeDriver {
         if vms.contains_key(&spec.server_id) {
             return Ok(());
         }
-        let vm = VmInfo { server_id: spec.server_id.clone(), power_state: PowerState::Running.code() };
+        let vm = VmInfo { server_id: spec.server_id, power_state: PowerState::Running.code() };
         self.save(&vm).await?;
-        vms.insert(spec.server_id.clone(), vm);
+        vms.insert(spec.server_id, vm);
         Ok(())
     }
 
-    async fn destroy(&self, server_id: &str) -> Result<(), DriverError> {
+    async fn destroy(&self, server_id: &ServerId) -> Result<(), DriverError> {
         tokio::time::sleep(self.cfg.destroy_delay).await;
         let mut vms = self.vms.lock().await;
         if vms.remove(server_id).is_some() {
@@ -186,31 +186,31 @@ impl Driver for FakeDriver {
         Ok(())
     }
 
-    async fn power_off(&self, server_id: &str) -> Result<(), DriverError> {
+    async fn power_off(&self, server_id: &ServerId) -> Result<(), DriverError> {
         self.set_power(server_id, PowerState::Shutdown).await
     }
 
-    async fn power_on(&self, server_id: &str) -> Result<(), DriverError> {
+    async fn power_on(&self, server_id: &ServerId) -> Result<(), DriverError> {
         self.set_power(server_id, PowerState::Running).await
     }
 
-    async fn reboot(&self, server_id: &str, _hard: bool) -> Result<(), DriverError> {
+    async fn reboot(&self, server_id: &ServerId, _hard: bool) -> Result<(), DriverError> {
         self.set_power(server_id, PowerState::Running).await
     }
 
-    async fn pause(&self, server_id: &str) -> Result<(), DriverError> {
+    async fn pause(&self, server_id: &ServerId) -> Result<(), DriverError> {
         self.set_power(server_id, PowerState::Paused).await
     }
 
-    async fn unpause(&self, server_id: &str) -> Result<(), DriverError> {
+    async fn unpause(&self, server_id: &ServerId) -> Result<(), DriverError> {
         self.set_power(server_id, PowerState::Running).await
     }
 
-    async fn suspend(&self, server_id: &str) -> Result<(), DriverError> {
+    async fn suspend(&self, server_id: &ServerId) -> Result<(), DriverError> {
         self.set_power(server_id, PowerState::Suspended).await
     }
 
-    async fn resume(&self, server_id: &str) -> Result<(), DriverError> {
+    async fn resume(&self, server_id: &ServerId) -> Result<(), DriverError> {
         self.set_power(server_id, PowerState::Running).await
     }
 
@@ -218,7 +218,7 @@ impl Driver for FakeDriver {
         Ok(self.vms.lock().await.values().cloned().collect())
     }
 
-    async fn power_state(&self, server_id: &str) -> Result<PowerState, DriverError> {
+    async fn power_state(&self, server_id: &ServerId) -> Result<PowerState, DriverError> {
         Ok(self
             .vms
             .lock()
@@ -233,8 +233,8 @@ impl Driver for FakeDriver {
 mod tests {
     use super::*;
 
-    fn spec(id: &str) -> VmSpec {
-        VmSpec { server_id: id.into(), vcpus: 1, ram_mb: 512, image_id: None }
+    fn spec(id: &ServerId) -> VmSpec {
+        VmSpec { server_id: *id, vcpus: 1, ram_mb: 512, image_id: None }
     }
 
     #[tokio::test]
@@ -245,15 +245,16 @@ mod tests {
             power_delay: Duration::ZERO,
             state_dir: None,
         });
-        d.spawn(&spec("a")).await.expect("spawn");
-        d.spawn(&spec("a")).await.expect("spawn again");
+        let a = ServerId::new();
+        d.spawn(&spec(&a)).await.expect("spawn");
+        d.spawn(&spec(&a)).await.expect("spawn again");
         assert_eq!(d.list().await.expect("list").len(), 1);
-        d.power_off("a").await.expect("off");
-        assert_eq!(d.power_state("a").await.expect("ps"), PowerState::Shutdown);
-        d.destroy("a").await.expect("destroy");
-        d.destroy("a").await.expect("destroy again");
+        d.power_off(&a).await.expect("off");
+        assert_eq!(d.power_state(&a).await.expect("ps"), PowerState::Shutdown);
+        d.destroy(&a).await.expect("destroy");
+        d.destroy(&a).await.expect("destroy again");
         assert!(d.list().await.expect("list").is_empty());
-        assert!(matches!(d.power_on("a").await, Err(DriverError::NotFound(_))));
+        assert!(matches!(d.power_on(&a).await, Err(DriverError::NotFound(_))));
     }
 
     #[tokio::test]
@@ -265,9 +266,10 @@ mod tests {
             power_delay: Duration::ZERO,
             state_dir: Some(p.clone()),
         };
-        FakeDriver::new(cfg.clone()).spawn(&spec("z")).await.expect("spawn");
+        let z = ServerId::new();
+        FakeDriver::new(cfg.clone()).spawn(&spec(&z)).await.expect("spawn");
         let again = FakeDriver::new(cfg);
-        assert_eq!(again.list().await.expect("list")[0].server_id, "z");
+        assert_eq!(again.list().await.expect("list")[0].server_id, z);
         let _ = std::fs::remove_dir_all(p);
     }
 }

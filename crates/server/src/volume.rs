@@ -490,7 +490,8 @@ async fn attachments(
     let all = q.get("all_tenants").is_some_and(|v| wire::truthy(v));
     let rows = state.volume.attachment_list(ctx, all).await?;
     let filter = |a: &AttachmentRow| {
-        q.get("volume_id").is_none_or(|v| v == &a.volume_id) && q.get("instance_id").is_none_or(|s| s == &a.server_id)
+        q.get("volume_id").is_none_or(|v| v == &a.volume_id)
+            && q.get("instance_id").is_none_or(|s| *s == a.server_id.to_string())
     };
     let out: Vec<Value> = rows
         .iter()

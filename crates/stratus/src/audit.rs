@@ -76,7 +76,7 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
             let o = stratus_db::NewOperation {
                 id: uuid::Uuid::new_v4().to_string(),
                 kind: stratus_types::OpKind::Delete,
-                server_id: srv.id.clone(),
+                server_id: srv.id,
                 request_id: format!("req-{}", uuid::Uuid::new_v4()),
                 user_id: "stratus-audit".into(),
                 project_id: srv.project_id.clone(),
@@ -145,16 +145,18 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
 
     // What the hosts run versus what should run there.
     let zombies = ds.zombie_list(None).await?;
-    let zombie_ids: BTreeSet<&str> = zombies.iter().map(|z| z.server_id.as_str()).collect();
+    let zombie_ids: BTreeSet<String> = zombies.iter().map(|z| z.server_id.to_string()).collect();
     for (host, vms) in host_vms(data_dir) {
-        let expected: BTreeSet<String> = ds.server_ids_on_host(&host).await?.into_iter().collect();
+        // The hosts name their VMs by the id text (file names), so compare as text.
+        let expected: BTreeSet<String> =
+            ds.server_ids_on_host(&host).await?.into_iter().map(|id| id.to_string()).collect();
         for vm in vms.difference(&expected) {
-            let known =
-                if zombie_ids.contains(vm.as_str()) { " (recorded zombie, reaped when the host rejoins)" } else { "" };
+            let known = if zombie_ids.contains(vm) { " (recorded zombie, reaped when the host rejoins)" } else { "" };
             problems.push(format!("host {host} runs VM {vm} of a server that is deleted or not placed there{known}"));
         }
         for s in expected.difference(&vms) {
-            if let Ok(row) = ds.server_get(s).await
+            if let Some(id) = stratus_types::ServerId::parse_canonical(s)
+                && let Ok(row) = ds.server_get(&id).await
                 && (matches!(row.vm_state, VmState::Active | VmState::Stopped))
             {
                 problems.push(format!("server {s} is {} on {host} but the host has no VM for it", row.vm_state));

@@ -89,9 +89,9 @@ async fn delete_under(cond: Condition) {
         r.cloud.call(&r.admin, Method::GET, &format!("/compute/v2.1/servers/{id}/os-instance-actions"), None).await;
     assert_eq!(v["itemNotFound"]["code"], 404, "deleted servers are 404 below 2.21: {v}");
     let db = r.cloud.db().await;
-    let actions = db.action_list(&id).await.expect("actions");
+    let actions = db.action_list(&sid(&id)).await.expect("actions");
     let delete = actions.iter().find(|a| a.action == "delete").expect("delete action");
-    let (_, events) = db.action_get(&id, &delete.request_id).await.expect("events");
+    let (_, events) = db.action_get(&sid(&id), &delete.request_id).await.expect("events");
     assert!(!events.is_empty());
     for e in &events {
         assert!(e.finish_time.is_some() && e.result.is_some(), "every step finished: {e:?}");
@@ -103,7 +103,7 @@ async fn delete_under(cond: Condition) {
 
     // Exactly one notification pair; quota usage dropped.
     let n: Vec<String> =
-        db.notification_list_for_server(&id).await.expect("n").into_iter().map(|n| n.event_type).collect();
+        db.notification_list_for_server(&sid(&id)).await.expect("n").into_iter().map(|n| n.event_type).collect();
     assert_eq!(n.iter().filter(|e| *e == "instance.delete.start").count(), 1, "{n:?}");
     assert_eq!(n.iter().filter(|e| *e == "instance.delete.end").count(), 1, "{n:?}");
     let (_, lim) = r.cloud.call(&r.demo, Method::GET, "/compute/v2.1/limits", None).await;

@@ -45,10 +45,10 @@ async fn crash_at(fault: &str) {
 
     let db = cloud.db().await;
     let n: Vec<String> =
-        db.notification_list_for_server(&id).await.expect("n").into_iter().map(|n| n.event_type).collect();
+        db.notification_list_for_server(&sid(&id)).await.expect("n").into_iter().map(|n| n.event_type).collect();
     assert_eq!(n.iter().filter(|e| *e == "instance.delete.start").count(), 1, "{fault}: {n:?}");
     assert_eq!(n.iter().filter(|e| *e == "instance.delete.end").count(), 1, "{fault}: {n:?}");
-    let actions = db.action_list(&id).await.expect("actions");
+    let actions = db.action_list(&sid(&id)).await.expect("actions");
     assert_eq!(actions.iter().filter(|a| a.action == "delete").count(), 1, "{fault}: one delete action");
     assert!(db.op_list_open().await.expect("ops").is_empty(), "{fault}: no operation left open");
     // VMs and zombies converge: the restarted agents reap what should not run.
@@ -116,9 +116,9 @@ async fn crash_on_local_path_at(fault: &str) {
     let (s, _) = cloud.call(&tok, Method::GET, &format!("/volume/v3/volumes/{root}"), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{fault}: root volume deleted");
     let db = cloud.db().await;
-    assert!(db.attachment_list_for_server(&id).await.expect("atts").is_empty(), "{fault}: nothing left attached");
+    assert!(db.attachment_list_for_server(&sid(&id)).await.expect("atts").is_empty(), "{fault}: nothing left attached");
     let n: Vec<String> =
-        db.notification_list_for_server(&id).await.expect("n").into_iter().map(|n| n.event_type).collect();
+        db.notification_list_for_server(&sid(&id)).await.expect("n").into_iter().map(|n| n.event_type).collect();
     assert_eq!(n.iter().filter(|e| *e == "instance.delete.start").count(), 1, "{fault}: {n:?}");
     assert_eq!(n.iter().filter(|e| *e == "instance.delete.end").count(), 1, "{fault}: {n:?}");
     assert!(db.op_list_open().await.expect("ops").is_empty(), "{fault}: no operation left open");

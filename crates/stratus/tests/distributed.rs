@@ -53,7 +53,7 @@ async fn another_controller_adopts_a_delete_when_the_first_dies() {
 
     let db = cloud.db().await;
     let n: Vec<String> =
-        db.notification_list_for_server(&id).await.expect("n").into_iter().map(|n| n.event_type).collect();
+        db.notification_list_for_server(&sid(&id)).await.expect("n").into_iter().map(|n| n.event_type).collect();
     assert_eq!(n.iter().filter(|e| *e == "instance.delete.start").count(), 1, "{n:?}");
     assert_eq!(n.iter().filter(|e| *e == "instance.delete.end").count(), 1, "{n:?}");
     assert!(agent.vms().is_empty(), "the VM was destroyed");

@@ -53,7 +53,7 @@ async fn boot_then_delete_many_servers_concurrently() {
     let db = cloud.db().await;
     for id in &ids {
         let n: Vec<String> = db
-            .notification_list_for_server(id)
+            .notification_list_for_server(&sid(id))
             .await
             .expect("notifications")
             .into_iter()
@@ -61,7 +61,7 @@ async fn boot_then_delete_many_servers_concurrently() {
             .collect();
         assert_eq!(n.iter().filter(|e| *e == "instance.delete.start").count(), 1, "{n:?}");
         assert_eq!(n.iter().filter(|e| *e == "instance.delete.end").count(), 1, "{n:?}");
-        assert!(db.port_list_for_server(id).await.expect("ports").is_empty(), "ports released");
+        assert!(db.port_list_for_server(&sid(id)).await.expect("ports").is_empty(), "ports released");
     }
     assert!(cloud.vms("compute-1").is_empty() && cloud.vms("compute-2").is_empty(), "VMs destroyed on the hosts");
 }
@@ -336,10 +336,10 @@ async fn delete_during_build_and_repeated_deletes() {
     assert!(took < Duration::from_secs(3), "the spawn was cancelled, not waited for ({took:?})");
     let db = cloud.db().await;
     let n: Vec<String> =
-        db.notification_list_for_server(&id).await.expect("n").into_iter().map(|n| n.event_type).collect();
+        db.notification_list_for_server(&sid(&id)).await.expect("n").into_iter().map(|n| n.event_type).collect();
     assert_eq!(n.iter().filter(|e| e.starts_with("instance.delete.")).count(), 2, "{n:?}");
     assert!(!n.iter().any(|e| e == "instance.create.end"), "never became active: {n:?}");
-    let actions = db.action_list(&id).await.expect("actions");
+    let actions = db.action_list(&sid(&id)).await.expect("actions");
     assert_eq!(actions.iter().filter(|a| a.action == "delete").count(), 1);
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(cloud.vms("compute-1").is_empty() && cloud.vms("compute-2").is_empty(), "no VM left behind");

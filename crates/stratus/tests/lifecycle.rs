@@ -30,7 +30,7 @@ async fn delete_and_check(c: &Cloud, tok: &str, id: &str) {
     c.wait_gone(tok, id, T).await;
     let db = c.db().await;
     let n: Vec<String> =
-        db.notification_list_for_server(id).await.expect("n").into_iter().map(|n| n.event_type).collect();
+        db.notification_list_for_server(&sid(id)).await.expect("n").into_iter().map(|n| n.event_type).collect();
     assert_eq!(n.iter().filter(|e| *e == "instance.delete.start").count(), 1, "{n:?}");
     assert_eq!(n.iter().filter(|e| *e == "instance.delete.end").count(), 1, "{n:?}");
     let deadline = Instant::now() + T;
@@ -131,8 +131,9 @@ async fn shelve_offload_unshelve_and_delete_offloaded() {
     c.wait_status(&tok, &id, "SHELVED_OFFLOADED", T).await;
     delete_and_check(&c, &tok, &id).await;
     let db = c.db().await;
-    let a = db.action_list(&id).await.expect("actions").into_iter().find(|a| a.action == "delete").expect("delete");
-    let (_, ev) = db.action_get(&id, &a.request_id).await.expect("events");
+    let a =
+        db.action_list(&sid(&id)).await.expect("actions").into_iter().find(|a| a.action == "delete").expect("delete");
+    let (_, ev) = db.action_get(&sid(&id), &a.request_id).await.expect("events");
     assert!(ev.iter().any(|e| e.details.as_deref().is_some_and(|d| d.contains("shelved offloaded"))), "{ev:?}");
 }
 
@@ -310,7 +311,7 @@ async fn concurrent_deletes_from_two_clients() {
     assert_eq!((a.0, b.0), (StatusCode::NO_CONTENT, StatusCode::NO_CONTENT));
     delete_and_check(&c, &tok, &id).await;
     let db = c.db().await;
-    assert_eq!(db.action_list(&id).await.expect("a").iter().filter(|a| a.action == "delete").count(), 1);
+    assert_eq!(db.action_list(&sid(&id)).await.expect("a").iter().filter(|a| a.action == "delete").count(), 1);
 }
 
 /// Nova: evacuate is refused (400) while the source host is up; from a forced-down host it rebuilds elsewhere, and the source reaps its copy when back.
@@ -383,8 +384,9 @@ async fn delete_never_scheduled_server() {
     assert_eq!(v["server"]["fault"]["message"], "No valid host was found. There are not enough hosts available.");
     delete_and_check(&c, &tok, &id).await;
     let db = c.db().await;
-    let a = db.action_list(&id).await.expect("actions").into_iter().find(|a| a.action == "delete").expect("delete");
-    let (_, ev) = db.action_get(&id, &a.request_id).await.expect("events");
+    let a =
+        db.action_list(&sid(&id)).await.expect("actions").into_iter().find(|a| a.action == "delete").expect("delete");
+    let (_, ev) = db.action_get(&sid(&id), &a.request_id).await.expect("events");
     assert!(ev.iter().any(|e| e.details.as_deref().is_some_and(|d| d.contains("never scheduled"))), "{ev:?}");
     assert!(db.zombie_list(None).await.expect("z").is_empty(), "nothing can run anywhere: no zombie");
 }

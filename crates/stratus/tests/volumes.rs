@@ -130,7 +130,7 @@ async fn seed_problem(backend: &str) {
     wait_volume(&cloud, &tok, &data, "in-use").await;
     wait_volume(&cloud, &tok, &root, "in-use").await;
     let db = cloud.db().await;
-    let atts = db.attachment_list_for_server(&id).await.expect("atts");
+    let atts = db.attachment_list_for_server(&sid(&id)).await.expect("atts");
     assert_eq!(atts.len(), 2);
     let clients: Vec<String> = atts.iter().map(|a| a.client_id.clone().expect("client recorded at attach")).collect();
     let root_backend = db.volume_get(&root).await.expect("root").backend_name;
@@ -168,8 +168,14 @@ async fn seed_problem(backend: &str) {
     if backend == "rbd" {
         assert!(!rbd(&["ls", "rbd"]).contains(&root_backend), "root image removed from the pool");
         let bl = blocklist();
-        let a = db.action_list(&id).await.expect("actions").into_iter().find(|a| a.action == "delete").expect("delete");
-        let (_, events) = db.action_get(&id, &a.request_id).await.expect("events");
+        let a = db
+            .action_list(&sid(&id))
+            .await
+            .expect("actions")
+            .into_iter()
+            .find(|a| a.action == "delete")
+            .expect("delete");
+        let (_, events) = db.action_get(&sid(&id), &a.request_id).await.expect("events");
         for c in &clients {
             assert!(bl.contains(c.as_str()), "zombie client {c} fenced: {bl}; clients {clients:?}; events {events:#?}");
         }
@@ -215,8 +221,9 @@ async fn seed_problem(backend: &str) {
         Some(2),
         "{v}"
     );
-    let a = db.action_list(&id).await.expect("actions").into_iter().find(|a| a.action == "delete").expect("delete");
-    let (_, events) = db.action_get(&id, &a.request_id).await.expect("events");
+    let a =
+        db.action_list(&sid(&id)).await.expect("actions").into_iter().find(|a| a.action == "delete").expect("delete");
+    let (_, events) = db.action_get(&sid(&id), &a.request_id).await.expect("events");
     let fence = events.iter().find(|e| e.event == "controller_fence_storage").expect("fence event");
     eprintln!("{backend} fence event: {:?}", fence.details);
     assert_eq!(fence.details.as_deref().map(|d| d.matches("fenced client").count()), Some(2));

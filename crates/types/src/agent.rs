@@ -6,6 +6,7 @@
 //! [`Ack`] at once) and publishes [`CommandResult`]s on `stratus.agent.result`
 //! when a command finishes.
 
+use crate::ServerId;
 use serde::{Deserialize, Serialize};
 
 /// Subject an agent joins on.
@@ -74,14 +75,14 @@ pub struct InventoryRequest {
     pub host: String,
     /// Server ids of the VMs present on the host right now.
     #[serde(default)]
-    pub vms: Vec<String>,
+    pub vms: Vec<ServerId>,
 }
 
 /// The servers a host should be running (everything else is to be reaped).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct InventoryReply {
     /// Server ids placed on the host and not deleted.
-    pub servers: Vec<String>,
+    pub servers: Vec<ServerId>,
 }
 
 /// What the controller asks a host to do. Every command is idempotent.
@@ -157,7 +158,7 @@ pub struct Command {
     /// Operation that issued it (results are routed by it).
     pub op_id: String,
     /// Server it acts on.
-    pub server_id: String,
+    pub server_id: ServerId,
     /// The host epoch the controller believes in; a mismatch is refused.
     pub epoch: i64,
     /// The server's generation when the command was sent. A terminate
@@ -185,7 +186,7 @@ pub struct CommandResult {
     /// Operation id.
     pub op_id: String,
     /// Server id.
-    pub server_id: String,
+    pub server_id: ServerId,
     /// Host that ran it.
     pub host: String,
     /// Command name.

@@ -37,6 +37,56 @@ macro_rules! typed_id {
                 Uuid::parse_str(s).map(Self)
             }
         }
+
+        impl $name {
+            /// The id spelled exactly as we store and print it (hyphenated,
+            /// lowercase), or `None`: a path segment in any other spelling never
+            /// named a row, so callers answer it with their "not found".
+            pub fn parse_canonical(s: &str) -> Option<Self> {
+                let id = Uuid::parse_str(s).ok().map(Self)?;
+                (id.to_string() == s).then_some(id)
+            }
+        }
+
+        // Stored as the hyphenated lowercase text in any database sqlx speaks
+        // (byte-identical to the strings rows held before); text that is not a
+        // UUID is a decode error, never a default.
+        #[cfg(feature = "sqlx")]
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $name
+        where
+            String: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as sqlx::Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        #[cfg(feature = "sqlx")]
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $name
+        where
+            String: sqlx::Decode<'r, DB>,
+        {
+            fn decode(value: <DB as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                let s = <String as sqlx::Decode<'r, DB>>::decode(value)?;
+                Ok(s.parse::<Self>()?)
+            }
+        }
+
+        #[cfg(feature = "sqlx")]
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $name
+        where
+            String: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <String as sqlx::Encode<'q, DB>>::encode(self.to_string(), buf)
+            }
+        }
     };
 }
 
@@ -56,3 +106,26 @@ typed_id!(
     /// Identifies a network port (fixed IP allocation) owned by a server.
     PortId
 );
+
+#[cfg(test)]
+mod tests {
+    use super::ServerId;
+
+    #[test]
+    fn canonical_spelling_only() {
+        let id = ServerId::new();
+        let s = id.to_string();
+        assert_eq!(ServerId::parse_canonical(&s), Some(id));
+        assert_eq!(ServerId::parse_canonical(&s.to_uppercase()), None);
+        assert_eq!(ServerId::parse_canonical(&s.replace('-', "")), None);
+        assert_eq!(ServerId::parse_canonical("nope"), None);
+    }
+
+    #[test]
+    fn serde_is_the_plain_string() {
+        let id = ServerId::new();
+        let json = serde_json::to_string(&id).expect("ser");
+        assert_eq!(json, format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<ServerId>(&json).expect("de"), id);
+    }
+}

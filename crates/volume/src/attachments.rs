@@ -6,6 +6,7 @@ use crate::{AttachMode, AttachStatus, ListFilter, Missing, VolumeError, VolumeSe
 use serde_json::{Value, json};
 use stratus_auth::AuthContext;
 use stratus_db::{AttachmentRow, DbError, VolumeRow};
+use stratus_types::ServerId;
 use tracing::info;
 
 impl VolumeService {
@@ -62,11 +63,11 @@ impl VolumeService {
         require_write(ctx, "attachment_create")?;
         // Cinder tests the connector for truth: `{}` is no connector.
         let connector = connector.filter(|c| !c.is_null() && c.as_object().is_none_or(|o| !o.is_empty()));
-        if uuid::Uuid::parse_str(instance_uuid).is_err() {
+        let Ok(server_id) = instance_uuid.parse::<ServerId>() else {
             return Err(VolumeError::BadRequest(format!(
                 "Invalid input for field/attribute instance_uuid. Value: {instance_uuid}. '{instance_uuid}' is not a 'uuid'"
             )));
-        }
+        };
         let not_available = |status: &str| {
             VolumeError::BadRequest(format!(
                 "Invalid volume: Volume {volume_id} status must be available or downloading to reserve, but the current status is {status}."
@@ -83,7 +84,7 @@ impl VolumeService {
         let row = AttachmentRow {
             id: uuid::Uuid::new_v4().to_string(),
             volume_id: volume_id.to_string(),
-            server_id: instance_uuid.to_string(),
+            server_id,
             host: None,
             connector: None,
             client_id: None,

@@ -17,6 +17,7 @@
 use crate::{Build, CleanupKind, DeleteOutcome, VolumeError, VolumeService};
 use stratus_blockstore::ClientId;
 use stratus_db::{AttachmentRow, DbError, VolumeRow};
+use stratus_types::ServerId;
 use tracing::{info, warn};
 
 /// A volume to build from an image for a boot-from-volume server (one block
@@ -24,7 +25,7 @@ use tracing::{info, warn};
 #[derive(Clone, Debug)]
 pub struct BootVolume {
     /// The server the volume is reserved for.
-    pub server_id: String,
+    pub server_id: ServerId,
     /// The server's project (owns the volume, counts its quota).
     pub project_id: String,
     /// The server's user.
@@ -45,7 +46,7 @@ pub struct BootVolume {
 impl VolumeService {
     /// Live attachments of a server (boot volume first): what its operations
     /// open on the host, and what a delete fences and releases.
-    pub async fn attachments_of_server(&self, server_id: &str) -> Result<Vec<AttachmentRow>, VolumeError> {
+    pub async fn attachments_of_server(&self, server_id: &ServerId) -> Result<Vec<AttachmentRow>, VolumeError> {
         Ok(self.ds.attachment_list_for_server(server_id).await?)
     }
 
@@ -99,7 +100,7 @@ impl VolumeService {
         let att = AttachmentRow {
             id: uuid::Uuid::new_v4().to_string(),
             volume_id: vol.id.clone(),
-            server_id: b.server_id.clone(),
+            server_id: b.server_id,
             host: None,
             connector: None,
             client_id: None,
@@ -148,7 +149,7 @@ impl VolumeService {
     /// any volume of the server is released. A fence is lifted later by
     /// [`VolumeService::lift_fences`], once the host rejoined and confirmed
     /// the VM gone.
-    pub async fn fence_server(&self, server_id: &str) -> Result<Vec<String>, VolumeError> {
+    pub async fn fence_server(&self, server_id: &ServerId) -> Result<Vec<String>, VolumeError> {
         let mut lines = Vec::new();
         for a in self.ds.attachment_list_for_server(server_id).await? {
             let Some(client) = a.client_id.clone() else { continue };
@@ -168,7 +169,7 @@ impl VolumeService {
                 self.ds.cleanup_enqueue_unfence(server_id, host, epoch, &vol.id, &vol.backend_name, &client).await?;
             }
             let ms = started.elapsed().as_millis();
-            info!(server = server_id, volume = %vol.id, client = %client, ms = ms as u64, "storage client fenced");
+            info!(server = %server_id, volume = %vol.id, client = %client, ms = ms as u64, "storage client fenced");
             lines.push(format!("fenced client {client} of volume {} in {ms} ms", vol.id));
         }
         Ok(lines)
@@ -179,7 +180,7 @@ impl VolumeService {
     /// deleted yet (busy: a client still watches it) stays `deleting` and
     /// its delete goes to the durable queue, retried by the reconciler.
     /// Returns a line per volume for the instance action.
-    pub async fn release_server_volumes(&self, server_id: &str) -> Result<Vec<String>, VolumeError> {
+    pub async fn release_server_volumes(&self, server_id: &ServerId) -> Result<Vec<String>, VolumeError> {
         let mut lines = Vec::new();
         for a in self.ds.attachment_list_for_server(server_id).await? {
             self.ds.attachment_delete(&a.id).await?;

@@ -62,6 +62,11 @@ fn new_volume(size: i64, name: &str) -> NewVolume {
 
 const SERVER: &str = "0b0a4f4e-9c39-4c59-8d1e-3c1f5a0e2f11";
 
+/// [`SERVER`] as the typed id the server-facing calls take.
+fn server() -> stratus_types::ServerId {
+    SERVER.parse().expect("uuid")
+}
+
 #[tokio::test]
 async fn status_machine_create_attach_detach_delete() {
     let e = env().await;
@@ -464,7 +469,7 @@ async fn server_volumes_boot_fence_release_and_lift_fences() {
 
     // Boot from volume: the image has no file, so the root volume is built blank, bootable, reserved.
     let boot = BootVolume {
-        server_id: SERVER.into(),
+        server_id: server(),
         project_id: "p1".into(),
         user_id: "u1".into(),
         size_gb: 1,
@@ -491,18 +496,18 @@ async fn server_volumes_boot_fence_release_and_lift_fences() {
         clients.push(c);
     }
     assert_eq!(e.svc.volume(&data.id).await.expect("data").status, VolumeStatus::InUse);
-    assert_eq!(e.svc.attachments_of_server(SERVER).await.expect("atts").len(), 2);
+    assert_eq!(e.svc.attachments_of_server(&server()).await.expect("atts").len(), 2);
 
     // The host is lost: fence both clients (twice: idempotent).
-    let lines = e.svc.fence_server(SERVER).await.expect("fence");
+    let lines = e.svc.fence_server(&server()).await.expect("fence");
     assert_eq!(lines.iter().filter(|l| l.starts_with("fenced client")).count(), 2, "{lines:?}");
-    let again = e.svc.fence_server(SERVER).await.expect("fence again");
+    let again = e.svc.fence_server(&server()).await.expect("fence again");
     assert!(again.iter().all(|l| l.contains("already fenced")), "{again:?}");
     assert!(clients[0].write(0, b"zombie").await.is_err(), "a fenced client cannot write");
 
     // Release: the root's storage is still busy, so its delete is queued, never swallowed; data is detached.
     e.backend.busy_deletes(1);
-    let lines = e.svc.release_server_volumes(SERVER).await.expect("release");
+    let lines = e.svc.release_server_volumes(&server()).await.expect("release");
     assert!(lines.iter().any(|l| l.contains("queued for deletion")), "{lines:?}");
     assert!(lines.contains(&format!("volume {} detached", data.id)), "{lines:?}");
     assert_eq!(e.svc.volume(&root.id).await.expect("root").status, VolumeStatus::Deleting);

@@ -127,7 +127,7 @@ pub fn server(
     if admin {
         m.insert("OS-EXT-SRV-ATTR:host".into(), json!(s.host));
         m.insert("OS-EXT-SRV-ATTR:hypervisor_hostname".into(), json!(s.host));
-        m.insert("OS-EXT-SRV-ATTR:instance_name".into(), json!(format!("instance-{}", &s.id[..8])));
+        m.insert("OS-EXT-SRV-ATTR:instance_name".into(), json!(format!("instance-{}", &s.id.to_string()[..8])));
         if mv.at_least(3) {
             m.insert("OS-EXT-SRV-ATTR:reservation_id".into(), json!(s.reservation_id));
             m.insert("OS-EXT-SRV-ATTR:launch_index".into(), json!(0));

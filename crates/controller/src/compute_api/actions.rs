@@ -89,7 +89,7 @@ impl ComputeApi {
         let o = NewOperation {
             id: uuid::Uuid::new_v4().to_string(),
             kind: r.kind,
-            server_id: id.to_string(),
+            server_id: s.id,
             request_id: request_id.to_string(),
             user_id: ctx.user_id.clone(),
             project_id: ctx.project_id.clone(),
@@ -155,9 +155,9 @@ impl ComputeApi {
             },
             ..t
         };
-        self.ds.server_transition(id, &t).await?;
+        self.ds.server_transition(&s.id, &t).await?;
         self.ds
-            .action_create(id, request_id, if lock { "lock" } else { "unlock" }, &ctx.user_id, &ctx.project_id)
+            .action_create(&s.id, request_id, if lock { "lock" } else { "unlock" }, &ctx.user_id, &ctx.project_id)
             .await?;
         Ok(())
     }
@@ -184,11 +184,11 @@ impl ComputeApi {
         } else {
             Transition { from_task: Some(s.task_state), vm: Some(state), task: Some(None), ..Default::default() }
         };
-        self.ds.server_transition(id, &t).await?;
-        self.ds.action_create(id, request_id, "resetState", &ctx.user_id, &ctx.project_id).await?;
+        self.ds.server_transition(&s.id, &t).await?;
+        self.ds.action_create(&s.id, request_id, "resetState", &ctx.user_id, &ctx.project_id).await?;
         // Open operations of the server other than delete lose their purpose.
         if !deleting {
-            for op in self.ds.op_list_open_for_server(id).await? {
+            for op in self.ds.op_list_open_for_server(&s.id).await? {
                 self.wake(&op.id).await;
             }
         }

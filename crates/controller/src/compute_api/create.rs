@@ -6,7 +6,7 @@ use super::{ComputeApi, ComputeError, Created, ServerSpec, VolumeBdm, device_nam
 use std::collections::BTreeMap;
 use stratus_auth::AuthContext;
 use stratus_db::{DbError, FlavorRow, ImageRow, NewOperation, NewServer, ServerRow};
-use stratus_types::{PowerState, TaskState, VmState};
+use stratus_types::{PowerState, ServerId, TaskState, VmState};
 use tracing::info;
 
 /// One `block_device_mapping_v2` entry as the client sent it (shape checked
@@ -200,9 +200,9 @@ impl ComputeApi {
         let mut out = Vec::new();
         for i in 0..spec.count {
             let name = if spec.count > 1 { format!("{}-{}", spec.name, i + 1) } else { spec.name.clone() };
-            let id = uuid::Uuid::new_v4().to_string();
+            let id = ServerId::new();
             let row = ServerRow {
-                id: id.clone(),
+                id,
                 hostname: sanitize_hostname(&name),
                 name,
                 project_id: ctx.project_id.clone(),
@@ -243,7 +243,7 @@ impl ComputeApi {
                 operation: NewOperation {
                     id: uuid::Uuid::new_v4().to_string(),
                     kind: stratus_types::OpKind::Create,
-                    server_id: id.clone(),
+                    server_id: id,
                     request_id: request_id.to_string(),
                     user_id: ctx.user_id.clone(),
                     project_id: ctx.project_id.clone(),
@@ -277,7 +277,7 @@ impl ComputeApi {
                     // Nova creates all or none of a multi-create; undo what was made.
                     for c in &out {
                         let c: &Created = c;
-                        let _ = self.delete_server(ctx, &c.server.id, request_id).await;
+                        let _ = self.delete_or_force(ctx, &c.server.id, request_id, false).await;
                     }
                     return Err(e.into());
                 }
@@ -288,7 +288,7 @@ impl ComputeApi {
                     let att = stratus_db::AttachmentRow {
                         id: uuid::Uuid::new_v4().to_string(),
                         volume_id: vid.clone(),
-                        server_id: server.id.clone(),
+                        server_id: server.id,
                         host: None,
                         connector: None,
                         client_id: None,
@@ -299,7 +299,7 @@ impl ComputeApi {
                         created_at: stratus_db::SET_ON_INSERT,
                     };
                     if let Err(e) = self.ds.attachment_create(&att).await {
-                        let _ = self.delete_server(ctx, &server.id, request_id).await;
+                        let _ = self.delete_or_force(ctx, &server.id, request_id, false).await;
                         return Err(ComputeError::BadRequest(format!("Invalid volume: {e}")));
                     }
                 }

@@ -5,28 +5,29 @@
 use super::{ComputeApi, ComputeError};
 use stratus_auth::AuthContext;
 use stratus_db::{DbError, NewOperation, OpStart, Transition};
-use stratus_types::{TaskState, VmState};
+use stratus_types::{ServerId, TaskState, VmState};
 use tracing::info;
 
 impl ComputeApi {
     /// `DELETE /servers/{id}`: record the intent (or re-drive the open delete) and return.
     pub async fn delete_server(&self, ctx: &AuthContext, id: &str, request_id: &str) -> Result<(), ComputeError> {
-        self.delete_or_force(ctx, id, request_id, false).await
+        self.delete_or_force(ctx, &ComputeError::parse_server_id(id)?, request_id, false).await
     }
 
     /// `forceDelete`: a hard delete in any state, soft-deleted included.
     pub async fn force_delete(&self, ctx: &AuthContext, id: &str, request_id: &str) -> Result<(), ComputeError> {
-        self.delete_or_force(ctx, id, request_id, true).await
+        self.delete_or_force(ctx, &ComputeError::parse_server_id(id)?, request_id, true).await
     }
 
-    async fn delete_or_force(
+    /// Shared by both deletes and by the undo of a multi-create.
+    pub(super) async fn delete_or_force(
         &self,
         ctx: &AuthContext,
-        id: &str,
+        id: &ServerId,
         request_id: &str,
         force: bool,
     ) -> Result<(), ComputeError> {
-        let s = self.get_visible(ctx, id).await?;
+        let s = self.visible(ctx, id).await?;
         if !ctx.can_write() {
             return Err(ComputeError::Forbidden(
                 "Policy doesn't allow os_compute_api:servers:delete to be performed.".into(),
@@ -54,7 +55,7 @@ impl ComputeApi {
                 let o = NewOperation {
                     id: uuid::Uuid::new_v4().to_string(),
                     kind: stratus_types::OpKind::SoftDelete,
-                    server_id: id.to_string(),
+                    server_id: s.id,
                     request_id: request_id.to_string(),
                     user_id: ctx.user_id.clone(),
                     project_id: ctx.project_id.clone(),
@@ -73,7 +74,7 @@ impl ComputeApi {
         let o = NewOperation {
             id: uuid::Uuid::new_v4().to_string(),
             kind: stratus_types::OpKind::Delete,
-            server_id: id.to_string(),
+            server_id: s.id,
             request_id: request_id.to_string(),
             user_id: ctx.user_id.clone(),
             project_id: ctx.project_id.clone(),
@@ -84,14 +85,14 @@ impl ComputeApi {
         stratus_types::faults::fault_point("api:after:delete");
         match started {
             Ok(OpStart::Created(op)) => {
-                info!(server = id, op = %op.id, request = request_id, "delete recorded");
+                info!(server = %id, op = %op.id, request = request_id, "delete recorded");
                 self.wake(&op.id).await;
             }
             Ok(OpStart::Existing(op)) => {
-                info!(server = id, op = %op.id, request = request_id, "repeated delete: re-driving the open operation");
+                info!(server = %id, op = %op.id, request = request_id, "repeated delete: re-driving the open operation");
                 self.wake(&op.id).await;
             }
-            Err(DbError::NotFound { .. }) => return Err(ComputeError::instance_not_found(id)),
+            Err(DbError::NotFound { .. }) => return Err(ComputeError::instance_not_found(&id.to_string())),
             Err(e) => return Err(e.into()),
         }
         Ok(())

@@ -3,6 +3,7 @@
 //! the messages Nova clients parse are written once, here.
 
 use stratus_db::DbError;
+use stratus_types::ServerId;
 
 /// What a [`ComputeError::NotFound`] is about; its name starts Nova's
 /// "`<Kind> <id> could not be found.`" message.
@@ -92,6 +93,13 @@ impl ComputeError {
     /// The 404 of a server the caller cannot see (or that does not exist).
     pub fn instance_not_found(id: &str) -> Self {
         Self::NotFound { kind: Resource::Instance, id: id.to_string() }
+    }
+
+    /// The typed id of a server named by request text (a path segment): a
+    /// text that is not a server id in the spelling we store is a server the
+    /// caller cannot see, Nova's 404 `Instance <id> could not be found.`.
+    pub fn parse_server_id(id: &str) -> Result<ServerId, Self> {
+        ServerId::parse_canonical(id).ok_or_else(|| Self::instance_not_found(id))
     }
 }
 

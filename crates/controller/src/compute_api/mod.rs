@@ -33,6 +33,7 @@ use std::sync::Arc;
 use stratus_auth::AuthContext;
 use stratus_bus::Bus;
 use stratus_db::{Datastore, DbError, FlavorRow, ServerRow};
+use stratus_types::ServerId;
 use stratus_types::agent::SUBJECT_OPS_WAKE;
 
 /// A validated create request.
@@ -102,14 +103,23 @@ impl ComputeApi {
     }
 
     /// A server the caller may see; another project's server is 404, like a missing one.
+    /// The id arrives as the request's path text: text that is not a server
+    /// id in our spelling names no server, so it is the same 404.
     pub async fn get_visible(&self, ctx: &AuthContext, id: &str) -> Result<ServerRow, ComputeError> {
+        self.visible(ctx, &ComputeError::parse_server_id(id)?).await
+    }
+
+    /// [`ComputeApi::get_visible`] for an id the service already holds typed
+    /// (e.g. undoing a multi-create).
+    async fn visible(&self, ctx: &AuthContext, id: &ServerId) -> Result<ServerRow, ComputeError> {
+        let not_found = || ComputeError::instance_not_found(&id.to_string());
         let s = match self.ds.server_get(id).await {
             Ok(s) => s,
-            Err(DbError::NotFound { .. }) => return Err(ComputeError::instance_not_found(id)),
+            Err(DbError::NotFound { .. }) => return Err(not_found()),
             Err(e) => return Err(e.into()),
         };
         if !ctx.can_see(&s.project_id) {
-            return Err(ComputeError::instance_not_found(id));
+            return Err(not_found());
         }
         Ok(s)
     }

@@ -9,7 +9,7 @@ use stratus_auth::AuthContext;
 use stratus_db::{
     ActionRow, DbError, EventRow, FlavorRow, PortRow, QuotaLimits, QuotaUsage, ServerFilter, ServerRow, ZombieRow,
 };
-use stratus_types::VmState;
+use stratus_types::{ServerId, VmState};
 
 /// `GET /servers` filters, parsed from the query string.
 #[derive(Clone, Debug, Default)]
@@ -37,9 +37,9 @@ pub struct ServerList {
     /// The servers, in list order.
     pub servers: Vec<ServerRow>,
     /// Ports by server id.
-    pub ports: HashMap<String, Vec<PortRow>>,
+    pub ports: HashMap<ServerId, Vec<PortRow>>,
     /// Attached volume ids by server id.
-    pub volumes: HashMap<String, Vec<String>>,
+    pub volumes: HashMap<ServerId, Vec<String>>,
     /// The page size asked for (for `servers_links`).
     pub limit: Option<i64>,
 }
@@ -95,18 +95,21 @@ impl ComputeApi {
         q: ServerQuery,
         with_resources: bool,
     ) -> Result<ServerList, ComputeError> {
-        if let Some(m) = &q.marker
-            && !self.ds.server_exists(m).await?
-        {
-            return Err(ComputeError::BadRequest(format!("marker [{m}] not found")));
-        }
+        // A marker that is not a server id names no server: the same 400.
+        let marker = match &q.marker {
+            Some(m) => match ServerId::parse_canonical(m) {
+                Some(id) if self.ds.server_exists(&id).await? => Some(id),
+                _ => return Err(ComputeError::BadRequest(format!("marker [{m}] not found"))),
+            },
+            None => None,
+        };
         let mut f = ServerFilter {
             project_id: Some(ctx.project_id.clone()),
             name: q.name,
             vm_states: q.vm_states,
             host: q.host,
             limit: q.limit,
-            marker: q.marker,
+            marker,
         };
         if q.all_tenants {
             if !ctx.is_admin() {
@@ -122,9 +125,9 @@ impl ComputeApi {
         let servers = self.ds.server_list(&f).await?;
         let mut out = ServerList { limit, ..Default::default() };
         if with_resources {
-            let ids: Vec<String> = servers.iter().map(|r| r.id.clone()).collect();
+            let ids: Vec<ServerId> = servers.iter().map(|r| r.id).collect();
             for p in self.ds.port_list_for_servers(&ids).await? {
-                out.ports.entry(p.server_id.clone()).or_default().push(p);
+                out.ports.entry(p.server_id).or_default().push(p);
             }
             for a in self.ds.attachment_list_for_servers(&ids).await? {
                 out.volumes.entry(a.server_id).or_default().push(a.volume_id);

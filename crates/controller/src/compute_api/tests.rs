@@ -153,3 +153,22 @@ async fn create_checks_mappings_flavor_and_image_in_the_service() {
     let e = api.flavor_get("no-such-flavor").await;
     assert!(matches!(e, Err(ComputeError::NotFound { kind: Resource::Flavor, .. })));
 }
+
+#[tokio::test]
+async fn a_server_id_that_is_not_ours_is_the_same_404() {
+    let (api, _ds, _dir) = api().await;
+    let me = ctx(&["member"]);
+    let missing = stratus_types::ServerId::new().to_string();
+    for id in ["not-a-uuid", missing.as_str(), &missing.to_uppercase(), &missing.replace('-', "")] {
+        match api.get_visible(&me, id).await {
+            Err(e @ ComputeError::NotFound { kind: Resource::Instance, .. }) => {
+                assert_eq!(e.to_string(), format!("Instance {id} could not be found."));
+            }
+            other => panic!("{id}: expected Nova's 404, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        api.server_list(&me, ServerQuery { marker: Some("nope".into()), ..Default::default() }, false).await,
+        Err(ComputeError::BadRequest(m)) if m == "marker [nope] not found"
+    ));
+}

@@ -64,11 +64,11 @@ impl ComputeApi {
                 v.status
             )));
         }
-        let n = self.ds.attachment_list_for_server(id).await?.len();
+        let n = self.ds.attachment_list_for_server(&s.id).await?.len();
         let att = AttachmentRow {
             id: uuid::Uuid::new_v4().to_string(),
             volume_id: volume_id.to_string(),
-            server_id: id.to_string(),
+            server_id: s.id,
             host: None,
             connector: None,
             client_id: None,
@@ -85,7 +85,7 @@ impl ComputeApi {
         let o = NewOperation {
             id: uuid::Uuid::new_v4().to_string(),
             kind: stratus_types::OpKind::AttachVolume,
-            server_id: id.to_string(),
+            server_id: s.id,
             request_id: request_id.to_string(),
             user_id: ctx.user_id.clone(),
             project_id: ctx.project_id.clone(),
@@ -122,7 +122,7 @@ impl ComputeApi {
         if s.locked && !ctx.is_admin() {
             return Err(ComputeError::Locked { id: id.to_string() });
         }
-        let att = self.ds.attachment_list_for_server(id).await?.into_iter().find(|a| a.volume_id == volume_id);
+        let att = self.ds.attachment_list_for_server(&s.id).await?.into_iter().find(|a| a.volume_id == volume_id);
         let Some(att) = att else {
             return Err(ComputeError::DetachNotFound { volume_id: volume_id.to_string() });
         };
@@ -138,7 +138,7 @@ impl ComputeApi {
         let o = NewOperation {
             id: uuid::Uuid::new_v4().to_string(),
             kind: stratus_types::OpKind::DetachVolume,
-            server_id: id.to_string(),
+            server_id: s.id,
             request_id: request_id.to_string(),
             user_id: ctx.user_id.clone(),
             project_id: ctx.project_id.clone(),

@@ -126,7 +126,7 @@ pub(super) async fn server_create(
         return Ok((StatusCode::ACCEPTED, Json(json!({"reservation_id": first.server.reservation_id}))).into_response());
     }
     let pass = c.admin_pass.as_deref().unwrap_or(&first.admin_pass);
-    let body = views::server_created(&st.public_url, &first.server.id, pass, c.networks.allocates());
+    let body = views::server_created(&st.public_url, &first.server.id.to_string(), pass, c.networks.allocates());
     let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("{}/compute/v2.1/servers/{}", st.public_url, first.server.id)) {
         resp.headers_mut().insert(axum::http::header::LOCATION, v);

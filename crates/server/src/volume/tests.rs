@@ -544,3 +544,24 @@ async fn volume_list_pagination() {
     assert_eq!(v["volumes"].as_array().expect("page").len(), 1);
     assert!(v.get("volumes_links").is_none());
 }
+
+/// Server ids are typed behind the API, but the path text is parsed by the
+/// compute service: text that is not a server id answers Nova's 404 exactly as
+/// a missing server does, on every route that names a server.
+#[tokio::test]
+async fn a_server_path_that_is_not_a_server_id_is_novas_404() {
+    let env = env().await;
+    let missing = uuid::Uuid::new_v4().to_string();
+    for id in ["not-a-uuid", missing.as_str(), &missing.to_uppercase()] {
+        for (method, uri, body) in [
+            ("GET", format!("/compute/v2.1/servers/{id}"), None),
+            ("DELETE", format!("/compute/v2.1/servers/{id}"), None),
+            ("POST", format!("/compute/v2.1/servers/{id}/action"), Some(json!({"os-stop": null}))),
+            ("GET", format!("/compute/v2.1/servers/{id}/os-volume_attachments"), None),
+        ] {
+            let (s, _, v) = send(&env, method, &uri, Some(&env.demo), None, body).await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{method} {uri}: {v}");
+            assert_eq!(v["itemNotFound"]["message"], format!("Instance {id} could not be found."), "{method} {uri}");
+        }
+    }
+}

@@ -246,8 +246,8 @@ impl Cloud {
             if st == "ERROR" && status != "ERROR" {
                 let db = self.db().await;
                 let mut events = Vec::new();
-                for a in db.action_list(id).await.unwrap_or_default() {
-                    if let Ok((_, ev)) = db.action_get(id, &a.request_id).await {
+                for a in db.action_list(&sid(id)).await.unwrap_or_default() {
+                    if let Ok((_, ev)) = db.action_get(&sid(id), &a.request_id).await {
                         events.extend(ev.into_iter().map(|e| format!("{}: {:?} {:?}", e.event, e.result, e.details)));
                     }
                 }
@@ -403,6 +403,11 @@ impl Drop for AgentProc {
         }
         self.kill9();
     }
+}
+
+/// The typed id of a server id the API returned (tests read the datastore by it).
+pub fn sid(id: impl AsRef<str>) -> stratus_types::ServerId {
+    id.as_ref().parse().expect("server id")
 }
 
 /// Server ids of the VM files a fake host keeps in `dir`.
