@@ -220,6 +220,12 @@ impl StepCx {
         Ok(())
     }
 
+    /// The `before:<step>` fault point alone, for a step whose start needs no
+    /// write (e.g. the delete's release, one transaction that checks the claim itself).
+    pub fn before<S: Step>(&self, step: S) -> Result<(), OpError> {
+        Ok(self.faults.check(&format!("before:{}", step.as_str()))?)
+    }
+
     /// The `after:<step>` fault point alone, for a step whose completion is
     /// written by its own transaction (e.g. the delete's release, which closes the operation).
     pub fn after<S: Step>(&self, step: S) -> Result<(), OpError> {
