@@ -459,7 +459,7 @@ pub fn volume_detail(public_url: &str, viewer: Viewer<'_>, v: &VolumeRow, atts: 
         "created_at": cinder_ts(v.created_at),
         "updated_at": cinder_ts(v.updated_at),
         "metadata": metadata,
-        "links": links(public_url, &v.project_id, "volumes", &v.id),
+        "links": links(public_url, &v.project_id, "volumes", &v.id.to_string()),
         "user_id": v.user_id,
         "os-vol-tenant-attr:tenant_id": v.project_id,
         "encrypted": false,
@@ -487,7 +487,7 @@ pub fn volume_detail(public_url: &str, viewer: Viewer<'_>, v: &VolumeRow, atts: 
 
 /// The short volume view of `GET /volumes`.
 pub fn volume_summary(public_url: &str, v: &VolumeRow) -> Value {
-    json!({"id": v.id, "name": v.name, "links": links(public_url, &v.project_id, "volumes", &v.id)})
+    json!({"id": v.id, "name": v.name, "links": links(public_url, &v.project_id, "volumes", &v.id.to_string())})
 }
 
 /// The `volumes_links` `next` entry of a paged list.

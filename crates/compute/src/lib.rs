@@ -16,7 +16,7 @@ use stratus_blockstore::{BlockBackend, OpenClient};
 use stratus_bus::{Bus, BusError, Message, reply};
 use stratus_driver::{Driver, DriverError, VmSpec};
 use stratus_types::agent::*;
-use stratus_types::{PowerState, ServerId};
+use stratus_types::{AttachmentId, PowerState, ServerId};
 use tokio::sync::{Notify, watch};
 use tracing::{debug, info, warn};
 
@@ -127,7 +127,7 @@ struct Tracking {
 
 /// The storage clients a host holds open for its VMs: attachment id →
 /// (server id, client).
-type Clients = Arc<tokio::sync::Mutex<HashMap<String, (ServerId, Box<dyn OpenClient>)>>>;
+type Clients = Arc<tokio::sync::Mutex<HashMap<AttachmentId, (ServerId, Box<dyn OpenClient>)>>>;
 
 /// A running agent.
 pub struct Agent {
@@ -171,8 +171,8 @@ impl Agent {
 
     /// Close every storage client of `server_id` (its VM is gone).
     async fn close_clients_of(&self, server_id: &ServerId) {
-        let mine: Vec<String> =
-            self.clients.lock().await.iter().filter(|(_, (s, _))| s == server_id).map(|(a, _)| a.clone()).collect();
+        let mine: Vec<AttachmentId> =
+            self.clients.lock().await.iter().filter(|(_, (s, _))| s == server_id).map(|(a, _)| *a).collect();
         for a in mine {
             let c = self.clients.lock().await.remove(&a);
             if let Some((_, c)) = c
@@ -487,7 +487,7 @@ impl Agent {
         self.publish(&cmd, result, started).await;
     }
 
-    async fn attach(&self, server_id: &ServerId, attachment_id: &str, volume: &str) -> Result<String, String> {
+    async fn attach(&self, server_id: &ServerId, attachment_id: &AttachmentId, volume: &str) -> Result<String, String> {
         if let Some((_, c)) = self.clients.lock().await.get(attachment_id) {
             return Ok(c.id().0); // already open: idempotent
         }
@@ -496,8 +496,8 @@ impl Agent {
         };
         let client = storage.open(volume).await.map_err(|e| e.to_string())?;
         let id = client.id().0;
-        info!(host = %self.cfg.host, server = %server_id, attachment = attachment_id, client = %id, "volume opened");
-        self.clients.lock().await.insert(attachment_id.to_string(), (*server_id, client));
+        info!(host = %self.cfg.host, server = %server_id, attachment = %attachment_id, client = %id, "volume opened");
+        self.clients.lock().await.insert(*attachment_id, (*server_id, client));
         Ok(id)
     }
 

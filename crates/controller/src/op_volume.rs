@@ -34,7 +34,7 @@ pub(crate) async fn open_on_host(
     let volumes = s.volume.as_ref().ok_or("no block storage service is configured")?;
     let vol = volumes.volume(&att.volume_id).await.map_err(|e| e.to_string())?;
     let d = Deadlines { ack: s.cfg.command_ack_timeout, result: s.cfg.power_timeout };
-    let kind = CommandKind::AttachVolume { attachment_id: att.id.clone(), volume: vol.backend_name.clone() };
+    let kind = CommandKind::AttachVolume { attachment_id: att.id, volume: vol.backend_name.clone() };
     let t = s.host_command(op_id, &server.id, &host, kind, d).await?;
     let client = t.result.client_id.clone().ok_or("the host reported no storage client")?;
     volumes.host_attached(att, &host, &client).await.map_err(|e| e.to_string())?;
@@ -100,7 +100,7 @@ impl Handler for VolumeOps {
             ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
             let d = Deadlines { ack: s.cfg.command_ack_timeout, result: s.cfg.power_timeout };
             match s
-                .host_command(&op.id, &server.id, &host, CommandKind::DetachVolume { attachment_id: att.id.clone() }, d)
+                .host_command(&op.id, &server.id, &host, CommandKind::DetachVolume { attachment_id: att.id }, d)
                 .await
             {
                 Ok(_) => {

@@ -46,7 +46,7 @@ pub(crate) struct CreateImageParams {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct VolumeParams {
     /// Attachment id.
-    pub attachment_id: String,
+    pub attachment_id: stratus_types::AttachmentId,
 }
 
 /// Operations that take no parameters (an object, usually empty).

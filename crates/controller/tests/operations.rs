@@ -226,7 +226,7 @@ impl Cloud {
             }
             OpKind::DetachVolume => {
                 let att = self.ds.attachment_list_for_server(server_id).await.expect("atts");
-                api.detach_volume(ctx, server, &att[0].volume_id, "req-detach").await.expect("detach");
+                api.detach_volume(ctx, server, &att[0].volume_id.to_string(), "req-detach").await.expect("detach");
             }
             OpKind::Create => unreachable!("created by `server`"),
         }
@@ -234,9 +234,9 @@ impl Cloud {
     }
 
     async fn volume(&self) -> String {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = stratus_types::VolumeId::new();
         let row = stratus_db::VolumeRow {
-            id: id.clone(),
+            id,
             name: Some("v".into()),
             description: Some(String::new()),
             project_id: self.ctx.project_id.clone(),
@@ -256,7 +256,7 @@ impl Cloud {
         };
         let v = self.ds.volume_create(&row, -1, -1).await.expect("volume row");
         self.storage.create(&v.backend_name, 1).await.expect("volume");
-        id
+        id.to_string()
     }
 
     /// A new server, with its create operation recorded (not driven).

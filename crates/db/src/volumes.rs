@@ -7,14 +7,14 @@
 use crate::{Cas, Datastore, DbError, RowKind};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
-use stratus_types::ServerId;
 use stratus_types::{AttachStatus, CleanupKind, VolumeStatus};
+use stratus_types::{AttachmentId, ServerId, VolumeId};
 
 /// A volume row.
 #[derive(Clone, Debug, FromRow)]
 pub struct VolumeRow {
     /// Volume id (UUID).
-    pub id: String,
+    pub id: VolumeId,
     /// Display name.
     pub name: Option<String>,
     /// Description.
@@ -54,9 +54,9 @@ pub struct VolumeRow {
 #[derive(Clone, Debug, FromRow)]
 pub struct AttachmentRow {
     /// Attachment id.
-    pub id: String,
+    pub id: AttachmentId,
     /// Volume.
-    pub volume_id: String,
+    pub volume_id: VolumeId,
     /// Server (instance uuid).
     pub server_id: ServerId,
     /// Host the volume is opened on.
@@ -88,7 +88,7 @@ pub struct CleanupRow {
     #[sqlx(try_from = "String")]
     pub kind: CleanupKind,
     /// Volume.
-    pub volume_id: Option<String>,
+    pub volume_id: Option<VolumeId>,
     /// Backend name of the volume.
     pub backend_name: Option<String>,
     /// Client to unfence.
@@ -154,7 +154,7 @@ impl Datastore {
             return Err(DbError::QuotaExceeded(ex));
         }
         let row: VolumeRow = sqlx::query_as(&format!("INSERT INTO volumes ({VCOLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$14,NULL,FALSE) RETURNING {VCOLS}"))
-            .bind(&v.id).bind(&v.name).bind(&v.description).bind(&v.project_id).bind(&v.user_id).bind(v.size_gb).bind(v.status.as_str())
+            .bind(v.id).bind(&v.name).bind(&v.description).bind(&v.project_id).bind(&v.user_id).bind(v.size_gb).bind(v.status.as_str())
             .bind(&v.volume_type).bind(&v.availability_zone).bind(v.bootable).bind(&v.image_id).bind(&v.backend_name).bind(&v.metadata).bind(&now)
             .fetch_one(&mut *tx).await?;
         tx.commit().await?;
@@ -162,7 +162,7 @@ impl Datastore {
     }
 
     /// A live volume.
-    pub async fn volume_get(&self, id: &str) -> Result<VolumeRow, DbError> {
+    pub async fn volume_get(&self, id: &VolumeId) -> Result<VolumeRow, DbError> {
         sqlx::query_as(&format!("SELECT {VCOLS} FROM volumes WHERE id = $1 AND deleted = FALSE"))
             .bind(id)
             .fetch_optional(&self.read)
@@ -188,13 +188,18 @@ impl Datastore {
     }
 
     /// Compare-and-swap the status: from any of `from` (empty: any) to `to`.
-    pub async fn volume_set_status(&self, id: &str, from: &[VolumeStatus], to: VolumeStatus) -> Result<Cas, DbError> {
+    pub async fn volume_set_status(
+        &self,
+        id: &VolumeId,
+        from: &[VolumeStatus],
+        to: VolumeStatus,
+    ) -> Result<Cas, DbError> {
         let mut q: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new("UPDATE volumes SET status = ");
         q.push_bind(to.as_str())
             .push(", updated_at = ")
             .push_bind(self.now())
             .push(" WHERE id = ")
-            .push_bind(id.to_string())
+            .push_bind(*id)
             .push(" AND deleted = FALSE");
         if !from.is_empty() {
             q.push(" AND status IN (");
@@ -218,7 +223,7 @@ impl Datastore {
     /// Update name, description, size or bootable flag.
     pub async fn volume_update(
         &self,
-        id: &str,
+        id: &VolumeId,
         name: Option<&str>,
         description: Option<&str>,
         size_gb: Option<i64>,
@@ -230,7 +235,7 @@ impl Datastore {
     }
 
     /// Mark a volume deleted (its storage is gone). Idempotent.
-    pub async fn volume_mark_deleted(&self, id: &str) -> Result<(), DbError> {
+    pub async fn volume_mark_deleted(&self, id: &VolumeId) -> Result<(), DbError> {
         let now = self.now();
         sqlx::query("UPDATE volumes SET status = $3, deleted = TRUE, deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
             .bind(id).bind(&now).bind(VolumeStatus::Deleted.as_str()).execute(&self.write).await?;
@@ -245,7 +250,7 @@ impl Datastore {
         let r = sqlx::query(
             "UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status = $4",
         )
-        .bind(&a.volume_id)
+        .bind(a.volume_id)
         .bind(&now)
         .bind(VolumeStatus::Reserved.as_str())
         .bind(VolumeStatus::Available.as_str())
@@ -255,7 +260,7 @@ impl Datastore {
             return Err(DbError::conflict(RowKind::Volume, format!("volume {} is not available", a.volume_id)));
         }
         let row: AttachmentRow = sqlx::query_as(&format!("INSERT INTO volume_attachments ({ACOLS}, updated_at, deleted) VALUES ($1,$2,$3,$4,$5,$6,$7,$11,$8,$9,$10,$10,FALSE) RETURNING {ACOLS}"))
-            .bind(&a.id).bind(&a.volume_id).bind(a.server_id).bind(&a.host).bind(&a.connector).bind(&a.client_id).bind(&a.mountpoint)
+            .bind(a.id).bind(a.volume_id).bind(a.server_id).bind(&a.host).bind(&a.connector).bind(&a.client_id).bind(&a.mountpoint)
             .bind(a.delete_on_termination).bind(a.boot_index).bind(&now).bind(AttachStatus::Reserved.as_str())
             .fetch_one(&mut *tx).await?;
         tx.commit().await?;
@@ -263,7 +268,7 @@ impl Datastore {
     }
 
     /// A live attachment.
-    pub async fn attachment_get(&self, id: &str) -> Result<AttachmentRow, DbError> {
+    pub async fn attachment_get(&self, id: &AttachmentId) -> Result<AttachmentRow, DbError> {
         sqlx::query_as(&format!("SELECT {ACOLS} FROM volume_attachments WHERE id = $1 AND deleted = FALSE"))
             .bind(id)
             .fetch_optional(&self.read)
@@ -278,7 +283,7 @@ impl Datastore {
     }
 
     /// Live attachments of a volume.
-    pub async fn attachment_list_for_volume(&self, volume_id: &str) -> Result<Vec<AttachmentRow>, DbError> {
+    pub async fn attachment_list_for_volume(&self, volume_id: &VolumeId) -> Result<Vec<AttachmentRow>, DbError> {
         Ok(sqlx::query_as(&format!(
             "SELECT {ACOLS} FROM volume_attachments WHERE volume_id = $1 AND deleted = FALSE ORDER BY created_at"
         ))
@@ -314,7 +319,7 @@ impl Datastore {
     /// `attaching` (volume `attaching`).
     pub async fn attachment_update(
         &self,
-        id: &str,
+        id: &AttachmentId,
         host: Option<&str>,
         connector: Option<&str>,
         client_id: Option<&str>,
@@ -327,7 +332,7 @@ impl Datastore {
             .bind(AttachStatus::Reserved.as_str()).bind(AttachStatus::Attaching.as_str())
             .fetch_optional(&mut *tx).await?.ok_or_else(|| DbError::conflict(RowKind::Attachment, format!("attachment {id} cannot be updated in its state")))?;
         sqlx::query("UPDATE volumes SET status = $4, updated_at = $2 WHERE id = $1 AND status IN ($3,$4)")
-            .bind(&row.volume_id)
+            .bind(row.volume_id)
             .bind(&now)
             .bind(VolumeStatus::Reserved.as_str())
             .bind(VolumeStatus::Attaching.as_str())
@@ -338,10 +343,10 @@ impl Datastore {
     }
 
     /// The host finished attaching: attachment `attached`, volume `in-use`.
-    pub async fn attachment_complete(&self, id: &str) -> Result<(), DbError> {
+    pub async fn attachment_complete(&self, id: &AttachmentId) -> Result<(), DbError> {
         let now = self.now();
         let mut tx = self.write.begin().await?;
-        let row: Option<(String,)> = sqlx::query_as("UPDATE volume_attachments SET status = $5, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status IN ($3,$4,$5) RETURNING volume_id")
+        let row: Option<(VolumeId,)> = sqlx::query_as("UPDATE volume_attachments SET status = $5, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status IN ($3,$4,$5) RETURNING volume_id")
             .bind(id).bind(&now).bind(AttachStatus::Reserved.as_str()).bind(AttachStatus::Attaching.as_str()).bind(AttachStatus::Attached.as_str()).fetch_optional(&mut *tx).await?;
         let Some((vol,)) = row else {
             return Err(DbError::conflict(
@@ -350,7 +355,7 @@ impl Datastore {
             ));
         };
         sqlx::query("UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
-            .bind(&vol)
+            .bind(vol)
             .bind(&now)
             .bind(VolumeStatus::InUse.as_str())
             .execute(&mut *tx)
@@ -360,7 +365,7 @@ impl Datastore {
     }
 
     /// Mark an attachment's client fenced (its storage client can no longer write).
-    pub async fn attachment_mark_fenced(&self, id: &str) -> Result<(), DbError> {
+    pub async fn attachment_mark_fenced(&self, id: &AttachmentId) -> Result<(), DbError> {
         sqlx::query("UPDATE volume_attachments SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
             .bind(id)
             .bind(self.now())
@@ -372,15 +377,15 @@ impl Datastore {
 
     /// Remove an attachment; the volume becomes `available` once it has no
     /// other live attachment. Idempotent.
-    pub async fn attachment_delete(&self, id: &str) -> Result<(), DbError> {
+    pub async fn attachment_delete(&self, id: &AttachmentId) -> Result<(), DbError> {
         let now = self.now();
         let mut tx = self.write.begin().await?;
-        let row: Option<(String,)> = sqlx::query_as("UPDATE volume_attachments SET deleted = TRUE, status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE RETURNING volume_id")
+        let row: Option<(VolumeId,)> = sqlx::query_as("UPDATE volume_attachments SET deleted = TRUE, status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE RETURNING volume_id")
             .bind(id).bind(&now).bind(AttachStatus::Detached.as_str()).fetch_optional(&mut *tx).await?;
         if let Some((vol,)) = row {
             sqlx::query("UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status NOT IN ($4,$5)
                          AND NOT EXISTS (SELECT 1 FROM volume_attachments WHERE volume_id = $1 AND deleted = FALSE)")
-                .bind(&vol).bind(&now).bind(VolumeStatus::Available.as_str())
+                .bind(vol).bind(&now).bind(VolumeStatus::Available.as_str())
                 .bind(VolumeStatus::Deleting.as_str()).bind(VolumeStatus::ErrorDeleting.as_str()).execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -391,7 +396,7 @@ impl Datastore {
     pub async fn cleanup_enqueue(
         &self,
         kind: CleanupKind,
-        volume_id: Option<&str>,
+        volume_id: Option<&VolumeId>,
         backend_name: Option<&str>,
         client_id: Option<&str>,
         host: Option<&str>,
@@ -410,7 +415,7 @@ impl Datastore {
         server_id: &ServerId,
         host: &str,
         epoch: i64,
-        volume_id: &str,
+        volume_id: &VolumeId,
         backend_name: &str,
         client_id: &str,
     ) -> Result<(), DbError> {
@@ -455,7 +460,7 @@ impl Datastore {
 impl Datastore {
     /// Replace a volume's metadata (`PUT /volumes/{id}` with `metadata`);
     /// `volume_update` leaves metadata alone.
-    pub async fn volume_set_metadata(&self, id: &str, metadata: &str) -> Result<VolumeRow, DbError> {
+    pub async fn volume_set_metadata(&self, id: &VolumeId, metadata: &str) -> Result<VolumeRow, DbError> {
         sqlx::query_as(&format!(
             "UPDATE volumes SET metadata = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {VCOLS}"
         ))
@@ -496,10 +501,21 @@ mod tests {
     use super::*;
     use crate::testutil::store;
 
-    fn vol(id: &str, size: i64) -> VolumeRow {
+    /// A fixed volume id per letter, so the test reads as before.
+    fn vid(name: &str) -> VolumeId {
+        VolumeId(uuid::Uuid::from_u128(u128::from(name.bytes().next().unwrap_or(0))))
+    }
+
+    /// A fixed attachment id per number.
+    fn aid(n: u128) -> AttachmentId {
+        AttachmentId(uuid::Uuid::from_u128(n))
+    }
+
+    fn vol(name: &str, size: i64) -> VolumeRow {
+        let id = vid(name);
         VolumeRow {
-            id: id.into(),
-            name: Some(id.into()),
+            id,
+            name: Some(name.into()),
             description: None,
             project_id: "p".into(),
             user_id: "u".into(),
@@ -529,8 +545,8 @@ mod tests {
         ds.volume_create(&vol("b", 3), 2, 8).await.expect("b");
         assert_eq!(ds.volume_usage("p").await.expect("usage"), VolumeUsage { volumes: 2, gigabytes: 8 });
         let att = AttachmentRow {
-            id: "t1".into(),
-            volume_id: "a".into(),
+            id: aid(1),
+            volume_id: vid("a"),
             server_id: ServerId::new(),
             host: None,
             connector: None,
@@ -544,28 +560,28 @@ mod tests {
         ds.attachment_create(&att).await.expect("reserve");
         assert!(
             matches!(
-                ds.attachment_create(&AttachmentRow { id: "t2".into(), ..att.clone() }).await,
+                ds.attachment_create(&AttachmentRow { id: aid(2), ..att.clone() }).await,
                 Err(DbError::Conflict { .. })
             ),
             "not available twice"
         );
-        ds.attachment_update("t1", Some("h1"), Some("{}"), Some("local:a:1:x"), Some("/dev/vdb"))
+        ds.attachment_update(&aid(1), Some("h1"), Some("{}"), Some("local:a:1:x"), Some("/dev/vdb"))
             .await
             .expect("update");
-        ds.attachment_complete("t1").await.expect("complete");
-        assert_eq!(ds.volume_get("a").await.expect("a").status.as_str(), "in-use");
+        ds.attachment_complete(&aid(1)).await.expect("complete");
+        assert_eq!(ds.volume_get(&vid("a")).await.expect("a").status.as_str(), "in-use");
         assert_eq!(
-            ds.volume_set_status("a", &[VolumeStatus::Available], VolumeStatus::Deleting).await.expect("cas"),
+            ds.volume_set_status(&vid("a"), &[VolumeStatus::Available], VolumeStatus::Deleting).await.expect("cas"),
             Cas::Conflict,
             "in-use cannot be deleted"
         );
-        ds.attachment_delete("t1").await.expect("detach");
-        ds.attachment_delete("t1").await.expect("detach twice");
-        assert_eq!(ds.volume_get("a").await.expect("a").status.as_str(), "available");
-        ds.cleanup_enqueue(CleanupKind::VolumeDelete, Some("a"), Some("volume-a"), None, None, "busy")
+        ds.attachment_delete(&aid(1)).await.expect("detach");
+        ds.attachment_delete(&aid(1)).await.expect("detach twice");
+        assert_eq!(ds.volume_get(&vid("a")).await.expect("a").status.as_str(), "available");
+        ds.cleanup_enqueue(CleanupKind::VolumeDelete, Some(&vid("a")), Some("volume-a"), None, None, "busy")
             .await
             .expect("q");
-        ds.cleanup_enqueue(CleanupKind::VolumeDelete, Some("a"), Some("volume-a"), None, None, "busy")
+        ds.cleanup_enqueue(CleanupKind::VolumeDelete, Some(&vid("a")), Some("volume-a"), None, None, "busy")
             .await
             .expect("q again");
         let q = ds.cleanup_pending().await.expect("pending");

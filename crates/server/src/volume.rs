@@ -188,7 +188,7 @@ async fn list(
     };
     let mut rows = state.volume.list(ctx, &f).await?;
     if let Some(marker) = q.get("marker") {
-        let Some(i) = rows.iter().position(|v| &v.id == marker) else {
+        let Some(i) = rows.iter().position(|v| v.id.to_string() == *marker) else {
             return Err(ApiError::BadRequest(format!("Marker {marker} could not be found.")));
         };
         rows.drain(..=i);
@@ -205,7 +205,7 @@ async fn list(
         && rows.len() > l
     {
         rows.truncate(l);
-        next = rows.last().map(|v| v.id.clone());
+        next = rows.last().map(|v| v.id);
     }
     let mut out = Vec::with_capacity(rows.len());
     for v in &rows {
@@ -213,7 +213,7 @@ async fn list(
     }
     let mut body = json!({ "volumes": out });
     if let (Some(marker), Some(l)) = (next, limit) {
-        body["volumes_links"] = wire::volumes_next_link(&state.public_url, &project, detail, l, &marker);
+        body["volumes_links"] = wire::volumes_next_link(&state.public_url, &project, detail, l, &marker.to_string());
     }
     Ok(body)
 }
@@ -421,7 +421,7 @@ async fn create_attachment(
     scope(&ctx, &p)?;
     let c = CreateAttachment::parse(&parse_json(&body)?)?;
     let a = state.volume.attachment_create(&ctx, &c.volume_id, &c.instance_uuid, c.connector.as_ref()).await?;
-    let (a, vol) = state.volume.attachment_get_visible(&ctx, &a.id).await?;
+    let (a, vol) = state.volume.attachment_get_visible(&ctx, &a.id.to_string()).await?;
     Ok(axum::Json(json!({ "attachment": attachment_detail(&state, &a, &vol) })))
 }
 
@@ -490,7 +490,7 @@ async fn attachments(
     let all = q.get("all_tenants").is_some_and(|v| wire::truthy(v));
     let rows = state.volume.attachment_list(ctx, all).await?;
     let filter = |a: &AttachmentRow| {
-        q.get("volume_id").is_none_or(|v| v == &a.volume_id)
+        q.get("volume_id").is_none_or(|v| *v == a.volume_id.to_string())
             && q.get("instance_id").is_none_or(|s| *s == a.server_id.to_string())
     };
     let out: Vec<Value> = rows

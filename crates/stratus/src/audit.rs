@@ -119,7 +119,7 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
         println!(
             "QUEUED {} {} (attempts {}, last error {:?}): {}",
             c.kind,
-            c.volume_id.as_deref().or(c.client_id.as_deref()).unwrap_or("?"),
+            c.volume_id.map(|v| v.to_string()).or_else(|| c.client_id.clone()).unwrap_or_else(|| "?".into()),
             c.attempts,
             c.last_error,
             c.reason
@@ -128,7 +128,7 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
     let volumes = ds.volume_list(None).await?;
     for v in &volumes {
         if matches!(v.status, stratus_volume::VolumeStatus::Deleting | stratus_volume::VolumeStatus::ErrorDeleting)
-            && !pending.iter().any(|c| c.volume_id.as_deref() == Some(v.id.as_str()))
+            && !pending.iter().any(|c| c.volume_id == Some(v.id))
         {
             problems.push(format!("volume {} is {} with no deletion queued", v.id, v.status));
         }

@@ -133,8 +133,8 @@ async fn seed_problem(backend: &str) {
     let atts = db.attachment_list_for_server(&sid(&id)).await.expect("atts");
     assert_eq!(atts.len(), 2);
     let clients: Vec<String> = atts.iter().map(|a| a.client_id.clone().expect("client recorded at attach")).collect();
-    let root_backend = db.volume_get(&root).await.expect("root").backend_name;
-    let data_backend_name = db.volume_get(&data).await.expect("data").backend_name;
+    let root_backend = db.volume_get(&vid(&root)).await.expect("root").backend_name;
+    let data_backend_name = db.volume_get(&vid(&data)).await.expect("data").backend_name;
     // Zombie holder processes outlive their agent by design; end them with the test.
     let _reaper = KillOnDrop(vec![root_backend.clone(), data_backend_name.clone()]);
     if backend == "rbd" {
@@ -182,7 +182,7 @@ async fn seed_problem(backend: &str) {
         // The zombies kept writing until the fence; from the fence on, every write fails (errno 108).
         let fenced_by = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
         tokio::time::sleep(Duration::from_millis(800)).await;
-        let data_backend = db.volume_get(&data).await.expect("data").backend_name;
+        let data_backend = db.volume_get(&vid(&data)).await.expect("data").backend_name;
         let mut ok_before = 0;
         for name in [&root_backend, &data_backend] {
             let log = std::fs::read_to_string(holder_logs.join(format!("{name}.log"))).unwrap_or_default();

@@ -6,7 +6,7 @@
 //! [`Ack`] at once) and publishes [`CommandResult`]s on `stratus.agent.result`
 //! when a command finishes.
 
-use crate::ServerId;
+use crate::{AttachmentId, ServerId};
 use serde::{Deserialize, Serialize};
 
 /// Subject an agent joins on.
@@ -114,14 +114,14 @@ pub enum CommandKind {
     /// attachment); the result carries the client identity fencing targets.
     AttachVolume {
         /// Attachment id.
-        attachment_id: String,
+        attachment_id: AttachmentId,
         /// Volume name in the storage backend.
         volume: String,
     },
     /// Close the VM's client of one attachment (absent: success).
     DetachVolume {
         /// Attachment id.
-        attachment_id: String,
+        attachment_id: AttachmentId,
     },
     /// Pause the VM in memory.
     Pause,

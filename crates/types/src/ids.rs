@@ -103,6 +103,14 @@ typed_id!(
     ImageId
 );
 typed_id!(
+    /// Identifies a block storage volume (Cinder) for its whole life.
+    VolumeId
+);
+typed_id!(
+    /// Identifies one attachment of a volume to a server (Cinder's attachment record).
+    AttachmentId
+);
+typed_id!(
     /// Identifies a network port (fixed IP allocation) owned by a server.
     PortId
 );

@@ -6,7 +6,7 @@ use crate::{AttachMode, AttachStatus, ListFilter, Missing, VolumeError, VolumeSe
 use serde_json::{Value, json};
 use stratus_auth::AuthContext;
 use stratus_db::{AttachmentRow, DbError, VolumeRow};
-use stratus_types::ServerId;
+use stratus_types::{AttachmentId, ServerId, VolumeId};
 use tracing::info;
 
 impl VolumeService {
@@ -17,7 +17,11 @@ impl VolumeService {
         id: &str,
     ) -> Result<(AttachmentRow, VolumeRow), VolumeError> {
         let not_found = || VolumeError::not_found(Missing::Attachment, id);
-        let a = match self.ds.attachment_get(id).await {
+        // Not an attachment id in our spelling: never a row, Cinder's 404.
+        let Some(aid) = AttachmentId::parse_canonical(id) else {
+            return Err(not_found());
+        };
+        let a = match self.ds.attachment_get(&aid).await {
             Ok(a) => a,
             Err(DbError::NotFound { .. }) => return Err(not_found()),
             Err(e) => return Err(e.into()),
@@ -60,6 +64,7 @@ impl VolumeService {
         connector: Option<&Value>,
     ) -> Result<AttachmentRow, VolumeError> {
         let v = self.get_visible(ctx, volume_id).await?;
+        let vid: VolumeId = v.id;
         require_write(ctx, "attachment_create")?;
         // Cinder tests the connector for truth: `{}` is no connector.
         let connector = connector.filter(|c| !c.is_null() && c.as_object().is_none_or(|o| !o.is_empty()));
@@ -82,8 +87,8 @@ impl VolumeService {
             return Err(VolumeError::BadRequest("Invalid input for field/attribute connector.".into()));
         }
         let row = AttachmentRow {
-            id: uuid::Uuid::new_v4().to_string(),
-            volume_id: volume_id.to_string(),
+            id: AttachmentId::new(),
+            volume_id: vid,
             server_id,
             host: None,
             connector: None,
@@ -97,7 +102,7 @@ impl VolumeService {
         let a = match self.ds.attachment_create(&row).await {
             Ok(a) => a,
             Err(DbError::Conflict { .. }) => {
-                let cur = self.ds.volume_get(volume_id).await?;
+                let cur = self.ds.volume_get(&vid).await?;
                 return Err(not_available(cur.status.as_str()));
             }
             Err(e) => return Err(e.into()),
@@ -109,7 +114,7 @@ impl VolumeService {
         }
     }
 
-    async fn apply_connector(&self, id: &str, c: &Value) -> Result<AttachmentRow, VolumeError> {
+    async fn apply_connector(&self, id: &AttachmentId, c: &Value) -> Result<AttachmentRow, VolumeError> {
         let host = c.get("host").and_then(Value::as_str);
         let mountpoint = c.get("mountpoint").and_then(Value::as_str);
         match self.ds.attachment_update(id, host, Some(&c.to_string()), None, mountpoint).await {
@@ -128,12 +133,12 @@ impl VolumeService {
         id: &str,
         connector: &Value,
     ) -> Result<AttachmentRow, VolumeError> {
-        self.attachment_get_visible(ctx, id).await?;
+        let aid = self.attachment_get_visible(ctx, id).await?.0.id;
         require_write(ctx, "attachment_update")?;
         if !connector.is_object() {
             return Err(VolumeError::BadRequest("Invalid input for field/attribute connector.".into()));
         }
-        let a = self.apply_connector(id, connector).await?;
+        let a = self.apply_connector(&aid, connector).await?;
         info!(attachment = id, host = ?a.host, "attachment connector recorded");
         Ok(a)
     }
@@ -141,9 +146,9 @@ impl VolumeService {
     /// The host finished attaching (Nova's `attachment_complete`): the
     /// attachment is `attached`, the volume `in-use`.
     pub async fn attachment_complete(&self, ctx: &AuthContext, id: &str) -> Result<(), VolumeError> {
-        self.attachment_get_visible(ctx, id).await?;
+        let aid = self.attachment_get_visible(ctx, id).await?.0.id;
         require_write(ctx, "attachment_complete")?;
-        match self.ds.attachment_complete(id).await {
+        match self.ds.attachment_complete(&aid).await {
             Ok(()) => {
                 info!(attachment = id, "attachment complete");
                 Ok(())
@@ -156,9 +161,9 @@ impl VolumeService {
     /// Remove an attachment (Nova's `attachment_delete`, after the host
     /// disconnected): the volume is `available` once it has no other.
     pub async fn attachment_delete(&self, ctx: &AuthContext, id: &str) -> Result<(), VolumeError> {
-        self.attachment_get_visible(ctx, id).await?;
+        let aid = self.attachment_get_visible(ctx, id).await?.0.id;
         require_write(ctx, "attachment_delete")?;
-        self.ds.attachment_delete(id).await?;
+        self.ds.attachment_delete(&aid).await?;
         info!(attachment = id, "attachment deleted");
         Ok(())
     }

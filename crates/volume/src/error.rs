@@ -68,7 +68,7 @@ pub enum VolumeError {
     #[error("volume {id} is {status} after its build")]
     BootVolume {
         /// The volume.
-        id: String,
+        id: stratus_types::VolumeId,
         /// Its status after the build (`error` when the backend failed).
         status: String,
     },

@@ -52,6 +52,7 @@ use stratus_auth::AuthContext;
 use stratus_blockstore::{BlockBackend, BlockError};
 use stratus_db::{AttachmentRow, Cas, CleanupRow, Datastore, DbError, ImageRow, VolumeRow};
 use stratus_image::{ImageError, ImageService, ImageStatus};
+use stratus_types::VolumeId;
 use tracing::{info, warn};
 
 /// Cinder's refusal to delete a volume that is in use (attached, reserved,
@@ -204,7 +205,7 @@ pub struct VolumeService {
     cfg: VolumeConfig,
     /// Volumes this process is building right now: the reconciler leaves
     /// them alone even when the build takes longer than `stale_after`.
-    inflight: Mutex<HashSet<String>>,
+    inflight: Mutex<HashSet<VolumeId>>,
     last_report: Mutex<Option<ReconcileReport>>,
     /// When the backend's trash was last purged (Unix seconds; a purge costs a CLI call).
     last_purge: std::sync::atomic::AtomicI64,
@@ -214,8 +215,8 @@ pub struct VolumeService {
 
 /// Removes a volume from the in-flight set when the build ends (or panics).
 struct Inflight<'a> {
-    set: &'a Mutex<HashSet<String>>,
-    id: String,
+    set: &'a Mutex<HashSet<VolumeId>>,
+    id: VolumeId,
 }
 
 impl Drop for Inflight<'_> {
@@ -298,7 +299,12 @@ impl VolumeService {
     /// missing one (no existence leak).
     pub async fn get_visible(&self, ctx: &AuthContext, id: &str) -> Result<VolumeRow, VolumeError> {
         let not_found = || VolumeError::not_found(Missing::Volume, id);
-        let v = match self.ds.volume_get(id).await {
+        // A path segment that is not a volume id in our spelling never named
+        // a row: Cinder's 404, as when the lookup finds nothing.
+        let Some(vid) = VolumeId::parse_canonical(id) else {
+            return Err(not_found());
+        };
+        let v = match self.ds.volume_get(&vid).await {
             Ok(v) => v,
             Err(DbError::NotFound { .. }) => return Err(not_found()),
             Err(e) => return Err(e.into()),
@@ -310,7 +316,7 @@ impl VolumeService {
     }
 
     /// Live attachments of a volume (for the volume's `attachments` list).
-    pub async fn attachments_of(&self, volume_id: &str) -> Result<Vec<AttachmentRow>, VolumeError> {
+    pub async fn attachments_of(&self, volume_id: &VolumeId) -> Result<Vec<AttachmentRow>, VolumeError> {
         Ok(self.ds.attachment_list_for_volume(volume_id).await?)
     }
 
@@ -389,7 +395,7 @@ impl VolumeService {
                 }
             }
         }
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = VolumeId::new();
         let row = VolumeRow {
             backend_name: format!("volume-{id}"),
             id,
@@ -414,12 +420,12 @@ impl VolumeService {
         self.build(&row, Build::First).await
     }
 
-    fn claim(&self, id: &str) -> Option<Inflight<'_>> {
+    fn claim(&self, id: &VolumeId) -> Option<Inflight<'_>> {
         let mut set = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        set.insert(id.to_string()).then(|| Inflight { set: &self.inflight, id: id.to_string() })
+        set.insert(*id).then(|| Inflight { set: &self.inflight, id: *id })
     }
 
-    fn is_inflight(&self, id: &str) -> bool {
+    fn is_inflight(&self, id: &VolumeId) -> bool {
         self.inflight.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
     }
 
@@ -481,15 +487,15 @@ impl VolumeService {
 
     /// Change name, description and/or metadata.
     pub async fn update(&self, ctx: &AuthContext, id: &str, u: VolumeUpdate) -> Result<VolumeRow, VolumeError> {
-        self.get_visible(ctx, id).await?;
+        let vid = self.get_visible(ctx, id).await?.id;
         require_write(ctx, "update")?;
         check_text("name", u.name.as_deref())?;
         check_text("description", u.description.as_deref())?;
-        let mut row = self.ds.volume_update(id, u.name.as_deref(), u.description.as_deref(), None, None).await?;
+        let mut row = self.ds.volume_update(&vid, u.name.as_deref(), u.description.as_deref(), None, None).await?;
         if let Some(m) = &u.metadata {
             check_metadata(m)?;
             let json = serde_json::to_string(m).unwrap_or_else(|_| "{}".into());
-            row = self.ds.volume_set_metadata(id, &json).await?;
+            row = self.ds.volume_set_metadata(&vid, &json).await?;
         }
         Ok(row)
     }
@@ -509,6 +515,7 @@ impl VolumeService {
         replace: bool,
     ) -> Result<BTreeMap<String, String>, VolumeError> {
         let v = self.get_visible(ctx, id).await?;
+        let vid = v.id;
         require_write(ctx, "update_volume_metadata")?;
         check_metadata(&m)?;
         let merged = if replace {
@@ -519,7 +526,7 @@ impl VolumeService {
             cur
         };
         let row =
-            self.ds.volume_set_metadata(id, &serde_json::to_string(&merged).unwrap_or_else(|_| "{}".into())).await?;
+            self.ds.volume_set_metadata(&vid, &serde_json::to_string(&merged).unwrap_or_else(|_| "{}".into())).await?;
         Ok(Self::metadata_of(&row))
     }
 
@@ -535,20 +542,21 @@ impl VolumeService {
     /// Remove one metadata key (404, Cinder's message, when absent).
     pub async fn delete_metadata_key(&self, ctx: &AuthContext, id: &str, key: &str) -> Result<(), VolumeError> {
         let v = self.get_visible(ctx, id).await?;
+        let vid = v.id;
         require_write(ctx, "delete_volume_metadata")?;
         let mut cur = Self::metadata_of(&v);
         if cur.remove(key).is_none() {
             return Err(VolumeError::not_found(Missing::MetadataKey { volume: id.to_string() }, key));
         }
-        self.ds.volume_set_metadata(id, &serde_json::to_string(&cur).unwrap_or_else(|_| "{}".into())).await?;
+        self.ds.volume_set_metadata(&vid, &serde_json::to_string(&cur).unwrap_or_else(|_| "{}".into())).await?;
         Ok(())
     }
 
     /// Set or clear the bootable flag (`os-set_bootable`).
     pub async fn set_bootable(&self, ctx: &AuthContext, id: &str, bootable: bool) -> Result<VolumeRow, VolumeError> {
-        self.get_visible(ctx, id).await?;
+        let vid = self.get_visible(ctx, id).await?.id;
         require_write(ctx, "update_volume_bootable")?;
-        Ok(self.ds.volume_update(id, None, None, None, Some(bootable)).await?)
+        Ok(self.ds.volume_update(&vid, None, None, None, Some(bootable)).await?)
     }
 
     /// Delete a volume: refused (400, Cinder's message) while in use or
@@ -560,15 +568,16 @@ impl VolumeService {
     /// changes nothing.
     pub async fn delete(&self, ctx: &AuthContext, id: &str) -> Result<(), VolumeError> {
         let v = self.get_visible(ctx, id).await?;
+        let vid = v.id;
         require_write(ctx, "delete")?;
         if v.status == VolumeStatus::Deleting {
             info!(volume = id, "repeated delete: already deleting");
             return Ok(());
         }
-        if !DELETABLE.contains(&v.status) || !self.ds.attachment_list_for_volume(id).await?.is_empty() {
+        if !DELETABLE.contains(&v.status) || !self.ds.attachment_list_for_volume(&vid).await?.is_empty() {
             return Err(VolumeError::BadRequest(DELETE_REFUSED.into()));
         }
-        match self.ds.volume_set_status(id, DELETABLE, VolumeStatus::Deleting).await? {
+        match self.ds.volume_set_status(&vid, DELETABLE, VolumeStatus::Deleting).await? {
             Cas::Updated => {}
             Cas::AlreadySo => return Ok(()),
             Cas::Conflict => return Err(VolumeError::BadRequest(DELETE_REFUSED.into())),
@@ -612,6 +621,7 @@ impl VolumeService {
     /// A backend failure leaves `error_extending`, as Cinder does.
     pub async fn extend(&self, ctx: &AuthContext, id: &str, new_size: i64) -> Result<VolumeRow, VolumeError> {
         let v = self.get_visible(ctx, id).await?;
+        let vid = v.id;
         require_write(ctx, "extend")?;
         let wrong_status = |status: &str| {
             VolumeError::BadRequest(format!(
@@ -635,22 +645,22 @@ impl VolumeService {
                 return Err(VolumeError::QuotaExceeded(error::gigabytes_message(delta, limit, used)));
             }
         }
-        if self.ds.volume_set_status(id, &[VolumeStatus::Available], VolumeStatus::Extending).await? != Cas::Updated {
-            let cur = self.ds.volume_get(id).await?;
+        if self.ds.volume_set_status(&vid, &[VolumeStatus::Available], VolumeStatus::Extending).await? != Cas::Updated {
+            let cur = self.ds.volume_get(&vid).await?;
             return Err(wrong_status(cur.status.as_str()));
         }
         match self.backend.extend(&v.backend_name, u64::try_from(new_size).unwrap_or(0)).await {
             Ok(()) => {
-                self.ds.volume_update(id, None, None, Some(new_size), None).await?;
-                self.ds.volume_set_status(id, &[VolumeStatus::Extending], VolumeStatus::Available).await?;
+                self.ds.volume_update(&vid, None, None, Some(new_size), None).await?;
+                self.ds.volume_set_status(&vid, &[VolumeStatus::Extending], VolumeStatus::Available).await?;
                 info!(volume = id, from = v.size_gb, to = new_size, "volume extended");
             }
             Err(e) => {
                 warn!(volume = id, error = %e, "volume extend failed");
-                self.ds.volume_set_status(id, &[VolumeStatus::Extending], VolumeStatus::ErrorExtending).await?;
+                self.ds.volume_set_status(&vid, &[VolumeStatus::Extending], VolumeStatus::ErrorExtending).await?;
             }
         }
-        Ok(self.ds.volume_get(id).await?)
+        Ok(self.ds.volume_get(&vid).await?)
     }
 
     /// Admin `os-reset_status`: force the status and/or the attach status
@@ -666,7 +676,7 @@ impl VolumeService {
         if !ctx.is_admin() {
             return Err(VolumeError::Forbidden { action: "volume_extension:volume_admin_actions:reset_status".into() });
         }
-        self.get_visible(ctx, id).await?;
+        let vid = self.get_visible(ctx, id).await?.id;
         if status.is_none() && attach_status.is_none() {
             return Err(VolumeError::BadRequest(
                 "Must specify 'status', 'attach_status' or 'migration_status' for update.".into(),
@@ -687,7 +697,7 @@ impl VolumeService {
         match attach_status.map(str::parse::<AttachStatus>) {
             None | Some(Ok(AttachStatus::Attached)) => {}
             Some(Ok(AttachStatus::Detached)) => {
-                for a in self.ds.attachment_list_for_volume(id).await? {
+                for a in self.ds.attachment_list_for_volume(&vid).await? {
                     self.ds.attachment_delete(&a.id).await?;
                 }
             }
@@ -700,10 +710,10 @@ impl VolumeService {
             }
         }
         if let Some(s) = new_status {
-            self.ds.volume_set_status(id, &[], s).await?;
+            self.ds.volume_set_status(&vid, &[], s).await?;
         }
         info!(volume = id, status = ?status, attach_status = ?attach_status, by = %ctx.user_id, "volume status reset");
-        Ok(self.ds.volume_get(id).await?)
+        Ok(self.ds.volume_get(&vid).await?)
     }
 }
 

@@ -83,9 +83,7 @@ impl VolumeService {
 
         let pending = self.ds.cleanup_pending().await?;
         for v in self.ds.volume_list_stale(&[VolumeStatus::Deleting], cutoff).await? {
-            let queued = pending
-                .iter()
-                .any(|c| c.kind == CleanupKind::VolumeDelete && c.volume_id.as_deref() == Some(v.id.as_str()));
+            let queued = pending.iter().any(|c| c.kind == CleanupKind::VolumeDelete && c.volume_id == Some(v.id));
             if !queued {
                 warn!(volume = %v.id, "interrupted delete: queued for retry");
                 self.ds

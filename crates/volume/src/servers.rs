@@ -17,7 +17,7 @@
 use crate::{Build, CleanupKind, DeleteOutcome, VolumeError, VolumeService};
 use stratus_blockstore::ClientId;
 use stratus_db::{AttachmentRow, DbError, VolumeRow};
-use stratus_types::ServerId;
+use stratus_types::{AttachmentId, ServerId, VolumeId};
 use tracing::{info, warn};
 
 /// A volume to build from an image for a boot-from-volume server (one block
@@ -52,7 +52,7 @@ impl VolumeService {
 
     /// One attachment, without a caller's scope (the controller's view);
     /// `None` once it is gone.
-    pub async fn attachment(&self, id: &str) -> Result<Option<AttachmentRow>, VolumeError> {
+    pub async fn attachment(&self, id: &AttachmentId) -> Result<Option<AttachmentRow>, VolumeError> {
         match self.ds.attachment_get(id).await {
             Ok(a) => Ok(Some(a)),
             Err(DbError::NotFound { .. }) => Ok(None),
@@ -61,7 +61,7 @@ impl VolumeService {
     }
 
     /// One volume, without a caller's scope (the controller needs its backend name).
-    pub async fn volume(&self, id: &str) -> Result<VolumeRow, VolumeError> {
+    pub async fn volume(&self, id: &VolumeId) -> Result<VolumeRow, VolumeError> {
         Ok(self.ds.volume_get(id).await?)
     }
 
@@ -69,7 +69,7 @@ impl VolumeService {
     /// volume counts against the project's quota like any other; a backend
     /// failure leaves it `error` and is returned (the build is aborted).
     pub async fn create_boot_volume(&self, b: &BootVolume) -> Result<AttachmentRow, VolumeError> {
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = VolumeId::new();
         let row = VolumeRow {
             backend_name: format!("volume-{id}"),
             id,
@@ -98,8 +98,8 @@ impl VolumeService {
             return Err(VolumeError::BootVolume { id: vol.id, status: vol.status.to_string() });
         }
         let att = AttachmentRow {
-            id: uuid::Uuid::new_v4().to_string(),
-            volume_id: vol.id.clone(),
+            id: AttachmentId::new(),
+            volume_id: vol.id,
             server_id: b.server_id,
             host: None,
             connector: None,
@@ -127,19 +127,19 @@ impl VolumeService {
 
     /// The host could not open the volume: the reservation is dropped (the
     /// volume is `available` again).
-    pub async fn host_attach_failed(&self, attachment_id: &str) -> Result<(), VolumeError> {
+    pub async fn host_attach_failed(&self, attachment_id: &AttachmentId) -> Result<(), VolumeError> {
         Ok(self.ds.attachment_delete(attachment_id).await?)
     }
 
     /// The host closed the volume: the attachment goes (the volume is
     /// `available` once it has no other).
-    pub async fn host_detached(&self, attachment_id: &str) -> Result<(), VolumeError> {
+    pub async fn host_detached(&self, attachment_id: &AttachmentId) -> Result<(), VolumeError> {
         Ok(self.ds.attachment_delete(attachment_id).await?)
     }
 
     /// The host did not confirm the close: the volume stays attached, since
     /// releasing it while the host may still write is unsafe.
-    pub async fn host_detach_failed(&self, attachment_id: &str) -> Result<(), VolumeError> {
+    pub async fn host_detach_failed(&self, attachment_id: &AttachmentId) -> Result<(), VolumeError> {
         Ok(self.ds.attachment_complete(attachment_id).await?)
     }
 

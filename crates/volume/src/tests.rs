@@ -77,52 +77,56 @@ async fn status_machine_create_attach_detach_delete() {
 
     // Another project sees nothing: 404, as for a missing volume.
     let other = ctx("p2", "member");
-    assert!(matches!(e.svc.get_visible(&other, &v.id).await, Err(VolumeError::NotFound { .. })));
-    assert!(matches!(e.svc.delete(&other, &v.id).await, Err(VolumeError::NotFound { .. })));
+    assert!(matches!(e.svc.get_visible(&other, &v.id.to_string()).await, Err(VolumeError::NotFound { .. })));
+    assert!(matches!(e.svc.delete(&other, &v.id.to_string()).await, Err(VolumeError::NotFound { .. })));
     assert!(e.svc.list(&other, &ListFilter::default()).await.expect("list").is_empty());
     // Readers may look but not change.
     let reader = ctx("p1", "reader");
-    assert!(matches!(e.svc.delete(&reader, &v.id).await, Err(VolumeError::Forbidden { .. })));
+    assert!(matches!(e.svc.delete(&reader, &v.id.to_string()).await, Err(VolumeError::Forbidden { .. })));
 
     let meta = BTreeMap::from([("k".to_string(), "v".to_string())]);
     let u = e
         .svc
-        .update(&me, &v.id, VolumeUpdate { name: Some("renamed".into()), metadata: Some(meta), ..Default::default() })
+        .update(
+            &me,
+            &v.id.to_string(),
+            VolumeUpdate { name: Some("renamed".into()), metadata: Some(meta), ..Default::default() },
+        )
         .await
         .expect("update");
     assert_eq!(u.name.as_deref(), Some("renamed"));
     assert_eq!(u.metadata, r#"{"k":"v"}"#);
 
     // Nova's attach: create (reserved) → update (attaching) → complete (in-use).
-    let a = e.svc.attachment_create(&me, &v.id, SERVER, None).await.expect("reserve");
+    let a = e.svc.attachment_create(&me, &v.id.to_string(), SERVER, None).await.expect("reserve");
     assert_eq!(a.status.as_str(), "reserved");
-    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status.as_str(), "reserved");
+    assert_eq!(e.svc.get_visible(&me, &v.id.to_string()).await.expect("get").status.as_str(), "reserved");
     assert!(
-        matches!(e.svc.attachment_create(&me, &v.id, SERVER, None).await, Err(VolumeError::BadRequest(_))),
+        matches!(e.svc.attachment_create(&me, &v.id.to_string(), SERVER, None).await, Err(VolumeError::BadRequest(_))),
         "a reserved volume cannot be reserved again"
     );
-    match e.svc.delete(&me, &v.id).await {
+    match e.svc.delete(&me, &v.id.to_string()).await {
         Err(VolumeError::BadRequest(m)) => assert_eq!(m, DELETE_REFUSED),
         other => panic!("delete of a reserved volume: {other:?}"),
     }
     let connector = json!({"host": "compute-1", "mountpoint": "/dev/vdb", "initiator": "iqn"});
-    let a = e.svc.attachment_update(&me, &a.id, &connector).await.expect("update");
+    let a = e.svc.attachment_update(&me, &a.id.to_string(), &connector).await.expect("update");
     assert_eq!(a.status.as_str(), "attaching");
     assert_eq!(a.host.as_deref(), Some("compute-1"));
     assert_eq!(a.mountpoint.as_deref(), Some("/dev/vdb"));
-    let vol = e.svc.get_visible(&me, &v.id).await.expect("get");
+    let vol = e.svc.get_visible(&me, &v.id.to_string()).await.expect("get");
     assert_eq!(vol.status.as_str(), "attaching");
     assert_eq!(e.svc.connection_info(&a, &vol)["data"]["name"], vol.backend_name);
-    e.svc.attachment_complete(&me, &a.id).await.expect("complete");
-    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status.as_str(), "in-use");
-    assert!(matches!(e.svc.delete(&me, &v.id).await, Err(VolumeError::BadRequest(_))), "in-use");
-    assert!(matches!(e.svc.attachment_delete(&other, &a.id).await, Err(VolumeError::NotFound { .. })));
-    e.svc.attachment_delete(&me, &a.id).await.expect("detach");
-    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status.as_str(), "available");
-    assert!(matches!(e.svc.attachment_complete(&me, &a.id).await, Err(VolumeError::NotFound { .. })));
+    e.svc.attachment_complete(&me, &a.id.to_string()).await.expect("complete");
+    assert_eq!(e.svc.get_visible(&me, &v.id.to_string()).await.expect("get").status.as_str(), "in-use");
+    assert!(matches!(e.svc.delete(&me, &v.id.to_string()).await, Err(VolumeError::BadRequest(_))), "in-use");
+    assert!(matches!(e.svc.attachment_delete(&other, &a.id.to_string()).await, Err(VolumeError::NotFound { .. })));
+    e.svc.attachment_delete(&me, &a.id.to_string()).await.expect("detach");
+    assert_eq!(e.svc.get_visible(&me, &v.id.to_string()).await.expect("get").status.as_str(), "available");
+    assert!(matches!(e.svc.attachment_complete(&me, &a.id.to_string()).await, Err(VolumeError::NotFound { .. })));
 
-    e.svc.delete(&me, &v.id).await.expect("delete");
-    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound { .. })));
+    e.svc.delete(&me, &v.id.to_string()).await.expect("delete");
+    assert!(matches!(e.svc.get_visible(&me, &v.id.to_string()).await, Err(VolumeError::NotFound { .. })));
     assert!(e.backend.is_empty(), "storage gone");
     assert_eq!(e.svc.usage("p1").await.expect("usage").volumes, 0);
 }
@@ -132,13 +136,17 @@ async fn attachment_create_with_connector_goes_attaching() {
     let e = env().await;
     let me = member();
     let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create");
-    let a = e.svc.attachment_create(&me, &v.id, SERVER, Some(&json!({}))).await.expect("reserve");
+    let a = e.svc.attachment_create(&me, &v.id.to_string(), SERVER, Some(&json!({}))).await.expect("reserve");
     assert_eq!(a.status.as_str(), "reserved", "an empty connector is no connector");
-    e.svc.attachment_delete(&me, &a.id).await.expect("unreserve");
-    let a = e.svc.attachment_create(&me, &v.id, SERVER, Some(&json!({"host": "h2"}))).await.expect("attach");
+    e.svc.attachment_delete(&me, &a.id.to_string()).await.expect("unreserve");
+    let a =
+        e.svc.attachment_create(&me, &v.id.to_string(), SERVER, Some(&json!({"host": "h2"}))).await.expect("attach");
     assert_eq!(a.status.as_str(), "attaching");
-    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status.as_str(), "attaching");
-    assert!(matches!(e.svc.attachment_create(&me, &v.id, "not-a-uuid", None).await, Err(VolumeError::BadRequest(_))));
+    assert_eq!(e.svc.get_visible(&me, &v.id.to_string()).await.expect("get").status.as_str(), "attaching");
+    assert!(matches!(
+        e.svc.attachment_create(&me, &v.id.to_string(), "not-a-uuid", None).await,
+        Err(VolumeError::BadRequest(_))
+    ));
 }
 
 #[tokio::test]
@@ -149,22 +157,22 @@ async fn busy_delete_is_queued_and_retried_until_the_backend_deletes() {
     e.backend.busy_deletes(2);
 
     // Inline attempt: busy → the volume stays `deleting`, the delete is queued.
-    e.svc.delete(&me, &v.id).await.expect("delete accepted");
-    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("still there").status.as_str(), "deleting");
+    e.svc.delete(&me, &v.id.to_string()).await.expect("delete accepted");
+    assert_eq!(e.svc.get_visible(&me, &v.id.to_string()).await.expect("still there").status.as_str(), "deleting");
     let q = e.ds.cleanup_pending().await.expect("queue");
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].kind, CleanupKind::VolumeDelete);
-    assert_eq!(q[0].volume_id.as_deref(), Some(v.id.as_str()));
+    assert_eq!(q[0].volume_id, Some(v.id));
     assert!(q[0].reason.starts_with("busy"), "{}", q[0].reason);
     // A repeated delete is accepted and queues nothing new.
-    e.svc.delete(&me, &v.id).await.expect("repeat");
+    e.svc.delete(&me, &v.id.to_string()).await.expect("repeat");
     assert_eq!(e.ds.cleanup_pending().await.expect("queue").len(), 1);
     assert_eq!(e.svc.usage("p1").await.expect("usage").gigabytes, 2, "still counted while deleting");
 
     // First retry: still busy, nothing swallowed.
     let r = e.svc.reconcile().await.expect("pass 1");
     assert_eq!((r.deletes_pending, r.deletes_finished), (1, 0));
-    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("still there").status.as_str(), "deleting");
+    assert_eq!(e.svc.get_visible(&me, &v.id.to_string()).await.expect("still there").status.as_str(), "deleting");
     let q = e.ds.cleanup_pending().await.expect("queue");
     assert_eq!(q[0].attempts, 1);
     assert!(q[0].last_error.as_deref().unwrap_or_default().contains("busy"));
@@ -172,7 +180,7 @@ async fn busy_delete_is_queued_and_retried_until_the_backend_deletes() {
     // Second retry: the backend deletes it; only now is the volume deleted.
     let r = e.svc.reconcile().await.expect("pass 2");
     assert_eq!((r.deletes_pending, r.deletes_finished), (0, 1));
-    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound { .. })));
+    assert!(matches!(e.svc.get_visible(&me, &v.id.to_string()).await, Err(VolumeError::NotFound { .. })));
     assert!(e.ds.cleanup_pending().await.expect("queue").is_empty());
     assert!(e.backend.is_empty());
     assert_eq!(e.backend.delete_calls(), 3);
@@ -188,7 +196,7 @@ async fn watched_volume_is_deleted_only_after_its_client_goes() {
     let me = member();
     let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create");
     let client = e.backend.open(&v.backend_name).await.expect("open");
-    e.svc.delete(&me, &v.id).await.expect("delete");
+    e.svc.delete(&me, &v.id.to_string()).await.expect("delete");
     for _ in 0..3 {
         assert_eq!(e.svc.reconcile().await.expect("pass").deletes_pending, 1);
     }
@@ -205,12 +213,12 @@ async fn queued_delete_is_cancelled_when_an_admin_resets_the_volume() {
     let admin = ctx("admin", "admin");
     let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create");
     e.backend.busy_deletes(1);
-    e.svc.delete(&me, &v.id).await.expect("delete");
-    e.svc.reset_status(&admin, &v.id, Some("available"), None).await.expect("reset");
+    e.svc.delete(&me, &v.id.to_string()).await.expect("delete");
+    e.svc.reset_status(&admin, &v.id.to_string(), Some("available"), None).await.expect("reset");
     let r = e.svc.reconcile().await.expect("pass");
     assert_eq!(r.deletes_cancelled, 1);
     assert!(e.backend.volume(&v.backend_name).is_some(), "data kept");
-    assert_eq!(e.svc.get_visible(&me, &v.id).await.expect("get").status.as_str(), "available");
+    assert_eq!(e.svc.get_visible(&me, &v.id.to_string()).await.expect("get").status.as_str(), "available");
     assert!(e.ds.cleanup_pending().await.expect("queue").is_empty());
 }
 
@@ -242,7 +250,7 @@ async fn quota_counts_volumes_and_gigabytes() {
         other => panic!("expected quota: {other:?}"),
     }
     // Extend is held to the gigabytes quota too.
-    match e.svc.extend(&me, &a.id, 7).await {
+    match e.svc.extend(&me, &a.id.to_string(), 7).await {
         Err(VolumeError::QuotaExceeded(m)) => assert!(m.contains("Requested 1G, quota is 10G and 10G"), "{m}"),
         other => panic!("extend over quota: {other:?}"),
     }
@@ -271,13 +279,16 @@ async fn failed_backend_create_leaves_error_and_it_can_be_deleted() {
     e.backend.failing_creates(1);
     let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create answered");
     assert_eq!(v.status.as_str(), "error");
-    e.svc.delete(&me, &v.id).await.expect("delete an errored volume");
-    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound { .. })));
+    e.svc.delete(&me, &v.id.to_string()).await.expect("delete an errored volume");
+    assert!(matches!(e.svc.get_visible(&me, &v.id.to_string()).await, Err(VolumeError::NotFound { .. })));
 }
 
-fn creating_row(id: &str, image: Option<&str>) -> VolumeRow {
+/// A `creating` row as the API records it; `name` picks a fixed id, so each
+/// fixture row stays the same across runs.
+fn creating_row(name: &str, image: Option<&str>) -> VolumeRow {
+    let id = stratus_types::VolumeId(uuid::Uuid::from_u128(name.bytes().fold(0u128, |h, b| h * 131 + u128::from(b))));
     VolumeRow {
-        id: id.into(),
+        id,
         name: Some("crashed".into()),
         description: None,
         project_id: "p1".into(),
@@ -324,8 +335,8 @@ async fn interrupted_delete_and_extend_are_finished() {
     e.clock.advance(chrono::Duration::seconds(61));
     let r = e.svc.reconcile().await.expect("pass");
     assert_eq!((r.deletes_requeued, r.deletes_finished, r.extends_failed), (1, 1, 1));
-    assert!(matches!(e.svc.get_visible(&me, &d.id).await, Err(VolumeError::NotFound { .. })));
-    assert_eq!(e.svc.get_visible(&me, &x.id).await.expect("x").status.as_str(), "error_extending");
+    assert!(matches!(e.svc.get_visible(&me, &d.id.to_string()).await, Err(VolumeError::NotFound { .. })));
+    assert_eq!(e.svc.get_visible(&me, &x.id.to_string()).await.expect("x").status.as_str(), "error_extending");
 }
 
 #[tokio::test]
@@ -334,29 +345,38 @@ async fn extend_and_reset_status() {
     let me = member();
     let admin = ctx("admin", "admin");
     let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create");
-    let v2 = e.svc.extend(&me, &v.id, 3).await.expect("extend");
+    let v2 = e.svc.extend(&me, &v.id.to_string(), 3).await.expect("extend");
     assert_eq!((v2.size_gb, v2.status.as_str()), (3, "available"));
     assert_eq!(e.backend.volume(&v.backend_name).expect("stored").size_gb, 3);
-    assert!(matches!(e.svc.extend(&me, &v.id, 3).await, Err(VolumeError::BadRequest(_))), "not larger");
+    assert!(matches!(e.svc.extend(&me, &v.id.to_string(), 3).await, Err(VolumeError::BadRequest(_))), "not larger");
 
-    assert!(matches!(e.svc.reset_status(&me, &v.id, Some("error"), None).await, Err(VolumeError::Forbidden { .. })));
-    assert!(matches!(e.svc.reset_status(&admin, &v.id, Some("bogus"), None).await, Err(VolumeError::BadRequest(_))));
+    assert!(matches!(
+        e.svc.reset_status(&me, &v.id.to_string(), Some("error"), None).await,
+        Err(VolumeError::Forbidden { .. })
+    ));
+    assert!(matches!(
+        e.svc.reset_status(&admin, &v.id.to_string(), Some("bogus"), None).await,
+        Err(VolumeError::BadRequest(_))
+    ));
     assert!(
-        matches!(e.svc.reset_status(&admin, &v.id, Some("creating"), None).await, Err(VolumeError::BadRequest(_))),
+        matches!(
+            e.svc.reset_status(&admin, &v.id.to_string(), Some("creating"), None).await,
+            Err(VolumeError::BadRequest(_))
+        ),
         "the reconciler would rebuild it"
     );
-    assert!(matches!(e.svc.reset_status(&admin, &v.id, None, None).await, Err(VolumeError::BadRequest(_))));
+    assert!(matches!(e.svc.reset_status(&admin, &v.id.to_string(), None, None).await, Err(VolumeError::BadRequest(_))));
 
     // A stuck attachment: reset detaches the records and the volume.
-    let a = e.svc.attachment_create(&me, &v.id, SERVER, None).await.expect("reserve");
-    e.svc.attachment_complete(&me, &a.id).await.expect("complete");
-    assert!(matches!(e.svc.extend(&me, &v.id, 4).await, Err(VolumeError::BadRequest(_))), "in-use");
-    let r = e.svc.reset_status(&admin, &v.id, Some("available"), Some("detached")).await.expect("reset");
+    let a = e.svc.attachment_create(&me, &v.id.to_string(), SERVER, None).await.expect("reserve");
+    e.svc.attachment_complete(&me, &a.id.to_string()).await.expect("complete");
+    assert!(matches!(e.svc.extend(&me, &v.id.to_string(), 4).await, Err(VolumeError::BadRequest(_))), "in-use");
+    let r = e.svc.reset_status(&admin, &v.id.to_string(), Some("available"), Some("detached")).await.expect("reset");
     assert_eq!(r.status.as_str(), "available");
     assert!(e.svc.attachments_of(&v.id).await.expect("atts").is_empty());
-    let r = e.svc.reset_status(&admin, &v.id, Some("error"), None).await.expect("reset");
+    let r = e.svc.reset_status(&admin, &v.id.to_string(), Some("error"), None).await.expect("reset");
     assert_eq!(r.status.as_str(), "error");
-    e.svc.delete(&me, &v.id).await.expect("delete from error");
+    e.svc.delete(&me, &v.id.to_string()).await.expect("delete from error");
 }
 
 #[tokio::test]
@@ -419,12 +439,12 @@ async fn reconciler_task_retries_and_stops_on_shutdown() {
     let me = member();
     let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create");
     e.backend.busy_deletes(2);
-    e.svc.delete(&me, &v.id).await.expect("delete");
+    e.svc.delete(&me, &v.id.to_string()).await.expect("delete");
     let (tx, rx) = watch::channel(false);
     let task = tokio::spawn(e.svc.clone().run_reconciler(rx));
     let mut gone = false;
     for _ in 0..200 {
-        if matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound { .. })) {
+        if matches!(e.svc.get_visible(&me, &v.id.to_string()).await, Err(VolumeError::NotFound { .. })) {
             gone = true;
             break;
         }
@@ -445,8 +465,11 @@ async fn refused_delete_goes_to_the_trash_and_is_purged() {
     let me = member();
     let v = e.svc.create(&me, new_volume(1, "t")).await.expect("create");
     e.backend.refused_deletes(1);
-    e.svc.delete(&me, &v.id).await.expect("delete accepted");
-    assert!(matches!(e.svc.get_visible(&me, &v.id).await, Err(VolumeError::NotFound { .. })), "deleted via the trash");
+    e.svc.delete(&me, &v.id.to_string()).await.expect("delete accepted");
+    assert!(
+        matches!(e.svc.get_visible(&me, &v.id.to_string()).await, Err(VolumeError::NotFound { .. })),
+        "deleted via the trash"
+    );
     assert_eq!(e.backend.trash_len(), 1);
     assert!(e.ds.cleanup_pending().await.expect("queue").is_empty());
     e.svc.reconcile().await.expect("pass");
@@ -454,7 +477,7 @@ async fn refused_delete_goes_to_the_trash_and_is_purged() {
 
     let w = e.svc.create(&me, new_volume(1, "w")).await.expect("create");
     e.backend.busy_deletes(1);
-    e.svc.delete(&me, &w.id).await.expect("delete accepted");
+    e.svc.delete(&me, &w.id.to_string()).await.expect("delete accepted");
     assert_eq!(e.backend.trash_len(), 0, "a busy volume is queued, never trashed");
     assert_eq!(e.ds.cleanup_pending().await.expect("queue").len(), 1);
 }
@@ -488,7 +511,7 @@ async fn server_volumes_boot_fence_release_and_lift_fences() {
     // A data volume attached too (kept when the server goes).
     let me = member();
     let data = e.svc.create(&me, new_volume(1, "data")).await.expect("data");
-    let data_att = e.svc.attachment_create(&me, &data.id, SERVER, None).await.expect("reserve");
+    let data_att = e.svc.attachment_create(&me, &data.id.to_string(), SERVER, None).await.expect("reserve");
     let mut clients = Vec::new();
     for (a, v) in [(&root_att, &root), (&data_att, &data)] {
         let c = e.backend.open(&v.backend_name).await.expect("host opens");
@@ -528,4 +551,30 @@ async fn server_volumes_boot_fence_release_and_lift_fences() {
     assert_eq!((r.fences_lifted, r.deletes_finished), (2, 1), "{r:?}");
     assert!(e.svc.pending_cleanups().await.expect("queue").is_empty());
     assert!(matches!(e.svc.volume(&root.id).await, Err(VolumeError::NotFound { .. })));
+}
+
+#[tokio::test]
+async fn a_path_that_is_not_an_id_in_our_spelling_is_cinders_404() {
+    let e = env().await;
+    let me = member();
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create");
+    let a = e.svc.attachment_create(&me, &v.id.to_string(), SERVER, None).await.expect("reserve");
+    for bad in ["not-a-uuid".to_string(), v.id.to_string().to_uppercase()] {
+        match e.svc.get_visible(&me, &bad).await {
+            Err(err @ VolumeError::NotFound { kind: Missing::Volume, .. }) => {
+                assert_eq!(err.to_string(), format!("Volume {bad} could not be found."));
+            }
+            other => panic!("volume {bad}: {other:?}"),
+        }
+        assert!(matches!(e.svc.delete(&me, &bad).await, Err(VolumeError::NotFound { kind: Missing::Volume, .. })));
+    }
+    for bad in ["not-a-uuid".to_string(), a.id.to_string().to_uppercase()] {
+        match e.svc.attachment_get_visible(&me, &bad).await {
+            Err(err @ VolumeError::NotFound { kind: Missing::Attachment, .. }) => assert_eq!(
+                err.to_string(),
+                format!("Volume attachment could not be found with filter: attachment_id = {bad}.")
+            ),
+            other => panic!("attachment {bad}: {other:?}"),
+        }
+    }
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use stratus_db::{
     ActionRow, AttachmentRow, EventRow, FlavorRow, PortRow, QuotaLimits, QuotaUsage, ServerRow, ServiceRow, parse_ts,
 };
-use stratus_types::{ServiceState, api_status};
+use stratus_types::{ServiceState, VolumeId, api_status};
 
 /// The v2.1 version object (`GET /compute`, `GET /compute/v2.1`).
 pub fn version_object(public: &str) -> Value {
@@ -69,7 +69,7 @@ pub fn server(
     public: &str,
     s: &ServerRow,
     ports: &[&PortRow],
-    volumes: &[String],
+    volumes: &[VolumeId],
     admin: bool,
     mv: Microversion,
 ) -> Value {

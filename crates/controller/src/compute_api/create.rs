@@ -6,7 +6,7 @@ use super::{ComputeApi, ComputeError, Created, ServerSpec, VolumeBdm, device_nam
 use std::collections::BTreeMap;
 use stratus_auth::AuthContext;
 use stratus_db::{DbError, FlavorRow, ImageRow, NewOperation, NewServer, ServerRow};
-use stratus_types::{PowerState, ServerId, TaskState, VmState};
+use stratus_types::{AttachmentId, PowerState, ServerId, TaskState, VmState, VolumeId};
 use tracing::info;
 
 /// One `block_device_mapping_v2` entry as the client sent it (shape checked
@@ -251,13 +251,22 @@ impl ComputeApi {
                 },
             };
             // Existing volumes are reserved now, so a busy one is a 400 at once.
+            // Their ids are parsed here, once: text that is not a volume id
+            // fails like a missing volume.
+            let mut existing: Vec<Option<VolumeId>> = Vec::with_capacity(spec.volumes.len());
             for b in &spec.volumes {
+                existing.push(None);
                 if let Some(vid) = &b.volume_id {
-                    let v = self.ds.volume_get(vid).await.map_err(|_| {
+                    let bad = || {
                         ComputeError::BadRequest(format!(
                             "Block Device Mapping is Invalid: failed to get volume {vid}."
                         ))
-                    })?;
+                    };
+                    let id = VolumeId::parse_canonical(vid).ok_or_else(bad)?;
+                    let v = self.ds.volume_get(&id).await.map_err(|_| bad())?;
+                    if let Some(slot) = existing.last_mut() {
+                        *slot = Some(id);
+                    }
                     if !ctx.can_see(&v.project_id) {
                         return Err(ComputeError::BadRequest(format!(
                             "Block Device Mapping is Invalid: failed to get volume {vid}."
@@ -283,11 +292,11 @@ impl ComputeApi {
                 }
                 Err(e) => return Err(e.into()),
             };
-            for (i, b) in spec.volumes.iter().enumerate() {
-                if let Some(vid) = &b.volume_id {
+            for (i, (b, vid)) in spec.volumes.iter().zip(&existing).enumerate() {
+                if let Some(vid) = vid {
                     let att = stratus_db::AttachmentRow {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        volume_id: vid.clone(),
+                        id: AttachmentId::new(),
+                        volume_id: *vid,
                         server_id: server.id,
                         host: None,
                         connector: None,

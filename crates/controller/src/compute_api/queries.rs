@@ -9,7 +9,7 @@ use stratus_auth::AuthContext;
 use stratus_db::{
     ActionRow, DbError, EventRow, FlavorRow, PortRow, QuotaLimits, QuotaUsage, ServerFilter, ServerRow, ZombieRow,
 };
-use stratus_types::{ServerId, VmState};
+use stratus_types::{ServerId, VmState, VolumeId};
 
 /// `GET /servers` filters, parsed from the query string.
 #[derive(Clone, Debug, Default)]
@@ -39,7 +39,7 @@ pub struct ServerList {
     /// Ports by server id.
     pub ports: HashMap<ServerId, Vec<PortRow>>,
     /// Attached volume ids by server id.
-    pub volumes: HashMap<ServerId, Vec<String>>,
+    pub volumes: HashMap<ServerId, Vec<VolumeId>>,
     /// The page size asked for (for `servers_links`).
     pub limit: Option<i64>,
 }
@@ -52,7 +52,7 @@ pub struct ServerWithResources {
     /// Its ports.
     pub ports: Vec<PortRow>,
     /// Ids of its attached volumes.
-    pub volumes: Vec<String>,
+    pub volumes: Vec<VolumeId>,
 }
 
 /// `GET /limits`: what a project may use and what it uses.

@@ -150,6 +150,22 @@ async fn create_checks_mappings_flavor_and_image_in_the_service() {
     };
     let e = api.create(&member, req(vec![from_image], &f.id, None), "req-1").await;
     assert!(matches!(e, Err(ComputeError::BadRequest(m)) if m == format!("Image {missing} could not be found.")));
+    // An existing volume is looked up by its id in our spelling only: any
+    // other spelling fails like a missing volume.
+    for vid in [missing.clone(), missing.to_uppercase()] {
+        let existing = BdmRequest {
+            source_type: "volume".into(),
+            destination_type: "volume".into(),
+            uuid: Some(vid.clone()),
+            boot_index: Some(0),
+            ..Default::default()
+        };
+        let e = api.create(&member, req(vec![existing], &f.id, None), "req-1").await;
+        assert!(
+            matches!(e, Err(ComputeError::BadRequest(ref m)) if *m == format!("Block Device Mapping is Invalid: failed to get volume {vid}.")),
+            "{e:?}"
+        );
+    }
     let e = api.flavor_get("no-such-flavor").await;
     assert!(matches!(e, Err(ComputeError::NotFound { kind: Resource::Flavor, .. })));
 }

@@ -4,8 +4,8 @@
 use super::{ComputeApi, ComputeError, Resource, device_name};
 use stratus_auth::AuthContext;
 use stratus_db::{AttachmentRow, DbError, NewOperation, OpStart};
-use stratus_types::VmState;
 use stratus_types::invalid_state_message;
+use stratus_types::{AttachmentId, VmState, VolumeId};
 
 impl ComputeApi {
     /// `GET /servers/{id}/os-volume_attachments`: the server's attachments.
@@ -22,7 +22,11 @@ impl ComputeApi {
         volume_id: &str,
     ) -> Result<AttachmentRow, ComputeError> {
         let s = self.get_visible(ctx, id).await?;
-        let a = self.ds.attachment_list_for_server(&s.id).await?.into_iter().find(|a| a.volume_id == volume_id);
+        // A volume path segment that is not a volume id names no attachment.
+        let a = match VolumeId::parse_canonical(volume_id) {
+            Some(vid) => self.ds.attachment_list_for_server(&s.id).await?.into_iter().find(|a| a.volume_id == vid),
+            None => None,
+        };
         a.ok_or_else(|| ComputeError::AttachmentNotFound { server: id.to_string(), volume: volume_id.to_string() })
     }
 
@@ -51,11 +55,12 @@ impl ComputeApi {
         if let Some(t) = s.task_state {
             return Err(ComputeError::Conflict(invalid_state_message("task_state", t.as_str(), "attach_volume", &id)));
         }
-        let v = match self.ds.volume_get(volume_id).await {
+        let not_found = || ComputeError::NotFound { kind: Resource::Volume, id: volume_id.to_string() };
+        // Not a volume id in our spelling: no volume has it, Nova's 404.
+        let vid = VolumeId::parse_canonical(volume_id).ok_or_else(not_found)?;
+        let v = match self.ds.volume_get(&vid).await {
             Ok(v) if ctx.can_see(&v.project_id) => v,
-            Ok(_) | Err(DbError::NotFound { .. }) => {
-                return Err(ComputeError::NotFound { kind: Resource::Volume, id: volume_id.to_string() });
-            }
+            Ok(_) | Err(DbError::NotFound { .. }) => return Err(not_found()),
             Err(e) => return Err(e.into()),
         };
         if v.status != stratus_types::VolumeStatus::Available {
@@ -66,8 +71,8 @@ impl ComputeApi {
         }
         let n = self.ds.attachment_list_for_server(&s.id).await?.len();
         let att = AttachmentRow {
-            id: uuid::Uuid::new_v4().to_string(),
-            volume_id: volume_id.to_string(),
+            id: AttachmentId::new(),
+            volume_id: v.id,
             server_id: s.id,
             host: None,
             connector: None,
@@ -89,7 +94,7 @@ impl ComputeApi {
             request_id: request_id.to_string(),
             user_id: ctx.user_id.clone(),
             project_id: ctx.project_id.clone(),
-            params: crate::params::encode(&crate::params::VolumeParams { attachment_id: att.id.clone() }),
+            params: crate::params::encode(&crate::params::VolumeParams { attachment_id: att.id }),
         };
         match self.ds.op_start(&o, "attach_volume", None).await {
             Ok(OpStart::Created(op)) => self.wake(&op.id).await,
@@ -122,7 +127,10 @@ impl ComputeApi {
         if s.locked && !ctx.is_admin() {
             return Err(ComputeError::Locked { id: id.to_string() });
         }
-        let att = self.ds.attachment_list_for_server(&s.id).await?.into_iter().find(|a| a.volume_id == volume_id);
+        let att = match VolumeId::parse_canonical(volume_id) {
+            Some(vid) => self.ds.attachment_list_for_server(&s.id).await?.into_iter().find(|a| a.volume_id == vid),
+            None => None,
+        };
         let Some(att) = att else {
             return Err(ComputeError::DetachNotFound { volume_id: volume_id.to_string() });
         };
@@ -142,7 +150,7 @@ impl ComputeApi {
             request_id: request_id.to_string(),
             user_id: ctx.user_id.clone(),
             project_id: ctx.project_id.clone(),
-            params: crate::params::encode(&crate::params::VolumeParams { attachment_id: att.id.clone() }),
+            params: crate::params::encode(&crate::params::VolumeParams { attachment_id: att.id }),
         };
         match self.ds.op_start(&o, "detach_volume", None).await? {
             OpStart::Created(op) => self.wake(&op.id).await,

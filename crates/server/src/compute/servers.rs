@@ -87,7 +87,7 @@ pub(super) async fn server_detail(
         .iter()
         .map(|s| {
             let p: Vec<&PortRow> = page.ports.get(&s.id).map(|v| v.iter().collect()).unwrap_or_default();
-            let vols: &[String] = page.volumes.get(&s.id).map(Vec::as_slice).unwrap_or_default();
+            let vols: &[stratus_types::VolumeId] = page.volumes.get(&s.id).map(Vec::as_slice).unwrap_or_default();
             views::server(&st.public_url, s, &p, vols, ctx.is_admin(), mv)
         })
         .collect();

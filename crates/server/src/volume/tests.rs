@@ -565,3 +565,33 @@ async fn a_server_path_that_is_not_a_server_id_is_novas_404() {
         }
     }
 }
+
+/// Volume and attachment ids are typed behind the API; the volume service
+/// parses the path text: text that is not an id in our spelling answers
+/// Cinder's 404 exactly as a missing volume or attachment does.
+#[tokio::test]
+async fn a_volume_path_that_is_not_a_volume_id_is_cinders_404() {
+    let env = env().await;
+    let p = &env.demo_project;
+    let missing = uuid::Uuid::new_v4().to_string();
+    for id in ["not-a-uuid", missing.as_str(), &missing.to_uppercase()] {
+        for (method, uri, body) in [
+            ("GET", format!("/volume/v3/{p}/volumes/{id}"), None),
+            ("DELETE", format!("/volume/v3/{p}/volumes/{id}"), None),
+            ("GET", format!("/volume/v3/{p}/volumes/{id}/metadata"), None),
+            ("POST", format!("/volume/v3/{p}/volumes/{id}/action"), Some(json!({"os-extend": {"new_size": 2}}))),
+        ] {
+            let (s, _, v) = send(&env, method, &uri, Some(&env.demo), None, body).await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{method} {uri}: {v}");
+            assert_eq!(v["itemNotFound"]["message"], format!("Volume {id} could not be found."), "{method} {uri}");
+        }
+        let uri = format!("/volume/v3/{p}/attachments/{id}");
+        let (s, _, v) = send(&env, "GET", &uri, Some(&env.demo), Some("volume 3.44"), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "GET {uri}: {v}");
+        assert_eq!(
+            v["itemNotFound"]["message"],
+            format!("Volume attachment could not be found with filter: attachment_id = {id}."),
+            "GET {uri}"
+        );
+    }
+}

@@ -410,6 +410,11 @@ pub fn sid(id: impl AsRef<str>) -> stratus_types::ServerId {
     id.as_ref().parse().expect("server id")
 }
 
+/// A volume id from the API's text (tests only: a bad one fails the test).
+pub fn vid(id: impl AsRef<str>) -> stratus_types::VolumeId {
+    id.as_ref().parse().expect("volume id")
+}
+
 /// Server ids of the VM files a fake host keeps in `dir`.
 pub fn vm_ids(dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
