@@ -510,7 +510,7 @@ impl Agent {
         let result = result.map(|_| ());
         let power_state = self.driver.power_state(&cmd.server_id).await.map(|p| p.code()).unwrap_or(0);
         let res = CommandResult {
-            op_id: cmd.op_id.clone(),
+            op_id: cmd.op_id,
             server_id: cmd.server_id,
             host: self.cfg.host.clone(),
             command: cmd.kind.name().to_string(),

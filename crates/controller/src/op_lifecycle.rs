@@ -169,17 +169,18 @@ impl Lifecycle {
         let Some(host) = server.host.clone() else {
             return self.abandon(op, &server, TaskState::Shelving, event, "server has no host").await;
         };
+        // The operation id doubles as the snapshot id, so a retry finds its own snapshot.
+        let snap_id = op.id.to_string();
         if !cx.done(ShelveStep::Snapshot) {
             cx.step(ShelveStep::Snapshot).await?;
             notify::record(ds, &server, &op.id, "instance.shelve.start", &format!("nova-compute:{host}")).await?;
             ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
-            // The operation id doubles as the snapshot id, so a retry finds its own snapshot.
-            self.snapshot(&server, &op.id, &format!("{}-shelved", server.name), serde_json::Map::new()).await?;
+            self.snapshot(&server, &snap_id, &format!("{}-shelved", server.name), serde_json::Map::new()).await?;
             cx.stepped(ShelveStep::Snapshot).await?;
         }
         cx.step(ShelveStep::PowerOff).await?;
         if let Err(e) = s.host_command(&op.id, &server.id, &host, CommandKind::PowerOff, self.d()).await {
-            self.drop_snapshot(&server, &op.id).await;
+            self.drop_snapshot(&server, &snap_id).await;
             return self.abandon(op, &server, TaskState::Shelving, event, &format!("power off on {host}: {e}")).await;
         }
         let offload_now = s.cfg.shelved_offload_time.is_some_and(|t| t.is_zero());
@@ -188,11 +189,11 @@ impl Lifecycle {
             vm: Some(VmState::Shelved),
             power: Some(PowerState::Shutdown.code()),
             task: Some(if offload_now { Some(TaskState::ShelvingOffloading) } else { None }),
-            shelved_image: Some(Some(op.id.clone())),
+            shelved_image: Some(Some(snap_id.clone())),
             ..Default::default()
         };
         if ds.server_transition(&server.id, &tr).await? == Cas::Conflict {
-            self.drop_snapshot(&server, &op.id).await;
+            self.drop_snapshot(&server, &snap_id).await;
             return Ok(Outcome::Done); // deleted meanwhile
         }
         ds.event_finish(
@@ -614,7 +615,7 @@ impl Lifecycle {
         cx.step(ImageStep::Snapshot).await?;
         ds.event_start(&server.id, &op.request_id, event, host.as_deref()).await?;
         notify::record(ds, &server, &op.id, "instance.snapshot.start", "nova-compute").await?;
-        let image_id = p.image_id.unwrap_or_else(|| op.id.clone());
+        let image_id = p.image_id.unwrap_or_else(|| op.id.to_string());
         let name = p.name.unwrap_or_else(|| "snapshot".into());
         let metadata = match p.metadata {
             serde_json::Value::Object(m) => m,

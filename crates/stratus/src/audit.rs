@@ -74,7 +74,7 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
         problems.push(format!("server {} is deleting but no delete operation is open", srv.id));
         if repair {
             let o = stratus_db::NewOperation {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: stratus_types::OperationId::new(),
                 kind: stratus_types::OpKind::Delete,
                 server_id: srv.id,
                 request_id: format!("req-{}", uuid::Uuid::new_v4()),

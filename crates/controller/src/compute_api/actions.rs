@@ -87,7 +87,7 @@ impl ComputeApi {
         let t =
             Transition { from_vm: vec![vm], from_task: Some(task), task: Some(Some(r.new_task)), ..Default::default() };
         let o = NewOperation {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: stratus_types::OperationId::new(),
             kind: r.kind,
             server_id: s.id,
             request_id: request_id.to_string(),

@@ -241,7 +241,7 @@ impl ComputeApi {
                 row,
                 allocate_port: spec.allocate_network,
                 operation: NewOperation {
-                    id: uuid::Uuid::new_v4().to_string(),
+                    id: stratus_types::OperationId::new(),
                     kind: stratus_types::OpKind::Create,
                     server_id: id,
                     request_id: request_id.to_string(),

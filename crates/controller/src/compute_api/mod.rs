@@ -124,7 +124,7 @@ impl ComputeApi {
         Ok(s)
     }
 
-    async fn wake(&self, op_id: &str) {
+    async fn wake(&self, op_id: &stratus_types::OperationId) {
         let _ = self.bus.publish(SUBJECT_OPS_WAKE, Bytes::from(op_id.to_string())).await;
     }
 

@@ -83,7 +83,7 @@ impl ComputeApi {
             e => e.into(),
         })?;
         let o = NewOperation {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: stratus_types::OperationId::new(),
             kind: stratus_types::OpKind::AttachVolume,
             server_id: s.id,
             request_id: request_id.to_string(),
@@ -136,7 +136,7 @@ impl ComputeApi {
             )));
         }
         let o = NewOperation {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: stratus_types::OperationId::new(),
             kind: stratus_types::OpKind::DetachVolume,
             server_id: s.id,
             request_id: request_id.to_string(),
