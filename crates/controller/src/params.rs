@@ -34,7 +34,7 @@ pub(crate) struct ResizeParams {
 #[derive(Debug, Deserialize)]
 pub(crate) struct CreateImageParams {
     /// Image id chosen by the API (defaults to the operation id).
-    pub image_id: Option<String>,
+    pub image_id: Option<stratus_types::ImageId>,
     /// Image name.
     pub name: Option<String>,
     /// Extra image properties.

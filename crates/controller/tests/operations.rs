@@ -216,7 +216,7 @@ impl Cloud {
                 act(Action::CreateImage {
                     name: "snap".into(),
                     metadata: BTreeMap::new(),
-                    image_id: uuid::Uuid::new_v4().to_string(),
+                    image_id: stratus_types::ImageId::new(),
                 })
                 .await
             }

@@ -87,7 +87,7 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
     }
     for (srv, img) in ds.server_list_leaked_shelve_images().await? {
         problems.push(format!("image {img} is the shelve snapshot of deleted server {srv}"));
-        if repair && let Err(e) = images.delete_snapshot(&img).await {
+        if repair && let Err(e) = images.delete_snapshot(&img.to_string()).await {
             tracing::warn!(image = %img, error = %e, "could not delete the leaked shelve snapshot");
         }
     }

@@ -42,7 +42,7 @@ pub struct ServerSpec {
     /// Name (or name template base for several).
     pub name: String,
     /// Image id (resolved, visible to the caller).
-    pub image_id: Option<String>,
+    pub image_id: Option<stratus_types::ImageId>,
     /// Flavor.
     pub flavor: FlavorRow,
     /// Metadata.
