@@ -423,8 +423,7 @@ impl Agent {
                     return;
                 }
                 let _g = lock.lock().await;
-                let spec =
-                    VmSpec { server_id: cmd.server_id, vcpus: *vcpus, ram_mb: *ram_mb, image_id: image_id.clone() };
+                let spec = VmSpec { server_id: cmd.server_id, vcpus: *vcpus, ram_mb: *ram_mb, image_id: *image_id };
                 let r = tokio::select! {
                     r = self.driver.spawn(&spec) => r.map_err(|e| e.to_string()),
                     _ = cancel.notified() => Err("spawn cancelled by terminate".to_string()),

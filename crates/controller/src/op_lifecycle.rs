@@ -289,7 +289,7 @@ impl Lifecycle {
             let host = server.host.clone().unwrap_or_default();
             if !cx.done(UnshelveStep::Spawn) {
                 cx.step(UnshelveStep::Spawn).await?;
-                let image = server.shelved_image_id.or(server.image_id).map(|i| i.to_string());
+                let image = server.shelved_image_id.or(server.image_id);
                 let kind = CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: image };
                 if let Err(e) = s.host_command(&op.id, &server.id, &host, kind, self.build_deadlines()).await {
                     let back = Transition {
@@ -391,11 +391,8 @@ impl Lifecycle {
         let dest = migration.dest_host.clone().unwrap_or_default();
         cx.step(ResizeStep::Migrate).await?;
         let _ = s.host_command(&op.id, &server.id, &source, CommandKind::PowerOff, self.d()).await;
-        let spawn = CommandKind::Spawn {
-            vcpus: new_flavor.vcpus,
-            ram_mb: new_flavor.ram_mb,
-            image_id: server.image_id.map(|i| i.to_string()),
-        };
+        let spawn =
+            CommandKind::Spawn { vcpus: new_flavor.vcpus, ram_mb: new_flavor.ram_mb, image_id: server.image_id };
         let spawned = s.host_command(&op.id, &server.id, &dest, spawn, self.build_deadlines()).await;
         let spawned = match spawned {
             Ok(_) if migration.old_vm_state == VmState::Stopped => {
@@ -567,11 +564,7 @@ impl Lifecycle {
         };
         let dest = m.dest_host.clone().unwrap_or_default();
         cx.step(EvacuateStep::Rebuild).await?;
-        let spawn = CommandKind::Spawn {
-            vcpus: server.vcpus,
-            ram_mb: server.ram_mb,
-            image_id: server.image_id.map(|i| i.to_string()),
-        };
+        let spawn = CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: server.image_id };
         if let Err(e) = s.host_command(&op.id, &server.id, &dest, spawn, self.build_deadlines()).await {
             ds.migration_set(m.id, MigrationStatus::Error, None).await?;
             let tr = Transition {

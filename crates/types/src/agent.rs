@@ -6,7 +6,7 @@
 //! [`Ack`] at once) and publishes [`CommandResult`]s on `stratus.agent.result`
 //! when a command finishes.
 
-use crate::{OperationId, ServerId};
+use crate::{ImageId, OperationId, ServerId};
 use serde::{Deserialize, Serialize};
 
 /// Subject an agent joins on.
@@ -96,7 +96,7 @@ pub enum CommandKind {
         /// RAM MiB.
         ram_mb: i64,
         /// Image id.
-        image_id: Option<String>,
+        image_id: Option<ImageId>,
     },
     /// Hard power-off and destroy the VM and its local disks (absent: success).
     /// Preempts an in-flight spawn of the same server.
