@@ -255,3 +255,19 @@ fn glance_timestamps_render_as_the_stored_text_did() {
     let t = stratus_db::parse_ts("2026-11-28T23:41:22.999999Z").expect("ts");
     assert_eq!(crate::view::glance_ts(t), "2026-11-28T23:41:22Z");
 }
+
+/// A client-chosen id in any UUID spelling is accepted (as before) and
+/// stored in ours; a path in any other spelling names no image.
+#[tokio::test]
+async fn chosen_ids_are_stored_in_our_spelling() {
+    let e = env().await;
+    let me = ctx("p1", "member");
+    let id = ImageId::new();
+    let upper = id.to_string().to_uppercase();
+    let img = e.svc.create(&me, &req(json!({"id": upper}))).await.expect("create");
+    assert_eq!(img.id, id);
+    assert!(e.svc.get_visible(&me, &id.to_string()).await.is_ok());
+    assert!(matches!(e.svc.get_visible(&me, &upper).await, Err(ImageError::NotFound { .. })));
+    let bad = e.svc.create(&me, &req(json!({"id": "nope"}))).await;
+    assert!(matches!(bad, Err(ImageError::BadRequest(m)) if m.starts_with("Invalid value \"nope\" for 'id'")));
+}
