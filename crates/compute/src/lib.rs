@@ -423,8 +423,7 @@ impl Agent {
                     return;
                 }
                 let _g = lock.lock().await;
-                let spec =
-                    VmSpec { server_id: cmd.server_id, vcpus: *vcpus, ram_mb: *ram_mb, image_id: image_id.clone() };
+                let spec = VmSpec { server_id: cmd.server_id, vcpus: *vcpus, ram_mb: *ram_mb, image_id: *image_id };
                 let r = tokio::select! {
                     r = self.driver.spawn(&spec) => r.map_err(|e| e.to_string()),
                     _ = cancel.notified() => Err("spawn cancelled by terminate".to_string()),
@@ -510,7 +509,7 @@ impl Agent {
         let result = result.map(|_| ());
         let power_state = self.driver.power_state(&cmd.server_id).await.map(|p| p.code()).unwrap_or(0);
         let res = CommandResult {
-            op_id: cmd.op_id.clone(),
+            op_id: cmd.op_id,
             server_id: cmd.server_id,
             host: self.cfg.host.clone(),
             command: cmd.kind.name().to_string(),

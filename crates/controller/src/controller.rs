@@ -14,7 +14,7 @@ use stratus_ops::{Failure, Handler, OpError, Outcome, Registry};
 use stratus_ops::{Runner, RunnerConfig};
 use stratus_types::agent::*;
 use stratus_types::faults::Faults;
-use stratus_types::{OpKind, ServerId};
+use stratus_types::{OpKind, OperationId, ServerId};
 use tokio::sync::{Notify, mpsc, watch};
 use tracing::warn;
 
@@ -32,7 +32,7 @@ pub(crate) struct Shared {
     pub images: Arc<ImageService>,
     pub bus: Arc<dyn Bus>,
     pub cfg: ControllerConfig,
-    pub waiters: Mutex<HashMap<String, mpsc::UnboundedSender<CommandResult>>>,
+    pub waiters: Mutex<HashMap<OperationId, mpsc::UnboundedSender<CommandResult>>>,
     pub sched_lock: tokio::sync::Mutex<()>,
 }
 
@@ -135,7 +135,7 @@ impl Shared {
     pub async fn run_command(
         &self,
         svc: &ServiceRow,
-        op_id: &str,
+        op_id: &OperationId,
         server_id: &ServerId,
         kind: CommandKind,
         deadlines: Deadlines,
@@ -143,7 +143,7 @@ impl Shared {
     ) -> Result<CmdTiming, CmdFailure> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         if let Ok(mut w) = self.waiters.lock() {
-            w.insert(op_id.to_string(), tx);
+            w.insert(*op_id, tx);
         }
         let r = self.command_inner(svc, op_id, server_id, kind, deadlines, wake, &mut rx).await;
         if let Ok(mut w) = self.waiters.lock() {
@@ -156,7 +156,7 @@ impl Shared {
     async fn command_inner(
         &self,
         svc: &ServiceRow,
-        op_id: &str,
+        op_id: &OperationId,
         server_id: &ServerId,
         kind: CommandKind,
         deadlines: Deadlines,
@@ -167,7 +167,7 @@ impl Shared {
         let started = Instant::now();
         let name = kind.name();
         let generation = self.ds.server_get_any(server_id).await.map(|s| s.generation).unwrap_or(0);
-        let cmd = Command { op_id: op_id.to_string(), server_id: *server_id, epoch: svc.epoch, generation, kind };
+        let cmd = Command { op_id: *op_id, server_id: *server_id, epoch: svc.epoch, generation, kind };
         let body =
             Bytes::from(serde_json::to_vec(&cmd).map_err(|e| CmdFailure::Bus(BusFailure::Encode(e.to_string())))?);
         let subject = agent_subject(&svc.host);
@@ -209,7 +209,7 @@ impl Shared {
                 },
                 _ = tokio::time::sleep_until(deadline) => return Err(CmdFailure::ResultTimeout(result_timeout)),
                 _ = woken => {
-                    tracing::info!(op = op_id, command = name, "re-driven: re-sending the command");
+                    tracing::info!(op = %op_id, command = name, "re-driven: re-sending the command");
                     send().await?;
                 }
             }
@@ -237,7 +237,7 @@ impl Shared {
     /// instance-action details.
     pub async fn host_command(
         &self,
-        op_id: &str,
+        op_id: &OperationId,
         server_id: &ServerId,
         host: &str,
         kind: CommandKind,

@@ -13,7 +13,7 @@ use tracing::warn;
 pub(crate) fn build(
     ds: &Datastore,
     server: &ServerRow,
-    op_id: &str,
+    op_id: &stratus_types::OperationId,
     event_type: &str,
     publisher: &str,
 ) -> stratus_db::NewNotification {
@@ -35,7 +35,7 @@ pub(crate) fn build(
 pub(crate) async fn record(
     ds: &Datastore,
     server: &ServerRow,
-    op_id: &str,
+    op_id: &stratus_types::OperationId,
     event_type: &str,
     publisher: &str,
 ) -> Result<bool, DbError> {

@@ -104,8 +104,7 @@ impl Handler for CreateServer {
             cx.step(CreateStep::Spawn).await?;
             ds.event_start(&server.id, &op.request_id, EV_BUILD, Some(&host)).await?;
             let svc = ds.service_get_by_host(&host).await?;
-            let kind =
-                CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: server.image_id.clone() };
+            let kind = CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: server.image_id };
             match s
                 .run_command(
                     &svc,

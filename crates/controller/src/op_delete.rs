@@ -171,7 +171,7 @@ impl DeleteServer {
         let (ds, op, server) = (&self.0.ds, run.op, run.server);
         let Some(img) = &server.shelved_image_id else { return Ok(()) };
         run.cx.step(DeleteStep::DeleteShelveSnapshot).await?;
-        let detail = match self.0.images.delete_snapshot(img).await.map_err(image_failure)? {
+        let detail = match self.0.images.delete_snapshot(&img.to_string()).await.map_err(image_failure)? {
             SnapshotRemoval::Deleted => format!("shelve snapshot {img} deleted"),
             SnapshotRemoval::AlreadyGone => format!("warning: shelve snapshot {img} was already gone"),
         };

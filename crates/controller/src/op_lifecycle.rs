@@ -12,7 +12,7 @@ use stratus_db::{Cas, MigrationRow, OperationRow, ServerRow, Transition, fault_j
 use stratus_image::{SnapshotRecord, SnapshotSpec};
 use stratus_ops::{Failure, Handler, OpError, Outcome, StepCx};
 use stratus_types::agent::CommandKind;
-use stratus_types::{MigrationKind, MigrationStatus, OpKind, PowerState, TaskState, VmState};
+use stratus_types::{ImageId, MigrationKind, MigrationStatus, OpKind, PowerState, TaskState, VmState};
 use tracing::{info, warn};
 
 pub(crate) struct Lifecycle(pub Arc<Shared>);
@@ -135,21 +135,21 @@ impl Lifecycle {
     async fn snapshot(
         &self,
         server: &ServerRow,
-        image_id: &str,
+        image_id: &ImageId,
         name: &str,
         metadata: serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), OpError> {
         let spec = SnapshotSpec {
-            id: image_id.to_string(),
+            id: *image_id,
             name: name.to_string(),
             owner_project_id: server.project_id.clone(),
-            server_id: server.id.to_string(),
-            base_image_ref: server.image_id.clone(),
+            server_id: server.id,
+            base_image_ref: server.image_id,
             min_disk: server.disk_gb,
             metadata,
         };
         if self.0.images.create_snapshot_record(&spec).await.map_err(image_failure)? == SnapshotRecord::AlreadyExists {
-            info!(server = %server.id, image = image_id, "snapshot already recorded by an earlier attempt");
+            info!(server = %server.id, image = %image_id, "snapshot already recorded by an earlier attempt");
         }
         Ok(())
     }
@@ -157,9 +157,9 @@ impl Lifecycle {
     /// Drop the shelve snapshot `image_id` on a path that no longer needs
     /// it (a failed or superseded shelve, a finished unshelve). Best effort:
     /// a leftover is reported by `stratus audit` and removed by `--repair`.
-    async fn drop_snapshot(&self, server: &ServerRow, image_id: &str) {
-        if let Err(e) = self.0.images.delete_snapshot(image_id).await {
-            warn!(server = %server.id, image = image_id, error = %e, "could not delete the shelve snapshot");
+    async fn drop_snapshot(&self, server: &ServerRow, image_id: &ImageId) {
+        if let Err(e) = self.0.images.delete_snapshot(&image_id.to_string()).await {
+            warn!(server = %server.id, image = %image_id, error = %e, "could not delete the shelve snapshot");
         }
     }
 
@@ -169,17 +169,18 @@ impl Lifecycle {
         let Some(host) = server.host.clone() else {
             return self.abandon(op, &server, TaskState::Shelving, event, "server has no host").await;
         };
+        // The operation id doubles as the snapshot id, so a retry finds its own snapshot.
+        let snap_id = ImageId(op.id.0);
         if !cx.done(ShelveStep::Snapshot) {
             cx.step(ShelveStep::Snapshot).await?;
             notify::record(ds, &server, &op.id, "instance.shelve.start", &format!("nova-compute:{host}")).await?;
             ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
-            // The operation id doubles as the snapshot id, so a retry finds its own snapshot.
-            self.snapshot(&server, &op.id, &format!("{}-shelved", server.name), serde_json::Map::new()).await?;
+            self.snapshot(&server, &snap_id, &format!("{}-shelved", server.name), serde_json::Map::new()).await?;
             cx.stepped(ShelveStep::Snapshot).await?;
         }
         cx.step(ShelveStep::PowerOff).await?;
         if let Err(e) = s.host_command(&op.id, &server.id, &host, CommandKind::PowerOff, self.d()).await {
-            self.drop_snapshot(&server, &op.id).await;
+            self.drop_snapshot(&server, &snap_id).await;
             return self.abandon(op, &server, TaskState::Shelving, event, &format!("power off on {host}: {e}")).await;
         }
         let offload_now = s.cfg.shelved_offload_time.is_some_and(|t| t.is_zero());
@@ -188,11 +189,11 @@ impl Lifecycle {
             vm: Some(VmState::Shelved),
             power: Some(PowerState::Shutdown.code()),
             task: Some(if offload_now { Some(TaskState::ShelvingOffloading) } else { None }),
-            shelved_image: Some(Some(op.id.clone())),
+            shelved_image: Some(Some(snap_id)),
             ..Default::default()
         };
         if ds.server_transition(&server.id, &tr).await? == Cas::Conflict {
-            self.drop_snapshot(&server, &op.id).await;
+            self.drop_snapshot(&server, &snap_id).await;
             return Ok(Outcome::Done); // deleted meanwhile
         }
         ds.event_finish(
@@ -288,7 +289,7 @@ impl Lifecycle {
             let host = server.host.clone().unwrap_or_default();
             if !cx.done(UnshelveStep::Spawn) {
                 cx.step(UnshelveStep::Spawn).await?;
-                let image = server.shelved_image_id.clone().or(server.image_id.clone());
+                let image = server.shelved_image_id.or(server.image_id);
                 let kind = CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: image };
                 if let Err(e) = s.host_command(&op.id, &server.id, &host, kind, self.build_deadlines()).await {
                     let back = Transition {
@@ -390,11 +391,8 @@ impl Lifecycle {
         let dest = migration.dest_host.clone().unwrap_or_default();
         cx.step(ResizeStep::Migrate).await?;
         let _ = s.host_command(&op.id, &server.id, &source, CommandKind::PowerOff, self.d()).await;
-        let spawn = CommandKind::Spawn {
-            vcpus: new_flavor.vcpus,
-            ram_mb: new_flavor.ram_mb,
-            image_id: server.image_id.clone(),
-        };
+        let spawn =
+            CommandKind::Spawn { vcpus: new_flavor.vcpus, ram_mb: new_flavor.ram_mb, image_id: server.image_id };
         let spawned = s.host_command(&op.id, &server.id, &dest, spawn, self.build_deadlines()).await;
         let spawned = match spawned {
             Ok(_) if migration.old_vm_state == VmState::Stopped => {
@@ -566,8 +564,7 @@ impl Lifecycle {
         };
         let dest = m.dest_host.clone().unwrap_or_default();
         cx.step(EvacuateStep::Rebuild).await?;
-        let spawn =
-            CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: server.image_id.clone() };
+        let spawn = CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: server.image_id };
         if let Err(e) = s.host_command(&op.id, &server.id, &dest, spawn, self.build_deadlines()).await {
             ds.migration_set(m.id, MigrationStatus::Error, None).await?;
             let tr = Transition {
@@ -614,7 +611,7 @@ impl Lifecycle {
         cx.step(ImageStep::Snapshot).await?;
         ds.event_start(&server.id, &op.request_id, event, host.as_deref()).await?;
         notify::record(ds, &server, &op.id, "instance.snapshot.start", "nova-compute").await?;
-        let image_id = p.image_id.unwrap_or_else(|| op.id.clone());
+        let image_id = p.image_id.unwrap_or(ImageId(op.id.0));
         let name = p.name.unwrap_or_else(|| "snapshot".into());
         let metadata = match p.metadata {
             serde_json::Value::Object(m) => m,

@@ -26,7 +26,7 @@ stratus_ops::steps!(
 /// Open `att` on the server's host and record the client (shared by attach and boot from volume).
 pub(crate) async fn open_on_host(
     s: &Shared,
-    op_id: &str,
+    op_id: &stratus_types::OperationId,
     server: &ServerRow,
     att: &AttachmentRow,
 ) -> Result<String, String> {

@@ -34,7 +34,7 @@ pub(crate) struct ResizeParams {
 #[derive(Debug, Deserialize)]
 pub(crate) struct CreateImageParams {
     /// Image id chosen by the API (defaults to the operation id).
-    pub image_id: Option<String>,
+    pub image_id: Option<stratus_types::ImageId>,
     /// Image name.
     pub name: Option<String>,
     /// Extra image properties.
@@ -67,9 +67,12 @@ pub(crate) fn decode<P: DeserializeOwned>(op: &OperationRow) -> Result<P, String
 mod tests {
     use super::*;
 
+    /// The fixed id of the fixture operation (the failure message names it).
+    const OP_ID: stratus_types::OperationId = stratus_types::OperationId(uuid::Uuid::from_u128(0x0b));
+
     fn op(params: &str) -> OperationRow {
         OperationRow {
-            id: "op".into(),
+            id: OP_ID,
             kind: stratus_types::OpKind::Reboot,
             server_id: stratus_types::ServerId::new(),
             state: stratus_types::OpState::Running,
@@ -92,6 +95,6 @@ mod tests {
         assert!(decode::<NoParams>(&op("{}")).is_ok());
         assert!(decode::<VolumeParams>(&op("{}")).is_err());
         let e = decode::<PowerParams>(&op(r#"{"hard":"yes"}"#)).err().unwrap_or_default();
-        assert!(e.contains("invalid parameters of reboot operation op"), "{e}");
+        assert!(e.contains(&format!("invalid parameters of reboot operation {OP_ID}")), "{e}");
     }
 }

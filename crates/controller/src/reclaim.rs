@@ -30,7 +30,7 @@ pub(crate) async fn run(s: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
 
 fn system_op(kind: OpKind, server_id: &ServerId, project_id: &str) -> NewOperation {
     NewOperation {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: stratus_types::OperationId::new(),
         kind,
         server_id: *server_id,
         request_id: format!("req-{}", uuid::Uuid::new_v4()),
@@ -48,7 +48,7 @@ async fn pass(s: &Shared) -> Result<(), stratus_db::DbError> {
             let o = system_op(OpKind::Delete, &server.id, &server.project_id);
             if let OpStart::Created(op) = s.ds.server_begin_delete(&o).await? {
                 info!(server = %server.id, "reclaiming a soft-deleted server");
-                let _ = s.bus.publish(SUBJECT_OPS_WAKE, Bytes::from(op.id)).await;
+                let _ = s.bus.publish(SUBJECT_OPS_WAKE, Bytes::from(op.id.to_string())).await;
             }
         }
     }
@@ -64,7 +64,7 @@ async fn pass(s: &Shared) -> Result<(), stratus_db::DbError> {
             };
             if let Ok(OpStart::Created(op)) = s.ds.op_start(&o, "shelveOffload", Some(&t)).await {
                 info!(server = %server.id, "offloading a shelved server");
-                let _ = s.bus.publish(SUBJECT_OPS_WAKE, Bytes::from(op.id)).await;
+                let _ = s.bus.publish(SUBJECT_OPS_WAKE, Bytes::from(op.id.to_string())).await;
             }
         }
     }

@@ -28,7 +28,7 @@ use stratus_driver::{Driver, FakeDriver, FakeDriverConfig};
 use stratus_image::ImageService;
 use stratus_ops::{OpError, Outcome};
 use stratus_types::faults::{FaultMode, Faults};
-use stratus_types::{MigrationKind, MigrationStatus, OpKind, OpState, ServerId};
+use stratus_types::{MigrationKind, MigrationStatus, OpKind, OpState, OperationId, ServerId};
 use stratus_volume::{VolumeConfig, VolumeService};
 use tokio::sync::watch;
 
@@ -162,14 +162,14 @@ impl Cloud {
     }
 
     /// The one open operation of `server`.
-    async fn open_op(&self, server: &ServerId) -> String {
+    async fn open_op(&self, server: &ServerId) -> OperationId {
         let ops = self.ds.op_list_open_for_server(server).await.expect("ops");
         assert_eq!(ops.len(), 1, "one open operation expected: {ops:?}");
-        ops[0].id.clone()
+        ops[0].id
     }
 
     /// Drive `op` to its end with runners that inject `faults`; `true` if a fault stopped an attempt.
-    async fn drive(&self, op: &str, faults: Faults) -> bool {
+    async fn drive(&self, op: &OperationId, faults: Faults) -> bool {
         let runner = self.ctl.runner(WORKER, faults);
         for _ in 0..50 {
             match runner.drive_once(op).await {
@@ -187,7 +187,7 @@ impl Cloud {
     }
 
     /// Start `kind`'s API call on `server`, returning the operation id.
-    async fn start(&self, kind: OpKind, server_id: &ServerId) -> String {
+    async fn start(&self, kind: OpKind, server_id: &ServerId) -> OperationId {
         let (api, ctx, req) = (&self.api, &self.ctx, format!("req-{}", uuid::Uuid::new_v4()));
         // The API takes the id as the request path carries it.
         let server = server_id.to_string();
@@ -216,7 +216,7 @@ impl Cloud {
                 act(Action::CreateImage {
                     name: "snap".into(),
                     metadata: BTreeMap::new(),
-                    image_id: uuid::Uuid::new_v4().to_string(),
+                    image_id: stratus_types::ImageId::new(),
                 })
                 .await
             }
@@ -260,7 +260,7 @@ impl Cloud {
     }
 
     /// A new server, with its create operation recorded (not driven).
-    async fn server(&self) -> (ServerId, String) {
+    async fn server(&self) -> (ServerId, OperationId) {
         let spec = ServerSpec {
             name: "s".into(),
             image_id: None,
@@ -288,7 +288,7 @@ impl Cloud {
 
     /// A server in the state `kind` starts from; returns the operation of `kind` (recorded, not driven).
     /// `setup`: what else happens to the server first.
-    async fn prepared(&self, kind: OpKind, setup: Setup) -> (ServerId, String) {
+    async fn prepared(&self, kind: OpKind, setup: Setup) -> (ServerId, OperationId) {
         let (id, create) = self.server().await;
         if kind == OpKind::Create {
             return (id, create);
@@ -326,7 +326,7 @@ impl Cloud {
     }
 
     /// What the operation left behind, independent of ids, times and the scheduler's choice.
-    async fn end_state(&self, id: &ServerId, op: &str) -> EndState {
+    async fn end_state(&self, id: &ServerId, op: &OperationId) -> EndState {
         let ds = &self.ds;
         let s = ds.server_get_any(id).await.expect("server");
         let mut vm_hosts = Vec::new();
@@ -541,7 +541,7 @@ async fn a_payload_that_does_not_decode_fails_the_operation_loudly() {
     let (id, create) = cloud.server().await;
     assert!(!cloud.drive(&create, Faults::none()).await);
     let o = stratus_db::NewOperation {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: OperationId::new(),
         kind: OpKind::Reboot,
         server_id: id,
         request_id: "req-bad".into(),

@@ -6,13 +6,14 @@ use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, Row};
 use std::str::FromStr;
+use stratus_types::ImageId;
 use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
 
 /// An image record; its bytes live in the data dir, named by id.
 #[derive(Clone, Debug)]
 pub struct ImageRow {
-    /// Image id (UUID).
-    pub id: String,
+    /// Image id.
+    pub id: ImageId,
     /// Display name.
     pub name: Option<String>,
     /// Owning project.
@@ -120,7 +121,7 @@ impl Datastore {
     pub async fn image_create(&self, i: &ImageRow) -> Result<(), DbError> {
         let now = self.now();
         sqlx::query("INSERT INTO images (id, name, owner, status, visibility, disk_format, container_format, size, checksum, os_hash_value, min_disk, min_ram, protected, properties, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15)")
-            .bind(&i.id).bind(&i.name).bind(&i.owner).bind(i.status.as_str()).bind(i.visibility.as_str()).bind(i.disk_format.map(DiskFormat::as_str)).bind(i.container_format.map(ContainerFormat::as_str))
+            .bind(i.id).bind(&i.name).bind(&i.owner).bind(i.status.as_str()).bind(i.visibility.as_str()).bind(i.disk_format.map(DiskFormat::as_str)).bind(i.container_format.map(ContainerFormat::as_str))
             .bind(i.size).bind(&i.checksum).bind(&i.os_hash_value).bind(i.min_disk).bind(i.min_ram).bind(i.protected).bind(&i.properties).bind(now)
             .execute(&self.write).await
             .map_err(|e| if crate::is_unique_violation(&e) { DbError::conflict(RowKind::Image, format!("image {} already exists", i.id)) } else { e.into() })?;
@@ -138,7 +139,7 @@ impl Datastore {
     }
 
     /// One image by id (visibility is checked by the caller).
-    pub async fn image_get(&self, id: &str) -> Result<ImageRow, DbError> {
+    pub async fn image_get(&self, id: &ImageId) -> Result<ImageRow, DbError> {
         let sql = format!(
             "SELECT {IMAGE_COLS} FROM images WHERE id = $1 AND status <> {image_deleted}",
             image_deleted = lit(ImageStatus::Deleted)
@@ -166,7 +167,7 @@ impl Datastore {
     }
 
     /// Record uploaded data: size, checksums, status `active`.
-    pub async fn image_set_data(&self, id: &str, size: i64, md5: &str, sha512: &str) -> Result<(), DbError> {
+    pub async fn image_set_data(&self, id: &ImageId, size: i64, md5: &str, sha512: &str) -> Result<(), DbError> {
         let r = sqlx::query(&format!("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = {image_active}, updated_at = $5 WHERE id = $1 AND status IN ({uploadable})", image_active = lit(ImageStatus::Active), uploadable = list(&[ImageStatus::Queued, ImageStatus::Saving, ImageStatus::Active])))
             .bind(id).bind(size).bind(md5).bind(sha512).bind(self.now()).execute(&self.write).await?;
         if r.rows_affected() == 0 {
@@ -178,16 +179,16 @@ impl Datastore {
     /// Update mutable metadata (name, visibility, protected, min sizes, properties).
     pub async fn image_update(&self, i: &ImageRow) -> Result<(), DbError> {
         let r = sqlx::query(&format!("UPDATE images SET name = $2, visibility = $3, protected = $4, min_disk = $5, min_ram = $6, properties = $7, disk_format = $8, container_format = $9, updated_at = $10 WHERE id = $1 AND status <> {image_deleted}", image_deleted = lit(ImageStatus::Deleted)))
-            .bind(&i.id).bind(&i.name).bind(i.visibility.as_str()).bind(i.protected).bind(i.min_disk).bind(i.min_ram).bind(&i.properties).bind(i.disk_format.map(DiskFormat::as_str)).bind(i.container_format.map(ContainerFormat::as_str)).bind(self.now())
+            .bind(i.id).bind(&i.name).bind(i.visibility.as_str()).bind(i.protected).bind(i.min_disk).bind(i.min_ram).bind(&i.properties).bind(i.disk_format.map(DiskFormat::as_str)).bind(i.container_format.map(ContainerFormat::as_str)).bind(self.now())
             .execute(&self.write).await?;
         if r.rows_affected() == 0 {
-            return Err(DbError::not_found(RowKind::Image, &i.id));
+            return Err(DbError::not_found(RowKind::Image, i.id));
         }
         Ok(())
     }
 
     /// Delete an image record (idempotent: `NotFound` when already gone).
-    pub async fn image_delete(&self, id: &str) -> Result<(), DbError> {
+    pub async fn image_delete(&self, id: &ImageId) -> Result<(), DbError> {
         let r = sqlx::query("DELETE FROM images WHERE id = $1").bind(id).execute(&self.write).await?;
         if r.rows_affected() == 0 {
             return Err(DbError::not_found(RowKind::Image, id));

@@ -6,15 +6,15 @@ use crate::{Datastore, DbError, RowKind, ts};
 use chrono::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
-use stratus_types::ServerId;
 use stratus_types::plan::DeleteStep;
 use stratus_types::{INITIAL_STEP, OpKind, OpState, PowerState, TaskState, VmState};
+use stratus_types::{OperationId, ServerId};
 
 /// An operation row.
 #[derive(Clone, Debug, FromRow)]
 pub struct OperationRow {
     /// Operation id.
-    pub id: String,
+    pub id: OperationId,
     /// What it does (picks its handler).
     #[sqlx(try_from = "String")]
     pub kind: OpKind,
@@ -50,7 +50,7 @@ pub struct OperationRow {
 #[derive(Clone, Debug)]
 pub struct NewOperation {
     /// Operation id.
-    pub id: String,
+    pub id: OperationId,
     /// Kind.
     pub kind: OpKind,
     /// Server.
@@ -73,7 +73,7 @@ pub(crate) async fn op_insert_tx(
     now: &str,
 ) -> Result<OperationRow, DbError> {
     sqlx::query_as(&format!("INSERT INTO operations (id, kind, server_id, state, step, request_id, user_id, project_id, params, attempts, created_at, updated_at) VALUES ($1,$2,$3,{op_pending},{initial_step},$4,$5,$6,$7,0,$8,$8) RETURNING {COLS}", op_pending = lit(OpState::Pending), initial_step = lit(INITIAL_STEP)))
-        .bind(&o.id).bind(o.kind.as_str()).bind(o.server_id).bind(&o.request_id).bind(&o.user_id).bind(&o.project_id).bind(&o.params).bind(now)
+        .bind(o.id).bind(o.kind.as_str()).bind(o.server_id).bind(&o.request_id).bind(&o.user_id).bind(&o.project_id).bind(&o.params).bind(now)
         .fetch_one(&mut *conn).await
         .map_err(|e| if crate::is_unique_violation(&e) { DbError::conflict(RowKind::Operation, format!("an open {} operation exists for server {}", o.kind, o.server_id)) } else { e.into() })
 }
@@ -101,8 +101,8 @@ pub type EventFinish = (String, bool, String);
 
 impl Datastore {
     /// Ids of open operations `worker` holds (a restarted runner adopts them at once).
-    pub async fn op_list_held_by(&self, worker: &str) -> Result<Vec<String>, DbError> {
-        let rows: Vec<(String,)> = sqlx::query_as(&format!(
+    pub async fn op_list_held_by(&self, worker: &str) -> Result<Vec<OperationId>, DbError> {
+        let rows: Vec<(OperationId,)> = sqlx::query_as(&format!(
             "SELECT id FROM operations WHERE state IN ({op_open}) AND claimed_by = $1",
             op_open = list(&OpState::OPEN)
         ))
@@ -117,7 +117,7 @@ impl Datastore {
     /// cursor), in one transaction; `false` if the claim was lost.
     pub async fn op_step_with(
         &self,
-        id: &str,
+        id: &OperationId,
         worker: &str,
         completed: Option<&str>,
         w: &StepWrites,
@@ -153,7 +153,7 @@ impl Datastore {
     /// if the claim was lost (nothing is written then).
     pub async fn server_delete_finish(
         &self,
-        op_id: &str,
+        op_id: &OperationId,
         worker: &str,
         server_id: &ServerId,
         request_id: &str,
@@ -256,7 +256,12 @@ impl Datastore {
     }
 
     /// Claim one specific open operation for `worker` if unclaimed or its claim lapsed.
-    pub async fn op_claim(&self, id: &str, worker: &str, lease: Duration) -> Result<Option<OperationRow>, DbError> {
+    pub async fn op_claim(
+        &self,
+        id: &OperationId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<OperationRow>, DbError> {
         let now = self.clock.now();
         Ok(sqlx::query_as(&format!("UPDATE operations SET state = {op_running}, claimed_by = $2, claim_expires_at = $3, attempts = attempts + 1, updated_at = $4
               WHERE id = $1 AND state IN ({op_open}) AND (claim_expires_at IS NULL OR claim_expires_at < $4 OR claimed_by = $2) RETURNING {COLS}", op_running = lit(OpState::Running), op_open = list(&OpState::OPEN)))
@@ -265,14 +270,14 @@ impl Datastore {
     }
 
     /// Ids of open operations nobody holds (new, or whose claim lapsed).
-    pub async fn op_list_claimable(&self, limit: i64) -> Result<Vec<String>, DbError> {
-        let rows: Vec<(String,)> = sqlx::query_as(&format!("SELECT id FROM operations WHERE state IN ({op_open}) AND (claim_expires_at IS NULL OR claim_expires_at < $1) ORDER BY created_at LIMIT $2", op_open = list(&OpState::OPEN)))
+    pub async fn op_list_claimable(&self, limit: i64) -> Result<Vec<OperationId>, DbError> {
+        let rows: Vec<(OperationId,)> = sqlx::query_as(&format!("SELECT id FROM operations WHERE state IN ({op_open}) AND (claim_expires_at IS NULL OR claim_expires_at < $1) ORDER BY created_at LIMIT $2", op_open = list(&OpState::OPEN)))
             .bind(self.now()).bind(limit).fetch_all(&self.read).await?;
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
     /// Extend a held claim; `false` if another worker took it.
-    pub async fn op_renew_claim(&self, id: &str, worker: &str, lease: Duration) -> Result<bool, DbError> {
+    pub async fn op_renew_claim(&self, id: &OperationId, worker: &str, lease: Duration) -> Result<bool, DbError> {
         let now = self.clock.now();
         let r = sqlx::query(&format!(
             "UPDATE operations SET claim_expires_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = {op_running}",
@@ -287,7 +292,13 @@ impl Datastore {
     }
 
     /// Close an operation as `done` or `failed`.
-    pub async fn op_finish(&self, id: &str, worker: &str, ok: bool, error: Option<&str>) -> Result<bool, DbError> {
+    pub async fn op_finish(
+        &self,
+        id: &OperationId,
+        worker: &str,
+        ok: bool,
+        error: Option<&str>,
+    ) -> Result<bool, DbError> {
         let r = sqlx::query(&format!("UPDATE operations SET state = $3, last_error = $4, claim_expires_at = NULL, updated_at = $5 WHERE id = $1 AND claimed_by = $2 AND state = {op_running}", op_running = lit(OpState::Running)))
             .bind(id).bind(worker).bind(if ok { OpState::Done } else { OpState::Failed }.as_str()).bind(error).bind(self.now())
             .execute(&self.write).await?;
@@ -295,7 +306,7 @@ impl Datastore {
     }
 
     /// Record an error without closing (the next attempt retries).
-    pub async fn op_note_error(&self, id: &str, error: &str) -> Result<(), DbError> {
+    pub async fn op_note_error(&self, id: &OperationId, error: &str) -> Result<(), DbError> {
         sqlx::query("UPDATE operations SET last_error = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
             .bind(error)
@@ -306,14 +317,14 @@ impl Datastore {
     }
 
     /// Give up a claim so any controller may pick the operation up at once.
-    pub async fn op_release(&self, id: &str, worker: &str) -> Result<(), DbError> {
+    pub async fn op_release(&self, id: &OperationId, worker: &str) -> Result<(), DbError> {
         sqlx::query(&format!("UPDATE operations SET claim_expires_at = NULL, claimed_by = NULL WHERE id = $1 AND claimed_by = $2 AND state = {op_running}", op_running = lit(OpState::Running)))
             .bind(id).bind(worker).execute(&self.write).await?;
         Ok(())
     }
 
     /// One operation.
-    pub async fn op_get(&self, id: &str) -> Result<OperationRow, DbError> {
+    pub async fn op_get(&self, id: &OperationId) -> Result<OperationRow, DbError> {
         sqlx::query_as(&format!("SELECT {COLS} FROM operations WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.read)

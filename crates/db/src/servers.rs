@@ -4,7 +4,7 @@ use crate::sql::{list, lit};
 use crate::{Cas, Datastore, DbError, NewOperation, OperationRow, RowKind, ts};
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, QueryBuilder, Sqlite};
-use stratus_types::ServerId;
+use stratus_types::{ImageId, ServerId};
 use stratus_types::{MigrationStatus, OpKind, OpState, PowerState, TaskState, VmState};
 
 /// A server row.
@@ -19,7 +19,7 @@ pub struct ServerRow {
     /// Creating user.
     pub user_id: String,
     /// Image booted from.
-    pub image_id: Option<String>,
+    pub image_id: Option<ImageId>,
     /// Flavor id at boot.
     pub flavor_id: String,
     /// Flavor name (snapshot, flavors may change).
@@ -78,7 +78,7 @@ pub struct ServerRow {
     /// Deleted rows stay for instance actions and audit.
     pub deleted: bool,
     /// Snapshot taken by shelve, deleted on unshelve or delete.
-    pub shelved_image_id: Option<String>,
+    pub shelved_image_id: Option<ImageId>,
 }
 
 /// A port: the fixed IP a server holds on the internal network.
@@ -197,7 +197,7 @@ pub struct Transition {
     /// Set (`Some(true)`: now) or clear the soft-delete time.
     pub soft_deleted: Option<bool>,
     /// Set or clear the shelve snapshot.
-    pub shelved_image: Option<Option<String>>,
+    pub shelved_image: Option<Option<ImageId>>,
     /// Switch the flavor snapshot (resize, revert).
     pub flavor: Option<crate::FlavorRow>,
 }
@@ -239,7 +239,7 @@ impl Datastore {
             return Err(DbError::QuotaExceeded(ex));
         }
         sqlx::query(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$30,NULL,FALSE,NULL)"))
-            .bind(r.id).bind(&r.name).bind(&r.project_id).bind(&r.user_id).bind(&r.image_id).bind(&r.flavor_id).bind(&r.flavor_name)
+            .bind(r.id).bind(&r.name).bind(&r.project_id).bind(&r.user_id).bind(r.image_id).bind(&r.flavor_id).bind(&r.flavor_name)
             .bind(r.vcpus).bind(r.ram_mb).bind(r.disk_gb).bind(r.ephemeral_gb).bind(r.swap_mb).bind(r.vm_state).bind(r.task_state)
             .bind(r.power_state.code()).bind(&r.host).bind(&r.metadata).bind(&r.key_name).bind(r.locked).bind(r.locked_by).bind(&r.locked_reason)
             .bind(&r.availability_zone).bind(&r.reservation_id).bind(&r.hostname).bind(&r.fault).bind(r.progress).bind(r.generation)
@@ -359,7 +359,7 @@ impl Datastore {
     }
 
     /// Deleted servers whose shelve snapshot image still exists (audit).
-    pub async fn server_list_leaked_shelve_images(&self) -> Result<Vec<(ServerId, String)>, DbError> {
+    pub async fn server_list_leaked_shelve_images(&self) -> Result<Vec<(ServerId, ImageId)>, DbError> {
         Ok(sqlx::query_as("SELECT s.id, s.shelved_image_id FROM servers s JOIN images i ON i.id = s.shelved_image_id WHERE s.deleted = TRUE")
             .fetch_all(&self.read).await?)
     }
@@ -524,7 +524,7 @@ pub(crate) fn transition_query(id: &ServerId, t: &Transition, now: String) -> Qu
         }
     }
     if let Some(img) = &t.shelved_image {
-        q.push(", shelved_image_id = ").push_bind(img.clone());
+        q.push(", shelved_image_id = ").push_bind(*img);
     }
     if let Some(f) = &t.flavor {
         q.push(", flavor_id = ").push_bind(f.id.clone()).push(", flavor_name = ").push_bind(f.name.clone());

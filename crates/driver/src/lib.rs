@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use stratus_types::{PowerState, ServerId};
+use stratus_types::{ImageId, PowerState, ServerId};
 use tokio::sync::Mutex;
 
 /// Errors of a driver.
@@ -44,7 +44,7 @@ pub struct VmSpec {
     /// RAM MiB.
     pub ram_mb: i64,
     /// Image to boot.
-    pub image_id: Option<String>,
+    pub image_id: Option<ImageId>,
 }
 
 /// A VM as the hypervisor sees it.

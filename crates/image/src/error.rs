@@ -68,7 +68,7 @@ pub enum ImageError {
 
 impl ImageError {
     /// The 404 for an image id.
-    pub fn not_found(id: &str) -> Self {
+    pub fn not_found(id: impl std::fmt::Display) -> Self {
         Self::NotFound { id: id.to_string() }
     }
 

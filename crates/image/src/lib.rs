@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use store::{DataWriter, Stored, data_path};
 use stratus_auth::AuthContext;
 use stratus_db::{Datastore, DbError, ImageRow};
+use stratus_types::ImageId;
 
 /// What a download returns.
 #[derive(Debug)]
@@ -66,8 +67,11 @@ impl ImageService {
     }
 
     /// An image the caller may see; anything else is [`ImageError::NotFound`].
+    /// `id` is the path text: one that is not an image id in our spelling
+    /// never named a record, so it is the same "not found".
     pub async fn get_visible(&self, ctx: &AuthContext, id: &str) -> Result<ImageRow, ImageError> {
-        let row = self.ds.image_get(id).await.map_err(|e| match e {
+        let image_id = ImageId::parse_canonical(id).ok_or_else(|| ImageError::not_found(id))?;
+        let row = self.ds.image_get(&image_id).await.map_err(|e| match e {
             DbError::NotFound { .. } => ImageError::not_found(id),
             e => e.into(),
         })?;
@@ -80,10 +84,13 @@ impl ImageService {
     /// An image the caller may see, by id or else by the first visible one of
     /// that name: how other services (volume `imageRef`) resolve a reference.
     pub async fn find_visible(&self, ctx: &AuthContext, id_or_name: &str) -> Result<ImageRow, ImageError> {
-        let by_id = match self.ds.image_get(id_or_name).await {
-            Ok(i) => Some(i),
-            Err(DbError::NotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
+        let by_id = match ImageId::parse_canonical(id_or_name) {
+            None => None,
+            Some(id) => match self.ds.image_get(&id).await {
+                Ok(i) => Some(i),
+                Err(DbError::NotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            },
         };
         let image = match by_id {
             Some(i) => i,
@@ -128,7 +135,7 @@ impl ImageService {
         let mut row = self.get_modifiable(ctx, id).await?;
         rules::apply_patch(ctx, &mut row, ops)?;
         self.ds.image_update(&row).await?;
-        Ok(self.ds.image_get(id).await?)
+        Ok(self.ds.image_get(&row.id).await?)
     }
 
     /// Delete an unprotected image and its bytes.
@@ -137,8 +144,8 @@ impl ImageService {
         if row.protected {
             return Err(ImageError::Protected { id: id.to_string() });
         }
-        self.ds.image_delete(id).await?;
-        if let Err(e) = self.remove_data(id).await {
+        self.ds.image_delete(&row.id).await?;
+        if let Err(e) = self.remove_data(&row.id).await {
             tracing::warn!(image = %id, error = %e, "could not remove image data");
         }
         Ok(())
@@ -194,14 +201,14 @@ impl ImageService {
                 "Properties disk_format, container_format must be set prior to saving data.".into(),
             ));
         }
-        let mut writer = DataWriter::create(&self.image_dir, id).await?;
+        let mut writer = DataWriter::create(&self.image_dir, &row.id).await?;
         let mut body = std::pin::pin!(body);
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| ImageError::BadRequest(format!("Reading the image data failed: {e}")))?;
             writer.write(chunk.as_ref()).await?;
         }
         let stored = writer.finish().await?;
-        self.record_data(id, &stored).await
+        self.record_data(&row.id, &stored).await
     }
 
     /// An image's bytes, or [`Download::Empty`] while it has none.
@@ -210,7 +217,7 @@ impl ImageService {
         if row.status != ImageStatus::Active || row.size.is_none() {
             return Ok(Download::Empty);
         }
-        let path = data_path(&self.image_dir, id).ok_or_else(|| ImageError::not_found(id))?;
+        let path = data_path(&self.image_dir, &row.id);
         // Read whole: the HTTP crate has no Stream body among its dependencies.
         let bytes = match tokio::fs::read(&path).await {
             Ok(d) => d,
@@ -225,7 +232,7 @@ impl ImageService {
 
     /// Make sure a public, active qcow2/bare image called `name` exists (used by
     /// `stratus up` to seed `cirros`); idempotent, returns the image id.
-    pub async fn seed(&self, name: &str, owner_project_id: &str, data: &[u8]) -> Result<String, ImageError> {
+    pub async fn seed(&self, name: &str, owner_project_id: &str, data: &[u8]) -> Result<ImageId, ImageError> {
         let candidates: Vec<ImageRow> = self
             .ds
             .image_list(Some(owner_project_id))
@@ -236,7 +243,7 @@ impl ImageService {
         if let Some(r) =
             candidates.iter().find(|r| r.visibility == Visibility::Public && r.status == ImageStatus::Active)
         {
-            return Ok(r.id.clone());
+            return Ok(r.id);
         }
         // A seed interrupted between create and upload is finished, not duplicated.
         let pending = candidates.into_iter().find(|r| {
@@ -246,7 +253,7 @@ impl ImageService {
             Some(r) => r.id,
             None => {
                 let row = ImageRow {
-                    id: uuid::Uuid::new_v4().to_string(),
+                    id: ImageId::new(),
                     name: Some(name.to_string()),
                     owner: owner_project_id.to_string(),
                     status: ImageStatus::Queued,
@@ -276,11 +283,9 @@ impl ImageService {
     }
 
     /// Record stored data; if the image vanished meanwhile, drop the file again.
-    async fn record_data(&self, id: &str, stored: &Stored) -> Result<(), ImageError> {
+    async fn record_data(&self, id: &ImageId, stored: &Stored) -> Result<(), ImageError> {
         if let Err(e) = self.ds.image_set_data(id, stored.size, &stored.md5, &stored.sha512).await {
-            if let Some(path) = data_path(&self.image_dir, id) {
-                let _ = tokio::fs::remove_file(path).await;
-            }
+            let _ = tokio::fs::remove_file(data_path(&self.image_dir, id)).await;
             return Err(match e {
                 DbError::NotFound { .. } => ImageError::not_found(id),
                 e => e.into(),
@@ -290,8 +295,8 @@ impl ImageService {
     }
 
     /// Remove an image's data file if there is one (idempotent).
-    async fn remove_data(&self, id: &str) -> Result<(), ImageError> {
-        let Some(path) = data_path(&self.image_dir, id) else { return Ok(()) };
+    async fn remove_data(&self, id: &ImageId) -> Result<(), ImageError> {
+        let path = data_path(&self.image_dir, id);
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

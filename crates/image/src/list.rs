@@ -31,6 +31,7 @@ fn matches(q: &ListImagesQuery, ctx: &AuthContext, r: &ImageRow) -> bool {
         return false;
     }
     let props = props_of(r);
+    let id = r.id.to_string();
     let field = |f: FilterField| -> Option<&str> {
         match f {
             FilterField::Name => r.name.as_deref(),
@@ -38,7 +39,7 @@ fn matches(q: &ListImagesQuery, ctx: &AuthContext, r: &ImageRow) -> bool {
             FilterField::Owner => Some(r.owner.as_str()),
             FilterField::DiskFormat => r.disk_format.map(|d| d.as_str()),
             FilterField::ContainerFormat => r.container_format.map(|c| c.as_str()),
-            FilterField::Id => Some(r.id.as_str()),
+            FilterField::Id => Some(id.as_str()),
         }
     };
     q.fields.iter().all(|(f, filter)| matches_filter(filter, field(*f)))
@@ -65,7 +66,7 @@ pub(crate) fn select(q: &ListImagesQuery, ctx: &AuthContext, rows: Vec<ImageRow>
         })
     });
     let start = match &q.marker {
-        Some(m) => match rows.iter().position(|r| r.id == *m) {
+        Some(m) => match rows.iter().position(|r| r.id.to_string() == *m) {
             Some(i) => i + 1,
             None => {
                 return Err(ImageError::BadRequest(format!("Invalid marker. Image {m} could not be found.")));
@@ -76,7 +77,7 @@ pub(crate) fn select(q: &ListImagesQuery, ctx: &AuthContext, rows: Vec<ImageRow>
     let total = rows.len();
     let images: Vec<ImageRow> = rows.into_iter().skip(start).take(q.limit).collect();
     let more = start + images.len() < total;
-    let next_marker = images.last().filter(|_| more).map(|r| r.id.clone());
+    let next_marker = images.last().filter(|_| more).map(|r| r.id.to_string());
     Ok(ImagePage { images, next_marker })
 }
 

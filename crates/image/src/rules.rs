@@ -8,6 +8,7 @@ use std::fmt::Display;
 use std::str::FromStr;
 use stratus_auth::AuthContext;
 use stratus_db::ImageRow;
+use stratus_types::ImageId;
 use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
 
 /// Attributes clients may never set.
@@ -45,7 +46,7 @@ pub fn visible_to(ctx: &AuthContext, row: &ImageRow) -> bool {
 pub fn check_modify(ctx: &AuthContext, row: &ImageRow) -> Result<(), ImageError> {
     check_write(ctx)?;
     if !ctx.is_admin() && row.owner != ctx.project_id {
-        return Err(ImageError::NotOwner { id: row.id.clone() });
+        return Err(ImageError::NotOwner { id: row.id.to_string() });
     }
     Ok(())
 }
@@ -213,7 +214,7 @@ pub fn v_property(key: &str, v: &Value) -> Result<Value, ImageError> {
 pub fn new_image(ctx: &AuthContext, req: &Map<String, Value>) -> Result<ImageRow, ImageError> {
     check_write(ctx)?;
     let mut row = ImageRow {
-        id: uuid::Uuid::new_v4().to_string(),
+        id: ImageId::new(),
         name: None,
         owner: ctx.project_id.clone(),
         status: ImageStatus::Queued,
@@ -234,12 +235,14 @@ pub fn new_image(ctx: &AuthContext, req: &Map<String, Value>) -> Result<ImageRow
     for (k, v) in req {
         match k.as_str() {
             "id" => {
-                let id = v.as_str().filter(|s| is_uuid(s)).ok_or_else(|| {
-                    ImageError::BadRequest(format!(
-                        "Invalid value {v} for 'id': a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx) is required."
-                    ))
-                })?;
-                row.id = id.to_string();
+                // Any UUID spelling is accepted, as before; it is stored in our spelling.
+                let id =
+                    v.as_str().filter(|s| is_uuid(s)).and_then(|s| s.parse::<ImageId>().ok()).ok_or_else(|| {
+                        ImageError::BadRequest(format!(
+                            "Invalid value {v} for 'id': a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx) is required."
+                        ))
+                    })?;
+                row.id = id;
             }
             "name" => row.name = v_name(v)?,
             "visibility" => row.visibility = v_visibility(ctx, v)?,

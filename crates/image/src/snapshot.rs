@@ -12,20 +12,21 @@ use crate::{ImageError, ImageService};
 use serde_json::{Map, Value};
 use stratus_db::{DbError, ImageRow};
 use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
+use stratus_types::{ImageId, ServerId};
 
 /// What a snapshot of a server is made of.
 #[derive(Clone, Debug)]
 pub struct SnapshotSpec {
     /// The image id, chosen by the caller so a retried step finds its own record.
-    pub id: String,
+    pub id: ImageId,
     /// The image name.
     pub name: String,
     /// The project owning the server (and so the image).
     pub owner_project_id: String,
     /// The server snapshotted (`instance_uuid`).
-    pub server_id: String,
+    pub server_id: ServerId,
     /// The image the server was booted from (`base_image_ref`), if any.
-    pub base_image_ref: Option<String>,
+    pub base_image_ref: Option<ImageId>,
     /// The server's root disk size: the smallest disk the snapshot boots on.
     pub min_disk: i64,
     /// Extra properties the user asked for (they override the defaults).
@@ -58,14 +59,15 @@ impl SnapshotSpec {
     /// under the user's metadata.
     fn row(&self) -> ImageRow {
         let mut props = Map::new();
-        props.insert("instance_uuid".into(), Value::String(self.server_id.clone()));
+        props.insert("instance_uuid".into(), Value::String(self.server_id.to_string()));
         props.insert("image_type".into(), Value::String("snapshot".into()));
-        props.insert("base_image_ref".into(), self.base_image_ref.clone().map_or(Value::Null, Value::String));
+        props
+            .insert("base_image_ref".into(), self.base_image_ref.map_or(Value::Null, |i| Value::String(i.to_string())));
         for (k, v) in &self.metadata {
             props.insert(k.clone(), v.clone());
         }
         ImageRow {
-            id: self.id.clone(),
+            id: self.id,
             name: Some(self.name.clone()),
             owner: self.owner_project_id.clone(),
             // The fake hypervisor captures no bytes: the record is complete as it is.
@@ -100,7 +102,11 @@ impl ImageService {
     /// Delete a snapshot's record and bytes, whoever may see it (the caller
     /// is the system cleaning up after a server, not a user). Deleting one
     /// that is already gone is not an error: the result says which it was.
+    /// `id` is parsed here: text that is not an image id in our spelling
+    /// never named a record, so there is nothing to delete.
     pub async fn delete_snapshot(&self, id: &str) -> Result<SnapshotRemoval, ImageError> {
+        let Some(id) = ImageId::parse_canonical(id) else { return Ok(SnapshotRemoval::AlreadyGone) };
+        let id = &id;
         // Bytes first: a crash in between leaves a record a retry deletes,
         // never a file no record points at.
         self.remove_data(id).await?;

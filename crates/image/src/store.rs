@@ -3,10 +3,10 @@
 //! renamed into place so a reader never sees half an image.
 
 use crate::ImageError;
-use crate::rules::is_uuid;
 use md5::Digest;
 use sha2::Sha512;
 use std::path::{Path, PathBuf};
+use stratus_types::ImageId;
 use tokio::io::AsyncWriteExt;
 
 /// Largest accepted upload (Glance's default `image_size_cap` is 1 TiB).
@@ -14,8 +14,8 @@ pub const MAX_IMAGE_SIZE: u64 = 1 << 40;
 
 /// Where an image's bytes live; `None` for ids that are not plain UUIDs
 /// (which never name a file).
-pub fn data_path(dir: &Path, id: &str) -> Option<PathBuf> {
-    is_uuid(id).then(|| dir.join(id))
+pub fn data_path(dir: &Path, id: &ImageId) -> PathBuf {
+    dir.join(id.to_string())
 }
 
 /// Writes image bytes to a temporary file while hashing them; `finish`
@@ -38,8 +38,8 @@ pub(crate) struct Stored {
 
 impl DataWriter {
     /// Open a temporary file for image `id` in `dir`.
-    pub async fn create(dir: &Path, id: &str) -> Result<Self, ImageError> {
-        let dest = data_path(dir, id).ok_or_else(|| ImageError::not_found(id))?;
+    pub async fn create(dir: &Path, id: &ImageId) -> Result<Self, ImageError> {
+        let dest = data_path(dir, id);
         tokio::fs::create_dir_all(dir).await.map_err(|e| ImageError::io("creating the image directory", e))?;
         let part = dir.join(format!("{id}.part-{}", uuid::Uuid::new_v4().simple()));
         let file = tokio::fs::File::create(&part).await.map_err(|e| ImageError::io("creating image data file", e))?;

@@ -128,22 +128,22 @@ async fn upload_streams_hashes_and_activates() {
     let me = ctx("p1", "member");
     let img = e.svc.create(&me, &req(json!({"name": "i", "disk_format": "raw", "container_format": "bare"}))).await;
     let img = img.expect("create");
-    e.svc.upload(&me, &img.id, chunks(vec![b"hello ", b"world"])).await.expect("upload");
-    let got = e.svc.get_visible(&me, &img.id).await.expect("get");
+    e.svc.upload(&me, &img.id.to_string(), chunks(vec![b"hello ", b"world"])).await.expect("upload");
+    let got = e.svc.get_visible(&me, &img.id.to_string()).await.expect("get");
     assert_eq!(got.status, ImageStatus::Active);
     assert_eq!(got.size, Some(11));
     assert_eq!(got.checksum.as_deref(), Some("5eb63bbbe01eeed093cb22bb8f5acdc3"));
-    match e.svc.download(&me, &img.id).await.expect("download") {
+    match e.svc.download(&me, &img.id.to_string()).await.expect("download") {
         Download::Data { bytes, .. } => assert_eq!(bytes, b"hello world"),
         Download::Empty => panic!("active image has data"),
     }
-    let again = e.svc.upload(&me, &img.id, chunks(vec![b"x"])).await;
+    let again = e.svc.upload(&me, &img.id.to_string(), chunks(vec![b"x"])).await;
     assert!(matches!(again, Err(ImageError::Conflict(_))));
     // Another project neither sees it nor learns that it exists.
     let other = ctx("p2", "member");
-    assert!(matches!(e.svc.download(&other, &img.id).await, Err(ImageError::NotFound { .. })));
-    e.svc.delete(&me, &img.id).await.expect("delete");
-    assert!(!e.svc.image_dir().join(&img.id).exists());
+    assert!(matches!(e.svc.download(&other, &img.id.to_string()).await, Err(ImageError::NotFound { .. })));
+    e.svc.delete(&me, &img.id.to_string()).await.expect("delete");
+    assert!(!e.svc.image_dir().join(img.id.to_string()).exists());
 }
 
 #[tokio::test]
@@ -153,12 +153,12 @@ async fn failed_upload_leaves_no_file_and_stays_queued() {
     let img = e.svc.create(&me, &req(json!({"disk_format": "raw", "container_format": "bare"}))).await;
     let img = img.expect("create");
     let body = futures::stream::iter(vec![Ok(&b"part"[..]), Err(std::io::Error::other("client gone"))]);
-    let r = e.svc.upload(&me, &img.id, body).await;
+    let r = e.svc.upload(&me, &img.id.to_string(), body).await;
     assert!(matches!(r, Err(ImageError::BadRequest(m)) if m.contains("client gone")));
     let left: Vec<_> = std::fs::read_dir(e.svc.image_dir()).expect("dir").collect();
     assert!(left.is_empty(), "partial files remain: {left:?}");
-    assert_eq!(e.svc.get_visible(&me, &img.id).await.expect("get").status, ImageStatus::Queued);
-    assert!(matches!(e.svc.download(&me, &img.id).await, Ok(Download::Empty)));
+    assert_eq!(e.svc.get_visible(&me, &img.id.to_string()).await.expect("get").status, ImageStatus::Queued);
+    assert!(matches!(e.svc.download(&me, &img.id.to_string()).await, Ok(Download::Empty)));
 }
 
 #[tokio::test]
@@ -191,21 +191,24 @@ async fn find_visible_resolves_ids_then_names_within_the_rule() {
     let community =
         e.svc.create(&mine, &req(json!({"name": "comm", "visibility": "community"}))).await.expect("create");
     assert_eq!(e.svc.find_visible(&mine, "priv").await.expect("by name").id, private.id);
-    assert_eq!(e.svc.find_visible(&mine, &private.id).await.expect("by id").id, private.id);
+    assert_eq!(e.svc.find_visible(&mine, &private.id.to_string()).await.expect("by id").id, private.id);
     assert!(matches!(e.svc.find_visible(&other, "priv").await, Err(ImageError::NotFound { .. })));
-    assert!(matches!(e.svc.find_visible(&other, &private.id).await, Err(ImageError::NotFound { .. })));
+    assert!(matches!(e.svc.find_visible(&other, &private.id.to_string()).await, Err(ImageError::NotFound { .. })));
     assert_eq!(e.svc.find_visible(&other, "comm").await.expect("community").id, community.id);
 }
+
+/// The server the fixture snapshots are taken of.
+const SRV_1: stratus_types::ServerId = stratus_types::ServerId(uuid::Uuid::from_u128(0x5e1));
 
 fn snapshot_spec(id: &str) -> SnapshotSpec {
     let mut metadata = Map::new();
     metadata.insert("purpose".into(), json!("backup"));
     metadata.insert("image_type".into(), json!("custom"));
     SnapshotSpec {
-        id: id.into(),
+        id: id.parse().expect("uuid"),
         name: "srv-shelved".into(),
         owner_project_id: "p1".into(),
-        server_id: "srv-1".into(),
+        server_id: SRV_1,
         base_image_ref: None,
         min_disk: 3,
         metadata,
@@ -224,7 +227,7 @@ async fn snapshot_record_is_created_once() {
     assert_eq!(row.visibility, Visibility::Private);
     assert_eq!((row.size, row.min_disk, row.name.as_deref()), (Some(0), 3, Some("srv-shelved")));
     let props: Value = serde_json::from_str(&row.properties).expect("json");
-    assert_eq!(props["instance_uuid"], json!("srv-1"));
+    assert_eq!(props["instance_uuid"], json!(SRV_1.to_string()));
     assert_eq!(props["base_image_ref"], Value::Null);
     assert_eq!(props["purpose"], json!("backup"));
     assert_eq!(props["image_type"], json!("custom"), "the user's metadata wins");
@@ -251,4 +254,20 @@ async fn snapshot_delete_is_idempotent_and_drops_the_bytes() {
 fn glance_timestamps_render_as_the_stored_text_did() {
     let t = stratus_db::parse_ts("2026-11-28T23:41:22.999999Z").expect("ts");
     assert_eq!(crate::view::glance_ts(t), "2026-11-28T23:41:22Z");
+}
+
+/// A client-chosen id in any UUID spelling is accepted (as before) and
+/// stored in ours; a path in any other spelling names no image.
+#[tokio::test]
+async fn chosen_ids_are_stored_in_our_spelling() {
+    let e = env().await;
+    let me = ctx("p1", "member");
+    let id = ImageId::new();
+    let upper = id.to_string().to_uppercase();
+    let img = e.svc.create(&me, &req(json!({"id": upper}))).await.expect("create");
+    assert_eq!(img.id, id);
+    assert!(e.svc.get_visible(&me, &id.to_string()).await.is_ok());
+    assert!(matches!(e.svc.get_visible(&me, &upper).await, Err(ImageError::NotFound { .. })));
+    let bad = e.svc.create(&me, &req(json!({"id": "nope"}))).await;
+    assert!(matches!(bad, Err(ImageError::BadRequest(m)) if m.starts_with("Invalid value \"nope\" for 'id'")));
 }

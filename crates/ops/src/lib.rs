@@ -27,9 +27,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stratus_bus::Bus;
 use stratus_db::{Datastore, DbError, OperationRow};
-use stratus_types::OpKind;
 use stratus_types::agent::SUBJECT_OPS_WAKE;
 use stratus_types::faults::{FaultHit, Faults};
+use stratus_types::{OpKind, OperationId};
 use tokio::sync::{Notify, Semaphore, watch};
 use tracing::{debug, info, warn};
 
@@ -173,7 +173,7 @@ pub type Registry = Arc<dyn Fn(OpKind) -> Arc<dyn Handler> + Send + Sync>;
 pub struct StepCx {
     ds: Datastore,
     worker: String,
-    op_id: String,
+    op_id: OperationId,
     faults: Faults,
     /// The cursor read when the operation was claimed: the last completed step.
     cursor: Option<String>,
@@ -248,7 +248,7 @@ impl StepCx {
     }
 
     /// The operation id.
-    pub fn op_id(&self) -> &str {
+    pub fn op_id(&self) -> &OperationId {
         &self.op_id
     }
 
@@ -279,7 +279,7 @@ pub struct Runner {
     bus: Arc<dyn Bus>,
     cfg: RunnerConfig,
     handlers: Registry,
-    active: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
+    active: Arc<Mutex<HashMap<OperationId, Arc<Notify>>>>,
     kick: Arc<Notify>,
 }
 
@@ -294,7 +294,7 @@ impl Runner {
     /// deterministically. `None` if it could not be claimed; otherwise the
     /// attempt's result, already applied to the row as [`Runner::run`] would
     /// (except that a retry is not scheduled).
-    pub async fn drive_once(&self, id: &str) -> Option<Result<Outcome, OpError>> {
+    pub async fn drive_once(&self, id: &OperationId) -> Option<Result<Outcome, OpError>> {
         let op = self.claim(id).await?;
         let cx = self.cx(&op, Arc::new(Notify::new()));
         let outcome = self.handlers.as_ref()(op.kind).run(&op, &cx).await;
@@ -302,12 +302,12 @@ impl Runner {
         Some(outcome)
     }
 
-    async fn claim(&self, id: &str) -> Option<OperationRow> {
+    async fn claim(&self, id: &OperationId) -> Option<OperationRow> {
         let ttl = ChronoDuration::from_std(self.cfg.claim_ttl).unwrap_or(ChronoDuration::seconds(15));
         match self.ds.op_claim(id, &self.cfg.worker, ttl).await {
             Ok(op) => op,
             Err(e) => {
-                warn!(op = id, error = %e, "claim failed");
+                warn!(op = %id, error = %e, "claim failed");
                 None
             }
         }
@@ -317,7 +317,7 @@ impl Runner {
         StepCx {
             ds: self.ds.clone(),
             worker: self.cfg.worker.clone(),
-            op_id: op.id.clone(),
+            op_id: op.id,
             faults: self.cfg.faults.clone(),
             cursor: Some(op.step.clone()).filter(|s| s != stratus_types::INITIAL_STEP),
             pending_cursor: std::sync::Mutex::new(None),
@@ -382,11 +382,19 @@ impl Runner {
                 let sem2 = sem.clone();
                 tokio::spawn(async move {
                     while let Some(m) = sub.next().await {
-                        let id = String::from_utf8_lossy(&m.payload).to_string();
+                        let text = String::from_utf8_lossy(&m.payload);
+                        if text.is_empty() {
+                            me2.kick.notify_one();
+                            continue;
+                        }
+                        // A hint that is not an operation id names no row: nothing to drive.
+                        let Ok(id) = text.parse::<OperationId>() else {
+                            debug!(hint = %text, "ignoring a wake hint that is not an operation id");
+                            continue;
+                        };
                         let held = me2.active.lock().ok().and_then(|a| a.get(&id).cloned());
                         match held {
                             Some(n) => n.notify_one(),
-                            None if id.is_empty() => me2.kick.notify_one(),
                             // Claim the named operation directly: no re-listing per hint.
                             None => {
                                 let me3 = me2.clone();
@@ -432,14 +440,14 @@ impl Runner {
         }
     }
 
-    async fn attempt(self: &Arc<Self>, id: &str) {
+    async fn attempt(self: &Arc<Self>, id: &OperationId) {
         let wake = Arc::new(Notify::new());
         {
             let Ok(mut a) = self.active.lock() else { return };
             if a.contains_key(id) {
                 return;
             }
-            a.insert(id.to_string(), wake.clone());
+            a.insert(*id, wake.clone());
         }
         let Some(op) = self.claim(id).await else {
             self.forget(id);
@@ -454,7 +462,7 @@ impl Runner {
         let renew = {
             let ds = self.ds.clone();
             let worker = self.cfg.worker.clone();
-            let op_id = op.id.clone();
+            let op_id = op.id;
             let every = self.cfg.claim_ttl / 3;
             tokio::spawn(async move {
                 loop {
@@ -476,9 +484,9 @@ impl Runner {
         self.forget(id);
     }
 
-    fn retry_later(self: &Arc<Self>, id: &str, after: Duration) {
+    fn retry_later(self: &Arc<Self>, id: &OperationId, after: Duration) {
         let me = self.clone();
-        let id = id.to_string();
+        let id = *id;
         tokio::spawn(async move {
             tokio::time::sleep(after).await;
             let _ = me.ds.op_release(&id, &me.cfg.worker).await;
@@ -486,7 +494,7 @@ impl Runner {
         });
     }
 
-    fn forget(&self, id: &str) {
+    fn forget(&self, id: &OperationId) {
         if let Ok(mut a) = self.active.lock() {
             a.remove(id);
         }

@@ -74,7 +74,7 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
         problems.push(format!("server {} is deleting but no delete operation is open", srv.id));
         if repair {
             let o = stratus_db::NewOperation {
-                id: uuid::Uuid::new_v4().to_string(),
+                id: stratus_types::OperationId::new(),
                 kind: stratus_types::OpKind::Delete,
                 server_id: srv.id,
                 request_id: format!("req-{}", uuid::Uuid::new_v4()),
@@ -87,7 +87,7 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
     }
     for (srv, img) in ds.server_list_leaked_shelve_images().await? {
         problems.push(format!("image {img} is the shelve snapshot of deleted server {srv}"));
-        if repair && let Err(e) = images.delete_snapshot(&img).await {
+        if repair && let Err(e) = images.delete_snapshot(&img.to_string()).await {
             tracing::warn!(image = %img, error = %e, "could not delete the leaked shelve snapshot");
         }
     }

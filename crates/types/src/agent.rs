@@ -6,7 +6,7 @@
 //! [`Ack`] at once) and publishes [`CommandResult`]s on `stratus.agent.result`
 //! when a command finishes.
 
-use crate::{AttachmentId, ServerId};
+use crate::{AttachmentId, ImageId, OperationId, ServerId};
 use serde::{Deserialize, Serialize};
 
 /// Subject an agent joins on.
@@ -96,7 +96,7 @@ pub enum CommandKind {
         /// RAM MiB.
         ram_mb: i64,
         /// Image id.
-        image_id: Option<String>,
+        image_id: Option<ImageId>,
     },
     /// Hard power-off and destroy the VM and its local disks (absent: success).
     /// Preempts an in-flight spawn of the same server.
@@ -156,7 +156,7 @@ impl CommandKind {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Command {
     /// Operation that issued it (results are routed by it).
-    pub op_id: String,
+    pub op_id: OperationId,
     /// Server it acts on.
     pub server_id: ServerId,
     /// The host epoch the controller believes in; a mismatch is refused.
@@ -184,7 +184,7 @@ pub struct Ack {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CommandResult {
     /// Operation id.
-    pub op_id: String,
+    pub op_id: OperationId,
     /// Server id.
     pub server_id: ServerId,
     /// Host that ran it.

@@ -408,7 +408,7 @@ impl VolumeService {
             volume_type,
             availability_zone: az,
             bootable: image.is_some(),
-            image_id: image.map(|i| i.id),
+            image_id: image.map(|i| i.id.to_string()),
             metadata: serde_json::to_string(&req.metadata).unwrap_or_else(|_| "{}".into()),
             created_at: stratus_db::SET_ON_INSERT,
             updated_at: stratus_db::SET_ON_INSERT,

@@ -385,7 +385,7 @@ async fn image_volume_is_bootable_and_checked_against_the_image() {
     let me = member();
     let image_id = uuid::Uuid::new_v4().to_string();
     e.ds.image_create(&ImageRow {
-        id: image_id.clone(),
+        id: image_id.parse().expect("uuid"),
         name: Some("cirros".into()),
         owner: "p1".into(),
         status: stratus_image::ImageStatus::Queued,
@@ -407,7 +407,7 @@ async fn image_volume_is_bootable_and_checked_against_the_image() {
     let req = |size| NewVolume { size, image_ref: Some(image_id.clone()), ..NewVolume::default() };
     assert!(matches!(e.svc.create(&me, req(2)).await, Err(VolumeError::BadRequest(_))), "not active yet");
     std::fs::write(e.dir.0.join("images").join(&image_id), b"bootable bits").expect("write image");
-    e.ds.image_set_data(&image_id, 13, "md5", "sha").await.expect("active");
+    e.ds.image_set_data(&image_id.parse().expect("uuid"), 13, "md5", "sha").await.expect("active");
     assert!(matches!(e.svc.create(&me, req(1)).await, Err(VolumeError::BadRequest(_))), "below min_disk");
     let v = e.svc.create(&me, req(2)).await.expect("from image");
     assert!(v.bootable);

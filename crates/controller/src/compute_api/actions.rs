@@ -62,7 +62,7 @@ impl ComputeApi {
             Action::CreateImage { name, metadata, image_id } => {
                 params["name"] = name.clone().into();
                 params["metadata"] = serde_json::to_value(metadata).unwrap_or_default();
-                params["image_id"] = image_id.clone().into();
+                params["image_id"] = image_id.to_string().into();
             }
             Action::Evacuate => {
                 let host = s.host.clone().unwrap_or_default();
@@ -87,7 +87,7 @@ impl ComputeApi {
         let t =
             Transition { from_vm: vec![vm], from_task: Some(task), task: Some(Some(r.new_task)), ..Default::default() };
         let o = NewOperation {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: stratus_types::OperationId::new(),
             kind: r.kind,
             server_id: s.id,
             request_id: request_id.to_string(),
@@ -266,7 +266,7 @@ pub enum Action {
         /// Snapshot properties.
         metadata: BTreeMap<String, String>,
         /// Id the snapshot image gets (chosen by the caller, returned in `Location`).
-        image_id: String,
+        image_id: stratus_types::ImageId,
     },
     /// `restore` a soft-deleted server.
     Restore,

@@ -6,7 +6,7 @@ use super::{ComputeApi, ComputeError, Created, ServerSpec, VolumeBdm, device_nam
 use std::collections::BTreeMap;
 use stratus_auth::AuthContext;
 use stratus_db::{DbError, FlavorRow, ImageRow, NewOperation, NewServer, ServerRow};
-use stratus_types::{AttachmentId, PowerState, ServerId, TaskState, VmState, VolumeId};
+use stratus_types::{AttachmentId, ImageId, PowerState, ServerId, TaskState, VmState, VolumeId};
 use tracing::info;
 
 /// One `block_device_mapping_v2` entry as the client sent it (shape checked
@@ -75,7 +75,7 @@ impl ComputeApi {
         let spec = ServerSpec {
             volumes,
             name: req.name,
-            image_id: image.as_ref().map(|i| i.id.clone()),
+            image_id: image.as_ref().map(|i| i.id),
             flavor,
             metadata: req.metadata,
             key_name: req.key_name,
@@ -114,8 +114,13 @@ impl ComputeApi {
                         )));
                     }
                     if src == "image" {
-                        match self.ds.image_get(&id).await {
-                            Ok(i) if image_visible_to(ctx, &i) => {}
+                        // An id not in our spelling never named an image: the same "not found".
+                        let found = match ImageId::parse_canonical(&id) {
+                            Some(image_id) => self.ds.image_get(&image_id).await.ok(),
+                            None => None,
+                        };
+                        match found {
+                            Some(i) if image_visible_to(ctx, &i) => {}
                             _ => return Err(ComputeError::BadRequest(format!("Image {id} could not be found."))),
                         }
                     }
@@ -164,7 +169,11 @@ impl ComputeApi {
                 "Invalid image identifier or unable to access requested image: {image_ref} is not a UUID"
             )));
         }
-        let image = match self.ds.image_get(image_ref).await {
+        // A UUID in another spelling never named an image: the same "not found".
+        let Some(image_id) = ImageId::parse_canonical(image_ref) else {
+            return Err(ComputeError::BadRequest(format!("Image {image_ref} could not be found.")));
+        };
+        let image = match self.ds.image_get(&image_id).await {
             Ok(i) if image_visible_to(ctx, &i) => i,
             Ok(_) | Err(DbError::NotFound { .. }) => {
                 return Err(ComputeError::BadRequest(format!("Image {image_ref} could not be found.")));
@@ -207,7 +216,7 @@ impl ComputeApi {
                 name,
                 project_id: ctx.project_id.clone(),
                 user_id: ctx.user_id.clone(),
-                image_id: spec.image_id.clone(),
+                image_id: spec.image_id,
                 flavor_id: spec.flavor.id.clone(),
                 flavor_name: spec.flavor.name.clone(),
                 vcpus: spec.flavor.vcpus,
@@ -241,7 +250,7 @@ impl ComputeApi {
                 row,
                 allocate_port: spec.allocate_network,
                 operation: NewOperation {
-                    id: uuid::Uuid::new_v4().to_string(),
+                    id: stratus_types::OperationId::new(),
                     kind: stratus_types::OpKind::Create,
                     server_id: id,
                     request_id: request_id.to_string(),

@@ -53,7 +53,7 @@ impl ComputeApi {
                     ..Default::default()
                 };
                 let o = NewOperation {
-                    id: uuid::Uuid::new_v4().to_string(),
+                    id: stratus_types::OperationId::new(),
                     kind: stratus_types::OpKind::SoftDelete,
                     server_id: s.id,
                     request_id: request_id.to_string(),
@@ -72,7 +72,7 @@ impl ComputeApi {
             }
         }
         let o = NewOperation {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: stratus_types::OperationId::new(),
             kind: stratus_types::OpKind::Delete,
             server_id: s.id,
             request_id: request_id.to_string(),

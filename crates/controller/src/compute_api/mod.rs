@@ -42,7 +42,7 @@ pub struct ServerSpec {
     /// Name (or name template base for several).
     pub name: String,
     /// Image id (resolved, visible to the caller).
-    pub image_id: Option<String>,
+    pub image_id: Option<stratus_types::ImageId>,
     /// Flavor.
     pub flavor: FlavorRow,
     /// Metadata.
@@ -124,7 +124,7 @@ impl ComputeApi {
         Ok(s)
     }
 
-    async fn wake(&self, op_id: &str) {
+    async fn wake(&self, op_id: &stratus_types::OperationId) {
         let _ = self.bus.publish(SUBJECT_OPS_WAKE, Bytes::from(op_id.to_string())).await;
     }
 

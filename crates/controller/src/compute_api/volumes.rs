@@ -88,7 +88,7 @@ impl ComputeApi {
             e => e.into(),
         })?;
         let o = NewOperation {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: stratus_types::OperationId::new(),
             kind: stratus_types::OpKind::AttachVolume,
             server_id: s.id,
             request_id: request_id.to_string(),
@@ -144,7 +144,7 @@ impl ComputeApi {
             )));
         }
         let o = NewOperation {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: stratus_types::OperationId::new(),
             kind: stratus_types::OpKind::DetachVolume,
             server_id: s.id,
             request_id: request_id.to_string(),

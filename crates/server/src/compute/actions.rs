@@ -65,8 +65,8 @@ pub(super) async fn server_action(
             return Ok((StatusCode::OK, Json(json!({"adminPass": pass}))).into_response());
         }
         ServerAction::CreateImage { name, metadata } => {
-            let image_id = uuid::Uuid::new_v4().to_string();
-            op(Action::CreateImage { name, metadata, image_id: image_id.clone() }).await?;
+            let image_id = stratus_types::ImageId::new();
+            op(Action::CreateImage { name, metadata, image_id }).await?;
             let mut resp = StatusCode::ACCEPTED.into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("{}/image/v2/images/{image_id}", st.public_url)) {
                 resp.headers_mut().insert(axum::http::header::LOCATION, v);

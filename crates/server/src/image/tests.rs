@@ -478,8 +478,8 @@ async fn image_seed_is_idempotent() {
     let env = env().await;
     let project = env.state.identity.bootstrap_user("admin", "pw", "admin", "admin", false).await.expect("project");
     let data = b"not really a qcow2".to_vec();
-    let id = env.state.images.seed("cirros", &project, &data).await.expect("seed");
-    let again = env.state.images.seed("cirros", &project, &data).await.expect("seed again");
+    let id = env.state.images.seed("cirros", &project, &data).await.expect("seed").to_string();
+    let again = env.state.images.seed("cirros", &project, &data).await.expect("seed again").to_string();
     assert_eq!(id, again);
     let r = get(&env, "/image/v2/images?name=cirros", &env.demo).await;
     let images = r.json()["images"].as_array().expect("list").clone();
@@ -497,7 +497,7 @@ async fn image_seed_is_idempotent() {
 
     // A private image of the same name elsewhere does not count as the seed.
     let other = create(&env, &env.demo, json!({"name": "ubuntu", "visibility": "private"})).await;
-    let seeded = env.state.images.seed("ubuntu", &project, b"u").await.expect("seed ubuntu");
+    let seeded = env.state.images.seed("ubuntu", &project, b"u").await.expect("seed ubuntu").to_string();
     assert_ne!(seeded, other);
 }
 
