@@ -4,7 +4,7 @@ use crate::sql::{list, lit};
 use crate::{Cas, Datastore, DbError, NewOperation, OperationRow, RowKind, ts};
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, QueryBuilder, Sqlite};
-use stratus_types::{ImageId, ServerId};
+use stratus_types::{ImageId, PortId, ServerId};
 use stratus_types::{MigrationStatus, OpKind, OpState, PowerState, TaskState, VmState};
 
 /// A server row.
@@ -85,7 +85,7 @@ pub struct ServerRow {
 #[derive(Clone, Debug, FromRow)]
 pub struct PortRow {
     /// Port id.
-    pub id: String,
+    pub id: PortId,
     /// Owning server.
     pub server_id: ServerId,
     /// Network name (`private`).
@@ -587,11 +587,11 @@ async fn allocate_port_tx(conn: &mut sqlx::SqliteConnection, server_id: &ServerI
         return Err(DbError::conflict(RowKind::Port, "no free fixed IP on network private"));
     }
     let ip = format!("10.0.{}.{}", idx / 256, idx % 256);
-    let id = uuid::Uuid::new_v4();
-    let b = id.as_bytes();
+    let id = PortId::new();
+    let b = id.0.as_bytes();
     let mac = format!("fa:16:3e:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2]);
     sqlx::query("INSERT INTO ports (id, server_id, network, ip, ip_index, mac, created_at) VALUES ($1,$2,'private',$3,$4,$5,$6)")
-        .bind(id.to_string()).bind(server_id).bind(ip).bind(idx).bind(mac).bind(now)
+        .bind(id).bind(server_id).bind(ip).bind(idx).bind(mac).bind(now)
         .execute(&mut *conn).await?;
     Ok(())
 }
