@@ -3,55 +3,11 @@
 //! their create operations, all or none.
 
 use super::{ComputeApi, ComputeError, Created, ServerSpec, VolumeBdm, device_name, sanitize_hostname};
-use std::collections::BTreeMap;
+use stratus_api::compute::{BlockDeviceMappingV2, ServerCreate};
 use stratus_auth::AuthContext;
 use stratus_db::{DbError, FlavorRow, ImageRow, NewOperation, NewServer, ServerRow};
 use stratus_types::{AttachmentId, ImageId, PowerState, ServerId, TaskState, VmState, VolumeId};
 use tracing::info;
-
-/// One `block_device_mapping_v2` entry as the client sent it (shape checked
-/// by the wire types; meaning checked by [`ComputeApi::create`]).
-#[derive(Clone, Debug, Default)]
-pub struct BdmRequest {
-    /// `source_type` (`image`, `volume`, `blank`...); empty when absent.
-    pub source_type: String,
-    /// `destination_type` (`local` when absent).
-    pub destination_type: String,
-    /// `uuid` of the image or volume.
-    pub uuid: Option<String>,
-    /// `boot_index` (0 = root disk).
-    pub boot_index: Option<i64>,
-    /// `delete_on_termination`.
-    pub delete_on_termination: bool,
-    /// `volume_size`, GiB.
-    pub volume_size: Option<i64>,
-}
-
-/// A server create whose body is well formed; what is left to check needs the
-/// datastore (images, flavors, volumes) or the caller's rights.
-#[derive(Clone, Debug)]
-pub struct CreateRequest {
-    /// Name (validated).
-    pub name: String,
-    /// Image id from `imageRef` (last segment of a URL), if given and not empty.
-    pub image_ref: Option<String>,
-    /// `flavorRef` as given (for messages).
-    pub flavor_ref: String,
-    /// The flavor id in `flavorRef` (last segment of a URL).
-    pub flavor_id: String,
-    /// `block_device_mapping_v2`, in order.
-    pub bdms: Vec<BdmRequest>,
-    /// Metadata (validated).
-    pub metadata: BTreeMap<String, String>,
-    /// Key pair name.
-    pub key_name: Option<String>,
-    /// Availability zone.
-    pub availability_zone: Option<String>,
-    /// Allocate a fixed IP.
-    pub allocate_network: bool,
-    /// How many servers to create.
-    pub count: u32,
-}
 
 impl ComputeApi {
     /// `POST /servers`: check the mappings, flavor and image against the
@@ -59,10 +15,10 @@ impl ComputeApi {
     pub async fn create(
         &self,
         ctx: &AuthContext,
-        req: CreateRequest,
+        req: ServerCreate,
         request_id: &str,
     ) -> Result<Vec<Created>, ComputeError> {
-        let (bdm_image, volumes) = self.check_bdms(ctx, &req.bdms).await?;
+        let (bdm_image, volumes) = self.check_bdms(ctx, &req.block_devices).await?;
         let boot_from_volume = volumes.iter().any(|v| v.boot_index == Some(0));
         let flavor = self.flavor_for_request(&req.flavor_ref, &req.flavor_id).await?;
         let image_ref = req.image_ref.clone().or(bdm_image);
@@ -80,7 +36,7 @@ impl ComputeApi {
             metadata: req.metadata,
             key_name: req.key_name,
             availability_zone: req.availability_zone,
-            allocate_network: req.allocate_network,
+            allocate_network: req.networks.allocates(),
             count: req.count,
         };
         self.create_servers(ctx, &spec, request_id).await
@@ -91,7 +47,7 @@ impl ComputeApi {
     async fn check_bdms(
         &self,
         ctx: &AuthContext,
-        bdms: &[BdmRequest],
+        bdms: &[BlockDeviceMappingV2],
     ) -> Result<(Option<String>, Vec<VolumeBdm>), ComputeError> {
         let mut bdm_image: Option<String> = None;
         let mut volumes: Vec<VolumeBdm> = Vec::new();

@@ -21,7 +21,7 @@ mod queries;
 mod volumes;
 
 pub use actions::Action;
-pub use create::{BdmRequest, CreateRequest};
+
 pub use error::{ComputeError, Resource};
 pub use hosts::{HostChange, ServiceState, ServiceUpdate, ServiceUpdated};
 pub use queries::{Limits, ServerList, ServerQuery, ServerWithResources};

@@ -1,5 +1,6 @@
 use super::*;
 use std::sync::Arc;
+use stratus_api::compute::{BlockDeviceMappingV2 as BdmRequest, Networks, ServerCreate};
 use stratus_bus::InProcessBus;
 use stratus_db::HostCapacity;
 
@@ -114,17 +115,19 @@ async fn create_checks_mappings_flavor_and_image_in_the_service() {
     };
     ds.flavor_ensure(&tiny).await.expect("flavor");
     let f = api.flavor_get("1").await.expect("flavor");
-    let req = |bdms: Vec<BdmRequest>, flavor_id: &str, image: Option<&str>| CreateRequest {
+    let req = |block_devices: Vec<BdmRequest>, flavor_id: &str, image: Option<&str>| ServerCreate {
         name: "vm".into(),
         image_ref: image.map(str::to_string),
         flavor_ref: flavor_id.into(),
         flavor_id: flavor_id.into(),
-        bdms,
+        block_devices,
         metadata: Default::default(),
         key_name: None,
         availability_zone: None,
-        allocate_network: false,
+        networks: Networks::None,
         count: 1,
+        admin_pass: None,
+        return_reservation_id: false,
     };
     let bad_map =
         BdmRequest { source_type: "snapshot".into(), destination_type: "volume".into(), ..Default::default() };

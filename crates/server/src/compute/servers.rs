@@ -10,8 +10,8 @@ use axum::{Extension, Json};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use stratus_api::Microversion;
-use stratus_api::compute::{CreateServerRequest, ServerCreate, ServerListQuery, ServerUpdate, views};
-use stratus_controller::compute_api::{BdmRequest, CreateRequest, ServerQuery, ServerWithResources};
+use stratus_api::compute::{CreateServerRequest, ServerListQuery, ServerUpdate, views};
+use stratus_controller::compute_api::{ServerQuery, ServerWithResources};
 use stratus_db::PortRow;
 
 fn server_query(q: ServerListQuery) -> ServerQuery {
@@ -23,32 +23,6 @@ fn server_query(q: ServerListQuery) -> ServerQuery {
         project_id: q.project_id,
         limit: q.limit,
         marker: q.marker,
-    }
-}
-
-fn create_request(c: &ServerCreate) -> CreateRequest {
-    CreateRequest {
-        name: c.name.clone(),
-        image_ref: c.image_ref.clone(),
-        flavor_ref: c.flavor_ref.clone(),
-        flavor_id: c.flavor_id.clone(),
-        bdms: c
-            .block_devices
-            .iter()
-            .map(|b| BdmRequest {
-                source_type: b.source_type.clone(),
-                destination_type: b.destination_type.clone(),
-                uuid: b.uuid.clone(),
-                boot_index: b.boot_index,
-                delete_on_termination: b.delete_on_termination,
-                volume_size: b.volume_size,
-            })
-            .collect(),
-        metadata: c.metadata.clone(),
-        key_name: c.key_name.clone(),
-        availability_zone: c.availability_zone.clone(),
-        allocate_network: c.networks.allocates(),
-        count: c.count,
     }
 }
 
@@ -118,15 +92,17 @@ pub(super) async fn server_create(
 ) -> Result<Response, ApiError> {
     let req: CreateServerRequest = parse_json(&body)?;
     let c = req.check()?;
-    let created = st.compute.create(&ctx, create_request(&c), &rid.0).await?;
+    let (reservation_only, admin_pass, networked) =
+        (c.return_reservation_id, c.admin_pass.clone(), c.networks.allocates());
+    let created = st.compute.create(&ctx, c, &rid.0).await?;
     let Some(first) = created.first() else {
         return Err(ApiError::Internal("no server created".into()));
     };
-    if c.return_reservation_id {
+    if reservation_only {
         return Ok((StatusCode::ACCEPTED, Json(json!({"reservation_id": first.server.reservation_id}))).into_response());
     }
-    let pass = c.admin_pass.as_deref().unwrap_or(&first.admin_pass);
-    let body = views::server_created(&st.public_url, &first.server.id.to_string(), pass, c.networks.allocates());
+    let pass = admin_pass.as_deref().unwrap_or(&first.admin_pass);
+    let body = views::server_created(&st.public_url, &first.server.id.to_string(), pass, networked);
     let mut resp = (StatusCode::ACCEPTED, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("{}/compute/v2.1/servers/{}", st.public_url, first.server.id)) {
         resp.headers_mut().insert(axum::http::header::LOCATION, v);
