@@ -9,26 +9,10 @@ use stratus_auth::AuthContext;
 use stratus_db::{
     ActionRow, DbError, EventRow, FlavorRow, PortRow, QuotaLimits, QuotaUsage, ServerFilter, ServerRow, ZombieRow,
 };
-use stratus_types::{ServerId, VmState, VolumeId};
+use stratus_types::{ServerId, VolumeId};
 
-/// `GET /servers` filters, parsed from the query string.
-#[derive(Clone, Debug, Default)]
-pub struct ServerQuery {
-    /// `all_tenants` (admins only).
-    pub all_tenants: bool,
-    /// Substring of the name.
-    pub name: Option<String>,
-    /// Allowed vm_states (from `status`).
-    pub vm_states: Option<Vec<VmState>>,
-    /// Host (admins only; ignored for others).
-    pub host: Option<String>,
-    /// `project_id` / `tenant_id` (with `all_tenants`).
-    pub project_id: Option<String>,
-    /// Page size (0..=1000).
-    pub limit: Option<i64>,
-    /// Last id of the previous page.
-    pub marker: Option<String>,
-}
+/// `GET /servers` filters: the wire type, parsed from the query string.
+pub use stratus_api::compute::ServerListQuery as ServerQuery;
 
 /// A page of servers; ports and volumes only when asked for (the index view
 /// shows ids and names, and clients poll it).

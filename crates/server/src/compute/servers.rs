@@ -11,20 +11,8 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use stratus_api::Microversion;
 use stratus_api::compute::{CreateServerRequest, ServerListQuery, ServerUpdate, views};
-use stratus_controller::compute_api::{ServerQuery, ServerWithResources};
+use stratus_controller::compute_api::ServerWithResources;
 use stratus_db::PortRow;
-
-fn server_query(q: ServerListQuery) -> ServerQuery {
-    ServerQuery {
-        all_tenants: q.all_tenants,
-        name: q.name,
-        vm_states: q.vm_states,
-        host: q.host,
-        project_id: q.project_id,
-        limit: q.limit,
-        marker: q.marker,
-    }
-}
 
 fn show(public: &str, s: &ServerWithResources, admin: bool, mv: Microversion) -> Value {
     let p: Vec<&PortRow> = s.ports.iter().collect();
@@ -37,7 +25,7 @@ pub(super) async fn server_list(
     Auth(ctx): Auth,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let q = server_query(ServerListQuery::parse(q.as_deref())?);
+    let q = ServerListQuery::parse(q.as_deref())?;
     let page = st.compute.server_list(&ctx, q, false).await?;
     let list: Vec<Value> = page.servers.iter().map(|s| views::server_brief(&st.public_url, s)).collect();
     let mut body = json!({"servers": list});
@@ -54,7 +42,7 @@ pub(super) async fn server_detail(
     Mv(mv): Mv,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let q = server_query(ServerListQuery::parse(q.as_deref())?);
+    let q = ServerListQuery::parse(q.as_deref())?;
     let page = st.compute.server_list(&ctx, q, true).await?;
     let list: Vec<Value> = page
         .servers
