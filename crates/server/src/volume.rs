@@ -28,7 +28,7 @@ use stratus_api::volume::{
 };
 use stratus_auth::AuthContext;
 use stratus_db::{AttachmentRow, VolumeRow};
-use stratus_volume::{ListFilter, NewVolume, VolumeUpdate};
+use stratus_volume::ListFilter;
 
 /// The negotiated `volume` minor version (3.x), set by the microversion
 /// middleware for handlers that gate on it.
@@ -245,16 +245,7 @@ async fn create_volume(
 ) -> Result<Response, ApiError> {
     scope(&ctx, &p)?;
     let c = CreateVolume::parse(&parse_json(&body)?)?;
-    let req = NewVolume {
-        size: c.size,
-        name: c.name,
-        description: c.description,
-        metadata: c.metadata,
-        image_ref: c.image_ref,
-        volume_type: c.volume_type,
-        availability_zone: c.availability_zone,
-    };
-    let row = state.volume.create(&ctx, req).await?;
+    let row = state.volume.create(&ctx, c).await?;
     let body = json!({ "volume": detail_of(&state, &ctx, &row).await? });
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
@@ -279,7 +270,6 @@ async fn update_volume(
     scope(&ctx, &p)?;
     let id = param(&p, "volume_id")?;
     let u = UpdateVolume::parse(&parse_json(&body)?)?;
-    let u = VolumeUpdate { name: u.name, description: u.description, metadata: u.metadata };
     let row = state.volume.update(&ctx, id, u).await?;
     Ok(axum::Json(json!({ "volume": detail_of(&state, &ctx, &row).await? })))
 }

@@ -153,35 +153,10 @@ impl Default for VolumeConfig {
     }
 }
 
-/// A create request, already parsed from the API body.
-#[derive(Clone, Debug, Default)]
-pub struct NewVolume {
-    /// Size in GiB (≥ 1).
-    pub size: i64,
-    /// Display name.
-    pub name: Option<String>,
-    /// Description.
-    pub description: Option<String>,
-    /// Metadata.
-    pub metadata: BTreeMap<String, String>,
-    /// Image to copy into the volume (id, or name): the volume is bootable.
-    pub image_ref: Option<String>,
-    /// Volume type; only the default type (`__DEFAULT__`) exists.
-    pub volume_type: Option<String>,
-    /// Availability zone; only [`VolumeConfig::availability_zone`] exists.
-    pub availability_zone: Option<String>,
-}
-
-/// A `PUT /volumes/{id}` request: absent fields are left alone.
-#[derive(Clone, Debug, Default)]
-pub struct VolumeUpdate {
-    /// New name.
-    pub name: Option<String>,
-    /// New description.
-    pub description: Option<String>,
-    /// New metadata (replaces the old, as Cinder's update does).
-    pub metadata: Option<BTreeMap<String, String>>,
-}
+/// A create request: the Cinder wire type, already parsed from the API body.
+pub use stratus_api::volume::CreateVolume as NewVolume;
+/// A `PUT /volumes/{id}` request (absent fields are left alone): the Cinder wire type.
+pub use stratus_api::volume::UpdateVolume as VolumeUpdate;
 
 /// Filters of `GET /volumes`.
 #[derive(Clone, Debug, Default)]
