@@ -48,45 +48,9 @@ macro_rules! typed_id {
             }
         }
 
-        // Stored as the hyphenated lowercase text in any database sqlx speaks
-        // (byte-identical to the strings rows held before); text that is not a
-        // UUID is a decode error, never a default.
-        #[cfg(feature = "sqlx")]
-        impl<DB: sqlx::Database> sqlx::Type<DB> for $name
-        where
-            String: sqlx::Type<DB>,
-        {
-            fn type_info() -> DB::TypeInfo {
-                <String as sqlx::Type<DB>>::type_info()
-            }
-            fn compatible(ty: &DB::TypeInfo) -> bool {
-                <String as sqlx::Type<DB>>::compatible(ty)
-            }
-        }
-
-        #[cfg(feature = "sqlx")]
-        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $name
-        where
-            String: sqlx::Decode<'r, DB>,
-        {
-            fn decode(value: <DB as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-                let s = <String as sqlx::Decode<'r, DB>>::decode(value)?;
-                Ok(s.parse::<Self>()?)
-            }
-        }
-
-        #[cfg(feature = "sqlx")]
-        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $name
-        where
-            String: sqlx::Encode<'q, DB>,
-        {
-            fn encode_by_ref(
-                &self,
-                buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
-            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
-                <String as sqlx::Encode<'q, DB>>::encode(self.to_string(), buf)
-            }
-        }
+        // Stored as the hyphenated lowercase text (byte-identical to the
+        // strings rows held before).
+        crate::state::sqlx_text_codec!($name);
     };
 }
 
