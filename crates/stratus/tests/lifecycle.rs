@@ -374,6 +374,34 @@ async fn create_image_makes_a_snapshot() {
     c.wait_status(&tok, &id, "ACTIVE", T).await;
 }
 
+/// Nova's API creates the snapshot image before it answers createImage, so a
+/// client that follows the Location at once (the openstack CLI, Tempest's
+/// create_server_snapshot) finds it rather than a 404.
+#[tokio::test(flavor = "multi_thread")]
+async fn create_image_location_is_found_at_once() {
+    let c = Cloud::start().await;
+    let tok = c.demo().await;
+    let id = c.create_server(&tok, "snap-now").await;
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    for n in 0..5 {
+        let r = c
+            .http
+            .post(format!("{}/compute/v2.1/servers/{id}/action", c.url))
+            .header("X-Auth-Token", &tok)
+            .json(&json!({"createImage": {"name": format!("now-{n}")}}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let loc = r.headers().get("location").and_then(|l| l.to_str().ok()).expect("Location").to_string();
+        let image_id = loc.rsplit('/').next().expect("id").to_string();
+        let (s, v) = c.call(&tok, Method::GET, &format!("/image/v2/images/{image_id}"), None).await;
+        assert_eq!(s, StatusCode::OK, "snapshot {n} not there at once: {v}");
+        assert_eq!(v["name"], format!("now-{n}"));
+        c.wait_status(&tok, &id, "ACTIVE", T).await;
+    }
+}
+
 /// Nova checklist item 6: a server that never got a host is destroyed directly (no host to ask, nothing to fence).
 #[tokio::test(flavor = "multi_thread")]
 async fn delete_never_scheduled_server() {

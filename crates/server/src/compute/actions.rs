@@ -66,7 +66,22 @@ pub(super) async fn server_action(
         }
         ServerAction::CreateImage { name, metadata } => {
             let image_id = stratus_types::ImageId::new();
-            op(Action::CreateImage { name, metadata, image_id }).await?;
+            let props = metadata.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            op(Action::CreateImage { name: name.clone(), metadata, image_id }).await?;
+            // As Nova's API does, the image exists before the 202: a client that
+            // follows the Location at once finds it (the operation's own,
+            // idempotent record of it then finds this one).
+            let server = c.get_visible(&ctx, &id).await?;
+            let spec = stratus_image::SnapshotSpec {
+                id: image_id,
+                name,
+                owner_project_id: server.project_id.clone(),
+                server_id: server.id,
+                base_image_ref: server.image_id,
+                min_disk: server.disk_gb,
+                metadata: props,
+            };
+            let _ = st.images.create_snapshot_record(&spec).await?;
             let mut resp = StatusCode::ACCEPTED.into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("{}/image/v2/images/{image_id}", st.public_url)) {
                 resp.headers_mut().insert(axum::http::header::LOCATION, v);
