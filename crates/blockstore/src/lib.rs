@@ -24,6 +24,7 @@ mod util;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+pub use stratus_types::agent::VolumeConnection;
 
 /// Identity of one storage client (one attachment's opener), as recorded at
 /// attach time and used to fence exactly that client later.
@@ -82,6 +83,20 @@ pub trait BlockBackend: Send + Sync + 'static {
     async fn watchers(&self, name: &str) -> Result<Vec<ClientId>, BlockError>;
     /// Open the volume as a client (what the host does for an attachment).
     async fn open(&self, name: &str) -> Result<Box<dyn OpenClient>, BlockError>;
+    /// Make `name` reachable by a VM's own block driver for one attachment
+    /// (Cinder's `initialize_connection`). Every call yields a target that
+    /// was never handed out before, so a fenced zombie can never reconnect
+    /// to a later one. The default: this backend cannot serve VMs directly.
+    async fn connect(&self, name: &str, attachment: &str) -> Result<VolumeConnection, BlockError> {
+        let _ = attachment;
+        Err(BlockError::Backend(format!("{} cannot connect {name} to a VM", self.kind())))
+    }
+    /// Undo [`BlockBackend::connect`] after a clean detach (the VM closed
+    /// the volume). Idempotent.
+    async fn disconnect(&self, name: &str, conn: &VolumeConnection) -> Result<(), BlockError> {
+        let _ = (name, conn);
+        Ok(())
+    }
     /// Fence one client of `name`: from now on its I/O fails, and any lock it
     /// holds is broken. Idempotent.
     async fn fence(&self, name: &str, client: &ClientId) -> Result<(), BlockError>;

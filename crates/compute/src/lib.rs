@@ -408,7 +408,7 @@ impl Agent {
         }
         let lock = self.server_lock(&cmd.server_id);
         let result = match &cmd.kind {
-            CommandKind::Spawn { vcpus, ram_mb, image_id } => {
+            CommandKind::Spawn { vcpus, ram_mb, image_id, boot } => {
                 let cancel = Arc::new(Notify::new());
                 let terminated = {
                     let mut t = self.tracking.lock().unwrap_or_else(|p| p.into_inner());
@@ -423,7 +423,13 @@ impl Agent {
                     return;
                 }
                 let _g = lock.lock().await;
-                let spec = VmSpec { server_id: cmd.server_id, vcpus: *vcpus, ram_mb: *ram_mb, image_id: *image_id };
+                let spec = VmSpec {
+                    server_id: cmd.server_id,
+                    vcpus: *vcpus,
+                    ram_mb: *ram_mb,
+                    image_id: *image_id,
+                    boot: boot.clone().unwrap_or_default(),
+                };
                 let r = tokio::select! {
                     r = self.driver.spawn(&spec) => r.map_err(|e| e.to_string()),
                     _ = cancel.notified() => Err("spawn cancelled by terminate".to_string()),

@@ -290,7 +290,8 @@ impl Lifecycle {
             if !cx.done(UnshelveStep::Spawn) {
                 cx.step(UnshelveStep::Spawn).await?;
                 let image = server.shelved_image_id.or(server.image_id);
-                let kind = CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: image };
+                let kind =
+                    CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: image, boot: None };
                 if let Err(e) = s.host_command(&op.id, &server.id, &host, kind, self.build_deadlines()).await {
                     let back = Transition {
                         from_task: Some(Some(TaskState::Unshelving)),
@@ -391,8 +392,12 @@ impl Lifecycle {
         let dest = migration.dest_host.clone().unwrap_or_default();
         cx.step(ResizeStep::Migrate).await?;
         let _ = s.host_command(&op.id, &server.id, &source, CommandKind::PowerOff, self.d()).await;
-        let spawn =
-            CommandKind::Spawn { vcpus: new_flavor.vcpus, ram_mb: new_flavor.ram_mb, image_id: server.image_id };
+        let spawn = CommandKind::Spawn {
+            vcpus: new_flavor.vcpus,
+            ram_mb: new_flavor.ram_mb,
+            image_id: server.image_id,
+            boot: None,
+        };
         let spawned = s.host_command(&op.id, &server.id, &dest, spawn, self.build_deadlines()).await;
         let spawned = match spawned {
             Ok(_) if migration.old_vm_state == VmState::Stopped => {
@@ -564,7 +569,8 @@ impl Lifecycle {
         };
         let dest = m.dest_host.clone().unwrap_or_default();
         cx.step(EvacuateStep::Rebuild).await?;
-        let spawn = CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: server.image_id };
+        let spawn =
+            CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: server.image_id, boot: None };
         if let Err(e) = s.host_command(&op.id, &server.id, &dest, spawn, self.build_deadlines()).await {
             ds.migration_set(m.id, MigrationStatus::Error, None).await?;
             let tr = Transition {

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use stratus_types::{ImageId, PowerState, ServerId};
+use stratus_types::agent::{BootSpec, VolumeConnection};
+use stratus_types::{AttachmentId, ImageId, PowerState, ServerId};
 use tokio::sync::Mutex;
 
 /// Errors of a driver.
@@ -45,6 +46,8 @@ pub struct VmSpec {
     pub ram_mb: i64,
     /// Image to boot.
     pub image_id: Option<ImageId>,
+    /// Disk size and direct-boot kernel/ramdisk (used by real drivers).
+    pub boot: BootSpec,
 }
 
 /// A VM as the hypervisor sees it.
@@ -81,6 +84,36 @@ pub trait Driver: Send + Sync + 'static {
     async fn list(&self) -> Result<Vec<VmInfo>, DriverError>;
     /// Power state of one VM (`NoState` if absent).
     async fn power_state(&self, server_id: &ServerId) -> Result<PowerState, DriverError>;
+    /// Does the VM open its volumes itself (qemu's own rbd/NBD drivers)? Then
+    /// the agent hands it a [`VolumeConnection`] and the VM is the storage
+    /// client that fencing targets; otherwise (the fake driver) the agent
+    /// opens a storage client on the VM's behalf.
+    fn opens_volumes(&self) -> bool {
+        false
+    }
+    /// Give the VM a volume (hot-plug if it runs, else at its next start).
+    /// Already attached: success.
+    async fn attach_volume(
+        &self,
+        server_id: &ServerId,
+        attachment_id: &AttachmentId,
+        _conn: &VolumeConnection,
+    ) -> Result<(), DriverError> {
+        let _ = attachment_id;
+        Err(DriverError::Hypervisor(format!("this driver does not attach volumes itself (server {server_id})")))
+    }
+    /// Take a volume away from the VM; absent: success.
+    async fn detach_volume(&self, _server_id: &ServerId, _attachment_id: &AttachmentId) -> Result<(), DriverError> {
+        Ok(())
+    }
+    /// The VM's serial console log, the last `max_lines` lines if given
+    /// (Nova's `os-getConsoleOutput`).
+    async fn console_output(&self, server_id: &ServerId, _max_lines: Option<usize>) -> Result<String, DriverError> {
+        match self.power_state(server_id).await? {
+            PowerState::NoState => Err(DriverError::NotFound(*server_id)),
+            _ => Ok(String::new()),
+        }
+    }
 }
 
 /// Delays of the fake driver, to make races and timing observable.
@@ -234,7 +267,7 @@ mod tests {
     use super::*;
 
     fn spec(id: &ServerId) -> VmSpec {
-        VmSpec { server_id: *id, vcpus: 1, ram_mb: 512, image_id: None }
+        VmSpec { server_id: *id, vcpus: 1, ram_mb: 512, image_id: None, boot: BootSpec::default() }
     }
 
     #[tokio::test]

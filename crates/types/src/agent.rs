@@ -97,6 +97,10 @@ pub enum CommandKind {
         ram_mb: i64,
         /// Image id.
         image_id: Option<ImageId>,
+        /// How a real hypervisor boots the VM (disk size, kernel and ramdisk
+        /// images); absent from older controllers and unused by the fake driver.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        boot: Option<BootSpec>,
     },
     /// Hard power-off and destroy the VM and its local disks (absent: success).
     /// Preempts an in-flight spawn of the same server.
@@ -202,4 +206,52 @@ pub struct CommandResult {
     /// Storage client identity opened by `attach_volume`.
     #[serde(default)]
     pub client_id: Option<String>,
+}
+
+/// What a real hypervisor needs to boot a server beyond vCPUs and RAM,
+/// resolved by the controller from the flavor and the image's Glance
+/// properties (`kernel_id`, `ramdisk_id`, `os_command_line`), because the
+/// agent has no database.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootSpec {
+    /// Root disk GiB of the flavor (0: the image's own size).
+    #[serde(default)]
+    pub root_gb: i64,
+    /// Kernel image to boot directly (Glance `kernel_id`, an AKI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_id: Option<ImageId>,
+    /// Initial ramdisk image (Glance `ramdisk_id`, an ARI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramdisk_id: Option<ImageId>,
+    /// Kernel command line (Glance `os_command_line`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_args: Option<String>,
+}
+
+/// How a VM's own block driver reaches a volume (Cinder's
+/// `connection_info`): qemu opens an `rbd` image with its librbd (so the VM
+/// *is* the Ceph client that fencing targets), or an NBD export served by
+/// the storage side's `qemu-storage-daemon` (fenced by deleting the export).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "driver_volume_type", rename_all = "lowercase")]
+pub enum VolumeConnection {
+    /// A Ceph RBD image.
+    Rbd {
+        /// Pool.
+        pool: String,
+        /// Image name.
+        image: String,
+        /// `ceph.conf` the VM's librbd reads.
+        ceph_conf: std::path::PathBuf,
+    },
+    /// An NBD export, unique to one attachment generation and never reused
+    /// (a zombie qemu reconnects by itself to a reused export name).
+    Nbd {
+        /// Unix socket of the NBD server.
+        socket: std::path::PathBuf,
+        /// Export name.
+        export: String,
+        /// The storage client identity the export stands for (what a fence targets).
+        client: String,
+    },
 }
