@@ -2,6 +2,8 @@
 //! fake driver (used by `stratus up` and most tests) and a real one are
 //! interchangeable. Every method is idempotent: "already so" is success.
 
+pub mod qemu;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
