@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use stratus_blockstore::{BlockBackend, OpenClient};
 use stratus_bus::{Bus, BusError, Message, reply};
 use stratus_driver::{Driver, DriverError, VmSpec};
+use stratus_types::agent::VolumeConnection;
 use stratus_types::agent::*;
 use stratus_types::{AttachmentId, PowerState, ServerId};
 use tokio::sync::{Notify, watch};
@@ -324,10 +325,9 @@ impl Agent {
             let lock = self.server_lock(&vm.server_id);
             let _g = lock.lock().await;
             match self.cfg.reap_action {
-                ReapAction::Reap => match self.driver.destroy(&vm.server_id).await {
+                ReapAction::Reap => match self.destroy_vm(&vm.server_id).await {
                     Ok(()) => {
                         destroyed = true;
-                        self.close_clients_of(&vm.server_id).await;
                         info!(host = %self.cfg.host, server = %vm.server_id, "reaped VM of a server that is deleted or not placed here");
                     }
                     Err(e) => warn!(server = %vm.server_id, error = %e, "reap failed"),
@@ -439,11 +439,7 @@ impl Agent {
             }
             CommandKind::Terminate => {
                 let _g = lock.lock().await;
-                let r = self.driver.destroy(&cmd.server_id).await.map_err(|e| e.to_string());
-                if r.is_ok() {
-                    self.close_clients_of(&cmd.server_id).await;
-                }
-                r
+                self.destroy_vm(&cmd.server_id).await
             }
             CommandKind::AttachVolume { attachment_id, volume } => {
                 let _g = lock.lock().await;
@@ -454,12 +450,16 @@ impl Agent {
                 self.publish_with(&cmd, opened.map(Some), started).await;
                 return;
             }
-            CommandKind::DetachVolume { attachment_id } => {
+            CommandKind::DetachVolume { attachment_id, .. } => {
                 let _g = lock.lock().await;
-                let c = self.clients.lock().await.remove(attachment_id);
-                match c {
-                    Some((_, c)) => c.close().await.map_err(|e| e.to_string()),
-                    None => Ok(()),
+                if self.driver.opens_volumes() {
+                    self.detach_from_vm(&cmd.server_id, attachment_id).await
+                } else {
+                    let c = self.clients.lock().await.remove(attachment_id);
+                    match c {
+                        Some((_, c)) => c.close().await.map_err(|e| e.to_string()),
+                        None => Ok(()),
+                    }
                 }
             }
             CommandKind::PowerOff => {
@@ -492,7 +492,111 @@ impl Agent {
         self.publish(&cmd, result, started).await;
     }
 
+    /// Destroy a VM and release what it held on the storage side. A VM that
+    /// opens its volumes itself is halted first, then each storage
+    /// connection is torn down, then the VM is forgotten: a crash anywhere
+    /// in between leaves the record, so the re-sent terminate (or the
+    /// reaper) finishes the job. Errors keep the VM reported as present.
+    async fn destroy_vm(&self, server_id: &ServerId) -> Result<(), String> {
+        if self.driver.opens_volumes() {
+            let vols = self.driver.volumes(server_id).await.map_err(|e| e.to_string())?;
+            if !vols.is_empty() {
+                self.driver.halt(server_id).await.map_err(|e| e.to_string())?;
+                let storage = self.storage.as_ref().ok_or("this host has no block storage configured")?;
+                for v in vols {
+                    storage.disconnect(&v.volume, &v.conn).await.map_err(|e| e.to_string())?;
+                    self.driver.detach_volume(server_id, &v.attachment_id).await.map_err(|e| e.to_string())?;
+                    debug!(server = %server_id, volume = %v.volume, "storage connection closed");
+                }
+            }
+        }
+        self.driver.destroy(server_id).await.map_err(|e| e.to_string())?;
+        self.close_clients_of(server_id).await;
+        Ok(())
+    }
+
+    /// Hand a volume to a VM that opens it itself (qemu): the storage side
+    /// makes a fresh connection, the VM plugs it, and the storage client the
+    /// VM became is what the controller records for fencing: for NBD the
+    /// export's client, for rbd the watcher that appeared on the image.
+    async fn attach_to_vm(
+        &self,
+        server_id: &ServerId,
+        attachment_id: &AttachmentId,
+        volume: &str,
+    ) -> Result<String, String> {
+        let storage = self.storage.as_ref().ok_or("this host has no block storage configured")?;
+        let known = storage.watchers(volume).await.map_err(|e| e.to_string())?;
+        let existing = self.driver.volumes(server_id).await.map_err(|e| e.to_string())?;
+        let conn = match existing.into_iter().find(|v| &v.attachment_id == attachment_id) {
+            Some(v) => v.conn, // already plugged: idempotent
+            None => {
+                let conn = storage.connect(volume, &attachment_id.to_string()).await.map_err(|e| e.to_string())?;
+                if let Err(e) = self.driver.attach_volume(server_id, attachment_id, volume, &conn).await {
+                    if let Err(d) = storage.disconnect(volume, &conn).await {
+                        warn!(volume, error = %d, "undoing a storage connection failed");
+                    }
+                    return Err(e.to_string());
+                }
+                conn
+            }
+        };
+        let client = match &conn {
+            VolumeConnection::Nbd { client, .. } => client.clone(),
+            VolumeConnection::Rbd { .. } => {
+                let running = matches!(
+                    self.driver.power_state(server_id).await.map_err(|e| e.to_string())?,
+                    PowerState::Running | PowerState::Paused
+                );
+                if running {
+                    self.new_watcher(storage.as_ref(), volume, &known).await?
+                } else {
+                    // It opens at the next start; a fence also targets the
+                    // image's current watchers, so nothing escapes.
+                    String::new()
+                }
+            }
+        };
+        info!(host = %self.cfg.host, server = %server_id, attachment = %attachment_id, client = %client, "volume plugged into the VM");
+        Ok(client)
+    }
+
+    /// The watcher that appeared on `volume` after the VM opened it.
+    async fn new_watcher(
+        &self,
+        storage: &dyn BlockBackend,
+        volume: &str,
+        known: &[stratus_blockstore::ClientId],
+    ) -> Result<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let now = storage.watchers(volume).await.map_err(|e| e.to_string())?;
+            if let Some(c) = now.into_iter().find(|c| !known.contains(c)) {
+                return Ok(c.0);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the VM opened volume {volume} but no new storage client appeared"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Unplug a volume from a VM that opened it itself, then tear down the
+    /// storage side's connection (the VM no longer uses it).
+    async fn detach_from_vm(&self, server_id: &ServerId, attachment_id: &AttachmentId) -> Result<(), String> {
+        let vols = self.driver.volumes(server_id).await.map_err(|e| e.to_string())?;
+        let Some(v) = vols.into_iter().find(|v| &v.attachment_id == attachment_id) else {
+            return Ok(());
+        };
+        self.driver.detach_volume(server_id, attachment_id).await.map_err(|e| e.to_string())?;
+        let storage = self.storage.as_ref().ok_or("this host has no block storage configured")?;
+        storage.disconnect(&v.volume, &v.conn).await.map_err(|e| e.to_string())
+    }
+
     async fn attach(&self, server_id: &ServerId, attachment_id: &AttachmentId, volume: &str) -> Result<String, String> {
+        if self.driver.opens_volumes() {
+            return self.attach_to_vm(server_id, attachment_id, volume).await;
+        }
         if let Some((_, c)) = self.clients.lock().await.get(attachment_id) {
             return Ok(c.id().0); // already open: idempotent
         }

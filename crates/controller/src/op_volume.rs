@@ -99,10 +99,9 @@ impl Handler for VolumeOps {
             cx.step(VolumeStep::Detach).await?;
             ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
             let d = Deadlines { ack: s.cfg.command_ack_timeout, result: s.cfg.power_timeout };
-            match s
-                .host_command(&op.id, &server.id, &host, CommandKind::DetachVolume { attachment_id: att.id }, d)
-                .await
-            {
+            let vol = volumes.volume(&att.volume_id).await.map_err(crate::storage::op_error)?;
+            let kind = CommandKind::DetachVolume { attachment_id: att.id, volume: vol.backend_name };
+            match s.host_command(&op.id, &server.id, &host, kind, d).await {
                 Ok(_) => {
                     volumes.host_detached(&att.id).await.map_err(crate::storage::op_error)?;
                     ds.event_finish(

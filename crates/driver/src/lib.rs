@@ -52,6 +52,17 @@ pub struct VmSpec {
     pub boot: BootSpec,
 }
 
+/// A volume a VM opens itself, as the driver recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmVolume {
+    /// The attachment.
+    pub attachment_id: AttachmentId,
+    /// Volume name in the storage backend.
+    pub volume: String,
+    /// How the VM reaches it.
+    pub conn: VolumeConnection,
+}
+
 /// A VM as the hypervisor sees it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct VmInfo {
@@ -99,10 +110,24 @@ pub trait Driver: Send + Sync + 'static {
         &self,
         server_id: &ServerId,
         attachment_id: &AttachmentId,
+        volume: &str,
         _conn: &VolumeConnection,
     ) -> Result<(), DriverError> {
-        let _ = attachment_id;
+        let _ = (attachment_id, volume);
         Err(DriverError::Hypervisor(format!("this driver does not attach volumes itself (server {server_id})")))
+    }
+    /// The volumes the VM was given with [`Driver::attach_volume`] (what the
+    /// agent disconnects on the storage side once the VM is gone).
+    async fn volumes(&self, _server_id: &ServerId) -> Result<Vec<VmVolume>, DriverError> {
+        Ok(Vec::new())
+    }
+    /// Stop the VM hard and keep its record and disks (the first half of a
+    /// destroy that must release storage before forgetting the VM).
+    async fn halt(&self, server_id: &ServerId) -> Result<(), DriverError> {
+        match self.power_off(server_id).await {
+            Err(DriverError::NotFound(_)) => Ok(()),
+            r => r,
+        }
     }
     /// Take a volume away from the VM; absent: success.
     async fn detach_volume(&self, _server_id: &ServerId, _attachment_id: &AttachmentId) -> Result<(), DriverError> {

@@ -126,6 +126,10 @@ pub enum CommandKind {
     DetachVolume {
         /// Attachment id.
         attachment_id: AttachmentId,
+        /// Volume name in the storage backend (a VM that opens volumes
+        /// itself has its storage-side connection torn down by name).
+        #[serde(default)]
+        volume: String,
     },
     /// Pause the VM in memory.
     Pause,

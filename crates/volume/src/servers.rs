@@ -15,7 +15,7 @@
 //!   confirmed the VM gone ([`VolumeService::lift_fences`]).
 
 use crate::{Build, CleanupKind, DeleteOutcome, VolumeError, VolumeService};
-use stratus_blockstore::ClientId;
+use stratus_blockstore::{BlockError, ClientId};
 use stratus_db::{AttachmentRow, DbError, VolumeRow};
 use stratus_types::{AttachmentId, ServerId, VolumeId};
 use tracing::{info, warn};
@@ -143,34 +143,53 @@ impl VolumeService {
         Ok(self.ds.attachment_complete(attachment_id).await?)
     }
 
-    /// Fence every storage client the server's attachments recorded (the
-    /// local delete path: the host is down and its VM may still write).
-    /// Returns a line per client for the instance action. Must run before
-    /// any volume of the server is released. A fence is lifted later by
-    /// [`VolumeService::lift_fences`], once the host rejoined and confirmed
-    /// the VM gone.
+    /// Fence every storage client of the server's volumes (the local delete
+    /// path: the host is down and its VM may still write): the client each
+    /// attachment recorded, and every client watching the volume now. The
+    /// second set matters for VMs that open volumes themselves: a qemu that
+    /// was restarted (hard reboot, power on, resume) holds the image with a
+    /// new librbd client, and a volume attached to this server alone has no
+    /// other legitimate watcher. Returns a line per client for the instance
+    /// action. Must run before any volume of the server is released. A fence
+    /// is lifted later by [`VolumeService::lift_fences`], once the host
+    /// rejoined and confirmed the VM gone.
     pub async fn fence_server(&self, server_id: &ServerId) -> Result<Vec<String>, VolumeError> {
         let mut lines = Vec::new();
         for a in self.ds.attachment_list_for_server(server_id).await? {
-            let Some(client) = a.client_id.clone() else { continue };
+            let recorded = a.client_id.clone().filter(|c| !c.is_empty());
             if a.status == crate::AttachStatus::Fenced {
-                lines.push(format!("client {client} of volume {} already fenced", a.volume_id));
+                let who = recorded.as_deref().unwrap_or("(none recorded)");
+                lines.push(format!("client {who} of volume {} already fenced", a.volume_id));
                 continue;
             }
             let vol = self.ds.volume_get(&a.volume_id).await?;
-            let started = std::time::Instant::now();
-            self.backend
-                .fence(&vol.backend_name, &ClientId(client.clone()))
-                .await
-                .map_err(|e| VolumeError::Fence { client: client.clone(), source: e })?;
-            self.ds.attachment_mark_fenced(&a.id).await?;
-            if let Some(host) = &a.host {
-                let epoch = self.ds.service_get_by_host(host).await.map(|svc| svc.epoch).unwrap_or(0);
-                self.ds.cleanup_enqueue_unfence(server_id, host, epoch, &vol.id, &vol.backend_name, &client).await?;
+            let mut clients: Vec<String> = recorded.into_iter().collect();
+            match self.backend.watchers(&vol.backend_name).await {
+                Ok(ws) => clients.extend(ws.into_iter().map(|c| c.0).filter(|c| !c.is_empty())),
+                Err(BlockError::NotFound(_)) => {}
+                Err(e) => {
+                    return Err(VolumeError::Fence { client: format!("watchers of {}", vol.backend_name), source: e });
+                }
             }
-            let ms = started.elapsed().as_millis();
-            info!(server = %server_id, volume = %vol.id, client = %client, ms = ms as u64, "storage client fenced");
-            lines.push(format!("fenced client {client} of volume {} in {ms} ms", vol.id));
+            clients.sort();
+            clients.dedup();
+            for client in clients {
+                let started = std::time::Instant::now();
+                self.backend
+                    .fence(&vol.backend_name, &ClientId(client.clone()))
+                    .await
+                    .map_err(|e| VolumeError::Fence { client: client.clone(), source: e })?;
+                if let Some(host) = &a.host {
+                    let epoch = self.ds.service_get_by_host(host).await.map(|svc| svc.epoch).unwrap_or(0);
+                    self.ds
+                        .cleanup_enqueue_unfence(server_id, host, epoch, &vol.id, &vol.backend_name, &client)
+                        .await?;
+                }
+                let ms = started.elapsed().as_millis();
+                info!(server = %server_id, volume = %vol.id, client = %client, ms = ms as u64, "storage client fenced");
+                lines.push(format!("fenced client {client} of volume {} in {ms} ms", vol.id));
+            }
+            self.ds.attachment_mark_fenced(&a.id).await?;
         }
         Ok(lines)
     }

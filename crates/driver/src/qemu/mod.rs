@@ -23,7 +23,7 @@ mod record;
 
 pub use record::{Intent, VmRecord, VolumeSlot};
 
-use crate::{Driver, DriverError, VmInfo, VmSpec};
+use crate::{Driver, DriverError, VmInfo, VmSpec, VmVolume};
 use async_trait::async_trait;
 use process::Sig;
 use serde_json::{Value, json};
@@ -711,6 +711,7 @@ impl Driver for QemuDriver {
         &self,
         server_id: &ServerId,
         attachment_id: &AttachmentId,
+        volume: &str,
         conn: &VolumeConnection,
     ) -> Result<(), DriverError> {
         let lock = self.lock(server_id);
@@ -724,13 +725,40 @@ impl Driver for QemuDriver {
         }
         let port =
             rec.free_port(self.cfg.volume_ports).ok_or_else(|| hv(format!("VM {server_id} has no free disk slot")))?;
-        let slot = VolumeSlot { attachment_id: *attachment_id, conn: conn.clone(), port };
+        let slot = VolumeSlot { attachment_id: *attachment_id, volume: volume.to_string(), conn: conn.clone(), port };
         let p = self.paths(server_id);
         if self.find_pid(&p).is_some() {
             self.hotplug(&p, &slot).await?;
         }
         rec.volumes.push(slot);
         self.save(&rec)
+    }
+
+    async fn volumes(&self, server_id: &ServerId) -> Result<Vec<VmVolume>, DriverError> {
+        match self.load(server_id) {
+            Ok(rec) => Ok(rec
+                .volumes
+                .into_iter()
+                .map(|s| VmVolume { attachment_id: s.attachment_id, volume: s.volume, conn: s.conn })
+                .collect()),
+            Err(DriverError::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn halt(&self, server_id: &ServerId) -> Result<(), DriverError> {
+        let lock = self.lock(server_id);
+        let _g = lock.lock().await;
+        let p = self.paths(server_id);
+        self.stop_process(&p).await?;
+        match self.load(server_id) {
+            Ok(mut rec) => {
+                rec.intent = Intent::Shutoff;
+                self.save(&rec)
+            }
+            Err(DriverError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     async fn detach_volume(&self, server_id: &ServerId, attachment_id: &AttachmentId) -> Result<(), DriverError> {

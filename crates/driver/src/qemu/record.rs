@@ -25,6 +25,9 @@ pub enum Intent {
 pub struct VolumeSlot {
     /// The attachment.
     pub attachment_id: AttachmentId,
+    /// Volume name in the storage backend.
+    #[serde(default)]
+    pub volume: String,
     /// How the VM reaches the volume.
     pub conn: VolumeConnection,
     /// PCIe root port (1..).
