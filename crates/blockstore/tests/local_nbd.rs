@@ -11,7 +11,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use stratus_blockstore::local::LocalBackend;
 use stratus_blockstore::{BlockBackend, BlockError, ClientId, OpenClient, VolumeConnection};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+mod common;
+
+use common::Interactive;
 
 const GIB: u64 = 1 << 30;
 
@@ -152,8 +155,11 @@ async fn two_volumes_are_exported_at_once_by_one_daemon() {
     b.create("vb", 1).await.expect("create b");
     let (sa, ea, ca) = nbd(&b.connect("va", "att-a").await.expect("connect a"));
     let pid = b.storage_daemon_pid().expect("qsd runs");
-    let (sb, eb, cb) = nbd(&b.connect("vb", "att-b").await.expect("connect b"));
-    assert_eq!(b.storage_daemon_pid(), Some(pid), "the running qsd is reused");
+    // Another backend value on the same directory (as another process on
+    // the host has) finds the running qsd by its pidfile and command line.
+    let other = LocalBackend::new(b.dir().to_path_buf());
+    let (sb, eb, cb) = nbd(&other.connect("vb", "att-b").await.expect("connect b"));
+    assert_eq!(other.storage_daemon_pid(), Some(pid), "the running qsd is reused");
     assert_eq!(sa, sb, "one NBD server per directory");
 
     let (ra, rb) =
@@ -213,52 +219,6 @@ async fn a_killed_daemon_is_a_complete_fence_and_the_next_connect_starts_a_new_o
     assert!(!log.contains("rror"), "qsd log shows errors: {log}");
 }
 
-/// A long-lived NBD client, as a VM is: `qemu-io` in interactive mode fed
-/// through a pipe that stays open.
-struct Interactive {
-    child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
-    stdout: tokio::process::ChildStdout,
-}
-
-impl Interactive {
-    async fn open(socket: &Path, export: &str) -> Self {
-        let mut child = tokio::process::Command::new("qemu-io")
-            .args(["-f", "raw", &nbd_uri(socket, export)])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start qemu-io");
-        let stdin = child.stdin.take().expect("stdin");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut me = Self { child, stdin, stdout };
-        me.until_prompt().await;
-        me
-    }
-
-    async fn until_prompt(&mut self) -> String {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        let read = async {
-            while !out.ends_with(b"qemu-io> ") {
-                let n = self.stdout.read(&mut buf).await.expect("read qemu-io");
-                assert!(n > 0, "qemu-io exited: {}", String::from_utf8_lossy(&out));
-                out.extend_from_slice(&buf[..n]);
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(30), read).await.expect("qemu-io answers");
-        String::from_utf8_lossy(&out).into_owned()
-    }
-
-    async fn cmd(&mut self, command: &str) -> String {
-        self.stdin.write_all(format!("{command}\n").as_bytes()).await.expect("send to qemu-io");
-        self.stdin.flush().await.expect("flush");
-        self.until_prompt().await
-    }
-}
-
 #[tokio::test]
 async fn a_connected_client_is_cut_off_by_the_fence() {
     let s = Scratch::new();
@@ -266,7 +226,7 @@ async fn a_connected_client_is_cut_off_by_the_fence() {
     b.create("vol1", 1).await.expect("create");
     let img = b.image_path("vol1").expect("path");
     let (socket, export, client) = nbd(&b.connect("vol1", "att-1").await.expect("connect"));
-    let mut vm = Interactive::open(&socket, &export).await;
+    let mut vm = Interactive::open(&nbd_uri(&socket, &export)).await;
     let out = vm.cmd("write -P 0x51 0 4096").await;
     assert!(out.contains("wrote 4096/4096"), "{out}");
     let out = vm.cmd("flush").await;
@@ -283,7 +243,7 @@ async fn a_connected_client_is_cut_off_by_the_fence() {
     }
     assert_eq!(read_at(&img, 0, 4096), vec![0x51; 4096], "no write landed after the fence");
     b.delete("vol1").await.expect("delete after the fence, with the client still running");
-    vm.child.kill().await.expect("kill qemu-io");
+    vm.kill().await;
 }
 
 #[tokio::test]

@@ -42,7 +42,8 @@
 //! drops the watcher and returns; a qsd that does not run serves nothing, so
 //! the fence is complete at once, and a qsd that runs but does not answer is
 //! killed (which ends all its exports). `disconnect` does the same without
-//! the generation bump (like `close`).
+//! the generation bump (like `close`), and fails rather than kill an
+//! unresponsive qsd.
 //!
 //! Crash safety: the watcher is registered before the export exists and
 //! dropped only after the export is gone, and the export is found again from
@@ -282,13 +283,14 @@ impl Inner {
 
     /// Delete the qsd export of `client` of `name`, if it has one, and wait
     /// until it is gone. A qsd that does not run serves no export: done. A
-    /// qsd that runs but does not answer is killed (which ends every export
-    /// it serves). Returns whether an export was removed.
-    async fn unexport(&self, name: &str, client: &ClientId) -> Result<bool, BlockError> {
+    /// qsd that runs but does not answer is handled as `unresponsive` says
+    /// (a fence kills it, which ends every export it serves; a clean
+    /// disconnect fails instead). Returns whether an export was removed.
+    async fn unexport(&self, name: &str, client: &ClientId, unresponsive: Unresponsive) -> Result<bool, BlockError> {
         let Some(ids) = ExportIds::of(name, &client.0) else {
             return Ok(false);
         };
-        match self.qsd.session(Unresponsive::Kill).await? {
+        match self.qsd.session(unresponsive).await? {
             Some(q) => qsd::remove_export(&q, &ids).await,
             None => {
                 tracing::info!(volume = name, client = %client.0, "no qemu-storage-daemon runs: no export to delete");
@@ -586,7 +588,7 @@ impl BlockBackend for LocalBackend {
                 // The export goes first: should deleting it fail, the watcher
                 // stays and the volume stays Busy (never released while a
                 // zombie may still write through it).
-                let unexported = inner.unexport(&owned, &target).await?;
+                let unexported = inner.unexport(&owned, &target, Unresponsive::Kill).await?;
                 let fenced = inner.blocking(move |i| i.fence_watcher(&owned, &target)).await?;
                 Ok((unexported, fenced))
             })
@@ -611,19 +613,27 @@ impl BlockBackend for LocalBackend {
                 let Some(ids) = ExportIds::of(&owned, &id.0) else {
                     return Err(BlockError::Backend(format!("client id {} has an unexpected form", id.0)));
                 };
-                let exported = async {
-                    let q = inner.qsd.ensure().await?;
+                // On failure: the error, and whether nothing of the export
+                // is left (only then may the watcher go).
+                let exported: Result<(), (BlockError, bool)> = async {
+                    let q = inner.qsd.ensure().await.map_err(|e| (e, true))?;
                     if let Err(e) = qsd::add_export(&q, &inner.img(&owned), &ids).await {
                         // Undo a half-made export; keep the watcher if even that fails.
-                        qsd::remove_export(&q, &ids).await?;
-                        return Err(e);
+                        return match qsd::remove_export(&q, &ids).await {
+                            Ok(_) => Err((e, true)),
+                            Err(undo) => {
+                                tracing::warn!(volume = %owned, client = %id.0, error = %undo,
+                                    "cannot undo a half-made export; the watcher stays until a fence removes both");
+                                Err((e, false))
+                            }
+                        };
                     }
                     Ok(())
                 }
                 .await;
-                if let Err(e) = exported {
+                if let Err((e, undone)) = exported {
                     let (vol, client) = (owned.clone(), id.clone());
-                    if let Err(undo) = inner.blocking(move |i| i.remove_watcher(&vol, &client)).await {
+                    if undone && let Err(undo) = inner.blocking(move |i| i.remove_watcher(&vol, &client)).await {
                         tracing::warn!(volume = %owned, client = %id.0, error = %undo, "cannot drop the watcher of a failed connect; fence it");
                     }
                     return Err(e);
@@ -647,7 +657,7 @@ impl BlockBackend for LocalBackend {
         let who = client.clone();
         self.inner
             .exclusive(move |inner| async move {
-                inner.unexport(&owned, &client).await?;
+                inner.unexport(&owned, &client, Unresponsive::Fail).await?;
                 inner.blocking(move |i| i.remove_watcher(&owned, &client)).await
             })
             .await?;
