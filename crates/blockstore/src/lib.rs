@@ -11,11 +11,15 @@
 //!   is a watcher stamped with the volume's generation, and the storage side
 //!   refuses I/O from a client that is no longer a current watcher; fencing
 //!   drops that client and bumps the generation (the other clients carry
-//!   over, so fencing stays per client, as in Ceph). See [`local`].
+//!   over, so fencing stays per client, as in Ceph). VMs reach volumes as
+//!   per-attachment NBD exports of a `qemu-storage-daemon`, which a fence
+//!   deletes. See [`local`].
 //! - `rbd`: real Ceph through the `rbd` / `ceph` CLIs (`--format json`); the
 //!   client identity is the watcher address (`IP:0/NONCE`); fencing is
 //!   `ceph osd blocklist add <addr> <expiry>` followed by breaking the lock.
-//!   See [`rbd`].
+//!   VMs open images with qemu's own librbd ([`BlockBackend::connect`]
+//!   returns the pool and image; [`wait_for_new_watcher`] then finds the
+//!   VM's client identity). See [`rbd`].
 
 pub mod local;
 pub mod rbd;
@@ -24,7 +28,49 @@ mod util;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::time::Duration;
 pub use stratus_types::agent::VolumeConnection;
+
+/// Wait until `name` has a watcher that is not in `known`, and return it:
+/// how the agent learns the storage client identity of a VM it just gave a
+/// [`VolumeConnection`] (with `rbd`, qemu's own librbd is a new Ceph client
+/// whose address only `rbd status` reveals; that identity is what a later
+/// fence must target, so it is recorded on the attachment).
+///
+/// Take `known` from [`BlockBackend::watchers`] *before* handing the
+/// connection to qemu. Polls `watchers` until exactly one new client shows
+/// up; more than one new client is an error (another opener raced this
+/// attach, and recording the wrong one would fence the wrong client), as is
+/// no new client within `timeout`.
+pub async fn wait_for_new_watcher<B: BlockBackend + ?Sized>(
+    backend: &B,
+    name: &str,
+    known: &[ClientId],
+    timeout: Duration,
+) -> Result<ClientId, BlockError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut interval = Duration::from_millis(50);
+    loop {
+        let mut new: Vec<ClientId> = backend.watchers(name).await?.into_iter().filter(|w| !known.contains(w)).collect();
+        match new.len() {
+            0 => {}
+            1 => return Ok(new.remove(0)),
+            _ => {
+                return Err(BlockError::Backend(format!(
+                    "volume {name} got several new watchers {new:?}; cannot tell which one is the VM"
+                )));
+            }
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Err(BlockError::Backend(format!(
+                "no new watcher of volume {name} within {timeout:?} (known: {known:?})"
+            )));
+        }
+        tokio::time::sleep(interval.min(deadline - now)).await;
+        interval = (interval * 2).min(Duration::from_millis(500));
+    }
+}
 
 /// Identity of one storage client (one attachment's opener), as recorded at
 /// attach time and used to fence exactly that client later.

@@ -23,7 +23,7 @@
 mod client;
 
 use crate::util::{self, CmdOutput, TempPath};
-use crate::{BlockBackend, BlockError, ClientId, OpenClient};
+use crate::{BlockBackend, BlockError, ClientId, OpenClient, VolumeConnection};
 use async_trait::async_trait;
 pub use client::RbdClient;
 use client::drain_stderr;
@@ -521,6 +521,25 @@ impl BlockBackend for RbdBackend {
 
     async fn open(&self, name: &str) -> Result<Box<dyn OpenClient>, BlockError> {
         Ok(Box::new(self.open_client(name).await?))
+    }
+
+    /// The VM's own librbd (qemu's rbd driver) opens the image: the Ceph
+    /// client holding it IS the VM, so fencing it blocklists the VM itself.
+    /// Every open is a new client instance (new nonce), so a fenced zombie
+    /// can never come back as a later attachment. The caller learns the
+    /// VM's client identity with [`crate::wait_for_new_watcher`].
+    async fn connect(&self, name: &str, attachment: &str) -> Result<VolumeConnection, BlockError> {
+        self.spec(name)?;
+        // Fail now, not in qemu, when the image is missing.
+        self.image_size(name).await?;
+        tracing::debug!(image = name, attachment, "connection handed out");
+        Ok(VolumeConnection::Rbd { pool: self.pool.clone(), image: name.to_owned(), ceph_conf: self.ceph_conf.clone() })
+    }
+
+    /// Nothing to undo: the VM closed the image itself (its watcher is gone).
+    async fn disconnect(&self, name: &str, conn: &VolumeConnection) -> Result<(), BlockError> {
+        let _ = (name, conn);
+        Ok(())
     }
 
     async fn fence(&self, name: &str, client: &ClientId) -> Result<(), BlockError> {

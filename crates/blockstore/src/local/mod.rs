@@ -1,15 +1,18 @@
 //! `local` backend: volumes are raw image files with RBD semantics kept in a
-//! sidecar state file.
+//! sidecar state file, served to VMs as NBD exports of one
+//! `qemu-storage-daemon` per directory.
 //!
 //! Layout of the backend directory:
 //! - `<name>.img`: the volume (a sparse raw file made by `qemu-img`);
 //! - `<name>.state.json`: `{"generation": N, "watchers": [{"client": …, "generation": N}]}`;
 //! - `.stratus-blockstore.lock`: the lock file that serialises every state
-//!   change of the directory (see *Concurrency* below).
+//!   change of the directory (see *Concurrency* below);
+//! - `.qsd/`: the directory's `qemu-storage-daemon` (`qmp.sock`, `nbd.sock`,
+//!   `qsd.pid`, `qsd.log`), started by the first `connect` (see `qsd.rs`).
 //!
 //! Semantics (the ones the delete contract relies on, mirroring Ceph):
-//! - `open` registers a watcher stamped with the volume's current generation;
-//!   its [`ClientId`] is `local:<name>:<generation>:<uuid>`.
+//! - `open` and `connect` register a watcher stamped with the volume's
+//!   current generation; its [`ClientId`] is `local:<name>:<generation>:<uuid>`.
 //! - A client's `write` is allowed only while its watcher entry is present and
 //!   carries the current generation; otherwise it fails with
 //!   [`BlockError::Fenced`] (it was fenced, or the volume was deleted).
@@ -24,6 +27,36 @@
 //! - `unfence` is a no-op: a fenced local client can never come back; the
 //!   host opens the volume again and gets a new generation.
 //!
+//! # VMs: one NBD export per attachment
+//! A qemu given the raw `.img` path would bypass all of the above (only
+//! killing it would stop its writes), so [`BlockBackend::connect`] hands a VM
+//! an NBD export instead: it registers a watcher exactly as `open` does, then
+//! adds, over QMP, a raw node on the image and a writable NBD export of it on
+//! the directory's `qemu-storage-daemon` (started lazily and detached, so it
+//! outlives agents). The export's name, id and node name are derived from the
+//! client id (`<name>-g<generation>-<uuid>`), so every attachment gets a name
+//! never served before: a fenced zombie qemu, whose NBD client reconnects by
+//! itself to a name it knew, finds nothing. `fence` first deletes that export
+//! with `block-export-del mode=hard` (connections cut, requests in flight
+//! fail), waits for `BLOCK_EXPORT_DELETED`, deletes the node, and only then
+//! drops the watcher and returns; a qsd that does not run serves nothing, so
+//! the fence is complete at once, and a qsd that runs but does not answer is
+//! killed (which ends all its exports). `disconnect` does the same without
+//! the generation bump (like `close`), and fails rather than kill an
+//! unresponsive qsd.
+//!
+//! Crash safety: the watcher is registered before the export exists and
+//! dropped only after the export is gone, and the export is found again from
+//! the client id alone; so whatever the crash point, the volume stays `Busy`
+//! until a fence or disconnect removes both, and neither ever leaves an
+//! export of an unwatched volume behind.
+//!
+//! `extend` of a volume that a VM has connected is refused with a clear
+//! error: qemu's NBD server forbids resizing a node while it exports it, and
+//! a VM's NBD client could not learn the new size anyway (NBD has no resize
+//! notice). Detach, extend, attach again (Cinder, too, extends in-use
+//! volumes only where the hypervisor can resize the attached disk).
+//!
 //! # Concurrency
 //! Every state change, and every client write, runs under two locks: an
 //! in-process [`tokio::sync::RwLock`] (so tasks wait asynchronously instead of
@@ -33,20 +66,25 @@
 //! on one host). Writes hold the lock *shared* for the check *and* the
 //! `pwrite`, fences hold it *exclusive*: once `fence` returns, no write of the
 //! fenced client can land, not even one that passed its check just before.
+//! The QMP sessions (starting the qsd, adding and deleting exports) run under
+//! the exclusive lock too, which serialises them across processes (the qsd's
+//! monitor serves one client at a time) and makes connect and fence of one
+//! client atomic with respect to each other.
 //! State files are replaced atomically (write to a temporary file, `fsync`,
 //! `rename`), so a crash never leaves a torn state file.
 //!
 //! Limits: `flock` works on local file systems (on NFS, Linux emulates it with
-//! POSIX locks, which is acceptable but slower); a process that opens the
-//! `.img` file directly (e.g. a qemu given the raw path) bypasses all of this,
-//! which is why the qemu driver must reach volumes through a per-attachment
-//! NBD export that checks the generation. One lock per directory serialises
-//! all volumes of a host; every critical section is a few small file
-//! operations, so this is not a bottleneck at the scale of one host.
+//! POSIX locks, which is acceptable but slower). One lock per directory
+//! serialises all volumes of a host; every critical section is a few small
+//! file operations or QMP commands (about a millisecond each), so this is not
+//! a bottleneck at the scale of one host.
+
+mod qsd;
 
 use crate::util::{self, TempPath};
-use crate::{BlockBackend, BlockError, ClientId, OpenClient};
+use crate::{BlockBackend, BlockError, ClientId, OpenClient, VolumeConnection};
 use async_trait::async_trait;
+use qsd::{ExportIds, Qsd, Unresponsive};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Write as _};
@@ -96,6 +134,8 @@ struct Inner {
     dir: PathBuf,
     /// In-process side of the directory lock.
     lock: RwLock<()>,
+    /// The directory's qemu-storage-daemon (NBD exports for VMs).
+    qsd: Qsd,
 }
 
 /// How a critical section takes the directory lock.
@@ -128,24 +168,135 @@ impl Inner {
         // If this future is dropped mid-way, the blocking closure still runs
         // to completion holding the flock, so the critical section stays whole.
         tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&inner.dir).map_err(|e| io_err("creating", &inner.dir, e))?;
-            let lock = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(inner.dir.join(LOCK_FILE))
-                .map_err(|e| io_err("opening the lock file", &inner.dir, e))?;
-            match mode {
-                Mode::Shared => lock.lock_shared(),
-                Mode::Exclusive => lock.lock(),
-            }
-            .map_err(|e| io_err("locking", &inner.dir, e))?;
-            // Closing `lock` (end of scope) releases the flock.
+            let _lock = inner.flock(mode)?;
+            // Closing `_lock` (end of scope) releases the flock.
             f(&inner)
         })
         .await
         .map_err(|e| BlockError::Backend(format!("local backend task failed: {e}")))?
+    }
+
+    /// Open the directory's lock file and `flock` it in `mode` (blocking);
+    /// the lock lasts as long as the returned file is open.
+    fn flock(&self, mode: Mode) -> Result<File, BlockError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| io_err("creating", &self.dir, e))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(self.dir.join(LOCK_FILE))
+            .map_err(|e| io_err("opening the lock file", &self.dir, e))?;
+        match mode {
+            Mode::Shared => lock.lock_shared(),
+            Mode::Exclusive => lock.lock(),
+        }
+        .map_err(|e| io_err("locking", &self.dir, e))?;
+        Ok(lock)
+    }
+
+    /// Run the asynchronous critical section `f` (state changes plus QMP
+    /// calls to the qsd) under both locks, exclusive. It runs as its own
+    /// task, so it completes even if the caller's future is dropped.
+    async fn exclusive<R, F, Fut>(self: &Arc<Self>, f: F) -> Result<R, BlockError>
+    where
+        R: Send + 'static,
+        F: FnOnce(Arc<Inner>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<R, BlockError>> + Send + 'static,
+    {
+        let inner = Arc::clone(self);
+        tokio::spawn(async move {
+            let _write = inner.lock.write().await;
+            let flocker = Arc::clone(&inner);
+            let _flock = tokio::task::spawn_blocking(move || flocker.flock(Mode::Exclusive))
+                .await
+                .map_err(|e| BlockError::Backend(format!("local backend task failed: {e}")))??;
+            f(Arc::clone(&inner)).await
+        })
+        .await
+        .map_err(|e| BlockError::Backend(format!("local backend task failed: {e}")))?
+    }
+
+    /// Run the blocking `f` (state file operations) off the async threads,
+    /// inside a critical section that already holds the locks.
+    async fn blocking<R, F>(self: &Arc<Self>, f: F) -> Result<R, BlockError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Inner) -> Result<R, BlockError> + Send + 'static,
+    {
+        let inner = Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(|e| BlockError::Backend(format!("local backend task failed: {e}")))?
+    }
+
+    /// Register a new watcher of `name` at its current generation (under
+    /// the exclusive lock). Returns its id and generation.
+    fn register_watcher(&self, name: &str) -> Result<(ClientId, u64), BlockError> {
+        not_found_if_missing(self, name)?;
+        let mut state = self.read_state(name)?;
+        let generation = state.generation;
+        let id = ClientId(format!("local:{name}:{generation}:{}", uuid::Uuid::new_v4().simple()));
+        state.watchers.push(Watcher { client: id.clone(), generation });
+        self.write_state(name, &state)?;
+        Ok((id, generation))
+    }
+
+    /// Drop the watcher `id` of `name` (a clean close), keeping the
+    /// generation. Absent volume or watcher: nothing to do.
+    fn remove_watcher(&self, name: &str, id: &ClientId) -> Result<(), BlockError> {
+        if !self.img(name).exists() {
+            return Ok(());
+        }
+        let mut state = self.read_state(name)?;
+        let before = state.watchers.len();
+        state.watchers.retain(|w| &w.client != id);
+        if state.watchers.len() != before {
+            self.write_state(name, &state)?;
+        }
+        Ok(())
+    }
+
+    /// Fence `target` in the state file: drop its watcher, bump the
+    /// generation and re-stamp the others. Returns the new generation, or
+    /// `None` when there was nothing to fence.
+    fn fence_watcher(&self, name: &str, target: &ClientId) -> Result<Option<u64>, BlockError> {
+        if !self.img(name).exists() {
+            // Nothing to fence: a deleted volume refuses all I/O.
+            return Ok(None);
+        }
+        let mut state = self.read_state(name)?;
+        let before = state.watchers.len();
+        state.watchers.retain(|w| &w.client != target);
+        if state.watchers.len() == before {
+            // Already fenced (or never opened): idempotent success.
+            return Ok(None);
+        }
+        state.generation += 1;
+        let generation = state.generation;
+        for w in &mut state.watchers {
+            w.generation = generation;
+        }
+        self.write_state(name, &state)?;
+        Ok(Some(generation))
+    }
+
+    /// Delete the qsd export of `client` of `name`, if it has one, and wait
+    /// until it is gone. A qsd that does not run serves no export: done. A
+    /// qsd that runs but does not answer is handled as `unresponsive` says
+    /// (a fence kills it, which ends every export it serves; a clean
+    /// disconnect fails instead). Returns whether an export was removed.
+    async fn unexport(&self, name: &str, client: &ClientId, unresponsive: Unresponsive) -> Result<bool, BlockError> {
+        let Some(ids) = ExportIds::of(name, &client.0) else {
+            return Ok(false);
+        };
+        match self.qsd.session(unresponsive).await? {
+            Some(q) => qsd::remove_export(&q, &ids).await,
+            None => {
+                tracing::info!(volume = name, client = %client.0, "no qemu-storage-daemon runs: no export to delete");
+                Ok(false)
+            }
+        }
     }
 
     fn read_state(&self, name: &str) -> Result<VolumeState, BlockError> {
@@ -224,7 +375,8 @@ impl LocalBackend {
     /// A backend keeping its volumes in `dir` (created if missing on first
     /// use). Several processes may use the same directory.
     pub fn new(dir: PathBuf) -> Self {
-        Self { inner: Arc::new(Inner { dir, lock: RwLock::new(()) }) }
+        let qsd = Qsd::new(&dir);
+        Self { inner: Arc::new(Inner { dir, lock: RwLock::new(()), qsd }) }
     }
 
     /// The directory holding the volumes.
@@ -256,20 +408,31 @@ impl LocalBackend {
     pub async fn open_client(&self, name: &str) -> Result<LocalClient, BlockError> {
         util::validate_name("volume", name)?;
         let owned = name.to_owned();
-        let (id, generation) = self
-            .inner
-            .locked(Mode::Exclusive, move |inner| {
-                not_found_if_missing(inner, &owned)?;
-                let mut state = inner.read_state(&owned)?;
-                let generation = state.generation;
-                let id = ClientId(format!("local:{owned}:{generation}:{}", uuid::Uuid::new_v4().simple()));
-                state.watchers.push(Watcher { client: id.clone(), generation });
-                inner.write_state(&owned, &state)?;
-                Ok((id, generation))
-            })
-            .await?;
+        let (id, generation) = self.inner.locked(Mode::Exclusive, move |inner| inner.register_watcher(&owned)).await?;
         tracing::debug!(volume = name, client = %id.0, generation, "opened");
         Ok(LocalClient { inner: Arc::clone(&self.inner), name: name.to_owned(), id, generation })
+    }
+
+    /// Stop the directory's `qemu-storage-daemon` (QMP `quit`, then SIGTERM,
+    /// then SIGKILL) and wait until it is gone: for tests and for shutting a
+    /// host's storage down. Every export it served ends, so every connected
+    /// VM loses its volumes (their watchers stay until fenced or
+    /// disconnected). Returns whether one was running; the next `connect`
+    /// starts a new one.
+    pub async fn stop_storage_daemon(&self) -> Result<bool, BlockError> {
+        self.inner.exclusive(|inner| async move { inner.qsd.stop().await }).await
+    }
+
+    /// Pid of the directory's running `qemu-storage-daemon` (verified by its
+    /// command line naming this directory's monitor socket), if any: for
+    /// audits, process accounting and tests.
+    pub fn storage_daemon_pid(&self) -> Option<u32> {
+        self.inner.qsd.pid()
+    }
+
+    /// The NBD socket VMs connect to for this directory's exports.
+    pub fn nbd_socket(&self) -> PathBuf {
+        self.inner.qsd.nbd_sock()
     }
 
     async fn ensure_dir(&self) -> Result<(), BlockError> {
@@ -364,16 +527,38 @@ impl BlockBackend for LocalBackend {
         let bytes = util::gib_to_bytes(size_gb)?;
         let name = name.to_owned();
         self.inner
-            .locked(Mode::Exclusive, move |inner| {
-                let img = not_found_if_missing(inner, &name)?;
-                let f = OpenOptions::new().write(true).open(&img).map_err(|e| io_err("opening", &img, e))?;
-                let len = f.metadata().map_err(|e| io_err("reading metadata of", &img, e))?.len();
-                if bytes < len {
-                    return Err(BlockError::Backend(format!(
-                        "volume {name} is {len} bytes; refusing to shrink it to {size_gb} GiB"
-                    )));
+            .exclusive(move |inner| async move {
+                // qemu's NBD server forbids resizing a node while it exports
+                // it, and an NBD client could not learn the new size anyway:
+                // refuse while a VM is connected (never start a qsd for this).
+                let vol = name.clone();
+                let watchers = inner.blocking(move |i| Ok(i.read_state(&vol)?.watchers)).await?;
+                let exported: Vec<ExportIds> =
+                    watchers.iter().filter_map(|w| ExportIds::of(&name, &w.client.0)).collect();
+                if !exported.is_empty()
+                    && let Some(q) = inner.qsd.session(Unresponsive::Fail).await?
+                {
+                    let served = qsd::exported_nodes(&q, &exported).await?;
+                    if !served.is_empty() {
+                        return Err(BlockError::Backend(format!(
+                            "volume {name} is connected to a VM through the NBD export(s) {served:?}, which cannot \
+                             be resized while served; detach it, extend, and attach it again"
+                        )));
+                    }
                 }
-                f.set_len(bytes).map_err(|e| io_err("resizing", &img, e))
+                inner
+                    .blocking(move |inner| {
+                        let img = not_found_if_missing(inner, &name)?;
+                        let f = OpenOptions::new().write(true).open(&img).map_err(|e| io_err("opening", &img, e))?;
+                        let len = f.metadata().map_err(|e| io_err("reading metadata of", &img, e))?.len();
+                        if bytes < len {
+                            return Err(BlockError::Backend(format!(
+                                "volume {name} is {len} bytes; refusing to shrink it to {size_gb} GiB"
+                            )));
+                        }
+                        f.set_len(bytes).map_err(|e| io_err("resizing", &img, e))
+                    })
+                    .await
             })
             .await
     }
@@ -396,32 +581,87 @@ impl BlockBackend for LocalBackend {
         util::validate_name("volume", name)?;
         let owned = name.to_owned();
         let target = client.clone();
-        let fenced = self
+        let started = std::time::Instant::now();
+        let (unexported, fenced) = self
             .inner
-            .locked(Mode::Exclusive, move |inner| {
-                if !inner.img(&owned).exists() {
-                    // Nothing to fence: a deleted volume refuses all I/O.
-                    return Ok(None);
-                }
-                let mut state = inner.read_state(&owned)?;
-                let before = state.watchers.len();
-                state.watchers.retain(|w| w.client != target);
-                if state.watchers.len() == before {
-                    // Already fenced (or never opened): idempotent success.
-                    return Ok(None);
-                }
-                state.generation += 1;
-                let generation = state.generation;
-                for w in &mut state.watchers {
-                    w.generation = generation;
-                }
-                inner.write_state(&owned, &state)?;
-                Ok(Some(generation))
+            .exclusive(move |inner| async move {
+                // The export goes first: should deleting it fail, the watcher
+                // stays and the volume stays Busy (never released while a
+                // zombie may still write through it).
+                let unexported = inner.unexport(&owned, &target, Unresponsive::Kill).await?;
+                let fenced = inner.blocking(move |i| i.fence_watcher(&owned, &target)).await?;
+                Ok((unexported, fenced))
             })
             .await?;
-        if let Some(generation) = fenced {
-            tracing::info!(volume = name, client = %client.0, generation, "fenced");
+        if unexported || fenced.is_some() {
+            tracing::info!(volume = name, client = %client.0, generation = ?fenced, export_deleted = unexported,
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0, "fenced");
         }
+        Ok(())
+    }
+
+    async fn connect(&self, name: &str, attachment: &str) -> Result<VolumeConnection, BlockError> {
+        util::validate_name("volume", name)?;
+        let owned = name.to_owned();
+        let (conn, generation) = self
+            .inner
+            .exclusive(move |inner| async move {
+                // Watcher first: from here on the volume is Busy, and a crash
+                // at any later point leaves something fence can undo.
+                let vol = owned.clone();
+                let (id, generation) = inner.blocking(move |i| i.register_watcher(&vol)).await?;
+                let Some(ids) = ExportIds::of(&owned, &id.0) else {
+                    return Err(BlockError::Backend(format!("client id {} has an unexpected form", id.0)));
+                };
+                // On failure: the error, and whether nothing of the export
+                // is left (only then may the watcher go).
+                let exported: Result<(), (BlockError, bool)> = async {
+                    let q = inner.qsd.ensure().await.map_err(|e| (e, true))?;
+                    if let Err(e) = qsd::add_export(&q, &inner.img(&owned), &ids).await {
+                        // Undo a half-made export; keep the watcher if even that fails.
+                        return match qsd::remove_export(&q, &ids).await {
+                            Ok(_) => Err((e, true)),
+                            Err(undo) => {
+                                tracing::warn!(volume = %owned, client = %id.0, error = %undo,
+                                    "cannot undo a half-made export; the watcher stays until a fence removes both");
+                                Err((e, false))
+                            }
+                        };
+                    }
+                    Ok(())
+                }
+                .await;
+                if let Err((e, undone)) = exported {
+                    let (vol, client) = (owned.clone(), id.clone());
+                    if undone && let Err(undo) = inner.blocking(move |i| i.remove_watcher(&vol, &client)).await {
+                        tracing::warn!(volume = %owned, client = %id.0, error = %undo, "cannot drop the watcher of a failed connect; fence it");
+                    }
+                    return Err(e);
+                }
+                let conn =
+                    VolumeConnection::Nbd { socket: inner.qsd.nbd_sock(), export: ids.export, client: id.0 };
+                Ok((conn, generation))
+            })
+            .await?;
+        tracing::info!(volume = name, attachment, generation, connection = ?conn, "connected");
+        Ok(conn)
+    }
+
+    async fn disconnect(&self, name: &str, conn: &VolumeConnection) -> Result<(), BlockError> {
+        util::validate_name("volume", name)?;
+        let VolumeConnection::Nbd { client, .. } = conn else {
+            return Err(BlockError::Backend(format!("local volume {name} has no connection {conn:?}")));
+        };
+        let owned = name.to_owned();
+        let client = ClientId(client.clone());
+        let who = client.clone();
+        self.inner
+            .exclusive(move |inner| async move {
+                inner.unexport(&owned, &client, Unresponsive::Fail).await?;
+                inner.blocking(move |i| i.remove_watcher(&owned, &client)).await
+            })
+            .await?;
+        tracing::info!(volume = name, client = %who.0, "disconnected");
         Ok(())
     }
 
@@ -509,19 +749,6 @@ impl OpenClient for LocalClient {
     async fn close(self: Box<Self>) -> Result<(), BlockError> {
         let name = self.name.clone();
         let id = self.id.clone();
-        self.inner
-            .locked(Mode::Exclusive, move |inner| {
-                if !inner.img(&name).exists() {
-                    return Ok(());
-                }
-                let mut state = inner.read_state(&name)?;
-                let before = state.watchers.len();
-                state.watchers.retain(|w| w.client != id);
-                if state.watchers.len() != before {
-                    inner.write_state(&name, &state)?;
-                }
-                Ok(())
-            })
-            .await
+        self.inner.locked(Mode::Exclusive, move |inner| inner.remove_watcher(&name, &id)).await
     }
 }
