@@ -65,6 +65,12 @@ pub struct AgentConfig {
     pub reap_interval: Duration,
     /// Timeout of requests to the controller.
     pub rpc_timeout: Duration,
+    /// The host watchdog's feed file (qemu hosts): after each renewal the
+    /// agent writes until when the host may run VMs, the lease's end minus
+    /// `watchdog_margin`; the watchdog kills the VMs once that passes.
+    pub watchdog_feed: Option<std::path::PathBuf>,
+    /// How long before the lease's end the watchdog fires.
+    pub watchdog_margin: Duration,
 }
 
 impl AgentConfig {
@@ -78,6 +84,8 @@ impl AgentConfig {
             reap_action: ReapAction::Reap,
             reap_interval: Duration::from_secs(10),
             rpc_timeout: Duration::from_secs(2),
+            watchdog_feed: None,
+            watchdog_margin: Duration::from_secs(2),
         }
     }
 }
@@ -215,10 +223,12 @@ impl Agent {
             }
             if epoch.is_none() && !me.faults.cut_off() {
                 let sent = tokio::time::Instant::now();
+                let sent_mono = stratus_driver::qemu::watchdog::monotonic_ms();
                 match me.join().await {
                     Ok(j) => {
                         lease_ttl = Duration::from_millis(j.lease_ttl_ms);
                         lease_until = sent + lease_ttl;
+                        me.feed_watchdog(sent_mono, lease_ttl);
                         info!(host = %me.cfg.host, epoch = j.epoch, "joined; reconciling before taking work");
                         renew_every = Duration::from_millis(j.renew_interval_ms.max(100));
                         next_renew = tokio::time::Instant::now() + renew_every;
@@ -243,8 +253,12 @@ impl Agent {
                     }
                     if let Some(e) = epoch {
                         let sent = tokio::time::Instant::now();
+                        let sent_mono = stratus_driver::qemu::watchdog::monotonic_ms();
                         match me.renew(e).await {
-                            Ok(LeaseReply::Renewed) => lease_until = sent + lease_ttl,
+                            Ok(LeaseReply::Renewed) => {
+                                lease_until = sent + lease_ttl;
+                                me.feed_watchdog(sent_mono, lease_ttl);
+                            }
                             Ok(LeaseReply::MustRejoin) => {
                                 warn!(host = %me.cfg.host, epoch = e, "lease lapsed; rejoining with a new epoch");
                                 epoch = None;
@@ -269,6 +283,16 @@ impl Agent {
                 }
                 _ = shutdown.changed() => {}
             }
+        }
+    }
+
+    /// Tell the host watchdog the VMs may run until the lease (measured
+    /// from when its request was sent) ends, minus the margin.
+    fn feed_watchdog(&self, sent_mono_ms: u64, lease_ttl: Duration) {
+        let Some(file) = &self.cfg.watchdog_feed else { return };
+        let ttl = lease_ttl.saturating_sub(self.cfg.watchdog_margin).as_millis() as u64;
+        if let Err(e) = stratus_driver::qemu::watchdog::feed(file, sent_mono_ms + ttl) {
+            warn!(file = %file.display(), error = %e, "cannot feed the watchdog; it will self-fence the VMs");
         }
     }
 
@@ -549,7 +573,10 @@ impl Agent {
                     PowerState::Running | PowerState::Paused
                 );
                 if running {
-                    self.new_watcher(storage.as_ref(), volume, &known).await?
+                    stratus_blockstore::wait_for_new_watcher(storage.as_ref(), volume, &known, Duration::from_secs(20))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .0
                 } else {
                     // It opens at the next start; a fence also targets the
                     // image's current watchers, so nothing escapes.
@@ -559,26 +586,6 @@ impl Agent {
         };
         info!(host = %self.cfg.host, server = %server_id, attachment = %attachment_id, client = %client, "volume plugged into the VM");
         Ok(client)
-    }
-
-    /// The watcher that appeared on `volume` after the VM opened it.
-    async fn new_watcher(
-        &self,
-        storage: &dyn BlockBackend,
-        volume: &str,
-        known: &[stratus_blockstore::ClientId],
-    ) -> Result<String, String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let now = storage.watchers(volume).await.map_err(|e| e.to_string())?;
-            if let Some(c) = now.into_iter().find(|c| !known.contains(c)) {
-                return Ok(c.0);
-            }
-            if Instant::now() > deadline {
-                return Err(format!("the VM opened volume {volume} but no new storage client appeared"));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     /// Unplug a volume from a VM that opened it itself, then tear down the

@@ -20,6 +20,7 @@
 mod cmdline;
 mod process;
 mod record;
+pub mod watchdog;
 
 pub use record::{Intent, VmRecord, VolumeSlot};
 
