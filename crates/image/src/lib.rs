@@ -48,6 +48,22 @@ pub enum Download {
     },
 }
 
+/// An image `stratus up` seeds: what it must look like, whatever an earlier
+/// start left behind (see [`ImageService::seed_image`]).
+#[derive(Clone, Debug)]
+pub struct SeedImage<'a> {
+    /// Image name (unique among the owner's public images).
+    pub name: &'a str,
+    /// Disk format (`aki`/`ari` for a kernel/ramdisk, `raw` for a disk).
+    pub disk_format: DiskFormat,
+    /// Container format.
+    pub container_format: ContainerFormat,
+    /// Glance properties to set (e.g. `kernel_id`, `ramdisk_id`, `os_command_line`).
+    pub properties: Map<String, Value>,
+    /// The image's bytes.
+    pub data: &'a [u8],
+}
+
 /// The image service: the datastore for records, a directory for bytes.
 #[derive(Clone)]
 pub struct ImageService {
@@ -231,55 +247,100 @@ impl ImageService {
     }
 
     /// Make sure a public, active qcow2/bare image called `name` exists (used by
-    /// `stratus up` to seed `cirros`); idempotent, returns the image id.
+    /// `stratus up` to seed `cirros` for the fake driver); idempotent, returns the image id.
     pub async fn seed(&self, name: &str, owner_project_id: &str, data: &[u8]) -> Result<ImageId, ImageError> {
+        let spec = SeedImage {
+            name,
+            disk_format: DiskFormat::Qcow2,
+            container_format: ContainerFormat::Bare,
+            properties: Map::new(),
+            data,
+        };
+        self.seed_image(owner_project_id, &spec).await
+    }
+
+    /// Make sure a public, active image matching `spec` exists, owned by
+    /// `owner_project_id`, and return its id. Idempotent, and it converges: an
+    /// existing seed image of that name (say from a run with another driver, or
+    /// an older guest build) gets the spec's formats, the spec's properties
+    /// (other properties stay) and the spec's bytes, keeping its id so the images
+    /// that point at it by id stay valid. A seed interrupted between create and
+    /// upload is finished, not duplicated.
+    pub async fn seed_image(&self, owner_project_id: &str, spec: &SeedImage<'_>) -> Result<ImageId, ImageError> {
         let candidates: Vec<ImageRow> = self
             .ds
             .image_list(Some(owner_project_id))
             .await?
             .into_iter()
-            .filter(|r| r.name.as_deref() == Some(name))
+            .filter(|r| r.name.as_deref() == Some(spec.name) && r.visibility == Visibility::Public)
             .collect();
-        if let Some(r) =
-            candidates.iter().find(|r| r.visibility == Visibility::Public && r.status == ImageStatus::Active)
-        {
-            return Ok(r.id);
-        }
-        // A seed interrupted between create and upload is finished, not duplicated.
-        let pending = candidates.into_iter().find(|r| {
-            r.visibility == Visibility::Public && r.status == ImageStatus::Queued && r.owner == owner_project_id
-        });
-        let id = match pending {
-            Some(r) => r.id,
-            None => {
-                let row = ImageRow {
-                    id: ImageId::new(),
-                    name: Some(name.to_string()),
-                    owner: owner_project_id.to_string(),
-                    status: ImageStatus::Queued,
-                    visibility: Visibility::Public,
-                    disk_format: Some(DiskFormat::Qcow2),
-                    container_format: Some(ContainerFormat::Bare),
-                    size: None,
-                    checksum: None,
-                    os_hash_value: None,
-                    min_disk: 0,
-                    min_ram: 0,
-                    protected: false,
-                    properties: "{}".into(),
-                    created_at: stratus_db::SET_ON_INSERT,
-                    updated_at: stratus_db::SET_ON_INSERT,
-                };
-                self.ds.image_create(&row).await?;
-                row.id
+        let ours = |r: &&ImageRow| r.owner == owner_project_id;
+        let existing = candidates
+            .iter()
+            .filter(ours)
+            .find(|r| r.status == ImageStatus::Active)
+            .or_else(|| candidates.iter().filter(ours).find(|r| r.status == ImageStatus::Queued));
+        let Some(row) = existing else {
+            if let Some(r) = candidates.iter().find(|r| r.status == ImageStatus::Active) {
+                // Another project's public image of that name: seeding never touches it.
+                return Ok(r.id);
             }
+            let row = ImageRow {
+                id: ImageId::new(),
+                name: Some(spec.name.to_string()),
+                owner: owner_project_id.to_string(),
+                status: ImageStatus::Queued,
+                visibility: Visibility::Public,
+                disk_format: Some(spec.disk_format),
+                container_format: Some(spec.container_format),
+                size: None,
+                checksum: None,
+                os_hash_value: None,
+                min_disk: 0,
+                min_ram: 0,
+                protected: false,
+                properties: Value::Object(spec.properties.clone()).to_string(),
+                created_at: stratus_db::SET_ON_INSERT,
+                updated_at: stratus_db::SET_ON_INSERT,
+            };
+            self.ds.image_create(&row).await?;
+            return self.seed_data(&row.id, spec.data).await.map(|()| row.id);
         };
-        let mut writer = DataWriter::create(&self.image_dir, &id).await?;
+        let mut props = rules::props_of(row);
+        let props_match = spec.properties.iter().all(|(k, v)| props.get(k) == Some(v));
+        if !props_match
+            || row.disk_format != Some(spec.disk_format)
+            || row.container_format != Some(spec.container_format)
+        {
+            for (k, v) in &spec.properties {
+                props.insert(k.clone(), v.clone());
+            }
+            let updated = ImageRow {
+                disk_format: Some(spec.disk_format),
+                container_format: Some(spec.container_format),
+                properties: Value::Object(props).to_string(),
+                ..row.clone()
+            };
+            self.ds.image_update(&updated).await?;
+        }
+        let data_match = row.status == ImageStatus::Active
+            && row.size == i64::try_from(spec.data.len()).ok()
+            && row.os_hash_value.as_deref() == Some(store::sha512_hex(spec.data).as_str())
+            && tokio::fs::try_exists(data_path(&self.image_dir, &row.id)).await.unwrap_or(false);
+        if !data_match {
+            self.seed_data(&row.id, spec.data).await?;
+        }
+        Ok(row.id)
+    }
+
+    /// Store a seed image's bytes and mark it active.
+    async fn seed_data(&self, id: &ImageId, data: &[u8]) -> Result<(), ImageError> {
+        let mut writer = DataWriter::create(&self.image_dir, id).await?;
         for chunk in data.chunks(1 << 20) {
             writer.write(chunk).await?;
         }
         let stored = writer.finish().await?;
-        self.record_data(&id, &stored).await.map(|()| id)
+        self.record_data(id, &stored).await
     }
 
     /// Record stored data; if the image vanished meanwhile, drop the file again.

@@ -18,6 +18,12 @@ pub fn data_path(dir: &Path, id: &ImageId) -> PathBuf {
     dir.join(id.to_string())
 }
 
+/// SHA-512 hex of `data` (Glance's `os_hash_value`), to tell whether stored
+/// bytes already are these.
+pub(crate) fn sha512_hex(data: &[u8]) -> String {
+    hex::encode(Sha512::digest(data))
+}
+
 /// Writes image bytes to a temporary file while hashing them; `finish`
 /// moves the file into place, dropping it unfinished removes it.
 pub(crate) struct DataWriter {

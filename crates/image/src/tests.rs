@@ -183,6 +183,57 @@ async fn seed_finishes_an_interrupted_seed_instead_of_duplicating_it() {
 }
 
 #[tokio::test]
+async fn seed_image_converges_formats_properties_and_bytes_keeping_the_id() {
+    let e = env().await;
+    let admin = ctx("adm", "admin");
+    // A first start with the fake driver: the qcow2 stand-in.
+    let id = e.svc.seed("cirros", "adm", b"standin").await.expect("seed");
+    // A later start with a real driver: a raw disk booted with a kernel.
+    let props = json!({"kernel_id": "k-1", "os_command_line": "console=ttyS0"});
+    let spec = SeedImage {
+        name: "cirros",
+        disk_format: DiskFormat::Raw,
+        container_format: ContainerFormat::Bare,
+        properties: props.as_object().cloned().expect("object"),
+        data: &[0u8; 4096],
+    };
+    assert_eq!(e.svc.seed_image("adm", &spec).await.expect("seed raw"), id, "same image, converged");
+    let row = e.svc.get_visible(&admin, &id.to_string()).await.expect("get");
+    assert_eq!(row.disk_format, Some(DiskFormat::Raw));
+    assert_eq!(row.container_format, Some(ContainerFormat::Bare));
+    assert_eq!(row.size, Some(4096));
+    assert_eq!(rules::props_of(&row).get("kernel_id"), Some(&json!("k-1")));
+    match e.svc.download(&admin, &id.to_string()).await.expect("download") {
+        Download::Data { bytes, .. } => assert_eq!(bytes, vec![0u8; 4096]),
+        Download::Empty => panic!("seeded image has no data"),
+    }
+    // Seeding the same spec again changes nothing (same checksum, same update time).
+    assert_eq!(e.svc.seed_image("adm", &spec).await.expect("again"), id);
+    let again = e.svc.get_visible(&admin, &id.to_string()).await.expect("get");
+    assert_eq!(again.updated_at, row.updated_at);
+    let query = ListImagesQuery::parse(&[("name".into(), "cirros".into())]).expect("query");
+    assert_eq!(e.svc.list(&admin, &query).await.expect("list").images.len(), 1);
+    // A kernel image: aki/aki, active with its bytes.
+    let kernel = SeedImage {
+        name: "k",
+        disk_format: DiskFormat::Aki,
+        container_format: ContainerFormat::Aki,
+        properties: Map::new(),
+        data: b"kernel",
+    };
+    let kid = e.svc.seed_image("adm", &kernel).await.expect("kernel");
+    let k = e.svc.get_visible(&admin, &kid.to_string()).await.expect("get kernel");
+    assert_eq!(
+        (k.disk_format, k.container_format, k.status),
+        (Some(DiskFormat::Aki), Some(ContainerFormat::Aki), ImageStatus::Active)
+    );
+    // A rebuilt kernel replaces the bytes under the same id.
+    let rebuilt = SeedImage { data: b"kernel v2", ..kernel };
+    assert_eq!(e.svc.seed_image("adm", &rebuilt).await.expect("rebuilt"), kid);
+    assert_eq!(e.svc.get_visible(&admin, &kid.to_string()).await.expect("get").size, Some(9));
+}
+
+#[tokio::test]
 async fn find_visible_resolves_ids_then_names_within_the_rule() {
     let e = env().await;
     let mine = ctx("p1", "member");

@@ -2,10 +2,29 @@
 //! the `cirros` image, and `clouds.yaml`. Every step is idempotent, so a
 //! restart with the same data dir keeps everything.
 
+use crate::config::GuestFiles;
 use anyhow::Context;
+use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
 use stratus_db::FlavorRow;
+use stratus_image::{ContainerFormat, DiskFormat, SeedImage};
 use stratus_server::AppState;
+
+/// What the `cirros` image is: it follows the driver the hosts run.
+#[derive(Clone, Debug)]
+pub enum Seed {
+    /// The fake driver never reads the bytes: a small qcow2 stand-in.
+    Fake,
+    /// A real guest: `cirros` is a blank raw disk booted with this kernel and ramdisk.
+    Guest(GuestFiles),
+}
+
+/// Kernel command line of the seeded guest (`os_command_line`): serial console
+/// (what `os-getConsoleOutput` reads), quiet, and a panic powers the VM off.
+pub const GUEST_COMMAND_LINE: &str = "console=ttyS0 quiet panic=-1";
+
+/// Size of the seeded blank raw disk; the driver grows a server's root disk to its flavor.
+const BLANK_DISK_BYTES: usize = 1 << 20;
 
 /// Passwords of the bootstrap users.
 pub struct Credentials {
@@ -45,7 +64,7 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Create users, flavors and the seed image if missing.
-pub async fn bootstrap(state: &AppState, data_dir: &Path) -> anyhow::Result<Credentials> {
+pub async fn bootstrap(state: &AppState, data_dir: &Path, seed: &Seed) -> anyhow::Result<Credentials> {
     let (admin, admin_from_env) = password(data_dir, "admin", "STRATUS_ADMIN_PASSWORD")?;
     let (demo, demo_from_env) = password(data_dir, "demo", "STRATUS_DEMO_PASSWORD")?;
     let admin_project =
@@ -75,15 +94,68 @@ pub async fn bootstrap(state: &AppState, data_dir: &Path) -> anyhow::Result<Cred
             })
             .await?;
     }
-    // A small stand-in for the CirrOS image: a qcow2 magic and deterministic bytes.
-    let mut data = b"QFI\xfb\x00\x00\x00\x03".to_vec();
-    data.extend((0..(64 * 1024)).map(|i: u32| (i % 251) as u8));
-    state
-        .images
-        .seed("cirros", &admin_project, &data)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot seed the cirros image: {e}"))?;
+    seed_images(state, &admin_project, seed).await?;
     Ok(Credentials { admin, demo })
+}
+
+/// Seed the `cirros` image (and, for a real guest, its kernel and ramdisk images).
+async fn seed_images(state: &AppState, admin_project: &str, seed: &Seed) -> anyhow::Result<()> {
+    let seed_one = async |spec: SeedImage<'_>| {
+        state
+            .images
+            .seed_image(admin_project, &spec)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot seed the {} image: {e}", spec.name))
+    };
+    match seed {
+        Seed::Fake => {
+            // A small stand-in for the CirrOS image: a qcow2 magic and deterministic bytes.
+            let mut data = b"QFI\xfb\x00\x00\x00\x03".to_vec();
+            data.extend((0..(64 * 1024)).map(|i: u32| (i % 251) as u8));
+            seed_one(SeedImage {
+                name: "cirros",
+                disk_format: DiskFormat::Qcow2,
+                container_format: ContainerFormat::Bare,
+                properties: Map::new(),
+                data: &data,
+            })
+            .await?;
+        }
+        Seed::Guest(files) => {
+            let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read the guest's {}", p.display()));
+            let kernel = read(&files.kernel)?;
+            let ramdisk = read(&files.ramdisk)?;
+            let kernel_id = seed_one(SeedImage {
+                name: "cirros-kernel",
+                disk_format: DiskFormat::Aki,
+                container_format: ContainerFormat::Aki,
+                properties: Map::new(),
+                data: &kernel,
+            })
+            .await?;
+            let ramdisk_id = seed_one(SeedImage {
+                name: "cirros-ramdisk",
+                disk_format: DiskFormat::Ari,
+                container_format: ContainerFormat::Ari,
+                properties: Map::new(),
+                data: &ramdisk,
+            })
+            .await?;
+            let mut properties = Map::new();
+            properties.insert("kernel_id".into(), json!(kernel_id.to_string()));
+            properties.insert("ramdisk_id".into(), json!(ramdisk_id.to_string()));
+            properties.insert("os_command_line".into(), Value::from(GUEST_COMMAND_LINE));
+            seed_one(SeedImage {
+                name: "cirros",
+                disk_format: DiskFormat::Raw,
+                container_format: ContainerFormat::Bare,
+                properties,
+                data: &vec![0u8; BLANK_DISK_BYTES],
+            })
+            .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Write `<data_dir>/clouds.yaml` with the `stratus` and `stratus-admin` clouds.

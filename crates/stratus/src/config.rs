@@ -248,6 +248,70 @@ impl AgentArgs {
     }
 }
 
+/// Which hypervisor driver runs a compute host's servers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum DriverKind {
+    /// A file per VM and no guest: fast, so the default for tests and the benchmark.
+    #[default]
+    Fake,
+    /// A real `qemu-system-x86_64` per server, booting the seeded kernel and ramdisk.
+    Qemu,
+}
+
+/// The hypervisor driver, for the roles that run compute hosts (`up`, `compute`).
+#[derive(Args, Clone, Debug)]
+pub struct DriverArgs {
+    /// Hypervisor driver of the compute hosts.
+    #[arg(long, env = "STRATUS_DRIVER", value_enum, default_value_t = DriverKind::default())]
+    pub driver: DriverKind,
+}
+
+/// The script that builds the tiny guest, named in every error about a missing one.
+pub const GUEST_BUILD_SCRIPT: &str = "scripts/guest/build-tiny-guest.sh";
+
+/// Where the bootable guest `up --driver qemu` seeds as the `cirros` image comes from.
+#[derive(Args, Clone, Debug)]
+pub struct GuestArgs {
+    /// Directory with the tiny guest's `vmlinuz` and `initrd.img` (build it with
+    /// scripts/guest/build-tiny-guest.sh DIR); seeded as the `cirros` image's
+    /// kernel and ramdisk under `--driver qemu`.
+    #[arg(long, env = "STRATUS_GUEST_DIR")]
+    pub guest_dir: Option<PathBuf>,
+}
+
+/// The files of a built tiny guest, checked to exist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestFiles {
+    /// The kernel (`vmlinuz`), seeded as an `aki` image.
+    pub kernel: PathBuf,
+    /// The initramfs (`initrd.img`), seeded as an `ari` image.
+    pub ramdisk: PathBuf,
+}
+
+impl GuestArgs {
+    /// The guest's kernel and ramdisk; a clear error naming the build script
+    /// when the directory is not given or not built.
+    pub fn guest_files(&self) -> anyhow::Result<GuestFiles> {
+        let dir = self.guest_dir.as_ref().with_context(|| {
+            format!(
+                "--driver qemu needs --guest-dir DIR (or STRATUS_GUEST_DIR) holding the tiny guest; \
+                 build it with {GUEST_BUILD_SCRIPT} DIR"
+            )
+        })?;
+        let files = GuestFiles { kernel: dir.join("vmlinuz"), ramdisk: dir.join("initrd.img") };
+        for f in [&files.kernel, &files.ramdisk] {
+            anyhow::ensure!(
+                f.is_file(),
+                "guest dir {}: {} is missing; build the guest with {GUEST_BUILD_SCRIPT} {}",
+                dir.display(),
+                f.display(),
+                dir.display()
+            );
+        }
+        Ok(files)
+    }
+}
+
 /// Which block storage backend serves volumes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum VolumeBackendKind {
@@ -392,6 +456,23 @@ mod tests {
         assert!("-1".parse::<Secs>().is_err());
         assert!("ten".parse::<Secs>().is_err());
         assert_eq!(Secs(Duration::from_millis(50)).to_string(), "0.05");
+    }
+
+    #[test]
+    fn a_missing_guest_names_the_build_script() {
+        let none = GuestArgs { guest_dir: None };
+        let e = none.guest_files().expect_err("no dir").to_string();
+        assert!(e.contains(GUEST_BUILD_SCRIPT) && e.contains("--guest-dir"), "{e}");
+        let dir = std::env::temp_dir().join(format!("stratus-guest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("vmlinuz"), b"k").expect("write");
+        let half = GuestArgs { guest_dir: Some(dir.clone()) };
+        let e = half.guest_files().expect_err("no initrd").to_string();
+        assert!(e.contains("initrd.img") && e.contains(GUEST_BUILD_SCRIPT), "{e}");
+        std::fs::write(dir.join("initrd.img"), b"r").expect("write");
+        let files = half.guest_files().expect("built");
+        assert_eq!(files.kernel, dir.join("vmlinuz"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -41,7 +41,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Start the whole cloud in one process (API, controller, fake compute hosts).
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Run only the API role (HTTP), sharing the database with controllers and joined over NATS.
     Api(ApiArgs),
     /// Run only the controller role (operations, scheduler, liveness); several may run.
@@ -91,6 +91,10 @@ struct UpArgs {
     operations: OperationArgs,
     #[command(flatten)]
     agent: AgentArgs,
+    #[command(flatten)]
+    driver: DriverArgs,
+    #[command(flatten)]
+    guest: GuestArgs,
 }
 
 #[derive(Args)]
@@ -138,6 +142,8 @@ struct ComputeArgs {
     agent: AgentArgs,
     #[command(flatten)]
     backend: BackendArgs,
+    #[command(flatten)]
+    driver: DriverArgs,
 }
 
 #[derive(Args)]
@@ -163,7 +169,7 @@ async fn main() -> anyhow::Result<()> {
     let faults = cli.faults.as_deref().map(|l| Faults::from_list(l, FaultMode::AbortProcess)).unwrap_or_default();
     stratus_types::faults::install(faults.clone());
     match cli.cmd {
-        Cmd::Up(a) => up(a, faults).await,
+        Cmd::Up(a) => up(*a, faults).await,
         Cmd::Api(a) => api(a).await,
         Cmd::Controller(a) => controller(a, faults).await,
         Cmd::Compute(a) => compute(a, faults).await,
@@ -224,6 +230,7 @@ async fn api_role(
     bus: Arc<dyn Bus>,
     ds: Datastore,
     data_dir: PathBuf,
+    seed: &bootstrap::Seed,
 ) -> anyhow::Result<(ApiRole, stratus_controller::ControllerConfig)> {
     let listener = tokio::net::TcpListener::bind(a.http.listen)
         .await
@@ -257,7 +264,7 @@ async fn api_role(
         volume: volume.clone(),
         images: Arc::new(ImageService::new(ds.clone(), image_dir)),
     };
-    let creds = bootstrap::bootstrap(&state, &data_dir).await?;
+    let creds = bootstrap::bootstrap(&state, &data_dir, seed).await?;
     Ok((ApiRole { listener, public_url, state, volume, storage, data_dir, creds }, cfg))
 }
 
@@ -277,13 +284,19 @@ async fn serve(role: ApiRole, hosts: u32, stop_tx: watch::Sender<bool>) -> anyho
 }
 
 async fn up(a: UpArgs, faults: Faults) -> anyhow::Result<()> {
+    // A real guest must exist before anything starts: no half-seeded cloud.
+    let seed = match a.driver.driver {
+        DriverKind::Fake => bootstrap::Seed::Fake,
+        DriverKind::Qemu => bootstrap::Seed::Guest(a.guest.guest_files()?),
+    };
     let (data_dir, ds) = open_data_dir(&a.api.data).await?;
     let bus: Arc<dyn Bus> = match &a.nats_url {
         Some(url) => Arc::new(NatsBus::connect(url).await?),
         None => Arc::new(InProcessBus::new()),
     };
     let (role, cfg) =
-        api_role(&a.api, Some((&a.leases, &a.deletes, &a.operations)), bus.clone(), ds.clone(), data_dir).await?;
+        api_role(&a.api, Some((&a.leases, &a.deletes, &a.operations)), bus.clone(), ds.clone(), data_dir, &seed)
+            .await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     // The storage reconciler (interrupted volume creates and deletes, the
     // cleanup queue, fence lifts) runs in the controller role only: under
@@ -298,6 +311,8 @@ async fn up(a: UpArgs, faults: Faults) -> anyhow::Result<()> {
         let host = format!("compute-{i}");
         let host_dir = role.data_dir.join("hosts").join(&host);
         std::fs::create_dir_all(&host_dir)?;
+        // The hosts run the fake driver whatever `--driver` says until the qemu
+        // driver is wired in here; only the seeded image follows `--driver` so far.
         let driver = Arc::new(FakeDriver::new(a.agent.fake_driver(Some(host_dir.join("vms")))));
         let agent = Agent::new(bus.clone(), driver, a.agent.agent(&host), AgentFaults::default())
             .with_storage(role.storage.clone())
@@ -310,7 +325,7 @@ async fn up(a: UpArgs, faults: Faults) -> anyhow::Result<()> {
 async fn api(a: ApiArgs) -> anyhow::Result<()> {
     let (data_dir, ds) = open_data_dir(&a.api.data).await?;
     let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats.nats_url).await?);
-    let (role, _cfg) = api_role(&a.api, None, bus, ds, data_dir).await?;
+    let (role, _cfg) = api_role(&a.api, None, bus, ds, data_dir, &bootstrap::Seed::Fake).await?;
     let (stop_tx, _stop_rx) = watch::channel(false);
     serve(role, 0, stop_tx).await
 }
@@ -346,6 +361,9 @@ async fn controller(a: ControllerArgs, faults: Faults) -> anyhow::Result<()> {
 async fn compute(a: ComputeArgs, fault_points: Faults) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.state_dir).with_context(|| format!("cannot create {}", a.state_dir.display()))?;
     let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats.nats_url).await?);
+    // `--driver` is parsed (a typo fails at start); the host runs the fake
+    // driver until the qemu driver is wired in here.
+    let _ = a.driver.driver;
     let driver = Arc::new(FakeDriver::new(a.agent.fake_driver(Some(a.state_dir.join("vms")))));
     let faults = AgentFaults::default();
     #[cfg(unix)]

@@ -432,3 +432,71 @@ async fn audit_finds_and_repairs_leaks() {
         "the real server's VM is kept"
     );
 }
+
+/// `up --driver qemu` seeds a bootable image: `cirros` is a blank raw disk whose
+/// `kernel_id`, `ramdisk_id` and `os_command_line` name the guest's kernel (aki)
+/// and ramdisk (ari) images, seeded from `--guest-dir`; a restart converges
+/// instead of duplicating.
+#[tokio::test]
+async fn qemu_driver_seeds_a_kernel_booted_cirros() {
+    let guest = std::env::temp_dir().join(format!("stratus-guest-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&guest).expect("mkdir");
+    std::fs::write(guest.join("vmlinuz"), b"a kernel").expect("write");
+    std::fs::write(guest.join("initrd.img"), b"an initramfs").expect("write");
+    let dir = guest.to_str().expect("utf-8 path");
+    let mut cloud = Cloud::start_with_args(&["--driver", "qemu", "--guest-dir", dir], &[]).await;
+    let token = cloud.demo().await;
+    let image = |name: &'static str| {
+        let (c, t) = (&cloud, token.clone());
+        async move {
+            let (s, v) = c.call(&t, Method::GET, &format!("/image/v2/images?name={name}"), None).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            assert_eq!(v["images"].as_array().map(Vec::len), Some(1), "one {name}: {v}");
+            v["images"][0].clone()
+        }
+    };
+    let cirros = image("cirros").await;
+    let kernel = image("cirros-kernel").await;
+    let ramdisk = image("cirros-ramdisk").await;
+    assert_eq!((cirros["disk_format"].as_str(), cirros["container_format"].as_str()), (Some("raw"), Some("bare")));
+    assert_eq!(cirros["status"], "active");
+    assert_eq!(cirros["kernel_id"], kernel["id"]);
+    assert_eq!(cirros["ramdisk_id"], ramdisk["id"]);
+    assert_eq!(cirros["os_command_line"], "console=ttyS0 quiet panic=-1");
+    assert_eq!((kernel["disk_format"].as_str(), kernel["container_format"].as_str()), (Some("aki"), Some("aki")));
+    assert_eq!((ramdisk["disk_format"].as_str(), ramdisk["container_format"].as_str()), (Some("ari"), Some("ari")));
+    assert_eq!(kernel["size"], 8);
+    assert_eq!(kernel["visibility"], "public");
+    // A rebuilt guest: same ids, new bytes.
+    std::fs::write(guest.join("vmlinuz"), b"a rebuilt kernel").expect("write");
+    cloud.restart().await;
+    let token = cloud.demo().await;
+    let (s, v) = cloud.call(&token, Method::GET, "/image/v2/images?name=cirros-kernel", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["images"][0]["id"], kernel["id"]);
+    assert_eq!(v["images"][0]["size"], 16);
+    let (_, v) = cloud.call(&token, Method::GET, "/image/v2/images?name=cirros", None).await;
+    assert_eq!(v["images"][0]["id"], cirros["id"]);
+    cloud.kill();
+    let _ = std::fs::remove_dir_all(&guest);
+}
+
+/// `up --driver qemu` without a built guest stops at once with an error that
+/// names the script building it.
+#[test]
+fn qemu_driver_without_a_guest_is_a_clear_startup_error() {
+    let data = std::env::temp_dir().join(format!("stratus-noguest-{}", uuid::Uuid::new_v4()));
+    for extra in [&["--guest-dir", "/nonexistent/guest"][..], &[][..]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+            .args(["up", "--driver", "qemu", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .args(extra)
+            .env_remove("STRATUS_GUEST_DIR")
+            .output()
+            .expect("run stratus up");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "up started without a guest: {stderr}");
+        assert!(stderr.contains("scripts/guest/build-tiny-guest.sh"), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}
