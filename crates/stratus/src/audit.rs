@@ -9,16 +9,30 @@ use stratus_db::Datastore;
 use stratus_image::ImageService;
 use stratus_types::VmState;
 
-/// VMs on each fake host of a cloud (`<data_dir>/hosts/<host>/vms/<server>.json`).
+/// VMs on each host of a cloud: fake VMs (`<data_dir>/hosts/<host>/vms/<server>.json`)
+/// and qemu VMs (`<data_dir>/hosts/<host>/qemu/<server>/vm.json`, whether or not
+/// their process runs: a stopped VM is still the host's).
 fn host_vms(data_dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let mut out = BTreeMap::new();
     let Ok(hosts) = std::fs::read_dir(data_dir.join("hosts")) else { return out };
     for h in hosts.flatten() {
         let name = h.file_name().to_string_lossy().to_string();
-        let vms: BTreeSet<String> = vm_files(&h.path()).into_iter().map(|(id, _)| id).collect();
+        let mut vms: BTreeSet<String> = vm_files(&h.path()).into_iter().map(|(id, _)| id).collect();
+        vms.extend(qemu_vms(&h.path()));
         out.insert(name, vms);
     }
     out
+}
+
+/// The qemu VM directories of one host.
+fn qemu_vms(host_dir: &Path) -> Vec<String> {
+    std::fs::read_dir(host_dir.join("qemu"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("vm.json").exists() || e.path().join("qemu.pid").exists())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect()
 }
 
 /// The VM files of one fake host: (server id, path).
@@ -164,6 +178,7 @@ pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
         }
         if repair {
             // Safe: these servers are deleted; destroying their fake VMs is what the reaper does.
+            // (A qemu VM is a process: only its host's reaper destroys it.)
             for (id, path) in vm_files(&data_dir.join("hosts").join(&host)) {
                 if !expected.contains(&id) {
                     std::fs::remove_file(path)?;

@@ -264,6 +264,25 @@ pub struct DriverArgs {
     /// Hypervisor driver of the compute hosts.
     #[arg(long, env = "STRATUS_DRIVER", value_enum, default_value_t = DriverKind::default())]
     pub driver: DriverKind,
+    /// qemu driver: the emulator binary.
+    #[arg(long, env = "STRATUS_QEMU_BINARY", default_value = "qemu-system-x86_64")]
+    pub qemu_binary: PathBuf,
+    /// qemu driver: vCPUs offered per host CPU (Nova's `cpu_allocation_ratio`).
+    #[arg(long, env = "STRATUS_CPU_ALLOCATION_RATIO", default_value_t = 16.0)]
+    pub cpu_allocation_ratio: f64,
+    /// qemu driver: RAM offered per MiB of host RAM (Nova's `ram_allocation_ratio`).
+    #[arg(long, env = "STRATUS_RAM_ALLOCATION_RATIO", default_value_t = 1.5)]
+    pub ram_allocation_ratio: f64,
+    /// qemu driver: disk offered per free GiB (Nova's `disk_allocation_ratio`).
+    #[arg(long, env = "STRATUS_DISK_ALLOCATION_RATIO", default_value_t = 1.0)]
+    pub disk_allocation_ratio: f64,
+    /// qemu driver: host RAM MiB kept for the host itself (Nova's `reserved_host_memory_mb`).
+    #[arg(long, env = "STRATUS_RESERVED_HOST_MEMORY_MB", default_value_t = 512)]
+    pub reserved_host_memory_mb: u64,
+    /// qemu driver: the host watchdog kills the VMs this long before the
+    /// host's lease would expire if the agent stops renewing it.
+    #[arg(long, env = "STRATUS_WATCHDOG_MARGIN", default_value_t = Secs(Duration::from_secs(2)))]
+    pub watchdog_margin: Secs,
 }
 
 /// The script that builds the tiny guest, named in every error about a missing one.

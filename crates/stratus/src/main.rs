@@ -5,6 +5,7 @@
 mod audit;
 mod bootstrap;
 mod config;
+mod hosts;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -17,7 +18,6 @@ use stratus_compute::{Agent, AgentFaults};
 use stratus_controller::Controller;
 use stratus_controller::compute_api::ComputeApi;
 use stratus_db::Datastore;
-use stratus_driver::FakeDriver;
 use stratus_image::ImageService;
 use stratus_types::faults::{FaultMode, Faults};
 use stratus_volume::VolumeService;
@@ -48,6 +48,10 @@ enum Cmd {
     Controller(ControllerArgs),
     /// Run one compute host agent as its own process, joined over NATS.
     Compute(ComputeArgs),
+    /// The host watchdog of a qemu compute host (started by `stratus
+    /// compute`): kills the host's VMs when the agent stops renewing its lease.
+    #[command(hide = true)]
+    Watchdog(WatchdogArgs),
     /// Compare servers, zombies, ports, operations, notifications and the
     /// hosts' actual VMs; print every disagreement; exit 1 if there is any.
     Audit(AuditArgs),
@@ -147,6 +151,16 @@ struct ComputeArgs {
 }
 
 #[derive(Args)]
+struct WatchdogArgs {
+    /// The qemu driver's VM directory of the host.
+    #[arg(long)]
+    vm_dir: PathBuf,
+    /// The file the agent feeds.
+    #[arg(long)]
+    feed_file: PathBuf,
+}
+
+#[derive(Args)]
 struct AuditArgs {
     #[command(flatten)]
     data: DataArgs,
@@ -173,6 +187,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Api(a) => api(a).await,
         Cmd::Controller(a) => controller(a, faults).await,
         Cmd::Compute(a) => compute(a, faults).await,
+        Cmd::Watchdog(a) => hosts::run_watchdog(a.vm_dir, a.feed_file, std::time::Duration::from_millis(100)).await,
         Cmd::Audit(a) => {
             let clean = audit::run(&a.data.data_dir, a.repair).await?;
             if !clean {
@@ -311,10 +326,9 @@ async fn up(a: UpArgs, faults: Faults) -> anyhow::Result<()> {
         let host = format!("compute-{i}");
         let host_dir = role.data_dir.join("hosts").join(&host);
         std::fs::create_dir_all(&host_dir)?;
-        // The hosts run the fake driver whatever `--driver` says until the qemu
-        // driver is wired in here; only the seeded image follows `--driver` so far.
-        let driver = Arc::new(FakeDriver::new(a.agent.fake_driver(Some(host_dir.join("vms")))));
-        let agent = Agent::new(bus.clone(), driver, a.agent.agent(&host), AgentFaults::default())
+        let image_dir = role.data_dir.join("images");
+        let (driver, agent_cfg) = hosts::host_driver(&a.driver, &a.agent, &host, &host_dir, &image_dir)?;
+        let agent = Agent::new(bus.clone(), driver, agent_cfg, AgentFaults::default())
             .with_storage(role.storage.clone())
             .with_fault_points(faults.clone());
         tokio::spawn(agent.run(stop_rx.clone()));
@@ -361,10 +375,8 @@ async fn controller(a: ControllerArgs, faults: Faults) -> anyhow::Result<()> {
 async fn compute(a: ComputeArgs, fault_points: Faults) -> anyhow::Result<()> {
     std::fs::create_dir_all(&a.state_dir).with_context(|| format!("cannot create {}", a.state_dir.display()))?;
     let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats.nats_url).await?);
-    // `--driver` is parsed (a typo fails at start); the host runs the fake
-    // driver until the qemu driver is wired in here.
-    let _ = a.driver.driver;
-    let driver = Arc::new(FakeDriver::new(a.agent.fake_driver(Some(a.state_dir.join("vms")))));
+    let image_dir = a.data.data_dir.join("images");
+    let (driver, agent_cfg) = hosts::host_driver(&a.driver, &a.agent, &a.host, &a.state_dir, &image_dir)?;
     let faults = AgentFaults::default();
     #[cfg(unix)]
     {
@@ -393,7 +405,7 @@ async fn compute(a: ComputeArgs, fault_points: Faults) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let storage = a.backend.backend(&a.data.data_dir)?;
     let agent =
-        Agent::new(bus, driver, a.agent.agent(&a.host), faults).with_storage(storage).with_fault_points(fault_points);
+        Agent::new(bus, driver, agent_cfg, faults).with_storage(storage).with_fault_points(fault_points);
     let task = tokio::spawn(agent.run(stop_rx));
     println!("Stratus compute agent {} started", a.host);
     shutdown_signal().await;

@@ -1,0 +1,138 @@
+//! Building a compute host: its hypervisor driver, its capacity and, for
+//! real VMs, its watchdog.
+
+use crate::config::{AgentArgs, DriverArgs, DriverKind};
+use anyhow::Context as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use stratus_compute::AgentConfig;
+use stratus_driver::qemu::{QemuConfig, QemuDriver, watchdog};
+use stratus_driver::{Driver, FakeDriver};
+use tracing::info;
+
+/// Where a host keeps the qemu driver's VM directories.
+pub fn qemu_vm_dir(host_dir: &Path) -> PathBuf {
+    host_dir.join("qemu")
+}
+
+/// The watchdog's feed file of a host.
+pub fn watchdog_feed(host_dir: &Path) -> PathBuf {
+    host_dir.join("watchdog.feed")
+}
+
+/// The driver of one host and the agent settings that go with it: the
+/// fake driver offers the configured fake capacity; the qemu driver offers
+/// what the machine has, times the allocation ratios, and arms a watchdog.
+pub fn host_driver(
+    driver: &DriverArgs,
+    agent: &AgentArgs,
+    host: &str,
+    host_dir: &Path,
+    image_dir: &Path,
+) -> anyhow::Result<(Arc<dyn Driver>, AgentConfig)> {
+    let mut cfg = agent.agent(host);
+    match driver.driver {
+        DriverKind::Fake => Ok((Arc::new(FakeDriver::new(agent.fake_driver(Some(host_dir.join("vms"))))), cfg)),
+        DriverKind::Qemu => {
+            let vm_dir = qemu_vm_dir(host_dir);
+            let mut q = QemuConfig::new(vm_dir.clone(), image_dir.to_path_buf());
+            q.qemu_binary = driver.qemu_binary.clone();
+            let d = QemuDriver::new(q).context("starting the qemu driver")?;
+            let cap = machine_capacity(&vm_dir);
+            cfg.vcpus = (cap.cpus as f64 * driver.cpu_allocation_ratio).floor() as i64;
+            cfg.memory_mb = ((cap.memory_mb.saturating_sub(driver.reserved_host_memory_mb)) as f64
+                * driver.ram_allocation_ratio)
+                .floor() as i64;
+            cfg.disk_gb = (cap.disk_gb as f64 * driver.disk_allocation_ratio).floor() as i64;
+            let feed = watchdog_feed(host_dir);
+            ensure_watchdog(&vm_dir, &feed)?;
+            cfg.watchdog_feed = Some(feed);
+            cfg.watchdog_margin = driver.watchdog_margin.0;
+            info!(host, accel = ?d.accel(), vcpus = cfg.vcpus, memory_mb = cfg.memory_mb, disk_gb = cfg.disk_gb,
+                  "qemu host: capacity from the machine times the allocation ratios");
+            Ok((Arc::new(d), cfg))
+        }
+    }
+}
+
+/// What the machine has.
+struct Capacity {
+    cpus: u64,
+    memory_mb: u64,
+    disk_gb: u64,
+}
+
+fn machine_capacity(dir: &Path) -> Capacity {
+    let cpus = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1);
+    let memory_mb = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb / 1024)
+        .unwrap_or(0);
+    let disk_gb = free_disk_gb(dir).unwrap_or(0);
+    Capacity { cpus, memory_mb, disk_gb }
+}
+
+fn free_disk_gb(dir: &Path) -> Option<u64> {
+    // `df` is everywhere and avoids an unsafe statvfs binding.
+    let out = std::process::Command::new("df").args(["--output=avail", "-B1G"]).arg(dir).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().nth(1)?.trim().parse().ok()
+}
+
+/// Start the host's watchdog (a detached `stratus watchdog` process) unless
+/// one already watches this feed file. It outlives the agent on purpose:
+/// it is what kills the VMs when the agent is dead.
+pub fn ensure_watchdog(vm_dir: &Path, feed: &Path) -> anyhow::Result<()> {
+    let pidfile = feed.with_extension("pid");
+    if let Ok(pid) = std::fs::read_to_string(&pidfile)
+        && let Ok(cmdline) = std::fs::read(format!("/proc/{}/cmdline", pid.trim()))
+        && String::from_utf8_lossy(&cmdline).contains(feed.to_string_lossy().as_ref())
+    {
+        return Ok(());
+    }
+    let exe = std::env::current_exe().context("locating the stratus binary for the watchdog")?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(feed.with_extension("log"))?;
+    let child = std::process::Command::new(exe)
+        .arg("watchdog")
+        .arg("--vm-dir")
+        .arg(vm_dir)
+        .arg("--feed-file")
+        .arg(feed)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .env_remove("STRATUS_FAULTS")
+        .process_group(0)
+        .spawn()
+        .context("starting the watchdog")?;
+    std::fs::write(&pidfile, format!("{}\n", child.id()))?;
+    info!(pid = child.id(), feed = %feed.display(), "watchdog started");
+    Ok(())
+}
+
+/// Run the watchdog in this process (the `stratus watchdog` subcommand).
+/// It exits when its VM directory is removed (the host was decommissioned).
+pub async fn run_watchdog(vm_dir: PathBuf, feed_file: PathBuf, poll: Duration) -> anyhow::Result<()> {
+    let cfg = watchdog::WatchdogConfig { vm_dir: vm_dir.clone(), feed_file, poll };
+    let guard = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            if !vm_dir.exists() {
+                info!(dir = %vm_dir.display(), "watchdog: VM directory removed; exiting");
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = watchdog::run(cfg) => {}
+        _ = guard => {}
+    }
+    Ok(())
+}
