@@ -7,6 +7,7 @@
 //!   inventory), monitors liveness, runs operations (create, delete, power)
 //!   and relays notifications from the outbox to the bus.
 
+mod boot;
 pub mod compute_api;
 pub mod config;
 mod controller;

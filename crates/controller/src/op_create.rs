@@ -104,11 +104,12 @@ impl Handler for CreateServer {
             cx.step(CreateStep::Spawn).await?;
             ds.event_start(&server.id, &op.request_id, EV_BUILD, Some(&host)).await?;
             let svc = ds.service_get_by_host(&host).await?;
+            let boot = crate::boot::boot_spec(ds, &server, server.image_id, server.disk_gb).await?;
             let kind = CommandKind::Spawn {
                 vcpus: server.vcpus,
                 ram_mb: server.ram_mb,
                 image_id: server.image_id,
-                boot: None,
+                boot: Some(boot),
             };
             match s
                 .run_command(

@@ -290,8 +290,13 @@ impl Lifecycle {
             if !cx.done(UnshelveStep::Spawn) {
                 cx.step(UnshelveStep::Spawn).await?;
                 let image = server.shelved_image_id.or(server.image_id);
-                let kind =
-                    CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: image, boot: None };
+                let boot = crate::boot::boot_spec(ds, &server, image, server.disk_gb).await?;
+                let kind = CommandKind::Spawn {
+                    vcpus: server.vcpus,
+                    ram_mb: server.ram_mb,
+                    image_id: image,
+                    boot: Some(boot),
+                };
                 if let Err(e) = s.host_command(&op.id, &server.id, &host, kind, self.build_deadlines()).await {
                     let back = Transition {
                         from_task: Some(Some(TaskState::Unshelving)),
@@ -392,11 +397,12 @@ impl Lifecycle {
         let dest = migration.dest_host.clone().unwrap_or_default();
         cx.step(ResizeStep::Migrate).await?;
         let _ = s.host_command(&op.id, &server.id, &source, CommandKind::PowerOff, self.d()).await;
+        let boot = crate::boot::boot_spec(ds, &server, server.image_id, new_flavor.disk_gb).await?;
         let spawn = CommandKind::Spawn {
             vcpus: new_flavor.vcpus,
             ram_mb: new_flavor.ram_mb,
             image_id: server.image_id,
-            boot: None,
+            boot: Some(boot),
         };
         let spawned = s.host_command(&op.id, &server.id, &dest, spawn, self.build_deadlines()).await;
         let spawned = match spawned {
@@ -569,8 +575,13 @@ impl Lifecycle {
         };
         let dest = m.dest_host.clone().unwrap_or_default();
         cx.step(EvacuateStep::Rebuild).await?;
-        let spawn =
-            CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: server.image_id, boot: None };
+        let boot = crate::boot::boot_spec(ds, &server, server.image_id, server.disk_gb).await?;
+        let spawn = CommandKind::Spawn {
+            vcpus: server.vcpus,
+            ram_mb: server.ram_mb,
+            image_id: server.image_id,
+            boot: Some(boot),
+        };
         if let Err(e) = s.host_command(&op.id, &server.id, &dest, spawn, self.build_deadlines()).await {
             ds.migration_set(m.id, MigrationStatus::Error, None).await?;
             let tr = Transition {

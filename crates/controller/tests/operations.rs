@@ -21,14 +21,14 @@ use stratus_blockstore::BlockBackend;
 use stratus_blockstore::local::LocalBackend;
 use stratus_bus::{Bus, InProcessBus};
 use stratus_compute::{Agent, AgentConfig, AgentFaults};
-use stratus_controller::compute_api::{Action, ComputeApi, ServerSpec};
+use stratus_controller::compute_api::{Action, ComputeApi, ServerSpec, VolumeBdm};
 use stratus_controller::{Controller, ControllerConfig};
 use stratus_db::{Datastore, FlavorRow, QuotaLimits};
-use stratus_driver::{Driver, FakeDriver, FakeDriverConfig};
+use stratus_driver::{Driver, DriverError, FakeDriver, FakeDriverConfig, VmInfo, VmSpec};
 use stratus_image::ImageService;
 use stratus_ops::{OpError, Outcome};
 use stratus_types::faults::{FaultMode, Faults};
-use stratus_types::{MigrationKind, MigrationStatus, OpKind, OpState, OperationId, ServerId};
+use stratus_types::{MigrationKind, MigrationStatus, OpKind, OpState, OperationId, PowerState, ServerId};
 use stratus_volume::{VolumeConfig, VolumeService};
 use tokio::sync::watch;
 
@@ -42,6 +42,8 @@ struct Cloud {
     ctl: Controller,
     storage: Arc<LocalBackend>,
     drivers: BTreeMap<String, FakeDriver>,
+    /// Every spawn an agent was asked for: (host, spec).
+    spawns: Spawns,
     agent_stops: BTreeMap<String, watch::Sender<bool>>,
     stop: watch::Sender<bool>,
     ctx: AuthContext,
@@ -55,6 +57,53 @@ impl Drop for Cloud {
             let _ = s.send(true);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+type Spawns = Arc<std::sync::Mutex<Vec<(String, VmSpec)>>>;
+
+/// The fake driver, recording each spawn's spec (what the controller sent).
+struct Recording {
+    host: String,
+    inner: FakeDriver,
+    spawns: Spawns,
+}
+
+#[async_trait::async_trait]
+impl Driver for Recording {
+    async fn spawn(&self, spec: &VmSpec) -> Result<(), DriverError> {
+        self.spawns.lock().expect("spawns").push((self.host.clone(), spec.clone()));
+        self.inner.spawn(spec).await
+    }
+    async fn destroy(&self, id: &ServerId) -> Result<(), DriverError> {
+        self.inner.destroy(id).await
+    }
+    async fn power_off(&self, id: &ServerId) -> Result<(), DriverError> {
+        self.inner.power_off(id).await
+    }
+    async fn power_on(&self, id: &ServerId) -> Result<(), DriverError> {
+        self.inner.power_on(id).await
+    }
+    async fn reboot(&self, id: &ServerId, hard: bool) -> Result<(), DriverError> {
+        self.inner.reboot(id, hard).await
+    }
+    async fn pause(&self, id: &ServerId) -> Result<(), DriverError> {
+        self.inner.pause(id).await
+    }
+    async fn unpause(&self, id: &ServerId) -> Result<(), DriverError> {
+        self.inner.unpause(id).await
+    }
+    async fn suspend(&self, id: &ServerId) -> Result<(), DriverError> {
+        self.inner.suspend(id).await
+    }
+    async fn resume(&self, id: &ServerId) -> Result<(), DriverError> {
+        self.inner.resume(id).await
+    }
+    async fn list(&self) -> Result<Vec<VmInfo>, DriverError> {
+        self.inner.list().await
+    }
+    async fn power_state(&self, id: &ServerId) -> Result<PowerState, DriverError> {
+        self.inner.power_state(id).await
     }
 }
 
@@ -82,7 +131,8 @@ fn flavor(id: &str, vcpus: i64) -> FlavorRow {
         name: format!("f{id}"),
         vcpus,
         ram_mb: 512,
-        disk_gb: 1,
+        // Flavors differ in root disk too, so a resize's new size is visible.
+        disk_gb: vcpus,
         ephemeral_gb: 0,
         swap_mb: 0,
         rxtx_factor: 1.0,
@@ -122,6 +172,7 @@ impl Cloud {
         let (stop, stop_rx) = watch::channel(false);
         ctl.start_services(stop_rx).await.expect("controller services");
         let mut drivers = BTreeMap::new();
+        let spawns = Spawns::default();
         let mut agent_stops = BTreeMap::new();
         for host in HOSTS {
             let driver = FakeDriver::new(FakeDriverConfig {
@@ -131,7 +182,8 @@ impl Cloud {
                 state_dir: None,
             });
             let acfg = AgentConfig { vcpus: 64, memory_mb: 1 << 20, disk_gb: 1 << 16, ..AgentConfig::fake(host) };
-            let agent = Agent::new(bus.clone(), Arc::new(driver.clone()), acfg, AgentFaults::default())
+            let recording = Recording { host: host.to_string(), inner: driver.clone(), spawns: spawns.clone() };
+            let agent = Agent::new(bus.clone(), Arc::new(recording), acfg, AgentFaults::default())
                 .with_storage(storage.clone());
             let (tx, rx) = watch::channel(false);
             tokio::spawn(agent.run(rx));
@@ -158,7 +210,7 @@ impl Cloud {
             expires_at: now + chrono::Duration::hours(1),
         };
         let api = ComputeApi::new(ds.clone(), bus, cfg);
-        Cloud { ds, api, ctl, storage, drivers, agent_stops, stop, ctx, dir }
+        Cloud { ds, api, ctl, storage, drivers, spawns, agent_stops, stop, ctx, dir }
     }
 
     /// The one open operation of `server`.
@@ -261,16 +313,25 @@ impl Cloud {
 
     /// A new server, with its create operation recorded (not driven).
     async fn server(&self) -> (ServerId, OperationId) {
+        self.server_from(None, vec![]).await
+    }
+
+    /// A new server booted from `image_id` and/or `volumes`, its create operation recorded (not driven).
+    async fn server_from(
+        &self,
+        image_id: Option<stratus_types::ImageId>,
+        volumes: Vec<VolumeBdm>,
+    ) -> (ServerId, OperationId) {
         let spec = ServerSpec {
             name: "s".into(),
-            image_id: None,
+            image_id,
             flavor: flavor("1", 1),
             metadata: BTreeMap::new(),
             key_name: None,
             availability_zone: None,
             allocate_network: true,
             count: 1,
-            volumes: vec![],
+            volumes,
         };
         let created = self.api.create_servers(&self.ctx, &spec, "req-create").await.expect("create");
         let id = created[0].server.id;
@@ -563,4 +624,94 @@ async fn a_payload_that_does_not_decode_fails_the_operation_loudly() {
     let s = cloud.ds.server_get_any(&id).await.expect("server");
     assert!(s.task_state.is_none(), "the task is cleared");
     assert!(s.fault.is_some_and(|f| f.contains("invalid parameters")), "the server shows the fault");
+}
+
+/// Every spawn carries the [`BootSpec`](stratus_types::agent::BootSpec) a
+/// real driver needs: the root disk from the flavor, and the kernel, ramdisk
+/// and command line from the image's Glance properties, on create, resize (the
+/// new flavor's disk), unshelve (from the shelve snapshot, which lacks them:
+/// the server's image gives them), evacuate, and for a boot-from-volume server
+/// from the image its root volume was built from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_commands_carry_the_boot_spec() {
+    use serde_json::json;
+    use stratus_image::{ContainerFormat, DiskFormat, SeedImage};
+    let cloud = Cloud::new(Opts::default()).await;
+    let images = ImageService::new(cloud.ds.clone(), cloud.dir.join("images"));
+    let seed = |name: &'static str, disk_format, container_format, props: serde_json::Value| {
+        let images = images.clone();
+        async move {
+            let spec = SeedImage {
+                name,
+                disk_format,
+                container_format,
+                properties: props.as_object().cloned().unwrap_or_default(),
+                data: &[0u8; 512],
+            };
+            images.seed_image("p1", &spec).await.expect("seed image")
+        }
+    };
+    let kernel = seed("k", DiskFormat::Aki, ContainerFormat::Aki, json!({})).await;
+    let ramdisk = seed("r", DiskFormat::Ari, ContainerFormat::Ari, json!({})).await;
+    let props = json!({
+        "kernel_id": kernel.to_string(),
+        "ramdisk_id": ramdisk.to_string(),
+        "os_command_line": "console=ttyS0 quiet panic=-1",
+    });
+    let image = seed("guest", DiskFormat::Raw, ContainerFormat::Bare, props).await;
+    let plain = seed("plain", DiskFormat::Raw, ContainerFormat::Bare, json!({})).await;
+    let booted = |root_gb: i64| stratus_types::agent::BootSpec {
+        root_gb,
+        kernel_id: Some(kernel),
+        ramdisk_id: Some(ramdisk),
+        kernel_args: Some("console=ttyS0 quiet panic=-1".into()),
+    };
+    let last_spawn = |id: ServerId| {
+        let spawns = cloud.spawns.lock().expect("spawns");
+        spawns.iter().rev().find(|(_, s)| s.server_id == id).map(|(h, s)| (h.clone(), s.boot.clone()))
+    };
+
+    // Create, from an image booted with its own kernel.
+    let (id, create) = cloud.server_from(Some(image), vec![]).await;
+    assert!(!cloud.drive(&create, Faults::none()).await);
+    assert_eq!(last_spawn(id).map(|s| s.1), Some(booted(1)), "create");
+    // Resize to flavor 2: the new flavor's root disk.
+    cloud.run(OpKind::Resize, &id).await;
+    assert_eq!(last_spawn(id).map(|s| s.1), Some(booted(2)), "resize");
+    cloud.run(OpKind::ConfirmResize, &id).await;
+    // Shelve (offloaded at once), unshelve: the snapshot has no kernel properties.
+    cloud.run(OpKind::Shelve, &id).await;
+    let shelved = cloud.ds.server_get_any(&id).await.expect("server");
+    assert!(shelved.shelved_image_id.is_some(), "offloaded with a snapshot");
+    let n = cloud.spawns.lock().expect("spawns").len();
+    cloud.run(OpKind::Unshelve, &id).await;
+    assert!(cloud.spawns.lock().expect("spawns").len() > n, "unshelve spawned");
+    assert_eq!(last_spawn(id).map(|s| s.1), Some(booted(2)), "unshelve");
+    // Evacuate: the source host dies, the VM is rebuilt elsewhere.
+    let host = cloud.ds.server_get_any(&id).await.expect("server").host.expect("host");
+    let _ = cloud.agent_stops[&host].send(true);
+    let svc = cloud.ds.service_get_by_host(&host).await.expect("svc");
+    cloud.ds.service_update(&svc.uuid, None, None, Some(true)).await.expect("force down");
+    cloud.run(OpKind::Evacuate, &id).await;
+    let (dest, boot) = last_spawn(id).expect("evacuation spawn");
+    assert_ne!(dest, host, "evacuated to the other host");
+    assert_eq!(boot, booted(2), "evacuate");
+
+    // Boot from a volume built from the image: its properties, the flavor's disk.
+    let root = VolumeBdm {
+        image_id: Some(image.to_string()),
+        volume_id: None,
+        size_gb: 1,
+        boot_index: Some(0),
+        delete_on_termination: true,
+    };
+    let (bfv, create) = cloud.server_from(None, vec![root]).await;
+    assert!(!cloud.drive(&create, Faults::none()).await);
+    assert_eq!(last_spawn(bfv).map(|s| s.1), Some(booted(1)), "boot from volume");
+
+    // An image without kernel properties: only the root disk.
+    let (p, create) = cloud.server_from(Some(plain), vec![]).await;
+    assert!(!cloud.drive(&create, Faults::none()).await);
+    let plain_boot = stratus_types::agent::BootSpec { root_gb: 1, ..Default::default() };
+    assert_eq!(last_spawn(p).map(|s| s.1), Some(plain_boot), "plain image");
 }
