@@ -283,6 +283,10 @@ pub struct DriverArgs {
     /// host's lease would expire if the agent stops renewing it.
     #[arg(long, env = "STRATUS_WATCHDOG_MARGIN", default_value_t = Secs(Duration::from_secs(2)))]
     pub watchdog_margin: Secs,
+    /// qemu driver: run the host watchdog (self-fencing). Turn it off only
+    /// where every VM disk is on storage the controller can fence.
+    #[arg(long, env = "STRATUS_WATCHDOG", default_value_t = true, action = clap::ArgAction::Set)]
+    pub watchdog: bool,
 }
 
 /// The script that builds the tiny guest, named in every error about a missing one.

@@ -46,10 +46,14 @@ pub fn host_driver(
                 * driver.ram_allocation_ratio)
                 .floor() as i64;
             cfg.disk_gb = (cap.disk_gb as f64 * driver.disk_allocation_ratio).floor() as i64;
-            let feed = watchdog_feed(host_dir);
-            ensure_watchdog(&vm_dir, &feed)?;
-            cfg.watchdog_feed = Some(feed);
-            cfg.watchdog_margin = driver.watchdog_margin.0;
+            if driver.watchdog {
+                let feed = watchdog_feed(host_dir);
+                ensure_watchdog(&vm_dir, &feed)?;
+                cfg.watchdog_feed = Some(feed);
+                cfg.watchdog_margin = driver.watchdog_margin.0;
+            } else {
+                tracing::warn!(host, "host watchdog off: only storage fencing protects volumes of a lost host");
+            }
             info!(host, accel = ?d.accel(), vcpus = cfg.vcpus, memory_mb = cfg.memory_mb, disk_gb = cfg.disk_gb,
                   "qemu host: capacity from the machine times the allocation ratios");
             Ok((Arc::new(d), cfg))

@@ -1,10 +1,12 @@
 //! The `qemu` driver: every server is a real `qemu-system-x86_64` process.
 //!
 //! Layout: one directory per VM under the driver's state directory, holding
-//! `vm.json` (the [`record::VmRecord`]), `qmp.sock`, `qemu.pid`,
+//! `vm.json` (the [`record::VmRecord`]), `qemu.pid`,
 //! `console.log` (the serial console, appended across restarts),
 //! `qemu.log` (qemu's own stderr), `cmdline` (the command line used, for the
 //! operator), the local root disk and copies of the boot kernel/ramdisk.
+//! QMP sockets live in a short per-state-directory path under the temp
+//! directory ([`default_socket_dir`]), since a socket path must fit 108 bytes.
 //!
 //! Why this shape:
 //! - The VM is a process that outlives the agent, exactly the zombie the
@@ -67,6 +69,9 @@ impl Accel {
 pub struct QemuConfig {
     /// Where VM directories live (per host).
     pub state_dir: PathBuf,
+    /// Where the VMs' QMP sockets live: a short path, because a Unix socket
+    /// path must fit in 108 bytes and state directories can be deep.
+    pub socket_dir: PathBuf,
     /// The image store (one file per image id), read to build root disks and
     /// to copy direct-boot kernels and ramdisks.
     pub image_dir: PathBuf,
@@ -99,6 +104,7 @@ impl QemuConfig {
     /// Defaults for VMs under `state_dir` booting images from `image_dir`.
     pub fn new(state_dir: PathBuf, image_dir: PathBuf) -> Self {
         Self {
+            socket_dir: default_socket_dir(&state_dir),
             state_dir,
             image_dir,
             qemu_binary: "qemu-system-x86_64".into(),
@@ -114,6 +120,18 @@ impl QemuConfig {
             unplug_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// A short directory for the QMP sockets of the VMs under `state_dir`,
+/// unique to it (a stable FNV-1a hash of the path, so an upgraded agent finds
+/// the sockets of VMs an older one started).
+pub fn default_socket_dir(state_dir: &Path) -> PathBuf {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in state_dir.as_os_str().as_encoded_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    std::env::temp_dir().join(format!("stratus-qmp-{h:016x}"))
 }
 
 /// Paths of one VM's directory.
@@ -138,11 +156,11 @@ pub struct VmPaths {
 }
 
 impl VmPaths {
-    fn new(state_dir: &Path, id: &ServerId) -> Self {
+    fn new(state_dir: &Path, socket_dir: &Path, id: &ServerId) -> Self {
         let dir = state_dir.join(id.to_string());
         Self {
             record: dir.join("vm.json"),
-            qmp: dir.join("qmp.sock"),
+            qmp: socket_dir.join(format!("{id}.qmp")),
             pidfile: dir.join("qemu.pid"),
             console: dir.join("console.log"),
             log: dir.join("qemu.log"),
@@ -174,6 +192,12 @@ impl QemuDriver {
     /// still running from an earlier agent (they are managed from now on).
     pub fn new(cfg: QemuConfig) -> Result<Self, DriverError> {
         std::fs::create_dir_all(&cfg.state_dir).map_err(|e| io("creating the VM state directory", e))?;
+        std::fs::create_dir_all(&cfg.socket_dir).map_err(|e| io("creating the QMP socket directory", e))?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let private = std::fs::Permissions::from_mode(0o700);
+            std::fs::set_permissions(&cfg.socket_dir, private).map_err(|e| io("securing the QMP socket directory", e))?;
+        }
         let accel = cfg.accel.unwrap_or_else(Accel::detect);
         let me = Self { cfg: Arc::new(cfg), accel, locks: Arc::default() };
         let (mut running, mut stopped) = (0, 0);
@@ -202,7 +226,7 @@ impl QemuDriver {
 
     /// Paths of a server's VM directory.
     pub fn paths(&self, id: &ServerId) -> VmPaths {
-        VmPaths::new(&self.cfg.state_dir, id)
+        VmPaths::new(&self.cfg.state_dir, &self.cfg.socket_dir, id)
     }
 
     fn lock(&self, id: &ServerId) -> Arc<tokio::sync::Mutex<()>> {
@@ -529,6 +553,7 @@ impl Driver for QemuDriver {
         let _g = lock.lock().await;
         let p = self.paths(server_id);
         self.stop_process(&p).await?;
+        let _ = std::fs::remove_file(&p.qmp);
         match tokio::fs::remove_dir_all(&p.dir).await {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

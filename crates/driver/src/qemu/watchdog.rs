@@ -64,9 +64,10 @@ pub struct WatchdogConfig {
 /// many were killed.
 pub async fn fence_all(vm_dir: &Path) -> usize {
     let mut killed = 0;
+    let sockets = super::default_socket_dir(vm_dir);
     for e in std::fs::read_dir(vm_dir).into_iter().flatten().flatten() {
         let dir = e.path();
-        let qmp = dir.join("qmp.sock");
+        let qmp = sockets.join(format!("{}.qmp", e.file_name().to_string_lossy()));
         let Some(pid) = process::live_pid(&dir.join("qemu.pid"), &qmp) else { continue };
         // Halt the guest's CPUs first (a few ms), then end the process. A
         // stopped (SIGSTOP) qemu answers no QMP: straight to SIGKILL.

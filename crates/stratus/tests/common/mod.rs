@@ -285,6 +285,9 @@ impl Cloud {
 impl Drop for Cloud {
     fn drop(&mut self) {
         self.kill();
+        // VMs, storage daemons and watchdogs outlive their agents by design:
+        // end every process that names this cloud's data dir, pass or fail.
+        let _ = Command::new("pkill").arg("-9").arg("-f").arg(self.data_dir.as_os_str()).status();
         if self.owns_dir && !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.data_dir);
         }

@@ -1,0 +1,359 @@
+//! The seed problem with real VMs: every server is a real qemu running the
+//! tiny guest, which writes `counter=N` to sector 0 of every disk once a
+//! second. These tests kill, stop and restart real processes and read the
+//! counters back from the volumes, so "no write after the fence" is counted
+//! on the disk, not inferred.
+//!
+//! Needs qemu and the guest (scripts/test installs qemu and builds the guest
+//! into target/guest, exporting STRATUS_GUEST_DIR) and, for rbd, the
+//! single-node Ceph scripts/test starts (CEPH_CONF).
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(90);
+
+fn guest_dir() -> String {
+    std::env::var("STRATUS_GUEST_DIR").unwrap_or_else(|_| {
+        panic!("STRATUS_GUEST_DIR is not set: run scripts/test (it builds the guest with scripts/guest/build-tiny-guest.sh)")
+    })
+}
+
+fn ceph_conf() -> String {
+    std::env::var("CEPH_CONF")
+        .unwrap_or_else(|_| panic!("CEPH_CONF is not set: run the tests with scripts/test, which starts a single-node Ceph"))
+}
+
+/// A cloud with an API+controller process and two `stratus compute --driver qemu` hosts.
+struct QemuCloud {
+    cloud: Cloud,
+    agents: Vec<AgentProc>,
+    _nats: Nats,
+    backend: String,
+}
+
+impl QemuCloud {
+    async fn start(backend: &str, watchdog: bool) -> Self {
+        let nats = Nats::start();
+        let guest = guest_dir();
+        let mut args = vec![
+            "--fake-hosts",
+            "0",
+            "--nats-url",
+            nats.url.as_str(),
+            "--volume-backend",
+            backend,
+            "--driver",
+            "qemu",
+            "--guest-dir",
+            guest.as_str(),
+        ];
+        let conf = if backend == "rbd" { Some(ceph_conf()) } else { None };
+        if let Some(c) = conf.as_deref() {
+            args.extend(["--ceph-conf", c]);
+        }
+        let env = [("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1")];
+        let cloud = Cloud::start_with_args(&args, &env).await;
+        let data_dir = cloud.data_dir.to_string_lossy().to_string();
+        let wd = if watchdog { "true" } else { "false" };
+        let mut agent_env: Vec<(&str, &str)> = vec![
+            ("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1"),
+            ("STRATUS_DATA_DIR", data_dir.as_str()),
+            ("STRATUS_VOLUME_BACKEND", backend),
+            ("STRATUS_DRIVER", "qemu"),
+            ("STRATUS_WATCHDOG", wd),
+        ];
+        if let Some(c) = conf.as_deref() {
+            agent_env.push(("STRATUS_CEPH_CONF", c));
+        }
+        let agents = ["compute-1", "compute-2"]
+            .iter()
+            .map(|h| AgentProc::start(h, &nats, cloud.data_dir.join("hosts").join(h), &agent_env))
+            .collect();
+        let me = Self { cloud, agents, _nats: nats, backend: backend.to_string() };
+        let admin = me.cloud.admin().await;
+        me.wait_hosts_up(&admin).await;
+        me
+    }
+
+    async fn wait_hosts_up(&self, admin: &str) {
+        let deadline = Instant::now() + T;
+        loop {
+            let (_, v) = self.cloud.call(admin, Method::GET, "/compute/v2.1/os-services", None).await;
+            let up = v["services"]
+                .as_array()
+                .map(|a| a.iter().filter(|s| s["binary"] == "nova-compute" && s["state"] == "up").count())
+                .unwrap_or(0);
+            if up == self.agents.len() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "hosts not up: {v}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    fn agent_of(&self, host: &str) -> usize {
+        self.agents.iter().position(|a| a.host == host).expect("agent")
+    }
+
+    async fn host_of(&self, admin: &str, id: &str) -> String {
+        let (_, v) = self.cloud.call(admin, Method::GET, &format!("/compute/v2.1/servers/{id}"), None).await;
+        v["server"]["OS-EXT-SRV-ATTR:host"].as_str().expect("host").to_string()
+    }
+
+    fn vm_dir(&self, host: &str, id: &str) -> PathBuf {
+        self.cloud.data_dir.join("hosts").join(host).join("qemu").join(id)
+    }
+
+    fn qemu_pid(&self, host: &str, id: &str) -> Option<u32> {
+        let pid: u32 = std::fs::read_to_string(self.vm_dir(host, id).join("qemu.pid")).ok()?.trim().parse().ok()?;
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        String::from_utf8_lossy(&cmd).contains(id).then_some(pid)
+    }
+
+    fn console(&self, host: &str, id: &str) -> String {
+        std::fs::read_to_string(self.vm_dir(host, id).join("console.log")).unwrap_or_default()
+    }
+
+    /// Sector 0 of a volume as the guest left it: `counter=N tag=T dev=D`.
+    fn sector0(&self, backend_name: &str) -> String {
+        let target = if self.backend == "rbd" {
+            format!("rbd:rbd/{backend_name}:conf={}", ceph_conf())
+        } else {
+            self.cloud.data_dir.join("volumes").join(format!("{backend_name}.img")).to_string_lossy().to_string()
+        };
+        let out = Command::new("qemu-io")
+            .args(["-r", "-U", "-f", "raw", &target, "-c", "read -v 0 64"])
+            .output()
+            .expect("qemu-io");
+        assert!(out.status.success(), "qemu-io read: {}", String::from_utf8_lossy(&out.stderr));
+        // `read -v` prints "OFFSET:  hex bytes  ascii"; decode the hex columns.
+        let mut bytes = Vec::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some((_, rest)) = line.split_once(':') else { continue };
+            for w in rest.split_whitespace().take(16) {
+                match u8::from_str_radix(w, 16) {
+                    Ok(b) if w.len() == 2 => bytes.push(b),
+                    _ => break,
+                }
+            }
+        }
+        String::from_utf8_lossy(&bytes).trim_end_matches('\0').to_string()
+    }
+
+    fn counter(&self, backend_name: &str) -> u64 {
+        let s = self.sector0(backend_name);
+        s.strip_prefix("counter=")
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// The last `wrote <dev> N` before the first `write failed <dev>` on the
+/// console (the counter at the fence), and how many writes failed.
+fn fence_point(console: &str, dev: &str) -> (Option<u64>, usize) {
+    let mut last_ok = None;
+    let mut failed = 0;
+    for line in console.lines() {
+        let mut w = line.trim_end_matches('\r').split_whitespace();
+        match (w.next(), w.next(), w.next(), w.next()) {
+            (Some("wrote"), Some(d), Some(n), None) if d == dev && failed == 0 => last_ok = n.parse().ok(),
+            (Some("write"), Some("failed"), Some(d), Some(_)) if d == dev => failed += 1,
+            _ => {}
+        }
+    }
+    (last_ok, failed)
+}
+
+/// Is `pid` a live process (not gone, not a defunct entry nobody reaped)?
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.split_whitespace().next() != Some("Z")))
+        .unwrap_or(false)
+}
+
+async fn wait_volume(c: &Cloud, tok: &str, id: &str, status: &str) {
+    let deadline = Instant::now() + T;
+    loop {
+        let (_, v) = c.call(tok, Method::GET, &format!("/volume/v3/volumes/{id}"), None).await;
+        if v["volume"]["status"] == status {
+            return;
+        }
+        assert!(Instant::now() < deadline, "volume {id} never {status}: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn create_volume(c: &Cloud, tok: &str, name: &str) -> String {
+    let (s, v) =
+        c.call(tok, Method::POST, "/volume/v3/volumes", Some(json!({"volume": {"size": 1, "name": name}}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let id = v["volume"]["id"].as_str().expect("id").to_string();
+    wait_volume(c, tok, &id, "available").await;
+    id
+}
+
+async fn attach(c: &Cloud, tok: &str, server: &str, volume: &str) {
+    let (s, v) = c
+        .call(
+            tok,
+            Method::POST,
+            &format!("/compute/v2.1/servers/{server}/os-volume_attachments"),
+            Some(json!({"volumeAttachment": {"volumeId": volume}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    wait_volume(c, tok, volume, "in-use").await;
+}
+
+async fn delete_events(c: &Cloud, id: &str) -> Vec<stratus_db::EventRow> {
+    let db = c.db().await;
+    let a = db.action_list(&sid(id)).await.expect("actions").into_iter().find(|a| a.action == "delete").expect("delete");
+    db.action_get(&sid(id), &a.request_id).await.expect("events").1
+}
+
+/// Nova's seed problem 1, with a real zombie: the host's agent dies, its
+/// qemu keeps writing, the API deletes the server. The storage fence (rbd
+/// blocklist / NBD export deletion) must cut the VM off before any volume is
+/// released, and the counters on the volumes must never move again.
+async fn real_zombie(backend: &str) {
+    let qc = QemuCloud::start(backend, false).await;
+    let c = &qc.cloud;
+    let tok = c.demo().await;
+    let admin = c.admin().await;
+    let data = create_volume(c, &tok, "data").await;
+    let image = c.cirros(&tok).await;
+    let bdm = json!([{"boot_index": 0, "uuid": image, "source_type": "image", "destination_type": "volume", "volume_size": 1, "delete_on_termination": true}]);
+    let t = Instant::now();
+    let (s, v) = c
+        .call(
+            &tok,
+            Method::POST,
+            "/compute/v2.1/servers",
+            Some(json!({"server": {"name": "bfv", "imageRef": "", "flavorRef": "1", "block_device_mapping_v2": bdm}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let id = v["server"]["id"].as_str().expect("id").to_string();
+    let shown = c.wait_status(&tok, &id, "ACTIVE", T).await;
+    eprintln!("MEASURE {backend}: boot-from-volume POST -> ACTIVE with a real VM: {} ms", t.elapsed().as_millis());
+    let root = shown["server"]["os-extended-volumes:volumes_attached"][0]["id"].as_str().expect("root").to_string();
+    attach(c, &tok, &id, &data).await;
+    let db = c.db().await;
+    let root_name = db.volume_get(&vid(&root)).await.expect("root").backend_name;
+    let data_name = db.volume_get(&vid(&data)).await.expect("data").backend_name;
+    let host = qc.host_of(&admin, &id).await;
+    // The guest writes both disks.
+    wait_until("counters advance on both volumes", T, || qc.counter(&root_name) >= 2 && qc.counter(&data_name) >= 2)
+        .await;
+    let data_dev = qc.sector0(&data_name).split("dev=").nth(1).map(|d| d.trim().to_string()).expect("dev");
+
+    // The host's agent dies; its qemu lives on and keeps writing.
+    let pid = qc.qemu_pid(&host, &id).expect("qemu runs");
+    let mut qc = qc;
+    let idx = qc.agent_of(&host);
+    qc.agents[idx].kill9();
+    let c = &qc.cloud;
+    let before = qc.counter(&data_name);
+    wait_until("the zombie keeps writing", Duration::from_secs(10), || qc.counter(&data_name) > before).await;
+
+    let started = Instant::now();
+    let (s, _) = c.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let took = c.wait_gone(&tok, &id, T).await;
+    eprintln!("MEASURE {backend}: DELETE of a real zombie VM's server -> 404 in {} ms", started.elapsed().as_millis());
+    assert!(took <= Duration::from_secs(30), "{took:?}");
+    assert!(qc.qemu_pid(&host, &id) == Some(pid), "the zombie qemu still runs (its agent is dead)");
+
+    // The fence came before any volume was released.
+    let events = delete_events(c, &id).await;
+    let fence = events.iter().find(|e| e.event == "controller_fence_storage").expect("fence event");
+    let release = events.iter().find(|e| e.event == "controller_release_volumes").expect("release event");
+    assert!(fence.finish_time.expect("fence finished") <= release.start_time, "{events:#?}");
+    assert_eq!(fence.details.as_deref().map(|d| d.matches("fenced client").count()), Some(2), "{events:#?}");
+    eprintln!("{backend} fence: {:?}", fence.details);
+
+    // From the fence on, every guest write fails and the counter is frozen.
+    wait_until("the guest sees its writes fail", Duration::from_secs(10), || {
+        fence_point(&qc.console(&host, &id), &data_dev).1 >= 2
+    })
+    .await;
+    let frozen = qc.counter(&data_name);
+    let (last_ok, failed) = fence_point(&qc.console(&host, &id), &data_dev);
+    let last_ok = last_ok.expect("writes before the fence");
+    // A write in flight at the fence may land without its reply: N or N+1.
+    assert!(frozen == last_ok || frozen == last_ok + 1, "counter {frozen} vs last acknowledged write {last_ok}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, failed_later) = fence_point(&qc.console(&host, &id), &data_dev);
+    assert!(failed_later > failed, "the zombie keeps trying");
+    assert_eq!(qc.counter(&data_name), frozen, "no write lands after the fence");
+    eprintln!("MEASURE {backend}: counter frozen at {frozen}; {failed_later} guest writes refused after the fence");
+
+    // The root volume is gone; the data volume is free and holds the frozen counter.
+    let (s, _) = c.call(&tok, Method::GET, &format!("/volume/v3/volumes/{root}"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    wait_volume(c, &tok, &data, "available").await;
+
+    // A new server on the other host reads the frozen counter.
+    let other = c.create_server(&tok, "other").await;
+    c.wait_status(&tok, &other, "ACTIVE", T).await;
+    attach(c, &tok, &other, &data).await;
+    let other_host = qc.host_of(&admin, &other).await;
+    wait_until("the new VM reads the frozen counter", T, || {
+        qc.console(&other_host, &other).lines().any(|l| l.contains("START") && l.contains(&format!("counter={frozen}")))
+    })
+    .await;
+
+    // The dead host returns: the zombie is gone within a poll interval, fences clear, audit is clean.
+    let mut qc = qc;
+    qc.agents[idx].restart();
+    let c = &qc.cloud;
+    let deadline = Instant::now() + T;
+    loop {
+        let zombies = db.zombie_list(None).await.expect("z");
+        let pending = db.cleanup_pending().await.expect("q");
+        if zombies.is_empty() && pending.is_empty() && qc.qemu_pid(&host, &id).is_none() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not released: zombies {zombies:?} cleanups {pending:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!alive(pid), "zombie qemu {pid} ended");
+    let (clean, report) = c.audit();
+    assert!(clean, "{report}");
+    let (s, _) = c.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{other}"), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    c.wait_gone(&tok, &other, T).await;
+    wait_volume(c, &tok, &data, "available").await;
+    let (s, _) = c.call(&tok, Method::DELETE, &format!("/volume/v3/volumes/{data}"), None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_zombie_vm_is_fenced_on_local_nbd() {
+    real_zombie("local").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn real_zombie_vm_is_fenced_on_real_ceph() {
+    real_zombie("rbd").await;
+}
+
+#[allow(dead_code)]
+fn _unused(_: Value) {}
