@@ -205,6 +205,16 @@ impl Agent {
                 }
             }
         };
+        let console_subject = agent_console_subject(&me.cfg.host);
+        let mut console = loop {
+            match me.bus.subscribe(&console_subject).await {
+                Ok(s) => break s,
+                Err(e) => {
+                    warn!(host = %me.cfg.host, error = %e, "cannot subscribe to console reads; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        };
         let mut epoch: Option<i64> = None;
         // The agent's own view of its lease, by its monotonic clock, measured
         // conservatively from when each request was sent. Once it lapses the
@@ -274,6 +284,15 @@ impl Agent {
                     }
                     let valid = if tokio::time::Instant::now() < lease_until { epoch } else { None };
                     me.clone().on_command(msg, valid).await;
+                }
+                msg = console.next() => {
+                    let Some(msg) = msg else { warn!("console subscription closed"); return; };
+                    if me.faults.cut_off() {
+                        continue; // partitioned: the request never arrives
+                    }
+                    // A read: answered whatever the lease says, off the loop.
+                    let me2 = me.clone();
+                    tokio::spawn(async move { me2.on_console(msg).await });
                 }
                 _ = reap_tick.tick() => {
                     if epoch.is_some() && !me.faults.cut_off() {
@@ -418,6 +437,22 @@ impl Agent {
             return;
         }
         tokio::spawn(async move { self.execute(cmd).await });
+    }
+
+    /// Answer a console read (`os-getConsoleOutput`) from the driver.
+    async fn on_console(&self, msg: Message) {
+        let answer = match serde_json::from_slice::<ConsoleRequest>(&msg.payload) {
+            Err(e) => ConsoleReply::Failed { message: format!("malformed console request: {e}") },
+            Ok(req) => match self.driver.console_output(&req.server_id, req.max_lines).await {
+                Ok(output) => ConsoleReply::Output { output },
+                Err(DriverError::NotFound(_)) => ConsoleReply::NoVm,
+                Err(e) => ConsoleReply::Failed { message: e.to_string() },
+            },
+        };
+        let body = serde_json::to_vec(&answer).unwrap_or_default();
+        if let Err(e) = reply(self.bus.as_ref(), &msg, Bytes::from(body)).await {
+            debug!(host = %self.cfg.host, error = %e, "console reply not sent");
+        }
     }
 
     async fn ack(&self, msg: &Message, accepted: bool, reason: Option<String>) -> Result<(), BusError> {

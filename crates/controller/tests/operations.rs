@@ -105,6 +105,9 @@ impl Driver for Recording {
     async fn power_state(&self, id: &ServerId) -> Result<PowerState, DriverError> {
         self.inner.power_state(id).await
     }
+    async fn console_output(&self, id: &ServerId, max_lines: Option<usize>) -> Result<String, DriverError> {
+        self.inner.console_output(id, max_lines).await
+    }
 }
 
 /// How the server is prepared beyond what its kind needs (see [`Cloud::prepared`]).
@@ -714,4 +717,39 @@ async fn spawn_commands_carry_the_boot_spec() {
     assert!(!cloud.drive(&create, Faults::none()).await);
     let plain_boot = stratus_types::agent::BootSpec { root_gb: 1, ..Default::default() };
     assert_eq!(last_spawn(p).map(|s| s.1), Some(plain_boot), "plain image");
+}
+
+/// `os-getConsoleOutput` asks the server's host synchronously: the fake
+/// driver's lines while the agent serves, a 409 naming the host once nobody
+/// answers there (the agent stopped, the VM may still run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_output_is_read_from_the_host_and_a_silent_host_is_a_conflict() {
+    use stratus_controller::compute_api::ComputeError;
+    let cloud = Cloud::new(Opts::default()).await;
+    let (id, create) = cloud.server().await;
+    assert!(!cloud.drive(&create, Faults::none()).await);
+    let sid = id.to_string();
+    let out = cloud.api.console_output(&cloud.ctx, &sid, Some(2)).await.expect("console");
+    assert_eq!(out, stratus_driver::tail_lines(stratus_driver::FAKE_CONSOLE_OUTPUT, Some(2)));
+    let host = cloud.ds.server_get_any(&id).await.expect("server").host.expect("host");
+    let _ = cloud.agent_stops[&host].send(true);
+    let mut last = None;
+    for _ in 0..100 {
+        match cloud.api.console_output(&cloud.ctx, &sid, None).await {
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(e) => {
+                last = Some(e);
+                break;
+            }
+        }
+    }
+    match last {
+        Some(ComputeError::Conflict(m)) => assert!(m.contains(&host), "{m}"),
+        other => panic!("a host without an agent must be a 409: {other:?}"),
+    }
+    // Another project's server: not found.
+    let mut other = cloud.ctx.clone();
+    other.project_id = "p2".into();
+    other.roles = vec!["member".into()];
+    assert!(matches!(cloud.api.console_output(&other, &sid, None).await, Err(ComputeError::NotFound { .. })));
 }

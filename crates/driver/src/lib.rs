@@ -143,6 +143,19 @@ pub trait Driver: Send + Sync + 'static {
     }
 }
 
+/// The last `max_lines` lines of `text` (all of it for `None`, nothing for
+/// `Some(0)`), line ends kept: how every driver cuts a console log for
+/// `os-getConsoleOutput`'s `length`.
+pub fn tail_lines(text: &str, max_lines: Option<usize>) -> String {
+    let Some(n) = max_lines else { return text.to_string() };
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    lines[lines.len().saturating_sub(n)..].concat()
+}
+
+/// The fake driver's console log: fixed, three lines, so clients and tests
+/// of `os-getConsoleOutput` (and its `length`) have something to read.
+pub const FAKE_CONSOLE_OUTPUT: &str = "stratus fake console\nthe fake guest is running\nlast line of the fake console";
+
 /// Delays of the fake driver, to make races and timing observable.
 #[derive(Clone, Debug)]
 pub struct FakeDriverConfig {
@@ -287,11 +300,40 @@ impl Driver for FakeDriver {
             .map(|v| PowerState::from_code(v.power_state))
             .unwrap_or(PowerState::NoState))
     }
+
+    async fn console_output(&self, server_id: &ServerId, max_lines: Option<usize>) -> Result<String, DriverError> {
+        if !self.vms.lock().await.contains_key(server_id) {
+            return Err(DriverError::NotFound(*server_id));
+        }
+        Ok(tail_lines(FAKE_CONSOLE_OUTPUT, max_lines))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        assert_eq!(tail_lines("a\nb\nc", None), "a\nb\nc");
+        assert_eq!(tail_lines("a\nb\nc", Some(2)), "b\nc");
+        assert_eq!(tail_lines("a\nb\nc\n", Some(1)), "c\n");
+        assert_eq!(tail_lines("a\nb\nc", Some(0)), "");
+        assert_eq!(tail_lines("a\nb\nc", Some(10)), "a\nb\nc");
+        assert_eq!(tail_lines("", Some(3)), "");
+    }
+
+    #[tokio::test]
+    async fn fake_console_has_three_lines_while_the_vm_exists() {
+        let d = FakeDriver::new(FakeDriverConfig { spawn_delay: Duration::ZERO, ..FakeDriverConfig::default() });
+        let id = ServerId::new();
+        assert!(matches!(d.console_output(&id, None).await, Err(DriverError::NotFound(_))));
+        d.spawn(&spec(&id)).await.expect("spawn");
+        assert_eq!(d.console_output(&id, None).await.expect("console").lines().count(), 3);
+        assert_eq!(d.console_output(&id, Some(1)).await.expect("console"), "last line of the fake console");
+        d.power_off(&id).await.expect("off");
+        assert_eq!(d.console_output(&id, None).await.expect("console of a stopped VM"), FAKE_CONSOLE_OUTPUT);
+    }
 
     fn spec(id: &ServerId) -> VmSpec {
         VmSpec { server_id: *id, vcpus: 1, ram_mb: 512, image_id: None, boot: BootSpec::default() }

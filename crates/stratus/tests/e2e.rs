@@ -500,3 +500,66 @@ fn qemu_driver_without_a_guest_is_a_clear_startup_error() {
     }
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// Nova's `os-getConsoleOutput`: 200 `{"output"}` with the fake driver's three
+/// lines, `length` cuts the tail (`-1`, null or absent: all; an integer
+/// string counts too), bad lengths are 400, another project's server is 404,
+/// a stopped server still has its log, and a server without a host (shelved
+/// offloaded) is 409.
+#[tokio::test]
+async fn console_output_follows_nova() {
+    let cloud = Cloud::start_with(&[("STRATUS_SHELVED_OFFLOAD_TIME", "0")]).await;
+    let tok = cloud.demo().await;
+    let id = cloud.create_server(&tok, "con").await;
+    cloud.wait_status(&tok, &id, "ACTIVE", T).await;
+    let path = format!("/compute/v2.1/servers/{id}/action");
+    let console = |tok: String, arg: serde_json::Value| {
+        let (c, path) = (&cloud, path.clone());
+        async move { c.call(&tok, Method::POST, &path, Some(json!({"os-getConsoleOutput": arg}))).await }
+    };
+    let lines = |v: &serde_json::Value| v["output"].as_str().expect("output").lines().count();
+    let (s, v) = console(tok.clone(), json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(lines(&v), 3, "{v}");
+    for (arg, want) in [
+        (json!({"length": 1}), 1),
+        (json!({"length": "2"}), 2),
+        (json!({"length": -1}), 3),
+        (json!({"length": "-1"}), 3),
+        (json!({"length": null}), 3),
+        (json!({"length": 50}), 3),
+    ] {
+        let (s, v) = console(tok.clone(), arg.clone()).await;
+        assert_eq!((s, lines(&v)), (StatusCode::OK, want), "{arg}: {v}");
+    }
+    let (_, v) = console(tok.clone(), json!({"length": 0})).await;
+    assert_eq!(v["output"], "");
+    for arg in [json!({"length": -2}), json!({"length": "x"}), json!({"length": 1.5}), json!({"lines": 1}), json!(null)]
+    {
+        let (s, v) = console(tok.clone(), arg.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{arg}: {v}");
+    }
+    // Another project's server: not found, as any other call on it.
+    let admin = cloud.admin().await;
+    let theirs = cloud.create_server(&admin, "theirs").await;
+    cloud.wait_status(&admin, &theirs, "ACTIVE", T).await;
+    let (s, v) = cloud
+        .call(
+            &tok,
+            Method::POST,
+            &format!("/compute/v2.1/servers/{theirs}/action"),
+            Some(json!({"os-getConsoleOutput": {}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    // A stopped VM keeps its log.
+    assert_eq!(cloud.call(&tok, Method::POST, &path, Some(json!({"os-stop": null}))).await.0, StatusCode::ACCEPTED);
+    cloud.wait_status(&tok, &id, "SHUTOFF", T).await;
+    let (s, v) = console(tok.clone(), json!({"length": 2})).await;
+    assert_eq!((s, lines(&v)), (StatusCode::OK, 2), "{v}");
+    // Shelved and offloaded: no host, nothing to ask.
+    assert_eq!(cloud.call(&tok, Method::POST, &path, Some(json!({"shelve": null}))).await.0, StatusCode::ACCEPTED);
+    cloud.wait_status(&tok, &id, "SHELVED_OFFLOADED", T).await;
+    let (s, v) = console(tok.clone(), json!({})).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+}

@@ -3,8 +3,9 @@
 //! Subjects: the controller serves `stratus.ctl.join`, `stratus.ctl.lease` and
 //! `stratus.ctl.inventory` (requests from agents); each agent serves
 //! `stratus.agent.<host>.cmd` (requests from the controller, answered with an
-//! [`Ack`] at once) and publishes [`CommandResult`]s on `stratus.agent.result`
-//! when a command finishes.
+//! [`Ack`] at once) and `stratus.agent.<host>.console` (the API's synchronous
+//! [`ConsoleRequest`], answered with a [`ConsoleReply`]), and publishes
+//! [`CommandResult`]s on `stratus.agent.result` when a command finishes.
 
 use crate::{AttachmentId, ImageId, OperationId, ServerId};
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,41 @@ pub const SUBJECT_OPS_WAKE: &str = "stratus.ops.wake";
 /// The command subject of one host.
 pub fn agent_subject(host: &str) -> String {
     format!("stratus.agent.{host}.cmd")
+}
+
+/// The console subject of one host: reads of a VM's serial console log
+/// (`os-getConsoleOutput`). A read changes nothing, so it is answered at once
+/// and apart from the command queue and the lease epoch.
+pub fn agent_console_subject(host: &str) -> String {
+    format!("stratus.agent.{host}.console")
+}
+
+/// The API asking a host for a VM's console log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleRequest {
+    /// The server whose VM's console is read.
+    pub server_id: ServerId,
+    /// Only the last this many lines (`None`: all).
+    #[serde(default)]
+    pub max_lines: Option<usize>,
+}
+
+/// A host's answer to a [`ConsoleRequest`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum ConsoleReply {
+    /// The console text.
+    Output {
+        /// The (tail of the) serial console log.
+        output: String,
+    },
+    /// The host has no VM of this server.
+    NoVm,
+    /// The hypervisor could not read the console.
+    Failed {
+        /// The driver's error.
+        message: String,
+    },
 }
 
 /// An agent announcing itself (at start and after its lease lapsed).

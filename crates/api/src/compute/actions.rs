@@ -104,6 +104,12 @@ pub enum ServerAction {
         /// The vm_state to set.
         state: ResetStateTarget,
     },
+    /// `os-getConsoleOutput {length?}` (answered 200 with the text).
+    #[serde(rename = "os-getConsoleOutput", deserialize_with = "console_output")]
+    GetConsoleOutput {
+        /// Only the last this many lines; `None` (absent, null or -1): all.
+        length: Option<usize>,
+    },
 }
 
 /// Every action key this cloud knows.
@@ -129,6 +135,7 @@ pub const ACTION_NAMES: &[&str] = &[
     "evacuate",
     "createImage",
     "os-resetState",
+    "os-getConsoleOutput",
 ];
 
 /// Why an action body was refused.
@@ -292,5 +299,37 @@ fn reset_state<'de, D: Deserializer<'de>>(d: D) -> Result<ResetStateTarget, D::E
         _ => Err(bad(format!(
             "Invalid input for field/attribute state. Value: {state}. '{state}' is not one of ['active', 'error']"
         ))),
+    }
+}
+
+/// `os-getConsoleOutput {length?}`: `length` an integer or a string of digits,
+/// `-1` (or absent, or null) meaning the whole log; other negatives and
+/// anything else are refused.
+fn console_output<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    let arg = Value::deserialize(d)?;
+    let o = object(&arg, "os-getConsoleOutput")?;
+    keys(o, &["length"])?;
+    let invalid = |v: &Value| {
+        bad(format!(
+            "Invalid input for field/attribute length. Value: {v}. {v} is not an integer of at least -1 (or -1 for all)"
+        ))
+    };
+    let n: i128 = match o.get("length") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v @ Value::Number(n)) => n.as_i64().map(i128::from).ok_or_else(|| invalid(v))?,
+        Some(v @ Value::String(s)) => {
+            let digits = s.strip_prefix('-').unwrap_or(s);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid(v));
+            }
+            // Longer than any log: the whole log.
+            s.parse::<i128>().unwrap_or(i128::MAX)
+        }
+        Some(v) => return Err(invalid(v)),
+    };
+    match n {
+        -1 => Ok(None),
+        n if n < -1 => Err(invalid(&o["length"])),
+        n => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
     }
 }

@@ -118,3 +118,35 @@ fn typed_timestamps_render_as_the_stored_text_did() {
     assert_eq!(views::iso_micro(whole), "2026-11-28T23:41:22.000000");
     assert_eq!(crate::volume::cinder_ts(whole), json!("2026-11-28T23:41:22.000000"));
 }
+
+#[test]
+fn console_output_length_is_an_integer_or_digits_minus_one_meaning_all() {
+    let parse = |arg: serde_json::Value| ServerAction::parse(&json!({"os-getConsoleOutput": arg}));
+    let ok = |length| Ok(ServerAction::GetConsoleOutput { length });
+    assert_eq!(parse(json!({})), ok(None));
+    assert_eq!(parse(json!({"length": null})), ok(None));
+    assert_eq!(parse(json!({"length": -1})), ok(None));
+    assert_eq!(parse(json!({"length": "-1"})), ok(None));
+    assert_eq!(parse(json!({"length": 0})), ok(Some(0)));
+    assert_eq!(parse(json!({"length": 5})), ok(Some(5)));
+    assert_eq!(parse(json!({"length": "12"})), ok(Some(12)));
+    assert_eq!(parse(json!({"length": "99999999999999999999999999"})), ok(Some(usize::MAX)));
+    for bad in [
+        json!({"length": -2}),
+        json!({"length": "-3"}),
+        json!({"length": 1.5}),
+        json!({"length": "abc"}),
+        json!({"length": ""}),
+        json!({"length": "1.0"}),
+        json!({"length": true}),
+        json!({"length": [1]}),
+        json!({"size": 1}),
+        json!(null),
+        json!(3),
+    ] {
+        assert!(
+            matches!(parse(bad.clone()), Err(actions::ActionError::Invalid(RequestError::BadRequest(_)))),
+            "{bad} must be refused"
+        );
+    }
+}

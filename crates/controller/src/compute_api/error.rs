@@ -75,6 +75,13 @@ pub enum ComputeError {
     /// 404: an `os-services` action this cloud does not know (or not at this microversion).
     #[error("Unknown service action: {0}")]
     UnknownServiceAction(String),
+    /// 404: the server's host has no VM of it, so no console to read (Nova's
+    /// `ConsoleNotAvailable`).
+    #[error("Guest does not have a console available (instance {id}).")]
+    ConsoleNotAvailable {
+        /// Server id.
+        id: String,
+    },
     /// 409: the server is locked and the caller is not an admin.
     #[error("Instance {id} is locked")]
     Locked {

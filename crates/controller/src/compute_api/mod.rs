@@ -13,6 +13,7 @@
 //!   instance actions, limits and usage, zombies).
 
 mod actions;
+mod console;
 mod create;
 mod delete;
 mod error;

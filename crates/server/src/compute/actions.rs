@@ -15,8 +15,8 @@ use stratus_controller::compute_api::Action;
 use stratus_types::VmState;
 
 #[utoipa::path(post, path = "/compute/v2.1/servers/{id}/action", tag = "servers", params(("id" = String, Path, description = "Server id")),
-    request_body(content = Object, description = "One action key: os-stop, os-start, reboot {type}, pause, unpause, suspend, resume, shelve, shelveOffload, unshelve, resize {flavorRef}, migrate, confirmResize, revertResize, evacuate {host?, adminPass?, onSharedStorage}, createImage {name, metadata?}, restore, forceDelete, lock, unlock, os-resetState {state}"),
-    responses((status = 202, description = "Accepted"), (status = 204, description = "confirmResize done"), (status = 200, description = "evacuate: adminPass"), (status = 400, description = "Unknown action or bad body"), (status = 403, description = "Not allowed or over quota"), (status = 404, description = "Not found"), (status = 409, description = "Invalid state or locked")))]
+    request_body(content = Object, description = "One action key: os-stop, os-start, reboot {type}, pause, unpause, suspend, resume, shelve, shelveOffload, unshelve, resize {flavorRef}, migrate, confirmResize, revertResize, evacuate {host?, adminPass?, onSharedStorage}, createImage {name, metadata?}, restore, forceDelete, lock, unlock, os-resetState {state}, os-getConsoleOutput {length?}"),
+    responses((status = 202, description = "Accepted"), (status = 200, description = "os-getConsoleOutput: {output}"), (status = 204, description = "confirmResize done"), (status = 200, description = "evacuate: adminPass"), (status = 400, description = "Unknown action or bad body"), (status = 403, description = "Not allowed or over quota"), (status = 404, description = "Not found"), (status = 409, description = "Invalid state or locked")))]
 pub(super) async fn server_action(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -91,6 +91,10 @@ pub(super) async fn server_action(
         ServerAction::ForceDelete => c.force_delete(&ctx, &id, rid).await?,
         ServerAction::Lock => c.set_lock(&ctx, &id, true, None, rid).await?,
         ServerAction::Unlock => c.set_lock(&ctx, &id, false, None, rid).await?,
+        ServerAction::GetConsoleOutput { length } => {
+            let output = c.console_output(&ctx, &id, length).await?;
+            return Ok((StatusCode::OK, Json(json!({"output": printable(&output)}))).into_response());
+        }
         ServerAction::ResetState { state } => {
             let vm = match state {
                 ResetStateTarget::Active => VmState::Active,
@@ -100,4 +104,10 @@ pub(super) async fn server_action(
         }
     }
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// Console text as Nova hands it out: control characters other than tab and
+/// newline (the serial console's carriage returns, escape sequences) removed.
+fn printable(text: &str) -> String {
+    text.chars().filter(|&c| c == '\t' || c == '\n' || !(c < ' ' || c == '\u{7f}')).collect()
 }
