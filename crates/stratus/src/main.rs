@@ -404,8 +404,7 @@ async fn compute(a: ComputeArgs, fault_points: Faults) -> anyhow::Result<()> {
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let storage = a.backend.backend(&a.data.data_dir)?;
-    let agent =
-        Agent::new(bus, driver, agent_cfg, faults).with_storage(storage).with_fault_points(fault_points);
+    let agent = Agent::new(bus, driver, agent_cfg, faults).with_storage(storage).with_fault_points(fault_points);
     let task = tokio::spawn(agent.run(stop_rx));
     println!("Stratus compute agent {} started", a.host);
     shutdown_signal().await;

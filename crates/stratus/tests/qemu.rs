@@ -26,8 +26,9 @@ fn guest_dir() -> String {
 }
 
 fn ceph_conf() -> String {
-    std::env::var("CEPH_CONF")
-        .unwrap_or_else(|_| panic!("CEPH_CONF is not set: run the tests with scripts/test, which starts a single-node Ceph"))
+    std::env::var("CEPH_CONF").unwrap_or_else(|_| {
+        panic!("CEPH_CONF is not set: run the tests with scripts/test, which starts a single-node Ceph")
+    })
 }
 
 /// A cloud with an API+controller process and two `stratus compute --driver qemu` hosts.
@@ -224,7 +225,8 @@ async fn attach(c: &Cloud, tok: &str, server: &str, volume: &str) {
 
 async fn delete_events(c: &Cloud, id: &str) -> Vec<stratus_db::EventRow> {
     let db = c.db().await;
-    let a = db.action_list(&sid(id)).await.expect("actions").into_iter().find(|a| a.action == "delete").expect("delete");
+    let a =
+        db.action_list(&sid(id)).await.expect("actions").into_iter().find(|a| a.action == "delete").expect("delete");
     db.action_get(&sid(id), &a.request_id).await.expect("events").1
 }
 
@@ -357,3 +359,150 @@ async fn real_zombie_vm_is_fenced_on_real_ceph() {
 
 #[allow(dead_code)]
 fn _unused(_: Value) {}
+
+async fn server_action(c: &Cloud, tok: &str, id: &str, body: Value) {
+    let (s, v) = c.call(tok, Method::POST, &format!("/compute/v2.1/servers/{id}/action"), Some(body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+}
+
+/// Counter on a VM's local root disk (vda).
+fn root_counter(qc: &QemuCloud, host: &str, id: &str) -> u64 {
+    let bytes = std::fs::read(qc.vm_dir(host, id).join("root.raw")).unwrap_or_default();
+    let s = String::from_utf8_lossy(&bytes[..bytes.len().min(64)]).to_string();
+    s.strip_prefix("counter=")
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Host up, as an operator runs it: an agent restart leaves the VMs running
+/// and managed (Nova: a nova-compute restart keeps its domains); stop/start
+/// act on the real process; DELETE ends the qemu before the 404 and frees
+/// the volumes; a SIGSTOPped qemu is killed, and after SIGCONT no write lands.
+#[tokio::test(flavor = "multi_thread")]
+async fn real_vms_on_a_live_host_survive_agent_restarts_and_delete_cleanly() {
+    let mut qc = QemuCloud::start("local", true).await;
+    let tok = qc.cloud.demo().await;
+    let admin = qc.cloud.admin().await;
+    let data = create_volume(&qc.cloud, &tok, "data").await;
+    let t = Instant::now();
+    let id = qc.cloud.create_server(&tok, "vm1").await;
+    qc.cloud.wait_status(&tok, &id, "ACTIVE", T).await;
+    eprintln!("MEASURE qemu: POST -> ACTIVE (qemu runs, QMP answers): {} ms", t.elapsed().as_millis());
+    let host = qc.host_of(&admin, &id).await;
+    wait_until("the guest boots and writes its root disk", T, || root_counter(&qc, &host, &id) >= 1).await;
+    eprintln!("MEASURE qemu: POST -> first guest write on the root disk: {} ms", t.elapsed().as_millis());
+    let (s, v) = qc
+        .cloud
+        .call(
+            &tok,
+            Method::POST,
+            &format!("/compute/v2.1/servers/{id}/action"),
+            Some(json!({"os-getConsoleOutput": {"length": 50}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["output"].as_str().unwrap_or_default().contains("TINY-GUEST READY"), "{v}");
+    attach(&qc.cloud, &tok, &id, &data).await;
+
+    // The agent restarts; the VM keeps its process and stays managed.
+    let pid = qc.qemu_pid(&host, &id).expect("qemu");
+    let idx = qc.agent_of(&host);
+    qc.agents[idx].restart();
+    qc.wait_hosts_up(&admin).await;
+    assert_eq!(qc.qemu_pid(&host, &id), Some(pid), "the VM outlived its agent");
+    server_action(&qc.cloud, &tok, &id, json!({"os-stop": null})).await;
+    qc.cloud.wait_status(&tok, &id, "SHUTOFF", T).await;
+    assert!(!alive(pid), "stop ended the qemu");
+    let n = root_counter(&qc, &host, &id);
+    server_action(&qc.cloud, &tok, &id, json!({"os-start": null})).await;
+    qc.cloud.wait_status(&tok, &id, "ACTIVE", T).await;
+    let pid2 = qc.qemu_pid(&host, &id).expect("a new qemu");
+    wait_until("the restarted guest continues its counter", T, || root_counter(&qc, &host, &id) > n).await;
+
+    // DELETE with the host up: the qemu is gone before the 404 is served.
+    let started = Instant::now();
+    let (s, _) = qc.cloud.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    qc.cloud.wait_gone(&tok, &id, T).await;
+    eprintln!("MEASURE qemu: DELETE -> 404 of a running real VM, host up: {} ms", started.elapsed().as_millis());
+    assert!(!alive(pid2), "qemu gone once the server is");
+    assert!(!qc.vm_dir(&host, &id).exists(), "its directory and root disk are gone");
+    wait_volume(&qc.cloud, &tok, &data, "available").await;
+
+    // A SIGSTOPped qemu: DELETE kills it; after SIGCONT (of nothing) no write lands.
+    let id = qc.cloud.create_server(&tok, "vm2").await;
+    qc.cloud.wait_status(&tok, &id, "ACTIVE", T).await;
+    attach(&qc.cloud, &tok, &id, &data).await;
+    let data_name = qc.cloud.db().await.volume_get(&vid(&data)).await.expect("data").backend_name;
+    let before = qc.counter(&data_name);
+    wait_until("the guest writes the data volume", T, || qc.counter(&data_name) > before).await;
+    let host = qc.host_of(&admin, &id).await;
+    let pid = qc.qemu_pid(&host, &id).expect("qemu");
+    assert!(Command::new("kill").args(["-STOP", &pid.to_string()]).status().expect("kill").success());
+    let stopped_at = qc.counter(&data_name);
+    let started = Instant::now();
+    let (s, _) = qc.cloud.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    qc.cloud.wait_gone(&tok, &id, T).await;
+    eprintln!("MEASURE qemu: DELETE -> 404 of a SIGSTOPped VM: {} ms", started.elapsed().as_millis());
+    let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!alive(pid), "the stopped qemu was killed");
+    assert_eq!(qc.counter(&data_name), stopped_at, "no write after SIGCONT");
+    wait_volume(&qc.cloud, &tok, &data, "available").await;
+    let (clean, report) = qc.cloud.audit();
+    assert!(clean, "{report}");
+}
+
+/// Self-fencing: the agent is SIGSTOPped while a real VM runs on a plain
+/// local disk (nothing the controller can fence). The host watchdog must stop
+/// the VM's writes before the lease expires, and the counter on its disk
+/// must never advance after that.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_watchdog_kills_the_vms_of_a_stopped_agent_before_its_lease_expires() {
+    let qc = QemuCloud::start("local", true).await;
+    let tok = qc.cloud.demo().await;
+    let admin = qc.cloud.admin().await;
+    let id = qc.cloud.create_server(&tok, "vm1").await;
+    qc.cloud.wait_status(&tok, &id, "ACTIVE", T).await;
+    let host = qc.host_of(&admin, &id).await;
+    wait_until("the guest writes its root disk", T, || root_counter(&qc, &host, &id) >= 2).await;
+    let pid = qc.qemu_pid(&host, &id).expect("qemu");
+    let idx = qc.agent_of(&host);
+    qc.agents[idx].signal("STOP");
+    let stopped = Instant::now();
+    // Watch the VM die and the host go down, whichever comes first.
+    let mut vm_dead_at = None;
+    let mut down_at = None;
+    while vm_dead_at.is_none() || down_at.is_none() {
+        assert!(stopped.elapsed() < Duration::from_secs(60), "vm dead {vm_dead_at:?} host down {down_at:?}");
+        if vm_dead_at.is_none() && !alive(pid) {
+            vm_dead_at = Some(stopped.elapsed());
+        }
+        if down_at.is_none() {
+            let (_, v) = qc.cloud.call(&admin, Method::GET, "/compute/v2.1/os-services", None).await;
+            let down = v["services"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s["host"] == host.as_str() && s["state"] == "down");
+            if down {
+                down_at = Some(stopped.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (vm_dead_at, down_at) = (vm_dead_at.expect("dead"), down_at.expect("down"));
+    eprintln!(
+        "MEASURE watchdog: VM killed {} ms after the agent stopped; host seen down after {} ms",
+        vm_dead_at.as_millis(),
+        down_at.as_millis()
+    );
+    assert!(vm_dead_at < down_at, "the VM died ({vm_dead_at:?}) before the host's lease expired ({down_at:?})");
+    assert!(qc.vm_dir(&host, &id).join("self-fenced").exists(), "the VM is marked self-fenced");
+    let frozen = root_counter(&qc, &host, &id);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(root_counter(&qc, &host, &id), frozen, "no write after the self-fence");
+    qc.agents[idx].signal("CONT");
+}

@@ -196,7 +196,8 @@ impl QemuDriver {
         {
             use std::os::unix::fs::PermissionsExt as _;
             let private = std::fs::Permissions::from_mode(0o700);
-            std::fs::set_permissions(&cfg.socket_dir, private).map_err(|e| io("securing the QMP socket directory", e))?;
+            std::fs::set_permissions(&cfg.socket_dir, private)
+                .map_err(|e| io("securing the QMP socket directory", e))?;
         }
         let accel = cfg.accel.unwrap_or_else(Accel::detect);
         let me = Self { cfg: Arc::new(cfg), accel, locks: Arc::default() };
