@@ -393,7 +393,15 @@ impl Agent {
     }
 
     async fn inventory(&self, vms: Vec<ServerId>) -> Result<InventoryReply, BusError> {
-        let body = serde_json::to_vec(&InventoryRequest { host: self.cfg.host.clone(), vms }).unwrap_or_default();
+        let self_fenced = self
+            .driver
+            .self_fenced()
+            .await
+            .into_iter()
+            .map(|(server_id, at_unix_ms)| SelfFence { server_id, at_unix_ms })
+            .collect();
+        let body =
+            serde_json::to_vec(&InventoryRequest { host: self.cfg.host.clone(), vms, self_fenced }).unwrap_or_default();
         let r = self.bus.request(SUBJECT_INVENTORY, body.into(), self.cfg.rpc_timeout).await?;
         serde_json::from_slice(&r)
             .map_err(|e| BusError::BadReply { subject: SUBJECT_INVENTORY.to_string(), reason: e.to_string() })

@@ -65,6 +65,11 @@ pub(crate) async fn serve_agents(s: Arc<Shared>, shutdown: watch::Receiver<bool>
     tokio::spawn(async move {
         while let Some(m) = inv.next().await {
             let Ok(req) = serde_json::from_slice::<InventoryRequest>(&m.payload) else { continue };
+            for f in &req.self_fenced {
+                if let Err(e) = record_self_fence(&s3, &req.host, f).await {
+                    warn!(host = %req.host, server = %f.server_id, error = %e, "cannot record a self-fence");
+                }
+            }
             match s3.ds.zombie_clear_absent(&req.host, &req.vms).await {
                 Ok(cleared) => {
                     for z in cleared {
@@ -87,6 +92,33 @@ pub(crate) async fn serve_agents(s: Arc<Shared>, shutdown: watch::Receiver<bool>
         }
     });
     drop(shutdown);
+    Ok(())
+}
+
+/// Name of the instance-action event that records a host watchdog's kill.
+const EV_SELF_FENCE: &str = "compute_self_fence";
+
+/// Record on the server's instance action (its delete, else its latest
+/// action) that the host watchdog paused and killed its VM, and which fence
+/// acted first: the watchdog's, or the controller's storage fence. Once per
+/// action: hosts report the kill at every reconcile until the VM is gone.
+async fn record_self_fence(s: &Shared, host: &str, f: &SelfFence) -> Result<(), stratus_db::DbError> {
+    let actions = s.ds.action_list(&f.server_id).await?;
+    let Some(action) = actions.iter().find(|a| a.action == "delete").or(actions.first()) else { return Ok(()) };
+    let (_, events) = s.ds.action_get(&f.server_id, &action.request_id).await?;
+    if events.iter().any(|e| e.event == EV_SELF_FENCE) {
+        return Ok(());
+    }
+    let at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(f.at_unix_ms).unwrap_or_default();
+    let order = match events.iter().find(|e| e.event == "controller_fence_storage").and_then(|e| e.finish_time) {
+        Some(storage) if storage < at => format!("the storage fence acted first (at {})", storage.to_rfc3339()),
+        Some(storage) => format!("the self-fence acted first (storage fence at {})", storage.to_rfc3339()),
+        None => "no storage fence was needed".to_string(),
+    };
+    let details = format!("host watchdog paused and killed the VM at {}; {order}", at.to_rfc3339());
+    s.ds.event_start(&f.server_id, &action.request_id, EV_SELF_FENCE, Some(host)).await?;
+    s.ds.event_finish(&f.server_id, &action.request_id, EV_SELF_FENCE, true, &details).await?;
+    info!(host, server = %f.server_id, %details, "self-fence recorded");
     Ok(())
 }
 

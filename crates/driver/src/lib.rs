@@ -133,6 +133,11 @@ pub trait Driver: Send + Sync + 'static {
     async fn detach_volume(&self, _server_id: &ServerId, _attachment_id: &AttachmentId) -> Result<(), DriverError> {
         Ok(())
     }
+    /// VMs a host watchdog killed (self-fenced) that are still recorded
+    /// here, with when (Unix ms): reported to the controller at reconcile.
+    async fn self_fenced(&self) -> Vec<(ServerId, i64)> {
+        Vec::new()
+    }
     /// The VM's serial console log, the last `max_lines` lines if given
     /// (Nova's `os-getConsoleOutput`).
     async fn console_output(&self, server_id: &ServerId, _max_lines: Option<usize>) -> Result<String, DriverError> {

@@ -504,5 +504,26 @@ async fn the_watchdog_kills_the_vms_of_a_stopped_agent_before_its_lease_expires(
     let frozen = root_counter(&qc, &host, &id);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(root_counter(&qc, &host, &id), frozen, "no write after the self-fence");
+
+    // The host is down: the delete is local. When the agent comes back it
+    // reports the self-fence, which lands on the delete's instance action,
+    // and the reaper removes the dead VM.
+    let (s, _) = qc.cloud.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    qc.cloud.wait_gone(&tok, &id, T).await;
     qc.agents[idx].signal("CONT");
+    let deadline = Instant::now() + T;
+    let event = loop {
+        let events = delete_events(&qc.cloud, &id).await;
+        if let Some(e) = events.into_iter().find(|e| e.event == "compute_self_fence") {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "self-fence never recorded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!("self-fence event: {:?}", event.details);
+    assert!(event.details.as_deref().unwrap_or_default().contains("paused and killed"), "{event:?}");
+    wait_until("the reaper removes the dead VM", T, || !qc.vm_dir(&host, &id).exists()).await;
+    let (clean, report) = qc.cloud.audit();
+    assert!(clean, "{report}");
 }

@@ -112,6 +112,20 @@ pub struct InventoryRequest {
     /// Server ids of the VMs present on the host right now.
     #[serde(default)]
     pub vms: Vec<ServerId>,
+    /// VMs the host's watchdog killed because the agent stopped renewing the
+    /// lease (self-fencing), so the controller can record which fence acted
+    /// first on the server's instance action.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub self_fenced: Vec<SelfFence>,
+}
+
+/// One VM the host watchdog paused and killed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SelfFence {
+    /// Its server.
+    pub server_id: ServerId,
+    /// When it was killed, Unix milliseconds (the host's wall clock).
+    pub at_unix_ms: i64,
 }
 
 /// The servers a host should be running (everything else is to be reaped).

@@ -347,6 +347,7 @@ impl QemuDriver {
         }
         let _ = std::fs::remove_file(&p.qmp);
         let _ = std::fs::remove_file(&p.pidfile);
+        let _ = std::fs::remove_file(p.dir.join(watchdog::SELF_FENCED_MARKER));
         let args = cmdline::args(&self.cfg, self.accel, &p, rec, incoming);
         let line = std::iter::once(self.cfg.qemu_binary.display().to_string())
             .chain(args.iter().map(|a| shell_quote(a)))
@@ -732,6 +733,20 @@ impl Driver for QemuDriver {
 
     fn opens_volumes(&self) -> bool {
         true
+    }
+
+    async fn self_fenced(&self) -> Vec<(ServerId, i64)> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&self.cfg.state_dir).into_iter().flatten().flatten() {
+            let Some(id) = e.file_name().to_str().and_then(|s| s.parse::<ServerId>().ok()) else { continue };
+            if let Some(at) = std::fs::read_to_string(e.path().join(watchdog::SELF_FENCED_MARKER))
+                .ok()
+                .and_then(|t| t.trim().parse::<i64>().ok())
+            {
+                out.push((id, at));
+            }
+        }
+        out
     }
 
     async fn attach_volume(
