@@ -80,6 +80,36 @@ impl Api {
         self.http.get(u).header("X-Auth-Token", &self.token)
     }
 
+    /// Any call: `(status, x-openstack-request-id, JSON body or Null)`;
+    /// `microversion` sets `X-OpenStack-Nova-API-Version` (admin reads of
+    /// instance action events, `forced_down`).
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        microversion: Option<&str>,
+    ) -> anyhow::Result<(StatusCode, Option<String>, Value)> {
+        let mut r =
+            self.http.request(method.clone(), format!("{}{path}", self.url)).header("X-Auth-Token", &self.token);
+        if let Some(mv) = microversion {
+            r = r.header("X-OpenStack-Nova-API-Version", mv);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.with_context(|| format!("{method} {path}"))?;
+        let status = r.status();
+        let request_id = r.headers().get("x-openstack-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let text = r.text().await.unwrap_or_default();
+        let v = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(json!({"text": text}))
+        };
+        Ok((status, request_id, v))
+    }
+
     /// Id of the `cirros` image.
     pub async fn cirros(&self) -> anyhow::Result<String> {
         let r = self.get("/image/v2/images?name=cirros").send().await.context("GET images")?;

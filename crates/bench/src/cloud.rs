@@ -1,5 +1,7 @@
 //! A real `stratus up` process on a free port with a temp data dir; killed
-//! and cleaned up when dropped (also on error and on Ctrl-C).
+//! and cleaned up when dropped (also on error and on Ctrl-C), together with
+//! every process naming the data dir (agents, VMs, watchdogs, storage
+//! daemons and the NATS server of the qemu workload).
 
 use anyhow::{Context, bail};
 use std::io::{BufRead, BufReader};
@@ -16,6 +18,9 @@ pub struct CloudSpec<'a> {
     /// Where stratus's stderr goes; default: `stratus.log` in the temp data dir (removed at the end).
     pub log_file: Option<&'a Path>,
     pub startup_timeout: Duration,
+    /// Use this (existing, empty) data dir instead of a new temp one; it is
+    /// still removed at the end.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// A running cloud. Dropping it kills the process and removes the data dir.
@@ -36,7 +41,10 @@ impl Cloud {
                 bin.display()
             );
         }
-        let data_dir = std::env::temp_dir().join(format!("stratus-bench-{}", uuid::Uuid::new_v4()));
+        let data_dir = match &spec.data_dir {
+            Some(d) => d.clone(),
+            None => std::env::temp_dir().join(format!("stratus-bench-{}", uuid::Uuid::new_v4())),
+        };
         std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
         let log_path = spec.log_file.map(Path::to_path_buf).unwrap_or_else(|| data_dir.join("stratus.log"));
         // From here on, Drop cleans up whatever happens.
@@ -98,6 +106,16 @@ impl Cloud {
         Ok(cloud)
     }
 
+    /// The cloud's data dir (hosts, VMs, volumes and the database live under it).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Where stratus's stderr goes.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
     /// Last `n` lines of stratus's log (for error messages).
     pub fn log_tail(&self, n: usize) -> String {
         let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
@@ -122,6 +140,9 @@ impl Drop for Cloud {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // VMs, watchdogs and storage daemons outlive their agents by design:
+        // end every process that names this cloud's data dir.
+        let _ = Command::new("pkill").arg("-9").arg("-f").arg(self.data_dir.as_os_str()).status();
         let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }

@@ -22,9 +22,15 @@
 //! server gone), CPU of the stratus process per delete (utime+stime from
 //! /proc), plus peak RSS (VmHWM) of the process and the boot figures.
 //! Prints one JSON document to stdout and `--out`, and a table to stderr.
+//!
+//! `--workload qemu` instead measures real VMs (see [`qemu`]): boot time of
+//! the tiny guest, DELETE → 404 on a live host, DELETE → 404 and → storage
+//! fence of a real zombie per volume backend, and the RSS of the agent and
+//! the control plane with ten VMs running.
 
 mod api;
 mod cloud;
+mod qemu;
 mod stats;
 mod workloads;
 
@@ -38,9 +44,40 @@ use workloads::{ListKind, Probe};
 const ADMIN_PW: &str = "bench-admin-secret";
 const DEMO_PW: &str = "bench-demo-secret";
 
+/// What the benchmark measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Workload {
+    /// Deletes (and boots) of many servers with the fake driver.
+    Delete,
+    /// Real VMs: boot, delete on a live host, zombie fencing per backend, RSS.
+    Qemu,
+}
+
 #[derive(Parser, Debug)]
 #[command(name = "stratus-bench", about = "Benchmark server deletes against a real `stratus up`")]
 struct Args {
+    /// `delete` (fake driver, default) or `qemu` (real VMs).
+    #[arg(long, value_enum, default_value = "delete")]
+    workload: Workload,
+    /// qemu: directory with the tiny guest's `vmlinuz` and `initrd.img`.
+    #[arg(long, env = "STRATUS_GUEST_DIR", default_value = "target/guest")]
+    guest_dir: PathBuf,
+    /// qemu: Ceph config of the cluster for the `rbd` backend.
+    #[arg(long, env = "CEPH_CONF")]
+    ceph_conf: Option<PathBuf>,
+    /// qemu: volume backends of the zombie part (repeatable; default:
+    /// `local`, plus `rbd` when a Ceph config is given).
+    #[arg(long = "backend", value_enum)]
+    backends: Vec<qemu::Backend>,
+    /// qemu: servers booted one at a time and measured.
+    #[arg(long, default_value_t = 5)]
+    vms: usize,
+    /// qemu: real VMs running while RSS is read (also the live-host delete samples).
+    #[arg(long, default_value_t = 10)]
+    rss_vms: usize,
+    /// qemu: zombie deletes per backend.
+    #[arg(long, default_value_t = 3)]
+    zombie_samples: usize,
     /// The stratus binary to start (a release build).
     #[arg(long, default_value = "target/release/stratus")]
     stratus_bin: PathBuf,
@@ -87,9 +124,10 @@ struct Args {
     /// Seconds to wait for stratus to report its listen address.
     #[arg(long, default_value_t = 60)]
     startup_timeout_secs: u64,
-    /// Where the JSON report is written (also printed to stdout).
-    #[arg(long, default_value = "target/bench/delete.json")]
-    out: PathBuf,
+    /// Where the JSON report is written (also printed to stdout); default
+    /// `target/bench/delete.json`, or `target/bench/qemu.json` for `--workload qemu`.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 impl Args {
@@ -155,6 +193,57 @@ fn mib(kib: u64) -> f64 {
     (kib as f64 / 1024.0 * 10.0).round() / 10.0
 }
 
+/// `--workload qemu`: real VMs, each part on a fresh cloud.
+async fn run_qemu(args: &Args) -> anyhow::Result<Value> {
+    let tck = stats::clk_tck();
+    if !args.stratus_bin.is_file() {
+        anyhow::bail!(
+            "stratus binary not found at {} (build it with `cargo build --release -p stratus`, or pass --stratus-bin target/debug/stratus)",
+            args.stratus_bin.display()
+        );
+    }
+    let mut backends = args.backends.clone();
+    if backends.is_empty() {
+        backends.push(qemu::Backend::Local);
+        if args.ceph_conf.is_some() {
+            backends.push(qemu::Backend::Rbd);
+        }
+    }
+    backends.dedup();
+    let spec = qemu::QemuSpec {
+        bin: &args.stratus_bin,
+        guest_dir: &args.guest_dir,
+        ceph_conf: args.ceph_conf.as_deref(),
+        backends,
+        vms: args.vms,
+        rss_vms: args.rss_vms.max(args.vms),
+        zombie_samples: args.zombie_samples,
+        startup_timeout: Duration::from_secs(args.startup_timeout_secs),
+        timeout: Duration::from_secs(args.phase_timeout_secs.min(300)),
+        admin_pw: ADMIN_PW,
+        demo_pw: DEMO_PW,
+    };
+    let (workloads, facts) = qemu::run(&spec).await?;
+    let bin = std::fs::canonicalize(&args.stratus_bin).unwrap_or_else(|_| args.stratus_bin.clone());
+    let profile = bin.parent().and_then(|p| p.file_name()).map(|p| p.to_string_lossy().to_string());
+    Ok(json!({
+        "benchmark": "stratus-qemu",
+        "timestamp": chrono::Utc::now().to_rfc3339(),
+        "machine": machine(tck),
+        "git": git(),
+        "settings": {
+            "stratus_bin": bin.display().to_string(),
+            "stratus_build": profile,
+            "stratus_bin_modified": std::fs::metadata(&args.stratus_bin)
+                .and_then(|m| m.modified())
+                .ok()
+                .map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339()),
+            "qemu": facts,
+        },
+        "workloads": workloads,
+    }))
+}
+
 async fn run(args: &Args) -> anyhow::Result<Value> {
     let tck = stats::clk_tck();
     let env = args.cloud_env()?;
@@ -165,6 +254,7 @@ async fn run(args: &Args) -> anyhow::Result<Value> {
         env: env.clone(),
         log_file: args.stratus_log_file.as_deref(),
         startup_timeout: Duration::from_secs(args.startup_timeout_secs),
+        data_dir: None,
     })?;
     eprintln!("stratus-bench: stratus (pid {}) listening on {}", cloud.pid, cloud.url);
     let probe = Probe { pid: cloud.pid, tck };
@@ -332,16 +422,28 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     // Dropping `run` (on a signal) drops the cloud: the process is killed, the data dir removed.
     let report = tokio::select! {
-        r = run(&args) => r?,
+        r = async {
+            match args.workload {
+                Workload::Delete => run(&args).await,
+                Workload::Qemu => run_qemu(&args).await,
+            }
+        } => r?,
         _ = interrupted() => anyhow::bail!("interrupted; stratus stopped"),
     };
+    let out = args.out.clone().unwrap_or_else(|| match args.workload {
+        Workload::Delete => PathBuf::from("target/bench/delete.json"),
+        Workload::Qemu => PathBuf::from("target/bench/qemu.json"),
+    });
     let text = serde_json::to_string_pretty(&report)?;
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    std::fs::write(&args.out, format!("{text}\n")).with_context(|| format!("cannot write {}", args.out.display()))?;
+    std::fs::write(&out, format!("{text}\n")).with_context(|| format!("cannot write {}", out.display()))?;
     println!("{text}");
-    eprint!("{}", table(&report));
-    eprintln!("report written to {}", args.out.display());
+    match args.workload {
+        Workload::Delete => eprint!("{}", table(&report)),
+        Workload::Qemu => eprint!("{}", qemu::table(&report)),
+    }
+    eprintln!("report written to {}", out.display());
     Ok(())
 }
