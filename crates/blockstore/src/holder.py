@@ -1,6 +1,9 @@
 """Stratus RBD holder: a real Ceph client standing in for a VM's disk.
 
-Run as: python3 -c <this script> POOL IMAGE LINGER_SECONDS   (uses $CEPH_CONF)
+Run as: python3 -c <this script> POOL IMAGE LINGER_SECONDS [MARKER]   (uses $CEPH_CONF)
+
+MARKER is not used here: a unique argument by which the owner finds this
+process again (after the owner restarted) and checks it before signalling it.
 
 It connects with librados, opens POOL/IMAGE with librbd (a real watcher; the
 first write takes the exclusive lock), prints one line and then serves

@@ -22,10 +22,12 @@
 //!   VM's client identity). See [`rbd`].
 
 pub mod local;
+pub mod process;
 pub mod rbd;
 mod util;
 
 use async_trait::async_trait;
+pub use process::ClientProcess;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
@@ -110,6 +112,12 @@ pub trait OpenClient: Send + Sync {
     async fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), BlockError>;
     /// Close cleanly (the watcher goes away).
     async fn close(self: Box<Self>) -> Result<(), BlockError>;
+    /// The OS process this client is, if it is one of its own (it then
+    /// outlives its owner): what the owner records so that it can end the
+    /// client even after a restart. In-process clients have none.
+    fn process(&self) -> Option<ClientProcess> {
+        None
+    }
 }
 
 /// A block storage backend.

@@ -7,8 +7,16 @@
 //! spawn in flight. After (re)joining with a new epoch, the agent reconciles
 //! before serving commands: VMs of servers that are not supposed to be on this
 //! host are handled by `running_deleted_instance_action`.
+//!
+//! Storage clients the agent opens for a VM (the fake driver's VMs do not
+//! open their volumes themselves) belong to that VM: those that are
+//! processes of their own are recorded on disk (see [`records`]), so that
+//! destroying or reaping the VM ends them, also after the agent restarted.
+
+pub mod records;
 
 use bytes::Bytes;
+use records::{ClientRecords, Held};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -71,6 +79,10 @@ pub struct AgentConfig {
     pub watchdog_feed: Option<std::path::PathBuf>,
     /// How long before the lease's end the watchdog fires.
     pub watchdog_margin: Duration,
+    /// The host's state directory: where the agent records the storage
+    /// client processes it opened for each VM, so that an agent that
+    /// restarted still ends them with the VM. None: in memory only.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl AgentConfig {
@@ -86,6 +98,7 @@ impl AgentConfig {
             rpc_timeout: Duration::from_secs(2),
             watchdog_feed: None,
             watchdog_margin: Duration::from_secs(2),
+            state_dir: None,
         }
     }
 }
@@ -138,6 +151,9 @@ struct Tracking {
 /// (server id, client).
 type Clients = Arc<tokio::sync::Mutex<HashMap<AttachmentId, (ServerId, Box<dyn OpenClient>)>>>;
 
+/// How long a storage client process may take to disappear after SIGKILL.
+const CLIENT_END_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A running agent.
 pub struct Agent {
     bus: Arc<dyn Bus>,
@@ -149,11 +165,14 @@ pub struct Agent {
     tracking: Arc<Mutex<Tracking>>,
     storage: Option<Arc<dyn BlockBackend>>,
     clients: Clients,
+    /// The storage client processes of each VM, on disk.
+    records: Arc<ClientRecords>,
 }
 
 impl Agent {
     /// An agent for `cfg.host` driving `driver`.
     pub fn new(bus: Arc<dyn Bus>, driver: Arc<dyn Driver>, cfg: AgentConfig, faults: AgentFaults) -> Self {
+        let records = Arc::new(ClientRecords::new(cfg.state_dir.as_ref().map(|d| d.join("storage-clients"))));
         Self {
             bus,
             driver,
@@ -163,6 +182,7 @@ impl Agent {
             tracking: Arc::default(),
             storage: None,
             clients: Arc::default(),
+            records,
         }
     }
 
@@ -176,6 +196,47 @@ impl Agent {
     pub fn with_storage(mut self, backend: Arc<dyn BlockBackend>) -> Self {
         self.storage = Some(backend);
         self
+    }
+
+    /// End the recorded storage client processes of `server_id` whose
+    /// attachment `which` selects (SIGKILL, only while the process still
+    /// carries its marker, then wait until it is gone), dropping each record
+    /// once its process is gone. Those this agent process still holds in
+    /// memory are closed by their owner instead, before this runs.
+    async fn end_recorded(&self, server_id: &ServerId, which: impl Fn(&AttachmentId) -> bool) -> Result<(), String> {
+        let held = self.records.load(server_id).map_err(|e| e.to_string())?;
+        for h in held.into_iter().filter(|h| which(&h.attachment_id)) {
+            if h.process.is_running() {
+                info!(host = %self.cfg.host, server = %server_id, attachment = %h.attachment_id, volume = %h.volume,
+                      pid = h.process.pid, "ending a storage client process of the VM");
+            }
+            h.process.end(CLIENT_END_TIMEOUT).await.map_err(|e| e.to_string())?;
+            self.records.remove(server_id, &h).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// End storage client processes recorded by an earlier agent process
+    /// for servers that have no VM here and are not placed here (a crash
+    /// between opening a client and its VM existing): nothing else would.
+    async fn end_orphan_clients(&self, vms: &HashSet<ServerId>, expected: &HashSet<ServerId>) {
+        let servers = match self.records.servers() {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "cannot list storage client records");
+                return;
+            }
+        };
+        for server_id in servers.into_iter().filter(|s| !vms.contains(s) && !expected.contains(s)) {
+            let lock = self.server_lock(&server_id);
+            let _g = lock.lock().await;
+            // Clients this process holds are live; only earlier ones can be orphans.
+            let mine: HashSet<AttachmentId> =
+                self.clients.lock().await.iter().filter(|(_, (s, _))| *s == server_id).map(|(a, _)| *a).collect();
+            if let Err(e) = self.end_recorded(&server_id, |a| !mine.contains(a)).await {
+                warn!(server = %server_id, error = %e, "ending orphan storage client processes failed");
+            }
+        }
     }
 
     /// Close every storage client of `server_id` (its VM is gone).
@@ -360,6 +421,10 @@ impl Agent {
             }
         };
         let expected: HashSet<ServerId> = inv.servers.into_iter().collect();
+        if self.cfg.reap_action == ReapAction::Reap {
+            let with_vm: HashSet<ServerId> = vms.iter().map(|v| v.server_id).collect();
+            self.end_orphan_clients(&with_vm, &expected).await;
+        }
         let mut destroyed = false;
         for vm in vms {
             if expected.contains(&vm.server_id) {
@@ -523,10 +588,13 @@ impl Agent {
                     self.detach_from_vm(&cmd.server_id, attachment_id).await
                 } else {
                     let c = self.clients.lock().await.remove(attachment_id);
-                    match c {
+                    let closed = match c {
                         Some((_, c)) => c.close().await.map_err(|e| e.to_string()),
                         None => Ok(()),
-                    }
+                    };
+                    // Also a client an earlier agent process opened for it.
+                    let ended = self.end_recorded(&cmd.server_id, |a| a == attachment_id).await;
+                    closed.and(ended)
                 }
             }
             CommandKind::PowerOff => {
@@ -564,6 +632,10 @@ impl Agent {
     /// connection is torn down, then the VM is forgotten: a crash anywhere
     /// in between leaves the record, so the re-sent terminate (or the
     /// reaper) finishes the job. Errors keep the VM reported as present.
+    /// For a VM whose storage clients the agent opened, those end first:
+    /// the ones this process holds close, and every recorded client
+    /// process (also one an earlier agent process started) is killed and
+    /// confirmed gone before the VM is forgotten.
     async fn destroy_vm(&self, server_id: &ServerId) -> Result<(), String> {
         if self.driver.opens_volumes() {
             let vols = self.driver.volumes(server_id).await.map_err(|e| e.to_string())?;
@@ -576,9 +648,11 @@ impl Agent {
                     debug!(server = %server_id, volume = %v.volume, "storage connection closed");
                 }
             }
+        } else {
+            self.close_clients_of(server_id).await;
+            self.end_recorded(server_id, |_| true).await?;
         }
         self.driver.destroy(server_id).await.map_err(|e| e.to_string())?;
-        self.close_clients_of(server_id).await;
         Ok(())
     }
 
@@ -653,7 +727,20 @@ impl Agent {
         let Some(storage) = &self.storage else {
             return Err("this host has no block storage configured".into());
         };
+        // A client an earlier agent process opened for this attachment is
+        // superseded by the one opened now.
+        self.end_recorded(server_id, |a| a == attachment_id).await?;
         let client = storage.open(volume).await.map_err(|e| e.to_string())?;
+        if let Some(process) = client.process() {
+            let held = Held { attachment_id: *attachment_id, volume: volume.to_owned(), process };
+            if let Err(e) = self.records.add(server_id, held) {
+                // Unrecorded, it could outlive a restart with nobody to end it.
+                if let Err(c) = client.close().await {
+                    warn!(volume, error = %c, "closing an unrecorded storage client failed");
+                }
+                return Err(format!("cannot record the storage client of {volume}: {e}"));
+            }
+        }
         let id = client.id().0;
         info!(host = %self.cfg.host, server = %server_id, attachment = %attachment_id, client = %id, "volume opened");
         self.clients.lock().await.insert(*attachment_id, (*server_id, client));

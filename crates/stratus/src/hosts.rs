@@ -33,6 +33,9 @@ pub fn host_driver(
     image_dir: &Path,
 ) -> anyhow::Result<(Arc<dyn Driver>, AgentConfig)> {
     let mut cfg = agent.agent(host);
+    // The agent records the storage client processes it opens for VMs here,
+    // so that an agent that restarted still ends them with their VM.
+    cfg.state_dir = Some(host_dir.to_path_buf());
     match driver.driver {
         DriverKind::Fake => Ok((Arc::new(FakeDriver::new(agent.fake_driver(Some(host_dir.join("vms"))))), cfg)),
         DriverKind::Qemu => {

@@ -41,13 +41,36 @@ async fn wait_hosts_up(c: &Cloud, admin: &str, hosts: &[&str]) {
     }
 }
 
-/// Ends the holder processes (zombie VMs) of these images when the test ends, pass or fail.
-struct KillOnDrop(Vec<String>);
+/// The librbd holder processes (the fake driver's storage clients) that hold
+/// `image` open: a python3 whose arguments include exactly the image name.
+fn holder_pids(image: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if holds(pid, image) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Is `pid` alive (not defunct) and a holder of `image`? Never a pid alone: pids are reused.
+fn holds(pid: u32, image: &str) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    args.contains(&b"-c".as_slice()) && args.contains(&image.as_bytes())
+}
+
+/// Ends the zombie's holder processes (pid, image) when the test ends, pass or
+/// fail: a process is signalled only while it still holds that image.
+struct KillOnDrop(Vec<(u32, String)>);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        for image in &self.0 {
-            let _ = Command::new("pkill").args(["-f", image.as_str()]).status();
+        for (pid, image) in &self.0 {
+            if holds(*pid, image) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
         }
     }
 }
@@ -135,8 +158,18 @@ async fn seed_problem(backend: &str) {
     let clients: Vec<String> = atts.iter().map(|a| a.client_id.clone().expect("client recorded at attach")).collect();
     let root_backend = db.volume_get(&vid(&root)).await.expect("root").backend_name;
     let data_backend_name = db.volume_get(&vid(&data)).await.expect("data").backend_name;
-    // Zombie holder processes outlive their agent by design; end them with the test.
-    let _reaper = KillOnDrop(vec![root_backend.clone(), data_backend_name.clone()]);
+    // The storage clients of the VM: with rbd one librbd holder process per
+    // volume (they outlive their agent by design); with local, in-process.
+    let zombie_holders: Vec<(u32, String)> = [&root_backend, &data_backend_name]
+        .into_iter()
+        .flat_map(|image| holder_pids(image).into_iter().map(move |pid| (pid, image.clone())))
+        .collect();
+    let _reaper = KillOnDrop(zombie_holders.clone());
+    if backend == "rbd" {
+        assert_eq!(zombie_holders.len(), 2, "one holder per volume: {zombie_holders:?}");
+    } else {
+        assert!(zombie_holders.is_empty(), "local clients live in the agent: {zombie_holders:?}");
+    }
     if backend == "rbd" {
         assert!(rbd(&["ls", "rbd"]).contains(&root_backend), "root image exists in the pool");
     }
@@ -254,6 +287,10 @@ async fn seed_problem(backend: &str) {
         assert!(Instant::now() < deadline, "not released: zombies {zombies:?} cleanups {pending:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Reaping the zombie VM ended every storage client process it had, even
+    // though they were started by the agent process that was killed.
+    let left: Vec<&(u32, String)> = zombie_holders.iter().filter(|(pid, image)| holds(*pid, image)).collect();
+    assert!(left.is_empty(), "the reaped zombie's holder processes still run: {left:?}");
     if backend == "rbd" {
         let bl = blocklist();
         for c in &clients {

@@ -3,7 +3,7 @@
 
 use super::ESHUTDOWN;
 use crate::util;
-use crate::{BlockError, ClientId, OpenClient};
+use crate::{BlockError, ClientId, ClientProcess, OpenClient};
 use async_trait::async_trait;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -36,11 +36,14 @@ pub(super) async fn drain_stderr(stderr: tokio::process::ChildStderr, tail: Arc<
 ///   backend's holder linger; [`RbdClient::kill_on_drop`] changes that.
 /// - [`RbdClient::kill`] is `kill -9` (the host reaping the VM): its watch
 ///   then stays for about 30 s unless the client is fenced.
+/// - [`OpenClient::process`] names the holder (pid and a unique marker
+///   argument), so an owner that restarted can still end a zombie.
 #[derive(Debug)]
 pub struct RbdClient {
     pub(super) id: ClientId,
     pub(super) image: String,
     pub(super) pid: Option<u32>,
+    pub(super) marker: String,
     pub(super) child: Option<Child>,
     pub(super) stdin: Option<ChildStdin>,
     pub(super) stdout: Option<BufReader<ChildStdout>>,
@@ -54,6 +57,11 @@ impl RbdClient {
     /// Process id of the holder (what a reaper kills), while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.pid
+    }
+
+    /// The unique argument on the holder's command line (see [`ClientProcess`]).
+    pub fn marker(&self) -> &str {
+        &self.marker
     }
 
     /// The image this client holds open.
@@ -152,6 +160,10 @@ impl OpenClient for RbdClient {
                 Err(BlockError::Backend(format!("holder of {} answered {answer:?}", self.image)))
             }
         }
+    }
+
+    fn process(&self) -> Option<ClientProcess> {
+        self.pid.map(|pid| ClientProcess { pid, marker: self.marker.clone() })
     }
 
     async fn close(mut self: Box<Self>) -> Result<(), BlockError> {

@@ -287,12 +287,16 @@ impl RbdBackend {
     pub async fn open_client(&self, name: &str) -> Result<RbdClient, BlockError> {
         self.spec(name)?;
         let linger = format!("{:.3}", self.holder_linger.as_secs_f64());
+        // Names this process and no other, so an owner that restarted can
+        // find it again and never signals a process by a reused pid.
+        let marker = format!("stratus-holder-{}", uuid::Uuid::new_v4());
         let mut child = Command::new(&self.python)
             .arg("-c")
             .arg(HOLDER_SCRIPT)
             .arg(&self.pool)
             .arg(name)
             .arg(&linger)
+            .arg(&marker)
             .env("CEPH_CONF", &self.ceph_conf)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -312,6 +316,7 @@ impl RbdBackend {
             id: ClientId(String::new()),
             image: name.to_owned(),
             pid,
+            marker,
             child: Some(child),
             stdin: Some(stdin),
             stdout: Some(BufReader::new(stdout)),
