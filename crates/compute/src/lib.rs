@@ -601,6 +601,10 @@ impl Agent {
                 let _g = lock.lock().await;
                 self.driver.power_off(&cmd.server_id).await.map_err(|e| e.to_string())
             }
+            CommandKind::CaptureDisk { image_id } => {
+                let _g = lock.lock().await;
+                self.driver.capture_root_disk(&cmd.server_id, image_id).await.map(|_| ()).map_err(|e| e.to_string())
+            }
             CommandKind::PowerOn => {
                 let _g = lock.lock().await;
                 self.driver.power_on(&cmd.server_id).await.map_err(|e| e.to_string())

@@ -247,7 +247,35 @@ impl Shared {
         if !svc.is_up(self.ds.clock().now()) {
             return Err(format!("host {host} is down"));
         }
-        self.run_command(&svc, op_id, server_id, kind, d, None).await.map_err(|e| e.to_string())
+        match self.run_command(&svc, op_id, server_id, kind.clone(), d, None).await {
+            Err(f @ (CmdFailure::Refused(_) | CmdFailure::NoResponders)) => {
+                // The agent is restarting: gone from the bus for a moment, or
+                // rejoined with an epoch we had not read yet. While the
+                // host's lease holds, wait for it to rejoin and re-send once
+                // (Nova's queued RPC would be served by the restarted
+                // compute service); a host whose lease lapses is down.
+                let why = f.to_string();
+                let until = tokio::time::Instant::now() + self.cfg.lease_ttl;
+                loop {
+                    if tokio::time::Instant::now() >= until {
+                        return Err(why);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    let fresh = self.ds.service_get_by_host(host).await.map_err(|e| format!("host {host}: {e}"))?;
+                    if !fresh.is_up(self.ds.clock().now()) {
+                        return Err(format!("{why}; host {host} is down"));
+                    }
+                    if fresh.epoch != svc.epoch {
+                        tracing::info!(server = %server_id, host, reason = %why, "agent rejoined; re-sending with its new epoch");
+                        return self
+                            .run_command(&fresh, op_id, server_id, kind, d, None)
+                            .await
+                            .map_err(|e| e.to_string());
+                    }
+                }
+            }
+            r => r.map_err(|e| e.to_string()),
+        }
     }
 
     /// Keep `server`'s capacity on `host` reserved until the host reports its VM gone.

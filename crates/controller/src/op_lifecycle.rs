@@ -183,6 +183,16 @@ impl Lifecycle {
             self.drop_snapshot(&server, &snap_id).await;
             return self.abandon(op, &server, TaskState::Shelving, event, &format!("power off on {host}: {e}")).await;
         }
+        // The snapshot's bytes: the powered-off VM's root disk, copied by the
+        // host into the image store (nothing for a fake VM or a volume-backed one).
+        let capture = CommandKind::CaptureDisk { image_id: snap_id };
+        if let Err(e) = s.host_command(&op.id, &server.id, &host, capture, self.build_deadlines()).await {
+            self.drop_snapshot(&server, &snap_id).await;
+            return self
+                .abandon(op, &server, TaskState::Shelving, event, &format!("disk capture on {host}: {e}"))
+                .await;
+        }
+        let captured = s.images.adopt_snapshot_bytes(&snap_id).await.map_err(image_failure)?;
         let offload_now = s.cfg.shelved_offload_time.is_some_and(|t| t.is_zero());
         let tr = Transition {
             from_task: Some(Some(TaskState::Shelving)),
@@ -201,7 +211,11 @@ impl Lifecycle {
             &op.request_id,
             event,
             true,
-            &format!("snapshot {} taken, VM powered off on {host}", op.id),
+            &format!(
+                "snapshot {} taken{}, VM powered off on {host}",
+                op.id,
+                if captured { " with the root disk's bytes" } else { "" }
+            ),
         )
         .await?;
         let cur = ds.server_get_any(&server.id).await?;

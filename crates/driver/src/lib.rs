@@ -133,6 +133,14 @@ pub trait Driver: Send + Sync + 'static {
     async fn detach_volume(&self, _server_id: &ServerId, _attachment_id: &AttachmentId) -> Result<(), DriverError> {
         Ok(())
     }
+    /// Copy the VM's local root disk, which must not be in use (the VM is
+    /// powered off), into the image store as image `image_id`. Returns the
+    /// bytes written, or `None` when the VM has no local root disk (the fake
+    /// driver's VMs have none).
+    async fn capture_root_disk(&self, server_id: &ServerId, image_id: &ImageId) -> Result<Option<u64>, DriverError> {
+        let _ = (server_id, image_id);
+        Ok(None)
+    }
     /// VMs a host watchdog killed (self-fenced) that are still recorded
     /// here, with when (Unix ms): reported to the controller at reconcile.
     async fn self_fenced(&self) -> Vec<(ServerId, i64)> {

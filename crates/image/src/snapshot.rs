@@ -99,6 +99,47 @@ impl ImageService {
         }
     }
 
+    /// Take the bytes a host wrote for snapshot `id` (a captured root disk,
+    /// raw) into its record: size, checksums, `disk_format` raw. Returns
+    /// whether there were bytes (a fake VM's snapshot has none and keeps its
+    /// empty record). Idempotent: a retried step hashes the same file again.
+    pub async fn adopt_snapshot_bytes(&self, id: &ImageId) -> Result<bool, ImageError> {
+        let path = crate::store::data_path(self.image_dir(), id);
+        let hashed = tokio::task::spawn_blocking(move || -> std::io::Result<Option<(u64, String, String)>> {
+            use md5::Digest as _;
+            use std::io::Read as _;
+            let mut f = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let (mut md5, mut sha) = (md5::Md5::new(), sha2::Sha512::new());
+            let mut buf = vec![0u8; 1 << 20];
+            let mut size = 0u64;
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                md5.update(&buf[..n]);
+                sha.update(&buf[..n]);
+                size += n as u64;
+            }
+            Ok(Some((size, hex::encode(md5.finalize()), hex::encode(sha.finalize()))))
+        })
+        .await
+        .map_err(|e| ImageError::io("hashing a snapshot", std::io::Error::other(e)))?
+        .map_err(|e| ImageError::io("hashing a snapshot", e))?;
+        let Some((size, md5, sha512)) = hashed else { return Ok(false) };
+        let mut row = self.ds.image_get(id).await?;
+        row.disk_format = Some(DiskFormat::Raw);
+        self.ds.image_update(&row).await?;
+        let size =
+            i64::try_from(size).map_err(|_| ImageError::io("sizing a snapshot", std::io::Error::other("too large")))?;
+        self.ds.image_set_data(id, size, &md5, &sha512).await?;
+        Ok(true)
+    }
+
     /// Delete a snapshot's record and bytes, whoever may see it (the caller
     /// is the system cleaning up after a server, not a user). Deleting one
     /// that is already gone is not an error: the result says which it was.

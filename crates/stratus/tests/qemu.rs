@@ -420,6 +420,28 @@ async fn real_vms_on_a_live_host_survive_agent_restarts_and_delete_cleanly() {
     let pid2 = qc.qemu_pid(&host, &id).expect("a new qemu");
     wait_until("the restarted guest continues its counter", T, || root_counter(&qc, &host, &id) > n).await;
 
+    // Shelve copies the root disk into the image service; unshelve boots from
+    // it, so the guest's counter continues (Nova: the shelve snapshot is the disk).
+    let n = root_counter(&qc, &host, &id);
+    server_action(&qc.cloud, &tok, &id, json!({"shelve": null})).await;
+    qc.cloud.wait_status(&tok, &id, "SHELVED_OFFLOADED", T).await;
+    assert!(!alive(pid2), "offloaded: no qemu");
+    assert!(!qc.vm_dir(&host, &id).exists(), "offloaded: the host's copy is gone");
+    server_action(&qc.cloud, &tok, &id, json!({"unshelve": null})).await;
+    qc.cloud.wait_status(&tok, &id, "ACTIVE", T).await;
+    let host = qc.host_of(&admin, &id).await;
+    // (The shelved disk may hold a write or two after `n`: the guest ran until the power-off.)
+    let start_counter = || -> Option<u64> {
+        let console = qc.console(&host, &id);
+        let line = console.lines().find(|l| l.contains("START vda"))?.to_string();
+        line.split("counter=").nth(1)?.trim().parse().ok()
+    };
+    wait_until("the unshelved guest boots from the shelved disk", T, || start_counter().is_some()).await;
+    let resumed_from = start_counter().unwrap_or(0);
+    assert!(resumed_from >= n, "the unshelved disk starts at {resumed_from}, the shelved VM had written {n}");
+    wait_until("the unshelved guest writes on", T, || root_counter(&qc, &host, &id) > resumed_from).await;
+    let pid2 = qc.qemu_pid(&host, &id).expect("qemu after unshelve");
+
     // DELETE with the host up: the qemu is gone before the 404 is served.
     let started = Instant::now();
     let (s, _) = qc.cloud.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;

@@ -181,6 +181,13 @@ pub enum CommandKind {
         #[serde(default)]
         volume: String,
     },
+    /// Copy the powered-off VM's local root disk into the image store as
+    /// image `image_id` (the shelve snapshot's bytes). A VM with no local
+    /// root disk (boot from volume, or the fake driver) copies nothing.
+    CaptureDisk {
+        /// The snapshot image.
+        image_id: ImageId,
+    },
     /// Pause the VM in memory.
     Pause,
     /// Unpause it.
@@ -201,6 +208,7 @@ impl CommandKind {
             Self::PowerOn => "power_on",
             Self::Reboot { .. } => "reboot",
             Self::AttachVolume { .. } => "attach_volume",
+            Self::CaptureDisk { .. } => "capture_disk",
             Self::DetachVolume { .. } => "detach_volume",
             Self::Pause => "pause",
             Self::Unpause => "unpause",

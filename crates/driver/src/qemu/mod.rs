@@ -735,6 +735,35 @@ impl Driver for QemuDriver {
         true
     }
 
+    async fn capture_root_disk(&self, server_id: &ServerId, image_id: &ImageId) -> Result<Option<u64>, DriverError> {
+        let lock = self.lock(server_id);
+        let _g = lock.lock().await;
+        let rec = self.load(server_id)?;
+        let Some(root) = rec.root_disk else { return Ok(None) };
+        if self.find_pid(&self.paths(server_id)).is_some() {
+            return Err(hv(format!("VM {server_id} is running; power it off before capturing its disk")));
+        }
+        let dest = self.image_file(image_id);
+        let part = dest.with_extension("capture-part");
+        // qemu-img keeps the copy sparse (a 1 GiB root disk mostly holes).
+        let out = tokio::process::Command::new(&self.cfg.qemu_img)
+            .args(["convert", "-q", "-f", "raw", "-O", "raw"])
+            .arg(&root)
+            .arg(&part)
+            .output()
+            .await
+            .map_err(|e| io("running qemu-img", e))?;
+        if !out.status.success() {
+            let _ = std::fs::remove_file(&part);
+            warn!(server = %server_id, stderr = %String::from_utf8_lossy(&out.stderr).trim(), "qemu-img convert failed");
+            return Err(hv(format!("could not copy the root disk of {server_id}")));
+        }
+        let size = std::fs::metadata(&part).map_err(|e| io("reading the captured disk", e))?.len();
+        std::fs::rename(&part, &dest).map_err(|e| io("placing the captured disk", e))?;
+        info!(server = %server_id, image = %image_id, bytes = size, "root disk captured into the image store");
+        Ok(Some(size))
+    }
+
     async fn self_fenced(&self) -> Vec<(ServerId, i64)> {
         let mut out = Vec::new();
         for e in std::fs::read_dir(&self.cfg.state_dir).into_iter().flatten().flatten() {
