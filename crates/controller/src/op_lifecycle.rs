@@ -411,14 +411,35 @@ impl Lifecycle {
         let dest = migration.dest_host.clone().unwrap_or_default();
         cx.step(ResizeStep::Migrate).await?;
         let _ = s.host_command(&op.id, &server.id, &source, CommandKind::PowerOff, self.d()).await;
+        // The destination boots the same disk: the source host copies the
+        // powered-off VM's root disk into the image store under a transient
+        // name, the destination builds its root disk from that copy, and the
+        // copy goes once the spawn returned. A VM with no local root disk (a
+        // volume-backed or fake one) copies nothing and boots as before.
+        let carried = ImageId(op.id.0);
+        let carried_file = s.images.image_dir().join(carried.to_string());
+        let capture = CommandKind::CaptureDisk { image_id: carried };
+        let disk_from = match s.host_command(&op.id, &server.id, &source, capture, self.build_deadlines()).await {
+            Ok(_) if carried_file.exists() => Some(carried),
+            Ok(_) => server.image_id,
+            Err(e) => {
+                warn!(server = %server.id, host = %source, error = %e, "root disk not captured; the destination boots from the image");
+                server.image_id
+            }
+        };
         let boot = crate::boot::boot_spec(ds, &server, server.image_id, new_flavor.disk_gb).await?;
         let spawn = CommandKind::Spawn {
             vcpus: new_flavor.vcpus,
             ram_mb: new_flavor.ram_mb,
-            image_id: server.image_id,
+            image_id: disk_from,
             boot: Some(boot),
         };
         let spawned = s.host_command(&op.id, &server.id, &dest, spawn, self.build_deadlines()).await;
+        if let Err(e) = tokio::fs::remove_file(&carried_file).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            warn!(file = %carried_file.display(), error = %e, "could not remove the carried root disk copy");
+        }
         let spawned = match spawned {
             Ok(_) if migration.old_vm_state == VmState::Stopped => {
                 s.host_command(&op.id, &server.id, &dest, CommandKind::PowerOff, self.d()).await.map(|_| ())
