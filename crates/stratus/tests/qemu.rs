@@ -283,11 +283,18 @@ async fn real_zombie(backend: &str) {
     assert!(took <= Duration::from_secs(30), "{took:?}");
     assert!(qc.qemu_pid(&host, &id) == Some(pid), "the zombie qemu still runs (its agent is dead)");
 
-    // The fence came before any volume was released.
+    // The fence came before any volume was released. The instance action
+    // records the order; the backend proves it: both backends refuse to
+    // delete a volume a client still holds (rbd: watchers; local: the NBD
+    // export's watcher), so a root volume deleted while its zombie qemu
+    // still runs was released only after that qemu's client was fenced.
     let events = delete_events(c, &id).await;
-    let fence = events.iter().find(|e| e.event == "controller_fence_storage").expect("fence event");
-    let release = events.iter().find(|e| e.event == "controller_release_volumes").expect("release event");
-    assert!(fence.finish_time.expect("fence finished") <= release.start_time, "{events:#?}");
+    let pos = |name: &str| events.iter().position(|e| e.event == name).unwrap_or_else(|| panic!("{name}: {events:#?}"));
+    assert!(pos("controller_fence_storage") < pos("controller_release_volumes"), "{events:#?}");
+    let fence = &events[pos("controller_fence_storage")];
+    let (s, _) = c.call(&tok, Method::GET, &format!("/volume/v3/volumes/{root}"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "root volume deleted");
+    assert!(alive(pid), "…while the zombie qemu holding it still ran");
     assert_eq!(fence.details.as_deref().map(|d| d.matches("fenced client").count()), Some(2), "{events:#?}");
     eprintln!("{backend} fence: {:?}", fence.details);
 
@@ -325,6 +332,7 @@ async fn real_zombie(backend: &str) {
     // The dead host returns: the zombie is gone within a poll interval, fences clear, audit is clean.
     let mut qc = qc;
     qc.agents[idx].restart();
+    let restarted = Instant::now();
     let c = &qc.cloud;
     let deadline = Instant::now() + T;
     loop {
@@ -337,6 +345,10 @@ async fn real_zombie(backend: &str) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(!alive(pid), "zombie qemu {pid} ended");
+    eprintln!(
+        "MEASURE {backend}: restarted agent -> zombie reaped, fences lifted: {} ms",
+        restarted.elapsed().as_millis()
+    );
     let (clean, report) = c.audit();
     assert!(clean, "{report}");
     let (s, _) = c.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{other}"), None).await;
@@ -566,6 +578,59 @@ async fn the_watchdog_kills_the_vms_of_a_stopped_agent_before_its_lease_expires(
     eprintln!("self-fence event: {:?}", event.details);
     assert!(event.details.as_deref().unwrap_or_default().contains("paused and killed"), "{event:?}");
     wait_until("the reaper removes the dead VM", T, || !qc.vm_dir(&host, &id).exists()).await;
+    let (clean, report) = qc.cloud.audit();
+    assert!(clean, "{report}");
+}
+
+/// The two fences back each other up: the agent is killed (so the delete
+/// takes the local path at once, on "no responder") while the watchdog is
+/// on. The storage fence cuts the zombie off first; the watchdog, which
+/// needs no agent, still kills the zombie before the lease would expire;
+/// the returning host reports the self-fence, and the delete's instance
+/// action says which fence acted first.
+#[tokio::test(flavor = "multi_thread")]
+async fn storage_fence_and_watchdog_both_act_on_a_dead_agents_zombie() {
+    let mut qc = QemuCloud::start("local", true).await;
+    let tok = qc.cloud.demo().await;
+    let admin = qc.cloud.admin().await;
+    let data = create_volume(&qc.cloud, &tok, "data").await;
+    let id = qc.cloud.create_server(&tok, "vm1").await;
+    qc.cloud.wait_status(&tok, &id, "ACTIVE", T).await;
+    attach(&qc.cloud, &tok, &id, &data).await;
+    let data_name = qc.cloud.db().await.volume_get(&vid(&data)).await.expect("data").backend_name;
+    wait_until("the guest writes the data volume", T, || qc.counter(&data_name) >= 1).await;
+    let host = qc.host_of(&admin, &id).await;
+    let pid = qc.qemu_pid(&host, &id).expect("qemu");
+    let idx = qc.agent_of(&host);
+    qc.agents[idx].kill9();
+    let killed = Instant::now();
+    let (s, _) = qc.cloud.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    qc.cloud.wait_gone(&tok, &id, T).await;
+    assert!(alive(pid), "the storage fence came first: the zombie still runs at the 404");
+    let frozen = qc.counter(&data_name);
+    wait_until("the watchdog kills the zombie of the dead agent", Duration::from_secs(30), || !alive(pid)).await;
+    eprintln!("MEASURE watchdog: zombie killed {} ms after its agent died", killed.elapsed().as_millis());
+    assert_eq!(qc.counter(&data_name), frozen, "no write after the storage fence");
+    qc.agents[idx].restart();
+    let deadline = Instant::now() + T;
+    let event = loop {
+        let events = delete_events(&qc.cloud, &id).await;
+        if let Some(e) = events.into_iter().find(|e| e.event == "compute_self_fence") {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "self-fence never recorded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!("self-fence event: {:?}", event.details);
+    assert!(event.details.as_deref().unwrap_or_default().contains("the storage fence acted first"), "{event:?}");
+    wait_until("the reaper removes the dead VM", T, || !qc.vm_dir(&host, &id).exists()).await;
+    let db = qc.cloud.db().await;
+    let deadline = Instant::now() + T;
+    while !db.cleanup_pending().await.expect("cleanups").is_empty() {
+        assert!(Instant::now() < deadline, "fences never lifted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let (clean, report) = qc.cloud.audit();
     assert!(clean, "{report}");
 }
