@@ -322,6 +322,9 @@ impl Lifecycle {
                         .abandon(op, &server, TaskState::Unshelving, event, &format!("spawn on {host}: {e}"))
                         .await;
                 }
+                if let Err(e) = crate::op_volume::move_volumes(s, &op.id, &server.id, None, &host).await {
+                    return self.abandon(op, &server, TaskState::Unshelving, event, &format!("volumes: {e}")).await;
+                }
                 cx.stepped(UnshelveStep::Spawn).await?;
             }
             detail = format!("spawned from the shelve snapshot on {host}");
@@ -446,8 +449,17 @@ impl Lifecycle {
             }
             r => r.map(|_| ()),
         };
+        // The volumes follow the VM: closed on the (powered-off) source,
+        // opened on the destination.
+        let spawned = match spawned {
+            Ok(()) => crate::op_volume::move_volumes(s, &op.id, &server.id, Some(&source), &dest).await.map(|_| ()),
+            e => e,
+        };
         if let Err(e) = spawned {
             let _ = s.host_command(&op.id, &server.id, &dest, CommandKind::Terminate, self.d()).await;
+            if let Err(e) = crate::op_volume::move_volumes(s, &op.id, &server.id, None, &source).await {
+                warn!(server = %server.id, host = %source, error = %e, "could not reopen the volumes on the source");
+            }
             if migration.old_vm_state == VmState::Active {
                 let _ = s.host_command(&op.id, &server.id, &source, CommandKind::PowerOn, self.d()).await;
             }
@@ -534,6 +546,9 @@ impl Lifecycle {
             if let Err(e) = s.host_command(&op.id, &server.id, &dest, CommandKind::Terminate, self.d()).await {
                 s.record_zombie(&server, &dest, &format!("resize revert: {e}")).await?;
             }
+            if let Err(e) = crate::op_volume::move_volumes(s, &op.id, &server.id, None, &m.source_host).await {
+                return self.abandon(op, &server, task, event, &format!("volumes on {}: {e}", m.source_host)).await;
+            }
             if old_vm == VmState::Active
                 && let Err(e) = s.host_command(&op.id, &server.id, &m.source_host, CommandKind::PowerOn, self.d()).await
             {
@@ -610,6 +625,20 @@ impl Lifecycle {
         };
         let dest = m.dest_host.clone().unwrap_or_default();
         cx.step(EvacuateStep::Rebuild).await?;
+        // The copy on the down host may still run and write: fence its
+        // storage clients before any other host opens the volumes (the
+        // fences are lifted once that host rejoins and reaps it).
+        let mut fenced = Vec::new();
+        if let Some(volumes) = s.volume.as_ref() {
+            match volumes.fence_server(&server.id).await {
+                Ok(lines) => fenced = lines,
+                Err(e) => {
+                    ds.event_finish(&server.id, &op.request_id, event, false, &format!("fencing the source: {e}"))
+                        .await?;
+                    return Err(crate::storage::op_error(e));
+                }
+            }
+        }
         let boot = crate::boot::boot_spec(ds, &server, server.image_id, server.disk_gb).await?;
         let spawn = CommandKind::Spawn {
             vcpus: server.vcpus,
@@ -630,6 +659,14 @@ impl Lifecycle {
             ds.event_finish(&server.id, &op.request_id, event, false, &format!("spawn on {dest}: {e}")).await?;
             return Ok(Outcome::Failed(Failure::Step(e)));
         }
+        let opened = match crate::op_volume::move_volumes(s, &op.id, &server.id, None, &dest).await {
+            Ok(lines) => lines,
+            Err(e) => {
+                ds.event_finish(&server.id, &op.request_id, event, false, &format!("volumes on {dest}: {e}")).await?;
+                return Ok(Outcome::Failed(Failure::Step(e)));
+            }
+        };
+        fenced.extend(opened);
         let tr = Transition {
             from_task: Some(Some(TaskState::Rebuilding)),
             vm: Some(VmState::Active),
@@ -644,7 +681,11 @@ impl Lifecycle {
             &op.request_id,
             event,
             true,
-            &format!("rebuilt on {dest}; {source} reaps its copy when it rejoins"),
+            &format!(
+                "rebuilt on {dest}; {source} reaps its copy when it rejoins{}{}",
+                if fenced.is_empty() { "" } else { "; " },
+                fenced.join("; ")
+            ),
         )
         .await?;
         cx.stepped(EvacuateStep::Rebuild).await?;

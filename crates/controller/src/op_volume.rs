@@ -31,15 +31,58 @@ pub(crate) async fn open_on_host(
     att: &AttachmentRow,
 ) -> Result<String, String> {
     let host = server.host.clone().ok_or("server has no host")?;
+    open_on(s, op_id, &server.id, &host, att).await
+}
+
+/// Open `att` on `host` and record the client and host on the attachment.
+pub(crate) async fn open_on(
+    s: &Shared,
+    op_id: &stratus_types::OperationId,
+    server_id: &stratus_types::ServerId,
+    host: &str,
+    att: &AttachmentRow,
+) -> Result<String, String> {
     let volumes = s.volume.as_ref().ok_or("no block storage service is configured")?;
     let vol = volumes.volume(&att.volume_id).await.map_err(|e| e.to_string())?;
     let d = Deadlines { ack: s.cfg.command_ack_timeout, result: s.cfg.power_timeout };
     let kind = CommandKind::AttachVolume { attachment_id: att.id, volume: vol.backend_name.clone() };
-    let t = s.host_command(op_id, &server.id, &host, kind, d).await?;
+    let t = s.host_command(op_id, server_id, host, kind, d).await?;
     let client = t.result.client_id.clone().ok_or("the host reported no storage client")?;
-    volumes.host_attached(att, &host, &client).await.map_err(|e| e.to_string())?;
-    info!(server = %server.id, volume = %att.volume_id, client = %client, "volume attached");
+    volumes.host_attached(att, host, &client).await.map_err(|e| e.to_string())?;
+    info!(server = %server_id, volume = %att.volume_id, host, client = %client, "volume attached");
     Ok(client)
+}
+
+/// Move every volume of a server that changes hosts (resize, migration,
+/// revert, unshelve, evacuation): close it on `from` (a live source host
+/// whose VM is powered off: its storage connection must go before another
+/// host opens the volume), then open it on `to`, recording the new client.
+/// Returns a line per volume for the instance action.
+pub(crate) async fn move_volumes(
+    s: &Shared,
+    op_id: &stratus_types::OperationId,
+    server_id: &stratus_types::ServerId,
+    from: Option<&str>,
+    to: &str,
+) -> Result<Vec<String>, String> {
+    let Some(volumes) = s.volume.as_ref() else { return Ok(Vec::new()) };
+    let atts = volumes.attachments_of_server(server_id).await.map_err(|e| e.to_string())?;
+    let d = Deadlines { ack: s.cfg.command_ack_timeout, result: s.cfg.power_timeout };
+    let mut lines = Vec::new();
+    for att in atts {
+        if let Some(from) = from.filter(|f| *f != to) {
+            let vol = volumes.volume(&att.volume_id).await.map_err(|e| e.to_string())?;
+            let kind = CommandKind::DetachVolume { attachment_id: att.id, volume: vol.backend_name };
+            s.host_command(op_id, server_id, from, kind, d).await.map_err(|e| format!("closing on {from}: {e}"))?;
+        }
+        let vol = volumes.volume(&att.volume_id).await.map_err(|e| e.to_string())?;
+        let kind = CommandKind::AttachVolume { attachment_id: att.id, volume: vol.backend_name };
+        let t = s.host_command(op_id, server_id, to, kind, d).await.map_err(|e| format!("opening on {to}: {e}"))?;
+        let client = t.result.client_id.clone().ok_or("the host reported no storage client")?;
+        volumes.host_moved(&att, to, &client).await.map_err(|e| e.to_string())?;
+        lines.push(format!("volume {} opened on {to} by client {client}", att.volume_id));
+    }
+    Ok(lines)
 }
 
 #[async_trait]

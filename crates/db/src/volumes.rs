@@ -342,6 +342,27 @@ impl Datastore {
         Ok(row)
     }
 
+    /// Record that an attachment's server moved to `host`, where client
+    /// `client_id` now holds the volume (resize, migration, unshelve,
+    /// evacuation). Allowed while attached or fenced (an evacuated server's
+    /// old client was fenced first); the attachment is attached again.
+    pub async fn attachment_rehome(
+        &self,
+        id: &AttachmentId,
+        host: &str,
+        connector: &str,
+        client_id: &str,
+    ) -> Result<(), DbError> {
+        let r = sqlx::query("UPDATE volume_attachments SET host = $2, connector = $3, client_id = $4, status = $5, updated_at = $6 WHERE id = $1 AND deleted = FALSE AND status IN ($5,$7)")
+            .bind(id).bind(host).bind(connector).bind(client_id)
+            .bind(AttachStatus::Attached.as_str()).bind(self.now()).bind(AttachStatus::Fenced.as_str())
+            .execute(&self.write).await?;
+        if r.rows_affected() == 0 {
+            return Err(DbError::conflict(RowKind::Attachment, format!("attachment {id} cannot move in its state")));
+        }
+        Ok(())
+    }
+
     /// The host finished attaching: attachment `attached`, volume `in-use`.
     pub async fn attachment_complete(&self, id: &AttachmentId) -> Result<(), DbError> {
         let now = self.now();

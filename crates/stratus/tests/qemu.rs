@@ -374,8 +374,9 @@ fn _unused(_: Value) {}
 
 async fn server_action(c: &Cloud, tok: &str, id: &str, body: Value) {
     let (s, v) = c.call(tok, Method::POST, &format!("/compute/v2.1/servers/{id}/action"), Some(body)).await;
-    // 202 for most actions; confirmResize answers 204 (as Nova does).
-    assert!(s == StatusCode::ACCEPTED || s == StatusCode::NO_CONTENT, "{s} {v}");
+    // 202 for most actions; confirmResize answers 204 and evacuate 200 with
+    // the admin password (as Nova does).
+    assert!(s == StatusCode::ACCEPTED || s == StatusCode::NO_CONTENT || s == StatusCode::OK, "{s} {v}");
 }
 
 /// Counter on a VM's local root disk (vda).
@@ -452,6 +453,7 @@ async fn real_vms_on_a_live_host_survive_agent_restarts_and_delete_cleanly() {
     wait_until("the unshelved guest boots from the shelved disk", T, || start_counter().is_some()).await;
     let resumed_from = start_counter().unwrap_or(0);
     assert!(resumed_from >= n, "the unshelved disk starts at {resumed_from}, the shelved VM had written {n}");
+    wait_until("the unshelved VM has its data volume back", T, || qc.console(&host, &id).contains("wrote vdb")).await;
     wait_until("the unshelved guest writes on", T, || root_counter(&qc, &host, &id) > resumed_from).await;
 
     // Cold migration boots the same disk on the other host (Nova copies the
@@ -468,6 +470,7 @@ async fn real_vms_on_a_live_host_survive_agent_restarts_and_delete_cleanly() {
     };
     wait_until("the migrated guest boots from the carried disk", T, || dest_start().is_some()).await;
     assert!(dest_start().unwrap_or(0) >= before, "the destination disk continues the counter");
+    wait_until("the migrated VM writes its data volume too", T, || qc.console(&dest, &id).contains("wrote vdb")).await;
     server_action(&qc.cloud, &admin, &id, json!({"confirmResize": null})).await;
     qc.cloud.wait_status(&tok, &id, "ACTIVE", T).await;
     wait_until("the source copy is destroyed", T, || !qc.vm_dir(&host, &id).exists()).await;
@@ -629,6 +632,64 @@ async fn storage_fence_and_watchdog_both_act_on_a_dead_agents_zombie() {
     let deadline = Instant::now() + T;
     while !db.cleanup_pending().await.expect("cleanups").is_empty() {
         assert!(Instant::now() < deadline, "fences never lifted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (clean, report) = qc.cloud.audit();
+    assert!(clean, "{report}");
+}
+
+/// Evacuation with a live zombie: the source host's agent is dead and its
+/// qemu still writes the data volume. Evacuating (Nova: allowed once the
+/// host is down) must fence the zombie's client before the destination
+/// opens the volume; the new VM continues from the frozen counter, the
+/// zombie's writes fail, and the returning host reaps the zombie and gets
+/// its fences lifted.
+#[tokio::test(flavor = "multi_thread")]
+async fn evacuation_fences_the_zombie_before_the_new_host_opens_the_volumes() {
+    let mut qc = QemuCloud::start("local", false).await;
+    let tok = qc.cloud.demo().await;
+    let admin = qc.cloud.admin().await;
+    let data = create_volume(&qc.cloud, &tok, "data").await;
+    let id = qc.cloud.create_server(&tok, "vm1").await;
+    qc.cloud.wait_status(&tok, &id, "ACTIVE", T).await;
+    attach(&qc.cloud, &tok, &id, &data).await;
+    let data_name = qc.cloud.db().await.volume_get(&vid(&data)).await.expect("data").backend_name;
+    wait_until("the guest writes the data volume", T, || qc.counter(&data_name) >= 2).await;
+    let host = qc.host_of(&admin, &id).await;
+    let pid = qc.qemu_pid(&host, &id).expect("qemu");
+    let idx = qc.agent_of(&host);
+    qc.agents[idx].kill9();
+    qc.cloud.force_down(&admin, &host, true).await;
+    server_action(&qc.cloud, &admin, &id, json!({"evacuate": {"onSharedStorage": false}})).await;
+    qc.cloud.wait_status(&tok, &id, "ACTIVE", T).await;
+    let dest = qc.host_of(&admin, &id).await;
+    assert_ne!(dest, host);
+    assert!(alive(pid), "the zombie still runs (its agent is dead)");
+    // The zombie was cut off; the new VM starts from what the zombie last wrote.
+    wait_until("the zombie's writes fail", T, || fence_point(&qc.console(&host, &id), "vdb").1 >= 1).await;
+    let (last_ok, _) = fence_point(&qc.console(&host, &id), "vdb");
+    let last_ok = last_ok.expect("the zombie wrote before the fence");
+    let start = || -> Option<u64> {
+        let console = qc.console(&dest, &id);
+        let line = console.lines().find(|l| l.contains("START vdb"))?.to_string();
+        line.split("counter=").nth(1)?.trim().parse().ok()
+    };
+    wait_until("the evacuated VM opens the data volume", T, || start().is_some()).await;
+    let from = start().unwrap_or(0);
+    assert!(from == last_ok || from == last_ok + 1, "new VM starts at {from}, zombie's last write {last_ok}");
+    wait_until("the evacuated VM writes on", T, || qc.counter(&data_name) > from).await;
+    // The source host comes back: it reaps the zombie; the fence is lifted.
+    qc.cloud.force_down(&admin, &host, false).await;
+    qc.agents[idx].restart();
+    let db = qc.cloud.db().await;
+    let deadline = Instant::now() + T;
+    loop {
+        let zombies = db.zombie_list(None).await.expect("z");
+        let pending = db.cleanup_pending().await.expect("q");
+        if zombies.is_empty() && pending.is_empty() && !alive(pid) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not released: zombies {zombies:?} cleanups {pending:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (clean, report) = qc.cloud.audit();

@@ -125,6 +125,13 @@ impl VolumeService {
         Ok(())
     }
 
+    /// The server moved and its new host opened the volume for `att` as
+    /// storage client `client` (what a later fence targets).
+    pub async fn host_moved(&self, att: &AttachmentRow, host: &str, client: &str) -> Result<(), VolumeError> {
+        let connector = serde_json::json!({"host": host, "initiator": format!("stratus:{host}")}).to_string();
+        Ok(self.ds.attachment_rehome(&att.id, host, &connector, client).await?)
+    }
+
     /// The host could not open the volume: the reservation is dropped (the
     /// volume is `available` again).
     pub async fn host_attach_failed(&self, attachment_id: &AttachmentId) -> Result<(), VolumeError> {
