@@ -86,6 +86,11 @@ mod tests {
     async fn ends_the_process_that_carries_its_marker_and_waits_until_it_is_gone() {
         let mut child = with_marker("stratus-test-client-end");
         let p = ClientProcess { pid: child.id(), marker: "stratus-test-client-end".into() };
+        // Between fork and exec the child still shows our command line.
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while !p.is_running() && std::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         assert!(p.is_running());
         p.end(Duration::from_secs(5)).await.expect("ended");
         assert!(!p.is_running());
@@ -99,6 +104,12 @@ mod tests {
     async fn never_signals_a_process_by_pid_alone() {
         let mut child = with_marker("stratus-test-client-other");
         let p = ClientProcess { pid: child.id(), marker: "stratus-test-client-not-this-one".into() };
+        // Let it exec first, so the check below is about the marker, not the fork.
+        let ours = ClientProcess { pid: child.id(), marker: "stratus-test-client-other".into() };
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while !ours.is_running() && std::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         assert!(!p.is_running());
         p.end(Duration::from_secs(1)).await.expect("not ours: nothing to end");
         assert!(child.try_wait().expect("try_wait").is_none(), "an unrelated process was signalled");

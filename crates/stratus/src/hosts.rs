@@ -43,12 +43,7 @@ pub fn host_driver(
             let mut q = QemuConfig::new(vm_dir.clone(), image_dir.to_path_buf());
             q.qemu_binary = driver.qemu_binary.clone();
             let d = QemuDriver::new(q).context("starting the qemu driver")?;
-            let cap = machine_capacity(&vm_dir);
-            cfg.vcpus = (cap.cpus as f64 * driver.cpu_allocation_ratio).floor() as i64;
-            cfg.memory_mb = ((cap.memory_mb.saturating_sub(driver.reserved_host_memory_mb)) as f64
-                * driver.ram_allocation_ratio)
-                .floor() as i64;
-            cfg.disk_gb = (cap.disk_gb as f64 * driver.disk_allocation_ratio).floor() as i64;
+            (cfg.vcpus, cfg.memory_mb, cfg.disk_gb) = offered(&machine_capacity(&vm_dir), driver);
             if driver.watchdog {
                 let feed = watchdog_feed(host_dir);
                 ensure_watchdog(&vm_dir, &feed)?;
@@ -69,6 +64,17 @@ struct Capacity {
     cpus: u64,
     memory_mb: u64,
     disk_gb: u64,
+}
+
+/// What a host offers the scheduler: what it has times Nova's allocation
+/// ratios, less the RAM kept for the host itself (vCPUs, MiB, GiB).
+fn offered(cap: &Capacity, d: &DriverArgs) -> (i64, i64, i64) {
+    let scale = |have: u64, ratio: f64| (have as f64 * ratio.max(0.0)).floor() as i64;
+    (
+        scale(cap.cpus, d.cpu_allocation_ratio),
+        scale(cap.memory_mb.saturating_sub(d.reserved_host_memory_mb), d.ram_allocation_ratio),
+        scale(cap.disk_gb, d.disk_allocation_ratio),
+    )
 }
 
 fn machine_capacity(dir: &Path) -> Capacity {
@@ -142,4 +148,26 @@ pub async fn run_watchdog(vm_dir: PathBuf, feed_file: PathBuf, poll: Duration) -
         _ = guard => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        driver: DriverArgs,
+    }
+
+    /// Nova's defaults: 16 vCPUs per CPU, 1.5 x RAM after the reserve, 1.0 x disk.
+    #[test]
+    fn a_qemu_host_offers_what_it_has_times_the_allocation_ratios() {
+        let d = Cli::parse_from(["t", "--driver", "qemu"]).driver;
+        let cap = Capacity { cpus: 2, memory_mb: 4096, disk_gb: 100 };
+        assert_eq!(offered(&cap, &d), (32, 5376, 100));
+        let d = Cli::parse_from(["t", "--cpu-allocation-ratio", "1", "--reserved-host-memory-mb", "5000"]).driver;
+        assert_eq!(offered(&cap, &d), (2, 0, 100), "a reserve larger than the RAM offers none, never a negative");
+    }
 }

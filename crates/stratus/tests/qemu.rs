@@ -157,6 +157,12 @@ impl QemuCloud {
     }
 }
 
+/// `ceph osd blocklist ls`, as text.
+fn blocklist() -> String {
+    let out = Command::new("ceph").args(["osd", "blocklist", "ls"]).output().expect("ceph");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
 /// The last `wrote <dev> N` before the first `write failed <dev>` on the
 /// console (the counter at the fence), and how many writes failed.
 fn fence_point(console: &str, dev: &str) -> (Option<u64>, usize) {
@@ -261,6 +267,15 @@ async fn real_zombie(backend: &str) {
     let root_name = db.volume_get(&vid(&root)).await.expect("root").backend_name;
     let data_name = db.volume_get(&vid(&data)).await.expect("data").backend_name;
     let host = qc.host_of(&admin, &id).await;
+    // The storage clients recorded at attach time: for rbd, the qemu's own librbd addresses.
+    let clients: Vec<String> = db
+        .attachment_list_for_server(&sid(&id))
+        .await
+        .expect("attachments")
+        .into_iter()
+        .map(|a| a.client_id.expect("client recorded at attach"))
+        .collect();
+    assert_eq!(clients.len(), 2, "{clients:?}");
     // The guest writes both disks.
     wait_until("counters advance on both volumes", T, || qc.counter(&root_name) >= 2 && qc.counter(&data_name) >= 2)
         .await;
@@ -292,6 +307,12 @@ async fn real_zombie(backend: &str) {
     let pos = |name: &str| events.iter().position(|e| e.event == name).unwrap_or_else(|| panic!("{name}: {events:#?}"));
     assert!(pos("controller_fence_storage") < pos("controller_release_volumes"), "{events:#?}");
     let fence = &events[pos("controller_fence_storage")];
+    if backend == "rbd" {
+        let bl = blocklist();
+        for c in &clients {
+            assert!(bl.contains(c.as_str()), "the zombie qemu's client {c} is blocklisted: {bl}");
+        }
+    }
     let (s, _) = c.call(&tok, Method::GET, &format!("/volume/v3/volumes/{root}"), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "root volume deleted");
     assert!(alive(pid), "…while the zombie qemu holding it still ran");
@@ -345,6 +366,12 @@ async fn real_zombie(backend: &str) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(!alive(pid), "zombie qemu {pid} ended");
+    if backend == "rbd" {
+        let bl = blocklist();
+        for c in &clients {
+            assert!(!bl.contains(c.as_str()), "the fence of {c} is lifted once the zombie is gone: {bl}");
+        }
+    }
     eprintln!(
         "MEASURE {backend}: restarted agent -> zombie reaped, fences lifted: {} ms",
         restarted.elapsed().as_millis()
