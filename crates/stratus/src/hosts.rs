@@ -133,12 +133,23 @@ pub fn ensure_watchdog(vm_dir: &Path, feed: &Path) -> anyhow::Result<()> {
 /// Run the watchdog in this process (the `stratus watchdog` subcommand).
 /// It exits when its VM directory is removed (the host was decommissioned).
 pub async fn run_watchdog(vm_dir: PathBuf, feed_file: PathBuf, poll: Duration) -> anyhow::Result<()> {
-    let cfg = watchdog::WatchdogConfig { vm_dir: vm_dir.clone(), feed_file, poll };
+    let pidfile = feed_file.with_extension("pid");
+    let cfg = watchdog::WatchdogConfig { vm_dir: vm_dir.clone(), feed_file: feed_file.clone(), poll };
+    let me = std::process::id();
     let guard = async {
         loop {
             tokio::time::sleep(Duration::from_secs(2)).await;
             if !vm_dir.exists() {
                 info!(dir = %vm_dir.display(), "watchdog: VM directory removed; exiting");
+                return;
+            }
+            // One watchdog per host: give way to another live one the pidfile names.
+            if let Some(other) = std::fs::read_to_string(&pidfile).ok().and_then(|p| p.trim().parse::<u32>().ok())
+                && other != me
+                && std::fs::read(format!("/proc/{other}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(feed_file.to_string_lossy().as_ref()))
+            {
+                info!(other, "watchdog: another watchdog owns this host; exiting");
                 return;
             }
         }
