@@ -93,6 +93,20 @@ pub enum AuthError {
     /// The request asks for something invalid or unsupported; the message says what.
     #[error("{0}")]
     BadRequest(String),
+    /// Too many failed logins: the account is locked for a while
+    /// (Keystone's `lockout_failure_attempts`; a 401 that says so).
+    #[error("The account is locked for user: {user}.")]
+    AccountLocked {
+        /// The user name (or id) the client gave.
+        user: String,
+    },
+    /// Too many failed logins from one address, or every password check is
+    /// busy: try again later (429).
+    #[error("Too many authentication attempts; retry in {retry_after_secs} s.")]
+    TooManyAttempts {
+        /// Seconds until a retry may succeed.
+        retry_after_secs: u64,
+    },
     /// The datastore failed.
     #[error(transparent)]
     Db(#[from] DbError),

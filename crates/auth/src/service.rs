@@ -17,6 +17,7 @@ pub struct Identity {
     pub(crate) ds: Datastore,
     pub(crate) token_ttl: Duration,
     pub(crate) cache: TokenCache,
+    pub(crate) logins: crate::login::LoginGuard,
 }
 
 /// Validated contexts by token hash, with the time they were cached.
@@ -25,7 +26,13 @@ pub(crate) type TokenCache = Arc<Mutex<HashMap<String, (AuthContext, DateTime<Ut
 impl Identity {
     /// The identity service over the datastore, with tokens lasting `token_ttl`.
     pub fn new(ds: Datastore, token_ttl: Duration) -> Self {
-        Self { ds, token_ttl, cache: Arc::default() }
+        Self { ds, token_ttl, cache: Arc::default(), logins: crate::login::LoginGuard::new(Default::default()) }
+    }
+
+    /// Use these password-login limits (concurrency, lockout) instead of the defaults.
+    pub fn with_login_limits(mut self, limits: crate::LoginLimits) -> Self {
+        self.logins = crate::login::LoginGuard::new(limits);
+        self
     }
 
     /// Forget cached contexts (after role, user or project changes).

@@ -47,8 +47,20 @@ impl Identity {
     /// `POST /auth/tokens`: a token by password, or a re-issued (and
     /// possibly re-scoped) token by token. Every refusal is a 401.
     pub async fn issue_token(&self, req: TokenRequest) -> Result<IssuedToken, AuthError> {
+        self.issue_token_from(req, None).await
+    }
+
+    /// [`Identity::issue_token`] for a client at `source` (its failed
+    /// password logins count against that address too).
+    pub async fn issue_token_from(
+        &self,
+        req: TokenRequest,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<IssuedToken, AuthError> {
         match req.method {
-            AuthMethod::Password { user, password } => self.authenticate(&user, &password, req.scope.into()).await,
+            AuthMethod::Password { user, password } => {
+                self.authenticate_from(&user, &password, req.scope.into(), source).await
+            }
             AuthMethod::Token { id } => {
                 let mut ctx = self.validate(&id).await?;
                 let target = match req.scope {
@@ -84,20 +96,52 @@ impl Identity {
         password: &str,
         scope: ProjectScope,
     ) -> Result<IssuedToken, AuthError> {
-        let u = match self.ds.user_find(user).await {
-            Ok(u) => u,
-            Err(DbError::NotFound { .. }) => {
-                // Spend the same time as a real check so user names cannot be probed by timing.
-                let _ = hash_password(password);
-                debug!(%user, "login refused: unknown user");
-                return Err(AuthError::InvalidCredentials);
-            }
+        self.authenticate_from(user, password, scope, None).await
+    }
+
+    /// Password authentication by a client at `source`: refused early when
+    /// the account is locked or the address is over its failure limit; the
+    /// argon2 check runs on the bounded blocking pool (see `crate::login`).
+    pub async fn authenticate_from(
+        &self,
+        user: &str,
+        password: &str,
+        scope: ProjectScope,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<IssuedToken, AuthError> {
+        let key = user.to_lowercase();
+        let now = self.ds.clock().now();
+        self.logins.admit(&key, source, now)?;
+        let found = match self.ds.user_find(user).await {
+            Ok(u) => Some(u),
+            Err(DbError::NotFound { .. }) => None,
             Err(e) => return Err(e.into()),
         };
-        if !u.enabled || !verify_password(password, &u.password_hash) {
-            debug!(user = %u.id, enabled = u.enabled, "login refused: disabled user or wrong password");
-            return Err(AuthError::InvalidCredentials);
-        }
+        let password = password.to_string();
+        let ok = match &found {
+            Some(u) => {
+                let hash = u.password_hash.clone();
+                self.logins.check(move || verify_password(&password, &hash)).await?
+            }
+            None => {
+                // Spend the same time as a real check so user names cannot be probed by timing.
+                self.logins.check(move || hash_password(&password).map(|_| false).unwrap_or(false)).await?
+            }
+        };
+        let u = match found {
+            Some(u) if ok && u.enabled => u,
+            other => {
+                self.logins.failed(&key, source, now);
+                match other {
+                    Some(u) => {
+                        debug!(user = %u.id, enabled = u.enabled, "login refused: disabled user or wrong password")
+                    }
+                    None => debug!(%user, "login refused: unknown user"),
+                }
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        self.logins.succeeded(&key);
         let project = match scope {
             ProjectScope::Id(id) => self.ds.project_get(&id).await,
             ProjectScope::Name(n) => self.ds.project_find(&n).await,

@@ -49,6 +49,17 @@ pub enum ApiError {
     /// 415.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// 401 with a reason the client may see (a locked account).
+    #[error("{0}")]
+    UnauthorizedBecause(String),
+    /// 429: slow down; retry after this many seconds.
+    #[error("{message}")]
+    TooManyRequests {
+        /// What to tell the client.
+        message: String,
+        /// `Retry-After`, seconds.
+        retry_after_secs: u64,
+    },
     /// 500: a bug or a backend failure; the detail is logged only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -59,7 +70,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized | Self::UnauthorizedBecause(_) => StatusCode::UNAUTHORIZED,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -84,11 +96,24 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// `Retry-After` for a 429.
+    fn retry_after(&self, resp: &mut Response) {
+        if let Self::TooManyRequests { retry_after_secs, .. } = self
+            && let Ok(v) = retry_after_secs.to_string().parse()
+        {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let body = nova_fault(status.as_u16(), &self.public_message());
-        (status, Json(body)).into_response()
+        let mut resp = (status, Json(body)).into_response();
+        self.retry_after(&mut resp);
+        resp
     }
 }
 
@@ -106,6 +131,7 @@ impl IntoResponse for IdentityError {
     fn into_response(self) -> Response {
         let status = self.0.status();
         let mut resp = (status, Json(keystone_fault(status.as_u16(), &self.0.public_message()))).into_response();
+        self.0.retry_after(&mut resp);
         if status == StatusCode::UNAUTHORIZED
             && let Ok(v) = "Keystone uri=\"/identity\"".parse()
         {
@@ -139,6 +165,10 @@ impl From<AuthError> for ApiError {
             e @ AuthError::Conflict { .. } => Self::Conflict(e.to_string()),
             AuthError::BadRequest(m) => Self::BadRequest(m),
             AuthError::Db(e) => e.into(),
+            e @ AuthError::AccountLocked { .. } => Self::UnauthorizedBecause(e.to_string()),
+            e @ AuthError::TooManyAttempts { retry_after_secs } => {
+                Self::TooManyRequests { message: e.to_string(), retry_after_secs }
+            }
             AuthError::Hash(e) => Self::Internal(e),
         }
     }

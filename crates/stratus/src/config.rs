@@ -160,6 +160,24 @@ pub struct TokenArgs {
     /// Token lifetime.
     #[arg(long, env = "STRATUS_TOKEN_TTL", default_value_t = Secs(Duration::from_secs(3600)))]
     pub token_ttl: Secs,
+    /// Failed passwords that lock a user (Keystone's `lockout_failure_attempts`; 0: never).
+    #[arg(long, env = "STRATUS_LOCKOUT_FAILURE_ATTEMPTS", default_value_t = stratus_auth::LoginLimits::default().lockout_failure_attempts)]
+    pub lockout_failure_attempts: u32,
+    /// How long a locked user stays locked (Keystone's `lockout_duration`).
+    #[arg(long, env = "STRATUS_LOCKOUT_DURATION", default_value_t = Secs(Duration::from_secs(1800)))]
+    pub lockout_duration: Secs,
+}
+
+impl TokenArgs {
+    /// The password-login limits of the identity API.
+    pub fn login_limits(&self) -> anyhow::Result<stratus_auth::LoginLimits> {
+        Ok(stratus_auth::LoginLimits {
+            lockout_failure_attempts: self.lockout_failure_attempts,
+            lockout_duration: chrono::Duration::from_std(self.lockout_duration.0)
+                .map_err(|_| anyhow::anyhow!("lockout_duration is too long"))?,
+            ..stratus_auth::LoginLimits::default()
+        })
+    }
 }
 
 /// `running_deleted_instance_action`: what agents do with VMs of deleted servers.

@@ -264,7 +264,7 @@ async fn api_role(
     }
     .build()?;
     let token_ttl = chrono::Duration::from_std(a.tokens.token_ttl.0).context("token_ttl is too long")?;
-    let identity = stratus_auth::Identity::new(ds.clone(), token_ttl);
+    let identity = stratus_auth::Identity::new(ds.clone(), token_ttl).with_login_limits(a.tokens.login_limits()?);
     let storage = a.backend.backend(&data_dir)?;
     let volume = Arc::new(VolumeService::new(
         ds.clone(),
@@ -292,6 +292,8 @@ async fn serve(role: ApiRole, hosts: u32, stop_tx: watch::Sender<bool>) -> anyho
     println!("clouds.yaml written to {}", clouds.display());
     println!("try: OS_CLIENT_CONFIG_FILE={} openstack --os-cloud stratus server list", clouds.display());
     info!(listen = %addr, hosts, data_dir = %role.data_dir.display(), "stratus up");
+    // The peer address reaches handlers (failed logins are counted per address).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(role.listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     let _ = stop_tx.send(true);
     info!("stopped");

@@ -167,11 +167,18 @@ async fn version(State(st): State<AppState>) -> Json<Value> {
 // Tokens.
 
 /// `POST /auth/tokens`: password or token authentication, project scoped.
-async fn issue_token(State(st): State<AppState>, Params(q): Params, body: Bytes) -> IdResult<Response> {
+async fn issue_token(
+    State(st): State<AppState>,
+    Params(q): Params,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    body: Bytes,
+) -> IdResult<Response> {
     let req: ks::AuthRequest = parse_json(&body)?;
     let req = ks::TokenRequest::try_from(req)?;
     let method = req.method.name();
-    let issued = st.identity.issue_token(req).await?;
+    // The socket's peer, never a client-supplied header: failed logins count per address.
+    let source = peer.map(|axum::Extension(axum::extract::ConnectInfo(a))| a.ip());
+    let issued = st.identity.issue_token_from(req, source).await?;
     let body = token_body(&st, &issued.context, method, ks::wants_catalog(&q));
     with_subject(StatusCode::CREATED, &issued.token, body)
 }

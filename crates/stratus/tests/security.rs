@@ -1,0 +1,61 @@
+//! Holes found from outside (issue 11), each pinned by a test against a real
+//! `stratus up` process.
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn login(c: &Cloud, user: &str, password: &str) -> (StatusCode, Option<String>, Value) {
+    let body = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": user, "domain": {"name": "Default"}, "password": password}}}}});
+    let r = c.http.post(format!("{}/identity/v3/auth/tokens", c.url)).json(&body).send().await.expect("auth");
+    let status = r.status();
+    let retry = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+    (status, retry, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Keystone's `lockout_failure_attempts` / `lockout_duration`: after 6 wrong
+/// passwords the account is locked (401 saying so) even for the right
+/// password, until an administrator sets a new one; and one address
+/// guessing many names is told to slow down (429 with Retry-After).
+#[tokio::test]
+async fn password_guessing_locks_the_account_and_slows_the_source() {
+    let c = Cloud::start().await;
+    let admin = c.admin().await;
+    for _ in 0..6 {
+        let (s, _, _) = login(&c, "demo", "wrong-password").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (s, _, v) = login(&c, "demo", DEMO_PW).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "locked even with the right password: {v}");
+    assert!(v["error"]["message"].as_str().unwrap_or_default().contains("locked"), "{v}");
+    // An administrator's new password lifts the lock.
+    let (_, users) = c.call(&admin, reqwest::Method::GET, "/identity/v3/users?name=demo", None).await;
+    let demo_id = users["users"][0]["id"].as_str().expect("demo id").to_string();
+    let (s, v) = c
+        .call(
+            &admin,
+            reqwest::Method::PATCH,
+            &format!("/identity/v3/users/{demo_id}"),
+            Some(json!({"user": {"password": "a-new-demo-secret"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _, v) = login(&c, "demo", "a-new-demo-secret").await;
+    assert_eq!(s, StatusCode::CREATED, "unlocked by the administrator: {v}");
+
+    // A spray of names from one address: after 30 failures in a minute, 429.
+    let mut limited = None;
+    for i in 0..40 {
+        let (s, retry, _) = login(&c, &format!("nobody-{i}"), "guess").await;
+        if s == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some((i, retry));
+            break;
+        }
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+    let (i, retry) = limited.expect("the source is limited");
+    assert_eq!(i, 24, "limited after 30 failures from this address (the 6 wrong demo passwords count too)");
+    assert!(retry.and_then(|r| r.parse::<u64>().ok()).is_some_and(|r| (1..=60).contains(&r)), "Retry-After");
+}
