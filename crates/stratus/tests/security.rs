@@ -59,3 +59,34 @@ async fn password_guessing_locks_the_account_and_slows_the_source() {
     assert_eq!(i, 24, "limited after 30 failures from this address (the 6 wrong demo passwords count too)");
     assert!(retry.and_then(|r| r.parse::<u64>().ok()).is_some_and(|r| (1..=60).contains(&r)), "Retry-After");
 }
+
+/// Nova creates all of a multi-create or none: a request for two servers
+/// booting from one existing volume is refused (Nova: "Cannot attach one or
+/// more volumes to multiple instances") and leaves no server behind.
+#[tokio::test]
+async fn a_multi_create_that_fails_leaves_no_server_behind() {
+    let c = Cloud::start().await;
+    let tok = c.demo().await;
+    let (s, v) = c
+        .call(&tok, reqwest::Method::POST, "/volume/v3/volumes", Some(json!({"volume": {"size": 1, "name": "v"}})))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let vol = v["volume"]["id"].as_str().expect("id").to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, v) = c.call(&tok, reqwest::Method::GET, &format!("/volume/v3/volumes/{vol}"), None).await;
+        if v["volume"]["status"] == "available" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{v}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let bdm = json!([{"boot_index": 0, "uuid": vol, "source_type": "volume", "destination_type": "volume"}]);
+    let body = json!({"server": {"name": "two", "imageRef": "", "flavorRef": "1", "min_count": 2, "max_count": 2, "block_device_mapping_v2": bdm}});
+    let (s, v) = c.call(&tok, reqwest::Method::POST, "/compute/v2.1/servers", Some(body)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (_, v) = c.call(&tok, reqwest::Method::GET, "/compute/v2.1/servers", None).await;
+    assert_eq!(v["servers"].as_array().map(Vec::len), Some(0), "no server left behind: {v}");
+    let (_, v) = c.call(&tok, reqwest::Method::GET, &format!("/volume/v3/volumes/{vol}"), None).await;
+    assert_eq!(v["volume"]["status"], "available", "the volume is not held: {v}");
+}

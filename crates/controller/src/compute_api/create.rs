@@ -160,10 +160,50 @@ impl ComputeApi {
                 "Policy doesn't allow os_compute_api:servers:create to be performed.".into(),
             ));
         }
+        if spec.count > 1 && spec.volumes.iter().any(|b| b.volume_id.is_some()) {
+            return Err(ComputeError::BadRequest("Cannot attach one or more volumes to multiple instances".into()));
+        }
         let limits = self.quota_limits(&ctx.project_id).await?;
         let reservation_id = format!("r-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let mut out = Vec::new();
+        let mut out: Vec<Created> = Vec::new();
+        let mut ops = Vec::new();
         for i in 0..spec.count {
+            match self.create_one(ctx, spec, request_id, limits, &reservation_id, i).await {
+                Ok((created, op)) => {
+                    out.push(created);
+                    ops.push(op);
+                }
+                Err(e) => {
+                    // Nova creates all of a multi-create or none: undo what was made
+                    // (nothing has been woken yet, so no build started).
+                    for c in &out {
+                        if let Err(u) = self.delete_or_force(ctx, &c.server.id, request_id, false).await {
+                            tracing::warn!(server = %c.server.id, error = %u, "undoing a failed multi-create");
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        for op in &ops {
+            self.wake(op).await;
+        }
+        Ok(out)
+    }
+
+    /// One server of [`ComputeApi::create_servers`]: its row, operation,
+    /// port and volume reservations; not yet woken.
+    async fn create_one(
+        &self,
+        ctx: &AuthContext,
+        spec: &ServerSpec,
+        request_id: &str,
+        limits: stratus_db::QuotaLimits,
+        reservation_id: &str,
+        i: u32,
+    ) -> Result<(Created, stratus_types::OperationId), ComputeError> {
+        let reservation_id = reservation_id.to_string();
+        {
             let name = if spec.count > 1 { format!("{}-{}", spec.name, i + 1) } else { spec.name.clone() };
             let id = ServerId::new();
             let row = ServerRow {
@@ -245,18 +285,7 @@ impl ComputeApi {
                     }
                 }
             }
-            let (server, op) = match self.ds.server_create(&new, limits).await {
-                Ok(x) => x,
-                Err(e) if !out.is_empty() => {
-                    // Nova creates all or none of a multi-create; undo what was made.
-                    for c in &out {
-                        let c: &Created = c;
-                        let _ = self.delete_or_force(ctx, &c.server.id, request_id, false).await;
-                    }
-                    return Err(e.into());
-                }
-                Err(e) => return Err(e.into()),
-            };
+            let (server, op) = self.ds.server_create(&new, limits).await?;
             for (i, (b, vid)) in spec.volumes.iter().zip(&existing).enumerate() {
                 if let Some(vid) = vid {
                     let att = stratus_db::AttachmentRow {
@@ -279,10 +308,8 @@ impl ComputeApi {
                 }
             }
             info!(server = %server.id, request = request_id, "server create recorded");
-            self.wake(&op.id).await;
-            out.push(Created { server, admin_pass: stratus_auth::random_secret()[..12].to_string() });
+            Ok((Created { server, admin_pass: stratus_auth::random_secret()[..12].to_string() }, op.id))
         }
-        Ok(out)
     }
 }
 
