@@ -224,8 +224,31 @@ async fn open_data_dir(data: &DataArgs) -> anyhow::Result<(PathBuf, Datastore)> 
     std::fs::create_dir_all(&data.data_dir)
         .with_context(|| format!("cannot create data dir {}", data.data_dir.display()))?;
     let data_dir = data.data_dir.canonicalize()?;
+    harden_data_dir(&data_dir)?;
     let ds = Datastore::open_sqlite(&data_dir.join("stratus.db")).await.context("cannot open the database")?;
+    harden_data_dir(&data_dir)?;
     Ok((data_dir, ds))
+}
+
+/// Make the data dir private whatever the umask and whatever was there
+/// before: the directory and its subdirectories of secrets and tenant data
+/// 0700, the files directly in it (database, passwords, clouds.yaml) 0600.
+fn harden_data_dir(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let set = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot restrict {}", p.display()))
+    };
+    set(data_dir, 0o700)?;
+    for e in std::fs::read_dir(data_dir)?.flatten() {
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            set(&e.path(), 0o700)?;
+        } else if ft.is_file() {
+            set(&e.path(), 0o600)?;
+        }
+    }
+    Ok(())
 }
 
 /// What `up` and `api` share: the HTTP APIs and the services behind them.
@@ -286,6 +309,7 @@ async fn api_role(
 /// Serve the APIs until SIGTERM or Ctrl-C, then stop the background tasks.
 async fn serve(role: ApiRole, hosts: u32, stop_tx: watch::Sender<bool>) -> anyhow::Result<()> {
     let clouds = bootstrap::write_clouds_yaml(&role.data_dir, &role.public_url, &role.creds)?;
+    harden_data_dir(&role.data_dir)?;
     let addr = role.listener.local_addr()?;
     let app = stratus_server::router(role.state);
     println!("Stratus is listening on {}", role.public_url);

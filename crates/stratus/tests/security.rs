@@ -90,3 +90,34 @@ async fn a_multi_create_that_fails_leaves_no_server_behind() {
     let (_, v) = c.call(&tok, reqwest::Method::GET, &format!("/volume/v3/volumes/{vol}"), None).await;
     assert_eq!(v["volume"]["status"], "available", "the volume is not held: {v}");
 }
+
+/// Files in the data dir are private whatever the umask, also when they
+/// existed before with wider modes: the database, the passwords and
+/// clouds.yaml 0600, the directories 0700.
+#[tokio::test]
+async fn the_data_dir_is_private_even_when_it_existed_world_readable() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut c = Cloud::start().await;
+    let _ = c.demo().await;
+    c.keep_dir();
+    let dir = c.data_dir.clone();
+    drop(c);
+    // Widen everything, as a permissive umask or an operator's copy would.
+    let open =
+        |p: &std::path::Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod");
+    open(&dir, 0o777);
+    for e in std::fs::read_dir(&dir).expect("ls").flatten() {
+        open(&e.path(), if e.path().is_dir() { 0o777 } else { 0o666 });
+    }
+    let c = Cloud::start_in(&dir).await;
+    let _tok = c.demo().await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    for name in ["stratus.db", "clouds.yaml"] {
+        assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+    }
+    for e in std::fs::read_dir(&dir).expect("ls").flatten() {
+        let want = if e.path().is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode(&e.path()), want, "{}", e.path().display());
+    }
+}

@@ -54,6 +54,27 @@ impl Cloud {
         c
     }
 
+    /// Start `stratus up` on an existing data dir (removed when this value drops).
+    pub async fn start_in(dir: &std::path::Path) -> Self {
+        let mut c = Self {
+            child: None,
+            url: String::new(),
+            data_dir: dir.to_path_buf(),
+            http: Client::new(),
+            env: Vec::new(),
+            args: Vec::new(),
+            role: "up".into(),
+            owns_dir: true,
+        };
+        c.spawn();
+        c
+    }
+
+    /// Keep the data dir when this value drops (another cloud reuses it).
+    pub fn keep_dir(&mut self) {
+        self.owns_dir = false;
+    }
+
     /// Start with extra command-line arguments and environment.
     pub async fn start_with_args(args: &[&str], env: &[(&str, &str)]) -> Self {
         Self::launch("up", args, env)
