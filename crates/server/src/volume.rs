@@ -193,12 +193,15 @@ async fn list(
         };
         rows.drain(..=i);
     }
+    // Cinder's `osapi_max_limit`: no page is larger, asked for or not.
+    const MAX_PAGE: usize = 1000;
     let limit = match q.get("limit") {
         Some(l) => Some(
             l.parse::<usize>()
-                .map_err(|_| ApiError::BadRequest(format!("Invalid input received: limit {l} must be an integer.")))?,
+                .map_err(|_| ApiError::BadRequest(format!("Invalid input received: limit {l} must be an integer.")))?
+                .min(MAX_PAGE),
         ),
-        None => None,
+        None => Some(MAX_PAGE),
     };
     let mut next = None;
     if let Some(l) = limit

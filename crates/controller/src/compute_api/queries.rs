@@ -39,6 +39,9 @@ pub struct ServerWithResources {
     pub volumes: Vec<VolumeId>,
 }
 
+/// Largest page of a server list (Nova's `api.max_limit`).
+const MAX_PAGE: i64 = 1000;
+
 /// `GET /limits`: what a project may use and what it uses.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -105,6 +108,8 @@ impl ComputeApi {
         } else if f.host.is_some() && !ctx.is_admin() {
             f.host = None;
         }
+        // Nova's `max_limit`: a page never holds more than 1000 servers, asked for or not.
+        f.limit = Some(f.limit.unwrap_or(MAX_PAGE).min(MAX_PAGE));
         let limit = f.limit;
         let servers = self.ds.server_list(&f).await?;
         let mut out = ServerList { limit, ..Default::default() };

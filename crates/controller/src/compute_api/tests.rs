@@ -191,3 +191,50 @@ async fn a_server_id_that_is_not_ours_is_the_same_404() {
         Err(ComputeError::BadRequest(m)) if m == "marker [nope] not found"
     ));
 }
+
+/// Nova's `api.max_limit` (1000): a server list page never holds more,
+/// whether the client asked for no limit or for a bigger one; the page then
+/// carries its limit so the view adds the `next` link.
+#[tokio::test]
+async fn server_lists_are_paged_at_a_thousand() {
+    let dir = std::env::temp_dir().join(format!("stratus-compute-api-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let _dir = Dir(dir.clone());
+    let ds = Datastore::open_sqlite(&dir.join("t.db")).await.expect("open");
+    let cfg = ControllerConfig {
+        default_quota: stratus_db::QuotaLimits { instances: -1, cores: -1, ram: -1 },
+        ..ControllerConfig::default()
+    };
+    let api = ComputeApi::new(ds.clone(), Arc::new(InProcessBus::new()), cfg);
+    let tiny = FlavorRow {
+        id: "1".into(),
+        name: "m1.tiny".into(),
+        vcpus: 1,
+        ram_mb: 512,
+        disk_gb: 1,
+        ephemeral_gb: 0,
+        swap_mb: 0,
+        rxtx_factor: 1.0,
+        is_public: true,
+        disabled: false,
+    };
+    ds.flavor_ensure(&tiny).await.expect("flavor");
+    let member = ctx(&["member"]);
+    let spec = ServerSpec {
+        name: "many".into(),
+        image_id: None,
+        flavor: tiny,
+        metadata: Default::default(),
+        key_name: None,
+        availability_zone: None,
+        allocate_network: false,
+        count: 1001,
+        volumes: vec![],
+    };
+    assert_eq!(api.create_servers(&member, &spec, "req-many").await.expect("create").len(), 1001);
+    for limit in [None, Some(5000)] {
+        let page = api.server_list(&member, ServerQuery { limit, ..Default::default() }, false).await.expect("list");
+        assert_eq!(page.servers.len(), 1000, "limit {limit:?}");
+        assert_eq!(page.limit, Some(1000), "the view links the next page");
+    }
+}
