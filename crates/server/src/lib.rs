@@ -9,6 +9,7 @@ pub mod compute;
 pub mod error;
 pub mod identity;
 pub mod image;
+pub mod limits;
 pub mod middleware;
 pub mod openapi;
 pub mod volume;
@@ -36,8 +37,13 @@ pub struct AppState {
     pub images: Arc<stratus_image::ImageService>,
 }
 
-/// The whole API router.
+/// The whole API router, with the default [`limits::RequestLimits`].
 pub fn router(state: AppState) -> Router {
+    router_with_limits(state, limits::RequestLimits::default())
+}
+
+/// The whole API router with these request bounds.
+pub fn router_with_limits(state: AppState, bounds: limits::RequestLimits) -> Router {
     Router::new()
         .merge(admin::routes(state.clone()))
         .merge(identity::routes(state.clone()))
@@ -45,5 +51,6 @@ pub fn router(state: AppState) -> Router {
         .merge(image::routes(state.clone()))
         .merge(volume::routes(state.clone()))
         .fallback(error::not_found_fallback)
+        .layer(axum::middleware::from_fn(limits::enforce(bounds)))
         .layer(axum::middleware::from_fn(middleware::request_id))
 }
