@@ -31,6 +31,7 @@ async fn env_with(cfg: impl FnOnce(&mut VolumeConfig)) -> Env {
     let mut c = VolumeConfig { image_dir: dir.join("images"), ..VolumeConfig::default() };
     cfg(&mut c);
     let svc = Arc::new(VolumeService::new(ds.clone(), Arc::new(backend.clone()), c));
+    crate::testing::insert_server(&ds, server(), "p1").await.expect("server of p1");
     Env { svc, ds, backend, clock, dir: TempDir(dir) }
 }
 
@@ -129,6 +130,31 @@ async fn status_machine_create_attach_detach_delete() {
     assert!(matches!(e.svc.get_visible(&me, &v.id.to_string()).await, Err(VolumeError::NotFound { .. })));
     assert!(e.backend.is_empty(), "storage gone");
     assert_eq!(e.svc.usage("p1").await.expect("usage").volumes, 0);
+}
+
+/// Cinder/Nova: a server the caller cannot see does not exist for it
+/// (Nova's `InstanceNotFound`, 404); a volume of one project is never
+/// attached to another project's server by a member.
+#[tokio::test]
+async fn attachment_to_a_server_the_caller_cannot_see_is_404() {
+    let e = env().await;
+    let theirs = stratus_types::ServerId::new();
+    crate::testing::insert_server(&e.ds, theirs, "p2").await.expect("server of p2");
+    let v = e.svc.create(&member(), new_volume(1, "mine")).await.expect("create");
+    let vid = v.id.to_string();
+    for target in [theirs.to_string(), stratus_types::ServerId::new().to_string()] {
+        match e.svc.attachment_create(&member(), &vid, &target, None).await {
+            Err(e @ VolumeError::NotFound { kind: Missing::Instance, .. }) => {
+                assert_eq!(e.to_string(), format!("Instance {target} could not be found."));
+            }
+            other => panic!("attach to {target}: {other:?}"),
+        }
+    }
+    assert_eq!(e.svc.get_visible(&member(), &vid).await.expect("get").status.as_str(), "available");
+    assert!(e.svc.attachments_of(&v.id).await.expect("atts").is_empty(), "nothing reserved");
+    // An admin sees every server, as in Nova.
+    let admin = ctx("p3", "admin");
+    e.svc.attachment_create(&admin, &vid, &theirs.to_string(), None).await.expect("admin attaches");
 }
 
 #[tokio::test]

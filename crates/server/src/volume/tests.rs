@@ -18,6 +18,7 @@ impl Drop for TempDir {
 
 struct Env {
     state: AppState,
+    ds: stratus_db::Datastore,
     backend: stratus_volume::testing::MemBackend,
     admin: String,
     demo: String,
@@ -48,8 +49,11 @@ async fn env() -> Env {
     let (volume, backend) = test_service(&ds, dir.join("images"));
     let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.join("images")));
     let state = AppState { identity, compute, bus, public_url: "http://127.0.0.1:8774".into(), volume, images };
+    let server = SERVER.parse().expect("uuid");
+    stratus_volume::testing::insert_server(&ds, server, &demo.context.project_id).await.expect("demo's server");
     Env {
         state,
+        ds,
         backend,
         admin_project: admin.context.project_id,
         admin: admin.token,
@@ -413,6 +417,48 @@ async fn attachments_as_nova_drives_them_and_deleting_an_attached_volume_is_400(
     let (s, _, v) = send(&env, "POST", "/volume/v3/attachments", t, mv, Some(body)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["attachment"]["status"], "attaching");
+}
+
+/// Nova/Cinder: an instance of another project does not exist for a member
+/// (Nova's `InstanceNotFound`, 404): A's volume is never attached to B's
+/// server, and B never sees such an attachment.
+#[tokio::test]
+async fn attachment_to_another_projects_server_is_404() {
+    let env = env().await;
+    env.state.identity.bootstrap_user("alt", "pw", "alt", "member", false).await.expect("alt");
+    let alt = env
+        .state
+        .identity
+        .authenticate("alt", "pw", stratus_auth::ProjectScope::Name("alt".into()))
+        .await
+        .expect("alt token");
+    let (alt_token, alt_project) = (alt.token, alt.context.project_id);
+    let theirs = stratus_types::ServerId::new();
+    stratus_volume::testing::insert_server(&env.ds, theirs, &alt_project)
+        .await
+        .expect("alt's server");
+    let vid = create(&env, 1, "mine").await["id"].as_str().expect("id").to_string();
+    let p = &env.demo_project;
+    let mv = Some("volume 3.44");
+    for connector in [None, Some(json!({"host": "compute-1"}))] {
+        let mut body = json!({"attachment": {"volume_uuid": vid, "instance_uuid": theirs.to_string()}});
+        if let Some(c) = connector {
+            body["attachment"]["connector"] = c;
+        }
+        let (s, _, v) =
+            send(&env, "POST", &format!("/volume/v3/{p}/attachments"), Some(&env.demo), mv, Some(body)).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+        assert_eq!(v["itemNotFound"]["message"], format!("Instance {theirs} could not be found."));
+    }
+    let (_, _, v) = call(&env, &format!("/volume/v3/volumes/{vid}"), Some(&env.demo), None).await;
+    assert_eq!(v["volume"]["status"], "available");
+    assert_eq!(v["volume"]["attachments"], json!([]));
+    let (s, _, v) = call(&env, &format!("/volume/v3/{alt_project}/attachments"), Some(&alt_token), mv).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"attachments": []})));
+    // The owner's own server still works.
+    let body = json!({"attachment": {"volume_uuid": vid, "instance_uuid": SERVER}});
+    let (s, _, v) = send(&env, "POST", &format!("/volume/v3/{p}/attachments"), Some(&env.demo), mv, Some(body)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
 }
 
 #[tokio::test]
