@@ -434,9 +434,7 @@ async fn attachment_to_another_projects_server_is_404() {
         .expect("alt token");
     let (alt_token, alt_project) = (alt.token, alt.context.project_id);
     let theirs = stratus_types::ServerId::new();
-    stratus_volume::testing::insert_server(&env.ds, theirs, &alt_project)
-        .await
-        .expect("alt's server");
+    stratus_volume::testing::insert_server(&env.ds, theirs, &alt_project).await.expect("alt's server");
     let vid = create(&env, 1, "mine").await["id"].as_str().expect("id").to_string();
     let p = &env.demo_project;
     let mv = Some("volume 3.44");
