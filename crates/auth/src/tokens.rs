@@ -13,6 +13,11 @@ use tracing::{debug, info};
 /// (bounds how late a revocation seen by another API process takes effect).
 const CACHE_TTL_SECS: i64 = 10;
 
+/// Most expired tokens one issue deletes: every issue adds one token and
+/// removes up to this many expired ones, so the table stays bounded by the
+/// live tokens while no single login pays for a large backlog.
+pub(crate) const PURGE_BATCH: usize = 100;
+
 /// A freshly issued token: the secret goes to the client, the context to the body.
 #[derive(Clone, Debug)]
 pub struct IssuedToken {

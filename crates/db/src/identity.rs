@@ -273,6 +273,12 @@ impl Datastore {
         Ok(())
     }
 
+    /// How many token rows are stored (live, revoked or expired): what the
+    /// purge keeps bounded.
+    pub async fn token_count(&self) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM tokens").fetch_one(&self.read).await?)
+    }
+
     /// Forget tokens that expired before `before` (housekeeping).
     pub async fn token_purge_expired(&self, before: DateTime<Utc>) -> Result<u64, DbError> {
         Ok(sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
