@@ -156,6 +156,11 @@ impl std::fmt::Display for QuotaExceeded {
     }
 }
 
+/// Would `used + requested` exceed `limit` (-1: unlimited)?
+pub fn exceeds(used: i64, requested: i64, limit: i64) -> bool {
+    limit >= 0 && used + requested > limit
+}
+
 /// Filters of `GET /servers`.
 #[derive(Clone, Debug, Default)]
 pub struct ServerFilter {
@@ -621,6 +626,30 @@ mod tests {
         .execute(&ds.write)
         .await
         .expect("insert");
+    }
+
+    /// Quota arithmetic never overflows: a request that would wrap
+    /// `used + requested` exceeds any limit, and usage of rows summing past
+    /// `i64::MAX` is saturated instead of an SQL overflow error.
+    #[tokio::test]
+    async fn quota_arithmetic_never_overflows() {
+        assert!(exceeds(1, i64::MAX, 10), "1 + i64::MAX must not wrap below the limit");
+        assert!(exceeds(i64::MAX, 1, i64::MAX));
+        assert!(!exceeds(i64::MAX, 1, -1), "unlimited");
+        assert!(!exceeds(9, 1, 10) && exceeds(10, 1, 10));
+        let (ds, _dir) = store().await;
+        for _ in 0..2 {
+            let id = ServerId::new();
+            insert_raw(&ds, &id, "active", None, 1).await;
+            sqlx::query("UPDATE servers SET vcpus = $2, ram_mb = $2 WHERE id = $1")
+                .bind(id)
+                .bind(i64::MAX)
+                .execute(&ds.write)
+                .await
+                .expect("huge");
+        }
+        let u = ds.quota_usage("p").await.expect("usage is no SQL error");
+        assert_eq!((u.instances, u.cores, u.ram), (2, i64::MAX, i64::MAX));
     }
 
     #[tokio::test]

@@ -555,6 +555,24 @@ mod tests {
         }
     }
 
+    /// Quota sums never overflow: a size that would wrap `used + requested`
+    /// is over quota, and usage of a project holding rows whose sizes sum
+    /// past `i64::MAX` (written before sizes were bounded) is saturated,
+    /// not an SQL error (every create and limits call answered 500).
+    #[tokio::test]
+    async fn quota_arithmetic_never_overflows() {
+        let (ds, _d) = store().await;
+        ds.volume_create(&vol("a", 1), 10, 1000).await.expect("a");
+        assert!(
+            matches!(ds.volume_create(&vol("b", i64::MAX), 10, 1000).await, Err(DbError::QuotaExceeded(_))),
+            "1 + i64::MAX must not wrap below the quota"
+        );
+        ds.volume_create(&vol("c", i64::MAX), -1, -1).await.expect("unlimited, as rows from before the bound");
+        assert_eq!(ds.volume_usage("p").await.expect("usage"), VolumeUsage { volumes: 2, gigabytes: i64::MAX });
+        assert!(matches!(ds.volume_create(&vol("d", 1), 10, 1000).await, Err(DbError::QuotaExceeded(_))));
+        ds.volume_create(&vol("e", 1), -1, -1).await.expect("unlimited quota still creates");
+    }
+
     #[tokio::test]
     async fn quota_status_machine_and_attachments() {
         let (ds, _d) = store().await;

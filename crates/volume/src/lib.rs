@@ -42,7 +42,7 @@ pub mod testing;
 pub use error::{Missing, VolumeError, quota_message};
 pub use reconcile::ReconcileReport;
 pub use servers::BootVolume;
-pub use stratus_types::{AttachMode, AttachStatus, CleanupKind, VolumeStatus};
+pub use stratus_types::{AttachMode, AttachStatus, CleanupKind, MAX_VOLUME_SIZE_GB, VolumeStatus};
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;

@@ -285,6 +285,50 @@ async fn quota_counts_volumes_and_gigabytes() {
     e.svc.create(&ctx("p2", "member"), new_volume(10, "x")).await.expect("p2");
 }
 
+/// Cinder's schema: a volume size is an integer from 1 to 2147483647
+/// (`volume_size`, DB_MAX_INT); a bigger one is a 400 before any quota
+/// arithmetic (it used to wrap past the gigabytes quota), for create,
+/// extend and boot volumes alike.
+#[tokio::test]
+async fn huge_sizes_are_400_and_never_reach_the_quota() {
+    let e = env().await;
+    let me = member();
+    let v = e.svc.create(&me, new_volume(1, "first")).await.expect("create");
+    for size in [i64::MAX, i64::MAX - 1, MAX_VOLUME_SIZE_GB + 1] {
+        match e.svc.create(&me, new_volume(size, "huge")).await {
+            Err(VolumeError::BadRequest(m)) => assert_eq!(
+                m,
+                format!(
+                    "Invalid input for field/attribute size. Value: {size}. {size} is greater than the maximum of 2147483647"
+                )
+            ),
+            other => panic!("size {size}: {other:?}"),
+        }
+        match e.svc.extend(&me, &v.id.to_string(), size).await {
+            Err(VolumeError::BadRequest(m)) => assert_eq!(
+                m,
+                format!(
+                    "Invalid input for field/attribute new_size. Value: {size}. {size} is greater than the maximum of 2147483647"
+                )
+            ),
+            other => panic!("extend to {size}: {other:?}"),
+        }
+    }
+    let boot = BootVolume {
+        server_id: server(),
+        project_id: "p1".into(),
+        user_id: "u1".into(),
+        image_id: "missing".into(),
+        size_gb: i64::MAX,
+        mountpoint: "/dev/vda".into(),
+        boot_index: Some(0),
+        delete_on_termination: true,
+    };
+    assert!(matches!(e.svc.create_boot_volume(&boot).await, Err(VolumeError::BadRequest(_))));
+    e.svc.create(&me, new_volume(2, "after")).await.expect("creates still work");
+    assert_eq!(e.svc.usage("p1").await.expect("usage"), stratus_db::VolumeUsage { volumes: 2, gigabytes: 3 });
+}
+
 #[tokio::test]
 async fn volumes_quota_message() {
     let e = env_with(|c| c.quota_volumes = 1).await;

@@ -528,6 +528,37 @@ async fn volume_quota_is_413_with_cinders_messages() {
     assert_eq!(v["overLimit"]["message"], "Maximum number of volumes allowed (10) exceeded for quota 'volumes'.");
 }
 
+/// Cinder's schema (`volume_size`: 1..=2147483647): a huge size is a 400
+/// with a message, never wrapped past the quota; creates and limits keep
+/// working afterwards (they answered 500 once a wrapped size was stored).
+#[tokio::test]
+async fn volume_huge_size_is_400_and_creates_and_limits_keep_working() {
+    let env = env().await;
+    let base = format!("/volume/v3/{}/volumes", env.demo_project);
+    let id = create(&env, 1, "first").await["id"].as_str().expect("id").to_string();
+    for size in [json!(9_223_372_036_854_775_807_i64), json!("9223372036854775807"), json!(2_147_483_648_i64)] {
+        let (s, _, v) =
+            send(&env, "POST", &base, Some(&env.demo), None, Some(json!({"volume": {"size": size.clone()}}))).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{size}: {v}");
+        let n = size.as_str().map_or_else(|| size.to_string(), str::to_string);
+        assert_eq!(
+            v["badRequest"]["message"],
+            format!(
+                "Invalid input for field/attribute size. Value: {n}. {n} is greater than the maximum of 2147483647"
+            )
+        );
+        let action = format!("{base}/{id}/action");
+        let (s, _, v) =
+            send(&env, "POST", &action, Some(&env.demo), None, Some(json!({"os-extend": {"new_size": size}}))).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    }
+    create(&env, 2, "after").await;
+    let (s, _, v) = call(&env, "/volume/v3/limits", Some(&env.demo), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["limits"]["absolute"]["totalGigabytesUsed"], 3);
+    assert_eq!(v["limits"]["absolute"]["totalVolumesUsed"], 2);
+}
+
 #[tokio::test]
 async fn volume_limits_count_usage() {
     let env = env().await;
