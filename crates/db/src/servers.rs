@@ -156,9 +156,18 @@ impl std::fmt::Display for QuotaExceeded {
     }
 }
 
-/// Would `used + requested` exceed `limit` (-1: unlimited)?
+/// Would `used + requested` exceed `limit` (-1: unlimited)? Checked: a
+/// sum that would overflow exceeds every limit (a wrapped sum once let a
+/// huge request pass the quota).
 pub fn exceeds(used: i64, requested: i64, limit: i64) -> bool {
-    limit >= 0 && used + requested > limit
+    limit >= 0 && used.checked_add(requested).is_none_or(|total| total > limit)
+}
+
+/// An SQL `TOTAL()` (a float, so the sum itself cannot overflow) as a
+/// quota count, saturated at the `i64` bounds; exact below 2^53.
+pub(crate) fn saturating_total(total: f64) -> i64 {
+    // `as` saturates (and maps NaN to 0) for float to integer.
+    total as i64
 }
 
 /// Filters of `GET /servers`.
@@ -233,7 +242,7 @@ impl Datastore {
             ("cores", r.vcpus, usage.cores, limits.cores),
             ("ram", r.ram_mb, usage.ram, limits.ram),
         ] {
-            if lim >= 0 && used + req > lim {
+            if exceeds(used, req, lim) {
                 ex.overs.push(name);
                 ex.requested.push(req);
                 ex.used.push(used);
@@ -575,10 +584,15 @@ pub(crate) fn transition_query(id: &ServerId, t: &Transition, now: String) -> Qu
     q
 }
 
+/// Counted usage; `TOTAL()` so that no sum is an SQL overflow error.
 async fn quota_usage_tx(conn: &mut sqlx::SqliteConnection, project_id: &str) -> Result<QuotaUsage, DbError> {
-    let (instances, cores, ram): (i64, i64, i64) = sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(vcpus),0), COALESCE(SUM(ram_mb),0) FROM servers WHERE project_id = $1 AND deleted = FALSE")
-        .bind(project_id).fetch_one(&mut *conn).await?;
-    Ok(QuotaUsage { instances, cores, ram })
+    let (instances, cores, ram): (i64, f64, f64) = sqlx::query_as(
+        "SELECT COUNT(*), TOTAL(vcpus), TOTAL(ram_mb) FROM servers WHERE project_id = $1 AND deleted = FALSE",
+    )
+    .bind(project_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(QuotaUsage { instances, cores: saturating_total(cores), ram: saturating_total(ram) })
 }
 
 async fn allocate_port_tx(conn: &mut sqlx::SqliteConnection, server_id: &ServerId, now: &str) -> Result<(), DbError> {

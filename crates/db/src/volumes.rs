@@ -135,15 +135,15 @@ impl Datastore {
     ) -> Result<VolumeRow, DbError> {
         let now = self.now();
         let mut tx = self.write.begin().await?;
-        let (n, gb): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(size_gb), 0) FROM volumes WHERE project_id = $1 AND deleted = FALSE",
-        )
-        .bind(&v.project_id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let (n, gb): (i64, f64) =
+            sqlx::query_as("SELECT COUNT(*), TOTAL(size_gb) FROM volumes WHERE project_id = $1 AND deleted = FALSE")
+                .bind(&v.project_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let gb = crate::servers::saturating_total(gb);
         let mut ex = crate::QuotaExceeded { overs: vec![], requested: vec![], used: vec![], allowed: vec![] };
         for (name, req, used, lim) in [("volumes", 1, n, max_volumes), ("gigabytes", v.size_gb, gb, max_gigabytes)] {
-            if lim >= 0 && used + req > lim {
+            if crate::exceeds(used, req, lim) {
                 ex.overs.push(name);
                 ex.requested.push(req);
                 ex.used.push(used);
@@ -176,15 +176,15 @@ impl Datastore {
             .bind(project_id).fetch_all(&self.read).await?)
     }
 
-    /// Counted volume usage of a project.
+    /// Counted volume usage of a project (`TOTAL()`: no sum is an SQL
+    /// overflow error; saturated at `i64::MAX`).
     pub async fn volume_usage(&self, project_id: &str) -> Result<VolumeUsage, DbError> {
-        let (volumes, gigabytes): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(size_gb), 0) FROM volumes WHERE project_id = $1 AND deleted = FALSE",
-        )
-        .bind(project_id)
-        .fetch_one(&self.read)
-        .await?;
-        Ok(VolumeUsage { volumes, gigabytes })
+        let (volumes, gigabytes): (i64, f64) =
+            sqlx::query_as("SELECT COUNT(*), TOTAL(size_gb) FROM volumes WHERE project_id = $1 AND deleted = FALSE")
+                .bind(project_id)
+                .fetch_one(&self.read)
+                .await?;
+        Ok(VolumeUsage { volumes, gigabytes: crate::servers::saturating_total(gigabytes) })
     }
 
     /// Compare-and-swap the status: from any of `from` (empty: any) to `to`.
