@@ -13,6 +13,7 @@ use stratus_api::identity::{
 /// An identity service with admin `admin/pw` on `admin` and member `demo/pw` on `demo`.
 struct Fixture {
     id: Identity,
+    clock: stratus_types::ManualClock,
     admin: AuthContext,
     member: AuthContext,
     dir: PathBuf,
@@ -27,13 +28,16 @@ impl Drop for Fixture {
 async fn fixture() -> Fixture {
     let dir = std::env::temp_dir().join(format!("stratus-auth-rules-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let ds = stratus_db::Datastore::open_sqlite(&dir.join("a.db")).await.expect("open");
+    let clock = stratus_types::ManualClock::new(chrono::Utc::now());
+    let ds = stratus_db::Datastore::open_sqlite_with_clock(&dir.join("a.db"), std::sync::Arc::new(clock.clone()))
+        .await
+        .expect("open");
     let id = Identity::new(ds, Duration::hours(1));
     id.bootstrap_user("admin", "pw", "admin", ROLE_ADMIN, false).await.expect("admin");
     id.bootstrap_user("demo", "pw", "demo", ROLE_MEMBER, false).await.expect("demo");
     let admin = id.authenticate("admin", "pw", ProjectScope::Name("admin".into())).await.expect("login").context;
     let member = id.authenticate("demo", "pw", ProjectScope::Name("demo".into())).await.expect("login").context;
-    Fixture { id, admin, member, dir }
+    Fixture { id, clock, admin, member, dir }
 }
 
 fn forbidden(r: Result<impl std::fmt::Debug, AuthError>, rule: &str) {
@@ -124,11 +128,13 @@ async fn users_change_only_their_password() {
     let by_name = id.get_user(a, "bob").await.expect_err("ids only");
     assert!(matches!(by_name, AuthError::NotFound { kind: ResourceKind::User, .. }));
 
-    let refused = UserUpdate::from_body(json!({ "user": { "password": "new", "enabled": false } })).expect("body");
+    let refused = UserUpdate::from_body(json!({ "user": { "password": "new", "email": "b@x" } })).expect("body");
     bad_request(
         id.update_user(a, &u.id, &refused).await,
-        "Updating user attribute(s) enabled is not supported by Stratus; only the password can be changed.",
+        "Updating user attribute(s) email is not supported by Stratus; only the password and enabled can be changed.",
     );
+    let not_bool = UserUpdate::from_body(json!({ "user": { "enabled": "no" } })).expect("body");
+    bad_request(id.update_user(a, &u.id, &not_bool).await, "Invalid input for field 'enabled': expected a boolean.");
     let demo_project = &f.member.project_id;
     let member_role = &f.member.role_ids[0];
     id.put_grant(a, demo_project, &u.id, member_role).await.expect("grant");
@@ -194,4 +200,99 @@ async fn subject_tokens_are_ones_own_unless_admin() {
     assert!(matches!(id.subject_token(a, "bogus").await, Err(AuthError::SubjectTokenNotFound)));
     id.revoke_subject_token(m, &demo_token).await.expect("own");
     assert!(matches!(id.revoke_subject_token(a, &demo_token).await, Err(AuthError::SubjectTokenNotFound)));
+}
+
+fn rescope(t: &str, project: &str) -> TokenRequest {
+    TokenRequest { method: AuthMethod::Token { id: t.into() }, scope: ScopeRequest::ProjectId(project.into()) }
+}
+
+/// Keystone: a token obtained with the `token` method expires when the
+/// token it came from expires (`expires_at` is carried over), so a stolen
+/// token cannot be renewed forever by re-scoping it.
+#[tokio::test]
+async fn rescoped_tokens_keep_the_original_expiry() {
+    let f = fixture().await;
+    let (id, a, m) = (&f.id, &f.admin, &f.member);
+    id.put_grant(a, &a.project_id, &m.user_id, &m.role_ids[0]).await.expect("grant");
+    let t = id.authenticate("demo", "pw", ProjectScope::Default).await.expect("login");
+    let original = id.validate(&t.token).await.expect("valid").expires_at;
+    f.clock.advance(Duration::minutes(50));
+    let r1 = id.issue_token(rescope(&t.token, &a.project_id)).await.expect("rescoped");
+    assert_eq!(r1.context.expires_at, original, "the answer shows the original expiry");
+    assert_eq!(id.validate(&r1.token).await.expect("valid").expires_at, original);
+    // Re-scoping the re-scoped token again and again never extends it.
+    let r2 = id.issue_token(rescope(&r1.token, &m.project_id)).await.expect("rescoped back");
+    assert_eq!(id.validate(&r2.token).await.expect("valid").expires_at, original);
+    f.clock.advance(Duration::minutes(11));
+    for (what, tok) in [("original", &t.token), ("rescoped", &r1.token), ("rescoped twice", &r2.token)] {
+        assert!(matches!(id.validate(tok).await, Err(AuthError::InvalidToken)), "{what} expired");
+    }
+    assert!(matches!(id.issue_token(rescope(&r2.token, &a.project_id)).await, Err(AuthError::InvalidToken)));
+}
+
+/// Keystone revokes a user's tokens when its password changes, when it is
+/// disabled and when it is deleted: the old tokens stay dead even once the
+/// user is enabled again.
+#[tokio::test]
+async fn password_change_disable_and_delete_revoke_the_users_tokens() {
+    let f = fixture().await;
+    let (id, a, m) = (&f.id, &f.admin, &f.member);
+    let bob = UserCreate { name: Some("bob".into()), password: Some("old".into()), ..UserCreate::default() };
+    let u = id.create_user(a, bob).await.expect("create");
+    id.put_grant(a, &m.project_id, &u.id, &m.role_ids[0]).await.expect("grant");
+    let admin_token = id.authenticate("admin", "pw", ProjectScope::Default).await.expect("admin login").token;
+
+    let before = id.authenticate("bob", "old", ProjectScope::Default).await.expect("login").token;
+    id.validate(&before).await.expect("valid and cached");
+    let pw = UserUpdate::from_body(json!({ "user": { "password": "new" } })).expect("body");
+    id.update_user(a, &u.id, &pw).await.expect("password");
+    assert!(matches!(id.validate(&before).await, Err(AuthError::InvalidToken)), "password change revokes");
+    assert!(matches!(id.issue_token(rescope(&before, &m.project_id)).await, Err(AuthError::InvalidToken)));
+    id.validate(&admin_token).await.expect("other users keep theirs");
+
+    let before = id.authenticate("bob", "new", ProjectScope::Default).await.expect("login").token;
+    let off = UserUpdate::from_body(json!({ "user": { "enabled": false } })).expect("body");
+    assert!(!id.update_user(a, &u.id, &off).await.expect("disable").enabled);
+    assert!(matches!(id.validate(&before).await, Err(AuthError::InvalidToken)), "disable revokes");
+    assert!(matches!(id.authenticate("bob", "new", ProjectScope::Default).await, Err(AuthError::InvalidCredentials)));
+    let on = UserUpdate::from_body(json!({ "user": { "enabled": true } })).expect("body");
+    assert!(id.update_user(a, &u.id, &on).await.expect("enable").enabled);
+    assert!(matches!(id.validate(&before).await, Err(AuthError::InvalidToken)), "re-enabling revives nothing");
+
+    let before = id.authenticate("bob", "new", ProjectScope::Default).await.expect("login again").token;
+    id.validate(&before).await.expect("valid");
+    id.delete_user(a, &u.id).await.expect("delete");
+    assert!(matches!(id.validate(&before).await, Err(AuthError::InvalidToken)), "delete revokes");
+    id.validate(&admin_token).await.expect("admin's token untouched");
+}
+
+/// Keystone's `token_flush`: expired tokens do not pile up. Every issue
+/// purges a bounded batch of expired rows.
+#[tokio::test]
+async fn expired_tokens_are_purged_in_bounded_batches() {
+    let f = fixture().await;
+    let id = &f.id;
+    let now = stratus_types::Clock::now(&f.clock);
+    let row = |i: usize| stratus_db::TokenRow {
+        token_hash: format!("stale-{i}"),
+        user_id: f.member.user_id.clone(),
+        project_id: f.member.project_id.clone(),
+        audit_id: "a".into(),
+        issued_at: now - Duration::hours(3),
+        expires_at: now - Duration::hours(2),
+        revoked: false,
+    };
+    let fixture_tokens = id.ds.token_count().await.expect("count");
+    let stale = crate::tokens::PURGE_BATCH * 2 + 5;
+    for i in 0..stale {
+        id.ds.token_insert(&row(i)).await.expect("stale row");
+    }
+    let live = id.authenticate("demo", "pw", ProjectScope::Default).await.expect("login").token;
+    let expected = fixture_tokens + i64::try_from(stale - crate::tokens::PURGE_BATCH + 1).expect("small");
+    assert_eq!(id.ds.token_count().await.expect("count"), expected, "one batch purged");
+    id.issue_token(rescope(&live, &f.member.project_id)).await.expect("rescope");
+    id.issue_token(rescope(&live, &f.member.project_id)).await.expect("rescope");
+    // Everything stale is gone; the live token and its two children stay.
+    assert_eq!(id.ds.token_count().await.expect("count"), fixture_tokens + 3);
+    id.validate(&live).await.expect("live token untouched");
 }

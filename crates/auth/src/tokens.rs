@@ -6,12 +6,17 @@ use crate::secret::{hash_password, random_secret, token_hash, verify_password};
 use crate::{AuthContext, AuthError, Identity};
 use chrono::{DateTime, Duration, Utc};
 use stratus_api::identity::{AuthMethod, ScopeRequest, TokenRequest};
-use stratus_db::{DbError, ProjectRow, RowKind, TokenRow, UserRow};
-use tracing::{debug, info};
+use stratus_db::{DbError, ProjectRow, RowKind, TokenGuard, TokenRow, UserRow};
+use tracing::{debug, info, warn};
 
 /// How long a validated token is trusted without re-reading the database
 /// (bounds how late a revocation seen by another API process takes effect).
 const CACHE_TTL_SECS: i64 = 10;
+
+/// Most expired tokens one issue deletes: every issue adds one token and
+/// removes up to this many expired ones, so the table stays bounded by the
+/// live tokens while no single login pays for a large backlog.
+pub(crate) const PURGE_BATCH: usize = 100;
 
 /// A freshly issued token: the secret goes to the client, the context to the body.
 #[derive(Clone, Debug)]
@@ -45,7 +50,8 @@ impl From<ScopeRequest> for ProjectScope {
 
 impl Identity {
     /// `POST /auth/tokens`: a token by password, or a re-issued (and
-    /// possibly re-scoped) token by token. Every refusal is a 401.
+    /// possibly re-scoped) token by token, which expires when the token it
+    /// came from does (Keystone). Every refusal is a 401.
     pub async fn issue_token(&self, req: TokenRequest) -> Result<IssuedToken, AuthError> {
         self.issue_token_from(req, None).await
     }
@@ -81,7 +87,7 @@ impl Identity {
                     ctx.project_name = p.name;
                 }
                 // A user or project that vanished meanwhile is bad credentials, not a 404.
-                self.reissue(&ctx).await.map_err(|e| match e {
+                self.reissue(&ctx, &id).await.map_err(|e| match e {
                     AuthError::Db(DbError::NotFound { .. }) => AuthError::InvalidCredentials,
                     e => e,
                 })
@@ -154,14 +160,24 @@ impl Identity {
         if !project.enabled {
             return Err(AuthError::InvalidCredentials);
         }
-        self.issue(&u, &project).await
+        let expires_at = self.ds.clock().now() + self.token_ttl;
+        let guard = TokenGuard::Password { password_hash: &u.password_hash };
+        self.issue(&u, &project, expires_at, guard).await.map_err(|e| match e {
+            // The password changed (or the user was disabled) while it was checked.
+            AuthError::InvalidToken => AuthError::InvalidCredentials,
+            e => e,
+        })
     }
 
-    /// Issue a token for an already-validated context (token re-scoping by `token` method).
-    pub async fn reissue(&self, ctx: &AuthContext) -> Result<IssuedToken, AuthError> {
+    /// Issue a token for an already-validated context (token re-scoping by
+    /// `token` method) derived from `parent`: it keeps the parent's expiry,
+    /// as Keystone does, so re-scoping never extends a token's life; and it
+    /// is refused if the parent is revoked before the new token is stored.
+    pub async fn reissue(&self, ctx: &AuthContext, parent: &str) -> Result<IssuedToken, AuthError> {
         let u = self.ds.user_find(&ctx.user_id).await?;
         let p = self.ds.project_get(&ctx.project_id).await?;
-        self.issue(&u, &p).await
+        let parent_hash = token_hash(parent);
+        self.issue(&u, &p, ctx.expires_at, TokenGuard::Parent { token_hash: &parent_hash }).await
     }
 
     async fn default_project(&self, u: &UserRow) -> Result<ProjectRow, DbError> {
@@ -175,7 +191,16 @@ impl Identity {
         }
     }
 
-    async fn issue(&self, u: &UserRow, p: &ProjectRow) -> Result<IssuedToken, AuthError> {
+    /// Store and return a new token of `u` on `p` expiring at `expires_at`,
+    /// if `guard` still holds when it is stored (else `InvalidToken`); then
+    /// purge a bounded batch of expired tokens.
+    async fn issue(
+        &self,
+        u: &UserRow,
+        p: &ProjectRow,
+        expires_at: DateTime<Utc>,
+        guard: TokenGuard<'_>,
+    ) -> Result<IssuedToken, AuthError> {
         let assignments = self.ds.assignment_list(Some(&u.id), Some(&p.id)).await?;
         if assignments.is_empty() {
             debug!(user = %u.id, project = %p.id, "token refused: no role on the project");
@@ -190,10 +215,14 @@ impl Identity {
             project_id: p.id.clone(),
             audit_id: audit_id.clone(),
             issued_at: now,
-            expires_at: now + self.token_ttl,
+            expires_at,
             revoked: false,
         };
-        self.ds.token_insert(&row).await?;
+        if !self.ds.token_insert_guarded(&row, &guard).await? {
+            debug!(user = %u.id, "token refused: revoked while it was being issued");
+            return Err(AuthError::InvalidToken);
+        }
+        self.purge_expired(now).await;
         let context = AuthContext {
             user_id: u.id.clone(),
             user_name: u.name.clone(),
@@ -203,9 +232,21 @@ impl Identity {
             role_ids: assignments.iter().map(|a| a.role_id.clone()).collect(),
             audit_id,
             issued_at: now,
-            expires_at: now + self.token_ttl,
+            expires_at,
         };
         Ok(IssuedToken { token, context })
+    }
+
+    /// Delete up to [`PURGE_BATCH`] expired tokens (Keystone's
+    /// `token_flush`, run a little at every issue). A failure only delays
+    /// the purge: it never fails the login.
+    async fn purge_expired(&self, now: DateTime<Utc>) {
+        let limit = i64::try_from(PURGE_BATCH).unwrap_or(i64::MAX);
+        match self.ds.token_purge_expired(now, limit).await {
+            Ok(0) => {}
+            Ok(n) => debug!(purged = n, "expired tokens purged"),
+            Err(e) => warn!(error = %e, "purging expired tokens failed; retried at the next issue"),
+        }
     }
 
     /// Resolve a token into its context; expired, revoked or unknown tokens fail.

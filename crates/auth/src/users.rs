@@ -1,6 +1,6 @@
-//! Users. Only the password of an existing user can change: the datastore
-//! has no way to update the other attributes, so those are accepted when
-//! they already have the requested value and refused otherwise.
+//! Users. Only the password and `enabled` of an existing user can change:
+//! the datastore has no way to update the other attributes, so those are
+//! accepted when they already have the requested value and refused otherwise.
 
 use crate::policy::{Action, enforce};
 use crate::secret::{hash_password_blocking, new_id, random_secret};
@@ -65,31 +65,53 @@ impl Identity {
         Ok(user_of(self.user_row(id).await?))
     }
 
-    /// `PATCH /users/{id}` (admin): change the password, refusing (before
-    /// anything is written) any other attribute that would change. Existing
-    /// tokens of the user stay valid (there is no per-user revocation).
+    /// `PATCH /users/{id}` (admin): change the password and/or `enabled`,
+    /// refusing (before anything is written) any other attribute that would
+    /// change. A password change or a disable revokes every existing token
+    /// of the user, as Keystone does.
     pub async fn update_user(&self, caller: &AuthContext, id: &str, req: &UserUpdate) -> Result<User, AuthError> {
         enforce(caller, Action::UpdateUser)?;
-        let u = user_of(self.user_row(id).await?);
+        let mut u = user_of(self.user_row(id).await?);
         let changed = req.changed(&u);
         if !changed.is_empty() {
             return Err(AuthError::bad(format!(
-                "Updating user attribute(s) {} is not supported by Stratus; only the password can be changed.",
+                "Updating user attribute(s) {} is not supported by Stratus; only the password and enabled can be changed.",
                 changed.join(", ")
             )));
         }
-        if let Some(pw) = req.password() {
-            let pw = pw
-                .as_str()
-                .filter(|p| !p.is_empty())
-                .ok_or_else(|| AuthError::bad("Invalid input for field 'password': expected a non-empty string."))?;
+        let enabled = match req.enabled() {
+            None => None,
+            Some(v) => Some(
+                v.as_bool().ok_or_else(|| AuthError::bad("Invalid input for field 'enabled': expected a boolean."))?,
+            ),
+        };
+        let password =
+            match req.password() {
+                None => None,
+                Some(pw) => Some(pw.as_str().filter(|p| !p.is_empty()).ok_or_else(|| {
+                    AuthError::bad("Invalid input for field 'password': expected a non-empty string.")
+                })?),
+            };
+        if let Some(pw) = password {
             let h = hash_password_blocking(pw.to_string()).await?;
             self.ds.user_set_password(&u.id, &h).await?;
             self.flush_cache();
             // A new password from an administrator lifts a login lockout (as Keystone's reset does).
             self.logins.unlock(&u.id.to_lowercase());
             self.logins.unlock(&u.name.to_lowercase());
-            info!(user = %u.id, by = %caller.user_id, "password changed; existing tokens stay valid");
+            info!(user = %u.id, by = %caller.user_id, "password changed; the user's tokens are revoked");
+        }
+        if let Some(on) = enabled
+            && on != u.enabled
+        {
+            self.ds.user_set_enabled(&u.id, on).await?;
+            self.flush_cache();
+            u.enabled = on;
+            if on {
+                info!(user = %u.id, by = %caller.user_id, "user enabled");
+            } else {
+                info!(user = %u.id, by = %caller.user_id, "user disabled; its tokens are revoked");
+            }
         }
         Ok(u)
     }

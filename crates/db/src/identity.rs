@@ -79,6 +79,24 @@ pub struct TokenRow {
     pub revoked: bool,
 }
 
+/// What must still hold when a token is stored, checked in the same
+/// statement as the insert (see [`Datastore::token_insert_guarded`]).
+#[derive(Clone, Copy, Debug)]
+pub enum TokenGuard<'a> {
+    /// Password authentication: the user's password hash is still the one
+    /// the password was verified against.
+    Password {
+        /// The verified hash.
+        password_hash: &'a str,
+    },
+    /// Token authentication: the token it was derived from is still stored
+    /// and not revoked.
+    Parent {
+        /// Hash of the parent token.
+        token_hash: &'a str,
+    },
+}
+
 impl Datastore {
     /// Create a project; `Conflict` if the name is taken.
     pub async fn project_create(&self, p: &ProjectRow) -> Result<(), DbError> {
@@ -160,16 +178,38 @@ impl Datastore {
             .ok_or_else(|| DbError::not_found(RowKind::User, id_or_name))
     }
 
-    /// Replace a user's password hash.
+    /// Replace a user's password hash and revoke every token of the user in
+    /// the same transaction (Keystone revokes a user's tokens when its
+    /// password changes: whoever held the old password loses access).
     pub async fn user_set_password(&self, id: &str, hash: &str) -> Result<(), DbError> {
+        let mut tx = self.write.begin().await?;
         let r = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
             .bind(id)
             .bind(hash)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
         if r.rows_affected() == 0 {
             return Err(DbError::not_found(RowKind::User, id));
         }
+        revoke_user_tokens(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Enable or disable a user. Disabling revokes every token of the user
+    /// in the same transaction (Keystone does), so re-enabling it later
+    /// revives none of them.
+    pub async fn user_set_enabled(&self, id: &str, enabled: bool) -> Result<(), DbError> {
+        let mut tx = self.write.begin().await?;
+        let r =
+            sqlx::query("UPDATE users SET enabled = $2 WHERE id = $1").bind(id).bind(enabled).execute(&mut *tx).await?;
+        if r.rows_affected() == 0 {
+            return Err(DbError::not_found(RowKind::User, id));
+        }
+        if !enabled {
+            revoke_user_tokens(&mut tx, id).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -246,12 +286,35 @@ impl Datastore {
             .bind(user_id).bind(project_id).fetch_all(&self.read).await?)
     }
 
-    /// Store a token hash.
+    /// Store a token hash (unconditionally: bootstrap and tests; the
+    /// identity service uses [`Datastore::token_insert_guarded`]).
     pub async fn token_insert(&self, t: &TokenRow) -> Result<(), DbError> {
         sqlx::query("INSERT INTO tokens (token_hash, user_id, project_id, audit_id, issued_at, expires_at, revoked) VALUES ($1,$2,$3,$4,$5,$6,FALSE)")
             .bind(&t.token_hash).bind(&t.user_id).bind(&t.project_id).bind(&t.audit_id).bind(ts(t.issued_at)).bind(ts(t.expires_at))
             .execute(&self.write).await?;
         Ok(())
+    }
+
+    /// Store a token hash only if what it was issued on still holds when
+    /// the row is written (`guard`), and the user is still enabled; `false`
+    /// when it no longer holds (nothing is stored). Writes are serialized,
+    /// so a password change, disable or revocation that commits while the
+    /// token is being issued either sees the new row (and revokes it) or
+    /// makes this insert refuse: no token outlives the revocation.
+    pub async fn token_insert_guarded(&self, t: &TokenRow, guard: &TokenGuard<'_>) -> Result<bool, DbError> {
+        let (cond, value) = match guard {
+            TokenGuard::Password { password_hash } => {
+                ("EXISTS (SELECT 1 FROM users WHERE id = $2 AND enabled = TRUE AND password_hash = $7)", *password_hash)
+            }
+            TokenGuard::Parent { token_hash } => (
+                "EXISTS (SELECT 1 FROM users WHERE id = $2 AND enabled = TRUE) AND EXISTS (SELECT 1 FROM tokens WHERE token_hash = $7 AND revoked = FALSE AND user_id = $2)",
+                *token_hash,
+            ),
+        };
+        let r = sqlx::query(&format!("INSERT INTO tokens (token_hash, user_id, project_id, audit_id, issued_at, expires_at, revoked) SELECT $1,$2,$3,$4,$5,$6,FALSE WHERE {cond}"))
+            .bind(&t.token_hash).bind(&t.user_id).bind(&t.project_id).bind(&t.audit_id).bind(ts(t.issued_at)).bind(ts(t.expires_at)).bind(value)
+            .execute(&self.write).await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// A token by hash (expiry and revocation are checked by the caller).
@@ -273,14 +336,34 @@ impl Datastore {
         Ok(())
     }
 
-    /// Forget tokens that expired before `before` (housekeeping).
-    pub async fn token_purge_expired(&self, before: DateTime<Utc>) -> Result<u64, DbError> {
-        Ok(sqlx::query("DELETE FROM tokens WHERE expires_at < $1")
-            .bind(ts(before))
-            .execute(&self.write)
-            .await?
-            .rows_affected())
+    /// How many token rows are stored (live, revoked or expired): what the
+    /// purge keeps bounded.
+    pub async fn token_count(&self) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM tokens").fetch_one(&self.read).await?)
     }
+
+    /// Forget at most `limit` tokens that expired before `before` (an
+    /// expired token is refused whether stored or not); bounded so that the
+    /// purge run at every issue costs little however large the backlog.
+    pub async fn token_purge_expired(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, DbError> {
+        Ok(sqlx::query(
+            "DELETE FROM tokens WHERE token_hash IN (SELECT token_hash FROM tokens WHERE expires_at < $1 LIMIT $2)",
+        )
+        .bind(ts(before))
+        .bind(limit)
+        .execute(&self.write)
+        .await?
+        .rows_affected())
+    }
+}
+
+/// Revoke every token of a user, inside the caller's transaction.
+async fn revoke_user_tokens(conn: &mut sqlx::SqliteConnection, user_id: &str) -> Result<u64, DbError> {
+    Ok(sqlx::query("UPDATE tokens SET revoked = TRUE WHERE user_id = $1 AND revoked = FALSE")
+        .bind(user_id)
+        .execute(conn)
+        .await?
+        .rows_affected())
 }
 
 #[cfg(test)]
@@ -321,5 +404,56 @@ mod tests {
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].role_name, "member");
         assert_eq!(ds.project_find("demo").await.expect("by name").id, "p1");
+    }
+
+    /// A token is stored only while what it was issued on still holds: a
+    /// password change or a revoked parent that commits first makes the
+    /// insert refuse, so no token outlives a revocation by racing it.
+    #[tokio::test]
+    async fn guarded_token_inserts_refuse_after_a_revocation() {
+        let (ds, _d) = store().await;
+        let u = UserRow {
+            id: "u1".into(),
+            name: "bob".into(),
+            domain_id: "default".into(),
+            password_hash: "h-old".into(),
+            email: None,
+            default_project_id: None,
+            enabled: true,
+        };
+        ds.user_create(&u).await.expect("user");
+        let now = Utc::now();
+        let tok = |h: &str| TokenRow {
+            token_hash: h.into(),
+            user_id: "u1".into(),
+            project_id: "p".into(),
+            audit_id: "a".into(),
+            issued_at: now,
+            expires_at: now + chrono::Duration::hours(1),
+            revoked: false,
+        };
+        let old = TokenGuard::Password { password_hash: "h-old" };
+        assert!(ds.token_insert_guarded(&tok("t1"), &old).await.expect("insert"));
+        assert!(ds.token_insert_guarded(&tok("t2"), &TokenGuard::Parent { token_hash: "t1" }).await.expect("child"));
+        ds.user_set_password("u1", "h-new").await.expect("password");
+        assert!(ds.token_get("t1").await.expect("t1").revoked && ds.token_get("t2").await.expect("t2").revoked);
+        assert!(!ds.token_insert_guarded(&tok("t3"), &old).await.expect("stale hash"), "verified the old password");
+        let parent = TokenGuard::Parent { token_hash: "t1" };
+        assert!(!ds.token_insert_guarded(&tok("t4"), &parent).await.expect("revoked parent"));
+        let new = TokenGuard::Password { password_hash: "h-new" };
+        assert!(ds.token_insert_guarded(&tok("t5"), &new).await.expect("new hash"));
+        ds.user_set_enabled("u1", false).await.expect("disable");
+        assert!(ds.token_get("t5").await.expect("t5").revoked);
+        assert!(!ds.token_insert_guarded(&tok("t6"), &new).await.expect("disabled"));
+        ds.user_set_enabled("u1", true).await.expect("enable");
+        assert!(ds.token_get("t5").await.expect("t5").revoked, "re-enabling revives nothing");
+        for i in 0..5 {
+            let mut t = tok(&format!("old-{i}"));
+            t.expires_at = now - chrono::Duration::minutes(1);
+            ds.token_insert(&t).await.expect("expired");
+        }
+        assert_eq!(ds.token_purge_expired(now, 3).await.expect("purge"), 3, "bounded");
+        assert_eq!(ds.token_purge_expired(now, 3).await.expect("purge"), 2);
+        assert_eq!(ds.token_count().await.expect("count"), 3, "t1, t2 and t5 stay");
     }
 }

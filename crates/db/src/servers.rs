@@ -156,6 +156,20 @@ impl std::fmt::Display for QuotaExceeded {
     }
 }
 
+/// Would `used + requested` exceed `limit` (-1: unlimited)? Checked: a
+/// sum that would overflow exceeds every limit (a wrapped sum once let a
+/// huge request pass the quota).
+pub fn exceeds(used: i64, requested: i64, limit: i64) -> bool {
+    limit >= 0 && used.checked_add(requested).is_none_or(|total| total > limit)
+}
+
+/// An SQL `TOTAL()` (a float, so the sum itself cannot overflow) as a
+/// quota count, saturated at the `i64` bounds; exact below 2^53.
+pub(crate) fn saturating_total(total: f64) -> i64 {
+    // `as` saturates (and maps NaN to 0) for float to integer.
+    total as i64
+}
+
 /// Filters of `GET /servers`.
 #[derive(Clone, Debug, Default)]
 pub struct ServerFilter {
@@ -228,7 +242,7 @@ impl Datastore {
             ("cores", r.vcpus, usage.cores, limits.cores),
             ("ram", r.ram_mb, usage.ram, limits.ram),
         ] {
-            if lim >= 0 && used + req > lim {
+            if exceeds(used, req, lim) {
                 ex.overs.push(name);
                 ex.requested.push(req);
                 ex.used.push(used);
@@ -570,10 +584,15 @@ pub(crate) fn transition_query(id: &ServerId, t: &Transition, now: String) -> Qu
     q
 }
 
+/// Counted usage; `TOTAL()` so that no sum is an SQL overflow error.
 async fn quota_usage_tx(conn: &mut sqlx::SqliteConnection, project_id: &str) -> Result<QuotaUsage, DbError> {
-    let (instances, cores, ram): (i64, i64, i64) = sqlx::query_as("SELECT COUNT(*), COALESCE(SUM(vcpus),0), COALESCE(SUM(ram_mb),0) FROM servers WHERE project_id = $1 AND deleted = FALSE")
-        .bind(project_id).fetch_one(&mut *conn).await?;
-    Ok(QuotaUsage { instances, cores, ram })
+    let (instances, cores, ram): (i64, f64, f64) = sqlx::query_as(
+        "SELECT COUNT(*), TOTAL(vcpus), TOTAL(ram_mb) FROM servers WHERE project_id = $1 AND deleted = FALSE",
+    )
+    .bind(project_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(QuotaUsage { instances, cores: saturating_total(cores), ram: saturating_total(ram) })
 }
 
 async fn allocate_port_tx(conn: &mut sqlx::SqliteConnection, server_id: &ServerId, now: &str) -> Result<(), DbError> {
@@ -621,6 +640,30 @@ mod tests {
         .execute(&ds.write)
         .await
         .expect("insert");
+    }
+
+    /// Quota arithmetic never overflows: a request that would wrap
+    /// `used + requested` exceeds any limit, and usage of rows summing past
+    /// `i64::MAX` is saturated instead of an SQL overflow error.
+    #[tokio::test]
+    async fn quota_arithmetic_never_overflows() {
+        assert!(exceeds(1, i64::MAX, 10), "1 + i64::MAX must not wrap below the limit");
+        assert!(exceeds(i64::MAX, 1, i64::MAX));
+        assert!(!exceeds(i64::MAX, 1, -1), "unlimited");
+        assert!(!exceeds(9, 1, 10) && exceeds(10, 1, 10));
+        let (ds, _dir) = store().await;
+        for _ in 0..2 {
+            let id = ServerId::new();
+            insert_raw(&ds, &id, "active", None, 1).await;
+            sqlx::query("UPDATE servers SET vcpus = $2, ram_mb = $2 WHERE id = $1")
+                .bind(id)
+                .bind(i64::MAX)
+                .execute(&ds.write)
+                .await
+                .expect("huge");
+        }
+        let u = ds.quota_usage("p").await.expect("usage is no SQL error");
+        assert_eq!((u.instances, u.cores, u.ram), (2, i64::MAX, i64::MAX));
     }
 
     #[tokio::test]

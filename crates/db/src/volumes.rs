@@ -135,15 +135,15 @@ impl Datastore {
     ) -> Result<VolumeRow, DbError> {
         let now = self.now();
         let mut tx = self.write.begin().await?;
-        let (n, gb): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(size_gb), 0) FROM volumes WHERE project_id = $1 AND deleted = FALSE",
-        )
-        .bind(&v.project_id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let (n, gb): (i64, f64) =
+            sqlx::query_as("SELECT COUNT(*), TOTAL(size_gb) FROM volumes WHERE project_id = $1 AND deleted = FALSE")
+                .bind(&v.project_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let gb = crate::servers::saturating_total(gb);
         let mut ex = crate::QuotaExceeded { overs: vec![], requested: vec![], used: vec![], allowed: vec![] };
         for (name, req, used, lim) in [("volumes", 1, n, max_volumes), ("gigabytes", v.size_gb, gb, max_gigabytes)] {
-            if lim >= 0 && used + req > lim {
+            if crate::exceeds(used, req, lim) {
                 ex.overs.push(name);
                 ex.requested.push(req);
                 ex.used.push(used);
@@ -176,15 +176,15 @@ impl Datastore {
             .bind(project_id).fetch_all(&self.read).await?)
     }
 
-    /// Counted volume usage of a project.
+    /// Counted volume usage of a project (`TOTAL()`: no sum is an SQL
+    /// overflow error; saturated at `i64::MAX`).
     pub async fn volume_usage(&self, project_id: &str) -> Result<VolumeUsage, DbError> {
-        let (volumes, gigabytes): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(size_gb), 0) FROM volumes WHERE project_id = $1 AND deleted = FALSE",
-        )
-        .bind(project_id)
-        .fetch_one(&self.read)
-        .await?;
-        Ok(VolumeUsage { volumes, gigabytes })
+        let (volumes, gigabytes): (i64, f64) =
+            sqlx::query_as("SELECT COUNT(*), TOTAL(size_gb) FROM volumes WHERE project_id = $1 AND deleted = FALSE")
+                .bind(project_id)
+                .fetch_one(&self.read)
+                .await?;
+        Ok(VolumeUsage { volumes, gigabytes: crate::servers::saturating_total(gigabytes) })
     }
 
     /// Compare-and-swap the status: from any of `from` (empty: any) to `to`.
@@ -553,6 +553,24 @@ mod tests {
             deleted_at: None,
             deleted: false,
         }
+    }
+
+    /// Quota sums never overflow: a size that would wrap `used + requested`
+    /// is over quota, and usage of a project holding rows whose sizes sum
+    /// past `i64::MAX` (written before sizes were bounded) is saturated,
+    /// not an SQL error (every create and limits call answered 500).
+    #[tokio::test]
+    async fn quota_arithmetic_never_overflows() {
+        let (ds, _d) = store().await;
+        ds.volume_create(&vol("a", 1), 10, 1000).await.expect("a");
+        assert!(
+            matches!(ds.volume_create(&vol("b", i64::MAX), 10, 1000).await, Err(DbError::QuotaExceeded(_))),
+            "1 + i64::MAX must not wrap below the quota"
+        );
+        ds.volume_create(&vol("c", i64::MAX), -1, -1).await.expect("unlimited, as rows from before the bound");
+        assert_eq!(ds.volume_usage("p").await.expect("usage"), VolumeUsage { volumes: 2, gigabytes: i64::MAX });
+        assert!(matches!(ds.volume_create(&vol("d", 1), 10, 1000).await, Err(DbError::QuotaExceeded(_))));
+        ds.volume_create(&vol("e", 1), -1, -1).await.expect("unlimited quota still creates");
     }
 
     #[tokio::test]

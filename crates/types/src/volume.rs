@@ -8,6 +8,12 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+/// Largest volume size in GiB the APIs accept: Cinder's and Nova's
+/// `volume_size` schema maximum (their `DB_MAX_INT`, 2^31 - 1). It keeps
+/// every quota sum far from `i64` overflow; the gigabytes quota and the
+/// backend are the real limits below it.
+pub const MAX_VOLUME_SIZE_GB: i64 = 2_147_483_647;
+
 string_enum!(
     /// Cinder's volume `status`.
     VolumeStatus {

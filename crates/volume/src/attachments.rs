@@ -55,7 +55,8 @@ impl VolumeService {
 
     /// Reserve an `available` volume for a server (Nova's
     /// `attachment_create`): the volume becomes `reserved`, or `attaching`
-    /// when the host's connector is given too.
+    /// when the host's connector is given too. Both the volume and the
+    /// server must be visible to the caller.
     pub async fn attachment_create(
         &self,
         ctx: &AuthContext,
@@ -73,6 +74,16 @@ impl VolumeService {
                 "Invalid input for field/attribute instance_uuid. Value: {instance_uuid}. '{instance_uuid}' is not a 'uuid'"
             )));
         };
+        // The server must be one the caller may see (Nova checks the
+        // instance on its side; here the attachments API is called
+        // directly): another project's server, or none, is a 404, so a
+        // member can neither attach to nor probe other projects' servers.
+        let instance_missing = || VolumeError::not_found(Missing::Instance, instance_uuid);
+        match self.ds.server_get(&server_id).await {
+            Ok(s) if ctx.can_see(&s.project_id) => {}
+            Ok(_) | Err(DbError::NotFound { .. }) => return Err(instance_missing()),
+            Err(e) => return Err(e.into()),
+        }
         let not_available = |status: &str| {
             VolumeError::BadRequest(format!(
                 "Invalid volume: Volume {volume_id} status must be available or downloading to reserve, but the current status is {status}."

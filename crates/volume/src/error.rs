@@ -18,6 +18,9 @@ pub enum Missing {
     VolumeType,
     /// A volume attachment.
     Attachment,
+    /// A server named by `instance_uuid` that does not exist or that the
+    /// caller may not see (Cinder's `InstanceNotFound`; no existence leak).
+    Instance,
     /// A metadata key of the volume `volume`.
     MetadataKey {
         /// The volume whose metadata lacks the key.
@@ -33,6 +36,7 @@ fn not_found_message(kind: &Missing, id: &str) -> String {
         Missing::Image => format!("Image {id} could not be found."),
         Missing::VolumeType => format!("Volume type with name {id} could not be found."),
         Missing::Attachment => format!("Volume attachment could not be found with filter: attachment_id = {id}."),
+        Missing::Instance => format!("Instance {id} could not be found."),
         Missing::MetadataKey { volume } => format!("Volume {volume} has no metadata with key {id}."),
         Missing::Row(what) => format!("{what} could not be found."),
     }

@@ -42,7 +42,7 @@ pub mod testing;
 pub use error::{Missing, VolumeError, quota_message};
 pub use reconcile::ReconcileReport;
 pub use servers::BootVolume;
-pub use stratus_types::{AttachMode, AttachStatus, CleanupKind, VolumeStatus};
+pub use stratus_types::{AttachMode, AttachStatus, CleanupKind, MAX_VOLUME_SIZE_GB, VolumeStatus};
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -113,6 +113,17 @@ pub(crate) enum DeleteOutcome {
     /// Refused (busy, or a backend error): the volume stays `deleting` and
     /// its delete is in the durable queue, with this reason.
     Queued(String),
+}
+
+/// Cinder's refusal of a size above [`MAX_VOLUME_SIZE_GB`] (its schema's
+/// maximum), checked before any quota arithmetic.
+pub(crate) fn check_max_size(field: &str, size: i64) -> Result<(), VolumeError> {
+    if size > MAX_VOLUME_SIZE_GB {
+        return Err(VolumeError::BadRequest(format!(
+            "Invalid input for field/attribute {field}. Value: {size}. {size} is greater than the maximum of {MAX_VOLUME_SIZE_GB}"
+        )));
+    }
+    Ok(())
 }
 
 /// Longest name or description Cinder accepts.
@@ -330,6 +341,7 @@ impl VolumeService {
                 req.size
             )));
         }
+        check_max_size("size", req.size)?;
         check_text("name", req.name.as_deref())?;
         check_text("description", req.description.as_deref())?;
         check_metadata(&req.metadata)?;
@@ -361,7 +373,7 @@ impl VolumeService {
             }
             const GIB: i64 = 1 << 30;
             if let Some(bytes) = img.size {
-                let need = (bytes + GIB - 1) / GIB;
+                let need = bytes / GIB + i64::from(bytes % GIB > 0);
                 if need > req.size {
                     return Err(VolumeError::BadRequest(format!(
                         "Invalid input received: Size of specified image {need}GB is larger than volume size {}GB.",
@@ -606,6 +618,7 @@ impl VolumeService {
         if v.status != VolumeStatus::Available {
             return Err(wrong_status(v.status.as_str()));
         }
+        check_max_size("new_size", new_size)?;
         if new_size <= v.size_gb {
             return Err(VolumeError::BadRequest(format!(
                 "Invalid input received: New size for extend must be greater than current size. (current: {}, extended: {new_size}).",
@@ -615,8 +628,9 @@ impl VolumeService {
         let limit = self.cfg.quota_gigabytes;
         if limit >= 0 {
             let used = self.ds.volume_usage(&v.project_id).await?.gigabytes;
+            // Both sizes are within 1..=MAX_VOLUME_SIZE_GB here: no overflow.
             let delta = new_size - v.size_gb;
-            if used + delta > limit {
+            if stratus_db::exceeds(used, delta, limit) {
                 return Err(VolumeError::QuotaExceeded(error::gigabytes_message(delta, limit, used)));
             }
         }

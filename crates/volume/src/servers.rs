@@ -69,6 +69,13 @@ impl VolumeService {
     /// volume counts against the project's quota like any other; a backend
     /// failure leaves it `error` and is returned (the build is aborted).
     pub async fn create_boot_volume(&self, b: &BootVolume) -> Result<AttachmentRow, VolumeError> {
+        if b.size_gb < 1 {
+            return Err(VolumeError::BadRequest(format!(
+                "Invalid input received: Volume size '{}' must be an integer and greater than 0",
+                b.size_gb
+            )));
+        }
+        crate::check_max_size("size", b.size_gb)?;
         let id = VolumeId::new();
         let row = VolumeRow {
             backend_name: format!("volume-{id}"),

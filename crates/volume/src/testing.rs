@@ -212,3 +212,65 @@ impl BlockBackend for MemBackend {
         Ok(0)
     }
 }
+
+/// Insert a live server row `id` of `project` (no port, no quota limit),
+/// so tests can attach volumes to a server that exists and belongs to
+/// someone.
+pub async fn insert_server(
+    ds: &stratus_db::Datastore,
+    id: stratus_types::ServerId,
+    project: &str,
+) -> Result<(), stratus_db::DbError> {
+    use stratus_types::{OpKind, OperationId, PowerState, VmState};
+    let row = stratus_db::ServerRow {
+        id,
+        name: format!("server-{project}"),
+        project_id: project.into(),
+        user_id: format!("user-{project}"),
+        image_id: None,
+        flavor_id: "1".into(),
+        flavor_name: "m1.tiny".into(),
+        vcpus: 1,
+        ram_mb: 512,
+        disk_gb: 1,
+        ephemeral_gb: 0,
+        swap_mb: 0,
+        vm_state: VmState::Active,
+        task_state: None,
+        power_state: PowerState::Running,
+        host: None,
+        metadata: "{}".into(),
+        key_name: None,
+        locked: false,
+        locked_by: None,
+        locked_reason: None,
+        availability_zone: None,
+        reservation_id: "r-test".into(),
+        hostname: format!("server-{project}"),
+        fault: None,
+        progress: 0,
+        generation: 1,
+        launched_at: None,
+        terminated_at: None,
+        created_at: stratus_db::SET_ON_INSERT,
+        updated_at: stratus_db::SET_ON_INSERT,
+        deleted_at: None,
+        deleted: false,
+        shelved_image_id: None,
+    };
+    let new = stratus_db::NewServer {
+        row,
+        allocate_port: false,
+        operation: stratus_db::NewOperation {
+            id: OperationId::new(),
+            kind: OpKind::Create,
+            server_id: id,
+            request_id: "req-test".into(),
+            user_id: format!("user-{project}"),
+            project_id: project.into(),
+            params: "{}".into(),
+        },
+    };
+    let unlimited = stratus_db::QuotaLimits { instances: -1, cores: -1, ram: -1 };
+    ds.server_create(&new, unlimited).await.map(|_| ())
+}

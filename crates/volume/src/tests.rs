@@ -31,6 +31,7 @@ async fn env_with(cfg: impl FnOnce(&mut VolumeConfig)) -> Env {
     let mut c = VolumeConfig { image_dir: dir.join("images"), ..VolumeConfig::default() };
     cfg(&mut c);
     let svc = Arc::new(VolumeService::new(ds.clone(), Arc::new(backend.clone()), c));
+    crate::testing::insert_server(&ds, server(), "p1").await.expect("server of p1");
     Env { svc, ds, backend, clock, dir: TempDir(dir) }
 }
 
@@ -129,6 +130,31 @@ async fn status_machine_create_attach_detach_delete() {
     assert!(matches!(e.svc.get_visible(&me, &v.id.to_string()).await, Err(VolumeError::NotFound { .. })));
     assert!(e.backend.is_empty(), "storage gone");
     assert_eq!(e.svc.usage("p1").await.expect("usage").volumes, 0);
+}
+
+/// Cinder/Nova: a server the caller cannot see does not exist for it
+/// (Nova's `InstanceNotFound`, 404); a volume of one project is never
+/// attached to another project's server by a member.
+#[tokio::test]
+async fn attachment_to_a_server_the_caller_cannot_see_is_404() {
+    let e = env().await;
+    let theirs = stratus_types::ServerId::new();
+    crate::testing::insert_server(&e.ds, theirs, "p2").await.expect("server of p2");
+    let v = e.svc.create(&member(), new_volume(1, "mine")).await.expect("create");
+    let vid = v.id.to_string();
+    for target in [theirs.to_string(), stratus_types::ServerId::new().to_string()] {
+        match e.svc.attachment_create(&member(), &vid, &target, None).await {
+            Err(e @ VolumeError::NotFound { kind: Missing::Instance, .. }) => {
+                assert_eq!(e.to_string(), format!("Instance {target} could not be found."));
+            }
+            other => panic!("attach to {target}: {other:?}"),
+        }
+    }
+    assert_eq!(e.svc.get_visible(&member(), &vid).await.expect("get").status.as_str(), "available");
+    assert!(e.svc.attachments_of(&v.id).await.expect("atts").is_empty(), "nothing reserved");
+    // An admin sees every server, as in Nova.
+    let admin = ctx("p3", "admin");
+    e.svc.attachment_create(&admin, &vid, &theirs.to_string(), None).await.expect("admin attaches");
 }
 
 #[tokio::test]
@@ -257,6 +283,50 @@ async fn quota_counts_volumes_and_gigabytes() {
     assert_eq!(e.svc.usage("p1").await.expect("usage"), stratus_db::VolumeUsage { volumes: 2, gigabytes: 10 });
     // Another project has its own quota.
     e.svc.create(&ctx("p2", "member"), new_volume(10, "x")).await.expect("p2");
+}
+
+/// Cinder's schema: a volume size is an integer from 1 to 2147483647
+/// (`volume_size`, DB_MAX_INT); a bigger one is a 400 before any quota
+/// arithmetic (it used to wrap past the gigabytes quota), for create,
+/// extend and boot volumes alike.
+#[tokio::test]
+async fn huge_sizes_are_400_and_never_reach_the_quota() {
+    let e = env().await;
+    let me = member();
+    let v = e.svc.create(&me, new_volume(1, "first")).await.expect("create");
+    for size in [i64::MAX, i64::MAX - 1, MAX_VOLUME_SIZE_GB + 1] {
+        match e.svc.create(&me, new_volume(size, "huge")).await {
+            Err(VolumeError::BadRequest(m)) => assert_eq!(
+                m,
+                format!(
+                    "Invalid input for field/attribute size. Value: {size}. {size} is greater than the maximum of 2147483647"
+                )
+            ),
+            other => panic!("size {size}: {other:?}"),
+        }
+        match e.svc.extend(&me, &v.id.to_string(), size).await {
+            Err(VolumeError::BadRequest(m)) => assert_eq!(
+                m,
+                format!(
+                    "Invalid input for field/attribute new_size. Value: {size}. {size} is greater than the maximum of 2147483647"
+                )
+            ),
+            other => panic!("extend to {size}: {other:?}"),
+        }
+    }
+    let boot = BootVolume {
+        server_id: server(),
+        project_id: "p1".into(),
+        user_id: "u1".into(),
+        image_id: "missing".into(),
+        size_gb: i64::MAX,
+        mountpoint: "/dev/vda".into(),
+        boot_index: Some(0),
+        delete_on_termination: true,
+    };
+    assert!(matches!(e.svc.create_boot_volume(&boot).await, Err(VolumeError::BadRequest(_))));
+    e.svc.create(&me, new_volume(2, "after")).await.expect("creates still work");
+    assert_eq!(e.svc.usage("p1").await.expect("usage"), stratus_db::VolumeUsage { volumes: 2, gigabytes: 3 });
 }
 
 #[tokio::test]

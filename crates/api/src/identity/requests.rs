@@ -331,8 +331,9 @@ impl ProjectUpdate {
     }
 }
 
-/// `PATCH /users/{id}` body, as sent. Only the password can change; other
-/// attributes are accepted when they already have the requested value.
+/// `PATCH /users/{id}` body, as sent. Only the password and `enabled` can
+/// change; other attributes are accepted when they already have the
+/// requested value.
 #[derive(Debug, Default)]
 pub struct UserUpdate {
     /// The attributes of the `user` object, password included.
@@ -345,10 +346,16 @@ impl UserUpdate {
         Ok(Self { attributes: wrapped(body, "user")? })
     }
 
-    /// Attributes other than the password that would change `current`.
+    /// Attributes other than the password and `enabled` that would change
+    /// `current` (those Stratus cannot change).
     pub fn changed(&self, current: &User) -> Vec<&'static str> {
-        let keys = ["name", "enabled", "email", "default_project_id", "domain_id", "description"];
+        let keys = ["name", "email", "default_project_id", "domain_id", "description"];
         changed(&self.attributes, &current.attributes(), &keys)
+    }
+
+    /// The requested `enabled`, as sent (the service checks it is a boolean).
+    pub fn enabled(&self) -> Option<&Value> {
+        self.attributes.get("enabled")
     }
 
     /// The requested password, as sent (the service checks it is a non-empty string).

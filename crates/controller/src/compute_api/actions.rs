@@ -74,10 +74,10 @@ impl ComputeApi {
                 // Nova re-checks quota on restore (limits may have been lowered meanwhile).
                 let limits = self.quota_limits(&s.project_id).await?;
                 let u = self.ds.quota_usage(&s.project_id).await?;
-                if limits.instances >= 0 && u.instances > limits.instances {
+                if stratus_db::exceeds(u.instances, 0, limits.instances) {
                     return Err(ComputeError::QuotaExceeded(format!(
                         "Quota exceeded for instances: Requested 1, but already used {} of {} instances",
-                        u.instances - 1,
+                        u.instances.saturating_sub(1),
                         limits.instances
                     )));
                 }
@@ -110,10 +110,11 @@ impl ComputeApi {
     async fn check_resize_quota(&self, s: &ServerRow, new: &FlavorRow) -> Result<(), ComputeError> {
         let limits = self.quota_limits(&s.project_id).await?;
         let u = self.ds.quota_usage(&s.project_id).await?;
-        for (name, used, delta, lim) in
-            [("cores", u.cores, new.vcpus - s.vcpus, limits.cores), ("ram", u.ram, new.ram_mb - s.ram_mb, limits.ram)]
-        {
-            if delta > 0 && lim >= 0 && used + delta > lim {
+        for (name, used, delta, lim) in [
+            ("cores", u.cores, new.vcpus.saturating_sub(s.vcpus), limits.cores),
+            ("ram", u.ram, new.ram_mb.saturating_sub(s.ram_mb), limits.ram),
+        ] {
+            if delta > 0 && stratus_db::exceeds(used, delta, lim) {
                 return Err(ComputeError::QuotaExceeded(format!(
                     "Quota exceeded for {name}: Requested {delta}, but already used {used} of {lim} {name}"
                 )));

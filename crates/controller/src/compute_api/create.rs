@@ -69,6 +69,15 @@ impl ComputeApi {
                             "Block Device Mapping is Invalid: volume_size {sz} must be at least 1."
                         )));
                     }
+                    // Nova's schema maximum (db.MAX_INT), before any quota sum.
+                    if let Some(sz) = b.volume_size
+                        && sz > stratus_volume::MAX_VOLUME_SIZE_GB
+                    {
+                        return Err(ComputeError::BadRequest(format!(
+                            "Invalid input for field/attribute volume_size. Value: {sz}. {sz} is greater than the maximum of {}",
+                            stratus_volume::MAX_VOLUME_SIZE_GB
+                        )));
+                    }
                     if src == "image" {
                         // An id not in our spelling never named an image: the same "not found".
                         let found = match ImageId::parse_canonical(&id) {

@@ -169,6 +169,23 @@ async fn create_checks_mappings_flavor_and_image_in_the_service() {
             "{e:?}"
         );
     }
+    // Nova's schema: volume_size is 1..=2147483647 (db.MAX_INT); a huge one
+    // is refused before any quota arithmetic.
+    for size in [i64::MAX, 2_147_483_648] {
+        let huge = BdmRequest {
+            source_type: "image".into(),
+            destination_type: "volume".into(),
+            uuid: Some(missing.clone()),
+            boot_index: Some(0),
+            volume_size: Some(size),
+            ..Default::default()
+        };
+        let e = api.create(&member, req(vec![huge], &f.id, None), "req-1").await;
+        assert!(
+            matches!(e, Err(ComputeError::BadRequest(ref m)) if *m == format!("Invalid input for field/attribute volume_size. Value: {size}. {size} is greater than the maximum of 2147483647")),
+            "{e:?}"
+        );
+    }
     let e = api.flavor_get("no-such-flavor").await;
     assert!(matches!(e, Err(ComputeError::NotFound { kind: Resource::Flavor, .. })));
 }

@@ -302,6 +302,8 @@ async fn identity_token_method_reissues_and_rescopes() {
     assert_ne!(new, admin);
     assert_eq!(r.body["token"]["methods"], json!(["token"]));
     assert_eq!(r.body["token"]["project"]["id"], body["token"]["project"]["id"]);
+    // Keystone: a token from a token keeps the original expiry.
+    assert_eq!(r.body["token"]["expires_at"], body["token"]["expires_at"]);
 
     // Admin gets a role on demo, then rescopes its token there.
     let demo_project = call(&e.app, Method::GET, "/identity/v3/projects?name=demo", Some(&admin), None, None)
@@ -456,7 +458,7 @@ async fn identity_admin_creates_project_user_and_grant_then_user_logs_in() {
     let r = call(&e.app, Method::GET, &format!("/identity/v3/projects/{pid}"), Some(&alice), None, None).await;
     assert_eq!(r.status, StatusCode::OK);
 
-    // Password change; other attributes are refused.
+    // Password change (Keystone revokes the user's tokens); other attributes are refused.
     let r = api(
         Method::PATCH,
         &format!("/users/{uid}"),
@@ -474,10 +476,32 @@ async fn identity_admin_creates_project_user_and_grant_then_user_logs_in() {
     )
     .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    login(&e.app, "alice", "newpw", "web").await;
-    let r = api(Method::PATCH, &format!("/users/{uid}"), Some(json!({ "user": { "enabled": false } }))).await;
+    let r = call(&e.app, Method::GET, "/identity/v3/auth/projects", Some(&alice), None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "the password change revoked alice's token");
+    let (alice, _) = login(&e.app, "alice", "newpw", "web").await;
+    let r = api(Method::PATCH, &format!("/users/{uid}"), Some(json!({ "user": { "name": "bob" } }))).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_keystone_error(&r.body, 400);
+    // Disabling revokes her tokens; enabling again revives none of them.
+    let r = api(Method::PATCH, &format!("/users/{uid}"), Some(json!({ "user": { "enabled": false } }))).await;
+    assert_eq!((r.status, &r.body["user"]["enabled"]), (StatusCode::OK, &json!(false)), "{}", r.body);
+    let r = call(
+        &e.app,
+        Method::POST,
+        "/identity/v3/auth/tokens",
+        None,
+        None,
+        Some(password_body("alice", "newpw", "web")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "disabled");
+    let r = api(Method::PATCH, &format!("/users/{uid}"), Some(json!({ "user": { "enabled": true } }))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = call(&e.app, Method::GET, "/identity/v3/auth/projects", Some(&alice), None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "the disable revoked alice's token for good");
+    let (alice, _) = login(&e.app, "alice", "newpw", "web").await;
+    let r = call(&e.app, Method::GET, "/identity/v3/auth/projects", Some(&alice), None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
 
     // Revoking the role cuts alice off (the token cache is flushed).
     assert_eq!(api(Method::DELETE, &grant, None).await.status, StatusCode::NO_CONTENT);

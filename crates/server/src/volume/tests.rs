@@ -18,6 +18,7 @@ impl Drop for TempDir {
 
 struct Env {
     state: AppState,
+    ds: stratus_db::Datastore,
     backend: stratus_volume::testing::MemBackend,
     admin: String,
     demo: String,
@@ -48,8 +49,11 @@ async fn env() -> Env {
     let (volume, backend) = test_service(&ds, dir.join("images"));
     let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.join("images")));
     let state = AppState { identity, compute, bus, public_url: "http://127.0.0.1:8774".into(), volume, images };
+    let server = SERVER.parse().expect("uuid");
+    stratus_volume::testing::insert_server(&ds, server, &demo.context.project_id).await.expect("demo's server");
     Env {
         state,
+        ds,
         backend,
         admin_project: admin.context.project_id,
         admin: admin.token,
@@ -415,6 +419,46 @@ async fn attachments_as_nova_drives_them_and_deleting_an_attached_volume_is_400(
     assert_eq!(v["attachment"]["status"], "attaching");
 }
 
+/// Nova/Cinder: an instance of another project does not exist for a member
+/// (Nova's `InstanceNotFound`, 404): A's volume is never attached to B's
+/// server, and B never sees such an attachment.
+#[tokio::test]
+async fn attachment_to_another_projects_server_is_404() {
+    let env = env().await;
+    env.state.identity.bootstrap_user("alt", "pw", "alt", "member", false).await.expect("alt");
+    let alt = env
+        .state
+        .identity
+        .authenticate("alt", "pw", stratus_auth::ProjectScope::Name("alt".into()))
+        .await
+        .expect("alt token");
+    let (alt_token, alt_project) = (alt.token, alt.context.project_id);
+    let theirs = stratus_types::ServerId::new();
+    stratus_volume::testing::insert_server(&env.ds, theirs, &alt_project).await.expect("alt's server");
+    let vid = create(&env, 1, "mine").await["id"].as_str().expect("id").to_string();
+    let p = &env.demo_project;
+    let mv = Some("volume 3.44");
+    for connector in [None, Some(json!({"host": "compute-1"}))] {
+        let mut body = json!({"attachment": {"volume_uuid": vid, "instance_uuid": theirs.to_string()}});
+        if let Some(c) = connector {
+            body["attachment"]["connector"] = c;
+        }
+        let (s, _, v) =
+            send(&env, "POST", &format!("/volume/v3/{p}/attachments"), Some(&env.demo), mv, Some(body)).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+        assert_eq!(v["itemNotFound"]["message"], format!("Instance {theirs} could not be found."));
+    }
+    let (_, _, v) = call(&env, &format!("/volume/v3/volumes/{vid}"), Some(&env.demo), None).await;
+    assert_eq!(v["volume"]["status"], "available");
+    assert_eq!(v["volume"]["attachments"], json!([]));
+    let (s, _, v) = call(&env, &format!("/volume/v3/{alt_project}/attachments"), Some(&alt_token), mv).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"attachments": []})));
+    // The owner's own server still works.
+    let body = json!({"attachment": {"volume_uuid": vid, "instance_uuid": SERVER}});
+    let (s, _, v) = send(&env, "POST", &format!("/volume/v3/{p}/attachments"), Some(&env.demo), mv, Some(body)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
 #[tokio::test]
 async fn volume_busy_delete_stays_deleting_until_the_reconciler_succeeds() {
     let env = env().await;
@@ -482,6 +526,37 @@ async fn volume_quota_is_413_with_cinders_messages() {
     let (s, _, v) = send(&env, "POST", &base, Some(&env.demo), None, Some(json!({"volume": {"size": 1}}))).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(v["overLimit"]["message"], "Maximum number of volumes allowed (10) exceeded for quota 'volumes'.");
+}
+
+/// Cinder's schema (`volume_size`: 1..=2147483647): a huge size is a 400
+/// with a message, never wrapped past the quota; creates and limits keep
+/// working afterwards (they answered 500 once a wrapped size was stored).
+#[tokio::test]
+async fn volume_huge_size_is_400_and_creates_and_limits_keep_working() {
+    let env = env().await;
+    let base = format!("/volume/v3/{}/volumes", env.demo_project);
+    let id = create(&env, 1, "first").await["id"].as_str().expect("id").to_string();
+    for size in [json!(9_223_372_036_854_775_807_i64), json!("9223372036854775807"), json!(2_147_483_648_i64)] {
+        let (s, _, v) =
+            send(&env, "POST", &base, Some(&env.demo), None, Some(json!({"volume": {"size": size.clone()}}))).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{size}: {v}");
+        let n = size.as_str().map_or_else(|| size.to_string(), str::to_string);
+        assert_eq!(
+            v["badRequest"]["message"],
+            format!(
+                "Invalid input for field/attribute size. Value: {n}. {n} is greater than the maximum of 2147483647"
+            )
+        );
+        let action = format!("{base}/{id}/action");
+        let (s, _, v) =
+            send(&env, "POST", &action, Some(&env.demo), None, Some(json!({"os-extend": {"new_size": size}}))).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    }
+    create(&env, 2, "after").await;
+    let (s, _, v) = call(&env, "/volume/v3/limits", Some(&env.demo), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["limits"]["absolute"]["totalGigabytesUsed"], 3);
+    assert_eq!(v["limits"]["absolute"]["totalVolumesUsed"], 2);
 }
 
 #[tokio::test]
