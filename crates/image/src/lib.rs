@@ -223,7 +223,9 @@ impl ImageService {
             let chunk = chunk.map_err(|e| ImageError::BadRequest(format!("Reading the image data failed: {e}")))?;
             writer.write(chunk.as_ref()).await?;
         }
-        let stored = writer.finish().await?;
+        // Glance inspects the finished upload: bytes that are not a safe
+        // image of the declared disk_format are refused (400) and dropped.
+        let stored = writer.finish(row.disk_format).await?;
         self.record_data(&row.id, &stored).await
     }
 
@@ -339,7 +341,9 @@ impl ImageService {
         for chunk in data.chunks(1 << 20) {
             writer.write(chunk).await?;
         }
-        let stored = writer.finish().await?;
+        // Seed bytes are the operator's (a stand-in cirros is no real qcow2):
+        // not inspected here; every use of an image inspects it again.
+        let stored = writer.finish(None).await?;
         self.record_data(id, &stored).await
     }
 
