@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
 pub use stratus_types::agent::VolumeConnection;
+use stratus_types::image::DiskFormat;
 
 /// Wait until `name` has a watcher that is not in `known`, and return it:
 /// how the agent learns the storage client identity of a VM it just gave a
@@ -100,6 +101,11 @@ pub enum BlockError {
     /// The backend failed (CLI error, I/O error, bad output).
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// The image may not become a volume (the format inspector refused it:
+    /// wrong format, references to other files, absurd size). The text names
+    /// no path and may be shown to the image's user.
+    #[error("{0}")]
+    ImageRefused(String),
 }
 
 /// A client holding a volume open, as a VM does. Dropping it without
@@ -127,8 +133,16 @@ pub trait BlockBackend: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
     /// Create an empty volume of `size_gb` GiB (idempotent: existing is success).
     async fn create(&self, name: &str, size_gb: u64) -> Result<(), BlockError>;
-    /// Create a volume from an image file (boot from volume).
-    async fn create_from_image(&self, name: &str, size_gb: u64, image: &Path) -> Result<(), BlockError>;
+    /// Create a volume from an image file of the declared `disk_format`
+    /// (boot from volume). The file is inspected first: it must be a safe
+    /// image of that format, or [`BlockError::ImageRefused`].
+    async fn create_from_image(
+        &self,
+        name: &str,
+        size_gb: u64,
+        image: &Path,
+        disk_format: DiskFormat,
+    ) -> Result<(), BlockError>;
     /// Grow a volume.
     async fn extend(&self, name: &str, size_gb: u64) -> Result<(), BlockError>;
     /// Does the volume exist?

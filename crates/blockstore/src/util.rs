@@ -1,11 +1,13 @@
 //! Helpers shared by the backends: volume-name validation, running a CLI with
-//! a deadline, probing an image file with `qemu-img`, and a temporary file
+//! a deadline, inspecting an image file and running `qemu-img` under limits, and a temporary file
 //! that removes itself.
 
 use crate::BlockError;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
+use stratus_imageformat::{InspectError, qemu_img};
+use stratus_types::image::DiskFormat;
 use tokio::process::Command;
 
 /// Bytes in one GiB (volume sizes are whole GiB, as in Cinder).
@@ -122,49 +124,65 @@ pub(crate) async fn run<S: AsRef<std::ffi::OsStr>>(
     })
 }
 
-/// What `qemu-img info` says about an image file.
+/// How a checked image becomes a raw volume.
 #[derive(Debug, Clone)]
-pub(crate) struct ImageInfo {
-    /// Detected format (`raw`, `qcow2`, …).
-    pub format: String,
-    /// Size of the disk the image describes, in bytes.
-    pub virtual_size: u64,
+pub(crate) enum ImageSource {
+    /// Convert with `qemu-img convert -f <format>`.
+    Convert {
+        /// The `qemu-img` driver name, from the inspected bytes.
+        format: &'static str,
+        /// Size of the disk the image describes, in bytes.
+        virtual_size: u64,
+    },
+    /// No format driver can read it (a stand-in image): copy its bytes,
+    /// which reads nothing but the file itself.
+    CopyBytes,
 }
 
 /// Deadline of the `qemu-img` calls (a convert of a large image takes long).
 pub(crate) const QEMU_IMG_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Probe `image` with `qemu-img info --output=json`. `Ok(None)` when
-/// qemu-img cannot read it as any format (the caller then copies bytes).
-/// Images that reference another file (a backing file or an external data
-/// file) are refused: converting them would read an arbitrary host file into
-/// the volume (the classic image-format-probing attack).
-pub(crate) async fn probe_image(image: &Path) -> Result<Option<ImageInfo>, BlockError> {
-    let qemu_img = Path::new("qemu-img");
-    let args = [std::ffi::OsStr::new("info"), std::ffi::OsStr::new("--output=json"), image.as_os_str()];
-    let out = run(qemu_img, &args, &[], QEMU_IMG_TIMEOUT).await?;
-    if !out.success() {
-        tracing::info!(image = %image.display(), stderr = %out.stderr.trim(), "qemu-img cannot read the image; copying bytes");
-        return Ok(None);
+/// Inspect `image` (declared `disk_format`) with the format inspector
+/// before anything reads it as an image: the bytes must be a safe image of
+/// that format (no backing or data file, no VMDK extents, no absurd size),
+/// or else the volume is refused ([`BlockError::ImageRefused`]). A header
+/// too broken for its format is only copied as bytes.
+pub(crate) async fn inspect_image(image: &Path, disk_format: DiskFormat) -> Result<ImageSource, BlockError> {
+    let path = image.to_path_buf();
+    let checked = tokio::task::spawn_blocking(move || stratus_imageformat::check(&path, disk_format))
+        .await
+        .map_err(|e| BlockError::Backend(format!("image inspection did not finish: {e}")))?;
+    match checked {
+        Ok(found) => match found.format.qemu_driver() {
+            Some(format) => Ok(ImageSource::Convert { format, virtual_size: found.virtual_size }),
+            None => Err(BlockError::ImageRefused(format!(
+                "Image format {} is not supported for volumes.",
+                found.format.name()
+            ))),
+        },
+        Err(InspectError::Malformed { format, reason }) => {
+            tracing::info!(image = %image.display(), format, reason, "image header unreadable; copying bytes");
+            Ok(ImageSource::CopyBytes)
+        }
+        Err(InspectError::Io(e)) => Err(BlockError::Backend(format!("reading image {}: {e}", image.display()))),
+        Err(e) => {
+            tracing::warn!(image = %image.display(), error = %e, "image refused by the format inspector");
+            Err(BlockError::ImageRefused(e.to_string()))
+        }
     }
-    let v: serde_json::Value = serde_json::from_str(&out.stdout)
-        .map_err(|e| BlockError::Backend(format!("`{}` printed invalid JSON: {e}", out.cmdline)))?;
-    let refers_elsewhere = v.get("backing-filename").is_some()
-        || v.get("full-backing-filename").is_some()
-        || v.pointer("/format-specific/data/data-file").is_some();
-    if refers_elsewhere {
-        return Err(BlockError::Backend(format!(
-            "image {} references another file (backing or data file); refusing to import it",
-            image.display()
-        )));
-    }
-    let format = v.get("format").and_then(|f| f.as_str()).unwrap_or("raw").to_owned();
-    let virtual_size = v.get("virtual-size").and_then(serde_json::Value::as_u64).unwrap_or(0);
-    Ok(Some(ImageInfo { format, virtual_size }))
 }
 
-/// Convert `image` (of the probed `format`) to a raw file at `dst` with
-/// `qemu-img convert`.
+/// Run `qemu-img args…` under the inspector's resource limits.
+pub(crate) async fn qemu_img<S: AsRef<std::ffi::OsStr>>(
+    limits: qemu_img::Limits,
+    args: &[S],
+) -> Result<CmdOutput, BlockError> {
+    let (program, args) = qemu_img::limited(Path::new("qemu-img"), limits, args);
+    run(&program, &args, &[], QEMU_IMG_TIMEOUT).await
+}
+
+/// Convert `image` (of the inspected `format`) to a raw file at `dst` with
+/// `qemu-img convert`, always naming the input format.
 pub(crate) async fn convert_to_raw(image: &Path, format: &str, dst: &Path) -> Result<(), BlockError> {
     let args = [
         std::ffi::OsStr::new("convert"),
@@ -175,7 +193,7 @@ pub(crate) async fn convert_to_raw(image: &Path, format: &str, dst: &Path) -> Re
         image.as_os_str(),
         dst.as_os_str(),
     ];
-    run(Path::new("qemu-img"), &args, &[], QEMU_IMG_TIMEOUT).await?.ok("converting the image to raw").map(|_| ())
+    qemu_img(qemu_img::CONVERT, &args).await?.ok("converting the image to raw").map(|_| ())
 }
 
 /// A file path removed (best effort) when dropped: temporary files of an

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use stratus_blockstore::local::LocalBackend;
 use stratus_blockstore::{BlockBackend, BlockError, ClientId, OpenClient};
+use stratus_types::image::DiskFormat;
 
 const GIB: u64 = 1 << 30;
 
@@ -164,13 +165,13 @@ async fn create_from_image_copies_and_grows() {
     let b = s.backend();
     let image = s.0.join("fake.img");
     std::fs::write(&image, b"not really a disk image").expect("write image");
-    b.create_from_image("boot", 1, &image).await.expect("create from image");
+    b.create_from_image("boot", 1, &image, DiskFormat::Raw).await.expect("create from image");
     let img = b.image_path("boot").expect("path");
     assert_eq!(std::fs::metadata(&img).expect("img").len(), GIB);
     assert_eq!(read_at(&img, 0, 23), b"not really a disk image");
     // Idempotent: a second call keeps the existing volume.
     std::fs::write(&image, b"something else").expect("rewrite image");
-    b.create_from_image("boot", 1, &image).await.expect("again");
+    b.create_from_image("boot", 1, &image, DiskFormat::Raw).await.expect("again");
     assert_eq!(read_at(&img, 0, 23), b"not really a disk image");
     let mut c = b.open("boot").await.expect("open");
     c.write(GIB - 4, b"tail").await.expect("write at the end of the grown volume");
@@ -189,7 +190,7 @@ async fn create_from_qcow2_converts_and_refuses_backing_files() {
         .status()
         .expect("qemu-img");
     assert!(st.success());
-    b.create_from_image("fromq", 1, &base).await.expect("create from qcow2");
+    b.create_from_image("fromq", 1, &base, DiskFormat::Qcow2).await.expect("create from qcow2");
     let img = b.image_path("fromq").expect("path");
     assert_eq!(std::fs::metadata(&img).expect("img").len(), GIB);
     assert_eq!(read_at(&img, 0, 4), [0; 4], "converted to raw, not copied (a qcow2 starts with QFI\\xfb)");
@@ -202,8 +203,8 @@ async fn create_from_qcow2_converts_and_refuses_backing_files() {
         .status()
         .expect("qemu-img");
     assert!(st.success());
-    let r = b.create_from_image("overlay", 1, &overlay).await;
-    assert!(matches!(r, Err(BlockError::Backend(ref m)) if m.contains("references another file")), "{r:?}");
+    let r = b.create_from_image("overlay", 1, &overlay, DiskFormat::Qcow2).await;
+    assert!(matches!(r, Err(BlockError::ImageRefused(ref m)) if m.contains("backing file")), "{r:?}");
     assert!(!b.exists("overlay").await.expect("exists"));
 
     let big = s.0.join("big.qcow2");
@@ -214,8 +215,8 @@ async fn create_from_qcow2_converts_and_refuses_backing_files() {
         .status()
         .expect("qemu-img");
     assert!(st.success());
-    let r = b.create_from_image("big", 1, &big).await;
-    assert!(matches!(r, Err(BlockError::Backend(ref m)) if m.contains("larger than")), "{r:?}");
+    let r = b.create_from_image("big", 1, &big, DiskFormat::Qcow2).await;
+    assert!(matches!(r, Err(BlockError::ImageRefused(ref m)) if m.contains("larger than")), "{r:?}");
     let leftovers: Vec<_> = std::fs::read_dir(b.dir())
         .expect("read dir")
         .filter_map(Result::ok)
@@ -341,4 +342,29 @@ async fn no_write_lands_after_the_fence_returns() {
     let last_ok = results[first_fail - 1].0;
     assert_eq!(u64::from_le_bytes(at_fence.try_into().expect("8 bytes")), last_ok);
     eprintln!("local: {ok} writes before the fence, {} refused after it", results.len() - ok);
+}
+
+/// Issue 11, hole 1: a VMDK descriptor whose FLAT extent names a host file
+/// must not become a volume holding that file (Nova/Cinder's format
+/// inspector: VMDK only monolithicSparse/streamOptimized, no extents; the
+/// detected format must match `disk_format`).
+#[tokio::test]
+async fn create_from_image_never_follows_vmdk_extents() {
+    let s = Scratch::new();
+    let b = s.backend();
+    let secret = s.0.join("admin.password");
+    std::fs::write(&secret, b"HOST-SECRET-123").expect("secret");
+    let images = s.0.join("images");
+    std::fs::create_dir_all(&images).expect("images dir");
+    let image = images.join("evil");
+    std::fs::write(
+        &image,
+        "# Disk DescriptorFile\nversion=1\ncreateType=\"monolithicFlat\"\nRW 1 FLAT \"../admin.password\" 0\n",
+    )
+    .expect("write image");
+    for declared in [DiskFormat::Vmdk, DiskFormat::Raw, DiskFormat::Qcow2] {
+        let r = b.create_from_image("evil", 1, &image, declared).await;
+        assert!(matches!(r, Err(BlockError::ImageRefused(ref m)) if !m.contains('/')), "{declared}: {r:?}");
+        assert!(!b.exists("evil").await.expect("exists"), "{declared}");
+    }
 }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use stratus_blockstore::rbd::{RbdBackend, RbdClient};
 use stratus_blockstore::{BlockBackend, BlockError, ClientId, OpenClient};
+use stratus_types::image::DiskFormat;
 
 const POOL: &str = "rbd";
 const GIB: u64 = 1 << 30;
@@ -254,11 +255,13 @@ async fn create_from_image_extend_and_idempotency() {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let image = dir.join("fake.img");
     std::fs::write(&image, b"a tiny fake image").expect("write image");
-    let r = b.create_from_image(&vol, 1, &image).await;
+    let r = b.create_from_image(&vol, 1, &image, DiskFormat::Raw).await;
     let _ = std::fs::remove_dir_all(&dir);
     r.expect("create from image");
     assert_eq!(b.image_size(&vol).await.expect("size"), GIB);
-    b.create_from_image(&vol, 1, &image).await.expect("again (the image file is gone, the volume exists)");
+    b.create_from_image(&vol, 1, &image, DiskFormat::Raw)
+        .await
+        .expect("again (the image file is gone, the volume exists)");
     b.create(&vol, 1).await.expect("create on an existing image is success");
     let leftovers: Vec<String> =
         b.list().await.expect("ls").into_iter().filter(|n| n.starts_with(&vol) && n != &vol).collect();

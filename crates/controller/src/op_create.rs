@@ -239,7 +239,12 @@ impl CreateServer {
     async fn prepare_volumes(&self, server: &ServerRow, bdms: &[VolumeBdm]) -> Result<(), String> {
         let s = &self.0;
         let volume = s.volume.as_ref().ok_or("no block storage backend is configured")?;
-        let existing = volume.attachments_of_server(&server.id).await.map_err(|e| e.to_string())?;
+        // Faults are shown to the tenant: details of a failure go to the log.
+        let public = |e: stratus_volume::VolumeError| {
+            tracing::warn!(server = %server.id, error = %e, "volume preparation failed");
+            e.tenant_message()
+        };
+        let existing = volume.attachments_of_server(&server.id).await.map_err(public)?;
         for (i, b) in bdms.iter().enumerate() {
             let Some(image) = &b.image_id else { continue };
             let device = crate::compute_api::device_name(i);
@@ -256,7 +261,7 @@ impl CreateServer {
                 delete_on_termination: b.delete_on_termination,
                 boot_index: b.boot_index,
             };
-            volume.create_boot_volume(&boot).await.map_err(|e| e.to_string())?;
+            volume.create_boot_volume(&boot).await.map_err(public)?;
         }
         Ok(())
     }

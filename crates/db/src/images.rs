@@ -1,7 +1,7 @@
 //! Image rows (Image API v2) and flavors: the catalog a server is built from.
 
 use crate::sql::{list, lit};
-use crate::{Datastore, DbError, RowKind};
+use crate::{Cas, Datastore, DbError, RowKind};
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, Row};
@@ -118,13 +118,23 @@ const IMAGE_COLS: &str = "id, name, owner, status, visibility, disk_format, cont
 
 impl Datastore {
     /// Insert an image record (status `queued` until data arrives).
+    /// The id of a deleted image stays reserved (Glance: 409).
     pub async fn image_create(&self, i: &ImageRow) -> Result<(), DbError> {
         let now = self.now();
+        let mut tx = self.write.begin().await?;
+        let reserved: Option<(String,)> = sqlx::query_as("SELECT id FROM deleted_image_ids WHERE id = $1")
+            .bind(i.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if reserved.is_some() {
+            return Err(DbError::conflict(RowKind::Image, format!("Image with identifier {} already exists!", i.id)));
+        }
         sqlx::query("INSERT INTO images (id, name, owner, status, visibility, disk_format, container_format, size, checksum, os_hash_value, min_disk, min_ram, protected, properties, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15)")
             .bind(i.id).bind(&i.name).bind(&i.owner).bind(i.status.as_str()).bind(i.visibility.as_str()).bind(i.disk_format.map(DiskFormat::as_str)).bind(i.container_format.map(ContainerFormat::as_str))
             .bind(i.size).bind(&i.checksum).bind(&i.os_hash_value).bind(i.min_disk).bind(i.min_ram).bind(i.protected).bind(&i.properties).bind(now)
-            .execute(&self.write).await
+            .execute(&mut *tx).await
             .map_err(|e| if crate::is_unique_violation(&e) { DbError::conflict(RowKind::Image, format!("image {} already exists", i.id)) } else { e.into() })?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -188,8 +198,47 @@ impl Datastore {
     }
 
     /// Delete an image record (idempotent: `NotFound` when already gone).
+    /// The id stays reserved ([`Datastore::image_create`] refuses it).
     pub async fn image_delete(&self, id: &ImageId) -> Result<(), DbError> {
-        let r = sqlx::query("DELETE FROM images WHERE id = $1").bind(id).execute(&self.write).await?;
+        let mut tx = self.write.begin().await?;
+        let r = sqlx::query("DELETE FROM images WHERE id = $1").bind(id).execute(&mut *tx).await?;
+        if r.rows_affected() == 0 {
+            return Err(DbError::not_found(RowKind::Image, id));
+        }
+        sqlx::query("INSERT INTO deleted_image_ids (id, deleted_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(id)
+            .bind(self.now())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Move an image from one of `from` to `to` (an upload claims a queued
+    /// image as `saving`, and gives it back if the upload fails).
+    pub async fn image_set_status(&self, id: &ImageId, from: &[ImageStatus], to: ImageStatus) -> Result<Cas, DbError> {
+        let r = sqlx::query(&format!(
+            "UPDATE images SET status = $2, updated_at = $3 WHERE id = $1 AND status IN ({})",
+            list(from)
+        ))
+        .bind(id)
+        .bind(to.as_str())
+        .bind(self.now())
+        .execute(&self.write)
+        .await?;
+        if r.rows_affected() > 0 {
+            return Ok(Cas::Updated);
+        }
+        let cur = self.image_get(id).await?;
+        Ok(if cur.status == to { Cas::AlreadySo } else { Cas::Conflict })
+    }
+
+    /// Record an upload's data and make the image active, only if it is
+    /// still the `saving` image this upload claimed (`NotFound` otherwise:
+    /// deleted meanwhile).
+    pub async fn image_finish_upload(&self, id: &ImageId, size: i64, md5: &str, sha512: &str) -> Result<(), DbError> {
+        let r = sqlx::query(&format!("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = {image_active}, updated_at = $5 WHERE id = $1 AND status = {saving}", image_active = lit(ImageStatus::Active), saving = lit(ImageStatus::Saving)))
+            .bind(id).bind(size).bind(md5).bind(sha512).bind(self.now()).execute(&self.write).await?;
         if r.rows_affected() == 0 {
             return Err(DbError::not_found(RowKind::Image, id));
         }

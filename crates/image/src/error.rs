@@ -52,6 +52,10 @@ pub enum ImageError {
     /// The request is invalid (400).
     #[error("{0}")]
     BadRequest(String),
+    /// The uploaded bytes failed format inspection (400; Glance's
+    /// `InvalidImageData`): the image goes back to `queued`.
+    #[error("{0}")]
+    InvalidData(String),
     /// The request conflicts with the image's state (409).
     #[error("{0}")]
     Conflict(String),

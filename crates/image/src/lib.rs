@@ -64,6 +64,38 @@ pub struct SeedImage<'a> {
     pub data: &'a [u8],
 }
 
+/// An upload's hold on a `saving` image: released (back to `queued`) when
+/// the upload fails, also when its future is dropped (client gone).
+struct SavingClaim {
+    ds: Datastore,
+    id: ImageId,
+    armed: bool,
+}
+
+impl SavingClaim {
+    /// Give the image back as `queued` now.
+    async fn release(&mut self) {
+        if std::mem::take(&mut self.armed)
+            && let Err(e) = self.ds.image_set_status(&self.id, &[ImageStatus::Saving], ImageStatus::Queued).await
+        {
+            tracing::warn!(image = %self.id, error = %e, "could not return a failed upload's image to queued");
+        }
+    }
+}
+
+impl Drop for SavingClaim {
+    fn drop(&mut self) {
+        if std::mem::take(&mut self.armed)
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let (ds, id) = (self.ds.clone(), self.id);
+            rt.spawn(async move {
+                let _ = ds.image_set_status(&id, &[ImageStatus::Saving], ImageStatus::Queued).await;
+            });
+        }
+    }
+}
+
 /// The image service: the datastore for records, a directory for bytes.
 #[derive(Clone)]
 pub struct ImageService {
@@ -217,14 +249,45 @@ impl ImageService {
                 "Properties disk_format, container_format must be set prior to saving data.".into(),
             ));
         }
-        let mut writer = DataWriter::create(&self.image_dir, &row.id).await?;
-        let mut body = std::pin::pin!(body);
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| ImageError::BadRequest(format!("Reading the image data failed: {e}")))?;
-            writer.write(chunk.as_ref()).await?;
+        // Claim the image: one upload at a time, and never over an active
+        // image (Glance's `saving`). Whatever ends the upload early gives the
+        // image back as `queued` (Glance restores it), see [`SavingClaim`].
+        if self.ds.image_set_status(&row.id, &[ImageStatus::Queued], ImageStatus::Saving).await?
+            != stratus_db::Cas::Updated
+        {
+            let cur = self.ds.image_get(&row.id).await?;
+            return Err(ImageError::Conflict(format!(
+                "Image status transition from {} to saving is not allowed",
+                cur.status
+            )));
         }
-        let stored = writer.finish().await?;
-        self.record_data(&row.id, &stored).await
+        let mut claim = SavingClaim { ds: self.ds.clone(), id: row.id, armed: true };
+        let result = async {
+            let mut writer = DataWriter::create(&self.image_dir, &row.id).await?;
+            let mut body = std::pin::pin!(body);
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| ImageError::BadRequest(format!("Reading the image data failed: {e}")))?;
+                writer.write(chunk.as_ref()).await?;
+            }
+            // Glance inspects the finished upload: bytes that are not a safe
+            // image of the declared disk_format are refused (400) and dropped.
+            let stored = writer.finish(row.disk_format).await?;
+            if let Err(e) = self.ds.image_finish_upload(&row.id, stored.size, &stored.md5, &stored.sha512).await {
+                let _ = tokio::fs::remove_file(data_path(&self.image_dir, &row.id)).await;
+                return Err(match e {
+                    DbError::NotFound { .. } => ImageError::not_found(id),
+                    e => e.into(),
+                });
+            }
+            Ok(())
+        }
+        .await;
+        if result.is_ok() {
+            claim.armed = false;
+        } else {
+            claim.release().await;
+        }
+        result
     }
 
     /// An image's bytes, or [`Download::Empty`] while it has none.
@@ -339,7 +402,9 @@ impl ImageService {
         for chunk in data.chunks(1 << 20) {
             writer.write(chunk).await?;
         }
-        let stored = writer.finish().await?;
+        // Seed bytes are the operator's (a stand-in cirros is no real qcow2):
+        // not inspected here; every use of an image inspects it again.
+        let stored = writer.finish(None).await?;
         self.record_data(id, &stored).await
     }
 

@@ -63,7 +63,9 @@ impl SnapshotSpec {
         props.insert("image_type".into(), Value::String("snapshot".into()));
         props
             .insert("base_image_ref".into(), self.base_image_ref.map_or(Value::Null, |i| Value::String(i.to_string())));
-        for (k, v) in &self.metadata {
+        // Reserved keys (tags, os_hidden) are never the user's to set; the
+        // API refuses them, and a request recorded before that is filtered here.
+        for (k, v) in self.metadata.iter().filter(|(k, _)| !k.starts_with(crate::rules::RESERVED_PREFIX)) {
             props.insert(k.clone(), v.clone());
         }
         ImageRow {

@@ -7,6 +7,7 @@ use md5::Digest;
 use sha2::Sha512;
 use std::path::{Path, PathBuf};
 use stratus_types::ImageId;
+use stratus_types::image::DiskFormat;
 use tokio::io::AsyncWriteExt;
 
 /// Largest accepted upload (Glance's default `image_size_cap` is 1 TiB).
@@ -64,11 +65,28 @@ impl DataWriter {
         file.write_all(chunk).await.map_err(|e| ImageError::io("writing image data", e))
     }
 
-    /// Sync the file and move it into place.
-    pub async fn finish(mut self) -> Result<Stored, ImageError> {
+    /// Sync the file and move it into place. With `inspect`, the bytes are
+    /// first checked by the format inspector to be a safe image of that
+    /// `disk_format` ([`ImageError::InvalidData`] otherwise, and the data is
+    /// dropped): an image that would make `qemu-img` read other files never
+    /// becomes active.
+    pub async fn finish(mut self, inspect: Option<DiskFormat>) -> Result<Stored, ImageError> {
         let file = self.file.as_mut().ok_or_else(|| ImageError::Internal("image data file already closed".into()))?;
         file.flush().await.map_err(|e| ImageError::io("flushing image data", e))?;
         file.sync_all().await.map_err(|e| ImageError::io("syncing image data", e))?;
+        if let Some(disk_format) = inspect {
+            let part = self.part.clone();
+            let checked = tokio::task::spawn_blocking(move || stratus_imageformat::check(&part, disk_format))
+                .await
+                .map_err(|e| ImageError::Internal(format!("image inspection did not finish: {e}")))?;
+            match checked {
+                Ok(_) => {}
+                Err(stratus_imageformat::InspectError::Io(e)) => {
+                    return Err(ImageError::io("inspecting image data", e));
+                }
+                Err(e) => return Err(ImageError::InvalidData(e.to_string())),
+            }
+        }
         tokio::fs::rename(&self.part, &self.dest)
             .await
             .map_err(|e| ImageError::io("moving image data into place", e))?;

@@ -322,3 +322,57 @@ async fn chosen_ids_are_stored_in_our_spelling() {
     let bad = e.svc.create(&me, &req(json!({"id": "nope"}))).await;
     assert!(matches!(bad, Err(ImageError::BadRequest(m)) if m.starts_with("Invalid value \"nope\" for 'id'")));
 }
+
+/// Issue 11, hole 7: while bytes are uploaded the image is `saving`, and a
+/// second upload is refused with 409 (Glance: data may only be uploaded to a
+/// `queued` image), so nothing overwrites an image being saved or active.
+#[tokio::test]
+async fn upload_is_exclusive_the_image_is_saving_meanwhile() {
+    let e = env().await;
+    let me = ctx("p1", "member");
+    let img = e.svc.create(&me, &req(json!({"disk_format": "raw", "container_format": "bare"}))).await;
+    let id = img.expect("create").id.to_string();
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    tx.unbounded_send(Ok(b"first ".to_vec())).expect("send");
+    let svc = e.svc.clone();
+    let me2 = me.clone();
+    let id2 = id.clone();
+    let first = tokio::spawn(async move { svc.upload(&me2, &id2, rx).await });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while e.svc.get_visible(&me, &id).await.expect("get").status != ImageStatus::Saving {
+        assert!(std::time::Instant::now() < deadline, "image never became saving");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let second = e.svc.upload(&me, &id, chunks(vec![b"second"])).await;
+    assert!(matches!(second, Err(ImageError::Conflict(ref m)) if m.contains("saving")), "{second:?}");
+    tx.unbounded_send(Ok(b"upload".to_vec())).expect("send");
+    drop(tx);
+    first.await.expect("join").expect("first upload");
+    match e.svc.download(&me, &id).await.expect("download") {
+        Download::Data { bytes, .. } => assert_eq!(bytes, b"first upload"),
+        Download::Empty => panic!("active image has data"),
+    }
+    let again = e.svc.upload(&me, &id, chunks(vec![b"over"])).await;
+    assert!(matches!(again, Err(ImageError::Conflict(_))), "{again:?}");
+    // An upload that fails goes back to queued (Glance's restore), so it can be retried.
+    let img = e.svc.create(&me, &req(json!({"disk_format": "raw", "container_format": "bare"}))).await;
+    let id = img.expect("create").id.to_string();
+    let body = futures::stream::iter(vec![Ok(&b"part"[..]), Err(std::io::Error::other("client gone"))]);
+    assert!(e.svc.upload(&me, &id, body).await.is_err());
+    assert_eq!(e.svc.get_visible(&me, &id).await.expect("get").status, ImageStatus::Queued);
+    e.svc.upload(&me, &id, chunks(vec![b"ok"])).await.expect("retry");
+}
+
+/// Issue 11, hole 7: Glance keeps a deleted image's id reserved; creating an
+/// image with it again is a 409.
+#[tokio::test]
+async fn a_deleted_images_id_cannot_be_reused() {
+    let e = env().await;
+    let me = ctx("p1", "member");
+    let id = ImageId::new().to_string();
+    e.svc.create(&me, &req(json!({"id": id}))).await.expect("create");
+    e.svc.delete(&me, &id).await.expect("delete");
+    let again = e.svc.create(&me, &req(json!({"id": id}))).await;
+    assert!(matches!(again, Err(ImageError::Db(DbError::Conflict { .. }))), "{again:?}");
+    assert!(matches!(e.svc.get_visible(&me, &id).await, Err(ImageError::NotFound { .. })));
+}

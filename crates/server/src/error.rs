@@ -251,7 +251,7 @@ impl From<ImageError> for ApiError {
             | ImageError::Protected { .. }
             | ImageError::ReadOnly { .. }
             | ImageError::Forbidden(_) => Self::Forbidden(e.to_string()),
-            ImageError::BadRequest(m) => Self::BadRequest(m),
+            ImageError::BadRequest(m) | ImageError::InvalidData(m) => Self::BadRequest(m),
             ImageError::Conflict(m) => Self::Conflict(m),
             ImageError::TooLarge(m) => Self::PayloadTooLarge(m),
             ImageError::Internal(m) => Self::Internal(m),

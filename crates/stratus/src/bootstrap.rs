@@ -109,9 +109,9 @@ async fn seed_images(state: &AppState, admin_project: &str, seed: &Seed) -> anyh
     };
     match seed {
         Seed::Fake => {
-            // A small stand-in for the CirrOS image: a qcow2 magic and deterministic bytes.
-            let mut data = b"QFI\xfb\x00\x00\x00\x03".to_vec();
-            data.extend((0..(64 * 1024)).map(|i: u32| (i % 251) as u8));
+            // A small stand-in for the CirrOS image: an empty, valid qcow2
+            // (every image is inspected before use; a fake header would be refused).
+            let data = empty_qcow2(1 << 20);
             seed_one(SeedImage {
                 name: "cirros",
                 disk_format: DiskFormat::Qcow2,
@@ -173,4 +173,42 @@ pub fn write_clouds_yaml(data_dir: &Path, public_url: &str, c: &Credentials) -> 
     let path = data_dir.join("clouds.yaml");
     write_private(&path, yaml.as_bytes())?;
     Ok(path)
+}
+
+/// An empty qcow2 (version 2, 64 KiB clusters) of `virtual_size` bytes (at
+/// most 512 MiB: one L2 table's reach): header, refcount table, one
+/// refcount block, an L1 table with its one entry unallocated.
+fn empty_qcow2(virtual_size: u64) -> Vec<u8> {
+    const CLUSTER: usize = 1 << 16;
+    let mut b = vec![0u8; 4 * CLUSTER];
+    let put32 = |b: &mut Vec<u8>, at: usize, v: u32| b[at..at + 4].copy_from_slice(&v.to_be_bytes());
+    let put64 = |b: &mut Vec<u8>, at: usize, v: u64| b[at..at + 8].copy_from_slice(&v.to_be_bytes());
+    b[0..4].copy_from_slice(b"QFI\xfb");
+    put32(&mut b, 4, 2); // version
+    put32(&mut b, 20, 16); // cluster_bits
+    put64(&mut b, 24, virtual_size);
+    put32(&mut b, 36, 1); // l1_size
+    put64(&mut b, 40, 3 * CLUSTER as u64); // l1_table_offset
+    put64(&mut b, 48, CLUSTER as u64); // refcount_table_offset
+    put32(&mut b, 56, 1); // refcount_table_clusters
+    put64(&mut b, CLUSTER, 2 * CLUSTER as u64); // refcount table[0] -> block at cluster 2
+    for c in 0..4 {
+        // 16-bit refcounts: clusters 0-3 are in use once.
+        b[2 * CLUSTER + 2 * c + 1] = 1;
+    }
+    b
+}
+
+#[cfg(test)]
+mod qcow2_tests {
+    #[test]
+    fn the_stand_in_cirros_is_a_valid_empty_qcow2() {
+        let p = std::env::temp_dir().join(format!("stratus-seed-{}.qcow2", std::process::id()));
+        std::fs::write(&p, super::empty_qcow2(1 << 20)).expect("write");
+        let check = std::process::Command::new("qemu-img").args(["check", "-q", "-f", "qcow2"]).arg(&p).status();
+        let found = stratus_imageformat::check(&p, stratus_types::image::DiskFormat::Qcow2);
+        let _ = std::fs::remove_file(&p);
+        assert!(check.expect("qemu-img").success(), "qemu-img check");
+        assert_eq!(found.expect("inspector").virtual_size, 1 << 20);
+    }
 }

@@ -93,6 +93,18 @@ pub enum VolumeError {
 }
 
 impl VolumeError {
+    /// The text a tenant may see (a server fault). Backend and datastore
+    /// failures are only named: their details (command lines, paths, a
+    /// CLI's stderr) stay in the logs; an image the inspector refused says why.
+    pub fn tenant_message(&self) -> String {
+        match self {
+            Self::Backend(BlockError::ImageRefused(m)) => m.clone(),
+            Self::Backend(_) | Self::Fence { .. } => "the block storage backend failed".into(),
+            Self::Db(_) => "the block storage service failed".into(),
+            e => e.to_string(),
+        }
+    }
+
     /// A 404 for `kind` named `id`.
     pub fn not_found(kind: Missing, id: impl Into<String>) -> Self {
         Self::NotFound { kind, id: id.into() }

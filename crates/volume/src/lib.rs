@@ -51,7 +51,7 @@ use std::time::Duration;
 use stratus_auth::AuthContext;
 use stratus_blockstore::{BlockBackend, BlockError};
 use stratus_db::{AttachmentRow, Cas, CleanupRow, Datastore, DbError, ImageRow, VolumeRow};
-use stratus_image::{ImageError, ImageService, ImageStatus};
+use stratus_image::{DiskFormat, ImageError, ImageService, ImageStatus};
 use stratus_types::VolumeId;
 use tracing::{info, warn};
 
@@ -433,10 +433,13 @@ impl VolumeService {
                     if how == Build::BlankIfNoImage && !path.exists() {
                         return self.backend.create(&row.backend_name, size).await;
                     }
+                    // The image's declared format: the backend inspects the
+                    // bytes against it before anything reads them as an image.
+                    let disk_format = self.image_disk_format(image).await?;
                     if retry && self.backend.exists(&row.backend_name).await? {
                         self.backend.delete(&row.backend_name).await?;
                     }
-                    self.backend.create_from_image(&row.backend_name, size, &path).await
+                    self.backend.create_from_image(&row.backend_name, size, &path, disk_format).await
                 }
                 None => self.backend.create(&row.backend_name, size).await,
             }
@@ -470,6 +473,18 @@ impl VolumeService {
             info!(volume = %row.id, backend = self.backend.kind(), "volume available");
         }
         Ok(self.ds.volume_get(&row.id).await?)
+    }
+
+    /// The `disk_format` of the image a volume is built from (an image with
+    /// none, or no record, is refused: its bytes were never checked).
+    async fn image_disk_format(&self, image: &str) -> Result<DiskFormat, BlockError> {
+        let refused = || BlockError::ImageRefused("Image has no disk format; it cannot back a volume.".into());
+        let id = stratus_types::ImageId::parse_canonical(image).ok_or_else(refused)?;
+        match self.ds.image_get(&id).await {
+            Ok(row) => row.disk_format.ok_or_else(refused),
+            Err(DbError::NotFound { .. }) => Err(refused()),
+            Err(e) => Err(BlockError::Backend(format!("reading image {image}: {e}"))),
+        }
     }
 
     /// Change name, description and/or metadata.

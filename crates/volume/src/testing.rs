@@ -139,7 +139,13 @@ impl BlockBackend for MemBackend {
         self.put(name, size_gb, None)
     }
 
-    async fn create_from_image(&self, name: &str, size_gb: u64, image: &Path) -> Result<(), BlockError> {
+    async fn create_from_image(
+        &self,
+        name: &str,
+        size_gb: u64,
+        image: &Path,
+        _disk_format: stratus_image::DiskFormat,
+    ) -> Result<(), BlockError> {
         if !image.exists() {
             return Err(BlockError::Backend(format!("image file {} not found", image.display())));
         }

@@ -493,9 +493,30 @@ async fn image_volume_is_bootable_and_checked_against_the_image() {
 #[tokio::test]
 async fn interrupted_image_create_is_rebuilt_from_scratch() {
     let e = env().await;
-    let image = e.dir.0.join("images").join("img");
+    let image_id = uuid::Uuid::new_v4().to_string();
+    e.ds.image_create(&ImageRow {
+        id: image_id.parse().expect("uuid"),
+        name: Some("img".into()),
+        owner: "p1".into(),
+        status: stratus_image::ImageStatus::Queued,
+        visibility: stratus_image::Visibility::Private,
+        disk_format: Some(stratus_image::DiskFormat::Raw),
+        container_format: Some(stratus_image::ContainerFormat::Bare),
+        size: None,
+        checksum: None,
+        os_hash_value: None,
+        min_disk: 0,
+        min_ram: 0,
+        protected: false,
+        properties: "{}".into(),
+        created_at: stratus_db::SET_ON_INSERT,
+        updated_at: stratus_db::SET_ON_INSERT,
+    })
+    .await
+    .expect("image");
+    let image = e.dir.0.join("images").join(&image_id);
     std::fs::write(&image, b"x").expect("image file");
-    let row = e.ds.volume_create(&creating_row("c2", Some("img")), 10, 1000).await.expect("row");
+    let row = e.ds.volume_create(&creating_row("c2", Some(&image_id)), 10, 1000).await.expect("row");
     // A partial copy left by the crash.
     e.backend.create(&row.backend_name, 1).await.expect("partial");
     e.clock.advance(chrono::Duration::seconds(61));

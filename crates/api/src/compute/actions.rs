@@ -282,10 +282,31 @@ fn create_image<'de, D: Deserializer<'de>>(d: D) -> Result<(String, BTreeMap<Str
             let v = v.as_str().ok_or_else(|| {
                 bad(format!("Invalid input for field/attribute metadata. Value of {k} is not a string"))
             })?;
+            check_image_metadata_item(k, v).map_err(bad)?;
             metadata.insert(k.clone(), v.to_string());
         }
     }
     Ok((name.to_string(), metadata))
+}
+
+/// Key prefixes a snapshot's metadata may not set: Stratus keeps tags and
+/// `os_hidden` under `stratus:` properties, Glance reserves `os_glance_`.
+const RESERVED_IMAGE_KEY_PREFIXES: [&str; 2] = ["stratus:", "os_glance_"];
+
+/// One `createImage` metadata item, as Nova's metadata schema checks it
+/// (key 1-255 characters, value at most 255), and no reserved key.
+fn check_image_metadata_item(k: &str, v: &str) -> Result<(), String> {
+    let len = k.chars().count();
+    if !(1..=255).contains(&len) || v.chars().count() > 255 {
+        return Err(format!(
+            "Invalid input for field/attribute metadata. Key {k:?} or its value does not fit 1-255 characters"
+        ));
+    }
+    let lower = k.to_ascii_lowercase();
+    if RESERVED_IMAGE_KEY_PREFIXES.iter().any(|p| lower.starts_with(p)) {
+        return Err(format!("Invalid input for field/attribute metadata. Key {k:?} is reserved"));
+    }
+    Ok(())
 }
 
 fn reset_state<'de, D: Deserializer<'de>>(d: D) -> Result<ResetStateTarget, D::Error> {

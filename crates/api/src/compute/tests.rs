@@ -150,3 +150,20 @@ fn console_output_length_is_an_integer_or_digits_minus_one_meaning_all() {
         );
     }
 }
+
+/// Issue 11, hole 7: createImage metadata becomes image properties, so it
+/// may not set Stratus's reserved `stratus:` keys (tags, os_hidden) nor
+/// Glance's reserved `os_glance_` ones; Nova answers invalid metadata with 400.
+#[test]
+fn create_image_refuses_reserved_metadata_keys() {
+    for key in ["stratus:tags", "stratus:os_hidden", "STRATUS:x", "os_glance_import_task", ""] {
+        let r = ServerAction::parse(&json!({"createImage": {"name": "snap", "metadata": {key: "[\"x\"]"}}}));
+        assert!(
+            matches!(r, Err(actions::ActionError::Invalid(RequestError::BadRequest(ref m))) if m.contains("metadata")),
+            "{key:?}: {r:?}"
+        );
+    }
+    let long = "k".repeat(256);
+    let r = ServerAction::parse(&json!({"createImage": {"name": "snap", "metadata": {long: "v"}}}));
+    assert!(matches!(r, Err(actions::ActionError::Invalid(_))), "{r:?}");
+}

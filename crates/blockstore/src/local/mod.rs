@@ -91,6 +91,7 @@ use std::io::{ErrorKind, Write as _};
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use stratus_types::image::DiskFormat;
 use tokio::sync::RwLock;
 
 /// Name of the per-directory lock file (hidden, so never a volume name).
@@ -480,11 +481,17 @@ impl BlockBackend for LocalBackend {
             tmp.0.as_os_str(),
             std::ffi::OsStr::new(&size),
         ];
-        util::run(Path::new("qemu-img"), &args, &[], util::QEMU_IMG_TIMEOUT).await?.ok("creating the volume")?;
+        util::qemu_img(stratus_imageformat::qemu_img::INFO, &args).await?.ok("creating the volume")?;
         self.install(name, tmp).await
     }
 
-    async fn create_from_image(&self, name: &str, size_gb: u64, image: &Path) -> Result<(), BlockError> {
+    async fn create_from_image(
+        &self,
+        name: &str,
+        size_gb: u64,
+        image: &Path,
+        disk_format: DiskFormat,
+    ) -> Result<(), BlockError> {
         util::validate_name("volume", name)?;
         let bytes = util::gib_to_bytes(size_gb)?;
         self.ensure_dir().await?;
@@ -492,18 +499,16 @@ impl BlockBackend for LocalBackend {
             return Ok(());
         }
         let tmp = self.tmp_image(name);
-        match util::probe_image(image).await? {
-            Some(info) => {
-                if info.virtual_size > bytes {
-                    return Err(BlockError::Backend(format!(
-                        "image {} is {} bytes, larger than the {size_gb} GiB volume",
-                        image.display(),
-                        info.virtual_size
+        match util::inspect_image(image, disk_format).await? {
+            util::ImageSource::Convert { format, virtual_size } => {
+                if virtual_size > bytes {
+                    return Err(BlockError::ImageRefused(format!(
+                        "Image virtual size is {virtual_size} bytes, larger than the {size_gb} GiB volume."
                     )));
                 }
-                util::convert_to_raw(image, &info.format, &tmp.0).await?;
+                util::convert_to_raw(image, format, &tmp.0).await?;
             }
-            None => {
+            util::ImageSource::CopyBytes => {
                 tokio::fs::copy(image, &tmp.0).await.map_err(|e| io_err("copying", image, e))?;
             }
         }

@@ -33,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use stratus_types::image::DiskFormat;
 use tokio::io::BufReader;
 use tokio::process::Command;
 
@@ -418,7 +419,13 @@ impl BlockBackend for RbdBackend {
         }
     }
 
-    async fn create_from_image(&self, name: &str, size_gb: u64, image: &Path) -> Result<(), BlockError> {
+    async fn create_from_image(
+        &self,
+        name: &str,
+        size_gb: u64,
+        image: &Path,
+        disk_format: DiskFormat,
+    ) -> Result<(), BlockError> {
         let spec = self.spec(name)?;
         let bytes = util::gib_to_bytes(size_gb)?;
         if self.exists(name).await? {
@@ -428,17 +435,15 @@ impl BlockBackend for RbdBackend {
         // into a temporary raw file, removed when this guard drops.
         let mut _converted_guard = None;
         let mut source = image.to_path_buf();
-        match util::probe_image(image).await? {
-            Some(info) if info.virtual_size > bytes => {
-                return Err(BlockError::Backend(format!(
-                    "image {} is {} bytes, larger than the {size_gb} GiB volume",
-                    image.display(),
-                    info.virtual_size
+        match util::inspect_image(image, disk_format).await? {
+            util::ImageSource::Convert { virtual_size, .. } if virtual_size > bytes => {
+                return Err(BlockError::ImageRefused(format!(
+                    "Image virtual size is {virtual_size} bytes, larger than the {size_gb} GiB volume."
                 )));
             }
-            Some(info) if info.format != "raw" => {
+            util::ImageSource::Convert { format, .. } if format != "raw" => {
                 let tmp = TempPath(std::env::temp_dir().join(format!("stratus-import-{}.raw", util::random_suffix())));
-                util::convert_to_raw(image, &info.format, &tmp.0).await?;
+                util::convert_to_raw(image, format, &tmp.0).await?;
                 source = tmp.0.clone();
                 _converted_guard = Some(tmp);
             }

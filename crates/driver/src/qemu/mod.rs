@@ -31,9 +31,11 @@ use async_trait::async_trait;
 use process::Sig;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use stratus_imageformat::{Format, qemu_img};
 use stratus_qmp::{Qmp, QmpError};
 use stratus_types::agent::VolumeConnection;
 use stratus_types::{AttachmentId, ImageId, PowerState, ServerId};
@@ -295,42 +297,39 @@ impl QemuDriver {
         Ok(to.to_path_buf())
     }
 
-    /// Build the local root disk from the image: probe the format (only raw
-    /// and qcow2 without a backing file are accepted), convert to raw with
-    /// an explicit input format, grow to the flavor's root size.
+    /// Build the local root disk from the image: inspect its bytes with the
+    /// format inspector (only raw, and qcow2 without a backing or data file,
+    /// are accepted; nothing that refers to another file), convert to raw
+    /// with that explicit input format under resource limits, grow to the
+    /// flavor's root size.
     async fn build_root_disk(&self, image: &ImageId, root_gb: i64, to: &Path) -> Result<(), DriverError> {
         let from = self.image_file(image);
-        let info = tokio::process::Command::new(&self.cfg.qemu_img)
-            .args(["info", "--output=json"])
-            .arg(&from)
-            .output()
+        let path = from.clone();
+        let found = tokio::task::spawn_blocking(move || stratus_imageformat::inspect(&path))
             .await
-            .map_err(|e| io("running qemu-img", e))?;
-        if !info.status.success() {
-            warn!(image = %image, stderr = %String::from_utf8_lossy(&info.stderr).trim(), "qemu-img info failed");
-            return Err(hv(format!("image {image} is not a readable disk image")));
-        }
-        let info: Value = serde_json::from_slice(&info.stdout).map_err(|e| hv(format!("qemu-img info: {e}")))?;
-        let format = info.get("format").and_then(Value::as_str).unwrap_or_default().to_string();
-        if !matches!(format.as_str(), "raw" | "qcow2") {
-            return Err(hv(format!("image {image} has disk format {format:?}; raw or qcow2 is needed")));
-        }
-        if info.get("backing-filename").is_some() || info.pointer("/format-specific/data/data-file").is_some() {
-            return Err(hv(format!("image {image} refers to other files; refused")));
-        }
+            .map_err(|e| hv(format!("image inspection did not finish: {e}")))?
+            .map_err(|e| {
+                warn!(image = %image, error = %e, "image refused by the format inspector");
+                hv(format!("image {image} cannot be used: {e}"))
+            })?;
+        let format = match found.format {
+            Format::Raw => "raw",
+            Format::Qcow2 => "qcow2",
+            other => {
+                return Err(hv(format!("image {image} has disk format {}; raw or qcow2 is needed", other.name())));
+            }
+        };
+        let virtual_size = found.virtual_size;
         let tmp = to.with_extension("part");
-        let out = tokio::process::Command::new(&self.cfg.qemu_img)
-            .args(["convert", "-q", "-f", &format, "-O", "raw"])
-            .arg(&from)
-            .arg(&tmp)
-            .output()
-            .await
-            .map_err(|e| io("running qemu-img", e))?;
+        let args = [OsStr::new("convert"), OsStr::new("-q"), OsStr::new("-f"), OsStr::new(format)];
+        let args = args.into_iter().chain([OsStr::new("-O"), OsStr::new("raw"), from.as_os_str(), tmp.as_os_str()]);
+        let (prog, args) = qemu_img::limited(&self.cfg.qemu_img, qemu_img::CONVERT, &args.collect::<Vec<_>>());
+        let out =
+            tokio::process::Command::new(prog).args(args).output().await.map_err(|e| io("running qemu-img", e))?;
         if !out.status.success() {
             warn!(image = %image, stderr = %String::from_utf8_lossy(&out.stderr).trim(), "qemu-img convert failed");
             return Err(hv(format!("could not build the root disk from image {image}")));
         }
-        let virtual_size = info.get("virtual-size").and_then(Value::as_u64).unwrap_or(0);
         let want = u64::try_from(root_gb).unwrap_or(0).saturating_mul(1 << 30);
         if want > virtual_size {
             let f = std::fs::OpenOptions::new().write(true).open(&tmp).map_err(|e| io("opening the root disk", e))?;
@@ -746,13 +745,11 @@ impl Driver for QemuDriver {
         let dest = self.image_file(image_id);
         let part = dest.with_extension("capture-part");
         // qemu-img keeps the copy sparse (a 1 GiB root disk mostly holes).
-        let out = tokio::process::Command::new(&self.cfg.qemu_img)
-            .args(["convert", "-q", "-f", "raw", "-O", "raw"])
-            .arg(&root)
-            .arg(&part)
-            .output()
-            .await
-            .map_err(|e| io("running qemu-img", e))?;
+        let args = [OsStr::new("convert"), OsStr::new("-q"), OsStr::new("-f"), OsStr::new("raw"), OsStr::new("-O")];
+        let args = args.into_iter().chain([OsStr::new("raw"), root.as_os_str(), part.as_os_str()]);
+        let (prog, args) = qemu_img::limited(&self.cfg.qemu_img, qemu_img::CONVERT, &args.collect::<Vec<_>>());
+        let out =
+            tokio::process::Command::new(prog).args(args).output().await.map_err(|e| io("running qemu-img", e))?;
         if !out.status.success() {
             let _ = std::fs::remove_file(&part);
             warn!(server = %server_id, stderr = %String::from_utf8_lossy(&out.stderr).trim(), "qemu-img convert failed");

@@ -143,7 +143,7 @@ async fn image_lifecycle_create_upload_show_download_delete() {
         &env,
         "/image/v2/images",
         &env.demo,
-        json!({"name": "mine", "disk_format": "qcow2", "container_format": "bare", "min_disk": 1, "tags": ["a", "b"], "hw_disk_bus": "virtio"}),
+        json!({"name": "mine", "disk_format": "raw", "container_format": "bare", "min_disk": 1, "tags": ["a", "b"], "hw_disk_bus": "virtio"}),
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED);
@@ -513,4 +513,33 @@ async fn image_schemas_are_served() {
     let r = get(&env, "/image/v2/schemas/images", &env.demo).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["properties"]["images"]["items"]["name"], "image");
+}
+
+/// Issue 11, hole 1: Glance inspects a finished upload; bytes that are not a
+/// safe image of the declared disk_format are refused with a 400 and the
+/// image stays `queued` (no data kept), so a correct upload can follow.
+#[tokio::test]
+async fn upload_failing_format_inspection_is_refused_and_stays_queued() {
+    let env = env().await;
+    let id = create(&env, &env.demo, json!({"name": "v", "disk_format": "vmdk", "container_format": "bare"})).await;
+    let file_uri = format!("/image/v2/images/{id}/file");
+    let desc = b"# Disk DescriptorFile\nversion=1\ncreateType=\"monolithicFlat\"\nRW 1 FLAT \"../admin.password\" 0\n";
+    let r = call(&env, "PUT", &file_uri, Some(&env.demo), Some("application/octet-stream"), desc.to_vec()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    let msg = r.json().to_string();
+    assert!(msg.contains("vmdk") && !msg.contains("admin.password"), "{msg}");
+    let img = get(&env, &format!("/image/v2/images/{id}"), &env.demo).await.json();
+    assert_eq!(img["status"], "queued");
+    assert_eq!(img["size"], Value::Null);
+    let r = get(&env, &file_uri, &env.demo).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    // Raw bytes under a raw image are fine; qcow2 magic under raw is not.
+    let raw = create(&env, &env.demo, json!({"name": "r", "disk_format": "raw", "container_format": "bare"})).await;
+    let mut q = b"QFI\xfb\x00\x00\x00\x03".to_vec();
+    q.resize(4096, 0);
+    let raw_uri = format!("/image/v2/images/{raw}/file");
+    let r = call(&env, "PUT", &raw_uri, Some(&env.demo), Some("application/octet-stream"), q).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+    let r = call(&env, "PUT", &raw_uri, Some(&env.demo), Some("application/octet-stream"), vec![0u8; 4096]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
 }
