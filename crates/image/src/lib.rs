@@ -39,13 +39,32 @@ use stratus_types::ImageId;
 pub enum Download {
     /// No data yet (queued image): Glance answers 204.
     Empty,
-    /// The image's bytes and their MD5 (for `Content-MD5`).
+    /// The image's bytes, to be streamed from the open file (never read
+    /// whole: an image may be far larger than the API's memory), and their
+    /// MD5 (for `Content-MD5`).
     Data {
-        /// The bytes.
-        bytes: Vec<u8>,
+        /// The data file, opened before the answer starts.
+        file: tokio::fs::File,
+        /// Its length in bytes.
+        len: u64,
         /// MD5 hex, when known.
         checksum: Option<String>,
     },
+}
+
+impl Download {
+    /// Read the whole data (tests and small images only).
+    pub async fn into_bytes(self) -> Result<Vec<u8>, ImageError> {
+        use tokio::io::AsyncReadExt as _;
+        match self {
+            Self::Empty => Ok(Vec::new()),
+            Self::Data { mut file, len, .. } => {
+                let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+                file.read_to_end(&mut out).await.map_err(|e| ImageError::io("reading image data", e))?;
+                Ok(out)
+            }
+        }
+    }
 }
 
 /// An image `stratus up` seeds: what it must look like, whatever an earlier
@@ -297,16 +316,16 @@ impl ImageService {
             return Ok(Download::Empty);
         }
         let path = data_path(&self.image_dir, &row.id);
-        // Read whole: the HTTP crate has no Stream body among its dependencies.
-        let bytes = match tokio::fs::read(&path).await {
-            Ok(d) => d,
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 tracing::warn!(image = %id, "image is active but its data file is missing");
                 return Err(ImageError::DataNotFound { id: id.to_string() });
             }
             Err(e) => return Err(ImageError::io("reading image data", e)),
         };
-        Ok(Download::Data { bytes, checksum: row.checksum })
+        let len = file.metadata().await.map_err(|e| ImageError::io("reading image data", e))?.len();
+        Ok(Download::Data { file, len, checksum: row.checksum })
     }
 
     /// Make sure a public, active qcow2/bare image called `name` exists (used by

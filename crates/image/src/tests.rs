@@ -134,7 +134,7 @@ async fn upload_streams_hashes_and_activates() {
     assert_eq!(got.size, Some(11));
     assert_eq!(got.checksum.as_deref(), Some("5eb63bbbe01eeed093cb22bb8f5acdc3"));
     match e.svc.download(&me, &img.id.to_string()).await.expect("download") {
-        Download::Data { bytes, .. } => assert_eq!(bytes, b"hello world"),
+        d @ Download::Data { .. } => assert_eq!(d.into_bytes().await.expect("read"), b"hello world"),
         Download::Empty => panic!("active image has data"),
     }
     let again = e.svc.upload(&me, &img.id.to_string(), chunks(vec![b"x"])).await;
@@ -204,7 +204,7 @@ async fn seed_image_converges_formats_properties_and_bytes_keeping_the_id() {
     assert_eq!(row.size, Some(4096));
     assert_eq!(rules::props_of(&row).get("kernel_id"), Some(&json!("k-1")));
     match e.svc.download(&admin, &id.to_string()).await.expect("download") {
-        Download::Data { bytes, .. } => assert_eq!(bytes, vec![0u8; 4096]),
+        d @ Download::Data { .. } => assert_eq!(d.into_bytes().await.expect("read"), vec![0u8; 4096]),
         Download::Empty => panic!("seeded image has no data"),
     }
     // Seeding the same spec again changes nothing (same checksum, same update time).
@@ -349,7 +349,7 @@ async fn upload_is_exclusive_the_image_is_saving_meanwhile() {
     drop(tx);
     first.await.expect("join").expect("first upload");
     match e.svc.download(&me, &id).await.expect("download") {
-        Download::Data { bytes, .. } => assert_eq!(bytes, b"first upload"),
+        d @ Download::Data { .. } => assert_eq!(d.into_bytes().await.expect("read"), b"first upload"),
         Download::Empty => panic!("active image has data"),
     }
     let again = e.svc.upload(&me, &id, chunks(vec![b"over"])).await;

@@ -161,12 +161,26 @@ async fn download_file(
     Auth(ctx): Auth,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (bytes, checksum) = match state.images.download(&ctx, &id).await? {
+    let (file, len, checksum) = match state.images.download(&ctx, &id).await? {
         Download::Empty => return Ok(StatusCode::NO_CONTENT.into_response()),
-        Download::Data { bytes, checksum } => (bytes, checksum),
+        Download::Data { file, len, checksum } => (file, len, checksum),
     };
-    let mut resp = (StatusCode::OK, Body::from(bytes)).into_response();
+    // Stream the file in 64 KiB chunks: memory stays flat whatever the image's size.
+    let chunks = futures::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = vec![0u8; 64 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    let mut resp = (StatusCode::OK, Body::from_stream(chunks)).into_response();
     let hs = resp.headers_mut();
+    hs.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     hs.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     if let Some(sum) = checksum.as_deref().and_then(|c| HeaderValue::from_str(c).ok()) {
         hs.insert("content-md5", sum);

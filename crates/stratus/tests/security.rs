@@ -121,3 +121,55 @@ async fn the_data_dir_is_private_even_when_it_existed_world_readable() {
         assert_eq!(mode(&e.path()), want, "{}", e.path().display());
     }
 }
+
+/// Peak resident memory of a process, KiB.
+fn vm_hwm_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// One member must not exhaust the API's memory: an image download is
+/// streamed from disk (Glance streams too), so downloading a 1 GiB image
+/// raises the API's peak memory by a small buffer, not by the image.
+#[tokio::test]
+async fn an_image_download_is_streamed_not_read_into_memory() {
+    let c = Cloud::start().await;
+    let tok = c.demo().await;
+    let body = json!({"name": "big", "disk_format": "raw", "container_format": "bare"});
+    let (s, v) = c.call(&tok, reqwest::Method::POST, "/image/v2/images", Some(body)).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_str().expect("id").to_string();
+    let r = c
+        .http
+        .put(format!("{}/image/v2/images/{id}/file", c.url))
+        .header("X-Auth-Token", &tok)
+        .header("Content-Type", "application/octet-stream")
+        .body(vec![0u8; 4096])
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // Grow the stored file to 1 GiB (sparse), as a large upload would have.
+    let f = std::fs::OpenOptions::new().write(true).open(c.data_dir.join("images").join(&id)).expect("image file");
+    f.set_len(1 << 30).expect("grow");
+    let pid = c.child.as_ref().expect("running").id();
+    let before = vm_hwm_kib(pid);
+    let mut r = c
+        .http
+        .get(format!("{}/image/v2/images/{id}/file", c.url))
+        .header("X-Auth-Token", &tok)
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut got: u64 = 0;
+    while let Some(chunk) = r.chunk().await.expect("chunk") {
+        got += chunk.len() as u64;
+    }
+    assert_eq!(got, 1 << 30, "every byte arrives");
+    let grown = vm_hwm_kib(pid).saturating_sub(before);
+    assert!(grown < 256 * 1024, "the API's peak memory grew by {grown} KiB for a 1 GiB download");
+}
