@@ -116,7 +116,34 @@ pub struct FlavorRow {
 
 const IMAGE_COLS: &str = "id, name, owner, status, visibility, disk_format, container_format, size, checksum, os_hash_value, min_disk, min_ram, protected, properties, created_at, updated_at";
 
+/// What a project's images use, for its image quotas (Glance's
+/// `image_count_total`, `image_size_total`, `image_count_uploading`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ImageUsage {
+    /// Images the project owns (not deleted).
+    pub count: i64,
+    /// Their stored bytes.
+    pub bytes: i64,
+    /// Of them, uploads in progress (`saving`).
+    pub uploading: i64,
+}
+
 impl Datastore {
+    /// The image usage of `project`.
+    pub async fn image_usage(&self, project: &str) -> Result<ImageUsage, DbError> {
+        let (count, bytes, uploading): (i64, f64, i64) = sqlx::query_as(&format!(
+            "SELECT COUNT(*), TOTAL(COALESCE(size, 0)), COALESCE(SUM(CASE WHEN status = {saving} THEN 1 ELSE 0 END), 0) FROM images WHERE owner = $1 AND status <> {deleted}",
+            saving = lit(ImageStatus::Saving),
+            deleted = lit(ImageStatus::Deleted)
+        ))
+        .bind(project)
+        .fetch_one(&self.read)
+        .await?;
+        // TOTAL() is a float; clamp instead of wrapping on absurd sums.
+        let bytes = if bytes >= i64::MAX as f64 { i64::MAX } else { bytes.max(0.0) as i64 };
+        Ok(ImageUsage { count, bytes, uploading })
+    }
+
     /// Insert an image record (status `queued` until data arrives).
     /// The id of a deleted image stays reserved (Glance: 409).
     pub async fn image_create(&self, i: &ImageRow) -> Result<(), DbError> {

@@ -62,6 +62,9 @@ pub enum ImageError {
     /// The data exceeds the size limit (413).
     #[error("{0}")]
     TooLarge(String),
+    /// A per-project image quota would be exceeded (413, as Glance).
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// Storing or reading image data failed (500; the detail is logged only).
     #[error("{0}")]
     Internal(String),

@@ -120,12 +120,38 @@ impl Drop for SavingClaim {
 pub struct ImageService {
     ds: Datastore,
     image_dir: PathBuf,
+    quota: ImageQuota,
+}
+
+/// Per-project image quotas (Glance's unified-limit names); -1 is unlimited.
+/// Without them one member could fill the image store or hold every upload
+/// slot. Glance answers an exceeded quota with 413.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageQuota {
+    /// `image_count_total`: images a project may own.
+    pub count_total: i64,
+    /// `image_size_total`: bytes a project's images may hold.
+    pub size_total_bytes: i64,
+    /// `image_count_uploading`: uploads a project may have in progress.
+    pub count_uploading: i64,
+}
+
+impl Default for ImageQuota {
+    fn default() -> Self {
+        Self { count_total: 100, size_total_bytes: 100 << 30, count_uploading: 10 }
+    }
 }
 
 impl ImageService {
     /// Bind the service to a datastore and the directory image bytes live in.
     pub fn new(ds: Datastore, image_dir: PathBuf) -> Self {
-        Self { ds, image_dir }
+        Self { ds, image_dir, quota: ImageQuota::default() }
+    }
+
+    /// Use these per-project image quotas instead of the defaults.
+    pub fn with_quota(mut self, quota: ImageQuota) -> Self {
+        self.quota = quota;
+        self
     }
 
     /// Where image bytes are stored.
@@ -193,6 +219,13 @@ impl ImageService {
     /// Create an image record (queued, no data) from a create request body.
     pub async fn create(&self, ctx: &AuthContext, req: &Map<String, Value>) -> Result<ImageRow, ImageError> {
         let row = rules::new_image(ctx, req)?;
+        let usage = self.ds.image_usage(&row.owner).await?;
+        if self.quota.count_total >= 0 && usage.count >= self.quota.count_total {
+            return Err(ImageError::QuotaExceeded(format!(
+                "Attempt to create image exceeds the image_count_total quota of {} (in use: {}).",
+                self.quota.count_total, usage.count
+            )));
+        }
         self.ds.image_create(&row).await?;
         Ok(self.ds.image_get(&row.id).await?)
     }
@@ -282,10 +315,32 @@ impl ImageService {
         }
         let mut claim = SavingClaim { ds: self.ds.clone(), id: row.id, armed: true };
         let result = async {
+            // Quotas counted with this upload already `saving`: the uploads
+            // in progress, and the bytes the project may still store.
+            let usage = self.ds.image_usage(&row.owner).await?;
+            if self.quota.count_uploading >= 0 && usage.uploading > self.quota.count_uploading {
+                return Err(ImageError::QuotaExceeded(format!(
+                    "Attempt to upload image exceeds the image_count_uploading quota of {}.",
+                    self.quota.count_uploading
+                )));
+            }
+            let room = if self.quota.size_total_bytes >= 0 {
+                Some(u64::try_from(self.quota.size_total_bytes.saturating_sub(usage.bytes)).unwrap_or(0))
+            } else {
+                None
+            };
             let mut writer = DataWriter::create(&self.image_dir, &row.id).await?;
             let mut body = std::pin::pin!(body);
+            let mut written: u64 = 0;
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| ImageError::BadRequest(format!("Reading the image data failed: {e}")))?;
+                written = written.saturating_add(chunk.as_ref().len() as u64);
+                if room.is_some_and(|r| written > r) {
+                    return Err(ImageError::QuotaExceeded(format!(
+                        "Denying attempt to upload image because it exceeds the image_size_total quota of {} bytes.",
+                        self.quota.size_total_bytes
+                    )));
+                }
                 writer.write(chunk.as_ref()).await?;
             }
             // Glance inspects the finished upload: bytes that are not a safe

@@ -254,6 +254,7 @@ impl From<ImageError> for ApiError {
             ImageError::BadRequest(m) | ImageError::InvalidData(m) => Self::BadRequest(m),
             ImageError::Conflict(m) => Self::Conflict(m),
             ImageError::TooLarge(m) => Self::PayloadTooLarge(m),
+            ImageError::QuotaExceeded(m) => Self::PayloadTooLarge(m),
             ImageError::Internal(m) => Self::Internal(m),
             ImageError::Db(e) => e.into(),
         }

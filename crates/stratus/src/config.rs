@@ -523,3 +523,32 @@ mod tests {
         assert_eq!(OffloadTime(None).to_string(), "-1");
     }
 }
+
+/// Per-project image quotas (Glance's unified-limit names; -1: unlimited).
+#[derive(Args, Clone, Debug)]
+pub struct ImageQuotaArgs {
+    /// Images a project may own (`image_count_total`).
+    #[arg(long, env = "STRATUS_IMAGE_COUNT_TOTAL", default_value_t = stratus_image::ImageQuota::default().count_total, allow_negative_numbers = true)]
+    pub image_count_total: i64,
+    /// MiB a project's images may hold (`image_size_total`).
+    #[arg(long, env = "STRATUS_IMAGE_SIZE_TOTAL_MB", default_value_t = stratus_image::ImageQuota::default().size_total_bytes >> 20, allow_negative_numbers = true)]
+    pub image_size_total_mb: i64,
+    /// Uploads a project may have in progress (`image_count_uploading`).
+    #[arg(long, env = "STRATUS_IMAGE_COUNT_UPLOADING", default_value_t = stratus_image::ImageQuota::default().count_uploading, allow_negative_numbers = true)]
+    pub image_count_uploading: i64,
+}
+
+impl ImageQuotaArgs {
+    /// The quotas the image service enforces.
+    pub fn quota(&self) -> stratus_image::ImageQuota {
+        stratus_image::ImageQuota {
+            count_total: self.image_count_total,
+            size_total_bytes: if self.image_size_total_mb < 0 {
+                -1
+            } else {
+                self.image_size_total_mb.saturating_mul(1 << 20)
+            },
+            count_uploading: self.image_count_uploading,
+        }
+    }
+}

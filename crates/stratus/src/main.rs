@@ -74,6 +74,8 @@ struct ApiCommon {
     backend: BackendArgs,
     #[command(flatten)]
     volume_quota: VolumeQuotaArgs,
+    #[command(flatten)]
+    image_quota: config::ImageQuotaArgs,
 }
 
 #[derive(Args)]
@@ -300,7 +302,7 @@ async fn api_role(
         bus: bus.clone(),
         public_url: public_url.clone(),
         volume: volume.clone(),
-        images: Arc::new(ImageService::new(ds.clone(), image_dir)),
+        images: Arc::new(ImageService::new(ds.clone(), image_dir).with_quota(a.image_quota.quota())),
     };
     let creds = bootstrap::bootstrap(&state, &data_dir, seed).await?;
     Ok((ApiRole { listener, public_url, state, volume, storage, data_dir, creds }, cfg))

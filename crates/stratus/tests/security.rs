@@ -173,3 +173,51 @@ async fn an_image_download_is_streamed_not_read_into_memory() {
     let grown = vm_hwm_kib(pid).saturating_sub(before);
     assert!(grown < 256 * 1024, "the API's peak memory grew by {grown} KiB for a 1 GiB download");
 }
+
+/// Glance's image quotas (`image_count_total`, `image_size_total`): a
+/// project over them gets 413, and an upload over the size quota leaves the
+/// image `queued` with nothing stored.
+#[tokio::test]
+async fn image_quotas_bound_what_one_project_stores() {
+    let c = Cloud::start_with(&[("STRATUS_IMAGE_COUNT_TOTAL", "2"), ("STRATUS_IMAGE_SIZE_TOTAL_MB", "1")]).await;
+    let tok = c.demo().await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let body = json!({"name": format!("i{i}"), "disk_format": "raw", "container_format": "bare"});
+        let (s, v) = c.call(&tok, reqwest::Method::POST, "/image/v2/images", Some(body)).await;
+        if i < 2 {
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            ids.push(v["id"].as_str().expect("id").to_string());
+        } else {
+            assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "the third image is over image_count_total: {v}");
+        }
+    }
+    // A client of its own: the server answers 413 before reading the whole
+    // body and closes that connection, which must not poison the shared pool.
+    let r = reqwest::Client::new()
+        .put(format!("{}/image/v2/images/{}/file", c.url, ids[0]))
+        .header("X-Auth-Token", &tok)
+        .header("Content-Type", "application/octet-stream")
+        .body(vec![0u8; 2 << 20])
+        .send()
+        .await;
+    // The server refuses as soon as the quota is passed; the client may see
+    // the 413, or the connection closed under the rest of its body.
+    match r {
+        Ok(r) => assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "2 MiB over a 1 MiB image_size_total"),
+        Err(e) => assert!(e.is_request(), "{e}"),
+    }
+    let (_, v) = c.call(&tok, reqwest::Method::GET, &format!("/image/v2/images/{}", ids[0]), None).await;
+    assert_eq!(v["status"], "queued", "{v}");
+    assert!(!c.data_dir.join("images").join(&ids[0]).exists(), "nothing stored");
+    let r = c
+        .http
+        .put(format!("{}/image/v2/images/{}/file", c.url, ids[0]))
+        .header("X-Auth-Token", &tok)
+        .header("Content-Type", "application/octet-stream")
+        .body(vec![0u8; 512 << 10])
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT, "within the quota");
+}
