@@ -221,3 +221,72 @@ async fn image_quotas_bound_what_one_project_stores() {
         .expect("upload");
     assert_eq!(r.status(), StatusCode::NO_CONTENT, "within the quota");
 }
+
+/// The admin scope, explicit: as in Nova's and Keystone's default policies
+/// (project-scoped tokens, `admin` role), the `admin` role on ANY project is
+/// cloud-wide admin: it lists every project's servers and forces hosts down.
+/// A member of the same project is not. Operators grant `admin` only to
+/// operators (README, Security).
+#[tokio::test]
+async fn the_admin_role_on_any_project_is_cloud_admin_and_member_is_not() {
+    let c = Cloud::start().await;
+    let admin = c.admin().await;
+    let demo = c.demo().await;
+    let mine = c.create_server(&demo, "demo-vm").await;
+    let call = |tok: String, m: reqwest::Method, p: String, b: Option<Value>| {
+        let c = &c;
+        async move { c.call(&tok, m, &p, b).await }
+    };
+    let (s, v) = call(
+        admin.clone(),
+        reqwest::Method::POST,
+        "/identity/v3/projects".into(),
+        Some(json!({"project": {"name": "ops"}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let ops = v["project"]["id"].as_str().expect("id").to_string();
+    let mut users = Vec::new();
+    for name in ["ops-admin", "ops-member"] {
+        let body = json!({"user": {"name": name, "password": "ops-secret-pw", "default_project_id": ops}});
+        let (s, v) = call(admin.clone(), reqwest::Method::POST, "/identity/v3/users".into(), Some(body)).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        users.push(v["user"]["id"].as_str().expect("id").to_string());
+    }
+    let (_, roles) = call(admin.clone(), reqwest::Method::GET, "/identity/v3/roles".into(), None).await;
+    let role = |n: &str| {
+        roles["roles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["name"] == n)
+            .and_then(|r| r["id"].as_str())
+            .map(str::to_string)
+            .expect("role")
+    };
+    for (user, r) in [(&users[0], role("admin")), (&users[1], role("member"))] {
+        let (s, v) = call(
+            admin.clone(),
+            reqwest::Method::PUT,
+            format!("/identity/v3/projects/{ops}/users/{user}/roles/{r}"),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    }
+    let ops_admin = c.token("ops-admin", "ops-secret-pw", "ops").await;
+    let ops_member = c.token("ops-member", "ops-secret-pw", "ops").await;
+    let list = "/compute/v2.1/servers?all_tenants=1".to_string();
+    let (s, v) = call(ops_admin.clone(), reqwest::Method::GET, list.clone(), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(
+        v["servers"].as_array().into_iter().flatten().any(|x| x["id"] == mine.as_str()),
+        "an admin anywhere sees demo's server: {v}"
+    );
+    let (s, _) = call(ops_member.clone(), reqwest::Method::GET, list, None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "all_tenants is admin-only");
+    let (s, _) = call(ops_member, reqwest::Method::GET, format!("/compute/v2.1/servers/{mine}"), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "another project's server is a 404 to a member");
+    let (s, _) = call(ops_admin, reqwest::Method::GET, format!("/compute/v2.1/servers/{mine}"), None).await;
+    assert_eq!(s, StatusCode::OK, "and visible to an admin of any project");
+}
