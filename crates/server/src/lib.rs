@@ -14,6 +14,9 @@ pub mod middleware;
 pub mod openapi;
 pub mod volume;
 
+#[cfg(test)]
+mod auth_matrix_tests;
+
 use axum::Router;
 use std::sync::Arc;
 use stratus_auth::Identity;
