@@ -115,15 +115,7 @@ async fn vmdk_extent_to_a_host_file_is_refused_at_upload_and_at_first_use() {
     assert_no_leak(&c);
 
     // Boot from volume on that image: the server fault names no command, path or stderr.
-    let bdm = json!([{"boot_index": 0, "uuid": plain, "source_type": "image", "destination_type": "volume", "volume_size": 1, "delete_on_termination": true}]);
-    let (s, v) = c
-        .call(
-            &tok,
-            Method::POST,
-            "/compute/v2.1/servers",
-            Some(json!({"server": {"name": "bfv", "imageRef": "", "flavorRef": "1", "block_device_mapping_v2": bdm}})),
-        )
-        .await;
+    let (s, v) = c.post_bfv_server(&tok, "bfv", &plain).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     let sid = v["server"]["id"].as_str().expect("id").to_string();
     let v = c.wait_status(&tok, &sid, "ERROR", T).await;

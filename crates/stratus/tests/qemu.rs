@@ -31,6 +31,15 @@ fn ceph_conf() -> String {
     })
 }
 
+/// What [`QemuCloud::vm_with_data`] made.
+struct VmWithData {
+    id: String,
+    data_name: String,
+    host: String,
+    pid: u32,
+    idx: usize,
+}
+
 /// A cloud with an API+controller process and two `stratus compute --driver qemu` hosts.
 struct QemuCloud {
     cloud: Cloud,
@@ -97,6 +106,21 @@ impl QemuCloud {
             assert!(Instant::now() < deadline, "hosts not up: {v}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// A running image-backed VM with a data volume attached, once the
+    /// guest has written the volume at least `writes` times.
+    async fn vm_with_data(&self, tok: &str, admin: &str, writes: u64) -> VmWithData {
+        let data = create_volume(&self.cloud, tok, "data").await;
+        let id = self.cloud.create_server(tok, "vm1").await;
+        self.cloud.wait_status(tok, &id, "ACTIVE", T).await;
+        attach(&self.cloud, tok, &id, &data).await;
+        let data_name = self.cloud.db().await.volume_get(&vid(&data)).await.expect("data").backend_name;
+        wait_until("the guest writes the data volume", T, || self.counter(&data_name) >= writes).await;
+        let host = self.host_of(admin, &id).await;
+        let pid = self.qemu_pid(&host, &id).expect("qemu");
+        let idx = self.agent_of(&host);
+        VmWithData { id, data_name, host, pid, idx }
     }
 
     fn agent_of(&self, host: &str) -> usize {
@@ -188,13 +212,32 @@ fn alive(pid: u32) -> bool {
 }
 
 async fn wait_volume(c: &Cloud, tok: &str, id: &str, status: &str) {
+    c.wait_volume(tok, id, status, T).await;
+}
+
+/// Wait until the delete's instance action records the host watchdog's kill.
+async fn wait_self_fence_event(c: &Cloud, id: &str) -> stratus_db::EventRow {
     let deadline = Instant::now() + T;
     loop {
-        let (_, v) = c.call(tok, Method::GET, &format!("/volume/v3/volumes/{id}"), None).await;
-        if v["volume"]["status"] == status {
+        if let Some(e) = delete_events(c, id).await.into_iter().find(|e| e.event == "compute_self_fence") {
+            return e;
+        }
+        assert!(Instant::now() < deadline, "self-fence never recorded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Wait until no zombie and no storage cleanup (fence lift, queued delete)
+/// is left, and `also` holds.
+async fn wait_released(db: &stratus_db::Datastore, also: impl Fn() -> bool) {
+    let deadline = Instant::now() + T;
+    loop {
+        let zombies = db.zombie_list(None).await.expect("zombies");
+        let pending = db.cleanup_pending().await.expect("cleanups");
+        if zombies.is_empty() && pending.is_empty() && also() {
             return;
         }
-        assert!(Instant::now() < deadline, "volume {id} never {status}: {v}");
+        assert!(Instant::now() < deadline, "not released: zombies {zombies:?} cleanups {pending:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -247,16 +290,8 @@ async fn real_zombie(backend: &str) {
     let admin = c.admin().await;
     let data = create_volume(c, &tok, "data").await;
     let image = c.cirros(&tok).await;
-    let bdm = json!([{"boot_index": 0, "uuid": image, "source_type": "image", "destination_type": "volume", "volume_size": 1, "delete_on_termination": true}]);
     let t = Instant::now();
-    let (s, v) = c
-        .call(
-            &tok,
-            Method::POST,
-            "/compute/v2.1/servers",
-            Some(json!({"server": {"name": "bfv", "imageRef": "", "flavorRef": "1", "block_device_mapping_v2": bdm}})),
-        )
-        .await;
+    let (s, v) = c.post_bfv_server(&tok, "bfv", &image).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     let id = v["server"]["id"].as_str().expect("id").to_string();
     let shown = c.wait_status(&tok, &id, "ACTIVE", T).await;
@@ -355,16 +390,7 @@ async fn real_zombie(backend: &str) {
     qc.agents[idx].restart();
     let restarted = Instant::now();
     let c = &qc.cloud;
-    let deadline = Instant::now() + T;
-    loop {
-        let zombies = db.zombie_list(None).await.expect("z");
-        let pending = db.cleanup_pending().await.expect("q");
-        if zombies.is_empty() && pending.is_empty() && qc.qemu_pid(&host, &id).is_none() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not released: zombies {zombies:?} cleanups {pending:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_released(&db, || qc.qemu_pid(&host, &id).is_none()).await;
     assert!(!alive(pid), "zombie qemu {pid} ended");
     if backend == "rbd" {
         let bl = blocklist();
@@ -596,15 +622,7 @@ async fn the_watchdog_kills_the_vms_of_a_stopped_agent_before_its_lease_expires(
     assert_eq!(s, StatusCode::NO_CONTENT);
     qc.cloud.wait_gone(&tok, &id, T).await;
     qc.agents[idx].signal("CONT");
-    let deadline = Instant::now() + T;
-    let event = loop {
-        let events = delete_events(&qc.cloud, &id).await;
-        if let Some(e) = events.into_iter().find(|e| e.event == "compute_self_fence") {
-            break e;
-        }
-        assert!(Instant::now() < deadline, "self-fence never recorded");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let event = wait_self_fence_event(&qc.cloud, &id).await;
     eprintln!("self-fence event: {:?}", event.details);
     assert!(event.details.as_deref().unwrap_or_default().contains("paused and killed"), "{event:?}");
     wait_until("the reaper removes the dead VM", T, || !qc.vm_dir(&host, &id).exists()).await;
@@ -623,15 +641,7 @@ async fn storage_fence_and_watchdog_both_act_on_a_dead_agents_zombie() {
     let mut qc = QemuCloud::start("local", true).await;
     let tok = qc.cloud.demo().await;
     let admin = qc.cloud.admin().await;
-    let data = create_volume(&qc.cloud, &tok, "data").await;
-    let id = qc.cloud.create_server(&tok, "vm1").await;
-    qc.cloud.wait_status(&tok, &id, "ACTIVE", T).await;
-    attach(&qc.cloud, &tok, &id, &data).await;
-    let data_name = qc.cloud.db().await.volume_get(&vid(&data)).await.expect("data").backend_name;
-    wait_until("the guest writes the data volume", T, || qc.counter(&data_name) >= 1).await;
-    let host = qc.host_of(&admin, &id).await;
-    let pid = qc.qemu_pid(&host, &id).expect("qemu");
-    let idx = qc.agent_of(&host);
+    let VmWithData { id, data_name, host, pid, idx } = qc.vm_with_data(&tok, &admin, 1).await;
     qc.agents[idx].kill9();
     let killed = Instant::now();
     let (s, _) = qc.cloud.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
@@ -643,24 +653,12 @@ async fn storage_fence_and_watchdog_both_act_on_a_dead_agents_zombie() {
     eprintln!("MEASURE watchdog: zombie killed {} ms after its agent died", killed.elapsed().as_millis());
     assert_eq!(qc.counter(&data_name), frozen, "no write after the storage fence");
     qc.agents[idx].restart();
-    let deadline = Instant::now() + T;
-    let event = loop {
-        let events = delete_events(&qc.cloud, &id).await;
-        if let Some(e) = events.into_iter().find(|e| e.event == "compute_self_fence") {
-            break e;
-        }
-        assert!(Instant::now() < deadline, "self-fence never recorded");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let event = wait_self_fence_event(&qc.cloud, &id).await;
     eprintln!("self-fence event: {:?}", event.details);
     assert!(event.details.as_deref().unwrap_or_default().contains("the storage fence acted first"), "{event:?}");
     wait_until("the reaper removes the dead VM", T, || !qc.vm_dir(&host, &id).exists()).await;
     let db = qc.cloud.db().await;
-    let deadline = Instant::now() + T;
-    while !db.cleanup_pending().await.expect("cleanups").is_empty() {
-        assert!(Instant::now() < deadline, "fences never lifted");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_released(&db, || true).await;
     let (clean, report) = qc.cloud.audit();
     assert!(clean, "{report}");
 }
@@ -676,15 +674,7 @@ async fn evacuation_fences_the_zombie_before_the_new_host_opens_the_volumes() {
     let mut qc = QemuCloud::start("local", false).await;
     let tok = qc.cloud.demo().await;
     let admin = qc.cloud.admin().await;
-    let data = create_volume(&qc.cloud, &tok, "data").await;
-    let id = qc.cloud.create_server(&tok, "vm1").await;
-    qc.cloud.wait_status(&tok, &id, "ACTIVE", T).await;
-    attach(&qc.cloud, &tok, &id, &data).await;
-    let data_name = qc.cloud.db().await.volume_get(&vid(&data)).await.expect("data").backend_name;
-    wait_until("the guest writes the data volume", T, || qc.counter(&data_name) >= 2).await;
-    let host = qc.host_of(&admin, &id).await;
-    let pid = qc.qemu_pid(&host, &id).expect("qemu");
-    let idx = qc.agent_of(&host);
+    let VmWithData { id, data_name, host, pid, idx } = qc.vm_with_data(&tok, &admin, 2).await;
     qc.agents[idx].kill9();
     qc.cloud.force_down(&admin, &host, true).await;
     server_action(&qc.cloud, &admin, &id, json!({"evacuate": {"onSharedStorage": false}})).await;
@@ -709,16 +699,7 @@ async fn evacuation_fences_the_zombie_before_the_new_host_opens_the_volumes() {
     qc.cloud.force_down(&admin, &host, false).await;
     qc.agents[idx].restart();
     let db = qc.cloud.db().await;
-    let deadline = Instant::now() + T;
-    loop {
-        let zombies = db.zombie_list(None).await.expect("z");
-        let pending = db.cleanup_pending().await.expect("q");
-        if zombies.is_empty() && pending.is_empty() && !alive(pid) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not released: zombies {zombies:?} cleanups {pending:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_released(&db, || !alive(pid)).await;
     let (clean, report) = qc.cloud.audit();
     assert!(clean, "{report}");
 }

@@ -16,15 +16,7 @@ use std::time::{Duration, Instant};
 const T: Duration = Duration::from_secs(30);
 
 async fn wait_volume(c: &Cloud, tok: &str, id: &str, status: &str) -> Value {
-    let deadline = Instant::now() + T;
-    loop {
-        let (s, v) = c.call(tok, Method::GET, &format!("/volume/v3/volumes/{id}"), None).await;
-        if s == StatusCode::OK && v["volume"]["status"] == status {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "volume {id} never became {status}: {s} {v}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    c.wait_volume(tok, id, status, T).await
 }
 
 async fn wait_hosts_up(c: &Cloud, admin: &str, hosts: &[&str]) {
@@ -127,15 +119,7 @@ async fn seed_problem(backend: &str) {
     let data = v["volume"]["id"].as_str().expect("id").to_string();
     wait_volume(&cloud, &tok, &data, "available").await;
     let image = cloud.cirros(&tok).await;
-    let bdm = json!([{"boot_index": 0, "uuid": image, "source_type": "image", "destination_type": "volume", "volume_size": 1, "delete_on_termination": true}]);
-    let (s, v) = cloud
-        .call(
-            &tok,
-            Method::POST,
-            "/compute/v2.1/servers",
-            Some(json!({"server": {"name": "bfv", "imageRef": "", "flavorRef": "1", "block_device_mapping_v2": bdm}})),
-        )
-        .await;
+    let (s, v) = cloud.post_bfv_server(&tok, "bfv", &image).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     let id = v["server"]["id"].as_str().expect("id").to_string();
     let shown = cloud.wait_status(&tok, &id, "ACTIVE", T).await;

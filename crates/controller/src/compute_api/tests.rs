@@ -44,11 +44,31 @@ impl Drop for Dir {
 }
 
 async fn api() -> (ComputeApi, Datastore, Dir) {
+    api_with(ControllerConfig::default()).await
+}
+
+async fn api_with(cfg: ControllerConfig) -> (ComputeApi, Datastore, Dir) {
     let dir = std::env::temp_dir().join(format!("stratus-compute-api-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("mkdir");
     let ds = Datastore::open_sqlite(&dir.join("t.db")).await.expect("open");
-    let api = ComputeApi::new(ds.clone(), Arc::new(InProcessBus::new()), ControllerConfig::default());
+    let api = ComputeApi::new(ds.clone(), Arc::new(InProcessBus::new()), cfg);
     (api, ds, Dir(dir))
+}
+
+/// Nova's `m1.tiny`.
+fn tiny_flavor() -> FlavorRow {
+    FlavorRow {
+        id: "1".into(),
+        name: "m1.tiny".into(),
+        vcpus: 1,
+        ram_mb: 512,
+        disk_gb: 1,
+        ephemeral_gb: 0,
+        swap_mb: 0,
+        rxtx_factor: 1.0,
+        is_public: true,
+        disabled: false,
+    }
 }
 
 fn body(host: &str) -> Result<ServiceUpdate, String> {
@@ -101,18 +121,7 @@ async fn host_changes_are_validated_and_written_by_the_service() {
 async fn create_checks_mappings_flavor_and_image_in_the_service() {
     let (api, ds, _dir) = api().await;
     let member = ctx(&["member"]);
-    let tiny = FlavorRow {
-        id: "1".into(),
-        name: "m1.tiny".into(),
-        vcpus: 1,
-        ram_mb: 512,
-        disk_gb: 1,
-        ephemeral_gb: 0,
-        swap_mb: 0,
-        rxtx_factor: 1.0,
-        is_public: true,
-        disabled: false,
-    };
+    let tiny = tiny_flavor();
     ds.flavor_ensure(&tiny).await.expect("flavor");
     let f = api.flavor_get("1").await.expect("flavor");
     let req = |block_devices: Vec<BdmRequest>, flavor_id: &str, image: Option<&str>| ServerCreate {
@@ -214,27 +223,12 @@ async fn a_server_id_that_is_not_ours_is_the_same_404() {
 /// carries its limit so the view adds the `next` link.
 #[tokio::test]
 async fn server_lists_are_paged_at_a_thousand() {
-    let dir = std::env::temp_dir().join(format!("stratus-compute-api-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let _dir = Dir(dir.clone());
-    let ds = Datastore::open_sqlite(&dir.join("t.db")).await.expect("open");
     let cfg = ControllerConfig {
         default_quota: stratus_db::QuotaLimits { instances: -1, cores: -1, ram: -1 },
         ..ControllerConfig::default()
     };
-    let api = ComputeApi::new(ds.clone(), Arc::new(InProcessBus::new()), cfg);
-    let tiny = FlavorRow {
-        id: "1".into(),
-        name: "m1.tiny".into(),
-        vcpus: 1,
-        ram_mb: 512,
-        disk_gb: 1,
-        ephemeral_gb: 0,
-        swap_mb: 0,
-        rxtx_factor: 1.0,
-        is_public: true,
-        disabled: false,
-    };
+    let (api, ds, _dir) = api_with(cfg).await;
+    let tiny = tiny_flavor();
     ds.flavor_ensure(&tiny).await.expect("flavor");
     let member = ctx(&["member"]);
     let spec = ServerSpec {

@@ -254,6 +254,32 @@ impl Cloud {
         v["server"]["id"].as_str().expect("id").to_string()
     }
 
+    /// POST a boot-from-volume server: a 1 GiB root volume built from
+    /// `image`, deleted with the server. Returns the create response.
+    pub async fn post_bfv_server(&self, token: &str, name: &str, image: &str) -> (StatusCode, Value) {
+        let bdm = json!([{"boot_index": 0, "uuid": image, "source_type": "image", "destination_type": "volume", "volume_size": 1, "delete_on_termination": true}]);
+        self.call(
+            token,
+            Method::POST,
+            "/compute/v2.1/servers",
+            Some(json!({"server": {"name": name, "imageRef": "", "flavorRef": "1", "block_device_mapping_v2": bdm}})),
+        )
+        .await
+    }
+
+    /// Poll until the volume has `status`; returns its body.
+    pub async fn wait_volume(&self, token: &str, id: &str, status: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (s, v) = self.call(token, Method::GET, &format!("/volume/v3/volumes/{id}"), None).await;
+            if s == StatusCode::OK && v["volume"]["status"] == status {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "volume {id} never became {status}: {s} {v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Poll until the server has `status` (panics on ERROR or timeout).
     pub async fn wait_status(&self, token: &str, id: &str, status: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
