@@ -420,10 +420,9 @@ impl Lifecycle {
         // copy goes once the spawn returned. A VM with no local root disk (a
         // volume-backed or fake one) copies nothing and boots as before.
         let carried = ImageId(op.id.0);
-        let carried_file = s.images.image_dir().join(carried.to_string());
         let capture = CommandKind::CaptureDisk { image_id: carried };
         let disk_from = match s.host_command(&op.id, &server.id, &source, capture, self.build_deadlines()).await {
-            Ok(_) if carried_file.exists() => Some(carried),
+            Ok(_) if s.images.has_carried_disk(&carried) => Some(carried),
             Ok(_) => server.image_id,
             Err(e) => {
                 warn!(server = %server.id, host = %source, error = %e, "root disk not captured; the destination boots from the image");
@@ -438,10 +437,8 @@ impl Lifecycle {
             boot: Some(boot),
         };
         let spawned = s.host_command(&op.id, &server.id, &dest, spawn, self.build_deadlines()).await;
-        if let Err(e) = tokio::fs::remove_file(&carried_file).await
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            warn!(file = %carried_file.display(), error = %e, "could not remove the carried root disk copy");
+        if let Err(e) = s.images.remove_carried_disk(&carried).await {
+            warn!(server = %server.id, error = %e, "could not remove the carried root disk copy");
         }
         let spawned = match spawned {
             Ok(_) if migration.old_vm_state == VmState::Stopped => {

@@ -142,6 +142,18 @@ impl ImageService {
         Ok(true)
     }
 
+    /// Does a host's copy of a root disk exist under `id` (a transient,
+    /// record-less copy carried from one host to another on a move)?
+    pub fn has_carried_disk(&self, id: &ImageId) -> bool {
+        crate::store::data_path(self.image_dir(), id).exists()
+    }
+
+    /// Remove a carried root-disk copy once the destination built its own
+    /// disk from it (idempotent).
+    pub async fn remove_carried_disk(&self, id: &ImageId) -> Result<(), ImageError> {
+        self.remove_data(id).await
+    }
+
     /// Delete a snapshot's record and bytes, whoever may see it (the caller
     /// is the system cleaning up after a server, not a user). Deleting one
     /// that is already gone is not an error: the result says which it was.
