@@ -106,7 +106,9 @@ async fn record_self_fence(s: &Shared, host: &str, f: &SelfFence) -> Result<(), 
     let actions = s.ds.action_list(&f.server_id).await?;
     let Some(action) = actions.iter().find(|a| a.action == "delete").or(actions.first()) else { return Ok(()) };
     let (_, events) = s.ds.action_get(&f.server_id, &action.request_id).await?;
-    if events.iter().any(|e| e.event == EV_SELF_FENCE) {
+    // A finished event only: a controller that died between the start and
+    // the finish must finish it on the next report.
+    if events.iter().any(|e| e.event == EV_SELF_FENCE && e.finish_time.is_some()) {
         return Ok(());
     }
     let at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(f.at_unix_ms).unwrap_or_default();

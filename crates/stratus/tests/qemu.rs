@@ -219,7 +219,10 @@ async fn wait_volume(c: &Cloud, tok: &str, id: &str, status: &str) {
 async fn wait_self_fence_event(c: &Cloud, id: &str) -> stratus_db::EventRow {
     let deadline = Instant::now() + T;
     loop {
-        if let Some(e) = delete_events(c, id).await.into_iter().find(|e| e.event == "compute_self_fence") {
+        // Only a finished event counts: the controller starts and finishes it
+        // in two writes, and a reader may land between them.
+        let finished = |e: &stratus_db::EventRow| e.event == "compute_self_fence" && e.finish_time.is_some();
+        if let Some(e) = delete_events(c, id).await.into_iter().find(finished) {
             return e;
         }
         assert!(Instant::now() < deadline, "self-fence never recorded");
