@@ -90,7 +90,8 @@ fn routes_in(src: &str, prefixes: &[&str]) -> Vec<(String, String)> {
     out
 }
 
-fn every_route() -> Vec<(String, String)> {
+/// Every (method, path template) of the router, as its sources declare them.
+pub(crate) fn every_route() -> Vec<(String, String)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
     let volume_prefixes = ["/volume/v3/{project_id}", "/volume/v3"];

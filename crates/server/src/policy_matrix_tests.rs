@@ -1,0 +1,857 @@
+//! The policy matrix of issue 11, role columns. For every route the router
+//! serves (scanned from its sources by [`crate::auth_matrix_tests`], so a new
+//! route without a row fails), the class of answer each of four callers gets:
+//! a reader of the owning project, a member of it, a member of another
+//! project, and an admin (the `admin` role on another project: cloud admin,
+//! README "Security"). The requests target real resources of project `demo`
+//! (a server with an instance action and an attached volume, a volume with
+//! metadata, an attachment, an image with a tag) and, for identity, the
+//! member's own user, `demo` itself and the member role; a destructive row
+//! (`DELETE`, and every server or volume action) gets fresh resources for
+//! each caller, and its identity targets are fresh victims.
+//!
+//! Expectations are OpenStack's secure-RBAC defaults (nova/policies,
+//! cinder/policies, glance/policies, keystone/common/policies); a row where
+//! Stratus deliberately differs says why. Bodies are the cheapest placeholder
+//! (`{}` mostly): a 400 about it still shows the policy let the call through,
+//! while a 403 or 404 expectation must not be hidden behind such a 400, since
+//! Stratus checks the policy before the body.
+
+use crate::AppState;
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use stratus_auth::AuthContext;
+use tower::ServiceExt;
+
+/// The class of a caller's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// Authorised: anything but 401, 403 and 404 (a 400 or 409 about the
+    /// placeholder body or the resource's state means the policy passed).
+    Allowed,
+    /// 403.
+    Forbidden,
+    /// 404: another project's resource is hidden.
+    NotFound,
+}
+
+use Class::{Allowed as A, Forbidden as F, NotFound as N};
+
+/// Reader of the owning project, member of it, member of another project, admin.
+type Cols = [Class; 4];
+
+/// The callers, in column order.
+const ROLES: [&str; 4] = ["reader", "member", "other-project member", "admin"];
+
+/// Any authenticated caller (a collection read or create acts on the caller's own project).
+const ANY: Cols = [A, A, A, A];
+/// PROJECT_READER_OR_ADMIN on a project's resource; another project's is a 404.
+const READ: Cols = [A, A, N, A];
+/// PROJECT_MEMBER_OR_ADMIN on a project's resource; another project's is a 404.
+const WRITE: Cols = [F, A, N, A];
+/// PROJECT_MEMBER_OR_ADMIN creating in the caller's own project.
+const CREATE: Cols = [F, A, A, A];
+/// Admin only.
+const ADMIN: Cols = [F, F, F, A];
+/// ADMIN, but another project's resource is looked up first (404).
+const ADMIN_ON: Cols = [F, F, N, A];
+/// Any role on the project in the URL (Cinder's `/v3/{project_id}` URLs,
+/// Keystone's project user), else 403.
+const IN_PROJECT: Cols = [A, A, F, A];
+/// Member role on the project in the URL, else 403; also Keystone's "the
+/// user itself (or token subject) or admin" with the member as the target.
+const MEMBER_IN: Cols = [F, A, F, A];
+
+/// What a row sends besides its token.
+#[derive(Clone, Copy, Debug)]
+enum Payload {
+    /// No body.
+    Empty,
+    /// `application/json`.
+    Json(&'static str),
+    /// Glance's JSON-patch media type.
+    Patch(&'static str),
+    /// `application/octet-stream`, no bytes.
+    Octets,
+    /// No body; `X-Subject-Token` is a token of the owning project's member.
+    Subject,
+}
+
+use Payload::{Empty, Json, Octets, Patch, Subject};
+
+/// One (method, route template) and what each caller gets.
+struct Row {
+    method: &'static str,
+    path: &'static str,
+    cols: Cols,
+    send: Payload,
+    /// The OpenStack rule it mirrors, and why Stratus differs when it does.
+    why: &'static str,
+}
+
+const fn r(method: &'static str, path: &'static str, cols: Cols, send: Payload, why: &'static str) -> Row {
+    Row { method, path, cols, send, why }
+}
+
+/// The matrix: one row per (method, route template) of the router.
+const ROWS: &[Row] = &[
+    // ---- Stratus's own admin endpoints (no OpenStack counterpart).
+    r("GET", "/stratus/v1/zombies", ADMIN, Empty, "Stratus admin endpoint: admin only"),
+    r("GET", "/stratus/v1/storage-cleanups", ADMIN, Empty, "Stratus admin endpoint: admin only"),
+    // ---- Identity (keystone/common/policies).
+    r("GET", "/identity", ANY, Empty, "version discovery is anonymous"),
+    r("GET", "/identity/", ANY, Empty, "version discovery is anonymous"),
+    r("GET", "/identity/v3", ANY, Empty, "version discovery is anonymous"),
+    r("GET", "/identity/v3/", ANY, Empty, "version discovery is anonymous"),
+    r("GET", "/identity/v3/auth/tokens", MEMBER_IN, Subject, "identity:validate_token: admin or token subject"),
+    r("POST", "/identity/v3/auth/tokens", ANY, Json("{}"), "token issue is anonymous"),
+    r("DELETE", "/identity/v3/auth/tokens", MEMBER_IN, Subject, "identity:revoke_token: admin or token subject"),
+    r("GET", "/identity/v3/auth/projects", ANY, Empty, "identity:get_auth_projects: any"),
+    r("GET", "/identity/v3/auth/catalog", ANY, Empty, "identity:get_auth_catalog: any"),
+    r("GET", "/identity/v3/projects", ADMIN, Empty, "identity:list_projects: admin (no system/domain readers here)"),
+    r("POST", "/identity/v3/projects", ADMIN, Json("{}"), "identity:create_project: admin"),
+    r("GET", "/identity/v3/projects/{project_id}", IN_PROJECT, Empty, "identity:get_project: admin or project user"),
+    r("PATCH", "/identity/v3/projects/{project_id}", ADMIN, Json("{}"), "identity:update_project: admin"),
+    r("DELETE", "/identity/v3/projects/{project_id}", ADMIN, Empty, "identity:delete_project: admin (a fresh victim)"),
+    r("GET", "/identity/v3/projects/{project_id}/users/{user_id}/roles", ADMIN, Empty, "identity:list_grants: admin"),
+    r(
+        "GET",
+        "/identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}",
+        ADMIN,
+        Empty,
+        "identity:check_grant: admin",
+    ),
+    r(
+        "PUT",
+        "/identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}",
+        ADMIN,
+        Empty,
+        "identity:create_grant: admin",
+    ),
+    r(
+        "DELETE",
+        "/identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}",
+        ADMIN,
+        Empty,
+        "identity:revoke_grant: admin (a fresh victim user's grant)",
+    ),
+    r("GET", "/identity/v3/users", ADMIN, Empty, "identity:list_users: admin"),
+    r("POST", "/identity/v3/users", ADMIN, Json("{}"), "identity:create_user: admin"),
+    r(
+        "GET",
+        "/identity/v3/users/{user_id}",
+        MEMBER_IN,
+        Empty,
+        "identity:get_user: admin or the user itself (the member)",
+    ),
+    r("PATCH", "/identity/v3/users/{user_id}", ADMIN, Json("{}"), "identity:update_user: admin"),
+    r("DELETE", "/identity/v3/users/{user_id}", ADMIN, Empty, "identity:delete_user: admin (a fresh victim)"),
+    r("GET", "/identity/v3/users/{user_id}/projects", MEMBER_IN, Empty, "identity:list_user_projects: admin or owner"),
+    r("GET", "/identity/v3/roles", ADMIN, Empty, "identity:list_roles: admin"),
+    r("GET", "/identity/v3/roles/{role_id}", ADMIN, Empty, "identity:get_role: admin"),
+    r("GET", "/identity/v3/role_assignments", ADMIN, Empty, "identity:list_role_assignments: admin"),
+    r(
+        "GET",
+        "/identity/v3/domains",
+        ANY,
+        Empty,
+        "identity:list_domains is admin/domain reader; Stratus: any, clients resolve --domain through it",
+    ),
+    r("GET", "/identity/v3/domains/{domain_id}", ANY, Empty, "identity:get_domain: users of the domain (all here)"),
+    r("GET", "/identity/v3/services", ADMIN, Empty, "identity:list_services: admin"),
+    r("GET", "/identity/v3/services/{service_id}", ADMIN, Empty, "identity:get_service: admin"),
+    r("GET", "/identity/v3/endpoints", ADMIN, Empty, "identity:list_endpoints: admin"),
+    r("GET", "/identity/v3/endpoints/{endpoint_id}", ADMIN, Empty, "identity:get_endpoint: admin"),
+    r("GET", "/identity/v3/regions", ANY, Empty, "identity:list_regions: any"),
+    r("GET", "/identity/v3/regions/{region_id}", ANY, Empty, "identity:get_region: any"),
+    // ---- Compute (nova/policies).
+    r("GET", "/compute/v2.1", ANY, Empty, "version document is anonymous"),
+    r("GET", "/compute/v2.1/", ANY, Empty, "version document is anonymous"),
+    r("GET", "/compute/v2.1/flavors", ANY, Empty, "flavors: any (no policy)"),
+    r("GET", "/compute/v2.1/flavors/detail", ANY, Empty, "flavors: any (no policy)"),
+    r("GET", "/compute/v2.1/flavors/{id}", ANY, Empty, "flavors: any (no policy)"),
+    r("GET", "/compute/v2.1/servers", ANY, Empty, "servers:index PROJECT_READER_OR_ADMIN (own project)"),
+    r("POST", "/compute/v2.1/servers", CREATE, Json("{}"), "servers:create PROJECT_MEMBER_OR_ADMIN"),
+    r("GET", "/compute/v2.1/servers/detail", ANY, Empty, "servers:detail PROJECT_READER_OR_ADMIN (own project)"),
+    r("GET", "/compute/v2.1/servers/{id}", READ, Empty, "servers:show PROJECT_READER_OR_ADMIN"),
+    r("PUT", "/compute/v2.1/servers/{id}", WRITE, Json("{}"), "servers:update PROJECT_MEMBER_OR_ADMIN"),
+    r("DELETE", "/compute/v2.1/servers/{id}", WRITE, Empty, "servers:delete PROJECT_MEMBER_OR_ADMIN"),
+    r(
+        "POST",
+        "/compute/v2.1/servers/{id}/action",
+        WRITE,
+        Json(r#"{"os-stop": null}"#),
+        "servers:stop PROJECT_MEMBER_OR_ADMIN (every action: ACTIONS)",
+    ),
+    r(
+        "GET",
+        "/compute/v2.1/servers/{id}/os-instance-actions",
+        READ,
+        Empty,
+        "os-instance-actions:list PROJECT_READER_OR_ADMIN",
+    ),
+    r(
+        "GET",
+        "/compute/v2.1/servers/{id}/os-instance-actions/{req}",
+        READ,
+        Empty,
+        "os-instance-actions:show PROJECT_READER_OR_ADMIN",
+    ),
+    r(
+        "GET",
+        "/compute/v2.1/servers/{id}/os-volume_attachments",
+        READ,
+        Empty,
+        "os-volumes-attachments:index PROJECT_READER_OR_ADMIN",
+    ),
+    r(
+        "POST",
+        "/compute/v2.1/servers/{id}/os-volume_attachments",
+        WRITE,
+        Json("{}"),
+        "os-volumes-attachments:create PROJECT_MEMBER_OR_ADMIN",
+    ),
+    r(
+        "GET",
+        "/compute/v2.1/servers/{id}/os-volume_attachments/{volume}",
+        READ,
+        Empty,
+        "os-volumes-attachments:show PROJECT_READER_OR_ADMIN",
+    ),
+    r(
+        "DELETE",
+        "/compute/v2.1/servers/{id}/os-volume_attachments/{volume}",
+        WRITE,
+        Empty,
+        "os-volumes-attachments:delete PROJECT_MEMBER_OR_ADMIN",
+    ),
+    r("GET", "/compute/v2.1/os-services", ADMIN, Empty, "os-services:list ADMIN"),
+    r(
+        "PUT",
+        "/compute/v2.1/os-services/{action}",
+        ADMIN,
+        Json(r#"{"host": "policy-host", "binary": "nova-compute"}"#),
+        "os-services:update ADMIN",
+    ),
+    r("GET", "/compute/v2.1/limits", ANY, Empty, "limits RULE_ANY"),
+    r("GET", "/compute/v2.1/os-availability-zone", ANY, Empty, "os-availability-zone:list RULE_ANY"),
+    r("GET", "/compute", ANY, Empty, "version discovery is anonymous"),
+    r("GET", "/compute/", ANY, Empty, "version discovery is anonymous"),
+    r("GET", "/compute/openapi.json", ANY, Empty, "Stratus's API description is anonymous"),
+    // ---- Image (glance/policies).
+    r("GET", "/image", ANY, Empty, "version discovery is anonymous"),
+    r("GET", "/image/", ANY, Empty, "version discovery is anonymous"),
+    r("GET", "/image/versions", ANY, Empty, "version discovery is anonymous"),
+    r("GET", "/image/v2", ANY, Empty, "version discovery is anonymous"),
+    r("GET", "/image/v2/", ANY, Empty, "version discovery is anonymous"),
+    r("GET", "/image/v2/images", ANY, Empty, "get_images ADMIN_OR_PROJECT_READER (own and public images)"),
+    r("POST", "/image/v2/images", CREATE, Json("{}"), "add_image ADMIN_OR_PROJECT_MEMBER_CREATE_IMAGE"),
+    r("GET", "/image/v2/images/{id}", READ, Empty, "get_image ADMIN_OR_PROJECT_READER_GET_IMAGE"),
+    r("PATCH", "/image/v2/images/{id}", WRITE, Patch("{}"), "modify_image ADMIN_OR_PROJECT_MEMBER"),
+    r("DELETE", "/image/v2/images/{id}", WRITE, Empty, "delete_image ADMIN_OR_PROJECT_MEMBER"),
+    r("PUT", "/image/v2/images/{id}/file", WRITE, Octets, "upload_image ADMIN_OR_PROJECT_MEMBER"),
+    r(
+        "GET",
+        "/image/v2/images/{id}/file",
+        WRITE,
+        Empty,
+        "download_image ADMIN_OR_PROJECT_MEMBER_DOWNLOAD_IMAGE: readers may not download",
+    ),
+    r("PUT", "/image/v2/images/{id}/tags/{tag}", WRITE, Empty, "modify_image ADMIN_OR_PROJECT_MEMBER"),
+    r("DELETE", "/image/v2/images/{id}/tags/{tag}", WRITE, Empty, "modify_image ADMIN_OR_PROJECT_MEMBER"),
+    r("GET", "/image/v2/schemas/image", ANY, Empty, "schemas are anonymous"),
+    r("GET", "/image/v2/schemas/images", ANY, Empty, "schemas are anonymous"),
+    // ---- Block Storage (cinder/policies), under /v3/{project_id}: the URL's
+    // project must be the caller's unless admin. Cinder answers a mismatch
+    // 400 "Malformed request url" even to admins; Stratus: 403, admins pass.
+    r("GET", "/volume", ANY, Empty, "version discovery is anonymous"),
+    r("GET", "/volume/", ANY, Empty, "version discovery is anonymous"),
+    r("GET", "/volume/v3", ANY, Empty, "version discovery is anonymous"),
+    r("GET", "/volume/v3/", ANY, Empty, "version discovery is anonymous"),
+    r("GET", "/volume/v3/{project_id}/limits", IN_PROJECT, Empty, "limits_extension:used_limits PROJECT_READER"),
+    r("GET", "/volume/v3/{project_id}/volumes", IN_PROJECT, Empty, "volume:get_all PROJECT_READER"),
+    r("POST", "/volume/v3/{project_id}/volumes", MEMBER_IN, Json("{}"), "volume:create PROJECT_MEMBER"),
+    r("GET", "/volume/v3/{project_id}/volumes/detail", IN_PROJECT, Empty, "volume:get_all PROJECT_READER"),
+    r("GET", "/volume/v3/{project_id}/volumes/{volume_id}", IN_PROJECT, Empty, "volume:get PROJECT_READER"),
+    r("PUT", "/volume/v3/{project_id}/volumes/{volume_id}", MEMBER_IN, Json("{}"), "volume:update PROJECT_MEMBER"),
+    r("DELETE", "/volume/v3/{project_id}/volumes/{volume_id}", MEMBER_IN, Empty, "volume:delete PROJECT_MEMBER"),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/volumes/{volume_id}/action",
+        MEMBER_IN,
+        Json(r#"{"os-extend": {"new_size": 2}}"#),
+        "volume:extend PROJECT_MEMBER (every action: ACTIONS)",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/volumes/{volume_id}/metadata",
+        IN_PROJECT,
+        Empty,
+        "volume:get_volume_metadata PROJECT_READER",
+    ),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/volumes/{volume_id}/metadata",
+        MEMBER_IN,
+        Json("{}"),
+        "volume:create_volume_metadata PROJECT_MEMBER",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/{project_id}/volumes/{volume_id}/metadata",
+        MEMBER_IN,
+        Json("{}"),
+        "volume:update_volume_metadata PROJECT_MEMBER",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/volumes/{volume_id}/metadata/{key}",
+        IN_PROJECT,
+        Empty,
+        "volume:get_volume_metadata PROJECT_READER",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/{project_id}/volumes/{volume_id}/metadata/{key}",
+        MEMBER_IN,
+        Json("{}"),
+        "volume:update_volume_metadata PROJECT_MEMBER",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/{project_id}/volumes/{volume_id}/metadata/{key}",
+        MEMBER_IN,
+        Empty,
+        "volume:delete_volume_metadata PROJECT_MEMBER",
+    ),
+    r("GET", "/volume/v3/{project_id}/attachments", IN_PROJECT, Empty, "attachments index: project reader"),
+    r("POST", "/volume/v3/{project_id}/attachments", MEMBER_IN, Json("{}"), "volume:attachment_create PROJECT_MEMBER"),
+    r("GET", "/volume/v3/{project_id}/attachments/detail", IN_PROJECT, Empty, "attachments index: project reader"),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/attachments/{attachment_id}",
+        IN_PROJECT,
+        Empty,
+        "attachment show: project reader",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/{project_id}/attachments/{attachment_id}",
+        MEMBER_IN,
+        Json("{}"),
+        "volume:attachment_update PROJECT_MEMBER",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/{project_id}/attachments/{attachment_id}",
+        MEMBER_IN,
+        Empty,
+        "volume:attachment_delete PROJECT_MEMBER",
+    ),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/attachments/{attachment_id}/action",
+        MEMBER_IN,
+        Json(r#"{"os-complete": null}"#),
+        "volume:attachment_complete PROJECT_MEMBER",
+    ),
+    // ---- The same without the project in the URL (Cinder 3.67+).
+    r("GET", "/volume/v3/limits", ANY, Empty, "limits_extension:used_limits PROJECT_READER (own project)"),
+    r("GET", "/volume/v3/volumes", ANY, Empty, "volume:get_all PROJECT_READER (own project)"),
+    r("POST", "/volume/v3/volumes", CREATE, Json("{}"), "volume:create PROJECT_MEMBER"),
+    r("GET", "/volume/v3/volumes/detail", ANY, Empty, "volume:get_all PROJECT_READER (own project)"),
+    r("GET", "/volume/v3/volumes/{volume_id}", READ, Empty, "volume:get PROJECT_READER"),
+    r("PUT", "/volume/v3/volumes/{volume_id}", WRITE, Json("{}"), "volume:update PROJECT_MEMBER"),
+    r("DELETE", "/volume/v3/volumes/{volume_id}", WRITE, Empty, "volume:delete PROJECT_MEMBER"),
+    r(
+        "POST",
+        "/volume/v3/volumes/{volume_id}/action",
+        WRITE,
+        Json(r#"{"os-extend": {"new_size": 2}}"#),
+        "volume:extend PROJECT_MEMBER (every action: ACTIONS)",
+    ),
+    r("GET", "/volume/v3/volumes/{volume_id}/metadata", READ, Empty, "volume:get_volume_metadata PROJECT_READER"),
+    r(
+        "POST",
+        "/volume/v3/volumes/{volume_id}/metadata",
+        WRITE,
+        Json("{}"),
+        "volume:create_volume_metadata PROJECT_MEMBER",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/volumes/{volume_id}/metadata",
+        WRITE,
+        Json("{}"),
+        "volume:update_volume_metadata PROJECT_MEMBER",
+    ),
+    r("GET", "/volume/v3/volumes/{volume_id}/metadata/{key}", READ, Empty, "volume:get_volume_metadata PROJECT_READER"),
+    r(
+        "PUT",
+        "/volume/v3/volumes/{volume_id}/metadata/{key}",
+        WRITE,
+        Json("{}"),
+        "volume:update_volume_metadata PROJECT_MEMBER",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/volumes/{volume_id}/metadata/{key}",
+        WRITE,
+        Empty,
+        "volume:delete_volume_metadata PROJECT_MEMBER",
+    ),
+    r("GET", "/volume/v3/attachments", ANY, Empty, "attachments index: own project"),
+    r("POST", "/volume/v3/attachments", CREATE, Json("{}"), "volume:attachment_create PROJECT_MEMBER"),
+    r("GET", "/volume/v3/attachments/detail", ANY, Empty, "attachments index: own project"),
+    r("GET", "/volume/v3/attachments/{attachment_id}", READ, Empty, "attachment show: project reader"),
+    r("PUT", "/volume/v3/attachments/{attachment_id}", WRITE, Json("{}"), "volume:attachment_update PROJECT_MEMBER"),
+    r("DELETE", "/volume/v3/attachments/{attachment_id}", WRITE, Empty, "volume:attachment_delete PROJECT_MEMBER"),
+    r(
+        "POST",
+        "/volume/v3/attachments/{attachment_id}/action",
+        WRITE,
+        Json(r#"{"os-complete": null}"#),
+        "volume:attachment_complete PROJECT_MEMBER",
+    ),
+];
+
+/// One action of an action route, with a valid body, and what each caller gets.
+struct ActionRow {
+    path: &'static str,
+    key: &'static str,
+    body: &'static str,
+    cols: Cols,
+    why: &'static str,
+}
+
+const fn a(path: &'static str, key: &'static str, body: &'static str, cols: Cols, why: &'static str) -> ActionRow {
+    ActionRow { path, key, body, cols, why }
+}
+
+const SA: &str = "/compute/v2.1/servers/{id}/action";
+const VA: &str = "/volume/v3/volumes/{volume_id}/action";
+const VPA: &str = "/volume/v3/{project_id}/volumes/{volume_id}/action";
+
+/// Every server action key (checked against `ACTION_NAMES`) and the volume actions.
+const ACTIONS: &[ActionRow] = &[
+    a(SA, "os-stop", r#"{"os-stop": null}"#, WRITE, "servers:stop PROJECT_MEMBER_OR_ADMIN"),
+    a(SA, "os-start", r#"{"os-start": null}"#, WRITE, "servers:start PROJECT_MEMBER_OR_ADMIN"),
+    a(SA, "pause", r#"{"pause": null}"#, WRITE, "os-pause-server:pause PROJECT_MEMBER_OR_ADMIN"),
+    a(SA, "unpause", r#"{"unpause": null}"#, WRITE, "os-pause-server:unpause PROJECT_MEMBER_OR_ADMIN"),
+    a(SA, "suspend", r#"{"suspend": null}"#, WRITE, "os-suspend-server:suspend PROJECT_MEMBER_OR_ADMIN"),
+    a(SA, "resume", r#"{"resume": null}"#, WRITE, "os-suspend-server:resume PROJECT_MEMBER_OR_ADMIN"),
+    a(SA, "shelve", r#"{"shelve": null}"#, WRITE, "os-shelve:shelve PROJECT_MEMBER_OR_ADMIN"),
+    a(SA, "shelveOffload", r#"{"shelveOffload": null}"#, ADMIN_ON, "os-shelve:shelve_offload ADMIN"),
+    a(SA, "unshelve", r#"{"unshelve": null}"#, WRITE, "os-shelve:unshelve PROJECT_MEMBER_OR_ADMIN"),
+    a(
+        SA,
+        "migrate",
+        r#"{"migrate": null}"#,
+        ADMIN_ON,
+        "os-migrate-server:migrate PROJECT_MANAGER_OR_ADMIN (Stratus has no manager role)",
+    ),
+    a(SA, "confirmResize", r#"{"confirmResize": null}"#, WRITE, "servers:confirm_resize PROJECT_MEMBER_OR_ADMIN"),
+    a(SA, "revertResize", r#"{"revertResize": null}"#, WRITE, "servers:revert_resize PROJECT_MEMBER_OR_ADMIN"),
+    a(SA, "restore", r#"{"restore": null}"#, WRITE, "os-deferred-delete:restore PROJECT_MEMBER_OR_ADMIN"),
+    a(SA, "forceDelete", r#"{"forceDelete": null}"#, WRITE, "os-deferred-delete:force PROJECT_MEMBER_OR_ADMIN"),
+    a(SA, "unlock", r#"{"unlock": null}"#, WRITE, "os-lock-server:unlock PROJECT_MEMBER_OR_ADMIN"),
+    a(SA, "lock", r#"{"lock": null}"#, WRITE, "os-lock-server:lock PROJECT_MEMBER_OR_ADMIN"),
+    a(SA, "reboot", r#"{"reboot": {"type": "HARD"}}"#, WRITE, "servers:reboot PROJECT_MEMBER_OR_ADMIN"),
+    a(SA, "resize", r#"{"resize": {"flavorRef": "1"}}"#, WRITE, "servers:resize PROJECT_MEMBER_OR_ADMIN"),
+    a(SA, "evacuate", r#"{"evacuate": {"onSharedStorage": false}}"#, ADMIN_ON, "os-evacuate ADMIN"),
+    a(SA, "createImage", r#"{"createImage": {"name": "snap"}}"#, WRITE, "servers:create_image PROJECT_MEMBER_OR_ADMIN"),
+    a(SA, "os-resetState", r#"{"os-resetState": {"state": "active"}}"#, ADMIN_ON, "os-admin-actions:reset_state ADMIN"),
+    a(
+        SA,
+        "os-getConsoleOutput",
+        r#"{"os-getConsoleOutput": {}}"#,
+        WRITE,
+        "os-console-output PROJECT_MEMBER_OR_ADMIN: readers may not read the console",
+    ),
+    a(VA, "os-extend", r#"{"os-extend": {"new_size": 2}}"#, WRITE, "volume:extend PROJECT_MEMBER"),
+    a(
+        VA,
+        "os-reset_status",
+        r#"{"os-reset_status": {"status": "available"}}"#,
+        ADMIN_ON,
+        "volume_extension:volume_admin_actions:reset_status ADMIN (the volume is looked up first)",
+    ),
+    a(VA, "os-set_bootable", r#"{"os-set_bootable": {"bootable": true}}"#, WRITE, "volume:update PROJECT_MEMBER"),
+    a(VPA, "os-extend", r#"{"os-extend": {"new_size": 2}}"#, MEMBER_IN, "volume:extend PROJECT_MEMBER"),
+    a(
+        VPA,
+        "os-reset_status",
+        r#"{"os-reset_status": {"status": "available"}}"#,
+        ADMIN,
+        "volume_extension:volume_admin_actions:reset_status ADMIN",
+    ),
+    a(VPA, "os-set_bootable", r#"{"os-set_bootable": {"bootable": true}}"#, MEMBER_IN, "volume:update PROJECT_MEMBER"),
+];
+
+// ---------------------------------------------------------------------------
+// The cloud the matrix runs against.
+
+/// Removes the test's directory when dropped.
+struct TempDir(PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Project `demo` with a reader and a member, project `alt` with a member,
+/// project `admin` with an admin; a flavor and a compute host.
+struct Env {
+    state: AppState,
+    app: axum::Router,
+    ds: stratus_db::Datastore,
+    /// Tokens in column order.
+    tokens: [String; 4],
+    member: AuthContext,
+    member_token: String,
+    member_role: String,
+    _dir: TempDir,
+}
+
+/// The compute host `os-services` rows act on.
+const HOST: &str = "policy-host";
+
+async fn env() -> Env {
+    let dir = std::env::temp_dir().join(format!("stratus-policy-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(dir.join("images")).expect("mkdir");
+    let ds = stratus_db::Datastore::open_sqlite(&dir.join("t.db")).await.expect("open db");
+    for (user, project, role) in [
+        ("viewer", "demo", "reader"),
+        ("demo", "demo", "member"),
+        ("alt", "alt", "member"),
+        ("admin", "admin", "admin"),
+    ] {
+        stratus_auth::bootstrap_user(&ds, user, "pw", project, role, false).await.expect("bootstrap");
+    }
+    let identity = stratus_auth::Identity::new(ds.clone(), chrono::Duration::hours(1));
+    let mut issued = Vec::new();
+    for (user, project) in [("viewer", "demo"), ("demo", "demo"), ("alt", "alt"), ("admin", "admin")] {
+        let t =
+            identity.authenticate(user, "pw", stratus_auth::ProjectScope::Name(project.into())).await.expect("token");
+        issued.push(t);
+    }
+    let member = issued[1].context.clone();
+    let member_token = issued[1].token.clone();
+    let tokens = [0, 1, 2, 3].map(|i| issued[i].token.clone());
+    let bus: Arc<dyn stratus_bus::Bus> = Arc::new(stratus_bus::InProcessBus::new());
+    let compute = stratus_controller::compute_api::ComputeApi::new(
+        ds.clone(),
+        bus.clone(),
+        stratus_controller::ControllerConfig::default(),
+    );
+    // Every destructive row makes fresh resources: no quota may run out.
+    let cfg = stratus_volume::VolumeConfig {
+        image_dir: dir.join("images"),
+        quota_volumes: 1_000_000,
+        quota_gigabytes: 1_000_000,
+        ..Default::default()
+    };
+    let backend = Arc::new(stratus_volume::testing::MemBackend::new());
+    let volume = Arc::new(stratus_volume::VolumeService::new(ds.clone(), backend, cfg));
+    let quota = stratus_image::ImageQuota { count_total: -1, ..Default::default() };
+    let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.join("images")).with_quota(quota));
+    let state = AppState { identity, compute, bus, public_url: "http://127.0.0.1:8774".into(), volume, images };
+    ds.flavor_ensure(&stratus_db::FlavorRow {
+        id: "1".into(),
+        name: "m1.tiny".into(),
+        vcpus: 1,
+        ram_mb: 512,
+        disk_gb: 1,
+        ephemeral_gb: 0,
+        swap_mb: 0,
+        rxtx_factor: 1.0,
+        is_public: true,
+        disabled: false,
+    })
+    .await
+    .expect("flavor");
+    let cap = stratus_db::HostCapacity { vcpus: 8, memory_mb: 8192, disk_gb: 100 };
+    ds.service_join(HOST, cap, chrono::Duration::minutes(5)).await.expect("compute host");
+    let member_role = ds.role_find("member").await.expect("member role").id;
+    let app = crate::router(state.clone());
+    Env { state, app, ds, tokens, member, member_token, member_role, _dir: TempDir(dir) }
+}
+
+/// Resources of project `demo` the requests name, and identity victims.
+#[derive(Clone)]
+struct World {
+    server: String,
+    request_id: String,
+    volume: String,
+    attached_volume: String,
+    attachment: String,
+    image: String,
+    victim_project: String,
+    victim_user: String,
+    /// A token of the owning project's member.
+    subject: String,
+}
+
+async fn world(e: &Env) -> World {
+    let demo = e.member.project_id.clone();
+    let server = new_server(e).await;
+    let request_id = format!("req-{}", uuid::Uuid::new_v4());
+    let server_id = server.parse().expect("server id");
+    e.ds.action_create(&server_id, &request_id, "create", &e.member.user_id, &demo).await.expect("instance action");
+    let volume = new_volume(e).await;
+    let attached_volume = new_volume(e).await;
+    let attachment = e
+        .state
+        .volume
+        .attachment_create(&e.member, &attached_volume, &server, None)
+        .await
+        .expect("attachment")
+        .id
+        .to_string();
+    let body = json!({"name": "policy", "disk_format": "qcow2", "container_format": "bare"});
+    let image =
+        e.state.images.create(&e.member, body.as_object().expect("object")).await.expect("image").id.to_string();
+    e.state.images.add_tag(&e.member, &image, "t").await.expect("tag");
+    let victim_project = uuid::Uuid::new_v4().simple().to_string();
+    e.ds.project_create(&stratus_db::ProjectRow {
+        id: victim_project.clone(),
+        name: format!("victim-{victim_project}"),
+        domain_id: "default".into(),
+        description: String::new(),
+        enabled: true,
+    })
+    .await
+    .expect("victim project");
+    let victim_user = uuid::Uuid::new_v4().simple().to_string();
+    e.ds.user_create(&stratus_db::UserRow {
+        id: victim_user.clone(),
+        name: format!("victim-{victim_user}"),
+        domain_id: "default".into(),
+        password_hash: "!".into(),
+        email: None,
+        default_project_id: None,
+        enabled: true,
+    })
+    .await
+    .expect("victim user");
+    e.ds.assignment_put(&victim_user, &demo, &e.member_role).await.expect("victim grant");
+    let subject = e.state.identity.reissue(&e.member, &e.member_token).await.expect("subject token").token;
+    World { server, request_id, volume, attached_volume, attachment, image, victim_project, victim_user, subject }
+}
+
+/// Which resources a row's requests get.
+#[derive(Clone, Copy)]
+enum Fresh {
+    /// The shared ones (the row changes nothing another row needs).
+    No,
+    /// A whole new world per caller (the row destroys what it names).
+    All,
+    /// A new server per caller (server actions).
+    Server,
+    /// A new volume per caller (volume actions).
+    Volume,
+}
+
+/// A new active server of `demo`, as the member's.
+async fn new_server(e: &Env) -> String {
+    let server = stratus_types::ServerId::new();
+    stratus_volume::testing::insert_server(&e.ds, server, &e.member.project_id).await.expect("server");
+    server.to_string()
+}
+
+/// A new 1 GiB volume of `demo` with metadata `k=v`.
+async fn new_volume(e: &Env) -> String {
+    let v = stratus_volume::NewVolume {
+        size: 1,
+        metadata: [("k".to_string(), "v".to_string())].into(),
+        ..Default::default()
+    };
+    e.state.volume.create(&e.member, v).await.expect("volume").id.to_string()
+}
+
+/// The URL of `template` naming the resources of `w`. A parameter without a
+/// fixture panics, so a new kind of route gets one.
+fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
+    let identity_delete = method == "DELETE" && template.starts_with("/identity/");
+    let endpoint = || {
+        stratus_api::identity::endpoint_views(&e.state.public_url)
+            .first()
+            .and_then(|v| v["id"].as_str().map(str::to_string))
+            .expect("an endpoint")
+    };
+    let service = || {
+        stratus_api::identity::service_view(&e.state.public_url, &stratus_api::identity::SERVICES[0])["id"]
+            .as_str()
+            .expect("service id")
+            .to_string()
+    };
+    let mut prev = "";
+    let mut out = Vec::new();
+    for seg in template.split('/') {
+        let v = match (prev, seg) {
+            (_, s) if !s.starts_with('{') => s.to_string(),
+            ("servers", "{id}") => w.server.clone(),
+            ("flavors", "{id}") => "1".into(),
+            ("images", "{id}") => w.image.clone(),
+            (_, "{req}") => w.request_id.clone(),
+            (_, "{volume}") => w.attached_volume.clone(),
+            (_, "{volume_id}") => w.volume.clone(),
+            (_, "{key}") => "k".into(),
+            (_, "{attachment_id}") => w.attachment.clone(),
+            (_, "{tag}") => "t".into(),
+            (_, "{action}") => "enable".into(),
+            ("projects", "{project_id}") if identity_delete && template.ends_with("{project_id}") => {
+                w.victim_project.clone()
+            }
+            (_, "{project_id}") => e.member.project_id.clone(),
+            (_, "{user_id}") if identity_delete => w.victim_user.clone(),
+            (_, "{user_id}") => e.member.user_id.clone(),
+            (_, "{role_id}") => e.member_role.clone(),
+            (_, "{domain_id}") => stratus_api::identity::DEFAULT_DOMAIN_ID.into(),
+            (_, "{service_id}") => service(),
+            (_, "{endpoint_id}") => endpoint(),
+            (_, "{region_id}") => stratus_api::identity::REGION.into(),
+            (p, s) => panic!("no fixture for {s} (after /{p}) in {template}: add one to fill()"),
+        };
+        out.push(v);
+        prev = seg;
+    }
+    out.join("/")
+}
+
+/// Send one request as column `col`; the status and the start of the body.
+async fn send(e: &Env, col: usize, method: &str, url: &str, what: Payload, w: &World) -> (StatusCode, String) {
+    let mut req = Request::builder().method(method).uri(url).header("x-auth-token", &e.tokens[col]);
+    if url.starts_with("/volume/") {
+        req = req.header("openstack-api-version", "volume latest");
+    }
+    let body = match what {
+        Empty => Body::empty(),
+        Json(b) => {
+            req = req.header("content-type", "application/json");
+            Body::from(b)
+        }
+        Patch(b) => {
+            req = req.header("content-type", "application/openstack-images-v2.1-json-patch");
+            Body::from(b)
+        }
+        Octets => {
+            req = req.header("content-type", "application/octet-stream");
+            Body::empty()
+        }
+        Subject => {
+            req = req.header("x-subject-token", &w.subject);
+            Body::empty()
+        }
+    };
+    let resp = e.app.clone().oneshot(req.body(body).expect("request")).await.expect("response");
+    let status = resp.status();
+    let bytes = to_bytes(resp.into_body(), 64 * 1024 * 1024).await.unwrap_or_default();
+    let text: String = String::from_utf8_lossy(&bytes).chars().take(160).collect();
+    (status, text)
+}
+
+fn class_ok(want: Class, got: StatusCode) -> bool {
+    match want {
+        Class::Allowed => ![StatusCode::UNAUTHORIZED, StatusCode::FORBIDDEN, StatusCode::NOT_FOUND].contains(&got),
+        Class::Forbidden => got == StatusCode::FORBIDDEN,
+        Class::NotFound => got == StatusCode::NOT_FOUND,
+    }
+}
+
+fn key(method: &str, path: &str) -> (String, String) {
+    (method.to_string(), path.to_string())
+}
+
+#[test]
+fn every_route_has_exactly_one_row_and_every_row_a_route() {
+    let scanned: BTreeSet<(String, String)> =
+        crate::auth_matrix_tests::every_route().iter().map(|(m, p)| key(m, p)).collect();
+    let mut rows = BTreeSet::new();
+    let mut wrong = Vec::new();
+    for row in ROWS {
+        if !rows.insert(key(row.method, row.path)) {
+            wrong.push(format!("two rows for {} {}", row.method, row.path));
+        }
+        assert!(!row.why.is_empty(), "{} {}: say which rule the row mirrors", row.method, row.path);
+    }
+    for (m, p) in scanned.difference(&rows) {
+        wrong.push(format!("route without a row: {m} {p}"));
+    }
+    for (m, p) in rows.difference(&scanned) {
+        wrong.push(format!("row for a route the router does not serve: {m} {p}"));
+    }
+    for name in stratus_api::compute::actions::ACTION_NAMES {
+        if !ACTIONS.iter().any(|x| x.path == SA && x.key == *name) {
+            wrong.push(format!("server action without a row: {name}"));
+        }
+    }
+    for x in ACTIONS {
+        let body: Value = serde_json::from_str(x.body).expect("action body is JSON");
+        if body.as_object().and_then(|o| o.keys().next()).map(String::as_str) != Some(x.key) {
+            wrong.push(format!("action row {} sends another action: {}", x.key, x.body));
+        }
+        if !rows.contains(&key("POST", x.path)) {
+            wrong.push(format!("action row {} of an unknown route {}", x.key, x.path));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Run one request per column; mismatches are added to `wrong`.
+#[allow(clippy::too_many_arguments)]
+async fn check(
+    e: &Env,
+    shared: &World,
+    fresh: Fresh,
+    method: &str,
+    template: &str,
+    label: &str,
+    cols: Cols,
+    what: Payload,
+    why: &str,
+    wrong: &mut Vec<String>,
+) {
+    // Forbidden and not-found callers first: they must change nothing.
+    for col in [0, 2, 1, 3] {
+        let w = match fresh {
+            Fresh::No => shared.clone(),
+            Fresh::All => world(e).await,
+            Fresh::Server => World { server: new_server(e).await, ..shared.clone() },
+            Fresh::Volume => World { volume: new_volume(e).await, ..shared.clone() },
+        };
+        let url = fill(template, method, e, &w);
+        let (status, body) = send(e, col, method, &url, what, &w).await;
+        if !class_ok(cols[col], status) {
+            wrong.push(format!(
+                "{method} {label} as {}: {status}, expected {:?} ({why}); body: {body}",
+                ROLES[col], cols[col]
+            ));
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_each_role_as_the_openstack_default_policy() {
+    let e = env().await;
+    let shared = world(&e).await;
+    let mut wrong = Vec::new();
+    // Rows that destroy what they name get fresh resources per caller, after the others.
+    let (destructive, others): (Vec<&Row>, Vec<&Row>) = ROWS.iter().partition(|r| r.method == "DELETE");
+    for row in others {
+        check(&e, &shared, Fresh::No, row.method, row.path, row.path, row.cols, row.send, row.why, &mut wrong).await;
+    }
+    for row in destructive {
+        check(&e, &shared, Fresh::All, row.method, row.path, row.path, row.cols, row.send, row.why, &mut wrong).await;
+    }
+    for x in ACTIONS {
+        let label = format!("{} {}", x.path, x.key);
+        let fresh = if x.path == SA { Fresh::Server } else { Fresh::Volume };
+        check(&e, &shared, fresh, "POST", x.path, &label, x.cols, Json(x.body), x.why, &mut wrong).await;
+    }
+    assert!(wrong.is_empty(), "{} mismatches:\n{}", wrong.len(), wrong.join("\n"));
+}
