@@ -29,11 +29,10 @@ impl ComputeApi {
             return Err(ComputeError::Forbidden("Policy doesn't allow this action to be performed.".into()));
         }
         let r = rule(&action);
-        if r.admin_only && !ctx.is_admin() {
-            return Err(ComputeError::Forbidden(format!(
-                "Policy doesn't allow os_compute_api:os-{} to be performed.",
-                r.method
-            )));
+        if let Some(policy) = r.admin_only
+            && !ctx.is_admin()
+        {
+            return Err(ComputeError::Forbidden(format!("Policy doesn't allow {policy} to be performed.")));
         }
         if s.locked && !ctx.is_admin() {
             return Err(ComputeError::Locked { id: id.to_string() });
@@ -280,7 +279,8 @@ struct Rule {
     from_vm: Vec<VmState>,
     tasks: Vec<Option<TaskState>>,
     new_task: TaskState,
-    admin_only: bool,
+    /// Nova's rule, when its default is ADMIN (no project role suffices).
+    admin_only: Option<&'static str>,
 }
 
 /// Allowed states per action, from `nova/compute/api.py`'s `check_instance_state` decorators.
@@ -294,7 +294,7 @@ fn rule(a: &Action) -> Rule {
         from_vm,
         tasks: vec![None],
         new_task,
-        admin_only: false,
+        admin_only: None,
     };
     match a {
         Action::Stop => r("stop", OpKind::Stop, vec![V::Active, V::Error], T::PoweringOff),
@@ -318,16 +318,21 @@ fn rule(a: &Action) -> Rule {
         Action::Shelve => {
             r("shelve", OpKind::Shelve, vec![V::Active, V::Stopped, V::Paused, V::Suspended], T::Shelving)
         }
-        Action::ShelveOffload => r("shelveOffload", OpKind::ShelveOffload, vec![V::Shelved], T::ShelvingOffloading),
+        // Nova's default for os-shelve:shelve_offload is ADMIN (shelve and unshelve are the member's).
+        Action::ShelveOffload => Rule {
+            admin_only: Some("os_compute_api:os-shelve:shelve_offload"),
+            ..r("shelveOffload", OpKind::ShelveOffload, vec![V::Shelved], T::ShelvingOffloading)
+        },
         Action::Unshelve => r("unshelve", OpKind::Unshelve, vec![V::Shelved, V::ShelvedOffloaded], T::Unshelving),
         Action::Resize { .. } => r("resize", OpKind::Resize, vec![V::Active, V::Stopped], T::ResizePrep),
-        Action::Migrate => {
-            Rule { admin_only: true, ..r("migrate", OpKind::Resize, vec![V::Active, V::Stopped], T::ResizePrep) }
-        }
+        Action::Migrate => Rule {
+            admin_only: Some("os_compute_api:os-migrate-server:migrate"),
+            ..r("migrate", OpKind::Resize, vec![V::Active, V::Stopped], T::ResizePrep)
+        },
         Action::ConfirmResize => r("confirmResize", OpKind::ConfirmResize, vec![V::Resized], T::ResizeConfirming),
         Action::RevertResize => r("revertResize", OpKind::RevertResize, vec![V::Resized], T::ResizeReverting),
         Action::Evacuate => Rule {
-            admin_only: true,
+            admin_only: Some("os_compute_api:os-evacuate"),
             ..r("evacuate", OpKind::Evacuate, vec![V::Active, V::Stopped, V::Error], T::Rebuilding)
         },
         Action::CreateImage { .. } => r(
