@@ -11,7 +11,9 @@ use stratus_types::agent::{ConsoleReply, ConsoleRequest, agent_console_subject};
 
 impl ComputeApi {
     /// The server's console log, its last `length` lines if given. 404 for a
-    /// server the caller cannot see (or whose host has no VM of it), 409 when
+    /// server the caller cannot see (or whose host has no VM of it), 403 for a
+    /// reader (Nova's default for os-console-output is PROJECT_MEMBER_OR_ADMIN:
+    /// the console may show secrets a read-only role must not get), 409 when
     /// the server has no host (not scheduled yet, shelved offloaded), is being
     /// deleted, or its host does not answer within the rpc timeout.
     pub async fn console_output(
@@ -21,6 +23,11 @@ impl ComputeApi {
         length: Option<usize>,
     ) -> Result<String, ComputeError> {
         let server = self.get_visible(ctx, id).await?;
+        if !ctx.can_write() {
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow os_compute_api:os-console-output to be performed.".into(),
+            ));
+        }
         if server.task_state == Some(TaskState::Deleting) {
             return Err(ComputeError::Conflict(format!(
                 "Cannot 'os-getConsoleOutput' instance {} while it is in task_state deleting",
