@@ -18,6 +18,7 @@ impl ComputeApi {
         req: ServerCreate,
         request_id: &str,
     ) -> Result<Vec<Created>, ComputeError> {
+        self.authorize_create(ctx)?;
         let (bdm_image, volumes) = self.check_bdms(ctx, &req.block_devices).await?;
         let boot_from_volume = volumes.iter().any(|v| v.boot_index == Some(0));
         let flavor = self.flavor_for_request(&req.flavor_ref, &req.flavor_id).await?;
@@ -157,6 +158,17 @@ impl ComputeApi {
         Ok(image)
     }
 
+    /// May the caller create servers? Nova's `os_compute_api:servers:create`
+    /// is PROJECT_MEMBER_OR_ADMIN. The handler asks before it reads the body,
+    /// so a reader gets 403 rather than a 400 about the body.
+    pub fn authorize_create(&self, ctx: &AuthContext) -> Result<(), ComputeError> {
+        if ctx.can_write() {
+            Ok(())
+        } else {
+            Err(ComputeError::Forbidden("Policy doesn't allow os_compute_api:servers:create to be performed.".into()))
+        }
+    }
+
     /// Create `spec.count` servers (all or none, within quota).
     pub async fn create_servers(
         &self,
@@ -164,11 +176,7 @@ impl ComputeApi {
         spec: &ServerSpec,
         request_id: &str,
     ) -> Result<Vec<Created>, ComputeError> {
-        if !ctx.can_write() {
-            return Err(ComputeError::Forbidden(
-                "Policy doesn't allow os_compute_api:servers:create to be performed.".into(),
-            ));
-        }
+        self.authorize_create(ctx)?;
         if spec.count > 1 && spec.volumes.iter().any(|b| b.volume_id.is_some()) {
             return Err(ComputeError::BadRequest("Cannot attach one or more volumes to multiple instances".into()));
         }

@@ -3,7 +3,7 @@
 
 use super::{ComputeApi, ComputeError, Resource, device_name};
 use stratus_auth::AuthContext;
-use stratus_db::{AttachmentRow, DbError, NewOperation, OpStart};
+use stratus_db::{AttachmentRow, DbError, NewOperation, OpStart, ServerRow};
 use stratus_types::invalid_state_message;
 use stratus_types::{AttachmentId, VmState, VolumeId};
 
@@ -30,6 +30,20 @@ impl ComputeApi {
         a.ok_or_else(|| ComputeError::AttachmentNotFound { server: id.to_string(), volume: volume_id.to_string() })
     }
 
+    /// The server `id` if the caller may attach volumes to it: it sees the
+    /// server (else 404) and Nova's `os-volumes-attachments:create` is
+    /// PROJECT_MEMBER_OR_ADMIN (else 403). The handler asks before it reads
+    /// the body, so neither answer hides behind a 400 about the body.
+    pub async fn authorize_attach(&self, ctx: &AuthContext, id: &str) -> Result<ServerRow, ComputeError> {
+        let s = self.get_visible(ctx, id).await?;
+        if !ctx.can_write() {
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow os_compute_api:os-volumes-attachments:create to be performed.".into(),
+            ));
+        }
+        Ok(s)
+    }
+
     /// `POST /servers/{id}/os-volume_attachments`: reserve the volume and
     /// have the host open it. Allowed states follow Nova (below 2.20: not shelved).
     pub async fn attach_volume(
@@ -39,12 +53,7 @@ impl ComputeApi {
         volume_id: &str,
         request_id: &str,
     ) -> Result<AttachmentRow, ComputeError> {
-        let s = self.get_visible(ctx, id).await?;
-        if !ctx.can_write() {
-            return Err(ComputeError::Forbidden(
-                "Policy doesn't allow os_compute_api:os-volumes-attachments:create to be performed.".into(),
-            ));
-        }
+        let s = self.authorize_attach(ctx, id).await?;
         if s.locked && !ctx.is_admin() {
             return Err(ComputeError::Locked { id: id.to_string() });
         }

@@ -38,6 +38,8 @@ pub(super) async fn volume_attach(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    // Existence and policy before the body: 404/403 never hide behind a 400.
+    st.compute.authorize_attach(&ctx, &id).await?;
     let req = VolumeAttach::parse(&parse_json::<Value>(&body)?)?;
     let a = st.compute.attach_volume(&ctx, &id, &req.volume_id, &rid.0).await?;
     Ok(Json(json!({"volumeAttachment": views::attachment(&a)})))

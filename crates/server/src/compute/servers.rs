@@ -78,6 +78,8 @@ pub(super) async fn server_create(
     Extension(rid): Extension<RequestId>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // The policy before the body: a reader gets 403, not a 400 about it.
+    st.compute.authorize_create(&ctx)?;
     let req: CreateServerRequest = parse_json(&body)?;
     let c = req.check()?;
     let (reservation_only, admin_pass, networked) =
