@@ -202,8 +202,10 @@ impl ImageService {
         Ok(image)
     }
 
-    /// An image the caller may see and change.
-    async fn get_modifiable(&self, ctx: &AuthContext, id: &str) -> Result<ImageRow, ImageError> {
+    /// An image the caller may see (else 404) and change (else 403). The
+    /// HTTP layer asks before it reads a request body, so neither answer
+    /// hides behind a 400 about the body.
+    pub async fn get_modifiable(&self, ctx: &AuthContext, id: &str) -> Result<ImageRow, ImageError> {
         let row = self.get_visible(ctx, id).await?;
         rules::check_modify(ctx, &row)?;
         Ok(row)
@@ -367,6 +369,7 @@ impl ImageService {
     /// An image's bytes, or [`Download::Empty`] while it has none.
     pub async fn download(&self, ctx: &AuthContext, id: &str) -> Result<Download, ImageError> {
         let row = self.get_visible(ctx, id).await?;
+        rules::check_download(ctx)?;
         if row.status != ImageStatus::Active || row.size.is_none() {
             return Ok(Download::Empty);
         }

@@ -56,6 +56,13 @@ pub fn check_write(ctx: &AuthContext) -> Result<(), ImageError> {
     if ctx.can_write() { Ok(()) } else { Err(ImageError::NotAuthorized) }
 }
 
+/// Readers see an image's record but not its bytes: Glance's
+/// `download_image` default is ADMIN_OR_PROJECT_MEMBER_DOWNLOAD_IMAGE, a
+/// member role on a project that may see the image.
+pub fn check_download(ctx: &AuthContext) -> Result<(), ImageError> {
+    check_write(ctx)
+}
+
 /// Is `id` a hyphenated UUID (the only ids Stratus stores, and so the only
 /// names that ever reach the file system)?
 pub fn is_uuid(id: &str) -> bool {

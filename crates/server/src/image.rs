@@ -106,6 +106,8 @@ async fn patch_image(
             "Unsupported Content-Type '{mt}'; use application/openstack-images-v2.1-json-patch."
         )));
     }
+    // Existence and policy before the body: 404/403 never hide behind a 400.
+    state.images.get_modifiable(&ctx, &id).await?;
     let ops: Vec<Value> = parse_json(&body)?;
     let row = state.images.patch(&ctx, &id, &ops).await?;
     Ok(axum::Json(image_view(&row)))
