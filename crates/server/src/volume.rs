@@ -9,6 +9,8 @@
 //! (Cinder 3.67+). Requests under `/volume/v3` negotiate the `volume`
 //! microversion. Handlers only translate: the request bodies and views are
 //! in [`stratus_api::volume`], the logic in [`stratus_volume::VolumeService`].
+//! Handlers that read a body ask the service for existence and policy first,
+//! so a 404 or 403 never hides behind a 400 about the body.
 
 use crate::AppState;
 use crate::error::{ApiError, parse_json};
@@ -247,6 +249,8 @@ async fn create_volume(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     scope(&ctx, &p)?;
+    // The policy before the body: a reader gets 403, not a 400 about it.
+    stratus_volume::check_write(&ctx, "create")?;
     let c = CreateVolume::parse(&parse_json(&body)?)?;
     let row = state.volume.create(&ctx, c).await?;
     let body = json!({ "volume": detail_of(&state, &ctx, &row).await? });
@@ -272,6 +276,7 @@ async fn update_volume(
 ) -> Result<axum::Json<Value>, ApiError> {
     scope(&ctx, &p)?;
     let id = param(&p, "volume_id")?;
+    state.volume.get_writable(&ctx, id, "update").await?;
     let u = UpdateVolume::parse(&parse_json(&body)?)?;
     let row = state.volume.update(&ctx, id, u).await?;
     Ok(axum::Json(json!({ "volume": detail_of(&state, &ctx, &row).await? })))
@@ -334,6 +339,7 @@ async fn write_metadata(
     replace: bool,
 ) -> Result<axum::Json<Value>, ApiError> {
     scope(ctx, p)?;
+    state.volume.get_writable(ctx, param(p, "volume_id")?, "update_volume_metadata").await?;
     let m = wire::parse_metadata(&parse_json(body)?)?;
     let out = state.volume.set_metadata(ctx, param(p, "volume_id")?, m, replace).await?;
     Ok(axum::Json(json!({ "metadata": out })))
@@ -379,6 +385,7 @@ async fn set_metadata_key(
 ) -> Result<axum::Json<Value>, ApiError> {
     scope(&ctx, &p)?;
     let (id, key) = (param(&p, "volume_id")?, param(&p, "key")?);
+    state.volume.get_writable(&ctx, id, "update_volume_metadata").await?;
     let value = wire::parse_meta_key(&parse_json(&body)?, key)?;
     state.volume.set_metadata(&ctx, id, BTreeMap::from([(key.to_string(), value.clone())]), false).await?;
     Ok(axum::Json(json!({ "meta": { key: value } })))
@@ -412,6 +419,7 @@ async fn create_attachment(
 ) -> Result<axum::Json<Value>, ApiError> {
     require_mv(mv, MV_ATTACHMENTS)?;
     scope(&ctx, &p)?;
+    stratus_volume::check_write(&ctx, "attachment_create")?;
     let c = CreateAttachment::parse(&parse_json(&body)?)?;
     let a = state.volume.attachment_create(&ctx, &c.volume_id, &c.instance_uuid, c.connector.as_ref()).await?;
     let (a, vol) = state.volume.attachment_get_visible(&ctx, &a.id.to_string()).await?;
@@ -430,6 +438,7 @@ async fn update_attachment(
     require_mv(mv, MV_ATTACHMENTS)?;
     scope(&ctx, &p)?;
     let id = param(&p, "attachment_id")?;
+    state.volume.attachment_get_writable(&ctx, id, "attachment_update").await?;
     let connector = wire::parse_attachment_connector(&parse_json(&body)?)?;
     state.volume.attachment_update(&ctx, id, &connector).await?;
     let (a, vol) = state.volume.attachment_get_visible(&ctx, id).await?;

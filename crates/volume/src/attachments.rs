@@ -2,7 +2,7 @@
 //! (`attachment_create`), record the host's connector, complete, delete,
 //! and the connection info a host needs to open the volume.
 
-use crate::{AttachMode, AttachStatus, ListFilter, Missing, VolumeError, VolumeService, VolumeStatus, require_write};
+use crate::{AttachMode, AttachStatus, ListFilter, Missing, VolumeError, VolumeService, VolumeStatus, check_write};
 use serde_json::{Value, json};
 use stratus_auth::AuthContext;
 use stratus_db::{AttachmentRow, DbError, VolumeRow};
@@ -37,6 +37,20 @@ impl VolumeService {
         Ok((a, v))
     }
 
+    /// An attachment the caller may see (else 404) and change (else 403
+    /// naming `volume:{action}`): what the HTTP layer checks before it reads
+    /// a request body, so neither answer hides behind a 400 about the body.
+    pub async fn attachment_get_writable(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        action: &str,
+    ) -> Result<(AttachmentRow, VolumeRow), VolumeError> {
+        let found = self.attachment_get_visible(ctx, id).await?;
+        check_write(ctx, action)?;
+        Ok(found)
+    }
+
     /// Attachments of the volumes the caller may list.
     pub async fn attachment_list(
         &self,
@@ -66,7 +80,7 @@ impl VolumeService {
     ) -> Result<AttachmentRow, VolumeError> {
         let v = self.get_visible(ctx, volume_id).await?;
         let vid: VolumeId = v.id;
-        require_write(ctx, "attachment_create")?;
+        check_write(ctx, "attachment_create")?;
         // Cinder tests the connector for truth: `{}` is no connector.
         let connector = connector.filter(|c| !c.is_null() && c.as_object().is_none_or(|o| !o.is_empty()));
         let Ok(server_id) = instance_uuid.parse::<ServerId>() else {
@@ -145,7 +159,7 @@ impl VolumeService {
         connector: &Value,
     ) -> Result<AttachmentRow, VolumeError> {
         let aid = self.attachment_get_visible(ctx, id).await?.0.id;
-        require_write(ctx, "attachment_update")?;
+        check_write(ctx, "attachment_update")?;
         if !connector.is_object() {
             return Err(VolumeError::BadRequest("Invalid input for field/attribute connector.".into()));
         }
@@ -158,7 +172,7 @@ impl VolumeService {
     /// attachment is `attached`, the volume `in-use`.
     pub async fn attachment_complete(&self, ctx: &AuthContext, id: &str) -> Result<(), VolumeError> {
         let aid = self.attachment_get_visible(ctx, id).await?.0.id;
-        require_write(ctx, "attachment_complete")?;
+        check_write(ctx, "attachment_complete")?;
         match self.ds.attachment_complete(&aid).await {
             Ok(()) => {
                 info!(attachment = id, "attachment complete");
@@ -173,7 +187,7 @@ impl VolumeService {
     /// disconnected): the volume is `available` once it has no other.
     pub async fn attachment_delete(&self, ctx: &AuthContext, id: &str) -> Result<(), VolumeError> {
         let aid = self.attachment_get_visible(ctx, id).await?.0.id;
-        require_write(ctx, "attachment_delete")?;
+        check_write(ctx, "attachment_delete")?;
         self.ds.attachment_delete(&aid).await?;
         info!(attachment = id, "attachment deleted");
         Ok(())

@@ -211,7 +211,11 @@ impl Drop for Inflight<'_> {
     }
 }
 
-fn require_write(ctx: &AuthContext, action: &str) -> Result<(), VolumeError> {
+/// Cinder's default for every change (`volume:create`, `volume:update`,
+/// `volume:attachment_create`, ...) is SYSTEM_ADMIN_OR_PROJECT_MEMBER:
+/// readers change nothing. Public so the HTTP layer can check it before it
+/// reads a request body (a reader gets 403, not a 400 about the body).
+pub fn check_write(ctx: &AuthContext, action: &str) -> Result<(), VolumeError> {
     if ctx.can_write() { Ok(()) } else { Err(VolumeError::Forbidden { action: format!("volume:{action}") }) }
 }
 
@@ -334,7 +338,7 @@ impl VolumeService {
     /// A crash before the build finishes leaves `creating`, which
     /// [`VolumeService::reconcile`] retries.
     pub async fn create(&self, ctx: &AuthContext, req: NewVolume) -> Result<VolumeRow, VolumeError> {
-        require_write(ctx, "create")?;
+        check_write(ctx, "create")?;
         if req.size < 1 {
             return Err(VolumeError::BadRequest(format!(
                 "Invalid input received: Volume size '{}' must be an integer and greater than 0",
@@ -490,7 +494,7 @@ impl VolumeService {
     /// Change name, description and/or metadata.
     pub async fn update(&self, ctx: &AuthContext, id: &str, u: VolumeUpdate) -> Result<VolumeRow, VolumeError> {
         let vid = self.get_visible(ctx, id).await?.id;
-        require_write(ctx, "update")?;
+        check_write(ctx, "update")?;
         check_text("name", u.name.as_deref())?;
         check_text("description", u.description.as_deref())?;
         let mut row = self.ds.volume_update(&vid, u.name.as_deref(), u.description.as_deref(), None, None).await?;
@@ -500,6 +504,15 @@ impl VolumeService {
             row = self.ds.volume_set_metadata(&vid, &json).await?;
         }
         Ok(row)
+    }
+
+    /// A volume the caller may see (else 404) and change (else 403 naming
+    /// `volume:{action}`): what the HTTP layer checks before it reads a
+    /// request body, so neither answer hides behind a 400 about the body.
+    pub async fn get_writable(&self, ctx: &AuthContext, id: &str, action: &str) -> Result<VolumeRow, VolumeError> {
+        let v = self.get_visible(ctx, id).await?;
+        check_write(ctx, action)?;
+        Ok(v)
     }
 
     /// A volume's metadata as a map (stored as a JSON object).
@@ -518,7 +531,7 @@ impl VolumeService {
     ) -> Result<BTreeMap<String, String>, VolumeError> {
         let v = self.get_visible(ctx, id).await?;
         let vid = v.id;
-        require_write(ctx, "update_volume_metadata")?;
+        check_write(ctx, "update_volume_metadata")?;
         check_metadata(&m)?;
         let merged = if replace {
             m
@@ -545,7 +558,7 @@ impl VolumeService {
     pub async fn delete_metadata_key(&self, ctx: &AuthContext, id: &str, key: &str) -> Result<(), VolumeError> {
         let v = self.get_visible(ctx, id).await?;
         let vid = v.id;
-        require_write(ctx, "delete_volume_metadata")?;
+        check_write(ctx, "delete_volume_metadata")?;
         let mut cur = Self::metadata_of(&v);
         if cur.remove(key).is_none() {
             return Err(VolumeError::not_found(Missing::MetadataKey { volume: id.to_string() }, key));
@@ -557,7 +570,7 @@ impl VolumeService {
     /// Set or clear the bootable flag (`os-set_bootable`).
     pub async fn set_bootable(&self, ctx: &AuthContext, id: &str, bootable: bool) -> Result<VolumeRow, VolumeError> {
         let vid = self.get_visible(ctx, id).await?.id;
-        require_write(ctx, "update_volume_bootable")?;
+        check_write(ctx, "update_volume_bootable")?;
         Ok(self.ds.volume_update(&vid, None, None, None, Some(bootable)).await?)
     }
 
@@ -571,7 +584,7 @@ impl VolumeService {
     pub async fn delete(&self, ctx: &AuthContext, id: &str) -> Result<(), VolumeError> {
         let v = self.get_visible(ctx, id).await?;
         let vid = v.id;
-        require_write(ctx, "delete")?;
+        check_write(ctx, "delete")?;
         if v.status == VolumeStatus::Deleting {
             info!(volume = id, "repeated delete: already deleting");
             return Ok(());
@@ -624,7 +637,7 @@ impl VolumeService {
     pub async fn extend(&self, ctx: &AuthContext, id: &str, new_size: i64) -> Result<VolumeRow, VolumeError> {
         let v = self.get_visible(ctx, id).await?;
         let vid = v.id;
-        require_write(ctx, "extend")?;
+        check_write(ctx, "extend")?;
         let wrong_status = |status: &str| {
             VolumeError::BadRequest(format!(
                 "Invalid volume: Volume {id} status must be available to extend, but current status is: {status}."
@@ -677,10 +690,11 @@ impl VolumeService {
         status: Option<&str>,
         attach_status: Option<&str>,
     ) -> Result<VolumeRow, VolumeError> {
+        // Looked up first, as Cinder does: another project's volume is a 404 to everyone but admins.
+        let vid = self.get_visible(ctx, id).await?.id;
         if !ctx.is_admin() {
             return Err(VolumeError::Forbidden { action: "volume_extension:volume_admin_actions:reset_status".into() });
         }
-        let vid = self.get_visible(ctx, id).await?.id;
         if status.is_none() && attach_status.is_none() {
             return Err(VolumeError::BadRequest(
                 "Must specify 'status', 'attach_status' or 'migration_status' for update.".into(),
