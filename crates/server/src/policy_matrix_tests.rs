@@ -8,7 +8,8 @@
 //! metadata, an attachment, an image with a tag) and, for identity, the
 //! member's own user, `demo` itself and the member role; a destructive row
 //! (`DELETE`, and every server or volume action) gets fresh resources for
-//! each caller, and its identity targets are fresh victims.
+//! each caller, and its identity targets are fresh victims. Query parameters
+//! with a policy of their own (`all_tenants`, `tenant_id`) have rows too.
 //!
 //! Expectations are OpenStack's secure-RBAC defaults (nova/policies,
 //! cinder/policies, glance/policies, keystone/common/policies); a row where
@@ -492,6 +493,34 @@ const ACTIONS: &[ActionRow] = &[
     a(VPA, "os-set_bootable", r#"{"os-set_bootable": {"bootable": true}}"#, MEMBER_IN, "volume:update PROJECT_MEMBER"),
 ];
 
+/// Query parameters with a policy of their own (the route's row covers the
+/// request without them).
+const QUERIES: &[Row] = &[
+    r("GET", "/compute/v2.1/servers?all_tenants=1", ADMIN, Empty, "servers:index:get_all_tenants ADMIN"),
+    r("GET", "/compute/v2.1/servers/detail?all_tenants=1", ADMIN, Empty, "servers:detail:get_all_tenants ADMIN"),
+    r(
+        "GET",
+        "/compute/v2.1/limits?tenant_id={project_id}",
+        ADMIN,
+        Empty,
+        "limits:other_project ADMIN: any tenant_id, even one's own, is the admin's",
+    ),
+    r(
+        "GET",
+        "/volume/v3/volumes?all_tenants=1",
+        ANY,
+        Empty,
+        "Cinder ignores all_tenants from non-admins (own project)",
+    ),
+    r(
+        "GET",
+        "/volume/v3/attachments?all_tenants=1",
+        ANY,
+        Empty,
+        "Cinder ignores all_tenants from non-admins (own project)",
+    ),
+];
+
 // ---------------------------------------------------------------------------
 // The cloud the matrix runs against.
 
@@ -676,6 +705,10 @@ async fn new_volume(e: &Env) -> String {
 /// The URL of `template` naming the resources of `w`. A parameter without a
 /// fixture panics, so a new kind of route gets one.
 fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
+    if let Some((path, query)) = template.split_once('?') {
+        let query = query.replace("{project_id}", &e.member.project_id);
+        return format!("{}?{query}", fill(path, method, e, w));
+    }
     let identity_delete = method == "DELETE" && template.starts_with("/identity/");
     let endpoint = || {
         stratus_api::identity::endpoint_views(&e.state.public_url)
@@ -799,6 +832,12 @@ fn every_route_has_exactly_one_row_and_every_row_a_route() {
             wrong.push(format!("action row {} of an unknown route {}", x.key, x.path));
         }
     }
+    for q in QUERIES {
+        let path = q.path.split('?').next().unwrap_or_default();
+        if !rows.contains(&key(q.method, path)) {
+            wrong.push(format!("query row of an unknown route: {} {}", q.method, q.path));
+        }
+    }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
@@ -847,6 +886,9 @@ async fn every_route_answers_each_role_as_the_openstack_default_policy() {
     }
     for row in destructive {
         check(&e, &shared, Fresh::All, row.method, row.path, row.path, row.cols, row.send, row.why, &mut wrong).await;
+    }
+    for q in QUERIES {
+        check(&e, &shared, Fresh::No, q.method, q.path, q.path, q.cols, q.send, q.why, &mut wrong).await;
     }
     for x in ACTIONS {
         let label = format!("{} {}", x.path, x.key);
