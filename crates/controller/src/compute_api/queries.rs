@@ -158,11 +158,18 @@ impl ComputeApi {
     }
 
     /// Limits and usage of the caller's project, or of `tenant_id` for an
-    /// admin (others always get their own).
+    /// admin. Nova's `os_compute_api:limits:other_project` is ADMIN and is
+    /// checked whenever `tenant_id` is given (even the caller's own): a
+    /// non-admin gets 403 rather than its own limits passed off as another's.
     pub async fn limits(&self, ctx: &AuthContext, tenant_id: Option<&str>) -> Result<Limits, ComputeError> {
         let project = match tenant_id {
             Some(p) if ctx.is_admin() => p.to_string(),
-            _ => ctx.project_id.clone(),
+            Some(_) => {
+                return Err(ComputeError::Forbidden(
+                    "Policy doesn't allow os_compute_api:limits:other_project to be performed.".into(),
+                ));
+            }
+            None => ctx.project_id.clone(),
         };
         let limits = self.quota_limits(&project).await?;
         let usage = self.ds.quota_usage(&project).await?;
