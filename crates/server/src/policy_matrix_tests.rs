@@ -16,7 +16,9 @@
 //! Stratus deliberately differs says why. Bodies are the cheapest placeholder
 //! (`{}` mostly): a 400 about it still shows the policy let the call through,
 //! while a 403 or 404 expectation must not be hidden behind such a 400, since
-//! Stratus checks the policy before the body.
+//! Stratus checks existence and policy before the body (as Keystone does;
+//! Nova and Cinder validate a body's schema first, which Stratus does not
+//! copy: the answer to a caller without the right never depends on its body).
 
 use crate::AppState;
 use axum::body::{Body, to_bytes};
@@ -546,7 +548,7 @@ struct Env {
     _dir: TempDir,
 }
 
-/// The compute host `os-services` rows act on.
+/// The compute host `os-services` rows act on (named in the update row's body).
 const HOST: &str = "policy-host";
 
 async fn env() -> Env {
