@@ -128,13 +128,16 @@ async fn record_self_fence(s: &Shared, host: &str, f: &SelfFence) -> Result<(), 
 pub(crate) async fn monitor(s: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let every = (s.cfg.lease_renew_interval / 2).max(Duration::from_millis(100));
     loop {
-        match s.ds.service_expire_leases().await {
-            Ok(hosts) => {
-                for h in hosts {
-                    warn!(host = %h, "lease expired: host is down");
+        // Only the leader writes transitions, and only while its fence holds.
+        if let Some(fence) = s.leader_fence() {
+            match s.ds.service_expire_leases(&fence).await {
+                Ok(hosts) => {
+                    for h in hosts {
+                        warn!(host = %h, "lease expired: host is down");
+                    }
                 }
+                Err(e) => warn!(error = %e, "liveness check failed"),
             }
-            Err(e) => warn!(error = %e, "liveness check failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

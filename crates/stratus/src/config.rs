@@ -85,6 +85,26 @@ pub struct DataArgs {
     pub data_dir: PathBuf,
 }
 
+/// The database of the control plane, for the roles that keep state.
+#[derive(Args, Clone, Debug, Default)]
+pub struct DatabaseArgs {
+    /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DB` (default: the SQLite
+    /// file `stratus.db` in the data dir). Several API and controller
+    /// processes need PostgreSQL: SQLite is one machine's file.
+    #[arg(long, env = "STRATUS_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl DatabaseArgs {
+    /// The database to open: the URL given, else the data dir's SQLite file.
+    pub fn url(&self, data_dir: &std::path::Path) -> anyhow::Result<stratus_db::DatabaseUrl> {
+        match &self.database_url {
+            Some(u) => Ok(u.parse()?),
+            None => Ok(stratus_db::DatabaseUrl::Sqlite(data_dir.join("stratus.db"))),
+        }
+    }
+}
+
 /// The NATS server of the control plane, for the roles that cannot run without it.
 #[derive(Args, Clone, Debug)]
 pub struct NatsArgs {
