@@ -372,6 +372,54 @@ impl Datastore {
         })
     }
 
+    /// Place a scheduled server on `host` (the transition `t`, which sets
+    /// the host) only if the host still has room for `need` (vCPUs, RAM MiB,
+    /// disk GiB) within `capacity`, counted in the same transaction: two
+    /// controllers that picked the same last slot cannot both take it
+    /// (SQLite: one writer; PostgreSQL: serialisable, the loser re-runs and
+    /// sees the host full). `None`: the host is full now.
+    pub async fn server_place(
+        &self,
+        id: &ServerId,
+        t: &Transition,
+        host: &str,
+        capacity: crate::HostCapacity,
+        need: (i64, i64, i64),
+    ) -> Result<Option<Cas>, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let mut tx = dbk::begin(wp).await?;
+            let (c, r, d): (i64, i64, i64) = sqlx::query_as(&format!(
+                "SELECT CAST(COALESCE(SUM(c), 0) AS BIGINT), CAST(COALESCE(SUM(r), 0) AS BIGINT), CAST(COALESCE(SUM(d), 0) AS BIGINT) FROM (
+                   SELECT vcpus AS c, ram_mb AS r, disk_gb + ephemeral_gb AS d FROM servers WHERE deleted = FALSE AND host = $1 AND id <> $2
+                   UNION ALL SELECT vcpus, ram_mb, disk_gb FROM zombies WHERE host = $1
+                   UNION ALL SELECT old_vcpus, old_ram_mb, old_disk_gb FROM migrations WHERE status = {finished} AND source_host = $1) AS used",
+                finished = lit(MigrationStatus::Finished)
+            ))
+            .bind(host)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let fits = !crate::exceeds(c, need.0, capacity.vcpus)
+                && !crate::exceeds(r, need.1, capacity.memory_mb)
+                && !crate::exceeds(d, need.2, capacity.disk_gb);
+            if !fits {
+                return Ok(None);
+            }
+            let res = dbk::transition_query(id, t, self.now()).build().execute(&mut *tx).await?;
+            tx.commit().await?;
+            if res.rows_affected() == 1 {
+                return Ok(Some(Cas::Updated));
+            }
+            let cur = match self.server_get_any(id).await {
+                Ok(c) => c,
+                Err(DbError::NotFound { .. }) => return Ok(Some(Cas::Conflict)),
+                Err(e) => return Err(e),
+            };
+            let same = t.task.is_none_or(|x| x == cur.task_state) && t.host.as_ref().is_none_or(|h| *h == cur.host);
+            Ok(Some(if !cur.deleted && same { Cas::AlreadySo } else { Cas::Conflict }))
+        })
+    }
+
     /// Soft-deleted servers whose soft delete is older than `before` (reclaim).
     pub async fn server_list_reclaimable(&self, before: DateTime<Utc>) -> Result<Vec<ServerRow>, DbError> {
         crate::with_db!(self, |wp, rp| {
@@ -726,6 +774,36 @@ mod tests {
         }
         let u = ds.quota_usage("p").await.expect("usage is no SQL error");
         assert_eq!((u.instances, u.cores, u.ram), (2, i64::MAX, i64::MAX));
+    }
+
+    /// Two controllers placing two builds on the last slot of a host at
+    /// once: exactly one is placed, the other finds the host full (Nova's
+    /// placement claims are atomic the same way: one allocation wins).
+    #[tokio::test]
+    async fn two_placements_race_for_the_last_slot_and_one_wins() {
+        let (ds, _dir) = store().await;
+        for _ in 0..10 {
+            let (a, b) = (ServerId::new(), ServerId::new());
+            insert_raw(&ds, &a, "building", Some("scheduling"), 0).await;
+            insert_raw(&ds, &b, "building", Some("scheduling"), 0).await;
+            let host = format!("h-{}", uuid::Uuid::new_v4().simple());
+            let t = Transition {
+                from_task: Some(Some(TaskState::Scheduling)),
+                host: Some(Some(host.clone())),
+                task: Some(Some(TaskState::Spawning)),
+                ..Default::default()
+            };
+            let cap = crate::HostCapacity { vcpus: 1, memory_mb: 100_000, disk_gb: 100 };
+            let (ra, rb) = tokio::join!(
+                ds.server_place(&a, &t, &host, cap, (1, 512, 1)),
+                ds.server_place(&b, &t, &host, cap, (1, 512, 1))
+            );
+            let outcomes = [ra.expect("a"), rb.expect("b")];
+            assert_eq!(outcomes.iter().filter(|o| **o == Some(Cas::Updated)).count(), 1, "{outcomes:?}");
+            assert_eq!(outcomes.iter().filter(|o| o.is_none()).count(), 1, "{outcomes:?}");
+            let on_host = ds.server_list(&ServerFilter { host: Some(host), ..Default::default() }).await.expect("list");
+            assert_eq!(on_host.len(), 1);
+        }
     }
 
     #[tokio::test]
