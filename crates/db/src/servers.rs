@@ -376,8 +376,8 @@ impl Datastore {
     /// the host) only if the host still has room for `need` (vCPUs, RAM MiB,
     /// disk GiB) within `capacity`, counted in the same transaction: two
     /// controllers that picked the same last slot cannot both take it
-    /// (SQLite: one writer; PostgreSQL: serialisable, the loser re-runs and
-    /// sees the host full). `None`: the host is full now.
+    /// (one write transaction at a time on either backend: the second sees
+    /// the first's placement). `None`: the host is full now.
     pub async fn server_place(
         &self,
         id: &ServerId,

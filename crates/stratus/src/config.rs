@@ -154,6 +154,11 @@ pub struct OperationArgs {
     /// controller stopped renewing it for this long.
     #[arg(long, env = "STRATUS_OP_CLAIM_TTL", default_value_t = Secs(ControllerConfig::default().op_claim_ttl))]
     pub op_claim_ttl: Secs,
+    /// Leader lease: how long the controllers' singleton duties (liveness
+    /// monitor, storage reconciler, notification relay, reclaim) wait for a
+    /// dead leader before another controller takes them over.
+    #[arg(long, env = "STRATUS_LEADER_TTL", default_value_t = Secs(ControllerConfig::default().leader_ttl))]
+    pub leader_ttl: Secs,
     /// Stable identity of this controller (a restarted one re-claims its operations at once);
     /// default `controller@<hostname>`.
     #[arg(long, env = "STRATUS_CONTROLLER_ID")]
@@ -486,6 +491,7 @@ impl ControllerParts<'_> {
         }
         if let Some(o) = self.operations {
             cfg.op_claim_ttl = o.op_claim_ttl.0;
+            cfg.leader_ttl = o.leader_ttl.0;
             cfg.controller_id = o.controller_id.clone();
         }
         if let Some(q) = self.quota {

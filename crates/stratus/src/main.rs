@@ -179,7 +179,7 @@ struct AuditArgs {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STRATUS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sqlx::postgres::notice=error"));
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
 }
 
