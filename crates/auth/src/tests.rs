@@ -17,6 +17,7 @@ struct Fixture {
     admin: AuthContext,
     member: AuthContext,
     dir: PathBuf,
+    _db: stratus_db::testing::TestDb,
 }
 
 impl Drop for Fixture {
@@ -29,15 +30,13 @@ async fn fixture() -> Fixture {
     let dir = std::env::temp_dir().join(format!("stratus-auth-rules-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("mkdir");
     let clock = stratus_types::ManualClock::new(chrono::Utc::now());
-    let ds = stratus_db::Datastore::open_sqlite_with_clock(&dir.join("a.db"), std::sync::Arc::new(clock.clone()))
-        .await
-        .expect("open");
+    let (ds, db) = stratus_db::testing::fresh(std::sync::Arc::new(clock.clone())).await;
     let id = Identity::new(ds, Duration::hours(1));
     id.bootstrap_user("admin", "pw", "admin", ROLE_ADMIN, false).await.expect("admin");
     id.bootstrap_user("demo", "pw", "demo", ROLE_MEMBER, false).await.expect("demo");
     let admin = id.authenticate("admin", "pw", ProjectScope::Name("admin".into())).await.expect("login").context;
     let member = id.authenticate("demo", "pw", ProjectScope::Name("demo".into())).await.expect("login").context;
-    Fixture { id, clock, admin, member, dir }
+    Fixture { id, clock, admin, member, dir, _db: db }
 }
 
 fn forbidden(r: Result<impl std::fmt::Debug, AuthError>, rule: &str) {

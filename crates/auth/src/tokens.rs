@@ -345,14 +345,13 @@ mod tests {
     use super::*;
     use crate::{ROLE_MEMBER, bootstrap_user};
     use std::sync::Arc;
-    use stratus_db::Datastore;
 
     #[tokio::test]
     async fn tokens_expire_and_revoke() {
         let dir = std::env::temp_dir().join(format!("stratus-auth-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("mkdir");
         let clock = stratus_types::ManualClock::new(Utc::now());
-        let ds = Datastore::open_sqlite_with_clock(&dir.join("a.db"), Arc::new(clock.clone())).await.expect("open");
+        let (ds, _db) = stratus_db::testing::fresh(Arc::new(clock.clone())).await;
         bootstrap_user(&ds, "demo", "pw", "demo", ROLE_MEMBER, false).await.expect("bootstrap");
         let id = Identity::new(ds, Duration::hours(1));
         assert!(matches!(

@@ -99,6 +99,11 @@ pub trait Bus: Send + Sync + 'static {
     async fn publish_with_reply(&self, subject: &str, reply_to: &str, payload: Bytes) -> Result<(), BusError>;
     /// Receive every message published on `subject` from now on.
     async fn subscribe(&self, subject: &str) -> Result<Subscription, BusError>;
+    /// Share the messages of `subject` with the other members of `group`:
+    /// each message goes to one member (NATS queue groups). Several
+    /// controllers serve the agents this way, so a join or a lease renewal
+    /// is handled once, not once per controller.
+    async fn queue_subscribe(&self, subject: &str, group: &str) -> Result<Subscription, BusError>;
     /// Send a request and wait for the first reply. Fails fast with
     /// `NoResponders` when nobody listens, and with `Timeout` after `timeout`.
     async fn request(&self, subject: &str, payload: Bytes, timeout: Duration) -> Result<Bytes, BusError> {
@@ -130,7 +135,11 @@ pub async fn reply(bus: &dyn Bus, msg: &Message, payload: Bytes) -> Result<(), B
 #[derive(Clone, Default)]
 pub struct InProcessBus {
     subs: Arc<Mutex<HashMap<String, Vec<mpsc::UnboundedSender<Message>>>>>,
+    /// subject → group → (members, round-robin cursor).
+    queues: Arc<Mutex<QueueMap>>,
 }
+
+type QueueMap = HashMap<String, HashMap<String, (Vec<mpsc::UnboundedSender<Message>>, usize)>>;
 
 impl InProcessBus {
     /// An empty bus.
@@ -139,24 +148,32 @@ impl InProcessBus {
     }
 
     fn deliver(&self, msg: Message) -> Result<(), BusError> {
-        let mut subs = self.subs.lock().map_err(|_| BusError::Unavailable(BusDown::Poisoned))?;
-        let Some(list) = subs.get_mut(&msg.subject) else {
-            if msg.reply_to.is_some() {
-                return Err(BusError::NoResponders(msg.subject));
+        let mut delivered = false;
+        {
+            let mut queues = self.queues.lock().map_err(|_| BusError::Unavailable(BusDown::Poisoned))?;
+            if let Some(groups) = queues.get_mut(&msg.subject) {
+                for (members, cursor) in groups.values_mut() {
+                    members.retain(|tx| !tx.is_closed());
+                    if !members.is_empty() {
+                        *cursor = (*cursor + 1) % members.len();
+                        delivered |= members[*cursor].send(msg.clone()).is_ok();
+                    }
+                }
+                groups.retain(|_, (members, _)| !members.is_empty());
             }
-            return Ok(());
-        };
-        list.retain(|tx| !tx.is_closed());
-        if list.is_empty() {
-            let subject = msg.subject.clone();
-            subs.remove(&subject);
-            if msg.reply_to.is_some() {
-                return Err(BusError::NoResponders(subject));
-            }
-            return Ok(());
         }
-        for tx in list.iter() {
-            let _ = tx.send(msg.clone());
+        let mut subs = self.subs.lock().map_err(|_| BusError::Unavailable(BusDown::Poisoned))?;
+        if let Some(list) = subs.get_mut(&msg.subject) {
+            list.retain(|tx| !tx.is_closed());
+            for tx in list.iter() {
+                delivered |= tx.send(msg.clone()).is_ok();
+            }
+            if list.is_empty() {
+                subs.remove(&msg.subject);
+            }
+        }
+        if !delivered && msg.reply_to.is_some() {
+            return Err(BusError::NoResponders(msg.subject));
         }
         Ok(())
     }
@@ -183,8 +200,23 @@ impl Bus for InProcessBus {
         Ok(Subscription::from_receiver(rx))
     }
 
+    async fn queue_subscribe(&self, subject: &str, group: &str) -> Result<Subscription, BusError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.queues
+            .lock()
+            .map_err(|_| BusError::Unavailable(BusDown::Poisoned))?
+            .entry(subject.to_string())
+            .or_default()
+            .entry(group.to_string())
+            .or_default()
+            .0
+            .push(tx);
+        Ok(Subscription::from_receiver(rx))
+    }
+
     async fn unsubscribe_all(&self, subject: &str) -> Result<(), BusError> {
         self.subs.lock().map_err(|_| BusError::Unavailable(BusDown::Poisoned))?.remove(subject);
+        self.queues.lock().map_err(|_| BusError::Unavailable(BusDown::Poisoned))?.remove(subject);
         Ok(())
     }
 }
@@ -192,6 +224,41 @@ impl Bus for InProcessBus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// NATS queue groups: each message to one member of each group, every
+    /// plain subscriber still gets all; a request served only by a queue
+    /// group has responders.
+    #[tokio::test]
+    async fn a_queue_group_shares_the_messages() {
+        let bus = InProcessBus::new();
+        let mut a = bus.queue_subscribe("s", "g").await.expect("a");
+        let mut b = bus.queue_subscribe("s", "g").await.expect("b");
+        let mut all = bus.subscribe("s").await.expect("all");
+        for i in 0..4u8 {
+            bus.publish("s", Bytes::from(vec![i])).await.expect("publish");
+        }
+        let (mut got_a, mut got_b) = (0, 0);
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), a.next()).await {
+            got_a += 1;
+        }
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), b.next()).await {
+            got_b += 1;
+        }
+        assert_eq!((got_a, got_b), (2, 2), "each message to one member, round robin");
+        for _ in 0..4 {
+            assert!(all.next().await.is_some());
+        }
+        drop(all);
+        let replier = bus.clone();
+        tokio::spawn(async move {
+            while let Some(m) = a.next().await {
+                let _ = reply(&replier, &m, Bytes::from_static(b"ok")).await;
+            }
+        });
+        drop(b);
+        let r = bus.request("s", Bytes::new(), Duration::from_secs(1)).await.expect("served by the group");
+        assert_eq!(&r[..], b"ok");
+    }
 
     #[tokio::test]
     async fn request_without_subscriber_reports_no_responders() {

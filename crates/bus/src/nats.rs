@@ -71,6 +71,30 @@ impl Bus for NatsBus {
         Ok(Subscription::from_receiver(rx))
     }
 
+    async fn queue_subscribe(&self, subject: &str, group: &str) -> Result<Subscription, BusError> {
+        let mut sub = self.client.queue_subscribe(subject.to_string(), group.to_string()).await.map_err(unavailable)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            while let Some(m) = sub.next().await {
+                let msg = Message {
+                    subject: m.subject.to_string(),
+                    payload: m.payload,
+                    reply_to: m.reply.map(|r| r.to_string()),
+                };
+                if tx.send(msg).is_err() {
+                    break;
+                }
+            }
+            let _ = sub.unsubscribe().await;
+        });
+        if let Ok(mut s) = self.subs.lock() {
+            let list = s.entry(subject.to_string()).or_default();
+            list.retain(|t| !t.is_finished());
+            list.push(task);
+        }
+        Ok(Subscription::from_receiver(rx))
+    }
+
     async fn request(&self, subject: &str, payload: Bytes, timeout: Duration) -> Result<Bytes, BusError> {
         let req = async_nats::Request::new().payload(payload).timeout(Some(timeout));
         match self.client.send_request(subject.to_string(), req).await {

@@ -22,6 +22,10 @@ pub struct ControllerConfig {
     pub power_timeout: Duration,
     /// Operation claim length; other controllers adopt after it lapses.
     pub op_claim_ttl: Duration,
+    /// Leader lease length: how long the controllers' singleton duties
+    /// (liveness monitor, storage reconciler, notification relay, reclaim)
+    /// wait for a dead leader before another controller takes them over.
+    pub leader_ttl: Duration,
     /// How often to look for operations without a hint.
     pub op_poll_interval: Duration,
     /// Operations driven at once.
@@ -50,6 +54,7 @@ impl Default for ControllerConfig {
             command_ack_timeout: Duration::from_secs(5),
             power_timeout: Duration::from_secs(60),
             op_claim_ttl: Duration::from_secs(15),
+            leader_ttl: Duration::from_secs(5),
             op_poll_interval: Duration::from_millis(500),
             op_concurrency: 512,
             max_schedule_attempts: 3,

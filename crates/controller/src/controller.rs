@@ -34,6 +34,18 @@ pub(crate) struct Shared {
     pub cfg: ControllerConfig,
     pub waiters: Mutex<HashMap<OperationId, mpsc::UnboundedSender<CommandResult>>>,
     pub sched_lock: tokio::sync::Mutex<()>,
+    /// The leader fence while this controller holds the leader lease (see
+    /// [`crate::leader`]): the singleton duties run only while it is set.
+    pub leader: watch::Receiver<Option<stratus_db::LeaderFence>>,
+    /// Its sender, handed to the lease task when the services start.
+    pub leader_tx: watch::Sender<Option<stratus_db::LeaderFence>>,
+}
+
+impl Shared {
+    /// The current leader fence, if this controller leads.
+    pub(crate) fn leader_fence(&self) -> Option<stratus_db::LeaderFence> {
+        self.leader.borrow().clone()
+    }
 }
 
 /// Why a command to a host did not succeed.
@@ -367,6 +379,7 @@ impl Controller {
         // A stable identity: a restarted controller re-claims its own
         // operations at once instead of waiting for their claims to lapse.
         let worker = cfg.controller_id.clone().unwrap_or_else(|| format!("controller@{}", hostname()));
+        let (leader_tx, leader) = watch::channel(None);
         Self {
             shared: Arc::new(Shared {
                 volume: None,
@@ -376,6 +389,8 @@ impl Controller {
                 cfg,
                 waiters: Mutex::default(),
                 sched_lock: tokio::sync::Mutex::new(()),
+                leader,
+                leader_tx,
             }),
             worker,
             faults: Faults::none(),
@@ -412,6 +427,16 @@ impl Controller {
     /// In-process tests drive operations themselves with [`Controller::runner`].
     pub async fn start_services(&self, shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
         let s = self.shared.clone();
+        // The holder is the controller id, like operation claims: a
+        // restarted controller takes its own lease back at once. Ids must be
+        // unique per process (`--controller-id`; the README says so).
+        tokio::spawn(crate::leader::hold(
+            s.ds.clone(),
+            self.worker.clone(),
+            s.cfg.leader_ttl,
+            s.leader_tx.clone(),
+            shutdown.clone(),
+        ));
         liveness::serve_agents(s.clone(), shutdown.clone()).await?;
         tokio::spawn(liveness::monitor(s.clone(), shutdown.clone()));
         tokio::spawn(notify::relay(s.clone(), shutdown.clone()));

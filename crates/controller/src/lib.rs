@@ -11,6 +11,7 @@ mod boot;
 pub mod compute_api;
 pub mod config;
 mod controller;
+mod leader;
 mod liveness;
 mod notify;
 mod op_create;

@@ -12,15 +12,21 @@ use stratus_types::agent::*;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+/// The NATS queue group of the controllers' agent-facing services.
+const AGENT_SERVICE_GROUP: &str = "stratus-controllers";
+
 fn chrono(d: Duration) -> ChronoDuration {
     ChronoDuration::from_std(d).unwrap_or(ChronoDuration::seconds(10))
 }
 
 /// Subscribe to the agent-facing subjects and serve them.
 pub(crate) async fn serve_agents(s: Arc<Shared>, shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
-    let mut join = s.bus.subscribe(SUBJECT_JOIN).await?;
-    let mut lease = s.bus.subscribe(SUBJECT_LEASE).await?;
-    let mut inv = s.bus.subscribe(SUBJECT_INVENTORY).await?;
+    // A queue group: with several controllers, each join, renewal and
+    // inventory is handled by one of them (a join handled twice would bump
+    // the host's epoch twice and strand the agent on a stale one).
+    let mut join = s.bus.queue_subscribe(SUBJECT_JOIN, AGENT_SERVICE_GROUP).await?;
+    let mut lease = s.bus.queue_subscribe(SUBJECT_LEASE, AGENT_SERVICE_GROUP).await?;
+    let mut inv = s.bus.queue_subscribe(SUBJECT_INVENTORY, AGENT_SERVICE_GROUP).await?;
     let s1 = s.clone();
     tokio::spawn(async move {
         while let Some(m) = join.next().await {
@@ -128,13 +134,16 @@ async fn record_self_fence(s: &Shared, host: &str, f: &SelfFence) -> Result<(), 
 pub(crate) async fn monitor(s: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let every = (s.cfg.lease_renew_interval / 2).max(Duration::from_millis(100));
     loop {
-        match s.ds.service_expire_leases().await {
-            Ok(hosts) => {
-                for h in hosts {
-                    warn!(host = %h, "lease expired: host is down");
+        // Only the leader writes transitions, and only while its fence holds.
+        if let Some(fence) = s.leader_fence() {
+            match s.ds.service_expire_leases(&fence).await {
+                Ok(hosts) => {
+                    for h in hosts {
+                        warn!(host = %h, "lease expired: host is down");
+                    }
                 }
+                Err(e) => warn!(error = %e, "liveness check failed"),
             }
-            Err(e) => warn!(error = %e, "liveness check failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -77,7 +77,10 @@ fn payload(ds: &Datastore, server: &ServerRow, event_type: &str, publisher: &str
 /// Publish recorded notifications in order; at-least-once on the bus.
 pub(crate) async fn relay(s: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     loop {
-        match s.ds.notification_pending(500).await {
+        // One relay in the cloud: the leader's (else every controller would
+        // publish each notification).
+        let pending = if s.leader_fence().is_some() { s.ds.notification_pending(500).await } else { Ok(vec![]) };
+        match pending {
             Ok(rows) if !rows.is_empty() => {
                 let mut done = Vec::with_capacity(rows.len());
                 for r in rows {

@@ -14,6 +14,10 @@ use stratus_db::{Cas, ServerRow, Transition, fault_json};
 use stratus_ops::{Failure, Handler, OpError, Outcome, RetryReason, StepCx};
 use stratus_types::agent::CommandKind;
 use stratus_types::{PowerState, TaskState, VmState};
+
+/// Picks in a row that may find their host filled by another controller
+/// before a build gives up with "no valid host".
+const PLACEMENT_RACES: usize = 8;
 use tracing::{info, warn};
 
 pub(crate) struct CreateServer(pub Arc<Shared>);
@@ -72,19 +76,33 @@ impl Handler for CreateServer {
             if server.task_state == Some(TaskState::Scheduling) || server.host.is_none() {
                 cx.step(CreateStep::Schedule).await?;
                 ds.event_start(&server.id, &op.request_id, EV_SCHEDULE, None).await?;
+                // Pick, then place with the host's room counted again in the
+                // placing transaction: another controller may have taken the
+                // slot since the pick (the in-process lock only orders this
+                // controller's own builds). A host found full is picked again.
                 let guard = s.sched_lock.lock().await;
-                let Some(svc) = scheduler::pick(s, &server, &excluded).await? else {
-                    drop(guard);
+                let mut placed = None;
+                for _ in 0..PLACEMENT_RACES {
+                    let Some(svc) = scheduler::pick(s, &server, &excluded).await? else { break };
+                    let t = Transition {
+                        from_task: Some(Some(TaskState::Scheduling)),
+                        host: Some(Some(svc.host.clone())),
+                        task: Some(Some(TaskState::Spawning)),
+                        ..Default::default()
+                    };
+                    let cap =
+                        stratus_db::HostCapacity { vcpus: svc.vcpus, memory_mb: svc.memory_mb, disk_gb: svc.disk_gb };
+                    let need = (server.vcpus, server.ram_mb, server.disk_gb + server.ephemeral_gb);
+                    if let Some(cas) = ds.server_place(&server.id, &t, &svc.host, cap, need).await? {
+                        placed = Some((svc, cas));
+                        break;
+                    }
+                    tracing::info!(server = %server.id, host = %svc.host, "host filled up since it was picked; picking again");
+                }
+                drop(guard);
+                let Some((svc, cas)) = placed else {
                     return self.fail(op, &server, NO_VALID_HOST, EV_SCHEDULE).await;
                 };
-                let t = Transition {
-                    from_task: Some(Some(TaskState::Scheduling)),
-                    host: Some(Some(svc.host.clone())),
-                    task: Some(Some(TaskState::Spawning)),
-                    ..Default::default()
-                };
-                let cas = ds.server_transition(&server.id, &t).await?;
-                drop(guard);
                 match cas {
                     Cas::Updated | Cas::AlreadySo => {}
                     Cas::Conflict => return Ok(Outcome::Done), // deleted meanwhile

@@ -15,11 +15,14 @@ use tracing::{info, warn};
 
 pub(crate) async fn run(s: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     loop {
-        if let Err(e) = pass(&s).await {
-            warn!(error = %e, "reclaim pass failed; next pass retries");
-        }
-        if let Err(e) = crate::storage::reconcile(&s).await {
-            warn!(error = %e, "storage cleanup pass failed; next pass retries");
+        // Reclaim and the storage reconciler are the leader's duties.
+        if s.leader_fence().is_some() {
+            if let Err(e) = pass(&s).await {
+                warn!(error = %e, "reclaim pass failed; next pass retries");
+            }
+            if let Err(e) = crate::storage::reconcile(&s).await {
+                warn!(error = %e, "storage cleanup pass failed; next pass retries");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}

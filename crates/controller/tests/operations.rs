@@ -48,6 +48,7 @@ struct Cloud {
     stop: watch::Sender<bool>,
     ctx: AuthContext,
     dir: std::path::PathBuf,
+    _db: stratus_db::testing::TestDb,
 }
 
 impl Drop for Cloud {
@@ -148,7 +149,7 @@ impl Cloud {
     async fn new(o: Opts) -> Self {
         let dir = std::env::temp_dir().join(format!("stratus-ops-test-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let ds = Datastore::open_sqlite(&dir.join("stratus.db")).await.expect("datastore");
+        let (ds, db) = stratus_db::testing::fresh(Arc::new(stratus_types::SystemClock)).await;
         for f in [flavor("1", 1), flavor("2", 2)] {
             ds.flavor_ensure(&f).await.expect("flavor");
         }
@@ -213,7 +214,7 @@ impl Cloud {
             expires_at: now + chrono::Duration::hours(1),
         };
         let api = ComputeApi::new(ds.clone(), bus, cfg);
-        Cloud { ds, api, ctl, storage, drivers, spawns, agent_stops, stop, ctx, dir }
+        Cloud { ds, api, ctl, storage, drivers, spawns, agent_stops, stop, ctx, dir, _db: db }
     }
 
     /// The one open operation of `server`.

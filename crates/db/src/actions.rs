@@ -24,8 +24,10 @@ pub struct ActionRow {
     /// Requesting project.
     pub project_id: String,
     /// Start time.
+    #[sqlx(try_from = "crate::TsText")]
     pub start_time: DateTime<Utc>,
     /// Last update.
+    #[sqlx(try_from = "crate::TsText")]
     pub updated_at: DateTime<Utc>,
     /// `Error` when the action failed.
     pub message: Option<String>,
@@ -37,8 +39,10 @@ pub struct EventRow {
     /// Event name, e.g. `compute_terminate_instance`.
     pub event: String,
     /// Start time.
+    #[sqlx(try_from = "crate::TsText")]
     pub start_time: DateTime<Utc>,
     /// Finish time.
+    #[sqlx(try_from = "crate::OptTsText")]
     pub finish_time: Option<DateTime<Utc>>,
     /// `Success` or `Error`.
     pub result: Option<stratus_types::EventResult>,
@@ -48,8 +52,9 @@ pub struct EventRow {
     pub details: Option<String>,
 }
 
+crate::per_backend! {
 pub(crate) async fn action_create_tx(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut dbk::Conn,
     server_id: &ServerId,
     request_id: &str,
     action: &str,
@@ -64,7 +69,7 @@ pub(crate) async fn action_create_tx(
 }
 
 pub(crate) async fn event_start_tx(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut dbk::Conn,
     server_id: &ServerId,
     request_id: &str,
     event: &str,
@@ -87,7 +92,7 @@ pub(crate) async fn event_start_tx(
 }
 
 pub(crate) async fn event_finish_tx(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut dbk::Conn,
     server_id: &ServerId,
     request_id: &str,
     event: &str,
@@ -95,7 +100,7 @@ pub(crate) async fn event_finish_tx(
     details: &str,
     now: &str,
 ) -> Result<(), DbError> {
-    event_start_tx(conn, server_id, request_id, event, None, now).await?;
+    dbk::event_start_tx(conn, server_id, request_id, event, None, now).await?;
     sqlx::query("UPDATE instance_action_events SET finish_time = $4, result = $5, details = $6
                  WHERE event = $3 AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)")
         .bind(server_id).bind(request_id).bind(event).bind(now).bind(EventResult::of(ok).as_str()).bind(details)
@@ -103,6 +108,7 @@ pub(crate) async fn event_finish_tx(
     sqlx::query(&format!("UPDATE instance_actions SET updated_at = $3, message = CASE WHEN $4 THEN message ELSE {error} END WHERE server_id = $1 AND request_id = $2", error = lit(EventResult::Error)))
         .bind(server_id).bind(request_id).bind(now).bind(ok).execute(&mut *conn).await?;
     Ok(())
+}
 }
 
 impl Datastore {
@@ -115,9 +121,11 @@ impl Datastore {
         user_id: &str,
         project_id: &str,
     ) -> Result<(), DbError> {
-        let now = self.now();
-        let mut conn = self.write.acquire().await?;
-        action_create_tx(&mut conn, server_id, request_id, action, user_id, project_id, &now).await
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            let mut conn = wp.acquire().await?;
+            dbk::action_create_tx(&mut conn, server_id, request_id, action, user_id, project_id, &now).await
+        })
     }
 
     /// Start an event (idempotent: restarting keeps the first start time).
@@ -128,20 +136,22 @@ impl Datastore {
         event: &str,
         host: Option<&str>,
     ) -> Result<(), DbError> {
-        let now = self.now();
-        sqlx::query(
-            "INSERT INTO instance_action_events (action_id, event, start_time, host)
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            sqlx::query(
+                "INSERT INTO instance_action_events (action_id, event, start_time, host)
                      SELECT id, $3, $4, $5 FROM instance_actions WHERE server_id = $1 AND request_id = $2
                      ON CONFLICT (action_id, event) DO NOTHING",
-        )
-        .bind(server_id)
-        .bind(request_id)
-        .bind(event)
-        .bind(&now)
-        .bind(host)
-        .execute(&self.write)
-        .await?;
-        Ok(())
+            )
+            .bind(server_id)
+            .bind(request_id)
+            .bind(event)
+            .bind(&now)
+            .bind(host)
+            .execute(wp)
+            .await?;
+            Ok(())
+        })
     }
 
     /// Finish an event with its result and details; an `Error` result marks the action.
@@ -153,27 +163,29 @@ impl Datastore {
         ok: bool,
         details: &str,
     ) -> Result<(), DbError> {
-        let now = self.now();
-        let mut tx = self.write.begin().await?;
-        sqlx::query(
-            "INSERT INTO instance_action_events (action_id, event, start_time, host)
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            sqlx::query(
+                "INSERT INTO instance_action_events (action_id, event, start_time, host)
                      SELECT id, $3, $4, NULL FROM instance_actions WHERE server_id = $1 AND request_id = $2
                      ON CONFLICT (action_id, event) DO NOTHING",
-        )
-        .bind(server_id)
-        .bind(request_id)
-        .bind(event)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE instance_action_events SET finish_time = $4, result = $5, details = $6
+            )
+            .bind(server_id)
+            .bind(request_id)
+            .bind(event)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE instance_action_events SET finish_time = $4, result = $5, details = $6
                      WHERE event = $3 AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)")
             .bind(server_id).bind(request_id).bind(event).bind(&now).bind(EventResult::of(ok).as_str()).bind(details)
             .execute(&mut *tx).await?;
-        sqlx::query(&format!("UPDATE instance_actions SET updated_at = $3, message = CASE WHEN $4 THEN message ELSE {error} END WHERE server_id = $1 AND request_id = $2", error = lit(EventResult::Error)))
+            sqlx::query(&format!("UPDATE instance_actions SET updated_at = $3, message = CASE WHEN $4 THEN message ELSE {error} END WHERE server_id = $1 AND request_id = $2", error = lit(EventResult::Error)))
             .bind(server_id).bind(request_id).bind(&now).bind(ok).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(())
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Finish every event of an action still open (an attempt that crashed
@@ -184,17 +196,21 @@ impl Datastore {
         request_id: &str,
         details: &str,
     ) -> Result<(), DbError> {
-        sqlx::query(&format!("UPDATE instance_action_events SET finish_time = $3, result = {success}, details = COALESCE(details, '') || $4
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query(&format!("UPDATE instance_action_events SET finish_time = $3, result = {success}, details = COALESCE(details, '') || $4
                      WHERE finish_time IS NULL AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)", success = lit(EventResult::Success)))
             .bind(server_id).bind(request_id).bind(self.now()).bind(details)
-            .execute(&self.write).await?;
-        Ok(())
+            .execute(wp).await?;
+            Ok(())
+        })
     }
 
     /// Actions of a server, newest first (so `delete` comes first, as in Nova).
     pub async fn action_list(&self, server_id: &ServerId) -> Result<Vec<ActionRow>, DbError> {
-        Ok(sqlx::query_as("SELECT id, server_id, request_id, action, user_id, project_id, start_time, updated_at, message FROM instance_actions WHERE server_id = $1 ORDER BY id DESC")
-            .bind(server_id).fetch_all(&self.read).await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as("SELECT id, server_id, request_id, action, user_id, project_id, start_time, updated_at, message FROM instance_actions WHERE server_id = $1 ORDER BY id DESC")
+            .bind(server_id).fetch_all(rp).await?)
+        })
     }
 
     /// One action with its events in order.
@@ -203,10 +219,12 @@ impl Datastore {
         server_id: &ServerId,
         request_id: &str,
     ) -> Result<(ActionRow, Vec<EventRow>), DbError> {
-        let a: ActionRow = sqlx::query_as("SELECT id, server_id, request_id, action, user_id, project_id, start_time, updated_at, message FROM instance_actions WHERE server_id = $1 AND request_id = $2")
-            .bind(server_id).bind(request_id).fetch_optional(&self.read).await?.ok_or_else(|| DbError::not_found(RowKind::InstanceAction, request_id))?;
-        let ev = sqlx::query_as("SELECT event, start_time, finish_time, result, host, details FROM instance_action_events WHERE action_id = $1 ORDER BY id")
-            .bind(a.id).fetch_all(&self.read).await?;
-        Ok((a, ev))
+        crate::with_db!(self, |wp, rp| {
+            let a: ActionRow = sqlx::query_as("SELECT id, server_id, request_id, action, user_id, project_id, start_time, updated_at, message FROM instance_actions WHERE server_id = $1 AND request_id = $2")
+            .bind(server_id).bind(request_id).fetch_optional(rp).await?.ok_or_else(|| DbError::not_found(RowKind::InstanceAction, request_id))?;
+            let ev = sqlx::query_as("SELECT event, start_time, finish_time, result, host, details FROM instance_action_events WHERE action_id = $1 ORDER BY id")
+            .bind(a.id).fetch_all(rp).await?;
+            Ok((a, ev))
+        })
     }
 }

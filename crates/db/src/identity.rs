@@ -72,8 +72,10 @@ pub struct TokenRow {
     /// Audit id shown to clients.
     pub audit_id: String,
     /// Issue time.
+    #[sqlx(try_from = "crate::TsText")]
     pub issued_at: DateTime<Utc>,
     /// Expiry time.
+    #[sqlx(try_from = "crate::TsText")]
     pub expires_at: DateTime<Utc>,
     /// Revoked by `DELETE /auth/tokens`.
     pub revoked: bool,
@@ -100,7 +102,8 @@ pub enum TokenGuard<'a> {
 impl Datastore {
     /// Create a project; `Conflict` if the name is taken.
     pub async fn project_create(&self, p: &ProjectRow) -> Result<(), DbError> {
-        sqlx::query(
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query(
             "INSERT INTO projects (id, name, domain_id, description, enabled, created_at) VALUES ($1,$2,$3,$4,$5,$6)",
         )
         .bind(&p.id)
@@ -109,7 +112,7 @@ impl Datastore {
         .bind(&p.description)
         .bind(p.enabled)
         .bind(self.now())
-        .execute(&self.write)
+        .execute(wp)
         .await
         .map_err(|e| {
             if is_unique_violation(&e) {
@@ -118,162 +121,196 @@ impl Datastore {
                 e.into()
             }
         })?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// All projects, by name.
     pub async fn project_list(&self) -> Result<Vec<ProjectRow>, DbError> {
-        Ok(sqlx::query_as("SELECT id, name, domain_id, description, enabled FROM projects ORDER BY name")
-            .fetch_all(&self.read)
-            .await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as("SELECT id, name, domain_id, description, enabled FROM projects ORDER BY name")
+                .fetch_all(rp)
+                .await?)
+        })
     }
 
     /// A project by id or (failing that) by name.
     pub async fn project_find(&self, id_or_name: &str) -> Result<ProjectRow, DbError> {
-        sqlx::query_as("SELECT id, name, domain_id, description, enabled FROM projects WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1")
-            .bind(id_or_name).fetch_optional(&self.read).await?
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query_as("SELECT id, name, domain_id, description, enabled FROM projects WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1")
+            .bind(id_or_name).fetch_optional(rp).await?
             .ok_or_else(|| DbError::not_found(RowKind::Project, id_or_name))
+        })
     }
 
     /// A project by exact id.
     pub async fn project_get(&self, id: &str) -> Result<ProjectRow, DbError> {
-        sqlx::query_as("SELECT id, name, domain_id, description, enabled FROM projects WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or_else(|| DbError::not_found(RowKind::Project, id))
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query_as("SELECT id, name, domain_id, description, enabled FROM projects WHERE id = $1")
+                .bind(id)
+                .fetch_optional(rp)
+                .await?
+                .ok_or_else(|| DbError::not_found(RowKind::Project, id))
+        })
     }
 
     /// Delete a project and its role assignments.
     pub async fn project_delete(&self, id: &str) -> Result<(), DbError> {
-        let r = sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&self.write).await?;
-        if r.rows_affected() == 0 {
-            return Err(DbError::not_found(RowKind::Project, id));
-        }
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            let r = sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(wp).await?;
+            if r.rows_affected() == 0 {
+                return Err(DbError::not_found(RowKind::Project, id));
+            }
+            Ok(())
+        })
     }
 
     /// Create a user; `Conflict` if the name is taken.
     pub async fn user_create(&self, u: &UserRow) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO users (id, name, domain_id, password_hash, email, default_project_id, enabled, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)")
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query("INSERT INTO users (id, name, domain_id, password_hash, email, default_project_id, enabled, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)")
             .bind(&u.id).bind(&u.name).bind(&u.domain_id).bind(&u.password_hash).bind(&u.email).bind(&u.default_project_id).bind(u.enabled).bind(self.now())
-            .execute(&self.write).await
+            .execute(wp).await
             .map_err(|e| if is_unique_violation(&e) { DbError::conflict(RowKind::User, format!("user {} already exists", u.name)) } else { e.into() })?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// All users, by name.
     pub async fn user_list(&self) -> Result<Vec<UserRow>, DbError> {
-        Ok(sqlx::query_as(
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(
             "SELECT id, name, domain_id, password_hash, email, default_project_id, enabled FROM users ORDER BY name",
         )
-        .fetch_all(&self.read)
+        .fetch_all(rp)
         .await?)
+        })
     }
 
     /// A user by id or name.
     pub async fn user_find(&self, id_or_name: &str) -> Result<UserRow, DbError> {
-        sqlx::query_as("SELECT id, name, domain_id, password_hash, email, default_project_id, enabled FROM users WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1")
-            .bind(id_or_name).fetch_optional(&self.read).await?
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query_as("SELECT id, name, domain_id, password_hash, email, default_project_id, enabled FROM users WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1")
+            .bind(id_or_name).fetch_optional(rp).await?
             .ok_or_else(|| DbError::not_found(RowKind::User, id_or_name))
+        })
     }
 
     /// Replace a user's password hash and revoke every token of the user in
     /// the same transaction (Keystone revokes a user's tokens when its
     /// password changes: whoever held the old password loses access).
     pub async fn user_set_password(&self, id: &str, hash: &str) -> Result<(), DbError> {
-        let mut tx = self.write.begin().await?;
-        let r = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-            .bind(id)
-            .bind(hash)
-            .execute(&mut *tx)
-            .await?;
-        if r.rows_affected() == 0 {
-            return Err(DbError::not_found(RowKind::User, id));
-        }
-        revoke_user_tokens(&mut tx, id).await?;
-        tx.commit().await?;
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            let mut tx = dbk::begin(wp).await?;
+            let r = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+                .bind(id)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await?;
+            if r.rows_affected() == 0 {
+                return Err(DbError::not_found(RowKind::User, id));
+            }
+            dbk::revoke_user_tokens(&mut tx, id).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Enable or disable a user. Disabling revokes every token of the user
     /// in the same transaction (Keystone does), so re-enabling it later
     /// revives none of them.
     pub async fn user_set_enabled(&self, id: &str, enabled: bool) -> Result<(), DbError> {
-        let mut tx = self.write.begin().await?;
-        let r =
-            sqlx::query("UPDATE users SET enabled = $2 WHERE id = $1").bind(id).bind(enabled).execute(&mut *tx).await?;
-        if r.rows_affected() == 0 {
-            return Err(DbError::not_found(RowKind::User, id));
-        }
-        if !enabled {
-            revoke_user_tokens(&mut tx, id).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            let mut tx = dbk::begin(wp).await?;
+            let r = sqlx::query("UPDATE users SET enabled = $2 WHERE id = $1")
+                .bind(id)
+                .bind(enabled)
+                .execute(&mut *tx)
+                .await?;
+            if r.rows_affected() == 0 {
+                return Err(DbError::not_found(RowKind::User, id));
+            }
+            if !enabled {
+                dbk::revoke_user_tokens(&mut tx, id).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Delete a user, its assignments and its tokens.
     pub async fn user_delete(&self, id: &str) -> Result<(), DbError> {
-        let mut tx = self.write.begin().await?;
-        sqlx::query("DELETE FROM tokens WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
-        let r = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        if r.rows_affected() == 0 {
-            return Err(DbError::not_found(RowKind::User, id));
-        }
-        tx.commit().await?;
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            let mut tx = dbk::begin(wp).await?;
+            sqlx::query("DELETE FROM tokens WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+            let r = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            if r.rows_affected() == 0 {
+                return Err(DbError::not_found(RowKind::User, id));
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Create a role unless one with that name exists; returns the role.
     pub async fn role_ensure(&self, id: &str, name: &str) -> Result<RoleRow, DbError> {
-        sqlx::query("INSERT INTO roles (id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(id)
-            .bind(name)
-            .execute(&self.write)
-            .await?;
-        self.role_find(name).await
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query("INSERT INTO roles (id, name) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                .bind(id)
+                .bind(name)
+                .execute(wp)
+                .await?;
+            self.role_find(name).await
+        })
     }
 
     /// All roles.
     pub async fn role_list(&self) -> Result<Vec<RoleRow>, DbError> {
-        Ok(sqlx::query_as("SELECT id, name FROM roles ORDER BY name").fetch_all(&self.read).await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as("SELECT id, name FROM roles ORDER BY name").fetch_all(rp).await?)
+        })
     }
 
     /// A role by id or name.
     pub async fn role_find(&self, id_or_name: &str) -> Result<RoleRow, DbError> {
-        sqlx::query_as("SELECT id, name FROM roles WHERE id = $1 OR name = $1 LIMIT 1")
-            .bind(id_or_name)
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or_else(|| DbError::not_found(RowKind::Role, id_or_name))
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query_as("SELECT id, name FROM roles WHERE id = $1 OR name = $1 LIMIT 1")
+                .bind(id_or_name)
+                .fetch_optional(rp)
+                .await?
+                .ok_or_else(|| DbError::not_found(RowKind::Role, id_or_name))
+        })
     }
 
     /// Grant a role (idempotent).
     pub async fn assignment_put(&self, user_id: &str, project_id: &str, role_id: &str) -> Result<(), DbError> {
-        sqlx::query(
-            "INSERT INTO role_assignments (user_id, project_id, role_id) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING",
-        )
-        .bind(user_id)
-        .bind(project_id)
-        .bind(role_id)
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query(
+                "INSERT INTO role_assignments (user_id, project_id, role_id) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING",
+            )
+            .bind(user_id)
+            .bind(project_id)
+            .bind(role_id)
+            .execute(wp)
+            .await?;
+            Ok(())
+        })
     }
 
     /// Revoke a role; `NotFound` if it was not granted.
     pub async fn assignment_delete(&self, user_id: &str, project_id: &str, role_id: &str) -> Result<(), DbError> {
-        let r = sqlx::query("DELETE FROM role_assignments WHERE user_id = $1 AND project_id = $2 AND role_id = $3")
-            .bind(user_id)
-            .bind(project_id)
-            .bind(role_id)
-            .execute(&self.write)
-            .await?;
-        if r.rows_affected() == 0 {
-            return Err(DbError::not_found(RowKind::RoleAssignment, format!("{user_id}/{project_id}/{role_id}")));
-        }
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            let r = sqlx::query("DELETE FROM role_assignments WHERE user_id = $1 AND project_id = $2 AND role_id = $3")
+                .bind(user_id)
+                .bind(project_id)
+                .bind(role_id)
+                .execute(wp)
+                .await?;
+            if r.rows_affected() == 0 {
+                return Err(DbError::not_found(RowKind::RoleAssignment, format!("{user_id}/{project_id}/{role_id}")));
+            }
+            Ok(())
+        })
     }
 
     /// Assignments, optionally filtered by user and/or project.
@@ -282,17 +319,21 @@ impl Datastore {
         user_id: Option<&str>,
         project_id: Option<&str>,
     ) -> Result<Vec<AssignmentRow>, DbError> {
-        Ok(sqlx::query_as("SELECT a.user_id, a.project_id, a.role_id, r.name AS role_name FROM role_assignments a JOIN roles r ON r.id = a.role_id WHERE ($1 IS NULL OR a.user_id = $1) AND ($2 IS NULL OR a.project_id = $2) ORDER BY a.project_id, a.user_id, r.name")
-            .bind(user_id).bind(project_id).fetch_all(&self.read).await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as("SELECT a.user_id, a.project_id, a.role_id, r.name AS role_name FROM role_assignments a JOIN roles r ON r.id = a.role_id WHERE ($1 IS NULL OR a.user_id = $1) AND ($2 IS NULL OR a.project_id = $2) ORDER BY a.project_id, a.user_id, r.name")
+            .bind(user_id).bind(project_id).fetch_all(rp).await?)
+        })
     }
 
     /// Store a token hash (unconditionally: bootstrap and tests; the
     /// identity service uses [`Datastore::token_insert_guarded`]).
     pub async fn token_insert(&self, t: &TokenRow) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO tokens (token_hash, user_id, project_id, audit_id, issued_at, expires_at, revoked) VALUES ($1,$2,$3,$4,$5,$6,FALSE)")
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query("INSERT INTO tokens (token_hash, user_id, project_id, audit_id, issued_at, expires_at, revoked) VALUES ($1,$2,$3,$4,$5,$6,FALSE)")
             .bind(&t.token_hash).bind(&t.user_id).bind(&t.project_id).bind(&t.audit_id).bind(ts(t.issued_at)).bind(ts(t.expires_at))
-            .execute(&self.write).await?;
-        Ok(())
+            .execute(wp).await?;
+            Ok(())
+        })
     }
 
     /// Store a token hash only if what it was issued on still holds when
@@ -302,68 +343,79 @@ impl Datastore {
     /// token is being issued either sees the new row (and revokes it) or
     /// makes this insert refuse: no token outlives the revocation.
     pub async fn token_insert_guarded(&self, t: &TokenRow, guard: &TokenGuard<'_>) -> Result<bool, DbError> {
-        let (cond, value) = match guard {
-            TokenGuard::Password { password_hash } => {
-                ("EXISTS (SELECT 1 FROM users WHERE id = $2 AND enabled = TRUE AND password_hash = $7)", *password_hash)
-            }
-            TokenGuard::Parent { token_hash } => (
-                "EXISTS (SELECT 1 FROM users WHERE id = $2 AND enabled = TRUE) AND EXISTS (SELECT 1 FROM tokens WHERE token_hash = $7 AND revoked = FALSE AND user_id = $2)",
-                *token_hash,
-            ),
-        };
-        let r = sqlx::query(&format!("INSERT INTO tokens (token_hash, user_id, project_id, audit_id, issued_at, expires_at, revoked) SELECT $1,$2,$3,$4,$5,$6,FALSE WHERE {cond}"))
+        crate::with_db!(self, |wp, rp| {
+            let (cond, value) = match guard {
+                TokenGuard::Password { password_hash } => (
+                    "EXISTS (SELECT 1 FROM users WHERE id = $2 AND enabled = TRUE AND password_hash = $7)",
+                    *password_hash,
+                ),
+                TokenGuard::Parent { token_hash } => (
+                    "EXISTS (SELECT 1 FROM users WHERE id = $2 AND enabled = TRUE) AND EXISTS (SELECT 1 FROM tokens WHERE token_hash = $7 AND revoked = FALSE AND user_id = $2)",
+                    *token_hash,
+                ),
+            };
+            let r = sqlx::query(&format!("INSERT INTO tokens (token_hash, user_id, project_id, audit_id, issued_at, expires_at, revoked) SELECT $1,$2,$3,$4,$5,$6,FALSE WHERE {cond}"))
             .bind(&t.token_hash).bind(&t.user_id).bind(&t.project_id).bind(&t.audit_id).bind(ts(t.issued_at)).bind(ts(t.expires_at)).bind(value)
-            .execute(&self.write).await?;
-        Ok(r.rows_affected() == 1)
+            .execute(wp).await?;
+            Ok(r.rows_affected() == 1)
+        })
     }
 
     /// A token by hash (expiry and revocation are checked by the caller).
     pub async fn token_get(&self, token_hash: &str) -> Result<TokenRow, DbError> {
-        sqlx::query_as("SELECT token_hash, user_id, project_id, audit_id, issued_at, expires_at, revoked FROM tokens WHERE token_hash = $1")
-            .bind(token_hash).fetch_optional(&self.read).await?
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query_as("SELECT token_hash, user_id, project_id, audit_id, issued_at, expires_at, revoked FROM tokens WHERE token_hash = $1")
+            .bind(token_hash).fetch_optional(rp).await?
             .ok_or_else(|| DbError::not_found(RowKind::Token, token_hash))
+        })
     }
 
     /// Revoke a token.
     pub async fn token_revoke(&self, token_hash: &str) -> Result<(), DbError> {
-        let r = sqlx::query("UPDATE tokens SET revoked = TRUE WHERE token_hash = $1")
-            .bind(token_hash)
-            .execute(&self.write)
-            .await?;
-        if r.rows_affected() == 0 {
-            return Err(DbError::not_found(RowKind::Token, token_hash));
-        }
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            let r = sqlx::query("UPDATE tokens SET revoked = TRUE WHERE token_hash = $1")
+                .bind(token_hash)
+                .execute(wp)
+                .await?;
+            if r.rows_affected() == 0 {
+                return Err(DbError::not_found(RowKind::Token, token_hash));
+            }
+            Ok(())
+        })
     }
 
     /// How many token rows are stored (live, revoked or expired): what the
     /// purge keeps bounded.
     pub async fn token_count(&self) -> Result<i64, DbError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM tokens").fetch_one(&self.read).await?)
+        crate::with_db!(self, |wp, rp| { Ok(sqlx::query_scalar("SELECT COUNT(*) FROM tokens").fetch_one(rp).await?) })
     }
 
     /// Forget at most `limit` tokens that expired before `before` (an
     /// expired token is refused whether stored or not); bounded so that the
     /// purge run at every issue costs little however large the backlog.
     pub async fn token_purge_expired(&self, before: DateTime<Utc>, limit: i64) -> Result<u64, DbError> {
-        Ok(sqlx::query(
-            "DELETE FROM tokens WHERE token_hash IN (SELECT token_hash FROM tokens WHERE expires_at < $1 LIMIT $2)",
-        )
-        .bind(ts(before))
-        .bind(limit)
-        .execute(&self.write)
-        .await?
-        .rows_affected())
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query(
+                "DELETE FROM tokens WHERE token_hash IN (SELECT token_hash FROM tokens WHERE expires_at < $1 LIMIT $2)",
+            )
+            .bind(ts(before))
+            .bind(limit)
+            .execute(wp)
+            .await?
+            .rows_affected())
+        })
     }
 }
 
+crate::per_backend! {
 /// Revoke every token of a user, inside the caller's transaction.
-async fn revoke_user_tokens(conn: &mut sqlx::SqliteConnection, user_id: &str) -> Result<u64, DbError> {
+pub(crate) async fn revoke_user_tokens(conn: &mut dbk::Conn, user_id: &str) -> Result<u64, DbError> {
     Ok(sqlx::query("UPDATE tokens SET revoked = TRUE WHERE user_id = $1 AND revoked = FALSE")
         .bind(user_id)
         .execute(conn)
         .await?
         .rows_affected())
+}
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 use crate::sql::{list, lit};
 use crate::{Cas, Datastore, DbError, RowKind};
 use chrono::{DateTime, Utc};
-use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, Row};
 use std::str::FromStr;
 use stratus_types::ImageId;
@@ -46,8 +45,15 @@ pub struct ImageRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A column decode error naming the column.
+fn decode_err(col: &'static str) -> impl Fn(DbError) -> sqlx::Error {
+    move |e| sqlx::Error::ColumnDecode { index: col.into(), source: Box::new(e) }
+}
+
+// By hand rather than derived: the enum columns are stored as their strings.
+crate::per_backend! {
 /// Decode an enum column stored as its string.
-fn enum_col<T: FromStr>(row: &SqliteRow, col: &str) -> Result<T, sqlx::Error>
+pub(crate) fn enum_col<T: FromStr>(row: &dbk::Row, col: &str) -> Result<T, sqlx::Error>
 where
     T::Err: std::error::Error + Send + Sync + 'static,
 {
@@ -56,7 +62,7 @@ where
 }
 
 /// Decode an optional enum column stored as its string.
-fn opt_enum_col<T: FromStr>(row: &SqliteRow, col: &str) -> Result<Option<T>, sqlx::Error>
+pub(crate) fn opt_enum_col<T: FromStr>(row: &dbk::Row, col: &str) -> Result<Option<T>, sqlx::Error>
 where
     T::Err: std::error::Error + Send + Sync + 'static,
 {
@@ -65,9 +71,8 @@ where
         .transpose()
 }
 
-// By hand rather than derived: the enum columns are stored as their strings.
-impl<'r> FromRow<'r, SqliteRow> for ImageRow {
-    fn from_row(row: &'r SqliteRow) -> Result<Self, sqlx::Error> {
+impl<'r> FromRow<'r, dbk::Row> for ImageRow {
+    fn from_row(row: &'r dbk::Row) -> Result<Self, sqlx::Error> {
         Ok(Self {
             id: row.try_get("id")?,
             name: row.try_get("name")?,
@@ -83,10 +88,12 @@ impl<'r> FromRow<'r, SqliteRow> for ImageRow {
             min_ram: row.try_get("min_ram")?,
             protected: row.try_get("protected")?,
             properties: row.try_get("properties")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
+            created_at: row.try_get::<crate::TsText, _>("created_at")?.try_into().map_err(decode_err("created_at"))?,
+            updated_at: row.try_get::<crate::TsText, _>("updated_at")?.try_into().map_err(decode_err("updated_at"))?,
         })
     }
+}
+
 }
 
 /// A flavor (instance type).
@@ -131,164 +138,194 @@ pub struct ImageUsage {
 impl Datastore {
     /// The image usage of `project`.
     pub async fn image_usage(&self, project: &str) -> Result<ImageUsage, DbError> {
-        let (count, bytes, uploading): (i64, f64, i64) = sqlx::query_as(&format!(
-            "SELECT COUNT(*), TOTAL(COALESCE(size, 0)), COALESCE(SUM(CASE WHEN status = {saving} THEN 1 ELSE 0 END), 0) FROM images WHERE owner = $1 AND status <> {deleted}",
+        crate::with_db!(self, |wp, rp| {
+            let (count, bytes, uploading): (i64, f64, i64) = sqlx::query_as(&format!(
+            "SELECT COUNT(*), {total}, CAST(COALESCE(SUM(CASE WHEN status = {saving} THEN 1 ELSE 0 END), 0) AS BIGINT) FROM images WHERE owner = $1 AND status <> {deleted}",
+            total = dbk::total("COALESCE(size, 0)"),
             saving = lit(ImageStatus::Saving),
             deleted = lit(ImageStatus::Deleted)
         ))
         .bind(project)
-        .fetch_one(&self.read)
+        .fetch_one(rp)
         .await?;
-        // TOTAL() is a float; clamp instead of wrapping on absurd sums.
-        let bytes = if bytes >= i64::MAX as f64 { i64::MAX } else { bytes.max(0.0) as i64 };
-        Ok(ImageUsage { count, bytes, uploading })
+            // The total is a float; clamp instead of wrapping on absurd sums.
+            let bytes = if bytes >= i64::MAX as f64 { i64::MAX } else { bytes.max(0.0) as i64 };
+            Ok(ImageUsage { count, bytes, uploading })
+        })
     }
 
     /// Insert an image record (status `queued` until data arrives).
     /// The id of a deleted image stays reserved (Glance: 409).
     pub async fn image_create(&self, i: &ImageRow) -> Result<(), DbError> {
-        let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let reserved: Option<(String,)> = sqlx::query_as("SELECT id FROM deleted_image_ids WHERE id = $1")
-            .bind(i.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if reserved.is_some() {
-            return Err(DbError::conflict(RowKind::Image, format!("Image with identifier {} already exists!", i.id)));
-        }
-        sqlx::query("INSERT INTO images (id, name, owner, status, visibility, disk_format, container_format, size, checksum, os_hash_value, min_disk, min_ram, protected, properties, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15)")
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            let reserved: Option<(String,)> = sqlx::query_as("SELECT id FROM deleted_image_ids WHERE id = $1")
+                .bind(i.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if reserved.is_some() {
+                return Err(DbError::conflict(
+                    RowKind::Image,
+                    format!("Image with identifier {} already exists!", i.id),
+                ));
+            }
+            sqlx::query("INSERT INTO images (id, name, owner, status, visibility, disk_format, container_format, size, checksum, os_hash_value, min_disk, min_ram, protected, properties, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15)")
             .bind(i.id).bind(&i.name).bind(&i.owner).bind(i.status.as_str()).bind(i.visibility.as_str()).bind(i.disk_format.map(DiskFormat::as_str)).bind(i.container_format.map(ContainerFormat::as_str))
             .bind(i.size).bind(&i.checksum).bind(&i.os_hash_value).bind(i.min_disk).bind(i.min_ram).bind(i.protected).bind(&i.properties).bind(now)
             .execute(&mut *tx).await
             .map_err(|e| if crate::is_unique_violation(&e) { DbError::conflict(RowKind::Image, format!("image {} already exists", i.id)) } else { e.into() })?;
-        tx.commit().await?;
-        Ok(())
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Images visible to `project` (its own plus public/community); all for admins.
     pub async fn image_list(&self, project: Option<&str>) -> Result<Vec<ImageRow>, DbError> {
-        let sql = format!(
-            "SELECT {IMAGE_COLS} FROM images WHERE status <> {image_deleted} AND ($1 IS NULL OR owner = $1 OR visibility IN ({open_visibility})) ORDER BY created_at DESC, id",
-            image_deleted = lit(ImageStatus::Deleted),
-            open_visibility = list(&Visibility::OPEN)
-        );
-        Ok(sqlx::query_as(&sql).bind(project).fetch_all(&self.read).await?)
+        crate::with_db!(self, |wp, rp| {
+            let sql = format!(
+                "SELECT {IMAGE_COLS} FROM images WHERE status <> {image_deleted} AND ($1 IS NULL OR owner = $1 OR visibility IN ({open_visibility})) ORDER BY created_at DESC, id",
+                image_deleted = lit(ImageStatus::Deleted),
+                open_visibility = list(&Visibility::OPEN)
+            );
+            Ok(sqlx::query_as(&sql).bind(project).fetch_all(rp).await?)
+        })
     }
 
     /// One image by id (visibility is checked by the caller).
     pub async fn image_get(&self, id: &ImageId) -> Result<ImageRow, DbError> {
-        let sql = format!(
-            "SELECT {IMAGE_COLS} FROM images WHERE id = $1 AND status <> {image_deleted}",
-            image_deleted = lit(ImageStatus::Deleted)
-        );
-        sqlx::query_as(&sql)
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or_else(|| DbError::not_found(RowKind::Image, id))
+        crate::with_db!(self, |wp, rp| {
+            let sql = format!(
+                "SELECT {IMAGE_COLS} FROM images WHERE id = $1 AND status <> {image_deleted}",
+                image_deleted = lit(ImageStatus::Deleted)
+            );
+            sqlx::query_as(&sql)
+                .bind(id)
+                .fetch_optional(rp)
+                .await?
+                .ok_or_else(|| DbError::not_found(RowKind::Image, id))
+        })
     }
 
     /// The first non-deleted image with this name visible to `project`.
     pub async fn image_find_by_name(&self, name: &str, project: Option<&str>) -> Result<ImageRow, DbError> {
-        let sql = format!(
-            "SELECT {IMAGE_COLS} FROM images WHERE name = $1 AND status <> {image_deleted} AND ($2 IS NULL OR owner = $2 OR visibility IN ({open_visibility})) ORDER BY created_at LIMIT 1",
-            image_deleted = lit(ImageStatus::Deleted),
-            open_visibility = list(&Visibility::OPEN)
-        );
-        sqlx::query_as(&sql)
-            .bind(name)
-            .bind(project)
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or_else(|| DbError::not_found(RowKind::Image, name))
+        crate::with_db!(self, |wp, rp| {
+            let sql = format!(
+                "SELECT {IMAGE_COLS} FROM images WHERE name = $1 AND status <> {image_deleted} AND ($2 IS NULL OR owner = $2 OR visibility IN ({open_visibility})) ORDER BY created_at LIMIT 1",
+                image_deleted = lit(ImageStatus::Deleted),
+                open_visibility = list(&Visibility::OPEN)
+            );
+            sqlx::query_as(&sql)
+                .bind(name)
+                .bind(project)
+                .fetch_optional(rp)
+                .await?
+                .ok_or_else(|| DbError::not_found(RowKind::Image, name))
+        })
     }
 
     /// Record uploaded data: size, checksums, status `active`.
     pub async fn image_set_data(&self, id: &ImageId, size: i64, md5: &str, sha512: &str) -> Result<(), DbError> {
-        let r = sqlx::query(&format!("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = {image_active}, updated_at = $5 WHERE id = $1 AND status IN ({uploadable})", image_active = lit(ImageStatus::Active), uploadable = list(&[ImageStatus::Queued, ImageStatus::Saving, ImageStatus::Active])))
-            .bind(id).bind(size).bind(md5).bind(sha512).bind(self.now()).execute(&self.write).await?;
-        if r.rows_affected() == 0 {
-            return Err(DbError::not_found(RowKind::Image, id));
-        }
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            let r = sqlx::query(&format!("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = {image_active}, updated_at = $5 WHERE id = $1 AND status IN ({uploadable})", image_active = lit(ImageStatus::Active), uploadable = list(&[ImageStatus::Queued, ImageStatus::Saving, ImageStatus::Active])))
+            .bind(id).bind(size).bind(md5).bind(sha512).bind(self.now()).execute(wp).await?;
+            if r.rows_affected() == 0 {
+                return Err(DbError::not_found(RowKind::Image, id));
+            }
+            Ok(())
+        })
     }
 
     /// Update mutable metadata (name, visibility, protected, min sizes, properties).
     pub async fn image_update(&self, i: &ImageRow) -> Result<(), DbError> {
-        let r = sqlx::query(&format!("UPDATE images SET name = $2, visibility = $3, protected = $4, min_disk = $5, min_ram = $6, properties = $7, disk_format = $8, container_format = $9, updated_at = $10 WHERE id = $1 AND status <> {image_deleted}", image_deleted = lit(ImageStatus::Deleted)))
+        crate::with_db!(self, |wp, rp| {
+            let r = sqlx::query(&format!("UPDATE images SET name = $2, visibility = $3, protected = $4, min_disk = $5, min_ram = $6, properties = $7, disk_format = $8, container_format = $9, updated_at = $10 WHERE id = $1 AND status <> {image_deleted}", image_deleted = lit(ImageStatus::Deleted)))
             .bind(i.id).bind(&i.name).bind(i.visibility.as_str()).bind(i.protected).bind(i.min_disk).bind(i.min_ram).bind(&i.properties).bind(i.disk_format.map(DiskFormat::as_str)).bind(i.container_format.map(ContainerFormat::as_str)).bind(self.now())
-            .execute(&self.write).await?;
-        if r.rows_affected() == 0 {
-            return Err(DbError::not_found(RowKind::Image, i.id));
-        }
-        Ok(())
+            .execute(wp).await?;
+            if r.rows_affected() == 0 {
+                return Err(DbError::not_found(RowKind::Image, i.id));
+            }
+            Ok(())
+        })
     }
 
     /// Delete an image record (idempotent: `NotFound` when already gone).
     /// The id stays reserved ([`Datastore::image_create`] refuses it).
     pub async fn image_delete(&self, id: &ImageId) -> Result<(), DbError> {
-        let mut tx = self.write.begin().await?;
-        let r = sqlx::query("DELETE FROM images WHERE id = $1").bind(id).execute(&mut *tx).await?;
-        if r.rows_affected() == 0 {
-            return Err(DbError::not_found(RowKind::Image, id));
-        }
-        sqlx::query("INSERT INTO deleted_image_ids (id, deleted_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(id)
-            .bind(self.now())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            let mut tx = dbk::begin(wp).await?;
+            let r = sqlx::query("DELETE FROM images WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            if r.rows_affected() == 0 {
+                return Err(DbError::not_found(RowKind::Image, id));
+            }
+            sqlx::query("INSERT INTO deleted_image_ids (id, deleted_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(id)
+                .bind(self.now())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Move an image from one of `from` to `to` (an upload claims a queued
     /// image as `saving`, and gives it back if the upload fails).
     pub async fn image_set_status(&self, id: &ImageId, from: &[ImageStatus], to: ImageStatus) -> Result<Cas, DbError> {
-        let r = sqlx::query(&format!(
-            "UPDATE images SET status = $2, updated_at = $3 WHERE id = $1 AND status IN ({})",
-            list(from)
-        ))
-        .bind(id)
-        .bind(to.as_str())
-        .bind(self.now())
-        .execute(&self.write)
-        .await?;
-        if r.rows_affected() > 0 {
-            return Ok(Cas::Updated);
-        }
-        let cur = self.image_get(id).await?;
-        Ok(if cur.status == to { Cas::AlreadySo } else { Cas::Conflict })
+        crate::with_db!(self, |wp, rp| {
+            let r = sqlx::query(&format!(
+                "UPDATE images SET status = $2, updated_at = $3 WHERE id = $1 AND status IN ({})",
+                list(from)
+            ))
+            .bind(id)
+            .bind(to.as_str())
+            .bind(self.now())
+            .execute(wp)
+            .await?;
+            if r.rows_affected() > 0 {
+                return Ok(Cas::Updated);
+            }
+            let cur = self.image_get(id).await?;
+            Ok(if cur.status == to { Cas::AlreadySo } else { Cas::Conflict })
+        })
     }
 
     /// Record an upload's data and make the image active, only if it is
     /// still the `saving` image this upload claimed (`NotFound` otherwise:
     /// deleted meanwhile).
     pub async fn image_finish_upload(&self, id: &ImageId, size: i64, md5: &str, sha512: &str) -> Result<(), DbError> {
-        let r = sqlx::query(&format!("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = {image_active}, updated_at = $5 WHERE id = $1 AND status = {saving}", image_active = lit(ImageStatus::Active), saving = lit(ImageStatus::Saving)))
-            .bind(id).bind(size).bind(md5).bind(sha512).bind(self.now()).execute(&self.write).await?;
-        if r.rows_affected() == 0 {
-            return Err(DbError::not_found(RowKind::Image, id));
-        }
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            let r = sqlx::query(&format!("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = {image_active}, updated_at = $5 WHERE id = $1 AND status = {saving}", image_active = lit(ImageStatus::Active), saving = lit(ImageStatus::Saving)))
+            .bind(id).bind(size).bind(md5).bind(sha512).bind(self.now()).execute(wp).await?;
+            if r.rows_affected() == 0 {
+                return Err(DbError::not_found(RowKind::Image, id));
+            }
+            Ok(())
+        })
     }
 
     /// Insert a flavor unless its id exists (seeding is idempotent).
     pub async fn flavor_ensure(&self, f: &FlavorRow) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO flavors (id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING")
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query("INSERT INTO flavors (id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING")
             .bind(&f.id).bind(&f.name).bind(f.vcpus).bind(f.ram_mb).bind(f.disk_gb).bind(f.ephemeral_gb).bind(f.swap_mb).bind(f.rxtx_factor).bind(f.is_public).bind(f.disabled)
-            .execute(&self.write).await?;
-        Ok(())
+            .execute(wp).await?;
+            Ok(())
+        })
     }
 
     /// All flavors ordered as Nova orders them (by flavor id, numerically where possible).
     pub async fn flavor_list(&self) -> Result<Vec<FlavorRow>, DbError> {
-        Ok(sqlx::query_as("SELECT id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled FROM flavors WHERE disabled = FALSE ORDER BY LENGTH(id), id")
-            .fetch_all(&self.read).await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as("SELECT id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled FROM flavors WHERE disabled = FALSE ORDER BY LENGTH(id), id")
+            .fetch_all(rp).await?)
+        })
     }
 
     /// One flavor by id, or by name as a fallback (clients pass either).
     pub async fn flavor_find(&self, id_or_name: &str) -> Result<FlavorRow, DbError> {
-        sqlx::query_as("SELECT id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled FROM flavors WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1")
-            .bind(id_or_name).fetch_optional(&self.read).await?.ok_or_else(|| DbError::not_found(RowKind::Flavor, id_or_name))
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query_as("SELECT id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled FROM flavors WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1")
+            .bind(id_or_name).fetch_optional(rp).await?.ok_or_else(|| DbError::not_found(RowKind::Flavor, id_or_name))
+        })
     }
 }

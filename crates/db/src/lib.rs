@@ -4,13 +4,19 @@
 //! update that tells "updated" from "already so" from "conflict" ([`Cas`]), so
 //! races (build vs delete, two deletes) resolve deterministically.
 //!
-//! On SQLite all writes go through one connection (SQLite has one writer
-//! anyway; this avoids `SQLITE_BUSY` and makes check-then-insert quota
-//! transactions serialisable) while reads use a pool in WAL mode.
+//! Two backends run the same migrations and the same typed queries: SQLite
+//! (the embedded default: all writes go through one connection, which
+//! avoids `SQLITE_BUSY` and makes check-then-insert quota transactions
+//! serialisable, while reads use a pool in WAL mode) and PostgreSQL (several
+//! API and controller processes on one database; write transactions
+//! serialised by one advisory lock, as SQLite's single writer serialises
+//! them). See [`backend`].
 
 mod actions;
+pub(crate) mod backend;
 mod identity;
 mod images;
+mod leader;
 mod migrations;
 mod notifications;
 mod operations;
@@ -23,6 +29,7 @@ mod zombies;
 pub use actions::*;
 pub use identity::*;
 pub use images::*;
+pub use leader::*;
 pub use migrations::*;
 pub use notifications::*;
 pub use operations::*;
@@ -31,8 +38,9 @@ pub use services::*;
 pub use volumes::*;
 pub use zombies::*;
 
+use backend::Pools;
 use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::SqlitePool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::Path;
 use std::str::FromStr;
@@ -133,6 +141,9 @@ pub enum DbError {
     /// Migrations failed.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database was named wrongly (an unsupported URL, a missing path).
+    #[error("database configuration: {0}")]
+    Config(String),
 }
 
 impl DbError {
@@ -176,15 +187,138 @@ pub fn parse_ts(s: &str) -> Result<DateTime<Utc>, DbError> {
         .map_err(|e| DbError::Corrupt(format!("timestamp {s:?}: {e}")))
 }
 
+/// A timestamp column as stored (fixed-width RFC 3339 text), decoded on
+/// every backend through its text type: PostgreSQL's driver decodes
+/// `DateTime` only from `timestamptz`, and the columns stay text so that the
+/// same queries compare them on both backends.
+#[derive(Debug)]
+pub struct TsText(String);
+
+impl<DB: sqlx::Database> sqlx::Type<DB> for TsText
+where
+    String: sqlx::Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <String as sqlx::Type<DB>>::type_info()
+    }
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <String as sqlx::Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for TsText
+where
+    String: sqlx::Decode<'r, DB>,
+{
+    fn decode(value: DB::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(Self(<String as sqlx::Decode<'r, DB>>::decode(value)?))
+    }
+}
+
+impl TryFrom<TsText> for DateTime<Utc> {
+    type Error = DbError;
+    fn try_from(t: TsText) -> Result<Self, DbError> {
+        parse_ts(&t.0)
+    }
+}
+
+/// A nullable timestamp column; see [`TsText`].
+#[derive(Debug)]
+pub struct OptTsText(Option<String>);
+
+impl<DB: sqlx::Database> sqlx::Type<DB> for OptTsText
+where
+    String: sqlx::Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <String as sqlx::Type<DB>>::type_info()
+    }
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <String as sqlx::Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for OptTsText
+where
+    Option<String>: sqlx::Decode<'r, DB>,
+{
+    fn decode(value: DB::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(Self(<Option<String> as sqlx::Decode<'r, DB>>::decode(value)?))
+    }
+}
+
+impl TryFrom<OptTsText> for Option<DateTime<Utc>> {
+    type Error = DbError;
+    fn try_from(t: OptTsText) -> Result<Self, DbError> {
+        t.0.as_deref().map(parse_ts).transpose()
+    }
+}
+
+/// Which database a `--database-url` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://PATH` (or a bare path): the embedded default.
+    Sqlite(std::path::PathBuf),
+    /// `postgres://…` / `postgresql://…`.
+    Postgres(String),
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = DbError;
+    fn from_str(s: &str) -> Result<Self, DbError> {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(Self::Postgres(s.to_string()))
+        } else if let Some(path) = s.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(DbError::Config("sqlite:// needs a file path".into()));
+            }
+            Ok(Self::Sqlite(path.into()))
+        } else if s.contains("://") {
+            Err(DbError::Config(format!(
+                "unsupported database URL scheme in {:?} (sqlite:// or postgres://)",
+                redact_url(s)
+            )))
+        } else {
+            Ok(Self::Sqlite(s.into()))
+        }
+    }
+}
+
+/// A database URL fit for logs: the password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &creds[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// A handle on the database; cheap to clone.
 #[derive(Clone)]
 pub struct Datastore {
-    write: SqlitePool,
-    read: SqlitePool,
+    pools: Pools,
     clock: Arc<dyn Clock>,
 }
 
 impl Datastore {
+    /// Open the database a URL names (migrating it).
+    pub async fn open(url: &DatabaseUrl) -> Result<Self, DbError> {
+        Self::open_with_clock(url, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Datastore::open`], with an injected clock (tests).
+    pub async fn open_with_clock(url: &DatabaseUrl, clock: Arc<dyn Clock>) -> Result<Self, DbError> {
+        match url {
+            DatabaseUrl::Sqlite(path) => Self::open_sqlite_with_clock(path, clock).await,
+            DatabaseUrl::Postgres(url) => Self::open_postgres_with_clock(url, clock).await,
+        }
+    }
+
     /// Open (creating if needed) the SQLite database at `path` and migrate it.
     pub async fn open_sqlite(path: &Path) -> Result<Self, DbError> {
         Self::open_sqlite_with_clock(path, Arc::new(SystemClock)).await
@@ -201,7 +335,48 @@ impl Datastore {
         let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
-        Ok(Self { write, read, clock })
+        Ok(Self { pools: Pools::Sqlite { write, read }, clock })
+    }
+
+    /// Connect to PostgreSQL at `url` and migrate the database (several
+    /// processes may start at once: sqlx's migrator holds an advisory lock).
+    pub async fn open_postgres(url: &str) -> Result<Self, DbError> {
+        Self::open_postgres_with_clock(url, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Datastore::open_postgres`], with an injected clock (tests).
+    pub async fn open_postgres_with_clock(url: &str, clock: Arc<dyn Clock>) -> Result<Self, DbError> {
+        let opts = PgConnectOptions::from_str(url)?
+            // An acknowledged commit is on disk (the server's default, made
+            // explicit). Isolation: see `backend`.
+            .options([("default_transaction_isolation", "read\\ committed"), ("synchronous_commit", "on")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self { pools: Pools::Postgres { pool }, clock })
+    }
+
+    /// `sqlite` or `postgres`: for logs and for the few places that differ.
+    pub fn backend_name(&self) -> &'static str {
+        match self.pools {
+            Pools::Sqlite { .. } => "sqlite",
+            Pools::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// Close every connection (a process that is about to exit, or a test
+    /// that drops its database).
+    pub async fn close(&self) {
+        match &self.pools {
+            Pools::Sqlite { write, read } => {
+                write.close().await;
+                read.close().await;
+            }
+            Pools::Postgres { pool } => pool.close().await,
+        }
     }
 
     /// The clock every timestamp written here comes from.
@@ -222,29 +397,16 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     }
 }
 
+pub mod testing;
+
 #[cfg(test)]
 pub(crate) mod testutil {
-    use super::*;
+    use crate::Datastore;
+    pub use crate::testing::{TestDb as TempDir, fresh};
 
-    /// A fresh database in a temp dir (kept alive by the returned guard).
+    /// A fresh database (see [`crate::testing`]), kept alive by the guard.
     pub async fn store() -> (Datastore, TempDir) {
-        let dir = TempDir::new();
-        let ds = Datastore::open_sqlite(&dir.0.join("t.db")).await.expect("open");
-        (ds, dir)
-    }
-
-    pub struct TempDir(pub std::path::PathBuf);
-    impl TempDir {
-        pub fn new() -> Self {
-            let p = std::env::temp_dir().join(format!("stratus-db-{}", uuid::Uuid::new_v4()));
-            std::fs::create_dir_all(&p).expect("mkdir");
-            Self(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+        fresh(std::sync::Arc::new(stratus_types::SystemClock)).await
     }
 }
 
@@ -254,7 +416,7 @@ mod ts_tests {
     use crate::testutil::store;
     use chrono::TimeZone;
 
-    /// Timestamp columns are decoded by sqlx into `DateTime<Utc>`; the text
+    /// Timestamp columns are decoded into `DateTime<Utc>` through [`TsText`]; the text
     /// written by [`ts`] must come back as the same instant, and formatting
     /// the decoded value again must give the stored text byte for byte (SQL
     /// compares the text with `<`, so the format must never drift).
@@ -274,11 +436,10 @@ mod ts_tests {
             revoked: false,
         };
         ds.token_insert(&token("h1", micros, whole)).await.expect("insert");
-        let (issued, expires): (String, String) =
-            sqlx::query_as("SELECT issued_at, expires_at FROM tokens WHERE token_hash = 'h1'")
-                .fetch_one(&ds.read)
-                .await
-                .expect("raw");
+        let (issued, expires): (String, String) = crate::with_db!(ds, |wp, rp| {
+            Ok(sqlx::query_as("SELECT issued_at, expires_at FROM tokens WHERE token_hash = 'h1'").fetch_one(rp).await?)
+        })
+        .expect("raw");
         assert_eq!(issued, "2026-11-28T23:41:22.123456Z");
         assert_eq!(expires, "2026-01-02T03:04:05.000000Z");
         let row = ds.token_get("h1").await.expect("get");
@@ -295,8 +456,10 @@ mod ts_tests {
         let (ds, _d) = store().await;
         let t = Utc.with_ymd_and_hms(2026, 11, 28, 23, 41, 22).single().expect("t")
             + chrono::Duration::nanoseconds(999_999_999);
-        let back: DateTime<Utc> =
-            sqlx::query_scalar("SELECT $1").bind(ts(t)).fetch_one(&ds.read).await.expect("decode");
+        let back: TsText =
+            crate::with_db!(ds, |wp, rp| { Ok(sqlx::query_scalar("SELECT $1").bind(ts(t)).fetch_one(rp).await?) })
+                .expect("decode");
+        let back = DateTime::<Utc>::try_from(back).expect("a timestamp");
         assert_eq!(ts(back), "2026-11-28T23:41:22.999999Z");
         assert_eq!(back, t - chrono::Duration::nanoseconds(999));
     }
@@ -306,7 +469,9 @@ mod ts_tests {
     #[tokio::test]
     async fn garbage_is_a_decode_error() {
         let (ds, _d) = store().await;
-        let r: Result<DateTime<Utc>, _> = sqlx::query_scalar("SELECT 'soon'").fetch_one(&ds.read).await;
+        let r: TsText = crate::with_db!(ds, |wp, rp| { Ok(sqlx::query_scalar("SELECT 'soon'").fetch_one(rp).await?) })
+            .expect("text");
+        let r = DateTime::<Utc>::try_from(r);
         assert!(r.is_err(), "{r:?}");
     }
 }

@@ -39,6 +39,7 @@ pub struct MigrationRow {
     #[sqlx(try_from = "String")]
     pub status: MigrationStatus,
     /// Created.
+    #[sqlx(try_from = "crate::TsText")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -47,10 +48,12 @@ const COLS: &str = "id, server_id, kind, source_host, dest_host, old_flavor_id, 
 impl Datastore {
     /// Record a migration.
     pub async fn migration_create(&self, m: &MigrationRow) -> Result<MigrationRow, DbError> {
-        Ok(sqlx::query_as(&format!("INSERT INTO migrations (server_id, kind, source_host, dest_host, old_flavor_id, new_flavor_id, old_vcpus, old_ram_mb, old_disk_gb, old_vm_state, status, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12) RETURNING {COLS}"))
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(&format!("INSERT INTO migrations (server_id, kind, source_host, dest_host, old_flavor_id, new_flavor_id, old_vcpus, old_ram_mb, old_disk_gb, old_vm_state, status, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12) RETURNING {COLS}"))
             .bind(m.server_id).bind(m.kind.as_str()).bind(&m.source_host).bind(&m.dest_host).bind(&m.old_flavor_id).bind(&m.new_flavor_id)
             .bind(m.old_vcpus).bind(m.old_ram_mb).bind(m.old_disk_gb).bind(m.old_vm_state).bind(m.status.as_str()).bind(self.now())
-            .fetch_one(&self.write).await?)
+            .fetch_one(wp).await?)
+        })
     }
 
     /// Set a migration's status (and destination).
@@ -60,34 +63,40 @@ impl Datastore {
         status: MigrationStatus,
         dest_host: Option<&str>,
     ) -> Result<(), DbError> {
-        sqlx::query(
-            "UPDATE migrations SET status = $2, dest_host = COALESCE($3, dest_host), updated_at = $4 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(status.as_str())
-        .bind(dest_host)
-        .bind(self.now())
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query(
+                "UPDATE migrations SET status = $2, dest_host = COALESCE($3, dest_host), updated_at = $4 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(status.as_str())
+            .bind(dest_host)
+            .bind(self.now())
+            .execute(wp)
+            .await?;
+            Ok(())
+        })
     }
 
     /// The migrations of a server still in progress or awaiting confirmation.
     pub async fn migration_open_for_server(&self, server_id: &ServerId) -> Result<Vec<MigrationRow>, DbError> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {COLS} FROM migrations WHERE server_id = $1 AND status IN ({migration_open}) ORDER BY id",
-            migration_open = list(&MigrationStatus::OPEN)
-        ))
-        .bind(server_id)
-        .fetch_all(&self.read)
-        .await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(&format!(
+                "SELECT {COLS} FROM migrations WHERE server_id = $1 AND status IN ({migration_open}) ORDER BY id",
+                migration_open = list(&MigrationStatus::OPEN)
+            ))
+            .bind(server_id)
+            .fetch_all(rp)
+            .await?)
+        })
     }
 
     /// All migrations of a server, newest first.
     pub async fn migration_list_for_server(&self, server_id: &ServerId) -> Result<Vec<MigrationRow>, DbError> {
-        Ok(sqlx::query_as(&format!("SELECT {COLS} FROM migrations WHERE server_id = $1 ORDER BY id DESC"))
-            .bind(server_id)
-            .fetch_all(&self.read)
-            .await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(&format!("SELECT {COLS} FROM migrations WHERE server_id = $1 ORDER BY id DESC"))
+                .bind(server_id)
+                .fetch_all(rp)
+                .await?)
+        })
     }
 }

@@ -20,6 +20,7 @@ pub struct NotificationRow {
     /// Versioned payload JSON.
     pub payload: String,
     /// When recorded.
+    #[sqlx(try_from = "crate::TsText")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -36,8 +37,9 @@ pub struct NewNotification {
     pub payload: String,
 }
 
+crate::per_backend! {
 pub(crate) async fn notification_insert_tx(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut dbk::Conn,
     n: &NewNotification,
     now: &str,
 ) -> Result<(), DbError> {
@@ -45,6 +47,7 @@ pub(crate) async fn notification_insert_tx(
         .bind(&n.dedup_key).bind(&n.event_type).bind(&n.publisher_id).bind(&n.payload).bind(now)
         .execute(&mut *conn).await?;
     Ok(())
+}
 }
 
 impl Datastore {
@@ -56,38 +59,46 @@ impl Datastore {
         publisher_id: &str,
         payload: &str,
     ) -> Result<bool, DbError> {
-        let r = sqlx::query("INSERT INTO notifications (dedup_key, event_type, publisher_id, payload, created_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (dedup_key) DO NOTHING")
+        crate::with_db!(self, |wp, rp| {
+            let r = sqlx::query("INSERT INTO notifications (dedup_key, event_type, publisher_id, payload, created_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (dedup_key) DO NOTHING")
             .bind(dedup_key).bind(event_type).bind(publisher_id).bind(payload).bind(self.now())
-            .execute(&self.write).await?;
-        Ok(r.rows_affected() == 1)
+            .execute(wp).await?;
+            Ok(r.rows_affected() == 1)
+        })
     }
 
     /// Unpublished notifications, oldest first.
     pub async fn notification_pending(&self, limit: i64) -> Result<Vec<NotificationRow>, DbError> {
-        Ok(sqlx::query_as("SELECT id, dedup_key, event_type, publisher_id, payload, created_at FROM notifications WHERE published_at IS NULL ORDER BY id LIMIT $1")
-            .bind(limit).fetch_all(&self.read).await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as("SELECT id, dedup_key, event_type, publisher_id, payload, created_at FROM notifications WHERE published_at IS NULL ORDER BY id LIMIT $1")
+            .bind(limit).fetch_all(rp).await?)
+        })
     }
 
     /// Mark notifications published.
     pub async fn notification_mark_published(&self, ids: &[i64]) -> Result<(), DbError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut q: sqlx::QueryBuilder<sqlx::Sqlite> =
-            sqlx::QueryBuilder::new("UPDATE notifications SET published_at = ");
-        q.push_bind(self.now()).push(" WHERE id IN (");
-        let mut sep = q.separated(", ");
-        for id in ids {
-            sep.push_bind(*id);
-        }
-        q.push(")");
-        q.build().execute(&self.write).await?;
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            if ids.is_empty() {
+                return Ok(());
+            }
+            let mut q: sqlx::QueryBuilder<dbk::Db> =
+                sqlx::QueryBuilder::new("UPDATE notifications SET published_at = ");
+            q.push_bind(self.now()).push(" WHERE id IN (");
+            let mut sep = q.separated(", ");
+            for id in ids {
+                sep.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(wp).await?;
+            Ok(())
+        })
     }
 
     /// Notifications about one server (tests, audit), oldest first.
     pub async fn notification_list_for_server(&self, server_id: &ServerId) -> Result<Vec<NotificationRow>, DbError> {
-        Ok(sqlx::query_as("SELECT id, dedup_key, event_type, publisher_id, payload, created_at FROM notifications WHERE dedup_key LIKE $1 ORDER BY id")
-            .bind(format!("{server_id}:%")).fetch_all(&self.read).await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as("SELECT id, dedup_key, event_type, publisher_id, payload, created_at FROM notifications WHERE dedup_key LIKE $1 ORDER BY id")
+            .bind(format!("{server_id}:%")).fetch_all(rp).await?)
+        })
     }
 }

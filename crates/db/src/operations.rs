@@ -37,12 +37,14 @@ pub struct OperationRow {
     /// Controller holding the claim.
     pub claimed_by: Option<String>,
     /// When the claim lapses and another controller may adopt it.
+    #[sqlx(try_from = "crate::OptTsText")]
     pub claim_expires_at: Option<DateTime<Utc>>,
     /// How many times it was claimed.
     pub attempts: i64,
     /// Last error text.
     pub last_error: Option<String>,
     /// Creation time.
+    #[sqlx(try_from = "crate::TsText")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -67,8 +69,9 @@ pub struct NewOperation {
 
 const COLS: &str = "id, kind, server_id, state, step, request_id, user_id, project_id, params, claimed_by, claim_expires_at, attempts, last_error, created_at";
 
+crate::per_backend! {
 pub(crate) async fn op_insert_tx(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut dbk::Conn,
     o: &NewOperation,
     now: &str,
 ) -> Result<OperationRow, DbError> {
@@ -76,6 +79,7 @@ pub(crate) async fn op_insert_tx(
         .bind(o.id).bind(o.kind.as_str()).bind(o.server_id).bind(&o.request_id).bind(&o.user_id).bind(&o.project_id).bind(&o.params).bind(now)
         .fetch_one(&mut *conn).await
         .map_err(|e| if crate::is_unique_violation(&e) { DbError::conflict(RowKind::Operation, format!("an open {} operation exists for server {}", o.kind, o.server_id)) } else { e.into() })
+}
 }
 
 /// The outcome of asking to start an operation on a server.
@@ -102,14 +106,16 @@ pub type EventFinish = (String, bool, String);
 impl Datastore {
     /// Ids of open operations `worker` holds (a restarted runner adopts them at once).
     pub async fn op_list_held_by(&self, worker: &str) -> Result<Vec<OperationId>, DbError> {
-        let rows: Vec<(OperationId,)> = sqlx::query_as(&format!(
-            "SELECT id FROM operations WHERE state IN ({op_open}) AND claimed_by = $1",
-            op_open = list(&OpState::OPEN)
-        ))
-        .bind(worker)
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows.into_iter().map(|r| r.0).collect())
+        crate::with_db!(self, |wp, rp| {
+            let rows: Vec<(OperationId,)> = sqlx::query_as(&format!(
+                "SELECT id FROM operations WHERE state IN ({op_open}) AND claimed_by = $1",
+                op_open = list(&OpState::OPEN)
+            ))
+            .bind(worker)
+            .fetch_all(rp)
+            .await?;
+            Ok(rows.into_iter().map(|r| r.0).collect())
+        })
     }
 
     /// Record that a step starts (the claim is still held), with its event
@@ -122,9 +128,10 @@ impl Datastore {
         completed: Option<&str>,
         w: &StepWrites,
     ) -> Result<bool, DbError> {
-        let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let r = sqlx::query(&format!(
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            let r = sqlx::query(&format!(
             "UPDATE operations SET updated_at = $3, step = COALESCE($4, step) WHERE id = $1 AND claimed_by = $2 AND state = {op_running}",
             op_running = lit(OpState::Running)
         ))
@@ -134,17 +141,18 @@ impl Datastore {
         .bind(completed)
         .execute(&mut *tx)
         .await?;
-        if r.rows_affected() != 1 {
-            return Ok(false);
-        }
-        if let Some((server, request, event, host)) = &w.event_start {
-            crate::actions::event_start_tx(&mut tx, server, request, event, host.as_deref(), &now).await?;
-        }
-        if let Some(n) = &w.notification {
-            crate::notifications::notification_insert_tx(&mut tx, n, &now).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+            if r.rows_affected() != 1 {
+                return Ok(false);
+            }
+            if let Some((server, request, event, host)) = &w.event_start {
+                dbk::event_start_tx(&mut tx, server, request, event, host.as_deref(), &now).await?;
+            }
+            if let Some(n) = &w.notification {
+                dbk::notification_insert_tx(&mut tx, n, &now).await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     /// The last step of a delete, in one transaction: finish the events,
@@ -160,22 +168,24 @@ impl Datastore {
         events: &[EventFinish],
         notification: &crate::NewNotification,
     ) -> Result<bool, DbError> {
-        let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let r = sqlx::query(&format!("UPDATE operations SET state = {op_done}, step = {release}, claim_expires_at = NULL, updated_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = {op_running}", op_done = lit(OpState::Done), release = lit(DeleteStep::Release.as_str()), op_running = lit(OpState::Running)))
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            let r = sqlx::query(&format!("UPDATE operations SET state = {op_done}, step = {release}, claim_expires_at = NULL, updated_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = {op_running}", op_done = lit(OpState::Done), release = lit(DeleteStep::Release.as_str()), op_running = lit(OpState::Running)))
             .bind(op_id).bind(worker).bind(&now).execute(&mut *tx).await?;
-        if r.rows_affected() != 1 {
-            return Ok(false);
-        }
-        for (event, ok, details) in events {
-            crate::actions::event_finish_tx(&mut tx, server_id, request_id, event, *ok, details, &now).await?;
-        }
-        sqlx::query("DELETE FROM ports WHERE server_id = $1").bind(server_id).execute(&mut *tx).await?;
-        sqlx::query(&format!("UPDATE servers SET vm_state = {vm_deleted}, task_state = NULL, power_state = {no_state}, deleted = TRUE, deleted_at = $2, terminated_at = COALESCE(terminated_at, $2), updated_at = $2, generation = generation + 1 WHERE id = $1 AND deleted = FALSE", vm_deleted = lit(VmState::Deleted), no_state = PowerState::NoState.code()))
+            if r.rows_affected() != 1 {
+                return Ok(false);
+            }
+            for (event, ok, details) in events {
+                dbk::event_finish_tx(&mut tx, server_id, request_id, event, *ok, details, &now).await?;
+            }
+            sqlx::query("DELETE FROM ports WHERE server_id = $1").bind(server_id).execute(&mut *tx).await?;
+            sqlx::query(&format!("UPDATE servers SET vm_state = {vm_deleted}, task_state = NULL, power_state = {no_state}, deleted = TRUE, deleted_at = $2, terminated_at = COALESCE(terminated_at, $2), updated_at = $2, generation = generation + 1 WHERE id = $1 AND deleted = FALSE", vm_deleted = lit(VmState::Deleted), no_state = PowerState::NoState.code()))
             .bind(server_id).bind(&now).execute(&mut *tx).await?;
-        crate::notifications::notification_insert_tx(&mut tx, notification, &now).await?;
-        tx.commit().await?;
-        Ok(true)
+            dbk::notification_insert_tx(&mut tx, notification, &now).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     /// Record an operation (with its instance action) unless one of the same
@@ -188,71 +198,67 @@ impl Datastore {
         action: &str,
         transition: Option<&crate::Transition>,
     ) -> Result<OpStart, DbError> {
-        let now = self.now();
-        let mut tx = self.write.begin().await?;
-        if let Some(t) = transition {
-            let r = crate::servers::transition_query(&o.server_id, t, now.clone()).build().execute(&mut *tx).await?;
-            if r.rows_affected() == 0 {
-                return Err(DbError::conflict(
-                    RowKind::Server,
-                    format!("server {} is not in a state that allows {action}", o.server_id),
-                ));
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            if let Some(t) = transition {
+                let r = dbk::transition_query(&o.server_id, t, now.clone()).build().execute(&mut *tx).await?;
+                if r.rows_affected() == 0 {
+                    return Err(DbError::conflict(
+                        RowKind::Server,
+                        format!("server {} is not in a state that allows {action}", o.server_id),
+                    ));
+                }
             }
-        }
-        let existing: Option<OperationRow> = sqlx::query_as(&format!(
-            "SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = $2 AND state IN ({op_open})",
-            op_open = list(&OpState::OPEN)
-        ))
-        .bind(o.server_id)
-        .bind(o.kind.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(e) = existing {
-            return Ok(OpStart::Existing(e));
-        }
-        crate::actions::action_create_tx(&mut tx, &o.server_id, &o.request_id, action, &o.user_id, &o.project_id, &now)
+            let existing: Option<OperationRow> = sqlx::query_as(&format!(
+                "SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = $2 AND state IN ({op_open})",
+                op_open = list(&OpState::OPEN)
+            ))
+            .bind(o.server_id)
+            .bind(o.kind.as_str())
+            .fetch_optional(&mut *tx)
             .await?;
-        let op = op_insert_tx(&mut tx, o, &now).await?;
-        tx.commit().await?;
-        Ok(OpStart::Created(op))
+            if let Some(e) = existing {
+                return Ok(OpStart::Existing(e));
+            }
+            dbk::action_create_tx(&mut tx, &o.server_id, &o.request_id, action, &o.user_id, &o.project_id, &now)
+                .await?;
+            let op = dbk::op_insert_tx(&mut tx, o, &now).await?;
+            tx.commit().await?;
+            Ok(OpStart::Created(op))
+        })
     }
 
     /// Start a delete: in one transaction set `task_state=deleting` on the live
     /// server and record the delete operation and instance action, or return
     /// the open delete operation if there is one.
     pub async fn server_begin_delete(&self, o: &NewOperation) -> Result<OpStart, DbError> {
-        let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let r = sqlx::query(&format!("UPDATE servers SET task_state = {deleting}, progress = 0, generation = generation + 1, updated_at = $2 WHERE id = $1 AND deleted = FALSE", deleting = lit(TaskState::Deleting)))
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            let r = sqlx::query(&format!("UPDATE servers SET task_state = {deleting}, progress = 0, generation = generation + 1, updated_at = $2 WHERE id = $1 AND deleted = FALSE", deleting = lit(TaskState::Deleting)))
             .bind(o.server_id).bind(&now).execute(&mut *tx).await?;
-        if r.rows_affected() == 0 {
-            return Err(DbError::not_found(RowKind::Server, o.server_id));
-        }
-        let existing: Option<OperationRow> = sqlx::query_as(&format!(
-            "SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = {delete} AND state IN ({op_open})",
-            delete = lit(OpKind::Delete),
-            op_open = list(&OpState::OPEN)
-        ))
-        .bind(o.server_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(e) = existing {
+            if r.rows_affected() == 0 {
+                return Err(DbError::not_found(RowKind::Server, o.server_id));
+            }
+            let existing: Option<OperationRow> = sqlx::query_as(&format!(
+                "SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = {delete} AND state IN ({op_open})",
+                delete = lit(OpKind::Delete),
+                op_open = list(&OpState::OPEN)
+            ))
+            .bind(o.server_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(e) = existing {
+                tx.commit().await?;
+                return Ok(OpStart::Existing(e));
+            }
+            dbk::action_create_tx(&mut tx, &o.server_id, &o.request_id, "delete", &o.user_id, &o.project_id, &now)
+                .await?;
+            let op = dbk::op_insert_tx(&mut tx, o, &now).await?;
             tx.commit().await?;
-            return Ok(OpStart::Existing(e));
-        }
-        crate::actions::action_create_tx(
-            &mut tx,
-            &o.server_id,
-            &o.request_id,
-            "delete",
-            &o.user_id,
-            &o.project_id,
-            &now,
-        )
-        .await?;
-        let op = op_insert_tx(&mut tx, o, &now).await?;
-        tx.commit().await?;
-        Ok(OpStart::Created(op))
+            Ok(OpStart::Created(op))
+        })
     }
 
     /// Claim one specific open operation for `worker` if unclaimed or its claim lapsed.
@@ -262,33 +268,39 @@ impl Datastore {
         worker: &str,
         lease: Duration,
     ) -> Result<Option<OperationRow>, DbError> {
-        let now = self.clock.now();
-        Ok(sqlx::query_as(&format!("UPDATE operations SET state = {op_running}, claimed_by = $2, claim_expires_at = $3, attempts = attempts + 1, updated_at = $4
+        crate::with_db!(self, |wp, rp| {
+            let now = self.clock.now();
+            Ok(sqlx::query_as(&format!("UPDATE operations SET state = {op_running}, claimed_by = $2, claim_expires_at = $3, attempts = attempts + 1, updated_at = $4
               WHERE id = $1 AND state IN ({op_open}) AND (claim_expires_at IS NULL OR claim_expires_at < $4 OR claimed_by = $2) RETURNING {COLS}", op_running = lit(OpState::Running), op_open = list(&OpState::OPEN)))
             .bind(id).bind(worker).bind(ts(now + lease)).bind(ts(now))
-            .fetch_optional(&self.write).await?)
+            .fetch_optional(wp).await?)
+        })
     }
 
     /// Ids of open operations nobody holds (new, or whose claim lapsed).
     pub async fn op_list_claimable(&self, limit: i64) -> Result<Vec<OperationId>, DbError> {
-        let rows: Vec<(OperationId,)> = sqlx::query_as(&format!("SELECT id FROM operations WHERE state IN ({op_open}) AND (claim_expires_at IS NULL OR claim_expires_at < $1) ORDER BY created_at LIMIT $2", op_open = list(&OpState::OPEN)))
-            .bind(self.now()).bind(limit).fetch_all(&self.read).await?;
-        Ok(rows.into_iter().map(|r| r.0).collect())
+        crate::with_db!(self, |wp, rp| {
+            let rows: Vec<(OperationId,)> = sqlx::query_as(&format!("SELECT id FROM operations WHERE state IN ({op_open}) AND (claim_expires_at IS NULL OR claim_expires_at < $1) ORDER BY created_at LIMIT $2", op_open = list(&OpState::OPEN)))
+            .bind(self.now()).bind(limit).fetch_all(rp).await?;
+            Ok(rows.into_iter().map(|r| r.0).collect())
+        })
     }
 
     /// Extend a held claim; `false` if another worker took it.
     pub async fn op_renew_claim(&self, id: &OperationId, worker: &str, lease: Duration) -> Result<bool, DbError> {
-        let now = self.clock.now();
-        let r = sqlx::query(&format!(
+        crate::with_db!(self, |wp, rp| {
+            let now = self.clock.now();
+            let r = sqlx::query(&format!(
             "UPDATE operations SET claim_expires_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = {op_running}",
             op_running = lit(OpState::Running)
         ))
         .bind(id)
         .bind(worker)
         .bind(ts(now + lease))
-        .execute(&self.write)
+        .execute(wp)
         .await?;
-        Ok(r.rows_affected() == 1)
+            Ok(r.rows_affected() == 1)
+        })
     }
 
     /// Close an operation as `done` or `failed`.
@@ -299,57 +311,69 @@ impl Datastore {
         ok: bool,
         error: Option<&str>,
     ) -> Result<bool, DbError> {
-        let r = sqlx::query(&format!("UPDATE operations SET state = $3, last_error = $4, claim_expires_at = NULL, updated_at = $5 WHERE id = $1 AND claimed_by = $2 AND state = {op_running}", op_running = lit(OpState::Running)))
+        crate::with_db!(self, |wp, rp| {
+            let r = sqlx::query(&format!("UPDATE operations SET state = $3, last_error = $4, claim_expires_at = NULL, updated_at = $5 WHERE id = $1 AND claimed_by = $2 AND state = {op_running}", op_running = lit(OpState::Running)))
             .bind(id).bind(worker).bind(if ok { OpState::Done } else { OpState::Failed }.as_str()).bind(error).bind(self.now())
-            .execute(&self.write).await?;
-        Ok(r.rows_affected() == 1)
+            .execute(wp).await?;
+            Ok(r.rows_affected() == 1)
+        })
     }
 
     /// Record an error without closing (the next attempt retries).
     pub async fn op_note_error(&self, id: &OperationId, error: &str) -> Result<(), DbError> {
-        sqlx::query("UPDATE operations SET last_error = $2, updated_at = $3 WHERE id = $1")
-            .bind(id)
-            .bind(error)
-            .bind(self.now())
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query("UPDATE operations SET last_error = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(error)
+                .bind(self.now())
+                .execute(wp)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Give up a claim so any controller may pick the operation up at once.
     pub async fn op_release(&self, id: &OperationId, worker: &str) -> Result<(), DbError> {
-        sqlx::query(&format!("UPDATE operations SET claim_expires_at = NULL, claimed_by = NULL WHERE id = $1 AND claimed_by = $2 AND state = {op_running}", op_running = lit(OpState::Running)))
-            .bind(id).bind(worker).execute(&self.write).await?;
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query(&format!("UPDATE operations SET claim_expires_at = NULL, claimed_by = NULL WHERE id = $1 AND claimed_by = $2 AND state = {op_running}", op_running = lit(OpState::Running)))
+            .bind(id).bind(worker).execute(wp).await?;
+            Ok(())
+        })
     }
 
     /// One operation.
     pub async fn op_get(&self, id: &OperationId) -> Result<OperationRow, DbError> {
-        sqlx::query_as(&format!("SELECT {COLS} FROM operations WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or_else(|| DbError::not_found(RowKind::Operation, id))
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query_as(&format!("SELECT {COLS} FROM operations WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(rp)
+                .await?
+                .ok_or_else(|| DbError::not_found(RowKind::Operation, id))
+        })
     }
 
     /// Open operations of a server.
     pub async fn op_list_open_for_server(&self, server_id: &ServerId) -> Result<Vec<OperationRow>, DbError> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {COLS} FROM operations WHERE server_id = $1 AND state IN ({op_open}) ORDER BY created_at",
-            op_open = list(&OpState::OPEN)
-        ))
-        .bind(server_id)
-        .fetch_all(&self.read)
-        .await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(&format!(
+                "SELECT {COLS} FROM operations WHERE server_id = $1 AND state IN ({op_open}) ORDER BY created_at",
+                op_open = list(&OpState::OPEN)
+            ))
+            .bind(server_id)
+            .fetch_all(rp)
+            .await?)
+        })
     }
 
     /// All open operations (audit, admin views).
     pub async fn op_list_open(&self) -> Result<Vec<OperationRow>, DbError> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {COLS} FROM operations WHERE state IN ({op_open}) ORDER BY created_at",
-            op_open = list(&OpState::OPEN)
-        ))
-        .fetch_all(&self.read)
-        .await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(&format!(
+                "SELECT {COLS} FROM operations WHERE state IN ({op_open}) ORDER BY created_at",
+                op_open = list(&OpState::OPEN)
+            ))
+            .fetch_all(rp)
+            .await?)
+        })
     }
 }

@@ -3,7 +3,7 @@
 use crate::sql::{list, lit};
 use crate::{Cas, Datastore, DbError, NewOperation, OperationRow, RowKind, ts};
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, QueryBuilder, Sqlite};
+use sqlx::{FromRow, QueryBuilder};
 use stratus_types::{ImageId, PortId, ServerId};
 use stratus_types::{MigrationStatus, OpKind, OpState, PowerState, TaskState, VmState};
 
@@ -66,14 +66,19 @@ pub struct ServerRow {
     /// Bumped on every state change.
     pub generation: i64,
     /// When it first became active.
+    #[sqlx(try_from = "crate::OptTsText")]
     pub launched_at: Option<DateTime<Utc>>,
     /// When it was terminated.
+    #[sqlx(try_from = "crate::OptTsText")]
     pub terminated_at: Option<DateTime<Utc>>,
     /// Creation time.
+    #[sqlx(try_from = "crate::TsText")]
     pub created_at: DateTime<Utc>,
     /// Last change.
+    #[sqlx(try_from = "crate::TsText")]
     pub updated_at: DateTime<Utc>,
     /// Deletion time.
+    #[sqlx(try_from = "crate::OptTsText")]
     pub deleted_at: Option<DateTime<Utc>>,
     /// Deleted rows stay for instance actions and audit.
     pub deleted: bool,
@@ -232,284 +237,378 @@ impl Datastore {
         new: &NewServer,
         limits: QuotaLimits,
     ) -> Result<(ServerRow, OperationRow), DbError> {
-        let r = &new.row;
-        let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let usage = quota_usage_tx(&mut tx, &r.project_id).await?;
-        let mut ex = QuotaExceeded { overs: vec![], requested: vec![], used: vec![], allowed: vec![] };
-        for (name, req, used, lim) in [
-            ("instances", 1, usage.instances, limits.instances),
-            ("cores", r.vcpus, usage.cores, limits.cores),
-            ("ram", r.ram_mb, usage.ram, limits.ram),
-        ] {
-            if exceeds(used, req, lim) {
-                ex.overs.push(name);
-                ex.requested.push(req);
-                ex.used.push(used);
-                ex.allowed.push(lim);
+        crate::with_db!(self, |wp, rp| {
+            let r = &new.row;
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            let usage = dbk::quota_usage_tx(&mut tx, &r.project_id).await?;
+            let mut ex = QuotaExceeded { overs: vec![], requested: vec![], used: vec![], allowed: vec![] };
+            for (name, req, used, lim) in [
+                ("instances", 1, usage.instances, limits.instances),
+                ("cores", r.vcpus, usage.cores, limits.cores),
+                ("ram", r.ram_mb, usage.ram, limits.ram),
+            ] {
+                if exceeds(used, req, lim) {
+                    ex.overs.push(name);
+                    ex.requested.push(req);
+                    ex.used.push(used);
+                    ex.allowed.push(lim);
+                }
             }
-        }
-        if !ex.overs.is_empty() {
-            return Err(DbError::QuotaExceeded(ex));
-        }
-        sqlx::query(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$30,NULL,FALSE,NULL)"))
+            if !ex.overs.is_empty() {
+                return Err(DbError::QuotaExceeded(ex));
+            }
+            sqlx::query(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$30,NULL,FALSE,NULL)"))
             .bind(r.id).bind(&r.name).bind(&r.project_id).bind(&r.user_id).bind(r.image_id).bind(&r.flavor_id).bind(&r.flavor_name)
             .bind(r.vcpus).bind(r.ram_mb).bind(r.disk_gb).bind(r.ephemeral_gb).bind(r.swap_mb).bind(r.vm_state).bind(r.task_state)
             .bind(r.power_state.code()).bind(&r.host).bind(&r.metadata).bind(&r.key_name).bind(r.locked).bind(r.locked_by).bind(&r.locked_reason)
             .bind(&r.availability_zone).bind(&r.reservation_id).bind(&r.hostname).bind(&r.fault).bind(r.progress).bind(r.generation)
             .bind(r.launched_at.map(ts)).bind(r.terminated_at.map(ts)).bind(&now)
             .execute(&mut *tx).await?;
-        if new.allocate_port {
-            allocate_port_tx(&mut tx, &r.id, &now).await?;
-        }
-        crate::actions::action_create_tx(
-            &mut tx,
-            &r.id,
-            &new.operation.request_id,
-            "create",
-            &new.operation.user_id,
-            &new.operation.project_id,
-            &now,
-        )
-        .await?;
-        let op = crate::operations::op_insert_tx(&mut tx, &new.operation, &now).await?;
-        tx.commit().await?;
-        let row = self.server_get_any(&r.id).await?;
-        Ok((row, op))
+            if new.allocate_port {
+                dbk::allocate_port_tx(&mut tx, &r.id, &now).await?;
+            }
+            dbk::action_create_tx(
+                &mut tx,
+                &r.id,
+                &new.operation.request_id,
+                "create",
+                &new.operation.user_id,
+                &new.operation.project_id,
+                &now,
+            )
+            .await?;
+            let op = dbk::op_insert_tx(&mut tx, &new.operation, &now).await?;
+            tx.commit().await?;
+            let row = self.server_get_any(&r.id).await?;
+            Ok((row, op))
+        })
     }
 
     /// A live (not deleted) server.
     pub async fn server_get(&self, id: &ServerId) -> Result<ServerRow, DbError> {
-        sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE id = $1 AND deleted = FALSE"))
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or_else(|| DbError::not_found(RowKind::Server, id))
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE id = $1 AND deleted = FALSE"))
+                .bind(id)
+                .fetch_optional(rp)
+                .await?
+                .ok_or_else(|| DbError::not_found(RowKind::Server, id))
+        })
     }
 
     /// A server whether deleted or not (instance actions, audit, operations).
     pub async fn server_get_any(&self, id: &ServerId) -> Result<ServerRow, DbError> {
-        sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or_else(|| DbError::not_found(RowKind::Server, id))
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(rp)
+                .await?
+                .ok_or_else(|| DbError::not_found(RowKind::Server, id))
+        })
     }
 
     /// Live servers matching `f`, newest first (Nova's default sort).
     pub async fn server_list(&self, f: &ServerFilter) -> Result<Vec<ServerRow>, DbError> {
-        let mut q: QueryBuilder<Sqlite> =
-            QueryBuilder::new(format!("SELECT {SERVER_COLS} FROM servers WHERE deleted = FALSE"));
-        if let Some(p) = &f.project_id {
-            q.push(" AND project_id = ").push_bind(p.clone());
-        }
-        if let Some(n) = &f.name {
-            q.push(" AND instr(name, ").push_bind(n.clone()).push(") > 0");
-        }
-        if let Some(h) = &f.host {
-            q.push(" AND host = ").push_bind(h.clone());
-        }
-        if let Some(states) = &f.vm_states {
-            q.push(" AND vm_state IN (");
-            let mut sep = q.separated(", ");
-            for s in states {
-                sep.push_bind(s.as_str());
+        crate::with_db!(self, |wp, rp| {
+            let mut q: QueryBuilder<dbk::Db> =
+                QueryBuilder::new(format!("SELECT {SERVER_COLS} FROM servers WHERE deleted = FALSE"));
+            if let Some(p) = &f.project_id {
+                q.push(" AND project_id = ").push_bind(p.clone());
             }
-            q.push(")");
-        }
-        if let Some(m) = &f.marker {
-            q.push(" AND (created_at, id) < (SELECT created_at, id FROM servers WHERE id = ").push_bind(*m).push(")");
-        }
-        q.push(" ORDER BY created_at DESC, id DESC");
-        if let Some(l) = f.limit {
-            q.push(" LIMIT ").push_bind(l);
-        }
-        Ok(q.build_query_as().fetch_all(&self.read).await?)
+            if let Some(n) = &f.name {
+                q.push(format!(" AND {}(name, ", dbk::STRPOS)).push_bind(n.clone()).push(") > 0");
+            }
+            if let Some(h) = &f.host {
+                q.push(" AND host = ").push_bind(h.clone());
+            }
+            if let Some(states) = &f.vm_states {
+                q.push(" AND vm_state IN (");
+                let mut sep = q.separated(", ");
+                for s in states {
+                    sep.push_bind(s.as_str());
+                }
+                q.push(")");
+            }
+            if let Some(m) = &f.marker {
+                q.push(" AND (created_at, id) < (SELECT created_at, id FROM servers WHERE id = ")
+                    .push_bind(*m)
+                    .push(")");
+            }
+            q.push(" ORDER BY created_at DESC, id DESC");
+            if let Some(l) = f.limit {
+                q.push(" LIMIT ").push_bind(l);
+            }
+            Ok(q.build_query_as().fetch_all(rp).await?)
+        })
     }
 
     /// Does a live server with this id exist? (Marker validation.)
     pub async fn server_exists(&self, id: &ServerId) -> Result<bool, DbError> {
-        let r: Option<(String,)> =
-            sqlx::query_as("SELECT id FROM servers WHERE id = $1").bind(id).fetch_optional(&self.read).await?;
-        Ok(r.is_some())
+        crate::with_db!(self, |wp, rp| {
+            let r: Option<(String,)> =
+                sqlx::query_as("SELECT id FROM servers WHERE id = $1").bind(id).fetch_optional(rp).await?;
+            Ok(r.is_some())
+        })
     }
 
     /// Compare-and-swap a server's state. A transition that does not itself
     /// expect `deleting` never applies to a server being deleted, so nothing
     /// can clear the delete flag (Nova bug 1848666 is impossible here).
     pub async fn server_transition(&self, id: &ServerId, t: &Transition) -> Result<Cas, DbError> {
-        let mut q = transition_query(id, t, self.now());
-        let r = q.build().execute(&self.write).await?;
-        if r.rows_affected() == 1 {
-            return Ok(Cas::Updated);
-        }
-        let cur = match self.server_get_any(id).await {
-            Ok(c) => c,
-            Err(DbError::NotFound { .. }) => return Ok(Cas::Conflict),
-            Err(e) => return Err(e),
-        };
-        let same_vm = t.vm.is_none_or(|v| v == cur.vm_state);
-        let same_task = t.task.is_none_or(|x| x == cur.task_state);
-        Ok(if !cur.deleted && same_vm && same_task { Cas::AlreadySo } else { Cas::Conflict })
+        crate::with_db!(self, |wp, rp| {
+            let mut q = dbk::transition_query(id, t, self.now());
+            let r = q.build().execute(wp).await?;
+            if r.rows_affected() == 1 {
+                return Ok(Cas::Updated);
+            }
+            let cur = match self.server_get_any(id).await {
+                Ok(c) => c,
+                Err(DbError::NotFound { .. }) => return Ok(Cas::Conflict),
+                Err(e) => return Err(e),
+            };
+            let same_vm = t.vm.is_none_or(|v| v == cur.vm_state);
+            let same_task = t.task.is_none_or(|x| x == cur.task_state);
+            Ok(if !cur.deleted && same_vm && same_task { Cas::AlreadySo } else { Cas::Conflict })
+        })
+    }
+
+    /// Place a scheduled server on `host` (the transition `t`, which sets
+    /// the host) only if the host still has room for `need` (vCPUs, RAM MiB,
+    /// disk GiB) within `capacity`, counted in the same transaction: two
+    /// controllers that picked the same last slot cannot both take it
+    /// (one write transaction at a time on either backend: the second sees
+    /// the first's placement). `None`: the host is full now.
+    pub async fn server_place(
+        &self,
+        id: &ServerId,
+        t: &Transition,
+        host: &str,
+        capacity: crate::HostCapacity,
+        need: (i64, i64, i64),
+    ) -> Result<Option<Cas>, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let mut tx = dbk::begin(wp).await?;
+            let (c, r, d): (i64, i64, i64) = sqlx::query_as(&format!(
+                "SELECT CAST(COALESCE(SUM(c), 0) AS BIGINT), CAST(COALESCE(SUM(r), 0) AS BIGINT), CAST(COALESCE(SUM(d), 0) AS BIGINT) FROM (
+                   SELECT vcpus AS c, ram_mb AS r, disk_gb + ephemeral_gb AS d FROM servers WHERE deleted = FALSE AND host = $1 AND id <> $2
+                   UNION ALL SELECT vcpus, ram_mb, disk_gb FROM zombies WHERE host = $1
+                   UNION ALL SELECT old_vcpus, old_ram_mb, old_disk_gb FROM migrations WHERE status = {finished} AND source_host = $1) AS used",
+                finished = lit(MigrationStatus::Finished)
+            ))
+            .bind(host)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let fits = !crate::exceeds(c, need.0, capacity.vcpus)
+                && !crate::exceeds(r, need.1, capacity.memory_mb)
+                && !crate::exceeds(d, need.2, capacity.disk_gb);
+            if !fits {
+                return Ok(None);
+            }
+            let res = dbk::transition_query(id, t, self.now()).build().execute(&mut *tx).await?;
+            tx.commit().await?;
+            if res.rows_affected() == 1 {
+                return Ok(Some(Cas::Updated));
+            }
+            let cur = match self.server_get_any(id).await {
+                Ok(c) => c,
+                Err(DbError::NotFound { .. }) => return Ok(Some(Cas::Conflict)),
+                Err(e) => return Err(e),
+            };
+            let same = t.task.is_none_or(|x| x == cur.task_state) && t.host.as_ref().is_none_or(|h| *h == cur.host);
+            Ok(Some(if !cur.deleted && same { Cas::AlreadySo } else { Cas::Conflict }))
+        })
     }
 
     /// Soft-deleted servers whose soft delete is older than `before` (reclaim).
     pub async fn server_list_reclaimable(&self, before: DateTime<Utc>) -> Result<Vec<ServerRow>, DbError> {
-        Ok(sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE deleted = FALSE AND vm_state = {soft_deleted} AND task_state IS NULL AND deleted_at < $1", soft_deleted = lit(VmState::SoftDeleted)))
-            .bind(ts(before)).fetch_all(&self.read).await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE deleted = FALSE AND vm_state = {soft_deleted} AND task_state IS NULL AND deleted_at < $1", soft_deleted = lit(VmState::SoftDeleted)))
+            .bind(ts(before)).fetch_all(rp).await?)
+        })
     }
 
     /// Shelved (not offloaded) servers idle since before `before`.
     pub async fn server_list_shelved_before(&self, before: DateTime<Utc>) -> Result<Vec<ServerRow>, DbError> {
-        Ok(sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE deleted = FALSE AND vm_state = {shelved} AND task_state IS NULL AND updated_at < $1", shelved = lit(VmState::Shelved)))
-            .bind(ts(before)).fetch_all(&self.read).await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE deleted = FALSE AND vm_state = {shelved} AND task_state IS NULL AND updated_at < $1", shelved = lit(VmState::Shelved)))
+            .bind(ts(before)).fetch_all(rp).await?)
+        })
     }
 
     /// Live servers marked `deleting` with no open delete operation: stuck (audit).
     pub async fn server_list_stuck_deleting(&self) -> Result<Vec<ServerRow>, DbError> {
-        Ok(sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers s WHERE deleted = FALSE AND task_state = {deleting}
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers s WHERE deleted = FALSE AND task_state = {deleting}
               AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.server_id = s.id AND o.kind = {delete} AND o.state IN ({op_open}))", deleting = lit(TaskState::Deleting), delete = lit(OpKind::Delete), op_open = list(&OpState::OPEN)))
-            .fetch_all(&self.read).await?)
+            .fetch_all(rp).await?)
+        })
     }
 
     /// Deleted servers whose shelve snapshot image still exists (audit).
     pub async fn server_list_leaked_shelve_images(&self) -> Result<Vec<(ServerId, ImageId)>, DbError> {
-        Ok(sqlx::query_as("SELECT s.id, s.shelved_image_id FROM servers s JOIN images i ON i.id = s.shelved_image_id WHERE s.deleted = TRUE")
-            .fetch_all(&self.read).await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as("SELECT s.id, s.shelved_image_id FROM servers s JOIN images i ON i.id = s.shelved_image_id WHERE s.deleted = TRUE")
+            .fetch_all(rp).await?)
+        })
     }
 
     /// Deleted servers whose delete did not record `instance.delete.end` (audit).
     pub async fn server_list_deleted_without_end_notification(&self) -> Result<Vec<ServerId>, DbError> {
-        let rows: Vec<(ServerId,)> = sqlx::query_as("SELECT s.id FROM servers s WHERE s.deleted = TRUE
+        crate::with_db!(self, |wp, rp| {
+            let rows: Vec<(ServerId,)> = sqlx::query_as("SELECT s.id FROM servers s WHERE s.deleted = TRUE
               AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.event_type = 'instance.delete.end' AND n.dedup_key LIKE s.id || ':%')")
-            .fetch_all(&self.read).await?;
-        Ok(rows.into_iter().map(|r| r.0).collect())
+            .fetch_all(rp).await?;
+            Ok(rows.into_iter().map(|r| r.0).collect())
+        })
     }
 
     /// Rename a live server.
     pub async fn server_rename(&self, id: &ServerId, name: &str) -> Result<(), DbError> {
-        let r = sqlx::query("UPDATE servers SET name = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE")
-            .bind(id)
-            .bind(name)
-            .bind(self.now())
-            .execute(&self.write)
-            .await?;
-        if r.rows_affected() == 0 {
-            return Err(DbError::not_found(RowKind::Server, id));
-        }
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            let r = sqlx::query("UPDATE servers SET name = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE")
+                .bind(id)
+                .bind(name)
+                .bind(self.now())
+                .execute(wp)
+                .await?;
+            if r.rows_affected() == 0 {
+                return Err(DbError::not_found(RowKind::Server, id));
+            }
+            Ok(())
+        })
     }
 
     /// Mark the server deleted and release its ports in one transaction.
     /// Idempotent: `AlreadySo` if it was already deleted.
     pub async fn server_mark_deleted(&self, id: &ServerId) -> Result<Cas, DbError> {
-        let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let r = sqlx::query(&format!("UPDATE servers SET vm_state = {vm_deleted}, task_state = NULL, power_state = {no_state}, deleted = TRUE, deleted_at = $2, terminated_at = COALESCE(terminated_at, $2), updated_at = $2, generation = generation + 1 WHERE id = $1 AND deleted = FALSE", vm_deleted = lit(VmState::Deleted), no_state = PowerState::NoState.code()))
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            let r = sqlx::query(&format!("UPDATE servers SET vm_state = {vm_deleted}, task_state = NULL, power_state = {no_state}, deleted = TRUE, deleted_at = $2, terminated_at = COALESCE(terminated_at, $2), updated_at = $2, generation = generation + 1 WHERE id = $1 AND deleted = FALSE", vm_deleted = lit(VmState::Deleted), no_state = PowerState::NoState.code()))
             .bind(id).bind(&now).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM ports WHERE server_id = $1").bind(id).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(if r.rows_affected() == 1 { Cas::Updated } else { Cas::AlreadySo })
+            sqlx::query("DELETE FROM ports WHERE server_id = $1").bind(id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(if r.rows_affected() == 1 { Cas::Updated } else { Cas::AlreadySo })
+        })
     }
 
     /// Ports of a server.
     pub async fn port_list_for_server(&self, server_id: &ServerId) -> Result<Vec<PortRow>, DbError> {
-        Ok(sqlx::query_as("SELECT id, server_id, network, ip, mac FROM ports WHERE server_id = $1 ORDER BY ip_index")
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(
+                "SELECT id, server_id, network, ip, mac FROM ports WHERE server_id = $1 ORDER BY ip_index",
+            )
             .bind(server_id)
-            .fetch_all(&self.read)
+            .fetch_all(rp)
             .await?)
+        })
     }
 
     /// Ports of many servers at once (list views).
     pub async fn port_list_for_servers(&self, ids: &[ServerId]) -> Result<Vec<PortRow>, DbError> {
-        if ids.is_empty() {
-            return Ok(vec![]);
-        }
-        let mut q: QueryBuilder<Sqlite> =
-            QueryBuilder::new("SELECT id, server_id, network, ip, mac FROM ports WHERE server_id IN (");
-        let mut sep = q.separated(", ");
-        for id in ids {
-            sep.push_bind(*id);
-        }
-        q.push(") ORDER BY ip_index");
-        Ok(q.build_query_as().fetch_all(&self.read).await?)
+        crate::with_db!(self, |wp, rp| {
+            if ids.is_empty() {
+                return Ok(vec![]);
+            }
+            let mut q: QueryBuilder<dbk::Db> =
+                QueryBuilder::new("SELECT id, server_id, network, ip, mac FROM ports WHERE server_id IN (");
+            let mut sep = q.separated(", ");
+            for id in ids {
+                sep.push_bind(*id);
+            }
+            q.push(") ORDER BY ip_index");
+            Ok(q.build_query_as().fetch_all(rp).await?)
+        })
     }
 
     /// Release every port of a server (idempotent).
     pub async fn ports_release(&self, server_id: &ServerId) -> Result<u64, DbError> {
-        Ok(sqlx::query("DELETE FROM ports WHERE server_id = $1")
-            .bind(server_id)
-            .execute(&self.write)
-            .await?
-            .rows_affected())
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query("DELETE FROM ports WHERE server_id = $1").bind(server_id).execute(wp).await?.rows_affected())
+        })
     }
 
     /// Ports whose server is deleted or missing (audit).
     pub async fn port_list_orphans(&self) -> Result<Vec<PortRow>, DbError> {
-        Ok(sqlx::query_as("SELECT p.id, p.server_id, p.network, p.ip, p.mac FROM ports p LEFT JOIN servers s ON s.id = p.server_id WHERE s.id IS NULL OR s.deleted = TRUE")
-            .fetch_all(&self.read).await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as("SELECT p.id, p.server_id, p.network, p.ip, p.mac FROM ports p LEFT JOIN servers s ON s.id = p.server_id WHERE s.id IS NULL OR s.deleted = TRUE")
+            .fetch_all(rp).await?)
+        })
     }
 
     /// Counted usage of a project.
     pub async fn quota_usage(&self, project_id: &str) -> Result<QuotaUsage, DbError> {
-        let mut conn = self.read.acquire().await?;
-        quota_usage_tx(&mut conn, project_id).await
+        crate::with_db!(self, |wp, rp| {
+            let mut conn = rp.acquire().await?;
+            dbk::quota_usage_tx(&mut conn, project_id).await
+        })
     }
 
     /// Limits of a project: stored overrides on top of `defaults`.
     pub async fn quota_limits(&self, project_id: &str, defaults: QuotaLimits) -> Result<QuotaLimits, DbError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT resource, hard_limit FROM quotas WHERE project_id = $1")
-            .bind(project_id)
-            .fetch_all(&self.read)
-            .await?;
-        let mut l = defaults;
-        for (res, lim) in rows {
-            match res.as_str() {
-                "instances" => l.instances = lim,
-                "cores" => l.cores = lim,
-                "ram" => l.ram = lim,
-                _ => {}
+        crate::with_db!(self, |wp, rp| {
+            let rows: Vec<(String, i64)> =
+                sqlx::query_as("SELECT resource, hard_limit FROM quotas WHERE project_id = $1")
+                    .bind(project_id)
+                    .fetch_all(rp)
+                    .await?;
+            let mut l = defaults;
+            for (res, lim) in rows {
+                match res.as_str() {
+                    "instances" => l.instances = lim,
+                    "cores" => l.cores = lim,
+                    "ram" => l.ram = lim,
+                    _ => {}
+                }
             }
-        }
-        Ok(l)
+            Ok(l)
+        })
     }
 
     /// Set one limit of a project.
     pub async fn quota_set(&self, project_id: &str, resource: &str, limit: i64) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO quotas (project_id, resource, hard_limit) VALUES ($1,$2,$3) ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = $3")
-            .bind(project_id).bind(resource).bind(limit).execute(&self.write).await?;
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query("INSERT INTO quotas (project_id, resource, hard_limit) VALUES ($1,$2,$3) ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = $3")
+            .bind(project_id).bind(resource).bind(limit).execute(wp).await?;
+            Ok(())
+        })
     }
 
     /// Resources used per host by live servers and zombies: (host, vcpus, ram MiB, disk GiB).
     pub async fn host_usage(&self) -> Result<Vec<(String, i64, i64, i64)>, DbError> {
-        Ok(sqlx::query_as(&format!("SELECT host, SUM(c), SUM(r), SUM(d) FROM (
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(&format!("SELECT host, CAST(SUM(c) AS BIGINT), CAST(SUM(r) AS BIGINT), CAST(SUM(d) AS BIGINT) FROM (
                 SELECT host, vcpus AS c, ram_mb AS r, disk_gb + ephemeral_gb AS d FROM servers WHERE deleted = FALSE AND host IS NOT NULL
                 UNION ALL SELECT host, vcpus, ram_mb, disk_gb FROM zombies
-                UNION ALL SELECT source_host, old_vcpus, old_ram_mb, old_disk_gb FROM migrations WHERE status = {finished}) GROUP BY host", finished = lit(MigrationStatus::Finished)))
-            .fetch_all(&self.read).await?)
+                UNION ALL SELECT source_host, old_vcpus, old_ram_mb, old_disk_gb FROM migrations WHERE status = {finished}) AS used GROUP BY host", finished = lit(MigrationStatus::Finished)))
+            .fetch_all(rp).await?)
+        })
     }
 
     /// Servers that may have a VM on `host`: placed there, or the source or
     /// destination of a resize or migration in progress (the agent's inventory).
     pub async fn server_ids_on_host(&self, host: &str) -> Result<Vec<ServerId>, DbError> {
-        let rows: Vec<(ServerId,)> = sqlx::query_as(&format!(
-            "SELECT id FROM servers WHERE host = $1 AND deleted = FALSE
+        crate::with_db!(self, |wp, rp| {
+            let rows: Vec<(ServerId,)> = sqlx::query_as(&format!(
+                "SELECT id FROM servers WHERE host = $1 AND deleted = FALSE
              UNION SELECT m.server_id FROM migrations m JOIN servers s ON s.id = m.server_id
                WHERE s.deleted = FALSE AND m.status IN ({migration_open}) AND (m.source_host = $1 OR m.dest_host = $1)",
-            migration_open = list(&MigrationStatus::OPEN)
-        ))
-        .bind(host)
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows.into_iter().map(|r| r.0).collect())
+                migration_open = list(&MigrationStatus::OPEN)
+            ))
+            .bind(host)
+            .fetch_all(rp)
+            .await?;
+            Ok(rows.into_iter().map(|r| r.0).collect())
+        })
     }
 }
 
+crate::per_backend! {
 /// Build the conditional UPDATE of a [`Transition`] (shared by the plain
 /// transition and the ones made inside an operation-starting transaction).
-pub(crate) fn transition_query(id: &ServerId, t: &Transition, now: String) -> QueryBuilder<'static, Sqlite> {
-    let mut q: QueryBuilder<Sqlite> =
+pub(crate) fn transition_query(id: &ServerId, t: &Transition, now: String) -> QueryBuilder<'static, dbk::Db> {
+    let mut q: QueryBuilder<dbk::Db> =
         QueryBuilder::new("UPDATE servers SET generation = generation + 1, updated_at = ");
     q.push_bind(now.clone());
     if let Some(v) = t.vm {
@@ -585,9 +684,9 @@ pub(crate) fn transition_query(id: &ServerId, t: &Transition, now: String) -> Qu
 }
 
 /// Counted usage; `TOTAL()` so that no sum is an SQL overflow error.
-async fn quota_usage_tx(conn: &mut sqlx::SqliteConnection, project_id: &str) -> Result<QuotaUsage, DbError> {
+pub(crate) async fn quota_usage_tx(conn: &mut dbk::Conn, project_id: &str) -> Result<QuotaUsage, DbError> {
     let (instances, cores, ram): (i64, f64, f64) = sqlx::query_as(
-        "SELECT COUNT(*), TOTAL(vcpus), TOTAL(ram_mb) FROM servers WHERE project_id = $1 AND deleted = FALSE",
+        &format!("SELECT COUNT(*), {}, {} FROM servers WHERE project_id = $1 AND deleted = FALSE", dbk::total("vcpus"), dbk::total("ram_mb")),
     )
     .bind(project_id)
     .fetch_one(&mut *conn)
@@ -595,7 +694,7 @@ async fn quota_usage_tx(conn: &mut sqlx::SqliteConnection, project_id: &str) -> 
     Ok(QuotaUsage { instances, cores: saturating_total(cores), ram: saturating_total(ram) })
 }
 
-async fn allocate_port_tx(conn: &mut sqlx::SqliteConnection, server_id: &ServerId, now: &str) -> Result<(), DbError> {
+pub(crate) async fn allocate_port_tx(conn: &mut dbk::Conn, server_id: &ServerId, now: &str) -> Result<(), DbError> {
     // Lowest free index: the first index, or the successor of a used index whose successor is free.
     let (idx,): (Option<i64>,) = sqlx::query_as(
         "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM ports WHERE ip_index = $1) THEN $1
@@ -614,6 +713,7 @@ async fn allocate_port_tx(conn: &mut sqlx::SqliteConnection, server_id: &ServerI
         .execute(&mut *conn).await?;
     Ok(())
 }
+}
 
 /// Format for timestamps inside fault JSON.
 pub fn fault_json(code: u16, message: &str, now: chrono::DateTime<chrono::Utc>) -> String {
@@ -627,19 +727,34 @@ mod tests {
 
     /// One row with every state column set through the typed fields.
     async fn insert_raw(ds: &Datastore, id: &ServerId, vm: &str, task: Option<&str>, power: i64) {
-        sqlx::query(
-            "INSERT INTO servers (id, name, project_id, user_id, flavor_id, flavor_name, vcpus, ram_mb, disk_gb, \
-             ephemeral_gb, swap_mb, vm_state, task_state, power_state, metadata, locked, reservation_id, hostname, \
-             progress, generation, created_at, updated_at, deleted) \
-             VALUES ($1,'n','p','u','1','m1',1,512,1,0,0,$2,$3,$4,'{}',FALSE,'r','h',0,0,'2026-11-28T23:41:22.000000Z','2026-11-28T23:41:22.000000Z',FALSE)",
-        )
-        .bind(id)
-        .bind(vm)
-        .bind(task)
-        .bind(power)
-        .execute(&ds.write)
-        .await
+        crate::with_db!(ds, |wp, rp| {
+            Ok(sqlx::query(
+                "INSERT INTO servers (id, name, project_id, user_id, flavor_id, flavor_name, vcpus, ram_mb, disk_gb, \
+                 ephemeral_gb, swap_mb, vm_state, task_state, power_state, metadata, locked, reservation_id, hostname, \
+                 progress, generation, created_at, updated_at, deleted) \
+                 VALUES ($1,'n','p','u','1','m1',1,512,1,0,0,$2,$3,$4,'{}',FALSE,'r','h',0,0,'2026-11-28T23:41:22.000000Z','2026-11-28T23:41:22.000000Z',FALSE)",
+            )
+            .bind(id)
+            .bind(vm)
+            .bind(task)
+            .bind(power)
+            .execute(wp)
+            .await
+            .map(|_| ())?)
+        })
         .expect("insert");
+    }
+
+    /// Run one statement binding `id` (and `n`, when given) as `$1`/`$2`.
+    async fn exec(ds: &Datastore, sql: &str, id: &ServerId, n: Option<i64>) {
+        crate::with_db!(ds, |wp, rp| {
+            let mut q = sqlx::query(sql).bind(id.to_string());
+            if let Some(n) = n {
+                q = q.bind(n);
+            }
+            Ok(q.execute(wp).await.map(|_| ())?)
+        })
+        .expect(sql);
     }
 
     /// Quota arithmetic never overflows: a request that would wrap
@@ -655,15 +770,40 @@ mod tests {
         for _ in 0..2 {
             let id = ServerId::new();
             insert_raw(&ds, &id, "active", None, 1).await;
-            sqlx::query("UPDATE servers SET vcpus = $2, ram_mb = $2 WHERE id = $1")
-                .bind(id)
-                .bind(i64::MAX)
-                .execute(&ds.write)
-                .await
-                .expect("huge");
+            exec(&ds, "UPDATE servers SET vcpus = $2, ram_mb = $2 WHERE id = $1", &id, Some(i64::MAX)).await;
         }
         let u = ds.quota_usage("p").await.expect("usage is no SQL error");
         assert_eq!((u.instances, u.cores, u.ram), (2, i64::MAX, i64::MAX));
+    }
+
+    /// Two controllers placing two builds on the last slot of a host at
+    /// once: exactly one is placed, the other finds the host full (Nova's
+    /// placement claims are atomic the same way: one allocation wins).
+    #[tokio::test]
+    async fn two_placements_race_for_the_last_slot_and_one_wins() {
+        let (ds, _dir) = store().await;
+        for _ in 0..10 {
+            let (a, b) = (ServerId::new(), ServerId::new());
+            insert_raw(&ds, &a, "building", Some("scheduling"), 0).await;
+            insert_raw(&ds, &b, "building", Some("scheduling"), 0).await;
+            let host = format!("h-{}", uuid::Uuid::new_v4().simple());
+            let t = Transition {
+                from_task: Some(Some(TaskState::Scheduling)),
+                host: Some(Some(host.clone())),
+                task: Some(Some(TaskState::Spawning)),
+                ..Default::default()
+            };
+            let cap = crate::HostCapacity { vcpus: 1, memory_mb: 100_000, disk_gb: 100 };
+            let (ra, rb) = tokio::join!(
+                ds.server_place(&a, &t, &host, cap, (1, 512, 1)),
+                ds.server_place(&b, &t, &host, cap, (1, 512, 1))
+            );
+            let outcomes = [ra.expect("a"), rb.expect("b")];
+            assert_eq!(outcomes.iter().filter(|o| **o == Some(Cas::Updated)).count(), 1, "{outcomes:?}");
+            assert_eq!(outcomes.iter().filter(|o| o.is_none()).count(), 1, "{outcomes:?}");
+            let on_host = ds.server_list(&ServerFilter { host: Some(host), ..Default::default() }).await.expect("list");
+            assert_eq!(on_host.len(), 1);
+        }
     }
 
     #[tokio::test]
@@ -695,10 +835,12 @@ mod tests {
         let (ds, _dir) = store().await;
         let id = ServerId::new();
         insert_raw(&ds, &id, "active", None, 1).await;
-        let (text,): (String,) = sqlx::query_as("SELECT id FROM servers").fetch_one(&ds.read).await.expect("text");
+        let (text,): (String,) =
+            crate::with_db!(ds, |wp, rp| { Ok(sqlx::query_as("SELECT id FROM servers").fetch_one(rp).await?) })
+                .expect("text");
         assert_eq!(text, id.to_string());
         assert_eq!(ds.server_get(&id).await.expect("row").id, id);
-        sqlx::query("UPDATE servers SET id = 'not-a-uuid'").execute(&ds.write).await.expect("corrupt");
+        exec(&ds, "UPDATE servers SET id = 'not-a-uuid' WHERE id = $1", &id, None).await;
         assert!(ds.server_list(&ServerFilter::default()).await.is_err(), "a non-UUID id must not decode");
     }
 }

@@ -41,10 +41,13 @@ pub struct VolumeRow {
     /// Metadata JSON.
     pub metadata: String,
     /// Created.
+    #[sqlx(try_from = "crate::TsText")]
     pub created_at: DateTime<Utc>,
     /// Updated.
+    #[sqlx(try_from = "crate::TsText")]
     pub updated_at: DateTime<Utc>,
     /// Deleted at.
+    #[sqlx(try_from = "crate::OptTsText")]
     pub deleted_at: Option<DateTime<Utc>>,
     /// Deleted.
     pub deleted: bool,
@@ -76,6 +79,7 @@ pub struct AttachmentRow {
     /// Boot index (0 for a root volume).
     pub boot_index: Option<i64>,
     /// Created.
+    #[sqlx(try_from = "crate::TsText")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -102,6 +106,7 @@ pub struct CleanupRow {
     /// Last error.
     pub last_error: Option<String>,
     /// Queued at.
+    #[sqlx(try_from = "crate::TsText")]
     pub created_at: DateTime<Utc>,
     /// Server whose client was fenced (unfence waits for its host).
     pub server_id: Option<ServerId>,
@@ -133,58 +138,71 @@ impl Datastore {
         max_volumes: i64,
         max_gigabytes: i64,
     ) -> Result<VolumeRow, DbError> {
-        let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let (n, gb): (i64, f64) =
-            sqlx::query_as("SELECT COUNT(*), TOTAL(size_gb) FROM volumes WHERE project_id = $1 AND deleted = FALSE")
-                .bind(&v.project_id)
-                .fetch_one(&mut *tx)
-                .await?;
-        let gb = crate::servers::saturating_total(gb);
-        let mut ex = crate::QuotaExceeded { overs: vec![], requested: vec![], used: vec![], allowed: vec![] };
-        for (name, req, used, lim) in [("volumes", 1, n, max_volumes), ("gigabytes", v.size_gb, gb, max_gigabytes)] {
-            if crate::exceeds(used, req, lim) {
-                ex.overs.push(name);
-                ex.requested.push(req);
-                ex.used.push(used);
-                ex.allowed.push(lim);
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            let (n, gb): (i64, f64) = sqlx::query_as(&format!(
+                "SELECT COUNT(*), {} FROM volumes WHERE project_id = $1 AND deleted = FALSE",
+                dbk::total("size_gb")
+            ))
+            .bind(&v.project_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let gb = crate::servers::saturating_total(gb);
+            let mut ex = crate::QuotaExceeded { overs: vec![], requested: vec![], used: vec![], allowed: vec![] };
+            for (name, req, used, lim) in [("volumes", 1, n, max_volumes), ("gigabytes", v.size_gb, gb, max_gigabytes)]
+            {
+                if crate::exceeds(used, req, lim) {
+                    ex.overs.push(name);
+                    ex.requested.push(req);
+                    ex.used.push(used);
+                    ex.allowed.push(lim);
+                }
             }
-        }
-        if !ex.overs.is_empty() {
-            return Err(DbError::QuotaExceeded(ex));
-        }
-        let row: VolumeRow = sqlx::query_as(&format!("INSERT INTO volumes ({VCOLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$14,NULL,FALSE) RETURNING {VCOLS}"))
+            if !ex.overs.is_empty() {
+                return Err(DbError::QuotaExceeded(ex));
+            }
+            let row: VolumeRow = sqlx::query_as(&format!("INSERT INTO volumes ({VCOLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$14,NULL,FALSE) RETURNING {VCOLS}"))
             .bind(v.id).bind(&v.name).bind(&v.description).bind(&v.project_id).bind(&v.user_id).bind(v.size_gb).bind(v.status.as_str())
             .bind(&v.volume_type).bind(&v.availability_zone).bind(v.bootable).bind(&v.image_id).bind(&v.backend_name).bind(&v.metadata).bind(&now)
             .fetch_one(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(row)
+            tx.commit().await?;
+            Ok(row)
+        })
     }
 
     /// A live volume.
     pub async fn volume_get(&self, id: &VolumeId) -> Result<VolumeRow, DbError> {
-        sqlx::query_as(&format!("SELECT {VCOLS} FROM volumes WHERE id = $1 AND deleted = FALSE"))
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or_else(|| DbError::not_found(RowKind::Volume, id))
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query_as(&format!("SELECT {VCOLS} FROM volumes WHERE id = $1 AND deleted = FALSE"))
+                .bind(id)
+                .fetch_optional(rp)
+                .await?
+                .ok_or_else(|| DbError::not_found(RowKind::Volume, id))
+        })
     }
 
     /// Live volumes of a project (or all), newest first.
     pub async fn volume_list(&self, project_id: Option<&str>) -> Result<Vec<VolumeRow>, DbError> {
-        Ok(sqlx::query_as(&format!("SELECT {VCOLS} FROM volumes WHERE deleted = FALSE AND ($1 IS NULL OR project_id = $1) ORDER BY created_at DESC, id"))
-            .bind(project_id).fetch_all(&self.read).await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(&format!("SELECT {VCOLS} FROM volumes WHERE deleted = FALSE AND ($1 IS NULL OR project_id = $1) ORDER BY created_at DESC, id"))
+            .bind(project_id).fetch_all(rp).await?)
+        })
     }
 
     /// Counted volume usage of a project (`TOTAL()`: no sum is an SQL
     /// overflow error; saturated at `i64::MAX`).
     pub async fn volume_usage(&self, project_id: &str) -> Result<VolumeUsage, DbError> {
-        let (volumes, gigabytes): (i64, f64) =
-            sqlx::query_as("SELECT COUNT(*), TOTAL(size_gb) FROM volumes WHERE project_id = $1 AND deleted = FALSE")
-                .bind(project_id)
-                .fetch_one(&self.read)
-                .await?;
-        Ok(VolumeUsage { volumes, gigabytes: crate::servers::saturating_total(gigabytes) })
+        crate::with_db!(self, |wp, rp| {
+            let (volumes, gigabytes): (i64, f64) = sqlx::query_as(&format!(
+                "SELECT COUNT(*), {} FROM volumes WHERE project_id = $1 AND deleted = FALSE",
+                dbk::total("size_gb")
+            ))
+            .bind(project_id)
+            .fetch_one(rp)
+            .await?;
+            Ok(VolumeUsage { volumes, gigabytes: crate::servers::saturating_total(gigabytes) })
+        })
     }
 
     /// Compare-and-swap the status: from any of `from` (empty: any) to `to`.
@@ -194,30 +212,32 @@ impl Datastore {
         from: &[VolumeStatus],
         to: VolumeStatus,
     ) -> Result<Cas, DbError> {
-        let mut q: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new("UPDATE volumes SET status = ");
-        q.push_bind(to.as_str())
-            .push(", updated_at = ")
-            .push_bind(self.now())
-            .push(" WHERE id = ")
-            .push_bind(*id)
-            .push(" AND deleted = FALSE");
-        if !from.is_empty() {
-            q.push(" AND status IN (");
-            let mut sep = q.separated(", ");
-            for f in from {
-                sep.push_bind(f.as_str());
+        crate::with_db!(self, |wp, rp| {
+            let mut q: sqlx::QueryBuilder<dbk::Db> = sqlx::QueryBuilder::new("UPDATE volumes SET status = ");
+            q.push_bind(to.as_str())
+                .push(", updated_at = ")
+                .push_bind(self.now())
+                .push(" WHERE id = ")
+                .push_bind(*id)
+                .push(" AND deleted = FALSE");
+            if !from.is_empty() {
+                q.push(" AND status IN (");
+                let mut sep = q.separated(", ");
+                for f in from {
+                    sep.push_bind(f.as_str());
+                }
+                q.push(")");
             }
-            q.push(")");
-        }
-        let r = q.build().execute(&self.write).await?;
-        if r.rows_affected() == 1 {
-            return Ok(Cas::Updated);
-        }
-        match self.volume_get(id).await {
-            Ok(v) if v.status == to => Ok(Cas::AlreadySo),
-            Ok(_) | Err(DbError::NotFound { .. }) => Ok(Cas::Conflict),
-            Err(e) => Err(e),
-        }
+            let r = q.build().execute(wp).await?;
+            if r.rows_affected() == 1 {
+                return Ok(Cas::Updated);
+            }
+            match self.volume_get(id).await {
+                Ok(v) if v.status == to => Ok(Cas::AlreadySo),
+                Ok(_) | Err(DbError::NotFound { .. }) => Ok(Cas::Conflict),
+                Err(e) => Err(e),
+            }
+        })
     }
 
     /// Update name, description, size or bootable flag.
@@ -229,90 +249,108 @@ impl Datastore {
         size_gb: Option<i64>,
         bootable: Option<bool>,
     ) -> Result<VolumeRow, DbError> {
-        sqlx::query_as(&format!("UPDATE volumes SET name = COALESCE($2, name), description = COALESCE($3, description), size_gb = COALESCE($4, size_gb), bootable = COALESCE($5, bootable), updated_at = $6 WHERE id = $1 AND deleted = FALSE RETURNING {VCOLS}"))
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query_as(&format!("UPDATE volumes SET name = COALESCE($2, name), description = COALESCE($3, description), size_gb = COALESCE($4, size_gb), bootable = COALESCE($5, bootable), updated_at = $6 WHERE id = $1 AND deleted = FALSE RETURNING {VCOLS}"))
             .bind(id).bind(name).bind(description).bind(size_gb).bind(bootable).bind(self.now())
-            .fetch_optional(&self.write).await?.ok_or_else(|| DbError::not_found(RowKind::Volume, id))
+            .fetch_optional(wp).await?.ok_or_else(|| DbError::not_found(RowKind::Volume, id))
+        })
     }
 
     /// Mark a volume deleted (its storage is gone). Idempotent.
     pub async fn volume_mark_deleted(&self, id: &VolumeId) -> Result<(), DbError> {
-        let now = self.now();
-        sqlx::query("UPDATE volumes SET status = $3, deleted = TRUE, deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
-            .bind(id).bind(&now).bind(VolumeStatus::Deleted.as_str()).execute(&self.write).await?;
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            sqlx::query("UPDATE volumes SET status = $3, deleted = TRUE, deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
+            .bind(id).bind(&now).bind(VolumeStatus::Deleted.as_str()).execute(wp).await?;
+            Ok(())
+        })
     }
 
     /// Reserve a volume for a server: the volume must be `available`
     /// (it becomes `reserved`); returns the new attachment.
     pub async fn attachment_create(&self, a: &AttachmentRow) -> Result<AttachmentRow, DbError> {
-        let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let r = sqlx::query(
-            "UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status = $4",
-        )
-        .bind(a.volume_id)
-        .bind(&now)
-        .bind(VolumeStatus::Reserved.as_str())
-        .bind(VolumeStatus::Available.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if r.rows_affected() != 1 {
-            return Err(DbError::conflict(RowKind::Volume, format!("volume {} is not available", a.volume_id)));
-        }
-        let row: AttachmentRow = sqlx::query_as(&format!("INSERT INTO volume_attachments ({ACOLS}, updated_at, deleted) VALUES ($1,$2,$3,$4,$5,$6,$7,$11,$8,$9,$10,$10,FALSE) RETURNING {ACOLS}"))
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            let r = sqlx::query(
+                "UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status = $4",
+            )
+            .bind(a.volume_id)
+            .bind(&now)
+            .bind(VolumeStatus::Reserved.as_str())
+            .bind(VolumeStatus::Available.as_str())
+            .execute(&mut *tx)
+            .await?;
+            if r.rows_affected() != 1 {
+                return Err(DbError::conflict(RowKind::Volume, format!("volume {} is not available", a.volume_id)));
+            }
+            let row: AttachmentRow = sqlx::query_as(&format!("INSERT INTO volume_attachments ({ACOLS}, updated_at, deleted) VALUES ($1,$2,$3,$4,$5,$6,$7,$11,$8,$9,$10,$10,FALSE) RETURNING {ACOLS}"))
             .bind(a.id).bind(a.volume_id).bind(a.server_id).bind(&a.host).bind(&a.connector).bind(&a.client_id).bind(&a.mountpoint)
             .bind(a.delete_on_termination).bind(a.boot_index).bind(&now).bind(AttachStatus::Reserved.as_str())
             .fetch_one(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(row)
+            tx.commit().await?;
+            Ok(row)
+        })
     }
 
     /// A live attachment.
     pub async fn attachment_get(&self, id: &AttachmentId) -> Result<AttachmentRow, DbError> {
-        sqlx::query_as(&format!("SELECT {ACOLS} FROM volume_attachments WHERE id = $1 AND deleted = FALSE"))
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?
-            .ok_or_else(|| DbError::not_found(RowKind::Attachment, id))
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query_as(&format!("SELECT {ACOLS} FROM volume_attachments WHERE id = $1 AND deleted = FALSE"))
+                .bind(id)
+                .fetch_optional(rp)
+                .await?
+                .ok_or_else(|| DbError::not_found(RowKind::Attachment, id))
+        })
     }
 
     /// Live attachments of a server (boot volume first).
     pub async fn attachment_list_for_server(&self, server_id: &ServerId) -> Result<Vec<AttachmentRow>, DbError> {
-        Ok(sqlx::query_as(&format!("SELECT {ACOLS} FROM volume_attachments WHERE server_id = $1 AND deleted = FALSE ORDER BY COALESCE(boot_index, 999), created_at"))
-            .bind(server_id).fetch_all(&self.read).await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(&format!("SELECT {ACOLS} FROM volume_attachments WHERE server_id = $1 AND deleted = FALSE ORDER BY COALESCE(boot_index, 999), created_at"))
+            .bind(server_id).fetch_all(rp).await?)
+        })
     }
 
     /// Live attachments of a volume.
     pub async fn attachment_list_for_volume(&self, volume_id: &VolumeId) -> Result<Vec<AttachmentRow>, DbError> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {ACOLS} FROM volume_attachments WHERE volume_id = $1 AND deleted = FALSE ORDER BY created_at"
-        ))
-        .bind(volume_id)
-        .fetch_all(&self.read)
-        .await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(&format!(
+                "SELECT {ACOLS} FROM volume_attachments WHERE volume_id = $1 AND deleted = FALSE ORDER BY created_at"
+            ))
+            .bind(volume_id)
+            .fetch_all(rp)
+            .await?)
+        })
     }
 
     /// Live attachments of these servers (list views).
     pub async fn attachment_list_for_servers(&self, ids: &[ServerId]) -> Result<Vec<AttachmentRow>, DbError> {
-        if ids.is_empty() {
-            return Ok(vec![]);
-        }
-        let mut q: sqlx::QueryBuilder<sqlx::Sqlite> = sqlx::QueryBuilder::new(format!(
-            "SELECT {ACOLS} FROM volume_attachments WHERE deleted = FALSE AND server_id IN ("
-        ));
-        let mut sep = q.separated(", ");
-        for id in ids {
-            sep.push_bind(*id);
-        }
-        q.push(") ORDER BY COALESCE(boot_index, 999), created_at");
-        Ok(q.build_query_as().fetch_all(&self.read).await?)
+        crate::with_db!(self, |wp, rp| {
+            if ids.is_empty() {
+                return Ok(vec![]);
+            }
+            let mut q: sqlx::QueryBuilder<dbk::Db> = sqlx::QueryBuilder::new(format!(
+                "SELECT {ACOLS} FROM volume_attachments WHERE deleted = FALSE AND server_id IN ("
+            ));
+            let mut sep = q.separated(", ");
+            for id in ids {
+                sep.push_bind(*id);
+            }
+            q.push(") ORDER BY COALESCE(boot_index, 999), created_at");
+            Ok(q.build_query_as().fetch_all(rp).await?)
+        })
     }
 
     /// All live attachments (audit).
     pub async fn attachment_list_all(&self) -> Result<Vec<AttachmentRow>, DbError> {
-        Ok(sqlx::query_as(&format!("SELECT {ACOLS} FROM volume_attachments WHERE deleted = FALSE ORDER BY created_at"))
-            .fetch_all(&self.read)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(&format!(
+                "SELECT {ACOLS} FROM volume_attachments WHERE deleted = FALSE ORDER BY created_at"
+            ))
+            .fetch_all(rp)
             .await?)
+        })
     }
 
     /// Record the host's connector and opened client: the attachment goes
@@ -325,21 +363,23 @@ impl Datastore {
         client_id: Option<&str>,
         mountpoint: Option<&str>,
     ) -> Result<AttachmentRow, DbError> {
-        let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let row: AttachmentRow = sqlx::query_as(&format!("UPDATE volume_attachments SET host = COALESCE($2, host), connector = COALESCE($3, connector), client_id = COALESCE($4, client_id), mountpoint = COALESCE($5, mountpoint), status = $8, updated_at = $6 WHERE id = $1 AND deleted = FALSE AND status IN ($7,$8) RETURNING {ACOLS}"))
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            let row: AttachmentRow = sqlx::query_as(&format!("UPDATE volume_attachments SET host = COALESCE($2, host), connector = COALESCE($3, connector), client_id = COALESCE($4, client_id), mountpoint = COALESCE($5, mountpoint), status = $8, updated_at = $6 WHERE id = $1 AND deleted = FALSE AND status IN ($7,$8) RETURNING {ACOLS}"))
             .bind(id).bind(host).bind(connector).bind(client_id).bind(mountpoint).bind(&now)
             .bind(AttachStatus::Reserved.as_str()).bind(AttachStatus::Attaching.as_str())
             .fetch_optional(&mut *tx).await?.ok_or_else(|| DbError::conflict(RowKind::Attachment, format!("attachment {id} cannot be updated in its state")))?;
-        sqlx::query("UPDATE volumes SET status = $4, updated_at = $2 WHERE id = $1 AND status IN ($3,$4)")
-            .bind(row.volume_id)
-            .bind(&now)
-            .bind(VolumeStatus::Reserved.as_str())
-            .bind(VolumeStatus::Attaching.as_str())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(row)
+            sqlx::query("UPDATE volumes SET status = $4, updated_at = $2 WHERE id = $1 AND status IN ($3,$4)")
+                .bind(row.volume_id)
+                .bind(&now)
+                .bind(VolumeStatus::Reserved.as_str())
+                .bind(VolumeStatus::Attaching.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(row)
+        })
     }
 
     /// Record that an attachment's server moved to `host`, where client
@@ -353,64 +393,75 @@ impl Datastore {
         connector: &str,
         client_id: &str,
     ) -> Result<(), DbError> {
-        let r = sqlx::query("UPDATE volume_attachments SET host = $2, connector = $3, client_id = $4, status = $5, updated_at = $6 WHERE id = $1 AND deleted = FALSE AND status IN ($5,$7)")
+        crate::with_db!(self, |wp, rp| {
+            let r = sqlx::query("UPDATE volume_attachments SET host = $2, connector = $3, client_id = $4, status = $5, updated_at = $6 WHERE id = $1 AND deleted = FALSE AND status IN ($5,$7)")
             .bind(id).bind(host).bind(connector).bind(client_id)
             .bind(AttachStatus::Attached.as_str()).bind(self.now()).bind(AttachStatus::Fenced.as_str())
-            .execute(&self.write).await?;
-        if r.rows_affected() == 0 {
-            return Err(DbError::conflict(RowKind::Attachment, format!("attachment {id} cannot move in its state")));
-        }
-        Ok(())
+            .execute(wp).await?;
+            if r.rows_affected() == 0 {
+                return Err(DbError::conflict(
+                    RowKind::Attachment,
+                    format!("attachment {id} cannot move in its state"),
+                ));
+            }
+            Ok(())
+        })
     }
 
     /// The host finished attaching: attachment `attached`, volume `in-use`.
     pub async fn attachment_complete(&self, id: &AttachmentId) -> Result<(), DbError> {
-        let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let row: Option<(VolumeId,)> = sqlx::query_as("UPDATE volume_attachments SET status = $5, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status IN ($3,$4,$5) RETURNING volume_id")
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            let row: Option<(VolumeId,)> = sqlx::query_as("UPDATE volume_attachments SET status = $5, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status IN ($3,$4,$5) RETURNING volume_id")
             .bind(id).bind(&now).bind(AttachStatus::Reserved.as_str()).bind(AttachStatus::Attaching.as_str()).bind(AttachStatus::Attached.as_str()).fetch_optional(&mut *tx).await?;
-        let Some((vol,)) = row else {
-            return Err(DbError::conflict(
-                RowKind::Attachment,
-                format!("attachment {id} cannot be completed in its state"),
-            ));
-        };
-        sqlx::query("UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
-            .bind(vol)
-            .bind(&now)
-            .bind(VolumeStatus::InUse.as_str())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+            let Some((vol,)) = row else {
+                return Err(DbError::conflict(
+                    RowKind::Attachment,
+                    format!("attachment {id} cannot be completed in its state"),
+                ));
+            };
+            sqlx::query("UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
+                .bind(vol)
+                .bind(&now)
+                .bind(VolumeStatus::InUse.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Mark an attachment's client fenced (its storage client can no longer write).
     pub async fn attachment_mark_fenced(&self, id: &AttachmentId) -> Result<(), DbError> {
-        sqlx::query("UPDATE volume_attachments SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
-            .bind(id)
-            .bind(self.now())
-            .bind(AttachStatus::Fenced.as_str())
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query("UPDATE volume_attachments SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
+                .bind(id)
+                .bind(self.now())
+                .bind(AttachStatus::Fenced.as_str())
+                .execute(wp)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Remove an attachment; the volume becomes `available` once it has no
     /// other live attachment. Idempotent.
     pub async fn attachment_delete(&self, id: &AttachmentId) -> Result<(), DbError> {
-        let now = self.now();
-        let mut tx = self.write.begin().await?;
-        let row: Option<(VolumeId,)> = sqlx::query_as("UPDATE volume_attachments SET deleted = TRUE, status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE RETURNING volume_id")
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            let row: Option<(VolumeId,)> = sqlx::query_as("UPDATE volume_attachments SET deleted = TRUE, status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE RETURNING volume_id")
             .bind(id).bind(&now).bind(AttachStatus::Detached.as_str()).fetch_optional(&mut *tx).await?;
-        if let Some((vol,)) = row {
-            sqlx::query("UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status NOT IN ($4,$5)
+            if let Some((vol,)) = row {
+                sqlx::query("UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status NOT IN ($4,$5)
                          AND NOT EXISTS (SELECT 1 FROM volume_attachments WHERE volume_id = $1 AND deleted = FALSE)")
                 .bind(vol).bind(&now).bind(VolumeStatus::Available.as_str())
                 .bind(VolumeStatus::Deleting.as_str()).bind(VolumeStatus::ErrorDeleting.as_str()).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Queue a storage cleanup (idempotent per kind, volume and client).
@@ -423,11 +474,13 @@ impl Datastore {
         host: Option<&str>,
         reason: &str,
     ) -> Result<(), DbError> {
-        let now = self.now();
-        sqlx::query("INSERT INTO storage_cleanup (kind, volume_id, backend_name, client_id, host, reason, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$7) ON CONFLICT DO NOTHING")
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            sqlx::query("INSERT INTO storage_cleanup (kind, volume_id, backend_name, client_id, host, reason, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$7) ON CONFLICT DO NOTHING")
             .bind(kind.as_str()).bind(volume_id).bind(backend_name).bind(client_id).bind(host).bind(reason).bind(&now)
-            .execute(&self.write).await?;
-        Ok(())
+            .execute(wp).await?;
+            Ok(())
+        })
     }
 
     /// Queue the lifting of a fence once `host` has confirmed `server_id`'s VM gone.
@@ -440,41 +493,49 @@ impl Datastore {
         backend_name: &str,
         client_id: &str,
     ) -> Result<(), DbError> {
-        let now = self.now();
-        sqlx::query("INSERT INTO storage_cleanup (kind, volume_id, backend_name, client_id, host, server_id, epoch, reason, created_at, updated_at) VALUES ($8,$1,$2,$3,$4,$5,$6,'fenced during a local delete',$7,$7) ON CONFLICT DO NOTHING")
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            sqlx::query("INSERT INTO storage_cleanup (kind, volume_id, backend_name, client_id, host, server_id, epoch, reason, created_at, updated_at) VALUES ($8,$1,$2,$3,$4,$5,$6,'fenced during a local delete',$7,$7) ON CONFLICT DO NOTHING")
             .bind(volume_id).bind(backend_name).bind(client_id).bind(host).bind(server_id).bind(epoch).bind(&now).bind(CleanupKind::Unfence.as_str())
-            .execute(&self.write).await?;
-        Ok(())
+            .execute(wp).await?;
+            Ok(())
+        })
     }
 
     /// Pending cleanups, oldest first.
     pub async fn cleanup_pending(&self) -> Result<Vec<CleanupRow>, DbError> {
-        Ok(sqlx::query_as(&format!("SELECT {CCOLS} FROM storage_cleanup WHERE done = FALSE ORDER BY id"))
-            .fetch_all(&self.read)
-            .await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(&format!("SELECT {CCOLS} FROM storage_cleanup WHERE done = FALSE ORDER BY id"))
+                .fetch_all(rp)
+                .await?)
+        })
     }
 
     /// Close a cleanup.
     pub async fn cleanup_done(&self, id: i64) -> Result<(), DbError> {
-        sqlx::query("UPDATE storage_cleanup SET done = TRUE, updated_at = $2 WHERE id = $1")
-            .bind(id)
-            .bind(self.now())
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query("UPDATE storage_cleanup SET done = TRUE, updated_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(self.now())
+                .execute(wp)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Record a failed attempt (the next pass retries).
     pub async fn cleanup_failed(&self, id: i64, error: &str) -> Result<(), DbError> {
-        sqlx::query(
-            "UPDATE storage_cleanup SET attempts = attempts + 1, last_error = $2, updated_at = $3 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(error)
-        .bind(self.now())
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query(
+                "UPDATE storage_cleanup SET attempts = attempts + 1, last_error = $2, updated_at = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(error)
+            .bind(self.now())
+            .execute(wp)
+            .await?;
+            Ok(())
+        })
     }
 }
 
@@ -482,15 +543,17 @@ impl Datastore {
     /// Replace a volume's metadata (`PUT /volumes/{id}` with `metadata`);
     /// `volume_update` leaves metadata alone.
     pub async fn volume_set_metadata(&self, id: &VolumeId, metadata: &str) -> Result<VolumeRow, DbError> {
-        sqlx::query_as(&format!(
-            "UPDATE volumes SET metadata = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {VCOLS}"
-        ))
-        .bind(id)
-        .bind(metadata)
-        .bind(self.now())
-        .fetch_optional(&self.write)
-        .await?
-        .ok_or_else(|| DbError::not_found(RowKind::Volume, id))
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query_as(&format!(
+                "UPDATE volumes SET metadata = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {VCOLS}"
+            ))
+            .bind(id)
+            .bind(metadata)
+            .bind(self.now())
+            .fetch_optional(wp)
+            .await?
+            .ok_or_else(|| DbError::not_found(RowKind::Volume, id))
+        })
     }
 
     /// Live volumes in one of `statuses` not updated since `updated_before`:
@@ -502,18 +565,20 @@ impl Datastore {
         statuses: &[VolumeStatus],
         updated_before: DateTime<Utc>,
     ) -> Result<Vec<VolumeRow>, DbError> {
-        if statuses.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q: sqlx::QueryBuilder<sqlx::Sqlite> =
-            sqlx::QueryBuilder::new(format!("SELECT {VCOLS} FROM volumes WHERE deleted = FALSE AND updated_at < "));
-        q.push_bind(crate::ts(updated_before)).push(" AND status IN (");
-        let mut sep = q.separated(", ");
-        for s in statuses {
-            sep.push_bind(s.as_str());
-        }
-        q.push(") ORDER BY updated_at, id");
-        Ok(q.build_query_as().fetch_all(&self.read).await?)
+        crate::with_db!(self, |wp, rp| {
+            if statuses.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut q: sqlx::QueryBuilder<dbk::Db> =
+                sqlx::QueryBuilder::new(format!("SELECT {VCOLS} FROM volumes WHERE deleted = FALSE AND updated_at < "));
+            q.push_bind(crate::ts(updated_before)).push(" AND status IN (");
+            let mut sep = q.separated(", ");
+            for s in statuses {
+                sep.push_bind(s.as_str());
+            }
+            q.push(") ORDER BY updated_at, id");
+            Ok(q.build_query_as().fetch_all(rp).await?)
+        })
     }
 }
 

@@ -23,39 +23,46 @@ pub struct ZombieRow {
     /// Why the delete went local.
     pub reason: String,
     /// When.
+    #[sqlx(try_from = "crate::TsText")]
     pub created_at: DateTime<Utc>,
 }
 
 impl Datastore {
     /// Record a zombie (idempotent).
     pub async fn zombie_record(&self, z: &ZombieRow) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO zombies (server_id, host, vcpus, ram_mb, disk_gb, reason, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (server_id, host) DO NOTHING")
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query("INSERT INTO zombies (server_id, host, vcpus, ram_mb, disk_gb, reason, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (server_id, host) DO NOTHING")
             .bind(z.server_id).bind(&z.host).bind(z.vcpus).bind(z.ram_mb).bind(z.disk_gb).bind(&z.reason).bind(self.now())
-            .execute(&self.write).await?;
-        Ok(())
+            .execute(wp).await?;
+            Ok(())
+        })
     }
 
     /// Zombies of one host, or of all hosts.
     pub async fn zombie_list(&self, host: Option<&str>) -> Result<Vec<ZombieRow>, DbError> {
-        Ok(sqlx::query_as("SELECT server_id, host, vcpus, ram_mb, disk_gb, reason, created_at FROM zombies WHERE ($1 IS NULL OR host = $1) ORDER BY created_at")
-            .bind(host).fetch_all(&self.read).await?)
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as("SELECT server_id, host, vcpus, ram_mb, disk_gb, reason, created_at FROM zombies WHERE ($1 IS NULL OR host = $1) ORDER BY created_at")
+            .bind(host).fetch_all(rp).await?)
+        })
     }
 
     /// The host reported its VMs: every zombie of that host whose VM is not
     /// among them is gone, so its capacity is released. Returns the cleared ids.
     pub async fn zombie_clear_absent(&self, host: &str, present_vms: &[ServerId]) -> Result<Vec<ServerId>, DbError> {
-        let zs = self.zombie_list(Some(host)).await?;
-        let mut cleared = Vec::new();
-        for z in zs {
-            if !present_vms.contains(&z.server_id) {
-                sqlx::query("DELETE FROM zombies WHERE server_id = $1 AND host = $2")
-                    .bind(z.server_id)
-                    .bind(host)
-                    .execute(&self.write)
-                    .await?;
-                cleared.push(z.server_id);
+        crate::with_db!(self, |wp, rp| {
+            let zs = self.zombie_list(Some(host)).await?;
+            let mut cleared = Vec::new();
+            for z in zs {
+                if !present_vms.contains(&z.server_id) {
+                    sqlx::query("DELETE FROM zombies WHERE server_id = $1 AND host = $2")
+                        .bind(z.server_id)
+                        .bind(host)
+                        .execute(wp)
+                        .await?;
+                    cleared.push(z.server_id);
+                }
             }
-        }
-        Ok(cleared)
+            Ok(cleared)
+        })
     }
 }

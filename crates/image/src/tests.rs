@@ -14,14 +14,15 @@ impl Drop for TempDir {
 struct Env {
     svc: ImageService,
     _dir: TempDir,
+    _db: stratus_db::testing::TestDb,
 }
 
 async fn env() -> Env {
     let dir = std::env::temp_dir().join(format!("stratus-image-svc-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let ds = Datastore::open_sqlite(&dir.join("t.db")).await.expect("open db");
+    let (ds, db) = stratus_db::testing::fresh(std::sync::Arc::new(stratus_types::SystemClock)).await;
     let svc = ImageService::new(ds, dir.join("images"));
-    Env { svc, _dir: TempDir(dir) }
+    Env { svc, _dir: TempDir(dir), _db: db }
 }
 
 fn ctx(project: &str, role: &str) -> AuthContext {

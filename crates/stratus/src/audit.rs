@@ -49,10 +49,11 @@ fn vm_files(host_dir: &Path) -> Vec<(String, std::path::PathBuf)> {
 }
 
 /// Run the audit; `Ok(true)` when everything agrees.
-pub async fn run(data_dir: &Path, repair: bool) -> anyhow::Result<bool> {
-    let db = data_dir.join("stratus.db");
-    anyhow::ensure!(db.exists(), "no database at {}", db.display());
-    let ds = Datastore::open_sqlite(&db).await.context("open database")?;
+pub async fn run(data_dir: &Path, url: &stratus_db::DatabaseUrl, repair: bool) -> anyhow::Result<bool> {
+    if let stratus_db::DatabaseUrl::Sqlite(db) = url {
+        anyhow::ensure!(db.exists(), "no database at {}", db.display());
+    }
+    let ds = Datastore::open(url).await.context("open database")?;
     // Image records and bytes are the image service's to remove.
     let images = ImageService::new(ds.clone(), data_dir.join("images"));
     let mut problems: Vec<String> = Vec::new();

@@ -85,6 +85,26 @@ pub struct DataArgs {
     pub data_dir: PathBuf,
 }
 
+/// The database of the control plane, for the roles that keep state.
+#[derive(Args, Clone, Debug, Default)]
+pub struct DatabaseArgs {
+    /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DB` (default: the SQLite
+    /// file `stratus.db` in the data dir). Several API and controller
+    /// processes need PostgreSQL: SQLite is one machine's file.
+    #[arg(long, env = "STRATUS_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl DatabaseArgs {
+    /// The database to open: the URL given, else the data dir's SQLite file.
+    pub fn url(&self, data_dir: &std::path::Path) -> anyhow::Result<stratus_db::DatabaseUrl> {
+        match &self.database_url {
+            Some(u) => Ok(u.parse()?),
+            None => Ok(stratus_db::DatabaseUrl::Sqlite(data_dir.join("stratus.db"))),
+        }
+    }
+}
+
 /// The NATS server of the control plane, for the roles that cannot run without it.
 #[derive(Args, Clone, Debug)]
 pub struct NatsArgs {
@@ -134,6 +154,11 @@ pub struct OperationArgs {
     /// controller stopped renewing it for this long.
     #[arg(long, env = "STRATUS_OP_CLAIM_TTL", default_value_t = Secs(ControllerConfig::default().op_claim_ttl))]
     pub op_claim_ttl: Secs,
+    /// Leader lease: how long the controllers' singleton duties (liveness
+    /// monitor, storage reconciler, notification relay, reclaim) wait for a
+    /// dead leader before another controller takes them over.
+    #[arg(long, env = "STRATUS_LEADER_TTL", default_value_t = Secs(ControllerConfig::default().leader_ttl))]
+    pub leader_ttl: Secs,
     /// Stable identity of this controller (a restarted one re-claims its operations at once);
     /// default `controller@<hostname>`.
     #[arg(long, env = "STRATUS_CONTROLLER_ID")]
@@ -466,6 +491,7 @@ impl ControllerParts<'_> {
         }
         if let Some(o) = self.operations {
             cfg.op_claim_ttl = o.op_claim_ttl.0;
+            cfg.leader_ttl = o.leader_ttl.0;
             cfg.controller_id = o.controller_id.clone();
         }
         if let Some(q) = self.quota {

@@ -63,6 +63,8 @@ struct ApiCommon {
     #[command(flatten)]
     data: DataArgs,
     #[command(flatten)]
+    database: config::DatabaseArgs,
+    #[command(flatten)]
     http: HttpArgs,
     #[command(flatten)]
     retention: RetentionArgs,
@@ -116,6 +118,8 @@ struct ControllerArgs {
     #[command(flatten)]
     data: DataArgs,
     #[command(flatten)]
+    database: config::DatabaseArgs,
+    #[command(flatten)]
     nats: NatsArgs,
     #[command(flatten)]
     leases: LeaseArgs,
@@ -166,6 +170,8 @@ struct WatchdogArgs {
 struct AuditArgs {
     #[command(flatten)]
     data: DataArgs,
+    #[command(flatten)]
+    database: config::DatabaseArgs,
     /// Fix what is safe to fix (release orphan ports, reap VMs of deleted servers on fake hosts).
     #[arg(long)]
     repair: bool,
@@ -173,7 +179,7 @@ struct AuditArgs {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STRATUS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sqlx::postgres::notice=error"));
     tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
 }
 
@@ -191,7 +197,8 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Compute(a) => compute(a, faults).await,
         Cmd::Watchdog(a) => hosts::run_watchdog(a.vm_dir, a.feed_file, std::time::Duration::from_millis(100)).await,
         Cmd::Audit(a) => {
-            let clean = audit::run(&a.data.data_dir, a.repair).await?;
+            let url = a.database.url(&a.data.data_dir)?;
+            let clean = audit::run(&a.data.data_dir, &url, a.repair).await?;
             if !clean {
                 std::process::exit(1);
             }
@@ -221,13 +228,19 @@ async fn shutdown_signal() {
     }
 }
 
-/// Create the data dir and open the database in it.
-async fn open_data_dir(data: &DataArgs) -> anyhow::Result<(PathBuf, Datastore)> {
+/// Create the data dir and open the database (by default, in it).
+async fn open_data_dir(data: &DataArgs, database: &config::DatabaseArgs) -> anyhow::Result<(PathBuf, Datastore)> {
     std::fs::create_dir_all(&data.data_dir)
         .with_context(|| format!("cannot create data dir {}", data.data_dir.display()))?;
     let data_dir = data.data_dir.canonicalize()?;
     harden_data_dir(&data_dir)?;
-    let ds = Datastore::open_sqlite(&data_dir.join("stratus.db")).await.context("cannot open the database")?;
+    let url = database.url(&data_dir)?;
+    let shown = match &url {
+        stratus_db::DatabaseUrl::Sqlite(p) => format!("sqlite://{}", p.display()),
+        stratus_db::DatabaseUrl::Postgres(u) => stratus_db::redact_url(u),
+    };
+    let ds = Datastore::open(&url).await.with_context(|| format!("cannot open the database {shown}"))?;
+    info!(database = %shown, "database open");
     harden_data_dir(&data_dir)?;
     Ok((data_dir, ds))
 }
@@ -332,7 +345,7 @@ async fn up(a: UpArgs, faults: Faults) -> anyhow::Result<()> {
         DriverKind::Fake => bootstrap::Seed::Fake,
         DriverKind::Qemu => bootstrap::Seed::Guest(a.guest.guest_files()?),
     };
-    let (data_dir, ds) = open_data_dir(&a.api.data).await?;
+    let (data_dir, ds) = open_data_dir(&a.api.data, &a.api.database).await?;
     let bus: Arc<dyn Bus> = match &a.nats_url {
         Some(url) => Arc::new(NatsBus::connect(url).await?),
         None => Arc::new(InProcessBus::new()),
@@ -365,7 +378,7 @@ async fn up(a: UpArgs, faults: Faults) -> anyhow::Result<()> {
 }
 
 async fn api(a: ApiArgs) -> anyhow::Result<()> {
-    let (data_dir, ds) = open_data_dir(&a.api.data).await?;
+    let (data_dir, ds) = open_data_dir(&a.api.data, &a.api.database).await?;
     let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats.nats_url).await?);
     let (role, _cfg) = api_role(&a.api, None, bus, ds, data_dir, &bootstrap::Seed::Fake).await?;
     let (stop_tx, _stop_rx) = watch::channel(false);
@@ -373,7 +386,7 @@ async fn api(a: ApiArgs) -> anyhow::Result<()> {
 }
 
 async fn controller(a: ControllerArgs, faults: Faults) -> anyhow::Result<()> {
-    let (data_dir, ds) = open_data_dir(&a.data).await?;
+    let (data_dir, ds) = open_data_dir(&a.data, &a.database).await?;
     let cfg = ControllerParts {
         leases: Some(&a.leases),
         deletes: Some(&a.deletes),

@@ -20,19 +20,20 @@ struct Env {
     backend: MemBackend,
     clock: ManualClock,
     dir: TempDir,
+    _db: stratus_db::testing::TestDb,
 }
 
 async fn env_with(cfg: impl FnOnce(&mut VolumeConfig)) -> Env {
     let dir = std::env::temp_dir().join(format!("stratus-volume-svc-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(dir.join("images")).expect("mkdir");
     let clock = ManualClock::new(chrono::Utc::now());
-    let ds = Datastore::open_sqlite_with_clock(&dir.join("t.db"), Arc::new(clock.clone())).await.expect("open db");
+    let (ds, db) = stratus_db::testing::fresh(Arc::new(clock.clone())).await;
     let backend = MemBackend::new();
     let mut c = VolumeConfig { image_dir: dir.join("images"), ..VolumeConfig::default() };
     cfg(&mut c);
     let svc = Arc::new(VolumeService::new(ds.clone(), Arc::new(backend.clone()), c));
     crate::testing::insert_server(&ds, server(), "p1").await.expect("server of p1");
-    Env { svc, ds, backend, clock, dir: TempDir(dir) }
+    Env { svc, ds, backend, clock, dir: TempDir(dir), _db: db }
 }
 
 async fn env() -> Env {

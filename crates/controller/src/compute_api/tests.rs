@@ -36,23 +36,17 @@ fn ctx(roles: &[&str]) -> AuthContext {
     }
 }
 
-struct Dir(std::path::PathBuf);
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+/// Keeps the test database alive (SQLite file or PostgreSQL database).
+type Dir = stratus_db::testing::TestDb;
 
 async fn api() -> (ComputeApi, Datastore, Dir) {
     api_with(ControllerConfig::default()).await
 }
 
 async fn api_with(cfg: ControllerConfig) -> (ComputeApi, Datastore, Dir) {
-    let dir = std::env::temp_dir().join(format!("stratus-compute-api-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let ds = Datastore::open_sqlite(&dir.join("t.db")).await.expect("open");
+    let (ds, dir) = stratus_db::testing::fresh(Arc::new(stratus_types::SystemClock)).await;
     let api = ComputeApi::new(ds.clone(), Arc::new(InProcessBus::new()), cfg);
-    (api, ds, Dir(dir))
+    (api, ds, dir)
 }
 
 /// Nova's `m1.tiny`.

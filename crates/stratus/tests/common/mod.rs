@@ -70,6 +70,29 @@ impl Cloud {
         c
     }
 
+    /// Start another process of `role` (`api`) on this cloud's data dir and
+    /// database, with `args` (a second API of a distributed deployment).
+    pub async fn start_another(&self, role: &str, args: &[&str]) -> Self {
+        let mut c = Self {
+            child: None,
+            url: String::new(),
+            data_dir: self.data_dir.clone(),
+            http: Client::new(),
+            env: self.env.clone(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            role: role.into(),
+            owns_dir: false,
+        };
+        c.spawn();
+        c
+    }
+
+    /// The `--database-url` this cloud runs on (`STRATUS_DATABASE_URL` in its
+    /// environment), if not the data dir's SQLite file.
+    pub fn database_url(&self) -> Option<String> {
+        self.env.iter().find(|(k, _)| k == "STRATUS_DATABASE_URL").map(|(_, v)| v.clone())
+    }
+
     /// Keep the data dir when this value drops (another cloud reuses it).
     pub fn keep_dir(&mut self) {
         self.owns_dir = false;
@@ -93,11 +116,11 @@ impl Cloud {
             .open(self.data_dir.join("controllers.log"))
             .expect("log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_stratus"));
-        cmd.args(["controller", "--nats-url", &nats.url, "--data-dir"])
-            .arg(&self.data_dir)
-            .env("STRATUS_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log));
+        cmd.args(["controller", "--nats-url", &nats.url, "--data-dir"]).arg(&self.data_dir).env("STRATUS_LOG", "info");
+        if let Some(url) = self.database_url() {
+            cmd.env("STRATUS_DATABASE_URL", url);
+        }
+        cmd.stdout(Stdio::null()).stderr(Stdio::from(log));
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -120,12 +143,12 @@ impl Cloud {
 
     /// Run `stratus audit` on this cloud's data dir; returns (clean, output).
     pub fn audit(&self) -> (bool, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_stratus"))
-            .arg("audit")
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .output()
-            .expect("run audit");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stratus"));
+        cmd.arg("audit").arg("--data-dir").arg(&self.data_dir);
+        if let Some(url) = self.database_url() {
+            cmd.env("STRATUS_DATABASE_URL", url);
+        }
+        let out = cmd.output().expect("run audit");
         (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string())
     }
 
@@ -320,7 +343,10 @@ impl Cloud {
 
     /// Open the cloud's database (read side) for assertions.
     pub async fn db(&self) -> stratus_db::Datastore {
-        stratus_db::Datastore::open_sqlite(&self.data_dir.join("stratus.db")).await.expect("open db")
+        match self.database_url() {
+            Some(url) => stratus_db::Datastore::open(&url.parse().expect("database url")).await.expect("open db"),
+            None => stratus_db::Datastore::open_sqlite(&self.data_dir.join("stratus.db")).await.expect("open db"),
+        }
     }
 
     /// VMs the fake driver of `host` holds.
@@ -477,4 +503,47 @@ pub fn vm_ids(dir: &std::path::Path) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// A fresh PostgreSQL database on the machine's server
+/// (`STRATUS_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432`),
+/// dropped on drop. Fails loudly when PostgreSQL does not answer.
+pub struct PgDatabase {
+    server: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub async fn create() -> Self {
+        let server = std::env::var("STRATUS_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+            .trim_end_matches('/')
+            .to_string();
+        let name = format!("stratus_e2e_{}", uuid::Uuid::new_v4().simple());
+        let admin = sqlx::PgPool::connect(&format!("{server}/postgres"))
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {server} does not answer: {e}"));
+        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&admin).await.expect("create database");
+        admin.close().await;
+        let url = format!("{server}/{name}");
+        Self { server, name, url }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&format!("{server}/postgres")).await {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&pool).await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
 }
