@@ -370,6 +370,9 @@ pub struct Controller {
     shared: Arc<Shared>,
     worker: String,
     faults: Faults,
+    /// The leader-lease task, awaited at shutdown so the lease is handed
+    /// over before the process exits.
+    leader_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Controller {
@@ -394,6 +397,17 @@ impl Controller {
             }),
             worker,
             faults: Faults::none(),
+            leader_task: Mutex::new(None),
+        }
+    }
+
+    /// After `shutdown` turned true: wait (at most `grace`) until the leader
+    /// lease is released, so another controller takes the singleton duties
+    /// over at once instead of after `--leader-ttl`.
+    pub async fn stopped(&self, grace: Duration) {
+        let task = self.leader_task.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = task {
+            let _ = tokio::time::timeout(grace, t).await;
         }
     }
 
@@ -430,13 +444,16 @@ impl Controller {
         // The holder is the controller id, like operation claims: a
         // restarted controller takes its own lease back at once. Ids must be
         // unique per process (`--controller-id`; the README says so).
-        tokio::spawn(crate::leader::hold(
+        let task = tokio::spawn(crate::leader::hold(
             s.ds.clone(),
             self.worker.clone(),
             s.cfg.leader_ttl,
             s.leader_tx.clone(),
             shutdown.clone(),
         ));
+        if let Ok(mut t) = self.leader_task.lock() {
+            *t = Some(task);
+        }
         liveness::serve_agents(s.clone(), shutdown.clone()).await?;
         tokio::spawn(liveness::monitor(s.clone(), shutdown.clone()));
         tokio::spawn(notify::relay(s.clone(), shutdown.clone()));

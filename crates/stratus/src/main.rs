@@ -406,10 +406,12 @@ async fn controller(a: ControllerArgs, faults: Faults) -> anyhow::Result<()> {
     // Snapshots (shelve, createImage) are written by the image service, on
     // the same image directory the API role serves.
     let images = Arc::new(ImageService::new(ds.clone(), image_dir));
-    Controller::new(ds, bus, cfg, images).with_volumes(volume).with_faults(faults).start(stop_rx).await?;
+    let controller = Controller::new(ds, bus, cfg, images).with_volumes(volume).with_faults(faults);
+    controller.start(stop_rx).await?;
     println!("Stratus controller started");
     shutdown_signal().await;
     let _ = stop_tx.send(true);
+    controller.stopped(std::time::Duration::from_secs(2)).await;
     Ok(())
 }
 
