@@ -17,6 +17,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/identity/"),
     ("GET", "/identity/v3"),
     ("GET", "/identity/v3/"),
+    ("GET", "/identity/openapi.json"),
     ("POST", "/identity/v3/auth/tokens"),
     ("GET", "/image"),
     ("GET", "/image/"),
@@ -25,6 +26,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/image/v2/"),
     ("GET", "/image/v2/schemas/image"),
     ("GET", "/image/v2/schemas/images"),
+    ("GET", "/image/openapi.json"),
     ("GET", "/compute"),
     ("GET", "/compute/"),
     ("GET", "/compute/v2.1"),
@@ -34,6 +36,8 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/volume/"),
     ("GET", "/volume/v3"),
     ("GET", "/volume/v3/"),
+    ("GET", "/volume/openapi.json"),
+    ("GET", "/stratus/openapi.json"),
 ];
 
 /// The string literal starting at `s` (after its opening quote), unescaped.
@@ -90,7 +94,8 @@ fn routes_in(src: &str, prefixes: &[&str]) -> Vec<(String, String)> {
     out
 }
 
-fn every_route() -> Vec<(String, String)> {
+/// (method, path template) of every route of the API router, scanned from its sources.
+pub(crate) fn every_route() -> Vec<(String, String)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
     let volume_prefixes = ["/volume/v3/{project_id}", "/volume/v3"];
