@@ -28,6 +28,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/stratus/v1/zombies", get(zombies))
         .route("/stratus/v1/storage-cleanups", get(cleanups))
         .route("/stratus/openapi.json", get(crate::openapi::stratus_openapi))
+        .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
         .with_state(state)
 }
 

@@ -61,6 +61,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/image/v2/images/{id}/tags/{tag}", put(add_tag).delete(remove_tag))
         .route("/image/v2/schemas/image", get(schema_image))
         .route("/image/v2/schemas/images", get(schema_images))
+        .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
         .with_state(state)
 }
 

@@ -16,6 +16,8 @@ pub mod volume;
 
 #[cfg(test)]
 mod auth_matrix_tests;
+#[cfg(test)]
+mod fuzz_regressions;
 
 use axum::Router;
 use std::sync::Arc;

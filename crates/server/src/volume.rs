@@ -118,13 +118,16 @@ pub fn routes(state: AppState) -> Router {
             )
             .route(&format!("{prefix}/attachments/{{attachment_id}}/action"), post(attachment_action));
     }
-    let v3 = v3.route_layer(axum::middleware::from_fn(volume_microversion));
+    let v3 = v3
+        .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
+        .route_layer(axum::middleware::from_fn(volume_microversion));
     Router::new()
         .route("/volume", get(versions_multiple))
         .route("/volume/", get(versions_multiple))
         .route("/volume/v3", get(versions_ok))
         .route("/volume/v3/", get(versions_ok))
         .route("/volume/openapi.json", get(crate::openapi::volume_openapi))
+        .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
         .merge(v3)
         .with_state(state)
 }

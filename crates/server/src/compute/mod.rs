@@ -91,12 +91,14 @@ pub fn routes(state: AppState) -> Router {
         .route("/compute/v2.1/os-services/{action}", put(services::service_update))
         .route("/compute/v2.1/limits", get(limits::limits))
         .route("/compute/v2.1/os-availability-zone", get(limits::availability_zones))
+        .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
         .layer(axum::middleware::from_fn(compute_microversion))
         .with_state(state.clone());
     Router::new()
         .route("/compute", get(versions))
         .route("/compute/", get(versions))
         .route("/compute/openapi.json", get(crate::openapi::compute_openapi))
+        .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
         .with_state(state)
         .merge(v21)
 }
