@@ -10,11 +10,25 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+/// The OpenAPI document of Stratus's admin endpoints.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Stratus admin API",
+        version = "1",
+        description = "Stratus's own admin endpoints (not an OpenStack API)"
+    ),
+    paths(zombies, cleanups, crate::openapi::stratus_openapi)
+)]
+pub struct AdminDoc;
+
 /// Routes under `/stratus/v1`.
 pub fn routes(state: AppState) -> Router {
     Router::new()
         .route("/stratus/v1/zombies", get(zombies))
         .route("/stratus/v1/storage-cleanups", get(cleanups))
+        .route("/stratus/openapi.json", get(crate::openapi::stratus_openapi))
+        .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
         .with_state(state)
 }
 
@@ -28,6 +42,7 @@ fn admin_only(ctx: &stratus_auth::AuthContext) -> Result<(), ApiError> {
 
 /// `GET /stratus/v1/zombies`: servers deleted while their VM may still run
 /// on a host, holding that host's capacity until it reports the VM gone.
+#[utoipa::path(get, path = "/stratus/v1/zombies", tag = "admin", responses((status = 200, description = "Zombies", body = crate::openapi::schemas::ZombieList), (status = 403, description = "Admins only")))]
 async fn zombies(State(st): State<AppState>, Auth(ctx): Auth) -> Result<Json<Value>, ApiError> {
     admin_only(&ctx)?;
     let list: Vec<Value> = st
@@ -42,6 +57,7 @@ async fn zombies(State(st): State<AppState>, Auth(ctx): Auth) -> Result<Json<Val
 
 /// `GET /stratus/v1/storage-cleanups`: volume deletes and fence lifts that
 /// could not be done yet, with their attempts and last error.
+#[utoipa::path(get, path = "/stratus/v1/storage-cleanups", tag = "admin", responses((status = 200, description = "Pending storage cleanups", body = crate::openapi::schemas::StorageCleanupList), (status = 403, description = "Admins only")))]
 async fn cleanups(State(st): State<AppState>, Auth(ctx): Auth) -> Result<Json<Value>, ApiError> {
     admin_only(&ctx)?;
     let list: Vec<Value> = st.volume.pending_cleanups().await?.iter().map(stratus_api::volume::cleanup_view).collect();

@@ -17,6 +17,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/identity/"),
     ("GET", "/identity/v3"),
     ("GET", "/identity/v3/"),
+    ("GET", "/identity/openapi.json"),
     ("POST", "/identity/v3/auth/tokens"),
     ("GET", "/image"),
     ("GET", "/image/"),
@@ -25,6 +26,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/image/v2/"),
     ("GET", "/image/v2/schemas/image"),
     ("GET", "/image/v2/schemas/images"),
+    ("GET", "/image/openapi.json"),
     ("GET", "/compute"),
     ("GET", "/compute/"),
     ("GET", "/compute/v2.1"),
@@ -34,6 +36,8 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/volume/"),
     ("GET", "/volume/v3"),
     ("GET", "/volume/v3/"),
+    ("GET", "/volume/openapi.json"),
+    ("GET", "/stratus/openapi.json"),
 ];
 
 /// The string literal starting at `s` (after its opening quote), unescaped.

@@ -308,6 +308,12 @@ pub async fn not_found_fallback(uri: axum::http::Uri) -> ApiError {
     ApiError::NotFound(format!("The resource could not be found: {}", uri.path()))
 }
 
+/// A known path asked with a method it does not serve: 405 with a fault
+/// body (axum keeps the `Allow` header), never an empty response.
+pub async fn method_not_allowed_fallback() -> ApiError {
+    ApiError::MethodNotAllowed("The method is not allowed for the requested URL.".into())
+}
+
 /// Parse a JSON body, mapping syntax and schema errors to 400.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.is_empty() {

@@ -7,6 +7,7 @@
 use crate::AppState;
 use crate::error::{ApiError, parse_json};
 use crate::middleware::Auth;
+use crate::openapi::schemas as s;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
@@ -18,6 +19,33 @@ use serde_json::{Map, Value};
 use stratus_api::image::{ListImagesQuery, PATCH_TYPES, image_schema, images_doc, images_schema, versions_doc};
 use stratus_image::{Download, image_view};
 
+/// The Image API's OpenAPI document, generated from the handlers' annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Stratus Image API",
+        version = "2.16",
+        description = "OpenStack Image API v2 as served by Stratus: images, their data and tags, and Glance's schemas"
+    ),
+    paths(
+        versions_multiple,
+        versions_ok,
+        crate::openapi::image_openapi,
+        list_images,
+        create_image,
+        show_image,
+        patch_image,
+        delete_image,
+        upload_file,
+        download_file,
+        add_tag,
+        remove_tag,
+        schema_image,
+        schema_images
+    )
+)]
+pub struct ImageDoc;
+
 /// Routes of the Image API: version discovery, images, image data, tags, schemas.
 pub fn routes(state: AppState) -> Router {
     Router::new()
@@ -26,19 +54,23 @@ pub fn routes(state: AppState) -> Router {
         .route("/image/versions", get(versions_ok))
         .route("/image/v2", get(versions_ok))
         .route("/image/v2/", get(versions_ok))
+        .route("/image/openapi.json", get(crate::openapi::image_openapi))
         .route("/image/v2/images", get(list_images).post(create_image))
         .route("/image/v2/images/{id}", get(show_image).patch(patch_image).delete(delete_image))
         .route("/image/v2/images/{id}/file", put(upload_file).get(download_file).layer(DefaultBodyLimit::disable()))
         .route("/image/v2/images/{id}/tags/{tag}", put(add_tag).delete(remove_tag))
         .route("/image/v2/schemas/image", get(schema_image))
         .route("/image/v2/schemas/images", get(schema_images))
+        .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
         .with_state(state)
 }
 
+#[utoipa::path(get, path = "/image", tag = "versions", responses((status = 300, description = "The version list (Multiple Choices, as Glance)", body = s::VersionList)))]
 async fn versions_multiple(State(state): State<AppState>) -> Response {
     (StatusCode::MULTIPLE_CHOICES, axum::Json(versions_doc(&state.public_url))).into_response()
 }
 
+#[utoipa::path(get, path = "/image/v2", tag = "versions", responses((status = 200, description = "The version list", body = s::VersionList)))]
 async fn versions_ok(State(state): State<AppState>) -> Response {
     (StatusCode::OK, axum::Json(versions_doc(&state.public_url))).into_response()
 }
@@ -51,6 +83,7 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
         .map(|s| s.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
 }
 
+#[utoipa::path(get, path = "/image/v2/images", tag = "images", params(("limit" = Option<u32>, Query, description = "Page size (at most 1000)"), ("marker" = Option<String>, Query, description = "Last id of the previous page"), ("name" = Option<String>, Query, description = "Exact name, or in:a,b"), ("status" = Option<String>, Query, description = "Status"), ("owner" = Option<String>, Query, description = "Owner project"), ("visibility" = Option<String>, Query, description = "public, private, shared, community or all"), ("os_hidden" = Option<bool>, Query, description = "Hidden images"), ("protected" = Option<bool>, Query, description = "Protected or not"), ("tag" = Option<String>, Query, description = "Has this tag"), ("size_min" = Option<u64>, Query, description = "Minimum size, bytes"), ("size_max" = Option<u64>, Query, description = "Maximum size, bytes"), ("sort" = Option<String>, Query, description = "key[:dir],..."), ("sort_key" = Option<String>, Query, description = "Sort key"), ("sort_dir" = Option<String>, Query, description = "asc or desc")), responses((status = 200, description = "A page of images", body = s::ImageList), (status = 400, description = "Bad filter, sort or marker")))]
 async fn list_images(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -62,6 +95,7 @@ async fn list_images(
     Ok(axum::Json(images_doc(images, &params, page.next_marker.as_deref())))
 }
 
+#[utoipa::path(get, path = "/image/v2/images/{id}", tag = "images", params(("id" = String, Path, description = "Image id")), responses((status = 200, description = "The image", body = s::Image), (status = 404, description = "Unknown or not visible")))]
 async fn show_image(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -71,6 +105,7 @@ async fn show_image(
     Ok(axum::Json(image_view(&row)))
 }
 
+#[utoipa::path(post, path = "/image/v2/images", tag = "images", request_body = s::ImageCreate, responses((status = 201, description = "Created (queued)", body = s::Image), (status = 400, description = "Invalid attribute"), (status = 403, description = "Reader, or an attribute the caller may not set"), (status = 409, description = "The id exists"), (status = 413, description = "Over the image quota"), (status = 415, description = "Not application/json")))]
 async fn create_image(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -93,6 +128,7 @@ async fn create_image(
     Ok(resp)
 }
 
+#[utoipa::path(patch, path = "/image/v2/images/{id}", tag = "images", params(("id" = String, Path, description = "Image id")), request_body(content = s::ImagePatch, content_type = "application/openstack-images-v2.1-json-patch"), responses((status = 200, description = "The updated image", body = s::Image), (status = 400, description = "Invalid patch"), (status = 403, description = "Not the owner, or a read-only attribute"), (status = 404, description = "Unknown or not visible"), (status = 409, description = "Conflicts with the image's state"), (status = 413, description = "Too many properties or tags"), (status = 415, description = "Not a JSON patch media type")))]
 async fn patch_image(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -113,6 +149,7 @@ async fn patch_image(
     Ok(axum::Json(image_view(&row)))
 }
 
+#[utoipa::path(delete, path = "/image/v2/images/{id}", tag = "images", params(("id" = String, Path, description = "Image id")), responses((status = 204, description = "Deleted"), (status = 403, description = "Not the owner, or protected"), (status = 404, description = "Unknown or not visible"), (status = 409, description = "In use")))]
 async fn delete_image(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -122,6 +159,7 @@ async fn delete_image(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(put, path = "/image/v2/images/{id}/tags/{tag}", tag = "images", params(("id" = String, Path, description = "Image id"), ("tag" = String, Path, description = "Tag")), responses((status = 204, description = "Tagged (idempotent)"), (status = 400, description = "Invalid tag"), (status = 403, description = "Not the owner"), (status = 404, description = "Unknown or not visible"), (status = 413, description = "Too many tags")))]
 async fn add_tag(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -131,6 +169,7 @@ async fn add_tag(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(delete, path = "/image/v2/images/{id}/tags/{tag}", tag = "images", params(("id" = String, Path, description = "Image id"), ("tag" = String, Path, description = "Tag")), responses((status = 204, description = "Removed"), (status = 403, description = "Not the owner"), (status = 404, description = "Unknown image or tag")))]
 async fn remove_tag(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -140,6 +179,7 @@ async fn remove_tag(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(put, path = "/image/v2/images/{id}/file", tag = "image data", params(("id" = String, Path, description = "Image id")), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 204, description = "Stored; the image is active"), (status = 400, description = "Invalid data"), (status = 403, description = "Not the owner"), (status = 404, description = "Unknown or not visible"), (status = 409, description = "Not queued"), (status = 413, description = "Too large or over quota"), (status = 415, description = "Not application/octet-stream")))]
 async fn upload_file(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -158,6 +198,7 @@ async fn upload_file(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/image/v2/images/{id}/file", tag = "image data", params(("id" = String, Path, description = "Image id")), responses((status = 200, description = "The image data", content_type = "application/octet-stream", body = Vec<u8>), (status = 204, description = "No data yet"), (status = 403, description = "Not allowed"), (status = 404, description = "Unknown or not visible")))]
 async fn download_file(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -190,10 +231,12 @@ async fn download_file(
     Ok(resp)
 }
 
+#[utoipa::path(get, path = "/image/v2/schemas/image", tag = "schemas", responses((status = 200, description = "The image schema", body = s::GlanceSchema)))]
 async fn schema_image() -> axum::Json<Value> {
     axum::Json(image_schema())
 }
 
+#[utoipa::path(get, path = "/image/v2/schemas/images", tag = "schemas", responses((status = 200, description = "The image list schema", body = s::GlanceSchema)))]
 async fn schema_images() -> axum::Json<Value> {
     axum::Json(images_schema())
 }

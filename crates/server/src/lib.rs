@@ -17,6 +17,8 @@ pub mod volume;
 #[cfg(test)]
 mod auth_matrix_tests;
 #[cfg(test)]
+mod fuzz_regressions;
+#[cfg(test)]
 mod policy_matrix_tests;
 
 use axum::Router;

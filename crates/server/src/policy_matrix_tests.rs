@@ -245,6 +245,10 @@ const ROWS: &[Row] = &[
     r("GET", "/compute", ANY, Empty, "version discovery is anonymous"),
     r("GET", "/compute/", ANY, Empty, "version discovery is anonymous"),
     r("GET", "/compute/openapi.json", ANY, Empty, "Stratus's API description is anonymous"),
+    r("GET", "/identity/openapi.json", ANY, Empty, "Stratus's API description is anonymous"),
+    r("GET", "/image/openapi.json", ANY, Empty, "Stratus's API description is anonymous"),
+    r("GET", "/volume/openapi.json", ANY, Empty, "Stratus's API description is anonymous"),
+    r("GET", "/stratus/openapi.json", ANY, Empty, "Stratus's API description is anonymous"),
     // ---- Image (glance/policies).
     r("GET", "/image", ANY, Empty, "version discovery is anonymous"),
     r("GET", "/image/", ANY, Empty, "version discovery is anonymous"),

@@ -15,6 +15,7 @@
 use crate::AppState;
 use crate::error::{ApiError, parse_json};
 use crate::middleware::Auth;
+use crate::openapi::schemas as s;
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -50,6 +51,45 @@ type Params = Path<HashMap<String, String>>;
 /// Query parameters.
 type Q = Query<HashMap<String, String>>;
 
+/// The Block Storage API's OpenAPI document, generated from the handlers'
+/// annotations; every path is also served without `/{project_id}`, which
+/// [`crate::openapi`] adds.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Stratus Block Storage API",
+        version = "3.70",
+        description = "OpenStack Block Storage API v3 as served by Stratus: volumes, their metadata and actions, limits, and the attachments API"
+    ),
+    paths(
+        versions_multiple,
+        versions_ok,
+        crate::openapi::volume_openapi,
+        limits,
+        list_volumes,
+        list_volumes_detail,
+        create_volume,
+        show_volume,
+        update_volume,
+        delete_volume,
+        volume_action,
+        show_metadata,
+        merge_metadata,
+        replace_metadata,
+        show_metadata_key,
+        set_metadata_key,
+        delete_metadata_key,
+        list_attachments,
+        list_attachments_detail,
+        create_attachment,
+        show_attachment,
+        update_attachment,
+        delete_attachment,
+        attachment_action
+    )
+)]
+pub struct VolumeDoc;
+
 /// Routes of Block Storage v3: version discovery, limits, volumes, attachments.
 pub fn routes(state: AppState) -> Router {
     let mut v3 = Router::new();
@@ -80,20 +120,26 @@ pub fn routes(state: AppState) -> Router {
             )
             .route(&format!("{prefix}/attachments/{{attachment_id}}/action"), post(attachment_action));
     }
-    let v3 = v3.route_layer(axum::middleware::from_fn(volume_microversion));
+    let v3 = v3
+        .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
+        .route_layer(axum::middleware::from_fn(volume_microversion));
     Router::new()
         .route("/volume", get(versions_multiple))
         .route("/volume/", get(versions_multiple))
         .route("/volume/v3", get(versions_ok))
         .route("/volume/v3/", get(versions_ok))
+        .route("/volume/openapi.json", get(crate::openapi::volume_openapi))
+        .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
         .merge(v3)
         .with_state(state)
 }
 
+#[utoipa::path(get, path = "/volume", tag = "versions", responses((status = 300, description = "The version list (Multiple Choices, as Cinder)", body = s::VersionList)))]
 async fn versions_multiple(State(state): State<AppState>) -> Response {
     (StatusCode::MULTIPLE_CHOICES, axum::Json(wire::versions_doc(&state.public_url))).into_response()
 }
 
+#[utoipa::path(get, path = "/volume/v3", tag = "versions", responses((status = 200, description = "The version list", body = s::VersionList)))]
 async fn versions_ok(State(state): State<AppState>) -> Response {
     (StatusCode::OK, axum::Json(wire::versions_doc(&state.public_url))).into_response()
 }
@@ -149,6 +195,7 @@ fn require_mv(mv: VolumeMv, min: u32) -> Result<(), ApiError> {
 
 /// Absolute limits: Cinder's keys, the configured volume quotas and usage
 /// counted from the database.
+#[utoipa::path(get, path = "/volume/v3/{project_id}/limits", tag = "limits", params(("project_id" = String, Path, description = "The caller's project (any for admins)")), responses((status = 200, description = "Absolute limits with usage", body = s::VolumeLimits)))]
 async fn limits(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -223,6 +270,7 @@ async fn list(
     Ok(body)
 }
 
+#[utoipa::path(get, path = "/volume/v3/{project_id}/volumes", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("all_tenants" = Option<String>, Query, description = "Truthy: every project (admins)"), ("name" = Option<String>, Query, description = "Exact name"), ("status" = Option<String>, Query, description = "Status"), ("limit" = Option<u32>, Query, description = "Page size (at most 1000)"), ("marker" = Option<String>, Query, description = "Last id of the previous page")), responses((status = 200, description = "Volumes (id, name, links)", body = s::VolumeList), (status = 400, description = "Bad limit or unknown marker")))]
 async fn list_volumes(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -232,6 +280,7 @@ async fn list_volumes(
     Ok(axum::Json(list(&state, &ctx, &p, &q, false).await?))
 }
 
+#[utoipa::path(get, path = "/volume/v3/{project_id}/volumes/detail", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("all_tenants" = Option<String>, Query, description = "Truthy: every project (admins)"), ("name" = Option<String>, Query, description = "Exact name"), ("status" = Option<String>, Query, description = "Status"), ("limit" = Option<u32>, Query, description = "Page size (at most 1000)"), ("marker" = Option<String>, Query, description = "Last id of the previous page")), responses((status = 200, description = "Volumes in full", body = s::VolumeDetailList), (status = 400, description = "Bad limit or unknown marker")))]
 async fn list_volumes_detail(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -242,6 +291,7 @@ async fn list_volumes_detail(
 }
 
 /// `POST /volumes` → 202 with the volume (built inline: `available` or `error`).
+#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)")), request_body = s::VolumeCreate, responses((status = 202, description = "Created (available, or error if the storage failed)", body = s::VolumeBody), (status = 400, description = "Invalid body"), (status = 404, description = "Unknown snapshot, backup or image"), (status = 413, description = "Over the volume quota")))]
 async fn create_volume(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -257,6 +307,7 @@ async fn create_volume(
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
 
+#[utoipa::path(get, path = "/volume/v3/{project_id}/volumes/{volume_id}", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), responses((status = 200, description = "The volume", body = s::VolumeBody), (status = 404, description = "Unknown or another project's")))]
 async fn show_volume(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -268,6 +319,7 @@ async fn show_volume(
 }
 
 /// `PUT /volumes/{id}`: name, description, metadata (legacy `display_*` too).
+#[utoipa::path(put, path = "/volume/v3/{project_id}/volumes/{volume_id}", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), request_body = s::VolumeUpdate, responses((status = 200, description = "The updated volume", body = s::VolumeBody), (status = 400, description = "Invalid body"), (status = 404, description = "Unknown or another project's")))]
 async fn update_volume(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -284,6 +336,7 @@ async fn update_volume(
 
 /// `DELETE /volumes/{id}` → 202; the storage may be deleted later (queued
 /// while busy), the volume shows `deleting` until then.
+#[utoipa::path(delete, path = "/volume/v3/{project_id}/volumes/{volume_id}", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), responses((status = 202, description = "Deleting"), (status = 400, description = "Attached or in a state that cannot be deleted"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Busy")))]
 async fn delete_volume(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -296,6 +349,7 @@ async fn delete_volume(
 
 /// `POST /volumes/{id}/action`: `os-extend` (202), `os-reset_status`
 /// (admins, 202), `os-set_bootable` (200).
+#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes/{volume_id}/action", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), request_body = s::VolumeAction, responses((status = 202, description = "os-extend or os-reset_status accepted"), (status = 200, description = "os-set_bootable done"), (status = 400, description = "Unknown action or invalid argument"), (status = 403, description = "os-reset_status by a non-admin"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Invalid state"), (status = 413, description = "Over the gigabytes quota")))]
 async fn volume_action(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -321,6 +375,7 @@ async fn volume_action(
     }
 }
 
+#[utoipa::path(get, path = "/volume/v3/{project_id}/volumes/{volume_id}/metadata", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), responses((status = 200, description = "The metadata", body = s::VolumeMetadata), (status = 404, description = "Unknown or another project's")))]
 async fn show_metadata(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -346,6 +401,7 @@ async fn write_metadata(
 }
 
 /// `POST /volumes/{id}/metadata`: merge (`openstack volume set --property`).
+#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes/{volume_id}/metadata", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), request_body = s::VolumeMetadata, responses((status = 200, description = "The merged metadata", body = s::VolumeMetadata), (status = 400, description = "Invalid body"), (status = 404, description = "Unknown or another project's")))]
 async fn merge_metadata(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -356,6 +412,7 @@ async fn merge_metadata(
 }
 
 /// `PUT /volumes/{id}/metadata`: replace all.
+#[utoipa::path(put, path = "/volume/v3/{project_id}/volumes/{volume_id}/metadata", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), request_body = s::VolumeMetadata, responses((status = 200, description = "The new metadata", body = s::VolumeMetadata), (status = 400, description = "Invalid body"), (status = 404, description = "Unknown or another project's")))]
 async fn replace_metadata(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -365,6 +422,7 @@ async fn replace_metadata(
     write_metadata(&state, &ctx, &p, &body, true).await
 }
 
+#[utoipa::path(get, path = "/volume/v3/{project_id}/volumes/{volume_id}/metadata/{key}", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id"), ("key" = String, Path, description = "Metadata key")), responses((status = 200, description = "The item", body = s::VolumeMetaItem), (status = 404, description = "Unknown volume or key")))]
 async fn show_metadata_key(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -377,6 +435,7 @@ async fn show_metadata_key(
 }
 
 /// `PUT /volumes/{id}/metadata/{key}` with `{"meta": {key: value}}`.
+#[utoipa::path(put, path = "/volume/v3/{project_id}/volumes/{volume_id}/metadata/{key}", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id"), ("key" = String, Path, description = "Metadata key")), request_body = s::VolumeMetaItem, responses((status = 200, description = "The item", body = s::VolumeMetaItem), (status = 400, description = "Body and URL disagree"), (status = 404, description = "Unknown or another project's")))]
 async fn set_metadata_key(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -392,6 +451,7 @@ async fn set_metadata_key(
 }
 
 /// `DELETE /volumes/{id}/metadata/{key}` (`openstack volume unset --property`).
+#[utoipa::path(delete, path = "/volume/v3/{project_id}/volumes/{volume_id}/metadata/{key}", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id"), ("key" = String, Path, description = "Metadata key")), responses((status = 200, description = "Removed"), (status = 404, description = "Unknown volume or key")))]
 async fn delete_metadata_key(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -410,6 +470,7 @@ fn attachment_detail(state: &AppState, a: &AttachmentRow, v: &VolumeRow) -> Valu
 
 /// `POST /attachments` (3.27+): reserve a volume for a server, as Nova does
 /// before attaching; with a connector the attachment is `attaching` at once.
+#[utoipa::path(post, path = "/volume/v3/{project_id}/attachments", tag = "attachments", params(("project_id" = String, Path, description = "The caller's project (any for admins)")), request_body = s::AttachmentCreate, responses((status = 200, description = "Reserved (attaching with a connector)", body = s::AttachmentBody), (status = 400, description = "Invalid body, or the volume is not available"), (status = 404, description = "Unknown volume or server, or below microversion 3.27"), (status = 409, description = "Invalid state")))]
 async fn create_attachment(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -428,6 +489,7 @@ async fn create_attachment(
 
 /// `PUT /attachments/{id}` (3.27+): the host's connector; answers with the
 /// connection info.
+#[utoipa::path(put, path = "/volume/v3/{project_id}/attachments/{attachment_id}", tag = "attachments", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("attachment_id" = String, Path, description = "Attachment id")), request_body = s::AttachmentUpdate, responses((status = 200, description = "With the connection info", body = s::AttachmentBody), (status = 400, description = "No connector"), (status = 404, description = "Unknown, another project's, or below microversion 3.27"), (status = 409, description = "Invalid state")))]
 async fn update_attachment(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -446,6 +508,7 @@ async fn update_attachment(
 }
 
 /// `POST /attachments/{id}/action` with `{"os-complete": null}` (3.44+) → 204.
+#[utoipa::path(post, path = "/volume/v3/{project_id}/attachments/{attachment_id}/action", tag = "attachments", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("attachment_id" = String, Path, description = "Attachment id")), request_body = s::AttachmentAction, responses((status = 204, description = "os-complete: attached"), (status = 400, description = "Unknown action"), (status = 404, description = "Unknown, another project's, or below microversion 3.27 (3.44 for os-complete)"), (status = 409, description = "Invalid state")))]
 async fn attachment_action(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -467,6 +530,7 @@ async fn attachment_action(
 
 /// `DELETE /attachments/{id}` (3.27+) → 200 with the attachments still
 /// sharing the connection (none: no multiattach).
+#[utoipa::path(delete, path = "/volume/v3/{project_id}/attachments/{attachment_id}", tag = "attachments", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("attachment_id" = String, Path, description = "Attachment id")), responses((status = 200, description = "Detached; the attachments still sharing the connection (none)", body = s::AttachmentList), (status = 404, description = "Unknown, another project's, or below microversion 3.27"), (status = 409, description = "Invalid state")))]
 async fn delete_attachment(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -503,6 +567,7 @@ async fn attachments(
     Ok(json!({ "attachments": out }))
 }
 
+#[utoipa::path(get, path = "/volume/v3/{project_id}/attachments", tag = "attachments", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("all_tenants" = Option<String>, Query, description = "Truthy: every project (admins)"), ("volume_id" = Option<String>, Query, description = "Of this volume"), ("instance_id" = Option<String>, Query, description = "For this server")), responses((status = 200, description = "Attachments (short)", body = s::AttachmentList), (status = 404, description = "Below microversion 3.27")))]
 async fn list_attachments(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -513,6 +578,7 @@ async fn list_attachments(
     Ok(axum::Json(attachments(&state, &ctx, mv, &p, &q, false).await?))
 }
 
+#[utoipa::path(get, path = "/volume/v3/{project_id}/attachments/detail", tag = "attachments", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("all_tenants" = Option<String>, Query, description = "Truthy: every project (admins)"), ("volume_id" = Option<String>, Query, description = "Of this volume"), ("instance_id" = Option<String>, Query, description = "For this server")), responses((status = 200, description = "Attachments in full", body = s::AttachmentList), (status = 404, description = "Below microversion 3.27")))]
 async fn list_attachments_detail(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -523,6 +589,7 @@ async fn list_attachments_detail(
     Ok(axum::Json(attachments(&state, &ctx, mv, &p, &q, true).await?))
 }
 
+#[utoipa::path(get, path = "/volume/v3/{project_id}/attachments/{attachment_id}", tag = "attachments", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("attachment_id" = String, Path, description = "Attachment id")), responses((status = 200, description = "The attachment", body = s::AttachmentBody), (status = 404, description = "Unknown, another project's, or below microversion 3.27")))]
 async fn show_attachment(
     State(state): State<AppState>,
     Auth(ctx): Auth,

@@ -41,7 +41,7 @@ pub struct CreateServer {
     pub flavor_ref: Value,
     /// `auto`, `none`, or a list of `{uuid|port|fixed_ip}`.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(schema_with = networks_schema)]
     pub networks: Option<Value>,
     /// String to string metadata.
     #[serde(default)]
@@ -69,11 +69,11 @@ pub struct CreateServer {
     pub user_data: Option<String>,
     /// Security groups by name (accepted; one implicit group).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Vec<Object>)]
     pub security_groups: Option<Value>,
     /// Config drive flag.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = bool)]
     pub config_drive: Option<Value>,
     /// Disk config (`AUTO`/`MANUAL`).
     #[serde(rename = "OS-DCF:diskConfig", default)]
@@ -86,16 +86,26 @@ pub struct CreateServer {
     pub access_ipv6: Option<String>,
     /// Files to inject (legacy, accepted and ignored below 2.57).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Vec<Object>)]
     pub personality: Option<Value>,
     /// Block device mappings (volumes arrive with the volumes work).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Vec<Object>)]
     pub block_device_mapping_v2: Option<Value>,
     /// Legacy block device mapping.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Vec<Object>)]
     pub block_device_mapping: Option<Value>,
+}
+
+/// The OpenAPI schema of `networks`: `auto`, `none`, or a list of objects.
+fn networks_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
+    let one_of = OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["auto", "none"])))
+        .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Object)))
+        .build();
+    utoipa::openapi::RefOr::T(Schema::OneOf(one_of))
 }
 
 /// `PUT /os-services/{id}` body (2.53+) or the legacy enable/disable bodies.

@@ -4,6 +4,7 @@
 use crate::AppState;
 use crate::error::{ApiError, parse_json};
 use crate::middleware::{Auth, RequestId};
+use crate::openapi::schemas as s;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,8 +16,8 @@ use stratus_controller::compute_api::Action;
 use stratus_types::VmState;
 
 #[utoipa::path(post, path = "/compute/v2.1/servers/{id}/action", tag = "servers", params(("id" = String, Path, description = "Server id")),
-    request_body(content = Object, description = "One action key: os-stop, os-start, reboot {type}, pause, unpause, suspend, resume, shelve, shelveOffload, unshelve, resize {flavorRef}, migrate, confirmResize, revertResize, evacuate {host?, adminPass?, onSharedStorage}, createImage {name, metadata?}, restore, forceDelete, lock, unlock, os-resetState {state}, os-getConsoleOutput {length?}"),
-    responses((status = 202, description = "Accepted"), (status = 200, description = "os-getConsoleOutput: {output}"), (status = 204, description = "confirmResize done"), (status = 200, description = "evacuate: adminPass"), (status = 400, description = "Unknown action or bad body"), (status = 403, description = "Not allowed or over quota"), (status = 404, description = "Not found"), (status = 409, description = "Invalid state or locked")))]
+    request_body(content = s::ServerAction, description = "One action key"),
+    responses((status = 202, description = "Accepted"), (status = 200, description = "os-getConsoleOutput: {output}; evacuate: {adminPass}", body = s::ServerActionResult), (status = 204, description = "confirmResize done"), (status = 400, description = "Unknown action or bad body"), (status = 403, description = "Not allowed or over quota"), (status = 404, description = "Not found"), (status = 409, description = "Invalid state or locked")))]
 pub(super) async fn server_action(
     State(st): State<AppState>,
     Auth(ctx): Auth,

@@ -3,6 +3,7 @@
 use crate::AppState;
 use crate::error::{ApiError, parse_json};
 use crate::middleware::{Auth, RequestId};
+use crate::openapi::schemas as s;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -10,7 +11,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use stratus_api::compute::{VolumeAttach, views};
 
-#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/os-volume_attachments", tag = "volumes", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "The server's volume attachments"), (status = 404, description = "Not found")))]
+#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/os-volume_attachments", tag = "volumes", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "The server's volume attachments", body = s::ServerAttachmentList), (status = 404, description = "Not found")))]
 pub(super) async fn volume_attachment_list(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -20,7 +21,7 @@ pub(super) async fn volume_attachment_list(
     Ok(Json(json!({"volumeAttachments": atts.iter().map(views::attachment).collect::<Vec<_>>()})))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/os-volume_attachments/{volume}", tag = "volumes", params(("id" = String, Path, description = "Server id"), ("volume" = String, Path, description = "Volume id")), responses((status = 200, description = "One attachment"), (status = 404, description = "Not found")))]
+#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/os-volume_attachments/{volume}", tag = "volumes", params(("id" = String, Path, description = "Server id"), ("volume" = String, Path, description = "Volume id")), responses((status = 200, description = "One attachment", body = s::ServerAttachmentBody), (status = 404, description = "Not found")))]
 pub(super) async fn volume_attachment_show(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -30,7 +31,7 @@ pub(super) async fn volume_attachment_show(
     Ok(Json(json!({"volumeAttachment": views::attachment(&a)})))
 }
 
-#[utoipa::path(post, path = "/compute/v2.1/servers/{id}/os-volume_attachments", tag = "volumes", params(("id" = String, Path, description = "Server id")), request_body(content = Object, description = "volumeAttachment with volumeId and optional device"), responses((status = 200, description = "Attachment reserved; the host opens the volume"), (status = 400, description = "Volume not available"), (status = 404, description = "Server or volume not found"), (status = 409, description = "Server state or lock")))]
+#[utoipa::path(post, path = "/compute/v2.1/servers/{id}/os-volume_attachments", tag = "volumes", params(("id" = String, Path, description = "Server id")), request_body = s::VolumeAttach, responses((status = 200, description = "Attachment reserved; the host opens the volume", body = s::ServerAttachmentBody), (status = 400, description = "Volume not available"), (status = 404, description = "Server or volume not found"), (status = 409, description = "Server state or lock")))]
 pub(super) async fn volume_attach(
     State(st): State<AppState>,
     Auth(ctx): Auth,

@@ -3,12 +3,13 @@
 use crate::AppState;
 use crate::error::ApiError;
 use crate::middleware::Auth;
+use crate::openapi::schemas as s;
 use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 use stratus_api::compute::views;
 
-#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/os-instance-actions", tag = "instance actions", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "Actions, newest first")))]
+#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/os-instance-actions", tag = "instance actions", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "Actions, newest first", body = s::InstanceActionList), (status = 404, description = "Not found")))]
 pub(super) async fn instance_action_list(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -18,7 +19,7 @@ pub(super) async fn instance_action_list(
     Ok(Json(json!({"instanceActions": actions.iter().map(views::instance_action).collect::<Vec<_>>()})))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/os-instance-actions/{req}", tag = "instance actions", params(("id" = String, Path, description = "Server id"), ("req" = String, Path, description = "Request id")), responses((status = 200, description = "Action with events (admins)"), (status = 404, description = "Not found")))]
+#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/os-instance-actions/{req}", tag = "instance actions", params(("id" = String, Path, description = "Server id"), ("req" = String, Path, description = "Request id")), responses((status = 200, description = "Action with events (admins)", body = s::InstanceActionBody), (status = 404, description = "Not found")))]
 pub(super) async fn instance_action_show(
     State(st): State<AppState>,
     Auth(ctx): Auth,

@@ -17,6 +17,7 @@ mod services;
 
 use crate::AppState;
 use crate::middleware::compute_microversion;
+use crate::openapi::schemas as s;
 use axum::extract::State;
 use axum::routing::{get, put};
 use axum::{Json, Router};
@@ -53,7 +54,9 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         instance_actions::instance_action_show,
         services::service_list,
         services::service_update,
-        limits::limits
+        limits::limits,
+        limits::availability_zones,
+        crate::openapi::compute_openapi
     ),
     components(schemas(CreateServerRequest, stratus_api::compute::CreateServer, UpdateServiceRequest))
 )]
@@ -88,22 +91,24 @@ pub fn routes(state: AppState) -> Router {
         .route("/compute/v2.1/os-services/{action}", put(services::service_update))
         .route("/compute/v2.1/limits", get(limits::limits))
         .route("/compute/v2.1/os-availability-zone", get(limits::availability_zones))
+        .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
         .layer(axum::middleware::from_fn(compute_microversion))
         .with_state(state.clone());
     Router::new()
         .route("/compute", get(versions))
         .route("/compute/", get(versions))
         .route("/compute/openapi.json", get(crate::openapi::compute_openapi))
+        .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
         .with_state(state)
         .merge(v21)
 }
 
-#[utoipa::path(get, path = "/compute", tag = "versions", responses((status = 200, description = "Version list")))]
+#[utoipa::path(get, path = "/compute", tag = "versions", responses((status = 200, description = "Version list", body = s::VersionList)))]
 async fn versions(State(st): State<AppState>) -> Json<Value> {
     Json(json!({"versions": [views::version_object(&st.public_url)]}))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1", tag = "versions", responses((status = 200, description = "The v2.1 version document with min/max microversions")))]
+#[utoipa::path(get, path = "/compute/v2.1", tag = "versions", responses((status = 200, description = "The v2.1 version document with min/max microversions", body = s::VersionDoc)))]
 async fn version_v21(State(st): State<AppState>) -> Json<Value> {
     Json(json!({"version": views::version_object(&st.public_url)}))
 }

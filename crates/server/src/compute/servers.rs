@@ -3,6 +3,7 @@
 use crate::AppState;
 use crate::error::{ApiError, parse_json};
 use crate::middleware::{Auth, Mv, RequestId};
+use crate::openapi::schemas as s;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +20,7 @@ fn show(public: &str, s: &ServerWithResources, admin: bool, mv: Microversion) ->
     json!({"server": views::server(public, &s.server, &p, &s.volumes, admin, mv)})
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/servers", tag = "servers", params(("name" = Option<String>, Query, description = "Substring of the name"), ("status" = Option<String>, Query, description = "API status"), ("all_tenants" = Option<bool>, Query, description = "All projects (admin)"), ("limit" = Option<i64>, Query, description = "Page size"), ("marker" = Option<String>, Query, description = "Last id of the previous page")), responses((status = 200, description = "Servers (id, name, links)"), (status = 400, description = "Bad filter"), (status = 403, description = "all_tenants without admin")))]
+#[utoipa::path(get, path = "/compute/v2.1/servers", tag = "servers", params(("name" = Option<String>, Query, description = "Substring of the name"), ("status" = Option<String>, Query, description = "API status"), ("all_tenants" = Option<bool>, Query, description = "All projects (admin)"), ("limit" = Option<i64>, Query, description = "Page size"), ("marker" = Option<String>, Query, description = "Last id of the previous page")), responses((status = 200, description = "Servers (id, name, links)", body = s::ServerList), (status = 400, description = "Bad filter"), (status = 403, description = "all_tenants without admin")))]
 pub(super) async fn server_list(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -35,7 +36,7 @@ pub(super) async fn server_list(
     Ok(Json(body))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/servers/detail", tag = "servers", responses((status = 200, description = "Servers in full")))]
+#[utoipa::path(get, path = "/compute/v2.1/servers/detail", tag = "servers", params(("name" = Option<String>, Query, description = "Substring of the name"), ("status" = Option<String>, Query, description = "API status"), ("all_tenants" = Option<bool>, Query, description = "All projects (admin)"), ("limit" = Option<i64>, Query, description = "Page size"), ("marker" = Option<String>, Query, description = "Last id of the previous page")), responses((status = 200, description = "Servers in full", body = s::ServerDetailList), (status = 400, description = "Bad filter"), (status = 403, description = "all_tenants without admin")))]
 pub(super) async fn server_detail(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -60,7 +61,7 @@ pub(super) async fn server_detail(
     Ok(Json(body))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/servers/{id}", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "A server"), (status = 404, description = "Unknown, deleted, or another project's server")))]
+#[utoipa::path(get, path = "/compute/v2.1/servers/{id}", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "A server", body = s::ServerBody), (status = 404, description = "Unknown, deleted, or another project's server")))]
 pub(super) async fn server_show(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -71,7 +72,7 @@ pub(super) async fn server_show(
     Ok(Json(show(&st.public_url, &s, ctx.is_admin(), mv)))
 }
 
-#[utoipa::path(post, path = "/compute/v2.1/servers", tag = "servers", request_body = CreateServerRequest, responses((status = 202, description = "Accepted: id, links, adminPass"), (status = 400, description = "Invalid request"), (status = 403, description = "Over quota or not allowed")))]
+#[utoipa::path(post, path = "/compute/v2.1/servers", tag = "servers", request_body = CreateServerRequest, responses((status = 202, description = "Accepted: id, links, adminPass", body = s::ServerCreated), (status = 400, description = "Invalid request"), (status = 403, description = "Over quota or not allowed")))]
 pub(super) async fn server_create(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -100,7 +101,7 @@ pub(super) async fn server_create(
     Ok(resp)
 }
 
-#[utoipa::path(put, path = "/compute/v2.1/servers/{id}", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "Updated server"), (status = 400, description = "Invalid request"), (status = 404, description = "Not found")))]
+#[utoipa::path(put, path = "/compute/v2.1/servers/{id}", tag = "servers", params(("id" = String, Path, description = "Server id")), request_body = s::ServerUpdate, responses((status = 200, description = "Updated server", body = s::ServerBody), (status = 400, description = "Invalid request"), (status = 404, description = "Not found")))]
 pub(super) async fn server_update(
     State(st): State<AppState>,
     Auth(ctx): Auth,

@@ -4,6 +4,7 @@
 use crate::AppState;
 use crate::error::{ApiError, parse_json};
 use crate::middleware::{Auth, Mv};
+use crate::openapi::schemas as s;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use bytes::Bytes;
@@ -12,7 +13,7 @@ use stratus_api::compute::views::{self, ServiceChangeView};
 use stratus_api::compute::{UpdateServiceRequest, parse_query, query_value};
 use stratus_controller::compute_api::{HostChange, ServiceUpdate};
 
-#[utoipa::path(get, path = "/compute/v2.1/os-services", tag = "services", responses((status = 200, description = "Compute services with state up/down"), (status = 403, description = "Admins only")))]
+#[utoipa::path(get, path = "/compute/v2.1/os-services", tag = "services", params(("host" = Option<String>, Query, description = "Host"), ("binary" = Option<String>, Query, description = "Binary")), responses((status = 200, description = "Compute services with state up/down", body = s::ComputeServiceList), (status = 403, description = "Admins only")))]
 pub(super) async fn service_list(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -26,7 +27,7 @@ pub(super) async fn service_list(
 
 /// Legacy (below 2.53) service updates: `enable`, `disable`,
 /// `disable-log-reason`, and from 2.11 `force-down`.
-#[utoipa::path(put, path = "/compute/v2.1/os-services/{action}", tag = "services", params(("action" = String, Path, description = "enable | disable | disable-log-reason | force-down (2.11)")), request_body = UpdateServiceRequest, responses((status = 200, description = "Updated"), (status = 400, description = "Bad body"), (status = 404, description = "Unknown service")))]
+#[utoipa::path(put, path = "/compute/v2.1/os-services/{action}", tag = "services", params(("action" = String, Path, description = "enable | disable | disable-log-reason | force-down (2.11)")), request_body = UpdateServiceRequest, responses((status = 200, description = "Updated", body = s::ComputeServiceUpdated), (status = 400, description = "Bad body"), (status = 403, description = "Admins only"), (status = 404, description = "Unknown service")))]
 pub(super) async fn service_update(
     State(st): State<AppState>,
     Auth(ctx): Auth,

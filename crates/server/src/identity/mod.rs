@@ -15,6 +15,7 @@
 use crate::AppState;
 use crate::error::{ApiError, IdentityError, parse_json};
 use crate::middleware::Auth;
+use crate::openapi::schemas as s;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -33,6 +34,53 @@ const SUBJECT_TOKEN: &str = "x-subject-token";
 
 type IdResult<T> = Result<T, IdentityError>;
 
+/// The Identity API's OpenAPI document, generated from the handlers' annotations.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Stratus Identity API",
+        version = "3.14",
+        description = "OpenStack Identity API v3 as served by Stratus: tokens, projects, users, role assignments and the fixed domain, region and catalog"
+    ),
+    paths(
+        versions,
+        version,
+        crate::openapi::identity_openapi,
+        issue_token,
+        validate_token,
+        revoke_token,
+        auth_catalog,
+        auth_projects,
+        list_projects,
+        create_project,
+        get_project,
+        update_project,
+        delete_project,
+        list_grants,
+        check_grant,
+        put_grant,
+        delete_grant,
+        list_users,
+        create_user,
+        get_user,
+        update_user,
+        delete_user,
+        user_projects,
+        list_roles,
+        get_role,
+        list_role_assignments,
+        list_domains,
+        get_domain,
+        list_services,
+        get_service,
+        list_endpoints,
+        get_endpoint,
+        list_regions,
+        get_region
+    )
+)]
+pub struct IdentityDoc;
+
 /// Routes of the Identity v3 API, under `/identity`.
 pub fn routes(state: AppState) -> Router {
     Router::new()
@@ -40,6 +88,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/identity/", get(versions))
         .route("/identity/v3", get(version))
         .route("/identity/v3/", get(version))
+        .route("/identity/openapi.json", get(crate::openapi::identity_openapi))
         .route("/identity/v3/auth/tokens", get(validate_token).post(issue_token).delete(revoke_token))
         .route("/identity/v3/auth/projects", get(auth_projects))
         .route("/identity/v3/auth/catalog", get(auth_catalog))
@@ -153,12 +202,14 @@ fn subject_header(headers: &HeaderMap) -> IdResult<&str> {
 // Version discovery.
 
 /// `GET /identity`: the version list (300 Multiple Choices, as Keystone).
+#[utoipa::path(get, path = "/identity", tag = "versions", responses((status = 300, description = "The version list (Multiple Choices, as Keystone)", body = s::IdentityVersions)))]
 async fn versions(State(st): State<AppState>) -> Response {
     (StatusCode::MULTIPLE_CHOICES, Json(json!({ "versions": { "values": [ks::version_view(&st.public_url)] } })))
         .into_response()
 }
 
 /// `GET /identity/v3`: this version.
+#[utoipa::path(get, path = "/identity/v3", tag = "versions", responses((status = 200, description = "This version", body = s::VersionDoc)))]
 async fn version(State(st): State<AppState>) -> Json<Value> {
     Json(json!({ "version": ks::version_view(&st.public_url) }))
 }
@@ -167,6 +218,7 @@ async fn version(State(st): State<AppState>) -> Json<Value> {
 // Tokens.
 
 /// `POST /auth/tokens`: password or token authentication, project scoped.
+#[utoipa::path(post, path = "/identity/v3/auth/tokens", tag = "tokens", params(("nocatalog" = Option<String>, Query, description = "Present: no catalog in the token")), request_body = s::AuthRequest, responses((status = 201, description = "Issued; the token is in X-Subject-Token", body = s::Token, headers(("X-Subject-Token" = String, description = "The new token"))), (status = 400, description = "Malformed body"), (status = 401, description = "Wrong credentials, locked account, or no role on the project"), (status = 429, description = "Too many failed logins from this address")))]
 async fn issue_token(
     State(st): State<AppState>,
     Params(q): Params,
@@ -184,6 +236,7 @@ async fn issue_token(
 }
 
 /// `GET`/`HEAD /auth/tokens`: validate the subject token.
+#[utoipa::path(get, path = "/identity/v3/auth/tokens", tag = "tokens", params(("X-Subject-Token" = String, Header, description = "The token to validate"), ("nocatalog" = Option<String>, Query, description = "Present: no catalog")), responses((status = 200, description = "The subject token", body = s::Token), (status = 400, description = "No X-Subject-Token"), (status = 403, description = "Another user's token, not admin"), (status = 404, description = "Unknown, expired or revoked")))]
 async fn validate_token(
     State(st): State<AppState>,
     Caller(caller): Caller,
@@ -197,12 +250,14 @@ async fn validate_token(
 }
 
 /// `DELETE /auth/tokens`: revoke the subject token (one's own, or any for admins).
+#[utoipa::path(delete, path = "/identity/v3/auth/tokens", tag = "tokens", params(("X-Subject-Token" = String, Header, description = "The token to revoke")), responses((status = 204, description = "Revoked"), (status = 400, description = "No X-Subject-Token"), (status = 403, description = "Another user's token, not admin"), (status = 404, description = "Unknown, expired or revoked")))]
 async fn revoke_token(State(st): State<AppState>, Caller(caller): Caller, headers: HeaderMap) -> IdResult<StatusCode> {
     st.identity.revoke_subject_token(&caller, subject_header(&headers)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /auth/catalog`: the caller's catalog.
+#[utoipa::path(get, path = "/identity/v3/auth/catalog", tag = "tokens", responses((status = 200, description = "The caller's catalog", body = s::Catalog)))]
 async fn auth_catalog(State(st): State<AppState>, Caller(caller): Caller) -> Json<Value> {
     Json(json!({
         "catalog": ks::catalog(&st.public_url, &caller.project_id),
@@ -211,6 +266,7 @@ async fn auth_catalog(State(st): State<AppState>, Caller(caller): Caller) -> Jso
 }
 
 /// `GET /auth/projects`: the projects the caller may scope to.
+#[utoipa::path(get, path = "/identity/v3/auth/projects", tag = "tokens", responses((status = 200, description = "Projects the caller may scope to", body = s::ProjectList)))]
 async fn auth_projects(State(st): State<AppState>, Caller(caller): Caller) -> IdResult<Json<Value>> {
     let projects = st.identity.scopable_projects(&caller).await?;
     let views = projects.iter().map(|p| ks::project_view(&st.public_url, p)).collect();
@@ -221,6 +277,7 @@ async fn auth_projects(State(st): State<AppState>, Caller(caller): Caller) -> Id
 // Projects.
 
 /// `GET /projects` (admin), filters `name`, `domain_id`, `enabled`, `parent_id`, `is_domain`.
+#[utoipa::path(get, path = "/identity/v3/projects", tag = "projects", params(("name" = Option<String>, Query, description = "Exact name"), ("domain_id" = Option<String>, Query, description = "Domain"), ("enabled" = Option<bool>, Query, description = "Enabled or not"), ("parent_id" = Option<String>, Query, description = "Parent"), ("is_domain" = Option<bool>, Query, description = "Domains only")), responses((status = 200, description = "Projects", body = s::ProjectList), (status = 403, description = "Admins only")))]
 async fn list_projects(State(st): State<AppState>, Caller(caller): Caller, Params(q): Params) -> IdResult<Json<Value>> {
     let projects = st.identity.list_projects(&caller, &ks::ProjectFilter::from_query(&q)).await?;
     let views = projects.iter().map(|p| ks::project_view(&st.public_url, p)).collect();
@@ -228,6 +285,7 @@ async fn list_projects(State(st): State<AppState>, Caller(caller): Caller, Param
 }
 
 /// `POST /projects` (admin).
+#[utoipa::path(post, path = "/identity/v3/projects", tag = "projects", request_body = s::ProjectCreate, responses((status = 201, description = "Created", body = s::ProjectBody), (status = 400, description = "Invalid body"), (status = 403, description = "Admins only"), (status = 409, description = "Name taken")))]
 async fn create_project(
     State(st): State<AppState>,
     Caller(caller): Caller,
@@ -240,6 +298,7 @@ async fn create_project(
 }
 
 /// `GET /projects/{id}`: admins, or a caller whose token is scoped to it.
+#[utoipa::path(get, path = "/identity/v3/projects/{project_id}", tag = "projects", params(("project_id" = String, Path, description = "Project id")), responses((status = 200, description = "The project", body = s::ProjectBody), (status = 403, description = "Not admin and not scoped to it"), (status = 404, description = "Unknown project")))]
 async fn get_project(
     State(st): State<AppState>,
     Caller(caller): Caller,
@@ -250,6 +309,7 @@ async fn get_project(
 }
 
 /// `PATCH /projects/{id}` (admin): only no-op updates are accepted.
+#[utoipa::path(patch, path = "/identity/v3/projects/{project_id}", tag = "projects", params(("project_id" = String, Path, description = "Project id")), request_body = s::ProjectUpdate, responses((status = 200, description = "Unchanged project", body = s::ProjectBody), (status = 400, description = "Invalid body or a change Stratus cannot make"), (status = 403, description = "Admins only"), (status = 404, description = "Unknown project")))]
 async fn update_project(
     State(st): State<AppState>,
     Caller(caller): Caller,
@@ -263,6 +323,7 @@ async fn update_project(
 }
 
 /// `DELETE /projects/{id}` (admin); its role assignments go with it.
+#[utoipa::path(delete, path = "/identity/v3/projects/{project_id}", tag = "projects", params(("project_id" = String, Path, description = "Project id")), responses((status = 204, description = "Deleted with its assignments"), (status = 403, description = "Admins only"), (status = 404, description = "Unknown project"), (status = 409, description = "Still in use")))]
 async fn delete_project(
     State(st): State<AppState>,
     Caller(caller): Caller,
@@ -276,6 +337,7 @@ async fn delete_project(
 // Users.
 
 /// `GET /users` (admin), filters `name`, `domain_id`, `enabled`.
+#[utoipa::path(get, path = "/identity/v3/users", tag = "users", params(("name" = Option<String>, Query, description = "Exact name"), ("domain_id" = Option<String>, Query, description = "Domain"), ("enabled" = Option<bool>, Query, description = "Enabled or not")), responses((status = 200, description = "Users", body = s::UserList), (status = 403, description = "Admins only")))]
 async fn list_users(State(st): State<AppState>, Caller(caller): Caller, Params(q): Params) -> IdResult<Json<Value>> {
     let users = st.identity.list_users(&caller, &ks::UserFilter::from_query(&q)).await?;
     let views = users.iter().map(|u| ks::user_view(&st.public_url, u)).collect();
@@ -283,6 +345,7 @@ async fn list_users(State(st): State<AppState>, Caller(caller): Caller, Params(q
 }
 
 /// `POST /users` (admin).
+#[utoipa::path(post, path = "/identity/v3/users", tag = "users", request_body = s::UserCreate, responses((status = 201, description = "Created", body = s::UserBody), (status = 400, description = "Invalid body"), (status = 403, description = "Admins only"), (status = 404, description = "Unknown default project"), (status = 409, description = "Name taken")))]
 async fn create_user(
     State(st): State<AppState>,
     Caller(caller): Caller,
@@ -295,12 +358,14 @@ async fn create_user(
 }
 
 /// `GET /users/{id}`: admins, or the user itself.
+#[utoipa::path(get, path = "/identity/v3/users/{user_id}", tag = "users", params(("user_id" = String, Path, description = "User id")), responses((status = 200, description = "The user", body = s::UserBody), (status = 403, description = "Not admin and not the user"), (status = 404, description = "Unknown user")))]
 async fn get_user(State(st): State<AppState>, Caller(caller): Caller, Ids(id): Ids<String>) -> IdResult<Json<Value>> {
     let u = st.identity.get_user(&caller, &id).await?;
     Ok(Json(json!({ "user": ks::user_view(&st.public_url, &u) })))
 }
 
 /// `PATCH /users/{id}` (admin): the password only.
+#[utoipa::path(patch, path = "/identity/v3/users/{user_id}", tag = "users", params(("user_id" = String, Path, description = "User id")), request_body = s::UserUpdate, responses((status = 200, description = "Updated", body = s::UserBody), (status = 400, description = "Invalid body or a change Stratus cannot make"), (status = 403, description = "Admins only"), (status = 404, description = "Unknown user")))]
 async fn update_user(
     State(st): State<AppState>,
     Caller(caller): Caller,
@@ -314,12 +379,14 @@ async fn update_user(
 }
 
 /// `DELETE /users/{id}` (admin); its assignments and tokens go with it.
+#[utoipa::path(delete, path = "/identity/v3/users/{user_id}", tag = "users", params(("user_id" = String, Path, description = "User id")), responses((status = 204, description = "Deleted with its assignments and tokens"), (status = 403, description = "Admins only"), (status = 404, description = "Unknown user"), (status = 409, description = "Cannot be deleted")))]
 async fn delete_user(State(st): State<AppState>, Caller(caller): Caller, Ids(id): Ids<String>) -> IdResult<StatusCode> {
     st.identity.delete_user(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /users/{id}/projects`: the user itself, or admins.
+#[utoipa::path(get, path = "/identity/v3/users/{user_id}/projects", tag = "users", params(("user_id" = String, Path, description = "User id")), responses((status = 200, description = "The user's projects", body = s::ProjectList), (status = 403, description = "Not admin and not the user"), (status = 404, description = "Unknown user")))]
 async fn user_projects(
     State(st): State<AppState>,
     Caller(caller): Caller,
@@ -334,6 +401,7 @@ async fn user_projects(
 // Roles and assignments.
 
 /// `GET /roles` (admin), filter `name`.
+#[utoipa::path(get, path = "/identity/v3/roles", tag = "roles", params(("name" = Option<String>, Query, description = "Exact name")), responses((status = 200, description = "Roles", body = s::RoleList), (status = 403, description = "Admins only")))]
 async fn list_roles(State(st): State<AppState>, Caller(caller): Caller, Params(q): Params) -> IdResult<Json<Value>> {
     let roles = st.identity.list_roles(&caller, &ks::RoleFilter::from_query(&q)).await?;
     let views = roles.iter().map(|r| ks::role_view(&st.public_url, r)).collect();
@@ -341,12 +409,14 @@ async fn list_roles(State(st): State<AppState>, Caller(caller): Caller, Params(q
 }
 
 /// `GET /roles/{id}` (admin).
+#[utoipa::path(get, path = "/identity/v3/roles/{role_id}", tag = "roles", params(("role_id" = String, Path, description = "Role id")), responses((status = 200, description = "The role", body = s::RoleBody), (status = 403, description = "Admins only"), (status = 404, description = "Unknown role")))]
 async fn get_role(State(st): State<AppState>, Caller(caller): Caller, Ids(id): Ids<String>) -> IdResult<Json<Value>> {
     let r = st.identity.get_role(&caller, &id).await?;
     Ok(Json(json!({ "role": ks::role_view(&st.public_url, &r) })))
 }
 
 /// `GET`/`HEAD /projects/{p}/users/{u}/roles/{r}` (admin): 204 if granted, else 404.
+#[utoipa::path(get, path = "/identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", tag = "roles", params(("project_id" = String, Path, description = "Project id"), ("user_id" = String, Path, description = "User id"), ("role_id" = String, Path, description = "Role id")), responses((status = 204, description = "Granted"), (status = 403, description = "Admins only"), (status = 404, description = "Not granted, or unknown project, user or role")))]
 async fn check_grant(
     State(st): State<AppState>,
     Caller(caller): Caller,
@@ -357,6 +427,7 @@ async fn check_grant(
 }
 
 /// `PUT /projects/{p}/users/{u}/roles/{r}` (admin): grant (idempotent).
+#[utoipa::path(put, path = "/identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", tag = "roles", params(("project_id" = String, Path, description = "Project id"), ("user_id" = String, Path, description = "User id"), ("role_id" = String, Path, description = "Role id")), responses((status = 204, description = "Granted (idempotent)"), (status = 403, description = "Admins only"), (status = 404, description = "Unknown project, user or role")))]
 async fn put_grant(
     State(st): State<AppState>,
     Caller(caller): Caller,
@@ -367,6 +438,7 @@ async fn put_grant(
 }
 
 /// `DELETE /projects/{p}/users/{u}/roles/{r}` (admin): revoke; 404 if not granted.
+#[utoipa::path(delete, path = "/identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", tag = "roles", params(("project_id" = String, Path, description = "Project id"), ("user_id" = String, Path, description = "User id"), ("role_id" = String, Path, description = "Role id")), responses((status = 204, description = "Revoked"), (status = 403, description = "Admins only"), (status = 404, description = "Not granted, or unknown project, user or role")))]
 async fn delete_grant(
     State(st): State<AppState>,
     Caller(caller): Caller,
@@ -377,6 +449,7 @@ async fn delete_grant(
 }
 
 /// `GET /projects/{p}/users/{u}/roles` (admin).
+#[utoipa::path(get, path = "/identity/v3/projects/{project_id}/users/{user_id}/roles", tag = "roles", params(("project_id" = String, Path, description = "Project id"), ("user_id" = String, Path, description = "User id")), responses((status = 200, description = "The user's roles on the project", body = s::RoleList), (status = 403, description = "Admins only"), (status = 404, description = "Unknown project or user")))]
 async fn list_grants(
     State(st): State<AppState>,
     Caller(caller): Caller,
@@ -389,6 +462,7 @@ async fn list_grants(
 
 /// `GET /role_assignments` (admin), filters `user.id`, `scope.project.id`,
 /// `role.id`, and `include_names`.
+#[utoipa::path(get, path = "/identity/v3/role_assignments", tag = "roles", params(("user.id" = Option<String>, Query, description = "User"), ("scope.project.id" = Option<String>, Query, description = "Project"), ("role.id" = Option<String>, Query, description = "Role"), ("include_names" = Option<String>, Query, description = "Present: names too")), responses((status = 200, description = "Assignments", body = s::RoleAssignmentList), (status = 403, description = "Admins only")))]
 async fn list_role_assignments(
     State(st): State<AppState>,
     Caller(caller): Caller,
@@ -405,12 +479,14 @@ async fn list_role_assignments(
 
 /// `GET /domains`: the single `default` domain (any authenticated caller,
 /// since clients resolve `--domain` and their defaults through it).
+#[utoipa::path(get, path = "/identity/v3/domains", tag = "domains", params(("name" = Option<String>, Query, description = "Exact name")), responses((status = 200, description = "The default domain (if it matches)", body = s::DomainList)))]
 async fn list_domains(State(st): State<AppState>, Caller(_): Caller, Params(q): Params) -> Json<Value> {
     let domains = if ks::default_domain_matches(&q) { vec![ks::domain_view(&st.public_url)] } else { Vec::new() };
     list(&st, "domains", "domains", domains)
 }
 
 /// `GET /domains/{id}`: only `default` exists.
+#[utoipa::path(get, path = "/identity/v3/domains/{domain_id}", tag = "domains", params(("domain_id" = String, Path, description = "Domain id (only default exists)")), responses((status = 200, description = "The domain", body = s::DomainBody), (status = 404, description = "Unknown domain")))]
 async fn get_domain(State(st): State<AppState>, Caller(_): Caller, Ids(id): Ids<String>) -> IdResult<Json<Value>> {
     if id != ks::DEFAULT_DOMAIN_ID {
         return Err(AuthError::NotFound { kind: ResourceKind::Domain, id }.into());
@@ -419,6 +495,7 @@ async fn get_domain(State(st): State<AppState>, Caller(_): Caller, Ids(id): Ids<
 }
 
 /// `GET /services` (admin), filter `type`.
+#[utoipa::path(get, path = "/identity/v3/services", tag = "catalog", params(("type" = Option<String>, Query, description = "Service type")), responses((status = 200, description = "Services", body = s::ServiceList), (status = 403, description = "Admins only")))]
 async fn list_services(State(st): State<AppState>, Caller(caller): Caller, Params(q): Params) -> IdResult<Json<Value>> {
     enforce(&caller, Action::ListServices)?;
     let services = ks::SERVICES
@@ -430,6 +507,7 @@ async fn list_services(State(st): State<AppState>, Caller(caller): Caller, Param
 }
 
 /// `GET /services/{id}` (admin).
+#[utoipa::path(get, path = "/identity/v3/services/{service_id}", tag = "catalog", params(("service_id" = String, Path, description = "Service id")), responses((status = 200, description = "The service", body = s::ServiceBody), (status = 403, description = "Admins only"), (status = 404, description = "Unknown service")))]
 async fn get_service(
     State(st): State<AppState>,
     Caller(caller): Caller,
@@ -441,6 +519,7 @@ async fn get_service(
 }
 
 /// `GET /endpoints` (admin), filters `service_id`, `interface`, `region_id`.
+#[utoipa::path(get, path = "/identity/v3/endpoints", tag = "catalog", params(("service_id" = Option<String>, Query, description = "Service"), ("interface" = Option<String>, Query, description = "public, internal or admin"), ("region_id" = Option<String>, Query, description = "Region")), responses((status = 200, description = "Endpoints", body = s::EndpointList), (status = 403, description = "Admins only")))]
 async fn list_endpoints(
     State(st): State<AppState>,
     Caller(caller): Caller,
@@ -457,6 +536,7 @@ async fn list_endpoints(
 }
 
 /// `GET /endpoints/{id}` (admin).
+#[utoipa::path(get, path = "/identity/v3/endpoints/{endpoint_id}", tag = "catalog", params(("endpoint_id" = String, Path, description = "Endpoint id")), responses((status = 200, description = "The endpoint", body = s::EndpointBody), (status = 403, description = "Admins only"), (status = 404, description = "Unknown endpoint")))]
 async fn get_endpoint(
     State(st): State<AppState>,
     Caller(caller): Caller,
@@ -471,11 +551,13 @@ async fn get_endpoint(
 }
 
 /// `GET /regions`: the single region (any authenticated caller).
+#[utoipa::path(get, path = "/identity/v3/regions", tag = "catalog", responses((status = 200, description = "The region", body = s::RegionList)))]
 async fn list_regions(State(st): State<AppState>, Caller(_): Caller) -> Json<Value> {
     list(&st, "regions", "regions", vec![ks::region_view(&st.public_url)])
 }
 
 /// `GET /regions/{id}`.
+#[utoipa::path(get, path = "/identity/v3/regions/{region_id}", tag = "catalog", params(("region_id" = String, Path, description = "Region id")), responses((status = 200, description = "The region", body = s::RegionBody), (status = 404, description = "Unknown region")))]
 async fn get_region(State(st): State<AppState>, Caller(_): Caller, Ids(id): Ids<String>) -> IdResult<Json<Value>> {
     if id != ks::REGION {
         return Err(AuthError::NotFound { kind: ResourceKind::Region, id }.into());

@@ -1,0 +1,787 @@
+//! Body schemas of the OpenAPI documents, written as JSON Schema.
+//!
+//! Most request bodies are read by hand from JSON (OpenStack's APIs accept
+//! loosely typed values and answer each mistake with their own message) and
+//! most responses are built by view functions, so there is no Rust type to
+//! derive a schema from. Each schema here is a unit type the handlers'
+//! annotations name (`request_body = schemas::VolumeCreate`); utoipa renders
+//! it as a reference, and [`resolve`] puts the JSON below under that name.
+//! Request schemas describe what a valid request looks like (the fuzzer
+//! starts from them); response schemas only say what the server always
+//! writes, so that `response_schema_conformance` holds them to it.
+
+use serde_json::{Value, json};
+use std::borrow::Cow;
+use utoipa::openapi::{RefOr, schema::Schema};
+
+/// Declares unit types standing for JSON schemas, and [`literal`] giving
+/// each one's JSON by name.
+macro_rules! json_schemas {
+    ($($(#[$doc:meta])* $name:ident => $schema:expr;)*) => {
+        $(
+            $(#[$doc])*
+            pub struct $name;
+            impl utoipa::PartialSchema for $name {
+                fn schema() -> RefOr<Schema> {
+                    RefOr::T(Schema::Object(utoipa::openapi::schema::Object::new()))
+                }
+            }
+            impl utoipa::ToSchema for $name {
+                fn name() -> Cow<'static, str> {
+                    Cow::Borrowed(stringify!($name))
+                }
+            }
+        )*
+        /// The JSON schema named `name`, if it is one of these.
+        pub fn literal(name: &str) -> Option<Value> {
+            match name {
+                $(stringify!($name) => Some($schema),)*
+                _ => None,
+            }
+        }
+        /// Every name [`literal`] knows.
+        #[cfg(test)]
+        pub const NAMES: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+fn nullable_string() -> Value {
+    json!({"type": ["string", "null"]})
+}
+
+fn string_map() -> Value {
+    json!({"type": "object", "additionalProperties": {"type": "string"}})
+}
+
+/// `{"self": url}` links of a Keystone entity.
+fn ks_self_link() -> Value {
+    json!({"type": "object", "required": ["self"], "properties": {"self": {"type": "string"}}})
+}
+
+/// A Keystone list body: `{"<key>": [<item>], "links": {...}}`.
+fn ks_list(key: &str, item: &str) -> Value {
+    json!({
+        "type": "object",
+        "required": [key, "links"],
+        "properties": {
+            key: {"type": "array", "items": {"$ref": format!("#/components/schemas/{item}")}},
+            "links": {
+                "type": "object",
+                "required": ["self", "previous", "next"],
+                "properties": {"self": {"type": "string"}, "previous": nullable_string(), "next": nullable_string()},
+            },
+        },
+    })
+}
+
+/// `{"<key>": <item>}`.
+fn wrapped(key: &str, item: &str) -> Value {
+    json!({
+        "type": "object",
+        "required": [key],
+        "properties": {key: {"$ref": format!("#/components/schemas/{item}")}},
+    })
+}
+
+/// `[{"rel": ..., "href": ...}]`, the links of Nova, Cinder and version documents.
+fn rel_links() -> Value {
+    json!({
+        "type": "array",
+        "items": {"type": "object", "required": ["rel", "href"], "properties": {"rel": {"type": "string"}, "href": {"type": "string"}}},
+    })
+}
+
+/// A domain named by id or by name.
+fn domain_ref() -> Value {
+    json!({"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}})
+}
+
+/// A Nova/Cinder/Keystone version object.
+fn version_object() -> Value {
+    json!({
+        "type": "object",
+        "required": ["id", "status", "links"],
+        "properties": {"id": {"type": "string"}, "status": {"type": "string"}, "links": rel_links()},
+    })
+}
+
+json_schemas! {
+    // ------------------------------------------------------------ shared
+    /// `{"versions": [...]}` (Compute, Image, Block Storage).
+    VersionList => json!({
+        "type": "object",
+        "required": ["versions"],
+        "properties": {"versions": {"type": "array", "items": version_object()}},
+    });
+    /// `{"version": {...}}`.
+    VersionDoc => json!({"type": "object", "required": ["version"], "properties": {"version": version_object()}});
+
+    // ---------------------------------------------------------- identity
+    /// Keystone's `{"versions": {"values": [...]}}`.
+    IdentityVersions => json!({
+        "type": "object",
+        "required": ["versions"],
+        "properties": {"versions": {
+            "type": "object",
+            "required": ["values"],
+            "properties": {"values": {"type": "array", "items": version_object()}},
+        }},
+    });
+    /// `POST /auth/tokens`: password or token, optionally project scoped.
+    AuthRequest => json!({
+        "type": "object",
+        "required": ["auth"],
+        "properties": {"auth": {
+            "type": "object",
+            "required": ["identity"],
+            "properties": {
+                "identity": {
+                    "type": "object",
+                    "required": ["methods"],
+                    "properties": {
+                        "methods": {"type": "array", "items": {"type": "string", "enum": ["password", "token"]}},
+                        "password": {
+                            "type": "object",
+                            "required": ["user"],
+                            "properties": {"user": {
+                                "type": "object",
+                                "required": ["password"],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "name": {"type": "string"},
+                                    "domain": domain_ref(),
+                                    "password": {"type": "string"},
+                                },
+                            }},
+                        },
+                        "token": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}},
+                    },
+                },
+                "scope": {
+                    "type": "object",
+                    "properties": {"project": {
+                        "type": "object",
+                        "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "domain": domain_ref()},
+                    }},
+                },
+            },
+        }},
+    });
+    /// A token (`{"token": {...}}`); `catalog` with the catalog asked for.
+    Token => json!({
+        "type": "object",
+        "required": ["token"],
+        "properties": {"token": {
+            "type": "object",
+            "required": ["methods", "user", "audit_ids", "expires_at", "issued_at", "project", "roles"],
+            "properties": {
+                "methods": {"type": "array", "items": {"type": "string"}},
+                "user": {"type": "object", "required": ["id", "name", "domain"], "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "domain": domain_ref()}},
+                "audit_ids": {"type": "array", "items": {"type": "string"}},
+                "expires_at": {"type": "string"},
+                "issued_at": {"type": "string"},
+                "project": {"type": "object", "required": ["id", "name", "domain"], "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "domain": domain_ref()}},
+                "roles": {"type": "array", "items": {"type": "object", "required": ["id", "name"], "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}},
+                "catalog": {"$ref": "#/components/schemas/CatalogEntries"},
+            },
+        }},
+    });
+    /// The services of a catalog with their endpoints.
+    CatalogEntries => json!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["id", "type", "name", "endpoints"],
+            "properties": {
+                "id": {"type": "string"},
+                "type": {"type": "string"},
+                "name": {"type": "string"},
+                "endpoints": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["id", "interface", "region_id", "url"],
+                    "properties": {"id": {"type": "string"}, "interface": {"type": "string"}, "region_id": {"type": "string"}, "url": {"type": "string"}},
+                }},
+            },
+        },
+    });
+    /// `GET /auth/catalog`.
+    Catalog => json!({
+        "type": "object",
+        "required": ["catalog", "links"],
+        "properties": {"catalog": {"$ref": "#/components/schemas/CatalogEntries"}, "links": {"type": "object"}},
+    });
+    /// `POST /projects`.
+    ProjectCreate => json!({
+        "type": "object",
+        "required": ["project"],
+        "properties": {"project": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string"},
+                "domain_id": {"type": "string"},
+                "description": {"type": "string"},
+                "enabled": {"type": "boolean"},
+                "parent_id": {"type": "string"},
+                "is_domain": {"type": "boolean"},
+                "tags": {"type": "array", "items": {"type": "string"}},
+            },
+        }},
+    });
+    /// `PATCH /projects/{id}`: only values equal to the current ones are accepted.
+    ProjectUpdate => json!({
+        "type": "object",
+        "required": ["project"],
+        "properties": {"project": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "description": {"type": "string"}, "enabled": {"type": "boolean"}},
+        }},
+    });
+    /// A project.
+    Project => json!({
+        "type": "object",
+        "required": ["id", "name", "domain_id", "description", "enabled", "is_domain", "parent_id", "links"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "domain_id": {"type": "string"},
+            "description": {"type": "string"},
+            "enabled": {"type": "boolean"},
+            "is_domain": {"type": "boolean"},
+            "parent_id": {"type": "string"},
+            "tags": {"type": "array"},
+            "options": {"type": "object"},
+            "links": ks_self_link(),
+        },
+    });
+    /// `{"project": ...}`.
+    ProjectBody => wrapped("project", "Project");
+    /// `{"projects": [...], "links": ...}`.
+    ProjectList => ks_list("projects", "Project");
+    /// `POST /users`.
+    UserCreate => json!({
+        "type": "object",
+        "required": ["user"],
+        "properties": {"user": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string"},
+                "password": {"type": "string"},
+                "default_project_id": {"type": "string"},
+                "domain_id": {"type": "string"},
+                "enabled": {"type": "boolean"},
+                "email": {"type": "string"},
+            },
+        }},
+    });
+    /// `PATCH /users/{id}`: the password and `enabled`; other values only unchanged.
+    UserUpdate => json!({
+        "type": "object",
+        "required": ["user"],
+        "properties": {"user": {
+            "type": "object",
+            "properties": {"password": {"type": "string"}, "enabled": {"type": "boolean"}, "name": {"type": "string"}, "email": {"type": "string"}},
+        }},
+    });
+    /// A user; `email` and `default_project_id` only when set.
+    User => json!({
+        "type": "object",
+        "required": ["id", "name", "domain_id", "enabled", "links"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "domain_id": {"type": "string"},
+            "enabled": {"type": "boolean"},
+            "email": {"type": "string"},
+            "default_project_id": {"type": "string"},
+            "password_expires_at": nullable_string(),
+            "options": {"type": "object"},
+            "links": ks_self_link(),
+        },
+    });
+    /// `{"user": ...}`.
+    UserBody => wrapped("user", "User");
+    /// `{"users": [...], "links": ...}`.
+    UserList => ks_list("users", "User");
+    /// A role (global).
+    Role => json!({
+        "type": "object",
+        "required": ["id", "name", "links"],
+        "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "domain_id": {"type": "null"}, "links": ks_self_link()},
+    });
+    /// `{"role": ...}`.
+    RoleBody => wrapped("role", "Role");
+    /// `{"roles": [...], "links": ...}`.
+    RoleList => ks_list("roles", "Role");
+    /// A role assignment (names with `include_names`).
+    RoleAssignment => json!({
+        "type": "object",
+        "required": ["role", "user", "scope", "links"],
+        "properties": {
+            "role": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}, "name": {"type": "string"}}},
+            "user": {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}, "name": {"type": ["string", "null"]}}},
+            "scope": {"type": "object", "required": ["project"], "properties": {"project": {"type": "object", "required": ["id"]}}},
+            "links": {"type": "object", "required": ["assignment"], "properties": {"assignment": {"type": "string"}}},
+        },
+    });
+    /// `{"role_assignments": [...], "links": ...}`.
+    RoleAssignmentList => ks_list("role_assignments", "RoleAssignment");
+    /// A domain, service, endpoint or region: an id and a self link.
+    KeystoneEntity => json!({
+        "type": "object",
+        "required": ["id", "links"],
+        "properties": {"id": {"type": "string"}, "links": ks_self_link()},
+    });
+    /// `{"domain": ...}`.
+    DomainBody => wrapped("domain", "KeystoneEntity");
+    /// `{"domains": [...]}`.
+    DomainList => ks_list("domains", "KeystoneEntity");
+    /// `{"service": ...}`.
+    ServiceBody => wrapped("service", "KeystoneEntity");
+    /// `{"services": [...]}`.
+    ServiceList => ks_list("services", "KeystoneEntity");
+    /// `{"endpoint": ...}`.
+    EndpointBody => wrapped("endpoint", "KeystoneEntity");
+    /// `{"endpoints": [...]}`.
+    EndpointList => ks_list("endpoints", "KeystoneEntity");
+    /// `{"region": ...}`.
+    RegionBody => wrapped("region", "KeystoneEntity");
+    /// `{"regions": [...]}`.
+    RegionList => ks_list("regions", "KeystoneEntity");
+
+    // ------------------------------------------------------------- image
+    /// `POST /images`: the image's attributes, extra properties as strings.
+    ImageCreate => json!({
+        "type": "object",
+        "properties": {
+            "name": nullable_string(),
+            "disk_format": {"type": "string", "enum": ["raw", "qcow2", "vmdk", "vdi", "iso", "ami", "ari", "aki", "vhd", "vhdx", "ploop"]},
+            "container_format": {"type": "string", "enum": ["bare", "ovf", "ami", "ari", "aki", "ova", "docker", "compressed"]},
+            "visibility": {"type": "string", "enum": ["public", "private", "shared", "community"]},
+            "protected": {"type": "boolean"},
+            "os_hidden": {"type": "boolean"},
+            "min_disk": {"type": "integer", "minimum": 0},
+            "min_ram": {"type": "integer", "minimum": 0},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+        "additionalProperties": {"type": "string"},
+    });
+    /// `PATCH /images/{id}`: a JSON patch (`add`, `replace`, `remove` of `/<attribute>`).
+    ImagePatch => json!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "required": ["op", "path"],
+            "properties": {
+                "op": {"type": "string", "enum": ["add", "replace", "remove"]},
+                "path": {"type": "string", "pattern": "^/"},
+                "value": {},
+            },
+        },
+    });
+    /// An image: the server's own `GET /v2/schemas/image`.
+    Image => strip_glance_keywords(stratus_api::image::image_schema());
+    /// The image list: the server's own `GET /v2/schemas/images`.
+    ImageList => strip_glance_keywords(stratus_api::image::images_schema());
+    /// A Glance schema document.
+    GlanceSchema => json!({"type": "object", "required": ["name", "properties"], "properties": {"name": {"type": "string"}, "properties": {"type": "object"}}});
+
+    // ------------------------------------------------------------ volume
+    /// `POST /volumes`: `size` (an integer or a numeric string) is required.
+    VolumeCreate => json!({
+        "type": "object",
+        "required": ["volume"],
+        "properties": {"volume": {
+            "type": "object",
+            "required": ["size"],
+            "properties": {
+                "size": {"type": "integer", "minimum": 1, "maximum": 20},
+                "name": {"type": "string"},
+                "description": {"type": "string"},
+                "metadata": string_map(),
+                "imageRef": {"type": "string"},
+                "volume_type": {"type": "string"},
+                "availability_zone": {"type": "string"},
+            },
+        }},
+    });
+    /// `PUT /volumes/{id}`.
+    VolumeUpdate => json!({
+        "type": "object",
+        "required": ["volume"],
+        "properties": {"volume": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {"name": {"type": "string"}, "description": {"type": "string"}, "metadata": string_map()},
+        }},
+    });
+    /// `POST /volumes/{id}/action`: one action key.
+    VolumeAction => json!({
+        "oneOf": [
+            {"type": "object", "required": ["os-extend"], "additionalProperties": false, "properties": {"os-extend": {
+                "type": "object", "required": ["new_size"], "properties": {"new_size": {"type": "integer", "minimum": 1, "maximum": 40}}}}},
+            {"type": "object", "required": ["os-reset_status"], "additionalProperties": false, "properties": {"os-reset_status": {
+                "type": "object", "properties": {"status": {"type": "string"}, "attach_status": {"type": "string"}}}}},
+            {"type": "object", "required": ["os-set_bootable"], "additionalProperties": false, "properties": {"os-set_bootable": {
+                "type": "object", "required": ["bootable"], "properties": {"bootable": {"type": "boolean"}}}}},
+        ],
+    });
+    /// A volume, as `GET /volumes/{id}` shows it.
+    Volume => json!({
+        "type": "object",
+        "required": ["id", "name", "description", "size", "status", "availability_zone", "bootable", "attachments", "created_at", "updated_at", "metadata", "links", "os-vol-tenant-attr:tenant_id", "encrypted", "multiattach"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "name": nullable_string(),
+            "description": nullable_string(),
+            "size": {"type": "integer"},
+            "status": {"type": "string"},
+            "availability_zone": nullable_string(),
+            "bootable": {"type": "string", "enum": ["true", "false"]},
+            "volume_type": nullable_string(),
+            "attachments": {"type": "array", "items": {"type": "object", "required": ["server_id", "attachment_id", "volume_id", "id"]}},
+            "created_at": {"type": "string"},
+            "updated_at": {"type": "string"},
+            "metadata": string_map(),
+            "links": rel_links(),
+            "user_id": {"type": "string"},
+            "os-vol-tenant-attr:tenant_id": {"type": "string"},
+            "encrypted": {"type": "boolean"},
+            "multiattach": {"type": "boolean"},
+        },
+    });
+    /// `{"volume": ...}`.
+    VolumeBody => wrapped("volume", "Volume");
+    /// `GET /volumes/detail`.
+    VolumeDetailList => json!({
+        "type": "object",
+        "required": ["volumes"],
+        "properties": {"volumes": {"type": "array", "items": {"$ref": "#/components/schemas/Volume"}}, "volumes_links": rel_links()},
+    });
+    /// `GET /volumes`.
+    VolumeList => json!({
+        "type": "object",
+        "required": ["volumes"],
+        "properties": {
+            "volumes": {"type": "array", "items": {
+                "type": "object",
+                "required": ["id", "name", "links"],
+                "properties": {"id": {"type": "string"}, "name": nullable_string(), "links": rel_links()},
+            }},
+            "volumes_links": rel_links(),
+        },
+    });
+    /// `{"metadata": {...}}` (string values).
+    VolumeMetadata => json!({"type": "object", "required": ["metadata"], "properties": {"metadata": string_map()}});
+    /// `{"meta": {key: value}}`.
+    VolumeMetaItem => json!({"type": "object", "required": ["meta"], "properties": {"meta": string_map()}});
+    /// Cinder's absolute limits.
+    VolumeLimits => json!({
+        "type": "object",
+        "required": ["limits"],
+        "properties": {"limits": {
+            "type": "object",
+            "required": ["rate", "absolute"],
+            "properties": {"rate": {"type": "array"}, "absolute": {"type": "object", "additionalProperties": {"type": "integer"}}},
+        }},
+    });
+    /// `POST /attachments`.
+    AttachmentCreate => json!({
+        "type": "object",
+        "required": ["attachment"],
+        "properties": {"attachment": {
+            "type": "object",
+            "required": ["volume_uuid", "instance_uuid"],
+            "properties": {
+                "volume_uuid": {"type": "string", "format": "uuid"},
+                "instance_uuid": {"type": "string", "format": "uuid"},
+                "connector": {"type": ["object", "null"]},
+                "mode": {"type": "string", "enum": ["rw"]},
+            },
+        }},
+    });
+    /// `PUT /attachments/{id}`: the host's connector.
+    AttachmentUpdate => json!({
+        "type": "object",
+        "required": ["attachment"],
+        "properties": {"attachment": {"type": "object", "required": ["connector"], "properties": {"connector": {"type": "object"}}}},
+    });
+    /// `POST /attachments/{id}/action`: `{"os-complete": null}`.
+    AttachmentAction => json!({
+        "type": "object",
+        "required": ["os-complete"],
+        "additionalProperties": false,
+        "properties": {"os-complete": {"type": "null"}},
+    });
+    /// An attachment (connection info once the connector is known).
+    Attachment => json!({
+        "type": "object",
+        "required": ["id", "status", "instance", "volume_id", "attached_at", "detached_at", "attach_mode", "connection_info"],
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"type": "string"},
+            "instance": {"type": "string"},
+            "volume_id": {"type": "string"},
+            "attached_at": nullable_string(),
+            "detached_at": {"type": "null"},
+            "attach_mode": {"type": "string", "enum": ["rw"]},
+            "connection_info": {"type": ["object", "null"]},
+        },
+    });
+    /// `{"attachment": ...}`.
+    AttachmentBody => wrapped("attachment", "Attachment");
+    /// `GET /attachments[/detail]` (short entries without `/detail`).
+    AttachmentList => json!({
+        "type": "object",
+        "required": ["attachments"],
+        "properties": {"attachments": {"type": "array", "items": {
+            "type": "object",
+            "required": ["id", "status", "instance", "volume_id"],
+            "properties": {"id": {"type": "string"}, "status": {"type": "string"}, "instance": {"type": "string"}, "volume_id": {"type": "string"}},
+        }}},
+    });
+
+    // ----------------------------------------------------------- compute
+    /// `PUT /servers/{id}`.
+    ServerUpdate => json!({
+        "type": "object",
+        "required": ["server"],
+        "properties": {"server": {"type": "object", "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 255}}}},
+    });
+    /// `POST /servers/{id}/action`: one action key.
+    ServerAction => json!({
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 1,
+        "properties": {
+            "os-stop": {"type": "null"},
+            "os-start": {"type": "null"},
+            "reboot": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string", "enum": ["SOFT", "HARD"]}}},
+            "pause": {"type": "null"},
+            "unpause": {"type": "null"},
+            "suspend": {"type": "null"},
+            "resume": {"type": "null"},
+            "shelve": {"type": "null"},
+            "shelveOffload": {"type": "null"},
+            "unshelve": {"type": "null"},
+            "resize": {"type": "object", "required": ["flavorRef"], "properties": {"flavorRef": {"type": "string"}}},
+            "migrate": {"type": "null"},
+            "confirmResize": {"type": "null"},
+            "revertResize": {"type": "null"},
+            "evacuate": {"type": "object", "properties": {"host": {"type": "string"}, "adminPass": {"type": "string"}, "onSharedStorage": {"type": "boolean"}}},
+            "createImage": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "metadata": string_map()}},
+            "restore": {"type": "null"},
+            "forceDelete": {"type": "null"},
+            "lock": {"type": "null"},
+            "unlock": {"type": "null"},
+            "os-resetState": {"type": "object", "required": ["state"], "properties": {"state": {"type": "string", "enum": ["active", "error"]}}},
+            "os-getConsoleOutput": {"type": "object", "properties": {"length": {"type": "integer"}}},
+        },
+    });
+    /// `POST /servers/{id}/os-volume_attachments`.
+    VolumeAttach => json!({
+        "type": "object",
+        "required": ["volumeAttachment"],
+        "properties": {"volumeAttachment": {
+            "type": "object",
+            "required": ["volumeId"],
+            "properties": {"volumeId": {"type": "string", "format": "uuid"}, "device": {"type": ["string", "null"]}},
+        }},
+    });
+    /// A flavor (the detailed keys only in the detailed forms).
+    Flavor => json!({
+        "type": "object",
+        "required": ["id", "name", "links"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "links": rel_links(),
+            "ram": {"type": "integer"},
+            "disk": {"type": "integer"},
+            "vcpus": {"type": "integer"},
+            "swap": {"oneOf": [{"type": "integer"}, {"type": "string", "const": ""}]},
+        },
+    });
+    /// `{"flavor": ...}`.
+    FlavorBody => wrapped("flavor", "Flavor");
+    /// `{"flavors": [...]}`.
+    FlavorList => json!({"type": "object", "required": ["flavors"], "properties": {"flavors": {"type": "array", "items": {"$ref": "#/components/schemas/Flavor"}}}});
+    /// A server as `GET /servers/{id}` shows it.
+    Server => json!({
+        "type": "object",
+        "required": ["id", "name", "status", "tenant_id", "user_id", "metadata", "image", "flavor", "created", "updated", "addresses", "links"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "name": {"type": "string"},
+            "status": {"type": "string"},
+            "tenant_id": {"type": "string"},
+            "user_id": {"type": "string"},
+            "metadata": string_map(),
+            "image": {"oneOf": [{"type": "object", "required": ["id"]}, {"type": "string", "const": ""}]},
+            "flavor": {"type": "object", "required": ["id"]},
+            "addresses": {"type": "object"},
+            "links": rel_links(),
+            "locked": {"type": "boolean"},
+        },
+    });
+    /// `{"server": ...}`.
+    ServerBody => wrapped("server", "Server");
+    /// `GET /servers/detail`.
+    ServerDetailList => json!({
+        "type": "object",
+        "required": ["servers"],
+        "properties": {"servers": {"type": "array", "items": {"$ref": "#/components/schemas/Server"}}, "servers_links": rel_links()},
+    });
+    /// `GET /servers`.
+    ServerList => json!({
+        "type": "object",
+        "required": ["servers"],
+        "properties": {
+            "servers": {"type": "array", "items": {"type": "object", "required": ["id", "name", "links"]}},
+            "servers_links": rel_links(),
+        },
+    });
+    /// The 202 body of a server create (`reservation_id` alone with `return_reservation_id`).
+    ServerCreated => json!({
+        "oneOf": [
+            {"type": "object", "required": ["server"], "properties": {"server": {"type": "object", "required": ["id", "links", "adminPass"]}}},
+            {"type": "object", "required": ["reservation_id"], "properties": {"reservation_id": {"type": "string"}}},
+        ],
+    });
+    /// A server's volume attachment.
+    ServerAttachment => json!({
+        "type": "object",
+        "required": ["id", "serverId", "volumeId"],
+        "properties": {"id": {"type": "string"}, "serverId": {"type": "string"}, "volumeId": {"type": "string"}, "device": nullable_string()},
+    });
+    /// `{"volumeAttachment": ...}`.
+    ServerAttachmentBody => wrapped("volumeAttachment", "ServerAttachment");
+    /// `{"volumeAttachments": [...]}`.
+    ServerAttachmentList => json!({
+        "type": "object",
+        "required": ["volumeAttachments"],
+        "properties": {"volumeAttachments": {"type": "array", "items": {"$ref": "#/components/schemas/ServerAttachment"}}},
+    });
+    /// An instance action (`events` for admins on show).
+    InstanceAction => json!({
+        "type": "object",
+        "required": ["action", "instance_uuid", "request_id", "start_time"],
+        "properties": {"action": {"type": "string"}, "instance_uuid": {"type": "string"}, "request_id": {"type": "string"}, "start_time": {"type": "string"}, "events": {"type": "array"}},
+    });
+    /// `{"instanceAction": ...}`.
+    InstanceActionBody => wrapped("instanceAction", "InstanceAction");
+    /// `{"instanceActions": [...]}`.
+    InstanceActionList => json!({
+        "type": "object",
+        "required": ["instanceActions"],
+        "properties": {"instanceActions": {"type": "array", "items": {"$ref": "#/components/schemas/InstanceAction"}}},
+    });
+    /// `{"services": [...]}`.
+    ComputeServiceList => json!({
+        "type": "object",
+        "required": ["services"],
+        "properties": {"services": {"type": "array", "items": {
+            "type": "object",
+            "required": ["id", "binary", "host", "zone", "status", "state", "updated_at"],
+            "properties": {"status": {"type": "string", "enum": ["enabled", "disabled"]}, "state": {"type": "string", "enum": ["up", "down"]}},
+        }}},
+    });
+    /// The body of a legacy `PUT /os-services/{action}`.
+    ComputeServiceUpdated => json!({
+        "type": "object",
+        "required": ["service"],
+        "properties": {"service": {"type": "object", "required": ["host", "binary"]}},
+    });
+    /// Nova's absolute limits with usage.
+    ComputeLimits => json!({
+        "type": "object",
+        "required": ["limits"],
+        "properties": {"limits": {
+            "type": "object",
+            "required": ["rate", "absolute"],
+            "properties": {"rate": {"type": "array"}, "absolute": {"type": "object", "additionalProperties": {"type": "integer"}}},
+        }},
+    });
+    /// `os-getConsoleOutput`'s `{"output": ...}` or evacuate's `{"adminPass": ...}`.
+    ServerActionResult => json!({
+        "type": "object",
+        "minProperties": 1,
+        "properties": {"output": {"type": "string"}, "adminPass": {"type": "string"}},
+    });
+    /// The availability zones.
+    AvailabilityZones => json!({
+        "type": "object",
+        "required": ["availabilityZoneInfo"],
+        "properties": {"availabilityZoneInfo": {"type": "array", "items": {"type": "object", "required": ["zoneName", "zoneState"]}}},
+    });
+
+    // ----------------------------------------------------------- stratus
+    /// `{"zombies": [...]}`.
+    ZombieList => json!({
+        "type": "object",
+        "required": ["zombies"],
+        "properties": {"zombies": {"type": "array", "items": {"type": "object", "required": ["server_id", "host", "reason", "created_at"]}}},
+    });
+    /// `{"storage_cleanups": [...]}`.
+    StorageCleanupList => json!({
+        "type": "object",
+        "required": ["storage_cleanups"],
+        "properties": {"storage_cleanups": {"type": "array", "items": {"type": "object", "required": ["id", "kind", "attempts", "created_at"]}}},
+    });
+    /// An OpenAPI document.
+    OpenApiDocument => json!({"type": "object", "required": ["openapi", "paths"]});
+}
+
+/// Glance's schema documents carry `name` and `links` next to JSON Schema's
+/// keywords; the OpenAPI copy keeps the JSON Schema.
+fn strip_glance_keywords(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("name");
+        o.remove("links");
+        o.entry("type").or_insert_with(|| json!("object"));
+    }
+    if let Some(items) = v.pointer_mut("/properties/images/items") {
+        *items = strip_glance_keywords(items.take());
+    }
+    v
+}
+
+/// Every `#/components/schemas/<name>` referenced anywhere in `v`.
+fn references(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(r)) = o.get("$ref")
+                && let Some(name) = r.strip_prefix("#/components/schemas/")
+            {
+                out.push(name.to_string());
+            }
+            o.values().for_each(|x| references(x, out));
+        }
+        Value::Array(a) => a.iter().for_each(|x| references(x, out)),
+        _ => {}
+    }
+}
+
+/// Put the JSON of every schema the document references (and of the ones
+/// those reference) under `components.schemas`.
+pub fn resolve(doc: &mut Value) {
+    let mut pending = Vec::new();
+    references(doc, &mut pending);
+    while let Some(name) = pending.pop() {
+        let Some(schema) = literal(&name) else { continue };
+        let components = doc.as_object_mut().map(|d| d.entry("components").or_insert_with(|| json!({})));
+        let Some(schemas) = components
+            .and_then(Value::as_object_mut)
+            .map(|c| c.entry("schemas").or_insert_with(|| json!({})))
+            .and_then(Value::as_object_mut)
+        else {
+            return;
+        };
+        if schemas.get(&name).is_some_and(|s| *s == schema) {
+            continue;
+        }
+        references(&schema, &mut pending);
+        schemas.insert(name, schema);
+    }
+}
