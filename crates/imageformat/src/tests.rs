@@ -120,6 +120,21 @@ fn qcow2_referring_to_other_files_is_refused() {
     assert!(refused(check(&p, DiskFormat::Qcow2), "backing file").contains("backing file"));
     let p = qemu(&d, "df.qcow2", "qcow2", &["-o", "data_file=df.raw"]);
     assert!(refused(check(&p, DiskFormat::Qcow2), "data file").contains("data file"));
+    // A backing chain that loops (a → b → a): refused at the first reference,
+    // never followed.
+    let st = Command::new("qemu-img")
+        .current_dir(&d.0)
+        .args(["create", "-q", "-f", "qcow2", "-u", "-b", "b.qcow2", "-F", "qcow2", "a.qcow2", "10M"])
+        .status()
+        .expect("qemu-img");
+    assert!(st.success());
+    let st = Command::new("qemu-img")
+        .current_dir(&d.0)
+        .args(["create", "-q", "-f", "qcow2", "-u", "-b", "a.qcow2", "-F", "qcow2", "b.qcow2", "10M"])
+        .status()
+        .expect("qemu-img");
+    assert!(st.success());
+    assert!(refused(check(&d.0.join("a.qcow2"), DiskFormat::Qcow2), "backing loop").contains("backing file"));
     // The same header with only the data-file extension (feature bit cleared).
     let mut b = std::fs::read(&p).expect("read");
     let incompat = u64::from_be_bytes(b[72..80].try_into().expect("8")) & !QCOW2_DATA_FILE;
