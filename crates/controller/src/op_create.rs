@@ -103,16 +103,30 @@ impl Handler for CreateServer {
                 let Some((svc, cas)) = placed else {
                     return self.fail(op, &server, NO_VALID_HOST, EV_SCHEDULE).await;
                 };
-                match cas {
-                    Cas::Updated | Cas::AlreadySo => {}
-                    Cas::Conflict => return Ok(Outcome::Done), // deleted meanwhile
-                }
+                let placed_on = match cas {
+                    Cas::Updated | Cas::AlreadySo => svc.host.clone(),
+                    Cas::Conflict => {
+                        let cur = ds.server_get_any(&op.server_id).await?;
+                        match (&cur.host, cur.task_state) {
+                            _ if being_deleted(&cur) => return Ok(Outcome::Done),
+                            // An earlier attempt of this same operation (one
+                            // whose claim lapsed while it still ran) placed
+                            // it first, on another host: build there. Found
+                            // by 1,000 builds on PostgreSQL with two
+                            // controllers: this attempt used to finish the
+                            // operation as if the server had been deleted,
+                            // leaving it `spawning` for ever.
+                            (Some(host), Some(TaskState::Spawning)) => host.clone(),
+                            _ => return Err(OpError::ClaimLost),
+                        }
+                    }
+                };
                 ds.event_finish(
                     &server.id,
                     &op.request_id,
                     EV_SCHEDULE,
                     true,
-                    &format!("host={} attempt={attempt}", svc.host),
+                    &format!("host={placed_on} attempt={attempt}"),
                 )
                 .await?;
                 cx.stepped(CreateStep::Schedule).await?;

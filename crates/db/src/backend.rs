@@ -37,11 +37,17 @@ pub(crate) enum Pools {
         /// Read-only connections.
         read: sqlx::SqlitePool,
     },
-    /// One pool for reads and writes.
+    /// One pool for reads and writes, and a small one for renewals.
     Postgres {
         /// Connections (READ COMMITTED; write transactions serialised by
         /// [`postgres::WRITER_LOCK`]).
         pool: sqlx::PgPool,
+        /// Connections for lease and claim renewals only (host leases, the
+        /// leader lease, operation claims): under load every connection of
+        /// `pool` may be waiting for the writer lock, and a renewal stuck
+        /// behind them would let a healthy host's lease or a live
+        /// controller's claim lapse.
+        urgent: sqlx::PgPool,
     },
 }
 
@@ -97,7 +103,7 @@ macro_rules! with_db {
                 let _ = (&$w, &$r);
                 $crate::backend::once(async { $body }).await
             }
-            $crate::backend::Pools::Postgres { pool } => {
+            $crate::backend::Pools::Postgres { pool, .. } => {
                 #[allow(unused_imports)]
                 use $crate::backend::postgres as dbk;
                 let ($w, $r) = (pool, pool);
@@ -112,6 +118,32 @@ macro_rules! with_db {
                         other => break other,
                     }
                 }
+            }
+        }
+    };
+}
+
+/// [`with_db!`] for renewals: on PostgreSQL the body gets the small pool
+/// reserved for lease and claim renewals (see [`Pools`]); on SQLite the same
+/// pools as every other write.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! with_db_urgent {
+    ($ds:expr, |$w:ident, $r:ident| $body:block) => {
+        match &$ds.pools {
+            $crate::backend::Pools::Sqlite { write, read } => {
+                #[allow(unused_imports)]
+                use $crate::backend::sqlite as dbk;
+                let ($w, $r) = (write, read);
+                let _ = (&$w, &$r);
+                $crate::backend::once(async { $body }).await
+            }
+            $crate::backend::Pools::Postgres { urgent, .. } => {
+                #[allow(unused_imports)]
+                use $crate::backend::postgres as dbk;
+                let ($w, $r) = (urgent, urgent);
+                let _ = (&$w, &$r);
+                $crate::backend::once(async { $body }).await
             }
         }
     };

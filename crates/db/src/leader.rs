@@ -39,7 +39,7 @@ impl Datastore {
     /// Take or renew the lease `name` for `holder` for `ttl`: the token when
     /// `holder` holds it now, `None` when another holder's lease still runs.
     pub async fn leader_acquire(&self, name: &str, holder: &str, ttl: Duration) -> Result<Option<i64>, DbError> {
-        crate::with_db!(self, |wp, rp| {
+        crate::with_db_urgent!(self, |wp, rp| {
             let now = self.clock.now();
             let row: Option<(i64,)> = sqlx::query_as(
                 "INSERT INTO leader_leases (name, holder, token, expires_at) VALUES ($1, $2, 1, $3)

@@ -353,10 +353,12 @@ impl Datastore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await?;
+        let urgent =
+            PgPoolOptions::new().max_connections(3).acquire_timeout(Duration::from_secs(10)).connect_with(opts).await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pools: Pools::Postgres { pool }, clock })
+        Ok(Self { pools: Pools::Postgres { pool, urgent }, clock })
     }
 
     /// `sqlite` or `postgres`: for logs and for the few places that differ.
@@ -375,7 +377,10 @@ impl Datastore {
                 write.close().await;
                 read.close().await;
             }
-            Pools::Postgres { pool } => pool.close().await,
+            Pools::Postgres { pool, urgent } => {
+                pool.close().await;
+                urgent.close().await;
+            }
         }
     }
 

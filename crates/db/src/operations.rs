@@ -288,7 +288,7 @@ impl Datastore {
 
     /// Extend a held claim; `false` if another worker took it.
     pub async fn op_renew_claim(&self, id: &OperationId, worker: &str, lease: Duration) -> Result<bool, DbError> {
-        crate::with_db!(self, |wp, rp| {
+        crate::with_db_urgent!(self, |wp, rp| {
             let now = self.clock.now();
             let r = sqlx::query(&format!(
             "UPDATE operations SET claim_expires_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = {op_running}",
