@@ -67,7 +67,6 @@ const MAX_TRACKED: usize = 100_000;
 pub(crate) struct LoginGuard {
     limits: LoginLimits,
     checks: Arc<Semaphore>,
-    users: Arc<Mutex<HashMap<String, Failures>>>,
     sources: Arc<Mutex<HashMap<IpAddr, Failures>>>,
 }
 
@@ -93,17 +92,25 @@ fn remember<K: std::hash::Hash + Eq + Clone>(
 impl LoginGuard {
     /// A gate with these limits.
     pub(crate) fn new(limits: LoginLimits) -> Self {
-        Self {
-            checks: Arc::new(Semaphore::new(limits.concurrent_checks.max(1))),
-            limits,
-            users: Arc::default(),
-            sources: Arc::default(),
-        }
+        Self { checks: Arc::new(Semaphore::new(limits.concurrent_checks.max(1))), limits, sources: Arc::default() }
     }
 
-    /// Refuse before any work when the address is over its limit or the
-    /// user (`key`: the name the client gave, lower-cased) is locked.
-    pub(crate) fn admit(&self, key: &str, source: Option<IpAddr>, now: DateTime<Utc>) -> Result<(), AuthError> {
+    /// The limits in force.
+    pub(crate) fn limits(&self) -> &LoginLimits {
+        &self.limits
+    }
+
+    /// Is a user with `count` failures in a row, the last at `last`, locked
+    /// out at `now`?
+    pub(crate) fn locked(&self, count: i64, last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+        let l = &self.limits;
+        l.lockout_failure_attempts > 0
+            && count >= i64::from(l.lockout_failure_attempts)
+            && last.is_some_and(|t| now - t <= l.lockout_duration)
+    }
+
+    /// Refuse before any work when the address is over its limit.
+    pub(crate) fn admit(&self, source: Option<IpAddr>, now: DateTime<Utc>) -> Result<(), AuthError> {
         let l = &self.limits;
         if let Some(ip) = source
             && l.source_failure_attempts > 0
@@ -115,15 +122,6 @@ impl LoginGuard {
             {
                 let retry = (f.since + l.source_window - now).num_seconds().max(1);
                 return Err(AuthError::TooManyAttempts { retry_after_secs: retry as u64 });
-            }
-        }
-        if l.lockout_failure_attempts > 0 {
-            let users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(f) = users.get(key)
-                && f.count >= l.lockout_failure_attempts
-                && now - f.since <= l.lockout_duration
-            {
-                return Err(AuthError::AccountLocked { user: key.to_string() });
             }
         }
         Ok(())
@@ -148,30 +146,15 @@ impl LoginGuard {
         Ok(ok)
     }
 
-    /// Count a failed login of `key` from `source`.
-    pub(crate) fn failed(&self, key: &str, source: Option<IpAddr>, now: DateTime<Utc>) {
+    /// Count a failed login from `source`.
+    pub(crate) fn failed(&self, source: Option<IpAddr>, now: DateTime<Utc>) {
         let l = &self.limits;
-        if l.lockout_failure_attempts > 0 {
-            let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-            remember(&mut users, &key.to_string(), now, l.lockout_duration);
-        }
         if let Some(ip) = source
             && l.source_failure_attempts > 0
         {
             let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
             remember(&mut sources, &ip, now, l.source_window);
         }
-    }
-
-    /// A successful login clears the user's failures.
-    pub(crate) fn succeeded(&self, key: &str) {
-        self.users.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
-    }
-
-    /// Forget a user's failures (an administrator changed the password or
-    /// re-enabled the user).
-    pub(crate) fn unlock(&self, key: &str) {
-        self.succeeded(key)
     }
 }
 
@@ -194,36 +177,33 @@ mod tests {
         }
     }
 
-    /// Keystone: after `lockout_failure_attempts` failures the account is
-    /// locked for `lockout_duration`, then usable again.
+    /// Keystone: after `lockout_failure_attempts` failures in a row the
+    /// account is locked for `lockout_duration` after the last one.
     #[test]
-    fn a_user_is_locked_after_the_failures_and_unlocked_after_the_duration() {
+    fn the_lockout_rule() {
         let g = LoginGuard::new(limits());
-        for _ in 0..3 {
-            assert!(g.admit("alice", None, t0()).is_ok());
-            g.failed("alice", None, t0());
-        }
-        assert!(matches!(g.admit("alice", None, t0()), Err(AuthError::AccountLocked { .. })));
-        assert!(g.admit("bob", None, t0()).is_ok(), "other users are not locked");
-        assert!(g.admit("alice", None, t0() + Duration::minutes(31)).is_ok(), "the lock expires");
-        g.unlock("alice");
-        assert!(g.admit("alice", None, t0()).is_ok(), "an administrator's change unlocks");
+        assert!(!g.locked(2, Some(t0()), t0()), "below the limit");
+        assert!(g.locked(3, Some(t0()), t0() + Duration::minutes(29)));
+        assert!(!g.locked(3, Some(t0()), t0() + Duration::minutes(31)), "the lock expires");
+        assert!(!g.locked(3, None, t0()));
+        let off = LoginGuard::new(LoginLimits { lockout_failure_attempts: 0, ..limits() });
+        assert!(!off.locked(100, Some(t0()), t0()), "0: never");
     }
 
     #[test]
     fn one_address_spraying_many_names_is_slowed_down() {
         let g = LoginGuard::new(limits());
         let ip: IpAddr = [192, 0, 2, 7].into();
-        for i in 0..5 {
-            assert!(g.admit(&format!("user{i}"), Some(ip), t0()).is_ok());
-            g.failed(&format!("user{i}"), Some(ip), t0());
+        for _ in 0..5 {
+            assert!(g.admit(Some(ip), t0()).is_ok());
+            g.failed(Some(ip), t0());
         }
-        match g.admit("user9", Some(ip), t0() + Duration::seconds(10)) {
+        match g.admit(Some(ip), t0() + Duration::seconds(10)) {
             Err(AuthError::TooManyAttempts { retry_after_secs }) => assert_eq!(retry_after_secs, 50),
             other => panic!("expected 429, got {other:?}"),
         }
-        assert!(g.admit("user9", Some([192, 0, 2, 8].into()), t0()).is_ok(), "another address is not limited");
-        assert!(g.admit("user9", Some(ip), t0() + Duration::seconds(61)).is_ok(), "the window ends");
+        assert!(g.admit(Some([192, 0, 2, 8].into()), t0()).is_ok(), "another address is not limited");
+        assert!(g.admit(Some(ip), t0() + Duration::seconds(61)).is_ok(), "the window ends");
     }
 
     #[tokio::test]

@@ -295,3 +295,34 @@ async fn expired_tokens_are_purged_in_bounded_batches() {
     assert_eq!(id.ds.token_count().await.expect("count"), fixture_tokens + 3);
     id.validate(&live).await.expect("live token untouched");
 }
+
+/// Keystone keeps `failed_auth_count` in the database: with two API
+/// processes (two identity services on one datastore) the failures made on
+/// one lock the account on the other, a success clears them, and a new
+/// password set by an administrator lifts the lock.
+#[tokio::test]
+async fn failed_logins_are_counted_across_api_processes() {
+    let f = fixture().await;
+    let limits = crate::LoginLimits { lockout_failure_attempts: 3, ..crate::LoginLimits::default() };
+    let a = f.id.clone().with_login_limits(limits.clone());
+    let b = f.id.clone().with_login_limits(limits);
+    let scope = || ProjectScope::Name("demo".into());
+    assert!(matches!(a.authenticate("demo", "bad", scope()).await, Err(AuthError::InvalidCredentials)));
+    assert!(matches!(b.authenticate("demo", "bad", scope()).await, Err(AuthError::InvalidCredentials)));
+    assert!(b.authenticate("demo", "pw", scope()).await.is_ok(), "two failures do not lock");
+    // The success cleared them: three more in a row, spread over both.
+    for svc in [&a, &b, &a] {
+        assert!(matches!(svc.authenticate("demo", "bad", scope()).await, Err(AuthError::InvalidCredentials)));
+    }
+    assert!(matches!(b.authenticate("demo", "pw", scope()).await, Err(AuthError::AccountLocked { .. })));
+    assert!(matches!(a.authenticate("demo", "pw", scope()).await, Err(AuthError::AccountLocked { .. })));
+    f.clock.advance(Duration::minutes(31));
+    assert!(a.authenticate("demo", "pw", scope()).await.is_ok(), "the lock expires");
+    for _ in 0..3 {
+        let _ = b.authenticate("demo", "bad", scope()).await;
+    }
+    assert!(matches!(a.authenticate("demo", "pw", scope()).await, Err(AuthError::AccountLocked { .. })));
+    let demo = f.id.ds.user_find("demo").await.expect("demo");
+    f.id.ds.user_set_password(&demo.id, &crate::hash_password("pw2").expect("hash")).await.expect("reset");
+    assert!(b.authenticate("demo", "pw2", scope()).await.is_ok(), "a new password lifts the lock");
+}

@@ -115,14 +115,19 @@ impl Identity {
         scope: ProjectScope,
         source: Option<std::net::IpAddr>,
     ) -> Result<IssuedToken, AuthError> {
-        let key = user.to_lowercase();
         let now = self.ds.clock().now();
-        self.logins.admit(&key, source, now)?;
+        self.logins.admit(source, now)?;
         let found = match self.ds.user_find(user).await {
             Ok(u) => Some(u),
             Err(DbError::NotFound { .. }) => None,
             Err(e) => return Err(e.into()),
         };
+        if let Some(u) = &found {
+            let (count, last) = self.ds.user_login_failures(&u.id).await?;
+            if self.logins.locked(count, last, now) {
+                return Err(AuthError::AccountLocked { user: user.to_lowercase() });
+            }
+        }
         let password = password.to_string();
         let ok = match &found {
             Some(u) => {
@@ -137,7 +142,10 @@ impl Identity {
         let u = match found {
             Some(u) if ok && u.enabled => u,
             other => {
-                self.logins.failed(&key, source, now);
+                self.logins.failed(source, now);
+                if let Some(u) = &other {
+                    self.ds.user_login_failed(&u.id, self.logins.limits().lockout_duration).await?;
+                }
                 match other {
                     Some(u) => {
                         debug!(user = %u.id, enabled = u.enabled, "login refused: disabled user or wrong password")
@@ -147,7 +155,7 @@ impl Identity {
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        self.logins.succeeded(&key);
+        self.ds.user_login_succeeded(&u.id).await?;
         let project = match scope {
             ProjectScope::Id(id) => self.ds.project_get(&id).await,
             ProjectScope::Name(n) => self.ds.project_find(&n).await,

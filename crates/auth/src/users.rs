@@ -95,10 +95,8 @@ impl Identity {
         if let Some(pw) = password {
             let h = hash_password_blocking(pw.to_string()).await?;
             self.ds.user_set_password(&u.id, &h).await?;
+            // The datastore also lifted a login lockout (as Keystone's reset does).
             self.flush_cache();
-            // A new password from an administrator lifts a login lockout (as Keystone's reset does).
-            self.logins.unlock(&u.id.to_lowercase());
-            self.logins.unlock(&u.name.to_lowercase());
             info!(user = %u.id, by = %caller.user_id, "password changed; the user's tokens are revoked");
         }
         if let Some(on) = enabled

@@ -196,17 +196,70 @@ impl Datastore {
         })
     }
 
+    /// The user's failed logins: how many in a row, and when the last was.
+    pub async fn user_login_failures(&self, id: &str) -> Result<(i64, Option<DateTime<Utc>>), DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let row: Option<(i64, crate::OptTsText)> =
+                sqlx::query_as("SELECT failed_auth_count, failed_auth_at FROM users WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(rp)
+                    .await?;
+            let (n, at) = row.ok_or_else(|| DbError::not_found(RowKind::User, id))?;
+            Ok((n, Option::<DateTime<Utc>>::try_from(at)?))
+        })
+    }
+
+    /// Count one failed login of a user and return the count: it restarts at
+    /// 1 when the previous failure is older than `window` (a lockout that
+    /// ran out is forgotten). One statement, so concurrent failures on
+    /// several API processes are all counted.
+    pub async fn user_login_failed(&self, id: &str, window: chrono::Duration) -> Result<i64, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let now = self.clock.now();
+            let row: Option<(i64,)> = sqlx::query_as(
+                "UPDATE users SET
+                   failed_auth_count = CASE WHEN failed_auth_at IS NULL OR failed_auth_at < $3 THEN 1 ELSE failed_auth_count + 1 END,
+                   failed_auth_at = $2
+                 WHERE id = $1 RETURNING failed_auth_count",
+            )
+            .bind(id)
+            .bind(ts(now))
+            .bind(ts(now - window))
+            .fetch_optional(wp)
+            .await?;
+            row.map(|r| r.0).ok_or_else(|| DbError::not_found(RowKind::User, id))
+        })
+    }
+
+    /// A successful login clears the user's failures (no write when there
+    /// are none).
+    pub async fn user_login_succeeded(&self, id: &str) -> Result<(), DbError> {
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query(
+                "UPDATE users SET failed_auth_count = 0, failed_auth_at = NULL WHERE id = $1 AND failed_auth_count > 0",
+            )
+            .bind(id)
+            .execute(wp)
+            .await?;
+            Ok(())
+        })
+    }
+
     /// Replace a user's password hash and revoke every token of the user in
     /// the same transaction (Keystone revokes a user's tokens when its
-    /// password changes: whoever held the old password loses access).
+    /// password changes: whoever held the old password loses access); a
+    /// login lockout is lifted too.
     pub async fn user_set_password(&self, id: &str, hash: &str) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
             let mut tx = dbk::begin(wp).await?;
-            let r = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-                .bind(id)
-                .bind(hash)
-                .execute(&mut *tx)
-                .await?;
+            // A new password also lifts a login lockout (as Keystone's reset does).
+            let r = sqlx::query(
+                "UPDATE users SET password_hash = $2, failed_auth_count = 0, failed_auth_at = NULL WHERE id = $1",
+            )
+            .bind(id)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?;
             if r.rows_affected() == 0 {
                 return Err(DbError::not_found(RowKind::User, id));
             }
