@@ -19,12 +19,16 @@
 
 pub mod text;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use stratus_types::OpKind;
@@ -291,6 +295,28 @@ fn http_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
+/// A family exported only once this process set it: the gauges only some
+/// processes own (cluster state on controllers, the NATS link on NATS
+/// users). Elsewhere a constant 0 would read as "no host is up" or "NATS
+/// is down" to an alert; absent, it reads as "not known here".
+#[derive(Debug)]
+struct Owned<M> {
+    name: &'static str,
+    help: &'static str,
+    metric: M,
+    set: Arc<AtomicBool>,
+}
+
+impl<M: EncodeMetric + std::fmt::Debug + Send + Sync + 'static> Collector for Owned<M> {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        if !self.set.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let e = encoder.encode_descriptor(self.name, self.help, None, self.metric.metric_type())?;
+        self.metric.encode(e)
+    }
+}
+
 /// Refreshes gauges read from elsewhere (the datastore) just before a scrape.
 #[async_trait::async_trait]
 pub trait ScrapeHook: Send + Sync + 'static {
@@ -350,6 +376,10 @@ struct Inner {
     agent_renewals: Family<RenewalLabels, Counter>,
     agent_commands: Family<CommandLabels, Counter>,
     agent_reaped: Counter,
+    /// Whether this process set the cluster gauges (hosts, zombies, cleanups).
+    cluster_owned: Arc<AtomicBool>,
+    /// Whether this process has a NATS connection.
+    nats_owned: Arc<AtomicBool>,
     hooks: Mutex<Vec<Arc<dyn ScrapeHook>>>,
 }
 
@@ -382,12 +412,15 @@ impl Metrics {
             "Time from an operation's request to its end (done or failed), by kind: how long users wait",
             operation_duration.clone(),
         );
+        let cluster_owned = Arc::new(AtomicBool::new(false));
+        let nats_owned = Arc::new(AtomicBool::new(false));
         let hosts = Family::<HostLabels, Gauge>::default();
-        r.register(
-            "stratus_hosts",
-            "Compute hosts by state, read from the datastore at scrape time (controller processes)",
-            hosts.clone(),
-        );
+        r.register_collector(Box::new(Owned {
+            name: "stratus_hosts",
+            help: "Compute hosts by state, read from the datastore at scrape time (controller processes).",
+            metric: hosts.clone(),
+            set: cluster_owned.clone(),
+        }));
         let host_lease_expirations = Counter::default();
         r.register(
             "stratus_host_lease_expirations",
@@ -401,19 +434,21 @@ impl Metrics {
             host_joins.clone(),
         );
         let zombies = Gauge::default();
-        r.register(
-            "stratus_zombies",
-            "Deleted servers whose VM may still run on a host that has not confirmed it gone \
-             (their capacity stays reserved); read from the datastore at scrape time",
-            zombies.clone(),
-        );
+        r.register_collector(Box::new(Owned {
+            name: "stratus_zombies",
+            help: "Deleted servers whose VM may still run on a host that has not confirmed it gone \
+                   (their capacity stays reserved); read from the datastore at scrape time.",
+            metric: zombies.clone(),
+            set: cluster_owned.clone(),
+        }));
         let cleanup_pending = Gauge::default();
-        r.register(
-            "stratus_storage_cleanup_pending",
-            "Storage cleanups (volume deletes, fence lifts) queued and not done yet; \
-             read from the datastore at scrape time",
-            cleanup_pending.clone(),
-        );
+        r.register_collector(Box::new(Owned {
+            name: "stratus_storage_cleanup_pending",
+            help: "Storage cleanups (volume deletes, fence lifts) queued and not done yet; \
+                   read from the datastore at scrape time.",
+            metric: cleanup_pending.clone(),
+            set: cluster_owned.clone(),
+        }));
         let fences = Family::<FenceLabels, Counter>::default();
         r.register(
             "stratus_fences",
@@ -433,11 +468,12 @@ impl Metrics {
             nats_reconnects.clone(),
         );
         let nats_connected = Gauge::default();
-        r.register(
-            "stratus_nats_connected",
-            "1 while this process's NATS connection is up (processes that use NATS)",
-            nats_connected.clone(),
-        );
+        r.register_collector(Box::new(Owned {
+            name: "stratus_nats_connected",
+            help: "1 while this process's NATS connection is up (processes that use NATS).",
+            metric: nats_connected.clone(),
+            set: nats_owned.clone(),
+        }));
         let http_requests = Family::<HttpLabels, Counter>::default();
         r.register("stratus_http_requests", "API requests answered, by API and status class", http_requests.clone());
         let http_duration: Histograms<ApiLabels> = Family::new_with_constructor(http_buckets);
@@ -470,9 +506,6 @@ impl Metrics {
         for k in FenceKind::ALL {
             drop(fences.get_or_create(&FenceLabels { kind: *k }));
         }
-        for s in HostState::ALL {
-            drop(hosts.get_or_create(&HostLabels { state: *s }));
-        }
         Self(Arc::new(Inner {
             registry: r,
             deletes,
@@ -491,6 +524,8 @@ impl Metrics {
             agent_renewals,
             agent_commands,
             agent_reaped,
+            cluster_owned,
+            nats_owned,
             hooks: Mutex::new(Vec::new()),
         }))
     }
@@ -517,6 +552,7 @@ impl Metrics {
         for (state, n) in [(HostState::Up, up), (HostState::Down, down), (HostState::ForcedDown, forced_down)] {
             self.0.hosts.get_or_create(&HostLabels { state }).set(n);
         }
+        self.0.cluster_owned.store(true, Ordering::Relaxed);
     }
 
     /// The liveness monitor marked `n` hosts down (their leases lapsed).
@@ -532,11 +568,13 @@ impl Metrics {
     /// How many zombies the datastore holds now.
     pub fn set_zombies(&self, n: i64) {
         self.0.zombies.set(n);
+        self.0.cluster_owned.store(true, Ordering::Relaxed);
     }
 
     /// How many storage cleanups are pending now.
     pub fn set_cleanup_pending(&self, n: i64) {
         self.0.cleanup_pending.set(n);
+        self.0.cluster_owned.store(true, Ordering::Relaxed);
     }
 
     /// `n` VMs were fenced off their storage, by `kind`.
@@ -555,11 +593,13 @@ impl Metrics {
             self.0.nats_reconnects.inc();
         }
         self.0.nats_connected.set(1);
+        self.0.nats_owned.store(true, Ordering::Relaxed);
     }
 
     /// The NATS connection was lost (the client reconnects by itself).
     pub fn nats_disconnected(&self) {
         self.0.nats_connected.set(0);
+        self.0.nats_owned.store(true, Ordering::Relaxed);
     }
 
     /// An API request to `api` was answered `status` after `took`.
@@ -703,6 +743,25 @@ mod tests {
         );
         assert_eq!(Format::negotiate(Some("*/*")), Format::Prometheus);
         assert_eq!(Format::negotiate(None).content_type(), "text/plain; version=0.0.4; charset=utf-8");
+    }
+
+    #[test]
+    fn gauges_a_process_does_not_own_are_absent_not_zero() {
+        let m = Metrics::new();
+        for series in [
+            "stratus_hosts{state=\"up\"}",
+            "stratus_zombies",
+            "stratus_storage_cleanup_pending",
+            "stratus_nats_connected",
+        ] {
+            assert_eq!(value(&m, series), None, "{series}");
+        }
+        m.set_hosts(0, 1, 0);
+        assert_eq!(value(&m, "stratus_hosts{state=\"up\"}"), Some(0.0));
+        assert_eq!(value(&m, "stratus_hosts{state=\"down\"}"), Some(1.0));
+        let out = m.encode(Format::OpenMetrics).expect("encode");
+        assert!(out.contains("# TYPE stratus_hosts gauge\n"), "{out}");
+        assert!(out.contains("# HELP stratus_hosts Compute hosts by state"), "{out}");
     }
 
     struct SetZombies(i64);
