@@ -25,3 +25,36 @@ impl Datastore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{SET_ON_INSERT, ZombieRow};
+    use std::sync::Arc;
+    use stratus_types::{CleanupKind, ServerId, VolumeId};
+
+    #[tokio::test]
+    async fn counts_zombies_and_only_the_cleanups_not_done() {
+        let (ds, _db) = crate::testing::fresh(Arc::new(stratus_types::SystemClock)).await;
+        assert_eq!(ds.cluster_counts().await.expect("counts"), super::ClusterCounts::default());
+        for host in ["h1", "h2"] {
+            let z = ZombieRow {
+                server_id: ServerId::new(),
+                host: host.into(),
+                vcpus: 1,
+                ram_mb: 512,
+                disk_gb: 1,
+                reason: "host down".into(),
+                created_at: SET_ON_INSERT,
+            };
+            ds.zombie_record(&z).await.expect("zombie");
+        }
+        for name in ["volume-a", "volume-b"] {
+            let v = VolumeId::new();
+            ds.cleanup_enqueue(CleanupKind::VolumeDelete, Some(&v), Some(name), None, None, "busy").await.expect("q");
+        }
+        let first = ds.cleanup_pending().await.expect("pending")[0].id;
+        ds.cleanup_done(first).await.expect("done");
+        let c = ds.cluster_counts().await.expect("counts");
+        assert_eq!((c.zombies, c.cleanup_pending), (2, 1));
+    }
+}
