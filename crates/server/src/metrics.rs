@@ -110,12 +110,11 @@ mod tests {
         ds.flavor_ensure(&flavor()).await.expect("flavor");
         let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
         let metrics = Metrics::new();
-        // Short leases and deadlines: a dead host is down, and a wedged one
-        // misses its deadline, within seconds.
+        // Short leases: a dead host is down, and a wedged one misses its
+        // deadline (min(terminate_timeout, lease_ttl)), within seconds.
         let cfg = ControllerConfig {
-            lease_ttl: Duration::from_secs(2),
+            lease_ttl: Duration::from_secs(3),
             lease_renew_interval: Duration::from_millis(200),
-            terminate_ack_timeout: Duration::from_secs(1),
             op_poll_interval: Duration::from_millis(100),
             default_quota: QuotaLimits { instances: -1, cores: -1, ram: -1 },
             controller_id: Some("ctl-metrics".into()),
