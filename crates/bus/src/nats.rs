@@ -21,9 +21,37 @@ pub struct NatsBus {
 }
 
 impl NatsBus {
-    /// Connect to `url` (e.g. `nats://127.0.0.1:4222`); the client reconnects by itself.
+    /// Connect to `url` (e.g. `nats://127.0.0.1:4222`); the client reconnects
+    /// by itself. The connection's ups and downs go to the process's metrics.
     pub async fn connect(url: &str) -> Result<Self, BusError> {
+        Self::connect_with_metrics(url, stratus_metrics::Metrics::process()).await
+    }
+
+    /// As [`NatsBus::connect`], recording reconnects into `metrics` (a
+    /// broker restart or a cut shows as `stratus_nats_reconnects_total`).
+    pub async fn connect_with_metrics(url: &str, metrics: stratus_metrics::Metrics) -> Result<Self, BusError> {
+        // The first `Connected` is the initial connection; any later one is a reconnect.
+        let was_connected = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let client = async_nats::ConnectOptions::new()
+            .event_callback(move |event| {
+                let (metrics, was_connected) = (metrics.clone(), was_connected.clone());
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            let again = was_connected.swap(true, std::sync::atomic::Ordering::SeqCst);
+                            if again {
+                                tracing::info!("NATS connection restored");
+                            }
+                            metrics.nats_connected(again);
+                        }
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("NATS connection lost; reconnecting");
+                            metrics.nats_disconnected();
+                        }
+                        _ => {}
+                    }
+                }
+            })
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
             .connect(url)

@@ -19,11 +19,14 @@ fn free_port() -> u16 {
 }
 
 async fn start() -> (Server, String) {
+    start_on(free_port()).await
+}
+
+async fn start_on(port: u16) -> (Server, String) {
     let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
         .expect("nats-server is not installed: run scripts/test, which installs it");
-    let port = free_port();
     let child = Command::new(bin)
         .args(["-a", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
@@ -61,4 +64,47 @@ async fn nats_bus_has_the_in_process_semantics() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let err = bus.request("silent", Bytes::new(), Duration::from_millis(200)).await.expect_err("no reply");
     assert!(matches!(err, BusError::Timeout(..)), "{err:?}");
+}
+
+/// The scraped value of one series (`None`: not exposed).
+fn scraped(m: &stratus_metrics::Metrics, series: &str) -> Option<f64> {
+    let text = m.encode(stratus_metrics::Format::Prometheus).expect("encode");
+    stratus_metrics::text::parse(&text).expect("parses").into_iter().find(|s| s.series() == series).map(|s| s.value)
+}
+
+async fn wait_for(m: &stratus_metrics::Metrics, series: &str, want: f64) {
+    for _ in 0..300 {
+        if scraped(m, series) == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{series} never became {want} (now {:?})", scraped(m, series));
+}
+
+#[tokio::test]
+async fn a_broker_restart_is_one_reconnect_and_the_bus_works_after_it() {
+    let port = free_port();
+    let (srv, url) = start_on(port).await;
+    let metrics = stratus_metrics::Metrics::new();
+    let bus = NatsBus::connect_with_metrics(&url, metrics.clone()).await.expect("connect");
+    wait_for(&metrics, "stratus_nats_connected", 1.0).await;
+    assert_eq!(scraped(&metrics, "stratus_nats_reconnects_total"), Some(0.0), "the first connection is no reconnect");
+
+    drop(srv);
+    wait_for(&metrics, "stratus_nats_connected", 0.0).await;
+    let (_srv, _) = start_on(port).await;
+    wait_for(&metrics, "stratus_nats_connected", 1.0).await;
+    assert_eq!(scraped(&metrics, "stratus_nats_reconnects_total"), Some(1.0));
+
+    let mut sub = bus.subscribe("echo.after").await.expect("sub");
+    let b2 = bus.clone();
+    tokio::spawn(async move {
+        while let Some(m) = sub.next().await {
+            let _ = reply(&b2, &m, m.payload.clone()).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let got = bus.request("echo.after", Bytes::from_static(b"again"), Duration::from_secs(2)).await.expect("reply");
+    assert_eq!(&got[..], b"again");
 }

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use stratus_blockstore::{BlockBackend, OpenClient};
 use stratus_bus::{Bus, BusError, Message, reply};
 use stratus_driver::{Driver, DriverError, VmSpec};
+use stratus_metrics::{CommandOutcome, LeaseRenewal};
 use stratus_types::agent::VolumeConnection;
 use stratus_types::agent::*;
 use stratus_types::{AttachmentId, PowerState, ServerId};
@@ -167,6 +168,8 @@ pub struct Agent {
     clients: Clients,
     /// The storage client processes of each VM, on disk.
     records: Arc<ClientRecords>,
+    /// Where lease renewals, commands and reaped VMs are counted.
+    metrics: stratus_metrics::Metrics,
 }
 
 impl Agent {
@@ -183,7 +186,14 @@ impl Agent {
             storage: None,
             clients: Arc::default(),
             records,
+            metrics: stratus_metrics::Metrics::process(),
         }
+    }
+
+    /// Count into `metrics` instead of the process's.
+    pub fn with_metrics(mut self, metrics: stratus_metrics::Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Use the fault points `points` (crash tests; none by default).
@@ -327,14 +337,19 @@ impl Agent {
                         let sent_mono = stratus_driver::qemu::watchdog::monotonic_ms();
                         match me.renew(e).await {
                             Ok(LeaseReply::Renewed) => {
+                                me.metrics.agent_lease_renewal(LeaseRenewal::Renewed);
                                 lease_until = sent + lease_ttl;
                                 me.feed_watchdog(sent_mono, lease_ttl);
                             }
                             Ok(LeaseReply::MustRejoin) => {
+                                me.metrics.agent_lease_renewal(LeaseRenewal::MustRejoin);
                                 warn!(host = %me.cfg.host, epoch = e, "lease lapsed; rejoining with a new epoch");
                                 epoch = None;
                             }
-                            Err(err) => warn!(host = %me.cfg.host, error = %err, "lease renewal failed"),
+                            Err(err) => {
+                                me.metrics.agent_lease_renewal(LeaseRenewal::Failed);
+                                warn!(host = %me.cfg.host, error = %err, "lease renewal failed");
+                            }
                         }
                     }
                 }
@@ -436,6 +451,7 @@ impl Agent {
                 ReapAction::Reap => match self.destroy_vm(&vm.server_id).await {
                     Ok(()) => {
                         destroyed = true;
+                        self.metrics.agent_reaped();
                         info!(host = %self.cfg.host, server = %vm.server_id, "reaped VM of a server that is deleted or not placed here");
                     }
                     Err(e) => warn!(server = %vm.server_id, error = %e, "reap failed"),
@@ -493,6 +509,7 @@ impl Agent {
                 Some(e) => format!("stale epoch {} (host has {e})", cmd.epoch),
                 None => "host lease lapsed; rejoining before taking work".to_string(),
             };
+            self.metrics.agent_command(&cmd.kind, CommandOutcome::Refused);
             let _ = self.ack(&msg, false, Some(why)).await;
             return;
         }
@@ -758,6 +775,8 @@ impl Agent {
     async fn publish_with(&self, cmd: &Command, result: Result<Option<String>, String>, started: Instant) {
         let client_id = result.as_ref().ok().cloned().flatten();
         let result = result.map(|_| ());
+        let outcome = if result.is_ok() { CommandOutcome::Ok } else { CommandOutcome::Failed };
+        self.metrics.agent_command(&cmd.kind, outcome);
         let power_state = self.driver.power_state(&cmd.server_id).await.map(|p| p.code()).unwrap_or(0);
         let res = CommandResult {
             op_id: cmd.op_id,

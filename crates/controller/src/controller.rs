@@ -39,6 +39,9 @@ pub(crate) struct Shared {
     pub leader: watch::Receiver<Option<stratus_db::LeaderFence>>,
     /// Its sender, handed to the lease task when the services start.
     pub leader_tx: watch::Sender<Option<stratus_db::LeaderFence>>,
+    /// Where this controller's events are counted (delete paths, joins,
+    /// lease expirations, self-fences, leadership, operation durations).
+    pub metrics: stratus_metrics::Metrics,
 }
 
 impl Shared {
@@ -394,6 +397,7 @@ impl Controller {
                 sched_lock: tokio::sync::Mutex::new(()),
                 leader,
                 leader_tx,
+                metrics: stratus_metrics::Metrics::process(),
             }),
             worker,
             faults: Faults::none(),
@@ -418,6 +422,14 @@ impl Controller {
     pub fn with_volumes(mut self, volume: Arc<stratus_volume::VolumeService>) -> Self {
         if let Some(sh) = Arc::get_mut(&mut self.shared) {
             sh.volume = Some(volume);
+        }
+        self
+    }
+
+    /// Count into `metrics` instead of the process's (tests read their own).
+    pub fn with_metrics(mut self, metrics: stratus_metrics::Metrics) -> Self {
+        if let Some(sh) = Arc::get_mut(&mut self.shared) {
+            sh.metrics = metrics;
         }
         self
     }
@@ -449,6 +461,7 @@ impl Controller {
             self.worker.clone(),
             s.cfg.leader_ttl,
             s.leader_tx.clone(),
+            s.metrics.clone(),
             shutdown.clone(),
         ));
         if let Ok(mut t) = self.leader_task.lock() {
@@ -486,6 +499,7 @@ impl Controller {
             poll_interval: s.cfg.op_poll_interval,
             concurrency: s.cfg.op_concurrency,
             faults,
+            metrics: s.metrics.clone(),
         };
         let registry: Registry = Arc::new(move |kind| handler_for(&s, kind));
         Runner::new(self.shared.ds.clone(), self.shared.bus.clone(), cfg, registry)

@@ -26,8 +26,10 @@ pub(crate) async fn hold(
     holder: String,
     ttl: Duration,
     tx: watch::Sender<Option<LeaderFence>>,
+    metrics: stratus_metrics::Metrics,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    metrics.set_leader(&holder, false);
     let every = (ttl / 3).max(Duration::from_millis(50));
     let chrono_ttl = ChronoDuration::from_std(ttl).unwrap_or(ChronoDuration::seconds(10));
     let mut last_proof: Option<Instant> = None;
@@ -40,6 +42,7 @@ pub(crate) async fn hold(
                     info!(holder = %holder, token, "this controller is now the leader");
                 }
                 tx.send_replace(Some(fence));
+                metrics.set_leader(&holder, true);
                 last_proof = Some(started);
             }
             Ok(None) => {
@@ -47,6 +50,7 @@ pub(crate) async fn hold(
                     warn!(holder = %holder, "leadership lost to another controller");
                 }
                 tx.send_replace(None);
+                metrics.set_leader(&holder, false);
                 last_proof = None;
             }
             Err(e) => {
@@ -55,6 +59,7 @@ pub(crate) async fn hold(
                 if !valid && tx.borrow().is_some() {
                     warn!(holder = %holder, error = %e, "cannot renew the leader lease: stepping down");
                     tx.send_replace(None);
+                    metrics.set_leader(&holder, false);
                 } else {
                     warn!(holder = %holder, error = %e, "leader lease renewal failed; retrying");
                 }
@@ -65,6 +70,7 @@ pub(crate) async fn hold(
             _ = shutdown.changed() => {
                 let fence = tx.borrow().clone();
                 tx.send_replace(None);
+                metrics.set_leader(&holder, false);
                 if let Some(f) = fence {
                     // Hand over at once instead of after the TTL.
                     let _ = ds.leader_release(&f).await;

@@ -13,6 +13,7 @@ pub mod config;
 mod controller;
 mod leader;
 mod liveness;
+mod metrics;
 mod notify;
 mod op_create;
 mod op_delete;
@@ -26,3 +27,4 @@ mod storage;
 
 pub use config::ControllerConfig;
 pub use controller::Controller;
+pub use metrics::ClusterGauges;

@@ -40,6 +40,7 @@ pub(crate) async fn serve_agents(s: Arc<Shared>, shutdown: watch::Receiver<bool>
             }
             match s1.ds.service_join(&req.host, cap, chrono(s1.cfg.lease_ttl)).await {
                 Ok(row) => {
+                    s1.metrics.host_joined();
                     info!(host = %req.host, epoch = row.epoch, "host joined");
                     let r = JoinReply {
                         epoch: row.epoch,
@@ -72,8 +73,10 @@ pub(crate) async fn serve_agents(s: Arc<Shared>, shutdown: watch::Receiver<bool>
         while let Some(m) = inv.next().await {
             let Ok(req) = serde_json::from_slice::<InventoryRequest>(&m.payload) else { continue };
             for f in &req.self_fenced {
-                if let Err(e) = record_self_fence(&s3, &req.host, f).await {
-                    warn!(host = %req.host, server = %f.server_id, error = %e, "cannot record a self-fence");
+                match record_self_fence(&s3, &req.host, f).await {
+                    Ok(true) => s3.metrics.fenced(stratus_metrics::FenceKind::SelfFence, 1),
+                    Ok(false) => {}
+                    Err(e) => warn!(host = %req.host, server = %f.server_id, error = %e, "cannot record a self-fence"),
                 }
             }
             match s3.ds.zombie_clear_absent(&req.host, &req.vms).await {
@@ -108,14 +111,15 @@ const EV_SELF_FENCE: &str = "compute_self_fence";
 /// action) that the host watchdog paused and killed its VM, and which fence
 /// acted first: the watchdog's, or the controller's storage fence. Once per
 /// action: hosts report the kill at every reconcile until the VM is gone.
-async fn record_self_fence(s: &Shared, host: &str, f: &SelfFence) -> Result<(), stratus_db::DbError> {
+/// `true` when this report was the one recorded.
+async fn record_self_fence(s: &Shared, host: &str, f: &SelfFence) -> Result<bool, stratus_db::DbError> {
     let actions = s.ds.action_list(&f.server_id).await?;
-    let Some(action) = actions.iter().find(|a| a.action == "delete").or(actions.first()) else { return Ok(()) };
+    let Some(action) = actions.iter().find(|a| a.action == "delete").or(actions.first()) else { return Ok(false) };
     let (_, events) = s.ds.action_get(&f.server_id, &action.request_id).await?;
     // A finished event only: a controller that died between the start and
     // the finish must finish it on the next report.
     if events.iter().any(|e| e.event == EV_SELF_FENCE && e.finish_time.is_some()) {
-        return Ok(());
+        return Ok(false);
     }
     let at = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(f.at_unix_ms).unwrap_or_default();
     let order = match events.iter().find(|e| e.event == "controller_fence_storage").and_then(|e| e.finish_time) {
@@ -127,7 +131,7 @@ async fn record_self_fence(s: &Shared, host: &str, f: &SelfFence) -> Result<(), 
     s.ds.event_start(&f.server_id, &action.request_id, EV_SELF_FENCE, Some(host)).await?;
     s.ds.event_finish(&f.server_id, &action.request_id, EV_SELF_FENCE, true, &details).await?;
     info!(host, server = %f.server_id, %details, "self-fence recorded");
-    Ok(())
+    Ok(true)
 }
 
 /// Mark hosts whose lease lapsed as down, once per transition.
@@ -138,6 +142,7 @@ pub(crate) async fn monitor(s: Arc<Shared>, mut shutdown: watch::Receiver<bool>)
         if let Some(fence) = s.leader_fence() {
             match s.ds.service_expire_leases(&fence).await {
                 Ok(hosts) => {
+                    s.metrics.hosts_marked_down(hosts.len() as u64);
                     for h in hosts {
                         warn!(host = %h, "lease expired: host is down");
                     }

@@ -16,7 +16,7 @@
 //! (and keeps the path that step committed to). Each path is recorded as an
 //! instance-action event saying why it was taken.
 
-use crate::controller::{Deadlines, Shared, image_failure};
+use crate::controller::{CmdFailure, Deadlines, Shared, image_failure};
 use crate::notify;
 use async_trait::async_trait;
 use std::collections::VecDeque;
@@ -40,8 +40,25 @@ const EV_VOLUMES: &str = "controller_release_volumes";
 struct Decision {
     path: DeletePath,
     why: String,
+    /// The same reason as counted in `stratus_deletes_total`; `None` on a
+    /// resumed attempt, whose path an earlier attempt committed and counted.
+    counted: Option<Counted>,
     /// The host's service row, on the remote path.
     svc: Option<ServiceRow>,
+}
+
+/// A delete path as the metrics count it (the reason, not only local or remote).
+type Counted = stratus_metrics::DeletePath;
+
+/// The counted path of a terminate the host did not complete.
+fn escalation(f: &CmdFailure) -> Counted {
+    match f {
+        CmdFailure::NoResponders => Counted::NoResponder,
+        CmdFailure::AckTimeout(_) | CmdFailure::ResultTimeout(_) => Counted::Deadline,
+        CmdFailure::Refused(_) => Counted::Refused,
+        CmdFailure::Failed(_) => Counted::HostFailed,
+        CmdFailure::Bus(_) => Counted::BusDown,
+    }
 }
 
 /// What one attempt carries from step to step.
@@ -86,7 +103,7 @@ impl Handler for DeleteServer {
         let mut decision = match committed_path(completed) {
             Some(path) => {
                 let why = format!("the operation resumed after its {} step", completed.map_or("", |c| c.as_str()));
-                Decision { path, why, svc: None }
+                Decision { path, why, counted: None, svc: None }
             }
             None => self.decide(&server).await?,
         };
@@ -107,13 +124,13 @@ impl Handler for DeleteServer {
                 DeleteStep::DeleteShelveSnapshot => self.delete_snapshot(&run).await?,
                 DeleteStep::Terminate => {
                     let Some(svc) = decision.svc.clone() else { continue };
-                    if let Err(why) = self.terminate(&mut run, &svc).await? {
+                    if let Err((why, counted)) = self.terminate(&mut run, &svc).await? {
                         // Escalate: the local path's steps replace the rest of the plan.
                         plan = remaining(&delete_plan(DeletePath::Local, facts), Some(DeleteStep::Terminate)).into();
-                        decision = Decision { path: DeletePath::Local, why, svc: None };
+                        decision = Decision { path: DeletePath::Local, why, counted: Some(counted), svc: None };
                     }
                 }
-                DeleteStep::LocalDelete => self.local_delete(&run, &decision.why).await?,
+                DeleteStep::LocalDelete => self.local_delete(&run, &decision).await?,
                 DeleteStep::Fence => {
                     if let Some(retry) = self.fence(&mut run).await? {
                         return Ok(retry);
@@ -136,34 +153,35 @@ impl DeleteServer {
     /// Choose the path from the server row and its host's lease.
     async fn decide(&self, server: &ServerRow) -> Result<Decision, OpError> {
         let ds = &self.0.ds;
-        let local = |path, why: String| Ok(Decision { path, why, svc: None });
+        let local = |path, why: String, counted| Ok(Decision { path, why, counted: Some(counted), svc: None });
         let Some(host) = server.host.clone() else {
-            let why = if server.vm_state == VmState::ShelvedOffloaded {
-                "server is shelved offloaded; no VM runs anywhere"
+            return if server.vm_state == VmState::ShelvedOffloaded {
+                let why = "server is shelved offloaded; no VM runs anywhere";
+                local(DeletePath::Unplaced, why.into(), Counted::ShelvedOffloaded)
             } else {
-                "server was never scheduled to a host; nothing runs anywhere"
+                let why = "server was never scheduled to a host; nothing runs anywhere";
+                local(DeletePath::Unplaced, why.into(), Counted::NeverScheduled)
             };
-            return local(DeletePath::Unplaced, why.into());
         };
         let svc = match ds.service_get_by_host(&host).await {
             Ok(svc) => svc,
             Err(stratus_db::DbError::NotFound { .. }) => {
-                return local(DeletePath::Local, format!("host {host} has no service record"));
+                return local(DeletePath::Local, format!("host {host} has no service record"), Counted::UnknownHost);
             }
             Err(e) => return Err(e.into()),
         };
         if !svc.is_up(ds.clock().now()) {
-            let why = if svc.forced_down {
-                format!("host {host} is forced down")
+            return if svc.forced_down {
+                local(DeletePath::Local, format!("host {host} is forced down"), Counted::ForcedDown)
             } else {
-                format!(
+                let why = format!(
                     "host {host} is down (lease expired at {})",
                     svc.lease_expires_at.map(stratus_db::ts).as_deref().unwrap_or("never")
-                )
+                );
+                local(DeletePath::Local, why, Counted::Down)
             };
-            return local(DeletePath::Local, why);
         }
-        Ok(Decision { path: DeletePath::Remote, why: String::new(), svc: Some(svc) })
+        Ok(Decision { path: DeletePath::Remote, why: String::new(), counted: Some(Counted::Remote), svc: Some(svc) })
     }
 
     /// Nova deletes the shelve snapshot first; a missing one is only a warning.
@@ -180,9 +198,9 @@ impl DeleteServer {
         run.cx.stepped(DeleteStep::DeleteShelveSnapshot).await
     }
 
-    /// Remote path: terminate on the host. `Ok(Err(why))` when the host did
-    /// not complete it (the delete escalates to the local path).
-    async fn terminate(&self, run: &mut Run<'_>, svc: &ServiceRow) -> Result<Result<(), String>, OpError> {
+    /// Remote path: terminate on the host. `Ok(Err((why, counted)))` when
+    /// the host did not complete it (the delete escalates to the local path).
+    async fn terminate(&self, run: &mut Run<'_>, svc: &ServiceRow) -> Result<Result<(), (String, Counted)>, OpError> {
         let s = &self.0;
         let ds = &s.ds;
         let (op, cx, server) = (run.op, run.cx, run.server);
@@ -216,6 +234,7 @@ impl DeleteServer {
                     t.result.elapsed_ms
                 );
                 cx.stepped(DeleteStep::Terminate).await?;
+                s.metrics.deleted(Counted::Remote);
                 run.events.push((EV_TERMINATE.into(), true, details));
                 Ok(Ok(()))
             }
@@ -223,7 +242,7 @@ impl DeleteServer {
                 warn!(server = %server.id, host = %host, reason = %f, "terminate did not complete on the host; escalating to local delete");
                 let why = format!("terminate on {host}: {f}");
                 run.events.push((EV_TERMINATE.into(), false, why.clone()));
-                Ok(Err(why))
+                Ok(Err((why, escalation(&f))))
             }
         }
     }
@@ -272,8 +291,9 @@ impl DeleteServer {
     /// still run on its host, so a zombie keeps the host's capacity reserved
     /// until the host's agent reports the VM gone (it reaps it when it
     /// rejoins: its inventory no longer lists the server).
-    async fn local_delete(&self, run: &Run<'_>, why: &str) -> Result<(), OpError> {
+    async fn local_delete(&self, run: &Run<'_>, decision: &Decision) -> Result<(), OpError> {
         let (op, cx, server) = (run.op, run.cx, run.server);
+        let why = decision.why.as_str();
         let w = StepWrites {
             event_start: Some((server.id, op.request_id.clone(), EV_LOCAL.into(), None)),
             notification: Some(run.start.clone()),
@@ -286,7 +306,12 @@ impl DeleteServer {
             // until the host reports the VM gone.
             self.0.record_zombie(server, host, why).await?;
         }
-        cx.stepped(DeleteStep::LocalDelete).await
+        cx.stepped(DeleteStep::LocalDelete).await?;
+        // The path is committed (a resumed attempt keeps it): count it once.
+        if let Some(c) = decision.counted {
+            self.0.metrics.deleted(c);
+        }
+        Ok(())
     }
 
     /// Fence first: no volume is released while a client that may still run

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stratus_bus::Bus;
 use stratus_db::{Datastore, DbError, OperationRow};
+use stratus_metrics::OpOutcome;
 use stratus_types::agent::SUBJECT_OPS_WAKE;
 use stratus_types::faults::{FaultHit, Faults};
 use stratus_types::{OpKind, OperationId};
@@ -271,6 +272,8 @@ pub struct RunnerConfig {
     pub concurrency: usize,
     /// Fault points (none in production; injected by the binary or a test).
     pub faults: Faults,
+    /// Where finished operations' durations are recorded.
+    pub metrics: stratus_metrics::Metrics,
 }
 
 /// Claims and drives operations with the handler registered for their kind.
@@ -331,12 +334,17 @@ impl Runner {
         match outcome {
             Ok(Outcome::Done) => {
                 let _ = self.ds.op_finish(&op.id, &self.cfg.worker, true, None).await;
+                self.finished(op, OpOutcome::Done);
                 None
             }
-            Ok(Outcome::Closed) => None,
+            Ok(Outcome::Closed) => {
+                self.finished(op, OpOutcome::Done);
+                None
+            }
             Ok(Outcome::Failed(failure)) => {
                 warn!(op = %op.id, kind = %op.kind, error = %failure, "operation failed");
                 let _ = self.ds.op_finish(&op.id, &self.cfg.worker, false, Some(&failure.to_string())).await;
+                self.finished(op, OpOutcome::Failed);
                 None
             }
             Ok(Outcome::Retry(reason, after)) => {
@@ -359,6 +367,13 @@ impl Runner {
                 Some(Duration::from_millis(500))
             }
         }
+    }
+
+    /// Record how long `op` took from its request (the row's creation, by
+    /// the datastore's clock) to its end: what the user waited.
+    fn finished(&self, op: &OperationRow, outcome: OpOutcome) {
+        let took = (self.ds.clock().now() - op.created_at).to_std().unwrap_or_default();
+        self.cfg.metrics.operation_finished(op.kind, outcome, took);
     }
 
     /// Run until `shutdown` turns true.

@@ -2,8 +2,9 @@
 //! a new route is covered the day it is added), answered without a token
 //! and with a token that is not valid: 401 everywhere except the few routes
 //! OpenStack serves anonymously (version discovery, token issue, image
-//! schemas, the OpenAPI document). This is the first two columns of the
-//! policy matrix issue 11 asks for (anonymous, expired/invalid token).
+//! schemas, the OpenAPI document) and the Prometheus scrape (`/metrics`).
+//! This is the first two columns of the policy matrix issue 11 asks for
+//! (anonymous, expired/invalid token).
 
 use crate::AppState;
 use axum::body::Body;
@@ -38,6 +39,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/volume/v3/"),
     ("GET", "/volume/openapi.json"),
     ("GET", "/stratus/openapi.json"),
+    ("GET", "/metrics"),
 ];
 
 /// The string literal starting at `s` (after its opening quote), unescaped.
@@ -100,7 +102,7 @@ pub(crate) fn every_route() -> Vec<(String, String)> {
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
     let volume_prefixes = ["/volume/v3/{project_id}", "/volume/v3"];
     let mut all = Vec::new();
-    for f in ["admin.rs", "identity/mod.rs", "compute/mod.rs", "image.rs", "volume.rs"] {
+    for f in ["admin.rs", "identity/mod.rs", "compute/mod.rs", "image.rs", "volume.rs", "metrics.rs"] {
         all.extend(routes_in(&read(f), &volume_prefixes));
     }
     all
@@ -134,7 +136,15 @@ async fn app() -> (axum::Router, std::path::PathBuf) {
     );
     let (volume, _) = crate::volume::test_service(&ds, dir.join("images"));
     let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.join("images")));
-    let state = AppState { identity, compute, bus, public_url: "http://127.0.0.1:8774".into(), volume, images };
+    let state = AppState {
+        identity,
+        compute,
+        bus,
+        public_url: "http://127.0.0.1:8774".into(),
+        volume,
+        images,
+        metrics: stratus_metrics::Metrics::new(),
+    };
     (crate::router(state), dir)
 }
 

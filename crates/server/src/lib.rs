@@ -10,6 +10,7 @@ pub mod error;
 pub mod identity;
 pub mod image;
 pub mod limits;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod volume;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub volume: Arc<stratus_volume::VolumeService>,
     /// Images: records, bytes, visibility (Image v2).
     pub images: Arc<stratus_image::ImageService>,
+    /// The metrics `/metrics` serves and the request middleware counts into.
+    pub metrics: stratus_metrics::Metrics,
 }
 
 /// The whole API router, with the default [`limits::RequestLimits`].
@@ -57,7 +60,9 @@ pub fn router_with_limits(state: AppState, bounds: limits::RequestLimits) -> Rou
         .merge(compute::routes(state.clone()))
         .merge(image::routes(state.clone()))
         .merge(volume::routes(state.clone()))
+        .merge(metrics::routes(state.metrics.clone()))
         .fallback(error::not_found_fallback)
         .layer(axum::middleware::from_fn(limits::enforce(bounds)))
         .layer(axum::middleware::from_fn(middleware::request_id))
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::record))
 }

@@ -105,6 +105,7 @@ const ROWS: &[Row] = &[
     // ---- Stratus's own admin endpoints (no OpenStack counterpart).
     r("GET", "/stratus/v1/zombies", ADMIN, Empty, "Stratus admin endpoint: admin only"),
     r("GET", "/stratus/v1/storage-cleanups", ADMIN, Empty, "Stratus admin endpoint: admin only"),
+    r("GET", "/metrics", ANY, Empty, "Prometheus scrape: anonymous, counts only (no OpenStack counterpart)"),
     // ---- Identity (keystone/common/policies).
     r("GET", "/identity", ANY, Empty, "version discovery is anonymous"),
     r("GET", "/identity/", ANY, Empty, "version discovery is anonymous"),
@@ -594,7 +595,15 @@ async fn env() -> Env {
     let volume = Arc::new(stratus_volume::VolumeService::new(ds.clone(), backend, cfg));
     let quota = stratus_image::ImageQuota { count_total: -1, ..Default::default() };
     let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.join("images")).with_quota(quota));
-    let state = AppState { identity, compute, bus, public_url: "http://127.0.0.1:8774".into(), volume, images };
+    let state = AppState {
+        identity,
+        compute,
+        bus,
+        public_url: "http://127.0.0.1:8774".into(),
+        volume,
+        images,
+        metrics: stratus_metrics::Metrics::new(),
+    };
     ds.flavor_ensure(&stratus_db::FlavorRow {
         id: "1".into(),
         name: "m1.tiny".into(),

@@ -77,6 +77,28 @@ impl fmt::Display for OffloadTime {
     }
 }
 
+/// How log lines are written (to stderr).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `message`,
+    /// the event's fields, and the fields of its spans (`span`, `spans`:
+    /// e.g. the API request's `request_id`), for log shippers.
+    Json,
+}
+
+/// The metrics listener of the roles without an HTTP API (`controller`, `compute`).
+#[derive(Args, Clone, Debug, Default)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics at `http://ADDR/metrics` (anonymous; bind it
+    /// to an address only the scraper reaches). Off when not given: several
+    /// agents or controllers on one machine would fight over a default port.
+    #[arg(long, env = "STRATUS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
 /// Where a role keeps its files and finds the shared database.
 #[derive(Args, Clone, Debug)]
 pub struct DataArgs {

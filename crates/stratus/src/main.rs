@@ -36,6 +36,9 @@ struct Cli {
     /// Fault points (comma-separated) at which the process aborts, for crash tests.
     #[arg(long, env = "STRATUS_FAULTS", global = true, hide = true)]
     faults: Option<String>,
+    /// Log lines as text or as JSON objects (one per line); the level filter is `STRATUS_LOG`.
+    #[arg(long, env = "STRATUS_LOG_FORMAT", global = true, value_enum, default_value_t = LogFormat::default())]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -122,6 +125,8 @@ struct ControllerArgs {
     #[command(flatten)]
     nats: NatsArgs,
     #[command(flatten)]
+    metrics: MetricsArgs,
+    #[command(flatten)]
     leases: LeaseArgs,
     #[command(flatten)]
     deletes: DeleteArgs,
@@ -142,6 +147,8 @@ struct ComputeArgs {
     host: String,
     #[command(flatten)]
     nats: NatsArgs,
+    #[command(flatten)]
+    metrics: MetricsArgs,
     /// Where the fake driver keeps its VMs (they outlive this process, like real VMs).
     #[arg(long)]
     state_dir: PathBuf,
@@ -177,16 +184,38 @@ struct AuditArgs {
     repair: bool,
 }
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STRATUS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,sqlx::postgres::notice=error"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).init();
+    let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => fmt.with_target(false).init(),
+        // The message beside the event's fields (not nested under `fields`),
+        // so a shipper indexes `message` and `request_id` alike.
+        LogFormat::Json => fmt.json().flatten_event(true).with_current_span(true).with_span_list(true).init(),
+    }
+}
+
+/// Serve `/metrics` of this process on `addr`, for the roles without an HTTP API.
+async fn serve_metrics(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen for metrics on {addr}"))?;
+    let bound = listener.local_addr()?;
+    let app = stratus_server::metrics::routes(stratus_metrics::Metrics::process());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+    println!("Stratus metrics at http://{bound}/metrics");
+    info!(listen = %bound, "metrics listener");
+    Ok(())
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_logging();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     // Fault points are read here, once, and handed to every role.
     let faults = cli.faults.as_deref().map(|l| Faults::from_list(l, FaultMode::AbortProcess)).unwrap_or_default();
     stratus_types::faults::install(faults.clone());
@@ -316,6 +345,7 @@ async fn api_role(
         public_url: public_url.clone(),
         volume: volume.clone(),
         images: Arc::new(ImageService::new(ds.clone(), image_dir).with_quota(a.image_quota.quota())),
+        metrics: stratus_metrics::Metrics::process(),
     };
     let creds = bootstrap::bootstrap(&state, &data_dir, seed).await?;
     Ok((ApiRole { listener, public_url, state, volume, storage, data_dir, creds }, cfg))
@@ -354,6 +384,8 @@ async fn up(a: UpArgs, faults: Faults) -> anyhow::Result<()> {
         api_role(&a.api, Some((&a.leases, &a.deletes, &a.operations)), bus.clone(), ds.clone(), data_dir, &seed)
             .await?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    // The cluster gauges (hosts, zombies, cleanups) come with the controller role.
+    stratus_metrics::Metrics::process().add_scrape_hook(Arc::new(stratus_controller::ClusterGauges::new(ds.clone())));
     // The storage reconciler (interrupted volume creates and deletes, the
     // cleanup queue, fence lifts) runs in the controller role only: under
     // `stratus up` that is this process; `stratus api` alone never runs it,
@@ -406,8 +438,12 @@ async fn controller(a: ControllerArgs, faults: Faults) -> anyhow::Result<()> {
     // Snapshots (shelve, createImage) are written by the image service, on
     // the same image directory the API role serves.
     let images = Arc::new(ImageService::new(ds.clone(), image_dir));
+    stratus_metrics::Metrics::process().add_scrape_hook(Arc::new(stratus_controller::ClusterGauges::new(ds.clone())));
     let controller = Controller::new(ds, bus, cfg, images).with_volumes(volume).with_faults(faults);
     controller.start(stop_rx).await?;
+    if let Some(addr) = a.metrics.metrics_listen {
+        serve_metrics(addr).await?;
+    }
     println!("Stratus controller started");
     shutdown_signal().await;
     let _ = stop_tx.send(true);
@@ -449,6 +485,9 @@ async fn compute(a: ComputeArgs, fault_points: Faults) -> anyhow::Result<()> {
     let storage = a.backend.backend(&a.data.data_dir)?;
     let agent = Agent::new(bus, driver, agent_cfg, faults).with_storage(storage).with_fault_points(fault_points);
     let task = tokio::spawn(agent.run(stop_rx));
+    if let Some(addr) = a.metrics.metrics_listen {
+        serve_metrics(addr).await?;
+    }
     println!("Stratus compute agent {} started", a.host);
     shutdown_signal().await;
     let _ = stop_tx.send(true);

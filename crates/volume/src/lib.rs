@@ -197,6 +197,8 @@ pub struct VolumeService {
     last_purge: std::sync::atomic::AtomicI64,
     /// When [`VolumeService::tick`] last ran a pass.
     last_pass: Mutex<Option<std::time::Instant>>,
+    /// Where storage fences are counted.
+    metrics: stratus_metrics::Metrics,
 }
 
 /// Removes a volume from the in-flight set when the build ends (or panics).
@@ -250,7 +252,14 @@ impl VolumeService {
             last_report: Mutex::new(None),
             last_purge: std::sync::atomic::AtomicI64::new(0),
             last_pass: Mutex::new(None),
+            metrics: stratus_metrics::Metrics::process(),
         }
+    }
+
+    /// Count storage fences into `metrics` instead of the process's.
+    pub fn with_metrics(mut self, metrics: stratus_metrics::Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The settings (quota defaults for the limits document).

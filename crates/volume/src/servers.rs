@@ -200,6 +200,7 @@ impl VolumeService {
                         .await?;
                 }
                 let ms = started.elapsed().as_millis();
+                self.metrics.fenced(stratus_metrics::FenceKind::Storage, 1);
                 info!(server = %server_id, volume = %vol.id, client = %client, ms = ms as u64, "storage client fenced");
                 lines.push(format!("fenced client {client} of volume {} in {ms} ms", vol.id));
             }

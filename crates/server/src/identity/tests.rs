@@ -40,7 +40,15 @@ async fn env() -> Env {
     );
     let (volume, _) = crate::volume::test_service(&ds, dir.0.join("images"));
     let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.0.join("images")));
-    let state = AppState { identity, compute, bus, public_url: PUBLIC.into(), volume, images };
+    let state = AppState {
+        identity,
+        compute,
+        bus,
+        public_url: PUBLIC.into(),
+        volume,
+        images,
+        metrics: stratus_metrics::Metrics::new(),
+    };
     Env { app: crate::router(state), _dir: dir }
 }
 

@@ -58,7 +58,15 @@ async fn env() -> Env {
     );
     let (volume, _) = crate::volume::test_service(&ds, dir.join("images"));
     let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.join("images")));
-    let state = AppState { identity, compute, bus, public_url: "http://127.0.0.1:8774".into(), volume, images };
+    let state = AppState {
+        identity,
+        compute,
+        bus,
+        public_url: "http://127.0.0.1:8774".into(),
+        volume,
+        images,
+        metrics: stratus_metrics::Metrics::new(),
+    };
     Env { state, admin, demo, alt, viewer, _dir: TempDir(dir) }
 }
 

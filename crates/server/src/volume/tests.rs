@@ -48,7 +48,15 @@ async fn env() -> Env {
     );
     let (volume, backend) = test_service(&ds, dir.join("images"));
     let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.join("images")));
-    let state = AppState { identity, compute, bus, public_url: "http://127.0.0.1:8774".into(), volume, images };
+    let state = AppState {
+        identity,
+        compute,
+        bus,
+        public_url: "http://127.0.0.1:8774".into(),
+        volume,
+        images,
+        metrics: stratus_metrics::Metrics::new(),
+    };
     let server = SERVER.parse().expect("uuid");
     stratus_volume::testing::insert_server(&ds, server, &demo.context.project_id).await.expect("demo's server");
     Env {
