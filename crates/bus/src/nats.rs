@@ -33,6 +33,26 @@ impl NatsBus {
     }
 }
 
+/// Hand the messages of `sub` to its [`Subscription`] until either ends.
+/// The subscription is dropped at NATS as soon as its receiver is dropped,
+/// not at the next message: a member that leaves a queue group takes no
+/// further share of the group's messages (one would be lost with it).
+async fn forward(mut sub: async_nats::Subscriber, tx: mpsc::UnboundedSender<Message>) {
+    loop {
+        let m = tokio::select! {
+            m = sub.next() => m,
+            _ = tx.closed() => break,
+        };
+        let Some(m) = m else { break };
+        let msg =
+            Message { subject: m.subject.to_string(), payload: m.payload, reply_to: m.reply.map(|r| r.to_string()) };
+        if tx.send(msg).is_err() {
+            break;
+        }
+    }
+    let _ = sub.unsubscribe().await;
+}
+
 fn unavailable(e: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(BusDown::Transport(e.to_string()))
 }
@@ -48,21 +68,9 @@ impl Bus for NatsBus {
     }
 
     async fn subscribe(&self, subject: &str) -> Result<Subscription, BusError> {
-        let mut sub = self.client.subscribe(subject.to_string()).await.map_err(unavailable)?;
+        let sub = self.client.subscribe(subject.to_string()).await.map_err(unavailable)?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            while let Some(m) = sub.next().await {
-                let msg = Message {
-                    subject: m.subject.to_string(),
-                    payload: m.payload,
-                    reply_to: m.reply.map(|r| r.to_string()),
-                };
-                if tx.send(msg).is_err() {
-                    break;
-                }
-            }
-            let _ = sub.unsubscribe().await;
-        });
+        let task = tokio::spawn(forward(sub, tx));
         if let Ok(mut s) = self.subs.lock() {
             let list = s.entry(subject.to_string()).or_default();
             list.retain(|t| !t.is_finished());
@@ -72,21 +80,9 @@ impl Bus for NatsBus {
     }
 
     async fn queue_subscribe(&self, subject: &str, group: &str) -> Result<Subscription, BusError> {
-        let mut sub = self.client.queue_subscribe(subject.to_string(), group.to_string()).await.map_err(unavailable)?;
+        let sub = self.client.queue_subscribe(subject.to_string(), group.to_string()).await.map_err(unavailable)?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            while let Some(m) = sub.next().await {
-                let msg = Message {
-                    subject: m.subject.to_string(),
-                    payload: m.payload,
-                    reply_to: m.reply.map(|r| r.to_string()),
-                };
-                if tx.send(msg).is_err() {
-                    break;
-                }
-            }
-            let _ = sub.unsubscribe().await;
-        });
+        let task = tokio::spawn(forward(sub, tx));
         if let Ok(mut s) = self.subs.lock() {
             let list = s.entry(subject.to_string()).or_default();
             list.retain(|t| !t.is_finished());
