@@ -39,6 +39,13 @@ pub(crate) struct Shared {
     pub leader: watch::Receiver<Option<stratus_db::LeaderFence>>,
     /// Its sender, handed to the lease task when the services start.
     pub leader_tx: watch::Sender<Option<stratus_db::LeaderFence>>,
+    /// Whether this controller reaches the database (the lease task's last
+    /// attempt answered): it serves the agents' queue group only while it
+    /// does, so that a controller cut off from the database does not take
+    /// renewals and joins it cannot record (see [`crate::liveness`]).
+    pub db_reachable: watch::Receiver<bool>,
+    /// Its sender, handed to the lease task.
+    pub db_reachable_tx: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -383,6 +390,7 @@ impl Controller {
         // operations at once instead of waiting for their claims to lapse.
         let worker = cfg.controller_id.clone().unwrap_or_else(|| format!("controller@{}", hostname()));
         let (leader_tx, leader) = watch::channel(None);
+        let (db_reachable_tx, db_reachable) = watch::channel(true);
         Self {
             shared: Arc::new(Shared {
                 volume: None,
@@ -394,6 +402,8 @@ impl Controller {
                 sched_lock: tokio::sync::Mutex::new(()),
                 leader,
                 leader_tx,
+                db_reachable,
+                db_reachable_tx,
             }),
             worker,
             faults: Faults::none(),
@@ -449,6 +459,7 @@ impl Controller {
             self.worker.clone(),
             s.cfg.leader_ttl,
             s.leader_tx.clone(),
+            s.db_reachable_tx.clone(),
             shutdown.clone(),
         ));
         if let Ok(mut t) = self.leader_task.lock() {

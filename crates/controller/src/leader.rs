@@ -21,7 +21,9 @@ use tracing::{info, warn};
 pub(crate) const LEASE: &str = "controller";
 
 /// Hold (or wait for) the lease until `shutdown`, publishing the current
-/// fence (`None`: not the leader) on `tx`.
+/// fence (`None`: not the leader) on `tx`, and on `reachable` whether the
+/// last attempt reached the database (every controller tries the lease
+/// every third of the TTL, leader or not, so this is its database probe).
 ///
 /// While leading, the holder steps down by `ttl - every / 2` after the start
 /// of its last successful renewal whatever the database does: a database
@@ -33,6 +35,7 @@ pub(crate) async fn hold(
     holder: String,
     ttl: Duration,
     tx: watch::Sender<Option<LeaderFence>>,
+    reachable: watch::Sender<bool>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let every = (ttl / 3).max(Duration::from_millis(50));
@@ -40,8 +43,6 @@ pub(crate) async fn hold(
     // The start of the last renewal the database confirmed: the lease it
     // wrote runs until at least then plus the TTL.
     let mut last_proof: Option<Instant> = None;
-    // Whether the last attempt reached the database (for the log).
-    let mut reachable = true;
     let step_down_at = |proof: Option<Instant>| proof.map(|t| t + ttl.saturating_sub(every / 2));
     loop {
         let leading = tx.borrow().is_some();
@@ -58,7 +59,7 @@ pub(crate) async fn hold(
         let limit = deadline.map_or(every, |d| every.min(d.saturating_duration_since(started)));
         match tokio::time::timeout(limit, ds.leader_acquire(LEASE, &holder, chrono_ttl)).await {
             Ok(Ok(answer)) => {
-                if !std::mem::replace(&mut reachable, true) {
+                if reachable.send_if_modified(|r| !std::mem::replace(r, true)) {
                     info!(holder = %holder, "database reachable again");
                 }
                 match answer {
@@ -84,7 +85,7 @@ pub(crate) async fn hold(
                     Ok(Err(e)) => e.to_string(),
                     _ => format!("the database did not answer within {} ms", limit.as_millis()),
                 };
-                reachable = false;
+                reachable.send_if_modified(|r| std::mem::replace(r, false));
                 warn!(holder = %holder, error = %why, "leader lease renewal failed; retrying");
             }
         }
