@@ -20,12 +20,42 @@ pub struct NatsBus {
     subs: Arc<Mutex<HashMap<String, Vec<JoinHandle<()>>>>>,
 }
 
+/// How often the client pings the server when it hears nothing from it. A
+/// connection whose packets are silently dropped (a partition, a dead
+/// route) is declared dead after three unanswered pings, and the client
+/// reconnects on a fresh connection, instead of waiting for the old one's
+/// TCP retransmissions: those back off exponentially, so after a
+/// 30-second partition the old connection resumed only about 25 s after
+/// the heal (the client's default interval is 60 s).
+const PING_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long one connection attempt may take (a SYN dropped by a partition
+/// is retried by a fresh attempt soon after instead).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The longest pause between two reconnection attempts (the client's
+/// default grows to 4 s): a healed host or a restarted server is reached
+/// again within about a second.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// The pause before reconnection attempt `attempts` (1-based): none before
+/// the first, then doubling from 2 ms up to [`MAX_RECONNECT_DELAY`].
+fn reconnect_delay(attempts: usize) -> Duration {
+    if attempts <= 1 {
+        return Duration::ZERO;
+    }
+    let exp = u32::try_from(attempts - 1).unwrap_or(u32::MAX).min(20);
+    Duration::from_millis(2u64.saturating_pow(exp)).min(MAX_RECONNECT_DELAY)
+}
+
 impl NatsBus {
     /// Connect to `url` (e.g. `nats://127.0.0.1:4222`); the client reconnects by itself.
     pub async fn connect(url: &str) -> Result<Self, BusError> {
         let client = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(5))
+            .connection_timeout(CONNECT_TIMEOUT)
+            .ping_interval(PING_INTERVAL)
+            .reconnect_delay_callback(reconnect_delay)
             .connect(url)
             .await
             .map_err(|e| BusError::Unavailable(BusDown::Connect { url: url.to_string(), reason: e.to_string() }))?;
@@ -110,5 +140,19 @@ impl Bus for NatsBus {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnection_attempts_are_at_most_a_second_apart() {
+        assert_eq!(reconnect_delay(1), Duration::ZERO);
+        assert_eq!(reconnect_delay(2), Duration::from_millis(2));
+        assert_eq!(reconnect_delay(5), Duration::from_millis(16));
+        assert_eq!(reconnect_delay(11), MAX_RECONNECT_DELAY);
+        assert_eq!(reconnect_delay(usize::MAX), MAX_RECONNECT_DELAY);
     }
 }
