@@ -43,6 +43,9 @@ pub(crate) async fn hold(
     // The start of the last renewal the database confirmed: the lease it
     // wrote runs until at least then plus the TTL.
     let mut last_proof: Option<Instant> = None;
+    // Stepped down for want of a renewal: the next answer says whether
+    // another controller took over meanwhile.
+    let mut stepped_down = false;
     let step_down_at = |proof: Option<Instant>| proof.map(|t| t + ttl.saturating_sub(every / 2));
     loop {
         let leading = tx.borrow().is_some();
@@ -53,6 +56,7 @@ pub(crate) async fn hold(
             warn!(holder = %holder, "cannot renew the leader lease in time: stepping down");
             tx.send_replace(None);
             last_proof = None;
+            stepped_down = true;
             continue;
         }
         let started = Instant::now();
@@ -64,6 +68,7 @@ pub(crate) async fn hold(
                 }
                 match answer {
                     Some(token) => {
+                        stepped_down = false;
                         let fence = LeaderFence { name: LEASE.into(), holder: holder.clone(), token };
                         if tx.borrow().as_ref() != Some(&fence) {
                             info!(holder = %holder, token, "this controller is now the leader");
@@ -72,7 +77,7 @@ pub(crate) async fn hold(
                         last_proof = Some(started);
                     }
                     None => {
-                        if tx.borrow().is_some() {
+                        if tx.borrow().is_some() || std::mem::take(&mut stepped_down) {
                             warn!(holder = %holder, "leadership lost to another controller");
                         }
                         tx.send_replace(None);
