@@ -73,7 +73,8 @@ pub enum BusDown {
     Poisoned,
 }
 
-/// A stream of messages on one subject.
+/// A stream of messages on one subject. Dropping it ends the subscription
+/// at once (a queue-group member leaves the group), on every bus.
 pub struct Subscription {
     rx: mpsc::UnboundedReceiver<Message>,
 }

@@ -20,6 +20,34 @@ pub struct NatsBus {
     subs: Arc<Mutex<HashMap<String, Vec<JoinHandle<()>>>>>,
 }
 
+/// How often the client pings the server when it hears nothing from it. A
+/// connection whose packets are silently dropped (a partition, a dead
+/// route) is declared dead after three unanswered pings, and the client
+/// reconnects on a fresh connection, instead of waiting for the old one's
+/// TCP retransmissions: those back off exponentially, so after a
+/// 30-second partition the old connection resumed only about 25 s after
+/// the heal (the client's default interval is 60 s).
+const PING_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long one connection attempt may take (a SYN dropped by a partition
+/// is retried by a fresh attempt soon after instead).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The longest pause between two reconnection attempts (the client's
+/// default grows to 4 s): a healed host or a restarted server is reached
+/// again within about a second.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// The pause before reconnection attempt `attempts` (1-based): none before
+/// the first, then doubling from 2 ms up to [`MAX_RECONNECT_DELAY`].
+fn reconnect_delay(attempts: usize) -> Duration {
+    if attempts <= 1 {
+        return Duration::ZERO;
+    }
+    let exp = u32::try_from(attempts - 1).unwrap_or(u32::MAX).min(20);
+    Duration::from_millis(2u64.saturating_pow(exp)).min(MAX_RECONNECT_DELAY)
+}
+
 impl NatsBus {
     /// Connect to `url` (e.g. `nats://127.0.0.1:4222`); the client reconnects
     /// by itself. The connection's ups and downs go to the process's metrics.
@@ -53,12 +81,34 @@ impl NatsBus {
                 }
             })
             .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(5))
+            .connection_timeout(CONNECT_TIMEOUT)
+            .ping_interval(PING_INTERVAL)
+            .reconnect_delay_callback(reconnect_delay)
             .connect(url)
             .await
             .map_err(|e| BusError::Unavailable(BusDown::Connect { url: url.to_string(), reason: e.to_string() }))?;
         Ok(Self { client, subs: Arc::default() })
     }
+}
+
+/// Hand the messages of `sub` to its [`Subscription`] until either ends.
+/// The subscription is dropped at NATS as soon as its receiver is dropped,
+/// not at the next message: a member that leaves a queue group takes no
+/// further share of the group's messages (one would be lost with it).
+async fn forward(mut sub: async_nats::Subscriber, tx: mpsc::UnboundedSender<Message>) {
+    loop {
+        let m = tokio::select! {
+            m = sub.next() => m,
+            _ = tx.closed() => break,
+        };
+        let Some(m) = m else { break };
+        let msg =
+            Message { subject: m.subject.to_string(), payload: m.payload, reply_to: m.reply.map(|r| r.to_string()) };
+        if tx.send(msg).is_err() {
+            break;
+        }
+    }
+    let _ = sub.unsubscribe().await;
 }
 
 fn unavailable(e: impl std::fmt::Display) -> BusError {
@@ -76,21 +126,9 @@ impl Bus for NatsBus {
     }
 
     async fn subscribe(&self, subject: &str) -> Result<Subscription, BusError> {
-        let mut sub = self.client.subscribe(subject.to_string()).await.map_err(unavailable)?;
+        let sub = self.client.subscribe(subject.to_string()).await.map_err(unavailable)?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            while let Some(m) = sub.next().await {
-                let msg = Message {
-                    subject: m.subject.to_string(),
-                    payload: m.payload,
-                    reply_to: m.reply.map(|r| r.to_string()),
-                };
-                if tx.send(msg).is_err() {
-                    break;
-                }
-            }
-            let _ = sub.unsubscribe().await;
-        });
+        let task = tokio::spawn(forward(sub, tx));
         if let Ok(mut s) = self.subs.lock() {
             let list = s.entry(subject.to_string()).or_default();
             list.retain(|t| !t.is_finished());
@@ -100,21 +138,9 @@ impl Bus for NatsBus {
     }
 
     async fn queue_subscribe(&self, subject: &str, group: &str) -> Result<Subscription, BusError> {
-        let mut sub = self.client.queue_subscribe(subject.to_string(), group.to_string()).await.map_err(unavailable)?;
+        let sub = self.client.queue_subscribe(subject.to_string(), group.to_string()).await.map_err(unavailable)?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            while let Some(m) = sub.next().await {
-                let msg = Message {
-                    subject: m.subject.to_string(),
-                    payload: m.payload,
-                    reply_to: m.reply.map(|r| r.to_string()),
-                };
-                if tx.send(msg).is_err() {
-                    break;
-                }
-            }
-            let _ = sub.unsubscribe().await;
-        });
+        let task = tokio::spawn(forward(sub, tx));
         if let Ok(mut s) = self.subs.lock() {
             let list = s.entry(subject.to_string()).or_default();
             list.retain(|t| !t.is_finished());
@@ -142,5 +168,19 @@ impl Bus for NatsBus {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnection_attempts_are_at_most_a_second_apart() {
+        assert_eq!(reconnect_delay(1), Duration::ZERO);
+        assert_eq!(reconnect_delay(2), Duration::from_millis(2));
+        assert_eq!(reconnect_delay(5), Duration::from_millis(16));
+        assert_eq!(reconnect_delay(11), MAX_RECONNECT_DELAY);
+        assert_eq!(reconnect_delay(usize::MAX), MAX_RECONNECT_DELAY);
     }
 }

@@ -108,3 +108,31 @@ async fn a_broker_restart_is_one_reconnect_and_the_bus_works_after_it() {
     let got = bus.request("echo.after", Bytes::from_static(b"again"), Duration::from_secs(2)).await.expect("reply");
     assert_eq!(&got[..], b"again");
 }
+
+/// Dropping a queue subscription leaves the group at once, as on the
+/// in-process bus: its share of the requests goes to the other members
+/// instead of one more being taken and lost (a controller that cannot
+/// reach its database drops its agent-facing subscriptions so that the
+/// others serve the agents).
+#[tokio::test]
+async fn a_dropped_queue_subscription_leaves_the_group_at_once() {
+    let (_srv, url) = start().await;
+    let bus = NatsBus::connect(&url).await.expect("connect");
+    let a = bus.queue_subscribe("svc", "group").await.expect("a");
+    let mut b = bus.queue_subscribe("svc", "group").await.expect("b");
+    let b2 = bus.clone();
+    tokio::spawn(async move {
+        while let Some(m) = b.next().await {
+            let _ = reply(&b2, &m, Bytes::from_static(b"b")).await;
+        }
+    });
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..20 {
+        let got = bus
+            .request("svc", Bytes::new(), Duration::from_millis(500))
+            .await
+            .unwrap_or_else(|e| panic!("request {i} lost to the dropped member: {e}"));
+        assert_eq!(&got[..], b"b");
+    }
+}

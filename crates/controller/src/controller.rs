@@ -42,6 +42,13 @@ pub(crate) struct Shared {
     /// Where this controller's events are counted (delete paths, joins,
     /// lease expirations, self-fences, leadership, operation durations).
     pub metrics: stratus_metrics::Metrics,
+    /// Whether this controller reaches the database (the lease task's last
+    /// attempt answered): it serves the agents' queue group only while it
+    /// does, so that a controller cut off from the database does not take
+    /// renewals and joins it cannot record (see [`crate::liveness`]).
+    pub db_reachable: watch::Receiver<bool>,
+    /// Its sender, handed to the lease task.
+    pub db_reachable_tx: watch::Sender<bool>,
 }
 
 impl Shared {
@@ -386,6 +393,7 @@ impl Controller {
         // operations at once instead of waiting for their claims to lapse.
         let worker = cfg.controller_id.clone().unwrap_or_else(|| format!("controller@{}", hostname()));
         let (leader_tx, leader) = watch::channel(None);
+        let (db_reachable_tx, db_reachable) = watch::channel(true);
         Self {
             shared: Arc::new(Shared {
                 volume: None,
@@ -398,6 +406,8 @@ impl Controller {
                 leader,
                 leader_tx,
                 metrics: stratus_metrics::Metrics::process(),
+                db_reachable,
+                db_reachable_tx,
             }),
             worker,
             faults: Faults::none(),
@@ -461,6 +471,7 @@ impl Controller {
             self.worker.clone(),
             s.cfg.leader_ttl,
             s.leader_tx.clone(),
+            s.db_reachable_tx.clone(),
             s.metrics.clone(),
             shutdown.clone(),
         ));

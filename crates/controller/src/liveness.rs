@@ -10,6 +10,7 @@ use stratus_bus::{BusError, reply};
 use stratus_db::{HostCapacity, Renewal};
 use stratus_types::agent::*;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 /// The NATS queue group of the controllers' agent-facing services.
@@ -19,8 +20,57 @@ fn chrono(d: Duration) -> ChronoDuration {
     ChronoDuration::from_std(d).unwrap_or(ChronoDuration::seconds(10))
 }
 
-/// Subscribe to the agent-facing subjects and serve them.
+/// Subscribe to the agent-facing subjects and serve them while this
+/// controller reaches the database.
 pub(crate) async fn serve_agents(s: Arc<Shared>, shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
+    let served = subscribe_agents(&s).await?;
+    tokio::spawn(follow_database(s, served, shutdown));
+    Ok(())
+}
+
+/// Leave the agents' queue group while the database is unreachable and join
+/// it again once it answers. NATS hands each request of a queue group to any
+/// member: one that cannot record a renewal or a join would only keep the
+/// agent waiting until its request times out, and a few of those in a row
+/// lapse the lease of a healthy host while the other controllers could have
+/// served it. When no controller reaches the database, the agents get "no
+/// responders" at once (nothing could be recorded anyway).
+async fn follow_database(s: Arc<Shared>, served: Vec<JoinHandle<()>>, mut shutdown: watch::Receiver<bool>) {
+    let mut served = Some(served);
+    let mut reachable = s.db_reachable.clone();
+    loop {
+        let ok = *reachable.borrow_and_update();
+        if !ok && let Some(tasks) = served.take() {
+            // Dropping the subscriptions (with their tasks) leaves the group.
+            for t in tasks {
+                t.abort();
+            }
+            warn!("database unreachable: leaving the agents' queue group to the other controllers");
+        } else if ok && served.is_none() {
+            match subscribe_agents(&s).await {
+                Ok(tasks) => {
+                    served = Some(tasks);
+                    info!("database reachable: serving agents again");
+                }
+                Err(e) => {
+                    warn!(error = %e, "cannot subscribe to the agents' subjects; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            r = reachable.changed() => if r.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Subscribe to the agent-facing subjects; the tasks serving them (each
+/// owns its subscription: aborting it unsubscribes).
+async fn subscribe_agents(s: &Arc<Shared>) -> Result<Vec<JoinHandle<()>>, BusError> {
     // A queue group: with several controllers, each join, renewal and
     // inventory is handled by one of them (a join handled twice would bump
     // the host's epoch twice and strand the agent on a stale one).
@@ -28,7 +78,7 @@ pub(crate) async fn serve_agents(s: Arc<Shared>, shutdown: watch::Receiver<bool>
     let mut lease = s.bus.queue_subscribe(SUBJECT_LEASE, AGENT_SERVICE_GROUP).await?;
     let mut inv = s.bus.queue_subscribe(SUBJECT_INVENTORY, AGENT_SERVICE_GROUP).await?;
     let s1 = s.clone();
-    tokio::spawn(async move {
+    let joins = tokio::spawn(async move {
         while let Some(m) = join.next().await {
             let Ok(req) = serde_json::from_slice::<JoinRequest>(&m.payload) else { continue };
             let cap = HostCapacity { vcpus: req.vcpus, memory_mb: req.memory_mb, disk_gb: req.disk_gb };
@@ -54,7 +104,7 @@ pub(crate) async fn serve_agents(s: Arc<Shared>, shutdown: watch::Receiver<bool>
         }
     });
     let s2 = s.clone();
-    tokio::spawn(async move {
+    let renewals = tokio::spawn(async move {
         while let Some(m) = lease.next().await {
             let Ok(req) = serde_json::from_slice::<LeaseRequest>(&m.payload) else { continue };
             let r = match s2.ds.service_renew(&req.host, req.epoch, chrono(s2.cfg.lease_ttl)).await {
@@ -68,8 +118,8 @@ pub(crate) async fn serve_agents(s: Arc<Shared>, shutdown: watch::Receiver<bool>
             let _ = reply(s2.bus.as_ref(), &m, Bytes::from(serde_json::to_vec(&r).unwrap_or_default())).await;
         }
     });
-    let s3 = s;
-    tokio::spawn(async move {
+    let s3 = s.clone();
+    let inventories = tokio::spawn(async move {
         while let Some(m) = inv.next().await {
             let Ok(req) = serde_json::from_slice::<InventoryRequest>(&m.payload) else { continue };
             for f in &req.self_fenced {
@@ -100,8 +150,7 @@ pub(crate) async fn serve_agents(s: Arc<Shared>, shutdown: watch::Receiver<bool>
             }
         }
     });
-    drop(shutdown);
-    Ok(())
+    Ok(vec![joins, renewals, inventories])
 }
 
 /// Name of the instance-action event that records a host watchdog's kill.

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
+
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -110,12 +112,18 @@ impl Cloud {
 
     /// Start a controller process (`stratus controller`) on this cloud's database.
     pub fn start_controller(&self, nats: &Nats, env: &[(&str, &str)]) -> Child {
+        self.start_controller_in(None, nats, env)
+    }
+
+    /// Start a controller process in the network namespace `netns` (the
+    /// root namespace when `None`), on this cloud's database.
+    pub fn start_controller_in(&self, netns: Option<&str>, nats: &Nats, env: &[(&str, &str)]) -> Child {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.data_dir.join("controllers.log"))
             .expect("log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stratus"));
+        let mut cmd = stratus_command(netns);
         cmd.args(["controller", "--nats-url", &nats.url, "--data-dir"]).arg(&self.data_dir).env("STRATUS_LOG", "info");
         if let Some(url) = self.database_url() {
             cmd.env("STRATUS_DATABASE_URL", url);
@@ -367,39 +375,81 @@ impl Drop for Cloud {
     }
 }
 
-/// A nats-server on a free loopback port, stopped on drop.
+/// A nats-server on a free port, stopped on drop.
 pub struct Nats {
-    child: Child,
+    child: Option<Child>,
+    bin: &'static str,
+    addr: String,
+    port: u16,
     pub url: String,
 }
 
 impl Nats {
-    /// Start Debian's nats-server; fails loudly when it is not installed.
+    /// Start Debian's nats-server on loopback; fails loudly when it is not installed.
     pub fn start() -> Self {
+        Self::start_at("127.0.0.1")
+    }
+
+    /// Start Debian's nats-server listening on `addr` (e.g. a test bridge's address).
+    pub fn start_at(addr: &str) -> Self {
         let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
             .into_iter()
             .find(|p| std::path::Path::new(p).exists())
             .expect("nats-server is not installed: run the tests with scripts/test, which installs it");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-        let child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        let port = std::net::TcpListener::bind((addr, 0)).and_then(|l| l.local_addr()).expect("free port").port();
+        let mut n = Self { child: None, bin, addr: addr.to_string(), port, url: format!("nats://{addr}:{port}") };
+        n.start_again();
+        n
+    }
+
+    /// Stop the server at once (SIGKILL): every client loses its connection.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start the server again on the same address and port (after [`Nats::kill`]).
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "nats-server still runs");
+        let child = Command::new(self.bin)
+            .args(["-a", &self.addr, "-p", &self.port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start nats-server");
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect((self.addr.as_str(), self.port)).is_err() {
             assert!(Instant::now() < deadline, "nats-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Self { child, url: format!("nats://127.0.0.1:{port}") }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 }
 
 impl Drop for Nats {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
+    }
+}
+
+/// A command running the `stratus` binary, inside the network namespace
+/// `netns` (`ip netns exec`, which execs: the child's pid is stratus's) or
+/// in this process's namespace.
+pub fn stratus_command(netns: Option<&str>) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_stratus")]);
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_stratus")),
     }
 }
 
@@ -410,17 +460,25 @@ pub struct AgentProc {
     pub state_dir: PathBuf,
     nats_url: String,
     env: Vec<(String, String)>,
+    /// The network namespace it runs in (`None`: this process's).
+    netns: Option<String>,
 }
 
 impl AgentProc {
     /// Start `stratus compute --host <host>` joined over `nats`, keeping its VMs under `state_dir`.
     pub fn start(host: &str, nats: &Nats, state_dir: PathBuf, env: &[(&str, &str)]) -> Self {
+        Self::start_in(None, host, nats, state_dir, env)
+    }
+
+    /// As [`AgentProc::start`], inside the network namespace `netns`.
+    pub fn start_in(netns: Option<&str>, host: &str, nats: &Nats, state_dir: PathBuf, env: &[(&str, &str)]) -> Self {
         let mut a = Self {
             child: None,
             host: host.into(),
             state_dir,
             nats_url: nats.url.clone(),
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            netns: netns.map(str::to_string),
         };
         a.spawn();
         a
@@ -430,7 +488,7 @@ impl AgentProc {
         std::fs::create_dir_all(&self.state_dir).expect("state dir");
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(self.state_dir.join("agent.log")).expect("log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stratus"));
+        let mut cmd = stratus_command(self.netns.as_deref());
         cmd.args(["compute", "--host", &self.host, "--nats-url", &self.nats_url, "--state-dir"])
             .arg(&self.state_dir)
             .env("STRATUS_LOG", "info")
