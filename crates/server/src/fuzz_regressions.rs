@@ -1,11 +1,9 @@
 //! Requests the fuzzer (`scripts/fuzz`, schemathesis on the OpenAPI
 //! documents) found mishandled, each kept as a test of the whole router.
 
-use crate::AppState;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use serde_json::Value;
-use std::sync::Arc;
 use tower::ServiceExt;
 
 async fn app() -> (axum::Router, std::path::PathBuf) {
@@ -13,23 +11,7 @@ async fn app() -> (axum::Router, std::path::PathBuf) {
     std::fs::create_dir_all(dir.join("images")).expect("mkdir");
     let ds = stratus_db::Datastore::open_sqlite(&dir.join("t.db")).await.expect("open");
     let identity = stratus_auth::Identity::new(ds.clone(), chrono::Duration::hours(1));
-    let bus: Arc<dyn stratus_bus::Bus> = Arc::new(stratus_bus::InProcessBus::new());
-    let compute = stratus_controller::compute_api::ComputeApi::new(
-        ds.clone(),
-        bus.clone(),
-        stratus_controller::ControllerConfig::default(),
-    );
-    let (volume, _) = crate::volume::test_service(&ds, dir.join("images"));
-    let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.join("images")));
-    let state = AppState {
-        identity,
-        compute,
-        bus,
-        public_url: "http://127.0.0.1:8774".into(),
-        volume,
-        images,
-        metrics: stratus_metrics::Metrics::new(),
-    };
+    let (state, _) = crate::volume::test_state(&ds, identity, dir.join("images"));
     (crate::router(state), dir)
 }
 

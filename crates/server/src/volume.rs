@@ -617,5 +617,34 @@ pub(crate) fn test_service(
     )
 }
 
+/// The state every in-process router test builds: the identity service
+/// given, compute on an in-process bus, volumes over an in-memory backend
+/// (returned too), images in `image_dir`.
+#[cfg(test)]
+pub(crate) fn test_state(
+    ds: &stratus_db::Datastore,
+    identity: stratus_auth::Identity,
+    image_dir: std::path::PathBuf,
+) -> (crate::AppState, stratus_volume::testing::MemBackend) {
+    let bus: std::sync::Arc<dyn stratus_bus::Bus> = std::sync::Arc::new(stratus_bus::InProcessBus::new());
+    let compute = stratus_controller::compute_api::ComputeApi::new(
+        ds.clone(),
+        bus.clone(),
+        stratus_controller::ControllerConfig::default(),
+    );
+    let (volume, backend) = test_service(ds, image_dir.clone());
+    let images = std::sync::Arc::new(stratus_image::ImageService::new(ds.clone(), image_dir));
+    let state = crate::AppState {
+        identity,
+        compute,
+        bus,
+        public_url: "http://127.0.0.1:8774".into(),
+        volume,
+        images,
+        metrics: stratus_metrics::Metrics::new(),
+    };
+    (state, backend)
+}
+
 #[cfg(test)]
 mod tests;

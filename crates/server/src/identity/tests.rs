@@ -1,9 +1,7 @@
 use super::*;
-use crate::AppState;
 use axum::body::Body;
 use axum::http::{Method, Request};
 use std::path::PathBuf;
-use std::sync::Arc;
 use tower::ServiceExt;
 
 const PUBLIC: &str = "http://127.0.0.1:8774";
@@ -32,23 +30,7 @@ async fn env() -> Env {
     identity.bootstrap_user("admin", "pw", "admin", "admin", false).await.expect("bootstrap admin");
     identity.bootstrap_user("demo", "demopw", "demo", "member", false).await.expect("bootstrap demo");
     identity.bootstrap_user("viewer", "viewpw", "demo", "reader", false).await.expect("bootstrap viewer");
-    let bus: Arc<dyn stratus_bus::Bus> = Arc::new(stratus_bus::InProcessBus::new());
-    let compute = stratus_controller::compute_api::ComputeApi::new(
-        ds.clone(),
-        bus.clone(),
-        stratus_controller::ControllerConfig::default(),
-    );
-    let (volume, _) = crate::volume::test_service(&ds, dir.0.join("images"));
-    let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.0.join("images")));
-    let state = AppState {
-        identity,
-        compute,
-        bus,
-        public_url: PUBLIC.into(),
-        volume,
-        images,
-        metrics: stratus_metrics::Metrics::new(),
-    };
+    let (state, _) = crate::volume::test_state(&ds, identity, dir.0.join("images"));
     Env { app: crate::router(state), _dir: dir }
 }
 

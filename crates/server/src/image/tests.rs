@@ -7,7 +7,6 @@ use md5::Md5;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
 use std::path::PathBuf;
-use std::sync::Arc;
 use tower::ServiceExt;
 
 /// Removes the test's directory when dropped.
@@ -50,23 +49,7 @@ async fn env() -> Env {
     let demo = token("demo", "demo").await;
     let alt = token("alt", "alt").await;
     let viewer = token("viewer", "demo").await;
-    let bus: Arc<dyn stratus_bus::Bus> = Arc::new(stratus_bus::InProcessBus::new());
-    let compute = stratus_controller::compute_api::ComputeApi::new(
-        ds.clone(),
-        bus.clone(),
-        stratus_controller::ControllerConfig::default(),
-    );
-    let (volume, _) = crate::volume::test_service(&ds, dir.join("images"));
-    let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.join("images")));
-    let state = AppState {
-        identity,
-        compute,
-        bus,
-        public_url: "http://127.0.0.1:8774".into(),
-        volume,
-        images,
-        metrics: stratus_metrics::Metrics::new(),
-    };
+    let (state, _) = crate::volume::test_state(&ds, identity, dir.join("images"));
     Env { state, admin, demo, alt, viewer, _dir: TempDir(dir) }
 }
 

@@ -5,7 +5,6 @@ use super::*;
 use axum::body::{Body, to_bytes};
 use axum::http::HeaderMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use tower::ServiceExt;
 
 /// Removes the test's directory when dropped.
@@ -40,23 +39,7 @@ async fn env() -> Env {
         .expect("admin token");
     let demo =
         identity.authenticate("demo", "pw", stratus_auth::ProjectScope::Name("demo".into())).await.expect("demo token");
-    let bus: Arc<dyn stratus_bus::Bus> = Arc::new(stratus_bus::InProcessBus::new());
-    let compute = stratus_controller::compute_api::ComputeApi::new(
-        ds.clone(),
-        bus.clone(),
-        stratus_controller::ControllerConfig::default(),
-    );
-    let (volume, backend) = test_service(&ds, dir.join("images"));
-    let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.join("images")));
-    let state = AppState {
-        identity,
-        compute,
-        bus,
-        public_url: "http://127.0.0.1:8774".into(),
-        volume,
-        images,
-        metrics: stratus_metrics::Metrics::new(),
-    };
+    let (state, backend) = crate::volume::test_state(&ds, identity, dir.join("images"));
     let server = SERVER.parse().expect("uuid");
     stratus_volume::testing::insert_server(&ds, server, &demo.context.project_id).await.expect("demo's server");
     Env {
