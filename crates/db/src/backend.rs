@@ -90,11 +90,19 @@ pub(crate) async fn backoff(attempt: u32) {
 /// Run `$body` (an expression of type `Result<T, DbError>`) on the backend
 /// of `$ds`, with `$w` bound to the pool writes go to, `$r` to the pool
 /// reads go to and `dbk` to the backend's module of helpers. On PostgreSQL
-/// a body that lost a serialisation race runs again.
+/// a body that lost a serialisation race runs again. `urgent` before the
+/// closure: on PostgreSQL the body gets the small pool reserved for lease
+/// and claim renewals (see [`Pools`]); on SQLite nothing changes.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! with_db {
     ($ds:expr, |$w:ident, $r:ident| $body:block) => {
+        $crate::with_db!(@on $ds, pool, |$w, $r| $body)
+    };
+    ($ds:expr, urgent |$w:ident, $r:ident| $body:block) => {
+        $crate::with_db!(@on $ds, urgent, |$w, $r| $body)
+    };
+    (@on $ds:expr, $pg:ident, |$w:ident, $r:ident| $body:block) => {
         match &$ds.pools {
             $crate::backend::Pools::Sqlite { write, read } => {
                 #[allow(unused_imports)]
@@ -103,10 +111,10 @@ macro_rules! with_db {
                 let _ = (&$w, &$r);
                 $crate::backend::once(async { $body }).await
             }
-            $crate::backend::Pools::Postgres { pool, .. } => {
+            $crate::backend::Pools::Postgres { $pg: chosen, .. } => {
                 #[allow(unused_imports)]
                 use $crate::backend::postgres as dbk;
-                let ($w, $r) = (pool, pool);
+                let ($w, $r) = (chosen, chosen);
                 let _ = (&$w, &$r);
                 let mut attempt = 0u32;
                 loop {
@@ -118,32 +126,6 @@ macro_rules! with_db {
                         other => break other,
                     }
                 }
-            }
-        }
-    };
-}
-
-/// [`with_db!`] for renewals: on PostgreSQL the body gets the small pool
-/// reserved for lease and claim renewals (see [`Pools`]); on SQLite the same
-/// pools as every other write.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! with_db_urgent {
-    ($ds:expr, |$w:ident, $r:ident| $body:block) => {
-        match &$ds.pools {
-            $crate::backend::Pools::Sqlite { write, read } => {
-                #[allow(unused_imports)]
-                use $crate::backend::sqlite as dbk;
-                let ($w, $r) = (write, read);
-                let _ = (&$w, &$r);
-                $crate::backend::once(async { $body }).await
-            }
-            $crate::backend::Pools::Postgres { urgent, .. } => {
-                #[allow(unused_imports)]
-                use $crate::backend::postgres as dbk;
-                let ($w, $r) = (urgent, urgent);
-                let _ = (&$w, &$r);
-                $crate::backend::once(async { $body }).await
             }
         }
     };

@@ -39,9 +39,12 @@ impl Datastore {
     /// Take or renew the lease `name` for `holder` for `ttl`: the token when
     /// `holder` holds it now, `None` when another holder's lease still runs.
     pub async fn leader_acquire(&self, name: &str, holder: &str, ttl: Duration) -> Result<Option<i64>, DbError> {
-        crate::with_db_urgent!(self, |wp, rp| {
-            let now = self.clock.now();
-            let row: Option<(i64,)> = sqlx::query_as(
+        crate::with_db!(
+            self,
+            urgent | wp,
+            rp | {
+                let now = self.clock.now();
+                let row: Option<(i64,)> = sqlx::query_as(
                 "INSERT INTO leader_leases (name, holder, token, expires_at) VALUES ($1, $2, 1, $3)
                  ON CONFLICT (name) DO UPDATE SET
                    token = CASE WHEN leader_leases.holder = excluded.holder THEN leader_leases.token ELSE leader_leases.token + 1 END,
@@ -56,8 +59,9 @@ impl Datastore {
             .bind(ts(now))
             .fetch_optional(wp)
             .await?;
-            Ok(row.map(|r| r.0))
-        })
+                Ok(row.map(|r| r.0))
+            }
+        )
     }
 
     /// Give the lease up at once (a controller shutting down), so another

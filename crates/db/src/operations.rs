@@ -288,9 +288,12 @@ impl Datastore {
 
     /// Extend a held claim; `false` if another worker took it.
     pub async fn op_renew_claim(&self, id: &OperationId, worker: &str, lease: Duration) -> Result<bool, DbError> {
-        crate::with_db_urgent!(self, |wp, rp| {
-            let now = self.clock.now();
-            let r = sqlx::query(&format!(
+        crate::with_db!(
+            self,
+            urgent | wp,
+            rp | {
+                let now = self.clock.now();
+                let r = sqlx::query(&format!(
             "UPDATE operations SET claim_expires_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = {op_running}",
             op_running = lit(OpState::Running)
         ))
@@ -299,8 +302,9 @@ impl Datastore {
         .bind(ts(now + lease))
         .execute(wp)
         .await?;
-            Ok(r.rows_affected() == 1)
-        })
+                Ok(r.rows_affected() == 1)
+            }
+        )
     }
 
     /// Close an operation as `done` or `failed`.

@@ -112,13 +112,17 @@ impl Datastore {
     /// the cluster: when it is let back it rejoins with a new epoch and
     /// reconciles first).
     pub async fn service_renew(&self, host: &str, epoch: i64, ttl: Duration) -> Result<Renewal, DbError> {
-        crate::with_db_urgent!(self, |wp, rp| {
-            let now = self.clock.now();
-            let r = sqlx::query(&format!("UPDATE services SET lease_expires_at = $3 WHERE host = $1 AND epoch = $2 AND state = {up} AND forced_down = FALSE AND lease_expires_at >= $4", up = lit(ServiceState::Up)))
+        crate::with_db!(
+            self,
+            urgent | wp,
+            rp | {
+                let now = self.clock.now();
+                let r = sqlx::query(&format!("UPDATE services SET lease_expires_at = $3 WHERE host = $1 AND epoch = $2 AND state = {up} AND forced_down = FALSE AND lease_expires_at >= $4", up = lit(ServiceState::Up)))
             .bind(host).bind(epoch).bind(ts(now + ttl)).bind(ts(now))
             .execute(wp).await?;
-            Ok(if r.rows_affected() == 1 { Renewal::Renewed } else { Renewal::MustRejoin })
-        })
+                Ok(if r.rows_affected() == 1 { Renewal::Renewed } else { Renewal::MustRejoin })
+            }
+        )
     }
 
     /// Mark every host whose lease lapsed as down; returns the hosts that
