@@ -36,6 +36,9 @@ pub(crate) enum Pools {
         write: sqlx::SqlitePool,
         /// Read-only connections.
         read: sqlx::SqlitePool,
+        /// Group commit: every call waits until what it wrote or read is on
+        /// disk (see `durability`).
+        sync: std::sync::Arc<crate::durability::WalSync>,
     },
     /// One pool for reads and writes, and a small one for renewals.
     Postgres {
@@ -104,12 +107,15 @@ macro_rules! with_db {
     };
     (@on $ds:expr, $pg:ident, |$w:ident, $r:ident| $body:block) => {
         match &$ds.pools {
-            $crate::backend::Pools::Sqlite { write, read } => {
+            $crate::backend::Pools::Sqlite { write, read, sync } => {
                 #[allow(unused_imports)]
                 use $crate::backend::sqlite as dbk;
                 let ($w, $r) = (write, read);
                 let _ = (&$w, &$r);
-                $crate::backend::once(async { $body }).await
+                let out = $crate::backend::once(async { $body }).await;
+                // Nothing this call wrote or saw is acknowledged before it is on disk.
+                sync.wait(write).await;
+                out
             }
             $crate::backend::Pools::Postgres { $pg: chosen, .. } => {
                 #[allow(unused_imports)]

@@ -14,6 +14,7 @@
 
 mod actions;
 pub(crate) mod backend;
+mod durability;
 mod identity;
 mod images;
 mod leader;
@@ -331,13 +332,36 @@ impl Datastore {
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL: commits do not flush inside the writer; `durability`
+            // flushes them in groups before any call returns (FULL's guarantee).
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let write = SqlitePoolOptions::new().max_connections(1).connect_with(opts.clone()).await?;
+        // Commits are counted on the writer connection (every connection
+        // the pool opens for it) for the group commit of `durability`.
+        let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = commits.clone();
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .after_connect(move |conn, _| {
+                let counter = counter.clone();
+                Box::pin(async move {
+                    conn.lock_handle().await?.set_commit_hook(move || {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        true
+                    });
+                    Ok(())
+                })
+            })
+            .connect_with(opts.clone())
+            .await?;
+        let sync = Arc::new(durability::WalSync::new(path, commits));
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
-        Ok(Self { pools: Pools::Sqlite { write, read }, clock })
+        let pools = Pools::Sqlite { write, read, sync };
+        let ds = Self { pools, clock };
+        ds.durable().await;
+        Ok(ds)
     }
 
     /// Connect to PostgreSQL at `url` and migrate the database (several
@@ -375,7 +399,8 @@ impl Datastore {
     /// that drops its database).
     pub async fn close(&self) {
         match &self.pools {
-            Pools::Sqlite { write, read } => {
+            Pools::Sqlite { write, read, sync } => {
+                sync.wait(write).await;
                 write.close().await;
                 read.close().await;
             }
@@ -383,6 +408,25 @@ impl Datastore {
                 pool.close().await;
                 urgent.close().await;
             }
+        }
+    }
+
+    /// Return once every commit made so far is on disk (on SQLite a shared
+    /// flush of the log, see `durability`; on PostgreSQL every commit already
+    /// is: `synchronous_commit=on`). Every datastore call does this before it
+    /// returns; a caller needs it only after writing through other means.
+    pub async fn durable(&self) {
+        if let Pools::Sqlite { write, sync, .. } = &self.pools {
+            sync.wait(write).await;
+        }
+    }
+
+    /// SQLite's group commit so far: (commits, commits on disk, flushes);
+    /// `None` on PostgreSQL.
+    pub fn durability_counts(&self) -> Option<(u64, u64, u64)> {
+        match &self.pools {
+            Pools::Sqlite { sync, .. } => Some(sync.counts()),
+            Pools::Postgres { .. } => None,
         }
     }
 

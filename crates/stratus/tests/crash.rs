@@ -153,3 +153,72 @@ local_crash_tests! {
     crash_after_volumes => "after:volumes",
     crash_before_local_release => "before:release",
 }
+
+/// Durability of acknowledgements: a batch of DELETEs is fired at once and
+/// the process is SIGKILLed as soon as some of them got their 204. After a
+/// restart every acknowledged delete is still recorded (its instance action
+/// and operation exist) and finishes exactly once; the unacknowledged ones
+/// may or may not have been recorded, and a retried DELETE finishes them.
+/// (Nova: a 204 means the delete is recorded, `task_state=deleting`, before
+/// the API answers; here the record is also flushed to disk first.)
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_deletes_survive_a_sigkill() {
+    const SERVERS: usize = 24;
+    const KILL_AFTER: usize = 6;
+    let mut cloud = Cloud::start_with(&[("STRATUS_QUOTA_INSTANCES", "-1"), ("STRATUS_QUOTA_CORES", "-1")]).await;
+    let tok = cloud.demo().await;
+    let mut ids = Vec::new();
+    for i in 0..SERVERS {
+        ids.push(cloud.create_server(&tok, &format!("acked-{i}")).await);
+    }
+    for id in &ids {
+        cloud.wait_status(&tok, id, "ACTIVE", Duration::from_secs(60)).await;
+    }
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for id in ids.clone() {
+        let (http, url, tok, tx) = (cloud.http.clone(), cloud.url.clone(), tok.clone(), tx.clone());
+        tokio::spawn(async move {
+            let r = http.delete(format!("{url}/compute/v2.1/servers/{id}")).header("X-Auth-Token", tok).send().await;
+            let _ = tx.send((id, r.map(|r| r.status()).ok()));
+        });
+    }
+    drop(tx);
+    let mut acked = Vec::new();
+    while let Some((id, status)) = rx.recv().await {
+        if status == Some(StatusCode::NO_CONTENT) {
+            acked.push(id);
+            if acked.len() == KILL_AFTER {
+                cloud.kill();
+            }
+        }
+    }
+    // Responses that raced the kill and still arrived are acknowledged too.
+    assert!(acked.len() >= KILL_AFTER, "only {} deletes acknowledged", acked.len());
+    eprintln!("MEASURE sigkill: {} of {SERVERS} deletes acknowledged before/at the kill", acked.len());
+
+    cloud.restart().await;
+    let db = cloud.db().await;
+    for id in &acked {
+        let actions = db.action_list(&sid(id)).await.expect("actions");
+        assert_eq!(actions.iter().filter(|a| a.action == "delete").count(), 1, "{id}: acknowledged delete lost");
+    }
+    for id in &acked {
+        cloud.wait_gone(&tok, id, Duration::from_secs(30)).await;
+    }
+    // A client retries the ones that got no answer.
+    for id in ids.iter().filter(|i| !acked.contains(i)) {
+        let (s, v) = cloud.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
+        assert!(s == StatusCode::NO_CONTENT || s == StatusCode::NOT_FOUND, "{id}: retry got {s} {v}");
+        cloud.wait_gone(&tok, id, Duration::from_secs(30)).await;
+    }
+    for id in &ids {
+        let n: Vec<String> =
+            db.notification_list_for_server(&sid(id)).await.expect("n").into_iter().map(|n| n.event_type).collect();
+        assert_eq!(n.iter().filter(|e| *e == "instance.delete.end").count(), 1, "{id}: {n:?}");
+    }
+    let (_, lim) = cloud.call(&tok, Method::GET, "/compute/v2.1/limits", None).await;
+    assert_eq!(lim["limits"]["absolute"]["totalInstancesUsed"], 0);
+    let (clean, report) = cloud.audit();
+    assert!(clean, "{report}");
+}
