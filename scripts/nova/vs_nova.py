@@ -25,6 +25,7 @@ throughput over Nova's, or Nova's latency, CPU or memory over Stratus's.
 
 Usage: vs_nova.py [--nova-batch F] [--nova-serial F] --stratus F
                   [--stratus-big F] [--nova-venv DIR] [--meta K=V ...] --out F
+       vs_nova.py --show target/bench/vs-nova.json   (table of an earlier run)
 Python 3.11 standard library only.
 """
 
@@ -187,6 +188,12 @@ def fmt(v, unit=''):
     return s + unit
 
 
+def times(v):
+    if v is None:
+        return 'n/a'
+    return ('{:,.0f}×' if v >= 10 else '{:.1f}×').format(v)
+
+
 def table(ratios, sizes):
     cols = [k for k in ('same_n', 'stratus_big') if k in ratios]
     head = ['workload', 'metric', 'Nova 34']
@@ -223,7 +230,7 @@ def table(ratios, sizes):
                 r = ratios[k].get(wl)
                 if r:
                     cells += [fmt(r[key]['stratus'], unit),
-                              fmt(r[key]['stratus_advantage'], '×')]
+                              times(r[key]['stratus_advantage'])]
                 else:
                     cells += ['—', '—']
             lines.append('| ' + ' | '.join(cells) + ' |')
@@ -232,7 +239,7 @@ def table(ratios, sizes):
     for k in cols:
         r = ratios[k]['peak_rss_mib']
         cells += [fmt(r['stratus'], ' MiB'),
-                  fmt(r['stratus_advantage'], '×')]
+                  times(r['stratus_advantage'])]
     lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
@@ -244,17 +251,51 @@ def sizes_of(st):
         '{:,}'.format(s.get('serial_servers', 0)))
 
 
+def show(report):
+    """Print the markdown table (and its reading notes) of a combined report."""
+    run, ratios = report['run'], report['ratios']
+    st = report['stratus']['same_n']
+    sizes = {'same_n': sizes_of(st)}
+    if report['stratus'].get('big'):
+        sizes['stratus_big'] = sizes_of(report['stratus']['big'])
+    print('Same run, %s, %s cores (%s); load average %s at start, %s at '
+          'end.' % (report['timestamp'][:10], report['machine']['nproc'],
+                    report['machine'].get('cpu_model', '?'),
+                    run.get('load_average_start', '?'),
+                    run.get('load_average_end', '?')))
+    print()
+    print(table(ratios, sizes))
+    print()
+    poll = get(st, 'settings.poll_ms')
+    print('Stratus advantage: how many times higher its throughput, or lower '
+          'its latency, CPU or memory (below 1×: Nova lower). '
+          'Nova issues its DELETEs one after another from one client; '
+          'Stratus keeps up to %s in flight, so "at once" DELETE latencies are '
+          'not like for like. DELETE → 404 at once: Nova from the '
+          'soft-delete commit, Stratus from a list poll every %s ms, which '
+          'bounds its figures at small N. CPU: Nova counts its whole process '
+          '(client included), Stratus `stratus up` only.'
+          % (get(st, 'settings.concurrency'), poll))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--nova-batch')
     ap.add_argument('--nova-serial')
-    ap.add_argument('--stratus', required=True)
+    ap.add_argument('--stratus')
     ap.add_argument('--stratus-big')
     ap.add_argument('--nova-venv')
     ap.add_argument('--meta', action='append', default=[],
                     help='KEY=VALUE recorded under "run"')
-    ap.add_argument('--out', required=True)
+    ap.add_argument('--out')
+    ap.add_argument('--show', metavar='FILE',
+                    help='only print the table of an earlier combined report')
     a = ap.parse_args()
+    if a.show:
+        show(load(a.show))
+        return
+    if not (a.out and a.stratus):
+        ap.error('--out and --stratus are needed (or --show FILE)')
     if not (a.nova_batch or a.nova_serial):
         ap.error('no Nova record given')
 
@@ -276,10 +317,10 @@ def main():
         run[k] = v
 
     ratios = {'same_n': compare(nb, ns, st)}
-    sizes = {'same_n': sizes_of(st)}
     if big:
         ratios['stratus_big'] = compare(nb, ns, big)
-        sizes['stratus_big'] = sizes_of(big)
+    poll = get(st, 'settings.poll_ms')
+    eventlet = [r.get('eventlet_patched') for r in (nb, ns) if r]
 
     report = {
         'benchmark': 'stratus-vs-nova-delete',
@@ -291,16 +332,18 @@ def main():
         'nova_versions': nova_versions(a.nova_venv),
         'notes': [
             'Nova: its in-process functional harness (one Python process, '
-            'fake virt driver, eventlet unless '
-            'OS_NOVA_DISABLE_EVENTLET_PATCHING=1), '
-            'scripts/nova/bench_nova.py test_a_delete_compute_up.',
-            'Stratus: stratus-bench --poll-ms 100 --gone-poll index (fake '
-            'driver, embedded default).',
+            'fake virt driver, %s concurrency), '
+            'scripts/nova/bench_nova.py test_a_delete_compute_up.'
+            % ('eventlet' if all(eventlet) else 'native threading'
+               if not any(eventlet) else 'mixed'),
+            'Stratus: stratus-bench --poll-ms %s --gone-poll index (fake '
+            'driver, embedded default).' % poll,
             'stratus_advantage: Stratus throughput / Nova throughput, or '
             'Nova latency, CPU, RSS / Stratus latency, CPU, RSS.',
             'DELETE -> 404 at once: Nova from instances.deleted_at (GET is '
-            '404 from that commit on); Stratus from its list poller (100 '
-            'ms). One at a time: both poll GET /servers/{id} every 5 ms.',
+            '404 from that commit on); Stratus from its list poller (%s '
+            'ms). One at a time: both poll GET /servers/{id} every 5 ms.'
+            % poll,
             'CPU per delete: Nova counts its whole process including the '
             'test client; Stratus counts the stratus up process only '
             '(client CPU in client_cpu_ms_per_delete).',
@@ -313,25 +356,7 @@ def main():
     with open(a.out, 'w') as f:
         json.dump(report, f, indent=1, default=str)
         f.write('\n')
-
-    print('Same run, %s, %s cores (%s); load average %s at start, %s at '
-          'end.' % (report['timestamp'][:10], report['machine']['nproc'],
-                    report['machine'].get('cpu_model', '?'),
-                    run.get('load_average_start', '?'),
-                    run.get('load_average_end', '?')))
-    print()
-    print(table(ratios, sizes))
-    print()
-    poll = get(st, 'settings.poll_ms')
-    print('Stratus advantage: how many times higher its throughput, or lower '
-          'its latency, CPU or memory (below 1×: Nova lower). '
-          'Nova issues its DELETEs one after another from one client; '
-          'Stratus keeps up to %s in flight, so "at once" DELETE latencies are '
-          'not like for like. DELETE → 404 at once: Nova from the '
-          'soft-delete commit, Stratus from a list poll every %s ms, which '
-          'bounds its figures at small N. CPU: Nova counts its whole process '
-          '(client included), Stratus `stratus up` only.'
-          % (get(st, 'settings.concurrency'), poll))
+    show(report)
 
 
 if __name__ == '__main__':
