@@ -163,11 +163,28 @@ impl Shared {
         deadlines: Deadlines,
         wake: Option<&Notify>,
     ) -> Result<CmdTiming, CmdFailure> {
+        let generation = self.ds.server_get_any(server_id).await.map(|s| s.generation).unwrap_or(0);
+        self.run_command_at(svc, op_id, (server_id, generation), kind, deadlines, wake).await
+    }
+
+    /// [`Shared::run_command`] for a caller that holds the server row read
+    /// after the operation was recorded: its generation is the one to send
+    /// (a terminate tombstones every spawn of a lower or equal generation),
+    /// and reading it again would cost a query per delete.
+    pub async fn run_command_at(
+        &self,
+        svc: &ServiceRow,
+        op_id: &OperationId,
+        (server_id, generation): (&ServerId, i64),
+        kind: CommandKind,
+        deadlines: Deadlines,
+        wake: Option<&Notify>,
+    ) -> Result<CmdTiming, CmdFailure> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         if let Ok(mut w) = self.waiters.lock() {
             w.insert(*op_id, tx);
         }
-        let r = self.command_inner(svc, op_id, server_id, kind, deadlines, wake, &mut rx).await;
+        let r = self.command_inner(svc, op_id, (server_id, generation), kind, deadlines, wake, &mut rx).await;
         if let Ok(mut w) = self.waiters.lock() {
             w.remove(op_id);
         }
@@ -179,7 +196,7 @@ impl Shared {
         &self,
         svc: &ServiceRow,
         op_id: &OperationId,
-        server_id: &ServerId,
+        (server_id, generation): (&ServerId, i64),
         kind: CommandKind,
         deadlines: Deadlines,
         wake: Option<&Notify>,
@@ -188,7 +205,6 @@ impl Shared {
         let (ack_timeout, result_timeout) = (deadlines.ack, deadlines.result);
         let started = Instant::now();
         let name = kind.name();
-        let generation = self.ds.server_get_any(server_id).await.map(|s| s.generation).unwrap_or(0);
         let cmd = Command { op_id: *op_id, server_id: *server_id, epoch: svc.epoch, generation, kind };
         let body =
             Bytes::from(serde_json::to_vec(&cmd).map_err(|e| CmdFailure::Bus(BusFailure::Encode(e.to_string())))?);

@@ -75,7 +75,7 @@ impl Handler for DeleteServer {
     async fn run(&self, op: &OperationRow, cx: &StepCx) -> Result<Outcome, OpError> {
         let s = &self.0;
         let ds = &s.ds;
-        let server = ds.server_get_any(&op.server_id).await?;
+        let (server, moving, attached) = ds.server_delete_view(&op.server_id).await?;
         if server.deleted {
             // Resumed after the release step: make sure the end notification exists (idempotent).
             let publisher =
@@ -90,16 +90,13 @@ impl Handler for DeleteServer {
         }
         let completed: Option<DeleteStep> = cx.completed();
         let start = notify::build(ds, &server, &op.id, "instance.delete.start", "nova-api");
-        let mut moves: VecDeque<MigrationRow> = ds.migration_open_for_server(&server.id).await?.into();
+        let mut moves: VecDeque<MigrationRow> =
+            if moving { ds.migration_open_for_server(&server.id).await?.into() } else { VecDeque::new() };
         let snapshot = server.shelved_image_id.is_some() && !cx.done(DeleteStep::DeleteShelveSnapshot);
         if snapshot || !moves.is_empty() {
             ds.notification_record(&start.dedup_key, &start.event_type, &start.publisher_id, &start.payload).await?;
         }
-        let facts = DeleteFacts {
-            open_migrations: moves.len(),
-            shelve_snapshot: snapshot,
-            volumes: !ds.attachment_list_for_server(&server.id).await?.is_empty(),
-        };
+        let facts = DeleteFacts { open_migrations: moves.len(), shelve_snapshot: snapshot, volumes: attached };
         let mut decision = match committed_path(completed) {
             Some(path) => {
                 let why = format!("the operation resumed after its {} step", completed.map_or("", |c| c.as_str()));
@@ -211,14 +208,24 @@ impl DeleteServer {
         };
         cx.step_with(DeleteStep::Terminate, &w).await?;
         let d = Deadlines { ack: s.cfg.terminate_ack_timeout, result: s.cfg.terminate_timeout.min(s.cfg.lease_ttl) };
-        let r = s.run_command(svc, &op.id, &server.id, CommandKind::Terminate, d, Some(&cx.wake)).await;
+        let r = s
+            .run_command_at(svc, &op.id, (&server.id, server.generation), CommandKind::Terminate, d, Some(&cx.wake))
+            .await;
         // An agent that has just rejoined refuses the epoch we read: re-read
         // its service row and try once more before treating it as gone.
         let r = match r {
             Err(crate::controller::CmdFailure::Refused(why)) => match ds.service_get_by_host(&host).await {
                 Ok(fresh) if fresh.epoch != svc.epoch && fresh.is_up(ds.clock().now()) => {
                     info!(server = %server.id, host = %host, reason = %why, "agent rejoined meanwhile; re-sending terminate with its new epoch");
-                    s.run_command(&fresh, &op.id, &server.id, CommandKind::Terminate, d, Some(&cx.wake)).await
+                    s.run_command_at(
+                        &fresh,
+                        &op.id,
+                        (&server.id, server.generation),
+                        CommandKind::Terminate,
+                        d,
+                        Some(&cx.wake),
+                    )
+                    .await
                 }
                 _ => Err(crate::controller::CmdFailure::Refused(why)),
             },

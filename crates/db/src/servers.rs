@@ -175,6 +175,15 @@ pub(crate) fn saturating_total(total: f64) -> i64 {
     total as i64
 }
 
+/// A server as the list index shows it.
+#[derive(Clone, Debug, FromRow)]
+pub struct ServerBrief {
+    /// Server id.
+    pub id: ServerId,
+    /// Display name.
+    pub name: String,
+}
+
 /// Filters of `GET /servers`.
 #[derive(Clone, Debug, Default)]
 pub struct ServerFilter {
@@ -307,38 +316,40 @@ impl Datastore {
         })
     }
 
+    /// A server (deleted or not) with what the delete operation decides on:
+    /// whether a move (resize, migration) is open and whether volumes are
+    /// attached, in one query instead of three (it runs once per delete).
+    pub async fn server_delete_view(&self, id: &ServerId) -> Result<(ServerRow, bool, bool), DbError> {
+        crate::with_db!(self, |wp, rp| {
+            use sqlx::Row;
+            let row = sqlx::query(&format!(
+                "SELECT {SERVER_COLS}, \
+                 EXISTS (SELECT 1 FROM migrations m WHERE m.server_id = servers.id AND m.status IN ({open})) AS moving, \
+                 EXISTS (SELECT 1 FROM volume_attachments a WHERE a.server_id = servers.id AND a.deleted = FALSE) AS attached \
+                 FROM servers WHERE id = $1",
+                open = list(&MigrationStatus::OPEN)
+            ))
+            .bind(id)
+            .fetch_optional(rp)
+            .await?
+            .ok_or_else(|| DbError::not_found(RowKind::Server, id))?;
+            Ok((ServerRow::from_row(&row)?, row.try_get("moving")?, row.try_get("attached")?))
+        })
+    }
+
     /// Live servers matching `f`, newest first (Nova's default sort).
     pub async fn server_list(&self, f: &ServerFilter) -> Result<Vec<ServerRow>, DbError> {
         crate::with_db!(self, |wp, rp| {
-            let mut q: QueryBuilder<dbk::Db> =
-                QueryBuilder::new(format!("SELECT {SERVER_COLS} FROM servers WHERE deleted = FALSE"));
-            if let Some(p) = &f.project_id {
-                q.push(" AND project_id = ").push_bind(p.clone());
-            }
-            if let Some(n) = &f.name {
-                q.push(format!(" AND {}(name, ", dbk::STRPOS)).push_bind(n.clone()).push(") > 0");
-            }
-            if let Some(h) = &f.host {
-                q.push(" AND host = ").push_bind(h.clone());
-            }
-            if let Some(states) = &f.vm_states {
-                q.push(" AND vm_state IN (");
-                let mut sep = q.separated(", ");
-                for s in states {
-                    sep.push_bind(s.as_str());
-                }
-                q.push(")");
-            }
-            if let Some(m) = &f.marker {
-                q.push(" AND (created_at, id) < (SELECT created_at, id FROM servers WHERE id = ")
-                    .push_bind(*m)
-                    .push(")");
-            }
-            q.push(" ORDER BY created_at DESC, id DESC");
-            if let Some(l) = f.limit {
-                q.push(" LIMIT ").push_bind(l);
-            }
-            Ok(q.build_query_as().fetch_all(rp).await?)
+            Ok(dbk::server_list_query(SERVER_COLS, f).build_query_as().fetch_all(rp).await?)
+        })
+    }
+
+    /// `GET /servers` (the index): only what its view shows, id and name,
+    /// for the same filters and order as [`Datastore::server_list`] (a
+    /// client polling the index for many deletes must not pay for whole rows).
+    pub async fn server_list_brief(&self, f: &ServerFilter) -> Result<Vec<ServerBrief>, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            Ok(dbk::server_list_query("id, name", f).build_query_as().fetch_all(rp).await?)
         })
     }
 
@@ -605,6 +616,37 @@ impl Datastore {
 }
 
 crate::per_backend! {
+
+/// The `SELECT` of a server list: `cols` of the live servers `f` selects,
+/// newest first, paged.
+pub(crate) fn server_list_query(cols: &str, f: &ServerFilter) -> QueryBuilder<'static, dbk::Db> {
+    let mut q: QueryBuilder<dbk::Db> = QueryBuilder::new(format!("SELECT {cols} FROM servers WHERE deleted = FALSE"));
+    if let Some(p) = &f.project_id {
+        q.push(" AND project_id = ").push_bind(p.clone());
+    }
+    if let Some(n) = &f.name {
+        q.push(format!(" AND {}(name, ", dbk::STRPOS)).push_bind(n.clone()).push(") > 0");
+    }
+    if let Some(h) = &f.host {
+        q.push(" AND host = ").push_bind(h.clone());
+    }
+    if let Some(states) = &f.vm_states {
+        q.push(" AND vm_state IN (");
+        let mut sep = q.separated(", ");
+        for s in states {
+            sep.push_bind(s.as_str());
+        }
+        q.push(")");
+    }
+    if let Some(m) = &f.marker {
+        q.push(" AND (created_at, id) < (SELECT created_at, id FROM servers WHERE id = ").push_bind(*m).push(")");
+    }
+    q.push(" ORDER BY created_at DESC, id DESC");
+    if let Some(l) = f.limit {
+        q.push(" LIMIT ").push_bind(l);
+    }
+    q
+}
 /// Build the conditional UPDATE of a [`Transition`] (shared by the plain
 /// transition and the ones made inside an operation-starting transaction).
 pub(crate) fn transition_query(id: &ServerId, t: &Transition, now: String) -> QueryBuilder<'static, dbk::Db> {
@@ -755,6 +797,76 @@ mod tests {
             Ok(q.execute(wp).await.map(|_| ())?)
         })
         .expect(sql);
+    }
+
+    fn delete_op(server: ServerId) -> NewOperation {
+        NewOperation {
+            id: stratus_types::OperationId::new(),
+            kind: OpKind::Delete,
+            server_id: server,
+            request_id: format!("req-{}", uuid::Uuid::new_v4()),
+            user_id: "u".into(),
+            project_id: "p".into(),
+            params: "{}".into(),
+        }
+    }
+
+    /// A batch claim takes exactly what the one-by-one claim would: open
+    /// operations nobody holds or whose claim lapsed, and the caller's own;
+    /// never one another runner holds, nor a closed one.
+    #[tokio::test]
+    async fn a_batch_claim_takes_only_claimable_operations() {
+        let (ds, _dir) = store().await;
+        let mut ops = Vec::new();
+        for _ in 0..4 {
+            let id = ServerId::new();
+            insert_raw(&ds, &id, "active", None, 1).await;
+            match ds.server_begin_delete(&delete_op(id)).await.expect("begin") {
+                crate::OpStart::Created(op) => ops.push(op.id),
+                other => panic!("{other:?}"),
+            }
+        }
+        let ttl = chrono::Duration::seconds(30);
+        // ops[0] held by another runner, ops[1] closed, ops[2] held by us already.
+        assert!(ds.op_claim(&ops[0], "other", ttl).await.expect("claim").is_some());
+        assert!(ds.op_claim(&ops[1], "me", ttl).await.expect("claim").is_some());
+        assert!(ds.op_finish(&ops[1], "me", true, None).await.expect("finish"));
+        assert!(ds.op_claim(&ops[2], "me", ttl).await.expect("claim").is_some());
+        let mut got: Vec<_> =
+            ds.op_claim_many(&ops, "me", ttl).await.expect("batch").into_iter().map(|o| o.id).collect();
+        got.sort();
+        let mut want = vec![ops[2], ops[3]];
+        want.sort();
+        assert_eq!(got, want);
+        // A lapsed claim is adopted by a batch too.
+        assert!(ds.op_claim_many(&ops[..1], "me", chrono::Duration::seconds(-1)).await.expect("b").is_empty());
+        assert!(ds.op_claim(&ops[0], "other", chrono::Duration::seconds(-1)).await.expect("claim").is_some());
+        let adopted = ds.op_claim_many(&ops[..1], "me", ttl).await.expect("batch");
+        assert_eq!(adopted.len(), 1);
+        assert_eq!(adopted[0].claimed_by.as_deref(), Some("me"));
+        assert_eq!(adopted[0].attempts, 3);
+        assert!(ds.op_claim_many(&[], "me", ttl).await.expect("empty").is_empty());
+    }
+
+    /// The delete's one-query view says what the three reads it replaces said.
+    #[tokio::test]
+    async fn the_delete_view_sees_open_moves_and_attachments() {
+        let (ds, _dir) = store().await;
+        let id = ServerId::new();
+        insert_raw(&ds, &id, "active", None, 1).await;
+        let (row, moving, attached) = ds.server_delete_view(&id).await.expect("view");
+        assert_eq!((row.id, moving, attached), (id, false, false));
+        exec(&ds, "INSERT INTO volume_attachments (id, volume_id, server_id, status, delete_on_termination, created_at, updated_at, deleted) VALUES ($1 || '-a', 'v', $1, 'attached', FALSE, 'x', 'x', FALSE)", &id, None).await;
+        let (_, moving, attached) = ds.server_delete_view(&id).await.expect("view");
+        assert_eq!((moving, attached), (false, true));
+        let status = MigrationStatus::OPEN[0].as_str();
+        let sql = format!(
+            "INSERT INTO migrations (server_id, kind, source_host, old_flavor_id, new_flavor_id, old_vcpus, old_ram_mb, old_disk_gb, old_vm_state, status, created_at, updated_at) VALUES ($1, 'resize', 'h', '1', '2', 1, 512, 1, 'active', '{status}', 'x', 'x')"
+        );
+        exec(&ds, &sql, &id, None).await;
+        let (_, moving, _) = ds.server_delete_view(&id).await.expect("view");
+        assert!(moving);
+        assert!(matches!(ds.server_delete_view(&ServerId::new()).await, Err(DbError::NotFound { .. })));
     }
 
     /// Quota arithmetic never overflows: a request that would wrap

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use stratus_db::{
     ActionRow, AttachmentRow, EventRow, FlavorRow, PortRow, QuotaLimits, QuotaUsage, ServerRow, ServiceRow, parse_ts,
 };
-use stratus_types::{ServiceState, VolumeId, api_status};
+use stratus_types::{ServerId, ServiceState, VolumeId, api_status};
 
 /// The v2.1 version object (`GET /compute`, `GET /compute/v2.1`).
 pub fn version_object(public: &str) -> Value {
@@ -59,8 +59,8 @@ pub fn flavor(public: &str, f: &FlavorRow, detail: bool) -> Value {
 }
 
 /// A server in the index form (id, name, links).
-pub fn server_brief(public: &str, s: &ServerRow) -> Value {
-    json!({"id": s.id, "name": s.name, "links": link(public, &format!("servers/{}", s.id))})
+pub fn server_brief(public: &str, id: &ServerId, name: &str) -> Value {
+    json!({"id": id, "name": name, "links": link(public, &format!("servers/{id}"))})
 }
 
 /// A server as the api-ref shows it at `mv`; `admin` adds the admin-only
@@ -158,14 +158,20 @@ pub fn server(
 }
 
 /// The `servers_links` of a full page (`limit` rows returned), or none.
-pub fn servers_links(public: &str, rows: &[ServerRow], limit: Option<i64>, detail: bool) -> Option<Value> {
+pub fn servers_links(
+    public: &str,
+    last: Option<&ServerId>,
+    n: usize,
+    limit: Option<i64>,
+    detail: bool,
+) -> Option<Value> {
     let l = limit?;
-    let last = rows.last()?;
-    if rows.len() as i64 != l {
+    let last = last?;
+    if n as i64 != l {
         return None;
     }
     let path = if detail { "servers/detail" } else { "servers" };
-    Some(json!([{"rel": "next", "href": format!("{public}/compute/v2.1/{path}?limit={l}&marker={}", last.id)}]))
+    Some(json!([{"rel": "next", "href": format!("{public}/compute/v2.1/{path}?limit={l}&marker={last}")}]))
 }
 
 /// The `202` body of a server create.

@@ -7,7 +7,8 @@ use super::{ComputeApi, ComputeError, Resource};
 use std::collections::HashMap;
 use stratus_auth::AuthContext;
 use stratus_db::{
-    ActionRow, DbError, EventRow, FlavorRow, PortRow, QuotaLimits, QuotaUsage, ServerFilter, ServerRow, ZombieRow,
+    ActionRow, DbError, EventRow, FlavorRow, PortRow, QuotaLimits, QuotaUsage, ServerBrief, ServerFilter, ServerRow,
+    ZombieRow,
 };
 use stratus_types::{ServerId, VolumeId};
 
@@ -82,6 +83,36 @@ impl ComputeApi {
         q: ServerQuery,
         with_resources: bool,
     ) -> Result<ServerList, ComputeError> {
+        let f = self.list_filter(ctx, q).await?;
+        let limit = f.limit;
+        let servers = self.ds.server_list(&f).await?;
+        let mut out = ServerList { limit, ..Default::default() };
+        if with_resources {
+            let ids: Vec<ServerId> = servers.iter().map(|r| r.id).collect();
+            for p in self.ds.port_list_for_servers(&ids).await? {
+                out.ports.entry(p.server_id).or_default().push(p);
+            }
+            for a in self.ds.attachment_list_for_servers(&ids).await? {
+                out.volumes.entry(a.server_id).or_default().push(a.volume_id);
+            }
+        }
+        out.servers = servers;
+        Ok(out)
+    }
+
+    /// The index (`GET /servers`): id and name of the servers the caller
+    /// may list, with the page size asked for (for `servers_links`).
+    pub async fn server_list_brief(
+        &self,
+        ctx: &AuthContext,
+        q: ServerQuery,
+    ) -> Result<(Vec<ServerBrief>, Option<i64>), ComputeError> {
+        let f = self.list_filter(ctx, q).await?;
+        Ok((self.ds.server_list_brief(&f).await?, f.limit))
+    }
+
+    /// The datastore filter of a list request, with its policy applied.
+    async fn list_filter(&self, ctx: &AuthContext, q: ServerQuery) -> Result<ServerFilter, ComputeError> {
         // A marker that is not a server id names no server: the same 400.
         let marker = match &q.marker {
             Some(m) => match ServerId::parse_canonical(m) {
@@ -110,20 +141,7 @@ impl ComputeApi {
         }
         // Nova's `max_limit`: a page never holds more than 1000 servers, asked for or not.
         f.limit = Some(f.limit.unwrap_or(MAX_PAGE).min(MAX_PAGE));
-        let limit = f.limit;
-        let servers = self.ds.server_list(&f).await?;
-        let mut out = ServerList { limit, ..Default::default() };
-        if with_resources {
-            let ids: Vec<ServerId> = servers.iter().map(|r| r.id).collect();
-            for p in self.ds.port_list_for_servers(&ids).await? {
-                out.ports.entry(p.server_id).or_default().push(p);
-            }
-            for a in self.ds.attachment_list_for_servers(&ids).await? {
-                out.volumes.entry(a.server_id).or_default().push(a.volume_id);
-            }
-        }
-        out.servers = servers;
-        Ok(out)
+        Ok(f)
     }
 
     /// One server the caller may see, with its ports and volumes.

@@ -27,10 +27,10 @@ pub(super) async fn server_list(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let q = ServerListQuery::parse(q.as_deref())?;
-    let page = st.compute.server_list(&ctx, q, false).await?;
-    let list: Vec<Value> = page.servers.iter().map(|s| views::server_brief(&st.public_url, s)).collect();
+    let (servers, limit) = st.compute.server_list_brief(&ctx, q).await?;
+    let list: Vec<Value> = servers.iter().map(|s| views::server_brief(&st.public_url, &s.id, &s.name)).collect();
     let mut body = json!({"servers": list});
-    if let Some(l) = views::servers_links(&st.public_url, &page.servers, page.limit, false) {
+    if let Some(l) = views::servers_links(&st.public_url, servers.last().map(|s| &s.id), servers.len(), limit, false) {
         body["servers_links"] = l;
     }
     Ok(Json(body))
@@ -55,7 +55,8 @@ pub(super) async fn server_detail(
         })
         .collect();
     let mut body = json!({"servers": list});
-    if let Some(l) = views::servers_links(&st.public_url, &page.servers, page.limit, true) {
+    let last = page.servers.last().map(|s| &s.id);
+    if let Some(l) = views::servers_links(&st.public_url, last, page.servers.len(), page.limit, true) {
         body["servers_links"] = l;
     }
     Ok(Json(body))
