@@ -23,6 +23,7 @@
 use async_trait::async_trait;
 use chrono::Duration as ChronoDuration;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stratus_bus::Bus;
@@ -31,7 +32,7 @@ use stratus_metrics::OpOutcome;
 use stratus_types::agent::SUBJECT_OPS_WAKE;
 use stratus_types::faults::{FaultHit, Faults};
 use stratus_types::{OpKind, OperationId};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, oneshot, watch};
 use tracing::{debug, info, warn};
 
 /// How an operation attempt ended.
@@ -284,12 +285,78 @@ pub struct Runner {
     handlers: Registry,
     active: Arc<Mutex<HashMap<OperationId, Arc<Notify>>>>,
     kick: Arc<Notify>,
+    claims: Arc<ClaimQueue>,
+}
+
+/// Claims asked for at about the same time, made in one write: a burst of
+/// requests (1,000 deletes at once) is claimed in a few statements instead
+/// of one each on the single writer.
+struct ClaimQueue {
+    ds: Datastore,
+    worker: String,
+    ttl: ChronoDuration,
+    /// Claims waiting for the next batch.
+    pending: Mutex<Vec<(OperationId, oneshot::Sender<Option<OperationRow>>)>>,
+    /// A task is draining `pending`.
+    draining: AtomicBool,
+}
+
+impl ClaimQueue {
+    /// Claim `id` (with whatever else is waiting); the row if it was claimable.
+    async fn claim(self: &Arc<Self>, id: OperationId) -> Option<OperationRow> {
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().ok()?.push((id, tx));
+        if !self.draining.swap(true, Ordering::SeqCst) {
+            let me = self.clone();
+            tokio::spawn(async move { me.drain().await });
+        }
+        rx.await.ok().flatten()
+    }
+
+    /// Claim batches until nothing waits.
+    async fn drain(&self) {
+        loop {
+            let batch = match self.pending.lock() {
+                Ok(mut p) => std::mem::take(&mut *p),
+                Err(_) => return,
+            };
+            if batch.is_empty() {
+                self.draining.store(false, Ordering::SeqCst);
+                // A claim queued after the take saw `draining` set and
+                // started no task: take it on unless another task did.
+                let empty = self.pending.lock().map(|p| p.is_empty()).unwrap_or(true);
+                if empty || self.draining.swap(true, Ordering::SeqCst) {
+                    return;
+                }
+                continue;
+            }
+            let ids: Vec<OperationId> = batch.iter().map(|(id, _)| *id).collect();
+            let mut rows: HashMap<OperationId, OperationRow> =
+                match self.ds.op_claim_many(&ids, &self.worker, self.ttl).await {
+                    Ok(rows) => rows.into_iter().map(|r| (r.id, r)).collect(),
+                    Err(e) => {
+                        warn!(ops = ids.len(), error = %e, "claim failed");
+                        HashMap::new()
+                    }
+                };
+            for (id, tx) in batch {
+                let _ = tx.send(rows.remove(&id));
+            }
+        }
+    }
 }
 
 impl Runner {
     /// A runner driving each operation with the handler `handlers` gives for its kind.
     pub fn new(ds: Datastore, bus: Arc<dyn Bus>, cfg: RunnerConfig, handlers: Registry) -> Self {
-        Self { ds, bus, cfg, handlers, active: Arc::default(), kick: Arc::new(Notify::new()) }
+        let claims = Arc::new(ClaimQueue {
+            ds: ds.clone(),
+            worker: cfg.worker.clone(),
+            ttl: ChronoDuration::from_std(cfg.claim_ttl).unwrap_or(ChronoDuration::seconds(15)),
+            pending: Mutex::new(Vec::new()),
+            draining: AtomicBool::new(false),
+        });
+        Self { ds, bus, cfg, handlers, active: Arc::default(), kick: Arc::new(Notify::new()), claims }
     }
 
     /// Claim operation `id` and drive one attempt of it here, without the
@@ -306,14 +373,7 @@ impl Runner {
     }
 
     async fn claim(&self, id: &OperationId) -> Option<OperationRow> {
-        let ttl = ChronoDuration::from_std(self.cfg.claim_ttl).unwrap_or(ChronoDuration::seconds(15));
-        match self.ds.op_claim(id, &self.cfg.worker, ttl).await {
-            Ok(op) => op,
-            Err(e) => {
-                warn!(op = %id, error = %e, "claim failed");
-                None
-            }
-        }
+        self.claims.claim(*id).await
     }
 
     fn cx(&self, op: &OperationRow, wake: Arc<Notify>) -> StepCx {
