@@ -212,13 +212,6 @@ async fn serve_metrics(addr: std::net::SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// mimalloc instead of glibc's malloc: under a burst of deletes glibc's
-/// allocator (`_int_malloc`, `malloc_consolidate`, arena locks) took about a
-/// tenth of the process's CPU, and its per-thread arenas hold on to freed
-/// memory after the burst.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
