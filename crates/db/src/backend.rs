@@ -114,8 +114,7 @@ macro_rules! with_db {
                 let _ = (&$w, &$r);
                 let out = $crate::backend::once(async { $body }).await;
                 // Nothing this call wrote or saw is acknowledged before it is on disk.
-                sync.wait(write).await;
-                out
+                sync.wait(write).await.and(out)
             }
             $crate::backend::Pools::Postgres { $pg: chosen, .. } => {
                 #[allow(unused_imports)]

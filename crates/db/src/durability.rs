@@ -24,11 +24,12 @@
 //! would acknowledge data that is gone (PostgreSQL does the same, for the
 //! same reason).
 
+use crate::DbError;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Mutex;
-use tracing::error;
+use tracing::{error, warn};
 
 /// The commit counter and flush state of one SQLite database.
 #[derive(Debug)]
@@ -72,68 +73,89 @@ impl WalSync {
     }
 
     /// Return once every commit made so far is on disk. Cheap when there is
-    /// nothing to flush (one atomic load and a compare).
-    pub(crate) async fn wait(&self, writer: &sqlx::SqlitePool) {
+    /// nothing to flush (one atomic load and a compare). An error (the log
+    /// or its directory cannot be opened) means the commits are not known to
+    /// be on disk: the caller must not acknowledge them.
+    pub(crate) async fn wait(&self, writer: &sqlx::SqlitePool) -> Result<(), DbError> {
         let target = self.commits.load(Ordering::SeqCst);
         if self.synced.load(Ordering::SeqCst) >= target {
-            return;
+            return Ok(());
         }
         // One flush at a time; whoever gets the turn flushes unless a flush
         // that ran meanwhile already covered `target` (so a burst of
         // callers shares one flush per turn).
         let mut dir_synced = self.leader.lock().await;
         if self.synced.load(Ordering::SeqCst) < target {
-            self.flush(writer, &mut dir_synced).await;
+            self.flush(writer, &mut dir_synced).await?;
         }
+        Ok(())
     }
 
     /// One flush: read the count with the writer quiescent, then sync the WAL.
-    async fn flush(&self, writer: &sqlx::SqlitePool, dir_synced: &mut Option<u64>) {
-        let covered = match writer.acquire().await {
-            Ok(conn) => {
-                let n = self.commits.load(Ordering::SeqCst);
-                drop(conn);
-                n
+    async fn flush(&self, writer: &sqlx::SqlitePool, dir_synced: &mut Option<u64>) -> Result<(), DbError> {
+        let covered = loop {
+            match writer.acquire().await {
+                Ok(conn) => {
+                    let n = self.commits.load(Ordering::SeqCst);
+                    drop(conn);
+                    break n;
+                }
+                // A closed pool (shutdown): nothing more can be committed;
+                // flush what is there.
+                Err(_) if writer.is_closed() => break self.commits.load(Ordering::SeqCst),
+                // The writer is held longer than the pool's acquire timeout:
+                // a commit may be half-written, so the count cannot be
+                // trusted yet; wait for the connection again.
+                Err(e) => warn!(error = %e, "waiting for the database writer before a flush"),
             }
-            // A closed pool (shutdown): nothing more can be committed;
-            // flush what is there.
-            Err(_) => self.commits.load(Ordering::SeqCst),
         };
         let (wal, dir, known) = (self.wal.clone(), self.dir.clone(), *dir_synced);
-        let r = tokio::task::spawn_blocking(move || sync_wal(&wal, &dir, known)).await;
-        match r {
+        match tokio::task::spawn_blocking(move || sync_wal(&wal, &dir, known)).await {
             Ok(Ok(inode)) => {
                 *dir_synced = inode.or(known);
                 self.flushes.fetch_add(1, Ordering::SeqCst);
                 self.synced.fetch_max(covered, Ordering::SeqCst);
+                Ok(())
             }
-            Ok(Err(e)) => {
+            Ok(Err(SyncError::Open(e))) => {
+                error!(wal = %self.wal.display(), error = %e, "cannot open the database log to flush it; the call fails");
+                Err(DbError::NotFlushed(e.to_string()))
+            }
+            Ok(Err(SyncError::Flush(e))) => {
                 error!(wal = %self.wal.display(), error = %e, "cannot flush the database log to disk; stopping (an unflushed commit must not be acknowledged)");
                 std::process::abort();
             }
-            Err(e) => {
-                error!(error = %e, "the database flush task failed; stopping");
-                std::process::abort();
-            }
+            // The runtime is shutting down (or the task panicked): whether the
+            // flush ran is unknown, so nothing is acknowledged.
+            Err(e) => Err(DbError::NotFlushed(format!("the flush did not complete: {e}"))),
         }
     }
+}
+
+/// Why a flush did not happen.
+enum SyncError {
+    /// The log or its directory could not be opened (removed, permissions):
+    /// nothing was flushed, and nothing is lost by saying so.
+    Open(std::io::Error),
+    /// `fsync` itself failed: the kernel may have dropped the data.
+    Flush(std::io::Error),
 }
 
 /// `fdatasync` the WAL file, and its directory when the file is new (its
 /// inode differs from `known`). A missing WAL file means everything is in
 /// the database file already (a checkpoint flushed it before removing the
 /// log). Returns the WAL's inode.
-fn sync_wal(wal: &Path, dir: &Path, known: Option<u64>) -> std::io::Result<Option<u64>> {
+fn sync_wal(wal: &Path, dir: &Path, known: Option<u64>) -> Result<Option<u64>, SyncError> {
     use std::os::unix::fs::MetadataExt;
     let f = match std::fs::File::open(wal) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+        Err(e) => return Err(SyncError::Open(e)),
     };
-    f.sync_data()?;
-    let inode = f.metadata()?.ino();
+    f.sync_data().map_err(SyncError::Flush)?;
+    let inode = f.metadata().map_err(SyncError::Open)?.ino();
     if known != Some(inode) {
-        std::fs::File::open(dir)?.sync_all()?;
+        std::fs::File::open(dir).map_err(SyncError::Open)?.sync_all().map_err(SyncError::Flush)?;
     }
     Ok(Some(inode))
 }
@@ -217,6 +239,34 @@ mod tests {
         let (c2, s2, f2) = ds.durability_counts().expect("sqlite");
         assert_eq!((c2, s2), (c, c), "the read returned before the commit it saw was flushed");
         assert_eq!(f2, f + 1);
+        ds.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A log that cannot be opened for the flush fails the calls waiting for
+    /// it (nothing is acknowledged) without stopping the process; the next
+    /// call, once the log is back, flushes and succeeds.
+    #[tokio::test]
+    async fn an_unopenable_log_fails_the_call_instead_of_acknowledging_it() {
+        let (ds, dir) = sqlite().await;
+        write(&ds, 1).await;
+        let wal = dir.join("t.db-wal");
+        let aside = dir.join("aside");
+        std::fs::rename(&wal, &aside).expect("move the log aside");
+        std::os::unix::fs::symlink("t.db-wal", &wal).expect("a symlink loop in its place");
+        let crate::backend::Pools::Sqlite { write, .. } = &ds.pools else { panic!("sqlite") };
+        sqlx::query("INSERT INTO roles (id, name) VALUES ('r2', 'role-2')").execute(write).await.expect("insert");
+        let r = crate::with_db!(ds, |wp, rp| {
+            Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM roles").fetch_one(rp).await?)
+        });
+        assert!(matches!(r, Err(crate::DbError::NotFlushed(_))), "{r:?}");
+        std::fs::remove_file(&wal).expect("remove the loop");
+        std::fs::rename(&aside, &wal).expect("the log back");
+        let (c, s, _) = ds.durability_counts().expect("sqlite");
+        assert!(s < c);
+        ds.durable().await.expect("flushed once the log is back");
+        let (c, s, _) = ds.durability_counts().expect("sqlite");
+        assert_eq!(s, c);
         ds.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }

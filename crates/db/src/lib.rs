@@ -147,6 +147,10 @@ pub enum DbError {
     /// The database was named wrongly (an unsupported URL, a missing path).
     #[error("database configuration: {0}")]
     Config(String),
+    /// The commits of a call could not be flushed to disk (the log could not
+    /// be opened), so its result must not be acknowledged.
+    #[error("database log not flushed: {0}")]
+    NotFlushed(String),
 }
 
 impl DbError {
@@ -360,7 +364,7 @@ impl Datastore {
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
         let pools = Pools::Sqlite { write, read, sync };
         let ds = Self { pools, clock };
-        ds.durable().await;
+        ds.durable().await?;
         Ok(ds)
     }
 
@@ -400,7 +404,8 @@ impl Datastore {
     pub async fn close(&self) {
         match &self.pools {
             Pools::Sqlite { write, read, sync } => {
-                sync.wait(write).await;
+                // Closing: a caller that needed the flush already waited for it.
+                let _ = sync.wait(write).await;
                 write.close().await;
                 read.close().await;
             }
@@ -415,9 +420,10 @@ impl Datastore {
     /// flush of the log, see `durability`; on PostgreSQL every commit already
     /// is: `synchronous_commit=on`). Every datastore call does this before it
     /// returns; a caller needs it only after writing through other means.
-    pub async fn durable(&self) {
-        if let Pools::Sqlite { write, sync, .. } = &self.pools {
-            sync.wait(write).await;
+    pub async fn durable(&self) -> Result<(), DbError> {
+        match &self.pools {
+            Pools::Sqlite { write, sync, .. } => sync.wait(write).await,
+            Pools::Postgres { .. } => Ok(()),
         }
     }
 
