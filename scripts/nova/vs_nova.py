@@ -123,53 +123,38 @@ def cmp(nova, stratus, higher_is_better=False):
             'stratus_advantage': None if adv is None else round(adv, 1)}
 
 
+def workload_ratios(d, w, gone_key):
+    """Ratios of one Nova workload record `d` against one stratus-bench
+    workload `w`; `gone_key` names Nova's delete-to-gone timing."""
+    def pair(nova_key, stratus_key):
+        return cmp(ms(get(d, nova_key)), get(w, stratus_key))
+    return {
+        'n': {'nova': d['n'], 'stratus': w['count']},
+        'deletes_per_second': cmp(d['deletes_per_s'],
+                                  w['deletes_per_second'], True),
+        'delete_latency_p50_ms': pair('delete_api_latency_s.p50',
+                                      'delete_latency_ms.p50'),
+        'delete_latency_p99_ms': pair('delete_api_latency_s.p99',
+                                      'delete_latency_ms.p99'),
+        'delete_to_404_p50_ms': pair(gone_key + '.p50', 'time_to_404_ms.p50'),
+        'delete_to_404_p99_ms': pair(gone_key + '.p99', 'time_to_404_ms.p99'),
+        'cpu_ms_per_delete': cmp(d['cpu_ms_per_delete'],
+                                 w['cpu_ms_per_delete']),
+    }
+
+
 def compare(nb, ns, st):
     """Ratios of one Stratus report against Nova's batch/serial records."""
     out = {}
     at_once = get(st, 'workloads.delete_all_at_once')
     if nb and at_once:
-        d = nb['delete_up']
-        out['delete_all_at_once'] = {
-            'n': {'nova': d['n'], 'stratus': at_once['count']},
-            'deletes_per_second': cmp(d['deletes_per_s'],
-                                      at_once['deletes_per_second'], True),
-            'delete_latency_p50_ms': cmp(
-                ms(get(d, 'delete_api_latency_s.p50')),
-                get(at_once, 'delete_latency_ms.p50')),
-            'delete_latency_p99_ms': cmp(
-                ms(get(d, 'delete_api_latency_s.p99')),
-                get(at_once, 'delete_latency_ms.p99')),
-            'delete_to_404_p50_ms': cmp(
-                ms(get(d, 'delete_to_db_deleted_at_s.p50')),
-                get(at_once, 'time_to_404_ms.p50')),
-            'delete_to_404_p99_ms': cmp(
-                ms(get(d, 'delete_to_db_deleted_at_s.p99')),
-                get(at_once, 'time_to_404_ms.p99')),
-            'cpu_ms_per_delete': cmp(d['cpu_ms_per_delete'],
-                                     at_once['cpu_ms_per_delete']),
-        }
+        # At once, Nova's GET turns 404 when the row's deleted_at is written.
+        out['delete_all_at_once'] = workload_ratios(
+            nb['delete_up'], at_once, 'delete_to_db_deleted_at_s')
     serial = get(st, 'workloads.delete_one_at_a_time')
     if ns and serial:
-        d = ns['delete_up']
-        out['delete_one_at_a_time'] = {
-            'n': {'nova': d['n'], 'stratus': serial['count']},
-            'deletes_per_second': cmp(d['deletes_per_s'],
-                                      serial['deletes_per_second'], True),
-            'delete_latency_p50_ms': cmp(
-                ms(get(d, 'delete_api_latency_s.p50')),
-                get(serial, 'delete_latency_ms.p50')),
-            'delete_latency_p99_ms': cmp(
-                ms(get(d, 'delete_api_latency_s.p99')),
-                get(serial, 'delete_latency_ms.p99')),
-            'delete_to_404_p50_ms': cmp(
-                ms(get(d, 'delete_to_get_404_s.p50')),
-                get(serial, 'time_to_404_ms.p50')),
-            'delete_to_404_p99_ms': cmp(
-                ms(get(d, 'delete_to_get_404_s.p99')),
-                get(serial, 'time_to_404_ms.p99')),
-            'cpu_ms_per_delete': cmp(d['cpu_ms_per_delete'],
-                                     serial['cpu_ms_per_delete']),
-        }
+        out['delete_one_at_a_time'] = workload_ratios(
+            ns['delete_up'], serial, 'delete_to_get_404_s')
     rss = [r['maxrss_mb'] for r in (nb, ns) if r and 'maxrss_mb' in r]
     out['peak_rss_mib'] = cmp(max(rss) if rss else None,
                               st.get('peak_rss_mib'))
