@@ -288,6 +288,10 @@ pub struct Runner {
     claims: Arc<ClaimQueue>,
 }
 
+/// Most claims made in one statement (one bound parameter each; far below
+/// SQLite's and PostgreSQL's limits on parameters).
+const MAX_CLAIM_BATCH: usize = 500;
+
 /// Claims asked for at about the same time, made in one write: a burst of
 /// requests (1,000 deletes at once) is claimed in a few statements instead
 /// of one each on the single writer.
@@ -317,7 +321,10 @@ impl ClaimQueue {
     async fn drain(&self) {
         loop {
             let batch = match self.pending.lock() {
-                Ok(mut p) => std::mem::take(&mut *p),
+                Ok(mut p) => {
+                    let n = p.len().min(MAX_CLAIM_BATCH);
+                    p.drain(..n).collect::<Vec<_>>()
+                }
                 Err(_) => return,
             };
             if batch.is_empty() {
