@@ -121,6 +121,14 @@ pub trait Bus: Send + Sync + 'static {
     }
     /// Drop every subscription on `subject` (inboxes are cleaned this way).
     async fn unsubscribe_all(&self, subject: &str) -> Result<(), BusError>;
+    /// Whether this process is connected to the bus right now, and each
+    /// change of it. The leader controller holds the hosts' leases in memory
+    /// from the renewals it receives: while it is cut off from the bus the
+    /// silence is its own, not the hosts', so it must not convict them. The
+    /// in-process bus is always connected.
+    fn link(&self) -> tokio::sync::watch::Receiver<bool> {
+        tokio::sync::watch::channel(true).1
+    }
 }
 
 /// Reply to a request message; a message without `reply_to` is ignored.

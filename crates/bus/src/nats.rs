@@ -18,6 +18,8 @@ use tokio::task::JoinHandle;
 pub struct NatsBus {
     client: async_nats::Client,
     subs: Arc<Mutex<HashMap<String, Vec<JoinHandle<()>>>>>,
+    /// Connected right now (see [`Bus::link`]).
+    link: tokio::sync::watch::Receiver<bool>,
 }
 
 /// How often the client pings the server when it hears nothing from it. A
@@ -60,12 +62,16 @@ impl NatsBus {
     pub async fn connect_with_metrics(url: &str, metrics: stratus_metrics::Metrics) -> Result<Self, BusError> {
         // The first `Connected` is the initial connection; any later one is a reconnect.
         let was_connected = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (link_tx, link) = tokio::sync::watch::channel(false);
+        let link_tx = Arc::new(link_tx);
+        let link_now = link_tx.clone();
         let client = async_nats::ConnectOptions::new()
             .event_callback(move |event| {
-                let (metrics, was_connected) = (metrics.clone(), was_connected.clone());
+                let (metrics, was_connected, link_tx) = (metrics.clone(), was_connected.clone(), link_tx.clone());
                 async move {
                     match event {
                         async_nats::Event::Connected => {
+                            link_tx.send_replace(true);
                             let again = was_connected.swap(true, std::sync::atomic::Ordering::SeqCst);
                             if again {
                                 tracing::info!("NATS connection restored");
@@ -73,6 +79,7 @@ impl NatsBus {
                             metrics.nats_connected(again);
                         }
                         async_nats::Event::Disconnected => {
+                            link_tx.send_replace(false);
                             tracing::warn!("NATS connection lost; reconnecting");
                             metrics.nats_disconnected();
                         }
@@ -87,7 +94,11 @@ impl NatsBus {
             .connect(url)
             .await
             .map_err(|e| BusError::Unavailable(BusDown::Connect { url: url.to_string(), reason: e.to_string() }))?;
-        Ok(Self { client, subs: Arc::default() })
+        // Connected once `connect` returns, whether or not the callback ran yet.
+        if client.connection_state() == async_nats::connection::State::Connected {
+            link_now.send_replace(true);
+        }
+        Ok(Self { client, subs: Arc::default(), link })
     }
 }
 
@@ -168,6 +179,10 @@ impl Bus for NatsBus {
             }
         }
         Ok(())
+    }
+
+    fn link(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.link.clone()
     }
 }
 

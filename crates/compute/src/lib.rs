@@ -155,6 +155,13 @@ type Clients = Arc<tokio::sync::Mutex<HashMap<AttachmentId, (ServerId, Box<dyn O
 /// How long a storage client process may take to disappear after SIGKILL.
 const CLIENT_END_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The pause before retrying a failed renewal: a quarter of the renewal
+/// interval (at least 100 ms), so a host reaches a new leader soon after it
+/// takes over, without every host of a large cloud retrying in a tight loop.
+fn retry_after(renew_every: Duration) -> Duration {
+    (renew_every / 4).max(Duration::from_millis(100))
+}
+
 /// A running agent.
 pub struct Agent {
     bus: Arc<dyn Bus>,
@@ -332,6 +339,14 @@ impl Agent {
                     if me.faults.cut_off() {
                         continue;
                     }
+                    if epoch.is_some() && tokio::time::Instant::now() >= lease_until {
+                        // A lapsed lease is never renewed, whoever would
+                        // answer (a new leader grants every host a fresh
+                        // lease at takeover): rejoin and reconcile first.
+                        warn!(host = %me.cfg.host, "own lease lapsed; rejoining with a new epoch");
+                        epoch = None;
+                        continue;
+                    }
                     if let Some(e) = epoch {
                         let sent = tokio::time::Instant::now();
                         let sent_mono = stratus_driver::qemu::watchdog::monotonic_ms();
@@ -349,6 +364,10 @@ impl Agent {
                             Err(err) => {
                                 me.metrics.agent_lease_renewal(LeaseRenewal::Failed);
                                 warn!(host = %me.cfg.host, error = %err, "lease renewal failed");
+                                // Try again soon: renewals go to the leader
+                                // controller, and a new one answers within
+                                // `--leader-ttl` of the old one's loss.
+                                next_renew = tokio::time::Instant::now() + retry_after(renew_every);
                             }
                         }
                     }

@@ -23,8 +23,12 @@ pub struct ControllerConfig {
     /// Operation claim length; other controllers adopt after it lapses.
     pub op_claim_ttl: Duration,
     /// Leader lease length: how long the controllers' singleton duties
-    /// (liveness monitor, storage reconciler, notification relay, reclaim)
-    /// wait for a dead leader before another controller takes them over.
+    /// (the hosts' leases and convictions, storage reconciler, notification
+    /// relay, reclaim) wait for a dead leader before another controller takes
+    /// them over. Hosts renew with the leader only, so a takeover must come
+    /// well before their leases (minus the watchdog margin) run out:
+    /// `leader_ttl × 4/3 + lease_renew_interval` below `lease_ttl − 2 s`
+    /// (3 s: 6 s against 8 s with the defaults).
     pub leader_ttl: Duration,
     /// How often to look for operations without a hint.
     pub op_poll_interval: Duration,
@@ -54,7 +58,7 @@ impl Default for ControllerConfig {
             command_ack_timeout: Duration::from_secs(5),
             power_timeout: Duration::from_secs(60),
             op_claim_ttl: Duration::from_secs(15),
-            leader_ttl: Duration::from_secs(5),
+            leader_ttl: Duration::from_secs(3),
             op_poll_interval: Duration::from_millis(500),
             op_concurrency: 512,
             max_schedule_attempts: 3,

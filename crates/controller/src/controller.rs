@@ -49,12 +49,28 @@ pub(crate) struct Shared {
     pub db_reachable: watch::Receiver<bool>,
     /// Its sender, handed to the lease task.
     pub db_reachable_tx: watch::Sender<bool>,
+    /// The hosts' leases while this controller leads (see
+    /// [`crate::leases`]): a join served here is admitted at once, so the
+    /// host's first renewal needs no database read.
+    pub leases: Mutex<Option<Arc<crate::leases::LeaseTable>>>,
 }
 
 impl Shared {
     /// The current leader fence, if this controller leads.
     pub(crate) fn leader_fence(&self) -> Option<stratus_db::LeaderFence> {
         self.leader.borrow().clone()
+    }
+
+    /// The hosts' leases, if this controller holds them now.
+    pub(crate) fn lease_table(&self) -> Option<Arc<crate::leases::LeaseTable>> {
+        self.leases.lock().ok().and_then(|t| t.clone())
+    }
+
+    /// Hold (or stop holding) the hosts' leases.
+    pub(crate) fn set_lease_table(&self, table: Option<Arc<crate::leases::LeaseTable>>) {
+        if let Ok(mut t) = self.leases.lock() {
+            *t = table;
+        }
     }
 }
 
@@ -282,7 +298,7 @@ impl Shared {
         d: Deadlines,
     ) -> Result<CmdTiming, String> {
         let svc = self.ds.service_get_by_host(host).await.map_err(|e| format!("host {host}: {e}"))?;
-        if !svc.is_up(self.ds.clock().now()) {
+        if !svc.is_up() {
             return Err(format!("host {host} is down"));
         }
         match self.run_command(&svc, op_id, server_id, kind.clone(), d, None).await {
@@ -300,7 +316,7 @@ impl Shared {
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     let fresh = self.ds.service_get_by_host(host).await.map_err(|e| format!("host {host}: {e}"))?;
-                    if !fresh.is_up(self.ds.clock().now()) {
+                    if !fresh.is_up() {
                         return Err(format!("{why}; host {host} is down"));
                     }
                     if fresh.epoch != svc.epoch {
@@ -424,6 +440,7 @@ impl Controller {
                 metrics: stratus_metrics::Metrics::process(),
                 db_reachable,
                 db_reachable_tx,
+                leases: Mutex::default(),
             }),
             worker,
             faults: Faults::none(),
@@ -479,6 +496,16 @@ impl Controller {
     /// In-process tests drive operations themselves with [`Controller::runner`].
     pub async fn start_services(&self, shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
         let s = self.shared.clone();
+        let c = &s.cfg;
+        let takeover = c.leader_ttl * 4 / 3 + c.lease_renew_interval;
+        if takeover + Duration::from_secs(2) >= c.lease_ttl {
+            warn!(
+                leader_ttl_ms = c.leader_ttl.as_millis() as u64,
+                lease_ttl_ms = c.lease_ttl.as_millis() as u64,
+                "a leader takeover may take {} ms, too close to the hosts' lease: hosts renew with the leader only, and one whose lease lapses during a takeover rejoins (qemu hosts' watchdogs stop their VMs 2 s before); lower --leader-ttl",
+                takeover.as_millis()
+            );
+        }
         // The holder is the controller id, like operation claims: a
         // restarted controller takes its own lease back at once. Ids must be
         // unique per process (`--controller-id`; the README says so).
@@ -495,7 +522,7 @@ impl Controller {
             *t = Some(task);
         }
         liveness::serve_agents(s.clone(), shutdown.clone()).await?;
-        tokio::spawn(liveness::monitor(s.clone(), shutdown.clone()));
+        tokio::spawn(crate::leases::run(s.clone(), shutdown.clone()));
         tokio::spawn(notify::relay(s.clone(), shutdown.clone()));
         // Route command results to the operations waiting for them.
         let mut results = s.bus.subscribe(SUBJECT_RESULT).await?;

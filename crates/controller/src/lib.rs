@@ -12,6 +12,7 @@ pub mod compute_api;
 pub mod config;
 mod controller;
 mod leader;
+mod leases;
 mod liveness;
 mod metrics;
 mod notify;

@@ -1,5 +1,6 @@
-//! Agents' side of liveness: join (new epoch), lease renewal, inventory; and
-//! the monitor that turns lapsed leases into `down` (transitions only).
+//! Agents' side of liveness that any controller serves: join (new epoch) and
+//! inventory. Lease renewals and convictions are the leader's (see
+//! [`crate::leases`]).
 
 use crate::controller::Shared;
 use bytes::Bytes;
@@ -7,7 +8,7 @@ use chrono::Duration as ChronoDuration;
 use std::sync::Arc;
 use std::time::Duration;
 use stratus_bus::{BusError, reply};
-use stratus_db::{HostCapacity, Renewal};
+use stratus_db::HostCapacity;
 use stratus_types::agent::*;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -30,10 +31,9 @@ pub(crate) async fn serve_agents(s: Arc<Shared>, shutdown: watch::Receiver<bool>
 
 /// Leave the agents' queue group while the database is unreachable and join
 /// it again once it answers. NATS hands each request of a queue group to any
-/// member: one that cannot record a renewal or a join would only keep the
-/// agent waiting until its request times out, and a few of those in a row
-/// lapse the lease of a healthy host while the other controllers could have
-/// served it. When no controller reaches the database, the agents get "no
+/// member: one that cannot record a join or read an inventory would only
+/// keep the agent waiting until its request times out, while the other
+/// controllers could have served it. When no controller reaches the database, the agents get "no
 /// responders" at once (nothing could be recorded anyway).
 async fn follow_database(s: Arc<Shared>, served: Vec<JoinHandle<()>>, mut shutdown: watch::Receiver<bool>) {
     let mut served = Some(served);
@@ -71,11 +71,10 @@ async fn follow_database(s: Arc<Shared>, served: Vec<JoinHandle<()>>, mut shutdo
 /// Subscribe to the agent-facing subjects; the tasks serving them (each
 /// owns its subscription: aborting it unsubscribes).
 async fn subscribe_agents(s: &Arc<Shared>) -> Result<Vec<JoinHandle<()>>, BusError> {
-    // A queue group: with several controllers, each join, renewal and
-    // inventory is handled by one of them (a join handled twice would bump
-    // the host's epoch twice and strand the agent on a stale one).
+    // A queue group: with several controllers, each join and inventory is
+    // handled by one of them (a join handled twice would bump the host's
+    // epoch twice and strand the agent on a stale one).
     let mut join = s.bus.queue_subscribe(SUBJECT_JOIN, AGENT_SERVICE_GROUP).await?;
-    let mut lease = s.bus.queue_subscribe(SUBJECT_LEASE, AGENT_SERVICE_GROUP).await?;
     let mut inv = s.bus.queue_subscribe(SUBJECT_INVENTORY, AGENT_SERVICE_GROUP).await?;
     let s1 = s.clone();
     let joins = tokio::spawn(async move {
@@ -90,6 +89,10 @@ async fn subscribe_agents(s: &Arc<Shared>) -> Result<Vec<JoinHandle<()>>, BusErr
             }
             match s1.ds.service_join(&req.host, cap, chrono(s1.cfg.lease_ttl)).await {
                 Ok(row) => {
+                    if let Some(table) = s1.lease_table() {
+                        // Leading: the new epoch's lease is held from here.
+                        table.admit(&row.host, row.epoch, row.lease_expires_at.unwrap_or_else(|| s1.ds.clock().now()));
+                    }
                     s1.metrics.host_joined();
                     info!(host = %req.host, epoch = row.epoch, "host joined");
                     let r = JoinReply {
@@ -101,21 +104,6 @@ async fn subscribe_agents(s: &Arc<Shared>) -> Result<Vec<JoinHandle<()>>, BusErr
                 }
                 Err(e) => warn!(host = %req.host, error = %e, "join failed"),
             }
-        }
-    });
-    let s2 = s.clone();
-    let renewals = tokio::spawn(async move {
-        while let Some(m) = lease.next().await {
-            let Ok(req) = serde_json::from_slice::<LeaseRequest>(&m.payload) else { continue };
-            let r = match s2.ds.service_renew(&req.host, req.epoch, chrono(s2.cfg.lease_ttl)).await {
-                Ok(Renewal::Renewed) => LeaseReply::Renewed,
-                Ok(Renewal::MustRejoin) => LeaseReply::MustRejoin,
-                Err(e) => {
-                    warn!(host = %req.host, error = %e, "lease renewal not recorded");
-                    continue;
-                }
-            };
-            let _ = reply(s2.bus.as_ref(), &m, Bytes::from(serde_json::to_vec(&r).unwrap_or_default())).await;
         }
     });
     let s3 = s.clone();
@@ -150,7 +138,7 @@ async fn subscribe_agents(s: &Arc<Shared>) -> Result<Vec<JoinHandle<()>>, BusErr
             }
         }
     });
-    Ok(vec![joins, renewals, inventories])
+    Ok(vec![joins, inventories])
 }
 
 /// Name of the instance-action event that records a host watchdog's kill.
@@ -181,27 +169,4 @@ async fn record_self_fence(s: &Shared, host: &str, f: &SelfFence) -> Result<bool
     s.ds.event_finish(&f.server_id, &action.request_id, EV_SELF_FENCE, true, &details).await?;
     info!(host, server = %f.server_id, %details, "self-fence recorded");
     Ok(true)
-}
-
-/// Mark hosts whose lease lapsed as down, once per transition.
-pub(crate) async fn monitor(s: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let every = (s.cfg.lease_renew_interval / 2).max(Duration::from_millis(100));
-    loop {
-        // Only the leader writes transitions, and only while its fence holds.
-        if let Some(fence) = s.leader_fence() {
-            match s.ds.service_expire_leases(&fence).await {
-                Ok(hosts) => {
-                    s.metrics.hosts_marked_down(hosts.len() as u64);
-                    for h in hosts {
-                        warn!(host = %h, "lease expired: host is down");
-                    }
-                }
-                Err(e) => warn!(error = %e, "liveness check failed"),
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = shutdown.changed() => return,
-        }
-    }
 }

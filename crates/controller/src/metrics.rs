@@ -24,12 +24,11 @@ impl ScrapeHook for ClusterGauges {
     async fn refresh(&self, m: &Metrics) {
         match self.ds.service_list().await {
             Ok(services) => {
-                let now = self.ds.clock().now();
                 let (mut up, mut down, mut forced) = (0, 0, 0);
                 for s in &services {
                     if s.forced_down {
                         forced += 1;
-                    } else if s.is_up(now) {
+                    } else if s.is_up() {
                         up += 1;
                     } else {
                         down += 1;
@@ -38,6 +37,9 @@ impl ScrapeHook for ClusterGauges {
                 m.set_hosts(up, down, forced);
             }
             Err(e) => warn!(error = %e, "metrics: cannot count hosts; keeping the last values"),
+        }
+        if let Some((commits, _, _)) = self.ds.durability_counts() {
+            m.set_db_commits(commits);
         }
         match self.ds.cluster_counts().await {
             Ok(c) => {

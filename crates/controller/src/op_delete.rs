@@ -167,13 +167,13 @@ impl DeleteServer {
             }
             Err(e) => return Err(e.into()),
         };
-        if !svc.is_up(ds.clock().now()) {
+        if !svc.is_up() {
             return if svc.forced_down {
                 local(DeletePath::Local, format!("host {host} is forced down"), Counted::ForcedDown)
             } else {
                 let why = format!(
-                    "host {host} is down (lease expired at {})",
-                    svc.lease_expires_at.map(stratus_db::ts).as_deref().unwrap_or("never")
+                    "host {host} is down (its lease lapsed; marked down at {})",
+                    stratus_db::ts(svc.updated_at)
                 );
                 local(DeletePath::Local, why, Counted::Down)
             };
@@ -215,7 +215,7 @@ impl DeleteServer {
         // its service row and try once more before treating it as gone.
         let r = match r {
             Err(crate::controller::CmdFailure::Refused(why)) => match ds.service_get_by_host(&host).await {
-                Ok(fresh) if fresh.epoch != svc.epoch && fresh.is_up(ds.clock().now()) => {
+                Ok(fresh) if fresh.epoch != svc.epoch && fresh.is_up() => {
                     info!(server = %server.id, host = %host, reason = %why, "agent rejoined meanwhile; re-sending terminate with its new epoch");
                     s.run_command_at(
                         &fresh,
@@ -234,11 +234,8 @@ impl DeleteServer {
         match r {
             Ok(t) => {
                 let details = format!(
-                    "path=remote: lease of {host} valid until {}; acknowledged in {} ms, VM destroyed in {} ms (host reported {} ms)",
-                    svc.lease_expires_at.map(stratus_db::ts).as_deref().unwrap_or("?"),
-                    t.ack_ms,
-                    t.total_ms,
-                    t.result.elapsed_ms
+                    "path=remote: {host} up at epoch {}; acknowledged in {} ms, VM destroyed in {} ms (host reported {} ms)",
+                    svc.epoch, t.ack_ms, t.total_ms, t.result.elapsed_ms
                 );
                 cx.stepped(DeleteStep::Terminate).await?;
                 s.metrics.deleted(Counted::Remote);

@@ -127,9 +127,10 @@ mod tests {
         let cap = crate::HostCapacity { vcpus: 1, memory_mb: 1, disk_gb: 1 };
         ds.service_join("h1", cap, Duration::seconds(1)).await.expect("join");
         clock.advance(Duration::seconds(2));
-        assert!(ds.service_expire_leases(&fence("a", 1)).await.expect("a writes").is_empty(), "refused");
+        let lapsed = vec![("h1".to_string(), 1)];
+        assert!(ds.service_mark_down(&lapsed, &fence("a", 1)).await.expect("a writes").is_empty(), "refused");
         assert_eq!(ds.service_get_by_host("h1").await.expect("h1").state, stratus_types::ServiceState::Up);
-        assert_eq!(ds.service_expire_leases(&fence("b", 2)).await.expect("b writes"), vec!["h1".to_string()]);
+        assert_eq!(ds.service_mark_down(&lapsed, &fence("b", 2)).await.expect("b writes"), vec!["h1".to_string()]);
         // Release hands over at once.
         ds.leader_release(&fence("b", 2)).await.expect("release");
         assert_eq!(ds.leader_acquire("controller", "a", ttl).await.expect("a again"), Some(3));

@@ -918,6 +918,38 @@ mod tests {
         }
     }
 
+    /// Placement in one query picks what the scheduler picked from the
+    /// full list: up, enabled, not forced down, with room, most free RAM
+    /// (usage of live servers counted), oldest first on ties, minus the
+    /// excluded hosts (Nova's RAM weigher with its filters).
+    #[tokio::test]
+    async fn service_pick_takes_the_roomiest_valid_host() {
+        let (ds, _dir) = store().await;
+        let ttl = chrono::Duration::seconds(10);
+        let cap = |ram| crate::HostCapacity { vcpus: 4, memory_mb: ram, disk_gb: 100 };
+        ds.service_join("h1", cap(1000), ttl).await.expect("h1");
+        ds.service_join("h2", cap(2000), ttl).await.expect("h2");
+        let h3 = ds.service_join("h3", cap(9000), ttl).await.expect("h3");
+        let h4 = ds.service_join("h4", cap(8000), ttl).await.expect("h4");
+        ds.service_update(&h3.uuid, Some(true), None, None).await.expect("disable h3");
+        ds.service_update(&h4.uuid, None, None, Some(true)).await.expect("force h4 down");
+        let pick = |exclude: Vec<String>| {
+            let ds = ds.clone();
+            async move { ds.service_pick(1, 512, 1, &exclude).await.expect("pick").map(|s| s.host) }
+        };
+        assert_eq!(pick(vec![]).await.as_deref(), Some("h2"));
+        assert_eq!(pick(vec!["h2".into()]).await.as_deref(), Some("h1"));
+        // 1,500 MiB used on h2: h1 has more room left.
+        let id = ServerId::new();
+        insert_raw(&ds, &id, "active", None, 1).await;
+        exec(&ds, "UPDATE servers SET host = 'h2', ram_mb = $2 WHERE id = $1", &id, Some(1500)).await;
+        assert_eq!(pick(vec![]).await.as_deref(), Some("h1"));
+        assert!(ds.service_pick(8, 512, 1, &[]).await.expect("pick").is_none(), "no host has 8 vCPUs");
+        // Equal room: the oldest host.
+        exec(&ds, "UPDATE servers SET ram_mb = $2 WHERE id = $1", &id, Some(1000)).await;
+        assert_eq!(pick(vec![]).await.as_deref(), Some("h1"));
+    }
+
     #[tokio::test]
     async fn state_columns_decode_into_their_enums() {
         let (ds, _dir) = store().await;

@@ -31,7 +31,8 @@ pub struct ServiceRow {
     pub state: ServiceState,
     /// Incremented each time the agent (re)joins; commands carry it.
     pub epoch: i64,
-    /// When the current lease runs out.
+    /// When the lease granted at the last join ran out (renewals extend the
+    /// lease in the leader's memory, not here: no write per renewal).
     #[sqlx(try_from = "crate::OptTsText")]
     pub lease_expires_at: Option<DateTime<Utc>>,
     /// Capacity: vCPUs.
@@ -49,13 +50,13 @@ pub struct ServiceRow {
 }
 
 impl ServiceRow {
-    /// Is the host usable right now by the lease and the operator's flags?
-    /// (`now` comes from the caller's clock, the single authority.)
-    pub fn is_up(&self, now: DateTime<Utc>) -> bool {
-        if self.forced_down || self.state != ServiceState::Up {
-            return false;
-        }
-        self.lease_expires_at.is_some_and(|exp| exp >= now)
+    /// Is the host usable by the liveness record and the operator's flags?
+    /// `state` is written by the leader controller on transitions only: it
+    /// turns `down` once the lease the leader holds in memory for the host
+    /// has lapsed (see the controller's `leases` module), so readers in any
+    /// process take the same verdict from the database.
+    pub fn is_up(&self) -> bool {
+        !self.forced_down && self.state == ServiceState::Up
     }
 }
 
@@ -68,16 +69,6 @@ pub struct HostCapacity {
     pub memory_mb: i64,
     /// Disk GiB.
     pub disk_gb: i64,
-}
-
-/// Result of a lease renewal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Renewal {
-    /// Lease extended.
-    Renewed,
-    /// The epoch is stale or the lease already expired: the agent must rejoin
-    /// (get a new epoch) and reconcile before taking work.
-    MustRejoin,
 }
 
 const COLS: &str = "id, uuid, host, \"binary\", zone, disabled, disabled_reason, forced_down, state, epoch, lease_expires_at, vcpus, memory_mb, disk_gb, created_at, updated_at";
@@ -107,33 +98,100 @@ impl Datastore {
         })
     }
 
-    /// Extend the lease of `host` if `epoch` is current, the lease has not
-    /// lapsed and the host is not forced down (a forced-down host is out of
-    /// the cluster: when it is let back it rejoins with a new epoch and
-    /// reconciles first).
-    pub async fn service_renew(&self, host: &str, epoch: i64, ttl: Duration) -> Result<Renewal, DbError> {
-        crate::with_db!(
-            self,
-            urgent | wp,
-            rp | {
-                let now = self.clock.now();
-                let r = sqlx::query(&format!("UPDATE services SET lease_expires_at = $3 WHERE host = $1 AND epoch = $2 AND state = {up} AND forced_down = FALSE AND lease_expires_at >= $4", up = lit(ServiceState::Up)))
-            .bind(host).bind(epoch).bind(ts(now + ttl)).bind(ts(now))
-            .execute(wp).await?;
-                Ok(if r.rows_affected() == 1 { Renewal::Renewed } else { Renewal::MustRejoin })
-            }
-        )
-    }
-
-    /// Mark every host whose lease lapsed as down; returns the hosts that
-    /// changed (only transitions are written). Guarded by `fence`: only the
-    /// current holder of the controllers' leader lease marks hosts down.
-    pub async fn service_expire_leases(&self, fence: &crate::LeaderFence) -> Result<Vec<String>, DbError> {
+    /// Mark the given hosts down, each only if it is still up at the epoch
+    /// whose lease lapsed (a host that rejoined meanwhile keeps its new
+    /// epoch), all in one transaction; returns the hosts that changed (only
+    /// transitions are written). Guarded by `fence`: only the current holder
+    /// of the controllers' leader lease, which holds the leases, convicts.
+    pub async fn service_mark_down(
+        &self,
+        lapsed: &[(String, i64)],
+        fence: &crate::LeaderFence,
+    ) -> Result<Vec<String>, DbError> {
+        if lapsed.is_empty() {
+            return Ok(Vec::new());
+        }
         crate::with_db!(self, |wp, rp| {
             let now = self.now();
-            let rows: Vec<(String,)> = sqlx::query_as(&format!("UPDATE services SET state = {down}, updated_at = $1 WHERE state = {up} AND (lease_expires_at IS NULL OR lease_expires_at < $1) AND {fenced} RETURNING host", down = lit(ServiceState::Down), up = lit(ServiceState::Up), fenced = crate::leader::fence_sql(2, 1)))
-            .bind(now).bind(&fence.name).bind(&fence.holder).bind(fence.token).fetch_all(wp).await?;
-            Ok(rows.into_iter().map(|r| r.0).collect())
+            let sql = format!(
+                "UPDATE services SET state = {down}, updated_at = $1 WHERE host = $5 AND epoch = $6 AND state = {up} AND {fenced} RETURNING host",
+                down = lit(ServiceState::Down),
+                up = lit(ServiceState::Up),
+                fenced = crate::leader::fence_sql(2, 1)
+            );
+            let mut tx = dbk::begin(wp).await?;
+            let mut changed = Vec::new();
+            for (host, epoch) in lapsed {
+                let row: Option<(String,)> = sqlx::query_as(&sql)
+                    .bind(&now)
+                    .bind(&fence.name)
+                    .bind(&fence.holder)
+                    .bind(fence.token)
+                    .bind(host)
+                    .bind(epoch)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                changed.extend(row.map(|r| r.0));
+            }
+            tx.commit().await?;
+            Ok(changed)
+        })
+    }
+
+    /// Hosts that are up and not forced down, with their epochs: what a new
+    /// leader grants a fresh lease to when it takes over.
+    pub async fn service_live(&self) -> Result<Vec<(String, i64)>, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let sql = format!(
+                "SELECT host, epoch FROM services WHERE state = {up} AND forced_down = FALSE",
+                up = lit(ServiceState::Up)
+            );
+            Ok(sqlx::query_as(&sql).fetch_all(rp).await?)
+        })
+    }
+
+    /// Services changed at or after `since` (joins, transitions, operator
+    /// changes): how the leader learns of joins served by other controllers
+    /// and of hosts forced down, without reading every row.
+    pub async fn service_changed_since(&self, since: DateTime<Utc>) -> Result<Vec<ServiceRow>, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let sql = format!("SELECT {COLS} FROM services WHERE updated_at >= $1 ORDER BY id");
+            Ok(sqlx::query_as(&sql).bind(ts(since)).fetch_all(rp).await?)
+        })
+    }
+
+    /// The up, enabled host with the most free RAM that has room for
+    /// (`vcpus`, `ram_mb`, `disk_gb`), not in `exclude`; ties go to the
+    /// oldest host. Computed in one query, so placing a server costs the
+    /// same whether the cloud has ten hosts or a hundred thousand (reading
+    /// every service row into the scheduler did not).
+    pub async fn service_pick(
+        &self,
+        vcpus: i64,
+        ram_mb: i64,
+        disk_gb: i64,
+        exclude: &[String],
+    ) -> Result<Option<ServiceRow>, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let cols: Vec<String> = COLS.split(", ").map(|c| format!("s.{c}")).collect();
+            let sql = format!(
+                "SELECT {cols} FROM services s LEFT JOIN (
+                   SELECT host, SUM(c) AS c, SUM(r) AS r, SUM(d) AS d FROM (
+                     SELECT host, vcpus AS c, ram_mb AS r, disk_gb + ephemeral_gb AS d FROM servers WHERE deleted = FALSE AND host IS NOT NULL
+                     UNION ALL SELECT host, vcpus, ram_mb, disk_gb FROM zombies
+                     UNION ALL SELECT source_host, old_vcpus, old_ram_mb, old_disk_gb FROM migrations WHERE status = {finished}) AS used
+                   GROUP BY host) u ON u.host = s.host
+                 WHERE s.state = {up} AND s.forced_down = FALSE AND s.disabled = FALSE
+                   AND s.vcpus - COALESCE(u.c, 0) >= $1 AND s.memory_mb - COALESCE(u.r, 0) >= $2 AND s.disk_gb - COALESCE(u.d, 0) >= $3
+                 ORDER BY s.memory_mb - COALESCE(u.r, 0) DESC, s.id LIMIT $4",
+                cols = cols.join(", "),
+                up = lit(ServiceState::Up),
+                finished = lit(stratus_types::MigrationStatus::Finished)
+            );
+            let limit = i64::try_from(exclude.len()).unwrap_or(i64::MAX - 1) + 1;
+            let rows: Vec<ServiceRow> =
+                sqlx::query_as(&sql).bind(vcpus).bind(ram_mb).bind(disk_gb).bind(limit).fetch_all(rp).await?;
+            Ok(rows.into_iter().find(|r| !exclude.contains(&r.host)))
         })
     }
 
@@ -204,8 +262,11 @@ mod tests {
     use std::sync::Arc;
     use stratus_types::ManualClock;
 
+    /// Conviction writes a transition once, only for the epoch that lapsed,
+    /// and a rejoin bumps the epoch. (Nova: `service_is_up` is a reader's
+    /// verdict; here it is the leader's, written on transitions.)
     #[tokio::test]
-    async fn lease_expires_and_rejoin_bumps_epoch() {
+    async fn mark_down_writes_transitions_of_the_lapsed_epoch_only() {
         let clock = ManualClock::new(chrono::Utc::now());
         let (ds, _d) = crate::testing::fresh(Arc::new(clock.clone())).await;
         let cap = HostCapacity { vcpus: 8, memory_mb: 8192, disk_gb: 100 };
@@ -214,38 +275,47 @@ mod tests {
         let fence = crate::LeaderFence { name: "controller".into(), holder: "c1".into(), token: leader };
         let s = ds.service_join("h1", cap, ttl).await.expect("join");
         assert_eq!(s.epoch, 1);
-        assert!(s.is_up(clock.now_for_test()));
-        clock.advance(Duration::seconds(5));
-        assert_eq!(ds.service_renew("h1", 1, ttl).await.expect("renew"), Renewal::Renewed);
-        clock.advance(Duration::seconds(11));
-        assert_eq!(ds.service_expire_leases(&fence).await.expect("expire"), vec!["h1".to_string()]);
-        assert!(ds.service_expire_leases(&fence).await.expect("again").is_empty(), "only transitions are written");
-        assert_eq!(ds.service_renew("h1", 1, ttl).await.expect("renew"), Renewal::MustRejoin);
+        assert!(s.is_up());
+        ds.service_join("h2", cap, ttl).await.expect("join h2");
+        let h2 = ds.service_join("h2", cap, ttl).await.expect("h2 rejoins");
+        assert_eq!(h2.epoch, 2);
+        assert_eq!(ds.service_live().await.expect("live").len(), 2);
+        let lapsed = vec![("h1".to_string(), 1), ("h2".to_string(), 1)];
+        assert_eq!(ds.service_mark_down(&lapsed, &fence).await.expect("down"), vec!["h1".to_string()], "h2 rejoined");
+        assert!(ds.service_mark_down(&lapsed, &fence).await.expect("again").is_empty(), "only transitions are written");
+        assert!(!ds.service_get_by_host("h1").await.expect("h1").is_up());
+        assert_eq!(ds.service_live().await.expect("live"), vec![("h2".to_string(), 2)]);
         let s = ds.service_join("h1", cap, ttl).await.expect("rejoin");
         assert_eq!(s.epoch, 2);
-        assert_eq!(ds.service_renew("h1", 1, ttl).await.expect("stale"), Renewal::MustRejoin);
+        assert!(s.is_up());
     }
 
-    /// The lease is compared as a time: up until and including its expiry,
-    /// down without one, and down when forced whatever the lease says.
+    /// Joins and operator changes show in `service_changed_since`; rows not
+    /// touched since do not.
     #[tokio::test]
-    async fn is_up_compares_the_lease_as_a_time() {
+    async fn changes_since_list_joins_and_operator_changes() {
+        let clock = ManualClock::new(chrono::Utc::now());
+        let (ds, _d) = crate::testing::fresh(Arc::new(clock.clone())).await;
+        let cap = HostCapacity { vcpus: 1, memory_mb: 1, disk_gb: 1 };
+        let h1 = ds.service_join("h1", cap, Duration::seconds(10)).await.expect("join");
+        clock.advance(Duration::seconds(5));
+        let mark = stratus_types::Clock::now(&clock);
+        assert!(ds.service_changed_since(mark).await.expect("none").is_empty());
+        ds.service_join("h2", cap, Duration::seconds(10)).await.expect("join");
+        ds.service_update(&h1.uuid, None, None, Some(true)).await.expect("force down");
+        let changed: Vec<_> =
+            ds.service_changed_since(mark).await.expect("changes").into_iter().map(|r| r.host).collect();
+        assert_eq!(changed, vec!["h1".to_string(), "h2".to_string()]);
+    }
+
+    /// Down when forced or marked down, whatever the lease said.
+    #[tokio::test]
+    async fn is_up_follows_state_and_operator_flags() {
         let (ds, _d) = crate::testutil::store().await;
         let cap = HostCapacity { vcpus: 1, memory_mb: 1, disk_gb: 1 };
         let row = ds.service_join("h1", cap, Duration::seconds(10)).await.expect("join");
-        let exp = row.lease_expires_at.expect("a lease");
-        assert!(row.is_up(exp));
-        assert!(!row.is_up(exp + Duration::microseconds(1)));
-        assert!(!ServiceRow { lease_expires_at: None, ..row.clone() }.is_up(exp));
-        assert!(!ServiceRow { forced_down: true, ..row }.is_up(exp));
-    }
-
-    trait NowForTest {
-        fn now_for_test(&self) -> chrono::DateTime<chrono::Utc>;
-    }
-    impl NowForTest for ManualClock {
-        fn now_for_test(&self) -> chrono::DateTime<chrono::Utc> {
-            stratus_types::Clock::now(self)
-        }
+        assert!(row.is_up());
+        assert!(!ServiceRow { forced_down: true, ..row.clone() }.is_up());
+        assert!(!ServiceRow { state: ServiceState::Down, ..row }.is_up());
     }
 }

@@ -322,14 +322,13 @@ impl Rig {
     }
 }
 
-/// Wait until every host of `hosts` is up (its lease valid, state up).
+/// Wait until every host of `hosts` is up (joined, not marked down).
 async fn wait_hosts_up(db: &Datastore, hosts: &[String], timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
-        let now = chrono::Utc::now();
         let mut up = 0;
         for h in hosts {
-            if db.service_get_by_host(h).await.is_ok_and(|s| s.is_up(now) && s.state == ServiceState::Up) {
+            if db.service_get_by_host(h).await.is_ok_and(|s| s.is_up() && s.state == ServiceState::Up) {
                 up += 1;
             }
         }
@@ -605,11 +604,10 @@ async fn a_controller_cut_from_postgres_steps_down_and_the_other_finishes_every_
     // The hosts stay up for as long as the cut lasts (three of their leases):
     // ctl-a takes no agent traffic it cannot record.
     while t_cut.elapsed() < LEASE_TTL * 3 {
-        let now = Utc::now();
         for (a, e) in r.agents.iter().zip(&epochs) {
             let svc = r.db.service_get_by_host(&a.host).await.expect("svc");
             assert!(
-                svc.is_up(now) && svc.state == ServiceState::Up && svc.epoch == *e,
+                svc.is_up() && svc.state == ServiceState::Up && svc.epoch == *e,
                 "{case}: {} lost its lease during the controller's partition: {svc:?}",
                 a.host
             );

@@ -253,7 +253,7 @@ impl VolumeService {
                 .ds
                 .service_get_by_host(host)
                 .await
-                .map(|svc| svc.is_up(self.ds.clock().now()) && svc.epoch > c.epoch.unwrap_or(i64::MAX))
+                .map(|svc| svc.is_up() && svc.epoch > c.epoch.unwrap_or(i64::MAX))
                 .unwrap_or(false);
             let zombie = self.ds.zombie_list(Some(host)).await?.iter().any(|z| &z.server_id == server);
             if !rejoined || zombie {

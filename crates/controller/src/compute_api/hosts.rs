@@ -68,7 +68,6 @@ impl ComputeApi {
                 "Policy doesn't allow os_compute_api:os-services:list to be performed.".into(),
             ));
         }
-        let now = self.ds.clock().now();
         Ok(self
             .ds
             .service_list()
@@ -76,7 +75,7 @@ impl ComputeApi {
             .into_iter()
             .filter(|s| host.is_none_or(|h| h == s.host) && binary.is_none_or(|b| b == s.binary))
             .map(|s| {
-                let up = s.is_up(now);
+                let up = s.is_up();
                 ServiceState { service: s, up }
             })
             .collect())

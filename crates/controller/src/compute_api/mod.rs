@@ -132,7 +132,7 @@ impl ComputeApi {
     /// Is the compute service of `host` up now? (Decides soft vs hard delete,
     /// whether a detach is safe and whether evacuate may start.)
     async fn host_is_up(&self, host: &str) -> bool {
-        self.ds.service_get_by_host(host).await.map(|svc| svc.is_up(self.ds.clock().now())).unwrap_or(false)
+        self.ds.service_get_by_host(host).await.map(|svc| svc.is_up()).unwrap_or(false)
     }
 }
 
