@@ -30,6 +30,7 @@
 
 mod api;
 mod cloud;
+mod liveness;
 mod qemu;
 mod stats;
 mod workloads;
@@ -51,6 +52,10 @@ enum Workload {
     Delete,
     /// Real VMs: boot, delete on a live host, zombie fencing per backend, RSS.
     Qemu,
+    /// Many simulated hosts over NATS against one controller: joins, lease
+    /// renewals (controller CPU, database commits), failure detection, and
+    /// deletes on simulated hosts (`--servers`).
+    Liveness,
 }
 
 #[derive(Parser, Debug)]
@@ -78,6 +83,21 @@ struct Args {
     /// qemu: zombie deletes per backend.
     #[arg(long, default_value_t = 3)]
     zombie_samples: usize,
+    /// liveness: simulated hosts.
+    #[arg(long, default_value_t = 100_000)]
+    hosts: usize,
+    /// liveness: NATS connections the simulated hosts share.
+    #[arg(long, default_value_t = 8)]
+    sim_connections: usize,
+    /// liveness: joins in flight at most.
+    #[arg(long, default_value_t = 256)]
+    join_concurrency: usize,
+    /// liveness: seconds of steady renewals measured.
+    #[arg(long, default_value_t = 30)]
+    steady_secs: u64,
+    /// liveness: share of the hosts that fail at once, percent.
+    #[arg(long, default_value_t = 1.0)]
+    fail_percent: f64,
     /// The stratus binary to start (a release build).
     #[arg(long, default_value = "target/release/stratus")]
     stratus_bin: PathBuf,
@@ -241,6 +261,49 @@ async fn run_qemu(args: &Args) -> anyhow::Result<Value> {
             "qemu": facts,
         },
         "workloads": workloads,
+    }))
+}
+
+/// `--workload liveness`: simulated hosts against one controller.
+async fn run_liveness(args: &Args) -> anyhow::Result<Value> {
+    let tck = stats::clk_tck();
+    let env = args.cloud_env()?;
+    let spec = liveness::LivenessSpec {
+        bin: &args.stratus_bin,
+        env: env.clone(),
+        hosts: args.hosts,
+        connections: args.sim_connections,
+        join_concurrency: args.join_concurrency,
+        steady: Duration::from_secs(args.steady_secs),
+        fail_percent: args.fail_percent,
+        servers: args.servers,
+        concurrency: args.concurrency,
+        boot_concurrency: args.boot_concurrency,
+        poll: Duration::from_millis(args.poll_ms),
+        timeout: Duration::from_secs(args.phase_timeout_secs),
+        startup_timeout: Duration::from_secs(args.startup_timeout_secs),
+        demo_pw: DEMO_PW,
+        log_file: args.stratus_log_file.as_deref(),
+    };
+    let workload = liveness::run(&spec).await?;
+    let stratus_env: serde_json::Map<String, Value> =
+        env.iter().filter(|(k, _)| !k.ends_with("_PASSWORD")).map(|(k, v)| (k.clone(), json!(v))).collect();
+    Ok(json!({
+        "benchmark": "stratus-liveness",
+        "timestamp": chrono::Utc::now().to_rfc3339(),
+        "machine": machine(tck),
+        "git": git(),
+        "settings": {
+            "stratus_bin": args.stratus_bin.display().to_string(),
+            "hosts": args.hosts,
+            "servers": args.servers,
+            "concurrency": args.concurrency,
+            "poll_ms": args.poll_ms,
+            "steady_secs": args.steady_secs,
+            "fail_percent": args.fail_percent,
+            "stratus_env": stratus_env,
+        },
+        "workloads": {"liveness": workload},
     }))
 }
 
@@ -426,6 +489,7 @@ async fn main() -> anyhow::Result<()> {
             match args.workload {
                 Workload::Delete => run(&args).await,
                 Workload::Qemu => run_qemu(&args).await,
+                Workload::Liveness => run_liveness(&args).await,
             }
         } => r?,
         _ = interrupted() => anyhow::bail!("interrupted; stratus stopped"),
@@ -433,6 +497,7 @@ async fn main() -> anyhow::Result<()> {
     let out = args.out.clone().unwrap_or_else(|| match args.workload {
         Workload::Delete => PathBuf::from("target/bench/delete.json"),
         Workload::Qemu => PathBuf::from("target/bench/qemu.json"),
+        Workload::Liveness => PathBuf::from("target/bench/liveness.json"),
     });
     let text = serde_json::to_string_pretty(&report)?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -443,6 +508,7 @@ async fn main() -> anyhow::Result<()> {
     match args.workload {
         Workload::Delete => eprint!("{}", table(&report)),
         Workload::Qemu => eprint!("{}", qemu::table(&report)),
+        Workload::Liveness => {}
     }
     eprintln!("report written to {}", out.display());
     Ok(())

@@ -76,13 +76,13 @@ pub struct QemuSpec<'a> {
 
 /// A nats-server on a free loopback port, logging into the data dir (so the
 /// cloud's cleanup, which ends every process naming that dir, ends it too).
-struct Nats {
+pub(crate) struct Nats {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Nats {
-    fn start(data_dir: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn start(data_dir: &Path) -> anyhow::Result<Self> {
         let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
             .into_iter()
             .find(|p| Path::new(p).exists())

@@ -367,6 +367,7 @@ struct Inner {
     host_joins: Counter,
     zombies: Gauge,
     cleanup_pending: Gauge,
+    db_commits: Gauge,
     fences: Family<FenceLabels, Counter>,
     leader: Family<LeaderLabels, Gauge>,
     nats_reconnects: Counter,
@@ -433,6 +434,14 @@ impl Metrics {
             "Agent joins and rejoins this controller served (each starts a new epoch)",
             host_joins.clone(),
         );
+        let db_commits = Gauge::default();
+        r.register_collector(Box::new(Owned {
+            name: "stratus_db_commits",
+            help: "Write transactions this process committed to its SQLite datastore since it started \
+                   (read at scrape time; shows that lease renewals cost no write)",
+            metric: db_commits.clone(),
+            set: cluster_owned.clone(),
+        }));
         let zombies = Gauge::default();
         r.register_collector(Box::new(Owned {
             name: "stratus_zombies",
@@ -515,6 +524,7 @@ impl Metrics {
             host_joins,
             zombies,
             cleanup_pending,
+            db_commits,
             fences,
             leader,
             nats_reconnects,
@@ -571,7 +581,13 @@ impl Metrics {
         self.0.cluster_owned.store(true, Ordering::Relaxed);
     }
 
-    /// How many storage cleanups are pending now.
+    /// How many write transactions this process's SQLite datastore committed.
+    pub fn set_db_commits(&self, n: u64) {
+        self.0.db_commits.set(i64::try_from(n).unwrap_or(i64::MAX));
+        self.0.cluster_owned.store(true, Ordering::Relaxed);
+    }
+
+    /// Cleanups (queued deletes, fence lifts) waiting in the storage queue.
     pub fn set_cleanup_pending(&self, n: i64) {
         self.0.cleanup_pending.set(n);
         self.0.cluster_owned.store(true, Ordering::Relaxed);
