@@ -10,7 +10,10 @@
 //! for message, one renewal request per host per interval.
 //!
 //! Phases:
-//! 1. `join`: every host joins (`--join-concurrency` requests in flight).
+//! 1. `join`: a probe host joins first to learn the renewal interval (it
+//!    never renews, and is marked down one lease later, before anything is
+//!    measured); then every host joins (`--join-concurrency` requests in
+//!    flight) and renews from its join on, in a timer wheel per connection.
 //! 2. `steady`: `--steady-secs` of renewals; the controller process's CPU
 //!    (utime+stime from /proc), its SQLite commits (`stratus_db_commits` on
 //!    /metrics, before and after) and the renewal round trips.
@@ -88,47 +91,102 @@ async fn join(bus: &NatsBus, host: &str) -> anyhow::Result<JoinReply> {
     Ok(serde_json::from_slice(&r)?)
 }
 
-/// Renew `h` every `every` (first after `offset`) until it fails; rejoin
-/// when told to. The joins are spread over time, so the renewals are too.
-async fn renew_loop(bus: Arc<NatsBus>, h: Arc<SimHost>, every: Duration, offset: Duration, counts: Arc<Counts>) {
-    let mut next = tokio::time::Instant::now() + offset;
-    loop {
-        tokio::time::sleep_until(next).await;
-        next += every;
-        if h.failed.load(Ordering::Relaxed) {
-            return;
+/// The width of a renewal wheel's slot.
+const SLOT: Duration = Duration::from_millis(10);
+
+/// The renewals of the hosts on one connection: a timer wheel of one
+/// renewal interval, each host in the slot of the moment it joined, and one
+/// wildcard subscription for the replies (`_SIM.<conn>.<host index>`). A
+/// request future, inbox and timer per renewal cost the simulator more CPU
+/// than the controller spends answering it; this keeps the simulator light
+/// enough to share two cores with the controller and nats-server.
+struct Wheel {
+    conn: usize,
+    bus: Arc<NatsBus>,
+    slots: std::sync::Mutex<Vec<Vec<usize>>>,
+    started: Instant,
+    every: Duration,
+}
+
+impl Wheel {
+    fn slot_of(&self, at: Instant) -> usize {
+        let n = (self.every.as_millis() / SLOT.as_millis()).max(1) as usize;
+        ((at - self.started).as_millis() / SLOT.as_millis()) as usize % n
+    }
+
+    /// Renew host `idx` from now on, every interval.
+    fn add(&self, idx: usize) {
+        let k = self.slot_of(Instant::now());
+        if let Ok(mut s) = self.slots.lock() {
+            s[k].push(idx);
         }
-        let body = match serde_json::to_vec(&LeaseRequest {
-            host: h.name.clone(),
-            epoch: h.epoch.load(Ordering::Relaxed) as i64,
-        }) {
-            Ok(b) => Bytes::from(b),
-            Err(_) => return,
-        };
-        let sent = Instant::now();
-        let r = bus.request(SUBJECT_LEASE, body, Duration::from_secs(2)).await;
-        let took = sent.elapsed();
-        match r.map(|b| serde_json::from_slice::<LeaseReply>(&b)) {
-            Ok(Ok(LeaseReply::Renewed)) => {
-                counts.renewed.fetch_add(1, Ordering::Relaxed);
-                if counts.sampling.load(Ordering::Relaxed)
-                    && let Ok(mut s) = counts.samples.lock()
-                {
-                    s.push(u32::try_from(took.as_micros()).unwrap_or(u32::MAX));
+    }
+}
+
+/// Drive `wheel`: send each slot's renewals when its time comes; count the
+/// replies (and as failed a renewal still unanswered at the next one).
+async fn drive_wheel(wheel: Arc<Wheel>, hosts: Arc<Vec<Arc<SimHost>>>, counts: Arc<Counts>) -> anyhow::Result<()> {
+    // Microseconds since `started` at which each host's pending renewal was
+    // sent (0: none pending).
+    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..hosts.len()).map(|_| AtomicU64::new(0)).collect());
+    let mut replies = wheel.bus.subscribe(&format!("_SIM.{}.*", wheel.conn)).await?;
+    let (w2, h2, c2, s2) = (wheel.clone(), hosts.clone(), counts.clone(), sent.clone());
+    tokio::spawn(async move {
+        while let Some(m) = replies.next().await {
+            let Some(idx) = m.subject.rsplit('.').next().and_then(|i| i.parse::<usize>().ok()) else { continue };
+            let Some(h) = h2.get(idx) else { continue };
+            let at = s2[idx].swap(0, Ordering::Relaxed);
+            match serde_json::from_slice::<LeaseReply>(&m.payload) {
+                Ok(LeaseReply::Renewed) => {
+                    c2.renewed.fetch_add(1, Ordering::Relaxed);
+                    if at > 0
+                        && c2.sampling.load(Ordering::Relaxed)
+                        && let Ok(mut v) = c2.samples.lock()
+                    {
+                        let now = w2.started.elapsed().as_micros() as u64;
+                        v.push(u32::try_from(now.saturating_sub(at)).unwrap_or(u32::MAX));
+                    }
                 }
+                Ok(LeaseReply::MustRejoin) => {
+                    c2.must_rejoin.fetch_add(1, Ordering::Relaxed);
+                    if h.failed.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    let (bus, h, c3) = (w2.bus.clone(), h.clone(), c2.clone());
+                    tokio::spawn(async move {
+                        if let Ok(j) = join(&bus, &h.name).await {
+                            h.epoch.store(j.epoch as u64, Ordering::Relaxed);
+                            c3.rejoined.fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
+                }
+                Err(_) => {}
             }
-            Ok(Ok(LeaseReply::MustRejoin)) => {
-                counts.must_rejoin.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    let n = wheel.slots.lock().map(|s| s.len()).unwrap_or(1);
+    let mut next_slot = wheel.slot_of(Instant::now());
+    let mut tick = tokio::time::interval(SLOT);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let now_slot = wheel.slot_of(Instant::now());
+        while next_slot != now_slot {
+            let due: Vec<usize> = wheel.slots.lock().map(|s| s[next_slot].clone()).unwrap_or_default();
+            next_slot = (next_slot + 1) % n;
+            for idx in due {
+                let h = &hosts[idx];
                 if h.failed.load(Ordering::Relaxed) {
-                    return;
+                    continue;
                 }
-                if let Ok(j) = join(&bus, &h.name).await {
-                    h.epoch.store(j.epoch as u64, Ordering::Relaxed);
-                    counts.rejoined.fetch_add(1, Ordering::Relaxed);
+                let now = wheel.started.elapsed().as_micros().max(1) as u64;
+                if sent[idx].swap(now, Ordering::Relaxed) != 0 {
+                    counts.failed.fetch_add(1, Ordering::Relaxed);
                 }
-            }
-            _ => {
-                counts.failed.fetch_add(1, Ordering::Relaxed);
+                let req = LeaseRequest { host: h.name.clone(), epoch: h.epoch.load(Ordering::Relaxed) as i64 };
+                let Ok(body) = serde_json::to_vec(&req) else { continue };
+                let reply_to = format!("_SIM.{}.{idx}", wheel.conn);
+                let _ = wheel.bus.publish_with_reply(SUBJECT_LEASE, &reply_to, Bytes::from(body)).await;
             }
         }
     }
@@ -275,9 +333,26 @@ async fn phases(
     let started = Instant::now();
     let sem = Arc::new(Semaphore::new(spec.join_concurrency.max(1)));
     let mut joins = tokio::task::JoinSet::new();
+    // The renewal interval comes with the join reply; ask once first.
+    let probe = join(&buses[0], "sim-probe").await.context("first join")?;
+    let every = Duration::from_millis(probe.renew_interval_ms.max(100));
+    let slots = (every.as_millis() / SLOT.as_millis()).max(1) as usize;
+    let shared_hosts = Arc::new(hosts.clone());
+    let mut wheels = Vec::new();
+    for (conn, bus) in buses.iter().enumerate() {
+        let w = Arc::new(Wheel {
+            conn,
+            bus: bus.clone(),
+            slots: std::sync::Mutex::new(vec![Vec::new(); slots]),
+            started: Instant::now(),
+            every,
+        });
+        tokio::spawn(drive_wheel(w.clone(), shared_hosts.clone(), counts.clone()));
+        wheels.push(w);
+    }
     for (i, h) in hosts.iter().enumerate() {
         let permit = sem.clone().acquire_owned().await?;
-        let (bus, h, counts) = (buses[i % buses.len()].clone(), h.clone(), counts.clone());
+        let (bus, h, wheel) = (buses[i % buses.len()].clone(), h.clone(), wheels[i % wheels.len()].clone());
         joins.spawn(async move {
             let _p = permit;
             let mut tries = 0;
@@ -286,8 +361,7 @@ async fn phases(
                     Ok(j) => {
                         h.epoch.store(j.epoch as u64, Ordering::Relaxed);
                         // Renew from the join on, as an agent does.
-                        let every = Duration::from_millis(j.renew_interval_ms.max(100));
-                        tokio::spawn(renew_loop(bus.clone(), h.clone(), every, every, counts));
+                        wheel.add(i);
                         return Ok(j);
                     }
                     Err(e) if tries >= 5 => return Err(e.context(format!("join of {}", h.name))),
