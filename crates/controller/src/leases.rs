@@ -295,6 +295,10 @@ async fn watch_leases(
     mut since: DateTime<Utc>,
     takeover_until: DateTime<Utc>,
 ) {
+    // No lease learnt from now on ends before this: the takeover's fresh
+    // leases, then a full lease from each reconnection of the bus (a host
+    // that joined while this leader could not hear it may have renewed since).
+    let mut floor = takeover_until;
     let ttl = chrono::Duration::from_std(s.cfg.lease_ttl).unwrap_or(chrono::Duration::seconds(10));
     let mut link = s.bus.link();
     let mut every = tokio::time::interval(tick(s.cfg.lease_renew_interval));
@@ -317,6 +321,7 @@ async fn watch_leases(
         }
         if !was_linked {
             let until = s.ds.clock().now() + ttl;
+            floor = floor.max(until);
             table.extend_all(until);
             info!(until = %stratus_db::ts(until), "bus link back: every lease extended from the reconnection");
             was_linked = true;
@@ -329,7 +334,7 @@ async fn watch_leases(
                 since = look;
                 for row in rows {
                     if row.is_up() {
-                        let until = row.lease_expires_at.unwrap_or(look).max(takeover_until);
+                        let until = row.lease_expires_at.unwrap_or(look).max(floor);
                         table.grant_all([(row.host.clone(), row.epoch)], until);
                     } else {
                         table.forget(&row.host, row.epoch);
