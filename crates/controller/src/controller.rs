@@ -147,7 +147,7 @@ impl std::fmt::Display for CmdFailure {
 /// stays one (the runner retries it as such), anything else is reported as is.
 pub(crate) fn image_failure(e: ImageError) -> OpError {
     match e {
-        ImageError::Db(e) => OpError::Db(e),
+        ImageError::Db(e) => e.into(),
         e => OpError::Service(Box::new(e)),
     }
 }

@@ -323,7 +323,7 @@ impl DeleteServer {
     async fn fence(&self, run: &mut Run<'_>) -> Result<Option<Outcome>, OpError> {
         let (cx, server) = (run.cx, run.server);
         cx.step(DeleteStep::Fence).await?;
-        match crate::storage::fence_server(&self.0, server).await {
+        match crate::storage::fence_server(&self.0, server).await? {
             Ok(lines) if !lines.is_empty() => run.events.push((EV_FENCE.into(), true, lines.join("; "))),
             Ok(_) => {}
             Err(e) => {

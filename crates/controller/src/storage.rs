@@ -22,14 +22,26 @@ pub(crate) fn op_error(e: VolumeError) -> stratus_ops::OpError {
 /// Fence every storage client the server's attachments recorded. Returns a
 /// line per client for the instance action. Must run before any volume of
 /// the server is released.
-pub(crate) async fn fence_server(s: &Shared, server: &ServerRow) -> Result<Vec<String>, String> {
+/// The inner error says why fencing failed (the delete retries); the outer
+/// one ends the attempt (its claim was lost).
+pub(crate) async fn fence_server(
+    s: &Shared,
+    server: &ServerRow,
+) -> Result<Result<Vec<String>, String>, stratus_ops::OpError> {
     match &s.volume {
-        Some(v) => v.fence_server(&server.id).await.map_err(|e| e.to_string()),
+        Some(v) => match v.fence_server(&server.id).await {
+            Ok(lines) => Ok(Ok(lines)),
+            Err(VolumeError::Db(DbError::ClaimLost { .. })) => Err(stratus_ops::OpError::ClaimLost),
+            Err(e) => Ok(Err(e.to_string())),
+        },
         None => {
-            let atts = s.ds.attachment_list_for_server(&server.id).await.map_err(|e| e.to_string())?;
+            let atts = match s.ds.attachment_list_for_server(&server.id).await {
+                Ok(atts) => atts,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
             match atts.iter().find(|a| a.client_id.is_some()) {
-                Some(a) => Err(format!("attachment {} has a storage client but no backend is configured", a.id)),
-                None => Ok(Vec::new()),
+                Some(a) => Ok(Err(format!("attachment {} has a storage client but no backend is configured", a.id))),
+                None => Ok(Ok(Vec::new())),
             }
         }
     }

@@ -138,17 +138,19 @@ impl Datastore {
     ) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
             let now = self.now();
-            sqlx::query(
-                "INSERT INTO instance_action_events (action_id, event, start_time, host)
+            dbk::exec(
+                wp,
+                sqlx::query(
+                    "INSERT INTO instance_action_events (action_id, event, start_time, host)
                      SELECT id, $3, $4, $5 FROM instance_actions WHERE server_id = $1 AND request_id = $2
                      ON CONFLICT (action_id, event) DO NOTHING",
+                )
+                .bind(server_id)
+                .bind(request_id)
+                .bind(event)
+                .bind(&now)
+                .bind(host),
             )
-            .bind(server_id)
-            .bind(request_id)
-            .bind(event)
-            .bind(&now)
-            .bind(host)
-            .execute(wp)
             .await?;
             Ok(())
         })
@@ -197,10 +199,10 @@ impl Datastore {
         details: &str,
     ) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            sqlx::query(&format!("UPDATE instance_action_events SET finish_time = $3, result = {success}, details = COALESCE(details, '') || $4
+            dbk::exec(wp, sqlx::query(&format!("UPDATE instance_action_events SET finish_time = $3, result = {success}, details = COALESCE(details, '') || $4
                      WHERE finish_time IS NULL AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)", success = lit(EventResult::Success)))
             .bind(server_id).bind(request_id).bind(self.now()).bind(details)
-            .execute(wp).await?;
+            ).await?;
             Ok(())
         })
     }

@@ -163,6 +163,7 @@ macro_rules! per_backend {
 /// SQLite: its types, its SQL dialect, and every helper's SQLite copy.
 pub(crate) mod sqlite {
     pub(crate) use crate::actions::sqlite::*;
+    pub(crate) use crate::claim::sqlite::*;
     pub(crate) use crate::identity::sqlite::*;
     #[allow(unused_imports)]
     pub(crate) use crate::images::sqlite::*;
@@ -176,6 +177,10 @@ pub(crate) mod sqlite {
     pub(crate) type Conn = sqlx::SqliteConnection;
     /// One row.
     pub(crate) type Row = sqlx::sqlite::SqliteRow;
+    /// A pool of connections.
+    pub(crate) type Pool = sqlx::SqlitePool;
+    /// Row lock for a claim check: none (the one writer serialises writes).
+    pub(crate) const FOR_SHARE: &str = "";
 
     /// `instr` (SQLite) / `strpos` (PostgreSQL): 1-based position of a substring, 0 if absent.
     pub(crate) const STRPOS: &str = "instr";
@@ -185,8 +190,20 @@ pub(crate) mod sqlite {
         format!("TOTAL({col})")
     }
 
-    /// Begin a write transaction (the single writer serialises it).
-    pub(crate) async fn begin(pool: &sqlx::SqlitePool) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
+    /// Begin a write transaction (the single writer serialises it); inside
+    /// an operation's attempt it first checks the attempt's claim
+    /// (`crate::claim`).
+    pub(crate) async fn begin(pool: &sqlx::SqlitePool) -> Result<sqlx::Transaction<'static, Db>, crate::DbError> {
+        let mut tx = pool.begin().await?;
+        claim_check_tx(&mut tx).await?;
+        Ok(tx)
+    }
+
+    /// [`begin`] without the claim check, for a transaction that checks the
+    /// claim in its own first statement.
+    pub(crate) async fn begin_unchecked(
+        pool: &sqlx::SqlitePool,
+    ) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
         pool.begin().await
     }
 }
@@ -194,6 +211,7 @@ pub(crate) mod sqlite {
 /// PostgreSQL: its types, its SQL dialect, and every helper's PostgreSQL copy.
 pub(crate) mod postgres {
     pub(crate) use crate::actions::postgres::*;
+    pub(crate) use crate::claim::postgres::*;
     pub(crate) use crate::identity::postgres::*;
     #[allow(unused_imports)]
     pub(crate) use crate::images::postgres::*;
@@ -207,6 +225,11 @@ pub(crate) mod postgres {
     pub(crate) type Conn = sqlx::PgConnection;
     /// One row.
     pub(crate) type Row = sqlx::postgres::PgRow;
+    /// A pool of connections.
+    pub(crate) type Pool = sqlx::PgPool;
+    /// Row lock for a claim check: an adopter's claim (an `UPDATE` of the
+    /// operation row) waits until the checked transaction ends.
+    pub(crate) const FOR_SHARE: &str = " FOR SHARE";
 
     /// See the SQLite twin.
     pub(crate) const STRPOS: &str = "strpos";
@@ -223,7 +246,14 @@ pub(crate) mod postgres {
     /// Begin a write transaction: wait for [`WRITER_LOCK`] (released at
     /// commit or rollback), so that it runs alone among write transactions
     /// and its reads see every earlier one.
-    pub(crate) async fn begin(pool: &sqlx::PgPool) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
+    pub(crate) async fn begin(pool: &sqlx::PgPool) -> Result<sqlx::Transaction<'static, Db>, crate::DbError> {
+        let mut tx = begin_unchecked(pool).await?;
+        claim_check_tx(&mut tx).await?;
+        Ok(tx)
+    }
+
+    /// See the SQLite twin.
+    pub(crate) async fn begin_unchecked(pool: &sqlx::PgPool) -> Result<sqlx::Transaction<'static, Db>, sqlx::Error> {
         let mut tx = pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITER_LOCK).execute(&mut *tx).await?;
         Ok(tx)

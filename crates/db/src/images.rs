@@ -227,8 +227,8 @@ impl Datastore {
     /// Record uploaded data: size, checksums, status `active`.
     pub async fn image_set_data(&self, id: &ImageId, size: i64, md5: &str, sha512: &str) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            let r = sqlx::query(&format!("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = {image_active}, updated_at = $5 WHERE id = $1 AND status IN ({uploadable})", image_active = lit(ImageStatus::Active), uploadable = list(&[ImageStatus::Queued, ImageStatus::Saving, ImageStatus::Active])))
-            .bind(id).bind(size).bind(md5).bind(sha512).bind(self.now()).execute(wp).await?;
+            let r = dbk::exec(wp, sqlx::query(&format!("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = {image_active}, updated_at = $5 WHERE id = $1 AND status IN ({uploadable})", image_active = lit(ImageStatus::Active), uploadable = list(&[ImageStatus::Queued, ImageStatus::Saving, ImageStatus::Active])))
+            .bind(id).bind(size).bind(md5).bind(sha512).bind(self.now())).await?;
             if r.rows_affected() == 0 {
                 return Err(DbError::not_found(RowKind::Image, id));
             }
@@ -239,9 +239,9 @@ impl Datastore {
     /// Update mutable metadata (name, visibility, protected, min sizes, properties).
     pub async fn image_update(&self, i: &ImageRow) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            let r = sqlx::query(&format!("UPDATE images SET name = $2, visibility = $3, protected = $4, min_disk = $5, min_ram = $6, properties = $7, disk_format = $8, container_format = $9, updated_at = $10 WHERE id = $1 AND status <> {image_deleted}", image_deleted = lit(ImageStatus::Deleted)))
+            let r = dbk::exec(wp, sqlx::query(&format!("UPDATE images SET name = $2, visibility = $3, protected = $4, min_disk = $5, min_ram = $6, properties = $7, disk_format = $8, container_format = $9, updated_at = $10 WHERE id = $1 AND status <> {image_deleted}", image_deleted = lit(ImageStatus::Deleted)))
             .bind(i.id).bind(&i.name).bind(i.visibility.as_str()).bind(i.protected).bind(i.min_disk).bind(i.min_ram).bind(&i.properties).bind(i.disk_format.map(DiskFormat::as_str)).bind(i.container_format.map(ContainerFormat::as_str)).bind(self.now())
-            .execute(wp).await?;
+            ).await?;
             if r.rows_affected() == 0 {
                 return Err(DbError::not_found(RowKind::Image, i.id));
             }
@@ -272,14 +272,16 @@ impl Datastore {
     /// image as `saving`, and gives it back if the upload fails).
     pub async fn image_set_status(&self, id: &ImageId, from: &[ImageStatus], to: ImageStatus) -> Result<Cas, DbError> {
         crate::with_db!(self, |wp, rp| {
-            let r = sqlx::query(&format!(
-                "UPDATE images SET status = $2, updated_at = $3 WHERE id = $1 AND status IN ({})",
-                list(from)
-            ))
-            .bind(id)
-            .bind(to.as_str())
-            .bind(self.now())
-            .execute(wp)
+            let r = dbk::exec(
+                wp,
+                sqlx::query(&format!(
+                    "UPDATE images SET status = $2, updated_at = $3 WHERE id = $1 AND status IN ({})",
+                    list(from)
+                ))
+                .bind(id)
+                .bind(to.as_str())
+                .bind(self.now()),
+            )
             .await?;
             if r.rows_affected() > 0 {
                 return Ok(Cas::Updated);
@@ -294,8 +296,8 @@ impl Datastore {
     /// deleted meanwhile).
     pub async fn image_finish_upload(&self, id: &ImageId, size: i64, md5: &str, sha512: &str) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            let r = sqlx::query(&format!("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = {image_active}, updated_at = $5 WHERE id = $1 AND status = {saving}", image_active = lit(ImageStatus::Active), saving = lit(ImageStatus::Saving)))
-            .bind(id).bind(size).bind(md5).bind(sha512).bind(self.now()).execute(wp).await?;
+            let r = dbk::exec(wp, sqlx::query(&format!("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = {image_active}, updated_at = $5 WHERE id = $1 AND status = {saving}", image_active = lit(ImageStatus::Active), saving = lit(ImageStatus::Saving)))
+            .bind(id).bind(size).bind(md5).bind(sha512).bind(self.now())).await?;
             if r.rows_affected() == 0 {
                 return Err(DbError::not_found(RowKind::Image, id));
             }
@@ -306,9 +308,9 @@ impl Datastore {
     /// Insert a flavor unless its id exists (seeding is idempotent).
     pub async fn flavor_ensure(&self, f: &FlavorRow) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            sqlx::query("INSERT INTO flavors (id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING")
+            dbk::exec(wp, sqlx::query("INSERT INTO flavors (id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING")
             .bind(&f.id).bind(&f.name).bind(f.vcpus).bind(f.ram_mb).bind(f.disk_gb).bind(f.ephemeral_gb).bind(f.swap_mb).bind(f.rxtx_factor).bind(f.is_public).bind(f.disabled)
-            .execute(wp).await?;
+            ).await?;
             Ok(())
         })
     }

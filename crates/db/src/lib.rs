@@ -14,6 +14,7 @@
 
 mod actions;
 pub(crate) mod backend;
+pub mod claim;
 mod durability;
 mod identity;
 mod images;
@@ -151,6 +152,14 @@ pub enum DbError {
     /// be opened), so its result must not be acknowledged.
     #[error("database log not flushed: {0}")]
     NotFlushed(String),
+    /// A write on behalf of an operation was refused: the attempt no longer
+    /// holds the claim it started with (another controller adopted the
+    /// operation); nothing was written (see [`claim`]).
+    #[error("the claim on operation {op} was lost; nothing written")]
+    ClaimLost {
+        /// The operation.
+        op: String,
+    },
 }
 
 impl DbError {

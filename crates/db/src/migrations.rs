@@ -64,14 +64,14 @@ impl Datastore {
         dest_host: Option<&str>,
     ) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            sqlx::query(
+            dbk::exec(wp, sqlx::query(
                 "UPDATE migrations SET status = $2, dest_host = COALESCE($3, dest_host), updated_at = $4 WHERE id = $1",
             )
             .bind(id)
             .bind(status.as_str())
             .bind(dest_host)
             .bind(self.now())
-            .execute(wp)
+            )
             .await?;
             Ok(())
         })

@@ -60,9 +60,9 @@ impl Datastore {
         payload: &str,
     ) -> Result<bool, DbError> {
         crate::with_db!(self, |wp, rp| {
-            let r = sqlx::query("INSERT INTO notifications (dedup_key, event_type, publisher_id, payload, created_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (dedup_key) DO NOTHING")
+            let r = dbk::exec(wp, sqlx::query("INSERT INTO notifications (dedup_key, event_type, publisher_id, payload, created_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (dedup_key) DO NOTHING")
             .bind(dedup_key).bind(event_type).bind(publisher_id).bind(payload).bind(self.now())
-            .execute(wp).await?;
+            ).await?;
             Ok(r.rows_affected() == 1)
         })
     }
@@ -89,7 +89,7 @@ impl Datastore {
                 sep.push_bind(*id);
             }
             q.push(")");
-            q.build().execute(wp).await?;
+            dbk::exec(wp, q.build()).await?;
             Ok(())
         })
     }

@@ -130,15 +130,17 @@ impl Datastore {
     ) -> Result<bool, DbError> {
         crate::with_db!(self, |wp, rp| {
             let now = self.now();
-            let mut tx = dbk::begin(wp).await?;
+            // The claim is checked by this update itself (one statement fewer).
+            let mut tx = dbk::begin_unchecked(wp).await?;
             let r = sqlx::query(&format!(
-            "UPDATE operations SET updated_at = $3, step = COALESCE($4, step) WHERE id = $1 AND claimed_by = $2 AND state = {op_running}",
+            "UPDATE operations SET updated_at = $3, step = COALESCE($4, step) WHERE id = $1 AND claimed_by = $2 AND state = {op_running} AND attempts = COALESCE($5, attempts)",
             op_running = lit(OpState::Running)
         ))
         .bind(id)
         .bind(worker)
         .bind(&now)
         .bind(completed)
+        .bind(crate::claim::current().map(|c| c.token))
         .execute(&mut *tx)
         .await?;
             if r.rows_affected() != 1 {
@@ -170,9 +172,10 @@ impl Datastore {
     ) -> Result<bool, DbError> {
         crate::with_db!(self, |wp, rp| {
             let now = self.now();
-            let mut tx = dbk::begin(wp).await?;
-            let r = sqlx::query(&format!("UPDATE operations SET state = {op_done}, step = {release}, claim_expires_at = NULL, updated_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = {op_running}", op_done = lit(OpState::Done), release = lit(DeleteStep::Release.as_str()), op_running = lit(OpState::Running)))
-            .bind(op_id).bind(worker).bind(&now).execute(&mut *tx).await?;
+            // The claim is checked by this update itself (one statement fewer).
+            let mut tx = dbk::begin_unchecked(wp).await?;
+            let r = sqlx::query(&format!("UPDATE operations SET state = {op_done}, step = {release}, claim_expires_at = NULL, updated_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = {op_running} AND attempts = COALESCE($4, attempts)", op_done = lit(OpState::Done), release = lit(DeleteStep::Release.as_str()), op_running = lit(OpState::Running)))
+            .bind(op_id).bind(worker).bind(&now).bind(crate::claim::current().map(|c| c.token)).execute(&mut *tx).await?;
             if r.rows_affected() != 1 {
                 return Ok(false);
             }

@@ -368,7 +368,7 @@ impl Datastore {
     pub async fn server_transition(&self, id: &ServerId, t: &Transition) -> Result<Cas, DbError> {
         crate::with_db!(self, |wp, rp| {
             let mut q = dbk::transition_query(id, t, self.now());
-            let r = q.build().execute(wp).await?;
+            let r = dbk::exec(wp, q.build()).await?;
             if r.rows_affected() == 1 {
                 return Ok(Cas::Updated);
             }
@@ -477,12 +477,14 @@ impl Datastore {
     /// Rename a live server.
     pub async fn server_rename(&self, id: &ServerId, name: &str) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            let r = sqlx::query("UPDATE servers SET name = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE")
-                .bind(id)
-                .bind(name)
-                .bind(self.now())
-                .execute(wp)
-                .await?;
+            let r = dbk::exec(
+                wp,
+                sqlx::query("UPDATE servers SET name = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE")
+                    .bind(id)
+                    .bind(name)
+                    .bind(self.now()),
+            )
+            .await?;
             if r.rows_affected() == 0 {
                 return Err(DbError::not_found(RowKind::Server, id));
             }
@@ -536,7 +538,9 @@ impl Datastore {
     /// Release every port of a server (idempotent).
     pub async fn ports_release(&self, server_id: &ServerId) -> Result<u64, DbError> {
         crate::with_db!(self, |wp, rp| {
-            Ok(sqlx::query("DELETE FROM ports WHERE server_id = $1").bind(server_id).execute(wp).await?.rows_affected())
+            Ok(dbk::exec(wp, sqlx::query("DELETE FROM ports WHERE server_id = $1").bind(server_id))
+                .await?
+                .rows_affected())
         })
     }
 
@@ -580,8 +584,8 @@ impl Datastore {
     /// Set one limit of a project.
     pub async fn quota_set(&self, project_id: &str, resource: &str, limit: i64) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            sqlx::query("INSERT INTO quotas (project_id, resource, hard_limit) VALUES ($1,$2,$3) ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = $3")
-            .bind(project_id).bind(resource).bind(limit).execute(wp).await?;
+            dbk::exec(wp, sqlx::query("INSERT INTO quotas (project_id, resource, hard_limit) VALUES ($1,$2,$3) ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = $3")
+            .bind(project_id).bind(resource).bind(limit)).await?;
             Ok(())
         })
     }
@@ -770,7 +774,7 @@ mod tests {
     /// One row with every state column set through the typed fields.
     async fn insert_raw(ds: &Datastore, id: &ServerId, vm: &str, task: Option<&str>, power: i64) {
         crate::with_db!(ds, |wp, rp| {
-            Ok(sqlx::query(
+            dbk::exec(wp, sqlx::query(
                 "INSERT INTO servers (id, name, project_id, user_id, flavor_id, flavor_name, vcpus, ram_mb, disk_gb, \
                  ephemeral_gb, swap_mb, vm_state, task_state, power_state, metadata, locked, reservation_id, hostname, \
                  progress, generation, created_at, updated_at, deleted) \
@@ -780,9 +784,9 @@ mod tests {
             .bind(vm)
             .bind(task)
             .bind(power)
-            .execute(wp)
+            )
             .await
-            .map(|_| ())?)
+            .map(|_| ())
         })
         .expect("insert");
     }
@@ -794,7 +798,7 @@ mod tests {
             if let Some(n) = n {
                 q = q.bind(n);
             }
-            Ok(q.execute(wp).await.map(|_| ())?)
+            dbk::exec(wp, q).await.map(|_| ())
         })
         .expect(sql);
     }
@@ -986,5 +990,63 @@ mod tests {
         assert_eq!(ds.server_get(&id).await.expect("row").id, id);
         exec(&ds, "UPDATE servers SET id = 'not-a-uuid' WHERE id = $1", &id, None).await;
         assert!(ds.server_list(&ServerFilter::default()).await.is_err(), "a non-UUID id must not decode");
+    }
+
+    fn zombie(server: ServerId) -> crate::ZombieRow {
+        crate::ZombieRow {
+            server_id: server,
+            host: "h1".into(),
+            vcpus: 1,
+            ram_mb: 64,
+            disk_gb: 1,
+            reason: "test".into(),
+            created_at: crate::SET_ON_INSERT,
+        }
+    }
+
+    /// A controller's attempt whose claim another controller took over (its
+    /// own lapsed) writes nothing any more, in single statements,
+    /// transactions and step records alike; the adopter's writes go through.
+    #[tokio::test]
+    async fn writes_of_an_attempt_that_lost_its_claim_are_refused() {
+        let (ds, _dir) = store().await;
+        let server = ServerId::new();
+        insert_raw(&ds, &server, "active", None, 1).await;
+        let o = delete_op(server);
+        let crate::OpStart::Created(op) = ds.server_begin_delete(&o).await.expect("begin") else { panic!("created") };
+        // ctl-a claims with a claim that lapses at once; ctl-b adopts.
+        let a =
+            ds.op_claim(&op.id, "ctl-a", chrono::Duration::milliseconds(-1)).await.expect("claim").expect("claimed");
+        let stale = crate::claim::Claim { op: op.id, worker: "ctl-a".into(), token: a.attempts };
+        crate::claim::scope(stale.clone(), async { ds.claim_held().await }).await.expect("held before the adoption");
+        let b = ds.op_claim(&op.id, "ctl-b", chrono::Duration::seconds(30)).await.expect("claim").expect("adopted");
+        assert!(b.attempts > a.attempts, "the token grows with every claim");
+
+        let lost = |r: Result<(), crate::DbError>, what: &str| {
+            assert!(matches!(r, Err(crate::DbError::ClaimLost { .. })), "{what}: {r:?}");
+        };
+        crate::claim::scope(stale.clone(), async {
+            lost(ds.claim_held().await, "claim_held");
+            lost(ds.zombie_record(&zombie(server)).await, "single statement");
+            lost(ds.event_finish(&server, &o.request_id, "ev", true, "done").await, "transaction");
+            let stepped = ds.op_step_with(&op.id, "ctl-a", Some("x"), &Default::default()).await.expect("step");
+            assert!(!stepped, "step record");
+        })
+        .await;
+        // The same worker with an older token is fenced too.
+        let older = crate::claim::Claim { op: op.id, worker: "ctl-b".into(), token: a.attempts };
+        crate::claim::scope(older, async { lost(ds.zombie_record(&zombie(server)).await, "older token") }).await;
+        assert!(ds.zombie_list(None).await.expect("zombies").is_empty(), "nothing written");
+
+        let current = crate::claim::Claim { op: op.id, worker: "ctl-b".into(), token: b.attempts };
+        crate::claim::scope(current, async {
+            ds.claim_held().await.expect("held");
+            ds.zombie_record(&zombie(server)).await.expect("adopter writes");
+            assert!(ds.op_step_with(&op.id, "ctl-b", Some("x"), &Default::default()).await.expect("step"));
+        })
+        .await;
+        assert_eq!(ds.zombie_list(None).await.expect("zombies").len(), 1);
+        // Outside any attempt nothing is checked.
+        ds.zombie_record(&zombie(ServerId::new())).await.expect("no claim, no check");
     }
 }

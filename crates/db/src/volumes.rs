@@ -228,7 +228,7 @@ impl Datastore {
                 }
                 q.push(")");
             }
-            let r = q.build().execute(wp).await?;
+            let r = dbk::exec(wp, q.build()).await?;
             if r.rows_affected() == 1 {
                 return Ok(Cas::Updated);
             }
@@ -250,9 +250,9 @@ impl Datastore {
         bootable: Option<bool>,
     ) -> Result<VolumeRow, DbError> {
         crate::with_db!(self, |wp, rp| {
-            sqlx::query_as(&format!("UPDATE volumes SET name = COALESCE($2, name), description = COALESCE($3, description), size_gb = COALESCE($4, size_gb), bootable = COALESCE($5, bootable), updated_at = $6 WHERE id = $1 AND deleted = FALSE RETURNING {VCOLS}"))
+            dbk::fetch_optional(wp, sqlx::query_as(&format!("UPDATE volumes SET name = COALESCE($2, name), description = COALESCE($3, description), size_gb = COALESCE($4, size_gb), bootable = COALESCE($5, bootable), updated_at = $6 WHERE id = $1 AND deleted = FALSE RETURNING {VCOLS}"))
             .bind(id).bind(name).bind(description).bind(size_gb).bind(bootable).bind(self.now())
-            .fetch_optional(wp).await?.ok_or_else(|| DbError::not_found(RowKind::Volume, id))
+            ).await?.ok_or_else(|| DbError::not_found(RowKind::Volume, id))
         })
     }
 
@@ -260,8 +260,8 @@ impl Datastore {
     pub async fn volume_mark_deleted(&self, id: &VolumeId) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
             let now = self.now();
-            sqlx::query("UPDATE volumes SET status = $3, deleted = TRUE, deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
-            .bind(id).bind(&now).bind(VolumeStatus::Deleted.as_str()).execute(wp).await?;
+            dbk::exec(wp, sqlx::query("UPDATE volumes SET status = $3, deleted = TRUE, deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
+            .bind(id).bind(&now).bind(VolumeStatus::Deleted.as_str())).await?;
             Ok(())
         })
     }
@@ -394,10 +394,10 @@ impl Datastore {
         client_id: &str,
     ) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            let r = sqlx::query("UPDATE volume_attachments SET host = $2, connector = $3, client_id = $4, status = $5, updated_at = $6 WHERE id = $1 AND deleted = FALSE AND status IN ($5,$7)")
+            let r = dbk::exec(wp, sqlx::query("UPDATE volume_attachments SET host = $2, connector = $3, client_id = $4, status = $5, updated_at = $6 WHERE id = $1 AND deleted = FALSE AND status IN ($5,$7)")
             .bind(id).bind(host).bind(connector).bind(client_id)
             .bind(AttachStatus::Attached.as_str()).bind(self.now()).bind(AttachStatus::Fenced.as_str())
-            .execute(wp).await?;
+            ).await?;
             if r.rows_affected() == 0 {
                 return Err(DbError::conflict(
                     RowKind::Attachment,
@@ -435,12 +435,16 @@ impl Datastore {
     /// Mark an attachment's client fenced (its storage client can no longer write).
     pub async fn attachment_mark_fenced(&self, id: &AttachmentId) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            sqlx::query("UPDATE volume_attachments SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
+            dbk::exec(
+                wp,
+                sqlx::query(
+                    "UPDATE volume_attachments SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE",
+                )
                 .bind(id)
                 .bind(self.now())
-                .bind(AttachStatus::Fenced.as_str())
-                .execute(wp)
-                .await?;
+                .bind(AttachStatus::Fenced.as_str()),
+            )
+            .await?;
             Ok(())
         })
     }
@@ -476,9 +480,9 @@ impl Datastore {
     ) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
             let now = self.now();
-            sqlx::query("INSERT INTO storage_cleanup (kind, volume_id, backend_name, client_id, host, reason, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$7) ON CONFLICT DO NOTHING")
+            dbk::exec(wp, sqlx::query("INSERT INTO storage_cleanup (kind, volume_id, backend_name, client_id, host, reason, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$7) ON CONFLICT DO NOTHING")
             .bind(kind.as_str()).bind(volume_id).bind(backend_name).bind(client_id).bind(host).bind(reason).bind(&now)
-            .execute(wp).await?;
+            ).await?;
             Ok(())
         })
     }
@@ -495,9 +499,9 @@ impl Datastore {
     ) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
             let now = self.now();
-            sqlx::query("INSERT INTO storage_cleanup (kind, volume_id, backend_name, client_id, host, server_id, epoch, reason, created_at, updated_at) VALUES ($8,$1,$2,$3,$4,$5,$6,'fenced during a local delete',$7,$7) ON CONFLICT DO NOTHING")
+            dbk::exec(wp, sqlx::query("INSERT INTO storage_cleanup (kind, volume_id, backend_name, client_id, host, server_id, epoch, reason, created_at, updated_at) VALUES ($8,$1,$2,$3,$4,$5,$6,'fenced during a local delete',$7,$7) ON CONFLICT DO NOTHING")
             .bind(volume_id).bind(backend_name).bind(client_id).bind(host).bind(server_id).bind(epoch).bind(&now).bind(CleanupKind::Unfence.as_str())
-            .execute(wp).await?;
+            ).await?;
             Ok(())
         })
     }
@@ -514,11 +518,13 @@ impl Datastore {
     /// Close a cleanup.
     pub async fn cleanup_done(&self, id: i64) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            sqlx::query("UPDATE storage_cleanup SET done = TRUE, updated_at = $2 WHERE id = $1")
-                .bind(id)
-                .bind(self.now())
-                .execute(wp)
-                .await?;
+            dbk::exec(
+                wp,
+                sqlx::query("UPDATE storage_cleanup SET done = TRUE, updated_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(self.now()),
+            )
+            .await?;
             Ok(())
         })
     }
@@ -526,13 +532,13 @@ impl Datastore {
     /// Record a failed attempt (the next pass retries).
     pub async fn cleanup_failed(&self, id: i64, error: &str) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            sqlx::query(
+            dbk::exec(wp, sqlx::query(
                 "UPDATE storage_cleanup SET attempts = attempts + 1, last_error = $2, updated_at = $3 WHERE id = $1",
             )
             .bind(id)
             .bind(error)
             .bind(self.now())
-            .execute(wp)
+            )
             .await?;
             Ok(())
         })
@@ -544,13 +550,13 @@ impl Datastore {
     /// `volume_update` leaves metadata alone.
     pub async fn volume_set_metadata(&self, id: &VolumeId, metadata: &str) -> Result<VolumeRow, DbError> {
         crate::with_db!(self, |wp, rp| {
-            sqlx::query_as(&format!(
+            dbk::fetch_optional(wp, sqlx::query_as(&format!(
                 "UPDATE volumes SET metadata = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE RETURNING {VCOLS}"
             ))
             .bind(id)
             .bind(metadata)
             .bind(self.now())
-            .fetch_optional(wp)
+            )
             .await?
             .ok_or_else(|| DbError::not_found(RowKind::Volume, id))
         })

@@ -31,9 +31,9 @@ impl Datastore {
     /// Record a zombie (idempotent).
     pub async fn zombie_record(&self, z: &ZombieRow) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            sqlx::query("INSERT INTO zombies (server_id, host, vcpus, ram_mb, disk_gb, reason, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (server_id, host) DO NOTHING")
+            dbk::exec(wp, sqlx::query("INSERT INTO zombies (server_id, host, vcpus, ram_mb, disk_gb, reason, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (server_id, host) DO NOTHING")
             .bind(z.server_id).bind(&z.host).bind(z.vcpus).bind(z.ram_mb).bind(z.disk_gb).bind(&z.reason).bind(self.now())
-            .execute(wp).await?;
+            ).await?;
             Ok(())
         })
     }
@@ -54,11 +54,13 @@ impl Datastore {
             let mut cleared = Vec::new();
             for z in zs {
                 if !present_vms.contains(&z.server_id) {
-                    sqlx::query("DELETE FROM zombies WHERE server_id = $1 AND host = $2")
-                        .bind(z.server_id)
-                        .bind(host)
-                        .execute(wp)
-                        .await?;
+                    dbk::exec(
+                        wp,
+                        sqlx::query("DELETE FROM zombies WHERE server_id = $1 AND host = $2")
+                            .bind(z.server_id)
+                            .bind(host),
+                    )
+                    .await?;
                     cleared.push(z.server_id);
                 }
             }

@@ -102,7 +102,7 @@ pub enum RetryReason {
 pub enum OpError {
     /// The datastore failed.
     #[error(transparent)]
-    Db(#[from] DbError),
+    Db(DbError),
     /// The claim was lost to another runner: stop touching this operation.
     #[error("claim lost")]
     ClaimLost,
@@ -115,6 +115,17 @@ pub enum OpError {
     /// downcast it).
     #[error(transparent)]
     Service(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<DbError> for OpError {
+    /// A write refused because the attempt's claim is gone is the attempt's
+    /// end, not a failure to retry.
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::ClaimLost { .. } => Self::ClaimLost,
+            e => Self::Db(e),
+        }
+    }
 }
 
 /// The declared steps of one kind of operation: an enum whose variants are
@@ -374,13 +385,19 @@ impl Runner {
     pub async fn drive_once(&self, id: &OperationId) -> Option<Result<Outcome, OpError>> {
         let op = self.claim(id).await?;
         let cx = self.cx(&op, Arc::new(Notify::new()));
-        let outcome = self.handlers.as_ref()(op.kind).run(&op, &cx).await;
+        let handler = self.handlers.as_ref()(op.kind);
+        let outcome = stratus_db::claim::scope(self.fencing(&op), handler.run(&op, &cx)).await;
         self.close(&op, &outcome).await;
         Some(outcome)
     }
 
     async fn claim(&self, id: &OperationId) -> Option<OperationRow> {
         self.claims.claim(*id).await
+    }
+
+    /// The claim an attempt on `op` (as just claimed) runs under.
+    fn fencing(&self, op: &OperationRow) -> stratus_db::claim::Claim {
+        stratus_db::claim::Claim { op: op.id, worker: self.cfg.worker.clone(), token: op.attempts }
     }
 
     fn cx(&self, op: &OperationRow, wake: Arc<Notify>) -> StepCx {
@@ -558,7 +575,9 @@ impl Runner {
             })
         };
         let cx = self.cx(&op, wake);
-        let outcome = handler.run(&op, &cx).await;
+        // Every write of the attempt is fenced by its claim (a stalled
+        // attempt that lost the operation writes nothing when it resumes).
+        let outcome = stratus_db::claim::scope(self.fencing(&op), handler.run(&op, &cx)).await;
         renew.abort();
         if let Some(after) = self.close(&op, &outcome).await {
             self.retry_later(&op.id, after);

@@ -132,6 +132,8 @@ struct Layout {
     controllers: &'static [(&'static str, bool)],
     /// Extra environment of the agents (e.g. a slow fake destroy).
     agent_env: &'static [(&'static str, &'static str)],
+    /// Extra environment of the controllers started with the rig (e.g. a fault point).
+    ctl_env: &'static [(&'static str, &'static str)],
 }
 
 impl Rig {
@@ -153,6 +155,7 @@ impl Rig {
             });
             let mut e = refs(&env);
             e.push(("STRATUS_CONTROLLER_ID", id));
+            e.extend_from_slice(layout.ctl_env);
             let child = api.start_controller_in(netns.as_deref(), &nats, &e);
             ctls.push(Ctl { id: id.to_string(), netns, child: Some(child) });
             if i == 0 {
@@ -196,6 +199,14 @@ impl Rig {
         let netns = self.ctls.iter().find(|c| c.id == id).and_then(|c| c.netns.clone());
         let child = self.api.start_controller_in(netns.as_deref(), &self.nats, &e);
         self.ctl(id).child = Some(child);
+    }
+
+    /// Start one more controller, `id`, in this namespace.
+    fn add_ctl(&mut self, id: &str) {
+        let mut e = refs(&self.env);
+        e.push(("STRATUS_CONTROLLER_ID", id));
+        let child = self.api.start_controller_in(None, &self.nats, &e);
+        self.ctls.push(Ctl { id: id.to_string(), netns: None, child: Some(child) });
     }
 
     /// Boot `n` servers one after the other (each ACTIVE before the next,
@@ -398,7 +409,7 @@ enum Cut {
 /// other host; after the heal it rejoins with a new epoch, reaps its
 /// zombies, and only then are the zombies cleared and its fences lifted.
 async fn host_cut(cut: Cut) {
-    let r = Rig::start(Layout { hosts: 2, controllers: &[("ctl-a", false)], agent_env: &[] }).await;
+    let r = Rig::start(Layout { hosts: 2, controllers: &[("ctl-a", false)], agent_env: &[], ctl_env: &[] }).await;
     let case = format!("host cut ({cut:?})");
     let image = r.api.cirros(&r.demo).await;
     let (s, v) = r.api.post_bfv_server(&r.demo, "bfv", &image).await;
@@ -562,8 +573,13 @@ async fn a_host_cut_from_everything_is_fenced_and_rejoins_after_the_heal() {
 /// reaches the database). After the heal it serves again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_controller_cut_from_postgres_steps_down_and_the_other_finishes_every_delete() {
-    let mut r =
-        Rig::start(Layout { hosts: 2, controllers: &[("ctl-a", true), ("ctl-b", false)], agent_env: &[] }).await;
+    let mut r = Rig::start(Layout {
+        hosts: 2,
+        controllers: &[("ctl-a", true), ("ctl-b", false)],
+        agent_env: &[],
+        ctl_env: &[],
+    })
+    .await;
     let case = "controller cut from PostgreSQL";
     let ids = r.boot(4, "s").await;
     let epochs: Vec<i64> = {
@@ -640,6 +656,7 @@ async fn killing_the_leader_controller_mid_delete() {
         hosts: 2,
         controllers: &[("ctl-a", false), ("ctl-b", false)],
         agent_env: &[("STRATUS_FAKE_DESTROY_DELAY", "1.5")],
+        ctl_env: &[],
     })
     .await;
     let case = "leader killed mid-delete";
@@ -691,6 +708,7 @@ async fn a_postgres_restart_mid_delete() {
         hosts: 2,
         controllers: &[("ctl-a", false), ("ctl-b", false)],
         agent_env: &[("STRATUS_FAKE_DESTROY_DELAY", "1")],
+        ctl_env: &[],
     })
     .await;
     let case = "PostgreSQL restart";
@@ -764,6 +782,7 @@ async fn a_nats_restart_mid_delete() {
         hosts: 2,
         controllers: &[("ctl-a", false), ("ctl-b", false)],
         agent_env: &[("STRATUS_FAKE_DESTROY_DELAY", "1")],
+        ctl_env: &[],
     })
     .await;
     let case = "NATS restart";
@@ -797,5 +816,106 @@ async fn a_nats_restart_mid_delete() {
     let mut all = ids.clone();
     all.extend(again);
     r.assert_deleted_once(&all).await;
+    r.assert_clean(case).await;
+}
+
+/// The state letter of process `pid` (`T` when stopped), from `/proc`.
+fn proc_state(pid: u32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()).unwrap_or('?')
+}
+
+/// Send `signal` (`STOP`, `CONT`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let ok = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status();
+    assert!(ok.map(|s| s.success()).unwrap_or(false), "kill -{signal} {pid}");
+}
+
+/// Issue 13, stale controller: the controller driving a local delete stops
+/// (a real SIGSTOP, at the fence of the root volume's storage client) past
+/// its claim; another controller adopts the delete and finishes it, the host
+/// comes back, reaps its VM and has its fence lifted. Continued after all
+/// that, the stalled controller must have no effect: its claim's token is
+/// gone, so it neither fences the client again nor queues a fence lift that
+/// no rejoin would ever satisfy (before the fencing tokens it did both, and
+/// the lift stayed pending for ever). Nova's conductors hold no claims on
+/// their work; its counterpart is a second `_delete` racing the first, which
+/// Nova settles only by the instance's `task_state` compare-and-swap.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_controller_continued_after_its_delete_was_adopted_has_no_effect() {
+    let mut r = Rig::start(Layout {
+        hosts: 1,
+        controllers: &[("ctl-a", false)],
+        agent_env: &[],
+        ctl_env: &[("STRATUS_FAULTS", "stop@fence:client")],
+    })
+    .await;
+    let case = "stalled controller";
+    let image = r.api.cirros(&r.demo).await;
+    let (s, v) = r.api.post_bfv_server(&r.demo, "bfv", &image).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let bfv = v["server"]["id"].as_str().expect("id").to_string();
+    r.api.wait_status(&r.demo, &bfv, "ACTIVE", T).await;
+    let host = r.agents[0].host.clone();
+    let epoch_before = r.db.service_get_by_host(&host).await.expect("svc").epoch;
+
+    // The host is cut off; the delete goes local and ctl-a stops at the fence.
+    r.hosts[0].link_down();
+    let sent = vec![(bfv.clone(), r.delete(&bfv).await)];
+    let a_pid = r.ctl("ctl-a").child.as_ref().expect("ctl-a runs").id();
+    let deadline = Instant::now() + T;
+    while proc_state(a_pid) != 'T' {
+        assert!(Instant::now() < deadline, "{case}: ctl-a never reached the fence");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stalled = Instant::now();
+    // Another controller takes the lead, adopts the delete once ctl-a's claim lapsed, and finishes it.
+    r.add_ctl("ctl-b");
+    let took = r.wait_gone_within(&sent, T, case).await;
+    assert_eq!(proc_state(a_pid), 'T', "{case}: ctl-a stayed stopped while ctl-b finished the delete");
+    eprintln!(
+        "MEASURE {case}: adopted and finished by ctl-b {} ms after ctl-a stalled ({} ms after the DELETE; claim TTL {} ms)",
+        stalled.elapsed().as_millis(),
+        took[0].as_millis(),
+        CLAIM_TTL.as_millis()
+    );
+    let (local, why) = r.delete_path(&bfv).await;
+    assert!(local && why.iter().any(|w| w.contains("fenced client")), "{case}: fenced, then released: {why:?}");
+
+    // The host comes back: it rejoins, reaps the VM, and its fence is lifted.
+    r.hosts[0].link_up();
+    let unfences = |c: &[stratus_db::CleanupRow]| c.iter().filter(|c| c.kind == CleanupKind::Unfence).count();
+    let deadline = Instant::now() + T;
+    loop {
+        let svc = r.db.service_get_by_host(&host).await.expect("svc");
+        let zombies = r.db.zombie_list(None).await.expect("zombies");
+        let pending = unfences(&r.db.cleanup_pending().await.expect("q"));
+        if svc.state == ServiceState::Up && svc.epoch > epoch_before && zombies.is_empty() && pending == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{case}: not recovered: {svc:?} zombies {zombies:?} fences {pending}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lifted = controllers_log(&r.api).matches("fence lifted").count();
+    assert!(lifted >= 1, "{case}: ctl-b lifted the fence");
+    let fenced = controllers_log(&r.api).matches("storage client fenced").count();
+    assert!(fenced >= 1, "{case}: ctl-b fenced the client");
+
+    // Continue ctl-a: it finds its claim gone at its next write and stops.
+    signal(a_pid, "CONT");
+    wait_log(&r.api, "claim lost to another runner", T).await;
+    // Give anything it might still do time to happen (a lease, and a reconciler pass).
+    tokio::time::sleep(LEASE_TTL).await;
+    let pending = r.db.cleanup_pending().await.expect("q");
+    assert!(
+        pending.is_empty(),
+        "{case}: the stalled controller queued storage work after it was continued: {pending:?}"
+    );
+    assert_eq!(
+        controllers_log(&r.api).matches("storage client fenced").count(),
+        fenced,
+        "{case}: the stalled controller fenced again after it was continued"
+    );
+    r.assert_deleted_once(std::slice::from_ref(&bfv)).await;
     r.assert_clean(case).await;
 }

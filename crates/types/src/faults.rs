@@ -9,7 +9,10 @@
 //! in-process test builds one in [`FaultMode::FailAttempt`] mode instead: the
 //! point returns [`FaultHit`] and the caller abandons its attempt as a crash
 //! would, leaving its durable state behind for a fresh runner to resume.
-//! The default handle has no points and costs one branch per point.
+//! The default handle has no points and costs one branch per point. A
+//! point listed as `stop@<point>` stops the process (SIGSTOP) the first time
+//! it is reached instead: a real stall at a known place, for tests of what a
+//! stalled process does when it is continued.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -72,6 +75,14 @@ impl Faults {
         if let Ok(mut seen) = inner.seen.lock() {
             seen.push(name.to_string());
         }
+        let stop = format!("stop@{name}");
+        // `stop@<point>`: the first time the point is reached the process
+        // stops itself (SIGSTOP) where it stands, as a stalled controller
+        // would, and goes on when a test sends SIGCONT.
+        if inner.points.lock().map(|mut p| p.remove(&stop)).unwrap_or(false) {
+            stop_self(name);
+            return Ok(());
+        }
         let listed = inner.points.lock().map(|p| p.contains(name)).unwrap_or(false);
         if !listed {
             return Ok(());
@@ -97,6 +108,16 @@ impl Faults {
     /// The points passed so far, in order.
     pub fn seen(&self) -> Vec<String> {
         self.0.as_ref().and_then(|i| i.seen.lock().ok().map(|s| s.clone())).unwrap_or_default()
+    }
+}
+
+/// Stop this process with SIGSTOP (through the shell's `kill`, so no
+/// unsafe code): the call returns once someone sends SIGCONT.
+fn stop_self(point: &str) {
+    eprintln!("fault point {point} hit: stopping the process (SIGSTOP) until it is continued");
+    let pid = std::process::id();
+    if let Err(e) = std::process::Command::new("sh").args(["-c", &format!("kill -STOP {pid}")]).status() {
+        eprintln!("fault point {point}: cannot stop the process: {e}");
     }
 }
 

@@ -613,6 +613,8 @@ impl VolumeService {
     /// Delete a `deleting` volume's storage now, or queue the delete
     /// durably when the backend refuses (never swallowed).
     pub(crate) async fn delete_storage(&self, v: &VolumeRow) -> Result<DeleteOutcome, VolumeError> {
+        // Inside an operation: not if the attempt lost its claim meanwhile.
+        self.ds.claim_held().await?;
         match self.backend.delete(&v.backend_name).await {
             Ok(()) | Err(BlockError::NotFound(_)) => {
                 self.ds.volume_mark_deleted(&v.id).await?;

@@ -188,17 +188,25 @@ impl VolumeService {
             clients.sort();
             clients.dedup();
             for client in clients {
+                stratus_types::faults::fault_point("fence:client");
                 let started = std::time::Instant::now();
+                // Intent first, in a write fenced by the operation's claim: a
+                // controller that lost the delete while it stalled stops here
+                // instead of fencing a client whose fence was already handled
+                // (and lifted) by the one that adopted it.
+                match &a.host {
+                    Some(host) => {
+                        let epoch = self.ds.service_get_by_host(host).await.map(|svc| svc.epoch).unwrap_or(0);
+                        self.ds
+                            .cleanup_enqueue_unfence(server_id, host, epoch, &vol.id, &vol.backend_name, &client)
+                            .await?;
+                    }
+                    None => self.ds.claim_held().await?,
+                }
                 self.backend
                     .fence(&vol.backend_name, &ClientId(client.clone()))
                     .await
                     .map_err(|e| VolumeError::Fence { client: client.clone(), source: e })?;
-                if let Some(host) = &a.host {
-                    let epoch = self.ds.service_get_by_host(host).await.map(|svc| svc.epoch).unwrap_or(0);
-                    self.ds
-                        .cleanup_enqueue_unfence(server_id, host, epoch, &vol.id, &vol.backend_name, &client)
-                        .await?;
-                }
                 let ms = started.elapsed().as_millis();
                 self.metrics.fenced(stratus_metrics::FenceKind::Storage, 1);
                 info!(server = %server_id, volume = %vol.id, client = %client, ms = ms as u64, "storage client fenced");
