@@ -18,6 +18,7 @@ pub mod records;
 use bytes::Bytes;
 use records::{ClientRecords, Held};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use stratus_blockstore::{BlockBackend, OpenClient};
@@ -177,6 +178,8 @@ pub struct Agent {
     records: Arc<ClientRecords>,
     /// Where lease renewals, commands and reaped VMs are counted.
     metrics: stratus_metrics::Metrics,
+    /// The epoch of the last join (0 before the first), stamped on inventories.
+    epoch: Arc<AtomicI64>,
 }
 
 impl Agent {
@@ -194,6 +197,7 @@ impl Agent {
             clients: Arc::default(),
             records,
             metrics: stratus_metrics::Metrics::process(),
+            epoch: Arc::default(),
         }
     }
 
@@ -318,6 +322,7 @@ impl Agent {
                         lease_until = sent + lease_ttl;
                         me.feed_watchdog(sent_mono, lease_ttl);
                         info!(host = %me.cfg.host, epoch = j.epoch, "joined; reconciling before taking work");
+                        me.epoch.store(j.epoch, Ordering::SeqCst);
                         renew_every = Duration::from_millis(j.renew_interval_ms.max(100));
                         next_renew = tokio::time::Instant::now() + renew_every;
                         me.reconcile().await;
@@ -500,11 +505,47 @@ impl Agent {
             .into_iter()
             .map(|(server_id, at_unix_ms)| SelfFence { server_id, at_unix_ms })
             .collect();
-        let body =
-            serde_json::to_vec(&InventoryRequest { host: self.cfg.host.clone(), vms, self_fenced }).unwrap_or_default();
+        let epoch = Some(self.epoch.load(Ordering::SeqCst)).filter(|e| *e > 0);
+        let clients = self.open_clients().await;
+        let req = InventoryRequest { host: self.cfg.host.clone(), vms, self_fenced, epoch, clients };
+        let body = serde_json::to_vec(&req).unwrap_or_default();
         let r = self.bus.request(SUBJECT_INVENTORY, body.into(), self.cfg.rpc_timeout).await?;
         serde_json::from_slice(&r)
             .map_err(|e| BusError::BadReply { subject: SUBJECT_INVENTORY.to_string(), reason: e.to_string() })
+    }
+
+    /// The ids of the storage clients still open on this host: those this
+    /// process holds and every recorded client process still running
+    /// (also one an earlier agent process started). `None` when that cannot
+    /// be told (records unreadable, or a running process recorded without
+    /// its id): the controller then lifts no fence of this host.
+    async fn open_clients(&self) -> Option<Vec<String>> {
+        let mut ids: Vec<String> = self.clients.lock().await.values().map(|(_, c)| c.id().0).collect();
+        let servers = match self.records.servers() {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "cannot list storage client records; reporting the open clients as unknown");
+                return None;
+            }
+        };
+        for server in servers {
+            let held = match self.records.load(&server) {
+                Ok(h) => h,
+                Err(e) => {
+                    warn!(server = %server, error = %e, "cannot read storage client records; reporting the open clients as unknown");
+                    return None;
+                }
+            };
+            for h in held.into_iter().filter(|h| h.process.is_running()) {
+                if h.client.is_empty() {
+                    return None;
+                }
+                ids.push(h.client);
+            }
+        }
+        ids.sort();
+        ids.dedup();
+        Some(ids)
     }
 
     fn server_lock(&self, server_id: &ServerId) -> Arc<tokio::sync::Mutex<()>> {
@@ -772,7 +813,8 @@ impl Agent {
         self.end_recorded(server_id, |a| a == attachment_id).await?;
         let client = storage.open(volume).await.map_err(|e| e.to_string())?;
         if let Some(process) = client.process() {
-            let held = Held { attachment_id: *attachment_id, volume: volume.to_owned(), process };
+            let held =
+                Held { attachment_id: *attachment_id, volume: volume.to_owned(), process, client: client.id().0 };
             if let Err(e) = self.records.add(server_id, held) {
                 // Unrecorded, it could outlive a restart with nobody to end it.
                 if let Err(c) = client.close().await {

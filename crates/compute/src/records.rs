@@ -47,6 +47,10 @@ pub struct Held {
     pub volume: String,
     /// The process.
     pub process: ClientProcess,
+    /// The client's id as the storage backend names it (what a fence
+    /// names); empty in records written before it was kept.
+    #[serde(default)]
+    pub client: String,
 }
 
 /// Wrap an I/O error of `op` on `path`.
@@ -162,7 +166,12 @@ mod tests {
     use super::*;
 
     fn held(a: AttachmentId, pid: u32) -> Held {
-        Held { attachment_id: a, volume: "v".into(), process: ClientProcess { pid, marker: format!("m{pid}") } }
+        Held {
+            attachment_id: a,
+            volume: "v".into(),
+            process: ClientProcess { pid, marker: format!("m{pid}") },
+            client: format!("c{pid}"),
+        }
     }
 
     #[test]

@@ -117,6 +117,14 @@ async fn subscribe_agents(s: &Arc<Shared>) -> Result<Vec<JoinHandle<()>>, BusErr
                     Err(e) => warn!(host = %req.host, server = %f.server_id, error = %e, "cannot record a self-fence"),
                 }
             }
+            // The open storage clients first: a fence is lifted only once its
+            // client is reported gone, and the zombies cleared below are the
+            // other half of that condition.
+            if let (Some(epoch), Some(clients)) = (req.epoch, &req.clients)
+                && let Err(e) = s3.ds.host_clients_report(&req.host, epoch, clients).await
+            {
+                warn!(host = %req.host, error = %e, "cannot record the host's open storage clients");
+            }
             match s3.ds.zombie_clear_absent(&req.host, &req.vms).await {
                 Ok(cleared) => {
                     for z in cleared {

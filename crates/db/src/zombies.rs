@@ -68,3 +68,56 @@ impl Datastore {
         })
     }
 }
+
+/// The storage clients a host last reported still open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostClients {
+    /// The host's epoch when it reported (a report from before a fence's
+    /// rejoin says nothing about what the rejoined host still runs).
+    pub epoch: i64,
+    /// Client ids (as the storage backend names them) still open there.
+    pub clients: Vec<String>,
+}
+
+impl Datastore {
+    /// Record the storage clients `host` reports still open at `epoch`
+    /// (replacing its previous report). A report from an older epoch than
+    /// the one stored is ignored (it was overtaken by a rejoin).
+    pub async fn host_clients_report(&self, host: &str, epoch: i64, clients: &[String]) -> Result<(), DbError> {
+        let mut sorted = clients.to_vec();
+        sorted.sort();
+        sorted.dedup();
+        let text = serde_json::to_string(&sorted).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        crate::with_db!(self, |wp, rp| {
+            dbk::exec(
+                wp,
+                sqlx::query(
+                    "INSERT INTO host_storage_clients (host, epoch, clients, reported_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (host) DO UPDATE SET epoch = excluded.epoch, clients = excluded.clients, reported_at = excluded.reported_at
+                     WHERE host_storage_clients.epoch <= excluded.epoch",
+                )
+                .bind(host)
+                .bind(epoch)
+                .bind(&text)
+                .bind(self.now()),
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// What `host` last reported, if it ever did.
+    pub async fn host_clients(&self, host: &str) -> Result<Option<HostClients>, DbError> {
+        let row: Option<(i64, String)> = crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as("SELECT epoch, clients FROM host_storage_clients WHERE host = $1")
+                .bind(host)
+                .fetch_optional(rp)
+                .await?)
+        })?;
+        row.map(|(epoch, text)| {
+            let clients = serde_json::from_str(&text).map_err(|e| DbError::Corrupt(format!("host clients: {e}")))?;
+            Ok(HostClients { epoch, clients })
+        })
+        .transpose()
+    }
+}

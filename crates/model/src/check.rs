@@ -204,6 +204,7 @@ pub fn check(cfg: &Config) -> Report {
         |a, s| {
             a.is_fair()
                 || *a == Action::AgentReconcile
+                || *a == Action::EndClient
                 || (*a == Action::AgentBecomes(AgentMode::Up) && s.agent != AgentMode::Up)
         },
         State::converged,

@@ -47,9 +47,18 @@
 //!   restart, the agent rejoins with a new epoch (older commands are refused)
 //!   and reconciles: reports its VMs (clearing zombies whose VM is gone), reaps
 //!   VMs of deleted servers and reports again.
-//! - **VM and storage**: a running VM writes to its volume; storage refuses
-//!   writes from a client generation older than the current one (fencing bumps
-//!   it). A released volume belongs to someone else.
+//! - **VM and storage**: a running VM writes to its volume through its
+//!   storage client, a process of its own: the agent ends it before it
+//!   destroys the VM, but a VM that dies on its own leaves it running
+//!   ([`Config::clients_outlive_vms`]) until the agent's sweep ends it;
+//!   storage refuses writes from a client generation older than the current
+//!   one (fencing bumps it and queues the fence's lift). A released volume
+//!   belongs to someone else.
+//! - **Fence lift** (`VolumeService::lift_fences`, run by the controller's
+//!   reconciler): the fence is lifted (the old generation writes again) only
+//!   once the zombie is cleared *and* the host, in a report made by a joined
+//!   agent, listed the client as gone; the broken variant
+//!   [`Config::unfence_when_vm_gone`] drops the second half.
 //! - **Network**: bounded channels (two messages per direction, a full
 //!   channel drops), delivered in any order, optionally lossy.
 //!
@@ -57,7 +66,11 @@
 //! Real time (only "a deadline passed" and "the lease lapsed" remain, both by
 //! the controller's clock; `forced_down` is a lapsed lease), ports, quota
 //! numbers (a zombie stands for reserved capacity), notifications and events,
-//! several servers, hosts or controllers, claim leases between controllers,
+//! several servers, hosts or controllers, claim leases between controllers
+//! (and the fencing tokens that make a stalled controller's writes no-ops:
+//! tested on real processes in `tests/partitions.rs`), epochs of the
+//! clients report (a client gone stays gone, so only "a joined agent
+//! reported it" matters), several clients per VM,
 //! spawn and moves (the VM exists at the start, on one host: `clean_moves` is
 //! not modelled), the per-server lock and spawn preemption in the agent.
 //! Generations are kept relative to the VM's client (normalised so the
@@ -151,6 +164,14 @@ pub struct Config {
     /// current generation while the delete is in progress (a late spawn, a
     /// refresh after rejoin), which un-fences it.
     pub reattach_while_deleting: bool,
+    /// The environment: a VM's storage client is a process of its own, and
+    /// the VM may die on its own (a crash, the host watchdog) leaving it
+    /// running until the agent's sweep ends it. (When the agent destroys a
+    /// VM it ends the clients first and waits until they are gone.)
+    pub clients_outlive_vms: bool,
+    /// Broken variant: a fence is lifted once the host reported the VM gone
+    /// (the zombie cleared), without the client itself being reported gone.
+    pub unfence_when_vm_gone: bool,
     /// Most controller steps a fair run may need to delete the server.
     pub liveness_bound: u32,
 }
@@ -168,6 +189,8 @@ impl Config {
             release_before_fence: false,
             record_zombie: true,
             reattach_while_deleting: false,
+            clients_outlive_vms: true,
+            unfence_when_vm_gone: false,
             liveness_bound: 12,
         }
     }

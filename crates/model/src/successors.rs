@@ -66,7 +66,10 @@ pub fn successors(cfg: &Config, s: &State) -> Vec<(Action, State)> {
         Pc::Run { path, step } => {
             match step {
                 DeleteStep::RecordZombie => n.zombie = true,
-                DeleteStep::Fence if n.storage_gen == n.client_gen => n.storage_gen += 1,
+                DeleteStep::Fence if n.storage_gen == n.client_gen => {
+                    n.storage_gen += 1;
+                    n.unfence_pending = true;
+                }
                 DeleteStep::Fence => {} // already fenced
                 DeleteStep::Detach => n.volume_released = true,
                 DeleteStep::MarkDeleted => n.deleted = true,
@@ -143,7 +146,9 @@ pub fn successors(cfg: &Config, s: &State) -> Vec<(Action, State)> {
         for &ok in outcomes {
             let mut n = *s;
             n.task = false;
-            n.vm_running &= !ok;
+            if ok {
+                n.destroy_vm();
+            }
             if s.agent != CutOff {
                 n.to_ctrl.push(Msg::Result { ok });
             }
@@ -162,10 +167,21 @@ pub fn successors(cfg: &Config, s: &State) -> Vec<(Action, State)> {
         n.reconcile();
         emit(Action::AgentRejoin, n);
     }
-    if alive && s.joined && ((s.zombie && !s.vm_running) || (s.deleted && s.vm_running)) {
+    let report_due = s.client_gone_reported == s.client_running;
+    if alive && s.joined && ((s.zombie && !s.vm_running) || (s.deleted && s.vm_running) || report_due) {
         let mut n = *s;
         n.reconcile();
         emit(Action::AgentReconcile, n);
+    }
+    if cfg.clients_outlive_vms && s.vm_running && s.client_running {
+        let mut n = *s;
+        n.vm_running = false;
+        emit(Action::VmDies, n);
+    }
+    if alive && s.joined && s.client_running && !s.vm_running {
+        let mut n = *s;
+        n.client_running = false;
+        emit(Action::EndClient, n);
     }
     if s.lease_valid {
         let renewing = alive && s.joined;
@@ -203,7 +219,16 @@ pub fn successors(cfg: &Config, s: &State) -> Vec<(Action, State)> {
     if cfg.reattach_while_deleting && alive && s.joined && s.vm_running && !s.deleted && s.deletes > 0 && !unfenced {
         let mut n = *s;
         n.client_gen = n.storage_gen;
+        n.client_running = true;
         emit(Action::Reattach, n);
+    }
+    // The controller's reconciler lifts the fence once it is safe (or, in
+    // the broken variant, once the VM record is gone).
+    if s.unfence_pending && !s.zombie && (cfg.unfence_when_vm_gone || s.client_gone_reported) {
+        let mut n = *s;
+        n.storage_gen = n.client_gen;
+        n.unfence_pending = false;
+        emit(Action::Unfence, n);
     }
     out
 }

@@ -180,6 +180,13 @@ pub enum Action {
     VmWrite,
     /// The agent re-attaches the VM's client at the current generation.
     Reattach,
+    /// The VM process dies on its own (a crash, the host watchdog), and its
+    /// storage client process lives on.
+    VmDies,
+    /// The agent's sweep ends a storage client that outlived its VM.
+    EndClient,
+    /// The controller's reconciler lifts the fence.
+    Unfence,
 }
 
 impl Action {
@@ -195,6 +202,8 @@ impl Action {
                 | Action::AgentReconcile
                 | Action::VmWrite
                 | Action::Reattach
+                | Action::EndClient
+                | Action::VmDies
                 | Action::LeaseExpires { renewals_lost: true }
         )
     }
@@ -230,6 +239,13 @@ pub struct State {
     pub volume_released: bool,
     /// Storage accepted a write from the VM after the volume was released.
     pub stray_write: bool,
+    /// The VM's storage client process runs (it outlives the VM until ended).
+    pub client_running: bool,
+    /// A fence lift is queued (durable: the cleanup row).
+    pub unfence_pending: bool,
+    /// The host's latest clients report (made by a joined agent) lists the
+    /// client as gone (durable).
+    pub client_gone_reported: bool,
     /// Messages to the agent.
     pub to_agent: Channel,
     /// Messages to the controller.
@@ -253,14 +269,17 @@ impl State {
             client_gen: 0,
             volume_released: false,
             stray_write: false,
+            client_running: true,
+            unfence_pending: false,
+            client_gone_reported: false,
             to_agent: Channel::default(),
             to_ctrl: Channel::default(),
         }
     }
 
-    /// Can the VM still write to the volume?
+    /// Can the VM's client still write to the volume?
     pub(crate) fn unfenced_writer(&self) -> bool {
-        self.vm_running && self.client_gen == self.storage_gen
+        self.client_running && self.client_gen == self.storage_gen
     }
 
     /// Which safety properties this state violates.
@@ -278,9 +297,22 @@ impl State {
         v
     }
 
-    /// Nothing leaks: deleted, VM gone, zombie cleared, volume released.
+    /// Nothing leaks: deleted, VM and its client gone, zombie cleared,
+    /// volume released, no fence left in place.
     pub(crate) fn converged(&self) -> bool {
-        self.deleted && !self.vm_running && !self.zombie && self.volume_released
+        self.deleted
+            && !self.vm_running
+            && !self.client_running
+            && !self.zombie
+            && self.volume_released
+            && !self.unfence_pending
+    }
+
+    /// The agent destroys the VM: it ends the VM's storage clients and
+    /// waits until they are gone, then the VM (`Agent::destroy_vm`).
+    pub(crate) fn destroy_vm(&mut self) {
+        self.vm_running = false;
+        self.client_running = false;
     }
 
     /// Canonical form: channels sorted (they are multisets), generations
@@ -303,14 +335,16 @@ impl State {
         }
     }
 
-    /// Agent reconcile: report VMs (the controller clears zombies of absent
-    /// VMs), reap the VM if its server is deleted, report again.
+    /// Agent reconcile: report VMs and open storage clients (the controller
+    /// clears zombies of absent VMs and records the clients), reap the VM if
+    /// its server is deleted, report again.
     pub(crate) fn reconcile(&mut self) {
         if !self.vm_running {
             self.zombie = false;
         }
+        self.client_gone_reported = !self.client_running;
         if self.deleted && self.vm_running {
-            self.vm_running = false;
+            self.destroy_vm();
             self.to_ctrl.push(Msg::InventoryWithoutVm);
         }
     }
@@ -320,7 +354,7 @@ impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "pc={:?} deletes={} deleted={} zombie={} lease={} agent={:?}{}{} vm={} gen={}/{} volume={}{} to_agent={:?} to_ctrl={:?}",
+            "pc={:?} deletes={} deleted={} zombie={} lease={} agent={:?}{}{} vm={} gen={}/{} volume={}{} {}{} to_agent={:?} to_ctrl={:?}",
             self.pc,
             self.deletes,
             self.deleted,
@@ -334,6 +368,12 @@ impl fmt::Display for State {
             self.client_gen,
             if self.volume_released { "released" } else { "attached" },
             if self.stray_write { "(stray write!)" } else { "" },
+            match (self.client_running, self.client_gone_reported) {
+                (true, _) => "client running",
+                (false, true) => "client gone (reported)",
+                (false, false) => "client gone",
+            },
+            if self.unfence_pending { " unfence pending" } else { "" },
             self.to_agent,
             self.to_ctrl,
         )

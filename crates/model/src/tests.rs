@@ -62,6 +62,9 @@ fn model_of_delete_is_safe_and_live() {
         Action::AgentReconcile,
         Action::AgentExecute { ok: true },
         Action::ControllerCrash,
+        Action::VmDies,
+        Action::EndClient,
+        Action::Unfence,
     ] {
         assert!(r.actions.contains(&a), "{a:?} never happens");
     }
@@ -123,4 +126,17 @@ fn model_finds_stuck_delete_without_deadlines() {
     assert!(r.violations.is_empty());
     assert!(!r.liveness_ok);
     found(&r, LIVENESS);
+}
+
+#[test]
+fn model_finds_a_fence_lifted_while_its_client_outlives_the_vm() {
+    // The lift waits for the zombie only: a client that outlived its VM is
+    // un-fenced while it can still write to the volume someone else now has.
+    let r = run("unfence once the VM record is gone", &Config { unfence_when_vm_gone: true, ..calm() });
+    let v = found(&r, P1_RELEASED_WHILE_UNFENCED);
+    let lifted = v.trace.iter().position(|s| s.action == Action::Unfence).expect("the counterexample lifts the fence");
+    assert!(v.trace[lifted].state.client_running, "lifted while the client still runs");
+    // The same environment with the real lift condition is safe.
+    let r = run("unfence once the client is reported gone", &calm());
+    assert!(r.violations.is_empty() && r.liveness_ok && r.convergence_ok);
 }

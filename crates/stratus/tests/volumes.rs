@@ -179,6 +179,9 @@ async fn seed_problem(backend: &str) {
     );
     assert!(took <= Duration::from_secs(15), "{took:?}");
 
+    // When the fence was known applied (rbd): no write of the zombie may succeed after it, ever.
+    let mut fenced_at: u128 = 0;
+    let epoch_before = db.service_get_by_host(&host).await.expect("svc").epoch;
     // The root volume is gone from the backend; the data volume is free only now that its client is fenced.
     let (s, _) = cloud.call(&tok, Method::GET, &format!("/volume/v3/volumes/{root}"), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "root volume deleted with the server");
@@ -198,6 +201,7 @@ async fn seed_problem(backend: &str) {
         }
         // The zombies kept writing until the fence; from the fence on, every write fails (errno 108).
         let fenced_by = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
+        fenced_at = fenced_by;
         tokio::time::sleep(Duration::from_millis(800)).await;
         let data_backend = db.volume_get(&vid(&data)).await.expect("data").backend_name;
         let mut ok_before = 0;
@@ -275,10 +279,29 @@ async fn seed_problem(backend: &str) {
     // though they were started by the agent process that was killed.
     let left: Vec<&(u32, String)> = zombie_holders.iter().filter(|(pid, image)| holds(*pid, image)).collect();
     assert!(left.is_empty(), "the reaped zombie's holder processes still run: {left:?}");
+    // The fences were lifted because the host, rejoined, reported those
+    // clients gone, not merely because the zombie VM record went.
+    let report = db.host_clients(&host).await.expect("report").expect("the rejoined host reported its clients");
+    assert!(report.epoch > epoch_before, "a report from after the rejoin: {report:?} (epoch before {epoch_before})");
+    for c in &clients {
+        assert!(!report.clients.contains(c), "fence of {c} lifted while the host reports it open: {report:?}");
+    }
     if backend == "rbd" {
         let bl = blocklist();
         for c in &clients {
             assert!(!bl.contains(c.as_str()), "fence of {c} lifted after the host rejoined: {bl}");
+        }
+        // Read the zombies' logs again now that the fences are lifted and the
+        // data volume belongs to another server: still no write after the fence.
+        for name in [&root_backend, &data_backend_name] {
+            let log = std::fs::read_to_string(holder_logs.join(format!("{name}.log"))).unwrap_or_default();
+            let late = log
+                .lines()
+                .filter(|l| l.starts_with("OK"))
+                .filter_map(|l| l.split_whitespace().last()?.parse::<u128>().ok())
+                .filter(|t| *t > fenced_at)
+                .count();
+            assert_eq!(late, 0, "a zombie client of {name} wrote after its fence (read after the lift): {log}");
         }
     }
     let (clean, report) = cloud.audit();

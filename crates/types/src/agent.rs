@@ -117,6 +117,15 @@ pub struct InventoryRequest {
     /// first on the server's instance action.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub self_fenced: Vec<SelfFence>,
+    /// The host's epoch when it made the report (absent before it joined).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
+    /// Ids of the storage clients still open on the host (the agent's own
+    /// clients and every recorded client process still running), or absent
+    /// when the agent cannot tell (then no fence of the host is lifted): a
+    /// storage fence is lifted only once its client is reported gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<Vec<String>>,
 }
 
 /// One VM the host watchdog paused and killed.

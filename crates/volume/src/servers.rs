@@ -245,8 +245,10 @@ impl VolumeService {
     }
 
     /// Lift the fences whose host rejoined with a newer epoch (it reconciled
-    /// before taking work) and reported the fenced server's VM gone (no
-    /// zombie of it remains there). Returns how many were lifted.
+    /// before taking work), reported the fenced server's VM gone (no zombie
+    /// of it remains there) and, in a report made after that rejoin, the
+    /// fenced client gone (not among its open storage clients). Returns how
+    /// many were lifted.
     pub async fn lift_fences(&self) -> Result<usize, VolumeError> {
         let mut lifted = 0;
         for c in self.ds.cleanup_pending().await? {
@@ -264,12 +266,21 @@ impl VolumeService {
                 .map(|svc| svc.is_up() && svc.epoch > c.epoch.unwrap_or(i64::MAX))
                 .unwrap_or(false);
             let zombie = self.ds.zombie_list(Some(host)).await?.iter().any(|z| &z.server_id == server);
-            if !rejoined || zombie {
+            // The client itself must be known gone, not only its VM: a
+            // client process can outlive the VM it served. Known gone means
+            // the host, rejoined after the fence, reported its open clients
+            // and this one is not among them.
+            let client_gone = self
+                .ds
+                .host_clients(host)
+                .await?
+                .is_some_and(|r| r.epoch > c.epoch.unwrap_or(i64::MAX) && !r.clients.contains(client));
+            if !rejoined || zombie || !client_gone {
                 continue;
             }
             match self.backend.unfence(&ClientId(client.clone())).await {
                 Ok(()) => {
-                    info!(client = %client, host = %host, "fence lifted: the host rejoined and reaped the zombie");
+                    info!(client = %client, host = %host, "fence lifted: the host rejoined, reaped the zombie and reported the client gone");
                     self.ds.cleanup_done(c.id).await?;
                     lifted += 1;
                 }

@@ -632,15 +632,27 @@ async fn server_volumes_boot_fence_release_and_lift_fences() {
     assert_eq!(q.iter().filter(|k| **k == CleanupKind::Unfence).count(), 2);
     assert!(q.contains(&CleanupKind::VolumeDelete));
 
-    // The fences stay until the host rejoins with a newer epoch.
+    // The fences stay until the host rejoins with a newer epoch...
     assert_eq!(e.svc.lift_fences().await.expect("lift"), 0);
-    e.ds.service_join(host, cap, ttl).await.expect("host rejoins");
-    // Its zombie clients are reaped; the reconciler then lifts the fences and deletes the root.
-    for c in clients {
-        let _ = c.close().await;
-    }
+    let before = e.ds.service_get_by_host(host).await.expect("svc").epoch;
+    e.ds.host_clients_report(host, before, &[]).await.expect("a report from before the rejoin");
+    let rejoined = e.ds.service_join(host, cap, ttl).await.expect("host rejoins").epoch;
+    // ... and reports, after that rejoin, the fenced clients gone: the VM
+    // record being gone (no zombie here) is not enough.
+    assert_eq!(e.svc.lift_fences().await.expect("lift"), 0, "no report since the rejoin");
+    // One client process outlived its VM: only the other one's fence is lifted.
+    let ids: Vec<String> = clients.iter().map(|c| c.id().0).collect();
+    let mut clients = clients.into_iter();
+    let (mut first, second) = (clients.next().expect("root client"), clients.next().expect("data client"));
+    let _ = second.close().await;
+    e.ds.host_clients_report(host, rejoined, &ids[..1]).await.expect("report");
+    assert_eq!(e.svc.lift_fences().await.expect("lift"), 1, "only the gone client's fence");
+    assert!(first.write(0, b"zombie").await.is_err(), "the live client stays fenced");
+    // Then it ends too; the reconciler lifts its fence and deletes the root.
+    let _ = first.close().await;
+    e.ds.host_clients_report(host, rejoined, &[]).await.expect("report");
     let r = e.svc.reconcile().await.expect("pass");
-    assert_eq!((r.fences_lifted, r.deletes_finished), (2, 1), "{r:?}");
+    assert_eq!((r.fences_lifted, r.deletes_finished), (1, 1), "{r:?}");
     assert!(e.svc.pending_cleanups().await.expect("queue").is_empty());
     assert!(matches!(e.svc.volume(&root.id).await, Err(VolumeError::NotFound { .. })));
 }
