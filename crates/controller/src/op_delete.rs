@@ -27,7 +27,7 @@ use stratus_ops::{Handler, OpError, Outcome, RetryReason, StepCx};
 use stratus_types::agent::CommandKind;
 use stratus_types::plan::{DeleteFacts, DeletePath, DeleteStep, committed_path, delete_plan, remaining};
 use stratus_types::{MigrationStatus, VmState};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 pub(crate) struct DeleteServer(pub Arc<Shared>);
 
@@ -35,6 +35,16 @@ const EV_TERMINATE: &str = "compute_terminate_instance";
 const EV_LOCAL: &str = "controller_local_delete";
 const EV_FENCE: &str = "controller_fence_storage";
 const EV_VOLUMES: &str = "controller_release_volumes";
+
+/// Longest pause between two attempts to fence a deleted server's storage.
+pub(crate) const FENCE_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The pause before the next fence attempt after `attempts` claims of the
+/// operation: 2 s, doubling, at most [`FENCE_RETRY_MAX`].
+fn fence_retry_delay(attempts: i64) -> std::time::Duration {
+    let shift = u32::try_from(attempts.clamp(1, 5) - 1).unwrap_or(0);
+    std::time::Duration::from_secs(2u64 << shift).min(FENCE_RETRY_MAX)
+}
 
 /// The path a delete takes and why, as decided from the host's lease.
 struct Decision {
@@ -320,15 +330,38 @@ impl DeleteServer {
 
     /// Fence first: no volume is released while a client that may still run
     /// (a zombie VM) could write to it. `Some(retry)` if fencing failed.
+    ///
+    /// When the fence cannot be applied (the storage backend unreachable or
+    /// refusing), the delete waits: safety over promptness. The volumes stay
+    /// attached, the server stays `deleting` (not 404: a user who saw the
+    /// delete succeed must not have a VM still writing their data), and the
+    /// operator is told three ways: an error in the log, the
+    /// `stratus_fence_failures_total` counter, and the open
+    /// `controller_fence_storage` event of the server's delete action, whose
+    /// details say since when and why (the backend's own words stay in the
+    /// log and the operation's `last_error`). The fence is retried with
+    /// backoff (2 s doubling to [`FENCE_RETRY_MAX`]), so the delete finishes
+    /// on its own within that much of the storage coming back.
     async fn fence(&self, run: &mut Run<'_>) -> Result<Option<Outcome>, OpError> {
-        let (cx, server) = (run.cx, run.server);
+        let (cx, server, op) = (run.cx, run.server, run.op);
         cx.step(DeleteStep::Fence).await?;
         match crate::storage::fence_server(&self.0, server).await? {
             Ok(lines) if !lines.is_empty() => run.events.push((EV_FENCE.into(), true, lines.join("; "))),
             Ok(_) => {}
-            Err(e) => {
-                warn!(server = %server.id, error = %e, "cannot fence the server's storage clients; retrying (volumes stay attached)");
-                return Ok(Some(Outcome::Retry(RetryReason::Fence(e), std::time::Duration::from_secs(2))));
+            Err(f) => {
+                let after = fence_retry_delay(op.attempts);
+                self.0.metrics.fence_failed();
+                error!(server = %server.id, attempt = op.attempts, retry_in_s = after.as_secs(), error = %f.detail,
+                       "cannot fence the server's storage clients: the delete waits with the volumes attached; restore the storage backend");
+                let note = format!(
+                    "storage fence failed at {} (attempt {}): {}; the volumes stay attached and the delete retries in {} s",
+                    stratus_db::ts(self.0.ds.clock().now()),
+                    op.attempts,
+                    f.public,
+                    after.as_secs()
+                );
+                self.0.ds.event_note(&server.id, &op.request_id, EV_FENCE, &note).await?;
+                return Ok(Some(Outcome::Retry(RetryReason::Fence(f.detail), after)));
             }
         }
         cx.stepped(DeleteStep::Fence).await?;

@@ -22,25 +22,33 @@ pub(crate) fn op_error(e: VolumeError) -> stratus_ops::OpError {
 /// Fence every storage client the server's attachments recorded. Returns a
 /// line per client for the instance action. Must run before any volume of
 /// the server is released.
+/// Why a fence could not be applied.
+pub(crate) struct FenceFailure {
+    /// The whole story, for the log and the operation's `last_error` (operators).
+    pub detail: String,
+    /// What the server's instance action may show (no backend stderr, paths or command lines).
+    pub public: String,
+}
+
 /// The inner error says why fencing failed (the delete retries); the outer
 /// one ends the attempt (its claim was lost).
 pub(crate) async fn fence_server(
     s: &Shared,
     server: &ServerRow,
-) -> Result<Result<Vec<String>, String>, stratus_ops::OpError> {
+) -> Result<Result<Vec<String>, FenceFailure>, stratus_ops::OpError> {
     match &s.volume {
         Some(v) => match v.fence_server(&server.id).await {
             Ok(lines) => Ok(Ok(lines)),
             Err(VolumeError::Db(DbError::ClaimLost { .. })) => Err(stratus_ops::OpError::ClaimLost),
-            Err(e) => Ok(Err(e.to_string())),
+            Err(e) => Ok(Err(FenceFailure { detail: e.to_string(), public: e.tenant_message() })),
         },
         None => {
-            let atts = match s.ds.attachment_list_for_server(&server.id).await {
-                Ok(atts) => atts,
-                Err(e) => return Ok(Err(e.to_string())),
-            };
+            let atts = s.ds.attachment_list_for_server(&server.id).await?;
             match atts.iter().find(|a| a.client_id.is_some()) {
-                Some(a) => Ok(Err(format!("attachment {} has a storage client but no backend is configured", a.id))),
+                Some(a) => {
+                    let why = format!("attachment {} has a storage client but no backend is configured", a.id);
+                    Ok(Err(FenceFailure { detail: why.clone(), public: why }))
+                }
                 None => Ok(Ok(Vec::new())),
             }
         }

@@ -190,6 +190,29 @@ impl Datastore {
         })
     }
 
+    /// Start an event if needed and set the details it shows while it is
+    /// still open (a step that waits, saying why); finishing it later
+    /// replaces them.
+    pub async fn event_note(
+        &self,
+        server_id: &ServerId,
+        request_id: &str,
+        event: &str,
+        details: &str,
+    ) -> Result<(), DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            dbk::event_start_tx(&mut tx, server_id, request_id, event, None, &now).await?;
+            sqlx::query("UPDATE instance_action_events SET details = $4
+                     WHERE event = $3 AND finish_time IS NULL AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)")
+            .bind(server_id).bind(request_id).bind(event).bind(details)
+            .execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     /// Finish every event of an action still open (an attempt that crashed
     /// mid-step), so the action never shows a step running forever.
     pub async fn event_finish_open(

@@ -369,6 +369,7 @@ struct Inner {
     cleanup_pending: Gauge,
     db_commits: Gauge,
     fences: Family<FenceLabels, Counter>,
+    fence_failures: Counter,
     leader: Family<LeaderLabels, Gauge>,
     nats_reconnects: Counter,
     nats_connected: Gauge,
@@ -464,6 +465,13 @@ impl Metrics {
             "VMs cut off their storage: storage clients this process fenced, and host self-fences reported to it",
             fences.clone(),
         );
+        let fence_failures = Counter::default();
+        r.register(
+            "stratus_fence_failures",
+            "Attempts to fence a deleted server's storage clients that failed (the storage backend unreachable or \
+             refusing): each such delete waits with its volumes attached and retries; alert on any increase",
+            fence_failures.clone(),
+        );
         let leader = Family::<LeaderLabels, Gauge>::default();
         r.register(
             "stratus_leader",
@@ -526,6 +534,7 @@ impl Metrics {
             cleanup_pending,
             db_commits,
             fences,
+            fence_failures,
             leader,
             nats_reconnects,
             nats_connected,
@@ -596,6 +605,11 @@ impl Metrics {
     /// `n` VMs were fenced off their storage, by `kind`.
     pub fn fenced(&self, kind: FenceKind, n: u64) {
         self.0.fences.get_or_create(&FenceLabels { kind }).inc_by(n);
+    }
+
+    /// A delete could not fence its server's storage clients (it retries).
+    pub fn fence_failed(&self) {
+        self.0.fence_failures.inc();
     }
 
     /// Whether the controller `holder` holds the leader lease.
