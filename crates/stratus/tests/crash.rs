@@ -11,35 +11,62 @@ use common::*;
 use reqwest::{Method, StatusCode};
 use std::time::{Duration, Instant};
 
-/// DELETE the server while the process is set to abort at `fault`, wait for
-/// it to die there, restart it without faults, and retry the DELETE if the
-/// first one got no answer (as a client whose request died would).
-async fn delete_through_crash(cloud: &mut Cloud, tok: &str, id: &str, fault: &str) {
-    let r =
-        cloud.http.delete(format!("{}/compute/v2.1/servers/{id}", cloud.url)).header("X-Auth-Token", tok).send().await;
-    let answered = matches!(&r, Ok(resp) if resp.status() == StatusCode::NO_CONTENT);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cloud.exited() {
-        assert!(Instant::now() < deadline, "fault point {fault} was never reached");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cloud.env.retain(|(k, _)| k != "STRATUS_FAULTS");
-    cloud.restart().await;
-    if !answered {
-        let (s, v) = cloud.call(tok, Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
-        assert!(s == StatusCode::NO_CONTENT || s == StatusCode::NOT_FOUND, "{fault}: retry got {s} {v}");
+/// DELETE the server while the process is set to abort at `faults[0]`, wait
+/// for it to die there, restart it, and retry the DELETE if the first one
+/// got no answer (as a client whose request died would); once per fault of
+/// `faults` in turn: each restart is set to
+/// abort at the next one (a crash during the recovery from the previous
+/// crash), the last restart at none. A DELETE that got no answer is sent
+/// again after each restart, as a client would.
+async fn delete_through_crashes(cloud: &mut Cloud, tok: &str, id: &str, faults: &[&str]) {
+    let send = |cloud: &Cloud| {
+        cloud.http.delete(format!("{}/compute/v2.1/servers/{id}", cloud.url)).header("X-Auth-Token", tok).send()
+    };
+    let r = send(cloud).await;
+    let mut answered = matches!(&r, Ok(resp) if resp.status() == StatusCode::NO_CONTENT);
+    for (i, fault) in faults.iter().enumerate() {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !cloud.exited() {
+            assert!(Instant::now() < deadline, "fault point {fault} was never reached");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        cloud.env.retain(|(k, _)| k != "STRATUS_FAULTS");
+        if let Some(next) = faults.get(i + 1) {
+            cloud.env.push(("STRATUS_FAULTS".into(), (*next).into()));
+        }
+        cloud.restart().await;
+        if !answered {
+            match send(cloud).await {
+                Ok(resp) => {
+                    let s = resp.status();
+                    assert!(s == StatusCode::NO_CONTENT || s == StatusCode::NOT_FOUND, "{fault}: retry got {s}");
+                    answered = true;
+                }
+                // The next fault point killed the process before it answered.
+                Err(_) if i + 1 < faults.len() => {}
+                Err(e) => panic!("{fault}: retry failed: {e}"),
+            }
+        }
     }
 }
 
 async fn crash_at(fault: &str) {
+    crash_at_each(&[fault]).await;
+}
+
+/// [`crash_at`], crashing at each of `faults` in turn (see [`delete_through_crashes`]).
+async fn crash_at_each(faults: &[&str]) {
+    let fault = faults.join(" then ");
+    let fault = fault.as_str();
     let mut cloud =
-        Cloud::start_with(&[("STRATUS_FAULTS", fault), ("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1")]).await;
+        Cloud::start_with(&[("STRATUS_FAULTS", faults[0]), ("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1")])
+            .await;
     let tok = cloud.demo().await;
     let id = cloud.create_server(&tok, "crashy").await;
     cloud.wait_status(&tok, &id, "ACTIVE", Duration::from_secs(30)).await;
 
     // The DELETE may or may not get its answer before the process dies.
-    delete_through_crash(&mut cloud, &tok, &id, fault).await;
+    delete_through_crashes(&mut cloud, &tok, &id, faults).await;
     let took = cloud.wait_gone(&tok, &id, Duration::from_secs(30)).await;
     eprintln!("MEASURE crash at {fault}: 404 {} ms after restart", took.as_millis());
 
@@ -94,8 +121,17 @@ crash_tests! {
 /// killed at each of its steps: after a restart the delete still finishes
 /// once, the root volume is gone, nothing is left attached.
 async fn crash_on_local_path_at(fault: &str) {
+    crash_on_local_path_at_each(&[fault]).await;
+}
+
+/// [`crash_on_local_path_at`], crashing at each of `faults` in turn (see
+/// [`delete_through_crashes`]).
+async fn crash_on_local_path_at_each(faults: &[&str]) {
+    let fault = faults.join(" then ");
+    let fault = fault.as_str();
     let mut cloud =
-        Cloud::start_with(&[("STRATUS_FAULTS", fault), ("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1")]).await;
+        Cloud::start_with(&[("STRATUS_FAULTS", faults[0]), ("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1")])
+            .await;
     let tok = cloud.demo().await;
     let admin = cloud.admin().await;
     let image = cloud.cirros(&tok).await;
@@ -111,7 +147,7 @@ async fn crash_on_local_path_at(fault: &str) {
     let host = v["server"]["OS-EXT-SRV-ATTR:host"].as_str().expect("host").to_string();
     cloud.force_down(&admin, &host, true).await;
 
-    delete_through_crash(&mut cloud, &tok, &id, fault).await;
+    delete_through_crashes(&mut cloud, &tok, &id, faults).await;
     cloud.wait_gone(&tok, &id, Duration::from_secs(30)).await;
     let (s, _) = cloud.call(&tok, Method::GET, &format!("/volume/v3/volumes/{root}"), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{fault}: root volume deleted");
@@ -152,6 +188,30 @@ local_crash_tests! {
     crash_before_volumes => "before:volumes",
     crash_after_volumes => "after:volumes",
     crash_before_local_release => "before:release",
+}
+
+/// Crashes during the recovery from a crash (issue 13): the process dies at
+/// one step, and the restarted one dies again at a later step of the
+/// resumed delete (re-running the idempotent steps in between); the third
+/// process finishes it, once, with nothing leaked.
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_twice_remote_after_terminate_then_before_release() {
+    crash_at_each(&["after:terminate", "before:release"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_twice_remote_in_agent_then_in_controller() {
+    crash_at_each(&["agent:before:terminate", "after:terminate"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_twice_local_before_fence_then_after_volumes() {
+    crash_on_local_path_at_each(&["before:fence", "after:volumes"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crash_twice_local_after_fence_then_before_release() {
+    crash_on_local_path_at_each(&["after:fence", "before:release"]).await;
 }
 
 /// Durability of acknowledgements: a batch of DELETEs is fired at once and
