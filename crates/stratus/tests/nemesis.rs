@@ -1,0 +1,563 @@
+//! Issue 13: a randomized nemesis. A concurrent workload (create, stop and
+//! start, delete, plain and boot-from-volume servers) runs against real
+//! processes (`stratus up` holding the API and the controller, two `stratus
+//! compute` agents, nats-server) while a seeded random schedule injects
+//! faults one after another: SIGKILL and SIGSTOP of an agent, an agent cut
+//! off or falsely up (its fault switches), a host forced down, nats-server
+//! SIGKILLed and restarted, the control process SIGSTOPped or SIGKILLed and
+//! restarted. Every request and its answer is recorded; a checker then
+//! verifies, for the schedule:
+//!
+//! - every acknowledged DELETE is 404 within the delete bound
+//!   (`min(terminate_timeout, lease_ttl) + 5 s`) timed from its *send*,
+//!   extended only by the time the control plane itself (the control
+//!   process, NATS) was down or stopped while it waited: a host fault never
+//!   extends it;
+//! - once every fault is healed, everything converges: no server, zombie,
+//!   queued storage cleanup, open operation or VM left; quota usage zero;
+//!   `stratus audit` clean;
+//! - each deleted server has one `instance.delete.start` and one `.end`.
+//!
+//! `STRATUS_NEMESIS_SEED` (default 1) picks the first seed,
+//! `STRATUS_NEMESIS_SCHEDULES` (default 2, what CI runs) how many schedules
+//! run (seed, seed + 1, ...), `STRATUS_NEMESIS_SECS` (default 20) how long
+//! each one injects faults. The soak is the same test with many schedules;
+//! it prints one line per schedule and a table of results.
+//!
+//! Nova's reference: `compute/api.py` `_delete` (local delete only when the
+//! service is down; a falsely-up or hung host leaves the server `deleting`
+//! until the host returns), which the per-delete bound rules out here.
+
+mod common;
+
+use common::*;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// Short timings, so a schedule sees many deadlines and lease lapses.
+const LEASE_TTL: f64 = 4.0;
+const ACK: f64 = 1.5;
+const TERMINATE: f64 = 2.5;
+/// `min(terminate_timeout, lease_ttl) + 5 s`.
+const DELETE_BOUND: Duration = Duration::from_millis(((TERMINATE * 1000.0) as u64) + 5000);
+/// Added to the bound per restart of the control process (it starts, the
+/// runner adopts its operations) and per NATS restart (clients reconnect).
+const RESTART_ALLOWANCE: Duration = Duration::from_secs(5);
+/// Clients running the workload at once.
+const CLIENTS: usize = 3;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// A deterministic generator (xorshift64*): the schedule is a function of the seed.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_millis(lo + self.below(hi - lo + 1))
+    }
+}
+
+/// One fault of a schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Fault {
+    AgentKilled(usize),
+    AgentStopped(usize),
+    AgentCutOff(usize),
+    AgentFalselyUp(usize),
+    HostForcedDown(usize),
+    NatsKilled,
+    ControlStopped,
+    ControlKilled,
+}
+
+impl Fault {
+    fn pick(rng: &mut Rng) -> Self {
+        let host = rng.below(2) as usize;
+        match rng.below(8) {
+            0 => Self::AgentKilled(host),
+            1 => Self::AgentStopped(host),
+            2 => Self::AgentCutOff(host),
+            3 => Self::AgentFalselyUp(host),
+            4 => Self::HostForcedDown(host),
+            5 => Self::NatsKilled,
+            6 => Self::ControlStopped,
+            _ => Self::ControlKilled,
+        }
+    }
+
+    /// The fault's kind, for the results table.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::AgentKilled(_) => "agent SIGKILL",
+            Self::AgentStopped(_) => "agent SIGSTOP",
+            Self::AgentCutOff(_) => "agent cut off",
+            Self::AgentFalselyUp(_) => "agent falsely up",
+            Self::HostForcedDown(_) => "host forced down",
+            Self::NatsKilled => "nats-server SIGKILL",
+            Self::ControlStopped => "control SIGSTOP",
+            Self::ControlKilled => "control SIGKILL",
+        }
+    }
+
+    /// Does it take the control plane away (so waits for it may be longer)?
+    fn control_plane(&self) -> bool {
+        matches!(self, Self::NatsKilled | Self::ControlStopped | Self::ControlKilled)
+    }
+}
+
+/// Where the API is now (a restarted control process listens on a new port).
+#[derive(Clone)]
+struct Api {
+    url: Arc<RwLock<String>>,
+    http: Client,
+    token: String,
+}
+
+impl Api {
+    /// One call; `None` when no answer came (the process is down or stopped).
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Option<(StatusCode, Value)> {
+        let url = self.url.read().map(|u| u.clone()).unwrap_or_default();
+        let mut rb = self.http.request(method, format!("{url}{path}")).header("X-Auth-Token", &self.token);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.timeout(Duration::from_secs(3)).send().await.ok()?;
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        Some((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+}
+
+/// What happened to one DELETE, as the client saw it.
+#[derive(Clone, Debug)]
+struct DeleteRecord {
+    server: String,
+    /// When the acknowledged DELETE (204) was sent.
+    sent: Instant,
+    /// When GET first answered 404.
+    gone: Option<Instant>,
+}
+
+/// A fault as injected: what, and from when to when.
+#[derive(Clone, Debug)]
+struct Injected {
+    fault: Fault,
+    from: Instant,
+    to: Instant,
+}
+
+#[derive(Default)]
+struct History {
+    deletes: Vec<DeleteRecord>,
+    faults: Vec<Injected>,
+    created: Vec<String>,
+    /// Requests that got no answer (and were retried).
+    unanswered: usize,
+}
+
+/// The outcome of one schedule.
+struct Outcome {
+    seed: u64,
+    faults: BTreeMap<&'static str, usize>,
+    deletes: usize,
+    /// Longest DELETE → 404 from the send, and its allowed bound.
+    worst: (Duration, Duration),
+    violations: Vec<String>,
+}
+
+/// DELETE `id` until acknowledged (204, or 404: already gone), then poll
+/// until 404; record it.
+async fn delete(api: &Api, id: &str, history: &Arc<Mutex<History>>) {
+    let path = format!("/compute/v2.1/servers/{id}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let sent = loop {
+        let sent = Instant::now();
+        match api.call(Method::DELETE, &path, None).await {
+            Some((StatusCode::NO_CONTENT, _)) => break sent,
+            Some((StatusCode::NOT_FOUND, _)) => return,
+            Some((StatusCode::CONFLICT, _)) => {} // locked in a task: try again
+            Some((s, v)) if s.is_server_error() || s == StatusCode::SERVICE_UNAVAILABLE => {
+                eprintln!("nemesis: DELETE {id}: {s} {v}");
+            }
+            Some((s, v)) => panic!("DELETE {id}: unexpected {s} {v}"),
+            None => history.lock().expect("history").unanswered += 1,
+        }
+        assert!(Instant::now() < deadline, "DELETE {id} never acknowledged");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut rec = DeleteRecord { server: id.to_string(), sent, gone: None };
+    while Instant::now() < deadline {
+        if let Some((StatusCode::NOT_FOUND, _)) = api.call(Method::GET, &path, None).await {
+            rec.gone = Some(Instant::now());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    history.lock().expect("history").deletes.push(rec);
+}
+
+/// One client: create a server (boot from volume one time in three), wait
+/// for it to be ACTIVE (or give up on it), stop and start it now and then,
+/// delete it; until `until`.
+async fn client(api: Api, image: String, until: Instant, seed: u64, history: Arc<Mutex<History>>) {
+    let mut rng = Rng::new(seed);
+    let mut n = 0;
+    while Instant::now() < until {
+        n += 1;
+        let body = if rng.below(3) == 0 {
+            let bdm = json!([{"boot_index": 0, "uuid": image, "source_type": "image", "destination_type": "volume", "volume_size": 1, "delete_on_termination": true}]);
+            json!({"server": {"name": format!("n{seed}-{n}"), "imageRef": "", "flavorRef": "1", "block_device_mapping_v2": bdm}})
+        } else {
+            json!({"server": {"name": format!("n{seed}-{n}"), "imageRef": image, "flavorRef": "1"}})
+        };
+        let id = match api.call(Method::POST, "/compute/v2.1/servers", Some(body)).await {
+            Some((StatusCode::ACCEPTED, v)) => v["server"]["id"].as_str().expect("id").to_string(),
+            // No answer (the control process is down): the create may or may
+            // not be recorded; the end checks list what is left.
+            _ => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                continue;
+            }
+        };
+        history.lock().expect("history").created.push(id.clone());
+        // Wait for ACTIVE a while; a build that fails (ERROR) or takes too
+        // long under the faults is deleted all the same.
+        let path = format!("/compute/v2.1/servers/{id}");
+        let wait_until = Instant::now() + Duration::from_secs(8);
+        let mut active = false;
+        while Instant::now() < wait_until {
+            match api.call(Method::GET, &path, None).await {
+                Some((StatusCode::OK, v)) if v["server"]["status"] == "ACTIVE" => {
+                    active = true;
+                    break;
+                }
+                Some((StatusCode::OK, v)) if v["server"]["status"] == "ERROR" => break,
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        if active && rng.below(3) == 0 {
+            for action in ["os-stop", "os-start"] {
+                let mut body = serde_json::Map::new();
+                body.insert(action.to_string(), Value::Null);
+                let _ = api.call(Method::POST, &format!("{path}/action"), Some(Value::Object(body))).await;
+                tokio::time::sleep(rng.millis(100, 800)).await;
+            }
+        }
+        tokio::time::sleep(rng.millis(0, 500)).await;
+        delete(&api, &id, &history).await;
+    }
+}
+
+struct Rig {
+    nats: Nats,
+    cloud: Cloud,
+    agents: Vec<AgentProc>,
+    url: Arc<RwLock<String>>,
+    admin: String,
+    demo: String,
+}
+
+async fn rig() -> Rig {
+    let nats = Nats::start();
+    let timings = [
+        ("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1".to_string()),
+        ("STRATUS_LEASE_TTL", LEASE_TTL.to_string()),
+        ("STRATUS_LEASE_RENEW_INTERVAL", "0.5".to_string()),
+        ("STRATUS_TERMINATE_ACK_TIMEOUT", ACK.to_string()),
+        ("STRATUS_TERMINATE_TIMEOUT", TERMINATE.to_string()),
+        ("STRATUS_LEADER_TTL", "1".to_string()),
+        ("STRATUS_OP_CLAIM_TTL", "3".to_string()),
+    ];
+    let env: Vec<(&str, &str)> = timings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let args = ["--fake-hosts", "0", "--nats-url", nats.url.as_str(), "--volume-backend", "local"];
+    let cloud = Cloud::start_with_args(&args, &env).await;
+    let data_dir = cloud.data_dir.to_string_lossy().to_string();
+    let mut agent_env = env.clone();
+    agent_env.extend([("STRATUS_DATA_DIR", data_dir.as_str()), ("STRATUS_VOLUME_BACKEND", "local")]);
+    let agents: Vec<AgentProc> = ["compute-1", "compute-2"]
+        .iter()
+        .map(|h| AgentProc::start(h, &nats, cloud.data_dir.join("hosts").join(h), &agent_env))
+        .collect();
+    let admin = cloud.admin().await;
+    let demo = cloud.demo().await;
+    let db = cloud.db().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while db.service_list().await.expect("services").iter().filter(|s| s.is_up()).count() < 2 {
+        assert!(Instant::now() < deadline, "the agents never joined");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = Arc::new(RwLock::new(cloud.url.clone()));
+    Rig { nats, cloud, agents, url, admin, demo }
+}
+
+impl Rig {
+    fn control_pid(&self) -> u32 {
+        self.cloud.child.as_ref().expect("control process").id()
+    }
+
+    fn signal_control(&self, sig: &str) {
+        let st = std::process::Command::new("kill").arg(format!("-{sig}")).arg(self.control_pid().to_string()).status();
+        assert!(st.map(|s| s.success()).unwrap_or(false), "kill -{sig} control");
+    }
+
+    async fn force_down(&self, host: usize, on: bool) {
+        let api = Api { url: self.url.clone(), http: Client::new(), token: self.admin.clone() };
+        let body = json!({"host": self.agents[host].host, "binary": "nova-compute", "forced_down": on});
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let url = self.url.read().map(|u| u.clone()).unwrap_or_default();
+            let r = api
+                .http
+                .put(format!("{url}/compute/v2.1/os-services/force-down"))
+                .header("X-Auth-Token", &api.token)
+                .header("OpenStack-API-Version", "compute 2.11")
+                .json(&body)
+                .timeout(Duration::from_secs(3))
+                .send()
+                .await;
+            if matches!(&r, Ok(resp) if resp.status() == StatusCode::OK) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "force-down {on} never answered");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn inject(&mut self, f: Fault) {
+        match f {
+            Fault::AgentKilled(i) => self.agents[i].kill9(),
+            Fault::AgentStopped(i) => self.agents[i].signal("STOP"),
+            Fault::AgentCutOff(i) => self.agents[i].signal("USR2"),
+            Fault::AgentFalselyUp(i) => self.agents[i].signal("USR1"),
+            Fault::HostForcedDown(i) => self.force_down(i, true).await,
+            Fault::NatsKilled => self.nats.kill(),
+            Fault::ControlStopped => self.signal_control("STOP"),
+            Fault::ControlKilled => self.cloud.kill(),
+        }
+    }
+
+    async fn heal(&mut self, f: Fault) {
+        match f {
+            Fault::AgentKilled(i) => self.agents[i].restart(),
+            Fault::AgentStopped(i) => self.agents[i].signal("CONT"),
+            Fault::AgentCutOff(i) => self.agents[i].signal("USR2"),
+            Fault::AgentFalselyUp(i) => self.agents[i].signal("USR1"),
+            Fault::HostForcedDown(i) => self.force_down(i, false).await,
+            Fault::NatsKilled => self.nats.start_again(),
+            Fault::ControlStopped => self.signal_control("CONT"),
+            Fault::ControlKilled => {
+                self.cloud.restart().await;
+                if let Ok(mut u) = self.url.write() {
+                    *u = self.cloud.url.clone();
+                }
+            }
+        }
+    }
+}
+
+/// Run one schedule from `seed`; faults are injected for `secs` seconds.
+async fn schedule(seed: u64, secs: u64) -> Outcome {
+    let mut r = rig().await;
+    let mut rng = Rng::new(seed);
+    let history = Arc::new(Mutex::new(History::default()));
+    let image = r.cloud.cirros(&r.demo).await;
+    let until = Instant::now() + Duration::from_secs(secs);
+    let mut clients = Vec::new();
+    for c in 0..CLIENTS {
+        let api = Api { url: r.url.clone(), http: Client::new(), token: r.demo.clone() };
+        let seed = seed.wrapping_mul(31).wrapping_add(c as u64);
+        clients.push(tokio::spawn(client(api, image.clone(), until, seed, history.clone())));
+    }
+    // The nemesis: one fault at a time, each held a random while, random gaps.
+    while Instant::now() + Duration::from_secs(1) < until {
+        tokio::time::sleep(rng.millis(300, 2500)).await;
+        let f = Fault::pick(&mut rng);
+        let hold = rng.millis(500, 6000);
+        let from = Instant::now();
+        r.inject(f).await;
+        tokio::time::sleep(hold).await;
+        r.heal(f).await;
+        history.lock().expect("history").faults.push(Injected { fault: f, from, to: Instant::now() });
+    }
+    for c in clients {
+        c.await.expect("client");
+    }
+    let h = std::mem::take(&mut *history.lock().expect("history"));
+    let violations = check(&r, &h).await;
+    let mut faults = BTreeMap::new();
+    for i in &h.faults {
+        *faults.entry(i.fault.kind()).or_default() += 1;
+    }
+    let mut worst = (Duration::ZERO, Duration::ZERO);
+    for d in &h.deletes {
+        if let Some(g) = d.gone {
+            let took = g - d.sent;
+            if took > worst.0 {
+                worst = (took, allowed(d, &h.faults));
+            }
+        }
+    }
+    Outcome { seed, faults, deletes: h.deletes.len(), worst, violations }
+}
+
+/// The bound of one acknowledged delete: the delete bound, plus the time the
+/// control plane was faulted while it waited, plus a restart allowance for
+/// each control-plane fault that overlapped the wait.
+fn allowed(d: &DeleteRecord, faults: &[Injected]) -> Duration {
+    let end = d.gone.unwrap_or_else(Instant::now);
+    let mut extra = Duration::ZERO;
+    for f in faults.iter().filter(|f| f.fault.control_plane()) {
+        let (from, to) = (f.from.max(d.sent), f.to.min(end));
+        if from < to || (f.to >= d.sent && f.to <= end) {
+            extra += to.saturating_duration_since(from) + RESTART_ALLOWANCE;
+        }
+    }
+    DELETE_BOUND + extra
+}
+
+/// The checker: bounds per delete, then convergence once every fault is healed.
+async fn check(r: &Rig, h: &History) -> Vec<String> {
+    let mut v = Vec::new();
+    for d in &h.deletes {
+        let bound = allowed(d, &h.faults);
+        match d.gone {
+            None => v.push(format!("{}: acknowledged delete never 404", d.server)),
+            Some(g) if g - d.sent > bound => v.push(format!(
+                "{}: 404 {:?} after the send, bound {bound:?} (faults: {:?})",
+                d.server,
+                g - d.sent,
+                h.faults.iter().filter(|f| f.to >= d.sent && f.from <= g).map(|f| f.fault).collect::<Vec<_>>()
+            )),
+            Some(_) => {}
+        }
+    }
+    // Convergence: every fault is healed; within a minute nothing is left.
+    let api = Api { url: r.url.clone(), http: Client::new(), token: r.demo.clone() };
+    let db = r.cloud.db().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let left = loop {
+        // A create that got no answer may still have made a server: delete what is listed.
+        let listed: Vec<String> = match api.call(Method::GET, "/compute/v2.1/servers", None).await {
+            Some((StatusCode::OK, body)) => body["servers"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|s| s["id"].as_str().map(String::from)).collect())
+                .unwrap_or_default(),
+            _ => vec!["(no answer)".into()],
+        };
+        for id in listed.iter().filter(|id| !id.starts_with('(')) {
+            let _ = api.call(Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
+        }
+        let zombies = db.zombie_list(None).await.expect("zombies");
+        let cleanups = db.cleanup_pending().await.expect("cleanups");
+        let ops = db.op_list_open().await.expect("ops");
+        let vms: Vec<String> = r.agents.iter().flat_map(|a| a.vms()).collect();
+        let left = format!(
+            "servers {listed:?}, zombies {:?}, cleanups {:?}, open ops {:?}, VMs {vms:?}",
+            zombies.iter().map(|z| z.server_id).collect::<Vec<_>>(),
+            cleanups.iter().map(|c| (c.kind, c.last_error.clone())).collect::<Vec<_>>(),
+            ops.iter().map(|o| (o.kind, o.step.clone(), o.last_error.clone())).collect::<Vec<_>>()
+        );
+        if listed.is_empty() && zombies.is_empty() && cleanups.is_empty() && ops.is_empty() && vms.is_empty() {
+            break None;
+        }
+        if Instant::now() > deadline {
+            break Some(left);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    if let Some(left) = left {
+        v.push(format!("not converged a minute after the last fault: {left}"));
+        return v;
+    }
+    match api.call(Method::GET, "/compute/v2.1/limits", None).await {
+        Some((StatusCode::OK, lim)) => {
+            for key in ["totalInstancesUsed", "totalCoresUsed", "totalRAMUsed"] {
+                if lim["limits"]["absolute"][key] != 0 {
+                    v.push(format!("quota usage left: {key} = {}", lim["limits"]["absolute"][key]));
+                }
+            }
+        }
+        other => v.push(format!("limits unreadable: {other:?}")),
+    }
+    for d in &h.deletes {
+        let n: Vec<String> = db
+            .notification_list_for_server(&sid(&d.server))
+            .await
+            .expect("notifications")
+            .into_iter()
+            .map(|n| n.event_type)
+            .collect();
+        for event in ["instance.delete.start", "instance.delete.end"] {
+            let count = n.iter().filter(|e| *e == event).count();
+            if count != 1 {
+                v.push(format!("{}: {count} × {event}", d.server));
+            }
+        }
+    }
+    let (clean, report) = r.cloud.audit();
+    if !clean {
+        v.push(format!("audit: {report}"));
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nemesis() {
+    let first: u64 = env_or("STRATUS_NEMESIS_SEED", 1);
+    let schedules: u64 = env_or("STRATUS_NEMESIS_SCHEDULES", 2);
+    let secs: u64 = env_or("STRATUS_NEMESIS_SECS", 20);
+    let mut outcomes = Vec::new();
+    for seed in first..first + schedules {
+        let started = Instant::now();
+        let o = schedule(seed, secs).await;
+        eprintln!(
+            "NEMESIS seed {seed}: {} faults {:?}, {} deletes, slowest 404 {} ms (its bound {} ms), {} violations, {} s",
+            o.faults.values().sum::<usize>(),
+            o.faults,
+            o.deletes,
+            o.worst.0.as_millis(),
+            o.worst.1.as_millis(),
+            o.violations.len(),
+            started.elapsed().as_secs()
+        );
+        for violation in &o.violations {
+            eprintln!("NEMESIS seed {seed} VIOLATION: {violation}");
+        }
+        outcomes.push(o);
+    }
+    // The results table (README): schedules, faults by kind, deletes, violations.
+    let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
+    for o in &outcomes {
+        for (k, n) in &o.faults {
+            *by_kind.entry(k).or_default() += n;
+        }
+    }
+    let deletes: usize = outcomes.iter().map(|o| o.deletes).sum();
+    let violations: usize = outcomes.iter().map(|o| o.violations.len()).sum();
+    eprintln!("NEMESIS | schedules | faults injected | deletes checked | violations |");
+    eprintln!(
+        "NEMESIS | {} (seeds {first}..{}) | {} ({by_kind:?}) | {deletes} | {violations} |",
+        outcomes.len(),
+        first + schedules - 1,
+        by_kind.values().sum::<usize>()
+    );
+    let failed: Vec<u64> = outcomes.iter().filter(|o| !o.violations.is_empty()).map(|o| o.seed).collect();
+    assert!(failed.is_empty(), "violations in the schedules of seeds {failed:?} (rerun one with STRATUS_NEMESIS_SEED)");
+}
