@@ -101,6 +101,38 @@ async fn a_dropped_client_is_a_zombie_until_fenced() {
     b.delete("vol").await.expect("delete");
 }
 
+/// The watch of an in-process client ends with its process, as a Ceph
+/// watch expires once its client stops answering: a host agent SIGKILLed
+/// with a volume open never closes it, and its watcher must not keep the
+/// volume busy (undeletable) for ever. Found by the nemesis (seed 5).
+#[tokio::test]
+async fn the_watch_of_a_client_whose_process_died_ends_with_it() {
+    let s = Scratch::new();
+    let b = s.backend();
+    b.create("vol", 1).await.expect("create");
+    let c = b.open("vol").await.expect("open");
+    let id = c.id();
+    drop(c);
+    // Still ours (this process runs): busy.
+    assert_eq!(busy_watchers(b.delete("vol").await), vec![id.clone()]);
+    // Hand the watcher to a process that then dies, as a killed agent's would be.
+    let mut child = std::process::Command::new("sleep").arg("30").spawn().expect("sleep");
+    let pid = child.id();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    let start: u64 =
+        stat.rsplit_once(')').expect("comm").1.split_whitespace().nth(19).expect("field").parse().expect("n");
+    let file = s.0.join("volumes").join("vol.state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("state")).expect("json");
+    state["watchers"][0]["owner"] = serde_json::json!({"pid": pid, "start": start});
+    std::fs::write(&file, state.to_string()).expect("write state");
+    assert_eq!(busy_watchers(b.delete("vol").await), vec![id.clone()], "its owner still runs");
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    assert!(b.watchers("vol").await.expect("watchers").is_empty(), "the dead process's watch ended");
+    b.delete("vol").await.expect("delete once nobody watches");
+}
+
 #[tokio::test]
 async fn close_releases_the_watcher() {
     let s = Scratch::new();

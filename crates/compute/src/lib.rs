@@ -180,6 +180,11 @@ pub struct Agent {
     metrics: stratus_metrics::Metrics,
     /// The epoch of the last join (0 before the first), stamped on inventories.
     epoch: Arc<AtomicI64>,
+    /// Held while an inventory is in flight: reports go one at a time, so a
+    /// report is made only after the previous one was answered (a storage
+    /// fence is lifted on the second report handled after it; see
+    /// `VolumeService::lift_fences`).
+    inventory_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Agent {
@@ -198,6 +203,7 @@ impl Agent {
             records,
             metrics: stratus_metrics::Metrics::process(),
             epoch: Arc::default(),
+            inventory_turn: Arc::default(),
         }
     }
 
@@ -237,10 +243,26 @@ impl Agent {
         Ok(())
     }
 
-    /// End storage client processes recorded by an earlier agent process
-    /// for servers that have no VM here and are not placed here (a crash
-    /// between opening a client and its VM existing): nothing else would.
+    /// End the storage clients of servers that have no VM here and are not
+    /// placed here: those this process holds (an attach that ran after its
+    /// server's VM was destroyed) and the processes an earlier agent process
+    /// recorded (a crash between opening a client and its VM existing).
+    /// Nothing else would, and each keeps its volume busy and its fence up.
     async fn end_orphan_clients(&self, vms: &HashSet<ServerId>, expected: &HashSet<ServerId>) {
+        let held: HashSet<ServerId> = self.clients.lock().await.values().map(|(s, _)| *s).collect();
+        for server_id in held.into_iter().filter(|s| !vms.contains(s) && !expected.contains(s)) {
+            let lock = self.server_lock(&server_id);
+            let _g = lock.lock().await;
+            // The lists above are a moment old: a server placed since then
+            // has its VM by now if it has clients (they open after the spawn).
+            let spawning = self.tracking.lock().unwrap_or_else(|p| p.into_inner()).cancels.contains_key(&server_id);
+            let has_vm = self.driver.list().await.map(|l| l.iter().any(|v| v.server_id == server_id)).unwrap_or(true);
+            if spawning || has_vm {
+                continue;
+            }
+            info!(host = %self.cfg.host, server = %server_id, "closing the storage clients of a server that has no VM here");
+            self.close_clients_of(&server_id).await;
+        }
         let servers = match self.records.servers() {
             Ok(s) => s,
             Err(e) => {
@@ -497,7 +519,10 @@ impl Agent {
         }
     }
 
+    /// Report the VMs and open storage clients; one report at a time (see
+    /// `inventory_turn`).
     async fn inventory(&self, vms: Vec<ServerId>) -> Result<InventoryReply, BusError> {
+        let _turn = self.inventory_turn.lock().await;
         let self_fenced = self
             .driver
             .self_fenced()
@@ -652,7 +677,18 @@ impl Agent {
             }
             CommandKind::AttachVolume { attachment_id, volume } => {
                 let _g = lock.lock().await;
-                let opened = self.attach(&cmd.server_id, attachment_id, volume).await;
+                // An attach sent before the server's terminate, run after it:
+                // the VM is gone for good, and a client opened now would be
+                // held by nothing (and keep the volume busy).
+                let terminated = {
+                    let t = self.tracking.lock().unwrap_or_else(|p| p.into_inner());
+                    t.tombstones.get(&cmd.server_id).is_some_and(|g| cmd.generation <= *g)
+                };
+                let opened = if terminated {
+                    Err("server was terminated on this host".to_string())
+                } else {
+                    self.attach(&cmd.server_id, attachment_id, volume).await
+                };
                 if self.points.check(&format!("agent:after:{}", cmd.kind.name())).is_err() {
                     return; // executed, never reported
                 }

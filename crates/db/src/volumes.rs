@@ -110,9 +110,12 @@ pub struct CleanupRow {
     pub created_at: DateTime<Utc>,
     /// Server whose client was fenced (unfence waits for its host).
     pub server_id: Option<ServerId>,
-    /// The host's epoch when the client was fenced: the fence is lifted only
-    /// after the host rejoined with a newer one.
+    /// The host's epoch when the client was fenced.
     pub epoch: Option<i64>,
+    /// The number the host's clients reports had reached when the client was
+    /// fenced (see [`crate::HostClients::seq`]); `None` in rows queued before
+    /// it was kept.
+    pub clients_seq: Option<i64>,
 }
 
 /// Volume usage of a project, counted.
@@ -126,8 +129,7 @@ pub struct VolumeUsage {
 
 const VCOLS: &str = "id, name, description, project_id, user_id, size_gb, status, volume_type, availability_zone, bootable, image_id, backend_name, metadata, created_at, updated_at, deleted_at, deleted";
 const ACOLS: &str = "id, volume_id, server_id, host, connector, client_id, mountpoint, status, delete_on_termination, boot_index, created_at";
-const CCOLS: &str =
-    "id, kind, volume_id, backend_name, client_id, host, reason, attempts, last_error, created_at, server_id, epoch";
+const CCOLS: &str = "id, kind, volume_id, backend_name, client_id, host, reason, attempts, last_error, created_at, server_id, epoch, clients_seq";
 
 impl Datastore {
     /// Insert a volume unless the project would exceed `max_volumes` /
@@ -499,7 +501,7 @@ impl Datastore {
     ) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
             let now = self.now();
-            dbk::exec(wp, sqlx::query("INSERT INTO storage_cleanup (kind, volume_id, backend_name, client_id, host, server_id, epoch, reason, created_at, updated_at) VALUES ($8,$1,$2,$3,$4,$5,$6,'fenced during a local delete',$7,$7) ON CONFLICT DO NOTHING")
+            dbk::exec(wp, sqlx::query("INSERT INTO storage_cleanup (kind, volume_id, backend_name, client_id, host, server_id, epoch, clients_seq, reason, created_at, updated_at) VALUES ($8,$1,$2,$3,$4,$5,$6,COALESCE((SELECT seq FROM host_storage_clients WHERE host = $4), 0),'fenced during a local delete',$7,$7) ON CONFLICT DO NOTHING")
             .bind(volume_id).bind(backend_name).bind(client_id).bind(host).bind(server_id).bind(epoch).bind(&now).bind(CleanupKind::Unfence.as_str())
             ).await?;
             Ok(())

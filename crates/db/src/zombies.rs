@@ -77,6 +77,8 @@ pub struct HostClients {
     pub epoch: i64,
     /// Client ids (as the storage backend names them) still open there.
     pub clients: Vec<String>,
+    /// How many reports of the host were recorded, this one included.
+    pub seq: i64,
 }
 
 impl Datastore {
@@ -92,8 +94,9 @@ impl Datastore {
             dbk::exec(
                 wp,
                 sqlx::query(
-                    "INSERT INTO host_storage_clients (host, epoch, clients, reported_at) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (host) DO UPDATE SET epoch = excluded.epoch, clients = excluded.clients, reported_at = excluded.reported_at
+                    "INSERT INTO host_storage_clients (host, epoch, clients, reported_at, seq) VALUES ($1, $2, $3, $4, 1)
+                     ON CONFLICT (host) DO UPDATE SET epoch = excluded.epoch, clients = excluded.clients, reported_at = excluded.reported_at,
+                       seq = host_storage_clients.seq + 1
                      WHERE host_storage_clients.epoch <= excluded.epoch",
                 )
                 .bind(host)
@@ -108,15 +111,15 @@ impl Datastore {
 
     /// What `host` last reported, if it ever did.
     pub async fn host_clients(&self, host: &str) -> Result<Option<HostClients>, DbError> {
-        let row: Option<(i64, String)> = crate::with_db!(self, |wp, rp| {
-            Ok(sqlx::query_as("SELECT epoch, clients FROM host_storage_clients WHERE host = $1")
+        let row: Option<(i64, String, i64)> = crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as("SELECT epoch, clients, seq FROM host_storage_clients WHERE host = $1")
                 .bind(host)
                 .fetch_optional(rp)
                 .await?)
         })?;
-        row.map(|(epoch, text)| {
+        row.map(|(epoch, text, seq)| {
             let clients = serde_json::from_str(&text).map_err(|e| DbError::Corrupt(format!("host clients: {e}")))?;
-            Ok(HostClients { epoch, clients })
+            Ok(HostClients { epoch, clients, seq })
         })
         .transpose()
     }

@@ -155,6 +155,11 @@ pub struct DeleteArgs {
     /// An agent must finish a terminate within this.
     #[arg(long, env = "STRATUS_TERMINATE_TIMEOUT", default_value_t = Secs(ControllerConfig::default().terminate_timeout))]
     pub terminate_timeout: Secs,
+    /// A host must finish a spawn within this, or the build fails (Nova's
+    /// `instance_build_timeout`): a host that acknowledged it and went
+    /// silent does not hold the create for ever.
+    #[arg(long, env = "STRATUS_BUILD_TIMEOUT", default_value_t = Secs(ControllerConfig::default().build_timeout))]
+    pub build_timeout: Secs,
 }
 
 /// Soft delete and shelve offload: read by the API (which path a delete or shelve
@@ -510,6 +515,7 @@ impl ControllerParts<'_> {
         if let Some(d) = self.deletes {
             cfg.terminate_ack_timeout = d.terminate_ack_timeout.0;
             cfg.terminate_timeout = d.terminate_timeout.0;
+            cfg.build_timeout = d.build_timeout.0;
         }
         if let Some(o) = self.operations {
             cfg.op_claim_ttl = o.op_claim_ttl.0;

@@ -284,6 +284,9 @@ async fn rig() -> Rig {
         ("STRATUS_TERMINATE_TIMEOUT", TERMINATE.to_string()),
         ("STRATUS_LEADER_TTL", "1".to_string()),
         ("STRATUS_OP_CLAIM_TTL", "3".to_string()),
+        // A spawn a falsely-up host acknowledged waits this long for its
+        // result (the create's own deadline), within the convergence wait.
+        ("STRATUS_BUILD_TIMEOUT", "10".to_string()),
     ];
     let env: Vec<(&str, &str)> = timings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let args = ["--fake-hosts", "0", "--nats-url", nats.url.as_str(), "--volume-backend", "local"];

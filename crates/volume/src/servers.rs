@@ -244,11 +244,10 @@ impl VolumeService {
         Ok(lines)
     }
 
-    /// Lift the fences whose host rejoined with a newer epoch (it reconciled
-    /// before taking work), reported the fenced server's VM gone (no zombie
-    /// of it remains there) and, in a report made after that rejoin, the
-    /// fenced client gone (not among its open storage clients). Returns how
-    /// many were lifted.
+    /// Lift the fences whose host is up, reported the fenced server's VM gone
+    /// (no zombie of it remains there) and, in a report made after the
+    /// fence, the fenced client gone (not among its open storage clients).
+    /// Returns how many were lifted.
     pub async fn lift_fences(&self) -> Result<usize, VolumeError> {
         let mut lifted = 0;
         for c in self.ds.cleanup_pending().await? {
@@ -259,28 +258,26 @@ impl VolumeService {
                 self.ds.cleanup_done(c.id).await?;
                 continue;
             };
-            let rejoined = self
-                .ds
-                .service_get_by_host(host)
-                .await
-                .map(|svc| svc.is_up() && svc.epoch > c.epoch.unwrap_or(i64::MAX))
-                .unwrap_or(false);
+            let up = self.ds.service_get_by_host(host).await.map(|svc| svc.is_up()).unwrap_or(false);
             let zombie = self.ds.zombie_list(Some(host)).await?.iter().any(|z| &z.server_id == server);
             // The client itself must be known gone, not only its VM: a
             // client process can outlive the VM it served. Known gone means
-            // the host, rejoined after the fence, reported its open clients
-            // and this one is not among them.
-            let client_gone = self
-                .ds
-                .host_clients(host)
-                .await?
-                .is_some_and(|r| r.epoch > c.epoch.unwrap_or(i64::MAX) && !r.clients.contains(client));
-            if !rejoined || zombie || !client_gone {
+            // that a report the host made after the fence lists its open
+            // clients without this one: one made at an epoch newer than the
+            // fence's (the host rejoined since), or, for a host that never
+            // lost its lease (falsely up), the second report handled after
+            // the fence (an agent sends one report at a time, so the second
+            // was made after the first was answered, after the fence).
+            let client_gone = self.ds.host_clients(host).await?.is_some_and(|r| {
+                let after = r.epoch > c.epoch.unwrap_or(i64::MAX) || c.clients_seq.is_some_and(|s| r.seq >= s + 2);
+                after && !r.clients.contains(client)
+            });
+            if !up || zombie || !client_gone {
                 continue;
             }
             match self.backend.unfence(&ClientId(client.clone())).await {
                 Ok(()) => {
-                    info!(client = %client, host = %host, "fence lifted: the host rejoined, reaped the zombie and reported the client gone");
+                    info!(client = %client, host = %host, "fence lifted: the host reaped the zombie and reported the client gone");
                     self.ds.cleanup_done(c.id).await?;
                     lifted += 1;
                 }

@@ -682,3 +682,32 @@ async fn a_path_that_is_not_an_id_in_our_spelling_is_cinders_404() {
         }
     }
 }
+
+/// A host that never lost its lease (falsely up: it renewed while its
+/// executor was wedged, so the delete went local on a deadline) never
+/// rejoins with a new epoch; its fence is lifted on the second clients
+/// report handled after the fence (the first may have been made before it),
+/// once the client is absent from it.
+#[tokio::test]
+async fn a_fence_on_a_host_that_never_rejoins_is_lifted_on_the_second_report_after_it() {
+    let e = env().await;
+    let host = "compute-1";
+    let cap = stratus_db::HostCapacity { vcpus: 8, memory_mb: 8192, disk_gb: 100 };
+    let epoch = e.ds.service_join(host, cap, chrono::Duration::seconds(30)).await.expect("join").epoch;
+    e.ds.host_clients_report(host, epoch, &[]).await.expect("a report before the volume is opened");
+    let me = member();
+    let data = e.svc.create(&me, new_volume(1, "data")).await.expect("data");
+    let att = e.svc.attachment_create(&me, &data.id.to_string(), SERVER, None).await.expect("reserve");
+    let client = e.backend.open(&data.backend_name).await.expect("host opens");
+    e.svc.host_attached(&att, host, &client.id().0).await.expect("attached");
+    e.svc.fence_server(&server()).await.expect("fence");
+    e.svc.release_server_volumes(&server()).await.expect("release");
+    let _ = client.close().await;
+    // Handled after the fence, but possibly made before it: not enough.
+    e.ds.host_clients_report(host, epoch, &[]).await.expect("report");
+    assert_eq!(e.svc.lift_fences().await.expect("lift"), 0, "one report since the fence");
+    // The next one was made after the previous was answered: after the fence.
+    e.ds.host_clients_report(host, epoch, &[]).await.expect("report");
+    assert_eq!(e.svc.lift_fences().await.expect("lift"), 1);
+    assert!(e.svc.pending_cleanups().await.expect("queue").is_empty());
+}

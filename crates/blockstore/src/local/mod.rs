@@ -4,7 +4,8 @@
 //!
 //! Layout of the backend directory:
 //! - `<name>.img`: the volume (a sparse raw file made by `qemu-img`);
-//! - `<name>.state.json`: `{"generation": N, "watchers": [{"client": …, "generation": N}]}`;
+//! - `<name>.state.json`: `{"generation": N, "watchers": [{"client": …, "generation": N, "owner": …}]}`
+//!   (`owner`: the process of an in-process client; its watch ends with it);
 //! - `.stratus-blockstore.lock`: the lock file that serialises every state
 //!   change of the directory (see *Concurrency* below);
 //! - `.qsd/`: the directory's `qemu-storage-daemon` (`qmp.sock`, `nbd.sock`,
@@ -114,12 +115,52 @@ pub struct Watcher {
     /// The generation it is allowed to write at (the volume's current one
     /// while it is not fenced).
     pub generation: u64,
+    /// The process holding an in-process client (`open`); none for a VM's
+    /// own connection (`connect`), which the storage daemon serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+}
+
+/// The process an in-process client lives in. Its watch ends with it, as
+/// a Ceph watch expires once its client stops answering: a client whose
+/// process was SIGKILLed never closes, and would otherwise keep its volume
+/// busy (undeletable) for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// Process id.
+    pub pid: u32,
+    /// Its start time (`/proc/<pid>/stat` field 22): a reused pid is another process.
+    pub start: u64,
+}
+
+impl Owner {
+    /// This process.
+    fn me() -> Option<Self> {
+        let pid = std::process::id();
+        Some(Self { pid, start: process_start(pid)? })
+    }
+
+    /// Does the process still run?
+    fn alive(&self) -> bool {
+        process_start(self.pid) == Some(self.start)
+    }
+}
+
+/// The start time of process `pid`, if it runs (a zombie process counts as gone).
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    if fields.next()? == "Z" {
+        return None;
+    }
+    // After the state (field 3), the start time is field 22.
+    fields.nth(18)?.parse().ok()
 }
 
 impl VolumeState {
-    /// Watchers allowed to do I/O now.
+    /// Watchers allowed to do I/O now (a client whose process is gone holds nothing).
     fn current(&self) -> impl Iterator<Item = &Watcher> {
-        self.watchers.iter().filter(move |w| w.generation == self.generation)
+        self.watchers.iter().filter(move |w| w.generation == self.generation && w.owner.is_none_or(|o| o.alive()))
     }
 
     /// May `client` write now?
@@ -233,12 +274,14 @@ impl Inner {
 
     /// Register a new watcher of `name` at its current generation (under
     /// the exclusive lock). Returns its id and generation.
-    fn register_watcher(&self, name: &str) -> Result<(ClientId, u64), BlockError> {
+    fn register_watcher(&self, name: &str, owner: Option<Owner>) -> Result<(ClientId, u64), BlockError> {
         not_found_if_missing(self, name)?;
         let mut state = self.read_state(name)?;
         let generation = state.generation;
         let id = ClientId(format!("local:{name}:{generation}:{}", uuid::Uuid::new_v4().simple()));
-        state.watchers.push(Watcher { client: id.clone(), generation });
+        // Watchers of processes that are gone are dropped on the way.
+        state.watchers.retain(|w| w.owner.is_none_or(|o| o.alive()));
+        state.watchers.push(Watcher { client: id.clone(), generation, owner });
         self.write_state(name, &state)?;
         Ok((id, generation))
     }
@@ -409,7 +452,9 @@ impl LocalBackend {
     pub async fn open_client(&self, name: &str) -> Result<LocalClient, BlockError> {
         util::validate_name("volume", name)?;
         let owned = name.to_owned();
-        let (id, generation) = self.inner.locked(Mode::Exclusive, move |inner| inner.register_watcher(&owned)).await?;
+        let owner = Owner::me();
+        let (id, generation) =
+            self.inner.locked(Mode::Exclusive, move |inner| inner.register_watcher(&owned, owner)).await?;
         tracing::debug!(volume = name, client = %id.0, generation, "opened");
         Ok(LocalClient { inner: Arc::clone(&self.inner), name: name.to_owned(), id, generation })
     }
@@ -614,7 +659,7 @@ impl BlockBackend for LocalBackend {
                 // Watcher first: from here on the volume is Busy, and a crash
                 // at any later point leaves something fence can undo.
                 let vol = owned.clone();
-                let (id, generation) = inner.blocking(move |i| i.register_watcher(&vol)).await?;
+                let (id, generation) = inner.blocking(move |i| i.register_watcher(&vol, None)).await?;
                 let Some(ids) = ExportIds::of(&owned, &id.0) else {
                     return Err(BlockError::Backend(format!("client id {} has an unexpected form", id.0)));
                 };
