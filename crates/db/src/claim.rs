@@ -78,17 +78,26 @@ pub(crate) async fn claim_check_tx(conn: &mut dbk::Conn) -> Result<(), DbError> 
     }
 }
 
+/// A transaction whose claim is checked, when the current task runs under
+/// one; `None` outside any attempt (the statement then runs on its own).
+/// No writer lock on PostgreSQL: the check's row lock orders it against an
+/// adopter's claim, and a single statement needs no more.
+async fn begin_claimed(pool: &dbk::Pool) -> Result<Option<sqlx::Transaction<'static, dbk::Db>>, DbError> {
+    if crate::claim::current().is_none() {
+        return Ok(None);
+    }
+    let mut tx = pool.begin().await?;
+    claim_check_tx(&mut tx).await?;
+    Ok(Some(tx))
+}
+
 /// Run one write statement: directly, or, inside an operation's attempt, in
 /// a transaction that first checks the attempt's claim.
 pub(crate) async fn exec<'q>(
     pool: &dbk::Pool,
     q: sqlx::query::Query<'q, dbk::Db, <dbk::Db as sqlx::Database>::Arguments<'q>>,
 ) -> Result<<dbk::Db as sqlx::Database>::QueryResult, DbError> {
-    if crate::claim::current().is_none() {
-        return Ok(q.execute(pool).await?);
-    }
-    let mut tx = pool.begin().await?;
-    claim_check_tx(&mut tx).await?;
+    let Some(mut tx) = begin_claimed(pool).await? else { return Ok(q.execute(pool).await?) };
     let r = q.execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(r)
@@ -102,11 +111,7 @@ pub(crate) async fn fetch_optional<'q, T>(
 where
     T: Send + Unpin + for<'r> sqlx::FromRow<'r, dbk::Row>,
 {
-    if crate::claim::current().is_none() {
-        return Ok(q.fetch_optional(pool).await?);
-    }
-    let mut tx = pool.begin().await?;
-    claim_check_tx(&mut tx).await?;
+    let Some(mut tx) = begin_claimed(pool).await? else { return Ok(q.fetch_optional(pool).await?) };
     let r = q.fetch_optional(&mut *tx).await?;
     tx.commit().await?;
     Ok(r)
