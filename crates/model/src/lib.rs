@@ -59,16 +59,24 @@
 //!   once the zombie is cleared *and* the host, in a report made by a joined
 //!   agent, listed the client as gone; the broken variant
 //!   [`Config::unfence_when_vm_gone`] drops the second half.
+//! - **Two controllers** ([`Config::second_controller`]): the controller
+//!   running the delete may stall past its claim's expiry; a second one then
+//!   adopts the operation (the claim's token grows) and runs it from the
+//!   start, while the stalled one keeps its position and may resume at any
+//!   time. With fencing tokens (`stratus_db::claim`) its next write, or its
+//!   next external effect (checked with `claim_held` right before), is
+//!   refused and it stops; the broken variant [`Config::fencing_tokens`]
+//!   `= false` lets it carry on.
 //! - **Network**: bounded channels (two messages per direction, a full
 //!   channel drops), delivered in any order, optionally lossy.
 //!
 //! # What is abstracted away
 //! Real time (only "a deadline passed" and "the lease lapsed" remain, both by
 //! the controller's clock; `forced_down` is a lapsed lease), ports, quota
-//! numbers (a zombie stands for reserved capacity), notifications and events,
-//! several servers, hosts or controllers, claim leases between controllers
-//! (and the fencing tokens that make a stalled controller's writes no-ops:
-//! tested on real processes in `tests/partitions.rs`), epochs of the
+//! numbers (a zombie stands for reserved capacity), events, several servers
+//! or hosts, more than one adoption per delete, the window between a
+//! `claim_held` check and the external call it guards (one idempotent call;
+//! the check and the effect are one step here), epochs of the
 //! clients report (a client gone stays gone, so only "a joined agent
 //! reported it" matters), several clients per VM,
 //! spawn and moves (the VM exists at the start, on one host: `clean_moves` is
@@ -81,7 +89,8 @@
 //!
 //! # Properties
 //! Safety, on every reachable state: [`P1_RELEASED_WHILE_UNFENCED`],
-//! [`P2_DELETED_WHILE_UNFENCED`], [`P3_CAPACITY_FREED_EARLY`]. Bounded
+//! [`P2_DELETED_WHILE_UNFENCED`], [`P3_CAPACITY_FREED_EARLY`],
+//! [`P4_STALE_CONTROLLER_ACTED`], [`P5_DELETE_END_TWICE`]. Bounded
 //! progress: see [`Report::liveness_ok`] and [`Report::convergence_ok`].
 //! Deliberately broken [`Config`]s show that each property can fail.
 
@@ -103,6 +112,13 @@ pub const P2_DELETED_WHILE_UNFENCED: &str = "P2: server marked deleted while its
 /// Property 3: capacity is freed (server deleted, no zombie) only once the
 /// VM is really gone, or the scheduler double-books the host.
 pub const P3_CAPACITY_FREED_EARLY: &str = "P3: capacity released while the VM still runs";
+/// Property 4: a controller that lost the operation's claim (it stalled and
+/// another adopted the operation) changes nothing any more: no row, no
+/// fence, no command.
+pub const P4_STALE_CONTROLLER_ACTED: &str = "P4: a controller that lost its claim still acted for the operation";
+/// Property 5: `instance.delete.end` is emitted at most once per delete
+/// (billing and audit systems count it).
+pub const P5_DELETE_END_TWICE: &str = "P5: instance.delete.end emitted twice";
 /// Bounded progress failed: some fair run never deletes the server, or
 /// needs more controller steps than [`Config::liveness_bound`].
 pub const LIVENESS: &str = "liveness: delete does not complete within the bound under fair scheduling";
@@ -172,6 +188,15 @@ pub struct Config {
     /// Broken variant: a fence is lifted once the host reported the VM gone
     /// (the zombie cleared), without the client itself being reported gone.
     pub unfence_when_vm_gone: bool,
+    /// The environment: the controller running the delete may stall past
+    /// its claim, and a second controller adopts the operation. Off in
+    /// [`Config::correct`] (with message loss and controller crashes the
+    /// space passes [`MAX_STATES`]); checked on its own under every agent
+    /// fault (`model_of_two_controllers_is_safe_and_live`).
+    pub second_controller: bool,
+    /// Writes and effects of an attempt are checked against its claim's
+    /// token (`false`: the broken variant, a stalled controller carries on).
+    pub fencing_tokens: bool,
     /// Most controller steps a fair run may need to delete the server.
     pub liveness_bound: u32,
 }
@@ -191,6 +216,8 @@ impl Config {
             reattach_while_deleting: false,
             clients_outlive_vms: true,
             unfence_when_vm_gone: false,
+            second_controller: false,
+            fencing_tokens: true,
             liveness_bound: 12,
         }
     }

@@ -64,17 +64,7 @@ pub fn successors(cfg: &Config, s: &State) -> Vec<(Action, State)> {
             }
         }
         Pc::Run { path, step } => {
-            match step {
-                DeleteStep::RecordZombie => n.zombie = true,
-                DeleteStep::Fence if n.storage_gen == n.client_gen => {
-                    n.storage_gen += 1;
-                    n.unfence_pending = true;
-                }
-                DeleteStep::Fence => {} // already fenced
-                DeleteStep::Detach => n.volume_released = true,
-                DeleteStep::MarkDeleted => n.deleted = true,
-                DeleteStep::Finish => {}
-            }
+            n.apply(step);
             n.pc = step_after(cfg, path, step);
             emit(Action::Run(path, step), n);
         }
@@ -88,6 +78,48 @@ pub fn successors(cfg: &Config, s: &State) -> Vec<(Action, State)> {
             m => m,
         });
         emit(Action::ControllerCrash, n);
+    }
+    // A second controller adopts the operation of a stalled one, which keeps
+    // its position (and its waits: only their deadlines can end them now).
+    if cfg.second_controller && !s.adopted && !matches!(s.pc, Pc::Idle | Pc::Done) {
+        let mut n = *s;
+        n.adopted = true;
+        n.stale = Some(s.pc);
+        n.pc = Pc::Decide;
+        n.to_ctrl.retain(|m| !matches!(m, Msg::Ack { .. }));
+        n.to_agent.map(|m| match m {
+            Msg::Terminate { stale, .. } => Msg::Terminate { stale, orphan: true },
+            m => m,
+        });
+        emit(Action::Adopt, n);
+    }
+    if let Some(pc) = s.stale {
+        let mut n = *s;
+        // With fencing tokens, whatever it does next (a write, a command, a
+        // fence) is refused or checked first: it stops. A wait only ends.
+        let acts = !cfg.fencing_tokens;
+        n.stale = match pc {
+            Pc::Idle | Pc::Done => None,
+            Pc::AwaitAck | Pc::AwaitResult => match first_step(cfg, Path::Local) {
+                Pc::Run { path, step } => Some(Pc::Run { path, step }),
+                _ => None,
+            },
+            Pc::Decide if !acts || s.deleted => None,
+            Pc::Decide => match first_step(cfg, Path::Local) {
+                Pc::Run { path, step } => Some(Pc::Run { path, step }),
+                _ => None,
+            },
+            Pc::Run { .. } if !acts => None,
+            Pc::Run { path, step } => {
+                n.apply(step);
+                n.stale_acted = true;
+                match step_after(cfg, path, step) {
+                    Pc::Done => None,
+                    next => Some(next),
+                }
+            }
+        };
+        emit(Action::StaleStep, n);
     }
 
     // Deliveries to the controller (and losses).

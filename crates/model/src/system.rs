@@ -187,6 +187,11 @@ pub enum Action {
     EndClient,
     /// The controller's reconciler lifts the fence.
     Unfence,
+    /// The controller running the delete stalls past its claim; the second
+    /// controller adopts the operation and starts it over.
+    Adopt,
+    /// The stalled controller resumes and takes its next step.
+    StaleStep,
 }
 
 impl Action {
@@ -197,6 +202,8 @@ impl Action {
         !matches!(
             self,
             Action::ControllerCrash
+                | Action::Adopt
+                | Action::StaleStep
                 | Action::Drop(_)
                 | Action::AgentBecomes(_)
                 | Action::AgentReconcile
@@ -246,6 +253,15 @@ pub struct State {
     /// The host's latest clients report (made by a joined agent) lists the
     /// client as gone (durable).
     pub client_gone_reported: bool,
+    /// The controller that lost the claim (stalled, then adopted from) and
+    /// its position, until it stops.
+    pub stale: Option<Pc>,
+    /// The operation was adopted once (the model allows one adoption).
+    pub adopted: bool,
+    /// A step of the stalled controller took effect after the adoption.
+    pub stale_acted: bool,
+    /// `instance.delete.end` notifications emitted (saturating at 2).
+    pub ends: u8,
     /// Messages to the agent.
     pub to_agent: Channel,
     /// Messages to the controller.
@@ -272,6 +288,10 @@ impl State {
             client_running: true,
             unfence_pending: false,
             client_gone_reported: false,
+            stale: None,
+            adopted: false,
+            stale_acted: false,
+            ends: 0,
             to_agent: Channel::default(),
             to_ctrl: Channel::default(),
         }
@@ -293,6 +313,12 @@ impl State {
         }
         if self.deleted && !self.zombie && self.vm_running {
             v.push(P3_CAPACITY_FREED_EARLY);
+        }
+        if self.stale_acted {
+            v.push(P4_STALE_CONTROLLER_ACTED);
+        }
+        if self.ends > 1 {
+            v.push(P5_DELETE_END_TWICE);
         }
         v
     }
@@ -323,6 +349,22 @@ impl State {
         self.storage_gen -= self.client_gen;
         self.client_gen = 0;
         self
+    }
+
+    /// Run one step of the delete (the durable fact it leaves behind).
+    pub(crate) fn apply(&mut self, step: DeleteStep) {
+        match step {
+            DeleteStep::RecordZombie => self.zombie = true,
+            DeleteStep::Fence if self.storage_gen == self.client_gen => {
+                // The lift's intent is recorded (a checked write) before the fence.
+                self.unfence_pending = true;
+                self.storage_gen += 1;
+            }
+            DeleteStep::Fence => {} // already fenced
+            DeleteStep::Detach => self.volume_released = true,
+            DeleteStep::MarkDeleted => self.deleted = true,
+            DeleteStep::Finish => self.ends = (self.ends + 1).min(2),
+        }
     }
 
     /// The controller sends `Terminate` (first time or re-send on a wake).
@@ -376,6 +418,16 @@ impl fmt::Display for State {
             if self.unfence_pending { " unfence pending" } else { "" },
             self.to_agent,
             self.to_ctrl,
-        )
+        )?;
+        if let Some(pc) = self.stale {
+            write!(f, " stale controller at {pc:?}")?;
+        }
+        if self.stale_acted {
+            write!(f, " (stale controller acted!)")?;
+        }
+        if self.ends > 0 {
+            write!(f, " ends={}", self.ends)?;
+        }
+        Ok(())
     }
 }
