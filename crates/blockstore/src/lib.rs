@@ -149,6 +149,12 @@ pub trait BlockBackend: Send + Sync + 'static {
     async fn exists(&self, name: &str) -> Result<bool, BlockError>;
     /// Current watchers (clients holding it open).
     async fn watchers(&self, name: &str) -> Result<Vec<ClientId>, BlockError>;
+    /// Every volume the backend holds (outside a trash): what `stratus
+    /// audit` compares with the volume records to find leaked storage. The
+    /// default: this backend cannot list.
+    async fn volumes(&self) -> Result<Vec<String>, BlockError> {
+        Err(BlockError::Backend(format!("{} cannot list its volumes", self.kind())))
+    }
     /// Open the volume as a client (what the host does for an attachment).
     async fn open(&self, name: &str) -> Result<Box<dyn OpenClient>, BlockError>;
     /// Make `name` reachable by a VM's own block driver for one attachment

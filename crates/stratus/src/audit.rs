@@ -1,11 +1,15 @@
 //! `stratus audit`: the leak detector. It compares what the database says
-//! with what the hosts actually run and with itself, prints every
-//! disagreement, and with `--repair` fixes what is safe to fix.
+//! with what the hosts actually run, with what the storage backend holds
+//! (volumes and their watchers), with the hosts' capacity and with itself,
+//! prints every disagreement (`LEAK ...`), and with `--repair` fixes what is
+//! safe to fix.
 
 use anyhow::Context;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use stratus_db::Datastore;
+use std::sync::Arc;
+use stratus_blockstore::BlockBackend;
+use stratus_db::{AttachmentRow, Datastore, VolumeRow};
 use stratus_image::ImageService;
 use stratus_types::VmState;
 
@@ -48,8 +52,105 @@ fn vm_files(host_dir: &Path) -> Vec<(String, std::path::PathBuf)> {
         .collect()
 }
 
+/// Prefix of every volume name Stratus gives its backend (`volume-<id>`):
+/// storage without it is not Stratus's and is left alone.
+const VOLUME_PREFIX: &str = "volume-";
+
+/// Storage against the volume records: storage no live volume owns, live
+/// volumes without storage, and watchers no attachment accounts for (a
+/// writer on a volume nobody will fence).
+async fn storage_problems(
+    backend: &dyn BlockBackend,
+    volumes: &[VolumeRow],
+    attachments: &[AttachmentRow],
+) -> anyhow::Result<Vec<String>> {
+    use stratus_volume::VolumeStatus;
+    let mut problems = Vec::new();
+    let kind = backend.kind();
+    let held: BTreeSet<String> = backend
+        .volumes()
+        .await
+        .with_context(|| format!("listing the volumes of the {kind} backend"))?
+        .into_iter()
+        .filter(|n| n.starts_with(VOLUME_PREFIX))
+        .collect();
+    let live: BTreeSet<&str> = volumes.iter().map(|v| v.backend_name.as_str()).collect();
+    for name in held.iter().filter(|n| !live.contains(n.as_str())) {
+        problems.push(format!("{kind} volume {name} belongs to no live volume"));
+    }
+    for v in volumes {
+        if matches!(v.status, VolumeStatus::Available | VolumeStatus::InUse) && !held.contains(&v.backend_name) {
+            problems.push(format!(
+                "volume {} is {} but its {kind} storage {} does not exist",
+                v.id, v.status, v.backend_name
+            ));
+        }
+        if !held.contains(&v.backend_name) {
+            continue;
+        }
+        let watchers =
+            backend.watchers(&v.backend_name).await.with_context(|| format!("watchers of {}", v.backend_name))?;
+        if watchers.is_empty() {
+            continue;
+        }
+        let mine: Vec<&AttachmentRow> = attachments.iter().filter(|a| a.volume_id == v.id).collect();
+        let recorded: BTreeSet<&str> = mine.iter().filter_map(|a| a.client_id.as_deref()).collect();
+        if mine.is_empty() {
+            problems.push(format!(
+                "volume {} is {} with no attachment but watched by {:?}: a writer no fence will stop",
+                v.id,
+                v.status,
+                watchers.iter().map(|w| w.0.as_str()).collect::<Vec<_>>()
+            ));
+        } else {
+            for w in watchers.iter().filter(|w| !recorded.contains(w.0.as_str())) {
+                problems.push(format!("volume {} is watched by client {} that no attachment records", v.id, w.0));
+            }
+        }
+    }
+    Ok(problems)
+}
+
+/// Host capacity: what live servers and zombies hold against what each
+/// host offers, and zombies a running host has no VM for.
+async fn capacity_problems(
+    ds: &Datastore,
+    host_vms: &BTreeMap<String, BTreeSet<String>>,
+) -> anyhow::Result<Vec<String>> {
+    let mut problems = Vec::new();
+    let services = ds.service_list().await?;
+    for (host, vcpus, ram_mb, disk_gb) in ds.host_usage().await? {
+        match services.iter().find(|s| s.host == host) {
+            None => problems.push(format!(
+                "capacity ({vcpus} vCPUs, {ram_mb} MiB, {disk_gb} GiB) held on host {host}, which is not a service"
+            )),
+            Some(s) if vcpus > s.vcpus || ram_mb > s.memory_mb || disk_gb > s.disk_gb => problems.push(format!(
+                "host {host} holds {vcpus} vCPUs, {ram_mb} MiB, {disk_gb} GiB, more than it offers ({}, {}, {})",
+                s.vcpus, s.memory_mb, s.disk_gb
+            )),
+            Some(_) => {}
+        }
+    }
+    for z in ds.zombie_list(None).await? {
+        let up = services.iter().any(|s| s.host == z.host && s.is_up());
+        if let Some(vms) = host_vms.get(&z.host)
+            && up
+            && !vms.contains(&z.server_id.to_string())
+        {
+            problems
+                .push(format!("zombie {} holds capacity on {}, which is up and runs no such VM", z.server_id, z.host));
+        }
+    }
+    Ok(problems)
+}
+
 /// Run the audit; `Ok(true)` when everything agrees.
-pub async fn run(data_dir: &Path, url: &stratus_db::DatabaseUrl, repair: bool) -> anyhow::Result<bool> {
+pub async fn run(
+    data_dir: &Path,
+    url: &stratus_db::DatabaseUrl,
+    backend: Arc<dyn BlockBackend>,
+    repair: bool,
+) -> anyhow::Result<bool> {
     if let stratus_db::DatabaseUrl::Sqlite(db) = url {
         anyhow::ensure!(db.exists(), "no database at {}", db.display());
     }
@@ -111,8 +212,9 @@ pub async fn run(data_dir: &Path, url: &stratus_db::DatabaseUrl, repair: bool) -
     }
 
     // Block storage: attachments of deleted servers, stuck deletes, and
-    // volume files no live volume owns (local backend).
-    for a in ds.attachment_list_all().await? {
+    // storage no live volume owns or no attachment accounts for.
+    let attachments = ds.attachment_list_all().await?;
+    for a in &attachments {
         let gone = match ds.server_get_any(&a.server_id).await {
             Ok(srv) => srv.deleted,
             Err(stratus_db::DbError::NotFound { .. }) => true,
@@ -148,20 +250,14 @@ pub async fn run(data_dir: &Path, url: &stratus_db::DatabaseUrl, repair: bool) -
             problems.push(format!("volume {} is {} with no deletion queued", v.id, v.status));
         }
     }
-    if let Ok(files) = std::fs::read_dir(data_dir.join("volumes")) {
-        let owned: BTreeSet<String> = volumes.iter().map(|v| format!("{}.img", v.backend_name)).collect();
-        for f in files.flatten() {
-            let name = f.file_name().to_string_lossy().to_string();
-            if name.ends_with(".img") && !owned.contains(&name) {
-                problems.push(format!("volume file {name} belongs to no live volume"));
-            }
-        }
-    }
+    problems.extend(storage_problems(&*backend, &volumes, &attachments).await?);
 
     // What the hosts run versus what should run there.
     let zombies = ds.zombie_list(None).await?;
     let zombie_ids: BTreeSet<String> = zombies.iter().map(|z| z.server_id.to_string()).collect();
-    for (host, vms) in host_vms(data_dir) {
+    let on_hosts = host_vms(data_dir);
+    problems.extend(capacity_problems(&ds, &on_hosts).await?);
+    for (host, vms) in on_hosts {
         // The hosts name their VMs by the id text (file names), so compare as text.
         let expected: BTreeSet<String> =
             ds.server_ids_on_host(&host).await?.into_iter().map(|id| id.to_string()).collect();
@@ -199,7 +295,7 @@ pub async fn run(data_dir: &Path, url: &stratus_db::DatabaseUrl, repair: bool) -
         println!("LEAK {p}");
     }
     if problems.is_empty() {
-        println!("audit: servers, zombies, ports, operations and host VMs agree");
+        println!("audit: servers, zombies, ports, operations, host VMs, capacity and storage agree");
     } else {
         println!("audit: {} disagreement(s){}", problems.len(), if repair { " (repaired what is safe)" } else { "" });
     }

@@ -179,6 +179,9 @@ struct AuditArgs {
     data: DataArgs,
     #[command(flatten)]
     database: config::DatabaseArgs,
+    /// The storage backend to compare with the volume records.
+    #[command(flatten)]
+    backend: config::BackendArgs,
     /// Fix what is safe to fix (release orphan ports, reap VMs of deleted servers on fake hosts).
     #[arg(long)]
     repair: bool,
@@ -227,7 +230,8 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Watchdog(a) => hosts::run_watchdog(a.vm_dir, a.feed_file, std::time::Duration::from_millis(100)).await,
         Cmd::Audit(a) => {
             let url = a.database.url(&a.data.data_dir)?;
-            let clean = audit::run(&a.data.data_dir, &url, a.repair).await?;
+            let backend = a.backend.backend(&a.data.data_dir)?;
+            let clean = audit::run(&a.data.data_dir, &url, backend, a.repair).await?;
             if !clean {
                 std::process::exit(1);
             }

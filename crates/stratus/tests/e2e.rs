@@ -433,6 +433,77 @@ async fn audit_finds_and_repairs_leaks() {
     );
 }
 
+/// Each kind of storage and capacity leak `stratus audit` knows is reported
+/// (and none on the healthy cloud first): storage no live volume owns, a
+/// live volume whose storage is gone, a watcher on an unattached volume (a
+/// writer no fence will stop), a watcher no attachment records, capacity
+/// held on a host that is not a service, a host holding more than it
+/// offers, a zombie on an up host that runs no such VM.
+#[tokio::test]
+async fn audit_reports_each_kind_of_storage_and_capacity_leak() {
+    use stratus_blockstore::BlockBackend;
+    let mut cloud = Cloud::start().await;
+    let tok = cloud.demo().await;
+    let mut vols = Vec::new();
+    for name in ["watched", "lost"] {
+        let (s, v) = cloud
+            .call(&tok, Method::POST, "/volume/v3/volumes", Some(json!({"volume": {"size": 1, "name": name}})))
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let id = v["volume"]["id"].as_str().expect("id").to_string();
+        cloud.wait_volume(&tok, &id, "available", T).await;
+        vols.push(id);
+    }
+    let image = cloud.cirros(&tok).await;
+    let (s, v) = cloud.post_bfv_server(&tok, "bfv", &image).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let id = v["server"]["id"].as_str().expect("id").to_string();
+    let shown = cloud.wait_status(&tok, &id, "ACTIVE", T).await;
+    let root = shown["server"]["os-extended-volumes:volumes_attached"][0]["id"].as_str().expect("root").to_string();
+    // The healthy cloud, its root volume watched by the host's recorded client: clean.
+    let (clean, report) = cloud.audit();
+    assert!(clean, "{report}");
+    cloud.kill();
+
+    let dir = cloud.data_dir.join("volumes");
+    let stray = "volume-00000000-0000-4000-8000-0000000000aa";
+    std::fs::write(dir.join(format!("{stray}.img")), b"").expect("stray volume");
+    std::fs::remove_file(dir.join(format!("volume-{}.img", vols[1]))).expect("lose a volume's storage");
+    let backend = stratus_blockstore::local::LocalBackend::new(dir.clone());
+    let writer = backend.open(&format!("volume-{}", vols[0])).await.expect("a writer on an unattached volume");
+    let stranger = backend.open(&format!("volume-{root}")).await.expect("an unrecorded client of the root volume");
+    let db = cloud.db().await;
+    let zombie = |server: stratus_types::ServerId, host: &str| stratus_db::ZombieRow {
+        server_id: server,
+        host: host.into(),
+        vcpus: 1,
+        ram_mb: 512,
+        disk_gb: 1,
+        reason: "audit test".into(),
+        created_at: chrono::Utc::now(),
+    };
+    db.zombie_record(&zombie(stratus_types::ServerId::new(), "ghost")).await.expect("zombie on a ghost host");
+    let phantom = stratus_types::ServerId::new();
+    db.zombie_record(&zombie(phantom, "compute-1")).await.expect("zombie with no VM");
+    let none = stratus_db::HostCapacity { vcpus: 0, memory_mb: 0, disk_gb: 0 };
+    db.service_join("compute-1", none, chrono::Duration::hours(1)).await.expect("shrink compute-1");
+
+    let (clean, report) = cloud.audit();
+    assert!(!clean, "{report}");
+    for leak in [
+        format!("LEAK local volume {stray} belongs to no live volume"),
+        format!("LEAK volume {} is available but its local storage volume-{} does not exist", vols[1], vols[1]),
+        format!("LEAK volume {} is available with no attachment but watched by [\"{}\"]", vols[0], writer.id().0),
+        format!("LEAK volume {root} is watched by client {} that no attachment records", stranger.id().0),
+        "LEAK capacity (1 vCPUs, 512 MiB, 1 GiB) held on host ghost, which is not a service".to_string(),
+        "LEAK host compute-1 holds ".to_string(),
+        format!("LEAK zombie {phantom} holds capacity on compute-1, which is up and runs no such VM"),
+    ] {
+        assert!(report.contains(&leak), "missing {leak:?} in:\n{report}");
+    }
+    drop((writer, stranger));
+}
+
 /// `up --driver qemu` seeds a bootable image: `cirros` is a blank raw disk whose
 /// `kernel_id`, `ramdisk_id` and `os_command_line` name the guest's kernel (aki)
 /// and ramdisk (ari) images, seeded from `--guest-dir`; a restart converges

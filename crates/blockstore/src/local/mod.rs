@@ -618,6 +618,21 @@ impl BlockBackend for LocalBackend {
         self.exists_now(name).await
     }
 
+    async fn volumes(&self) -> Result<Vec<String>, BlockError> {
+        let dir = self.dir().to_path_buf();
+        let entries = std::fs::read_dir(&dir).map_err(|e| io_err("listing", &dir, e))?;
+        let mut names = Vec::new();
+        for e in entries {
+            let e = e.map_err(|e| io_err("listing", &dir, e))?;
+            let file = e.file_name().to_string_lossy().to_string();
+            if let Some(name) = file.strip_suffix(".img").filter(|n| !n.starts_with('.')) {
+                names.push(name.to_string());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
     async fn watchers(&self, name: &str) -> Result<Vec<ClientId>, BlockError> {
         let state = self.state(name).await?;
         Ok(state.current().map(|w| w.client.clone()).collect())

@@ -519,6 +519,10 @@ impl BlockBackend for RbdBackend {
         }
     }
 
+    async fn volumes(&self) -> Result<Vec<String>, BlockError> {
+        self.list().await
+    }
+
     async fn watchers(&self, name: &str) -> Result<Vec<ClientId>, BlockError> {
         let spec = self.spec(name)?;
         let out = self.rbd(&["status", "--format", "json", &spec]).await?;
