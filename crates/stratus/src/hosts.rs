@@ -37,7 +37,10 @@ pub fn host_driver(
     // so that an agent that restarted still ends them with their VM.
     cfg.state_dir = Some(host_dir.to_path_buf());
     match driver.driver {
-        DriverKind::Fake => Ok((Arc::new(FakeDriver::new(agent.fake_driver(Some(host_dir.join("vms"))))), cfg)),
+        DriverKind::Fake => {
+            let d: Arc<dyn Driver> = Arc::new(FakeDriver::new(agent.fake_driver(Some(host_dir.join("vms")))));
+            Ok((stratus_effects::driver(d, host), cfg))
+        }
         DriverKind::Qemu => {
             let vm_dir = qemu_vm_dir(host_dir);
             let mut q = QemuConfig::new(vm_dir.clone(), image_dir.to_path_buf());
@@ -54,7 +57,7 @@ pub fn host_driver(
             }
             info!(host, accel = ?d.accel(), vcpus = cfg.vcpus, memory_mb = cfg.memory_mb, disk_gb = cfg.disk_gb,
                   "qemu host: capacity from the machine times the allocation ratios");
-            Ok((Arc::new(d), cfg))
+            Ok((stratus_effects::driver(Arc::new(d), host), cfg))
         }
     }
 }

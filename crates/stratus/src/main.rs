@@ -336,7 +336,7 @@ async fn api_role(
     .build()?;
     let token_ttl = chrono::Duration::from_std(a.tokens.token_ttl.0).context("token_ttl is too long")?;
     let identity = stratus_auth::Identity::new(ds.clone(), token_ttl).with_login_limits(a.tokens.login_limits()?);
-    let storage = a.backend.backend(&data_dir)?;
+    let storage = stratus_effects::backend(a.backend.backend(&data_dir)?, "control");
     let volume = Arc::new(VolumeService::new(
         ds.clone(),
         storage.clone(),
@@ -433,7 +433,7 @@ async fn controller(a: ControllerArgs, faults: Faults) -> anyhow::Result<()> {
     .build()?;
     let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats.nats_url).await?);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let storage = a.backend.backend(&data_dir)?;
+    let storage = stratus_effects::backend(a.backend.backend(&data_dir)?, "control");
     // The controller owns the volume steps of server operations and is the
     // one role that runs the storage reconciler.
     let image_dir = data_dir.join("images");
@@ -486,7 +486,7 @@ async fn compute(a: ComputeArgs, fault_points: Faults) -> anyhow::Result<()> {
         });
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let storage = a.backend.backend(&a.data.data_dir)?;
+    let storage = stratus_effects::backend(a.backend.backend(&a.data.data_dir)?, &a.host);
     let agent = Agent::new(bus, driver, agent_cfg, faults).with_storage(storage).with_fault_points(fault_points);
     let task = tokio::spawn(agent.run(stop_rx));
     if let Some(addr) = a.metrics.metrics_listen {

@@ -16,7 +16,15 @@
 //! - once every fault is healed, everything converges: no server, zombie,
 //!   queued storage cleanup, open operation or VM left; quota usage zero;
 //!   `stratus audit` clean;
-//! - each deleted server has one `instance.delete.start` and one `.end`.
+//! - each deleted server has one `instance.delete.start` and one `.end`;
+//! - effects, counted by the recording layer (`stratus-effects`: every
+//!   process appends each VM, volume and storage-client effect to one file):
+//!   no VM spawned or destroyed twice on a host, no volume created or
+//!   deleted twice, no client fenced twice, no attempt of an operation
+//!   repeating a completed storage call; every VM spawned is destroyed,
+//!   every volume created is deleted, every fence is lifted, every client
+//!   opened is closed or died with its process; and no fence is lifted
+//!   before its client ended (closed, or its process was SIGKILLed).
 //!
 //! `STRATUS_NEMESIS_SEED` (default 1) picks the first seed,
 //! `STRATUS_NEMESIS_SCHEDULES` (default 2, what CI runs) how many schedules
@@ -166,6 +174,8 @@ struct Injected {
 #[derive(Default)]
 struct History {
     deletes: Vec<DeleteRecord>,
+    /// Processes SIGKILLed: (pid, Unix ms once reaped).
+    killed: Vec<(u32, u64)>,
     faults: Vec<Injected>,
     created: Vec<String>,
     /// Requests that got no answer (and were retried).
@@ -177,6 +187,8 @@ struct Outcome {
     seed: u64,
     faults: BTreeMap<&'static str, usize>,
     deletes: usize,
+    /// Effects recorded and checked, by kind.
+    effects: BTreeMap<String, usize>,
     /// Longest DELETE → 404 from the send, and its allowed bound.
     worst: (Duration, Duration),
     violations: Vec<String>,
@@ -266,6 +278,8 @@ async fn client(api: Api, image: String, until: Instant, seed: u64, history: Arc
 }
 
 struct Rig {
+    /// The effect log every process of the cloud appends to.
+    effects: std::path::PathBuf,
     nats: Nats,
     cloud: Cloud,
     agents: Vec<AgentProc>,
@@ -276,7 +290,10 @@ struct Rig {
 
 async fn rig() -> Rig {
     let nats = Nats::start();
+    let effects = std::env::temp_dir().join(format!("stratus-nemesis-effects-{}.jsonl", uuid::Uuid::new_v4()));
+    let effects_env = effects.to_string_lossy().to_string();
     let timings = [
+        (stratus_effects::ENV, effects_env),
         ("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1".to_string()),
         ("STRATUS_LEASE_TTL", LEASE_TTL.to_string()),
         ("STRATUS_LEASE_RENEW_INTERVAL", "0.5".to_string()),
@@ -307,7 +324,7 @@ async fn rig() -> Rig {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let url = Arc::new(RwLock::new(cloud.url.clone()));
-    Rig { nats, cloud, agents, url, admin, demo }
+    Rig { effects, nats, cloud, agents, url, admin, demo }
 }
 
 impl Rig {
@@ -343,7 +360,13 @@ impl Rig {
         }
     }
 
-    async fn inject(&mut self, f: Fault) {
+    /// Inject `f`; the pid it SIGKILLed, if any, and when it was reaped.
+    async fn inject(&mut self, f: Fault) -> Option<(u32, u64)> {
+        let killed = match f {
+            Fault::AgentKilled(i) => Some(self.agents[i].pid() as u32),
+            Fault::ControlKilled => Some(self.control_pid()),
+            _ => None,
+        };
         match f {
             Fault::AgentKilled(i) => self.agents[i].kill9(),
             Fault::AgentStopped(i) => self.agents[i].signal("STOP"),
@@ -354,6 +377,7 @@ impl Rig {
             Fault::ControlStopped => self.signal_control("STOP"),
             Fault::ControlKilled => self.cloud.kill(),
         }
+        killed.map(|pid| (pid, stratus_effects::now_ms()))
     }
 
     async fn heal(&mut self, f: Fault) {
@@ -394,7 +418,9 @@ async fn schedule(seed: u64, secs: u64) -> Outcome {
         let f = Fault::pick(&mut rng);
         let hold = rng.millis(500, 6000);
         let from = Instant::now();
-        r.inject(f).await;
+        if let Some(k) = r.inject(f).await {
+            history.lock().expect("history").killed.push(k);
+        }
         tokio::time::sleep(hold).await;
         r.heal(f).await;
         history.lock().expect("history").faults.push(Injected { fault: f, from, to: Instant::now() });
@@ -404,6 +430,11 @@ async fn schedule(seed: u64, secs: u64) -> Outcome {
     }
     let h = std::mem::take(&mut *history.lock().expect("history"));
     let violations = check(&r, &h).await;
+    let mut effects: BTreeMap<String, usize> = BTreeMap::new();
+    for e in stratus_effects::read(&r.effects).unwrap_or_default() {
+        *effects.entry(e.effect).or_default() += 1;
+    }
+    let _ = std::fs::remove_file(&r.effects);
     let mut faults = BTreeMap::new();
     for i in &h.faults {
         *faults.entry(i.fault.kind()).or_default() += 1;
@@ -417,7 +448,7 @@ async fn schedule(seed: u64, secs: u64) -> Outcome {
             }
         }
     }
-    Outcome { seed, faults, deletes: h.deletes.len(), worst, violations }
+    Outcome { seed, faults, deletes: h.deletes.len(), effects, worst, violations }
 }
 
 /// The bound of one acknowledged delete: the delete bound, plus the time the
@@ -518,6 +549,82 @@ async fn check(r: &Rig, h: &History) -> Vec<String> {
     if !clean {
         v.push(format!("audit: {report}"));
     }
+    match stratus_effects::read(&r.effects) {
+        Ok(effects) => v.extend(check_effects(&effects, &h.killed)),
+        Err(e) => v.push(format!("effect log {} unreadable: {e}", r.effects.display())),
+    }
+    v
+}
+
+/// The effect checker (see the module doc), on the effect log and the
+/// processes the schedule SIGKILLed.
+fn check_effects(effects: &[stratus_effects::Effect], killed: &[(u32, u64)]) -> Vec<String> {
+    use stratus_effects::Effect;
+    let mut v = Vec::new();
+    let changed = |e: &Effect, kind: &str| e.changed && e.effect == kind;
+    // At most once: per host for VMs (a VM lives on one host), per target for storage.
+    let mut once: BTreeMap<(&str, &str, &str), usize> = BTreeMap::new();
+    for e in effects.iter().filter(|e| e.changed) {
+        let scope = if e.effect.starts_with("vm.") { e.who.as_str() } else { "" };
+        if matches!(e.effect.as_str(), "vm.spawn" | "vm.destroy" | "volume.create" | "volume.delete" | "client.fence") {
+            *once.entry((e.effect.as_str(), scope, e.target.as_str())).or_default() += 1;
+        }
+    }
+    for ((effect, scope, target), n) in &once {
+        if *n > 1 {
+            v.push(format!("effect {effect} of {target} {scope} happened {n} times"));
+        }
+    }
+    // One attempt of an operation never repeats a completed storage call.
+    let mut per_attempt: BTreeMap<(&str, &str, u32, &str, i64), usize> = BTreeMap::new();
+    for e in effects.iter().filter(|e| e.effect.starts_with("client.fence") || e.effect == "volume.delete") {
+        if let (Some(op), Some(token)) = (&e.op, e.token) {
+            *per_attempt.entry((e.effect.as_str(), e.target.as_str(), e.pid, op.as_str(), token)).or_default() += 1;
+        }
+    }
+    for ((effect, target, pid, op, token), n) in &per_attempt {
+        if *n > 1 {
+            v.push(format!("attempt {token} of operation {op} (pid {pid}) called {effect} on {target} {n} times"));
+        }
+    }
+    // Balance: what was made was undone, and in that order.
+    let first = |kind: &str, target: &str, scope: Option<&str>| {
+        effects
+            .iter()
+            .filter(|e| e.effect == kind && e.target == target && scope.is_none_or(|w| e.who == w))
+            .map(|e| e.at_ms)
+            .min()
+    };
+    for e in effects {
+        let undone = match e.effect.as_str() {
+            _ if !e.changed => continue,
+            "vm.spawn" => effects.iter().any(|d| changed(d, "vm.destroy") && d.who == e.who && d.target == e.target),
+            "volume.create" => effects.iter().any(|d| changed(d, "volume.delete") && d.target == e.target),
+            "client.fence" => first("client.unfence", &e.target, None).is_some(),
+            _ => continue,
+        };
+        if !undone {
+            v.push(format!("{} of {} ({}) never undone", e.effect, e.target, e.who));
+        }
+    }
+    // Every client ends (closes, or dies with its process), and no fence is
+    // lifted before its client ended: until then it may still write.
+    for open in effects.iter().filter(|e| e.effect == "client.open") {
+        let closed = first("client.close", &open.target, None);
+        let died = killed.iter().filter(|(pid, at)| *pid == open.pid && *at >= open.at_ms).map(|(_, at)| *at).min();
+        let end = match (closed, died) {
+            (Some(c), Some(d)) => Some(c.min(d)),
+            (c, d) => c.or(d),
+        };
+        let lifted = first("client.unfence", &open.target, None);
+        match (end, lifted) {
+            (None, _) => v.push(format!("client {} ({}) never ended", open.target, open.who)),
+            (Some(end), Some(lift)) if lift < end => {
+                v.push(format!("fence of client {} lifted {} ms before the client ended", open.target, end - lift))
+            }
+            _ => {}
+        }
+    }
     v
 }
 
@@ -531,10 +638,11 @@ async fn nemesis() {
         let started = Instant::now();
         let o = schedule(seed, secs).await;
         eprintln!(
-            "NEMESIS seed {seed}: {} faults {:?}, {} deletes, slowest 404 {} ms (its bound {} ms), {} violations, {} s",
+            "NEMESIS seed {seed}: {} faults {:?}, {} deletes, effects {:?}, slowest 404 {} ms (its bound {} ms), {} violations, {} s",
             o.faults.values().sum::<usize>(),
             o.faults,
             o.deletes,
+            o.effects,
             o.worst.0.as_millis(),
             o.worst.1.as_millis(),
             o.violations.len(),
@@ -553,14 +661,85 @@ async fn nemesis() {
         }
     }
     let deletes: usize = outcomes.iter().map(|o| o.deletes).sum();
+    let effects: usize = outcomes.iter().flat_map(|o| o.effects.values()).sum();
     let violations: usize = outcomes.iter().map(|o| o.violations.len()).sum();
-    eprintln!("NEMESIS | schedules | faults injected | deletes checked | violations |");
+    eprintln!("NEMESIS | schedules | faults injected | deletes checked | effects checked | violations |");
     eprintln!(
-        "NEMESIS | {} (seeds {first}..{}) | {} ({by_kind:?}) | {deletes} | {violations} |",
+        "NEMESIS | {} (seeds {first}..{}) | {} ({by_kind:?}) | {deletes} | {effects} | {violations} |",
         outcomes.len(),
         first + schedules - 1,
         by_kind.values().sum::<usize>()
     );
     let failed: Vec<u64> = outcomes.iter().filter(|o| !o.violations.is_empty()).map(|o| o.seed).collect();
     assert!(failed.is_empty(), "violations in the schedules of seeds {failed:?} (rerun one with STRATUS_NEMESIS_SEED)");
+}
+
+/// The effect checker itself: each rule flags the history that breaks it
+/// and passes the one that keeps it (the checker must be able to fail).
+#[test]
+fn the_effect_checker_flags_each_broken_rule() {
+    fn e(at_ms: u64, pid: u32, who: &str, effect: &str, target: &str, changed: bool) -> stratus_effects::Effect {
+        stratus_effects::Effect {
+            at_ms,
+            pid,
+            who: who.into(),
+            effect: effect.into(),
+            target: target.into(),
+            changed,
+            op: None,
+            token: None,
+        }
+    }
+    // A clean history: spawn, client opened, host killed, fence, destroy,
+    // volume deleted, fence lifted after the kill; idempotent repeats.
+    let clean = vec![
+        e(1, 10, "compute-1", "volume.create", "vol", true),
+        e(2, 20, "compute-1", "vm.spawn", "srv", true),
+        e(3, 20, "compute-1", "client.open", "c1", true),
+        e(5, 1, "control", "client.fence", "c1", true),
+        e(6, 1, "control", "client.fence", "c1", false),
+        e(7, 1, "control", "volume.delete", "vol", true),
+        e(8, 30, "compute-1", "vm.destroy", "srv", true),
+        e(9, 30, "compute-1", "vm.destroy", "srv", false),
+        e(10, 1, "control", "client.unfence", "c1", true),
+    ];
+    let killed = [(20, 4)];
+    assert_eq!(check_effects(&clean, &killed), Vec::<String>::new());
+
+    // The fence lifted while the client's process still ran (not killed, not closed).
+    let v = check_effects(&clean, &[]);
+    assert!(v.iter().any(|v| v.contains("client c1 (compute-1) never ended")), "{v:?}");
+    let mut early = clean.clone();
+    early.push(e(12, 20, "compute-1", "client.close", "c1", true));
+    let v = check_effects(&early, &[]);
+    assert!(v.iter().any(|v| v.contains("fence of client c1 lifted 2 ms before the client ended")), "{v:?}");
+
+    // A VM destroyed twice, a volume deleted twice, a client fenced twice.
+    for twice in [
+        e(11, 30, "compute-1", "vm.destroy", "srv", true),
+        e(11, 1, "control", "volume.delete", "vol", true),
+        e(11, 1, "control", "client.fence", "c1", true),
+    ] {
+        let mut h = clean.clone();
+        let what = format!("effect {} of {}", twice.effect, twice.target);
+        h.push(twice);
+        let v = check_effects(&h, &killed);
+        assert!(v.iter().any(|v| v.starts_with(&what) && v.contains("2 times")), "{what}: {v:?}");
+    }
+
+    // A VM never destroyed; a fence never lifted.
+    let v = check_effects(&clean[..6], &killed);
+    assert!(v.iter().any(|v| v == "vm.spawn of srv (compute-1) never undone"), "{v:?}");
+    assert!(v.iter().any(|v| v == "client.fence of c1 (control) never undone"), "{v:?}");
+
+    // One attempt calling the same fence twice.
+    let mut h = clean.clone();
+    for at in [5, 6] {
+        let mut f = e(at, 1, "control", "client.fence", "c1", at == 5);
+        f.op = Some("op-1".into());
+        f.token = Some(3);
+        h.push(f);
+    }
+    let v = check_effects(&h, &killed);
+    assert!(v.iter().any(|v| v.contains("attempt 3 of operation op-1")), "{v:?}");
 }
