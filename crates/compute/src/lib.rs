@@ -85,6 +85,12 @@ pub struct AgentConfig {
     /// client processes it opened for each VM, so that an agent that
     /// restarted still ends them with the VM. None: in memory only.
     pub state_dir: Option<std::path::PathBuf>,
+    /// Hosts whose VMs do not open volumes themselves (the fake driver): how
+    /// often each VM's storage client writes a sequence-numbered block to
+    /// each of its volumes, as a guest would (`None`: never). Fault tests
+    /// turn it on to read volumes back: a volume released after a fence
+    /// must never change again, whatever the old host still does.
+    pub guest_writes: Option<Duration>,
 }
 
 impl AgentConfig {
@@ -101,6 +107,7 @@ impl AgentConfig {
             watchdog_feed: None,
             watchdog_margin: Duration::from_secs(2),
             state_dir: None,
+            guest_writes: None,
         }
     }
 }
@@ -161,6 +168,43 @@ const CLIENT_END_TIMEOUT: Duration = Duration::from_secs(10);
 /// takes over, without every host of a large cloud retrying in a tight loop.
 fn retry_after(renew_every: Duration) -> Duration {
     (renew_every / 4).max(Duration::from_millis(100))
+}
+
+/// Size of the block a guest write puts at the start of a volume.
+pub const GUEST_BLOCK: usize = 512;
+
+/// The block of guest write `seq` by `client` at `at_ms` (Unix ms): a text
+/// line, zero-padded to [`GUEST_BLOCK`] bytes, so a reader of the volume
+/// can tell which write it holds.
+pub fn guest_block(seq: u64, at_ms: u64, client: &str) -> Vec<u8> {
+    let mut b = format!("stratus-guest-write seq={seq} at_ms={at_ms} client={client}\n").into_bytes();
+    b.resize(GUEST_BLOCK.max(b.len()), 0);
+    b
+}
+
+/// The guest of each fake VM: every `every`, each storage client the agent
+/// holds writes its next sequence-numbered block at offset 0. A fenced
+/// client's write fails, as a zombie's would; it keeps trying.
+async fn guest_writes(clients: Clients, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut seq: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let mut held = clients.lock().await;
+        for (_, client) in held.values_mut() {
+            seq += 1;
+            let block = guest_block(seq, at_ms, &client.id().0);
+            if let Err(e) = client.write(0, &block).await {
+                debug!(client = %client.id().0, error = %e, "guest write refused");
+            }
+        }
+    }
 }
 
 /// A running agent.
@@ -299,6 +343,9 @@ impl Agent {
     /// Run until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let me = Arc::new(self);
+        if let Some(every) = me.cfg.guest_writes.filter(|_| !me.driver.opens_volumes()) {
+            tokio::spawn(guest_writes(me.clients.clone(), every, shutdown.clone()));
+        }
         let subject = agent_subject(&me.cfg.host);
         let mut sub = loop {
             match me.bus.subscribe(&subject).await {

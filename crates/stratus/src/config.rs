@@ -291,6 +291,11 @@ pub struct AgentArgs {
     /// Fake driver: time to destroy a VM.
     #[arg(long, env = "STRATUS_FAKE_DESTROY_DELAY", default_value_t = Secs(FakeDriverConfig::default().destroy_delay))]
     pub fake_destroy_delay: Secs,
+    /// Fake hosts: each VM writes a sequence-numbered block to each of its
+    /// volumes this often, as a guest would (0: never). For fault tests
+    /// that read volumes back after a fence.
+    #[arg(long, env = "STRATUS_FAKE_GUEST_WRITE_INTERVAL", default_value_t = Secs(Duration::ZERO))]
+    pub fake_guest_write_interval: Secs,
 }
 
 impl AgentArgs {
@@ -303,6 +308,7 @@ impl AgentArgs {
             reap_action: self.running_deleted_instance_action.into(),
             // A zero interval would spin the reaper.
             reap_interval: self.running_deleted_instance_poll_interval.0.max(Duration::from_millis(100)),
+            guest_writes: Some(self.fake_guest_write_interval.0).filter(|d| !d.is_zero()),
             ..AgentConfig::fake(host)
         }
     }

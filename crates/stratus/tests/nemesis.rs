@@ -1,5 +1,6 @@
 //! Issue 13: a randomized nemesis. A concurrent workload (create, stop and
-//! start, delete, plain and boot-from-volume servers) runs against real
+//! start, delete, plain and boot-from-volume servers, data volumes attached
+//! and read back after the delete) runs against real
 //! processes (`stratus up` holding the API and the controller, two `stratus
 //! compute` agents, nats-server) while a seeded random schedule injects
 //! faults one after another: SIGKILL and SIGSTOP of an agent, an agent cut
@@ -17,6 +18,10 @@
 //!   queued storage cleanup, open operation or VM left; quota usage zero;
 //!   `stratus audit` clean;
 //! - each deleted server has one `instance.delete.start` and one `.end`;
+//! - a data volume, whose fake guest writes a sequence-numbered block every
+//!   100 ms, is released within a minute of its server's delete and, read
+//!   back from the storage directly, does not change after its release
+//!   (whatever the old host still runs was fenced or ended);
 //! - effects, counted by the recording layer (`stratus-effects`: every
 //!   process appends each VM, volume and storage-client effect to one file):
 //!   no VM spawned or destroyed twice on a host, no volume created or
@@ -180,6 +185,12 @@ struct History {
     created: Vec<String>,
     /// Requests that got no answer (and were retried).
     unanswered: usize,
+    /// Data volumes read back after their server's delete released them,
+    /// and how many of those held a guest write.
+    readbacks: usize,
+    readbacks_written: usize,
+    /// What the readbacks found wrong.
+    readback_violations: Vec<String>,
 }
 
 /// The outcome of one schedule.
@@ -189,6 +200,8 @@ struct Outcome {
     deletes: usize,
     /// Effects recorded and checked, by kind.
     effects: BTreeMap<String, usize>,
+    /// Data volumes read back after release (and how many held a guest write).
+    readbacks: (usize, usize),
     /// Longest DELETE → 404 from the send, and its allowed bound.
     worst: (Duration, Duration),
     violations: Vec<String>,
@@ -225,10 +238,105 @@ async fn delete(api: &Api, id: &str, history: &Arc<Mutex<History>>) {
     history.lock().expect("history").deletes.push(rec);
 }
 
+/// Create a 1 GiB data volume and attach it to `server`; the volume's id,
+/// and whether it got attached (`None`: not even created).
+async fn attach_data_volume(api: &Api, server: &str, name: &str) -> Option<(String, bool)> {
+    let body = json!({"volume": {"size": 1, "name": name}});
+    let vol = match api.call(Method::POST, "/volume/v3/volumes", Some(body)).await {
+        Some((StatusCode::ACCEPTED, v)) => v["volume"]["id"].as_str()?.to_string(),
+        _ => return None,
+    };
+    let path = format!("/volume/v3/volumes/{vol}");
+    let status = |want: &'static str| {
+        let (api, path) = (api.clone(), path.clone());
+        async move {
+            let until = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < until {
+                if let Some((StatusCode::OK, v)) = api.call(Method::GET, &path, None).await
+                    && v["volume"]["status"] == want
+                {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
+    if !status("available").await {
+        return Some((vol, false));
+    }
+    let body = json!({"volumeAttachment": {"volumeId": vol}});
+    let attached = matches!(
+        api.call(Method::POST, &format!("/compute/v2.1/servers/{server}/os-volume_attachments"), Some(body)).await,
+        Some((StatusCode::OK, _))
+    ) && status("in-use").await;
+    Some((vol, attached))
+}
+
+/// After the server holding data volume `vol` is gone: wait until the
+/// volume is released (`available`), read its first block from the storage
+/// directly, twice, 1.5 s apart: a released volume must not change (every
+/// writer the old host may still run was fenced or ended). Then delete it.
+async fn read_back(api: &Api, vol: &str, attached: bool, volumes_dir: &std::path::Path, history: &Arc<Mutex<History>>) {
+    let path = format!("/volume/v3/volumes/{vol}");
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut released = false;
+    while Instant::now() < until {
+        if let Some((StatusCode::OK, v)) = api.call(Method::GET, &path, None).await
+            && v["volume"]["status"] == "available"
+        {
+            released = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    if attached && released {
+        let file = volumes_dir.join(format!("volume-{vol}.img"));
+        let block = || {
+            use std::io::Read;
+            let mut b = vec![0u8; stratus_compute::GUEST_BLOCK];
+            std::fs::File::open(&file).and_then(|mut f| f.read_exact(&mut b)).map(|()| b)
+        };
+        let first = block();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let second = block();
+        let text = |b: &std::io::Result<Vec<u8>>| match b {
+            Ok(b) => String::from_utf8_lossy(b).trim_end_matches('\0').trim().to_string(),
+            Err(e) => format!("unreadable: {e}"),
+        };
+        let mut h = history.lock().expect("history");
+        h.readbacks += 1;
+        if text(&first).starts_with("stratus-guest-write") {
+            h.readbacks_written += 1;
+        }
+        if first.is_err() || text(&first) != text(&second) {
+            let v = format!("volume {vol} changed after its release: {:?} then {:?}", text(&first), text(&second));
+            h.readback_violations.push(v);
+        }
+    } else if attached {
+        let v = format!("data volume {vol} not released within 60 s of its server's delete");
+        history.lock().expect("history").readback_violations.push(v);
+    }
+    let until = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < until {
+        match api.call(Method::DELETE, &path, None).await {
+            Some((StatusCode::ACCEPTED | StatusCode::NOT_FOUND, _)) => return,
+            _ => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
+}
+
 /// One client: create a server (boot from volume one time in three), wait
 /// for it to be ACTIVE (or give up on it), stop and start it now and then,
 /// delete it; until `until`.
-async fn client(api: Api, image: String, until: Instant, seed: u64, history: Arc<Mutex<History>>) {
+async fn client(
+    api: Api,
+    image: String,
+    volumes_dir: std::path::PathBuf,
+    until: Instant,
+    seed: u64,
+    history: Arc<Mutex<History>>,
+) {
     let mut rng = Rng::new(seed);
     let mut n = 0;
     while Instant::now() < until {
@@ -264,6 +372,12 @@ async fn client(api: Api, image: String, until: Instant, seed: u64, history: Arc
                 _ => tokio::time::sleep(Duration::from_millis(100)).await,
             }
         }
+        // One server in three gets a data volume its guest writes to.
+        let data = if active && rng.below(3) == 0 {
+            attach_data_volume(&api, &id, &format!("d{seed}-{n}")).await
+        } else {
+            None
+        };
         if active && rng.below(3) == 0 {
             for action in ["os-stop", "os-start"] {
                 let mut body = serde_json::Map::new();
@@ -274,6 +388,9 @@ async fn client(api: Api, image: String, until: Instant, seed: u64, history: Arc
         }
         tokio::time::sleep(rng.millis(0, 500)).await;
         delete(&api, &id, &history).await;
+        if let Some((vol, attached)) = data {
+            read_back(&api, &vol, attached, &volumes_dir, &history).await;
+        }
     }
 }
 
@@ -295,6 +412,8 @@ async fn rig() -> Rig {
     let timings = [
         (stratus_effects::ENV, effects_env),
         ("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1".to_string()),
+        // Each fake VM writes a sequence-numbered block to its volumes.
+        ("STRATUS_FAKE_GUEST_WRITE_INTERVAL", "0.1".to_string()),
         ("STRATUS_LEASE_TTL", LEASE_TTL.to_string()),
         ("STRATUS_LEASE_RENEW_INTERVAL", "0.5".to_string()),
         ("STRATUS_TERMINATE_ACK_TIMEOUT", ACK.to_string()),
@@ -410,7 +529,8 @@ async fn schedule(seed: u64, secs: u64) -> Outcome {
     for c in 0..CLIENTS {
         let api = Api { url: r.url.clone(), http: Client::new(), token: r.demo.clone() };
         let seed = seed.wrapping_mul(31).wrapping_add(c as u64);
-        clients.push(tokio::spawn(client(api, image.clone(), until, seed, history.clone())));
+        let volumes = r.cloud.data_dir.join("volumes");
+        clients.push(tokio::spawn(client(api, image.clone(), volumes, until, seed, history.clone())));
     }
     // The nemesis: one fault at a time, each held a random while, random gaps.
     while Instant::now() + Duration::from_secs(1) < until {
@@ -448,7 +568,8 @@ async fn schedule(seed: u64, secs: u64) -> Outcome {
             }
         }
     }
-    Outcome { seed, faults, deletes: h.deletes.len(), effects, worst, violations }
+    let readbacks = (h.readbacks, h.readbacks_written);
+    Outcome { seed, faults, deletes: h.deletes.len(), effects, readbacks, worst, violations }
 }
 
 /// The bound of one acknowledged delete: the delete bound, plus the time the
@@ -468,7 +589,7 @@ fn allowed(d: &DeleteRecord, faults: &[Injected]) -> Duration {
 
 /// The checker: bounds per delete, then convergence once every fault is healed.
 async fn check(r: &Rig, h: &History) -> Vec<String> {
-    let mut v = Vec::new();
+    let mut v = h.readback_violations.clone();
     for d in &h.deletes {
         let bound = allowed(d, &h.faults);
         match d.gone {
@@ -638,11 +759,13 @@ async fn nemesis() {
         let started = Instant::now();
         let o = schedule(seed, secs).await;
         eprintln!(
-            "NEMESIS seed {seed}: {} faults {:?}, {} deletes, effects {:?}, slowest 404 {} ms (its bound {} ms), {} violations, {} s",
+            "NEMESIS seed {seed}: {} faults {:?}, {} deletes, effects {:?}, {} volumes read back ({} written), slowest 404 {} ms (its bound {} ms), {} violations, {} s",
             o.faults.values().sum::<usize>(),
             o.faults,
             o.deletes,
             o.effects,
+            o.readbacks.0,
+            o.readbacks.1,
             o.worst.0.as_millis(),
             o.worst.1.as_millis(),
             o.violations.len(),
@@ -662,10 +785,13 @@ async fn nemesis() {
     }
     let deletes: usize = outcomes.iter().map(|o| o.deletes).sum();
     let effects: usize = outcomes.iter().flat_map(|o| o.effects.values()).sum();
+    let readbacks: usize = outcomes.iter().map(|o| o.readbacks.0).sum();
     let violations: usize = outcomes.iter().map(|o| o.violations.len()).sum();
-    eprintln!("NEMESIS | schedules | faults injected | deletes checked | effects checked | violations |");
     eprintln!(
-        "NEMESIS | {} (seeds {first}..{}) | {} ({by_kind:?}) | {deletes} | {effects} | {violations} |",
+        "NEMESIS | schedules | faults injected | deletes checked | effects checked | volumes read back | violations |"
+    );
+    eprintln!(
+        "NEMESIS | {} (seeds {first}..{}) | {} ({by_kind:?}) | {deletes} | {effects} | {readbacks} | {violations} |",
         outcomes.len(),
         first + schedules - 1,
         by_kind.values().sum::<usize>()
