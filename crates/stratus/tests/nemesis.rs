@@ -2,9 +2,11 @@
 //! start, delete, plain and boot-from-volume servers, data volumes attached
 //! and read back after the delete) runs against real
 //! processes (`stratus up` holding the API and the controller, two `stratus
-//! compute` agents, nats-server) while a seeded random schedule injects
-//! faults one after another: SIGKILL and SIGSTOP of an agent, an agent cut
-//! off or falsely up (its fault switches), a host forced down, nats-server
+//! compute` agents, each in a network namespace of its own on a private
+//! bridge, nats-server) while a seeded random schedule injects faults one
+//! after another: SIGKILL and SIGSTOP of an agent, an agent cut off or
+//! falsely up (its fault switches), real network cuts of a host (its link
+//! down; its packets to and from NATS dropped by nftables), a host forced down, nats-server
 //! SIGKILLed and restarted, the control process SIGSTOPped or SIGKILLed and
 //! restarted. Every request and its answer is recorded; a checker then
 //! verifies, for the schedule:
@@ -43,6 +45,7 @@
 
 mod common;
 
+use common::netns::{Net, NsHost};
 use common::*;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
@@ -94,6 +97,11 @@ enum Fault {
     AgentStopped(usize),
     AgentCutOff(usize),
     AgentFalselyUp(usize),
+    /// A real cut: the host's veth goes down (nothing in or out).
+    AgentLinkDown(usize),
+    /// A real cut: nftables in the host's namespace silently drops its
+    /// traffic to and from the NATS port (connections stall, none refused).
+    AgentNatsDropped(usize),
     HostForcedDown(usize),
     NatsKilled,
     ControlStopped,
@@ -103,14 +111,16 @@ enum Fault {
 impl Fault {
     fn pick(rng: &mut Rng) -> Self {
         let host = rng.below(2) as usize;
-        match rng.below(8) {
+        match rng.below(10) {
             0 => Self::AgentKilled(host),
             1 => Self::AgentStopped(host),
             2 => Self::AgentCutOff(host),
             3 => Self::AgentFalselyUp(host),
-            4 => Self::HostForcedDown(host),
-            5 => Self::NatsKilled,
-            6 => Self::ControlStopped,
+            4 => Self::AgentLinkDown(host),
+            5 => Self::AgentNatsDropped(host),
+            6 => Self::HostForcedDown(host),
+            7 => Self::NatsKilled,
+            8 => Self::ControlStopped,
             _ => Self::ControlKilled,
         }
     }
@@ -122,6 +132,8 @@ impl Fault {
             Self::AgentStopped(_) => "agent SIGSTOP",
             Self::AgentCutOff(_) => "agent cut off",
             Self::AgentFalselyUp(_) => "agent falsely up",
+            Self::AgentLinkDown(_) => "host link down",
+            Self::AgentNatsDropped(_) => "host-NATS packets dropped",
             Self::HostForcedDown(_) => "host forced down",
             Self::NatsKilled => "nats-server SIGKILL",
             Self::ControlStopped => "control SIGSTOP",
@@ -403,10 +415,17 @@ struct Rig {
     url: Arc<RwLock<String>>,
     admin: String,
     demo: String,
+    /// Each agent's network namespace on the test bridge (dropped after the
+    /// agents: the bridge and namespaces go last).
+    hosts: Vec<NsHost>,
+    _net: Net,
 }
 
 async fn rig() -> Rig {
-    let nats = Nats::start();
+    // Each agent runs in a network namespace of its own on a private bridge,
+    // so a host can really be cut off; nats-server listens on the bridge.
+    let net = Net::create();
+    let nats = Nats::start_at(&net.gateway);
     let effects = std::env::temp_dir().join(format!("stratus-nemesis-effects-{}.jsonl", uuid::Uuid::new_v4()));
     let effects_env = effects.to_string_lossy().to_string();
     let timings = [
@@ -430,9 +449,11 @@ async fn rig() -> Rig {
     let data_dir = cloud.data_dir.to_string_lossy().to_string();
     let mut agent_env = env.clone();
     agent_env.extend([("STRATUS_DATA_DIR", data_dir.as_str()), ("STRATUS_VOLUME_BACKEND", "local")]);
+    let hosts = vec![net.add_host(), net.add_host()];
     let agents: Vec<AgentProc> = ["compute-1", "compute-2"]
         .iter()
-        .map(|h| AgentProc::start(h, &nats, cloud.data_dir.join("hosts").join(h), &agent_env))
+        .zip(&hosts)
+        .map(|(h, ns)| AgentProc::start_in(Some(&ns.ns), h, &nats, cloud.data_dir.join("hosts").join(h), &agent_env))
         .collect();
     let admin = cloud.admin().await;
     let demo = cloud.demo().await;
@@ -443,7 +464,7 @@ async fn rig() -> Rig {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let url = Arc::new(RwLock::new(cloud.url.clone()));
-    Rig { effects, nats, cloud, agents, url, admin, demo }
+    Rig { effects, nats, cloud, agents, url, admin, demo, hosts, _net: net }
 }
 
 impl Rig {
@@ -491,6 +512,8 @@ impl Rig {
             Fault::AgentStopped(i) => self.agents[i].signal("STOP"),
             Fault::AgentCutOff(i) => self.agents[i].signal("USR2"),
             Fault::AgentFalselyUp(i) => self.agents[i].signal("USR1"),
+            Fault::AgentLinkDown(i) => self.hosts[i].link_down(),
+            Fault::AgentNatsDropped(i) => self.hosts[i].cut_port(self.nats.port()),
             Fault::HostForcedDown(i) => self.force_down(i, true).await,
             Fault::NatsKilled => self.nats.kill(),
             Fault::ControlStopped => self.signal_control("STOP"),
@@ -505,6 +528,8 @@ impl Rig {
             Fault::AgentStopped(i) => self.agents[i].signal("CONT"),
             Fault::AgentCutOff(i) => self.agents[i].signal("USR2"),
             Fault::AgentFalselyUp(i) => self.agents[i].signal("USR1"),
+            Fault::AgentLinkDown(i) => self.hosts[i].link_up(),
+            Fault::AgentNatsDropped(i) => self.hosts[i].heal_ports(),
             Fault::HostForcedDown(i) => self.force_down(i, false).await,
             Fault::NatsKilled => self.nats.start_again(),
             Fault::ControlStopped => self.signal_control("CONT"),
