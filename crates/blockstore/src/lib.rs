@@ -174,6 +174,13 @@ pub trait BlockBackend: Send + Sync + 'static {
     /// Fence one client of `name`: from now on its I/O fails, and any lock it
     /// holds is broken. Idempotent.
     async fn fence(&self, name: &str, client: &ClientId) -> Result<(), BlockError>;
+    /// The clients fenced now whose fence a lift would remove (Ceph's
+    /// blocklist): what `stratus audit` compares with the fences Stratus
+    /// recorded as lifted. The default: none (a local fence is the removal
+    /// of the client's watch, permanent, with nothing left to lift).
+    async fn fenced(&self) -> Result<Vec<ClientId>, BlockError> {
+        Ok(Vec::new())
+    }
     /// Lift a fence (after the client's host rejoined with a new epoch and
     /// reaped the zombie). Idempotent.
     async fn unfence(&self, client: &ClientId) -> Result<(), BlockError>;

@@ -508,6 +508,21 @@ impl Datastore {
         })
     }
 
+    /// Storage clients whose fence lift is done and none is pending: what
+    /// must no longer be fenced (the audit checks the backend agrees).
+    pub async fn cleanup_lifted_clients(&self) -> Result<Vec<String>, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let unfence = crate::sql::lit(CleanupKind::Unfence.as_str());
+            let rows: Vec<(String,)> = sqlx::query_as(&format!(
+                "SELECT DISTINCT client_id FROM storage_cleanup WHERE kind = {unfence} AND done = TRUE AND client_id IS NOT NULL
+                 AND client_id NOT IN (SELECT client_id FROM storage_cleanup WHERE kind = {unfence} AND done = FALSE AND client_id IS NOT NULL)"
+            ))
+            .fetch_all(rp)
+            .await?;
+            Ok(rows.into_iter().map(|(c,)| c).collect())
+        })
+    }
+
     /// Pending cleanups, oldest first.
     pub async fn cleanup_pending(&self) -> Result<Vec<CleanupRow>, DbError> {
         crate::with_db!(self, |wp, rp| {

@@ -300,6 +300,9 @@ impl BlockBackend for RecordingBackend {
         self.log.record(&self.who, "client.fence", &client.0, watched);
         Ok(())
     }
+    async fn fenced(&self) -> Result<Vec<ClientId>, BlockError> {
+        self.inner.fenced().await
+    }
     async fn unfence(&self, client: &ClientId) -> Result<(), BlockError> {
         self.inner.unfence(client).await?;
         self.log.record(&self.who, "client.unfence", &client.0, true);

@@ -1,6 +1,6 @@
 //! `stratus audit`: the leak detector. It compares what the database says
 //! with what the hosts actually run, with what the storage backend holds
-//! (volumes and their watchers), with the hosts' capacity and with itself,
+//! (volumes, their watchers, fenced clients), with the hosts' capacity and with itself,
 //! prints every disagreement (`LEAK ...`), and with `--repair` fixes what is
 //! safe to fix.
 
@@ -63,6 +63,7 @@ async fn storage_problems(
     backend: &dyn BlockBackend,
     volumes: &[VolumeRow],
     attachments: &[AttachmentRow],
+    lifted: &BTreeSet<String>,
 ) -> anyhow::Result<Vec<String>> {
     use stratus_volume::VolumeStatus;
     let mut problems = Vec::new();
@@ -106,6 +107,12 @@ async fn storage_problems(
             for w in watchers.iter().filter(|w| !recorded.contains(w.0.as_str())) {
                 problems.push(format!("volume {} is watched by client {} that no attachment records", v.id, w.0));
             }
+        }
+    }
+    // A fence Stratus lifted must be gone from the backend (Ceph's blocklist).
+    for c in backend.fenced().await.with_context(|| format!("listing the fenced clients of the {kind} backend"))? {
+        if lifted.contains(&c.0) {
+            problems.push(format!("{kind} client {} is still fenced although its fence was lifted", c.0));
         }
     }
     Ok(problems)
@@ -250,7 +257,8 @@ pub async fn run(
             problems.push(format!("volume {} is {} with no deletion queued", v.id, v.status));
         }
     }
-    problems.extend(storage_problems(&*backend, &volumes, &attachments).await?);
+    let lifted: BTreeSet<String> = ds.cleanup_lifted_clients().await?.into_iter().collect();
+    problems.extend(storage_problems(&*backend, &volumes, &attachments, &lifted).await?);
 
     // What the hosts run versus what should run there.
     let zombies = ds.zombie_list(None).await?;

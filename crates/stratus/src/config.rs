@@ -411,6 +411,42 @@ impl GuestArgs {
     }
 }
 
+/// The file in the data dir naming the cloud's block storage backend.
+const BACKEND_RECORD: &str = "storage-backend.json";
+
+/// The storage backend `stratus audit` compares with: the flags when given,
+/// else the one the cloud recorded in its data dir, else `local`.
+#[derive(Args, Clone, Debug)]
+pub struct AuditBackendArgs {
+    /// Block storage backend (default: the one the cloud recorded).
+    #[arg(long, env = "STRATUS_VOLUME_BACKEND", value_enum)]
+    pub volume_backend: Option<VolumeBackendKind>,
+    /// Ceph configuration file (`rbd` backend).
+    #[arg(long, env = "STRATUS_CEPH_CONF")]
+    pub ceph_conf: Option<PathBuf>,
+    /// Ceph pool holding the volumes (`rbd` backend; default `rbd`).
+    #[arg(long, env = "STRATUS_CEPH_POOL")]
+    pub ceph_pool: Option<String>,
+}
+
+impl AuditBackendArgs {
+    /// The backend to audit, for the cloud in `data_dir`.
+    pub fn resolve(&self, data_dir: &Path) -> anyhow::Result<BackendArgs> {
+        if let Some(kind) = self.volume_backend {
+            return Ok(BackendArgs {
+                volume_backend: kind,
+                ceph_conf: self.ceph_conf.clone(),
+                ceph_pool: self.ceph_pool.clone().unwrap_or_else(|| "rbd".into()),
+            });
+        }
+        Ok(BackendArgs::recorded(data_dir)?.unwrap_or(BackendArgs {
+            volume_backend: VolumeBackendKind::Local,
+            ceph_conf: None,
+            ceph_pool: "rbd".into(),
+        }))
+    }
+}
+
 /// Which block storage backend serves volumes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum VolumeBackendKind {
@@ -452,6 +488,41 @@ impl BackendArgs {
                 Arc::new(stratus_blockstore::local::LocalBackend::new(dir))
             }
         })
+    }
+
+    /// Record the backend in the data dir, so that `stratus audit` run
+    /// later without backend flags compares the volume records with the
+    /// storage the cloud really uses.
+    pub fn record(&self, data_dir: &Path) -> anyhow::Result<()> {
+        let kind = match self.volume_backend {
+            VolumeBackendKind::Local => "local",
+            VolumeBackendKind::Rbd => "rbd",
+        };
+        let doc = serde_json::json!({"volume_backend": kind, "ceph_conf": self.ceph_conf, "ceph_pool": self.ceph_pool});
+        let path = data_dir.join(BACKEND_RECORD);
+        std::fs::write(&path, doc.to_string()).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// The backend a cloud recorded in its data dir ([`BackendArgs::record`]).
+    pub fn recorded(data_dir: &Path) -> anyhow::Result<Option<Self>> {
+        let path = data_dir.join(BACKEND_RECORD);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let doc: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))?;
+        let volume_backend = match doc["volume_backend"].as_str() {
+            Some("rbd") => VolumeBackendKind::Rbd,
+            Some("local") => VolumeBackendKind::Local,
+            other => anyhow::bail!("{}: unknown volume_backend {other:?}", path.display()),
+        };
+        Ok(Some(Self {
+            volume_backend,
+            ceph_conf: doc["ceph_conf"].as_str().map(PathBuf::from),
+            ceph_pool: doc["ceph_pool"].as_str().unwrap_or("rbd").to_string(),
+        }))
     }
 
     /// The Ceph pool, when volumes live in Ceph.

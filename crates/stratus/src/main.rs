@@ -181,7 +181,7 @@ struct AuditArgs {
     database: config::DatabaseArgs,
     /// The storage backend to compare with the volume records.
     #[command(flatten)]
-    backend: config::BackendArgs,
+    backend: config::AuditBackendArgs,
     /// Fix what is safe to fix (release orphan ports, reap VMs of deleted servers on fake hosts).
     #[arg(long)]
     repair: bool,
@@ -230,7 +230,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Watchdog(a) => hosts::run_watchdog(a.vm_dir, a.feed_file, std::time::Duration::from_millis(100)).await,
         Cmd::Audit(a) => {
             let url = a.database.url(&a.data.data_dir)?;
-            let backend = a.backend.backend(&a.data.data_dir)?;
+            let backend = a.backend.resolve(&a.data.data_dir)?.backend(&a.data.data_dir)?;
             let clean = audit::run(&a.data.data_dir, &url, backend, a.repair).await?;
             if !clean {
                 std::process::exit(1);
@@ -337,6 +337,7 @@ async fn api_role(
     let token_ttl = chrono::Duration::from_std(a.tokens.token_ttl.0).context("token_ttl is too long")?;
     let identity = stratus_auth::Identity::new(ds.clone(), token_ttl).with_login_limits(a.tokens.login_limits()?);
     let storage = stratus_effects::backend(a.backend.backend(&data_dir)?, "control");
+    a.backend.record(&data_dir)?;
     let volume = Arc::new(VolumeService::new(
         ds.clone(),
         storage.clone(),
@@ -434,6 +435,7 @@ async fn controller(a: ControllerArgs, faults: Faults) -> anyhow::Result<()> {
     let bus: Arc<dyn Bus> = Arc::new(NatsBus::connect(&a.nats.nats_url).await?);
     let (stop_tx, stop_rx) = watch::channel(false);
     let storage = stratus_effects::backend(a.backend.backend(&data_dir)?, "control");
+    a.backend.record(&data_dir)?;
     // The controller owns the volume steps of server operations and is the
     // one role that runs the storage reconciler.
     let image_dir = data_dir.join("images");

@@ -46,6 +46,8 @@ struct QemuCloud {
     agents: Vec<AgentProc>,
     _nats: Nats,
     backend: String,
+    /// The Ceph pool of this cloud (rbd).
+    pool: String,
 }
 
 impl QemuCloud {
@@ -65,8 +67,9 @@ impl QemuCloud {
             guest.as_str(),
         ];
         let conf = if backend == "rbd" { Some(ceph_conf()) } else { None };
+        let pool = if backend == "rbd" { ceph_pool() } else { "rbd".to_string() };
         if let Some(c) = conf.as_deref() {
-            args.extend(["--ceph-conf", c]);
+            args.extend(["--ceph-conf", c, "--ceph-pool", pool.as_str()]);
         }
         let env = [("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1")];
         let cloud = Cloud::start_with_args(&args, &env).await;
@@ -81,12 +84,13 @@ impl QemuCloud {
         ];
         if let Some(c) = conf.as_deref() {
             agent_env.push(("STRATUS_CEPH_CONF", c));
+            agent_env.push(("STRATUS_CEPH_POOL", pool.as_str()));
         }
         let agents = ["compute-1", "compute-2"]
             .iter()
             .map(|h| AgentProc::start(h, &nats, cloud.data_dir.join("hosts").join(h), &agent_env))
             .collect();
-        let me = Self { cloud, agents, _nats: nats, backend: backend.to_string() };
+        let me = Self { cloud, agents, _nats: nats, backend: backend.to_string(), pool };
         let admin = me.cloud.admin().await;
         me.wait_hosts_up(&admin).await;
         me
@@ -149,7 +153,7 @@ impl QemuCloud {
     /// Sector 0 of a volume as the guest left it: `counter=N tag=T dev=D`.
     fn sector0(&self, backend_name: &str) -> String {
         let target = if self.backend == "rbd" {
-            format!("rbd:rbd/{backend_name}:conf={}", ceph_conf())
+            format!("rbd:{}/{backend_name}:conf={}", self.pool, ceph_conf())
         } else {
             self.cloud.data_dir.join("volumes").join(format!("{backend_name}.img")).to_string_lossy().to_string()
         };

@@ -81,12 +81,16 @@ async fn seed_problem(backend: &str) {
     let nats = Nats::start();
     let mut args = vec!["--fake-hosts", "0", "--nats-url", nats.url.as_str(), "--volume-backend", backend];
     let ceph_conf = std::env::var("CEPH_CONF").ok();
-    if backend == "rbd" {
+    let pool = if backend == "rbd" {
         let conf = ceph_conf.as_deref().unwrap_or_else(|| {
             panic!("CEPH_CONF is not set: run the tests with scripts/test, which starts a single-node Ceph")
         });
         args.extend(["--ceph-conf", conf]);
-    }
+        ceph_pool()
+    } else {
+        "rbd".to_string()
+    };
+    args.extend(["--ceph-pool", pool.as_str()]);
     let env = [("STRATUS_RUNNING_DELETED_INSTANCE_POLL_INTERVAL", "1")];
     let cloud = Cloud::start_with_args(&args, &env).await;
     let data_dir = cloud.data_dir.to_string_lossy().to_string();
@@ -97,6 +101,7 @@ async fn seed_problem(backend: &str) {
     ];
     if let Some(conf) = ceph_conf.as_deref() {
         agent_env.push(("STRATUS_CEPH_CONF", conf));
+        agent_env.push(("STRATUS_CEPH_POOL", pool.as_str()));
     }
     // Zombie holders (rbd) keep writing after their agent dies and log each write here.
     let holder_logs = cloud.data_dir.join("holder-logs");
@@ -155,7 +160,7 @@ async fn seed_problem(backend: &str) {
         assert!(zombie_holders.is_empty(), "local clients live in the agent: {zombie_holders:?}");
     }
     if backend == "rbd" {
-        assert!(rbd(&["ls", "rbd"]).contains(&root_backend), "root image exists in the pool");
+        assert!(rbd(&["ls", &pool]).contains(&root_backend), "root image exists in the pool");
     }
 
     // The host dies; the VM and its storage clients live on (zombie).
@@ -186,7 +191,7 @@ async fn seed_problem(backend: &str) {
     let (s, _) = cloud.call(&tok, Method::GET, &format!("/volume/v3/volumes/{root}"), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "root volume deleted with the server");
     if backend == "rbd" {
-        assert!(!rbd(&["ls", "rbd"]).contains(&root_backend), "root image removed from the pool");
+        assert!(!rbd(&["ls", &pool]).contains(&root_backend), "root image removed from the pool");
         let bl = blocklist();
         let a = db
             .action_list(&sid(&id))
@@ -306,6 +311,19 @@ async fn seed_problem(backend: &str) {
     }
     let (clean, report) = cloud.audit();
     assert!(clean, "{report}");
+    if backend == "rbd" {
+        // A fence Stratus lifted that is back in (or was never removed from)
+        // the blocklist is reported by the audit of the Ceph backend.
+        let conf = ceph_conf.as_deref().expect("CEPH_CONF");
+        let lifted = &clients[0];
+        let out = Command::new("ceph").args(["osd", "blocklist", "add", lifted]).output().expect("ceph");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (clean, report) = cloud.audit_with(&["--volume-backend", "rbd", "--ceph-conf", conf, "--ceph-pool", &pool]);
+        let _ = Command::new("ceph").args(["osd", "blocklist", "rm", lifted]).output();
+        assert!(!clean, "{report}");
+        let leak = format!("LEAK rbd client {lifted} is still fenced although its fence was lifted");
+        assert!(report.contains(&leak), "missing {leak:?} in:\n{report}");
+    }
     // Clean up the rbd images this test made.
     let (s, _) = cloud.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{other}"), None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);

@@ -523,6 +523,10 @@ impl BlockBackend for RbdBackend {
         self.list().await
     }
 
+    async fn fenced(&self) -> Result<Vec<ClientId>, BlockError> {
+        self.blocklist().await
+    }
+
     async fn watchers(&self, name: &str) -> Result<Vec<ClientId>, BlockError> {
         let spec = self.spec(name)?;
         let out = self.rbd(&["status", "--format", "json", &spec]).await?;

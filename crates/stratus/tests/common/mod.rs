@@ -151,8 +151,13 @@ impl Cloud {
 
     /// Run `stratus audit` on this cloud's data dir; returns (clean, output).
     pub fn audit(&self) -> (bool, String) {
+        self.audit_with(&[])
+    }
+
+    /// `stratus audit` with extra arguments (e.g. the storage backend's).
+    pub fn audit_with(&self, args: &[&str]) -> (bool, String) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_stratus"));
-        cmd.arg("audit").arg("--data-dir").arg(&self.data_dir);
+        cmd.arg("audit").arg("--data-dir").arg(&self.data_dir).args(args);
         if let Some(url) = self.database_url() {
             cmd.env("STRATUS_DATABASE_URL", url);
         }
@@ -604,4 +609,20 @@ impl Drop for PgDatabase {
         })
         .join();
     }
+}
+
+/// A Ceph pool of the calling test's own (one placement group, rbd
+/// initialised), so that the storage `stratus audit` compares with a cloud's
+/// records holds that cloud's volumes only, never another concurrent test's.
+/// `CEPH_CONF` must be set (scripts/test starts a single-node Ceph). Pools
+/// are not removed: the test cluster is throwaway.
+pub fn ceph_pool() -> String {
+    let name = format!("stratus-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    for (prog, args) in
+        [("ceph", vec!["osd", "pool", "create", name.as_str(), "1", "1"]), ("rbd", vec!["pool", "init", name.as_str()])]
+    {
+        let out = Command::new(prog).args(&args).output().unwrap_or_else(|e| panic!("cannot run {prog}: {e}"));
+        assert!(out.status.success(), "{prog} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+    name
 }
