@@ -50,6 +50,10 @@ pub struct Effect {
     pub op: Option<String>,
     /// That attempt's fencing token.
     pub token: Option<i64>,
+    /// `client.open` of a client that is a process of its own (it may
+    /// outlive the recording process): its pid.
+    #[serde(default)]
+    pub client_pid: Option<u32>,
 }
 
 /// An append-only effect log shared by the processes of a cloud.
@@ -85,6 +89,11 @@ impl EffectLog {
     /// Append one effect. Each line is one `write` on an `O_APPEND` file,
     /// so lines of several processes never interleave.
     pub fn record(&self, who: &str, effect: &str, target: &str, changed: bool) {
+        self.record_with(who, effect, target, changed, None);
+    }
+
+    /// [`EffectLog::record`], naming the client's own process.
+    pub fn record_with(&self, who: &str, effect: &str, target: &str, changed: bool, client_pid: Option<u32>) {
         let claim = stratus_db::claim::current();
         let e = Effect {
             at_ms: now_ms(),
@@ -95,6 +104,7 @@ impl EffectLog {
             changed,
             op: claim.as_ref().map(|c| c.op.to_string()),
             token: claim.map(|c| c.token),
+            client_pid,
         };
         let Ok(mut line) = serde_json::to_vec(&e) else { return };
         line.push(b'\n');
@@ -277,7 +287,8 @@ impl BlockBackend for RecordingBackend {
     }
     async fn open(&self, name: &str) -> Result<Box<dyn OpenClient>, BlockError> {
         let client = self.inner.open(name).await?;
-        self.log.record(&self.who, "client.open", &client.id().0, true);
+        let pid = client.process().map(|p| p.pid);
+        self.log.record_with(&self.who, "client.open", &client.id().0, true, pid);
         Ok(Box::new(RecordingClient { inner: client, log: self.log, who: self.who.clone() }))
     }
     async fn connect(&self, name: &str, attachment: &str) -> Result<VolumeConnection, BlockError> {

@@ -531,7 +531,7 @@ impl BackendArgs {
     }
 }
 
-/// Default volume quota of a project (-1: unlimited), for the roles that create volumes.
+/// Settings of the volume service (default quota of a project, -1: unlimited; the reconciler's patience), for the roles that create volumes.
 #[derive(Args, Clone, Debug)]
 pub struct VolumeQuotaArgs {
     /// Default quota: volumes per project.
@@ -540,6 +540,10 @@ pub struct VolumeQuotaArgs {
     /// Default quota: volume GiB per project.
     #[arg(long, env = "STRATUS_QUOTA_GIGABYTES", default_value_t = VolumeConfig::default().quota_gigabytes, allow_negative_numbers = true)]
     pub quota_gigabytes: i64,
+    /// How long a volume may stay `creating` or `deleting` before the
+    /// reconciler takes it for interrupted and builds or deletes it again.
+    #[arg(long, env = "STRATUS_VOLUME_STALE_AFTER", default_value_t = Secs(VolumeConfig::default().stale_after))]
+    pub volume_stale_after: Secs,
 }
 
 impl VolumeQuotaArgs {
@@ -550,6 +554,7 @@ impl VolumeQuotaArgs {
             quota_volumes: self.quota_volumes,
             quota_gigabytes: self.quota_gigabytes,
             rbd_pool: backend.rbd_pool(),
+            stale_after: self.volume_stale_after.0,
             ..VolumeConfig::default()
         }
     }

@@ -14,9 +14,9 @@
 //! - every acknowledged DELETE is 404 within the delete bound
 //!   (`min(terminate_timeout, lease_ttl) + 5 s`) timed from its *send*,
 //!   extended only by the time the control plane itself (the control
-//!   process, NATS) was down or stopped while it waited: a host fault never
-//!   extends it;
-//! - once every fault is healed, everything converges: no server, zombie,
+//!   process, NATS) or the storage (the Ceph OSD) was down or stopped while
+//!   it waited: a host fault never extends it;
+//! - once every fault is healed, everything converges: no server, volume, zombie,
 //!   queued storage cleanup, open operation or VM left; quota usage zero;
 //!   `stratus audit` clean;
 //! - each deleted server has one `instance.delete.start` and one `.end`;
@@ -106,23 +106,44 @@ enum Fault {
     NatsKilled,
     ControlStopped,
     ControlKilled,
+    /// Ceph's OSD SIGSTOPped: every read and write of a volume stalls.
+    OsdPaused,
 }
 
 impl Fault {
-    fn pick(rng: &mut Rng) -> Self {
+    /// A fault drawn from `rng`. On Ceph the agents share the root network
+    /// namespace (the single-node Ceph listens on loopback only), so the
+    /// network cuts give way to pauses of the OSD.
+    fn pick(rng: &mut Rng, storage: &Storage) -> Self {
         let host = rng.below(2) as usize;
-        match rng.below(10) {
-            0 => Self::AgentKilled(host),
-            1 => Self::AgentStopped(host),
-            2 => Self::AgentCutOff(host),
-            3 => Self::AgentFalselyUp(host),
-            4 => Self::AgentLinkDown(host),
-            5 => Self::AgentNatsDropped(host),
-            6 => Self::HostForcedDown(host),
-            7 => Self::NatsKilled,
-            8 => Self::ControlStopped,
-            _ => Self::ControlKilled,
-        }
+        let ceph = matches!(storage, Storage::Ceph { .. });
+        let kinds: &[fn(usize) -> Self] = if ceph {
+            &[
+                Self::AgentKilled,
+                Self::AgentStopped,
+                Self::AgentCutOff,
+                Self::AgentFalselyUp,
+                |_| Self::OsdPaused,
+                Self::HostForcedDown,
+                |_| Self::NatsKilled,
+                |_| Self::ControlStopped,
+                |_| Self::ControlKilled,
+            ]
+        } else {
+            &[
+                Self::AgentKilled,
+                Self::AgentStopped,
+                Self::AgentCutOff,
+                Self::AgentFalselyUp,
+                Self::AgentLinkDown,
+                Self::AgentNatsDropped,
+                Self::HostForcedDown,
+                |_| Self::NatsKilled,
+                |_| Self::ControlStopped,
+                |_| Self::ControlKilled,
+            ]
+        };
+        kinds[rng.below(kinds.len() as u64) as usize](host)
     }
 
     /// The fault's kind, for the results table.
@@ -138,12 +159,14 @@ impl Fault {
             Self::NatsKilled => "nats-server SIGKILL",
             Self::ControlStopped => "control SIGSTOP",
             Self::ControlKilled => "control SIGKILL",
+            Self::OsdPaused => "Ceph OSD SIGSTOP",
         }
     }
 
-    /// Does it take the control plane away (so waits for it may be longer)?
+    /// Does it take the control plane or the storage away (so waits for it
+    /// may be longer)? A host fault never does.
     fn control_plane(&self) -> bool {
-        matches!(self, Self::NatsKilled | Self::ControlStopped | Self::ControlKilled)
+        matches!(self, Self::NatsKilled | Self::ControlStopped | Self::ControlKilled | Self::OsdPaused)
     }
 }
 
@@ -167,6 +190,62 @@ impl Api {
         let status = r.status();
         let text = r.text().await.unwrap_or_default();
         Some((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
+}
+
+/// Where the cloud keeps its volumes, for reading them back directly.
+#[derive(Clone, Debug)]
+enum Storage {
+    /// The local backend's directory of volume files.
+    Local(std::path::PathBuf),
+    /// A Ceph pool of the schedule's own, and the OSD to pause.
+    Ceph { conf: String, pool: String, osd: u32 },
+}
+
+/// Read the first `len` bytes of an RBD image read-only, with librbd's
+/// Python binding (installed with Ceph).
+const RBD_READ: &str = "import rados, rbd, sys\n\
+c = rados.Rados(conffile=sys.argv[1]); c.connect()\n\
+io = c.open_ioctx(sys.argv[2])\n\
+im = rbd.Image(io, sys.argv[3], read_only=True)\n\
+sys.stdout.buffer.write(im.read(0, int(sys.argv[4])))\n\
+im.close(); io.close(); c.shutdown()\n";
+
+impl Storage {
+    /// The first guest block of volume `vol`, read from the storage itself
+    /// (async: a read stalls while the OSD is paused, and must not hold a
+    /// runtime thread the nemesis needs to heal it).
+    async fn first_block(&self, vol: &str) -> std::io::Result<Vec<u8>> {
+        let len = stratus_compute::GUEST_BLOCK;
+        match self {
+            Self::Local(dir) => {
+                use std::io::Read;
+                let mut b = vec![0u8; len];
+                std::fs::File::open(dir.join(format!("volume-{vol}.img"))).and_then(|mut f| f.read_exact(&mut b))?;
+                Ok(b)
+            }
+            Self::Ceph { conf, pool, .. } => {
+                let read = tokio::process::Command::new(stratus_blockstore::rbd::DEFAULT_PYTHON)
+                    .args(["-c", RBD_READ, conf, pool, &format!("volume-{vol}"), &len.to_string()])
+                    .kill_on_drop(true)
+                    .output();
+                let out = tokio::time::timeout(Duration::from_secs(60), read)
+                    .await
+                    .map_err(|_| std::io::Error::other("no answer from Ceph within 60 s"))??;
+                if !out.status.success() || out.stdout.len() != len {
+                    return Err(std::io::Error::other(String::from_utf8_lossy(&out.stderr).to_string()));
+                }
+                Ok(out.stdout)
+            }
+        }
+    }
+
+    /// The Ceph OSD's pid, from the cluster directory the configuration
+    /// file lives in (`scripts/ceph/start-single-node.sh` layout).
+    fn osd_pid(conf: &str) -> u32 {
+        let dir = std::path::Path::new(conf).parent().expect("the Ceph cluster directory");
+        let pid = std::fs::read_to_string(dir.join("run").join("osd.0.pid")).expect("osd.0.pid");
+        pid.trim().parse().expect("a pid")
     }
 }
 
@@ -289,7 +368,7 @@ async fn attach_data_volume(api: &Api, server: &str, name: &str) -> Option<(Stri
 /// volume is released (`available`), read its first block from the storage
 /// directly, twice, 1.5 s apart: a released volume must not change (every
 /// writer the old host may still run was fenced or ended). Then delete it.
-async fn read_back(api: &Api, vol: &str, attached: bool, volumes_dir: &std::path::Path, history: &Arc<Mutex<History>>) {
+async fn read_back(api: &Api, vol: &str, attached: bool, storage: &Storage, history: &Arc<Mutex<History>>) {
     let path = format!("/volume/v3/volumes/{vol}");
     let until = Instant::now() + Duration::from_secs(60);
     let mut released = false;
@@ -303,15 +382,9 @@ async fn read_back(api: &Api, vol: &str, attached: bool, volumes_dir: &std::path
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     if attached && released {
-        let file = volumes_dir.join(format!("volume-{vol}.img"));
-        let block = || {
-            use std::io::Read;
-            let mut b = vec![0u8; stratus_compute::GUEST_BLOCK];
-            std::fs::File::open(&file).and_then(|mut f| f.read_exact(&mut b)).map(|()| b)
-        };
-        let first = block();
+        let first = storage.first_block(vol).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let second = block();
+        let second = storage.first_block(vol).await;
         let text = |b: &std::io::Result<Vec<u8>>| match b {
             Ok(b) => String::from_utf8_lossy(b).trim_end_matches('\0').trim().to_string(),
             Err(e) => format!("unreadable: {e}"),
@@ -341,14 +414,7 @@ async fn read_back(api: &Api, vol: &str, attached: bool, volumes_dir: &std::path
 /// One client: create a server (boot from volume one time in three), wait
 /// for it to be ACTIVE (or give up on it), stop and start it now and then,
 /// delete it; until `until`.
-async fn client(
-    api: Api,
-    image: String,
-    volumes_dir: std::path::PathBuf,
-    until: Instant,
-    seed: u64,
-    history: Arc<Mutex<History>>,
-) {
+async fn client(api: Api, image: String, storage: Storage, until: Instant, seed: u64, history: Arc<Mutex<History>>) {
     let mut rng = Rng::new(seed);
     let mut n = 0;
     while Instant::now() < until {
@@ -401,7 +467,7 @@ async fn client(
         tokio::time::sleep(rng.millis(0, 500)).await;
         delete(&api, &id, &history).await;
         if let Some((vol, attached)) = data {
-            read_back(&api, &vol, attached, &volumes_dir, &history).await;
+            read_back(&api, &vol, attached, &storage, &history).await;
         }
     }
 }
@@ -409,6 +475,7 @@ async fn client(
 struct Rig {
     /// The effect log every process of the cloud appends to.
     effects: std::path::PathBuf,
+    storage: Storage,
     nats: Nats,
     cloud: Cloud,
     agents: Vec<AgentProc>,
@@ -416,16 +483,20 @@ struct Rig {
     admin: String,
     demo: String,
     /// Each agent's network namespace on the test bridge (dropped after the
-    /// agents: the bridge and namespaces go last).
+    /// agents: the bridge and namespaces go last); none on Ceph.
     hosts: Vec<NsHost>,
-    _net: Net,
+    _net: Option<Net>,
 }
 
-async fn rig() -> Rig {
+async fn rig(ceph: bool) -> Rig {
     // Each agent runs in a network namespace of its own on a private bridge,
     // so a host can really be cut off; nats-server listens on the bridge.
-    let net = Net::create();
-    let nats = Nats::start_at(&net.gateway);
+    // (Not on Ceph: the single-node cluster listens on loopback only.)
+    let net = (!ceph).then(Net::create);
+    let nats = match &net {
+        Some(net) => Nats::start_at(&net.gateway),
+        None => Nats::start(),
+    };
     let effects = std::env::temp_dir().join(format!("stratus-nemesis-effects-{}.jsonl", uuid::Uuid::new_v4()));
     let effects_env = effects.to_string_lossy().to_string();
     let timings = [
@@ -442,18 +513,46 @@ async fn rig() -> Rig {
         // A spawn a falsely-up host acknowledged waits this long for its
         // result (the create's own deadline), within the convergence wait.
         ("STRATUS_BUILD_TIMEOUT", "10".to_string()),
+        // A volume delete cut short (the control process SIGKILLed while the
+        // OSD stalls it) is queued again after this long, within the
+        // convergence wait.
+        ("STRATUS_VOLUME_STALE_AFTER", "10".to_string()),
     ];
-    let env: Vec<(&str, &str)> = timings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let args = ["--fake-hosts", "0", "--nats-url", nats.url.as_str(), "--volume-backend", "local"];
+    // The storage: the local backend, or a Ceph pool of this schedule's own.
+    let ceph = ceph.then(|| {
+        let conf = std::env::var("CEPH_CONF").unwrap_or_else(|_| {
+            panic!("CEPH_CONF is not set: run the tests with scripts/test, which starts a single-node Ceph")
+        });
+        let osd = Storage::osd_pid(&conf);
+        (conf, ceph_pool(), osd)
+    });
+    let mut storage_env: Vec<(&str, &str)> = vec![("STRATUS_VOLUME_BACKEND", "local")];
+    if let Some((conf, pool, _)) = &ceph {
+        storage_env = vec![
+            ("STRATUS_VOLUME_BACKEND", "rbd"),
+            ("STRATUS_CEPH_CONF", conf.as_str()),
+            ("STRATUS_CEPH_POOL", pool.as_str()),
+        ];
+    }
+    let mut env: Vec<(&str, &str)> = timings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend(storage_env.iter().copied());
+    let args = ["--fake-hosts", "0", "--nats-url", nats.url.as_str()];
     let cloud = Cloud::start_with_args(&args, &env).await;
     let data_dir = cloud.data_dir.to_string_lossy().to_string();
     let mut agent_env = env.clone();
-    agent_env.extend([("STRATUS_DATA_DIR", data_dir.as_str()), ("STRATUS_VOLUME_BACKEND", "local")]);
-    let hosts = vec![net.add_host(), net.add_host()];
+    agent_env.push(("STRATUS_DATA_DIR", data_dir.as_str()));
+    let storage = match &ceph {
+        Some((conf, pool, osd)) => Storage::Ceph { conf: conf.clone(), pool: pool.clone(), osd: *osd },
+        None => Storage::Local(cloud.data_dir.join("volumes")),
+    };
+    let hosts: Vec<NsHost> = net.iter().flat_map(|n| [n.add_host(), n.add_host()]).collect();
     let agents: Vec<AgentProc> = ["compute-1", "compute-2"]
         .iter()
-        .zip(&hosts)
-        .map(|(h, ns)| AgentProc::start_in(Some(&ns.ns), h, &nats, cloud.data_dir.join("hosts").join(h), &agent_env))
+        .enumerate()
+        .map(|(i, h)| {
+            let ns = hosts.get(i).map(|n| n.ns.as_str());
+            AgentProc::start_in(ns, h, &nats, cloud.data_dir.join("hosts").join(h), &agent_env)
+        })
         .collect();
     let admin = cloud.admin().await;
     let demo = cloud.demo().await;
@@ -464,10 +563,26 @@ async fn rig() -> Rig {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let url = Arc::new(RwLock::new(cloud.url.clone()));
-    Rig { effects, nats, cloud, agents, url, admin, demo, hosts, _net: net }
+    Rig { effects, storage, nats, cloud, agents, url, admin, demo, hosts, _net: net }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        // Never leave the shared Ceph paused (a panic may come mid-fault).
+        if let Storage::Ceph { osd, .. } = self.storage {
+            let _ = std::process::Command::new("kill").arg("-CONT").arg(osd.to_string()).status();
+        }
+    }
 }
 
 impl Rig {
+    fn signal_osd(&self, sig: &str) {
+        if let Storage::Ceph { osd, .. } = self.storage {
+            let st = std::process::Command::new("kill").arg(format!("-{sig}")).arg(osd.to_string()).status();
+            assert!(st.map(|s| s.success()).unwrap_or(false), "kill -{sig} ceph-osd");
+        }
+    }
+
     fn control_pid(&self) -> u32 {
         self.cloud.child.as_ref().expect("control process").id()
     }
@@ -518,6 +633,7 @@ impl Rig {
             Fault::NatsKilled => self.nats.kill(),
             Fault::ControlStopped => self.signal_control("STOP"),
             Fault::ControlKilled => self.cloud.kill(),
+            Fault::OsdPaused => self.signal_osd("STOP"),
         }
         killed.map(|pid| (pid, stratus_effects::now_ms()))
     }
@@ -539,13 +655,14 @@ impl Rig {
                     *u = self.cloud.url.clone();
                 }
             }
+            Fault::OsdPaused => self.signal_osd("CONT"),
         }
     }
 }
 
 /// Run one schedule from `seed`; faults are injected for `secs` seconds.
-async fn schedule(seed: u64, secs: u64) -> Outcome {
-    let mut r = rig().await;
+async fn schedule(seed: u64, secs: u64, ceph: bool) -> Outcome {
+    let mut r = rig(ceph).await;
     let mut rng = Rng::new(seed);
     let history = Arc::new(Mutex::new(History::default()));
     let image = r.cloud.cirros(&r.demo).await;
@@ -554,13 +671,12 @@ async fn schedule(seed: u64, secs: u64) -> Outcome {
     for c in 0..CLIENTS {
         let api = Api { url: r.url.clone(), http: Client::new(), token: r.demo.clone() };
         let seed = seed.wrapping_mul(31).wrapping_add(c as u64);
-        let volumes = r.cloud.data_dir.join("volumes");
-        clients.push(tokio::spawn(client(api, image.clone(), volumes, until, seed, history.clone())));
+        clients.push(tokio::spawn(client(api, image.clone(), r.storage.clone(), until, seed, history.clone())));
     }
     // The nemesis: one fault at a time, each held a random while, random gaps.
     while Instant::now() + Duration::from_secs(1) < until {
         tokio::time::sleep(rng.millis(300, 2500)).await;
-        let f = Fault::pick(&mut rng);
+        let f = Fault::pick(&mut rng, &r.storage);
         let hold = rng.millis(500, 6000);
         let from = Instant::now();
         if let Some(k) = r.inject(f).await {
@@ -644,17 +760,30 @@ async fn check(r: &Rig, h: &History) -> Vec<String> {
         for id in listed.iter().filter(|id| !id.starts_with('(')) {
             let _ = api.call(Method::DELETE, &format!("/compute/v2.1/servers/{id}"), None).await;
         }
+        let volumes: Vec<(String, String)> = db
+            .volume_list(None)
+            .await
+            .expect("volumes")
+            .into_iter()
+            .map(|v| (v.id.to_string(), v.status.to_string()))
+            .collect();
         let zombies = db.zombie_list(None).await.expect("zombies");
         let cleanups = db.cleanup_pending().await.expect("cleanups");
         let ops = db.op_list_open().await.expect("ops");
         let vms: Vec<String> = r.agents.iter().flat_map(|a| a.vms()).collect();
         let left = format!(
-            "servers {listed:?}, zombies {:?}, cleanups {:?}, open ops {:?}, VMs {vms:?}",
+            "servers {listed:?}, volumes {volumes:?}, zombies {:?}, cleanups {:?}, open ops {:?}, VMs {vms:?}",
             zombies.iter().map(|z| z.server_id).collect::<Vec<_>>(),
             cleanups.iter().map(|c| (c.kind, c.last_error.clone())).collect::<Vec<_>>(),
             ops.iter().map(|o| (o.kind, o.step.clone(), o.last_error.clone())).collect::<Vec<_>>()
         );
-        if listed.is_empty() && zombies.is_empty() && cleanups.is_empty() && ops.is_empty() && vms.is_empty() {
+        if listed.is_empty()
+            && volumes.is_empty()
+            && zombies.is_empty()
+            && cleanups.is_empty()
+            && ops.is_empty()
+            && vms.is_empty()
+        {
             break None;
         }
         if Instant::now() > deadline {
@@ -696,15 +825,26 @@ async fn check(r: &Rig, h: &History) -> Vec<String> {
         v.push(format!("audit: {report}"));
     }
     match stratus_effects::read(&r.effects) {
-        Ok(effects) => v.extend(check_effects(&effects, &h.killed)),
+        Ok(effects) => v.extend(check_effects(&effects, &h.killed, &running)),
         Err(e) => v.push(format!("effect log {} unreadable: {e}", r.effects.display())),
     }
     v
 }
 
+/// Does process `pid` run (not a zombie)?
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|st| st.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()) != Some("Z"))
+        .unwrap_or(false)
+}
+
 /// The effect checker (see the module doc), on the effect log and the
 /// processes the schedule SIGKILLed.
-fn check_effects(effects: &[stratus_effects::Effect], killed: &[(u32, u64)]) -> Vec<String> {
+fn check_effects(
+    effects: &[stratus_effects::Effect],
+    killed: &[(u32, u64)],
+    alive: &dyn Fn(u32) -> bool,
+) -> Vec<String> {
     use stratus_effects::Effect;
     let mut v = Vec::new();
     let changed = |e: &Effect, kind: &str| e.changed && e.effect == kind;
@@ -757,12 +897,27 @@ fn check_effects(effects: &[stratus_effects::Effect], killed: &[(u32, u64)]) -> 
     // lifted before its client ended: until then it may still write.
     for open in effects.iter().filter(|e| e.effect == "client.open") {
         let closed = first("client.close", &open.target, None);
+        let lifted = first("client.unfence", &open.target, None);
+        if let Some(pid) = open.client_pid {
+            // A client process of its own (rbd's holder) outlives its opener:
+            // it ended when closed, or must not run any more now (an agent
+            // ends it when it reaps; when is not recorded).
+            match (closed, lifted) {
+                (Some(end), Some(lift)) if lift < end => {
+                    v.push(format!("fence of client {} lifted {} ms before the client ended", open.target, end - lift))
+                }
+                (None, _) if alive(pid) => {
+                    v.push(format!("client {} (process {pid}) still runs after everything converged", open.target))
+                }
+                _ => {}
+            }
+            continue;
+        }
         let died = killed.iter().filter(|(pid, at)| *pid == open.pid && *at >= open.at_ms).map(|(_, at)| *at).min();
         let end = match (closed, died) {
             (Some(c), Some(d)) => Some(c.min(d)),
             (c, d) => c.or(d),
         };
-        let lifted = first("client.unfence", &open.target, None);
         match (end, lifted) {
             (None, _) => v.push(format!("client {} ({}) never ended", open.target, open.who)),
             (Some(end), Some(lift)) if lift < end => {
@@ -779,12 +934,15 @@ async fn nemesis() {
     let first: u64 = env_or("STRATUS_NEMESIS_SEED", 1);
     let schedules: u64 = env_or("STRATUS_NEMESIS_SCHEDULES", 2);
     let secs: u64 = env_or("STRATUS_NEMESIS_SECS", 20);
+    let ceph_schedules: u64 = env_or("STRATUS_NEMESIS_CEPH_SCHEDULES", 1);
     let mut outcomes = Vec::new();
-    for seed in first..first + schedules {
+    let runs = (first..first + schedules).map(|s| (s, false)).chain((first..first + ceph_schedules).map(|s| (s, true)));
+    for (seed, ceph) in runs {
         let started = Instant::now();
-        let o = schedule(seed, secs).await;
+        let o = schedule(seed, secs, ceph).await;
+        let on = if ceph { "Ceph" } else { "local" };
         eprintln!(
-            "NEMESIS seed {seed}: {} faults {:?}, {} deletes, effects {:?}, {} volumes read back ({} written), slowest 404 {} ms (its bound {} ms), {} violations, {} s",
+            "NEMESIS seed {seed} ({on}): {} faults {:?}, {} deletes, effects {:?}, {} volumes read back ({} written), slowest 404 {} ms (its bound {} ms), {} violations, {} s",
             o.faults.values().sum::<usize>(),
             o.faults,
             o.deletes,
@@ -797,7 +955,7 @@ async fn nemesis() {
             started.elapsed().as_secs()
         );
         for violation in &o.violations {
-            eprintln!("NEMESIS seed {seed} VIOLATION: {violation}");
+            eprintln!("NEMESIS seed {seed} ({on}) VIOLATION: {violation}");
         }
         outcomes.push(o);
     }
@@ -816,9 +974,8 @@ async fn nemesis() {
         "NEMESIS | schedules | faults injected | deletes checked | effects checked | volumes read back | violations |"
     );
     eprintln!(
-        "NEMESIS | {} (seeds {first}..{}) | {} ({by_kind:?}) | {deletes} | {effects} | {readbacks} | {violations} |",
+        "NEMESIS | {} ({schedules} local, {ceph_schedules} Ceph, from seed {first}) | {} ({by_kind:?}) | {deletes} | {effects} | {readbacks} | {violations} |",
         outcomes.len(),
-        first + schedules - 1,
         by_kind.values().sum::<usize>()
     );
     let failed: Vec<u64> = outcomes.iter().filter(|o| !o.violations.is_empty()).map(|o| o.seed).collect();
@@ -839,6 +996,7 @@ fn the_effect_checker_flags_each_broken_rule() {
             changed,
             op: None,
             token: None,
+            client_pid: None,
         }
     }
     // A clean history: spawn, client opened, host killed, fence, destroy,
@@ -855,14 +1013,14 @@ fn the_effect_checker_flags_each_broken_rule() {
         e(10, 1, "control", "client.unfence", "c1", true),
     ];
     let killed = [(20, 4)];
-    assert_eq!(check_effects(&clean, &killed), Vec::<String>::new());
+    assert_eq!(check_effects(&clean, &killed, &|_| false), Vec::<String>::new());
 
     // The fence lifted while the client's process still ran (not killed, not closed).
-    let v = check_effects(&clean, &[]);
+    let v = check_effects(&clean, &[], &|_| false);
     assert!(v.iter().any(|v| v.contains("client c1 (compute-1) never ended")), "{v:?}");
     let mut early = clean.clone();
     early.push(e(12, 20, "compute-1", "client.close", "c1", true));
-    let v = check_effects(&early, &[]);
+    let v = check_effects(&early, &[], &|_| false);
     assert!(v.iter().any(|v| v.contains("fence of client c1 lifted 2 ms before the client ended")), "{v:?}");
 
     // A VM destroyed twice, a volume deleted twice, a client fenced twice.
@@ -874,12 +1032,12 @@ fn the_effect_checker_flags_each_broken_rule() {
         let mut h = clean.clone();
         let what = format!("effect {} of {}", twice.effect, twice.target);
         h.push(twice);
-        let v = check_effects(&h, &killed);
+        let v = check_effects(&h, &killed, &|_| false);
         assert!(v.iter().any(|v| v.starts_with(&what) && v.contains("2 times")), "{what}: {v:?}");
     }
 
     // A VM never destroyed; a fence never lifted.
-    let v = check_effects(&clean[..6], &killed);
+    let v = check_effects(&clean[..6], &killed, &|_| false);
     assert!(v.iter().any(|v| v == "vm.spawn of srv (compute-1) never undone"), "{v:?}");
     assert!(v.iter().any(|v| v == "client.fence of c1 (control) never undone"), "{v:?}");
 
@@ -891,6 +1049,6 @@ fn the_effect_checker_flags_each_broken_rule() {
         f.token = Some(3);
         h.push(f);
     }
-    let v = check_effects(&h, &killed);
+    let v = check_effects(&h, &killed, &|_| false);
     assert!(v.iter().any(|v| v.contains("attempt 3 of operation op-1")), "{v:?}");
 }
