@@ -131,7 +131,7 @@ impl Graph {
 /// Explore every reachable state of `cfg`, check safety on each, then
 /// bounded progress from each.
 pub fn check(cfg: &Config) -> Report {
-    let init = State::initial().canon();
+    let init = State::initial(cfg.clients).canon();
     let mut index: HashMap<State, u32, std::hash::BuildHasherDefault<Fnv>> = HashMap::default();
     index.insert(init, 0);
     let mut g = Graph { states: vec![init], parent: vec![None], start: vec![0], edges: Vec::new() };
@@ -204,7 +204,7 @@ pub fn check(cfg: &Config) -> Report {
         |a, s| {
             a.is_fair()
                 || *a == Action::AgentReconcile
-                || *a == Action::EndClient
+                || matches!(a, Action::EndClient(_))
                 || (*a == Action::AgentBecomes(AgentMode::Up) && s.agent != AgentMode::Up)
         },
         State::converged,

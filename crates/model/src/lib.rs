@@ -2,7 +2,7 @@
 //! (DESIGN.md, "The delete contract" and "Liveness"), checked exhaustively.
 //!
 //! [`check`] enumerates every state reachable from one running server (one
-//! VM, one volume, one host) by breadth-first search with a visited set, and
+//! VM with [`Config::clients`] volumes, one host) by breadth-first search with a visited set, and
 //! checks on each state the safety properties below; it then checks bounded
 //! progress from every reachable state. The search is deterministic and
 //! depends only on `stratus-types` (no I/O), so it runs in `cargo test` in a
@@ -47,13 +47,16 @@
 //!   restart, the agent rejoins with a new epoch (older commands are refused)
 //!   and reconciles: reports its VMs (clearing zombies whose VM is gone), reaps
 //!   VMs of deleted servers and reports again.
-//! - **VM and storage**: a running VM writes to its volume through its
-//!   storage client, a process of its own: the agent ends it before it
-//!   destroys the VM, but a VM that dies on its own leaves it running
-//!   ([`Config::clients_outlive_vms`]) until the agent's sweep ends it;
-//!   storage refuses writes from a client generation older than the current
-//!   one (fencing bumps it and queues the fence's lift). A released volume
-//!   belongs to someone else.
+//! - **VM and storage**: a running VM writes to each of its volumes (two in
+//!   [`Config::correct`]) through a storage client of its own per volume, a
+//!   process of its own: the agent ends them before it destroys the VM, but
+//!   a VM that dies on its own leaves them running
+//!   ([`Config::clients_outlive_vms`]) until the agent's sweep ends each;
+//!   storage refuses writes from a client generation older than its volume's
+//!   current one. The fence step fences one attachment after another (a
+//!   crash may fall between; each attachment is marked fenced, so a re-run
+//!   skips it even once its fence was lifted), queueing each fence's lift. A
+//!   released volume belongs to someone else.
 //! - **Fence lift** (`VolumeService::lift_fences`, run by the controller's
 //!   reconciler): the fence is lifted (the old generation writes again) only
 //!   once the zombie is cleared *and* the host, in a report made by a joined
@@ -78,7 +81,7 @@
 //! `claim_held` check and the external call it guards (one idempotent call;
 //! the check and the effect are one step here), epochs of the
 //! clients report (a client gone stays gone, so only "a joined agent
-//! reported it" matters), several clients per VM,
+//! reported it" matters), more than two clients per VM, multi-attach,
 //! spawn and moves (the VM exists at the start, on one host: `clean_moves` is
 //! not modelled), the per-server lock and spawn preemption in the agent.
 //! Generations are kept relative to the VM's client (normalised so the
@@ -132,6 +135,8 @@ const CHANNEL_CAP: usize = 2;
 const MAX_DELETES: u8 = 2;
 /// Safety net against an accidentally unbounded model.
 const MAX_STATES: usize = 2_000_000;
+/// Most storage clients (volumes) the modelled VM may have.
+pub const CLIENTS: usize = 2;
 
 /// What the host agent process is doing. Every mode but `Up` is a fault.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -185,6 +190,11 @@ pub struct Config {
     /// running until the agent's sweep ends it. (When the agent destroys a
     /// VM it ends the clients first and waits until they are gone.)
     pub clients_outlive_vms: bool,
+    /// Storage clients of the VM, one per volume (1 or 2): each is fenced,
+    /// ended and un-fenced on its own.
+    pub clients: usize,
+    /// Broken variant: the local path fences the VM's first client only.
+    pub fence_first_client_only: bool,
     /// Broken variant: a fence is lifted once the host reported the VM gone
     /// (the zombie cleared), without the client itself being reported gone.
     pub unfence_when_vm_gone: bool,
@@ -216,6 +226,8 @@ impl Config {
             reattach_while_deleting: false,
             clients_outlive_vms: true,
             unfence_when_vm_gone: false,
+            clients: 2,
+            fence_first_client_only: false,
             second_controller: false,
             fencing_tokens: true,
             liveness_bound: 12,

@@ -65,7 +65,10 @@ pub fn successors(cfg: &Config, s: &State) -> Vec<(Action, State)> {
         }
         Pc::Run { path, step } => {
             n.apply(step);
-            n.pc = step_after(cfg, path, step);
+            // The fence step goes on until every client is fenced (the
+            // broken variant stops after the first).
+            let more = step == DeleteStep::Fence && !cfg.fence_first_client_only && n.unmarked_client().is_some();
+            n.pc = if more { s.pc } else { step_after(cfg, path, step) };
             emit(Action::Run(path, step), n);
         }
     }
@@ -113,7 +116,8 @@ pub fn successors(cfg: &Config, s: &State) -> Vec<(Action, State)> {
             Pc::Run { path, step } => {
                 n.apply(step);
                 n.stale_acted = true;
-                match step_after(cfg, path, step) {
+                let more = step == DeleteStep::Fence && n.unmarked_client().is_some();
+                match if more { pc } else { step_after(cfg, path, step) } {
                     Pc::Done => None,
                     next => Some(next),
                 }
@@ -199,21 +203,23 @@ pub fn successors(cfg: &Config, s: &State) -> Vec<(Action, State)> {
         n.reconcile();
         emit(Action::AgentRejoin, n);
     }
-    let report_due = s.client_gone_reported == s.client_running;
+    let report_due = (0..CLIENTS).any(|i| s.client_gone_reported[i] == s.client_running[i]);
     if alive && s.joined && ((s.zombie && !s.vm_running) || (s.deleted && s.vm_running) || report_due) {
         let mut n = *s;
         n.reconcile();
         emit(Action::AgentReconcile, n);
     }
-    if cfg.clients_outlive_vms && s.vm_running && s.client_running {
+    if cfg.clients_outlive_vms && s.vm_running && s.any_client_running() {
         let mut n = *s;
         n.vm_running = false;
         emit(Action::VmDies, n);
     }
-    if alive && s.joined && s.client_running && !s.vm_running {
-        let mut n = *s;
-        n.client_running = false;
-        emit(Action::EndClient, n);
+    for i in 0..CLIENTS {
+        if alive && s.joined && s.client_running[i] && !s.vm_running {
+            let mut n = *s;
+            n.client_running[i] = false;
+            emit(Action::EndClient(i as u8), n);
+        }
     }
     if s.lease_valid {
         let renewing = alive && s.joined;
@@ -247,20 +253,24 @@ pub fn successors(cfg: &Config, s: &State) -> Vec<(Action, State)> {
         n.stray_write = true;
         emit(Action::VmWrite, n);
     }
-    let unfenced = s.client_gen == s.storage_gen;
-    if cfg.reattach_while_deleting && alive && s.joined && s.vm_running && !s.deleted && s.deletes > 0 && !unfenced {
+    let fenced = (0..usize::from(s.clients)).any(|i| s.client_gen[i] != s.storage_gen[i]);
+    if cfg.reattach_while_deleting && alive && s.joined && s.vm_running && !s.deleted && s.deletes > 0 && fenced {
         let mut n = *s;
-        n.client_gen = n.storage_gen;
-        n.client_running = true;
+        for i in 0..usize::from(s.clients) {
+            n.client_gen[i] = n.storage_gen[i];
+            n.client_running[i] = true;
+        }
         emit(Action::Reattach, n);
     }
     // The controller's reconciler lifts the fence once it is safe (or, in
     // the broken variant, once the VM record is gone).
-    if s.unfence_pending && !s.zombie && (cfg.unfence_when_vm_gone || s.client_gone_reported) {
-        let mut n = *s;
-        n.storage_gen = n.client_gen;
-        n.unfence_pending = false;
-        emit(Action::Unfence, n);
+    for i in 0..CLIENTS {
+        if s.unfence_pending[i] && !s.zombie && (cfg.unfence_when_vm_gone || s.client_gone_reported[i]) {
+            let mut n = *s;
+            n.storage_gen[i] = n.client_gen[i];
+            n.unfence_pending[i] = false;
+            emit(Action::Unfence(i as u8), n);
+        }
     }
     out
 }

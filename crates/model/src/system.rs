@@ -184,9 +184,9 @@ pub enum Action {
     /// storage client process lives on.
     VmDies,
     /// The agent's sweep ends a storage client that outlived its VM.
-    EndClient,
-    /// The controller's reconciler lifts the fence.
-    Unfence,
+    EndClient(u8),
+    /// The controller's reconciler lifts a client's fence.
+    Unfence(u8),
     /// The controller running the delete stalls past its claim; the second
     /// controller adopts the operation and starts it over.
     Adopt,
@@ -209,7 +209,7 @@ impl Action {
                 | Action::AgentReconcile
                 | Action::VmWrite
                 | Action::Reattach
-                | Action::EndClient
+                | Action::EndClient(_)
                 | Action::VmDies
                 | Action::LeaseExpires { renewals_lost: true }
         )
@@ -220,6 +220,8 @@ impl Action {
 /// VM, storage and network. Small domains keep the search exhaustive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct State {
+    /// How many storage clients (volumes) the VM has (fixed per run).
+    pub clients: u8,
     /// `DELETE` requests handled so far.
     pub deletes: u8,
     /// Where the controller is (volatile).
@@ -238,21 +240,25 @@ pub struct State {
     pub task: bool,
     /// The VM process runs.
     pub vm_running: bool,
-    /// Storage's current generation for the volume.
-    pub storage_gen: u8,
-    /// Generation held by the VM's storage client.
-    pub client_gen: u8,
-    /// The volume is detached and available to others.
+    /// Storage's current generation, per volume (volume `i` is client `i`'s).
+    pub storage_gen: [u8; CLIENTS],
+    /// Generation held by each of the VM's storage clients.
+    pub client_gen: [u8; CLIENTS],
+    /// The volumes are detached and available to others.
     pub volume_released: bool,
+    /// Each attachment is marked fenced (durable): the fence step skips it
+    /// when it runs again, even after the fence was lifted.
+    pub fenced_mark: [bool; CLIENTS],
     /// Storage accepted a write from the VM after the volume was released.
     pub stray_write: bool,
-    /// The VM's storage client process runs (it outlives the VM until ended).
-    pub client_running: bool,
-    /// A fence lift is queued (durable: the cleanup row).
-    pub unfence_pending: bool,
+    /// Each of the VM's storage client processes runs (it outlives the VM
+    /// until ended). A client beyond [`Config::clients`] never runs.
+    pub client_running: [bool; CLIENTS],
+    /// A fence lift is queued, per client (durable: the cleanup row).
+    pub unfence_pending: [bool; CLIENTS],
     /// The host's latest clients report (made by a joined agent) lists the
     /// client as gone (durable).
-    pub client_gone_reported: bool,
+    pub client_gone_reported: [bool; CLIENTS],
     /// The controller that lost the claim (stalled, then adopted from) and
     /// its position, until it stops.
     pub stale: Option<Pc>,
@@ -269,9 +275,11 @@ pub struct State {
 }
 
 impl State {
-    /// One server running on a healthy host with its volume attached.
-    pub fn initial() -> Self {
+    /// One server running on a healthy host with its volumes attached, one
+    /// storage client per volume (`clients` of them).
+    pub fn initial(clients: usize) -> Self {
         Self {
+            clients: clients.min(CLIENTS) as u8,
             deletes: 0,
             pc: Pc::Idle,
             deleted: false,
@@ -281,13 +289,14 @@ impl State {
             joined: true,
             task: false,
             vm_running: true,
-            storage_gen: 0,
-            client_gen: 0,
+            storage_gen: [0; CLIENTS],
+            client_gen: [0; CLIENTS],
             volume_released: false,
+            fenced_mark: [false; CLIENTS],
             stray_write: false,
-            client_running: true,
-            unfence_pending: false,
-            client_gone_reported: false,
+            client_running: std::array::from_fn(|i| i < clients),
+            unfence_pending: [false; CLIENTS],
+            client_gone_reported: [false; CLIENTS],
             stale: None,
             adopted: false,
             stale_acted: false,
@@ -297,9 +306,24 @@ impl State {
         }
     }
 
-    /// Can the VM's client still write to the volume?
+    /// Can client `i` still write to its volume?
+    pub(crate) fn writes(&self, i: usize) -> bool {
+        self.client_running[i] && self.client_gen[i] == self.storage_gen[i]
+    }
+
+    /// Can any of the VM's clients still write to its volume?
     pub(crate) fn unfenced_writer(&self) -> bool {
-        self.client_running && self.client_gen == self.storage_gen
+        (0..CLIENTS).any(|i| self.writes(i))
+    }
+
+    /// The first of the VM's attachments not marked fenced yet.
+    pub(crate) fn unmarked_client(&self) -> Option<usize> {
+        (0..usize::from(self.clients)).find(|&i| !self.fenced_mark[i])
+    }
+
+    /// Does any storage client still run?
+    pub(crate) fn any_client_running(&self) -> bool {
+        self.client_running.iter().any(|r| *r)
     }
 
     /// Which safety properties this state violates.
@@ -328,17 +352,17 @@ impl State {
     pub(crate) fn converged(&self) -> bool {
         self.deleted
             && !self.vm_running
-            && !self.client_running
+            && !self.any_client_running()
             && !self.zombie
             && self.volume_released
-            && !self.unfence_pending
+            && !self.unfence_pending.iter().any(|p| *p)
     }
 
     /// The agent destroys the VM: it ends the VM's storage clients and
     /// waits until they are gone, then the VM (`Agent::destroy_vm`).
     pub(crate) fn destroy_vm(&mut self) {
         self.vm_running = false;
-        self.client_running = false;
+        self.client_running = [false; CLIENTS];
     }
 
     /// Canonical form: channels sorted (they are multisets), generations
@@ -346,8 +370,10 @@ impl State {
     pub(crate) fn canon(mut self) -> Self {
         self.to_agent.canon();
         self.to_ctrl.canon();
-        self.storage_gen -= self.client_gen;
-        self.client_gen = 0;
+        for i in 0..CLIENTS {
+            self.storage_gen[i] -= self.client_gen[i];
+            self.client_gen[i] = 0;
+        }
         self
     }
 
@@ -355,12 +381,18 @@ impl State {
     pub(crate) fn apply(&mut self, step: DeleteStep) {
         match step {
             DeleteStep::RecordZombie => self.zombie = true,
-            DeleteStep::Fence if self.storage_gen == self.client_gen => {
-                // The lift's intent is recorded (a checked write) before the fence.
-                self.unfence_pending = true;
-                self.storage_gen += 1;
+            DeleteStep::Fence => {
+                // The next attachment not marked fenced (the code fences one
+                // after another; a crash may fall between).
+                if let Some(i) = self.unmarked_client() {
+                    if self.storage_gen[i] == self.client_gen[i] {
+                        // The lift's intent is recorded (a checked write) before the fence.
+                        self.unfence_pending[i] = true;
+                        self.storage_gen[i] += 1;
+                    }
+                    self.fenced_mark[i] = true;
+                }
             }
-            DeleteStep::Fence => {} // already fenced
             DeleteStep::Detach => self.volume_released = true,
             DeleteStep::MarkDeleted => self.deleted = true,
             DeleteStep::Finish => self.ends = (self.ends + 1).min(2),
@@ -384,7 +416,9 @@ impl State {
         if !self.vm_running {
             self.zombie = false;
         }
-        self.client_gone_reported = !self.client_running;
+        for i in 0..CLIENTS {
+            self.client_gone_reported[i] = !self.client_running[i];
+        }
         if self.deleted && self.vm_running {
             self.destroy_vm();
             self.to_ctrl.push(Msg::InventoryWithoutVm);
@@ -396,7 +430,7 @@ impl fmt::Display for State {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "pc={:?} deletes={} deleted={} zombie={} lease={} agent={:?}{}{} vm={} gen={}/{} volume={}{} {}{} to_agent={:?} to_ctrl={:?}",
+            "pc={:?} deletes={} deleted={} zombie={} lease={} agent={:?}{}{} vm={} gen={:?}/{:?} volumes={}{} {}{} to_agent={:?} to_ctrl={:?}",
             self.pc,
             self.deletes,
             self.deleted,
@@ -410,12 +444,18 @@ impl fmt::Display for State {
             self.client_gen,
             if self.volume_released { "released" } else { "attached" },
             if self.stray_write { "(stray write!)" } else { "" },
-            match (self.client_running, self.client_gone_reported) {
-                (true, _) => "client running",
-                (false, true) => "client gone (reported)",
-                (false, false) => "client gone",
-            },
-            if self.unfence_pending { " unfence pending" } else { "" },
+            (0..CLIENTS)
+                .map(|i| match (self.client_running[i], self.client_gone_reported[i]) {
+                    (true, _) => format!("client{i} running"),
+                    (false, true) => format!("client{i} gone (reported)"),
+                    (false, false) => format!("client{i} gone"),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            (0..CLIENTS)
+                .filter(|&i| self.unfence_pending[i])
+                .map(|i| format!(" unfence{i} pending"))
+                .collect::<String>(),
             self.to_agent,
             self.to_ctrl,
         )?;

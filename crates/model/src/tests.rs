@@ -69,8 +69,10 @@ fn model_of_delete_is_safe_and_live() {
         Action::AgentExecute { ok: true },
         Action::ControllerCrash,
         Action::VmDies,
-        Action::EndClient,
-        Action::Unfence,
+        Action::EndClient(0),
+        Action::EndClient(1),
+        Action::Unfence(0),
+        Action::Unfence(1),
     ] {
         assert!(r.actions.contains(&a), "{a:?} never happens");
     }
@@ -140,8 +142,13 @@ fn model_finds_a_fence_lifted_while_its_client_outlives_the_vm() {
     // un-fenced while it can still write to the volume someone else now has.
     let r = run("unfence once the VM record is gone", &Config { unfence_when_vm_gone: true, ..calm() });
     let v = found(&r, P1_RELEASED_WHILE_UNFENCED);
-    let lifted = v.trace.iter().position(|s| s.action == Action::Unfence).expect("the counterexample lifts the fence");
-    assert!(v.trace[lifted].state.client_running, "lifted while the client still runs");
+    let lifted = v
+        .trace
+        .iter()
+        .position(|s| matches!(s.action, Action::Unfence(_)))
+        .expect("the counterexample lifts the fence");
+    let Action::Unfence(i) = v.trace[lifted].action else { unreachable!() };
+    assert!(v.trace[lifted].state.client_running[usize::from(i)], "lifted while the client still runs");
     // The same environment with the real lift condition is safe.
     let r = run("unfence once the client is reported gone", &calm());
     assert!(r.violations.is_empty() && r.liveness_ok && r.convergence_ok);
@@ -150,13 +157,19 @@ fn model_finds_a_fence_lifted_while_its_client_outlives_the_vm() {
 #[test]
 fn model_of_two_controllers_is_safe_and_live() {
     // Every agent fault, slow agents, and a controller that stalls past its
-    // claim while a second one adopts the delete (no message loss and no
-    // crash besides: with them the space passes the cap).
-    let cfg = Config { controller_crashes: false, lossy_network: false, second_controller: true, ..Config::correct() };
+    // claim while a second one adopts the delete (one storage client, no
+    // message loss and no crash besides: with them the space passes the cap).
+    let cfg = Config {
+        controller_crashes: false,
+        lossy_network: false,
+        second_controller: true,
+        clients: 1,
+        ..Config::correct()
+    };
     let r = run("two controllers, all agent faults", &cfg);
     assert!(r.violations.is_empty(), "{:#?}", r.violations.first().map(ToString::to_string));
     assert!(r.liveness_ok && r.convergence_ok, "{:?}", r.progress_failures.first().map(ToString::to_string));
-    for a in [Action::Adopt, Action::StaleStep, Action::Unfence, Action::Deadline] {
+    for a in [Action::Adopt, Action::StaleStep, Action::Unfence(0), Action::Deadline] {
         assert!(r.actions.contains(&a), "{a:?} never happens");
     }
 }
@@ -180,4 +193,15 @@ fn model_finds_a_stalled_controller_acting_without_fencing_tokens() {
         "{:?}",
         r.violations.first().map(ToString::to_string)
     );
+}
+
+#[test]
+fn model_finds_a_second_volume_released_unfenced() {
+    // Two volumes, one storage client each: fencing only the first releases
+    // the second volume to its still-writing client.
+    let r = run("fence the first client only", &Config { fence_first_client_only: true, ..calm() });
+    let v = found(&r, P1_RELEASED_WHILE_UNFENCED);
+    let last = &v.trace[v.trace.len() - 1].state;
+    assert!(last.writes(1) || last.stray_write, "the second client writes: {last}");
+    assert!(!last.writes(0), "the first client is fenced: {last}");
 }
