@@ -323,6 +323,17 @@ async fn seed_problem(backend: &str) {
         assert!(!clean, "{report}");
         let leak = format!("LEAK rbd client {lifted} is still fenced although its fence was lifted");
         assert!(report.contains(&leak), "missing {leak:?} in:\n{report}");
+        // An image in the cloud's pool that no live volume owns is reported
+        // by the plain audit (the cloud recorded its backend).
+        let stray = format!("volume-{}", uuid::Uuid::new_v4());
+        let out =
+            Command::new("rbd").args(["create", "--size", "1M", &format!("{pool}/{stray}")]).output().expect("rbd");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let (clean, report) = cloud.audit();
+        let _ = Command::new("rbd").args(["rm", "--no-progress", &format!("{pool}/{stray}")]).output();
+        assert!(!clean, "{report}");
+        let leak = format!("LEAK rbd volume {stray} belongs to no live volume");
+        assert!(report.contains(&leak), "missing {leak:?} in:\n{report}");
     }
     // Clean up the rbd images this test made.
     let (s, _) = cloud.call(&tok, Method::DELETE, &format!("/compute/v2.1/servers/{other}"), None).await;
