@@ -1,6 +1,7 @@
 //! Issue 13: a randomized nemesis. A concurrent workload (create, stop and
-//! start, delete, plain and boot-from-volume servers, data volumes attached
-//! and read back after the delete) runs against real
+//! start, delete, plain and boot-from-volume servers, data volumes attached,
+//! detached and read back, an admin evacuating servers of a faulted host)
+//! runs against real
 //! processes (`stratus up` holding the API and the controller, two `stratus
 //! compute` agents, each in a network namespace of its own on a private
 //! bridge, nats-server) while a seeded random schedule injects faults one
@@ -163,6 +164,20 @@ impl Fault {
         }
     }
 
+    /// The host it takes away, if any.
+    fn host(&self) -> Option<usize> {
+        match *self {
+            Self::AgentKilled(i)
+            | Self::AgentStopped(i)
+            | Self::AgentCutOff(i)
+            | Self::AgentFalselyUp(i)
+            | Self::AgentLinkDown(i)
+            | Self::AgentNatsDropped(i)
+            | Self::HostForcedDown(i) => Some(i),
+            _ => None,
+        }
+    }
+
     /// Does it take the control plane or the storage away (so waits for it
     /// may be longer)? A host fault never does.
     fn control_plane(&self) -> bool {
@@ -282,6 +297,10 @@ struct History {
     readbacks_written: usize,
     /// What the readbacks found wrong.
     readback_violations: Vec<String>,
+    /// Data volumes detached (and read back) before their server's delete.
+    detaches: usize,
+    /// Evacuations the API accepted (of servers on a faulted host).
+    evacuations: usize,
 }
 
 /// The outcome of one schedule.
@@ -293,6 +312,9 @@ struct Outcome {
     effects: BTreeMap<String, usize>,
     /// Data volumes read back after release (and how many held a guest write).
     readbacks: (usize, usize),
+    /// Detaches and evacuations done.
+    detaches: usize,
+    evacuations: usize,
     /// Longest DELETE → 404 from the send, and its allowed bound.
     worst: (Duration, Duration),
     violations: Vec<String>,
@@ -364,7 +386,54 @@ async fn attach_data_volume(api: &Api, server: &str, name: &str) -> Option<(Stri
     Some((vol, attached))
 }
 
-/// After the server holding data volume `vol` is gone: wait until the
+/// Detach data volume `vol` from `server`; true once it is `available`.
+async fn detach(api: &Api, server: &str, vol: &str) -> bool {
+    let path = format!("/compute/v2.1/servers/{server}/os-volume_attachments/{vol}");
+    if !matches!(api.call(Method::DELETE, &path, None).await, Some((StatusCode::ACCEPTED, _))) {
+        return false;
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        if let Some((StatusCode::OK, v)) = api.call(Method::GET, &format!("/volume/v3/volumes/{vol}"), None).await
+            && v["volume"]["status"] == "available"
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// The admin who evacuates: while a host fault is on (`faulted`), now and
+/// then evacuate a server of that host (Nova's `evacuate`, which the API
+/// accepts only while the host's service is down), racing the clients'
+/// deletes of the same servers.
+async fn evacuator(api: Api, faulted: Arc<Mutex<Option<String>>>, until: Instant, history: Arc<Mutex<History>>) {
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let Some(host) = faulted.lock().expect("faulted").clone() else { continue };
+        let Some((StatusCode::OK, v)) = api.call(Method::GET, "/compute/v2.1/servers/detail?all_tenants=1", None).await
+        else {
+            continue;
+        };
+        // The newest idle server of the host (the clients' servers are short-lived).
+        let on_host = v["servers"].as_array().into_iter().flatten().find(|s| {
+            s["OS-EXT-SRV-ATTR:host"] == host.as_str()
+                && s["status"] == "ACTIVE"
+                && s["OS-EXT-STS:task_state"].is_null()
+        });
+        if let Some(id) = on_host.and_then(|s| s["id"].as_str()) {
+            let body = json!({"evacuate": {"onSharedStorage": false}});
+            match api.call(Method::POST, &format!("/compute/v2.1/servers/{id}/action"), Some(body)).await {
+                Some((StatusCode::OK | StatusCode::ACCEPTED, _)) => history.lock().expect("history").evacuations += 1,
+                // Refused while the host still counts as up, or the server is busy: try again.
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Once data volume `vol` is detached or its server deleted: wait until the
 /// volume is released (`available`), read its first block from the storage
 /// directly, twice, 1.5 s apart: a released volume must not change (every
 /// writer the old host may still run was fenced or ended). Then delete it.
@@ -464,7 +533,19 @@ async fn client(api: Api, image: String, storage: Storage, until: Instant, seed:
                 tokio::time::sleep(rng.millis(100, 800)).await;
             }
         }
-        tokio::time::sleep(rng.millis(0, 500)).await;
+        // One server in three lives a few seconds (so faults and the
+        // evacuator find it), the others are deleted at once.
+        let life = if rng.below(3) == 0 { rng.millis(2000, 6000) } else { rng.millis(0, 500) };
+        tokio::time::sleep(life).await;
+        // Half the data volumes are detached first: read back once detached.
+        let data = match data {
+            Some((vol, true)) if rng.below(2) == 0 && detach(&api, &id, &vol).await => {
+                history.lock().expect("history").detaches += 1;
+                read_back(&api, &vol, true, &storage, &history).await;
+                None
+            }
+            other => other,
+        };
         delete(&api, &id, &history).await;
         if let Some((vol, attached)) = data {
             read_back(&api, &vol, attached, &storage, &history).await;
@@ -673,16 +754,21 @@ async fn schedule(seed: u64, secs: u64, ceph: bool) -> Outcome {
         let seed = seed.wrapping_mul(31).wrapping_add(c as u64);
         clients.push(tokio::spawn(client(api, image.clone(), r.storage.clone(), until, seed, history.clone())));
     }
+    let faulted: Arc<Mutex<Option<String>>> = Arc::default();
+    let admin = Api { url: r.url.clone(), http: Client::new(), token: r.admin.clone() };
+    clients.push(tokio::spawn(evacuator(admin, faulted.clone(), until, history.clone())));
     // The nemesis: one fault at a time, each held a random while, random gaps.
     while Instant::now() + Duration::from_secs(1) < until {
         tokio::time::sleep(rng.millis(300, 2500)).await;
         let f = Fault::pick(&mut rng, &r.storage);
         let hold = rng.millis(500, 6000);
         let from = Instant::now();
+        *faulted.lock().expect("faulted") = f.host().map(|i| r.agents[i].host.clone());
         if let Some(k) = r.inject(f).await {
             history.lock().expect("history").killed.push(k);
         }
         tokio::time::sleep(hold).await;
+        *faulted.lock().expect("faulted") = None;
         r.heal(f).await;
         history.lock().expect("history").faults.push(Injected { fault: f, from, to: Instant::now() });
     }
@@ -710,7 +796,17 @@ async fn schedule(seed: u64, secs: u64, ceph: bool) -> Outcome {
         }
     }
     let readbacks = (h.readbacks, h.readbacks_written);
-    Outcome { seed, faults, deletes: h.deletes.len(), effects, readbacks, worst, violations }
+    Outcome {
+        seed,
+        faults,
+        deletes: h.deletes.len(),
+        effects,
+        readbacks,
+        detaches: h.detaches,
+        evacuations: h.evacuations,
+        worst,
+        violations,
+    }
 }
 
 /// The bound of one acknowledged delete: the delete bound, plus the time the
@@ -942,13 +1038,15 @@ async fn nemesis() {
         let o = schedule(seed, secs, ceph).await;
         let on = if ceph { "Ceph" } else { "local" };
         eprintln!(
-            "NEMESIS seed {seed} ({on}): {} faults {:?}, {} deletes, effects {:?}, {} volumes read back ({} written), slowest 404 {} ms (its bound {} ms), {} violations, {} s",
+            "NEMESIS seed {seed} ({on}): {} faults {:?}, {} deletes, effects {:?}, {} volumes read back ({} written), {} detaches, {} evacuations, slowest 404 {} ms (its bound {} ms), {} violations, {} s",
             o.faults.values().sum::<usize>(),
             o.faults,
             o.deletes,
             o.effects,
             o.readbacks.0,
             o.readbacks.1,
+            o.detaches,
+            o.evacuations,
             o.worst.0.as_millis(),
             o.worst.1.as_millis(),
             o.violations.len(),
