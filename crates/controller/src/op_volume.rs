@@ -141,6 +141,15 @@ impl Handler for VolumeOps {
             let event = "compute_detach_volume";
             cx.step(VolumeStep::Detach).await?;
             ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
+            if let Some(t) = server.task_state {
+                // A move started after the API accepted the detach: where the
+                // volume is open is changing; keep it attached (it moves with
+                // the server) rather than close it on the wrong host.
+                let why = format!("the server is {t}: detach refused, the volume stays attached");
+                volumes.host_detach_failed(&att.id).await.map_err(crate::storage::op_error)?;
+                ds.event_finish(&server.id, &op.request_id, event, false, &why).await?;
+                return Ok(Outcome::Failed(Failure::Step(why)));
+            }
             let d = Deadlines { ack: s.cfg.command_ack_timeout, result: s.cfg.power_timeout };
             let vol = volumes.volume(&att.volume_id).await.map_err(crate::storage::op_error)?;
             let kind = CommandKind::DetachVolume { attachment_id: att.id, volume: vol.backend_name };

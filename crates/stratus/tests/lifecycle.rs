@@ -343,6 +343,50 @@ async fn evacuate_from_a_down_host() {
     delete_and_check(&c, &tok, &id).await;
 }
 
+/// Nova (`compute/api.py` `detach_volume`: `check_instance_state`, whose
+/// task_state must be None): a volume is not detached while its server is
+/// being evacuated (409). Found by the nemesis: a detach sent to the
+/// evacuation's destination, which held nothing yet, released the volume,
+/// and the evacuation then opened it there, writing to a released volume.
+#[tokio::test(flavor = "multi_thread")]
+async fn detach_is_refused_while_the_server_is_evacuated() {
+    // A slow spawn keeps the evacuation in task_state rebuilding a while.
+    let c = Cloud::start_with(&[("STRATUS_FAKE_SPAWN_DELAY", "3")]).await;
+    let tok = c.demo().await;
+    let admin = c.admin().await;
+    let id = c.create_server(&tok, "evac-vol").await;
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    let (s, v) =
+        c.call(&tok, Method::POST, "/volume/v3/volumes", Some(json!({"volume": {"size": 1, "name": "data"}}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let vol = v["volume"]["id"].as_str().expect("id").to_string();
+    c.wait_volume(&tok, &vol, "available", T).await;
+    let attachments = format!("/compute/v2.1/servers/{id}/os-volume_attachments");
+    let (s, v) = c.call(&tok, Method::POST, &attachments, Some(json!({"volumeAttachment": {"volumeId": vol}}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    c.wait_volume(&tok, &vol, "in-use", T).await;
+    let src = host_of(&c, &admin, &id).await.expect("host");
+    c.force_down(&admin, &src, true).await;
+    let (s, v) = act(&c, &admin, &id, json!({"evacuate": {"onSharedStorage": false}})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Once the server is placed on its new host (an up host), the spawn
+    // there still running: the window the nemesis hit.
+    let deadline = Instant::now() + T;
+    while host_of(&c, &admin, &id).await.as_deref() == Some(src.as_str()) {
+        assert!(Instant::now() < deadline, "never placed elsewhere");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (s, v) = c.call(&tok, Method::DELETE, &format!("{attachments}/{vol}"), None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "detach during the evacuation: {v}");
+    assert!(v["conflictingRequest"]["message"].as_str().unwrap_or("").contains("task_state rebuilding"), "{v}");
+    // The evacuation moves the volume with the server: still attached, on the new host.
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    let (_, v) = c.call(&tok, Method::GET, &format!("/volume/v3/volumes/{vol}"), None).await;
+    assert_eq!(v["volume"]["status"], "in-use", "{v}");
+    assert_ne!(host_of(&c, &admin, &id).await.expect("host"), src);
+    c.force_down(&admin, &src, false).await;
+}
+
 /// Nova: createImage returns 202 with a Location header (below 2.45) and the snapshot appears in the image service.
 #[tokio::test(flavor = "multi_thread")]
 async fn create_image_makes_a_snapshot() {

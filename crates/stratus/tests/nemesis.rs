@@ -34,6 +34,8 @@
 //!   opened is closed or died with its process; and no fence is lifted
 //!   before its client ended (closed, or its process was SIGKILLed).
 //!
+//! `STRATUS_NEMESIS_FAULTS` (e.g. `agent-sigkill,ceph-osd-sigstop`) limits
+//! the draw to those kinds, for a soak of one scenario.
 //! `STRATUS_NEMESIS_SEED` (default 1) picks the first seed,
 //! `STRATUS_NEMESIS_SCHEDULES` (default 2, what CI runs) how many schedules
 //! run (seed, seed + 1, ...), `STRATUS_NEMESIS_SECS` (default 20) how long
@@ -144,7 +146,25 @@ impl Fault {
                 |_| Self::ControlKilled,
             ]
         };
-        kinds[rng.below(kinds.len() as u64) as usize](host)
+        // A scenario soak draws only the kinds `STRATUS_NEMESIS_FAULTS` names.
+        let wanted = std::env::var("STRATUS_NEMESIS_FAULTS").unwrap_or_default();
+        let wanted: Vec<&str> = wanted.split(',').map(str::trim).filter(|w| !w.is_empty()).collect();
+        let candidates: Vec<Self> = kinds
+            .iter()
+            .map(|k| k(host))
+            .filter(|f| wanted.is_empty() || wanted.contains(&f.slug().as_str()))
+            .collect();
+        assert!(
+            !candidates.is_empty(),
+            "STRATUS_NEMESIS_FAULTS={wanted:?} names no fault of this backend (names: {:?})",
+            kinds.iter().map(|k| k(0).slug()).collect::<Vec<_>>()
+        );
+        candidates[rng.below(candidates.len() as u64) as usize]
+    }
+
+    /// The kind as `STRATUS_NEMESIS_FAULTS` names it (`agent-sigkill`, ...).
+    fn slug(&self) -> String {
+        self.kind().to_lowercase().replace(' ', "-")
     }
 
     /// The fault's kind, for the results table.
@@ -424,10 +444,11 @@ async fn evacuator(api: Api, faulted: Arc<Mutex<Option<String>>>, until: Instant
         });
         if let Some(id) = on_host.and_then(|s| s["id"].as_str()) {
             let body = json!({"evacuate": {"onSharedStorage": false}});
-            match api.call(Method::POST, &format!("/compute/v2.1/servers/{id}/action"), Some(body)).await {
-                Some((StatusCode::OK | StatusCode::ACCEPTED, _)) => history.lock().expect("history").evacuations += 1,
-                // Refused while the host still counts as up, or the server is busy: try again.
-                _ => {}
+            // Refused while the host still counts as up, or the server is busy: try again later.
+            if let Some((StatusCode::OK | StatusCode::ACCEPTED, _)) =
+                api.call(Method::POST, &format!("/compute/v2.1/servers/{id}/action"), Some(body)).await
+            {
+                history.lock().expect("history").evacuations += 1;
             }
         }
     }
@@ -781,7 +802,17 @@ async fn schedule(seed: u64, secs: u64, ceph: bool) -> Outcome {
     for e in stratus_effects::read(&r.effects).unwrap_or_default() {
         *effects.entry(e.effect).or_default() += 1;
     }
-    let _ = std::fs::remove_file(&r.effects);
+    if violations.is_empty() {
+        let _ = std::fs::remove_file(&r.effects);
+    } else {
+        // Keep the evidence: the data dir (database, logs, volumes) and the effect log.
+        r.cloud.keep_dir();
+        eprintln!(
+            "NEMESIS seed {seed}: kept {} and {} for inspection",
+            r.cloud.data_dir.display(),
+            r.effects.display()
+        );
+    }
     let mut faults = BTreeMap::new();
     for i in &h.faults {
         *faults.entry(i.fault.kind()).or_default() += 1;

@@ -146,6 +146,13 @@ impl ComputeApi {
         if att.boot_index == Some(0) {
             return Err(ComputeError::BadRequest("Can't detach root device volume".into()));
         }
+        // Nova's `check_instance_state`: no task in progress. A move (an
+        // evacuation, a resize) changes where the volume is open while it
+        // runs; a detach then would close it on the wrong host and release a
+        // volume the move is about to open elsewhere.
+        if let Some(t) = s.task_state {
+            return Err(ComputeError::Conflict(invalid_state_message("task_state", t.as_str(), "detach_volume", &id)));
+        }
         let host = s.host.clone().unwrap_or_default();
         if !self.host_is_up(&host).await {
             return Err(ComputeError::Conflict(format!(
@@ -161,7 +168,16 @@ impl ComputeApi {
             project_id: ctx.project_id.clone(),
             params: crate::params::encode(&crate::params::VolumeParams { attachment_id: att.id }),
         };
-        match self.ds.op_start(&o, "detach_volume", None).await? {
+        // The same check, in the transaction that records the operation: a
+        // task started since the read above refuses the detach too.
+        let idle = stratus_db::Transition { from_task: Some(None), ..Default::default() };
+        let started = self.ds.op_start(&o, "detach_volume", Some(&idle)).await.map_err(|e| match e {
+            DbError::Conflict { .. } => ComputeError::Conflict(format!(
+                "Cannot 'detach_volume' instance {id}: a task started meanwhile; retry."
+            )),
+            e => e.into(),
+        })?;
+        match started {
             OpStart::Created(op) => self.wake(&op.id).await,
             OpStart::Existing(_) => {
                 return Err(ComputeError::Conflict(format!(
