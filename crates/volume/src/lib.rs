@@ -141,6 +141,11 @@ pub struct VolumeConfig {
     /// A `creating`/`extending`/`deleting` volume not updated for this long
     /// was interrupted by a crash and is finished by the reconciler.
     pub stale_after: Duration,
+    /// How long a delete waits inline for the backend to remove a volume's
+    /// storage before it queues the removal for the reconciler: a server's
+    /// delete (its 404) must not wait on a slow backend (an `rbd rm` behind
+    /// a dead client's watch takes Ceph's 30 s watch timeout).
+    pub inline_delete_timeout: Duration,
     /// Pause between reconciler passes.
     pub reconcile_interval: Duration,
     /// The only availability zone.
@@ -157,6 +162,7 @@ impl Default for VolumeConfig {
             quota_volumes: 10,
             quota_gigabytes: 1000,
             stale_after: Duration::from_secs(60),
+            inline_delete_timeout: Duration::from_secs(3),
             reconcile_interval: Duration::from_secs(2),
             availability_zone: "nova".into(),
             rbd_pool: None,
@@ -615,7 +621,19 @@ impl VolumeService {
     pub(crate) async fn delete_storage(&self, v: &VolumeRow) -> Result<DeleteOutcome, VolumeError> {
         // Inside an operation: not if the attempt lost its claim meanwhile.
         self.ds.claim_held().await?;
-        match self.backend.delete(&v.backend_name).await {
+        let limit = self.cfg.inline_delete_timeout;
+        let attempt = match tokio::time::timeout(limit, self.backend.delete(&v.backend_name)).await {
+            Ok(r) => r,
+            Err(_) => {
+                let why = format!("the storage did not answer within {limit:?}; retried in the background");
+                warn!(volume = %v.id, reason = %why, "volume storage delete queued");
+                self.ds
+                    .cleanup_enqueue(CleanupKind::VolumeDelete, Some(&v.id), Some(&v.backend_name), None, None, &why)
+                    .await?;
+                return Ok(DeleteOutcome::Queued(why));
+            }
+        };
+        match attempt {
             Ok(()) | Err(BlockError::NotFound(_)) => {
                 self.ds.volume_mark_deleted(&v.id).await?;
                 info!(volume = %v.id, "volume deleted");

@@ -30,6 +30,7 @@ struct Inner {
     next_client: AtomicU64,
     delete_calls: AtomicU32,
     refused_deletes: AtomicU32,
+    hanging_deletes: AtomicU32,
     trash: Mutex<HashSet<String>>,
 }
 
@@ -53,6 +54,12 @@ impl MemBackend {
     /// (as an rbd image with children would), which sends them to the trash.
     pub fn refused_deletes(&self, n: u32) {
         self.0.refused_deletes.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` deletes never answer (as an `rbd rm` stuck behind a dead
+    /// client's watch, or a cluster that stopped answering).
+    pub fn hanging_deletes(&self, n: u32) {
+        self.0.hanging_deletes.store(n, Ordering::SeqCst);
     }
 
     /// Volumes in the trash, waiting for a purge.
@@ -190,6 +197,9 @@ impl BlockBackend for MemBackend {
 
     async fn delete(&self, name: &str) -> Result<(), BlockError> {
         self.0.delete_calls.fetch_add(1, Ordering::SeqCst);
+        if Self::take(&self.0.hanging_deletes) {
+            std::future::pending::<()>().await;
+        }
         let mut vols = self.0.volumes.lock().unwrap_or_else(|p| p.into_inner());
         let watchers = vols.get(name).map(|v| v.watchers.clone()).unwrap_or_default();
         if Self::take(&self.0.busy_deletes) || !watchers.is_empty() {

@@ -176,6 +176,28 @@ async fn attachment_create_with_connector_goes_attaching() {
     ));
 }
 
+/// Cinder deletes asynchronously; here a delete whose backend never answers
+/// must not hold its caller (a server's delete waits on it for its 404):
+/// after `inline_delete_timeout` the removal is queued and the volume stays
+/// `deleting` until the reconciler's retry succeeds. (Found on real Ceph: an
+/// `rbd rm` behind a SIGKILLed client's watch held a delete 30 s.)
+#[tokio::test]
+async fn a_delete_the_backend_never_answers_is_queued_not_waited_for() {
+    let e = env_with(|c| c.inline_delete_timeout = std::time::Duration::from_millis(200)).await;
+    let me = member();
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create");
+    e.backend.hanging_deletes(1);
+    e.svc.delete(&me, &v.id.to_string()).await.expect("delete accepted");
+    assert_eq!(e.svc.get_visible(&me, &v.id.to_string()).await.expect("still there").status.as_str(), "deleting");
+    let q = e.ds.cleanup_pending().await.expect("queue");
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert!(q[0].reason.contains("did not answer"), "{}", q[0].reason);
+    // The retry reaches a backend that answers: the volume goes.
+    e.svc.reconcile().await.expect("retry");
+    assert!(e.svc.get_visible(&me, &v.id.to_string()).await.is_err(), "deleted by the retry");
+    assert!(e.ds.cleanup_pending().await.expect("queue").is_empty());
+}
+
 #[tokio::test]
 async fn busy_delete_is_queued_and_retried_until_the_backend_deletes() {
     let e = env().await;
