@@ -267,7 +267,7 @@ impl Handler for CreateServer {
 
 impl CreateServer {
     /// Create the volumes a boot-from-volume server boots from (idempotent:
-    /// a mapping that already has its attachment is skipped).
+    /// a mapping that already has its attachment is resumed, not made again).
     async fn prepare_volumes(&self, server: &ServerRow, bdms: &[VolumeBdm]) -> Result<(), String> {
         let s = &self.0;
         let volume = s.volume.as_ref().ok_or("no block storage backend is configured")?;
@@ -280,7 +280,9 @@ impl CreateServer {
         for (i, b) in bdms.iter().enumerate() {
             let Some(image) = &b.image_id else { continue };
             let device = crate::compute_api::device_name(i);
-            if existing.iter().any(|a| a.mountpoint.as_deref() == Some(device.as_str())) {
+            if let Some(att) = existing.iter().find(|a| a.mountpoint.as_deref() == Some(device.as_str())) {
+                // An earlier attempt recorded it: make sure its build finished.
+                volume.finish_boot_volume(att).await.map_err(public)?;
                 continue;
             }
             let boot = stratus_volume::BootVolume {

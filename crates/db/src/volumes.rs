@@ -140,9 +140,52 @@ impl Datastore {
         max_volumes: i64,
         max_gigabytes: i64,
     ) -> Result<VolumeRow, DbError> {
+        Ok(self.volume_create_with(v, None, max_volumes, max_gigabytes).await?.0)
+    }
+
+    /// Insert a volume (normally `creating`) together with the attachment
+    /// that reserves it for `att.server_id`, in one transaction, unless the
+    /// server is gone or being deleted (a conflict) or the quota is exceeded.
+    /// A boot volume recorded apart from its attachment is a volume no
+    /// server owns if the build stops in between: a server delete would
+    /// never release it and its quota would leak.
+    pub async fn volume_create_reserved(
+        &self,
+        v: &VolumeRow,
+        att: &AttachmentRow,
+        max_volumes: i64,
+        max_gigabytes: i64,
+    ) -> Result<(VolumeRow, AttachmentRow), DbError> {
+        let (vol, att) = self.volume_create_with(v, Some(att), max_volumes, max_gigabytes).await?;
+        let att = att.ok_or_else(|| DbError::conflict(RowKind::Attachment, "attachment not recorded"))?;
+        Ok((vol, att))
+    }
+
+    async fn volume_create_with(
+        &self,
+        v: &VolumeRow,
+        reserve: Option<&AttachmentRow>,
+        max_volumes: i64,
+        max_gigabytes: i64,
+    ) -> Result<(VolumeRow, Option<AttachmentRow>), DbError> {
         crate::with_db!(self, |wp, rp| {
             let now = self.now();
             let mut tx = dbk::begin(wp).await?;
+            if let Some(a) = reserve {
+                // A write, not a read: on PostgreSQL it locks the server row,
+                // so a delete that starts meanwhile waits for this commit and
+                // then finds the attachment (or this one sees `deleting`).
+                let r = sqlx::query(&format!(
+                    "UPDATE servers SET updated_at = updated_at WHERE id = $1 AND deleted = FALSE AND (task_state IS NULL OR task_state <> {deleting})",
+                    deleting = crate::sql::lit(stratus_types::TaskState::Deleting)
+                ))
+                .bind(a.server_id)
+                .execute(&mut *tx)
+                .await?;
+                if r.rows_affected() != 1 {
+                    return Err(DbError::conflict(RowKind::Server, format!("server {} is being deleted", a.server_id)));
+                }
+            }
             let (n, gb): (i64, f64) = sqlx::query_as(&format!(
                 "SELECT COUNT(*), {} FROM volumes WHERE project_id = $1 AND deleted = FALSE",
                 dbk::total("size_gb")
@@ -168,8 +211,15 @@ impl Datastore {
             .bind(v.id).bind(&v.name).bind(&v.description).bind(&v.project_id).bind(&v.user_id).bind(v.size_gb).bind(v.status.as_str())
             .bind(&v.volume_type).bind(&v.availability_zone).bind(v.bootable).bind(&v.image_id).bind(&v.backend_name).bind(&v.metadata).bind(&now)
             .fetch_one(&mut *tx).await?;
+            let att = match reserve {
+                None => None,
+                Some(a) => Some(sqlx::query_as::<_, AttachmentRow>(&format!("INSERT INTO volume_attachments ({ACOLS}, updated_at, deleted) VALUES ($1,$2,$3,$4,$5,$6,$7,$11,$8,$9,$10,$10,FALSE) RETURNING {ACOLS}"))
+                    .bind(a.id).bind(row.id).bind(a.server_id).bind(&a.host).bind(&a.connector).bind(&a.client_id).bind(&a.mountpoint)
+                    .bind(a.delete_on_termination).bind(a.boot_index).bind(&now).bind(AttachStatus::Reserved.as_str())
+                    .fetch_one(&mut *tx).await?),
+            };
             tx.commit().await?;
-            Ok(row)
+            Ok((row, att))
         })
     }
 
@@ -452,7 +502,8 @@ impl Datastore {
     }
 
     /// Remove an attachment; the volume becomes `available` once it has no
-    /// other live attachment. Idempotent.
+    /// other live attachment (unless it is being deleted, still being
+    /// built, or in `error`). Idempotent.
     pub async fn attachment_delete(&self, id: &AttachmentId) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
             let now = self.now();
@@ -460,10 +511,14 @@ impl Datastore {
             let row: Option<(VolumeId,)> = sqlx::query_as("UPDATE volume_attachments SET deleted = TRUE, status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE RETURNING volume_id")
             .bind(id).bind(&now).bind(AttachStatus::Detached.as_str()).fetch_optional(&mut *tx).await?;
             if let Some((vol,)) = row {
-                sqlx::query("UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status NOT IN ($4,$5)
+                sqlx::query("UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status NOT IN ($4,$5,$6,$7)
                          AND NOT EXISTS (SELECT 1 FROM volume_attachments WHERE volume_id = $1 AND deleted = FALSE)")
                 .bind(vol).bind(&now).bind(VolumeStatus::Available.as_str())
-                .bind(VolumeStatus::Deleting.as_str()).bind(VolumeStatus::ErrorDeleting.as_str()).execute(&mut *tx).await?;
+                .bind(VolumeStatus::Deleting.as_str()).bind(VolumeStatus::ErrorDeleting.as_str())
+                // A boot volume still being built, or whose build failed, has
+                // no storage to offer: it is not `available` after a detach.
+                .bind(VolumeStatus::Creating.as_str()).bind(VolumeStatus::Error.as_str())
+                .execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())

@@ -99,8 +99,13 @@ pub(crate) enum Build {
     First,
     /// The reconciler retries an interrupted build: start from scratch.
     Retry,
-    /// A boot volume: blank when its image has no file (the controller's rule).
-    BlankIfNoImage,
+    /// A boot volume reserved for a server: blank when its image has no file
+    /// (the controller's rule) and `reserved` once built. `retry` when an
+    /// earlier attempt may have left partial storage behind.
+    Boot {
+        /// Start from scratch.
+        retry: bool,
+    },
 }
 
 /// What happened to a volume's storage when its delete ran inline.
@@ -440,24 +445,27 @@ impl VolumeService {
     /// partial copy of an image behind, so an image volume is re-created
     /// from scratch.
     pub(crate) async fn build(&self, row: &VolumeRow, how: Build) -> Result<VolumeRow, VolumeError> {
-        let retry = how == Build::Retry;
+        let retry = matches!(how, Build::Retry | Build::Boot { retry: true });
+        let boot = matches!(how, Build::Boot { .. });
         let Some(_claim) = self.claim(&row.id) else {
             return Ok(self.ds.volume_get(&row.id).await?);
         };
         let size = u64::try_from(row.size_gb).unwrap_or(1);
         let work = async {
+            // A `creating` volume was never attached: what an interrupted
+            // attempt left is a partial copy, never data.
+            if retry && self.backend.exists(&row.backend_name).await? {
+                self.backend.delete(&row.backend_name).await?;
+            }
             match &row.image_id {
                 Some(image) => {
                     let path = self.cfg.image_dir.join(image);
-                    if how == Build::BlankIfNoImage && !path.exists() {
+                    if boot && !path.exists() {
                         return self.backend.create(&row.backend_name, size).await;
                     }
                     // The image's declared format: the backend inspects the
                     // bytes against it before anything reads them as an image.
                     let disk_format = self.image_disk_format(image).await?;
-                    if retry && self.backend.exists(&row.backend_name).await? {
-                        self.backend.delete(&row.backend_name).await?;
-                    }
                     self.backend.create_from_image(&row.backend_name, size, &path, disk_format).await
                 }
                 None => self.backend.create(&row.backend_name, size).await,
@@ -480,6 +488,7 @@ impl VolumeService {
             }
         };
         let to = match &result {
+            Ok(()) if boot => VolumeStatus::Reserved,
             Ok(()) => VolumeStatus::Available,
             Err(e) => {
                 warn!(volume = %row.id, error = %e, "volume storage could not be created");
@@ -487,11 +496,53 @@ impl VolumeService {
             }
         };
         if self.ds.volume_set_status(&row.id, &[VolumeStatus::Creating], to).await? == Cas::Conflict {
-            warn!(volume = %row.id, to = %to, "volume left `creating` during its build (status reset?); status kept");
+            let now = match self.ds.volume_get(&row.id).await {
+                Ok(v) => Some(v),
+                Err(DbError::NotFound { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+            let status = now.as_ref().map(|v| v.status);
+            if matches!(status, None | Some(VolumeStatus::Deleting | VolumeStatus::ErrorDeleting)) {
+                // Deleted while it was built (its server was deleted, say):
+                // the delete may have looked before this storage existed.
+                self.discard_built(row).await?;
+            } else {
+                warn!(volume = %row.id, to = %to, "volume left `creating` during its build (status reset?); status kept");
+            }
         } else if result.is_ok() {
-            info!(volume = %row.id, backend = self.backend.kind(), "volume available");
+            info!(volume = %row.id, backend = self.backend.kind(), status = %to, "volume built");
         }
         Ok(self.ds.volume_get(&row.id).await?)
+    }
+
+    /// Remove the storage a build made for a volume deleted meanwhile:
+    /// within the inline bound, or queued for the reconciler.
+    async fn discard_built(&self, row: &VolumeRow) -> Result<(), VolumeError> {
+        let limit = self.cfg.inline_delete_timeout;
+        match tokio::time::timeout(limit, self.backend.delete(&row.backend_name)).await {
+            Ok(Ok(()) | Err(BlockError::NotFound(_))) => {
+                info!(volume = %row.id, "volume deleted during its build: the storage the build made is removed");
+                Ok(())
+            }
+            outcome => {
+                let why = match outcome {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("the storage did not answer within {limit:?}"),
+                };
+                warn!(volume = %row.id, reason = %why, "volume deleted during its build: removing its storage is queued");
+                self.ds
+                    .cleanup_enqueue(
+                        CleanupKind::VolumeDelete,
+                        Some(&row.id),
+                        Some(&row.backend_name),
+                        None,
+                        None,
+                        &why,
+                    )
+                    .await?;
+                Ok(())
+            }
+        }
     }
 
     /// The `disk_format` of the image a volume is built from (an image with

@@ -61,9 +61,14 @@ impl VolumeService {
                 continue;
             }
             r.creates_retried += 1;
-            info!(volume = %v.id, since = %ts(v.updated_at), "retrying an interrupted volume create");
-            match self.build(&v, Build::Retry).await {
-                Ok(row) if row.status == VolumeStatus::Available => r.creates_finished += 1,
+            // A volume reserved while `creating` is a server's boot volume.
+            let boot = !self.ds.attachment_list_for_volume(&v.id).await?.is_empty();
+            info!(volume = %v.id, since = %ts(v.updated_at), boot, "retrying an interrupted volume create");
+            let how = if boot { Build::Boot { retry: true } } else { Build::Retry };
+            match self.build(&v, how).await {
+                Ok(row) if matches!(row.status, VolumeStatus::Available | VolumeStatus::Reserved) => {
+                    r.creates_finished += 1
+                }
                 Ok(_) => {}
                 Err(e) => {
                     warn!(volume = %v.id, error = %e, "retrying a volume create failed");

@@ -66,8 +66,12 @@ impl VolumeService {
     }
 
     /// Build a boot volume from an image and reserve it for the server. The
-    /// volume counts against the project's quota like any other; a backend
-    /// failure leaves it `error` and is returned (the build is aborted).
+    /// volume is recorded together with the attachment that reserves it (so
+    /// a build cut short leaves a volume the server owns: its delete releases
+    /// it, and a retried build resumes it through
+    /// [`VolumeService::finish_boot_volume`]). It counts against the
+    /// project's quota like any other; a backend failure leaves it `error`
+    /// and is returned (the build is aborted).
     pub async fn create_boot_volume(&self, b: &BootVolume) -> Result<AttachmentRow, VolumeError> {
         if b.size_gb < 1 {
             return Err(VolumeError::BadRequest(format!(
@@ -96,17 +100,9 @@ impl VolumeService {
             deleted_at: None,
             deleted: false,
         };
-        let vol = self.ds.volume_create(&row, self.cfg.quota_volumes, self.cfg.quota_gigabytes).await?;
-        info!(volume = %vol.id, server = %b.server_id, image = %b.image_id, "boot volume create recorded");
-        // A boot volume whose image file is absent is built blank, as Nova's
-        // fake images are.
-        let vol = self.build(&vol, Build::BlankIfNoImage).await?;
-        if vol.status != crate::VolumeStatus::Available {
-            return Err(VolumeError::BootVolume { id: vol.id, status: vol.status.to_string() });
-        }
         let att = AttachmentRow {
             id: AttachmentId::new(),
-            volume_id: vol.id,
+            volume_id: id,
             server_id: b.server_id,
             host: None,
             connector: None,
@@ -117,7 +113,44 @@ impl VolumeService {
             boot_index: b.boot_index,
             created_at: stratus_db::SET_ON_INSERT,
         };
-        Ok(self.ds.attachment_create(&att).await?)
+        let (vol, att) =
+            self.ds.volume_create_reserved(&row, &att, self.cfg.quota_volumes, self.cfg.quota_gigabytes).await?;
+        info!(volume = %vol.id, server = %b.server_id, image = %b.image_id, "boot volume create recorded with its reservation");
+        let vol = self.build(&vol, Build::Boot { retry: false }).await?;
+        if vol.status != crate::VolumeStatus::Reserved {
+            return Err(VolumeError::BootVolume { id: vol.id, status: vol.status.to_string() });
+        }
+        Ok(att)
+    }
+
+    /// Make sure the boot volume `att` reserves is built: a build cut short
+    /// (its controller died, or lost its claim while the storage stalled)
+    /// left it `creating`. A volume still refreshed by a live build is waited
+    /// for; one that went stale is built again from scratch. Fails when the
+    /// volume ends in any state but built (`error`, or deleted meanwhile).
+    pub async fn finish_boot_volume(&self, att: &AttachmentRow) -> Result<(), VolumeError> {
+        let stale = chrono::Duration::from_std(self.cfg.stale_after).unwrap_or_else(|_| chrono::Duration::seconds(60));
+        loop {
+            let vol = self.ds.volume_get(&att.volume_id).await?;
+            match vol.status {
+                crate::VolumeStatus::Creating => {
+                    let idle = self.ds.clock().now() - vol.updated_at;
+                    if idle > stale && !self.is_inflight(&vol.id) {
+                        info!(volume = %vol.id, server = %att.server_id, "resuming an interrupted boot volume build");
+                        self.build(&vol, Build::Boot { retry: true }).await?;
+                    } else {
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    }
+                }
+                failed @ (crate::VolumeStatus::Error
+                | crate::VolumeStatus::Deleting
+                | crate::VolumeStatus::ErrorDeleting
+                | crate::VolumeStatus::Deleted) => {
+                    return Err(VolumeError::BootVolume { id: vol.id, status: failed.to_string() });
+                }
+                _ => return Ok(()),
+            }
+        }
     }
 
     /// The host opened the volume for `att` as storage client `client`:

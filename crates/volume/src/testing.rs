@@ -31,6 +31,8 @@ struct Inner {
     delete_calls: AtomicU32,
     refused_deletes: AtomicU32,
     hanging_deletes: AtomicU32,
+    delayed_creates: AtomicU32,
+    create_delay_ms: AtomicU64,
     trash: Mutex<HashSet<String>>,
 }
 
@@ -60,6 +62,13 @@ impl MemBackend {
     /// client's watch, or a cluster that stopped answering).
     pub fn hanging_deletes(&self, n: u32) {
         self.0.hanging_deletes.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` creates take `delay` before they make the volume (as a
+    /// copy behind a paused OSD; a long delay is a create that never ends).
+    pub fn delayed_creates(&self, n: u32, delay: std::time::Duration) {
+        self.0.create_delay_ms.store(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), Ordering::SeqCst);
+        self.0.delayed_creates.store(n, Ordering::SeqCst);
     }
 
     /// Volumes in the trash, waiting for a purge.
@@ -96,7 +105,11 @@ impl MemBackend {
         counter.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
     }
 
-    fn put(&self, name: &str, size_gb: u64, image: Option<PathBuf>) -> Result<(), BlockError> {
+    async fn put(&self, name: &str, size_gb: u64, image: Option<PathBuf>) -> Result<(), BlockError> {
+        if Self::take(&self.0.delayed_creates) {
+            let ms = self.0.create_delay_ms.load(Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
         if Self::take(&self.0.failing_creates) {
             return Err(BlockError::Backend(format!("injected create failure for {name}")));
         }
@@ -143,7 +156,7 @@ impl BlockBackend for MemBackend {
     }
 
     async fn create(&self, name: &str, size_gb: u64) -> Result<(), BlockError> {
-        self.put(name, size_gb, None)
+        self.put(name, size_gb, None).await
     }
 
     async fn create_from_image(
@@ -156,7 +169,7 @@ impl BlockBackend for MemBackend {
         if !image.exists() {
             return Err(BlockError::Backend(format!("image file {} not found", image.display())));
         }
-        self.put(name, size_gb, Some(image.to_path_buf()))
+        self.put(name, size_gb, Some(image.to_path_buf())).await
     }
 
     async fn extend(&self, name: &str, size_gb: u64) -> Result<(), BlockError> {

@@ -733,3 +733,73 @@ async fn a_fence_on_a_host_that_never_rejoins_is_lifted_on_the_second_report_aft
     assert_eq!(e.svc.lift_fences().await.expect("lift"), 1);
     assert!(e.svc.pending_cleanups().await.expect("queue").is_empty());
 }
+
+fn blank_boot_volume() -> BootVolume {
+    BootVolume {
+        server_id: server(),
+        project_id: "p1".into(),
+        user_id: "u1".into(),
+        size_gb: 1,
+        image_id: "no-such-file".into(),
+        mountpoint: "/dev/vda".into(),
+        delete_on_termination: true,
+        boot_index: Some(0),
+    }
+}
+
+/// Nova's `_delete` releases every volume of the instance's block device
+/// mappings, a boot volume whose build never finished included: the volume
+/// is the server's from the moment it is recorded, and a retried build
+/// resumes it instead of making a second one (found by the nemesis on Ceph).
+#[tokio::test]
+async fn a_boot_volume_build_cut_short_stays_its_servers_and_is_resumed_not_made_again() {
+    let e = env().await;
+    // The copy stalls (an OSD paused) and its controller goes: the build is dropped mid-way.
+    e.backend.delayed_creates(1, Duration::from_secs(3600));
+    let cut = tokio::time::timeout(Duration::from_millis(200), e.svc.create_boot_volume(&blank_boot_volume())).await;
+    assert!(cut.is_err(), "the build was still running");
+    let atts = e.svc.attachments_of_server(&server()).await.expect("atts");
+    assert_eq!(atts.len(), 1, "the recorded boot volume belongs to its server");
+    assert_eq!(e.svc.volume(&atts[0].volume_id).await.expect("vol").status, VolumeStatus::Creating);
+
+    // The operation's next attempt resumes it once no build refreshes it any more.
+    e.clock.advance(chrono::Duration::seconds(61));
+    e.svc.finish_boot_volume(&atts[0]).await.expect("resumed");
+    let vol = e.svc.volume(&atts[0].volume_id).await.expect("vol");
+    assert_eq!(vol.status, VolumeStatus::Reserved);
+    assert_eq!((e.svc.usage("p1").await.expect("usage").volumes, e.backend.len()), (1, 1), "one volume, not two");
+
+    // The server's delete releases it: no storage, no quota left behind.
+    e.svc.release_server_volumes(&server()).await.expect("release");
+    assert_eq!((e.svc.usage("p1").await.expect("usage").volumes, e.backend.len()), (0, 0));
+}
+
+/// A delete that arrives mid-build wins (Nova's delete of a `building`
+/// instance): the boot volume it released while its storage was still being
+/// made is not left behind when that storage appears afterwards.
+#[tokio::test]
+async fn a_server_deleted_while_its_boot_volume_builds_leaves_no_volume_and_no_storage() {
+    let e = env().await;
+    e.backend.delayed_creates(1, Duration::from_millis(500));
+    let svc = e.svc.clone();
+    let build = tokio::spawn(async move { svc.create_boot_volume(&blank_boot_volume()).await });
+    // The delete runs while the storage is still being made.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while e.svc.attachments_of_server(&server()).await.expect("atts").is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the boot volume was never recorded");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    e.svc.release_server_volumes(&server()).await.expect("release");
+    let built = build.await.expect("join");
+    assert!(built.is_err(), "the build reports that its volume went: {built:?}");
+    assert_eq!(e.svc.usage("p1").await.expect("usage").volumes, 0, "quota back");
+    assert!(e.backend.is_empty(), "the storage the late build made was removed");
+
+    // And a server already being deleted gets no new boot volume at all.
+    let deleting =
+        stratus_db::Transition { task: Some(Some(stratus_types::TaskState::Deleting)), ..Default::default() };
+    e.ds.server_transition(&server(), &deleting).await.expect("deleting");
+    let refused = e.svc.create_boot_volume(&blank_boot_volume()).await;
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!((e.svc.usage("p1").await.expect("usage").volumes, e.backend.len()), (0, 0));
+}
