@@ -37,6 +37,10 @@
 //! `STRATUS_NEMESIS_FAULTS` (e.g. `agent-sigkill,ceph-osd-sigstop`) limits
 //! the draw to those kinds, for a soak of one scenario.
 //! `STRATUS_NEMESIS_SEED` (default 1) picks the first seed,
+//! `STRATUS_NEMESIS_CEPH_SCHEDULES` (default 1) and
+//! `STRATUS_NEMESIS_SPLIT_SCHEDULES` (default 1) how many schedules run on
+//! Ceph and with the control plane split into `stratus api` and two
+//! `stratus controller` processes,
 //! `STRATUS_NEMESIS_SCHEDULES` (default 2, what CI runs) how many schedules
 //! run (seed, seed + 1, ...), `STRATUS_NEMESIS_SECS` (default 20) how long
 //! each one injects faults. The soak is the same test with many schedules;
@@ -65,6 +69,11 @@ const DELETE_BOUND: Duration = Duration::from_millis(((TERMINATE * 1000.0) as u6
 /// Added to the bound per restart of the control process (it starts, the
 /// runner adopts its operations) and per NATS restart (clients reconnect).
 const RESTART_ALLOWANCE: Duration = Duration::from_secs(5);
+/// Operation claims lapse after this long (`STRATUS_OP_CLAIM_TTL`).
+const CLAIM_TTL: u64 = 3;
+/// Added to the bound per fault of one of two controllers, whatever its
+/// length: the claim lapses, the other controller adopts the operation.
+const ADOPTION_ALLOWANCE: Duration = Duration::from_secs(CLAIM_TTL + 3);
 /// Clients running the workload at once.
 const CLIENTS: usize = 3;
 
@@ -107,33 +116,68 @@ enum Fault {
     AgentNatsDropped(usize),
     HostForcedDown(usize),
     NatsKilled,
+    /// nats-server SIGSTOPped: connections stay open, nothing moves.
+    NatsStopped,
+    /// The process holding the API (and, in the one-process layout, the
+    /// controller) SIGSTOPped or SIGKILLed.
     ControlStopped,
     ControlKilled,
+    /// One of the two `stratus controller` processes (split layout).
+    ControllerStopped(usize),
+    ControllerKilled(usize),
     /// Ceph's OSD SIGSTOPped: every read and write of a volume stalls.
     OsdPaused,
+    /// A VM's storage client process (rbd's holder) SIGKILLed or
+    /// SIGSTOPped: a qemu crashing or hanging on its own.
+    ClientKilled,
+    ClientStopped,
+}
+
+/// How a schedule's cloud is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// `stratus up` (API and controller in one process), local volumes,
+    /// agents in network namespaces.
+    Local,
+    /// As `Local`, on the single-node Ceph (agents in the root namespace).
+    Ceph,
+    /// `stratus api` and two `stratus controller` processes sharing the
+    /// database, local volumes, agents in network namespaces.
+    Split,
+}
+
+impl Layout {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Ceph => "Ceph",
+            Self::Split => "split: API + 2 controllers",
+        }
+    }
 }
 
 impl Fault {
     /// A fault drawn from `rng`. On Ceph the agents share the root network
     /// namespace (the single-node Ceph listens on loopback only), so the
     /// network cuts give way to pauses of the OSD.
-    fn pick(rng: &mut Rng, storage: &Storage) -> Self {
+    fn pick(rng: &mut Rng, layout: Layout) -> Self {
         let host = rng.below(2) as usize;
-        let ceph = matches!(storage, Storage::Ceph { .. });
-        let kinds: &[fn(usize) -> Self] = if ceph {
-            &[
+        let kinds: &[fn(usize) -> Self] = match layout {
+            Layout::Ceph => &[
                 Self::AgentKilled,
                 Self::AgentStopped,
                 Self::AgentCutOff,
                 Self::AgentFalselyUp,
                 |_| Self::OsdPaused,
+                |_| Self::ClientKilled,
+                |_| Self::ClientStopped,
                 Self::HostForcedDown,
                 |_| Self::NatsKilled,
+                |_| Self::NatsStopped,
                 |_| Self::ControlStopped,
                 |_| Self::ControlKilled,
-            ]
-        } else {
-            &[
+            ],
+            Layout::Local => &[
                 Self::AgentKilled,
                 Self::AgentStopped,
                 Self::AgentCutOff,
@@ -142,9 +186,28 @@ impl Fault {
                 Self::AgentNatsDropped,
                 Self::HostForcedDown,
                 |_| Self::NatsKilled,
+                |_| Self::NatsStopped,
                 |_| Self::ControlStopped,
                 |_| Self::ControlKilled,
-            ]
+            ],
+            // Each controller is drawn as often as the API process.
+            Layout::Split => &[
+                Self::AgentKilled,
+                Self::AgentStopped,
+                Self::AgentCutOff,
+                Self::AgentFalselyUp,
+                Self::AgentLinkDown,
+                Self::AgentNatsDropped,
+                Self::HostForcedDown,
+                |_| Self::NatsKilled,
+                |_| Self::NatsStopped,
+                |_| Self::ControlStopped,
+                |_| Self::ControlKilled,
+                Self::ControllerStopped,
+                Self::ControllerKilled,
+                Self::ControllerStopped,
+                Self::ControllerKilled,
+            ],
         };
         // A scenario soak draws only the kinds `STRATUS_NEMESIS_FAULTS` names.
         let wanted = std::env::var("STRATUS_NEMESIS_FAULTS").unwrap_or_default();
@@ -178,9 +241,14 @@ impl Fault {
             Self::AgentNatsDropped(_) => "host-NATS packets dropped",
             Self::HostForcedDown(_) => "host forced down",
             Self::NatsKilled => "nats-server SIGKILL",
+            Self::NatsStopped => "nats-server SIGSTOP",
             Self::ControlStopped => "control SIGSTOP",
             Self::ControlKilled => "control SIGKILL",
+            Self::ControllerStopped(_) => "controller SIGSTOP",
+            Self::ControllerKilled(_) => "controller SIGKILL",
             Self::OsdPaused => "Ceph OSD SIGSTOP",
+            Self::ClientKilled => "storage client SIGKILL",
+            Self::ClientStopped => "storage client SIGSTOP",
         }
     }
 
@@ -201,7 +269,17 @@ impl Fault {
     /// Does it take the control plane or the storage away (so waits for it
     /// may be longer)? A host fault never does.
     fn control_plane(&self) -> bool {
-        matches!(self, Self::NatsKilled | Self::ControlStopped | Self::ControlKilled | Self::OsdPaused)
+        matches!(
+            self,
+            Self::NatsKilled | Self::NatsStopped | Self::ControlStopped | Self::ControlKilled | Self::OsdPaused
+        )
+    }
+
+    /// Does it take one of two controllers away? The other one adopts its
+    /// operations once their claims lapse, so a delete waits at most that
+    /// long more, however long the fault lasts.
+    fn one_controller(&self) -> bool {
+        matches!(self, Self::ControllerStopped(_) | Self::ControllerKilled(_))
     }
 }
 
@@ -377,7 +455,11 @@ async fn attach_data_volume(api: &Api, server: &str, name: &str) -> Option<(Stri
     let body = json!({"volume": {"size": 1, "name": name}});
     let vol = match api.call(Method::POST, "/volume/v3/volumes", Some(body)).await {
         Some((StatusCode::ACCEPTED, v)) => v["volume"]["id"].as_str()?.to_string(),
-        _ => return None,
+        // No answer (the API died or stalled mid-request): the volume may
+        // exist all the same. Look it up by its name, as a client that
+        // retries would, so that it is deleted like the others.
+        None => find_volume(api, name).await?,
+        Some(_) => return None,
     };
     let path = format!("/volume/v3/volumes/{vol}");
     let status = |want: &'static str| {
@@ -404,6 +486,19 @@ async fn attach_data_volume(api: &Api, server: &str, name: &str) -> Option<(Stri
         Some((StatusCode::OK, _))
     ) && status("in-use").await;
     Some((vol, attached))
+}
+
+/// The id of the volume named `name`, once the API answers (for 30 s).
+async fn find_volume(api: &Api, name: &str) -> Option<String> {
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until {
+        if let Some((StatusCode::OK, v)) = api.call(Method::GET, &format!("/volume/v3/volumes?name={name}"), None).await
+        {
+            return v["volumes"].as_array()?.first()?["id"].as_str().map(String::from);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
 }
 
 /// Detach data volume `vol` from `server`; true once it is `available`.
@@ -588,9 +683,17 @@ struct Rig {
     /// agents: the bridge and namespaces go last); none on Ceph.
     hosts: Vec<NsHost>,
     _net: Option<Net>,
+    layout: Layout,
+    /// The split layout's `stratus controller` processes (`None` while
+    /// killed), and the environment they start with.
+    controllers: Vec<Option<std::process::Child>>,
+    controller_env: Vec<(String, String)>,
+    /// The storage client process a `ClientStopped` fault stopped.
+    stopped_client: Option<u32>,
 }
 
-async fn rig(ceph: bool) -> Rig {
+async fn rig(layout: Layout) -> Rig {
+    let ceph = layout == Layout::Ceph;
     // Each agent runs in a network namespace of its own on a private bridge,
     // so a host can really be cut off; nats-server listens on the bridge.
     // (Not on Ceph: the single-node cluster listens on loopback only.)
@@ -611,7 +714,8 @@ async fn rig(ceph: bool) -> Rig {
         ("STRATUS_TERMINATE_ACK_TIMEOUT", ACK.to_string()),
         ("STRATUS_TERMINATE_TIMEOUT", TERMINATE.to_string()),
         ("STRATUS_LEADER_TTL", "1".to_string()),
-        ("STRATUS_OP_CLAIM_TTL", "3".to_string()),
+        ("STRATUS_OP_CLAIM_TTL", CLAIM_TTL.to_string()),
+        ("STRATUS_LOG", "info".to_string()),
         // A spawn a falsely-up host acknowledged waits this long for its
         // result (the create's own deadline), within the convergence wait.
         ("STRATUS_BUILD_TIMEOUT", "10".to_string()),
@@ -638,8 +742,15 @@ async fn rig(ceph: bool) -> Rig {
     }
     let mut env: Vec<(&str, &str)> = timings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     env.extend(storage_env.iter().copied());
-    let args = ["--fake-hosts", "0", "--nats-url", nats.url.as_str()];
-    let cloud = Cloud::start_with_args(&args, &env).await;
+    let cloud = match layout {
+        Layout::Split => Cloud::start_api(&["--nats-url", nats.url.as_str()], &env).await,
+        _ => Cloud::start_with_args(&["--fake-hosts", "0", "--nats-url", nats.url.as_str()], &env).await,
+    };
+    let controller_env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let controllers: Vec<Option<std::process::Child>> = match layout {
+        Layout::Split => (0..2).map(|i| Some(start_controller(&cloud, &nats, &controller_env, i))).collect(),
+        _ => Vec::new(),
+    };
     let data_dir = cloud.data_dir.to_string_lossy().to_string();
     let mut agent_env = env.clone();
     agent_env.push(("STRATUS_DATA_DIR", data_dir.as_str()));
@@ -665,7 +776,31 @@ async fn rig(ceph: bool) -> Rig {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let url = Arc::new(RwLock::new(cloud.url.clone()));
-    Rig { effects, storage, nats, cloud, agents, url, admin, demo, hosts, _net: net }
+    Rig {
+        effects,
+        storage,
+        nats,
+        cloud,
+        agents,
+        url,
+        admin,
+        demo,
+        hosts,
+        _net: net,
+        layout,
+        controllers,
+        controller_env,
+        stopped_client: None,
+    }
+}
+
+/// Start controller `i` of the split layout (`ctl-0`, `ctl-1`: a restarted
+/// one takes its own claims back at once).
+fn start_controller(cloud: &Cloud, nats: &Nats, env: &[(String, String)], i: usize) -> std::process::Child {
+    let id = format!("ctl-{i}");
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.push(("STRATUS_CONTROLLER_ID", id.as_str()));
+    cloud.start_controller(nats, &env)
 }
 
 impl Drop for Rig {
@@ -673,6 +808,15 @@ impl Drop for Rig {
         // Never leave the shared Ceph paused (a panic may come mid-fault).
         if let Storage::Ceph { osd, .. } = self.storage {
             let _ = std::process::Command::new("kill").arg("-CONT").arg(osd.to_string()).status();
+        }
+        if let Some(pid) = self.stopped_client.take() {
+            let _ = std::process::Command::new("kill").arg("-CONT").arg(pid.to_string()).status();
+        }
+        // A child process is not ended when its handle drops.
+        for c in self.controllers.iter_mut().filter_map(Option::take) {
+            let mut c = c;
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 }
@@ -687,6 +831,30 @@ impl Rig {
 
     fn control_pid(&self) -> u32 {
         self.cloud.child.as_ref().expect("control process").id()
+    }
+
+    fn controller_pid(&self, i: usize) -> Option<u32> {
+        self.controllers.get(i).and_then(|c| c.as_ref()).map(|c| c.id())
+    }
+
+    fn signal(pid: u32, sig: &str) {
+        let st = std::process::Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+        assert!(st.map(|s| s.success()).unwrap_or(false), "kill -{sig} {pid}");
+    }
+
+    /// A storage client process that runs now and was not closed (from the
+    /// effect log), drawn with `rng`; none on a backend without them.
+    fn live_client(&self, rng: &mut Rng) -> Option<u32> {
+        let effects = stratus_effects::read(&self.effects).unwrap_or_default();
+        let closed: std::collections::HashSet<&str> =
+            effects.iter().filter(|e| e.effect == "client.close").map(|e| e.target.as_str()).collect();
+        let live: Vec<u32> = effects
+            .iter()
+            .filter(|e| e.effect == "client.open" && !closed.contains(e.target.as_str()))
+            .filter_map(|e| e.client_pid)
+            .filter(|pid| running(*pid))
+            .collect();
+        (!live.is_empty()).then(|| live[rng.below(live.len() as u64) as usize])
     }
 
     fn signal_control(&self, sig: &str) {
@@ -718,10 +886,13 @@ impl Rig {
     }
 
     /// Inject `f`; the pid it SIGKILLed, if any, and when it was reaped.
-    async fn inject(&mut self, f: Fault) -> Option<(u32, u64)> {
+    async fn inject(&mut self, f: Fault, rng: &mut Rng) -> Option<(u32, u64)> {
+        let client = matches!(f, Fault::ClientKilled | Fault::ClientStopped).then(|| self.live_client(rng)).flatten();
         let killed = match f {
             Fault::AgentKilled(i) => Some(self.agents[i].pid() as u32),
             Fault::ControlKilled => Some(self.control_pid()),
+            Fault::ControllerKilled(i) => self.controller_pid(i),
+            Fault::ClientKilled => client,
             _ => None,
         };
         match f {
@@ -733,9 +904,37 @@ impl Rig {
             Fault::AgentNatsDropped(i) => self.hosts[i].cut_port(self.nats.port()),
             Fault::HostForcedDown(i) => self.force_down(i, true).await,
             Fault::NatsKilled => self.nats.kill(),
+            Fault::NatsStopped => Self::signal(self.nats.pid(), "STOP"),
             Fault::ControlStopped => self.signal_control("STOP"),
             Fault::ControlKilled => self.cloud.kill(),
+            Fault::ControllerStopped(i) => {
+                if let Some(pid) = self.controller_pid(i) {
+                    Self::signal(pid, "STOP");
+                }
+            }
+            Fault::ControllerKilled(i) => {
+                if let Some(mut c) = self.controllers[i].take() {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                }
+            }
             Fault::OsdPaused => self.signal_osd("STOP"),
+            // A holder may end on its own meanwhile (its VM was deleted).
+            Fault::ClientKilled => {
+                if let Some(pid) = client {
+                    let _ = std::process::Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    while running(pid) && Instant::now() < deadline {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            Fault::ClientStopped => {
+                if let Some(pid) = client {
+                    let _ = std::process::Command::new("kill").arg("-STOP").arg(pid.to_string()).status();
+                    self.stopped_client = Some(pid);
+                }
+            }
         }
         killed.map(|pid| (pid, stratus_effects::now_ms()))
     }
@@ -750,7 +949,22 @@ impl Rig {
             Fault::AgentNatsDropped(i) => self.hosts[i].heal_ports(),
             Fault::HostForcedDown(i) => self.force_down(i, false).await,
             Fault::NatsKilled => self.nats.start_again(),
+            Fault::NatsStopped => Self::signal(self.nats.pid(), "CONT"),
             Fault::ControlStopped => self.signal_control("CONT"),
+            Fault::ControllerStopped(i) => {
+                if let Some(pid) = self.controller_pid(i) {
+                    Self::signal(pid, "CONT");
+                }
+            }
+            Fault::ControllerKilled(i) => {
+                self.controllers[i] = Some(start_controller(&self.cloud, &self.nats, &self.controller_env, i));
+            }
+            Fault::ClientKilled => {}
+            Fault::ClientStopped => {
+                if let Some(pid) = self.stopped_client.take() {
+                    let _ = std::process::Command::new("kill").arg("-CONT").arg(pid.to_string()).status();
+                }
+            }
             Fault::ControlKilled => {
                 self.cloud.restart().await;
                 if let Ok(mut u) = self.url.write() {
@@ -763,8 +977,8 @@ impl Rig {
 }
 
 /// Run one schedule from `seed`; faults are injected for `secs` seconds.
-async fn schedule(seed: u64, secs: u64, ceph: bool) -> Outcome {
-    let mut r = rig(ceph).await;
+async fn schedule(seed: u64, secs: u64, layout: Layout) -> Outcome {
+    let mut r = rig(layout).await;
     let mut rng = Rng::new(seed);
     let history = Arc::new(Mutex::new(History::default()));
     let image = r.cloud.cirros(&r.demo).await;
@@ -781,11 +995,11 @@ async fn schedule(seed: u64, secs: u64, ceph: bool) -> Outcome {
     // The nemesis: one fault at a time, each held a random while, random gaps.
     while Instant::now() + Duration::from_secs(1) < until {
         tokio::time::sleep(rng.millis(300, 2500)).await;
-        let f = Fault::pick(&mut rng, &r.storage);
+        let f = Fault::pick(&mut rng, r.layout);
         let hold = rng.millis(500, 6000);
         let from = Instant::now();
         *faulted.lock().expect("faulted") = f.host().map(|i| r.agents[i].host.clone());
-        if let Some(k) = r.inject(f).await {
+        if let Some(k) = r.inject(f, &mut rng).await {
             history.lock().expect("history").killed.push(k);
         }
         tokio::time::sleep(hold).await;
@@ -846,10 +1060,15 @@ async fn schedule(seed: u64, secs: u64, ceph: bool) -> Outcome {
 fn allowed(d: &DeleteRecord, faults: &[Injected]) -> Duration {
     let end = d.gone.unwrap_or_else(Instant::now);
     let mut extra = Duration::ZERO;
-    for f in faults.iter().filter(|f| f.fault.control_plane()) {
+    for f in faults.iter() {
         let (from, to) = (f.from.max(d.sent), f.to.min(end));
-        if from < to || (f.to >= d.sent && f.to <= end) {
+        if !(from < to || (f.to >= d.sent && f.to <= end)) {
+            continue;
+        }
+        if f.fault.control_plane() {
             extra += to.saturating_duration_since(from) + RESTART_ALLOWANCE;
+        } else if f.fault.one_controller() {
+            extra += ADOPTION_ALLOWANCE;
         }
     }
     DELETE_BOUND + extra
@@ -1027,9 +1246,15 @@ fn check_effects(
         let lifted = first("client.unfence", &open.target, None);
         if let Some(pid) = open.client_pid {
             // A client process of its own (rbd's holder) outlives its opener:
-            // it ended when closed, or must not run any more now (an agent
-            // ends it when it reaps; when is not recorded).
-            match (closed, lifted) {
+            // it ended when closed or SIGKILLed by the nemesis, or must not
+            // run any more now (an agent ends it when it reaps; when is not
+            // recorded).
+            let died = killed.iter().filter(|(p, at)| *p == pid && *at >= open.at_ms).map(|(_, at)| *at).min();
+            let end = match (closed, died) {
+                (Some(c), Some(d)) => Some(c.min(d)),
+                (c, d) => c.or(d),
+            };
+            match (end, lifted) {
                 (Some(end), Some(lift)) if lift < end => {
                     v.push(format!("fence of client {} lifted {} ms before the client ended", open.target, end - lift))
                 }
@@ -1062,12 +1287,16 @@ async fn nemesis() {
     let schedules: u64 = env_or("STRATUS_NEMESIS_SCHEDULES", 2);
     let secs: u64 = env_or("STRATUS_NEMESIS_SECS", 20);
     let ceph_schedules: u64 = env_or("STRATUS_NEMESIS_CEPH_SCHEDULES", 1);
+    let split_schedules: u64 = env_or("STRATUS_NEMESIS_SPLIT_SCHEDULES", 1);
     let mut outcomes = Vec::new();
-    let runs = (first..first + schedules).map(|s| (s, false)).chain((first..first + ceph_schedules).map(|s| (s, true)));
-    for (seed, ceph) in runs {
+    let runs = (first..first + schedules)
+        .map(|s| (s, Layout::Local))
+        .chain((first..first + ceph_schedules).map(|s| (s, Layout::Ceph)))
+        .chain((first..first + split_schedules).map(|s| (s, Layout::Split)));
+    for (seed, layout) in runs {
         let started = Instant::now();
-        let o = schedule(seed, secs, ceph).await;
-        let on = if ceph { "Ceph" } else { "local" };
+        let o = schedule(seed, secs, layout).await;
+        let on = layout.name();
         eprintln!(
             "NEMESIS seed {seed} ({on}): {} faults {:?}, {} deletes, effects {:?}, {} volumes read back ({} written), {} detaches, {} evacuations, slowest 404 {} ms (its bound {} ms), {} violations, {} s",
             o.faults.values().sum::<usize>(),
@@ -1103,7 +1332,7 @@ async fn nemesis() {
         "NEMESIS | schedules | faults injected | deletes checked | effects checked | volumes read back | violations |"
     );
     eprintln!(
-        "NEMESIS | {} ({schedules} local, {ceph_schedules} Ceph, from seed {first}) | {} ({by_kind:?}) | {deletes} | {effects} | {readbacks} | {violations} |",
+        "NEMESIS | {} ({schedules} local, {ceph_schedules} Ceph, {split_schedules} split, from seed {first}) | {} ({by_kind:?}) | {deletes} | {effects} | {readbacks} | {violations} |",
         outcomes.len(),
         by_kind.values().sum::<usize>()
     );

@@ -432,6 +432,11 @@ impl Nats {
         }
     }
 
+    /// The server's pid (to SIGSTOP it: connections stay open, nothing moves).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).expect("nats-server runs")
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
