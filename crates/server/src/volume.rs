@@ -290,8 +290,10 @@ async fn list_volumes_detail(
     Ok(axum::Json(list(&state, &ctx, &p, &q, true).await?))
 }
 
-/// `POST /volumes` → 202 with the volume (built inline: `available` or `error`).
-#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)")), request_body = s::VolumeCreate, responses((status = 202, description = "Created (available, or error if the storage failed)", body = s::VolumeBody), (status = 400, description = "Invalid body"), (status = 404, description = "Unknown snapshot, backup or image"), (status = 413, description = "Over the volume quota")))]
+/// `POST /volumes` → 202 with the volume: `available` or `error` when the
+/// storage answers within `create_answer_within`, else `creating` (the
+/// build goes on in the background, as Cinder's always does).
+#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)")), request_body = s::VolumeCreate, responses((status = 202, description = "Created (available, error if the storage failed, or creating while the storage is slow)", body = s::VolumeBody), (status = 400, description = "Invalid body"), (status = 404, description = "Unknown snapshot, backup or image"), (status = 413, description = "Over the volume quota")))]
 async fn create_volume(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -302,7 +304,7 @@ async fn create_volume(
     // The policy before the body: a reader gets 403, not a 400 about it.
     stratus_volume::check_write(&ctx, "create")?;
     let c = CreateVolume::parse(&parse_json(&body)?)?;
-    let row = state.volume.create(&ctx, c).await?;
+    let row = state.volume.create_answering_promptly(&ctx, c).await?;
     let body = json!({ "volume": detail_of(&state, &ctx, &row).await? });
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }

@@ -151,6 +151,11 @@ pub struct VolumeConfig {
     /// delete (its 404) must not wait on a slow backend (an `rbd rm` behind
     /// a dead client's watch takes Ceph's 30 s watch timeout).
     pub inline_delete_timeout: Duration,
+    /// How long `POST /volumes` waits for the storage before it answers
+    /// `creating` (as Cinder always does) and lets the build finish in the
+    /// background: an answer must not wait on a stalled backend (a paused
+    /// OSD), or the client times out without learning the volume's id.
+    pub create_answer_within: Duration,
     /// Pause between reconciler passes.
     pub reconcile_interval: Duration,
     /// The only availability zone.
@@ -168,6 +173,7 @@ impl Default for VolumeConfig {
             quota_gigabytes: 1000,
             stale_after: Duration::from_secs(60),
             inline_delete_timeout: Duration::from_secs(3),
+            create_answer_within: Duration::from_secs(2),
             reconcile_interval: Duration::from_secs(2),
             availability_zone: "nova".into(),
             rbd_pool: None,
@@ -358,6 +364,43 @@ impl VolumeService {
     /// A crash before the build finishes leaves `creating`, which
     /// [`VolumeService::reconcile`] retries.
     pub async fn create(&self, ctx: &AuthContext, req: NewVolume) -> Result<VolumeRow, VolumeError> {
+        let row = self.record_create(ctx, req).await?;
+        self.build(&row, Build::First).await
+    }
+
+    /// Create a volume as the API does: record it, then wait for its build
+    /// at most [`VolumeConfig::create_answer_within`]; a build still running
+    /// then goes on in the background and the volume is returned `creating`
+    /// (clients poll, as they do with Cinder). The reconciler finishes a
+    /// build whose process died.
+    pub async fn create_answering_promptly(
+        self: &Arc<Self>,
+        ctx: &AuthContext,
+        req: NewVolume,
+    ) -> Result<VolumeRow, VolumeError> {
+        let row = self.record_create(ctx, req).await?;
+        let (me, recorded) = (self.clone(), row.clone());
+        let build = tokio::spawn(async move {
+            let built = me.build(&recorded, Build::First).await;
+            if let Err(e) = &built {
+                warn!(volume = %recorded.id, error = %e, "volume build failed; the reconciler retries it");
+            }
+            built
+        });
+        match tokio::time::timeout(self.cfg.create_answer_within, build).await {
+            Ok(Ok(built)) => built,
+            // The build task panicked: the row stays `creating` for the reconciler.
+            Ok(Err(_)) => Ok(row),
+            Err(_) => {
+                info!(volume = %row.id, within_ms = self.cfg.create_answer_within.as_millis() as u64, "storage slow: answering `creating`, the build goes on in the background");
+                Ok(row)
+            }
+        }
+    }
+
+    /// Validate a create request and record the volume `creating` (quota
+    /// counted in the same transaction).
+    async fn record_create(&self, ctx: &AuthContext, req: NewVolume) -> Result<VolumeRow, VolumeError> {
         check_write(ctx, "create")?;
         if req.size < 1 {
             return Err(VolumeError::BadRequest(format!(
@@ -428,7 +471,7 @@ impl VolumeService {
         };
         let row = self.ds.volume_create(&row, self.cfg.quota_volumes, self.cfg.quota_gigabytes).await?;
         info!(volume = %row.id, project = %row.project_id, size = row.size_gb, image = ?row.image_id, "volume create recorded");
-        self.build(&row, Build::First).await
+        Ok(row)
     }
 
     fn claim(&self, id: &VolumeId) -> Option<Inflight<'_>> {

@@ -803,3 +803,24 @@ async fn a_server_deleted_while_its_boot_volume_builds_leaves_no_volume_and_no_s
     assert!(refused.is_err(), "{refused:?}");
     assert_eq!((e.svc.usage("p1").await.expect("usage").volumes, e.backend.len()), (0, 0));
 }
+
+/// Cinder's `POST /volumes` answers 202 `creating` and builds in the
+/// background; ours waits for the storage a bounded while only: behind a
+/// stalled backend (a paused OSD) the client still learns the volume's id
+/// (found by the nemesis on Ceph: a client timed out and the volume leaked).
+#[tokio::test]
+async fn a_create_behind_stalled_storage_answers_creating_and_finishes_in_the_background() {
+    let e = env_with(|c| c.create_answer_within = Duration::from_millis(100)).await;
+    e.backend.delayed_creates(1, Duration::from_millis(800));
+    let v = e.svc.create_answering_promptly(&member(), new_volume(1, "slow")).await.expect("create");
+    assert_eq!(v.status, VolumeStatus::Creating, "answered before the storage finished");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while e.svc.volume(&v.id).await.expect("vol").status != VolumeStatus::Available {
+        assert!(std::time::Instant::now() < deadline, "the background build never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(e.backend.volume(&v.backend_name).is_some());
+    // A fast storage is waited for: the answer is the built volume.
+    let fast = e.svc.create_answering_promptly(&member(), new_volume(1, "fast")).await.expect("create");
+    assert_eq!(fast.status, VolumeStatus::Available);
+}
