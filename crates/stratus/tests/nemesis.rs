@@ -162,53 +162,36 @@ impl Fault {
     /// network cuts give way to pauses of the OSD.
     fn pick(rng: &mut Rng, layout: Layout) -> Self {
         let host = rng.below(2) as usize;
-        let kinds: &[fn(usize) -> Self] = match layout {
-            Layout::Ceph => &[
-                Self::AgentKilled,
-                Self::AgentStopped,
-                Self::AgentCutOff,
-                Self::AgentFalselyUp,
-                |_| Self::OsdPaused,
+        // Every layout: the agents, the hosts, NATS and the control process.
+        let mut kinds: Vec<fn(usize) -> Self> = vec![
+            Self::AgentKilled,
+            Self::AgentStopped,
+            Self::AgentCutOff,
+            Self::AgentFalselyUp,
+            Self::HostForcedDown,
+            |_| Self::NatsKilled,
+            |_| Self::NatsStopped,
+            |_| Self::ControlStopped,
+            |_| Self::ControlKilled,
+        ];
+        match layout {
+            Layout::Ceph => kinds.extend([
+                (|_| Self::OsdPaused) as fn(usize) -> Self,
                 |_| Self::ClientKilled,
                 |_| Self::ClientStopped,
-                Self::HostForcedDown,
-                |_| Self::NatsKilled,
-                |_| Self::NatsStopped,
-                |_| Self::ControlStopped,
-                |_| Self::ControlKilled,
-            ],
-            Layout::Local => &[
-                Self::AgentKilled,
-                Self::AgentStopped,
-                Self::AgentCutOff,
-                Self::AgentFalselyUp,
-                Self::AgentLinkDown,
-                Self::AgentNatsDropped,
-                Self::HostForcedDown,
-                |_| Self::NatsKilled,
-                |_| Self::NatsStopped,
-                |_| Self::ControlStopped,
-                |_| Self::ControlKilled,
-            ],
+            ]),
+            // Real network cuts where the hosts have namespaces of their own.
+            Layout::Local => kinds.extend([Self::AgentLinkDown as fn(usize) -> Self, Self::AgentNatsDropped]),
             // Each controller is drawn as often as the API process.
-            Layout::Split => &[
-                Self::AgentKilled,
-                Self::AgentStopped,
-                Self::AgentCutOff,
-                Self::AgentFalselyUp,
-                Self::AgentLinkDown,
+            Layout::Split => kinds.extend([
+                Self::AgentLinkDown as fn(usize) -> Self,
                 Self::AgentNatsDropped,
-                Self::HostForcedDown,
-                |_| Self::NatsKilled,
-                |_| Self::NatsStopped,
-                |_| Self::ControlStopped,
-                |_| Self::ControlKilled,
                 Self::ControllerStopped,
                 Self::ControllerKilled,
                 Self::ControllerStopped,
                 Self::ControllerKilled,
-            ],
-        };
+            ]),
+        }
         // A scenario soak draws only the kinds `STRATUS_NEMESIS_FAULTS` names.
         let wanted = std::env::var("STRATUS_NEMESIS_FAULTS").unwrap_or_default();
         let wanted: Vec<&str> = wanted.split(',').map(str::trim).filter(|w| !w.is_empty()).collect();
@@ -888,6 +871,13 @@ impl Rig {
     /// Inject `f`; the pid it SIGKILLed, if any, and when it was reaped.
     async fn inject(&mut self, f: Fault, rng: &mut Rng) -> Option<(u32, u64)> {
         let client = matches!(f, Fault::ClientKilled | Fault::ClientStopped).then(|| self.live_client(rng)).flatten();
+        if matches!(f, Fault::ClientKilled | Fault::ClientStopped) {
+            eprintln!(
+                "NEMESIS {}: {}",
+                f.kind(),
+                client.map_or("no storage client runs now".into(), |p| format!("process {p}"))
+            );
+        }
         let killed = match f {
             Fault::AgentKilled(i) => Some(self.agents[i].pid() as u32),
             Fault::ControlKilled => Some(self.control_pid()),

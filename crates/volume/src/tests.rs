@@ -605,17 +605,7 @@ async fn server_volumes_boot_fence_release_and_lift_fences() {
     e.ds.service_join(host, cap, ttl).await.expect("host joins");
 
     // Boot from volume: the image has no file, so the root volume is built blank, bootable, reserved.
-    let boot = BootVolume {
-        server_id: server(),
-        project_id: "p1".into(),
-        user_id: "u1".into(),
-        size_gb: 1,
-        image_id: "no-such-file".into(),
-        mountpoint: "/dev/vda".into(),
-        delete_on_termination: true,
-        boot_index: Some(0),
-    };
-    let root_att = e.svc.create_boot_volume(&boot).await.expect("boot volume");
+    let root_att = e.svc.create_boot_volume(&blank_boot_volume()).await.expect("boot volume");
     let root = e.svc.volume(&root_att.volume_id).await.expect("root");
     assert_eq!(root.status, VolumeStatus::Reserved);
     assert!(root.bootable);
