@@ -1156,6 +1156,7 @@ async fn check(r: &Rig, h: &History) -> Vec<String> {
             }
         }
     }
+    v.extend(check_mechanisms(r, h, &db).await);
     let (clean, report) = r.cloud.audit();
     if !clean {
         v.push(format!("audit: {report}"));
@@ -1163,6 +1164,57 @@ async fn check(r: &Rig, h: &History) -> Vec<String> {
     match stratus_effects::read(&r.effects) {
         Ok(effects) => v.extend(check_effects(&effects, &h.killed, &running)),
         Err(e) => v.push(format!("effect log {} unreadable: {e}", r.effects.display())),
+    }
+    v
+}
+
+/// How long after a host fault healed its host may still be down (its lease
+/// lapsed; it rejoins within a renewal or two).
+const HOST_SETTLE: Duration = Duration::from_millis((LEASE_TTL * 1000.0) as u64 + 2000);
+
+/// The mechanism each delete took (its instance action's events), where the
+/// faults leave only one right answer: a server whose host no fault touched,
+/// with the control plane whole, is deleted by its host (the remote path: a
+/// healthy host is never convicted, Nova's `_delete` casting
+/// `terminate_instance` to an up service); one whose host was forced down for
+/// the whole delete takes the local path (Nova: `service.forced_down`).
+/// Evacuated servers are left out (their host changed under the delete).
+async fn check_mechanisms(r: &Rig, h: &History, db: &stratus_db::Datastore) -> Vec<String> {
+    let mut v = Vec::new();
+    for d in &h.deletes {
+        let Some(gone) = d.gone else { continue };
+        let id = sid(&d.server);
+        let Ok(server) = db.server_get_any(&id).await else { continue };
+        let Some(host) = server.host.clone() else { continue };
+        let Some(hi) = r.agents.iter().position(|a| a.host == host) else { continue };
+        let actions = db.action_list(&id).await.expect("actions");
+        if actions.iter().any(|a| a.action == "evacuate") {
+            continue;
+        }
+        let Some(del) = actions.iter().find(|a| a.action == "delete") else { continue };
+        let (_, events) = db.action_get(&id, &del.request_id).await.expect("delete action");
+        let local = events.iter().find_map(|e| e.details.as_deref().filter(|x| x.starts_with("path=local")));
+        let overlapping = |f: &&Injected| f.to + HOST_SETTLE >= d.sent && f.from <= gone;
+        let touched = h
+            .faults
+            .iter()
+            .filter(overlapping)
+            .any(|f| f.fault.host() == Some(hi) || f.fault.control_plane() || f.fault.one_controller());
+        if !touched && let Some(why) = local {
+            v.push(format!(
+                "{}: deleted locally ({why}) though no fault touched its host {host} or the control plane",
+                d.server
+            ));
+        }
+        let forced_throughout = h.faults.iter().any(|f| {
+            f.fault == Fault::HostForcedDown(hi) && f.from + Duration::from_millis(500) <= d.sent && f.to >= gone
+        });
+        if forced_throughout && !local.is_some_and(|why| why.contains("forced down")) {
+            v.push(format!(
+                "{}: its host {host} was forced down throughout, yet not deleted locally: {events:?}",
+                d.server
+            ));
+        }
     }
     v
 }
@@ -1184,17 +1236,35 @@ fn check_effects(
     use stratus_effects::Effect;
     let mut v = Vec::new();
     let changed = |e: &Effect, kind: &str| e.changed && e.effect == kind;
-    // At most once: per host for VMs (a VM lives on one host), per target for storage.
-    let mut once: BTreeMap<(&str, &str, &str), usize> = BTreeMap::new();
+    // At most once per target for storage (a volume id, a client id is
+    // never reused).
+    let mut once: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for e in effects.iter().filter(|e| e.changed) {
-        let scope = if e.effect.starts_with("vm.") { e.who.as_str() } else { "" };
-        if matches!(e.effect.as_str(), "vm.spawn" | "vm.destroy" | "volume.create" | "volume.delete" | "client.fence") {
-            *once.entry((e.effect.as_str(), scope, e.target.as_str())).or_default() += 1;
+        if matches!(e.effect.as_str(), "volume.create" | "volume.delete" | "client.fence") {
+            *once.entry((e.effect.as_str(), e.target.as_str())).or_default() += 1;
         }
     }
-    for ((effect, scope, target), n) in &once {
+    for ((effect, target), n) in &once {
         if *n > 1 {
-            v.push(format!("effect {effect} of {target} {scope} happened {n} times"));
+            v.push(format!("effect {effect} of {target} happened {n} times"));
+        }
+    }
+    // A VM on a host: spawns and destroys alternate. A server evacuated
+    // away and back is spawned on the same host again, after its copy there
+    // was destroyed; two in a row is a duplicate.
+    let mut vm_runs: BTreeMap<(&str, &str), (&str, usize)> = BTreeMap::new();
+    let mut vm_effects: Vec<&Effect> =
+        effects.iter().filter(|e| e.changed && matches!(e.effect.as_str(), "vm.spawn" | "vm.destroy")).collect();
+    vm_effects.sort_by_key(|e| e.at_ms);
+    for e in vm_effects {
+        let run = vm_runs.entry((e.who.as_str(), e.target.as_str())).or_insert((e.effect.as_str(), 0));
+        if run.0 == e.effect {
+            run.1 += 1;
+            if run.1 == 2 {
+                v.push(format!("effect {} of {} {} happened 2 times in a row", e.effect, e.target, e.who));
+            }
+        } else {
+            *run = (e.effect.as_str(), 1);
         }
     }
     // One attempt of an operation never repeats a completed storage call.
@@ -1220,7 +1290,9 @@ fn check_effects(
     for e in effects {
         let undone = match e.effect.as_str() {
             _ if !e.changed => continue,
-            "vm.spawn" => effects.iter().any(|d| changed(d, "vm.destroy") && d.who == e.who && d.target == e.target),
+            "vm.spawn" => effects
+                .iter()
+                .any(|d| changed(d, "vm.destroy") && d.who == e.who && d.target == e.target && d.at_ms >= e.at_ms),
             "volume.create" => effects.iter().any(|d| changed(d, "volume.delete") && d.target == e.target),
             "client.fence" => first("client.unfence", &e.target, None).is_some(),
             _ => continue,
@@ -1383,6 +1455,16 @@ fn the_effect_checker_flags_each_broken_rule() {
         let v = check_effects(&h, &killed, &|_| false);
         assert!(v.iter().any(|v| v.starts_with(&what) && v.contains("2 times")), "{what}: {v:?}");
     }
+
+    // A server evacuated away and back: spawned on compute-1 again after
+    // its copy there was destroyed (no violation); spawned twice in a row is.
+    let mut back = clean.clone();
+    back.extend([e(12, 30, "compute-1", "vm.spawn", "srv", true), e(13, 30, "compute-1", "vm.destroy", "srv", true)]);
+    assert_eq!(check_effects(&back, &killed, &|_| false), Vec::<String>::new());
+    let mut dup = clean.clone();
+    dup.push(e(3, 20, "compute-1", "vm.spawn", "srv", true));
+    let v = check_effects(&dup, &killed, &|_| false);
+    assert!(v.iter().any(|v| v == "effect vm.spawn of srv compute-1 happened 2 times in a row"), "{v:?}");
 
     // A VM never destroyed; a fence never lifted.
     let v = check_effects(&clean[..6], &killed, &|_| false);

@@ -539,7 +539,21 @@ async fn host_cut(cut: Cut) {
     assert!(rejoined <= REJOIN_BOUND, "{case}: rejoined {rejoined:?} after a heal of a {PARTITION:?} partition");
     // It takes work again: it has the most free RAM now.
     let back = r.boot(1, "after-heal").await;
-    assert_eq!(r.host_of(&back[0]).await, victim_name, "{case}: the healed host takes new work");
+    let placed = r.host_of(&back[0]).await;
+    if placed != victim_name {
+        // Why: the build's scheduling events (each pick and each refusal).
+        let id = sid(&back[0]);
+        let mut why = Vec::new();
+        for a in r.db.action_list(&id).await.expect("actions") {
+            let (_, events) = r.db.action_get(&id, &a.request_id).await.expect("events");
+            why.extend(events.into_iter().map(|e| (e.event, e.host, e.details)));
+        }
+        let services: Vec<_> =
+            r.db.service_list().await.expect("services").into_iter().map(|s| (s.host, s.state, s.epoch)).collect();
+        panic!(
+            "{case}: the healed host {victim_name} did not take new work (placed on {placed}): events {why:?}, services {services:?}"
+        );
+    }
 
     let mut rest: Vec<String> = on_victim[2..].to_vec();
     rest.extend(on_survivor[1..].iter().cloned());
