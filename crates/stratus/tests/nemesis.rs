@@ -8,15 +8,23 @@
 //! after another: SIGKILL and SIGSTOP of an agent, an agent cut off or
 //! falsely up (its fault switches), real network cuts of a host (its link
 //! down; its packets to and from NATS dropped by nftables), a host forced down, nats-server
-//! SIGKILLed and restarted, the control process SIGSTOPped or SIGKILLed and
-//! restarted. Every request and its answer is recorded; a checker then
-//! verifies, for the schedule:
+//! SIGKILLed and restarted or SIGSTOPped, the control process SIGSTOPped or
+//! SIGKILLed and restarted. On Ceph (agents in the root namespace) the
+//! network cuts give way to OSD pauses and to a VM's storage client (rbd
+//! holder) SIGKILLed or SIGSTOPped; in the split layout the control plane
+//! is `stratus api` and two `stratus controller` processes, each of which
+//! is SIGKILLed or SIGSTOPped. Every request and its answer is recorded; a
+//! checker then verifies, for the schedule:
 //!
 //! - every acknowledged DELETE is 404 within the delete bound
 //!   (`min(terminate_timeout, lease_ttl) + 5 s`) timed from its *send*,
 //!   extended only by the time the control plane itself (the control
 //!   process, NATS) or the storage (the Ceph OSD) was down or stopped while
-//!   it waited: a host fault never extends it;
+//!   it waited, or by an adoption per fault of one of two controllers: a
+//!   host fault never extends it;
+//! - the mechanism (each delete's instance action): a server whose host no
+//!   fault touched, with the control plane whole, is deleted by its host
+//!   (remote path); one whose host was forced down throughout, locally;
 //! - once every fault is healed, everything converges: no server, volume, zombie,
 //!   queued storage cleanup, open operation or VM left; quota usage zero;
 //!   `stratus audit` clean;
@@ -27,7 +35,7 @@
 //!   (whatever the old host still runs was fenced or ended);
 //! - effects, counted by the recording layer (`stratus-effects`: every
 //!   process appends each VM, volume and storage-client effect to one file):
-//!   no VM spawned or destroyed twice on a host, no volume created or
+//!   no VM spawned or destroyed twice in a row on a host, no volume created or
 //!   deleted twice, no client fenced twice, no attempt of an operation
 //!   repeating a completed storage call; every VM spawned is destroyed,
 //!   every volume created is deleted, every fence is lifted, every client
