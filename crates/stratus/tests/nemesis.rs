@@ -397,6 +397,8 @@ struct Outcome {
     seed: u64,
     faults: BTreeMap<&'static str, usize>,
     deletes: usize,
+    /// Deletes whose mechanism the faults decide (and was checked).
+    mechanisms: usize,
     /// Effects recorded and checked, by kind.
     effects: BTreeMap<String, usize>,
     /// Data volumes read back after release (and how many held a guest write).
@@ -1009,7 +1011,7 @@ async fn schedule(seed: u64, secs: u64, layout: Layout) -> Outcome {
         c.await.expect("client");
     }
     let h = std::mem::take(&mut *history.lock().expect("history"));
-    let violations = check(&r, &h).await;
+    let (violations, mechanisms) = check(&r, &h).await;
     let mut effects: BTreeMap<String, usize> = BTreeMap::new();
     for e in stratus_effects::read(&r.effects).unwrap_or_default() {
         *effects.entry(e.effect).or_default() += 1;
@@ -1043,6 +1045,7 @@ async fn schedule(seed: u64, secs: u64, layout: Layout) -> Outcome {
         seed,
         faults,
         deletes: h.deletes.len(),
+        mechanisms,
         effects,
         readbacks,
         detaches: h.detaches,
@@ -1073,7 +1076,8 @@ fn allowed(d: &DeleteRecord, faults: &[Injected]) -> Duration {
 }
 
 /// The checker: bounds per delete, then convergence once every fault is healed.
-async fn check(r: &Rig, h: &History) -> Vec<String> {
+/// The violations, and how many deletes had their mechanism checked.
+async fn check(r: &Rig, h: &History) -> (Vec<String>, usize) {
     let mut v = h.readback_violations.clone();
     for d in &h.deletes {
         let bound = allowed(d, &h.faults);
@@ -1137,7 +1141,7 @@ async fn check(r: &Rig, h: &History) -> Vec<String> {
     };
     if let Some(left) = left {
         v.push(format!("not converged a minute after the last fault: {left}"));
-        return v;
+        return (v, 0);
     }
     match api.call(Method::GET, "/compute/v2.1/limits", None).await {
         Some((StatusCode::OK, lim)) => {
@@ -1164,7 +1168,8 @@ async fn check(r: &Rig, h: &History) -> Vec<String> {
             }
         }
     }
-    v.extend(check_mechanisms(r, h, &db).await);
+    let (wrong, mechanisms) = check_mechanisms(r, h, &db).await;
+    v.extend(wrong);
     let (clean, report) = r.cloud.audit();
     if !clean {
         v.push(format!("audit: {report}"));
@@ -1173,7 +1178,7 @@ async fn check(r: &Rig, h: &History) -> Vec<String> {
         Ok(effects) => v.extend(check_effects(&effects, &h.killed, &running)),
         Err(e) => v.push(format!("effect log {} unreadable: {e}", r.effects.display())),
     }
-    v
+    (v, mechanisms)
 }
 
 /// How long after a host fault healed its host may still be down (its lease
@@ -1187,8 +1192,9 @@ const HOST_SETTLE: Duration = Duration::from_millis((LEASE_TTL * 1000.0) as u64 
 /// `terminate_instance` to an up service); one whose host was forced down for
 /// the whole delete takes the local path (Nova: `service.forced_down`).
 /// Evacuated servers are left out (their host changed under the delete).
-async fn check_mechanisms(r: &Rig, h: &History, db: &stratus_db::Datastore) -> Vec<String> {
+async fn check_mechanisms(r: &Rig, h: &History, db: &stratus_db::Datastore) -> (Vec<String>, usize) {
     let mut v = Vec::new();
+    let mut checked = 0;
     for d in &h.deletes {
         let Some(gone) = d.gone else { continue };
         let id = sid(&d.server);
@@ -1208,6 +1214,7 @@ async fn check_mechanisms(r: &Rig, h: &History, db: &stratus_db::Datastore) -> V
             .iter()
             .filter(overlapping)
             .any(|f| f.fault.host() == Some(hi) || f.fault.control_plane() || f.fault.one_controller());
+        checked += usize::from(!touched);
         if !touched && let Some(why) = local {
             v.push(format!(
                 "{}: deleted locally ({why}) though no fault touched its host {host} or the control plane",
@@ -1217,6 +1224,7 @@ async fn check_mechanisms(r: &Rig, h: &History, db: &stratus_db::Datastore) -> V
         let forced_throughout = h.faults.iter().any(|f| {
             f.fault == Fault::HostForcedDown(hi) && f.from + Duration::from_millis(500) <= d.sent && f.to >= gone
         });
+        checked += usize::from(forced_throughout);
         if forced_throughout && !local.is_some_and(|why| why.contains("forced down")) {
             v.push(format!(
                 "{}: its host {host} was forced down throughout, yet not deleted locally: {events:?}",
@@ -1224,7 +1232,7 @@ async fn check_mechanisms(r: &Rig, h: &History, db: &stratus_db::Datastore) -> V
             ));
         }
     }
-    v
+    (v, checked)
 }
 
 /// Does process `pid` run (not a zombie)?
@@ -1368,10 +1376,11 @@ async fn nemesis() {
         let o = schedule(seed, secs, layout).await;
         let on = layout.name();
         eprintln!(
-            "NEMESIS seed {seed} ({on}): {} faults {:?}, {} deletes, effects {:?}, {} volumes read back ({} written), {} detaches, {} evacuations, slowest 404 {} ms (its bound {} ms), {} violations, {} s",
+            "NEMESIS seed {seed} ({on}): {} faults {:?}, {} deletes ({} with their mechanism checked), effects {:?}, {} volumes read back ({} written), {} detaches, {} evacuations, slowest 404 {} ms (its bound {} ms), {} violations, {} s",
             o.faults.values().sum::<usize>(),
             o.faults,
             o.deletes,
+            o.mechanisms,
             o.effects,
             o.readbacks.0,
             o.readbacks.1,
@@ -1395,6 +1404,7 @@ async fn nemesis() {
         }
     }
     let deletes: usize = outcomes.iter().map(|o| o.deletes).sum();
+    let mechanisms: usize = outcomes.iter().map(|o| o.mechanisms).sum();
     let effects: usize = outcomes.iter().flat_map(|o| o.effects.values()).sum();
     let readbacks: usize = outcomes.iter().map(|o| o.readbacks.0).sum();
     let violations: usize = outcomes.iter().map(|o| o.violations.len()).sum();
@@ -1402,7 +1412,7 @@ async fn nemesis() {
         "NEMESIS | schedules | faults injected | deletes checked | effects checked | volumes read back | violations |"
     );
     eprintln!(
-        "NEMESIS | {} ({schedules} local, {ceph_schedules} Ceph, {split_schedules} split, from seed {first}) | {} ({by_kind:?}) | {deletes} | {effects} | {readbacks} | {violations} |",
+        "NEMESIS | {} ({schedules} local, {ceph_schedules} Ceph, {split_schedules} split, from seed {first}) | {} ({by_kind:?}) | {deletes} ({mechanisms} with their mechanism checked) | {effects} | {readbacks} | {violations} |",
         outcomes.len(),
         by_kind.values().sum::<usize>()
     );
