@@ -62,7 +62,7 @@ impl Default for ControllerConfig {
             op_poll_interval: Duration::from_millis(500),
             op_concurrency: 512,
             max_schedule_attempts: 3,
-            default_quota: QuotaLimits { instances: 10, cores: 20, ram: 51200 },
+            default_quota: QuotaLimits::NOVA_DEFAULTS,
             reclaim_instance_interval: Duration::ZERO,
             shelved_offload_time: Some(Duration::ZERO),
             controller_id: None,

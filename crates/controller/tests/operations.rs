@@ -212,7 +212,7 @@ impl Cloud {
         }
         let bus: Arc<dyn Bus> = Arc::new(InProcessBus::new());
         let cfg = ControllerConfig {
-            default_quota: QuotaLimits { instances: -1, cores: -1, ram: -1 },
+            default_quota: QuotaLimits::UNLIMITED,
             reclaim_instance_interval: if o.soft_delete { Duration::from_secs(3600) } else { Duration::ZERO },
             shelved_offload_time: if o.keep_shelved { None } else { Some(Duration::ZERO) },
             ..ControllerConfig::default()

@@ -121,6 +121,113 @@ pub struct QuotaLimits {
     pub cores: i64,
     /// RAM MiB.
     pub ram: i64,
+    /// Metadata entries per server.
+    pub metadata_items: i64,
+    /// Key pairs per user.
+    pub key_pairs: i64,
+    /// Server groups per project.
+    pub server_groups: i64,
+    /// Servers per server group.
+    pub server_group_members: i64,
+    /// Injected files per server (personality; accepted up to 2.56).
+    pub injected_files: i64,
+    /// Bytes per injected file.
+    pub injected_file_content_bytes: i64,
+    /// Characters of an injected file's path.
+    pub injected_file_path_bytes: i64,
+}
+
+impl QuotaLimits {
+    /// Nova's defaults (`[quota]` in nova.conf), so that clients see the
+    /// numbers they expect from any OpenStack cloud.
+    pub const NOVA_DEFAULTS: QuotaLimits = QuotaLimits {
+        instances: 10,
+        cores: 20,
+        ram: 51200,
+        metadata_items: 128,
+        key_pairs: 100,
+        server_groups: 10,
+        server_group_members: 10,
+        injected_files: 5,
+        injected_file_content_bytes: 10240,
+        injected_file_path_bytes: 255,
+    };
+
+    /// No limit on anything (tests, benchmarks).
+    pub const UNLIMITED: QuotaLimits = QuotaLimits {
+        instances: -1,
+        cores: -1,
+        ram: -1,
+        metadata_items: -1,
+        key_pairs: -1,
+        server_groups: -1,
+        server_group_members: -1,
+        injected_files: -1,
+        injected_file_content_bytes: -1,
+        injected_file_path_bytes: -1,
+    };
+
+    /// The resource names a quota set carries, in Nova's spelling.
+    pub const RESOURCES: [&'static str; 10] = [
+        "instances",
+        "cores",
+        "ram",
+        "metadata_items",
+        "key_pairs",
+        "server_groups",
+        "server_group_members",
+        "injected_files",
+        "injected_file_content_bytes",
+        "injected_file_path_bytes",
+    ];
+
+    /// The limit named `resource` (a name of [`Self::RESOURCES`]).
+    pub fn get(&self, resource: &str) -> Option<i64> {
+        Some(*self.field(resource)?)
+    }
+
+    /// Set the limit named `resource`; false if no such resource.
+    pub fn set(&mut self, resource: &str, limit: i64) -> bool {
+        match self.field_mut(resource) {
+            Some(f) => {
+                *f = limit;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn field(&self, resource: &str) -> Option<&i64> {
+        Some(match resource {
+            "instances" => &self.instances,
+            "cores" => &self.cores,
+            "ram" => &self.ram,
+            "metadata_items" => &self.metadata_items,
+            "key_pairs" => &self.key_pairs,
+            "server_groups" => &self.server_groups,
+            "server_group_members" => &self.server_group_members,
+            "injected_files" => &self.injected_files,
+            "injected_file_content_bytes" => &self.injected_file_content_bytes,
+            "injected_file_path_bytes" => &self.injected_file_path_bytes,
+            _ => return None,
+        })
+    }
+
+    fn field_mut(&mut self, resource: &str) -> Option<&mut i64> {
+        Some(match resource {
+            "instances" => &mut self.instances,
+            "cores" => &mut self.cores,
+            "ram" => &mut self.ram,
+            "metadata_items" => &mut self.metadata_items,
+            "key_pairs" => &mut self.key_pairs,
+            "server_groups" => &mut self.server_groups,
+            "server_group_members" => &mut self.server_group_members,
+            "injected_files" => &mut self.injected_files,
+            "injected_file_content_bytes" => &mut self.injected_file_content_bytes,
+            "injected_file_path_bytes" => &mut self.injected_file_path_bytes,
+            _ => return None,
+        })
+    }
 }
 
 /// Usage counted from live rows (never from reservations).
@@ -492,6 +599,37 @@ impl Datastore {
         })
     }
 
+    /// Replace a live server's metadata (a JSON object) if it still reads
+    /// `old`: a compare-and-swap, so two concurrent edits of one server's
+    /// metadata never lose each other's keys (the loser re-reads and
+    /// retries). `Ok(false)`: it changed meanwhile.
+    pub async fn server_metadata_swap(&self, id: &ServerId, old: &str, new: &str) -> Result<bool, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let r = dbk::exec(
+                wp,
+                sqlx::query(
+                    "UPDATE servers SET metadata = $3, updated_at = $4 WHERE id = $1 AND deleted = FALSE AND metadata = $2",
+                )
+                .bind(id)
+                .bind(old)
+                .bind(new)
+                .bind(self.now()),
+            )
+            .await?;
+            if r.rows_affected() == 1 {
+                return Ok(true);
+            }
+            let live: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM servers WHERE id = $1 AND deleted = FALSE")
+                .bind(id)
+                .fetch_optional(wp)
+                .await?;
+            match live {
+                Some(_) => Ok(false),
+                None => Err(DbError::not_found(RowKind::Server, id)),
+            }
+        })
+    }
+
     /// Mark the server deleted and release its ports in one transaction.
     /// Idempotent: `AlreadySo` if it was already deleted.
     pub async fn server_mark_deleted(&self, id: &ServerId) -> Result<Cas, DbError> {
@@ -570,12 +708,7 @@ impl Datastore {
                     .await?;
             let mut l = defaults;
             for (res, lim) in rows {
-                match res.as_str() {
-                    "instances" => l.instances = lim,
-                    "cores" => l.cores = lim,
-                    "ram" => l.ram = lim,
-                    _ => {}
-                }
+                l.set(&res, lim);
             }
             Ok(l)
         })

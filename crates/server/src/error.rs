@@ -195,6 +195,7 @@ impl From<ComputeError> for ApiError {
             | C::AttachmentNotFound { .. }
             | C::DetachNotFound { .. }
             | C::ActionNotFound { .. }
+            | C::MetadataItemNotFound
             | C::ConsoleNotAvailable { .. }
             | C::UnknownServiceAction(_)) => Self::NotFound(e.to_string()),
             e @ (C::Locked { .. } | C::Conflict(_)) => Self::Conflict(e.to_string()),

@@ -119,7 +119,7 @@ mod tests {
             lease_ttl: Duration::from_secs(3),
             lease_renew_interval: Duration::from_millis(200),
             op_poll_interval: Duration::from_millis(100),
-            default_quota: QuotaLimits { instances: -1, cores: -1, ram: -1 },
+            default_quota: QuotaLimits::UNLIMITED,
             controller_id: Some("ctl-metrics".into()),
             ..ControllerConfig::default()
         };

@@ -191,6 +191,36 @@ const ROWS: &[Row] = &[
         Json(r#"{"os-stop": null}"#),
         "servers:stop PROJECT_MEMBER_OR_ADMIN (every action: ACTIONS)",
     ),
+    r("GET", "/compute/v2.1/servers/{id}/metadata", READ, Empty, "server-metadata:index PROJECT_READER_OR_ADMIN"),
+    r(
+        "PUT",
+        "/compute/v2.1/servers/{id}/metadata",
+        WRITE,
+        Json("{}"),
+        "server-metadata:update_all PROJECT_MEMBER_OR_ADMIN",
+    ),
+    r(
+        "POST",
+        "/compute/v2.1/servers/{id}/metadata",
+        WRITE,
+        Json("{}"),
+        "server-metadata:create PROJECT_MEMBER_OR_ADMIN",
+    ),
+    r("GET", "/compute/v2.1/servers/{id}/metadata/{key}", READ, Empty, "server-metadata:show PROJECT_READER_OR_ADMIN"),
+    r(
+        "PUT",
+        "/compute/v2.1/servers/{id}/metadata/{key}",
+        WRITE,
+        Json("{}"),
+        "server-metadata:update PROJECT_MEMBER_OR_ADMIN",
+    ),
+    r(
+        "DELETE",
+        "/compute/v2.1/servers/{id}/metadata/{key}",
+        WRITE,
+        Empty,
+        "server-metadata:delete PROJECT_MEMBER_OR_ADMIN",
+    ),
     r(
         "GET",
         "/compute/v2.1/servers/{id}/os-instance-actions",
@@ -701,9 +731,11 @@ enum Fresh {
 }
 
 /// A new active server of `demo`, as the member's.
+/// A new server of `demo` with metadata `k=v`.
 async fn new_server(e: &Env) -> String {
     let server = stratus_types::ServerId::new();
     stratus_volume::testing::insert_server(&e.ds, server, &e.member.project_id).await.expect("server");
+    e.ds.server_metadata_swap(&server, "{}", r#"{"k":"v"}"#).await.expect("server metadata k=v");
     server.to_string()
 }
 

@@ -605,7 +605,12 @@ impl ControllerParts<'_> {
             cfg.controller_id = o.controller_id.clone();
         }
         if let Some(q) = self.quota {
-            cfg.default_quota = QuotaLimits { instances: q.quota_instances, cores: q.quota_cores, ram: q.quota_ram };
+            cfg.default_quota = QuotaLimits {
+                instances: q.quota_instances,
+                cores: q.quota_cores,
+                ram: q.quota_ram,
+                ..QuotaLimits::NOVA_DEFAULTS
+            };
         }
         cfg.reclaim_instance_interval = self.retention.reclaim_instance_interval.0;
         cfg.shelved_offload_time = self.retention.shelved_offload_time.0;

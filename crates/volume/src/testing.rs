@@ -300,6 +300,6 @@ pub async fn insert_server(
             params: "{}".into(),
         },
     };
-    let unlimited = stratus_db::QuotaLimits { instances: -1, cores: -1, ram: -1 };
+    let unlimited = stratus_db::QuotaLimits::UNLIMITED;
     ds.server_create(&new, unlimited).await.map(|_| ())
 }

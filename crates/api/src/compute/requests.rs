@@ -258,8 +258,21 @@ fn count_param(v: &Option<Value>, name: &str) -> Result<Option<u32>, RequestErro
 }
 
 fn check_metadata(m: Option<BTreeMap<String, Value>>) -> Result<BTreeMap<String, String>, RequestError> {
+    let metadata = metadata_entries(m.unwrap_or_default())?;
+    if metadata.len() > 128 {
+        return Err(RequestError::MetadataQuota(
+            "Quota exceeded for metadata_items: Requested more than 128 items".into(),
+        ));
+    }
+    Ok(metadata)
+}
+
+/// Nova's checks of metadata entries: keys of 1 to 255 characters, values
+/// strings of at most 255 (how many a server may hold is the quota's, checked
+/// where the project's limit is known).
+fn metadata_entries(m: impl IntoIterator<Item = (String, Value)>) -> Result<BTreeMap<String, String>, RequestError> {
     let mut metadata = BTreeMap::new();
-    for (k, v) in m.unwrap_or_default() {
+    for (k, v) in m {
         if k.is_empty() || k.chars().count() > 255 {
             return Err(RequestError::BadRequest(
                 "Invalid input for field/attribute metadata. Metadata keys must be 1 to 255 characters long".into(),
@@ -277,12 +290,55 @@ fn check_metadata(m: Option<BTreeMap<String, Value>>) -> Result<BTreeMap<String,
         }
         metadata.insert(k, v);
     }
-    if metadata.len() > 128 {
-        return Err(RequestError::MetadataQuota(
-            "Quota exceeded for metadata_items: Requested more than 128 items".into(),
-        ));
-    }
     Ok(metadata)
+}
+
+/// The body of `PUT` and `POST /servers/{id}/metadata`: `{"metadata": {...}}`
+/// and nothing else (Nova's schema: `metadata` required, no other key).
+pub fn parse_metadata_body(v: &Value) -> Result<BTreeMap<String, String>, RequestError> {
+    let Some(body) = v.as_object() else {
+        return Err(RequestError::BadRequest("Malformed request body: an object is expected".into()));
+    };
+    if let Some(extra) = body.keys().find(|k| *k != "metadata") {
+        return Err(RequestError::BadRequest(format!(
+            "Additional properties are not allowed ('{extra}' was unexpected)"
+        )));
+    }
+    match body.get("metadata") {
+        Some(Value::Object(m)) => metadata_entries(m.clone()),
+        Some(_) => {
+            Err(RequestError::BadRequest("Invalid input for field/attribute metadata. Value: must be an object".into()))
+        }
+        None => Err(RequestError::BadRequest("'metadata' is a required property".into())),
+    }
+}
+
+/// The body of `PUT /servers/{id}/metadata/{key}`: `{"meta": {key: value}}`
+/// with exactly the key the URL names; returns the value.
+pub fn parse_meta_item(v: &Value, url_key: &str) -> Result<String, RequestError> {
+    let meta = match v.as_object().map(|b| (b.get("meta"), b.len())) {
+        Some((Some(Value::Object(m)), 1)) => m,
+        Some((Some(_), 1)) => {
+            return Err(RequestError::BadRequest(
+                "Invalid input for field/attribute meta. Value: must be an object".into(),
+            ));
+        }
+        Some((Some(_), _)) => {
+            return Err(RequestError::BadRequest("Additional properties are not allowed in the body".into()));
+        }
+        _ => return Err(RequestError::BadRequest("'meta' is a required property".into())),
+    };
+    if meta.len() > 1 {
+        return Err(RequestError::BadRequest("Request body contains too many items".into()));
+    }
+    let mut entries = metadata_entries(meta.clone())?;
+    match entries.remove(url_key) {
+        Some(value) => Ok(value),
+        None if entries.is_empty() => Err(RequestError::BadRequest(
+            "Invalid input for field/attribute meta. Value: {}. {} does not have enough properties".into(),
+        )),
+        None => Err(RequestError::BadRequest("Request body and URI mismatch".into())),
+    }
 }
 
 impl CreateServerRequest {

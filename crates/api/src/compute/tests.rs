@@ -167,3 +167,23 @@ fn create_image_refuses_reserved_metadata_keys() {
     let r = ServerAction::parse(&json!({"createImage": {"name": "snap", "metadata": {long: "v"}}}));
     assert!(matches!(r, Err(actions::ActionError::Invalid(_))), "{r:?}");
 }
+
+// Nova server_metadata: `{"metadata": {...}}` only; `{"meta": {k: v}}` with
+// the URL's key, "Request body contains too many items", "Request body and URI mismatch".
+#[test]
+fn metadata_bodies_follow_novas_schema_and_messages() {
+    let ok = parse_metadata_body(&json!({"metadata": {"a": "1"}})).expect("metadata");
+    assert_eq!(ok.get("a").map(String::as_str), Some("1"));
+    assert!(parse_metadata_body(&json!({"metadata": {}})).expect("empty").is_empty());
+    for bad in [json!({}), json!({"meta": {"a": "1"}}), json!({"metadata": {"": "1"}}), json!({"metadata": {"a": 1}})] {
+        assert!(matches!(parse_metadata_body(&bad), Err(RequestError::BadRequest(_))), "{bad}");
+    }
+    assert!(parse_metadata_body(&json!({"metadata": {"k".repeat(256): "v"}})).is_err());
+    assert_eq!(parse_meta_item(&json!({"meta": {"a": "1"}}), "a"), Ok("1".to_string()));
+    let many = parse_meta_item(&json!({"meta": {"a": "1", "b": "2"}}), "a").expect_err("two items");
+    assert_eq!(many.to_string(), "Request body contains too many items");
+    let mismatch = parse_meta_item(&json!({"meta": {"b": "1"}}), "a").expect_err("other key");
+    assert_eq!(mismatch.to_string(), "Request body and URI mismatch");
+    assert!(parse_meta_item(&json!({"metadata": {"a": "1"}}), "a").is_err());
+    assert!(parse_meta_item(&json!({"meta": {}}), "a").is_err());
+}

@@ -72,6 +72,9 @@ pub enum ComputeError {
         /// Request id as requested.
         request_id: String,
     },
+    /// 404: a server metadata key that is not set.
+    #[error("Metadata item was not found")]
+    MetadataItemNotFound,
     /// 404: an `os-services` action this cloud does not know (or not at this microversion).
     #[error("Unknown service action: {0}")]
     UnknownServiceAction(String),

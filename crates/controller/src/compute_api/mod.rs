@@ -18,6 +18,7 @@ mod create;
 mod delete;
 mod error;
 mod hosts;
+mod metadata;
 mod queries;
 mod volumes;
 
@@ -25,6 +26,7 @@ pub use actions::Action;
 
 pub use error::{ComputeError, Resource};
 pub use hosts::{HostChange, ServiceState, ServiceUpdate, ServiceUpdated};
+pub use metadata::MetadataChange;
 pub use queries::{Limits, ServerList, ServerQuery, ServerWithResources};
 
 use crate::ControllerConfig;

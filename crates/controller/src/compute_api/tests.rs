@@ -217,10 +217,7 @@ async fn a_server_id_that_is_not_ours_is_the_same_404() {
 /// carries its limit so the view adds the `next` link.
 #[tokio::test]
 async fn server_lists_are_paged_at_a_thousand() {
-    let cfg = ControllerConfig {
-        default_quota: stratus_db::QuotaLimits { instances: -1, cores: -1, ram: -1 },
-        ..ControllerConfig::default()
-    };
+    let cfg = ControllerConfig { default_quota: stratus_db::QuotaLimits::UNLIMITED, ..ControllerConfig::default() };
     let (api, ds, _dir) = api_with(cfg).await;
     let tiny = tiny_flavor();
     ds.flavor_ensure(&tiny).await.expect("flavor");
@@ -242,4 +239,92 @@ async fn server_lists_are_paged_at_a_thousand() {
         assert_eq!(page.servers.len(), 1000, "limit {limit:?}");
         assert_eq!(page.limit, Some(1000), "the view links the next page");
     }
+}
+
+/// One server of project `p`, active with no task (as Nova's metadata calls require).
+async fn active_server(api: &ComputeApi, ds: &Datastore) -> String {
+    let tiny = tiny_flavor();
+    ds.flavor_ensure(&tiny).await.expect("flavor");
+    let spec = ServerSpec {
+        name: "meta".into(),
+        image_id: None,
+        flavor: tiny,
+        metadata: [("a".to_string(), "1".to_string())].into(),
+        key_name: None,
+        availability_zone: None,
+        allocate_network: false,
+        count: 1,
+        volumes: vec![],
+    };
+    let id = api.create_servers(&ctx(&["member"]), &spec, "req-meta").await.expect("create")[0].server.id.to_string();
+    api.reset_state(&ctx(&["admin"]), &id, stratus_types::VmState::Active, "req-reset").await.expect("reset");
+    id
+}
+
+fn map(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+// Nova server_metadata: PUT replaces, POST merges, PUT/DELETE of one key,
+// 404 "Metadata item was not found", 409 when locked, 403 over metadata_items.
+#[tokio::test]
+async fn server_metadata_follows_novas_replace_merge_item_and_quota_rules() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let (member, reader) = (ctx(&["member"]), ctx(&["reader"]));
+    assert_eq!(api.server_metadata(&reader, &id).await.expect("list"), map(&[("a", "1")]));
+    let merged = api.change_server_metadata(&member, &id, Ok(MetadataChange::Merge(map(&[("b", "2")])))).await;
+    assert_eq!(merged.expect("merge"), map(&[("a", "1"), ("b", "2")]));
+    let replaced = api.change_server_metadata(&member, &id, Ok(MetadataChange::Replace(map(&[("c", "3")])))).await;
+    assert_eq!(replaced.expect("replace"), map(&[("c", "3")]));
+    api.change_server_metadata(&member, &id, Ok(MetadataChange::Set("d".into(), "4".into()))).await.expect("set");
+    assert_eq!(api.server_metadata_item(&reader, &id, "d").await.expect("item"), "4");
+    api.change_server_metadata(&member, &id, Ok(MetadataChange::Remove("c".into()))).await.expect("remove");
+    let gone = api.server_metadata_item(&reader, &id, "c").await.expect_err("removed key");
+    assert_eq!(gone.to_string(), "Metadata item was not found");
+    let again = api.change_server_metadata(&member, &id, Ok(MetadataChange::Remove("c".into()))).await;
+    assert!(matches!(again, Err(ComputeError::MetadataItemNotFound)), "{again:?}");
+
+    // A reader may look but not change; the body's fault comes after the policy's.
+    let denied = api.change_server_metadata(&reader, &id, Err("bad body".into())).await;
+    assert!(matches!(denied, Err(ComputeError::Forbidden(_))), "{denied:?}");
+    let bad = api.change_server_metadata(&member, &id, Err("bad body".into())).await;
+    assert!(matches!(bad, Err(ComputeError::BadRequest(_))), "{bad:?}");
+
+    // Quota: metadata_items (128 by default) counts the entries the server would hold.
+    ds.quota_set("p", "metadata_items", 2).await.expect("quota");
+    let over =
+        api.change_server_metadata(&member, &id, Ok(MetadataChange::Merge(map(&[("x", "1"), ("y", "2")])))).await;
+    assert!(matches!(over, Err(ComputeError::QuotaExceeded(_))), "{over:?}");
+    assert_eq!(api.server_metadata(&reader, &id).await.expect("list"), map(&[("d", "4")]), "nothing written");
+
+    // Locked: the owner gets 409, an admin may still change it.
+    api.set_lock(&ctx(&["admin"]), &id, true, None, "req-lock").await.expect("lock");
+    let locked = api.change_server_metadata(&member, &id, Ok(MetadataChange::Set("e".into(), "5".into()))).await;
+    assert!(matches!(locked, Err(ComputeError::Locked { .. })), "{locked:?}");
+    let admin = ctx(&["admin"]);
+    let set = api.change_server_metadata(&admin, &id, Ok(MetadataChange::Set("e".into(), "5".into()))).await;
+    assert_eq!(set.expect("admin"), map(&[("d", "4"), ("e", "5")]));
+}
+
+// Concurrent POSTs of different keys to one server all land (Nova serialises
+// them with the instance's save; here a compare-and-swap retries the loser).
+#[tokio::test]
+async fn concurrent_metadata_merges_lose_no_key() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let api = Arc::new(api);
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (api, id) = (api.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            let change = MetadataChange::Merge(map(&[(&format!("k{i}"), "v")]));
+            api.change_server_metadata(&ctx(&["member"]), &id, Ok(change)).await.map(|_| ())
+        }));
+    }
+    for t in tasks {
+        t.await.expect("join").expect("merge");
+    }
+    let m = api.server_metadata(&ctx(&["reader"]), &id).await.expect("list");
+    assert_eq!(m.len(), 9, "every key of every merge is kept: {m:?}");
 }

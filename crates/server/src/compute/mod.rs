@@ -12,6 +12,7 @@ mod attachments;
 mod flavors;
 mod instance_actions;
 mod limits;
+mod metadata;
 mod servers;
 mod services;
 
@@ -50,6 +51,12 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         servers::server_update,
         servers::server_delete,
         actions::server_action,
+        metadata::metadata_list,
+        metadata::metadata_replace,
+        metadata::metadata_merge,
+        metadata::metadata_item_show,
+        metadata::metadata_item_set,
+        metadata::metadata_item_delete,
         instance_actions::instance_action_list,
         instance_actions::instance_action_show,
         services::service_list,
@@ -77,6 +84,14 @@ pub fn routes(state: AppState) -> Router {
             get(servers::server_show).delete(servers::server_delete).put(servers::server_update),
         )
         .route("/compute/v2.1/servers/{id}/action", axum::routing::post(actions::server_action))
+        .route(
+            "/compute/v2.1/servers/{id}/metadata",
+            get(metadata::metadata_list).put(metadata::metadata_replace).post(metadata::metadata_merge),
+        )
+        .route(
+            "/compute/v2.1/servers/{id}/metadata/{key}",
+            get(metadata::metadata_item_show).put(metadata::metadata_item_set).delete(metadata::metadata_item_delete),
+        )
         .route("/compute/v2.1/servers/{id}/os-instance-actions", get(instance_actions::instance_action_list))
         .route("/compute/v2.1/servers/{id}/os-instance-actions/{req}", get(instance_actions::instance_action_show))
         .route(

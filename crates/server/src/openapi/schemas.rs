@@ -709,6 +709,18 @@ json_schemas! {
         "minProperties": 1,
         "properties": {"output": {"type": "string"}, "adminPass": {"type": "string"}},
     });
+    /// A server's metadata.
+    ServerMetadata => json!({
+        "type": "object",
+        "required": ["metadata"],
+        "properties": {"metadata": {"type": "object", "additionalProperties": {"type": "string"}}},
+    });
+    /// One metadata entry of a server.
+    ServerMetaItem => json!({
+        "type": "object",
+        "required": ["meta"],
+        "properties": {"meta": {"type": "object", "additionalProperties": {"type": "string"}, "minProperties": 1, "maxProperties": 1}},
+    });
     /// The availability zones.
     AvailabilityZones => json!({
         "type": "object",
