@@ -18,6 +18,7 @@ pub mod claim;
 mod durability;
 mod identity;
 mod images;
+mod keypairs;
 mod leader;
 mod metrics;
 mod migrations;
@@ -32,6 +33,7 @@ mod zombies;
 pub use actions::*;
 pub use identity::*;
 pub use images::*;
+pub use keypairs::*;
 pub use leader::*;
 pub use metrics::*;
 pub use migrations::*;
@@ -84,6 +86,8 @@ pub enum RowKind {
     RoleAssignment,
     /// `tokens`.
     Token,
+    /// `key_pairs`.
+    Keypair,
 }
 
 impl RowKind {
@@ -104,6 +108,7 @@ impl RowKind {
             Self::Role => "role",
             Self::RoleAssignment => "role assignment",
             Self::Token => "token",
+            Self::Keypair => "key pair",
         }
     }
 }

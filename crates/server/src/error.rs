@@ -188,6 +188,7 @@ impl From<ComputeError> for ApiError {
         use ComputeError as C;
         match e {
             C::Db(e) => e.into(),
+            e @ C::KeyGeneration(_) => Self::Internal(e.to_string()),
             e @ C::BadRequest(_) => Self::BadRequest(e.to_string()),
             // Nova answers quota refusals of the compute API with 403.
             e @ (C::Forbidden(_) | C::QuotaExceeded(_)) => Self::Forbidden(e.to_string()),
@@ -196,6 +197,7 @@ impl From<ComputeError> for ApiError {
             | C::DetachNotFound { .. }
             | C::ActionNotFound { .. }
             | C::MetadataItemNotFound
+            | C::KeypairNotFound { .. }
             | C::ConsoleNotAvailable { .. }
             | C::UnknownServiceAction(_)) => Self::NotFound(e.to_string()),
             e @ (C::Locked { .. } | C::Conflict(_)) => Self::Conflict(e.to_string()),

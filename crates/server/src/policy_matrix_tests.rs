@@ -191,6 +191,22 @@ const ROWS: &[Row] = &[
         Json(r#"{"os-stop": null}"#),
         "servers:stop PROJECT_MEMBER_OR_ADMIN (every action: ACTIONS)",
     ),
+    r("GET", "/compute/v2.1/os-keypairs", ANY, Empty, "os-keypairs:index ADMIN or the owning user"),
+    r("POST", "/compute/v2.1/os-keypairs", ANY, Json("{}"), "os-keypairs:create ADMIN or the owning user"),
+    r(
+        "GET",
+        "/compute/v2.1/os-keypairs/{name}",
+        ANY,
+        Empty,
+        "os-keypairs:show ADMIN or the owning user (each caller's own key pair)",
+    ),
+    r(
+        "DELETE",
+        "/compute/v2.1/os-keypairs/{name}",
+        ANY,
+        Empty,
+        "os-keypairs:delete ADMIN or the owning user (each caller's own key pair)",
+    ),
     r("GET", "/compute/v2.1/servers/{id}/metadata", READ, Empty, "server-metadata:index PROJECT_READER_OR_ADMIN"),
     r(
         "PUT",
@@ -577,6 +593,8 @@ struct Env {
     ds: stratus_db::Datastore,
     /// Tokens in column order.
     tokens: [String; 4],
+    /// The callers' user ids, in column order.
+    users: [String; 4],
     member: AuthContext,
     member_token: String,
     member_role: String,
@@ -608,6 +626,7 @@ async fn env() -> Env {
     let member = issued[1].context.clone();
     let member_token = issued[1].token.clone();
     let tokens = [0, 1, 2, 3].map(|i| issued[i].token.clone());
+    let users = [0, 1, 2, 3].map(|i| issued[i].context.user_id.clone());
     let bus: Arc<dyn stratus_bus::Bus> = Arc::new(stratus_bus::InProcessBus::new());
     let compute = stratus_controller::compute_api::ComputeApi::new(
         ds.clone(),
@@ -652,7 +671,7 @@ async fn env() -> Env {
     ds.service_join(HOST, cap, chrono::Duration::minutes(5)).await.expect("compute host");
     let member_role = ds.role_find("member").await.expect("member role").id;
     let app = crate::router(state.clone());
-    Env { state, app, ds, tokens, member, member_token, member_role, _dir: TempDir(dir) }
+    Env { state, app, ds, tokens, users, member, member_token, member_role, _dir: TempDir(dir) }
 }
 
 /// Resources of project `demo` the requests name, and identity victims.
@@ -668,6 +687,8 @@ struct World {
     victim_user: String,
     /// A token of the owning project's member.
     subject: String,
+    /// A key pair name every caller has one of (key pairs are per user).
+    keypair: String,
 }
 
 async fn world(e: &Env) -> World {
@@ -714,7 +735,30 @@ async fn world(e: &Env) -> World {
     .expect("victim user");
     e.ds.assignment_put(&victim_user, &demo, &e.member_role).await.expect("victim grant");
     let subject = e.state.identity.reissue(&e.member, &e.member_token).await.expect("subject token").token;
-    World { server, request_id, volume, attached_volume, attachment, image, victim_project, victim_user, subject }
+    let keypair = format!("kp-{}", uuid::Uuid::new_v4().simple());
+    for user in &e.users {
+        let k = stratus_keys::generate(stratus_keys::KeyType::Ssh, user).expect("key");
+        let new = stratus_db::NewKeypair {
+            user_id: user.clone(),
+            name: keypair.clone(),
+            key_type: "ssh".into(),
+            public_key: k.public_key,
+            fingerprint: k.fingerprint,
+        };
+        e.ds.keypair_create(&new, -1).await.expect("key pair");
+    }
+    World {
+        server,
+        request_id,
+        volume,
+        attached_volume,
+        attachment,
+        image,
+        victim_project,
+        victim_user,
+        subject,
+        keypair,
+    }
 }
 
 /// Which resources a row's requests get.
@@ -776,6 +820,7 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             (_, s) if !s.starts_with('{') => s.to_string(),
             ("servers", "{id}") => w.server.clone(),
             ("flavors", "{id}") => "1".into(),
+            ("os-keypairs", "{name}") => w.keypair.clone(),
             ("images", "{id}") => w.image.clone(),
             (_, "{req}") => w.request_id.clone(),
             (_, "{volume}") => w.attached_volume.clone(),

@@ -471,3 +471,59 @@ pub(crate) fn only_keys(o: &Map<String, Value>, allowed: &[&str]) -> Result<(), 
         None => Ok(()),
     }
 }
+
+/// A `POST /os-keypairs` body whose shape is valid for its microversion
+/// (the name and the key itself are the compute service's to check).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeypairRequest {
+    /// Name.
+    pub name: String,
+    /// Public key to import, if given.
+    pub public_key: Option<String>,
+    /// `ssh` (default) or `x509` (2.2+).
+    pub key_type: String,
+    /// Owner (admins, 2.10+).
+    pub user_id: Option<String>,
+}
+
+/// Parse `{"keypair": {"name", "public_key"?, "type"? (2.2+), "user_id"? (2.10+)}}`
+/// with Nova's schema per microversion (other keys refused).
+pub fn parse_keypair_create(v: &Value, mv: crate::Microversion) -> Result<KeypairRequest, RequestError> {
+    let bad = |m: String| RequestError::BadRequest(m);
+    let body = v.as_object().ok_or_else(|| bad("Malformed request body: an object is expected".into()))?;
+    if let Some(extra) = body.keys().find(|k| *k != "keypair") {
+        return Err(bad(format!("Additional properties are not allowed ('{extra}' was unexpected)")));
+    }
+    let kp = match body.get("keypair") {
+        Some(Value::Object(kp)) => kp,
+        Some(_) => return Err(bad("Invalid input for field/attribute keypair. Value: must be an object".into())),
+        None => return Err(bad("'keypair' is a required property".into())),
+    };
+    let mut allowed = vec!["name", "public_key"];
+    if mv >= crate::Microversion::new(2, 2) {
+        allowed.push("type");
+    }
+    if mv >= crate::Microversion::new(2, 10) {
+        allowed.push("user_id");
+    }
+    if let Some(extra) = kp.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(bad(format!("Additional properties are not allowed ('{extra}' was unexpected)")));
+    }
+    let string = |field: &str| -> Result<Option<String>, RequestError> {
+        match kp.get(field) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(bad(format!(
+                "Invalid input for field/attribute {field}. Value: {other}. {other} is not of type 'string'"
+            ))),
+        }
+    };
+    let name = string("name")?.ok_or_else(|| bad("'name' is a required property".into()))?;
+    let key_type = string("type")?.unwrap_or_else(|| "ssh".into());
+    if key_type != "ssh" && key_type != "x509" {
+        return Err(bad(format!(
+            "Invalid input for field/attribute type. Value: {key_type}. '{key_type}' is not one of ['ssh', 'x509']"
+        )));
+    }
+    Ok(KeypairRequest { name, public_key: string("public_key")?, key_type, user_id: string("user_id")? })
+}

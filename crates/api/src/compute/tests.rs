@@ -187,3 +187,25 @@ fn metadata_bodies_follow_novas_schema_and_messages() {
     assert!(parse_meta_item(&json!({"metadata": {"a": "1"}}), "a").is_err());
     assert!(parse_meta_item(&json!({"meta": {}}), "a").is_err());
 }
+
+// Nova keypairs schema: `type` from 2.2, `user_id` from 2.10, nothing else.
+#[test]
+fn keypair_bodies_follow_novas_schema_per_microversion() {
+    use crate::Microversion as M;
+    let plain = parse_keypair_create(&json!({"keypair": {"name": "k"}}), M::new(2, 1)).expect("plain");
+    assert_eq!((plain.name.as_str(), plain.key_type.as_str(), plain.public_key), ("k", "ssh", None));
+    let typed = json!({"keypair": {"name": "k", "type": "x509"}});
+    assert!(parse_keypair_create(&typed, M::new(2, 1)).is_err(), "type is 2.2+");
+    assert_eq!(parse_keypair_create(&typed, M::new(2, 2)).expect("2.2").key_type, "x509");
+    let owned = json!({"keypair": {"name": "k", "user_id": "u2"}});
+    assert!(parse_keypair_create(&owned, M::new(2, 9)).is_err(), "user_id is 2.10+");
+    assert_eq!(parse_keypair_create(&owned, M::new(2, 10)).expect("2.10").user_id.as_deref(), Some("u2"));
+    for bad in [
+        json!({}),
+        json!({"keypair": {}}),
+        json!({"keypair": {"name": 1}}),
+        json!({"keypair": {"name": "k", "type": "rsa"}}),
+    ] {
+        assert!(parse_keypair_create(&bad, M::new(2, 11)).is_err(), "{bad}");
+    }
+}

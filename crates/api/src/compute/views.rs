@@ -7,7 +7,8 @@ use crate::{MAX_COMPUTE, MIN_COMPUTE, Microversion};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use stratus_db::{
-    ActionRow, AttachmentRow, EventRow, FlavorRow, PortRow, QuotaLimits, QuotaUsage, ServerRow, ServiceRow, parse_ts,
+    ActionRow, AttachmentRow, EventRow, FlavorRow, KeypairRow, PortRow, QuotaLimits, QuotaUsage, ServerRow, ServiceRow,
+    parse_ts,
 };
 use stratus_types::{ServerId, ServiceState, VolumeId, api_status};
 
@@ -268,4 +269,44 @@ pub fn limits(l: &QuotaLimits, u: &QuotaUsage) -> Value {
         "totalInstancesUsed": u.instances, "totalCoresUsed": u.cores, "totalRAMUsed": u.ram,
         "totalSecurityGroupsUsed": 0, "totalFloatingIpsUsed": 0, "totalServerGroupsUsed": 0,
     }}})
+}
+
+/// A key pair in a list (`{"keypair": {...}}` items; `type` from 2.2).
+pub fn keypair_brief(k: &KeypairRow, mv: Microversion) -> Value {
+    let mut v = json!({"name": k.name, "public_key": k.public_key, "fingerprint": k.fingerprint});
+    if mv >= Microversion::new(2, 2) {
+        v["type"] = k.key_type.clone().into();
+    }
+    json!({"keypair": v})
+}
+
+/// A key pair as shown on its own (Nova's detail keys; `type` from 2.2).
+pub fn keypair(k: &KeypairRow, mv: Microversion) -> Value {
+    let mut v = json!({
+        "name": k.name,
+        "public_key": k.public_key,
+        "fingerprint": k.fingerprint,
+        "user_id": k.user_id,
+        "id": k.id,
+        "deleted": false,
+        "created_at": iso_micro(k.created_at),
+        "updated_at": null,
+        "deleted_at": null,
+    });
+    if mv >= Microversion::new(2, 2) {
+        v["type"] = k.key_type.clone().into();
+    }
+    json!({"keypair": v})
+}
+
+/// A key pair just created: the private key when it was generated here.
+pub fn keypair_created(k: &KeypairRow, private_key: Option<&str>, mv: Microversion) -> Value {
+    let mut v = json!({"name": k.name, "public_key": k.public_key, "fingerprint": k.fingerprint, "user_id": k.user_id});
+    if let Some(p) = private_key {
+        v["private_key"] = p.into();
+    }
+    if mv >= Microversion::new(2, 2) {
+        v["type"] = k.key_type.clone().into();
+    }
+    json!({"keypair": v})
 }

@@ -29,6 +29,15 @@ impl ComputeApi {
             None if boot_from_volume => None,
             None => return Err(ComputeError::BadRequest("Missing imageRef attribute".into())),
         };
+        if let Some(key) = &req.key_name {
+            // Nova: a key pair the creating user does not have is a 400.
+            match self.ds.keypair_get(&ctx.user_id, key).await {
+                Err(stratus_db::DbError::NotFound { .. }) => {
+                    return Err(ComputeError::BadRequest("Invalid key_name provided.".into()));
+                }
+                other => drop(other?),
+            }
+        }
         let spec = ServerSpec {
             volumes,
             name: req.name,

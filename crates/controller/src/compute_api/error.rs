@@ -72,6 +72,17 @@ pub enum ComputeError {
         /// Request id as requested.
         request_id: String,
     },
+    /// 404: no key pair of this name for this user.
+    #[error("Keypair {name} not found for user {user}")]
+    KeypairNotFound {
+        /// Name as requested.
+        name: String,
+        /// The owner looked in.
+        user: String,
+    },
+    /// 500 (logged, not shown): a key pair could not be generated.
+    #[error("key pair generation failed: {0}")]
+    KeyGeneration(String),
     /// 404: a server metadata key that is not set.
     #[error("Metadata item was not found")]
     MetadataItemNotFound,

@@ -18,6 +18,7 @@ mod create;
 mod delete;
 mod error;
 mod hosts;
+mod keypairs;
 mod metadata;
 mod queries;
 mod volumes;
@@ -26,6 +27,7 @@ pub use actions::Action;
 
 pub use error::{ComputeError, Resource};
 pub use hosts::{HostChange, ServiceState, ServiceUpdate, ServiceUpdated};
+pub use keypairs::{KeypairCreate, KeypairCreated, check_keypair_name};
 pub use metadata::MetadataChange;
 pub use queries::{Limits, ServerList, ServerQuery, ServerWithResources};
 

@@ -328,3 +328,85 @@ async fn concurrent_metadata_merges_lose_no_key() {
     let m = api.server_metadata(&ctx(&["reader"]), &id).await.expect("list");
     assert_eq!(m.len(), 9, "every key of every merge is kept: {m:?}");
 }
+
+fn kp(name: &str, public_key: Option<&str>) -> KeypairCreate {
+    KeypairCreate {
+        name: name.into(),
+        public_key: public_key.map(str::to_string),
+        key_type: stratus_keys::KeyType::Ssh,
+        user_id: None,
+    }
+}
+
+// Nova keypairs: generate (private key once) or import; names unique per user (409);
+// unsafe names 400; key_pairs quota 403; another user's only for admins; Nova's 404 text.
+#[tokio::test]
+async fn key_pairs_follow_novas_rules() {
+    let (api, ds, _dir) = api().await;
+    let member = ctx(&["member"]);
+    let made = api.keypair_create(&member, kp("gen", None)).await.expect("generate");
+    assert!(made.private_key.as_deref().is_some_and(|p| p.contains("PRIVATE KEY")));
+    let public = made.row.public_key.clone();
+    let imported = api.keypair_create(&member, kp("imp", Some(&public))).await.expect("import");
+    assert_eq!((imported.private_key, imported.row.fingerprint), (None, made.row.fingerprint.clone()));
+    let dup = api.keypair_create(&member, kp("gen", Some(&public))).await.expect_err("same name");
+    assert!(matches!(&dup, ComputeError::Conflict(m) if m == "Key pair 'gen' already exists."), "{dup:?}");
+    for (name, msg) in [
+        ("", "Keypair name must be string and between 1 and 255 characters long"),
+        (&"k".repeat(256), "Keypair name must be string and between 1 and 255 characters long"),
+        (r"key_/.\@:", "Keypair name contains unsafe characters"),
+    ] {
+        let e = api.keypair_create(&member, kp(name, None)).await.expect_err("bad name");
+        assert!(matches!(&e, ComputeError::BadRequest(m) if m == msg), "{name:?}: {e:?}");
+    }
+    let bad_key = api.keypair_create(&member, kp("bad", Some("ssh-rsa AAAA"))).await.expect_err("bad key");
+    assert!(matches!(bad_key, ComputeError::BadRequest(_)));
+    let names: Vec<String> = api.keypair_list(&member, None).await.expect("list").into_iter().map(|k| k.name).collect();
+    assert_eq!(names, ["gen", "imp"]);
+
+    // Another user's key pairs: 403 for a member, allowed for an admin.
+    let other = Some("someone-else");
+    assert!(matches!(api.keypair_list(&member, other).await, Err(ComputeError::Forbidden(_))));
+    assert!(api.keypair_list(&ctx(&["admin"]), other).await.expect("admin list").is_empty());
+    let mut for_other = kp("theirs", None);
+    for_other.user_id = Some("someone-else".into());
+    assert!(matches!(api.keypair_create(&member, for_other.clone()).await, Err(ComputeError::Forbidden(_))));
+    assert_eq!(api.keypair_create(&ctx(&["admin"]), for_other).await.expect("admin").row.user_id, "someone-else");
+
+    // Quota: key_pairs per user.
+    ds.quota_set("p", "key_pairs", 2).await.expect("quota");
+    let over = api.keypair_create(&member, kp("third", None)).await.expect_err("over quota");
+    assert!(matches!(&over, ComputeError::QuotaExceeded(m) if m == "Quota exceeded, too many key pairs."), "{over:?}");
+
+    api.keypair_delete(&member, "gen", None).await.expect("delete");
+    let gone = api.keypair_get(&member, "gen", None).await.expect_err("deleted");
+    assert_eq!(gone.to_string(), "Keypair gen not found for user u");
+    assert!(matches!(api.keypair_delete(&member, "gen", None).await, Err(ComputeError::KeypairNotFound { .. })));
+}
+
+// Nova servers create: a key_name the user has no key pair of is "Invalid key_name provided." (400).
+#[tokio::test]
+async fn a_server_with_an_unknown_key_name_is_refused() {
+    let (api, ds, _dir) = api().await;
+    ds.flavor_ensure(&tiny_flavor()).await.expect("flavor");
+    let member = ctx(&["member"]);
+    let req = |key: &str| ServerCreate {
+        name: "k".into(),
+        image_ref: Some(String::new()),
+        flavor_ref: "1".into(),
+        flavor_id: "1".into(),
+        block_devices: vec![],
+        metadata: Default::default(),
+        key_name: Some(key.into()),
+        availability_zone: None,
+        networks: Networks::None,
+        count: 1,
+        admin_pass: None,
+        return_reservation_id: false,
+    };
+    let e = api.create(&member, req("nope"), "req-k").await.expect_err("unknown key");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Invalid key_name provided."), "{e:?}");
+    api.keypair_create(&member, kp("mine", None)).await.expect("key pair");
+    let made = api.create(&member, req("mine"), "req-k2").await.expect("known key");
+    assert_eq!(made[0].server.key_name.as_deref(), Some("mine"));
+}

@@ -11,6 +11,7 @@ mod actions;
 mod attachments;
 mod flavors;
 mod instance_actions;
+mod keypairs;
 mod limits;
 mod metadata;
 mod servers;
@@ -52,6 +53,10 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         servers::server_delete,
         actions::server_action,
         metadata::metadata_list,
+        keypairs::keypair_create,
+        keypairs::keypair_list,
+        keypairs::keypair_show,
+        keypairs::keypair_delete,
         metadata::metadata_replace,
         metadata::metadata_merge,
         metadata::metadata_item_show,
@@ -84,6 +89,8 @@ pub fn routes(state: AppState) -> Router {
             get(servers::server_show).delete(servers::server_delete).put(servers::server_update),
         )
         .route("/compute/v2.1/servers/{id}/action", axum::routing::post(actions::server_action))
+        .route("/compute/v2.1/os-keypairs", get(keypairs::keypair_list).post(keypairs::keypair_create))
+        .route("/compute/v2.1/os-keypairs/{name}", get(keypairs::keypair_show).delete(keypairs::keypair_delete))
         .route(
             "/compute/v2.1/servers/{id}/metadata",
             get(metadata::metadata_list).put(metadata::metadata_replace).post(metadata::metadata_merge),

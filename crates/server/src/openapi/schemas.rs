@@ -709,6 +709,24 @@ json_schemas! {
         "minProperties": 1,
         "properties": {"output": {"type": "string"}, "adminPass": {"type": "string"}},
     });
+    /// A created key pair (`private_key` only when generated).
+    KeypairCreated => json!({
+        "type": "object",
+        "required": ["keypair"],
+        "properties": {"keypair": {"type": "object", "required": ["name", "public_key", "fingerprint", "user_id"]}},
+    });
+    /// The caller's key pairs.
+    KeypairList => json!({
+        "type": "object",
+        "required": ["keypairs"],
+        "properties": {"keypairs": {"type": "array", "items": {"type": "object", "required": ["keypair"]}}},
+    });
+    /// One key pair in full.
+    KeypairShow => json!({
+        "type": "object",
+        "required": ["keypair"],
+        "properties": {"keypair": {"type": "object", "required": ["name", "public_key", "fingerprint", "user_id", "id", "deleted", "created_at", "updated_at", "deleted_at"]}},
+    });
     /// A server's metadata.
     ServerMetadata => json!({
         "type": "object",
