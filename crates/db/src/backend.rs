@@ -181,9 +181,8 @@ pub(crate) mod sqlite {
     pub(crate) type Pool = sqlx::SqlitePool;
     /// Row lock for a claim check: none (the one writer serialises writes).
     pub(crate) const FOR_SHARE: &str = "";
-
-    /// `instr` (SQLite) / `strpos` (PostgreSQL): 1-based position of a substring, 0 if absent.
-    pub(crate) const STRPOS: &str = "instr";
+    /// The regular-expression match operator (`name REGEXP pattern`).
+    pub(crate) const REGEX_MATCH: &str = "REGEXP";
 
     /// The sum of an integer column as a float that never overflows (SQLite's `TOTAL`).
     pub(crate) fn total(col: &str) -> String {
@@ -230,9 +229,8 @@ pub(crate) mod postgres {
     /// Row lock for a claim check: an adopter's claim (an `UPDATE` of the
     /// operation row) waits until the checked transaction ends.
     pub(crate) const FOR_SHARE: &str = " FOR SHARE";
-
     /// See the SQLite twin.
-    pub(crate) const STRPOS: &str = "strpos";
+    pub(crate) const REGEX_MATCH: &str = "~";
 
     /// See the SQLite twin: a float sum is never an overflow error.
     pub(crate) fn total(col: &str) -> String {

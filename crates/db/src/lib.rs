@@ -354,6 +354,8 @@ impl Datastore {
             // flushes them in groups before any call returns (FULL's guarantee).
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Nova's server name filter is a regular expression (REGEXP).
+            .with_regexp()
             .busy_timeout(Duration::from_secs(10));
         // Commits are counted on the writer connection (every connection
         // the pool opens for it) for the group commit of `durability`.

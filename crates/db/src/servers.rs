@@ -296,8 +296,13 @@ pub struct ServerBrief {
 pub struct ServerFilter {
     /// Restrict to one project (`None` = all, admins only).
     pub project_id: Option<String>,
-    /// Substring of the name.
+    /// Regular expression the name must match (Nova's `name` filter; the
+    /// API escapes text that is not a valid expression).
     pub name: Option<String>,
+    /// Flavor id.
+    pub flavor_id: Option<String>,
+    /// Image id.
+    pub image_id: Option<String>,
     /// Allowed vm_states (from `status`).
     pub vm_states: Option<Vec<VmState>>,
     /// Host (admins).
@@ -762,7 +767,13 @@ pub(crate) fn server_list_query(cols: &str, f: &ServerFilter) -> QueryBuilder<'s
         q.push(" AND project_id = ").push_bind(p.clone());
     }
     if let Some(n) = &f.name {
-        q.push(format!(" AND {}(name, ", dbk::STRPOS)).push_bind(n.clone()).push(") > 0");
+        q.push(format!(" AND name {} ", dbk::REGEX_MATCH)).push_bind(n.clone());
+    }
+    if let Some(fl) = &f.flavor_id {
+        q.push(" AND flavor_id = ").push_bind(fl.clone());
+    }
+    if let Some(i) = &f.image_id {
+        q.push(" AND image_id = ").push_bind(i.clone());
     }
     if let Some(h) = &f.host {
         q.push(" AND host = ").push_bind(h.clone());
@@ -1053,6 +1064,32 @@ mod tests {
             let on_host = ds.server_list(&ServerFilter { host: Some(host), ..Default::default() }).await.expect("list");
             assert_eq!(on_host.len(), 1);
         }
+    }
+
+    /// Nova's server list `name` filter is a regular expression, on both
+    /// backends (SQLite through REGEXP, PostgreSQL through `~`).
+    #[tokio::test]
+    async fn server_names_filter_by_regular_expression() {
+        let (ds, _dir) = store().await;
+        let mut ids = Vec::new();
+        for name in ["web-instance-1", "web-instance-22", "db-instance-x"] {
+            let id = ServerId::new();
+            insert_raw(&ds, &id, "active", None, 1).await;
+            ds.server_rename(&id, name).await.expect("rename");
+            ids.push(id);
+        }
+        let names = |pattern: &str| {
+            let f = ServerFilter { name: Some(pattern.to_string()), ..Default::default() };
+            let ds = ds.clone();
+            async move {
+                let mut n: Vec<String> = ds.server_list(&f).await.expect("list").into_iter().map(|s| s.name).collect();
+                n.sort();
+                n
+            }
+        };
+        assert_eq!(names(r"^.*-instance-[0-9]+$").await, ["web-instance-1", "web-instance-22"]);
+        assert_eq!(names("instance").await.len(), 3, "plain text matches anywhere");
+        assert_eq!(names("^db").await, ["db-instance-x"]);
     }
 
     /// Placement in one query picks what the scheduler picked from the

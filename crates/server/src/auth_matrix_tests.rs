@@ -28,6 +28,8 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/image/openapi.json"),
     ("GET", "/compute"),
     ("GET", "/compute/"),
+    ("GET", "/compute/v2"),
+    ("GET", "/compute/v2/"),
     ("GET", "/compute/v2.1"),
     ("GET", "/compute/v2.1/"),
     ("GET", "/compute/openapi.json"),

@@ -62,6 +62,8 @@ impl Api {
             "/identity/v3/",
             "/compute",
             "/compute/",
+            "/compute/v2",
+            "/compute/v2/",
             "/compute/v2.1",
             "/compute/v2.1/",
             "/image",
@@ -227,8 +229,17 @@ fn finish(api: Api, doc: &mut Value) {
         doc.get("paths").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default();
     for p in &paths {
         // Version documents answer with and without the trailing slash.
-        let bare =
-            ["/identity", "/identity/v3", "/compute", "/compute/v2.1", "/image", "/image/v2", "/volume", "/volume/v3"];
+        let bare = [
+            "/identity",
+            "/identity/v3",
+            "/compute",
+            "/compute/v2",
+            "/compute/v2.1",
+            "/image",
+            "/image/v2",
+            "/volume",
+            "/volume/v3",
+        ];
         if bare.contains(&p.as_str()) {
             copy_path(doc, p, &format!("{p}/"), "slash", &[]);
         }

@@ -289,6 +289,11 @@ const ROWS: &[Row] = &[
     ),
     r("GET", "/compute/v2.1/limits", ANY, Empty, "limits RULE_ANY"),
     r("GET", "/compute/v2.1/os-availability-zone", ANY, Empty, "os-availability-zone:list RULE_ANY"),
+    r("GET", "/compute/v2.1/os-availability-zone/detail", ADMIN, Empty, "os-availability-zone:detail ADMIN"),
+    r("GET", "/compute/v2.1/extensions", ANY, Empty, "extensions RULE_ANY"),
+    r("GET", "/compute/v2.1/extensions/{alias}", ANY, Empty, "extensions RULE_ANY"),
+    r("GET", "/compute/v2", ANY, Empty, "version document is anonymous"),
+    r("GET", "/compute/v2/", ANY, Empty, "version document is anonymous"),
     r("GET", "/compute", ANY, Empty, "version discovery is anonymous"),
     r("GET", "/compute/", ANY, Empty, "version discovery is anonymous"),
     r("GET", "/compute/openapi.json", ANY, Empty, "Stratus's API description is anonymous"),
@@ -828,6 +833,7 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             (_, "{key}") => "k".into(),
             (_, "{attachment_id}") => w.attachment.clone(),
             (_, "{tag}") => "t".into(),
+            (_, "{alias}") => "os-keypairs".into(),
             (_, "{action}") => "enable".into(),
             ("projects", "{project_id}") if identity_delete && template.ends_with("{project_id}") => {
                 w.victim_project.clone()

@@ -56,8 +56,12 @@ pub fn query_value<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> 
 pub struct ServerListQuery {
     /// `all_tenants`.
     pub all_tenants: bool,
-    /// `name`.
+    /// `name`: a regular expression (text that is not one is matched literally).
     pub name: Option<String>,
+    /// `flavor`: flavor id (or URL).
+    pub flavor: Option<String>,
+    /// `image`: image id (or URL).
+    pub image: Option<String>,
     /// vm_states allowed by the `status` values.
     pub vm_states: Option<Vec<VmState>>,
     /// `host`.
@@ -77,7 +81,9 @@ impl ServerListQuery {
         for (k, v) in parse_query(raw) {
             match k.as_str() {
                 "all_tenants" => out.all_tenants = truthy(&v),
-                "name" => out.name = Some(v),
+                "name" => out.name = Some(name_pattern(&v)),
+                "flavor" => out.flavor = Some(super::ref_id(&v).to_string()),
+                "image" => out.image = Some(super::ref_id(&v).to_string()),
                 "status" => {
                     let states = vm_states_for_status(&v)
                         .ok_or_else(|| RequestError::BadRequest(format!("Invalid status value: {v}")))?;
@@ -99,5 +105,14 @@ impl ServerListQuery {
             }
         }
         Ok(out)
+    }
+}
+
+/// Nova filters server names by regular expression; a pattern that does not
+/// compile is matched as plain text instead of failing the list.
+fn name_pattern(v: &str) -> String {
+    match regex::Regex::new(v) {
+        Ok(_) => v.to_string(),
+        Err(_) => regex::escape(v),
     }
 }

@@ -209,3 +209,14 @@ fn keypair_bodies_follow_novas_schema_per_microversion() {
         assert!(parse_keypair_create(&bad, M::new(2, 11)).is_err(), "{bad}");
     }
 }
+
+// Nova servers index: `name` is a regular expression; `flavor` and `image` filter by id.
+#[test]
+fn server_list_name_is_a_regex_and_flavor_image_filter() {
+    let q = ServerListQuery::parse(Some("name=%5E.*-instance-%5B0-9%5D%2B%24&flavor=http://x/flavors/2&image=abc"))
+        .expect("q");
+    assert_eq!(q.name.as_deref(), Some("^.*-instance-[0-9]+$"));
+    assert_eq!((q.flavor.as_deref(), q.image.as_deref()), (Some("2"), Some("abc")));
+    let literal = ServerListQuery::parse(Some("name=a(b")).expect("invalid regex");
+    assert_eq!(literal.name.as_deref(), Some(r"a\(b"), "matched as text");
+}

@@ -25,6 +25,20 @@ pub fn version_object(public: &str) -> Value {
     })
 }
 
+/// The legacy v2.0 entry Nova still lists first (clients pick the newest
+/// version they know; its document is served at `/compute/v2/`).
+pub fn version_v20_object(public: &str) -> Value {
+    json!({
+        "id": "v2.0",
+        "status": "SUPPORTED",
+        "version": "",
+        "min_version": "",
+        "updated": "2011-01-21T11:33:21Z",
+        "links": [{"rel": "self", "href": format!("{public}/compute/v2/")}],
+        "media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2"}],
+    })
+}
+
 /// `self` and `bookmark` links of a resource at `path`.
 pub fn link(public: &str, path: &str) -> Value {
     json!([

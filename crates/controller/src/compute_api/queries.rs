@@ -124,6 +124,8 @@ impl ComputeApi {
         let mut f = ServerFilter {
             project_id: Some(ctx.project_id.clone()),
             name: q.name,
+            flavor_id: q.flavor,
+            image_id: q.image,
             vm_states: q.vm_states,
             host: q.host,
             limit: q.limit,

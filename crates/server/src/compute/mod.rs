@@ -41,6 +41,7 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         attachments::volume_attach,
         attachments::volume_detach,
         versions,
+        version_v20,
         version_v21,
         flavors::flavor_list,
         flavors::flavor_detail,
@@ -68,6 +69,9 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         services::service_update,
         limits::limits,
         limits::availability_zones,
+        limits::availability_zones_detail,
+        limits::extension_list,
+        limits::extension_show,
         crate::openapi::compute_openapi
     ),
     components(schemas(CreateServerRequest, stratus_api::compute::CreateServer, UpdateServiceRequest))
@@ -77,6 +81,8 @@ pub struct ComputeDoc;
 /// Routes of the Compute API.
 pub fn routes(state: AppState) -> Router {
     let v21 = Router::new()
+        .route("/compute/v2", get(version_v20))
+        .route("/compute/v2/", get(version_v20))
         .route("/compute/v2.1", get(version_v21))
         .route("/compute/v2.1/", get(version_v21))
         .route("/compute/v2.1/flavors", get(flavors::flavor_list))
@@ -113,6 +119,9 @@ pub fn routes(state: AppState) -> Router {
         .route("/compute/v2.1/os-services/{action}", put(services::service_update))
         .route("/compute/v2.1/limits", get(limits::limits))
         .route("/compute/v2.1/os-availability-zone", get(limits::availability_zones))
+        .route("/compute/v2.1/os-availability-zone/detail", get(limits::availability_zones_detail))
+        .route("/compute/v2.1/extensions", get(limits::extension_list))
+        .route("/compute/v2.1/extensions/{alias}", get(limits::extension_show))
         .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
         .layer(axum::middleware::from_fn(compute_microversion))
         .with_state(state.clone());
@@ -127,7 +136,12 @@ pub fn routes(state: AppState) -> Router {
 
 #[utoipa::path(get, path = "/compute", tag = "versions", responses((status = 200, description = "Version list", body = s::VersionList)))]
 async fn versions(State(st): State<AppState>) -> Json<Value> {
-    Json(json!({"versions": [views::version_object(&st.public_url)]}))
+    Json(json!({"versions": [views::version_v20_object(&st.public_url), views::version_object(&st.public_url)]}))
+}
+
+#[utoipa::path(get, path = "/compute/v2", tag = "versions", responses((status = 200, description = "The legacy v2.0 version document (listed, not served: clients use v2.1)", body = s::VersionDoc)))]
+async fn version_v20(State(st): State<AppState>) -> Json<Value> {
+    Json(json!({"version": views::version_v20_object(&st.public_url)}))
 }
 
 #[utoipa::path(get, path = "/compute/v2.1", tag = "versions", responses((status = 200, description = "The v2.1 version document with min/max microversions", body = s::VersionDoc)))]

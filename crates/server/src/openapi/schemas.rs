@@ -739,6 +739,18 @@ json_schemas! {
         "required": ["meta"],
         "properties": {"meta": {"type": "object", "additionalProperties": {"type": "string"}, "minProperties": 1, "maxProperties": 1}},
     });
+    /// The legacy extension list.
+    ExtensionList => json!({
+        "type": "object",
+        "required": ["extensions"],
+        "properties": {"extensions": {"type": "array", "items": {"type": "object", "required": ["alias", "name", "description", "namespace", "updated", "links"]}}},
+    });
+    /// One legacy extension.
+    ExtensionBody => json!({
+        "type": "object",
+        "required": ["extension"],
+        "properties": {"extension": {"type": "object", "required": ["alias", "name", "description", "namespace", "updated", "links"]}},
+    });
     /// The availability zones.
     AvailabilityZones => json!({
         "type": "object",
