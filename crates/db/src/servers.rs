@@ -728,6 +728,20 @@ impl Datastore {
         })
     }
 
+    /// Live servers per host and how many of them have a task running:
+    /// (host, servers, busy) — the hypervisor views' `running_vms` and
+    /// `current_workload`.
+    pub async fn host_server_counts(&self) -> Result<Vec<(String, i64, i64)>, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(
+                "SELECT host, COUNT(*), CAST(COALESCE(SUM(CASE WHEN task_state IS NULL THEN 0 ELSE 1 END), 0) AS BIGINT) \
+                 FROM servers WHERE deleted = FALSE AND host IS NOT NULL GROUP BY host",
+            )
+            .fetch_all(rp)
+            .await?)
+        })
+    }
+
     /// Resources used per host by live servers and zombies: (host, vcpus, ram MiB, disk GiB).
     pub async fn host_usage(&self) -> Result<Vec<(String, i64, i64, i64)>, DbError> {
         crate::with_db!(self, |wp, rp| {

@@ -60,6 +60,9 @@ pub enum ApiError {
         /// `Retry-After`, seconds.
         retry_after_secs: u64,
     },
+    /// 501: a call this cloud does not offer.
+    #[error("{0}")]
+    NotImplemented(String),
     /// 500: a bug or a backend failure; the detail is logged only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -79,6 +82,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -189,6 +193,7 @@ impl From<ComputeError> for ApiError {
         match e {
             C::Db(e) => e.into(),
             e @ C::KeyGeneration(_) => Self::Internal(e.to_string()),
+            e @ C::NotImplemented(_) => Self::NotImplemented(e.to_string()),
             e @ C::BadRequest(_) => Self::BadRequest(e.to_string()),
             // Nova answers quota refusals of the compute API with 403.
             e @ (C::Forbidden(_) | C::QuotaExceeded(_)) => Self::Forbidden(e.to_string()),
@@ -198,6 +203,9 @@ impl From<ComputeError> for ApiError {
             | C::ActionNotFound { .. }
             | C::MetadataItemNotFound
             | C::KeypairNotFound { .. }
+            | C::HypervisorNotFound(_)
+            | C::NoHypervisorMatching(_)
+            | C::ComputeHostNotFound(_)
             | C::ConsoleNotAvailable { .. }
             | C::UnknownServiceAction(_)) => Self::NotFound(e.to_string()),
             e @ (C::Locked { .. } | C::Conflict(_)) => Self::Conflict(e.to_string()),

@@ -288,6 +288,35 @@ const ROWS: &[Row] = &[
         "os-services:update ADMIN",
     ),
     r("GET", "/compute/v2.1/limits", ANY, Empty, "limits RULE_ANY"),
+    r("GET", "/compute/v2.1/os-hypervisors", ADMIN, Empty, "os-hypervisors:list ADMIN"),
+    r("GET", "/compute/v2.1/os-hypervisors/detail", ADMIN, Empty, "os-hypervisors:list-detail ADMIN"),
+    r("GET", "/compute/v2.1/os-hypervisors/statistics", ADMIN, Empty, "os-hypervisors:statistics ADMIN"),
+    r("GET", "/compute/v2.1/os-hypervisors/{id}", ADMIN, Empty, "os-hypervisors:show ADMIN"),
+    r("GET", "/compute/v2.1/os-hypervisors/{id}/uptime", ADMIN, Empty, "os-hypervisors:uptime ADMIN"),
+    r(
+        "GET",
+        "/compute/v2.1/os-hypervisors/{id}/search",
+        ADMIN,
+        Empty,
+        "os-hypervisors:search ADMIN (the id is a host name pattern)",
+    ),
+    r(
+        "GET",
+        "/compute/v2.1/os-hypervisors/{id}/servers",
+        ADMIN,
+        Empty,
+        "os-hypervisors:servers ADMIN (the id is a host name pattern)",
+    ),
+    r("GET", "/compute/v2.1/os-hosts", ADMIN, Empty, "os-hosts:list ADMIN"),
+    r("GET", "/compute/v2.1/os-hosts/{host}", ADMIN, Empty, "os-hosts:show ADMIN"),
+    r("PUT", "/compute/v2.1/os-hosts/{host}", ADMIN, Json(r#"{"status": "enable"}"#), "os-hosts:update ADMIN"),
+    r(
+        "GET",
+        "/compute/v2.1/os-hosts/{host}/{power}",
+        ADMIN,
+        Empty,
+        "os-hosts:start ADMIN (501 for admins: no host power actions)",
+    ),
     r("GET", "/compute/v2.1/os-availability-zone", ANY, Empty, "os-availability-zone:list RULE_ANY"),
     r("GET", "/compute/v2.1/os-availability-zone/detail", ADMIN, Empty, "os-availability-zone:detail ADMIN"),
     r("GET", "/compute/v2.1/extensions", ANY, Empty, "extensions RULE_ANY"),
@@ -600,6 +629,8 @@ struct Env {
     tokens: [String; 4],
     /// The callers' user ids, in column order.
     users: [String; 4],
+    /// The hypervisor id of the compute host [`HOST`].
+    hypervisor: String,
     member: AuthContext,
     member_token: String,
     member_role: String,
@@ -673,10 +704,11 @@ async fn env() -> Env {
     .await
     .expect("flavor");
     let cap = stratus_db::HostCapacity { vcpus: 8, memory_mb: 8192, disk_gb: 100 };
-    ds.service_join(HOST, cap, chrono::Duration::minutes(5)).await.expect("compute host");
+    let hypervisor =
+        ds.service_join(HOST, cap, chrono::Duration::minutes(5)).await.expect("compute host").id.to_string();
     let member_role = ds.role_find("member").await.expect("member role").id;
     let app = crate::router(state.clone());
-    Env { state, app, ds, tokens, users, member, member_token, member_role, _dir: TempDir(dir) }
+    Env { state, app, ds, tokens, users, member, member_token, member_role, hypervisor, _dir: TempDir(dir) }
 }
 
 /// Resources of project `demo` the requests name, and identity victims.
@@ -826,6 +858,12 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             ("servers", "{id}") => w.server.clone(),
             ("flavors", "{id}") => "1".into(),
             ("os-keypairs", "{name}") => w.keypair.clone(),
+            ("os-hypervisors", "{id}") if template.ends_with("/search") || template.ends_with("/servers") => {
+                HOST.into()
+            }
+            ("os-hypervisors", "{id}") => e.hypervisor.clone(),
+            (_, "{host}") => HOST.into(),
+            (_, "{power}") => "reboot".into(),
             ("images", "{id}") => w.image.clone(),
             (_, "{req}") => w.request_id.clone(),
             (_, "{volume}") => w.attached_volume.clone(),

@@ -83,6 +83,18 @@ pub enum ComputeError {
     /// 500 (logged, not shown): a key pair could not be generated.
     #[error("key pair generation failed: {0}")]
     KeyGeneration(String),
+    /// 404: no hypervisor with this id.
+    #[error("Hypervisor with ID '{0}' could not be found.")]
+    HypervisorNotFound(String),
+    /// 404: no hypervisor's host name contains the pattern.
+    #[error("No hypervisor matching '{0}' could be found.")]
+    NoHypervisorMatching(String),
+    /// 404: no compute host of this name.
+    #[error("Compute host {0} could not be found.")]
+    ComputeHostNotFound(String),
+    /// 501: a call this cloud does not offer (Nova answers the same where its driver does not).
+    #[error("{0}")]
+    NotImplemented(String),
     /// 404: a server metadata key that is not set.
     #[error("Metadata item was not found")]
     MetadataItemNotFound,

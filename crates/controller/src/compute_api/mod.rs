@@ -18,6 +18,7 @@ mod create;
 mod delete;
 mod error;
 mod hosts;
+mod hypervisors;
 mod keypairs;
 mod metadata;
 mod queries;
@@ -27,6 +28,7 @@ pub use actions::Action;
 
 pub use error::{ComputeError, Resource};
 pub use hosts::{HostChange, ServiceState, ServiceUpdate, ServiceUpdated};
+pub use hypervisors::{HostResources, HostUpdate, Hypervisor, HypervisorTotals};
 pub use keypairs::{KeypairCreate, KeypairCreated, check_keypair_name};
 pub use metadata::MetadataChange;
 pub use queries::{Limits, ServerList, ServerQuery, ServerWithResources};

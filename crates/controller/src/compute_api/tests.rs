@@ -410,3 +410,33 @@ async fn a_server_with_an_unknown_key_name_is_refused() {
     let made = api.create(&member, req("mine"), "req-k2").await.expect("known key");
     assert_eq!(made[0].server.key_name.as_deref(), Some("mine"));
 }
+
+// Nova os-hypervisors / os-hosts: admin only; capacity from the host, use from what is
+// placed there; 404 "Compute host X could not be found."; maintenance mode not offered (501).
+#[tokio::test]
+async fn hypervisors_and_hosts_show_capacity_and_use_to_admins() {
+    let (api, ds, _dir) = api().await;
+    let cap = HostCapacity { vcpus: 8, memory_mb: 8192, disk_gb: 100 };
+    let svc = ds.service_join("hv-1", cap, chrono::Duration::minutes(5)).await.expect("join");
+    let id = active_server(&api, &ds).await;
+    let sid: stratus_types::ServerId = id.parse().expect("id");
+    let place = stratus_db::Transition { host: Some(Some("hv-1".into())), ..Default::default() };
+    ds.server_transition(&sid, &place).await.expect("place");
+    let (admin, member) = (ctx(&["admin"]), ctx(&["member"]));
+    assert!(matches!(api.hypervisors(&member).await, Err(ComputeError::Forbidden(_))));
+    let h = api.hypervisor(&admin, &svc.id.to_string()).await.expect("show");
+    assert_eq!((h.service.vcpus, h.vcpus_used, h.memory_mb_used, h.running_vms), (8, 1, 512, 1));
+    let t = api.hypervisor_totals(&admin).await.expect("totals");
+    assert_eq!((t.count, t.vcpus, t.running_vms), (1, 8, 1));
+    assert!(matches!(api.hypervisor(&admin, "999").await, Err(ComputeError::HypervisorNotFound(_))));
+    assert_eq!(api.hypervisors_matching(&admin, "hv").await.expect("search").len(), 1);
+    assert!(matches!(api.hypervisors_matching(&admin, "zz").await, Err(ComputeError::NoHypervisorMatching(_))));
+    let r = api.host_resources(&admin, "hv-1").await.expect("host");
+    assert_eq!(r.projects, [("p".to_string(), 1, 512, 1)]);
+    let missing = api.host_resources(&admin, "nope").await.expect_err("unknown host");
+    assert_eq!(missing.to_string(), "Compute host nope could not be found.");
+    assert!(!api.update_host(&admin, "hv-1", Ok(HostUpdate::Status(false))).await.expect("disable"));
+    assert!(ds.service_get_by_host("hv-1").await.expect("svc").disabled, "the service is disabled");
+    let m = api.update_host(&admin, "hv-1", Ok(HostUpdate::Maintenance)).await;
+    assert!(matches!(m, Err(ComputeError::NotImplemented(_))), "{m:?}");
+}

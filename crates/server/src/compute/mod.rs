@@ -10,6 +10,7 @@
 mod actions;
 mod attachments;
 mod flavors;
+mod hypervisors;
 mod instance_actions;
 mod keypairs;
 mod limits;
@@ -69,6 +70,17 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         services::service_update,
         limits::limits,
         limits::availability_zones,
+        hypervisors::hypervisor_list,
+        hypervisors::hypervisor_detail,
+        hypervisors::hypervisor_statistics,
+        hypervisors::hypervisor_show,
+        hypervisors::hypervisor_uptime,
+        hypervisors::hypervisor_search,
+        hypervisors::hypervisor_servers,
+        hypervisors::host_list,
+        hypervisors::host_show,
+        hypervisors::host_update,
+        hypervisors::host_power,
         limits::availability_zones_detail,
         limits::extension_list,
         limits::extension_show,
@@ -118,6 +130,16 @@ pub fn routes(state: AppState) -> Router {
         .route("/compute/v2.1/os-services", get(services::service_list))
         .route("/compute/v2.1/os-services/{action}", put(services::service_update))
         .route("/compute/v2.1/limits", get(limits::limits))
+        .route("/compute/v2.1/os-hypervisors", get(hypervisors::hypervisor_list))
+        .route("/compute/v2.1/os-hypervisors/detail", get(hypervisors::hypervisor_detail))
+        .route("/compute/v2.1/os-hypervisors/statistics", get(hypervisors::hypervisor_statistics))
+        .route("/compute/v2.1/os-hypervisors/{id}", get(hypervisors::hypervisor_show))
+        .route("/compute/v2.1/os-hypervisors/{id}/uptime", get(hypervisors::hypervisor_uptime))
+        .route("/compute/v2.1/os-hypervisors/{id}/search", get(hypervisors::hypervisor_search))
+        .route("/compute/v2.1/os-hypervisors/{id}/servers", get(hypervisors::hypervisor_servers))
+        .route("/compute/v2.1/os-hosts", get(hypervisors::host_list))
+        .route("/compute/v2.1/os-hosts/{host}", get(hypervisors::host_show).put(hypervisors::host_update))
+        .route("/compute/v2.1/os-hosts/{host}/{power}", get(hypervisors::host_power))
         .route("/compute/v2.1/os-availability-zone", get(limits::availability_zones))
         .route("/compute/v2.1/os-availability-zone/detail", get(limits::availability_zones_detail))
         .route("/compute/v2.1/extensions", get(limits::extension_list))

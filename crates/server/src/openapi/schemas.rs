@@ -739,6 +739,42 @@ json_schemas! {
         "required": ["meta"],
         "properties": {"meta": {"type": "object", "additionalProperties": {"type": "string"}, "minProperties": 1, "maxProperties": 1}},
     });
+    /// Hypervisors (brief or detailed).
+    HypervisorList => json!({
+        "type": "object",
+        "required": ["hypervisors"],
+        "properties": {"hypervisors": {"type": "array", "items": {"type": "object", "required": ["id", "hypervisor_hostname"]}}},
+    });
+    /// One hypervisor.
+    HypervisorBody => json!({
+        "type": "object",
+        "required": ["hypervisor"],
+        "properties": {"hypervisor": {"type": "object", "required": ["id", "hypervisor_hostname"]}},
+    });
+    /// Totals over every hypervisor.
+    HypervisorStatistics => json!({
+        "type": "object",
+        "required": ["hypervisor_statistics"],
+        "properties": {"hypervisor_statistics": {"type": "object", "required": ["count", "vcpus", "vcpus_used", "memory_mb", "memory_mb_used", "local_gb", "local_gb_used", "running_vms"]}},
+    });
+    /// The legacy host list.
+    HostList => json!({
+        "type": "object",
+        "required": ["hosts"],
+        "properties": {"hosts": {"type": "array", "items": {"type": "object", "required": ["host_name", "service", "zone"]}}},
+    });
+    /// A host's resources (total, used now, used max, per project).
+    HostShow => json!({
+        "type": "object",
+        "required": ["host"],
+        "properties": {"host": {"type": "array", "items": {"type": "object", "required": ["resource"]}}},
+    });
+    /// A host's new status.
+    HostUpdated => json!({
+        "type": "object",
+        "required": ["host"],
+        "properties": {"host": {"type": "string"}, "status": {"type": "string"}},
+    });
     /// The legacy extension list.
     ExtensionList => json!({
         "type": "object",
