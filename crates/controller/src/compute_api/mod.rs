@@ -9,6 +9,7 @@
 //! - [`actions`]: `POST /servers/{id}/action` intents, lock, resetState, rename.
 //! - [`volumes`]: volume attachments of a server.
 //! - [`hosts`]: compute services: list, enable/disable, force-down.
+//! - [`quotas`]: quota sets and quota classes (limits, defaults, usage).
 //! - [`queries`]: reads for the views (servers with ports and volumes, flavors,
 //!   instance actions, limits and usage, zombies).
 
@@ -20,6 +21,7 @@ mod error;
 mod hosts;
 mod metadata;
 mod queries;
+mod quotas;
 mod volumes;
 
 pub use actions::Action;
@@ -28,6 +30,7 @@ pub use error::{ComputeError, Resource};
 pub use hosts::{HostChange, ServiceState, ServiceUpdate, ServiceUpdated};
 pub use metadata::MetadataChange;
 pub use queries::{Limits, ServerList, ServerQuery, ServerWithResources};
+pub use quotas::QuotaDetail;
 
 use crate::ControllerConfig;
 use bytes::Bytes;
@@ -100,7 +103,8 @@ impl ComputeApi {
         Self { ds, bus, cfg }
     }
 
-    /// Limits that apply to `project_id`.
+    /// Limits that apply to `project_id`: its overrides over the `default`
+    /// quota class over the configured defaults (every quota check uses these).
     pub async fn quota_limits(&self, project_id: &str) -> Result<stratus_db::QuotaLimits, ComputeError> {
         Ok(self.ds.quota_limits(project_id, self.cfg.default_quota).await?)
     }
