@@ -135,6 +135,16 @@ pub struct QuotaLimits {
     pub injected_file_content_bytes: i64,
     /// Characters of an injected file's path.
     pub injected_file_path_bytes: i64,
+    /// Legacy nova-network quota: fixed IPs. Nova (with Neutron) still
+    /// stores and shows it up to microversion 2.35 but never enforces it;
+    /// neither does Stratus.
+    pub fixed_ips: i64,
+    /// Legacy nova-network quota: floating IPs (shown, never enforced).
+    pub floating_ips: i64,
+    /// Legacy nova-network quota: security groups (shown, never enforced).
+    pub security_groups: i64,
+    /// Legacy nova-network quota: security group rules (shown, never enforced).
+    pub security_group_rules: i64,
 }
 
 impl QuotaLimits {
@@ -151,6 +161,12 @@ impl QuotaLimits {
         injected_files: 5,
         injected_file_content_bytes: 10240,
         injected_file_path_bytes: 255,
+        // Nova registers the legacy network resources without a default
+        // since nova-network left: unlimited.
+        fixed_ips: -1,
+        floating_ips: -1,
+        security_groups: -1,
+        security_group_rules: -1,
     };
 
     /// No limit on anything (tests, benchmarks).
@@ -165,10 +181,14 @@ impl QuotaLimits {
         injected_files: -1,
         injected_file_content_bytes: -1,
         injected_file_path_bytes: -1,
+        fixed_ips: -1,
+        floating_ips: -1,
+        security_groups: -1,
+        security_group_rules: -1,
     };
 
     /// The resource names a quota set carries, in Nova's spelling.
-    pub const RESOURCES: [&'static str; 10] = [
+    pub const RESOURCES: [&'static str; 14] = [
         "instances",
         "cores",
         "ram",
@@ -179,6 +199,10 @@ impl QuotaLimits {
         "injected_files",
         "injected_file_content_bytes",
         "injected_file_path_bytes",
+        "fixed_ips",
+        "floating_ips",
+        "security_groups",
+        "security_group_rules",
     ];
 
     /// The limit named `resource` (a name of [`Self::RESOURCES`]).
@@ -209,6 +233,10 @@ impl QuotaLimits {
             "injected_files" => &self.injected_files,
             "injected_file_content_bytes" => &self.injected_file_content_bytes,
             "injected_file_path_bytes" => &self.injected_file_path_bytes,
+            "fixed_ips" => &self.fixed_ips,
+            "floating_ips" => &self.floating_ips,
+            "security_groups" => &self.security_groups,
+            "security_group_rules" => &self.security_group_rules,
             _ => return None,
         })
     }
@@ -225,6 +253,10 @@ impl QuotaLimits {
             "injected_files" => &mut self.injected_files,
             "injected_file_content_bytes" => &mut self.injected_file_content_bytes,
             "injected_file_path_bytes" => &mut self.injected_file_path_bytes,
+            "fixed_ips" => &mut self.fixed_ips,
+            "floating_ips" => &mut self.floating_ips,
+            "security_groups" => &mut self.security_groups,
+            "security_group_rules" => &mut self.security_group_rules,
             _ => return None,
         })
     }
@@ -624,7 +656,7 @@ impl Datastore {
             if r.rows_affected() == 1 {
                 return Ok(true);
             }
-            let live: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM servers WHERE id = $1 AND deleted = FALSE")
+            let live: Option<(ServerId,)> = sqlx::query_as("SELECT id FROM servers WHERE id = $1 AND deleted = FALSE")
                 .bind(id)
                 .fetch_optional(wp)
                 .await?;
@@ -700,31 +732,6 @@ impl Datastore {
         crate::with_db!(self, |wp, rp| {
             let mut conn = rp.acquire().await?;
             dbk::quota_usage_tx(&mut conn, project_id).await
-        })
-    }
-
-    /// Limits of a project: stored overrides on top of `defaults`.
-    pub async fn quota_limits(&self, project_id: &str, defaults: QuotaLimits) -> Result<QuotaLimits, DbError> {
-        crate::with_db!(self, |wp, rp| {
-            let rows: Vec<(String, i64)> =
-                sqlx::query_as("SELECT resource, hard_limit FROM quotas WHERE project_id = $1")
-                    .bind(project_id)
-                    .fetch_all(rp)
-                    .await?;
-            let mut l = defaults;
-            for (res, lim) in rows {
-                l.set(&res, lim);
-            }
-            Ok(l)
-        })
-    }
-
-    /// Set one limit of a project.
-    pub async fn quota_set(&self, project_id: &str, resource: &str, limit: i64) -> Result<(), DbError> {
-        crate::with_db!(self, |wp, rp| {
-            dbk::exec(wp, sqlx::query("INSERT INTO quotas (project_id, resource, hard_limit) VALUES ($1,$2,$3) ON CONFLICT (project_id, resource) DO UPDATE SET hard_limit = $3")
-            .bind(project_id).bind(resource).bind(limit)).await?;
-            Ok(())
         })
     }
 

@@ -527,3 +527,107 @@ pub fn parse_keypair_create(v: &Value, mv: crate::Microversion) -> Result<Keypai
     }
     Ok(KeypairRequest { name, public_key: string("public_key")?, key_type, user_id: string("user_id")? })
 }
+
+/// Which body a quota update parses: `PUT /os-quota-sets/{project_id}` or
+/// `PUT /os-quota-class-sets/{id}` (the latter has no `force`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuotaBody {
+    /// `{"quota_set": {...}}`, may carry `force`.
+    Set,
+    /// `{"quota_class_set": {...}}`.
+    ClassSet,
+}
+
+impl QuotaBody {
+    fn wrapper(self) -> &'static str {
+        match self {
+            Self::Set => "quota_set",
+            Self::ClassSet => "quota_class_set",
+        }
+    }
+}
+
+/// A checked quota update: the limits to store and whether usage may exceed them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuotaUpdate {
+    /// Resources (names of `QuotaLimits::RESOURCES`) and their new limits.
+    pub limits: Vec<(&'static str, i64)>,
+    /// `force`: store a limit even below what is already used.
+    pub force: bool,
+}
+
+/// The largest limit Nova's schema accepts (its database's `INT`).
+const MAX_QUOTA: i64 = 0x7FFF_FFFF;
+
+/// Parse a quota update the way Nova's schema checks it: the wrapper object
+/// and nothing else, known resource names only, each limit an integer (or a
+/// string of one) from -1 to 2^31-1, and `force` a boolean (quota sets only).
+pub fn parse_quota_body(v: &Value, kind: QuotaBody) -> Result<QuotaUpdate, RequestError> {
+    let wrapper = kind.wrapper();
+    let Some(body) = v.as_object() else {
+        return Err(RequestError::BadRequest("Malformed request body: an object is expected".into()));
+    };
+    only_keys(body, &[wrapper])?;
+    let Some(set) = body.get(wrapper) else {
+        return Err(RequestError::BadRequest(format!("Invalid input: '{wrapper}' is a required property")));
+    };
+    let Some(set) = set.as_object() else {
+        return Err(RequestError::BadRequest(format!(
+            "Invalid input for field/attribute {wrapper}. Value: {set}. {set} is not of type 'object'"
+        )));
+    };
+    let mut out = QuotaUpdate::default();
+    for (key, value) in set {
+        if kind == QuotaBody::Set && key == "force" {
+            out.force = parse_force(value)?;
+            continue;
+        }
+        let Some(resource) = stratus_db::QuotaLimits::RESOURCES.iter().find(|r| **r == key.as_str()) else {
+            return Err(RequestError::BadRequest(format!(
+                "Additional properties are not allowed ('{key}' was unexpected)"
+            )));
+        };
+        out.limits.push((resource, parse_limit(key, value)?));
+    }
+    Ok(out)
+}
+
+/// One limit: an integer or a string of digits (Nova's `^-?[0-9]+$`), -1 or more.
+fn parse_limit(key: &str, value: &Value) -> Result<i64, RequestError> {
+    let bad = |why: String| {
+        RequestError::BadRequest(format!("Invalid input for field/attribute {key}. Value: {value}. {why}"))
+    };
+    let n = match value {
+        Value::Number(n) => n.as_i64().ok_or_else(|| bad(format!("{value} is not of type 'integer', 'string'")))?,
+        Value::String(s) => {
+            let digits = s.strip_prefix('-').unwrap_or(s);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad(format!("'{s}' does not match '^-?[0-9]+$'")));
+            }
+            // All digits: the only failure left is a number too big for i64.
+            s.parse::<i64>().map_err(|_| bad(format!("{s} is greater than the maximum of {MAX_QUOTA}")))?
+        }
+        _ => return Err(bad(format!("{value} is not of type 'integer', 'string'"))),
+    };
+    if n < -1 {
+        return Err(bad(format!("{n} is less than the minimum of -1")));
+    }
+    if n > MAX_QUOTA {
+        return Err(bad(format!("{n} is greater than the maximum of {MAX_QUOTA}")));
+    }
+    Ok(n)
+}
+
+/// `force`: a JSON boolean or one of the strings Nova's boolean parameter takes.
+fn parse_force(value: &Value) -> Result<bool, RequestError> {
+    const TRUE: [&str; 4] = ["true", "1", "on", "yes"];
+    const FALSE: [&str; 4] = ["false", "0", "off", "no"];
+    match value {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if TRUE.contains(&s.to_ascii_lowercase().as_str()) => Ok(true),
+        Value::String(s) if FALSE.contains(&s.to_ascii_lowercase().as_str()) => Ok(false),
+        _ => Err(RequestError::BadRequest(format!(
+            "Invalid input for field/attribute force. Value: {value}. {value} is not a boolean"
+        ))),
+    }
+}

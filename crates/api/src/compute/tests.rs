@@ -220,3 +220,33 @@ fn server_list_name_is_a_regex_and_flavor_image_filter() {
     let literal = ServerListQuery::parse(Some("name=a(b")).expect("invalid regex");
     assert_eq!(literal.name.as_deref(), Some(r"a\(b"), "matched as text");
 }
+
+// Nova's quota_sets/quota_classes update schemas: integers or digit strings
+// from -1 to 2^31-1, known resources only, `force` a boolean on quota sets.
+#[test]
+fn quota_bodies_follow_novas_schema() {
+    let ok = parse_quota_body(&json!({"quota_set": {"ram": "5120", "cores": 2, "force": "True"}}), QuotaBody::Set);
+    let ok = ok.expect("valid");
+    assert!(ok.force);
+    assert_eq!(ok.limits.iter().find(|(r, _)| *r == "ram"), Some(&("ram", 5120)));
+    assert_eq!(ok.limits.iter().find(|(r, _)| *r == "cores"), Some(&("cores", 2)));
+    // The legacy network quotas are accepted (Nova stores them, Neutron enforces).
+    let net = parse_quota_body(&json!({"quota_set": {"floating_ips": 20}}), QuotaBody::Set).expect("network key");
+    assert_eq!(net.limits, vec![("floating_ips", 20)]);
+    let bad = |v: serde_json::Value, kind| match parse_quota_body(&v, kind) {
+        Err(RequestError::BadRequest(m)) => m,
+        other => panic!("expected a 400 for {v}: {other:?}"),
+    };
+    assert_eq!(
+        bad(json!({"quota_set": {"foo": 1}}), QuotaBody::Set),
+        "Additional properties are not allowed ('foo' was unexpected)"
+    );
+    assert!(bad(json!({"quota_set": {"ram": -2}}), QuotaBody::Set).contains("less than the minimum of -1"));
+    assert!(bad(json!({"quota_set": {"ram": "1.5"}}), QuotaBody::Set).contains("does not match"));
+    assert!(bad(json!({"quota_set": {"ram": 2147483648i64}}), QuotaBody::Set).contains("greater than the maximum"));
+    assert!(bad(json!({"quota_set": {"ram": true}}), QuotaBody::Set).contains("is not of type"));
+    assert!(bad(json!({"quota_set": {"force": "maybe"}}), QuotaBody::Set).contains("force"));
+    assert!(bad(json!({"quota_class_set": {"force": true}}), QuotaBody::ClassSet).contains("'force' was unexpected"));
+    assert!(bad(json!({"quota_set": {}}), QuotaBody::ClassSet).contains("'quota_set' was unexpected"));
+    assert!(bad(json!({}), QuotaBody::Set).contains("'quota_set' is a required property"));
+}

@@ -276,13 +276,57 @@ pub fn service_updated(host: &str, binary: &str, change: ServiceChangeView<'_>) 
 /// Absolute limits with counted usage (`GET /limits`).
 pub fn limits(l: &QuotaLimits, u: &QuotaUsage) -> Value {
     json!({"limits": {"rate": [], "absolute": {
-        "maxServerMeta": 128, "maxPersonality": 5, "maxPersonalitySize": 10240, "maxImageMeta": 128,
-        "maxTotalKeypairs": 100, "maxSecurityGroups": 10, "maxSecurityGroupRules": 20,
-        "maxServerGroups": 10, "maxServerGroupMembers": 10, "maxTotalFloatingIps": 10,
+        "maxServerMeta": l.metadata_items, "maxPersonality": l.injected_files,
+        "maxPersonalitySize": l.injected_file_content_bytes, "maxImageMeta": l.metadata_items,
+        "maxTotalKeypairs": l.key_pairs, "maxSecurityGroups": l.security_groups,
+        "maxSecurityGroupRules": l.security_group_rules, "maxServerGroups": l.server_groups,
+        "maxServerGroupMembers": l.server_group_members, "maxTotalFloatingIps": l.floating_ips,
         "maxTotalInstances": l.instances, "maxTotalCores": l.cores, "maxTotalRAMSize": l.ram,
         "totalInstancesUsed": u.instances, "totalCoresUsed": u.cores, "totalRAMUsed": u.ram,
         "totalSecurityGroupsUsed": 0, "totalFloatingIpsUsed": 0, "totalServerGroupsUsed": 0,
     }}})
+}
+
+/// Resources a quota class shows only from microversion 2.50 (Nova hid the
+/// server group quotas of classes before).
+const CLASS_HIDDEN_BEFORE_2_50: [&str; 2] = ["server_groups", "server_group_members"];
+
+/// The limits of a quota set as a JSON object, with `id` when given (show
+/// answers carry it, update answers do not). At 2.1–2.35 every resource is
+/// shown, the legacy network ones included.
+fn quota_object(id: Option<&str>, l: &QuotaLimits, hide: &[&str]) -> Map<String, Value> {
+    let mut m = Map::new();
+    if let Some(id) = id {
+        m.insert("id".into(), json!(id));
+    }
+    for r in QuotaLimits::RESOURCES.iter().filter(|r| !hide.contains(r)) {
+        m.insert((*r).into(), json!(l.get(r).unwrap_or(-1)));
+    }
+    m
+}
+
+/// `{"quota_set": {...}}` (`GET /os-quota-sets/{id}`, `.../defaults`, `PUT`).
+pub fn quota_set(id: Option<&str>, l: &QuotaLimits) -> Value {
+    json!({"quota_set": quota_object(id, l, &[])})
+}
+
+/// `{"quota_set": {"id", resource: {"in_use", "limit", "reserved"}}}`
+/// (`GET /os-quota-sets/{id}/detail`); `in_use` holds the counted usage
+/// per resource (absent: 0). Nothing is ever reserved (Nova counts).
+pub fn quota_set_detail(id: &str, l: &QuotaLimits, in_use: &std::collections::BTreeMap<&str, i64>) -> Value {
+    let mut m = Map::new();
+    m.insert("id".into(), json!(id));
+    for r in QuotaLimits::RESOURCES {
+        let used = in_use.get(r).copied().unwrap_or(0);
+        m.insert(r.into(), json!({"in_use": used, "limit": l.get(r).unwrap_or(-1), "reserved": 0}));
+    }
+    json!({"quota_set": m})
+}
+
+/// `{"quota_class_set": {...}}`, with `id` on show; below 2.50 without the
+/// server group quotas (every microversion Stratus serves).
+pub fn quota_class_set(id: Option<&str>, l: &QuotaLimits) -> Value {
+    json!({"quota_class_set": quota_object(id, l, &CLASS_HIDDEN_BEFORE_2_50)})
 }
 
 /// A key pair in a list (`{"keypair": {...}}` items; `type` from 2.2).

@@ -9,6 +9,7 @@
 //! - [`actions`]: `POST /servers/{id}/action` intents, lock, resetState, rename.
 //! - [`volumes`]: volume attachments of a server.
 //! - [`hosts`]: compute services: list, enable/disable, force-down.
+//! - [`quotas`]: quota sets and quota classes (limits, defaults, usage).
 //! - [`queries`]: reads for the views (servers with ports and volumes, flavors,
 //!   instance actions, limits and usage, zombies).
 
@@ -22,6 +23,7 @@ mod hypervisors;
 mod keypairs;
 mod metadata;
 mod queries;
+mod quotas;
 mod volumes;
 
 pub use actions::Action;
@@ -32,6 +34,7 @@ pub use hypervisors::{HostResources, HostUpdate, Hypervisor, HypervisorTotals};
 pub use keypairs::{KeypairCreate, KeypairCreated, check_keypair_name};
 pub use metadata::MetadataChange;
 pub use queries::{Limits, ServerList, ServerQuery, ServerWithResources};
+pub use quotas::QuotaDetail;
 
 use crate::ControllerConfig;
 use bytes::Bytes;
@@ -104,7 +107,8 @@ impl ComputeApi {
         Self { ds, bus, cfg }
     }
 
-    /// Limits that apply to `project_id`.
+    /// Limits that apply to `project_id`: its overrides over the `default`
+    /// quota class over the configured defaults (every quota check uses these).
     pub async fn quota_limits(&self, project_id: &str) -> Result<stratus_db::QuotaLimits, ComputeError> {
         Ok(self.ds.quota_limits(project_id, self.cfg.default_quota).await?)
     }

@@ -440,3 +440,147 @@ async fn hypervisors_and_hosts_show_capacity_and_use_to_admins() {
     let m = api.update_host(&admin, "hv-1", Ok(HostUpdate::Maintenance)).await;
     assert!(matches!(m, Err(ComputeError::NotImplemented(_))), "{m:?}");
 }
+
+fn quota_body(pairs: &[(&'static str, i64)], force: bool) -> Result<stratus_api::compute::QuotaUpdate, String> {
+    Ok(stratus_api::compute::QuotaUpdate { limits: pairs.to_vec(), force })
+}
+
+// Nova's DbQuotaDriver: a project's limit is its override, else the
+// `default` class's, else the configured default; DELETE drops the overrides.
+#[tokio::test]
+async fn quota_sets_layer_project_over_default_class_over_config() {
+    let (api, ds, _dir) = api().await;
+    let (admin, reader) = (ctx(&["admin"]), ctx(&["reader"]));
+    let shown = api.quota_set_show(&reader, "p", None).await.expect("show");
+    assert_eq!(shown, stratus_db::QuotaLimits::NOVA_DEFAULTS, "no override: the configured defaults");
+    assert_eq!(api.quota_set_defaults(&reader).await.expect("defaults"), shown);
+
+    let set = api.quota_set_update(&admin, "p", None, quota_body(&[("ram", 5120), ("floating_ips", 20)], false));
+    let set = set.await.expect("update");
+    assert_eq!((set.ram, set.floating_ips, set.cores), (5120, 20, 20), "legacy network keys are stored too, as Nova");
+    assert_eq!(api.quota_set_show(&reader, "p", None).await.expect("show").ram, 5120);
+    assert_eq!(api.quota_set_defaults(&reader).await.expect("defaults").ram, 51200, "defaults ignore overrides");
+
+    // The default class changes the defaults, and the limits of a project
+    // without its own override, but not an override.
+    let class = api.quota_class_update(&admin, "default", quota_body(&[("ram", 1000), ("instances", 0)], false));
+    let class = class.await.expect("class update");
+    assert_eq!((class.ram, class.instances), (1000, 0));
+    assert_eq!(api.quota_class_show(&admin, "default").await.expect("class show"), class);
+    assert_eq!(api.quota_set_defaults(&reader).await.expect("defaults").ram, 1000);
+    let other = api.quota_set_show(&admin, "q", None).await.expect("show q");
+    assert_eq!((other.ram, other.instances), (1000, 0));
+    let p = api.quota_limits("p").await.expect("limits");
+    assert_eq!((p.ram, p.instances), (5120, 0), "override over class over config");
+    // Another class does not change anyone's defaults.
+    api.quota_class_update(&admin, "gold", quota_body(&[("cores", 99)], false)).await.expect("gold");
+    assert_eq!(api.quota_set_defaults(&reader).await.expect("defaults").cores, 20);
+
+    // Every quota check uses the layered limits: the class's instances 0 refuses a create.
+    let tiny = tiny_flavor();
+    ds.flavor_ensure(&tiny).await.expect("flavor");
+    let spec = ServerSpec {
+        name: "over".into(),
+        image_id: None,
+        flavor: tiny,
+        metadata: Default::default(),
+        key_name: None,
+        availability_zone: None,
+        allocate_network: false,
+        count: 1,
+        volumes: vec![],
+    };
+    let refused = api.create_servers(&ctx(&["member"]), &spec, "req-over").await;
+    assert!(matches!(refused, Err(ComputeError::QuotaExceeded(_))), "{:?}", refused.map(|_| ()));
+
+    // DELETE: the project sees the (class) defaults again.
+    api.quota_set_delete(&admin, "p", None).await.expect("delete");
+    assert_eq!(
+        api.quota_set_show(&reader, "p", None).await.expect("show"),
+        api.quota_set_defaults(&reader).await.expect("d")
+    );
+}
+
+// Nova's quota_sets update: a limit below usage is a 400 unless `force`;
+// detail shows in_use per resource with reserved 0.
+#[tokio::test]
+async fn quota_set_updates_respect_usage_unless_forced() {
+    let (api, ds, _dir) = api().await;
+    let _id = active_server(&api, &ds).await;
+    let (admin, reader) = (ctx(&["admin"]), ctx(&["reader"]));
+    let d = api.quota_set_detail(&reader, "p", None).await.expect("detail");
+    assert_eq!((d.in_use["instances"], d.in_use["cores"], d.in_use["ram"]), (1, 1, 512));
+    assert_eq!(d.limits.instances, 10);
+
+    let below = api.quota_set_update(&admin, "p", None, quota_body(&[("instances", 0)], false)).await;
+    match below {
+        Err(ComputeError::BadRequest(m)) => {
+            assert_eq!(m, "Quota limit 0 for instances must be greater than or equal to already used and reserved 1.")
+        }
+        other => panic!("expected a 400: {other:?}"),
+    }
+    assert_eq!(api.quota_set_show(&reader, "p", None).await.expect("show").instances, 10, "nothing stored");
+    // -1 (unlimited) is never below usage; the usage itself is allowed.
+    api.quota_set_update(&admin, "p", None, quota_body(&[("instances", 1), ("cores", -1)], false))
+        .await
+        .expect("at usage");
+    let forced = api.quota_set_update(&admin, "p", None, quota_body(&[("instances", 0)], true)).await;
+    assert_eq!(forced.expect("forced").instances, 0);
+    // A body refused by the parser is a 400 for an admin.
+    let bad = api.quota_set_update(&admin, "p", None, Err("bad body".into())).await;
+    assert!(matches!(bad, Err(ComputeError::BadRequest(_))), "{bad:?}");
+}
+
+// Nova's user quotas: `?user_id=` limits stand over the project's; a user's
+// limit may not exceed what the project has left, and a project's may not
+// drop below what its users were given.
+#[tokio::test]
+async fn user_quotas_stand_over_the_project_within_its_limit() {
+    let (api, _ds, _dir) = api().await;
+    let admin = ctx(&["admin"]);
+    let set = api.quota_set_update(&admin, "p", Some("u2"), quota_body(&[("ram", 2048)], false)).await;
+    assert_eq!(set.expect("user update").ram, 2048);
+    assert_eq!(api.quota_set_show(&admin, "p", Some("u2")).await.expect("user").ram, 2048);
+    assert_eq!(api.quota_set_show(&admin, "p", None).await.expect("project").ram, 51200);
+
+    let over = api.quota_set_update(&admin, "p", Some("u3"), quota_body(&[("ram", 50000)], false)).await;
+    match over {
+        Err(ComputeError::BadRequest(m)) => {
+            assert_eq!(m, "Quota limit 50000 for ram must be less than or equal to 49152.")
+        }
+        other => panic!("expected a 400: {other:?}"),
+    }
+    let low = api.quota_set_update(&admin, "p", None, quota_body(&[("ram", 1024)], false)).await;
+    assert!(matches!(low, Err(ComputeError::BadRequest(m)) if m.ends_with("already used and reserved 2048.")));
+
+    // Deleting the user's set leaves the project's; deleting the project's drops both.
+    api.quota_set_delete(&admin, "p", Some("u2")).await.expect("delete user");
+    assert_eq!(api.quota_set_show(&admin, "p", Some("u2")).await.expect("user").ram, 51200);
+}
+
+// nova/policies/quota_sets.py and quota_class_sets.py (secure RBAC): show and
+// detail PROJECT_READER_OR_ADMIN, defaults any, update/delete and classes ADMIN;
+// the policy answers before the body.
+#[tokio::test]
+async fn quota_policies_follow_novas_defaults() {
+    let (api, _ds, _dir) = api().await;
+    let (reader, member) = (ctx(&["reader"]), ctx(&["member"]));
+    fn forbidden<T>(r: Result<T, ComputeError>) -> bool {
+        matches!(r, Err(ComputeError::Forbidden(_)))
+    }
+    assert!(forbidden(api.quota_set_update(&reader, "p", None, Err("bad body".into())).await));
+    assert!(forbidden(api.quota_set_update(&member, "p", None, quota_body(&[("ram", 1)], true)).await));
+    assert!(forbidden(api.quota_set_delete(&member, "p", None).await));
+    let other = api.quota_set_show(&member, "other", None).await;
+    assert!(
+        matches!(&other, Err(ComputeError::Forbidden(m)) if m == "Policy doesn't allow os_compute_api:os-quota-sets:show to be performed."),
+        "{other:?}"
+    );
+    assert!(forbidden(api.quota_set_detail(&reader, "other", None).await));
+    assert!(api.quota_set_show(&reader, "p", Some("someone")).await.is_ok(), "any user of one's own project");
+    assert!(api.quota_set_defaults(&member).await.is_ok());
+    assert!(forbidden(api.quota_class_show(&member, "default").await));
+    assert!(forbidden(api.quota_class_update(&reader, "default", Err("bad body".into())).await));
+    // An admin may read any project's set, existing or not (Nova does not look it up).
+    assert!(api.quota_set_show(&ctx(&["admin"]), "no-such-project", None).await.is_ok());
+}

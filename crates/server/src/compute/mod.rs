@@ -1,5 +1,6 @@
 //! Compute API v2.1 (`/compute`): versions, flavors, servers, server
-//! actions, instance actions, volume attachments, services and limits.
+//! actions, instance actions, volume attachments, services, limits, quota
+//! sets and quota classes.
 //!
 //! Handlers only translate: they parse the request with the wire types of
 //! `stratus_api::compute`, call one method of the compute service
@@ -15,6 +16,7 @@ mod instance_actions;
 mod keypairs;
 mod limits;
 mod metadata;
+mod quotas;
 mod servers;
 mod services;
 
@@ -84,6 +86,13 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         limits::availability_zones_detail,
         limits::extension_list,
         limits::extension_show,
+        quotas::quota_show,
+        quotas::quota_detail,
+        quotas::quota_defaults,
+        quotas::quota_update,
+        quotas::quota_delete,
+        quotas::quota_class_show,
+        quotas::quota_class_update,
         crate::openapi::compute_openapi
     ),
     components(schemas(CreateServerRequest, stratus_api::compute::CreateServer, UpdateServiceRequest))
@@ -144,6 +153,13 @@ pub fn routes(state: AppState) -> Router {
         .route("/compute/v2.1/os-availability-zone/detail", get(limits::availability_zones_detail))
         .route("/compute/v2.1/extensions", get(limits::extension_list))
         .route("/compute/v2.1/extensions/{alias}", get(limits::extension_show))
+        .route(
+            "/compute/v2.1/os-quota-sets/{project_id}",
+            get(quotas::quota_show).put(quotas::quota_update).delete(quotas::quota_delete),
+        )
+        .route("/compute/v2.1/os-quota-sets/{project_id}/defaults", get(quotas::quota_defaults))
+        .route("/compute/v2.1/os-quota-sets/{project_id}/detail", get(quotas::quota_detail))
+        .route("/compute/v2.1/os-quota-class-sets/{id}", get(quotas::quota_class_show).put(quotas::quota_class_update))
         .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
         .layer(axum::middleware::from_fn(compute_microversion))
         .with_state(state.clone());

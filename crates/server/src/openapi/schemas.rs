@@ -727,6 +727,45 @@ json_schemas! {
         "required": ["keypair"],
         "properties": {"keypair": {"type": "object", "required": ["name", "public_key", "fingerprint", "user_id", "id", "deleted", "created_at", "updated_at", "deleted_at"]}},
     });
+    /// A quota set as shown: every resource's limit, and the project id.
+    QuotaSet => json!({
+        "type": "object",
+        "required": ["quota_set"],
+        "properties": {"quota_set": quota_limits_schema(true)},
+    });
+    /// A quota set as an update answers it (no id).
+    QuotaSetUpdated => json!({
+        "type": "object",
+        "required": ["quota_set"],
+        "properties": {"quota_set": quota_limits_schema(false)},
+    });
+    /// A quota set with usage: each resource's `in_use`, `limit` and `reserved`.
+    QuotaSetDetail => json!({
+        "type": "object",
+        "required": ["quota_set"],
+        "properties": {"quota_set": {
+            "type": "object",
+            "required": ["id"],
+            "properties": {"id": {"type": "string"}},
+            "additionalProperties": {
+                "type": "object",
+                "required": ["in_use", "limit", "reserved"],
+                "properties": {"in_use": {"type": "integer"}, "limit": {"type": "integer"}, "reserved": {"type": "integer"}},
+            },
+        }},
+    });
+    /// A quota class as shown (with its name as id).
+    QuotaClassSet => json!({
+        "type": "object",
+        "required": ["quota_class_set"],
+        "properties": {"quota_class_set": quota_limits_schema(true)},
+    });
+    /// A quota class as an update answers it (no id).
+    QuotaClassSetUpdated => json!({
+        "type": "object",
+        "required": ["quota_class_set"],
+        "properties": {"quota_class_set": quota_limits_schema(false)},
+    });
     /// A server's metadata.
     ServerMetadata => json!({
         "type": "object",
@@ -861,5 +900,24 @@ pub fn resolve(doc: &mut Value) {
         }
         references(&schema, &mut pending);
         schemas.insert(name, schema);
+    }
+}
+
+/// The limits object of a quota set or class: integers by resource name,
+/// with a string `id` when `with_id`.
+fn quota_limits_schema(with_id: bool) -> Value {
+    if with_id {
+        json!({
+            "type": "object",
+            "required": ["id", "instances", "cores", "ram"],
+            "properties": {"id": {"type": "string"}},
+            "additionalProperties": {"type": "integer"},
+        })
+    } else {
+        json!({
+            "type": "object",
+            "required": ["instances", "cores", "ram"],
+            "additionalProperties": {"type": "integer"},
+        })
     }
 }
