@@ -443,8 +443,25 @@ pub enum Viewer<'a> {
     },
 }
 
+/// Which form of the full view a response carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VolumeForm {
+    /// The negotiated `3.x` minor version (`consumes_quota` from 3.65).
+    pub minor: u32,
+    /// Show and list answers carry Cinder's extension attributes (tenant,
+    /// image metadata, and for admins host and migration); create and
+    /// update answers do not.
+    pub extended: bool,
+}
+
 /// The full volume view of the api-ref (`GET /volumes/{id}`).
-pub fn volume_detail(public_url: &str, viewer: Viewer<'_>, v: &VolumeRow, atts: &[AttachmentRow]) -> Value {
+pub fn volume_detail(
+    public_url: &str,
+    viewer: Viewer<'_>,
+    v: &VolumeRow,
+    atts: &[AttachmentRow],
+    form: VolumeForm,
+) -> Value {
     let metadata: Value = serde_json::from_str(&v.metadata).unwrap_or_else(|_| json!({}));
     let mut o = json!({
         "id": v.id,
@@ -461,7 +478,6 @@ pub fn volume_detail(public_url: &str, viewer: Viewer<'_>, v: &VolumeRow, atts: 
         "metadata": metadata,
         "links": links(public_url, &v.project_id, "volumes", &v.id.to_string()),
         "user_id": v.user_id,
-        "os-vol-tenant-attr:tenant_id": v.project_id,
         "encrypted": false,
         "multiattach": false,
         "snapshot_id": null,
@@ -470,9 +486,15 @@ pub fn volume_detail(public_url: &str, viewer: Viewer<'_>, v: &VolumeRow, atts: 
         "group_id": null,
         "replication_status": null,
         "migration_status": null,
-        "consumes_quota": true,
     });
     if let Some(m) = o.as_object_mut() {
+        if form.minor >= 65 {
+            m.insert("consumes_quota".into(), json!(true));
+        }
+        if !form.extended {
+            return o;
+        }
+        m.insert("os-vol-tenant-attr:tenant_id".into(), json!(v.project_id));
         if let Some(image) = &v.image_id {
             m.insert("volume_image_metadata".into(), json!({ "image_id": image }));
         }

@@ -208,15 +208,26 @@ async fn limits(
 }
 
 /// The full volume view, with the host attribute for admins.
-fn volume_detail(state: &AppState, ctx: &AuthContext, v: &VolumeRow, atts: &[AttachmentRow]) -> Value {
+fn volume_detail(
+    state: &AppState,
+    ctx: &AuthContext,
+    v: &VolumeRow,
+    atts: &[AttachmentRow],
+    form: wire::VolumeForm,
+) -> Value {
     let host_attr = state.volume.host_attr();
     let viewer = if ctx.is_admin() { Viewer::Admin { host_attr: &host_attr } } else { Viewer::Member };
-    wire::volume_detail(&state.public_url, viewer, v, atts)
+    wire::volume_detail(&state.public_url, viewer, v, atts, form)
 }
 
-async fn detail_of(state: &AppState, ctx: &AuthContext, v: &VolumeRow) -> Result<Value, ApiError> {
+async fn detail_of(
+    state: &AppState,
+    ctx: &AuthContext,
+    v: &VolumeRow,
+    form: wire::VolumeForm,
+) -> Result<Value, ApiError> {
     let atts = state.volume.attachments_of(&v.id).await?;
-    Ok(volume_detail(state, ctx, v, &atts))
+    Ok(volume_detail(state, ctx, v, &atts, form))
 }
 
 /// `GET /volumes[/detail]`: filters `all_tenants` (admins), `project_id`,
@@ -227,6 +238,7 @@ async fn list(
     p: &HashMap<String, String>,
     q: &HashMap<String, String>,
     detail: bool,
+    mv: VolumeMv,
 ) -> Result<Value, ApiError> {
     let project = scope(ctx, p)?;
     let f = ListFilter {
@@ -261,7 +273,12 @@ async fn list(
     }
     let mut out = Vec::with_capacity(rows.len());
     for v in &rows {
-        out.push(if detail { detail_of(state, ctx, v).await? } else { wire::volume_summary(&state.public_url, v) });
+        let form = wire::VolumeForm { minor: mv.0, extended: true };
+        out.push(if detail {
+            detail_of(state, ctx, v, form).await?
+        } else {
+            wire::volume_summary(&state.public_url, v)
+        });
     }
     let mut body = json!({ "volumes": out });
     if let (Some(marker), Some(l)) = (next, limit) {
@@ -276,8 +293,9 @@ async fn list_volumes(
     Auth(ctx): Auth,
     Path(p): Params,
     Query(q): Q,
+    mv: VolumeMv,
 ) -> Result<axum::Json<Value>, ApiError> {
-    Ok(axum::Json(list(&state, &ctx, &p, &q, false).await?))
+    Ok(axum::Json(list(&state, &ctx, &p, &q, false, mv).await?))
 }
 
 #[utoipa::path(get, path = "/volume/v3/{project_id}/volumes/detail", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("all_tenants" = Option<String>, Query, description = "Truthy: every project (admins)"), ("name" = Option<String>, Query, description = "Exact name"), ("status" = Option<String>, Query, description = "Status"), ("limit" = Option<u32>, Query, description = "Page size (at most 1000)"), ("marker" = Option<String>, Query, description = "Last id of the previous page")), responses((status = 200, description = "Volumes in full", body = s::VolumeDetailList), (status = 400, description = "Bad limit or unknown marker")))]
@@ -286,8 +304,9 @@ async fn list_volumes_detail(
     Auth(ctx): Auth,
     Path(p): Params,
     Query(q): Q,
+    mv: VolumeMv,
 ) -> Result<axum::Json<Value>, ApiError> {
-    Ok(axum::Json(list(&state, &ctx, &p, &q, true).await?))
+    Ok(axum::Json(list(&state, &ctx, &p, &q, true, mv).await?))
 }
 
 /// `POST /volumes` → 202 with the volume: `available` or `error` when the
@@ -298,6 +317,7 @@ async fn create_volume(
     State(state): State<AppState>,
     Auth(ctx): Auth,
     Path(p): Params,
+    mv: VolumeMv,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     scope(&ctx, &p)?;
@@ -305,7 +325,8 @@ async fn create_volume(
     stratus_volume::check_write(&ctx, "create")?;
     let c = CreateVolume::parse(&parse_json(&body)?)?;
     let row = state.volume.create_answering_promptly(&ctx, c).await?;
-    let body = json!({ "volume": detail_of(&state, &ctx, &row).await? });
+    let form = wire::VolumeForm { minor: mv.0, extended: false };
+    let body = json!({ "volume": detail_of(&state, &ctx, &row, form).await? });
     Ok((StatusCode::ACCEPTED, axum::Json(body)).into_response())
 }
 
@@ -314,10 +335,12 @@ async fn show_volume(
     State(state): State<AppState>,
     Auth(ctx): Auth,
     Path(p): Params,
+    mv: VolumeMv,
 ) -> Result<axum::Json<Value>, ApiError> {
     scope(&ctx, &p)?;
     let v = state.volume.get_visible(&ctx, param(&p, "volume_id")?).await?;
-    Ok(axum::Json(json!({ "volume": detail_of(&state, &ctx, &v).await? })))
+    let form = wire::VolumeForm { minor: mv.0, extended: true };
+    Ok(axum::Json(json!({ "volume": detail_of(&state, &ctx, &v, form).await? })))
 }
 
 /// `PUT /volumes/{id}`: name, description, metadata (legacy `display_*` too).
@@ -326,6 +349,7 @@ async fn update_volume(
     State(state): State<AppState>,
     Auth(ctx): Auth,
     Path(p): Params,
+    mv: VolumeMv,
     body: Bytes,
 ) -> Result<axum::Json<Value>, ApiError> {
     scope(&ctx, &p)?;
@@ -333,7 +357,8 @@ async fn update_volume(
     state.volume.get_writable(&ctx, id, "update").await?;
     let u = UpdateVolume::parse(&parse_json(&body)?)?;
     let row = state.volume.update(&ctx, id, u).await?;
-    Ok(axum::Json(json!({ "volume": detail_of(&state, &ctx, &row).await? })))
+    let form = wire::VolumeForm { minor: mv.0, extended: false };
+    Ok(axum::Json(json!({ "volume": detail_of(&state, &ctx, &row, form).await? })))
 }
 
 /// `DELETE /volumes/{id}` → 202; the storage may be deleted later (queued

@@ -430,7 +430,7 @@ json_schemas! {
     /// A volume, as `GET /volumes/{id}` shows it.
     Volume => json!({
         "type": "object",
-        "required": ["id", "name", "description", "size", "status", "availability_zone", "bootable", "attachments", "created_at", "updated_at", "metadata", "links", "os-vol-tenant-attr:tenant_id", "encrypted", "multiattach"],
+        "required": ["id", "name", "description", "size", "status", "availability_zone", "bootable", "attachments", "created_at", "updated_at", "metadata", "links", "encrypted", "multiattach"],
         "properties": {
             "id": {"type": "string", "format": "uuid"},
             "name": nullable_string(),
