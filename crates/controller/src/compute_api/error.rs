@@ -83,6 +83,25 @@ pub enum ComputeError {
     /// 500 (logged, not shown): a key pair could not be generated.
     #[error("key pair generation failed: {0}")]
     KeyGeneration(String),
+    /// 404: a private flavor not shared with this project.
+    #[error("Flavor access not found for {flavor_id} / {project_id} combination.")]
+    FlavorAccessNotFound {
+        /// Flavor id.
+        flavor_id: String,
+        /// Project id as requested.
+        project_id: String,
+    },
+    /// 404: the access list of a public flavor (every project has access).
+    #[error("Access list not available for public flavors.")]
+    FlavorAccessPublic,
+    /// 404: a flavor extra spec key that is not set.
+    #[error("Flavor {flavor_id} has no extra specs with key {key}.")]
+    FlavorExtraSpecNotFound {
+        /// Flavor id as requested.
+        flavor_id: String,
+        /// Key as requested.
+        key: String,
+    },
     /// 404: a server metadata key that is not set.
     #[error("Metadata item was not found")]
     MetadataItemNotFound,

@@ -17,6 +17,7 @@ mod console;
 mod create;
 mod delete;
 mod error;
+mod flavors;
 mod hosts;
 mod keypairs;
 mod metadata;
@@ -26,6 +27,7 @@ mod volumes;
 pub use actions::Action;
 
 pub use error::{ComputeError, Resource};
+pub use flavors::FlavorPage;
 pub use hosts::{HostChange, ServiceState, ServiceUpdate, ServiceUpdated};
 pub use keypairs::{KeypairCreate, KeypairCreated, check_keypair_name};
 pub use metadata::MetadataChange;
