@@ -197,6 +197,9 @@ impl From<ComputeError> for ApiError {
             | C::DetachNotFound { .. }
             | C::ActionNotFound { .. }
             | C::MetadataItemNotFound
+            | C::FlavorAccessNotFound { .. }
+            | C::FlavorAccessPublic
+            | C::FlavorExtraSpecNotFound { .. }
             | C::KeypairNotFound { .. }
             | C::ConsoleNotAvailable { .. }
             | C::UnknownServiceAction(_)) => Self::NotFound(e.to_string()),
