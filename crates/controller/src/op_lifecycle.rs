@@ -8,7 +8,7 @@ use crate::controller::{Deadlines, Shared, image_failure};
 use crate::{notify, scheduler};
 use async_trait::async_trait;
 use std::sync::Arc;
-use stratus_db::{Cas, MigrationRow, OperationRow, ServerRow, Transition, fault_json};
+use stratus_db::{Cas, FlavorRow, MigrationRow, OperationRow, ServerRow, Transition, fault_json};
 use stratus_image::{SnapshotRecord, SnapshotSpec};
 use stratus_ops::{Failure, Handler, OpError, Outcome, StepCx};
 use stratus_types::agent::CommandKind;
@@ -81,6 +81,22 @@ stratus_ops::steps!(
 
 /// A migration of `server` from `source` to `dest` in progress, keeping the
 /// source's allocation (old flavor sizes) until it is confirmed or reverted.
+/// The server's own copy of its flavor's sizes, as a flavor row.
+fn flavor_of(server: &ServerRow) -> FlavorRow {
+    FlavorRow {
+        id: server.flavor_id.clone(),
+        name: server.flavor_name.clone(),
+        vcpus: server.vcpus,
+        ram_mb: server.ram_mb,
+        disk_gb: server.disk_gb,
+        ephemeral_gb: server.ephemeral_gb,
+        swap_mb: server.swap_mb,
+        rxtx_factor: 1.0,
+        is_public: true,
+        disabled: false,
+    }
+}
+
 fn moving(server: &ServerRow, kind: MigrationKind, source: &str, dest: &str, new_flavor_id: &str) -> MigrationRow {
     MigrationRow {
         id: 0,
@@ -359,7 +375,9 @@ impl Lifecycle {
         let event = if migrate { "compute_prep_migration" } else { "compute_prep_resize" };
         let new_flavor = match &p.flavor_id {
             Some(f) => ds.flavor_find(f).await?,
-            None => ds.flavor_find(&server.flavor_id).await?,
+            // A cold migration keeps the server's own copy of its flavor
+            // (which may have been deleted since the server was built).
+            None => flavor_of(&server),
         };
         let Some(source) = server.host.clone() else {
             return self.abandon(op, &server, TaskState::ResizePrep, event, "server has no host").await;

@@ -164,6 +164,7 @@ macro_rules! per_backend {
 pub(crate) mod sqlite {
     pub(crate) use crate::actions::sqlite::*;
     pub(crate) use crate::claim::sqlite::*;
+    pub(crate) use crate::flavors::sqlite::*;
     pub(crate) use crate::identity::sqlite::*;
     #[allow(unused_imports)]
     pub(crate) use crate::images::sqlite::*;
@@ -211,6 +212,7 @@ pub(crate) mod sqlite {
 pub(crate) mod postgres {
     pub(crate) use crate::actions::postgres::*;
     pub(crate) use crate::claim::postgres::*;
+    pub(crate) use crate::flavors::postgres::*;
     pub(crate) use crate::identity::postgres::*;
     #[allow(unused_imports)]
     pub(crate) use crate::images::postgres::*;

@@ -1,4 +1,4 @@
-//! Image rows (Image API v2) and flavors: the catalog a server is built from.
+//! Image rows (Image API v2): what a server is built from.
 
 use crate::sql::{list, lit};
 use crate::{Cas, Datastore, DbError, RowKind};
@@ -94,31 +94,6 @@ impl<'r> FromRow<'r, dbk::Row> for ImageRow {
     }
 }
 
-}
-
-/// A flavor (instance type).
-#[derive(Clone, Debug, FromRow)]
-pub struct FlavorRow {
-    /// Flavor id (string, `1`..`4` for the seeded ones).
-    pub id: String,
-    /// Unique name.
-    pub name: String,
-    /// Virtual CPUs.
-    pub vcpus: i64,
-    /// RAM in MiB.
-    pub ram_mb: i64,
-    /// Root disk GiB.
-    pub disk_gb: i64,
-    /// Ephemeral disk GiB.
-    pub ephemeral_gb: i64,
-    /// Swap MiB.
-    pub swap_mb: i64,
-    /// Legacy bandwidth factor.
-    pub rxtx_factor: f64,
-    /// Visible to every project.
-    pub is_public: bool,
-    /// Hidden from new boots.
-    pub disabled: bool,
 }
 
 const IMAGE_COLS: &str = "id, name, owner, status, visibility, disk_format, container_format, size, checksum, os_hash_value, min_disk, min_ram, protected, properties, created_at, updated_at";
@@ -302,32 +277,6 @@ impl Datastore {
                 return Err(DbError::not_found(RowKind::Image, id));
             }
             Ok(())
-        })
-    }
-
-    /// Insert a flavor unless its id exists (seeding is idempotent).
-    pub async fn flavor_ensure(&self, f: &FlavorRow) -> Result<(), DbError> {
-        crate::with_db!(self, |wp, rp| {
-            dbk::exec(wp, sqlx::query("INSERT INTO flavors (id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING")
-            .bind(&f.id).bind(&f.name).bind(f.vcpus).bind(f.ram_mb).bind(f.disk_gb).bind(f.ephemeral_gb).bind(f.swap_mb).bind(f.rxtx_factor).bind(f.is_public).bind(f.disabled)
-            ).await?;
-            Ok(())
-        })
-    }
-
-    /// All flavors ordered as Nova orders them (by flavor id, numerically where possible).
-    pub async fn flavor_list(&self) -> Result<Vec<FlavorRow>, DbError> {
-        crate::with_db!(self, |wp, rp| {
-            Ok(sqlx::query_as("SELECT id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled FROM flavors WHERE disabled = FALSE ORDER BY LENGTH(id), id")
-            .fetch_all(rp).await?)
-        })
-    }
-
-    /// One flavor by id, or by name as a fallback (clients pass either).
-    pub async fn flavor_find(&self, id_or_name: &str) -> Result<FlavorRow, DbError> {
-        crate::with_db!(self, |wp, rp| {
-            sqlx::query_as("SELECT id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled FROM flavors WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1")
-            .bind(id_or_name).fetch_optional(rp).await?.ok_or_else(|| DbError::not_found(RowKind::Flavor, id_or_name))
         })
     }
 }

@@ -16,6 +16,7 @@ mod actions;
 pub(crate) mod backend;
 pub mod claim;
 mod durability;
+mod flavors;
 mod identity;
 mod images;
 mod keypairs;
@@ -32,6 +33,7 @@ mod volumes;
 mod zombies;
 
 pub use actions::*;
+pub use flavors::*;
 pub use identity::*;
 pub use images::*;
 pub use keypairs::*;
@@ -90,6 +92,10 @@ pub enum RowKind {
     Token,
     /// `key_pairs`.
     Keypair,
+    /// `flavor_projects` (a private flavor shared with a project).
+    FlavorAccess,
+    /// `flavor_extra_specs`.
+    FlavorExtraSpec,
 }
 
 impl RowKind {
@@ -111,6 +117,8 @@ impl RowKind {
             Self::RoleAssignment => "role assignment",
             Self::Token => "token",
             Self::Keypair => "key pair",
+            Self::FlavorAccess => "flavor access",
+            Self::FlavorExtraSpec => "flavor extra spec",
         }
     }
 }

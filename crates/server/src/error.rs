@@ -202,6 +202,9 @@ impl From<ComputeError> for ApiError {
             | C::DetachNotFound { .. }
             | C::ActionNotFound { .. }
             | C::MetadataItemNotFound
+            | C::FlavorAccessNotFound { .. }
+            | C::FlavorAccessPublic
+            | C::FlavorExtraSpecNotFound { .. }
             | C::KeypairNotFound { .. }
             | C::HypervisorNotFound(_)
             | C::NoHypervisorMatching(_)

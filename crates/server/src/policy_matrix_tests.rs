@@ -176,8 +176,53 @@ const ROWS: &[Row] = &[
     r("GET", "/compute/v2.1", ANY, Empty, "version document is anonymous"),
     r("GET", "/compute/v2.1/", ANY, Empty, "version document is anonymous"),
     r("GET", "/compute/v2.1/flavors", ANY, Empty, "flavors: any (no policy)"),
+    r("POST", "/compute/v2.1/flavors", ADMIN, Json("{}"), "os-flavor-manage:create ADMIN"),
     r("GET", "/compute/v2.1/flavors/detail", ANY, Empty, "flavors: any (no policy)"),
-    r("GET", "/compute/v2.1/flavors/{id}", ANY, Empty, "flavors: any (no policy)"),
+    r(
+        "GET",
+        "/compute/v2.1/flavors/{id}",
+        READ,
+        Empty,
+        "flavors: no policy; a private flavor shared with demo is hidden from other projects (404)",
+    ),
+    r(
+        "DELETE",
+        "/compute/v2.1/flavors/{id}",
+        ADMIN,
+        Empty,
+        "os-flavor-manage:delete ADMIN (a fresh flavor per caller)",
+    ),
+    r(
+        "POST",
+        "/compute/v2.1/flavors/{id}/action",
+        ADMIN,
+        Json(r#"{"addTenantAccess": {"tenant": "policy-tenant"}}"#),
+        "os-flavor-access:add_tenant_access ADMIN (every action: ACTIONS)",
+    ),
+    r("GET", "/compute/v2.1/flavors/{id}/os-flavor-access", ADMIN, Empty, "os-flavor-access ADMIN"),
+    r(
+        "GET",
+        "/compute/v2.1/flavors/{id}/os-extra_specs",
+        READ,
+        Empty,
+        "os-flavor-extra-specs:index PROJECT_READER_OR_ADMIN, of a flavor the caller sees",
+    ),
+    r("POST", "/compute/v2.1/flavors/{id}/os-extra_specs", ADMIN, Json("{}"), "os-flavor-extra-specs:create ADMIN"),
+    r(
+        "GET",
+        "/compute/v2.1/flavors/{id}/os-extra_specs/{key}",
+        READ,
+        Empty,
+        "os-flavor-extra-specs:show PROJECT_READER_OR_ADMIN, of a flavor the caller sees",
+    ),
+    r(
+        "PUT",
+        "/compute/v2.1/flavors/{id}/os-extra_specs/{key}",
+        ADMIN,
+        Json("{}"),
+        "os-flavor-extra-specs:update ADMIN",
+    ),
+    r("DELETE", "/compute/v2.1/flavors/{id}/os-extra_specs/{key}", ADMIN, Empty, "os-flavor-extra-specs:delete ADMIN"),
     r("GET", "/compute/v2.1/servers", ANY, Empty, "servers:index PROJECT_READER_OR_ADMIN (own project)"),
     r("POST", "/compute/v2.1/servers", CREATE, Json("{}"), "servers:create PROJECT_MEMBER_OR_ADMIN"),
     r("GET", "/compute/v2.1/servers/detail", ANY, Empty, "servers:detail PROJECT_READER_OR_ADMIN (own project)"),
@@ -540,6 +585,7 @@ const fn a(path: &'static str, key: &'static str, body: &'static str, cols: Cols
 }
 
 const SA: &str = "/compute/v2.1/servers/{id}/action";
+const FA: &str = "/compute/v2.1/flavors/{id}/action";
 const VA: &str = "/volume/v3/volumes/{volume_id}/action";
 const VPA: &str = "/volume/v3/{project_id}/volumes/{volume_id}/action";
 
@@ -578,6 +624,20 @@ const ACTIONS: &[ActionRow] = &[
         r#"{"os-getConsoleOutput": {}}"#,
         WRITE,
         "os-console-output PROJECT_MEMBER_OR_ADMIN: readers may not read the console",
+    ),
+    a(
+        FA,
+        "addTenantAccess",
+        r#"{"addTenantAccess": {"tenant": "policy-tenant"}}"#,
+        ADMIN,
+        "os-flavor-access:add_tenant_access ADMIN",
+    ),
+    a(
+        FA,
+        "removeTenantAccess",
+        r#"{"removeTenantAccess": {"tenant": "policy-tenant"}}"#,
+        ADMIN,
+        "os-flavor-access:remove_tenant_access ADMIN",
     ),
     a(VA, "os-extend", r#"{"os-extend": {"new_size": 2}}"#, WRITE, "volume:extend PROJECT_MEMBER"),
     a(
@@ -745,6 +805,8 @@ struct World {
     subject: String,
     /// A key pair name every caller has one of (key pairs are per user).
     keypair: String,
+    /// A private flavor shared with `demo`, with extra spec `k=v`.
+    flavor: String,
 }
 
 async fn world(e: &Env) -> World {
@@ -803,7 +865,25 @@ async fn world(e: &Env) -> World {
         };
         e.ds.keypair_create(&new, -1).await.expect("key pair");
     }
+    let flavor = format!("policy-{}", uuid::Uuid::new_v4().simple());
+    e.ds.flavor_create(&stratus_db::FlavorRow {
+        id: flavor.clone(),
+        name: flavor.clone(),
+        vcpus: 1,
+        ram_mb: 512,
+        disk_gb: 1,
+        ephemeral_gb: 0,
+        swap_mb: 0,
+        rxtx_factor: 1.0,
+        is_public: false,
+        disabled: false,
+    })
+    .await
+    .expect("private flavor");
+    e.ds.flavor_access_add(&flavor, &demo).await.expect("flavor shared with demo");
+    e.ds.flavor_extra_specs_set(&flavor, &[("k".to_string(), "v".to_string())].into()).await.expect("extra spec k=v");
     World {
+        flavor,
         server,
         request_id,
         volume,
@@ -875,7 +955,7 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
         let v = match (prev, seg) {
             (_, s) if !s.starts_with('{') => s.to_string(),
             ("servers", "{id}") => w.server.clone(),
-            ("flavors", "{id}") => "1".into(),
+            ("flavors", "{id}") => w.flavor.clone(),
             ("os-keypairs", "{name}") => w.keypair.clone(),
             ("os-hypervisors", "{id}") if template.ends_with("/search") || template.ends_with("/servers") => {
                 HOST.into()
@@ -1048,7 +1128,11 @@ async fn every_route_answers_each_role_as_the_openstack_default_policy() {
     }
     for x in ACTIONS {
         let label = format!("{} {}", x.path, x.key);
-        let fresh = if x.path == SA { Fresh::Server } else { Fresh::Volume };
+        let fresh = match x.path {
+            SA => Fresh::Server,
+            FA => Fresh::All,
+            _ => Fresh::Volume,
+        };
         check(&e, &shared, fresh, "POST", x.path, &label, x.cols, Json(x.body), x.why, &mut wrong).await;
     }
     assert!(wrong.is_empty(), "{} mismatches:\n{}", wrong.len(), wrong.join("\n"));

@@ -5,6 +5,7 @@
 //! with these, call the compute service, and render with these.
 
 pub mod actions;
+pub mod flavors;
 pub mod query;
 pub mod requests;
 pub mod views;
@@ -13,6 +14,10 @@ pub mod views;
 mod tests;
 
 pub use actions::{ActionError, ResetStateTarget, ServerAction};
+pub use flavors::{
+    FlavorAccessChange, FlavorCreate, FlavorListQuery, MAX_FLAVOR_PAGE, parse_extra_spec_item, parse_extra_specs_body,
+    parse_flavor_action, parse_flavor_create, parse_is_public,
+};
 pub use query::{ServerListQuery, parse_query, query_value, truthy};
 pub use requests::*;
 

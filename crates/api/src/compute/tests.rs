@@ -250,3 +250,119 @@ fn quota_bodies_follow_novas_schema() {
     assert!(bad(json!({"quota_set": {}}), QuotaBody::ClassSet).contains("'quota_set' was unexpected"));
     assert!(bad(json!({}), QuotaBody::Set).contains("'quota_set' is a required property"));
 }
+
+#[test]
+fn flavor_list_queries_follow_novas_parsing() {
+    let q = FlavorListQuery::parse(Some("minRam=512&minDisk=%2B2&limit=5000&marker=7&sort_key=name&sort_dir=desc"))
+        .expect("query");
+    assert_eq!((q.min_ram, q.min_disk, q.limit, q.marker.as_deref()), (Some(512), Some(2), Some(1000), Some("7")));
+    assert_eq!((q.sort_key, q.descending), (stratus_db::FlavorSortKey::Name, true));
+    // Nova: int() of minRam/minDisk, its schema for limit, sort_key and sort_dir.
+    for (raw, msg) in [
+        ("minRam=big", "Invalid minRam filter [big]"),
+        ("minDisk=1.5", "Invalid minDisk filter [1.5]"),
+        ("limit=-1", "Invalid input for query parameters limit. Value: -1. '-1' does not match '^[0-9]*$'"),
+        ("sort_dir=up", "Invalid input for query parameters sort_dir. Value: up. 'up' is not one of ['asc', 'desc']"),
+    ] {
+        assert_eq!(FlavorListQuery::parse(Some(raw)), Err(RequestError::BadRequest(msg.into())), "{raw}");
+    }
+    assert!(FlavorListQuery::parse(Some("sort_key=colour")).is_err());
+    // Nova's admin is_public: absent is public only, "none" is all, else strict booleans.
+    assert_eq!(parse_is_public(None), Ok(Some(true)));
+    assert_eq!(parse_is_public(Some("NONE")), Ok(None));
+    assert_eq!(parse_is_public(Some("no")), Ok(Some(false)));
+    assert_eq!(parse_is_public(Some("x")), Err(RequestError::BadRequest("Invalid is_public filter [x]".into())));
+}
+
+#[test]
+fn flavor_create_bodies_follow_novas_schema() {
+    let ok = parse_flavor_create(&json!({"flavor": {"name": "f", "ram": "1024", "vcpus": 1, "disk": 0, "id": 1000,
+        "os-flavor-access:is_public": "False", "rxtx_factor": "2.5", "swap": 0}}))
+    .expect("valid");
+    assert_eq!((ok.ram_mb, ok.id.as_deref(), ok.is_public, ok.rxtx_factor), (1024, Some("1000"), false, 2.5));
+    assert_eq!(
+        parse_flavor_create(&json!({"flavor": {"name": "f", "ram": 1, "vcpus": 1, "disk": 0, "id": null}}))
+            .expect("null id")
+            .id,
+        None
+    );
+    // Nova's create schema (2.1) and its messages.
+    for (body, msg) in [
+        (json!({"flavor": {"ram": 1, "vcpus": 1, "disk": 0}}), "'name' is a required property"),
+        (
+            json!({"flavor": {"name": "f", "ram": 0, "vcpus": 1, "disk": 0}}),
+            "Invalid input for field/attribute ram. Value: 0. 0 is less than the minimum of 1",
+        ),
+        (
+            json!({"flavor": {"name": "f", "ram": 1, "vcpus": "x", "disk": 0}}),
+            "Invalid input for field/attribute vcpus. Value: x. 'x' does not match '^[0-9]+$'",
+        ),
+        (
+            json!({"flavor": {"name": "f", "ram": 1, "vcpus": 1, "disk": -1}}),
+            "Invalid input for field/attribute disk. Value: -1. -1 is less than the minimum of 0",
+        ),
+        (
+            json!({"flavor": {"name": " f", "ram": 1, "vcpus": 1, "disk": 0}}),
+            "An invalid 'name' value was provided. The name must be: printable characters. Can not start or end with whitespace.",
+        ),
+        (
+            json!({"flavor": {"name": "f", "ram": 1, "vcpus": 1, "disk": 0, "id": "a/b"}}),
+            "Invalid input for field/attribute id. Value: a/b. 'a/b' does not match '^(?! )[a-zA-Z0-9. _-]+(?<! )$'",
+        ),
+        (
+            json!({"flavor": {"name": "f", "ram": 1, "vcpus": 1, "disk": 0, "rxtx_factor": 0}}),
+            "Invalid input for field/attribute rxtx_factor. Value: 0. 0 is less than or equal to the minimum of 0",
+        ),
+        (
+            json!({"flavor": {"name": "f", "ram": 1, "vcpus": 1, "disk": 0, "colour": 1}}),
+            "Additional properties are not allowed ('colour' was unexpected)",
+        ),
+    ] {
+        assert_eq!(parse_flavor_create(&body), Err(RequestError::BadRequest(msg.into())), "{body}");
+    }
+}
+
+#[test]
+fn flavor_access_and_extra_spec_bodies_follow_novas_schema() {
+    assert_eq!(
+        parse_flavor_action(&json!({"addTenantAccess": {"tenant": "p"}})),
+        Ok(FlavorAccessChange::Add("p".into()))
+    );
+    assert_eq!(
+        parse_flavor_action(&json!({"removeTenantAccess": {"tenant": "p"}})),
+        Ok(FlavorAccessChange::Remove("p".into()))
+    );
+    assert_eq!(
+        parse_flavor_action(&json!({"shareIt": {}})),
+        Err(RequestError::BadRequest("There is no such action: shareIt".into()))
+    );
+    assert_eq!(
+        parse_flavor_action(&json!({"addTenantAccess": {}})),
+        Err(RequestError::BadRequest("'tenant' is a required property".into()))
+    );
+    // Nova: numbers are accepted as extra spec values (kept as text); keys follow its pattern.
+    let specs = parse_extra_specs_body(&json!({"extra_specs": {"hw:numa_nodes": 2, "a b.c-d_e": "x"}})).expect("specs");
+    assert_eq!(specs.get("hw:numa_nodes").map(String::as_str), Some("2"));
+    assert!(parse_extra_specs_body(&json!({"extra_specs": {"bad/key": "x"}})).is_err());
+    assert!(parse_extra_specs_body(&json!({"extra_specs": {"k": "v".repeat(256)}})).is_err());
+    assert!(parse_extra_specs_body(&json!({"specs": {}})).is_err());
+    assert_eq!(parse_extra_spec_item(&json!({"hw:numa_nodes": "2"}), "hw:numa_nodes"), Ok("2".into()));
+    assert_eq!(
+        parse_extra_spec_item(&json!({"hw:cpu_policy": "shared"}), "hw:numa_nodes"),
+        Err(RequestError::BadRequest("Request body and URI mismatch".into()))
+    );
+    assert!(matches!(
+        parse_extra_spec_item(&json!({"a": "1", "b": "2"}), "a"),
+        Err(RequestError::BadRequest(m)) if m.ends_with("has too many properties")
+    ));
+}
+
+#[test]
+fn full_flavor_pages_link_the_next_one_with_the_same_parameters() {
+    let params = vec![("limit".to_string(), "2".to_string()), ("minRam".to_string(), "512".to_string())];
+    let links = views::flavors_links("http://h", true, &params, Some("f 2"), 2, 2).expect("full page");
+    assert_eq!(links[0]["href"], "http://h/compute/v2.1/flavors/detail?limit=2&marker=f+2&minRam=512");
+    assert!(views::flavors_links("http://h", false, &params, Some("2"), 1, 2).is_none());
+    let access = views::flavor_access("10", &["p".to_string()]);
+    assert_eq!(access, json!({"flavor_access": [{"flavor_id": "10", "tenant_id": "p"}]}));
+}

@@ -6,6 +6,7 @@
 use crate::{MAX_COMPUTE, MIN_COMPUTE, Microversion};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 use stratus_db::{
     ActionRow, AttachmentRow, EventRow, FlavorRow, KeypairRow, PortRow, QuotaLimits, QuotaUsage, ServerRow, ServiceRow,
     parse_ts,
@@ -71,6 +72,47 @@ pub fn flavor(public: &str, f: &FlavorRow, detail: bool) -> Value {
         m.insert("os-flavor-access:is_public".into(), json!(f.is_public));
     }
     v
+}
+
+/// The `flavors_links` of a full page (Nova: as many flavors as the
+/// `limit` asked for, or as the largest page when none was): the request's
+/// parameters, sorted, with `marker` set to the page's last flavor.
+pub fn flavors_links(
+    public: &str,
+    detail: bool,
+    params: &[(String, String)],
+    last: Option<&str>,
+    n: usize,
+    limit: i64,
+) -> Option<Value> {
+    let last = last?;
+    if i64::try_from(n).ok()? != limit {
+        return None;
+    }
+    let mut q: BTreeMap<&str, &str> = params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    q.insert("marker", last);
+    let query: Vec<String> = q.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect();
+    let path = if detail { "flavors/detail" } else { "flavors" };
+    Some(json!([{"rel": "next", "href": format!("{public}/compute/v2.1/{path}?{}", query.join("&"))}]))
+}
+
+/// `application/x-www-form-urlencoded` text of a query key or value.
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => out.push(char::from(b)),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// `{"flavor_access": [...]}`: the projects a private flavor is shared with.
+pub fn flavor_access(flavor_id: &str, projects: &[String]) -> Value {
+    let list: Vec<Value> = projects.iter().map(|p| json!({"flavor_id": flavor_id, "tenant_id": p})).collect();
+    json!({ "flavor_access": list })
 }
 
 /// A server in the index form (id, name, links).

@@ -21,7 +21,9 @@ impl ComputeApi {
     ) -> Result<(), ComputeError> {
         // An unknown flavor is a 400 before anything else is checked.
         let resize_to = match &action {
-            Action::Resize { flavor_ref, flavor_id } => Some(self.flavor_for_request(flavor_ref, flavor_id).await?),
+            Action::Resize { flavor_ref, flavor_id } => {
+                Some(self.flavor_for_request(ctx, flavor_ref, flavor_id).await?)
+            }
             _ => None,
         };
         let s = self.get_visible(ctx, id).await?;

@@ -21,7 +21,7 @@ impl ComputeApi {
         self.authorize_create(ctx)?;
         let (bdm_image, volumes) = self.check_bdms(ctx, &req.block_devices).await?;
         let boot_from_volume = volumes.iter().any(|v| v.boot_index == Some(0));
-        let flavor = self.flavor_for_request(&req.flavor_ref, &req.flavor_id).await?;
+        let flavor = self.flavor_for_request(ctx, &req.flavor_ref, &req.flavor_id).await?;
         let image_ref = req.image_ref.clone().or(bdm_image);
         let image = match image_ref.as_deref() {
             Some("") => None,
@@ -117,15 +117,17 @@ impl ComputeApi {
         Ok((bdm_image, volumes))
     }
 
-    /// The flavor a request names (create, resize); an unknown one is a 400.
+    /// The flavor a request names (create, resize); an unknown one, or
+    /// another project's private one, is a 400.
     pub(super) async fn flavor_for_request(
         &self,
+        ctx: &AuthContext,
         flavor_ref: &str,
         flavor_id: &str,
     ) -> Result<FlavorRow, ComputeError> {
-        match self.ds.flavor_find(flavor_id).await {
-            Ok(f) if f.id == flavor_id => Ok(f),
-            Ok(_) | Err(DbError::NotFound { .. }) => {
+        match self.ds.flavor_get(flavor_id, (!ctx.is_admin()).then_some(ctx.project_id.as_str())).await {
+            Ok(f) => Ok(f),
+            Err(DbError::NotFound { .. }) => {
                 Err(ComputeError::BadRequest(format!("Flavor {flavor_ref} could not be found.")))
             }
             Err(e) => Err(e.into()),

@@ -95,6 +95,25 @@ pub enum ComputeError {
     /// 501: a call this cloud does not offer (Nova answers the same where its driver does not).
     #[error("{0}")]
     NotImplemented(String),
+    /// 404: a private flavor not shared with this project.
+    #[error("Flavor access not found for {flavor_id} / {project_id} combination.")]
+    FlavorAccessNotFound {
+        /// Flavor id.
+        flavor_id: String,
+        /// Project id as requested.
+        project_id: String,
+    },
+    /// 404: the access list of a public flavor (every project has access).
+    #[error("Access list not available for public flavors.")]
+    FlavorAccessPublic,
+    /// 404: a flavor extra spec key that is not set.
+    #[error("Flavor {flavor_id} has no extra specs with key {key}.")]
+    FlavorExtraSpecNotFound {
+        /// Flavor id as requested.
+        flavor_id: String,
+        /// Key as requested.
+        key: String,
+    },
     /// 404: a server metadata key that is not set.
     #[error("Metadata item was not found")]
     MetadataItemNotFound,

@@ -18,6 +18,7 @@ mod console;
 mod create;
 mod delete;
 mod error;
+mod flavors;
 mod hosts;
 mod hypervisors;
 mod keypairs;
@@ -29,6 +30,7 @@ mod volumes;
 pub use actions::Action;
 
 pub use error::{ComputeError, Resource};
+pub use flavors::FlavorPage;
 pub use hosts::{HostChange, ServiceState, ServiceUpdate, ServiceUpdated};
 pub use hypervisors::{HostResources, HostUpdate, Hypervisor, HypervisorTotals};
 pub use keypairs::{KeypairCreate, KeypairCreated, check_keypair_name};

@@ -3,7 +3,7 @@
 //! (which project, which filters an admin may use) are applied here, so a
 //! handler only renders what it gets.
 
-use super::{ComputeApi, ComputeError, Resource};
+use super::{ComputeApi, ComputeError};
 use std::collections::HashMap;
 use stratus_auth::AuthContext;
 use stratus_db::{
@@ -53,26 +53,9 @@ pub struct Limits {
 }
 
 impl ComputeApi {
-    /// All flavors.
     /// Create `flavor` unless a flavor with its id exists (start-up seeding of the standard sizes).
     pub async fn ensure_flavor(&self, flavor: &FlavorRow) -> Result<(), ComputeError> {
         Ok(self.ds.flavor_ensure(flavor).await?)
-    }
-
-    /// Every flavor, for the API's flavor list.
-    pub async fn flavor_list(&self) -> Result<Vec<FlavorRow>, ComputeError> {
-        Ok(self.ds.flavor_list().await?)
-    }
-
-    /// One flavor by id; an unknown one is a 404.
-    pub async fn flavor_get(&self, id: &str) -> Result<FlavorRow, ComputeError> {
-        match self.ds.flavor_find(id).await {
-            Ok(f) if f.id == id => Ok(f),
-            Ok(_) | Err(DbError::NotFound { .. }) => {
-                Err(ComputeError::NotFound { kind: Resource::Flavor, id: id.into() })
-            }
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// Servers matching the query that the caller may list; ports and

@@ -117,7 +117,7 @@ async fn create_checks_mappings_flavor_and_image_in_the_service() {
     let member = ctx(&["member"]);
     let tiny = tiny_flavor();
     ds.flavor_ensure(&tiny).await.expect("flavor");
-    let f = api.flavor_get("1").await.expect("flavor");
+    let f = api.flavor_get(&member, "1").await.expect("flavor");
     let req = |block_devices: Vec<BdmRequest>, flavor_id: &str, image: Option<&str>| ServerCreate {
         name: "vm".into(),
         image_ref: image.map(str::to_string),
@@ -189,7 +189,7 @@ async fn create_checks_mappings_flavor_and_image_in_the_service() {
             "{e:?}"
         );
     }
-    let e = api.flavor_get("no-such-flavor").await;
+    let e = api.flavor_get(&member, "no-such-flavor").await;
     assert!(matches!(e, Err(ComputeError::NotFound { kind: Resource::Flavor, .. })));
 }
 
@@ -583,4 +583,205 @@ async fn quota_policies_follow_novas_defaults() {
     assert!(forbidden(api.quota_class_update(&reader, "default", Err("bad body".into())).await));
     // An admin may read any project's set, existing or not (Nova does not look it up).
     assert!(api.quota_set_show(&ctx(&["admin"]), "no-such-project", None).await.is_ok());
+}
+
+/// A flavor of `ram_mb` MiB and `disk_gb` GiB.
+fn sized_flavor(id: &str, ram_mb: i64, disk_gb: i64, is_public: bool) -> FlavorRow {
+    FlavorRow { id: id.into(), name: format!("f-{id}"), ram_mb, disk_gb, is_public, ..tiny_flavor() }
+}
+
+/// Projects `p` (the tests' caller) and `q`.
+async fn projects(ds: &Datastore) {
+    for id in ["p", "q"] {
+        let row = stratus_db::ProjectRow {
+            id: id.into(),
+            name: id.into(),
+            domain_id: "default".into(),
+            description: String::new(),
+            enabled: true,
+        };
+        ds.project_create(&row).await.expect("project");
+    }
+}
+
+fn ids(page: &FlavorPage) -> Vec<&str> {
+    page.flavors.iter().map(|f| f.id.as_str()).collect()
+}
+
+fn flavor_query(raw: &str) -> stratus_api::compute::FlavorListQuery {
+    stratus_api::compute::FlavorListQuery::parse(Some(raw)).expect("query")
+}
+
+#[tokio::test]
+async fn flavor_lists_filter_sort_and_page_as_nova() {
+    let (api, ds, _dir) = api().await;
+    projects(&ds).await;
+    for f in [
+        sized_flavor("1", 512, 1, true),
+        sized_flavor("2", 2048, 20, true),
+        sized_flavor("3", 4096, 40, true),
+        sized_flavor("mine", 1024, 10, false),
+        sized_flavor("theirs", 1024, 10, false),
+    ] {
+        ds.flavor_create(&f).await.expect("flavor");
+    }
+    ds.flavor_access_add("mine", "p").await.expect("share");
+    let member = ctx(&["member"]);
+    let admin = AuthContext { project_id: "admin-project".into(), ..ctx(&["admin"]) };
+    let list = |who: &AuthContext, raw: &str| {
+        let (api, who, q) = (api.clone(), who.clone(), flavor_query(raw));
+        async move { api.flavor_list(&who, q).await }
+    };
+    // Nova: non-admins see public flavors and private ones shared with their project, by flavorid.
+    assert_eq!(ids(&list(&member, "").await.expect("list")), ["1", "2", "3", "mine"]);
+    // Nova ignores is_public from non-admins.
+    assert_eq!(ids(&list(&member, "is_public=false").await.expect("list")), ["1", "2", "3", "mine"]);
+    // minRam and minDisk are lower bounds; limit and marker page.
+    assert_eq!(ids(&list(&member, "minRam=1024&minDisk=20").await.expect("list")), ["2", "3"]);
+    let page = list(&member, "limit=2").await.expect("page");
+    assert_eq!((ids(&page), page.limit), (vec!["1", "2"], 2));
+    assert_eq!(ids(&list(&member, "marker=2").await.expect("after 2")), ["3", "mine"]);
+    assert_eq!(ids(&list(&member, "sort_key=memory_mb&sort_dir=desc&limit=2").await.expect("sorted")), ["3", "2"]);
+    assert_eq!(ids(&list(&member, "sort_key=memory_mb&sort_dir=desc&marker=2").await.expect("sorted")), ["mine", "1"]);
+    // Nova: a marker the caller cannot see is "not found", a 400.
+    let e = list(&member, "marker=theirs").await.expect_err("hidden marker");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m == "marker [theirs] not found"), "{e:?}");
+    // Nova: admins choose with is_public (default public, "none" all), strictly parsed.
+    assert_eq!(ids(&list(&admin, "").await.expect("list")), ["1", "2", "3"]);
+    assert_eq!(ids(&list(&admin, "is_public=f").await.expect("list")), ["mine", "theirs"]);
+    assert_eq!(ids(&list(&admin, "is_public=None").await.expect("list")), ["1", "2", "3", "mine", "theirs"]);
+    let e = list(&admin, "is_public=maybe").await.expect_err("bad is_public");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Invalid is_public filter [maybe]"), "{e:?}");
+    assert_eq!(ids(&list(&admin, "marker=theirs&is_public=none").await.expect("admin marker")), Vec::<&str>::new());
+}
+
+fn flavor_body(name: &str, id: Option<&str>, is_public: bool) -> Result<stratus_api::compute::FlavorCreate, String> {
+    Ok(stratus_api::compute::FlavorCreate {
+        name: name.into(),
+        id: id.map(str::to_string),
+        ram_mb: 512,
+        vcpus: 1,
+        disk_gb: 1,
+        ephemeral_gb: 0,
+        swap_mb: 0,
+        rxtx_factor: 1.0,
+        is_public,
+    })
+}
+
+#[tokio::test]
+async fn flavor_create_and_delete_follow_novas_rules() {
+    let (api, ds, _dir) = api().await;
+    let (member, admin) = (ctx(&["member"]), ctx(&["admin"]));
+    // Nova's flavor-manage policy is ADMIN, checked before the body.
+    let e = api.flavor_create(&member, Err("bad body".into())).await.expect_err("member");
+    assert!(matches!(&e, ComputeError::Forbidden(m) if m.contains("os-flavor-manage:create")), "{e:?}");
+    let e = api.flavor_create(&admin, Err("bad body".into())).await.expect_err("bad body");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m == "bad body"), "{e:?}");
+    let made = api.flavor_create(&admin, flavor_body("small", Some("1000"), true)).await.expect("create");
+    assert_eq!(made.id, "1000");
+    // Nova: a missing or null id becomes a new UUID.
+    let auto = api.flavor_create(&admin, flavor_body("auto", None, true)).await.expect("create");
+    assert!(uuid::Uuid::parse_str(&auto.id).is_ok(), "{}", auto.id);
+    // Nova: FlavorIdExists and FlavorExists are 409s.
+    let e = api.flavor_create(&admin, flavor_body("other", Some("1000"), true)).await.expect_err("same id");
+    assert!(matches!(&e, ComputeError::Conflict(m) if m == "Flavor with ID 1000 already exists."), "{e:?}");
+    let e = api.flavor_create(&admin, flavor_body("small", Some("1001"), true)).await.expect_err("same name");
+    assert!(matches!(&e, ComputeError::Conflict(m) if m == "Flavor with name small already exists."), "{e:?}");
+
+    // Servers keep their own copy of a deleted flavor's sizes.
+    let server = active_server(&api, &ds).await;
+    assert!(matches!(api.flavor_delete(&member, "1").await, Err(ComputeError::Forbidden(_))));
+    api.flavor_delete(&admin, "1").await.expect("delete");
+    let shown = api.server_show(&member, &server).await.expect("server outlives its flavor");
+    assert_eq!((shown.server.flavor_id.as_str(), shown.server.ram_mb), ("1", 512));
+    let e = api.flavor_delete(&admin, "1").await.expect_err("gone");
+    assert_eq!(e.to_string(), "Flavor 1 could not be found.");
+    assert!(matches!(api.flavor_get(&member, "1").await, Err(ComputeError::NotFound { .. })));
+    // Nova deletes outright: the id and name may be used again.
+    api.flavor_create(&admin, flavor_body("m1.tiny", Some("1"), true)).await.expect("id reused");
+}
+
+#[tokio::test]
+async fn private_flavors_are_seen_and_booted_only_by_projects_with_access() {
+    let (api, ds, _dir) = api().await;
+    projects(&ds).await;
+    let (member, admin) = (ctx(&["member"]), ctx(&["admin"]));
+    let private = api.flavor_create(&admin, flavor_body("private", Some("10"), false)).await.expect("private");
+    api.flavor_create(&admin, flavor_body("public", Some("11"), true)).await.expect("public");
+    // Nova bug 1209101: the creator's project is not given access; the list is empty.
+    assert!(api.flavor_access_list(&admin, "10").await.expect("access list").is_empty());
+    assert!(matches!(api.flavor_access_list(&member, "10").await, Err(ComputeError::Forbidden(_))));
+    let e = api.flavor_access_list(&admin, "11").await.expect_err("public");
+    assert_eq!(e.to_string(), "Access list not available for public flavors.");
+    // Another project's private flavor is a 404 to show and a 400 to boot (Nova's FlavorNotFound).
+    assert!(matches!(api.flavor_get(&member, "10").await, Err(ComputeError::NotFound { .. })));
+    let e = api.flavor_for_request(&member, "10", "10").await.expect_err("boot");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Flavor 10 could not be found."), "{e:?}");
+
+    let add = |p: &str| Ok(stratus_api::compute::FlavorAccessChange::Add(p.into()));
+    let remove = |p: &str| Ok(stratus_api::compute::FlavorAccessChange::Remove(p.into()));
+    let mv = stratus_api::Microversion::new;
+    assert!(matches!(
+        api.flavor_access_change(&member, "10", add("p"), mv(2, 1)).await,
+        Err(ComputeError::Forbidden(_))
+    ));
+    assert_eq!(api.flavor_access_change(&admin, "10", add("p"), mv(2, 1)).await.expect("add"), ["p"]);
+    assert_eq!(api.flavor_get(&member, "10").await.expect("now visible").id, private.id);
+    api.flavor_for_request(&member, "10", "10").await.expect("now bootable");
+    // Nova: FlavorAccessExists 409, FlavorAccessNotFound 404, an unknown project 400.
+    let e = api.flavor_access_change(&admin, "10", add("p"), mv(2, 1)).await.expect_err("twice");
+    assert_eq!(e.to_string(), "Flavor access already exists for flavor 10 and project p combination.");
+    let e = api.flavor_access_change(&admin, "10", remove("q"), mv(2, 1)).await.expect_err("not shared");
+    assert!(matches!(&e, ComputeError::FlavorAccessNotFound { .. }), "{e:?}");
+    assert_eq!(e.to_string(), "Flavor access not found for 10 / q combination.");
+    let e = api.flavor_access_change(&admin, "10", add("nobody"), mv(2, 1)).await.expect_err("no project");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Project ID nobody is not a valid project."), "{e:?}");
+    // Nova 2.7: adding access to a public flavor is a 409 (allowed before).
+    let e = api.flavor_access_change(&admin, "11", add("q"), mv(2, 7)).await.expect_err("public at 2.7");
+    assert!(matches!(&e, ComputeError::Conflict(m) if m == "Can not add access to a public flavor."), "{e:?}");
+    api.flavor_access_change(&admin, "11", add("q"), mv(2, 6)).await.expect("public before 2.7");
+    assert!(api.flavor_access_change(&admin, "10", remove("p"), mv(2, 1)).await.expect("remove").is_empty());
+    assert!(matches!(api.flavor_get(&member, "10").await, Err(ComputeError::NotFound { .. })));
+}
+
+#[tokio::test]
+async fn flavor_extra_specs_follow_novas_rules() {
+    let (api, ds, _dir) = api().await;
+    ds.flavor_ensure(&tiny_flavor()).await.expect("flavor");
+    let (reader, admin) = (ctx(&["reader"]), ctx(&["admin"]));
+    let specs: BTreeMap<String, String> = [("hw:numa_nodes", "1"), ("hw:cpu_policy", "shared")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    // Nova: writes are ADMIN (before the body), reads any caller who sees the flavor.
+    let e = api.flavor_extra_specs_create(&reader, "1", Err("bad".into())).await.expect_err("reader");
+    assert!(matches!(&e, ComputeError::Forbidden(m) if m.contains("os-flavor-extra-specs:create")), "{e:?}");
+    assert!(matches!(
+        api.flavor_extra_specs_create(&admin, "nope", Err("bad".into())).await,
+        Err(ComputeError::NotFound { .. })
+    ));
+    assert_eq!(api.flavor_extra_specs_create(&admin, "1", Ok(specs.clone())).await.expect("set"), specs);
+    assert_eq!(api.flavor_extra_specs(&reader, "1").await.expect("read"), specs);
+    // Nova: an update sets one key and keeps the others.
+    assert_eq!(api.flavor_extra_spec_update(&admin, "1", "hw:numa_nodes", Ok("2".into())).await.expect("update"), "2");
+    assert_eq!(api.flavor_extra_spec(&reader, "1", "hw:numa_nodes").await.expect("one"), "2");
+    assert_eq!(api.flavor_extra_spec(&reader, "1", "hw:cpu_policy").await.expect("kept"), "shared");
+    let e = api.flavor_extra_spec_update(&reader, "1", "hw:numa_nodes", Ok("3".into())).await.expect_err("reader");
+    assert!(matches!(e, ComputeError::Forbidden(_)));
+    // Nova: FlavorExtraSpecsNotFound.
+    let e = api.flavor_extra_spec(&reader, "1", "hw:cpu_thread_policy").await.expect_err("unset");
+    assert_eq!(e.to_string(), "Flavor 1 has no extra specs with key hw:cpu_thread_policy.");
+    assert!(matches!(
+        api.flavor_extra_spec_delete(&reader, "1", "hw:numa_nodes").await,
+        Err(ComputeError::Forbidden(_))
+    ));
+    api.flavor_extra_spec_delete(&admin, "1", "hw:numa_nodes").await.expect("delete");
+    let e = api.flavor_extra_spec_delete(&admin, "1", "hw:numa_nodes").await.expect_err("twice");
+    assert!(matches!(e, ComputeError::FlavorExtraSpecNotFound { .. }));
+    assert_eq!(api.flavor_extra_specs(&reader, "1").await.expect("read").len(), 1);
+    // The specs go with their flavor.
+    api.flavor_delete(&admin, "1").await.expect("delete flavor");
+    ds.flavor_ensure(&tiny_flavor()).await.expect("flavor again");
+    assert!(api.flavor_extra_specs(&reader, "1").await.expect("read").is_empty());
 }

@@ -49,6 +49,15 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         flavors::flavor_list,
         flavors::flavor_detail,
         flavors::flavor_show,
+        flavors::flavor_create,
+        flavors::flavor_delete,
+        flavors::flavor_access_list,
+        flavors::flavor_action,
+        flavors::extra_specs_list,
+        flavors::extra_specs_create,
+        flavors::extra_spec_show,
+        flavors::extra_spec_update,
+        flavors::extra_spec_delete,
         servers::server_list,
         servers::server_detail,
         servers::server_show,
@@ -106,9 +115,19 @@ pub fn routes(state: AppState) -> Router {
         .route("/compute/v2/", get(version_v20))
         .route("/compute/v2.1", get(version_v21))
         .route("/compute/v2.1/", get(version_v21))
-        .route("/compute/v2.1/flavors", get(flavors::flavor_list))
+        .route("/compute/v2.1/flavors", get(flavors::flavor_list).post(flavors::flavor_create))
         .route("/compute/v2.1/flavors/detail", get(flavors::flavor_detail))
-        .route("/compute/v2.1/flavors/{id}", get(flavors::flavor_show))
+        .route("/compute/v2.1/flavors/{id}", get(flavors::flavor_show).delete(flavors::flavor_delete))
+        .route("/compute/v2.1/flavors/{id}/action", axum::routing::post(flavors::flavor_action))
+        .route("/compute/v2.1/flavors/{id}/os-flavor-access", get(flavors::flavor_access_list))
+        .route(
+            "/compute/v2.1/flavors/{id}/os-extra_specs",
+            get(flavors::extra_specs_list).post(flavors::extra_specs_create),
+        )
+        .route(
+            "/compute/v2.1/flavors/{id}/os-extra_specs/{key}",
+            get(flavors::extra_spec_show).put(flavors::extra_spec_update).delete(flavors::extra_spec_delete),
+        )
         .route("/compute/v2.1/servers", get(servers::server_list).post(servers::server_create))
         .route("/compute/v2.1/servers/detail", get(servers::server_detail))
         .route(

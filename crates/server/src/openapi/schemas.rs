@@ -605,8 +605,57 @@ json_schemas! {
     });
     /// `{"flavor": ...}`.
     FlavorBody => wrapped("flavor", "Flavor");
-    /// `{"flavors": [...]}`.
-    FlavorList => json!({"type": "object", "required": ["flavors"], "properties": {"flavors": {"type": "array", "items": {"$ref": "#/components/schemas/Flavor"}}}});
+    /// `{"flavors": [...]}`, with `flavors_links` when the page is full.
+    FlavorList => json!({"type": "object", "required": ["flavors"], "properties": {"flavors": {"type": "array", "items": {"$ref": "#/components/schemas/Flavor"}}, "flavors_links": {"type": "array", "items": {"type": "object", "required": ["rel", "href"]}}}});
+    /// `POST /flavors`: name, ram, vcpus, disk; optional id, ephemeral, swap, rxtx_factor, is_public.
+    FlavorCreateBody => json!({
+        "type": "object",
+        "required": ["flavor"],
+        "properties": {"flavor": {
+            "type": "object",
+            "required": ["name", "ram", "vcpus", "disk"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 255},
+                "id": {"type": ["string", "number", "null"]},
+                "ram": {"type": ["integer", "string"]},
+                "vcpus": {"type": ["integer", "string"]},
+                "disk": {"type": ["integer", "string"]},
+                "OS-FLV-EXT-DATA:ephemeral": {"type": ["integer", "string"]},
+                "swap": {"type": ["integer", "string"]},
+                "rxtx_factor": {"type": ["number", "string"]},
+                "os-flavor-access:is_public": {"type": ["boolean", "string"]},
+            },
+        }},
+    });
+    /// `{"flavor_access": [...]}`: the projects a private flavor is shared with.
+    FlavorAccessList => json!({
+        "type": "object",
+        "required": ["flavor_access"],
+        "properties": {"flavor_access": {"type": "array", "items": {"type": "object", "required": ["flavor_id", "tenant_id"], "properties": {"flavor_id": {"type": "string"}, "tenant_id": {"type": "string"}}}}},
+    });
+    /// `addTenantAccess` or `removeTenantAccess`, `{"tenant": "<project id>"}`.
+    FlavorAction => json!({
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 1,
+        "properties": {
+            "addTenantAccess": {"type": "object", "required": ["tenant"], "properties": {"tenant": {"type": "string"}}},
+            "removeTenantAccess": {"type": "object", "required": ["tenant"], "properties": {"tenant": {"type": "string"}}},
+        },
+    });
+    /// `{"extra_specs": {...}}`.
+    FlavorExtraSpecs => json!({
+        "type": "object",
+        "required": ["extra_specs"],
+        "properties": {"extra_specs": {"type": "object", "additionalProperties": {"type": "string"}}},
+    });
+    /// One extra spec, `{key: value}`.
+    FlavorExtraSpecItem => json!({
+        "type": "object",
+        "additionalProperties": {"type": "string"},
+        "minProperties": 1,
+        "maxProperties": 1,
+    });
     /// A server as `GET /servers/{id}` shows it.
     Server => json!({
         "type": "object",
