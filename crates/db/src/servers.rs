@@ -735,6 +735,29 @@ impl Datastore {
         })
     }
 
+    /// Servers (deleted ones too) that ran during `[begin, end)`: launched
+    /// before `end` and not terminated before `begin`, of one project or of
+    /// all — what Nova's simple tenant usage bills.
+    pub async fn server_list_ran_between(
+        &self,
+        project_id: Option<&str>,
+        begin: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Vec<ServerRow>, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(&format!(
+                "SELECT {SERVER_COLS} FROM servers WHERE launched_at IS NOT NULL AND launched_at < $2 \
+                 AND (terminated_at IS NULL OR terminated_at > $1) AND ($3 IS NULL OR project_id = $3) \
+                 ORDER BY project_id, launched_at, id"
+            ))
+            .bind(crate::ts(begin))
+            .bind(crate::ts(end))
+            .bind(project_id)
+            .fetch_all(rp)
+            .await?)
+        })
+    }
+
     /// Live servers per host and how many of them have a task running:
     /// (host, servers, busy) — the hypervisor views' `running_vms` and
     /// `current_workload`.

@@ -25,6 +25,7 @@ mod keypairs;
 mod metadata;
 mod queries;
 mod quotas;
+mod usage;
 mod volumes;
 
 pub use actions::Action;
@@ -37,6 +38,7 @@ pub use keypairs::{KeypairCreate, KeypairCreated, check_keypair_name};
 pub use metadata::MetadataChange;
 pub use queries::{Limits, ServerList, ServerQuery, ServerWithResources};
 pub use quotas::QuotaDetail;
+pub use usage::{ServerUsage, TenantUsage, usage_time};
 
 use crate::ControllerConfig;
 use bytes::Bytes;

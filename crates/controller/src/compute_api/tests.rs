@@ -785,3 +785,33 @@ async fn flavor_extra_specs_follow_novas_rules() {
     ds.flavor_ensure(&tiny_flavor()).await.expect("flavor again");
     assert!(api.flavor_extra_specs(&reader, "1").await.expect("read").is_empty());
 }
+
+// Nova simple tenant usage: hours of a server inside [start, end) (launch to
+// termination, clipped), totals weighted by its size; another project's is 403;
+// start after end is 400; Nova's three time formats.
+#[tokio::test]
+async fn tenant_usage_counts_hours_inside_the_period() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let sid: stratus_types::ServerId = id.parse().expect("id");
+    ds.server_transition(&sid, &stratus_db::Transition { launched: true, ..Default::default() }).await.expect("launch");
+    let launched = ds.server_get(&sid).await.expect("row").launched_at.expect("launched");
+    let member = ctx(&["member"]);
+    let start = launched - chrono::Duration::hours(5);
+    let end = launched + chrono::Duration::hours(2);
+    let usage = api.tenant_usage(&member, Some("p"), start, end).await.expect("usage");
+    assert_eq!(usage.len(), 1);
+    let hours = usage[0].total_hours();
+    assert!((hours - 2.0).abs() < 1e-6, "only the launched part counts: {hours}");
+    assert!((usage[0].total_of(|s| s.ram_mb) - 1024.0).abs() < 1e-3, "512 MiB for 2 hours");
+    let before = api.tenant_usage(&member, Some("p"), start, launched - chrono::Duration::hours(1)).await;
+    assert!(before.expect("usage").is_empty(), "not running in that period");
+    assert!(matches!(api.tenant_usage(&member, Some("other"), start, end).await, Err(ComputeError::Forbidden(_))));
+    assert!(matches!(api.tenant_usage(&member, None, start, end).await, Err(ComputeError::Forbidden(_))));
+    assert!(matches!(api.tenant_usage(&member, Some("p"), end, start).await, Err(ComputeError::BadRequest(_))));
+    let now = chrono::Utc::now();
+    for ok in ["2026-11-30T01:02:03", "2026-11-30T01:02:03.123456", "2026-11-30 01:02:03.123456"] {
+        assert!(usage_time(Some(ok), now).is_ok(), "{ok}");
+    }
+    assert!(matches!(usage_time(Some("yesterday"), now), Err(ComputeError::BadRequest(_))));
+}

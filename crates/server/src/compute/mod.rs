@@ -16,9 +16,11 @@ mod instance_actions;
 mod keypairs;
 mod limits;
 mod metadata;
+mod networks;
 mod quotas;
 mod servers;
 mod services;
+mod usage;
 
 use crate::AppState;
 use crate::middleware::compute_microversion;
@@ -81,6 +83,13 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         services::service_update,
         limits::limits,
         limits::availability_zones,
+        usage::usage_list,
+        usage::usage_show,
+        usage::audit_log_list,
+        usage::audit_log_show,
+        usage::diagnostics,
+        networks::network_list,
+        networks::network_show,
         hypervisors::hypervisor_list,
         hypervisors::hypervisor_detail,
         hypervisors::hypervisor_statistics,
@@ -168,6 +177,13 @@ pub fn routes(state: AppState) -> Router {
         .route("/compute/v2.1/os-hosts", get(hypervisors::host_list))
         .route("/compute/v2.1/os-hosts/{host}", get(hypervisors::host_show).put(hypervisors::host_update))
         .route("/compute/v2.1/os-hosts/{host}/{power}", get(hypervisors::host_power))
+        .route("/compute/v2.1/os-simple-tenant-usage", get(usage::usage_list))
+        .route("/compute/v2.1/os-simple-tenant-usage/{tenant_id}", get(usage::usage_show))
+        .route("/compute/v2.1/os-instance_usage_audit_log", get(usage::audit_log_list))
+        .route("/compute/v2.1/os-instance_usage_audit_log/{before}", get(usage::audit_log_show))
+        .route("/compute/v2.1/servers/{id}/diagnostics", get(usage::diagnostics))
+        .route("/compute/v2.1/os-networks", get(networks::network_list))
+        .route("/compute/v2.1/os-networks/{id}", get(networks::network_show))
         .route("/compute/v2.1/os-availability-zone", get(limits::availability_zones))
         .route("/compute/v2.1/os-availability-zone/detail", get(limits::availability_zones_detail))
         .route("/compute/v2.1/extensions", get(limits::extension_list))

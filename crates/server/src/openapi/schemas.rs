@@ -863,6 +863,44 @@ json_schemas! {
         "required": ["host"],
         "properties": {"host": {"type": "string"}, "status": {"type": "string"}},
     });
+    /// Usage of every project.
+    TenantUsageList => json!({
+        "type": "object",
+        "required": ["tenant_usages"],
+        "properties": {"tenant_usages": {"type": "array", "items": {"type": "object", "required": ["tenant_id", "start", "stop", "total_hours"]}}},
+    });
+    /// Usage of one project (an empty object when none of its servers ran).
+    TenantUsageBody => json!({
+        "type": "object",
+        "required": ["tenant_usage"],
+        "properties": {"tenant_usage": {"type": "object"}},
+    });
+    /// The usage audit of the last period.
+    AuditLogList => json!({
+        "type": "object",
+        "required": ["instance_usage_audit_logs"],
+        "properties": {"instance_usage_audit_logs": {"type": "object", "required": ["num_hosts", "overall_status", "period_beginning", "period_ending"]}},
+    });
+    /// The usage audit of one period.
+    AuditLogBody => json!({
+        "type": "object",
+        "required": ["instance_usage_audit_log"],
+        "properties": {"instance_usage_audit_log": {"type": "object", "required": ["num_hosts", "overall_status", "period_beginning", "period_ending"]}},
+    });
+    /// A server's diagnostics (free-form before 2.48).
+    Diagnostics => json!({"type": "object"});
+    /// The tenant networks.
+    NetworkList => json!({
+        "type": "object",
+        "required": ["networks"],
+        "properties": {"networks": {"type": "array", "items": {"type": "object", "required": ["id", "label"]}}},
+    });
+    /// One network.
+    NetworkBody => json!({
+        "type": "object",
+        "required": ["network"],
+        "properties": {"network": {"type": "object", "required": ["id", "label"]}},
+    });
     /// The legacy extension list.
     ExtensionList => json!({
         "type": "object",
