@@ -381,6 +381,16 @@ const ROWS: &[Row] = &[
     r("GET", "/compute/v2.1/servers/{id}/diagnostics", ADMIN_ON, Empty, "os-server-diagnostics ADMIN"),
     r("GET", "/compute/v2.1/os-networks", ANY, Empty, "os-networks:list PROJECT_READER_OR_ADMIN"),
     r("GET", "/compute/v2.1/os-networks/{id}", ANY, Empty, "os-networks:show PROJECT_READER_OR_ADMIN"),
+    r("GET", "/compute/v2.1/images", ANY, Empty, "image proxy: Glance's get_images (own and public)"),
+    r("GET", "/compute/v2.1/images/detail", ANY, Empty, "image proxy: Glance's get_images (own and public)"),
+    r("GET", "/compute/v2.1/images/{id}", READ, Empty, "image proxy: Glance's get_image (private image of demo)"),
+    r("DELETE", "/compute/v2.1/images/{id}", WRITE, Empty, "image proxy: Glance's delete_image"),
+    r("GET", "/compute/v2.1/images/{id}/metadata", READ, Empty, "image-metadata: Glance's get_image"),
+    r("PUT", "/compute/v2.1/images/{id}/metadata", WRITE, Json("{}"), "image-metadata: Glance's modify_image"),
+    r("POST", "/compute/v2.1/images/{id}/metadata", WRITE, Json("{}"), "image-metadata: Glance's modify_image"),
+    r("GET", "/compute/v2.1/images/{id}/metadata/{key}", READ, Empty, "image-metadata: Glance's get_image"),
+    r("PUT", "/compute/v2.1/images/{id}/metadata/{key}", WRITE, Json("{}"), "image-metadata: Glance's modify_image"),
+    r("DELETE", "/compute/v2.1/images/{id}/metadata/{key}", WRITE, Empty, "image-metadata: Glance's modify_image"),
     r("GET", "/compute/v2.1/os-availability-zone", ANY, Empty, "os-availability-zone:list RULE_ANY"),
     r("GET", "/compute/v2.1/os-availability-zone/detail", ADMIN, Empty, "os-availability-zone:detail ADMIN"),
     r("GET", "/compute/v2.1/extensions", ANY, Empty, "extensions RULE_ANY"),
@@ -844,7 +854,7 @@ async fn world(e: &Env) -> World {
         .expect("attachment")
         .id
         .to_string();
-    let body = json!({"name": "policy", "disk_format": "qcow2", "container_format": "bare"});
+    let body = json!({"name": "policy", "disk_format": "qcow2", "container_format": "bare", "k": "v"});
     let image =
         e.state.images.create(&e.member, body.as_object().expect("object")).await.expect("image").id.to_string();
     e.state.images.add_tag(&e.member, &image, "t").await.expect("tag");

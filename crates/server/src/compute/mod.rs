@@ -12,6 +12,7 @@ mod actions;
 mod attachments;
 mod flavors;
 mod hypervisors;
+mod images;
 mod instance_actions;
 mod keypairs;
 mod limits;
@@ -83,6 +84,16 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         services::service_update,
         limits::limits,
         limits::availability_zones,
+        images::image_list,
+        images::image_detail,
+        images::image_show,
+        images::image_delete,
+        images::image_metadata,
+        images::image_metadata_replace,
+        images::image_metadata_merge,
+        images::image_metadata_item,
+        images::image_metadata_item_set,
+        images::image_metadata_item_delete,
         usage::usage_list,
         usage::usage_show,
         usage::audit_log_list,
@@ -184,6 +195,19 @@ pub fn routes(state: AppState) -> Router {
         .route("/compute/v2.1/servers/{id}/diagnostics", get(usage::diagnostics))
         .route("/compute/v2.1/os-networks", get(networks::network_list))
         .route("/compute/v2.1/os-networks/{id}", get(networks::network_show))
+        .route("/compute/v2.1/images", get(images::image_list))
+        .route("/compute/v2.1/images/detail", get(images::image_detail))
+        .route("/compute/v2.1/images/{id}", get(images::image_show).delete(images::image_delete))
+        .route(
+            "/compute/v2.1/images/{id}/metadata",
+            get(images::image_metadata).put(images::image_metadata_replace).post(images::image_metadata_merge),
+        )
+        .route(
+            "/compute/v2.1/images/{id}/metadata/{key}",
+            get(images::image_metadata_item)
+                .put(images::image_metadata_item_set)
+                .delete(images::image_metadata_item_delete),
+        )
         .route("/compute/v2.1/os-availability-zone", get(limits::availability_zones))
         .route("/compute/v2.1/os-availability-zone/detail", get(limits::availability_zones_detail))
         .route("/compute/v2.1/extensions", get(limits::extension_list))

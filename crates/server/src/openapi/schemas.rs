@@ -901,6 +901,18 @@ json_schemas! {
         "required": ["network"],
         "properties": {"network": {"type": "object", "required": ["id", "label"]}},
     });
+    /// Images through the compute API.
+    ComputeImageList => json!({
+        "type": "object",
+        "required": ["images"],
+        "properties": {"images": {"type": "array", "items": {"type": "object", "required": ["id", "name", "links"]}}},
+    });
+    /// One image through the compute API.
+    ComputeImageBody => json!({
+        "type": "object",
+        "required": ["image"],
+        "properties": {"image": {"type": "object", "required": ["id", "name", "links", "status", "metadata", "minDisk", "minRam", "progress", "created", "updated"]}},
+    });
     /// The legacy extension list.
     ExtensionList => json!({
         "type": "object",
