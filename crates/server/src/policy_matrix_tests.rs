@@ -391,6 +391,11 @@ const ROWS: &[Row] = &[
     r("GET", "/compute/v2.1/images/{id}/metadata/{key}", READ, Empty, "image-metadata: Glance's get_image"),
     r("PUT", "/compute/v2.1/images/{id}/metadata/{key}", WRITE, Json("{}"), "image-metadata: Glance's modify_image"),
     r("DELETE", "/compute/v2.1/images/{id}/metadata/{key}", WRITE, Empty, "image-metadata: Glance's modify_image"),
+    r("GET", "/compute/v2.1/os-volumes", ANY, Empty, "os-volumes:list PROJECT_READER_OR_ADMIN (own project)"),
+    r("GET", "/compute/v2.1/os-volumes/detail", ANY, Empty, "os-volumes:detail PROJECT_READER_OR_ADMIN (own project)"),
+    r("POST", "/compute/v2.1/os-volumes", CREATE, Json("{}"), "os-volumes:create PROJECT_MEMBER_OR_ADMIN"),
+    r("GET", "/compute/v2.1/os-volumes/{id}", READ, Empty, "os-volumes:show PROJECT_READER_OR_ADMIN"),
+    r("DELETE", "/compute/v2.1/os-volumes/{id}", WRITE, Empty, "os-volumes:delete PROJECT_MEMBER_OR_ADMIN"),
     r("GET", "/compute/v2.1/os-availability-zone", ANY, Empty, "os-availability-zone:list RULE_ANY"),
     r("GET", "/compute/v2.1/os-availability-zone/detail", ADMIN, Empty, "os-availability-zone:detail ADMIN"),
     r("GET", "/compute/v2.1/extensions", ANY, Empty, "extensions RULE_ANY"),
@@ -986,6 +991,7 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             ("servers", "{id}") => w.server.clone(),
             ("flavors", "{id}") => w.flavor.clone(),
             ("os-keypairs", "{name}") => w.keypair.clone(),
+            ("os-volumes", "{id}") => w.volume.clone(),
             ("os-hypervisors", "{id}") if template.ends_with("/search") || template.ends_with("/servers") => {
                 HOST.into()
             }

@@ -22,6 +22,7 @@ mod quotas;
 mod servers;
 mod services;
 mod usage;
+mod volumes;
 
 use crate::AppState;
 use crate::middleware::compute_microversion;
@@ -84,6 +85,11 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         services::service_update,
         limits::limits,
         limits::availability_zones,
+        volumes::volume_list,
+        volumes::volume_detail,
+        volumes::volume_create,
+        volumes::volume_show,
+        volumes::volume_delete,
         images::image_list,
         images::image_detail,
         images::image_show,
@@ -208,6 +214,9 @@ pub fn routes(state: AppState) -> Router {
                 .put(images::image_metadata_item_set)
                 .delete(images::image_metadata_item_delete),
         )
+        .route("/compute/v2.1/os-volumes", get(volumes::volume_list).post(volumes::volume_create))
+        .route("/compute/v2.1/os-volumes/detail", get(volumes::volume_detail))
+        .route("/compute/v2.1/os-volumes/{id}", get(volumes::volume_show).delete(volumes::volume_delete))
         .route("/compute/v2.1/os-availability-zone", get(limits::availability_zones))
         .route("/compute/v2.1/os-availability-zone/detail", get(limits::availability_zones_detail))
         .route("/compute/v2.1/extensions", get(limits::extension_list))

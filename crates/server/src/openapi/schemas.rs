@@ -913,6 +913,18 @@ json_schemas! {
         "required": ["image"],
         "properties": {"image": {"type": "object", "required": ["id", "name", "links", "status", "metadata", "minDisk", "minRam", "progress", "created", "updated"]}},
     });
+    /// Volumes through the compute API.
+    ComputeVolumeList => json!({
+        "type": "object",
+        "required": ["volumes"],
+        "properties": {"volumes": {"type": "array", "items": {"type": "object", "required": ["id", "status", "size", "attachments"]}}},
+    });
+    /// One volume through the compute API.
+    ComputeVolumeBody => json!({
+        "type": "object",
+        "required": ["volume"],
+        "properties": {"volume": {"type": "object", "required": ["id", "status", "size", "availabilityZone", "createdAt", "displayName", "displayDescription", "volumeType", "snapshotId", "metadata", "attachments"]}},
+    });
     /// The legacy extension list.
     ExtensionList => json!({
         "type": "object",
