@@ -72,6 +72,17 @@ stratus_ops::steps!(
 );
 
 stratus_ops::steps!(
+    /// Rebuild in place: the VM made again from the new image on its host.
+    pub(crate) enum RebuildStep {
+        /// Destroy the VM on its host (its volumes stay attached).
+        Destroy => "destroy",
+        /// Spawn it from the new image, reopen its volumes, power it off
+        /// again if it was stopped.
+        Spawn => "spawn",
+    }
+);
+
+stratus_ops::steps!(
     /// Snapshot a server into an image.
     pub(crate) enum ImageStep {
         /// Record the image.
@@ -708,6 +719,91 @@ impl Lifecycle {
         Ok(Outcome::Done)
     }
 
+    async fn rebuild(&self, op: &OperationRow, cx: &StepCx, server: ServerRow) -> Result<Outcome, OpError> {
+        let (s, ds) = (&self.0, &self.0.ds);
+        let p: crate::params::RebuildParams = match crate::params::decode(op) {
+            Ok(p) => p,
+            Err(e) => return s.bad_params(op, e).await,
+        };
+        let event = "compute_rebuild_instance";
+        let Some(host) = server.host.clone() else {
+            return self.abandon(op, &server, TaskState::Rebuilding, event, "the server has no host").await;
+        };
+        ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
+        notify::record(ds, &server, &op.id, "instance.rebuild.start", "nova-compute").await?;
+        if !cx.done(RebuildStep::Destroy) {
+            cx.step(RebuildStep::Destroy).await?;
+            if let Err(e) = s.host_command(&op.id, &server.id, &host, CommandKind::Terminate, self.d()).await {
+                return self
+                    .abandon(op, &server, TaskState::Rebuilding, event, &format!("destroy on {host}: {e}"))
+                    .await;
+            }
+            // The host tombstones the server's spawns up to the terminate's
+            // generation: move past it before the new spawn (a delete from
+            // here on carries a newer one and still wins over the spawn).
+            let next = Transition { from_task: Some(Some(TaskState::Rebuilding)), ..Default::default() };
+            if ds.server_transition(&server.id, &next).await? == Cas::Conflict {
+                return Ok(Outcome::Done); // a delete won
+            }
+            cx.stepped(RebuildStep::Destroy).await?;
+        }
+        if !cx.done(RebuildStep::Spawn) {
+            cx.step(RebuildStep::Spawn).await?;
+            let boot = crate::boot::boot_spec(ds, &server, Some(p.image_id), server.disk_gb).await?;
+            let spawn = CommandKind::Spawn {
+                vcpus: server.vcpus,
+                ram_mb: server.ram_mb,
+                image_id: Some(p.image_id),
+                boot: Some(boot),
+            };
+            let mut failed = s.host_command(&op.id, &server.id, &host, spawn, self.build_deadlines()).await.err();
+            if failed.is_none()
+                && let Err(e) = crate::op_volume::move_volumes(s, &op.id, &server.id, None, &host).await
+            {
+                failed = Some(e);
+            }
+            if failed.is_none()
+                && p.stopped
+                && let Err(e) = s.host_command(&op.id, &server.id, &host, CommandKind::PowerOff, self.d()).await
+            {
+                failed = Some(e);
+            }
+            if let Some(e) = failed {
+                // The old VM is gone: the server is in error (Nova's rebuild failure).
+                let tr = Transition {
+                    from_task: Some(Some(TaskState::Rebuilding)),
+                    vm: Some(VmState::Error),
+                    task: Some(None),
+                    fault: Some(fault_json(500, &format!("rebuild on {host} failed: {e}"), ds.clock().now())),
+                    ..Default::default()
+                };
+                ds.server_transition(&server.id, &tr).await?;
+                ds.event_finish(&server.id, &op.request_id, event, false, &format!("spawn on {host}: {e}")).await?;
+                return Ok(Outcome::Failed(Failure::Step(e)));
+            }
+            cx.stepped(RebuildStep::Spawn).await?;
+        }
+        let (vm, power) =
+            if p.stopped { (VmState::Stopped, PowerState::Shutdown) } else { (VmState::Active, PowerState::Running) };
+        let tr = Transition {
+            from_task: Some(Some(TaskState::Rebuilding)),
+            vm: Some(vm),
+            power: Some(power.code()),
+            task: Some(None),
+            image: Some(p.image_id),
+            ..Default::default()
+        };
+        if ds.server_transition(&server.id, &tr).await? == Cas::Conflict {
+            return Ok(Outcome::Done); // a delete won
+        }
+        ds.event_finish(&server.id, &op.request_id, event, true, &format!("rebuilt on {host} from {}", p.image_id))
+            .await?;
+        let cur = ds.server_get_any(&server.id).await?;
+        notify::record(ds, &cur, &op.id, "instance.rebuild.end", "nova-compute").await?;
+        info!(server = %server.id, host = %host, image = %p.image_id, "rebuilt");
+        Ok(Outcome::Done)
+    }
+
     async fn create_image(&self, op: &OperationRow, cx: &StepCx, server: ServerRow) -> Result<Outcome, OpError> {
         let ds = &self.0.ds;
         let p: crate::params::CreateImageParams = match crate::params::decode(op) {
@@ -747,11 +843,11 @@ impl Handler for Lifecycle {
             K::Resize => vec![TaskState::ResizePrep, TaskState::ResizeMigrating],
             K::ConfirmResize => vec![TaskState::ResizeConfirming],
             K::RevertResize => vec![TaskState::ResizeReverting],
-            K::Evacuate => vec![TaskState::Rebuilding],
+            K::Evacuate | K::Rebuild => vec![TaskState::Rebuilding],
             K::CreateImage => vec![TaskState::ImageSnapshot],
             other => return Ok(Outcome::Failed(Failure::WrongKind { kind: other, handler: "lifecycle" })),
         };
-        if !matches!(op.kind, K::Resize | K::CreateImage)
+        if !matches!(op.kind, K::Resize | K::CreateImage | K::Rebuild)
             && let Err(e) = crate::params::decode::<crate::params::NoParams>(op)
         {
             return self.0.bad_params(op, e).await;
@@ -769,6 +865,7 @@ impl Handler for Lifecycle {
             K::ConfirmResize => self.confirm_or_revert(op, cx, server, true).await,
             K::RevertResize => self.confirm_or_revert(op, cx, server, false).await,
             K::Evacuate => self.evacuate(op, cx, server).await,
+            K::Rebuild => self.rebuild(op, cx, server).await,
             _ => self.create_image(op, cx, server).await,
         }
     }

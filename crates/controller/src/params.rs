@@ -42,6 +42,17 @@ pub(crate) struct CreateImageParams {
     pub metadata: serde_json::Value,
 }
 
+/// `rebuild`: the image to make the VM from again, and whether the server
+/// was stopped (it is left stopped, as Nova does).
+#[derive(Debug, Deserialize)]
+pub(crate) struct RebuildParams {
+    /// The new image.
+    pub image_id: stratus_types::ImageId,
+    /// The server was stopped when the rebuild was asked for.
+    #[serde(default)]
+    pub stopped: bool,
+}
+
 /// `attach_volume` / `detach_volume`: the attachment acted on.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct VolumeParams {

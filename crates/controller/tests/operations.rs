@@ -336,6 +336,11 @@ impl Cloud {
             OpKind::ConfirmResize => act(Action::ConfirmResize).await,
             OpKind::RevertResize => act(Action::RevertResize).await,
             OpKind::Evacuate => act(Action::Evacuate).await,
+            OpKind::Rebuild => {
+                let image = self.ds.server_get(server_id).await.expect("server").image_id.expect("image-backed");
+                act(Action::Rebuild { image_ref: image.to_string(), name: Some("rebuilt".into()), metadata: None })
+                    .await
+            }
             OpKind::CreateImage => {
                 act(Action::CreateImage {
                     name: "snap".into(),
@@ -383,6 +388,20 @@ impl Cloud {
         id.to_string()
     }
 
+    /// An active image of the test project.
+    async fn image(&self) -> stratus_types::ImageId {
+        use stratus_image::{ContainerFormat, DiskFormat, SeedImage};
+        let images = ImageService::new(self.ds.clone(), self.dir.join("images"));
+        let spec = SeedImage {
+            name: "rebuild-image",
+            disk_format: DiskFormat::Raw,
+            container_format: ContainerFormat::Bare,
+            properties: serde_json::Map::new(),
+            data: &[0u8; 512],
+        };
+        images.seed_image(&self.ctx.project_id, &spec).await.expect("seed image")
+    }
+
     /// A new server, with its create operation recorded (not driven).
     async fn server(&self) -> (ServerId, OperationId) {
         self.server_from(None, vec![]).await
@@ -422,7 +441,13 @@ impl Cloud {
     /// A server in the state `kind` starts from; returns the operation of `kind` (recorded, not driven).
     /// `setup`: what else happens to the server first.
     async fn prepared(&self, kind: OpKind, setup: Setup) -> (ServerId, OperationId) {
-        let (id, create) = self.server().await;
+        // A rebuild needs an image-backed server (a volume-backed one keeps its image).
+        let (id, create) = if kind == OpKind::Rebuild {
+            let image = self.image().await;
+            self.server_from(Some(image), vec![]).await
+        } else {
+            self.server().await
+        };
         if kind == OpKind::Create {
             return (id, create);
         }
@@ -646,6 +671,7 @@ kinds! {
     confirm_resize_resumes_after_every_step => OpKind::ConfirmResize,
     revert_resize_resumes_after_every_step => OpKind::RevertResize,
     evacuate_resumes_after_every_step => OpKind::Evacuate,
+    rebuild_resumes_after_every_step => OpKind::Rebuild,
     create_image_resumes_after_every_step => OpKind::CreateImage,
     attach_volume_resumes_after_every_step => OpKind::AttachVolume,
     detach_volume_resumes_after_every_step => OpKind::DetachVolume,

@@ -372,6 +372,8 @@ pub struct Transition {
     pub shelved_image: Option<Option<ImageId>>,
     /// Switch the flavor snapshot (resize, revert).
     pub flavor: Option<crate::FlavorRow>,
+    /// Set the image the server runs (rebuild).
+    pub image: Option<ImageId>,
 }
 
 pub(crate) const SERVER_COLS: &str = "id, name, project_id, user_id, image_id, flavor_id, flavor_name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, vm_state, task_state, power_state, host, metadata, key_name, locked, locked_by, locked_reason, availability_zone, reservation_id, hostname, fault, progress, generation, launched_at, terminated_at, created_at, updated_at, deleted_at, deleted, shelved_image_id";
@@ -869,6 +871,9 @@ pub(crate) fn transition_query(id: &ServerId, t: &Transition, now: String) -> Qu
         } else {
             q.push(", deleted_at = NULL");
         }
+    }
+    if let Some(img) = t.image {
+        q.push(", image_id = ").push_bind(img);
     }
     if let Some(img) = &t.shelved_image {
         q.push(", shelved_image_id = ").push_bind(*img);

@@ -647,6 +647,13 @@ const ACTIONS: &[ActionRow] = &[
     a(SA, "forceDelete", r#"{"forceDelete": null}"#, WRITE, "os-deferred-delete:force PROJECT_MEMBER_OR_ADMIN"),
     a(SA, "unlock", r#"{"unlock": null}"#, WRITE, "os-lock-server:unlock PROJECT_MEMBER_OR_ADMIN"),
     a(SA, "lock", r#"{"lock": null}"#, WRITE, "os-lock-server:lock PROJECT_MEMBER_OR_ADMIN"),
+    a(
+        SA,
+        "rebuild",
+        r#"{"rebuild": {"imageRef": "6e3f07fb-35b6-4bf8-8937-86797acf97be"}}"#,
+        WRITE,
+        "servers:rebuild PROJECT_MEMBER_OR_ADMIN",
+    ),
     a(SA, "reboot", r#"{"reboot": {"type": "HARD"}}"#, WRITE, "servers:reboot PROJECT_MEMBER_OR_ADMIN"),
     a(SA, "resize", r#"{"resize": {"flavorRef": "1"}}"#, WRITE, "servers:resize PROJECT_MEMBER_OR_ADMIN"),
     a(SA, "evacuate", r#"{"evacuate": {"onSharedStorage": false}}"#, ADMIN_ON, "os-evacuate ADMIN"),

@@ -47,6 +47,8 @@ string_enum!(
         RevertResize => "revert_resize",
         /// Rebuild on another host after the first one died.
         Evacuate => "evacuate",
+        /// Rebuild in place from an image (the VM is made again on its host).
+        Rebuild => "rebuild",
         /// Snapshot a server into an image.
         CreateImage => "create_image",
         /// Open a volume on the server's host.
@@ -58,7 +60,7 @@ string_enum!(
 
 impl OpKind {
     /// Every kind, for tests that must cover all of them.
-    pub const ALL: [OpKind; 21] = [
+    pub const ALL: [OpKind; 22] = [
         Self::Create,
         Self::Delete,
         Self::Stop,
@@ -77,6 +79,7 @@ impl OpKind {
         Self::ConfirmResize,
         Self::RevertResize,
         Self::Evacuate,
+        Self::Rebuild,
         Self::CreateImage,
         Self::AttachVolume,
         Self::DetachVolume,

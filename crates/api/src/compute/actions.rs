@@ -98,6 +98,9 @@ pub enum ServerAction {
         /// Snapshot properties.
         metadata: BTreeMap<String, String>,
     },
+    /// `rebuild {imageRef, name?, metadata?, adminPass?, preserve_ephemeral?, ...}`.
+    #[serde(rename = "rebuild", deserialize_with = "rebuild")]
+    Rebuild(Rebuild),
     /// `os-resetState {state}` (admin).
     #[serde(rename = "os-resetState", deserialize_with = "reset_state")]
     ResetState {
@@ -134,6 +137,7 @@ pub const ACTION_NAMES: &[&str] = &[
     "resize",
     "evacuate",
     "createImage",
+    "rebuild",
     "os-resetState",
     "os-getConsoleOutput",
 ];
@@ -251,6 +255,68 @@ fn resize<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
         Some(Value::Number(n)) => Ok(n.to_string()),
         _ => Err(bad("Invalid input for field/attribute resize. 'flavorRef' is a required property")),
     }
+}
+
+/// A `rebuild` body whose shape is valid (the image is the service's to check).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rebuild {
+    /// `imageRef` as given.
+    pub image_ref: String,
+    /// New name.
+    pub name: Option<String>,
+    /// New metadata (replaces the old).
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Admin password to return (generated when absent).
+    pub admin_pass: Option<String>,
+}
+
+fn rebuild<'de, D: Deserializer<'de>>(d: D) -> Result<Rebuild, D::Error> {
+    let arg = Value::deserialize(d)?;
+    let o = object(&arg, "rebuild")?;
+    keys(
+        o,
+        &[
+            "imageRef",
+            "name",
+            "metadata",
+            "adminPass",
+            "preserve_ephemeral",
+            "accessIPv4",
+            "accessIPv6",
+            "OS-DCF:diskConfig",
+            "personality",
+        ],
+    )?;
+    let image_ref = match o.get("imageRef") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err(bad("Invalid input for field/attribute rebuild. 'imageRef' is a required property")),
+    };
+    let name = match o.get("name") {
+        None => None,
+        Some(Value::String(n)) => {
+            crate::compute::validate_name(n, "name").map_err(bad)?;
+            Some(n.clone())
+        }
+        Some(other) => {
+            return Err(bad(format!(
+                "Invalid input for field/attribute name. Value: {other}. {other} is not of type 'string'"
+            )));
+        }
+    };
+    let metadata = match o.get("metadata") {
+        None => None,
+        Some(Value::Object(m)) => Some(crate::compute::requests::metadata_for_action(m).map_err(bad)?),
+        Some(_) => return Err(bad("Invalid input for field/attribute metadata. Value: must be an object")),
+    };
+    let admin_pass = match o.get("adminPass") {
+        None => None,
+        Some(Value::String(p)) => Some(p.clone()),
+        Some(_) => return Err(bad("Invalid input for field/attribute adminPass: it must be a string")),
+    };
+    if o.get("preserve_ephemeral").is_some_and(|v| !v.is_boolean()) {
+        return Err(bad("Invalid input for field/attribute preserve_ephemeral: it must be a boolean"));
+    }
+    Ok(Rebuild { image_ref, name, metadata, admin_pass })
 }
 
 fn evacuate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

@@ -13,7 +13,7 @@ pub mod views;
 #[cfg(test)]
 mod tests;
 
-pub use actions::{ActionError, ResetStateTarget, ServerAction};
+pub use actions::{ActionError, Rebuild, ResetStateTarget, ServerAction};
 pub use flavors::{
     FlavorAccessChange, FlavorCreate, FlavorListQuery, MAX_FLAVOR_PAGE, parse_extra_spec_item, parse_extra_specs_body,
     parse_flavor_action, parse_flavor_create, parse_is_public,

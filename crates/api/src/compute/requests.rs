@@ -293,6 +293,11 @@ fn metadata_entries(m: impl IntoIterator<Item = (String, Value)>) -> Result<BTre
     Ok(metadata)
 }
 
+/// Metadata given with an action (rebuild), with Nova's entry checks.
+pub(crate) fn metadata_for_action(m: &Map<String, Value>) -> Result<BTreeMap<String, String>, RequestError> {
+    metadata_entries(m.clone())
+}
+
 /// The body of `PUT` and `POST /servers/{id}/metadata`: `{"metadata": {...}}`
 /// and nothing else (Nova's schema: `metadata` required, no other key).
 pub fn parse_metadata_body(v: &Value) -> Result<BTreeMap<String, String>, RequestError> {

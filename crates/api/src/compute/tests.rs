@@ -366,3 +366,21 @@ fn full_flavor_pages_link_the_next_one_with_the_same_parameters() {
     let access = views::flavor_access("10", &["p".to_string()]);
     assert_eq!(access, json!({"flavor_access": [{"flavor_id": "10", "tenant_id": "p"}]}));
 }
+
+// Nova's rebuild schema: imageRef required; name, metadata, adminPass, preserve_ephemeral optional.
+#[test]
+fn rebuild_bodies_follow_novas_schema() {
+    let ok = ServerAction::parse(&json!({"rebuild": {"imageRef": "img", "name": "n", "metadata": {"a": "1"}}}));
+    let Ok(ServerAction::Rebuild(r)) = ok else { panic!("{ok:?}") };
+    assert_eq!((r.image_ref.as_str(), r.name.as_deref()), ("img", Some("n")));
+    assert_eq!(r.metadata.map(|m| m.len()), Some(1));
+    for bad in [
+        json!({"rebuild": {}}),
+        json!({"rebuild": {"imageRef": ""}}),
+        json!({"rebuild": {"imageRef": "i", "bogus": 1}}),
+        json!({"rebuild": {"imageRef": "i", "preserve_ephemeral": "yes"}}),
+        json!({"rebuild": {"imageRef": "i", "metadata": {"": "x"}}}),
+    ] {
+        assert!(matches!(ServerAction::parse(&bad), Err(ActionError::Invalid(_))), "{bad}");
+    }
+}

@@ -65,6 +65,29 @@ impl ComputeApi {
                 params["metadata"] = serde_json::to_value(metadata).unwrap_or_default();
                 params["image_id"] = image_id.to_string().into();
             }
+            Action::Rebuild { image_ref, .. } => {
+                // Nova before 2.93: a volume-backed server keeps its root volume's image.
+                if s.image_id.is_none() {
+                    return Err(ComputeError::BadRequest(
+                        "Unable to rebuild with a different image for a volume-backed server.".into(),
+                    ));
+                }
+                let flavor = FlavorRow {
+                    id: s.flavor_id.clone(),
+                    name: s.flavor_name.clone(),
+                    vcpus: s.vcpus,
+                    ram_mb: s.ram_mb,
+                    disk_gb: s.disk_gb,
+                    ephemeral_gb: s.ephemeral_gb,
+                    swap_mb: s.swap_mb,
+                    rxtx_factor: 1.0,
+                    is_public: true,
+                    disabled: false,
+                };
+                let image = self.check_image(ctx, image_ref, &flavor).await?;
+                params["image_id"] = image.id.to_string().into();
+                params["stopped"] = (vm == VmState::Stopped).into();
+            }
             Action::Evacuate => {
                 let host = s.host.clone().unwrap_or_default();
                 if self.host_is_up(&host).await {
@@ -97,7 +120,20 @@ impl ComputeApi {
             params: params.to_string(),
         };
         match self.ds.op_start(&o, r.action, Some(&t)).await {
-            Ok(OpStart::Created(op)) | Ok(OpStart::Existing(op)) => self.wake(&op.id).await,
+            Ok(OpStart::Created(op)) | Ok(OpStart::Existing(op)) => {
+                if let Action::Rebuild { name, metadata, .. } = &action {
+                    // Nova changes the name and metadata with the rebuild's start.
+                    if let Some(n) = name {
+                        self.ds.server_rename(&s.id, n).await?;
+                    }
+                    if let Some(m) = metadata {
+                        let new = serde_json::to_string(m).unwrap_or_else(|_| "{}".into());
+                        let cur = self.ds.server_get(&s.id).await?;
+                        self.ds.server_metadata_swap(&s.id, &cur.metadata, &new).await?;
+                    }
+                }
+                self.wake(&op.id).await
+            }
             Err(DbError::Conflict { .. }) => {
                 // Lost a race with another change: report the state we lost to.
                 let cur = self.get_visible(ctx, id).await?;
@@ -272,6 +308,15 @@ pub enum Action {
     },
     /// `restore` a soft-deleted server.
     Restore,
+    /// `rebuild` from an image (in place, on the server's host).
+    Rebuild {
+        /// `imageRef` as given.
+        image_ref: String,
+        /// New name.
+        name: Option<String>,
+        /// New metadata (replaces the old).
+        metadata: Option<BTreeMap<String, String>>,
+    },
 }
 
 struct Rule {
@@ -344,5 +389,6 @@ fn rule(a: &Action) -> Rule {
             T::ImageSnapshot,
         ),
         Action::Restore => r("restore", OpKind::Restore, vec![V::SoftDeleted], T::Restoring),
+        Action::Rebuild { .. } => r("rebuild", OpKind::Rebuild, vec![V::Active, V::Stopped, V::Error], T::Rebuilding),
     }
 }

@@ -135,7 +135,7 @@ impl ComputeApi {
     }
 
     /// A bootable image the caller may use with this flavor, or a 400 saying why not.
-    async fn check_image(
+    pub(super) async fn check_image(
         &self,
         ctx: &AuthContext,
         image_ref: &str,

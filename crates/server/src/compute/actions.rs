@@ -3,7 +3,7 @@
 
 use crate::AppState;
 use crate::error::{ApiError, parse_json};
-use crate::middleware::{Auth, RequestId};
+use crate::middleware::{Auth, Mv, RequestId};
 use crate::openapi::schemas as s;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -17,11 +17,12 @@ use stratus_types::VmState;
 
 #[utoipa::path(post, path = "/compute/v2.1/servers/{id}/action", tag = "servers", params(("id" = String, Path, description = "Server id")),
     request_body(content = s::ServerAction, description = "One action key"),
-    responses((status = 202, description = "Accepted"), (status = 200, description = "os-getConsoleOutput: {output}; evacuate: {adminPass}", body = s::ServerActionResult), (status = 204, description = "confirmResize done"), (status = 400, description = "Unknown action or bad body"), (status = 403, description = "Not allowed or over quota"), (status = 404, description = "Not found"), (status = 409, description = "Invalid state or locked")))]
+    responses((status = 202, description = "Accepted (rebuild: the server and its adminPass)"), (status = 200, description = "os-getConsoleOutput: {output}; evacuate: {adminPass}", body = s::ServerActionResult), (status = 204, description = "confirmResize done"), (status = 400, description = "Unknown action or bad body"), (status = 403, description = "Not allowed or over quota"), (status = 404, description = "Not found"), (status = 409, description = "Invalid state or locked")))]
 pub(super) async fn server_action(
     State(st): State<AppState>,
     Auth(ctx): Auth,
     Extension(rid): Extension<RequestId>,
+    Mv(mv): Mv,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -89,6 +90,26 @@ pub(super) async fn server_action(
             }
             return Ok(resp);
         }
+        ServerAction::Rebuild(r) => {
+            let pass = r.admin_pass.clone().unwrap_or_else(|| stratus_auth::random_secret()[..12].to_string());
+            op(Action::Rebuild { image_ref: r.image_ref, name: r.name, metadata: r.metadata }).await?;
+            // Nova answers a rebuild with the server as it now is, and its password.
+            let shown = c.server_show(&ctx, &id).await?;
+            let mut body = super::servers::show(&st.public_url, &shown, ctx.is_admin(), mv);
+            if let Some(server) = body["server"].as_object_mut() {
+                // Before 2.75 Nova's rebuild answer leaves out the extended attributes GET shows.
+                server.retain(|k, _| !rebuild_hides(k));
+                if let Some(Value::Object(nets)) = server.get_mut("addresses") {
+                    for ips in nets.values_mut().filter_map(Value::as_array_mut) {
+                        for ip in ips.iter_mut().filter_map(Value::as_object_mut) {
+                            ip.retain(|k, _| !rebuild_hides(k));
+                        }
+                    }
+                }
+                server.insert("adminPass".into(), pass.into());
+            }
+            return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+        }
         ServerAction::ForceDelete => c.force_delete(&ctx, &id, rid).await?,
         ServerAction::Lock => c.set_lock(&ctx, &id, true, None, rid).await?,
         ServerAction::Unlock => c.set_lock(&ctx, &id, false, None, rid).await?,
@@ -105,6 +126,14 @@ pub(super) async fn server_action(
         }
     }
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// Keys of the server view that Nova's rebuild answer lacks (microversions
+/// before 2.75, every one Stratus serves).
+fn rebuild_hides(key: &str) -> bool {
+    key.starts_with("OS-EXT-")
+        || key.starts_with("OS-SRV-USG:")
+        || matches!(key, "config_drive" | "key_name" | "os-extended-volumes:volumes_attached" | "security_groups")
 }
 
 /// Console text as Nova hands it out: control characters other than tab and

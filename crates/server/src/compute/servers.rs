@@ -15,7 +15,7 @@ use stratus_api::compute::{CreateServerRequest, ServerListQuery, ServerUpdate, v
 use stratus_controller::compute_api::ServerWithResources;
 use stratus_db::PortRow;
 
-fn show(public: &str, s: &ServerWithResources, admin: bool, mv: Microversion) -> Value {
+pub(super) fn show(public: &str, s: &ServerWithResources, admin: bool, mv: Microversion) -> Value {
     let p: Vec<&PortRow> = s.ports.iter().collect();
     json!({"server": views::server(public, &s.server, &p, &s.volumes, admin, mv)})
 }

@@ -571,6 +571,7 @@ json_schemas! {
             "revertResize": {"type": "null"},
             "evacuate": {"type": "object", "properties": {"host": {"type": "string"}, "adminPass": {"type": "string"}, "onSharedStorage": {"type": "boolean"}}},
             "createImage": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "metadata": string_map()}},
+            "rebuild": {"type": "object", "required": ["imageRef"], "properties": {"imageRef": {"type": "string"}, "name": {"type": "string"}, "metadata": string_map(), "adminPass": {"type": "string"}, "preserve_ephemeral": {"type": "boolean"}}},
             "restore": {"type": "null"},
             "forceDelete": {"type": "null"},
             "lock": {"type": "null"},
