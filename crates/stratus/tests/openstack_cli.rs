@@ -80,6 +80,27 @@ async fn stock_openstack_cli_works_unchanged() {
     );
     let id = shown["id"].as_str().expect("id").to_string();
 
+    // Key pairs (generated and imported), a server booted with one, and a rebuild.
+    let generated = osc.run("stratus", &["keypair", "create", "kp-gen"]);
+    assert!(generated.contains("PRIVATE KEY"), "the private key is printed once: {generated}");
+    let pubkey = cloud.data_dir.join("kp.pub");
+    std::fs::write(&pubkey, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG8oSkfjjA7v4XyGHj/XNI6yTYOVsXUmkKKuU8QBebAc t\n")
+        .expect("write public key");
+    let imported = osc.json("stratus", &["keypair", "create", "--public-key", &pubkey.to_string_lossy(), "kp1"]);
+    assert_eq!(imported["fingerprint"], "29:97:2f:7a:0c:0e:3b:e5:bb:70:9d:52:56:1f:d2:8e", "{imported}");
+    let keypairs = osc.json("stratus", &["keypair", "list"]);
+    assert!(find(&keypairs, "Name", "kp1").is_some() && find(&keypairs, "Name", "kp-gen").is_some(), "{keypairs}");
+    let keyed = osc.json(
+        "stratus",
+        &["server", "create", "--image", "cirros", "--flavor", "m1.tiny", "--key-name", "kp1", "--wait", "vm-key"],
+    );
+    assert_eq!(keyed["key_name"], "kp1", "{keyed}");
+    osc.run("stratus", &["server", "rebuild", "--image", "cirros", "--wait", "vm-key"]);
+    assert_eq!(osc.json("stratus", &["server", "show", "vm-key"])["status"], "ACTIVE");
+    osc.run("stratus", &["server", "delete", "--wait", "vm-key"]);
+    osc.run("stratus", &["keypair", "delete", "kp1", "kp-gen"]);
+    assert!(osc.json("stratus", &["keypair", "list"]).as_array().is_some_and(|a| a.is_empty()));
+
     osc.run("stratus", &["server", "stop", "vm1"]);
     wait_for(|| osc.json("stratus", &["server", "show", "vm1"])["status"] == "SHUTOFF");
     osc.run("stratus", &["server", "start", "vm1"]);
