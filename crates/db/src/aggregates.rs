@@ -496,6 +496,32 @@ mod tests {
         assert_eq!(names, vec!["b".to_string(), "plain".to_string()]);
     }
 
+    /// A server that asks for a zone is placed only on that zone's hosts,
+    /// and a zone is available while one of its hosts is enabled (Nova:
+    /// `AvailabilityZoneFilter`, `get_availability_zones`).
+    #[tokio::test]
+    async fn placement_in_a_zone_takes_only_its_hosts() {
+        let (ds, _d) = crate::testutil::store().await;
+        let cap = |ram| HostCapacity { vcpus: 4, memory_mb: ram, disk_gb: 100 };
+        ds.service_join("small", cap(1000), Duration::seconds(10)).await.expect("join");
+        ds.service_join("big", cap(9000), Duration::seconds(10)).await.expect("join");
+        let a = ds.aggregate_create("a", Some("az1")).await.expect("db").expect("created");
+        ds.aggregate_add_host(a.id, "small").await.expect("db").expect("added");
+        let pick = |zone: Option<&'static str>| {
+            let ds = ds.clone();
+            async move { ds.service_pick(1, 512, 1, zone, &[]).await.expect("pick").map(|s| s.host) }
+        };
+        assert_eq!(pick(None).await.as_deref(), Some("big"), "no zone asked: the roomiest host");
+        assert_eq!(pick(Some("az1")).await.as_deref(), Some("small"));
+        assert_eq!(pick(Some(DEFAULT_ZONE)).await.as_deref(), Some("big"));
+        assert_eq!(pick(Some("az9")).await, None);
+        assert!(ds.service_zone_available("az1").await.expect("db"));
+        assert!(!ds.service_zone_available("az9").await.expect("db"));
+        let small = ds.service_get_by_host("small").await.expect("small");
+        ds.service_update(&small.uuid, Some(true), None, None).await.expect("disable");
+        assert!(!ds.service_zone_available("az1").await.expect("db"), "its only host is disabled");
+    }
+
     /// Metadata keys are set and deleted (a null value deletes), and a
     /// rename to a taken name is refused (Nova: `set_metadata`, `AggregateNameExists`).
     #[tokio::test]

@@ -550,6 +550,41 @@ async fn aggregate_zones_keep_a_host_in_one_zone_and_list_as_availability_zones(
     assert!(matches!(e, ComputeError::InvalidAggregateAction { verb: AggregateVerb::SetMetadata, .. }));
 }
 
+// Nova: a server may ask for a zone that has an enabled compute host (400 "The requested
+// availability zone is not available" otherwise); the request keeps the zone for placement.
+#[tokio::test]
+async fn server_create_accepts_an_aggregate_zone_only_with_an_enabled_host() {
+    let (api, ds, _dir) = api().await;
+    let tiny = tiny_flavor();
+    ds.flavor_ensure(&tiny).await.expect("flavor");
+    let cap = HostCapacity { vcpus: 8, memory_mb: 8192, disk_gb: 100 };
+    ds.service_join("hv-1", cap, chrono::Duration::minutes(5)).await.expect("join");
+    let admin = ctx(&["admin"]);
+    let agg = api.create_aggregate(&admin, agg_create("z", Some("az1"))).await.expect("aggregate");
+    let req = |az: &str| ServerCreate {
+        name: "vm".into(),
+        image_ref: Some(String::new()),
+        flavor_ref: "1".into(),
+        flavor_id: "1".into(),
+        block_devices: vec![],
+        metadata: Default::default(),
+        key_name: None,
+        availability_zone: Some(az.into()),
+        networks: Networks::None,
+        count: 1,
+        admin_pass: None,
+        return_reservation_id: false,
+    };
+    let member = ctx(&["member"]);
+    let e = api.create(&member, req("az1"), "req-1").await.expect_err("the zone has no host yet");
+    assert_eq!(e.to_string(), "The requested availability zone is not available: az1");
+    let add = stratus_api::compute::AggregateAction::AddHost("hv-1".into());
+    api.aggregate_action(&admin, &agg.id.to_string(), Ok(add)).await.expect("add host");
+    let created = api.create(&member, req("az1"), "req-2").await.expect("create in az1");
+    assert_eq!(created[0].server.availability_zone.as_deref(), Some("az1"));
+    api.create(&member, req("nova"), "req-3").await.expect("the default zone is always accepted");
+}
+
 fn quota_body(pairs: &[(&'static str, i64)], force: bool) -> Result<stratus_api::compute::QuotaUpdate, String> {
     Ok(stratus_api::compute::QuotaUpdate { limits: pairs.to_vec(), force })
 }
