@@ -163,6 +163,7 @@ macro_rules! per_backend {
 /// SQLite: its types, its SQL dialect, and every helper's SQLite copy.
 pub(crate) mod sqlite {
     pub(crate) use crate::actions::sqlite::*;
+    pub(crate) use crate::aggregates::sqlite::*;
     pub(crate) use crate::claim::sqlite::*;
     pub(crate) use crate::flavors::sqlite::*;
     pub(crate) use crate::identity::sqlite::*;
@@ -211,6 +212,7 @@ pub(crate) mod sqlite {
 /// PostgreSQL: its types, its SQL dialect, and every helper's PostgreSQL copy.
 pub(crate) mod postgres {
     pub(crate) use crate::actions::postgres::*;
+    pub(crate) use crate::aggregates::postgres::*;
     pub(crate) use crate::claim::postgres::*;
     pub(crate) use crate::flavors::postgres::*;
     pub(crate) use crate::identity::postgres::*;

@@ -13,6 +13,7 @@
 //! them). See [`backend`].
 
 mod actions;
+mod aggregates;
 pub(crate) mod backend;
 pub mod claim;
 mod durability;
@@ -33,6 +34,7 @@ mod volumes;
 mod zombies;
 
 pub use actions::*;
+pub use aggregates::*;
 pub use flavors::*;
 pub use identity::*;
 pub use images::*;

@@ -1158,7 +1158,7 @@ mod tests {
         ds.service_update(&h4.uuid, None, None, Some(true)).await.expect("force h4 down");
         let pick = |exclude: Vec<String>| {
             let ds = ds.clone();
-            async move { ds.service_pick(1, 512, 1, &exclude).await.expect("pick").map(|s| s.host) }
+            async move { ds.service_pick(1, 512, 1, None, &exclude).await.expect("pick").map(|s| s.host) }
         };
         assert_eq!(pick(vec![]).await.as_deref(), Some("h2"));
         assert_eq!(pick(vec!["h2".into()]).await.as_deref(), Some("h1"));
@@ -1167,7 +1167,7 @@ mod tests {
         insert_raw(&ds, &id, "active", None, 1).await;
         exec(&ds, "UPDATE servers SET host = 'h2', ram_mb = $2 WHERE id = $1", &id, Some(1500)).await;
         assert_eq!(pick(vec![]).await.as_deref(), Some("h1"));
-        assert!(ds.service_pick(8, 512, 1, &[]).await.expect("pick").is_none(), "no host has 8 vCPUs");
+        assert!(ds.service_pick(8, 512, 1, None, &[]).await.expect("pick").is_none(), "no host has 8 vCPUs");
         // Equal room: the oldest host.
         exec(&ds, "UPDATE servers SET ram_mb = $2 WHERE id = $1", &id, Some(1000)).await;
         assert_eq!(pick(vec![]).await.as_deref(), Some("h1"));

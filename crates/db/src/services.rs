@@ -163,8 +163,8 @@ impl Datastore {
     }
 
     /// The up, enabled host with the most free RAM that has room for
-    /// (`vcpus`, `ram_mb`, `disk_gb`), not in `exclude`; ties go to the
-    /// oldest host. Computed in one query, so placing a server costs the
+    /// (`vcpus`, `ram_mb`, `disk_gb`), in availability zone `zone` if one
+    /// is asked for, not in `exclude`; ties go to the oldest host. Computed in one query, so placing a server costs the
     /// same whether the cloud has ten hosts or a hundred thousand (reading
     /// every service row into the scheduler did not).
     pub async fn service_pick(
@@ -172,6 +172,7 @@ impl Datastore {
         vcpus: i64,
         ram_mb: i64,
         disk_gb: i64,
+        zone: Option<&str>,
         exclude: &[String],
     ) -> Result<Option<ServiceRow>, DbError> {
         crate::with_db!(self, |wp, rp| {
@@ -183,7 +184,7 @@ impl Datastore {
                      UNION ALL SELECT host, vcpus, ram_mb, disk_gb FROM zombies
                      UNION ALL SELECT source_host, old_vcpus, old_ram_mb, old_disk_gb FROM migrations WHERE status = {finished}) AS used
                    GROUP BY host) u ON u.host = s.host
-                 WHERE s.state = {up} AND s.forced_down = FALSE AND s.disabled = FALSE
+                 WHERE s.state = {up} AND s.forced_down = FALSE AND s.disabled = FALSE AND s.zone = COALESCE($5, s.zone)
                    AND s.vcpus - COALESCE(u.c, 0) >= $1 AND s.memory_mb - COALESCE(u.r, 0) >= $2 AND s.disk_gb - COALESCE(u.d, 0) >= $3
                  ORDER BY s.memory_mb - COALESCE(u.r, 0) DESC, s.id LIMIT $4",
                 cols = cols.join(", "),
@@ -191,9 +192,28 @@ impl Datastore {
                 finished = lit(stratus_types::MigrationStatus::Finished)
             );
             let limit = i64::try_from(exclude.len()).unwrap_or(i64::MAX - 1) + 1;
-            let rows: Vec<ServiceRow> =
-                sqlx::query_as(&sql).bind(vcpus).bind(ram_mb).bind(disk_gb).bind(limit).fetch_all(rp).await?;
+            let rows: Vec<ServiceRow> = sqlx::query_as(&sql)
+                .bind(vcpus)
+                .bind(ram_mb)
+                .bind(disk_gb)
+                .bind(limit)
+                .bind(zone)
+                .fetch_all(rp)
+                .await?;
             Ok(rows.into_iter().find(|r| !exclude.contains(&r.host)))
+        })
+    }
+
+    /// Does availability zone `zone` have an enabled compute host (Nova's
+    /// "available" zones, the ones a server may be created in)?
+    pub async fn service_zone_available(&self, zone: &str) -> Result<bool, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let row: Option<(i64,)> =
+                sqlx::query_as("SELECT id FROM services WHERE zone = $1 AND disabled = FALSE LIMIT 1")
+                    .bind(zone)
+                    .fetch_optional(rp)
+                    .await?;
+            Ok(row.is_some())
         })
     }
 

@@ -13,7 +13,7 @@ use stratus_api::identity::RequestError as IdentityRequestError;
 use stratus_api::image::ImageQueryError;
 use stratus_api::{MicroversionError, keystone_fault, nova_fault};
 use stratus_auth::AuthError;
-use stratus_controller::compute_api::ComputeError;
+use stratus_controller::compute_api::{AggregateVerb, ComputeError};
 use stratus_db::DbError;
 use stratus_image::ImageError;
 use stratus_volume::VolumeError;
@@ -209,9 +209,17 @@ impl From<ComputeError> for ApiError {
             | C::HypervisorNotFound(_)
             | C::NoHypervisorMatching(_)
             | C::ComputeHostNotFound(_)
+            | C::AggregateNotFound(_)
+            | C::AggregateHostRemove { .. }
             | C::ConsoleNotAvailable { .. }
             | C::UnknownServiceAction(_)) => Self::NotFound(e.to_string()),
-            e @ (C::Locked { .. } | C::Conflict(_)) => Self::Conflict(e.to_string()),
+            e @ (C::Locked { .. }
+            | C::Conflict(_)
+            | C::AggregateNameExists(_)
+            | C::AggregateHostExists { .. }
+            | C::InvalidAggregateAction { verb: AggregateVerb::AddHost, .. }) => Self::Conflict(e.to_string()),
+            // Nova answers a refused aggregate change other than adding a host with 400.
+            e @ C::InvalidAggregateAction { .. } => Self::BadRequest(e.to_string()),
         }
     }
 }

@@ -398,6 +398,24 @@ const ROWS: &[Row] = &[
     r("DELETE", "/compute/v2.1/os-volumes/{id}", WRITE, Empty, "os-volumes:delete PROJECT_MEMBER_OR_ADMIN"),
     r("GET", "/compute/v2.1/os-availability-zone", ANY, Empty, "os-availability-zone:list RULE_ANY"),
     r("GET", "/compute/v2.1/os-availability-zone/detail", ADMIN, Empty, "os-availability-zone:detail ADMIN"),
+    r("GET", "/compute/v2.1/os-aggregates", ADMIN, Empty, "os-aggregates:index ADMIN"),
+    r("POST", "/compute/v2.1/os-aggregates", ADMIN, Json("{}"), "os-aggregates:create ADMIN"),
+    r("GET", "/compute/v2.1/os-aggregates/{id}", ADMIN, Empty, "os-aggregates:show ADMIN"),
+    r("PUT", "/compute/v2.1/os-aggregates/{id}", ADMIN, Json("{}"), "os-aggregates:update ADMIN"),
+    r(
+        "DELETE",
+        "/compute/v2.1/os-aggregates/{id}",
+        ADMIN,
+        Empty,
+        "os-aggregates:delete ADMIN (a fresh aggregate per caller; 400 while it has its host)",
+    ),
+    r(
+        "POST",
+        "/compute/v2.1/os-aggregates/{id}/action",
+        ADMIN,
+        Json(r#"{"set_metadata": {"metadata": {"k": "v"}}}"#),
+        "os-aggregates:set_metadata ADMIN (every action: ACTIONS)",
+    ),
     r("GET", "/compute/v2.1/extensions", ANY, Empty, "extensions RULE_ANY"),
     r("GET", "/compute/v2.1/extensions/{alias}", ANY, Empty, "extensions RULE_ANY"),
     r("GET", "/compute/v2", ANY, Empty, "version document is anonymous"),
@@ -620,6 +638,7 @@ const fn a(path: &'static str, key: &'static str, body: &'static str, cols: Cols
 
 const SA: &str = "/compute/v2.1/servers/{id}/action";
 const FA: &str = "/compute/v2.1/flavors/{id}/action";
+const AGA: &str = "/compute/v2.1/os-aggregates/{id}/action";
 const VA: &str = "/volume/v3/volumes/{volume_id}/action";
 const VPA: &str = "/volume/v3/{project_id}/volumes/{volume_id}/action";
 
@@ -680,6 +699,9 @@ const ACTIONS: &[ActionRow] = &[
         ADMIN,
         "os-flavor-access:remove_tenant_access ADMIN",
     ),
+    a(AGA, "add_host", r#"{"add_host": {"host": "policy-host"}}"#, ADMIN, "os-aggregates:add_host ADMIN (409: in it)"),
+    a(AGA, "remove_host", r#"{"remove_host": {"host": "policy-host"}}"#, ADMIN, "os-aggregates:remove_host ADMIN"),
+    a(AGA, "set_metadata", r#"{"set_metadata": {"metadata": {"k": null}}}"#, ADMIN, "os-aggregates:set_metadata ADMIN"),
     a(VA, "os-extend", r#"{"os-extend": {"new_size": 2}}"#, WRITE, "volume:extend PROJECT_MEMBER"),
     a(
         VA,
@@ -848,6 +870,8 @@ struct World {
     keypair: String,
     /// A private flavor shared with `demo`, with extra spec `k=v`.
     flavor: String,
+    /// An aggregate (no zone) holding [`HOST`], with metadata `k=v`.
+    aggregate: String,
 }
 
 async fn world(e: &Env) -> World {
@@ -923,7 +947,13 @@ async fn world(e: &Env) -> World {
     .expect("private flavor");
     e.ds.flavor_access_add(&flavor, &demo).await.expect("flavor shared with demo");
     e.ds.flavor_extra_specs_set(&flavor, &[("k".to_string(), "v".to_string())].into()).await.expect("extra spec k=v");
+    let name = format!("policy-{}", uuid::Uuid::new_v4().simple());
+    let agg = e.ds.aggregate_create(&name, None).await.expect("db").expect("aggregate");
+    e.ds.aggregate_add_host(agg.id, HOST).await.expect("db").expect("host in the aggregate");
+    let meta = stratus_db::AggregateChange { name: None, metadata: [("k".to_string(), Some("v".to_string()))].into() };
+    e.ds.aggregate_update(agg.id, &meta).await.expect("db").expect("aggregate metadata k=v");
     World {
+        aggregate: agg.id.to_string(),
         flavor,
         server,
         request_id,
@@ -997,6 +1027,7 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             (_, s) if !s.starts_with('{') => s.to_string(),
             ("servers", "{id}") => w.server.clone(),
             ("flavors", "{id}") => w.flavor.clone(),
+            ("os-aggregates", "{id}") => w.aggregate.clone(),
             ("os-keypairs", "{name}") => w.keypair.clone(),
             ("os-volumes", "{id}") => w.volume.clone(),
             ("os-hypervisors", "{id}") if template.ends_with("/search") || template.ends_with("/servers") => {
@@ -1175,7 +1206,7 @@ async fn every_route_answers_each_role_as_the_openstack_default_policy() {
         let label = format!("{} {}", x.path, x.key);
         let fresh = match x.path {
             SA => Fresh::Server,
-            FA => Fresh::All,
+            FA | AGA => Fresh::All,
             _ => Fresh::Volume,
         };
         check(&e, &shared, fresh, "POST", x.path, &label, x.cols, Json(x.body), x.why, &mut wrong).await;

@@ -5,6 +5,7 @@
 //! with these, call the compute service, and render with these.
 
 pub mod actions;
+pub mod aggregates;
 pub mod flavors;
 pub mod query;
 pub mod requests;
@@ -14,6 +15,10 @@ pub mod views;
 mod tests;
 
 pub use actions::{ActionError, Rebuild, ResetStateTarget, ServerAction};
+pub use aggregates::{
+    AggregateAction, AggregateCreate, AggregateUpdate, parse_aggregate_action, parse_aggregate_create,
+    parse_aggregate_update,
+};
 pub use flavors::{
     FlavorAccessChange, FlavorCreate, FlavorListQuery, MAX_FLAVOR_PAGE, parse_extra_spec_item, parse_extra_specs_body,
     parse_flavor_action, parse_flavor_create, parse_is_public,

@@ -381,11 +381,6 @@ impl CreateServerRequest {
         if min > max {
             return Err(RequestError::BadRequest("min_count must be <= max_count".into()));
         }
-        if let Some(az) = &s.availability_zone
-            && az != "nova"
-        {
-            return Err(RequestError::BadRequest(format!("The requested availability zone is not available: {az}")));
-        }
         let return_reservation_id = matches!(s.return_reservation_id, Some(Value::Bool(true)))
             || matches!(&s.return_reservation_id, Some(Value::String(x)) if truthy(x));
         Ok(ServerCreate {

@@ -38,6 +38,16 @@ impl ComputeApi {
                 other => drop(other?),
             }
         }
+        if let Some(az) = &req.availability_zone {
+            // Nova: only a zone with an enabled compute host may be asked
+            // for (the default zone is always accepted here: a cloud's first
+            // servers ask for it before any host has joined).
+            if az != stratus_db::DEFAULT_ZONE && !self.ds.service_zone_available(az).await? {
+                return Err(ComputeError::BadRequest(format!(
+                    "The requested availability zone is not available: {az}"
+                )));
+            }
+        }
         let spec = ServerSpec {
             volumes,
             name: req.name,

@@ -2,6 +2,7 @@
 //! layer (`crates/server/src/error.rs`) maps each to a status in one place and
 //! the messages Nova clients parse are written once, here.
 
+use super::aggregates::AggregateVerb;
 use stratus_db::DbError;
 use stratus_types::ServerId;
 
@@ -92,6 +93,36 @@ pub enum ComputeError {
     /// 404: no compute host of this name.
     #[error("Compute host {0} could not be found.")]
     ComputeHostNotFound(String),
+    /// 404: no aggregate with this id.
+    #[error("Aggregate {0} could not be found.")]
+    AggregateNotFound(String),
+    /// 409: another aggregate has this name.
+    #[error("Aggregate {0} already exists.")]
+    AggregateNameExists(String),
+    /// 409: the host is already in the aggregate.
+    #[error("Aggregate {id} already has host {host}.")]
+    AggregateHostExists {
+        /// Aggregate id.
+        id: i64,
+        /// Host name.
+        host: String,
+    },
+    /// 404: a host removal Nova refuses (no such aggregate, host or membership), in its one sentence.
+    #[error("Cannot remove host {host} in aggregate {id}")]
+    AggregateHostRemove {
+        /// Aggregate id as requested.
+        id: String,
+        /// Host name.
+        host: String,
+    },
+    /// Nova's `InvalidAggregateAction`: 409 when adding a host, else 400.
+    #[error("{message}")]
+    InvalidAggregateAction {
+        /// The refused call.
+        verb: AggregateVerb,
+        /// Nova's sentence.
+        message: String,
+    },
     /// 501: a call this cloud does not offer (Nova answers the same where its driver does not).
     #[error("{0}")]
     NotImplemented(String),

@@ -70,7 +70,7 @@ pub enum HostUpdate {
 }
 
 impl ComputeApi {
-    fn require_admin(ctx: &AuthContext, rule: &str) -> Result<(), ComputeError> {
+    pub(super) fn require_admin(ctx: &AuthContext, rule: &str) -> Result<(), ComputeError> {
         if ctx.is_admin() {
             Ok(())
         } else {

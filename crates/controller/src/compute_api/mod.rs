@@ -9,11 +9,13 @@
 //! - [`actions`]: `POST /servers/{id}/action` intents, lock, resetState, rename.
 //! - [`volumes`]: volume attachments of a server.
 //! - [`hosts`]: compute services: list, enable/disable, force-down.
+//! - [`aggregates`]: host aggregates and the availability zones they make.
 //! - [`quotas`]: quota sets and quota classes (limits, defaults, usage).
 //! - [`queries`]: reads for the views (servers with ports and volumes, flavors,
 //!   instance actions, limits and usage, zombies).
 
 mod actions;
+mod aggregates;
 mod console;
 mod create;
 mod delete;
@@ -29,6 +31,7 @@ mod usage;
 mod volumes;
 
 pub use actions::Action;
+pub use aggregates::{AggregateVerb, Zone};
 
 pub use error::{ComputeError, Resource};
 pub use flavors::FlavorPage;

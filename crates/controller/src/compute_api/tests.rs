@@ -441,6 +441,150 @@ async fn hypervisors_and_hosts_show_capacity_and_use_to_admins() {
     assert!(matches!(m, Err(ComputeError::NotImplemented(_))), "{m:?}");
 }
 
+fn agg_create(name: &str, zone: Option<&str>) -> Result<stratus_api::compute::AggregateCreate, String> {
+    Ok(stratus_api::compute::AggregateCreate { name: name.into(), availability_zone: zone.map(str::to_string) })
+}
+
+// Nova os-aggregates: admin only; 409 "Aggregate X already exists."; add of an unknown host 404
+// "Compute host X could not be found."; a host already in it 409; delete while hosts remain 400.
+#[tokio::test]
+async fn aggregates_group_hosts_for_admins_with_novas_refusals() {
+    use stratus_api::compute::{AggregateAction as A, AggregateUpdate};
+    let (api, ds, _dir) = api().await;
+    let cap = HostCapacity { vcpus: 8, memory_mb: 8192, disk_gb: 100 };
+    ds.service_join("hv-1", cap, chrono::Duration::minutes(5)).await.expect("join");
+    let (admin, member) = (ctx(&["admin"]), ctx(&["member"]));
+    let denied = api.create_aggregate(&member, agg_create("a", None)).await.expect_err("members may not");
+    assert_eq!(denied.to_string(), "Policy doesn't allow os_compute_api:os-aggregates:create to be performed.");
+    assert!(matches!(api.aggregates(&member).await, Err(ComputeError::Forbidden(_))));
+    let bad_body = api.create_aggregate(&member, Err("bad".into())).await.expect_err("policy before body");
+    assert!(matches!(bad_body, ComputeError::Forbidden(_)), "{bad_body:?}");
+    let a = api.create_aggregate(&admin, agg_create("a", None)).await.expect("create");
+    assert_eq!((a.availability_zone(), a.updated_at), (None, None));
+    let dup = api.create_aggregate(&admin, agg_create("a", Some("z"))).await.expect_err("taken");
+    assert_eq!(dup.to_string(), "Aggregate a already exists.");
+    let id = a.id.to_string();
+    let missing = api.aggregate(&admin, "-1").await.expect_err("no such aggregate");
+    assert_eq!(missing.to_string(), "Aggregate -1 could not be found.");
+    let bad = api.aggregate(&admin, "x").await.expect_err("not an integer");
+    assert!(matches!(bad, ComputeError::BadRequest(_)), "{bad:?}");
+
+    let unknown = api.aggregate_action(&admin, &id, Ok(A::AddHost("nope".into()))).await.expect_err("unknown host");
+    assert_eq!(unknown.to_string(), "Compute host nope could not be found.");
+    let added = api.aggregate_action(&admin, &id, Ok(A::AddHost("hv-1".into()))).await.expect("add");
+    assert_eq!(added.hosts, vec!["hv-1".to_string()]);
+    let again = api.aggregate_action(&admin, &id, Ok(A::AddHost("hv-1".into()))).await.expect_err("again");
+    assert_eq!(again.to_string(), format!("Aggregate {id} already has host hv-1."));
+    let busy = api.delete_aggregate(&admin, &id).await.expect_err("not empty");
+    assert_eq!(
+        busy.to_string(),
+        format!("Cannot remove host from aggregate {id}. Reason: Host aggregate is not empty.")
+    );
+    assert!(matches!(busy, ComputeError::InvalidAggregateAction { verb: AggregateVerb::Delete, .. }));
+
+    let meta = [("k".to_string(), Some("v".to_string()))].into();
+    let set = api.aggregate_action(&admin, &id, Ok(A::SetMetadata(meta))).await.expect("set_metadata");
+    assert_eq!(set.metadata, map(&[("k", "v")]));
+    let unset = api.aggregate_action(&admin, &id, Ok(A::SetMetadata([("k".to_string(), None)].into()))).await;
+    assert!(unset.expect("null deletes").metadata.is_empty());
+    let upd = AggregateUpdate { name: Some("a2".into()), availability_zone: None };
+    let renamed = api.update_aggregate(&admin, &id, Ok(upd)).await.expect("rename");
+    assert_eq!(renamed.name, "a2");
+    assert!(renamed.updated_at.is_some(), "Nova's update response always has updated_at");
+
+    let not_in = api.aggregate_action(&admin, &id, Ok(A::RemoveHost("other".into()))).await.expect_err("not a member");
+    assert_eq!(not_in.to_string(), format!("Cannot remove host other in aggregate {id}"));
+    api.aggregate_action(&admin, &id, Ok(A::RemoveHost("hv-1".into()))).await.expect("remove");
+    api.delete_aggregate(&admin, &id).await.expect("delete");
+    assert!(api.aggregates(&admin).await.expect("list").is_empty());
+}
+
+// Nova is_safe_to_update_az: a host is in one availability zone at most (409 on add_host, 400 on
+// update), a zone is never emptied, and the zone of hosts with servers does not change; the
+// zone listing shows the aggregate's zone with its hosts and `nova` for the others.
+#[tokio::test]
+async fn aggregate_zones_keep_a_host_in_one_zone_and_list_as_availability_zones() {
+    use stratus_api::compute::{AggregateAction as A, AggregateUpdate};
+    let (api, ds, _dir) = api().await;
+    let cap = HostCapacity { vcpus: 8, memory_mb: 8192, disk_gb: 100 };
+    ds.service_join("hv-1", cap, chrono::Duration::minutes(5)).await.expect("join");
+    ds.service_join("hv-2", cap, chrono::Duration::minutes(5)).await.expect("join");
+    let (admin, member) = (ctx(&["admin"]), ctx(&["member"]));
+    let names = |z: &[Zone]| z.iter().map(|z| z.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&api.availability_zones(&member, false).await.expect("zones")), ["nova"]);
+
+    let z1 = api.create_aggregate(&admin, agg_create("z1", Some("az1"))).await.expect("create");
+    assert_eq!(z1.metadata, map(&[("availability_zone", "az1")]), "the zone is a metadata key too");
+    let z2 = api.create_aggregate(&admin, agg_create("z2", Some("az2"))).await.expect("create");
+    let (id1, id2) = (z1.id.to_string(), z2.id.to_string());
+    api.aggregate_action(&admin, &id1, Ok(A::AddHost("hv-1".into()))).await.expect("add");
+    let clash = api.aggregate_action(&admin, &id2, Ok(A::AddHost("hv-1".into()))).await.expect_err("two zones");
+    assert_eq!(
+        clash.to_string(),
+        format!(
+            "Cannot add host to aggregate {id2}. Reason: One or more hosts already in availability zone(s) ['az1']."
+        )
+    );
+    assert!(matches!(clash, ComputeError::InvalidAggregateAction { verb: AggregateVerb::AddHost, .. }));
+
+    let zones = api.availability_zones(&admin, true).await.expect("detail");
+    assert_eq!(names(&zones), ["az1", "nova"]);
+    assert_eq!(zones[0].hosts.iter().map(|h| h.service.host.as_str()).collect::<Vec<_>>(), ["hv-1"]);
+    assert!(matches!(api.availability_zones(&member, true).await, Err(ComputeError::Forbidden(_))));
+
+    let emptied = AggregateUpdate { name: None, availability_zone: Some(None) };
+    let e = api.update_aggregate(&admin, &id1, Ok(emptied)).await.expect_err("no empty zone");
+    assert_eq!(
+        e.to_string(),
+        format!("Cannot update aggregate {id1}. Reason: Aggregate z1 does not support empty named availability zone.")
+    );
+    let sid: stratus_types::ServerId = active_server(&api, &ds).await.parse().expect("id");
+    let place = stratus_db::Transition { host: Some(Some("hv-1".into())), ..Default::default() };
+    ds.server_transition(&sid, &place).await.expect("place");
+    let meta = A::SetMetadata([("availability_zone".to_string(), Some("az9".to_string()))].into());
+    let e = api.aggregate_action(&admin, &id1, Ok(meta)).await.expect_err("servers on the zone's host");
+    assert_eq!(
+        e.to_string(),
+        format!("Cannot update metadata of aggregate {id1}. Reason: One or more hosts contain instances in this zone.")
+    );
+    assert!(matches!(e, ComputeError::InvalidAggregateAction { verb: AggregateVerb::SetMetadata, .. }));
+}
+
+// Nova: a server may ask for a zone that has an enabled compute host (400 "The requested
+// availability zone is not available" otherwise); the request keeps the zone for placement.
+#[tokio::test]
+async fn server_create_accepts_an_aggregate_zone_only_with_an_enabled_host() {
+    let (api, ds, _dir) = api().await;
+    let tiny = tiny_flavor();
+    ds.flavor_ensure(&tiny).await.expect("flavor");
+    let cap = HostCapacity { vcpus: 8, memory_mb: 8192, disk_gb: 100 };
+    ds.service_join("hv-1", cap, chrono::Duration::minutes(5)).await.expect("join");
+    let admin = ctx(&["admin"]);
+    let agg = api.create_aggregate(&admin, agg_create("z", Some("az1"))).await.expect("aggregate");
+    let req = |az: &str| ServerCreate {
+        name: "vm".into(),
+        image_ref: Some(String::new()),
+        flavor_ref: "1".into(),
+        flavor_id: "1".into(),
+        block_devices: vec![],
+        metadata: Default::default(),
+        key_name: None,
+        availability_zone: Some(az.into()),
+        networks: Networks::None,
+        count: 1,
+        admin_pass: None,
+        return_reservation_id: false,
+    };
+    let member = ctx(&["member"]);
+    let e = api.create(&member, req("az1"), "req-1").await.expect_err("the zone has no host yet");
+    assert_eq!(e.to_string(), "The requested availability zone is not available: az1");
+    let add = stratus_api::compute::AggregateAction::AddHost("hv-1".into());
+    api.aggregate_action(&admin, &agg.id.to_string(), Ok(add)).await.expect("add host");
+    let created = api.create(&member, req("az1"), "req-2").await.expect("create in az1");
+    assert_eq!(created[0].server.availability_zone.as_deref(), Some("az1"));
+    api.create(&member, req("nova"), "req-3").await.expect("the default zone is always accepted");
+}
+
 fn quota_body(pairs: &[(&'static str, i64)], force: bool) -> Result<stratus_api::compute::QuotaUpdate, String> {
     Ok(stratus_api::compute::QuotaUpdate { limits: pairs.to_vec(), force })
 }

@@ -1,5 +1,5 @@
-//! Limits with counted usage, the one availability zone (and, for admins,
-//! its hosts), and the frozen legacy extension list clients still probe.
+//! Limits with counted usage, the availability zones (and, for admins,
+//! their hosts), and the frozen legacy extension list clients still probe.
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -21,9 +21,14 @@ pub(super) async fn limits(
     Ok(Json(views::limits(&l.limits, &l.usage)))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/os-availability-zone", tag = "availability zones", responses((status = 200, description = "The one zone", body = s::AvailabilityZones)))]
-pub(super) async fn availability_zones(_a: Auth) -> Json<Value> {
-    Json(json!({"availabilityZoneInfo": [{"zoneName": "nova", "zoneState": {"available": true}, "hosts": null}]}))
+#[utoipa::path(get, path = "/compute/v2.1/os-availability-zone", tag = "availability zones", responses((status = 200, description = "The zones of the compute hosts: their aggregates' zones, and the default zone for hosts in none", body = s::AvailabilityZones)))]
+pub(super) async fn availability_zones(State(st): State<AppState>, Auth(ctx): Auth) -> Result<Json<Value>, ApiError> {
+    let zones = st.compute.availability_zones(&ctx, false).await?;
+    let info: Vec<Value> = zones
+        .iter()
+        .map(|z| json!({"zoneName": z.name, "zoneState": {"available": z.available}, "hosts": null}))
+        .collect();
+    Ok(Json(json!({"availabilityZoneInfo": info})))
 }
 
 #[utoipa::path(get, path = "/compute/v2.1/os-availability-zone/detail", tag = "availability zones", responses((status = 200, description = "The zones with their hosts and services (admin)", body = s::AvailabilityZones), (status = 403, description = "Not an admin")))]
@@ -31,20 +36,25 @@ pub(super) async fn availability_zones_detail(
     State(st): State<AppState>,
     Auth(ctx): Auth,
 ) -> Result<Json<Value>, ApiError> {
-    let services = st.compute.service_list(&ctx, None, None).await?;
-    let mut hosts = serde_json::Map::new();
-    for s in &services {
-        let svc = json!({"available": s.up, "active": !s.service.disabled, "updated_at": views::iso_micro(s.service.updated_at)});
-        hosts.insert(s.service.host.clone(), json!({ s.service.binary.clone(): svc }));
+    let zones = st.compute.availability_zones(&ctx, true).await?;
+    let mut info = Vec::new();
+    for z in &zones {
+        let mut hosts = serde_json::Map::new();
+        for s in &z.hosts {
+            let svc = json!({"available": s.up, "active": !s.service.disabled, "updated_at": views::iso_micro(s.service.updated_at)});
+            hosts.insert(s.service.host.clone(), json!({ s.service.binary.clone(): svc }));
+        }
+        let hosts = if hosts.is_empty() { Value::Null } else { Value::Object(hosts) };
+        info.push(json!({"zoneName": z.name, "zoneState": {"available": z.available}, "hosts": hosts}));
     }
-    let hosts = if hosts.is_empty() { Value::Null } else { Value::Object(hosts) };
-    Ok(Json(json!({"availabilityZoneInfo": [{"zoneName": "nova", "zoneState": {"available": true}, "hosts": hosts}]})))
+    Ok(Json(json!({"availabilityZoneInfo": info})))
 }
 
 /// Nova's frozen v2 extension list (the API that lists them is deprecated
 /// and no longer changes): (alias, name, what it adds).
 const EXTENSIONS: &[(&str, &str, &str)] = &[
     ("os-admin-actions", "AdminActions", "Enable admin-only server actions."),
+    ("os-aggregates", "Aggregates", "Admin-only aggregate administration."),
     ("os-availability-zone", "AvailabilityZone", "Availability zone listing and selection."),
     ("os-consoles", "Consoles", "Interactive consoles."),
     ("os-console-output", "ConsoleOutput", "Console log output support."),

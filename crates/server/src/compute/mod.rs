@@ -1,6 +1,6 @@
 //! Compute API v2.1 (`/compute`): versions, flavors, servers, server
-//! actions, instance actions, volume attachments, services, limits, quota
-//! sets and quota classes.
+//! actions, instance actions, volume attachments, services, host aggregates,
+//! availability zones, limits, quota sets and quota classes.
 //!
 //! Handlers only translate: they parse the request with the wire types of
 //! `stratus_api::compute`, call one method of the compute service
@@ -9,6 +9,7 @@
 //! the api-ref for the negotiated microversion exactly.
 
 mod actions;
+mod aggregates;
 mod attachments;
 mod flavors;
 mod hypervisors;
@@ -119,6 +120,12 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         hypervisors::host_update,
         hypervisors::host_power,
         limits::availability_zones_detail,
+        aggregates::aggregate_list,
+        aggregates::aggregate_create,
+        aggregates::aggregate_show,
+        aggregates::aggregate_update,
+        aggregates::aggregate_delete,
+        aggregates::aggregate_action,
         limits::extension_list,
         limits::extension_show,
         quotas::quota_show,
@@ -219,6 +226,12 @@ pub fn routes(state: AppState) -> Router {
         .route("/compute/v2.1/os-volumes/{id}", get(volumes::volume_show).delete(volumes::volume_delete))
         .route("/compute/v2.1/os-availability-zone", get(limits::availability_zones))
         .route("/compute/v2.1/os-availability-zone/detail", get(limits::availability_zones_detail))
+        .route("/compute/v2.1/os-aggregates", get(aggregates::aggregate_list).post(aggregates::aggregate_create))
+        .route(
+            "/compute/v2.1/os-aggregates/{id}",
+            get(aggregates::aggregate_show).put(aggregates::aggregate_update).delete(aggregates::aggregate_delete),
+        )
+        .route("/compute/v2.1/os-aggregates/{id}/action", axum::routing::post(aggregates::aggregate_action))
         .route("/compute/v2.1/extensions", get(limits::extension_list))
         .route("/compute/v2.1/extensions/{alias}", get(limits::extension_show))
         .route(

@@ -49,6 +49,29 @@ fn nullable_string() -> Value {
     json!({"type": ["string", "null"]})
 }
 
+/// One aggregate as Nova shows it before 2.41 (`with_members`: `hosts` and `metadata` too).
+fn aggregate_schema(with_members: bool) -> Value {
+    let mut required = vec!["id", "name", "availability_zone", "created_at", "updated_at", "deleted", "deleted_at"];
+    if with_members {
+        required.extend(["hosts", "metadata"]);
+    }
+    json!({
+        "type": "object",
+        "required": required,
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "availability_zone": nullable_string(),
+            "created_at": {"type": "string"},
+            "updated_at": nullable_string(),
+            "deleted": {"type": "boolean"},
+            "deleted_at": nullable_string(),
+            "hosts": {"type": "array", "items": {"type": "string"}},
+            "metadata": string_map(),
+        },
+    })
+}
+
 fn string_map() -> Value {
     json!({"type": "object", "additionalProperties": {"type": "string"}})
 }
@@ -937,6 +960,41 @@ json_schemas! {
         "type": "object",
         "required": ["extension"],
         "properties": {"extension": {"type": "object", "required": ["alias", "name", "description", "namespace", "updated", "links"]}},
+    });
+    /// `{"aggregates": [...]}` (admin).
+    AggregateList => json!({
+        "type": "object",
+        "required": ["aggregates"],
+        "properties": {"aggregates": {"type": "array", "items": aggregate_schema(true)}},
+    });
+    /// `{"aggregate": {...}}`; a create's answer has no `hosts` or `metadata`.
+    AggregateBody => json!({
+        "type": "object",
+        "required": ["aggregate"],
+        "properties": {"aggregate": aggregate_schema(false)},
+    });
+    /// `{"aggregate": {"name", "availability_zone"?}}`.
+    AggregateCreateBody => json!({
+        "type": "object",
+        "required": ["aggregate"],
+        "properties": {"aggregate": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "availability_zone": nullable_string()}}},
+    });
+    /// `{"aggregate": {"name"?, "availability_zone"?}}`.
+    AggregateUpdateBody => json!({
+        "type": "object",
+        "required": ["aggregate"],
+        "properties": {"aggregate": {"type": "object", "minProperties": 1, "properties": {"name": {"type": "string"}, "availability_zone": nullable_string()}}},
+    });
+    /// `add_host`, `remove_host` (`{"host"}`) or `set_metadata` (`{"metadata"}`, null deletes a key).
+    AggregateAction => json!({
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 1,
+        "properties": {
+            "add_host": {"type": "object", "required": ["host"], "properties": {"host": {"type": "string"}}},
+            "remove_host": {"type": "object", "required": ["host"], "properties": {"host": {"type": "string"}}},
+            "set_metadata": {"type": "object", "required": ["metadata"], "properties": {"metadata": {"type": "object", "additionalProperties": nullable_string()}}},
+        },
     });
     /// The availability zones.
     AvailabilityZones => json!({
