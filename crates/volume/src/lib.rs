@@ -412,8 +412,8 @@ impl VolumeService {
         check_text("name", req.name.as_deref())?;
         check_text("description", req.description.as_deref())?;
         check_metadata(&req.metadata)?;
-        let volume_type = match req.volume_type.as_deref() {
-            None | Some("") | Some(DEFAULT_VOLUME_TYPE) => DEFAULT_VOLUME_TYPE.to_string(),
+        let volume_type_id = match req.volume_type.as_deref() {
+            None | Some("") | Some(DEFAULT_VOLUME_TYPE) => stratus_db::DEFAULT_VOLUME_TYPE_ID.to_string(),
             Some(t) => return Err(VolumeError::not_found(Missing::VolumeType, t)),
         };
         let az = match req.availability_zone.as_deref() {
@@ -459,7 +459,8 @@ impl VolumeService {
             user_id: ctx.user_id.clone(),
             size_gb: req.size,
             status: VolumeStatus::Creating,
-            volume_type,
+            volume_type_id: Some(volume_type_id),
+            volume_type: None,
             availability_zone: az,
             bootable: image.is_some(),
             image_id: image.map(|i| i.id.to_string()),
