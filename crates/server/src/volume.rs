@@ -375,8 +375,8 @@ async fn delete_volume(
 }
 
 /// `POST /volumes/{id}/action`: `os-extend` (202), `os-reset_status`
-/// (admins, 202), `os-set_bootable` (200).
-#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes/{volume_id}/action", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), request_body = s::VolumeAction, responses((status = 202, description = "os-extend or os-reset_status accepted"), (status = 200, description = "os-set_bootable done"), (status = 400, description = "Unknown action or invalid argument"), (status = 403, description = "os-reset_status by a non-admin"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Invalid state"), (status = 413, description = "Over the gigabytes quota")))]
+/// (admins, 202), `os-set_bootable` (200), `os-retype` (202).
+#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes/{volume_id}/action", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), request_body = s::VolumeAction, responses((status = 202, description = "os-extend, os-reset_status or os-retype accepted"), (status = 200, description = "os-set_bootable done"), (status = 400, description = "Unknown action or invalid argument"), (status = 403, description = "os-reset_status by a non-admin"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Invalid state"), (status = 413, description = "Over the gigabytes quota")))]
 async fn volume_action(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -398,6 +398,10 @@ async fn volume_action(
         VolumeAction::SetBootable(b) => {
             svc.set_bootable(&ctx, id, b).await?;
             Ok(StatusCode::OK.into_response())
+        }
+        VolumeAction::Retype { new_type } => {
+            svc.retype(&ctx, id, &new_type).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
         }
     }
 }
