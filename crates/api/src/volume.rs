@@ -35,6 +35,8 @@ pub enum VolumeRequestError {
 
 use VolumeRequestError::{BadRequest, NotFound};
 
+pub mod types;
+
 /// The requested `volume` minor version from `OpenStack-API-Version`
 /// (e.g. `volume 3.59`, `volume latest`; other services' entries are
 /// ignored); 3.0 when absent.
@@ -181,6 +183,11 @@ pub enum VolumeAction {
     },
     /// `os-set_bootable` (200).
     SetBootable(bool),
+    /// `os-retype` (202): the new type, by name or id.
+    Retype {
+        /// Name or id of the new type.
+        new_type: String,
+    },
 }
 
 impl VolumeAction {
@@ -204,6 +211,16 @@ impl VolumeAction {
             "os-set_bootable" => {
                 let b = args.get("bootable").ok_or_else(|| BadRequest("Must specify bootable in request.".into()))?;
                 Ok(Self::SetBootable(bool_value("bootable", b)?))
+            }
+            "os-retype" => {
+                let new_type = opt_str(args, &["new_type"])?
+                    .ok_or_else(|| BadRequest("Invalid input received: new_type is required.".into()))?;
+                match opt_str(args, &["migration_policy"])?.as_deref() {
+                    None | Some("never" | "on-demand") => Ok(Self::Retype { new_type }),
+                    Some(p) => Err(BadRequest(format!(
+                        "Invalid input for field/attribute migration_policy. Value: {p}. '{p}' is not one of ['on-demand', 'never']"
+                    ))),
+                }
             }
             other => Err(BadRequest(format!("There is no such action: {other}"))),
         }
@@ -287,7 +304,7 @@ impl AttachmentAction {
 }
 
 /// The object under `key` (`{"volume": {...}}`), Cinder's 400 otherwise.
-fn body_object<'a>(v: &'a Value, key: &str) -> Result<&'a Map<String, Value>, VolumeRequestError> {
+pub(crate) fn body_object<'a>(v: &'a Value, key: &str) -> Result<&'a Map<String, Value>, VolumeRequestError> {
     v.get(key)
         .and_then(Value::as_object)
         .ok_or_else(|| BadRequest(format!("Missing required element '{key}' in request body.")))
@@ -446,7 +463,8 @@ pub enum Viewer<'a> {
 /// Which form of the full view a response carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VolumeForm {
-    /// The negotiated `3.x` minor version (`consumes_quota` from 3.65).
+    /// The negotiated `3.x` minor version (`volume_type_id` from 3.63,
+    /// `consumes_quota` from 3.65).
     pub minor: u32,
     /// Show and list answers carry Cinder's extension attributes (tenant,
     /// image metadata, and for admins host and migration); create and
@@ -488,6 +506,9 @@ pub fn volume_detail(
         "migration_status": null,
     });
     if let Some(m) = o.as_object_mut() {
+        if form.minor >= 63 {
+            m.insert("volume_type_id".into(), json!(v.volume_type_id));
+        }
         if form.minor >= 65 {
             m.insert("consumes_quota".into(), json!(true));
         }

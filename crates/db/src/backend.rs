@@ -172,6 +172,7 @@ pub(crate) mod sqlite {
     pub(crate) use crate::notifications::sqlite::*;
     pub(crate) use crate::operations::sqlite::*;
     pub(crate) use crate::servers::sqlite::*;
+    pub(crate) use crate::volume_types::sqlite::*;
 
     /// The database.
     pub(crate) type Db = sqlx::Sqlite;
@@ -221,6 +222,7 @@ pub(crate) mod postgres {
     pub(crate) use crate::notifications::postgres::*;
     pub(crate) use crate::operations::postgres::*;
     pub(crate) use crate::servers::postgres::*;
+    pub(crate) use crate::volume_types::postgres::*;
 
     /// The database.
     pub(crate) type Db = sqlx::Postgres;

@@ -30,6 +30,7 @@ mod quotas;
 mod servers;
 mod services;
 mod sql;
+mod volume_types;
 mod volumes;
 mod zombies;
 
@@ -47,6 +48,7 @@ pub use operations::*;
 pub use quotas::*;
 pub use servers::*;
 pub use services::*;
+pub use volume_types::*;
 pub use volumes::*;
 pub use zombies::*;
 
@@ -98,6 +100,12 @@ pub enum RowKind {
     FlavorAccess,
     /// `flavor_extra_specs`.
     FlavorExtraSpec,
+    /// `volume_types`.
+    VolumeType,
+    /// `volume_type_projects` (a private volume type shared with a project).
+    VolumeTypeAccess,
+    /// `volume_type_extra_specs`.
+    VolumeTypeExtraSpec,
 }
 
 impl RowKind {
@@ -121,6 +129,9 @@ impl RowKind {
             Self::Keypair => "key pair",
             Self::FlavorAccess => "flavor access",
             Self::FlavorExtraSpec => "flavor extra spec",
+            Self::VolumeType => "volume type",
+            Self::VolumeTypeAccess => "volume type access",
+            Self::VolumeTypeExtraSpec => "volume type extra spec",
         }
     }
 }

@@ -28,8 +28,11 @@ pub struct VolumeRow {
     /// Status (see the module doc).
     #[sqlx(try_from = "String")]
     pub status: VolumeStatus,
-    /// Volume type.
-    pub volume_type: String,
+    /// The volume's type (`None` only for a deleted volume whose type was
+    /// deleted after it).
+    pub volume_type_id: Option<String>,
+    /// The type's current name, read through the join (views show it).
+    pub volume_type: Option<String>,
     /// Availability zone.
     pub availability_zone: String,
     /// Created from an image.
@@ -127,7 +130,10 @@ pub struct VolumeUsage {
     pub gigabytes: i64,
 }
 
-const VCOLS: &str = "id, name, description, project_id, user_id, size_gb, status, volume_type, availability_zone, bootable, image_id, backend_name, metadata, created_at, updated_at, deleted_at, deleted";
+/// The columns a volume is read with: its type's name comes from the join.
+const VCOLS: &str = "id, name, description, project_id, user_id, size_gb, status, volume_type_id, (SELECT t.name FROM volume_types t WHERE t.id = volumes.volume_type_id) AS volume_type, availability_zone, bootable, image_id, backend_name, metadata, created_at, updated_at, deleted_at, deleted";
+/// The columns a volume is written with.
+const VINSERT: &str = "id, name, description, project_id, user_id, size_gb, status, volume_type_id, availability_zone, bootable, image_id, backend_name, metadata, created_at, updated_at, deleted_at, deleted";
 const ACOLS: &str = "id, volume_id, server_id, host, connector, client_id, mountpoint, status, delete_on_termination, boot_index, created_at";
 const CCOLS: &str = "id, kind, volume_id, backend_name, client_id, host, reason, attempts, last_error, created_at, server_id, epoch, clients_seq";
 
@@ -207,9 +213,20 @@ impl Datastore {
             if !ex.overs.is_empty() {
                 return Err(DbError::QuotaExceeded(ex));
             }
-            let row: VolumeRow = sqlx::query_as(&format!("INSERT INTO volumes ({VCOLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$14,NULL,FALSE) RETURNING {VCOLS}"))
+            // Writers run one at a time: a type deleted before this point is
+            // gone, and one deleted after it sees this volume (in use).
+            if let Some(t) = &v.volume_type_id {
+                let found: Option<(String,)> = sqlx::query_as("SELECT id FROM volume_types WHERE id = $1")
+                    .bind(t)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if found.is_none() {
+                    return Err(DbError::not_found(RowKind::VolumeType, t));
+                }
+            }
+            let row: VolumeRow = sqlx::query_as(&format!("INSERT INTO volumes ({VINSERT}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$14,NULL,FALSE) RETURNING {VCOLS}"))
             .bind(v.id).bind(&v.name).bind(&v.description).bind(&v.project_id).bind(&v.user_id).bind(v.size_gb).bind(v.status.as_str())
-            .bind(&v.volume_type).bind(&v.availability_zone).bind(v.bootable).bind(&v.image_id).bind(&v.backend_name).bind(&v.metadata).bind(&now)
+            .bind(&v.volume_type_id).bind(&v.availability_zone).bind(v.bootable).bind(&v.image_id).bind(&v.backend_name).bind(&v.metadata).bind(&now)
             .fetch_one(&mut *tx).await?;
             let att = match reserve {
                 None => None,
@@ -305,6 +322,17 @@ impl Datastore {
             dbk::fetch_optional(wp, sqlx::query_as(&format!("UPDATE volumes SET name = COALESCE($2, name), description = COALESCE($3, description), size_gb = COALESCE($4, size_gb), bootable = COALESCE($5, bootable), updated_at = $6 WHERE id = $1 AND deleted = FALSE RETURNING {VCOLS}"))
             .bind(id).bind(name).bind(description).bind(size_gb).bind(bootable).bind(self.now())
             ).await?.ok_or_else(|| DbError::not_found(RowKind::Volume, id))
+        })
+    }
+
+    /// Give an `available` or `in-use` volume another type, if the type
+    /// exists and differs from its own; `false` when refused.
+    pub async fn volume_retype(&self, id: &VolumeId, type_id: &str) -> Result<bool, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let r = dbk::exec(wp, sqlx::query("UPDATE volumes SET volume_type_id = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE AND status IN ($4, $5)
+                     AND (volume_type_id IS NULL OR volume_type_id <> $2) AND EXISTS (SELECT 1 FROM volume_types WHERE id = $2)")
+                .bind(id).bind(type_id).bind(self.now()).bind(VolumeStatus::Available.as_str()).bind(VolumeStatus::InUse.as_str())).await?;
+            Ok(r.rows_affected() == 1)
         })
     }
 
@@ -685,7 +713,8 @@ mod tests {
             user_id: "u".into(),
             size_gb: size,
             status: VolumeStatus::Available,
-            volume_type: "__DEFAULT__".into(),
+            volume_type_id: Some(crate::DEFAULT_VOLUME_TYPE_ID.into()),
+            volume_type: None,
             availability_zone: "nova".into(),
             bootable: false,
             image_id: None,
@@ -714,6 +743,40 @@ mod tests {
         assert_eq!(ds.volume_usage("p").await.expect("usage"), VolumeUsage { volumes: 2, gigabytes: i64::MAX });
         assert!(matches!(ds.volume_create(&vol("d", 1), 10, 1000).await, Err(DbError::QuotaExceeded(_))));
         ds.volume_create(&vol("e", 1), -1, -1).await.expect("unlimited quota still creates");
+    }
+
+    /// A volume names its type by id and shows the type's current name; a
+    /// type a live volume uses cannot be deleted (Cinder's VolumeTypeInUse),
+    /// and a volume cannot be recorded with a type that is gone.
+    #[tokio::test]
+    async fn volume_type_by_id_name_by_join() {
+        let (ds, _d) = store().await;
+        let t = crate::VolumeTypeRow {
+            id: "33333333-3333-4333-8333-333333333333".into(),
+            name: "gold".into(),
+            description: None,
+            is_public: true,
+        };
+        ds.volume_type_create(&t, &crate::ExtraSpecs::new()).await.expect("type");
+        let v = ds
+            .volume_create(&VolumeRow { volume_type_id: Some(t.id.clone()), ..vol("a", 1) }, -1, -1)
+            .await
+            .expect("a");
+        assert_eq!((v.volume_type_id.as_deref(), v.volume_type.as_deref()), (Some(t.id.as_str()), Some("gold")));
+        ds.volume_type_update(&t.id, Some("silver"), None, None).await.expect("rename");
+        assert_eq!(ds.volume_get(&vid("a")).await.expect("a").volume_type.as_deref(), Some("silver"));
+        assert!(ds.volume_type_in_use(&t.id).await.expect("in use"));
+        assert!(matches!(ds.volume_type_delete(&t.id).await, Err(DbError::Conflict { .. })));
+        ds.volume_mark_deleted(&vid("a")).await.expect("delete volume");
+        ds.volume_type_delete(&t.id).await.expect("no live volume uses it");
+        assert!(matches!(
+            ds.volume_create(&VolumeRow { volume_type_id: Some(t.id.clone()), ..vol("b", 1) }, -1, -1).await,
+            Err(DbError::NotFound { kind: RowKind::VolumeType, .. })
+        ));
+        let d = ds.volume_create(&vol("c", 1), -1, -1).await.expect("default type");
+        assert_eq!(d.volume_type.as_deref(), Some("__DEFAULT__"));
+        assert!(!ds.volume_retype(&d.id, crate::DEFAULT_VOLUME_TYPE_ID).await.expect("same type"), "must differ");
+        assert!(!ds.volume_retype(&d.id, &t.id).await.expect("gone type"), "type must exist");
     }
 
     #[tokio::test]

@@ -608,6 +608,138 @@ const ROWS: &[Row] = &[
         Empty,
         "volume:delete_volume_metadata PROJECT_MEMBER",
     ),
+    r("GET", "/volume/v3/{project_id}/types", IN_PROJECT, Empty, "volume_extension:type_get_all PROJECT_READER"),
+    r("POST", "/volume/v3/{project_id}/types", ADMIN, Json("{}"), "volume_extension:type_create ADMIN"),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/types/{type_id}",
+        IN_PROJECT,
+        Empty,
+        "volume_extension:type_get PROJECT_READER; a private type shared with demo is hidden from other projects",
+    ),
+    r("PUT", "/volume/v3/{project_id}/types/{type_id}", ADMIN, Json("{}"), "volume_extension:type_update ADMIN"),
+    r(
+        "DELETE",
+        "/volume/v3/{project_id}/types/{type_id}",
+        ADMIN,
+        Empty,
+        "volume_extension:type_delete ADMIN (a fresh type per caller)",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/types/{type_id}/extra_specs",
+        IN_PROJECT,
+        Empty,
+        "volume_extension:types_extra_specs:index PROJECT_READER, of a type the caller sees",
+    ),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/types/{type_id}/extra_specs",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:types_extra_specs:create ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/types/{type_id}/extra_specs/{key}",
+        IN_PROJECT,
+        Empty,
+        "volume_extension:types_extra_specs:show PROJECT_READER (a user-visible key)",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/{project_id}/types/{type_id}/extra_specs/{key}",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:types_extra_specs:update ADMIN",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/{project_id}/types/{type_id}/extra_specs/{key}",
+        ADMIN,
+        Empty,
+        "volume_extension:types_extra_specs:delete ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/types/{type_id}/os-volume-type-access",
+        ADMIN,
+        Empty,
+        "volume_extension:volume_type_access:get_all_for_type ADMIN",
+    ),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/types/{type_id}/action",
+        ADMIN,
+        Json(r#"{"addProjectAccess": {"project": "policy-tenant"}}"#),
+        "volume_extension:volume_type_access:addProjectAccess ADMIN (every action: ACTIONS)",
+    ),
+    r("GET", "/volume/v3/types", ANY, Empty, "volume_extension:type_get_all PROJECT_READER"),
+    r("POST", "/volume/v3/types", ADMIN, Json("{}"), "volume_extension:type_create ADMIN"),
+    r(
+        "GET",
+        "/volume/v3/types/{type_id}",
+        READ,
+        Empty,
+        "volume_extension:type_get PROJECT_READER; a private type shared with demo is hidden from other projects",
+    ),
+    r("PUT", "/volume/v3/types/{type_id}", ADMIN, Json("{}"), "volume_extension:type_update ADMIN"),
+    r(
+        "DELETE",
+        "/volume/v3/types/{type_id}",
+        ADMIN,
+        Empty,
+        "volume_extension:type_delete ADMIN (a fresh type per caller)",
+    ),
+    r(
+        "GET",
+        "/volume/v3/types/{type_id}/extra_specs",
+        READ,
+        Empty,
+        "volume_extension:types_extra_specs:index PROJECT_READER, of a type the caller sees",
+    ),
+    r(
+        "POST",
+        "/volume/v3/types/{type_id}/extra_specs",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:types_extra_specs:create ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/types/{type_id}/extra_specs/{key}",
+        READ,
+        Empty,
+        "volume_extension:types_extra_specs:show PROJECT_READER (a user-visible key)",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/types/{type_id}/extra_specs/{key}",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:types_extra_specs:update ADMIN",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/types/{type_id}/extra_specs/{key}",
+        ADMIN,
+        Empty,
+        "volume_extension:types_extra_specs:delete ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/types/{type_id}/os-volume-type-access",
+        ADMIN,
+        Empty,
+        "volume_extension:volume_type_access:get_all_for_type ADMIN",
+    ),
+    r(
+        "POST",
+        "/volume/v3/types/{type_id}/action",
+        ADMIN,
+        Json(r#"{"addProjectAccess": {"project": "policy-tenant"}}"#),
+        "volume_extension:volume_type_access:addProjectAccess ADMIN (every action: ACTIONS)",
+    ),
     r("GET", "/volume/v3/attachments", ANY, Empty, "attachments index: own project"),
     r("POST", "/volume/v3/attachments", CREATE, Json("{}"), "volume:attachment_create PROJECT_MEMBER"),
     r("GET", "/volume/v3/attachments/detail", ANY, Empty, "attachments index: own project"),
@@ -641,6 +773,8 @@ const FA: &str = "/compute/v2.1/flavors/{id}/action";
 const AGA: &str = "/compute/v2.1/os-aggregates/{id}/action";
 const VA: &str = "/volume/v3/volumes/{volume_id}/action";
 const VPA: &str = "/volume/v3/{project_id}/volumes/{volume_id}/action";
+const TA: &str = "/volume/v3/types/{type_id}/action";
+const TPA: &str = "/volume/v3/{project_id}/types/{type_id}/action";
 
 /// Every server action key (checked against `ACTION_NAMES`) and the volume actions.
 const ACTIONS: &[ActionRow] = &[
@@ -702,6 +836,34 @@ const ACTIONS: &[ActionRow] = &[
     a(AGA, "add_host", r#"{"add_host": {"host": "policy-host"}}"#, ADMIN, "os-aggregates:add_host ADMIN (409: in it)"),
     a(AGA, "remove_host", r#"{"remove_host": {"host": "policy-host"}}"#, ADMIN, "os-aggregates:remove_host ADMIN"),
     a(AGA, "set_metadata", r#"{"set_metadata": {"metadata": {"k": null}}}"#, ADMIN, "os-aggregates:set_metadata ADMIN"),
+    a(
+        TA,
+        "addProjectAccess",
+        r#"{"addProjectAccess": {"project": "policy-tenant"}}"#,
+        ADMIN,
+        "volume_extension:volume_type_access:addProjectAccess ADMIN",
+    ),
+    a(
+        TA,
+        "removeProjectAccess",
+        r#"{"removeProjectAccess": {"project": "policy-tenant"}}"#,
+        ADMIN,
+        "volume_extension:volume_type_access:removeProjectAccess ADMIN",
+    ),
+    a(
+        TPA,
+        "addProjectAccess",
+        r#"{"addProjectAccess": {"project": "policy-tenant"}}"#,
+        ADMIN,
+        "volume_extension:volume_type_access:addProjectAccess ADMIN",
+    ),
+    a(
+        TPA,
+        "removeProjectAccess",
+        r#"{"removeProjectAccess": {"project": "policy-tenant"}}"#,
+        ADMIN,
+        "volume_extension:volume_type_access:removeProjectAccess ADMIN",
+    ),
     a(VA, "os-extend", r#"{"os-extend": {"new_size": 2}}"#, WRITE, "volume:extend PROJECT_MEMBER"),
     a(
         VA,
@@ -711,6 +873,7 @@ const ACTIONS: &[ActionRow] = &[
         "volume_extension:volume_admin_actions:reset_status ADMIN (the volume is looked up first)",
     ),
     a(VA, "os-set_bootable", r#"{"os-set_bootable": {"bootable": true}}"#, WRITE, "volume:update PROJECT_MEMBER"),
+    a(VA, "os-retype", r#"{"os-retype": {"new_type": "__DEFAULT__"}}"#, WRITE, "volume:retype PROJECT_MEMBER"),
     a(VPA, "os-extend", r#"{"os-extend": {"new_size": 2}}"#, MEMBER_IN, "volume:extend PROJECT_MEMBER"),
     a(
         VPA,
@@ -720,6 +883,7 @@ const ACTIONS: &[ActionRow] = &[
         "volume_extension:volume_admin_actions:reset_status ADMIN",
     ),
     a(VPA, "os-set_bootable", r#"{"os-set_bootable": {"bootable": true}}"#, MEMBER_IN, "volume:update PROJECT_MEMBER"),
+    a(VPA, "os-retype", r#"{"os-retype": {"new_type": "__DEFAULT__"}}"#, MEMBER_IN, "volume:retype PROJECT_MEMBER"),
 ];
 
 /// Query parameters with a policy of their own (the route's row covers the
@@ -872,6 +1036,9 @@ struct World {
     flavor: String,
     /// An aggregate (no zone) holding [`HOST`], with metadata `k=v`.
     aggregate: String,
+    /// A private volume type shared with `demo` and `policy-tenant`, with
+    /// the user-visible extra spec `multiattach`.
+    volume_type: String,
 }
 
 async fn world(e: &Env) -> World {
@@ -952,8 +1119,21 @@ async fn world(e: &Env) -> World {
     e.ds.aggregate_add_host(agg.id, HOST).await.expect("db").expect("host in the aggregate");
     let meta = stratus_db::AggregateChange { name: None, metadata: [("k".to_string(), Some("v".to_string()))].into() };
     e.ds.aggregate_update(agg.id, &meta).await.expect("db").expect("aggregate metadata k=v");
+    let volume_type = uuid::Uuid::new_v4().to_string();
+    let t = stratus_db::VolumeTypeRow {
+        id: volume_type.clone(),
+        name: format!("policy-{volume_type}"),
+        description: None,
+        is_public: false,
+    };
+    let specs = [("multiattach".to_string(), Some("<is> False".to_string()))].into();
+    e.ds.volume_type_create(&t, &specs).await.expect("private volume type");
+    for p in [demo.as_str(), "policy-tenant"] {
+        e.ds.volume_type_access_add(&volume_type, p).await.expect("volume type shared");
+    }
     World {
         aggregate: agg.id.to_string(),
+        volume_type,
         flavor,
         server,
         request_id,
@@ -1041,6 +1221,8 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             (_, "{req}") => w.request_id.clone(),
             (_, "{volume}") => w.attached_volume.clone(),
             (_, "{volume_id}") => w.volume.clone(),
+            ("extra_specs", "{key}") => "multiattach".into(),
+            ("types", "{type_id}") => w.volume_type.clone(),
             (_, "{key}") => "k".into(),
             (_, "{attachment_id}") => w.attachment.clone(),
             (_, "{tag}") => "t".into(),
@@ -1206,7 +1388,7 @@ async fn every_route_answers_each_role_as_the_openstack_default_policy() {
         let label = format!("{} {}", x.path, x.key);
         let fresh = match x.path {
             SA => Fresh::Server,
-            FA | AGA => Fresh::All,
+            FA | AGA | TA | TPA => Fresh::All,
             _ => Fresh::Volume,
         };
         check(&e, &shared, fresh, "POST", x.path, &label, x.cols, Json(x.body), x.why, &mut wrong).await;

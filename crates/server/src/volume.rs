@@ -2,7 +2,8 @@
 //!
 //! Version discovery, absolute limits (usage counted from the database),
 //! volumes (create, list, detail, show, update, delete, `os-extend`,
-//! `os-reset_status`, `os-set_bootable`) and the attachments API (3.27+) the
+//! `os-reset_status`, `os-set_bootable`, `os-retype`), volume types (the
+//! `types` module) and the attachments API (3.27+) the
 //! way Nova drives it: create → update (connector) → `os-complete` (3.44) →
 //! delete. Every path exists both under `/volume/v3/{project_id}` (the path
 //! project must be the caller's unless admin: 403) and without the project
@@ -59,7 +60,7 @@ type Q = Query<HashMap<String, String>>;
     info(
         title = "Stratus Block Storage API",
         version = "3.70",
-        description = "OpenStack Block Storage API v3 as served by Stratus: volumes, their metadata and actions, limits, and the attachments API"
+        description = "OpenStack Block Storage API v3 as served by Stratus: volumes, their metadata and actions, limits, the attachments API, and volume types"
     ),
     paths(
         versions_multiple,
@@ -85,7 +86,19 @@ type Q = Query<HashMap<String, String>>;
         show_attachment,
         update_attachment,
         delete_attachment,
-        attachment_action
+        attachment_action,
+        types::list_types,
+        types::create_type,
+        types::show_type,
+        types::update_type,
+        types::delete_type,
+        types::list_extra_specs,
+        types::create_extra_specs,
+        types::show_extra_spec,
+        types::update_extra_spec,
+        types::delete_extra_spec,
+        types::list_type_access,
+        types::type_action
     )
 )]
 pub struct VolumeDoc;
@@ -118,7 +131,22 @@ pub fn routes(state: AppState) -> Router {
                 &format!("{prefix}/attachments/{{attachment_id}}"),
                 get(show_attachment).put(update_attachment).delete(delete_attachment),
             )
-            .route(&format!("{prefix}/attachments/{{attachment_id}}/action"), post(attachment_action));
+            .route(&format!("{prefix}/attachments/{{attachment_id}}/action"), post(attachment_action))
+            .route(&format!("{prefix}/types"), get(types::list_types).post(types::create_type))
+            .route(
+                &format!("{prefix}/types/{{type_id}}"),
+                get(types::show_type).put(types::update_type).delete(types::delete_type),
+            )
+            .route(
+                &format!("{prefix}/types/{{type_id}}/extra_specs"),
+                get(types::list_extra_specs).post(types::create_extra_specs),
+            )
+            .route(
+                &format!("{prefix}/types/{{type_id}}/extra_specs/{{key}}"),
+                get(types::show_extra_spec).put(types::update_extra_spec).delete(types::delete_extra_spec),
+            )
+            .route(&format!("{prefix}/types/{{type_id}}/os-volume-type-access"), get(types::list_type_access))
+            .route(&format!("{prefix}/types/{{type_id}}/action"), post(types::type_action));
     }
     let v3 = v3
         .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
@@ -375,8 +403,8 @@ async fn delete_volume(
 }
 
 /// `POST /volumes/{id}/action`: `os-extend` (202), `os-reset_status`
-/// (admins, 202), `os-set_bootable` (200).
-#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes/{volume_id}/action", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), request_body = s::VolumeAction, responses((status = 202, description = "os-extend or os-reset_status accepted"), (status = 200, description = "os-set_bootable done"), (status = 400, description = "Unknown action or invalid argument"), (status = 403, description = "os-reset_status by a non-admin"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Invalid state"), (status = 413, description = "Over the gigabytes quota")))]
+/// (admins, 202), `os-set_bootable` (200), `os-retype` (202).
+#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes/{volume_id}/action", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), request_body = s::VolumeAction, responses((status = 202, description = "os-extend, os-reset_status or os-retype accepted"), (status = 200, description = "os-set_bootable done"), (status = 400, description = "Unknown action or invalid argument"), (status = 403, description = "os-reset_status by a non-admin"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Invalid state"), (status = 413, description = "Over the gigabytes quota")))]
 async fn volume_action(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -398,6 +426,10 @@ async fn volume_action(
         VolumeAction::SetBootable(b) => {
             svc.set_bootable(&ctx, id, b).await?;
             Ok(StatusCode::OK.into_response())
+        }
+        VolumeAction::Retype { new_type } => {
+            svc.retype(&ctx, id, &new_type).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
         }
     }
 }
@@ -672,6 +704,8 @@ pub(crate) fn test_state(
     };
     (state, backend)
 }
+
+mod types;
 
 #[cfg(test)]
 mod tests;

@@ -14,8 +14,22 @@ pub enum Missing {
     Volume,
     /// An image named by `imageRef` (id or name).
     Image,
-    /// A volume type other than the default one.
+    /// A volume type named by id (or hidden from the caller).
     VolumeType,
+    /// A volume type named by name.
+    VolumeTypeName,
+    /// An extra spec key of the volume type `volume_type`.
+    VolumeTypeExtraSpec {
+        /// The type that lacks the key.
+        volume_type: String,
+    },
+    /// A project the volume type `volume_type` is not shared with.
+    VolumeTypeAccess {
+        /// The type.
+        volume_type: String,
+    },
+    /// The access list of a public type (it has none).
+    PublicTypeAccessList,
     /// A volume attachment.
     Attachment,
     /// A server named by `instance_uuid` that does not exist or that the
@@ -34,7 +48,15 @@ fn not_found_message(kind: &Missing, id: &str) -> String {
     match kind {
         Missing::Volume => format!("Volume {id} could not be found."),
         Missing::Image => format!("Image {id} could not be found."),
-        Missing::VolumeType => format!("Volume type with name {id} could not be found."),
+        Missing::VolumeType => format!("Volume type {id} could not be found."),
+        Missing::VolumeTypeName => format!("Volume type with name {id} could not be found."),
+        Missing::VolumeTypeExtraSpec { volume_type } => {
+            format!("Volume Type {volume_type} has no extra specs with key {id}.")
+        }
+        Missing::VolumeTypeAccess { volume_type } => {
+            format!("Volume type access not found for {volume_type} / {id} combination.")
+        }
+        Missing::PublicTypeAccessList => "Access list not available for public volume types.".to_string(),
         Missing::Attachment => format!("Volume attachment could not be found with filter: attachment_id = {id}."),
         Missing::Instance => format!("Instance {id} could not be found."),
         Missing::MetadataKey { volume } => format!("Volume {volume} has no metadata with key {id}."),

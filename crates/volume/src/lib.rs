@@ -38,11 +38,13 @@ mod reconcile;
 mod servers;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod types;
 
 pub use error::{Missing, VolumeError, quota_message};
 pub use reconcile::ReconcileReport;
 pub use servers::BootVolume;
 pub use stratus_types::{AttachMode, AttachStatus, CleanupKind, MAX_VOLUME_SIZE_GB, VolumeStatus};
+pub use types::{DEFAULT_TYPE_ALIAS, RETYPE_REFUSED, check_type_admin};
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -89,7 +91,8 @@ pub const RESET_STATUSES: &[VolumeStatus] = &[
     VolumeStatus::Maintenance,
 ];
 
-/// The only volume type (Cinder's default type).
+/// The name of Cinder's default type, which volumes get when none is asked
+/// for (its id is [`stratus_db::DEFAULT_VOLUME_TYPE_ID`]).
 pub const DEFAULT_VOLUME_TYPE: &str = "__DEFAULT__";
 
 /// How [`VolumeService::build`] treats a volume's storage.
@@ -412,10 +415,7 @@ impl VolumeService {
         check_text("name", req.name.as_deref())?;
         check_text("description", req.description.as_deref())?;
         check_metadata(&req.metadata)?;
-        let volume_type = match req.volume_type.as_deref() {
-            None | Some("") | Some(DEFAULT_VOLUME_TYPE) => DEFAULT_VOLUME_TYPE.to_string(),
-            Some(t) => return Err(VolumeError::not_found(Missing::VolumeType, t)),
-        };
+        let volume_type_id = self.type_for_create(ctx, req.volume_type.as_deref()).await?;
         let az = match req.availability_zone.as_deref() {
             None | Some("") => self.cfg.availability_zone.clone(),
             Some(a) if a == self.cfg.availability_zone => a.to_string(),
@@ -459,7 +459,8 @@ impl VolumeService {
             user_id: ctx.user_id.clone(),
             size_gb: req.size,
             status: VolumeStatus::Creating,
-            volume_type,
+            volume_type_id: Some(volume_type_id),
+            volume_type: None,
             availability_zone: az,
             bootable: image.is_some(),
             image_id: image.map(|i| i.id.to_string()),
@@ -469,7 +470,14 @@ impl VolumeService {
             deleted_at: None,
             deleted: false,
         };
-        let row = self.ds.volume_create(&row, self.cfg.quota_volumes, self.cfg.quota_gigabytes).await?;
+        let row = match self.ds.volume_create(&row, self.cfg.quota_volumes, self.cfg.quota_gigabytes).await {
+            Ok(row) => row,
+            // The type was deleted since it was looked up.
+            Err(DbError::NotFound { kind: stratus_db::RowKind::VolumeType, id }) => {
+                return Err(VolumeError::not_found(Missing::VolumeType, id));
+            }
+            Err(e) => return Err(e.into()),
+        };
         info!(volume = %row.id, project = %row.project_id, size = row.size_gb, image = ?row.image_id, "volume create recorded");
         Ok(row)
     }

@@ -388,7 +388,8 @@ fn creating_row(name: &str, image: Option<&str>) -> VolumeRow {
         user_id: "u".into(),
         size_gb: 1,
         status: VolumeStatus::Creating,
-        volume_type: "__DEFAULT__".into(),
+        volume_type_id: Some(stratus_db::DEFAULT_VOLUME_TYPE_ID.into()),
+        volume_type: None,
         availability_zone: "nova".into(),
         bootable: image.is_some(),
         image_id: image.map(str::to_string),
@@ -813,4 +814,114 @@ async fn a_create_behind_stalled_storage_answers_creating_and_finishes_in_the_ba
     // A fast storage is waited for: the answer is the built volume.
     let fast = e.svc.create_answering_promptly(&member(), new_volume(1, "fast")).await.expect("create");
     assert_eq!(fast.status, VolumeStatus::Available);
+}
+
+// ------------------------------------------------------------ volume types
+
+fn new_type(name: &str, public: bool) -> stratus_api::volume::types::CreateVolumeType {
+    stratus_api::volume::types::CreateVolumeType {
+        name: name.into(),
+        description: Some("d".into()),
+        extra_specs: [("vendor_name".to_string(), Some("x".to_string()))].into(),
+        is_public: public,
+    }
+}
+
+/// Cinder: type writes are admin only; names are unique (409, VolumeTypeExists).
+#[tokio::test]
+async fn volume_type_create_is_admin_only_and_names_unique() {
+    let e = env().await;
+    let admin = ctx("admin", "admin");
+    assert!(matches!(e.svc.type_create(&member(), new_type("gold", true)).await, Err(VolumeError::Forbidden { .. })));
+    let (t, specs) = e.svc.type_create(&admin, new_type("gold", true)).await.expect("gold");
+    assert_eq!((t.name.as_str(), specs.len()), ("gold", 1));
+    match e.svc.type_create(&admin, new_type("gold", true)).await {
+        Err(VolumeError::Conflict(m)) => assert_eq!(m, "Volume Type gold already exists."),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Cinder: a private type is invisible (404) to projects it is not shared
+/// with, so creating a volume with it is 404; after addProjectAccess it works
+/// and the volume shows the type by name.
+#[tokio::test]
+async fn private_volume_type_needs_access() {
+    let e = env().await;
+    let admin = ctx("admin", "admin");
+    let (t, _) = e.svc.type_create(&admin, new_type("private", false)).await.expect("type");
+    assert!(matches!(e.svc.type_get(&member(), &t.id).await, Err(VolumeError::NotFound { .. })));
+    let req = NewVolume { size: 1, volume_type: Some(t.id.clone()), ..Default::default() };
+    match e.svc.create(&member(), req.clone()).await {
+        Err(e @ VolumeError::NotFound { .. }) => {
+            assert_eq!(e.to_string(), format!("Volume type {} could not be found.", t.id))
+        }
+        other => panic!("{other:?}"),
+    }
+    e.svc.type_access_add(&admin, &t.id, "p1").await.expect("share");
+    assert!(matches!(e.svc.type_access_add(&admin, &t.id, "p1").await, Err(VolumeError::Conflict(_))));
+    assert_eq!(e.svc.type_access_list(&admin, &t.id).await.expect("list"), vec!["p1".to_string()]);
+    let v = e.svc.create(&member(), req).await.expect("volume");
+    assert_eq!(v.volume_type.as_deref(), Some("private"));
+    // Cinder: by name too; an unknown name says "with name".
+    let by_name = NewVolume { size: 1, volume_type: Some("nope".into()), ..Default::default() };
+    match e.svc.create(&member(), by_name).await {
+        Err(e @ VolumeError::NotFound { .. }) => {
+            assert_eq!(e.to_string(), "Volume type with name nope could not be found.")
+        }
+        other => panic!("{other:?}"),
+    }
+    e.svc.type_access_remove(&admin, &t.id, "p1").await.expect("unshare");
+    assert!(matches!(e.svc.type_access_remove(&admin, &t.id, "p1").await, Err(VolumeError::NotFound { .. })));
+}
+
+/// Cinder: the default type and a type in use cannot be deleted (400, its
+/// messages); extra specs of a type in use cannot change; a public type has
+/// no access list (404) and its access cannot change (400).
+#[tokio::test]
+async fn volume_type_delete_and_spec_rules() {
+    let e = env().await;
+    let admin = ctx("admin", "admin");
+    match e.svc.type_delete(&admin, "default").await {
+        Err(VolumeError::BadRequest(m)) => assert_eq!(
+            m,
+            format!(
+                "The volume type {} is a default volume type and cannot be deleted.",
+                stratus_db::DEFAULT_VOLUME_TYPE_ID
+            )
+        ),
+        other => panic!("{other:?}"),
+    }
+    let (t, _) = e.svc.type_create(&admin, new_type("gold", true)).await.expect("type");
+    assert!(matches!(e.svc.type_access_list(&admin, &t.id).await, Err(VolumeError::NotFound { .. })));
+    assert!(matches!(e.svc.type_access_add(&admin, &t.id, "p1").await, Err(VolumeError::BadRequest(_))));
+    e.svc
+        .type_extra_specs_set(&admin, &t.id, &[("multiattach".to_string(), Some("<is> False".to_string()))].into())
+        .await
+        .expect("spec");
+    // Cinder: non-admins see only the user-visible keys.
+    let seen = e.svc.type_extra_specs(&member(), &t.id).await.expect("specs");
+    assert_eq!(seen.keys().collect::<Vec<_>>(), vec!["multiattach"]);
+    assert!(matches!(e.svc.type_extra_spec(&member(), &t.id, "vendor_name").await, Err(VolumeError::NotFound { .. })));
+    let v = e
+        .svc
+        .create(&member(), NewVolume { size: 1, volume_type: Some("gold".into()), ..Default::default() })
+        .await
+        .expect("v");
+    match e.svc.type_delete(&admin, &t.id).await {
+        Err(VolumeError::BadRequest(m)) => assert_eq!(m, "Target volume type is still in use."),
+        other => panic!("{other:?}"),
+    }
+    match e.svc.type_extra_spec_delete(&admin, &t.id, "multiattach").await {
+        Err(VolumeError::BadRequest(m)) => assert_eq!(m, "Volume Type is currently in use."),
+        other => panic!("{other:?}"),
+    }
+    // os-retype: with one backend only the type changes; the same type is refused.
+    e.svc.retype(&member(), &v.id.to_string(), "__DEFAULT__").await.expect("retype");
+    assert_eq!(
+        e.svc.get_visible(&member(), &v.id.to_string()).await.expect("v").volume_type.as_deref(),
+        Some("__DEFAULT__")
+    );
+    assert!(matches!(e.svc.retype(&member(), &v.id.to_string(), "__DEFAULT__").await, Err(VolumeError::BadRequest(_))));
+    e.svc.type_delete(&admin, &t.id).await.expect("no longer in use");
+    assert!(matches!(e.svc.type_delete(&admin, &t.id).await, Err(VolumeError::NotFound { .. })));
 }

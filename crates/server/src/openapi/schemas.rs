@@ -448,6 +448,8 @@ json_schemas! {
                 "type": "object", "properties": {"status": {"type": "string"}, "attach_status": {"type": "string"}}}}},
             {"type": "object", "required": ["os-set_bootable"], "additionalProperties": false, "properties": {"os-set_bootable": {
                 "type": "object", "required": ["bootable"], "properties": {"bootable": {"type": "boolean"}}}}},
+            {"type": "object", "required": ["os-retype"], "additionalProperties": false, "properties": {"os-retype": {
+                "type": "object", "required": ["new_type"], "properties": {"new_type": {"type": "string"}, "migration_policy": {"type": "string", "enum": ["never", "on-demand"]}}}}},
         ],
     });
     /// A volume, as `GET /volumes/{id}` shows it.
@@ -463,6 +465,7 @@ json_schemas! {
             "availability_zone": nullable_string(),
             "bootable": {"type": "string", "enum": ["true", "false"]},
             "volume_type": nullable_string(),
+            "volume_type_id": nullable_string(),
             "attachments": {"type": "array", "items": {"type": "object", "required": ["server_id", "attachment_id", "volume_id", "id"]}},
             "created_at": {"type": "string"},
             "updated_at": {"type": "string"},
@@ -499,6 +502,69 @@ json_schemas! {
     VolumeMetadata => json!({"type": "object", "required": ["metadata"], "properties": {"metadata": string_map()}});
     /// `{"meta": {key: value}}`.
     VolumeMetaItem => json!({"type": "object", "required": ["meta"], "properties": {"meta": string_map()}});
+    /// A volume type as shown (`extra_specs` filtered for non-admins).
+    VolumeType => json!({
+        "type": "object",
+        "required": ["id", "name", "is_public", "description"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "is_public": {"type": "boolean"},
+            "description": nullable_string(),
+            "extra_specs": {"type": "object", "additionalProperties": nullable_string()},
+            "qos_specs_id": nullable_string(),
+            "os-volume-type-access:is_public": {"type": "boolean"},
+        },
+    });
+    /// `{"volume_type": ...}`.
+    VolumeTypeBody => wrapped("volume_type", "VolumeType");
+    /// `{"volume_types": [...]}`.
+    VolumeTypeList => json!({"type": "object", "required": ["volume_types"], "properties": {"volume_types": {"type": "array", "items": {"$ref": "#/components/schemas/VolumeType"}}}});
+    /// `POST /types`.
+    VolumeTypeCreate => json!({
+        "type": "object",
+        "required": ["volume_type"],
+        "properties": {"volume_type": {
+            "type": "object",
+            "required": ["name"],
+            "additionalProperties": false,
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 255},
+                "description": nullable_string(),
+                "extra_specs": string_map(),
+                "os-volume-type-access:is_public": {"type": "boolean"},
+            },
+        }},
+    });
+    /// `PUT /types/{id}`: at least one of name, description, is_public.
+    VolumeTypeUpdate => json!({
+        "type": "object",
+        "required": ["volume_type"],
+        "properties": {"volume_type": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 255}, "description": nullable_string(), "is_public": {"type": "boolean"}},
+        }},
+    });
+    /// `{"extra_specs": {...}}`.
+    VolumeTypeExtraSpecs => json!({"type": "object", "required": ["extra_specs"], "properties": {"extra_specs": {"type": "object", "additionalProperties": nullable_string()}}});
+    /// `{key: value}`: one extra spec.
+    VolumeTypeExtraSpecItem => json!({"type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": nullable_string()});
+    /// `{"volume_type_access": [...]}`.
+    VolumeTypeAccessList => json!({
+        "type": "object",
+        "required": ["volume_type_access"],
+        "properties": {"volume_type_access": {"type": "array", "items": {"type": "object", "required": ["volume_type_id", "project_id"], "properties": {"volume_type_id": {"type": "string"}, "project_id": {"type": "string"}}}}},
+    });
+    /// `POST /types/{id}/action`: `addProjectAccess` or `removeProjectAccess`.
+    VolumeTypeAction => json!({
+        "oneOf": [
+            {"type": "object", "required": ["addProjectAccess"], "additionalProperties": false, "properties": {"addProjectAccess": {
+                "type": "object", "required": ["project"], "properties": {"project": {"type": "string", "minLength": 1, "maxLength": 255}}}}},
+            {"type": "object", "required": ["removeProjectAccess"], "additionalProperties": false, "properties": {"removeProjectAccess": {
+                "type": "object", "required": ["project"], "properties": {"project": {"type": "string", "minLength": 1, "maxLength": 255}}}}},
+        ],
+    });
     /// Cinder's absolute limits.
     VolumeLimits => json!({
         "type": "object",

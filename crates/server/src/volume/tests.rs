@@ -666,3 +666,106 @@ async fn a_volume_path_that_is_not_a_volume_id_is_cinders_404() {
         );
     }
 }
+
+/// Cinder's volume type API end to end: admin-only create (200) with the
+/// access flag, 409 on a taken name, show/default, a private type is 404 to
+/// others until shared, a volume created with it shows it by name (and its
+/// id from 3.63), and the type in use cannot be deleted (400).
+#[tokio::test]
+async fn volume_types_over_http() {
+    let env = env().await;
+    let (s, _, _) =
+        send(&env, "POST", "/volume/v3/types", Some(&env.demo), None, Some(json!({"volume_type": {"name": "x"}})))
+            .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "Cinder: volume_extension:type_create is admin only");
+    let body = json!({"volume_type": {"name": "gold", "description": "d", "extra_specs": {"vendor_name": "v", "multiattach": "<is> False"}, "os-volume-type-access:is_public": false}});
+    let (s, _, v) = send(&env, "POST", "/volume/v3/types", Some(&env.admin), None, Some(body.clone())).await;
+    assert_eq!(s, StatusCode::OK);
+    let t = &v["volume_type"];
+    assert_eq!(
+        (t["name"].as_str(), t["is_public"].as_bool(), t["os-volume-type-access:is_public"].as_bool()),
+        (Some("gold"), Some(false), Some(false))
+    );
+    assert!(t.get("qos_specs_id").is_none(), "Tempest's create schema has no qos_specs_id");
+    let id = t["id"].as_str().expect("id").to_string();
+    let (s, _, _) = send(&env, "POST", "/volume/v3/types", Some(&env.admin), None, Some(body)).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _, _) =
+        send(&env, "POST", "/volume/v3/types", Some(&env.admin), None, Some(json!({"volume_type": {"name": ""}})))
+            .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _, v) = call(&env, "/volume/v3/types/default", Some(&env.demo), None).await;
+    assert_eq!((s, v["volume_type"]["name"].as_str()), (StatusCode::OK, Some("__DEFAULT__")));
+    let one = format!("/volume/v3/{}/types/{id}", env.demo_project);
+    let (s, _, _) = call(&env, &one, Some(&env.demo), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "a private type not shared is hidden");
+    let action = format!("/volume/v3/types/{id}/action");
+    let add = json!({"addProjectAccess": {"project": env.demo_project}});
+    let (s, _, _) = send(&env, "POST", &action, Some(&env.admin), None, Some(add.clone())).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (s, _, _) = send(&env, "POST", &action, Some(&env.admin), None, Some(add)).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _, v) = call(&env, &format!("/volume/v3/types/{id}/os-volume-type-access"), Some(&env.admin), None).await;
+    assert_eq!(
+        (s, v["volume_type_access"][0]["project_id"].as_str()),
+        (StatusCode::OK, Some(env.demo_project.as_str()))
+    );
+    let (s, _, v) = call(&env, &one, Some(&env.demo), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["volume_type"]["extra_specs"], json!({"multiattach": "<is> False"}), "only user-visible specs");
+    let vols = format!("/volume/v3/{}/volumes", env.demo_project);
+    let (s, _, v) = send(
+        &env,
+        "POST",
+        &vols,
+        Some(&env.demo),
+        Some("volume 3.63"),
+        Some(json!({"volume": {"size": 1, "volume_type": id}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert_eq!(
+        (v["volume"]["volume_type"].as_str(), v["volume"]["volume_type_id"].as_str()),
+        (Some("gold"), Some(id.as_str()))
+    );
+    let (s, _, v) = send(&env, "DELETE", &format!("/volume/v3/types/{id}"), Some(&env.admin), None, None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["badRequest"]["message"], "Target volume type is still in use.");
+}
+
+/// Cinder's extra spec rules over HTTP: create echoes the body, show is
+/// `{key: value}`, an update must name the URL's key, delete is 202, and a
+/// missing key is 404 with Cinder's message.
+#[tokio::test]
+async fn volume_type_extra_specs_over_http() {
+    let env = env().await;
+    let (_, _, v) =
+        send(&env, "POST", "/volume/v3/types", Some(&env.admin), None, Some(json!({"volume_type": {"name": "s"}})))
+            .await;
+    let id = v["volume_type"]["id"].as_str().expect("id").to_string();
+    let specs = format!("/volume/v3/types/{id}/extra_specs");
+    let (s, _, v) =
+        send(&env, "POST", &specs, Some(&env.admin), None, Some(json!({"extra_specs": {"spec1": "val1"}}))).await;
+    assert_eq!((s, &v), (StatusCode::OK, &json!({"extra_specs": {"spec1": "val1"}})));
+    let (s, _, _) = send(&env, "POST", &specs, Some(&env.admin), None, Some(json!({"extra_specs": ["invalid"]}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _, v) =
+        send(&env, "PUT", &format!("{specs}/spec1"), Some(&env.admin), None, Some(json!({"spec1": "val2"}))).await;
+    assert_eq!((s, &v), (StatusCode::OK, &json!({"spec1": "val2"})));
+    let (s, _, v) =
+        send(&env, "PUT", &format!("{specs}/None"), Some(&env.admin), None, Some(json!({"spec1": "val2"}))).await;
+    assert_eq!(
+        (s, v["badRequest"]["message"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("Request body and URI mismatch"))
+    );
+    let (s, _, v) = call(&env, &format!("{specs}/spec1"), Some(&env.admin), None).await;
+    assert_eq!((s, &v), (StatusCode::OK, &json!({"spec1": "val2"})));
+    let (s, _, _) = send(&env, "DELETE", &format!("{specs}/spec1"), Some(&env.admin), None, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (s, _, v) = call(&env, &format!("{specs}/spec1"), Some(&env.admin), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["itemNotFound"]["message"], format!("Volume Type {id} has no extra specs with key spec1."));
+    let (s, _, _) =
+        call(&env, &format!("/volume/v3/types/{}/extra_specs", uuid::Uuid::new_v4()), Some(&env.admin), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
