@@ -167,7 +167,7 @@ pub fn tail_lines(text: &str, max_lines: Option<usize>) -> String {
 
 /// The fake driver's console log: fixed, three lines, so clients and tests
 /// of `os-getConsoleOutput` (and its `length`) have something to read.
-pub const FAKE_CONSOLE_OUTPUT: &str = "stratus fake console\nthe fake guest is running\nlast line of the fake console";
+pub const FAKE_CONSOLE_OUTPUT: &str = "stratus fake console\nbooting the fake guest\nfake kernel started\nfake init started\nthe fake guest is running\nlast line of the fake console";
 
 /// Delays of the fake driver, to make races and timing observable.
 #[derive(Clone, Debug)]
@@ -337,12 +337,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fake_console_has_three_lines_while_the_vm_exists() {
+    // Tempest's unlimited console read wants more than three lines, as a real boot log has.
+    async fn fake_console_has_a_short_boot_log_while_the_vm_exists() {
         let d = FakeDriver::new(FakeDriverConfig { spawn_delay: Duration::ZERO, ..FakeDriverConfig::default() });
         let id = ServerId::new();
         assert!(matches!(d.console_output(&id, None).await, Err(DriverError::NotFound(_))));
         d.spawn(&spec(&id)).await.expect("spawn");
-        assert_eq!(d.console_output(&id, None).await.expect("console").lines().count(), 3);
+        assert_eq!(d.console_output(&id, None).await.expect("console").lines().count(), 6);
         assert_eq!(d.console_output(&id, Some(1)).await.expect("console"), "last line of the fake console");
         d.power_off(&id).await.expect("off");
         assert_eq!(d.console_output(&id, None).await.expect("console of a stopped VM"), FAKE_CONSOLE_OUTPUT);

@@ -86,7 +86,7 @@ pub(super) async fn hypervisor_statistics(
     }})))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/os-hypervisors/{id}", tag = "hypervisors", params(("id" = String, Path, description = "Hypervisor id")), responses((status = 200, description = "One compute host in full (admin)", body = s::HypervisorBody), (status = 404, description = "No such hypervisor")))]
+#[utoipa::path(get, path = "/compute/v2.1/os-hypervisors/{id}", tag = "hypervisors", params(("id" = String, Path, description = "Hypervisor id")), responses((status = 200, description = "One compute host in full (admin)", body = s::HypervisorBody), (status = 404, description = "No such hypervisor"), (status = 403, description = "Not an admin")))]
 pub(super) async fn hypervisor_show(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -96,7 +96,7 @@ pub(super) async fn hypervisor_show(
     Ok(Json(json!({"hypervisor": detail(&h)})))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/os-hypervisors/{id}/uptime", tag = "hypervisors", params(("id" = String, Path, description = "Hypervisor id")), responses((status = 200, description = "How long the host's agent has been joined (admin)", body = s::HypervisorBody), (status = 404, description = "No such hypervisor")))]
+#[utoipa::path(get, path = "/compute/v2.1/os-hypervisors/{id}/uptime", tag = "hypervisors", params(("id" = String, Path, description = "Hypervisor id")), responses((status = 200, description = "How long the host's agent has been joined (admin)", body = s::HypervisorBody), (status = 404, description = "No such hypervisor"), (status = 403, description = "Not an admin")))]
 pub(super) async fn hypervisor_uptime(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -120,7 +120,7 @@ fn uptime(h: &Hypervisor) -> String {
     format!(" {} up {days} days, {hours:2}:{mins:02}", now.format("%H:%M:%S"))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/os-hypervisors/{id}/search", tag = "hypervisors", params(("id" = String, Path, description = "Part of a host name")), responses((status = 200, description = "Hosts whose name contains the pattern (admin)", body = s::HypervisorList), (status = 404, description = "None matches")))]
+#[utoipa::path(get, path = "/compute/v2.1/os-hypervisors/{id}/search", tag = "hypervisors", params(("id" = String, Path, description = "Part of a host name")), responses((status = 200, description = "Hosts whose name contains the pattern (admin)", body = s::HypervisorList), (status = 404, description = "None matches"), (status = 403, description = "Not an admin")))]
 pub(super) async fn hypervisor_search(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -130,7 +130,7 @@ pub(super) async fn hypervisor_search(
     Ok(Json(json!({"hypervisors": found.iter().map(brief).collect::<Vec<_>>()})))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/os-hypervisors/{id}/servers", tag = "hypervisors", params(("id" = String, Path, description = "Part of a host name")), responses((status = 200, description = "Matching hosts with their servers (admin)", body = s::HypervisorList), (status = 404, description = "None matches")))]
+#[utoipa::path(get, path = "/compute/v2.1/os-hypervisors/{id}/servers", tag = "hypervisors", params(("id" = String, Path, description = "Part of a host name")), responses((status = 200, description = "Matching hosts with their servers (admin)", body = s::HypervisorList), (status = 404, description = "None matches"), (status = 403, description = "Not an admin")))]
 pub(super) async fn hypervisor_servers(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -165,7 +165,7 @@ pub(super) async fn host_list(
     Ok(Json(json!({"hosts": hosts})))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/os-hosts/{host}", tag = "hosts", params(("host" = String, Path, description = "Host name")), responses((status = 200, description = "Capacity, use now, and use per project (admin)", body = s::HostShow), (status = 404, description = "No such host")))]
+#[utoipa::path(get, path = "/compute/v2.1/os-hosts/{host}", tag = "hosts", params(("host" = String, Path, description = "Host name")), responses((status = 200, description = "Capacity, use now, and use per project (admin)", body = s::HostShow), (status = 404, description = "No such host"), (status = 403, description = "Not an admin")))]
 pub(super) async fn host_show(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -183,7 +183,7 @@ pub(super) async fn host_show(
     Ok(Json(json!({"host": rows})))
 }
 
-#[utoipa::path(put, path = "/compute/v2.1/os-hosts/{host}", tag = "hosts", params(("host" = String, Path, description = "Host name")), responses((status = 200, description = "Status changed (admin)", body = s::HostUpdated), (status = 400, description = "Invalid body"), (status = 404, description = "No such host"), (status = 501, description = "Maintenance mode is not offered")))]
+#[utoipa::path(put, path = "/compute/v2.1/os-hosts/{host}", tag = "hosts", params(("host" = String, Path, description = "Host name")), responses((status = 200, description = "Status changed (admin)", body = s::HostUpdated), (status = 400, description = "Invalid body"), (status = 404, description = "No such host"), (status = 501, description = "Maintenance mode is not offered"), (status = 403, description = "Not an admin")))]
 pub(super) async fn host_update(
     State(st): State<AppState>,
     Auth(ctx): Auth,

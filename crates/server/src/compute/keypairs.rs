@@ -44,7 +44,7 @@ pub(super) async fn keypair_create(
     Ok((status, Json(views::keypair_created(&created.row, created.private_key.as_deref(), mv))).into_response())
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/os-keypairs", tag = "keypairs", params(("user_id" = Option<String>, Query, description = "Another user's (admin, 2.10+)")), responses((status = 200, description = "The user's key pairs", body = s::KeypairList)))]
+#[utoipa::path(get, path = "/compute/v2.1/os-keypairs", tag = "keypairs", params(("user_id" = Option<String>, Query, description = "Another user's (admin, 2.10+)")), responses((status = 200, description = "The user's key pairs", body = s::KeypairList), (status = 403, description = "Another user's key pairs without admin")))]
 pub(super) async fn keypair_list(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -55,7 +55,7 @@ pub(super) async fn keypair_list(
     Ok(Json(json!({"keypairs": rows.iter().map(|k| views::keypair_brief(k, mv)).collect::<Vec<_>>()})))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/os-keypairs/{name}", tag = "keypairs", params(("name" = String, Path, description = "Key pair name"), ("user_id" = Option<String>, Query, description = "Another user's (admin, 2.10+)")), responses((status = 200, description = "A key pair", body = s::KeypairShow), (status = 404, description = "No such key pair for the user")))]
+#[utoipa::path(get, path = "/compute/v2.1/os-keypairs/{name}", tag = "keypairs", params(("name" = String, Path, description = "Key pair name"), ("user_id" = Option<String>, Query, description = "Another user's (admin, 2.10+)")), responses((status = 200, description = "A key pair", body = s::KeypairShow), (status = 404, description = "No such key pair for the user"), (status = 403, description = "Another user's key pairs without admin")))]
 pub(super) async fn keypair_show(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -67,7 +67,7 @@ pub(super) async fn keypair_show(
     Ok(Json(views::keypair(&k, mv)))
 }
 
-#[utoipa::path(delete, path = "/compute/v2.1/os-keypairs/{name}", tag = "keypairs", params(("name" = String, Path, description = "Key pair name"), ("user_id" = Option<String>, Query, description = "Another user's (admin, 2.10+)")), responses((status = 202, description = "Deleted (2.1)"), (status = 204, description = "Deleted (2.2+)"), (status = 404, description = "No such key pair for the user")))]
+#[utoipa::path(delete, path = "/compute/v2.1/os-keypairs/{name}", tag = "keypairs", params(("name" = String, Path, description = "Key pair name"), ("user_id" = Option<String>, Query, description = "Another user's (admin, 2.10+)")), responses((status = 202, description = "Deleted (2.1)"), (status = 204, description = "Deleted (2.2+)"), (status = 404, description = "No such key pair for the user"), (status = 403, description = "Another user's key pairs without admin")))]
 pub(super) async fn keypair_delete(
     State(st): State<AppState>,
     Auth(ctx): Auth,
