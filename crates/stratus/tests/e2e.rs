@@ -351,9 +351,11 @@ async fn version_documents_and_microversion_headers() {
     let cloud = Cloud::start().await;
     let v: serde_json::Value =
         cloud.http.get(format!("{}/compute/", cloud.url)).send().await.expect("get").json().await.expect("json");
-    assert_eq!(v["versions"][0]["id"], "v2.1");
-    assert_eq!(v["versions"][0]["min_version"], "2.1");
-    assert_eq!(v["versions"][0]["version"], "2.11");
+    // Nova lists the legacy v2.0 first (Tempest's test_list_api_versions checks it), then v2.1.
+    assert_eq!(v["versions"][0]["id"], "v2.0");
+    assert_eq!(v["versions"][1]["id"], "v2.1");
+    assert_eq!(v["versions"][1]["min_version"], "2.1");
+    assert_eq!(v["versions"][1]["version"], "2.11");
     let tok = cloud.demo().await;
     let r = cloud
         .http
