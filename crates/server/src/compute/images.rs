@@ -164,26 +164,35 @@ fn metadata_of(i: &ImageRow) -> Map<String, Value> {
     properties(i).into_iter().filter(|(_, v)| v.is_string()).collect()
 }
 
-/// Replace the image's custom properties with `new` (or add to them),
-/// through the image service's JSON-patch (its rules: owner, reserved keys).
-async fn write_metadata(
+/// A JSON-pointer path naming a custom property.
+fn pointer(key: &str) -> String {
+    format!("/{}", key.replace('~', "~0").replace('/', "~1"))
+}
+
+/// `PUT` (`replace`) or `POST` of an image's metadata: existence and the
+/// right to change it before the body, then the properties written through
+/// the image service's JSON-patch (its rules: owner, reserved keys).
+async fn change_metadata(
     st: &AppState,
     ctx: &AuthContext,
     id: &str,
-    new: &Map<String, Value>,
+    body: &[u8],
     replace: bool,
-) -> Result<ImageRow, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let i = visible(st, ctx, id).await?;
+    st.images.get_modifiable(ctx, id).await?;
+    let new = parse_metadata_body(&parse_json::<Value>(body)?)?;
     let mut ops: Vec<Value> = Vec::new();
     if replace {
         for k in metadata_of(&i).keys().filter(|k| !new.contains_key(*k)) {
-            ops.push(json!({"op": "remove", "path": format!("/{}", k.replace('~', "~0").replace('/', "~1"))}));
+            ops.push(json!({"op": "remove", "path": pointer(k)}));
         }
     }
-    for (k, v) in new {
-        ops.push(json!({"op": "add", "path": format!("/{}", k.replace('~', "~0").replace('/', "~1")), "value": v}));
+    for (k, v) in &new {
+        ops.push(json!({"op": "add", "path": pointer(k), "value": v}));
     }
-    Ok(st.images.patch(ctx, id, &ops).await?)
+    let i = st.images.patch(ctx, id, &ops).await?;
+    Ok(Json(json!({"metadata": metadata_of(&i)})))
 }
 
 #[utoipa::path(get, path = "/compute/v2.1/images/{id}/metadata", tag = "images", params(("id" = String, Path, description = "Image id")), responses((status = 200, description = "The image's properties", body = s::ServerMetadata), (status = 404, description = "Unknown image")))]
@@ -202,13 +211,7 @@ pub(super) async fn image_metadata_replace(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    // Existence and the right to change it before the body.
-    visible(&st, &ctx, &id).await?;
-    st.images.get_modifiable(&ctx, &id).await?;
-    let new: Map<String, Value> =
-        parse_metadata_body(&parse_json::<Value>(&body)?)?.into_iter().map(|(k, v)| (k, v.into())).collect();
-    let i = write_metadata(&st, &ctx, &id, &new, true).await?;
-    Ok(Json(json!({"metadata": metadata_of(&i)})))
+    change_metadata(&st, &ctx, &id, &body, true).await
 }
 
 #[utoipa::path(post, path = "/compute/v2.1/images/{id}/metadata", tag = "images", params(("id" = String, Path, description = "Image id")), responses((status = 200, description = "Properties added or overwritten", body = s::ServerMetadata), (status = 400, description = "Invalid body"), (status = 404, description = "Unknown image")))]
@@ -218,13 +221,7 @@ pub(super) async fn image_metadata_merge(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    // Existence and the right to change it before the body.
-    visible(&st, &ctx, &id).await?;
-    st.images.get_modifiable(&ctx, &id).await?;
-    let new: Map<String, Value> =
-        parse_metadata_body(&parse_json::<Value>(&body)?)?.into_iter().map(|(k, v)| (k, v.into())).collect();
-    let i = write_metadata(&st, &ctx, &id, &new, false).await?;
-    Ok(Json(json!({"metadata": metadata_of(&i)})))
+    change_metadata(&st, &ctx, &id, &body, false).await
 }
 
 #[utoipa::path(get, path = "/compute/v2.1/images/{id}/metadata/{key}", tag = "images", params(("id" = String, Path, description = "Image id"), ("key" = String, Path, description = "Property")), responses((status = 200, description = "One property", body = s::ServerMetaItem), (status = 404, description = "Unknown image or property")))]
@@ -249,8 +246,8 @@ pub(super) async fn image_metadata_item_set(
     visible(&st, &ctx, &id).await?;
     st.images.get_modifiable(&ctx, &id).await?;
     let value = parse_meta_item(&parse_json::<Value>(&body)?, &key)?;
-    let new: Map<String, Value> = [(key.clone(), Value::String(value.clone()))].into_iter().collect();
-    write_metadata(&st, &ctx, &id, &new, false).await?;
+    let op = json!({"op": "add", "path": pointer(&key), "value": value});
+    st.images.patch(&ctx, &id, &[op]).await?;
     Ok(Json(json!({"meta": {key: value}})))
 }
 
@@ -265,8 +262,7 @@ pub(super) async fn image_metadata_item_delete(
     if !metadata_of(&i).contains_key(&key) {
         return Err(ApiError::NotFound("Image not found.".into()));
     }
-    let path = format!("/{}", key.replace('~', "~0").replace('/', "~1"));
-    st.images.patch(&ctx, &id, &[json!({"op": "remove", "path": path})]).await?;
+    st.images.patch(&ctx, &id, &[json!({"op": "remove", "path": pointer(&key)})]).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
