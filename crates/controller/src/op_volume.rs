@@ -6,7 +6,7 @@
 use crate::controller::{Deadlines, Shared};
 use async_trait::async_trait;
 use std::sync::Arc;
-use stratus_db::{AttachmentRow, OperationRow, ServerRow};
+use stratus_db::{AttachmentRow, OperationRow, Release, ServerRow};
 use stratus_ops::{Failure, Handler, OpError, Outcome, StepCx, Unsupported};
 use stratus_types::agent::CommandKind;
 use tracing::info;
@@ -79,7 +79,18 @@ pub(crate) async fn move_volumes(
         let kind = CommandKind::AttachVolume { attachment_id: att.id, volume: vol.backend_name };
         let t = s.host_command(op_id, server_id, to, kind, d).await.map_err(|e| format!("opening on {to}: {e}"))?;
         let client = t.result.client_id.clone().ok_or("the host reported no storage client")?;
-        volumes.host_moved(&att, to, &client).await.map_err(|e| e.to_string())?;
+        if let Err(e) = volumes.host_moved(&att, to, &client).await {
+            if volumes.attachment(&att.id).await.map_err(|e| e.to_string())?.is_some() {
+                return Err(e.to_string());
+            }
+            // Detached meanwhile (an admin's force-detach through the volume
+            // API): the volume is `available`, so it must not stay open here.
+            let vol = volumes.volume(&att.volume_id).await.map_err(|e| e.to_string())?;
+            let kind = CommandKind::DetachVolume { attachment_id: att.id, volume: vol.backend_name };
+            s.host_command(op_id, server_id, to, kind, d).await.map_err(|e| format!("closing on {to}: {e}"))?;
+            lines.push(format!("volume {} was detached meanwhile: closed again on {to}", att.volume_id));
+            continue;
+        }
         lines.push(format!("volume {} opened on {to} by client {client}", att.volume_id));
     }
     Ok(lines)
@@ -138,42 +149,79 @@ impl Handler for VolumeOps {
                 }
             }
         } else {
-            let event = "compute_detach_volume";
-            cx.step(VolumeStep::Detach).await?;
-            ds.event_start(&server.id, &op.request_id, event, Some(&host)).await?;
-            if let Some(t) = server.task_state {
-                // A move started after the API accepted the detach: where the
-                // volume is open is changing; keep it attached (it moves with
-                // the server) rather than close it on the wrong host.
-                let why = format!("the server is {t}: detach refused, the volume stays attached");
-                volumes.host_detach_failed(&att.id).await.map_err(crate::storage::op_error)?;
-                ds.event_finish(&server.id, &op.request_id, event, false, &why).await?;
-                return Ok(Outcome::Failed(Failure::Step(why)));
+            detach(s, op, cx, server, att).await
+        }
+    }
+}
+
+/// How many times a detach follows a volume that moved while its host
+/// closed it before giving up (each time needs a whole move in between).
+const DETACH_FOLLOWS: usize = 3;
+
+/// Close the volume on the server's host and drop the attachment. The
+/// server may move while the host closes it (a detach accepted just before
+/// the host was declared down and the server evacuated): the release then
+/// finds the volume held elsewhere and the detach follows it, re-reading
+/// where it is open now, so a volume shown `available` is open nowhere.
+async fn detach(
+    s: &Shared,
+    op: &OperationRow,
+    cx: &StepCx,
+    mut server: ServerRow,
+    mut att: AttachmentRow,
+) -> Result<Outcome, OpError> {
+    let ds = &s.ds;
+    let Some(volumes) = s.volume.as_ref() else {
+        return Ok(Outcome::Failed(Failure::Unsupported(Unsupported::NoBlockStorage)));
+    };
+    let event = "compute_detach_volume";
+    cx.step(VolumeStep::Detach).await?;
+    ds.event_start(&server.id, &op.request_id, event, server.host.as_deref()).await?;
+    for _ in 0..DETACH_FOLLOWS {
+        if let Some(t) = server.task_state {
+            // A move started after the API accepted the detach: where the
+            // volume is open is changing; keep it attached (it moves with
+            // the server) rather than close it on the wrong host.
+            let why = format!("the server is {t}: detach refused, the volume stays attached");
+            ds.event_finish(&server.id, &op.request_id, event, false, &why).await?;
+            return Ok(Outcome::Failed(Failure::Step(why)));
+        }
+        let host = server.host.clone().unwrap_or_default();
+        let d = Deadlines { ack: s.cfg.command_ack_timeout, result: s.cfg.power_timeout };
+        let vol = volumes.volume(&att.volume_id).await.map_err(crate::storage::op_error)?;
+        let kind = CommandKind::DetachVolume { attachment_id: att.id, volume: vol.backend_name };
+        if let Err(e) = s.host_command(&op.id, &server.id, &host, kind, d).await {
+            // The volume stays attached: releasing it while the host may still write is unsafe.
+            volumes.host_detach_failed(&att.id).await.map_err(crate::storage::op_error)?;
+            ds.event_finish(&server.id, &op.request_id, event, false, &e).await?;
+            return Ok(Outcome::Failed(Failure::Step(e)));
+        }
+        if volumes.host_detached(&att).await.map_err(crate::storage::op_error)? == Release::Released {
+            let detail = format!("volume {} closed on {host}", att.volume_id);
+            ds.event_finish(&server.id, &op.request_id, event, true, &detail).await?;
+            cx.stepped(VolumeStep::Detach).await?;
+            return Ok(Outcome::Done);
+        }
+        server = ds.server_get_any(&server.id).await?;
+        match volumes.attachment(&att.id).await.map_err(crate::storage::op_error)? {
+            Some(moved) if !server.deleted && server.task_state != Some(stratus_types::TaskState::Deleting) => {
+                info!(server = %server.id, volume = %att.volume_id, closed_on = host, now_on = ?moved.host,
+                    "the volume moved while its host closed it: following it");
+                att = moved;
             }
-            let d = Deadlines { ack: s.cfg.command_ack_timeout, result: s.cfg.power_timeout };
-            let vol = volumes.volume(&att.volume_id).await.map_err(crate::storage::op_error)?;
-            let kind = CommandKind::DetachVolume { attachment_id: att.id, volume: vol.backend_name };
-            match s.host_command(&op.id, &server.id, &host, kind, d).await {
-                Ok(_) => {
-                    volumes.host_detached(&att.id).await.map_err(crate::storage::op_error)?;
-                    ds.event_finish(
-                        &server.id,
-                        &op.request_id,
-                        event,
-                        true,
-                        &format!("volume {} closed on {host}", att.volume_id),
-                    )
-                    .await?;
-                    cx.stepped(VolumeStep::Detach).await?;
-                    Ok(Outcome::Done)
-                }
-                Err(e) => {
-                    // The volume stays attached: releasing it while the host may still write is unsafe.
-                    volumes.host_detach_failed(&att.id).await.map_err(crate::storage::op_error)?;
-                    ds.event_finish(&server.id, &op.request_id, event, false, &e).await?;
-                    Ok(Outcome::Failed(Failure::Step(e)))
-                }
+            gone => {
+                let detail = if gone.is_none() {
+                    "the volume was detached meanwhile"
+                } else {
+                    "the server is being deleted: its delete releases the volume"
+                };
+                ds.event_finish(&server.id, &op.request_id, event, true, detail).await?;
+                cx.stepped(VolumeStep::Detach).await?;
+                return Ok(Outcome::Done);
             }
         }
     }
+    let why = format!("volume {} kept moving while it was being closed; it stays attached", att.volume_id);
+    ds.event_finish(&server.id, &op.request_id, event, false, &why).await?;
+    Ok(Outcome::Failed(Failure::Step(why)))
 }

@@ -43,6 +43,8 @@ struct Cloud {
     storage: Arc<LocalBackend>,
     /// The backend the volume service uses: `storage`, with switchable fence failures.
     flaky: Arc<Flaky>,
+    /// Holds the agents' storage closes while shut (a host slow to close a volume).
+    close_gate: Arc<Gate>,
     /// The controller's metrics.
     metrics: stratus_metrics::Metrics,
     drivers: BTreeMap<String, FakeDriver>,
@@ -168,6 +170,96 @@ impl BlockBackend for Flaky {
     }
 }
 
+/// A switch that holds storage closes: shut, a close waits (and says so)
+/// until the gate opens.
+struct Gate {
+    shut: watch::Sender<bool>,
+    /// Signalled when a close starts waiting.
+    waiting: tokio::sync::Notify,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate { shut: watch::channel(false).0, waiting: tokio::sync::Notify::new() }
+    }
+}
+
+impl Gate {
+    async fn pass(&self) {
+        let mut rx = self.shut.subscribe();
+        if *rx.borrow() {
+            self.waiting.notify_one();
+        }
+        let _ = rx.wait_for(|shut| !*shut).await;
+    }
+}
+
+/// The agents' view of the local backend: clients whose close waits at the gate.
+struct Gated {
+    inner: Arc<LocalBackend>,
+    gate: Arc<Gate>,
+}
+
+/// A client of [`Gated`].
+struct GatedClient {
+    inner: Box<dyn OpenClient>,
+    gate: Arc<Gate>,
+}
+
+#[async_trait::async_trait]
+impl OpenClient for GatedClient {
+    fn id(&self) -> ClientId {
+        self.inner.id()
+    }
+    async fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), BlockError> {
+        self.inner.write(offset, data).await
+    }
+    async fn close(self: Box<Self>) -> Result<(), BlockError> {
+        self.gate.pass().await;
+        self.inner.close().await
+    }
+}
+
+#[async_trait::async_trait]
+impl BlockBackend for Gated {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    async fn create(&self, name: &str, size_gb: u64) -> Result<(), BlockError> {
+        self.inner.create(name, size_gb).await
+    }
+    async fn create_from_image(
+        &self,
+        name: &str,
+        size_gb: u64,
+        image: &std::path::Path,
+        disk_format: stratus_types::image::DiskFormat,
+    ) -> Result<(), BlockError> {
+        self.inner.create_from_image(name, size_gb, image, disk_format).await
+    }
+    async fn extend(&self, name: &str, size_gb: u64) -> Result<(), BlockError> {
+        self.inner.extend(name, size_gb).await
+    }
+    async fn exists(&self, name: &str) -> Result<bool, BlockError> {
+        self.inner.exists(name).await
+    }
+    async fn watchers(&self, name: &str) -> Result<Vec<ClientId>, BlockError> {
+        self.inner.watchers(name).await
+    }
+    async fn open(&self, name: &str) -> Result<Box<dyn OpenClient>, BlockError> {
+        Ok(Box::new(GatedClient { inner: self.inner.open(name).await?, gate: self.gate.clone() }))
+    }
+    async fn fence(&self, name: &str, client: &ClientId) -> Result<(), BlockError> {
+        self.inner.fence(name, client).await
+    }
+    async fn unfence(&self, client: &ClientId) -> Result<(), BlockError> {
+        self.inner.unfence(client).await
+    }
+    async fn delete(&self, name: &str) -> Result<(), BlockError> {
+        self.inner.delete(name).await
+    }
+}
+
 /// How the server is prepared beyond what its kind needs (see [`Cloud::prepared`]).
 #[derive(Clone, Copy, Default)]
 struct Setup {
@@ -239,6 +331,7 @@ impl Cloud {
         let mut drivers = BTreeMap::new();
         let spawns = Spawns::default();
         let mut agent_stops = BTreeMap::new();
+        let close_gate = Arc::new(Gate::default());
         for host in HOSTS {
             let driver = FakeDriver::new(FakeDriverConfig {
                 spawn_delay: Duration::ZERO,
@@ -249,7 +342,7 @@ impl Cloud {
             let acfg = AgentConfig { vcpus: 64, memory_mb: 1 << 20, disk_gb: 1 << 16, ..AgentConfig::fake(host) };
             let recording = Recording { host: host.to_string(), inner: driver.clone(), spawns: spawns.clone() };
             let agent = Agent::new(bus.clone(), Arc::new(recording), acfg, AgentFaults::default())
-                .with_storage(storage.clone());
+                .with_storage(Arc::new(Gated { inner: storage.clone(), gate: close_gate.clone() }));
             let (tx, rx) = watch::channel(false);
             tokio::spawn(agent.run(rx));
             drivers.insert(host.to_string(), driver);
@@ -275,7 +368,22 @@ impl Cloud {
             expires_at: now + chrono::Duration::hours(1),
         };
         let api = ComputeApi::new(ds.clone(), bus, cfg);
-        Cloud { ds, api, ctl, storage, flaky, metrics, drivers, spawns, agent_stops, stop, ctx, dir, _db: db }
+        Cloud {
+            ds,
+            api,
+            ctl,
+            storage,
+            flaky,
+            close_gate,
+            metrics,
+            drivers,
+            spawns,
+            agent_stops,
+            stop,
+            ctx,
+            dir,
+            _db: db,
+        }
     }
 
     /// The value of one series of the controller's metrics (0 when absent).
@@ -912,4 +1020,55 @@ async fn a_delete_whose_storage_fence_fails_waits_with_the_volumes_attached_and_
 async fn delete_request(c: &Cloud, id: &ServerId) -> String {
     let a = c.ds.action_list(id).await.expect("actions").into_iter().find(|a| a.action == "delete");
     a.expect("delete action").request_id
+}
+
+/// A detach whose host answers only after an evacuation moved the server
+/// (the host hung with the close in hand, was declared down, the server was
+/// rebuilt elsewhere and its volumes opened there): the old host's answer
+/// must not release the volume the new host now holds. The detach follows
+/// the volume to the new host and closes it there, so a volume shown
+/// `available` is open nowhere. Found by the nemesis (seed 1 on Ceph); Nova
+/// refuses a detach during a task (`check_instance_state`) but has no answer
+/// for a move that starts while a detach is in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detach_answered_after_an_evacuation_moved_the_volume_closes_it_on_the_new_host() {
+    let c = Cloud::new(Opts::default()).await;
+    let (id, detach) = c.prepared(OpKind::DetachVolume, Setup::default()).await;
+    let att = c.ds.attachment_list_for_server(&id).await.expect("atts").remove(0);
+    let volume = c.ds.volume_get(&att.volume_id).await.expect("volume");
+    let source = c.ds.server_get_any(&id).await.expect("server").host.expect("host");
+
+    // The source host takes the close and hangs with it.
+    c.close_gate.shut.send_replace(true);
+    let blocked = c.close_gate.waiting.notified();
+    let runner = c.ctl.runner(WORKER, Faults::none());
+    let detaching = tokio::spawn(async move { runner.drive_once(&detach).await });
+    tokio::time::timeout(Duration::from_secs(10), blocked).await.expect("the source host holds the close");
+
+    // It is declared down and the server is evacuated: its volume opens on the other host.
+    let svc = c.ds.service_get_by_host(&source).await.expect("svc");
+    c.ds.service_update(&svc.uuid, None, None, Some(true)).await.expect("force down");
+    c.api.action(&c.ctx, &id.to_string(), Action::Evacuate, "req-evacuate").await.expect("evacuate");
+    let ops = c.ds.op_list_open_for_server(&id).await.expect("ops");
+    let evacuate = ops.iter().find(|o| o.kind == OpKind::Evacuate).expect("evacuation").id;
+    assert!(!c.drive(&evacuate, Faults::none()).await);
+    assert_eq!(c.ds.op_get(&evacuate).await.expect("op").state, OpState::Done);
+    let moved = c.ds.attachment_list_for_server(&id).await.expect("atts").remove(0);
+    let dest = c.ds.server_get_any(&id).await.expect("server").host.expect("host");
+    assert_ne!(dest, source);
+    assert_eq!(moved.host.as_deref(), Some(dest.as_str()), "the volume moved with the server");
+
+    // The old host answers the close.
+    c.close_gate.shut.send_replace(false);
+    let _ = tokio::time::timeout(Duration::from_secs(30), detaching).await.expect("the detach attempt ends");
+    assert!(!c.drive(&detach, Faults::none()).await);
+
+    let holders = c.storage.watchers(&volume.backend_name).await.expect("watchers");
+    let left = c.ds.attachment_list_for_server(&id).await.expect("atts");
+    let status = c.ds.volume_get(&volume.id).await.expect("volume").status;
+    assert!(
+        left.is_empty() && status == stratus_types::VolumeStatus::Available && holders.is_empty(),
+        "the detach must close the volume where it is open now: attachments {left:?}, volume {status}, \
+         open by {holders:?}"
+    );
 }

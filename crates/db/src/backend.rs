@@ -173,6 +173,7 @@ pub(crate) mod sqlite {
     pub(crate) use crate::operations::sqlite::*;
     pub(crate) use crate::servers::sqlite::*;
     pub(crate) use crate::volume_types::sqlite::*;
+    pub(crate) use crate::volumes::sqlite::*;
 
     /// The database.
     pub(crate) type Db = sqlx::Sqlite;
@@ -223,6 +224,7 @@ pub(crate) mod postgres {
     pub(crate) use crate::operations::postgres::*;
     pub(crate) use crate::servers::postgres::*;
     pub(crate) use crate::volume_types::postgres::*;
+    pub(crate) use crate::volumes::postgres::*;
 
     /// The database.
     pub(crate) type Db = sqlx::Postgres;

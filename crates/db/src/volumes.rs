@@ -137,6 +137,31 @@ const VINSERT: &str = "id, name, description, project_id, user_id, size_gb, stat
 const ACOLS: &str = "id, volume_id, server_id, host, connector, client_id, mountpoint, status, delete_on_termination, boot_index, created_at";
 const CCOLS: &str = "id, kind, volume_id, backend_name, client_id, host, reason, attempts, last_error, created_at, server_id, epoch, clients_seq";
 
+crate::per_backend! {
+/// A volume whose last live attachment went becomes `available` (unless it
+/// is being deleted, still being built, or in `error`: a boot volume whose
+/// build failed has no storage to offer).
+pub(crate) async fn volume_free_if_unattached(conn: &mut dbk::Conn, vol: &VolumeId, now: &str) -> Result<(), DbError> {
+    sqlx::query("UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status NOT IN ($4,$5,$6,$7)
+             AND NOT EXISTS (SELECT 1 FROM volume_attachments WHERE volume_id = $1 AND deleted = FALSE)")
+        .bind(vol).bind(now).bind(VolumeStatus::Available.as_str())
+        .bind(VolumeStatus::Deleting.as_str()).bind(VolumeStatus::ErrorDeleting.as_str())
+        .bind(VolumeStatus::Creating.as_str()).bind(VolumeStatus::Error.as_str())
+        .execute(&mut *conn).await?;
+    Ok(())
+}
+}
+
+/// What [`Datastore::attachment_release`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Release {
+    /// The attachment is gone (now, or already).
+    Released,
+    /// The volume moved (another host or client holds it now), or its server
+    /// is moving: nothing was released.
+    Moved,
+}
+
 impl Datastore {
     /// Insert a volume unless the project would exceed `max_volumes` /
     /// `max_gigabytes` (-1 unlimited); usage is counted in the same transaction.
@@ -539,17 +564,55 @@ impl Datastore {
             let row: Option<(VolumeId,)> = sqlx::query_as("UPDATE volume_attachments SET deleted = TRUE, status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE RETURNING volume_id")
             .bind(id).bind(&now).bind(AttachStatus::Detached.as_str()).fetch_optional(&mut *tx).await?;
             if let Some((vol,)) = row {
-                sqlx::query("UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status NOT IN ($4,$5,$6,$7)
-                         AND NOT EXISTS (SELECT 1 FROM volume_attachments WHERE volume_id = $1 AND deleted = FALSE)")
-                .bind(vol).bind(&now).bind(VolumeStatus::Available.as_str())
-                .bind(VolumeStatus::Deleting.as_str()).bind(VolumeStatus::ErrorDeleting.as_str())
-                // A boot volume still being built, or whose build failed, has
-                // no storage to offer: it is not `available` after a detach.
-                .bind(VolumeStatus::Creating.as_str()).bind(VolumeStatus::Error.as_str())
-                .execute(&mut *tx).await?;
+                dbk::volume_free_if_unattached(&mut tx, &vol, &now).await?;
             }
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    /// Remove an attachment after its host closed the volume, but only if
+    /// the volume is still where that close happened: on `host`, held by
+    /// `client`, and its server is not moving (no task in progress). A move
+    /// (evacuation, resize, unshelve) that started meanwhile opens the volume
+    /// elsewhere; releasing it then would show `available` a volume another
+    /// host still writes to. Checked in one transaction that writes the
+    /// server row, so on PostgreSQL a move starting meanwhile waits for this
+    /// commit (and then no longer finds the attachment) or this one sees its
+    /// task. An attachment already gone counts as released.
+    pub async fn attachment_release(
+        &self,
+        id: &AttachmentId,
+        server_id: &ServerId,
+        host: Option<&str>,
+        client_id: Option<&str>,
+    ) -> Result<Release, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            let idle = sqlx::query("UPDATE servers SET updated_at = updated_at WHERE id = $1 AND task_state IS NULL")
+                .bind(server_id)
+                .execute(&mut *tx)
+                .await?;
+            let exists: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
+                "SELECT status, host, client_id FROM volume_attachments WHERE id = $1 AND deleted = FALSE",
+            )
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((_, at_host, at_client)) = exists else {
+                return Ok(Release::Released);
+            };
+            if idle.rows_affected() == 0 || at_host.as_deref() != host || at_client.as_deref() != client_id {
+                return Ok(Release::Moved);
+            }
+            let row: Option<(VolumeId,)> = sqlx::query_as("UPDATE volume_attachments SET deleted = TRUE, status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE RETURNING volume_id")
+                .bind(id).bind(&now).bind(AttachStatus::Detached.as_str()).fetch_optional(&mut *tx).await?;
+            if let Some((vol,)) = row {
+                dbk::volume_free_if_unattached(&mut tx, &vol, &now).await?;
+            }
+            tx.commit().await?;
+            Ok(Release::Released)
         })
     }
 

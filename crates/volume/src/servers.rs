@@ -16,7 +16,7 @@
 
 use crate::{Build, CleanupKind, DeleteOutcome, VolumeError, VolumeService};
 use stratus_blockstore::{BlockError, ClientId};
-use stratus_db::{AttachmentRow, DbError, VolumeRow};
+use stratus_db::{AttachmentRow, DbError, Release, VolumeRow};
 use stratus_types::{AttachmentId, ServerId, VolumeId};
 use tracing::{info, warn};
 
@@ -179,10 +179,18 @@ impl VolumeService {
         Ok(self.ds.attachment_delete(attachment_id).await?)
     }
 
-    /// The host closed the volume: the attachment goes (the volume is
-    /// `available` once it has no other).
-    pub async fn host_detached(&self, attachment_id: &AttachmentId) -> Result<(), VolumeError> {
-        Ok(self.ds.attachment_delete(attachment_id).await?)
+    /// The host the attachment `att` names closed the volume: the
+    /// attachment goes (the volume is `available` once it has no other),
+    /// unless the volume moved meanwhile (a move of the server opened it on
+    /// another host, or one is under way): then nothing is released and
+    /// [`Release::Moved`] says the detach must follow the volume.
+    pub async fn host_detached(&self, att: &AttachmentRow) -> Result<Release, VolumeError> {
+        let r =
+            self.ds.attachment_release(&att.id, &att.server_id, att.host.as_deref(), att.client_id.as_deref()).await?;
+        if r == Release::Moved {
+            warn!(volume = %att.volume_id, server = %att.server_id, host = ?att.host, "volume moved while its host closed it: not released");
+        }
+        Ok(r)
     }
 
     /// The host did not confirm the close: the volume stays attached, since
