@@ -534,12 +534,145 @@ pub fn volume_summary(public_url: &str, v: &VolumeRow) -> Value {
 }
 
 /// The `volumes_links` `next` entry of a paged list.
-pub fn volumes_next_link(public_url: &str, project: &str, detail: bool, limit: usize, marker: &str) -> Value {
+pub fn volumes_next_link(
+    public_url: &str,
+    project: &str,
+    detail: bool,
+    query: &[(String, String)],
+    limit: usize,
+    marker: &str,
+) -> Value {
     let path = if detail { "volumes/detail" } else { "volumes" };
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in query.iter().filter(|(k, _)| k != "limit" && k != "marker") {
+        q.append_pair(k, v);
+    }
+    q.append_pair("limit", &limit.to_string()).append_pair("marker", marker);
     json!([{
         "rel": "next",
-        "href": format!("{public_url}/volume/v3/{project}/{path}?limit={limit}&marker={marker}"),
+        "href": format!("{public_url}/volume/v3/{project}/{path}?{}", q.finish()),
     }])
+}
+
+/// A key `GET /volumes` may sort by (Cinder's `sort_key`/`sort`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VolumeSortKey {
+    /// `id`.
+    Id,
+    /// `name` (`display_name` too).
+    Name,
+    /// `status`.
+    Status,
+    /// `size`.
+    Size,
+    /// `created_at`.
+    CreatedAt,
+    /// `updated_at`.
+    UpdatedAt,
+    /// `availability_zone`.
+    AvailabilityZone,
+    /// `bootable`.
+    Bootable,
+    /// `project_id`.
+    ProjectId,
+}
+
+/// One sort criterion: a key and its direction.
+pub type VolumeSort = (VolumeSortKey, SortDir);
+
+/// A sort direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortDir {
+    /// Ascending.
+    Asc,
+    /// Descending.
+    Desc,
+}
+
+fn sort_key(k: &str) -> Result<VolumeSortKey, VolumeRequestError> {
+    use VolumeSortKey as K;
+    Ok(match k {
+        "id" => K::Id,
+        "name" | "display_name" => K::Name,
+        "status" => K::Status,
+        "size" => K::Size,
+        "created_at" => K::CreatedAt,
+        "updated_at" => K::UpdatedAt,
+        "availability_zone" => K::AvailabilityZone,
+        "bootable" => K::Bootable,
+        "project_id" => K::ProjectId,
+        other => return Err(BadRequest(format!("Invalid input received: Invalid sort key {other}"))),
+    })
+}
+
+fn sort_dir(d: &str) -> Result<SortDir, VolumeRequestError> {
+    match d.to_ascii_lowercase().as_str() {
+        "asc" => Ok(SortDir::Asc),
+        "desc" => Ok(SortDir::Desc),
+        other => {
+            Err(BadRequest(format!("Invalid input received: Unknown sort direction, must be 'desc' or 'asc': {other}")))
+        }
+    }
+}
+
+/// The order a volume list asks for, as Cinder reads it: `sort=k1:dir,k2`
+/// or the older `sort_key`/`sort_dir` (not both); a key without a direction
+/// is descending; default `created_at` then `id`, newest first. `id` is
+/// always the last criterion, so pages are stable.
+pub fn volume_sort(
+    sort: Option<&str>,
+    key: Option<&str>,
+    dir: Option<&str>,
+) -> Result<Vec<VolumeSort>, VolumeRequestError> {
+    let mut out = Vec::new();
+    match (sort, key.or(dir)) {
+        (Some(_), Some(_)) => {
+            return Err(BadRequest(
+                "Invalid input received: The 'sort_key' and 'sort_dir' parameters are deprecated and cannot be used with the 'sort' parameter.".into(),
+            ));
+        }
+        (Some(s), None) => {
+            for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let (k, d) = part.split_once(':').unwrap_or((part, "desc"));
+                out.push((sort_key(k.trim())?, sort_dir(d.trim())?));
+            }
+        }
+        (None, _) => {
+            let d = sort_dir(dir.unwrap_or("desc"))?;
+            match key {
+                Some(k) => out.push((sort_key(k)?, d)),
+                None => out.push((VolumeSortKey::CreatedAt, d)),
+            }
+        }
+    }
+    if !out.iter().any(|(k, _)| *k == VolumeSortKey::Id) {
+        let last = out.last().map_or(SortDir::Desc, |(_, d)| *d);
+        out.push((VolumeSortKey::Id, last));
+    }
+    Ok(out)
+}
+
+/// Compare two volumes by `sort` (see [`volume_sort`]).
+pub fn volume_order(a: &VolumeRow, b: &VolumeRow, sort: &[VolumeSort]) -> std::cmp::Ordering {
+    use VolumeSortKey as K;
+    for (k, d) in sort {
+        let o = match k {
+            K::Id => a.id.to_string().cmp(&b.id.to_string()),
+            K::Name => a.name.cmp(&b.name),
+            K::Status => a.status.as_str().cmp(b.status.as_str()),
+            K::Size => a.size_gb.cmp(&b.size_gb),
+            K::CreatedAt => a.created_at.cmp(&b.created_at),
+            K::UpdatedAt => a.updated_at.cmp(&b.updated_at),
+            K::AvailabilityZone => a.availability_zone.cmp(&b.availability_zone),
+            K::Bootable => a.bootable.cmp(&b.bootable),
+            K::ProjectId => a.project_id.cmp(&b.project_id),
+        };
+        let o = if *d == SortDir::Desc { o.reverse() } else { o };
+        if o.is_ne() {
+            return o;
+        }
+    }
+    std::cmp::Ordering::Equal
 }
 
 /// The short attachment view of `GET /attachments`.

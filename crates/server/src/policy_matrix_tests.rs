@@ -740,6 +740,47 @@ const ROWS: &[Row] = &[
         Json(r#"{"addProjectAccess": {"project": "policy-tenant"}}"#),
         "volume_extension:volume_type_access:addProjectAccess ADMIN (every action: ACTIONS)",
     ),
+    // ---- Cinder describing itself: zones and extensions for anyone, the rest for admins.
+    r(
+        "GET",
+        "/volume/v3/{project_id}/os-availability-zone",
+        IN_PROJECT,
+        Empty,
+        "availability_zone:index PROJECT_READER",
+    ),
+    r("GET", "/volume/v3/os-availability-zone", ANY, Empty, "availability_zone:index (own project)"),
+    r("GET", "/volume/v3/{project_id}/extensions", IN_PROJECT, Empty, "volume_extension:extensions (any role)"),
+    r("GET", "/volume/v3/extensions", ANY, Empty, "volume_extension:extensions (own project)"),
+    r("GET", "/volume/v3/{project_id}/os-services", ADMIN, Empty, "volume_extension:services:index ADMIN"),
+    r("GET", "/volume/v3/os-services", ADMIN, Empty, "volume_extension:services:index ADMIN"),
+    r(
+        "PUT",
+        "/volume/v3/{project_id}/os-services/{action}",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:services:update ADMIN",
+    ),
+    r("PUT", "/volume/v3/os-services/{action}", ADMIN, Json("{}"), "volume_extension:services:update ADMIN"),
+    r("GET", "/volume/v3/{project_id}/os-hosts", ADMIN, Empty, "volume_extension:hosts ADMIN"),
+    r("GET", "/volume/v3/os-hosts", ADMIN, Empty, "volume_extension:hosts ADMIN"),
+    r("GET", "/volume/v3/{project_id}/os-hosts/{host}", ADMIN, Empty, "volume_extension:hosts ADMIN"),
+    r("GET", "/volume/v3/os-hosts/{host}", ADMIN, Empty, "volume_extension:hosts ADMIN"),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/scheduler-stats/get_pools",
+        ADMIN,
+        Empty,
+        "scheduler_extension:scheduler_stats:get_pools ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/scheduler-stats/get_pools",
+        ADMIN,
+        Empty,
+        "scheduler_extension:scheduler_stats:get_pools ADMIN",
+    ),
+    r("GET", "/volume/v3/{project_id}/capabilities/{host}", ADMIN, Empty, "volume_extension:capabilities ADMIN"),
+    r("GET", "/volume/v3/capabilities/{host}", ADMIN, Empty, "volume_extension:capabilities ADMIN"),
     r("GET", "/volume/v3/attachments", ANY, Empty, "attachments index: own project"),
     r("POST", "/volume/v3/attachments", CREATE, Json("{}"), "volume:attachment_create PROJECT_MEMBER"),
     r("GET", "/volume/v3/attachments/detail", ANY, Empty, "attachments index: own project"),
@@ -1214,6 +1255,9 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
                 HOST.into()
             }
             ("os-hypervisors", "{id}") => e.hypervisor.clone(),
+            ("os-hosts" | "capabilities", "{host}") if template.starts_with("/volume") => {
+                e.state.volume.host_attr().split('#').next().unwrap_or_default().to_string()
+            }
             (_, "{host}") => HOST.into(),
             (_, "{power}") => "reboot".into(),
             ("images", "{id}") => w.image.clone(),

@@ -22,7 +22,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -98,7 +98,15 @@ type Q = Query<HashMap<String, String>>;
         types::update_extra_spec,
         types::delete_extra_spec,
         types::list_type_access,
-        types::type_action
+        types::type_action,
+        admin::availability_zones,
+        admin::extensions,
+        admin::list_services,
+        admin::service_action,
+        admin::list_hosts,
+        admin::show_host,
+        admin::pools,
+        admin::capabilities
     )
 )]
 pub struct VolumeDoc;
@@ -146,7 +154,15 @@ pub fn routes(state: AppState) -> Router {
                 get(types::show_extra_spec).put(types::update_extra_spec).delete(types::delete_extra_spec),
             )
             .route(&format!("{prefix}/types/{{type_id}}/os-volume-type-access"), get(types::list_type_access))
-            .route(&format!("{prefix}/types/{{type_id}}/action"), post(types::type_action));
+            .route(&format!("{prefix}/types/{{type_id}}/action"), post(types::type_action))
+            .route(&format!("{prefix}/os-availability-zone"), get(admin::availability_zones))
+            .route(&format!("{prefix}/extensions"), get(admin::extensions))
+            .route(&format!("{prefix}/os-services"), get(admin::list_services))
+            .route(&format!("{prefix}/os-services/{{action}}"), put(admin::service_action))
+            .route(&format!("{prefix}/os-hosts"), get(admin::list_hosts))
+            .route(&format!("{prefix}/os-hosts/{{host}}"), get(admin::show_host))
+            .route(&format!("{prefix}/scheduler-stats/get_pools"), get(admin::pools))
+            .route(&format!("{prefix}/capabilities/{{host}}"), get(admin::capabilities));
     }
     let v3 = v3
         .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
@@ -275,7 +291,13 @@ async fn list(
         name: q.get("name").cloned(),
         status: q.get("status").cloned(),
     };
+    let sort = wire::volume_sort(
+        q.get("sort").map(String::as_str),
+        q.get("sort_key").map(String::as_str),
+        q.get("sort_dir").map(String::as_str),
+    )?;
     let mut rows = state.volume.list(ctx, &f).await?;
+    rows.sort_by(|a, b| wire::volume_order(a, b, &sort));
     if let Some(marker) = q.get("marker") {
         let Some(i) = rows.iter().position(|v| v.id.to_string() == *marker) else {
             return Err(ApiError::BadRequest(format!("Marker {marker} could not be found.")));
@@ -285,20 +307,15 @@ async fn list(
     // Cinder's `osapi_max_limit`: no page is larger, asked for or not.
     const MAX_PAGE: usize = 1000;
     let limit = match q.get("limit") {
-        Some(l) => Some(
-            l.parse::<usize>()
-                .map_err(|_| ApiError::BadRequest(format!("Invalid input received: limit {l} must be an integer.")))?
-                .min(MAX_PAGE),
-        ),
-        None => Some(MAX_PAGE),
+        Some(l) => l
+            .parse::<usize>()
+            .map_err(|_| ApiError::BadRequest(format!("Invalid input received: limit {l} must be an integer.")))?
+            .min(MAX_PAGE),
+        None => MAX_PAGE,
     };
-    let mut next = None;
-    if let Some(l) = limit
-        && rows.len() > l
-    {
-        rows.truncate(l);
-        next = rows.last().map(|v| v.id);
-    }
+    // As Cinder: a full page links to the next one (which may be empty).
+    rows.truncate(limit);
+    let next = (rows.len() == limit).then(|| rows.last().map(|v| v.id)).flatten();
     let mut out = Vec::with_capacity(rows.len());
     for v in &rows {
         let form = wire::VolumeForm { minor: mv.0, extended: true };
@@ -309,8 +326,10 @@ async fn list(
         });
     }
     let mut body = json!({ "volumes": out });
-    if let (Some(marker), Some(l)) = (next, limit) {
-        body["volumes_links"] = wire::volumes_next_link(&state.public_url, &project, detail, l, &marker.to_string());
+    if let Some(marker) = next {
+        let query: Vec<(String, String)> = q.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        body["volumes_links"] =
+            wire::volumes_next_link(&state.public_url, &project, detail, &query, limit, &marker.to_string());
     }
     Ok(body)
 }
@@ -705,6 +724,7 @@ pub(crate) fn test_state(
     (state, backend)
 }
 
+mod admin;
 mod types;
 
 #[cfg(test)]

@@ -519,6 +519,22 @@ json_schemas! {
     /// `{"volume_type": ...}`.
     VolumeTypeBody => wrapped("volume_type", "VolumeType");
     /// `{"volume_types": [...]}`.
+    /// Cinder's availability zones.
+    VolumeAzList => json!({"type": "object", "required": ["availabilityZoneInfo"], "properties": {"availabilityZoneInfo": {"type": "array", "items": {"type": "object", "required": ["zoneName", "zoneState"]}}}});
+    /// Cinder's extensions.
+    VolumeExtensionList => json!({"type": "object", "required": ["extensions"], "properties": {"extensions": {"type": "array", "items": {"type": "object", "required": ["alias", "name", "description", "updated", "links"]}}}});
+    /// Cinder's services.
+    VolumeServiceList => json!({"type": "object", "required": ["services"], "properties": {"services": {"type": "array", "items": {"type": "object", "required": ["binary", "host", "zone", "status", "state", "updated_at", "disabled_reason"]}}}});
+    /// A Cinder service change (`host`, `binary`, `disabled_reason`).
+    VolumeServiceChange => json!({"type": "object", "properties": {"host": {"type": "string"}, "binary": {"type": "string"}, "disabled_reason": {"type": "string"}}});
+    /// Cinder's hosts.
+    VolumeHostList => json!({"type": "object", "required": ["hosts"], "properties": {"hosts": {"type": "array", "items": {"type": "object", "required": ["host_name", "service", "zone", "service-status", "service-state", "last-update"]}}}});
+    /// Volume usage on one host, total first.
+    VolumeHostBody => json!({"type": "object", "required": ["host"], "properties": {"host": {"type": "array", "items": {"type": "object", "required": ["resource"]}}}});
+    /// Backend pools.
+    VolumePoolList => json!({"type": "object", "required": ["pools"], "properties": {"pools": {"type": "array", "items": {"type": "object", "required": ["name"]}}}});
+    /// A backend's capabilities.
+    VolumeCapabilities => json!({"type": "object", "required": ["namespace", "volume_backend_name", "vendor_name", "driver_version", "storage_protocol", "properties"]});
     VolumeTypeList => json!({"type": "object", "required": ["volume_types"], "properties": {"volume_types": {"type": "array", "items": {"$ref": "#/components/schemas/VolumeType"}}}});
     /// `POST /types`.
     VolumeTypeCreate => json!({

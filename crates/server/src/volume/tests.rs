@@ -616,6 +616,142 @@ async fn volume_list_pagination() {
     assert!(v.get("volumes_links").is_none());
 }
 
+/// Cinder links a full page to the next one, even when that one is empty
+/// (Tempest's `_test_pagination` expects the link when the count divides by
+/// the limit), and the link keeps the caller's sort and filters.
+#[tokio::test]
+async fn volume_list_full_pages_link_onwards_with_the_callers_query() {
+    let env = env().await;
+    for i in 0..2 {
+        create(&env, 1, &format!("q{i}")).await;
+    }
+    let (_, _, v) = call(&env, "/volume/v3/volumes?limit=1&sort=id:asc&status=available", Some(&env.demo), None).await;
+    let mut seen = vec![v["volumes"][0]["id"].as_str().expect("id").to_string()];
+    let mut next = v["volumes_links"][0]["href"].as_str().expect("a full page links on").to_string();
+    assert!(next.contains("sort=id%3Aasc") && next.contains("status=available"), "{next}");
+    let mut pages = 1;
+    loop {
+        let path = next.split_once("/volume/").map(|(_, p)| format!("/volume/{p}")).expect("path");
+        let (status, _, v) = call(&env, &path, Some(&env.demo), None).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        pages += 1;
+        seen.extend(v["volumes"].as_array().expect("page").iter().map(|x| x["id"].as_str().expect("id").to_string()));
+        match v["volumes_links"][0]["href"].as_str() {
+            Some(n) => next = n.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3, "two full pages, then an empty one without a link");
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted, "ascending ids across pages");
+}
+
+/// Cinder's sort parameters: `sort=key:dir` or `sort_key`/`sort_dir` (not
+/// both), unknown keys and directions are 400; the marker is a position in
+/// the sorted list (Tempest `test_volume_list_with_detail_param_marker`).
+#[tokio::test]
+async fn volume_list_sorts_as_cinder() {
+    let env = env().await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(create(&env, 1, &format!("s{i}")).await["id"].as_str().expect("id").to_string());
+    }
+    ids.sort();
+    let list = |q: &'static str| {
+        let env = &env;
+        async move {
+            let (status, _, v) = call(env, &format!("/volume/v3/volumes/detail?{q}"), Some(&env.demo), None).await;
+            (status, v)
+        }
+    };
+    let order = |v: &Value| -> Vec<String> {
+        v["volumes"].as_array().expect("list").iter().map(|x| x["id"].as_str().expect("id").to_string()).collect()
+    };
+    let (_, v) = list("sort_key=id&sort_dir=asc").await;
+    assert_eq!(order(&v), ids);
+    let (_, v) = list("sort=id:desc").await;
+    assert_eq!(order(&v), ids.iter().rev().cloned().collect::<Vec<_>>());
+    let marker = ids[0].clone();
+    let (_, _, v) =
+        call(&env, &format!("/volume/v3/volumes/detail?sort=id:asc&marker={marker}"), Some(&env.demo), None).await;
+    assert_eq!(order(&v), ids[1..].to_vec(), "only ids after the marker");
+    for bad in ["sort=id:sideways", "sort=colour:asc", "sort_key=colour", "sort=id&sort_key=id"] {
+        let (status, v) = list(bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {v}");
+    }
+}
+
+/// What Cinder tells about itself: the zone for anyone; services, hosts,
+/// pools and capabilities for admins, naming the one backend as Cinder names
+/// a volume's host (`host@backend#pool`), with the volume usage per project
+/// on `os-hosts/{host}` (Tempest's volume admin host, pool, service tests).
+#[tokio::test]
+async fn volume_service_documents_describe_the_one_backend() {
+    let env = env().await;
+    create(&env, 2, "u").await;
+    let (status, _, v) = call(&env, "/volume/v3/os-availability-zone", Some(&env.demo), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["availabilityZoneInfo"][0]["zoneState"]["available"], true);
+    let (status, _, v) = call(&env, "/volume/v3/extensions", Some(&env.demo), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(v["extensions"].as_array().expect("list").iter().any(|e| e["name"] == "Hosts"));
+    for admin_only in ["os-services", "os-hosts", "scheduler-stats/get_pools"] {
+        let (status, _, _) = call(&env, &format!("/volume/v3/{admin_only}"), Some(&env.demo), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{admin_only}");
+    }
+    let attr = env.state.volume.host_attr();
+    let backend = attr.split('#').next().expect("host@backend").to_string();
+    let (_, _, v) = call(&env, "/volume/v3/os-services?binary=cinder-volume", Some(&env.admin), None).await;
+    let services = v["services"].as_array().expect("services");
+    assert_eq!(services.len(), 1, "{v}");
+    assert_eq!(services[0]["host"], backend.as_str());
+    let (_, _, v) = call(&env, "/volume/v3/os-services?host=stratus", Some(&env.admin), None).await;
+    assert_eq!(v["services"].as_array().expect("services").len(), 2, "host without @backend matches both");
+    let (_, _, v) = call(&env, &format!("/volume/v3/os-hosts/{backend}"), Some(&env.admin), None).await;
+    let rows = v["host"].as_array().expect("usage");
+    assert_eq!(rows[0]["resource"]["project"], "(total)");
+    assert_eq!(rows[0]["resource"]["total_volume_gb"], "2");
+    assert!(rows.iter().any(|r| r["resource"]["project"] == env.demo_project.as_str()));
+    let (status, _, _) = call(&env, "/volume/v3/os-hosts/elsewhere@x", Some(&env.admin), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, _, v) = call(&env, "/volume/v3/scheduler-stats/get_pools?detail=true", Some(&env.admin), None).await;
+    assert_eq!(v["pools"][0]["name"], attr.as_str());
+    assert!(v["pools"][0]["capabilities"]["volume_backend_name"].is_string());
+    let (status, _, v) = call(&env, &format!("/volume/v3/capabilities/{backend}"), Some(&env.admin), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(v["namespace"].as_str().is_some_and(|n| n.starts_with("OS::Storage::Capabilities::")));
+}
+
+/// Cinder's service changes, checked as Cinder does (Tempest's
+/// `VolumeServicesNegativeTest`): an unknown host or binary is 404 for
+/// enable/disable, a disable without a reason is 400, freeze/thaw of an
+/// unknown host is 400; a known service is refused with 400 (it runs inside
+/// Stratus), never changed silently.
+#[tokio::test]
+async fn volume_service_changes_are_checked_and_refused() {
+    let env = env().await;
+    let put = |action: &'static str, body: Value| {
+        let env = &env;
+        async move {
+            send(env, "PUT", &format!("/volume/v3/os-services/{action}"), Some(&env.admin), None, Some(body)).await.0
+        }
+    };
+    assert_eq!(put("enable", json!({"host": "nowhere", "binary": "cinder-volume"})).await, StatusCode::NOT_FOUND);
+    assert_eq!(put("disable", json!({"host": "stratus", "binary": "cinder-nothing"})).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        put("disable-log-reason", json!({"host": "stratus", "binary": "cinder-scheduler"})).await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(put("freeze", json!({"host": "nowhere"})).await, StatusCode::BAD_REQUEST);
+    assert_eq!(put("thaw", json!({"host": "nowhere"})).await, StatusCode::BAD_REQUEST);
+    assert_eq!(put("disable", json!({"host": "stratus", "binary": "cinder-scheduler"})).await, StatusCode::BAD_REQUEST);
+    assert_eq!(put("explode", json!({})).await, StatusCode::NOT_FOUND);
+    let (status, _, _) =
+        send(&env, "PUT", "/volume/v3/os-services/enable", Some(&env.demo), None, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
 /// Server ids are typed behind the API, but the path text is parsed by the
 /// compute service: text that is not a server id answers Nova's 404 exactly as
 /// a missing server does, on every route that names a server.
