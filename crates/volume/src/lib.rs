@@ -415,6 +415,13 @@ impl VolumeService {
         check_text("name", req.name.as_deref())?;
         check_text("description", req.description.as_deref())?;
         check_metadata(&req.metadata)?;
+        if let Some(src) = req.source_volid.as_deref() {
+            let source = self.get_visible(ctx, src).await?;
+            return Err(VolumeError::BadRequest(format!(
+                "Invalid input received: cloning volume {} (source_volid) is not supported by this cloud.",
+                source.id
+            )));
+        }
         let volume_type_id = self.type_for_create(ctx, req.volume_type.as_deref()).await?;
         let az = match req.availability_zone.as_deref() {
             None | Some("") => self.cfg.availability_zone.clone(),
@@ -724,8 +731,15 @@ impl VolumeService {
         // Inside an operation: not if the attempt lost its claim meanwhile.
         self.ds.claim_held().await?;
         let limit = self.cfg.inline_delete_timeout;
-        let attempt = match tokio::time::timeout(limit, self.backend.delete(&v.backend_name)).await {
-            Ok(r) => r,
+        // Its own task: the timeout stops the waiting, not the removal. A
+        // removal cut off part-way (an `rbd rm` killed behind a paused OSD)
+        // leaves an image half removed; this one finishes in the background
+        // and the queued retry then finds the volume gone.
+        let (backend, name) = (self.backend.clone(), v.backend_name.clone());
+        let removal = tokio::spawn(async move { backend.delete(&name).await });
+        let attempt = match tokio::time::timeout(limit, removal).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(join)) => Err(BlockError::Backend(format!("the storage delete task failed: {join}"))),
             Err(_) => {
                 let why = format!("the storage did not answer within {limit:?}; retried in the background");
                 warn!(volume = %v.id, reason = %why, "volume storage delete queued");
@@ -761,6 +775,47 @@ impl VolumeService {
                 Ok(DeleteOutcome::Queued(why))
             }
         }
+    }
+
+    /// A status step of Cinder's older attach flow (`os-reserve`,
+    /// `os-unreserve`, `os-begin_detaching`, `os-roll_detaching`): a
+    /// compare-and-set of the volume's status, nothing else. Reserve and
+    /// begin-detaching refuse any other status with Cinder's 400; the two
+    /// undo steps leave any other status alone, as Cinder does.
+    pub async fn status_step(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        step: stratus_api::volume::StatusStep,
+    ) -> Result<VolumeRow, VolumeError> {
+        use stratus_api::volume::StatusStep as S;
+        let v = self.get_visible(ctx, id).await?;
+        check_write(ctx, "attach")?;
+        let (from, to) = match step {
+            S::Reserve => (VolumeStatus::Available, VolumeStatus::Attaching),
+            S::Unreserve => (VolumeStatus::Attaching, VolumeStatus::Available),
+            S::BeginDetaching => (VolumeStatus::InUse, VolumeStatus::Detaching),
+            S::RollDetaching => (VolumeStatus::Detaching, VolumeStatus::InUse),
+        };
+        if self.ds.volume_set_status(&v.id, &[from], to).await? != Cas::Updated {
+            let cur = self.ds.volume_get(&v.id).await?;
+            match step {
+                S::Reserve => {
+                    return Err(VolumeError::BadRequest(format!(
+                        "Invalid volume: Volume status must be available to reserve, but the status is {}.",
+                        cur.status
+                    )));
+                }
+                S::BeginDetaching => {
+                    return Err(VolumeError::BadRequest(
+                        "Invalid volume: Unable to detach volume. Volume status must be 'in-use' and attach_status must be 'attached' to detach.".into(),
+                    ));
+                }
+                S::Unreserve | S::RollDetaching => return Ok(cur),
+            }
+        }
+        info!(volume = %v.id, ?step, from = %from, to = %to, by = %ctx.user_id, "volume status step");
+        Ok(self.ds.volume_get(&v.id).await?)
     }
 
     /// Grow an `available` volume (`os-extend`), within the gigabytes quota.

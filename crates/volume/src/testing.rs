@@ -31,6 +31,8 @@ struct Inner {
     delete_calls: AtomicU32,
     refused_deletes: AtomicU32,
     hanging_deletes: AtomicU32,
+    slow_deletes: AtomicU32,
+    delete_delay_ms: std::sync::atomic::AtomicU64,
     delayed_creates: AtomicU32,
     create_delay_ms: AtomicU64,
     trash: Mutex<HashSet<String>>,
@@ -56,6 +58,13 @@ impl MemBackend {
     /// (as an rbd image with children would), which sends them to the trash.
     pub fn refused_deletes(&self, n: u32) {
         self.0.refused_deletes.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` deletes take `delay` and then remove the volume (an
+    /// `rbd rm` behind a paused OSD that finishes once it resumes).
+    pub fn slow_deletes(&self, n: u32, delay: std::time::Duration) {
+        self.0.delete_delay_ms.store(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), Ordering::SeqCst);
+        self.0.slow_deletes.store(n, Ordering::SeqCst);
     }
 
     /// The next `n` deletes never answer (as an `rbd rm` stuck behind a dead
@@ -212,6 +221,10 @@ impl BlockBackend for MemBackend {
         self.0.delete_calls.fetch_add(1, Ordering::SeqCst);
         if Self::take(&self.0.hanging_deletes) {
             std::future::pending::<()>().await;
+        }
+        if Self::take(&self.0.slow_deletes) {
+            let ms = self.0.delete_delay_ms.load(Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
         let mut vols = self.0.volumes.lock().unwrap_or_else(|p| p.into_inner());
         let watchers = vols.get(name).map(|v| v.watchers.clone()).unwrap_or_default();

@@ -198,6 +198,30 @@ async fn a_delete_the_backend_never_answers_is_queued_not_waited_for() {
     assert!(e.ds.cleanup_pending().await.expect("queue").is_empty());
 }
 
+/// A delete slower than `inline_delete_timeout` is queued, but the removal
+/// already under way is not abandoned: it finishes in the background. (Found
+/// by the nemesis on Ceph: the timeout killed an `rbd rm` part-way through a
+/// paused OSD, leaving an image half removed for the retry to find.)
+#[tokio::test]
+async fn a_slow_delete_is_queued_and_still_finishes_in_the_background() {
+    let e = env_with(|c| c.inline_delete_timeout = std::time::Duration::from_millis(100)).await;
+    let me = member();
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create");
+    e.backend.slow_deletes(1, std::time::Duration::from_millis(400));
+    e.svc.delete(&me, &v.id.to_string()).await.expect("delete accepted");
+    assert_eq!(e.ds.cleanup_pending().await.expect("queue").len(), 1, "queued at the timeout");
+    let mut gone = false;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if e.backend.volume(&v.backend_name).is_none() {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "the removal under way finished without waiting for the retry");
+    assert_eq!(e.backend.delete_calls(), 1, "no second call was needed");
+}
+
 #[tokio::test]
 async fn busy_delete_is_queued_and_retried_until_the_backend_deletes() {
     let e = env().await;
