@@ -100,6 +100,9 @@ pub struct CreateVolume {
     pub volume_type: Option<String>,
     /// Availability zone.
     pub availability_zone: Option<String>,
+    /// `source_volid`: a clone, refused by the service once the source is
+    /// found (an unknown source is 404, as Cinder answers).
+    pub source_volid: Option<String>,
 }
 
 impl CreateVolume {
@@ -113,7 +116,7 @@ impl CreateVolume {
         if let Some(id) = opt_str(o, &["backup_id"])? {
             return Err(NotFound(format!("Backup {id} could not be found.")));
         }
-        for unsupported in ["source_volid", "consistencygroup_id", "group_id", "source_replica"] {
+        for unsupported in ["consistencygroup_id", "group_id", "source_replica"] {
             if opt_str(o, &[unsupported])?.is_some() {
                 return Err(BadRequest(format!(
                     "Invalid input received: {unsupported} is not supported by this cloud."
@@ -133,6 +136,7 @@ impl CreateVolume {
             image_ref: opt_str(o, &["imageRef", "image_id"])?,
             volume_type: opt_str(o, &["volume_type"])?,
             availability_zone: opt_str(o, &["availability_zone"])?,
+            source_volid: opt_str(o, &["source_volid"])?,
         })
     }
 }
@@ -188,6 +192,25 @@ pub enum VolumeAction {
         /// Name or id of the new type.
         new_type: String,
     },
+    /// The status steps of Cinder's older attach flow (202): `os-reserve`,
+    /// `os-unreserve`, `os-begin_detaching`, `os-roll_detaching`.
+    Step(StatusStep),
+    /// `os-attach` / `os-detach` of the older flow (named for the refusal).
+    OldAttach(&'static str),
+}
+
+/// A status step of Cinder's older attach flow: bookkeeping only, nothing
+/// is opened or closed on a host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusStep {
+    /// `available` → `attaching` (400 from any other status).
+    Reserve,
+    /// `attaching` → `available` (no change from any other status).
+    Unreserve,
+    /// `in-use` → `detaching` (400 from any other status).
+    BeginDetaching,
+    /// `detaching` → `in-use` (no change from any other status).
+    RollDetaching,
 }
 
 impl VolumeAction {
@@ -222,6 +245,12 @@ impl VolumeAction {
                     ))),
                 }
             }
+            "os-reserve" => Ok(Self::Step(StatusStep::Reserve)),
+            "os-unreserve" => Ok(Self::Step(StatusStep::Unreserve)),
+            "os-begin_detaching" => Ok(Self::Step(StatusStep::BeginDetaching)),
+            "os-roll_detaching" => Ok(Self::Step(StatusStep::RollDetaching)),
+            "os-attach" => Ok(Self::OldAttach("os-attach")),
+            "os-detach" => Ok(Self::OldAttach("os-detach")),
             other => Err(BadRequest(format!("There is no such action: {other}"))),
         }
     }

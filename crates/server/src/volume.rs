@@ -422,8 +422,10 @@ async fn delete_volume(
 }
 
 /// `POST /volumes/{id}/action`: `os-extend` (202), `os-reset_status`
-/// (admins, 202), `os-set_bootable` (200), `os-retype` (202).
-#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes/{volume_id}/action", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), request_body = s::VolumeAction, responses((status = 202, description = "os-extend, os-reset_status or os-retype accepted"), (status = 200, description = "os-set_bootable done"), (status = 400, description = "Unknown action or invalid argument"), (status = 403, description = "os-reset_status by a non-admin"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Invalid state"), (status = 413, description = "Over the gigabytes quota")))]
+/// (admins, 202), `os-set_bootable` (200), `os-retype` (202), the status
+/// steps of the older attach flow (202); its `os-attach`/`os-detach` are
+/// refused (400) once the volume is found.
+#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes/{volume_id}/action", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), request_body = s::VolumeAction, responses((status = 202, description = "os-extend, os-reset_status, os-retype, os-reserve, os-unreserve, os-begin_detaching or os-roll_detaching accepted"), (status = 200, description = "os-set_bootable done"), (status = 400, description = "Unknown action or invalid argument"), (status = 403, description = "os-reset_status by a non-admin"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Invalid state"), (status = 413, description = "Over the gigabytes quota")))]
 async fn volume_action(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -449,6 +451,17 @@ async fn volume_action(
         VolumeAction::Retype { new_type } => {
             svc.retype(&ctx, id, &new_type).await?;
             Ok(StatusCode::ACCEPTED.into_response())
+        }
+        VolumeAction::Step(step) => {
+            svc.status_step(&ctx, id, step).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        VolumeAction::OldAttach(action) => {
+            // Looked up first: an unknown volume is 404, as Cinder answers.
+            svc.get_visible(&ctx, id).await?;
+            Err(ApiError::BadRequest(format!(
+                "Invalid input received: {action} is not offered: attach and detach through the compute API, or with the attachments API (3.27+), so that a host opens and closes the volume."
+            )))
         }
     }
 }

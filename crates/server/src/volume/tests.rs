@@ -905,3 +905,79 @@ async fn volume_type_extra_specs_over_http() {
         call(&env, &format!("/volume/v3/types/{}/extra_specs", uuid::Uuid::new_v4()), Some(&env.admin), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// Cinder's older attach flow: `os-reserve` takes an available volume to
+/// `attaching` and refuses any other status (Tempest
+/// `test_reserve_volume_with_negative_volume_status`), `os-unreserve` undoes
+/// it; `os-begin_detaching`/`os-roll_detaching` likewise between `in-use` and
+/// `detaching`. `os-attach`/`os-detach` are refused (a host must open and
+/// close the volume), but an unknown volume is 404 first, as are the steps.
+#[tokio::test]
+async fn volume_older_attach_flow_steps_and_refusals() {
+    let env = env().await;
+    let id = create(&env, 1, "r").await["id"].as_str().expect("id").to_string();
+    let act = |vol: String, body: Value| {
+        let env = &env;
+        async move {
+            let uri = format!("/volume/v3/volumes/{vol}/action");
+            let (status, _, v) = send(env, "POST", &uri, Some(&env.demo), None, Some(body)).await;
+            (status, v)
+        }
+    };
+    let status_of = |vol: String| {
+        let env = &env;
+        async move {
+            call(env, &format!("/volume/v3/volumes/{vol}"), Some(&env.demo), None).await.2["volume"]["status"].clone()
+        }
+    };
+    assert_eq!(act(id.clone(), json!({"os-reserve": {}})).await.0, StatusCode::ACCEPTED);
+    assert_eq!(status_of(id.clone()).await, "attaching");
+    let (status, v) = act(id.clone(), json!({"os-reserve": {}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(v["badRequest"]["message"].as_str().is_some_and(|m| m.contains("must be available to reserve")), "{v}");
+    assert_eq!(act(id.clone(), json!({"os-unreserve": {}})).await.0, StatusCode::ACCEPTED);
+    assert_eq!(status_of(id.clone()).await, "available");
+    assert_eq!(act(id.clone(), json!({"os-unreserve": {}})).await.0, StatusCode::ACCEPTED, "no change, no error");
+    assert_eq!(act(id.clone(), json!({"os-begin_detaching": {}})).await.0, StatusCode::BAD_REQUEST, "not in-use");
+    assert_eq!(act(id.clone(), json!({"os-roll_detaching": {}})).await.0, StatusCode::ACCEPTED);
+    assert_eq!(status_of(id.clone()).await, "available");
+    for old in ["os-attach", "os-detach"] {
+        let (status, v) = act(id.clone(), json!({old: {"instance_uuid": SERVER, "mountpoint": "/dev/vdb"}})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{old}: {v}");
+        assert!(v["badRequest"]["message"].as_str().is_some_and(|m| m.contains("compute API")), "{v}");
+    }
+    let missing = uuid::Uuid::new_v4().to_string();
+    for body in
+        [json!({"os-reserve": {}}), json!({"os-unreserve": {}}), json!({"os-attach": {}}), json!({"os-detach": {}})]
+    {
+        assert_eq!(act(missing.clone(), body.clone()).await.0, StatusCode::NOT_FOUND, "{body}");
+    }
+}
+
+/// A clone names its source: an unknown source is 404 (Cinder's answer,
+/// Tempest `test_create_volume_with_nonexistent_source_volid`); a known one
+/// is refused with 400 (cloning is not offered), and nothing is created.
+#[tokio::test]
+async fn volume_clone_source_is_looked_up_then_refused() {
+    let env = env().await;
+    let src = create(&env, 1, "src").await["id"].as_str().expect("id").to_string();
+    let post = |source: String| {
+        let env = &env;
+        async move {
+            send(
+                env,
+                "POST",
+                "/volume/v3/volumes",
+                Some(&env.demo),
+                None,
+                Some(json!({"volume": {"size": 1, "source_volid": source}})),
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(post(uuid::Uuid::new_v4().to_string()).await, StatusCode::NOT_FOUND);
+    assert_eq!(post(src).await, StatusCode::BAD_REQUEST);
+    let (_, _, v) = call(&env, "/volume/v3/volumes", Some(&env.demo), None).await;
+    assert_eq!(v["volumes"].as_array().expect("list").len(), 1, "only the source");
+}
