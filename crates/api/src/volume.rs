@@ -434,26 +434,64 @@ pub fn links(public_url: &str, project_id: &str, kind: &str, id: &str) -> Value 
     ])
 }
 
-/// Absolute limits: Cinder's keys, the volume quotas and the counted usage
-/// (snapshots and backups do not exist: zero).
-pub fn limits_view(quota_volumes: i64, quota_gigabytes: i64, volumes_used: i64, gigabytes_used: i64) -> Value {
+/// Absolute limits: Cinder's keys, the volume quotas (`limit(resource)`)
+/// and the counted usage (snapshots and backups do not exist: zero).
+pub fn limits_view(limit: impl Fn(&str) -> i64, volumes_used: i64, gigabytes_used: i64) -> Value {
     json!({
         "limits": {
             "rate": [],
             "absolute": {
                 "totalSnapshotsUsed": 0,
-                "maxTotalBackups": 10,
-                "maxTotalVolumeGigabytes": quota_gigabytes,
-                "maxTotalSnapshots": 10,
-                "maxTotalBackupGigabytes": 1000,
+                "maxTotalBackups": limit("backups"),
+                "maxTotalVolumeGigabytes": limit("gigabytes"),
+                "maxTotalSnapshots": limit("snapshots"),
+                "maxTotalBackupGigabytes": limit("backup_gigabytes"),
                 "totalBackupGigabytesUsed": 0,
-                "maxTotalVolumes": quota_volumes,
+                "maxTotalVolumes": limit("volumes"),
                 "totalVolumesUsed": volumes_used,
                 "totalBackupsUsed": 0,
                 "totalGigabytesUsed": gigabytes_used
             }
         }
     })
+}
+
+/// The body of a quota set or quota class update (`root`: `quota_set` or
+/// `quota_class_set`): resource → integer limit (Cinder also takes integer
+/// strings). Which resources exist is the service's check.
+pub fn quota_updates(v: &Value, root: &str) -> Result<Vec<(String, i64)>, VolumeRequestError> {
+    let o = body_object(v, root)?;
+    let mut out = Vec::new();
+    for (k, val) in o {
+        if matches!(k.as_str(), "id" | "tenant_id" | "class_name") {
+            continue;
+        }
+        let n = match val {
+            Value::Number(n) => n.as_i64(),
+            Value::String(t) => t.trim().parse::<i64>().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| BadRequest(format!("Invalid input received: Quota limit for {k} must be an integer.")))?;
+        out.push((k.clone(), n));
+    }
+    Ok(out)
+}
+
+/// A quota set or quota class view: `id` first when given, then each
+/// limit; with usage, each resource is `{limit, in_use, reserved}`.
+pub fn quota_view(id: Option<&str>, rows: &[(&str, i64, Option<i64>)]) -> Value {
+    let mut o = Map::new();
+    if let Some(id) = id {
+        o.insert("id".into(), json!(id));
+    }
+    for (r, limit, in_use) in rows {
+        let v = match in_use {
+            Some(u) => json!({"limit": limit, "in_use": u, "reserved": 0}),
+            None => json!(limit),
+        };
+        o.insert((*r).to_string(), v);
+    }
+    Value::Object(o)
 }
 
 /// A volume's `attachments` entries (Cinder lists attached ones only; a

@@ -11,7 +11,76 @@ use std::collections::BTreeMap;
 /// `_DEFAULT_QUOTA_NAME`).
 pub const DEFAULT_QUOTA_CLASS: &str = "default";
 
+/// Block Storage limits share the quota tables with Compute's under this
+/// prefix (`volume:gigabytes`), so neither service's names can clash and
+/// each service's reset leaves the other's limits alone.
+pub const VOLUME_QUOTA_PREFIX: &str = "volume:";
+const VOLUME_QUOTA_LIKE: &str = "volume:%";
+
+/// Where a stored Block Storage limit comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VolumeQuotaLayer<'a> {
+    /// A quota class's own limits (Cinder's `os-quota-class-sets`).
+    Class(&'a str),
+    /// The `default` class's, then the project's own limits over them.
+    Project(&'a str),
+}
+
 impl Datastore {
+    /// Stored Block Storage limits (names without the prefix), lowest layer
+    /// first so that later rows win: a class's own limits, or for a project
+    /// the `default` class's and then the project's.
+    pub async fn volume_quota_rows(&self, layer: VolumeQuotaLayer<'_>) -> Result<Vec<(String, i64)>, DbError> {
+        let (class, project) = match layer {
+            VolumeQuotaLayer::Class(c) => (c, None),
+            VolumeQuotaLayer::Project(p) => (DEFAULT_QUOTA_CLASS, Some(p)),
+        };
+        let rows: Vec<(String, i64)> = crate::with_db!(self, |wp, rp| {
+            Ok::<_, DbError>(
+                sqlx::query_as(
+                    "SELECT resource, hard_limit FROM (
+                        SELECT resource, hard_limit, 0 AS lvl FROM quota_classes WHERE class_name = $1 AND resource LIKE $3
+                        UNION ALL SELECT resource, hard_limit, 1 AS lvl FROM quotas WHERE project_id = $2 AND resource LIKE $3
+                    ) layers ORDER BY lvl",
+                )
+                .bind(class)
+                .bind(project)
+                .bind(VOLUME_QUOTA_LIKE)
+                .fetch_all(rp)
+                .await?,
+            )
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(r, l)| r.strip_prefix(VOLUME_QUOTA_PREFIX).map(|r| (r.to_string(), l)))
+            .collect())
+    }
+
+    /// Set Block Storage limits of a project or a class, all or none.
+    pub async fn volume_quota_set(&self, layer: VolumeQuotaLayer<'_>, limits: &[(&str, i64)]) -> Result<(), DbError> {
+        let named: Vec<(String, i64)> = limits.iter().map(|(r, l)| (format!("{VOLUME_QUOTA_PREFIX}{r}"), *l)).collect();
+        let refs: Vec<(&str, i64)> = named.iter().map(|(r, l)| (r.as_str(), *l)).collect();
+        match layer {
+            VolumeQuotaLayer::Class(c) => self.quota_class_set_many(c, &refs).await,
+            VolumeQuotaLayer::Project(p) => self.quota_set_many(p, None, &refs).await,
+        }
+    }
+
+    /// Drop a project's own Block Storage limits (Cinder's quota delete):
+    /// it sees the defaults again; its Compute limits stay.
+    pub async fn volume_quota_delete(&self, project_id: &str) -> Result<(), DbError> {
+        crate::with_db!(self, |wp, rp| {
+            dbk::exec(
+                wp,
+                sqlx::query("DELETE FROM quotas WHERE project_id = $1 AND resource LIKE $2")
+                    .bind(project_id)
+                    .bind(VOLUME_QUOTA_LIKE),
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
     /// Limits of a project: its overrides over the `default` class over
     /// `defaults` (the configured ones).
     pub async fn quota_limits(&self, project_id: &str, defaults: QuotaLimits) -> Result<QuotaLimits, DbError> {
@@ -138,7 +207,11 @@ impl Datastore {
                         .bind(project_id)
                         .execute(&mut *tx)
                         .await?;
-                    sqlx::query("DELETE FROM quotas WHERE project_id = $1").bind(project_id).execute(&mut *tx).await?;
+                    sqlx::query("DELETE FROM quotas WHERE project_id = $1 AND resource NOT LIKE $2")
+                        .bind(project_id)
+                        .bind(VOLUME_QUOTA_LIKE)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
             tx.commit().await?;

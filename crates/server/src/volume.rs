@@ -106,7 +106,13 @@ type Q = Query<HashMap<String, String>>;
         admin::list_hosts,
         admin::show_host,
         admin::pools,
-        admin::capabilities
+        admin::capabilities,
+        quotas::show,
+        quotas::defaults,
+        quotas::update,
+        quotas::delete,
+        quotas::class_show,
+        quotas::class_update
     )
 )]
 pub struct VolumeDoc;
@@ -162,7 +168,13 @@ pub fn routes(state: AppState) -> Router {
             .route(&format!("{prefix}/os-hosts"), get(admin::list_hosts))
             .route(&format!("{prefix}/os-hosts/{{host}}"), get(admin::show_host))
             .route(&format!("{prefix}/scheduler-stats/get_pools"), get(admin::pools))
-            .route(&format!("{prefix}/capabilities/{{host}}"), get(admin::capabilities));
+            .route(&format!("{prefix}/capabilities/{{host}}"), get(admin::capabilities))
+            .route(
+                &format!("{prefix}/os-quota-sets/{{tenant_id}}"),
+                get(quotas::show).put(quotas::update).delete(quotas::delete),
+            )
+            .route(&format!("{prefix}/os-quota-sets/{{tenant_id}}/defaults"), get(quotas::defaults))
+            .route(&format!("{prefix}/os-quota-class-sets/{{id}}"), get(quotas::class_show).put(quotas::class_update));
     }
     let v3 = v3
         .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
@@ -237,7 +249,7 @@ fn require_mv(mv: VolumeMv, min: u32) -> Result<(), ApiError> {
     Ok(wire::require_mv(mv.0, min)?)
 }
 
-/// Absolute limits: Cinder's keys, the configured volume quotas and usage
+/// Absolute limits: Cinder's keys, the project's volume quotas and usage
 /// counted from the database.
 #[utoipa::path(get, path = "/volume/v3/{project_id}/limits", tag = "limits", params(("project_id" = String, Path, description = "The caller's project (any for admins)")), responses((status = 200, description = "Absolute limits with usage", body = s::VolumeLimits)))]
 async fn limits(
@@ -246,9 +258,10 @@ async fn limits(
     Path(p): Params,
 ) -> Result<axum::Json<Value>, ApiError> {
     let project = scope(&ctx, &p)?;
-    let usage = state.volume.usage(&project).await?;
-    let cfg = state.volume.config();
-    Ok(axum::Json(wire::limits_view(cfg.quota_volumes, cfg.quota_gigabytes, usage.volumes, usage.gigabytes)))
+    let quota = state.volume.quota_show(&ctx, &project).await?;
+    let limit = |r: &str| quota.iter().find(|q| q.resource == r).map_or(-1, |q| q.limit);
+    let used = |r: &str| quota.iter().find(|q| q.resource == r).map_or(0, |q| q.in_use);
+    Ok(axum::Json(wire::limits_view(limit, used("volumes"), used("gigabytes"))))
 }
 
 /// The full volume view, with the host attribute for admins.
@@ -738,6 +751,7 @@ pub(crate) fn test_state(
 }
 
 mod admin;
+mod quotas;
 mod types;
 
 #[cfg(test)]

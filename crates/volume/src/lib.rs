@@ -34,6 +34,7 @@
 
 mod attachments;
 mod error;
+mod quotas;
 mod reconcile;
 mod servers;
 #[cfg(any(test, feature = "testing"))]
@@ -41,6 +42,7 @@ pub mod testing;
 mod types;
 
 pub use error::{Missing, VolumeError, quota_message};
+pub use quotas::{QuotaUse, VOLUME_QUOTA_RESOURCES, VolumeLimits};
 pub use reconcile::ReconcileReport;
 pub use servers::BootVolume;
 pub use stratus_types::{AttachMode, AttachStatus, CleanupKind, MAX_VOLUME_SIZE_GB, VolumeStatus};
@@ -477,7 +479,10 @@ impl VolumeService {
             deleted_at: None,
             deleted: false,
         };
-        let row = match self.ds.volume_create(&row, self.cfg.quota_volumes, self.cfg.quota_gigabytes).await {
+        let limits = self.volume_limits(stratus_db::VolumeQuotaLayer::Project(&row.project_id)).await?;
+        let limit = |r: &str| limits.get(r).copied().unwrap_or(-1);
+        self.check_per_volume(&row.project_id, row.size_gb).await?;
+        let row = match self.ds.volume_create(&row, limit("volumes"), limit("gigabytes")).await {
             Ok(row) => row,
             // The type was deleted since it was looked up.
             Err(DbError::NotFound { kind: stratus_db::RowKind::VolumeType, id }) => {
@@ -839,7 +844,8 @@ impl VolumeService {
                 v.size_gb
             )));
         }
-        let limit = self.cfg.quota_gigabytes;
+        self.check_per_volume(&v.project_id, new_size).await?;
+        let limit = self.volume_limit(&v.project_id, "gigabytes").await?;
         if limit >= 0 {
             let used = self.ds.volume_usage(&v.project_id).await?.gigabytes;
             // Both sizes are within 1..=MAX_VOLUME_SIZE_GB here: no overflow.

@@ -114,8 +114,10 @@ impl VolumeService {
             boot_index: b.boot_index,
             created_at: stratus_db::SET_ON_INSERT,
         };
-        let (vol, att) =
-            self.ds.volume_create_reserved(&row, &att, self.cfg.quota_volumes, self.cfg.quota_gigabytes).await?;
+        let limits = self.volume_limits(stratus_db::VolumeQuotaLayer::Project(&b.project_id)).await?;
+        let limit = |r: &str| limits.get(r).copied().unwrap_or(-1);
+        self.check_per_volume(&b.project_id, b.size_gb).await?;
+        let (vol, att) = self.ds.volume_create_reserved(&row, &att, limit("volumes"), limit("gigabytes")).await?;
         info!(volume = %vol.id, server = %b.server_id, image = %b.image_id, "boot volume create recorded with its reservation");
         let vol = self.build(&vol, Build::Boot { retry: false }).await?;
         if vol.status != crate::VolumeStatus::Reserved {
@@ -210,8 +212,24 @@ impl VolumeService {
     /// is lifted later by [`VolumeService::lift_fences`], once the host
     /// rejoined and confirmed the VM gone.
     pub async fn fence_server(&self, server_id: &ServerId) -> Result<Vec<String>, VolumeError> {
+        self.fence_server_except(server_id, None).await
+    }
+
+    /// As [`VolumeService::fence_server`], leaving out the attachments open
+    /// on `closed_by`: the host that confirmed the VM destroyed (and so its
+    /// storage clients closed). What a delete served by the server's host
+    /// still fences: a volume opened on another host (the source of a move
+    /// cut short, which may be down with its VM still writing).
+    pub async fn fence_server_except(
+        &self,
+        server_id: &ServerId,
+        closed_by: Option<&str>,
+    ) -> Result<Vec<String>, VolumeError> {
         let mut lines = Vec::new();
         for a in self.ds.attachment_list_for_server(server_id).await? {
+            if closed_by.is_some() && a.host.as_deref() == closed_by {
+                continue;
+            }
             let recorded = a.client_id.clone().filter(|c| !c.is_empty());
             if a.status == crate::AttachStatus::Fenced {
                 let who = recorded.as_deref().unwrap_or("(none recorded)");

@@ -535,6 +535,10 @@ json_schemas! {
     VolumePoolList => json!({"type": "object", "required": ["pools"], "properties": {"pools": {"type": "array", "items": {"type": "object", "required": ["name"]}}}});
     /// A backend's capabilities.
     VolumeCapabilities => json!({"type": "object", "required": ["namespace", "volume_backend_name", "vendor_name", "driver_version", "storage_protocol", "properties"]});
+    /// A Cinder quota set (limits, or with `usage=true` each as `{limit, in_use, reserved}`).
+    VolumeQuotaSetBody => json!({"type": "object", "required": ["quota_set"], "properties": {"quota_set": {"type": "object"}}});
+    /// A Cinder quota class.
+    VolumeQuotaClassBody => json!({"type": "object", "required": ["quota_class_set"], "properties": {"quota_class_set": {"type": "object"}}});
     VolumeTypeList => json!({"type": "object", "required": ["volume_types"], "properties": {"volume_types": {"type": "array", "items": {"$ref": "#/components/schemas/VolumeType"}}}});
     /// `POST /types`.
     VolumeTypeCreate => json!({

@@ -981,3 +981,90 @@ async fn volume_clone_source_is_looked_up_then_refused() {
     let (_, _, v) = call(&env, "/volume/v3/volumes", Some(&env.demo), None).await;
     assert_eq!(v["volumes"].as_array().expect("list").len(), 1, "only the source");
 }
+
+/// Cinder's quota sets: an admin sets a project's limits (unknown keys, and
+/// limits below what the project uses, are 400), creates and extends are
+/// held to them (413, `per_volume_gigabytes` included), the project's
+/// readers see them with usage, a delete brings the defaults back, and the
+/// `default` quota class is every project's default (Tempest's
+/// `VolumeQuotasAdminTestJSON`, `VolumeQuotasNegativeTestJSON`,
+/// `VolumeQuotaClassesTest`).
+#[tokio::test]
+async fn volume_quota_sets_and_classes_are_enforced() {
+    let env = env().await;
+    let demo = env.demo_project.clone();
+    let put = |path: String, body: Value| {
+        let env = &env;
+        async move { send(env, "PUT", &path, Some(&env.admin), None, Some(body)).await }
+    };
+    let quota_path = format!("/volume/v3/os-quota-sets/{demo}");
+    create(&env, 2, "first").await;
+    let (status, _, v) = put(quota_path.clone(), json!({"quota_set": {"volumes": 0}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "below the usage: {v}");
+    let (status, _, _) = put(quota_path.clone(), json!({"quota_set": {"colours": 3}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "unknown resource");
+    let (status, _, _) = put(quota_path.clone(), json!({"quota_set": {"volumes": -2}})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "below -1");
+    let (status, _, _) =
+        send(&env, "PUT", &quota_path, Some(&env.demo), None, Some(json!({"quota_set": {"volumes": 5}}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "members cannot raise their own quota");
+    let (status, _, v) =
+        put(quota_path.clone(), json!({"quota_set": {"volumes": "2", "gigabytes": 4, "per_volume_gigabytes": 3}}))
+            .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["quota_set"]["volumes"], 2);
+    assert!(v["quota_set"].get("id").is_none(), "an update answers without the id");
+
+    let post = |size: i64| {
+        let env = &env;
+        async move {
+            send(env, "POST", "/volume/v3/volumes", Some(&env.demo), None, Some(json!({"volume": {"size": size}})))
+                .await
+        }
+    };
+    let (status, _, v) = post(4).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "per_volume_gigabytes: {v}");
+    let (status, _, v) = post(3).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "gigabytes (2 + 3 > 4): {v}");
+    let (status, _, second) = post(1).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _, _) = post(1).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "volumes (2 of 2)");
+    let id = second["volume"]["id"].as_str().expect("id");
+    let (status, _, _) = send(
+        &env,
+        "POST",
+        &format!("/volume/v3/volumes/{id}/action"),
+        Some(&env.demo),
+        None,
+        Some(json!({"os-extend": {"new_size": 3}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "extend over gigabytes (3 + 2 > 4)");
+
+    let (status, _, v) = call(&env, &format!("{quota_path}?usage=true"), Some(&env.demo), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["quota_set"]["id"], demo.as_str());
+    assert_eq!(v["quota_set"]["volumes"], json!({"limit": 2, "in_use": 2, "reserved": 0}));
+    assert_eq!(v["quota_set"]["gigabytes"]["in_use"], 3);
+    let (_, _, v) = call(&env, "/volume/v3/limits", Some(&env.demo), None).await;
+    assert_eq!(v["limits"]["absolute"]["maxTotalVolumes"], 2, "limits show the project's quota");
+    let (status, _, _) =
+        call(&env, &format!("/volume/v3/os-quota-sets/{}", env.admin_project), Some(&env.demo), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "another project's quota");
+
+    // The default class: every project without its own limit.
+    let (status, _, v) =
+        put("/volume/v3/os-quota-class-sets/default".into(), json!({"quota_class_set": {"volumes": 7}})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (_, _, v) = call(&env, &format!("{quota_path}/defaults"), Some(&env.demo), None).await;
+    assert_eq!(v["quota_set"]["volumes"], 7);
+    let (status, _, _) = send(&env, "DELETE", &quota_path, Some(&env.admin), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, _, v) = call(&env, &quota_path, Some(&env.demo), None).await;
+    assert_eq!(v["quota_set"]["volumes"], 7, "back to the default class");
+    assert_eq!(v["quota_set"]["per_volume_gigabytes"], -1);
+    let (_, _, v) = call(&env, "/volume/v3/os-quota-class-sets/default", Some(&env.admin), None).await;
+    assert_eq!(v["quota_class_set"]["id"], "default");
+    assert_eq!(v["quota_class_set"]["volumes"], 7);
+}

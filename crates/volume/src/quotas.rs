@@ -1,0 +1,200 @@
+//! Block Storage quotas as Cinder layers them: a project's own limits over
+//! the `default` quota class's over the configured defaults. `volumes`,
+//! `gigabytes` and `per_volume_gigabytes` are enforced when a volume is
+//! created or extended; `snapshots`, `backups`, `backup_gigabytes` and
+//! `groups` are kept and shown for clients that set them, and cannot be
+//! exceeded because this cloud creates none of those.
+
+use crate::{VolumeError, VolumeService};
+use std::collections::BTreeMap;
+use stratus_auth::AuthContext;
+use stratus_db::{DEFAULT_QUOTA_CLASS, VolumeQuotaLayer};
+use tracing::info;
+
+/// The resources of a Cinder quota set, in the order views list them.
+pub const VOLUME_QUOTA_RESOURCES: [&str; 7] =
+    ["volumes", "gigabytes", "snapshots", "backups", "backup_gigabytes", "per_volume_gigabytes", "groups"];
+
+/// Limits by resource (-1: unlimited).
+pub type VolumeLimits = BTreeMap<&'static str, i64>;
+
+/// One resource of a quota set with its usage (Cinder's `?usage=true`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuotaUse {
+    /// The resource.
+    pub resource: &'static str,
+    /// Its limit.
+    pub limit: i64,
+    /// What the project uses now.
+    pub in_use: i64,
+}
+
+fn known(resource: &str) -> Option<&'static str> {
+    VOLUME_QUOTA_RESOURCES.iter().copied().find(|r| *r == resource)
+}
+
+fn require_admin(ctx: &AuthContext, rule: &str) -> Result<(), VolumeError> {
+    if ctx.is_admin() { Ok(()) } else { Err(VolumeError::Forbidden { action: rule.into() }) }
+}
+
+impl VolumeService {
+    /// The configured defaults (Cinder's `quota_*` options).
+    pub fn default_volume_limits(&self) -> VolumeLimits {
+        let c = &self.cfg;
+        VOLUME_QUOTA_RESOURCES
+            .iter()
+            .map(|r| {
+                let v = match *r {
+                    "volumes" => c.quota_volumes,
+                    "gigabytes" => c.quota_gigabytes,
+                    "backup_gigabytes" => 1000,
+                    "per_volume_gigabytes" => -1,
+                    _ => 10,
+                };
+                (*r, v)
+            })
+            .collect()
+    }
+
+    /// The limits in force for a project, or a class's own.
+    pub(crate) async fn volume_limits(&self, layer: VolumeQuotaLayer<'_>) -> Result<VolumeLimits, VolumeError> {
+        let mut l = self.default_volume_limits();
+        for (r, v) in self.ds.volume_quota_rows(layer).await? {
+            if let Some(k) = known(&r) {
+                l.insert(k, v);
+            }
+        }
+        Ok(l)
+    }
+
+    /// The limit of one resource for a project.
+    pub(crate) async fn volume_limit(&self, project_id: &str, resource: &str) -> Result<i64, VolumeError> {
+        let l = self.volume_limits(VolumeQuotaLayer::Project(project_id)).await?;
+        Ok(l.get(resource).copied().unwrap_or(-1))
+    }
+
+    /// Cinder's `per_volume_gigabytes`: no single volume larger (413).
+    pub(crate) async fn check_per_volume(&self, project_id: &str, size_gb: i64) -> Result<(), VolumeError> {
+        let per = self.volume_limit(project_id, "per_volume_gigabytes").await?;
+        if per >= 0 && size_gb > per {
+            return Err(VolumeError::QuotaExceeded(format!(
+                "Requested volume size {size_gb}G is larger than maximum allowed limit {per}G."
+            )));
+        }
+        Ok(())
+    }
+
+    /// `GET /os-quota-sets/{project}`: a project's limits with their usage.
+    /// Readers see their own project's; admins any (Cinder's
+    /// `volume_extension:quotas:show`).
+    pub async fn quota_show(&self, ctx: &AuthContext, project_id: &str) -> Result<Vec<QuotaUse>, VolumeError> {
+        if !ctx.can_see(project_id) {
+            return Err(VolumeError::Forbidden { action: "volume_extension:quotas:show".into() });
+        }
+        let limits = self.volume_limits(VolumeQuotaLayer::Project(project_id)).await?;
+        let usage = self.ds.volume_usage(project_id).await?;
+        Ok(VOLUME_QUOTA_RESOURCES
+            .iter()
+            .map(|r| QuotaUse {
+                resource: r,
+                limit: limits.get(r).copied().unwrap_or(-1),
+                in_use: match *r {
+                    "volumes" => usage.volumes,
+                    "gigabytes" => usage.gigabytes,
+                    _ => 0,
+                },
+            })
+            .collect())
+    }
+
+    /// `GET /os-quota-sets/{project}/defaults`: what a project without its
+    /// own limits gets (the `default` class over the configured defaults).
+    pub async fn quota_defaults(&self, ctx: &AuthContext, project_id: &str) -> Result<VolumeLimits, VolumeError> {
+        if !ctx.can_see(project_id) {
+            return Err(VolumeError::Forbidden { action: "volume_extension:quotas:show".into() });
+        }
+        self.volume_limits(VolumeQuotaLayer::Class(DEFAULT_QUOTA_CLASS)).await
+    }
+
+    /// `PUT /os-quota-sets/{project}` (admins): set some limits, all or
+    /// none. Unknown resources are 400 (Cinder's "Bad key(s)"), as is a
+    /// limit below what the project already uses.
+    pub async fn quota_update(
+        &self,
+        ctx: &AuthContext,
+        project_id: &str,
+        updates: &[(String, i64)],
+    ) -> Result<VolumeLimits, VolumeError> {
+        require_admin(ctx, "volume_extension:quotas:update")?;
+        let sets = checked(updates)?;
+        let usage = self.ds.volume_usage(project_id).await?;
+        for (r, v) in &sets {
+            let used = match *r {
+                "volumes" => usage.volumes,
+                "gigabytes" => usage.gigabytes,
+                _ => 0,
+            };
+            if *v >= 0 && *v < used {
+                return Err(VolumeError::BadRequest(format!(
+                    "Invalid input received: Quota limit {v} for {r} must be equal or greater than existing resources. Current usage is {used} and the requested limit is {v}."
+                )));
+            }
+        }
+        self.ds.volume_quota_set(VolumeQuotaLayer::Project(project_id), &sets).await?;
+        info!(project = project_id, ?sets, by = %ctx.user_id, "volume quotas updated");
+        self.volume_limits(VolumeQuotaLayer::Project(project_id)).await
+    }
+
+    /// `DELETE /os-quota-sets/{project}` (admins): the project's own limits
+    /// go; it sees the defaults again.
+    pub async fn quota_delete(&self, ctx: &AuthContext, project_id: &str) -> Result<(), VolumeError> {
+        require_admin(ctx, "volume_extension:quotas:delete")?;
+        self.ds.volume_quota_delete(project_id).await?;
+        info!(project = project_id, by = %ctx.user_id, "volume quotas reset to the defaults");
+        Ok(())
+    }
+
+    /// `GET /os-quota-class-sets/{class}` (admins).
+    pub async fn quota_class_show(&self, ctx: &AuthContext, class: &str) -> Result<VolumeLimits, VolumeError> {
+        require_admin(ctx, "volume_extension:quota_classes")?;
+        self.volume_limits(VolumeQuotaLayer::Class(class)).await
+    }
+
+    /// `PUT /os-quota-class-sets/{class}` (admins): the `default` class's
+    /// limits are every project's defaults.
+    pub async fn quota_class_update(
+        &self,
+        ctx: &AuthContext,
+        class: &str,
+        updates: &[(String, i64)],
+    ) -> Result<VolumeLimits, VolumeError> {
+        require_admin(ctx, "volume_extension:quota_classes:update")?;
+        if class.is_empty() || class.len() > 255 {
+            return Err(VolumeError::BadRequest("Invalid input received: quota class name is invalid.".into()));
+        }
+        let sets = checked(updates)?;
+        self.ds.volume_quota_set(VolumeQuotaLayer::Class(class), &sets).await?;
+        info!(class, ?sets, by = %ctx.user_id, "volume quota class updated");
+        self.volume_limits(VolumeQuotaLayer::Class(class)).await
+    }
+}
+
+/// Known resources with limits of at least -1, or Cinder's 400.
+fn checked(updates: &[(String, i64)]) -> Result<Vec<(&'static str, i64)>, VolumeError> {
+    let bad: Vec<&str> = updates.iter().filter(|(r, _)| known(r).is_none()).map(|(r, _)| r.as_str()).collect();
+    if !bad.is_empty() {
+        return Err(VolumeError::BadRequest(format!("Bad key(s) in quota set: {}", bad.join(", "))));
+    }
+    let mut out = Vec::new();
+    for (r, v) in updates {
+        if *v < -1 {
+            return Err(VolumeError::BadRequest(format!(
+                "Invalid input received: Quota limit for {r} must be -1 or greater, got {v}."
+            )));
+        }
+        if let Some(k) = known(r) {
+            out.push((k, *v));
+        }
+    }
+    Ok(out)
+}
