@@ -139,11 +139,18 @@ impl Handler for DeleteServer {
                 }
                 DeleteStep::LocalDelete => self.local_delete(&run, &decision).await?,
                 DeleteStep::Fence => {
-                    if let Some(retry) = self.fence(&mut run).await? {
+                    if let Some(retry) = self.fence(&mut run, None).await? {
                         return Ok(retry);
                     }
                 }
-                DeleteStep::Volumes => self.volumes(&mut run).await?,
+                DeleteStep::Volumes => {
+                    if decision.path == DeletePath::Remote
+                        && let Some(retry) = self.fence(&mut run, server.host.as_deref()).await?
+                    {
+                        return Ok(retry);
+                    }
+                    self.volumes(&mut run).await?
+                }
                 DeleteStep::Release => {
                     if decision.path != DeletePath::Remote {
                         run.events.push((EV_LOCAL.into(), true, format!("path=local: {}", decision.why)));
@@ -342,10 +349,15 @@ impl DeleteServer {
     /// log and the operation's `last_error`). The fence is retried with
     /// backoff (2 s doubling to [`FENCE_RETRY_MAX`]), so the delete finishes
     /// on its own within that much of the storage coming back.
-    async fn fence(&self, run: &mut Run<'_>) -> Result<Option<Outcome>, OpError> {
+    async fn fence(&self, run: &mut Run<'_>, closed_by: Option<&str>) -> Result<Option<Outcome>, OpError> {
         let (cx, server, op) = (run.cx, run.server, run.op);
-        cx.step(DeleteStep::Fence).await?;
-        match crate::storage::fence_server(&self.0, server).await? {
+        // On the remote path the fence belongs to the volumes step (the
+        // plan's own fence step is the local path's).
+        let local = closed_by.is_none();
+        if local {
+            cx.step(DeleteStep::Fence).await?;
+        }
+        match crate::storage::fence_server(&self.0, server, closed_by).await? {
             Ok(lines) if !lines.is_empty() => run.events.push((EV_FENCE.into(), true, lines.join("; "))),
             Ok(_) => {}
             Err(f) => {
@@ -364,7 +376,9 @@ impl DeleteServer {
                 return Ok(Some(Outcome::Retry(RetryReason::Fence(f.detail), after)));
             }
         }
-        cx.stepped(DeleteStep::Fence).await?;
+        if local {
+            cx.stepped(DeleteStep::Fence).await?;
+        }
         Ok(None)
     }
 

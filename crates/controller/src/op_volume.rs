@@ -186,7 +186,9 @@ async fn detach(
             ds.event_finish(&server.id, &op.request_id, event, false, &why).await?;
             return Ok(Outcome::Failed(Failure::Step(why)));
         }
-        let host = server.host.clone().unwrap_or_default();
+        // Where the volume is open: the attachment's host (an attach that
+        // raced a move may have opened it on the server's former host).
+        let host = att.host.clone().or_else(|| server.host.clone()).unwrap_or_default();
         let d = Deadlines { ack: s.cfg.command_ack_timeout, result: s.cfg.power_timeout };
         let vol = volumes.volume(&att.volume_id).await.map_err(crate::storage::op_error)?;
         let kind = CommandKind::DetachVolume { attachment_id: att.id, volume: vol.backend_name };

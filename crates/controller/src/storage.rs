@@ -35,16 +35,18 @@ pub(crate) struct FenceFailure {
 pub(crate) async fn fence_server(
     s: &Shared,
     server: &ServerRow,
+    closed_by: Option<&str>,
 ) -> Result<Result<Vec<String>, FenceFailure>, stratus_ops::OpError> {
     match &s.volume {
-        Some(v) => match v.fence_server(&server.id).await {
+        Some(v) => match v.fence_server_except(&server.id, closed_by).await {
             Ok(lines) => Ok(Ok(lines)),
             Err(VolumeError::Db(DbError::ClaimLost { .. })) => Err(stratus_ops::OpError::ClaimLost),
             Err(e) => Ok(Err(FenceFailure { detail: e.to_string(), public: e.tenant_message() })),
         },
         None => {
             let atts = s.ds.attachment_list_for_server(&server.id).await?;
-            match atts.iter().find(|a| a.client_id.is_some()) {
+            match atts.iter().find(|a| a.client_id.is_some() && (closed_by.is_none() || a.host.as_deref() != closed_by))
+            {
                 Some(a) => {
                     let why = format!("attachment {} has a storage client but no backend is configured", a.id);
                     Ok(Err(FenceFailure { detail: why.clone(), public: why }))

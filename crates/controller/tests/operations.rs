@@ -122,6 +122,8 @@ impl Driver for Recording {
 struct Flaky {
     inner: Arc<LocalBackend>,
     fences_fail: std::sync::atomic::AtomicBool,
+    /// Every client fenced, in order.
+    fenced: std::sync::Mutex<Vec<String>>,
 }
 
 #[async_trait::async_trait]
@@ -160,6 +162,7 @@ impl BlockBackend for Flaky {
                 client.0
             )));
         }
+        self.fenced.lock().expect("fenced").push(client.0.clone());
         self.inner.fence(name, client).await
     }
     async fn unfence(&self, client: &ClientId) -> Result<(), BlockError> {
@@ -310,7 +313,8 @@ impl Cloud {
             ..ControllerConfig::default()
         };
         let storage = Arc::new(LocalBackend::new(dir.join("volumes")));
-        let flaky = Arc::new(Flaky { inner: storage.clone(), fences_fail: Default::default() });
+        let flaky =
+            Arc::new(Flaky { inner: storage.clone(), fences_fail: Default::default(), fenced: Default::default() });
         let volumes = Arc::new(VolumeService::new(
             ds.clone(),
             flaky.clone(),
@@ -1071,4 +1075,39 @@ async fn a_detach_answered_after_an_evacuation_moved_the_volume_closes_it_on_the
         "the detach must close the volume where it is open now: attachments {left:?}, volume {status}, \
          open by {holders:?}"
     );
+}
+
+/// A delete that lands while an evacuation is between its steps (the server
+/// already placed on the destination, the source not yet fenced) is served
+/// by the destination, which never held the volume: the source's storage
+/// client, on a host that is down and may still write, must be fenced
+/// before the volume is released. Found by the nemesis (seed 3 on Ceph: a
+/// zombie's writes landed on a volume already released). Nova's delete
+/// during an evacuation detaches the volumes without fencing anything
+/// (NOVA-DELETE.md, weakness 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_during_an_evacuation_fences_the_source_client_before_releasing_the_volume() {
+    let c = Cloud::new(Opts::default()).await;
+    let (id, evacuate) = c.prepared(OpKind::Evacuate, Setup { host_dies: true, ..Setup::default() }).await;
+    let att = c.ds.attachment_list_for_server(&id).await.expect("atts").remove(0);
+    let source_client = att.client_id.clone().expect("the source host's client");
+    let source = att.host.clone().expect("source host");
+    // The evacuation stops after placing the server on the destination.
+    let runner = c.ctl.runner(WORKER, Faults::from_list("before:rebuild", FaultMode::FailAttempt));
+    assert!(matches!(runner.drive_once(&evacuate).await, Some(Err(OpError::Fault(_)))), "stopped before the rebuild");
+    let placed = c.ds.server_get_any(&id).await.expect("server").host.expect("host");
+    assert_ne!(placed, source, "placed on the destination");
+    assert!(c.flaky.fenced.lock().expect("fenced").is_empty(), "nothing fenced yet");
+
+    c.api.delete_server(&c.ctx, &id.to_string(), "req-delete-midway").await.expect("delete");
+    let ops = c.ds.op_list_open_for_server(&id).await.expect("ops");
+    let delete = ops.iter().find(|o| o.kind == OpKind::Delete).expect("delete").id;
+    assert!(!c.drive(&delete, Faults::none()).await);
+    let s = c.ds.server_get_any(&id).await.expect("server");
+    assert!(s.deleted, "deleted");
+    assert!(
+        c.flaky.fenced.lock().expect("fenced").contains(&source_client),
+        "the source's client {source_client} must be fenced before its volume is released"
+    );
+    assert!(c.ds.attachment_list_for_server(&id).await.expect("atts").is_empty());
 }
