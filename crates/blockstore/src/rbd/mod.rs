@@ -211,6 +211,23 @@ impl RbdBackend {
         parse_json(&out)
     }
 
+    /// Remove the temporary images an import of `name` cut short left
+    /// behind (`<name>.importing-*`: the process that imported died before
+    /// its rename or its cleanup). Called before a new import and after a
+    /// delete, so neither a retried build nor a deleted volume leaks one.
+    async fn remove_import_leftovers(&self, name: &str) -> Result<(), BlockError> {
+        let prefix = format!("{name}.importing-");
+        for leftover in self.list().await?.into_iter().filter(|n| n.starts_with(&prefix)) {
+            let spec = self.spec(&leftover)?;
+            let out = self.cli("rbd", &["rm", "--no-progress", &spec], RM_TIMEOUT).await?;
+            match out.code {
+                Some(0 | 2) => tracing::info!(image = %leftover, "removed an import cut short"),
+                _ => return Err(out.error("rbd rm")),
+            }
+        }
+        Ok(())
+    }
+
     /// Locks on an image (`rbd lock ls`).
     pub async fn locks(&self, name: &str) -> Result<Vec<RbdLock>, BlockError> {
         let spec = self.spec(name)?;
@@ -452,6 +469,7 @@ impl BlockBackend for RbdBackend {
         // Import under a temporary name and rename, so a crash mid-import
         // never leaves a partial image under the real name (a reconciler can
         // remove `*.importing-*` leftovers).
+        self.remove_import_leftovers(name).await?;
         let tmp_name = format!("{name}.importing-{}", util::random_suffix());
         let tmp_spec = self.spec(&tmp_name)?;
         let src = source.to_string_lossy().into_owned();
@@ -584,7 +602,14 @@ impl BlockBackend for RbdBackend {
         let spec = self.spec(name)?;
         let out = self.cli("rbd", &["rm", "--no-progress", &spec], RM_TIMEOUT).await?;
         match out.code {
-            Some(0 | 2) => Ok(()),
+            Some(0 | 2) => {
+                // Its own removal succeeded: a leftover that cannot go now
+                // is left for the audit rather than failing the delete.
+                if let Err(e) = self.remove_import_leftovers(name).await {
+                    tracing::warn!(image = name, error = %e, "cannot remove leftovers of an import cut short");
+                }
+                Ok(())
+            }
             Some(16) => {
                 // "image still has watchers" (or a lock still held): say by whom.
                 let watchers = match self.watchers(name).await {
