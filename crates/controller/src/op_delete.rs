@@ -144,10 +144,13 @@ impl Handler for DeleteServer {
                     }
                 }
                 DeleteStep::Volumes => {
-                    if decision.path == DeletePath::Remote
-                        && let Some(retry) = self.fence(&mut run, server.host.as_deref()).await?
-                    {
-                        return Ok(retry);
+                    if decision.path == DeletePath::Remote {
+                        let hosts = crate::storage::hosts_to_fence(&self.0, &server, server.host.as_deref()).await?;
+                        if !hosts.is_empty()
+                            && let Some(retry) = self.fence(&mut run, Some(&hosts)).await?
+                        {
+                            return Ok(retry);
+                        }
                     }
                     self.volumes(&mut run).await?
                 }
@@ -349,15 +352,15 @@ impl DeleteServer {
     /// log and the operation's `last_error`). The fence is retried with
     /// backoff (2 s doubling to [`FENCE_RETRY_MAX`]), so the delete finishes
     /// on its own within that much of the storage coming back.
-    async fn fence(&self, run: &mut Run<'_>, closed_by: Option<&str>) -> Result<Option<Outcome>, OpError> {
+    async fn fence(&self, run: &mut Run<'_>, hosts: Option<&[String]>) -> Result<Option<Outcome>, OpError> {
         let (cx, server, op) = (run.cx, run.server, run.op);
         // On the remote path the fence belongs to the volumes step (the
         // plan's own fence step is the local path's).
-        let local = closed_by.is_none();
+        let local = hosts.is_none();
         if local {
             cx.step(DeleteStep::Fence).await?;
         }
-        match crate::storage::fence_server(&self.0, server, closed_by).await? {
+        match crate::storage::fence_server(&self.0, server, hosts).await? {
             Ok(lines) if !lines.is_empty() => run.events.push((EV_FENCE.into(), true, lines.join("; "))),
             Ok(_) => {}
             Err(f) => {

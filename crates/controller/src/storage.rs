@@ -35,18 +35,19 @@ pub(crate) struct FenceFailure {
 pub(crate) async fn fence_server(
     s: &Shared,
     server: &ServerRow,
-    closed_by: Option<&str>,
+    hosts: Option<&[String]>,
 ) -> Result<Result<Vec<String>, FenceFailure>, stratus_ops::OpError> {
     match &s.volume {
-        Some(v) => match v.fence_server_except(&server.id, closed_by).await {
+        Some(v) => match v.fence_server_on(&server.id, hosts).await {
             Ok(lines) => Ok(Ok(lines)),
             Err(VolumeError::Db(DbError::ClaimLost { .. })) => Err(stratus_ops::OpError::ClaimLost),
             Err(e) => Ok(Err(FenceFailure { detail: e.to_string(), public: e.tenant_message() })),
         },
         None => {
             let atts = s.ds.attachment_list_for_server(&server.id).await?;
-            match atts.iter().find(|a| a.client_id.is_some() && (closed_by.is_none() || a.host.as_deref() != closed_by))
-            {
+            let fenced =
+                |a: &&stratus_db::AttachmentRow| hosts.is_none_or(|hs| a.host.as_ref().is_some_and(|h| hs.contains(h)));
+            match atts.iter().filter(fenced).find(|a| a.client_id.is_some()) {
                 Some(a) => {
                     let why = format!("attachment {} has a storage client but no backend is configured", a.id);
                     Ok(Err(FenceFailure { detail: why.clone(), public: why }))
@@ -55,6 +56,29 @@ pub(crate) async fn fence_server(
             }
         }
     }
+}
+
+/// The hosts other than `served_by` that hold one of the server's volumes
+/// open and where a copy of its VM may still run: down, or with a zombie of
+/// the server recorded. A live host whose copy was confirmed destroyed
+/// closed its clients itself (and a fence there would never be lifted: a
+/// lift waits for the host to rejoin).
+pub(crate) async fn hosts_to_fence(
+    s: &Shared,
+    server: &ServerRow,
+    served_by: Option<&str>,
+) -> Result<Vec<String>, DbError> {
+    let mut out: Vec<String> = Vec::new();
+    let zombies = s.ds.zombie_list(None).await?;
+    for a in s.ds.attachment_list_for_server(&server.id).await? {
+        let Some(h) = a.host.filter(|h| Some(h.as_str()) != served_by && !out.contains(h)) else { continue };
+        let up = s.ds.service_get_by_host(&h).await.map(|svc| svc.is_up()).unwrap_or(false);
+        let zombie = zombies.iter().any(|z| z.server_id == server.id && z.host == h);
+        if !up || zombie {
+            out.push(h);
+        }
+    }
+    Ok(out)
 }
 
 /// Detach every volume of the server and delete the `delete_on_termination`

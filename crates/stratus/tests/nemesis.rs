@@ -35,10 +35,10 @@
 //!   (whatever the old host still runs was fenced or ended);
 //! - effects, counted by the recording layer (`stratus-effects`: every
 //!   process appends each VM, volume and storage-client effect to one file):
-//!   no VM spawned or destroyed twice in a row on a host, no volume created or
-//!   deleted twice, no client fenced twice, no attempt of an operation
-//!   repeating a completed storage call; every VM spawned is destroyed,
-//!   every volume created is deleted, every fence is lifted, every client
+//!   no VM spawned or destroyed twice in a row on a host, no volume created
+//!   twice, no attempt of an operation repeating a completed storage call;
+//!   every VM spawned is destroyed, every volume created is deleted, every
+//!   fence is lifted after it was last applied, every client
 //!   opened is closed or died with its process; and no fence is lifted
 //!   before its client ended (closed, or its process was SIGKILLed).
 //!
@@ -1252,11 +1252,16 @@ fn check_effects(
     use stratus_effects::Effect;
     let mut v = Vec::new();
     let changed = |e: &Effect, kind: &str| e.changed && e.effect == kind;
-    // At most once per target for storage (a volume id, a client id is
-    // never reused).
+    // A volume is created at most once (its id is never reused). Deletes and
+    // fences are idempotent and may overlap: a delete whose inline wait timed
+    // out finishes in the background while its queued retry may run in
+    // another process, and an evacuation and a delete of one server may
+    // fence the same client at once. What matters for those is checked
+    // below: every fence is lifted after its last application, and the
+    // audit finds any storage left behind.
     let mut once: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for e in effects.iter().filter(|e| e.changed) {
-        if matches!(e.effect.as_str(), "volume.create" | "volume.delete" | "client.fence") {
+        if e.effect == "volume.create" {
             *once.entry((e.effect.as_str(), e.target.as_str())).or_default() += 1;
         }
     }
@@ -1310,7 +1315,9 @@ fn check_effects(
                 .iter()
                 .any(|d| changed(d, "vm.destroy") && d.who == e.who && d.target == e.target && d.at_ms >= e.at_ms),
             "volume.create" => effects.iter().any(|d| changed(d, "volume.delete") && d.target == e.target),
-            "client.fence" => first("client.unfence", &e.target, None).is_some(),
+            "client.fence" => {
+                effects.iter().any(|d| changed(d, "client.unfence") && d.target == e.target && d.at_ms >= e.at_ms)
+            }
             _ => continue,
         };
         if !undone {
@@ -1461,12 +1468,20 @@ fn the_effect_checker_flags_each_broken_rule() {
     let v = check_effects(&early, &[], &|_| false);
     assert!(v.iter().any(|v| v.contains("fence of client c1 lifted 2 ms before the client ended")), "{v:?}");
 
-    // A VM destroyed twice, a volume deleted twice, a client fenced twice.
-    for twice in [
-        e(11, 30, "compute-1", "vm.destroy", "srv", true),
-        e(11, 1, "control", "volume.delete", "vol", true),
-        e(11, 1, "control", "client.fence", "c1", true),
-    ] {
+    // A client fenced again after its fence was lifted stays fenced.
+    let mut refenced = clean.clone();
+    refenced.push(e(11, 1, "control", "client.fence", "c1", true));
+    let v = check_effects(&refenced, &killed, &|_| false);
+    assert!(v.iter().any(|v| v.contains("client.fence of c1 (control) never undone")), "{v:?}");
+    // Overlapping idempotent calls are not violations by themselves.
+    let mut overlap = clean.clone();
+    overlap.push(e(6, 2, "control", "client.fence", "c1", true));
+    overlap.push(e(7, 2, "control", "volume.delete", "vol", true));
+    assert_eq!(check_effects(&overlap, &killed, &|_| false), Vec::<String>::new());
+    // A VM destroyed twice in a row, a volume created twice.
+    for twice in
+        [e(11, 30, "compute-1", "vm.destroy", "srv", true), e(11, 10, "compute-1", "volume.create", "vol", true)]
+    {
         let mut h = clean.clone();
         let what = format!("effect {} of {}", twice.effect, twice.target);
         h.push(twice);

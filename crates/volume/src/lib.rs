@@ -214,6 +214,10 @@ pub struct VolumeService {
     /// Volumes this process is building right now: the reconciler leaves
     /// them alone even when the build takes longer than `stale_after`.
     inflight: Mutex<HashSet<VolumeId>>,
+    /// Storage deletes this process still runs after their inline wait
+    /// ended: the queued retry leaves them alone until they finish, so one
+    /// volume is never removed by two calls at once.
+    removing: Arc<Mutex<HashSet<VolumeId>>>,
     last_report: Mutex<Option<ReconcileReport>>,
     /// When the backend's trash was last purged (Unix seconds; a purge costs a CLI call).
     last_purge: std::sync::atomic::AtomicI64,
@@ -271,6 +275,7 @@ impl VolumeService {
             backend,
             cfg,
             inflight: Mutex::new(HashSet::new()),
+            removing: Arc::new(Mutex::new(HashSet::new())),
             last_report: Mutex::new(None),
             last_purge: std::sync::atomic::AtomicI64::new(0),
             last_pass: Mutex::new(None),
@@ -497,6 +502,11 @@ impl VolumeService {
     fn claim(&self, id: &VolumeId) -> Option<Inflight<'_>> {
         let mut set = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
         set.insert(*id).then(|| Inflight { set: &self.inflight, id: *id })
+    }
+
+    /// Is a storage delete of this volume still running in this process?
+    pub(crate) fn is_removing(&self, id: &VolumeId) -> bool {
+        self.removing.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
     }
 
     fn is_inflight(&self, id: &VolumeId) -> bool {
@@ -741,7 +751,19 @@ impl VolumeService {
         // leaves an image half removed; this one finishes in the background
         // and the queued retry then finds the volume gone.
         let (backend, name) = (self.backend.clone(), v.backend_name.clone());
-        let removal = tokio::spawn(async move { backend.delete(&name).await });
+        let (removing, id) = (self.removing.clone(), v.id);
+        removing.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+        // Bounded by `stale_after`: a removal that never answers is then
+        // given up (its CLI killed) and the queued retry takes over.
+        let give_up = self.cfg.stale_after.max(limit);
+        let removal = tokio::spawn(async move {
+            let r = match tokio::time::timeout(give_up, backend.delete(&name)).await {
+                Ok(r) => r,
+                Err(_) => Err(BlockError::Backend(format!("no answer within {give_up:?}; given up for the retry"))),
+            };
+            removing.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            r
+        });
         let attempt = match tokio::time::timeout(limit, removal).await {
             Ok(Ok(r)) => r,
             Ok(Err(join)) => Err(BlockError::Backend(format!("the storage delete task failed: {join}"))),

@@ -176,6 +176,12 @@ impl VolumeService {
             None => None,
         };
         if let Some(v) = &vol
+            && self.is_removing(&v.id)
+        {
+            // The delete that queued this still runs here: wait for it.
+            return Ok(());
+        }
+        if let Some(v) = &vol
             && !matches!(v.status, VolumeStatus::Deleting | VolumeStatus::ErrorDeleting)
         {
             warn!(volume = %v.id, status = %v.status, "queued delete cancelled: the volume is no longer being deleted; data kept");

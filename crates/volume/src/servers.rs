@@ -212,22 +212,23 @@ impl VolumeService {
     /// is lifted later by [`VolumeService::lift_fences`], once the host
     /// rejoined and confirmed the VM gone.
     pub async fn fence_server(&self, server_id: &ServerId) -> Result<Vec<String>, VolumeError> {
-        self.fence_server_except(server_id, None).await
+        self.fence_server_on(server_id, None).await
     }
 
-    /// As [`VolumeService::fence_server`], leaving out the attachments open
-    /// on `closed_by`: the host that confirmed the VM destroyed (and so its
-    /// storage clients closed). What a delete served by the server's host
-    /// still fences: a volume opened on another host (the source of a move
-    /// cut short, which may be down with its VM still writing).
-    pub async fn fence_server_except(
+    /// As [`VolumeService::fence_server`], for the attachments open on
+    /// `hosts` only (`None`: all): what a delete served by the server's host
+    /// still fences, the volumes opened on a host where a copy of the VM may
+    /// still run (the source of a move cut short, down with its VM alive).
+    pub async fn fence_server_on(
         &self,
         server_id: &ServerId,
-        closed_by: Option<&str>,
+        hosts: Option<&[String]>,
     ) -> Result<Vec<String>, VolumeError> {
         let mut lines = Vec::new();
         for a in self.ds.attachment_list_for_server(server_id).await? {
-            if closed_by.is_some() && a.host.as_deref() == closed_by {
+            if let Some(hosts) = hosts
+                && !a.host.as_ref().is_some_and(|h| hosts.contains(h))
+            {
                 continue;
             }
             let recorded = a.client_id.clone().filter(|c| !c.is_empty());

@@ -183,7 +183,11 @@ async fn attachment_create_with_connector_goes_attaching() {
 /// `rbd rm` behind a SIGKILLed client's watch held a delete 30 s.)
 #[tokio::test]
 async fn a_delete_the_backend_never_answers_is_queued_not_waited_for() {
-    let e = env_with(|c| c.inline_delete_timeout = std::time::Duration::from_millis(200)).await;
+    let e = env_with(|c| {
+        c.inline_delete_timeout = std::time::Duration::from_millis(200);
+        c.stale_after = std::time::Duration::from_millis(300);
+    })
+    .await;
     let me = member();
     let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create");
     e.backend.hanging_deletes(1);
@@ -192,7 +196,9 @@ async fn a_delete_the_backend_never_answers_is_queued_not_waited_for() {
     let q = e.ds.cleanup_pending().await.expect("queue");
     assert_eq!(q.len(), 1, "{q:?}");
     assert!(q[0].reason.contains("did not answer"), "{}", q[0].reason);
-    // The retry reaches a backend that answers: the volume goes.
+    // The hanging removal is given up after `stale_after`; the retry then
+    // reaches a backend that answers: the volume goes.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     e.svc.reconcile().await.expect("retry");
     assert!(e.svc.get_visible(&me, &v.id.to_string()).await.is_err(), "deleted by the retry");
     assert!(e.ds.cleanup_pending().await.expect("queue").is_empty());
@@ -220,6 +226,19 @@ async fn a_slow_delete_is_queued_and_still_finishes_in_the_background() {
     }
     assert!(gone, "the removal under way finished without waiting for the retry");
     assert_eq!(e.backend.delete_calls(), 1, "no second call was needed");
+    // The queued retry then finds it gone and closes the volume.
+    e.svc.reconcile().await.expect("retry");
+    assert!(e.svc.get_visible(&me, &v.id.to_string()).await.is_err(), "deleted");
+    let calls = e.backend.delete_calls();
+    // A retry while a removal still runs leaves it alone (no second call at once).
+    let w = e.svc.create(&me, new_volume(1, "w")).await.expect("create");
+    e.backend.slow_deletes(1, std::time::Duration::from_millis(600));
+    e.svc.delete(&me, &w.id.to_string()).await.expect("delete accepted");
+    e.svc.reconcile().await.expect("a pass while the removal runs");
+    assert_eq!(e.backend.delete_calls(), calls + 1, "the pass did not delete again while the first removal ran");
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    e.svc.reconcile().await.expect("a pass after it finished");
+    assert!(e.svc.get_visible(&me, &w.id.to_string()).await.is_err(), "deleted once the removal finished");
 }
 
 #[tokio::test]
