@@ -324,6 +324,20 @@ const ROWS: &[Row] = &[
         Empty,
         "os-volumes-attachments:delete PROJECT_MEMBER_OR_ADMIN",
     ),
+    r(
+        "GET",
+        "/compute/v2.1/servers/{id}/migrations",
+        ADMIN_ON,
+        Empty,
+        "os-server-migrations:index ADMIN (2.23, sent at it)",
+    ),
+    r(
+        "GET",
+        "/compute/v2.1/servers/{id}/migrations/{migration_id}",
+        [F, F, N, N],
+        Empty,
+        "os-server-migrations:show ADMIN (2.23); no live migration exists, so the admin's answer is 404 too",
+    ),
     r("GET", "/compute/v2.1/os-services", ADMIN, Empty, "os-services:list ADMIN"),
     r(
         "PUT",
@@ -1226,6 +1240,7 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             (_, "{key}") => "k".into(),
             (_, "{attachment_id}") => w.attachment.clone(),
             (_, "{tag}") => "t".into(),
+            (_, "{migration_id}") => "1".into(),
             (_, "{alias}") => "os-keypairs".into(),
             (_, "{tenant_id}") => e.member.project_id.clone(),
             (_, "{before}") => "2026-11-30%2000%3A00%3A00.000000".into(),
@@ -1255,6 +1270,10 @@ async fn send(e: &Env, col: usize, method: &str, url: &str, what: Payload, w: &W
     let mut req = Request::builder().method(method).uri(url).header("x-auth-token", &e.tokens[col]);
     if url.starts_with("/volume/") {
         req = req.header("openstack-api-version", "volume latest");
+    }
+    // Routes a later compute microversion added are asked at it.
+    if url.contains("/migrations") {
+        req = req.header("openstack-api-version", "compute 2.23");
     }
     let body = match what {
         Empty => Body::empty(),

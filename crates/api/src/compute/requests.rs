@@ -562,7 +562,9 @@ const MAX_QUOTA: i64 = 0x7FFF_FFFF;
 /// Parse a quota update the way Nova's schema checks it: the wrapper object
 /// and nothing else, known resource names only, each limit an integer (or a
 /// string of one) from -1 to 2^31-1, and `force` a boolean (quota sets only).
-pub fn parse_quota_body(v: &Value, kind: QuotaBody) -> Result<QuotaUpdate, RequestError> {
+/// Resources the API no longer shows at `mv` are unknown names too.
+pub fn parse_quota_body(v: &Value, kind: QuotaBody, mv: crate::Microversion) -> Result<QuotaUpdate, RequestError> {
+    let hidden = crate::compute::views::quota_hidden(mv, kind == QuotaBody::ClassSet);
     let wrapper = kind.wrapper();
     let Some(body) = v.as_object() else {
         return Err(RequestError::BadRequest("Malformed request body: an object is expected".into()));
@@ -582,7 +584,8 @@ pub fn parse_quota_body(v: &Value, kind: QuotaBody) -> Result<QuotaUpdate, Reque
             out.force = parse_force(value)?;
             continue;
         }
-        let Some(resource) = stratus_db::QuotaLimits::RESOURCES.iter().find(|r| **r == key.as_str()) else {
+        let known = stratus_db::QuotaLimits::RESOURCES.iter().find(|r| **r == key.as_str() && !hidden.contains(*r));
+        let Some(resource) = known else {
             return Err(RequestError::BadRequest(format!(
                 "Additional properties are not allowed ('{key}' was unexpected)"
             )));

@@ -3,7 +3,7 @@
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::middleware::Auth;
+use crate::middleware::{Auth, Mv};
 use crate::openapi::schemas as s;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
@@ -14,11 +14,12 @@ use stratus_api::compute::{parse_query, query_value, views};
 pub(super) async fn limits(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     let q = parse_query(q.as_deref());
     let l = st.compute.limits(&ctx, query_value(&q, "tenant_id")).await?;
-    Ok(Json(views::limits(&l.limits, &l.usage)))
+    Ok(Json(views::limits(&l.limits, &l.usage, mv)))
 }
 
 #[utoipa::path(get, path = "/compute/v2.1/os-availability-zone", tag = "availability zones", responses((status = 200, description = "The zones of the compute hosts: their aggregates' zones, and the default zone for hosts in none", body = s::AvailabilityZones)))]

@@ -979,6 +979,12 @@ json_schemas! {
     });
     /// A server's diagnostics (free-form before 2.48).
     Diagnostics => json!({"type": "object"});
+    /// A server's in-progress live migrations (2.23; none here).
+    ServerMigrationList => json!({
+        "type": "object",
+        "required": ["migrations"],
+        "properties": {"migrations": {"type": "array", "items": {"type": "object", "required": ["id", "server_uuid", "status"]}}},
+    });
     /// The tenant networks.
     NetworkList => json!({
         "type": "object",
