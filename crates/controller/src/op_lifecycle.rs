@@ -105,6 +105,7 @@ fn flavor_of(server: &ServerRow) -> FlavorRow {
         rxtx_factor: 1.0,
         is_public: true,
         disabled: false,
+        description: None,
     }
 }
 

@@ -291,6 +291,7 @@ fn flavor(id: &str, vcpus: i64) -> FlavorRow {
         rxtx_factor: 1.0,
         is_public: true,
         disabled: false,
+        description: None,
     }
 }
 

@@ -192,6 +192,7 @@ const ROWS: &[Row] = &[
         Empty,
         "os-flavor-manage:delete ADMIN (a fresh flavor per caller)",
     ),
+    r("PUT", "/compute/v2.1/flavors/{id}", ADMIN, Json("{}"), "os-flavor-manage:update ADMIN (2.55, sent at it)"),
     r(
         "POST",
         "/compute/v2.1/flavors/{id}/action",
@@ -1020,6 +1021,7 @@ async fn env() -> Env {
         rxtx_factor: 1.0,
         is_public: true,
         disabled: false,
+        description: None,
     })
     .await
     .expect("flavor");
@@ -1123,6 +1125,7 @@ async fn world(e: &Env) -> World {
         rxtx_factor: 1.0,
         is_public: false,
         disabled: false,
+        description: None,
     })
     .await
     .expect("private flavor");
@@ -1274,6 +1277,9 @@ async fn send(e: &Env, col: usize, method: &str, url: &str, what: Payload, w: &W
     // Routes a later compute microversion added are asked at it.
     if url.contains("/migrations") {
         req = req.header("openstack-api-version", "compute 2.23");
+    }
+    if method == "PUT" && url.starts_with("/compute/v2.1/flavors/") {
+        req = req.header("openstack-api-version", "compute 2.55");
     }
     let body = match what {
         Empty => Body::empty(),

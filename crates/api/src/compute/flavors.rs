@@ -135,10 +135,13 @@ pub struct FlavorCreate {
     pub rxtx_factor: f64,
     /// `os-flavor-access:is_public`.
     pub is_public: bool,
+    /// `description` (2.55; refused below by [`parse_flavor_create`]'s caller).
+    pub description: Option<String>,
 }
 
 /// The keys of `flavor` Nova's schema allows (2.1 to 2.54).
-const CREATE_KEYS: [&str; 9] = [
+const CREATE_KEYS: [&str; 10] = [
+    "description",
     "name",
     "id",
     "ram",
@@ -311,7 +314,40 @@ pub fn parse_flavor_create(v: &Value) -> Result<FlavorCreate, RequestError> {
             .map(|v| check_bool("os-flavor-access:is_public", v))
             .transpose()?
             .unwrap_or(true),
+        description: f.get("description").map(check_description).transpose()?.flatten(),
     })
+}
+
+/// A flavor `description` as Nova's schema takes it (2.55): a string of at
+/// most 65535 characters without control characters, or null.
+pub fn check_description(v: &Value) -> Result<Option<String>, RequestError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(d) if d.chars().count() <= 65535 && !d.chars().any(char::is_control) => Ok(Some(d.clone())),
+        Value::String(_) => Err(bad(
+            "Invalid input for field/attribute description: at most 65535 characters, none of them control characters"
+                .into(),
+        )),
+        other => Err(bad(format!(
+            "Invalid input for field/attribute description. Value: {other}. {other} is not of type 'string', 'null'"
+        ))),
+    }
+}
+
+/// `PUT /flavors/{id}` (2.55): `{"flavor": {"description": ...}}`, nothing
+/// else; the new description (`None`: cleared).
+pub fn parse_flavor_update(v: &Value) -> Result<Option<String>, RequestError> {
+    let body = v.as_object().ok_or_else(|| bad("Malformed request body: an object is expected".into()))?;
+    if let Some(extra) = body.keys().find(|k| *k != "flavor") {
+        return Err(bad(format!("Additional properties are not allowed ('{extra}' was unexpected)")));
+    }
+    let f =
+        body.get("flavor").and_then(Value::as_object).ok_or_else(|| bad("'flavor' is a required property".into()))?;
+    if let Some(extra) = f.keys().find(|k| *k != "description") {
+        return Err(bad(format!("Additional properties are not allowed ('{extra}' was unexpected)")));
+    }
+    let d = f.get("description").ok_or_else(|| bad("'description' is a required property".into()))?;
+    check_description(d)
 }
 
 /// One change to a private flavor's access list (`POST /flavors/{id}/action`).

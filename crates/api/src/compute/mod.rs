@@ -22,7 +22,7 @@ pub use aggregates::{
 };
 pub use flavors::{
     FlavorAccessChange, FlavorCreate, FlavorListQuery, MAX_FLAVOR_PAGE, parse_extra_spec_item, parse_extra_specs_body,
-    parse_flavor_action, parse_flavor_create, parse_is_public,
+    parse_flavor_action, parse_flavor_create, parse_flavor_update, parse_is_public,
 };
 pub use paging::Page;
 pub use query::{ServerListQuery, parse_query, query_value, truthy};

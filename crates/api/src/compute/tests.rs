@@ -92,10 +92,11 @@ fn views_follow_the_microversion() {
         rxtx_factor: 1.0,
         is_public: true,
         disabled: false,
+        description: None,
     };
-    let brief = views::flavor("http://c", &f, false);
+    let brief = views::flavor("http://c", &f, false, crate::MIN_COMPUTE, None);
     assert!(brief.get("ram").is_none());
-    let full = views::flavor("http://c", &f, true);
+    let full = views::flavor("http://c", &f, true, crate::MIN_COMPUTE, None);
     assert_eq!(full["swap"], json!(""));
     assert_eq!(full["links"][0]["href"], json!("http://c/compute/v2.1/flavors/1"));
     let body = views::service_updated("h1", "nova-compute", views::ServiceChangeView::ForcedDown(true));
@@ -596,4 +597,43 @@ fn aggregates_show_their_uuid_from_2_41() {
     assert!(views::aggregate(&a, true, mv(40)).get("uuid").is_none());
     assert_eq!(views::aggregate(&a, false, mv(41))["uuid"], "0b9f5a3c-6a29-4ab0-8a5e-0d0c4b1f7e11");
     assert_eq!(views::aggregate(&a, false, mv(41))["id"], 3);
+}
+
+/// Nova's flavor views: `description` from 2.55 in both forms, the extra
+/// specs from 2.61 when the caller may read them, `swap` 0 from 2.75,
+/// `rxtx_factor` and `OS-FLV-DISABLED:disabled` gone at 2.102; and its
+/// update body (`description` only, a string or null).
+#[test]
+fn flavor_views_follow_novas_microversions() {
+    let f = stratus_db::FlavorRow {
+        id: "1".into(),
+        name: "m1.tiny".into(),
+        vcpus: 1,
+        ram_mb: 512,
+        disk_gb: 1,
+        ephemeral_gb: 0,
+        swap_mb: 0,
+        rxtx_factor: 1.0,
+        is_public: true,
+        disabled: false,
+        description: Some("small".into()),
+    };
+    let specs: std::collections::BTreeMap<String, String> = [("hw:a".to_string(), "1".to_string())].into();
+    assert!(views::flavor("p", &f, false, mv(54), None).get("description").is_none());
+    assert_eq!(views::flavor("p", &f, false, mv(55), None)["description"], "small");
+    assert!(views::flavor("p", &f, false, mv(61), Some(&specs)).get("extra_specs").is_none(), "index form");
+    assert_eq!(views::flavor("p", &f, true, mv(61), Some(&specs))["extra_specs"]["hw:a"], "1");
+    assert_eq!(views::flavor("p", &f, true, mv(74), None)["swap"], "");
+    assert_eq!(views::flavor("p", &f, true, mv(75), None)["swap"], 0);
+    let v102 = views::flavor("p", &f, true, mv(102), None);
+    assert!(v102.get("rxtx_factor").is_none() && v102.get("OS-FLV-DISABLED:disabled").is_none());
+    assert!(views::flavor("p", &f, true, mv(101), None).get("rxtx_factor").is_some());
+    assert_eq!(parse_flavor_update(&json!({"flavor": {"description": "x"}})), Ok(Some("x".into())));
+    assert_eq!(parse_flavor_update(&json!({"flavor": {"description": null}})), Ok(None));
+    assert!(parse_flavor_update(&json!({"flavor": {}})).is_err());
+    assert!(parse_flavor_update(&json!({"flavor": {"description": "x", "name": "y"}})).is_err());
+    assert!(parse_flavor_update(&json!({"flavor": {"description": "a\u{7}b"}})).is_err());
+    let created =
+        parse_flavor_create(&json!({"flavor": {"name": "f", "ram": 1, "vcpus": 1, "disk": 0, "description": "d"}}));
+    assert_eq!(created.map(|c| c.description), Ok(Some("d".into())));
 }

@@ -58,18 +58,38 @@ pub fn iso_micro(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
 }
 
-/// A flavor, in the index (`detail == false`) or detailed form.
-pub fn flavor(public: &str, f: &FlavorRow, detail: bool) -> Value {
+/// A flavor, in the index (`detail == false`) or detailed form, at `mv`:
+/// `description` from 2.55 (both forms); the detailed form with
+/// `extra_specs` when given (2.61, callers who may read them), `swap` 0
+/// rather than "" when none from 2.75, without `rxtx_factor` and
+/// `OS-FLV-DISABLED:disabled` from 2.102.
+pub fn flavor(
+    public: &str,
+    f: &FlavorRow,
+    detail: bool,
+    mv: Microversion,
+    extra_specs: Option<&BTreeMap<String, String>>,
+) -> Value {
     let mut v = json!({"id": f.id, "name": f.name, "links": link(public, &format!("flavors/{}", f.id))});
-    if detail && let Some(m) = v.as_object_mut() {
+    let Some(m) = v.as_object_mut() else { return v };
+    if mv.at_least(55) {
+        m.insert("description".into(), json!(f.description));
+    }
+    if detail {
         m.insert("ram".into(), json!(f.ram_mb));
         m.insert("disk".into(), json!(f.disk_gb));
         m.insert("vcpus".into(), json!(f.vcpus));
-        m.insert("swap".into(), if f.swap_mb == 0 { json!("") } else { json!(f.swap_mb) });
-        m.insert("rxtx_factor".into(), json!(f.rxtx_factor));
+        let no_swap = if mv.at_least(75) { json!(0) } else { json!("") };
+        m.insert("swap".into(), if f.swap_mb == 0 { no_swap } else { json!(f.swap_mb) });
         m.insert("OS-FLV-EXT-DATA:ephemeral".into(), json!(f.ephemeral_gb));
-        m.insert("OS-FLV-DISABLED:disabled".into(), json!(f.disabled));
         m.insert("os-flavor-access:is_public".into(), json!(f.is_public));
+        if !mv.at_least(102) {
+            m.insert("rxtx_factor".into(), json!(f.rxtx_factor));
+            m.insert("OS-FLV-DISABLED:disabled".into(), json!(f.disabled));
+        }
+        if let Some(specs) = extra_specs {
+            m.insert("extra_specs".into(), json!(specs));
+        }
     }
     v
 }

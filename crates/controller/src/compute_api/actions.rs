@@ -83,6 +83,7 @@ impl ComputeApi {
                     rxtx_factor: 1.0,
                     is_public: true,
                     disabled: false,
+                    description: None,
                 };
                 let image = self.check_image(ctx, image_ref, &flavor).await?;
                 params["image_id"] = image.id.to_string().into();

@@ -62,6 +62,7 @@ fn tiny_flavor() -> FlavorRow {
         rxtx_factor: 1.0,
         is_public: true,
         disabled: false,
+        description: None,
     }
 }
 
@@ -810,6 +811,7 @@ fn flavor_body(name: &str, id: Option<&str>, is_public: bool) -> Result<stratus_
         swap_mb: 0,
         rxtx_factor: 1.0,
         is_public,
+        description: None,
     })
 }
 
@@ -1120,4 +1122,26 @@ async fn diagnostics_follow_the_standard_form_from_2_48() {
     assert!(v["nic_details"][0]["rx_octets"].is_null() && v["disk_details"].as_array().map(Vec::len) == Some(2));
     assert_eq!(v["uptime"], 5);
     assert!(v.get("power_state").is_none() && v.get("host").is_none(), "no pre-2.48 keys");
+}
+
+/// Nova 2.55: a flavor's description is set at create and by `PUT
+/// /flavors/{id}` (admin; unknown flavor 404), and cleared with null.
+#[tokio::test]
+async fn flavor_descriptions_are_kept_and_updated() {
+    let (api, _ds, _dir) = api().await;
+    let admin = ctx(&["admin"]);
+    let mut body = flavor_body("described", Some("d1"), true).expect("body");
+    body.description = Some("for tests".into());
+    let made = api.flavor_create(&admin, Ok(body)).await.expect("create");
+    assert_eq!(made.description.as_deref(), Some("for tests"));
+    assert_eq!(api.flavor_get(&admin, "d1").await.expect("show").description.as_deref(), Some("for tests"));
+    let e = api.flavor_update(&ctx(&["member"]), "d1", Ok(None)).await;
+    assert!(matches!(e, Err(ComputeError::Forbidden(_))));
+    assert!(api.flavor_update(&admin, "nope", Ok(None)).await.is_err());
+    let changed = api.flavor_update(&admin, "d1", Ok(Some("new".into()))).await.expect("update");
+    assert_eq!(changed.description.as_deref(), Some("new"));
+    let cleared = api.flavor_update(&admin, "d1", Ok(None)).await.expect("clear");
+    assert_eq!(cleared.description, None);
+    let e = api.flavor_update(&admin, "d1", Err("bad".into())).await;
+    assert!(matches!(e, Err(ComputeError::BadRequest(_))));
 }

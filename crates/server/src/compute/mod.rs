@@ -57,6 +57,7 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         flavors::flavor_show,
         flavors::flavor_create,
         flavors::flavor_delete,
+        flavors::flavor_update,
         flavors::flavor_access_list,
         flavors::flavor_action,
         flavors::extra_specs_list,
@@ -219,6 +220,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/compute/v2.1/os-quota-sets/{project_id}/defaults", get(quotas::quota_defaults))
         .route("/compute/v2.1/os-quota-sets/{project_id}/detail", get(quotas::quota_detail))
         .route("/compute/v2.1/os-quota-class-sets/{id}", get(quotas::quota_class_show).put(quotas::quota_class_update))
+        .merge(added_in(&state, 55, Router::new().route("/compute/v2.1/flavors/{id}", put(flavors::flavor_update))))
         .merge(added_in(
             &state,
             23,

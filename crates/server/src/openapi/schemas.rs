@@ -979,6 +979,14 @@ json_schemas! {
     });
     /// A server's diagnostics (free-form before 2.48).
     Diagnostics => json!({"type": "object"});
+    /// `PUT /flavors/{id}` (2.55): the description only.
+    FlavorUpdateBody => json!({
+        "type": "object",
+        "required": ["flavor"],
+        "properties": {"flavor": {"type": "object", "required": ["description"], "additionalProperties": false,
+            "properties": {"description": {"type": ["string", "null"], "maxLength": 65535}}}},
+        "additionalProperties": false,
+    });
     /// A server's in-progress live migrations (2.23; none here).
     ServerMigrationList => json!({
         "type": "object",
