@@ -637,3 +637,43 @@ fn flavor_views_follow_novas_microversions() {
         parse_flavor_create(&json!({"flavor": {"name": "f", "ram": 1, "vcpus": 1, "disk": 0, "description": "d"}}));
     assert_eq!(created.map(|c| c.description), Ok(Some("d".into())));
 }
+
+/// Nova's attachment views and attach body by microversion: `tag` in the
+/// body from 2.49 and shown from 2.70, `delete_on_termination` from 2.79,
+/// `attachment_id`/`bdm_uuid` instead of `id` from 2.89.
+#[test]
+fn attachments_follow_novas_microversions() {
+    let body = json!({"volumeAttachment": {"volumeId": "0b9f5a3c-6a29-4ab0-8a5e-0d0c4b1f7e11", "tag": "data"}});
+    assert!(VolumeAttach::parse_at(&body, mv(48)).is_err());
+    assert_eq!(VolumeAttach::parse_at(&body, mv(49)).map(|a| a.tag), Ok(Some("data".into())));
+    let bad_tag = json!({"volumeAttachment": {"volumeId": "0b9f5a3c-6a29-4ab0-8a5e-0d0c4b1f7e11", "tag": "a/b"}});
+    assert!(VolumeAttach::parse_at(&bad_tag, mv(49)).is_err());
+    let dot = json!({"volumeAttachment": {"volumeId": "0b9f5a3c-6a29-4ab0-8a5e-0d0c4b1f7e11", "delete_on_termination": true}});
+    assert!(VolumeAttach::parse_at(&dot, mv(78)).is_err());
+    assert_eq!(VolumeAttach::parse_at(&dot, mv(79)).map(|a| a.delete_on_termination), Ok(true));
+    let a = stratus_db::AttachmentRow {
+        id: stratus_types::AttachmentId::new(),
+        volume_id: stratus_types::VolumeId::new(),
+        server_id: stratus_types::ServerId::new(),
+        host: None,
+        connector: None,
+        client_id: None,
+        mountpoint: Some("/dev/vdb".into()),
+        status: stratus_types::AttachStatus::Reserved,
+        delete_on_termination: true,
+        boot_index: None,
+        created_at: chrono::Utc::now(),
+    };
+    let v = |m| views::attachment(&a, Some("data"), mv(m));
+    assert!(v(69).get("tag").is_none() && v(69)["id"] == json!(a.volume_id));
+    assert_eq!(v(70)["tag"], "data");
+    assert!(v(78).get("delete_on_termination").is_none() && v(79)["delete_on_termination"] == true);
+    assert!(v(89).get("id").is_none() && v(89)["attachment_id"] == json!(a.id) && v(89)["bdm_uuid"] == json!(a.id));
+    assert_eq!(
+        parse_attachment_update(&json!({"volumeAttachment": {"volumeId": "x", "delete_on_termination": false}})),
+        Ok(("x".into(), Some(false)))
+    );
+    assert!(
+        parse_attachment_update(&json!({"volumeAttachment": {"volumeId": "x", "delete_on_termination": 1}})).is_err()
+    );
+}

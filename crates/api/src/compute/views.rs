@@ -265,9 +265,25 @@ pub fn server_created(public: &str, id: &str, admin_pass: &str, with_network: bo
     body
 }
 
-/// A volume attachment of a server.
-pub fn attachment(a: &AttachmentRow) -> Value {
-    json!({"device": a.mountpoint, "id": a.volume_id, "serverId": a.server_id, "volumeId": a.volume_id})
+/// A volume attachment of a server at `mv`: `tag` from 2.70,
+/// `delete_on_termination` from 2.79, and from 2.89 `attachment_id` and
+/// `bdm_uuid` instead of `id` (Stratus keeps one record per attachment:
+/// its id is both).
+pub fn attachment(a: &AttachmentRow, tag: Option<&str>, mv: Microversion) -> Value {
+    let mut v = json!({"device": a.mountpoint, "serverId": a.server_id, "volumeId": a.volume_id});
+    if mv.at_least(89) {
+        v["attachment_id"] = json!(a.id);
+        v["bdm_uuid"] = json!(a.id);
+    } else {
+        v["id"] = json!(a.volume_id);
+    }
+    if mv.at_least(70) {
+        v["tag"] = json!(tag);
+    }
+    if mv.at_least(79) {
+        v["delete_on_termination"] = json!(a.delete_on_termination);
+    }
+    v
 }
 
 /// An instance action (without events); `updated_at` from 2.58.

@@ -1145,3 +1145,53 @@ async fn flavor_descriptions_are_kept_and_updated() {
     let e = api.flavor_update(&admin, "d1", Err("bad".into())).await;
     assert!(matches!(e, Err(ComputeError::BadRequest(_))));
 }
+
+/// Nova 2.49/2.79/2.85: a volume attached with a device tag and
+/// `delete_on_termination` keeps both; `PUT` on the attachment changes
+/// `delete_on_termination` (a reader may not; another volume is a swap,
+/// not offered: 400).
+#[tokio::test]
+async fn attachments_keep_their_tag_and_delete_on_termination() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let vid = stratus_types::VolumeId::new();
+    let vol = stratus_db::VolumeRow {
+        id: vid,
+        name: Some("v".into()),
+        description: None,
+        project_id: "p".into(),
+        user_id: "u".into(),
+        size_gb: 1,
+        status: stratus_types::VolumeStatus::Available,
+        volume_type_id: Some(stratus_db::DEFAULT_VOLUME_TYPE_ID.into()),
+        volume_type: None,
+        availability_zone: "nova".into(),
+        bootable: false,
+        image_id: None,
+        backend_name: format!("volume-{vid}"),
+        metadata: "{}".into(),
+        created_at: stratus_db::SET_ON_INSERT,
+        updated_at: stratus_db::SET_ON_INSERT,
+        deleted_at: None,
+        deleted: false,
+    };
+    ds.volume_create(&vol, -1, -1).await.expect("volume");
+    let member = ctx(&["member"]);
+    let v = vid.to_string();
+    let a = api.attach_volume_with(&member, &id, &v, "req-att", Some("data"), true).await.expect("attach");
+    assert!(a.delete_on_termination);
+    assert_eq!(api.attachment_tag(&a).await.expect("tag").as_deref(), Some("data"));
+    let e = api.update_attachment(&ctx(&["reader"]), &id, &v, Ok((v.clone(), Some(false)))).await;
+    assert!(matches!(e, Err(ComputeError::Forbidden(_))));
+    let other = stratus_types::VolumeId::new().to_string();
+    let e = api.update_attachment(&member, &id, &v, Ok((other, Some(false)))).await;
+    assert!(matches!(e, Err(ComputeError::BadRequest(_))));
+    api.update_attachment(&member, &id, &v, Ok((v.clone(), Some(false)))).await.expect("update");
+    assert!(!api.attachment_get(&member, &id, &v).await.expect("get").delete_on_termination);
+    let e = api.update_attachment(&member, &id, &other_volume(), Ok((v.clone(), None))).await;
+    assert!(matches!(e, Err(ComputeError::AttachmentNotFound { .. })));
+}
+
+fn other_volume() -> String {
+    stratus_types::VolumeId::new().to_string()
+}

@@ -49,6 +49,7 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         attachments::volume_attachment_show,
         attachments::volume_attach,
         attachments::volume_detach,
+        attachments::volume_attachment_update,
         versions,
         version_v20,
         version_v21,
@@ -220,6 +221,14 @@ pub fn routes(state: AppState) -> Router {
         .route("/compute/v2.1/os-quota-sets/{project_id}/defaults", get(quotas::quota_defaults))
         .route("/compute/v2.1/os-quota-sets/{project_id}/detail", get(quotas::quota_detail))
         .route("/compute/v2.1/os-quota-class-sets/{id}", get(quotas::quota_class_show).put(quotas::quota_class_update))
+        .merge(added_in(
+            &state,
+            85,
+            Router::new().route(
+                "/compute/v2.1/servers/{id}/os-volume_attachments/{volume}",
+                put(attachments::volume_attachment_update),
+            ),
+        ))
         .merge(added_in(&state, 55, Router::new().route("/compute/v2.1/flavors/{id}", put(flavors::flavor_update))))
         .merge(added_in(
             &state,
@@ -364,22 +373,39 @@ mod tests {
         let (state, _) = crate::volume::test_state(&ds, identity, dir.join("images"));
         let app = crate::router(state);
         let (gone, ok) = (StatusCode::NOT_FOUND, StatusCode::OK);
-        let at = |url: &'static str, v: &'static str| {
-            let (app, token) = (app.clone(), token.clone());
-            async move { status(&app, &token, url, v).await }
-        };
-        assert_eq!(status(&app, "bad", "/compute/v2.1/os-hosts", "2.43").await, StatusCode::UNAUTHORIZED);
-        assert_eq!(at("/compute/v2.1/os-networks", "2.35").await, ok);
-        assert_eq!(at("/compute/v2.1/os-networks", "2.36").await, gone);
-        assert_eq!(at("/compute/v2.1/images", "2.36").await, gone);
-        assert_eq!(at("/compute/v2.1/os-volumes/detail", "2.36").await, gone);
-        assert_eq!(at("/compute/v2.1/os-hosts", "2.42").await, ok);
-        assert_eq!(at("/compute/v2.1/os-hosts", "2.43").await, gone);
-        assert_eq!(at("/compute/v2.1/os-hypervisors/h/search", "2.53").await, gone);
-        assert_eq!(at("/compute/v2.1/os-hypervisors/statistics", "2.60").await, ok);
-        assert_eq!(at("/compute/v2.1/servers/x/migrations", "2.22").await, gone);
+        assert_eq!(status(&app, "bad", "/compute/v2.1/os-hosts", "2.1").await, StatusCode::UNAUTHORIZED);
+        let cases = [
+            ("/compute/v2.1/os-networks", 35, ok),
+            ("/compute/v2.1/os-networks", 36, gone),
+            ("/compute/v2.1/images", 36, gone),
+            ("/compute/v2.1/os-volumes/detail", 36, gone),
+            ("/compute/v2.1/os-hosts", 42, ok),
+            ("/compute/v2.1/os-hosts", 43, gone),
+            ("/compute/v2.1/os-hypervisors/h/search", 53, gone),
+            ("/compute/v2.1/os-hypervisors/statistics", 87, ok),
+            ("/compute/v2.1/os-hypervisors/statistics", 88, gone),
+            ("/compute/v2.1/servers/x/migrations", 22, gone),
+            ("/compute/v2.1/flavors/1", 54, gone),
+        ];
+        // Versions above what this build serves cannot be asked for.
+        for (url, minor, want) in cases.into_iter().filter(|c| c.1 <= stratus_api::MAX_COMPUTE.minor) {
+            // The flavor case is the PUT that 2.55 added.
+            let got = if url == "/compute/v2.1/flavors/1" {
+                let req = Request::builder()
+                    .method("PUT")
+                    .uri(url)
+                    .header("x-auth-token", &token)
+                    .header("openstack-api-version", format!("compute 2.{minor}"));
+                app.clone().oneshot(req.body(Body::empty()).expect("request")).await.expect("response").status()
+            } else {
+                status(&app, &token, url, &format!("2.{minor}")).await
+            };
+            assert_eq!(got, want, "{url} at 2.{minor}");
+        }
         // From 2.23 the route is served: an unknown server is Nova's 404 for it.
-        let body = {
+        let body = if stratus_api::MAX_COMPUTE.minor < 23 {
+            bytes::Bytes::from_static(b"Instance x could not be found")
+        } else {
             let req = Request::builder()
                 .uri("/compute/v2.1/servers/x/migrations")
                 .header("x-auth-token", &token)
@@ -392,7 +418,7 @@ mod tests {
         assert_eq!(status(&app, &token, &with_project, "2.1").await, ok);
         let other = format!("/compute/v2.1/{}/flavors", uuid::Uuid::new_v4().simple());
         assert_eq!(status(&app, &token, &other, "2.1").await, StatusCode::BAD_REQUEST);
-        assert_eq!(at("/compute/v2.1/not-a-project/flavors", "2.1").await, gone);
+        assert_eq!(status(&app, &token, "/compute/v2.1/not-a-project/flavors", "2.1").await, gone);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

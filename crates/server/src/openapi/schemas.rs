@@ -979,6 +979,13 @@ json_schemas! {
     });
     /// A server's diagnostics (free-form before 2.48).
     Diagnostics => json!({"type": "object"});
+    /// `PUT /servers/{id}/os-volume_attachments/{volume}` (2.85).
+    VolumeAttachmentUpdate => json!({
+        "type": "object",
+        "required": ["volumeAttachment"],
+        "properties": {"volumeAttachment": {"type": "object", "required": ["volumeId"],
+            "properties": {"volumeId": {"type": "string", "format": "uuid"}, "delete_on_termination": {"type": "boolean"}}}},
+    });
     /// `PUT /flavors/{id}` (2.55): the description only.
     FlavorUpdateBody => json!({
         "type": "object",
