@@ -346,6 +346,13 @@ const ROWS: &[Row] = &[
         Empty,
         "os-server-migrations:show ADMIN (2.23); no live migration exists, so the admin's answer is 404 too",
     ),
+    r(
+        "GET",
+        "/compute/v2.1/servers/{id}/topology",
+        READ,
+        Empty,
+        "servers:topology:index PROJECT_READER_OR_ADMIN (2.78)",
+    ),
     r("GET", "/compute/v2.1/os-services", ADMIN, Empty, "os-services:list ADMIN"),
     r(
         "PUT",
@@ -1368,6 +1375,8 @@ fn every_route_has_exactly_one_row_and_every_row_a_route() {
 fn added_in(method: &str, url: &str) -> Option<u32> {
     if url.starts_with("/compute/v2.1/servers/") && url.contains("/migrations") {
         Some(23)
+    } else if url.starts_with("/compute/v2.1/servers/") && url.ends_with("/topology") {
+        Some(78)
     } else if method == "PUT" && url.starts_with("/compute/v2.1/flavors/") {
         Some(55)
     } else if method == "PUT" && url.contains("/os-volume_attachments/") {

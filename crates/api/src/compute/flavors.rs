@@ -44,6 +44,18 @@ pub struct FlavorListQuery {
     pub descending: bool,
     /// Every parameter as given, for the next-page link.
     pub params: Vec<(String, String)>,
+    /// `name` (2.102): a regular expression the name must match (text
+    /// that is not one is matched literally, as server names are).
+    pub name: Option<String>,
+}
+
+/// Does a flavor `name` match the 2.102 `name` filter `pattern` (a regular
+/// expression searched anywhere in the name, as Nova's database regexp)?
+pub fn flavor_name_matches(pattern: &str, name: &str) -> bool {
+    match regex::Regex::new(pattern) {
+        Ok(re) => re.is_match(name),
+        Err(_) => name.contains(pattern),
+    }
 }
 
 /// Python's `int()` of a query value: surrounding blanks and a sign allowed.
@@ -75,6 +87,7 @@ impl FlavorListQuery {
                     out.limit = Some(v.parse::<i64>().unwrap_or(i64::MAX).min(MAX_FLAVOR_PAGE));
                 }
                 "marker" => out.marker = Some(v),
+                "name" => out.name = Some(v),
                 "sort_key" if v.is_empty() => out.sort_key = FlavorSortKey::default(),
                 "sort_key" => {
                     out.sort_key = FlavorSortKey::from_nova(&v).ok_or_else(|| {

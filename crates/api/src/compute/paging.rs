@@ -76,6 +76,28 @@ pub fn next_link(public: &str, path: &str, params: &[(String, String)], last: &s
     json!([{"rel": "next", "href": format!("{public}/compute/v2.1/{path}?{}", query.join("&"))}])
 }
 
+/// Refuse query parameters outside `allowed` (Nova's query schemas with
+/// `additionalProperties: false`: most lists from 2.75, hypervisors from
+/// 2.53, instance actions from 2.58).
+pub fn only_params(q: &[(String, String)], allowed: &[&str]) -> Result<(), RequestError> {
+    match q.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
+        Some((k, _)) => Err(RequestError::BadRequest(format!(
+            "Invalid input for query parameters {k}. Additional properties are not allowed ('{k}' was unexpected)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// [`only_params`] from microversion 2.`from` on (no check below it).
+pub fn only_params_from(
+    raw: Option<&str>,
+    mv: crate::Microversion,
+    from: u32,
+    allowed: &[&str],
+) -> Result<(), RequestError> {
+    if mv.at_least(from) { only_params(&super::query::parse_query(raw), allowed) } else { Ok(()) }
+}
+
 /// `changes-since` / `changes-before` of instance actions and migrations
 /// (2.58, 2.66): an ISO 8601 time, else 400 with Nova's message.
 pub fn parse_time(q: &[(String, String)], key: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, RequestError> {
@@ -120,11 +142,7 @@ impl ChangesQuery {
         if mv.at_least(66) {
             allowed.push("changes-before");
         }
-        if let Some((k, _)) = q.iter().find(|(k, _)| !allowed.contains(&k.as_str())) {
-            return Err(RequestError::BadRequest(format!(
-                "Invalid input for query parameters {k}. Additional properties are not allowed ('{k}' was unexpected)"
-            )));
-        }
+        only_params(&q, &allowed)?;
         let since = parse_time(&q, "changes-since")?;
         let before = if mv.at_least(66) { parse_time(&q, "changes-before")? } else { None };
         if let (Some(s), Some(b)) = (since, before)

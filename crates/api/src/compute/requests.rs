@@ -569,7 +569,12 @@ pub fn parse_keypair_create(v: &Value, mv: crate::Microversion) -> Result<Keypai
             "Invalid input for field/attribute type. Value: {key_type}. '{key_type}' is not one of ['ssh', 'x509']"
         )));
     }
-    Ok(KeypairRequest { name, public_key: string("public_key")?, key_type, user_id: string("user_id")? })
+    let public_key = string("public_key")?;
+    // From 2.92 Nova generates no key pair: the public key is required.
+    if public_key.is_none() && mv.at_least(92) {
+        return Err(bad("'public_key' is a required property".into()));
+    }
+    Ok(KeypairRequest { name, public_key, key_type, user_id: string("user_id")? })
 }
 
 /// Which body a quota update parses: `PUT /os-quota-sets/{project_id}` or

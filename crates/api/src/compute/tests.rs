@@ -677,3 +677,31 @@ fn attachments_follow_novas_microversions() {
         parse_attachment_update(&json!({"volumeAttachment": {"volumeId": "x", "delete_on_termination": 1}})).is_err()
     );
 }
+
+/// Nova 2.92: no key pair generation, the public key is required.
+#[test]
+fn keypair_creation_needs_a_public_key_from_2_92() {
+    let body = json!({"keypair": {"name": "k"}});
+    assert!(parse_keypair_create(&body, mv(91)).is_ok());
+    assert_eq!(
+        parse_keypair_create(&body, mv(92)).map(|_| ()),
+        Err(RequestError::BadRequest("'public_key' is a required property".into()))
+    );
+    assert!(parse_keypair_create(&json!({"keypair": {"name": "k", "public_key": "ssh-ed25519 AAAA"}}), mv(92)).is_ok());
+}
+
+/// Nova's strict query schemas (2.75 for most lists): an unknown parameter is 400.
+#[test]
+fn strict_query_parameters_from_a_microversion() {
+    use paging::only_params_from;
+    assert!(only_params_from(Some("host=h&foo=1"), mv(74), 75, &["host"]).is_ok());
+    let e = only_params_from(Some("host=h&foo=1"), mv(75), 75, &["host"]);
+    assert_eq!(
+        e,
+        Err(RequestError::BadRequest(
+            "Invalid input for query parameters foo. Additional properties are not allowed ('foo' was unexpected)"
+                .into()
+        ))
+    );
+    assert!(only_params_from(Some("host=h"), mv(75), 75, &["host", "binary"]).is_ok());
+}

@@ -73,10 +73,16 @@ impl ComputeApi {
             min_disk_gb: q.min_disk,
             sort_key: q.sort_key,
             descending: q.descending,
-            limit: Some(limit),
+            // A name filter (2.102) is applied here, so the page is cut after it.
+            limit: if q.name.is_some() { None } else { Some(limit) },
             marker: q.marker,
         };
-        Ok(FlavorPage { flavors: self.ds.flavor_list(&f).await?, limit })
+        let mut flavors = self.ds.flavor_list(&f).await?;
+        if let Some(pattern) = &q.name {
+            flavors.retain(|fl| stratus_api::compute::flavors::flavor_name_matches(pattern, &fl.name));
+            flavors.truncate(usize::try_from(limit).unwrap_or(0));
+        }
+        Ok(FlavorPage { flavors, limit })
     }
 
     /// `GET /flavors/{id}`: a flavor the caller may see (another project's

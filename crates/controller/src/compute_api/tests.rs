@@ -336,6 +336,7 @@ fn kp(name: &str, public_key: Option<&str>) -> KeypairCreate {
         public_key: public_key.map(str::to_string),
         key_type: stratus_keys::KeyType::Ssh,
         user_id: None,
+        names_v292: false,
     }
 }
 
@@ -1194,4 +1195,36 @@ async fn attachments_keep_their_tag_and_delete_on_termination() {
 
 fn other_volume() -> String {
     stratus_types::VolumeId::new().to_string()
+}
+
+/// Nova 2.92: key pair names may hold `@` and `.` (refused before).
+#[test]
+fn keypair_names_widen_at_2_92() {
+    assert!(check_keypair_name("me@host.example").is_err());
+    assert!(keypairs::check_keypair_name_at("me@host.example", true).is_ok());
+    assert!(keypairs::check_keypair_name_at("a/b", true).is_err());
+    assert!(keypairs::check_keypair_name_at("ok-name_1", false).is_ok());
+}
+
+/// Nova 2.102: `GET /flavors?name=` filters by a regular expression on the
+/// name, and the page is cut after the filter.
+#[tokio::test]
+async fn flavor_lists_filter_by_name() {
+    let (api, _ds, _dir) = api().await;
+    let admin = ctx(&["admin"]);
+    for (name, id) in [("small-a", "a1"), ("small-b", "b1"), ("large", "c1")] {
+        api.flavor_create(&admin, flavor_body(name, Some(id), true)).await.expect("create");
+    }
+    let list = |q: &'static str| {
+        let api = api.clone();
+        let admin = admin.clone();
+        async move {
+            let q = stratus_api::compute::FlavorListQuery::parse(Some(q)).expect("query");
+            api.flavor_list(&admin, q).await.expect("list").flavors.into_iter().map(|f| f.name).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list("name=^small").await, vec!["small-a", "small-b"]);
+    assert_eq!(list("name=^small&limit=1").await, vec!["small-a"]);
+    assert_eq!(list("name=arg").await, vec!["large"]);
+    assert!(list("name=nothing").await.is_empty());
 }

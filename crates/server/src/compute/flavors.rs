@@ -59,7 +59,17 @@ async fn list(
     detail: bool,
     mv: Microversion,
 ) -> Result<Value, ApiError> {
-    let q = FlavorListQuery::parse(q.as_deref())?;
+    // Nova's flavor list query schema is strict from 2.75.
+    let mut allowed = vec!["is_public", "minRam", "minDisk", "sort_key", "sort_dir", "limit", "marker"];
+    if mv.at_least(102) {
+        allowed.push("name");
+    }
+    stratus_api::compute::paging::only_params_from(q.as_deref(), mv, 75, &allowed)?;
+    let mut q = FlavorListQuery::parse(q.as_deref())?;
+    // The name filter is Nova's from 2.102.
+    if !mv.at_least(102) {
+        q.name = None;
+    }
     let params = q.params.clone();
     let page = st.compute.flavor_list(&ctx, q).await?;
     let mut list: Vec<Value> = Vec::with_capacity(page.flavors.len());

@@ -10,7 +10,7 @@ use axum::extract::{Path, RawQuery, State};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use stratus_api::Microversion;
-use stratus_api::compute::paging::next_link;
+use stratus_api::compute::paging::{next_link, only_params_from};
 use stratus_api::compute::{Page, parse_query, query_value};
 use stratus_controller::compute_api::{HostUpdate, Hypervisor};
 
@@ -111,6 +111,7 @@ async fn hypervisor_listing(
     raw: Option<&str>,
     full: bool,
 ) -> Result<Value, ApiError> {
+    only_params_from(raw, mv, 53, &["limit", "marker", "hypervisor_hostname_pattern", "with_servers"])?;
     let q = parse_query(raw);
     let page = if mv.at_least(33) { Page::parse(&q)? } else { Page::default() };
     let (pattern, servers) = if mv.at_least(53) {
@@ -205,6 +206,7 @@ pub(super) async fn hypervisor_show(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    only_params_from(q.as_deref(), mv, 53, &["with_servers"])?;
     let h = st.compute.hypervisor(&ctx, &id, mv.at_least(53)).await?;
     let mut v = detail(&h, mv);
     if mv.at_least(53) && with_servers(&parse_query(q.as_deref()))? {

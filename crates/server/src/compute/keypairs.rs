@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use stratus_api::Microversion;
-use stratus_api::compute::paging::next_link;
+use stratus_api::compute::paging::{next_link, only_params_from};
 use stratus_api::compute::{Page, parse_keypair_create, parse_query, query_value, views};
 use stratus_controller::compute_api::KeypairCreate;
 use stratus_keys::KeyType;
@@ -39,6 +39,7 @@ pub(super) async fn keypair_create(
         public_key: r.public_key,
         key_type: KeyType::parse(&r.key_type).unwrap_or(KeyType::Ssh),
         user_id: r.user_id,
+        names_v292: mv.at_least(92),
     };
     let created = st.compute.keypair_create(&ctx, req).await?;
     let status = if mv >= Microversion::new(2, 2) { StatusCode::CREATED } else { StatusCode::OK };
@@ -53,6 +54,7 @@ pub(super) async fn keypair_list(
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     // From 2.35 the list is paged by name (`limit`, `marker`, `keypairs_links`).
+    only_params_from(q.as_deref(), mv, 75, &["user_id", "limit", "marker"])?;
     let params = parse_query(q.as_deref());
     let page = if mv.at_least(35) { Page::parse(&params)? } else { Page::default() };
     let rows = st.compute.keypair_list(&ctx, user_id(q.as_deref(), mv).as_deref()).await?;
@@ -75,6 +77,7 @@ pub(super) async fn keypair_show(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    only_params_from(q.as_deref(), mv, 75, &["user_id"])?;
     let k = st.compute.keypair_get(&ctx, &name, user_id(q.as_deref(), mv).as_deref()).await?;
     Ok(Json(views::keypair(&k, mv)))
 }
@@ -87,6 +90,7 @@ pub(super) async fn keypair_delete(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<StatusCode, ApiError> {
+    only_params_from(q.as_deref(), mv, 75, &["user_id"])?;
     st.compute.keypair_delete(&ctx, &name, user_id(q.as_deref(), mv).as_deref()).await?;
     Ok(if mv >= Microversion::new(2, 2) { StatusCode::NO_CONTENT } else { StatusCode::ACCEPTED })
 }

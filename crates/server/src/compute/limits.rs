@@ -8,6 +8,7 @@ use crate::openapi::schemas as s;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use serde_json::{Value, json};
+use stratus_api::compute::paging::only_params_from;
 use stratus_api::compute::{parse_query, query_value, views};
 
 #[utoipa::path(get, path = "/compute/v2.1/limits", tag = "limits", params(("tenant_id" = Option<String>, Query, description = "Another project (admins)")), responses((status = 200, description = "Absolute limits and counted usage", body = s::ComputeLimits), (status = 403, description = "Another project's limits without admin")))]
@@ -17,6 +18,7 @@ pub(super) async fn limits(
     Mv(mv): Mv,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    only_params_from(q.as_deref(), mv, 75, &["tenant_id"])?;
     let q = parse_query(q.as_deref());
     let l = st.compute.limits(&ctx, query_value(&q, "tenant_id")).await?;
     Ok(Json(views::limits(&l.limits, &l.usage, mv)))

@@ -1,6 +1,8 @@
 //! A server's migrations (`/servers/{id}/migrations`, 2.23): Nova lists
 //! only its in-progress live migrations there, and Stratus offers no live
 //! migration, so the list is always empty and every migration id a 404.
+//! Also a server's NUMA topology (`/servers/{id}/topology`, 2.78): Stratus
+//! places no server on NUMA nodes, which Nova shows as no nodes.
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -28,4 +30,14 @@ pub(super) async fn server_migration_show(
 ) -> Result<Json<Value>, ApiError> {
     st.compute.live_migrations(&ctx, &id).await?;
     Err(ApiError::NotFound(format!("Migration {migration_id} not found for instance {id}")))
+}
+
+#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/topology", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "The server's NUMA topology (2.78; none: Stratus does not pin servers to NUMA nodes)", body = s::ServerTopology), (status = 404, description = "No such server, or below 2.78")))]
+pub(super) async fn server_topology(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    st.compute.get_visible(&ctx, &id).await?;
+    Ok(Json(json!({"nodes": [], "pagesize_kb": null})))
 }

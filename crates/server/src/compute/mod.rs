@@ -87,6 +87,7 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         instance_actions::instance_action_show,
         migrations::server_migration_list,
         migrations::server_migration_show,
+        migrations::server_topology,
         services::service_list,
         services::service_update,
         limits::limits,
@@ -157,15 +158,6 @@ pub fn routes(state: AppState) -> Router {
         .route("/compute/v2.1/flavors/detail", get(flavors::flavor_detail))
         .route("/compute/v2.1/flavors/{id}", get(flavors::flavor_show).delete(flavors::flavor_delete))
         .route("/compute/v2.1/flavors/{id}/action", axum::routing::post(flavors::flavor_action))
-        .route("/compute/v2.1/flavors/{id}/os-flavor-access", get(flavors::flavor_access_list))
-        .route(
-            "/compute/v2.1/flavors/{id}/os-extra_specs",
-            get(flavors::extra_specs_list).post(flavors::extra_specs_create),
-        )
-        .route(
-            "/compute/v2.1/flavors/{id}/os-extra_specs/{key}",
-            get(flavors::extra_spec_show).put(flavors::extra_spec_update).delete(flavors::extra_spec_delete),
-        )
         .route("/compute/v2.1/servers", get(servers::server_list).post(servers::server_create))
         .route("/compute/v2.1/servers/detail", get(servers::server_detail))
         .route(
@@ -184,7 +176,6 @@ pub fn routes(state: AppState) -> Router {
             get(metadata::metadata_item_show).put(metadata::metadata_item_set).delete(metadata::metadata_item_delete),
         )
         .route("/compute/v2.1/servers/{id}/os-instance-actions", get(instance_actions::instance_action_list))
-        .route("/compute/v2.1/servers/{id}/os-instance-actions/{req}", get(instance_actions::instance_action_show))
         .route(
             "/compute/v2.1/servers/{id}/os-volume_attachments",
             get(attachments::volume_attachment_list).post(attachments::volume_attach),
@@ -201,26 +192,52 @@ pub fn routes(state: AppState) -> Router {
         .route("/compute/v2.1/os-hypervisors/{id}", get(hypervisors::hypervisor_show))
         .route("/compute/v2.1/os-simple-tenant-usage", get(usage::usage_list))
         .route("/compute/v2.1/os-simple-tenant-usage/{tenant_id}", get(usage::usage_show))
-        .route("/compute/v2.1/os-instance_usage_audit_log", get(usage::audit_log_list))
-        .route("/compute/v2.1/os-instance_usage_audit_log/{before}", get(usage::audit_log_show))
-        .route("/compute/v2.1/servers/{id}/diagnostics", get(usage::diagnostics))
-        .route("/compute/v2.1/os-availability-zone", get(limits::availability_zones))
-        .route("/compute/v2.1/os-availability-zone/detail", get(limits::availability_zones_detail))
-        .route("/compute/v2.1/os-aggregates", get(aggregates::aggregate_list).post(aggregates::aggregate_create))
-        .route(
-            "/compute/v2.1/os-aggregates/{id}",
-            get(aggregates::aggregate_show).put(aggregates::aggregate_update).delete(aggregates::aggregate_delete),
-        )
         .route("/compute/v2.1/os-aggregates/{id}/action", axum::routing::post(aggregates::aggregate_action))
-        .route("/compute/v2.1/extensions", get(limits::extension_list))
-        .route("/compute/v2.1/extensions/{alias}", get(limits::extension_show))
         .route(
             "/compute/v2.1/os-quota-sets/{project_id}",
             get(quotas::quota_show).put(quotas::quota_update).delete(quotas::quota_delete),
         )
-        .route("/compute/v2.1/os-quota-sets/{project_id}/defaults", get(quotas::quota_defaults))
         .route("/compute/v2.1/os-quota-sets/{project_id}/detail", get(quotas::quota_detail))
-        .route("/compute/v2.1/os-quota-class-sets/{id}", get(quotas::quota_class_show).put(quotas::quota_class_update))
+        .merge(no_query_from(
+            &state,
+            102,
+            Router::new()
+                .route("/compute/v2.1/flavors/{id}/os-flavor-access", get(flavors::flavor_access_list))
+                .route(
+                    "/compute/v2.1/flavors/{id}/os-extra_specs",
+                    get(flavors::extra_specs_list).post(flavors::extra_specs_create),
+                )
+                .route(
+                    "/compute/v2.1/flavors/{id}/os-extra_specs/{key}",
+                    get(flavors::extra_spec_show).put(flavors::extra_spec_update).delete(flavors::extra_spec_delete),
+                )
+                .route(
+                    "/compute/v2.1/servers/{id}/os-instance-actions/{req}",
+                    get(instance_actions::instance_action_show),
+                )
+                .route("/compute/v2.1/os-instance_usage_audit_log", get(usage::audit_log_list))
+                .route("/compute/v2.1/os-instance_usage_audit_log/{before}", get(usage::audit_log_show))
+                .route("/compute/v2.1/servers/{id}/diagnostics", get(usage::diagnostics))
+                .route("/compute/v2.1/os-availability-zone", get(limits::availability_zones))
+                .route("/compute/v2.1/os-availability-zone/detail", get(limits::availability_zones_detail))
+                .route(
+                    "/compute/v2.1/os-aggregates",
+                    get(aggregates::aggregate_list).post(aggregates::aggregate_create),
+                )
+                .route(
+                    "/compute/v2.1/os-aggregates/{id}",
+                    get(aggregates::aggregate_show)
+                        .put(aggregates::aggregate_update)
+                        .delete(aggregates::aggregate_delete),
+                )
+                .route("/compute/v2.1/extensions", get(limits::extension_list))
+                .route("/compute/v2.1/extensions/{alias}", get(limits::extension_show))
+                .route("/compute/v2.1/os-quota-sets/{project_id}/defaults", get(quotas::quota_defaults))
+                .route(
+                    "/compute/v2.1/os-quota-class-sets/{id}",
+                    get(quotas::quota_class_show).put(quotas::quota_class_update),
+                ),
+        ))
         .merge(added_in(
             &state,
             85,
@@ -228,6 +245,11 @@ pub fn routes(state: AppState) -> Router {
                 "/compute/v2.1/servers/{id}/os-volume_attachments/{volume}",
                 put(attachments::volume_attachment_update),
             ),
+        ))
+        .merge(added_in(
+            &state,
+            78,
+            Router::new().route("/compute/v2.1/servers/{id}/topology", get(migrations::server_topology)),
         ))
         .merge(added_in(&state, 55, Router::new().route("/compute/v2.1/flavors/{id}", put(flavors::flavor_update))))
         .merge(added_in(
@@ -298,6 +320,32 @@ pub fn routes(state: AppState) -> Router {
 /// these APIs then (a method absent at the requested version is a 404).
 fn gone_from(state: &AppState, minor: u32, router: Router<AppState>) -> Router<AppState> {
     router.route_layer(axum::middleware::from_fn_with_state((state.clone(), 0, minor), served_between))
+}
+
+/// `router` refusing any query parameter from microversion 2.`minor` on
+/// (Nova's query schemas of these GETs forbid unknown ones from 2.102).
+fn no_query_from(state: &AppState, minor: u32, router: Router<AppState>) -> Router<AppState> {
+    router.route_layer(axum::middleware::from_fn_with_state((state.clone(), minor), no_query))
+}
+
+/// The check [`no_query_from`] installs: after the token (401), a query
+/// parameter is a 400 with Nova's message.
+async fn no_query(
+    State((st, from)): State<(AppState, u32)>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::extract::FromRequestParts;
+    use axum::response::IntoResponse;
+    let (mut parts, body) = req.into_parts();
+    if let Err(e) = crate::middleware::Auth::from_request_parts(&mut parts, &st).await {
+        return e.into_response();
+    }
+    let mv = parts.extensions.get::<crate::middleware::Mv>().map_or(stratus_api::MIN_COMPUTE, |m| m.0);
+    if let Err(e) = stratus_api::compute::paging::only_params_from(parts.uri.query(), mv, from, &[]) {
+        return crate::error::ApiError::from(e).into_response();
+    }
+    next.run(axum::extract::Request::from_parts(parts, body)).await
 }
 
 /// `router` answering 404 below microversion 2.`minor`, which added it.
@@ -385,6 +433,9 @@ mod tests {
             ("/compute/v2.1/os-hypervisors/statistics", 87, ok),
             ("/compute/v2.1/os-hypervisors/statistics", 88, gone),
             ("/compute/v2.1/servers/x/migrations", 22, gone),
+            ("/compute/v2.1/servers/x/topology", 77, gone),
+            ("/compute/v2.1/os-availability-zone?x=1", 101, ok),
+            ("/compute/v2.1/os-availability-zone?x=1", 102, StatusCode::BAD_REQUEST),
             ("/compute/v2.1/flavors/1", 54, gone),
         ];
         // Versions above what this build serves cannot be asked for.

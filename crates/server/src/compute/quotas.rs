@@ -10,6 +10,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use bytes::Bytes;
 use serde_json::Value;
+use stratus_api::compute::paging::only_params_from;
 use stratus_api::compute::{QuotaBody, QuotaUpdate, parse_query, parse_quota_body, views};
 
 /// The `user_id` query parameter (a user's limits inside the project).
@@ -31,6 +32,7 @@ pub(super) async fn quota_show(
     Path(project_id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    only_params_from(q.as_deref(), mv, 75, &["user_id"])?;
     let user = user_id(q.as_deref());
     let l = st.compute.quota_set_show(&ctx, &project_id, user.as_deref()).await?;
     Ok(Json(views::quota_set(Some(&project_id), &l, mv)))
@@ -44,6 +46,7 @@ pub(super) async fn quota_detail(
     Path(project_id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    only_params_from(q.as_deref(), mv, 75, &["user_id"])?;
     let user = user_id(q.as_deref());
     let d = st.compute.quota_set_detail(&ctx, &project_id, user.as_deref()).await?;
     Ok(Json(views::quota_set_detail(&project_id, &d.limits, &d.in_use, mv)))
@@ -69,6 +72,7 @@ pub(super) async fn quota_update(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    only_params_from(q.as_deref(), mv, 75, &["user_id"])?;
     let user = user_id(q.as_deref());
     let update = quota_body(&body, QuotaBody::Set, mv);
     let l = st.compute.quota_set_update(&ctx, &project_id, user.as_deref(), update).await?;
@@ -79,9 +83,11 @@ pub(super) async fn quota_update(
 pub(super) async fn quota_delete(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     Path(project_id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<StatusCode, ApiError> {
+    only_params_from(q.as_deref(), mv, 75, &["user_id"])?;
     let user = user_id(q.as_deref());
     st.compute.quota_set_delete(&ctx, &project_id, user.as_deref()).await?;
     Ok(StatusCode::ACCEPTED)

@@ -9,6 +9,7 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use bytes::Bytes;
 use serde_json::{Value, json};
+use stratus_api::compute::paging::only_params_from;
 use stratus_api::compute::views::{self, ServiceChangeView};
 use stratus_api::compute::{UpdateServiceRequest, parse_query, query_value};
 use stratus_controller::compute_api::{HostChange, ServiceChange, ServiceUpdate};
@@ -20,6 +21,7 @@ pub(super) async fn service_list(
     Mv(mv): Mv,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    only_params_from(q.as_deref(), mv, 75, &["host", "binary"])?;
     let q = parse_query(q.as_deref());
     let list = st.compute.service_list(&ctx, query_value(&q, "host"), query_value(&q, "binary")).await?;
     Ok(Json(json!({"services": list.iter().map(|s| views::service(&s.service, s.up, mv)).collect::<Vec<_>>()})))

@@ -11,7 +11,7 @@ use axum::extract::{Path, RawQuery, State};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use stratus_api::Microversion;
-use stratus_api::compute::paging::next_link;
+use stratus_api::compute::paging::{next_link, only_params_from};
 use stratus_api::compute::{Page, parse_query, query_value, views};
 use stratus_controller::compute_api::{TenantUsage, page_usage, usage_time};
 
@@ -75,6 +75,7 @@ pub(super) async fn usage_list(
     Mv(mv): Mv,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    only_params_from(q.as_deref(), mv, 75, &["start", "end", "detailed", "limit", "marker"])?;
     let (start, end, detailed) = period(q.as_deref())?;
     let params = parse_query(q.as_deref());
     let page = usage_page(&params, mv)?;
@@ -99,6 +100,7 @@ pub(super) async fn usage_show(
     Path(tenant_id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    only_params_from(q.as_deref(), mv, 75, &["start", "end", "limit", "marker"])?;
     let (start, end, _) = period(q.as_deref())?;
     let params = parse_query(q.as_deref());
     let page = usage_page(&params, mv)?;

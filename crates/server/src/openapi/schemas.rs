@@ -994,6 +994,12 @@ json_schemas! {
             "properties": {"description": {"type": ["string", "null"], "maxLength": 65535}}}},
         "additionalProperties": false,
     });
+    /// A server's NUMA topology (2.78).
+    ServerTopology => json!({
+        "type": "object",
+        "required": ["nodes", "pagesize_kb"],
+        "properties": {"nodes": {"type": "array"}},
+    });
     /// A server's in-progress live migrations (2.23; none here).
     ServerMigrationList => json!({
         "type": "object",
