@@ -350,3 +350,80 @@ pub(super) async fn host_power(
     st.compute.host_power_action(&ctx, &host).await?;
     Ok(Json(json!({"host": host, "power_action": power})))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hypervisor() -> Hypervisor {
+        let now = chrono::Utc::now();
+        let service = stratus_db::ServiceRow {
+            id: 4,
+            uuid: "0b9f5a3c-6a29-4ab0-8a5e-0d0c4b1f7e11".into(),
+            host: "h1".into(),
+            binary: "nova-compute".into(),
+            zone: "nova".into(),
+            disabled: false,
+            disabled_reason: None,
+            forced_down: false,
+            state: stratus_types::ServiceState::Up,
+            epoch: 1,
+            lease_expires_at: None,
+            vcpus: 8,
+            memory_mb: 8192,
+            disk_gb: 100,
+            created_at: now,
+            updated_at: now,
+        };
+        Hypervisor {
+            service,
+            up: true,
+            vcpus_used: 1,
+            memory_mb_used: 512,
+            local_gb_used: 1,
+            running_vms: 1,
+            current_workload: 0,
+        }
+    }
+
+    fn mv(minor: u32) -> Microversion {
+        Microversion::new(2, minor)
+    }
+
+    /// Nova's hypervisor views: `cpu_info` a string before 2.28 and an
+    /// object from it; UUIDs for the hypervisor and its service from 2.53;
+    /// from 2.88 no capacity or usage fields, and `uptime`.
+    #[test]
+    fn hypervisor_views_follow_novas_microversions() {
+        let h = hypervisor();
+        assert_eq!(detail(&h, mv(27))["cpu_info"], "{}");
+        assert_eq!(detail(&h, mv(28))["cpu_info"], json!({}));
+        assert_eq!(
+            (detail(&h, mv(52))["id"].clone(), detail(&h, mv(52))["service"]["id"].clone()),
+            (json!(4), json!(4))
+        );
+        let v53 = detail(&h, mv(53));
+        assert_eq!(v53["id"], "0b9f5a3c-6a29-4ab0-8a5e-0d0c4b1f7e11");
+        assert_eq!(v53["service"]["id"], "0b9f5a3c-6a29-4ab0-8a5e-0d0c4b1f7e11");
+        assert!(v53.get("uptime").is_none() && v53["vcpus"] == 8);
+        let v88 = detail(&h, mv(88));
+        for gone in
+            ["cpu_info", "vcpus", "memory_mb", "local_gb", "running_vms", "free_disk_gb", "disk_available_least"]
+        {
+            assert!(v88.get(gone).is_none(), "{gone} at 2.88");
+        }
+        assert!(v88["uptime"].as_str().is_some_and(|u| u.contains(" up ")));
+        assert_eq!(brief(&h, mv(53))["id"], "0b9f5a3c-6a29-4ab0-8a5e-0d0c4b1f7e11");
+        assert_eq!(id_text(&h, mv(33)), "4");
+    }
+
+    /// Nova reads `with_servers` as a strict boolean (2.53).
+    #[test]
+    fn with_servers_is_a_strict_boolean() {
+        let q = |s: &str| parse_query(Some(s));
+        assert!(matches!(with_servers(&q("with_servers=true")), Ok(true)));
+        assert!(matches!(with_servers(&q("with_servers=0")), Ok(false)));
+        assert!(matches!(with_servers(&q("")), Ok(false)));
+        assert!(with_servers(&q("with_servers=maybe")).is_err());
+    }
+}

@@ -85,3 +85,27 @@ fn service_change(req: UpdateServiceRequest) -> Result<ServiceChange, String> {
     }
     Ok(ServiceChange { enabled, disabled_reason: req.disabled_reason, forced_down: req.forced_down })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(v: serde_json::Value) -> UpdateServiceRequest {
+        serde_json::from_value(v).expect("shape")
+    }
+
+    /// Nova's 2.53 service update schema: `status` enabled/disabled,
+    /// `disabled_reason` 1-255 characters, `forced_down`; no `host` or `binary`.
+    #[test]
+    fn the_2_53_update_body_follows_novas_schema() {
+        let ok = service_change(req(json!({"status": "disabled", "disabled_reason": "maint", "forced_down": true})));
+        assert_eq!(
+            ok,
+            Ok(ServiceChange { enabled: Some(false), disabled_reason: Some("maint".into()), forced_down: Some(true) })
+        );
+        assert!(service_change(req(json!({"status": "off"}))).is_err());
+        assert!(service_change(req(json!({"status": "enabled", "host": "h1"}))).is_err());
+        assert!(service_change(req(json!({"disabled_reason": ""}))).is_err());
+        assert_eq!(service_change(req(json!({}))), Ok(ServiceChange::default()));
+    }
+}
