@@ -130,6 +130,15 @@ pub struct Evacuate {
     pub force: Option<bool>,
 }
 
+/// Server actions Nova removed at 2.44 with the nova-network proxies (a
+/// request for one from then on is a 404, not an unknown action).
+const REMOVED_AT_2_44: [&str; 4] = ["addFixedIp", "removeFixedIp", "addFloatingIp", "removeFloatingIp"];
+
+/// Is `name` an action Nova no longer has at `mv` (answered 404)?
+pub fn action_removed(name: &str, mv: crate::Microversion) -> bool {
+    mv.at_least(44) && REMOVED_AT_2_44.contains(&name)
+}
+
 /// Every action key this cloud knows.
 pub const ACTION_NAMES: &[&str] = &[
     "os-stop",

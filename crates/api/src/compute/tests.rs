@@ -705,3 +705,13 @@ fn strict_query_parameters_from_a_microversion() {
     );
     assert!(only_params_from(Some("host=h"), mv(75), 75, &["host", "binary"]).is_ok());
 }
+
+/// Nova 2.44 removed the fixed and floating IP actions: from then on they
+/// are a 404 rather than an action it does not know.
+#[test]
+fn network_actions_are_gone_from_2_44() {
+    assert!(!actions::action_removed("addFloatingIp", mv(43)));
+    assert!(actions::action_removed("addFloatingIp", mv(44)));
+    assert!(actions::action_removed("removeFixedIp", mv(44)));
+    assert!(!actions::action_removed("os-stop", mv(44)));
+}

@@ -33,6 +33,9 @@ pub(super) async fn server_action(
         Err(ActionError::Unknown(other)) => {
             // Make sure the server exists for this caller before saying the action is unknown.
             st.compute.get_visible(&ctx, &id).await?;
+            if stratus_api::compute::actions::action_removed(&other, mv) {
+                return Err(ApiError::NotFound("The resource could not be found.".into()));
+            }
             return Err(ApiError::BadRequest(format!("There is no such action: {other}")));
         }
     };

@@ -249,15 +249,26 @@ pub fn routes(state: AppState) -> Router {
         .merge(added_in(
             &state,
             78,
-            Router::new().route("/compute/v2.1/servers/{id}/topology", get(migrations::server_topology)),
+            no_query_from(
+                &state,
+                102,
+                Router::new().route("/compute/v2.1/servers/{id}/topology", get(migrations::server_topology)),
+            ),
         ))
         .merge(added_in(&state, 55, Router::new().route("/compute/v2.1/flavors/{id}", put(flavors::flavor_update))))
         .merge(added_in(
             &state,
             23,
-            Router::new()
-                .route("/compute/v2.1/servers/{id}/migrations", get(migrations::server_migration_list))
-                .route("/compute/v2.1/servers/{id}/migrations/{migration_id}", get(migrations::server_migration_show)),
+            no_query_from(
+                &state,
+                102,
+                Router::new()
+                    .route("/compute/v2.1/servers/{id}/migrations", get(migrations::server_migration_list))
+                    .route(
+                        "/compute/v2.1/servers/{id}/migrations/{migration_id}",
+                        get(migrations::server_migration_show),
+                    ),
+            ),
         ))
         .merge(gone_from(
             &state,
