@@ -12,7 +12,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
-#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/migrations", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "The server's in-progress live migrations (admin, 2.23; always none: live migration is not offered)", body = s::ServerMigrationList), (status = 403, description = "Not an admin"), (status = 404, description = "No such server, or below 2.23")))]
+#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/migrations", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "The server's in-progress live migrations (admin, 2.23; always none: live migration is not offered)", body = s::ServerMigrationList), (status = 400, description = "A query parameter (2.102)"), (status = 403, description = "Not an admin"), (status = 404, description = "No such server, or below 2.23")))]
 pub(super) async fn server_migration_list(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -32,7 +32,7 @@ pub(super) async fn server_migration_show(
     Err(ApiError::NotFound(format!("Migration {migration_id} not found for instance {id}")))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/topology", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "The server's NUMA topology (2.78; none: Stratus does not pin servers to NUMA nodes)", body = s::ServerTopology), (status = 404, description = "No such server, or below 2.78")))]
+#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/topology", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "The server's NUMA topology (2.78; none: Stratus does not pin servers to NUMA nodes)", body = s::ServerTopology), (status = 400, description = "A query parameter (2.102)"), (status = 403, description = "Not allowed"), (status = 404, description = "No such server, or below 2.78")))]
 pub(super) async fn server_topology(
     State(st): State<AppState>,
     Auth(ctx): Auth,
