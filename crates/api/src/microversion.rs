@@ -1,8 +1,8 @@
 //! Compute API microversions.
 //!
 //! Stratus advertises only versions whose changes it implements for the
-//! resources it serves: up to 2.11 (2.3 extended server attributes for admins,
-//! 2.9 `locked` in server bodies, 2.11 `forced_down` on services).
+//! resources it serves (or that touch only APIs it does not offer):
+//! docs/compute-microversions.md keeps, per version, what Stratus does.
 
 use std::fmt;
 

@@ -42,7 +42,7 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
     info(
         title = "Stratus Compute API",
         version = "2.1",
-        description = "OpenStack Compute API v2.1 as served by Stratus (microversions 2.1 to 2.11)"
+        description = "OpenStack Compute API v2.1 as served by Stratus (microversions from 2.1; the v2.1 version document gives the maximum)"
     ),
     paths(
         attachments::volume_attachment_list,
