@@ -105,6 +105,7 @@ fn flavor_of(server: &ServerRow) -> FlavorRow {
         rxtx_factor: 1.0,
         is_public: true,
         disabled: false,
+        description: None,
     }
 }
 
@@ -406,7 +407,9 @@ impl Lifecycle {
                 sized.ram_mb = new_flavor.ram_mb;
                 sized.disk_gb = new_flavor.disk_gb;
                 let guard = s.sched_lock.lock().await;
-                let Some(dest) = scheduler::pick(s, &sized, std::slice::from_ref(&source)).await? else {
+                let Some(dest) =
+                    scheduler::pick_on(s, &sized, std::slice::from_ref(&source), p.host.as_deref()).await?
+                else {
                     drop(guard);
                     return self
                         .abandon(
@@ -601,6 +604,10 @@ impl Lifecycle {
 
     async fn evacuate(&self, op: &OperationRow, cx: &StepCx, mut server: ServerRow) -> Result<Outcome, OpError> {
         let (s, ds) = (&self.0, &self.0.ds);
+        let p: crate::params::EvacuateParams = match crate::params::decode(op) {
+            Ok(p) => p,
+            Err(e) => return s.bad_params(op, e).await,
+        };
         let event = "compute_rebuild_instance";
         let source = server.host.clone().unwrap_or_default();
         ds.event_start(&server.id, &op.request_id, event, None).await?;
@@ -611,7 +618,9 @@ impl Lifecycle {
             None => {
                 cx.step(EvacuateStep::Schedule).await?;
                 let guard = s.sched_lock.lock().await;
-                let Some(dest) = scheduler::pick(s, &server, std::slice::from_ref(&source)).await? else {
+                let Some(dest) =
+                    scheduler::pick_on(s, &server, std::slice::from_ref(&source), p.host.as_deref()).await?
+                else {
                     drop(guard);
                     return self
                         .abandon(
@@ -693,11 +702,23 @@ impl Lifecycle {
             }
         };
         fenced.extend(opened);
+        // A stopped server (or any, from 2.95) ends stopped at the destination;
+        // if the power-off fails, the state says what runs: active.
+        let stopped = p.stopped
+            && match s.host_command(&op.id, &server.id, &dest, CommandKind::PowerOff, self.d()).await {
+                Ok(_) => true,
+                Err(e) => {
+                    warn!(server = %server.id, host = %dest, error = %e, "evacuated VM not powered off");
+                    false
+                }
+            };
+        let (vm, power) =
+            if stopped { (VmState::Stopped, PowerState::Shutdown) } else { (VmState::Active, PowerState::Running) };
         let tr = Transition {
             from_task: Some(Some(TaskState::Rebuilding)),
-            vm: Some(VmState::Active),
+            vm: Some(vm),
             task: Some(None),
-            power: Some(PowerState::Running.code()),
+            power: Some(power.code()),
             ..Default::default()
         };
         ds.server_transition(&server.id, &tr).await?;
@@ -847,7 +868,7 @@ impl Handler for Lifecycle {
             K::CreateImage => vec![TaskState::ImageSnapshot],
             other => return Ok(Outcome::Failed(Failure::WrongKind { kind: other, handler: "lifecycle" })),
         };
-        if !matches!(op.kind, K::Resize | K::CreateImage | K::Rebuild)
+        if !matches!(op.kind, K::Resize | K::CreateImage | K::Rebuild | K::Evacuate)
             && let Err(e) = crate::params::decode::<crate::params::NoParams>(op)
         {
             return self.0.bad_params(op, e).await;

@@ -28,6 +28,21 @@ pub(crate) struct PowerParams {
 pub(crate) struct ResizeParams {
     /// Target flavor id.
     pub flavor_id: Option<String>,
+    /// The destination an admin chose for a cold migration (2.56).
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+/// `evacuate`: the destination the admin chose, if any, and whether the
+/// server ends stopped.
+#[derive(Debug, Deserialize)]
+pub(crate) struct EvacuateParams {
+    /// Destination host; `None`: the scheduler picks.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Power the rebuilt VM off (it was stopped, or 2.95 asked so).
+    #[serde(default)]
+    pub stopped: bool,
 }
 
 /// `create_image`: the snapshot image to create.

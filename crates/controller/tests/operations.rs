@@ -294,6 +294,7 @@ fn flavor(id: &str, vcpus: i64) -> FlavorRow {
         rxtx_factor: 1.0,
         is_public: true,
         disabled: false,
+        description: None,
     }
 }
 
@@ -447,7 +448,7 @@ impl Cloud {
             OpKind::Resize => act(Action::Resize { flavor_ref: "2".into(), flavor_id: "2".into() }).await,
             OpKind::ConfirmResize => act(Action::ConfirmResize).await,
             OpKind::RevertResize => act(Action::RevertResize).await,
-            OpKind::Evacuate => act(Action::Evacuate).await,
+            OpKind::Evacuate => act(Action::Evacuate { host: None, stop: false }).await,
             OpKind::Rebuild => {
                 let image = self.ds.server_get(server_id).await.expect("server").image_id.expect("image-backed");
                 act(Action::Rebuild { image_ref: image.to_string(), name: Some("rebuilt".into()), metadata: None })
@@ -1052,7 +1053,10 @@ async fn a_detach_answered_after_an_evacuation_moved_the_volume_closes_it_on_the
     // It is declared down and the server is evacuated: its volume opens on the other host.
     let svc = c.ds.service_get_by_host(&source).await.expect("svc");
     c.ds.service_update(&svc.uuid, None, None, Some(true)).await.expect("force down");
-    c.api.action(&c.ctx, &id.to_string(), Action::Evacuate, "req-evacuate").await.expect("evacuate");
+    c.api
+        .action(&c.ctx, &id.to_string(), Action::Evacuate { host: None, stop: false }, "req-evacuate")
+        .await
+        .expect("evacuate");
     let ops = c.ds.op_list_open_for_server(&id).await.expect("ops");
     let evacuate = ops.iter().find(|o| o.kind == OpKind::Evacuate).expect("evacuation").id;
     assert!(!c.drive(&evacuate, Faults::none()).await);

@@ -29,6 +29,8 @@ pub struct FlavorRow {
     pub is_public: bool,
     /// Hidden from new boots.
     pub disabled: bool,
+    /// Free-text description (compute 2.55); `None` when unset.
+    pub description: Option<String>,
 }
 
 /// What a flavor list is ordered by: Nova's `sort_key` values.
@@ -126,7 +128,8 @@ pub struct FlavorFilter {
     pub marker: Option<String>,
 }
 
-const FLAVOR_COLS: &str = "id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled";
+const FLAVOR_COLS: &str =
+    "id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled, description";
 
 /// The condition "shared with the bound project" on a `flavors` row.
 const SHARED_WITH: &str = "EXISTS (SELECT 1 FROM flavor_projects p WHERE p.flavor_id = flavors.id AND p.project_id = ";
@@ -204,12 +207,23 @@ impl Datastore {
             if by_name.is_some() {
                 return Err(DbError::conflict(RowKind::Flavor, format!("Flavor with name {} already exists.", f.name)));
             }
-            sqlx::query("INSERT INTO flavors (id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)")
-                .bind(&f.id).bind(&f.name).bind(f.vcpus).bind(f.ram_mb).bind(f.disk_gb).bind(f.ephemeral_gb).bind(f.swap_mb).bind(f.rxtx_factor).bind(f.is_public).bind(f.disabled).bind(self.now())
+            sqlx::query("INSERT INTO flavors (id, name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, rxtx_factor, is_public, disabled, created_at, description) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)")
+                .bind(&f.id).bind(&f.name).bind(f.vcpus).bind(f.ram_mb).bind(f.disk_gb).bind(f.ephemeral_gb).bind(f.swap_mb).bind(f.rxtx_factor).bind(f.is_public).bind(f.disabled).bind(self.now()).bind(&f.description)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| if crate::is_unique_violation(&e) { DbError::conflict(RowKind::Flavor, format!("Flavor with ID {} already exists.", f.id)) } else { e.into() })?;
             tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Set (or clear) a flavor's description (`NotFound` if absent).
+    pub async fn flavor_set_description(&self, id: &str, description: Option<&str>) -> Result<(), DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let q = sqlx::query("UPDATE flavors SET description = $2 WHERE id = $1").bind(id).bind(description);
+            if dbk::exec(wp, q).await?.rows_affected() == 0 {
+                return Err(DbError::not_found(RowKind::Flavor, id));
+            }
             Ok(())
         })
     }

@@ -409,6 +409,39 @@ impl Datastore {
         })
     }
 
+    /// The device tag an attachment was made with (compute 2.49), if any.
+    pub async fn attachment_tag(&self, id: &AttachmentId) -> Result<Option<String>, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let row: Option<(Option<String>,)> =
+                sqlx::query_as("SELECT tag FROM volume_attachments WHERE id = $1").bind(id).fetch_optional(rp).await?;
+            Ok(row.and_then(|(t,)| t))
+        })
+    }
+
+    /// Record an attachment's device tag.
+    pub async fn attachment_set_tag(&self, id: &AttachmentId, tag: Option<&str>) -> Result<(), DbError> {
+        crate::with_db!(self, |wp, rp| {
+            dbk::exec(wp, sqlx::query("UPDATE volume_attachments SET tag = $2 WHERE id = $1").bind(id).bind(tag))
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Change whether a live attachment's volume goes with its server
+    /// (compute 2.85); `NotFound` if the attachment is gone.
+    pub async fn attachment_set_delete_on_termination(&self, id: &AttachmentId, delete: bool) -> Result<(), DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let q = sqlx::query("UPDATE volume_attachments SET delete_on_termination = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE")
+                .bind(id)
+                .bind(delete)
+                .bind(self.now());
+            if dbk::exec(wp, q).await?.rows_affected() == 0 {
+                return Err(DbError::not_found(RowKind::Attachment, id));
+            }
+            Ok(())
+        })
+    }
+
     /// Live attachments of a server (boot volume first).
     pub async fn attachment_list_for_server(&self, server_id: &ServerId) -> Result<Vec<AttachmentRow>, DbError> {
         crate::with_db!(self, |wp, rp| {

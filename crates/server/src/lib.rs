@@ -54,7 +54,7 @@ pub fn router(state: AppState) -> Router {
 
 /// The whole API router with these request bounds.
 pub fn router_with_limits(state: AppState, bounds: limits::RequestLimits) -> Router {
-    Router::new()
+    let routed = Router::new()
         .merge(admin::routes(state.clone()))
         .merge(identity::routes(state.clone()))
         .merge(compute::routes(state.clone()))
@@ -64,5 +64,8 @@ pub fn router_with_limits(state: AppState, bounds: limits::RequestLimits) -> Rou
         .fallback(error::not_found_fallback)
         .layer(axum::middleware::from_fn(limits::enforce(bounds)))
         .layer(axum::middleware::from_fn(middleware::request_id))
-        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::record))
+        .layer(axum::middleware::from_fn_with_state(state.metrics.clone(), metrics::record));
+    // Outside the router: compute URLs with a project id are rewritten before routing.
+    let rewritten = tower::Layer::layer(&axum::middleware::from_fn(middleware::compute_project_prefix), routed);
+    Router::new().fallback_service(rewritten)
 }

@@ -103,6 +103,7 @@ mod tests {
             rxtx_factor: 1.0,
             is_public: true,
             disabled: false,
+            description: None,
         }
     }
 

@@ -52,6 +52,14 @@ impl FromRequestParts<AppState> for Auth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = parts.headers.get("x-auth-token").and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthorized)?;
         let ctx = state.identity.validate(token).await?;
+        if let Some(UrlProject(p)) = parts.extensions.get::<UrlProject>()
+            && *p != ctx.project_id
+        {
+            return Err(ApiError::BadRequest(format!(
+                "Malformed request URL: URL's project_id '{p}' doesn't match Context's project_id '{}'",
+                ctx.project_id
+            )));
+        }
         Ok(Self(ctx))
     }
 }
@@ -94,4 +102,58 @@ pub async fn compute_microversion(mut req: Request, next: Next) -> Response {
         HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
     );
     resp
+}
+
+/// The project id a compute URL carried (`/compute/v2.1/{project_id}/...`):
+/// it must be the token's project (checked with the token, as Nova does).
+#[derive(Clone, Debug)]
+pub struct UrlProject(pub String);
+
+/// Nova serves every compute path both with and without a project id after
+/// `/v2.1` (the id a hex-and-dashes segment; optional since 2.18, and old
+/// catalogs still list URLs with it). Routes are written without it, so a
+/// URL carrying one is rewritten before routing and the id kept for
+/// [`Auth`] to compare with the token's project.
+pub async fn compute_project_prefix(mut req: Request, next: Next) -> Response {
+    if let Some((project, rest)) = split_project(req.uri().path()) {
+        let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+        let path_and_query = format!("/compute/v2.1/{rest}{query}");
+        let mut parts = req.uri().clone().into_parts();
+        if let Ok(pq) = path_and_query.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+                let project = project.to_string();
+                *req.uri_mut() = uri;
+                req.extensions_mut().insert(UrlProject(project));
+            }
+        }
+    }
+    next.run(req).await
+}
+
+/// `(project_id, rest)` of `/compute/v2.1/{project_id}/{rest}` when the
+/// segment after `/v2.1/` can only be a project id (hex digits and dashes,
+/// as Nova's router requires; no collection name is spelled so).
+fn split_project(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix("/compute/v2.1/")?;
+    let (seg, tail) = rest.split_once('/')?;
+    let project_like = !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    (project_like && !tail.is_empty()).then_some((seg, tail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_project;
+
+    /// Nova's `ProjectMapper` routes `/{project_id:[0-9a-f-]+}/servers` next
+    /// to `/servers`: only such a segment is taken for a project id.
+    #[test]
+    fn only_a_hex_segment_is_a_url_project_id() {
+        let p = "0123456789abcdef0123456789abcdef";
+        assert_eq!(split_project(&format!("/compute/v2.1/{p}/servers/detail")), Some((p, "servers/detail")));
+        assert_eq!(split_project("/compute/v2.1/servers/detail"), None);
+        assert_eq!(split_project("/compute/v2.1/flavors/1"), None);
+        assert_eq!(split_project(&format!("/compute/v2.1/{p}")), None);
+        assert_eq!(split_project("/compute/v2.1/os-hosts/abc"), None);
+    }
 }

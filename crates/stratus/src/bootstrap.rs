@@ -91,6 +91,7 @@ pub async fn bootstrap(state: &AppState, data_dir: &Path, seed: &Seed) -> anyhow
                 rxtx_factor: 1.0,
                 is_public: true,
                 disabled: false,
+                description: None,
             })
             .await?;
     }

@@ -51,9 +51,12 @@ pub enum ServerAction {
     /// `unshelve`.
     #[serde(rename = "unshelve", deserialize_with = "no_body::unshelve")]
     Unshelve,
-    /// `migrate` (cold, admin).
-    #[serde(rename = "migrate", deserialize_with = "no_body::migrate")]
-    Migrate,
+    /// `migrate` (cold, admin): `null`, `{}`, or from 2.56 `{host}`.
+    #[serde(rename = "migrate", deserialize_with = "migrate")]
+    Migrate {
+        /// The destination the admin chose (2.56); `None`: the scheduler's pick.
+        host: Option<String>,
+    },
     /// `confirmResize` (answered 204).
     #[serde(rename = "confirmResize", deserialize_with = "no_body::confirm_resize")]
     ConfirmResize,
@@ -84,12 +87,11 @@ pub enum ServerAction {
         /// `flavorRef` as given.
         flavor_ref: String,
     },
-    /// `evacuate {onSharedStorage, adminPass?}` (the scheduler picks the host).
+    /// `evacuate {host?, adminPass?, onSharedStorage (before 2.14), force
+    /// (2.29-2.67)}`: which keys a microversion takes is
+    /// [`ServerAction::check_version`]'s to say.
     #[serde(rename = "evacuate", deserialize_with = "evacuate")]
-    Evacuate {
-        /// Admin password to return (generated when absent).
-        admin_pass: Option<String>,
-    },
+    Evacuate(Evacuate),
     /// `createImage {name, metadata?}`.
     #[serde(rename = "createImage", deserialize_with = "create_image")]
     CreateImage {
@@ -113,6 +115,28 @@ pub enum ServerAction {
         /// Only the last this many lines; `None` (absent, null or -1): all.
         length: Option<usize>,
     },
+}
+
+/// The argument of an `evacuate` action, as sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Evacuate {
+    /// Destination host; `None`: the scheduler picks one.
+    pub host: Option<String>,
+    /// Admin password (returned before 2.14; generated when absent).
+    pub admin_pass: Option<String>,
+    /// `onSharedStorage` (required before 2.14, refused from it).
+    pub on_shared_storage: Option<bool>,
+    /// `force` (2.29 to 2.67): skip the scheduler's checks of `host`.
+    pub force: Option<bool>,
+}
+
+/// Server actions Nova removed at 2.44 with the nova-network proxies (a
+/// request for one from then on is a 404, not an unknown action).
+const REMOVED_AT_2_44: [&str; 4] = ["addFixedIp", "removeFixedIp", "addFloatingIp", "removeFloatingIp"];
+
+/// Is `name` an action Nova no longer has at `mv` (answered 404)?
+pub fn action_removed(name: &str, mv: crate::Microversion) -> bool {
+    mv.at_least(44) && REMOVED_AT_2_44.contains(&name)
 }
 
 /// Every action key this cloud knows.
@@ -168,6 +192,39 @@ impl ServerAction {
         Self::deserialize(v).map_err(|e| ActionError::Invalid(RequestError::BadRequest(e.to_string())))
     }
 
+    /// The microversion rules of an action's argument that its parse does
+    /// not know: `evacuate` needs `onSharedStorage` before 2.14 and refuses
+    /// it from 2.14, takes `force` only from 2.29 to 2.67 (and `force`
+    /// needs a `host`); `migrate` takes a `host` only from 2.56.
+    pub fn check_version(&self, mv: crate::Microversion) -> Result<(), RequestError> {
+        let unexpected =
+            |k: &str| RequestError::BadRequest(format!("Additional properties are not allowed ('{k}' was unexpected)"));
+        match self {
+            Self::Evacuate(e) => {
+                match (mv.at_least(14), e.on_shared_storage.is_some()) {
+                    (false, false) => {
+                        return Err(RequestError::BadRequest(
+                            "Invalid input for field/attribute evacuate. 'onSharedStorage' is a required property"
+                                .into(),
+                        ));
+                    }
+                    (true, true) => return Err(unexpected("onSharedStorage")),
+                    _ => {}
+                }
+                let force_served = mv.at_least(29) && !mv.at_least(68);
+                if e.force.is_some() && !force_served {
+                    return Err(unexpected("force"));
+                }
+                if e.force == Some(true) && e.host.is_none() {
+                    return Err(RequestError::BadRequest("Can't force to a non-provided destination".into()));
+                }
+                Ok(())
+            }
+            Self::Migrate { host: Some(_) } if !mv.at_least(56) => Err(unexpected("host")),
+            _ => Ok(()),
+        }
+    }
+
     /// The resize target's flavor id (last segment of a `flavorRef` URL).
     pub fn flavor_id(flavor_ref: &str) -> &str {
         ref_id(flavor_ref)
@@ -202,7 +259,7 @@ mod no_body {
     no_body! {
         os_stop => "os-stop", os_start => "os-start", pause => "pause", unpause => "unpause",
         suspend => "suspend", resume => "resume", shelve => "shelve", shelve_offload => "shelveOffload",
-        unshelve => "unshelve", migrate => "migrate", confirm_resize => "confirmResize",
+        unshelve => "unshelve", confirm_resize => "confirmResize",
         revert_resize => "revertResize", restore => "restore", force_delete => "forceDelete", unlock => "unlock",
     }
 }
@@ -319,17 +376,65 @@ fn rebuild<'de, D: Deserializer<'de>>(d: D) -> Result<Rebuild, D::Error> {
     Ok(Rebuild { image_ref, name, metadata, admin_pass })
 }
 
-fn evacuate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+/// A host name as Nova's `fqdn` parameter type takes it: 1-255 characters
+/// of letters, digits, `-`, `_`, `.`.
+fn host_name<E: serde::de::Error>(v: &Value, field: &str) -> Result<String, E> {
+    let h = v.as_str().ok_or_else(|| {
+        bad(format!("Invalid input for field/attribute {field}. Value: {v}. {v} is not of type 'string'"))
+    })?;
+    let ok =
+        (1..=255).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !ok {
+        return Err(bad(format!(
+            "Invalid input for field/attribute {field}. Value: {h}. '{h}' is not a valid host name"
+        )));
+    }
+    Ok(h.to_string())
+}
+
+/// A JSON boolean or one of the strings Nova's boolean parameter takes.
+fn boolean<E: serde::de::Error>(v: &Value, field: &str) -> Result<bool, E> {
+    match v {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if matches!(s.to_ascii_lowercase().as_str(), "true" | "1" | "on" | "yes" | "y" | "t") => {
+            Ok(true)
+        }
+        Value::String(s) if matches!(s.to_ascii_lowercase().as_str(), "false" | "0" | "off" | "no" | "n" | "f") => {
+            Ok(false)
+        }
+        other => Err(bad(format!(
+            "Invalid input for field/attribute {field}. Value: {other}. {other} is not of type 'boolean'"
+        ))),
+    }
+}
+
+fn evacuate<'de, D: Deserializer<'de>>(d: D) -> Result<Evacuate, D::Error> {
     let arg = Value::deserialize(d)?;
     let o = object(&arg, "evacuate")?;
-    keys(o, &["host", "adminPass", "onSharedStorage"])?;
-    if !o.get("onSharedStorage").is_some_and(|v| v.is_boolean()) {
-        return Err(bad("Invalid input for field/attribute evacuate. 'onSharedStorage' is a required property"));
+    keys(o, &["host", "adminPass", "onSharedStorage", "force"])?;
+    let host = o.get("host").map(|h| host_name(h, "host")).transpose()?;
+    let admin_pass = match o.get("adminPass") {
+        None => None,
+        Some(Value::String(p)) => Some(p.clone()),
+        Some(_) => return Err(bad("Invalid input for field/attribute adminPass: it must be a string")),
+    };
+    let on_shared_storage = o.get("onSharedStorage").map(|v| boolean(v, "onSharedStorage")).transpose()?;
+    let force = o.get("force").map(|v| boolean(v, "force")).transpose()?;
+    Ok(Evacuate { host, admin_pass, on_shared_storage, force })
+}
+
+/// `migrate`: `null`, or an object with at most `host` (a name or null).
+fn migrate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let arg = Value::deserialize(d)?;
+    if arg.is_null() {
+        return Ok(None);
     }
-    if o.get("host").is_some() {
-        return Err(bad("Choosing the destination host is not supported; the scheduler picks it."));
+    let o = object(&arg, "migrate")?;
+    keys(o, &["host"])?;
+    match o.get("host") {
+        None | Some(Value::Null) => Ok(None),
+        Some(h) => host_name(h, "host").map(Some),
     }
-    Ok(o.get("adminPass").and_then(|p| p.as_str()).map(str::to_string))
 }
 
 fn create_image<'de, D: Deserializer<'de>>(d: D) -> Result<(String, BTreeMap<String, String>), D::Error> {

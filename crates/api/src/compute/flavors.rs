@@ -44,6 +44,18 @@ pub struct FlavorListQuery {
     pub descending: bool,
     /// Every parameter as given, for the next-page link.
     pub params: Vec<(String, String)>,
+    /// `name` (2.102): a regular expression the name must match (text
+    /// that is not one is matched literally, as server names are).
+    pub name: Option<String>,
+}
+
+/// Does a flavor `name` match the 2.102 `name` filter `pattern` (a regular
+/// expression searched anywhere in the name, as Nova's database regexp)?
+pub fn flavor_name_matches(pattern: &str, name: &str) -> bool {
+    match regex::Regex::new(pattern) {
+        Ok(re) => re.is_match(name),
+        Err(_) => name.contains(pattern),
+    }
 }
 
 /// Python's `int()` of a query value: surrounding blanks and a sign allowed.
@@ -75,6 +87,7 @@ impl FlavorListQuery {
                     out.limit = Some(v.parse::<i64>().unwrap_or(i64::MAX).min(MAX_FLAVOR_PAGE));
                 }
                 "marker" => out.marker = Some(v),
+                "name" => out.name = Some(v),
                 "sort_key" if v.is_empty() => out.sort_key = FlavorSortKey::default(),
                 "sort_key" => {
                     out.sort_key = FlavorSortKey::from_nova(&v).ok_or_else(|| {
@@ -135,10 +148,13 @@ pub struct FlavorCreate {
     pub rxtx_factor: f64,
     /// `os-flavor-access:is_public`.
     pub is_public: bool,
+    /// `description` (2.55; refused below by [`parse_flavor_create`]'s caller).
+    pub description: Option<String>,
 }
 
 /// The keys of `flavor` Nova's schema allows (2.1 to 2.54).
-const CREATE_KEYS: [&str; 9] = [
+const CREATE_KEYS: [&str; 10] = [
+    "description",
     "name",
     "id",
     "ram",
@@ -311,7 +327,40 @@ pub fn parse_flavor_create(v: &Value) -> Result<FlavorCreate, RequestError> {
             .map(|v| check_bool("os-flavor-access:is_public", v))
             .transpose()?
             .unwrap_or(true),
+        description: f.get("description").map(check_description).transpose()?.flatten(),
     })
+}
+
+/// A flavor `description` as Nova's schema takes it (2.55): a string of at
+/// most 65535 characters without control characters, or null.
+pub fn check_description(v: &Value) -> Result<Option<String>, RequestError> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(d) if d.chars().count() <= 65535 && !d.chars().any(char::is_control) => Ok(Some(d.clone())),
+        Value::String(_) => Err(bad(
+            "Invalid input for field/attribute description: at most 65535 characters, none of them control characters"
+                .into(),
+        )),
+        other => Err(bad(format!(
+            "Invalid input for field/attribute description. Value: {other}. {other} is not of type 'string', 'null'"
+        ))),
+    }
+}
+
+/// `PUT /flavors/{id}` (2.55): `{"flavor": {"description": ...}}`, nothing
+/// else; the new description (`None`: cleared).
+pub fn parse_flavor_update(v: &Value) -> Result<Option<String>, RequestError> {
+    let body = v.as_object().ok_or_else(|| bad("Malformed request body: an object is expected".into()))?;
+    if let Some(extra) = body.keys().find(|k| *k != "flavor") {
+        return Err(bad(format!("Additional properties are not allowed ('{extra}' was unexpected)")));
+    }
+    let f =
+        body.get("flavor").and_then(Value::as_object).ok_or_else(|| bad("'flavor' is a required property".into()))?;
+    if let Some(extra) = f.keys().find(|k| *k != "description") {
+        return Err(bad(format!("Additional properties are not allowed ('{extra}' was unexpected)")));
+    }
+    let d = f.get("description").ok_or_else(|| bad("'description' is a required property".into()))?;
+    check_description(d)
 }
 
 /// One change to a private flavor's access list (`POST /flavors/{id}/action`).

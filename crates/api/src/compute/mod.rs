@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod aggregates;
 pub mod flavors;
+pub mod paging;
 pub mod query;
 pub mod requests;
 pub mod views;
@@ -14,15 +15,16 @@ pub mod views;
 #[cfg(test)]
 mod tests;
 
-pub use actions::{ActionError, Rebuild, ResetStateTarget, ServerAction};
+pub use actions::{ActionError, Evacuate, Rebuild, ResetStateTarget, ServerAction};
 pub use aggregates::{
     AggregateAction, AggregateCreate, AggregateUpdate, parse_aggregate_action, parse_aggregate_create,
     parse_aggregate_update,
 };
 pub use flavors::{
     FlavorAccessChange, FlavorCreate, FlavorListQuery, MAX_FLAVOR_PAGE, parse_extra_spec_item, parse_extra_specs_body,
-    parse_flavor_action, parse_flavor_create, parse_is_public,
+    parse_flavor_action, parse_flavor_create, parse_flavor_update, parse_is_public,
 };
+pub use paging::Page;
 pub use query::{ServerListQuery, parse_query, query_value, truthy};
 pub use requests::*;
 

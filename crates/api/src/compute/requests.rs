@@ -444,21 +444,65 @@ pub struct VolumeAttach {
     pub volume_id: String,
     /// Requested device (accepted; the next free one is used).
     pub device: Option<String>,
+    /// Device tag (2.49).
+    pub tag: Option<String>,
+    /// Delete the volume with the server (2.79).
+    pub delete_on_termination: bool,
 }
 
 impl VolumeAttach {
-    /// Parse `{"volumeAttachment": {"volumeId", "device"?}}` with Nova's messages.
+    /// Parse `{"volumeAttachment": {"volumeId", "device"?}}` with Nova's
+    /// messages, plus `tag` from 2.49 (at most 60 characters, no `/` or
+    /// `,`) and `delete_on_termination` from 2.79.
+    pub fn parse_at(v: &Value, mv: crate::Microversion) -> Result<Self, RequestError> {
+        let mut a = Self::parse(v)?;
+        let o = v.get("volumeAttachment").and_then(|x| x.as_object());
+        let get = |k: &str| o.and_then(|o| o.get(k));
+        let unexpected =
+            |k: &str| RequestError::BadRequest(format!("Additional properties are not allowed ('{k}' was unexpected)"));
+        if let Some(t) = get("tag") {
+            if !mv.at_least(49) {
+                return Err(unexpected("tag"));
+            }
+            let t = t.as_str().filter(|t| (1..=60).contains(&t.chars().count()) && !t.contains(['/', ',']));
+            let t = t.ok_or_else(|| {
+                RequestError::BadRequest(
+                    "Invalid input for field/attribute tag: 1 to 60 characters, without '/' or ','".into(),
+                )
+            })?;
+            a.tag = Some(t.to_string());
+        }
+        if let Some(d) = get("delete_on_termination") {
+            if !mv.at_least(79) {
+                return Err(unexpected("delete_on_termination"));
+            }
+            a.delete_on_termination = d.as_bool().ok_or_else(|| {
+                RequestError::BadRequest(format!(
+                    "Invalid input for field/attribute delete_on_termination. Value: {d}. {d} is not of type 'boolean'"
+                ))
+            })?;
+        }
+        Ok(a)
+    }
+
+    /// Parse `{"volumeAttachment": {"volumeId", "device"?}}` with Nova's
+    /// messages (the 2.1 body; the later keys are read by [`Self::parse_at`]).
     pub fn parse(v: &Value) -> Result<Self, RequestError> {
         let Some(o) = v.get("volumeAttachment").and_then(|x| x.as_object()) else {
             return Err(RequestError::BadRequest("Invalid input: 'volumeAttachment' is a required property".into()));
         };
-        only_keys(o, &["volumeId", "device"])?;
+        only_keys(o, &["volumeId", "device", "tag", "delete_on_termination"])?;
         let Some(vol) = o.get("volumeId").and_then(|x| x.as_str()).filter(|x| uuid::Uuid::parse_str(x).is_ok()) else {
             return Err(RequestError::BadRequest(
                 "Invalid input for field/attribute volumeId: a volume UUID is required".into(),
             ));
         };
-        Ok(Self { volume_id: vol.to_string(), device: o.get("device").and_then(|d| d.as_str()).map(str::to_string) })
+        Ok(Self {
+            volume_id: vol.to_string(),
+            device: o.get("device").and_then(|d| d.as_str()).map(str::to_string),
+            tag: None,
+            delete_on_termination: false,
+        })
     }
 }
 
@@ -525,7 +569,12 @@ pub fn parse_keypair_create(v: &Value, mv: crate::Microversion) -> Result<Keypai
             "Invalid input for field/attribute type. Value: {key_type}. '{key_type}' is not one of ['ssh', 'x509']"
         )));
     }
-    Ok(KeypairRequest { name, public_key: string("public_key")?, key_type, user_id: string("user_id")? })
+    let public_key = string("public_key")?;
+    // From 2.92 Nova generates no key pair: the public key is required.
+    if public_key.is_none() && mv.at_least(92) {
+        return Err(bad("'public_key' is a required property".into()));
+    }
+    Ok(KeypairRequest { name, public_key, key_type, user_id: string("user_id")? })
 }
 
 /// Which body a quota update parses: `PUT /os-quota-sets/{project_id}` or
@@ -562,7 +611,9 @@ const MAX_QUOTA: i64 = 0x7FFF_FFFF;
 /// Parse a quota update the way Nova's schema checks it: the wrapper object
 /// and nothing else, known resource names only, each limit an integer (or a
 /// string of one) from -1 to 2^31-1, and `force` a boolean (quota sets only).
-pub fn parse_quota_body(v: &Value, kind: QuotaBody) -> Result<QuotaUpdate, RequestError> {
+/// Resources the API no longer shows at `mv` are unknown names too.
+pub fn parse_quota_body(v: &Value, kind: QuotaBody, mv: crate::Microversion) -> Result<QuotaUpdate, RequestError> {
+    let hidden = crate::compute::views::quota_hidden(mv, kind == QuotaBody::ClassSet);
     let wrapper = kind.wrapper();
     let Some(body) = v.as_object() else {
         return Err(RequestError::BadRequest("Malformed request body: an object is expected".into()));
@@ -582,7 +633,8 @@ pub fn parse_quota_body(v: &Value, kind: QuotaBody) -> Result<QuotaUpdate, Reque
             out.force = parse_force(value)?;
             continue;
         }
-        let Some(resource) = stratus_db::QuotaLimits::RESOURCES.iter().find(|r| **r == key.as_str()) else {
+        let known = stratus_db::QuotaLimits::RESOURCES.iter().find(|r| **r == key.as_str() && !hidden.contains(*r));
+        let Some(resource) = known else {
             return Err(RequestError::BadRequest(format!(
                 "Additional properties are not allowed ('{key}' was unexpected)"
             )));
@@ -630,4 +682,27 @@ fn parse_force(value: &Value) -> Result<bool, RequestError> {
             "Invalid input for field/attribute force. Value: {value}. {value} is not a boolean"
         ))),
     }
+}
+
+/// `PUT /servers/{id}/os-volume_attachments/{volume}` (2.85):
+/// `{"volumeAttachment": {"volumeId", "delete_on_termination"?, ...}}`;
+/// the volume named and the new `delete_on_termination`, if given.
+pub fn parse_attachment_update(v: &Value) -> Result<(String, Option<bool>), RequestError> {
+    let Some(o) = v.get("volumeAttachment").and_then(|x| x.as_object()) else {
+        return Err(RequestError::BadRequest("Invalid input: 'volumeAttachment' is a required property".into()));
+    };
+    only_keys(o, &["volumeId", "device", "tag", "delete_on_termination", "serverId", "id"])?;
+    let vol = o.get("volumeId").and_then(Value::as_str).ok_or_else(|| {
+        RequestError::BadRequest("Invalid input for field/attribute volumeId: a volume UUID is required".into())
+    })?;
+    let delete = match o.get("delete_on_termination") {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(d) => {
+            return Err(RequestError::BadRequest(format!(
+                "Invalid input for field/attribute delete_on_termination. Value: {d}. {d} is not of type 'boolean'"
+            )));
+        }
+    };
+    Ok((vol.to_string(), delete))
 }

@@ -58,18 +58,38 @@ pub fn iso_micro(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
 }
 
-/// A flavor, in the index (`detail == false`) or detailed form.
-pub fn flavor(public: &str, f: &FlavorRow, detail: bool) -> Value {
+/// A flavor, in the index (`detail == false`) or detailed form, at `mv`:
+/// `description` from 2.55 (both forms); the detailed form with
+/// `extra_specs` when given (2.61, callers who may read them), `swap` 0
+/// rather than "" when none from 2.75, without `rxtx_factor` and
+/// `OS-FLV-DISABLED:disabled` from 2.102.
+pub fn flavor(
+    public: &str,
+    f: &FlavorRow,
+    detail: bool,
+    mv: Microversion,
+    extra_specs: Option<&BTreeMap<String, String>>,
+) -> Value {
     let mut v = json!({"id": f.id, "name": f.name, "links": link(public, &format!("flavors/{}", f.id))});
-    if detail && let Some(m) = v.as_object_mut() {
+    let Some(m) = v.as_object_mut() else { return v };
+    if mv.at_least(55) {
+        m.insert("description".into(), json!(f.description));
+    }
+    if detail {
         m.insert("ram".into(), json!(f.ram_mb));
         m.insert("disk".into(), json!(f.disk_gb));
         m.insert("vcpus".into(), json!(f.vcpus));
-        m.insert("swap".into(), if f.swap_mb == 0 { json!("") } else { json!(f.swap_mb) });
-        m.insert("rxtx_factor".into(), json!(f.rxtx_factor));
+        let no_swap = if mv.at_least(75) { json!(0) } else { json!("") };
+        m.insert("swap".into(), if f.swap_mb == 0 { no_swap } else { json!(f.swap_mb) });
         m.insert("OS-FLV-EXT-DATA:ephemeral".into(), json!(f.ephemeral_gb));
-        m.insert("OS-FLV-DISABLED:disabled".into(), json!(f.disabled));
         m.insert("os-flavor-access:is_public".into(), json!(f.is_public));
+        if !mv.at_least(102) {
+            m.insert("rxtx_factor".into(), json!(f.rxtx_factor));
+            m.insert("OS-FLV-DISABLED:disabled".into(), json!(f.disabled));
+        }
+        if let Some(specs) = extra_specs {
+            m.insert("extra_specs".into(), json!(specs));
+        }
     }
     v
 }
@@ -97,7 +117,7 @@ pub fn flavors_links(
 }
 
 /// `application/x-www-form-urlencoded` text of a query key or value.
-fn form_encode(s: &str) -> String {
+pub(crate) fn form_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
@@ -245,35 +265,137 @@ pub fn server_created(public: &str, id: &str, admin_pass: &str, with_network: bo
     body
 }
 
-/// A volume attachment of a server.
-pub fn attachment(a: &AttachmentRow) -> Value {
-    json!({"device": a.mountpoint, "id": a.volume_id, "serverId": a.server_id, "volumeId": a.volume_id})
+/// A volume attachment of a server at `mv`: `tag` from 2.70,
+/// `delete_on_termination` from 2.79, and from 2.89 `attachment_id` and
+/// `bdm_uuid` instead of `id` (Stratus keeps one record per attachment:
+/// its id is both).
+pub fn attachment(a: &AttachmentRow, tag: Option<&str>, mv: Microversion) -> Value {
+    let mut v = json!({"device": a.mountpoint, "serverId": a.server_id, "volumeId": a.volume_id});
+    if mv.at_least(89) {
+        v["attachment_id"] = json!(a.id);
+        v["bdm_uuid"] = json!(a.id);
+    } else {
+        v["id"] = json!(a.volume_id);
+    }
+    if mv.at_least(70) {
+        v["tag"] = json!(tag);
+    }
+    if mv.at_least(79) {
+        v["delete_on_termination"] = json!(a.delete_on_termination);
+    }
+    v
 }
 
-/// An instance action (without events).
-pub fn instance_action(a: &ActionRow) -> Value {
-    json!({"action": a.action, "instance_uuid": a.server_id, "message": a.message, "project_id": a.project_id, "request_id": a.request_id, "start_time": iso_micro(a.start_time), "user_id": a.user_id})
+/// An instance action (without events); `updated_at` from 2.58.
+pub fn instance_action(a: &ActionRow, mv: Microversion) -> Value {
+    let mut v = json!({"action": a.action, "instance_uuid": a.server_id, "message": a.message, "project_id": a.project_id, "request_id": a.request_id, "start_time": iso_micro(a.start_time), "user_id": a.user_id});
+    if mv.at_least(58) {
+        v["updated_at"] = json!(iso_micro(a.updated_at));
+    }
+    v
 }
 
-/// An instance action with its events; below 2.51 only admins see events
-/// (Nova policy `os-instance-actions:events`).
-pub fn instance_action_with_events(a: &ActionRow, events: &[EventRow], admin: bool) -> Value {
-    let mut body = instance_action(a);
-    if admin {
+/// The `hostId` Nova shows for a host to a project (as in server views): a
+/// digest of the project and the host, empty without a host.
+pub fn host_id(project_id: &str, host: Option<&str>) -> String {
+    use sha2::{Digest, Sha224};
+    host.map(|h| hex::encode(Sha224::digest(format!("{project_id}{h}").as_bytes()))).unwrap_or_default()
+}
+
+/// An instance action with its events, as Nova's policies and microversions
+/// shape them: events for admins, and from 2.51 for everyone who may see
+/// the action; `traceback` for admins; from 2.62 `hostId` for everyone and
+/// `host` for admins; from 2.84 `details` for admins.
+pub fn instance_action_with_events(a: &ActionRow, events: &[EventRow], admin: bool, mv: Microversion) -> Value {
+    let mut body = instance_action(a, mv);
+    if admin || mv.at_least(51) {
         body["events"] = Value::Array(
             events
                 .iter()
-                .map(|e| json!({"event": e.event, "start_time": iso_micro(e.start_time), "finish_time": e.finish_time.map(iso_micro), "result": e.result, "traceback": e.details}))
+                .map(|e| {
+                    let mut v = json!({"event": e.event, "start_time": iso_micro(e.start_time), "finish_time": e.finish_time.map(iso_micro), "result": e.result});
+                    if admin {
+                        v["traceback"] = json!(e.details);
+                    }
+                    if mv.at_least(62) {
+                        v["hostId"] = json!(host_id(&a.project_id, e.host.as_deref()));
+                        if admin {
+                            v["host"] = json!(e.host);
+                        }
+                    }
+                    if mv.at_least(84) && admin {
+                        v["details"] = json!(e.details);
+                    }
+                    v
+                })
                 .collect(),
         );
     }
     body
 }
 
-/// A compute service; `forced_down` from 2.11.
+/// An aggregate as Nova shows it: `uuid` from 2.41; a create's answer has
+/// no `hosts` or `metadata` (`members == false`).
+pub fn aggregate(a: &stratus_db::AggregateRow, members: bool, mv: Microversion) -> Value {
+    let mut v = json!({
+        "id": a.id,
+        "name": a.name,
+        "availability_zone": a.availability_zone(),
+        "created_at": iso_micro(a.created_at),
+        "updated_at": a.updated_at.map(iso_micro),
+        "deleted": false,
+        "deleted_at": null,
+    });
+    if mv.at_least(41) {
+        v["uuid"] = json!(a.uuid);
+    }
+    if members && let Some(o) = v.as_object_mut() {
+        o.insert("hosts".into(), json!(a.hosts));
+        o.insert("metadata".into(), json!(a.metadata));
+    }
+    v
+}
+
+/// Server diagnostics in Nova's standard form (2.48): the VM's state, its
+/// sizes, and one entry per NIC and disk, with the counters the control
+/// plane does not collect as null. `driver` names Nova's driver closest to
+/// what runs the VM (KVM through QEMU: libvirt's), as the format allows
+/// only Nova's drivers there.
+pub fn diagnostics_v248(s: &ServerRow, macs: &[&str], disks: usize, uptime: Option<i64>) -> Value {
+    let state = match s.power_state.code() {
+        1 => "running",
+        3 => "paused",
+        4 => "shutdown",
+        6 => "crashed",
+        7 => "suspended",
+        _ => "pending",
+    };
+    let nic = |mac: &&str| {
+        json!({"mac_address": mac, "rx_octets": null, "rx_errors": null, "rx_drop": null, "rx_packets": null,
+            "rx_rate": null, "tx_octets": null, "tx_errors": null, "tx_drop": null, "tx_packets": null, "tx_rate": null})
+    };
+    let disk = json!({"read_bytes": null, "read_requests": null, "write_bytes": null, "write_requests": null, "errors_count": null});
+    json!({
+        "state": state,
+        "driver": "libvirt",
+        "hypervisor": "kvm",
+        "hypervisor_os": "linux",
+        "uptime": uptime,
+        "config_drive": false,
+        "num_cpus": s.vcpus,
+        "num_nics": macs.len(),
+        "num_disks": disks,
+        "memory_details": {"maximum": s.ram_mb, "used": null},
+        "cpu_details": [],
+        "nic_details": macs.iter().map(nic).collect::<Vec<_>>(),
+        "disk_details": vec![disk; disks],
+    })
+}
+
+/// A compute service; `forced_down` from 2.11, its UUID as `id` from 2.53.
 pub fn service(s: &ServiceRow, up: bool, mv: Microversion) -> Value {
     let mut v = json!({
-        "id": s.id,
+        "id": if mv.at_least(53) { json!(s.uuid) } else { json!(s.id) },
         "binary": s.binary,
         "host": s.host,
         "zone": s.zone,
@@ -315,9 +437,11 @@ pub fn service_updated(host: &str, binary: &str, change: ServiceChangeView<'_>) 
     }
 }
 
-/// Absolute limits with counted usage (`GET /limits`).
-pub fn limits(l: &QuotaLimits, u: &QuotaUsage) -> Value {
-    json!({"limits": {"rate": [], "absolute": {
+/// Absolute limits with counted usage (`GET /limits`) at `mv`: the network
+/// keys leave at 2.36 (Nova stopped proxying Neutron), `maxImageMeta` at 2.39
+/// (no image-metadata proxy), the personality keys at 2.57.
+pub fn limits(l: &QuotaLimits, u: &QuotaUsage, mv: Microversion) -> Value {
+    let mut abs = json!({
         "maxServerMeta": l.metadata_items, "maxPersonality": l.injected_files,
         "maxPersonalitySize": l.injected_file_content_bytes, "maxImageMeta": l.metadata_items,
         "maxTotalKeypairs": l.key_pairs, "maxSecurityGroups": l.security_groups,
@@ -326,7 +450,50 @@ pub fn limits(l: &QuotaLimits, u: &QuotaUsage) -> Value {
         "maxTotalInstances": l.instances, "maxTotalCores": l.cores, "maxTotalRAMSize": l.ram,
         "totalInstancesUsed": u.instances, "totalCoresUsed": u.cores, "totalRAMUsed": u.ram,
         "totalSecurityGroupsUsed": 0, "totalFloatingIpsUsed": 0, "totalServerGroupsUsed": 0,
-    }}})
+    });
+    let mut gone: Vec<&str> = Vec::new();
+    if mv.at_least(36) {
+        gone.extend([
+            "maxSecurityGroups",
+            "maxSecurityGroupRules",
+            "maxTotalFloatingIps",
+            "totalSecurityGroupsUsed",
+            "totalFloatingIpsUsed",
+        ]);
+    }
+    if mv.at_least(39) {
+        gone.push("maxImageMeta");
+    }
+    if mv.at_least(57) {
+        gone.extend(["maxPersonality", "maxPersonalitySize"]);
+    }
+    if let Some(m) = abs.as_object_mut() {
+        m.retain(|k, _| !gone.contains(&k.as_str()));
+    }
+    json!({"limits": {"rate": [], "absolute": abs}})
+}
+
+/// The legacy network quotas Nova stops showing (and accepting) at 2.36 in
+/// quota sets and at 2.50 in quota classes.
+const NETWORK_QUOTAS: [&str; 4] = ["fixed_ips", "floating_ips", "security_groups", "security_group_rules"];
+
+/// The personality quotas gone with personality files at 2.57.
+const PERSONALITY_QUOTAS: [&str; 3] = ["injected_files", "injected_file_content_bytes", "injected_file_path_bytes"];
+
+/// Quota resources a quota set (`class == false`) or a quota class
+/// (`class == true`) neither shows nor accepts at `mv`, as Nova filters them.
+pub fn quota_hidden(mv: Microversion, class: bool) -> Vec<&'static str> {
+    let mut hidden = Vec::new();
+    if class && !mv.at_least(50) {
+        hidden.extend(CLASS_HIDDEN_BEFORE_2_50);
+    }
+    if mv.at_least(if class { 50 } else { 36 }) {
+        hidden.extend(NETWORK_QUOTAS);
+    }
+    if mv.at_least(57) {
+        hidden.extend(PERSONALITY_QUOTAS);
+    }
+    hidden
 }
 
 /// Resources a quota class shows only from microversion 2.50 (Nova hid the
@@ -334,8 +501,7 @@ pub fn limits(l: &QuotaLimits, u: &QuotaUsage) -> Value {
 const CLASS_HIDDEN_BEFORE_2_50: [&str; 2] = ["server_groups", "server_group_members"];
 
 /// The limits of a quota set as a JSON object, with `id` when given (show
-/// answers carry it, update answers do not). At 2.1–2.35 every resource is
-/// shown, the legacy network ones included.
+/// answers carry it, update answers do not), without the `hide` resources.
 fn quota_object(id: Option<&str>, l: &QuotaLimits, hide: &[&str]) -> Map<String, Value> {
     let mut m = Map::new();
     if let Some(id) = id {
@@ -348,17 +514,23 @@ fn quota_object(id: Option<&str>, l: &QuotaLimits, hide: &[&str]) -> Map<String,
 }
 
 /// `{"quota_set": {...}}` (`GET /os-quota-sets/{id}`, `.../defaults`, `PUT`).
-pub fn quota_set(id: Option<&str>, l: &QuotaLimits) -> Value {
-    json!({"quota_set": quota_object(id, l, &[])})
+pub fn quota_set(id: Option<&str>, l: &QuotaLimits, mv: Microversion) -> Value {
+    json!({"quota_set": quota_object(id, l, &quota_hidden(mv, false))})
 }
 
 /// `{"quota_set": {"id", resource: {"in_use", "limit", "reserved"}}}`
 /// (`GET /os-quota-sets/{id}/detail`); `in_use` holds the counted usage
 /// per resource (absent: 0). Nothing is ever reserved (Nova counts).
-pub fn quota_set_detail(id: &str, l: &QuotaLimits, in_use: &std::collections::BTreeMap<&str, i64>) -> Value {
+pub fn quota_set_detail(
+    id: &str,
+    l: &QuotaLimits,
+    in_use: &std::collections::BTreeMap<&str, i64>,
+    mv: Microversion,
+) -> Value {
     let mut m = Map::new();
     m.insert("id".into(), json!(id));
-    for r in QuotaLimits::RESOURCES {
+    let hidden = quota_hidden(mv, false);
+    for r in QuotaLimits::RESOURCES.into_iter().filter(|r| !hidden.contains(r)) {
         let used = in_use.get(r).copied().unwrap_or(0);
         m.insert(r.into(), json!({"in_use": used, "limit": l.get(r).unwrap_or(-1), "reserved": 0}));
     }
@@ -366,9 +538,9 @@ pub fn quota_set_detail(id: &str, l: &QuotaLimits, in_use: &std::collections::BT
 }
 
 /// `{"quota_class_set": {...}}`, with `id` on show; below 2.50 without the
-/// server group quotas (every microversion Stratus serves).
-pub fn quota_class_set(id: Option<&str>, l: &QuotaLimits) -> Value {
-    json!({"quota_class_set": quota_object(id, l, &CLASS_HIDDEN_BEFORE_2_50)})
+/// server group quotas, from 2.50 without the network ones.
+pub fn quota_class_set(id: Option<&str>, l: &QuotaLimits, mv: Microversion) -> Value {
+    json!({"quota_class_set": quota_object(id, l, &quota_hidden(mv, true))})
 }
 
 /// A key pair in a list (`{"keypair": {...}}` items; `type` from 2.2).

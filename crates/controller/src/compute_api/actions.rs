@@ -83,16 +83,44 @@ impl ComputeApi {
                     rxtx_factor: 1.0,
                     is_public: true,
                     disabled: false,
+                    description: None,
                 };
                 let image = self.check_image(ctx, image_ref, &flavor).await?;
                 params["image_id"] = image.id.to_string().into();
                 params["stopped"] = (vm == VmState::Stopped).into();
             }
-            Action::Evacuate => {
+            Action::Evacuate { host: target, stop } => {
                 let host = s.host.clone().unwrap_or_default();
+                if let Some(t) = target {
+                    // Nova: an unknown host is 404, the server's own host 400.
+                    match self.ds.service_get_by_host(t).await {
+                        Ok(_) => {}
+                        Err(DbError::NotFound { .. }) => return Err(ComputeError::ComputeHostNotFound(t.clone())),
+                        Err(e) => return Err(e.into()),
+                    }
+                    if *t == host {
+                        return Err(ComputeError::BadRequest("The target host can't be the same one.".into()));
+                    }
+                    params["host"] = t.clone().into();
+                }
                 if self.host_is_up(&host).await {
                     return Err(ComputeError::BadRequest(format!("Compute service of {host} is still in use.")));
                 }
+                params["stopped"] = (*stop || vm == VmState::Stopped).into();
+            }
+            Action::Migrate { host: Some(t) } => {
+                // Nova answers both of these 400 on a cold migration.
+                match self.ds.service_get_by_host(t).await {
+                    Ok(_) => {}
+                    Err(DbError::NotFound { .. }) => {
+                        return Err(ComputeError::BadRequest(format!("Compute host {t} could not be found.")));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                if s.host.as_deref() == Some(t.as_str()) {
+                    return Err(ComputeError::BadRequest("Cannot migrate to the host where the server exists.".into()));
+                }
+                params["host"] = t.clone().into();
             }
             Action::Restore => {
                 // Nova re-checks quota on restore (limits may have been lowered meanwhile).
@@ -289,14 +317,23 @@ pub enum Action {
         /// The flavor id in `flavorRef` (last segment of a URL).
         flavor_id: String,
     },
-    /// `migrate` (cold, admin).
-    Migrate,
+    /// `migrate` (cold, admin), to `host` when the admin chose one (2.56).
+    Migrate {
+        /// Destination; `None`: the scheduler picks.
+        host: Option<String>,
+    },
     /// `confirmResize`.
     ConfirmResize,
     /// `revertResize`.
     RevertResize,
     /// `evacuate` (admin, source host down).
-    Evacuate,
+    Evacuate {
+        /// Destination (the scheduler still checks it fits); `None`: the scheduler picks.
+        host: Option<String>,
+        /// End stopped whatever the state before (2.95); otherwise a
+        /// stopped server ends stopped and any other active, as Nova.
+        stop: bool,
+    },
     /// `createImage`.
     CreateImage {
         /// Snapshot name.
@@ -372,13 +409,13 @@ fn rule(a: &Action) -> Rule {
         },
         Action::Unshelve => r("unshelve", OpKind::Unshelve, vec![V::Shelved, V::ShelvedOffloaded], T::Unshelving),
         Action::Resize { .. } => r("resize", OpKind::Resize, vec![V::Active, V::Stopped], T::ResizePrep),
-        Action::Migrate => Rule {
+        Action::Migrate { .. } => Rule {
             admin_only: Some("os_compute_api:os-migrate-server:migrate"),
             ..r("migrate", OpKind::Resize, vec![V::Active, V::Stopped], T::ResizePrep)
         },
         Action::ConfirmResize => r("confirmResize", OpKind::ConfirmResize, vec![V::Resized], T::ResizeConfirming),
         Action::RevertResize => r("revertResize", OpKind::RevertResize, vec![V::Resized], T::ResizeReverting),
-        Action::Evacuate => Rule {
+        Action::Evacuate { .. } => Rule {
             admin_only: Some("os_compute_api:os-evacuate"),
             ..r("evacuate", OpKind::Evacuate, vec![V::Active, V::Stopped, V::Error], T::Rebuilding)
         },

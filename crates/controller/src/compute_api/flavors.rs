@@ -73,10 +73,16 @@ impl ComputeApi {
             min_disk_gb: q.min_disk,
             sort_key: q.sort_key,
             descending: q.descending,
-            limit: Some(limit),
+            // A name filter (2.102) is applied here, so the page is cut after it.
+            limit: if q.name.is_some() { None } else { Some(limit) },
             marker: q.marker,
         };
-        Ok(FlavorPage { flavors: self.ds.flavor_list(&f).await?, limit })
+        let mut flavors = self.ds.flavor_list(&f).await?;
+        if let Some(pattern) = &q.name {
+            flavors.retain(|fl| stratus_api::compute::flavors::flavor_name_matches(pattern, &fl.name));
+            flavors.truncate(usize::try_from(limit).unwrap_or(0));
+        }
+        Ok(FlavorPage { flavors, limit })
     }
 
     /// `GET /flavors/{id}`: a flavor the caller may see (another project's
@@ -105,11 +111,29 @@ impl ComputeApi {
             rxtx_factor: req.rxtx_factor,
             is_public: req.is_public,
             disabled: false,
+            description: req.description,
         };
         match self.ds.flavor_create(&row).await {
             Err(DbError::Conflict { detail, .. }) => Err(ComputeError::Conflict(detail)),
             other => other.map(|()| row).map_err(Into::into),
         }
+    }
+
+    /// `PUT /flavors/{id}` (2.55, admin): set or clear the description;
+    /// `description` is the checked value or why it was refused.
+    pub async fn flavor_update(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        description: Result<Option<String>, String>,
+    ) -> Result<FlavorRow, ComputeError> {
+        admin_only(ctx, "os-flavor-manage:update")?;
+        let description = description.map_err(ComputeError::BadRequest)?;
+        match self.ds.flavor_set_description(id, description.as_deref()).await {
+            Err(DbError::NotFound { .. }) => return Err(flavor_not_found(id)),
+            other => other?,
+        }
+        Ok(self.ds.flavor_get(id, None).await?)
     }
 
     /// `DELETE /flavors/{id}` (admin): the flavor, its extra specs and its

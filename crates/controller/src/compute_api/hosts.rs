@@ -21,6 +21,17 @@ pub struct ServiceUpdate {
     pub forced_down: Option<bool>,
 }
 
+/// The body of a `PUT /os-services/{service_id}` (2.53+), checked for shape.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceChange {
+    /// `status`: `enabled` (true) or `disabled` (false).
+    pub enabled: Option<bool>,
+    /// `disabled_reason` (only with `disabled`).
+    pub disabled_reason: Option<String>,
+    /// `forced_down`.
+    pub forced_down: Option<bool>,
+}
+
 /// What an operator changed on a compute service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HostChange {
@@ -148,5 +159,52 @@ impl ComputeApi {
             }
         }
         Ok(ServiceUpdated { host, binary, change })
+    }
+
+    /// `PUT /os-services/{service_id}` (2.53+, admins): the service named by
+    /// its UUID (other text: 400 before the policy, as Nova), `status`
+    /// and/or `forced_down` changed, and the service as it now is. `body`
+    /// is the parsed change or why it did not parse.
+    pub async fn update_service_by_id(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        body: Result<ServiceChange, String>,
+    ) -> Result<ServiceState, ComputeError> {
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(ComputeError::BadRequest(format!("Invalid uuid {id}")));
+        }
+        if !ctx.is_admin() {
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow os_compute_api:os-services:update to be performed.".into(),
+            ));
+        }
+        let change = body.map_err(ComputeError::BadRequest)?;
+        let svc = match self.ds.service_get(id).await {
+            Ok(s) if s.uuid.eq_ignore_ascii_case(id) => s,
+            Ok(_) | Err(DbError::NotFound { .. }) => {
+                return Err(ComputeError::NotFound { kind: Resource::Service, id: id.to_string() });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (disabled, reason) = match (change.enabled, change.disabled_reason) {
+            (Some(true), Some(_)) => {
+                return Err(ComputeError::BadRequest(
+                    "Specifying 'disabled_reason' with status 'enabled' is invalid.".into(),
+                ));
+            }
+            (Some(true), None) => (Some(false), Some(None)),
+            (Some(false), reason) => (Some(true), Some(reason)),
+            (None, _) => (None, None),
+        };
+        if disabled.is_none() && change.forced_down.is_none() {
+            return Err(ComputeError::BadRequest(
+                "No updates were requested. Fields 'status' or 'forced_down' should be specified.".into(),
+            ));
+        }
+        let row = self.ds.service_update(&svc.uuid, disabled, reason, change.forced_down).await?;
+        warn!(host = %row.host, ?disabled, forced_down = ?change.forced_down, by = %ctx.user_id, "operator updated the compute service");
+        let up = row.is_up();
+        Ok(ServiceState { service: row, up })
     }
 }

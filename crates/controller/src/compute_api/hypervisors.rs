@@ -101,12 +101,16 @@ impl ComputeApi {
         Ok(out)
     }
 
-    /// One hypervisor by id (the service's integer id before 2.53); 404
-    /// with Nova's message otherwise.
-    pub async fn hypervisor(&self, ctx: &AuthContext, id: &str) -> Result<Hypervisor, ComputeError> {
+    /// One hypervisor by id: the service's integer id before 2.53 (other
+    /// text: 404, as Nova), its UUID from 2.53 (`by_uuid`; text that is not
+    /// a UUID: 400 "Invalid uuid", as Nova). Unknown: 404 with Nova's message.
+    pub async fn hypervisor(&self, ctx: &AuthContext, id: &str, by_uuid: bool) -> Result<Hypervisor, ComputeError> {
         let all = self.hypervisors(ctx).await?;
+        if by_uuid && uuid::Uuid::parse_str(id).is_err() {
+            return Err(ComputeError::BadRequest(format!("Invalid uuid {id}")));
+        }
         all.into_iter()
-            .find(|h| h.service.id.to_string() == id)
+            .find(|h| if by_uuid { h.service.uuid.eq_ignore_ascii_case(id) } else { h.service.id.to_string() == id })
             .ok_or_else(|| ComputeError::HypervisorNotFound(id.to_string()))
     }
 
@@ -205,5 +209,13 @@ impl ComputeApi {
         Self::require_admin(ctx, "os_compute_api:os-hosts:start")?;
         self.host_hypervisor(ctx, host).await?;
         Err(ComputeError::NotImplemented("Host power actions are not offered by this cloud.".into()))
+    }
+
+    /// The in-progress live migrations of a server (admin, Nova's
+    /// `os-server-migrations` policies; another project's server is 404
+    /// first): none ever, as Stratus offers no live migration.
+    pub async fn live_migrations(&self, ctx: &AuthContext, id: &str) -> Result<(), ComputeError> {
+        self.get_visible(ctx, id).await?;
+        Self::require_admin(ctx, "os_compute_api:servers:migrations:index")
     }
 }

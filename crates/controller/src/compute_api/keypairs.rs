@@ -22,6 +22,8 @@ pub struct KeypairCreate {
     pub key_type: KeyType,
     /// Owner other than the caller (admin, 2.10+).
     pub user_id: Option<String>,
+    /// Names may also hold `@` and `.` (Nova 2.92).
+    pub names_v292: bool,
 }
 
 /// A created key pair: the stored row and, when generated, the private key.
@@ -36,13 +38,19 @@ pub struct KeypairCreated {
 /// Nova's key pair name rule (before 2.92): 1–255 characters, only
 /// letters, digits, `-`, `_` and spaces.
 pub fn check_keypair_name(name: &str) -> Result<(), ComputeError> {
+    check_keypair_name_at(name, false)
+}
+
+/// Nova's key pair name rule, with `@` and `.` allowed too from 2.92 (`v292`).
+pub fn check_keypair_name_at(name: &str, v292: bool) -> Result<(), ComputeError> {
     let n = name.chars().count();
     if n == 0 || n > 255 {
         return Err(ComputeError::BadRequest(
             "Keypair name must be string and between 1 and 255 characters long".into(),
         ));
     }
-    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ' ')) {
+    let extra = |c: char| v292 && matches!(c, '@' | '.');
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | ' ') || extra(c)) {
         return Err(ComputeError::BadRequest("Keypair name contains unsafe characters".into()));
     }
     Ok(())
@@ -69,7 +77,7 @@ impl ComputeApi {
     /// `POST /os-keypairs`.
     pub async fn keypair_create(&self, ctx: &AuthContext, req: KeypairCreate) -> Result<KeypairCreated, ComputeError> {
         let owner = self.keypair_owner(ctx, req.user_id.as_deref(), "create")?;
-        check_keypair_name(&req.name)?;
+        check_keypair_name_at(&req.name, req.names_v292)?;
         let (public_key, fingerprint, private_key) = match &req.public_key {
             Some(text) => {
                 let k = stratus_keys::import(req.key_type, text).map_err(|e| {

@@ -35,13 +35,13 @@ pub use aggregates::{AggregateVerb, Zone};
 
 pub use error::{ComputeError, Resource};
 pub use flavors::FlavorPage;
-pub use hosts::{HostChange, ServiceState, ServiceUpdate, ServiceUpdated};
+pub use hosts::{HostChange, ServiceChange, ServiceState, ServiceUpdate, ServiceUpdated};
 pub use hypervisors::{HostResources, HostUpdate, Hypervisor, HypervisorTotals};
 pub use keypairs::{KeypairCreate, KeypairCreated, check_keypair_name};
 pub use metadata::MetadataChange;
 pub use queries::{Limits, ServerList, ServerQuery, ServerWithResources};
 pub use quotas::QuotaDetail;
-pub use usage::{ServerUsage, TenantUsage, usage_time};
+pub use usage::{ServerUsage, TenantUsage, page_usage, usage_time};
 
 use crate::ControllerConfig;
 use bytes::Bytes;

@@ -137,21 +137,44 @@ impl ComputeApi {
         Ok(ServerWithResources { server, ports, volumes })
     }
 
-    /// The instance actions of a server, newest first.
-    pub async fn instance_actions(&self, ctx: &AuthContext, id: &str) -> Result<Vec<ActionRow>, ComputeError> {
-        let s = self.get_visible(ctx, id).await?;
-        Ok(self.ds.action_list(&s.id).await?)
+    /// The instance actions of a server, newest first; `deleted_too` (Nova
+    /// from 2.21) finds a deleted server's as well.
+    pub async fn instance_actions(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        deleted_too: bool,
+    ) -> Result<Vec<ActionRow>, ComputeError> {
+        let s = self.action_server(ctx, id, deleted_too).await?;
+        Ok(self.ds.action_list(&s).await?)
     }
 
-    /// One instance action of a server with its events.
+    /// The server whose actions are asked for: a live one the caller may
+    /// see, or with `deleted_too` a deleted one as well (another project's
+    /// is the same 404).
+    async fn action_server(&self, ctx: &AuthContext, id: &str, deleted_too: bool) -> Result<ServerId, ComputeError> {
+        if !deleted_too {
+            return Ok(self.get_visible(ctx, id).await?.id);
+        }
+        let sid = ComputeError::parse_server_id(id)?;
+        match self.ds.server_get_any(&sid).await {
+            Ok(s) if ctx.can_see(&s.project_id) => Ok(s.id),
+            Ok(_) | Err(DbError::NotFound { .. }) => Err(ComputeError::instance_not_found(id)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One instance action of a server with its events (`deleted_too`: as
+    /// for [`ComputeApi::instance_actions`]).
     pub async fn instance_action(
         &self,
         ctx: &AuthContext,
         id: &str,
         request_id: &str,
+        deleted_too: bool,
     ) -> Result<(ActionRow, Vec<EventRow>), ComputeError> {
-        let s = self.get_visible(ctx, id).await?;
-        match self.ds.action_get(&s.id, request_id).await {
+        let s = self.action_server(ctx, id, deleted_too).await?;
+        match self.ds.action_get(&s, request_id).await {
             Ok(x) => Ok(x),
             Err(DbError::NotFound { .. }) => {
                 Err(ComputeError::ActionNotFound { server: id.to_string(), request_id: request_id.to_string() })

@@ -62,6 +62,7 @@ fn tiny_flavor() -> FlavorRow {
         rxtx_factor: 1.0,
         is_public: true,
         disabled: false,
+        description: None,
     }
 }
 
@@ -335,6 +336,7 @@ fn kp(name: &str, public_key: Option<&str>) -> KeypairCreate {
         public_key: public_key.map(str::to_string),
         key_type: stratus_keys::KeyType::Ssh,
         user_id: None,
+        names_v292: false,
     }
 }
 
@@ -424,11 +426,11 @@ async fn hypervisors_and_hosts_show_capacity_and_use_to_admins() {
     ds.server_transition(&sid, &place).await.expect("place");
     let (admin, member) = (ctx(&["admin"]), ctx(&["member"]));
     assert!(matches!(api.hypervisors(&member).await, Err(ComputeError::Forbidden(_))));
-    let h = api.hypervisor(&admin, &svc.id.to_string()).await.expect("show");
+    let h = api.hypervisor(&admin, &svc.id.to_string(), false).await.expect("show");
     assert_eq!((h.service.vcpus, h.vcpus_used, h.memory_mb_used, h.running_vms), (8, 1, 512, 1));
     let t = api.hypervisor_totals(&admin).await.expect("totals");
     assert_eq!((t.count, t.vcpus, t.running_vms), (1, 8, 1));
-    assert!(matches!(api.hypervisor(&admin, "999").await, Err(ComputeError::HypervisorNotFound(_))));
+    assert!(matches!(api.hypervisor(&admin, "999", false).await, Err(ComputeError::HypervisorNotFound(_))));
     assert_eq!(api.hypervisors_matching(&admin, "hv").await.expect("search").len(), 1);
     assert!(matches!(api.hypervisors_matching(&admin, "zz").await, Err(ComputeError::NoHypervisorMatching(_))));
     let r = api.host_resources(&admin, "hv-1").await.expect("host");
@@ -810,6 +812,7 @@ fn flavor_body(name: &str, id: Option<&str>, is_public: bool) -> Result<stratus_
         swap_mb: 0,
         rxtx_factor: 1.0,
         is_public,
+        description: None,
     })
 }
 
@@ -958,4 +961,270 @@ async fn tenant_usage_counts_hours_inside_the_period() {
         assert!(usage_time(Some(ok), now).is_ok(), "{ok}");
     }
     assert!(matches!(usage_time(Some("yesterday"), now), Err(ComputeError::BadRequest(_))));
+}
+
+/// Nova 2.53: a hypervisor is named by its UUID (not a UUID: 400 "Invalid
+/// uuid"; unknown: 404); before 2.53 by its integer id.
+#[tokio::test]
+async fn hypervisors_are_found_by_uuid_from_2_53() {
+    let (api, ds, _dir) = api().await;
+    let cap = HostCapacity { vcpus: 8, memory_mb: 8192, disk_gb: 100 };
+    let svc = ds.service_join("hv-1", cap, chrono::Duration::minutes(5)).await.expect("join");
+    let admin = ctx(&["admin"]);
+    assert_eq!(api.hypervisor(&admin, &svc.uuid, true).await.expect("by uuid").service.host, "hv-1");
+    assert!(matches!(api.hypervisor(&admin, &svc.uuid, false).await, Err(ComputeError::HypervisorNotFound(_))));
+    let e = api.hypervisor(&admin, "1", true).await.expect_err("not a uuid");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Invalid uuid 1"), "{e:?}");
+    let other = uuid::Uuid::new_v4().to_string();
+    assert!(matches!(api.hypervisor(&admin, &other, true).await, Err(ComputeError::HypervisorNotFound(_))));
+    assert!(matches!(api.hypervisor(&ctx(&["member"]), &svc.uuid, true).await, Err(ComputeError::Forbidden(_))));
+}
+
+/// Nova 2.53 `PUT /os-services/{service_id}`: a UUID (else 400 before the
+/// policy), admin only, `status` and/or `forced_down` (neither: 400), no
+/// `disabled_reason` with `enabled`, and the whole service back.
+#[tokio::test]
+async fn services_are_updated_by_uuid_from_2_53() {
+    let (api, ds, _dir) = api().await;
+    let cap = HostCapacity { vcpus: 4, memory_mb: 4096, disk_gb: 40 };
+    let svc = ds.service_join("h1", cap, chrono::Duration::seconds(30)).await.expect("join");
+    let admin = ctx(&["admin"]);
+    let change = |enabled, reason: Option<&str>, forced| {
+        Ok(ServiceChange { enabled, disabled_reason: reason.map(str::to_string), forced_down: forced })
+    };
+    let e = api.update_service_by_id(&ctx(&["member"]), "nope", change(Some(false), None, None)).await;
+    assert!(matches!(e, Err(ComputeError::BadRequest(m)) if m == "Invalid uuid nope"));
+    let e = api.update_service_by_id(&ctx(&["member"]), &svc.uuid, change(Some(false), None, None)).await;
+    assert!(matches!(e, Err(ComputeError::Forbidden(_))));
+    let missing = uuid::Uuid::new_v4().to_string();
+    let e = api.update_service_by_id(&admin, &missing, change(Some(false), None, None)).await;
+    assert!(matches!(e, Err(ComputeError::NotFound { .. })));
+    let e = api.update_service_by_id(&admin, &svc.uuid, change(None, Some("x"), None)).await;
+    assert!(matches!(e, Err(ComputeError::BadRequest(m)) if m.starts_with("No updates were requested")));
+    let e = api.update_service_by_id(&admin, &svc.uuid, change(Some(true), Some("x"), None)).await;
+    assert!(matches!(e, Err(ComputeError::BadRequest(m)) if m.contains("'disabled_reason' with status 'enabled'")));
+    let done = api.update_service_by_id(&admin, &svc.uuid, change(Some(false), Some("maint"), Some(true))).await;
+    let done = done.expect("disable and force down");
+    assert!(done.service.disabled && done.service.forced_down && !done.up);
+    assert_eq!(done.service.disabled_reason.as_deref(), Some("maint"));
+    let back = api.update_service_by_id(&admin, &svc.uuid, change(Some(true), None, Some(false))).await;
+    let back = back.expect("enable");
+    assert!(!back.service.disabled && back.service.disabled_reason.is_none() && !back.service.forced_down);
+}
+
+/// Nova 2.21: the instance actions of a deleted server are still listed and
+/// shown (below 2.21 the deleted server is a 404); another project's stays 404.
+#[tokio::test]
+async fn instance_actions_of_deleted_servers_from_2_21() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let sid: stratus_types::ServerId = id.parse().expect("id");
+    ds.server_mark_deleted(&sid).await.expect("deleted");
+    let member = ctx(&["member"]);
+    assert!(matches!(api.instance_actions(&member, &id, false).await, Err(ComputeError::NotFound { .. })));
+    let actions = api.instance_actions(&member, &id, true).await.expect("deleted server's actions");
+    assert!(actions.iter().any(|a| a.request_id == "req-meta"), "{actions:?}");
+    let (a, _) = api.instance_action(&member, &id, "req-meta", true).await.expect("show");
+    assert_eq!(a.action, "create");
+    let mut stranger = ctx(&["member"]);
+    stranger.project_id = "other".into();
+    assert!(matches!(api.instance_actions(&stranger, &id, true).await, Err(ComputeError::NotFound { .. })));
+}
+
+/// Nova 2.40: tenant usage pages the servers counted (`marker` a server id,
+/// a next marker when the page is full), then groups them by project.
+#[tokio::test]
+async fn tenant_usage_pages_by_server() {
+    let (api, ds, _dir) = api().await;
+    let mut rows = Vec::new();
+    for project in ["a", "a", "b"] {
+        let id: stratus_types::ServerId = active_server(&api, &ds).await.parse().expect("id");
+        let mut s = ds.server_get(&id).await.expect("row");
+        s.project_id = project.into();
+        rows.push(ServerUsage { server: s, hours: 1.0, uptime: 1 });
+    }
+    let (b1, a2, a1) = (rows.remove(2), rows.remove(1), rows.remove(0));
+    let ids: Vec<String> = [&a1, &a2, &b1].iter().map(|u| u.server.id.to_string()).collect();
+    let all = vec![
+        TenantUsage { project_id: "a".into(), servers: vec![a1, a2] },
+        TenantUsage { project_id: "b".into(), servers: vec![b1] },
+    ];
+    let first = stratus_api::compute::Page { limit: Some(2), marker: None };
+    let (page, next) = page_usage(all.clone(), &first).expect("page");
+    assert_eq!((page.len(), page[0].servers.len()), (1, 2));
+    assert_eq!(next.as_deref(), Some(ids[1].as_str()));
+    let second = stratus_api::compute::Page { limit: Some(2), marker: next };
+    let (page, next) = page_usage(all.clone(), &second).expect("page");
+    assert_eq!((page.len(), page[0].project_id.as_str(), next), (1, "b", None));
+    let unknown = stratus_api::compute::Page { limit: None, marker: Some("nope".into()) };
+    assert!(matches!(page_usage(all, &unknown), Err(ComputeError::BadRequest(_))));
+}
+
+/// Nova 2.23 `GET /servers/{id}/migrations`: admin only, after the server
+/// lookup (another project's is 404); Stratus has no live migrations to list.
+#[tokio::test]
+async fn server_migrations_are_admin_only() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    api.live_migrations(&ctx(&["admin"]), &id).await.expect("admin");
+    assert!(matches!(api.live_migrations(&ctx(&["member"]), &id).await, Err(ComputeError::Forbidden(_))));
+    let mut stranger = ctx(&["admin"]);
+    stranger.roles = vec!["member".into()];
+    stranger.project_id = "other".into();
+    assert!(matches!(api.live_migrations(&stranger, &id).await, Err(ComputeError::NotFound { .. })));
+}
+
+/// Nova's evacuate with a `host` (404 for an unknown host, 400 for the
+/// server's own) and cold migration to a `host` (2.56: both 400), checked
+/// before anything starts; the chosen host goes into the operation.
+#[tokio::test]
+async fn evacuate_and_migrate_check_the_requested_host() {
+    let (api, ds, _dir) = api().await;
+    let cap = HostCapacity { vcpus: 8, memory_mb: 8192, disk_gb: 100 };
+    ds.service_join("h1", cap, chrono::Duration::minutes(5)).await.expect("join h1");
+    ds.service_join("h2", cap, chrono::Duration::minutes(5)).await.expect("join h2");
+    let id = active_server(&api, &ds).await;
+    let sid: stratus_types::ServerId = id.parse().expect("id");
+    let place = stratus_db::Transition { host: Some(Some("h1".into())), ..Default::default() };
+    ds.server_transition(&sid, &place).await.expect("place");
+    let admin = ctx(&["admin"]);
+    let evac = |h: &str| Action::Evacuate { host: Some(h.into()), stop: false };
+    let e = api.action(&admin, &id, evac("nope"), "r1").await.expect_err("unknown host");
+    assert!(matches!(e, ComputeError::ComputeHostNotFound(_)), "{e:?}");
+    let e = api.action(&admin, &id, evac("h1"), "r2").await.expect_err("own host");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m == "The target host can't be the same one."), "{e:?}");
+    let mig = |h: &str| Action::Migrate { host: Some(h.into()) };
+    let e = api.action(&admin, &id, mig("nope"), "r3").await.expect_err("unknown host");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Compute host nope could not be found."), "{e:?}");
+    let e = api.action(&admin, &id, mig("h1"), "r4").await.expect_err("own host");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m.starts_with("Cannot migrate to the host")), "{e:?}");
+    api.action(&admin, &id, mig("h2"), "r5").await.expect("migrate to h2");
+    let ops = ds.op_list_open_for_server(&sid).await.expect("ops");
+    let op = ops.into_iter().find(|o| o.request_id == "r5").expect("op");
+    let params: serde_json::Value = serde_json::from_str(&op.params).expect("json");
+    assert_eq!(params["host"], "h2");
+}
+
+/// Nova 2.48: diagnostics in the standard form (state from the power
+/// state, sizes, one entry per NIC and disk, uncollected counters null).
+#[tokio::test]
+async fn diagnostics_follow_the_standard_form_from_2_48() {
+    let (api, ds, _dir) = api().await;
+    let id: stratus_types::ServerId = active_server(&api, &ds).await.parse().expect("id");
+    let running =
+        stratus_db::Transition { power: Some(stratus_types::PowerState::Running.code()), ..Default::default() };
+    ds.server_transition(&id, &running).await.expect("running");
+    let s = ds.server_get(&id).await.expect("row");
+    let v = stratus_api::compute::views::diagnostics_v248(&s, &["fa:16:3e:00:00:01"], 2, Some(5));
+    assert_eq!(v["state"], "running");
+    assert_eq!((v["num_cpus"].as_i64(), v["num_nics"].as_i64(), v["num_disks"].as_i64()), (Some(1), Some(1), Some(2)));
+    assert_eq!(v["memory_details"], serde_json::json!({"maximum": 512, "used": null}));
+    assert_eq!(v["nic_details"][0]["mac_address"], "fa:16:3e:00:00:01");
+    assert!(v["nic_details"][0]["rx_octets"].is_null() && v["disk_details"].as_array().map(Vec::len) == Some(2));
+    assert_eq!(v["uptime"], 5);
+    assert!(v.get("power_state").is_none() && v.get("host").is_none(), "no pre-2.48 keys");
+}
+
+/// Nova 2.55: a flavor's description is set at create and by `PUT
+/// /flavors/{id}` (admin; unknown flavor 404), and cleared with null.
+#[tokio::test]
+async fn flavor_descriptions_are_kept_and_updated() {
+    let (api, _ds, _dir) = api().await;
+    let admin = ctx(&["admin"]);
+    let mut body = flavor_body("described", Some("d1"), true).expect("body");
+    body.description = Some("for tests".into());
+    let made = api.flavor_create(&admin, Ok(body)).await.expect("create");
+    assert_eq!(made.description.as_deref(), Some("for tests"));
+    assert_eq!(api.flavor_get(&admin, "d1").await.expect("show").description.as_deref(), Some("for tests"));
+    let e = api.flavor_update(&ctx(&["member"]), "d1", Ok(None)).await;
+    assert!(matches!(e, Err(ComputeError::Forbidden(_))));
+    assert!(api.flavor_update(&admin, "nope", Ok(None)).await.is_err());
+    let changed = api.flavor_update(&admin, "d1", Ok(Some("new".into()))).await.expect("update");
+    assert_eq!(changed.description.as_deref(), Some("new"));
+    let cleared = api.flavor_update(&admin, "d1", Ok(None)).await.expect("clear");
+    assert_eq!(cleared.description, None);
+    let e = api.flavor_update(&admin, "d1", Err("bad".into())).await;
+    assert!(matches!(e, Err(ComputeError::BadRequest(_))));
+}
+
+/// Nova 2.49/2.79/2.85: a volume attached with a device tag and
+/// `delete_on_termination` keeps both; `PUT` on the attachment changes
+/// `delete_on_termination` (a reader may not; another volume is a swap,
+/// not offered: 400).
+#[tokio::test]
+async fn attachments_keep_their_tag_and_delete_on_termination() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let vid = stratus_types::VolumeId::new();
+    let vol = stratus_db::VolumeRow {
+        id: vid,
+        name: Some("v".into()),
+        description: None,
+        project_id: "p".into(),
+        user_id: "u".into(),
+        size_gb: 1,
+        status: stratus_types::VolumeStatus::Available,
+        volume_type_id: Some(stratus_db::DEFAULT_VOLUME_TYPE_ID.into()),
+        volume_type: None,
+        availability_zone: "nova".into(),
+        bootable: false,
+        image_id: None,
+        backend_name: format!("volume-{vid}"),
+        metadata: "{}".into(),
+        created_at: stratus_db::SET_ON_INSERT,
+        updated_at: stratus_db::SET_ON_INSERT,
+        deleted_at: None,
+        deleted: false,
+    };
+    ds.volume_create(&vol, -1, -1).await.expect("volume");
+    let member = ctx(&["member"]);
+    let v = vid.to_string();
+    let a = api.attach_volume_with(&member, &id, &v, "req-att", Some("data"), true).await.expect("attach");
+    assert!(a.delete_on_termination);
+    assert_eq!(api.attachment_tag(&a).await.expect("tag").as_deref(), Some("data"));
+    let e = api.update_attachment(&ctx(&["reader"]), &id, &v, Ok((v.clone(), Some(false)))).await;
+    assert!(matches!(e, Err(ComputeError::Forbidden(_))));
+    let other = stratus_types::VolumeId::new().to_string();
+    let e = api.update_attachment(&member, &id, &v, Ok((other, Some(false)))).await;
+    assert!(matches!(e, Err(ComputeError::BadRequest(_))));
+    api.update_attachment(&member, &id, &v, Ok((v.clone(), Some(false)))).await.expect("update");
+    assert!(!api.attachment_get(&member, &id, &v).await.expect("get").delete_on_termination);
+    let e = api.update_attachment(&member, &id, &other_volume(), Ok((v.clone(), None))).await;
+    assert!(matches!(e, Err(ComputeError::AttachmentNotFound { .. })));
+}
+
+fn other_volume() -> String {
+    stratus_types::VolumeId::new().to_string()
+}
+
+/// Nova 2.92: key pair names may hold `@` and `.` (refused before).
+#[test]
+fn keypair_names_widen_at_2_92() {
+    assert!(check_keypair_name("me@host.example").is_err());
+    assert!(keypairs::check_keypair_name_at("me@host.example", true).is_ok());
+    assert!(keypairs::check_keypair_name_at("a/b", true).is_err());
+    assert!(keypairs::check_keypair_name_at("ok-name_1", false).is_ok());
+}
+
+/// Nova 2.102: `GET /flavors?name=` filters by a regular expression on the
+/// name, and the page is cut after the filter.
+#[tokio::test]
+async fn flavor_lists_filter_by_name() {
+    let (api, _ds, _dir) = api().await;
+    let admin = ctx(&["admin"]);
+    for (name, id) in [("small-a", "a1"), ("small-b", "b1"), ("large", "c1")] {
+        api.flavor_create(&admin, flavor_body(name, Some(id), true)).await.expect("create");
+    }
+    let list = |q: &'static str| {
+        let api = api.clone();
+        let admin = admin.clone();
+        async move {
+            let q = stratus_api::compute::FlavorListQuery::parse(Some(q)).expect("query");
+            api.flavor_list(&admin, q).await.expect("list").flavors.into_iter().map(|f| f.name).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list("name=^small").await, vec!["small-a", "small-b"]);
+    assert_eq!(list("name=^small&limit=1").await, vec!["small-a"]);
+    assert_eq!(list("name=arg").await, vec!["large"]);
+    assert!(list("name=nothing").await.is_empty());
 }

@@ -56,6 +56,26 @@ pub fn usage_time(v: Option<&str>, now: DateTime<Utc>) -> Result<DateTime<Utc>, 
     Err(ComputeError::BadRequest("Invalid input received: Datetime is in invalid format".into()))
 }
 
+/// One page of usage (2.40): Nova pages the servers the usage is counted
+/// from (`marker` a server id, in the report's order), then groups them by
+/// project. Also the `marker` of the next page when this one is full.
+pub fn page_usage(
+    all: Vec<TenantUsage>,
+    page: &stratus_api::compute::Page,
+) -> Result<(Vec<TenantUsage>, Option<String>), ComputeError> {
+    let flat: Vec<ServerUsage> = all.into_iter().flat_map(|t| t.servers).collect();
+    let paged = page.apply(flat, |u| u.server.id.to_string()).map_err(|e| ComputeError::BadRequest(e.to_string()))?;
+    let next = if page.is_full(paged.len()) { paged.last().map(|u| u.server.id.to_string()) } else { None };
+    let mut out: Vec<TenantUsage> = Vec::new();
+    for u in paged {
+        match out.last_mut() {
+            Some(t) if t.project_id == u.server.project_id => t.servers.push(u),
+            _ => out.push(TenantUsage { project_id: u.server.project_id.clone(), servers: vec![u] }),
+        }
+    }
+    Ok((out, next))
+}
+
 impl ComputeApi {
     /// Usage of one project (`tenant_id`: PROJECT_READER_OR_ADMIN, another
     /// project's is 403 as Nova) or, with `None`, of every project (admin),

@@ -53,6 +53,20 @@ impl ComputeApi {
         volume_id: &str,
         request_id: &str,
     ) -> Result<AttachmentRow, ComputeError> {
+        self.attach_volume_with(ctx, id, volume_id, request_id, None, false).await
+    }
+
+    /// [`ComputeApi::attach_volume`] with a device `tag` (Nova 2.49, kept
+    /// and shown from 2.70) and `delete_on_termination` (2.79).
+    pub async fn attach_volume_with(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        volume_id: &str,
+        request_id: &str,
+        tag: Option<&str>,
+        delete_on_termination: bool,
+    ) -> Result<AttachmentRow, ComputeError> {
         let s = self.authorize_attach(ctx, id).await?;
         if s.locked && !ctx.is_admin() {
             return Err(ComputeError::Locked { id: id.to_string() });
@@ -88,7 +102,7 @@ impl ComputeApi {
             client_id: None,
             mountpoint: Some(device_name(n + 1)),
             status: stratus_types::AttachStatus::Reserved,
-            delete_on_termination: false,
+            delete_on_termination,
             boot_index: None,
             created_at: stratus_db::SET_ON_INSERT,
         };
@@ -96,6 +110,9 @@ impl ComputeApi {
             DbError::Conflict { detail, .. } => ComputeError::BadRequest(format!("Invalid volume: {detail}")),
             e => e.into(),
         })?;
+        if tag.is_some() {
+            self.ds.attachment_set_tag(&att.id, tag).await?;
+        }
         let o = NewOperation {
             id: stratus_types::OperationId::new(),
             kind: stratus_types::OpKind::AttachVolume,
@@ -116,6 +133,41 @@ impl ComputeApi {
             Err(e) => return Err(e.into()),
         }
         Ok(att)
+    }
+
+    /// The device tag an attachment was made with (shown from 2.70).
+    pub async fn attachment_tag(&self, a: &AttachmentRow) -> Result<Option<String>, ComputeError> {
+        Ok(self.ds.attachment_tag(&a.id).await?)
+    }
+
+    /// `PUT /servers/{id}/os-volume_attachments/{volume}` (2.85): change
+    /// `delete_on_termination` (member or admin, not on a locked server).
+    /// Naming another volume asks for a swap, which is not offered (400).
+    pub async fn update_attachment(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        volume_id: &str,
+        change: Result<(String, Option<bool>), String>,
+    ) -> Result<(), ComputeError> {
+        let s = self.get_visible(ctx, id).await?;
+        if !ctx.can_write() {
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow os_compute_api:os-volumes-attachments:update to be performed.".into(),
+            ));
+        }
+        let (new_volume, delete) = change.map_err(ComputeError::BadRequest)?;
+        if s.locked && !ctx.is_admin() {
+            return Err(ComputeError::Locked { id: id.to_string() });
+        }
+        let a = self.attachment_get(ctx, id, volume_id).await?;
+        if new_volume != volume_id {
+            return Err(ComputeError::BadRequest("Swapping a server's volume for another is not offered.".into()));
+        }
+        if let Some(d) = delete {
+            self.ds.attachment_set_delete_on_termination(&a.id, d).await?;
+        }
+        Ok(())
     }
 
     /// `DELETE /servers/{id}/os-volume_attachments/{volume}`: 409 while the

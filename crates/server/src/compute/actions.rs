@@ -33,9 +33,13 @@ pub(super) async fn server_action(
         Err(ActionError::Unknown(other)) => {
             // Make sure the server exists for this caller before saying the action is unknown.
             st.compute.get_visible(&ctx, &id).await?;
+            if stratus_api::compute::actions::action_removed(&other, mv) {
+                return Err(ApiError::NotFound("The resource could not be found.".into()));
+            }
             return Err(ApiError::BadRequest(format!("There is no such action: {other}")));
         }
     };
+    action.check_version(mv)?;
     let c = &st.compute;
     let rid = rid.0.as_str();
     let op = |a: Action| c.action(&ctx, &id, a, rid);
@@ -49,7 +53,7 @@ pub(super) async fn server_action(
         ServerAction::Shelve => op(Action::Shelve).await?,
         ServerAction::ShelveOffload => op(Action::ShelveOffload).await?,
         ServerAction::Unshelve => op(Action::Unshelve).await?,
-        ServerAction::Migrate => op(Action::Migrate).await?,
+        ServerAction::Migrate { host } => op(Action::Migrate { host }).await?,
         ServerAction::RevertResize => op(Action::RevertResize).await?,
         ServerAction::Restore => op(Action::Restore).await?,
         ServerAction::Reboot { hard } => op(Action::Reboot { hard }).await?,
@@ -61,9 +65,13 @@ pub(super) async fn server_action(
             let flavor_id = ServerAction::flavor_id(&flavor_ref).to_string();
             op(Action::Resize { flavor_ref, flavor_id }).await?
         }
-        ServerAction::Evacuate { admin_pass } => {
-            op(Action::Evacuate).await?;
-            let pass = admin_pass.unwrap_or_else(|| stratus_auth::random_secret()[..12].to_string());
+        ServerAction::Evacuate(e) => {
+            op(Action::Evacuate { host: e.host, stop: mv.at_least(95) }).await?;
+            // From 2.14 Nova answers an evacuation with no body (no password).
+            if mv.at_least(14) {
+                return Ok(StatusCode::OK.into_response());
+            }
+            let pass = e.admin_pass.unwrap_or_else(|| stratus_auth::random_secret()[..12].to_string());
             return Ok((StatusCode::OK, Json(json!({"adminPass": pass}))).into_response());
         }
         ServerAction::CreateImage { name, metadata } => {

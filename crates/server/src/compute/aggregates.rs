@@ -1,36 +1,16 @@
-//! Host aggregates (`/os-aggregates`, admin only): integer ids and no
-//! `uuid` before 2.41, naive timestamps, `deleted` and `deleted_at` as Nova
+//! Host aggregates (`/os-aggregates`, admin only): integer ids, and
+//! `uuid` from 2.41, naive timestamps, `deleted` and `deleted_at` as Nova
 //! shows them; every answer is 200, as Nova's.
 
 use crate::AppState;
 use crate::error::{ApiError, parse_json};
-use crate::middleware::Auth;
+use crate::middleware::{Auth, Mv};
 use crate::openapi::schemas as s;
 use axum::Json;
 use axum::extract::{Path, State};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use stratus_api::compute::{parse_aggregate_action, parse_aggregate_create, parse_aggregate_update, views};
-use stratus_db::AggregateRow;
-
-/// An aggregate as Nova shows it before 2.41; a create's answer has no
-/// `hosts` or `metadata` (`members == false`).
-fn view(a: &AggregateRow, members: bool) -> Value {
-    let mut v = json!({
-        "id": a.id,
-        "name": a.name,
-        "availability_zone": a.availability_zone(),
-        "created_at": views::iso_micro(a.created_at),
-        "updated_at": a.updated_at.map(views::iso_micro),
-        "deleted": false,
-        "deleted_at": null,
-    });
-    if members && let Some(o) = v.as_object_mut() {
-        o.insert("hosts".into(), json!(a.hosts));
-        o.insert("metadata".into(), json!(a.metadata));
-    }
-    v
-}
 
 /// A body parsed with `parse`, or why not (handed to the service, which
 /// checks the policy first).
@@ -42,40 +22,47 @@ fn body<T>(
 }
 
 #[utoipa::path(get, path = "/compute/v2.1/os-aggregates", tag = "aggregates", responses((status = 200, description = "Every aggregate with its hosts and metadata (admin)", body = s::AggregateList), (status = 403, description = "Not an admin")))]
-pub(super) async fn aggregate_list(State(st): State<AppState>, Auth(ctx): Auth) -> Result<Json<Value>, ApiError> {
+pub(super) async fn aggregate_list(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Mv(mv): Mv,
+) -> Result<Json<Value>, ApiError> {
     let all = st.compute.aggregates(&ctx).await?;
-    Ok(Json(json!({"aggregates": all.iter().map(|a| view(a, true)).collect::<Vec<_>>()})))
+    Ok(Json(json!({"aggregates": all.iter().map(|a| views::aggregate(a, true, mv)).collect::<Vec<_>>()})))
 }
 
 #[utoipa::path(post, path = "/compute/v2.1/os-aggregates", tag = "aggregates", request_body(content = s::AggregateCreateBody, description = "Name and optional availability zone"), responses((status = 200, description = "The new aggregate (no hosts or metadata keys, as Nova)", body = s::AggregateBody), (status = 400, description = "Invalid body"), (status = 403, description = "Not an admin"), (status = 409, description = "The name is taken")))]
 pub(super) async fn aggregate_create(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     raw: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let a = st.compute.create_aggregate(&ctx, body(&raw, parse_aggregate_create)).await?;
-    Ok(Json(json!({"aggregate": view(&a, false)})))
+    Ok(Json(json!({"aggregate": views::aggregate(&a, false, mv)})))
 }
 
 #[utoipa::path(get, path = "/compute/v2.1/os-aggregates/{id}", tag = "aggregates", params(("id" = String, Path, description = "Aggregate id (an integer)")), responses((status = 200, description = "The aggregate with its hosts and metadata", body = s::AggregateBody), (status = 400, description = "The id is not an integer"), (status = 403, description = "Not an admin"), (status = 404, description = "Unknown aggregate")))]
 pub(super) async fn aggregate_show(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let a = st.compute.aggregate(&ctx, &id).await?;
-    Ok(Json(json!({"aggregate": view(&a, true)})))
+    Ok(Json(json!({"aggregate": views::aggregate(&a, true, mv)})))
 }
 
 #[utoipa::path(put, path = "/compute/v2.1/os-aggregates/{id}", tag = "aggregates", params(("id" = String, Path, description = "Aggregate id (an integer)")), request_body(content = s::AggregateUpdateBody, description = "New name and/or availability zone"), responses((status = 200, description = "The aggregate as it now is", body = s::AggregateBody), (status = 400, description = "Invalid body, or a zone change Nova refuses"), (status = 403, description = "Not an admin"), (status = 404, description = "Unknown aggregate"), (status = 409, description = "The name is taken")))]
 pub(super) async fn aggregate_update(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     Path(id): Path<String>,
     raw: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let a = st.compute.update_aggregate(&ctx, &id, body(&raw, parse_aggregate_update)).await?;
-    Ok(Json(json!({"aggregate": view(&a, true)})))
+    Ok(Json(json!({"aggregate": views::aggregate(&a, true, mv)})))
 }
 
 #[utoipa::path(delete, path = "/compute/v2.1/os-aggregates/{id}", tag = "aggregates", params(("id" = String, Path, description = "Aggregate id (an integer)")), responses((status = 200, description = "Deleted (200 with no body, as Nova)"), (status = 400, description = "It still has hosts"), (status = 403, description = "Not an admin"), (status = 404, description = "Unknown aggregate")))]
@@ -92,9 +79,10 @@ pub(super) async fn aggregate_delete(
 pub(super) async fn aggregate_action(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     Path(id): Path<String>,
     raw: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let a = st.compute.aggregate_action(&ctx, &id, body(&raw, parse_aggregate_action)).await?;
-    Ok(Json(json!({"aggregate": view(&a, true)})))
+    Ok(Json(json!({"aggregate": views::aggregate(&a, true, mv)})))
 }

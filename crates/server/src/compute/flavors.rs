@@ -13,9 +13,43 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use bytes::Bytes;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use stratus_api::Microversion;
 use stratus_api::compute::{
-    FlavorListQuery, parse_extra_spec_item, parse_extra_specs_body, parse_flavor_action, parse_flavor_create, views,
+    FlavorListQuery, parse_extra_spec_item, parse_extra_specs_body, parse_flavor_action, parse_flavor_create,
+    parse_flavor_update, views,
 };
+use stratus_db::FlavorRow;
+
+/// The extra specs a detailed flavor view carries from 2.61: only for a
+/// caller Nova's `os-flavor-extra-specs:index` lets read them (anyone who
+/// sees the flavor).
+async fn specs_for(
+    st: &AppState,
+    ctx: &stratus_auth::AuthContext,
+    f: &FlavorRow,
+    mv: Microversion,
+) -> Result<Option<BTreeMap<String, String>>, ApiError> {
+    if !mv.at_least(61) {
+        return Ok(None);
+    }
+    match st.compute.flavor_extra_specs(ctx, &f.id).await {
+        Ok(specs) => Ok(Some(specs)),
+        Err(stratus_controller::compute_api::ComputeError::Forbidden(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// One flavor in full at `mv`.
+async fn full(
+    st: &AppState,
+    ctx: &stratus_auth::AuthContext,
+    f: &FlavorRow,
+    mv: Microversion,
+) -> Result<Value, ApiError> {
+    let specs = specs_for(st, ctx, f, mv).await?;
+    Ok(views::flavor(&st.public_url, f, true, mv, specs.as_ref()))
+}
 
 /// A list body: the page and, when it is full, `flavors_links`.
 async fn list(
@@ -23,11 +57,29 @@ async fn list(
     ctx: stratus_auth::AuthContext,
     q: Option<String>,
     detail: bool,
+    mv: Microversion,
 ) -> Result<Value, ApiError> {
-    let q = FlavorListQuery::parse(q.as_deref())?;
+    // Nova's flavor list query schema is strict from 2.75.
+    let mut allowed = vec!["is_public", "minRam", "minDisk", "sort_key", "sort_dir", "limit", "marker"];
+    if mv.at_least(102) {
+        allowed.push("name");
+    }
+    stratus_api::compute::paging::only_params_from(q.as_deref(), mv, 75, &allowed)?;
+    let mut q = FlavorListQuery::parse(q.as_deref())?;
+    // The name filter is Nova's from 2.102.
+    if !mv.at_least(102) {
+        q.name = None;
+    }
     let params = q.params.clone();
     let page = st.compute.flavor_list(&ctx, q).await?;
-    let list: Vec<Value> = page.flavors.iter().map(|f| views::flavor(&st.public_url, f, detail)).collect();
+    let mut list: Vec<Value> = Vec::with_capacity(page.flavors.len());
+    for f in &page.flavors {
+        list.push(if detail {
+            full(&st, &ctx, f, mv).await?
+        } else {
+            views::flavor(&st.public_url, f, false, mv, None)
+        });
+    }
     let mut body = json!({"flavors": list});
     let last = page.flavors.last().map(|f| f.id.as_str());
     if let Some(l) = views::flavors_links(&st.public_url, detail, &params, last, page.flavors.len(), page.limit) {
@@ -40,39 +92,65 @@ async fn list(
 pub(super) async fn flavor_list(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(list(st, ctx, q, false).await?))
+    Ok(Json(list(st, ctx, q, false, mv).await?))
 }
 
 #[utoipa::path(get, path = "/compute/v2.1/flavors/detail", tag = "flavors", params(("minRam" = Option<i64>, Query, description = "At least this much RAM (MiB)"), ("minDisk" = Option<i64>, Query, description = "At least this much root disk (GiB)"), ("is_public" = Option<String>, Query, description = "Admins: true (default), false or none (all)"), ("sort_key" = Option<String>, Query, description = "Nova's flavor column, default flavorid"), ("sort_dir" = Option<String>, Query, description = "asc or desc"), ("limit" = Option<i64>, Query, description = "Page size"), ("marker" = Option<String>, Query, description = "Last flavor id of the previous page")), responses((status = 200, description = "Flavors with details", body = s::FlavorList), (status = 400, description = "Bad filter or unknown marker")))]
 pub(super) async fn flavor_detail(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(list(st, ctx, q, true).await?))
+    Ok(Json(list(st, ctx, q, true, mv).await?))
 }
 
 #[utoipa::path(get, path = "/compute/v2.1/flavors/{id}", tag = "flavors", params(("id" = String, Path, description = "Flavor id")), responses((status = 200, description = "A flavor", body = s::FlavorBody), (status = 404, description = "Unknown flavor, or another project's private one")))]
 pub(super) async fn flavor_show(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let f = st.compute.flavor_get(&ctx, &id).await?;
-    Ok(Json(json!({"flavor": views::flavor(&st.public_url, &f, true)})))
+    Ok(Json(json!({"flavor": full(&st, &ctx, &f, mv).await?})))
 }
 
 #[utoipa::path(post, path = "/compute/v2.1/flavors", tag = "flavors", request_body = s::FlavorCreateBody, responses((status = 200, description = "Created; the flavor in detail", body = s::FlavorBody), (status = 400, description = "Invalid body"), (status = 403, description = "Not an admin"), (status = 409, description = "A flavor with this id or name exists")))]
 pub(super) async fn flavor_create(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let req = parse_json::<Value>(&body).and_then(|v| Ok(parse_flavor_create(&v)?)).map_err(|e| e.to_string());
+    let req = parse_json::<Value>(&body)
+        .and_then(|v| Ok(parse_flavor_create(&v)?))
+        .map_err(|e| e.to_string())
+        .and_then(|r| {
+            // A description is Nova's from 2.55 on.
+            if r.description.is_some() && !mv.at_least(55) {
+                return Err("Additional properties are not allowed ('description' was unexpected)".to_string());
+            }
+            Ok(r)
+        });
     let f = st.compute.flavor_create(&ctx, req).await?;
-    Ok(Json(json!({"flavor": views::flavor(&st.public_url, &f, true)})))
+    Ok(Json(json!({"flavor": full(&st, &ctx, &f, mv).await?})))
+}
+
+#[utoipa::path(put, path = "/compute/v2.1/flavors/{id}", tag = "flavors", params(("id" = String, Path, description = "Flavor id")), request_body = s::FlavorUpdateBody, responses((status = 200, description = "The flavor with its new description (2.55)", body = s::FlavorBody), (status = 400, description = "Invalid body"), (status = 403, description = "Not an admin"), (status = 404, description = "Unknown flavor, or below 2.55")))]
+pub(super) async fn flavor_update(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Mv(mv): Mv,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let d = parse_json::<Value>(&body).and_then(|v| Ok(parse_flavor_update(&v)?)).map_err(|e| e.to_string());
+    let f = st.compute.flavor_update(&ctx, &id, d).await?;
+    Ok(Json(json!({"flavor": full(&st, &ctx, &f, mv).await?})))
 }
 
 #[utoipa::path(delete, path = "/compute/v2.1/flavors/{id}", tag = "flavors", params(("id" = String, Path, description = "Flavor id")), responses((status = 202, description = "Deleted (servers keep their copy of its sizes)"), (status = 403, description = "Not an admin"), (status = 404, description = "Unknown flavor")))]

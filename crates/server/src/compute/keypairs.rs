@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use stratus_api::Microversion;
-use stratus_api::compute::{parse_keypair_create, parse_query, query_value, views};
+use stratus_api::compute::paging::{next_link, only_params_from};
+use stratus_api::compute::{Page, parse_keypair_create, parse_query, query_value, views};
 use stratus_controller::compute_api::KeypairCreate;
 use stratus_keys::KeyType;
 
@@ -38,21 +39,34 @@ pub(super) async fn keypair_create(
         public_key: r.public_key,
         key_type: KeyType::parse(&r.key_type).unwrap_or(KeyType::Ssh),
         user_id: r.user_id,
+        names_v292: mv.at_least(92),
     };
     let created = st.compute.keypair_create(&ctx, req).await?;
     let status = if mv >= Microversion::new(2, 2) { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(views::keypair_created(&created.row, created.private_key.as_deref(), mv))).into_response())
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/os-keypairs", tag = "keypairs", params(("user_id" = Option<String>, Query, description = "Another user's (admin, 2.10+)")), responses((status = 200, description = "The user's key pairs", body = s::KeypairList), (status = 403, description = "Another user's key pairs without admin")))]
+#[utoipa::path(get, path = "/compute/v2.1/os-keypairs", tag = "keypairs", params(("user_id" = Option<String>, Query, description = "Another user's (admin, 2.10+)"), ("limit" = Option<u32>, Query, description = "Page size (2.35)"), ("marker" = Option<String>, Query, description = "Last name of the previous page (2.35)")), responses((status = 200, description = "The user's key pairs, by name", body = s::KeypairList), (status = 400, description = "Bad limit or unknown marker (2.35)"), (status = 403, description = "Another user's key pairs without admin")))]
 pub(super) async fn keypair_list(
     State(st): State<AppState>,
     Auth(ctx): Auth,
     Mv(mv): Mv,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    // From 2.35 the list is paged by name (`limit`, `marker`, `keypairs_links`).
+    only_params_from(q.as_deref(), mv, 75, &["user_id", "limit", "marker"])?;
+    let params = parse_query(q.as_deref());
+    let page = if mv.at_least(35) { Page::parse(&params)? } else { Page::default() };
     let rows = st.compute.keypair_list(&ctx, user_id(q.as_deref(), mv).as_deref()).await?;
-    Ok(Json(json!({"keypairs": rows.iter().map(|k| views::keypair_brief(k, mv)).collect::<Vec<_>>()})))
+    let rows = if mv.at_least(35) { page.apply(rows, |k| k.name.clone())? } else { rows };
+    let mut body = json!({"keypairs": rows.iter().map(|k| views::keypair_brief(k, mv)).collect::<Vec<_>>()});
+    if mv.at_least(35)
+        && page.is_full(rows.len())
+        && let Some(last) = rows.last()
+    {
+        body["keypairs_links"] = next_link(&st.public_url, "os-keypairs", &params, &last.name);
+    }
+    Ok(Json(body))
 }
 
 #[utoipa::path(get, path = "/compute/v2.1/os-keypairs/{name}", tag = "keypairs", params(("name" = String, Path, description = "Key pair name"), ("user_id" = Option<String>, Query, description = "Another user's (admin, 2.10+)")), responses((status = 200, description = "A key pair", body = s::KeypairShow), (status = 404, description = "No such key pair for the user"), (status = 403, description = "Another user's key pairs without admin")))]
@@ -63,6 +77,7 @@ pub(super) async fn keypair_show(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    only_params_from(q.as_deref(), mv, 75, &["user_id"])?;
     let k = st.compute.keypair_get(&ctx, &name, user_id(q.as_deref(), mv).as_deref()).await?;
     Ok(Json(views::keypair(&k, mv)))
 }
@@ -75,6 +90,7 @@ pub(super) async fn keypair_delete(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<StatusCode, ApiError> {
+    only_params_from(q.as_deref(), mv, 75, &["user_id"])?;
     st.compute.keypair_delete(&ctx, &name, user_id(q.as_deref(), mv).as_deref()).await?;
     Ok(if mv >= Microversion::new(2, 2) { StatusCode::NO_CONTENT } else { StatusCode::ACCEPTED })
 }

@@ -3,22 +3,25 @@
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::middleware::Auth;
+use crate::middleware::{Auth, Mv};
 use crate::openapi::schemas as s;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use serde_json::{Value, json};
+use stratus_api::compute::paging::only_params_from;
 use stratus_api::compute::{parse_query, query_value, views};
 
 #[utoipa::path(get, path = "/compute/v2.1/limits", tag = "limits", params(("tenant_id" = Option<String>, Query, description = "Another project (admins)")), responses((status = 200, description = "Absolute limits and counted usage", body = s::ComputeLimits), (status = 403, description = "Another project's limits without admin")))]
 pub(super) async fn limits(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    only_params_from(q.as_deref(), mv, 75, &["tenant_id"])?;
     let q = parse_query(q.as_deref());
     let l = st.compute.limits(&ctx, query_value(&q, "tenant_id")).await?;
-    Ok(Json(views::limits(&l.limits, &l.usage)))
+    Ok(Json(views::limits(&l.limits, &l.usage, mv)))
 }
 
 #[utoipa::path(get, path = "/compute/v2.1/os-availability-zone", tag = "availability zones", responses((status = 200, description = "The zones of the compute hosts: their aggregates' zones, and the default zone for hosts in none", body = s::AvailabilityZones)))]

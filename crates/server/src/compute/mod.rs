@@ -18,6 +18,7 @@ mod instance_actions;
 mod keypairs;
 mod limits;
 mod metadata;
+mod migrations;
 mod networks;
 mod quotas;
 mod servers;
@@ -41,13 +42,14 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
     info(
         title = "Stratus Compute API",
         version = "2.1",
-        description = "OpenStack Compute API v2.1 as served by Stratus (microversions 2.1 to 2.11)"
+        description = "OpenStack Compute API v2.1 as served by Stratus (microversions from 2.1; the v2.1 version document gives the maximum)"
     ),
     paths(
         attachments::volume_attachment_list,
         attachments::volume_attachment_show,
         attachments::volume_attach,
         attachments::volume_detach,
+        attachments::volume_attachment_update,
         versions,
         version_v20,
         version_v21,
@@ -56,6 +58,7 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         flavors::flavor_show,
         flavors::flavor_create,
         flavors::flavor_delete,
+        flavors::flavor_update,
         flavors::flavor_access_list,
         flavors::flavor_action,
         flavors::extra_specs_list,
@@ -82,6 +85,9 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         metadata::metadata_item_delete,
         instance_actions::instance_action_list,
         instance_actions::instance_action_show,
+        migrations::server_migration_list,
+        migrations::server_migration_show,
+        migrations::server_topology,
         services::service_list,
         services::service_update,
         limits::limits,
@@ -152,15 +158,6 @@ pub fn routes(state: AppState) -> Router {
         .route("/compute/v2.1/flavors/detail", get(flavors::flavor_detail))
         .route("/compute/v2.1/flavors/{id}", get(flavors::flavor_show).delete(flavors::flavor_delete))
         .route("/compute/v2.1/flavors/{id}/action", axum::routing::post(flavors::flavor_action))
-        .route("/compute/v2.1/flavors/{id}/os-flavor-access", get(flavors::flavor_access_list))
-        .route(
-            "/compute/v2.1/flavors/{id}/os-extra_specs",
-            get(flavors::extra_specs_list).post(flavors::extra_specs_create),
-        )
-        .route(
-            "/compute/v2.1/flavors/{id}/os-extra_specs/{key}",
-            get(flavors::extra_spec_show).put(flavors::extra_spec_update).delete(flavors::extra_spec_delete),
-        )
         .route("/compute/v2.1/servers", get(servers::server_list).post(servers::server_create))
         .route("/compute/v2.1/servers/detail", get(servers::server_detail))
         .route(
@@ -179,7 +176,6 @@ pub fn routes(state: AppState) -> Router {
             get(metadata::metadata_item_show).put(metadata::metadata_item_set).delete(metadata::metadata_item_delete),
         )
         .route("/compute/v2.1/servers/{id}/os-instance-actions", get(instance_actions::instance_action_list))
-        .route("/compute/v2.1/servers/{id}/os-instance-actions/{req}", get(instance_actions::instance_action_show))
         .route(
             "/compute/v2.1/servers/{id}/os-volume_attachments",
             get(attachments::volume_attachment_list).post(attachments::volume_attach),
@@ -193,54 +189,132 @@ pub fn routes(state: AppState) -> Router {
         .route("/compute/v2.1/limits", get(limits::limits))
         .route("/compute/v2.1/os-hypervisors", get(hypervisors::hypervisor_list))
         .route("/compute/v2.1/os-hypervisors/detail", get(hypervisors::hypervisor_detail))
-        .route("/compute/v2.1/os-hypervisors/statistics", get(hypervisors::hypervisor_statistics))
         .route("/compute/v2.1/os-hypervisors/{id}", get(hypervisors::hypervisor_show))
-        .route("/compute/v2.1/os-hypervisors/{id}/uptime", get(hypervisors::hypervisor_uptime))
-        .route("/compute/v2.1/os-hypervisors/{id}/search", get(hypervisors::hypervisor_search))
-        .route("/compute/v2.1/os-hypervisors/{id}/servers", get(hypervisors::hypervisor_servers))
-        .route("/compute/v2.1/os-hosts", get(hypervisors::host_list))
-        .route("/compute/v2.1/os-hosts/{host}", get(hypervisors::host_show).put(hypervisors::host_update))
-        .route("/compute/v2.1/os-hosts/{host}/{power}", get(hypervisors::host_power))
         .route("/compute/v2.1/os-simple-tenant-usage", get(usage::usage_list))
         .route("/compute/v2.1/os-simple-tenant-usage/{tenant_id}", get(usage::usage_show))
-        .route("/compute/v2.1/os-instance_usage_audit_log", get(usage::audit_log_list))
-        .route("/compute/v2.1/os-instance_usage_audit_log/{before}", get(usage::audit_log_show))
-        .route("/compute/v2.1/servers/{id}/diagnostics", get(usage::diagnostics))
-        .route("/compute/v2.1/os-networks", get(networks::network_list))
-        .route("/compute/v2.1/os-networks/{id}", get(networks::network_show))
-        .route("/compute/v2.1/images", get(images::image_list))
-        .route("/compute/v2.1/images/detail", get(images::image_detail))
-        .route("/compute/v2.1/images/{id}", get(images::image_show).delete(images::image_delete))
-        .route(
-            "/compute/v2.1/images/{id}/metadata",
-            get(images::image_metadata).put(images::image_metadata_replace).post(images::image_metadata_merge),
-        )
-        .route(
-            "/compute/v2.1/images/{id}/metadata/{key}",
-            get(images::image_metadata_item)
-                .put(images::image_metadata_item_set)
-                .delete(images::image_metadata_item_delete),
-        )
-        .route("/compute/v2.1/os-volumes", get(volumes::volume_list).post(volumes::volume_create))
-        .route("/compute/v2.1/os-volumes/detail", get(volumes::volume_detail))
-        .route("/compute/v2.1/os-volumes/{id}", get(volumes::volume_show).delete(volumes::volume_delete))
-        .route("/compute/v2.1/os-availability-zone", get(limits::availability_zones))
-        .route("/compute/v2.1/os-availability-zone/detail", get(limits::availability_zones_detail))
-        .route("/compute/v2.1/os-aggregates", get(aggregates::aggregate_list).post(aggregates::aggregate_create))
-        .route(
-            "/compute/v2.1/os-aggregates/{id}",
-            get(aggregates::aggregate_show).put(aggregates::aggregate_update).delete(aggregates::aggregate_delete),
-        )
         .route("/compute/v2.1/os-aggregates/{id}/action", axum::routing::post(aggregates::aggregate_action))
-        .route("/compute/v2.1/extensions", get(limits::extension_list))
-        .route("/compute/v2.1/extensions/{alias}", get(limits::extension_show))
         .route(
             "/compute/v2.1/os-quota-sets/{project_id}",
             get(quotas::quota_show).put(quotas::quota_update).delete(quotas::quota_delete),
         )
-        .route("/compute/v2.1/os-quota-sets/{project_id}/defaults", get(quotas::quota_defaults))
         .route("/compute/v2.1/os-quota-sets/{project_id}/detail", get(quotas::quota_detail))
-        .route("/compute/v2.1/os-quota-class-sets/{id}", get(quotas::quota_class_show).put(quotas::quota_class_update))
+        .merge(no_query_from(
+            &state,
+            102,
+            Router::new()
+                .route("/compute/v2.1/flavors/{id}/os-flavor-access", get(flavors::flavor_access_list))
+                .route(
+                    "/compute/v2.1/flavors/{id}/os-extra_specs",
+                    get(flavors::extra_specs_list).post(flavors::extra_specs_create),
+                )
+                .route(
+                    "/compute/v2.1/flavors/{id}/os-extra_specs/{key}",
+                    get(flavors::extra_spec_show).put(flavors::extra_spec_update).delete(flavors::extra_spec_delete),
+                )
+                .route(
+                    "/compute/v2.1/servers/{id}/os-instance-actions/{req}",
+                    get(instance_actions::instance_action_show),
+                )
+                .route("/compute/v2.1/os-instance_usage_audit_log", get(usage::audit_log_list))
+                .route("/compute/v2.1/os-instance_usage_audit_log/{before}", get(usage::audit_log_show))
+                .route("/compute/v2.1/servers/{id}/diagnostics", get(usage::diagnostics))
+                .route("/compute/v2.1/os-availability-zone", get(limits::availability_zones))
+                .route("/compute/v2.1/os-availability-zone/detail", get(limits::availability_zones_detail))
+                .route(
+                    "/compute/v2.1/os-aggregates",
+                    get(aggregates::aggregate_list).post(aggregates::aggregate_create),
+                )
+                .route(
+                    "/compute/v2.1/os-aggregates/{id}",
+                    get(aggregates::aggregate_show)
+                        .put(aggregates::aggregate_update)
+                        .delete(aggregates::aggregate_delete),
+                )
+                .route("/compute/v2.1/extensions", get(limits::extension_list))
+                .route("/compute/v2.1/extensions/{alias}", get(limits::extension_show))
+                .route("/compute/v2.1/os-quota-sets/{project_id}/defaults", get(quotas::quota_defaults))
+                .route(
+                    "/compute/v2.1/os-quota-class-sets/{id}",
+                    get(quotas::quota_class_show).put(quotas::quota_class_update),
+                ),
+        ))
+        .merge(added_in(
+            &state,
+            85,
+            Router::new().route(
+                "/compute/v2.1/servers/{id}/os-volume_attachments/{volume}",
+                put(attachments::volume_attachment_update),
+            ),
+        ))
+        .merge(added_in(
+            &state,
+            78,
+            no_query_from(
+                &state,
+                102,
+                Router::new().route("/compute/v2.1/servers/{id}/topology", get(migrations::server_topology)),
+            ),
+        ))
+        .merge(added_in(&state, 55, Router::new().route("/compute/v2.1/flavors/{id}", put(flavors::flavor_update))))
+        .merge(added_in(
+            &state,
+            23,
+            no_query_from(
+                &state,
+                102,
+                Router::new()
+                    .route("/compute/v2.1/servers/{id}/migrations", get(migrations::server_migration_list))
+                    .route(
+                        "/compute/v2.1/servers/{id}/migrations/{migration_id}",
+                        get(migrations::server_migration_show),
+                    ),
+            ),
+        ))
+        .merge(gone_from(
+            &state,
+            36,
+            Router::new()
+                .route("/compute/v2.1/os-networks", get(networks::network_list))
+                .route("/compute/v2.1/os-networks/{id}", get(networks::network_show))
+                .route("/compute/v2.1/images", get(images::image_list))
+                .route("/compute/v2.1/images/detail", get(images::image_detail))
+                .route("/compute/v2.1/images/{id}", get(images::image_show).delete(images::image_delete))
+                .route(
+                    "/compute/v2.1/images/{id}/metadata",
+                    get(images::image_metadata).put(images::image_metadata_replace).post(images::image_metadata_merge),
+                )
+                .route(
+                    "/compute/v2.1/images/{id}/metadata/{key}",
+                    get(images::image_metadata_item)
+                        .put(images::image_metadata_item_set)
+                        .delete(images::image_metadata_item_delete),
+                )
+                .route("/compute/v2.1/os-volumes", get(volumes::volume_list).post(volumes::volume_create))
+                .route("/compute/v2.1/os-volumes/detail", get(volumes::volume_detail))
+                .route("/compute/v2.1/os-volumes/{id}", get(volumes::volume_show).delete(volumes::volume_delete)),
+        ))
+        .merge(gone_from(
+            &state,
+            43,
+            Router::new()
+                .route("/compute/v2.1/os-hosts", get(hypervisors::host_list))
+                .route("/compute/v2.1/os-hosts/{host}", get(hypervisors::host_show).put(hypervisors::host_update))
+                .route("/compute/v2.1/os-hosts/{host}/{power}", get(hypervisors::host_power)),
+        ))
+        .merge(gone_from(
+            &state,
+            53,
+            Router::new()
+                .route("/compute/v2.1/os-hypervisors/{id}/search", get(hypervisors::hypervisor_search))
+                .route("/compute/v2.1/os-hypervisors/{id}/servers", get(hypervisors::hypervisor_servers)),
+        ))
+        .merge(gone_from(
+            &state,
+            88,
+            Router::new()
+                .route("/compute/v2.1/os-hypervisors/statistics", get(hypervisors::hypervisor_statistics))
+                .route("/compute/v2.1/os-hypervisors/{id}/uptime", get(hypervisors::hypervisor_uptime)),
+        ))
         .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
         .layer(axum::middleware::from_fn(compute_microversion))
         .with_state(state.clone());
@@ -251,6 +325,64 @@ pub fn routes(state: AppState) -> Router {
         .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
         .with_state(state)
         .merge(v21)
+}
+
+/// `router` answering 404 from microversion 2.`minor` on: Nova removed
+/// these APIs then (a method absent at the requested version is a 404).
+fn gone_from(state: &AppState, minor: u32, router: Router<AppState>) -> Router<AppState> {
+    router.route_layer(axum::middleware::from_fn_with_state((state.clone(), 0, minor), served_between))
+}
+
+/// `router` refusing any query parameter from microversion 2.`minor` on
+/// (Nova's query schemas of these GETs forbid unknown ones from 2.102).
+fn no_query_from(state: &AppState, minor: u32, router: Router<AppState>) -> Router<AppState> {
+    router.route_layer(axum::middleware::from_fn_with_state((state.clone(), minor), no_query))
+}
+
+/// The check [`no_query_from`] installs: after the token (401), a query
+/// parameter is a 400 with Nova's message.
+async fn no_query(
+    State((st, from)): State<(AppState, u32)>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::extract::FromRequestParts;
+    use axum::response::IntoResponse;
+    let (mut parts, body) = req.into_parts();
+    if let Err(e) = crate::middleware::Auth::from_request_parts(&mut parts, &st).await {
+        return e.into_response();
+    }
+    let mv = parts.extensions.get::<crate::middleware::Mv>().map_or(stratus_api::MIN_COMPUTE, |m| m.0);
+    if let Err(e) = stratus_api::compute::paging::only_params_from(parts.uri.query(), mv, from, &[]) {
+        return crate::error::ApiError::from(e).into_response();
+    }
+    next.run(axum::extract::Request::from_parts(parts, body)).await
+}
+
+/// `router` answering 404 below microversion 2.`minor`, which added it.
+fn added_in(state: &AppState, minor: u32, router: Router<AppState>) -> Router<AppState> {
+    router.route_layer(axum::middleware::from_fn_with_state((state.clone(), minor, u32::MAX), served_between))
+}
+
+/// The check [`gone_from`] and [`added_in`] install: served from 2.`from`
+/// up to (not including) 2.`until`. As in Nova, the token is checked first
+/// (401), the version then (404).
+async fn served_between(
+    State((st, from, until)): State<(AppState, u32, u32)>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::extract::FromRequestParts;
+    use axum::response::IntoResponse;
+    let (mut parts, body) = req.into_parts();
+    if let Err(e) = crate::middleware::Auth::from_request_parts(&mut parts, &st).await {
+        return e.into_response();
+    }
+    let mv = parts.extensions.get::<crate::middleware::Mv>().map_or(stratus_api::MIN_COMPUTE, |m| m.0);
+    if !mv.at_least(from) || mv.at_least(until) {
+        return crate::error::ApiError::NotFound("The resource could not be found.".into()).into_response();
+    }
+    next.run(axum::extract::Request::from_parts(parts, body)).await
 }
 
 #[utoipa::path(get, path = "/compute", tag = "versions", responses((status = 200, description = "Version list", body = s::VersionList)))]
@@ -266,4 +398,89 @@ async fn version_v20(State(st): State<AppState>) -> Json<Value> {
 #[utoipa::path(get, path = "/compute/v2.1", tag = "versions", responses((status = 200, description = "The v2.1 version document with min/max microversions", body = s::VersionDoc)))]
 async fn version_v21(State(st): State<AppState>) -> Json<Value> {
     Json(json!({"version": views::version_object(&st.public_url)}))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    async fn status(app: &axum::Router, token: &str, url: &str, version: &str) -> StatusCode {
+        let req = Request::builder()
+            .uri(url)
+            .header("x-auth-token", token)
+            .header("openstack-api-version", format!("compute {version}"));
+        app.clone().oneshot(req.body(Body::empty()).expect("request")).await.expect("response").status()
+    }
+
+    /// Nova answers an API removed at a microversion (the proxies at 2.36,
+    /// os-hosts at 2.43, hypervisor search at 2.53, statistics at 2.88) and
+    /// one added later (server migrations, 2.23) with 404 outside its range,
+    /// before anything else; and serves every path with a hex project id
+    /// after `/v2.1` as without it.
+    #[tokio::test]
+    async fn routes_follow_the_microversions_that_added_or_removed_them() {
+        let dir = std::env::temp_dir().join(format!("stratus-gone-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(dir.join("images")).expect("mkdir");
+        let ds = stratus_db::Datastore::open_sqlite(&dir.join("t.db")).await.expect("open");
+        stratus_auth::bootstrap_user(&ds, "admin", "pw", "admin", "admin", false).await.expect("bootstrap");
+        let identity = stratus_auth::Identity::new(ds.clone(), chrono::Duration::hours(1));
+        let scope = stratus_auth::ProjectScope::Name("admin".into());
+        let issued = identity.authenticate("admin", "pw", scope).await.expect("token");
+        let (token, project) = (issued.token.clone(), issued.context.project_id.clone());
+        let (state, _) = crate::volume::test_state(&ds, identity, dir.join("images"));
+        let app = crate::router(state);
+        let (gone, ok) = (StatusCode::NOT_FOUND, StatusCode::OK);
+        assert_eq!(status(&app, "bad", "/compute/v2.1/os-hosts", "2.1").await, StatusCode::UNAUTHORIZED);
+        let cases = [
+            ("/compute/v2.1/os-networks", 35, ok),
+            ("/compute/v2.1/os-networks", 36, gone),
+            ("/compute/v2.1/images", 36, gone),
+            ("/compute/v2.1/os-volumes/detail", 36, gone),
+            ("/compute/v2.1/os-hosts", 42, ok),
+            ("/compute/v2.1/os-hosts", 43, gone),
+            ("/compute/v2.1/os-hypervisors/h/search", 53, gone),
+            ("/compute/v2.1/os-hypervisors/statistics", 87, ok),
+            ("/compute/v2.1/os-hypervisors/statistics", 88, gone),
+            ("/compute/v2.1/servers/x/migrations", 22, gone),
+            ("/compute/v2.1/servers/x/topology", 77, gone),
+            ("/compute/v2.1/os-availability-zone?x=1", 101, ok),
+            ("/compute/v2.1/os-availability-zone?x=1", 102, StatusCode::BAD_REQUEST),
+            ("/compute/v2.1/flavors/1", 54, gone),
+        ];
+        // Versions above what this build serves cannot be asked for.
+        for (url, minor, want) in cases.into_iter().filter(|c| c.1 <= stratus_api::MAX_COMPUTE.minor) {
+            // The flavor case is the PUT that 2.55 added.
+            let got = if url == "/compute/v2.1/flavors/1" {
+                let req = Request::builder()
+                    .method("PUT")
+                    .uri(url)
+                    .header("x-auth-token", &token)
+                    .header("openstack-api-version", format!("compute 2.{minor}"));
+                app.clone().oneshot(req.body(Body::empty()).expect("request")).await.expect("response").status()
+            } else {
+                status(&app, &token, url, &format!("2.{minor}")).await
+            };
+            assert_eq!(got, want, "{url} at 2.{minor}");
+        }
+        // From 2.23 the route is served: an unknown server is Nova's 404 for it.
+        let body = if stratus_api::MAX_COMPUTE.minor < 23 {
+            bytes::Bytes::from_static(b"Instance x could not be found")
+        } else {
+            let req = Request::builder()
+                .uri("/compute/v2.1/servers/x/migrations")
+                .header("x-auth-token", &token)
+                .header("openstack-api-version", "compute 2.23");
+            let resp = app.clone().oneshot(req.body(Body::empty()).expect("request")).await.expect("response");
+            axum::body::to_bytes(resp.into_body(), 1 << 16).await.expect("body")
+        };
+        assert!(String::from_utf8_lossy(&body).contains("Instance x could not be found"));
+        let with_project = format!("/compute/v2.1/{project}/flavors/detail");
+        assert_eq!(status(&app, &token, &with_project, "2.1").await, ok);
+        let other = format!("/compute/v2.1/{}/flavors", uuid::Uuid::new_v4().simple());
+        assert_eq!(status(&app, &token, &other, "2.1").await, StatusCode::BAD_REQUEST);
+        assert_eq!(status(&app, &token, "/compute/v2.1/not-a-project/flavors", "2.1").await, gone);
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -4,14 +4,16 @@
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::middleware::Auth;
+use crate::middleware::{Auth, Mv};
 use crate::openapi::schemas as s;
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use stratus_api::compute::{parse_query, query_value, views};
-use stratus_controller::compute_api::{TenantUsage, usage_time};
+use stratus_api::Microversion;
+use stratus_api::compute::paging::{next_link, only_params_from};
+use stratus_api::compute::{Page, parse_query, query_value, views};
+use stratus_controller::compute_api::{TenantUsage, page_usage, usage_time};
 
 /// `start`, `end` and `detailed=1` of a usage request.
 fn period(q: Option<&str>) -> Result<(DateTime<Utc>, DateTime<Utc>, bool), ApiError> {
@@ -60,28 +62,60 @@ fn tenant_usage(t: &TenantUsage, start: DateTime<Utc>, end: DateTime<Utc>, detai
     v
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/os-simple-tenant-usage", tag = "usage", params(("start" = Option<String>, Query, description = "Period start (default now)"), ("end" = Option<String>, Query, description = "Period end (default now)"), ("detailed" = Option<String>, Query, description = "1: per server")), responses((status = 200, description = "Every project's usage (admin)", body = s::TenantUsageList), (status = 400, description = "Bad times"), (status = 403, description = "Not an admin")))]
+/// From 2.40 the servers a report counts are paged (`limit`, `marker` a
+/// server id); before, every one is counted.
+fn usage_page(q: &[(String, String)], mv: Microversion) -> Result<Option<Page>, ApiError> {
+    Ok(if mv.at_least(40) { Some(Page::parse(q)?) } else { None })
+}
+
+#[utoipa::path(get, path = "/compute/v2.1/os-simple-tenant-usage", tag = "usage", params(("start" = Option<String>, Query, description = "Period start (default now)"), ("end" = Option<String>, Query, description = "Period end (default now)"), ("detailed" = Option<String>, Query, description = "1: per server"), ("limit" = Option<u32>, Query, description = "Servers per page (2.40)"), ("marker" = Option<String>, Query, description = "Last server of the previous page (2.40)")), responses((status = 200, description = "Every project's usage (admin)", body = s::TenantUsageList), (status = 400, description = "Bad times, limit or marker"), (status = 403, description = "Not an admin")))]
 pub(super) async fn usage_list(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    only_params_from(q.as_deref(), mv, 75, &["start", "end", "detailed", "limit", "marker"])?;
     let (start, end, detailed) = period(q.as_deref())?;
+    let params = parse_query(q.as_deref());
+    let page = usage_page(&params, mv)?;
     let all = st.compute.tenant_usage(&ctx, None, start, end).await?;
-    Ok(Json(json!({"tenant_usages": all.iter().map(|t| tenant_usage(t, start, end, detailed)).collect::<Vec<_>>()})))
+    let (all, next) = match &page {
+        Some(p) => page_usage(all, p)?,
+        None => (all, None),
+    };
+    let mut body =
+        json!({"tenant_usages": all.iter().map(|t| tenant_usage(t, start, end, detailed)).collect::<Vec<_>>()});
+    if let Some(last) = next {
+        body["tenant_usages_links"] = next_link(&st.public_url, "os-simple-tenant-usage", &params, &last);
+    }
+    Ok(Json(body))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/os-simple-tenant-usage/{tenant_id}", tag = "usage", params(("tenant_id" = String, Path, description = "Project"), ("start" = Option<String>, Query, description = "Period start (default now)"), ("end" = Option<String>, Query, description = "Period end (default now)")), responses((status = 200, description = "The project's usage per server (empty object if none ran)", body = s::TenantUsageBody), (status = 400, description = "Bad times"), (status = 403, description = "Another project's")))]
+#[utoipa::path(get, path = "/compute/v2.1/os-simple-tenant-usage/{tenant_id}", tag = "usage", params(("tenant_id" = String, Path, description = "Project"), ("start" = Option<String>, Query, description = "Period start (default now)"), ("end" = Option<String>, Query, description = "Period end (default now)"), ("limit" = Option<u32>, Query, description = "Servers per page (2.40)"), ("marker" = Option<String>, Query, description = "Last server of the previous page (2.40)")), responses((status = 200, description = "The project's usage per server (empty object if none ran)", body = s::TenantUsageBody), (status = 400, description = "Bad times, limit or marker"), (status = 403, description = "Another project's")))]
 pub(super) async fn usage_show(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     Path(tenant_id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
+    only_params_from(q.as_deref(), mv, 75, &["start", "end", "limit", "marker"])?;
     let (start, end, _) = period(q.as_deref())?;
+    let params = parse_query(q.as_deref());
+    let page = usage_page(&params, mv)?;
     let one = st.compute.tenant_usage(&ctx, Some(&tenant_id), start, end).await?;
+    let (one, next) = match &page {
+        Some(p) => page_usage(one, p)?,
+        None => (one, None),
+    };
     let body = one.first().map(|t| tenant_usage(t, start, end, true)).unwrap_or_else(|| json!({}));
-    Ok(Json(json!({"tenant_usage": body})))
+    let mut body = json!({"tenant_usage": body});
+    if let Some(last) = next {
+        let path = format!("os-simple-tenant-usage/{tenant_id}");
+        body["tenant_usage_links"] = next_link(&st.public_url, &path, &params, &last);
+    }
+    Ok(Json(body))
 }
 
 /// The audit log as Nova shows it when its periodic usage audit has not
@@ -122,19 +156,26 @@ pub(super) async fn audit_log_show(
     Ok(Json(json!({"instance_usage_audit_log": audit_log(&st, &ctx, t).await?})))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/diagnostics", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "What the control plane knows of the VM (admin; the pre-2.48 free-form dictionary)", body = s::Diagnostics), (status = 403, description = "Not an admin"), (status = 404, description = "Unknown server")))]
+#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/diagnostics", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "What the control plane knows of the VM (admin; a free-form dictionary before 2.48, Nova's standard form from it)", body = s::Diagnostics), (status = 403, description = "Not an admin"), (status = 404, description = "Unknown server")))]
 pub(super) async fn diagnostics(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let s = st.compute.get_visible(&ctx, &id).await?;
+    let shown = st.compute.server_show(&ctx, &id).await?;
     if !ctx.is_admin() {
         return Err(ApiError::Forbidden(
             "Policy doesn't allow os_compute_api:os-server-diagnostics to be performed.".into(),
         ));
     }
+    let s = &shown.server;
     let uptime = s.launched_at.map(|l| (Utc::now() - l).num_seconds().max(0));
+    if mv.at_least(48) {
+        let macs: Vec<&str> = shown.ports.iter().map(|p| p.mac.as_str()).collect();
+        let disks = usize::from(s.image_id.is_some()) + shown.volumes.len();
+        return Ok(Json(views::diagnostics_v248(s, &macs, disks, uptime)));
+    }
     Ok(Json(json!({
         "state": s.vm_state.as_str(),
         "power_state": s.power_state.code(),

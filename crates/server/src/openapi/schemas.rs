@@ -999,6 +999,33 @@ json_schemas! {
     });
     /// A server's diagnostics (free-form before 2.48).
     Diagnostics => json!({"type": "object"});
+    /// `PUT /servers/{id}/os-volume_attachments/{volume}` (2.85).
+    VolumeAttachmentUpdate => json!({
+        "type": "object",
+        "required": ["volumeAttachment"],
+        "properties": {"volumeAttachment": {"type": "object", "required": ["volumeId"],
+            "properties": {"volumeId": {"type": "string", "format": "uuid"}, "delete_on_termination": {"type": "boolean"}}}},
+    });
+    /// `PUT /flavors/{id}` (2.55): the description only.
+    FlavorUpdateBody => json!({
+        "type": "object",
+        "required": ["flavor"],
+        "properties": {"flavor": {"type": "object", "required": ["description"], "additionalProperties": false,
+            "properties": {"description": {"type": ["string", "null"], "maxLength": 65535}}}},
+        "additionalProperties": false,
+    });
+    /// A server's NUMA topology (2.78).
+    ServerTopology => json!({
+        "type": "object",
+        "required": ["nodes", "pagesize_kb"],
+        "properties": {"nodes": {"type": "array"}},
+    });
+    /// A server's in-progress live migrations (2.23; none here).
+    ServerMigrationList => json!({
+        "type": "object",
+        "required": ["migrations"],
+        "properties": {"migrations": {"type": "array", "items": {"type": "object", "required": ["id", "server_uuid", "status"]}}},
+    });
     /// The tenant networks.
     NetworkList => json!({
         "type": "object",
