@@ -124,9 +124,11 @@ pub(super) async fn list_services(
 /// `PUT /os-services/{action}` (admins): Cinder's enable, disable,
 /// disable-log-reason, freeze and thaw. The body is checked as Cinder does
 /// (an unknown host or binary is 404 for enable/disable, 400 for
-/// freeze/thaw; a disable without a reason is 400), then refused: the volume
-/// service runs inside Stratus and has no replication to freeze.
-#[utoipa::path(put, path = "/volume/v3/{project_id}/os-services/{action}", tag = "services", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("action" = String, Path, description = "enable, disable, disable-log-reason, freeze or thaw")), request_body = s::VolumeServiceChange, responses((status = 400, description = "Invalid body, unknown host for freeze/thaw, or the service cannot change"), (status = 403, description = "Not an admin"), (status = 404, description = "Unknown action, host or binary")))]
+/// freeze/thaw; a disable without a reason is 400). The services are always
+/// enabled and never frozen: enable and thaw succeed without a change,
+/// disable and freeze are refused (the volume service runs inside Stratus
+/// and has no replication to freeze).
+#[utoipa::path(put, path = "/volume/v3/{project_id}/os-services/{action}", tag = "services", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("action" = String, Path, description = "enable, disable, disable-log-reason, freeze or thaw")), request_body = s::VolumeServiceChange, responses((status = 200, description = "enable or thaw: nothing to change (always enabled, never frozen)", body = s::VolumeServiceChange), (status = 400, description = "Invalid body, unknown host for freeze/thaw, or the service cannot change"), (status = 403, description = "Not an admin"), (status = 404, description = "Unknown action, host or binary")))]
 pub(super) async fn service_action(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -153,13 +155,24 @@ pub(super) async fn service_action(
             if !services(&state).iter().any(|(b, h)| *b == binary && (h == host || h.split('@').next() == Some(host))) {
                 return Err(ApiError::NotFound(format!("Service {binary} on host {host} could not be found.")));
             }
+            if action == "enable" {
+                // Always enabled: enabling it again changes nothing, as in Cinder.
+                return Ok(axum::Json(json!({"host": host, "binary": binary, "service": binary,
+                    "status": "enabled", "disabled": false, "disabled_reason": null})));
+            }
             Err(ApiError::BadRequest(format!(
-                "Invalid input received: the {binary} service runs inside Stratus and cannot be enabled or disabled on its own."
+                "Invalid input received: the {binary} service runs inside Stratus and cannot be disabled on its own."
             )))
         }
-        "freeze" | "thaw" => match host {
+        "thaw" => match host {
+            // Never frozen: thawing changes nothing, as in Cinder.
+            Some(h) if known_host(h) => Ok(axum::Json(json!({}))),
+            Some(h) => Err(ApiError::BadRequest(format!("Invalid input received: Host {h} could not be found."))),
+            None => Err(ApiError::BadRequest("Invalid input received: host is required.".into())),
+        },
+        "freeze" => match host {
             Some(h) if known_host(h) => {
-                Err(ApiError::BadRequest(format!("Invalid input received: host {h} has no replication to {action}.")))
+                Err(ApiError::BadRequest(format!("Invalid input received: host {h} has no replication to freeze.")))
             }
             Some(h) => Err(ApiError::BadRequest(format!("Invalid input received: Host {h} could not be found."))),
             None => Err(ApiError::BadRequest("Invalid input received: host is required.".into())),

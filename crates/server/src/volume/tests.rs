@@ -726,8 +726,8 @@ async fn volume_service_documents_describe_the_one_backend() {
 /// Cinder's service changes, checked as Cinder does (Tempest's
 /// `VolumeServicesNegativeTest`): an unknown host or binary is 404 for
 /// enable/disable, a disable without a reason is 400, freeze/thaw of an
-/// unknown host is 400; a known service is refused with 400 (it runs inside
-/// Stratus), never changed silently.
+/// unknown host is 400; disabling or freezing a known service is refused with
+/// 400 (it runs inside Stratus), enabling or thawing it is a no-op.
 #[tokio::test]
 async fn volume_service_changes_are_checked_and_refused() {
     let env = env().await;
@@ -746,6 +746,9 @@ async fn volume_service_changes_are_checked_and_refused() {
     assert_eq!(put("freeze", json!({"host": "nowhere"})).await, StatusCode::BAD_REQUEST);
     assert_eq!(put("thaw", json!({"host": "nowhere"})).await, StatusCode::BAD_REQUEST);
     assert_eq!(put("disable", json!({"host": "stratus", "binary": "cinder-scheduler"})).await, StatusCode::BAD_REQUEST);
+    assert_eq!(put("freeze", json!({"host": "stratus"})).await, StatusCode::BAD_REQUEST);
+    assert_eq!(put("enable", json!({"host": "stratus", "binary": "cinder-scheduler"})).await, StatusCode::OK);
+    assert_eq!(put("thaw", json!({"host": "stratus"})).await, StatusCode::OK);
     assert_eq!(put("explode", json!({})).await, StatusCode::NOT_FOUND);
     let (status, _, _) =
         send(&env, "PUT", "/volume/v3/os-services/enable", Some(&env.demo), None, Some(json!({}))).await;
