@@ -446,8 +446,15 @@ impl Cloud {
             OpKind::Evacuate => act(Action::Evacuate).await,
             OpKind::Rebuild => {
                 let image = self.ds.server_get(server_id).await.expect("server").image_id.expect("image-backed");
-                act(Action::Rebuild { image_ref: image.to_string(), name: Some("rebuilt".into()), metadata: None })
-                    .await
+                act(Action::Rebuild {
+                    image_ref: image.to_string(),
+                    name: Some("rebuilt".into()),
+                    metadata: None,
+                    description: None,
+                    key_name: None,
+                    user_data: None,
+                })
+                .await
             }
             OpKind::CreateImage => {
                 act(Action::CreateImage {
@@ -532,6 +539,9 @@ impl Cloud {
             allocate_network: true,
             count: 1,
             volumes,
+            description: None,
+            tags: Vec::new(),
+            user_data: None,
         };
         let created = self.api.create_servers(&self.ctx, &spec, "req-create").await.expect("create");
         let id = created[0].server.id;

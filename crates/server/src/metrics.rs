@@ -206,6 +206,9 @@ mod tests {
                 allocate_network: false,
                 count: 1,
                 volumes: vec![],
+                description: None,
+                tags: Vec::new(),
+                user_data: None,
             };
             let created = self.api.create_servers(&self.ctx, &spec, "req-create").await.expect("create");
             let id = created[0].server.id;

@@ -282,6 +282,12 @@ const ROWS: &[Row] = &[
         Empty,
         "server-metadata:delete PROJECT_MEMBER_OR_ADMIN",
     ),
+    r("GET", "/compute/v2.1/servers/{id}/tags", READ, Empty, "os-server-tags:index PROJECT_READER_OR_ADMIN"),
+    r("PUT", "/compute/v2.1/servers/{id}/tags", WRITE, Json("{}"), "os-server-tags:update_all PROJECT_MEMBER_OR_ADMIN"),
+    r("DELETE", "/compute/v2.1/servers/{id}/tags", WRITE, Empty, "os-server-tags:delete_all PROJECT_MEMBER_OR_ADMIN"),
+    r("GET", "/compute/v2.1/servers/{id}/tags/{tag}", READ, Empty, "os-server-tags:show PROJECT_READER_OR_ADMIN"),
+    r("PUT", "/compute/v2.1/servers/{id}/tags/{tag}", WRITE, Empty, "os-server-tags:update PROJECT_MEMBER_OR_ADMIN"),
+    r("DELETE", "/compute/v2.1/servers/{id}/tags/{tag}", WRITE, Empty, "os-server-tags:delete PROJECT_MEMBER_OR_ADMIN"),
     r(
         "GET",
         "/compute/v2.1/servers/{id}/os-instance-actions",
@@ -1167,6 +1173,7 @@ async fn new_server(e: &Env) -> String {
     let server = stratus_types::ServerId::new();
     stratus_volume::testing::insert_server(&e.ds, server, &e.member.project_id).await.expect("server");
     e.ds.server_metadata_swap(&server, "{}", r#"{"k":"v"}"#).await.expect("server metadata k=v");
+    e.ds.server_tags_replace(&server, &["t".to_string()]).await.expect("server tag t");
     server.to_string()
 }
 
@@ -1255,6 +1262,10 @@ async fn send(e: &Env, col: usize, method: &str, url: &str, what: Payload, w: &W
     let mut req = Request::builder().method(method).uri(url).header("x-auth-token", &e.tokens[col]);
     if url.starts_with("/volume/") {
         req = req.header("openstack-api-version", "volume latest");
+    }
+    if url.starts_with("/compute/") && url.contains("/tags") {
+        // Server tags exist from compute 2.26.
+        req = req.header("openstack-api-version", "compute 2.26");
     }
     let body = match what {
         Empty => Body::empty(),

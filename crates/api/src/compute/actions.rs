@@ -268,6 +268,37 @@ pub struct Rebuild {
     pub metadata: Option<BTreeMap<String, String>>,
     /// Admin password to return (generated when absent).
     pub admin_pass: Option<String>,
+    /// New description, `Some(None)` clears it (2.19+).
+    pub description: Option<Option<String>>,
+    /// New key pair name, `Some(None)` unsets it (2.54+).
+    pub key_name: Option<Option<String>>,
+    /// New user data, `Some(None)` clears it (2.57+).
+    pub user_data: Option<Option<String>>,
+    /// The keys the body carried (checked against the microversion by [`Rebuild::check_at`]).
+    pub keys: Vec<String>,
+}
+
+impl Rebuild {
+    /// Refuse the keys Nova's rebuild schema at `mv` does not know:
+    /// `description` before 2.19, `key_name` before 2.54, `user_data`
+    /// before 2.57, and `personality` from 2.57 on.
+    pub fn check_at(&self, mv: crate::Microversion) -> Result<(), RequestError> {
+        for k in &self.keys {
+            let ok = match k.as_str() {
+                "description" => mv.at_least(19),
+                "key_name" => mv.at_least(54),
+                "user_data" => mv.at_least(57),
+                "personality" => !mv.at_least(57),
+                _ => true,
+            };
+            if !ok {
+                return Err(RequestError::BadRequest(format!(
+                    "Invalid input for field/attribute rebuild. Additional properties are not allowed ('{k}' was unexpected)"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn rebuild<'de, D: Deserializer<'de>>(d: D) -> Result<Rebuild, D::Error> {
@@ -285,6 +316,9 @@ fn rebuild<'de, D: Deserializer<'de>>(d: D) -> Result<Rebuild, D::Error> {
             "accessIPv6",
             "OS-DCF:diskConfig",
             "personality",
+            "description",
+            "key_name",
+            "user_data",
         ],
     )?;
     let image_ref = match o.get("imageRef") {
@@ -316,7 +350,26 @@ fn rebuild<'de, D: Deserializer<'de>>(d: D) -> Result<Rebuild, D::Error> {
     if o.get("preserve_ephemeral").is_some_and(|v| !v.is_boolean()) {
         return Err(bad("Invalid input for field/attribute preserve_ephemeral: it must be a boolean"));
     }
-    Ok(Rebuild { image_ref, name, metadata, admin_pass })
+    let description = match o.get("description") {
+        None => None,
+        Some(d) => Some(crate::compute::validate_description(d).map_err(bad)?),
+    };
+    let key_name = match o.get("key_name") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(k)) if (1..=255).contains(&k.chars().count()) => Some(Some(k.clone())),
+        Some(other) => {
+            return Err(bad(format!(
+                "Invalid input for field/attribute key_name. Value: {other}. It must be null or 1 to 255 characters"
+            )));
+        }
+    };
+    let user_data = match o.get("user_data") {
+        None => None,
+        Some(u) => Some(crate::compute::validate_user_data(u).map_err(bad)?),
+    };
+    let keys = o.keys().cloned().collect();
+    Ok(Rebuild { image_ref, name, metadata, admin_pass, description, key_name, user_data, keys })
 }
 
 fn evacuate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

@@ -2,6 +2,7 @@
 //! `/limits`), decoded the way Nova reads them.
 
 use super::RequestError;
+use crate::Microversion;
 use stratus_types::{VmState, vm_states_for_status};
 
 /// Decode a raw query string into ordered key/value pairs.
@@ -72,23 +73,53 @@ pub struct ServerListQuery {
     pub limit: Option<i64>,
     /// `marker`.
     pub marker: Option<String>,
+    /// `ip6`: a pattern over IPv6 addresses (admins always; everyone from
+    /// 2.5). No server here holds an IPv6 address, so it matches none.
+    pub ip6: Option<String>,
+    /// Whether `ip6` applies to non-admins too (2.5+).
+    pub ip6_for_everyone: bool,
+    /// A `status` value naming no state: below 2.38 Nova answers an
+    /// empty list rather than a 400.
+    pub unknown_status: bool,
+    /// `tags` (2.26): every one of these.
+    pub tags: Vec<String>,
+    /// `tags-any` (2.26): at least one of these.
+    pub tags_any: Vec<String>,
+    /// `not-tags` (2.26): not all of these together.
+    pub not_tags: Vec<String>,
+    /// `not-tags-any` (2.26): none of these.
+    pub not_tags_any: Vec<String>,
 }
 
 impl ServerListQuery {
-    /// Parse a raw query; unknown parameters are ignored, as Nova does.
+    /// Parse a raw query at the base microversion.
     pub fn parse(raw: Option<&str>) -> Result<Self, RequestError> {
-        let mut out = Self::default();
+        Self::parse_at(raw, crate::MIN_COMPUTE)
+    }
+
+    /// Parse a raw query as Nova reads it at `mv`; unknown parameters are
+    /// ignored, as Nova does.
+    pub fn parse_at(raw: Option<&str>, mv: Microversion) -> Result<Self, RequestError> {
+        let mut out = Self { ip6_for_everyone: mv.at_least(5), ..Self::default() };
+        let tag_list = |v: &str| v.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect();
         for (k, v) in parse_query(raw) {
             match k.as_str() {
+                "ip6" => out.ip6 = Some(v),
+                "tags" if mv.at_least(26) => out.tags = tag_list(&v),
+                "tags-any" if mv.at_least(26) => out.tags_any = tag_list(&v),
+                "not-tags" if mv.at_least(26) => out.not_tags = tag_list(&v),
+                "not-tags-any" if mv.at_least(26) => out.not_tags_any = tag_list(&v),
                 "all_tenants" => out.all_tenants = truthy(&v),
                 "name" => out.name = Some(name_pattern(&v)),
                 "flavor" => out.flavor = Some(super::ref_id(&v).to_string()),
                 "image" => out.image = Some(super::ref_id(&v).to_string()),
-                "status" => {
-                    let states = vm_states_for_status(&v)
-                        .ok_or_else(|| RequestError::BadRequest(format!("Invalid status value: {v}")))?;
-                    out.vm_states.get_or_insert_with(Vec::new).extend(states);
-                }
+                "status" => match vm_states_for_status(&v) {
+                    Some(states) => out.vm_states.get_or_insert_with(Vec::new).extend(states),
+                    None if mv.at_least(38) => {
+                        return Err(RequestError::BadRequest(format!("Invalid status value: {v}")));
+                    }
+                    None => out.unknown_status = true,
+                },
                 "host" => out.host = Some(v),
                 "project_id" | "tenant_id" => out.project_id = Some(v),
                 "limit" => {

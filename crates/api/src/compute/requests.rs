@@ -5,6 +5,7 @@
 //! messages; what needs the datastore is checked by the compute service.
 
 use super::{RequestError, ref_id, truthy, validate_name};
+use crate::Microversion;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -96,6 +97,14 @@ pub struct CreateServer {
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     pub block_device_mapping: Option<Value>,
+    /// Free-text description (2.19+), at most 255 characters or null.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Value>,
+    /// Tags of the new server (2.52+).
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub tags: Option<Value>,
 }
 
 /// The OpenAPI schema of `networks`: `auto`, `none`, or a list of objects.
@@ -180,6 +189,8 @@ pub struct BlockDeviceMappingV2 {
     pub delete_on_termination: bool,
     /// `volume_size` GiB.
     pub volume_size: Option<i64>,
+    /// Device `tag` (2.32 and 2.42+; kept for the guest's metadata).
+    pub tag: Option<String>,
 }
 
 fn int_or_string(v: Option<&Value>) -> Option<i64> {
@@ -204,6 +215,7 @@ impl BlockDeviceMappingV2 {
                 _ => false,
             },
             volume_size: int_or_string(b.get("volume_size")),
+            tag: b.get("tag").and_then(|v| v.as_str()).map(str::to_string),
         }
     }
 }
@@ -236,6 +248,12 @@ pub struct ServerCreate {
     pub admin_pass: Option<String>,
     /// Answer with the reservation id only.
     pub return_reservation_id: bool,
+    /// Description (2.19+).
+    pub description: Option<String>,
+    /// Tags (2.52+), checked and without duplicates.
+    pub tags: Vec<String>,
+    /// User data (base64) as sent.
+    pub user_data: Option<String>,
 }
 
 fn count_param(v: &Option<Value>, name: &str) -> Result<Option<u32>, RequestError> {
@@ -346,11 +364,85 @@ pub fn parse_meta_item(v: &Value, url_key: &str) -> Result<String, RequestError>
     }
 }
 
+/// A key of the create body that Nova's schema at `mv` does not know: 400.
+fn not_at(key: &str) -> RequestError {
+    RequestError::BadRequest(format!(
+        "Invalid input for field/attribute server. Additional properties are not allowed ('{key}' was unexpected)"
+    ))
+}
+
+/// Is a device `tag` accepted at `mv` on a block device mapping? (Nova
+/// took it at 2.32 only, by a slip, then again from 2.42.)
+fn bdm_tag_allowed(mv: Microversion) -> bool {
+    mv == Microversion::new(2, 32) || mv.at_least(42)
+}
+
+/// Is a device `tag` accepted at `mv` on a `networks` entry? (2.32 to
+/// 2.36, then again from 2.42.)
+fn network_tag_allowed(mv: Microversion) -> bool {
+    (mv.at_least(32) && !mv.at_least(37)) || mv.at_least(42)
+}
+
+/// Check one `networks` entry as Nova's schema does at `mv`.
+fn check_network_entry(e: &Value, mv: Microversion) -> Result<(), RequestError> {
+    let Some(o) = e.as_object() else {
+        return Err(RequestError::BadRequest(format!(
+            "Invalid input for field/attribute networks. Value: {e}. {e} is not of type 'object'"
+        )));
+    };
+    let mut allowed = vec!["uuid", "port", "fixed_ip"];
+    if network_tag_allowed(mv) {
+        allowed.push("tag");
+    }
+    only_keys(o, &allowed)?;
+    if let Some(t) = o.get("tag") {
+        let Some(t) = t.as_str() else {
+            return Err(RequestError::BadRequest("Invalid input for field/attribute tag. It must be a string".into()));
+        };
+        super::validate_tag(t, "tag")?;
+    }
+    if mv.at_least(37)
+        && let Some(u) = o.get("uuid")
+        && u.as_str().is_none_or(|u| uuid::Uuid::parse_str(u).is_err())
+    {
+        return Err(RequestError::BadRequest(format!(
+            "Invalid input for field/attribute uuid. Value: {u}. {u} is not a 'uuid'"
+        )));
+    }
+    Ok(())
+}
+
 impl CreateServerRequest {
-    /// Check the body's shape with Nova's messages.
+    /// Check the body's shape at the base microversion.
     pub fn check(self) -> Result<ServerCreate, RequestError> {
+        self.check_at(crate::MIN_COMPUTE)
+    }
+
+    /// Check the body's shape with Nova's schema and messages at `mv`.
+    pub fn check_at(self, mv: Microversion) -> Result<ServerCreate, RequestError> {
         let s = self.server;
         validate_name(&s.name, "name")?;
+        if s.description.is_some() && !mv.at_least(19) {
+            return Err(not_at("description"));
+        }
+        if s.tags.is_some() && !mv.at_least(52) {
+            return Err(not_at("tags"));
+        }
+        if s.personality.is_some() && mv.at_least(57) {
+            return Err(not_at("personality"));
+        }
+        let description = match &s.description {
+            Some(d) => super::validate_description(d)?,
+            None => None,
+        };
+        let tags = match &s.tags {
+            Some(t) => super::parse_tags(t, "tags")?,
+            None => Vec::new(),
+        };
+        let user_data = match &s.user_data {
+            Some(u) => super::validate_user_data(&Value::String(u.clone()))?,
+            None => None,
+        };
         let mut block_devices = Vec::new();
         if let Some(bdms) = &s.block_device_mapping_v2 {
             let Some(list) = bdms.as_array() else {
@@ -358,7 +450,40 @@ impl CreateServerRequest {
                     "Invalid input for field/attribute block_device_mapping_v2: it must be a list".into(),
                 ));
             };
+            for b in list {
+                if let Some(t) = b.get("tag") {
+                    if !bdm_tag_allowed(mv) {
+                        return Err(RequestError::BadRequest(
+                            "Invalid input for field/attribute block_device_mapping_v2. Additional properties are not allowed ('tag' was unexpected)".into(),
+                        ));
+                    }
+                    let Some(t) = t.as_str() else {
+                        return Err(RequestError::BadRequest(
+                            "Invalid input for field/attribute tag. It must be a string".into(),
+                        ));
+                    };
+                    super::validate_tag(t, "tag")?;
+                }
+            }
             block_devices = list.iter().map(BlockDeviceMappingV2::from_value).collect();
+        }
+        match &s.networks {
+            None if mv.at_least(37) => {
+                return Err(RequestError::BadRequest(
+                    "Invalid input for field/attribute server. 'networks' is a required property".into(),
+                ));
+            }
+            Some(Value::String(x)) if !mv.at_least(37) => {
+                return Err(RequestError::BadRequest(format!(
+                    "Invalid input for field/attribute networks. Value: {x}. '{x}' is not of type 'array'"
+                )));
+            }
+            Some(Value::Array(list)) => {
+                for e in list {
+                    check_network_entry(e, mv)?;
+                }
+            }
+            _ => {}
         }
         if s.block_device_mapping.is_some() {
             return Err(RequestError::BadRequest(
@@ -396,26 +521,38 @@ impl CreateServerRequest {
             count: max,
             admin_pass: s.admin_pass,
             return_reservation_id,
+            description,
+            tags,
+            user_data,
         })
     }
 }
 
-/// `PUT /servers/{id}` body: only `name` is stored; the other keys Nova's
-/// schema allows are accepted.
+/// `PUT /servers/{id}` body: `name` and (2.19+) `description` are
+/// stored; the other keys Nova's schema allows are accepted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerUpdate {
     /// New name.
     pub name: Option<String>,
+    /// New description: `Some(None)` clears it (2.19+).
+    pub description: Option<Option<String>>,
 }
 
 impl ServerUpdate {
-    /// Parse `{"server": {...}}` with Nova's messages.
+    /// Parse `{"server": {...}}` at the base microversion.
     pub fn parse(v: &Value) -> Result<Self, RequestError> {
+        Self::parse_at(v, crate::MIN_COMPUTE)
+    }
+
+    /// Parse `{"server": {...}}` with Nova's schema and messages at `mv`.
+    pub fn parse_at(v: &Value, mv: Microversion) -> Result<Self, RequestError> {
         let Some(obj) = v.get("server").and_then(|s| s.as_object()) else {
             return Err(RequestError::BadRequest("Invalid input: a 'server' object is required".into()));
         };
         for k in obj.keys() {
-            if !matches!(k.as_str(), "name" | "accessIPv4" | "accessIPv6" | "OS-DCF:diskConfig") {
+            let known = matches!(k.as_str(), "name" | "accessIPv4" | "accessIPv6" | "OS-DCF:diskConfig")
+                || (k == "description" && mv.at_least(19));
+            if !known {
                 return Err(RequestError::BadRequest(format!(
                     "Additional properties are not allowed ('{k}' was unexpected)"
                 )));
@@ -433,7 +570,11 @@ impl ServerUpdate {
                 Some(name.to_string())
             }
         };
-        Ok(Self { name })
+        let description = match obj.get("description") {
+            None => None,
+            Some(d) => Some(super::validate_description(d)?),
+        };
+        Ok(Self { name, description })
     }
 }
 

@@ -59,7 +59,7 @@ fn create_body_is_checked_in_shape() {
         "block_device_mapping_v2": [{"source_type": "volume", "destination_type": "volume", "uuid": "u", "boot_index": "0"}]
     }, "os:scheduler_hints": {"group": "g"}}))
     .expect("body");
-    let c = req.check().expect("valid");
+    let c = req.check_at(crate::Microversion::new(2, 37)).expect("valid");
     assert_eq!(c.image_ref.as_deref(), Some("abc"));
     assert_eq!(c.flavor_id, "1");
     assert_eq!(c.networks, Networks::None);
@@ -383,4 +383,191 @@ fn rebuild_bodies_follow_novas_schema() {
     ] {
         assert!(matches!(ServerAction::parse(&bad), Err(ActionError::Invalid(_))), "{bad}");
     }
+}
+
+fn create_at(body: serde_json::Value, minor: u32) -> Result<ServerCreate, RequestError> {
+    let req: CreateServerRequest = serde_json::from_value(body).expect("body");
+    req.check_at(crate::Microversion::new(2, minor))
+}
+
+/// Nova's create schemas per microversion: `description` from 2.19, `tags`
+/// from 2.52, `personality` gone at 2.57, `networks` required (and `auto` /
+/// `none` allowed) from 2.37.
+#[test]
+fn create_keys_follow_novas_schema_per_microversion() {
+    let base = json!({"name": "vm", "imageRef": "i", "flavorRef": "1", "networks": "auto"});
+    let with = |k: &str, v: serde_json::Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        json!({ "server": b })
+    };
+    assert!(create_at(with("description", json!("d")), 18).is_err());
+    assert_eq!(create_at(with("description", json!("d")), 37).expect("2.37").description.as_deref(), Some("d"));
+    assert!(create_at(with("description", json!("x".repeat(256))), 37).is_err());
+    assert!(create_at(with("tags", json!(["a"])), 51).is_err());
+    assert_eq!(create_at(with("tags", json!(["a", "b", "a"])), 52).expect("2.52").tags, vec!["a", "b"]);
+    assert!(create_at(with("tags", json!(["a,b"])), 52).is_err());
+    assert!(
+        create_at(
+            with("tags", json!(vec!["t"; 51].iter().enumerate().map(|(i, _)| i.to_string()).collect::<Vec<_>>())),
+            52
+        )
+        .is_err()
+    );
+    assert!(create_at(with("personality", json!([])), 56).is_ok());
+    assert!(create_at(with("personality", json!([])), 57).is_err());
+    let mut no_net = base.clone();
+    no_net.as_object_mut().expect("object").remove("networks");
+    assert!(create_at(json!({"server": no_net.clone()}), 36).is_ok());
+    assert!(create_at(json!({"server": no_net}), 37).is_err());
+    assert!(create_at(json!({"server": base.clone()}), 36).is_err(), "a string is not a list before 2.37");
+    assert_eq!(create_at(with("networks", json!("none")), 37).expect("none").networks, Networks::None);
+}
+
+/// Nova's device tags at create: on `networks` entries at 2.32-2.36 and
+/// from 2.42, on block device mappings at 2.32 only and from 2.42; a tag
+/// holds neither ',' nor '/'.
+#[test]
+fn device_tags_are_accepted_only_where_nova_takes_them() {
+    let net = |tag: &str| json!({"server": {"name": "vm", "imageRef": "i", "flavorRef": "1", "networks": [{"uuid": "5f8e6a2c-1d3b-4c7e-9a0f-2b4d6c8e0a1f", "tag": tag}]}});
+    assert!(create_at(net("nic"), 31).is_err());
+    assert!(create_at(net("nic"), 32).is_ok());
+    assert!(create_at(net("nic"), 36).is_ok());
+    assert!(create_at(net("nic"), 37).is_err());
+    assert!(create_at(net("nic"), 42).is_ok());
+    assert!(create_at(net("a/b"), 42).is_err());
+    let bdm = json!({"server": {"name": "vm", "flavorRef": "1", "networks": "none", "block_device_mapping_v2": [
+        {"source_type": "volume", "destination_type": "volume", "uuid": "5f8e6a2c-1d3b-4c7e-9a0f-2b4d6c8e0a1f", "boot_index": 0, "tag": "disk"}]}});
+    assert!(create_at(bdm.clone(), 32).is_err(), "networks 'none' needs 2.37");
+    assert!(create_at(bdm.clone(), 41).is_err());
+    assert_eq!(create_at(bdm, 42).expect("2.42").block_devices[0].tag.as_deref(), Some("disk"));
+}
+
+/// Nova's server list: an unknown `status` is an empty list below 2.38 and
+/// a 400 from it; tag filters are read from 2.26 (comma-separated).
+#[test]
+fn list_query_status_and_tags_follow_the_microversion() {
+    let at = |q: &str, minor: u32| ServerListQuery::parse_at(Some(q), crate::Microversion::new(2, minor));
+    assert!(at("status=bogus", 37).expect("2.37").unknown_status);
+    assert!(at("status=bogus", 38).is_err());
+    assert!(at("tags=a,b", 25).expect("2.25").tags.is_empty());
+    let q = at("tags=a,b&tags-any=c&not-tags=d&not-tags-any=e,f", 26).expect("2.26");
+    assert_eq!(
+        (q.tags, q.tags_any, q.not_tags, q.not_tags_any.len()),
+        (vec!["a".to_string(), "b".to_string()], vec!["c".to_string()], vec!["d".to_string()], 2)
+    );
+    assert!(!at("ip6=::1", 4).expect("2.4").ip6_for_everyone);
+    assert!(at("ip6=::1", 5).expect("2.5").ip6_for_everyone);
+}
+
+/// Nova's update schema takes `description` from 2.19 (null clears it).
+#[test]
+fn update_takes_a_description_from_2_19() {
+    let body = json!({"server": {"description": null}});
+    assert!(ServerUpdate::parse_at(&body, crate::Microversion::new(2, 18)).is_err());
+    assert_eq!(ServerUpdate::parse_at(&body, crate::Microversion::new(2, 19)).expect("2.19").description, Some(None));
+}
+
+/// Nova's rebuild schema: `description` from 2.19, `key_name` from 2.54
+/// (null unsets it), `user_data` from 2.57, `personality` refused from 2.57.
+#[test]
+fn rebuild_keys_follow_novas_schema_per_microversion() {
+    let parse = |extra: serde_json::Value| {
+        let mut r = json!({"imageRef": "i"});
+        for (k, v) in extra.as_object().expect("object") {
+            r[k] = v.clone();
+        }
+        match ServerAction::parse(&json!({ "rebuild": r })).expect("rebuild") {
+            ServerAction::Rebuild(r) => r,
+            other => panic!("{other:?}"),
+        }
+    };
+    let mv = |m| crate::Microversion::new(2, m);
+    assert!(parse(json!({"description": "d"})).check_at(mv(18)).is_err());
+    assert!(parse(json!({"description": "d"})).check_at(mv(19)).is_ok());
+    let k = parse(json!({"key_name": null}));
+    assert!(k.check_at(mv(53)).is_err());
+    assert!(k.check_at(mv(54)).is_ok());
+    assert_eq!(k.key_name, Some(None));
+    assert!(parse(json!({"user_data": "aGk="})).check_at(mv(56)).is_err());
+    assert_eq!(parse(json!({"user_data": "aGk="})).user_data, Some(Some("aGk=".to_string())));
+    assert!(parse(json!({"personality": []})).check_at(mv(56)).is_ok());
+    assert!(parse(json!({"personality": []})).check_at(mv(57)).is_err());
+    assert!(ServerAction::parse(&json!({"rebuild": {"imageRef": "i", "user_data": "not base64!"}})).is_err());
+}
+
+fn server_row() -> stratus_db::ServerRow {
+    stratus_db::ServerRow {
+        id: stratus_types::ServerId::new(),
+        name: "vm".into(),
+        project_id: "p".into(),
+        user_id: "u".into(),
+        image_id: None,
+        flavor_id: "1".into(),
+        flavor_name: "m1.tiny".into(),
+        vcpus: 1,
+        ram_mb: 512,
+        disk_gb: 1,
+        ephemeral_gb: 0,
+        swap_mb: 0,
+        vm_state: stratus_types::VmState::Active,
+        task_state: None,
+        power_state: stratus_types::PowerState::Running,
+        host: Some("h1".into()),
+        metadata: "{}".into(),
+        key_name: None,
+        locked: false,
+        locked_by: None,
+        locked_reason: None,
+        availability_zone: None,
+        reservation_id: "r-1".into(),
+        hostname: "vm".into(),
+        fault: None,
+        progress: 0,
+        generation: 1,
+        launched_at: None,
+        terminated_at: None,
+        created_at: chrono::Utc::now(),
+        updated_at: chrono::Utc::now(),
+        deleted_at: None,
+        deleted: false,
+        shelved_image_id: None,
+        description: Some("about".into()),
+        user_data: None,
+    }
+}
+
+/// Nova's server views: `host_status` from 2.16 (when policy gives it),
+/// `description` from 2.19, `tags` from 2.26, the embedded flavor from 2.47.
+#[test]
+fn server_view_keys_follow_the_microversion() {
+    let row = server_row();
+    let tags = vec!["a".to_string()];
+    let specs: std::collections::BTreeMap<String, String> = [("k".to_string(), "v".to_string())].into();
+    let extras = views::ServerExtras { host_status: Some("UP"), tags: &tags, extra_specs: Some(&specs) };
+    let at = |m| views::server("http://x", &row, &[], &[], true, crate::Microversion::new(2, m), &extras);
+    let v15 = at(15);
+    for k in ["host_status", "description", "tags"] {
+        assert!(v15.get(k).is_none(), "{k} at 2.15");
+    }
+    assert_eq!(at(16)["host_status"], "UP");
+    assert_eq!(at(19)["description"], "about");
+    assert_eq!(at(26)["tags"], json!(["a"]));
+    assert_eq!(at(46)["flavor"]["id"], "1");
+    let f = &at(47)["flavor"];
+    assert_eq!(
+        *f,
+        json!({"vcpus": 1, "ram": 512, "disk": 1, "ephemeral": 0, "swap": 0, "original_name": "m1.tiny", "extra_specs": {"k": "v"}})
+    );
+    let reader = views::ServerExtras { host_status: None, tags: &tags, extra_specs: None };
+    let v = views::server("http://x", &row, &[], &[], false, crate::Microversion::new(2, 47), &reader);
+    assert!(v.get("host_status").is_none());
+    assert!(v["flavor"].get("extra_specs").is_none());
+}
+
+/// Nova's `host_status`: empty without a service, DOWN when forced down,
+/// MAINTENANCE when disabled, UP or UNKNOWN by liveness.
+#[test]
+fn host_status_follows_nova() {
+    assert_eq!(views::host_status(None, false), "");
 }

@@ -120,6 +120,32 @@ pub fn server_brief(public: &str, id: &ServerId, name: &str) -> Value {
     json!({"id": id, "name": name, "links": link(public, &format!("servers/{id}"))})
 }
 
+/// What a server view shows besides the row, its ports and volumes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerExtras<'a> {
+    /// `host_status` (2.16+), given only when the caller's policy allows
+    /// it (Nova's `servers:show:host_status`, admins).
+    pub host_status: Option<&'a str>,
+    /// The server's tags (2.26+).
+    pub tags: &'a [String],
+    /// The flavor's extra specs for the embedded flavor (2.47+), given
+    /// only when the caller may see them.
+    pub extra_specs: Option<&'a BTreeMap<String, String>>,
+}
+
+/// Nova's `host_status` of a server's host: `""` without a host (or an
+/// unknown one), `DOWN` when forced down, `MAINTENANCE` when disabled,
+/// else `UP` or `UNKNOWN` by the service's liveness.
+pub fn host_status(service: Option<&ServiceRow>, up: bool) -> &'static str {
+    match service {
+        None => "",
+        Some(s) if s.forced_down => "DOWN",
+        Some(s) if s.disabled => "MAINTENANCE",
+        Some(_) if up => "UP",
+        Some(_) => "UNKNOWN",
+    }
+}
+
 /// A server as the api-ref shows it at `mv`; `admin` adds the admin-only
 /// attributes and fault details.
 pub fn server(
@@ -129,6 +155,7 @@ pub fn server(
     volumes: &[VolumeId],
     admin: bool,
     mv: Microversion,
+    extras: &ServerExtras<'_>,
 ) -> Value {
     let status = api_status(s.vm_state, s.task_state);
     let mut addresses = Map::new();
@@ -192,11 +219,32 @@ pub fn server(
             m.insert("OS-EXT-SRV-ATTR:kernel_id".into(), json!(""));
             m.insert("OS-EXT-SRV-ATTR:ramdisk_id".into(), json!(""));
             m.insert("OS-EXT-SRV-ATTR:root_device_name".into(), json!("/dev/vda"));
-            m.insert("OS-EXT-SRV-ATTR:user_data".into(), Value::Null);
+            m.insert("OS-EXT-SRV-ATTR:user_data".into(), json!(s.user_data));
         }
     }
     if mv.at_least(9) {
         m.insert("locked".into(), json!(s.locked));
+    }
+    if mv.at_least(16)
+        && let Some(h) = extras.host_status
+    {
+        m.insert("host_status".into(), json!(h));
+    }
+    if mv.at_least(19) {
+        m.insert("description".into(), json!(s.description));
+    }
+    if mv.at_least(26) {
+        m.insert("tags".into(), json!(extras.tags));
+    }
+    if mv.at_least(47) {
+        let mut flavor = json!({
+            "vcpus": s.vcpus, "ram": s.ram_mb, "disk": s.disk_gb, "ephemeral": s.ephemeral_gb,
+            "swap": s.swap_mb, "original_name": s.flavor_name,
+        });
+        if let Some(specs) = extras.extra_specs {
+            flavor["extra_specs"] = json!(specs);
+        }
+        m.insert("flavor".into(), flavor);
     }
     if matches!(status, "ERROR" | "DELETED")
         && let Some(f) = s.fault.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok())

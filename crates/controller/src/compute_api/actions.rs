@@ -65,7 +65,16 @@ impl ComputeApi {
                 params["metadata"] = serde_json::to_value(metadata).unwrap_or_default();
                 params["image_id"] = image_id.to_string().into();
             }
-            Action::Rebuild { image_ref, .. } => {
+            Action::Rebuild { image_ref, key_name, .. } => {
+                if let Some(Some(key)) = key_name {
+                    // Nova: a key pair the rebuilding user does not have is a 400.
+                    match self.ds.keypair_get(&ctx.user_id, key).await {
+                        Err(DbError::NotFound { .. }) => {
+                            return Err(ComputeError::BadRequest("Invalid key_name provided.".into()));
+                        }
+                        other => drop(other?),
+                    }
+                }
                 // Nova before 2.93: a volume-backed server keeps its root volume's image.
                 if s.image_id.is_none() {
                     return Err(ComputeError::BadRequest(
@@ -121,10 +130,20 @@ impl ComputeApi {
         };
         match self.ds.op_start(&o, r.action, Some(&t)).await {
             Ok(OpStart::Created(op)) | Ok(OpStart::Existing(op)) => {
-                if let Action::Rebuild { name, metadata, .. } = &action {
-                    // Nova changes the name and metadata with the rebuild's start.
+                if let Action::Rebuild { name, metadata, description, key_name, user_data, .. } = &action {
+                    // Nova changes the name, metadata, description, key and
+                    // user data with the rebuild's start.
                     if let Some(n) = name {
                         self.ds.server_rename(&s.id, n).await?;
+                    }
+                    if let Some(d) = description {
+                        self.ds.server_set_description(&s.id, d.as_deref()).await?;
+                    }
+                    if let Some(k) = key_name {
+                        self.ds.server_set_key_name(&s.id, k.as_deref()).await?;
+                    }
+                    if let Some(u) = user_data {
+                        self.ds.server_set_user_data(&s.id, u.as_deref()).await?;
                     }
                     if let Some(m) = metadata {
                         let new = serde_json::to_string(m).unwrap_or_else(|_| "{}".into());
@@ -241,7 +260,7 @@ impl ComputeApi {
         &self,
         ctx: &AuthContext,
         id: &str,
-        name: Result<Option<String>, String>,
+        update: Result<stratus_api::compute::ServerUpdate, String>,
     ) -> Result<ServerWithResources, ComputeError> {
         let s = self.get_visible(ctx, id).await?;
         if !ctx.can_write() {
@@ -249,8 +268,12 @@ impl ComputeApi {
                 "Policy doesn't allow os_compute_api:servers:update to be performed.".into(),
             ));
         }
-        if let Some(name) = name.map_err(ComputeError::BadRequest)? {
+        let update = update.map_err(ComputeError::BadRequest)?;
+        if let Some(name) = update.name {
             self.ds.server_rename(&s.id, &name).await?;
+        }
+        if let Some(description) = update.description {
+            self.ds.server_set_description(&s.id, description.as_deref()).await?;
         }
         self.server_show(ctx, id).await
     }
@@ -316,6 +339,12 @@ pub enum Action {
         name: Option<String>,
         /// New metadata (replaces the old).
         metadata: Option<BTreeMap<String, String>>,
+        /// New description, `Some(None)` clears it (2.19+).
+        description: Option<Option<String>>,
+        /// New key pair name, `Some(None)` unsets it (2.54+).
+        key_name: Option<Option<String>>,
+        /// New user data, `Some(None)` clears it (2.57+).
+        user_data: Option<Option<String>>,
     },
 }
 

@@ -58,6 +58,9 @@ impl ComputeApi {
             availability_zone: req.availability_zone,
             allocate_network: req.networks.allocates(),
             count: req.count,
+            description: req.description,
+            tags: req.tags,
+            user_data: req.user_data,
         };
         self.create_servers(ctx, &spec, request_id).await
     }
@@ -279,10 +282,13 @@ impl ComputeApi {
                 deleted_at: None,
                 deleted: false,
                 shelved_image_id: None,
+                description: spec.description.clone(),
+                user_data: spec.user_data.clone(),
             };
             let new = NewServer {
                 row,
                 allocate_port: spec.allocate_network,
+                tags: spec.tags.clone(),
                 operation: NewOperation {
                     id: stratus_types::OperationId::new(),
                     kind: stratus_types::OpKind::Create,

@@ -27,6 +27,7 @@ mod keypairs;
 mod metadata;
 mod queries;
 mod quotas;
+mod tags;
 mod usage;
 mod volumes;
 
@@ -41,6 +42,7 @@ pub use keypairs::{KeypairCreate, KeypairCreated, check_keypair_name};
 pub use metadata::MetadataChange;
 pub use queries::{Limits, ServerList, ServerQuery, ServerWithResources};
 pub use quotas::QuotaDetail;
+pub use tags::TagSet;
 pub use usage::{ServerUsage, TenantUsage, usage_time};
 
 use crate::ControllerConfig;
@@ -74,6 +76,12 @@ pub struct ServerSpec {
     pub count: u32,
     /// Volumes to boot from or attach at boot (`block_device_mapping_v2`).
     pub volumes: Vec<VolumeBdm>,
+    /// Description (2.19+).
+    pub description: Option<String>,
+    /// Tags (2.52+).
+    pub tags: Vec<String>,
+    /// User data (base64) as sent.
+    pub user_data: Option<String>,
 }
 
 /// A volume in a server's block device mapping.

@@ -131,6 +131,9 @@ async fn create_checks_mappings_flavor_and_image_in_the_service() {
         count: 1,
         admin_pass: None,
         return_reservation_id: false,
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
     };
     let bad_map =
         BdmRequest { source_type: "snapshot".into(), destination_type: "volume".into(), ..Default::default() };
@@ -232,6 +235,9 @@ async fn server_lists_are_paged_at_a_thousand() {
         allocate_network: false,
         count: 1001,
         volumes: vec![],
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
     };
     assert_eq!(api.create_servers(&member, &spec, "req-many").await.expect("create").len(), 1001);
     for limit in [None, Some(5000)] {
@@ -255,6 +261,9 @@ async fn active_server(api: &ComputeApi, ds: &Datastore) -> String {
         allocate_network: false,
         count: 1,
         volumes: vec![],
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
     };
     let id = api.create_servers(&ctx(&["member"]), &spec, "req-meta").await.expect("create")[0].server.id.to_string();
     api.reset_state(&ctx(&["admin"]), &id, stratus_types::VmState::Active, "req-reset").await.expect("reset");
@@ -403,6 +412,9 @@ async fn a_server_with_an_unknown_key_name_is_refused() {
         count: 1,
         admin_pass: None,
         return_reservation_id: false,
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
     };
     let e = api.create(&member, req("nope"), "req-k").await.expect_err("unknown key");
     assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Invalid key_name provided."), "{e:?}");
@@ -574,6 +586,9 @@ async fn server_create_accepts_an_aggregate_zone_only_with_an_enabled_host() {
         count: 1,
         admin_pass: None,
         return_reservation_id: false,
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
     };
     let member = ctx(&["member"]);
     let e = api.create(&member, req("az1"), "req-1").await.expect_err("the zone has no host yet");
@@ -633,6 +648,9 @@ async fn quota_sets_layer_project_over_default_class_over_config() {
         allocate_network: false,
         count: 1,
         volumes: vec![],
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
     };
     let refused = api.create_servers(&ctx(&["member"]), &spec, "req-over").await;
     assert!(matches!(refused, Err(ComputeError::QuotaExceeded(_))), "{:?}", refused.map(|_| ()));
@@ -958,4 +976,86 @@ async fn tenant_usage_counts_hours_inside_the_period() {
         assert!(usage_time(Some(ok), now).is_ok(), "{ok}");
     }
     assert!(matches!(usage_time(Some("yesterday"), now), Err(ComputeError::BadRequest(_))));
+}
+
+/// Nova's server tags API (2.26): readers list and check, members change;
+/// a tag the server lacks is a 404; 50 tags at most; changes only while the
+/// server is active, paused, suspended or stopped (else 409).
+#[tokio::test]
+async fn server_tags_follow_novas_rules() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let (member, reader) = (ctx(&["member"]), ctx(&["reader"]));
+    assert_eq!(api.server_tag_add(&member, &id, "a").await.expect("add"), TagSet::Created);
+    assert_eq!(api.server_tag_add(&member, &id, "a").await.expect("again"), TagSet::Existed);
+    assert!(matches!(api.server_tag_add(&reader, &id, "b").await, Err(ComputeError::Forbidden(_))));
+    assert_eq!(api.server_tags(&reader, &id).await.expect("list"), vec!["a".to_string()]);
+    api.server_tag_check(&reader, &id, "a").await.expect("held");
+    let e = api.server_tag_check(&reader, &id, "zz").await.expect_err("not held");
+    assert_eq!(e.to_string(), format!("Server {id} has no tag 'zz'"));
+    let fifty: Vec<String> = (0..50).map(|i| format!("t{i}")).collect();
+    api.server_tags_replace(&member, &id, fifty).await.expect("fifty");
+    let e = api.server_tag_add(&member, &id, "one-more").await.expect_err("over");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m.contains("per-server limit 50")), "{e:?}");
+    api.server_tag_delete(&member, &id, "t0").await.expect("delete");
+    assert!(matches!(api.server_tag_delete(&member, &id, "t0").await, Err(ComputeError::ServerTagNotFound { .. })));
+    api.server_tags_clear(&member, &id).await.expect("clear");
+    assert!(api.server_tags(&member, &id).await.expect("empty").is_empty());
+    api.reset_state(&ctx(&["admin"]), &id, stratus_types::VmState::Error, "req-err").await.expect("error state");
+    assert!(matches!(api.server_tag_add(&member, &id, "x").await, Err(ComputeError::Conflict(_))));
+    assert!(matches!(api.server_tags(&ctx(&["member"]), "not-a-server").await, Err(ComputeError::NotFound { .. })));
+}
+
+/// Nova stores a server's description (2.19) from create and update, and
+/// a null description clears it.
+#[tokio::test]
+async fn server_description_is_set_and_cleared_by_update() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let member = ctx(&["member"]);
+    let set = stratus_api::compute::ServerUpdate { name: None, description: Some(Some("web".into())) };
+    assert_eq!(api.update_server(&member, &id, Ok(set)).await.expect("set").server.description.as_deref(), Some("web"));
+    let clear = stratus_api::compute::ServerUpdate { name: None, description: Some(None) };
+    assert_eq!(api.update_server(&member, &id, Ok(clear)).await.expect("clear").server.description, None);
+}
+
+/// Nova's server list: an `ip6` filter matches no server here (none has
+/// IPv6); an unknown status below 2.38 is an empty list; tags filter.
+#[tokio::test]
+async fn server_lists_filter_by_ip6_status_and_tags() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let member = ctx(&["member"]);
+    api.server_tag_add(&member, &id, "web").await.expect("tag");
+    let list = |q: &str, minor: u32| {
+        let q = ServerQuery::parse_at(Some(q), stratus_api::Microversion::new(2, minor)).expect("query");
+        let api = api.clone();
+        let member = member.clone();
+        async move { api.server_list(&member, q, true).await.expect("list") }
+    };
+    assert_eq!(list("", 26).await.servers.len(), 1);
+    assert!(list("ip6=::1", 4).await.servers.len() == 1, "a non-admin's ip6 is ignored before 2.5");
+    assert!(list("ip6=::1", 5).await.servers.is_empty());
+    assert!(list("status=bogus", 37).await.servers.is_empty());
+    let tagged = list("tags=web", 26).await;
+    assert_eq!(tagged.servers.len(), 1);
+    assert_eq!(tagged.tags.get(&tagged.servers[0].id), Some(&vec!["web".to_string()]));
+    assert!(list("not-tags-any=web", 26).await.servers.is_empty());
+}
+
+/// Nova's rebuild at 2.54: a key pair the user does not have is a 400.
+#[tokio::test]
+async fn rebuild_with_an_unknown_key_name_is_refused() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let a = Action::Rebuild {
+        image_ref: uuid::Uuid::new_v4().to_string(),
+        name: None,
+        metadata: None,
+        description: None,
+        key_name: Some(Some("nope".into())),
+        user_data: None,
+    };
+    let e = api.action(&ctx(&["member"]), &id, a, "req-rb").await.expect_err("unknown key");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Invalid key_name provided."), "{e:?}");
 }

@@ -84,6 +84,10 @@ pub(super) async fn server_action(
                 metadata: props,
             };
             let _ = st.images.create_snapshot_record(&spec).await?;
+            if mv.at_least(45) {
+                // From 2.45 Nova answers the image id in the body and no Location.
+                return Ok((StatusCode::ACCEPTED, Json(json!({"image_id": image_id.to_string()}))).into_response());
+            }
             let mut resp = StatusCode::ACCEPTED.into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("{}/image/v2/images/{image_id}", st.public_url)) {
                 resp.headers_mut().insert(axum::http::header::LOCATION, v);
@@ -91,20 +95,25 @@ pub(super) async fn server_action(
             return Ok(resp);
         }
         ServerAction::Rebuild(r) => {
+            r.check_at(mv)?;
             let pass = r.admin_pass.clone().unwrap_or_else(|| stratus_auth::random_secret()[..12].to_string());
-            op(Action::Rebuild { image_ref: r.image_ref, name: r.name, metadata: r.metadata }).await?;
+            op(Action::Rebuild {
+                image_ref: r.image_ref,
+                name: r.name,
+                metadata: r.metadata,
+                description: r.description,
+                key_name: r.key_name,
+                user_data: r.user_data,
+            })
+            .await?;
             // Nova answers a rebuild with the server as it now is, and its password.
             let shown = c.server_show(&ctx, &id).await?;
             let mut body = super::servers::show(&st.public_url, &shown, ctx.is_admin(), mv);
+            super::servers::trim_before_2_75(&mut body, mv, mv.at_least(54));
             if let Some(server) = body["server"].as_object_mut() {
-                // Before 2.75 Nova's rebuild answer leaves out the extended attributes GET shows.
-                server.retain(|k, _| !rebuild_hides(k));
-                if let Some(Value::Object(nets)) = server.get_mut("addresses") {
-                    for ips in nets.values_mut().filter_map(Value::as_array_mut) {
-                        for ip in ips.iter_mut().filter_map(Value::as_object_mut) {
-                            ip.retain(|k, _| !rebuild_hides(k));
-                        }
-                    }
+                if mv.at_least(57) {
+                    // From 2.57 the rebuild answer carries the user data as it now is.
+                    server.insert("user_data".into(), json!(shown.server.user_data));
                 }
                 server.insert("adminPass".into(), pass.into());
             }
@@ -126,14 +135,6 @@ pub(super) async fn server_action(
         }
     }
     Ok(StatusCode::ACCEPTED.into_response())
-}
-
-/// Keys of the server view that Nova's rebuild answer lacks (microversions
-/// before 2.75, every one Stratus serves).
-fn rebuild_hides(key: &str) -> bool {
-    key.starts_with("OS-EXT-")
-        || key.starts_with("OS-SRV-USG:")
-        || matches!(key, "config_drive" | "key_name" | "os-extended-volumes:volumes_attached" | "security_groups")
 }
 
 /// Console text as Nova hands it out: control characters other than tab and
