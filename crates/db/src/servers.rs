@@ -368,6 +368,14 @@ pub struct ServerFilter {
     pub not_tags: Vec<String>,
     /// `not-tags-any`: servers holding none of these (2.26).
     pub not_tags_any: Vec<String>,
+    /// Only locked (`true`) or unlocked (`false`) servers (2.73).
+    pub locked: Option<bool>,
+    /// Changed at or after this time (`changes-since`).
+    pub changes_since: Option<DateTime<Utc>>,
+    /// Changed at or before this time (`changes-before`, 2.66).
+    pub changes_before: Option<DateTime<Utc>>,
+    /// Deleted servers too (Nova: with `changes-since` or `changes-before`).
+    pub include_deleted: bool,
 }
 
 /// Which state a transition expects, and what it sets.
@@ -979,7 +987,17 @@ crate::per_backend! {
 /// The `SELECT` of a server list: `cols` of the live servers `f` selects,
 /// newest first, paged.
 pub(crate) fn server_list_query(cols: &str, f: &ServerFilter) -> QueryBuilder<'static, dbk::Db> {
-    let mut q: QueryBuilder<dbk::Db> = QueryBuilder::new(format!("SELECT {cols} FROM servers WHERE deleted = FALSE"));
+    let live = if f.include_deleted { "TRUE" } else { "deleted = FALSE" };
+    let mut q: QueryBuilder<dbk::Db> = QueryBuilder::new(format!("SELECT {cols} FROM servers WHERE {live}"));
+    if let Some(l) = f.locked {
+        q.push(" AND locked = ").push_bind(l);
+    }
+    if let Some(t) = f.changes_since {
+        q.push(" AND updated_at >= ").push_bind(crate::ts(t));
+    }
+    if let Some(t) = f.changes_before {
+        q.push(" AND updated_at <= ").push_bind(crate::ts(t));
+    }
     if let Some(p) = &f.project_id {
         q.push(" AND project_id = ").push_bind(p.clone());
     }

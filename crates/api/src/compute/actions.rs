@@ -69,9 +69,12 @@ pub enum ServerAction {
     /// `unlock`.
     #[serde(rename = "unlock", deserialize_with = "no_body::unlock")]
     Unlock,
-    /// `lock` (a reason needs 2.73, above what this cloud serves).
+    /// `lock`, with a `locked_reason` from 2.73 (checked by [`ServerAction::check_at`]).
     #[serde(rename = "lock", deserialize_with = "lock")]
-    Lock,
+    Lock {
+        /// Why (2.73+).
+        reason: Option<String>,
+    },
     /// `reboot {type}`.
     #[serde(rename = "reboot", deserialize_with = "reboot")]
     Reboot {
@@ -168,6 +171,18 @@ impl ServerAction {
         Self::deserialize(v).map_err(|e| ActionError::Invalid(RequestError::BadRequest(e.to_string())))
     }
 
+    /// Refuse what Nova's action schemas at `mv` do not know: a lock's
+    /// `locked_reason` before 2.73.
+    pub fn check_at(&self, mv: crate::Microversion) -> Result<(), RequestError> {
+        match self {
+            Self::Lock { reason: Some(_) } if !mv.at_least(73) => Err(RequestError::BadRequest(
+                "Invalid input for field/attribute lock. Additional properties are not allowed ('locked_reason' was unexpected)".into(),
+            )),
+            Self::Rebuild(r) => r.check_at(mv),
+            _ => Ok(()),
+        }
+    }
+
     /// The resize target's flavor id (last segment of a `flavorRef` URL).
     pub fn flavor_id(flavor_ref: &str) -> &str {
         ref_id(flavor_ref)
@@ -219,14 +234,22 @@ fn keys<E: serde::de::Error>(o: &serde_json::Map<String, Value>, allowed: &[&str
     only_keys(o, allowed).map_err(bad)
 }
 
-fn lock<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+fn lock<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let arg = Value::deserialize(d)?;
-    match &arg {
-        Value::Null => Ok(()),
-        Value::Object(o) if o.is_empty() => Ok(()),
-        _ => Err(bad(format!(
-            "Invalid input for field/attribute lock. Value: {arg}. {arg} is not of type 'null' (locked_reason needs microversion 2.73; this cloud serves up to {})",
-            crate::MAX_COMPUTE
+    let Value::Object(o) = &arg else {
+        return match arg {
+            Value::Null => Ok(None),
+            _ => Err(bad(format!(
+                "Invalid input for field/attribute lock. Value: {arg}. {arg} is not of type 'object', 'null'"
+            ))),
+        };
+    };
+    keys(o, &["locked_reason"])?;
+    match o.get("locked_reason") {
+        None => Ok(None),
+        Some(Value::String(r)) if r.chars().count() <= 255 => Ok(Some(r.clone())),
+        Some(v) => Err(bad(format!(
+            "Invalid input for field/attribute locked_reason. Value: {v}. It must be a string of at most 255 characters"
         ))),
     }
 }
@@ -289,6 +312,7 @@ impl Rebuild {
                 "key_name" => mv.at_least(54),
                 "user_data" => mv.at_least(57),
                 "personality" => !mv.at_least(57),
+                "trusted_image_certificates" => mv.at_least(63),
                 _ => true,
             };
             if !ok {
@@ -319,8 +343,12 @@ fn rebuild<'de, D: Deserializer<'de>>(d: D) -> Result<Rebuild, D::Error> {
             "description",
             "key_name",
             "user_data",
+            "trusted_image_certificates",
         ],
     )?;
+    if let Some(c) = o.get("trusted_image_certificates") {
+        crate::compute::check_trusted_certs(c).map_err(bad)?;
+    }
     let image_ref = match o.get("imageRef") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => return Err(bad("Invalid input for field/attribute rebuild. 'imageRef' is a required property")),

@@ -3,6 +3,7 @@
 
 use super::RequestError;
 use crate::Microversion;
+use chrono::{DateTime, Utc};
 use stratus_types::{VmState, vm_states_for_status};
 
 /// Decode a raw query string into ordered key/value pairs.
@@ -89,6 +90,91 @@ pub struct ServerListQuery {
     pub not_tags: Vec<String>,
     /// `not-tags-any` (2.26): none of these.
     pub not_tags_any: Vec<String>,
+    /// `locked` (2.73): only locked (or only unlocked) servers.
+    pub locked: Option<bool>,
+    /// `changes-since`: servers changed at or after this time, deleted ones included.
+    pub changes_since: Option<DateTime<Utc>>,
+    /// `changes-before` (2.66): servers changed at or before this time, deleted ones included.
+    pub changes_before: Option<DateTime<Utc>>,
+}
+
+/// The query parameters Nova's server list schema names (2.75 refuses any
+/// other; below, unknown ones are ignored). Those that need a later
+/// microversion are added by [`known_list_param`].
+const LIST_PARAMS: &[&str] = &[
+    "user_id",
+    "project_id",
+    "tenant_id",
+    "launch_index",
+    "image_ref",
+    "image",
+    "kernel_id",
+    "ramdisk_id",
+    "hostname",
+    "key_name",
+    "power_state",
+    "vm_state",
+    "task_state",
+    "host",
+    "node",
+    "flavor",
+    "reservation_id",
+    "launched_at",
+    "terminated_at",
+    "availability_zone",
+    "name",
+    "display_name",
+    "description",
+    "display_description",
+    "locked_by",
+    "uuid",
+    "root_device_name",
+    "config_drive",
+    "access_ip_v4",
+    "access_ip_v6",
+    "auto_disk_config",
+    "progress",
+    "sort_key",
+    "sort_dir",
+    "all_tenants",
+    "soft_deleted",
+    "deleted",
+    "status",
+    "changes-since",
+    "ip",
+    "ip6",
+    "created_at",
+    "block_device_mapping",
+    "services",
+    "metadata",
+    "system_metadata",
+    "info_cache",
+    "security_groups",
+    "pci_devices",
+    "limit",
+    "marker",
+    "page_reverse",
+];
+
+/// Is `key` a server list parameter of Nova's schema at `mv`?
+fn known_list_param(key: &str, mv: Microversion) -> bool {
+    LIST_PARAMS.contains(&key)
+        || (mv.at_least(26) && matches!(key, "tags" | "tags-any" | "not-tags" | "not-tags-any"))
+        || (mv.at_least(66) && key == "changes-before")
+        || (mv.at_least(73) && key == "locked")
+}
+
+/// An ISO 8601 time as Nova's `parse_isotime` reads it (no zone: UTC).
+fn iso_time(key: &str, v: &str) -> Result<DateTime<Utc>, RequestError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, f) {
+            return Ok(t.and_utc());
+        }
+    }
+    Err(RequestError::BadRequest(format!("Invalid filter field: {key}.")))
 }
 
 impl ServerListQuery {
@@ -103,8 +189,26 @@ impl ServerListQuery {
         let mut out = Self { ip6_for_everyone: mv.at_least(5), ..Self::default() };
         let tag_list = |v: &str| v.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_string).collect();
         for (k, v) in parse_query(raw) {
+            if mv.at_least(75) && !known_list_param(&k, mv) {
+                return Err(RequestError::BadRequest(format!(
+                    "Invalid input for query parameters. Additional properties are not allowed ('{k}' was unexpected)"
+                )));
+            }
             match k.as_str() {
                 "ip6" => out.ip6 = Some(v),
+                "locked" if mv.at_least(73) => {
+                    out.locked = Some(match v.to_ascii_lowercase().as_str() {
+                        "1" | "t" | "true" | "on" | "y" | "yes" => true,
+                        "0" | "f" | "false" | "off" | "n" | "no" => false,
+                        _ => {
+                            return Err(RequestError::BadRequest(format!(
+                                "Unrecognized value '{v}', acceptable values are: '0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'"
+                            )));
+                        }
+                    })
+                }
+                "changes-since" => out.changes_since = Some(iso_time(&k, &v)?),
+                "changes-before" if mv.at_least(66) => out.changes_before = Some(iso_time(&k, &v)?),
                 "tags" if mv.at_least(26) => out.tags = tag_list(&v),
                 "tags-any" if mv.at_least(26) => out.tags_any = tag_list(&v),
                 "not-tags" if mv.at_least(26) => out.not_tags = tag_list(&v),
@@ -134,6 +238,13 @@ impl ServerListQuery {
                 "marker" => out.marker = Some(v),
                 _ => {} // Nova ignores unknown query parameters on server lists.
             }
+        }
+        if let (Some(since), Some(before)) = (out.changes_since, out.changes_before)
+            && before < since
+        {
+            return Err(RequestError::BadRequest(
+                "The value of changes-since must be less than or equal to changes-before.".into(),
+            ));
         }
         Ok(out)
     }

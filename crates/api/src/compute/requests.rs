@@ -98,13 +98,23 @@ pub struct CreateServer {
     #[schema(value_type = Vec<Object>)]
     pub block_device_mapping: Option<Value>,
     /// Free-text description (2.19+), at most 255 characters or null.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub description: Option<Value>,
     /// Tags of the new server (2.52+).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Vec<String>>)]
     pub tags: Option<Value>,
+    /// Image signature certificates (2.63+): only null is accepted here.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub trusted_image_certificates: Option<Value>,
+}
+
+/// A key that is present (even as `null`) is `Some`: a microversion check
+/// must see a `null` the client sent.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// The OpenAPI schema of `networks`: `auto`, `none`, or a list of objects.
@@ -430,6 +440,12 @@ impl CreateServerRequest {
         }
         if s.personality.is_some() && mv.at_least(57) {
             return Err(not_at("personality"));
+        }
+        if let Some(c) = &s.trusted_image_certificates {
+            if !mv.at_least(63) {
+                return Err(not_at("trusted_image_certificates"));
+            }
+            super::check_trusted_certs(c)?;
         }
         let description = match &s.description {
             Some(d) => super::validate_description(d)?,

@@ -5,7 +5,7 @@ use serde_json::json;
 fn body_less_actions_take_null_or_empty_object() {
     assert_eq!(ServerAction::parse(&json!({"pause": null})), Ok(ServerAction::Pause));
     assert_eq!(ServerAction::parse(&json!({"os-stop": {}})), Ok(ServerAction::Stop));
-    assert_eq!(ServerAction::parse(&json!({"lock": {}})), Ok(ServerAction::Lock));
+    assert_eq!(ServerAction::parse(&json!({"lock": {}})), Ok(ServerAction::Lock { reason: None }));
     assert_eq!(
         ServerAction::parse(&json!({"pause": 1})),
         Err(actions::ActionError::Invalid(RequestError::BadRequest(
@@ -570,4 +570,66 @@ fn server_view_keys_follow_the_microversion() {
 #[test]
 fn host_status_follows_nova() {
     assert_eq!(views::host_status(None, false), "");
+}
+
+/// Nova's lock: a `locked_reason` (at most 255 characters) from 2.73 only.
+#[test]
+fn lock_takes_a_reason_from_2_73() {
+    let a = ServerAction::parse(&json!({"lock": {"locked_reason": "maintenance"}})).expect("lock");
+    assert_eq!(a, ServerAction::Lock { reason: Some("maintenance".into()) });
+    assert!(a.check_at(crate::Microversion::new(2, 72)).is_err());
+    assert!(a.check_at(crate::Microversion::new(2, 73)).is_ok());
+    assert!(ServerAction::parse(&json!({"lock": {"locked_reason": "x".repeat(256)}})).is_err());
+    assert!(ServerAction::parse(&json!({"lock": {"other": 1}})).is_err());
+}
+
+/// Nova's `trusted_image_certificates` (2.63): unknown before; null is
+/// fine; a list asks for signature checks this cloud does not offer (400).
+#[test]
+fn trusted_image_certificates_are_only_null_here() {
+    let body = |c: serde_json::Value| json!({"server": {"name": "vm", "imageRef": "i", "flavorRef": "1", "networks": "none", "trusted_image_certificates": c}});
+    assert!(create_at(body(json!(null)), 62).is_err());
+    assert!(create_at(body(json!(null)), 63).is_ok());
+    assert!(create_at(body(json!(["cert"])), 63).is_err());
+    assert!(create_at(body(json!([])), 63).is_err());
+    let rebuild = |c: serde_json::Value| {
+        ServerAction::parse(&json!({"rebuild": {"imageRef": "i", "trusted_image_certificates": c}}))
+    };
+    assert!(rebuild(json!(["cert"])).is_err());
+    let r = rebuild(json!(null)).expect("null");
+    assert!(r.check_at(crate::Microversion::new(2, 62)).is_err());
+    assert!(r.check_at(crate::Microversion::new(2, 63)).is_ok());
+}
+
+/// Nova's server list query: `changes-before` from 2.66 (not before
+/// `changes-since`), `locked` from 2.73 (a strict boolean), and from 2.75
+/// any parameter its schema does not name is a 400.
+#[test]
+fn list_query_follows_novas_later_microversions() {
+    let at = |q: &str, minor: u32| ServerListQuery::parse_at(Some(q), crate::Microversion::new(2, minor));
+    assert!(at("changes-before=2026-11-30T00:00:00Z", 65).expect("2.65").changes_before.is_none());
+    assert!(at("changes-before=2026-11-30T00:00:00Z", 66).expect("2.66").changes_before.is_some());
+    assert!(at("changes-since=2026-11-30T00:00:00Z&changes-before=2026-11-29T00:00:00Z", 66).is_err());
+    assert!(at("changes-since=yesterday", 2).is_err());
+    assert_eq!(at("locked=true", 73).expect("2.73").locked, Some(true));
+    assert_eq!(at("locked=true", 72).expect("2.72").locked, None);
+    assert!(at("locked=maybe", 73).is_err());
+    assert!(at("bogus=1", 74).is_ok());
+    assert!(at("bogus=1", 75).is_err());
+    assert!(at("name=a&sort_key=uuid&limit=1&tags=x", 75).is_ok());
+}
+
+/// Nova's views: `trusted_image_certificates` (null here) from 2.63 and
+/// `locked_reason` from 2.73.
+#[test]
+fn server_view_shows_certificates_and_lock_reason_from_their_versions() {
+    let mut row = server_row();
+    row.locked = true;
+    row.locked_reason = Some("why".into());
+    let extras = views::ServerExtras::default();
+    let at = |m| views::server("http://x", &row, &[], &[], false, crate::Microversion::new(2, m), &extras);
+    assert!(at(62).get("trusted_image_certificates").is_none());
+    assert_eq!(at(63)["trusted_image_certificates"], serde_json::Value::Null);
+    assert!(at(72).get("locked_reason").is_none());
+    assert_eq!(at(73)["locked_reason"], "why");
 }

@@ -246,6 +246,13 @@ pub fn server(
         }
         m.insert("flavor".into(), flavor);
     }
+    if mv.at_least(63) {
+        // No image certificates are ever stored: signature checking is not offered.
+        m.insert("trusted_image_certificates".into(), Value::Null);
+    }
+    if mv.at_least(73) {
+        m.insert("locked_reason".into(), json!(s.locked_reason));
+    }
     if matches!(status, "ERROR" | "DELETED")
         && let Some(f) = s.fault.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok())
     {

@@ -159,6 +159,10 @@ impl ComputeApi {
             tags_any: q.tags_any,
             not_tags: q.not_tags,
             not_tags_any: q.not_tags_any,
+            locked: q.locked,
+            include_deleted: q.changes_since.is_some() || q.changes_before.is_some(),
+            changes_since: q.changes_since,
+            changes_before: q.changes_before,
         };
         if q.all_tenants {
             if !ctx.is_admin() {

@@ -1059,3 +1059,29 @@ async fn rebuild_with_an_unknown_key_name_is_refused() {
     let e = api.action(&ctx(&["member"]), &id, a, "req-rb").await.expect_err("unknown key");
     assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Invalid key_name provided."), "{e:?}");
 }
+
+/// Nova's list filters `locked` (2.73) and `changes-since`, which also
+/// lists servers deleted since.
+#[tokio::test]
+async fn server_lists_filter_by_lock_and_changes_since_with_deleted_ones() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let member = ctx(&["member"]);
+    let list = |q: &str| {
+        let q = ServerQuery::parse_at(Some(q), stratus_api::Microversion::new(2, 73)).expect("query");
+        let api = api.clone();
+        let member = member.clone();
+        async move { api.server_list(&member, q, true).await.expect("list").servers }
+    };
+    assert!(list("locked=true").await.is_empty());
+    api.set_lock(&member, &id, true, Some("why".into()), "req-lock").await.expect("lock");
+    let locked = list("locked=1").await;
+    assert_eq!(locked.len(), 1);
+    assert_eq!(locked[0].locked_reason.as_deref(), Some("why"));
+    api.set_lock(&member, &id, false, None, "req-unlock").await.expect("unlock");
+    ds.server_mark_deleted(&ServerId::parse_canonical(&id).expect("id")).await.expect("deleted");
+    assert!(list("").await.is_empty());
+    let since = list("changes-since=2000-01-01T00:00:00Z").await;
+    assert_eq!(since.len(), 1, "a server deleted since is listed");
+    assert!(since[0].deleted);
+}

@@ -36,6 +36,7 @@ pub(super) async fn server_action(
             return Err(ApiError::BadRequest(format!("There is no such action: {other}")));
         }
     };
+    action.check_at(mv)?;
     let c = &st.compute;
     let rid = rid.0.as_str();
     let op = |a: Action| c.action(&ctx, &id, a, rid);
@@ -95,7 +96,6 @@ pub(super) async fn server_action(
             return Ok(resp);
         }
         ServerAction::Rebuild(r) => {
-            r.check_at(mv)?;
             let pass = r.admin_pass.clone().unwrap_or_else(|| stratus_auth::random_secret()[..12].to_string());
             op(Action::Rebuild {
                 image_ref: r.image_ref,
@@ -112,7 +112,10 @@ pub(super) async fn server_action(
             super::servers::trim_before_2_75(&mut body, mv, mv.at_least(54));
             if let Some(server) = body["server"].as_object_mut() {
                 if mv.at_least(57) {
-                    // From 2.57 the rebuild answer carries the user data as it now is.
+                    // From 2.57 the rebuild answer carries the user data as it
+                    // now is, under its own key (the extended attribute's
+                    // copy is left out of the full answer of 2.75).
+                    server.remove("OS-EXT-SRV-ATTR:user_data");
                     server.insert("user_data".into(), json!(shown.server.user_data));
                 }
                 server.insert("adminPass".into(), pass.into());
@@ -120,7 +123,7 @@ pub(super) async fn server_action(
             return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
         }
         ServerAction::ForceDelete => c.force_delete(&ctx, &id, rid).await?,
-        ServerAction::Lock => c.set_lock(&ctx, &id, true, None, rid).await?,
+        ServerAction::Lock { reason } => c.set_lock(&ctx, &id, true, reason, rid).await?,
         ServerAction::Unlock => c.set_lock(&ctx, &id, false, None, rid).await?,
         ServerAction::GetConsoleOutput { length } => {
             let output = c.console_output(&ctx, &id, length).await?;

@@ -18,7 +18,13 @@ use stratus_db::PortRow;
 pub(super) fn show(public: &str, s: &ServerWithResources, admin: bool, mv: Microversion) -> Value {
     let p: Vec<&PortRow> = s.ports.iter().collect();
     let extras = views::ServerExtras { host_status: s.host_status, tags: &s.tags, extra_specs: Some(&s.extra_specs) };
-    json!({"server": views::server(public, &s.server, &p, &s.volumes, admin, mv, &extras)})
+    let mut body = json!({"server": views::server(public, &s.server, &p, &s.volumes, admin, mv, &extras)});
+    if mv.at_least(71) {
+        // Show, update and rebuild name the server's group (2.71); server
+        // groups are not served, so a server is in none.
+        body["server"]["server_groups"] = json!([]);
+    }
+    body
 }
 
 /// Before 2.75 Nova's update and rebuild answers leave out the extended
