@@ -303,7 +303,7 @@ impl Lifecycle {
             cx.step(UnshelveStep::Schedule).await?;
             if server.host.is_none() {
                 let guard = s.sched_lock.lock().await;
-                let Some(svc) = scheduler::pick(s, &server, &[]).await? else {
+                let Some(svc) = scheduler::pick(s, &server, &[], None).await? else {
                     drop(guard);
                     return self
                         .abandon(
@@ -406,7 +406,7 @@ impl Lifecycle {
                 sized.ram_mb = new_flavor.ram_mb;
                 sized.disk_gb = new_flavor.disk_gb;
                 let guard = s.sched_lock.lock().await;
-                let Some(dest) = scheduler::pick(s, &sized, std::slice::from_ref(&source)).await? else {
+                let Some(dest) = scheduler::pick(s, &sized, std::slice::from_ref(&source), None).await? else {
                     drop(guard);
                     return self
                         .abandon(
@@ -611,7 +611,7 @@ impl Lifecycle {
             None => {
                 cx.step(EvacuateStep::Schedule).await?;
                 let guard = s.sched_lock.lock().await;
-                let Some(dest) = scheduler::pick(s, &server, std::slice::from_ref(&source)).await? else {
+                let Some(dest) = scheduler::pick(s, &server, std::slice::from_ref(&source), None).await? else {
                     drop(guard);
                     return self
                         .abandon(

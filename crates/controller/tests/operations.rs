@@ -542,6 +542,7 @@ impl Cloud {
             description: None,
             tags: Vec::new(),
             user_data: None,
+            requested_host: None,
         };
         let created = self.api.create_servers(&self.ctx, &spec, "req-create").await.expect("create");
         let id = created[0].server.id;
@@ -921,6 +922,7 @@ async fn spawn_commands_carry_the_boot_spec() {
         size_gb: 1,
         boot_index: Some(0),
         delete_on_termination: true,
+        volume_type_id: None,
     };
     let (bfv, create) = cloud.server_from(None, vec![root]).await;
     assert!(!cloud.drive(&create, Faults::none()).await);

@@ -209,6 +209,7 @@ mod tests {
                 description: None,
                 tags: Vec::new(),
                 user_data: None,
+                requested_host: None,
             };
             let created = self.api.create_servers(&self.ctx, &spec, "req-create").await.expect("create");
             let id = created[0].server.id;

@@ -109,6 +109,14 @@ pub struct CreateServer {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Vec<String>>)]
     pub trusted_image_certificates: Option<Value>,
+    /// The compute host to build on (2.74+, admins).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub host: Option<Value>,
+    /// The hypervisor (node) to build on (2.74+, admins; a node is named as its host here).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub hypervisor_hostname: Option<Value>,
 }
 
 /// A key that is present (even as `null`) is `Some`: a microversion check
@@ -201,6 +209,8 @@ pub struct BlockDeviceMappingV2 {
     pub volume_size: Option<i64>,
     /// Device `tag` (2.32 and 2.42+; kept for the guest's metadata).
     pub tag: Option<String>,
+    /// `volume_type` id or name of a volume made for the server (2.67+).
+    pub volume_type: Option<String>,
 }
 
 fn int_or_string(v: Option<&Value>) -> Option<i64> {
@@ -226,6 +236,7 @@ impl BlockDeviceMappingV2 {
             },
             volume_size: int_or_string(b.get("volume_size")),
             tag: b.get("tag").and_then(|v| v.as_str()).map(str::to_string),
+            volume_type: b.get("volume_type").and_then(|v| v.as_str()).map(str::to_string),
         }
     }
 }
@@ -264,6 +275,10 @@ pub struct ServerCreate {
     pub tags: Vec<String>,
     /// User data (base64) as sent.
     pub user_data: Option<String>,
+    /// `host` asked for (2.74+).
+    pub host: Option<String>,
+    /// `hypervisor_hostname` asked for (2.74+).
+    pub hypervisor_hostname: Option<String>,
 }
 
 fn count_param(v: &Option<Value>, name: &str) -> Result<Option<u32>, RequestError> {
@@ -447,6 +462,18 @@ impl CreateServerRequest {
             }
             super::check_trusted_certs(c)?;
         }
+        let destination = |key: &str, v: &Option<Value>| -> Result<Option<String>, RequestError> {
+            match v {
+                None => Ok(None),
+                Some(_) if !mv.at_least(74) => Err(not_at(key)),
+                Some(Value::String(h)) if (1..=255).contains(&h.chars().count()) => Ok(Some(h.clone())),
+                Some(other) => Err(RequestError::BadRequest(format!(
+                    "Invalid input for field/attribute {key}. Value: {other}. It must be a string of 1 to 255 characters"
+                ))),
+            }
+        };
+        let host = destination("host", &s.host)?;
+        let hypervisor_hostname = destination("hypervisor_hostname", &s.hypervisor_hostname)?;
         let description = match &s.description {
             Some(d) => super::validate_description(d)?,
             None => None,
@@ -467,6 +494,18 @@ impl CreateServerRequest {
                 ));
             };
             for b in list {
+                if let Some(t) = b.get("volume_type") {
+                    if !mv.at_least(67) {
+                        return Err(RequestError::BadRequest(
+                            "Invalid input for field/attribute block_device_mapping_v2. Additional properties are not allowed ('volume_type' was unexpected)".into(),
+                        ));
+                    }
+                    if !(t.is_null() || t.as_str().is_some_and(|t| t.chars().count() <= 255)) {
+                        return Err(RequestError::BadRequest(format!(
+                            "Invalid input for field/attribute volume_type. Value: {t}. It must be null or a string of at most 255 characters"
+                        )));
+                    }
+                }
                 if let Some(t) = b.get("tag") {
                     if !bdm_tag_allowed(mv) {
                         return Err(RequestError::BadRequest(
@@ -540,6 +579,8 @@ impl CreateServerRequest {
             description,
             tags,
             user_data,
+            host,
+            hypervisor_hostname,
         })
     }
 }

@@ -633,3 +633,22 @@ fn server_view_shows_certificates_and_lock_reason_from_their_versions() {
     assert!(at(72).get("locked_reason").is_none());
     assert_eq!(at(73)["locked_reason"], "why");
 }
+
+/// Nova's block device mappings take a `volume_type` from 2.67 only.
+#[test]
+fn block_device_volume_type_needs_2_67() {
+    let body = json!({"server": {"name": "vm", "flavorRef": "1", "networks": "none", "block_device_mapping_v2": [
+        {"source_type": "image", "destination_type": "volume", "uuid": "5f8e6a2c-1d3b-4c7e-9a0f-2b4d6c8e0a1f", "boot_index": 0, "volume_size": 1, "volume_type": "fast"}]}});
+    assert!(create_at(body.clone(), 66).is_err());
+    assert_eq!(create_at(body, 67).expect("2.67").block_devices[0].volume_type.as_deref(), Some("fast"));
+}
+
+/// Nova's create takes `host` and `hypervisor_hostname` from 2.74 only.
+#[test]
+fn requested_destination_needs_2_74() {
+    let body = json!({"server": {"name": "vm", "imageRef": "i", "flavorRef": "1", "networks": "none", "host": "h1"}});
+    assert!(create_at(body.clone(), 73).is_err());
+    assert_eq!(create_at(body, 74).expect("2.74").host.as_deref(), Some("h1"));
+    let empty = json!({"server": {"name": "vm", "imageRef": "i", "flavorRef": "1", "networks": "none", "hypervisor_hostname": ""}});
+    assert!(create_at(empty, 74).is_err());
+}

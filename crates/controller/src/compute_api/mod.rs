@@ -82,6 +82,8 @@ pub struct ServerSpec {
     pub tags: Vec<String>,
     /// User data (base64) as sent.
     pub user_data: Option<String>,
+    /// The host an admin asked for (2.74), already checked to exist.
+    pub requested_host: Option<String>,
 }
 
 /// A volume in a server's block device mapping.
@@ -97,6 +99,9 @@ pub struct VolumeBdm {
     pub boot_index: Option<i64>,
     /// Delete the volume with the server.
     pub delete_on_termination: bool,
+    /// Volume type id of a volume made for the server (2.67; default type when none).
+    #[serde(default)]
+    pub volume_type_id: Option<String>,
 }
 
 /// A created server and the admin password to return once.

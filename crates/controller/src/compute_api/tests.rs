@@ -134,6 +134,8 @@ async fn create_checks_mappings_flavor_and_image_in_the_service() {
         description: None,
         tags: Vec::new(),
         user_data: None,
+        host: None,
+        hypervisor_hostname: None,
     };
     let bad_map =
         BdmRequest { source_type: "snapshot".into(), destination_type: "volume".into(), ..Default::default() };
@@ -238,6 +240,7 @@ async fn server_lists_are_paged_at_a_thousand() {
         description: None,
         tags: Vec::new(),
         user_data: None,
+        requested_host: None,
     };
     assert_eq!(api.create_servers(&member, &spec, "req-many").await.expect("create").len(), 1001);
     for limit in [None, Some(5000)] {
@@ -264,6 +267,7 @@ async fn active_server(api: &ComputeApi, ds: &Datastore) -> String {
         description: None,
         tags: Vec::new(),
         user_data: None,
+        requested_host: None,
     };
     let id = api.create_servers(&ctx(&["member"]), &spec, "req-meta").await.expect("create")[0].server.id.to_string();
     api.reset_state(&ctx(&["admin"]), &id, stratus_types::VmState::Active, "req-reset").await.expect("reset");
@@ -415,6 +419,8 @@ async fn a_server_with_an_unknown_key_name_is_refused() {
         description: None,
         tags: Vec::new(),
         user_data: None,
+        host: None,
+        hypervisor_hostname: None,
     };
     let e = api.create(&member, req("nope"), "req-k").await.expect_err("unknown key");
     assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Invalid key_name provided."), "{e:?}");
@@ -589,6 +595,8 @@ async fn server_create_accepts_an_aggregate_zone_only_with_an_enabled_host() {
         description: None,
         tags: Vec::new(),
         user_data: None,
+        host: None,
+        hypervisor_hostname: None,
     };
     let member = ctx(&["member"]);
     let e = api.create(&member, req("az1"), "req-1").await.expect_err("the zone has no host yet");
@@ -651,6 +659,7 @@ async fn quota_sets_layer_project_over_default_class_over_config() {
         description: None,
         tags: Vec::new(),
         user_data: None,
+        requested_host: None,
     };
     let refused = api.create_servers(&ctx(&["member"]), &spec, "req-over").await;
     assert!(matches!(refused, Err(ComputeError::QuotaExceeded(_))), "{:?}", refused.map(|_| ()));
@@ -1084,4 +1093,79 @@ async fn server_lists_filter_by_lock_and_changes_since_with_deleted_ones() {
     let since = list("changes-since=2000-01-01T00:00:00Z").await;
     assert_eq!(since.len(), 1, "a server deleted since is listed");
     assert!(since[0].deleted);
+}
+
+/// Nova (2.67): a mapping's `volume_type`, by id or name, must name a type
+/// the caller sees; an unknown one is a 400.
+#[tokio::test]
+async fn block_device_volume_types_must_exist() {
+    let (api, ds, _dir) = api().await;
+    ds.flavor_ensure(&tiny_flavor()).await.expect("flavor");
+    let req = |t: &str| ServerCreate {
+        name: "vt".into(),
+        image_ref: None,
+        flavor_ref: "1".into(),
+        flavor_id: "1".into(),
+        block_devices: vec![BdmRequest {
+            source_type: "volume".into(),
+            destination_type: "volume".into(),
+            uuid: Some(uuid::Uuid::new_v4().to_string()),
+            boot_index: Some(0),
+            volume_type: Some(t.into()),
+            ..Default::default()
+        }],
+        metadata: Default::default(),
+        key_name: None,
+        availability_zone: None,
+        networks: Networks::None,
+        count: 1,
+        admin_pass: None,
+        return_reservation_id: false,
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
+        host: None,
+        hypervisor_hostname: None,
+    };
+    let e = api.create(&ctx(&["member"]), req("nope"), "req-vt").await.expect_err("unknown type");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Volume type nope could not be found."), "{e:?}");
+    // The default type by name passes this check (the missing volume fails later).
+    let e = api.create(&ctx(&["member"]), req("__DEFAULT__"), "req-vt2").await.expect_err("missing volume");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if !m.starts_with("Volume type")), "{e:?}");
+}
+
+/// Nova (2.74): a requested host needs an admin
+/// (`servers:create:requested_destination`) and an existing compute host
+/// (else 400 "Compute host X could not be found.").
+#[tokio::test]
+async fn a_requested_host_needs_an_admin_and_a_known_host() {
+    let (api, ds, _dir) = api().await;
+    ds.flavor_ensure(&tiny_flavor()).await.expect("flavor");
+    let cap = HostCapacity { vcpus: 4, memory_mb: 4096, disk_gb: 40 };
+    ds.service_join("h1", cap, chrono::Duration::seconds(30)).await.expect("join");
+    let req = |host: &str| ServerCreate {
+        name: "placed".into(),
+        image_ref: Some(String::new()),
+        flavor_ref: "1".into(),
+        flavor_id: "1".into(),
+        block_devices: vec![],
+        metadata: Default::default(),
+        key_name: None,
+        availability_zone: None,
+        networks: Networks::None,
+        count: 1,
+        admin_pass: None,
+        return_reservation_id: false,
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
+        host: Some(host.into()),
+        hypervisor_hostname: None,
+    };
+    let e = api.create(&ctx(&["member"]), req("h1"), "req-h").await.expect_err("member");
+    assert!(matches!(e, ComputeError::Forbidden(_)), "{e:?}");
+    let admin = ctx(&["admin"]);
+    let e = api.create(&admin, req("h9"), "req-h").await.expect_err("unknown host");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Compute host h9 could not be found."), "{e:?}");
+    api.create(&admin, req("h1"), "req-h").await.expect("known host");
 }
