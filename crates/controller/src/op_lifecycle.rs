@@ -303,7 +303,11 @@ impl Lifecycle {
             cx.step(UnshelveStep::Schedule).await?;
             if server.host.is_none() {
                 let guard = s.sched_lock.lock().await;
-                let Some(svc) = scheduler::pick(s, &server, &[], None).await? else {
+                // An admin's unshelve to a host (2.91) considers only that host.
+                let only: Option<String> = serde_json::from_str::<serde_json::Value>(&op.params)
+                    .ok()
+                    .and_then(|p| p["host"].as_str().map(str::to_string));
+                let Some(svc) = scheduler::pick(s, &server, &[], only.as_deref()).await? else {
                     drop(guard);
                     return self
                         .abandon(

@@ -439,7 +439,7 @@ impl Cloud {
             OpKind::Restore => act(Action::Restore).await,
             OpKind::Shelve => act(Action::Shelve).await,
             OpKind::ShelveOffload => act(Action::ShelveOffload).await,
-            OpKind::Unshelve => act(Action::Unshelve).await,
+            OpKind::Unshelve => act(Action::Unshelve { availability_zone: None, host: None }).await,
             OpKind::Resize => act(Action::Resize { flavor_ref: "2".into(), flavor_id: "2".into() }).await,
             OpKind::ConfirmResize => act(Action::ConfirmResize).await,
             OpKind::RevertResize => act(Action::RevertResize).await,

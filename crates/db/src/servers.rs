@@ -675,6 +675,12 @@ impl Datastore {
         self.server_set_text(id, "user_data", user_data).await
     }
 
+    /// Pin a live server to an availability zone, or unpin it (`None`):
+    /// where its next scheduling (an unshelve, 2.77 and 2.91) may place it.
+    pub async fn server_set_availability_zone(&self, id: &ServerId, zone: Option<&str>) -> Result<(), DbError> {
+        self.server_set_text(id, "availability_zone", zone).await
+    }
+
     /// Set one nullable text column of a live server (`column` is one of
     /// this module's fixed names, never caller text).
     async fn server_set_text(&self, id: &ServerId, column: &'static str, value: Option<&str>) -> Result<(), DbError> {

@@ -48,9 +48,16 @@ pub enum ServerAction {
     /// `shelveOffload`.
     #[serde(rename = "shelveOffload", deserialize_with = "no_body::shelve_offload")]
     ShelveOffload,
-    /// `unshelve`.
-    #[serde(rename = "unshelve", deserialize_with = "no_body::unshelve")]
-    Unshelve,
+    /// `unshelve`, to an `availability_zone` (2.77; null unpins, 2.91) or
+    /// a `host` (2.91, admins); checked against the microversion by
+    /// [`ServerAction::check_at`].
+    #[serde(rename = "unshelve", deserialize_with = "unshelve")]
+    Unshelve {
+        /// `Some(Some(az))`: that zone; `Some(None)`: unpinned; `None`: unchanged.
+        availability_zone: Option<Option<String>>,
+        /// The host to unshelve on.
+        host: Option<String>,
+    },
     /// `migrate` (cold, admin).
     #[serde(rename = "migrate", deserialize_with = "no_body::migrate")]
     Migrate,
@@ -179,6 +186,20 @@ impl ServerAction {
                 "Invalid input for field/attribute lock. Additional properties are not allowed ('locked_reason' was unexpected)".into(),
             )),
             Self::Rebuild(r) => r.check_at(mv),
+            Self::Unshelve { availability_zone, host } => {
+                let needs = match (availability_zone, host) {
+                    (_, Some(_)) | (Some(None), _) => 91,
+                    (Some(Some(_)), None) => 77,
+                    (None, None) => 1,
+                };
+                if mv.at_least(needs) {
+                    Ok(())
+                } else {
+                    Err(RequestError::BadRequest(
+                        "Invalid input for field/attribute unshelve. Value: must be null at this microversion".into(),
+                    ))
+                }
+            }
             _ => Ok(()),
         }
     }
@@ -217,7 +238,7 @@ mod no_body {
     no_body! {
         os_stop => "os-stop", os_start => "os-start", pause => "pause", unpause => "unpause",
         suspend => "suspend", resume => "resume", shelve => "shelve", shelve_offload => "shelveOffload",
-        unshelve => "unshelve", migrate => "migrate", confirm_resize => "confirmResize",
+        migrate => "migrate", confirm_resize => "confirmResize",
         revert_resize => "revertResize", restore => "restore", force_delete => "forceDelete", unlock => "unlock",
     }
 }
@@ -252,6 +273,37 @@ fn lock<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
             "Invalid input for field/attribute locked_reason. Value: {v}. It must be a string of at most 255 characters"
         ))),
     }
+}
+
+type UnshelveArgs = (Option<Option<String>>, Option<String>);
+
+fn unshelve<'de, D: Deserializer<'de>>(d: D) -> Result<UnshelveArgs, D::Error> {
+    let arg = Value::deserialize(d)?;
+    let Value::Object(o) = &arg else {
+        return match arg {
+            Value::Null => Ok((None, None)),
+            _ => Err(bad(format!(
+                "Invalid input for field/attribute unshelve. Value: {arg}. {arg} is not of type 'object', 'null'"
+            ))),
+        };
+    };
+    keys(o, &["availability_zone", "host"])?;
+    let name = |key: &str, v: &Value| match v {
+        Value::String(s) if (1..=255).contains(&s.chars().count()) => Ok(s.clone()),
+        other => Err(bad(format!(
+            "Invalid input for field/attribute {key}. Value: {other}. It must be a string of 1 to 255 characters"
+        ))),
+    };
+    let az = match o.get("availability_zone") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(v) => Some(Some(name("availability_zone", v)?)),
+    };
+    let host = match o.get("host") {
+        None => None,
+        Some(v) => Some(name("host", v)?),
+    };
+    Ok((az, host))
 }
 
 fn reboot<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {

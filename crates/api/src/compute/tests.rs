@@ -652,3 +652,23 @@ fn requested_destination_needs_2_74() {
     let empty = json!({"server": {"name": "vm", "imageRef": "i", "flavorRef": "1", "networks": "none", "hypervisor_hostname": ""}});
     assert!(create_at(empty, 74).is_err());
 }
+
+/// Nova's unshelve body: null (or {}) at any version; an
+/// `availability_zone` from 2.77; a null zone (unpin) or a `host` from 2.91.
+#[test]
+fn unshelve_destination_follows_the_microversion() {
+    let parse = |b: serde_json::Value| ServerAction::parse(&json!({ "unshelve": b })).expect("unshelve");
+    let mv = |m| crate::Microversion::new(2, m);
+    let plain = parse(json!(null));
+    assert_eq!(plain, ServerAction::Unshelve { availability_zone: None, host: None });
+    assert!(plain.check_at(mv(1)).is_ok());
+    let az = parse(json!({"availability_zone": "z1"}));
+    assert!(az.check_at(mv(76)).is_err());
+    assert!(az.check_at(mv(77)).is_ok());
+    let unpin = parse(json!({"availability_zone": null}));
+    assert_eq!(unpin, ServerAction::Unshelve { availability_zone: Some(None), host: None });
+    assert!(unpin.check_at(mv(90)).is_err());
+    assert!(unpin.check_at(mv(91)).is_ok());
+    assert!(parse(json!({"host": "h1"})).check_at(mv(90)).is_err());
+    assert!(ServerAction::parse(&json!({"unshelve": {"other": 1}})).is_err());
+}

@@ -97,6 +97,12 @@ impl ComputeApi {
                 params["image_id"] = image.id.to_string().into();
                 params["stopped"] = (vm == VmState::Stopped).into();
             }
+            Action::Unshelve { availability_zone, host } => {
+                self.check_unshelve_destination(ctx, &s, availability_zone, host.as_deref()).await?;
+                if let Some(h) = host {
+                    params["host"] = h.clone().into();
+                }
+            }
             Action::Evacuate => {
                 let host = s.host.clone().unwrap_or_default();
                 if self.host_is_up(&host).await {
@@ -151,6 +157,10 @@ impl ComputeApi {
                         self.ds.server_metadata_swap(&s.id, &cur.metadata, &new).await?;
                     }
                 }
+                if let Action::Unshelve { availability_zone: Some(az), .. } = &action {
+                    // The zone the server is pinned to, which the unshelve's scheduling reads.
+                    self.ds.server_set_availability_zone(&s.id, az.as_deref()).await?;
+                }
                 self.wake(&op.id).await
             }
             Err(DbError::Conflict { .. }) => {
@@ -163,6 +173,56 @@ impl ComputeApi {
         }
         Ok(())
     }
+    /// Nova's checks of an unshelve's destination (2.77, 2.91): only a
+    /// shelved-offloaded server may be sent to a zone or a host (409); a
+    /// host needs an admin (`os-shelve:unshelve_to_host`, 403) and must
+    /// exist (400), in the zone asked for if any (400); a zone must have an
+    /// enabled compute host (400).
+    async fn check_unshelve_destination(
+        &self,
+        ctx: &AuthContext,
+        s: &ServerRow,
+        az: &Option<Option<String>>,
+        host: Option<&str>,
+    ) -> Result<(), ComputeError> {
+        if az.is_none() && host.is_none() {
+            return Ok(());
+        }
+        if host.is_some() && !ctx.is_admin() {
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow os_compute_api:os-shelve:unshelve_to_host to be performed.".into(),
+            ));
+        }
+        if s.vm_state != VmState::ShelvedOffloaded {
+            return Err(ComputeError::Conflict(format!(
+                "The unshelve action with an availability zone or a host is only allowed for shelved offloaded servers; instance {} is in vm_state {}",
+                s.id,
+                s.vm_state.as_str()
+            )));
+        }
+        if let Some(Some(zone)) = az
+            && zone != stratus_db::DEFAULT_ZONE
+            && !self.ds.service_zone_available(zone).await?
+        {
+            return Err(ComputeError::BadRequest(format!("The requested availability zone is not available: {zone}")));
+        }
+        if let Some(h) = host {
+            let svc = match self.ds.service_get_by_host(h).await {
+                Ok(svc) => svc,
+                Err(DbError::NotFound { .. }) => {
+                    return Err(ComputeError::BadRequest(format!("Compute host {h} could not be found.")));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(Some(zone)) = az
+                && *zone != svc.zone
+            {
+                return Err(ComputeError::BadRequest(format!("Host {h} is not in the availability zone {zone}.")));
+            }
+        }
+        Ok(())
+    }
+
     async fn check_resize_quota(&self, s: &ServerRow, new: &FlavorRow) -> Result<(), ComputeError> {
         let limits = self.quota_limits(&s.project_id).await?;
         let u = self.ds.quota_usage(&s.project_id).await?;
@@ -303,8 +363,13 @@ pub enum Action {
     Shelve,
     /// `shelveOffload`.
     ShelveOffload,
-    /// `unshelve`.
-    Unshelve,
+    /// `unshelve`, to a zone (2.77; `Some(None)` unpins, 2.91) or a host (2.91, admins).
+    Unshelve {
+        /// `Some(Some(az))`: that zone; `Some(None)`: unpinned; `None`: unchanged.
+        availability_zone: Option<Option<String>>,
+        /// The host to unshelve on.
+        host: Option<String>,
+    },
     /// `resize` to another flavor.
     Resize {
         /// `flavorRef` as given (for messages).
@@ -399,7 +464,9 @@ fn rule(a: &Action) -> Rule {
             admin_only: Some("os_compute_api:os-shelve:shelve_offload"),
             ..r("shelveOffload", OpKind::ShelveOffload, vec![V::Shelved], T::ShelvingOffloading)
         },
-        Action::Unshelve => r("unshelve", OpKind::Unshelve, vec![V::Shelved, V::ShelvedOffloaded], T::Unshelving),
+        Action::Unshelve { .. } => {
+            r("unshelve", OpKind::Unshelve, vec![V::Shelved, V::ShelvedOffloaded], T::Unshelving)
+        }
         Action::Resize { .. } => r("resize", OpKind::Resize, vec![V::Active, V::Stopped], T::ResizePrep),
         Action::Migrate => Rule {
             admin_only: Some("os_compute_api:os-migrate-server:migrate"),

@@ -1169,3 +1169,32 @@ async fn a_requested_host_needs_an_admin_and_a_known_host() {
     assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Compute host h9 could not be found."), "{e:?}");
     api.create(&admin, req("h1"), "req-h").await.expect("known host");
 }
+
+/// Nova's unshelve to a zone or host (2.77, 2.91): only for a
+/// shelved-offloaded server (409), a host only for admins (403) and known
+/// (400), a zone only with an enabled host (400); the zone asked for pins
+/// the server.
+#[tokio::test]
+async fn unshelve_destinations_follow_novas_rules() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let (member, admin) = (ctx(&["member"]), ctx(&["admin"]));
+    let to = |az: Option<Option<&str>>, host: Option<&str>| Action::Unshelve {
+        availability_zone: az.map(|z| z.map(str::to_string)),
+        host: host.map(str::to_string),
+    };
+    let e = api.action(&member, &id, to(Some(Some("nova")), None), "req-u1").await.expect_err("active");
+    assert!(matches!(e, ComputeError::Conflict(_)), "{e:?}");
+    api.reset_state(&admin, &id, stratus_types::VmState::Active, "req-r").await.expect("reset");
+    let sid = ServerId::parse_canonical(&id).expect("id");
+    let t = stratus_db::Transition { vm: Some(stratus_types::VmState::ShelvedOffloaded), ..Default::default() };
+    ds.server_transition(&sid, &t).await.expect("offloaded");
+    let e = api.action(&member, &id, to(None, Some("h1")), "req-u2").await.expect_err("member host");
+    assert!(matches!(e, ComputeError::Forbidden(_)), "{e:?}");
+    let e = api.action(&admin, &id, to(None, Some("h9")), "req-u3").await.expect_err("unknown host");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Compute host h9 could not be found."), "{e:?}");
+    let e = api.action(&member, &id, to(Some(Some("elsewhere")), None), "req-u4").await.expect_err("zone");
+    assert!(matches!(e, ComputeError::BadRequest(_)), "{e:?}");
+    api.action(&member, &id, to(Some(Some("nova")), None), "req-u5").await.expect("unshelve to nova");
+    assert_eq!(ds.server_get(&sid).await.expect("row").availability_zone.as_deref(), Some("nova"));
+}

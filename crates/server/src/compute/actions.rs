@@ -49,7 +49,7 @@ pub(super) async fn server_action(
         ServerAction::Resume => op(Action::Resume).await?,
         ServerAction::Shelve => op(Action::Shelve).await?,
         ServerAction::ShelveOffload => op(Action::ShelveOffload).await?,
-        ServerAction::Unshelve => op(Action::Unshelve).await?,
+        ServerAction::Unshelve { availability_zone, host } => op(Action::Unshelve { availability_zone, host }).await?,
         ServerAction::Migrate => op(Action::Migrate).await?,
         ServerAction::RevertResize => op(Action::RevertResize).await?,
         ServerAction::Restore => op(Action::Restore).await?,
