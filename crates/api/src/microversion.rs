@@ -18,7 +18,7 @@ pub struct Microversion {
 /// Oldest compute microversion served.
 pub const MIN_COMPUTE: Microversion = Microversion { major: 2, minor: 1 };
 /// Newest compute microversion served.
-pub const MAX_COMPUTE: Microversion = Microversion { major: 2, minor: 75 };
+pub const MAX_COMPUTE: Microversion = Microversion { major: 2, minor: 100 };
 
 impl Microversion {
     /// Build a version.
@@ -97,7 +97,7 @@ mod tests {
         assert_eq!(negotiate(Some("compute 2.9"), None), Ok(Microversion::new(2, 9)));
         assert_eq!(negotiate(Some("volume 3.5, compute 2.3"), Some("2.1")), Ok(Microversion::new(2, 3)));
         assert_eq!(negotiate(None, Some("latest")), Ok(MAX_COMPUTE));
-        assert!(matches!(negotiate(Some("compute 2.99"), None), Err(MicroversionError::Unsupported(_))));
+        assert!(matches!(negotiate(Some("compute 2.999"), None), Err(MicroversionError::Unsupported(_))));
         assert!(matches!(negotiate(Some("compute 3.0"), None), Err(MicroversionError::Unsupported(_))));
         assert!(matches!(negotiate(Some("compute abc"), None), Err(MicroversionError::Malformed(_))));
         assert!(matches!(negotiate(None, Some("2.01")), Err(MicroversionError::Malformed(_))));

@@ -453,6 +453,7 @@ impl Cloud {
                     description: None,
                     key_name: None,
                     user_data: None,
+                    hostname: None,
                 })
                 .await
             }
@@ -543,6 +544,8 @@ impl Cloud {
             tags: Vec::new(),
             user_data: None,
             requested_host: None,
+            hostname: None,
+            scheduler_hints: None,
         };
         let created = self.api.create_servers(&self.ctx, &spec, "req-create").await.expect("create");
         let id = created[0].server.id;

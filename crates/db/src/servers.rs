@@ -88,6 +88,8 @@ pub struct ServerRow {
     pub description: Option<String>,
     /// User data as sent (base64) at create or rebuild; `None` when none.
     pub user_data: Option<String>,
+    /// Scheduler hints given at create, a JSON object; `None` when none.
+    pub scheduler_hints: Option<String>,
 }
 
 /// A port: the fixed IP a server holds on the internal network.
@@ -409,7 +411,7 @@ pub struct Transition {
     pub image: Option<ImageId>,
 }
 
-pub(crate) const SERVER_COLS: &str = "id, name, project_id, user_id, image_id, flavor_id, flavor_name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, vm_state, task_state, power_state, host, metadata, key_name, locked, locked_by, locked_reason, availability_zone, reservation_id, hostname, fault, progress, generation, launched_at, terminated_at, created_at, updated_at, deleted_at, deleted, shelved_image_id, description, user_data";
+pub(crate) const SERVER_COLS: &str = "id, name, project_id, user_id, image_id, flavor_id, flavor_name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, vm_state, task_state, power_state, host, metadata, key_name, locked, locked_by, locked_reason, availability_zone, reservation_id, hostname, fault, progress, generation, launched_at, terminated_at, created_at, updated_at, deleted_at, deleted, shelved_image_id, description, user_data, scheduler_hints";
 
 /// First usable address index of the internal network 10.0.0.0/16.
 const FIRST_IP_INDEX: i64 = 2;
@@ -446,12 +448,12 @@ impl Datastore {
             if !ex.overs.is_empty() {
                 return Err(DbError::QuotaExceeded(ex));
             }
-            sqlx::query(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$30,NULL,FALSE,NULL,$31,$32)"))
+            sqlx::query(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$30,NULL,FALSE,NULL,$31,$32,$33)"))
             .bind(r.id).bind(&r.name).bind(&r.project_id).bind(&r.user_id).bind(r.image_id).bind(&r.flavor_id).bind(&r.flavor_name)
             .bind(r.vcpus).bind(r.ram_mb).bind(r.disk_gb).bind(r.ephemeral_gb).bind(r.swap_mb).bind(r.vm_state).bind(r.task_state)
             .bind(r.power_state.code()).bind(&r.host).bind(&r.metadata).bind(&r.key_name).bind(r.locked).bind(r.locked_by).bind(&r.locked_reason)
             .bind(&r.availability_zone).bind(&r.reservation_id).bind(&r.hostname).bind(&r.fault).bind(r.progress).bind(r.generation)
-            .bind(r.launched_at.map(ts)).bind(r.terminated_at.map(ts)).bind(&now).bind(&r.description).bind(&r.user_data)
+            .bind(r.launched_at.map(ts)).bind(r.terminated_at.map(ts)).bind(&now).bind(&r.description).bind(&r.user_data).bind(&r.scheduler_hints)
             .execute(&mut *tx).await?;
             for tag in &new.tags {
                 sqlx::query("INSERT INTO server_tags (server_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
@@ -679,6 +681,11 @@ impl Datastore {
     /// where its next scheduling (an unshelve, 2.77 and 2.91) may place it.
     pub async fn server_set_availability_zone(&self, id: &ServerId, zone: Option<&str>) -> Result<(), DbError> {
         self.server_set_text(id, "availability_zone", zone).await
+    }
+
+    /// Set a live server's guest host name (2.90: create, update, rebuild).
+    pub async fn server_set_hostname(&self, id: &ServerId, hostname: &str) -> Result<(), DbError> {
+        self.server_set_text(id, "hostname", Some(hostname)).await
     }
 
     /// Set one nullable text column of a live server (`column` is one of

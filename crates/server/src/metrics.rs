@@ -210,6 +210,8 @@ mod tests {
                 tags: Vec::new(),
                 user_data: None,
                 requested_host: None,
+                hostname: None,
+                scheduler_hints: None,
             };
             let created = self.api.create_servers(&self.ctx, &spec, "req-create").await.expect("create");
             let id = created[0].server.id;

@@ -288,6 +288,7 @@ pub async fn insert_server(
         shelved_image_id: None,
         description: None,
         user_data: None,
+        scheduler_hints: None,
     };
     let new = stratus_db::NewServer {
         row,

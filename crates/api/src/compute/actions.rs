@@ -349,6 +349,8 @@ pub struct Rebuild {
     pub key_name: Option<Option<String>>,
     /// New user data, `Some(None)` clears it (2.57+).
     pub user_data: Option<Option<String>>,
+    /// New guest host name (2.90+; the raw value, checked by [`Rebuild::check_at`]).
+    pub hostname: Option<Value>,
     /// The keys the body carried (checked against the microversion by [`Rebuild::check_at`]).
     pub keys: Vec<String>,
 }
@@ -365,6 +367,7 @@ impl Rebuild {
                 "user_data" => mv.at_least(57),
                 "personality" => !mv.at_least(57),
                 "trusted_image_certificates" => mv.at_least(63),
+                "hostname" => mv.at_least(90),
                 _ => true,
             };
             if !ok {
@@ -373,7 +376,15 @@ impl Rebuild {
                 )));
             }
         }
+        if let Some(h) = &self.hostname {
+            crate::compute::validate_hostname(h, mv)?;
+        }
         Ok(())
+    }
+
+    /// The checked host name (call after [`Rebuild::check_at`]).
+    pub fn hostname_at(&self, mv: crate::Microversion) -> Result<Option<String>, RequestError> {
+        self.hostname.as_ref().map(|h| crate::compute::validate_hostname(h, mv)).transpose()
     }
 }
 
@@ -396,6 +407,7 @@ fn rebuild<'de, D: Deserializer<'de>>(d: D) -> Result<Rebuild, D::Error> {
             "key_name",
             "user_data",
             "trusted_image_certificates",
+            "hostname",
         ],
     )?;
     if let Some(c) = o.get("trusted_image_certificates") {
@@ -449,7 +461,8 @@ fn rebuild<'de, D: Deserializer<'de>>(d: D) -> Result<Rebuild, D::Error> {
         Some(u) => Some(crate::compute::validate_user_data(u).map_err(bad)?),
     };
     let keys = o.keys().cloned().collect();
-    Ok(Rebuild { image_ref, name, metadata, admin_pass, description, key_name, user_data, keys })
+    let hostname = o.get("hostname").cloned();
+    Ok(Rebuild { image_ref, name, metadata, admin_pass, description, key_name, user_data, hostname, keys })
 }
 
 fn evacuate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

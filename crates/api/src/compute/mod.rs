@@ -192,3 +192,24 @@ pub fn check_trusted_certs(v: &serde_json::Value) -> Result<(), RequestError> {
         ))),
     }
 }
+
+/// Nova's check of a requested `hostname` (2.90+): at 2.90-2.93 a host
+/// label (2 to 63 letters, digits and inner dashes); from 2.94 an FQDN
+/// (1 to 255 letters, digits, `-`, `.` and `_`).
+pub fn validate_hostname(v: &serde_json::Value, mv: crate::Microversion) -> Result<String, RequestError> {
+    let bad =
+        |why: &str| RequestError::BadRequest(format!("Invalid input for field/attribute hostname. Value: {v}. {why}"));
+    let Some(h) = v.as_str() else { return Err(bad("It is not of type 'string'")) };
+    let n = h.chars().count();
+    if mv.at_least(94) {
+        if n == 0 || n > 255 || !h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')) {
+            return Err(bad("It must be 1 to 255 characters among letters, digits, '-', '.' and '_'"));
+        }
+    } else {
+        let inner_ok = h.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !(2..=63).contains(&n) || !inner_ok || h.starts_with('-') || h.ends_with('-') {
+            return Err(bad("It must be 2 to 63 letters, digits or inner dashes"));
+        }
+    }
+    Ok(h.to_string())
+}

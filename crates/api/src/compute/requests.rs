@@ -117,6 +117,10 @@ pub struct CreateServer {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub hypervisor_hostname: Option<Value>,
+    /// The guest's host name (2.90+; an FQDN from 2.94).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub hostname: Option<Value>,
 }
 
 /// A key that is present (even as `null`) is `Some`: a microversion check
@@ -279,6 +283,10 @@ pub struct ServerCreate {
     pub host: Option<String>,
     /// `hypervisor_hostname` asked for (2.74+).
     pub hypervisor_hostname: Option<String>,
+    /// The guest's host name (2.90+).
+    pub hostname: Option<String>,
+    /// Scheduler hints as given (an object), kept to be shown from 2.100.
+    pub scheduler_hints: Option<Value>,
 }
 
 fn count_param(v: &Option<Value>, name: &str) -> Result<Option<u32>, RequestError> {
@@ -445,6 +453,15 @@ impl CreateServerRequest {
 
     /// Check the body's shape with Nova's schema and messages at `mv`.
     pub fn check_at(self, mv: Microversion) -> Result<ServerCreate, RequestError> {
+        let scheduler_hints = match self.os_scheduler_hints.or(self.scheduler_hints) {
+            None | Some(Value::Null) => None,
+            Some(h @ Value::Object(_)) => Some(h),
+            Some(other) => {
+                return Err(RequestError::BadRequest(format!(
+                    "Invalid input for field/attribute os:scheduler_hints. Value: {other}. {other} is not of type 'object'"
+                )));
+            }
+        };
         let s = self.server;
         validate_name(&s.name, "name")?;
         if s.description.is_some() && !mv.at_least(19) {
@@ -474,6 +491,11 @@ impl CreateServerRequest {
         };
         let host = destination("host", &s.host)?;
         let hypervisor_hostname = destination("hypervisor_hostname", &s.hypervisor_hostname)?;
+        let hostname = match &s.hostname {
+            None => None,
+            Some(_) if !mv.at_least(90) => return Err(not_at("hostname")),
+            Some(h) => Some(super::validate_hostname(h, mv)?),
+        };
         let description = match &s.description {
             Some(d) => super::validate_description(d)?,
             None => None,
@@ -561,6 +583,11 @@ impl CreateServerRequest {
         if min > max {
             return Err(RequestError::BadRequest("min_count must be <= max_count".into()));
         }
+        if hostname.is_some() && max > 1 {
+            return Err(RequestError::BadRequest(
+                "Unable to allocate the requested hostname to multiple instances.".into(),
+            ));
+        }
         let return_reservation_id = matches!(s.return_reservation_id, Some(Value::Bool(true)))
             || matches!(&s.return_reservation_id, Some(Value::String(x)) if truthy(x));
         Ok(ServerCreate {
@@ -581,6 +608,8 @@ impl CreateServerRequest {
             user_data,
             host,
             hypervisor_hostname,
+            hostname,
+            scheduler_hints,
         })
     }
 }
@@ -593,6 +622,8 @@ pub struct ServerUpdate {
     pub name: Option<String>,
     /// New description: `Some(None)` clears it (2.19+).
     pub description: Option<Option<String>>,
+    /// New guest host name (2.90+).
+    pub hostname: Option<String>,
 }
 
 impl ServerUpdate {
@@ -608,7 +639,8 @@ impl ServerUpdate {
         };
         for k in obj.keys() {
             let known = matches!(k.as_str(), "name" | "accessIPv4" | "accessIPv6" | "OS-DCF:diskConfig")
-                || (k == "description" && mv.at_least(19));
+                || (k == "description" && mv.at_least(19))
+                || (k == "hostname" && mv.at_least(90));
             if !known {
                 return Err(RequestError::BadRequest(format!(
                     "Additional properties are not allowed ('{k}' was unexpected)"
@@ -631,7 +663,11 @@ impl ServerUpdate {
             None => None,
             Some(d) => Some(super::validate_description(d)?),
         };
-        Ok(Self { name, description })
+        let hostname = match obj.get("hostname") {
+            None => None,
+            Some(h) => Some(super::validate_hostname(h, mv)?),
+        };
+        Ok(Self { name, description, hostname })
     }
 }
 

@@ -534,6 +534,7 @@ fn server_row() -> stratus_db::ServerRow {
         shelved_image_id: None,
         description: Some("about".into()),
         user_data: None,
+        scheduler_hints: None,
     }
 }
 
@@ -544,7 +545,8 @@ fn server_view_keys_follow_the_microversion() {
     let row = server_row();
     let tags = vec!["a".to_string()];
     let specs: std::collections::BTreeMap<String, String> = [("k".to_string(), "v".to_string())].into();
-    let extras = views::ServerExtras { host_status: Some("UP"), tags: &tags, extra_specs: Some(&specs) };
+    let extras =
+        views::ServerExtras { host_status: Some("UP"), tags: &tags, extra_specs: Some(&specs), image_properties: None };
     let at = |m| views::server("http://x", &row, &[], &[], true, crate::Microversion::new(2, m), &extras);
     let v15 = at(15);
     for k in ["host_status", "description", "tags"] {
@@ -559,7 +561,7 @@ fn server_view_keys_follow_the_microversion() {
         *f,
         json!({"vcpus": 1, "ram": 512, "disk": 1, "ephemeral": 0, "swap": 0, "original_name": "m1.tiny", "extra_specs": {"k": "v"}})
     );
-    let reader = views::ServerExtras { host_status: None, tags: &tags, extra_specs: None };
+    let reader = views::ServerExtras { host_status: None, tags: &tags, extra_specs: None, image_properties: None };
     let v = views::server("http://x", &row, &[], &[], false, crate::Microversion::new(2, 47), &reader);
     assert!(v.get("host_status").is_none());
     assert!(v["flavor"].get("extra_specs").is_none());
@@ -671,4 +673,80 @@ fn unshelve_destination_follows_the_microversion() {
     assert!(unpin.check_at(mv(91)).is_ok());
     assert!(parse(json!({"host": "h1"})).check_at(mv(90)).is_err());
     assert!(ServerAction::parse(&json!({"unshelve": {"other": 1}})).is_err());
+}
+
+/// Nova's `hostname` (2.90): create, update and rebuild take a host label;
+/// from 2.94 an FQDN; never with several servers; shown to every user.
+#[test]
+fn requested_hostnames_follow_novas_schema() {
+    let body = |h: &str, max: u32| json!({"server": {"name": "vm", "imageRef": "i", "flavorRef": "1", "networks": "none", "hostname": h, "max_count": max}});
+    assert!(create_at(body("web-1", 1), 89).is_err());
+    assert_eq!(create_at(body("web-1", 1), 90).expect("2.90").hostname.as_deref(), Some("web-1"));
+    assert!(create_at(body("web.example.org", 1), 93).is_err());
+    assert!(create_at(body("web.example.org", 1), 94).is_ok());
+    assert!(create_at(body("web-1", 2), 90).is_err());
+    assert!(create_at(body("-web", 1), 90).is_err());
+    let update = json!({"server": {"hostname": "db"}});
+    assert!(ServerUpdate::parse_at(&update, crate::Microversion::new(2, 89)).is_err());
+    assert_eq!(
+        ServerUpdate::parse_at(&update, crate::Microversion::new(2, 90)).expect("2.90").hostname.as_deref(),
+        Some("db")
+    );
+    let ServerAction::Rebuild(r) =
+        ServerAction::parse(&json!({"rebuild": {"imageRef": "i", "hostname": "a.b"}})).expect("rebuild")
+    else {
+        panic!("not a rebuild")
+    };
+    assert!(r.check_at(crate::Microversion::new(2, 90)).is_err(), "an FQDN needs 2.94");
+    assert_eq!(r.hostname_at(crate::Microversion::new(2, 94)).expect("2.94").as_deref(), Some("a.b"));
+    let row = server_row();
+    let v = views::server(
+        "http://x",
+        &row,
+        &[],
+        &[],
+        false,
+        crate::Microversion::new(2, 90),
+        &views::ServerExtras::default(),
+    );
+    assert_eq!(v["OS-EXT-SRV-ATTR:hostname"], "vm");
+}
+
+/// Nova's views: `pinned_availability_zone` (the zone asked for) from 2.96
+/// and the create's `scheduler_hints` ({} when none) from 2.100.
+#[test]
+fn server_view_shows_pinned_zone_and_scheduler_hints() {
+    let mut row = server_row();
+    row.availability_zone = Some("z1".into());
+    let extras = views::ServerExtras::default();
+    let at = |row: &stratus_db::ServerRow, m| {
+        views::server("http://x", row, &[], &[], false, crate::Microversion::new(2, m), &extras)
+    };
+    assert!(at(&row, 95).get("pinned_availability_zone").is_none());
+    assert_eq!(at(&row, 96)["pinned_availability_zone"], "z1");
+    assert!(at(&row, 99).get("scheduler_hints").is_none());
+    assert_eq!(at(&row, 100)["scheduler_hints"], json!({}));
+    row.scheduler_hints = Some(r#"{"same_host":"x"}"#.into());
+    assert_eq!(at(&row, 100)["scheduler_hints"], json!({"same_host": "x"}));
+    let req: CreateServerRequest = serde_json::from_value(json!({"server": {"name": "vm", "imageRef": "i", "flavorRef": "1", "networks": "none"}, "os:scheduler_hints": {"group": "g"}})).expect("body");
+    assert_eq!(
+        req.check_at(crate::Microversion::new(2, 100)).expect("ok").scheduler_hints,
+        Some(json!({"group": "g"}))
+    );
+}
+
+/// Nova (2.98): the server's image embeds the boot image's standard
+/// properties as strings; Glance's own and other properties are left out.
+#[test]
+fn server_view_embeds_standard_image_properties_from_2_98() {
+    let mut row = server_row();
+    row.image_id = Some(stratus_types::ImageId::new());
+    let props = r#"{"hw_disk_bus": "virtio", "os_distro": "ubuntu", "hw_cpu_cores": 2, "os_glance_importing": "x", "os_hidden": false, "owner_note": "n"}"#;
+    let extras = views::ServerExtras { image_properties: Some(props), ..Default::default() };
+    let at = |m| views::server("http://x", &row, &[], &[], false, crate::Microversion::new(2, m), &extras);
+    assert!(at(97)["image"].get("properties").is_none());
+    assert_eq!(
+        at(98)["image"]["properties"],
+        json!({"hw_disk_bus": "virtio", "os_distro": "ubuntu", "hw_cpu_cores": "2"})
+    );
 }

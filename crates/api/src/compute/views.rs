@@ -131,6 +131,35 @@ pub struct ServerExtras<'a> {
     /// The flavor's extra specs for the embedded flavor (2.47+), given
     /// only when the caller may see them.
     pub extra_specs: Option<&'a BTreeMap<String, String>>,
+    /// The boot image's properties (the image's `properties` JSON), for
+    /// the embedded image properties of 2.98+.
+    pub image_properties: Option<&'a str>,
+}
+
+/// The image properties a server view embeds (2.98): Nova shows the boot
+/// image's standard properties (`hw_*`, `img_*`, `os_*` and the like, not
+/// Glance's own `os_glance_*`, `os_hash_*` nor `os_hidden`), as strings.
+pub fn image_properties(properties_json: Option<&str>) -> Value {
+    let props: Map<String, Value> = properties_json.and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+    let standard = |k: &str| {
+        (k.starts_with("hw_") || k.starts_with("img_") || k.starts_with("os_") || k.starts_with("trait:"))
+            && !k.starts_with("os_glance_")
+            && !k.starts_with("os_hash_")
+            && k != "os_hidden"
+    };
+    let shown: Map<String, Value> = props
+        .into_iter()
+        .filter(|(k, _)| standard(k) && k.chars().count() <= 255)
+        .filter_map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s,
+                Value::Null => return None,
+                other => other.to_string(),
+            };
+            (text.chars().count() <= 255).then_some((k, Value::String(text)))
+        })
+        .collect();
+    Value::Object(shown)
 }
 
 /// Nova's `host_status` of a server's host: `""` without a host (or an
@@ -171,7 +200,14 @@ pub fn server(
     });
     let metadata: Value = serde_json::from_str(&s.metadata).unwrap_or_else(|_| json!({}));
     let image = match &s.image_id {
-        Some(i) => json!({"id": i, "links": [{"rel": "bookmark", "href": format!("{public}/compute/images/{i}")}]}),
+        Some(i) => {
+            let mut img =
+                json!({"id": i, "links": [{"rel": "bookmark", "href": format!("{public}/compute/images/{i}")}]});
+            if mv.at_least(98) {
+                img["properties"] = image_properties(extras.image_properties);
+            }
+            img
+        }
         None => json!(""),
     };
     let mut v = json!({
@@ -225,6 +261,10 @@ pub fn server(
     if mv.at_least(9) {
         m.insert("locked".into(), json!(s.locked));
     }
+    if mv.at_least(90) {
+        // 2.90 shows the guest's host name to every user.
+        m.insert("OS-EXT-SRV-ATTR:hostname".into(), json!(s.hostname));
+    }
     if mv.at_least(16)
         && let Some(h) = extras.host_status
     {
@@ -252,6 +292,14 @@ pub fn server(
     }
     if mv.at_least(73) {
         m.insert("locked_reason".into(), json!(s.locked_reason));
+    }
+    if mv.at_least(96) {
+        // The zone the server was asked into (or pinned to by an unshelve).
+        m.insert("pinned_availability_zone".into(), json!(s.availability_zone));
+    }
+    if mv.at_least(100) {
+        let hints = s.scheduler_hints.as_deref().and_then(|h| serde_json::from_str::<Value>(h).ok());
+        m.insert("scheduler_hints".into(), hints.unwrap_or_else(|| json!({})));
     }
     if matches!(status, "ERROR" | "DELETED")
         && let Some(f) = s.fault.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok())

@@ -136,7 +136,10 @@ impl ComputeApi {
         };
         match self.ds.op_start(&o, r.action, Some(&t)).await {
             Ok(OpStart::Created(op)) | Ok(OpStart::Existing(op)) => {
-                if let Action::Rebuild { name, metadata, description, key_name, user_data, .. } = &action {
+                if let Action::Rebuild { name, metadata, description, key_name, user_data, hostname, .. } = &action {
+                    if let Some(h) = hostname {
+                        self.ds.server_set_hostname(&s.id, h).await?;
+                    }
                     // Nova changes the name, metadata, description, key and
                     // user data with the rebuild's start.
                     if let Some(n) = name {
@@ -335,6 +338,9 @@ impl ComputeApi {
         if let Some(description) = update.description {
             self.ds.server_set_description(&s.id, description.as_deref()).await?;
         }
+        if let Some(hostname) = update.hostname {
+            self.ds.server_set_hostname(&s.id, &hostname).await?;
+        }
         self.server_show(ctx, id).await
     }
 }
@@ -410,6 +416,8 @@ pub enum Action {
         key_name: Option<Option<String>>,
         /// New user data, `Some(None)` clears it (2.57+).
         user_data: Option<Option<String>>,
+        /// New guest host name (2.90+).
+        hostname: Option<String>,
     },
 }
 

@@ -63,6 +63,8 @@ impl ComputeApi {
             tags: req.tags,
             user_data: req.user_data,
             requested_host,
+            hostname: req.hostname,
+            scheduler_hints: req.scheduler_hints,
         };
         self.create_servers(ctx, &spec, request_id).await
     }
@@ -303,7 +305,7 @@ impl ComputeApi {
             let id = ServerId::new();
             let row = ServerRow {
                 id,
-                hostname: sanitize_hostname(&name),
+                hostname: spec.hostname.clone().unwrap_or_else(|| sanitize_hostname(&name)),
                 name,
                 project_id: ctx.project_id.clone(),
                 user_id: ctx.user_id.clone(),
@@ -338,6 +340,7 @@ impl ComputeApi {
                 shelved_image_id: None,
                 description: spec.description.clone(),
                 user_data: spec.user_data.clone(),
+                scheduler_hints: spec.scheduler_hints.as_ref().map(|h| h.to_string()),
             };
             let new = NewServer {
                 row,

@@ -84,6 +84,10 @@ pub struct ServerSpec {
     pub user_data: Option<String>,
     /// The host an admin asked for (2.74), already checked to exist.
     pub requested_host: Option<String>,
+    /// The guest host name asked for (2.90; else derived from the name).
+    pub hostname: Option<String>,
+    /// Scheduler hints as given (shown from 2.100; the scheduler uses none).
+    pub scheduler_hints: Option<serde_json::Value>,
 }
 
 /// A volume in a server's block device mapping.

@@ -33,6 +33,8 @@ pub struct ServerList {
     pub host_status: HashMap<String, &'static str>,
     /// Extra specs by flavor id (the embedded flavor of 2.47+).
     pub extra_specs: HashMap<String, BTreeMap<String, String>>,
+    /// Image properties (JSON) by image id (the embedded image of 2.98+).
+    pub image_properties: HashMap<stratus_types::ImageId, String>,
 }
 
 /// One server with what its view shows besides the row.
@@ -50,6 +52,8 @@ pub struct ServerWithResources {
     pub host_status: Option<&'static str>,
     /// Its flavor's extra specs (the embedded flavor of 2.47+).
     pub extra_specs: BTreeMap<String, String>,
+    /// Its boot image's properties (JSON), if the image still exists (2.98+).
+    pub image_properties: Option<String>,
 }
 
 /// Largest page of a server list (Nova's `api.max_limit`).
@@ -102,6 +106,12 @@ impl ComputeApi {
                 }
             }
             for s in &servers {
+                if let Some(i) = s.image_id
+                    && !out.image_properties.contains_key(&i)
+                    && let Some(p) = self.image_properties_or_none(&i).await?
+                {
+                    out.image_properties.insert(i, p);
+                }
                 if !out.extra_specs.contains_key(&s.flavor_id) {
                     let specs = self.flavor_specs_or_none(&s.flavor_id).await?;
                     out.extra_specs.insert(s.flavor_id.clone(), specs);
@@ -122,6 +132,15 @@ impl ComputeApi {
         match self.list_filter(ctx, q).await? {
             Some(f) => Ok((self.ds.server_list_brief(&f).await?, f.limit)),
             None => Ok((Vec::new(), None)),
+        }
+    }
+
+    /// An image's properties (JSON); none when the image is gone.
+    async fn image_properties_or_none(&self, id: &stratus_types::ImageId) -> Result<Option<String>, ComputeError> {
+        match self.ds.image_get(id).await {
+            Ok(i) => Ok(Some(i.properties)),
+            Err(DbError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -198,7 +217,11 @@ impl ComputeApi {
             (_, false) => None,
         };
         let extra_specs = self.flavor_specs_or_none(&server.flavor_id).await?;
-        Ok(ServerWithResources { server, ports, volumes, tags, host_status, extra_specs })
+        let image_properties = match &server.image_id {
+            Some(i) => self.image_properties_or_none(i).await?,
+            None => None,
+        };
+        Ok(ServerWithResources { server, ports, volumes, tags, host_status, extra_specs, image_properties })
     }
 
     /// The instance actions of a server, newest first.

@@ -136,6 +136,8 @@ async fn create_checks_mappings_flavor_and_image_in_the_service() {
         user_data: None,
         host: None,
         hypervisor_hostname: None,
+        hostname: None,
+        scheduler_hints: None,
     };
     let bad_map =
         BdmRequest { source_type: "snapshot".into(), destination_type: "volume".into(), ..Default::default() };
@@ -241,6 +243,8 @@ async fn server_lists_are_paged_at_a_thousand() {
         tags: Vec::new(),
         user_data: None,
         requested_host: None,
+        hostname: None,
+        scheduler_hints: None,
     };
     assert_eq!(api.create_servers(&member, &spec, "req-many").await.expect("create").len(), 1001);
     for limit in [None, Some(5000)] {
@@ -268,6 +272,8 @@ async fn active_server(api: &ComputeApi, ds: &Datastore) -> String {
         tags: Vec::new(),
         user_data: None,
         requested_host: None,
+        hostname: None,
+        scheduler_hints: None,
     };
     let id = api.create_servers(&ctx(&["member"]), &spec, "req-meta").await.expect("create")[0].server.id.to_string();
     api.reset_state(&ctx(&["admin"]), &id, stratus_types::VmState::Active, "req-reset").await.expect("reset");
@@ -421,6 +427,8 @@ async fn a_server_with_an_unknown_key_name_is_refused() {
         user_data: None,
         host: None,
         hypervisor_hostname: None,
+        hostname: None,
+        scheduler_hints: None,
     };
     let e = api.create(&member, req("nope"), "req-k").await.expect_err("unknown key");
     assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Invalid key_name provided."), "{e:?}");
@@ -597,6 +605,8 @@ async fn server_create_accepts_an_aggregate_zone_only_with_an_enabled_host() {
         user_data: None,
         host: None,
         hypervisor_hostname: None,
+        hostname: None,
+        scheduler_hints: None,
     };
     let member = ctx(&["member"]);
     let e = api.create(&member, req("az1"), "req-1").await.expect_err("the zone has no host yet");
@@ -660,6 +670,8 @@ async fn quota_sets_layer_project_over_default_class_over_config() {
         tags: Vec::new(),
         user_data: None,
         requested_host: None,
+        hostname: None,
+        scheduler_hints: None,
     };
     let refused = api.create_servers(&ctx(&["member"]), &spec, "req-over").await;
     assert!(matches!(refused, Err(ComputeError::QuotaExceeded(_))), "{:?}", refused.map(|_| ()));
@@ -1022,9 +1034,9 @@ async fn server_description_is_set_and_cleared_by_update() {
     let (api, ds, _dir) = api().await;
     let id = active_server(&api, &ds).await;
     let member = ctx(&["member"]);
-    let set = stratus_api::compute::ServerUpdate { name: None, description: Some(Some("web".into())) };
+    let set = stratus_api::compute::ServerUpdate { name: None, description: Some(Some("web".into())), hostname: None };
     assert_eq!(api.update_server(&member, &id, Ok(set)).await.expect("set").server.description.as_deref(), Some("web"));
-    let clear = stratus_api::compute::ServerUpdate { name: None, description: Some(None) };
+    let clear = stratus_api::compute::ServerUpdate { name: None, description: Some(None), hostname: None };
     assert_eq!(api.update_server(&member, &id, Ok(clear)).await.expect("clear").server.description, None);
 }
 
@@ -1064,6 +1076,7 @@ async fn rebuild_with_an_unknown_key_name_is_refused() {
         description: None,
         key_name: Some(Some("nope".into())),
         user_data: None,
+        hostname: None,
     };
     let e = api.action(&ctx(&["member"]), &id, a, "req-rb").await.expect_err("unknown key");
     assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Invalid key_name provided."), "{e:?}");
@@ -1126,6 +1139,8 @@ async fn block_device_volume_types_must_exist() {
         user_data: None,
         host: None,
         hypervisor_hostname: None,
+        hostname: None,
+        scheduler_hints: None,
     };
     let e = api.create(&ctx(&["member"]), req("nope"), "req-vt").await.expect_err("unknown type");
     assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Volume type nope could not be found."), "{e:?}");
@@ -1161,6 +1176,8 @@ async fn a_requested_host_needs_an_admin_and_a_known_host() {
         user_data: None,
         host: Some(host.into()),
         hypervisor_hostname: None,
+        hostname: None,
+        scheduler_hints: None,
     };
     let e = api.create(&ctx(&["member"]), req("h1"), "req-h").await.expect_err("member");
     assert!(matches!(e, ComputeError::Forbidden(_)), "{e:?}");
@@ -1197,4 +1214,42 @@ async fn unshelve_destinations_follow_novas_rules() {
     assert!(matches!(e, ComputeError::BadRequest(_)), "{e:?}");
     api.action(&member, &id, to(Some(Some("nova")), None), "req-u5").await.expect("unshelve to nova");
     assert_eq!(ds.server_get(&sid).await.expect("row").availability_zone.as_deref(), Some("nova"));
+}
+
+/// Nova (2.90): an update's `hostname` becomes the guest's host name.
+#[tokio::test]
+async fn server_hostname_is_set_by_update() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let set = stratus_api::compute::ServerUpdate { name: None, description: None, hostname: Some("db-1".into()) };
+    let shown = api.update_server(&ctx(&["member"]), &id, Ok(set)).await.expect("update");
+    assert_eq!(shown.server.hostname, "db-1");
+}
+
+/// Nova keeps a create's scheduler hints with the server (2.100 shows them).
+#[tokio::test]
+async fn scheduler_hints_are_kept_with_the_server() {
+    let (api, ds, _dir) = api().await;
+    let tiny = tiny_flavor();
+    ds.flavor_ensure(&tiny).await.expect("flavor");
+    let spec = ServerSpec {
+        name: "hinted".into(),
+        image_id: None,
+        flavor: tiny,
+        metadata: Default::default(),
+        key_name: None,
+        availability_zone: None,
+        allocate_network: false,
+        count: 1,
+        volumes: vec![],
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
+        requested_host: None,
+        hostname: None,
+        scheduler_hints: Some(serde_json::json!({"same_host": "x"})),
+    };
+    let made = api.create_servers(&ctx(&["member"]), &spec, "req-hint").await.expect("create");
+    let row = ds.server_get(&made[0].server.id).await.expect("row");
+    assert_eq!(row.scheduler_hints.as_deref(), Some(r#"{"same_host":"x"}"#));
 }

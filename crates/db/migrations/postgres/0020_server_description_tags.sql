@@ -5,6 +5,8 @@
 ALTER TABLE servers ADD COLUMN description TEXT;
 -- The user data given at create or at a rebuild (2.57), base64 as sent.
 ALTER TABLE servers ADD COLUMN user_data TEXT;
+-- The scheduler hints given at create (2.100 shows them), a JSON object.
+ALTER TABLE servers ADD COLUMN scheduler_hints TEXT;
 
 CREATE TABLE server_tags (
     server_id TEXT NOT NULL REFERENCES servers(id) ON DELETE CASCADE,

@@ -96,6 +96,7 @@ pub(super) async fn server_action(
             return Ok(resp);
         }
         ServerAction::Rebuild(r) => {
+            let hostname = r.hostname_at(mv)?;
             let pass = r.admin_pass.clone().unwrap_or_else(|| stratus_auth::random_secret()[..12].to_string());
             op(Action::Rebuild {
                 image_ref: r.image_ref,
@@ -104,6 +105,7 @@ pub(super) async fn server_action(
                 description: r.description,
                 key_name: r.key_name,
                 user_data: r.user_data,
+                hostname,
             })
             .await?;
             // Nova answers a rebuild with the server as it now is, and its password.

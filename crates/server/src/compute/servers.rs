@@ -17,7 +17,12 @@ use stratus_db::PortRow;
 
 pub(super) fn show(public: &str, s: &ServerWithResources, admin: bool, mv: Microversion) -> Value {
     let p: Vec<&PortRow> = s.ports.iter().collect();
-    let extras = views::ServerExtras { host_status: s.host_status, tags: &s.tags, extra_specs: Some(&s.extra_specs) };
+    let extras = views::ServerExtras {
+        host_status: s.host_status,
+        tags: &s.tags,
+        extra_specs: Some(&s.extra_specs),
+        image_properties: s.image_properties.as_deref(),
+    };
     let mut body = json!({"server": views::server(public, &s.server, &p, &s.volumes, admin, mv, &extras)});
     if mv.at_least(71) {
         // Show, update and rebuild name the server's group (2.71); server
@@ -95,6 +100,7 @@ pub(super) async fn server_detail(
                 host_status,
                 tags: page.tags.get(&s.id).unwrap_or(&no_tags),
                 extra_specs: page.extra_specs.get(&s.flavor_id),
+                image_properties: s.image_id.and_then(|i| page.image_properties.get(&i)).map(String::as_str),
             };
             views::server(&st.public_url, s, &p, vols, ctx.is_admin(), mv, &extras)
         })
