@@ -624,6 +624,8 @@ pub struct ServerUpdate {
     pub description: Option<Option<String>>,
     /// New guest host name (2.90+).
     pub hostname: Option<String>,
+    /// Pin to a zone, or unpin with `Some(None)` (2.104+).
+    pub pinned_availability_zone: Option<Option<String>>,
 }
 
 impl ServerUpdate {
@@ -640,7 +642,8 @@ impl ServerUpdate {
         for k in obj.keys() {
             let known = matches!(k.as_str(), "name" | "accessIPv4" | "accessIPv6" | "OS-DCF:diskConfig")
                 || (k == "description" && mv.at_least(19))
-                || (k == "hostname" && mv.at_least(90));
+                || (k == "hostname" && mv.at_least(90))
+                || (k == "pinned_availability_zone" && mv.at_least(104));
             if !known {
                 return Err(RequestError::BadRequest(format!(
                     "Additional properties are not allowed ('{k}' was unexpected)"
@@ -667,7 +670,17 @@ impl ServerUpdate {
             None => None,
             Some(h) => Some(super::validate_hostname(h, mv)?),
         };
-        Ok(Self { name, description, hostname })
+        let pinned_availability_zone = match obj.get("pinned_availability_zone") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(Value::String(z)) if (1..=255).contains(&z.chars().count()) => Some(Some(z.clone())),
+            Some(other) => {
+                return Err(RequestError::BadRequest(format!(
+                    "Invalid input for field/attribute pinned_availability_zone. Value: {other}. It must be null or a string of 1 to 255 characters"
+                )));
+            }
+        };
+        Ok(Self { name, description, hostname, pinned_availability_zone })
     }
 }
 

@@ -750,3 +750,14 @@ fn server_view_embeds_standard_image_properties_from_2_98() {
         json!({"hw_disk_bus": "virtio", "os_distro": "ubuntu", "hw_cpu_cores": "2"})
     );
 }
+
+/// Nova's update takes `pinned_availability_zone` (a name or null) from 2.104.
+#[test]
+fn update_takes_a_pinned_zone_from_2_104() {
+    let body = json!({"server": {"pinned_availability_zone": null}});
+    assert!(ServerUpdate::parse_at(&body, crate::Microversion::new(2, 103)).is_err());
+    assert_eq!(
+        ServerUpdate::parse_at(&body, crate::Microversion::new(2, 104)).expect("2.104").pinned_availability_zone,
+        Some(None)
+    );
+}

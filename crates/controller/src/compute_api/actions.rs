@@ -226,6 +226,35 @@ impl ComputeApi {
         Ok(())
     }
 
+    /// Nova's rules for pinning a server to a zone (2.104): null unpins; a
+    /// pinned server cannot be pinned to another zone directly (409); an
+    /// unpinned one only to the zone it is in (409).
+    async fn check_pin(&self, s: &ServerRow, requested: Option<&str>) -> Result<(), ComputeError> {
+        let Some(requested) = requested else { return Ok(()) };
+        if let Some(current) = &s.availability_zone {
+            if current != requested {
+                return Err(ComputeError::Conflict(
+                    "Cannot change pinned availability zone directly. Unpin first by setting pinned_availability_zone to null.".into(),
+                ));
+            }
+            return Ok(());
+        }
+        let actual = match &s.host {
+            Some(h) => match self.ds.service_get_by_host(h).await {
+                Ok(svc) => svc.zone,
+                Err(DbError::NotFound { .. }) => stratus_db::DEFAULT_ZONE.to_string(),
+                Err(e) => return Err(e.into()),
+            },
+            None => stratus_db::DEFAULT_ZONE.to_string(),
+        };
+        if actual != requested {
+            return Err(ComputeError::Conflict(format!(
+                "Server can only be pinned to its current availability zone '{actual}', but '{requested}' was requested."
+            )));
+        }
+        Ok(())
+    }
+
     async fn check_resize_quota(&self, s: &ServerRow, new: &FlavorRow) -> Result<(), ComputeError> {
         let limits = self.quota_limits(&s.project_id).await?;
         let u = self.ds.quota_usage(&s.project_id).await?;
@@ -332,6 +361,9 @@ impl ComputeApi {
             ));
         }
         let update = update.map_err(ComputeError::BadRequest)?;
+        if let Some(pin) = &update.pinned_availability_zone {
+            self.check_pin(&s, pin.as_deref()).await?;
+        }
         if let Some(name) = update.name {
             self.ds.server_rename(&s.id, &name).await?;
         }
@@ -340,6 +372,9 @@ impl ComputeApi {
         }
         if let Some(hostname) = update.hostname {
             self.ds.server_set_hostname(&s.id, &hostname).await?;
+        }
+        if let Some(pin) = update.pinned_availability_zone {
+            self.ds.server_set_availability_zone(&s.id, pin.as_deref()).await?;
         }
         self.server_show(ctx, id).await
     }

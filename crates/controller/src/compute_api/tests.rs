@@ -1034,9 +1034,19 @@ async fn server_description_is_set_and_cleared_by_update() {
     let (api, ds, _dir) = api().await;
     let id = active_server(&api, &ds).await;
     let member = ctx(&["member"]);
-    let set = stratus_api::compute::ServerUpdate { name: None, description: Some(Some("web".into())), hostname: None };
+    let set = stratus_api::compute::ServerUpdate {
+        name: None,
+        description: Some(Some("web".into())),
+        hostname: None,
+        pinned_availability_zone: None,
+    };
     assert_eq!(api.update_server(&member, &id, Ok(set)).await.expect("set").server.description.as_deref(), Some("web"));
-    let clear = stratus_api::compute::ServerUpdate { name: None, description: Some(None), hostname: None };
+    let clear = stratus_api::compute::ServerUpdate {
+        name: None,
+        description: Some(None),
+        hostname: None,
+        pinned_availability_zone: None,
+    };
     assert_eq!(api.update_server(&member, &id, Ok(clear)).await.expect("clear").server.description, None);
 }
 
@@ -1221,7 +1231,12 @@ async fn unshelve_destinations_follow_novas_rules() {
 async fn server_hostname_is_set_by_update() {
     let (api, ds, _dir) = api().await;
     let id = active_server(&api, &ds).await;
-    let set = stratus_api::compute::ServerUpdate { name: None, description: None, hostname: Some("db-1".into()) };
+    let set = stratus_api::compute::ServerUpdate {
+        name: None,
+        description: None,
+        hostname: Some("db-1".into()),
+        pinned_availability_zone: None,
+    };
     let shown = api.update_server(&ctx(&["member"]), &id, Ok(set)).await.expect("update");
     assert_eq!(shown.server.hostname, "db-1");
 }
@@ -1252,4 +1267,26 @@ async fn scheduler_hints_are_kept_with_the_server() {
     let made = api.create_servers(&ctx(&["member"]), &spec, "req-hint").await.expect("create");
     let row = ds.server_get(&made[0].server.id).await.expect("row");
     assert_eq!(row.scheduler_hints.as_deref(), Some(r#"{"same_host":"x"}"#));
+}
+
+/// Nova (2.104): `pinned_availability_zone` pins an unpinned server to the
+/// zone it is in (409 for another), a pinned one cannot be moved to another
+/// zone directly (409), and null unpins.
+#[tokio::test]
+async fn pinning_follows_novas_rules() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let member = ctx(&["member"]);
+    let pin = |z: Option<&str>| stratus_api::compute::ServerUpdate {
+        pinned_availability_zone: Some(z.map(str::to_string)),
+        ..Default::default()
+    };
+    let e = api.update_server(&member, &id, Ok(pin(Some("z9")))).await.expect_err("not its zone");
+    assert!(matches!(e, ComputeError::Conflict(_)), "{e:?}");
+    let shown = api.update_server(&member, &id, Ok(pin(Some("nova")))).await.expect("pin");
+    assert_eq!(shown.server.availability_zone.as_deref(), Some("nova"));
+    let e = api.update_server(&member, &id, Ok(pin(Some("z9")))).await.expect_err("pinned elsewhere");
+    assert!(matches!(&e, ComputeError::Conflict(m) if m.starts_with("Cannot change pinned")), "{e:?}");
+    let shown = api.update_server(&member, &id, Ok(pin(None))).await.expect("unpin");
+    assert_eq!(shown.server.availability_zone, None);
 }
