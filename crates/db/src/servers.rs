@@ -378,6 +378,55 @@ pub struct ServerFilter {
     pub changes_before: Option<DateTime<Utc>>,
     /// Deleted servers too (Nova: with `changes-since` or `changes-before`).
     pub include_deleted: bool,
+    /// Column filters (Nova's `user_id`, `vm_state`, `key_name`, ...).
+    pub columns: Vec<(ServerColumn, String)>,
+}
+
+/// A server column a list may filter on, and how Nova matches it: exactly
+/// (`user_id`, `vm_state`, `task_state`) or by regular expression (the rest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerColumn {
+    /// `user_id`, exact.
+    UserId,
+    /// `vm_state`, exact.
+    VmState,
+    /// `task_state`, exact.
+    TaskState,
+    /// `key_name`, regex.
+    KeyName,
+    /// `availability_zone`, regex.
+    AvailabilityZone,
+    /// `hostname`, regex.
+    Hostname,
+    /// `power_state` (its code), regex.
+    PowerState,
+    /// `progress`, regex.
+    Progress,
+    /// `created_at`, regex over the stored time.
+    CreatedAt,
+    /// `launched_at`, regex over the stored time.
+    LaunchedAt,
+    /// `terminated_at`, regex over the stored time.
+    TerminatedAt,
+}
+
+impl ServerColumn {
+    /// The SQL this filter compares, and whether it matches exactly.
+    fn sql(self) -> (&'static str, bool) {
+        match self {
+            Self::UserId => ("user_id", true),
+            Self::VmState => ("vm_state", true),
+            Self::TaskState => ("task_state", true),
+            Self::KeyName => ("key_name", false),
+            Self::AvailabilityZone => ("availability_zone", false),
+            Self::Hostname => ("hostname", false),
+            Self::PowerState => ("CAST(power_state AS TEXT)", false),
+            Self::Progress => ("CAST(progress AS TEXT)", false),
+            Self::CreatedAt => ("created_at", false),
+            Self::LaunchedAt => ("launched_at", false),
+            Self::TerminatedAt => ("terminated_at", false),
+        }
+    }
 }
 
 /// Which state a transition expects, and what it sets.
@@ -1004,6 +1053,14 @@ pub(crate) fn server_list_query(cols: &str, f: &ServerFilter) -> QueryBuilder<'s
     let mut q: QueryBuilder<dbk::Db> = QueryBuilder::new(format!("SELECT {cols} FROM servers WHERE {live}"));
     if let Some(l) = f.locked {
         q.push(" AND locked = ").push_bind(l);
+    }
+    for (col, value) in &f.columns {
+        let (sql, exact) = col.sql();
+        if exact {
+            q.push(format!(" AND {sql} = ")).push_bind(value.clone());
+        } else {
+            q.push(format!(" AND {sql} {} ", dbk::REGEX_MATCH)).push_bind(value.clone());
+        }
     }
     if let Some(t) = f.changes_since {
         q.push(" AND updated_at >= ").push_bind(crate::ts(t));

@@ -96,6 +96,33 @@ pub struct ServerListQuery {
     pub changes_since: Option<DateTime<Utc>>,
     /// `changes-before` (2.66): servers changed at or before this time, deleted ones included.
     pub changes_before: Option<DateTime<Utc>>,
+    /// Column filters, each with whether non-admins may use it at this
+    /// microversion (2.83 opens most, 2.90 `hostname`; admins may always).
+    pub columns: Vec<(stratus_db::ServerColumn, String, bool)>,
+    /// `config_drive`: no server has a config drive here (Nova shows `""`),
+    /// so a pattern that does not match the empty text matches no server.
+    /// Holds (matches no server, non-admins may use it (2.83)).
+    pub config_drive: Option<(bool, bool)>,
+}
+
+/// The column filter a query key names, and the microversion from which
+/// non-admins may use it.
+fn column_filter(key: &str) -> Option<(stratus_db::ServerColumn, u32)> {
+    use stratus_db::ServerColumn as C;
+    Some(match key {
+        "user_id" => (C::UserId, 83),
+        "vm_state" => (C::VmState, 83),
+        "task_state" => (C::TaskState, 83),
+        "key_name" => (C::KeyName, 83),
+        "availability_zone" => (C::AvailabilityZone, 83),
+        "power_state" => (C::PowerState, 83),
+        "progress" => (C::Progress, 83),
+        "created_at" => (C::CreatedAt, 83),
+        "launched_at" => (C::LaunchedAt, 83),
+        "terminated_at" => (C::TerminatedAt, 83),
+        "hostname" => (C::Hostname, 90),
+        _ => return None,
+    })
 }
 
 /// The query parameters Nova's server list schema names (2.75 refuses any
@@ -194,7 +221,25 @@ impl ServerListQuery {
                     "Invalid input for query parameters. Additional properties are not allowed ('{k}' was unexpected)"
                 )));
             }
+            if let Some((col, from)) = column_filter(&k) {
+                let value = if matches!(
+                    col,
+                    stratus_db::ServerColumn::UserId
+                        | stratus_db::ServerColumn::VmState
+                        | stratus_db::ServerColumn::TaskState
+                ) {
+                    v
+                } else {
+                    name_pattern(&v)
+                };
+                out.columns.push((col, value, mv.at_least(from)));
+                continue;
+            }
             match k.as_str() {
+                "config_drive" => {
+                    let none = !regex::Regex::new(&name_pattern(&v)).is_ok_and(|r| r.is_match(""));
+                    out.config_drive = Some((none, mv.at_least(83)))
+                }
                 "ip6" => out.ip6 = Some(v),
                 "locked" if mv.at_least(73) => {
                     out.locked = Some(match v.to_ascii_lowercase().as_str() {

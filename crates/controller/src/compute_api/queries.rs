@@ -182,6 +182,14 @@ impl ComputeApi {
             include_deleted: q.changes_since.is_some() || q.changes_before.is_some(),
             changes_since: q.changes_since,
             changes_before: q.changes_before,
+            // Admins may use every column filter; others those their
+            // microversion opens (Nova drops the rest silently).
+            columns: q
+                .columns
+                .into_iter()
+                .filter(|(_, _, open)| *open || ctx.is_admin())
+                .map(|(col, value, _)| (col, value))
+                .collect(),
         };
         if q.all_tenants {
             if !ctx.is_admin() {
@@ -195,7 +203,8 @@ impl ComputeApi {
         }
         // Nova's `max_limit`: a page never holds more than 1000 servers, asked for or not.
         f.limit = Some(f.limit.unwrap_or(MAX_PAGE).min(MAX_PAGE));
-        if q.unknown_status || (q.ip6.is_some() && (ctx.is_admin() || q.ip6_for_everyone)) {
+        let no_config_drive_matches = q.config_drive.is_some_and(|(none, open)| none && (open || ctx.is_admin()));
+        if no_config_drive_matches || q.unknown_status || (q.ip6.is_some() && (ctx.is_admin() || q.ip6_for_everyone)) {
             return Ok(None);
         }
         Ok(Some(f))

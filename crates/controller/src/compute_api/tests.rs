@@ -1290,3 +1290,25 @@ async fn pinning_follows_novas_rules() {
     let shown = api.update_server(&member, &id, Ok(pin(None))).await.expect("unpin");
     assert_eq!(shown.server.availability_zone, None);
 }
+
+/// Nova's column filters: admins may always use them; other users from
+/// 2.83 (`user_id`, `vm_state`, `key_name`, `power_state`, `config_drive`,
+/// ...) and 2.90 (`hostname`); before, Nova drops them silently.
+#[tokio::test]
+async fn column_filters_open_to_non_admins_at_2_83_and_2_90() {
+    let (api, ds, _dir) = api().await;
+    active_server(&api, &ds).await;
+    let list = |q: &str, minor: u32, roles: &'static [&'static str]| {
+        let q = ServerQuery::parse_at(Some(q), stratus_api::Microversion::new(2, minor)).expect("query");
+        let api = api.clone();
+        async move { api.server_list(&ctx(roles), q, false).await.expect("list").servers.len() }
+    };
+    assert_eq!(list("user_id=someone-else", 82, &["member"]).await, 1, "ignored before 2.83");
+    assert_eq!(list("user_id=someone-else", 83, &["member"]).await, 0);
+    assert_eq!(list("user_id=u&vm_state=active&power_state=^0$&created_at=20", 83, &["member"]).await, 1);
+    assert_eq!(list("vm_state=stopped", 2, &["admin"]).await, 0, "admins may always filter");
+    assert_eq!(list("config_drive=True", 83, &["member"]).await, 0, "no server has a config drive");
+    assert_eq!(list("hostname=^meta$", 89, &["member"]).await, 1, "ignored before 2.90");
+    assert_eq!(list("hostname=^nope$", 90, &["member"]).await, 0);
+    assert_eq!(list("hostname=^meta$", 90, &["member"]).await, 1);
+}
