@@ -1312,3 +1312,25 @@ async fn column_filters_open_to_non_admins_at_2_83_and_2_90() {
     assert_eq!(list("hostname=^nope$", 90, &["member"]).await, 0);
     assert_eq!(list("hostname=^meta$", 90, &["member"]).await, 1);
 }
+
+/// Nova's `host_status` (2.16, admins only): UP for a live enabled host,
+/// MAINTENANCE when disabled, DOWN when forced down, "" without a host.
+#[tokio::test]
+async fn host_status_follows_the_host_service() {
+    let (api, ds, _dir) = api().await;
+    let cap = HostCapacity { vcpus: 4, memory_mb: 4096, disk_gb: 40 };
+    ds.service_join("h1", cap, chrono::Duration::seconds(30)).await.expect("join");
+    let id = active_server(&api, &ds).await;
+    let admin = ctx(&["admin"]);
+    assert_eq!(api.server_show(&admin, &id).await.expect("show").host_status, Some(""));
+    let sid = ServerId::parse_canonical(&id).expect("id");
+    let placed = stratus_db::Transition { host: Some(Some("h1".into())), ..Default::default() };
+    ds.server_transition(&sid, &placed).await.expect("placed");
+    assert_eq!(api.server_show(&admin, &id).await.expect("show").host_status, Some("UP"));
+    assert_eq!(api.server_show(&ctx(&["member"]), &id).await.expect("show").host_status, None);
+    api.update_service(&admin, "disable", true, body("h1")).await.expect("disable");
+    assert_eq!(api.server_show(&admin, &id).await.expect("show").host_status, Some("MAINTENANCE"));
+    let forced = Ok(ServiceUpdate { forced_down: Some(true), ..body("h1").expect("body") });
+    api.update_service(&admin, "force-down", true, forced).await.expect("force down");
+    assert_eq!(api.server_show(&admin, &id).await.expect("show").host_status, Some("DOWN"));
+}
