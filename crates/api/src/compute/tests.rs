@@ -761,3 +761,36 @@ fn update_takes_a_pinned_zone_from_2_104() {
         Some(None)
     );
 }
+
+/// Nova's createImage answer: a Location below 2.45; from 2.45 the image
+/// id in the body and no Location.
+#[test]
+fn create_image_answer_follows_2_45() {
+    let (body, location) = views::create_image_answer("http://x", "img", crate::Microversion::new(2, 44));
+    assert_eq!((body, location.as_deref()), (None, Some("http://x/image/v2/images/img")));
+    let (body, location) = views::create_image_answer("http://x", "img", crate::Microversion::new(2, 45));
+    assert_eq!((body, location), (Some(json!({"image_id": "img"})), None));
+}
+
+/// Nova's update and rebuild answers: before 2.75 without the extended
+/// attributes (rebuild keeps `key_name` from 2.54), from 2.75 the full
+/// view; show, update and rebuild name the server's groups from 2.71.
+#[test]
+fn update_and_rebuild_views_follow_2_71_and_2_75() {
+    let row = server_row();
+    let extras = views::ServerExtras::default();
+    let show = |m| views::server_show("http://x", &row, &[], &[], true, crate::Microversion::new(2, m), &extras);
+    assert!(show(70)["server"].get("server_groups").is_none());
+    assert_eq!(show(71)["server"]["server_groups"], json!([]));
+    let mut b = show(74);
+    views::trim_before_2_75(&mut b, crate::Microversion::new(2, 74), false);
+    for k in ["OS-EXT-STS:vm_state", "OS-EXT-SRV-ATTR:host", "key_name", "config_drive"] {
+        assert!(b["server"].get(k).is_none(), "{k} below 2.75");
+    }
+    let mut kept = show(74);
+    views::trim_before_2_75(&mut kept, crate::Microversion::new(2, 74), true);
+    assert!(kept["server"].get("key_name").is_some());
+    let mut full = show(75);
+    views::trim_before_2_75(&mut full, crate::Microversion::new(2, 75), false);
+    assert_eq!(full, show(75));
+}

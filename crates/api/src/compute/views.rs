@@ -317,6 +317,53 @@ pub fn server(
     v
 }
 
+/// `{"server": ...}` of show, update and rebuild: the view, and from 2.71
+/// the server's groups (server groups are not served, so none).
+pub fn server_show(
+    public: &str,
+    s: &ServerRow,
+    ports: &[&PortRow],
+    volumes: &[VolumeId],
+    admin: bool,
+    mv: Microversion,
+    extras: &ServerExtras<'_>,
+) -> Value {
+    let mut body = json!({"server": server(public, s, ports, volumes, admin, mv, extras)});
+    if mv.at_least(71) {
+        body["server"]["server_groups"] = json!([]);
+    }
+    body
+}
+
+/// Before 2.75 Nova's update and rebuild answers leave out the extended
+/// attributes a GET shows (status, availability zone, usage times, volumes,
+/// security groups, host status, the address types; `key_name` unless
+/// `keep_key_name`, as rebuild has it from 2.54); from 2.75 they are the
+/// full view.
+pub fn trim_before_2_75(body: &mut Value, mv: Microversion, keep_key_name: bool) {
+    if mv.at_least(75) {
+        return;
+    }
+    let hidden = |key: &str| {
+        key.starts_with("OS-EXT-")
+            || key.starts_with("OS-SRV-USG:")
+            || (key == "key_name" && !keep_key_name)
+            || matches!(
+                key,
+                "config_drive" | "os-extended-volumes:volumes_attached" | "security_groups" | "host_status"
+            )
+    };
+    let Some(server) = body["server"].as_object_mut() else { return };
+    server.retain(|k, _| !hidden(k));
+    if let Some(Value::Object(nets)) = server.get_mut("addresses") {
+        for ips in nets.values_mut().filter_map(Value::as_array_mut) {
+            for ip in ips.iter_mut().filter_map(Value::as_object_mut) {
+                ip.retain(|k, _| !hidden(k));
+            }
+        }
+    }
+}
+
 /// The `servers_links` of a full page (`limit` rows returned), or none.
 pub fn servers_links(
     public: &str,
@@ -332,6 +379,16 @@ pub fn servers_links(
     }
     let path = if detail { "servers/detail" } else { "servers" };
     Some(json!([{"rel": "next", "href": format!("{public}/compute/v2.1/{path}?limit={l}&marker={last}")}]))
+}
+
+/// The `202` answer of `createImage`: below 2.45 no body and a Location
+/// naming the image; from 2.45 `{"image_id": ...}` and no Location (Nova).
+pub fn create_image_answer(public: &str, image_id: &str, mv: Microversion) -> (Option<Value>, Option<String>) {
+    if mv.at_least(45) {
+        (Some(json!({"image_id": image_id})), None)
+    } else {
+        (None, Some(format!("{public}/image/v2/images/{image_id}")))
+    }
 }
 
 /// The `202` body of a server create.

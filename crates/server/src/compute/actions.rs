@@ -85,12 +85,13 @@ pub(super) async fn server_action(
                 metadata: props,
             };
             let _ = st.images.create_snapshot_record(&spec).await?;
-            if mv.at_least(45) {
-                // From 2.45 Nova answers the image id in the body and no Location.
-                return Ok((StatusCode::ACCEPTED, Json(json!({"image_id": image_id.to_string()}))).into_response());
-            }
-            let mut resp = StatusCode::ACCEPTED.into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("{}/image/v2/images/{image_id}", st.public_url)) {
+            let (body, location) =
+                stratus_api::compute::views::create_image_answer(&st.public_url, &image_id.to_string(), mv);
+            let mut resp = match body {
+                Some(b) => (StatusCode::ACCEPTED, Json(b)).into_response(),
+                None => StatusCode::ACCEPTED.into_response(),
+            };
+            if let Some(v) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
                 resp.headers_mut().insert(axum::http::header::LOCATION, v);
             }
             return Ok(resp);
@@ -111,7 +112,7 @@ pub(super) async fn server_action(
             // Nova answers a rebuild with the server as it now is, and its password.
             let shown = c.server_show(&ctx, &id).await?;
             let mut body = super::servers::show(&st.public_url, &shown, ctx.is_admin(), mv);
-            super::servers::trim_before_2_75(&mut body, mv, mv.at_least(54));
+            stratus_api::compute::views::trim_before_2_75(&mut body, mv, mv.at_least(54));
             if let Some(server) = body["server"].as_object_mut() {
                 if mv.at_least(57) {
                     // From 2.57 the rebuild answer carries the user data as it

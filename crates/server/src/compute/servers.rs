@@ -23,42 +23,7 @@ pub(super) fn show(public: &str, s: &ServerWithResources, admin: bool, mv: Micro
         extra_specs: Some(&s.extra_specs),
         image_properties: s.image_properties.as_deref(),
     };
-    let mut body = json!({"server": views::server(public, &s.server, &p, &s.volumes, admin, mv, &extras)});
-    if mv.at_least(71) {
-        // Show, update and rebuild name the server's group (2.71); server
-        // groups are not served, so a server is in none.
-        body["server"]["server_groups"] = json!([]);
-    }
-    body
-}
-
-/// Before 2.75 Nova's update and rebuild answers leave out the extended
-/// attributes a GET shows (status, availability zone, usage times, volumes,
-/// security groups, host status, the address types; `key_name` unless
-/// `keep_key_name`, as rebuild has it from 2.54); from 2.75 they are the
-/// full view.
-pub(super) fn trim_before_2_75(body: &mut Value, mv: Microversion, keep_key_name: bool) {
-    if mv.at_least(75) {
-        return;
-    }
-    let hidden = |key: &str| {
-        key.starts_with("OS-EXT-")
-            || key.starts_with("OS-SRV-USG:")
-            || (key == "key_name" && !keep_key_name)
-            || matches!(
-                key,
-                "config_drive" | "os-extended-volumes:volumes_attached" | "security_groups" | "host_status"
-            )
-    };
-    let Some(server) = body["server"].as_object_mut() else { return };
-    server.retain(|k, _| !hidden(k));
-    if let Some(Value::Object(nets)) = server.get_mut("addresses") {
-        for ips in nets.values_mut().filter_map(Value::as_array_mut) {
-            for ip in ips.iter_mut().filter_map(Value::as_object_mut) {
-                ip.retain(|k, _| !hidden(k));
-            }
-        }
-    }
+    views::server_show(public, &s.server, &p, &s.volumes, admin, mv, &extras)
 }
 
 #[utoipa::path(get, path = "/compute/v2.1/servers", tag = "servers", params(("name" = Option<String>, Query, description = "Substring of the name"), ("status" = Option<String>, Query, description = "API status"), ("all_tenants" = Option<bool>, Query, description = "All projects (admin)"), ("limit" = Option<i64>, Query, description = "Page size"), ("marker" = Option<String>, Query, description = "Last id of the previous page")), responses((status = 200, description = "Servers (id, name, links)", body = s::ServerList), (status = 400, description = "Bad filter"), (status = 403, description = "all_tenants without admin")))]
@@ -166,7 +131,7 @@ pub(super) async fn server_update(
     let update = ServerUpdate::parse_at(&v, mv).map_err(|e| e.to_string());
     let s = st.compute.update_server(&ctx, &id, update).await?;
     let mut body = show(&st.public_url, &s, ctx.is_admin(), mv);
-    trim_before_2_75(&mut body, mv, false);
+    views::trim_before_2_75(&mut body, mv, false);
     Ok(Json(body))
 }
 
