@@ -794,3 +794,25 @@ fn update_and_rebuild_views_follow_2_71_and_2_75() {
     views::trim_before_2_75(&mut full, crate::Microversion::new(2, 75), false);
     assert_eq!(full, show(75));
 }
+
+/// Nova's rebuild answer: `key_name` from 2.54, `user_data` (not the
+/// extended attribute) from 2.57, and the admin password.
+#[test]
+fn rebuild_answer_follows_the_microversion() {
+    let row = server_row();
+    let extras = views::ServerExtras::default();
+    let answer = |m| {
+        let mv = crate::Microversion::new(2, m);
+        let mut b = views::server_show("http://x", &row, &[], &[], true, mv, &extras);
+        views::rebuild_answer(&mut b, mv, Some("aGk="), "pw");
+        b
+    };
+    let a53 = answer(53);
+    assert!(a53["server"].get("key_name").is_none() && a53["server"].get("user_data").is_none());
+    assert_eq!(a53["server"]["adminPass"], "pw");
+    assert!(answer(54)["server"].get("key_name").is_some());
+    assert_eq!(answer(57)["server"]["user_data"], "aGk=");
+    let a75 = answer(75);
+    assert!(a75["server"].get("OS-EXT-SRV-ATTR:user_data").is_none());
+    assert!(a75["server"].get("OS-EXT-STS:vm_state").is_some());
+}

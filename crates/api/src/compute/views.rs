@@ -364,6 +364,19 @@ pub fn trim_before_2_75(body: &mut Value, mv: Microversion, keep_key_name: bool)
     }
 }
 
+/// A rebuild's answer from the show body: trimmed before 2.75 (keeping
+/// `key_name` from 2.54), from 2.57 the user data as it now is under its own
+/// key (not the extended attribute), and the admin password.
+pub fn rebuild_answer(body: &mut Value, mv: Microversion, user_data: Option<&str>, admin_pass: &str) {
+    trim_before_2_75(body, mv, mv.at_least(54));
+    let Some(server) = body["server"].as_object_mut() else { return };
+    if mv.at_least(57) {
+        server.remove("OS-EXT-SRV-ATTR:user_data");
+        server.insert("user_data".into(), json!(user_data));
+    }
+    server.insert("adminPass".into(), json!(admin_pass));
+}
+
 /// The `servers_links` of a full page (`limit` rows returned), or none.
 pub fn servers_links(
     public: &str,

@@ -112,17 +112,7 @@ pub(super) async fn server_action(
             // Nova answers a rebuild with the server as it now is, and its password.
             let shown = c.server_show(&ctx, &id).await?;
             let mut body = super::servers::show(&st.public_url, &shown, ctx.is_admin(), mv);
-            stratus_api::compute::views::trim_before_2_75(&mut body, mv, mv.at_least(54));
-            if let Some(server) = body["server"].as_object_mut() {
-                if mv.at_least(57) {
-                    // From 2.57 the rebuild answer carries the user data as it
-                    // now is, under its own key (the extended attribute's
-                    // copy is left out of the full answer of 2.75).
-                    server.remove("OS-EXT-SRV-ATTR:user_data");
-                    server.insert("user_data".into(), json!(shown.server.user_data));
-                }
-                server.insert("adminPass".into(), pass.into());
-            }
+            stratus_api::compute::views::rebuild_answer(&mut body, mv, shown.server.user_data.as_deref(), &pass);
             return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
         }
         ServerAction::ForceDelete => c.force_delete(&ctx, &id, rid).await?,
