@@ -467,11 +467,13 @@ impl Cloud {
             }
             OpKind::AttachVolume => {
                 let vol = self.volume().await;
-                api.attach_volume(ctx, server, &vol, "req-attach").await.expect("attach");
+                api.attach_volume(ctx, server, &vol, "req-attach", true).await.expect("attach");
             }
             OpKind::DetachVolume => {
                 let att = self.ds.attachment_list_for_server(server_id).await.expect("atts");
-                api.detach_volume(ctx, server, &att[0].volume_id.to_string(), "req-detach").await.expect("detach");
+                api.detach_volume(ctx, server, &att[0].volume_id.to_string(), "req-detach", true)
+                    .await
+                    .expect("detach");
             }
             OpKind::Create => unreachable!("created by `server`"),
         }
@@ -1086,4 +1088,26 @@ async fn a_detach_answered_after_an_evacuation_moved_the_volume_closes_it_on_the
         "the detach must close the volume where it is open now: attachments {left:?}, volume {status}, \
          open by {holders:?}"
     );
+}
+
+/// Nova (2.20): a volume attached while the server is shelved offloaded is
+/// only recorded; the unshelve opens it on the host it lands on, like every
+/// other volume of the server.
+#[tokio::test]
+async fn a_volume_attached_while_offloaded_opens_with_the_unshelve() {
+    let cloud = Cloud::new(Opts::default()).await;
+    let image = cloud.image().await;
+    let (id, create) = cloud.server_from(Some(image), vec![]).await;
+    assert!(!cloud.drive(&create, Faults::none()).await);
+    cloud.run(OpKind::Shelve, &id).await;
+    let shelved = cloud.ds.server_get_any(&id).await.expect("server");
+    assert_eq!(shelved.vm_state, stratus_types::VmState::ShelvedOffloaded, "offloaded at once");
+    let volume = cloud.volume().await;
+    let att = cloud.api.attach_volume(&cloud.ctx, &id.to_string(), &volume, "req-attach", true).await.expect("attach");
+    assert!(att.host.is_none() && att.client_id.is_none(), "nothing is opened without a host");
+    cloud.run(OpKind::Unshelve, &id).await;
+    let host = cloud.ds.server_get_any(&id).await.expect("server").host.expect("host");
+    let opened = cloud.ds.attachment_list_for_server(&id).await.expect("atts").remove(0);
+    assert_eq!(opened.host.as_deref(), Some(host.as_str()), "the unshelve opened it on its host");
+    assert_eq!(opened.status, stratus_types::AttachStatus::Attached);
 }

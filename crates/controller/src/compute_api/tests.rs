@@ -1334,3 +1334,71 @@ async fn host_status_follows_the_host_service() {
     api.update_service(&admin, "force-down", true, forced).await.expect("force down");
     assert_eq!(api.server_show(&admin, &id).await.expect("show").host_status, Some("DOWN"));
 }
+
+/// A 1 GiB `available` volume of project `p`.
+async fn available_volume(ds: &Datastore) -> stratus_types::VolumeId {
+    let id = stratus_types::VolumeId::new();
+    let row = stratus_db::VolumeRow {
+        backend_name: format!("volume-{id}"),
+        id,
+        name: Some("v".into()),
+        description: None,
+        project_id: "p".into(),
+        user_id: "u".into(),
+        size_gb: 1,
+        status: stratus_types::VolumeStatus::Available,
+        volume_type_id: Some(stratus_db::DEFAULT_VOLUME_TYPE_ID.into()),
+        volume_type: None,
+        availability_zone: "nova".into(),
+        bootable: false,
+        image_id: None,
+        metadata: "{}".into(),
+        created_at: stratus_db::SET_ON_INSERT,
+        updated_at: stratus_db::SET_ON_INSERT,
+        deleted_at: None,
+        deleted: false,
+    };
+    ds.volume_create(&row, -1, -1).await.expect("volume").id
+}
+
+/// Nova (2.20): a shelved-offloaded server takes volume attach and detach;
+/// with no host, the attachment is only recorded (its unshelve opens it)
+/// and a detach releases it; below 2.20 both are 409. A VM the offload did
+/// not confirm gone (a zombie) keeps the detach refused.
+#[tokio::test]
+async fn offloaded_servers_take_attach_and_detach_from_2_20() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let sid = ServerId::parse_canonical(&id).expect("id");
+    let t = stratus_db::Transition { vm: Some(stratus_types::VmState::ShelvedOffloaded), ..Default::default() };
+    ds.server_transition(&sid, &t).await.expect("offloaded");
+    let member = ctx(&["member"]);
+    let vol = available_volume(&ds).await.to_string();
+    let e = api.attach_volume(&member, &id, &vol, "req-a0", false).await.expect_err("below 2.20");
+    assert!(matches!(e, ComputeError::Conflict(_)), "{e:?}");
+    let att = api.attach_volume(&member, &id, &vol, "req-a1", true).await.expect("attach");
+    assert_eq!(att.status, stratus_types::AttachStatus::Attached);
+    assert!(att.host.is_none());
+    let v = ds.volume_get(&att.volume_id).await.expect("volume");
+    assert_eq!(v.status, stratus_types::VolumeStatus::InUse);
+    let e = api.detach_volume(&member, &id, &vol, "req-d0", false).await.expect_err("below 2.20");
+    assert!(matches!(e, ComputeError::Conflict(_)), "{e:?}");
+    ds.zombie_record(&stratus_db::ZombieRow {
+        server_id: sid,
+        host: "h1".into(),
+        vcpus: 1,
+        ram_mb: 512,
+        disk_gb: 1,
+        reason: "offload not confirmed".into(),
+        created_at: stratus_db::SET_ON_INSERT,
+    })
+    .await
+    .expect("zombie");
+    let e = api.detach_volume(&member, &id, &vol, "req-d1", true).await.expect_err("zombie");
+    assert!(matches!(e, ComputeError::Conflict(_)), "{e:?}");
+    ds.zombie_clear_absent("h1", &[]).await.expect("zombie gone");
+    api.detach_volume(&member, &id, &vol, "req-d2", true).await.expect("detach");
+    let v = ds.volume_get(&att.volume_id).await.expect("volume");
+    assert_eq!(v.status, stratus_types::VolumeStatus::Available);
+    assert!(ds.attachment_list_for_server(&sid).await.expect("list").is_empty());
+}

@@ -45,20 +45,24 @@ impl ComputeApi {
     }
 
     /// `POST /servers/{id}/os-volume_attachments`: reserve the volume and
-    /// have the host open it. Allowed states follow Nova (below 2.20: not shelved).
+    /// have the host open it. Allowed states follow Nova (from 2.20 also a
+    /// shelved-offloaded server, whose attachment is only recorded: its
+    /// unshelve opens it on the new host).
     pub async fn attach_volume(
         &self,
         ctx: &AuthContext,
         id: &str,
         volume_id: &str,
         request_id: &str,
+        offloaded_allowed: bool,
     ) -> Result<AttachmentRow, ComputeError> {
         let s = self.authorize_attach(ctx, id).await?;
         if s.locked && !ctx.is_admin() {
             return Err(ComputeError::Locked { id: id.to_string() });
         }
         let vm = s.vm_state;
-        if !matches!(vm, VmState::Active | VmState::Paused | VmState::Stopped | VmState::Suspended) {
+        let offloaded = offloaded_allowed && vm == VmState::ShelvedOffloaded;
+        if !offloaded && !matches!(vm, VmState::Active | VmState::Paused | VmState::Stopped | VmState::Suspended) {
             return Err(ComputeError::Conflict(invalid_state_message("vm_state", vm.as_str(), "attach_volume", &id)));
         }
         if let Some(t) = s.task_state {
@@ -79,6 +83,32 @@ impl ComputeApi {
             )));
         }
         let n = self.ds.attachment_list_for_server(&s.id).await?.len();
+        if offloaded {
+            let att = AttachmentRow {
+                id: AttachmentId::new(),
+                volume_id: v.id,
+                server_id: s.id,
+                host: None,
+                connector: None,
+                client_id: None,
+                mountpoint: Some(device_name(n + 1)),
+                status: stratus_types::AttachStatus::Attached,
+                delete_on_termination: false,
+                boot_index: None,
+                created_at: stratus_db::SET_ON_INSERT,
+            };
+            let att = self.ds.attachment_create_offloaded(&att).await.map_err(|e| match e {
+                DbError::Conflict { kind: stratus_db::RowKind::Volume, detail } => {
+                    ComputeError::BadRequest(format!("Invalid volume: {detail}"))
+                }
+                DbError::Conflict { .. } => ComputeError::Conflict(format!(
+                    "Cannot 'attach_volume' instance {id}: it changed state meanwhile; retry."
+                )),
+                e => e.into(),
+            })?;
+            self.ds.action_create(&s.id, request_id, "attach_volume", &ctx.user_id, &ctx.project_id).await?;
+            return Ok(att);
+        }
         let att = AttachmentRow {
             id: AttachmentId::new(),
             volume_id: v.id,
@@ -126,6 +156,7 @@ impl ComputeApi {
         id: &str,
         volume_id: &str,
         request_id: &str,
+        offloaded_allowed: bool,
     ) -> Result<(), ComputeError> {
         let s = self.get_visible(ctx, id).await?;
         if !ctx.can_write() {
@@ -152,6 +183,9 @@ impl ComputeApi {
         // volume the move is about to open elsewhere.
         if let Some(t) = s.task_state {
             return Err(ComputeError::Conflict(invalid_state_message("task_state", t.as_str(), "detach_volume", &id)));
+        }
+        if offloaded_allowed && s.vm_state == VmState::ShelvedOffloaded {
+            return self.detach_offloaded(ctx, &s, &att, request_id).await;
         }
         let host = s.host.clone().unwrap_or_default();
         if !self.host_is_up(&host).await {
@@ -186,5 +220,43 @@ impl ComputeApi {
             }
         }
         Ok(())
+    }
+
+    /// Detach from a shelved-offloaded server (2.20): its VM was destroyed
+    /// by the offload, so no host has the volume open and the attachment is
+    /// released without a host command. Refused (409) while the offload
+    /// left a VM unconfirmed gone (a zombie may still write), for an
+    /// attachment not plainly `attached` (a fenced one waits for its fence
+    /// to be lifted), and when an unshelve started meanwhile (the release
+    /// is a compare-and-swap on the server being idle and the attachment
+    /// unmoved).
+    async fn detach_offloaded(
+        &self,
+        ctx: &AuthContext,
+        s: &ServerRow,
+        att: &AttachmentRow,
+        request_id: &str,
+    ) -> Result<(), ComputeError> {
+        let id = s.id;
+        if self.ds.zombie_list(None).await?.iter().any(|z| z.server_id == id) {
+            return Err(ComputeError::Conflict(format!(
+                "The VM of instance {id} is not yet confirmed gone from its last host; a volume cannot be detached safely."
+            )));
+        }
+        if att.status != stratus_types::AttachStatus::Attached {
+            return Err(ComputeError::Conflict(format!(
+                "Volume {} of instance {id} is {}; it cannot be detached now.",
+                att.volume_id, att.status
+            )));
+        }
+        match self.ds.attachment_release(&att.id, &id, att.host.as_deref(), att.client_id.as_deref()).await? {
+            stratus_db::Release::Released => {
+                self.ds.action_create(&id, request_id, "detach_volume", &ctx.user_id, &ctx.project_id).await?;
+                Ok(())
+            }
+            stratus_db::Release::Moved => Err(ComputeError::Conflict(format!(
+                "Cannot 'detach_volume' instance {id}: a task started meanwhile; retry."
+            ))),
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::AppState;
 use crate::error::{ApiError, parse_json};
-use crate::middleware::{Auth, RequestId};
+use crate::middleware::{Auth, Mv, RequestId};
 use crate::openapi::schemas as s;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -35,6 +35,7 @@ pub(super) async fn volume_attachment_show(
 pub(super) async fn volume_attach(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     Extension(rid): Extension<RequestId>,
     Path(id): Path<String>,
     body: Bytes,
@@ -42,7 +43,7 @@ pub(super) async fn volume_attach(
     // Existence and policy before the body: 404/403 never hide behind a 400.
     st.compute.authorize_attach(&ctx, &id).await?;
     let req = VolumeAttach::parse(&parse_json::<Value>(&body)?)?;
-    let a = st.compute.attach_volume(&ctx, &id, &req.volume_id, &rid.0).await?;
+    let a = st.compute.attach_volume(&ctx, &id, &req.volume_id, &rid.0, mv.at_least(20)).await?;
     Ok(Json(json!({"volumeAttachment": views::attachment(&a)})))
 }
 
@@ -50,9 +51,11 @@ pub(super) async fn volume_attach(
 pub(super) async fn volume_detach(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     Extension(rid): Extension<RequestId>,
     Path((id, volume)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    st.compute.detach_volume(&ctx, &id, &volume, &rid.0).await?;
+    // From 2.20 a shelved-offloaded server takes attach and detach too.
+    st.compute.detach_volume(&ctx, &id, &volume, &rid.0, mv.at_least(20)).await?;
     Ok(StatusCode::ACCEPTED)
 }
