@@ -53,10 +53,11 @@ impl Handler for CreateServer {
             return Ok(Outcome::Done);
         }
         notify::record(ds, &server, &op.id, "instance.create.start", "nova-api").await?;
-        let bdms: Vec<VolumeBdm> = match crate::params::decode::<crate::params::CreateParams>(op) {
-            Ok(p) => p.volumes,
-            Err(e) => return self.fail(op, &server, &e, EV_SCHEDULE).await,
-        };
+        let (bdms, requested_host): (Vec<VolumeBdm>, Option<String>) =
+            match crate::params::decode::<crate::params::CreateParams>(op) {
+                Ok(p) => (p.volumes, p.requested_host),
+                Err(e) => return self.fail(op, &server, &e, EV_SCHEDULE).await,
+            };
         if bdms.iter().any(|b| b.image_id.is_some()) && !cx.done(CreateStep::PrepareVolumes) {
             cx.step(CreateStep::PrepareVolumes).await?;
             if let Err(e) = self.prepare_volumes(&server, &bdms).await {
@@ -83,7 +84,9 @@ impl Handler for CreateServer {
                 let guard = s.sched_lock.lock().await;
                 let mut placed = None;
                 for _ in 0..PLACEMENT_RACES {
-                    let Some(svc) = scheduler::pick(s, &server, &excluded).await? else { break };
+                    let Some(svc) = scheduler::pick(s, &server, &excluded, requested_host.as_deref()).await? else {
+                        break;
+                    };
                     let t = Transition {
                         from_task: Some(Some(TaskState::Scheduling)),
                         host: Some(Some(svc.host.clone())),
@@ -294,6 +297,7 @@ impl CreateServer {
                 mountpoint: device,
                 delete_on_termination: b.delete_on_termination,
                 boot_index: b.boot_index,
+                volume_type_id: b.volume_type_id.clone(),
             };
             volume.create_boot_volume(&boot).await.map_err(public)?;
         }

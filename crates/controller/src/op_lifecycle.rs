@@ -304,7 +304,11 @@ impl Lifecycle {
             cx.step(UnshelveStep::Schedule).await?;
             if server.host.is_none() {
                 let guard = s.sched_lock.lock().await;
-                let Some(svc) = scheduler::pick(s, &server, &[]).await? else {
+                // An admin's unshelve to a host (2.91) considers only that host.
+                let only: Option<String> = serde_json::from_str::<serde_json::Value>(&op.params)
+                    .ok()
+                    .and_then(|p| p["host"].as_str().map(str::to_string));
+                let Some(svc) = scheduler::pick(s, &server, &[], only.as_deref()).await? else {
                     drop(guard);
                     return self
                         .abandon(
@@ -407,8 +411,7 @@ impl Lifecycle {
                 sized.ram_mb = new_flavor.ram_mb;
                 sized.disk_gb = new_flavor.disk_gb;
                 let guard = s.sched_lock.lock().await;
-                let Some(dest) =
-                    scheduler::pick_on(s, &sized, std::slice::from_ref(&source), p.host.as_deref()).await?
+                let Some(dest) = scheduler::pick(s, &sized, std::slice::from_ref(&source), p.host.as_deref()).await?
                 else {
                     drop(guard);
                     return self
@@ -618,8 +621,7 @@ impl Lifecycle {
             None => {
                 cx.step(EvacuateStep::Schedule).await?;
                 let guard = s.sched_lock.lock().await;
-                let Some(dest) =
-                    scheduler::pick_on(s, &server, std::slice::from_ref(&source), p.host.as_deref()).await?
+                let Some(dest) = scheduler::pick(s, &server, std::slice::from_ref(&source), p.host.as_deref()).await?
                 else {
                     drop(guard);
                     return self

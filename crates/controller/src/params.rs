@@ -13,6 +13,9 @@ pub(crate) struct CreateParams {
     /// Volumes to create or attach before the spawn.
     #[serde(default)]
     pub volumes: Vec<VolumeBdm>,
+    /// The host an admin asked for (2.74): the only one the scheduler may pick.
+    #[serde(default)]
+    pub requested_host: Option<String>,
 }
 
 /// Power-like operations (`reboot` reads `hard`; the others take nothing).

@@ -444,15 +444,23 @@ impl Cloud {
             OpKind::Restore => act(Action::Restore).await,
             OpKind::Shelve => act(Action::Shelve).await,
             OpKind::ShelveOffload => act(Action::ShelveOffload).await,
-            OpKind::Unshelve => act(Action::Unshelve).await,
+            OpKind::Unshelve => act(Action::Unshelve { availability_zone: None, host: None }).await,
             OpKind::Resize => act(Action::Resize { flavor_ref: "2".into(), flavor_id: "2".into() }).await,
             OpKind::ConfirmResize => act(Action::ConfirmResize).await,
             OpKind::RevertResize => act(Action::RevertResize).await,
             OpKind::Evacuate => act(Action::Evacuate { host: None, stop: false }).await,
             OpKind::Rebuild => {
                 let image = self.ds.server_get(server_id).await.expect("server").image_id.expect("image-backed");
-                act(Action::Rebuild { image_ref: image.to_string(), name: Some("rebuilt".into()), metadata: None })
-                    .await
+                act(Action::Rebuild {
+                    image_ref: image.to_string(),
+                    name: Some("rebuilt".into()),
+                    metadata: None,
+                    description: None,
+                    key_name: None,
+                    user_data: None,
+                    hostname: None,
+                })
+                .await
             }
             OpKind::CreateImage => {
                 act(Action::CreateImage {
@@ -464,11 +472,13 @@ impl Cloud {
             }
             OpKind::AttachVolume => {
                 let vol = self.volume().await;
-                api.attach_volume(ctx, server, &vol, "req-attach").await.expect("attach");
+                api.attach_volume(ctx, server, &vol, "req-attach", true).await.expect("attach");
             }
             OpKind::DetachVolume => {
                 let att = self.ds.attachment_list_for_server(server_id).await.expect("atts");
-                api.detach_volume(ctx, server, &att[0].volume_id.to_string(), "req-detach").await.expect("detach");
+                api.detach_volume(ctx, server, &att[0].volume_id.to_string(), "req-detach", true)
+                    .await
+                    .expect("detach");
             }
             OpKind::Create => unreachable!("created by `server`"),
         }
@@ -537,6 +547,12 @@ impl Cloud {
             allocate_network: true,
             count: 1,
             volumes,
+            description: None,
+            tags: Vec::new(),
+            user_data: None,
+            requested_host: None,
+            hostname: None,
+            scheduler_hints: None,
         };
         let created = self.api.create_servers(&self.ctx, &spec, "req-create").await.expect("create");
         let id = created[0].server.id;
@@ -916,6 +932,7 @@ async fn spawn_commands_carry_the_boot_spec() {
         size_gb: 1,
         boot_index: Some(0),
         delete_on_termination: true,
+        volume_type_id: None,
     };
     let (bfv, create) = cloud.server_from(None, vec![root]).await;
     assert!(!cloud.drive(&create, Faults::none()).await);
@@ -1114,4 +1131,26 @@ async fn a_delete_during_an_evacuation_fences_the_source_client_before_releasing
         "the source's client {source_client} must be fenced before its volume is released"
     );
     assert!(c.ds.attachment_list_for_server(&id).await.expect("atts").is_empty());
+}
+
+/// Nova (2.20): a volume attached while the server is shelved offloaded is
+/// only recorded; the unshelve opens it on the host it lands on, like every
+/// other volume of the server.
+#[tokio::test]
+async fn a_volume_attached_while_offloaded_opens_with_the_unshelve() {
+    let cloud = Cloud::new(Opts::default()).await;
+    let image = cloud.image().await;
+    let (id, create) = cloud.server_from(Some(image), vec![]).await;
+    assert!(!cloud.drive(&create, Faults::none()).await);
+    cloud.run(OpKind::Shelve, &id).await;
+    let shelved = cloud.ds.server_get_any(&id).await.expect("server");
+    assert_eq!(shelved.vm_state, stratus_types::VmState::ShelvedOffloaded, "offloaded at once");
+    let volume = cloud.volume().await;
+    let att = cloud.api.attach_volume(&cloud.ctx, &id.to_string(), &volume, "req-attach", true).await.expect("attach");
+    assert!(att.host.is_none() && att.client_id.is_none(), "nothing is opened without a host");
+    cloud.run(OpKind::Unshelve, &id).await;
+    let host = cloud.ds.server_get_any(&id).await.expect("server").host.expect("host");
+    let opened = cloud.ds.attachment_list_for_server(&id).await.expect("atts").remove(0);
+    assert_eq!(opened.host.as_deref(), Some(host.as_str()), "the unshelve opened it on its host");
+    assert_eq!(opened.status, stratus_types::AttachStatus::Attached);
 }

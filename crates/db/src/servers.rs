@@ -84,6 +84,12 @@ pub struct ServerRow {
     pub deleted: bool,
     /// Snapshot taken by shelve, deleted on unshelve or delete.
     pub shelved_image_id: Option<ImageId>,
+    /// Free-text description (microversion 2.19); `None` when not given.
+    pub description: Option<String>,
+    /// User data as sent (base64) at create or rebuild; `None` when none.
+    pub user_data: Option<String>,
+    /// Scheduler hints given at create, a JSON object; `None` when none.
+    pub scheduler_hints: Option<String>,
 }
 
 /// A port: the fixed IP a server holds on the internal network.
@@ -108,6 +114,8 @@ pub struct NewServer {
     pub row: ServerRow,
     /// Allocate a fixed IP (`networks: auto`).
     pub allocate_port: bool,
+    /// Tags given at create (microversion 2.52), already checked.
+    pub tags: Vec<String>,
     /// The create operation to record in the same transaction.
     pub operation: NewOperation,
 }
@@ -323,6 +331,17 @@ pub struct ServerBrief {
     pub name: String,
 }
 
+/// What [`Datastore::server_tag_add`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TagAdded {
+    /// The tag is new on the server (Nova answers 201).
+    Added,
+    /// The server already had it (Nova answers 204).
+    AlreadyThere,
+    /// Refused: the server already holds the maximum number of tags.
+    TooMany,
+}
+
 /// Filters of `GET /servers`.
 #[derive(Clone, Debug, Default)]
 pub struct ServerFilter {
@@ -343,6 +362,71 @@ pub struct ServerFilter {
     pub limit: Option<i64>,
     /// Return rows after this server id.
     pub marker: Option<ServerId>,
+    /// `tags`: servers holding every one of these (2.26).
+    pub tags_all: Vec<String>,
+    /// `tags-any`: servers holding at least one of these (2.26).
+    pub tags_any: Vec<String>,
+    /// `not-tags`: servers not holding all of these together (2.26).
+    pub not_tags: Vec<String>,
+    /// `not-tags-any`: servers holding none of these (2.26).
+    pub not_tags_any: Vec<String>,
+    /// Only locked (`true`) or unlocked (`false`) servers (2.73).
+    pub locked: Option<bool>,
+    /// Changed at or after this time (`changes-since`).
+    pub changes_since: Option<DateTime<Utc>>,
+    /// Changed at or before this time (`changes-before`, 2.66).
+    pub changes_before: Option<DateTime<Utc>>,
+    /// Deleted servers too (Nova: with `changes-since` or `changes-before`).
+    pub include_deleted: bool,
+    /// Column filters (Nova's `user_id`, `vm_state`, `key_name`, ...).
+    pub columns: Vec<(ServerColumn, String)>,
+}
+
+/// A server column a list may filter on, and how Nova matches it: exactly
+/// (`user_id`, `vm_state`, `task_state`) or by regular expression (the rest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerColumn {
+    /// `user_id`, exact.
+    UserId,
+    /// `vm_state`, exact.
+    VmState,
+    /// `task_state`, exact.
+    TaskState,
+    /// `key_name`, regex.
+    KeyName,
+    /// `availability_zone`, regex.
+    AvailabilityZone,
+    /// `hostname`, regex.
+    Hostname,
+    /// `power_state` (its code), regex.
+    PowerState,
+    /// `progress`, regex.
+    Progress,
+    /// `created_at`, regex over the stored time.
+    CreatedAt,
+    /// `launched_at`, regex over the stored time.
+    LaunchedAt,
+    /// `terminated_at`, regex over the stored time.
+    TerminatedAt,
+}
+
+impl ServerColumn {
+    /// The SQL this filter compares, and whether it matches exactly.
+    fn sql(self) -> (&'static str, bool) {
+        match self {
+            Self::UserId => ("user_id", true),
+            Self::VmState => ("vm_state", true),
+            Self::TaskState => ("task_state", true),
+            Self::KeyName => ("key_name", false),
+            Self::AvailabilityZone => ("availability_zone", false),
+            Self::Hostname => ("hostname", false),
+            Self::PowerState => ("CAST(power_state AS TEXT)", false),
+            Self::Progress => ("CAST(progress AS TEXT)", false),
+            Self::CreatedAt => ("created_at", false),
+            Self::LaunchedAt => ("launched_at", false),
+            Self::TerminatedAt => ("terminated_at", false),
+        }
+    }
 }
 
 /// Which state a transition expects, and what it sets.
@@ -376,7 +460,7 @@ pub struct Transition {
     pub image: Option<ImageId>,
 }
 
-pub(crate) const SERVER_COLS: &str = "id, name, project_id, user_id, image_id, flavor_id, flavor_name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, vm_state, task_state, power_state, host, metadata, key_name, locked, locked_by, locked_reason, availability_zone, reservation_id, hostname, fault, progress, generation, launched_at, terminated_at, created_at, updated_at, deleted_at, deleted, shelved_image_id";
+pub(crate) const SERVER_COLS: &str = "id, name, project_id, user_id, image_id, flavor_id, flavor_name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, vm_state, task_state, power_state, host, metadata, key_name, locked, locked_by, locked_reason, availability_zone, reservation_id, hostname, fault, progress, generation, launched_at, terminated_at, created_at, updated_at, deleted_at, deleted, shelved_image_id, description, user_data, scheduler_hints";
 
 /// First usable address index of the internal network 10.0.0.0/16.
 const FIRST_IP_INDEX: i64 = 2;
@@ -413,13 +497,20 @@ impl Datastore {
             if !ex.overs.is_empty() {
                 return Err(DbError::QuotaExceeded(ex));
             }
-            sqlx::query(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$30,NULL,FALSE,NULL)"))
+            sqlx::query(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$30,NULL,FALSE,NULL,$31,$32,$33)"))
             .bind(r.id).bind(&r.name).bind(&r.project_id).bind(&r.user_id).bind(r.image_id).bind(&r.flavor_id).bind(&r.flavor_name)
             .bind(r.vcpus).bind(r.ram_mb).bind(r.disk_gb).bind(r.ephemeral_gb).bind(r.swap_mb).bind(r.vm_state).bind(r.task_state)
             .bind(r.power_state.code()).bind(&r.host).bind(&r.metadata).bind(&r.key_name).bind(r.locked).bind(r.locked_by).bind(&r.locked_reason)
             .bind(&r.availability_zone).bind(&r.reservation_id).bind(&r.hostname).bind(&r.fault).bind(r.progress).bind(r.generation)
-            .bind(r.launched_at.map(ts)).bind(r.terminated_at.map(ts)).bind(&now)
+            .bind(r.launched_at.map(ts)).bind(r.terminated_at.map(ts)).bind(&now).bind(&r.description).bind(&r.user_data).bind(&r.scheduler_hints)
             .execute(&mut *tx).await?;
+            for tag in &new.tags {
+                sqlx::query("INSERT INTO server_tags (server_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(r.id)
+                    .bind(tag)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if new.allocate_port {
                 dbk::allocate_port_tx(&mut tx, &r.id, &now).await?;
             }
@@ -620,6 +711,156 @@ impl Datastore {
         })
     }
 
+    /// Set a live server's description (2.19; `None` clears it).
+    pub async fn server_set_description(&self, id: &ServerId, description: Option<&str>) -> Result<(), DbError> {
+        self.server_set_text(id, "description", description).await
+    }
+
+    /// Set a live server's key pair name (rebuild at 2.54; `None` unsets it).
+    pub async fn server_set_key_name(&self, id: &ServerId, key_name: Option<&str>) -> Result<(), DbError> {
+        self.server_set_text(id, "key_name", key_name).await
+    }
+
+    /// Set a live server's user data (rebuild at 2.57; `None` clears it).
+    pub async fn server_set_user_data(&self, id: &ServerId, user_data: Option<&str>) -> Result<(), DbError> {
+        self.server_set_text(id, "user_data", user_data).await
+    }
+
+    /// Pin a live server to an availability zone, or unpin it (`None`):
+    /// where its next scheduling (an unshelve, 2.77 and 2.91) may place it.
+    pub async fn server_set_availability_zone(&self, id: &ServerId, zone: Option<&str>) -> Result<(), DbError> {
+        self.server_set_text(id, "availability_zone", zone).await
+    }
+
+    /// Set a live server's guest host name (2.90: create, update, rebuild).
+    pub async fn server_set_hostname(&self, id: &ServerId, hostname: &str) -> Result<(), DbError> {
+        self.server_set_text(id, "hostname", Some(hostname)).await
+    }
+
+    /// Set one nullable text column of a live server (`column` is one of
+    /// this module's fixed names, never caller text).
+    async fn server_set_text(&self, id: &ServerId, column: &'static str, value: Option<&str>) -> Result<(), DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let r = dbk::exec(
+                wp,
+                sqlx::query(&format!(
+                    "UPDATE servers SET {column} = $2, updated_at = $3 WHERE id = $1 AND deleted = FALSE"
+                ))
+                .bind(id)
+                .bind(value)
+                .bind(self.now()),
+            )
+            .await?;
+            if r.rows_affected() == 0 {
+                return Err(DbError::not_found(RowKind::Server, id));
+            }
+            Ok(())
+        })
+    }
+
+    /// The tags of a server, sorted.
+    pub async fn server_tags(&self, id: &ServerId) -> Result<Vec<String>, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let rows: Vec<(String,)> = sqlx::query_as("SELECT tag FROM server_tags WHERE server_id = $1 ORDER BY tag")
+                .bind(id)
+                .fetch_all(rp)
+                .await?;
+            Ok(rows.into_iter().map(|r| r.0).collect())
+        })
+    }
+
+    /// The tags of many servers (a detailed list), sorted per server.
+    pub async fn server_tags_for_servers(&self, ids: &[ServerId]) -> Result<Vec<(ServerId, String)>, DbError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        crate::with_db!(self, |wp, rp| {
+            let mut q: QueryBuilder<dbk::Db> =
+                QueryBuilder::new("SELECT server_id, tag FROM server_tags WHERE server_id IN (");
+            let mut sep = q.separated(", ");
+            for id in ids {
+                sep.push_bind(*id);
+            }
+            q.push(") ORDER BY server_id, tag");
+            Ok(q.build_query_as().fetch_all(rp).await?)
+        })
+    }
+
+    /// Replace every tag of a live server (an empty list removes them all).
+    pub async fn server_tags_replace(&self, id: &ServerId, tags: &[String]) -> Result<(), DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let mut tx = dbk::begin(wp).await?;
+            let live: Option<(ServerId,)> = sqlx::query_as("SELECT id FROM servers WHERE id = $1 AND deleted = FALSE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if live.is_none() {
+                return Err(DbError::not_found(RowKind::Server, id));
+            }
+            sqlx::query("DELETE FROM server_tags WHERE server_id = $1").bind(id).execute(&mut *tx).await?;
+            for tag in tags {
+                sqlx::query("INSERT INTO server_tags (server_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(id)
+                    .bind(tag)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Add one tag to a live server unless it would then hold more than
+    /// `max` tags; the count and the insert are one transaction.
+    pub async fn server_tag_add(&self, id: &ServerId, tag: &str, max: i64) -> Result<TagAdded, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let mut tx = dbk::begin(wp).await?;
+            // Lock the server row first: two concurrent adds count one after the other.
+            let live = sqlx::query("UPDATE servers SET updated_at = updated_at WHERE id = $1 AND deleted = FALSE")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            if live.rows_affected() == 0 {
+                return Err(DbError::not_found(RowKind::Server, id));
+            }
+            let exists: Option<(String,)> =
+                sqlx::query_as("SELECT tag FROM server_tags WHERE server_id = $1 AND tag = $2")
+                    .bind(id)
+                    .bind(tag)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if exists.is_some() {
+                return Ok(TagAdded::AlreadyThere);
+            }
+            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM server_tags WHERE server_id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if n >= max {
+                return Ok(TagAdded::TooMany);
+            }
+            sqlx::query("INSERT INTO server_tags (server_id, tag) VALUES ($1, $2)")
+                .bind(id)
+                .bind(tag)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(TagAdded::Added)
+        })
+    }
+
+    /// Remove one tag of a server; false if it had no such tag.
+    pub async fn server_tag_delete(&self, id: &ServerId, tag: &str) -> Result<bool, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let r = dbk::exec(
+                wp,
+                sqlx::query("DELETE FROM server_tags WHERE server_id = $1 AND tag = $2").bind(id).bind(tag),
+            )
+            .await?;
+            Ok(r.rows_affected() > 0)
+        })
+    }
+
     /// Rename a live server.
     pub async fn server_rename(&self, id: &ServerId, name: &str) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
@@ -808,7 +1049,25 @@ crate::per_backend! {
 /// The `SELECT` of a server list: `cols` of the live servers `f` selects,
 /// newest first, paged.
 pub(crate) fn server_list_query(cols: &str, f: &ServerFilter) -> QueryBuilder<'static, dbk::Db> {
-    let mut q: QueryBuilder<dbk::Db> = QueryBuilder::new(format!("SELECT {cols} FROM servers WHERE deleted = FALSE"));
+    let live = if f.include_deleted { "TRUE" } else { "deleted = FALSE" };
+    let mut q: QueryBuilder<dbk::Db> = QueryBuilder::new(format!("SELECT {cols} FROM servers WHERE {live}"));
+    if let Some(l) = f.locked {
+        q.push(" AND locked = ").push_bind(l);
+    }
+    for (col, value) in &f.columns {
+        let (sql, exact) = col.sql();
+        if exact {
+            q.push(format!(" AND {sql} = ")).push_bind(value.clone());
+        } else {
+            q.push(format!(" AND {sql} {} ", dbk::REGEX_MATCH)).push_bind(value.clone());
+        }
+    }
+    if let Some(t) = f.changes_since {
+        q.push(" AND updated_at >= ").push_bind(crate::ts(t));
+    }
+    if let Some(t) = f.changes_before {
+        q.push(" AND updated_at <= ").push_bind(crate::ts(t));
+    }
     if let Some(p) = &f.project_id {
         q.push(" AND project_id = ").push_bind(p.clone());
     }
@@ -831,6 +1090,27 @@ pub(crate) fn server_list_query(cols: &str, f: &ServerFilter) -> QueryBuilder<'s
             sep.push_bind(s.as_str());
         }
         q.push(")");
+    }
+    const HAS_TAG: &str = "EXISTS (SELECT 1 FROM server_tags t WHERE t.server_id = servers.id AND t.tag = ";
+    for tag in &f.tags_all {
+        q.push(format!(" AND {HAS_TAG}")).push_bind(tag.clone()).push(")");
+    }
+    if !f.tags_any.is_empty() {
+        q.push(" AND (FALSE");
+        for tag in &f.tags_any {
+            q.push(format!(" OR {HAS_TAG}")).push_bind(tag.clone()).push(")");
+        }
+        q.push(")");
+    }
+    if !f.not_tags.is_empty() {
+        q.push(" AND NOT (TRUE");
+        for tag in &f.not_tags {
+            q.push(format!(" AND {HAS_TAG}")).push_bind(tag.clone()).push(")");
+        }
+        q.push(")");
+    }
+    for tag in &f.not_tags_any {
+        q.push(format!(" AND NOT {HAS_TAG}")).push_bind(tag.clone()).push(")");
     }
     if let Some(m) = &f.marker {
         q.push(" AND (created_at, id) < (SELECT created_at, id FROM servers WHERE id = ").push_bind(*m).push(")");
@@ -1209,6 +1489,45 @@ mod tests {
         assert_eq!(ds.server_get(&id).await.expect("row").id, id);
         exec(&ds, "UPDATE servers SET id = 'not-a-uuid' WHERE id = $1", &id, None).await;
         assert!(ds.server_list(&ServerFilter::default()).await.is_err(), "a non-UUID id must not decode");
+    }
+
+    /// Nova's tag filters (2.26): `tags` needs every tag, `tags-any` one of
+    /// them, `not-tags` excludes servers holding all, `not-tags-any` those
+    /// holding any; a server holds at most the limit it is given.
+    #[tokio::test]
+    async fn tag_filters_and_limit_follow_nova() {
+        let (ds, _dir) = store().await;
+        let (a, b, c) = (ServerId::new(), ServerId::new(), ServerId::new());
+        for id in [&a, &b, &c] {
+            insert_raw(&ds, id, "active", None, 1).await;
+        }
+        ds.server_tags_replace(&a, &["x".into(), "y".into()]).await.expect("tags a");
+        ds.server_tags_replace(&b, &["x".into()]).await.expect("tags b");
+        let ids = |f: ServerFilter| {
+            let ds = ds.clone();
+            async move {
+                let mut v: Vec<ServerId> = ds.server_list(&f).await.expect("list").into_iter().map(|r| r.id).collect();
+                v.sort();
+                v
+            }
+        };
+        let sorted = |mut v: Vec<ServerId>| {
+            v.sort();
+            v
+        };
+        let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(ids(ServerFilter { tags_all: t(&["x", "y"]), ..Default::default() }).await, vec![a]);
+        assert_eq!(ids(ServerFilter { tags_any: t(&["y", "x"]), ..Default::default() }).await, sorted(vec![a, b]));
+        assert_eq!(ids(ServerFilter { not_tags: t(&["x", "y"]), ..Default::default() }).await, sorted(vec![b, c]));
+        assert_eq!(ids(ServerFilter { not_tags_any: t(&["y"]), ..Default::default() }).await, sorted(vec![b, c]));
+        assert_eq!(ds.server_tags(&a).await.expect("tags"), t(&["x", "y"]));
+        assert_eq!(ds.server_tag_add(&c, "z", 1).await.expect("add"), TagAdded::Added);
+        assert_eq!(ds.server_tag_add(&c, "z", 1).await.expect("again"), TagAdded::AlreadyThere);
+        assert_eq!(ds.server_tag_add(&c, "w", 1).await.expect("over"), TagAdded::TooMany);
+        assert!(ds.server_tag_delete(&c, "z").await.expect("delete"));
+        assert!(!ds.server_tag_delete(&c, "z").await.expect("gone"));
+        ds.server_set_description(&c, Some("d")).await.expect("description");
+        assert_eq!(ds.server_get(&c).await.expect("row").description.as_deref(), Some("d"));
     }
 
     fn zombie(server: ServerId) -> crate::ZombieRow {

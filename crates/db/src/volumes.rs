@@ -398,6 +398,50 @@ impl Datastore {
         })
     }
 
+    /// Attach a volume to a shelved-offloaded server (2.20): no host has
+    /// the server, so nothing is opened; the attachment is `attached` at
+    /// once (with no host nor client) and the volume `in-use`. In one
+    /// transaction that first locks the server row while it is offloaded
+    /// with no task: an unshelve (which opens every attachment on its new
+    /// host) either started before (a conflict here) or sees this one.
+    pub async fn attachment_create_offloaded(&self, a: &AttachmentRow) -> Result<AttachmentRow, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            let idle = sqlx::query(&format!(
+                "UPDATE servers SET updated_at = updated_at WHERE id = $1 AND deleted = FALSE AND vm_state = {offloaded} AND task_state IS NULL",
+                offloaded = crate::sql::lit(stratus_types::VmState::ShelvedOffloaded)
+            ))
+            .bind(a.server_id)
+            .execute(&mut *tx)
+            .await?;
+            if idle.rows_affected() != 1 {
+                return Err(DbError::conflict(
+                    RowKind::Server,
+                    format!("server {} is no longer shelved offloaded and idle", a.server_id),
+                ));
+            }
+            let r = sqlx::query(
+                "UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status = $4",
+            )
+            .bind(a.volume_id)
+            .bind(&now)
+            .bind(VolumeStatus::InUse.as_str())
+            .bind(VolumeStatus::Available.as_str())
+            .execute(&mut *tx)
+            .await?;
+            if r.rows_affected() != 1 {
+                return Err(DbError::conflict(RowKind::Volume, format!("volume {} is not available", a.volume_id)));
+            }
+            let row: AttachmentRow = sqlx::query_as(&format!("INSERT INTO volume_attachments ({ACOLS}, updated_at, deleted) VALUES ($1,$2,$3,NULL,NULL,NULL,$4,$8,$5,$6,$7,$7,FALSE) RETURNING {ACOLS}"))
+            .bind(a.id).bind(a.volume_id).bind(a.server_id).bind(&a.mountpoint)
+            .bind(a.delete_on_termination).bind(a.boot_index).bind(&now).bind(AttachStatus::Attached.as_str())
+            .fetch_one(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(row)
+        })
+    }
+
     /// A live attachment.
     pub async fn attachment_get(&self, id: &AttachmentId) -> Result<AttachmentRow, DbError> {
         crate::with_db!(self, |wp, rp| {

@@ -202,6 +202,7 @@ impl From<ComputeError> for ApiError {
             | C::DetachNotFound { .. }
             | C::ActionNotFound { .. }
             | C::MetadataItemNotFound
+            | C::ServerTagNotFound { .. }
             | C::FlavorAccessNotFound { .. }
             | C::FlavorAccessPublic
             | C::FlavorExtraSpecNotFound { .. }

@@ -207,6 +207,12 @@ mod tests {
                 allocate_network: false,
                 count: 1,
                 volumes: vec![],
+                description: None,
+                tags: Vec::new(),
+                user_data: None,
+                requested_host: None,
+                hostname: None,
+                scheduler_hints: None,
             };
             let created = self.api.create_servers(&self.ctx, &spec, "req-create").await.expect("create");
             let id = created[0].server.id;

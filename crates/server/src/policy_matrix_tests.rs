@@ -283,6 +283,12 @@ const ROWS: &[Row] = &[
         Empty,
         "server-metadata:delete PROJECT_MEMBER_OR_ADMIN",
     ),
+    r("GET", "/compute/v2.1/servers/{id}/tags", READ, Empty, "os-server-tags:index PROJECT_READER_OR_ADMIN"),
+    r("PUT", "/compute/v2.1/servers/{id}/tags", WRITE, Json("{}"), "os-server-tags:update_all PROJECT_MEMBER_OR_ADMIN"),
+    r("DELETE", "/compute/v2.1/servers/{id}/tags", WRITE, Empty, "os-server-tags:delete_all PROJECT_MEMBER_OR_ADMIN"),
+    r("GET", "/compute/v2.1/servers/{id}/tags/{tag}", READ, Empty, "os-server-tags:show PROJECT_READER_OR_ADMIN"),
+    r("PUT", "/compute/v2.1/servers/{id}/tags/{tag}", WRITE, Empty, "os-server-tags:update PROJECT_MEMBER_OR_ADMIN"),
+    r("DELETE", "/compute/v2.1/servers/{id}/tags/{tag}", WRITE, Empty, "os-server-tags:delete PROJECT_MEMBER_OR_ADMIN"),
     r(
         "GET",
         "/compute/v2.1/servers/{id}/os-instance-actions",
@@ -1299,6 +1305,7 @@ async fn new_server(e: &Env) -> String {
     let server = stratus_types::ServerId::new();
     stratus_volume::testing::insert_server(&e.ds, server, &e.member.project_id).await.expect("server");
     e.ds.server_metadata_swap(&server, "{}", r#"{"k":"v"}"#).await.expect("server metadata k=v");
+    e.ds.server_tags_replace(&server, &["t".to_string()]).await.expect("server tag t");
     server.to_string()
 }
 
@@ -1485,6 +1492,8 @@ fn added_in(method: &str, url: &str) -> Option<u32> {
         Some(55)
     } else if method == "PUT" && url.contains("/os-volume_attachments/") {
         Some(85)
+    } else if url.starts_with("/compute/") && url.contains("/tags") {
+        Some(26)
     } else {
         None
     }

@@ -41,6 +41,8 @@ pub struct BootVolume {
     pub delete_on_termination: bool,
     /// Boot index of the mapping (0 for the root volume).
     pub boot_index: Option<i64>,
+    /// Volume type id (the default type when none).
+    pub volume_type_id: Option<String>,
 }
 
 impl VolumeService {
@@ -90,7 +92,7 @@ impl VolumeService {
             user_id: b.user_id.clone(),
             size_gb: b.size_gb,
             status: crate::VolumeStatus::Creating,
-            volume_type_id: Some(stratus_db::DEFAULT_VOLUME_TYPE_ID.into()),
+            volume_type_id: Some(b.volume_type_id.clone().unwrap_or_else(|| stratus_db::DEFAULT_VOLUME_TYPE_ID.into())),
             volume_type: None,
             availability_zone: self.cfg.availability_zone.clone(),
             bootable: true,

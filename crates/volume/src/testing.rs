@@ -299,9 +299,13 @@ pub async fn insert_server(
         deleted_at: None,
         deleted: false,
         shelved_image_id: None,
+        description: None,
+        user_data: None,
+        scheduler_hints: None,
     };
     let new = stratus_db::NewServer {
         row,
+        tags: Vec::new(),
         allocate_port: false,
         operation: stratus_db::NewOperation {
             id: OperationId::new(),

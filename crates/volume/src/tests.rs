@@ -388,6 +388,7 @@ async fn huge_sizes_are_400_and_never_reach_the_quota() {
         size_gb: i64::MAX,
         mountpoint: "/dev/vda".into(),
         boot_index: Some(0),
+        volume_type_id: None,
         delete_on_termination: true,
     };
     assert!(matches!(e.svc.create_boot_volume(&boot).await, Err(VolumeError::BadRequest(_))));
@@ -778,6 +779,7 @@ fn blank_boot_volume() -> BootVolume {
         mountpoint: "/dev/vda".into(),
         delete_on_termination: true,
         boot_index: Some(0),
+        volume_type_id: None,
     }
 }
 

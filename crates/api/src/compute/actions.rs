@@ -48,9 +48,16 @@ pub enum ServerAction {
     /// `shelveOffload`.
     #[serde(rename = "shelveOffload", deserialize_with = "no_body::shelve_offload")]
     ShelveOffload,
-    /// `unshelve`.
-    #[serde(rename = "unshelve", deserialize_with = "no_body::unshelve")]
-    Unshelve,
+    /// `unshelve`, to an `availability_zone` (2.77; null unpins, 2.91) or
+    /// a `host` (2.91, admins); checked against the microversion by
+    /// [`ServerAction::check_at`].
+    #[serde(rename = "unshelve", deserialize_with = "unshelve")]
+    Unshelve {
+        /// `Some(Some(az))`: that zone; `Some(None)`: unpinned; `None`: unchanged.
+        availability_zone: Option<Option<String>>,
+        /// The host to unshelve on.
+        host: Option<String>,
+    },
     /// `migrate` (cold, admin): `null`, `{}`, or from 2.56 `{host}`.
     #[serde(rename = "migrate", deserialize_with = "migrate")]
     Migrate {
@@ -72,9 +79,12 @@ pub enum ServerAction {
     /// `unlock`.
     #[serde(rename = "unlock", deserialize_with = "no_body::unlock")]
     Unlock,
-    /// `lock` (a reason needs 2.73, above what this cloud serves).
+    /// `lock`, with a `locked_reason` from 2.73 (checked by [`ServerAction::check_at`]).
     #[serde(rename = "lock", deserialize_with = "lock")]
-    Lock,
+    Lock {
+        /// Why (2.73+).
+        reason: Option<String>,
+    },
     /// `reboot {type}`.
     #[serde(rename = "reboot", deserialize_with = "reboot")]
     Reboot {
@@ -89,7 +99,7 @@ pub enum ServerAction {
     },
     /// `evacuate {host?, adminPass?, onSharedStorage (before 2.14), force
     /// (2.29-2.67)}`: which keys a microversion takes is
-    /// [`ServerAction::check_version`]'s to say.
+    /// [`ServerAction::check_at`]'s to say.
     #[serde(rename = "evacuate", deserialize_with = "evacuate")]
     Evacuate(Evacuate),
     /// `createImage {name, metadata?}`.
@@ -192,11 +202,12 @@ impl ServerAction {
         Self::deserialize(v).map_err(|e| ActionError::Invalid(RequestError::BadRequest(e.to_string())))
     }
 
-    /// The microversion rules of an action's argument that its parse does
-    /// not know: `evacuate` needs `onSharedStorage` before 2.14 and refuses
-    /// it from 2.14, takes `force` only from 2.29 to 2.67 (and `force`
-    /// needs a `host`); `migrate` takes a `host` only from 2.56.
-    pub fn check_version(&self, mv: crate::Microversion) -> Result<(), RequestError> {
+    /// Refuse what Nova's action schemas at `mv` do not know: `evacuate`
+    /// needs `onSharedStorage` before 2.14 and refuses it from 2.14, takes
+    /// `force` only from 2.29 to 2.67 (and `force` needs a `host`); `migrate`
+    /// takes a `host` only from 2.56; a lock's `locked_reason` only from
+    /// 2.73; `unshelve` a zone from 2.77 and a host (or null zone) from 2.91.
+    pub fn check_at(&self, mv: crate::Microversion) -> Result<(), RequestError> {
         let unexpected =
             |k: &str| RequestError::BadRequest(format!("Additional properties are not allowed ('{k}' was unexpected)"));
         match self {
@@ -221,6 +232,24 @@ impl ServerAction {
                 Ok(())
             }
             Self::Migrate { host: Some(_) } if !mv.at_least(56) => Err(unexpected("host")),
+            Self::Lock { reason: Some(_) } if !mv.at_least(73) => Err(RequestError::BadRequest(
+                "Invalid input for field/attribute lock. Additional properties are not allowed ('locked_reason' was unexpected)".into(),
+            )),
+            Self::Rebuild(r) => r.check_at(mv),
+            Self::Unshelve { availability_zone, host } => {
+                let needs = match (availability_zone, host) {
+                    (_, Some(_)) | (Some(None), _) => 91,
+                    (Some(Some(_)), None) => 77,
+                    (None, None) => 1,
+                };
+                if mv.at_least(needs) {
+                    Ok(())
+                } else {
+                    Err(RequestError::BadRequest(
+                        "Invalid input for field/attribute unshelve. Value: must be null at this microversion".into(),
+                    ))
+                }
+            }
             _ => Ok(()),
         }
     }
@@ -259,7 +288,7 @@ mod no_body {
     no_body! {
         os_stop => "os-stop", os_start => "os-start", pause => "pause", unpause => "unpause",
         suspend => "suspend", resume => "resume", shelve => "shelve", shelve_offload => "shelveOffload",
-        unshelve => "unshelve", confirm_resize => "confirmResize",
+        confirm_resize => "confirmResize",
         revert_resize => "revertResize", restore => "restore", force_delete => "forceDelete", unlock => "unlock",
     }
 }
@@ -276,16 +305,55 @@ fn keys<E: serde::de::Error>(o: &serde_json::Map<String, Value>, allowed: &[&str
     only_keys(o, allowed).map_err(bad)
 }
 
-fn lock<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+fn lock<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let arg = Value::deserialize(d)?;
-    match &arg {
-        Value::Null => Ok(()),
-        Value::Object(o) if o.is_empty() => Ok(()),
-        _ => Err(bad(format!(
-            "Invalid input for field/attribute lock. Value: {arg}. {arg} is not of type 'null' (locked_reason needs microversion 2.73; this cloud serves up to {})",
-            crate::MAX_COMPUTE
+    let Value::Object(o) = &arg else {
+        return match arg {
+            Value::Null => Ok(None),
+            _ => Err(bad(format!(
+                "Invalid input for field/attribute lock. Value: {arg}. {arg} is not of type 'object', 'null'"
+            ))),
+        };
+    };
+    keys(o, &["locked_reason"])?;
+    match o.get("locked_reason") {
+        None => Ok(None),
+        Some(Value::String(r)) if r.chars().count() <= 255 => Ok(Some(r.clone())),
+        Some(v) => Err(bad(format!(
+            "Invalid input for field/attribute locked_reason. Value: {v}. It must be a string of at most 255 characters"
         ))),
     }
+}
+
+type UnshelveArgs = (Option<Option<String>>, Option<String>);
+
+fn unshelve<'de, D: Deserializer<'de>>(d: D) -> Result<UnshelveArgs, D::Error> {
+    let arg = Value::deserialize(d)?;
+    let Value::Object(o) = &arg else {
+        return match arg {
+            Value::Null => Ok((None, None)),
+            _ => Err(bad(format!(
+                "Invalid input for field/attribute unshelve. Value: {arg}. {arg} is not of type 'object', 'null'"
+            ))),
+        };
+    };
+    keys(o, &["availability_zone", "host"])?;
+    let name = |key: &str, v: &Value| match v {
+        Value::String(s) if (1..=255).contains(&s.chars().count()) => Ok(s.clone()),
+        other => Err(bad(format!(
+            "Invalid input for field/attribute {key}. Value: {other}. It must be a string of 1 to 255 characters"
+        ))),
+    };
+    let az = match o.get("availability_zone") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(v) => Some(Some(name("availability_zone", v)?)),
+    };
+    let host = match o.get("host") {
+        None => None,
+        Some(v) => Some(name("host", v)?),
+    };
+    Ok((az, host))
 }
 
 fn reboot<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
@@ -325,6 +393,49 @@ pub struct Rebuild {
     pub metadata: Option<BTreeMap<String, String>>,
     /// Admin password to return (generated when absent).
     pub admin_pass: Option<String>,
+    /// New description, `Some(None)` clears it (2.19+).
+    pub description: Option<Option<String>>,
+    /// New key pair name, `Some(None)` unsets it (2.54+).
+    pub key_name: Option<Option<String>>,
+    /// New user data, `Some(None)` clears it (2.57+).
+    pub user_data: Option<Option<String>>,
+    /// New guest host name (2.90+; the raw value, checked by [`Rebuild::check_at`]).
+    pub hostname: Option<Value>,
+    /// The keys the body carried (checked against the microversion by [`Rebuild::check_at`]).
+    pub keys: Vec<String>,
+}
+
+impl Rebuild {
+    /// Refuse the keys Nova's rebuild schema at `mv` does not know:
+    /// `description` before 2.19, `key_name` before 2.54, `user_data`
+    /// before 2.57, and `personality` from 2.57 on.
+    pub fn check_at(&self, mv: crate::Microversion) -> Result<(), RequestError> {
+        for k in &self.keys {
+            let ok = match k.as_str() {
+                "description" => mv.at_least(19),
+                "key_name" => mv.at_least(54),
+                "user_data" => mv.at_least(57),
+                "personality" => !mv.at_least(57),
+                "trusted_image_certificates" => mv.at_least(63),
+                "hostname" => mv.at_least(90),
+                _ => true,
+            };
+            if !ok {
+                return Err(RequestError::BadRequest(format!(
+                    "Invalid input for field/attribute rebuild. Additional properties are not allowed ('{k}' was unexpected)"
+                )));
+            }
+        }
+        if let Some(h) = &self.hostname {
+            crate::compute::validate_hostname(h, mv)?;
+        }
+        Ok(())
+    }
+
+    /// The checked host name (call after [`Rebuild::check_at`]).
+    pub fn hostname_at(&self, mv: crate::Microversion) -> Result<Option<String>, RequestError> {
+        self.hostname.as_ref().map(|h| crate::compute::validate_hostname(h, mv)).transpose()
+    }
 }
 
 fn rebuild<'de, D: Deserializer<'de>>(d: D) -> Result<Rebuild, D::Error> {
@@ -342,8 +453,16 @@ fn rebuild<'de, D: Deserializer<'de>>(d: D) -> Result<Rebuild, D::Error> {
             "accessIPv6",
             "OS-DCF:diskConfig",
             "personality",
+            "description",
+            "key_name",
+            "user_data",
+            "trusted_image_certificates",
+            "hostname",
         ],
     )?;
+    if let Some(c) = o.get("trusted_image_certificates") {
+        crate::compute::check_trusted_certs(c).map_err(bad)?;
+    }
     let image_ref = match o.get("imageRef") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => return Err(bad("Invalid input for field/attribute rebuild. 'imageRef' is a required property")),
@@ -373,7 +492,27 @@ fn rebuild<'de, D: Deserializer<'de>>(d: D) -> Result<Rebuild, D::Error> {
     if o.get("preserve_ephemeral").is_some_and(|v| !v.is_boolean()) {
         return Err(bad("Invalid input for field/attribute preserve_ephemeral: it must be a boolean"));
     }
-    Ok(Rebuild { image_ref, name, metadata, admin_pass })
+    let description = match o.get("description") {
+        None => None,
+        Some(d) => Some(crate::compute::validate_description(d).map_err(bad)?),
+    };
+    let key_name = match o.get("key_name") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(k)) if (1..=255).contains(&k.chars().count()) => Some(Some(k.clone())),
+        Some(other) => {
+            return Err(bad(format!(
+                "Invalid input for field/attribute key_name. Value: {other}. It must be null or 1 to 255 characters"
+            )));
+        }
+    };
+    let user_data = match o.get("user_data") {
+        None => None,
+        Some(u) => Some(crate::compute::validate_user_data(u).map_err(bad)?),
+    };
+    let keys = o.keys().cloned().collect();
+    let hostname = o.get("hostname").cloned();
+    Ok(Rebuild { image_ref, name, metadata, admin_pass, description, key_name, user_data, hostname, keys })
 }
 
 /// A host name as Nova's `fqdn` parameter type takes it: 1-255 characters

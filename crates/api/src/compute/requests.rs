@@ -5,6 +5,7 @@
 //! messages; what needs the datastore is checked by the compute service.
 
 use super::{RequestError, ref_id, truthy, validate_name};
+use crate::Microversion;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -96,6 +97,36 @@ pub struct CreateServer {
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     pub block_device_mapping: Option<Value>,
+    /// Free-text description (2.19+), at most 255 characters or null.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Value>,
+    /// Tags of the new server (2.52+).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub tags: Option<Value>,
+    /// Image signature certificates (2.63+): only null is accepted here.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub trusted_image_certificates: Option<Value>,
+    /// The compute host to build on (2.74+, admins).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub host: Option<Value>,
+    /// The hypervisor (node) to build on (2.74+, admins; a node is named as its host here).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub hypervisor_hostname: Option<Value>,
+    /// The guest's host name (2.90+; an FQDN from 2.94).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub hostname: Option<Value>,
+}
+
+/// A key that is present (even as `null`) is `Some`: a microversion check
+/// must see a `null` the client sent.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// The OpenAPI schema of `networks`: `auto`, `none`, or a list of objects.
@@ -180,6 +211,10 @@ pub struct BlockDeviceMappingV2 {
     pub delete_on_termination: bool,
     /// `volume_size` GiB.
     pub volume_size: Option<i64>,
+    /// Device `tag` (2.32 and 2.42+; kept for the guest's metadata).
+    pub tag: Option<String>,
+    /// `volume_type` id or name of a volume made for the server (2.67+).
+    pub volume_type: Option<String>,
 }
 
 fn int_or_string(v: Option<&Value>) -> Option<i64> {
@@ -204,6 +239,8 @@ impl BlockDeviceMappingV2 {
                 _ => false,
             },
             volume_size: int_or_string(b.get("volume_size")),
+            tag: b.get("tag").and_then(|v| v.as_str()).map(str::to_string),
+            volume_type: b.get("volume_type").and_then(|v| v.as_str()).map(str::to_string),
         }
     }
 }
@@ -236,6 +273,20 @@ pub struct ServerCreate {
     pub admin_pass: Option<String>,
     /// Answer with the reservation id only.
     pub return_reservation_id: bool,
+    /// Description (2.19+).
+    pub description: Option<String>,
+    /// Tags (2.52+), checked and without duplicates.
+    pub tags: Vec<String>,
+    /// User data (base64) as sent.
+    pub user_data: Option<String>,
+    /// `host` asked for (2.74+).
+    pub host: Option<String>,
+    /// `hypervisor_hostname` asked for (2.74+).
+    pub hypervisor_hostname: Option<String>,
+    /// The guest's host name (2.90+).
+    pub hostname: Option<String>,
+    /// Scheduler hints as given (an object), kept to be shown from 2.100.
+    pub scheduler_hints: Option<Value>,
 }
 
 fn count_param(v: &Option<Value>, name: &str) -> Result<Option<u32>, RequestError> {
@@ -346,11 +397,117 @@ pub fn parse_meta_item(v: &Value, url_key: &str) -> Result<String, RequestError>
     }
 }
 
+/// A key of the create body that Nova's schema at `mv` does not know: 400.
+fn not_at(key: &str) -> RequestError {
+    RequestError::BadRequest(format!(
+        "Invalid input for field/attribute server. Additional properties are not allowed ('{key}' was unexpected)"
+    ))
+}
+
+/// Is a device `tag` accepted at `mv` on a block device mapping? (Nova
+/// took it at 2.32 only, by a slip, then again from 2.42.)
+fn bdm_tag_allowed(mv: Microversion) -> bool {
+    mv == Microversion::new(2, 32) || mv.at_least(42)
+}
+
+/// Is a device `tag` accepted at `mv` on a `networks` entry? (2.32 to
+/// 2.36, then again from 2.42.)
+fn network_tag_allowed(mv: Microversion) -> bool {
+    (mv.at_least(32) && !mv.at_least(37)) || mv.at_least(42)
+}
+
+/// Check one `networks` entry as Nova's schema does at `mv`.
+fn check_network_entry(e: &Value, mv: Microversion) -> Result<(), RequestError> {
+    let Some(o) = e.as_object() else {
+        return Err(RequestError::BadRequest(format!(
+            "Invalid input for field/attribute networks. Value: {e}. {e} is not of type 'object'"
+        )));
+    };
+    let mut allowed = vec!["uuid", "port", "fixed_ip"];
+    if network_tag_allowed(mv) {
+        allowed.push("tag");
+    }
+    only_keys(o, &allowed)?;
+    if let Some(t) = o.get("tag") {
+        let Some(t) = t.as_str() else {
+            return Err(RequestError::BadRequest("Invalid input for field/attribute tag. It must be a string".into()));
+        };
+        super::validate_tag(t, "tag")?;
+    }
+    if mv.at_least(37)
+        && let Some(u) = o.get("uuid")
+        && u.as_str().is_none_or(|u| uuid::Uuid::parse_str(u).is_err())
+    {
+        return Err(RequestError::BadRequest(format!(
+            "Invalid input for field/attribute uuid. Value: {u}. {u} is not a 'uuid'"
+        )));
+    }
+    Ok(())
+}
+
 impl CreateServerRequest {
-    /// Check the body's shape with Nova's messages.
+    /// Check the body's shape at the base microversion.
     pub fn check(self) -> Result<ServerCreate, RequestError> {
+        self.check_at(crate::MIN_COMPUTE)
+    }
+
+    /// Check the body's shape with Nova's schema and messages at `mv`.
+    pub fn check_at(self, mv: Microversion) -> Result<ServerCreate, RequestError> {
+        let scheduler_hints = match self.os_scheduler_hints.or(self.scheduler_hints) {
+            None | Some(Value::Null) => None,
+            Some(h @ Value::Object(_)) => Some(h),
+            Some(other) => {
+                return Err(RequestError::BadRequest(format!(
+                    "Invalid input for field/attribute os:scheduler_hints. Value: {other}. {other} is not of type 'object'"
+                )));
+            }
+        };
         let s = self.server;
         validate_name(&s.name, "name")?;
+        if s.description.is_some() && !mv.at_least(19) {
+            return Err(not_at("description"));
+        }
+        if s.tags.is_some() && !mv.at_least(52) {
+            return Err(not_at("tags"));
+        }
+        if s.personality.is_some() && mv.at_least(57) {
+            return Err(not_at("personality"));
+        }
+        if let Some(c) = &s.trusted_image_certificates {
+            if !mv.at_least(63) {
+                return Err(not_at("trusted_image_certificates"));
+            }
+            super::check_trusted_certs(c)?;
+        }
+        let destination = |key: &str, v: &Option<Value>| -> Result<Option<String>, RequestError> {
+            match v {
+                None => Ok(None),
+                Some(_) if !mv.at_least(74) => Err(not_at(key)),
+                Some(Value::String(h)) if (1..=255).contains(&h.chars().count()) => Ok(Some(h.clone())),
+                Some(other) => Err(RequestError::BadRequest(format!(
+                    "Invalid input for field/attribute {key}. Value: {other}. It must be a string of 1 to 255 characters"
+                ))),
+            }
+        };
+        let host = destination("host", &s.host)?;
+        let hypervisor_hostname = destination("hypervisor_hostname", &s.hypervisor_hostname)?;
+        let hostname = match &s.hostname {
+            None => None,
+            Some(_) if !mv.at_least(90) => return Err(not_at("hostname")),
+            Some(h) => Some(super::validate_hostname(h, mv)?),
+        };
+        let description = match &s.description {
+            Some(d) => super::validate_description(d)?,
+            None => None,
+        };
+        let tags = match &s.tags {
+            Some(t) => super::parse_tags(t, "tags")?,
+            None => Vec::new(),
+        };
+        let user_data = match &s.user_data {
+            Some(u) => super::validate_user_data(&Value::String(u.clone()))?,
+            None => None,
+        };
         let mut block_devices = Vec::new();
         if let Some(bdms) = &s.block_device_mapping_v2 {
             let Some(list) = bdms.as_array() else {
@@ -358,7 +515,52 @@ impl CreateServerRequest {
                     "Invalid input for field/attribute block_device_mapping_v2: it must be a list".into(),
                 ));
             };
+            for b in list {
+                if let Some(t) = b.get("volume_type") {
+                    if !mv.at_least(67) {
+                        return Err(RequestError::BadRequest(
+                            "Invalid input for field/attribute block_device_mapping_v2. Additional properties are not allowed ('volume_type' was unexpected)".into(),
+                        ));
+                    }
+                    if !(t.is_null() || t.as_str().is_some_and(|t| t.chars().count() <= 255)) {
+                        return Err(RequestError::BadRequest(format!(
+                            "Invalid input for field/attribute volume_type. Value: {t}. It must be null or a string of at most 255 characters"
+                        )));
+                    }
+                }
+                if let Some(t) = b.get("tag") {
+                    if !bdm_tag_allowed(mv) {
+                        return Err(RequestError::BadRequest(
+                            "Invalid input for field/attribute block_device_mapping_v2. Additional properties are not allowed ('tag' was unexpected)".into(),
+                        ));
+                    }
+                    let Some(t) = t.as_str() else {
+                        return Err(RequestError::BadRequest(
+                            "Invalid input for field/attribute tag. It must be a string".into(),
+                        ));
+                    };
+                    super::validate_tag(t, "tag")?;
+                }
+            }
             block_devices = list.iter().map(BlockDeviceMappingV2::from_value).collect();
+        }
+        match &s.networks {
+            None if mv.at_least(37) => {
+                return Err(RequestError::BadRequest(
+                    "Invalid input for field/attribute server. 'networks' is a required property".into(),
+                ));
+            }
+            Some(Value::String(x)) if !mv.at_least(37) => {
+                return Err(RequestError::BadRequest(format!(
+                    "Invalid input for field/attribute networks. Value: {x}. '{x}' is not of type 'array'"
+                )));
+            }
+            Some(Value::Array(list)) => {
+                for e in list {
+                    check_network_entry(e, mv)?;
+                }
+            }
+            _ => {}
         }
         if s.block_device_mapping.is_some() {
             return Err(RequestError::BadRequest(
@@ -381,6 +583,11 @@ impl CreateServerRequest {
         if min > max {
             return Err(RequestError::BadRequest("min_count must be <= max_count".into()));
         }
+        if hostname.is_some() && max > 1 {
+            return Err(RequestError::BadRequest(
+                "Unable to allocate the requested hostname to multiple instances.".into(),
+            ));
+        }
         let return_reservation_id = matches!(s.return_reservation_id, Some(Value::Bool(true)))
             || matches!(&s.return_reservation_id, Some(Value::String(x)) if truthy(x));
         Ok(ServerCreate {
@@ -396,26 +603,48 @@ impl CreateServerRequest {
             count: max,
             admin_pass: s.admin_pass,
             return_reservation_id,
+            description,
+            tags,
+            user_data,
+            host,
+            hypervisor_hostname,
+            hostname,
+            scheduler_hints,
         })
     }
 }
 
-/// `PUT /servers/{id}` body: only `name` is stored; the other keys Nova's
-/// schema allows are accepted.
+/// `PUT /servers/{id}` body: `name` and (2.19+) `description` are
+/// stored; the other keys Nova's schema allows are accepted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerUpdate {
     /// New name.
     pub name: Option<String>,
+    /// New description: `Some(None)` clears it (2.19+).
+    pub description: Option<Option<String>>,
+    /// New guest host name (2.90+).
+    pub hostname: Option<String>,
+    /// Pin to a zone, or unpin with `Some(None)` (2.104+).
+    pub pinned_availability_zone: Option<Option<String>>,
 }
 
 impl ServerUpdate {
-    /// Parse `{"server": {...}}` with Nova's messages.
+    /// Parse `{"server": {...}}` at the base microversion.
     pub fn parse(v: &Value) -> Result<Self, RequestError> {
+        Self::parse_at(v, crate::MIN_COMPUTE)
+    }
+
+    /// Parse `{"server": {...}}` with Nova's schema and messages at `mv`.
+    pub fn parse_at(v: &Value, mv: Microversion) -> Result<Self, RequestError> {
         let Some(obj) = v.get("server").and_then(|s| s.as_object()) else {
             return Err(RequestError::BadRequest("Invalid input: a 'server' object is required".into()));
         };
         for k in obj.keys() {
-            if !matches!(k.as_str(), "name" | "accessIPv4" | "accessIPv6" | "OS-DCF:diskConfig") {
+            let known = matches!(k.as_str(), "name" | "accessIPv4" | "accessIPv6" | "OS-DCF:diskConfig")
+                || (k == "description" && mv.at_least(19))
+                || (k == "hostname" && mv.at_least(90))
+                || (k == "pinned_availability_zone" && mv.at_least(104));
+            if !known {
                 return Err(RequestError::BadRequest(format!(
                     "Additional properties are not allowed ('{k}' was unexpected)"
                 )));
@@ -433,7 +662,25 @@ impl ServerUpdate {
                 Some(name.to_string())
             }
         };
-        Ok(Self { name })
+        let description = match obj.get("description") {
+            None => None,
+            Some(d) => Some(super::validate_description(d)?),
+        };
+        let hostname = match obj.get("hostname") {
+            None => None,
+            Some(h) => Some(super::validate_hostname(h, mv)?),
+        };
+        let pinned_availability_zone = match obj.get("pinned_availability_zone") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(Value::String(z)) if (1..=255).contains(&z.chars().count()) => Some(Some(z.clone())),
+            Some(other) => {
+                return Err(RequestError::BadRequest(format!(
+                    "Invalid input for field/attribute pinned_availability_zone. Value: {other}. It must be null or a string of 1 to 255 characters"
+                )));
+            }
+        };
+        Ok(Self { name, description, hostname, pinned_availability_zone })
     }
 }
 

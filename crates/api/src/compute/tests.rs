@@ -5,7 +5,7 @@ use serde_json::json;
 fn body_less_actions_take_null_or_empty_object() {
     assert_eq!(ServerAction::parse(&json!({"pause": null})), Ok(ServerAction::Pause));
     assert_eq!(ServerAction::parse(&json!({"os-stop": {}})), Ok(ServerAction::Stop));
-    assert_eq!(ServerAction::parse(&json!({"lock": {}})), Ok(ServerAction::Lock));
+    assert_eq!(ServerAction::parse(&json!({"lock": {}})), Ok(ServerAction::Lock { reason: None }));
     assert_eq!(
         ServerAction::parse(&json!({"pause": 1})),
         Err(actions::ActionError::Invalid(RequestError::BadRequest(
@@ -59,7 +59,7 @@ fn create_body_is_checked_in_shape() {
         "block_device_mapping_v2": [{"source_type": "volume", "destination_type": "volume", "uuid": "u", "boot_index": "0"}]
     }, "os:scheduler_hints": {"group": "g"}}))
     .expect("body");
-    let c = req.check().expect("valid");
+    let c = req.check_at(crate::Microversion::new(2, 37)).expect("valid");
     assert_eq!(c.image_ref.as_deref(), Some("abc"));
     assert_eq!(c.flavor_id, "1");
     assert_eq!(c.networks, Networks::None);
@@ -534,7 +534,7 @@ fn instance_action_views_follow_novas_microversions() {
 #[test]
 fn evacuate_and_migrate_arguments_follow_novas_microversions() {
     let check = |v: serde_json::Value, m| {
-        ServerAction::parse(&v).map_err(|_| ()).and_then(|a| a.check_version(mv(m)).map_err(|_| ()))
+        ServerAction::parse(&v).map_err(|_| ()).and_then(|a| a.check_at(mv(m)).map_err(|_| ()))
     };
     assert!(check(json!({"evacuate": {}}), 13).is_err());
     assert!(check(json!({"evacuate": {"onSharedStorage": false}}), 13).is_ok());
@@ -714,4 +714,436 @@ fn network_actions_are_gone_from_2_44() {
     assert!(actions::action_removed("addFloatingIp", mv(44)));
     assert!(actions::action_removed("removeFixedIp", mv(44)));
     assert!(!actions::action_removed("os-stop", mv(44)));
+}
+
+fn create_at(body: serde_json::Value, minor: u32) -> Result<ServerCreate, RequestError> {
+    let req: CreateServerRequest = serde_json::from_value(body).expect("body");
+    req.check_at(crate::Microversion::new(2, minor))
+}
+
+/// Nova's create schemas per microversion: `description` from 2.19, `tags`
+/// from 2.52, `personality` gone at 2.57, `networks` required (and `auto` /
+/// `none` allowed) from 2.37.
+#[test]
+fn create_keys_follow_novas_schema_per_microversion() {
+    let base = json!({"name": "vm", "imageRef": "i", "flavorRef": "1", "networks": "auto"});
+    let with = |k: &str, v: serde_json::Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        json!({ "server": b })
+    };
+    assert!(create_at(with("description", json!("d")), 18).is_err());
+    assert_eq!(create_at(with("description", json!("d")), 37).expect("2.37").description.as_deref(), Some("d"));
+    assert!(create_at(with("description", json!("x".repeat(256))), 37).is_err());
+    assert!(create_at(with("tags", json!(["a"])), 51).is_err());
+    assert_eq!(create_at(with("tags", json!(["a", "b", "a"])), 52).expect("2.52").tags, vec!["a", "b"]);
+    assert!(create_at(with("tags", json!(["a,b"])), 52).is_err());
+    assert!(
+        create_at(
+            with("tags", json!(vec!["t"; 51].iter().enumerate().map(|(i, _)| i.to_string()).collect::<Vec<_>>())),
+            52
+        )
+        .is_err()
+    );
+    assert!(create_at(with("personality", json!([])), 56).is_ok());
+    assert!(create_at(with("personality", json!([])), 57).is_err());
+    let mut no_net = base.clone();
+    no_net.as_object_mut().expect("object").remove("networks");
+    assert!(create_at(json!({"server": no_net.clone()}), 36).is_ok());
+    assert!(create_at(json!({"server": no_net}), 37).is_err());
+    assert!(create_at(json!({"server": base.clone()}), 36).is_err(), "a string is not a list before 2.37");
+    assert_eq!(create_at(with("networks", json!("none")), 37).expect("none").networks, Networks::None);
+}
+
+/// Nova's device tags at create: on `networks` entries at 2.32-2.36 and
+/// from 2.42, on block device mappings at 2.32 only and from 2.42; a tag
+/// holds neither ',' nor '/'.
+#[test]
+fn device_tags_are_accepted_only_where_nova_takes_them() {
+    let net = |tag: &str| json!({"server": {"name": "vm", "imageRef": "i", "flavorRef": "1", "networks": [{"uuid": "5f8e6a2c-1d3b-4c7e-9a0f-2b4d6c8e0a1f", "tag": tag}]}});
+    assert!(create_at(net("nic"), 31).is_err());
+    assert!(create_at(net("nic"), 32).is_ok());
+    assert!(create_at(net("nic"), 36).is_ok());
+    assert!(create_at(net("nic"), 37).is_err());
+    assert!(create_at(net("nic"), 42).is_ok());
+    assert!(create_at(net("a/b"), 42).is_err());
+    let bdm = json!({"server": {"name": "vm", "flavorRef": "1", "networks": "none", "block_device_mapping_v2": [
+        {"source_type": "volume", "destination_type": "volume", "uuid": "5f8e6a2c-1d3b-4c7e-9a0f-2b4d6c8e0a1f", "boot_index": 0, "tag": "disk"}]}});
+    assert!(create_at(bdm.clone(), 32).is_err(), "networks 'none' needs 2.37");
+    assert!(create_at(bdm.clone(), 41).is_err());
+    assert_eq!(create_at(bdm, 42).expect("2.42").block_devices[0].tag.as_deref(), Some("disk"));
+}
+
+/// Nova's server list: an unknown `status` is an empty list below 2.38 and
+/// a 400 from it; tag filters are read from 2.26 (comma-separated).
+#[test]
+fn list_query_status_and_tags_follow_the_microversion() {
+    let at = |q: &str, minor: u32| ServerListQuery::parse_at(Some(q), crate::Microversion::new(2, minor));
+    assert!(at("status=bogus", 37).expect("2.37").unknown_status);
+    assert!(at("status=bogus", 38).is_err());
+    assert!(at("tags=a,b", 25).expect("2.25").tags.is_empty());
+    let q = at("tags=a,b&tags-any=c&not-tags=d&not-tags-any=e,f", 26).expect("2.26");
+    assert_eq!(
+        (q.tags, q.tags_any, q.not_tags, q.not_tags_any.len()),
+        (vec!["a".to_string(), "b".to_string()], vec!["c".to_string()], vec!["d".to_string()], 2)
+    );
+    assert!(!at("ip6=::1", 4).expect("2.4").ip6_for_everyone);
+    assert!(at("ip6=::1", 5).expect("2.5").ip6_for_everyone);
+}
+
+/// Nova's update schema takes `description` from 2.19 (null clears it).
+#[test]
+fn update_takes_a_description_from_2_19() {
+    let body = json!({"server": {"description": null}});
+    assert!(ServerUpdate::parse_at(&body, crate::Microversion::new(2, 18)).is_err());
+    assert_eq!(ServerUpdate::parse_at(&body, crate::Microversion::new(2, 19)).expect("2.19").description, Some(None));
+}
+
+/// Nova's rebuild schema: `description` from 2.19, `key_name` from 2.54
+/// (null unsets it), `user_data` from 2.57, `personality` refused from 2.57.
+#[test]
+fn rebuild_keys_follow_novas_schema_per_microversion() {
+    let parse = |extra: serde_json::Value| {
+        let mut r = json!({"imageRef": "i"});
+        for (k, v) in extra.as_object().expect("object") {
+            r[k] = v.clone();
+        }
+        match ServerAction::parse(&json!({ "rebuild": r })).expect("rebuild") {
+            ServerAction::Rebuild(r) => r,
+            other => panic!("{other:?}"),
+        }
+    };
+    let mv = |m| crate::Microversion::new(2, m);
+    assert!(parse(json!({"description": "d"})).check_at(mv(18)).is_err());
+    assert!(parse(json!({"description": "d"})).check_at(mv(19)).is_ok());
+    let k = parse(json!({"key_name": null}));
+    assert!(k.check_at(mv(53)).is_err());
+    assert!(k.check_at(mv(54)).is_ok());
+    assert_eq!(k.key_name, Some(None));
+    assert!(parse(json!({"user_data": "aGk="})).check_at(mv(56)).is_err());
+    assert_eq!(parse(json!({"user_data": "aGk="})).user_data, Some(Some("aGk=".to_string())));
+    assert!(parse(json!({"personality": []})).check_at(mv(56)).is_ok());
+    assert!(parse(json!({"personality": []})).check_at(mv(57)).is_err());
+    assert!(ServerAction::parse(&json!({"rebuild": {"imageRef": "i", "user_data": "not base64!"}})).is_err());
+}
+
+fn server_row() -> stratus_db::ServerRow {
+    stratus_db::ServerRow {
+        id: stratus_types::ServerId::new(),
+        name: "vm".into(),
+        project_id: "p".into(),
+        user_id: "u".into(),
+        image_id: None,
+        flavor_id: "1".into(),
+        flavor_name: "m1.tiny".into(),
+        vcpus: 1,
+        ram_mb: 512,
+        disk_gb: 1,
+        ephemeral_gb: 0,
+        swap_mb: 0,
+        vm_state: stratus_types::VmState::Active,
+        task_state: None,
+        power_state: stratus_types::PowerState::Running,
+        host: Some("h1".into()),
+        metadata: "{}".into(),
+        key_name: None,
+        locked: false,
+        locked_by: None,
+        locked_reason: None,
+        availability_zone: None,
+        reservation_id: "r-1".into(),
+        hostname: "vm".into(),
+        fault: None,
+        progress: 0,
+        generation: 1,
+        launched_at: None,
+        terminated_at: None,
+        created_at: chrono::Utc::now(),
+        updated_at: chrono::Utc::now(),
+        deleted_at: None,
+        deleted: false,
+        shelved_image_id: None,
+        description: Some("about".into()),
+        user_data: None,
+        scheduler_hints: None,
+    }
+}
+
+/// Nova's server views: `host_status` from 2.16 (when policy gives it),
+/// `description` from 2.19, `tags` from 2.26, the embedded flavor from 2.47.
+#[test]
+fn server_view_keys_follow_the_microversion() {
+    let row = server_row();
+    let tags = vec!["a".to_string()];
+    let specs: std::collections::BTreeMap<String, String> = [("k".to_string(), "v".to_string())].into();
+    let extras =
+        views::ServerExtras { host_status: Some("UP"), tags: &tags, extra_specs: Some(&specs), image_properties: None };
+    let at = |m| views::server("http://x", &row, &[], &[], true, crate::Microversion::new(2, m), &extras);
+    let v15 = at(15);
+    for k in ["host_status", "description", "tags"] {
+        assert!(v15.get(k).is_none(), "{k} at 2.15");
+    }
+    assert_eq!(at(16)["host_status"], "UP");
+    assert_eq!(at(19)["description"], "about");
+    assert_eq!(at(26)["tags"], json!(["a"]));
+    assert_eq!(at(46)["flavor"]["id"], "1");
+    let f = &at(47)["flavor"];
+    assert_eq!(
+        *f,
+        json!({"vcpus": 1, "ram": 512, "disk": 1, "ephemeral": 0, "swap": 0, "original_name": "m1.tiny", "extra_specs": {"k": "v"}})
+    );
+    let reader = views::ServerExtras { host_status: None, tags: &tags, extra_specs: None, image_properties: None };
+    let v = views::server("http://x", &row, &[], &[], false, crate::Microversion::new(2, 47), &reader);
+    assert!(v.get("host_status").is_none());
+    assert!(v["flavor"].get("extra_specs").is_none());
+}
+
+/// Nova's `host_status`: empty without a service, DOWN when forced down,
+/// MAINTENANCE when disabled, UP or UNKNOWN by liveness.
+#[test]
+fn host_status_follows_nova() {
+    assert_eq!(views::host_status(None, false), "");
+}
+
+/// Nova's lock: a `locked_reason` (at most 255 characters) from 2.73 only.
+#[test]
+fn lock_takes_a_reason_from_2_73() {
+    let a = ServerAction::parse(&json!({"lock": {"locked_reason": "maintenance"}})).expect("lock");
+    assert_eq!(a, ServerAction::Lock { reason: Some("maintenance".into()) });
+    assert!(a.check_at(crate::Microversion::new(2, 72)).is_err());
+    assert!(a.check_at(crate::Microversion::new(2, 73)).is_ok());
+    assert!(ServerAction::parse(&json!({"lock": {"locked_reason": "x".repeat(256)}})).is_err());
+    assert!(ServerAction::parse(&json!({"lock": {"other": 1}})).is_err());
+}
+
+/// Nova's `trusted_image_certificates` (2.63): unknown before; null is
+/// fine; a list asks for signature checks this cloud does not offer (400).
+#[test]
+fn trusted_image_certificates_are_only_null_here() {
+    let body = |c: serde_json::Value| json!({"server": {"name": "vm", "imageRef": "i", "flavorRef": "1", "networks": "none", "trusted_image_certificates": c}});
+    assert!(create_at(body(json!(null)), 62).is_err());
+    assert!(create_at(body(json!(null)), 63).is_ok());
+    assert!(create_at(body(json!(["cert"])), 63).is_err());
+    assert!(create_at(body(json!([])), 63).is_err());
+    let rebuild = |c: serde_json::Value| {
+        ServerAction::parse(&json!({"rebuild": {"imageRef": "i", "trusted_image_certificates": c}}))
+    };
+    assert!(rebuild(json!(["cert"])).is_err());
+    let r = rebuild(json!(null)).expect("null");
+    assert!(r.check_at(crate::Microversion::new(2, 62)).is_err());
+    assert!(r.check_at(crate::Microversion::new(2, 63)).is_ok());
+}
+
+/// Nova's server list query: `changes-before` from 2.66 (not before
+/// `changes-since`), `locked` from 2.73 (a strict boolean), and from 2.75
+/// any parameter its schema does not name is a 400.
+#[test]
+fn list_query_follows_novas_later_microversions() {
+    let at = |q: &str, minor: u32| ServerListQuery::parse_at(Some(q), crate::Microversion::new(2, minor));
+    assert!(at("changes-before=2026-11-30T00:00:00Z", 65).expect("2.65").changes_before.is_none());
+    assert!(at("changes-before=2026-11-30T00:00:00Z", 66).expect("2.66").changes_before.is_some());
+    assert!(at("changes-since=2026-11-30T00:00:00Z&changes-before=2026-11-29T00:00:00Z", 66).is_err());
+    assert!(at("changes-since=yesterday", 2).is_err());
+    assert_eq!(at("locked=true", 73).expect("2.73").locked, Some(true));
+    assert_eq!(at("locked=true", 72).expect("2.72").locked, None);
+    assert!(at("locked=maybe", 73).is_err());
+    assert!(at("bogus=1", 74).is_ok());
+    assert!(at("bogus=1", 75).is_err());
+    assert!(at("name=a&sort_key=uuid&limit=1&tags=x", 75).is_ok());
+}
+
+/// Nova's views: `trusted_image_certificates` (null here) from 2.63 and
+/// `locked_reason` from 2.73.
+#[test]
+fn server_view_shows_certificates_and_lock_reason_from_their_versions() {
+    let mut row = server_row();
+    row.locked = true;
+    row.locked_reason = Some("why".into());
+    let extras = views::ServerExtras::default();
+    let at = |m| views::server("http://x", &row, &[], &[], false, crate::Microversion::new(2, m), &extras);
+    assert!(at(62).get("trusted_image_certificates").is_none());
+    assert_eq!(at(63)["trusted_image_certificates"], serde_json::Value::Null);
+    assert!(at(72).get("locked_reason").is_none());
+    assert_eq!(at(73)["locked_reason"], "why");
+}
+
+/// Nova's block device mappings take a `volume_type` from 2.67 only.
+#[test]
+fn block_device_volume_type_needs_2_67() {
+    let body = json!({"server": {"name": "vm", "flavorRef": "1", "networks": "none", "block_device_mapping_v2": [
+        {"source_type": "image", "destination_type": "volume", "uuid": "5f8e6a2c-1d3b-4c7e-9a0f-2b4d6c8e0a1f", "boot_index": 0, "volume_size": 1, "volume_type": "fast"}]}});
+    assert!(create_at(body.clone(), 66).is_err());
+    assert_eq!(create_at(body, 67).expect("2.67").block_devices[0].volume_type.as_deref(), Some("fast"));
+}
+
+/// Nova's create takes `host` and `hypervisor_hostname` from 2.74 only.
+#[test]
+fn requested_destination_needs_2_74() {
+    let body = json!({"server": {"name": "vm", "imageRef": "i", "flavorRef": "1", "networks": "none", "host": "h1"}});
+    assert!(create_at(body.clone(), 73).is_err());
+    assert_eq!(create_at(body, 74).expect("2.74").host.as_deref(), Some("h1"));
+    let empty = json!({"server": {"name": "vm", "imageRef": "i", "flavorRef": "1", "networks": "none", "hypervisor_hostname": ""}});
+    assert!(create_at(empty, 74).is_err());
+}
+
+/// Nova's unshelve body: null (or {}) at any version; an
+/// `availability_zone` from 2.77; a null zone (unpin) or a `host` from 2.91.
+#[test]
+fn unshelve_destination_follows_the_microversion() {
+    let parse = |b: serde_json::Value| ServerAction::parse(&json!({ "unshelve": b })).expect("unshelve");
+    let mv = |m| crate::Microversion::new(2, m);
+    let plain = parse(json!(null));
+    assert_eq!(plain, ServerAction::Unshelve { availability_zone: None, host: None });
+    assert!(plain.check_at(mv(1)).is_ok());
+    let az = parse(json!({"availability_zone": "z1"}));
+    assert!(az.check_at(mv(76)).is_err());
+    assert!(az.check_at(mv(77)).is_ok());
+    let unpin = parse(json!({"availability_zone": null}));
+    assert_eq!(unpin, ServerAction::Unshelve { availability_zone: Some(None), host: None });
+    assert!(unpin.check_at(mv(90)).is_err());
+    assert!(unpin.check_at(mv(91)).is_ok());
+    assert!(parse(json!({"host": "h1"})).check_at(mv(90)).is_err());
+    assert!(ServerAction::parse(&json!({"unshelve": {"other": 1}})).is_err());
+}
+
+/// Nova's `hostname` (2.90): create, update and rebuild take a host label;
+/// from 2.94 an FQDN; never with several servers; shown to every user.
+#[test]
+fn requested_hostnames_follow_novas_schema() {
+    let body = |h: &str, max: u32| json!({"server": {"name": "vm", "imageRef": "i", "flavorRef": "1", "networks": "none", "hostname": h, "max_count": max}});
+    assert!(create_at(body("web-1", 1), 89).is_err());
+    assert_eq!(create_at(body("web-1", 1), 90).expect("2.90").hostname.as_deref(), Some("web-1"));
+    assert!(create_at(body("web.example.org", 1), 93).is_err());
+    assert!(create_at(body("web.example.org", 1), 94).is_ok());
+    assert!(create_at(body("web-1", 2), 90).is_err());
+    assert!(create_at(body("-web", 1), 90).is_err());
+    let update = json!({"server": {"hostname": "db"}});
+    assert!(ServerUpdate::parse_at(&update, crate::Microversion::new(2, 89)).is_err());
+    assert_eq!(
+        ServerUpdate::parse_at(&update, crate::Microversion::new(2, 90)).expect("2.90").hostname.as_deref(),
+        Some("db")
+    );
+    let ServerAction::Rebuild(r) =
+        ServerAction::parse(&json!({"rebuild": {"imageRef": "i", "hostname": "a.b"}})).expect("rebuild")
+    else {
+        panic!("not a rebuild")
+    };
+    assert!(r.check_at(crate::Microversion::new(2, 90)).is_err(), "an FQDN needs 2.94");
+    assert_eq!(r.hostname_at(crate::Microversion::new(2, 94)).expect("2.94").as_deref(), Some("a.b"));
+    let row = server_row();
+    let v = views::server(
+        "http://x",
+        &row,
+        &[],
+        &[],
+        false,
+        crate::Microversion::new(2, 90),
+        &views::ServerExtras::default(),
+    );
+    assert_eq!(v["OS-EXT-SRV-ATTR:hostname"], "vm");
+}
+
+/// Nova's views: `pinned_availability_zone` (the zone asked for) from 2.96
+/// and the create's `scheduler_hints` ({} when none) from 2.100.
+#[test]
+fn server_view_shows_pinned_zone_and_scheduler_hints() {
+    let mut row = server_row();
+    row.availability_zone = Some("z1".into());
+    let extras = views::ServerExtras::default();
+    let at = |row: &stratus_db::ServerRow, m| {
+        views::server("http://x", row, &[], &[], false, crate::Microversion::new(2, m), &extras)
+    };
+    assert!(at(&row, 95).get("pinned_availability_zone").is_none());
+    assert_eq!(at(&row, 96)["pinned_availability_zone"], "z1");
+    assert!(at(&row, 99).get("scheduler_hints").is_none());
+    assert_eq!(at(&row, 100)["scheduler_hints"], json!({}));
+    row.scheduler_hints = Some(r#"{"same_host":"x"}"#.into());
+    assert_eq!(at(&row, 100)["scheduler_hints"], json!({"same_host": "x"}));
+    let req: CreateServerRequest = serde_json::from_value(json!({"server": {"name": "vm", "imageRef": "i", "flavorRef": "1", "networks": "none"}, "os:scheduler_hints": {"group": "g"}})).expect("body");
+    assert_eq!(
+        req.check_at(crate::Microversion::new(2, 100)).expect("ok").scheduler_hints,
+        Some(json!({"group": "g"}))
+    );
+}
+
+/// Nova (2.98): the server's image embeds the boot image's standard
+/// properties as strings; Glance's own and other properties are left out.
+#[test]
+fn server_view_embeds_standard_image_properties_from_2_98() {
+    let mut row = server_row();
+    row.image_id = Some(stratus_types::ImageId::new());
+    let props = r#"{"hw_disk_bus": "virtio", "os_distro": "ubuntu", "hw_cpu_cores": 2, "os_glance_importing": "x", "os_hidden": false, "owner_note": "n"}"#;
+    let extras = views::ServerExtras { image_properties: Some(props), ..Default::default() };
+    let at = |m| views::server("http://x", &row, &[], &[], false, crate::Microversion::new(2, m), &extras);
+    assert!(at(97)["image"].get("properties").is_none());
+    assert_eq!(
+        at(98)["image"]["properties"],
+        json!({"hw_disk_bus": "virtio", "os_distro": "ubuntu", "hw_cpu_cores": "2"})
+    );
+}
+
+/// Nova's update takes `pinned_availability_zone` (a name or null) from 2.104.
+#[test]
+fn update_takes_a_pinned_zone_from_2_104() {
+    let body = json!({"server": {"pinned_availability_zone": null}});
+    assert!(ServerUpdate::parse_at(&body, crate::Microversion::new(2, 103)).is_err());
+    assert_eq!(
+        ServerUpdate::parse_at(&body, crate::Microversion::new(2, 104)).expect("2.104").pinned_availability_zone,
+        Some(None)
+    );
+}
+
+/// Nova's createImage answer: a Location below 2.45; from 2.45 the image
+/// id in the body and no Location.
+#[test]
+fn create_image_answer_follows_2_45() {
+    let (body, location) = views::create_image_answer("http://x", "img", crate::Microversion::new(2, 44));
+    assert_eq!((body, location.as_deref()), (None, Some("http://x/image/v2/images/img")));
+    let (body, location) = views::create_image_answer("http://x", "img", crate::Microversion::new(2, 45));
+    assert_eq!((body, location), (Some(json!({"image_id": "img"})), None));
+}
+
+/// Nova's update and rebuild answers: before 2.75 without the extended
+/// attributes (rebuild keeps `key_name` from 2.54), from 2.75 the full
+/// view; show, update and rebuild name the server's groups from 2.71.
+#[test]
+fn update_and_rebuild_views_follow_2_71_and_2_75() {
+    let row = server_row();
+    let extras = views::ServerExtras::default();
+    let show = |m| views::server_show("http://x", &row, &[], &[], true, crate::Microversion::new(2, m), &extras);
+    assert!(show(70)["server"].get("server_groups").is_none());
+    assert_eq!(show(71)["server"]["server_groups"], json!([]));
+    let mut b = show(74);
+    views::trim_before_2_75(&mut b, crate::Microversion::new(2, 74), false);
+    for k in ["OS-EXT-STS:vm_state", "OS-EXT-SRV-ATTR:host", "key_name", "config_drive"] {
+        assert!(b["server"].get(k).is_none(), "{k} below 2.75");
+    }
+    let mut kept = show(74);
+    views::trim_before_2_75(&mut kept, crate::Microversion::new(2, 74), true);
+    assert!(kept["server"].get("key_name").is_some());
+    let mut full = show(75);
+    views::trim_before_2_75(&mut full, crate::Microversion::new(2, 75), false);
+    assert_eq!(full, show(75));
+}
+
+/// Nova's rebuild answer: `key_name` from 2.54, `user_data` (not the
+/// extended attribute) from 2.57, and the admin password.
+#[test]
+fn rebuild_answer_follows_the_microversion() {
+    let row = server_row();
+    let extras = views::ServerExtras::default();
+    let answer = |m| {
+        let mv = crate::Microversion::new(2, m);
+        let mut b = views::server_show("http://x", &row, &[], &[], true, mv, &extras);
+        views::rebuild_answer(&mut b, mv, Some("aGk="), "pw");
+        b
+    };
+    let a53 = answer(53);
+    assert!(a53["server"].get("key_name").is_none() && a53["server"].get("user_data").is_none());
+    assert_eq!(a53["server"]["adminPass"], "pw");
+    assert!(answer(54)["server"].get("key_name").is_some());
+    assert_eq!(answer(57)["server"]["user_data"], "aGk=");
+    let a75 = answer(75);
+    assert!(a75["server"].get("OS-EXT-SRV-ATTR:user_data").is_none());
+    assert!(a75["server"].get("OS-EXT-STS:vm_state").is_some());
 }

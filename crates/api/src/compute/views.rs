@@ -140,6 +140,61 @@ pub fn server_brief(public: &str, id: &ServerId, name: &str) -> Value {
     json!({"id": id, "name": name, "links": link(public, &format!("servers/{id}"))})
 }
 
+/// What a server view shows besides the row, its ports and volumes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerExtras<'a> {
+    /// `host_status` (2.16+), given only when the caller's policy allows
+    /// it (Nova's `servers:show:host_status`, admins).
+    pub host_status: Option<&'a str>,
+    /// The server's tags (2.26+).
+    pub tags: &'a [String],
+    /// The flavor's extra specs for the embedded flavor (2.47+), given
+    /// only when the caller may see them.
+    pub extra_specs: Option<&'a BTreeMap<String, String>>,
+    /// The boot image's properties (the image's `properties` JSON), for
+    /// the embedded image properties of 2.98+.
+    pub image_properties: Option<&'a str>,
+}
+
+/// The image properties a server view embeds (2.98): Nova shows the boot
+/// image's standard properties (`hw_*`, `img_*`, `os_*` and the like, not
+/// Glance's own `os_glance_*`, `os_hash_*` nor `os_hidden`), as strings.
+pub fn image_properties(properties_json: Option<&str>) -> Value {
+    let props: Map<String, Value> = properties_json.and_then(|p| serde_json::from_str(p).ok()).unwrap_or_default();
+    let standard = |k: &str| {
+        (k.starts_with("hw_") || k.starts_with("img_") || k.starts_with("os_") || k.starts_with("trait:"))
+            && !k.starts_with("os_glance_")
+            && !k.starts_with("os_hash_")
+            && k != "os_hidden"
+    };
+    let shown: Map<String, Value> = props
+        .into_iter()
+        .filter(|(k, _)| standard(k) && k.chars().count() <= 255)
+        .filter_map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s,
+                Value::Null => return None,
+                other => other.to_string(),
+            };
+            (text.chars().count() <= 255).then_some((k, Value::String(text)))
+        })
+        .collect();
+    Value::Object(shown)
+}
+
+/// Nova's `host_status` of a server's host: `""` without a host (or an
+/// unknown one), `DOWN` when forced down, `MAINTENANCE` when disabled,
+/// else `UP` or `UNKNOWN` by the service's liveness.
+pub fn host_status(service: Option<&ServiceRow>, up: bool) -> &'static str {
+    match service {
+        None => "",
+        Some(s) if s.forced_down => "DOWN",
+        Some(s) if s.disabled => "MAINTENANCE",
+        Some(_) if up => "UP",
+        Some(_) => "UNKNOWN",
+    }
+}
+
 /// A server as the api-ref shows it at `mv`; `admin` adds the admin-only
 /// attributes and fault details.
 pub fn server(
@@ -149,6 +204,7 @@ pub fn server(
     volumes: &[VolumeId],
     admin: bool,
     mv: Microversion,
+    extras: &ServerExtras<'_>,
 ) -> Value {
     let status = api_status(s.vm_state, s.task_state);
     let mut addresses = Map::new();
@@ -164,7 +220,14 @@ pub fn server(
     });
     let metadata: Value = serde_json::from_str(&s.metadata).unwrap_or_else(|_| json!({}));
     let image = match &s.image_id {
-        Some(i) => json!({"id": i, "links": [{"rel": "bookmark", "href": format!("{public}/compute/images/{i}")}]}),
+        Some(i) => {
+            let mut img =
+                json!({"id": i, "links": [{"rel": "bookmark", "href": format!("{public}/compute/images/{i}")}]});
+            if mv.at_least(98) {
+                img["properties"] = image_properties(extras.image_properties);
+            }
+            img
+        }
         None => json!(""),
     };
     let mut v = json!({
@@ -212,11 +275,51 @@ pub fn server(
             m.insert("OS-EXT-SRV-ATTR:kernel_id".into(), json!(""));
             m.insert("OS-EXT-SRV-ATTR:ramdisk_id".into(), json!(""));
             m.insert("OS-EXT-SRV-ATTR:root_device_name".into(), json!("/dev/vda"));
-            m.insert("OS-EXT-SRV-ATTR:user_data".into(), Value::Null);
+            m.insert("OS-EXT-SRV-ATTR:user_data".into(), json!(s.user_data));
         }
     }
     if mv.at_least(9) {
         m.insert("locked".into(), json!(s.locked));
+    }
+    if mv.at_least(90) {
+        // 2.90 shows the guest's host name to every user.
+        m.insert("OS-EXT-SRV-ATTR:hostname".into(), json!(s.hostname));
+    }
+    if mv.at_least(16)
+        && let Some(h) = extras.host_status
+    {
+        m.insert("host_status".into(), json!(h));
+    }
+    if mv.at_least(19) {
+        m.insert("description".into(), json!(s.description));
+    }
+    if mv.at_least(26) {
+        m.insert("tags".into(), json!(extras.tags));
+    }
+    if mv.at_least(47) {
+        let mut flavor = json!({
+            "vcpus": s.vcpus, "ram": s.ram_mb, "disk": s.disk_gb, "ephemeral": s.ephemeral_gb,
+            "swap": s.swap_mb, "original_name": s.flavor_name,
+        });
+        if let Some(specs) = extras.extra_specs {
+            flavor["extra_specs"] = json!(specs);
+        }
+        m.insert("flavor".into(), flavor);
+    }
+    if mv.at_least(63) {
+        // No image certificates are ever stored: signature checking is not offered.
+        m.insert("trusted_image_certificates".into(), Value::Null);
+    }
+    if mv.at_least(73) {
+        m.insert("locked_reason".into(), json!(s.locked_reason));
+    }
+    if mv.at_least(96) {
+        // The zone the server was asked into (or pinned to by an unshelve).
+        m.insert("pinned_availability_zone".into(), json!(s.availability_zone));
+    }
+    if mv.at_least(100) {
+        let hints = s.scheduler_hints.as_deref().and_then(|h| serde_json::from_str::<Value>(h).ok());
+        m.insert("scheduler_hints".into(), hints.unwrap_or_else(|| json!({})));
     }
     if matches!(status, "ERROR" | "DELETED")
         && let Some(f) = s.fault.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok())
@@ -234,6 +337,66 @@ pub fn server(
     v
 }
 
+/// `{"server": ...}` of show, update and rebuild: the view, and from 2.71
+/// the server's groups (server groups are not served, so none).
+pub fn server_show(
+    public: &str,
+    s: &ServerRow,
+    ports: &[&PortRow],
+    volumes: &[VolumeId],
+    admin: bool,
+    mv: Microversion,
+    extras: &ServerExtras<'_>,
+) -> Value {
+    let mut body = json!({"server": server(public, s, ports, volumes, admin, mv, extras)});
+    if mv.at_least(71) {
+        body["server"]["server_groups"] = json!([]);
+    }
+    body
+}
+
+/// Before 2.75 Nova's update and rebuild answers leave out the extended
+/// attributes a GET shows (status, availability zone, usage times, volumes,
+/// security groups, host status, the address types; `key_name` unless
+/// `keep_key_name`, as rebuild has it from 2.54); from 2.75 they are the
+/// full view.
+pub fn trim_before_2_75(body: &mut Value, mv: Microversion, keep_key_name: bool) {
+    if mv.at_least(75) {
+        return;
+    }
+    let hidden = |key: &str| {
+        key.starts_with("OS-EXT-")
+            || key.starts_with("OS-SRV-USG:")
+            || (key == "key_name" && !keep_key_name)
+            || matches!(
+                key,
+                "config_drive" | "os-extended-volumes:volumes_attached" | "security_groups" | "host_status"
+            )
+    };
+    let Some(server) = body["server"].as_object_mut() else { return };
+    server.retain(|k, _| !hidden(k));
+    if let Some(Value::Object(nets)) = server.get_mut("addresses") {
+        for ips in nets.values_mut().filter_map(Value::as_array_mut) {
+            for ip in ips.iter_mut().filter_map(Value::as_object_mut) {
+                ip.retain(|k, _| !hidden(k));
+            }
+        }
+    }
+}
+
+/// A rebuild's answer from the show body: trimmed before 2.75 (keeping
+/// `key_name` from 2.54), from 2.57 the user data as it now is under its own
+/// key (not the extended attribute), and the admin password.
+pub fn rebuild_answer(body: &mut Value, mv: Microversion, user_data: Option<&str>, admin_pass: &str) {
+    trim_before_2_75(body, mv, mv.at_least(54));
+    let Some(server) = body["server"].as_object_mut() else { return };
+    if mv.at_least(57) {
+        server.remove("OS-EXT-SRV-ATTR:user_data");
+        server.insert("user_data".into(), json!(user_data));
+    }
+    server.insert("adminPass".into(), json!(admin_pass));
+}
+
 /// The `servers_links` of a full page (`limit` rows returned), or none.
 pub fn servers_links(
     public: &str,
@@ -249,6 +412,16 @@ pub fn servers_links(
     }
     let path = if detail { "servers/detail" } else { "servers" };
     Some(json!([{"rel": "next", "href": format!("{public}/compute/v2.1/{path}?limit={l}&marker={last}")}]))
+}
+
+/// The `202` answer of `createImage`: below 2.45 no body and a Location
+/// naming the image; from 2.45 `{"image_id": ...}` and no Location (Nova).
+pub fn create_image_answer(public: &str, image_id: &str, mv: Microversion) -> (Option<Value>, Option<String>) {
+    if mv.at_least(45) {
+        (Some(json!({"image_id": image_id})), None)
+    } else {
+        (None, Some(format!("{public}/image/v2/images/{image_id}")))
+    }
 }
 
 /// The `202` body of a server create.

@@ -65,7 +65,16 @@ impl ComputeApi {
                 params["metadata"] = serde_json::to_value(metadata).unwrap_or_default();
                 params["image_id"] = image_id.to_string().into();
             }
-            Action::Rebuild { image_ref, .. } => {
+            Action::Rebuild { image_ref, key_name, .. } => {
+                if let Some(Some(key)) = key_name {
+                    // Nova: a key pair the rebuilding user does not have is a 400.
+                    match self.ds.keypair_get(&ctx.user_id, key).await {
+                        Err(DbError::NotFound { .. }) => {
+                            return Err(ComputeError::BadRequest("Invalid key_name provided.".into()));
+                        }
+                        other => drop(other?),
+                    }
+                }
                 // Nova before 2.93: a volume-backed server keeps its root volume's image.
                 if s.image_id.is_none() {
                     return Err(ComputeError::BadRequest(
@@ -88,6 +97,12 @@ impl ComputeApi {
                 let image = self.check_image(ctx, image_ref, &flavor).await?;
                 params["image_id"] = image.id.to_string().into();
                 params["stopped"] = (vm == VmState::Stopped).into();
+            }
+            Action::Unshelve { availability_zone, host } => {
+                self.check_unshelve_destination(ctx, &s, availability_zone, host.as_deref()).await?;
+                if let Some(h) = host {
+                    params["host"] = h.clone().into();
+                }
             }
             Action::Evacuate { host: target, stop } => {
                 let host = s.host.clone().unwrap_or_default();
@@ -149,16 +164,33 @@ impl ComputeApi {
         };
         match self.ds.op_start(&o, r.action, Some(&t)).await {
             Ok(OpStart::Created(op)) | Ok(OpStart::Existing(op)) => {
-                if let Action::Rebuild { name, metadata, .. } = &action {
-                    // Nova changes the name and metadata with the rebuild's start.
+                if let Action::Rebuild { name, metadata, description, key_name, user_data, hostname, .. } = &action {
+                    if let Some(h) = hostname {
+                        self.ds.server_set_hostname(&s.id, h).await?;
+                    }
+                    // Nova changes the name, metadata, description, key and
+                    // user data with the rebuild's start.
                     if let Some(n) = name {
                         self.ds.server_rename(&s.id, n).await?;
+                    }
+                    if let Some(d) = description {
+                        self.ds.server_set_description(&s.id, d.as_deref()).await?;
+                    }
+                    if let Some(k) = key_name {
+                        self.ds.server_set_key_name(&s.id, k.as_deref()).await?;
+                    }
+                    if let Some(u) = user_data {
+                        self.ds.server_set_user_data(&s.id, u.as_deref()).await?;
                     }
                     if let Some(m) = metadata {
                         let new = serde_json::to_string(m).unwrap_or_else(|_| "{}".into());
                         let cur = self.ds.server_get(&s.id).await?;
                         self.ds.server_metadata_swap(&s.id, &cur.metadata, &new).await?;
                     }
+                }
+                if let Action::Unshelve { availability_zone: Some(az), .. } = &action {
+                    // The zone the server is pinned to, which the unshelve's scheduling reads.
+                    self.ds.server_set_availability_zone(&s.id, az.as_deref()).await?;
                 }
                 self.wake(&op.id).await
             }
@@ -172,6 +204,85 @@ impl ComputeApi {
         }
         Ok(())
     }
+    /// Nova's checks of an unshelve's destination (2.77, 2.91): only a
+    /// shelved-offloaded server may be sent to a zone or a host (409); a
+    /// host needs an admin (`os-shelve:unshelve_to_host`, 403) and must
+    /// exist (400), in the zone asked for if any (400); a zone must have an
+    /// enabled compute host (400).
+    async fn check_unshelve_destination(
+        &self,
+        ctx: &AuthContext,
+        s: &ServerRow,
+        az: &Option<Option<String>>,
+        host: Option<&str>,
+    ) -> Result<(), ComputeError> {
+        if az.is_none() && host.is_none() {
+            return Ok(());
+        }
+        if host.is_some() && !ctx.is_admin() {
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow os_compute_api:os-shelve:unshelve_to_host to be performed.".into(),
+            ));
+        }
+        if s.vm_state != VmState::ShelvedOffloaded {
+            return Err(ComputeError::Conflict(format!(
+                "The unshelve action with an availability zone or a host is only allowed for shelved offloaded servers; instance {} is in vm_state {}",
+                s.id,
+                s.vm_state.as_str()
+            )));
+        }
+        if let Some(Some(zone)) = az
+            && zone != stratus_db::DEFAULT_ZONE
+            && !self.ds.service_zone_available(zone).await?
+        {
+            return Err(ComputeError::BadRequest(format!("The requested availability zone is not available: {zone}")));
+        }
+        if let Some(h) = host {
+            let svc = match self.ds.service_get_by_host(h).await {
+                Ok(svc) => svc,
+                Err(DbError::NotFound { .. }) => {
+                    return Err(ComputeError::BadRequest(format!("Compute host {h} could not be found.")));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(Some(zone)) = az
+                && *zone != svc.zone
+            {
+                return Err(ComputeError::BadRequest(format!("Host {h} is not in the availability zone {zone}.")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Nova's rules for pinning a server to a zone (2.104): null unpins; a
+    /// pinned server cannot be pinned to another zone directly (409); an
+    /// unpinned one only to the zone it is in (409).
+    async fn check_pin(&self, s: &ServerRow, requested: Option<&str>) -> Result<(), ComputeError> {
+        let Some(requested) = requested else { return Ok(()) };
+        if let Some(current) = &s.availability_zone {
+            if current != requested {
+                return Err(ComputeError::Conflict(
+                    "Cannot change pinned availability zone directly. Unpin first by setting pinned_availability_zone to null.".into(),
+                ));
+            }
+            return Ok(());
+        }
+        let actual = match &s.host {
+            Some(h) => match self.ds.service_get_by_host(h).await {
+                Ok(svc) => svc.zone,
+                Err(DbError::NotFound { .. }) => stratus_db::DEFAULT_ZONE.to_string(),
+                Err(e) => return Err(e.into()),
+            },
+            None => stratus_db::DEFAULT_ZONE.to_string(),
+        };
+        if actual != requested {
+            return Err(ComputeError::Conflict(format!(
+                "Server can only be pinned to its current availability zone '{actual}', but '{requested}' was requested."
+            )));
+        }
+        Ok(())
+    }
+
     async fn check_resize_quota(&self, s: &ServerRow, new: &FlavorRow) -> Result<(), ComputeError> {
         let limits = self.quota_limits(&s.project_id).await?;
         let u = self.ds.quota_usage(&s.project_id).await?;
@@ -269,7 +380,7 @@ impl ComputeApi {
         &self,
         ctx: &AuthContext,
         id: &str,
-        name: Result<Option<String>, String>,
+        update: Result<stratus_api::compute::ServerUpdate, String>,
     ) -> Result<ServerWithResources, ComputeError> {
         let s = self.get_visible(ctx, id).await?;
         if !ctx.can_write() {
@@ -277,8 +388,21 @@ impl ComputeApi {
                 "Policy doesn't allow os_compute_api:servers:update to be performed.".into(),
             ));
         }
-        if let Some(name) = name.map_err(ComputeError::BadRequest)? {
+        let update = update.map_err(ComputeError::BadRequest)?;
+        if let Some(pin) = &update.pinned_availability_zone {
+            self.check_pin(&s, pin.as_deref()).await?;
+        }
+        if let Some(name) = update.name {
             self.ds.server_rename(&s.id, &name).await?;
+        }
+        if let Some(description) = update.description {
+            self.ds.server_set_description(&s.id, description.as_deref()).await?;
+        }
+        if let Some(hostname) = update.hostname {
+            self.ds.server_set_hostname(&s.id, &hostname).await?;
+        }
+        if let Some(pin) = update.pinned_availability_zone {
+            self.ds.server_set_availability_zone(&s.id, pin.as_deref()).await?;
         }
         self.server_show(ctx, id).await
     }
@@ -308,8 +432,13 @@ pub enum Action {
     Shelve,
     /// `shelveOffload`.
     ShelveOffload,
-    /// `unshelve`.
-    Unshelve,
+    /// `unshelve`, to a zone (2.77; `Some(None)` unpins, 2.91) or a host (2.91, admins).
+    Unshelve {
+        /// `Some(Some(az))`: that zone; `Some(None)`: unpinned; `None`: unchanged.
+        availability_zone: Option<Option<String>>,
+        /// The host to unshelve on.
+        host: Option<String>,
+    },
     /// `resize` to another flavor.
     Resize {
         /// `flavorRef` as given (for messages).
@@ -353,6 +482,14 @@ pub enum Action {
         name: Option<String>,
         /// New metadata (replaces the old).
         metadata: Option<BTreeMap<String, String>>,
+        /// New description, `Some(None)` clears it (2.19+).
+        description: Option<Option<String>>,
+        /// New key pair name, `Some(None)` unsets it (2.54+).
+        key_name: Option<Option<String>>,
+        /// New user data, `Some(None)` clears it (2.57+).
+        user_data: Option<Option<String>>,
+        /// New guest host name (2.90+).
+        hostname: Option<String>,
     },
 }
 
@@ -407,7 +544,9 @@ fn rule(a: &Action) -> Rule {
             admin_only: Some("os_compute_api:os-shelve:shelve_offload"),
             ..r("shelveOffload", OpKind::ShelveOffload, vec![V::Shelved], T::ShelvingOffloading)
         },
-        Action::Unshelve => r("unshelve", OpKind::Unshelve, vec![V::Shelved, V::ShelvedOffloaded], T::Unshelving),
+        Action::Unshelve { .. } => {
+            r("unshelve", OpKind::Unshelve, vec![V::Shelved, V::ShelvedOffloaded], T::Unshelving)
+        }
         Action::Resize { .. } => r("resize", OpKind::Resize, vec![V::Active, V::Stopped], T::ResizePrep),
         Action::Migrate { .. } => Rule {
             admin_only: Some("os_compute_api:os-migrate-server:migrate"),

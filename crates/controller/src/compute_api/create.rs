@@ -19,6 +19,7 @@ impl ComputeApi {
         request_id: &str,
     ) -> Result<Vec<Created>, ComputeError> {
         self.authorize_create(ctx)?;
+        let requested_host = self.check_requested_host(ctx, &req).await?;
         let (bdm_image, volumes) = self.check_bdms(ctx, &req.block_devices).await?;
         let boot_from_volume = volumes.iter().any(|v| v.boot_index == Some(0));
         let flavor = self.flavor_for_request(ctx, &req.flavor_ref, &req.flavor_id).await?;
@@ -58,6 +59,12 @@ impl ComputeApi {
             availability_zone: req.availability_zone,
             allocate_network: req.networks.allocates(),
             count: req.count,
+            description: req.description,
+            tags: req.tags,
+            user_data: req.user_data,
+            requested_host,
+            hostname: req.hostname,
+            scheduler_hints: req.scheduler_hints,
         };
         self.create_servers(ctx, &spec, request_id).await
     }
@@ -109,12 +116,17 @@ impl ComputeApi {
                             _ => return Err(ComputeError::BadRequest(format!("Image {id} could not be found."))),
                         }
                     }
+                    let volume_type_id = match &b.volume_type {
+                        Some(t) => Some(self.volume_type_for_request(ctx, t).await?),
+                        None => None,
+                    };
                     volumes.push(VolumeBdm {
                         image_id: (src == "image").then(|| id.clone()),
                         volume_id: (src == "volume").then(|| id.clone()),
                         size_gb: b.volume_size.unwrap_or(1),
                         boot_index: b.boot_index,
                         delete_on_termination: b.delete_on_termination,
+                        volume_type_id,
                     });
                 }
                 _ => {
@@ -125,6 +137,53 @@ impl ComputeApi {
             }
         }
         Ok((bdm_image, volumes))
+    }
+
+    /// The host a create asks for with `host` and/or `hypervisor_hostname`
+    /// (2.74): admins only (Nova's `servers:create:requested_destination`),
+    /// and a compute host that exists (a node is named as its host here).
+    async fn check_requested_host(
+        &self,
+        ctx: &AuthContext,
+        req: &ServerCreate,
+    ) -> Result<Option<String>, ComputeError> {
+        let (host, node) = (req.host.as_deref(), req.hypervisor_hostname.as_deref());
+        let Some(wanted) = host.or(node) else { return Ok(None) };
+        if !ctx.is_admin() {
+            return Err(ComputeError::Forbidden(
+                "Policy doesn't allow compute:servers:create:requested_destination to be performed.".into(),
+            ));
+        }
+        if let (Some(h), Some(n)) = (host, node)
+            && h != n
+        {
+            return Err(ComputeError::BadRequest(format!("Compute host {n} could not be found.")));
+        }
+        match self.ds.service_get_by_host(wanted).await {
+            Ok(_) => Ok(Some(wanted.to_string())),
+            Err(DbError::NotFound { .. }) => {
+                Err(ComputeError::BadRequest(format!("Compute host {wanted} could not be found.")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The id of the volume type a block device mapping names by id or by
+    /// name (Nova, 2.67): one the caller cannot see, or none, is a 400.
+    async fn volume_type_for_request(&self, ctx: &AuthContext, id_or_name: &str) -> Result<String, ComputeError> {
+        let visible_to = (!ctx.is_admin()).then_some(ctx.project_id.as_str());
+        match self.ds.volume_type_get(id_or_name, visible_to).await {
+            Ok(t) => return Ok(t.id),
+            Err(DbError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match self.ds.volume_type_get_by_name(id_or_name, visible_to).await {
+            Ok(t) => Ok(t.id),
+            Err(DbError::NotFound { .. }) => {
+                Err(ComputeError::BadRequest(format!("Volume type {id_or_name} could not be found.")))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The flavor a request names (create, resize); an unknown one, or
@@ -246,7 +305,7 @@ impl ComputeApi {
             let id = ServerId::new();
             let row = ServerRow {
                 id,
-                hostname: sanitize_hostname(&name),
+                hostname: spec.hostname.clone().unwrap_or_else(|| sanitize_hostname(&name)),
                 name,
                 project_id: ctx.project_id.clone(),
                 user_id: ctx.user_id.clone(),
@@ -279,10 +338,14 @@ impl ComputeApi {
                 deleted_at: None,
                 deleted: false,
                 shelved_image_id: None,
+                description: spec.description.clone(),
+                user_data: spec.user_data.clone(),
+                scheduler_hints: spec.scheduler_hints.as_ref().map(|h| h.to_string()),
             };
             let new = NewServer {
                 row,
                 allocate_port: spec.allocate_network,
+                tags: spec.tags.clone(),
                 operation: NewOperation {
                     id: stratus_types::OperationId::new(),
                     kind: stratus_types::OpKind::Create,
@@ -290,7 +353,10 @@ impl ComputeApi {
                     request_id: request_id.to_string(),
                     user_id: ctx.user_id.clone(),
                     project_id: ctx.project_id.clone(),
-                    params: crate::params::encode(&crate::params::CreateParams { volumes: spec.volumes.clone() }),
+                    params: crate::params::encode(&crate::params::CreateParams {
+                        volumes: spec.volumes.clone(),
+                        requested_host: spec.requested_host.clone(),
+                    }),
                 },
             };
             // Existing volumes are reserved now, so a busy one is a 400 at once.

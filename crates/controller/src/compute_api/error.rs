@@ -158,6 +158,14 @@ pub enum ComputeError {
         /// Server id.
         id: String,
     },
+    /// 404: a tag the server does not hold.
+    #[error("Server {server} has no tag '{tag}'")]
+    ServerTagNotFound {
+        /// Server id as requested.
+        server: String,
+        /// Tag as requested.
+        tag: String,
+    },
     /// 409: the server is locked and the caller is not an admin.
     #[error("Instance {id} is locked")]
     Locked {

@@ -27,6 +27,7 @@ mod keypairs;
 mod metadata;
 mod queries;
 mod quotas;
+mod tags;
 mod usage;
 mod volumes;
 
@@ -41,7 +42,9 @@ pub use keypairs::{KeypairCreate, KeypairCreated, check_keypair_name};
 pub use metadata::MetadataChange;
 pub use queries::{Limits, ServerList, ServerQuery, ServerWithResources};
 pub use quotas::QuotaDetail;
+pub use tags::TagSet;
 pub use usage::{ServerUsage, TenantUsage, page_usage, usage_time};
+pub use volumes::AttachOptions;
 
 use crate::ControllerConfig;
 use bytes::Bytes;
@@ -74,6 +77,18 @@ pub struct ServerSpec {
     pub count: u32,
     /// Volumes to boot from or attach at boot (`block_device_mapping_v2`).
     pub volumes: Vec<VolumeBdm>,
+    /// Description (2.19+).
+    pub description: Option<String>,
+    /// Tags (2.52+).
+    pub tags: Vec<String>,
+    /// User data (base64) as sent.
+    pub user_data: Option<String>,
+    /// The host an admin asked for (2.74), already checked to exist.
+    pub requested_host: Option<String>,
+    /// The guest host name asked for (2.90; else derived from the name).
+    pub hostname: Option<String>,
+    /// Scheduler hints as given (shown from 2.100; the scheduler uses none).
+    pub scheduler_hints: Option<serde_json::Value>,
 }
 
 /// A volume in a server's block device mapping.
@@ -89,6 +104,9 @@ pub struct VolumeBdm {
     pub boot_index: Option<i64>,
     /// Delete the volume with the server.
     pub delete_on_termination: bool,
+    /// Volume type id of a volume made for the server (2.67; default type when none).
+    #[serde(default)]
+    pub volume_type_id: Option<String>,
 }
 
 /// A created server and the admin password to return once.

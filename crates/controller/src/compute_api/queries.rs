@@ -4,7 +4,7 @@
 //! handler only renders what it gets.
 
 use super::{ComputeApi, ComputeError};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use stratus_auth::AuthContext;
 use stratus_db::{
     ActionRow, DbError, EventRow, FlavorRow, PortRow, QuotaLimits, QuotaUsage, ServerBrief, ServerFilter, ServerRow,
@@ -27,6 +27,14 @@ pub struct ServerList {
     pub volumes: HashMap<ServerId, Vec<VolumeId>>,
     /// The page size asked for (for `servers_links`).
     pub limit: Option<i64>,
+    /// Tags by server id (sorted).
+    pub tags: HashMap<ServerId, Vec<String>>,
+    /// `host_status` by host, for admins only (Nova's policy).
+    pub host_status: HashMap<String, &'static str>,
+    /// Extra specs by flavor id (the embedded flavor of 2.47+).
+    pub extra_specs: HashMap<String, BTreeMap<String, String>>,
+    /// Image properties (JSON) by image id (the embedded image of 2.98+).
+    pub image_properties: HashMap<stratus_types::ImageId, String>,
 }
 
 /// One server with what its view shows besides the row.
@@ -38,6 +46,14 @@ pub struct ServerWithResources {
     pub ports: Vec<PortRow>,
     /// Ids of its attached volumes.
     pub volumes: Vec<VolumeId>,
+    /// Its tags, sorted.
+    pub tags: Vec<String>,
+    /// Its `host_status`, for admins only (Nova's policy).
+    pub host_status: Option<&'static str>,
+    /// Its flavor's extra specs (the embedded flavor of 2.47+).
+    pub extra_specs: BTreeMap<String, String>,
+    /// Its boot image's properties (JSON), if the image still exists (2.98+).
+    pub image_properties: Option<String>,
 }
 
 /// Largest page of a server list (Nova's `api.max_limit`).
@@ -66,7 +82,9 @@ impl ComputeApi {
         q: ServerQuery,
         with_resources: bool,
     ) -> Result<ServerList, ComputeError> {
-        let f = self.list_filter(ctx, q).await?;
+        let Some(f) = self.list_filter(ctx, q).await? else {
+            return Ok(ServerList::default());
+        };
         let limit = f.limit;
         let servers = self.ds.server_list(&f).await?;
         let mut out = ServerList { limit, ..Default::default() };
@@ -77,6 +95,27 @@ impl ComputeApi {
             }
             for a in self.ds.attachment_list_for_servers(&ids).await? {
                 out.volumes.entry(a.server_id).or_default().push(a.volume_id);
+            }
+            for (id, tag) in self.ds.server_tags_for_servers(&ids).await? {
+                out.tags.entry(id).or_default().push(tag);
+            }
+            if ctx.is_admin() && servers.iter().any(|s| s.host.is_some()) {
+                for svc in self.ds.service_list().await? {
+                    let up = svc.is_up();
+                    out.host_status.insert(svc.host.clone(), stratus_api::compute::views::host_status(Some(&svc), up));
+                }
+            }
+            for s in &servers {
+                if let Some(i) = s.image_id
+                    && !out.image_properties.contains_key(&i)
+                    && let Some(p) = self.image_properties_or_none(&i).await?
+                {
+                    out.image_properties.insert(i, p);
+                }
+                if !out.extra_specs.contains_key(&s.flavor_id) {
+                    let specs = self.flavor_specs_or_none(&s.flavor_id).await?;
+                    out.extra_specs.insert(s.flavor_id.clone(), specs);
+                }
             }
         }
         out.servers = servers;
@@ -90,12 +129,34 @@ impl ComputeApi {
         ctx: &AuthContext,
         q: ServerQuery,
     ) -> Result<(Vec<ServerBrief>, Option<i64>), ComputeError> {
-        let f = self.list_filter(ctx, q).await?;
-        Ok((self.ds.server_list_brief(&f).await?, f.limit))
+        match self.list_filter(ctx, q).await? {
+            Some(f) => Ok((self.ds.server_list_brief(&f).await?, f.limit)),
+            None => Ok((Vec::new(), None)),
+        }
     }
 
-    /// The datastore filter of a list request, with its policy applied.
-    async fn list_filter(&self, ctx: &AuthContext, q: ServerQuery) -> Result<ServerFilter, ComputeError> {
+    /// An image's properties (JSON); none when the image is gone.
+    async fn image_properties_or_none(&self, id: &stratus_types::ImageId) -> Result<Option<String>, ComputeError> {
+        match self.ds.image_get(id).await {
+            Ok(i) => Ok(Some(i.properties)),
+            Err(DbError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A flavor's extra specs; none when the flavor is gone.
+    async fn flavor_specs_or_none(&self, flavor_id: &str) -> Result<BTreeMap<String, String>, ComputeError> {
+        match self.ds.flavor_extra_specs(flavor_id).await {
+            Ok(s) => Ok(s),
+            Err(DbError::NotFound { .. }) => Ok(BTreeMap::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The datastore filter of a list request, with its policy applied;
+    /// `None` when the request can match no server (Nova: a `status` naming
+    /// no state below 2.38; an `ip6` pattern, as no server has IPv6 here).
+    async fn list_filter(&self, ctx: &AuthContext, q: ServerQuery) -> Result<Option<ServerFilter>, ComputeError> {
         // A marker that is not a server id names no server: the same 400.
         let marker = match &q.marker {
             Some(m) => match ServerId::parse_canonical(m) {
@@ -113,6 +174,22 @@ impl ComputeApi {
             host: q.host,
             limit: q.limit,
             marker,
+            tags_all: q.tags,
+            tags_any: q.tags_any,
+            not_tags: q.not_tags,
+            not_tags_any: q.not_tags_any,
+            locked: q.locked,
+            include_deleted: q.changes_since.is_some() || q.changes_before.is_some(),
+            changes_since: q.changes_since,
+            changes_before: q.changes_before,
+            // Admins may use every column filter; others those their
+            // microversion opens (Nova drops the rest silently).
+            columns: q
+                .columns
+                .into_iter()
+                .filter(|(_, _, open)| *open || ctx.is_admin())
+                .map(|(col, value, _)| (col, value))
+                .collect(),
         };
         if q.all_tenants {
             if !ctx.is_admin() {
@@ -126,7 +203,11 @@ impl ComputeApi {
         }
         // Nova's `max_limit`: a page never holds more than 1000 servers, asked for or not.
         f.limit = Some(f.limit.unwrap_or(MAX_PAGE).min(MAX_PAGE));
-        Ok(f)
+        let no_config_drive_matches = q.config_drive.is_some_and(|(none, open)| none && (open || ctx.is_admin()));
+        if no_config_drive_matches || q.unknown_status || (q.ip6.is_some() && (ctx.is_admin() || q.ip6_for_everyone)) {
+            return Ok(None);
+        }
+        Ok(Some(f))
     }
 
     /// One server the caller may see, with its ports and volumes.
@@ -134,7 +215,22 @@ impl ComputeApi {
         let server = self.get_visible(ctx, id).await?;
         let ports = self.ds.port_list_for_server(&server.id).await?;
         let volumes = self.ds.attachment_list_for_server(&server.id).await?.into_iter().map(|a| a.volume_id).collect();
-        Ok(ServerWithResources { server, ports, volumes })
+        let tags = self.ds.server_tags(&server.id).await?;
+        let host_status = match (&server.host, ctx.is_admin()) {
+            (Some(h), true) => Some(match self.ds.service_get_by_host(h).await {
+                Ok(svc) => stratus_api::compute::views::host_status(Some(&svc), svc.is_up()),
+                Err(DbError::NotFound { .. }) => "",
+                Err(e) => return Err(e.into()),
+            }),
+            (None, true) => Some(""),
+            (_, false) => None,
+        };
+        let extra_specs = self.flavor_specs_or_none(&server.flavor_id).await?;
+        let image_properties = match &server.image_id {
+            Some(i) => self.image_properties_or_none(i).await?,
+            None => None,
+        };
+        Ok(ServerWithResources { server, ports, volumes, tags, host_status, extra_specs, image_properties })
     }
 
     /// The instance actions of a server, newest first; `deleted_too` (Nova

@@ -132,6 +132,13 @@ async fn create_checks_mappings_flavor_and_image_in_the_service() {
         count: 1,
         admin_pass: None,
         return_reservation_id: false,
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
+        host: None,
+        hypervisor_hostname: None,
+        hostname: None,
+        scheduler_hints: None,
     };
     let bad_map =
         BdmRequest { source_type: "snapshot".into(), destination_type: "volume".into(), ..Default::default() };
@@ -233,6 +240,12 @@ async fn server_lists_are_paged_at_a_thousand() {
         allocate_network: false,
         count: 1001,
         volumes: vec![],
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
+        requested_host: None,
+        hostname: None,
+        scheduler_hints: None,
     };
     assert_eq!(api.create_servers(&member, &spec, "req-many").await.expect("create").len(), 1001);
     for limit in [None, Some(5000)] {
@@ -256,6 +269,12 @@ async fn active_server(api: &ComputeApi, ds: &Datastore) -> String {
         allocate_network: false,
         count: 1,
         volumes: vec![],
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
+        requested_host: None,
+        hostname: None,
+        scheduler_hints: None,
     };
     let id = api.create_servers(&ctx(&["member"]), &spec, "req-meta").await.expect("create")[0].server.id.to_string();
     api.reset_state(&ctx(&["admin"]), &id, stratus_types::VmState::Active, "req-reset").await.expect("reset");
@@ -405,6 +424,13 @@ async fn a_server_with_an_unknown_key_name_is_refused() {
         count: 1,
         admin_pass: None,
         return_reservation_id: false,
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
+        host: None,
+        hypervisor_hostname: None,
+        hostname: None,
+        scheduler_hints: None,
     };
     let e = api.create(&member, req("nope"), "req-k").await.expect_err("unknown key");
     assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Invalid key_name provided."), "{e:?}");
@@ -576,6 +602,13 @@ async fn server_create_accepts_an_aggregate_zone_only_with_an_enabled_host() {
         count: 1,
         admin_pass: None,
         return_reservation_id: false,
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
+        host: None,
+        hypervisor_hostname: None,
+        hostname: None,
+        scheduler_hints: None,
     };
     let member = ctx(&["member"]);
     let e = api.create(&member, req("az1"), "req-1").await.expect_err("the zone has no host yet");
@@ -635,6 +668,12 @@ async fn quota_sets_layer_project_over_default_class_over_config() {
         allocate_network: false,
         count: 1,
         volumes: vec![],
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
+        requested_host: None,
+        hostname: None,
+        scheduler_hints: None,
     };
     let refused = api.create_servers(&ctx(&["member"]), &spec, "req-over").await;
     assert!(matches!(refused, Err(ComputeError::QuotaExceeded(_))), "{:?}", refused.map(|_| ()));
@@ -1179,7 +1218,16 @@ async fn attachments_keep_their_tag_and_delete_on_termination() {
     ds.volume_create(&vol, -1, -1).await.expect("volume");
     let member = ctx(&["member"]);
     let v = vid.to_string();
-    let a = api.attach_volume_with(&member, &id, &v, "req-att", Some("data"), true).await.expect("attach");
+    let a = api
+        .attach_volume_with(
+            &member,
+            &id,
+            &v,
+            "req-att",
+            AttachOptions { tag: Some("data"), delete_on_termination: true, ..Default::default() },
+        )
+        .await
+        .expect("attach");
     assert!(a.delete_on_termination);
     assert_eq!(api.attachment_tag(&a).await.expect("tag").as_deref(), Some("data"));
     let e = api.update_attachment(&ctx(&["reader"]), &id, &v, Ok((v.clone(), Some(false)))).await;
@@ -1227,4 +1275,408 @@ async fn flavor_lists_filter_by_name() {
     assert_eq!(list("name=^small&limit=1").await, vec!["small-a"]);
     assert_eq!(list("name=arg").await, vec!["large"]);
     assert!(list("name=nothing").await.is_empty());
+}
+
+/// Nova's server tags API (2.26): readers list and check, members change;
+/// a tag the server lacks is a 404; 50 tags at most; changes only while the
+/// server is active, paused, suspended or stopped (else 409).
+#[tokio::test]
+async fn server_tags_follow_novas_rules() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let (member, reader) = (ctx(&["member"]), ctx(&["reader"]));
+    assert_eq!(api.server_tag_add(&member, &id, "a").await.expect("add"), TagSet::Created);
+    assert_eq!(api.server_tag_add(&member, &id, "a").await.expect("again"), TagSet::Existed);
+    assert!(matches!(api.server_tag_add(&reader, &id, "b").await, Err(ComputeError::Forbidden(_))));
+    assert_eq!(api.server_tags(&reader, &id).await.expect("list"), vec!["a".to_string()]);
+    api.server_tag_check(&reader, &id, "a").await.expect("held");
+    let e = api.server_tag_check(&reader, &id, "zz").await.expect_err("not held");
+    assert_eq!(e.to_string(), format!("Server {id} has no tag 'zz'"));
+    let fifty: Vec<String> = (0..50).map(|i| format!("t{i}")).collect();
+    api.server_tags_replace(&member, &id, fifty).await.expect("fifty");
+    let e = api.server_tag_add(&member, &id, "one-more").await.expect_err("over");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m.contains("per-server limit 50")), "{e:?}");
+    api.server_tag_delete(&member, &id, "t0").await.expect("delete");
+    assert!(matches!(api.server_tag_delete(&member, &id, "t0").await, Err(ComputeError::ServerTagNotFound { .. })));
+    api.server_tags_clear(&member, &id).await.expect("clear");
+    assert!(api.server_tags(&member, &id).await.expect("empty").is_empty());
+    api.reset_state(&ctx(&["admin"]), &id, stratus_types::VmState::Error, "req-err").await.expect("error state");
+    assert!(matches!(api.server_tag_add(&member, &id, "x").await, Err(ComputeError::Conflict(_))));
+    assert!(matches!(api.server_tags(&ctx(&["member"]), "not-a-server").await, Err(ComputeError::NotFound { .. })));
+}
+
+/// Nova stores a server's description (2.19) from create and update, and
+/// a null description clears it.
+#[tokio::test]
+async fn server_description_is_set_and_cleared_by_update() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let member = ctx(&["member"]);
+    let set = stratus_api::compute::ServerUpdate {
+        name: None,
+        description: Some(Some("web".into())),
+        hostname: None,
+        pinned_availability_zone: None,
+    };
+    assert_eq!(api.update_server(&member, &id, Ok(set)).await.expect("set").server.description.as_deref(), Some("web"));
+    let clear = stratus_api::compute::ServerUpdate {
+        name: None,
+        description: Some(None),
+        hostname: None,
+        pinned_availability_zone: None,
+    };
+    assert_eq!(api.update_server(&member, &id, Ok(clear)).await.expect("clear").server.description, None);
+}
+
+/// Nova's server list: an `ip6` filter matches no server here (none has
+/// IPv6); an unknown status below 2.38 is an empty list; tags filter.
+#[tokio::test]
+async fn server_lists_filter_by_ip6_status_and_tags() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let member = ctx(&["member"]);
+    api.server_tag_add(&member, &id, "web").await.expect("tag");
+    let list = |q: &str, minor: u32| {
+        let q = ServerQuery::parse_at(Some(q), stratus_api::Microversion::new(2, minor)).expect("query");
+        let api = api.clone();
+        let member = member.clone();
+        async move { api.server_list(&member, q, true).await.expect("list") }
+    };
+    assert_eq!(list("", 26).await.servers.len(), 1);
+    assert!(list("ip6=::1", 4).await.servers.len() == 1, "a non-admin's ip6 is ignored before 2.5");
+    assert!(list("ip6=::1", 5).await.servers.is_empty());
+    assert!(list("status=bogus", 37).await.servers.is_empty());
+    let tagged = list("tags=web", 26).await;
+    assert_eq!(tagged.servers.len(), 1);
+    assert_eq!(tagged.tags.get(&tagged.servers[0].id), Some(&vec!["web".to_string()]));
+    assert!(list("not-tags-any=web", 26).await.servers.is_empty());
+}
+
+/// Nova's rebuild at 2.54: a key pair the user does not have is a 400.
+#[tokio::test]
+async fn rebuild_with_an_unknown_key_name_is_refused() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let a = Action::Rebuild {
+        image_ref: uuid::Uuid::new_v4().to_string(),
+        name: None,
+        metadata: None,
+        description: None,
+        key_name: Some(Some("nope".into())),
+        user_data: None,
+        hostname: None,
+    };
+    let e = api.action(&ctx(&["member"]), &id, a, "req-rb").await.expect_err("unknown key");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Invalid key_name provided."), "{e:?}");
+}
+
+/// Nova's list filters `locked` (2.73) and `changes-since`, which also
+/// lists servers deleted since.
+#[tokio::test]
+async fn server_lists_filter_by_lock_and_changes_since_with_deleted_ones() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let member = ctx(&["member"]);
+    let list = |q: &str| {
+        let q = ServerQuery::parse_at(Some(q), stratus_api::Microversion::new(2, 73)).expect("query");
+        let api = api.clone();
+        let member = member.clone();
+        async move { api.server_list(&member, q, true).await.expect("list").servers }
+    };
+    assert!(list("locked=true").await.is_empty());
+    api.set_lock(&member, &id, true, Some("why".into()), "req-lock").await.expect("lock");
+    let locked = list("locked=1").await;
+    assert_eq!(locked.len(), 1);
+    assert_eq!(locked[0].locked_reason.as_deref(), Some("why"));
+    api.set_lock(&member, &id, false, None, "req-unlock").await.expect("unlock");
+    ds.server_mark_deleted(&ServerId::parse_canonical(&id).expect("id")).await.expect("deleted");
+    assert!(list("").await.is_empty());
+    let since = list("changes-since=2000-01-01T00:00:00Z").await;
+    assert_eq!(since.len(), 1, "a server deleted since is listed");
+    assert!(since[0].deleted);
+}
+
+/// Nova (2.67): a mapping's `volume_type`, by id or name, must name a type
+/// the caller sees; an unknown one is a 400.
+#[tokio::test]
+async fn block_device_volume_types_must_exist() {
+    let (api, ds, _dir) = api().await;
+    ds.flavor_ensure(&tiny_flavor()).await.expect("flavor");
+    let req = |t: &str| ServerCreate {
+        name: "vt".into(),
+        image_ref: None,
+        flavor_ref: "1".into(),
+        flavor_id: "1".into(),
+        block_devices: vec![BdmRequest {
+            source_type: "volume".into(),
+            destination_type: "volume".into(),
+            uuid: Some(uuid::Uuid::new_v4().to_string()),
+            boot_index: Some(0),
+            volume_type: Some(t.into()),
+            ..Default::default()
+        }],
+        metadata: Default::default(),
+        key_name: None,
+        availability_zone: None,
+        networks: Networks::None,
+        count: 1,
+        admin_pass: None,
+        return_reservation_id: false,
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
+        host: None,
+        hypervisor_hostname: None,
+        hostname: None,
+        scheduler_hints: None,
+    };
+    let e = api.create(&ctx(&["member"]), req("nope"), "req-vt").await.expect_err("unknown type");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Volume type nope could not be found."), "{e:?}");
+    // The default type by name passes this check (the missing volume fails later).
+    let e = api.create(&ctx(&["member"]), req("__DEFAULT__"), "req-vt2").await.expect_err("missing volume");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if !m.starts_with("Volume type")), "{e:?}");
+}
+
+/// Nova (2.74): a requested host needs an admin
+/// (`servers:create:requested_destination`) and an existing compute host
+/// (else 400 "Compute host X could not be found.").
+#[tokio::test]
+async fn a_requested_host_needs_an_admin_and_a_known_host() {
+    let (api, ds, _dir) = api().await;
+    ds.flavor_ensure(&tiny_flavor()).await.expect("flavor");
+    let cap = HostCapacity { vcpus: 4, memory_mb: 4096, disk_gb: 40 };
+    ds.service_join("h1", cap, chrono::Duration::seconds(30)).await.expect("join");
+    let req = |host: &str| ServerCreate {
+        name: "placed".into(),
+        image_ref: Some(String::new()),
+        flavor_ref: "1".into(),
+        flavor_id: "1".into(),
+        block_devices: vec![],
+        metadata: Default::default(),
+        key_name: None,
+        availability_zone: None,
+        networks: Networks::None,
+        count: 1,
+        admin_pass: None,
+        return_reservation_id: false,
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
+        host: Some(host.into()),
+        hypervisor_hostname: None,
+        hostname: None,
+        scheduler_hints: None,
+    };
+    let e = api.create(&ctx(&["member"]), req("h1"), "req-h").await.expect_err("member");
+    assert!(matches!(e, ComputeError::Forbidden(_)), "{e:?}");
+    let admin = ctx(&["admin"]);
+    let e = api.create(&admin, req("h9"), "req-h").await.expect_err("unknown host");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Compute host h9 could not be found."), "{e:?}");
+    api.create(&admin, req("h1"), "req-h").await.expect("known host");
+}
+
+/// Nova's unshelve to a zone or host (2.77, 2.91): only for a
+/// shelved-offloaded server (409), a host only for admins (403) and known
+/// (400), a zone only with an enabled host (400); the zone asked for pins
+/// the server.
+#[tokio::test]
+async fn unshelve_destinations_follow_novas_rules() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let (member, admin) = (ctx(&["member"]), ctx(&["admin"]));
+    let to = |az: Option<Option<&str>>, host: Option<&str>| Action::Unshelve {
+        availability_zone: az.map(|z| z.map(str::to_string)),
+        host: host.map(str::to_string),
+    };
+    let e = api.action(&member, &id, to(Some(Some("nova")), None), "req-u1").await.expect_err("active");
+    assert!(matches!(e, ComputeError::Conflict(_)), "{e:?}");
+    api.reset_state(&admin, &id, stratus_types::VmState::Active, "req-r").await.expect("reset");
+    let sid = ServerId::parse_canonical(&id).expect("id");
+    let t = stratus_db::Transition { vm: Some(stratus_types::VmState::ShelvedOffloaded), ..Default::default() };
+    ds.server_transition(&sid, &t).await.expect("offloaded");
+    let e = api.action(&member, &id, to(None, Some("h1")), "req-u2").await.expect_err("member host");
+    assert!(matches!(e, ComputeError::Forbidden(_)), "{e:?}");
+    let e = api.action(&admin, &id, to(None, Some("h9")), "req-u3").await.expect_err("unknown host");
+    assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Compute host h9 could not be found."), "{e:?}");
+    let e = api.action(&member, &id, to(Some(Some("elsewhere")), None), "req-u4").await.expect_err("zone");
+    assert!(matches!(e, ComputeError::BadRequest(_)), "{e:?}");
+    api.action(&member, &id, to(Some(Some("nova")), None), "req-u5").await.expect("unshelve to nova");
+    assert_eq!(ds.server_get(&sid).await.expect("row").availability_zone.as_deref(), Some("nova"));
+}
+
+/// Nova (2.90): an update's `hostname` becomes the guest's host name.
+#[tokio::test]
+async fn server_hostname_is_set_by_update() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let set = stratus_api::compute::ServerUpdate {
+        name: None,
+        description: None,
+        hostname: Some("db-1".into()),
+        pinned_availability_zone: None,
+    };
+    let shown = api.update_server(&ctx(&["member"]), &id, Ok(set)).await.expect("update");
+    assert_eq!(shown.server.hostname, "db-1");
+}
+
+/// Nova keeps a create's scheduler hints with the server (2.100 shows them).
+#[tokio::test]
+async fn scheduler_hints_are_kept_with_the_server() {
+    let (api, ds, _dir) = api().await;
+    let tiny = tiny_flavor();
+    ds.flavor_ensure(&tiny).await.expect("flavor");
+    let spec = ServerSpec {
+        name: "hinted".into(),
+        image_id: None,
+        flavor: tiny,
+        metadata: Default::default(),
+        key_name: None,
+        availability_zone: None,
+        allocate_network: false,
+        count: 1,
+        volumes: vec![],
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
+        requested_host: None,
+        hostname: None,
+        scheduler_hints: Some(serde_json::json!({"same_host": "x"})),
+    };
+    let made = api.create_servers(&ctx(&["member"]), &spec, "req-hint").await.expect("create");
+    let row = ds.server_get(&made[0].server.id).await.expect("row");
+    assert_eq!(row.scheduler_hints.as_deref(), Some(r#"{"same_host":"x"}"#));
+}
+
+/// Nova (2.104): `pinned_availability_zone` pins an unpinned server to the
+/// zone it is in (409 for another), a pinned one cannot be moved to another
+/// zone directly (409), and null unpins.
+#[tokio::test]
+async fn pinning_follows_novas_rules() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let member = ctx(&["member"]);
+    let pin = |z: Option<&str>| stratus_api::compute::ServerUpdate {
+        pinned_availability_zone: Some(z.map(str::to_string)),
+        ..Default::default()
+    };
+    let e = api.update_server(&member, &id, Ok(pin(Some("z9")))).await.expect_err("not its zone");
+    assert!(matches!(e, ComputeError::Conflict(_)), "{e:?}");
+    let shown = api.update_server(&member, &id, Ok(pin(Some("nova")))).await.expect("pin");
+    assert_eq!(shown.server.availability_zone.as_deref(), Some("nova"));
+    let e = api.update_server(&member, &id, Ok(pin(Some("z9")))).await.expect_err("pinned elsewhere");
+    assert!(matches!(&e, ComputeError::Conflict(m) if m.starts_with("Cannot change pinned")), "{e:?}");
+    let shown = api.update_server(&member, &id, Ok(pin(None))).await.expect("unpin");
+    assert_eq!(shown.server.availability_zone, None);
+}
+
+/// Nova's column filters: admins may always use them; other users from
+/// 2.83 (`user_id`, `vm_state`, `key_name`, `power_state`, `config_drive`,
+/// ...) and 2.90 (`hostname`); before, Nova drops them silently.
+#[tokio::test]
+async fn column_filters_open_to_non_admins_at_2_83_and_2_90() {
+    let (api, ds, _dir) = api().await;
+    active_server(&api, &ds).await;
+    let list = |q: &str, minor: u32, roles: &'static [&'static str]| {
+        let q = ServerQuery::parse_at(Some(q), stratus_api::Microversion::new(2, minor)).expect("query");
+        let api = api.clone();
+        async move { api.server_list(&ctx(roles), q, false).await.expect("list").servers.len() }
+    };
+    assert_eq!(list("user_id=someone-else", 82, &["member"]).await, 1, "ignored before 2.83");
+    assert_eq!(list("user_id=someone-else", 83, &["member"]).await, 0);
+    assert_eq!(list("user_id=u&vm_state=active&power_state=^0$&created_at=20", 83, &["member"]).await, 1);
+    assert_eq!(list("vm_state=stopped", 2, &["admin"]).await, 0, "admins may always filter");
+    assert_eq!(list("config_drive=True", 83, &["member"]).await, 0, "no server has a config drive");
+    assert_eq!(list("hostname=^meta$", 89, &["member"]).await, 1, "ignored before 2.90");
+    assert_eq!(list("hostname=^nope$", 90, &["member"]).await, 0);
+    assert_eq!(list("hostname=^meta$", 90, &["member"]).await, 1);
+}
+
+/// Nova's `host_status` (2.16, admins only): UP for a live enabled host,
+/// MAINTENANCE when disabled, DOWN when forced down, "" without a host.
+#[tokio::test]
+async fn host_status_follows_the_host_service() {
+    let (api, ds, _dir) = api().await;
+    let cap = HostCapacity { vcpus: 4, memory_mb: 4096, disk_gb: 40 };
+    ds.service_join("h1", cap, chrono::Duration::seconds(30)).await.expect("join");
+    let id = active_server(&api, &ds).await;
+    let admin = ctx(&["admin"]);
+    assert_eq!(api.server_show(&admin, &id).await.expect("show").host_status, Some(""));
+    let sid = ServerId::parse_canonical(&id).expect("id");
+    let placed = stratus_db::Transition { host: Some(Some("h1".into())), ..Default::default() };
+    ds.server_transition(&sid, &placed).await.expect("placed");
+    assert_eq!(api.server_show(&admin, &id).await.expect("show").host_status, Some("UP"));
+    assert_eq!(api.server_show(&ctx(&["member"]), &id).await.expect("show").host_status, None);
+    api.update_service(&admin, "disable", true, body("h1")).await.expect("disable");
+    assert_eq!(api.server_show(&admin, &id).await.expect("show").host_status, Some("MAINTENANCE"));
+    let forced = Ok(ServiceUpdate { forced_down: Some(true), ..body("h1").expect("body") });
+    api.update_service(&admin, "force-down", true, forced).await.expect("force down");
+    assert_eq!(api.server_show(&admin, &id).await.expect("show").host_status, Some("DOWN"));
+}
+
+/// A 1 GiB `available` volume of project `p`.
+async fn available_volume(ds: &Datastore) -> stratus_types::VolumeId {
+    let id = stratus_types::VolumeId::new();
+    let row = stratus_db::VolumeRow {
+        backend_name: format!("volume-{id}"),
+        id,
+        name: Some("v".into()),
+        description: None,
+        project_id: "p".into(),
+        user_id: "u".into(),
+        size_gb: 1,
+        status: stratus_types::VolumeStatus::Available,
+        volume_type_id: Some(stratus_db::DEFAULT_VOLUME_TYPE_ID.into()),
+        volume_type: None,
+        availability_zone: "nova".into(),
+        bootable: false,
+        image_id: None,
+        metadata: "{}".into(),
+        created_at: stratus_db::SET_ON_INSERT,
+        updated_at: stratus_db::SET_ON_INSERT,
+        deleted_at: None,
+        deleted: false,
+    };
+    ds.volume_create(&row, -1, -1).await.expect("volume").id
+}
+
+/// Nova (2.20): a shelved-offloaded server takes volume attach and detach;
+/// with no host, the attachment is only recorded (its unshelve opens it)
+/// and a detach releases it; below 2.20 both are 409. A VM the offload did
+/// not confirm gone (a zombie) keeps the detach refused.
+#[tokio::test]
+async fn offloaded_servers_take_attach_and_detach_from_2_20() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let sid = ServerId::parse_canonical(&id).expect("id");
+    let t = stratus_db::Transition { vm: Some(stratus_types::VmState::ShelvedOffloaded), ..Default::default() };
+    ds.server_transition(&sid, &t).await.expect("offloaded");
+    let member = ctx(&["member"]);
+    let vol = available_volume(&ds).await.to_string();
+    let e = api.attach_volume(&member, &id, &vol, "req-a0", false).await.expect_err("below 2.20");
+    assert!(matches!(e, ComputeError::Conflict(_)), "{e:?}");
+    let att = api.attach_volume(&member, &id, &vol, "req-a1", true).await.expect("attach");
+    assert_eq!(att.status, stratus_types::AttachStatus::Attached);
+    assert!(att.host.is_none());
+    let v = ds.volume_get(&att.volume_id).await.expect("volume");
+    assert_eq!(v.status, stratus_types::VolumeStatus::InUse);
+    let e = api.detach_volume(&member, &id, &vol, "req-d0", false).await.expect_err("below 2.20");
+    assert!(matches!(e, ComputeError::Conflict(_)), "{e:?}");
+    ds.zombie_record(&stratus_db::ZombieRow {
+        server_id: sid,
+        host: "h1".into(),
+        vcpus: 1,
+        ram_mb: 512,
+        disk_gb: 1,
+        reason: "offload not confirmed".into(),
+        created_at: stratus_db::SET_ON_INSERT,
+    })
+    .await
+    .expect("zombie");
+    let e = api.detach_volume(&member, &id, &vol, "req-d1", true).await.expect_err("zombie");
+    assert!(matches!(e, ComputeError::Conflict(_)), "{e:?}");
+    ds.zombie_clear_absent("h1", &[]).await.expect("zombie gone");
+    api.detach_volume(&member, &id, &vol, "req-d2", true).await.expect("detach");
+    let v = ds.volume_get(&att.volume_id).await.expect("volume");
+    assert_eq!(v.status, stratus_types::VolumeStatus::Available);
+    assert!(ds.attachment_list_for_server(&sid).await.expect("list").is_empty());
 }

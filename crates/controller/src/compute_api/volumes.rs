@@ -7,6 +7,18 @@ use stratus_db::{AttachmentRow, DbError, NewOperation, OpStart, ServerRow};
 use stratus_types::invalid_state_message;
 use stratus_types::{AttachmentId, VmState, VolumeId};
 
+/// What later microversions add to a volume attach.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AttachOptions<'a> {
+    /// From 2.20: a shelved-offloaded server takes the attachment (only
+    /// recorded; its unshelve opens it on the new host).
+    pub offloaded_allowed: bool,
+    /// The device tag (2.49, shown from 2.70).
+    pub tag: Option<&'a str>,
+    /// Delete the volume with the server (2.79).
+    pub delete_on_termination: bool,
+}
+
 impl ComputeApi {
     /// `GET /servers/{id}/os-volume_attachments`: the server's attachments.
     pub async fn attachment_list(&self, ctx: &AuthContext, id: &str) -> Result<Vec<AttachmentRow>, ComputeError> {
@@ -45,34 +57,44 @@ impl ComputeApi {
     }
 
     /// `POST /servers/{id}/os-volume_attachments`: reserve the volume and
-    /// have the host open it. Allowed states follow Nova (below 2.20: not shelved).
+    /// have the host open it. Allowed states follow Nova (from 2.20 also a
+    /// shelved-offloaded server, whose attachment is only recorded: its
+    /// unshelve opens it on the new host).
     pub async fn attach_volume(
         &self,
         ctx: &AuthContext,
         id: &str,
         volume_id: &str,
         request_id: &str,
+        offloaded_allowed: bool,
     ) -> Result<AttachmentRow, ComputeError> {
-        self.attach_volume_with(ctx, id, volume_id, request_id, None, false).await
+        self.attach_volume_with(
+            ctx,
+            id,
+            volume_id,
+            request_id,
+            AttachOptions { offloaded_allowed, ..Default::default() },
+        )
+        .await
     }
 
-    /// [`ComputeApi::attach_volume`] with a device `tag` (Nova 2.49, kept
-    /// and shown from 2.70) and `delete_on_termination` (2.79).
+    /// [`ComputeApi::attach_volume`] with the options of later microversions.
     pub async fn attach_volume_with(
         &self,
         ctx: &AuthContext,
         id: &str,
         volume_id: &str,
         request_id: &str,
-        tag: Option<&str>,
-        delete_on_termination: bool,
+        opts: AttachOptions<'_>,
     ) -> Result<AttachmentRow, ComputeError> {
+        let AttachOptions { offloaded_allowed, tag, delete_on_termination } = opts;
         let s = self.authorize_attach(ctx, id).await?;
         if s.locked && !ctx.is_admin() {
             return Err(ComputeError::Locked { id: id.to_string() });
         }
         let vm = s.vm_state;
-        if !matches!(vm, VmState::Active | VmState::Paused | VmState::Stopped | VmState::Suspended) {
+        let offloaded = offloaded_allowed && vm == VmState::ShelvedOffloaded;
+        if !offloaded && !matches!(vm, VmState::Active | VmState::Paused | VmState::Stopped | VmState::Suspended) {
             return Err(ComputeError::Conflict(invalid_state_message("vm_state", vm.as_str(), "attach_volume", &id)));
         }
         if let Some(t) = s.task_state {
@@ -93,6 +115,35 @@ impl ComputeApi {
             )));
         }
         let n = self.ds.attachment_list_for_server(&s.id).await?.len();
+        if offloaded {
+            let att = AttachmentRow {
+                id: AttachmentId::new(),
+                volume_id: v.id,
+                server_id: s.id,
+                host: None,
+                connector: None,
+                client_id: None,
+                mountpoint: Some(device_name(n + 1)),
+                status: stratus_types::AttachStatus::Attached,
+                delete_on_termination,
+                boot_index: None,
+                created_at: stratus_db::SET_ON_INSERT,
+            };
+            let att = self.ds.attachment_create_offloaded(&att).await.map_err(|e| match e {
+                DbError::Conflict { kind: stratus_db::RowKind::Volume, detail } => {
+                    ComputeError::BadRequest(format!("Invalid volume: {detail}"))
+                }
+                DbError::Conflict { .. } => ComputeError::Conflict(format!(
+                    "Cannot 'attach_volume' instance {id}: it changed state meanwhile; retry."
+                )),
+                e => e.into(),
+            })?;
+            if tag.is_some() {
+                self.ds.attachment_set_tag(&att.id, tag).await?;
+            }
+            self.ds.action_create(&s.id, request_id, "attach_volume", &ctx.user_id, &ctx.project_id).await?;
+            return Ok(att);
+        }
         let att = AttachmentRow {
             id: AttachmentId::new(),
             volume_id: v.id,
@@ -178,6 +229,7 @@ impl ComputeApi {
         id: &str,
         volume_id: &str,
         request_id: &str,
+        offloaded_allowed: bool,
     ) -> Result<(), ComputeError> {
         let s = self.get_visible(ctx, id).await?;
         if !ctx.can_write() {
@@ -204,6 +256,9 @@ impl ComputeApi {
         // volume the move is about to open elsewhere.
         if let Some(t) = s.task_state {
             return Err(ComputeError::Conflict(invalid_state_message("task_state", t.as_str(), "detach_volume", &id)));
+        }
+        if offloaded_allowed && s.vm_state == VmState::ShelvedOffloaded {
+            return self.detach_offloaded(ctx, &s, &att, request_id).await;
         }
         let host = s.host.clone().unwrap_or_default();
         if !self.host_is_up(&host).await {
@@ -238,5 +293,43 @@ impl ComputeApi {
             }
         }
         Ok(())
+    }
+
+    /// Detach from a shelved-offloaded server (2.20): its VM was destroyed
+    /// by the offload, so no host has the volume open and the attachment is
+    /// released without a host command. Refused (409) while the offload
+    /// left a VM unconfirmed gone (a zombie may still write), for an
+    /// attachment not plainly `attached` (a fenced one waits for its fence
+    /// to be lifted), and when an unshelve started meanwhile (the release
+    /// is a compare-and-swap on the server being idle and the attachment
+    /// unmoved).
+    async fn detach_offloaded(
+        &self,
+        ctx: &AuthContext,
+        s: &ServerRow,
+        att: &AttachmentRow,
+        request_id: &str,
+    ) -> Result<(), ComputeError> {
+        let id = s.id;
+        if self.ds.zombie_list(None).await?.iter().any(|z| z.server_id == id) {
+            return Err(ComputeError::Conflict(format!(
+                "The VM of instance {id} is not yet confirmed gone from its last host; a volume cannot be detached safely."
+            )));
+        }
+        if att.status != stratus_types::AttachStatus::Attached {
+            return Err(ComputeError::Conflict(format!(
+                "Volume {} of instance {id} is {}; it cannot be detached now.",
+                att.volume_id, att.status
+            )));
+        }
+        match self.ds.attachment_release(&att.id, &id, att.host.as_deref(), att.client_id.as_deref()).await? {
+            stratus_db::Release::Released => {
+                self.ds.action_create(&id, request_id, "detach_volume", &ctx.user_id, &ctx.project_id).await?;
+                Ok(())
+            }
+            stratus_db::Release::Moved => Err(ComputeError::Conflict(format!(
+                "Cannot 'detach_volume' instance {id}: a task started meanwhile; retry."
+            ))),
+        }
     }
 }

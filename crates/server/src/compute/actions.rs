@@ -39,7 +39,7 @@ pub(super) async fn server_action(
             return Err(ApiError::BadRequest(format!("There is no such action: {other}")));
         }
     };
-    action.check_version(mv)?;
+    action.check_at(mv)?;
     let c = &st.compute;
     let rid = rid.0.as_str();
     let op = |a: Action| c.action(&ctx, &id, a, rid);
@@ -52,7 +52,7 @@ pub(super) async fn server_action(
         ServerAction::Resume => op(Action::Resume).await?,
         ServerAction::Shelve => op(Action::Shelve).await?,
         ServerAction::ShelveOffload => op(Action::ShelveOffload).await?,
-        ServerAction::Unshelve => op(Action::Unshelve).await?,
+        ServerAction::Unshelve { availability_zone, host } => op(Action::Unshelve { availability_zone, host }).await?,
         ServerAction::Migrate { host } => op(Action::Migrate { host }).await?,
         ServerAction::RevertResize => op(Action::RevertResize).await?,
         ServerAction::Restore => op(Action::Restore).await?,
@@ -92,34 +92,38 @@ pub(super) async fn server_action(
                 metadata: props,
             };
             let _ = st.images.create_snapshot_record(&spec).await?;
-            let mut resp = StatusCode::ACCEPTED.into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("{}/image/v2/images/{image_id}", st.public_url)) {
+            let (body, location) =
+                stratus_api::compute::views::create_image_answer(&st.public_url, &image_id.to_string(), mv);
+            let mut resp = match body {
+                Some(b) => (StatusCode::ACCEPTED, Json(b)).into_response(),
+                None => StatusCode::ACCEPTED.into_response(),
+            };
+            if let Some(v) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
                 resp.headers_mut().insert(axum::http::header::LOCATION, v);
             }
             return Ok(resp);
         }
         ServerAction::Rebuild(r) => {
+            let hostname = r.hostname_at(mv)?;
             let pass = r.admin_pass.clone().unwrap_or_else(|| stratus_auth::random_secret()[..12].to_string());
-            op(Action::Rebuild { image_ref: r.image_ref, name: r.name, metadata: r.metadata }).await?;
+            op(Action::Rebuild {
+                image_ref: r.image_ref,
+                name: r.name,
+                metadata: r.metadata,
+                description: r.description,
+                key_name: r.key_name,
+                user_data: r.user_data,
+                hostname,
+            })
+            .await?;
             // Nova answers a rebuild with the server as it now is, and its password.
             let shown = c.server_show(&ctx, &id).await?;
             let mut body = super::servers::show(&st.public_url, &shown, ctx.is_admin(), mv);
-            if let Some(server) = body["server"].as_object_mut() {
-                // Before 2.75 Nova's rebuild answer leaves out the extended attributes GET shows.
-                server.retain(|k, _| !rebuild_hides(k));
-                if let Some(Value::Object(nets)) = server.get_mut("addresses") {
-                    for ips in nets.values_mut().filter_map(Value::as_array_mut) {
-                        for ip in ips.iter_mut().filter_map(Value::as_object_mut) {
-                            ip.retain(|k, _| !rebuild_hides(k));
-                        }
-                    }
-                }
-                server.insert("adminPass".into(), pass.into());
-            }
+            stratus_api::compute::views::rebuild_answer(&mut body, mv, shown.server.user_data.as_deref(), &pass);
             return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
         }
         ServerAction::ForceDelete => c.force_delete(&ctx, &id, rid).await?,
-        ServerAction::Lock => c.set_lock(&ctx, &id, true, None, rid).await?,
+        ServerAction::Lock { reason } => c.set_lock(&ctx, &id, true, reason, rid).await?,
         ServerAction::Unlock => c.set_lock(&ctx, &id, false, None, rid).await?,
         ServerAction::GetConsoleOutput { length } => {
             let output = c.console_output(&ctx, &id, length).await?;
@@ -134,14 +138,6 @@ pub(super) async fn server_action(
         }
     }
     Ok(StatusCode::ACCEPTED.into_response())
-}
-
-/// Keys of the server view that Nova's rebuild answer lacks (microversions
-/// before 2.75, every one Stratus serves).
-fn rebuild_hides(key: &str) -> bool {
-    key.starts_with("OS-EXT-")
-        || key.starts_with("OS-SRV-USG:")
-        || matches!(key, "config_drive" | "key_name" | "os-extended-volumes:volumes_attached" | "security_groups")
 }
 
 /// Console text as Nova hands it out: control characters other than tab and

@@ -58,7 +58,12 @@ pub(super) async fn volume_attach(
     st.compute.authorize_attach(&ctx, &id).await?;
     let req = VolumeAttach::parse_at(&parse_json::<Value>(&body)?, mv)?;
     let c = &st.compute;
-    let a = c.attach_volume_with(&ctx, &id, &req.volume_id, &rid.0, req.tag.as_deref(), req.delete_on_termination);
+    let opts = stratus_controller::compute_api::AttachOptions {
+        offloaded_allowed: mv.at_least(20),
+        tag: req.tag.as_deref(),
+        delete_on_termination: req.delete_on_termination,
+    };
+    let a = c.attach_volume_with(&ctx, &id, &req.volume_id, &rid.0, opts);
     let a = a.await?;
     let body = Json(json!({"volumeAttachment": view(&st, &a, mv).await?}));
     // From 2.101 Nova answers an attach 202 (it completes later).
@@ -82,9 +87,11 @@ pub(super) async fn volume_attachment_update(
 pub(super) async fn volume_detach(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     Extension(rid): Extension<RequestId>,
     Path((id, volume)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    st.compute.detach_volume(&ctx, &id, &volume, &rid.0).await?;
+    // From 2.20 a shelved-offloaded server takes attach and detach too.
+    st.compute.detach_volume(&ctx, &id, &volume, &rid.0, mv.at_least(20)).await?;
     Ok(StatusCode::ACCEPTED)
 }

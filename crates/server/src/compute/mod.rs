@@ -23,6 +23,7 @@ mod networks;
 mod quotas;
 mod servers;
 mod services;
+mod tags;
 mod usage;
 mod volumes;
 
@@ -83,6 +84,12 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         metadata::metadata_item_show,
         metadata::metadata_item_set,
         metadata::metadata_item_delete,
+        tags::tag_list,
+        tags::tag_replace,
+        tags::tag_clear,
+        tags::tag_check,
+        tags::tag_add,
+        tags::tag_delete,
         instance_actions::instance_action_list,
         instance_actions::instance_action_show,
         migrations::server_migration_list,
@@ -174,6 +181,11 @@ pub fn routes(state: AppState) -> Router {
         .route(
             "/compute/v2.1/servers/{id}/metadata/{key}",
             get(metadata::metadata_item_show).put(metadata::metadata_item_set).delete(metadata::metadata_item_delete),
+        )
+        .route("/compute/v2.1/servers/{id}/tags", get(tags::tag_list).put(tags::tag_replace).delete(tags::tag_clear))
+        .route(
+            "/compute/v2.1/servers/{id}/tags/{tag}",
+            get(tags::tag_check).put(tags::tag_add).delete(tags::tag_delete),
         )
         .route("/compute/v2.1/servers/{id}/os-instance-actions", get(instance_actions::instance_action_list))
         .route(

@@ -17,16 +17,23 @@ use stratus_db::PortRow;
 
 pub(super) fn show(public: &str, s: &ServerWithResources, admin: bool, mv: Microversion) -> Value {
     let p: Vec<&PortRow> = s.ports.iter().collect();
-    json!({"server": views::server(public, &s.server, &p, &s.volumes, admin, mv)})
+    let extras = views::ServerExtras {
+        host_status: s.host_status,
+        tags: &s.tags,
+        extra_specs: Some(&s.extra_specs),
+        image_properties: s.image_properties.as_deref(),
+    };
+    views::server_show(public, &s.server, &p, &s.volumes, admin, mv, &extras)
 }
 
 #[utoipa::path(get, path = "/compute/v2.1/servers", tag = "servers", params(("name" = Option<String>, Query, description = "Substring of the name"), ("status" = Option<String>, Query, description = "API status"), ("all_tenants" = Option<bool>, Query, description = "All projects (admin)"), ("limit" = Option<i64>, Query, description = "Page size"), ("marker" = Option<String>, Query, description = "Last id of the previous page")), responses((status = 200, description = "Servers (id, name, links)", body = s::ServerList), (status = 400, description = "Bad filter"), (status = 403, description = "all_tenants without admin")))]
 pub(super) async fn server_list(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let q = ServerListQuery::parse(q.as_deref())?;
+    let q = ServerListQuery::parse_at(q.as_deref(), mv)?;
     let (servers, limit) = st.compute.server_list_brief(&ctx, q).await?;
     let list: Vec<Value> = servers.iter().map(|s| views::server_brief(&st.public_url, &s.id, &s.name)).collect();
     let mut body = json!({"servers": list});
@@ -43,15 +50,24 @@ pub(super) async fn server_detail(
     Mv(mv): Mv,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let q = ServerListQuery::parse(q.as_deref())?;
+    let q = ServerListQuery::parse_at(q.as_deref(), mv)?;
     let page = st.compute.server_list(&ctx, q, true).await?;
+    let no_tags: Vec<String> = Vec::new();
     let list: Vec<Value> = page
         .servers
         .iter()
         .map(|s| {
             let p: Vec<&PortRow> = page.ports.get(&s.id).map(|v| v.iter().collect()).unwrap_or_default();
             let vols: &[stratus_types::VolumeId] = page.volumes.get(&s.id).map(Vec::as_slice).unwrap_or_default();
-            views::server(&st.public_url, s, &p, vols, ctx.is_admin(), mv)
+            let host_status =
+                ctx.is_admin().then(|| s.host.as_ref().and_then(|h| page.host_status.get(h).copied()).unwrap_or(""));
+            let extras = views::ServerExtras {
+                host_status,
+                tags: page.tags.get(&s.id).unwrap_or(&no_tags),
+                extra_specs: page.extra_specs.get(&s.flavor_id),
+                image_properties: s.image_id.and_then(|i| page.image_properties.get(&i)).map(String::as_str),
+            };
+            views::server(&st.public_url, s, &p, vols, ctx.is_admin(), mv, &extras)
         })
         .collect();
     let mut body = json!({"servers": list});
@@ -77,13 +93,14 @@ pub(super) async fn server_show(
 pub(super) async fn server_create(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     Extension(rid): Extension<RequestId>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     // The policy before the body: a reader gets 403, not a 400 about it.
     st.compute.authorize_create(&ctx)?;
     let req: CreateServerRequest = parse_json(&body)?;
-    let c = req.check()?;
+    let c = req.check_at(mv)?;
     let (reservation_only, admin_pass, networked) =
         (c.return_reservation_id, c.admin_pass.clone(), c.networks.allocates());
     let created = st.compute.create(&ctx, c, &rid.0).await?;
@@ -111,9 +128,11 @@ pub(super) async fn server_update(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let v: Value = parse_json(&body)?;
-    let name = ServerUpdate::parse(&v).map(|u| u.name).map_err(|e| e.to_string());
-    let s = st.compute.update_server(&ctx, &id, name).await?;
-    Ok(Json(show(&st.public_url, &s, ctx.is_admin(), mv)))
+    let update = ServerUpdate::parse_at(&v, mv).map_err(|e| e.to_string());
+    let s = st.compute.update_server(&ctx, &id, update).await?;
+    let mut body = show(&st.public_url, &s, ctx.is_admin(), mv);
+    views::trim_before_2_75(&mut body, mv, false);
+    Ok(Json(body))
 }
 
 #[utoipa::path(delete, path = "/compute/v2.1/servers/{id}", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 204, description = "Delete recorded (or the open delete re-driven)"), (status = 404, description = "Not found"), (status = 409, description = "Locked")))]

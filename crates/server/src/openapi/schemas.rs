@@ -931,6 +931,12 @@ json_schemas! {
         "required": ["metadata"],
         "properties": {"metadata": {"type": "object", "additionalProperties": {"type": "string"}}},
     });
+    /// A server's tags (2.26+).
+    ServerTags => json!({
+        "type": "object",
+        "required": ["tags"],
+        "properties": {"tags": {"type": "array", "maxItems": 50, "items": {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"}}},
+    });
     /// One metadata entry of a server.
     ServerMetaItem => json!({
         "type": "object",
