@@ -75,10 +75,11 @@ pub(super) async fn delete(
     State(state): State<AppState>,
     Auth(ctx): Auth,
     Path(p): Params,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<axum::http::StatusCode, ApiError> {
     scope(&ctx, &p)?;
     state.volume.quota_delete(&ctx, param(&p, "tenant_id")?).await?;
-    Ok(axum::Json(json!({})))
+    // Cinder answers 200 with no body.
+    Ok(axum::http::StatusCode::OK)
 }
 
 /// `GET /os-quota-class-sets/{class}` (admins).

@@ -1062,8 +1062,9 @@ async fn volume_quota_sets_and_classes_are_enforced() {
     assert_eq!(status, StatusCode::OK, "{v}");
     let (_, _, v) = call(&env, &format!("{quota_path}/defaults"), Some(&env.demo), None).await;
     assert_eq!(v["quota_set"]["volumes"], 7);
-    let (status, _, _) = send(&env, "DELETE", &quota_path, Some(&env.admin), None, None).await;
+    let (status, _, body) = send(&env, "DELETE", &quota_path, Some(&env.admin), None, None).await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, Value::Null, "Cinder's delete answers no body");
     let (_, _, v) = call(&env, &quota_path, Some(&env.demo), None).await;
     assert_eq!(v["quota_set"]["volumes"], 7, "back to the default class");
     assert_eq!(v["quota_set"]["per_volume_gigabytes"], -1);
