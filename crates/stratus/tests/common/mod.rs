@@ -207,8 +207,26 @@ impl Cloud {
         }
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        self.url =
-            url.unwrap_or_else(|| panic!("stratus did not start; see {}", self.data_dir.join("stratus.log").display()));
+        // With a fault point armed, the process may reach it (adopting an
+        // operation at startup) and abort before it says where it listens:
+        // the caller sees it exited and goes on with the next fault.
+        let armed = self.env.iter().any(|(k, _)| k == "STRATUS_FAULTS");
+        let mut exited = false;
+        for _ in 0..40 {
+            if url.is_some() || !armed {
+                break;
+            }
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                exited = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.url = match url {
+            Some(u) => u,
+            None if exited => "http://127.0.0.1:9".to_string(),
+            None => panic!("stratus did not start; see {}", self.data_dir.join("stratus.log").display()),
+        };
         self.child = Some(child);
     }
 
