@@ -268,7 +268,7 @@ pub(super) async fn hypervisor_servers(
     Ok(Json(json!({"hypervisors": out})))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/os-hosts", tag = "hosts", params(("zone" = Option<String>, Query, description = "Only this availability zone")), responses((status = 200, description = "Compute hosts (admin)", body = s::HostList), (status = 403, description = "Not an admin")))]
+#[utoipa::path(get, path = "/compute/v2.1/os-hosts", tag = "hosts", params(("zone" = Option<String>, Query, description = "Only this availability zone")), responses((status = 404, description = "Not found, or gone at this microversion (2.36 proxies, 2.43 os-hosts)"), (status = 200, description = "Compute hosts (admin)", body = s::HostList), (status = 403, description = "Not an admin")))]
 pub(super) async fn host_list(
     State(st): State<AppState>,
     Auth(ctx): Auth,

@@ -113,7 +113,7 @@ async fn listed(st: &AppState, ctx: &AuthContext, q: Option<&str>) -> Result<Vec
     Ok(rows)
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/images", tag = "images", responses((status = 200, description = "Images (id, name, links)", body = s::ComputeImageList)))]
+#[utoipa::path(get, path = "/compute/v2.1/images", tag = "images", responses((status = 404, description = "Not found, or gone at this microversion (2.36 proxies, 2.43 os-hosts)"), (status = 200, description = "Images (id, name, links)", body = s::ComputeImageList)))]
 pub(super) async fn image_list(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -123,7 +123,7 @@ pub(super) async fn image_list(
     Ok(Json(json!({"images": rows.iter().map(|i| view(&st.public_url, i, false)).collect::<Vec<_>>()})))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/images/detail", tag = "images", responses((status = 200, description = "Images in full", body = s::ComputeImageList)))]
+#[utoipa::path(get, path = "/compute/v2.1/images/detail", tag = "images", responses((status = 404, description = "Not found, or gone at this microversion (2.36 proxies, 2.43 os-hosts)"), (status = 200, description = "Images in full", body = s::ComputeImageList)))]
 pub(super) async fn image_detail(
     State(st): State<AppState>,
     Auth(ctx): Auth,

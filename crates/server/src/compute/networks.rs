@@ -28,7 +28,7 @@ fn network() -> Value {
     })
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/os-networks", tag = "networks", responses((status = 200, description = "The tenant network", body = s::NetworkList)))]
+#[utoipa::path(get, path = "/compute/v2.1/os-networks", tag = "networks", responses((status = 404, description = "Not found, or gone at this microversion (2.36 proxies, 2.43 os-hosts)"), (status = 200, description = "The tenant network", body = s::NetworkList)))]
 pub(super) async fn network_list(_a: Auth) -> Json<Value> {
     Json(json!({"networks": [network()]}))
 }

@@ -61,7 +61,7 @@ async fn listed(st: &AppState, ctx: &AuthContext, q: Option<&str>) -> Result<Vec
     Ok(out)
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/os-volumes", tag = "volumes", params(("limit" = Option<u32>, Query, description = "Page size"), ("offset" = Option<u32>, Query, description = "Skip this many")), responses((status = 200, description = "The project's volumes", body = s::ComputeVolumeList)))]
+#[utoipa::path(get, path = "/compute/v2.1/os-volumes", tag = "volumes", params(("limit" = Option<u32>, Query, description = "Page size"), ("offset" = Option<u32>, Query, description = "Skip this many")), responses((status = 404, description = "Not found, or gone at this microversion (2.36 proxies, 2.43 os-hosts)"), (status = 200, description = "The project's volumes", body = s::ComputeVolumeList)))]
 pub(super) async fn volume_list(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -70,7 +70,7 @@ pub(super) async fn volume_list(
     Ok(Json(json!({"volumes": listed(&st, &ctx, q.as_deref()).await?})))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/os-volumes/detail", tag = "volumes", params(("limit" = Option<u32>, Query, description = "Page size"), ("offset" = Option<u32>, Query, description = "Skip this many")), responses((status = 200, description = "The project's volumes", body = s::ComputeVolumeList)))]
+#[utoipa::path(get, path = "/compute/v2.1/os-volumes/detail", tag = "volumes", params(("limit" = Option<u32>, Query, description = "Page size"), ("offset" = Option<u32>, Query, description = "Skip this many")), responses((status = 404, description = "Not found, or gone at this microversion (2.36 proxies, 2.43 os-hosts)"), (status = 200, description = "The project's volumes", body = s::ComputeVolumeList)))]
 pub(super) async fn volume_detail(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -79,7 +79,7 @@ pub(super) async fn volume_detail(
     Ok(Json(json!({"volumes": listed(&st, &ctx, q.as_deref()).await?})))
 }
 
-#[utoipa::path(post, path = "/compute/v2.1/os-volumes", tag = "volumes", responses((status = 200, description = "Created", body = s::ComputeVolumeBody), (status = 400, description = "Invalid body"), (status = 403, description = "Reader, or over quota")))]
+#[utoipa::path(post, path = "/compute/v2.1/os-volumes", tag = "volumes", responses((status = 404, description = "Not found, or gone at this microversion (2.36 proxies, 2.43 os-hosts)"), (status = 200, description = "Created", body = s::ComputeVolumeBody), (status = 400, description = "Invalid body"), (status = 403, description = "Reader, or over quota")))]
 pub(super) async fn volume_create(
     State(st): State<AppState>,
     Auth(ctx): Auth,

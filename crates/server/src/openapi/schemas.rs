@@ -778,7 +778,7 @@ json_schemas! {
             "user_id": {"type": "string"},
             "metadata": string_map(),
             "image": {"oneOf": [{"type": "object", "required": ["id"]}, {"type": "string", "const": ""}]},
-            "flavor": {"type": "object", "required": ["id"]},
+            "flavor": {"type": "object", "description": "`{id, links}`; from 2.47 the flavor itself (`original_name`, `vcpus`, `ram`, ...)"},
             "addresses": {"type": "object"},
             "links": rel_links(),
             "locked": {"type": "boolean"},
