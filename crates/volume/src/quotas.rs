@@ -33,10 +33,6 @@ fn known(resource: &str) -> Option<&'static str> {
     VOLUME_QUOTA_RESOURCES.iter().copied().find(|r| *r == resource)
 }
 
-fn require_admin(ctx: &AuthContext, rule: &str) -> Result<(), VolumeError> {
-    if ctx.is_admin() { Ok(()) } else { Err(VolumeError::Forbidden { action: rule.into() }) }
-}
-
 impl VolumeService {
     /// The configured defaults (Cinder's `quota_*` options).
     pub fn default_volume_limits(&self) -> VolumeLimits {
@@ -125,7 +121,7 @@ impl VolumeService {
         project_id: &str,
         updates: &[(String, i64)],
     ) -> Result<VolumeLimits, VolumeError> {
-        require_admin(ctx, "volume_extension:quotas:update")?;
+        crate::check_type_admin(ctx, "volume_extension:quotas:update")?;
         let sets = checked(updates)?;
         let usage = self.ds.volume_usage(project_id).await?;
         for (r, v) in &sets {
@@ -148,7 +144,7 @@ impl VolumeService {
     /// `DELETE /os-quota-sets/{project}` (admins): the project's own limits
     /// go; it sees the defaults again.
     pub async fn quota_delete(&self, ctx: &AuthContext, project_id: &str) -> Result<(), VolumeError> {
-        require_admin(ctx, "volume_extension:quotas:delete")?;
+        crate::check_type_admin(ctx, "volume_extension:quotas:delete")?;
         self.ds.volume_quota_delete(project_id).await?;
         info!(project = project_id, by = %ctx.user_id, "volume quotas reset to the defaults");
         Ok(())
@@ -156,7 +152,7 @@ impl VolumeService {
 
     /// `GET /os-quota-class-sets/{class}` (admins).
     pub async fn quota_class_show(&self, ctx: &AuthContext, class: &str) -> Result<VolumeLimits, VolumeError> {
-        require_admin(ctx, "volume_extension:quota_classes")?;
+        crate::check_type_admin(ctx, "volume_extension:quota_classes")?;
         self.volume_limits(VolumeQuotaLayer::Class(class)).await
     }
 
@@ -168,7 +164,7 @@ impl VolumeService {
         class: &str,
         updates: &[(String, i64)],
     ) -> Result<VolumeLimits, VolumeError> {
-        require_admin(ctx, "volume_extension:quota_classes:update")?;
+        crate::check_type_admin(ctx, "volume_extension:quota_classes:update")?;
         if class.is_empty() || class.len() > 255 {
             return Err(VolumeError::BadRequest("Invalid input received: quota class name is invalid.".into()));
         }

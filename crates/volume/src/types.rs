@@ -15,7 +15,8 @@ use uuid::Uuid;
 /// `GET /types/default` names the default type with this path segment.
 pub const DEFAULT_TYPE_ALIAS: &str = "default";
 
-/// Admin-only volume type calls (Cinder's `RULE_ADMIN_API` policies); the
+/// Admin-only Block Storage calls (Cinder's `RULE_ADMIN_API` policies: types,
+/// quotas, services and hosts); the
 /// HTTP layer checks this before it reads a body, so a 403 never hides
 /// behind a 400 about the body.
 pub fn check_type_admin(ctx: &AuthContext, policy: &str) -> Result<(), VolumeError> {

@@ -15,19 +15,10 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use stratus_api::volume::cinder_ts;
-use stratus_auth::AuthContext;
-use stratus_volume::ListFilter;
+use stratus_volume::{ListFilter, check_type_admin};
 
 /// The host the services run on, as Cinder names a service host.
 const SERVICE_HOST: &str = "stratus";
-
-fn require_admin(ctx: &AuthContext, rule: &str) -> Result<(), ApiError> {
-    if ctx.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!("Policy doesn't allow {rule} to be performed.")))
-    }
-}
 
 /// `host@backend`, the volume service's host (`host@backend#pool` without the pool).
 fn backend_host(state: &AppState) -> String {
@@ -98,7 +89,7 @@ pub(super) async fn list_services(
     Query(q): Q,
 ) -> Result<axum::Json<Value>, ApiError> {
     scope(&ctx, &p)?;
-    require_admin(&ctx, "volume_extension:services:index")?;
+    check_type_admin(&ctx, "volume_extension:services:index")?;
     let now = cinder_ts(chrono::Utc::now());
     let zone = &state.volume.config().availability_zone;
     let out: Vec<Value> = services(&state)
@@ -136,7 +127,7 @@ pub(super) async fn service_action(
     body: Bytes,
 ) -> Result<axum::Json<Value>, ApiError> {
     scope(&ctx, &p)?;
-    require_admin(&ctx, "volume_extension:services:update")?;
+    check_type_admin(&ctx, "volume_extension:services:update")?;
     let action = param(&p, "action")?.to_string();
     let body: Value = parse_json(&body)?;
     let host = body.get("host").and_then(Value::as_str);
@@ -189,7 +180,7 @@ pub(super) async fn list_hosts(
     Path(p): Params,
 ) -> Result<axum::Json<Value>, ApiError> {
     scope(&ctx, &p)?;
-    require_admin(&ctx, "volume_extension:hosts")?;
+    check_type_admin(&ctx, "volume_extension:hosts")?;
     let now = cinder_ts(chrono::Utc::now());
     let zone = &state.volume.config().availability_zone;
     let out: Vec<Value> = services(&state)
@@ -212,7 +203,7 @@ pub(super) async fn show_host(
     Path(p): Params,
 ) -> Result<axum::Json<Value>, ApiError> {
     scope(&ctx, &p)?;
-    require_admin(&ctx, "volume_extension:hosts")?;
+    check_type_admin(&ctx, "volume_extension:hosts")?;
     let host = param(&p, "host")?;
     if host != backend_host(&state) {
         return Err(ApiError::NotFound(format!("Host {host} could not be found.")));
@@ -245,7 +236,7 @@ pub(super) async fn pools(
     Query(q): Q,
 ) -> Result<axum::Json<Value>, ApiError> {
     scope(&ctx, &p)?;
-    require_admin(&ctx, "scheduler_extension:scheduler_stats:get_pools")?;
+    check_type_admin(&ctx, "scheduler_extension:scheduler_stats:get_pools")?;
     let mut pool = json!({"name": pool_name(&state)});
     if q.get("detail").is_some_and(|d| stratus_api::volume::truthy(d)) {
         let now = cinder_ts(chrono::Utc::now());
@@ -276,7 +267,7 @@ pub(super) async fn capabilities(
     Path(p): Params,
 ) -> Result<axum::Json<Value>, ApiError> {
     scope(&ctx, &p)?;
-    require_admin(&ctx, "volume_extension:capabilities")?;
+    check_type_admin(&ctx, "volume_extension:capabilities")?;
     let host = param(&p, "host")?;
     if host != backend_host(&state) && host != pool_name(&state) {
         return Err(ApiError::NotFound(format!("Host {host} could not be found.")));

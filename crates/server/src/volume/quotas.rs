@@ -61,9 +61,7 @@ pub(super) async fn update(
 ) -> Result<axum::Json<Value>, ApiError> {
     scope(&ctx, &p)?;
     let target = param(&p, "tenant_id")?.to_string();
-    if !ctx.is_admin() {
-        return Err(ApiError::Forbidden("Policy doesn't allow volume_extension:quotas:update to be performed.".into()));
-    }
+    stratus_volume::check_type_admin(&ctx, "volume_extension:quotas:update")?;
     let updates = wire::quota_updates(&parse_json(&body)?, "quota_set")?;
     let l = state.volume.quota_update(&ctx, &target, &updates).await?;
     Ok(axum::Json(json!({ "quota_set": limits_view(None, &l) })))
@@ -105,11 +103,7 @@ pub(super) async fn class_update(
 ) -> Result<axum::Json<Value>, ApiError> {
     scope(&ctx, &p)?;
     let class = param(&p, "id")?.to_string();
-    if !ctx.is_admin() {
-        return Err(ApiError::Forbidden(
-            "Policy doesn't allow volume_extension:quota_classes:update to be performed.".into(),
-        ));
-    }
+    stratus_volume::check_type_admin(&ctx, "volume_extension:quota_classes:update")?;
     let updates = wire::quota_updates(&parse_json(&body)?, "quota_class_set")?;
     let l = state.volume.quota_class_update(&ctx, &class, &updates).await?;
     Ok(axum::Json(json!({ "quota_class_set": limits_view(None, &l) })))
