@@ -162,7 +162,14 @@ impl Handler for CreateServer {
                         if att.status == stratus_types::AttachStatus::Attached {
                             continue;
                         }
-                        if let Err(e) = crate::op_volume::open_on_host(s, &op.id, &server, &att).await {
+                        let opened = match crate::op_volume::open_on_host(s, &op.id, &server, &att).await {
+                            Ok(crate::op_volume::Opened::Here(_)) => Ok(()),
+                            Ok(crate::op_volume::Opened::Stray) => {
+                                Err("the server or its volume changed while the host opened it".to_string())
+                            }
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = opened {
                             let cur = ds.server_get_any(&op.server_id).await?;
                             return self
                                 .fail(

@@ -6,10 +6,11 @@
 use crate::controller::{Deadlines, Shared};
 use async_trait::async_trait;
 use std::sync::Arc;
-use stratus_db::{AttachmentRow, OperationRow, Release, ServerRow};
+use stratus_db::{AttachmentRow, OpenRecord, OperationRow, Release, ServerRow};
 use stratus_ops::{Failure, Handler, OpError, Outcome, StepCx, Unsupported};
+use stratus_types::AttachStatus;
 use stratus_types::agent::CommandKind;
-use tracing::info;
+use tracing::{info, warn};
 
 pub(crate) struct VolumeOps(pub Arc<Shared>);
 
@@ -23,34 +24,59 @@ stratus_ops::steps!(
     }
 );
 
+/// Where an open on a host ended.
+pub(crate) enum Opened {
+    /// Recorded: the volume is attached there, by this storage client.
+    Here(String),
+    /// The server left the host or started moving its volumes meanwhile,
+    /// or the attachment was opened elsewhere or dropped: the open was
+    /// closed again (or its client fenced) and nothing was recorded.
+    Stray,
+}
+
 /// Open `att` on the server's host and record the client (shared by attach and boot from volume).
 pub(crate) async fn open_on_host(
     s: &Shared,
     op_id: &stratus_types::OperationId,
     server: &ServerRow,
     att: &AttachmentRow,
-) -> Result<String, String> {
+) -> Result<Opened, String> {
     let host = server.host.clone().ok_or("server has no host")?;
     open_on(s, op_id, &server.id, &host, att).await
 }
 
-/// Open `att` on `host` and record the client and host on the attachment.
+/// Open `att` on `host` and record the client and host on the attachment,
+/// unless the volume no longer belongs there by the time the host answers
+/// (see [`Opened::Stray`]): a stray open is closed on `host`, or its client
+/// fenced when the host does not confirm the close, so no client the
+/// database does not know about can write to the volume.
 pub(crate) async fn open_on(
     s: &Shared,
     op_id: &stratus_types::OperationId,
     server_id: &stratus_types::ServerId,
     host: &str,
     att: &AttachmentRow,
-) -> Result<String, String> {
+) -> Result<Opened, String> {
     let volumes = s.volume.as_ref().ok_or("no block storage service is configured")?;
     let vol = volumes.volume(&att.volume_id).await.map_err(|e| e.to_string())?;
     let d = Deadlines { ack: s.cfg.command_ack_timeout, result: s.cfg.power_timeout };
     let kind = CommandKind::AttachVolume { attachment_id: att.id, volume: vol.backend_name.clone() };
     let t = s.host_command(op_id, server_id, host, kind, d).await?;
     let client = t.result.client_id.clone().ok_or("the host reported no storage client")?;
-    volumes.host_attached(att, host, &client).await.map_err(|e| e.to_string())?;
-    info!(server = %server_id, volume = %att.volume_id, host, client = %client, "volume attached");
-    Ok(client)
+    if volumes.host_attached(att, host, &client).await.map_err(|e| e.to_string())? == OpenRecord::Recorded {
+        info!(server = %server_id, volume = %att.volume_id, host, client = %client, "volume attached");
+        return Ok(Opened::Here(client));
+    }
+    let kind = CommandKind::DetachVolume { attachment_id: att.id, volume: vol.backend_name.clone() };
+    match s.host_command(op_id, server_id, host, kind, d).await {
+        Ok(_) => info!(server = %server_id, volume = %att.volume_id, host, client = %client, "stray open closed again"),
+        Err(e) => {
+            warn!(server = %server_id, volume = %att.volume_id, host, client = %client, error = %e,
+                "stray open not confirmed closed: fencing its client");
+            volumes.fence_stray(server_id, host, &att.volume_id, &client).await.map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(Opened::Stray)
 }
 
 /// Move every volume of a server that changes hosts (resize, migration,
@@ -129,29 +155,87 @@ impl Handler for VolumeOps {
                 cx.stepped(VolumeStep::Attach).await?;
                 return Ok(Outcome::Done);
             }
-            match open_on_host(s, &op.id, &server, &att).await {
-                Ok(client) => {
-                    ds.event_finish(
-                        &server.id,
-                        &op.request_id,
-                        event,
-                        true,
-                        &format!("volume {} opened on {host} by client {client}", att.volume_id),
-                    )
-                    .await?;
-                    cx.stepped(VolumeStep::Attach).await?;
-                    Ok(Outcome::Done)
-                }
-                Err(e) => {
-                    volumes.host_attach_failed(&att.id).await.map_err(crate::storage::op_error)?;
-                    ds.event_finish(&server.id, &op.request_id, event, false, &e).await?;
-                    Ok(Outcome::Failed(Failure::Step(e)))
-                }
-            }
+            attach(s, op, cx, server, att).await
         } else {
             detach(s, op, cx, server, att).await
         }
     }
+}
+
+/// How many times an attach follows a server that moved while its host
+/// opened the volume before giving up (each time needs a whole move).
+const ATTACH_FOLLOWS: usize = 3;
+
+/// Open the volume on the server's host and record it. The server may move
+/// (or start moving) while the host opens it: the open is then stray and
+/// closed again ([`open_on`]), and the attach looks at where things stand:
+/// a move that opened the volume where the server lands finished the
+/// attach; a move still under way is waited for; a server that moved
+/// without it is followed to its new host.
+async fn attach(
+    s: &Shared,
+    op: &OperationRow,
+    cx: &StepCx,
+    mut server: ServerRow,
+    mut att: AttachmentRow,
+) -> Result<Outcome, OpError> {
+    let ds = &s.ds;
+    let Some(volumes) = s.volume.as_ref() else {
+        return Ok(Outcome::Failed(Failure::Unsupported(Unsupported::NoBlockStorage)));
+    };
+    let event = "compute_attach_volume";
+    for _ in 0..ATTACH_FOLLOWS {
+        let host = server.host.clone().unwrap_or_default();
+        match open_on_host(s, &op.id, &server, &att).await {
+            Ok(Opened::Here(client)) => {
+                let detail = format!("volume {} opened on {host} by client {client}", att.volume_id);
+                ds.event_finish(&server.id, &op.request_id, event, true, &detail).await?;
+                cx.stepped(VolumeStep::Attach).await?;
+                return Ok(Outcome::Done);
+            }
+            Ok(Opened::Stray) => {}
+            Err(e) => {
+                volumes.host_attach_failed(&att.id).await.map_err(crate::storage::op_error)?;
+                ds.event_finish(&server.id, &op.request_id, event, false, &e).await?;
+                return Ok(Outcome::Failed(Failure::Step(e)));
+            }
+        }
+        // Where things stand now; a move under way is waited for (bounded).
+        let until = tokio::time::Instant::now() + s.cfg.power_timeout;
+        let now = loop {
+            server = ds.server_get_any(&server.id).await?;
+            let found = volumes.attachment(&att.id).await.map_err(crate::storage::op_error)?;
+            let moving = server.task_state.filter(|t| !t.volumes_stay());
+            let done = match &found {
+                None => Some("the volume was detached meanwhile".to_string()),
+                Some(_) if server.deleted || moving == Some(stratus_types::TaskState::Deleting) => {
+                    Some("the server is being deleted: its delete releases the volume".to_string())
+                }
+                Some(a) if !matches!(a.status, AttachStatus::Reserved | AttachStatus::Attaching) => Some(format!(
+                    "volume {} opened on {} by a move of the server",
+                    att.volume_id,
+                    a.host.as_deref().unwrap_or("its host")
+                )),
+                Some(_) => None,
+            };
+            match (done, found) {
+                (Some(detail), _) => {
+                    ds.event_finish(&server.id, &op.request_id, event, true, &detail).await?;
+                    cx.stepped(VolumeStep::Attach).await?;
+                    return Ok(Outcome::Done);
+                }
+                (None, Some(a)) if moving.is_none() || tokio::time::Instant::now() >= until => break a,
+                (None, _) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+            }
+        };
+        info!(server = %server.id, volume = %att.volume_id, opened_on = host, now_on = ?server.host,
+            "the server moved while its host opened the volume: following it");
+        att = now;
+    }
+    let why = format!("server {} kept moving while volume {} was being attached", server.id, att.volume_id);
+    volumes.host_attach_failed(&att.id).await.map_err(crate::storage::op_error)?;
+    ds.event_finish(&server.id, &op.request_id, event, false, &why).await?;
+    Ok(Outcome::Failed(Failure::Step(why)))
 }
 
 /// How many times a detach follows a volume that moved while its host

@@ -45,6 +45,8 @@ struct Cloud {
     flaky: Arc<Flaky>,
     /// Holds the agents' storage closes while shut (a host slow to close a volume).
     close_gate: Arc<Gate>,
+    /// Per host: holds that agent's storage opens (after the client has opened the volume).
+    open_gates: BTreeMap<String, Arc<Gate>>,
     /// The controller's metrics.
     metrics: stratus_metrics::Metrics,
     drivers: BTreeMap<String, FakeDriver>,
@@ -197,10 +199,12 @@ impl Gate {
     }
 }
 
-/// The agents' view of the local backend: clients whose close waits at the gate.
+/// The agents' view of the local backend: clients whose close waits at the
+/// gate, and opens that wait at their own gate.
 struct Gated {
     inner: Arc<LocalBackend>,
     gate: Arc<Gate>,
+    open_gate: Arc<Gate>,
 }
 
 /// A client of [`Gated`].
@@ -250,7 +254,9 @@ impl BlockBackend for Gated {
         self.inner.watchers(name).await
     }
     async fn open(&self, name: &str) -> Result<Box<dyn OpenClient>, BlockError> {
-        Ok(Box::new(GatedClient { inner: self.inner.open(name).await?, gate: self.gate.clone() }))
+        let client = self.inner.open(name).await?;
+        self.open_gate.pass().await;
+        Ok(Box::new(GatedClient { inner: client, gate: self.gate.clone() }))
     }
     async fn fence(&self, name: &str, client: &ClientId) -> Result<(), BlockError> {
         self.inner.fence(name, client).await
@@ -337,6 +343,7 @@ impl Cloud {
         let spawns = Spawns::default();
         let mut agent_stops = BTreeMap::new();
         let close_gate = Arc::new(Gate::default());
+        let mut open_gates = BTreeMap::new();
         for host in HOSTS {
             let driver = FakeDriver::new(FakeDriverConfig {
                 spawn_delay: Duration::ZERO,
@@ -346,8 +353,10 @@ impl Cloud {
             });
             let acfg = AgentConfig { vcpus: 64, memory_mb: 1 << 20, disk_gb: 1 << 16, ..AgentConfig::fake(host) };
             let recording = Recording { host: host.to_string(), inner: driver.clone(), spawns: spawns.clone() };
+            let open_gate = Arc::new(Gate::default());
+            open_gates.insert(host.to_string(), open_gate.clone());
             let agent = Agent::new(bus.clone(), Arc::new(recording), acfg, AgentFaults::default())
-                .with_storage(Arc::new(Gated { inner: storage.clone(), gate: close_gate.clone() }));
+                .with_storage(Arc::new(Gated { inner: storage.clone(), gate: close_gate.clone(), open_gate }));
             let (tx, rx) = watch::channel(false);
             tokio::spawn(agent.run(rx));
             drivers.insert(host.to_string(), driver);
@@ -380,6 +389,7 @@ impl Cloud {
             storage,
             flaky,
             close_gate,
+            open_gates,
             metrics,
             drivers,
             spawns,
@@ -1095,6 +1105,62 @@ async fn a_detach_answered_after_an_evacuation_moved_the_volume_closes_it_on_the
         left.is_empty() && status == stratus_types::VolumeStatus::Available && holders.is_empty(),
         "the detach must close the volume where it is open now: attachments {left:?}, volume {status}, \
          open by {holders:?}"
+    );
+}
+
+/// An attach whose host answers only after an evacuation moved the server
+/// away must not leave the volume recorded on (and open by) the old host:
+/// the attachment ends on the server's new host, opened by its client, and
+/// no other client holds the volume (a later move would otherwise open it
+/// twice). Nova's attach records the connector of the host it called, with
+/// no check that the instance is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attach_answered_after_an_evacuation_ends_on_the_new_host_only() {
+    let c = Cloud::new(Opts::default()).await;
+    let (id, attach) = c.prepared(OpKind::AttachVolume, Setup::default()).await;
+    let att = c.ds.attachment_list_for_server(&id).await.expect("atts").remove(0);
+    let volume = c.ds.volume_get(&att.volume_id).await.expect("volume");
+    let source = c.ds.server_get_any(&id).await.expect("server").host.expect("host");
+
+    // The source host opens the volume and hangs before answering.
+    let gate = c.open_gates[&source].clone();
+    gate.shut.send_replace(true);
+    let blocked = gate.waiting.notified();
+    let runner = c.ctl.runner(WORKER, Faults::none());
+    let attaching = tokio::spawn(async move { runner.drive_once(&attach).await });
+    tokio::time::timeout(Duration::from_secs(10), blocked).await.expect("the source host holds the open");
+
+    // It is declared down and the server is evacuated.
+    let svc = c.ds.service_get_by_host(&source).await.expect("svc");
+    c.ds.service_update(&svc.uuid, None, None, Some(true)).await.expect("force down");
+    c.api
+        .action(&c.ctx, &id.to_string(), Action::Evacuate { host: None, stop: false }, "req-evacuate")
+        .await
+        .expect("evacuate");
+    let ops = c.ds.op_list_open_for_server(&id).await.expect("ops");
+    let evacuate = ops.iter().find(|o| o.kind == OpKind::Evacuate).expect("evacuation").id;
+    assert!(!c.drive(&evacuate, Faults::none()).await);
+    assert_eq!(c.ds.op_get(&evacuate).await.expect("op").state, OpState::Done);
+    let dest = c.ds.server_get_any(&id).await.expect("server").host.expect("host");
+    assert_ne!(dest, source);
+    gate.shut.send_replace(false);
+
+    // The old host's answer arrives; the attach finishes.
+    let _ = tokio::time::timeout(Duration::from_secs(30), attaching).await.expect("the attach attempt ends");
+    assert!(!c.drive(&attach, Faults::none()).await);
+
+    let left = c.ds.attachment_list_for_server(&id).await.expect("atts");
+    let holders = c.storage.watchers(&volume.backend_name).await.expect("watchers");
+    let status = c.ds.volume_get(&volume.id).await.expect("volume").status;
+    assert_eq!(left.len(), 1, "one attachment: {left:?}");
+    let a = &left[0];
+    assert!(
+        a.host.as_deref() == Some(dest.as_str())
+            && a.status == stratus_types::AttachStatus::Attached
+            && status == stratus_types::VolumeStatus::InUse
+            && holders.len() == 1
+            && a.client_id.as_deref() == Some(holders[0].0.as_str()),
+        "the volume must be attached on the new host {dest} only: attachment {a:?}, volume {status}, open by {holders:?}"
     );
 }
 

@@ -7,7 +7,7 @@
 use crate::{Cas, Datastore, DbError, RowKind};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
-use stratus_types::{AttachStatus, CleanupKind, VolumeStatus};
+use stratus_types::{AttachStatus, CleanupKind, TaskState, VolumeStatus};
 use stratus_types::{AttachmentId, ServerId, VolumeId};
 
 /// A volume row.
@@ -160,6 +160,17 @@ pub enum Release {
     /// The volume moved (another host or client holds it now), or its server
     /// is moving: nothing was released.
     Moved,
+}
+
+/// What [`Datastore::attachment_record_open`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenRecord {
+    /// Recorded: the attachment is attached on that host, by that client.
+    Recorded,
+    /// Not recorded: the server left that host or started another task
+    /// (a move or a delete), or the attachment was opened elsewhere or is
+    /// gone. The host's open is stray and must be closed (or fenced).
+    Stale,
 }
 
 impl Datastore {
@@ -567,7 +578,9 @@ impl Datastore {
     /// Record that an attachment's server moved to `host`, where client
     /// `client_id` now holds the volume (resize, migration, unshelve,
     /// evacuation). Allowed while attached or fenced (an evacuated server's
-    /// old client was fenced first); the attachment is attached again.
+    /// old client was fenced first), and while an attach is still pending
+    /// (its operation then finds the volume opened here and closes its own
+    /// open); the attachment is attached again, the volume `in-use`.
     pub async fn attachment_rehome(
         &self,
         id: &AttachmentId,
@@ -576,16 +589,97 @@ impl Datastore {
         client_id: &str,
     ) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            let r = dbk::exec(wp, sqlx::query("UPDATE volume_attachments SET host = $2, connector = $3, client_id = $4, status = $5, updated_at = $6 WHERE id = $1 AND deleted = FALSE AND status IN ($5,$7)")
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            let row: Option<(VolumeId,)> = sqlx::query_as("UPDATE volume_attachments SET host = $2, connector = $3, client_id = $4, status = $5, updated_at = $6 WHERE id = $1 AND deleted = FALSE AND status IN ($5,$7,$8,$9) RETURNING volume_id")
             .bind(id).bind(host).bind(connector).bind(client_id)
-            .bind(AttachStatus::Attached.as_str()).bind(self.now()).bind(AttachStatus::Fenced.as_str())
-            ).await?;
-            if r.rows_affected() == 0 {
+            .bind(AttachStatus::Attached.as_str()).bind(&now).bind(AttachStatus::Fenced.as_str())
+            .bind(AttachStatus::Reserved.as_str()).bind(AttachStatus::Attaching.as_str())
+            .fetch_optional(&mut *tx).await?;
+            let Some((vol,)) = row else {
                 return Err(DbError::conflict(
                     RowKind::Attachment,
                     format!("attachment {id} cannot move in its state"),
                 ));
+            };
+            // An attach still pending when the move began is now open here.
+            sqlx::query("UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status IN ($4,$5)")
+                .bind(vol)
+                .bind(&now)
+                .bind(VolumeStatus::InUse.as_str())
+                .bind(VolumeStatus::Reserved.as_str())
+                .bind(VolumeStatus::Attaching.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Record that `host` opened the volume of attachment `id` as storage
+    /// client `client_id` (attach, or boot from volume), but only if that
+    /// is still where it belongs: the attachment is still pending (not
+    /// opened elsewhere by a move, not gone) and its server is still on
+    /// `host` with no task that moves volumes ([`TaskState::VOLUMES_STAY`]). One
+    /// transaction that writes the server row, so a move or delete starting
+    /// at the same time either waits for this commit (and then moves the
+    /// attachment it finds attached) or makes this one [`OpenRecord::Stale`].
+    /// On success the attachment is `attached` and the volume `in-use`.
+    pub async fn attachment_record_open(
+        &self,
+        id: &AttachmentId,
+        server_id: &ServerId,
+        host: &str,
+        connector: &str,
+        client_id: &str,
+    ) -> Result<OpenRecord, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            let quiet = crate::sql::list(TaskState::VOLUMES_STAY);
+            let here = sqlx::query(&format!("UPDATE servers SET updated_at = updated_at WHERE id = $1 AND host = $2 AND deleted = FALSE AND (task_state IS NULL OR task_state IN ({quiet}))"))
+                .bind(server_id)
+                .bind(host)
+                .execute(&mut *tx)
+                .await?;
+            if here.rows_affected() == 0 {
+                return Ok(OpenRecord::Stale);
             }
+            let row: Option<(VolumeId,)> = sqlx::query_as("UPDATE volume_attachments SET host = $2, connector = $3, client_id = $4, status = $5, updated_at = $6 WHERE id = $1 AND server_id = $9 AND deleted = FALSE AND status IN ($7,$8) RETURNING volume_id")
+                .bind(id).bind(host).bind(connector).bind(client_id)
+                .bind(AttachStatus::Attached.as_str()).bind(&now)
+                .bind(AttachStatus::Reserved.as_str()).bind(AttachStatus::Attaching.as_str())
+                .bind(server_id)
+                .fetch_optional(&mut *tx).await?;
+            let Some((vol,)) = row else {
+                return Ok(OpenRecord::Stale);
+            };
+            sqlx::query("UPDATE volumes SET status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE")
+                .bind(vol)
+                .bind(&now)
+                .bind(VolumeStatus::InUse.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(OpenRecord::Recorded)
+        })
+    }
+
+    /// Drop an attachment whose attach failed, unless a move opened it
+    /// meanwhile (then it is the server's, attached where the server is).
+    /// The volume becomes `available` once it has no other attachment.
+    pub async fn attachment_delete_unopened(&self, id: &AttachmentId) -> Result<(), DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let now = self.now();
+            let mut tx = dbk::begin(wp).await?;
+            let row: Option<(VolumeId,)> = sqlx::query_as("UPDATE volume_attachments SET deleted = TRUE, status = $3, updated_at = $2 WHERE id = $1 AND deleted = FALSE AND status IN ($4,$5) RETURNING volume_id")
+            .bind(id).bind(&now).bind(AttachStatus::Detached.as_str())
+            .bind(AttachStatus::Reserved.as_str()).bind(AttachStatus::Attaching.as_str())
+            .fetch_optional(&mut *tx).await?;
+            if let Some((vol,)) = row {
+                dbk::volume_free_if_unattached(&mut tx, &vol, &now).await?;
+            }
+            tx.commit().await?;
             Ok(())
         })
     }

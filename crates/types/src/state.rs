@@ -185,6 +185,33 @@ string_enum!(
     }
 );
 
+impl TaskState {
+    /// The tasks during which a server's volumes stay open where they are
+    /// (its host and attachments do not change): an attach that completes
+    /// meanwhile may be recorded. Every other task moves, closes or
+    /// releases volumes (delete, shelve, unshelve, resize, migration,
+    /// rebuild, evacuation).
+    pub const VOLUMES_STAY: &'static [TaskState] = &[
+        TaskState::Spawning,
+        TaskState::PoweringOff,
+        TaskState::PoweringOn,
+        TaskState::Rebooting,
+        TaskState::RebootingHard,
+        TaskState::Pausing,
+        TaskState::Unpausing,
+        TaskState::Suspending,
+        TaskState::Resuming,
+        TaskState::ImageSnapshot,
+        TaskState::SoftDeleting,
+        TaskState::Restoring,
+    ];
+
+    /// Whether the server's volumes stay where they are during this task.
+    pub fn volumes_stay(self) -> bool {
+        Self::VOLUMES_STAY.contains(&self)
+    }
+}
+
 /// Nova's power states (integers on the wire as `OS-EXT-STS:power_state`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[repr(i64)]

@@ -16,7 +16,7 @@
 
 use crate::{Build, CleanupKind, DeleteOutcome, VolumeError, VolumeService};
 use stratus_blockstore::{BlockError, ClientId};
-use stratus_db::{AttachmentRow, DbError, Release, VolumeRow};
+use stratus_db::{AttachmentRow, DbError, OpenRecord, Release, VolumeRow};
 use stratus_types::{AttachmentId, ServerId, VolumeId};
 use tracing::{info, warn};
 
@@ -160,13 +160,44 @@ impl VolumeService {
 
     /// The host opened the volume for `att` as storage client `client`:
     /// record the connector and the client (what fencing targets later);
-    /// the attachment is `attached`, the volume `in-use`.
-    pub async fn host_attached(&self, att: &AttachmentRow, host: &str, client: &str) -> Result<(), VolumeError> {
+    /// the attachment is `attached`, the volume `in-use`. Only while the
+    /// server is still on `host`, not moving, and the attachment still
+    /// pending: otherwise [`OpenRecord::Stale`], and the caller closes (or
+    /// fences) the stray open.
+    pub async fn host_attached(
+        &self,
+        att: &AttachmentRow,
+        host: &str,
+        client: &str,
+    ) -> Result<OpenRecord, VolumeError> {
         let connector = serde_json::json!({"host": host, "initiator": format!("stratus:{host}")}).to_string();
-        self.ds
-            .attachment_update(&att.id, Some(host), Some(&connector), Some(client), att.mountpoint.as_deref())
-            .await?;
-        self.ds.attachment_complete(&att.id).await?;
+        let r = self.ds.attachment_record_open(&att.id, &att.server_id, host, &connector, client).await?;
+        if r == OpenRecord::Stale {
+            warn!(volume = %att.volume_id, server = %att.server_id, host, client, "volume opened where it no longer belongs: not recorded");
+        }
+        Ok(r)
+    }
+
+    /// Fence a storage client that opened a volume where it no longer
+    /// belongs and could not be closed (its host stopped answering): the
+    /// same intent-first fence a local delete uses, lifted once `host`
+    /// rejoins and confirms `server_id`'s VM gone from it.
+    pub async fn fence_stray(
+        &self,
+        server_id: &ServerId,
+        host: &str,
+        volume_id: &VolumeId,
+        client: &str,
+    ) -> Result<(), VolumeError> {
+        let vol = self.ds.volume_get(volume_id).await?;
+        let epoch = self.ds.service_get_by_host(host).await.map(|svc| svc.epoch).unwrap_or(0);
+        self.ds.cleanup_enqueue_unfence(server_id, host, epoch, &vol.id, &vol.backend_name, client).await?;
+        self.backend
+            .fence(&vol.backend_name, &ClientId(client.to_string()))
+            .await
+            .map_err(|e| VolumeError::Fence { client: client.to_string(), source: e })?;
+        self.metrics.fenced(stratus_metrics::FenceKind::Storage, 1);
+        info!(server = %server_id, volume = %vol.id, client, host, "stray storage client fenced");
         Ok(())
     }
 
@@ -178,9 +209,10 @@ impl VolumeService {
     }
 
     /// The host could not open the volume: the reservation is dropped (the
-    /// volume is `available` again).
+    /// volume is `available` again), unless a move of the server opened it
+    /// meanwhile.
     pub async fn host_attach_failed(&self, attachment_id: &AttachmentId) -> Result<(), VolumeError> {
-        Ok(self.ds.attachment_delete(attachment_id).await?)
+        Ok(self.ds.attachment_delete_unopened(attachment_id).await?)
     }
 
     /// The host the attachment `att` names closed the volume: the

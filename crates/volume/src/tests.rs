@@ -641,6 +641,12 @@ async fn refused_delete_goes_to_the_trash_and_is_purged() {
     assert_eq!(e.ds.cleanup_pending().await.expect("queue").len(), 1);
 }
 
+/// Put the test server on `host` (what the scheduler does before its host opens volumes).
+async fn place(e: &Env, host: &str) {
+    let t = stratus_db::Transition { host: Some(Some(host.into())), ..Default::default() };
+    e.ds.server_transition(&server(), &t).await.expect("placed");
+}
+
 #[tokio::test]
 async fn server_volumes_boot_fence_release_and_lift_fences() {
     let e = env().await;
@@ -648,6 +654,7 @@ async fn server_volumes_boot_fence_release_and_lift_fences() {
     let cap = stratus_db::HostCapacity { vcpus: 8, memory_mb: 8192, disk_gb: 100 };
     let ttl = chrono::Duration::seconds(30);
     e.ds.service_join(host, cap, ttl).await.expect("host joins");
+    place(&e, host).await;
 
     // Boot from volume: the image has no file, so the root volume is built blank, bootable, reserved.
     let root_att = e.svc.create_boot_volume(&blank_boot_volume()).await.expect("boot volume");
@@ -752,6 +759,7 @@ async fn a_fence_on_a_host_that_never_rejoins_is_lifted_on_the_second_report_aft
     let cap = stratus_db::HostCapacity { vcpus: 8, memory_mb: 8192, disk_gb: 100 };
     let epoch = e.ds.service_join(host, cap, chrono::Duration::seconds(30)).await.expect("join").epoch;
     e.ds.host_clients_report(host, epoch, &[]).await.expect("a report before the volume is opened");
+    place(&e, host).await;
     let me = member();
     let data = e.svc.create(&me, new_volume(1, "data")).await.expect("data");
     let att = e.svc.attachment_create(&me, &data.id.to_string(), SERVER, None).await.expect("reserve");
