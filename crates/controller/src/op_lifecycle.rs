@@ -76,6 +76,9 @@ stratus_ops::steps!(
     pub(crate) enum RebuildStep {
         /// Destroy the VM on its host (its volumes stay attached).
         Destroy => "destroy",
+        /// A volume-backed server (2.93): close its root volume on the
+        /// host and write the new image into it.
+        Reimage => "reimage",
         /// Spawn it from the new image, reopen its volumes, power it off
         /// again if it was stopped.
         Spawn => "spawn",
@@ -770,15 +773,30 @@ impl Lifecycle {
             }
             cx.stepped(RebuildStep::Destroy).await?;
         }
+        let volume_backed = server.image_id.is_none();
+        if p.reimage && volume_backed && !cx.done(RebuildStep::Reimage) {
+            cx.step(RebuildStep::Reimage).await?;
+            if let Err(e) = self.reimage_root(op, &server, &host, &p.image_id).await {
+                let tr = Transition {
+                    from_task: Some(Some(TaskState::Rebuilding)),
+                    vm: Some(VmState::Error),
+                    task: Some(None),
+                    fault: Some(fault_json(500, &format!("re-imaging the root volume failed: {e}"), ds.clock().now())),
+                    ..Default::default()
+                };
+                ds.server_transition(&server.id, &tr).await?;
+                ds.event_finish(&server.id, &op.request_id, event, false, &format!("reimage: {e}")).await?;
+                return Ok(Outcome::Failed(Failure::Step(e)));
+            }
+            cx.stepped(RebuildStep::Reimage).await?;
+        }
+        // A volume-backed server boots from its root volume and keeps no image of its own.
+        let image = (!volume_backed).then_some(p.image_id);
         if !cx.done(RebuildStep::Spawn) {
             cx.step(RebuildStep::Spawn).await?;
-            let boot = crate::boot::boot_spec(ds, &server, Some(p.image_id), server.disk_gb).await?;
-            let spawn = CommandKind::Spawn {
-                vcpus: server.vcpus,
-                ram_mb: server.ram_mb,
-                image_id: Some(p.image_id),
-                boot: Some(boot),
-            };
+            let boot = crate::boot::boot_spec(ds, &server, image, server.disk_gb).await?;
+            let spawn =
+                CommandKind::Spawn { vcpus: server.vcpus, ram_mb: server.ram_mb, image_id: image, boot: Some(boot) };
             let mut failed = s.host_command(&op.id, &server.id, &host, spawn, self.build_deadlines()).await.err();
             if failed.is_none()
                 && let Err(e) = crate::op_volume::move_volumes(s, &op.id, &server.id, None, &host).await
@@ -813,7 +831,7 @@ impl Lifecycle {
             vm: Some(vm),
             power: Some(power.code()),
             task: Some(None),
-            image: Some(p.image_id),
+            image,
             ..Default::default()
         };
         if ds.server_transition(&server.id, &tr).await? == Cas::Conflict {
@@ -825,6 +843,30 @@ impl Lifecycle {
         notify::record(ds, &cur, &op.id, "instance.rebuild.end", "nova-compute").await?;
         info!(server = %server.id, host = %host, image = %p.image_id, "rebuilt");
         Ok(Outcome::Done)
+    }
+
+    /// Close the root volume of a volume-backed server on `host` (its VM
+    /// is destroyed; with a driver whose VM opens volumes itself the client
+    /// went with it) and write `image` into it.
+    async fn reimage_root(
+        &self,
+        op: &OperationRow,
+        server: &ServerRow,
+        host: &str,
+        image: &stratus_types::ImageId,
+    ) -> Result<(), String> {
+        let s = &self.0;
+        let volumes = s.volume.as_ref().ok_or("no block storage service is configured")?;
+        let atts = volumes.attachments_of_server(&server.id).await.map_err(|e| e.to_string())?;
+        let root = atts.into_iter().find(|a| a.boot_index == Some(0)).ok_or("the server has no root volume")?;
+        let vol = volumes.volume(&root.volume_id).await.map_err(|e| e.to_string())?;
+        let kind = CommandKind::DetachVolume { attachment_id: root.id, volume: vol.backend_name };
+        s.host_command(&op.id, &server.id, host, kind, self.d())
+            .await
+            .map_err(|e| format!("closing on {host}: {e}"))?;
+        volumes.reimage(&root.volume_id, &image.to_string()).await.map_err(|e| e.to_string())?;
+        info!(server = %server.id, volume = %root.volume_id, image = %image, "root volume re-imaged");
+        Ok(())
     }
 
     async fn create_image(&self, op: &OperationRow, cx: &StepCx, server: ServerRow) -> Result<Outcome, OpError> {

@@ -69,6 +69,9 @@ pub(crate) struct RebuildParams {
     /// The server was stopped when the rebuild was asked for.
     #[serde(default)]
     pub stopped: bool,
+    /// Re-image the root volume of a volume-backed server (2.93).
+    #[serde(default)]
+    pub reimage: bool,
 }
 
 /// `attach_volume` / `detach_volume`: the attachment acted on.

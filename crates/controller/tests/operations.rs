@@ -21,14 +21,14 @@ use stratus_blockstore::local::LocalBackend;
 use stratus_blockstore::{BlockBackend, BlockError, ClientId, OpenClient};
 use stratus_bus::{Bus, InProcessBus};
 use stratus_compute::{Agent, AgentConfig, AgentFaults};
-use stratus_controller::compute_api::{Action, ComputeApi, ServerSpec, VolumeBdm};
+use stratus_controller::compute_api::{Action, ComputeApi, ComputeError, ServerSpec, VolumeBdm};
 use stratus_controller::{Controller, ControllerConfig};
 use stratus_db::{Datastore, FlavorRow, QuotaLimits};
 use stratus_driver::{Driver, DriverError, FakeDriver, FakeDriverConfig, VmInfo, VmSpec};
 use stratus_image::ImageService;
 use stratus_ops::{OpError, Outcome, RetryReason};
 use stratus_types::faults::{FaultMode, Faults};
-use stratus_types::{MigrationKind, MigrationStatus, OpKind, OpState, OperationId, PowerState, ServerId};
+use stratus_types::{ImageId, MigrationKind, MigrationStatus, OpKind, OpState, OperationId, PowerState, ServerId};
 use stratus_volume::{VolumeConfig, VolumeService};
 use tokio::sync::watch;
 
@@ -469,6 +469,7 @@ impl Cloud {
                     key_name: None,
                     user_data: None,
                     hostname: None,
+                    reimage_boot_volume: false,
                 })
                 .await
             }
@@ -1162,6 +1163,74 @@ async fn an_attach_answered_after_an_evacuation_ends_on_the_new_host_only() {
             && a.client_id.as_deref() == Some(holders[0].0.as_str()),
         "the volume must be attached on the new host {dest} only: attachment {a:?}, volume {status}, open by {holders:?}"
     );
+}
+
+/// Nova 2.93: rebuilding a volume-backed server re-images its root volume
+/// (Cinder's `os-reimage`): the volume holds the new image afterwards, the
+/// server still has no image of its own, and the volume is open again on
+/// the server's host by one client. Below 2.93 only the same image is
+/// accepted ("Unable to rebuild with a different image for a volume-backed
+/// server.").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_volume_backed_rebuild_reimages_the_root_volume() {
+    use stratus_image::{ContainerFormat, DiskFormat, SeedImage};
+    let c = Cloud::new(Opts::default()).await;
+    let first = c.image().await;
+    let images = ImageService::new(c.ds.clone(), c.dir.join("images"));
+    let spec = SeedImage {
+        name: "second",
+        disk_format: DiskFormat::Raw,
+        container_format: ContainerFormat::Bare,
+        properties: serde_json::Map::new(),
+        data: &[7u8; 512],
+    };
+    let second = images.seed_image(&c.ctx.project_id, &spec).await.expect("seed image");
+    let root = VolumeBdm {
+        image_id: Some(first.to_string()),
+        volume_id: None,
+        size_gb: 1,
+        boot_index: Some(0),
+        delete_on_termination: true,
+        volume_type_id: None,
+    };
+    let (id, create) = c.server_from(None, vec![root]).await;
+    assert!(!c.drive(&create, Faults::none()).await);
+    let att = c.ds.attachment_list_for_server(&id).await.expect("atts").remove(0);
+    let volume = c.ds.volume_get(&att.volume_id).await.expect("root volume");
+    let file = c.storage.image_path(&volume.backend_name).expect("path");
+    std::fs::write(&file, b"data the old image's guest wrote").expect("write to the root volume");
+
+    let rebuild = |image: ImageId, reimage: bool| Action::Rebuild {
+        image_ref: image.to_string(),
+        name: None,
+        metadata: None,
+        description: None,
+        key_name: None,
+        user_data: None,
+        hostname: None,
+        reimage_boot_volume: reimage,
+    };
+    let refused = c.api.action(&c.ctx, &id.to_string(), rebuild(second, false), "req-rebuild-1").await;
+    assert!(matches!(refused, Err(ComputeError::BadRequest(_))), "another image below 2.93: {refused:?}");
+
+    c.api.action(&c.ctx, &id.to_string(), rebuild(second, true), "req-rebuild-2").await.expect("rebuild at 2.93");
+    let op = c.open_op(&id).await;
+    assert!(!c.drive(&op, Faults::none()).await);
+    assert_eq!(c.ds.op_get(&op).await.expect("op").state, OpState::Done);
+
+    let s = c.ds.server_get_any(&id).await.expect("server");
+    let v = c.ds.volume_get(&volume.id).await.expect("root volume");
+    let now = c.ds.attachment_list_for_server(&id).await.expect("atts").remove(0);
+    let holders = c.storage.watchers(&volume.backend_name).await.expect("watchers");
+    let bytes = std::fs::read(&file).expect("root volume");
+    assert_eq!(s.vm_state, stratus_types::VmState::Active);
+    assert_eq!(s.image_id, None, "a volume-backed server has no image of its own");
+    assert_eq!(v.image_id.as_deref(), Some(second.to_string().as_str()), "the root volume holds the new image");
+    assert!(bytes.starts_with(&[7u8; 512]), "the old contents are gone");
+    assert_eq!(now.host, s.host, "open again on the server's host");
+    assert_eq!(now.status, stratus_types::AttachStatus::Attached);
+    assert_eq!(holders.len(), 1, "one client: {holders:?}");
+    assert_eq!(now.client_id.as_deref(), Some(holders[0].0.as_str()));
 }
 
 /// A delete that lands while an evacuation is between its steps (the server

@@ -345,6 +345,25 @@ impl Datastore {
         })
     }
 
+    /// The volume now holds `image_id`'s contents (a re-image: Nova 2.93's
+    /// rebuild of a volume-backed server); it is bootable from it.
+    pub async fn volume_set_image(&self, id: &VolumeId, image_id: &str) -> Result<(), DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let r = dbk::exec(
+                wp,
+                sqlx::query("UPDATE volumes SET image_id = $2, bootable = TRUE, updated_at = $3 WHERE id = $1 AND deleted = FALSE")
+                    .bind(id)
+                    .bind(image_id)
+                    .bind(self.now()),
+            )
+            .await?;
+            if r.rows_affected() == 0 {
+                return Err(DbError::not_found(RowKind::Volume, id));
+            }
+            Ok(())
+        })
+    }
+
     /// Update name, description, size or bootable flag.
     pub async fn volume_update(
         &self,

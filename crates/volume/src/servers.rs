@@ -201,6 +201,34 @@ impl VolumeService {
         Ok(())
     }
 
+    /// Replace a volume's contents with an image (the root volume of a
+    /// volume-backed server being rebuilt, Nova 2.93 / Cinder's
+    /// `os-reimage`). The caller has closed every client of it first. Safe
+    /// to repeat after a crash part-way: the old contents are being thrown
+    /// away anyway, so the storage is removed and built again from the
+    /// image each time, and recorded as holding the image once built.
+    pub async fn reimage(&self, volume_id: &VolumeId, image_id: &str) -> Result<(), VolumeError> {
+        let vol = self.ds.volume_get(volume_id).await?;
+        let size = u64::try_from(vol.size_gb).unwrap_or(1);
+        let path = self.cfg.image_dir.join(image_id);
+        match self.backend.delete(&vol.backend_name).await {
+            Ok(()) | Err(BlockError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if path.exists() {
+            // The image's declared format: inspected against the bytes
+            // before anything reads them as an image.
+            let disk_format = self.image_disk_format(image_id).await?;
+            self.backend.create_from_image(&vol.backend_name, size, &path, disk_format).await?;
+        } else {
+            // An image without data (the fake driver's): a blank volume, as a boot volume build makes.
+            self.backend.create(&vol.backend_name, size).await?;
+        }
+        self.ds.volume_set_image(volume_id, image_id).await?;
+        info!(volume = %volume_id, image = image_id, "volume re-imaged");
+        Ok(())
+    }
+
     /// The server moved and its new host opened the volume for `att` as
     /// storage client `client` (what a later fence targets).
     pub async fn host_moved(&self, att: &AttachmentRow, host: &str, client: &str) -> Result<(), VolumeError> {

@@ -65,7 +65,7 @@ impl ComputeApi {
                 params["metadata"] = serde_json::to_value(metadata).unwrap_or_default();
                 params["image_id"] = image_id.to_string().into();
             }
-            Action::Rebuild { image_ref, key_name, .. } => {
+            Action::Rebuild { image_ref, key_name, reimage_boot_volume, .. } => {
                 if let Some(Some(key)) = key_name {
                     // Nova: a key pair the rebuilding user does not have is a 400.
                     match self.ds.keypair_get(&ctx.user_id, key).await {
@@ -75,12 +75,7 @@ impl ComputeApi {
                         other => drop(other?),
                     }
                 }
-                // Nova before 2.93: a volume-backed server keeps its root volume's image.
-                if s.image_id.is_none() {
-                    return Err(ComputeError::BadRequest(
-                        "Unable to rebuild with a different image for a volume-backed server.".into(),
-                    ));
-                }
+                let volume_backed = s.image_id.is_none();
                 let flavor = FlavorRow {
                     id: s.flavor_id.clone(),
                     name: s.flavor_name.clone(),
@@ -95,6 +90,17 @@ impl ComputeApi {
                     description: None,
                 };
                 let image = self.check_image(ctx, image_ref, &flavor).await?;
+                if volume_backed {
+                    // Nova: the root volume's image is the server's; another
+                    // one needs the root volume re-imaged (2.93+).
+                    let root = self.root_volume_image(&s.id).await?;
+                    if !reimage_boot_volume && root.as_deref() != Some(image.id.to_string().as_str()) {
+                        return Err(ComputeError::BadRequest(
+                            "Unable to rebuild with a different image for a volume-backed server.".into(),
+                        ));
+                    }
+                    params["reimage"] = (*reimage_boot_volume).into();
+                }
                 params["image_id"] = image.id.to_string().into();
                 params["stopped"] = (vm == VmState::Stopped).into();
             }
@@ -408,6 +414,22 @@ impl ComputeApi {
     }
 }
 
+impl ComputeApi {
+    /// The image a volume-backed server's root volume was made from
+    /// (Cinder's `volume_image_metadata.image_id`), if any.
+    async fn root_volume_image(&self, server: &stratus_types::ServerId) -> Result<Option<String>, ComputeError> {
+        let atts = self.ds.attachment_list_for_server(server).await?;
+        let Some(root) = atts.iter().find(|a| a.boot_index == Some(0)) else {
+            return Ok(None);
+        };
+        match self.ds.volume_get(&root.volume_id).await {
+            Ok(v) => Ok(v.image_id),
+            Err(DbError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 /// Server actions carried out by operations.
 #[derive(Clone, Debug)]
 pub enum Action {
@@ -490,6 +512,10 @@ pub enum Action {
         user_data: Option<Option<String>>,
         /// New guest host name (2.90+).
         hostname: Option<String>,
+        /// Re-image a volume-backed server's root volume (2.93+): the
+        /// rebuild may then change its image. Below 2.93 Nova keeps a
+        /// volume-backed server's image and refuses another one.
+        reimage_boot_volume: bool,
     },
 }
 

@@ -1365,6 +1365,7 @@ async fn rebuild_with_an_unknown_key_name_is_refused() {
         key_name: Some(Some("nope".into())),
         user_data: None,
         hostname: None,
+        reimage_boot_volume: false,
     };
     let e = api.action(&ctx(&["member"]), &id, a, "req-rb").await.expect_err("unknown key");
     assert!(matches!(&e, ComputeError::BadRequest(m) if m == "Invalid key_name provided."), "{e:?}");

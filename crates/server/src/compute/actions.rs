@@ -114,6 +114,7 @@ pub(super) async fn server_action(
                 key_name: r.key_name,
                 user_data: r.user_data,
                 hostname,
+                reimage_boot_volume: mv.at_least(93),
             })
             .await?;
             // Nova answers a rebuild with the server as it now is, and its password.
