@@ -470,6 +470,7 @@ impl Cloud {
                     user_data: None,
                     hostname: None,
                     reimage_boot_volume: false,
+                    access_ips: Default::default(),
                 })
                 .await
             }
@@ -564,6 +565,7 @@ impl Cloud {
             requested_host: None,
             hostname: None,
             scheduler_hints: None,
+            access_ips: Default::default(),
         };
         let created = self.api.create_servers(&self.ctx, &spec, "req-create").await.expect("create");
         let id = created[0].server.id;
@@ -1209,6 +1211,7 @@ async fn a_volume_backed_rebuild_reimages_the_root_volume() {
         user_data: None,
         hostname: None,
         reimage_boot_volume: reimage,
+        access_ips: Default::default(),
     };
     let refused = c.api.action(&c.ctx, &id.to_string(), rebuild(second, false), "req-rebuild-1").await;
     assert!(matches!(refused, Err(ComputeError::BadRequest(_))), "another image below 2.93: {refused:?}");

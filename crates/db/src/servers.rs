@@ -90,6 +90,10 @@ pub struct ServerRow {
     pub user_data: Option<String>,
     /// Scheduler hints given at create, a JSON object; `None` when none.
     pub scheduler_hints: Option<String>,
+    /// Nova's `accessIPv4` (normalised), when set.
+    pub access_ip_v4: Option<String>,
+    /// Nova's `accessIPv6` (normalised), when set.
+    pub access_ip_v6: Option<String>,
 }
 
 /// A port: the fixed IP a server holds on the internal network.
@@ -460,7 +464,7 @@ pub struct Transition {
     pub image: Option<ImageId>,
 }
 
-pub(crate) const SERVER_COLS: &str = "id, name, project_id, user_id, image_id, flavor_id, flavor_name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, vm_state, task_state, power_state, host, metadata, key_name, locked, locked_by, locked_reason, availability_zone, reservation_id, hostname, fault, progress, generation, launched_at, terminated_at, created_at, updated_at, deleted_at, deleted, shelved_image_id, description, user_data, scheduler_hints";
+pub(crate) const SERVER_COLS: &str = "id, name, project_id, user_id, image_id, flavor_id, flavor_name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, vm_state, task_state, power_state, host, metadata, key_name, locked, locked_by, locked_reason, availability_zone, reservation_id, hostname, fault, progress, generation, launched_at, terminated_at, created_at, updated_at, deleted_at, deleted, shelved_image_id, description, user_data, scheduler_hints, access_ip_v4, access_ip_v6";
 
 /// First usable address index of the internal network 10.0.0.0/16.
 const FIRST_IP_INDEX: i64 = 2;
@@ -497,12 +501,13 @@ impl Datastore {
             if !ex.overs.is_empty() {
                 return Err(DbError::QuotaExceeded(ex));
             }
-            sqlx::query(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$30,NULL,FALSE,NULL,$31,$32,$33)"))
+            sqlx::query(&format!("INSERT INTO servers ({SERVER_COLS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27,$28,$29,$30,$30,NULL,FALSE,NULL,$31,$32,$33,$34,$35)"))
             .bind(r.id).bind(&r.name).bind(&r.project_id).bind(&r.user_id).bind(r.image_id).bind(&r.flavor_id).bind(&r.flavor_name)
             .bind(r.vcpus).bind(r.ram_mb).bind(r.disk_gb).bind(r.ephemeral_gb).bind(r.swap_mb).bind(r.vm_state).bind(r.task_state)
             .bind(r.power_state.code()).bind(&r.host).bind(&r.metadata).bind(&r.key_name).bind(r.locked).bind(r.locked_by).bind(&r.locked_reason)
             .bind(&r.availability_zone).bind(&r.reservation_id).bind(&r.hostname).bind(&r.fault).bind(r.progress).bind(r.generation)
             .bind(r.launched_at.map(ts)).bind(r.terminated_at.map(ts)).bind(&now).bind(&r.description).bind(&r.user_data).bind(&r.scheduler_hints)
+            .bind(&r.access_ip_v4).bind(&r.access_ip_v6)
             .execute(&mut *tx).await?;
             for tag in &new.tags {
                 sqlx::query("INSERT INTO server_tags (server_id, tag) VALUES ($1, $2) ON CONFLICT DO NOTHING")
@@ -739,6 +744,23 @@ impl Datastore {
 
     /// Set one nullable text column of a live server (`column` is one of
     /// this module's fixed names, never caller text).
+    /// Set a live server's access addresses (Nova's `accessIPv4`/`accessIPv6`,
+    /// at update or rebuild): each one given replaces the stored one.
+    pub async fn server_set_access_ips(
+        &self,
+        id: &ServerId,
+        v4: Option<&str>,
+        v6: Option<&str>,
+    ) -> Result<(), DbError> {
+        if let Some(v4) = v4 {
+            self.server_set_text(id, "access_ip_v4", Some(v4)).await?;
+        }
+        if let Some(v6) = v6 {
+            self.server_set_text(id, "access_ip_v6", Some(v6)).await?;
+        }
+        Ok(())
+    }
+
     async fn server_set_text(&self, id: &ServerId, column: &'static str, value: Option<&str>) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
             let r = dbk::exec(

@@ -213,6 +213,7 @@ mod tests {
                 requested_host: None,
                 hostname: None,
                 scheduler_hints: None,
+                access_ips: Default::default(),
             };
             let created = self.api.create_servers(&self.ctx, &spec, "req-create").await.expect("create");
             let id = created[0].server.id;

@@ -302,6 +302,8 @@ pub async fn insert_server(
         description: None,
         user_data: None,
         scheduler_hints: None,
+        access_ip_v4: None,
+        access_ip_v6: None,
     };
     let new = stratus_db::NewServer {
         row,

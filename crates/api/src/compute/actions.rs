@@ -112,7 +112,7 @@ pub enum ServerAction {
     },
     /// `rebuild {imageRef, name?, metadata?, adminPass?, preserve_ephemeral?, ...}`.
     #[serde(rename = "rebuild", deserialize_with = "rebuild")]
-    Rebuild(Rebuild),
+    Rebuild(Box<Rebuild>),
     /// `os-resetState {state}` (admin).
     #[serde(rename = "os-resetState", deserialize_with = "reset_state")]
     ResetState {
@@ -403,6 +403,8 @@ pub struct Rebuild {
     pub hostname: Option<Value>,
     /// The keys the body carried (checked against the microversion by [`Rebuild::check_at`]).
     pub keys: Vec<String>,
+    /// New `accessIPv4` / `accessIPv6`.
+    pub access_ips: crate::compute::AccessIps,
 }
 
 impl Rebuild {
@@ -438,7 +440,7 @@ impl Rebuild {
     }
 }
 
-fn rebuild<'de, D: Deserializer<'de>>(d: D) -> Result<Rebuild, D::Error> {
+fn rebuild<'de, D: Deserializer<'de>>(d: D) -> Result<Box<Rebuild>, D::Error> {
     let arg = Value::deserialize(d)?;
     let o = object(&arg, "rebuild")?;
     keys(
@@ -512,7 +514,8 @@ fn rebuild<'de, D: Deserializer<'de>>(d: D) -> Result<Rebuild, D::Error> {
     };
     let keys = o.keys().cloned().collect();
     let hostname = o.get("hostname").cloned();
-    Ok(Rebuild { image_ref, name, metadata, admin_pass, description, key_name, user_data, hostname, keys })
+    let access_ips = crate::compute::AccessIps::parse(o.get("accessIPv4"), o.get("accessIPv6")).map_err(bad)?;
+    Ok(Box::new(Rebuild { image_ref, name, metadata, admin_pass, description, key_name, user_data, hostname, keys, access_ips }))
 }
 
 /// A host name as Nova's `fqdn` parameter type takes it: 1-255 characters

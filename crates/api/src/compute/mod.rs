@@ -113,6 +113,46 @@ pub fn parse_tags(v: &serde_json::Value, field: &str) -> Result<Vec<String>, Req
     Ok(out)
 }
 
+/// Nova's `accessIPv4` / `accessIPv6` as given at create, update or
+/// rebuild: each checked as an address of its family and normalised (an
+/// IPv6 address in its compressed form, as Nova stores it); `None` when
+/// the key was not given.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccessIps {
+    /// `accessIPv4`.
+    pub v4: Option<String>,
+    /// `accessIPv6`.
+    pub v6: Option<String>,
+}
+
+impl AccessIps {
+    /// Check the two keys' values (either may be absent).
+    pub fn parse(v4: Option<&serde_json::Value>, v6: Option<&serde_json::Value>) -> Result<Self, RequestError> {
+        Ok(Self {
+            v4: v4.map(|v| access_ip(v, "accessIPv4", false)).transpose()?,
+            v6: v6.map(|v| access_ip(v, "accessIPv6", true)).transpose()?,
+        })
+    }
+}
+
+/// One access address: a string holding an address of the family (Nova's
+/// `format: ipv4` / `ipv6`), normalised.
+fn access_ip(v: &serde_json::Value, field: &str, six: bool) -> Result<String, RequestError> {
+    let format = if six { "ipv6" } else { "ipv4" };
+    let bad = || {
+        RequestError::BadRequest(format!(
+            "Invalid input for field/attribute {field}. Value: {v}. {v} is not a '{format}'"
+        ))
+    };
+    let serde_json::Value::String(text) = v else { return Err(bad()) };
+    let parsed = if six {
+        text.parse::<std::net::Ipv6Addr>().map(|a| a.to_string())
+    } else {
+        text.parse::<std::net::Ipv4Addr>().map(|a| a.to_string())
+    };
+    parsed.map_err(|_| bad())
+}
+
 /// Nova's check of a server description (2.19): null or at most 255
 /// printable characters.
 pub fn validate_description(v: &serde_json::Value) -> Result<Option<String>, RequestError> {

@@ -81,10 +81,12 @@ pub struct CreateServer {
     pub disk_config: Option<String>,
     /// Access IPv4 address.
     #[serde(rename = "accessIPv4", default)]
-    pub access_ipv4: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub access_ipv4: Option<Value>,
     /// Access IPv6 address.
     #[serde(rename = "accessIPv6", default)]
-    pub access_ipv6: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub access_ipv6: Option<Value>,
     /// Files to inject (legacy, accepted and ignored below 2.57).
     #[serde(default)]
     #[schema(value_type = Vec<Object>)]
@@ -287,6 +289,8 @@ pub struct ServerCreate {
     pub hostname: Option<String>,
     /// Scheduler hints as given (an object), kept to be shown from 2.100.
     pub scheduler_hints: Option<Value>,
+    /// `accessIPv4` / `accessIPv6`, checked and normalised.
+    pub access_ips: super::AccessIps,
 }
 
 fn count_param(v: &Option<Value>, name: &str) -> Result<Option<u32>, RequestError> {
@@ -464,6 +468,7 @@ impl CreateServerRequest {
         };
         let s = self.server;
         validate_name(&s.name, "name")?;
+        let access_ips = super::AccessIps::parse(s.access_ipv4.as_ref(), s.access_ipv6.as_ref())?;
         if s.description.is_some() && !mv.at_least(19) {
             return Err(not_at("description"));
         }
@@ -610,6 +615,7 @@ impl CreateServerRequest {
             hypervisor_hostname,
             hostname,
             scheduler_hints,
+            access_ips,
         })
     }
 }
@@ -626,6 +632,8 @@ pub struct ServerUpdate {
     pub hostname: Option<String>,
     /// Pin to a zone, or unpin with `Some(None)` (2.104+).
     pub pinned_availability_zone: Option<Option<String>>,
+    /// New `accessIPv4` / `accessIPv6`.
+    pub access_ips: super::AccessIps,
 }
 
 impl ServerUpdate {
@@ -680,7 +688,8 @@ impl ServerUpdate {
                 )));
             }
         };
-        Ok(Self { name, description, hostname, pinned_availability_zone })
+        let access_ips = super::AccessIps::parse(obj.get("accessIPv4"), obj.get("accessIPv6"))?;
+        Ok(Self { name, description, hostname, pinned_availability_zone, access_ips })
     }
 }
 

@@ -866,6 +866,8 @@ fn server_row() -> stratus_db::ServerRow {
         description: Some("about".into()),
         user_data: None,
         scheduler_hints: None,
+        access_ip_v4: None,
+        access_ip_v6: None,
     }
 }
 

@@ -170,7 +170,11 @@ impl ComputeApi {
         };
         match self.ds.op_start(&o, r.action, Some(&t)).await {
             Ok(OpStart::Created(op)) | Ok(OpStart::Existing(op)) => {
-                if let Action::Rebuild { name, metadata, description, key_name, user_data, hostname, .. } = &action {
+                if let Action::Rebuild {
+                    name, metadata, description, key_name, user_data, hostname, access_ips, ..
+                } = &action
+                {
+                    self.ds.server_set_access_ips(&s.id, access_ips.v4.as_deref(), access_ips.v6.as_deref()).await?;
                     if let Some(h) = hostname {
                         self.ds.server_set_hostname(&s.id, h).await?;
                     }
@@ -410,6 +414,8 @@ impl ComputeApi {
         if let Some(pin) = update.pinned_availability_zone {
             self.ds.server_set_availability_zone(&s.id, pin.as_deref()).await?;
         }
+        let ips = &update.access_ips;
+        self.ds.server_set_access_ips(&s.id, ips.v4.as_deref(), ips.v6.as_deref()).await?;
         self.server_show(ctx, id).await
     }
 }
@@ -516,6 +522,8 @@ pub enum Action {
         /// rebuild may then change its image. Below 2.93 Nova keeps a
         /// volume-backed server's image and refuses another one.
         reimage_boot_volume: bool,
+        /// New `accessIPv4` / `accessIPv6`.
+        access_ips: stratus_api::compute::AccessIps,
     },
 }
 

@@ -65,6 +65,7 @@ impl ComputeApi {
             requested_host,
             hostname: req.hostname,
             scheduler_hints: req.scheduler_hints,
+            access_ips: req.access_ips,
         };
         self.create_servers(ctx, &spec, request_id).await
     }
@@ -341,6 +342,8 @@ impl ComputeApi {
                 description: spec.description.clone(),
                 user_data: spec.user_data.clone(),
                 scheduler_hints: spec.scheduler_hints.as_ref().map(|h| h.to_string()),
+                access_ip_v4: spec.access_ips.v4.clone(),
+                access_ip_v6: spec.access_ips.v6.clone(),
             };
             let new = NewServer {
                 row,

@@ -89,6 +89,8 @@ pub struct ServerSpec {
     pub hostname: Option<String>,
     /// Scheduler hints as given (shown from 2.100; the scheduler uses none).
     pub scheduler_hints: Option<serde_json::Value>,
+    /// `accessIPv4` / `accessIPv6` to record (Nova stores them as given).
+    pub access_ips: stratus_api::compute::AccessIps,
 }
 
 /// A volume in a server's block device mapping.

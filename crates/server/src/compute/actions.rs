@@ -115,6 +115,7 @@ pub(super) async fn server_action(
                 user_data: r.user_data,
                 hostname,
                 reimage_boot_volume: mv.at_least(93),
+                access_ips: r.access_ips,
             })
             .await?;
             // Nova answers a rebuild with the server as it now is, and its password.
