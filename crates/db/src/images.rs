@@ -211,11 +211,12 @@ impl Datastore {
         })
     }
 
-    /// Update mutable metadata (name, visibility, protected, min sizes, properties).
+    /// Update mutable metadata (name, visibility, protected, min sizes,
+    /// properties, formats, and the owner an admin may hand it to).
     pub async fn image_update(&self, i: &ImageRow) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            let r = dbk::exec(wp, sqlx::query(&format!("UPDATE images SET name = $2, visibility = $3, protected = $4, min_disk = $5, min_ram = $6, properties = $7, disk_format = $8, container_format = $9, updated_at = $10 WHERE id = $1 AND status <> {image_deleted}", image_deleted = lit(ImageStatus::Deleted)))
-            .bind(i.id).bind(&i.name).bind(i.visibility.as_str()).bind(i.protected).bind(i.min_disk).bind(i.min_ram).bind(&i.properties).bind(i.disk_format.map(DiskFormat::as_str)).bind(i.container_format.map(ContainerFormat::as_str)).bind(self.now())
+            let r = dbk::exec(wp, sqlx::query(&format!("UPDATE images SET name = $2, visibility = $3, protected = $4, min_disk = $5, min_ram = $6, properties = $7, disk_format = $8, container_format = $9, updated_at = $10, owner = $11 WHERE id = $1 AND status <> {image_deleted}", image_deleted = lit(ImageStatus::Deleted)))
+            .bind(i.id).bind(&i.name).bind(i.visibility.as_str()).bind(i.protected).bind(i.min_disk).bind(i.min_ram).bind(&i.properties).bind(i.disk_format.map(DiskFormat::as_str)).bind(i.container_format.map(ContainerFormat::as_str)).bind(self.now()).bind(&i.owner)
             ).await?;
             if r.rows_affected() == 0 {
                 return Err(DbError::not_found(RowKind::Image, i.id));

@@ -253,6 +253,41 @@ impl ImageService {
         Ok(())
     }
 
+    /// Glance's `deactivate` action (owner's members or admins): an active
+    /// image's data is withheld from non-admins until it is reactivated.
+    /// Idempotent; any other status is a 403, as Glance.
+    pub async fn deactivate(&self, ctx: &AuthContext, id: &str) -> Result<(), ImageError> {
+        self.set_active(ctx, id, ImageStatus::Active, ImageStatus::Deactivated, "deactivate").await
+    }
+
+    /// Glance's `reactivate` action: a deactivated image is active again.
+    pub async fn reactivate(&self, ctx: &AuthContext, id: &str) -> Result<(), ImageError> {
+        self.set_active(ctx, id, ImageStatus::Deactivated, ImageStatus::Active, "reactivate").await
+    }
+
+    /// Move an image `from` -> `to` for an action (already `to` is a no-op).
+    async fn set_active(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        from: ImageStatus,
+        to: ImageStatus,
+        action: &str,
+    ) -> Result<(), ImageError> {
+        let row = self.get_modifiable(ctx, id).await?;
+        let refused =
+            |status: ImageStatus| ImageError::Forbidden(format!("Not allowed to {action} image in status '{status}'."));
+        if row.status != from && row.status != to {
+            return Err(refused(row.status));
+        }
+        match self.ds.image_set_status(&row.id, &[from], to).await {
+            Ok(stratus_db::Cas::Updated | stratus_db::Cas::AlreadySo) => Ok(()),
+            Ok(stratus_db::Cas::Conflict) => Err(refused(self.ds.image_get(&row.id).await?.status)),
+            Err(DbError::NotFound { .. }) => Err(ImageError::not_found(id)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Add a tag (idempotent).
     pub async fn add_tag(&self, ctx: &AuthContext, id: &str, tag: &str) -> Result<(), ImageError> {
         let mut row = self.get_modifiable(ctx, id).await?;
@@ -369,8 +404,9 @@ impl ImageService {
     /// An image's bytes, or [`Download::Empty`] while it has none.
     pub async fn download(&self, ctx: &AuthContext, id: &str) -> Result<Download, ImageError> {
         let row = self.get_visible(ctx, id).await?;
-        rules::check_download(ctx)?;
-        if row.status != ImageStatus::Active || row.size.is_none() {
+        rules::check_download(ctx, &row)?;
+        // A deactivated image keeps its bytes (only admins get this far).
+        if !matches!(row.status, ImageStatus::Active | ImageStatus::Deactivated) || row.size.is_none() {
             return Ok(Download::Empty);
         }
         let path = data_path(&self.image_dir, &row.id);

@@ -14,7 +14,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use serde_json::{Map, Value};
 use stratus_api::image::{ListImagesQuery, PATCH_TYPES, image_schema, images_doc, images_schema, versions_doc};
 use stratus_image::{Download, image_view};
@@ -40,6 +40,8 @@ use stratus_image::{Download, image_view};
         download_file,
         add_tag,
         remove_tag,
+        deactivate_image,
+        reactivate_image,
         schema_image,
         schema_images
     )
@@ -59,6 +61,8 @@ pub fn routes(state: AppState) -> Router {
         .route("/image/v2/images/{id}", get(show_image).patch(patch_image).delete(delete_image))
         .route("/image/v2/images/{id}/file", put(upload_file).get(download_file).layer(DefaultBodyLimit::disable()))
         .route("/image/v2/images/{id}/tags/{tag}", put(add_tag).delete(remove_tag))
+        .route("/image/v2/images/{id}/actions/deactivate", post(deactivate_image))
+        .route("/image/v2/images/{id}/actions/reactivate", post(reactivate_image))
         .route("/image/v2/schemas/image", get(schema_image))
         .route("/image/v2/schemas/images", get(schema_images))
         .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
@@ -144,9 +148,35 @@ async fn patch_image(
     }
     // Existence and policy before the body: 404/403 never hide behind a 400.
     state.images.get_modifiable(&ctx, &id).await?;
-    let ops: Vec<Value> = parse_json(&body)?;
+    let mut ops: Vec<Value> = parse_json(&body)?;
+    if mt == LEGACY_PATCH_TYPE {
+        ops = stratus_image::rules::legacy_patch_ops(&ops)?;
+    }
     let row = state.images.patch(&ctx, &id, &ops).await?;
     Ok(axum::Json(image_view(&row)))
+}
+
+/// Glance's draft-4 patch media type: `{"replace": "/name", "value": ...}`.
+const LEGACY_PATCH_TYPE: &str = "application/openstack-images-v2.0-json-patch";
+
+#[utoipa::path(post, path = "/image/v2/images/{id}/actions/deactivate", tag = "images", params(("id" = String, Path, description = "Image id")), responses((status = 204, description = "Deactivated (idempotent): its data is withheld from non-admins"), (status = 403, description = "Reader, not the owner, or not active"), (status = 404, description = "Unknown or not visible")))]
+async fn deactivate_image(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.images.deactivate(&ctx, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/image/v2/images/{id}/actions/reactivate", tag = "images", params(("id" = String, Path, description = "Image id")), responses((status = 204, description = "Active again (idempotent)"), (status = 403, description = "Reader, not the owner, or not deactivated"), (status = 404, description = "Unknown or not visible")))]
+async fn reactivate_image(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.images.reactivate(&ctx, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(delete, path = "/image/v2/images/{id}", tag = "images", params(("id" = String, Path, description = "Image id")), responses((status = 204, description = "Deleted"), (status = 403, description = "Not the owner, or protected"), (status = 404, description = "Unknown or not visible"), (status = 409, description = "In use")))]

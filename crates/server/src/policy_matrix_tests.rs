@@ -500,6 +500,8 @@ const ROWS: &[Row] = &[
         Empty,
         "download_image ADMIN_OR_PROJECT_MEMBER_DOWNLOAD_IMAGE: readers may not download",
     ),
+    r("POST", "/image/v2/images/{id}/actions/deactivate", WRITE, Empty, "deactivate ADMIN_OR_PROJECT_MEMBER"),
+    r("POST", "/image/v2/images/{id}/actions/reactivate", WRITE, Empty, "reactivate ADMIN_OR_PROJECT_MEMBER"),
     r("PUT", "/image/v2/images/{id}/tags/{tag}", WRITE, Empty, "modify_image ADMIN_OR_PROJECT_MEMBER"),
     r("DELETE", "/image/v2/images/{id}/tags/{tag}", WRITE, Empty, "modify_image ADMIN_OR_PROJECT_MEMBER"),
     r("GET", "/image/v2/schemas/image", ANY, Empty, "schemas are anonymous"),
@@ -1163,6 +1165,8 @@ struct World {
     attached_volume: String,
     attachment: String,
     image: String,
+    /// An active image of `demo` (image actions need data to act on).
+    active_image: String,
     victim_project: String,
     victim_user: String,
     /// A token of the owning project's member.
@@ -1198,6 +1202,11 @@ async fn world(e: &Env) -> World {
     let image =
         e.state.images.create(&e.member, body.as_object().expect("object")).await.expect("image").id.to_string();
     e.state.images.add_tag(&e.member, &image, "t").await.expect("tag");
+    let body = json!({"name": "policy-active", "disk_format": "raw", "container_format": "bare"});
+    let active_image =
+        e.state.images.create(&e.member, body.as_object().expect("object")).await.expect("image").id.to_string();
+    let data = futures::stream::iter([Ok::<_, std::io::Error>(vec![0u8; 512])]);
+    e.state.images.upload(&e.member, &active_image, data).await.expect("upload");
     let victim_project = uuid::Uuid::new_v4().simple().to_string();
     e.ds.project_create(&stratus_db::ProjectRow {
         id: victim_project.clone(),
@@ -1279,6 +1288,7 @@ async fn world(e: &Env) -> World {
         attached_volume,
         attachment,
         image,
+        active_image,
         victim_project,
         victim_user,
         subject,
@@ -1358,6 +1368,7 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             }
             (_, "{host}") => HOST.into(),
             (_, "{power}") => "reboot".into(),
+            ("images", "{id}") if template.contains("/actions/") => w.active_image.clone(),
             ("images", "{id}") => w.image.clone(),
             ("os-quota-class-sets", "{id}") => "default".into(),
             (_, "{req}") => w.request_id.clone(),

@@ -534,3 +534,131 @@ async fn upload_failing_format_inspection_is_refused_and_stays_queued() {
     let r = call(&env, "PUT", &raw_uri, Some(&env.demo), Some("application/octet-stream"), vec![0u8; 4096]).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
 }
+
+/// An active raw image of `token`'s project holding `data`.
+async fn active_image(env: &Env, token: &str, data: &[u8]) -> String {
+    let id = create(env, token, json!({"name": "act", "disk_format": "raw", "container_format": "bare"})).await;
+    let uri = format!("/image/v2/images/{id}/file");
+    let r = call(env, "PUT", &uri, Some(token), Some("application/octet-stream"), data.to_vec()).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    id
+}
+
+/// Glance's image actions: the owner (or an admin) deactivates an active
+/// image (204, status `deactivated`), a non-admin's download is then 403
+/// while an admin's still works, and reactivate brings it back; a queued
+/// image can be neither (403), readers may not, other projects get a 404.
+#[tokio::test]
+async fn image_deactivate_and_reactivate() {
+    let env = env().await;
+    let data = vec![7u8; 4096];
+    let id = active_image(&env, &env.demo, &data).await;
+    let act = |what: &str| format!("/image/v2/images/{id}/actions/{what}");
+    let file = format!("/image/v2/images/{id}/file");
+    assert_eq!(
+        call(&env, "POST", &act("deactivate"), Some(&env.viewer), None, vec![]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&env, "POST", &act("deactivate"), Some(&env.alt), None, vec![]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = call(&env, "POST", &act("deactivate"), Some(&env.demo), None, vec![]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    // Idempotent, as Glance.
+    assert_eq!(
+        call(&env, "POST", &act("deactivate"), Some(&env.demo), None, vec![]).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}"), &env.viewer).await.json()["status"], "deactivated");
+    let r = get(&env, &file, &env.demo).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.json()["forbidden"]["code"], 403);
+    let r = get(&env, &file, &env.admin).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body.as_ref(), data.as_slice());
+    let r = call(&env, "POST", &act("reactivate"), Some(&env.demo), None, vec![]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}"), &env.demo).await.json()["status"], "active");
+    assert_eq!(get(&env, &file, &env.demo).await.body.as_ref(), data.as_slice());
+
+    let queued = create(&env, &env.demo, json!({"name": "q"})).await;
+    for what in ["deactivate", "reactivate"] {
+        let uri = format!("/image/v2/images/{queued}/actions/{what}");
+        assert_eq!(
+            call(&env, "POST", &uri, Some(&env.demo), None, vec![]).await.status,
+            StatusCode::FORBIDDEN,
+            "{what}"
+        );
+    }
+    let uri = format!("/image/v2/images/{}/actions/deactivate", uuid::Uuid::new_v4());
+    assert_eq!(call(&env, "POST", &uri, Some(&env.admin), None, vec![]).await.status, StatusCode::NOT_FOUND);
+}
+
+/// Cinder refuses a volume from an image that is not active (400), so a
+/// deactivated image cannot seed a volume.
+#[tokio::test]
+async fn volume_from_deactivated_image_is_refused() {
+    let env = env().await;
+    let id = active_image(&env, &env.demo, &[0u8; 4096]).await;
+    let uri = format!("/image/v2/images/{id}/actions/deactivate");
+    assert_eq!(call(&env, "POST", &uri, Some(&env.demo), None, vec![]).await.status, StatusCode::NO_CONTENT);
+    let r = post_json(&env, "/volume/v3/volumes", &env.demo, json!({"volume": {"size": 1, "imageRef": id}})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+}
+
+/// Glance's draft-4 patch form (`application/openstack-images-v2.0-json-patch`):
+/// the operation is the key, its value the path.
+#[tokio::test]
+async fn image_legacy_json_patch_form() {
+    let env = env().await;
+    let id = create(&env, &env.demo, json!({"name": "old", "protected": true})).await;
+    let uri = format!("/image/v2/images/{id}");
+    let legacy = "application/openstack-images-v2.0-json-patch";
+    let body = json!([{"replace": "/name", "value": "new"}, {"add": "/k", "value": "v"}, {"replace": "/protected", "value": false}]);
+    let r = call(&env, "PATCH", &uri, Some(&env.demo), Some(legacy), body.to_string().into_bytes()).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let v = r.json();
+    assert_eq!((v["name"].as_str(), v["k"].as_str(), v["protected"].as_bool()), (Some("new"), Some("v"), Some(false)));
+    let body = json!([{"remove": "/k"}]);
+    let r = call(&env, "PATCH", &uri, Some(&env.demo), Some(legacy), body.to_string().into_bytes()).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(r.json().get("k").is_none());
+    for bad in [
+        json!([{"replace": "/name"}]),
+        json!([{"replace": "/name", "add": "/x", "value": "v"}]),
+        json!([{"value": "v"}]),
+    ] {
+        let r = call(&env, "PATCH", &uri, Some(&env.demo), Some(legacy), bad.to_string().into_bytes()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
+/// Glance lets an admin hand an image to another project (`replace
+/// /owner`); a member may not give its image away.
+#[tokio::test]
+async fn image_owner_update_by_admin_only() {
+    let env = env().await;
+    let id = create(&env, &env.admin, json!({"name": "o", "owner": "p1"})).await;
+    let r = patch(&env, &id, &env.admin, json!([{"op": "replace", "path": "/owner", "value": "p2"}])).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}"), &env.admin).await.json()["owner"], "p2");
+    let mine = create(&env, &env.demo, json!({"name": "m"})).await;
+    let r = patch(&env, &mine, &env.demo, json!([{"op": "replace", "path": "/owner", "value": "p2"}])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+/// Glance reserves the `os_glance_` namespace: a create or an update naming
+/// such a property is a 403; and a protected image cannot be deleted (403).
+#[tokio::test]
+async fn image_reserved_properties_and_protected_delete() {
+    let env = env().await;
+    let r = post_json(&env, "/image/v2/images", &env.demo, json!({"name": "r", "os_glance_foo": "bar"})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let id = create(&env, &env.demo, json!({"name": "r", "protected": true})).await;
+    let r = patch(&env, &id, &env.demo, json!([{"op": "add", "path": "/os_glance_foo", "value": "bar"}])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = call(&env, "DELETE", &format!("/image/v2/images/{id}"), Some(&env.demo), None, vec![]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}"), &env.demo).await.status, StatusCode::OK);
+}
