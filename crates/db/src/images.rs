@@ -155,13 +155,15 @@ impl Datastore {
         })
     }
 
-    /// Images visible to `project` (its own plus public/community); all for admins.
+    /// Images visible to `project` (its own, public/community ones, and the
+    /// shared ones it is a member of, whatever its answer); all for admins.
     pub async fn image_list(&self, project: Option<&str>) -> Result<Vec<ImageRow>, DbError> {
         crate::with_db!(self, |wp, rp| {
             let sql = format!(
-                "SELECT {IMAGE_COLS} FROM images WHERE status <> {image_deleted} AND ($1 IS NULL OR owner = $1 OR visibility IN ({open_visibility})) ORDER BY created_at DESC, id",
+                "SELECT {IMAGE_COLS} FROM images WHERE status <> {image_deleted} AND ($1 IS NULL OR owner = $1 OR visibility IN ({open_visibility}) OR (visibility = {shared} AND id IN (SELECT image_id FROM image_members WHERE member_id = $1))) ORDER BY created_at DESC, id",
                 image_deleted = lit(ImageStatus::Deleted),
-                open_visibility = list(&Visibility::OPEN)
+                open_visibility = list(&Visibility::OPEN),
+                shared = lit(Visibility::Shared)
             );
             Ok(sqlx::query_as(&sql).bind(project).fetch_all(rp).await?)
         })
@@ -234,6 +236,7 @@ impl Datastore {
             if r.rows_affected() == 0 {
                 return Err(DbError::not_found(RowKind::Image, id));
             }
+            sqlx::query("DELETE FROM image_members WHERE image_id = $1").bind(id).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO deleted_image_ids (id, deleted_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(id)
                 .bind(self.now())

@@ -19,20 +19,44 @@ pub mod view;
 
 pub use error::ImageError;
 pub use list::ImagePage;
-pub use rules::{check_write, visible_to};
+pub use rules::{check_write, visible_as_member, visible_to};
 pub use snapshot::{SnapshotRecord, SnapshotRemoval, SnapshotSpec};
 pub use stratus_api::image::ListImagesQuery;
+pub use stratus_db::ImageMemberRow;
+pub use stratus_types::image::MemberStatus;
 pub use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
-pub use view::image_view;
+pub use view::{image_view, member_view};
 
 use futures::{Stream, StreamExt};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use store::{DataWriter, Stored, data_path};
 use stratus_auth::AuthContext;
 use stratus_db::{Datastore, DbError, ImageRow};
 use stratus_types::ImageId;
+
+/// Glance's members per image (`image_member_quota`): an owner cannot
+/// offer one image to unboundedly many projects.
+pub const MEMBERS_PER_IMAGE: i64 = 128;
+
+/// May the caller see `row`, counting its membership of a shared image?
+/// For callers holding a row they read themselves (compute's boot checks),
+/// so a member boots a shared image as Nova lets it through Glance.
+pub async fn visible_with_members(ds: &Datastore, ctx: &AuthContext, row: &ImageRow) -> Result<bool, DbError> {
+    if visible_to(ctx, row) {
+        return Ok(true);
+    }
+    if row.visibility != Visibility::Shared {
+        return Ok(false);
+    }
+    match ds.image_member_get(&row.id, &ctx.project_id).await {
+        Ok(m) => Ok(visible_as_member(ctx, row, Some(m.status))),
+        Err(DbError::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
 
 /// What a download returns.
 #[derive(Debug)]
@@ -168,7 +192,7 @@ impl ImageService {
             DbError::NotFound { .. } => ImageError::not_found(id),
             e => e.into(),
         })?;
-        if !visible_to(ctx, &row) {
+        if !visible_with_members(&self.ds, ctx, &row).await? {
             return Err(ImageError::not_found(id));
         }
         Ok(row)
@@ -196,7 +220,7 @@ impl ImageService {
                 }
             }
         };
-        if image.status == ImageStatus::Deleted || !visible_to(ctx, &image) {
+        if image.status == ImageStatus::Deleted || !visible_with_members(&self.ds, ctx, &image).await? {
             return Err(ImageError::not_found(id_or_name));
         }
         Ok(image)
@@ -215,7 +239,112 @@ impl ImageService {
     pub async fn list(&self, ctx: &AuthContext, query: &ListImagesQuery) -> Result<ImagePage, ImageError> {
         let scope = if ctx.is_admin() { None } else { Some(ctx.project_id.as_str()) };
         let rows = self.ds.image_list(scope).await?;
-        list::select(query, ctx, rows)
+        let members: HashMap<ImageId, MemberStatus> = if ctx.is_admin() {
+            HashMap::new()
+        } else {
+            self.ds.image_memberships(&ctx.project_id).await?.into_iter().map(|m| (m.image_id, m.status)).collect()
+        };
+        list::select(query, ctx, rows, &members)
+    }
+
+    /// A shared image the caller may see (else 404); any other visibility
+    /// has no members (Glance: 403).
+    async fn get_shared(&self, ctx: &AuthContext, id: &str) -> Result<ImageRow, ImageError> {
+        let row = self.get_visible(ctx, id).await?;
+        if row.visibility != Visibility::Shared {
+            return Err(ImageError::Forbidden("Only shared images have members.".into()));
+        }
+        Ok(row)
+    }
+
+    /// A membership the caller may see: the owner (or an admin) sees every
+    /// member, a member only its own (any other is "not found").
+    fn member_missing(row: &ImageRow, member: &str) -> ImageError {
+        ImageError::MemberNotFound { id: row.id.to_string(), member: member.to_string() }
+    }
+
+    /// `GET /v2/images/{id}/members`: all members for the owner, the
+    /// caller's own membership for a member.
+    pub async fn members(&self, ctx: &AuthContext, id: &str) -> Result<Vec<ImageMemberRow>, ImageError> {
+        let row = self.get_shared(ctx, id).await?;
+        let all = self.ds.image_member_list(&row.id).await?;
+        Ok(if rules::owns(ctx, &row) {
+            all
+        } else {
+            all.into_iter().filter(|m| m.member_id == ctx.project_id).collect()
+        })
+    }
+
+    /// One membership (the owner asks for any, a member for its own).
+    pub async fn member(&self, ctx: &AuthContext, id: &str, member: &str) -> Result<ImageMemberRow, ImageError> {
+        let row = self.get_shared(ctx, id).await?;
+        if !rules::owns(ctx, &row) && member != ctx.project_id {
+            return Err(Self::member_missing(&row, member));
+        }
+        self.ds.image_member_get(&row.id, member).await.map_err(|e| match e {
+            DbError::NotFound { .. } => Self::member_missing(&row, member),
+            e => e.into(),
+        })
+    }
+
+    /// Offer a shared image to a project (owner or admin; `pending`).
+    pub async fn add_member(&self, ctx: &AuthContext, id: &str, member: &Value) -> Result<ImageMemberRow, ImageError> {
+        let row = self.get_modifiable(ctx, id).await?;
+        if row.visibility != Visibility::Shared {
+            return Err(ImageError::Forbidden("Only shared images have members.".into()));
+        }
+        let member = member.as_str().filter(|m| !m.is_empty() && m.chars().count() <= 255).ok_or_else(|| {
+            ImageError::BadRequest(
+                "Invalid value for 'member': a project id of 1 to 255 characters is required.".into(),
+            )
+        })?;
+        if member == row.owner {
+            return Err(ImageError::BadRequest("The owner of an image cannot be one of its members.".into()));
+        }
+        self.ds.image_member_create(&row.id, member, MEMBERS_PER_IMAGE).await.map_err(|e| match e {
+            DbError::QuotaExceeded(_) => ImageError::QuotaExceeded(format!(
+                "Attempt to add a member exceeds the image_member_quota of {MEMBERS_PER_IMAGE}."
+            )),
+            DbError::Conflict { .. } => {
+                ImageError::Conflict(format!("{member} is already a member of image {}.", row.id))
+            }
+            e => e.into(),
+        })
+    }
+
+    /// A member's answer (`accepted`, `rejected` or back to `pending`):
+    /// only the member itself (or an admin) gives it; the owner gets a 403.
+    pub async fn set_member_status(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        member: &str,
+        status: &Value,
+    ) -> Result<ImageMemberRow, ImageError> {
+        let row = self.get_shared(ctx, id).await?;
+        check_write(ctx)?;
+        let existing = self.member(ctx, id, member).await?;
+        if existing.member_id != ctx.project_id && !ctx.is_admin() {
+            return Err(ImageError::Forbidden("Only the member itself may change its status.".into()));
+        }
+        let status = status.as_str().and_then(|s| s.parse::<MemberStatus>().ok()).ok_or_else(|| {
+            let allowed: Vec<&str> = MemberStatus::ALL.iter().map(|s| s.as_str()).collect();
+            ImageError::BadRequest(format!("Invalid status {status}; expected one of: {}.", allowed.join(", ")))
+        })?;
+        self.ds.image_member_set_status(&row.id, member, status).await.map_err(|e| match e {
+            DbError::NotFound { .. } => Self::member_missing(&row, member),
+            e => e.into(),
+        })
+    }
+
+    /// Withdraw a shared image from a project (owner or admin).
+    pub async fn remove_member(&self, ctx: &AuthContext, id: &str, member: &str) -> Result<(), ImageError> {
+        let row = self.get_shared(ctx, id).await?;
+        rules::check_modify(ctx, &row)?;
+        self.ds.image_member_delete(&row.id, member).await.map_err(|e| match e {
+            DbError::NotFound { .. } => Self::member_missing(&row, member),
+            e => e.into(),
+        })
     }
 
     /// Create an image record (queued, no data) from a create request body.

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use stratus_auth::AuthContext;
 use stratus_db::ImageRow;
 use stratus_types::ImageId;
-use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
+use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, MemberStatus, Visibility};
 
 /// Attributes clients may never set.
 pub const READ_ONLY: &[&str] = &[
@@ -39,10 +39,25 @@ pub const RESERVED_PREFIX: &str = "stratus:";
 /// (`os_glance_import_task` and the like); clients naming one get a 403.
 pub const GLANCE_RESERVED_PREFIX: &str = "os_glance";
 
-/// May the caller see this image? Own, public and community images; admins
-/// see all. The one copy of this rule: image, volume and compute APIs use it.
+/// May the caller see this image without a membership? Own, public and
+/// community images; admins see all. A `shared` image is also visible to
+/// its members: [`visible_as_member`] adds that, and
+/// [`crate::visible_with_members`] looks the membership up. The one copy of
+/// this rule: image, volume and compute APIs use it.
 pub fn visible_to(ctx: &AuthContext, row: &ImageRow) -> bool {
     ctx.is_admin() || row.owner == ctx.project_id || row.visibility.is_open()
+}
+
+/// Glance's visibility rule with the caller's membership of the image (if
+/// any): a member of a `shared` image sees it (and may boot it) whatever its
+/// answer; the answer only decides whether the image is in its default list.
+pub fn visible_as_member(ctx: &AuthContext, row: &ImageRow, membership: Option<MemberStatus>) -> bool {
+    visible_to(ctx, row) || (row.visibility == Visibility::Shared && membership.is_some())
+}
+
+/// Is the caller the image's owner (or an admin), who manages its members?
+pub fn owns(ctx: &AuthContext, row: &ImageRow) -> bool {
+    ctx.is_admin() || row.owner == ctx.project_id
 }
 
 /// Only members/admins of the owning project (or cloud admins) change an image.

@@ -16,8 +16,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::{Map, Value};
-use stratus_api::image::{ListImagesQuery, PATCH_TYPES, image_schema, images_doc, images_schema, versions_doc};
-use stratus_image::{Download, image_view};
+use stratus_api::image::{
+    ListImagesQuery, PATCH_TYPES, image_schema, images_doc, images_schema, member_schema, members_schema, versions_doc,
+};
+use stratus_image::{Download, image_view, member_view};
 
 /// The Image API's OpenAPI document, generated from the handlers' annotations.
 #[derive(utoipa::OpenApi)]
@@ -42,8 +44,15 @@ use stratus_image::{Download, image_view};
         remove_tag,
         deactivate_image,
         reactivate_image,
+        list_members,
+        create_member,
+        show_member,
+        update_member,
+        delete_member,
         schema_image,
-        schema_images
+        schema_images,
+        schema_member,
+        schema_members
     )
 )]
 pub struct ImageDoc;
@@ -64,7 +73,11 @@ pub fn routes(state: AppState) -> Router {
         .route("/image/v2/images/{id}/actions/deactivate", post(deactivate_image))
         .route("/image/v2/images/{id}/actions/reactivate", post(reactivate_image))
         .route("/image/v2/schemas/image", get(schema_image))
+        .route("/image/v2/images/{id}/members", get(list_members).post(create_member))
+        .route("/image/v2/images/{id}/members/{member_id}", get(show_member).put(update_member).delete(delete_member))
         .route("/image/v2/schemas/images", get(schema_images))
+        .route("/image/v2/schemas/member", get(schema_member))
+        .route("/image/v2/schemas/members", get(schema_members))
         .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
         .with_state(state)
 }
@@ -269,6 +282,85 @@ async fn schema_image() -> axum::Json<Value> {
 #[utoipa::path(get, path = "/image/v2/schemas/images", tag = "schemas", responses((status = 200, description = "The image list schema", body = s::GlanceSchema)))]
 async fn schema_images() -> axum::Json<Value> {
     axum::Json(images_schema())
+}
+
+#[utoipa::path(get, path = "/image/v2/schemas/member", tag = "schemas", responses((status = 200, description = "The image member schema", body = s::GlanceSchema)))]
+async fn schema_member() -> axum::Json<Value> {
+    axum::Json(member_schema())
+}
+
+#[utoipa::path(get, path = "/image/v2/schemas/members", tag = "schemas", responses((status = 200, description = "The image member list schema", body = s::GlanceSchema)))]
+async fn schema_members() -> axum::Json<Value> {
+    axum::Json(members_schema())
+}
+
+/// A JSON request body's object (Glance's member bodies are objects).
+fn object_body(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    if let Some(mt) = media_type(headers)
+        && mt != "application/json"
+    {
+        return Err(ApiError::UnsupportedMediaType(format!("Unsupported Content-Type '{mt}'; use application/json.")));
+    }
+    parse_json(body)
+}
+
+#[utoipa::path(get, path = "/image/v2/images/{id}/members", tag = "members", params(("id" = String, Path, description = "Image id")), responses((status = 200, description = "The members (a member sees only itself)", body = s::GlanceSchema), (status = 403, description = "Not a shared image"), (status = 404, description = "Unknown or not visible")))]
+async fn list_members(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let members: Vec<Value> = state.images.members(&ctx, &id).await?.iter().map(member_view).collect();
+    Ok(axum::Json(serde_json::json!({"members": members, "schema": "/v2/schemas/members"})))
+}
+
+#[utoipa::path(post, path = "/image/v2/images/{id}/members", tag = "members", params(("id" = String, Path, description = "Image id")), request_body = s::GlanceSchema, responses((status = 200, description = "The new member (pending)", body = s::GlanceSchema), (status = 400, description = "No member"), (status = 403, description = "Not the owner, or not a shared image"), (status = 404, description = "Unknown or not visible"), (status = 409, description = "Already a member"), (status = 413, description = "Too many members")))]
+async fn create_member(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<Value>, ApiError> {
+    // Existence and policy before the body.
+    state.images.get_modifiable(&ctx, &id).await?;
+    let req = object_body(&headers, &body)?;
+    let member = req.get("member").unwrap_or(&Value::Null);
+    let m = state.images.add_member(&ctx, &id, member).await?;
+    Ok(axum::Json(member_view(&m)))
+}
+
+#[utoipa::path(get, path = "/image/v2/images/{id}/members/{member_id}", tag = "members", params(("id" = String, Path, description = "Image id"), ("member_id" = String, Path, description = "Member project id")), responses((status = 200, description = "The member", body = s::GlanceSchema), (status = 403, description = "Not a shared image"), (status = 404, description = "Unknown image or member")))]
+async fn show_member(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path((id, member)): Path<(String, String)>,
+) -> Result<axum::Json<Value>, ApiError> {
+    Ok(axum::Json(member_view(&state.images.member(&ctx, &id, &member).await?)))
+}
+
+#[utoipa::path(put, path = "/image/v2/images/{id}/members/{member_id}", tag = "members", params(("id" = String, Path, description = "Image id"), ("member_id" = String, Path, description = "Member project id")), request_body = s::GlanceSchema, responses((status = 200, description = "The member with its new status", body = s::GlanceSchema), (status = 400, description = "Invalid status"), (status = 403, description = "Not the member itself, or not a shared image"), (status = 404, description = "Unknown image or member")))]
+async fn update_member(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path((id, member)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<Value>, ApiError> {
+    state.images.member(&ctx, &id, &member).await?;
+    let req = object_body(&headers, &body)?;
+    let status = req.get("status").unwrap_or(&Value::Null);
+    Ok(axum::Json(member_view(&state.images.set_member_status(&ctx, &id, &member, status).await?)))
+}
+
+#[utoipa::path(delete, path = "/image/v2/images/{id}/members/{member_id}", tag = "members", params(("id" = String, Path, description = "Image id"), ("member_id" = String, Path, description = "Member project id")), responses((status = 204, description = "No longer a member"), (status = 403, description = "Not the owner, or not a shared image"), (status = 404, description = "Unknown image or member")))]
+async fn delete_member(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path((id, member)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.images.remove_member(&ctx, &id, &member).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

@@ -506,6 +506,25 @@ const ROWS: &[Row] = &[
     r("DELETE", "/image/v2/images/{id}/tags/{tag}", WRITE, Empty, "modify_image ADMIN_OR_PROJECT_MEMBER"),
     r("GET", "/image/v2/schemas/image", ANY, Empty, "schemas are anonymous"),
     r("GET", "/image/v2/schemas/images", ANY, Empty, "schemas are anonymous"),
+    r("GET", "/image/v2/schemas/member", ANY, Empty, "schemas are anonymous"),
+    r("GET", "/image/v2/schemas/members", ANY, Empty, "schemas are anonymous"),
+    r("GET", "/image/v2/images/{id}/members", READ, Empty, "get_members ADMIN_OR_PROJECT_READER"),
+    r("POST", "/image/v2/images/{id}/members", WRITE, Json("{}"), "add_member ADMIN_OR_PROJECT_MEMBER (the owner)"),
+    r("GET", "/image/v2/images/{id}/members/{member_id}", READ, Empty, "get_member ADMIN_OR_PROJECT_READER"),
+    r(
+        "PUT",
+        "/image/v2/images/{id}/members/{member_id}",
+        ADMIN_ON,
+        Json("{}"),
+        "modify_member: admin or the member project itself (none of the callers; the owner may not answer)",
+    ),
+    r(
+        "DELETE",
+        "/image/v2/images/{id}/members/{member_id}",
+        WRITE,
+        Empty,
+        "delete_member ADMIN_OR_PROJECT_MEMBER (the owner)",
+    ),
     // ---- Block Storage (cinder/policies), under /v3/{project_id}: the URL's
     // project must be the caller's unless admin. Cinder answers a mismatch
     // 400 "Malformed request url" even to admins; Stratus: 403, admins pass.
@@ -1202,6 +1221,8 @@ async fn world(e: &Env) -> World {
     let image =
         e.state.images.create(&e.member, body.as_object().expect("object")).await.expect("image").id.to_string();
     e.state.images.add_tag(&e.member, &image, "t").await.expect("tag");
+    // The (shared) image is offered to a project none of the callers is in.
+    e.state.images.add_member(&e.member, &image, &json!(MEMBER_PROJECT)).await.expect("image member");
     let body = json!({"name": "policy-active", "disk_format": "raw", "container_format": "bare"});
     let active_image =
         e.state.images.create(&e.member, body.as_object().expect("object")).await.expect("image").id.to_string();
@@ -1296,6 +1317,9 @@ async fn world(e: &Env) -> World {
     }
 }
 
+/// The project the fixture image is shared with (no caller's).
+const MEMBER_PROJECT: &str = "policy-image-member";
+
 /// Which resources a row's requests get.
 #[derive(Clone, Copy)]
 enum Fresh {
@@ -1379,6 +1403,7 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             (_, "{key}") => "k".into(),
             (_, "{attachment_id}") => w.attachment.clone(),
             (_, "{tag}") => "t".into(),
+            ("members", "{member_id}") => MEMBER_PROJECT.into(),
             (_, "{migration_id}") => "1".into(),
             (_, "{alias}") => "os-keypairs".into(),
             (_, "{tenant_id}") => e.member.project_id.clone(),

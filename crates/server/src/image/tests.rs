@@ -662,3 +662,99 @@ async fn image_reserved_properties_and_protected_delete() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(get(&env, &format!("/image/v2/images/{id}"), &env.demo).await.status, StatusCode::OK);
 }
+
+/// The project id behind a token (the owner of an image it creates).
+async fn project_of(env: &Env, token: &str) -> String {
+    let r = post_json(env, "/image/v2/images", token, json!({"name": "whoami"})).await;
+    r.json()["owner"].as_str().expect("owner").to_string()
+}
+
+fn listed_ids(r: &Resp) -> Vec<String> {
+    r.json()["images"].as_array().expect("list").iter().filter_map(|i| i["id"].as_str().map(str::to_string)).collect()
+}
+
+/// Glance's image sharing: the owner offers a shared image to a project
+/// (pending), only that project answers (accepted/rejected; the owner gets
+/// 403, a bad status 400); the consumer lists the image only once it has
+/// accepted (or when it asks by `member_status`), while any member may show
+/// it by id; the owner withdraws it (204) and it is a 404 again.
+#[tokio::test]
+async fn image_members_share_accept_reject_remove() {
+    let env = env().await;
+    let alt = project_of(&env, &env.alt).await;
+    let id = active_image(&env, &env.demo, &[1u8; 1024]).await;
+    let members = format!("/image/v2/images/{id}/members");
+    let member = format!("{members}/{alt}");
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}"), &env.alt).await.status, StatusCode::NOT_FOUND);
+    // Only the owner adds members; readers and other projects may not.
+    assert_eq!(post_json(&env, &members, &env.viewer, json!({"member": alt})).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(post_json(&env, &members, &env.alt, json!({"member": alt})).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(post_json(&env, &members, &env.demo, json!({})).await.status, StatusCode::BAD_REQUEST);
+    let r = post_json(&env, &members, &env.demo, json!({"member": alt})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let m = r.json();
+    assert_eq!(
+        (m["image_id"].as_str(), m["member_id"].as_str(), m["status"].as_str()),
+        (Some(id.as_str()), Some(alt.as_str()), Some("pending"))
+    );
+    assert_eq!(m["schema"], "/v2/schemas/member");
+    assert!(m["created_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert_eq!(post_json(&env, &members, &env.demo, json!({"member": alt})).await.status, StatusCode::CONFLICT);
+
+    // Pending: visible by id, not in the default list; listed on request.
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}"), &env.alt).await.status, StatusCode::OK);
+    assert!(!listed_ids(&get(&env, "/image/v2/images", &env.alt).await).contains(&id));
+    let pending = listed_ids(&get(&env, "/image/v2/images?member_status=pending&visibility=shared", &env.alt).await);
+    assert_eq!(pending, vec![id.clone()]);
+    assert_eq!(get(&env, "/image/v2/images?member_status=bogus", &env.alt).await.status, StatusCode::BAD_REQUEST);
+
+    let put = |token: &str, status: &str| {
+        let (uri, token, body) = (member.clone(), token.to_string(), json!({"status": status}).to_string());
+        let env = &env;
+        async move { call(env, "PUT", &uri, Some(&token), Some("application/json"), body.into_bytes()).await }
+    };
+    assert_eq!(put(&env.demo, "accepted").await.status, StatusCode::FORBIDDEN, "the owner cannot accept");
+    assert_eq!(put(&env.alt, "notavalidstatus").await.status, StatusCode::BAD_REQUEST);
+    let r = put(&env.alt, "accepted").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["status"], "accepted");
+    assert!(listed_ids(&get(&env, "/image/v2/images", &env.alt).await).contains(&id));
+    let r = get(&env, &members, &env.viewer).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["members"].as_array().expect("members").len(), 1);
+    assert_eq!(r.json()["schema"], "/v2/schemas/members");
+    assert_eq!(get(&env, &member, &env.alt).await.json()["status"], "accepted");
+    assert_eq!(get(&env, &format!("{members}/someone-else"), &env.demo).await.status, StatusCode::NOT_FOUND);
+    // A member may boot it: its data is readable.
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}/file"), &env.alt).await.status, StatusCode::OK);
+
+    assert_eq!(put(&env.alt, "rejected").await.json()["status"], "rejected");
+    assert!(!listed_ids(&get(&env, "/image/v2/images", &env.alt).await).contains(&id));
+    assert!(listed_ids(&get(&env, "/image/v2/images?member_status=all", &env.alt).await).contains(&id));
+
+    // Only the owner withdraws it.
+    assert_eq!(call(&env, "DELETE", &member, Some(&env.alt), None, vec![]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(call(&env, "DELETE", &member, Some(&env.demo), None, vec![]).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(call(&env, "DELETE", &member, Some(&env.demo), None, vec![]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}"), &env.alt).await.status, StatusCode::NOT_FOUND);
+
+    // A private image has no members, and another project's stays a 404.
+    let private = create(&env, &env.demo, json!({"name": "p", "visibility": "private"})).await;
+    let uri = format!("/image/v2/images/{private}/members");
+    assert_eq!(post_json(&env, &uri, &env.demo, json!({"member": alt})).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(get(&env, &uri, &env.alt).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(get(&env, &format!("/image/v2/images/{private}"), &env.alt).await.status, StatusCode::NOT_FOUND);
+}
+
+/// Glance serves the member schemas (`/v2/schemas/member`, `/members`).
+#[tokio::test]
+async fn image_member_schemas_are_served() {
+    let env = env().await;
+    let r = get(&env, "/image/v2/schemas/member", &env.demo).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["name"], "member");
+    assert_eq!(r.json()["properties"]["status"]["enum"], json!(["pending", "accepted", "rejected"]));
+    let r = get(&env, "/image/v2/schemas/members", &env.demo).await;
+    assert_eq!(r.json()["name"], "members");
+    assert_eq!(r.json()["properties"]["members"]["items"]["name"], "member");
+}
