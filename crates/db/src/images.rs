@@ -274,8 +274,21 @@ impl Datastore {
     /// still the `saving` image this upload claimed (`NotFound` otherwise:
     /// deleted meanwhile).
     pub async fn image_finish_upload(&self, id: &ImageId, size: i64, md5: &str, sha512: &str) -> Result<(), DbError> {
+        self.image_finish_data(id, ImageStatus::Saving, size, md5, sha512).await
+    }
+
+    /// Record stored data and make the image active, only if it is still in
+    /// `from` (`saving` for an upload, `importing` for an import).
+    pub async fn image_finish_data(
+        &self,
+        id: &ImageId,
+        from: ImageStatus,
+        size: i64,
+        md5: &str,
+        sha512: &str,
+    ) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            let r = dbk::exec(wp, sqlx::query(&format!("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = {image_active}, updated_at = $5 WHERE id = $1 AND status = {saving}", image_active = lit(ImageStatus::Active), saving = lit(ImageStatus::Saving)))
+            let r = dbk::exec(wp, sqlx::query(&format!("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = {image_active}, updated_at = $5 WHERE id = $1 AND status = {from}", image_active = lit(ImageStatus::Active), from = lit(from)))
             .bind(id).bind(size).bind(md5).bind(sha512).bind(self.now())).await?;
             if r.rows_affected() == 0 {
                 return Err(DbError::not_found(RowKind::Image, id));

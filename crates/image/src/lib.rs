@@ -11,6 +11,7 @@
 //! and [`ImageService::delete_snapshot`], never by the controller itself.
 
 mod error;
+mod import;
 pub mod list;
 pub mod rules;
 mod snapshot;
@@ -18,6 +19,7 @@ pub mod store;
 pub mod view;
 
 pub use error::ImageError;
+pub use import::{IMPORT_METHODS, ImportTask};
 pub use list::ImagePage;
 pub use rules::{check_write, visible_as_member, visible_to};
 pub use snapshot::{SnapshotRecord, SnapshotRemoval, SnapshotSpec};
@@ -109,17 +111,20 @@ pub struct SeedImage<'a> {
 
 /// An upload's hold on a `saving` image: released (back to `queued`) when
 /// the upload fails, also when its future is dropped (client gone).
+/// The same hold for a stage (`uploading`) or an import (`importing`).
 struct SavingClaim {
     ds: Datastore,
     id: ImageId,
     armed: bool,
+    /// The status the claim holds the image in.
+    held: ImageStatus,
 }
 
 impl SavingClaim {
     /// Give the image back as `queued` now.
     async fn release(&mut self) {
         if std::mem::take(&mut self.armed)
-            && let Err(e) = self.ds.image_set_status(&self.id, &[ImageStatus::Saving], ImageStatus::Queued).await
+            && let Err(e) = self.ds.image_set_status(&self.id, &[self.held], ImageStatus::Queued).await
         {
             tracing::warn!(image = %self.id, error = %e, "could not return a failed upload's image to queued");
         }
@@ -131,9 +136,9 @@ impl Drop for SavingClaim {
         if std::mem::take(&mut self.armed)
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
-            let (ds, id) = (self.ds.clone(), self.id);
+            let (ds, id, held) = (self.ds.clone(), self.id, self.held);
             rt.spawn(async move {
-                let _ = ds.image_set_status(&id, &[ImageStatus::Saving], ImageStatus::Queued).await;
+                let _ = ds.image_set_status(&id, &[held], ImageStatus::Queued).await;
             });
         }
     }
@@ -376,6 +381,7 @@ impl ImageService {
             return Err(ImageError::Protected { id: id.to_string() });
         }
         self.ds.image_delete(&row.id).await?;
+        self.remove_staged(&row).await;
         if let Err(e) = self.remove_data(&row.id).await {
             tracing::warn!(image = %id, error = %e, "could not remove image data");
         }
@@ -479,7 +485,7 @@ impl ImageService {
                 cur.status
             )));
         }
-        let mut claim = SavingClaim { ds: self.ds.clone(), id: row.id, armed: true };
+        let mut claim = SavingClaim { ds: self.ds.clone(), id: row.id, armed: true, held: ImageStatus::Saving };
         let result = async {
             // Quotas counted with this upload already `saving`: the uploads
             // in progress, and the bytes the project may still store.
@@ -490,28 +496,9 @@ impl ImageService {
                     self.quota.count_uploading
                 )));
             }
-            let room = if self.quota.size_total_bytes >= 0 {
-                Some(u64::try_from(self.quota.size_total_bytes.saturating_sub(usage.bytes)).unwrap_or(0))
-            } else {
-                None
-            };
-            let mut writer = DataWriter::create(&self.image_dir, &row.id).await?;
-            let mut body = std::pin::pin!(body);
-            let mut written: u64 = 0;
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| ImageError::BadRequest(format!("Reading the image data failed: {e}")))?;
-                written = written.saturating_add(chunk.as_ref().len() as u64);
-                if room.is_some_and(|r| written > r) {
-                    return Err(ImageError::QuotaExceeded(format!(
-                        "Denying attempt to upload image because it exceeds the image_size_total quota of {} bytes.",
-                        self.quota.size_total_bytes
-                    )));
-                }
-                writer.write(chunk.as_ref()).await?;
-            }
             // Glance inspects the finished upload: bytes that are not a safe
             // image of the declared disk_format are refused (400) and dropped.
-            let stored = writer.finish(row.disk_format).await?;
+            let stored = self.receive(&row, usage.bytes, &self.image_dir, row.disk_format, body).await?;
             if let Err(e) = self.ds.image_finish_upload(&row.id, stored.size, &stored.md5, &stored.sha512).await {
                 let _ = tokio::fs::remove_file(data_path(&self.image_dir, &row.id)).await;
                 return Err(match e {
@@ -528,6 +515,43 @@ impl ImageService {
             claim.release().await;
         }
         result
+    }
+
+    /// Stream `body` into `<dir>/<id>` within the project's byte quota
+    /// (`used` bytes already stored), inspected as `inspect` when set.
+    pub(crate) async fn receive<S, B, E>(
+        &self,
+        row: &ImageRow,
+        used: i64,
+        dir: &Path,
+        inspect: Option<DiskFormat>,
+        body: S,
+    ) -> Result<Stored, ImageError>
+    where
+        S: Stream<Item = Result<B, E>>,
+        B: AsRef<[u8]>,
+        E: Display,
+    {
+        let room = if self.quota.size_total_bytes >= 0 {
+            Some(u64::try_from(self.quota.size_total_bytes.saturating_sub(used)).unwrap_or(0))
+        } else {
+            None
+        };
+        let mut writer = DataWriter::create(dir, &row.id).await?;
+        let mut body = std::pin::pin!(body);
+        let mut written: u64 = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| ImageError::BadRequest(format!("Reading the image data failed: {e}")))?;
+            written = written.saturating_add(chunk.as_ref().len() as u64);
+            if room.is_some_and(|r| written > r) {
+                return Err(ImageError::QuotaExceeded(format!(
+                    "Denying attempt to upload image because it exceeds the image_size_total quota of {} bytes.",
+                    self.quota.size_total_bytes
+                )));
+            }
+            writer.write(chunk.as_ref()).await?;
+        }
+        writer.finish(inspect).await
     }
 
     /// An image's bytes, or [`Download::Empty`] while it has none.

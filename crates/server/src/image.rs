@@ -44,6 +44,10 @@ use stratus_image::{Download, image_view, member_view};
         remove_tag,
         deactivate_image,
         reactivate_image,
+        info_import,
+        stage_image,
+        import_image,
+        image_tasks,
         list_members,
         create_member,
         show_member,
@@ -73,6 +77,10 @@ pub fn routes(state: AppState) -> Router {
         .route("/image/v2/images/{id}/actions/deactivate", post(deactivate_image))
         .route("/image/v2/images/{id}/actions/reactivate", post(reactivate_image))
         .route("/image/v2/schemas/image", get(schema_image))
+        .route("/image/v2/info/import", get(info_import))
+        .route("/image/v2/images/{id}/stage", put(stage_image).layer(DefaultBodyLimit::disable()))
+        .route("/image/v2/images/{id}/import", post(import_image))
+        .route("/image/v2/images/{id}/tasks", get(image_tasks))
         .route("/image/v2/images/{id}/members", get(list_members).post(create_member))
         .route("/image/v2/images/{id}/members/{member_id}", get(show_member).put(update_member).delete(delete_member))
         .route("/image/v2/schemas/images", get(schema_images))
@@ -304,7 +312,7 @@ fn object_body(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, 
     parse_json(body)
 }
 
-#[utoipa::path(get, path = "/image/v2/images/{id}/members", tag = "members", params(("id" = String, Path, description = "Image id")), responses((status = 200, description = "The members (a member sees only itself)", body = s::GlanceSchema), (status = 403, description = "Not a shared image"), (status = 404, description = "Unknown or not visible")))]
+#[utoipa::path(get, path = "/image/v2/images/{id}/members", tag = "members", params(("id" = String, Path, description = "Image id")), responses((status = 200, description = "The members (a member sees only itself)", body = s::ImageMemberList), (status = 403, description = "Not a shared image"), (status = 404, description = "Unknown or not visible")))]
 async fn list_members(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -314,7 +322,7 @@ async fn list_members(
     Ok(axum::Json(serde_json::json!({"members": members, "schema": "/v2/schemas/members"})))
 }
 
-#[utoipa::path(post, path = "/image/v2/images/{id}/members", tag = "members", params(("id" = String, Path, description = "Image id")), request_body = s::GlanceSchema, responses((status = 200, description = "The new member (pending)", body = s::GlanceSchema), (status = 400, description = "No member"), (status = 403, description = "Not the owner, or not a shared image"), (status = 404, description = "Unknown or not visible"), (status = 409, description = "Already a member"), (status = 413, description = "Too many members")))]
+#[utoipa::path(post, path = "/image/v2/images/{id}/members", tag = "members", params(("id" = String, Path, description = "Image id")), request_body = s::ImageMemberCreate, responses((status = 200, description = "The new member (pending)", body = s::ImageMember), (status = 400, description = "No member"), (status = 403, description = "Not the owner, or not a shared image"), (status = 404, description = "Unknown or not visible"), (status = 409, description = "Already a member"), (status = 413, description = "Too many members")))]
 async fn create_member(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -330,7 +338,7 @@ async fn create_member(
     Ok(axum::Json(member_view(&m)))
 }
 
-#[utoipa::path(get, path = "/image/v2/images/{id}/members/{member_id}", tag = "members", params(("id" = String, Path, description = "Image id"), ("member_id" = String, Path, description = "Member project id")), responses((status = 200, description = "The member", body = s::GlanceSchema), (status = 403, description = "Not a shared image"), (status = 404, description = "Unknown image or member")))]
+#[utoipa::path(get, path = "/image/v2/images/{id}/members/{member_id}", tag = "members", params(("id" = String, Path, description = "Image id"), ("member_id" = String, Path, description = "Member project id")), responses((status = 200, description = "The member", body = s::ImageMember), (status = 403, description = "Not a shared image"), (status = 404, description = "Unknown image or member")))]
 async fn show_member(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -339,7 +347,7 @@ async fn show_member(
     Ok(axum::Json(member_view(&state.images.member(&ctx, &id, &member).await?)))
 }
 
-#[utoipa::path(put, path = "/image/v2/images/{id}/members/{member_id}", tag = "members", params(("id" = String, Path, description = "Image id"), ("member_id" = String, Path, description = "Member project id")), request_body = s::GlanceSchema, responses((status = 200, description = "The member with its new status", body = s::GlanceSchema), (status = 400, description = "Invalid status"), (status = 403, description = "Not the member itself, or not a shared image"), (status = 404, description = "Unknown image or member")))]
+#[utoipa::path(put, path = "/image/v2/images/{id}/members/{member_id}", tag = "members", params(("id" = String, Path, description = "Image id"), ("member_id" = String, Path, description = "Member project id")), request_body = s::ImageMemberUpdate, responses((status = 200, description = "The member with its new status", body = s::ImageMember), (status = 400, description = "Invalid status"), (status = 403, description = "Not the member itself, or not a shared image"), (status = 404, description = "Unknown image or member")))]
 async fn update_member(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -361,6 +369,62 @@ async fn delete_member(
 ) -> Result<StatusCode, ApiError> {
     state.images.remove_member(&ctx, &id, &member).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/image/v2/info/import", tag = "import", responses((status = 200, description = "The import methods offered (glance-direct only)", body = s::ImageImportInfo)))]
+async fn info_import(Auth(_ctx): Auth) -> axum::Json<Value> {
+    axum::Json(serde_json::json!({
+        "import-methods": {
+            "description": "Import methods available.",
+            "type": "array",
+            "value": stratus_image::IMPORT_METHODS,
+        }
+    }))
+}
+
+#[utoipa::path(put, path = "/image/v2/images/{id}/stage", tag = "import", params(("id" = String, Path, description = "Image id")), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 204, description = "Staged; the image is uploading"), (status = 403, description = "Not the owner"), (status = 404, description = "Unknown or not visible"), (status = 409, description = "Not queued"), (status = 413, description = "Too large or over quota"), (status = 415, description = "Not application/octet-stream")))]
+async fn stage_image(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    if let Some(mt) = media_type(&headers)
+        && mt != "application/octet-stream"
+    {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Unsupported Content-Type '{mt}'; image data must be application/octet-stream."
+        )));
+    }
+    state.images.stage(&ctx, &id, body.into_data_stream()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/image/v2/images/{id}/import", tag = "import", params(("id" = String, Path, description = "Image id")), request_body = s::ImageImport, responses((status = 202, description = "Import done or failed: the image's task tells"), (status = 400, description = "Unknown method or bad body"), (status = 403, description = "Not the owner"), (status = 404, description = "Unknown or not visible"), (status = 409, description = "Not staged, or formats unset"), (status = 415, description = "Not application/json")))]
+async fn import_image(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    request_id: Option<axum::Extension<crate::middleware::RequestId>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    state.images.get_modifiable(&ctx, &id).await?;
+    let req = object_body(&headers, &body)?;
+    let rid = request_id.map(|axum::Extension(r)| r.0).unwrap_or_default();
+    state.images.import(&ctx, &id, &req, &rid).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[utoipa::path(get, path = "/image/v2/images/{id}/tasks", tag = "import", params(("id" = String, Path, description = "Image id")), responses((status = 200, description = "The image's import task (none before an import)", body = s::ImageTaskList), (status = 404, description = "Unknown or not visible")))]
+async fn image_tasks(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let tasks: Vec<Value> = state.images.import_tasks(&ctx, &id).await?.into_iter().map(|t| t.0).collect();
+    Ok(axum::Json(serde_json::json!({"tasks": tasks})))
 }
 
 #[cfg(test)]

@@ -758,3 +758,71 @@ async fn image_member_schemas_are_served() {
     assert_eq!(r.json()["name"], "members");
     assert_eq!(r.json()["properties"]["members"]["items"]["name"], "member");
 }
+
+/// Glance's interoperable import, `glance-direct`: `/v2/info/import` offers
+/// it (and only it), stage (204, `uploading`) then import (202, `active`,
+/// one `success` task carrying the request id); staged bytes that fail the
+/// format inspection do not become the image (back to `queued`, the task a
+/// `failure`); importing an unstaged image is a 409, an unknown method 400.
+#[tokio::test]
+async fn image_glance_direct_import() {
+    let env = env().await;
+    let r = get(&env, "/image/v2/info/import", &env.viewer).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["import-methods"]["value"], json!(["glance-direct"]));
+    let id = create(&env, &env.demo, json!({"name": "i", "disk_format": "raw", "container_format": "bare"})).await;
+    let import = format!("/image/v2/images/{id}/import");
+    let direct = json!({"method": {"name": "glance-direct"}, "all_stores": true});
+    assert_eq!(post_json(&env, &import, &env.demo, direct.clone()).await.status, StatusCode::CONFLICT);
+    let stage = format!("/image/v2/images/{id}/stage");
+    let data = vec![3u8; 8192];
+    assert_eq!(
+        call(&env, "PUT", &stage, Some(&env.viewer), Some("application/octet-stream"), data.clone()).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let r = call(&env, "PUT", &stage, Some(&env.demo), Some("application/octet-stream"), data.clone()).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    let img = get(&env, &format!("/image/v2/images/{id}"), &env.viewer).await.json();
+    assert_eq!(img["status"], "uploading");
+    // Staged bytes are not the image's data yet.
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}/file"), &env.demo).await.status, StatusCode::NO_CONTENT);
+    let web = json!({"method": {"name": "web-download", "uri": "http://127.0.0.1/x"}});
+    assert_eq!(post_json(&env, &import, &env.demo, web).await.status, StatusCode::BAD_REQUEST);
+    let r = post_json(&env, &import, &env.demo, direct.clone()).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let img = get(&env, &format!("/image/v2/images/{id}"), &env.demo).await.json();
+    assert_eq!((img["status"].as_str(), img["size"].as_u64()), (Some("active"), Some(8192)));
+    assert!(img.as_object().expect("image").keys().all(|k| !k.starts_with("stratus:")));
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}/file"), &env.demo).await.body.as_ref(), data.as_slice());
+    let tasks = get(&env, &format!("/image/v2/images/{id}/tasks"), &env.viewer).await.json();
+    let task = &tasks["tasks"][0];
+    assert_eq!(tasks["tasks"].as_array().expect("tasks").len(), 1);
+    assert_eq!(
+        (task["status"].as_str(), task["input"]["import_req"]["method"]["name"].as_str()),
+        (Some("success"), Some("glance-direct"))
+    );
+    assert!(task["request_id"].as_str().is_some_and(|r| r.starts_with("req-")), "{task}");
+
+    // Hostile staged bytes: a VMDK descriptor naming a host file.
+    let bad = create(&env, &env.demo, json!({"name": "v", "disk_format": "vmdk", "container_format": "bare"})).await;
+    let desc =
+        b"# Disk DescriptorFile\nversion=1\ncreateType=\"monolithicFlat\"\nRW 1 FLAT \"/etc/passwd\" 0\n".to_vec();
+    let r = call(
+        &env,
+        "PUT",
+        &format!("/image/v2/images/{bad}/stage"),
+        Some(&env.demo),
+        Some("application/octet-stream"),
+        desc,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = post_json(&env, &format!("/image/v2/images/{bad}/import"), &env.demo, direct).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let img = get(&env, &format!("/image/v2/images/{bad}"), &env.demo).await.json();
+    assert_eq!((img["status"].as_str(), &img["size"]), (Some("queued"), &Value::Null));
+    let task = get(&env, &format!("/image/v2/images/{bad}/tasks"), &env.demo).await.json()["tasks"][0].clone();
+    assert_eq!(task["status"], "failure");
+    assert!(task["message"].as_str().is_some_and(|m| m.contains("vmdk") && !m.contains("passwd")), "{task}");
+    assert!(!env.state.images.image_dir().join("staging").join(&bad).exists());
+}
