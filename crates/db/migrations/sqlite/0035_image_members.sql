@@ -1,7 +1,7 @@
 -- Image API v2 sharing: the projects a `shared` image is offered to, and
 -- each one's answer (pending, accepted, rejected). One row per image and
--- project; the image's delete removes its rows. (0027, not 0022: other
--- branches may be taking the next numbers.)
+-- project; the image's delete removes its rows. (0035, not 0022: other
+-- branches take the numbers up to 0028 and may take more.)
 CREATE TABLE image_members (
     image_id   TEXT NOT NULL,
     member_id  TEXT NOT NULL,
