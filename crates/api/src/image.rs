@@ -4,7 +4,7 @@
 //! service stores tags and `os_hidden`).
 
 use serde_json::{Value, json};
-use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
+use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, MemberStatus, Visibility};
 
 /// A malformed image-list query; always a 400 with this message.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -156,6 +156,10 @@ pub struct ListImagesQuery {
     pub fields: Vec<(FilterField, String)>,
     /// `(property, value)` on custom properties.
     pub props: Vec<(String, String)>,
+    /// Which shared images of other projects the caller's memberships
+    /// select: `member_status=` one status (Glance's default `accepted`),
+    /// or `None` for `all`.
+    pub member_status: Option<MemberStatus>,
 }
 
 fn bad(msg: String) -> ImageQueryError {
@@ -198,6 +202,11 @@ impl ListImagesQuery {
         let tags = params.iter().filter(|(k, _)| k == "tag").map(|(_, v)| v.clone()).collect();
         let fields = FilterField::ALL.iter().filter_map(|(name, f)| get(name).map(|v| (*f, v.to_string()))).collect();
         let props = params.iter().filter(|(k, _)| !LIST_PARAMS.contains(&k.as_str())).cloned().collect();
+        let member_status = match get("member_status") {
+            None => Some(MemberStatus::Accepted),
+            Some("all") => None,
+            Some(v) => Some(v.parse().map_err(|_| bad(format!("Invalid status value: {v}")))?),
+        };
         Ok(Self {
             limit,
             marker: get("marker").map(str::to_string),
@@ -210,6 +219,7 @@ impl ListImagesQuery {
             tags,
             fields,
             props,
+            member_status,
         })
     }
 }
@@ -381,6 +391,34 @@ pub fn image_schema() -> Value {
             {"rel": "enclosure", "href": "{file}"},
             {"rel": "describedby", "href": "{schema}"}
         ]
+    })
+}
+
+/// The image member schema (Glance's `/v2/schemas/member`).
+pub fn member_schema() -> Value {
+    let statuses: Vec<&str> = MemberStatus::ALL.iter().map(|s| s.as_str()).collect();
+    json!({
+        "name": "member",
+        "properties": {
+            "created_at": {"type": "string", "description": "Date and time of image member creation"},
+            "image_id": {"type": "string", "description": "An identifier for the image", "pattern": "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$"},
+            "member_id": {"type": "string", "description": "An identifier for the image member (tenantId)"},
+            "status": {"type": "string", "description": "The status of this image member", "enum": statuses},
+            "updated_at": {"type": "string", "description": "Date and time of last modification of image member"},
+            "schema": {"type": "string", "readOnly": true}
+        }
+    })
+}
+
+/// The image member list schema (Glance's `/v2/schemas/members`).
+pub fn members_schema() -> Value {
+    json!({
+        "name": "members",
+        "properties": {
+            "members": {"type": "array", "items": member_schema()},
+            "schema": {"type": "string"}
+        },
+        "links": [{"rel": "describedby", "href": "{schema}"}]
     })
 }
 

@@ -155,13 +155,15 @@ impl Datastore {
         })
     }
 
-    /// Images visible to `project` (its own plus public/community); all for admins.
+    /// Images visible to `project` (its own, public/community ones, and the
+    /// shared ones it is a member of, whatever its answer); all for admins.
     pub async fn image_list(&self, project: Option<&str>) -> Result<Vec<ImageRow>, DbError> {
         crate::with_db!(self, |wp, rp| {
             let sql = format!(
-                "SELECT {IMAGE_COLS} FROM images WHERE status <> {image_deleted} AND ($1 IS NULL OR owner = $1 OR visibility IN ({open_visibility})) ORDER BY created_at DESC, id",
+                "SELECT {IMAGE_COLS} FROM images WHERE status <> {image_deleted} AND ($1 IS NULL OR owner = $1 OR visibility IN ({open_visibility}) OR (visibility = {shared} AND id IN (SELECT image_id FROM image_members WHERE member_id = $1))) ORDER BY created_at DESC, id",
                 image_deleted = lit(ImageStatus::Deleted),
-                open_visibility = list(&Visibility::OPEN)
+                open_visibility = list(&Visibility::OPEN),
+                shared = lit(Visibility::Shared)
             );
             Ok(sqlx::query_as(&sql).bind(project).fetch_all(rp).await?)
         })
@@ -211,11 +213,12 @@ impl Datastore {
         })
     }
 
-    /// Update mutable metadata (name, visibility, protected, min sizes, properties).
+    /// Update mutable metadata (name, visibility, protected, min sizes,
+    /// properties, formats, and the owner an admin may hand it to).
     pub async fn image_update(&self, i: &ImageRow) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            let r = dbk::exec(wp, sqlx::query(&format!("UPDATE images SET name = $2, visibility = $3, protected = $4, min_disk = $5, min_ram = $6, properties = $7, disk_format = $8, container_format = $9, updated_at = $10 WHERE id = $1 AND status <> {image_deleted}", image_deleted = lit(ImageStatus::Deleted)))
-            .bind(i.id).bind(&i.name).bind(i.visibility.as_str()).bind(i.protected).bind(i.min_disk).bind(i.min_ram).bind(&i.properties).bind(i.disk_format.map(DiskFormat::as_str)).bind(i.container_format.map(ContainerFormat::as_str)).bind(self.now())
+            let r = dbk::exec(wp, sqlx::query(&format!("UPDATE images SET name = $2, visibility = $3, protected = $4, min_disk = $5, min_ram = $6, properties = $7, disk_format = $8, container_format = $9, updated_at = $10, owner = $11 WHERE id = $1 AND status <> {image_deleted}", image_deleted = lit(ImageStatus::Deleted)))
+            .bind(i.id).bind(&i.name).bind(i.visibility.as_str()).bind(i.protected).bind(i.min_disk).bind(i.min_ram).bind(&i.properties).bind(i.disk_format.map(DiskFormat::as_str)).bind(i.container_format.map(ContainerFormat::as_str)).bind(self.now()).bind(&i.owner)
             ).await?;
             if r.rows_affected() == 0 {
                 return Err(DbError::not_found(RowKind::Image, i.id));
@@ -233,6 +236,7 @@ impl Datastore {
             if r.rows_affected() == 0 {
                 return Err(DbError::not_found(RowKind::Image, id));
             }
+            sqlx::query("DELETE FROM image_members WHERE image_id = $1").bind(id).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO deleted_image_ids (id, deleted_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(id)
                 .bind(self.now())
@@ -270,8 +274,21 @@ impl Datastore {
     /// still the `saving` image this upload claimed (`NotFound` otherwise:
     /// deleted meanwhile).
     pub async fn image_finish_upload(&self, id: &ImageId, size: i64, md5: &str, sha512: &str) -> Result<(), DbError> {
+        self.image_finish_data(id, ImageStatus::Saving, size, md5, sha512).await
+    }
+
+    /// Record stored data and make the image active, only if it is still in
+    /// `from` (`saving` for an upload, `importing` for an import).
+    pub async fn image_finish_data(
+        &self,
+        id: &ImageId,
+        from: ImageStatus,
+        size: i64,
+        md5: &str,
+        sha512: &str,
+    ) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            let r = dbk::exec(wp, sqlx::query(&format!("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = {image_active}, updated_at = $5 WHERE id = $1 AND status = {saving}", image_active = lit(ImageStatus::Active), saving = lit(ImageStatus::Saving)))
+            let r = dbk::exec(wp, sqlx::query(&format!("UPDATE images SET size = $2, checksum = $3, os_hash_value = $4, status = {image_active}, updated_at = $5 WHERE id = $1 AND status = {from}", image_active = lit(ImageStatus::Active), from = lit(from)))
             .bind(id).bind(size).bind(md5).bind(sha512).bind(self.now())).await?;
             if r.rows_affected() == 0 {
                 return Err(DbError::not_found(RowKind::Image, id));

@@ -19,6 +19,7 @@ pub mod claim;
 mod durability;
 mod flavors;
 mod identity;
+mod image_members;
 mod images;
 mod keypairs;
 mod leader;
@@ -38,6 +39,7 @@ pub use actions::*;
 pub use aggregates::*;
 pub use flavors::*;
 pub use identity::*;
+pub use image_members::*;
 pub use images::*;
 pub use keypairs::*;
 pub use leader::*;
@@ -76,6 +78,8 @@ pub enum RowKind {
     Attachment,
     /// `images`.
     Image,
+    /// `image_members` (a shared image offered to a project).
+    ImageMember,
     /// `flavors`.
     Flavor,
     /// `services` (compute hosts).
@@ -117,6 +121,7 @@ impl RowKind {
             Self::Volume => "volume",
             Self::Attachment => "attachment",
             Self::Image => "image",
+            Self::ImageMember => "image member",
             Self::Flavor => "flavor",
             Self::Service => "service",
             Self::Operation => "operation",

@@ -19,6 +19,15 @@ pub enum ImageError {
         /// The tag asked for.
         tag: String,
     },
+    /// The project is not a member of the image (or the caller may not see
+    /// that membership).
+    #[error("{member} is not a member of image {id}.")]
+    MemberNotFound {
+        /// The image.
+        id: String,
+        /// The member asked for.
+        member: String,
+    },
     /// The image is active but its bytes are gone.
     #[error("Image data for {id} could not be found.")]
     DataNotFound {

@@ -11,6 +11,7 @@
 //! and [`ImageService::delete_snapshot`], never by the controller itself.
 
 mod error;
+mod import;
 pub mod list;
 pub mod rules;
 mod snapshot;
@@ -18,21 +19,46 @@ pub mod store;
 pub mod view;
 
 pub use error::ImageError;
+pub use import::{IMPORT_METHODS, ImportTask};
 pub use list::ImagePage;
-pub use rules::{check_write, visible_to};
+pub use rules::{check_write, visible_as_member, visible_to};
 pub use snapshot::{SnapshotRecord, SnapshotRemoval, SnapshotSpec};
 pub use stratus_api::image::ListImagesQuery;
+pub use stratus_db::ImageMemberRow;
+pub use stratus_types::image::MemberStatus;
 pub use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
-pub use view::image_view;
+pub use view::{image_view, member_view};
 
 use futures::{Stream, StreamExt};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use store::{DataWriter, Stored, data_path};
 use stratus_auth::AuthContext;
 use stratus_db::{Datastore, DbError, ImageRow};
 use stratus_types::ImageId;
+
+/// Glance's members per image (`image_member_quota`): an owner cannot
+/// offer one image to unboundedly many projects.
+pub const MEMBERS_PER_IMAGE: i64 = 128;
+
+/// May the caller see `row`, counting its membership of a shared image?
+/// For callers holding a row they read themselves (compute's boot checks),
+/// so a member boots a shared image as Nova lets it through Glance.
+pub async fn visible_with_members(ds: &Datastore, ctx: &AuthContext, row: &ImageRow) -> Result<bool, DbError> {
+    if visible_to(ctx, row) {
+        return Ok(true);
+    }
+    if row.visibility != Visibility::Shared {
+        return Ok(false);
+    }
+    match ds.image_member_get(&row.id, &ctx.project_id).await {
+        Ok(m) => Ok(visible_as_member(ctx, row, Some(m.status))),
+        Err(DbError::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
 
 /// What a download returns.
 #[derive(Debug)]
@@ -85,17 +111,20 @@ pub struct SeedImage<'a> {
 
 /// An upload's hold on a `saving` image: released (back to `queued`) when
 /// the upload fails, also when its future is dropped (client gone).
+/// The same hold for a stage (`uploading`) or an import (`importing`).
 struct SavingClaim {
     ds: Datastore,
     id: ImageId,
     armed: bool,
+    /// The status the claim holds the image in.
+    held: ImageStatus,
 }
 
 impl SavingClaim {
     /// Give the image back as `queued` now.
     async fn release(&mut self) {
         if std::mem::take(&mut self.armed)
-            && let Err(e) = self.ds.image_set_status(&self.id, &[ImageStatus::Saving], ImageStatus::Queued).await
+            && let Err(e) = self.ds.image_set_status(&self.id, &[self.held], ImageStatus::Queued).await
         {
             tracing::warn!(image = %self.id, error = %e, "could not return a failed upload's image to queued");
         }
@@ -107,9 +136,9 @@ impl Drop for SavingClaim {
         if std::mem::take(&mut self.armed)
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
-            let (ds, id) = (self.ds.clone(), self.id);
+            let (ds, id, held) = (self.ds.clone(), self.id, self.held);
             rt.spawn(async move {
-                let _ = ds.image_set_status(&id, &[ImageStatus::Saving], ImageStatus::Queued).await;
+                let _ = ds.image_set_status(&id, &[held], ImageStatus::Queued).await;
             });
         }
     }
@@ -168,7 +197,7 @@ impl ImageService {
             DbError::NotFound { .. } => ImageError::not_found(id),
             e => e.into(),
         })?;
-        if !visible_to(ctx, &row) {
+        if !visible_with_members(&self.ds, ctx, &row).await? {
             return Err(ImageError::not_found(id));
         }
         Ok(row)
@@ -196,7 +225,7 @@ impl ImageService {
                 }
             }
         };
-        if image.status == ImageStatus::Deleted || !visible_to(ctx, &image) {
+        if image.status == ImageStatus::Deleted || !visible_with_members(&self.ds, ctx, &image).await? {
             return Err(ImageError::not_found(id_or_name));
         }
         Ok(image)
@@ -215,7 +244,112 @@ impl ImageService {
     pub async fn list(&self, ctx: &AuthContext, query: &ListImagesQuery) -> Result<ImagePage, ImageError> {
         let scope = if ctx.is_admin() { None } else { Some(ctx.project_id.as_str()) };
         let rows = self.ds.image_list(scope).await?;
-        list::select(query, ctx, rows)
+        let members: HashMap<ImageId, MemberStatus> = if ctx.is_admin() {
+            HashMap::new()
+        } else {
+            self.ds.image_memberships(&ctx.project_id).await?.into_iter().map(|m| (m.image_id, m.status)).collect()
+        };
+        list::select(query, ctx, rows, &members)
+    }
+
+    /// A shared image the caller may see (else 404); any other visibility
+    /// has no members (Glance: 403).
+    async fn get_shared(&self, ctx: &AuthContext, id: &str) -> Result<ImageRow, ImageError> {
+        let row = self.get_visible(ctx, id).await?;
+        if row.visibility != Visibility::Shared {
+            return Err(ImageError::Forbidden("Only shared images have members.".into()));
+        }
+        Ok(row)
+    }
+
+    /// A membership the caller may see: the owner (or an admin) sees every
+    /// member, a member only its own (any other is "not found").
+    fn member_missing(row: &ImageRow, member: &str) -> ImageError {
+        ImageError::MemberNotFound { id: row.id.to_string(), member: member.to_string() }
+    }
+
+    /// `GET /v2/images/{id}/members`: all members for the owner, the
+    /// caller's own membership for a member.
+    pub async fn members(&self, ctx: &AuthContext, id: &str) -> Result<Vec<ImageMemberRow>, ImageError> {
+        let row = self.get_shared(ctx, id).await?;
+        let all = self.ds.image_member_list(&row.id).await?;
+        Ok(if rules::owns(ctx, &row) {
+            all
+        } else {
+            all.into_iter().filter(|m| m.member_id == ctx.project_id).collect()
+        })
+    }
+
+    /// One membership (the owner asks for any, a member for its own).
+    pub async fn member(&self, ctx: &AuthContext, id: &str, member: &str) -> Result<ImageMemberRow, ImageError> {
+        let row = self.get_shared(ctx, id).await?;
+        if !rules::owns(ctx, &row) && member != ctx.project_id {
+            return Err(Self::member_missing(&row, member));
+        }
+        self.ds.image_member_get(&row.id, member).await.map_err(|e| match e {
+            DbError::NotFound { .. } => Self::member_missing(&row, member),
+            e => e.into(),
+        })
+    }
+
+    /// Offer a shared image to a project (owner or admin; `pending`).
+    pub async fn add_member(&self, ctx: &AuthContext, id: &str, member: &Value) -> Result<ImageMemberRow, ImageError> {
+        let row = self.get_modifiable(ctx, id).await?;
+        if row.visibility != Visibility::Shared {
+            return Err(ImageError::Forbidden("Only shared images have members.".into()));
+        }
+        let member = member.as_str().filter(|m| !m.is_empty() && m.chars().count() <= 255).ok_or_else(|| {
+            ImageError::BadRequest(
+                "Invalid value for 'member': a project id of 1 to 255 characters is required.".into(),
+            )
+        })?;
+        if member == row.owner {
+            return Err(ImageError::BadRequest("The owner of an image cannot be one of its members.".into()));
+        }
+        self.ds.image_member_create(&row.id, member, MEMBERS_PER_IMAGE).await.map_err(|e| match e {
+            DbError::QuotaExceeded(_) => ImageError::QuotaExceeded(format!(
+                "Attempt to add a member exceeds the image_member_quota of {MEMBERS_PER_IMAGE}."
+            )),
+            DbError::Conflict { .. } => {
+                ImageError::Conflict(format!("{member} is already a member of image {}.", row.id))
+            }
+            e => e.into(),
+        })
+    }
+
+    /// A member's answer (`accepted`, `rejected` or back to `pending`):
+    /// only the member itself (or an admin) gives it; the owner gets a 403.
+    pub async fn set_member_status(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        member: &str,
+        status: &Value,
+    ) -> Result<ImageMemberRow, ImageError> {
+        let row = self.get_shared(ctx, id).await?;
+        check_write(ctx)?;
+        let existing = self.member(ctx, id, member).await?;
+        if existing.member_id != ctx.project_id && !ctx.is_admin() {
+            return Err(ImageError::Forbidden("Only the member itself may change its status.".into()));
+        }
+        let status = status.as_str().and_then(|s| s.parse::<MemberStatus>().ok()).ok_or_else(|| {
+            let allowed: Vec<&str> = MemberStatus::ALL.iter().map(|s| s.as_str()).collect();
+            ImageError::BadRequest(format!("Invalid status {status}; expected one of: {}.", allowed.join(", ")))
+        })?;
+        self.ds.image_member_set_status(&row.id, member, status).await.map_err(|e| match e {
+            DbError::NotFound { .. } => Self::member_missing(&row, member),
+            e => e.into(),
+        })
+    }
+
+    /// Withdraw a shared image from a project (owner or admin).
+    pub async fn remove_member(&self, ctx: &AuthContext, id: &str, member: &str) -> Result<(), ImageError> {
+        let row = self.get_shared(ctx, id).await?;
+        rules::check_modify(ctx, &row)?;
+        self.ds.image_member_delete(&row.id, member).await.map_err(|e| match e {
+            DbError::NotFound { .. } => Self::member_missing(&row, member),
+            e => e.into(),
+        })
     }
 
     /// Create an image record (queued, no data) from a create request body.
@@ -247,10 +381,46 @@ impl ImageService {
             return Err(ImageError::Protected { id: id.to_string() });
         }
         self.ds.image_delete(&row.id).await?;
+        self.remove_staged(&row).await;
         if let Err(e) = self.remove_data(&row.id).await {
             tracing::warn!(image = %id, error = %e, "could not remove image data");
         }
         Ok(())
+    }
+
+    /// Glance's `deactivate` action (owner's members or admins): an active
+    /// image's data is withheld from non-admins until it is reactivated.
+    /// Idempotent; any other status is a 403, as Glance.
+    pub async fn deactivate(&self, ctx: &AuthContext, id: &str) -> Result<(), ImageError> {
+        self.set_active(ctx, id, ImageStatus::Active, ImageStatus::Deactivated, "deactivate").await
+    }
+
+    /// Glance's `reactivate` action: a deactivated image is active again.
+    pub async fn reactivate(&self, ctx: &AuthContext, id: &str) -> Result<(), ImageError> {
+        self.set_active(ctx, id, ImageStatus::Deactivated, ImageStatus::Active, "reactivate").await
+    }
+
+    /// Move an image `from` -> `to` for an action (already `to` is a no-op).
+    async fn set_active(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        from: ImageStatus,
+        to: ImageStatus,
+        action: &str,
+    ) -> Result<(), ImageError> {
+        let row = self.get_modifiable(ctx, id).await?;
+        let refused =
+            |status: ImageStatus| ImageError::Forbidden(format!("Not allowed to {action} image in status '{status}'."));
+        if row.status != from && row.status != to {
+            return Err(refused(row.status));
+        }
+        match self.ds.image_set_status(&row.id, &[from], to).await {
+            Ok(stratus_db::Cas::Updated | stratus_db::Cas::AlreadySo) => Ok(()),
+            Ok(stratus_db::Cas::Conflict) => Err(refused(self.ds.image_get(&row.id).await?.status)),
+            Err(DbError::NotFound { .. }) => Err(ImageError::not_found(id)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Add a tag (idempotent).
@@ -315,7 +485,7 @@ impl ImageService {
                 cur.status
             )));
         }
-        let mut claim = SavingClaim { ds: self.ds.clone(), id: row.id, armed: true };
+        let mut claim = SavingClaim { ds: self.ds.clone(), id: row.id, armed: true, held: ImageStatus::Saving };
         let result = async {
             // Quotas counted with this upload already `saving`: the uploads
             // in progress, and the bytes the project may still store.
@@ -326,28 +496,9 @@ impl ImageService {
                     self.quota.count_uploading
                 )));
             }
-            let room = if self.quota.size_total_bytes >= 0 {
-                Some(u64::try_from(self.quota.size_total_bytes.saturating_sub(usage.bytes)).unwrap_or(0))
-            } else {
-                None
-            };
-            let mut writer = DataWriter::create(&self.image_dir, &row.id).await?;
-            let mut body = std::pin::pin!(body);
-            let mut written: u64 = 0;
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| ImageError::BadRequest(format!("Reading the image data failed: {e}")))?;
-                written = written.saturating_add(chunk.as_ref().len() as u64);
-                if room.is_some_and(|r| written > r) {
-                    return Err(ImageError::QuotaExceeded(format!(
-                        "Denying attempt to upload image because it exceeds the image_size_total quota of {} bytes.",
-                        self.quota.size_total_bytes
-                    )));
-                }
-                writer.write(chunk.as_ref()).await?;
-            }
             // Glance inspects the finished upload: bytes that are not a safe
             // image of the declared disk_format are refused (400) and dropped.
-            let stored = writer.finish(row.disk_format).await?;
+            let stored = self.receive(&row, usage.bytes, &self.image_dir, row.disk_format, body).await?;
             if let Err(e) = self.ds.image_finish_upload(&row.id, stored.size, &stored.md5, &stored.sha512).await {
                 let _ = tokio::fs::remove_file(data_path(&self.image_dir, &row.id)).await;
                 return Err(match e {
@@ -366,11 +517,49 @@ impl ImageService {
         result
     }
 
+    /// Stream `body` into `<dir>/<id>` within the project's byte quota
+    /// (`used` bytes already stored), inspected as `inspect` when set.
+    pub(crate) async fn receive<S, B, E>(
+        &self,
+        row: &ImageRow,
+        used: i64,
+        dir: &Path,
+        inspect: Option<DiskFormat>,
+        body: S,
+    ) -> Result<Stored, ImageError>
+    where
+        S: Stream<Item = Result<B, E>>,
+        B: AsRef<[u8]>,
+        E: Display,
+    {
+        let room = if self.quota.size_total_bytes >= 0 {
+            Some(u64::try_from(self.quota.size_total_bytes.saturating_sub(used)).unwrap_or(0))
+        } else {
+            None
+        };
+        let mut writer = DataWriter::create(dir, &row.id).await?;
+        let mut body = std::pin::pin!(body);
+        let mut written: u64 = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| ImageError::BadRequest(format!("Reading the image data failed: {e}")))?;
+            written = written.saturating_add(chunk.as_ref().len() as u64);
+            if room.is_some_and(|r| written > r) {
+                return Err(ImageError::QuotaExceeded(format!(
+                    "Denying attempt to upload image because it exceeds the image_size_total quota of {} bytes.",
+                    self.quota.size_total_bytes
+                )));
+            }
+            writer.write(chunk.as_ref()).await?;
+        }
+        writer.finish(inspect).await
+    }
+
     /// An image's bytes, or [`Download::Empty`] while it has none.
     pub async fn download(&self, ctx: &AuthContext, id: &str) -> Result<Download, ImageError> {
         let row = self.get_visible(ctx, id).await?;
-        rules::check_download(ctx)?;
-        if row.status != ImageStatus::Active || row.size.is_none() {
+        rules::check_download(ctx, &row)?;
+        // A deactivated image keeps its bytes (only admins get this far).
+        if !matches!(row.status, ImageStatus::Active | ImageStatus::Deactivated) || row.size.is_none() {
             return Ok(Download::Empty);
         }
         let path = data_path(&self.image_dir, &row.id);

@@ -6,9 +6,12 @@ use crate::ImageError;
 use crate::rules::{hidden_of, props_of, tags_of, visible_to};
 use serde_json::Value;
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use stratus_api::image::{FilterField, ListImagesQuery, SortKey, VisibilityFilter};
 use stratus_auth::AuthContext;
 use stratus_db::ImageRow;
+use stratus_types::ImageId;
+use stratus_types::image::MemberStatus;
 use stratus_types::image::Visibility;
 
 /// One page of the image list.
@@ -54,9 +57,30 @@ fn matches(q: &ListImagesQuery, ctx: &AuthContext, r: &ImageRow) -> bool {
         && q.props.iter().all(|(k, v)| props.get(k).and_then(Value::as_str) == Some(v.as_str()))
 }
 
-/// Filter, sort and page `rows` (already scoped to the caller's project).
-pub(crate) fn select(q: &ListImagesQuery, ctx: &AuthContext, rows: Vec<ImageRow>) -> Result<ImagePage, ImageError> {
-    let mut rows: Vec<ImageRow> = rows.into_iter().filter(|r| visible_to(ctx, r) && matches(q, ctx, r)).collect();
+/// Is the row in the caller's list at all? Visible without a membership,
+/// or a shared image whose membership answer is the one `member_status`
+/// asks for (Glance's default: only accepted ones).
+/// `visibility=shared` asks for the images shared *with* the caller only
+/// (its own shared images are not in that list).
+fn listed(q: &ListImagesQuery, ctx: &AuthContext, r: &ImageRow, members: &HashMap<ImageId, MemberStatus>) -> bool {
+    let as_member = r.visibility == Visibility::Shared
+        && members.get(&r.id).is_some_and(|s| q.member_status.is_none_or(|want| *s == want));
+    if q.visibility == VisibilityFilter::Only(Visibility::Shared) && !ctx.is_admin() {
+        return as_member && r.owner != ctx.project_id;
+    }
+    visible_to(ctx, r) || as_member
+}
+
+/// Filter, sort and page `rows` (already scoped to the caller's project);
+/// `members` holds the caller's memberships of shared images.
+pub(crate) fn select(
+    q: &ListImagesQuery,
+    ctx: &AuthContext,
+    rows: Vec<ImageRow>,
+    members: &HashMap<ImageId, MemberStatus>,
+) -> Result<ImagePage, ImageError> {
+    let mut rows: Vec<ImageRow> =
+        rows.into_iter().filter(|r| listed(q, ctx, r, members) && matches(q, ctx, r)).collect();
     rows.sort_by(|a, b| {
         q.order.iter().fold(Ordering::Equal, |acc, (key, desc)| {
             acc.then_with(|| {

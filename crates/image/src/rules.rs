@@ -9,7 +9,7 @@ use std::str::FromStr;
 use stratus_auth::AuthContext;
 use stratus_db::ImageRow;
 use stratus_types::ImageId;
-use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
+use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, MemberStatus, Visibility};
 
 /// Attributes clients may never set.
 pub const READ_ONLY: &[&str] = &[
@@ -35,11 +35,29 @@ const TAGS_KEY: &str = "stratus:tags";
 const HIDDEN_KEY: &str = "stratus:os_hidden";
 /// Prefix of properties reserved for Stratus' own bookkeeping.
 pub const RESERVED_PREFIX: &str = "stratus:";
+/// Glance's reserved namespace: properties only the service itself sets
+/// (`os_glance_import_task` and the like); clients naming one get a 403.
+pub const GLANCE_RESERVED_PREFIX: &str = "os_glance";
 
-/// May the caller see this image? Own, public and community images; admins
-/// see all. The one copy of this rule: image, volume and compute APIs use it.
+/// May the caller see this image without a membership? Own, public and
+/// community images; admins see all. A `shared` image is also visible to
+/// its members: [`visible_as_member`] adds that, and
+/// [`crate::visible_with_members`] looks the membership up. The one copy of
+/// this rule: image, volume and compute APIs use it.
 pub fn visible_to(ctx: &AuthContext, row: &ImageRow) -> bool {
     ctx.is_admin() || row.owner == ctx.project_id || row.visibility.is_open()
+}
+
+/// Glance's visibility rule with the caller's membership of the image (if
+/// any): a member of a `shared` image sees it (and may boot it) whatever its
+/// answer; the answer only decides whether the image is in its default list.
+pub fn visible_as_member(ctx: &AuthContext, row: &ImageRow, membership: Option<MemberStatus>) -> bool {
+    visible_to(ctx, row) || (row.visibility == Visibility::Shared && membership.is_some())
+}
+
+/// Is the caller the image's owner (or an admin), who manages its members?
+pub fn owns(ctx: &AuthContext, row: &ImageRow) -> bool {
+    ctx.is_admin() || row.owner == ctx.project_id
 }
 
 /// Only members/admins of the owning project (or cloud admins) change an image.
@@ -58,9 +76,16 @@ pub fn check_write(ctx: &AuthContext) -> Result<(), ImageError> {
 
 /// Readers see an image's record but not its bytes: Glance's
 /// `download_image` default is ADMIN_OR_PROJECT_MEMBER_DOWNLOAD_IMAGE, a
-/// member role on a project that may see the image.
-pub fn check_download(ctx: &AuthContext) -> Result<(), ImageError> {
-    check_write(ctx)
+/// member role on a project that may see the image. A deactivated image's
+/// bytes are withheld from everyone but admins (Glance: 403).
+pub fn check_download(ctx: &AuthContext, row: &ImageRow) -> Result<(), ImageError> {
+    check_write(ctx)?;
+    if row.status == ImageStatus::Deactivated && !ctx.is_admin() {
+        return Err(ImageError::Forbidden(
+            "The requested image has been deactivated. Image data download is forbidden.".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Is `id` a hyphenated UUID (the only ids Stratus stores, and so the only
@@ -203,7 +228,7 @@ pub fn v_property(key: &str, v: &Value) -> Result<Value, ImageError> {
     if key.is_empty() || key.chars().count() > 255 {
         return Err(ImageError::BadRequest("Property names must be 1 to 255 characters long.".into()));
     }
-    if key.starts_with(RESERVED_PREFIX) {
+    if key.starts_with(RESERVED_PREFIX) || key.starts_with(GLANCE_RESERVED_PREFIX) {
         return Err(ImageError::Forbidden(format!("Attribute '{key}' is reserved.")));
     }
     match v {
@@ -212,6 +237,50 @@ pub fn v_property(key: &str, v: &Value) -> Result<Value, ImageError> {
             Err(ImageError::BadRequest(format!("Invalid value {other} for property '{key}': a string is required.")))
         }
     }
+}
+
+/// An owner: a project id of at most 255 characters; only admins name a
+/// project other than their own (Glance refuses giving an image away).
+pub fn v_owner(ctx: &AuthContext, v: &Value) -> Result<String, ImageError> {
+    let owner = v.as_str().filter(|s| !s.is_empty() && s.chars().count() <= 255).ok_or_else(|| {
+        ImageError::BadRequest("Invalid value for 'owner': a string of 1 to 255 characters is required.".into())
+    })?;
+    if owner != ctx.project_id && !ctx.is_admin() {
+        return Err(ImageError::Forbidden(
+            "You are not permitted to set the owner of an image to another project.".into(),
+        ));
+    }
+    Ok(owner.to_string())
+}
+
+/// Rewrite Glance's draft-4 patch form (`application/openstack-images-v2.0-json-patch`,
+/// `{"replace": "/name", "value": ...}`: the operation is the key, its value
+/// the path) into the draft-10 form (`{"op", "path", "value"}`) the rules apply.
+pub fn legacy_patch_ops(ops: &[Value]) -> Result<Vec<Value>, ImageError> {
+    ops.iter()
+        .map(|op| {
+            let obj = op
+                .as_object()
+                .ok_or_else(|| ImageError::BadRequest("Each patch operation must be a JSON object.".into()))?;
+            let named: Vec<&str> = ["add", "remove", "replace"].into_iter().filter(|k| obj.contains_key(*k)).collect();
+            let [kind] = named[..] else {
+                return Err(ImageError::BadRequest(
+                    "A patch operation must name exactly one of add, remove or replace.".into(),
+                ));
+            };
+            let path = obj
+                .get(kind)
+                .and_then(Value::as_str)
+                .ok_or_else(|| ImageError::BadRequest(format!("Operation '{kind}' needs a path string.")))?;
+            let mut out = Map::new();
+            out.insert("op".into(), Value::String(kind.into()));
+            out.insert("path".into(), Value::String(path.into()));
+            if let Some(v) = obj.get("value") {
+                out.insert("value".into(), v.clone());
+            }
+            Ok(Value::Object(out))
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------- create
@@ -260,17 +329,7 @@ pub fn new_image(ctx: &AuthContext, req: &Map<String, Value>) -> Result<ImageRow
             "protected" => row.protected = v_bool(k, v)?,
             "os_hidden" => set_hidden(&mut props, v_bool(k, v)?),
             "tags" => set_tags(&mut props, &v_tags(v)?)?,
-            "owner" => {
-                let owner = v
-                    .as_str()
-                    .ok_or_else(|| ImageError::BadRequest("Invalid value for 'owner': a string is required.".into()))?;
-                if owner != ctx.project_id && !ctx.is_admin() {
-                    return Err(ImageError::Forbidden(
-                        "You are not permitted to create images owned by another project.".into(),
-                    ));
-                }
-                row.owner = owner.to_string();
-            }
+            "owner" => row.owner = v_owner(ctx, v)?,
             attr if READ_ONLY.contains(&attr) => return Err(read_only(attr)),
             key => {
                 props.insert(key.to_string(), v_property(key, v)?);
@@ -378,7 +437,14 @@ fn apply_patch_op(
         }
         return Ok(());
     }
-    if READ_ONLY.contains(&attr.as_str()) || matches!(attr.as_str(), "id" | "owner") {
+    if attr == "owner" {
+        let Some(v) = value else {
+            return Err(ImageError::Forbidden("Attribute 'owner' cannot be removed.".into()));
+        };
+        row.owner = v_owner(ctx, v)?;
+        return Ok(());
+    }
+    if READ_ONLY.contains(&attr.as_str()) || attr == "id" {
         return Err(read_only(&attr));
     }
     let exists = props.contains_key(&attr);

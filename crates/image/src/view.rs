@@ -5,7 +5,7 @@
 use crate::rules::{RESERVED_PREFIX, hidden_of, props_of, tags_of};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
-use stratus_db::ImageRow;
+use stratus_db::{ImageMemberRow, ImageRow};
 
 /// Glance's timestamp format (`2026-11-27T12:00:00Z`): whole seconds, `Z`.
 pub fn glance_ts(t: DateTime<Utc>) -> String {
@@ -50,4 +50,16 @@ pub fn image_view(row: &ImageRow) -> Value {
         m.extend(core);
     }
     Value::Object(m)
+}
+
+/// An image member as Glance renders it.
+pub fn member_view(m: &ImageMemberRow) -> Value {
+    json!({
+        "image_id": m.image_id,
+        "member_id": m.member_id,
+        "status": m.status,
+        "created_at": glance_ts(m.created_at),
+        "updated_at": glance_ts(m.updated_at),
+        "schema": "/v2/schemas/member",
+    })
 }

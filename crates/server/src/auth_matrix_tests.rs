@@ -25,6 +25,8 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/image/v2/"),
     ("GET", "/image/v2/schemas/image"),
     ("GET", "/image/v2/schemas/images"),
+    ("GET", "/image/v2/schemas/member"),
+    ("GET", "/image/v2/schemas/members"),
     ("GET", "/image/openapi.json"),
     ("GET", "/compute"),
     ("GET", "/compute/"),

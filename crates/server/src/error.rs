@@ -266,9 +266,10 @@ impl From<stratus_api::volume::VolumeRequestError> for ApiError {
 impl From<ImageError> for ApiError {
     fn from(e: ImageError) -> Self {
         match e {
-            ImageError::NotFound { .. } | ImageError::TagNotFound { .. } | ImageError::DataNotFound { .. } => {
-                Self::NotFound(e.to_string())
-            }
+            ImageError::NotFound { .. }
+            | ImageError::TagNotFound { .. }
+            | ImageError::MemberNotFound { .. }
+            | ImageError::DataNotFound { .. } => Self::NotFound(e.to_string()),
             ImageError::NotAuthorized
             | ImageError::NotOwner { .. }
             | ImageError::Protected { .. }

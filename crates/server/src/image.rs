@@ -14,10 +14,12 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use serde_json::{Map, Value};
-use stratus_api::image::{ListImagesQuery, PATCH_TYPES, image_schema, images_doc, images_schema, versions_doc};
-use stratus_image::{Download, image_view};
+use stratus_api::image::{
+    ListImagesQuery, PATCH_TYPES, image_schema, images_doc, images_schema, member_schema, members_schema, versions_doc,
+};
+use stratus_image::{Download, image_view, member_view};
 
 /// The Image API's OpenAPI document, generated from the handlers' annotations.
 #[derive(utoipa::OpenApi)]
@@ -40,8 +42,21 @@ use stratus_image::{Download, image_view};
         download_file,
         add_tag,
         remove_tag,
+        deactivate_image,
+        reactivate_image,
+        info_import,
+        stage_image,
+        import_image,
+        image_tasks,
+        list_members,
+        create_member,
+        show_member,
+        update_member,
+        delete_member,
         schema_image,
-        schema_images
+        schema_images,
+        schema_member,
+        schema_members
     )
 )]
 pub struct ImageDoc;
@@ -59,8 +74,18 @@ pub fn routes(state: AppState) -> Router {
         .route("/image/v2/images/{id}", get(show_image).patch(patch_image).delete(delete_image))
         .route("/image/v2/images/{id}/file", put(upload_file).get(download_file).layer(DefaultBodyLimit::disable()))
         .route("/image/v2/images/{id}/tags/{tag}", put(add_tag).delete(remove_tag))
+        .route("/image/v2/images/{id}/actions/deactivate", post(deactivate_image))
+        .route("/image/v2/images/{id}/actions/reactivate", post(reactivate_image))
         .route("/image/v2/schemas/image", get(schema_image))
+        .route("/image/v2/info/import", get(info_import))
+        .route("/image/v2/images/{id}/stage", put(stage_image).layer(DefaultBodyLimit::disable()))
+        .route("/image/v2/images/{id}/import", post(import_image))
+        .route("/image/v2/images/{id}/tasks", get(image_tasks))
+        .route("/image/v2/images/{id}/members", get(list_members).post(create_member))
+        .route("/image/v2/images/{id}/members/{member_id}", get(show_member).put(update_member).delete(delete_member))
         .route("/image/v2/schemas/images", get(schema_images))
+        .route("/image/v2/schemas/member", get(schema_member))
+        .route("/image/v2/schemas/members", get(schema_members))
         .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
         .with_state(state)
 }
@@ -144,9 +169,35 @@ async fn patch_image(
     }
     // Existence and policy before the body: 404/403 never hide behind a 400.
     state.images.get_modifiable(&ctx, &id).await?;
-    let ops: Vec<Value> = parse_json(&body)?;
+    let mut ops: Vec<Value> = parse_json(&body)?;
+    if mt == LEGACY_PATCH_TYPE {
+        ops = stratus_image::rules::legacy_patch_ops(&ops)?;
+    }
     let row = state.images.patch(&ctx, &id, &ops).await?;
     Ok(axum::Json(image_view(&row)))
+}
+
+/// Glance's draft-4 patch media type: `{"replace": "/name", "value": ...}`.
+const LEGACY_PATCH_TYPE: &str = "application/openstack-images-v2.0-json-patch";
+
+#[utoipa::path(post, path = "/image/v2/images/{id}/actions/deactivate", tag = "images", params(("id" = String, Path, description = "Image id")), responses((status = 204, description = "Deactivated (idempotent): its data is withheld from non-admins"), (status = 403, description = "Reader, not the owner, or not active"), (status = 404, description = "Unknown or not visible")))]
+async fn deactivate_image(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.images.deactivate(&ctx, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/image/v2/images/{id}/actions/reactivate", tag = "images", params(("id" = String, Path, description = "Image id")), responses((status = 204, description = "Active again (idempotent)"), (status = 403, description = "Reader, not the owner, or not deactivated"), (status = 404, description = "Unknown or not visible")))]
+async fn reactivate_image(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.images.reactivate(&ctx, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(delete, path = "/image/v2/images/{id}", tag = "images", params(("id" = String, Path, description = "Image id")), responses((status = 204, description = "Deleted"), (status = 403, description = "Not the owner, or protected"), (status = 404, description = "Unknown or not visible"), (status = 409, description = "In use")))]
@@ -239,6 +290,141 @@ async fn schema_image() -> axum::Json<Value> {
 #[utoipa::path(get, path = "/image/v2/schemas/images", tag = "schemas", responses((status = 200, description = "The image list schema", body = s::GlanceSchema)))]
 async fn schema_images() -> axum::Json<Value> {
     axum::Json(images_schema())
+}
+
+#[utoipa::path(get, path = "/image/v2/schemas/member", tag = "schemas", responses((status = 200, description = "The image member schema", body = s::GlanceSchema)))]
+async fn schema_member() -> axum::Json<Value> {
+    axum::Json(member_schema())
+}
+
+#[utoipa::path(get, path = "/image/v2/schemas/members", tag = "schemas", responses((status = 200, description = "The image member list schema", body = s::GlanceSchema)))]
+async fn schema_members() -> axum::Json<Value> {
+    axum::Json(members_schema())
+}
+
+/// A JSON request body's object (Glance's member bodies are objects).
+fn object_body(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    if let Some(mt) = media_type(headers)
+        && mt != "application/json"
+    {
+        return Err(ApiError::UnsupportedMediaType(format!("Unsupported Content-Type '{mt}'; use application/json.")));
+    }
+    parse_json(body)
+}
+
+#[utoipa::path(get, path = "/image/v2/images/{id}/members", tag = "members", params(("id" = String, Path, description = "Image id")), responses((status = 200, description = "The members (a member sees only itself)", body = s::ImageMemberList), (status = 403, description = "Not a shared image"), (status = 404, description = "Unknown or not visible")))]
+async fn list_members(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let members: Vec<Value> = state.images.members(&ctx, &id).await?.iter().map(member_view).collect();
+    Ok(axum::Json(serde_json::json!({"members": members, "schema": "/v2/schemas/members"})))
+}
+
+#[utoipa::path(post, path = "/image/v2/images/{id}/members", tag = "members", params(("id" = String, Path, description = "Image id")), request_body = s::ImageMemberCreate, responses((status = 200, description = "The new member (pending)", body = s::ImageMember), (status = 400, description = "No member"), (status = 403, description = "Not the owner, or not a shared image"), (status = 404, description = "Unknown or not visible"), (status = 409, description = "Already a member"), (status = 413, description = "Too many members")))]
+async fn create_member(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<Value>, ApiError> {
+    // Existence and policy before the body.
+    state.images.get_modifiable(&ctx, &id).await?;
+    let req = object_body(&headers, &body)?;
+    let member = req.get("member").unwrap_or(&Value::Null);
+    let m = state.images.add_member(&ctx, &id, member).await?;
+    Ok(axum::Json(member_view(&m)))
+}
+
+#[utoipa::path(get, path = "/image/v2/images/{id}/members/{member_id}", tag = "members", params(("id" = String, Path, description = "Image id"), ("member_id" = String, Path, description = "Member project id")), responses((status = 200, description = "The member", body = s::ImageMember), (status = 403, description = "Not a shared image"), (status = 404, description = "Unknown image or member")))]
+async fn show_member(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path((id, member)): Path<(String, String)>,
+) -> Result<axum::Json<Value>, ApiError> {
+    Ok(axum::Json(member_view(&state.images.member(&ctx, &id, &member).await?)))
+}
+
+#[utoipa::path(put, path = "/image/v2/images/{id}/members/{member_id}", tag = "members", params(("id" = String, Path, description = "Image id"), ("member_id" = String, Path, description = "Member project id")), request_body = s::ImageMemberUpdate, responses((status = 200, description = "The member with its new status", body = s::ImageMember), (status = 400, description = "Invalid status"), (status = 403, description = "Not the member itself, or not a shared image"), (status = 404, description = "Unknown image or member")))]
+async fn update_member(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path((id, member)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<Value>, ApiError> {
+    state.images.member(&ctx, &id, &member).await?;
+    let req = object_body(&headers, &body)?;
+    let status = req.get("status").unwrap_or(&Value::Null);
+    Ok(axum::Json(member_view(&state.images.set_member_status(&ctx, &id, &member, status).await?)))
+}
+
+#[utoipa::path(delete, path = "/image/v2/images/{id}/members/{member_id}", tag = "members", params(("id" = String, Path, description = "Image id"), ("member_id" = String, Path, description = "Member project id")), responses((status = 204, description = "No longer a member"), (status = 403, description = "Not the owner, or not a shared image"), (status = 404, description = "Unknown image or member")))]
+async fn delete_member(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path((id, member)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    state.images.remove_member(&ctx, &id, &member).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/image/v2/info/import", tag = "import", responses((status = 200, description = "The import methods offered (glance-direct only)", body = s::ImageImportInfo)))]
+async fn info_import(Auth(_ctx): Auth) -> axum::Json<Value> {
+    axum::Json(serde_json::json!({
+        "import-methods": {
+            "description": "Import methods available.",
+            "type": "array",
+            "value": stratus_image::IMPORT_METHODS,
+        }
+    }))
+}
+
+#[utoipa::path(put, path = "/image/v2/images/{id}/stage", tag = "import", params(("id" = String, Path, description = "Image id")), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 204, description = "Staged; the image is uploading"), (status = 403, description = "Not the owner"), (status = 404, description = "Unknown or not visible"), (status = 409, description = "Not queued"), (status = 413, description = "Too large or over quota"), (status = 415, description = "Not application/octet-stream")))]
+async fn stage_image(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    if let Some(mt) = media_type(&headers)
+        && mt != "application/octet-stream"
+    {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "Unsupported Content-Type '{mt}'; image data must be application/octet-stream."
+        )));
+    }
+    state.images.stage(&ctx, &id, body.into_data_stream()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/image/v2/images/{id}/import", tag = "import", params(("id" = String, Path, description = "Image id")), request_body = s::ImageImport, responses((status = 202, description = "Import done or failed: the image's task tells"), (status = 400, description = "Unknown method or bad body"), (status = 403, description = "Not the owner"), (status = 404, description = "Unknown or not visible"), (status = 409, description = "Not staged, or formats unset"), (status = 415, description = "Not application/json")))]
+async fn import_image(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    request_id: Option<axum::Extension<crate::middleware::RequestId>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    state.images.get_modifiable(&ctx, &id).await?;
+    let req = object_body(&headers, &body)?;
+    let rid = request_id.map(|axum::Extension(r)| r.0).unwrap_or_default();
+    state.images.import(&ctx, &id, &req, &rid).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[utoipa::path(get, path = "/image/v2/images/{id}/tasks", tag = "import", params(("id" = String, Path, description = "Image id")), responses((status = 200, description = "The image's import task (none before an import)", body = s::ImageTaskList), (status = 404, description = "Unknown or not visible")))]
+async fn image_tasks(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let tasks: Vec<Value> = state.images.import_tasks(&ctx, &id).await?.into_iter().map(|t| t.0).collect();
+    Ok(axum::Json(serde_json::json!({"tasks": tasks})))
 }
 
 #[cfg(test)]

@@ -73,6 +73,8 @@ impl Api {
             "/image/v2/",
             "/image/v2/schemas/image",
             "/image/v2/schemas/images",
+            "/image/v2/schemas/member",
+            "/image/v2/schemas/members",
             "/volume",
             "/volume/",
             "/volume/v3",

@@ -500,10 +500,35 @@ const ROWS: &[Row] = &[
         Empty,
         "download_image ADMIN_OR_PROJECT_MEMBER_DOWNLOAD_IMAGE: readers may not download",
     ),
+    r("POST", "/image/v2/images/{id}/actions/deactivate", WRITE, Empty, "deactivate ADMIN_OR_PROJECT_MEMBER"),
+    r("POST", "/image/v2/images/{id}/actions/reactivate", WRITE, Empty, "reactivate ADMIN_OR_PROJECT_MEMBER"),
     r("PUT", "/image/v2/images/{id}/tags/{tag}", WRITE, Empty, "modify_image ADMIN_OR_PROJECT_MEMBER"),
     r("DELETE", "/image/v2/images/{id}/tags/{tag}", WRITE, Empty, "modify_image ADMIN_OR_PROJECT_MEMBER"),
     r("GET", "/image/v2/schemas/image", ANY, Empty, "schemas are anonymous"),
     r("GET", "/image/v2/schemas/images", ANY, Empty, "schemas are anonymous"),
+    r("GET", "/image/v2/schemas/member", ANY, Empty, "schemas are anonymous"),
+    r("GET", "/image/v2/schemas/members", ANY, Empty, "schemas are anonymous"),
+    r("GET", "/image/v2/info/import", ANY, Empty, "get_image_import_info: any authenticated caller"),
+    r("PUT", "/image/v2/images/{id}/stage", WRITE, Octets, "stage ADMIN_OR_PROJECT_MEMBER (upload_image)"),
+    r("POST", "/image/v2/images/{id}/import", WRITE, Json("{}"), "import ADMIN_OR_PROJECT_MEMBER (modify_image)"),
+    r("GET", "/image/v2/images/{id}/tasks", READ, Empty, "get_image_tasks: get_image ADMIN_OR_PROJECT_READER"),
+    r("GET", "/image/v2/images/{id}/members", READ, Empty, "get_members ADMIN_OR_PROJECT_READER"),
+    r("POST", "/image/v2/images/{id}/members", WRITE, Json("{}"), "add_member ADMIN_OR_PROJECT_MEMBER (the owner)"),
+    r("GET", "/image/v2/images/{id}/members/{member_id}", READ, Empty, "get_member ADMIN_OR_PROJECT_READER"),
+    r(
+        "PUT",
+        "/image/v2/images/{id}/members/{member_id}",
+        ADMIN_ON,
+        Json("{}"),
+        "modify_member: admin or the member project itself (none of the callers; the owner may not answer)",
+    ),
+    r(
+        "DELETE",
+        "/image/v2/images/{id}/members/{member_id}",
+        WRITE,
+        Empty,
+        "delete_member ADMIN_OR_PROJECT_MEMBER (the owner)",
+    ),
     // ---- Block Storage (cinder/policies), under /v3/{project_id}: the URL's
     // project must be the caller's unless admin. Cinder answers a mismatch
     // 400 "Malformed request url" even to admins; Stratus: 403, admins pass.
@@ -1163,6 +1188,8 @@ struct World {
     attached_volume: String,
     attachment: String,
     image: String,
+    /// An active image of `demo` (image actions need data to act on).
+    active_image: String,
     victim_project: String,
     victim_user: String,
     /// A token of the owning project's member.
@@ -1198,6 +1225,13 @@ async fn world(e: &Env) -> World {
     let image =
         e.state.images.create(&e.member, body.as_object().expect("object")).await.expect("image").id.to_string();
     e.state.images.add_tag(&e.member, &image, "t").await.expect("tag");
+    // The (shared) image is offered to a project none of the callers is in.
+    e.state.images.add_member(&e.member, &image, &json!(MEMBER_PROJECT)).await.expect("image member");
+    let body = json!({"name": "policy-active", "disk_format": "raw", "container_format": "bare"});
+    let active_image =
+        e.state.images.create(&e.member, body.as_object().expect("object")).await.expect("image").id.to_string();
+    let data = futures::stream::iter([Ok::<_, std::io::Error>(vec![0u8; 512])]);
+    e.state.images.upload(&e.member, &active_image, data).await.expect("upload");
     let victim_project = uuid::Uuid::new_v4().simple().to_string();
     e.ds.project_create(&stratus_db::ProjectRow {
         id: victim_project.clone(),
@@ -1279,12 +1313,16 @@ async fn world(e: &Env) -> World {
         attached_volume,
         attachment,
         image,
+        active_image,
         victim_project,
         victim_user,
         subject,
         keypair,
     }
 }
+
+/// The project the fixture image is shared with (no caller's).
+const MEMBER_PROJECT: &str = "policy-image-member";
 
 /// Which resources a row's requests get.
 #[derive(Clone, Copy)]
@@ -1358,6 +1396,7 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             }
             (_, "{host}") => HOST.into(),
             (_, "{power}") => "reboot".into(),
+            ("images", "{id}") if template.contains("/actions/") => w.active_image.clone(),
             ("images", "{id}") => w.image.clone(),
             ("os-quota-class-sets", "{id}") => "default".into(),
             (_, "{req}") => w.request_id.clone(),
@@ -1368,6 +1407,7 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             (_, "{key}") => "k".into(),
             (_, "{attachment_id}") => w.attachment.clone(),
             (_, "{tag}") => "t".into(),
+            ("members", "{member_id}") => MEMBER_PROJECT.into(),
             (_, "{migration_id}") => "1".into(),
             (_, "{alias}") => "os-keypairs".into(),
             (_, "{tenant_id}") => e.member.project_id.clone(),

@@ -75,6 +75,24 @@ impl Visibility {
 }
 
 string_enum!(
+    /// Where a project stands on an image shared with it (Glance's image
+    /// member `status`): only `accepted` images appear in its default list.
+    MemberStatus {
+        /// Shared, not yet answered.
+        Pending => "pending",
+        /// The consumer took it: listed by default.
+        Accepted => "accepted",
+        /// The consumer declined it: not listed by default.
+        Rejected => "rejected",
+    }
+);
+
+impl MemberStatus {
+    /// Every member status, in Glance's schema order.
+    pub const ALL: [Self; 3] = [Self::Pending, Self::Accepted, Self::Rejected];
+}
+
+string_enum!(
     /// Disk formats Glance accepts by default.
     DiskFormat {
         /// Amazon machine image.

@@ -112,9 +112,12 @@ impl ComputeApi {
                             Some(image_id) => self.ds.image_get(&image_id).await.ok(),
                             None => None,
                         };
-                        match found {
-                            Some(i) if image_visible_to(ctx, &i) => {}
-                            _ => return Err(ComputeError::BadRequest(format!("Image {id} could not be found."))),
+                        let visible = match &found {
+                            Some(i) => self.image_visible_to(ctx, i).await?,
+                            None => false,
+                        };
+                        if !visible {
+                            return Err(ComputeError::BadRequest(format!("Image {id} could not be found.")));
                         }
                     }
                     let volume_type_id = match &b.volume_type {
@@ -221,7 +224,7 @@ impl ComputeApi {
             return Err(ComputeError::BadRequest(format!("Image {image_ref} could not be found.")));
         };
         let image = match self.ds.image_get(&image_id).await {
-            Ok(i) if image_visible_to(ctx, &i) => i,
+            Ok(i) if self.image_visible_to(ctx, &i).await? => i,
             Ok(_) | Err(DbError::NotFound { .. }) => {
                 return Err(ComputeError::BadRequest(format!("Image {image_ref} could not be found.")));
             }
@@ -420,7 +423,11 @@ impl ComputeApi {
     }
 }
 
-/// May the caller use this image? The image service's one visibility rule.
-fn image_visible_to(ctx: &AuthContext, image: &ImageRow) -> bool {
-    stratus_image::visible_to(ctx, image)
+impl ComputeApi {
+    /// May the caller use this image? The image service's one visibility
+    /// rule, a shared image's members included (Nova boots whatever Glance
+    /// shows the caller).
+    async fn image_visible_to(&self, ctx: &AuthContext, image: &ImageRow) -> Result<bool, ComputeError> {
+        Ok(stratus_image::visible_with_members(&self.ds, ctx, image).await?)
+    }
 }

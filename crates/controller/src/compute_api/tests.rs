@@ -202,6 +202,62 @@ async fn create_checks_mappings_flavor_and_image_in_the_service() {
     assert!(matches!(e, Err(ComputeError::NotFound { kind: Resource::Flavor, .. })));
 }
 
+/// Nova boots what Glance shows the caller: another project's shared image
+/// is "not found" until the caller's project is a member of it (whatever its
+/// answer), and then it is checked like any image (here: not active).
+#[tokio::test]
+async fn a_shared_image_is_bootable_by_its_members_only() {
+    let (api, ds, _dir) = api().await;
+    let member = ctx(&["member"]);
+    ds.flavor_ensure(&tiny_flavor()).await.expect("flavor");
+    let f = api.flavor_get(&member, "1").await.expect("flavor");
+    let img = stratus_db::ImageRow {
+        id: stratus_types::ImageId::new(),
+        name: Some("shared".into()),
+        owner: "other".into(),
+        status: stratus_types::image::ImageStatus::Queued,
+        visibility: stratus_types::image::Visibility::Shared,
+        disk_format: None,
+        container_format: None,
+        size: None,
+        checksum: None,
+        os_hash_value: None,
+        min_disk: 0,
+        min_ram: 0,
+        protected: false,
+        properties: "{}".into(),
+        created_at: stratus_db::SET_ON_INSERT,
+        updated_at: stratus_db::SET_ON_INSERT,
+    };
+    ds.image_create(&img).await.expect("image");
+    let req = ServerCreate {
+        name: "vm".into(),
+        image_ref: Some(img.id.to_string()),
+        flavor_ref: f.id.clone(),
+        flavor_id: f.id.clone(),
+        block_devices: Vec::new(),
+        metadata: Default::default(),
+        key_name: None,
+        availability_zone: None,
+        networks: Networks::None,
+        count: 1,
+        admin_pass: None,
+        return_reservation_id: false,
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
+        host: None,
+        hypervisor_hostname: None,
+        hostname: None,
+        scheduler_hints: None,
+    };
+    let e = api.create(&member, req.clone(), "req-1").await;
+    assert!(matches!(e, Err(ComputeError::BadRequest(m)) if m == format!("Image {} could not be found.", img.id)));
+    ds.image_member_create(&img.id, &member.project_id, -1).await.expect("member");
+    let e = api.create(&member, req, "req-2").await;
+    assert!(matches!(e, Err(ComputeError::BadRequest(m)) if m == format!("Image {} is not active.", img.id)));
+}
+
 #[tokio::test]
 async fn a_server_id_that_is_not_ours_is_the_same_404() {
     let (api, _ds, _dir) = api().await;

@@ -534,3 +534,295 @@ async fn upload_failing_format_inspection_is_refused_and_stays_queued() {
     let r = call(&env, "PUT", &raw_uri, Some(&env.demo), Some("application/octet-stream"), vec![0u8; 4096]).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
 }
+
+/// An active raw image of `token`'s project holding `data`.
+async fn active_image(env: &Env, token: &str, data: &[u8]) -> String {
+    let id = create(env, token, json!({"name": "act", "disk_format": "raw", "container_format": "bare"})).await;
+    let uri = format!("/image/v2/images/{id}/file");
+    let r = call(env, "PUT", &uri, Some(token), Some("application/octet-stream"), data.to_vec()).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    id
+}
+
+/// Glance's image actions: the owner (or an admin) deactivates an active
+/// image (204, status `deactivated`), a non-admin's download is then 403
+/// while an admin's still works, and reactivate brings it back; a queued
+/// image can be neither (403), readers may not, other projects get a 404.
+#[tokio::test]
+async fn image_deactivate_and_reactivate() {
+    let env = env().await;
+    let data = vec![7u8; 4096];
+    let id = active_image(&env, &env.demo, &data).await;
+    let act = |what: &str| format!("/image/v2/images/{id}/actions/{what}");
+    let file = format!("/image/v2/images/{id}/file");
+    assert_eq!(
+        call(&env, "POST", &act("deactivate"), Some(&env.viewer), None, vec![]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&env, "POST", &act("deactivate"), Some(&env.alt), None, vec![]).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = call(&env, "POST", &act("deactivate"), Some(&env.demo), None, vec![]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    // Idempotent, as Glance.
+    assert_eq!(
+        call(&env, "POST", &act("deactivate"), Some(&env.demo), None, vec![]).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}"), &env.viewer).await.json()["status"], "deactivated");
+    let r = get(&env, &file, &env.demo).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.json()["forbidden"]["code"], 403);
+    let r = get(&env, &file, &env.admin).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body.as_ref(), data.as_slice());
+    let r = call(&env, "POST", &act("reactivate"), Some(&env.demo), None, vec![]).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}"), &env.demo).await.json()["status"], "active");
+    assert_eq!(get(&env, &file, &env.demo).await.body.as_ref(), data.as_slice());
+
+    let queued = create(&env, &env.demo, json!({"name": "q"})).await;
+    for what in ["deactivate", "reactivate"] {
+        let uri = format!("/image/v2/images/{queued}/actions/{what}");
+        assert_eq!(
+            call(&env, "POST", &uri, Some(&env.demo), None, vec![]).await.status,
+            StatusCode::FORBIDDEN,
+            "{what}"
+        );
+    }
+    let uri = format!("/image/v2/images/{}/actions/deactivate", uuid::Uuid::new_v4());
+    assert_eq!(call(&env, "POST", &uri, Some(&env.admin), None, vec![]).await.status, StatusCode::NOT_FOUND);
+}
+
+/// Cinder refuses a volume from an image that is not active (400), so a
+/// deactivated image cannot seed a volume.
+#[tokio::test]
+async fn volume_from_deactivated_image_is_refused() {
+    let env = env().await;
+    let id = active_image(&env, &env.demo, &[0u8; 4096]).await;
+    let uri = format!("/image/v2/images/{id}/actions/deactivate");
+    assert_eq!(call(&env, "POST", &uri, Some(&env.demo), None, vec![]).await.status, StatusCode::NO_CONTENT);
+    let r = post_json(&env, "/volume/v3/volumes", &env.demo, json!({"volume": {"size": 1, "imageRef": id}})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.body);
+}
+
+/// Glance's draft-4 patch form (`application/openstack-images-v2.0-json-patch`):
+/// the operation is the key, its value the path.
+#[tokio::test]
+async fn image_legacy_json_patch_form() {
+    let env = env().await;
+    let id = create(&env, &env.demo, json!({"name": "old", "protected": true})).await;
+    let uri = format!("/image/v2/images/{id}");
+    let legacy = "application/openstack-images-v2.0-json-patch";
+    let body = json!([{"replace": "/name", "value": "new"}, {"add": "/k", "value": "v"}, {"replace": "/protected", "value": false}]);
+    let r = call(&env, "PATCH", &uri, Some(&env.demo), Some(legacy), body.to_string().into_bytes()).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let v = r.json();
+    assert_eq!((v["name"].as_str(), v["k"].as_str(), v["protected"].as_bool()), (Some("new"), Some("v"), Some(false)));
+    let body = json!([{"remove": "/k"}]);
+    let r = call(&env, "PATCH", &uri, Some(&env.demo), Some(legacy), body.to_string().into_bytes()).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(r.json().get("k").is_none());
+    for bad in [
+        json!([{"replace": "/name"}]),
+        json!([{"replace": "/name", "add": "/x", "value": "v"}]),
+        json!([{"value": "v"}]),
+    ] {
+        let r = call(&env, "PATCH", &uri, Some(&env.demo), Some(legacy), bad.to_string().into_bytes()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
+/// Glance lets an admin hand an image to another project (`replace
+/// /owner`); a member may not give its image away.
+#[tokio::test]
+async fn image_owner_update_by_admin_only() {
+    let env = env().await;
+    let id = create(&env, &env.admin, json!({"name": "o", "owner": "p1"})).await;
+    let r = patch(&env, &id, &env.admin, json!([{"op": "replace", "path": "/owner", "value": "p2"}])).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}"), &env.admin).await.json()["owner"], "p2");
+    let mine = create(&env, &env.demo, json!({"name": "m"})).await;
+    let r = patch(&env, &mine, &env.demo, json!([{"op": "replace", "path": "/owner", "value": "p2"}])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+/// Glance reserves the `os_glance_` namespace: a create or an update naming
+/// such a property is a 403; and a protected image cannot be deleted (403).
+#[tokio::test]
+async fn image_reserved_properties_and_protected_delete() {
+    let env = env().await;
+    let r = post_json(&env, "/image/v2/images", &env.demo, json!({"name": "r", "os_glance_foo": "bar"})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let id = create(&env, &env.demo, json!({"name": "r", "protected": true})).await;
+    let r = patch(&env, &id, &env.demo, json!([{"op": "add", "path": "/os_glance_foo", "value": "bar"}])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = call(&env, "DELETE", &format!("/image/v2/images/{id}"), Some(&env.demo), None, vec![]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}"), &env.demo).await.status, StatusCode::OK);
+}
+
+/// The project id behind a token (the owner of an image it creates).
+async fn project_of(env: &Env, token: &str) -> String {
+    let r = post_json(env, "/image/v2/images", token, json!({"name": "whoami"})).await;
+    r.json()["owner"].as_str().expect("owner").to_string()
+}
+
+fn listed_ids(r: &Resp) -> Vec<String> {
+    r.json()["images"].as_array().expect("list").iter().filter_map(|i| i["id"].as_str().map(str::to_string)).collect()
+}
+
+/// Glance's image sharing: the owner offers a shared image to a project
+/// (pending), only that project answers (accepted/rejected; the owner gets
+/// 403, a bad status 400); the consumer lists the image only once it has
+/// accepted (or when it asks by `member_status`), while any member may show
+/// it by id; the owner withdraws it (204) and it is a 404 again.
+#[tokio::test]
+async fn image_members_share_accept_reject_remove() {
+    let env = env().await;
+    let alt = project_of(&env, &env.alt).await;
+    let id = active_image(&env, &env.demo, &[1u8; 1024]).await;
+    let members = format!("/image/v2/images/{id}/members");
+    let member = format!("{members}/{alt}");
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}"), &env.alt).await.status, StatusCode::NOT_FOUND);
+    // Only the owner adds members; readers and other projects may not.
+    assert_eq!(post_json(&env, &members, &env.viewer, json!({"member": alt})).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(post_json(&env, &members, &env.alt, json!({"member": alt})).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(post_json(&env, &members, &env.demo, json!({})).await.status, StatusCode::BAD_REQUEST);
+    let r = post_json(&env, &members, &env.demo, json!({"member": alt})).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let m = r.json();
+    assert_eq!(
+        (m["image_id"].as_str(), m["member_id"].as_str(), m["status"].as_str()),
+        (Some(id.as_str()), Some(alt.as_str()), Some("pending"))
+    );
+    assert_eq!(m["schema"], "/v2/schemas/member");
+    assert!(m["created_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert_eq!(post_json(&env, &members, &env.demo, json!({"member": alt})).await.status, StatusCode::CONFLICT);
+
+    // Pending: visible by id, not in the default list; listed on request.
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}"), &env.alt).await.status, StatusCode::OK);
+    assert!(!listed_ids(&get(&env, "/image/v2/images", &env.alt).await).contains(&id));
+    let pending = listed_ids(&get(&env, "/image/v2/images?member_status=pending&visibility=shared", &env.alt).await);
+    assert_eq!(pending, vec![id.clone()]);
+    assert_eq!(get(&env, "/image/v2/images?member_status=bogus", &env.alt).await.status, StatusCode::BAD_REQUEST);
+
+    let put = |token: &str, status: &str| {
+        let (uri, token, body) = (member.clone(), token.to_string(), json!({"status": status}).to_string());
+        let env = &env;
+        async move { call(env, "PUT", &uri, Some(&token), Some("application/json"), body.into_bytes()).await }
+    };
+    assert_eq!(put(&env.demo, "accepted").await.status, StatusCode::FORBIDDEN, "the owner cannot accept");
+    assert_eq!(put(&env.alt, "notavalidstatus").await.status, StatusCode::BAD_REQUEST);
+    let r = put(&env.alt, "accepted").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.json()["status"], "accepted");
+    assert!(listed_ids(&get(&env, "/image/v2/images", &env.alt).await).contains(&id));
+    let r = get(&env, &members, &env.viewer).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["members"].as_array().expect("members").len(), 1);
+    assert_eq!(r.json()["schema"], "/v2/schemas/members");
+    assert_eq!(get(&env, &member, &env.alt).await.json()["status"], "accepted");
+    assert_eq!(get(&env, &format!("{members}/someone-else"), &env.demo).await.status, StatusCode::NOT_FOUND);
+    // A member may boot it: its data is readable.
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}/file"), &env.alt).await.status, StatusCode::OK);
+
+    assert_eq!(put(&env.alt, "rejected").await.json()["status"], "rejected");
+    assert!(!listed_ids(&get(&env, "/image/v2/images", &env.alt).await).contains(&id));
+    assert!(listed_ids(&get(&env, "/image/v2/images?member_status=all", &env.alt).await).contains(&id));
+
+    // Only the owner withdraws it.
+    assert_eq!(call(&env, "DELETE", &member, Some(&env.alt), None, vec![]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(call(&env, "DELETE", &member, Some(&env.demo), None, vec![]).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(call(&env, "DELETE", &member, Some(&env.demo), None, vec![]).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}"), &env.alt).await.status, StatusCode::NOT_FOUND);
+
+    // A private image has no members, and another project's stays a 404.
+    let private = create(&env, &env.demo, json!({"name": "p", "visibility": "private"})).await;
+    let uri = format!("/image/v2/images/{private}/members");
+    assert_eq!(post_json(&env, &uri, &env.demo, json!({"member": alt})).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(get(&env, &uri, &env.alt).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(get(&env, &format!("/image/v2/images/{private}"), &env.alt).await.status, StatusCode::NOT_FOUND);
+}
+
+/// Glance serves the member schemas (`/v2/schemas/member`, `/members`).
+#[tokio::test]
+async fn image_member_schemas_are_served() {
+    let env = env().await;
+    let r = get(&env, "/image/v2/schemas/member", &env.demo).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["name"], "member");
+    assert_eq!(r.json()["properties"]["status"]["enum"], json!(["pending", "accepted", "rejected"]));
+    let r = get(&env, "/image/v2/schemas/members", &env.demo).await;
+    assert_eq!(r.json()["name"], "members");
+    assert_eq!(r.json()["properties"]["members"]["items"]["name"], "member");
+}
+
+/// Glance's interoperable import, `glance-direct`: `/v2/info/import` offers
+/// it (and only it), stage (204, `uploading`) then import (202, `active`,
+/// one `success` task carrying the request id); staged bytes that fail the
+/// format inspection do not become the image (back to `queued`, the task a
+/// `failure`); importing an unstaged image is a 409, an unknown method 400.
+#[tokio::test]
+async fn image_glance_direct_import() {
+    let env = env().await;
+    let r = get(&env, "/image/v2/info/import", &env.viewer).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["import-methods"]["value"], json!(["glance-direct"]));
+    let id = create(&env, &env.demo, json!({"name": "i", "disk_format": "raw", "container_format": "bare"})).await;
+    let import = format!("/image/v2/images/{id}/import");
+    let direct = json!({"method": {"name": "glance-direct"}, "all_stores": true});
+    assert_eq!(post_json(&env, &import, &env.demo, direct.clone()).await.status, StatusCode::CONFLICT);
+    let stage = format!("/image/v2/images/{id}/stage");
+    let data = vec![3u8; 8192];
+    assert_eq!(
+        call(&env, "PUT", &stage, Some(&env.viewer), Some("application/octet-stream"), data.clone()).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let r = call(&env, "PUT", &stage, Some(&env.demo), Some("application/octet-stream"), data.clone()).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{:?}", r.body);
+    let img = get(&env, &format!("/image/v2/images/{id}"), &env.viewer).await.json();
+    assert_eq!(img["status"], "uploading");
+    // Staged bytes are not the image's data yet.
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}/file"), &env.demo).await.status, StatusCode::NO_CONTENT);
+    let web = json!({"method": {"name": "web-download", "uri": "http://127.0.0.1/x"}});
+    assert_eq!(post_json(&env, &import, &env.demo, web).await.status, StatusCode::BAD_REQUEST);
+    let r = post_json(&env, &import, &env.demo, direct.clone()).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let img = get(&env, &format!("/image/v2/images/{id}"), &env.demo).await.json();
+    assert_eq!((img["status"].as_str(), img["size"].as_u64()), (Some("active"), Some(8192)));
+    assert!(img.as_object().expect("image").keys().all(|k| !k.starts_with("stratus:")));
+    assert_eq!(get(&env, &format!("/image/v2/images/{id}/file"), &env.demo).await.body.as_ref(), data.as_slice());
+    let tasks = get(&env, &format!("/image/v2/images/{id}/tasks"), &env.viewer).await.json();
+    let task = &tasks["tasks"][0];
+    assert_eq!(tasks["tasks"].as_array().expect("tasks").len(), 1);
+    assert_eq!(
+        (task["status"].as_str(), task["input"]["import_req"]["method"]["name"].as_str()),
+        (Some("success"), Some("glance-direct"))
+    );
+    assert!(task["request_id"].as_str().is_some_and(|r| r.starts_with("req-")), "{task}");
+
+    // Hostile staged bytes: a VMDK descriptor naming a host file.
+    let bad = create(&env, &env.demo, json!({"name": "v", "disk_format": "vmdk", "container_format": "bare"})).await;
+    let desc =
+        b"# Disk DescriptorFile\nversion=1\ncreateType=\"monolithicFlat\"\nRW 1 FLAT \"/etc/passwd\" 0\n".to_vec();
+    let r = call(
+        &env,
+        "PUT",
+        &format!("/image/v2/images/{bad}/stage"),
+        Some(&env.demo),
+        Some("application/octet-stream"),
+        desc,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = post_json(&env, &format!("/image/v2/images/{bad}/import"), &env.demo, direct).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let img = get(&env, &format!("/image/v2/images/{bad}"), &env.demo).await.json();
+    assert_eq!((img["status"].as_str(), &img["size"]), (Some("queued"), &Value::Null));
+    let task = get(&env, &format!("/image/v2/images/{bad}/tasks"), &env.demo).await.json()["tasks"][0].clone();
+    assert_eq!(task["status"], "failure");
+    assert!(task["message"].as_str().is_some_and(|m| m.contains("vmdk") && !m.contains("passwd")), "{task}");
+    assert!(!env.state.images.image_dir().join("staging").join(&bad).exists());
+}

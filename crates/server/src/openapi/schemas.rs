@@ -407,6 +407,49 @@ json_schemas! {
     Image => strip_glance_keywords(stratus_api::image::image_schema());
     /// The image list: the server's own `GET /v2/schemas/images`.
     ImageList => strip_glance_keywords(stratus_api::image::images_schema());
+    /// An image member: the server's own `GET /v2/schemas/member`.
+    ImageMember => json!({
+        "type": "object",
+        "required": ["image_id", "member_id", "status", "created_at", "updated_at", "schema"],
+        "properties": strip_glance_keywords(stratus_api::image::member_schema())["properties"].clone(),
+    });
+    /// `{"members": [...], "schema": ...}`.
+    ImageMemberList => json!({
+        "type": "object",
+        "required": ["members", "schema"],
+        "properties": {"members": {"type": "array", "items": {"$ref": "#/components/schemas/ImageMember"}}, "schema": {"type": "string"}},
+    });
+    /// `POST /images/{id}/members`: the project to share with.
+    ImageMemberCreate => json!({"type": "object", "required": ["member"], "properties": {"member": {"type": "string"}}});
+    /// `PUT /images/{id}/members/{member_id}`: the member's answer.
+    ImageMemberUpdate => json!({"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["pending", "accepted", "rejected"]}}});
+    /// `GET /info/import`: the import methods offered.
+    ImageImportInfo => json!({
+        "type": "object",
+        "required": ["import-methods"],
+        "properties": {"import-methods": {"type": "object", "required": ["value"], "properties": {"value": {"type": "array", "items": {"type": "string"}}}}},
+    });
+    /// `POST /images/{id}/import`: the method (`glance-direct`).
+    ImageImport => json!({
+        "type": "object",
+        "required": ["method"],
+        "properties": {
+            "method": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "enum": ["glance-direct"]}}},
+            "all_stores": {"type": "boolean"},
+            "all_stores_must_succeed": {"type": "boolean"},
+        },
+    });
+    /// `GET /images/{id}/tasks`: the image's import tasks.
+    ImageTaskList => json!({
+        "type": "object",
+        "required": ["tasks"],
+        "properties": {"tasks": {"type": "array", "items": {"type": "object", "required": ["id", "type", "status", "image_id"], "properties": {
+            "id": {"type": "string"}, "type": {"type": "string"}, "status": {"type": "string"}, "image_id": {"type": "string"},
+            "request_id": {"type": "string"}, "user_id": {"type": "string"}, "owner": {"type": "string"}, "message": {"type": "string"},
+            "input": {"type": "object"}, "result": {"type": ["object", "null"]}, "expires_at": {"type": ["string", "null"]},
+            "created_at": {"type": "string"}, "updated_at": {"type": "string"},
+        }}}},
+    });
     /// A Glance schema document.
     GlanceSchema => json!({"type": "object", "required": ["name", "properties"], "properties": {"name": {"type": "string"}, "properties": {"type": "object"}}});
 
