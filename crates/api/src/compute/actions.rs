@@ -515,7 +515,18 @@ fn rebuild<'de, D: Deserializer<'de>>(d: D) -> Result<Box<Rebuild>, D::Error> {
     let keys = o.keys().cloned().collect();
     let hostname = o.get("hostname").cloned();
     let access_ips = crate::compute::AccessIps::parse(o.get("accessIPv4"), o.get("accessIPv6")).map_err(bad)?;
-    Ok(Box::new(Rebuild { image_ref, name, metadata, admin_pass, description, key_name, user_data, hostname, keys, access_ips }))
+    Ok(Box::new(Rebuild {
+        image_ref,
+        name,
+        metadata,
+        admin_pass,
+        description,
+        key_name,
+        user_data,
+        hostname,
+        keys,
+        access_ips,
+    }))
 }
 
 /// A host name as Nova's `fqdn` parameter type takes it: 1-255 characters

@@ -231,6 +231,7 @@ async fn a_shared_image_is_bootable_by_its_members_only() {
     };
     ds.image_create(&img).await.expect("image");
     let req = ServerCreate {
+        access_ips: Default::default(),
         name: "vm".into(),
         image_ref: Some(img.id.to_string()),
         flavor_ref: f.id.clone(),
