@@ -887,6 +887,17 @@ impl Lifecycle {
             _ => serde_json::Map::new(),
         };
         self.snapshot(&server, &image_id, &name, metadata).await?;
+        if let Some(b) = &p.backup {
+            let gone = self
+                .0
+                .images
+                .rotate_backups(&server.project_id, &server.id, &b.backup_type, b.rotation)
+                .await
+                .map_err(image_failure)?;
+            if !gone.is_empty() {
+                info!(server = %server.id, kept = b.rotation, deleted = ?gone, "backups rotated");
+            }
+        }
         let tr = Transition { from_task: Some(Some(TaskState::ImageSnapshot)), task: Some(None), ..Default::default() };
         ds.server_transition(&server.id, &tr).await?;
         ds.event_finish(&server.id, &op.request_id, event, true, &format!("image {image_id} created")).await?;

@@ -58,6 +58,18 @@ pub(crate) struct CreateImageParams {
     /// Extra image properties.
     #[serde(default)]
     pub metadata: serde_json::Value,
+    /// `createBackup`: rotate the server's backups of a type afterwards.
+    #[serde(default)]
+    pub backup: Option<BackupParams>,
+}
+
+/// `createBackup`'s rotation.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct BackupParams {
+    /// The backup type.
+    pub backup_type: String,
+    /// How many backups of the type to keep.
+    pub rotation: u32,
 }
 
 /// `rebuild`: the image to make the VM from again, and whether the server

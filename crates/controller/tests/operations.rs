@@ -479,6 +479,7 @@ impl Cloud {
                     name: "snap".into(),
                     metadata: BTreeMap::new(),
                     image_id: stratus_types::ImageId::new(),
+                    backup: None,
                 })
                 .await
             }
@@ -1234,6 +1235,65 @@ async fn a_volume_backed_rebuild_reimages_the_root_volume() {
     assert_eq!(now.status, stratus_types::AttachStatus::Attached);
     assert_eq!(holders.len(), 1, "one client: {holders:?}");
     assert_eq!(now.client_id.as_deref(), Some(holders[0].0.as_str()));
+}
+
+/// Nova's `createBackup`: each backup is a snapshot with `image_type`
+/// `backup` and its `backup_type`; once it is made only the `rotation`
+/// newest backups of that type of the server remain (other types and
+/// plain snapshots untouched; rotation 0 keeps none); a volume-backed
+/// server's backup is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_rotate_per_type_and_keep_the_newest() {
+    let c = Cloud::new(Opts::default()).await;
+    let image = c.image().await;
+    let (id, create) = c.server_from(Some(image), vec![]).await;
+    assert!(!c.drive(&create, Faults::none()).await);
+    let backup = |kind: &str, rotation: u32| {
+        let mut metadata = BTreeMap::new();
+        metadata.insert("image_type".to_string(), "backup".to_string());
+        metadata.insert("backup_type".to_string(), kind.to_string());
+        let image_id = ImageId::new();
+        let rotation = Some(stratus_controller::compute_api::BackupRotation { backup_type: kind.into(), rotation });
+        (image_id, Action::CreateImage { name: format!("{kind}-backup"), metadata, image_id, backup: rotation })
+    };
+    let mut made = Vec::new();
+    for (i, (kind, rotation)) in [("daily", 2), ("weekly", 2), ("daily", 2), ("daily", 2)].into_iter().enumerate() {
+        let (image_id, action) = backup(kind, rotation);
+        c.api.action(&c.ctx, &id.to_string(), action, &format!("req-backup-{i}")).await.expect("backup");
+        let op = c.open_op(&id).await;
+        assert!(!c.drive(&op, Faults::none()).await);
+        made.push(image_id);
+    }
+    let left: BTreeSet<ImageId> =
+        c.ds.image_list(Some(&c.ctx.project_id)).await.expect("images").into_iter().map(|i| i.id).collect();
+    assert!(!left.contains(&made[0]), "the oldest daily backup is rotated away");
+    for kept in [made[1], made[2], made[3], image] {
+        assert!(left.contains(&kept), "{kept} kept (the two newest dailies, the weekly, the base image)");
+    }
+    let (_, none) = backup("daily", 0);
+    c.api.action(&c.ctx, &id.to_string(), none, "req-backup-zero").await.expect("backup");
+    let op = c.open_op(&id).await;
+    assert!(!c.drive(&op, Faults::none()).await);
+    let left: BTreeSet<ImageId> =
+        c.ds.image_list(Some(&c.ctx.project_id)).await.expect("images").into_iter().map(|i| i.id).collect();
+    assert!(
+        !left.contains(&made[2]) && !left.contains(&made[3]) && left.contains(&made[1]),
+        "rotation 0 keeps no daily"
+    );
+
+    let root = VolumeBdm {
+        image_id: Some(image.to_string()),
+        volume_id: None,
+        size_gb: 1,
+        boot_index: Some(0),
+        delete_on_termination: true,
+        volume_type_id: None,
+    };
+    let (bfv, create) = c.server_from(None, vec![root]).await;
+    assert!(!c.drive(&create, Faults::none()).await);
+    let (_, action) = backup("daily", 1);
+    let refused = c.api.action(&c.ctx, &bfv.to_string(), action, "req-backup-bfv").await;
+    assert!(matches!(refused, Err(ComputeError::BadRequest(_))), "{refused:?}");
 }
 
 /// A delete that lands while an evacuation is between its steps (the server

@@ -171,4 +171,40 @@ impl ImageService {
             Err(e) => Err(e.into()),
         }
     }
+
+    /// Keep only the `rotation` newest backups of `backup_type` that
+    /// `createBackup` made of `server_id` in `owner`'s images (Nova's
+    /// rotation, run once the new backup is recorded; 0 keeps none).
+    /// Returns the backups deleted, oldest first.
+    pub async fn rotate_backups(
+        &self,
+        owner: &str,
+        server_id: &stratus_types::ServerId,
+        backup_type: &str,
+        rotation: u32,
+    ) -> Result<Vec<ImageId>, ImageError> {
+        let server = server_id.to_string();
+        let mut backups: Vec<ImageRow> = self
+            .ds
+            .image_list(Some(owner))
+            .await?
+            .into_iter()
+            .filter(|i| i.owner == owner)
+            .filter(|i| {
+                let props: Map<String, Value> = serde_json::from_str(&i.properties).unwrap_or_default();
+                let is = |k: &str, want: &str| props.get(k).and_then(Value::as_str) == Some(want);
+                is("instance_uuid", &server) && is("image_type", "backup") && is("backup_type", backup_type)
+            })
+            .collect();
+        // Newest first; the id breaks ties of one timestamp.
+        backups.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.to_string().cmp(&a.id.to_string())));
+        let keep = usize::try_from(rotation).unwrap_or(usize::MAX);
+        let mut deleted = Vec::new();
+        for old in backups.into_iter().skip(keep).rev() {
+            // Gone already (a concurrent rotation) counts as rotated.
+            let _removed = self.delete_snapshot(&old.id.to_string()).await?;
+            deleted.push(old.id);
+        }
+        Ok(deleted)
+    }
 }

@@ -110,6 +110,10 @@ pub enum ServerAction {
         /// Snapshot properties.
         metadata: BTreeMap<String, String>,
     },
+    /// `createBackup {name, backup_type, rotation, metadata?}`: a snapshot
+    /// kept with the `rotation` newest of the server's backups of its type.
+    #[serde(rename = "createBackup", deserialize_with = "create_backup")]
+    CreateBackup(Backup),
     /// `rebuild {imageRef, name?, metadata?, adminPass?, preserve_ephemeral?, ...}`.
     #[serde(rename = "rebuild", deserialize_with = "rebuild")]
     Rebuild(Box<Rebuild>),
@@ -171,6 +175,7 @@ pub const ACTION_NAMES: &[&str] = &[
     "resize",
     "evacuate",
     "createImage",
+    "createBackup",
     "rebuild",
     "os-resetState",
     "os-getConsoleOutput",
@@ -611,6 +616,71 @@ fn create_image<'de, D: Deserializer<'de>>(d: D) -> Result<(String, BTreeMap<Str
         }
     }
     Ok((name.to_string(), metadata))
+}
+
+/// A `createBackup` body, checked as Nova's schema does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backup {
+    /// Backup image name.
+    pub name: String,
+    /// Free-form type (`daily`, `weekly`, ...): backups rotate per type.
+    pub backup_type: String,
+    /// How many backups of this type to keep (0 keeps none).
+    pub rotation: u32,
+    /// Extra image properties.
+    pub metadata: BTreeMap<String, String>,
+}
+
+fn create_backup<'de, D: Deserializer<'de>>(d: D) -> Result<Backup, D::Error> {
+    let arg = Value::deserialize(d)?;
+    let o = object(&arg, "createBackup")?;
+    keys(o, &["name", "backup_type", "rotation", "metadata"])?;
+    let required =
+        |k: &str| bad(format!("Invalid input for field/attribute createBackup. '{k}' is a required property"));
+    let name = match o.get("name") {
+        None => return Err(required("name")),
+        Some(Value::String(n)) => n.clone(),
+        Some(other) => {
+            return Err(bad(format!(
+                "Invalid input for field/attribute name. Value: {other}. {other} is not of type 'string'"
+            )));
+        }
+    };
+    validate_name(&name, "name").map_err(bad)?;
+    let backup_type = match o.get("backup_type") {
+        None => return Err(required("backup_type")),
+        Some(Value::String(t)) => t.clone(),
+        Some(other) => {
+            return Err(bad(format!(
+                "Invalid input for field/attribute backup_type. Value: {other}. {other} is not of type 'string'"
+            )));
+        }
+    };
+    // Nova's non-negative integer: a number, or a string of digits.
+    let rotation = match o.get("rotation") {
+        None => return Err(required("rotation")),
+        Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        Some(Value::String(t)) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => t.parse().ok(),
+        Some(_) => None,
+    }
+    .ok_or_else(|| {
+        bad(format!(
+            "Invalid input for field/attribute rotation. Value: {}. It must be a non-negative integer",
+            o.get("rotation").map(Value::to_string).unwrap_or_default()
+        ))
+    })?;
+    let mut metadata = BTreeMap::new();
+    if let Some(m) = o.get("metadata") {
+        let m = m.as_object().ok_or_else(|| bad("Invalid input for field/attribute metadata: it must be an object"))?;
+        for (k, v) in m {
+            let v = v.as_str().ok_or_else(|| {
+                bad(format!("Invalid input for field/attribute metadata. Value of {k} is not a string"))
+            })?;
+            check_image_metadata_item(k, v).map_err(bad)?;
+            metadata.insert(k.clone(), v.to_string());
+        }
+    }
+    Ok(Backup { name, backup_type, rotation, metadata })
 }
 
 /// Key prefixes a snapshot's metadata may not set: Stratus keeps tags and

@@ -15,7 +15,7 @@ pub mod views;
 #[cfg(test)]
 mod tests;
 
-pub use actions::{ActionError, Evacuate, Rebuild, ResetStateTarget, ServerAction};
+pub use actions::{ActionError, Backup, Evacuate, Rebuild, ResetStateTarget, ServerAction};
 pub use aggregates::{
     AggregateAction, AggregateCreate, AggregateUpdate, parse_aggregate_action, parse_aggregate_create,
     parse_aggregate_update,

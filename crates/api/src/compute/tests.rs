@@ -1149,3 +1149,22 @@ fn rebuild_answer_follows_the_microversion() {
     assert!(a75["server"].get("OS-EXT-SRV-ATTR:user_data").is_none());
     assert!(a75["server"].get("OS-EXT-STS:vm_state").is_some());
 }
+
+/// Nova's createBackup schema: `name`, `backup_type` and `rotation` are
+/// required, `rotation` a non-negative integer (a number or a string of
+/// digits), no other key.
+#[test]
+fn create_backup_bodies_follow_novas_schema() {
+    let ok = ServerAction::parse(&json!({"createBackup": {"name": "b", "backup_type": "daily", "rotation": "2"}}));
+    let Ok(ServerAction::CreateBackup(b)) = ok else { panic!("{ok:?}") };
+    assert_eq!((b.name.as_str(), b.backup_type.as_str(), b.rotation), ("b", "daily", 2));
+    for bad in [
+        json!({"createBackup": {"name": "b", "backup_type": "daily"}}),
+        json!({"createBackup": {"name": "b", "rotation": 1}}),
+        json!({"createBackup": {"name": "b", "backup_type": "daily", "rotation": -1}}),
+        json!({"createBackup": {"name": "b", "backup_type": "daily", "rotation": "x"}}),
+        json!({"createBackup": {"name": "b", "backup_type": "daily", "rotation": 1, "extra": 1}}),
+    ] {
+        assert!(matches!(ServerAction::parse(&bad), Err(ActionError::Invalid(_))), "{bad}");
+    }
+}

@@ -60,10 +60,19 @@ impl ComputeApi {
                     params["flavor_id"] = flavor.id.clone().into();
                 }
             }
-            Action::CreateImage { name, metadata, image_id } => {
+            Action::CreateImage { name, metadata, image_id, backup } => {
+                if backup.is_some() && s.image_id.is_none() {
+                    // Nova refuses a backup of a volume-backed server.
+                    return Err(ComputeError::BadRequest(
+                        "Backup is not supported for volume-backed instances.".into(),
+                    ));
+                }
                 params["name"] = name.clone().into();
                 params["metadata"] = serde_json::to_value(metadata).unwrap_or_default();
                 params["image_id"] = image_id.to_string().into();
+                if let Some(b) = backup {
+                    params["backup"] = serde_json::json!({"backup_type": b.backup_type, "rotation": b.rotation});
+                }
             }
             Action::Rebuild { image_ref, key_name, reimage_boot_volume, .. } => {
                 if let Some(Some(key)) = key_name {
@@ -436,6 +445,16 @@ impl ComputeApi {
     }
 }
 
+/// What `createBackup` adds to a snapshot: after it, only the `rotation`
+/// newest backups of `backup_type` of the server are kept.
+#[derive(Clone, Debug)]
+pub struct BackupRotation {
+    /// The backup type (`daily`, `weekly`, ...).
+    pub backup_type: String,
+    /// How many to keep.
+    pub rotation: u32,
+}
+
 /// Server actions carried out by operations.
 #[derive(Clone, Debug)]
 pub enum Action {
@@ -499,6 +518,8 @@ pub enum Action {
         metadata: BTreeMap<String, String>,
         /// Id the snapshot image gets (chosen by the caller, returned in `Location`).
         image_id: stratus_types::ImageId,
+        /// `createBackup`: the backups of this type to keep once it is made.
+        backup: Option<BackupRotation>,
     },
     /// `restore` a soft-deleted server.
     Restore,
@@ -592,7 +613,13 @@ fn rule(a: &Action) -> Rule {
             admin_only: Some("os_compute_api:os-evacuate"),
             ..r("evacuate", OpKind::Evacuate, vec![V::Active, V::Stopped, V::Error], T::Rebuilding)
         },
-        Action::CreateImage { .. } => r(
+        Action::CreateImage { backup: Some(_), .. } => r(
+            "createBackup",
+            OpKind::CreateImage,
+            vec![V::Active, V::Stopped, V::Paused, V::Suspended],
+            T::ImageSnapshot,
+        ),
+        Action::CreateImage { backup: None, .. } => r(
             "createImage",
             OpKind::CreateImage,
             vec![V::Active, V::Stopped, V::Paused, V::Suspended],

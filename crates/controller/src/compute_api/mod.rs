@@ -31,7 +31,7 @@ mod tags;
 mod usage;
 mod volumes;
 
-pub use actions::Action;
+pub use actions::{Action, BackupRotation};
 pub use aggregates::{AggregateVerb, Zone};
 
 pub use error::{ComputeError, Resource};

@@ -12,7 +12,7 @@ use axum::{Extension, Json};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use stratus_api::compute::{ActionError, ResetStateTarget, ServerAction};
-use stratus_controller::compute_api::Action;
+use stratus_controller::compute_api::{Action, BackupRotation};
 use stratus_types::VmState;
 
 #[utoipa::path(post, path = "/compute/v2.1/servers/{id}/action", tag = "servers", params(("id" = String, Path, description = "Server id")),
@@ -75,33 +75,23 @@ pub(super) async fn server_action(
             return Ok((StatusCode::OK, Json(json!({"adminPass": pass}))).into_response());
         }
         ServerAction::CreateImage { name, metadata } => {
-            let image_id = stratus_types::ImageId::new();
-            let props = metadata.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
-            op(Action::CreateImage { name: name.clone(), metadata, image_id }).await?;
-            // As Nova's API does, the image exists before the 202: a client that
-            // follows the Location at once finds it (the operation's own,
-            // idempotent record of it then finds this one).
-            let server = c.get_visible(&ctx, &id).await?;
-            let spec = stratus_image::SnapshotSpec {
-                id: image_id,
-                name,
-                owner_project_id: server.project_id.clone(),
-                server_id: server.id,
-                base_image_ref: server.image_id,
-                min_disk: server.disk_gb,
-                metadata: props,
-            };
-            let _ = st.images.create_snapshot_record(&spec).await?;
-            let (body, location) =
-                stratus_api::compute::views::create_image_answer(&st.public_url, &image_id.to_string(), mv);
-            let mut resp = match body {
-                Some(b) => (StatusCode::ACCEPTED, Json(b)).into_response(),
-                None => StatusCode::ACCEPTED.into_response(),
-            };
-            if let Some(v) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
-                resp.headers_mut().insert(axum::http::header::LOCATION, v);
-            }
-            return Ok(resp);
+            return snapshot_answer(&st, &ctx, &id, rid, mv, Snapshot { name, metadata, backup: None }).await;
+        }
+        ServerAction::CreateBackup(b) => {
+            let mut metadata = b.metadata;
+            // Nova's backup image properties, over the user's.
+            metadata.insert("image_type".into(), "backup".into());
+            metadata.insert("backup_type".into(), b.backup_type.clone());
+            let rotation = BackupRotation { backup_type: b.backup_type, rotation: b.rotation };
+            return snapshot_answer(
+                &st,
+                &ctx,
+                &id,
+                rid,
+                mv,
+                Snapshot { name: b.name, metadata, backup: Some(rotation) },
+            )
+            .await;
         }
         ServerAction::Rebuild(r) => {
             let hostname = r.hostname_at(mv)?;
@@ -146,4 +136,52 @@ pub(super) async fn server_action(
 /// newline (the serial console's carriage returns, escape sequences) removed.
 fn printable(text: &str) -> String {
     text.chars().filter(|&c| c == '\t' || c == '\n' || !(c < ' ' || c == '\u{7f}')).collect()
+}
+
+/// What `createImage` and `createBackup` ask for.
+struct Snapshot {
+    name: String,
+    metadata: std::collections::BTreeMap<String, String>,
+    backup: Option<BackupRotation>,
+}
+
+/// Start a snapshot (or backup) of server `id` and answer as Nova does:
+/// 202 with the image's `Location` (below 2.45) or `{"image_id"}` (2.45+).
+/// As Nova's API does, the image exists before the 202: a client that
+/// follows the Location at once finds it (the operation's own, idempotent
+/// record of it then finds this one).
+async fn snapshot_answer(
+    st: &AppState,
+    ctx: &stratus_auth::AuthContext,
+    id: &str,
+    rid: &str,
+    mv: stratus_api::Microversion,
+    snap: Snapshot,
+) -> Result<Response, ApiError> {
+    let c = &st.compute;
+    let image_id = stratus_types::ImageId::new();
+    let props = snap.metadata.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let action =
+        Action::CreateImage { name: snap.name.clone(), metadata: snap.metadata, image_id, backup: snap.backup };
+    c.action(ctx, id, action, rid).await?;
+    let server = c.get_visible(ctx, id).await?;
+    let spec = stratus_image::SnapshotSpec {
+        id: image_id,
+        name: snap.name,
+        owner_project_id: server.project_id.clone(),
+        server_id: server.id,
+        base_image_ref: server.image_id,
+        min_disk: server.disk_gb,
+        metadata: props,
+    };
+    let _ = st.images.create_snapshot_record(&spec).await?;
+    let (body, location) = stratus_api::compute::views::create_image_answer(&st.public_url, &image_id.to_string(), mv);
+    let mut resp = match body {
+        Some(b) => (StatusCode::ACCEPTED, Json(b)).into_response(),
+        None => StatusCode::ACCEPTED.into_response(),
+    };
+    if let Some(v) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(axum::http::header::LOCATION, v);
+    }
+    Ok(resp)
 }
