@@ -426,6 +426,76 @@ mod tests {
         app.clone().oneshot(req.body(Body::empty()).expect("request")).await.expect("response").status()
     }
 
+    /// A fresh cloud's router and an admin token.
+    async fn cloud(tag: &str) -> (axum::Router, String, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("stratus-{tag}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(dir.join("images")).expect("mkdir");
+        let ds = stratus_db::Datastore::open_sqlite(&dir.join("t.db")).await.expect("open");
+        stratus_auth::bootstrap_user(&ds, "admin", "pw", "admin", "admin", false).await.expect("bootstrap");
+        let identity = stratus_auth::Identity::new(ds.clone(), chrono::Duration::hours(1));
+        let scope = stratus_auth::ProjectScope::Name("admin".into());
+        let issued = identity.authenticate("admin", "pw", scope).await.expect("token");
+        let (state, _) = crate::volume::test_state(&ds, identity, dir.join("images"));
+        (crate::router(state), issued.token.clone(), dir)
+    }
+
+    /// One compute call at `2.minor`: its status and body.
+    async fn call(
+        app: &axum::Router,
+        token: &str,
+        method: &str,
+        url: &str,
+        minor: u32,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, String) {
+        let req = Request::builder()
+            .method(method)
+            .uri(url)
+            .header("x-auth-token", token)
+            .header("content-type", "application/json")
+            .header("openstack-api-version", format!("compute 2.{minor}"));
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let resp = app.clone().oneshot(req.body(body).expect("request")).await.expect("response");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Nova 2.86 validates extra specs set through `os-extra_specs` against
+    /// its registry (a 400 naming the fault); below 2.86 any value is kept.
+    #[tokio::test]
+    async fn extra_specs_are_validated_from_2_86() {
+        let (app, token, dir) = cloud("specs").await;
+        let flavor = serde_json::json!({"flavor": {"name": "f", "id": "f1", "ram": 512, "vcpus": 1, "disk": 1}});
+        assert_eq!(call(&app, &token, "POST", "/compute/v2.1/flavors", 1, Some(flavor)).await.0, StatusCode::OK);
+        let specs = "/compute/v2.1/flavors/f1/os-extra_specs";
+        let bad = serde_json::json!({"extra_specs": {"hw:cpu_policy": "fast"}});
+        assert_eq!(call(&app, &token, "POST", specs, 85, Some(bad.clone())).await.0, StatusCode::OK);
+        if stratus_api::MAX_COMPUTE.minor >= 86 {
+            let (status, body) = call(&app, &token, "POST", specs, 86, Some(bad)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert!(body.contains("Validation failed; 'fast' is not one of: dedicated, shared, mixed."), "{body}");
+            let unknown = serde_json::json!({"extra_specs": {"hw:no_such_spec": "1"}});
+            let (status, body) = call(&app, &token, "POST", specs, 86, Some(unknown)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert!(body.contains("extra spec 'hw:no_such_spec' does not appear to be a valid extra spec"), "{body}");
+            let good = serde_json::json!({"extra_specs": {"hw:cpu_policy": "shared", "foo:bar": "x", "plain": "y"}});
+            assert_eq!(call(&app, &token, "POST", specs, 86, Some(good)).await.0, StatusCode::OK);
+            let item = format!("{specs}/hw:numa_nodes");
+            let zero = serde_json::json!({"hw:numa_nodes": "0"});
+            let (status, body) = call(&app, &token, "PUT", &item, 86, Some(zero)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert!(body.contains("'0' is less than the min value of '1'"), "{body}");
+            let two = serde_json::json!({"hw:numa_nodes": 2});
+            assert_eq!(call(&app, &token, "PUT", &item, 86, Some(two)).await.0, StatusCode::OK);
+        }
+        let (_, body) = call(&app, &token, "GET", specs, 85, None).await;
+        let got: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let want = if stratus_api::MAX_COMPUTE.minor >= 86 { "shared" } else { "fast" };
+        assert_eq!(got["extra_specs"]["hw:cpu_policy"], want);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     /// Nova answers an API removed at a microversion (the proxies at 2.36,
     /// os-hosts at 2.43, hypervisor search at 2.53, statistics at 2.88) and
     /// one added later (server migrations, 2.23) with 404 outside its range,
