@@ -167,34 +167,13 @@ pub fn routes(state: AppState) -> Router {
         .route("/compute/v2.1/flavors/{id}/action", axum::routing::post(flavors::flavor_action))
         .route("/compute/v2.1/servers", get(servers::server_list).post(servers::server_create))
         .route("/compute/v2.1/servers/detail", get(servers::server_detail))
-        .route(
-            "/compute/v2.1/servers/{id}",
-            get(servers::server_show).delete(servers::server_delete).put(servers::server_update),
-        )
         .route("/compute/v2.1/servers/{id}/action", axum::routing::post(actions::server_action))
         .route("/compute/v2.1/os-keypairs", get(keypairs::keypair_list).post(keypairs::keypair_create))
         .route("/compute/v2.1/os-keypairs/{name}", get(keypairs::keypair_show).delete(keypairs::keypair_delete))
-        .route(
-            "/compute/v2.1/servers/{id}/metadata",
-            get(metadata::metadata_list).put(metadata::metadata_replace).post(metadata::metadata_merge),
-        )
-        .route(
-            "/compute/v2.1/servers/{id}/metadata/{key}",
-            get(metadata::metadata_item_show).put(metadata::metadata_item_set).delete(metadata::metadata_item_delete),
-        )
-        .route("/compute/v2.1/servers/{id}/tags", get(tags::tag_list).put(tags::tag_replace).delete(tags::tag_clear))
-        .route(
-            "/compute/v2.1/servers/{id}/tags/{tag}",
-            get(tags::tag_check).put(tags::tag_add).delete(tags::tag_delete),
-        )
         .route("/compute/v2.1/servers/{id}/os-instance-actions", get(instance_actions::instance_action_list))
         .route(
             "/compute/v2.1/servers/{id}/os-volume_attachments",
             get(attachments::volume_attachment_list).post(attachments::volume_attach),
-        )
-        .route(
-            "/compute/v2.1/servers/{id}/os-volume_attachments/{volume}",
-            get(attachments::volume_attachment_show).delete(attachments::volume_detach),
         )
         .route("/compute/v2.1/os-services", get(services::service_list))
         .route("/compute/v2.1/os-services/{action}", put(services::service_update))
@@ -215,6 +194,32 @@ pub fn routes(state: AppState) -> Router {
             102,
             Router::new()
                 .route("/compute/v2.1/flavors/{id}/os-flavor-access", get(flavors::flavor_access_list))
+                .route(
+                    "/compute/v2.1/servers/{id}",
+                    get(servers::server_show).delete(servers::server_delete).put(servers::server_update),
+                )
+                .route(
+                    "/compute/v2.1/servers/{id}/metadata",
+                    get(metadata::metadata_list).put(metadata::metadata_replace).post(metadata::metadata_merge),
+                )
+                .route(
+                    "/compute/v2.1/servers/{id}/metadata/{key}",
+                    get(metadata::metadata_item_show)
+                        .put(metadata::metadata_item_set)
+                        .delete(metadata::metadata_item_delete),
+                )
+                .route(
+                    "/compute/v2.1/servers/{id}/tags",
+                    get(tags::tag_list).put(tags::tag_replace).delete(tags::tag_clear),
+                )
+                .route(
+                    "/compute/v2.1/servers/{id}/tags/{tag}",
+                    get(tags::tag_check).put(tags::tag_add).delete(tags::tag_delete),
+                )
+                .route(
+                    "/compute/v2.1/servers/{id}/os-volume_attachments/{volume}",
+                    get(attachments::volume_attachment_show).delete(attachments::volume_detach),
+                )
                 .route(
                     "/compute/v2.1/flavors/{id}/os-extra_specs",
                     get(flavors::extra_specs_list).post(flavors::extra_specs_create),
@@ -345,8 +350,9 @@ fn gone_from(state: &AppState, minor: u32, router: Router<AppState>) -> Router<A
     router.route_layer(axum::middleware::from_fn_with_state((state.clone(), 0, minor), served_between))
 }
 
-/// `router` refusing any query parameter from microversion 2.`minor` on
-/// (Nova's query schemas of these GETs forbid unknown ones from 2.102).
+/// `router` refusing any query parameter of its GETs from microversion
+/// 2.`minor` on (Nova's query schemas of these GETs forbid unknown ones
+/// from 2.102; its other methods have no query schema and ignore them).
 fn no_query_from(state: &AppState, minor: u32, router: Router<AppState>) -> Router<AppState> {
     router.route_layer(axum::middleware::from_fn_with_state((state.clone(), minor), no_query))
 }
@@ -360,6 +366,9 @@ async fn no_query(
 ) -> axum::response::Response {
     use axum::extract::FromRequestParts;
     use axum::response::IntoResponse;
+    if !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD) {
+        return next.run(req).await;
+    }
     let (mut parts, body) = req.into_parts();
     if let Err(e) = crate::middleware::Auth::from_request_parts(&mut parts, &st).await {
         return e.into_response();
@@ -493,6 +502,50 @@ mod tests {
         let got: serde_json::Value = serde_json::from_str(&body).expect("json");
         let want = if stratus_api::MAX_COMPUTE.minor >= 86 { "shared" } else { "fast" };
         assert_eq!(got["extra_specs"]["hw:cpu_policy"], want);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Nova 2.102: `GET /servers/{id}` and the server sub-resource GETs
+    /// (metadata, tags, a volume attachment) refuse unknown query
+    /// parameters (400, before the server is looked up); their other
+    /// methods, and the lists with their own schemas, are unchanged.
+    #[tokio::test]
+    async fn server_gets_refuse_unknown_query_parameters_from_2_102() {
+        let (app, token, dir) = cloud("strict").await;
+        let urls = [
+            "/compute/v2.1/servers/x?foo=1",
+            "/compute/v2.1/servers/x/metadata?foo=1",
+            "/compute/v2.1/servers/x/metadata/k?foo=1",
+            "/compute/v2.1/servers/x/tags?foo=1",
+            "/compute/v2.1/servers/x/tags/t?foo=1",
+            "/compute/v2.1/servers/x/os-volume_attachments/v?foo=1",
+        ];
+        for url in urls {
+            assert_eq!(
+                call(&app, &token, "GET", url, 101.min(stratus_api::MAX_COMPUTE.minor), None).await.0,
+                StatusCode::NOT_FOUND,
+                "{url}"
+            );
+            if stratus_api::MAX_COMPUTE.minor >= 102 {
+                let (status, body) = call(&app, &token, "GET", url, 102, None).await;
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{url}");
+                assert!(body.contains("Additional properties are not allowed ('foo' was unexpected)"), "{body}");
+                // Without a query: the server is looked up.
+                let bare = url.trim_end_matches("?foo=1");
+                assert_eq!(call(&app, &token, "GET", bare, 102, None).await.0, StatusCode::NOT_FOUND, "{bare}");
+            }
+        }
+        let latest = stratus_api::MAX_COMPUTE.minor;
+        // A DELETE has no query schema in Nova: a parameter is ignored.
+        assert_eq!(
+            call(&app, &token, "DELETE", "/compute/v2.1/servers/x?foo=1", latest, None).await.0,
+            StatusCode::NOT_FOUND
+        );
+        // The server lists keep their own 2.75 schema: known filters pass.
+        assert_eq!(
+            call(&app, &token, "GET", "/compute/v2.1/servers/detail?name=a&limit=1", latest, None).await.0,
+            StatusCode::OK
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 
