@@ -444,17 +444,14 @@ fn extra_spec_entries(m: &Map<String, Value>) -> Result<BTreeMap<String, String>
     Ok(out)
 }
 
-/// From 2.86 each entry, in the body's order, is checked against Nova's
-/// registry of known extra specs ([`super::extra_specs`]), after the schema.
-fn check_known_specs(
-    m: &Map<String, Value>,
-    entries: &BTreeMap<String, String>,
-    mv: Microversion,
-) -> Result<(), RequestError> {
+/// From 2.86 each entry is checked against Nova's registry of known extra
+/// specs ([`super::extra_specs`]), after the schema. Entries go in key order
+/// (Nova goes in the body's): with several bad specs, the one named may differ.
+fn check_known_specs(entries: &BTreeMap<String, String>, mv: Microversion) -> Result<(), RequestError> {
     if !mv.at_least(86) {
         return Ok(());
     }
-    for (k, v) in m.keys().filter_map(|k| entries.get_key_value(k)) {
+    for (k, v) in entries {
         super::extra_specs::check_extra_spec(k, v)?;
     }
     Ok(())
@@ -470,7 +467,7 @@ pub fn parse_extra_specs_body(v: &Value, mv: Microversion) -> Result<BTreeMap<St
     match body.get("extra_specs") {
         Some(Value::Object(m)) => {
             let entries = extra_spec_entries(m)?;
-            check_known_specs(m, &entries, mv)?;
+            check_known_specs(&entries, mv)?;
             Ok(entries)
         }
         Some(other) => Err(bad(format!(
@@ -491,6 +488,6 @@ pub fn parse_extra_spec_item(v: &Value, url_key: &str, mv: Microversion) -> Resu
         _ => return Err(bad(format!("{v} has too many properties"))),
     }
     let mut entries = extra_spec_entries(body)?;
-    check_known_specs(body, &entries, mv)?;
+    check_known_specs(&entries, mv)?;
     entries.remove(url_key).ok_or_else(|| bad("Request body and URI mismatch".into()))
 }
