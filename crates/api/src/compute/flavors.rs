@@ -4,6 +4,7 @@
 
 use super::RequestError;
 use super::query::parse_query;
+use crate::Microversion;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use stratus_db::FlavorSortKey;
@@ -443,14 +444,32 @@ fn extra_spec_entries(m: &Map<String, Value>) -> Result<BTreeMap<String, String>
     Ok(out)
 }
 
-/// Parse `POST /flavors/{id}/os-extra_specs`: `{"extra_specs": {...}}` and nothing else.
-pub fn parse_extra_specs_body(v: &Value) -> Result<BTreeMap<String, String>, RequestError> {
+/// From 2.86 each entry is checked against Nova's registry of known extra
+/// specs ([`super::extra_specs`]), after the schema. Entries go in key order
+/// (Nova goes in the body's): with several bad specs, the one named may differ.
+fn check_known_specs(entries: &BTreeMap<String, String>, mv: Microversion) -> Result<(), RequestError> {
+    if !mv.at_least(86) {
+        return Ok(());
+    }
+    for (k, v) in entries {
+        super::extra_specs::check_extra_spec(k, v)?;
+    }
+    Ok(())
+}
+
+/// Parse `POST /flavors/{id}/os-extra_specs`: `{"extra_specs": {...}}` and
+/// nothing else; from 2.86 the specs are validated as Nova does.
+pub fn parse_extra_specs_body(v: &Value, mv: Microversion) -> Result<BTreeMap<String, String>, RequestError> {
     let body = v.as_object().ok_or_else(|| bad("Malformed request body: an object is expected".into()))?;
     if let Some(extra) = body.keys().find(|k| *k != "extra_specs") {
         return Err(bad(format!("Additional properties are not allowed ('{extra}' was unexpected)")));
     }
     match body.get("extra_specs") {
-        Some(Value::Object(m)) => extra_spec_entries(m),
+        Some(Value::Object(m)) => {
+            let entries = extra_spec_entries(m)?;
+            check_known_specs(&entries, mv)?;
+            Ok(entries)
+        }
         Some(other) => Err(bad(format!(
             "Invalid input for field/attribute extra_specs. Value: {other}. {other} is not of type 'object'"
         ))),
@@ -459,8 +478,9 @@ pub fn parse_extra_specs_body(v: &Value) -> Result<BTreeMap<String, String>, Req
 }
 
 /// Parse `PUT /flavors/{id}/os-extra_specs/{key}`: `{key: value}`, exactly
-/// one entry, with the URL's key; returns the value.
-pub fn parse_extra_spec_item(v: &Value, url_key: &str) -> Result<String, RequestError> {
+/// one entry, with the URL's key; returns the value. From 2.86 the entry is
+/// validated as Nova does, before the key is compared with the URL's.
+pub fn parse_extra_spec_item(v: &Value, url_key: &str, mv: Microversion) -> Result<String, RequestError> {
     let body = v.as_object().ok_or_else(|| bad("Malformed request body: an object is expected".into()))?;
     match body.len() {
         0 => return Err(bad("{} does not have enough properties".into())),
@@ -468,5 +488,6 @@ pub fn parse_extra_spec_item(v: &Value, url_key: &str) -> Result<String, Request
         _ => return Err(bad(format!("{v} has too many properties"))),
     }
     let mut entries = extra_spec_entries(body)?;
+    check_known_specs(&entries, mv)?;
     entries.remove(url_key).ok_or_else(|| bad("Request body and URI mismatch".into()))
 }

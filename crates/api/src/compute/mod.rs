@@ -6,6 +6,7 @@
 
 pub mod actions;
 pub mod aggregates;
+pub mod extra_specs;
 pub mod flavors;
 pub mod paging;
 pub mod query;

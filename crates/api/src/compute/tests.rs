@@ -343,20 +343,61 @@ fn flavor_access_and_extra_spec_bodies_follow_novas_schema() {
         Err(RequestError::BadRequest("'tenant' is a required property".into()))
     );
     // Nova: numbers are accepted as extra spec values (kept as text); keys follow its pattern.
-    let specs = parse_extra_specs_body(&json!({"extra_specs": {"hw:numa_nodes": 2, "a b.c-d_e": "x"}})).expect("specs");
+    let specs =
+        parse_extra_specs_body(&json!({"extra_specs": {"hw:numa_nodes": 2, "a b.c-d_e": "x"}}), mv(1)).expect("specs");
     assert_eq!(specs.get("hw:numa_nodes").map(String::as_str), Some("2"));
-    assert!(parse_extra_specs_body(&json!({"extra_specs": {"bad/key": "x"}})).is_err());
-    assert!(parse_extra_specs_body(&json!({"extra_specs": {"k": "v".repeat(256)}})).is_err());
-    assert!(parse_extra_specs_body(&json!({"specs": {}})).is_err());
-    assert_eq!(parse_extra_spec_item(&json!({"hw:numa_nodes": "2"}), "hw:numa_nodes"), Ok("2".into()));
+    assert!(parse_extra_specs_body(&json!({"extra_specs": {"bad/key": "x"}}), mv(1)).is_err());
+    assert!(parse_extra_specs_body(&json!({"extra_specs": {"k": "v".repeat(256)}}), mv(1)).is_err());
+    assert!(parse_extra_specs_body(&json!({"specs": {}}), mv(1)).is_err());
+    assert_eq!(parse_extra_spec_item(&json!({"hw:numa_nodes": "2"}), "hw:numa_nodes", mv(1)), Ok("2".into()));
     assert_eq!(
-        parse_extra_spec_item(&json!({"hw:cpu_policy": "shared"}), "hw:numa_nodes"),
+        parse_extra_spec_item(&json!({"hw:cpu_policy": "shared"}), "hw:numa_nodes", mv(1)),
         Err(RequestError::BadRequest("Request body and URI mismatch".into()))
     );
     assert!(matches!(
-        parse_extra_spec_item(&json!({"a": "1", "b": "2"}), "a"),
+        parse_extra_spec_item(&json!({"a": "1", "b": "2"}), "a", mv(1)),
         Err(RequestError::BadRequest(m)) if m.ends_with("has too many properties")
     ));
+}
+
+/// Nova 2.86 validates extra specs on `POST os-extra_specs` and `PUT
+/// os-extra_specs/{key}` against its registry; below 2.86 nothing is.
+#[test]
+fn extra_specs_are_validated_from_2_86() {
+    let body = json!({"extra_specs": {"hw:cpu_policy": "fast", "foo:bar": "x"}});
+    assert!(parse_extra_specs_body(&body, mv(85)).is_ok());
+    assert_eq!(
+        parse_extra_specs_body(&body, mv(86)),
+        Err(RequestError::BadRequest("Validation failed; 'fast' is not one of: dedicated, shared, mixed.".into()))
+    );
+    let ok = json!({"extra_specs": {"hw:cpu_policy": "mixed", "hw:numa_nodes": 2, "foo:bar": "x", "plain": "y"}});
+    assert_eq!(parse_extra_specs_body(&ok, mv(86)).map(|m| m.len()), Ok(4));
+    // A number is checked as its text.
+    assert!(parse_extra_specs_body(&json!({"extra_specs": {"hw:numa_nodes": 0}}), mv(86)).is_err());
+    let unknown = json!({"extra_specs": {"hw:no_such_thing": "1"}});
+    assert!(parse_extra_specs_body(&unknown, mv(85)).is_ok());
+    assert_eq!(
+        parse_extra_specs_body(&unknown, mv(86)),
+        Err(RequestError::BadRequest(
+            "Validation failed; extra spec 'hw:no_such_thing' does not appear to be a valid extra spec.".into()
+        ))
+    );
+    // The schema's own checks come first.
+    assert!(matches!(
+        parse_extra_specs_body(&json!({"extra_specs": {"hw:numa_nodes": "x".repeat(256)}}), mv(86)),
+        Err(RequestError::BadRequest(m)) if m.ends_with("is too long")
+    ));
+    // PUT: validated before the key is compared with the URL's, as Nova does.
+    assert_eq!(parse_extra_spec_item(&json!({"hw:numa_nodes": "2"}), "hw:numa_nodes", mv(86)), Ok("2".into()));
+    assert_eq!(parse_extra_spec_item(&json!({"hw:numa_nodes": "x"}), "hw:numa_nodes", mv(85)), Ok("x".into()));
+    assert_eq!(
+        parse_extra_spec_item(&json!({"hw:numa_nodes": "x"}), "other", mv(86)),
+        Err(RequestError::BadRequest("Validation failed; 'x' is not a valid integer value.".into()))
+    );
+    assert_eq!(
+        parse_extra_spec_item(&json!({"foo:bar": "x"}), "other", mv(86)),
+        Err(RequestError::BadRequest("Request body and URI mismatch".into()))
+    );
 }
 
 #[test]

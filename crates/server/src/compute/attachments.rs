@@ -34,7 +34,7 @@ pub(super) async fn volume_attachment_list(
     Ok(Json(json!({"volumeAttachments": list})))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/os-volume_attachments/{volume}", tag = "volumes", params(("id" = String, Path, description = "Server id"), ("volume" = String, Path, description = "Volume id")), responses((status = 200, description = "One attachment", body = s::ServerAttachmentBody), (status = 404, description = "Not found")))]
+#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/os-volume_attachments/{volume}", tag = "volumes", params(("id" = String, Path, description = "Server id"), ("volume" = String, Path, description = "Volume id")), responses((status = 200, description = "One attachment", body = s::ServerAttachmentBody), (status = 400, description = "A query parameter (2.102)"), (status = 404, description = "Not found")))]
 pub(super) async fn volume_attachment_show(
     State(st): State<AppState>,
     Auth(ctx): Auth,

@@ -196,14 +196,15 @@ pub(super) async fn extra_specs_list(
     Ok(Json(json!({"extra_specs": specs})))
 }
 
-#[utoipa::path(post, path = "/compute/v2.1/flavors/{id}/os-extra_specs", tag = "flavors", params(("id" = String, Path, description = "Flavor id")), request_body = s::FlavorExtraSpecs, responses((status = 200, description = "The extra specs set (others kept)", body = s::FlavorExtraSpecs), (status = 400, description = "Invalid body"), (status = 403, description = "Not an admin"), (status = 404, description = "Unknown flavor")))]
+#[utoipa::path(post, path = "/compute/v2.1/flavors/{id}/os-extra_specs", tag = "flavors", params(("id" = String, Path, description = "Flavor id")), request_body = s::FlavorExtraSpecs, responses((status = 200, description = "The extra specs set (others kept)", body = s::FlavorExtraSpecs), (status = 400, description = "Invalid body, or (2.86) an extra spec Nova's registry refuses"), (status = 403, description = "Not an admin"), (status = 404, description = "Unknown flavor")))]
 pub(super) async fn extra_specs_create(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let specs = parse_json::<Value>(&body).and_then(|v| Ok(parse_extra_specs_body(&v)?)).map_err(|e| e.to_string());
+    let specs = parse_json::<Value>(&body).and_then(|v| Ok(parse_extra_specs_body(&v, mv)?)).map_err(|e| e.to_string());
     let set = st.compute.flavor_extra_specs_create(&ctx, &id, specs).await?;
     Ok(Json(json!({"extra_specs": set})))
 }
@@ -218,15 +219,16 @@ pub(super) async fn extra_spec_show(
     Ok(Json(json!({ key: v })))
 }
 
-#[utoipa::path(put, path = "/compute/v2.1/flavors/{id}/os-extra_specs/{key}", tag = "flavors", params(("id" = String, Path, description = "Flavor id"), ("key" = String, Path, description = "Extra spec key")), request_body = s::FlavorExtraSpecItem, responses((status = 200, description = "The extra spec as set", body = s::FlavorExtraSpecItem), (status = 400, description = "Invalid body, or its key is not the URL's"), (status = 403, description = "Not an admin"), (status = 404, description = "Unknown flavor")))]
+#[utoipa::path(put, path = "/compute/v2.1/flavors/{id}/os-extra_specs/{key}", tag = "flavors", params(("id" = String, Path, description = "Flavor id"), ("key" = String, Path, description = "Extra spec key")), request_body = s::FlavorExtraSpecItem, responses((status = 200, description = "The extra spec as set", body = s::FlavorExtraSpecItem), (status = 400, description = "Invalid body, its key is not the URL's, or (2.86) an extra spec Nova's registry refuses"), (status = 403, description = "Not an admin"), (status = 404, description = "Unknown flavor")))]
 pub(super) async fn extra_spec_update(
     State(st): State<AppState>,
     Auth(ctx): Auth,
+    Mv(mv): Mv,
     Path((id, key)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let value =
-        parse_json::<Value>(&body).and_then(|v| Ok(parse_extra_spec_item(&v, &key)?)).map_err(|e| e.to_string());
+        parse_json::<Value>(&body).and_then(|v| Ok(parse_extra_spec_item(&v, &key, mv)?)).map_err(|e| e.to_string());
     let v = st.compute.flavor_extra_spec_update(&ctx, &id, &key, value).await?;
     Ok(Json(json!({ key: v })))
 }

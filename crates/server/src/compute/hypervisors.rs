@@ -175,7 +175,7 @@ pub(super) async fn hypervisor_detail(
     Ok(Json(hypervisor_listing(&st, &ctx, mv, q.as_deref(), true).await?))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/os-hypervisors/statistics", tag = "hypervisors", responses((status = 200, description = "Totals over every compute host (admin)", body = s::HypervisorStatistics), (status = 403, description = "Not an admin")))]
+#[utoipa::path(get, path = "/compute/v2.1/os-hypervisors/statistics", tag = "hypervisors", responses((status = 200, description = "Totals over every compute host (admin)", body = s::HypervisorStatistics), (status = 403, description = "Not an admin"), (status = 404, description = "Gone at this microversion (2.88)")))]
 pub(super) async fn hypervisor_statistics(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -215,7 +215,7 @@ pub(super) async fn hypervisor_show(
     Ok(Json(json!({"hypervisor": v})))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/os-hypervisors/{id}/uptime", tag = "hypervisors", params(("id" = String, Path, description = "Hypervisor id")), responses((status = 200, description = "How long the host's agent has been joined (admin)", body = s::HypervisorBody), (status = 404, description = "No such hypervisor"), (status = 403, description = "Not an admin")))]
+#[utoipa::path(get, path = "/compute/v2.1/os-hypervisors/{id}/uptime", tag = "hypervisors", params(("id" = String, Path, description = "Hypervisor id")), responses((status = 200, description = "How long the host's agent has been joined (admin)", body = s::HypervisorBody), (status = 404, description = "No such hypervisor, or gone at this microversion (2.88)"), (status = 403, description = "Not an admin")))]
 pub(super) async fn hypervisor_uptime(
     State(st): State<AppState>,
     Auth(ctx): Auth,

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use stratus_api::compute::{parse_meta_item, parse_metadata_body};
 use stratus_controller::compute_api::MetadataChange;
 
-#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/metadata", tag = "server metadata", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "All metadata", body = s::ServerMetadata), (status = 404, description = "Unknown server")))]
+#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/metadata", tag = "server metadata", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "All metadata", body = s::ServerMetadata), (status = 400, description = "A query parameter (2.102)"), (status = 404, description = "Unknown server")))]
 pub(super) async fn metadata_list(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -57,7 +57,7 @@ async fn change(
     Ok(Json(json!({"metadata": m})))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/metadata/{key}", tag = "server metadata", params(("id" = String, Path, description = "Server id"), ("key" = String, Path, description = "Metadata key")), responses((status = 200, description = "One entry", body = s::ServerMetaItem), (status = 404, description = "Unknown server or key")))]
+#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/metadata/{key}", tag = "server metadata", params(("id" = String, Path, description = "Server id"), ("key" = String, Path, description = "Metadata key")), responses((status = 200, description = "One entry", body = s::ServerMetaItem), (status = 400, description = "A query parameter (2.102)"), (status = 404, description = "Unknown server or key")))]
 pub(super) async fn metadata_item_show(
     State(st): State<AppState>,
     Auth(ctx): Auth,

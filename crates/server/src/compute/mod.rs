@@ -167,34 +167,13 @@ pub fn routes(state: AppState) -> Router {
         .route("/compute/v2.1/flavors/{id}/action", axum::routing::post(flavors::flavor_action))
         .route("/compute/v2.1/servers", get(servers::server_list).post(servers::server_create))
         .route("/compute/v2.1/servers/detail", get(servers::server_detail))
-        .route(
-            "/compute/v2.1/servers/{id}",
-            get(servers::server_show).delete(servers::server_delete).put(servers::server_update),
-        )
         .route("/compute/v2.1/servers/{id}/action", axum::routing::post(actions::server_action))
         .route("/compute/v2.1/os-keypairs", get(keypairs::keypair_list).post(keypairs::keypair_create))
         .route("/compute/v2.1/os-keypairs/{name}", get(keypairs::keypair_show).delete(keypairs::keypair_delete))
-        .route(
-            "/compute/v2.1/servers/{id}/metadata",
-            get(metadata::metadata_list).put(metadata::metadata_replace).post(metadata::metadata_merge),
-        )
-        .route(
-            "/compute/v2.1/servers/{id}/metadata/{key}",
-            get(metadata::metadata_item_show).put(metadata::metadata_item_set).delete(metadata::metadata_item_delete),
-        )
-        .route("/compute/v2.1/servers/{id}/tags", get(tags::tag_list).put(tags::tag_replace).delete(tags::tag_clear))
-        .route(
-            "/compute/v2.1/servers/{id}/tags/{tag}",
-            get(tags::tag_check).put(tags::tag_add).delete(tags::tag_delete),
-        )
         .route("/compute/v2.1/servers/{id}/os-instance-actions", get(instance_actions::instance_action_list))
         .route(
             "/compute/v2.1/servers/{id}/os-volume_attachments",
             get(attachments::volume_attachment_list).post(attachments::volume_attach),
-        )
-        .route(
-            "/compute/v2.1/servers/{id}/os-volume_attachments/{volume}",
-            get(attachments::volume_attachment_show).delete(attachments::volume_detach),
         )
         .route("/compute/v2.1/os-services", get(services::service_list))
         .route("/compute/v2.1/os-services/{action}", put(services::service_update))
@@ -215,6 +194,32 @@ pub fn routes(state: AppState) -> Router {
             102,
             Router::new()
                 .route("/compute/v2.1/flavors/{id}/os-flavor-access", get(flavors::flavor_access_list))
+                .route(
+                    "/compute/v2.1/servers/{id}",
+                    get(servers::server_show).delete(servers::server_delete).put(servers::server_update),
+                )
+                .route(
+                    "/compute/v2.1/servers/{id}/metadata",
+                    get(metadata::metadata_list).put(metadata::metadata_replace).post(metadata::metadata_merge),
+                )
+                .route(
+                    "/compute/v2.1/servers/{id}/metadata/{key}",
+                    get(metadata::metadata_item_show)
+                        .put(metadata::metadata_item_set)
+                        .delete(metadata::metadata_item_delete),
+                )
+                .route(
+                    "/compute/v2.1/servers/{id}/tags",
+                    get(tags::tag_list).put(tags::tag_replace).delete(tags::tag_clear),
+                )
+                .route(
+                    "/compute/v2.1/servers/{id}/tags/{tag}",
+                    get(tags::tag_check).put(tags::tag_add).delete(tags::tag_delete),
+                )
+                .route(
+                    "/compute/v2.1/servers/{id}/os-volume_attachments/{volume}",
+                    get(attachments::volume_attachment_show).delete(attachments::volume_detach),
+                )
                 .route(
                     "/compute/v2.1/flavors/{id}/os-extra_specs",
                     get(flavors::extra_specs_list).post(flavors::extra_specs_create),
@@ -345,8 +350,9 @@ fn gone_from(state: &AppState, minor: u32, router: Router<AppState>) -> Router<A
     router.route_layer(axum::middleware::from_fn_with_state((state.clone(), 0, minor), served_between))
 }
 
-/// `router` refusing any query parameter from microversion 2.`minor` on
-/// (Nova's query schemas of these GETs forbid unknown ones from 2.102).
+/// `router` refusing any query parameter of its GETs from microversion
+/// 2.`minor` on (Nova's query schemas of these GETs forbid unknown ones
+/// from 2.102; its other methods have no query schema and ignore them).
 fn no_query_from(state: &AppState, minor: u32, router: Router<AppState>) -> Router<AppState> {
     router.route_layer(axum::middleware::from_fn_with_state((state.clone(), minor), no_query))
 }
@@ -360,6 +366,9 @@ async fn no_query(
 ) -> axum::response::Response {
     use axum::extract::FromRequestParts;
     use axum::response::IntoResponse;
+    if !matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD) {
+        return next.run(req).await;
+    }
     let (mut parts, body) = req.into_parts();
     if let Err(e) = crate::middleware::Auth::from_request_parts(&mut parts, &st).await {
         return e.into_response();
@@ -424,6 +433,120 @@ mod tests {
             .header("x-auth-token", token)
             .header("openstack-api-version", format!("compute {version}"));
         app.clone().oneshot(req.body(Body::empty()).expect("request")).await.expect("response").status()
+    }
+
+    /// A fresh cloud's router and an admin token.
+    async fn cloud(tag: &str) -> (axum::Router, String, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("stratus-{tag}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(dir.join("images")).expect("mkdir");
+        let ds = stratus_db::Datastore::open_sqlite(&dir.join("t.db")).await.expect("open");
+        stratus_auth::bootstrap_user(&ds, "admin", "pw", "admin", "admin", false).await.expect("bootstrap");
+        let identity = stratus_auth::Identity::new(ds.clone(), chrono::Duration::hours(1));
+        let scope = stratus_auth::ProjectScope::Name("admin".into());
+        let issued = identity.authenticate("admin", "pw", scope).await.expect("token");
+        let (state, _) = crate::volume::test_state(&ds, identity, dir.join("images"));
+        (crate::router(state), issued.token.clone(), dir)
+    }
+
+    /// One compute call at `2.minor`: its status and body.
+    async fn call(
+        app: &axum::Router,
+        token: &str,
+        method: &str,
+        url: &str,
+        minor: u32,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, String) {
+        let req = Request::builder()
+            .method(method)
+            .uri(url)
+            .header("x-auth-token", token)
+            .header("content-type", "application/json")
+            .header("openstack-api-version", format!("compute 2.{minor}"));
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let resp = app.clone().oneshot(req.body(body).expect("request")).await.expect("response");
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.expect("body");
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Nova 2.86 validates extra specs set through `os-extra_specs` against
+    /// its registry (a 400 naming the fault); below 2.86 any value is kept.
+    #[tokio::test]
+    async fn extra_specs_are_validated_from_2_86() {
+        let (app, token, dir) = cloud("specs").await;
+        let flavor = serde_json::json!({"flavor": {"name": "f", "id": "f1", "ram": 512, "vcpus": 1, "disk": 1}});
+        assert_eq!(call(&app, &token, "POST", "/compute/v2.1/flavors", 1, Some(flavor)).await.0, StatusCode::OK);
+        let specs = "/compute/v2.1/flavors/f1/os-extra_specs";
+        let bad = serde_json::json!({"extra_specs": {"hw:cpu_policy": "fast"}});
+        assert_eq!(call(&app, &token, "POST", specs, 85, Some(bad.clone())).await.0, StatusCode::OK);
+        if stratus_api::MAX_COMPUTE.minor >= 86 {
+            let (status, body) = call(&app, &token, "POST", specs, 86, Some(bad)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert!(body.contains("Validation failed; 'fast' is not one of: dedicated, shared, mixed."), "{body}");
+            let unknown = serde_json::json!({"extra_specs": {"hw:no_such_spec": "1"}});
+            let (status, body) = call(&app, &token, "POST", specs, 86, Some(unknown)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert!(body.contains("extra spec 'hw:no_such_spec' does not appear to be a valid extra spec"), "{body}");
+            let good = serde_json::json!({"extra_specs": {"hw:cpu_policy": "shared", "foo:bar": "x", "plain": "y"}});
+            assert_eq!(call(&app, &token, "POST", specs, 86, Some(good)).await.0, StatusCode::OK);
+            let item = format!("{specs}/hw:numa_nodes");
+            let zero = serde_json::json!({"hw:numa_nodes": "0"});
+            let (status, body) = call(&app, &token, "PUT", &item, 86, Some(zero)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert!(body.contains("'0' is less than the min value of '1'"), "{body}");
+            let two = serde_json::json!({"hw:numa_nodes": 2});
+            assert_eq!(call(&app, &token, "PUT", &item, 86, Some(two)).await.0, StatusCode::OK);
+        }
+        let (_, body) = call(&app, &token, "GET", specs, 85, None).await;
+        let got: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let want = if stratus_api::MAX_COMPUTE.minor >= 86 { "shared" } else { "fast" };
+        assert_eq!(got["extra_specs"]["hw:cpu_policy"], want);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Nova 2.102: `GET /servers/{id}` and the server sub-resource GETs
+    /// (metadata, tags, a volume attachment) refuse unknown query
+    /// parameters (400, before the server is looked up); their other
+    /// methods, and the lists with their own schemas, are unchanged.
+    #[tokio::test]
+    async fn server_gets_refuse_unknown_query_parameters_from_2_102() {
+        let (app, token, dir) = cloud("strict").await;
+        let urls = [
+            "/compute/v2.1/servers/x?foo=1",
+            "/compute/v2.1/servers/x/metadata?foo=1",
+            "/compute/v2.1/servers/x/metadata/k?foo=1",
+            "/compute/v2.1/servers/x/tags?foo=1",
+            "/compute/v2.1/servers/x/tags/t?foo=1",
+            "/compute/v2.1/servers/x/os-volume_attachments/v?foo=1",
+        ];
+        for url in urls {
+            assert_eq!(
+                call(&app, &token, "GET", url, 101.min(stratus_api::MAX_COMPUTE.minor), None).await.0,
+                StatusCode::NOT_FOUND,
+                "{url}"
+            );
+            if stratus_api::MAX_COMPUTE.minor >= 102 {
+                let (status, body) = call(&app, &token, "GET", url, 102, None).await;
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{url}");
+                assert!(body.contains("Additional properties are not allowed ('foo' was unexpected)"), "{body}");
+                // Without a query: the server is looked up.
+                let bare = url.trim_end_matches("?foo=1");
+                assert_eq!(call(&app, &token, "GET", bare, 102, None).await.0, StatusCode::NOT_FOUND, "{bare}");
+            }
+        }
+        let latest = stratus_api::MAX_COMPUTE.minor;
+        // A DELETE has no query schema in Nova: a parameter is ignored.
+        assert_eq!(
+            call(&app, &token, "DELETE", "/compute/v2.1/servers/x?foo=1", latest, None).await.0,
+            StatusCode::NOT_FOUND
+        );
+        // The server lists keep their own 2.75 schema: known filters pass.
+        assert_eq!(
+            call(&app, &token, "GET", "/compute/v2.1/servers/detail?name=a&limit=1", latest, None).await.0,
+            StatusCode::OK
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     /// Nova answers an API removed at a microversion (the proxies at 2.36,

@@ -78,7 +78,7 @@ pub(super) async fn server_detail(
     Ok(Json(body))
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/servers/{id}", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "A server", body = s::ServerBody), (status = 404, description = "Unknown, deleted, or another project's server")))]
+#[utoipa::path(get, path = "/compute/v2.1/servers/{id}", tag = "servers", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "A server", body = s::ServerBody), (status = 400, description = "A query parameter (2.102)"), (status = 404, description = "Unknown, deleted, or another project's server")))]
 pub(super) async fn server_show(
     State(st): State<AppState>,
     Auth(ctx): Auth,

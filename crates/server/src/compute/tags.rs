@@ -21,7 +21,7 @@ fn served(mv: Microversion) -> Result<(), ApiError> {
     if mv.at_least(26) { Ok(()) } else { Err(ApiError::NotFound("The resource could not be found.".into())) }
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/tags", tag = "server tags", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "The server's tags", body = s::ServerTags), (status = 403, description = "Not allowed"), (status = 404, description = "Unknown server, or below microversion 2.26")))]
+#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/tags", tag = "server tags", params(("id" = String, Path, description = "Server id")), responses((status = 200, description = "The server's tags", body = s::ServerTags), (status = 400, description = "A query parameter (2.102)"), (status = 403, description = "Not allowed"), (status = 404, description = "Unknown server, or below microversion 2.26")))]
 pub(super) async fn tag_list(
     State(st): State<AppState>,
     Auth(ctx): Auth,
@@ -72,7 +72,7 @@ pub(super) async fn tag_clear(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/tags/{tag}", tag = "server tags", params(("id" = String, Path, description = "Server id"), ("tag" = String, Path, description = "Tag")), responses((status = 204, description = "The server holds the tag"), (status = 403, description = "Not allowed"), (status = 404, description = "Unknown server, tag not held, or below microversion 2.26")))]
+#[utoipa::path(get, path = "/compute/v2.1/servers/{id}/tags/{tag}", tag = "server tags", params(("id" = String, Path, description = "Server id"), ("tag" = String, Path, description = "Tag")), responses((status = 204, description = "The server holds the tag"), (status = 400, description = "A query parameter (2.102)"), (status = 403, description = "Not allowed"), (status = 404, description = "Unknown server, tag not held, or below microversion 2.26")))]
 pub(super) async fn tag_check(
     State(st): State<AppState>,
     Auth(ctx): Auth,
