@@ -972,6 +972,13 @@ const ACTIONS: &[ActionRow] = &[
     a(SA, "resize", r#"{"resize": {"flavorRef": "1"}}"#, WRITE, "servers:resize PROJECT_MEMBER_OR_ADMIN"),
     a(SA, "evacuate", r#"{"evacuate": {"onSharedStorage": false}}"#, ADMIN_ON, "os-evacuate ADMIN"),
     a(SA, "createImage", r#"{"createImage": {"name": "snap"}}"#, WRITE, "servers:create_image PROJECT_MEMBER_OR_ADMIN"),
+    a(
+        SA,
+        "createBackup",
+        r#"{"createBackup": {"name": "b", "backup_type": "daily", "rotation": 1}}"#,
+        WRITE,
+        "os-create-backup PROJECT_MEMBER_OR_ADMIN",
+    ),
     a(SA, "os-resetState", r#"{"os-resetState": {"state": "active"}}"#, ADMIN_ON, "os-admin-actions:reset_state ADMIN"),
     a(
         SA,
