@@ -18,7 +18,7 @@ pub struct Microversion {
 /// Oldest compute microversion served.
 pub const MIN_COMPUTE: Microversion = Microversion { major: 2, minor: 1 };
 /// Newest compute microversion served.
-pub const MAX_COMPUTE: Microversion = Microversion { major: 2, minor: 85 };
+pub const MAX_COMPUTE: Microversion = Microversion { major: 2, minor: 104 };
 
 impl Microversion {
     /// Build a version.

@@ -363,7 +363,7 @@ async fn version_documents_and_microversion_headers() {
     assert_eq!(v["versions"][1]["id"], "v2.1");
     assert_eq!(v["versions"][1]["min_version"], "2.1");
     // The newest served (MAX_COMPUTE; docs/compute-microversions.md).
-    assert_eq!(v["versions"][1]["version"], "2.85");
+    assert_eq!(v["versions"][1]["version"], "2.104");
     let tok = cloud.demo().await;
     let r = cloud
         .http
