@@ -35,6 +35,7 @@ pub enum VolumeRequestError {
 
 use VolumeRequestError::{BadRequest, NotFound};
 
+pub mod transfers;
 pub mod types;
 
 /// The requested `volume` minor version from `OpenStack-API-Version`

@@ -30,6 +30,7 @@ mod quotas;
 mod servers;
 mod services;
 mod sql;
+mod volume_transfers;
 mod volume_types;
 mod volumes;
 mod zombies;
@@ -48,6 +49,7 @@ pub use operations::*;
 pub use quotas::*;
 pub use servers::*;
 pub use services::*;
+pub use volume_transfers::*;
 pub use volume_types::*;
 pub use volumes::*;
 pub use zombies::*;
@@ -106,6 +108,8 @@ pub enum RowKind {
     VolumeTypeAccess,
     /// `volume_type_extra_specs`.
     VolumeTypeExtraSpec,
+    /// `volume_transfers`.
+    VolumeTransfer,
 }
 
 impl RowKind {
@@ -132,6 +136,7 @@ impl RowKind {
             Self::VolumeType => "volume type",
             Self::VolumeTypeAccess => "volume type access",
             Self::VolumeTypeExtraSpec => "volume type extra spec",
+            Self::VolumeTransfer => "volume transfer",
         }
     }
 }

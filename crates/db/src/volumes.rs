@@ -919,6 +919,47 @@ mod tests {
         assert!(!ds.volume_retype(&d.id, &t.id).await.expect("gone type"), "type must exist");
     }
 
+    /// A transfer holds its volume `awaiting-transfer`; withdrawing frees
+    /// it; accepting moves it within the accepting project's quota, once.
+    #[tokio::test]
+    async fn volume_transfer_offer_withdraw_accept() {
+        let (ds, _d) = store().await;
+        ds.volume_create(&vol("a", 3), -1, -1).await.expect("a");
+        let t = crate::VolumeTransferRow {
+            id: "t1".into(),
+            volume_id: vid("a"),
+            name: None,
+            salt: "s".into(),
+            crypt_hash: "h".into(),
+            source_project_id: "p".into(),
+            destination_project_id: None,
+            accepted: false,
+            no_snapshots: false,
+            created_at: crate::SET_ON_INSERT,
+        };
+        ds.volume_transfer_create(&t).await.expect("offer");
+        assert_eq!(ds.volume_get(&vid("a")).await.expect("a").status, VolumeStatus::AwaitingTransfer);
+        assert!(matches!(
+            ds.volume_transfer_create(&crate::VolumeTransferRow { id: "t2".into(), ..t.clone() }).await,
+            Err(DbError::Conflict { .. })
+        ));
+        assert_eq!(ds.volume_transfer_list(Some("p")).await.expect("list").len(), 1);
+        ds.volume_transfer_delete("t1").await.expect("withdraw");
+        assert!(matches!(ds.volume_transfer_delete("t1").await, Err(DbError::NotFound { .. })));
+        assert_eq!(ds.volume_get(&vid("a")).await.expect("a").status, VolumeStatus::Available);
+        ds.volume_transfer_create(&crate::VolumeTransferRow { id: "t3".into(), ..t.clone() }).await.expect("offer");
+        let tight = crate::TransferLimits { volumes: -1, gigabytes: 2, type_volumes: -1, type_gigabytes: -1 };
+        assert!(matches!(ds.volume_transfer_accept("t3", "q", "u2", &tight).await, Err(DbError::QuotaExceeded(_))));
+        let open = crate::TransferLimits { volumes: -1, gigabytes: -1, type_volumes: -1, type_gigabytes: -1 };
+        let done = ds.volume_transfer_accept("t3", "q", "u2", &open).await.expect("accept");
+        assert!(done.accepted);
+        assert_eq!(done.destination_project_id.as_deref(), Some("q"));
+        let v = ds.volume_get(&vid("a")).await.expect("a");
+        assert_eq!((v.project_id.as_str(), v.user_id.as_str(), v.status), ("q", "u2", VolumeStatus::Available));
+        assert_eq!(ds.volume_usage("q").await.expect("usage"), VolumeUsage { volumes: 1, gigabytes: 3 });
+        assert!(matches!(ds.volume_transfer_accept("t3", "q", "u2", &open).await, Err(DbError::NotFound { .. })));
+    }
+
     #[tokio::test]
     async fn quota_status_machine_and_attachments() {
         let (ds, _d) = store().await;

@@ -775,6 +775,116 @@ const ROWS: &[Row] = &[
         Json(r#"{"addProjectAccess": {"project": "policy-tenant"}}"#),
         "volume_extension:volume_type_access:addProjectAccess ADMIN (every action: ACTIONS)",
     ),
+    // ---- Volume transfers (os-volume-transfer); accepting is for any project holding the key.
+    r(
+        "GET",
+        "/volume/v3/{project_id}/os-volume-transfer",
+        IN_PROJECT,
+        Empty,
+        "volume:get_all_transfers PROJECT_READER",
+    ),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/os-volume-transfer",
+        MEMBER_IN,
+        Json("{}"),
+        "volume:create_transfer PROJECT_MEMBER",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/os-volume-transfer/detail",
+        IN_PROJECT,
+        Empty,
+        "volume:get_all_transfers PROJECT_READER",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/os-volume-transfer/{transfer_id}",
+        IN_PROJECT,
+        Empty,
+        "volume:get_transfer PROJECT_READER",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/{project_id}/os-volume-transfer/{transfer_id}",
+        MEMBER_IN,
+        Empty,
+        "volume:delete_transfer PROJECT_MEMBER",
+    ),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/os-volume-transfer/{transfer_id}/accept",
+        MEMBER_IN,
+        Json("{}"),
+        "volume:accept_transfer PROJECT_MEMBER (the URL's project must be the caller's)",
+    ),
+    r("GET", "/volume/v3/os-volume-transfer", ANY, Empty, "volume:get_all_transfers PROJECT_READER (own project)"),
+    r("POST", "/volume/v3/os-volume-transfer", CREATE, Json("{}"), "volume:create_transfer PROJECT_MEMBER"),
+    r(
+        "GET",
+        "/volume/v3/os-volume-transfer/detail",
+        ANY,
+        Empty,
+        "volume:get_all_transfers PROJECT_READER (own project)",
+    ),
+    r("GET", "/volume/v3/os-volume-transfer/{transfer_id}", READ, Empty, "volume:get_transfer PROJECT_READER"),
+    r("DELETE", "/volume/v3/os-volume-transfer/{transfer_id}", WRITE, Empty, "volume:delete_transfer PROJECT_MEMBER"),
+    r(
+        "POST",
+        "/volume/v3/os-volume-transfer/{transfer_id}/accept",
+        CREATE,
+        Json("{}"),
+        "volume:accept_transfer PROJECT_MEMBER: any project with the transfer id and key",
+    ),
+    // ---- Volume transfers (volume-transfers); accepting is for any project holding the key.
+    r("GET", "/volume/v3/{project_id}/volume-transfers", IN_PROJECT, Empty, "volume:get_all_transfers PROJECT_READER"),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/volume-transfers",
+        MEMBER_IN,
+        Json("{}"),
+        "volume:create_transfer PROJECT_MEMBER",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/volume-transfers/detail",
+        IN_PROJECT,
+        Empty,
+        "volume:get_all_transfers PROJECT_READER",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/volume-transfers/{transfer_id}",
+        IN_PROJECT,
+        Empty,
+        "volume:get_transfer PROJECT_READER",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/{project_id}/volume-transfers/{transfer_id}",
+        MEMBER_IN,
+        Empty,
+        "volume:delete_transfer PROJECT_MEMBER",
+    ),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/volume-transfers/{transfer_id}/accept",
+        MEMBER_IN,
+        Json("{}"),
+        "volume:accept_transfer PROJECT_MEMBER (the URL's project must be the caller's)",
+    ),
+    r("GET", "/volume/v3/volume-transfers", ANY, Empty, "volume:get_all_transfers PROJECT_READER (own project)"),
+    r("POST", "/volume/v3/volume-transfers", CREATE, Json("{}"), "volume:create_transfer PROJECT_MEMBER"),
+    r("GET", "/volume/v3/volume-transfers/detail", ANY, Empty, "volume:get_all_transfers PROJECT_READER (own project)"),
+    r("GET", "/volume/v3/volume-transfers/{transfer_id}", READ, Empty, "volume:get_transfer PROJECT_READER"),
+    r("DELETE", "/volume/v3/volume-transfers/{transfer_id}", WRITE, Empty, "volume:delete_transfer PROJECT_MEMBER"),
+    r(
+        "POST",
+        "/volume/v3/volume-transfers/{transfer_id}/accept",
+        CREATE,
+        Json("{}"),
+        "volume:accept_transfer PROJECT_MEMBER: any project with the transfer id and key",
+    ),
     // ---- Cinder describing itself: zones and extensions for anyone, the rest for admins.
     r(
         "GET",
@@ -1176,6 +1286,8 @@ struct World {
     /// A private volume type shared with `demo` and `policy-tenant`, with
     /// the user-visible extra spec `multiattach`.
     volume_type: String,
+    /// A transfer of a volume of `demo` (awaiting it).
+    transfer: String,
 }
 
 async fn world(e: &Env) -> World {
@@ -1269,7 +1381,11 @@ async fn world(e: &Env) -> World {
     for p in [demo.as_str(), "policy-tenant"] {
         e.ds.volume_type_access_add(&volume_type, p).await.expect("volume type shared");
     }
+    let offered = new_volume(e).await;
+    let transfer =
+        e.state.volume.transfer_create(&e.member, &offered, None, false).await.expect("transfer").transfer.id;
     World {
+        transfer,
         aggregate: agg.id.to_string(),
         volume_type,
         flavor,
@@ -1365,6 +1481,7 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             (_, "{volume_id}") => w.volume.clone(),
             ("extra_specs", "{key}") => "multiattach".into(),
             ("types", "{type_id}") => w.volume_type.clone(),
+            (_, "{transfer_id}") => w.transfer.clone(),
             (_, "{key}") => "k".into(),
             (_, "{attachment_id}") => w.attachment.clone(),
             (_, "{tag}") => "t".into(),

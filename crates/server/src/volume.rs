@@ -112,7 +112,19 @@ type Q = Query<HashMap<String, String>>;
         quotas::update,
         quotas::delete,
         quotas::class_show,
-        quotas::class_update
+        quotas::class_update,
+        transfers::legacy_create,
+        transfers::legacy_list,
+        transfers::legacy_list_detail,
+        transfers::legacy_show,
+        transfers::legacy_delete,
+        transfers::legacy_accept,
+        transfers::new_create,
+        transfers::new_list,
+        transfers::new_list_detail,
+        transfers::new_show,
+        transfers::new_delete,
+        transfers::new_accept
     )
 )]
 pub struct VolumeDoc;
@@ -174,7 +186,21 @@ pub fn routes(state: AppState) -> Router {
                 get(quotas::show).put(quotas::update).delete(quotas::delete),
             )
             .route(&format!("{prefix}/os-quota-sets/{{tenant_id}}/defaults"), get(quotas::defaults))
-            .route(&format!("{prefix}/os-quota-class-sets/{{id}}"), get(quotas::class_show).put(quotas::class_update));
+            .route(&format!("{prefix}/os-quota-class-sets/{{id}}"), get(quotas::class_show).put(quotas::class_update))
+            .route(&format!("{prefix}/os-volume-transfer"), get(transfers::legacy_list).post(transfers::legacy_create))
+            .route(&format!("{prefix}/os-volume-transfer/detail"), get(transfers::legacy_list_detail))
+            .route(
+                &format!("{prefix}/os-volume-transfer/{{transfer_id}}"),
+                get(transfers::legacy_show).delete(transfers::legacy_delete),
+            )
+            .route(&format!("{prefix}/os-volume-transfer/{{transfer_id}}/accept"), post(transfers::legacy_accept))
+            .route(&format!("{prefix}/volume-transfers"), get(transfers::new_list).post(transfers::new_create))
+            .route(&format!("{prefix}/volume-transfers/detail"), get(transfers::new_list_detail))
+            .route(
+                &format!("{prefix}/volume-transfers/{{transfer_id}}"),
+                get(transfers::new_show).delete(transfers::new_delete),
+            )
+            .route(&format!("{prefix}/volume-transfers/{{transfer_id}}/accept"), post(transfers::new_accept));
     }
     let v3 = v3
         .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
@@ -752,6 +778,7 @@ pub(crate) fn test_state(
 
 mod admin;
 mod quotas;
+mod transfers;
 mod types;
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ pub enum Missing {
         /// The volume whose metadata lacks the key.
         volume: String,
     },
+    /// A volume transfer (also another project's: no existence leak).
+    Transfer,
     /// A row the datastore did not find (the table it looked in).
     Row(RowKind),
 }
@@ -60,6 +62,7 @@ fn not_found_message(kind: &Missing, id: &str) -> String {
         Missing::Attachment => format!("Volume attachment could not be found with filter: attachment_id = {id}."),
         Missing::Instance => format!("Instance {id} could not be found."),
         Missing::MetadataKey { volume } => format!("Volume {volume} has no metadata with key {id}."),
+        Missing::Transfer => format!("Transfer {id} could not be found."),
         Missing::Row(what) => format!("{what} could not be found."),
     }
 }

