@@ -35,6 +35,7 @@ pub enum VolumeRequestError {
 
 use VolumeRequestError::{BadRequest, NotFound};
 
+pub mod qos;
 pub mod transfers;
 pub mod types;
 

@@ -26,6 +26,7 @@ mod metrics;
 mod migrations;
 mod notifications;
 mod operations;
+mod qos_specs;
 mod quotas;
 mod servers;
 mod services;
@@ -46,6 +47,7 @@ pub use metrics::*;
 pub use migrations::*;
 pub use notifications::*;
 pub use operations::*;
+pub use qos_specs::*;
 pub use quotas::*;
 pub use servers::*;
 pub use services::*;
@@ -110,6 +112,10 @@ pub enum RowKind {
     VolumeTypeExtraSpec,
     /// `volume_transfers`.
     VolumeTransfer,
+    /// `qos_specs`.
+    QosSpec,
+    /// `volume_type_encryption`.
+    Encryption,
 }
 
 impl RowKind {
@@ -137,6 +143,8 @@ impl RowKind {
             Self::VolumeTypeAccess => "volume type access",
             Self::VolumeTypeExtraSpec => "volume type extra spec",
             Self::VolumeTransfer => "volume transfer",
+            Self::QosSpec => "qos specs",
+            Self::Encryption => "volume type encryption",
         }
     }
 }

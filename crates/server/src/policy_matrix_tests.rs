@@ -885,6 +885,157 @@ const ROWS: &[Row] = &[
         Json("{}"),
         "volume:accept_transfer PROJECT_MEMBER: any project with the transfer id and key",
     ),
+    // ---- QoS specs and encryption types: admins only.
+    r("GET", "/volume/v3/{project_id}/qos-specs", ADMIN, Empty, "volume_extension:qos_specs_manage:get_all ADMIN"),
+    r("POST", "/volume/v3/{project_id}/qos-specs", ADMIN, Json("{}"), "volume_extension:qos_specs_manage:create ADMIN"),
+    r("GET", "/volume/v3/{project_id}/qos-specs/{qos_id}", ADMIN, Empty, "volume_extension:qos_specs_manage:get ADMIN"),
+    r(
+        "PUT",
+        "/volume/v3/{project_id}/qos-specs/{qos_id}",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:qos_specs_manage:update ADMIN",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/{project_id}/qos-specs/{qos_id}",
+        ADMIN,
+        Empty,
+        "volume_extension:qos_specs_manage:delete ADMIN",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/{project_id}/qos-specs/{qos_id}/delete_keys",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:qos_specs_manage:update ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/qos-specs/{qos_id}/associations",
+        ADMIN,
+        Empty,
+        "volume_extension:qos_specs_manage:get ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/qos-specs/{qos_id}/associate",
+        ADMIN,
+        Empty,
+        "volume_extension:qos_specs_manage:update ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/qos-specs/{qos_id}/disassociate",
+        ADMIN,
+        Empty,
+        "volume_extension:qos_specs_manage:update ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/qos-specs/{qos_id}/disassociate_all",
+        ADMIN,
+        Empty,
+        "volume_extension:qos_specs_manage:update ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/types/{type_id}/encryption",
+        ADMIN,
+        Empty,
+        "volume_extension:volume_type_encryption:get ADMIN",
+    ),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/types/{type_id}/encryption",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:volume_type_encryption:create ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/types/{type_id}/encryption/{encryption_id}",
+        ADMIN,
+        Empty,
+        "volume_extension:volume_type_encryption:get ADMIN (one field)",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/{project_id}/types/{type_id}/encryption/{encryption_id}",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:volume_type_encryption:update ADMIN",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/{project_id}/types/{type_id}/encryption/{encryption_id}",
+        ADMIN,
+        Empty,
+        "volume_extension:volume_type_encryption:delete ADMIN",
+    ),
+    r("GET", "/volume/v3/qos-specs", ADMIN, Empty, "volume_extension:qos_specs_manage:get_all ADMIN"),
+    r("POST", "/volume/v3/qos-specs", ADMIN, Json("{}"), "volume_extension:qos_specs_manage:create ADMIN"),
+    r("GET", "/volume/v3/qos-specs/{qos_id}", ADMIN, Empty, "volume_extension:qos_specs_manage:get ADMIN"),
+    r("PUT", "/volume/v3/qos-specs/{qos_id}", ADMIN, Json("{}"), "volume_extension:qos_specs_manage:update ADMIN"),
+    r("DELETE", "/volume/v3/qos-specs/{qos_id}", ADMIN, Empty, "volume_extension:qos_specs_manage:delete ADMIN"),
+    r(
+        "PUT",
+        "/volume/v3/qos-specs/{qos_id}/delete_keys",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:qos_specs_manage:update ADMIN",
+    ),
+    r("GET", "/volume/v3/qos-specs/{qos_id}/associations", ADMIN, Empty, "volume_extension:qos_specs_manage:get ADMIN"),
+    r("GET", "/volume/v3/qos-specs/{qos_id}/associate", ADMIN, Empty, "volume_extension:qos_specs_manage:update ADMIN"),
+    r(
+        "GET",
+        "/volume/v3/qos-specs/{qos_id}/disassociate",
+        ADMIN,
+        Empty,
+        "volume_extension:qos_specs_manage:update ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/qos-specs/{qos_id}/disassociate_all",
+        ADMIN,
+        Empty,
+        "volume_extension:qos_specs_manage:update ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/types/{type_id}/encryption",
+        ADMIN,
+        Empty,
+        "volume_extension:volume_type_encryption:get ADMIN",
+    ),
+    r(
+        "POST",
+        "/volume/v3/types/{type_id}/encryption",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:volume_type_encryption:create ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/types/{type_id}/encryption/{encryption_id}",
+        ADMIN,
+        Empty,
+        "volume_extension:volume_type_encryption:get ADMIN (one field)",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/types/{type_id}/encryption/{encryption_id}",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:volume_type_encryption:update ADMIN",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/types/{type_id}/encryption/{encryption_id}",
+        ADMIN,
+        Empty,
+        "volume_extension:volume_type_encryption:delete ADMIN",
+    ),
     // ---- Cinder describing itself: zones and extensions for anyone, the rest for admins.
     r(
         "GET",
@@ -1288,6 +1439,10 @@ struct World {
     volume_type: String,
     /// A transfer of a volume of `demo` (awaiting it).
     transfer: String,
+    /// A QoS spec with key `k`, associated with `volume_type`.
+    qos: String,
+    /// The encryption spec of `volume_type`.
+    encryption: String,
 }
 
 async fn world(e: &Env) -> World {
@@ -1384,7 +1539,28 @@ async fn world(e: &Env) -> World {
     let offered = new_volume(e).await;
     let transfer =
         e.state.volume.transfer_create(&e.member, &offered, None, false).await.expect("transfer").transfer.id;
+    let qos = stratus_db::QosSpecRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: format!("policy-{}", uuid::Uuid::new_v4().simple()),
+        consumer: "both".into(),
+        specs: r#"{"k":"v"}"#.into(),
+    };
+    e.ds.qos_create(&qos).await.expect("qos specs");
+    e.ds.qos_associate(&qos.id, &volume_type).await.expect("qos associated");
+    let encryption = stratus_db::EncryptionRow {
+        volume_type_id: volume_type.clone(),
+        encryption_id: uuid::Uuid::new_v4().to_string(),
+        provider: "luks".into(),
+        cipher: None,
+        key_size: None,
+        control_location: "front-end".into(),
+        created_at: stratus_db::SET_ON_INSERT,
+        updated_at: stratus_db::SET_ON_INSERT,
+    };
+    e.ds.encryption_create(&encryption).await.expect("encryption spec");
     World {
+        qos: qos.id,
+        encryption: encryption.encryption_id,
         transfer,
         aggregate: agg.id.to_string(),
         volume_type,
@@ -1482,6 +1658,9 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             ("extra_specs", "{key}") => "multiattach".into(),
             ("types", "{type_id}") => w.volume_type.clone(),
             (_, "{transfer_id}") => w.transfer.clone(),
+            (_, "{qos_id}") => w.qos.clone(),
+            ("encryption", "{encryption_id}") if method == "GET" => "provider".into(),
+            (_, "{encryption_id}") => w.encryption.clone(),
             (_, "{key}") => "k".into(),
             (_, "{attachment_id}") => w.attachment.clone(),
             (_, "{tag}") => "t".into(),

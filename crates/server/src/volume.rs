@@ -124,7 +124,22 @@ type Q = Query<HashMap<String, String>>;
         transfers::new_list_detail,
         transfers::new_show,
         transfers::new_delete,
-        transfers::new_accept
+        transfers::new_accept,
+        qos::list_qos,
+        qos::create_qos,
+        qos::show_qos,
+        qos::set_qos_keys,
+        qos::delete_qos,
+        qos::unset_qos_keys,
+        qos::qos_associations,
+        qos::qos_associate,
+        qos::qos_disassociate,
+        qos::qos_disassociate_all,
+        qos::show_encryption,
+        qos::create_encryption,
+        qos::show_encryption_item,
+        qos::update_encryption,
+        qos::delete_encryption
     )
 )]
 pub struct VolumeDoc;
@@ -200,7 +215,25 @@ pub fn routes(state: AppState) -> Router {
                 &format!("{prefix}/volume-transfers/{{transfer_id}}"),
                 get(transfers::new_show).delete(transfers::new_delete),
             )
-            .route(&format!("{prefix}/volume-transfers/{{transfer_id}}/accept"), post(transfers::new_accept));
+            .route(&format!("{prefix}/volume-transfers/{{transfer_id}}/accept"), post(transfers::new_accept))
+            .route(&format!("{prefix}/qos-specs"), get(qos::list_qos).post(qos::create_qos))
+            .route(
+                &format!("{prefix}/qos-specs/{{qos_id}}"),
+                get(qos::show_qos).put(qos::set_qos_keys).delete(qos::delete_qos),
+            )
+            .route(&format!("{prefix}/qos-specs/{{qos_id}}/delete_keys"), put(qos::unset_qos_keys))
+            .route(&format!("{prefix}/qos-specs/{{qos_id}}/associations"), get(qos::qos_associations))
+            .route(&format!("{prefix}/qos-specs/{{qos_id}}/associate"), get(qos::qos_associate))
+            .route(&format!("{prefix}/qos-specs/{{qos_id}}/disassociate"), get(qos::qos_disassociate))
+            .route(&format!("{prefix}/qos-specs/{{qos_id}}/disassociate_all"), get(qos::qos_disassociate_all))
+            .route(
+                &format!("{prefix}/types/{{type_id}}/encryption"),
+                get(qos::show_encryption).post(qos::create_encryption),
+            )
+            .route(
+                &format!("{prefix}/types/{{type_id}}/encryption/{{encryption_id}}"),
+                get(qos::show_encryption_item).put(qos::update_encryption).delete(qos::delete_encryption),
+            );
     }
     let v3 = v3
         .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
@@ -777,6 +810,7 @@ pub(crate) fn test_state(
 }
 
 mod admin;
+mod qos;
 mod quotas;
 mod transfers;
 mod types;

@@ -42,6 +42,15 @@ pub enum Missing {
     },
     /// A volume transfer (also another project's: no existence leak).
     Transfer,
+    /// A QoS spec.
+    QosSpec,
+    /// A key of the QoS spec `qos`.
+    QosSpecKey {
+        /// The spec that lacks the key.
+        qos: String,
+    },
+    /// The encryption spec of a volume type (by type id).
+    Encryption,
     /// A row the datastore did not find (the table it looked in).
     Row(RowKind),
 }
@@ -63,6 +72,9 @@ fn not_found_message(kind: &Missing, id: &str) -> String {
         Missing::Instance => format!("Instance {id} could not be found."),
         Missing::MetadataKey { volume } => format!("Volume {volume} has no metadata with key {id}."),
         Missing::Transfer => format!("Transfer {id} could not be found."),
+        Missing::QosSpec => format!("QoS Specs {id} could not be found."),
+        Missing::QosSpecKey { qos } => format!("QoS spec {qos} has no spec with key {id}."),
+        Missing::Encryption => format!("Volume type encryption for type {id} does not exist."),
         Missing::Row(what) => format!("{what} could not be found."),
     }
 }

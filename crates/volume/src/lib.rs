@@ -34,6 +34,7 @@
 
 mod attachments;
 mod error;
+mod qos;
 mod quotas;
 mod reconcile;
 mod servers;
@@ -43,6 +44,7 @@ mod transfers;
 mod types;
 
 pub use error::{Missing, VolumeError, quota_message};
+pub use qos::{CONTROL_LOCATIONS, EncryptionChange, QOS_CONSUMERS};
 pub use quotas::{QuotaUse, VOLUME_QUOTA_RESOURCES, VolumeLimits};
 pub use reconcile::ReconcileReport;
 pub use servers::BootVolume;
@@ -432,6 +434,7 @@ impl VolumeService {
             )));
         }
         let volume_type_id = self.type_for_create(ctx, req.volume_type.as_deref()).await?;
+        self.refuse_encrypted(&volume_type_id, req.volume_type.as_deref().unwrap_or(DEFAULT_VOLUME_TYPE)).await?;
         let az = match req.availability_zone.as_deref() {
             None | Some("") => self.cfg.availability_zone.clone(),
             Some(a) if a == self.cfg.availability_zone => a.to_string(),

@@ -1177,3 +1177,115 @@ async fn volume_transfer_create_show_list_accept_and_delete() {
     let (s, _, _) = send(&env, "DELETE", &format!("{base}/{tid}"), Some(&env.demo), None, None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// Cinder's QoS specs: admins create (consumer default `back-end`), show
+/// with links, set and unset keys, associate with types, and delete only
+/// unassociated specs unless `force`; members are refused (403).
+#[tokio::test]
+async fn qos_specs_over_http() {
+    let env = env().await;
+    let base = format!("/volume/v3/{}/qos-specs", env.admin_project);
+    let body = json!({"qos_specs": {"name": "gold", "consumer": "front-end", "read_iops_sec": "2000"}});
+    let (s, _, v) = send(&env, "POST", &base, Some(&env.admin), None, Some(body.clone())).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["qos_specs"]["specs"], json!({"read_iops_sec": "2000"}));
+    assert_eq!(v["qos_specs"]["consumer"], "front-end");
+    assert!(v["links"].is_array());
+    let id = v["qos_specs"]["id"].as_str().expect("id").to_string();
+    let (s, _, _) = send(&env, "POST", &base, Some(&env.admin), None, Some(body)).await;
+    assert_eq!(s, StatusCode::CONFLICT, "name taken");
+    let bad = json!({"qos_specs": {"name": "x", "consumer": "middle"}});
+    assert_eq!(send(&env, "POST", &base, Some(&env.admin), None, Some(bad)).await.0, StatusCode::BAD_REQUEST);
+    let demo_base = format!("/volume/v3/{}/qos-specs", env.demo_project);
+    assert_eq!(call(&env, &demo_base, Some(&env.demo), None).await.0, StatusCode::FORBIDDEN);
+    let (s, _, v) = call(&env, &base, Some(&env.admin), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["qos_specs"][0]["name"], "gold");
+    // Set and unset a key; an absent key is 404.
+    let one = format!("{base}/{id}");
+    let (s, _, v) =
+        send(&env, "PUT", &one, Some(&env.admin), None, Some(json!({"qos_specs": {"iops_bytes": "500"}}))).await;
+    assert_eq!((s, &v), (StatusCode::OK, &json!({"qos_specs": {"iops_bytes": "500"}})));
+    let keys = format!("{one}/delete_keys");
+    let (s, _, _) = send(&env, "PUT", &keys, Some(&env.admin), None, Some(json!({"keys": ["iops_bytes"]}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (s, _, _) = send(&env, "PUT", &keys, Some(&env.admin), None, Some(json!({"keys": ["iops_bytes"]}))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, _, v) = call(&env, &one, Some(&env.admin), None).await;
+    assert_eq!(v["qos_specs"]["specs"], json!({"read_iops_sec": "2000"}));
+    // Associate with a type; then delete needs force.
+    let types = format!("/volume/v3/{}/types", env.admin_project);
+    let (_, _, t) =
+        send(&env, "POST", &types, Some(&env.admin), None, Some(json!({"volume_type": {"name": "q1"}}))).await;
+    let tid = t["volume_type"]["id"].as_str().expect("type id").to_string();
+    let (s, _, _) = call(&env, &format!("{one}/associate?vol_type_id={tid}"), Some(&env.admin), None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (s, _, _) = call(&env, &format!("{one}/associate"), Some(&env.admin), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "no vol_type_id");
+    let (_, _, v) = call(&env, &format!("{one}/associations"), Some(&env.admin), None).await;
+    assert_eq!(v["qos_associations"], json!([{"association_type": "volume_type", "id": tid, "name": "q1"}]));
+    let (s, _, _) = send(&env, "DELETE", &format!("{one}?force=False"), Some(&env.admin), None, None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "still associated");
+    let (s, _, _) = call(&env, &format!("{one}/disassociate?vol_type_id={tid}"), Some(&env.admin), None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (_, _, v) = call(&env, &format!("{one}/associations"), Some(&env.admin), None).await;
+    assert_eq!(v["qos_associations"], json!([]));
+    call(&env, &format!("{one}/associate?vol_type_id={tid}"), Some(&env.admin), None).await;
+    assert_eq!(call(&env, &format!("{one}/disassociate_all"), Some(&env.admin), None).await.0, StatusCode::ACCEPTED);
+    call(&env, &format!("{one}/associate?vol_type_id={tid}"), Some(&env.admin), None).await;
+    let (s, _, _) = send(&env, "DELETE", &format!("{one}?force=True"), Some(&env.admin), None, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert_eq!(call(&env, &one, Some(&env.admin), None).await.0, StatusCode::NOT_FOUND);
+}
+
+/// Cinder's encryption types: admins create, show (`{}` when none), read
+/// one field, update and delete a type's spec. Stratus cannot encrypt yet,
+/// so a volume of an encrypted type is refused (400), never made plaintext.
+#[tokio::test]
+async fn encryption_types_over_http_and_encrypted_volumes_are_refused() {
+    let env = env().await;
+    let types = format!("/volume/v3/{}/types", env.admin_project);
+    let (_, _, t) =
+        send(&env, "POST", &types, Some(&env.admin), None, Some(json!({"volume_type": {"name": "enc"}}))).await;
+    let tid = t["volume_type"]["id"].as_str().expect("type id").to_string();
+    let url = format!("{types}/{tid}/encryption");
+    let (s, _, v) = call(&env, &url, Some(&env.admin), None).await;
+    assert_eq!((s, &v), (StatusCode::OK, &json!({})));
+    let demo_url = format!("/volume/v3/{}/types/{tid}/encryption", env.demo_project);
+    assert_eq!(call(&env, &demo_url, Some(&env.demo), None).await.0, StatusCode::FORBIDDEN);
+    let create = json!({"encryption": {"provider": "luks", "key_size": 256, "cipher": "aes-xts-plain64", "control_location": "front-end"}});
+    let (s, _, v) = send(&env, "POST", &url, Some(&env.admin), None, Some(create.clone())).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["encryption"]["key_size"], 256);
+    assert_eq!(v["encryption"]["volume_type_id"], tid.as_str());
+    let eid = v["encryption"]["encryption_id"].as_str().expect("encryption id").to_string();
+    assert_eq!(send(&env, "POST", &url, Some(&env.admin), None, Some(create)).await.0, StatusCode::BAD_REQUEST);
+    let (_, _, v) = call(&env, &url, Some(&env.admin), None).await;
+    assert_eq!(v["provider"], "luks");
+    assert_eq!(v["deleted"], false);
+    // A volume of the encrypted type is refused.
+    let vols = format!("/volume/v3/{}/volumes", env.demo_project);
+    let (s, _, v) =
+        send(&env, "POST", &vols, Some(&env.demo), None, Some(json!({"volume": {"size": 1, "volume_type": "enc"}})))
+            .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["badRequest"]["message"].as_str().expect("message").contains("encrypted"), "{v}");
+    // Update, read one field, delete.
+    let one = format!("{url}/{eid}");
+    let upd = json!({"encryption": {"key_size": 128, "control_location": "back-end"}});
+    let (s, _, v) = send(&env, "PUT", &one, Some(&env.admin), None, Some(upd)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, _, v) = call(&env, &format!("{url}/control_location"), Some(&env.admin), None).await;
+    assert_eq!(v, json!({"control_location": "back-end"}));
+    assert_eq!(call(&env, &format!("{url}/nope"), Some(&env.admin), None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(send(&env, "DELETE", &one, Some(&env.admin), None, None).await.0, StatusCode::ACCEPTED);
+    assert_eq!(call(&env, &url, Some(&env.admin), None).await.2, json!({}));
+    let (s, _, _) =
+        send(&env, "POST", &vols, Some(&env.demo), None, Some(json!({"volume": {"size": 1, "volume_type": "enc"}})))
+            .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "no longer encrypted");
+    // A type in use cannot gain encryption.
+    let (s, _, _) =
+        send(&env, "POST", &url, Some(&env.admin), None, Some(json!({"encryption": {"provider": "luks"}}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
