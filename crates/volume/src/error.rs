@@ -179,6 +179,29 @@ pub fn quota_message(q: &QuotaExceeded) -> String {
     q.to_string()
 }
 
+/// Cinder's messages for a create over a per-type quota (`volumes_<type>`
+/// or `gigabytes_<type>`, reported by the datastore as `volumes_type` /
+/// `gigabytes_type`).
+pub(crate) fn typed_quota_message(q: &QuotaExceeded, type_name: &str) -> String {
+    let at = |name: &str| q.overs.iter().position(|o| *o == name);
+    let get = |v: &[i64], i: usize| v.get(i).copied().unwrap_or(0);
+    if let Some(i) = at("gigabytes_type") {
+        return format!(
+            "Requested volume or snapshot exceeds allowed gigabytes_{type_name} quota. Requested {}G, quota is {}G and {}G has been consumed.",
+            get(&q.requested, i),
+            get(&q.allowed, i),
+            get(&q.used, i)
+        );
+    }
+    if let Some(i) = at("volumes_type") {
+        return format!(
+            "Maximum number of volumes allowed ({}) exceeded for quota 'volumes_{type_name}'.",
+            get(&q.allowed, i)
+        );
+    }
+    quota_message(q)
+}
+
 /// Cinder's message for a request over the gigabytes quota.
 pub(crate) fn gigabytes_message(requested: i64, quota: i64, consumed: i64) -> String {
     format!(

@@ -492,8 +492,16 @@ impl VolumeService {
         let limits = self.volume_limits(stratus_db::VolumeQuotaLayer::Project(&row.project_id)).await?;
         let limit = |r: &str| limits.get(r).copied().unwrap_or(-1);
         self.check_per_volume(&row.project_id, row.size_gb).await?;
-        let row = match self.ds.volume_create(&row, limit("volumes"), limit("gigabytes")).await {
+        let type_name = match &row.volume_type_id {
+            Some(t) => self.ds.volume_type_get(t, None).await.map(|t| t.name).unwrap_or_default(),
+            None => String::new(),
+        };
+        let typed = (limit(&format!("volumes_{type_name}")), limit(&format!("gigabytes_{type_name}")));
+        let row = match self.ds.volume_create_typed(&row, limit("volumes"), limit("gigabytes"), typed).await {
             Ok(row) => row,
+            Err(DbError::QuotaExceeded(q)) if q.overs.iter().any(|o| o.ends_with("_type")) => {
+                return Err(VolumeError::QuotaExceeded(error::typed_quota_message(&q, &type_name)));
+            }
             // The type was deleted since it was looked up.
             Err(DbError::NotFound { kind: stratus_db::RowKind::VolumeType, id }) => {
                 return Err(VolumeError::not_found(Missing::VolumeType, id));
@@ -879,6 +887,22 @@ impl VolumeService {
             let delta = new_size - v.size_gb;
             if stratus_db::exceeds(used, delta, limit) {
                 return Err(VolumeError::QuotaExceeded(error::gigabytes_message(delta, limit, used)));
+            }
+        }
+        if let Some(type_name) = &v.volume_type {
+            let (_, typed) = self.type_limits(&v.project_id, type_name).await?;
+            if typed >= 0 {
+                let used = self
+                    .ds
+                    .volume_usage_by_type(&v.project_id)
+                    .await?
+                    .into_iter()
+                    .find(|(t, _, _)| t == type_name)
+                    .map_or(0, |(_, _, gb)| gb);
+                let delta = new_size - v.size_gb;
+                if stratus_db::exceeds(used, delta, typed) {
+                    return Err(VolumeError::QuotaExceeded(error::gigabytes_message(delta, typed, used)));
+                }
             }
         }
         if self.ds.volume_set_status(&vid, &[VolumeStatus::Available], VolumeStatus::Extending).await? != Cas::Updated {

@@ -133,10 +133,7 @@ impl VolumeService {
         }
         let vol = self.ds.volume_get(&t.volume_id).await?;
         let limits = self.volume_limits(VolumeQuotaLayer::Project(&ctx.project_id)).await?;
-        let type_name = match &vol.volume_type {
-            Some(n) => n.clone(),
-            None => String::new(),
-        };
+        let type_name = vol.volume_type.clone().unwrap_or_default();
         let limit = |r: &str| limits.get(r).copied().unwrap_or(-1);
         let typed = self.type_limits(&ctx.project_id, &type_name).await?;
         let l = TransferLimits {

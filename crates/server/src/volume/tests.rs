@@ -1289,3 +1289,46 @@ async fn encryption_types_over_http_and_encrypted_volumes_are_refused() {
         send(&env, "POST", &url, Some(&env.admin), None, Some(json!({"encryption": {"provider": "luks"}}))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+/// Cinder's per-volume-type quotas: every type adds `volumes_<type>`,
+/// `gigabytes_<type>` and `snapshots_<type>` (unlimited by default) to
+/// quota sets and classes; they are set like the others, an unknown type's
+/// key is "Bad key(s)", and creates are held to them (413).
+#[tokio::test]
+async fn per_volume_type_quotas_are_shown_set_and_enforced() {
+    let env = env().await;
+    let admin = |path: &str| format!("/volume/v3/{}/{path}", env.admin_project);
+    let (_, _, t) =
+        send(&env, "POST", &admin("types"), Some(&env.admin), None, Some(json!({"volume_type": {"name": "fast"}})))
+            .await;
+    assert!(t["volume_type"]["id"].is_string(), "{t}");
+    let (_, _, v) = call(&env, &admin("os-quota-class-sets/default"), Some(&env.admin), None).await;
+    for k in ["volumes_fast", "gigabytes_fast", "snapshots_fast", "volumes___DEFAULT__"] {
+        assert_eq!(v["quota_class_set"][k], -1, "{k} in {v}");
+    }
+    let body = json!({"quota_class_set": {"gigabytes_fast": 7}});
+    let (s, _, v) = send(&env, "PUT", &admin("os-quota-class-sets/default"), Some(&env.admin), None, Some(body)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["quota_class_set"]["gigabytes_fast"], 7);
+    let defaults = admin(&format!("os-quota-sets/{}/defaults", env.demo_project));
+    assert_eq!(call(&env, &defaults, Some(&env.admin), None).await.2["quota_set"]["gigabytes_fast"], 7);
+    let bad = json!({"quota_set": {"volumes_nosuchtype": 1}});
+    let demo_set = admin(&format!("os-quota-sets/{}", env.demo_project));
+    assert_eq!(send(&env, "PUT", &demo_set, Some(&env.admin), None, Some(bad)).await.0, StatusCode::BAD_REQUEST);
+    let (s, _, _) =
+        send(&env, "PUT", &demo_set, Some(&env.admin), None, Some(json!({"quota_set": {"volumes_fast": 1}}))).await;
+    assert_eq!(s, StatusCode::OK);
+    let vols = format!("/volume/v3/{}/volumes", env.demo_project);
+    let new = |size: i64| Some(json!({"volume": {"size": size, "volume_type": "fast"}}));
+    assert_eq!(send(&env, "POST", &vols, Some(&env.demo), None, new(1)).await.0, StatusCode::ACCEPTED);
+    let (s, _, v) = send(&env, "POST", &vols, Some(&env.demo), None, new(1)).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(v.to_string().contains("volumes_fast"), "{v}");
+    // Another type is not held to it.
+    let (s, _, _) = send(&env, "POST", &vols, Some(&env.demo), None, Some(json!({"volume": {"size": 1}}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (_, _, v) = call(&env, &format!("{demo_set}?usage=true"), Some(&env.admin), None).await;
+    assert_eq!(v["quota_set"]["volumes_fast"], json!({"limit": 1, "in_use": 1, "reserved": 0}));
+    assert_eq!(v["quota_set"]["gigabytes_fast"]["in_use"], 1);
+    assert_eq!(v["quota_set"]["gigabytes_fast"]["limit"], 7);
+}
