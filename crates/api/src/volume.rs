@@ -199,6 +199,12 @@ pub enum VolumeAction {
     Step(StatusStep),
     /// `os-attach` / `os-detach` of the older flow (named for the refusal).
     OldAttach(&'static str),
+    /// `os-set_image_metadata` (200): keys to merge.
+    SetImageMetadata(BTreeMap<String, String>),
+    /// `os-unset_image_metadata` (200): the key to remove.
+    UnsetImageMetadata(String),
+    /// `os-show_image_metadata` (200).
+    ShowImageMetadata,
 }
 
 /// A status step of Cinder's older attach flow: bookkeeping only, nothing
@@ -253,6 +259,13 @@ impl VolumeAction {
             "os-roll_detaching" => Ok(Self::Step(StatusStep::RollDetaching)),
             "os-attach" => Ok(Self::OldAttach("os-attach")),
             "os-detach" => Ok(Self::OldAttach("os-detach")),
+            "os-set_image_metadata" => metadata_field(args)?
+                .map(Self::SetImageMetadata)
+                .ok_or_else(|| BadRequest("Malformed request body: metadata is required.".into())),
+            "os-unset_image_metadata" => opt_str(args, &["key"])?
+                .map(Self::UnsetImageMetadata)
+                .ok_or_else(|| BadRequest("Malformed request body: key is required.".into())),
+            "os-show_image_metadata" => Ok(Self::ShowImageMetadata),
             other => Err(BadRequest(format!("There is no such action: {other}"))),
         }
     }

@@ -344,6 +344,32 @@ impl Datastore {
         })
     }
 
+    /// A volume's stored image metadata (a JSON object), if ever set.
+    pub async fn volume_image_metadata(&self, id: &VolumeId) -> Result<Option<String>, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let r: Option<(String,)> =
+                sqlx::query_as("SELECT metadata FROM volume_image_metadata WHERE volume_id = $1")
+                    .bind(id)
+                    .fetch_optional(rp)
+                    .await?;
+            Ok(r.map(|(m,)| m))
+        })
+    }
+
+    /// Store a volume's image metadata (a JSON object), replacing it.
+    pub async fn volume_image_metadata_set(&self, id: &VolumeId, metadata: &str) -> Result<(), DbError> {
+        crate::with_db!(self, |wp, rp| {
+            dbk::exec(
+                wp,
+                sqlx::query("INSERT INTO volume_image_metadata (volume_id, metadata) VALUES ($1, $2) ON CONFLICT (volume_id) DO UPDATE SET metadata = excluded.metadata")
+                    .bind(id)
+                    .bind(metadata),
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
     /// Compare-and-swap the status: from any of `from` (empty: any) to `to`.
     pub async fn volume_set_status(
         &self,

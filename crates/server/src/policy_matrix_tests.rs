@@ -1281,6 +1281,34 @@ const ACTIONS: &[ActionRow] = &[
     ),
     a(VPA, "os-set_bootable", r#"{"os-set_bootable": {"bootable": true}}"#, MEMBER_IN, "volume:update PROJECT_MEMBER"),
     a(VPA, "os-retype", r#"{"os-retype": {"new_type": "__DEFAULT__"}}"#, MEMBER_IN, "volume:retype PROJECT_MEMBER"),
+    a(
+        VA,
+        "os-set_image_metadata",
+        r#"{"os-set_image_metadata": {"metadata": {"a": "b"}}}"#,
+        WRITE,
+        "volume_extension:volume_image_metadata:set PROJECT_MEMBER",
+    ),
+    a(
+        VA,
+        "os-show_image_metadata",
+        r#"{"os-show_image_metadata": null}"#,
+        READ,
+        "volume_extension:volume_image_metadata:show PROJECT_READER",
+    ),
+    a(
+        VPA,
+        "os-set_image_metadata",
+        r#"{"os-set_image_metadata": {"metadata": {"a": "b"}}}"#,
+        MEMBER_IN,
+        "volume_extension:volume_image_metadata:set PROJECT_MEMBER",
+    ),
+    a(
+        VPA,
+        "os-show_image_metadata",
+        r#"{"os-show_image_metadata": null}"#,
+        IN_PROJECT,
+        "volume_extension:volume_image_metadata:show PROJECT_READER",
+    ),
 ];
 
 /// Query parameters with a policy of their own (the route's row covers the

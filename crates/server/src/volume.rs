@@ -343,7 +343,13 @@ async fn detail_of(
     form: wire::VolumeForm,
 ) -> Result<Value, ApiError> {
     let atts = state.volume.attachments_of(&v.id).await?;
-    Ok(volume_detail(state, ctx, v, &atts, form))
+    let mut out = volume_detail(state, ctx, v, &atts, form);
+    if form.extended
+        && let Some(m) = state.volume.image_metadata_of(v).await?
+    {
+        out["volume_image_metadata"] = json!(m);
+    }
+    Ok(out)
 }
 
 /// `GET /volumes[/detail]`: filters `all_tenants` (admins), `project_id`,
@@ -497,7 +503,7 @@ async fn delete_volume(
 /// (admins, 202), `os-set_bootable` (200), `os-retype` (202), the status
 /// steps of the older attach flow (202); its `os-attach`/`os-detach` are
 /// refused (400) once the volume is found.
-#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes/{volume_id}/action", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), request_body = s::VolumeAction, responses((status = 202, description = "os-extend, os-reset_status, os-retype, os-reserve, os-unreserve, os-begin_detaching or os-roll_detaching accepted"), (status = 200, description = "os-set_bootable done"), (status = 400, description = "Unknown action or invalid argument"), (status = 403, description = "os-reset_status by a non-admin"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Invalid state"), (status = 413, description = "Over the gigabytes quota")))]
+#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes/{volume_id}/action", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), request_body = s::VolumeAction, responses((status = 202, description = "os-extend, os-reset_status, os-retype, os-reserve, os-unreserve, os-begin_detaching or os-roll_detaching accepted"), (status = 200, description = "os-set_bootable, os-set_image_metadata, os-unset_image_metadata or os-show_image_metadata done"), (status = 400, description = "Unknown action or invalid argument"), (status = 403, description = "os-reset_status by a non-admin"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Invalid state"), (status = 413, description = "Over the gigabytes quota")))]
 async fn volume_action(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -527,6 +533,18 @@ async fn volume_action(
         VolumeAction::Step(step) => {
             svc.status_step(&ctx, id, step).await?;
             Ok(StatusCode::ACCEPTED.into_response())
+        }
+        VolumeAction::SetImageMetadata(m) => {
+            let all = svc.set_image_metadata(&ctx, id, m).await?;
+            Ok(axum::Json(json!({ "metadata": all })).into_response())
+        }
+        VolumeAction::UnsetImageMetadata(key) => {
+            svc.unset_image_metadata(&ctx, id, &key).await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        VolumeAction::ShowImageMetadata => {
+            let all = svc.image_metadata(&ctx, id).await?;
+            Ok(axum::Json(json!({ "metadata": all })).into_response())
         }
         VolumeAction::OldAttach(action) => {
             // Looked up first: an unknown volume is 404, as Cinder answers.

@@ -42,6 +42,11 @@ pub enum Missing {
     },
     /// A volume transfer (also another project's: no existence leak).
     Transfer,
+    /// An image metadata key of the volume `volume`.
+    ImageMetadataKey {
+        /// The volume whose image metadata lacks the key.
+        volume: String,
+    },
     /// A QoS spec.
     QosSpec,
     /// A key of the QoS spec `qos`.
@@ -72,6 +77,9 @@ fn not_found_message(kind: &Missing, id: &str) -> String {
         Missing::Instance => format!("Instance {id} could not be found."),
         Missing::MetadataKey { volume } => format!("Volume {volume} has no metadata with key {id}."),
         Missing::Transfer => format!("Transfer {id} could not be found."),
+        Missing::ImageMetadataKey { volume } => {
+            format!("Glance metadata for volume {volume} with key {id} could not be found.")
+        }
         Missing::QosSpec => format!("QoS Specs {id} could not be found."),
         Missing::QosSpecKey { qos } => format!("QoS spec {qos} has no spec with key {id}."),
         Missing::Encryption => format!("Volume type encryption for type {id} does not exist."),

@@ -719,6 +719,48 @@ impl VolumeService {
         Ok(())
     }
 
+    /// A volume's image metadata as shown (Cinder's `volume_image_metadata`):
+    /// what was set, else `{image_id}` for a volume from an image, else none.
+    pub async fn image_metadata_of(&self, v: &VolumeRow) -> Result<Option<BTreeMap<String, String>>, VolumeError> {
+        if let Some(m) = self.ds.volume_image_metadata(&v.id).await? {
+            return Ok(Some(serde_json::from_str(&m).unwrap_or_default()));
+        }
+        Ok(v.image_id.as_ref().map(|i| BTreeMap::from([("image_id".to_string(), i.clone())])))
+    }
+
+    /// `os-show_image_metadata`: a visible volume's image metadata (`{}` when none).
+    pub async fn image_metadata(&self, ctx: &AuthContext, id: &str) -> Result<BTreeMap<String, String>, VolumeError> {
+        let v = self.get_visible(ctx, id).await?;
+        Ok(self.image_metadata_of(&v).await?.unwrap_or_default())
+    }
+
+    /// `os-set_image_metadata`: merge keys into a volume's image metadata;
+    /// answers the whole of it.
+    pub async fn set_image_metadata(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        m: BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, VolumeError> {
+        let v = self.get_writable(ctx, id, "set_image_metadata").await?;
+        check_metadata(&m)?;
+        let mut cur = self.image_metadata_of(&v).await?.unwrap_or_default();
+        cur.extend(m);
+        self.ds.volume_image_metadata_set(&v.id, &serde_json::to_string(&cur).unwrap_or_else(|_| "{}".into())).await?;
+        Ok(cur)
+    }
+
+    /// `os-unset_image_metadata`: remove one key (404 when absent).
+    pub async fn unset_image_metadata(&self, ctx: &AuthContext, id: &str, key: &str) -> Result<(), VolumeError> {
+        let v = self.get_writable(ctx, id, "remove_image_metadata").await?;
+        let mut cur = self.image_metadata_of(&v).await?.unwrap_or_default();
+        if cur.remove(key).is_none() {
+            return Err(VolumeError::not_found(Missing::ImageMetadataKey { volume: id.to_string() }, key));
+        }
+        self.ds.volume_image_metadata_set(&v.id, &serde_json::to_string(&cur).unwrap_or_else(|_| "{}".into())).await?;
+        Ok(())
+    }
+
     /// Set or clear the bootable flag (`os-set_bootable`).
     pub async fn set_bootable(&self, ctx: &AuthContext, id: &str, bootable: bool) -> Result<VolumeRow, VolumeError> {
         let vid = self.get_visible(ctx, id).await?.id;

@@ -1332,3 +1332,32 @@ async fn per_volume_type_quotas_are_shown_set_and_enforced() {
     assert_eq!(v["quota_set"]["gigabytes_fast"]["in_use"], 1);
     assert_eq!(v["quota_set"]["gigabytes_fast"]["limit"], 7);
 }
+
+/// Cinder's volume image metadata actions: `os-set_image_metadata` merges
+/// and answers the whole, `os-show_image_metadata` shows it, the volume
+/// view carries it as `volume_image_metadata`, `os-unset_image_metadata`
+/// removes a key (404 when absent); readers may only look.
+#[tokio::test]
+async fn volume_image_metadata_actions() {
+    let env = env().await;
+    let vol = create(&env, 1, "im").await;
+    let id = vol["id"].as_str().expect("id").to_string();
+    let url = format!("/volume/v3/{}/volumes/{id}", env.demo_project);
+    let act = format!("{url}/action");
+    let (s, _, v) =
+        send(&env, "POST", &act, Some(&env.demo), None, Some(json!({"os-show_image_metadata": null}))).await;
+    assert_eq!((s, &v), (StatusCode::OK, &json!({"metadata": {}})));
+    let set = json!({"os-set_image_metadata": {"metadata": {"image_name": "image", "ramdisk_id": "somedisk"}}});
+    let (s, _, v) = send(&env, "POST", &act, Some(&env.demo), None, Some(set)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["metadata"]["ramdisk_id"], "somedisk");
+    let (_, _, v) = call(&env, &url, Some(&env.demo), None).await;
+    assert_eq!(v["volume"]["volume_image_metadata"], json!({"image_name": "image", "ramdisk_id": "somedisk"}));
+    let unset = json!({"os-unset_image_metadata": {"key": "ramdisk_id"}});
+    assert_eq!(send(&env, "POST", &act, Some(&env.demo), None, Some(unset.clone())).await.0, StatusCode::OK);
+    assert_eq!(send(&env, "POST", &act, Some(&env.demo), None, Some(unset)).await.0, StatusCode::NOT_FOUND);
+    let (_, _, v) = send(&env, "POST", &act, Some(&env.demo), None, Some(json!({"os-show_image_metadata": {}}))).await;
+    assert_eq!(v, json!({"metadata": {"image_name": "image"}}));
+    let bad = json!({"os-set_image_metadata": {"metadata": {"k": 1}}});
+    assert_eq!(send(&env, "POST", &act, Some(&env.demo), None, Some(bad)).await.0, StatusCode::BAD_REQUEST);
+}
