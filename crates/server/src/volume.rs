@@ -69,6 +69,7 @@ type Q = Query<HashMap<String, String>>;
         limits,
         list_volumes,
         list_volumes_detail,
+        volume_summary,
         create_volume,
         show_volume,
         update_volume,
@@ -153,6 +154,7 @@ pub fn routes(state: AppState) -> Router {
             .route(&format!("{prefix}/limits"), get(limits))
             .route(&format!("{prefix}/volumes"), get(list_volumes).post(create_volume))
             .route(&format!("{prefix}/volumes/detail"), get(list_volumes_detail))
+            .route(&format!("{prefix}/volumes/summary"), get(volume_summary))
             .route(
                 &format!("{prefix}/volumes/{{volume_id}}"),
                 get(show_volume).put(update_volume).delete(delete_volume),
@@ -781,6 +783,27 @@ async fn show_attachment(
     scope(&ctx, &p)?;
     let (a, v) = state.volume.attachment_get_visible(&ctx, param(&p, "attachment_id")?).await?;
     Ok(axum::Json(json!({ "attachment": attachment_detail(&state, &a, &v) })))
+}
+
+/// `GET /volumes/summary` (3.12+): how many volumes the caller's project
+/// has (`all_tenants`: admins, every project's) and their total size; from
+/// 3.36 each metadata key with the values its volumes give it.
+#[utoipa::path(get, path = "/volume/v3/{project_id}/volumes/summary", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("all_tenants" = Option<String>, Query, description = "Truthy: every project (admins)")), responses((status = 200, description = "Count and total size", body = s::VolumeSummary), (status = 404, description = "Below microversion 3.12")))]
+async fn volume_summary(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    mv: VolumeMv,
+    Path(p): Params,
+    Query(q): Q,
+) -> Result<axum::Json<Value>, ApiError> {
+    require_mv(mv, wire::MV_VOLUME_SUMMARY)?;
+    scope(&ctx, &p)?;
+    let f = ListFilter {
+        all_projects: q.get("all_tenants").or_else(|| q.get("all_projects")).is_some_and(|v| wire::truthy(v)),
+        ..ListFilter::default()
+    };
+    let rows = state.volume.list(&ctx, &f).await?;
+    Ok(axum::Json(json!({ "volume-summary": wire::volume_summary_view(&rows, mv.0) })))
 }
 
 /// A volume service over an in-memory backend, for the tests of every

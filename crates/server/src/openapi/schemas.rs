@@ -642,6 +642,8 @@ json_schemas! {
     EncryptionBody => json!({"type": "object", "required": ["encryption"], "properties": {"encryption": {"type": "object", "properties": {"provider": {"type": "string", "minLength": 1, "maxLength": 255}, "cipher": nullable_string(), "key_size": {"type": ["integer", "null"], "minimum": 0}, "control_location": {"enum": ["front-end", "back-end"]}}}}});
     /// `{key: value}`: one field of an encryption spec.
     EncryptionItem => json!({"type": "object", "minProperties": 1, "maxProperties": 1});
+    /// `{"volume-summary": {total_size, total_count[, metadata]}}`.
+    VolumeSummary => json!({"type": "object", "required": ["volume-summary"], "properties": {"volume-summary": {"type": "object", "required": ["total_size", "total_count"], "properties": {"total_size": {"type": "integer"}, "total_count": {"type": "integer"}, "metadata": {"type": "object"}}}}});
     /// Cinder's absolute limits.
     VolumeLimits => json!({
         "type": "object",

@@ -1361,3 +1361,18 @@ async fn volume_image_metadata_actions() {
     let bad = json!({"os-set_image_metadata": {"metadata": {"k": 1}}});
     assert_eq!(send(&env, "POST", &act, Some(&env.demo), None, Some(bad)).await.0, StatusCode::BAD_REQUEST);
 }
+
+/// Cinder 3.12's volume summary: count and total size of the project's
+/// volumes; 3.36 adds each metadata key's values; below 3.12 it is 404.
+#[tokio::test]
+async fn volume_summary_counts_the_projects_volumes() {
+    let env = env().await;
+    create(&env, 2, "a").await;
+    create(&env, 3, "b").await;
+    let url = format!("/volume/v3/{}/volumes/summary", env.demo_project);
+    assert_eq!(call(&env, &url, Some(&env.demo), Some("volume 3.11")).await.0, StatusCode::NOT_FOUND);
+    let (s, _, v) = call(&env, &url, Some(&env.demo), Some("volume 3.12")).await;
+    assert_eq!((s, &v), (StatusCode::OK, &json!({"volume-summary": {"total_size": 5, "total_count": 2}})));
+    let (_, _, v) = call(&env, &url, Some(&env.demo), Some("volume 3.36")).await;
+    assert_eq!(v["volume-summary"]["metadata"], json!({}));
+}
