@@ -16,6 +16,10 @@ pub const MAX_MINOR: u32 = 70;
 pub const MV_ATTACHMENTS: u32 = 27;
 /// `os-complete` on an attachment (`NEW_ATTACH_COMPLETION`).
 pub const MV_ATTACH_COMPLETE: u32 = 44;
+/// `GET /volumes/summary` (`VOLUME_SUMMARY`).
+pub const MV_VOLUME_SUMMARY: u32 = 12;
+/// `metadata` in the volume summary (`VOLUME_SUMMARY_METADATA`).
+pub const MV_SUMMARY_METADATA: u32 = 36;
 
 /// A Block Storage request the API refuses before any service call, with
 /// Cinder's message; the HTTP layer maps each variant to its status.
@@ -35,6 +39,8 @@ pub enum VolumeRequestError {
 
 use VolumeRequestError::{BadRequest, NotFound};
 
+pub mod qos;
+pub mod transfers;
 pub mod types;
 
 /// The requested `volume` minor version from `OpenStack-API-Version`
@@ -197,6 +203,12 @@ pub enum VolumeAction {
     Step(StatusStep),
     /// `os-attach` / `os-detach` of the older flow (named for the refusal).
     OldAttach(&'static str),
+    /// `os-set_image_metadata` (200): keys to merge.
+    SetImageMetadata(BTreeMap<String, String>),
+    /// `os-unset_image_metadata` (200): the key to remove.
+    UnsetImageMetadata(String),
+    /// `os-show_image_metadata` (200).
+    ShowImageMetadata,
 }
 
 /// A status step of Cinder's older attach flow: bookkeeping only, nothing
@@ -251,6 +263,13 @@ impl VolumeAction {
             "os-roll_detaching" => Ok(Self::Step(StatusStep::RollDetaching)),
             "os-attach" => Ok(Self::OldAttach("os-attach")),
             "os-detach" => Ok(Self::OldAttach("os-detach")),
+            "os-set_image_metadata" => metadata_field(args)?
+                .map(Self::SetImageMetadata)
+                .ok_or_else(|| BadRequest("Malformed request body: metadata is required.".into())),
+            "os-unset_image_metadata" => opt_str(args, &["key"])?
+                .map(Self::UnsetImageMetadata)
+                .ok_or_else(|| BadRequest("Malformed request body: key is required.".into())),
+            "os-show_image_metadata" => Ok(Self::ShowImageMetadata),
             other => Err(BadRequest(format!("There is no such action: {other}"))),
         }
     }
@@ -591,6 +610,27 @@ pub fn volume_detail(
             m.insert("os-vol-mig-status-attr:migstat".into(), Value::Null);
             m.insert("os-vol-mig-status-attr:name_id".into(), Value::Null);
         }
+    }
+    o
+}
+
+/// The volume summary: count and total size, and from 3.36 each metadata
+/// key with the distinct values the volumes give it.
+pub fn volume_summary_view(rows: &[VolumeRow], minor: u32) -> Value {
+    let total: i64 = rows.iter().map(|v| v.size_gb).fold(0, i64::saturating_add);
+    let mut o = json!({"total_size": total, "total_count": rows.len()});
+    if minor >= MV_SUMMARY_METADATA {
+        let mut meta: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for v in rows {
+            let m: BTreeMap<String, String> = serde_json::from_str(&v.metadata).unwrap_or_default();
+            for (k, val) in m {
+                let vals = meta.entry(k).or_default();
+                if !vals.contains(&val) {
+                    vals.push(val);
+                }
+            }
+        }
+        o["metadata"] = json!(meta);
     }
     o
 }

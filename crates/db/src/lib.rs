@@ -27,10 +27,12 @@ mod metrics;
 mod migrations;
 mod notifications;
 mod operations;
+mod qos_specs;
 mod quotas;
 mod servers;
 mod services;
 mod sql;
+mod volume_transfers;
 mod volume_types;
 mod volumes;
 mod zombies;
@@ -47,9 +49,11 @@ pub use metrics::*;
 pub use migrations::*;
 pub use notifications::*;
 pub use operations::*;
+pub use qos_specs::*;
 pub use quotas::*;
 pub use servers::*;
 pub use services::*;
+pub use volume_transfers::*;
 pub use volume_types::*;
 pub use volumes::*;
 pub use zombies::*;
@@ -110,6 +114,12 @@ pub enum RowKind {
     VolumeTypeAccess,
     /// `volume_type_extra_specs`.
     VolumeTypeExtraSpec,
+    /// `volume_transfers`.
+    VolumeTransfer,
+    /// `qos_specs`.
+    QosSpec,
+    /// `volume_type_encryption`.
+    Encryption,
 }
 
 impl RowKind {
@@ -137,6 +147,9 @@ impl RowKind {
             Self::VolumeType => "volume type",
             Self::VolumeTypeAccess => "volume type access",
             Self::VolumeTypeExtraSpec => "volume type extra spec",
+            Self::VolumeTransfer => "volume transfer",
+            Self::QosSpec => "qos specs",
+            Self::Encryption => "volume type encryption",
         }
     }
 }

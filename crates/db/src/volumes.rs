@@ -182,7 +182,20 @@ impl Datastore {
         max_volumes: i64,
         max_gigabytes: i64,
     ) -> Result<VolumeRow, DbError> {
-        Ok(self.volume_create_with(v, None, max_volumes, max_gigabytes).await?.0)
+        Ok(self.volume_create_with(v, None, max_volumes, max_gigabytes, (-1, -1)).await?.0)
+    }
+
+    /// [`Self::volume_create`] also within the project's limits for the
+    /// volume's type (`type_limits`: its `volumes_<type>` and
+    /// `gigabytes_<type>`, reported as `volumes_type` / `gigabytes_type`).
+    pub async fn volume_create_typed(
+        &self,
+        v: &VolumeRow,
+        max_volumes: i64,
+        max_gigabytes: i64,
+        type_limits: (i64, i64),
+    ) -> Result<VolumeRow, DbError> {
+        Ok(self.volume_create_with(v, None, max_volumes, max_gigabytes, type_limits).await?.0)
     }
 
     /// Insert a volume (normally `creating`) together with the attachment
@@ -198,7 +211,7 @@ impl Datastore {
         max_volumes: i64,
         max_gigabytes: i64,
     ) -> Result<(VolumeRow, AttachmentRow), DbError> {
-        let (vol, att) = self.volume_create_with(v, Some(att), max_volumes, max_gigabytes).await?;
+        let (vol, att) = self.volume_create_with(v, Some(att), max_volumes, max_gigabytes, (-1, -1)).await?;
         let att = att.ok_or_else(|| DbError::conflict(RowKind::Attachment, "attachment not recorded"))?;
         Ok((vol, att))
     }
@@ -209,6 +222,7 @@ impl Datastore {
         reserve: Option<&AttachmentRow>,
         max_volumes: i64,
         max_gigabytes: i64,
+        (type_volumes, type_gigabytes): (i64, i64),
     ) -> Result<(VolumeRow, Option<AttachmentRow>), DbError> {
         crate::with_db!(self, |wp, rp| {
             let now = self.now();
@@ -236,9 +250,26 @@ impl Datastore {
             .fetch_one(&mut *tx)
             .await?;
             let gb = crate::servers::saturating_total(gb);
+            let (tn, tgb): (i64, f64) = if type_volumes >= 0 || type_gigabytes >= 0 {
+                sqlx::query_as(&format!(
+                    "SELECT COUNT(*), {} FROM volumes WHERE project_id = $1 AND deleted = FALSE AND volume_type_id = $2",
+                    dbk::total("size_gb")
+                ))
+                .bind(&v.project_id)
+                .bind(&v.volume_type_id)
+                .fetch_one(&mut *tx)
+                .await?
+            } else {
+                (0, 0.0)
+            };
+            let tgb = crate::servers::saturating_total(tgb);
             let mut ex = crate::QuotaExceeded { overs: vec![], requested: vec![], used: vec![], allowed: vec![] };
-            for (name, req, used, lim) in [("volumes", 1, n, max_volumes), ("gigabytes", v.size_gb, gb, max_gigabytes)]
-            {
+            for (name, req, used, lim) in [
+                ("volumes", 1, n, max_volumes),
+                ("gigabytes", v.size_gb, gb, max_gigabytes),
+                ("volumes_type", 1, tn, type_volumes),
+                ("gigabytes_type", v.size_gb, tgb, type_gigabytes),
+            ] {
                 if crate::exceeds(used, req, lim) {
                     ex.overs.push(name);
                     ex.requested.push(req);
@@ -307,6 +338,46 @@ impl Datastore {
             .fetch_one(rp)
             .await?;
             Ok(VolumeUsage { volumes, gigabytes: crate::servers::saturating_total(gigabytes) })
+        })
+    }
+
+    /// Counted usage of a project per volume type: (type name, volumes, GiB).
+    pub async fn volume_usage_by_type(&self, project_id: &str) -> Result<Vec<(String, i64, i64)>, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let rows: Vec<(String, i64, f64)> = sqlx::query_as(&format!(
+                "SELECT t.name, COUNT(*), {} FROM volumes v JOIN volume_types t ON t.id = v.volume_type_id WHERE v.project_id = $1 AND v.deleted = FALSE GROUP BY t.name",
+                dbk::total("v.size_gb")
+            ))
+            .bind(project_id)
+            .fetch_all(rp)
+            .await?;
+            Ok(rows.into_iter().map(|(t, n, gb)| (t, n, crate::servers::saturating_total(gb))).collect())
+        })
+    }
+
+    /// A volume's stored image metadata (a JSON object), if ever set.
+    pub async fn volume_image_metadata(&self, id: &VolumeId) -> Result<Option<String>, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let r: Option<(String,)> =
+                sqlx::query_as("SELECT metadata FROM volume_image_metadata WHERE volume_id = $1")
+                    .bind(id)
+                    .fetch_optional(rp)
+                    .await?;
+            Ok(r.map(|(m,)| m))
+        })
+    }
+
+    /// Store a volume's image metadata (a JSON object), replacing it.
+    pub async fn volume_image_metadata_set(&self, id: &VolumeId, metadata: &str) -> Result<(), DbError> {
+        crate::with_db!(self, |wp, rp| {
+            dbk::exec(
+                wp,
+                sqlx::query("INSERT INTO volume_image_metadata (volume_id, metadata) VALUES ($1, $2) ON CONFLICT (volume_id) DO UPDATE SET metadata = excluded.metadata")
+                    .bind(id)
+                    .bind(metadata),
+            )
+            .await?;
+            Ok(())
         })
     }
 
@@ -1030,6 +1101,50 @@ mod tests {
         assert_eq!(d.volume_type.as_deref(), Some("__DEFAULT__"));
         assert!(!ds.volume_retype(&d.id, crate::DEFAULT_VOLUME_TYPE_ID).await.expect("same type"), "must differ");
         assert!(!ds.volume_retype(&d.id, &t.id).await.expect("gone type"), "type must exist");
+    }
+
+    /// A transfer holds its volume `awaiting-transfer`; withdrawing frees
+    /// it; accepting moves it within the accepting project's quota, once.
+    #[tokio::test]
+    async fn volume_transfer_offer_withdraw_accept() {
+        let (ds, _d) = store().await;
+        ds.volume_create(&vol("a", 3), -1, -1).await.expect("a");
+        let t = crate::VolumeTransferRow {
+            id: "t1".into(),
+            volume_id: vid("a"),
+            name: None,
+            salt: "s".into(),
+            crypt_hash: "h".into(),
+            source_project_id: "p".into(),
+            destination_project_id: None,
+            accepted: false,
+            no_snapshots: false,
+            created_at: crate::SET_ON_INSERT,
+        };
+        ds.volume_transfer_create(&t).await.expect("offer");
+        assert_eq!(ds.volume_get(&vid("a")).await.expect("a").status, VolumeStatus::AwaitingTransfer);
+        assert!(matches!(
+            ds.volume_transfer_create(&crate::VolumeTransferRow { id: "t2".into(), ..t.clone() }).await,
+            Err(DbError::Conflict { .. })
+        ));
+        assert_eq!(ds.volume_transfer_list(Some("p")).await.expect("list").len(), 1);
+        ds.volume_transfer_delete("t1").await.expect("withdraw");
+        assert!(matches!(ds.volume_transfer_delete("t1").await, Err(DbError::NotFound { .. })));
+        assert_eq!(ds.volume_get(&vid("a")).await.expect("a").status, VolumeStatus::Available);
+        ds.volume_transfer_create(&crate::VolumeTransferRow { id: "t3".into(), ..t.clone() }).await.expect("offer");
+        let tight = crate::TransferLimits { volumes: -1, gigabytes: 2, type_volumes: -1, type_gigabytes: -1 };
+        assert!(matches!(ds.volume_transfer_accept("t3", "q", "u2", &tight).await, Err(DbError::QuotaExceeded(_))));
+        let open = crate::TransferLimits { volumes: -1, gigabytes: -1, type_volumes: -1, type_gigabytes: -1 };
+        let done = ds.volume_transfer_accept("t3", "q", "u2", &open).await.expect("accept");
+        assert!(done.accepted);
+        assert_eq!(done.destination_project_id.as_deref(), Some("q"));
+        let v = ds.volume_get(&vid("a")).await.expect("a");
+        assert_eq!((v.project_id.as_str(), v.user_id.as_str(), v.status), ("q", "u2", VolumeStatus::Available));
+        assert_eq!(ds.volume_usage("q").await.expect("usage"), VolumeUsage { volumes: 1, gigabytes: 3 });
+        assert_eq!(ds.volume_usage_by_type("q").await.expect("by type"), vec![("__DEFAULT__".to_string(), 1, 3)]);
+        let typed = ds.volume_create_typed(&VolumeRow { project_id: "q".into(), ..vol("b", 1) }, -1, -1, (1, -1)).await;
+        assert!(matches!(typed, Err(DbError::QuotaExceeded(ref q)) if q.overs == ["volumes_type"]), "{typed:?}");
+        assert!(matches!(ds.volume_transfer_accept("t3", "q", "u2", &open).await, Err(DbError::NotFound { .. })));
     }
 
     #[tokio::test]

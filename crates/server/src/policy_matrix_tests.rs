@@ -540,6 +540,7 @@ const ROWS: &[Row] = &[
     r("GET", "/volume/v3/{project_id}/volumes", IN_PROJECT, Empty, "volume:get_all PROJECT_READER"),
     r("POST", "/volume/v3/{project_id}/volumes", MEMBER_IN, Json("{}"), "volume:create PROJECT_MEMBER"),
     r("GET", "/volume/v3/{project_id}/volumes/detail", IN_PROJECT, Empty, "volume:get_all PROJECT_READER"),
+    r("GET", "/volume/v3/{project_id}/volumes/summary", IN_PROJECT, Empty, "volume:get_all PROJECT_READER (summary)"),
     r("GET", "/volume/v3/{project_id}/volumes/{volume_id}", IN_PROJECT, Empty, "volume:get PROJECT_READER"),
     r("PUT", "/volume/v3/{project_id}/volumes/{volume_id}", MEMBER_IN, Json("{}"), "volume:update PROJECT_MEMBER"),
     r("DELETE", "/volume/v3/{project_id}/volumes/{volume_id}", MEMBER_IN, Empty, "volume:delete PROJECT_MEMBER"),
@@ -628,6 +629,7 @@ const ROWS: &[Row] = &[
     r("GET", "/volume/v3/volumes", ANY, Empty, "volume:get_all PROJECT_READER (own project)"),
     r("POST", "/volume/v3/volumes", CREATE, Json("{}"), "volume:create PROJECT_MEMBER"),
     r("GET", "/volume/v3/volumes/detail", ANY, Empty, "volume:get_all PROJECT_READER (own project)"),
+    r("GET", "/volume/v3/volumes/summary", ANY, Empty, "volume:get_all PROJECT_READER (own project's summary)"),
     r("GET", "/volume/v3/volumes/{volume_id}", READ, Empty, "volume:get PROJECT_READER"),
     r("PUT", "/volume/v3/volumes/{volume_id}", WRITE, Json("{}"), "volume:update PROJECT_MEMBER"),
     r("DELETE", "/volume/v3/volumes/{volume_id}", WRITE, Empty, "volume:delete PROJECT_MEMBER"),
@@ -799,6 +801,267 @@ const ROWS: &[Row] = &[
         ADMIN,
         Json(r#"{"addProjectAccess": {"project": "policy-tenant"}}"#),
         "volume_extension:volume_type_access:addProjectAccess ADMIN (every action: ACTIONS)",
+    ),
+    // ---- Volume transfers (os-volume-transfer); accepting is for any project holding the key.
+    r(
+        "GET",
+        "/volume/v3/{project_id}/os-volume-transfer",
+        IN_PROJECT,
+        Empty,
+        "volume:get_all_transfers PROJECT_READER",
+    ),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/os-volume-transfer",
+        MEMBER_IN,
+        Json("{}"),
+        "volume:create_transfer PROJECT_MEMBER",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/os-volume-transfer/detail",
+        IN_PROJECT,
+        Empty,
+        "volume:get_all_transfers PROJECT_READER",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/os-volume-transfer/{transfer_id}",
+        IN_PROJECT,
+        Empty,
+        "volume:get_transfer PROJECT_READER",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/{project_id}/os-volume-transfer/{transfer_id}",
+        MEMBER_IN,
+        Empty,
+        "volume:delete_transfer PROJECT_MEMBER",
+    ),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/os-volume-transfer/{transfer_id}/accept",
+        MEMBER_IN,
+        Json("{}"),
+        "volume:accept_transfer PROJECT_MEMBER (the URL's project must be the caller's)",
+    ),
+    r("GET", "/volume/v3/os-volume-transfer", ANY, Empty, "volume:get_all_transfers PROJECT_READER (own project)"),
+    r("POST", "/volume/v3/os-volume-transfer", CREATE, Json("{}"), "volume:create_transfer PROJECT_MEMBER"),
+    r(
+        "GET",
+        "/volume/v3/os-volume-transfer/detail",
+        ANY,
+        Empty,
+        "volume:get_all_transfers PROJECT_READER (own project)",
+    ),
+    r("GET", "/volume/v3/os-volume-transfer/{transfer_id}", READ, Empty, "volume:get_transfer PROJECT_READER"),
+    r("DELETE", "/volume/v3/os-volume-transfer/{transfer_id}", WRITE, Empty, "volume:delete_transfer PROJECT_MEMBER"),
+    r(
+        "POST",
+        "/volume/v3/os-volume-transfer/{transfer_id}/accept",
+        CREATE,
+        Json("{}"),
+        "volume:accept_transfer PROJECT_MEMBER: any project with the transfer id and key",
+    ),
+    // ---- Volume transfers (volume-transfers); accepting is for any project holding the key.
+    r("GET", "/volume/v3/{project_id}/volume-transfers", IN_PROJECT, Empty, "volume:get_all_transfers PROJECT_READER"),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/volume-transfers",
+        MEMBER_IN,
+        Json("{}"),
+        "volume:create_transfer PROJECT_MEMBER",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/volume-transfers/detail",
+        IN_PROJECT,
+        Empty,
+        "volume:get_all_transfers PROJECT_READER",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/volume-transfers/{transfer_id}",
+        IN_PROJECT,
+        Empty,
+        "volume:get_transfer PROJECT_READER",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/{project_id}/volume-transfers/{transfer_id}",
+        MEMBER_IN,
+        Empty,
+        "volume:delete_transfer PROJECT_MEMBER",
+    ),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/volume-transfers/{transfer_id}/accept",
+        MEMBER_IN,
+        Json("{}"),
+        "volume:accept_transfer PROJECT_MEMBER (the URL's project must be the caller's)",
+    ),
+    r("GET", "/volume/v3/volume-transfers", ANY, Empty, "volume:get_all_transfers PROJECT_READER (own project)"),
+    r("POST", "/volume/v3/volume-transfers", CREATE, Json("{}"), "volume:create_transfer PROJECT_MEMBER"),
+    r("GET", "/volume/v3/volume-transfers/detail", ANY, Empty, "volume:get_all_transfers PROJECT_READER (own project)"),
+    r("GET", "/volume/v3/volume-transfers/{transfer_id}", READ, Empty, "volume:get_transfer PROJECT_READER"),
+    r("DELETE", "/volume/v3/volume-transfers/{transfer_id}", WRITE, Empty, "volume:delete_transfer PROJECT_MEMBER"),
+    r(
+        "POST",
+        "/volume/v3/volume-transfers/{transfer_id}/accept",
+        CREATE,
+        Json("{}"),
+        "volume:accept_transfer PROJECT_MEMBER: any project with the transfer id and key",
+    ),
+    // ---- QoS specs and encryption types: admins only.
+    r("GET", "/volume/v3/{project_id}/qos-specs", ADMIN, Empty, "volume_extension:qos_specs_manage:get_all ADMIN"),
+    r("POST", "/volume/v3/{project_id}/qos-specs", ADMIN, Json("{}"), "volume_extension:qos_specs_manage:create ADMIN"),
+    r("GET", "/volume/v3/{project_id}/qos-specs/{qos_id}", ADMIN, Empty, "volume_extension:qos_specs_manage:get ADMIN"),
+    r(
+        "PUT",
+        "/volume/v3/{project_id}/qos-specs/{qos_id}",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:qos_specs_manage:update ADMIN",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/{project_id}/qos-specs/{qos_id}",
+        ADMIN,
+        Empty,
+        "volume_extension:qos_specs_manage:delete ADMIN",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/{project_id}/qos-specs/{qos_id}/delete_keys",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:qos_specs_manage:update ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/qos-specs/{qos_id}/associations",
+        ADMIN,
+        Empty,
+        "volume_extension:qos_specs_manage:get ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/qos-specs/{qos_id}/associate",
+        ADMIN,
+        Empty,
+        "volume_extension:qos_specs_manage:update ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/qos-specs/{qos_id}/disassociate",
+        ADMIN,
+        Empty,
+        "volume_extension:qos_specs_manage:update ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/qos-specs/{qos_id}/disassociate_all",
+        ADMIN,
+        Empty,
+        "volume_extension:qos_specs_manage:update ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/types/{type_id}/encryption",
+        ADMIN,
+        Empty,
+        "volume_extension:volume_type_encryption:get ADMIN",
+    ),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/types/{type_id}/encryption",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:volume_type_encryption:create ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/types/{type_id}/encryption/{encryption_id}",
+        ADMIN,
+        Empty,
+        "volume_extension:volume_type_encryption:get ADMIN (one field)",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/{project_id}/types/{type_id}/encryption/{encryption_id}",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:volume_type_encryption:update ADMIN",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/{project_id}/types/{type_id}/encryption/{encryption_id}",
+        ADMIN,
+        Empty,
+        "volume_extension:volume_type_encryption:delete ADMIN",
+    ),
+    r("GET", "/volume/v3/qos-specs", ADMIN, Empty, "volume_extension:qos_specs_manage:get_all ADMIN"),
+    r("POST", "/volume/v3/qos-specs", ADMIN, Json("{}"), "volume_extension:qos_specs_manage:create ADMIN"),
+    r("GET", "/volume/v3/qos-specs/{qos_id}", ADMIN, Empty, "volume_extension:qos_specs_manage:get ADMIN"),
+    r("PUT", "/volume/v3/qos-specs/{qos_id}", ADMIN, Json("{}"), "volume_extension:qos_specs_manage:update ADMIN"),
+    r("DELETE", "/volume/v3/qos-specs/{qos_id}", ADMIN, Empty, "volume_extension:qos_specs_manage:delete ADMIN"),
+    r(
+        "PUT",
+        "/volume/v3/qos-specs/{qos_id}/delete_keys",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:qos_specs_manage:update ADMIN",
+    ),
+    r("GET", "/volume/v3/qos-specs/{qos_id}/associations", ADMIN, Empty, "volume_extension:qos_specs_manage:get ADMIN"),
+    r("GET", "/volume/v3/qos-specs/{qos_id}/associate", ADMIN, Empty, "volume_extension:qos_specs_manage:update ADMIN"),
+    r(
+        "GET",
+        "/volume/v3/qos-specs/{qos_id}/disassociate",
+        ADMIN,
+        Empty,
+        "volume_extension:qos_specs_manage:update ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/qos-specs/{qos_id}/disassociate_all",
+        ADMIN,
+        Empty,
+        "volume_extension:qos_specs_manage:update ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/types/{type_id}/encryption",
+        ADMIN,
+        Empty,
+        "volume_extension:volume_type_encryption:get ADMIN",
+    ),
+    r(
+        "POST",
+        "/volume/v3/types/{type_id}/encryption",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:volume_type_encryption:create ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/types/{type_id}/encryption/{encryption_id}",
+        ADMIN,
+        Empty,
+        "volume_extension:volume_type_encryption:get ADMIN (one field)",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/types/{type_id}/encryption/{encryption_id}",
+        ADMIN,
+        Json("{}"),
+        "volume_extension:volume_type_encryption:update ADMIN",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/types/{type_id}/encryption/{encryption_id}",
+        ADMIN,
+        Empty,
+        "volume_extension:volume_type_encryption:delete ADMIN",
     ),
     // ---- Cinder describing itself: zones and extensions for anyone, the rest for admins.
     r(
@@ -1052,6 +1315,34 @@ const ACTIONS: &[ActionRow] = &[
     ),
     a(VPA, "os-set_bootable", r#"{"os-set_bootable": {"bootable": true}}"#, MEMBER_IN, "volume:update PROJECT_MEMBER"),
     a(VPA, "os-retype", r#"{"os-retype": {"new_type": "__DEFAULT__"}}"#, MEMBER_IN, "volume:retype PROJECT_MEMBER"),
+    a(
+        VA,
+        "os-set_image_metadata",
+        r#"{"os-set_image_metadata": {"metadata": {"a": "b"}}}"#,
+        WRITE,
+        "volume_extension:volume_image_metadata:set PROJECT_MEMBER",
+    ),
+    a(
+        VA,
+        "os-show_image_metadata",
+        r#"{"os-show_image_metadata": null}"#,
+        READ,
+        "volume_extension:volume_image_metadata:show PROJECT_READER",
+    ),
+    a(
+        VPA,
+        "os-set_image_metadata",
+        r#"{"os-set_image_metadata": {"metadata": {"a": "b"}}}"#,
+        MEMBER_IN,
+        "volume_extension:volume_image_metadata:set PROJECT_MEMBER",
+    ),
+    a(
+        VPA,
+        "os-show_image_metadata",
+        r#"{"os-show_image_metadata": null}"#,
+        IN_PROJECT,
+        "volume_extension:volume_image_metadata:show PROJECT_READER",
+    ),
 ];
 
 /// Query parameters with a policy of their own (the route's row covers the
@@ -1210,6 +1501,12 @@ struct World {
     /// A private volume type shared with `demo` and `policy-tenant`, with
     /// the user-visible extra spec `multiattach`.
     volume_type: String,
+    /// A transfer of a volume of `demo` (awaiting it).
+    transfer: String,
+    /// A QoS spec with key `k`, associated with `volume_type`.
+    qos: String,
+    /// The encryption spec of `volume_type`.
+    encryption: String,
 }
 
 async fn world(e: &Env) -> World {
@@ -1310,7 +1607,32 @@ async fn world(e: &Env) -> World {
     for p in [demo.as_str(), "policy-tenant"] {
         e.ds.volume_type_access_add(&volume_type, p).await.expect("volume type shared");
     }
+    let offered = new_volume(e).await;
+    let transfer =
+        e.state.volume.transfer_create(&e.member, &offered, None, false).await.expect("transfer").transfer.id;
+    let qos = stratus_db::QosSpecRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: format!("policy-{}", uuid::Uuid::new_v4().simple()),
+        consumer: "both".into(),
+        specs: r#"{"k":"v"}"#.into(),
+    };
+    e.ds.qos_create(&qos).await.expect("qos specs");
+    e.ds.qos_associate(&qos.id, &volume_type).await.expect("qos associated");
+    let encryption = stratus_db::EncryptionRow {
+        volume_type_id: volume_type.clone(),
+        encryption_id: uuid::Uuid::new_v4().to_string(),
+        provider: "luks".into(),
+        cipher: None,
+        key_size: None,
+        control_location: "front-end".into(),
+        created_at: stratus_db::SET_ON_INSERT,
+        updated_at: stratus_db::SET_ON_INSERT,
+    };
+    e.ds.encryption_create(&encryption).await.expect("encryption spec");
     World {
+        qos: qos.id,
+        encryption: encryption.encryption_id,
+        transfer,
         aggregate: agg.id.to_string(),
         volume_type,
         flavor,
@@ -1411,6 +1733,10 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             (_, "{volume_id}") => w.volume.clone(),
             ("extra_specs", "{key}") => "multiattach".into(),
             ("types", "{type_id}") => w.volume_type.clone(),
+            (_, "{transfer_id}") => w.transfer.clone(),
+            (_, "{qos_id}") => w.qos.clone(),
+            ("encryption", "{encryption_id}") if method == "GET" => "provider".into(),
+            (_, "{encryption_id}") => w.encryption.clone(),
             (_, "{key}") => "k".into(),
             (_, "{attachment_id}") => w.attachment.clone(),
             (_, "{tag}") => "t".into(),

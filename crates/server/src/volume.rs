@@ -69,6 +69,7 @@ type Q = Query<HashMap<String, String>>;
         limits,
         list_volumes,
         list_volumes_detail,
+        volume_summary,
         create_volume,
         show_volume,
         update_volume,
@@ -112,7 +113,34 @@ type Q = Query<HashMap<String, String>>;
         quotas::update,
         quotas::delete,
         quotas::class_show,
-        quotas::class_update
+        quotas::class_update,
+        transfers::legacy_create,
+        transfers::legacy_list,
+        transfers::legacy_list_detail,
+        transfers::legacy_show,
+        transfers::legacy_delete,
+        transfers::legacy_accept,
+        transfers::new_create,
+        transfers::new_list,
+        transfers::new_list_detail,
+        transfers::new_show,
+        transfers::new_delete,
+        transfers::new_accept,
+        qos::list_qos,
+        qos::create_qos,
+        qos::show_qos,
+        qos::set_qos_keys,
+        qos::delete_qos,
+        qos::unset_qos_keys,
+        qos::qos_associations,
+        qos::qos_associate,
+        qos::qos_disassociate,
+        qos::qos_disassociate_all,
+        qos::show_encryption,
+        qos::create_encryption,
+        qos::show_encryption_item,
+        qos::update_encryption,
+        qos::delete_encryption
     )
 )]
 pub struct VolumeDoc;
@@ -126,6 +154,7 @@ pub fn routes(state: AppState) -> Router {
             .route(&format!("{prefix}/limits"), get(limits))
             .route(&format!("{prefix}/volumes"), get(list_volumes).post(create_volume))
             .route(&format!("{prefix}/volumes/detail"), get(list_volumes_detail))
+            .route(&format!("{prefix}/volumes/summary"), get(volume_summary))
             .route(
                 &format!("{prefix}/volumes/{{volume_id}}"),
                 get(show_volume).put(update_volume).delete(delete_volume),
@@ -174,7 +203,39 @@ pub fn routes(state: AppState) -> Router {
                 get(quotas::show).put(quotas::update).delete(quotas::delete),
             )
             .route(&format!("{prefix}/os-quota-sets/{{tenant_id}}/defaults"), get(quotas::defaults))
-            .route(&format!("{prefix}/os-quota-class-sets/{{id}}"), get(quotas::class_show).put(quotas::class_update));
+            .route(&format!("{prefix}/os-quota-class-sets/{{id}}"), get(quotas::class_show).put(quotas::class_update))
+            .route(&format!("{prefix}/os-volume-transfer"), get(transfers::legacy_list).post(transfers::legacy_create))
+            .route(&format!("{prefix}/os-volume-transfer/detail"), get(transfers::legacy_list_detail))
+            .route(
+                &format!("{prefix}/os-volume-transfer/{{transfer_id}}"),
+                get(transfers::legacy_show).delete(transfers::legacy_delete),
+            )
+            .route(&format!("{prefix}/os-volume-transfer/{{transfer_id}}/accept"), post(transfers::legacy_accept))
+            .route(&format!("{prefix}/volume-transfers"), get(transfers::new_list).post(transfers::new_create))
+            .route(&format!("{prefix}/volume-transfers/detail"), get(transfers::new_list_detail))
+            .route(
+                &format!("{prefix}/volume-transfers/{{transfer_id}}"),
+                get(transfers::new_show).delete(transfers::new_delete),
+            )
+            .route(&format!("{prefix}/volume-transfers/{{transfer_id}}/accept"), post(transfers::new_accept))
+            .route(&format!("{prefix}/qos-specs"), get(qos::list_qos).post(qos::create_qos))
+            .route(
+                &format!("{prefix}/qos-specs/{{qos_id}}"),
+                get(qos::show_qos).put(qos::set_qos_keys).delete(qos::delete_qos),
+            )
+            .route(&format!("{prefix}/qos-specs/{{qos_id}}/delete_keys"), put(qos::unset_qos_keys))
+            .route(&format!("{prefix}/qos-specs/{{qos_id}}/associations"), get(qos::qos_associations))
+            .route(&format!("{prefix}/qos-specs/{{qos_id}}/associate"), get(qos::qos_associate))
+            .route(&format!("{prefix}/qos-specs/{{qos_id}}/disassociate"), get(qos::qos_disassociate))
+            .route(&format!("{prefix}/qos-specs/{{qos_id}}/disassociate_all"), get(qos::qos_disassociate_all))
+            .route(
+                &format!("{prefix}/types/{{type_id}}/encryption"),
+                get(qos::show_encryption).post(qos::create_encryption),
+            )
+            .route(
+                &format!("{prefix}/types/{{type_id}}/encryption/{{encryption_id}}"),
+                get(qos::show_encryption_item).put(qos::update_encryption).delete(qos::delete_encryption),
+            );
     }
     let v3 = v3
         .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
@@ -284,7 +345,13 @@ async fn detail_of(
     form: wire::VolumeForm,
 ) -> Result<Value, ApiError> {
     let atts = state.volume.attachments_of(&v.id).await?;
-    Ok(volume_detail(state, ctx, v, &atts, form))
+    let mut out = volume_detail(state, ctx, v, &atts, form);
+    if form.extended
+        && let Some(m) = state.volume.image_metadata_of(v).await?
+    {
+        out["volume_image_metadata"] = json!(m);
+    }
+    Ok(out)
 }
 
 /// `GET /volumes[/detail]`: filters `all_tenants` (admins), `project_id`,
@@ -438,7 +505,7 @@ async fn delete_volume(
 /// (admins, 202), `os-set_bootable` (200), `os-retype` (202), the status
 /// steps of the older attach flow (202); its `os-attach`/`os-detach` are
 /// refused (400) once the volume is found.
-#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes/{volume_id}/action", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), request_body = s::VolumeAction, responses((status = 202, description = "os-extend, os-reset_status, os-retype, os-reserve, os-unreserve, os-begin_detaching or os-roll_detaching accepted"), (status = 200, description = "os-set_bootable done"), (status = 400, description = "Unknown action or invalid argument"), (status = 403, description = "os-reset_status by a non-admin"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Invalid state"), (status = 413, description = "Over the gigabytes quota")))]
+#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes/{volume_id}/action", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), request_body = s::VolumeAction, responses((status = 202, description = "os-extend, os-reset_status, os-retype, os-reserve, os-unreserve, os-begin_detaching or os-roll_detaching accepted"), (status = 200, description = "os-set_bootable, os-set_image_metadata, os-unset_image_metadata or os-show_image_metadata done"), (status = 400, description = "Unknown action or invalid argument"), (status = 403, description = "os-reset_status by a non-admin"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Invalid state"), (status = 413, description = "Over the gigabytes quota")))]
 async fn volume_action(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -468,6 +535,18 @@ async fn volume_action(
         VolumeAction::Step(step) => {
             svc.status_step(&ctx, id, step).await?;
             Ok(StatusCode::ACCEPTED.into_response())
+        }
+        VolumeAction::SetImageMetadata(m) => {
+            let all = svc.set_image_metadata(&ctx, id, m).await?;
+            Ok(axum::Json(json!({ "metadata": all })).into_response())
+        }
+        VolumeAction::UnsetImageMetadata(key) => {
+            svc.unset_image_metadata(&ctx, id, &key).await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        VolumeAction::ShowImageMetadata => {
+            let all = svc.image_metadata(&ctx, id).await?;
+            Ok(axum::Json(json!({ "metadata": all })).into_response())
         }
         VolumeAction::OldAttach(action) => {
             // Looked up first: an unknown volume is 404, as Cinder answers.
@@ -706,6 +785,27 @@ async fn show_attachment(
     Ok(axum::Json(json!({ "attachment": attachment_detail(&state, &a, &v) })))
 }
 
+/// `GET /volumes/summary` (3.12+): how many volumes the caller's project
+/// has (`all_tenants`: admins, every project's) and their total size; from
+/// 3.36 each metadata key with the values its volumes give it.
+#[utoipa::path(get, path = "/volume/v3/{project_id}/volumes/summary", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("all_tenants" = Option<String>, Query, description = "Truthy: every project (admins)")), responses((status = 200, description = "Count and total size", body = s::VolumeSummary), (status = 404, description = "Below microversion 3.12")))]
+async fn volume_summary(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    mv: VolumeMv,
+    Path(p): Params,
+    Query(q): Q,
+) -> Result<axum::Json<Value>, ApiError> {
+    require_mv(mv, wire::MV_VOLUME_SUMMARY)?;
+    scope(&ctx, &p)?;
+    let f = ListFilter {
+        all_projects: q.get("all_tenants").or_else(|| q.get("all_projects")).is_some_and(|v| wire::truthy(v)),
+        ..ListFilter::default()
+    };
+    let rows = state.volume.list(&ctx, &f).await?;
+    Ok(axum::Json(json!({ "volume-summary": wire::volume_summary_view(&rows, mv.0) })))
+}
+
 /// A volume service over an in-memory backend, for the tests of every
 /// module that builds an [`AppState`].
 #[cfg(test)]
@@ -751,7 +851,9 @@ pub(crate) fn test_state(
 }
 
 mod admin;
+mod qos;
 mod quotas;
+mod transfers;
 mod types;
 
 #[cfg(test)]

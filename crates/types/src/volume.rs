@@ -31,6 +31,8 @@ string_enum!(
         InUse => "in-use",
         /// Set by an admin: no one may use it.
         Maintenance => "maintenance",
+        /// Offered to another project by a volume transfer.
+        AwaitingTransfer => "awaiting-transfer",
         /// Growing.
         Extending => "extending",
         /// Delete recorded; the storage goes (or waits in the cleanup queue).

@@ -40,6 +40,22 @@ pub enum Missing {
         /// The volume whose metadata lacks the key.
         volume: String,
     },
+    /// A volume transfer (also another project's: no existence leak).
+    Transfer,
+    /// An image metadata key of the volume `volume`.
+    ImageMetadataKey {
+        /// The volume whose image metadata lacks the key.
+        volume: String,
+    },
+    /// A QoS spec.
+    QosSpec,
+    /// A key of the QoS spec `qos`.
+    QosSpecKey {
+        /// The spec that lacks the key.
+        qos: String,
+    },
+    /// The encryption spec of a volume type (by type id).
+    Encryption,
     /// A row the datastore did not find (the table it looked in).
     Row(RowKind),
 }
@@ -60,6 +76,13 @@ fn not_found_message(kind: &Missing, id: &str) -> String {
         Missing::Attachment => format!("Volume attachment could not be found with filter: attachment_id = {id}."),
         Missing::Instance => format!("Instance {id} could not be found."),
         Missing::MetadataKey { volume } => format!("Volume {volume} has no metadata with key {id}."),
+        Missing::Transfer => format!("Transfer {id} could not be found."),
+        Missing::ImageMetadataKey { volume } => {
+            format!("Glance metadata for volume {volume} with key {id} could not be found.")
+        }
+        Missing::QosSpec => format!("QoS Specs {id} could not be found."),
+        Missing::QosSpecKey { qos } => format!("QoS spec {qos} has no spec with key {id}."),
+        Missing::Encryption => format!("Volume type encryption for type {id} does not exist."),
         Missing::Row(what) => format!("{what} could not be found."),
     }
 }
@@ -162,6 +185,29 @@ pub fn quota_message(q: &QuotaExceeded) -> String {
         return format!("Maximum number of volumes allowed ({}) exceeded for quota 'volumes'.", get(&q.allowed, i));
     }
     q.to_string()
+}
+
+/// Cinder's messages for a create over a per-type quota (`volumes_<type>`
+/// or `gigabytes_<type>`, reported by the datastore as `volumes_type` /
+/// `gigabytes_type`).
+pub(crate) fn typed_quota_message(q: &QuotaExceeded, type_name: &str) -> String {
+    let at = |name: &str| q.overs.iter().position(|o| *o == name);
+    let get = |v: &[i64], i: usize| v.get(i).copied().unwrap_or(0);
+    if let Some(i) = at("gigabytes_type") {
+        return format!(
+            "Requested volume or snapshot exceeds allowed gigabytes_{type_name} quota. Requested {}G, quota is {}G and {}G has been consumed.",
+            get(&q.requested, i),
+            get(&q.allowed, i),
+            get(&q.used, i)
+        );
+    }
+    if let Some(i) = at("volumes_type") {
+        return format!(
+            "Maximum number of volumes allowed ({}) exceeded for quota 'volumes_{type_name}'.",
+            get(&q.allowed, i)
+        );
+    }
+    quota_message(q)
 }
 
 /// Cinder's message for a request over the gigabytes quota.

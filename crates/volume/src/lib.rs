@@ -34,18 +34,22 @@
 
 mod attachments;
 mod error;
+mod qos;
 mod quotas;
 mod reconcile;
 mod servers;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod transfers;
 mod types;
 
 pub use error::{Missing, VolumeError, quota_message};
+pub use qos::{CONTROL_LOCATIONS, EncryptionChange, QOS_CONSUMERS};
 pub use quotas::{QuotaUse, VOLUME_QUOTA_RESOURCES, VolumeLimits};
 pub use reconcile::ReconcileReport;
 pub use servers::BootVolume;
 pub use stratus_types::{AttachMode, AttachStatus, CleanupKind, MAX_VOLUME_SIZE_GB, VolumeStatus};
+pub use transfers::NewTransfer;
 pub use types::{DEFAULT_TYPE_ALIAS, RETYPE_REFUSED, check_type_admin};
 
 use std::collections::{BTreeMap, HashSet};
@@ -430,6 +434,7 @@ impl VolumeService {
             )));
         }
         let volume_type_id = self.type_for_create(ctx, req.volume_type.as_deref()).await?;
+        self.refuse_encrypted(&volume_type_id, req.volume_type.as_deref().unwrap_or(DEFAULT_VOLUME_TYPE)).await?;
         let az = match req.availability_zone.as_deref() {
             None | Some("") => self.cfg.availability_zone.clone(),
             Some(a) if a == self.cfg.availability_zone => a.to_string(),
@@ -487,8 +492,16 @@ impl VolumeService {
         let limits = self.volume_limits(stratus_db::VolumeQuotaLayer::Project(&row.project_id)).await?;
         let limit = |r: &str| limits.get(r).copied().unwrap_or(-1);
         self.check_per_volume(&row.project_id, row.size_gb).await?;
-        let row = match self.ds.volume_create(&row, limit("volumes"), limit("gigabytes")).await {
+        let type_name = match &row.volume_type_id {
+            Some(t) => self.ds.volume_type_get(t, None).await.map(|t| t.name).unwrap_or_default(),
+            None => String::new(),
+        };
+        let typed = (limit(&format!("volumes_{type_name}")), limit(&format!("gigabytes_{type_name}")));
+        let row = match self.ds.volume_create_typed(&row, limit("volumes"), limit("gigabytes"), typed).await {
             Ok(row) => row,
+            Err(DbError::QuotaExceeded(q)) if q.overs.iter().any(|o| o.ends_with("_type")) => {
+                return Err(VolumeError::QuotaExceeded(error::typed_quota_message(&q, &type_name)));
+            }
             // The type was deleted since it was looked up.
             Err(DbError::NotFound { kind: stratus_db::RowKind::VolumeType, id }) => {
                 return Err(VolumeError::not_found(Missing::VolumeType, id));
@@ -706,6 +719,48 @@ impl VolumeService {
         Ok(())
     }
 
+    /// A volume's image metadata as shown (Cinder's `volume_image_metadata`):
+    /// what was set, else `{image_id}` for a volume from an image, else none.
+    pub async fn image_metadata_of(&self, v: &VolumeRow) -> Result<Option<BTreeMap<String, String>>, VolumeError> {
+        if let Some(m) = self.ds.volume_image_metadata(&v.id).await? {
+            return Ok(Some(serde_json::from_str(&m).unwrap_or_default()));
+        }
+        Ok(v.image_id.as_ref().map(|i| BTreeMap::from([("image_id".to_string(), i.clone())])))
+    }
+
+    /// `os-show_image_metadata`: a visible volume's image metadata (`{}` when none).
+    pub async fn image_metadata(&self, ctx: &AuthContext, id: &str) -> Result<BTreeMap<String, String>, VolumeError> {
+        let v = self.get_visible(ctx, id).await?;
+        Ok(self.image_metadata_of(&v).await?.unwrap_or_default())
+    }
+
+    /// `os-set_image_metadata`: merge keys into a volume's image metadata;
+    /// answers the whole of it.
+    pub async fn set_image_metadata(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        m: BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, VolumeError> {
+        let v = self.get_writable(ctx, id, "set_image_metadata").await?;
+        check_metadata(&m)?;
+        let mut cur = self.image_metadata_of(&v).await?.unwrap_or_default();
+        cur.extend(m);
+        self.ds.volume_image_metadata_set(&v.id, &serde_json::to_string(&cur).unwrap_or_else(|_| "{}".into())).await?;
+        Ok(cur)
+    }
+
+    /// `os-unset_image_metadata`: remove one key (404 when absent).
+    pub async fn unset_image_metadata(&self, ctx: &AuthContext, id: &str, key: &str) -> Result<(), VolumeError> {
+        let v = self.get_writable(ctx, id, "remove_image_metadata").await?;
+        let mut cur = self.image_metadata_of(&v).await?.unwrap_or_default();
+        if cur.remove(key).is_none() {
+            return Err(VolumeError::not_found(Missing::ImageMetadataKey { volume: id.to_string() }, key));
+        }
+        self.ds.volume_image_metadata_set(&v.id, &serde_json::to_string(&cur).unwrap_or_else(|_| "{}".into())).await?;
+        Ok(())
+    }
+
     /// Set or clear the bootable flag (`os-set_bootable`).
     pub async fn set_bootable(&self, ctx: &AuthContext, id: &str, bootable: bool) -> Result<VolumeRow, VolumeError> {
         let vid = self.get_visible(ctx, id).await?.id;
@@ -874,6 +929,22 @@ impl VolumeService {
             let delta = new_size - v.size_gb;
             if stratus_db::exceeds(used, delta, limit) {
                 return Err(VolumeError::QuotaExceeded(error::gigabytes_message(delta, limit, used)));
+            }
+        }
+        if let Some(type_name) = &v.volume_type {
+            let (_, typed) = self.type_limits(&v.project_id, type_name).await?;
+            if typed >= 0 {
+                let used = self
+                    .ds
+                    .volume_usage_by_type(&v.project_id)
+                    .await?
+                    .into_iter()
+                    .find(|(t, _, _)| t == type_name)
+                    .map_or(0, |(_, _, gb)| gb);
+                let delta = new_size - v.size_gb;
+                if stratus_db::exceeds(used, delta, typed) {
+                    return Err(VolumeError::QuotaExceeded(error::gigabytes_message(delta, typed, used)));
+                }
             }
         }
         if self.ds.volume_set_status(&vid, &[VolumeStatus::Available], VolumeStatus::Extending).await? != Cas::Updated {

@@ -3,7 +3,10 @@
 //! `gigabytes` and `per_volume_gigabytes` are enforced when a volume is
 //! created or extended; `snapshots`, `backups`, `backup_gigabytes` and
 //! `groups` are kept and shown for clients that set them, and cannot be
-//! exceeded because this cloud creates none of those.
+//! exceeded because this cloud creates none of those. Every volume type
+//! adds Cinder's per-type resources `volumes_<type>`, `gigabytes_<type>`
+//! and `snapshots_<type>` (unlimited by default); the first two are
+//! enforced like their totals, counting the project's volumes of the type.
 
 use crate::{VolumeError, VolumeService};
 use std::collections::BTreeMap;
@@ -15,26 +18,36 @@ use tracing::info;
 pub const VOLUME_QUOTA_RESOURCES: [&str; 7] =
     ["volumes", "gigabytes", "snapshots", "backups", "backup_gigabytes", "per_volume_gigabytes", "groups"];
 
+/// The per-type resources each volume type adds (`<kind>_<type name>`).
+pub const PER_TYPE_KINDS: [&str; 3] = ["volumes", "gigabytes", "snapshots"];
+
 /// Limits by resource (-1: unlimited).
-pub type VolumeLimits = BTreeMap<&'static str, i64>;
+pub type VolumeLimits = BTreeMap<String, i64>;
 
 /// One resource of a quota set with its usage (Cinder's `?usage=true`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QuotaUse {
     /// The resource.
-    pub resource: &'static str,
+    pub resource: String,
     /// Its limit.
     pub limit: i64,
     /// What the project uses now.
     pub in_use: i64,
 }
 
-fn known(resource: &str) -> Option<&'static str> {
-    VOLUME_QUOTA_RESOURCES.iter().copied().find(|r| *r == resource)
+/// The resources of a quota set given the volume types' names, in view
+/// order: the fixed ones, then each type's.
+fn resources(type_names: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = VOLUME_QUOTA_RESOURCES.iter().map(|r| (*r).to_string()).collect();
+    for t in type_names {
+        out.extend(PER_TYPE_KINDS.iter().map(|k| format!("{k}_{t}")));
+    }
+    out
 }
 
 impl VolumeService {
-    /// The configured defaults (Cinder's `quota_*` options).
+    /// The configured defaults (Cinder's `quota_*` options), without the
+    /// per-type resources (unlimited by default).
     pub fn default_volume_limits(&self) -> VolumeLimits {
         let c = &self.cfg;
         VOLUME_QUOTA_RESOURCES
@@ -47,20 +60,60 @@ impl VolumeService {
                     "per_volume_gigabytes" => -1,
                     _ => 10,
                 };
-                (*r, v)
+                ((*r).to_string(), v)
             })
             .collect()
     }
 
-    /// The limits in force for a project, or a class's own.
+    /// Every volume type's name (each adds per-type quota resources).
+    async fn type_names(&self) -> Result<Vec<String>, VolumeError> {
+        let all = stratus_db::VolumeTypeFilter::default();
+        let mut names: Vec<String> = self.ds.volume_type_list(&all).await?.into_iter().map(|t| t.name).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The resources of a quota set now, in view order.
+    pub async fn quota_resources(&self) -> Result<Vec<String>, VolumeError> {
+        Ok(resources(&self.type_names().await?))
+    }
+
+    /// The limits in force for a project, or a class's own: every resource
+    /// of [`Self::quota_resources`] (stored limits of a type since deleted
+    /// are left out).
     pub(crate) async fn volume_limits(&self, layer: VolumeQuotaLayer<'_>) -> Result<VolumeLimits, VolumeError> {
         let mut l = self.default_volume_limits();
+        let known = self.quota_resources().await?;
+        for r in &known {
+            l.entry(r.clone()).or_insert(-1);
+        }
         for (r, v) in self.ds.volume_quota_rows(layer).await? {
-            if let Some(k) = known(&r) {
-                l.insert(k, v);
+            if known.contains(&r) {
+                l.insert(r, v);
             }
         }
         Ok(l)
+    }
+
+    /// A project's `volumes_<type>` and `gigabytes_<type>` limits for the
+    /// type named `type_name` (-1: unlimited).
+    pub(crate) async fn type_limits(&self, project_id: &str, type_name: &str) -> Result<(i64, i64), VolumeError> {
+        let l = self.volume_limits(VolumeQuotaLayer::Project(project_id)).await?;
+        let get = |k: &str| l.get(&format!("{k}_{type_name}")).copied().unwrap_or(-1);
+        Ok((get("volumes"), get("gigabytes")))
+    }
+
+    /// What a project uses of each resource (per-type ones counted from
+    /// its volumes of that type).
+    async fn usage_of(&self, project_id: &str) -> Result<BTreeMap<String, i64>, VolumeError> {
+        let usage = self.ds.volume_usage(project_id).await?;
+        let mut out =
+            BTreeMap::from([("volumes".to_string(), usage.volumes), ("gigabytes".to_string(), usage.gigabytes)]);
+        for (t, n, gb) in self.ds.volume_usage_by_type(project_id).await? {
+            out.insert(format!("volumes_{t}"), n);
+            out.insert(format!("gigabytes_{t}"), gb);
+        }
+        Ok(out)
     }
 
     /// The limit of one resource for a project.
@@ -88,17 +141,15 @@ impl VolumeService {
             return Err(VolumeError::Forbidden { action: "volume_extension:quotas:show".into() });
         }
         let limits = self.volume_limits(VolumeQuotaLayer::Project(project_id)).await?;
-        let usage = self.ds.volume_usage(project_id).await?;
-        Ok(VOLUME_QUOTA_RESOURCES
-            .iter()
+        let usage = self.usage_of(project_id).await?;
+        Ok(self
+            .quota_resources()
+            .await?
+            .into_iter()
             .map(|r| QuotaUse {
+                limit: limits.get(&r).copied().unwrap_or(-1),
+                in_use: usage.get(&r).copied().unwrap_or(0),
                 resource: r,
-                limit: limits.get(r).copied().unwrap_or(-1),
-                in_use: match *r {
-                    "volumes" => usage.volumes,
-                    "gigabytes" => usage.gigabytes,
-                    _ => 0,
-                },
             })
             .collect())
     }
@@ -122,14 +173,10 @@ impl VolumeService {
         updates: &[(String, i64)],
     ) -> Result<VolumeLimits, VolumeError> {
         crate::check_type_admin(ctx, "volume_extension:quotas:update")?;
-        let sets = checked(updates)?;
-        let usage = self.ds.volume_usage(project_id).await?;
+        let sets = checked(updates, &self.quota_resources().await?)?;
+        let usage = self.usage_of(project_id).await?;
         for (r, v) in &sets {
-            let used = match *r {
-                "volumes" => usage.volumes,
-                "gigabytes" => usage.gigabytes,
-                _ => 0,
-            };
+            let used = usage.get(*r).copied().unwrap_or(0);
             if *v >= 0 && *v < used {
                 return Err(VolumeError::BadRequest(format!(
                     "Invalid input received: Quota limit {v} for {r} must be equal or greater than existing resources. Current usage is {used} and the requested limit is {v}."
@@ -168,7 +215,7 @@ impl VolumeService {
         if class.is_empty() || class.len() > 255 {
             return Err(VolumeError::BadRequest("Invalid input received: quota class name is invalid.".into()));
         }
-        let sets = checked(updates)?;
+        let sets = checked(updates, &self.quota_resources().await?)?;
         self.ds.volume_quota_set(VolumeQuotaLayer::Class(class), &sets).await?;
         info!(class, ?sets, by = %ctx.user_id, "volume quota class updated");
         self.volume_limits(VolumeQuotaLayer::Class(class)).await
@@ -176,8 +223,8 @@ impl VolumeService {
 }
 
 /// Known resources with limits of at least -1, or Cinder's 400.
-fn checked(updates: &[(String, i64)]) -> Result<Vec<(&'static str, i64)>, VolumeError> {
-    let bad: Vec<&str> = updates.iter().filter(|(r, _)| known(r).is_none()).map(|(r, _)| r.as_str()).collect();
+fn checked<'a>(updates: &'a [(String, i64)], known: &[String]) -> Result<Vec<(&'a str, i64)>, VolumeError> {
+    let bad: Vec<&str> = updates.iter().filter(|(r, _)| !known.contains(r)).map(|(r, _)| r.as_str()).collect();
     if !bad.is_empty() {
         return Err(VolumeError::BadRequest(format!("Bad key(s) in quota set: {}", bad.join(", "))));
     }
@@ -188,9 +235,7 @@ fn checked(updates: &[(String, i64)]) -> Result<Vec<(&'static str, i64)>, Volume
                 "Invalid input received: Quota limit for {r} must be -1 or greater, got {v}."
             )));
         }
-        if let Some(k) = known(r) {
-            out.push((k, *v));
-        }
+        out.push((r.as_str(), *v));
     }
     Ok(out)
 }

@@ -301,6 +301,7 @@ impl VolumeService {
     pub async fn retype(&self, ctx: &AuthContext, id: &str, new_type: &str) -> Result<(), VolumeError> {
         let v = self.get_writable(ctx, id, "retype").await?;
         let t = self.type_find(new_type, None).await?;
+        self.refuse_encrypted(&t.id, &t.name).await?;
         if !self.ds.volume_retype(&v.id, &t.id).await? {
             return Err(VolumeError::BadRequest(RETYPE_REFUSED.into()));
         }

@@ -628,6 +628,65 @@ json_schemas! {
                 "type": "object", "required": ["project"], "properties": {"project": {"type": "string", "minLength": 1, "maxLength": 255}}}}},
         ],
     });
+    /// A volume transfer (`auth_key` only in the create answer; history keys from 3.57).
+    VolumeTransfer => json!({
+        "type": "object",
+        "required": ["id", "name", "volume_id", "links"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": nullable_string(),
+            "volume_id": {"type": "string"},
+            "links": rel_links(),
+            "created_at": {"type": "string"},
+            "auth_key": {"type": "string"},
+            "no_snapshots": {"type": "boolean"},
+            "source_project_id": {"type": "string"},
+            "destination_project_id": nullable_string(),
+            "accepted": {"type": "boolean"},
+        },
+    });
+    /// `{"transfer": ...}`.
+    VolumeTransferBody => wrapped("transfer", "VolumeTransfer");
+    /// `{"transfers": [...]}`.
+    VolumeTransferList => json!({"type": "object", "required": ["transfers"], "properties": {"transfers": {"type": "array", "items": {"$ref": "#/components/schemas/VolumeTransfer"}}}});
+    /// `POST /os-volume-transfer`.
+    VolumeTransferCreate => json!({
+        "type": "object",
+        "required": ["transfer"],
+        "properties": {"transfer": {
+            "type": "object",
+            "required": ["volume_id"],
+            "properties": {"volume_id": {"type": "string", "format": "uuid"}, "name": {"type": ["string", "null"], "maxLength": 255}, "no_snapshots": {"type": "boolean"}},
+        }},
+    });
+    /// `POST /os-volume-transfer/{id}/accept`.
+    VolumeTransferAccept => json!({
+        "type": "object",
+        "required": ["accept"],
+        "properties": {"accept": {"type": "object", "required": ["auth_key"], "properties": {"auth_key": {"type": "string", "minLength": 1, "maxLength": 255}}}},
+    });
+    /// A QoS spec.
+    QosSpec => json!({"type": "object", "required": ["id", "name", "consumer", "specs"], "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "consumer": {"type": "string"}, "specs": string_map()}});
+    /// `{"qos_specs": ..., "links": [...]}`.
+    QosSpecBody => json!({"type": "object", "required": ["qos_specs", "links"], "properties": {"qos_specs": {"$ref": "#/components/schemas/QosSpec"}, "links": rel_links()}});
+    /// `{"qos_specs": [...]}`.
+    QosSpecList => json!({"type": "object", "required": ["qos_specs"], "properties": {"qos_specs": {"type": "array", "items": {"$ref": "#/components/schemas/QosSpec"}}}});
+    /// `POST /qos-specs`: `name`, `consumer`, every other key a spec.
+    QosSpecCreate => json!({"type": "object", "required": ["qos_specs"], "properties": {"qos_specs": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 255}, "consumer": {"enum": ["front-end", "back-end", "both"]}}, "additionalProperties": {"type": "string"}}}});
+    /// `{"qos_specs": {key: value}}`.
+    QosSpecKeys => json!({"type": "object", "required": ["qos_specs"], "properties": {"qos_specs": {"type": "object", "minProperties": 1, "additionalProperties": {"type": "string"}}}});
+    /// `{"keys": [...]}`.
+    QosSpecDeleteKeys => json!({"type": "object", "required": ["keys"], "properties": {"keys": {"type": "array", "items": {"type": "string"}}}});
+    /// `{"qos_associations": [...]}`.
+    QosAssociations => json!({"type": "object", "required": ["qos_associations"], "properties": {"qos_associations": {"type": "array", "items": {"type": "object", "required": ["association_type", "id", "name"]}}}});
+    /// A volume type's encryption spec (`{}` when none).
+    EncryptionSpec => json!({"type": "object", "properties": {"volume_type_id": {"type": "string"}, "encryption_id": {"type": "string"}, "provider": {"type": "string"}, "cipher": nullable_string(), "key_size": {"type": ["integer", "null"]}, "control_location": {"enum": ["front-end", "back-end"]}}});
+    /// `{"encryption": {...}}`.
+    EncryptionBody => json!({"type": "object", "required": ["encryption"], "properties": {"encryption": {"type": "object", "properties": {"provider": {"type": "string", "minLength": 1, "maxLength": 255}, "cipher": nullable_string(), "key_size": {"type": ["integer", "null"], "minimum": 0}, "control_location": {"enum": ["front-end", "back-end"]}}}}});
+    /// `{key: value}`: one field of an encryption spec.
+    EncryptionItem => json!({"type": "object", "minProperties": 1, "maxProperties": 1});
+    /// `{"volume-summary": {total_size, total_count[, metadata]}}`.
+    VolumeSummary => json!({"type": "object", "required": ["volume-summary"], "properties": {"volume-summary": {"type": "object", "required": ["total_size", "total_count"], "properties": {"total_size": {"type": "integer"}, "total_count": {"type": "integer"}, "metadata": {"type": "object"}}}}});
     /// Cinder's absolute limits.
     VolumeLimits => json!({
         "type": "object",

@@ -12,11 +12,10 @@ use axum::extract::{Path, Query, State};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use stratus_api::volume as wire;
-use stratus_volume::{VOLUME_QUOTA_RESOURCES, VolumeLimits};
+use stratus_volume::VolumeLimits;
 
 fn limits_view(id: Option<&str>, l: &VolumeLimits) -> Value {
-    let rows: Vec<(&str, i64, Option<i64>)> =
-        VOLUME_QUOTA_RESOURCES.iter().map(|r| (*r, l.get(r).copied().unwrap_or(-1), None)).collect();
+    let rows: Vec<(&str, i64, Option<i64>)> = l.iter().map(|(r, v)| (r.as_str(), *v, None)).collect();
     wire::quota_view(id, &rows)
 }
 
@@ -33,7 +32,7 @@ pub(super) async fn show(
     let quota = state.volume.quota_show(&ctx, target).await?;
     let usage = q.get("usage").is_some_and(|u| wire::truthy(u));
     let rows: Vec<(&str, i64, Option<i64>)> =
-        quota.iter().map(|u| (u.resource, u.limit, usage.then_some(u.in_use))).collect();
+        quota.iter().map(|u| (u.resource.as_str(), u.limit, usage.then_some(u.in_use))).collect();
     Ok(axum::Json(json!({ "quota_set": wire::quota_view(Some(target), &rows) })))
 }
 

@@ -1072,3 +1072,307 @@ async fn volume_quota_sets_and_classes_are_enforced() {
     assert_eq!(v["quota_class_set"]["id"], "default");
     assert_eq!(v["quota_class_set"]["volumes"], 7);
 }
+
+/// A member token of a third project, `alt` (Tempest's alt credentials).
+async fn alt_member(env: &Env) -> (String, String, String) {
+    stratus_auth::bootstrap_user(&env.ds, "alt", "pw", "alt", "member", false).await.expect("alt");
+    let t = env
+        .state
+        .identity
+        .authenticate("alt", "pw", stratus_auth::ProjectScope::Name("alt".into()))
+        .await
+        .expect("alt token");
+    (t.token, t.context.project_id, t.context.user_id)
+}
+
+/// Cinder's transfer flow: create answers 202 with the auth key once and
+/// the volume goes `awaiting-transfer`; another project accepts with the key
+/// and owns the volume (and its quota usage); a withdrawn transfer frees it.
+#[tokio::test]
+async fn volume_transfer_create_show_list_accept_and_delete() {
+    let env = env().await;
+    let (alt, alt_project, alt_user) = alt_member(&env).await;
+    let vol = create(&env, 2, "tv").await;
+    let vid = vol["id"].as_str().expect("id").to_string();
+    let base = format!("/volume/v3/{}/os-volume-transfer", env.demo_project);
+    let (s, _, v) =
+        send(&env, "POST", &base, Some(&env.demo), None, Some(json!({"transfer": {"volume_id": vid, "name": "t1"}})))
+            .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let t = &v["transfer"];
+    let keys: Vec<&str> = t.as_object().expect("object").keys().map(String::as_str).collect();
+    assert_eq!(keys.len(), 6, "{keys:?}");
+    for k in ["id", "name", "volume_id", "auth_key", "created_at", "links"] {
+        assert!(t.get(k).is_some(), "{k} missing");
+    }
+    let (tid, key) = (t["id"].as_str().expect("id").to_string(), t["auth_key"].as_str().expect("key").to_string());
+    let vol_url = format!("/volume/v3/{}/volumes/{vid}", env.demo_project);
+    let (_, _, v) = call(&env, &vol_url, Some(&env.demo), None).await;
+    assert_eq!(v["volume"]["status"], "awaiting-transfer");
+    // A second transfer of the same volume: not available any more (400).
+    let (s, _, _) =
+        send(&env, "POST", &base, Some(&env.demo), None, Some(json!({"transfer": {"volume_id": vid}}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    // Show and lists: the key is never shown again; 3.57 adds the history keys.
+    let (s, _, v) = call(&env, &format!("{base}/{tid}"), Some(&env.demo), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["transfer"]["volume_id"], vid.as_str());
+    assert!(v["transfer"].get("auth_key").is_none());
+    let (_, _, v) = call(&env, &format!("{base}/{tid}"), Some(&env.demo), Some("volume 3.57")).await;
+    assert_eq!(v["transfer"]["accepted"], false);
+    assert_eq!(v["transfer"]["no_snapshots"], false);
+    assert_eq!(v["transfer"]["source_project_id"], env.demo_project.as_str());
+    let (_, _, v) = call(&env, &base, Some(&env.demo), None).await;
+    assert_eq!(v["transfers"].as_array().expect("list").len(), 1);
+    assert_eq!(v["transfers"][0].as_object().expect("object").len(), 4);
+    let (_, _, v) = call(&env, &format!("{base}/detail"), Some(&env.demo), None).await;
+    assert!(v["transfers"][0]["created_at"].is_string());
+    // Another project cannot see it, and /volume-transfers needs 3.55.
+    let alt_base = format!("/volume/v3/{alt_project}/os-volume-transfer");
+    let (s, _, _) = call(&env, &format!("{alt_base}/{tid}"), Some(&alt), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, _, v) = call(&env, &alt_base, Some(&alt), None).await;
+    assert_eq!(v["transfers"], json!([]));
+    let new_base = format!("/volume/v3/{}/volume-transfers", env.demo_project);
+    let (s, _, _) = call(&env, &format!("{new_base}/{tid}"), Some(&env.demo), Some("volume 3.54")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = call(&env, &format!("{new_base}/{tid}"), Some(&env.demo), Some("volume 3.55")).await;
+    assert_eq!(s, StatusCode::OK);
+    // A wrong key is 400; the right one gives alt the volume and its usage.
+    let accept = format!("{alt_base}/{tid}/accept");
+    let (s, _, _) = send(&env, "POST", &accept, Some(&alt), None, Some(json!({"accept": {"auth_key": "nope"}}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _, v) = send(&env, "POST", &accept, Some(&alt), None, Some(json!({"accept": {"auth_key": key}}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["transfer"]["volume_id"], vid.as_str());
+    let (s, _, _) = call(&env, &vol_url, Some(&env.demo), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, _, v) = call(&env, &format!("/volume/v3/{alt_project}/volumes/{vid}"), Some(&alt), None).await;
+    assert_eq!(v["volume"]["status"], "available");
+    assert_eq!(v["volume"]["user_id"], alt_user.as_str());
+    assert_eq!(v["volume"]["os-vol-tenant-attr:tenant_id"], alt_project.as_str());
+    let usage = |p: String| {
+        let env = &env;
+        async move {
+            let url = format!("/volume/v3/{}/os-quota-sets/{p}?usage=true", env.admin_project);
+            call(env, &url, Some(&env.admin), None).await.2["quota_set"].clone()
+        }
+    };
+    assert_eq!(usage(alt_project.clone()).await["gigabytes"]["in_use"], 2);
+    assert_eq!(usage(env.demo_project.clone()).await["volumes"]["in_use"], 0);
+    // Accepted: gone from the lists.
+    let (s, _, _) = call(&env, &format!("{base}/{tid}"), Some(&env.demo), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Withdrawing a transfer frees the volume.
+    let vol = create(&env, 1, "tv2").await;
+    let vid = vol["id"].as_str().expect("id").to_string();
+    let (_, _, v) =
+        send(&env, "POST", &base, Some(&env.demo), None, Some(json!({"transfer": {"volume_id": vid}}))).await;
+    let tid = v["transfer"]["id"].as_str().expect("id").to_string();
+    let (s, _, _) = send(&env, "DELETE", &format!("{base}/{tid}"), Some(&env.demo), None, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (_, _, v) = call(&env, &format!("/volume/v3/{}/volumes/{vid}", env.demo_project), Some(&env.demo), None).await;
+    assert_eq!(v["volume"]["status"], "available");
+    let (s, _, _) = send(&env, "DELETE", &format!("{base}/{tid}"), Some(&env.demo), None, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+/// Cinder's QoS specs: admins create (consumer default `back-end`), show
+/// with links, set and unset keys, associate with types, and delete only
+/// unassociated specs unless `force`; members are refused (403).
+#[tokio::test]
+async fn qos_specs_over_http() {
+    let env = env().await;
+    let base = format!("/volume/v3/{}/qos-specs", env.admin_project);
+    let body = json!({"qos_specs": {"name": "gold", "consumer": "front-end", "read_iops_sec": "2000"}});
+    let (s, _, v) = send(&env, "POST", &base, Some(&env.admin), None, Some(body.clone())).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["qos_specs"]["specs"], json!({"read_iops_sec": "2000"}));
+    assert_eq!(v["qos_specs"]["consumer"], "front-end");
+    assert!(v["links"].is_array());
+    let id = v["qos_specs"]["id"].as_str().expect("id").to_string();
+    let (s, _, _) = send(&env, "POST", &base, Some(&env.admin), None, Some(body)).await;
+    assert_eq!(s, StatusCode::CONFLICT, "name taken");
+    let bad = json!({"qos_specs": {"name": "x", "consumer": "middle"}});
+    assert_eq!(send(&env, "POST", &base, Some(&env.admin), None, Some(bad)).await.0, StatusCode::BAD_REQUEST);
+    let demo_base = format!("/volume/v3/{}/qos-specs", env.demo_project);
+    assert_eq!(call(&env, &demo_base, Some(&env.demo), None).await.0, StatusCode::FORBIDDEN);
+    let (s, _, v) = call(&env, &base, Some(&env.admin), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["qos_specs"][0]["name"], "gold");
+    // Set and unset a key; an absent key is 404.
+    let one = format!("{base}/{id}");
+    let (s, _, v) =
+        send(&env, "PUT", &one, Some(&env.admin), None, Some(json!({"qos_specs": {"iops_bytes": "500"}}))).await;
+    assert_eq!((s, &v), (StatusCode::OK, &json!({"qos_specs": {"iops_bytes": "500"}})));
+    let keys = format!("{one}/delete_keys");
+    let (s, _, _) = send(&env, "PUT", &keys, Some(&env.admin), None, Some(json!({"keys": ["iops_bytes"]}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (s, _, _) = send(&env, "PUT", &keys, Some(&env.admin), None, Some(json!({"keys": ["iops_bytes"]}))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, _, v) = call(&env, &one, Some(&env.admin), None).await;
+    assert_eq!(v["qos_specs"]["specs"], json!({"read_iops_sec": "2000"}));
+    // Associate with a type; then delete needs force.
+    let types = format!("/volume/v3/{}/types", env.admin_project);
+    let (_, _, t) =
+        send(&env, "POST", &types, Some(&env.admin), None, Some(json!({"volume_type": {"name": "q1"}}))).await;
+    let tid = t["volume_type"]["id"].as_str().expect("type id").to_string();
+    let (s, _, _) = call(&env, &format!("{one}/associate?vol_type_id={tid}"), Some(&env.admin), None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (s, _, _) = call(&env, &format!("{one}/associate"), Some(&env.admin), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "no vol_type_id");
+    let (_, _, v) = call(&env, &format!("{one}/associations"), Some(&env.admin), None).await;
+    assert_eq!(v["qos_associations"], json!([{"association_type": "volume_type", "id": tid, "name": "q1"}]));
+    let (s, _, _) = send(&env, "DELETE", &format!("{one}?force=False"), Some(&env.admin), None, None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "still associated");
+    let (s, _, _) = call(&env, &format!("{one}/disassociate?vol_type_id={tid}"), Some(&env.admin), None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (_, _, v) = call(&env, &format!("{one}/associations"), Some(&env.admin), None).await;
+    assert_eq!(v["qos_associations"], json!([]));
+    call(&env, &format!("{one}/associate?vol_type_id={tid}"), Some(&env.admin), None).await;
+    assert_eq!(call(&env, &format!("{one}/disassociate_all"), Some(&env.admin), None).await.0, StatusCode::ACCEPTED);
+    call(&env, &format!("{one}/associate?vol_type_id={tid}"), Some(&env.admin), None).await;
+    let (s, _, _) = send(&env, "DELETE", &format!("{one}?force=True"), Some(&env.admin), None, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert_eq!(call(&env, &one, Some(&env.admin), None).await.0, StatusCode::NOT_FOUND);
+}
+
+/// Cinder's encryption types: admins create, show (`{}` when none), read
+/// one field, update and delete a type's spec. Stratus cannot encrypt yet,
+/// so a volume of an encrypted type is refused (400), never made plaintext.
+#[tokio::test]
+async fn encryption_types_over_http_and_encrypted_volumes_are_refused() {
+    let env = env().await;
+    let types = format!("/volume/v3/{}/types", env.admin_project);
+    let (_, _, t) =
+        send(&env, "POST", &types, Some(&env.admin), None, Some(json!({"volume_type": {"name": "enc"}}))).await;
+    let tid = t["volume_type"]["id"].as_str().expect("type id").to_string();
+    let url = format!("{types}/{tid}/encryption");
+    let (s, _, v) = call(&env, &url, Some(&env.admin), None).await;
+    assert_eq!((s, &v), (StatusCode::OK, &json!({})));
+    let demo_url = format!("/volume/v3/{}/types/{tid}/encryption", env.demo_project);
+    assert_eq!(call(&env, &demo_url, Some(&env.demo), None).await.0, StatusCode::FORBIDDEN);
+    let create = json!({"encryption": {"provider": "luks", "key_size": 256, "cipher": "aes-xts-plain64", "control_location": "front-end"}});
+    let (s, _, v) = send(&env, "POST", &url, Some(&env.admin), None, Some(create.clone())).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["encryption"]["key_size"], 256);
+    assert_eq!(v["encryption"]["volume_type_id"], tid.as_str());
+    let eid = v["encryption"]["encryption_id"].as_str().expect("encryption id").to_string();
+    assert_eq!(send(&env, "POST", &url, Some(&env.admin), None, Some(create)).await.0, StatusCode::BAD_REQUEST);
+    let (_, _, v) = call(&env, &url, Some(&env.admin), None).await;
+    assert_eq!(v["provider"], "luks");
+    assert_eq!(v["deleted"], false);
+    // A volume of the encrypted type is refused.
+    let vols = format!("/volume/v3/{}/volumes", env.demo_project);
+    let (s, _, v) =
+        send(&env, "POST", &vols, Some(&env.demo), None, Some(json!({"volume": {"size": 1, "volume_type": "enc"}})))
+            .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["badRequest"]["message"].as_str().expect("message").contains("encrypted"), "{v}");
+    // Update, read one field, delete.
+    let one = format!("{url}/{eid}");
+    let upd = json!({"encryption": {"key_size": 128, "control_location": "back-end"}});
+    let (s, _, v) = send(&env, "PUT", &one, Some(&env.admin), None, Some(upd)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, _, v) = call(&env, &format!("{url}/control_location"), Some(&env.admin), None).await;
+    assert_eq!(v, json!({"control_location": "back-end"}));
+    assert_eq!(call(&env, &format!("{url}/nope"), Some(&env.admin), None).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(send(&env, "DELETE", &one, Some(&env.admin), None, None).await.0, StatusCode::ACCEPTED);
+    assert_eq!(call(&env, &url, Some(&env.admin), None).await.2, json!({}));
+    let (s, _, _) =
+        send(&env, "POST", &vols, Some(&env.demo), None, Some(json!({"volume": {"size": 1, "volume_type": "enc"}})))
+            .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "no longer encrypted");
+    // A type in use cannot gain encryption.
+    let (s, _, _) =
+        send(&env, "POST", &url, Some(&env.admin), None, Some(json!({"encryption": {"provider": "luks"}}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+/// Cinder's per-volume-type quotas: every type adds `volumes_<type>`,
+/// `gigabytes_<type>` and `snapshots_<type>` (unlimited by default) to
+/// quota sets and classes; they are set like the others, an unknown type's
+/// key is "Bad key(s)", and creates are held to them (413).
+#[tokio::test]
+async fn per_volume_type_quotas_are_shown_set_and_enforced() {
+    let env = env().await;
+    let admin = |path: &str| format!("/volume/v3/{}/{path}", env.admin_project);
+    let (_, _, t) =
+        send(&env, "POST", &admin("types"), Some(&env.admin), None, Some(json!({"volume_type": {"name": "fast"}})))
+            .await;
+    assert!(t["volume_type"]["id"].is_string(), "{t}");
+    let (_, _, v) = call(&env, &admin("os-quota-class-sets/default"), Some(&env.admin), None).await;
+    for k in ["volumes_fast", "gigabytes_fast", "snapshots_fast", "volumes___DEFAULT__"] {
+        assert_eq!(v["quota_class_set"][k], -1, "{k} in {v}");
+    }
+    let body = json!({"quota_class_set": {"gigabytes_fast": 7}});
+    let (s, _, v) = send(&env, "PUT", &admin("os-quota-class-sets/default"), Some(&env.admin), None, Some(body)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["quota_class_set"]["gigabytes_fast"], 7);
+    let defaults = admin(&format!("os-quota-sets/{}/defaults", env.demo_project));
+    assert_eq!(call(&env, &defaults, Some(&env.admin), None).await.2["quota_set"]["gigabytes_fast"], 7);
+    let bad = json!({"quota_set": {"volumes_nosuchtype": 1}});
+    let demo_set = admin(&format!("os-quota-sets/{}", env.demo_project));
+    assert_eq!(send(&env, "PUT", &demo_set, Some(&env.admin), None, Some(bad)).await.0, StatusCode::BAD_REQUEST);
+    let (s, _, _) =
+        send(&env, "PUT", &demo_set, Some(&env.admin), None, Some(json!({"quota_set": {"volumes_fast": 1}}))).await;
+    assert_eq!(s, StatusCode::OK);
+    let vols = format!("/volume/v3/{}/volumes", env.demo_project);
+    let new = |size: i64| Some(json!({"volume": {"size": size, "volume_type": "fast"}}));
+    assert_eq!(send(&env, "POST", &vols, Some(&env.demo), None, new(1)).await.0, StatusCode::ACCEPTED);
+    let (s, _, v) = send(&env, "POST", &vols, Some(&env.demo), None, new(1)).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(v.to_string().contains("volumes_fast"), "{v}");
+    // Another type is not held to it.
+    let (s, _, _) = send(&env, "POST", &vols, Some(&env.demo), None, Some(json!({"volume": {"size": 1}}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (_, _, v) = call(&env, &format!("{demo_set}?usage=true"), Some(&env.admin), None).await;
+    assert_eq!(v["quota_set"]["volumes_fast"], json!({"limit": 1, "in_use": 1, "reserved": 0}));
+    assert_eq!(v["quota_set"]["gigabytes_fast"]["in_use"], 1);
+    assert_eq!(v["quota_set"]["gigabytes_fast"]["limit"], 7);
+}
+
+/// Cinder's volume image metadata actions: `os-set_image_metadata` merges
+/// and answers the whole, `os-show_image_metadata` shows it, the volume
+/// view carries it as `volume_image_metadata`, `os-unset_image_metadata`
+/// removes a key (404 when absent); readers may only look.
+#[tokio::test]
+async fn volume_image_metadata_actions() {
+    let env = env().await;
+    let vol = create(&env, 1, "im").await;
+    let id = vol["id"].as_str().expect("id").to_string();
+    let url = format!("/volume/v3/{}/volumes/{id}", env.demo_project);
+    let act = format!("{url}/action");
+    let (s, _, v) =
+        send(&env, "POST", &act, Some(&env.demo), None, Some(json!({"os-show_image_metadata": null}))).await;
+    assert_eq!((s, &v), (StatusCode::OK, &json!({"metadata": {}})));
+    let set = json!({"os-set_image_metadata": {"metadata": {"image_name": "image", "ramdisk_id": "somedisk"}}});
+    let (s, _, v) = send(&env, "POST", &act, Some(&env.demo), None, Some(set)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["metadata"]["ramdisk_id"], "somedisk");
+    let (_, _, v) = call(&env, &url, Some(&env.demo), None).await;
+    assert_eq!(v["volume"]["volume_image_metadata"], json!({"image_name": "image", "ramdisk_id": "somedisk"}));
+    let unset = json!({"os-unset_image_metadata": {"key": "ramdisk_id"}});
+    assert_eq!(send(&env, "POST", &act, Some(&env.demo), None, Some(unset.clone())).await.0, StatusCode::OK);
+    assert_eq!(send(&env, "POST", &act, Some(&env.demo), None, Some(unset)).await.0, StatusCode::NOT_FOUND);
+    let (_, _, v) = send(&env, "POST", &act, Some(&env.demo), None, Some(json!({"os-show_image_metadata": {}}))).await;
+    assert_eq!(v, json!({"metadata": {"image_name": "image"}}));
+    let bad = json!({"os-set_image_metadata": {"metadata": {"k": 1}}});
+    assert_eq!(send(&env, "POST", &act, Some(&env.demo), None, Some(bad)).await.0, StatusCode::BAD_REQUEST);
+}
+
+/// Cinder 3.12's volume summary: count and total size of the project's
+/// volumes; 3.36 adds each metadata key's values; below 3.12 it is 404.
+#[tokio::test]
+async fn volume_summary_counts_the_projects_volumes() {
+    let env = env().await;
+    create(&env, 2, "a").await;
+    create(&env, 3, "b").await;
+    let url = format!("/volume/v3/{}/volumes/summary", env.demo_project);
+    assert_eq!(call(&env, &url, Some(&env.demo), Some("volume 3.11")).await.0, StatusCode::NOT_FOUND);
+    let (s, _, v) = call(&env, &url, Some(&env.demo), Some("volume 3.12")).await;
+    assert_eq!((s, &v), (StatusCode::OK, &json!({"volume-summary": {"total_size": 5, "total_count": 2}})));
+    let (_, _, v) = call(&env, &url, Some(&env.demo), Some("volume 3.36")).await;
+    assert_eq!(v["volume-summary"]["metadata"], json!({}));
+}
