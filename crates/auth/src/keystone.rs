@@ -82,14 +82,14 @@ fn unavailable(what: &str, why: impl std::fmt::Display) -> AuthError {
 }
 
 impl Keystone {
-    /// A client for this Keystone. Only `http://` and `https://` URLs are
-    /// taken (this build speaks plain HTTP only: an `https` URL is refused here).
+    /// A client for this Keystone: an `http://` or `https://` URL (TLS
+    /// checked against the system's trusted certificates).
     pub fn new(cfg: KeystoneConfig) -> Result<Self, AuthError> {
         let base = cfg.url.trim_end_matches('/');
         let base = base.strip_suffix("/v3").unwrap_or(base).to_string();
-        if !base.starts_with("http://") {
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(AuthError::BadRequest(format!(
-                "--keystone-url must be an http:// URL (this build has no TLS client): {}",
+                "--keystone-url must be an http:// or https:// URL: {}",
                 cfg.url
             )));
         }
@@ -449,10 +449,11 @@ mod tests {
         assert!(matches!(k.validate("tok").await, Err(AuthError::IdentityUnavailable)));
     }
 
-    #[test]
-    fn https_urls_are_refused_clearly() {
-        let e = Keystone::new(KeystoneConfig {
-            url: "https://keystone.example/v3".into(),
+    /// Only http(s) URLs are taken; an https Keystone gets a TLS client.
+    #[tokio::test]
+    async fn only_http_or_https_urls_are_taken() {
+        let cfg = |url: &str| KeystoneConfig {
+            url: url.into(),
             user: "s".into(),
             password: "p".into(),
             project: "service".into(),
@@ -460,8 +461,11 @@ mod tests {
             cache_ttl: std::time::Duration::from_secs(30),
             region: "RegionOne".into(),
             timeout: std::time::Duration::from_secs(2),
-        })
-        .expect_err("https");
-        assert!(e.to_string().contains("http://"));
+        };
+        let e = Keystone::new(cfg("keystone:5000")).expect_err("no scheme");
+        assert!(e.to_string().contains("https://"), "{e}");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let k = Keystone::new(cfg(&format!("https://127.0.0.1:{port}/v3"))).expect("https client");
+        assert!(matches!(k.validate("tok").await, Err(AuthError::IdentityUnavailable)));
     }
 }
