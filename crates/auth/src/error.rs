@@ -110,6 +110,13 @@ pub enum AuthError {
     /// The datastore failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// The external Keystone cannot validate tokens now (unreachable, or it
+    /// refuses Stratus's service user): a 503, never an accepted token.
+    #[error("The identity service is unavailable; retry later.")]
+    IdentityUnavailable,
+    /// Publishing Stratus's endpoints in the external Keystone failed (at startup).
+    #[error("cannot publish the endpoints in Keystone: {0}")]
+    Publish(String),
     /// Hashing failed.
     #[error("password hashing failed: {0}")]
     Hash(String),

@@ -12,6 +12,7 @@
 mod bootstrap;
 mod context;
 mod error;
+mod keystone;
 mod login;
 pub mod policy;
 mod projects;
@@ -24,6 +25,7 @@ mod users;
 pub use bootstrap::bootstrap_user;
 pub use context::{AuthContext, ROLE_ADMIN, ROLE_MEMBER, ROLE_READER};
 pub use error::{AuthError, ResourceKind};
+pub use keystone::{Keystone, KeystoneConfig, TokenValidator};
 pub use login::LoginLimits;
 pub use secret::{hash_password, random_secret, token_hash, verify_password};
 pub use service::Identity;

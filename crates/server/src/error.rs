@@ -63,6 +63,9 @@ pub enum ApiError {
     /// 501: a call this cloud does not offer.
     #[error("{0}")]
     NotImplemented(String),
+    /// 503: a service this one depends on (the external Keystone) cannot answer now.
+    #[error("{0}")]
+    ServiceUnavailable(String),
     /// 500: a bug or a backend failure; the detail is logged only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -83,6 +86,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -174,6 +178,8 @@ impl From<AuthError> for ApiError {
                 Self::TooManyRequests { message: e.to_string(), retry_after_secs }
             }
             AuthError::Hash(e) => Self::Internal(e),
+            e @ AuthError::IdentityUnavailable => Self::ServiceUnavailable(e.to_string()),
+            e @ AuthError::Publish(_) => Self::Internal(e.to_string()),
         }
     }
 }

@@ -24,15 +24,18 @@ mod policy_matrix_tests;
 
 use axum::Router;
 use std::sync::Arc;
-use stratus_auth::Identity;
+use stratus_auth::{Identity, TokenValidator};
 use stratus_bus::Bus;
 use stratus_controller::compute_api::ComputeApi;
 
 /// Everything a handler needs; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// Token issue and validation.
+    /// The built-in identity service (Identity API, bootstrap users).
     pub identity: Identity,
+    /// Where every API request's token is validated: the built-in identity,
+    /// or the operator's Keystone (`--keystone-url`).
+    pub tokens: TokenValidator,
     /// Compute intents.
     pub compute: ComputeApi,
     /// The bus (wake hints).
@@ -54,9 +57,15 @@ pub fn router(state: AppState) -> Router {
 
 /// The whole API router with these request bounds.
 pub fn router_with_limits(state: AppState, bounds: limits::RequestLimits) -> Router {
+    // With an external Keystone the built-in Identity API is not served:
+    // its paths answer 404 naming the Keystone (see `identity::elsewhere`).
+    let identity = match state.tokens.keystone() {
+        None => identity::routes(state.clone()),
+        Some(k) => identity::elsewhere(k.url()),
+    };
     let routed = Router::new()
         .merge(admin::routes(state.clone()))
-        .merge(identity::routes(state.clone()))
+        .merge(identity)
         .merge(compute::routes(state.clone()))
         .merge(image::routes(state.clone()))
         .merge(volume::routes(state.clone()))

@@ -152,7 +152,16 @@ mod tests {
         let api = ComputeApi::new(ds.clone(), bus.clone(), cfg);
         let identity = stratus_auth::Identity::new(ds.clone(), chrono::Duration::hours(1));
         let public_url = "http://127.0.0.1:8774".to_string();
-        let state = AppState { identity, compute: api.clone(), bus, public_url, volume, images, metrics };
+        let state = AppState {
+            tokens: stratus_auth::TokenValidator::Builtin(identity.clone()),
+            identity,
+            compute: api.clone(),
+            bus,
+            public_url,
+            volume,
+            images,
+            metrics,
+        };
         let now = chrono::Utc::now();
         let ctx = AuthContext {
             user_id: "u1".into(),

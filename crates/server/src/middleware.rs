@@ -42,8 +42,9 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
     resp
 }
 
-/// The authenticated caller. Extracting it validates `X-Auth-Token`
-/// (401 when missing, unknown, revoked or expired).
+/// The authenticated caller. Extracting it validates `X-Auth-Token` with
+/// the built-in identity or the external Keystone (401 when missing,
+/// unknown, revoked or expired; 503 when Keystone cannot be asked).
 pub struct Auth(pub AuthContext);
 
 impl FromRequestParts<AppState> for Auth {
@@ -51,7 +52,7 @@ impl FromRequestParts<AppState> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = parts.headers.get("x-auth-token").and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthorized)?;
-        let ctx = state.identity.validate(token).await?;
+        let ctx = state.tokens.validate(token).await?;
         if let Some(UrlProject(p)) = parts.extensions.get::<UrlProject>()
             && *p != ctx.project_id
         {

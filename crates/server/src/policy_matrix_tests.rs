@@ -1446,6 +1446,7 @@ async fn env() -> Env {
     let quota = stratus_image::ImageQuota { count_total: -1, ..Default::default() };
     let images = Arc::new(stratus_image::ImageService::new(ds.clone(), dir.join("images")).with_quota(quota));
     let state = AppState {
+        tokens: stratus_auth::TokenValidator::Builtin(identity.clone()),
         identity,
         compute,
         bus,

@@ -839,6 +839,7 @@ pub(crate) fn test_state(
     let (volume, backend) = test_service(ds, image_dir.clone());
     let images = std::sync::Arc::new(stratus_image::ImageService::new(ds.clone(), image_dir));
     let state = crate::AppState {
+        tokens: stratus_auth::TokenValidator::Builtin(identity.clone()),
         identity,
         compute,
         bus,

@@ -63,13 +63,23 @@ fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Create users, flavors and the seed image if missing.
-pub async fn bootstrap(state: &AppState, data_dir: &Path, seed: &Seed) -> anyhow::Result<Credentials> {
-    let (admin, admin_from_env) = password(data_dir, "admin", "STRATUS_ADMIN_PASSWORD")?;
-    let (demo, demo_from_env) = password(data_dir, "demo", "STRATUS_DEMO_PASSWORD")?;
-    let admin_project =
-        state.identity.bootstrap_user("admin", &admin, "admin", stratus_auth::ROLE_ADMIN, admin_from_env).await?;
-    state.identity.bootstrap_user("demo", &demo, "demo", stratus_auth::ROLE_MEMBER, demo_from_env).await?;
+/// Create users, flavors and the seed image if missing. With an external
+/// Keystone no built-in users are made (there are no credentials to
+/// return) and the seed images belong to the service user's project.
+pub async fn bootstrap(state: &AppState, data_dir: &Path, seed: &Seed) -> anyhow::Result<Option<Credentials>> {
+    let (admin_project, creds) = match state.tokens.keystone() {
+        Some(keystone) => (keystone.service_project_id().await?, None),
+        None => {
+            let (admin, admin_from_env) = password(data_dir, "admin", "STRATUS_ADMIN_PASSWORD")?;
+            let (demo, demo_from_env) = password(data_dir, "demo", "STRATUS_DEMO_PASSWORD")?;
+            let admin_project = state
+                .identity
+                .bootstrap_user("admin", &admin, "admin", stratus_auth::ROLE_ADMIN, admin_from_env)
+                .await?;
+            state.identity.bootstrap_user("demo", &demo, "demo", stratus_auth::ROLE_MEMBER, demo_from_env).await?;
+            (admin_project, Some(Credentials { admin, demo }))
+        }
+    };
     // devstack's flavor sizes
     for (id, name, vcpus, ram, disk) in [
         ("1", "m1.tiny", 1, 512, 1),
@@ -96,7 +106,7 @@ pub async fn bootstrap(state: &AppState, data_dir: &Path, seed: &Seed) -> anyhow
             .await?;
     }
     seed_images(state, &admin_project, seed).await?;
-    Ok(Credentials { admin, demo })
+    Ok(creds)
 }
 
 /// Seed the `cirros` image (and, for a real guest, its kernel and ramdisk images).

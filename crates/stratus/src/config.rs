@@ -206,6 +206,57 @@ pub struct ComputeQuotaArgs {
     pub quota_ram: i64,
 }
 
+/// An external Keystone as the identity service (issue 10): every API
+/// request's token is validated there, and Stratus's endpoints are
+/// published in its catalog. Unset: the built-in identity serves `/identity`.
+#[derive(Args, Clone, Debug)]
+pub struct KeystoneArgs {
+    /// Keystone's URL (`http://keystone:5000`, with or without `/v3`): tokens
+    /// are validated there and the built-in Identity API is not served.
+    #[arg(long, env = "STRATUS_KEYSTONE_URL")]
+    pub keystone_url: Option<String>,
+    /// Stratus's service user in Keystone (needs the admin role on its
+    /// project to validate others' tokens and publish the endpoints).
+    #[arg(long, env = "STRATUS_KEYSTONE_USER", default_value = "stratus")]
+    pub keystone_user: String,
+    /// The service user's password.
+    #[arg(long, env = "STRATUS_KEYSTONE_PASSWORD", hide_env_values = true)]
+    pub keystone_password: Option<String>,
+    /// The project the service token is scoped to.
+    #[arg(long, env = "STRATUS_KEYSTONE_PROJECT", default_value = "service")]
+    pub keystone_project: String,
+    /// Domain (name) of the service user and its project.
+    #[arg(long, env = "STRATUS_KEYSTONE_DOMAIN", default_value = "Default")]
+    pub keystone_domain: String,
+    /// How long a validated token is trusted before Keystone is asked again:
+    /// a revoked token is refused at most this long after its revocation.
+    #[arg(long, env = "STRATUS_KEYSTONE_CACHE_TTL", default_value_t = Secs(Duration::from_secs(30)))]
+    pub keystone_cache_ttl: Secs,
+    /// Region of the endpoints published in Keystone.
+    #[arg(long, env = "STRATUS_KEYSTONE_REGION", default_value = "RegionOne")]
+    pub keystone_region: String,
+}
+
+impl KeystoneArgs {
+    /// The Keystone client's settings, when `--keystone-url` is given.
+    pub fn config(&self) -> anyhow::Result<Option<stratus_auth::KeystoneConfig>> {
+        let Some(url) = &self.keystone_url else { return Ok(None) };
+        let password = self.keystone_password.clone().filter(|p| !p.is_empty()).context(
+            "--keystone-url needs the service user's password (--keystone-password or STRATUS_KEYSTONE_PASSWORD)",
+        )?;
+        Ok(Some(stratus_auth::KeystoneConfig {
+            url: url.clone(),
+            user: self.keystone_user.clone(),
+            password,
+            project: self.keystone_project.clone(),
+            domain: self.keystone_domain.clone(),
+            cache_ttl: self.keystone_cache_ttl.0,
+            region: self.keystone_region.clone(),
+            timeout: Duration::from_secs(10),
+        }))
+    }
+}
+
 /// Tokens issued by the identity API.
 #[derive(Args, Clone, Debug)]
 pub struct TokenArgs {

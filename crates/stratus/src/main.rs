@@ -76,6 +76,8 @@ struct ApiCommon {
     #[command(flatten)]
     tokens: TokenArgs,
     #[command(flatten)]
+    keystone: KeystoneArgs,
+    #[command(flatten)]
     backend: BackendArgs,
     #[command(flatten)]
     volume_quota: VolumeQuotaArgs,
@@ -307,7 +309,8 @@ struct ApiRole {
     volume: Arc<VolumeService>,
     storage: Arc<dyn BlockBackend>,
     data_dir: PathBuf,
-    creds: bootstrap::Credentials,
+    /// The bootstrap users' passwords (none with an external Keystone).
+    creds: Option<bootstrap::Credentials>,
 }
 
 async fn api_role(
@@ -343,9 +346,20 @@ async fn api_role(
         storage.clone(),
         a.volume_quota.volume_config(&a.backend, image_dir.clone()),
     ));
+    let mut compute = ComputeApi::new(ds.clone(), bus.clone(), cfg.clone());
+    let tokens = match a.keystone.config()? {
+        None => stratus_auth::TokenValidator::Builtin(identity.clone()),
+        Some(kcfg) => {
+            let keystone = Arc::new(stratus_auth::Keystone::new(kcfg)?);
+            connect_keystone(&keystone, &public_url).await?;
+            compute = compute.with_keystone(keystone.clone());
+            stratus_auth::TokenValidator::Keystone(keystone)
+        }
+    };
     let state = stratus_server::AppState {
+        tokens,
         identity,
-        compute: ComputeApi::new(ds.clone(), bus.clone(), cfg.clone()),
+        compute,
         bus: bus.clone(),
         public_url: public_url.clone(),
         volume: volume.clone(),
@@ -356,15 +370,46 @@ async fn api_role(
     Ok((ApiRole { listener, public_url, state, volume, storage, data_dir, creds }, cfg))
 }
 
+/// Get the service token and publish the endpoints. The token is retried
+/// for up to 60 s (Keystone may be starting beside Stratus); then, or when
+/// publishing fails (the service user has no admin role), startup fails.
+async fn connect_keystone(keystone: &stratus_auth::Keystone, public_url: &str) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        match keystone.service_project_id().await {
+            Ok(_) => break,
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::warn!(keystone = keystone.url(), error = %e, "waiting for Keystone");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                anyhow::bail!("cannot get a service token from the Keystone at {}: {e} (see the log)", keystone.url())
+            }
+        }
+    }
+    keystone.publish_endpoints(public_url).await.with_context(|| format!("Keystone at {}", keystone.url()))?;
+    info!(keystone = keystone.url(), "tokens are validated by Keystone; endpoints published");
+    Ok(())
+}
+
 /// Serve the APIs until SIGTERM or Ctrl-C, then stop the background tasks.
 async fn serve(role: ApiRole, hosts: u32, stop_tx: watch::Sender<bool>) -> anyhow::Result<()> {
-    let clouds = bootstrap::write_clouds_yaml(&role.data_dir, &role.public_url, &role.creds)?;
+    let keystone = role.state.tokens.keystone().map(|k| k.url().to_string());
+    let clouds = match &role.creds {
+        Some(creds) => Some(bootstrap::write_clouds_yaml(&role.data_dir, &role.public_url, creds)?),
+        None => None,
+    };
     harden_data_dir(&role.data_dir)?;
     let addr = role.listener.local_addr()?;
     let app = stratus_server::router(role.state);
     println!("Stratus is listening on {}", role.public_url);
-    println!("clouds.yaml written to {}", clouds.display());
-    println!("try: OS_CLIENT_CONFIG_FILE={} openstack --os-cloud stratus server list", clouds.display());
+    if let Some(clouds) = clouds {
+        println!("clouds.yaml written to {}", clouds.display());
+        println!("try: OS_CLIENT_CONFIG_FILE={} openstack --os-cloud stratus server list", clouds.display());
+    }
+    if let Some(url) = keystone {
+        println!("identity: the Keystone at {url} (auth_url {url}/v3)");
+    }
     info!(listen = %addr, hosts, data_dir = %role.data_dir.display(), "stratus up");
     // The peer address reaches handlers (failed logins are counted per address).
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -177,13 +177,8 @@ impl ComputeApi {
         let project = match &change {
             FlavorAccessChange::Add(p) | FlavorAccessChange::Remove(p) => p.clone(),
         };
-        match self.ds.project_get(&project).await {
-            Err(DbError::NotFound { .. }) => {
-                return Err(ComputeError::BadRequest(format!("Project ID {project} is not a valid project.")));
-            }
-            other => {
-                other?;
-            }
+        if !self.project_known(&project).await? {
+            return Err(ComputeError::BadRequest(format!("Project ID {project} is not a valid project.")));
         }
         let access_error = |e: DbError| match e {
             DbError::NotFound { kind: RowKind::Flavor, .. } => flavor_not_found(id),

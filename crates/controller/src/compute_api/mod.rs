@@ -126,12 +126,33 @@ pub struct ComputeApi {
     ds: Datastore,
     bus: Arc<dyn Bus>,
     cfg: ControllerConfig,
+    /// The external Keystone, when projects live there (`--keystone-url`).
+    keystone: Option<Arc<stratus_auth::Keystone>>,
 }
 
 impl ComputeApi {
     /// Bind to a datastore and bus.
     pub fn new(ds: Datastore, bus: Arc<dyn Bus>, cfg: ControllerConfig) -> Self {
-        Self { ds, bus, cfg }
+        Self { ds, bus, cfg, keystone: None }
+    }
+
+    /// Projects named in requests (flavor access) are checked in this
+    /// Keystone instead of the built-in identity's tables.
+    pub fn with_keystone(mut self, keystone: Arc<stratus_auth::Keystone>) -> Self {
+        self.keystone = Some(keystone);
+        self
+    }
+
+    /// Is `project` a project of this cloud? With an external Keystone,
+    /// an id it cannot vouch for now is accepted (as Nova does).
+    pub(crate) async fn project_known(&self, project: &str) -> Result<bool, ComputeError> {
+        if let Some(k) = &self.keystone {
+            return Ok(k.project_exists(project).await != Some(false));
+        }
+        match self.ds.project_get(project).await {
+            Err(stratus_db::DbError::NotFound { .. }) => Ok(false),
+            other => other.map(|_| true).map_err(Into::into),
+        }
     }
 
     /// Limits that apply to `project_id`: its overrides over the `default`

@@ -156,6 +156,25 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Ids<T> 
     }
 }
 
+/// The `/identity` paths when an external Keystone is the identity service
+/// (`--keystone-url`): every one answers 404 with a Keystone fault naming
+/// that Keystone. Not a redirect: tokens and catalogs never point clients
+/// here, and a redirect would silently forward passwords to another origin
+/// (and clients turn a redirected `POST /auth/tokens` into a `GET`), while a
+/// 404 makes a misconfigured client fail at once with the address to use.
+pub fn elsewhere(keystone_url: &str) -> Router {
+    let message = format!(
+        "This cloud's identity service is the Keystone at {keystone_url}: authenticate there (auth_url {keystone_url}/v3)."
+    );
+    let answer = move || {
+        let message = message.clone();
+        async move { IdentityError(ApiError::NotFound(message)) }
+    };
+    Router::new()
+        .route("/identity", axum::routing::any(answer.clone()))
+        .route("/identity/{*rest}", axum::routing::any(answer))
+}
+
 async fn method_not_allowed() -> IdentityError {
     ApiError::MethodNotAllowed("The method is not allowed for the requested URL.".into()).into()
 }

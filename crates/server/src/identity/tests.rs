@@ -638,3 +638,43 @@ async fn identity_services_and_endpoints_match_the_catalog() {
     let r = call(&e.app, Method::GET, &format!("/identity/v3/services/{sid}"), Some(&admin), None, None).await;
     assert_eq!(r.body["service"]["type"], "compute");
 }
+
+/// With `--keystone-url` and that Keystone down, an API call is a 503 with
+/// a Nova fault (keystonemiddleware answers 503 when it cannot reach the
+/// identity server), never an accepted token; `/identity` is a 404 fault
+/// naming the Keystone.
+#[tokio::test]
+async fn with_an_external_keystone_down_calls_are_503_and_identity_is_404() {
+    let dir = TempDir(std::env::temp_dir().join(format!("stratus-identity-{}", uuid::Uuid::new_v4())));
+    std::fs::create_dir_all(dir.0.join("images")).expect("mkdir");
+    let ds = stratus_db::Datastore::open_sqlite(&dir.0.join("t.db")).await.expect("open");
+    let identity = stratus_auth::Identity::new(ds.clone(), chrono::Duration::hours(1));
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let keystone = stratus_auth::Keystone::new(stratus_auth::KeystoneConfig {
+        url: format!("http://127.0.0.1:{port}"),
+        user: "stratus".into(),
+        password: "pw".into(),
+        project: "service".into(),
+        domain: "Default".into(),
+        cache_ttl: std::time::Duration::from_secs(30),
+        region: "RegionOne".into(),
+        timeout: std::time::Duration::from_secs(2),
+    })
+    .expect("client");
+    let (mut state, _) = crate::volume::test_state(&ds, identity, dir.0.join("images"));
+    state.tokens = stratus_auth::TokenValidator::Keystone(std::sync::Arc::new(keystone));
+    let app = crate::router(state);
+    let r = call(&app, Method::GET, "/compute/v2.1/servers", Some("tok"), None, None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(r.body["serviceUnavailable"]["code"], 503, "{}", r.body);
+    let r = call(&app, Method::GET, "/compute/v2.1/servers", None, None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    for path in ["/identity", "/identity/v3", "/identity/v3/auth/tokens"] {
+        let r = call(&app, Method::GET, path, None, None, None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        let message = r.body["error"]["message"].as_str().expect("keystone fault");
+        assert!(message.contains(&format!("http://127.0.0.1:{port}/v3")), "{message}");
+    }
+    let r = call(&app, Method::POST, "/identity/v3/auth/tokens", None, None, Some(json!({}))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
