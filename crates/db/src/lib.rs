@@ -23,6 +23,7 @@ mod image_members;
 mod images;
 mod keypairs;
 mod leader;
+mod metadefs;
 mod metrics;
 mod migrations;
 mod notifications;
@@ -43,6 +44,7 @@ pub use image_members::*;
 pub use images::*;
 pub use keypairs::*;
 pub use leader::*;
+pub use metadefs::*;
 pub use metrics::*;
 pub use migrations::*;
 pub use notifications::*;
@@ -110,6 +112,10 @@ pub enum RowKind {
     VolumeTypeAccess,
     /// `volume_type_extra_specs`.
     VolumeTypeExtraSpec,
+    /// `metadef_namespaces`.
+    MetadefNamespace,
+    /// `metadef_items` (objects, properties, tags, resource-type associations).
+    MetadefItem,
 }
 
 impl RowKind {
@@ -122,6 +128,8 @@ impl RowKind {
             Self::Attachment => "attachment",
             Self::Image => "image",
             Self::ImageMember => "image member",
+            Self::MetadefNamespace => "metadata definition namespace",
+            Self::MetadefItem => "metadata definition",
             Self::Flavor => "flavor",
             Self::Service => "service",
             Self::Operation => "operation",
