@@ -27,7 +27,7 @@ pub const RESOURCE_TYPE: &str = "resource_type";
 const DEFAULT_LIMIT: usize = 20;
 /// The JSON-schema types a property may declare (Glance's enum).
 const PROPERTY_TYPES: &[&str] = &["array", "boolean", "integer", "number", "object", "string"];
-/// Attributes of a response that a client may send back in a request; Stratus sets them.
+/// Attributes of a response that only Stratus sets: a request naming one is refused (403).
 const READ_ONLY: &[&str] = &["created_at", "updated_at", "self", "schema"];
 
 fn bad(msg: impl Into<String>) -> ImageError {
@@ -65,8 +65,13 @@ fn object_of(body: &str) -> Map<String, Value> {
     }
 }
 
+/// Glance refuses a read-only attribute in a request (403) and any key its
+/// schema does not name (400).
 fn check_keys(what: &str, req: &Map<String, Value>, allowed: &[&str]) -> Result<(), ImageError> {
-    match req.keys().find(|k| !allowed.contains(&k.as_str()) && !READ_ONLY.contains(&k.as_str())) {
+    if let Some(k) = req.keys().find(|k| READ_ONLY.contains(&k.as_str())) {
+        return Err(ImageError::ReadOnly { attr: k.clone() });
+    }
+    match req.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(bad(format!("Additional property '{k}' is not allowed in a {what}."))),
         None => Ok(()),
     }

@@ -941,6 +941,8 @@ async fn metadefs_objects_properties_tags_associations() {
         post_json(&env, &format!("{ns}/objects"), &env.admin, json!({"nom": "x"})).await.status,
         StatusCode::BAD_REQUEST
     );
+    let stamped = json!({"name": "o9", "created_at": "2026-01-01T00:00:00Z"});
+    assert_eq!(post_json(&env, &format!("{ns}/objects"), &env.admin, stamped).await.status, StatusCode::FORBIDDEN);
     let r = put_json(&env, &format!("{ns}/objects/o1"), &env.admin, json!({"name": "o2"})).await;
     assert_eq!(r.json()["name"], "o2");
     assert_eq!(get(&env, &format!("{ns}/objects/o1"), &env.demo).await.status, StatusCode::NOT_FOUND);
