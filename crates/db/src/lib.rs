@@ -23,6 +23,7 @@ mod image_members;
 mod images;
 mod keypairs;
 mod leader;
+mod metadefs;
 mod metrics;
 mod migrations;
 mod notifications;
@@ -45,6 +46,7 @@ pub use image_members::*;
 pub use images::*;
 pub use keypairs::*;
 pub use leader::*;
+pub use metadefs::*;
 pub use metrics::*;
 pub use migrations::*;
 pub use notifications::*;
@@ -120,6 +122,10 @@ pub enum RowKind {
     QosSpec,
     /// `volume_type_encryption`.
     Encryption,
+    /// `metadef_namespaces`.
+    MetadefNamespace,
+    /// `metadef_items` (objects, properties, tags, resource-type associations).
+    MetadefItem,
 }
 
 impl RowKind {
@@ -132,6 +138,8 @@ impl RowKind {
             Self::Attachment => "attachment",
             Self::Image => "image",
             Self::ImageMember => "image member",
+            Self::MetadefNamespace => "metadata definition namespace",
+            Self::MetadefItem => "metadata definition",
             Self::Flavor => "flavor",
             Self::Service => "service",
             Self::Operation => "operation",

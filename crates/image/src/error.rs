@@ -28,6 +28,10 @@ pub enum ImageError {
         /// The member asked for.
         member: String,
     },
+    /// A metadata definition (namespace, object, property, tag or
+    /// resource-type association) does not exist or is not visible (404).
+    #[error("{0}")]
+    Missing(String),
     /// The image is active but its bytes are gone.
     #[error("Image data for {id} could not be found.")]
     DataNotFound {

@@ -13,6 +13,7 @@
 mod error;
 mod import;
 pub mod list;
+pub mod metadefs;
 pub mod rules;
 mod snapshot;
 pub mod store;

@@ -27,6 +27,7 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/image/v2/schemas/images"),
     ("GET", "/image/v2/schemas/member"),
     ("GET", "/image/v2/schemas/members"),
+    ("GET", "/image/v2/schemas/metadefs/{name}"),
     ("GET", "/image/openapi.json"),
     ("GET", "/compute"),
     ("GET", "/compute/"),
@@ -104,7 +105,9 @@ pub(crate) fn every_route() -> Vec<(String, String)> {
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
     let volume_prefixes = ["/volume/v3/{project_id}", "/volume/v3"];
     let mut all = Vec::new();
-    for f in ["admin.rs", "identity/mod.rs", "compute/mod.rs", "image.rs", "volume.rs", "metrics.rs"] {
+    for f in
+        ["admin.rs", "identity/mod.rs", "compute/mod.rs", "image.rs", "image/metadefs.rs", "volume.rs", "metrics.rs"]
+    {
         all.extend(routes_in(&read(f), &volume_prefixes));
     }
     all

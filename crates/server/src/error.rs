@@ -275,6 +275,7 @@ impl From<ImageError> for ApiError {
             ImageError::NotFound { .. }
             | ImageError::TagNotFound { .. }
             | ImageError::MemberNotFound { .. }
+            | ImageError::Missing(_)
             | ImageError::DataNotFound { .. } => Self::NotFound(e.to_string()),
             ImageError::NotAuthorized
             | ImageError::NotOwner { .. }

@@ -86,6 +86,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/image/v2/schemas/images", get(schema_images))
         .route("/image/v2/schemas/member", get(schema_member))
         .route("/image/v2/schemas/members", get(schema_members))
+        .merge(metadefs::routes())
         .method_not_allowed_fallback(crate::error::method_not_allowed_fallback)
         .with_state(state)
 }
@@ -426,6 +427,8 @@ async fn image_tasks(
     let tasks: Vec<Value> = state.images.import_tasks(&ctx, &id).await?.into_iter().map(|t| t.0).collect();
     Ok(axum::Json(serde_json::json!({"tasks": tasks})))
 }
+
+pub(crate) mod metadefs;
 
 #[cfg(test)]
 mod tests;

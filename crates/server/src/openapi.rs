@@ -75,6 +75,7 @@ impl Api {
             "/image/v2/schemas/images",
             "/image/v2/schemas/member",
             "/image/v2/schemas/members",
+            "/image/v2/schemas/metadefs/{name}",
             "/volume",
             "/volume/",
             "/volume/v3",
@@ -89,7 +90,11 @@ impl Api {
         match self {
             Api::Identity => crate::identity::IdentityDoc::openapi(),
             Api::Compute => crate::compute::ComputeDoc::openapi(),
-            Api::Image => crate::image::ImageDoc::openapi(),
+            Api::Image => {
+                let mut doc = crate::image::ImageDoc::openapi();
+                doc.merge(crate::image::metadefs::MetadefsDoc::openapi());
+                doc
+            }
             Api::Volume => crate::volume::VolumeDoc::openapi(),
             Api::Stratus => crate::admin::AdminDoc::openapi(),
         }

@@ -529,6 +529,157 @@ const ROWS: &[Row] = &[
         Empty,
         "delete_member ADMIN_OR_PROJECT_MEMBER (the owner)",
     ),
+    // ---- Glance metadefs (glance/policies/metadef.py): admins write, readers
+    // read; the fixture namespace is private to `demo`, so another project gets 404.
+    r(
+        "GET",
+        "/image/v2/metadefs/namespaces",
+        ANY,
+        Empty,
+        "get_metadef_namespaces: anyone (public ones and the project's own)",
+    ),
+    r("POST", "/image/v2/metadefs/namespaces", ADMIN, Json("{}"), "add_metadef_namespace: admin"),
+    r(
+        "GET",
+        "/image/v2/metadefs/namespaces/{namespace}",
+        READ,
+        Empty,
+        "get_metadef_namespace: a private namespace only to its owner project",
+    ),
+    r(
+        "PUT",
+        "/image/v2/metadefs/namespaces/{namespace}",
+        ADMIN_ON,
+        Json("{}"),
+        "modify_metadef_namespace: admin (a hidden namespace is a 404 first)",
+    ),
+    r("DELETE", "/image/v2/metadefs/namespaces/{namespace}", ADMIN_ON, Empty, "delete_metadef_namespace: admin"),
+    r(
+        "GET",
+        "/image/v2/metadefs/namespaces/{namespace}/objects",
+        READ,
+        Empty,
+        "get_metadef_objects: readers of a visible namespace",
+    ),
+    r("POST", "/image/v2/metadefs/namespaces/{namespace}/objects", ADMIN_ON, Json("{}"), "add_metadef_object: admin"),
+    r(
+        "DELETE",
+        "/image/v2/metadefs/namespaces/{namespace}/objects",
+        ADMIN_ON,
+        Empty,
+        "delete_metadef_namespace (its objects): admin",
+    ),
+    r(
+        "GET",
+        "/image/v2/metadefs/namespaces/{namespace}/objects/{object_name}",
+        READ,
+        Empty,
+        "get_metadef_object: readers of a visible namespace",
+    ),
+    r(
+        "PUT",
+        "/image/v2/metadefs/namespaces/{namespace}/objects/{object_name}",
+        ADMIN_ON,
+        Json("{}"),
+        "modify_metadef_object: admin",
+    ),
+    r(
+        "DELETE",
+        "/image/v2/metadefs/namespaces/{namespace}/objects/{object_name}",
+        ADMIN_ON,
+        Empty,
+        "delete_metadef_object: admin",
+    ),
+    r(
+        "GET",
+        "/image/v2/metadefs/namespaces/{namespace}/properties",
+        READ,
+        Empty,
+        "get_metadef_properties: readers of a visible namespace",
+    ),
+    r(
+        "POST",
+        "/image/v2/metadefs/namespaces/{namespace}/properties",
+        ADMIN_ON,
+        Json("{}"),
+        "add_metadef_property: admin",
+    ),
+    r(
+        "DELETE",
+        "/image/v2/metadefs/namespaces/{namespace}/properties",
+        ADMIN_ON,
+        Empty,
+        "delete_metadef_namespace (its properties): admin",
+    ),
+    r(
+        "GET",
+        "/image/v2/metadefs/namespaces/{namespace}/properties/{property_name}",
+        READ,
+        Empty,
+        "get_metadef_property: readers of a visible namespace",
+    ),
+    r(
+        "PUT",
+        "/image/v2/metadefs/namespaces/{namespace}/properties/{property_name}",
+        ADMIN_ON,
+        Json("{}"),
+        "modify_metadef_property: admin",
+    ),
+    r(
+        "DELETE",
+        "/image/v2/metadefs/namespaces/{namespace}/properties/{property_name}",
+        ADMIN_ON,
+        Empty,
+        "remove_metadef_property: admin",
+    ),
+    r(
+        "GET",
+        "/image/v2/metadefs/namespaces/{namespace}/tags",
+        READ,
+        Empty,
+        "get_metadef_tags: readers of a visible namespace",
+    ),
+    r("POST", "/image/v2/metadefs/namespaces/{namespace}/tags", ADMIN_ON, Json("{}"), "add_metadef_tags: admin"),
+    r("DELETE", "/image/v2/metadefs/namespaces/{namespace}/tags", ADMIN_ON, Empty, "delete_metadef_tags: admin"),
+    r(
+        "GET",
+        "/image/v2/metadefs/namespaces/{namespace}/tags/{tag}",
+        READ,
+        Empty,
+        "get_metadef_tag: readers of a visible namespace",
+    ),
+    r(
+        "POST",
+        "/image/v2/metadefs/namespaces/{namespace}/tags/{tag}",
+        ADMIN_ON,
+        Empty,
+        "add_metadef_tag: admin (the fixture tag exists: 409)",
+    ),
+    r("PUT", "/image/v2/metadefs/namespaces/{namespace}/tags/{tag}", ADMIN_ON, Json("{}"), "modify_metadef_tag: admin"),
+    r("DELETE", "/image/v2/metadefs/namespaces/{namespace}/tags/{tag}", ADMIN_ON, Empty, "delete_metadef_tag: admin"),
+    r(
+        "GET",
+        "/image/v2/metadefs/namespaces/{namespace}/resource_types",
+        READ,
+        Empty,
+        "list_metadef_resource_types: readers of a visible namespace",
+    ),
+    r(
+        "POST",
+        "/image/v2/metadefs/namespaces/{namespace}/resource_types",
+        ADMIN_ON,
+        Json("{}"),
+        "add_metadef_resource_type_association: admin",
+    ),
+    r(
+        "DELETE",
+        "/image/v2/metadefs/namespaces/{namespace}/resource_types/{resource_type}",
+        ADMIN_ON,
+        Empty,
+        "remove_metadef_resource_type_association: admin",
+    ),
+    r("GET", "/image/v2/metadefs/resource_types", ANY, Empty, "list_metadef_resource_types: anyone"),
+    r("GET", "/image/v2/schemas/metadefs/{name}", ANY, Empty, "schemas are anonymous"),
     // ---- Block Storage (cinder/policies), under /v3/{project_id}: the URL's
     // project must be the caller's unless admin. Cinder answers a mismatch
     // 400 "Malformed request url" even to admins; Stratus: 403, admins pass.
@@ -1508,6 +1659,9 @@ struct World {
     qos: String,
     /// The encryption spec of `volume_type`.
     encryption: String,
+    /// A private metadefs namespace of `demo` holding object `o`, property
+    /// `p`, tag `t` and an association with `OS::Glance::Image`.
+    namespace: String,
 }
 
 async fn world(e: &Env) -> World {
@@ -1630,10 +1784,31 @@ async fn world(e: &Env) -> World {
         updated_at: stratus_db::SET_ON_INSERT,
     };
     e.ds.encryption_create(&encryption).await.expect("encryption spec");
+    let namespace = format!("policy-{}", uuid::Uuid::new_v4().simple());
+    let ns = stratus_db::MetadefNamespaceRow {
+        namespace: namespace.clone(),
+        owner: demo.clone(),
+        visibility: "private".into(),
+        protected: false,
+        body: "{}".into(),
+        created_at: stratus_db::SET_ON_INSERT,
+        updated_at: stratus_db::SET_ON_INSERT,
+    };
+    let items: Vec<(String, String, String)> = [
+        ("object", "o", "{}"),
+        ("property", "p", r#"{"title": "p", "type": "string"}"#),
+        ("tag", "t", "{}"),
+        ("resource_type", "OS::Glance::Image", "{}"),
+    ]
+    .iter()
+    .map(|(k, n, b)| (k.to_string(), n.to_string(), b.to_string()))
+    .collect();
+    e.ds.metadef_namespace_create(&ns, &items).await.expect("metadefs namespace");
     World {
         qos: qos.id,
         encryption: encryption.encryption_id,
         transfer,
+        namespace,
         aggregate: agg.id.to_string(),
         volume_type,
         flavor,
@@ -1759,6 +1934,11 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             (_, "{service_id}") => service(),
             (_, "{endpoint_id}") => endpoint(),
             (_, "{region_id}") => stratus_api::identity::REGION.into(),
+            ("namespaces", "{namespace}") => w.namespace.clone(),
+            ("objects", "{object_name}") => "o".into(),
+            ("properties", "{property_name}") => "p".into(),
+            ("resource_types", "{resource_type}") => "OS::Glance::Image".into(),
+            ("metadefs", "{name}") => "namespace".into(),
             (p, s) => panic!("no fixture for {s} (after /{p}) in {template}: add one to fill()"),
         };
         out.push(v);

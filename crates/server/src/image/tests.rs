@@ -826,3 +826,213 @@ async fn image_glance_direct_import() {
     assert!(task["message"].as_str().is_some_and(|m| m.contains("vmdk") && !m.contains("passwd")), "{task}");
     assert!(!env.state.images.image_dir().join("staging").join(&bad).exists());
 }
+
+// ------------------------------------------------------------ metadefs
+
+async fn put_json(env: &Env, uri: &str, token: &str, body: Value) -> Resp {
+    call(env, "PUT", uri, Some(token), Some("application/json"), body.to_string().into_bytes()).await
+}
+
+async fn delete(env: &Env, uri: &str, token: &str) -> Resp {
+    call(env, "DELETE", uri, Some(token), None, vec![]).await
+}
+
+const MD: &str = "/image/v2/metadefs/namespaces";
+
+/// Glance (api-ref "Metadata definition namespaces"): admins create a
+/// namespace (201) with its content; show lists it inline; a protected
+/// namespace cannot be deleted (403) until updated unprotected; a rename
+/// keeps the content; delete is 204 and then 404.
+#[tokio::test]
+async fn metadefs_namespace_lifecycle() {
+    let env = env().await;
+    let body = json!({
+        "namespace": "OS::Test", "display_name": "Test", "description": "d", "visibility": "public", "protected": true,
+        "resource_type_associations": [{"name": "OS::Glance::Image", "prefix": "test_"}],
+        "properties": {"speed": {"title": "Speed", "type": "integer", "minimum": 1}},
+        "objects": [{"name": "Obj", "required": ["speed"], "properties": {"x": {"title": "X", "type": "string"}}}],
+        "tags": [{"name": "t1"}]
+    });
+    let r = post_json(&env, MD, &env.admin, body.clone()).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let v = r.json();
+    assert_eq!(
+        (v["namespace"].as_str(), v["visibility"].as_str(), v["protected"].as_bool()),
+        (Some("OS::Test"), Some("public"), Some(true))
+    );
+    assert_eq!(v["self"], "/v2/metadefs/namespaces/OS::Test");
+    assert_eq!(v["schema"], "/v2/schemas/metadefs/namespace");
+    assert_eq!(post_json(&env, MD, &env.admin, body).await.status, StatusCode::CONFLICT);
+    let v = get(&env, &format!("{MD}/OS::Test"), &env.alt).await.json();
+    assert_eq!(v["properties"]["speed"]["type"], "integer");
+    assert_eq!(v["objects"][0]["name"], "Obj");
+    assert_eq!(v["tags"][0]["name"], "t1");
+    assert_eq!(v["resource_type_associations"][0]["prefix"], "test_");
+    let listed = get(&env, MD, &env.demo).await.json();
+    assert_eq!(listed["namespaces"][0]["namespace"], "OS::Test");
+    assert_eq!(listed["first"], "/v2/metadefs/namespaces");
+    let typed = get(&env, &format!("{MD}?resource_types=OS::Nova::Flavor"), &env.demo).await.json();
+    assert!(typed["namespaces"].as_array().expect("list").is_empty());
+    assert_eq!(delete(&env, &format!("{MD}/OS::Test"), &env.admin).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(delete(&env, &format!("{MD}/OS::Test/tags/t1"), &env.admin).await.status, StatusCode::FORBIDDEN);
+    let upd = json!({"namespace": "OS::Renamed", "visibility": "private", "protected": false});
+    let r = put_json(&env, &format!("{MD}/OS::Test"), &env.admin, upd).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!((r.json()["visibility"].as_str(), r.json()["protected"].as_bool()), (Some("private"), Some(false)));
+    assert_eq!(get(&env, &format!("{MD}/OS::Test"), &env.admin).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(get(&env, &format!("{MD}/OS::Renamed/objects/Obj"), &env.admin).await.status, StatusCode::OK);
+    assert_eq!(delete(&env, &format!("{MD}/OS::Renamed"), &env.admin).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(get(&env, &format!("{MD}/OS::Renamed"), &env.admin).await.status, StatusCode::NOT_FOUND);
+}
+
+/// Glance's metadef policy: only admins write (403); a private namespace is
+/// seen by its owner project only (another project gets 404, also on writes).
+#[tokio::test]
+async fn metadefs_policy_admin_writes_private_is_owner_only() {
+    let env = env().await;
+    let r = post_json(&env, MD, &env.demo, json!({"namespace": "mine"})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Owned by the admin's project and private: nobody else sees it.
+    assert_eq!(post_json(&env, MD, &env.admin, json!({"namespace": "priv"})).await.status, StatusCode::CREATED);
+    assert_eq!(get(&env, &format!("{MD}/priv"), &env.demo).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(get(&env, &format!("{MD}/priv/tags"), &env.viewer).await.status, StatusCode::NOT_FOUND);
+    let r = put_json(&env, &format!("{MD}/priv"), &env.demo, json!({"namespace": "priv"})).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let names = |v: Value| -> Vec<String> {
+        v["namespaces"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .filter_map(|n| n["namespace"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert!(names(get(&env, MD, &env.demo).await.json()).is_empty());
+    assert_eq!(names(get(&env, MD, &env.admin).await.json()), ["priv"]);
+    // Made public: readers see it but still may not change it.
+    let r =
+        put_json(&env, &format!("{MD}/priv"), &env.admin, json!({"namespace": "priv", "visibility": "public"})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(get(&env, &format!("{MD}/priv"), &env.viewer).await.status, StatusCode::OK);
+    let r = post_json(&env, &format!("{MD}/priv/objects"), &env.demo, json!({"name": "o"})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(delete(&env, &format!("{MD}/priv"), &env.demo).await.status, StatusCode::FORBIDDEN);
+}
+
+/// Glance (api-ref "objects", "properties", "tags", "resource type
+/// associations"): create 201, show, rename by PUT, delete 204, list;
+/// `POST /tags` replaces the tag list; bad bodies are 400, duplicates 409.
+#[tokio::test]
+async fn metadefs_objects_properties_tags_associations() {
+    let env = env().await;
+    assert_eq!(
+        post_json(&env, MD, &env.admin, json!({"namespace": "n", "visibility": "public"})).await.status,
+        StatusCode::CREATED
+    );
+    let ns = format!("{MD}/n");
+    // Objects.
+    let r = post_json(&env, &format!("{ns}/objects"), &env.admin, json!({"name": "o1", "description": "d"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.json()["self"], "/v2/metadefs/namespaces/n/objects/o1");
+    assert_eq!(
+        post_json(&env, &format!("{ns}/objects"), &env.admin, json!({"name": "o1"})).await.status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        post_json(&env, &format!("{ns}/objects"), &env.admin, json!({"nom": "x"})).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let stamped = json!({"name": "o9", "created_at": "2026-01-01T00:00:00Z"});
+    assert_eq!(post_json(&env, &format!("{ns}/objects"), &env.admin, stamped).await.status, StatusCode::FORBIDDEN);
+    let r = put_json(&env, &format!("{ns}/objects/o1"), &env.admin, json!({"name": "o2"})).await;
+    assert_eq!(r.json()["name"], "o2");
+    assert_eq!(get(&env, &format!("{ns}/objects/o1"), &env.demo).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(get(&env, &format!("{ns}/objects"), &env.demo).await.json()["objects"][0]["name"], "o2");
+    assert_eq!(delete(&env, &format!("{ns}/objects/o2"), &env.admin).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(delete(&env, &format!("{ns}/objects/o2"), &env.admin).await.status, StatusCode::NOT_FOUND);
+    // Properties: a map by name; `type` must be a JSON-schema type.
+    let prop = json!({"name": "OS::Glance::Image", "title": "T", "type": "string", "enum": ["a", "b"]});
+    let r = post_json(&env, &format!("{ns}/properties"), &env.admin, prop).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    assert_eq!(r.json()["title"], "T");
+    let bad = json!({"name": "q", "title": "T", "type": "text"});
+    assert_eq!(post_json(&env, &format!("{ns}/properties"), &env.admin, bad).await.status, StatusCode::BAD_REQUEST);
+    let r = get(&env, &format!("{ns}/properties/OS::Glance::Image"), &env.viewer).await;
+    assert_eq!((r.json()["name"].as_str(), r.json()["enum"][1].as_str()), (Some("OS::Glance::Image"), Some("b")));
+    let upd = json!({"name": "OS::Glance::Image", "title": "U", "type": "string"});
+    assert_eq!(
+        put_json(&env, &format!("{ns}/properties/OS::Glance::Image"), &env.admin, upd).await.json()["title"],
+        "U"
+    );
+    assert_eq!(
+        get(&env, &format!("{ns}/properties"), &env.demo).await.json()["properties"]["OS::Glance::Image"]["title"],
+        "U"
+    );
+    assert_eq!(delete(&env, &format!("{ns}/properties"), &env.admin).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(get(&env, &format!("{ns}/properties"), &env.demo).await.json()["properties"], json!({}));
+    // Tags.
+    let tags = json!({"tags": [{"name": "a"}, {"name": "b"}]});
+    assert_eq!(post_json(&env, &format!("{ns}/tags"), &env.admin, tags).await.status, StatusCode::CREATED);
+    assert_eq!(
+        call(&env, "POST", &format!("{ns}/tags/c"), Some(&env.admin), None, vec![]).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        call(&env, "POST", &format!("{ns}/tags/c"), Some(&env.admin), None, vec![]).await.status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(get(&env, &format!("{ns}/tags"), &env.demo).await.json()["tags"].as_array().map(Vec::len), Some(3));
+    assert_eq!(put_json(&env, &format!("{ns}/tags/c"), &env.admin, json!({"name": "d"})).await.json()["name"], "d");
+    let dup = json!({"tags": [{"name": "x"}, {"name": "x"}]});
+    assert_eq!(post_json(&env, &format!("{ns}/tags"), &env.admin, dup).await.status, StatusCode::CONFLICT);
+    let r = post_json(&env, &format!("{ns}/tags"), &env.admin, json!({"tags": [{"name": "z"}]})).await;
+    assert_eq!(r.json()["tags"][0]["name"], "z");
+    assert_eq!(get(&env, &format!("{ns}/tags"), &env.demo).await.json()["tags"].as_array().map(Vec::len), Some(1));
+    assert_eq!(delete(&env, &format!("{ns}/tags"), &env.admin).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(get(&env, &format!("{ns}/tags"), &env.demo).await.json()["tags"], json!([]));
+    // Resource types and associations.
+    let types = get(&env, "/image/v2/metadefs/resource_types", &env.demo).await.json();
+    assert!(types["resource_types"].as_array().expect("list").iter().any(|t| t["name"] == "OS::Nova::Flavor"));
+    let r = post_json(
+        &env,
+        &format!("{ns}/resource_types"),
+        &env.admin,
+        json!({"name": "OS::Nova::Flavor", "prefix": "hw:"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.json()["prefix"], "hw:");
+    let r = get(&env, &format!("{ns}/resource_types"), &env.demo).await.json();
+    assert_eq!(r["resource_type_associations"][0]["name"], "OS::Nova::Flavor");
+    assert_eq!(
+        delete(&env, &format!("{ns}/resource_types/OS::Nova::Flavor"), &env.admin).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        get(&env, &format!("{ns}/resource_types"), &env.demo).await.json()["resource_type_associations"],
+        json!([])
+    );
+}
+
+/// Glance serves a JSON schema per metadefs document under /v2/schemas/metadefs.
+#[tokio::test]
+async fn metadefs_schemas() {
+    let env = env().await;
+    for (path, name) in [
+        ("namespace", "namespace"),
+        ("namespaces", "namespaces"),
+        ("object", "object"),
+        ("objects", "objects"),
+        ("property", "property"),
+        ("properties", "properties"),
+        ("tag", "tag"),
+        ("tags", "tags"),
+        ("resource_type", "resource_type_association"),
+        ("resource_types", "resource_type_associations"),
+    ] {
+        let r = get(&env, &format!("/image/v2/schemas/metadefs/{path}"), &env.viewer).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.json()["name"], name);
+        assert!(r.json()["properties"].is_object());
+    }
+    assert_eq!(get(&env, "/image/v2/schemas/metadefs/nope", &env.viewer).await.status, StatusCode::NOT_FOUND);
+}

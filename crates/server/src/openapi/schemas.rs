@@ -450,6 +450,50 @@ json_schemas! {
             "created_at": {"type": "string"}, "updated_at": {"type": "string"},
         }}}},
     });
+    /// A metadefs namespace (Glance's `namespace` schema), with its content inline on show.
+    MetadefNamespace => json!({
+        "type": "object",
+        "required": ["namespace", "visibility", "protected", "owner", "created_at", "updated_at", "schema", "self"],
+        "properties": {
+            "namespace": {"type": "string"}, "display_name": {"type": "string"}, "description": {"type": "string"},
+            "visibility": {"type": "string", "enum": ["public", "private"]}, "protected": {"type": "boolean"},
+            "owner": {"type": "string"}, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
+            "schema": {"type": "string"}, "self": {"type": "string"},
+            "resource_type_associations": {"type": "array", "items": {"type": "object"}},
+            "properties": {"type": "object"}, "objects": {"type": "array", "items": {"type": "object"}},
+            "tags": {"type": "array", "items": {"type": "object"}},
+        },
+    });
+    /// `POST /metadefs/namespaces` and `PUT .../{namespace}`: a namespace (only `namespace` is required).
+    MetadefNamespaceCreate => json!({
+        "type": "object",
+        "required": ["namespace"],
+        "properties": {
+            "namespace": {"type": "string", "maxLength": 80}, "display_name": {"type": "string", "maxLength": 80},
+            "description": {"type": "string", "maxLength": 500}, "visibility": {"type": "string", "enum": ["public", "private"]},
+            "protected": {"type": "boolean"}, "owner": {"type": "string", "maxLength": 255},
+        },
+    });
+    /// `GET /metadefs/namespaces`: a page of namespaces.
+    MetadefNamespaceList => json!({
+        "type": "object",
+        "required": ["namespaces", "first", "schema"],
+        "properties": {"namespaces": {"type": "array", "items": {"type": "object"}}, "first": {"type": "string"}, "next": {"type": "string"}, "schema": {"type": "string"}},
+    });
+    /// A metadefs object, property, tag or resource-type association (one definition).
+    MetadefItem => json!({"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}});
+    /// `POST/PUT` of an object, property, tag or resource-type association: Glance's schema of that kind.
+    MetadefItemCreate => json!({"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "maxLength": 80}}});
+    /// `GET .../objects`: a namespace's objects.
+    MetadefObjectList => json!({"type": "object", "required": ["objects"], "properties": {"objects": {"type": "array", "items": {"type": "object"}}, "schema": {"type": "string"}}});
+    /// `GET .../properties`: a namespace's properties, by name.
+    MetadefPropertyList => json!({"type": "object", "required": ["properties"], "properties": {"properties": {"type": "object"}, "schema": {"type": "string"}}});
+    /// `GET .../tags` and `POST .../tags`: a namespace's tags.
+    MetadefTagList => json!({"type": "object", "required": ["tags"], "properties": {"tags": {"type": "array", "items": {"type": "object", "required": ["name"]}}}});
+    /// `GET .../resource_types` of a namespace: its resource-type associations.
+    MetadefAssociationList => json!({"type": "object", "required": ["resource_type_associations"], "properties": {"resource_type_associations": {"type": "array", "items": {"type": "object"}}}});
+    /// `GET /metadefs/resource_types`: every resource type.
+    MetadefResourceTypeList => json!({"type": "object", "required": ["resource_types"], "properties": {"resource_types": {"type": "array", "items": {"type": "object", "required": ["name"]}}}});
     /// A Glance schema document.
     GlanceSchema => json!({"type": "object", "required": ["name", "properties"], "properties": {"name": {"type": "string"}, "properties": {"type": "object"}}});
 
