@@ -2,7 +2,7 @@
 //! created at start-up (and by tests) without going through the API.
 
 use crate::secret::{hash_password, new_id, verify_password};
-use crate::{AuthError, Identity, ROLE_ADMIN, ROLE_MEMBER, ROLE_READER};
+use crate::{AuthError, Identity, ROLE_ADMIN, ROLE_MANAGER, ROLE_MEMBER, ROLE_READER};
 use stratus_api::identity::DEFAULT_DOMAIN_ID;
 use stratus_db::{Datastore, DbError, ProjectRow, UserRow};
 
@@ -17,7 +17,7 @@ pub async fn bootstrap_user(
     role: &str,
     reset_password: bool,
 ) -> Result<String, AuthError> {
-    for r in [ROLE_ADMIN, ROLE_MEMBER, ROLE_READER] {
+    for r in [ROLE_ADMIN, ROLE_MANAGER, ROLE_MEMBER, ROLE_READER] {
         ds.role_ensure(&new_id(), r).await?;
     }
     let p = match ds.project_find(project).await {

@@ -5,6 +5,10 @@ use chrono::{DateTime, Utc};
 
 /// The roles Stratus knows, as Keystone names them.
 pub const ROLE_ADMIN: &str = "admin";
+/// A project's manager (Keystone's default hierarchy: admin implies manager
+/// implies member implies reader): a member that may also do what Nova's
+/// `PROJECT_MANAGER_OR_ADMIN` rules allow within its project.
+pub const ROLE_MANAGER: &str = "manager";
 /// May read and change its project's resources.
 pub const ROLE_MEMBER: &str = "member";
 /// May only read its project's resources.
@@ -39,9 +43,16 @@ impl AuthContext {
         self.roles.iter().any(|r| r == ROLE_ADMIN)
     }
 
-    /// May change resources of its project (member or admin; not reader-only).
+    /// May change resources of its project (member, manager or admin; not
+    /// reader-only).
     pub fn can_write(&self) -> bool {
-        self.roles.iter().any(|r| r == ROLE_ADMIN || r == ROLE_MEMBER)
+        self.roles.iter().any(|r| r == ROLE_ADMIN || r == ROLE_MANAGER || r == ROLE_MEMBER)
+    }
+
+    /// Nova's `PROJECT_MANAGER_OR_ADMIN`: the `manager` role on the scoped
+    /// project, or admin.
+    pub fn is_manager(&self) -> bool {
+        self.roles.iter().any(|r| r == ROLE_ADMIN || r == ROLE_MANAGER)
     }
 
     /// May this caller see a resource owned by `project_id`? Admins see all.

@@ -23,7 +23,7 @@ mod tokens;
 mod users;
 
 pub use bootstrap::bootstrap_user;
-pub use context::{AuthContext, ROLE_ADMIN, ROLE_MEMBER, ROLE_READER};
+pub use context::{AuthContext, ROLE_ADMIN, ROLE_MANAGER, ROLE_MEMBER, ROLE_READER};
 pub use error::{AuthError, ResourceKind};
 pub use keystone::{Keystone, KeystoneConfig, TokenValidator};
 pub use login::LoginLimits;

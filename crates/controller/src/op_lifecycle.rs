@@ -127,6 +127,16 @@ fn moving(server: &ServerRow, kind: MigrationKind, source: &str, dest: &str, new
         old_vm_state: server.vm_state,
         status: MigrationStatus::Migrating,
         created_at: stratus_db::SET_ON_INSERT,
+        updated_at: stratus_db::SET_ON_INSERT,
+        uuid: String::new(),
+        project_id: server.project_id.clone(),
+        user_id: server.user_id.clone(),
+        old_flavor: stratus_db::OldFlavor {
+            old_flavor_name: Some(server.flavor_name.clone()),
+            old_root_gb: Some(server.disk_gb),
+            old_ephemeral_gb: Some(server.ephemeral_gb),
+            old_swap_mb: Some(server.swap_mb),
+        },
     }
 }
 
@@ -589,7 +599,12 @@ impl Lifecycle {
             {
                 return self.abandon(op, &server, task, event, &format!("power on on {}: {e}", m.source_host)).await;
             }
-            let old_flavor = ds.flavor_find(&m.old_flavor_id).await?;
+            // The server's own copy of its old flavor (the flavor itself
+            // may be gone); rows older than that copy read the flavor.
+            let old_flavor = match m.old_flavor_row() {
+                Some(f) => f,
+                None => ds.flavor_find(&m.old_flavor_id).await?,
+            };
             ds.migration_set(m.id, MigrationStatus::Reverted, None).await?;
             ds.event_finish(&server.id, &op.request_id, event, true, &format!("back on {}", m.source_host)).await?;
             let power = if old_vm == VmState::Active { PowerState::Running } else { PowerState::Shutdown };

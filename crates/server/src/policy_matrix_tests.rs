@@ -359,6 +359,13 @@ const ROWS: &[Row] = &[
         Empty,
         "servers:topology:index PROJECT_READER_OR_ADMIN (2.78)",
     ),
+    r(
+        "GET",
+        "/compute/v2.1/os-migrations",
+        ADMIN,
+        Empty,
+        "os-migrations:index PROJECT_MANAGER_OR_ADMIN, and index:all_projects ADMIN without project_id (no manager column here: the controller's tests cover a project manager)",
+    ),
     r("GET", "/compute/v2.1/os-services", ADMIN, Empty, "os-services:list ADMIN"),
     r(
         "PUT",

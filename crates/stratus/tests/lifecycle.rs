@@ -178,6 +178,45 @@ async fn resize_confirm_revert_and_delete_in_verify_resize() {
     assert!(all_vms(&c).is_empty(), "both hosts cleaned");
 }
 
+/// Nova: a resize reverts to the server's own copy of its old flavor even
+/// when that flavor was deleted meanwhile (Tempest's
+/// test_resize_server_revert_deleted_flavor; Nova keeps `instance.old_flavor`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resize_reverts_after_its_old_flavor_was_deleted() {
+    let c = Cloud::start().await;
+    let tok = c.demo().await;
+    let admin = c.admin().await;
+    let flavor = json!({"flavor": {"name": "short-lived", "ram": 512, "disk": 1, "vcpus": 1, "swap": 64}});
+    let (s, v) = c.call(&admin, Method::POST, "/compute/v2.1/flavors", Some(flavor)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let fid = v["flavor"]["id"].as_str().expect("flavor id").to_string();
+    let image = c.cirros(&tok).await;
+    let body = json!({"server": {"name": "orphan-flavor", "imageRef": image, "flavorRef": fid}});
+    let (s, v) = c.call(&tok, Method::POST, "/compute/v2.1/servers", Some(body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let id = v["server"]["id"].as_str().expect("id").to_string();
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    let (s, _) = c.call(&admin, Method::DELETE, &format!("/compute/v2.1/flavors/{fid}"), None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert_eq!(act(&c, &tok, &id, json!({"resize": {"flavorRef": "2"}})).await.0, StatusCode::ACCEPTED);
+    c.wait_status(&tok, &id, "VERIFY_RESIZE", T).await;
+    assert_eq!(act(&c, &tok, &id, json!({"revertResize": null})).await.0, StatusCode::ACCEPTED);
+    let v = c.wait_status(&tok, &id, "ACTIVE", T).await;
+    assert_eq!(v["server"]["flavor"]["id"], fid.as_str(), "the deleted flavor is the server's again: {v}");
+    let r = c
+        .http
+        .get(format!("{}/compute/v2.1/servers/{id}", c.url))
+        .header("X-Auth-Token", &tok)
+        .header("OpenStack-API-Version", "compute 2.47")
+        .send()
+        .await
+        .expect("show");
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["server"]["flavor"]["original_name"], "short-lived", "{v}");
+    assert_eq!(v["server"]["flavor"]["swap"], 64, "{v}");
+    delete_and_check(&c, &tok, &id).await;
+}
+
 /// Nova bug 1848666 class: a delete during a migration wins, and no copy is left on either host.
 #[tokio::test(flavor = "multi_thread")]
 async fn delete_during_migration() {

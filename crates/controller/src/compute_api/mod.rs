@@ -25,6 +25,7 @@ mod hosts;
 mod hypervisors;
 mod keypairs;
 mod metadata;
+mod migrations;
 mod queries;
 mod quotas;
 mod tags;
@@ -40,6 +41,7 @@ pub use hosts::{HostChange, ServiceChange, ServiceState, ServiceUpdate, ServiceU
 pub use hypervisors::{HostResources, HostUpdate, Hypervisor, HypervisorTotals};
 pub use keypairs::{KeypairCreate, KeypairCreated, check_keypair_name};
 pub use metadata::MetadataChange;
+pub use migrations::MigrationList;
 pub use queries::{Limits, ServerList, ServerQuery, ServerWithResources};
 pub use quotas::QuotaDetail;
 pub use tags::TagSet;

@@ -1781,3 +1781,76 @@ async fn offloaded_servers_take_attach_and_detach_from_2_20() {
     assert_eq!(v.status, stratus_types::VolumeStatus::Available);
     assert!(ds.attachment_list_for_server(&sid).await.expect("list").is_empty());
 }
+
+/// Nova's `os-migrations` policy defaults (nova/policies/migrations.py):
+/// `index` PROJECT_MANAGER_OR_ADMIN, listing without `project_id` or with
+/// another project's `index:all_projects` ADMIN, and the hosts shown only to
+/// admins (`index:host`); filters as Nova's `migration_get_all_by_filters`.
+#[tokio::test]
+async fn migrations_are_listed_to_a_project_manager_for_its_project_and_to_admins() {
+    let (api, ds, _dir) = api().await;
+    let id = active_server(&api, &ds).await;
+    let server = ds.server_get(&id.parse().expect("id")).await.expect("server");
+    let row = |kind, status| stratus_db::MigrationRow {
+        id: 0,
+        server_id: server.id,
+        kind,
+        source_host: "h1".into(),
+        dest_host: Some("h2".into()),
+        old_flavor_id: "1".into(),
+        new_flavor_id: "2".into(),
+        old_vcpus: 1,
+        old_ram_mb: 512,
+        old_disk_gb: 1,
+        old_vm_state: stratus_types::VmState::Active,
+        status,
+        created_at: stratus_db::SET_ON_INSERT,
+        updated_at: stratus_db::SET_ON_INSERT,
+        uuid: String::new(),
+        project_id: server.project_id.clone(),
+        user_id: server.user_id.clone(),
+        old_flavor: Default::default(),
+    };
+    use stratus_types::{MigrationKind, MigrationStatus};
+    let resize = ds.migration_create(&row(MigrationKind::Resize, MigrationStatus::Confirmed)).await.expect("resize");
+    let evac = ds.migration_create(&row(MigrationKind::Evacuation, MigrationStatus::Done)).await.expect("evac");
+    assert_eq!(resize.uuid.len(), 36, "a uuid is given at insert: {resize:?}");
+    assert_ne!(resize.uuid, evac.uuid);
+    assert_eq!(resize.project_id, "p");
+
+    let own = || stratus_db::MigrationFilter { project_id: Some("p".into()), ..Default::default() };
+    let manager = ctx(&["manager"]);
+    let listed = api.migrations(&manager, own()).await.expect("a manager lists its own project's");
+    assert_eq!(listed.migrations.iter().map(|m| m.id).collect::<Vec<_>>(), [evac.id, resize.id], "newest first");
+    assert!(!listed.show_hosts, "only admins see the hosts");
+    let forbidden = |r: Result<_, ComputeError>| matches!(r, Err(ComputeError::Forbidden(_)));
+    assert!(forbidden(api.migrations(&manager, Default::default()).await), "all projects: admin only");
+    let other = stratus_db::MigrationFilter { project_id: Some("q".into()), ..Default::default() };
+    assert!(forbidden(api.migrations(&manager, other).await), "another project: admin only");
+    assert!(forbidden(api.migrations(&ctx(&["member"]), own()).await), "a member may not");
+    assert!(forbidden(api.migrations(&ctx(&["reader"]), own()).await), "a reader may not");
+
+    let admin = ctx(&["admin"]);
+    let all = api.migrations(&admin, Default::default()).await.expect("admin");
+    assert_eq!(all.migrations.len(), 2);
+    assert!(all.show_hosts);
+    let only = |f: stratus_db::MigrationFilter| {
+        let api = &api;
+        let admin = &admin;
+        async move { api.migrations(admin, f).await.expect("filtered").migrations.iter().map(|m| m.id).collect::<Vec<_>>() }
+    };
+    let f = stratus_db::MigrationFilter { migration_type: Some("resize".into()), ..Default::default() };
+    assert_eq!(only(f).await, [resize.id]);
+    let f = stratus_db::MigrationFilter { status: Some("done".into()), ..Default::default() };
+    assert_eq!(only(f).await, [evac.id]);
+    let f = stratus_db::MigrationFilter { host: Some("h2".into()), ..Default::default() };
+    assert_eq!(only(f).await.len(), 2, "host matches the destination too");
+    let f = stratus_db::MigrationFilter { source_compute: Some("h2".into()), ..Default::default() };
+    assert!(only(f).await.is_empty(), "source_compute matches the source only");
+    let f = stratus_db::MigrationFilter { instance_uuid: Some(uuid_str()), ..Default::default() };
+    assert!(only(f).await.is_empty());
+}
+
+fn uuid_str() -> String {
+    "00000000-0000-4000-8000-000000000000".into()
+}

@@ -93,6 +93,7 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         instance_actions::instance_action_list,
         instance_actions::instance_action_show,
         migrations::server_migration_list,
+        migrations::migration_list,
         migrations::server_migration_show,
         migrations::server_topology,
         services::service_list,
@@ -176,6 +177,7 @@ pub fn routes(state: AppState) -> Router {
             get(attachments::volume_attachment_list).post(attachments::volume_attach),
         )
         .route("/compute/v2.1/os-services", get(services::service_list))
+        .route("/compute/v2.1/os-migrations", get(migrations::migration_list))
         .route("/compute/v2.1/os-services/{action}", put(services::service_update))
         .route("/compute/v2.1/limits", get(limits::limits))
         .route("/compute/v2.1/os-hypervisors", get(hypervisors::hypervisor_list))

@@ -1178,6 +1178,15 @@ json_schemas! {
         "required": ["migrations"],
         "properties": {"migrations": {"type": "array", "items": {"type": "object", "required": ["id", "server_uuid", "status"]}}},
     });
+    /// Resizes, cold migrations and evacuations (`/os-migrations`; keys by microversion).
+    MigrationList => json!({
+        "type": "object",
+        "required": ["migrations"],
+        "properties": {
+            "migrations": {"type": "array", "items": {"type": "object", "required": ["id", "instance_uuid", "status", "created_at", "updated_at"]}},
+            "migrations_links": {"type": "array"},
+        },
+    });
     /// The tenant networks.
     NetworkList => json!({
         "type": "object",
