@@ -109,6 +109,17 @@ pub struct PortRow {
     pub ip: String,
     /// MAC address.
     pub mac: String,
+    /// Its security groups' names, as the JSON array stored (see
+    /// [`PortRow::security_groups`]).
+    pub security_groups_json: String,
+}
+
+impl PortRow {
+    /// The names of the port's security groups (none if the stored value
+    /// is not a JSON array of strings, which only this crate writes).
+    pub fn security_groups(&self) -> Vec<String> {
+        serde_json::from_str(&self.security_groups_json).unwrap_or_default()
+    }
 }
 
 /// What the API asks for when creating a server.
@@ -950,11 +961,26 @@ impl Datastore {
     pub async fn port_list_for_server(&self, server_id: &ServerId) -> Result<Vec<PortRow>, DbError> {
         crate::with_db!(self, |wp, rp| {
             Ok(sqlx::query_as(
-                "SELECT id, server_id, network, ip, mac FROM ports WHERE server_id = $1 ORDER BY ip_index",
+                "SELECT id, server_id, network, ip, mac, security_groups AS security_groups_json FROM ports WHERE server_id = $1 ORDER BY ip_index",
             )
             .bind(server_id)
             .fetch_all(rp)
             .await?)
+        })
+    }
+
+    /// Put every port of a server in exactly these security groups (the
+    /// write of Nova's addSecurityGroup / removeSecurityGroup, which change
+    /// each port of the instance). Returns how many ports changed.
+    pub async fn port_set_security_groups(&self, server_id: &ServerId, groups: &[String]) -> Result<u64, DbError> {
+        let json = serde_json::to_string(groups).map_err(|e| DbError::Corrupt(e.to_string()))?;
+        crate::with_db!(self, |wp, rp| {
+            Ok(dbk::exec(
+                wp,
+                sqlx::query("UPDATE ports SET security_groups = $2 WHERE server_id = $1").bind(server_id).bind(&json),
+            )
+            .await?
+            .rows_affected())
         })
     }
 
@@ -964,8 +990,9 @@ impl Datastore {
             if ids.is_empty() {
                 return Ok(vec![]);
             }
-            let mut q: QueryBuilder<dbk::Db> =
-                QueryBuilder::new("SELECT id, server_id, network, ip, mac FROM ports WHERE server_id IN (");
+            let mut q: QueryBuilder<dbk::Db> = QueryBuilder::new(
+                "SELECT id, server_id, network, ip, mac, security_groups AS security_groups_json FROM ports WHERE server_id IN (",
+            );
             let mut sep = q.separated(", ");
             for id in ids {
                 sep.push_bind(*id);
@@ -987,7 +1014,7 @@ impl Datastore {
     /// Ports whose server is deleted or missing (audit).
     pub async fn port_list_orphans(&self) -> Result<Vec<PortRow>, DbError> {
         crate::with_db!(self, |wp, rp| {
-            Ok(sqlx::query_as("SELECT p.id, p.server_id, p.network, p.ip, p.mac FROM ports p LEFT JOIN servers s ON s.id = p.server_id WHERE s.id IS NULL OR s.deleted = TRUE")
+            Ok(sqlx::query_as("SELECT p.id, p.server_id, p.network, p.ip, p.mac, p.security_groups AS security_groups_json FROM ports p LEFT JOIN servers s ON s.id = p.server_id WHERE s.id IS NULL OR s.deleted = TRUE")
             .fetch_all(rp).await?)
         })
     }

@@ -207,6 +207,7 @@ impl From<ComputeError> for ApiError {
             | C::AttachmentNotFound { .. }
             | C::DetachNotFound { .. }
             | C::ActionNotFound { .. }
+            | C::SecurityGroupNotFound(_)
             | C::MetadataItemNotFound
             | C::ServerTagNotFound { .. }
             | C::FlavorAccessNotFound { .. }

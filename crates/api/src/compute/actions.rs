@@ -123,6 +123,18 @@ pub enum ServerAction {
         /// The vm_state to set.
         state: ResetStateTarget,
     },
+    /// `addSecurityGroup {name}`.
+    #[serde(rename = "addSecurityGroup", deserialize_with = "add_security_group")]
+    AddSecurityGroup {
+        /// The group's name.
+        name: String,
+    },
+    /// `removeSecurityGroup {name}`.
+    #[serde(rename = "removeSecurityGroup", deserialize_with = "remove_security_group")]
+    RemoveSecurityGroup {
+        /// The group's name.
+        name: String,
+    },
     /// `os-getConsoleOutput {length?}` (answered 200 with the text).
     #[serde(rename = "os-getConsoleOutput", deserialize_with = "console_output")]
     GetConsoleOutput {
@@ -179,6 +191,8 @@ pub const ACTION_NAMES: &[&str] = &[
     "rebuild",
     "os-resetState",
     "os-getConsoleOutput",
+    "addSecurityGroup",
+    "removeSecurityGroup",
 ];
 
 /// Why an action body was refused.
@@ -720,6 +734,30 @@ fn reset_state<'de, D: Deserializer<'de>>(d: D) -> Result<ResetStateTarget, D::E
 /// `os-getConsoleOutput {length?}`: `length` an integer or a string of digits,
 /// `-1` (or absent, or null) meaning the whole log; other negatives and
 /// anything else are refused.
+/// `{name}` of Nova's add/removeSecurityGroup schema: a non-empty string,
+/// nothing else.
+fn security_group_name<E: serde::de::Error>(arg: &Value, action: &str) -> Result<String, E> {
+    let o = object(arg, action)?;
+    keys(o, &["name"])?;
+    match o.get("name") {
+        None => {
+            Err(bad(format!("Invalid input for field/attribute {action}. Value: {arg}. 'name' is a required property")))
+        }
+        Some(Value::String(n)) if !n.is_empty() => Ok(n.clone()),
+        Some(v) => {
+            Err(bad(format!("Invalid input for field/attribute name. Value: {v}. {v} is not a non-empty string")))
+        }
+    }
+}
+
+fn add_security_group<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    security_group_name(&Value::deserialize(d)?, "addSecurityGroup")
+}
+
+fn remove_security_group<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    security_group_name(&Value::deserialize(d)?, "removeSecurityGroup")
+}
+
 fn console_output<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
     let arg = Value::deserialize(d)?;
     let o = object(&arg, "os-getConsoleOutput")?;

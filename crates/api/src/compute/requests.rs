@@ -449,6 +449,35 @@ fn check_network_entry(e: &Value, mv: Microversion) -> Result<(), RequestError> 
     Ok(())
 }
 
+/// The one security group each project has: Stratus has no Neutron and
+/// filters no traffic, and every port starts in this group (README
+/// "Security").
+pub const DEFAULT_SECURITY_GROUP: &str = "default";
+
+/// A create's `security_groups`: Nova's schema (a list of `{name}`), and
+/// each a group the project has (Nova answers an unknown one with 400).
+fn check_security_groups(v: Option<&Value>) -> Result<(), RequestError> {
+    let Some(v) = v else { return Ok(()) };
+    let Some(list) = v.as_array() else {
+        return Err(RequestError::BadRequest(format!(
+            "Invalid input for field/attribute security_groups. Value: {v}. {v} is not of type 'array'"
+        )));
+    };
+    for g in list {
+        let name = g.as_object().filter(|o| o.keys().all(|k| k == "name")).and_then(|o| o.get("name"));
+        match name.and_then(Value::as_str) {
+            Some(DEFAULT_SECURITY_GROUP) => {}
+            Some(n) => return Err(RequestError::BadRequest(format!("Security group {n} not found."))),
+            None => {
+                return Err(RequestError::BadRequest(format!(
+                    "Invalid input for field/attribute security_groups. Value: {g}. It must be an object with a string 'name' only"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl CreateServerRequest {
     /// Check the body's shape at the base microversion.
     pub fn check(self) -> Result<ServerCreate, RequestError> {
@@ -494,6 +523,7 @@ impl CreateServerRequest {
                 ))),
             }
         };
+        check_security_groups(s.security_groups.as_ref())?;
         let host = destination("host", &s.host)?;
         let hypervisor_hostname = destination("hypervisor_hostname", &s.hypervisor_hostname)?;
         let hostname = match &s.hostname {

@@ -1209,3 +1209,34 @@ fn create_backup_bodies_follow_novas_schema() {
         assert!(matches!(ServerAction::parse(&bad), Err(ActionError::Invalid(_))), "{bad}");
     }
 }
+
+/// Nova's security group bodies (schemas/security_groups.py, servers.py):
+/// `{name}` non-empty and nothing else; at create a list of `{name}`, each a
+/// group the project has (here `default` only; an unknown one is 400).
+#[test]
+fn security_group_bodies_follow_novas_schema() {
+    let a = ServerAction::parse(&json!({"addSecurityGroup": {"name": "default"}})).expect("add");
+    assert_eq!(a, ServerAction::AddSecurityGroup { name: "default".into() });
+    let r = ServerAction::parse(&json!({"removeSecurityGroup": {"name": "web"}})).expect("remove");
+    assert_eq!(r, ServerAction::RemoveSecurityGroup { name: "web".into() });
+    for bad in [
+        json!({"addSecurityGroup": {}}),
+        json!({"addSecurityGroup": {"name": ""}}),
+        json!({"removeSecurityGroup": null}),
+        json!({"addSecurityGroup": {"name": "a", "x": 1}}),
+    ] {
+        assert!(matches!(ServerAction::parse(&bad), Err(ActionError::Invalid(_))), "{bad}");
+    }
+    let create = |groups: serde_json::Value| {
+        let req: CreateServerRequest = serde_json::from_value(json!({"server": {
+            "name": "vm", "imageRef": "abc", "flavorRef": 1, "security_groups": groups
+        }}))
+        .expect("body");
+        req.check()
+    };
+    assert!(create(json!([{"name": "default"}])).is_ok());
+    let e = create(json!([{"name": "default"}, {"name": "web"}])).expect_err("unknown");
+    assert_eq!(e, RequestError::BadRequest("Security group web not found.".into()));
+    assert!(create(json!("default")).is_err(), "not a list");
+    assert!(create(json!([{"id": "x"}])).is_err(), "not a name");
+}

@@ -261,8 +261,13 @@ pub fn server(
     if matches!(status, "ACTIVE" | "BUILD" | "REBUILD" | "RESIZE" | "VERIFY_RESIZE" | "MIGRATING") {
         m.insert("progress".into(), json!(s.progress));
     }
-    if !ports.is_empty() {
-        m.insert("security_groups".into(), json!([{"name": "default"}]));
+    // Nova lists the groups of the server's ports, and the key only when
+    // there is one (no port, or every group removed: no key).
+    let mut groups: Vec<String> = ports.iter().flat_map(|p| p.security_groups()).collect();
+    groups.sort();
+    groups.dedup();
+    if !groups.is_empty() {
+        m.insert("security_groups".into(), groups.iter().map(|g| json!({"name": g})).collect::<Vec<_>>().into());
     }
     if admin {
         m.insert("OS-EXT-SRV-ATTR:host".into(), json!(s.host));

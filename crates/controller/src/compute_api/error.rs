@@ -65,6 +65,11 @@ pub enum ComputeError {
         /// Volume id as requested.
         volume_id: String,
     },
+    /// 404: a security group the server's project does not have, one the
+    /// server is not in, or a server with no port to put it on (Nova's
+    /// `SecurityGroupNotFound`, its message naming which).
+    #[error("{0}")]
+    SecurityGroupNotFound(String),
     /// 404: no instance action with this request id on this server.
     #[error("Action for request_id {request_id} on instance {server} not found")]
     ActionNotFound {

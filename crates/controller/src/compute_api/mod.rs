@@ -28,6 +28,7 @@ mod metadata;
 mod migrations;
 mod queries;
 mod quotas;
+mod security_groups;
 mod tags;
 mod usage;
 mod volumes;

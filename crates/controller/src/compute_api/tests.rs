@@ -1854,3 +1854,55 @@ async fn migrations_are_listed_to_a_project_manager_for_its_project_and_to_admin
 fn uuid_str() -> String {
     "00000000-0000-4000-8000-000000000000".into()
 }
+
+/// Nova's addSecurityGroup / removeSecurityGroup against Neutron
+/// (nova/network/security_group_api.py): an unknown group or a server with
+/// no port is 404, removing a group the ports are not in is 404, a reader
+/// may not; the ports' groups are what the server view lists.
+#[tokio::test]
+async fn security_groups_are_added_to_and_removed_from_a_servers_ports() {
+    let (api, ds, _dir) = api().await;
+    let tiny = tiny_flavor();
+    ds.flavor_ensure(&tiny).await.expect("flavor");
+    let spec = ServerSpec {
+        name: "sg".into(),
+        image_id: None,
+        flavor: tiny,
+        metadata: Default::default(),
+        key_name: None,
+        availability_zone: None,
+        allocate_network: true,
+        count: 1,
+        volumes: vec![],
+        description: None,
+        tags: Vec::new(),
+        user_data: None,
+        requested_host: None,
+        hostname: None,
+        scheduler_hints: None,
+        access_ips: Default::default(),
+    };
+    let member = ctx(&["member"]);
+    let id = api.create_servers(&member, &spec, "req-sg").await.expect("create")[0].server.id.to_string();
+    let sid: stratus_types::ServerId = id.parse().expect("id");
+    let groups = |ds: Datastore| async move {
+        ds.port_list_for_server(&sid).await.expect("ports").iter().flat_map(|p| p.security_groups()).collect::<Vec<_>>()
+    };
+    assert_eq!(groups(ds.clone()).await, ["default"], "every port starts in the project's default group");
+    let not_found = |r: Result<(), ComputeError>| matches!(r, Err(ComputeError::SecurityGroupNotFound(_)));
+    assert!(not_found(api.change_security_group(&member, &id, "web", true).await), "no such group");
+    assert!(matches!(
+        api.change_security_group(&ctx(&["reader"]), &id, "default", false).await,
+        Err(ComputeError::Forbidden(_))
+    ));
+    api.change_security_group(&member, &id, "default", false).await.expect("remove");
+    assert!(groups(ds.clone()).await.is_empty());
+    let e = api.change_security_group(&member, &id, "default", false).await;
+    assert!(matches!(&e, Err(ComputeError::SecurityGroupNotFound(m)) if m.contains("not associated")), "{e:?}");
+    api.change_security_group(&member, &id, "default", true).await.expect("add");
+    api.change_security_group(&member, &id, "default", true).await.expect("adding again changes nothing");
+    assert_eq!(groups(ds.clone()).await, ["default"]);
+    let portless = active_server(&api, &ds).await;
+    let e = api.change_security_group(&member, &portless, "default", true).await;
+    assert!(matches!(&e, Err(ComputeError::SecurityGroupNotFound(m)) if m.contains("any ports")), "{e:?}");
+}

@@ -117,6 +117,8 @@ pub(super) async fn server_action(
         ServerAction::ForceDelete => c.force_delete(&ctx, &id, rid).await?,
         ServerAction::Lock { reason } => c.set_lock(&ctx, &id, true, reason, rid).await?,
         ServerAction::Unlock => c.set_lock(&ctx, &id, false, None, rid).await?,
+        ServerAction::AddSecurityGroup { name } => c.change_security_group(&ctx, &id, &name, true).await?,
+        ServerAction::RemoveSecurityGroup { name } => c.change_security_group(&ctx, &id, &name, false).await?,
         ServerAction::GetConsoleOutput { length } => {
             let output = c.console_output(&ctx, &id, length).await?;
             return Ok((StatusCode::OK, Json(json!({"output": printable(&output)}))).into_response());
