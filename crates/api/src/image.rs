@@ -440,6 +440,66 @@ pub fn images_schema() -> Value {
     })
 }
 
+/// A task's properties in Glance's task schema; `full` keeps the details
+/// (`input`, `result`, `message`) the list's partial schema leaves out.
+fn task_properties(full: bool) -> Value {
+    let uuid = "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$";
+    let mut p = json!({
+        "id": {"type": "string", "description": "An identifier for the task", "pattern": uuid},
+        "type": {"type": "string", "description": "The type of task represented by this content", "enum": ["import", "api_image_import"]},
+        "status": {"type": "string", "description": "The current status of this task", "enum": ["pending", "processing", "success", "failure"]},
+        "owner": {"type": "string", "description": "An identifier for the owner of this task"},
+        "image_id": {"type": ["null", "string"], "description": "Image associated with the task"},
+        "request_id": {"type": ["null", "string"], "description": "Request ID of the operation that created the task"},
+        "user_id": {"type": ["null", "string"], "description": "User associated with the task"},
+        "expires_at": {"type": ["null", "string"], "description": "Datetime when this resource would be subject to removal"},
+        "created_at": {"type": "string", "description": "Datetime when this resource was created"},
+        "updated_at": {"type": "string", "description": "Datetime when this resource was updated"},
+        "self": {"type": "string", "readOnly": true},
+        "schema": {"type": "string", "readOnly": true}
+    });
+    if full && let Some(m) = p.as_object_mut() {
+        m.insert(
+            "input".into(),
+            json!({"type": "object", "description": "The parameters required by task, JSON blob"}),
+        );
+        m.insert(
+            "result".into(),
+            json!({"type": ["null", "object"], "description": "The result of current task, JSON blob"}),
+        );
+        m.insert("message".into(), json!({"type": "string", "description": "Human-readable informative message only included when appropriate (usually on failure)"}));
+    }
+    p
+}
+
+/// The task schema (Glance's `/v2/schemas/task`): what `/v2/tasks/{id}` shows.
+pub fn task_schema() -> Value {
+    json!({
+        "name": "task",
+        "properties": task_properties(true),
+        "links": [{"rel": "self", "href": "{self}"}, {"rel": "describedby", "href": "{schema}"}]
+    })
+}
+
+/// The task list schema (Glance's `/v2/schemas/tasks`): list entries omit
+/// the task's details.
+pub fn tasks_schema() -> Value {
+    json!({
+        "name": "tasks",
+        "properties": {
+            "tasks": {"type": "array", "items": {"name": "task", "properties": task_properties(false), "links": [{"rel": "self", "href": "{self}"}, {"rel": "describedby", "href": "{schema}"}]}},
+            "schema": {"type": "string"},
+            "first": {"type": "string"},
+            "next": {"type": "string"}
+        },
+        "links": [
+            {"rel": "first", "href": "{first}"},
+            {"rel": "next", "href": "{next}"},
+            {"rel": "describedby", "href": "{schema}"}
+        ]
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

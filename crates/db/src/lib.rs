@@ -20,6 +20,7 @@ mod durability;
 mod flavors;
 mod identity;
 mod image_members;
+mod image_tasks;
 mod images;
 mod keypairs;
 mod leader;
@@ -43,6 +44,7 @@ pub use aggregates::*;
 pub use flavors::*;
 pub use identity::*;
 pub use image_members::*;
+pub use image_tasks::*;
 pub use images::*;
 pub use keypairs::*;
 pub use leader::*;
@@ -126,6 +128,8 @@ pub enum RowKind {
     MetadefNamespace,
     /// `metadef_items` (objects, properties, tags, resource-type associations).
     MetadefItem,
+    /// `image_tasks` (Glance's tasks: imports).
+    ImageTask,
 }
 
 impl RowKind {
@@ -140,6 +144,7 @@ impl RowKind {
             Self::ImageMember => "image member",
             Self::MetadefNamespace => "metadata definition namespace",
             Self::MetadefItem => "metadata definition",
+            Self::ImageTask => "task",
             Self::Flavor => "flavor",
             Self::Service => "service",
             Self::Operation => "operation",

@@ -1,17 +1,18 @@
-//! Interoperable image import, `glance-direct` only: the owner stages bytes
+//! Interoperable image import. `glance-direct`: the owner stages bytes
 //! (`PUT /v2/images/{id}/stage`, status `uploading`), then asks for the
 //! import (`POST /v2/images/{id}/import`, `importing` then `active`).
-//! Staged bytes are hostile until inspected: the import runs them through
-//! the same format inspection as an upload, and an image that fails it goes
-//! back to `queued` with its task saying why. `web-download` is not offered:
-//! fetching client-named URLs from the server is an SSRF risk.
+//! `web-download` (when the operator enables it): the import names a URL
+//! the server fetches through `stratus-webfetch`'s guard into the staging
+//! area, then imports like `glance-direct`. Staged or downloaded bytes are
+//! hostile until inspected: the import runs them through the same format
+//! inspection as an upload, and an image that fails it goes back to `queued`
+//! with its task saying why.
 //!
-//! The import's task (Glance's `/v2/images/{id}/tasks`) is kept in the
-//! image's properties under a reserved key, never shown as a property.
+//! The import's task (Glance's `/v2/images/{id}/tasks`) is a row of the
+//! tasks table (see [`crate::tasks`]).
 
-use crate::rules::{RESERVED_PREFIX, props_of};
 use crate::store::data_path;
-use crate::view::glance_ts;
+use crate::tasks::Job;
 use crate::{ImageError, ImageService, SavingClaim};
 use futures::Stream;
 use serde_json::{Map, Value, json};
@@ -21,15 +22,9 @@ use stratus_auth::AuthContext;
 use stratus_db::{DbError, ImageRow};
 use stratus_types::image::ImageStatus;
 
-/// The import methods this cloud offers (`GET /v2/info/import`).
-pub const IMPORT_METHODS: &[&str] = &["glance-direct"];
-
-/// Properties key holding the last import task (JSON).
-const TASK_KEY: &str = "stratus:import_task";
-
-/// An image's import task, as Glance's tasks API shows it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ImportTask(pub Value);
+/// The import methods this cloud can offer (`web-download` only when
+/// enabled: see [`ImageService::import_methods`]).
+pub const IMPORT_METHODS: &[&str] = &["glance-direct", "web-download"];
 
 impl ImageService {
     /// Where staged bytes wait for their import.
@@ -82,28 +77,34 @@ impl ImageService {
         result
     }
 
-    /// `POST /v2/images/{id}/import` with `glance-direct`: inspect the staged
+    /// `POST /v2/images/{id}/import`. `glance-direct`: inspect the staged
     /// bytes as the image's `disk_format` and store them (the image becomes
-    /// `active`), or put the image back to `queued`. Either way the task
-    /// records the outcome; the request itself only fails when the import
-    /// cannot start (bad method, image not staged).
+    /// `active`), or put the image back to `queued`; done before answering.
+    /// `web-download`: the URL is checked now (a refused or unresolvable one
+    /// is a 400), the download and import run in the returned job. Either
+    /// way the task records the outcome; the request itself only fails when
+    /// the import cannot start (bad method, image not staged or not queued).
     pub async fn import(
         &self,
         ctx: &AuthContext,
         id: &str,
         req: &Map<String, Value>,
         request_id: &str,
-    ) -> Result<(), ImageError> {
+    ) -> Result<Option<Job>, ImageError> {
         let row = self.get_modifiable(ctx, id).await?;
-        let method = req
+        let method_obj = req
             .get("method")
-            .and_then(|m| m.get("name"))
+            .and_then(Value::as_object)
+            .ok_or_else(|| ImageError::BadRequest("An import needs 'method': {'name': ...}.".into()))?;
+        let method = method_obj
+            .get("name")
             .and_then(Value::as_str)
             .ok_or_else(|| ImageError::BadRequest("An import needs 'method': {'name': ...}.".into()))?;
-        if !IMPORT_METHODS.contains(&method) {
+        let offered = self.import_methods();
+        if !offered.contains(&method) {
             return Err(ImageError::BadRequest(format!(
                 "Import method {method} is not supported; available: {}.",
-                IMPORT_METHODS.join(", ")
+                offered.join(", ")
             )));
         }
         if req.get("stores").is_some_and(|s| !s.is_null()) {
@@ -114,28 +115,78 @@ impl ImageService {
                 return Err(ImageError::BadRequest(format!("Invalid value for '{flag}': a boolean is required.")));
             }
         }
-        if row.status != ImageStatus::Uploading {
-            return Err(ImageError::Conflict(format!(
-                "Image needs to be staged before '{method}' method can be used (status: {}).",
-                row.status
-            )));
+        let web = if method == "web-download" {
+            let uri = method_obj
+                .get("uri")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ImageError::BadRequest("Import request requires a 'uri' field.".into()))?;
+            let guard =
+                self.web.clone().ok_or_else(|| ImageError::BadRequest("web-download is not enabled.".into()))?;
+            guard.check(uri).await.map_err(|e| ImageError::BadRequest(e.to_string()))?;
+            Some((guard, uri.to_string()))
+        } else {
+            None
+        };
+        let needed = if web.is_some() { ImageStatus::Queued } else { ImageStatus::Uploading };
+        if row.status != needed {
+            return Err(ImageError::Conflict(if web.is_some() {
+                format!("Image needs to be in queued state to use '{method}' method (status: {}).", row.status)
+            } else {
+                format!("Image needs to be staged before '{method}' method can be used (status: {}).", row.status)
+            }));
         }
         if row.disk_format.is_none() || row.container_format.is_none() {
             return Err(ImageError::Conflict(
                 "Properties disk_format, container_format must be set prior to import.".into(),
             ));
         }
-        if self.ds.image_set_status(&row.id, &[ImageStatus::Uploading], ImageStatus::Importing).await?
-            != stratus_db::Cas::Updated
-        {
+        if self.ds.image_set_status(&row.id, &[needed], ImageStatus::Importing).await? != stratus_db::Cas::Updated {
             let cur = self.ds.image_get(&row.id).await?;
             return Err(ImageError::Conflict(format!(
                 "Image status transition from {} to importing is not allowed",
                 cur.status
             )));
         }
-        let created = glance_ts(chrono::Utc::now());
         let mut claim = SavingClaim { ds: self.ds.clone(), id: row.id, armed: true, held: ImageStatus::Importing };
+        let mut import_req = json!({"method": {"name": method}});
+        if let Some((_, uri)) = &web {
+            import_req["method"]["uri"] = json!(uri);
+        }
+        let input = json!({"image_id": row.id, "import_req": import_req, "backend": null});
+        let task = match self
+            .task_insert(ctx, "api_image_import", "processing", Some(row.id.to_string()), input, request_id)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                claim.release().await;
+                return Err(e);
+            }
+        };
+        if let Some((guard, uri)) = web {
+            let svc = self.clone();
+            let job: Job = Box::pin(async move {
+                // The claim travels with the job: a job dropped unrun still
+                // gives the image back as `queued`.
+                let mut claim = claim;
+                let outcome = async {
+                    let body =
+                        guard.fetch(&uri, svc.size_cap()).await.map_err(|e| ImageError::BadRequest(e.to_string()))?;
+                    let usage = svc.ds.image_usage(&row.owner).await?;
+                    svc.receive(&row, usage.bytes, &svc.staging_dir(), None, body.into_stream()).await?;
+                    svc.import_staged(&row).await
+                }
+                .await;
+                if outcome.is_ok() {
+                    claim.armed = false;
+                } else {
+                    claim.release().await;
+                }
+                svc.remove_staged(&row).await;
+                svc.task_end(&task.id, Some(&row.id.to_string()), &outcome).await;
+            });
+            return Ok(Some(job));
+        }
         let outcome = self.import_staged(&row).await;
         if outcome.is_ok() {
             claim.armed = false;
@@ -143,32 +194,8 @@ impl ImageService {
             claim.release().await;
         }
         self.remove_staged(&row).await;
-        let (status, message) = match &outcome {
-            Ok(()) => ("success", String::new()),
-            Err(e @ (ImageError::InvalidData(_) | ImageError::QuotaExceeded(_) | ImageError::TooLarge(_))) => {
-                ("failure", e.to_string())
-            }
-            Err(e) => {
-                tracing::warn!(image = %row.id, error = %e, "image import failed");
-                ("failure", "The import failed.".to_string())
-            }
-        };
-        let task = json!({
-            "id": uuid::Uuid::new_v4().to_string(),
-            "type": "api_image_import",
-            "status": status,
-            "owner": row.owner,
-            "input": {"image_id": row.id, "import_req": {"method": {"name": method}}, "backend": null},
-            "result": if status == "success" { json!({"image_id": row.id}) } else { Value::Null },
-            "message": message,
-            "image_id": row.id,
-            "request_id": request_id,
-            "user_id": ctx.user_id,
-            "expires_at": null,
-            "created_at": created,
-            "updated_at": glance_ts(chrono::Utc::now()),
-        });
-        self.record_task(&row, task).await
+        self.task_end(&task.id, Some(&row.id.to_string()), &outcome).await;
+        Ok(None)
     }
 
     /// Inspect and store the staged bytes of `row` (held `importing`).
@@ -199,33 +226,5 @@ impl ImageService {
             });
         }
         Ok(())
-    }
-
-    /// Keep `task` as the image's import task.
-    async fn record_task(&self, row: &ImageRow, task: Value) -> Result<(), ImageError> {
-        let mut cur = match self.ds.image_get(&row.id).await {
-            Ok(r) => r,
-            // Deleted meanwhile: nothing to record on.
-            Err(DbError::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        let mut props = props_of(&cur);
-        props.insert(TASK_KEY.into(), Value::String(task.to_string()));
-        cur.properties = Value::Object(props).to_string();
-        self.ds.image_update(&cur).await?;
-        Ok(())
-    }
-
-    /// `GET /v2/images/{id}/tasks`: the image's import task, if it had one.
-    pub async fn import_tasks(&self, ctx: &AuthContext, id: &str) -> Result<Vec<ImportTask>, ImageError> {
-        let row = self.get_visible(ctx, id).await?;
-        debug_assert!(TASK_KEY.starts_with(RESERVED_PREFIX));
-        Ok(props_of(&row)
-            .get(TASK_KEY)
-            .and_then(Value::as_str)
-            .and_then(|s| serde_json::from_str::<Value>(s).ok())
-            .map(ImportTask)
-            .into_iter()
-            .collect())
     }
 }

@@ -17,10 +17,11 @@ pub mod metadefs;
 pub mod rules;
 mod snapshot;
 pub mod store;
+pub mod tasks;
 pub mod view;
 
 pub use error::ImageError;
-pub use import::{IMPORT_METHODS, ImportTask};
+pub use import::IMPORT_METHODS;
 pub use list::ImagePage;
 pub use rules::{check_write, visible_as_member, visible_to};
 pub use snapshot::{SnapshotRecord, SnapshotRemoval, SnapshotSpec};
@@ -28,6 +29,8 @@ pub use stratus_api::image::ListImagesQuery;
 pub use stratus_db::ImageMemberRow;
 pub use stratus_types::image::MemberStatus;
 pub use stratus_types::image::{ContainerFormat, DiskFormat, ImageStatus, Visibility};
+pub use stratus_webfetch as webfetch;
+pub use tasks::{Job, TASK_TTL, image_task_view, task_view};
 pub use view::{image_view, member_view};
 
 use futures::{Stream, StreamExt};
@@ -151,6 +154,9 @@ pub struct ImageService {
     ds: Datastore,
     image_dir: PathBuf,
     quota: ImageQuota,
+    /// The guard web downloads go through; `None`: `web-download` and
+    /// import tasks are not offered.
+    web: Option<std::sync::Arc<stratus_webfetch::Guard>>,
 }
 
 /// Per-project image quotas (Glance's unified-limit names); -1 is unlimited.
@@ -175,13 +181,24 @@ impl Default for ImageQuota {
 impl ImageService {
     /// Bind the service to a datastore and the directory image bytes live in.
     pub fn new(ds: Datastore, image_dir: PathBuf) -> Self {
-        Self { ds, image_dir, quota: ImageQuota::default() }
+        Self { ds, image_dir, quota: ImageQuota::default(), web: None }
     }
 
     /// Use these per-project image quotas instead of the defaults.
     pub fn with_quota(mut self, quota: ImageQuota) -> Self {
         self.quota = quota;
         self
+    }
+
+    /// Offer `web-download` and import tasks, fetching through `guard`.
+    pub fn with_web_download(mut self, guard: stratus_webfetch::Guard) -> Self {
+        self.web = Some(std::sync::Arc::new(guard));
+        self
+    }
+
+    /// The import methods offered (`GET /v2/info/import`).
+    pub fn import_methods(&self) -> Vec<&'static str> {
+        IMPORT_METHODS.iter().copied().filter(|m| *m != "web-download" || self.web.is_some()).collect()
     }
 
     /// Where image bytes are stored.

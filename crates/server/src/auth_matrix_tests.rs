@@ -27,6 +27,8 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/image/v2/schemas/images"),
     ("GET", "/image/v2/schemas/member"),
     ("GET", "/image/v2/schemas/members"),
+    ("GET", "/image/v2/schemas/task"),
+    ("GET", "/image/v2/schemas/tasks"),
     ("GET", "/image/v2/schemas/metadefs/{name}"),
     ("GET", "/image/openapi.json"),
     ("GET", "/compute"),

@@ -48,6 +48,11 @@ use stratus_image::{Download, image_view, member_view};
         stage_image,
         import_image,
         image_tasks,
+        list_tasks,
+        create_task,
+        show_task,
+        schema_task,
+        schema_tasks,
         list_members,
         create_member,
         show_member,
@@ -81,6 +86,10 @@ pub fn routes(state: AppState) -> Router {
         .route("/image/v2/images/{id}/stage", put(stage_image).layer(DefaultBodyLimit::disable()))
         .route("/image/v2/images/{id}/import", post(import_image))
         .route("/image/v2/images/{id}/tasks", get(image_tasks))
+        .route("/image/v2/tasks", get(list_tasks).post(create_task))
+        .route("/image/v2/tasks/{id}", get(show_task))
+        .route("/image/v2/schemas/task", get(schema_task))
+        .route("/image/v2/schemas/tasks", get(schema_tasks))
         .route("/image/v2/images/{id}/members", get(list_members).post(create_member))
         .route("/image/v2/images/{id}/members/{member_id}", get(show_member).put(update_member).delete(delete_member))
         .route("/image/v2/schemas/images", get(schema_images))
@@ -372,13 +381,13 @@ async fn delete_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/image/v2/info/import", tag = "import", responses((status = 200, description = "The import methods offered (glance-direct only)", body = s::ImageImportInfo)))]
-async fn info_import(Auth(_ctx): Auth) -> axum::Json<Value> {
+#[utoipa::path(get, path = "/image/v2/info/import", tag = "import", responses((status = 200, description = "The import methods offered (glance-direct; web-download when enabled)", body = s::ImageImportInfo)))]
+async fn info_import(State(state): State<AppState>, Auth(_ctx): Auth) -> axum::Json<Value> {
     axum::Json(serde_json::json!({
         "import-methods": {
             "description": "Import methods available.",
             "type": "array",
-            "value": stratus_image::IMPORT_METHODS,
+            "value": state.images.import_methods(),
         }
     }))
 }
@@ -402,7 +411,7 @@ async fn stage_image(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/image/v2/images/{id}/import", tag = "import", params(("id" = String, Path, description = "Image id")), request_body = s::ImageImport, responses((status = 202, description = "Import done or failed: the image's task tells"), (status = 400, description = "Unknown method or bad body"), (status = 403, description = "Not the owner"), (status = 404, description = "Unknown or not visible"), (status = 409, description = "Not staged, or formats unset"), (status = 415, description = "Not application/json")))]
+#[utoipa::path(post, path = "/image/v2/images/{id}/import", tag = "import", params(("id" = String, Path, description = "Image id")), request_body = s::ImageImport, responses((status = 202, description = "Import done, failed or (web-download) under way: the image's task tells"), (status = 400, description = "Unknown method, bad body, or a URL the cloud will not fetch"), (status = 403, description = "Not the owner"), (status = 404, description = "Unknown or not visible"), (status = 409, description = "Not staged, or formats unset"), (status = 415, description = "Not application/json")))]
 async fn import_image(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -414,7 +423,9 @@ async fn import_image(
     state.images.get_modifiable(&ctx, &id).await?;
     let req = object_body(&headers, &body)?;
     let rid = request_id.map(|axum::Extension(r)| r.0).unwrap_or_default();
-    state.images.import(&ctx, &id, &req, &rid).await?;
+    if let Some(job) = state.images.import(&ctx, &id, &req, &rid).await? {
+        tokio::spawn(job);
+    }
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -424,8 +435,56 @@ async fn image_tasks(
     Auth(ctx): Auth,
     Path(id): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let tasks: Vec<Value> = state.images.import_tasks(&ctx, &id).await?.into_iter().map(|t| t.0).collect();
+    let tasks = state.images.import_tasks(&ctx, &id).await?;
     Ok(axum::Json(serde_json::json!({"tasks": tasks})))
+}
+
+#[utoipa::path(post, path = "/image/v2/tasks", tag = "tasks", request_body = s::ImageTaskCreate, responses((status = 201, description = "The task (pending; the import runs after the answer)", body = s::ImageTask), (status = 400, description = "Bad body, or a URL the cloud will not fetch (refused by the guard, or not resolvable)"), (status = 403, description = "Not an admin (Glance's tasks_api_access)"), (status = 415, description = "Not application/json")))]
+async fn create_task(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    request_id: Option<axum::Extension<crate::middleware::RequestId>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req = object_body(&headers, &body)?;
+    let rid = request_id.map(|axum::Extension(r)| r.0).unwrap_or_default();
+    let (view, job) = state.images.task_create(&ctx, &req, &rid).await?;
+    tokio::spawn(job);
+    let mut resp = (StatusCode::CREATED, axum::Json(view.clone())).into_response();
+    if let Some(loc) = view["self"].as_str().and_then(|l| HeaderValue::from_str(l).ok()) {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    Ok(resp)
+}
+
+#[utoipa::path(get, path = "/image/v2/tasks", tag = "tasks", params(("type" = Option<String>, Query, description = "Only tasks of this type"), ("status" = Option<String>, Query, description = "Only tasks in this status"), ("sort_key" = Option<String>, Query, description = "id, type, status, created_at (default) or updated_at"), ("sort_dir" = Option<String>, Query, description = "asc or desc (default)"), ("limit" = Option<i64>, Query, description = "Page size (default 25, at most 1000)"), ("marker" = Option<String>, Query, description = "Last task id of the previous page")), responses((status = 200, description = "A page of tasks (without input, result, message)", body = s::ImageTaskPage), (status = 400, description = "Bad filter, sort or paging parameter"), (status = 403, description = "Not an admin")))]
+async fn list_tasks(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    Ok(axum::Json(state.images.task_list(&ctx, &query).await?))
+}
+
+#[utoipa::path(get, path = "/image/v2/tasks/{id}", tag = "tasks", params(("id" = String, Path, description = "Task id")), responses((status = 200, description = "The task", body = s::ImageTask), (status = 403, description = "Not an admin"), (status = 404, description = "Unknown, another project's, or expired")))]
+async fn show_task(
+    State(state): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    Ok(axum::Json(state.images.task_show(&ctx, &id).await?))
+}
+
+#[utoipa::path(get, path = "/image/v2/schemas/task", tag = "schemas", responses((status = 200, description = "The task schema", body = s::GlanceSchema)))]
+async fn schema_task() -> axum::Json<Value> {
+    axum::Json(stratus_api::image::task_schema())
+}
+
+#[utoipa::path(get, path = "/image/v2/schemas/tasks", tag = "schemas", responses((status = 200, description = "The task list schema", body = s::GlanceSchema)))]
+async fn schema_tasks() -> axum::Json<Value> {
+    axum::Json(stratus_api::image::tasks_schema())
 }
 
 pub(crate) mod metadefs;

@@ -46,7 +46,7 @@ enum Cmd {
     /// Start the whole cloud in one process (API, controller, fake compute hosts).
     Up(Box<UpArgs>),
     /// Run only the API role (HTTP), sharing the database with controllers and joined over NATS.
-    Api(ApiArgs),
+    Api(Box<ApiArgs>),
     /// Run only the controller role (operations, scheduler, liveness); several may run.
     Controller(ControllerArgs),
     /// Run one compute host agent as its own process, joined over NATS.
@@ -83,6 +83,8 @@ struct ApiCommon {
     volume_quota: VolumeQuotaArgs,
     #[command(flatten)]
     image_quota: config::ImageQuotaArgs,
+    #[command(flatten)]
+    web_download: config::WebDownloadArgs,
 }
 
 #[derive(Args)]
@@ -226,7 +228,7 @@ async fn main() -> anyhow::Result<()> {
     stratus_types::faults::install(faults.clone());
     match cli.cmd {
         Cmd::Up(a) => up(*a, faults).await,
-        Cmd::Api(a) => api(a).await,
+        Cmd::Api(a) => api(*a).await,
         Cmd::Controller(a) => controller(a, faults).await,
         Cmd::Compute(a) => compute(a, faults).await,
         Cmd::Watchdog(a) => hosts::run_watchdog(a.vm_dir, a.feed_file, std::time::Duration::from_millis(100)).await,
@@ -363,7 +365,13 @@ async fn api_role(
         bus: bus.clone(),
         public_url: public_url.clone(),
         volume: volume.clone(),
-        images: Arc::new(ImageService::new(ds.clone(), image_dir).with_quota(a.image_quota.quota())),
+        images: Arc::new({
+            let images = ImageService::new(ds.clone(), image_dir).with_quota(a.image_quota.quota());
+            match a.web_download.guard() {
+                Some(guard) => images.with_web_download(guard),
+                None => images,
+            }
+        }),
         metrics: stratus_metrics::Metrics::process(),
     };
     let creds = bootstrap::bootstrap(&state, &data_dir, seed).await?;

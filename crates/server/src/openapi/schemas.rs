@@ -434,7 +434,7 @@ json_schemas! {
         "type": "object",
         "required": ["method"],
         "properties": {
-            "method": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "enum": ["glance-direct"]}}},
+            "method": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string", "enum": ["glance-direct", "web-download"]}, "uri": {"type": "string", "description": "web-download: the URL to fetch"}}},
             "all_stores": {"type": "boolean"},
             "all_stores_must_succeed": {"type": "boolean"},
         },
@@ -449,6 +449,35 @@ json_schemas! {
             "input": {"type": "object"}, "result": {"type": ["object", "null"]}, "expires_at": {"type": ["string", "null"]},
             "created_at": {"type": "string"}, "updated_at": {"type": "string"},
         }}}},
+    });
+    /// `POST /v2/tasks`: an `import` task.
+    ImageTaskCreate => json!({
+        "type": "object",
+        "required": ["type", "input"],
+        "properties": {
+            "type": {"type": "string", "enum": ["import"]},
+            "input": {"type": "object", "required": ["import_from", "import_from_format", "image_properties"], "properties": {
+                "import_from": {"type": "string"}, "import_from_format": {"type": "string"}, "image_properties": {"type": "object"},
+            }},
+        },
+    });
+    /// A task (Glance's `task` schema).
+    ImageTask => json!({
+        "type": "object",
+        "required": ["id", "type", "status", "owner", "created_at", "updated_at", "self", "schema"],
+        "properties": {
+            "id": {"type": "string"}, "type": {"type": "string"}, "status": {"type": "string", "enum": ["pending", "processing", "success", "failure"]},
+            "owner": {"type": "string"}, "image_id": {"type": ["string", "null"]}, "request_id": {"type": ["string", "null"]}, "user_id": {"type": ["string", "null"]},
+            "input": {"type": "object"}, "result": {"type": ["object", "null"]}, "message": {"type": ["string", "null"]},
+            "expires_at": {"type": "string"}, "created_at": {"type": "string"}, "updated_at": {"type": "string"},
+            "self": {"type": "string"}, "schema": {"type": "string"},
+        },
+    });
+    /// A page of tasks (Glance's `tasks` schema).
+    ImageTaskPage => json!({
+        "type": "object",
+        "required": ["tasks", "first", "schema"],
+        "properties": {"tasks": {"type": "array", "items": {"type": "object"}}, "first": {"type": "string"}, "next": {"type": "string"}, "schema": {"type": "string"}},
     });
     /// A metadefs namespace (Glance's `namespace` schema), with its content inline on show.
     MetadefNamespace => json!({
