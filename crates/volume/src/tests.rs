@@ -425,6 +425,7 @@ async fn failed_backend_create_leaves_error_and_it_can_be_deleted() {
 fn creating_row(name: &str, image: Option<&str>) -> VolumeRow {
     let id = stratus_types::VolumeId(uuid::Uuid::from_u128(name.bytes().fold(0u128, |h, b| h * 131 + u128::from(b))));
     VolumeRow {
+        group_id: None,
         id,
         name: Some("crashed".into()),
         description: None,
