@@ -419,3 +419,112 @@ impl Datastore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::store;
+
+    fn group(id: &str, project: &str, gt: &str) -> VolumeGroupRow {
+        VolumeGroupRow {
+            id: id.into(),
+            project_id: project.into(),
+            user_id: "u".into(),
+            name: Some(id.into()),
+            description: None,
+            status: "available".into(),
+            group_type_id: gt.into(),
+            volume_type_ids: format!("[\"{}\"]", crate::DEFAULT_VOLUME_TYPE_ID),
+            availability_zone: "nova".into(),
+            source_group_id: None,
+            created_at: crate::SET_ON_INSERT,
+        }
+    }
+
+    /// Cinder's group types: unique live names, private ones filtered, a
+    /// type in use cannot go; groups: the `groups` quota is counted, and a
+    /// group with a volume cannot be deleted until the volume leaves.
+    #[tokio::test]
+    async fn group_types_and_groups_on_both_backends() {
+        let (ds, _d) = store().await;
+        let t = GroupTypeRow {
+            id: "gt1".into(),
+            name: "a".into(),
+            description: None,
+            is_public: true,
+            group_specs: "{}".into(),
+        };
+        ds.group_type_create(&t).await.expect("create");
+        let dup = GroupTypeRow { id: "gt2".into(), ..t.clone() };
+        assert!(matches!(ds.group_type_create(&dup).await, Err(DbError::Conflict { .. })));
+        let private = GroupTypeRow { id: "gt3".into(), name: "b".into(), is_public: false, ..t.clone() };
+        ds.group_type_create(&private).await.expect("private");
+        assert_eq!(ds.group_type_list(Some(false)).await.expect("list").len(), 1);
+        assert_eq!(ds.group_type_list(None).await.expect("list").len(), 2);
+        let c = GroupTypeChange { name: Some("b".into()), ..Default::default() };
+        assert!(matches!(ds.group_type_update("gt1", &c).await, Err(DbError::Conflict { .. })));
+        let t = ds.group_type_set_specs("gt1", r#"{"k":"v"}"#).await.expect("specs");
+        assert_eq!(t.spec_map().get("k").map(String::as_str), Some("v"));
+
+        ds.volume_group_create(&group("g1", "p", "gt1"), 1).await.expect("group");
+        assert!(matches!(
+            ds.volume_group_create(&group("g2", "p", "gt1"), 1).await,
+            Err(DbError::QuotaExceeded(q)) if q.overs == vec!["groups"]
+        ));
+        assert_eq!(ds.volume_group_count("p").await.expect("count"), 1);
+        assert!(matches!(ds.group_type_delete("gt1").await, Err(DbError::Conflict { .. })));
+
+        let id = stratus_types::VolumeId::new();
+        let v = crate::VolumeRow {
+            id,
+            name: None,
+            description: None,
+            project_id: "p".into(),
+            user_id: "u".into(),
+            size_gb: 1,
+            status: stratus_types::VolumeStatus::Available,
+            volume_type_id: Some(crate::DEFAULT_VOLUME_TYPE_ID.into()),
+            volume_type: None,
+            availability_zone: "nova".into(),
+            bootable: false,
+            image_id: None,
+            backend_name: format!("volume-{id}"),
+            metadata: "{}".into(),
+            group_id: Some("g1".into()),
+            created_at: crate::SET_ON_INSERT,
+            updated_at: crate::SET_ON_INSERT,
+            deleted_at: None,
+            deleted: false,
+        };
+        let v = ds.volume_create(&v, -1, -1).await.expect("volume in group");
+        assert_eq!(v.group_id.as_deref(), Some("g1"));
+        assert_eq!(ds.volume_group_members("g1").await.expect("members"), vec![id]);
+        assert!(matches!(ds.volume_group_delete("g1").await, Err(DbError::Conflict { .. })));
+        assert!(matches!(ds.volume_set_group(&id, Some("g1"), None).await, Err(DbError::Conflict { .. })));
+        ds.volume_set_group(&id, None, Some("g1")).await.expect("leave");
+        ds.volume_group_delete("g1").await.expect("delete");
+        assert!(matches!(ds.volume_group_get("g1").await, Err(DbError::NotFound { .. })));
+        ds.group_type_delete("gt1").await.expect("type delete");
+
+        // Messages: kept until they expire, deleted once.
+        let m = crate::VolumeMessageRow {
+            id: "m1".into(),
+            project_id: "p".into(),
+            request_id: "req-1".into(),
+            resource_type: Some("VOLUME".into()),
+            resource_uuid: Some(id.to_string()),
+            event_id: "VOLUME_VOLUME_001_003".into(),
+            action_id: "001".into(),
+            detail_id: "003".into(),
+            message_level: "ERROR".into(),
+            created_at: crate::SET_ON_INSERT,
+            expires_at: crate::SET_ON_INSERT,
+        };
+        let m = ds.volume_message_create(&m, chrono::Duration::days(30)).await.expect("message");
+        assert!(m.expires_at > m.created_at);
+        assert_eq!(ds.volume_message_list(Some("p")).await.expect("list").len(), 1);
+        assert!(ds.volume_message_list(Some("q")).await.expect("list").is_empty());
+        ds.volume_message_delete("m1").await.expect("delete");
+        assert!(matches!(ds.volume_message_delete("m1").await, Err(DbError::NotFound { .. })));
+    }
+}

@@ -1917,12 +1917,22 @@ async fn world(e: &Env) -> World {
         group_specs: r#"{"k":"v"}"#.into(),
     };
     let gt = e.ds.group_type_create(&gt).await.expect("group type");
-    let new_group = stratus_volume::NewGroup {
-        group_type: gt.id.clone(),
-        volume_types: vec![stratus_db::DEFAULT_VOLUME_TYPE_ID.to_string()],
-        ..Default::default()
+    // Straight to the datastore, unlimited: each fresh world adds a group
+    // and the default `groups` quota (10) would run out.
+    let new_group = stratus_db::VolumeGroupRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        project_id: demo.clone(),
+        user_id: e.member.user_id.clone(),
+        name: Some("policy".into()),
+        description: None,
+        status: "available".into(),
+        group_type_id: gt.id.clone(),
+        volume_type_ids: format!("[\"{}\"]", stratus_db::DEFAULT_VOLUME_TYPE_ID),
+        availability_zone: "nova".into(),
+        source_group_id: None,
+        created_at: stratus_db::SET_ON_INSERT,
     };
-    let group = e.state.volume.group_create(&e.member, new_group).await.expect("group").id;
+    let group = e.ds.volume_group_create(&new_group, -1).await.expect("group").id;
     let msg = stratus_db::VolumeMessageRow {
         id: uuid::Uuid::new_v4().to_string(),
         project_id: demo.clone(),

@@ -398,7 +398,7 @@ async fn detail_of(
 }
 
 /// `GET /volumes[/detail]`: filters `all_tenants` (admins), `project_id`,
-/// `name`, `status`; pagination with `limit` and `marker`.
+/// `name`, `status`, `group_id` (3.10+); pagination with `limit` and `marker`.
 async fn list(
     state: &AppState,
     ctx: &AuthContext,
@@ -413,6 +413,8 @@ async fn list(
         project_id: q.get("project_id").cloned(),
         name: q.get("name").cloned(),
         status: q.get("status").cloned(),
+        // Cinder reads the `group_id` filter from 3.10 on.
+        group_id: if mv.0 >= 10 { q.get("group_id").cloned() } else { None },
     };
     let sort = wire::volume_sort(
         q.get("sort").map(String::as_str),

@@ -210,6 +210,8 @@ pub struct ListFilter {
     pub name: Option<String>,
     /// Exact status.
     pub status: Option<String>,
+    /// Only the volumes of this group (Cinder 3.10).
+    pub group_id: Option<String>,
 }
 
 /// The block storage service: volumes and attachments over a datastore and
@@ -362,6 +364,7 @@ impl VolumeService {
         Ok(rows
             .into_iter()
             .filter(|v| f.name.as_ref().is_none_or(|n| v.name.as_ref() == Some(n)))
+            .filter(|v| f.group_id.as_ref().is_none_or(|g| v.group_id.as_ref() == Some(g)))
             // A status no volume can have matches nothing (Cinder answers an empty list).
             .filter(|v| f.status.as_ref().is_none_or(|s| s.parse::<VolumeStatus>().is_ok_and(|s| s == v.status)))
             .collect())

@@ -1034,6 +1034,9 @@ async fn group_update_adds_and_removes_volumes() {
     let e = env().await;
     let (g, v) = grouped(&e).await;
     let vid = v.id.to_string();
+    // Cinder 3.10: the `group_id` filter lists the group's volumes.
+    let f = ListFilter { group_id: Some(g.clone()), ..ListFilter::default() };
+    assert_eq!(e.svc.list(&member(), &f).await.expect("list").len(), 1);
     let out = GroupUpdate { remove_volumes: vec![vid.clone()], ..GroupUpdate::default() };
     e.svc.group_update(&member(), &g, out).await.expect("remove");
     assert!(e.svc.group_volume_ids(&g).await.expect("members").is_empty());
