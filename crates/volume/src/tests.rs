@@ -876,7 +876,8 @@ fn new_type(name: &str, public: bool) -> stratus_api::volume::types::CreateVolum
     stratus_api::volume::types::CreateVolumeType {
         name: name.into(),
         description: Some("d".into()),
-        extra_specs: [("vendor_name".to_string(), Some("x".to_string()))].into(),
+        // The backend's own vendor: a type naming another finds no backend.
+        extra_specs: [("vendor_name".to_string(), Some("Stratus".to_string()))].into(),
         is_public: public,
     }
 }

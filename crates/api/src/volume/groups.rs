@@ -377,3 +377,61 @@ pub fn message_view(public_url: &str, m: &VolumeMessageRow, user_message: &str) 
     }
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group() -> VolumeGroupRow {
+        VolumeGroupRow {
+            id: "g".into(),
+            project_id: "p".into(),
+            user_id: "u".into(),
+            name: None,
+            description: None,
+            status: "available".into(),
+            group_type_id: "gt".into(),
+            volume_type_ids: r#"["t1"]"#.into(),
+            availability_zone: "nova".into(),
+            source_group_id: None,
+            created_at: stratus_db::SET_ON_INSERT,
+        }
+    }
+
+    // Cinder's group view: source_group_id/group_snapshot_id from 3.14,
+    // volumes from 3.25 with list_volume, replication_status from 3.38,
+    // project_id from 3.58 for admins only.
+    #[test]
+    fn group_view_keys_follow_the_microversion() {
+        let g = group();
+        let v = group_detail(&g, 13, None, true);
+        assert!(v.get("source_group_id").is_none() && v.get("replication_status").is_none());
+        assert_eq!(v["volume_types"], json!(["t1"]));
+        assert_eq!(v["name"], json!(""));
+        let v = group_detail(&g, 14, Some(&["v1".to_string()]), false);
+        assert!(v.get("source_group_id").is_some() && v.get("volumes").is_none());
+        let v = group_detail(&g, 70, Some(&["v1".to_string()]), false);
+        assert_eq!(v["volumes"], json!(["v1"]));
+        assert!(v.get("project_id").is_none());
+        assert_eq!(group_detail(&g, 58, None, true)["project_id"], json!("p"));
+    }
+
+    // Cinder's group update takes comma-separated volume ids; its action
+    // body names exactly one action.
+    #[test]
+    fn group_update_and_action_bodies() {
+        let u = parse_group_update(&json!({"group": {"add_volumes": "a, b,", "name": "n"}})).expect("update");
+        assert_eq!(u.add_volumes, vec!["a".to_string(), "b".to_string()]);
+        assert!(parse_group_update(&json!({"group": {"bogus": 1}})).is_err());
+        assert_eq!(
+            GroupAction::parse(&json!({"delete": {"delete-volumes": true}})).expect("delete"),
+            GroupAction::Delete { delete_volumes: true }
+        );
+        assert_eq!(
+            GroupAction::parse(&json!({"reset_status": {"status": "error"}})).expect("reset"),
+            GroupAction::ResetStatus("error".into())
+        );
+        assert!(GroupAction::parse(&json!({"enable_replication": {}})).is_err());
+        assert!(CreateFromSource::parse(&json!({"create-from-src": {}})).is_err());
+    }
+}
