@@ -39,6 +39,7 @@ pub enum VolumeRequestError {
 
 use VolumeRequestError::{BadRequest, NotFound};
 
+pub mod groups;
 pub mod qos;
 pub mod transfers;
 pub mod types;
@@ -109,6 +110,9 @@ pub struct CreateVolume {
     /// `source_volid`: a clone, refused by the service once the source is
     /// found (an unknown source is 404, as Cinder answers).
     pub source_volid: Option<String>,
+    /// `group_id` (3.13): the generic volume group to join; the HTTP
+    /// layer drops it below 3.13, as Cinder ignores it there.
+    pub group_id: Option<String>,
 }
 
 impl CreateVolume {
@@ -122,7 +126,7 @@ impl CreateVolume {
         if let Some(id) = opt_str(o, &["backup_id"])? {
             return Err(NotFound(format!("Backup {id} could not be found.")));
         }
-        for unsupported in ["consistencygroup_id", "group_id", "source_replica"] {
+        for unsupported in ["consistencygroup_id", "source_replica"] {
             if opt_str(o, &[unsupported])?.is_some() {
                 return Err(BadRequest(format!(
                     "Invalid input received: {unsupported} is not supported by this cloud."
@@ -143,6 +147,7 @@ impl CreateVolume {
             volume_type: opt_str(o, &["volume_type"])?,
             availability_zone: opt_str(o, &["availability_zone"])?,
             source_volid: opt_str(o, &["source_volid"])?,
+            group_id: opt_str(o, &["group_id"])?,
         })
     }
 }
@@ -587,11 +592,13 @@ pub fn volume_detail(
         "snapshot_id": null,
         "source_volid": null,
         "consistencygroup_id": null,
-        "group_id": null,
         "replication_status": null,
         "migration_status": null,
     });
     if let Some(m) = o.as_object_mut() {
+        if form.minor >= groups::MV_GROUPS {
+            m.insert("group_id".into(), json!(v.group_id));
+        }
         if form.minor >= 63 {
             m.insert("volume_type_id".into(), json!(v.volume_type_id));
         }

@@ -501,6 +501,7 @@ impl Cloud {
     async fn volume(&self) -> String {
         let id = stratus_types::VolumeId::new();
         let row = stratus_db::VolumeRow {
+            group_id: None,
             id,
             name: Some("v".into()),
             description: Some(String::new()),

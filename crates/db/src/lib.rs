@@ -34,6 +34,8 @@ mod quotas;
 mod servers;
 mod services;
 mod sql;
+mod volume_groups;
+mod volume_messages;
 mod volume_transfers;
 mod volume_types;
 mod volumes;
@@ -57,6 +59,8 @@ pub use qos_specs::*;
 pub use quotas::*;
 pub use servers::*;
 pub use services::*;
+pub use volume_groups::*;
+pub use volume_messages::*;
 pub use volume_transfers::*;
 pub use volume_types::*;
 pub use volumes::*;
@@ -124,6 +128,12 @@ pub enum RowKind {
     QosSpec,
     /// `volume_type_encryption`.
     Encryption,
+    /// `group_types`.
+    GroupType,
+    /// `volume_groups`.
+    VolumeGroup,
+    /// `volume_messages`.
+    VolumeMessage,
     /// `metadef_namespaces`.
     MetadefNamespace,
     /// `metadef_items` (objects, properties, tags, resource-type associations).
@@ -142,6 +152,9 @@ impl RowKind {
             Self::Attachment => "attachment",
             Self::Image => "image",
             Self::ImageMember => "image member",
+            Self::GroupType => "group type",
+            Self::VolumeGroup => "group",
+            Self::VolumeMessage => "message",
             Self::MetadefNamespace => "metadata definition namespace",
             Self::MetadefItem => "metadata definition",
             Self::ImageTask => "task",

@@ -971,6 +971,125 @@ const ROWS: &[Row] = &[
         Json(r#"{"addProjectAccess": {"project": "policy-tenant"}}"#),
         "volume_extension:volume_type_access:addProjectAccess ADMIN (every action: ACTIONS)",
     ),
+    // ---- Group types (3.11), generic volume groups (3.13), user messages (3.3).
+    r(
+        "GET",
+        "/volume/v3/{project_id}/group_types",
+        IN_PROJECT,
+        Empty,
+        "group:group_types:get_all: any reader (public types)",
+    ),
+    r("POST", "/volume/v3/{project_id}/group_types", ADMIN, Json("{}"), "group:group_types:create ADMIN"),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/group_types/{group_type_id}",
+        IN_PROJECT,
+        Empty,
+        "group:group_types:get: public type, any reader",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/{project_id}/group_types/{group_type_id}",
+        ADMIN,
+        Json("{}"),
+        "group:group_types:update ADMIN",
+    ),
+    r("DELETE", "/volume/v3/{project_id}/group_types/{group_type_id}", ADMIN, Empty, "group:group_types:delete ADMIN"),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/group_types/{group_type_id}/group_specs",
+        ADMIN,
+        Empty,
+        "group:group_types_specs ADMIN",
+    ),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/group_types/{group_type_id}/group_specs",
+        ADMIN,
+        Json("{}"),
+        "group:group_types_specs ADMIN",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/group_types/{group_type_id}/group_specs/{key}",
+        ADMIN,
+        Empty,
+        "group:group_types_specs ADMIN",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/{project_id}/group_types/{group_type_id}/group_specs/{key}",
+        ADMIN,
+        Json("{}"),
+        "group:group_types_specs ADMIN",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/{project_id}/group_types/{group_type_id}/group_specs/{key}",
+        ADMIN,
+        Empty,
+        "group:group_types_specs ADMIN",
+    ),
+    r("GET", "/volume/v3/{project_id}/groups", IN_PROJECT, Empty, "group:get_all PROJECT_READER"),
+    r("POST", "/volume/v3/{project_id}/groups", MEMBER_IN, Json("{}"), "group:create PROJECT_MEMBER"),
+    r("GET", "/volume/v3/{project_id}/groups/detail", IN_PROJECT, Empty, "group:get_all PROJECT_READER"),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/groups/action",
+        MEMBER_IN,
+        Json("{}"),
+        "group:create PROJECT_MEMBER (create-from-src)",
+    ),
+    r("GET", "/volume/v3/{project_id}/groups/{group_id}", IN_PROJECT, Empty, "group:get PROJECT_READER"),
+    r("PUT", "/volume/v3/{project_id}/groups/{group_id}", MEMBER_IN, Json("{}"), "group:update PROJECT_MEMBER"),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/groups/{group_id}/action",
+        MEMBER_IN,
+        Json("{}"),
+        "group:delete PROJECT_MEMBER (reset_status: ADMIN)",
+    ),
+    r("GET", "/volume/v3/{project_id}/messages", IN_PROJECT, Empty, "message:get_all PROJECT_READER"),
+    r("GET", "/volume/v3/{project_id}/messages/{message_id}", IN_PROJECT, Empty, "message:get PROJECT_READER"),
+    r("DELETE", "/volume/v3/{project_id}/messages/{message_id}", MEMBER_IN, Empty, "message:delete PROJECT_MEMBER"),
+    r("GET", "/volume/v3/group_types", ANY, Empty, "group:group_types:get_all: any reader (public types)"),
+    r("POST", "/volume/v3/group_types", ADMIN, Json("{}"), "group:group_types:create ADMIN"),
+    r("GET", "/volume/v3/group_types/{group_type_id}", ANY, Empty, "group:group_types:get: public type, any reader"),
+    r("PUT", "/volume/v3/group_types/{group_type_id}", ADMIN, Json("{}"), "group:group_types:update ADMIN"),
+    r("DELETE", "/volume/v3/group_types/{group_type_id}", ADMIN, Empty, "group:group_types:delete ADMIN"),
+    r("GET", "/volume/v3/group_types/{group_type_id}/group_specs", ADMIN, Empty, "group:group_types_specs ADMIN"),
+    r("POST", "/volume/v3/group_types/{group_type_id}/group_specs", ADMIN, Json("{}"), "group:group_types_specs ADMIN"),
+    r("GET", "/volume/v3/group_types/{group_type_id}/group_specs/{key}", ADMIN, Empty, "group:group_types_specs ADMIN"),
+    r(
+        "PUT",
+        "/volume/v3/group_types/{group_type_id}/group_specs/{key}",
+        ADMIN,
+        Json("{}"),
+        "group:group_types_specs ADMIN",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/group_types/{group_type_id}/group_specs/{key}",
+        ADMIN,
+        Empty,
+        "group:group_types_specs ADMIN",
+    ),
+    r("GET", "/volume/v3/groups", ANY, Empty, "group:get_all PROJECT_READER (own project)"),
+    r("POST", "/volume/v3/groups", CREATE, Json("{}"), "group:create PROJECT_MEMBER"),
+    r("GET", "/volume/v3/groups/detail", ANY, Empty, "group:get_all PROJECT_READER (own project)"),
+    r("POST", "/volume/v3/groups/action", CREATE, Json("{}"), "group:create PROJECT_MEMBER (create-from-src)"),
+    r("GET", "/volume/v3/groups/{group_id}", READ, Empty, "group:get PROJECT_READER"),
+    r("PUT", "/volume/v3/groups/{group_id}", WRITE, Json("{}"), "group:update PROJECT_MEMBER"),
+    r(
+        "POST",
+        "/volume/v3/groups/{group_id}/action",
+        WRITE,
+        Json("{}"),
+        "group:delete PROJECT_MEMBER (reset_status: ADMIN)",
+    ),
+    r("GET", "/volume/v3/messages", ANY, Empty, "message:get_all PROJECT_READER (own project)"),
+    r("GET", "/volume/v3/messages/{message_id}", READ, Empty, "message:get PROJECT_READER"),
+    r("DELETE", "/volume/v3/messages/{message_id}", WRITE, Empty, "message:delete PROJECT_MEMBER"),
     // ---- Volume transfers (os-volume-transfer); accepting is for any project holding the key.
     r(
         "GET",
@@ -1677,6 +1796,12 @@ struct World {
     qos: String,
     /// The encryption spec of `volume_type`.
     encryption: String,
+    /// A public group type with spec `k=v`.
+    group_type: String,
+    /// A group of `demo` (of `group_type`, default volume type).
+    group: String,
+    /// A user message of `demo`.
+    message: String,
     /// A private metadefs namespace of `demo` holding object `o`, property
     /// `p`, tag `t` and an association with `OS::Glance::Image`.
     namespace: String,
@@ -1802,6 +1927,44 @@ async fn world(e: &Env) -> World {
         updated_at: stratus_db::SET_ON_INSERT,
     };
     e.ds.encryption_create(&encryption).await.expect("encryption spec");
+    let gt = stratus_db::GroupTypeRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: format!("policy-{}", uuid::Uuid::new_v4().simple()),
+        description: None,
+        is_public: true,
+        group_specs: r#"{"k":"v"}"#.into(),
+    };
+    let gt = e.ds.group_type_create(&gt).await.expect("group type");
+    // Straight to the datastore, unlimited: each fresh world adds a group
+    // and the default `groups` quota (10) would run out.
+    let new_group = stratus_db::VolumeGroupRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        project_id: demo.clone(),
+        user_id: e.member.user_id.clone(),
+        name: Some("policy".into()),
+        description: None,
+        status: "available".into(),
+        group_type_id: gt.id.clone(),
+        volume_type_ids: format!("[\"{}\"]", stratus_db::DEFAULT_VOLUME_TYPE_ID),
+        availability_zone: "nova".into(),
+        source_group_id: None,
+        created_at: stratus_db::SET_ON_INSERT,
+    };
+    let group = e.ds.volume_group_create(&new_group, -1).await.expect("group").id;
+    let msg = stratus_db::VolumeMessageRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        project_id: demo.clone(),
+        request_id: format!("req-{}", uuid::Uuid::new_v4()),
+        resource_type: Some("VOLUME".into()),
+        resource_uuid: Some(volume.clone()),
+        event_id: "VOLUME_VOLUME_001_003".into(),
+        action_id: "001".into(),
+        detail_id: "003".into(),
+        message_level: "ERROR".into(),
+        created_at: stratus_db::SET_ON_INSERT,
+        expires_at: stratus_db::SET_ON_INSERT,
+    };
+    let message = e.ds.volume_message_create(&msg, chrono::Duration::days(30)).await.expect("message").id;
     let namespace = format!("policy-{}", uuid::Uuid::new_v4().simple());
     let ns = stratus_db::MetadefNamespaceRow {
         namespace: namespace.clone(),
@@ -1823,6 +1986,9 @@ async fn world(e: &Env) -> World {
     .collect();
     e.ds.metadef_namespace_create(&ns, &items).await.expect("metadefs namespace");
     World {
+        group_type: gt.id,
+        group,
+        message,
         qos: qos.id,
         encryption: encryption.encryption_id,
         transfer,
@@ -1930,6 +2096,9 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             ("types", "{type_id}") => w.volume_type.clone(),
             (_, "{transfer_id}") => w.transfer.clone(),
             (_, "{qos_id}") => w.qos.clone(),
+            (_, "{group_type_id}") => w.group_type.clone(),
+            (_, "{group_id}") => w.group.clone(),
+            (_, "{message_id}") => w.message.clone(),
             ("encryption", "{encryption_id}") if method == "GET" => "provider".into(),
             (_, "{encryption_id}") => w.encryption.clone(),
             (_, "{key}") => "k".into(),

@@ -140,7 +140,27 @@ type Q = Query<HashMap<String, String>>;
         qos::create_encryption,
         qos::show_encryption_item,
         qos::update_encryption,
-        qos::delete_encryption
+        qos::delete_encryption,
+        groups::list_group_types,
+        groups::create_group_type,
+        groups::show_group_type,
+        groups::update_group_type,
+        groups::delete_group_type,
+        groups::list_group_specs,
+        groups::create_group_specs,
+        groups::show_group_spec,
+        groups::update_group_spec,
+        groups::delete_group_spec,
+        groups::list_groups,
+        groups::list_groups_detail,
+        groups::create_group,
+        groups::groups_action,
+        groups::show_group,
+        groups::update_group,
+        groups::group_action,
+        groups::list_messages,
+        groups::show_message,
+        groups::delete_message
     )
 )]
 pub struct VolumeDoc;
@@ -190,6 +210,29 @@ pub fn routes(state: AppState) -> Router {
             )
             .route(&format!("{prefix}/types/{{type_id}}/os-volume-type-access"), get(types::list_type_access))
             .route(&format!("{prefix}/types/{{type_id}}/action"), post(types::type_action))
+            .route(&format!("{prefix}/group_types"), get(groups::list_group_types).post(groups::create_group_type))
+            .route(
+                &format!("{prefix}/group_types/{{group_type_id}}"),
+                get(groups::show_group_type).put(groups::update_group_type).delete(groups::delete_group_type),
+            )
+            .route(
+                &format!("{prefix}/group_types/{{group_type_id}}/group_specs"),
+                get(groups::list_group_specs).post(groups::create_group_specs),
+            )
+            .route(
+                &format!("{prefix}/group_types/{{group_type_id}}/group_specs/{{key}}"),
+                get(groups::show_group_spec).put(groups::update_group_spec).delete(groups::delete_group_spec),
+            )
+            .route(&format!("{prefix}/groups"), get(groups::list_groups).post(groups::create_group))
+            .route(&format!("{prefix}/groups/detail"), get(groups::list_groups_detail))
+            .route(&format!("{prefix}/groups/action"), post(groups::groups_action))
+            .route(&format!("{prefix}/groups/{{group_id}}"), get(groups::show_group).put(groups::update_group))
+            .route(&format!("{prefix}/groups/{{group_id}}/action"), post(groups::group_action))
+            .route(&format!("{prefix}/messages"), get(groups::list_messages))
+            .route(
+                &format!("{prefix}/messages/{{message_id}}"),
+                get(groups::show_message).delete(groups::delete_message),
+            )
             .route(&format!("{prefix}/os-availability-zone"), get(admin::availability_zones))
             .route(&format!("{prefix}/extensions"), get(admin::extensions))
             .route(&format!("{prefix}/os-services"), get(admin::list_services))
@@ -355,7 +398,7 @@ async fn detail_of(
 }
 
 /// `GET /volumes[/detail]`: filters `all_tenants` (admins), `project_id`,
-/// `name`, `status`; pagination with `limit` and `marker`.
+/// `name`, `status`, `group_id` (3.10+); pagination with `limit` and `marker`.
 async fn list(
     state: &AppState,
     ctx: &AuthContext,
@@ -370,6 +413,8 @@ async fn list(
         project_id: q.get("project_id").cloned(),
         name: q.get("name").cloned(),
         status: q.get("status").cloned(),
+        // Cinder reads the `group_id` filter from 3.10 on.
+        group_id: if mv.0 >= 10 { q.get("group_id").cloned() } else { None },
     };
     let sort = wire::volume_sort(
         q.get("sort").map(String::as_str),
@@ -450,7 +495,11 @@ async fn create_volume(
     scope(&ctx, &p)?;
     // The policy before the body: a reader gets 403, not a 400 about it.
     stratus_volume::check_write(&ctx, "create")?;
-    let c = CreateVolume::parse(&parse_json(&body)?)?;
+    let mut c = CreateVolume::parse(&parse_json(&body)?)?;
+    // Cinder reads `group_id` from 3.13 on.
+    if mv.0 < stratus_api::volume::groups::MV_GROUPS {
+        c.group_id = None;
+    }
     let row = state.volume.create_answering_promptly(&ctx, c).await?;
     let form = wire::VolumeForm { minor: mv.0, extended: false };
     let body = json!({ "volume": detail_of(&state, &ctx, &row, form).await? });
@@ -852,6 +901,7 @@ pub(crate) fn test_state(
 }
 
 mod admin;
+mod groups;
 mod qos;
 mod quotas;
 mod transfers;

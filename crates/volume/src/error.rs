@@ -56,6 +56,17 @@ pub enum Missing {
     },
     /// The encryption spec of a volume type (by type id).
     Encryption,
+    /// A group type.
+    GroupType,
+    /// A spec key of the group type `group_type`.
+    GroupTypeSpec {
+        /// The type that lacks the key.
+        group_type: String,
+    },
+    /// A generic volume group (also another project's).
+    Group,
+    /// A user message (also another project's).
+    Message,
     /// A row the datastore did not find (the table it looked in).
     Row(RowKind),
 }
@@ -83,6 +94,10 @@ fn not_found_message(kind: &Missing, id: &str) -> String {
         Missing::QosSpec => format!("QoS Specs {id} could not be found."),
         Missing::QosSpecKey { qos } => format!("QoS spec {qos} has no spec with key {id}."),
         Missing::Encryption => format!("Volume type encryption for type {id} does not exist."),
+        Missing::GroupType => format!("Group type {id} could not be found."),
+        Missing::GroupTypeSpec { group_type } => format!("Group Type {group_type} has no specs with key {id}."),
+        Missing::Group => format!("Group {id} could not be found."),
+        Missing::Message => format!("Message {id} could not be found."),
         Missing::Row(what) => format!("{what} could not be found."),
     }
 }
@@ -183,6 +198,9 @@ pub fn quota_message(q: &QuotaExceeded) -> String {
     }
     if let Some(i) = at("volumes") {
         return format!("Maximum number of volumes allowed ({}) exceeded for quota 'volumes'.", get(&q.allowed, i));
+    }
+    if let Some(i) = at("groups") {
+        return format!("Maximum number of groups allowed ({}) exceeded", get(&q.allowed, i));
     }
     q.to_string()
 }

@@ -34,6 +34,8 @@
 
 mod attachments;
 mod error;
+mod groups;
+mod messages;
 mod qos;
 mod quotas;
 mod reconcile;
@@ -44,6 +46,8 @@ mod transfers;
 mod types;
 
 pub use error::{Missing, VolumeError, quota_message};
+pub use groups::{GROUP_STATUSES, GroupUpdate, NewGroup};
+pub use messages::{MessageAction, MessageDetail, user_message};
 pub use qos::{CONTROL_LOCATIONS, EncryptionChange, QOS_CONSUMERS};
 pub use quotas::{QuotaUse, VOLUME_QUOTA_RESOURCES, VolumeLimits};
 pub use reconcile::ReconcileReport;
@@ -206,6 +210,8 @@ pub struct ListFilter {
     pub name: Option<String>,
     /// Exact status.
     pub status: Option<String>,
+    /// Only the volumes of this group (Cinder 3.10).
+    pub group_id: Option<String>,
 }
 
 /// The block storage service: volumes and attachments over a datastore and
@@ -358,6 +364,7 @@ impl VolumeService {
         Ok(rows
             .into_iter()
             .filter(|v| f.name.as_ref().is_none_or(|n| v.name.as_ref() == Some(n)))
+            .filter(|v| f.group_id.as_ref().is_none_or(|g| v.group_id.as_ref() == Some(g)))
             // A status no volume can have matches nothing (Cinder answers an empty list).
             .filter(|v| f.status.as_ref().is_none_or(|s| s.parse::<VolumeStatus>().is_ok_and(|s| s == v.status)))
             .collect())
@@ -435,10 +442,10 @@ impl VolumeService {
         }
         let volume_type_id = self.type_for_create(ctx, req.volume_type.as_deref()).await?;
         self.refuse_encrypted(&volume_type_id, req.volume_type.as_deref().unwrap_or(DEFAULT_VOLUME_TYPE)).await?;
-        let az = match req.availability_zone.as_deref() {
-            None | Some("") => self.cfg.availability_zone.clone(),
-            Some(a) if a == self.cfg.availability_zone => a.to_string(),
-            Some(a) => return Err(VolumeError::BadRequest(format!("Availability zone '{a}' is invalid."))),
+        let az = self.check_az(req.availability_zone.as_deref())?;
+        let group_id = match req.group_id.as_deref() {
+            Some(g) => Some(self.group_for_create(ctx, g, &volume_type_id).await?),
+            None => None,
         };
         let image = match req.image_ref.as_deref() {
             Some(r) if !r.is_empty() => Some(self.resolve_image(ctx, r).await?),
@@ -484,6 +491,7 @@ impl VolumeService {
             bootable: image.is_some(),
             image_id: image.map(|i| i.id.to_string()),
             metadata: serde_json::to_string(&req.metadata).unwrap_or_else(|_| "{}".into()),
+            group_id,
             created_at: stratus_db::SET_ON_INSERT,
             updated_at: stratus_db::SET_ON_INSERT,
             deleted_at: None,
@@ -512,6 +520,16 @@ impl VolumeService {
         Ok(row)
     }
 
+    /// The availability zone a new volume or group goes to: this cloud's
+    /// one (Cinder's 400 for any other).
+    pub(crate) fn check_az(&self, requested: Option<&str>) -> Result<String, VolumeError> {
+        match requested {
+            None | Some("") => Ok(self.cfg.availability_zone.clone()),
+            Some(a) if a == self.cfg.availability_zone => Ok(a.to_string()),
+            Some(a) => Err(VolumeError::BadRequest(format!("Availability zone '{a}' is invalid."))),
+        }
+    }
+
     fn claim(&self, id: &VolumeId) -> Option<Inflight<'_>> {
         let mut set = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
         set.insert(*id).then(|| Inflight { set: &self.inflight, id: *id })
@@ -537,6 +555,20 @@ impl VolumeService {
             return Ok(self.ds.volume_get(&row.id).await?);
         };
         let size = u64::try_from(row.size_gb).unwrap_or(1);
+        // Cinder's scheduler: no backend satisfies the type → `error`, and
+        // the project is told why (a user message).
+        if !boot
+            && let Some(t) = &row.volume_type_id
+            && !self.type_fits_backend(t).await?
+        {
+            warn!(volume = %row.id, volume_type = %t, "no backend satisfies the volume type");
+            if self.ds.volume_set_status(&row.id, &[VolumeStatus::Creating], VolumeStatus::Error).await? == Cas::Updated
+            {
+                let (a, d) = (MessageAction::ScheduleAllocateVolume, MessageDetail::NoBackendAvailable);
+                self.record_message(&row.project_id, &row.id.to_string(), a, d).await;
+            }
+            return Ok(self.ds.volume_get(&row.id).await?);
+        }
         let work = async {
             // A `creating` volume was never attached: what an interrupted
             // attempt left is a partial copy, never data.
@@ -581,7 +613,16 @@ impl VolumeService {
                 VolumeStatus::Error
             }
         };
-        if self.ds.volume_set_status(&row.id, &[VolumeStatus::Creating], to).await? == Cas::Conflict {
+        let cas = self.ds.volume_set_status(&row.id, &[VolumeStatus::Creating], to).await?;
+        if cas == Cas::Updated && to == VolumeStatus::Error && !boot {
+            // Cinder's volume manager records why the backend failed.
+            let (a, d) = match &row.image_id {
+                Some(_) => (MessageAction::CopyImageToVolume, MessageDetail::UnknownError),
+                None => (MessageAction::CreateVolumeFromBackend, MessageDetail::DriverFailedCreate),
+            };
+            self.record_message(&row.project_id, &row.id.to_string(), a, d).await;
+        }
+        if cas == Cas::Conflict {
             let now = match self.ds.volume_get(&row.id).await {
                 Ok(v) => Some(v),
                 Err(DbError::NotFound { .. }) => None,
@@ -777,8 +818,20 @@ impl VolumeService {
     /// changes nothing.
     pub async fn delete(&self, ctx: &AuthContext, id: &str) -> Result<(), VolumeError> {
         let v = self.get_visible(ctx, id).await?;
-        let vid = v.id;
         check_write(ctx, "delete")?;
+        // Cinder: a volume in a group goes only with its group.
+        if v.group_id.is_some() && v.status != VolumeStatus::Deleting {
+            return Err(VolumeError::BadRequest(DELETE_REFUSED.into()));
+        }
+        self.delete_in_group(ctx, &v).await
+    }
+
+    /// The delete of [`VolumeService::delete`] without the group rule: a
+    /// group's delete (`delete-volumes`) removes its volumes this way.
+    pub(crate) async fn delete_in_group(&self, _ctx: &AuthContext, v: &VolumeRow) -> Result<(), VolumeError> {
+        let id = v.id.to_string();
+        let id = id.as_str();
+        let vid = v.id;
         if v.status == VolumeStatus::Deleting {
             info!(volume = id, "repeated delete: already deleting");
             return Ok(());
@@ -792,7 +845,7 @@ impl VolumeService {
             Cas::Conflict => return Err(VolumeError::BadRequest(DELETE_REFUSED.into())),
         }
         info!(volume = id, "volume delete recorded");
-        self.delete_storage(&v).await.map(|_| ())
+        self.delete_storage(v).await.map(|_| ())
     }
 
     /// Delete a `deleting` volume's storage now, or queue the delete

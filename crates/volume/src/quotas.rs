@@ -1,9 +1,9 @@
 //! Block Storage quotas as Cinder layers them: a project's own limits over
 //! the `default` quota class's over the configured defaults. `volumes`,
 //! `gigabytes` and `per_volume_gigabytes` are enforced when a volume is
-//! created or extended; `snapshots`, `backups`, `backup_gigabytes` and
-//! `groups` are kept and shown for clients that set them, and cannot be
-//! exceeded because this cloud creates none of those. Every volume type
+//! created or extended, `groups` when a group is; `snapshots`, `backups`
+//! and `backup_gigabytes` are kept and shown for clients that set them, and
+//! cannot be exceeded because this cloud creates none of those. Every volume type
 //! adds Cinder's per-type resources `volumes_<type>`, `gigabytes_<type>`
 //! and `snapshots_<type>` (unlimited by default); the first two are
 //! enforced like their totals, counting the project's volumes of the type.
@@ -109,6 +109,7 @@ impl VolumeService {
         let usage = self.ds.volume_usage(project_id).await?;
         let mut out =
             BTreeMap::from([("volumes".to_string(), usage.volumes), ("gigabytes".to_string(), usage.gigabytes)]);
+        out.insert("groups".to_string(), self.ds.volume_group_count(project_id).await?);
         for (t, n, gb) in self.ds.volume_usage_by_type(project_id).await? {
             out.insert(format!("volumes_{t}"), n);
             out.insert(format!("gigabytes_{t}"), gb);

@@ -84,6 +84,7 @@ impl VolumeService {
         crate::check_max_size("size", b.size_gb)?;
         let id = VolumeId::new();
         let row = VolumeRow {
+            group_id: None,
             backend_name: format!("volume-{id}"),
             id,
             name: Some(String::new()),

@@ -425,6 +425,7 @@ async fn failed_backend_create_leaves_error_and_it_can_be_deleted() {
 fn creating_row(name: &str, image: Option<&str>) -> VolumeRow {
     let id = stratus_types::VolumeId(uuid::Uuid::from_u128(name.bytes().fold(0u128, |h, b| h * 131 + u128::from(b))));
     VolumeRow {
+        group_id: None,
         id,
         name: Some("crashed".into()),
         description: None,
@@ -875,7 +876,8 @@ fn new_type(name: &str, public: bool) -> stratus_api::volume::types::CreateVolum
     stratus_api::volume::types::CreateVolumeType {
         name: name.into(),
         description: Some("d".into()),
-        extra_specs: [("vendor_name".to_string(), Some("x".to_string()))].into(),
+        // The backend's own vendor: a type naming another finds no backend.
+        extra_specs: [("vendor_name".to_string(), Some("Stratus".to_string()))].into(),
         is_public: public,
     }
 }
@@ -977,4 +979,132 @@ async fn volume_type_delete_and_spec_rules() {
     assert!(matches!(e.svc.retype(&member(), &v.id.to_string(), "__DEFAULT__").await, Err(VolumeError::BadRequest(_))));
     e.svc.type_delete(&admin, &t.id).await.expect("no longer in use");
     assert!(matches!(e.svc.type_delete(&admin, &t.id).await, Err(VolumeError::NotFound { .. })));
+}
+
+/// A group type, a group of p1 allowing the default volume type, and one
+/// volume in it.
+async fn grouped(e: &Env) -> (VolumeGroupId, VolumeRow) {
+    let admin = ctx("admin-project", "admin");
+    let gt = e.svc.group_type_create(&admin, "gt", None, true, BTreeMap::new()).await.expect("group type");
+    let req = NewGroup {
+        group_type: gt.id,
+        volume_types: vec![stratus_db::DEFAULT_VOLUME_TYPE_ID.to_string()],
+        name: Some("g".into()),
+        ..NewGroup::default()
+    };
+    let g = e.svc.group_create(&member(), req).await.expect("group");
+    assert_eq!(g.status, "available");
+    let v = e
+        .svc
+        .create(&member(), NewVolume { group_id: Some(g.id.clone()), ..new_volume(1, "in-group") })
+        .await
+        .expect("volume in group");
+    assert_eq!(v.group_id.as_deref(), Some(g.id.as_str()));
+    (g.id, v)
+}
+
+type VolumeGroupId = String;
+
+// Cinder: a volume that belongs to a group cannot be deleted on its own
+// (InvalidVolume, "... must not ... belong to a group ...").
+#[tokio::test]
+async fn volume_in_a_group_is_deleted_only_with_the_group() {
+    let e = env().await;
+    let (g, v) = grouped(&e).await;
+    match e.svc.delete(&member(), &v.id.to_string()).await {
+        Err(VolumeError::BadRequest(m)) => assert_eq!(m, DELETE_REFUSED),
+        other => panic!("delete of a grouped volume: {other:?}"),
+    }
+    // Cinder's group delete: volumes need the delete-volumes flag.
+    match e.svc.group_delete(&member(), &g, false).await {
+        Err(VolumeError::BadRequest(m)) => assert!(m.contains("The delete-volumes flag is required"), "{m}"),
+        other => panic!("group delete without delete-volumes: {other:?}"),
+    }
+    e.svc.group_delete(&member(), &g, true).await.expect("group delete with its volumes");
+    assert!(matches!(e.svc.group_get(&member(), &g).await, Err(VolumeError::NotFound { kind: Missing::Group, .. })));
+    assert!(
+        matches!(e.ds.volume_get(&v.id).await, Err(DbError::NotFound { .. }))
+            || e.ds.volume_get(&v.id).await.is_ok_and(|v| v.deleted)
+    );
+}
+
+// Cinder's group update: remove_volumes takes a volume out, add_volumes
+// puts it back; a volume of a type the group does not allow is refused.
+#[tokio::test]
+async fn group_update_adds_and_removes_volumes() {
+    let e = env().await;
+    let (g, v) = grouped(&e).await;
+    let vid = v.id.to_string();
+    // Cinder 3.10: the `group_id` filter lists the group's volumes.
+    let f = ListFilter { group_id: Some(g.clone()), ..ListFilter::default() };
+    assert_eq!(e.svc.list(&member(), &f).await.expect("list").len(), 1);
+    let out = GroupUpdate { remove_volumes: vec![vid.clone()], ..GroupUpdate::default() };
+    e.svc.group_update(&member(), &g, out).await.expect("remove");
+    assert!(e.svc.group_volume_ids(&g).await.expect("members").is_empty());
+    let back = GroupUpdate { add_volumes: vec![vid.clone()], ..GroupUpdate::default() };
+    e.svc.group_update(&member(), &g, back).await.expect("add");
+    assert_eq!(e.svc.group_volume_ids(&g).await.expect("members"), vec![vid.clone()]);
+    // Already in the group: Cinder's InvalidVolume.
+    let again = GroupUpdate { add_volumes: vec![vid], ..GroupUpdate::default() };
+    assert!(matches!(e.svc.group_update(&member(), &g, again).await, Err(VolumeError::BadRequest(_))));
+    // Another project's group is 404.
+    assert!(matches!(e.svc.group_get(&ctx("p2", "member"), &g).await, Err(VolumeError::NotFound { .. })));
+}
+
+// Cinder's quota `groups`: a project over it gets GroupLimitExceeded (413).
+#[tokio::test]
+async fn groups_quota_is_enforced() {
+    let e = env().await;
+    let admin = ctx("admin-project", "admin");
+    e.svc.quota_update(&admin, "p1", &[("groups".to_string(), 0)]).await.expect("quota");
+    let gt = e.svc.group_type_create(&admin, "gt", None, true, BTreeMap::new()).await.expect("group type");
+    let req = NewGroup {
+        group_type: gt.id,
+        volume_types: vec![stratus_db::DEFAULT_VOLUME_TYPE_ID.to_string()],
+        ..NewGroup::default()
+    };
+    match e.svc.group_create(&member(), req).await {
+        Err(VolumeError::QuotaExceeded(m)) => assert_eq!(m, "Maximum number of groups allowed (0) exceeded"),
+        other => panic!("group over quota: {other:?}"),
+    }
+}
+
+// Cinder's scheduler (capabilities filter): a volume type whose specs no
+// backend satisfies leaves the volume `error` with a user message
+// VOLUME_VOLUME_001_003 "schedule allocate volume:Could not find any
+// available weighted backend." for the project.
+#[tokio::test]
+async fn no_backend_for_the_type_is_an_error_volume_and_a_user_message() {
+    let e = env().await;
+    let admin = ctx("admin-project", "admin");
+    let t = stratus_db::VolumeTypeRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: "bogus".into(),
+        description: None,
+        is_public: true,
+    };
+    let specs = [("storage_protocol".to_string(), Some("fc".to_string()))].into();
+    e.ds.volume_type_create(&t, &specs).await.expect("type");
+    let v = e
+        .svc
+        .create(&member(), NewVolume { volume_type: Some(t.id.clone()), ..new_volume(1, "nowhere") })
+        .await
+        .expect("create accepted");
+    assert_eq!(v.status, VolumeStatus::Error);
+    let msgs = e.svc.message_list(&member()).await.expect("messages");
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].event_id, "VOLUME_VOLUME_001_003");
+    assert_eq!(msgs[0].resource_uuid.as_deref(), Some(v.id.to_string().as_str()));
+    assert_eq!(
+        user_message(&msgs[0].action_id, &msgs[0].detail_id),
+        "schedule allocate volume:Could not find any available weighted backend."
+    );
+    // Another project's message is 404; the owner deletes it.
+    assert!(e.svc.message_get(&ctx("p2", "member"), &msgs[0].id).await.is_err());
+    e.svc.message_delete(&member(), &msgs[0].id).await.expect("delete");
+    assert!(e.svc.message_list(&member()).await.expect("messages").is_empty());
+    // A type the backend satisfies builds.
+    assert!(crate::messages::spec_matches("local", "<in> loc"));
+    assert!(!crate::messages::spec_matches("local", "iSCSI"));
+    let _ = admin;
 }

@@ -1259,6 +1259,7 @@ async fn attachments_keep_their_tag_and_delete_on_termination() {
     let id = active_server(&api, &ds).await;
     let vid = stratus_types::VolumeId::new();
     let vol = stratus_db::VolumeRow {
+        group_id: None,
         id: vid,
         name: Some("v".into()),
         description: None,
@@ -1718,6 +1719,7 @@ async fn host_status_follows_the_host_service() {
 async fn available_volume(ds: &Datastore) -> stratus_types::VolumeId {
     let id = stratus_types::VolumeId::new();
     let row = stratus_db::VolumeRow {
+        group_id: None,
         backend_name: format!("volume-{id}"),
         id,
         name: Some("v".into()),

@@ -121,6 +121,7 @@ mod tests {
     fn volumes_show_in_novas_shape() {
         let now = chrono::Utc::now();
         let v = VolumeRow {
+            group_id: None,
             id: stratus_types::VolumeId::new(),
             name: Some("v".into()),
             description: None,

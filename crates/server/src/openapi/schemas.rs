@@ -732,6 +732,69 @@ json_schemas! {
             "properties": {"volume_id": {"type": "string", "format": "uuid"}, "name": {"type": ["string", "null"], "maxLength": 255}, "no_snapshots": {"type": "boolean"}},
         }},
     });
+    /// A group type (`group_specs` for admins).
+    GroupType => json!({
+        "type": "object",
+        "required": ["id", "name", "description", "is_public"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "description": nullable_string(),
+            "is_public": {"type": "boolean"},
+            "group_specs": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    });
+    /// `{"group_type": ...}`.
+    GroupTypeBody => wrapped("group_type", "GroupType");
+    /// `{"group_types": [...]}`.
+    GroupTypeList => json!({"type": "object", "required": ["group_types"], "properties": {"group_types": {"type": "array", "items": {"$ref": "#/components/schemas/GroupType"}}}});
+    /// `{"group_specs": {...}}`.
+    GroupSpecs => json!({"type": "object", "required": ["group_specs"], "properties": {"group_specs": {"type": "object", "additionalProperties": {"type": "string"}}}});
+    /// A generic volume group (the short form has only `id` and `name`).
+    Group => json!({
+        "type": "object",
+        "required": ["id", "name"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "status": {"type": "string"},
+            "description": nullable_string(),
+            "availability_zone": {"type": "string"},
+            "created_at": {"type": "string"},
+            "group_type": {"type": "string"},
+            "volume_types": {"type": "array", "items": {"type": "string"}},
+            "group_snapshot_id": nullable_string(),
+            "source_group_id": nullable_string(),
+            "volumes": {"type": "array", "items": {"type": "string"}},
+            "replication_status": nullable_string(),
+            "project_id": {"type": "string"},
+        },
+    });
+    /// `{"group": ...}`.
+    GroupBody => wrapped("group", "Group");
+    /// `{"groups": [...]}`.
+    GroupList => json!({"type": "object", "required": ["groups"], "properties": {"groups": {"type": "array", "items": {"$ref": "#/components/schemas/Group"}}}});
+    /// A user message.
+    Message => json!({
+        "type": "object",
+        "required": ["id", "event_id", "user_message", "message_level", "created_at", "request_id"],
+        "properties": {
+            "id": {"type": "string"},
+            "event_id": {"type": "string"},
+            "user_message": {"type": "string"},
+            "message_level": {"type": "string"},
+            "created_at": {"type": "string"},
+            "guaranteed_until": {"type": "string"},
+            "request_id": {"type": "string"},
+            "resource_type": {"type": "string"},
+            "resource_uuid": {"type": "string"},
+            "links": rel_links(),
+        },
+    });
+    /// `{"message": ...}`.
+    MessageBody => wrapped("message", "Message");
+    /// `{"messages": [...]}`.
+    MessageList => json!({"type": "object", "required": ["messages"], "properties": {"messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}}});
     /// `POST /os-volume-transfer/{id}/accept`.
     VolumeTransferAccept => json!({
         "type": "object",
