@@ -363,6 +363,8 @@ fn context_of(body: &Value) -> Result<AuthContext, AuthError> {
         audit_id: t["audit_ids"].as_array().and_then(|a| a.first()).and_then(s).unwrap_or_default(),
         issued_at: time_of(&t["issued_at"]).unwrap_or_else(Utc::now),
         expires_at,
+        system_scope: false,
+        app_cred: None,
     })
 }
 

@@ -280,6 +280,8 @@ async fn expired_tokens_are_purged_in_bounded_batches() {
         issued_at: now - Duration::hours(3),
         expires_at: now - Duration::hours(2),
         revoked: false,
+        app_cred_id: None,
+        system_scope: false,
     };
     let fixture_tokens = id.ds.token_count().await.expect("count");
     let stale = crate::tokens::PURGE_BATCH * 2 + 5;
