@@ -83,7 +83,8 @@ impl Identity {
             .zip(&caller.roles)
             .map(|(id, name)| Role { id: id.clone(), name: name.clone() })
             .collect();
-        let roles = match req.roles {
+        // No roles, or an empty list (what python-openstackclient sends): all of them.
+        let roles = match req.roles.filter(|r| !r.is_empty()) {
             None => held,
             Some(asked) => {
                 let mut roles: Vec<Role> = Vec::new();

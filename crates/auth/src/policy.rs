@@ -50,6 +50,10 @@ pub enum Action<'a> {
     ListRoles,
     /// `GET /roles/{id}`.
     GetRole,
+    /// `POST /roles`.
+    CreateRole,
+    /// `DELETE /roles/{id}`.
+    DeleteRole,
     /// `HEAD /projects/{p}/users/{u}/roles/{r}`.
     CheckGrant,
     /// `PUT /projects/{p}/users/{u}/roles/{r}`.
@@ -127,6 +131,8 @@ impl Action<'_> {
             Self::ListUserProjects { .. } => "list_user_projects",
             Self::ListRoles => "list_roles",
             Self::GetRole => "get_role",
+            Self::CreateRole => "create_role",
+            Self::DeleteRole => "delete_role",
             Self::CheckGrant => "check_grant",
             Self::CreateGrant => "create_grant",
             Self::RevokeGrant => "revoke_grant",

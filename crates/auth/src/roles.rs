@@ -2,12 +2,16 @@
 //! assignments (no groups, no domain scope, no inheritance).
 
 use crate::policy::{Action, enforce};
-use crate::service::role_of;
-use crate::{AuthContext, AuthError, Identity};
+use crate::secret::new_id;
+use crate::service::{role_of, valid_name};
+use crate::{AuthContext, AuthError, Identity, ROLE_ADMIN, ROLE_MEMBER, ROLE_READER, ResourceKind};
 use std::collections::HashMap;
-use stratus_api::identity::{AssignmentFilter, Role, RoleAssignment, RoleFilter, SystemAssignment};
+use stratus_api::identity::{AssignmentFilter, Role, RoleAssignment, RoleCreate, RoleFilter, SystemAssignment};
 use stratus_db::{DbError, ProjectRow, RoleRow, UserRow};
 use tracing::info;
+
+/// Longest role name accepted (Keystone's).
+const MAX_ROLE_NAME: usize = 255;
 
 impl Identity {
     /// `GET /roles` (admin).
@@ -27,6 +31,36 @@ impl Identity {
     pub async fn get_role(&self, caller: &AuthContext, id: &str) -> Result<Role, AuthError> {
         enforce(caller, Action::GetRole)?;
         Ok(role_of(self.role_row(id).await?))
+    }
+
+    /// `POST /roles` (admin): a global role (no domain-specific roles here).
+    pub async fn create_role(&self, caller: &AuthContext, req: RoleCreate) -> Result<Role, AuthError> {
+        enforce(caller, Action::CreateRole)?;
+        let name = valid_name(req.name, ResourceKind::Role, MAX_ROLE_NAME)?;
+        if req.domain_id.is_some() {
+            return Err(AuthError::bad("Domain-specific roles are not supported: domain_id must be null."));
+        }
+        let id = new_id();
+        self.ds.role_create(&id, &name).await.map_err(AuthError::conflict_as(ResourceKind::Role, &name))?;
+        info!(role = %id, %name, by = %caller.user_id, "role created");
+        Ok(Role { id, name })
+    }
+
+    /// `DELETE /roles/{id}` (admin): the role goes with every assignment of
+    /// it. The standard roles stay: Stratus's policy is built on them.
+    pub async fn delete_role(&self, caller: &AuthContext, id: &str) -> Result<(), AuthError> {
+        enforce(caller, Action::DeleteRole)?;
+        let r = self.role_row(id).await?;
+        if [ROLE_ADMIN, ROLE_MEMBER, ROLE_READER].contains(&r.name.as_str()) {
+            return Err(AuthError::bad(format!(
+                "The role {} cannot be deleted: Stratus's policy is built on admin, member and reader.",
+                r.name
+            )));
+        }
+        self.ds.role_delete(&r.id).await.map_err(AuthError::not_found_as(ResourceKind::Role, id))?;
+        self.flush_cache();
+        info!(role = %r.id, name = %r.name, by = %caller.user_id, "role deleted with its assignments");
+        Ok(())
     }
 
     /// Resolve the three ids of a grant, `NotFound` naming the first unknown one.

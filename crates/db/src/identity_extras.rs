@@ -235,6 +235,33 @@ impl Datastore {
         })
     }
 
+    /// Create a role; `Conflict` if the name is taken.
+    pub async fn role_create(&self, id: &str, name: &str) -> Result<(), DbError> {
+        crate::with_db!(self, |wp, rp| {
+            sqlx::query("INSERT INTO roles (id, name) VALUES ($1, $2)").bind(id).bind(name).execute(wp).await.map_err(
+                |e| {
+                    if is_unique_violation(&e) {
+                        DbError::conflict(RowKind::Role, format!("role {name} already exists"))
+                    } else {
+                        e.into()
+                    }
+                },
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Delete a role with its assignments (on projects and on the system); `NotFound` if unknown.
+    pub async fn role_delete(&self, id: &str) -> Result<(), DbError> {
+        crate::with_db!(self, |wp, rp| {
+            let r = sqlx::query("DELETE FROM roles WHERE id = $1").bind(id).execute(wp).await?;
+            if r.rows_affected() == 0 {
+                return Err(DbError::not_found(RowKind::Role, id));
+            }
+            Ok(())
+        })
+    }
+
     /// Grant a role on the system (idempotent).
     pub async fn system_grant_put(&self, user_id: &str, role_id: &str) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
@@ -282,7 +309,7 @@ mod tests {
 
     #[tokio::test]
     async fn tags_app_creds_and_system_grants_round_trip() {
-        let (_d, ds) = fresh().await;
+        let (ds, _d) = fresh(std::sync::Arc::new(stratus_types::SystemClock)).await;
         let p = ProjectRow {
             id: "p".into(),
             name: "web".into(),
@@ -339,5 +366,14 @@ mod tests {
         assert_eq!(ds.system_grant_list(Some("u")).await.expect("list")[0].role_name, "reader");
         ds.system_grant_delete("u", &r.id).await.expect("revoke");
         assert!(matches!(ds.system_grant_delete("u", &r.id).await, Err(DbError::NotFound { .. })));
+
+        ds.role_create("r2", "auditor").await.expect("role");
+        assert!(matches!(ds.role_create("r3", "auditor").await, Err(DbError::Conflict { .. })));
+        ds.assignment_put("u", "p", "r2").await.expect("grant");
+        ds.system_grant_put("u", "r2").await.expect("system grant");
+        ds.role_delete("r2").await.expect("delete");
+        assert!(ds.assignment_list(Some("u"), None).await.expect("list").is_empty(), "assignments go with the role");
+        assert!(ds.system_grant_list(None).await.expect("list").is_empty());
+        assert!(matches!(ds.role_delete("r2").await, Err(DbError::NotFound { .. })));
     }
 }

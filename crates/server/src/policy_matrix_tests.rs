@@ -226,6 +226,8 @@ const ROWS: &[Row] = &[
         "identity:revoke_system_grant_for_user: admin (a fresh victim's grant)",
     ),
     r("GET", "/identity/v3/roles", ADMIN, Empty, "identity:list_roles: admin"),
+    r("POST", "/identity/v3/roles", ADMIN, Json("{}"), "identity:create_role: admin"),
+    r("DELETE", "/identity/v3/roles/{role_id}", ADMIN, Empty, "identity:delete_role: admin (a fresh victim role)"),
     r("GET", "/identity/v3/roles/{role_id}", ADMIN, Empty, "identity:get_role: admin"),
     r("GET", "/identity/v3/role_assignments", ADMIN, Empty, "identity:list_role_assignments: admin"),
     r(
@@ -1714,6 +1716,8 @@ struct World {
     victim_user: String,
     /// An application credential of the member.
     app_cred: String,
+    /// A role nobody needs (the role delete row's target).
+    victim_role: String,
     /// An application credential of the victim user.
     victim_app_cred: String,
     /// A token of the owning project's member.
@@ -1802,6 +1806,8 @@ async fn world(e: &Env) -> World {
         unrestricted: false,
     };
     let (app_cred, victim_app_cred) = (cred(&e.member.user_id), cred(&victim_user));
+    let victim_role = uuid::Uuid::new_v4().simple().to_string();
+    e.ds.role_create(&victim_role, &format!("victim-{victim_role}")).await.expect("victim role");
     e.ds.app_cred_create(&app_cred).await.expect("app cred");
     e.ds.app_cred_create(&victim_app_cred).await.expect("victim app cred");
     e.ds.project_tag_add(&demo, "t", 80).await.expect("project tag");
@@ -1915,6 +1921,7 @@ async fn world(e: &Env) -> World {
         victim_project,
         victim_user,
         app_cred: app_cred.id,
+        victim_role,
         victim_app_cred: victim_app_cred.id,
         subject,
         keypair,
@@ -2026,6 +2033,7 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             (_, "{app_cred_id}") => w.app_cred.clone(),
             (_, "{user_id}") if identity_delete => w.victim_user.clone(),
             (_, "{user_id}") => e.member.user_id.clone(),
+            (_, "{role_id}") if identity_delete && template == "/identity/v3/roles/{role_id}" => w.victim_role.clone(),
             (_, "{role_id}") => e.member_role.clone(),
             (_, "{domain_id}") => stratus_api::identity::DEFAULT_DOMAIN_ID.into(),
             (_, "{service_id}") => service(),

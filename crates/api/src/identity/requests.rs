@@ -534,7 +534,7 @@ pub struct AppCredCreate {
     /// ISO 8601 time, or null for never.
     #[serde(default)]
     pub expires_at: Option<String>,
-    /// `[{"id": ..}]` or `[{"name": ..}]`; absent: all of the caller's roles on the project.
+    /// `[{"id": ..}]` or `[{"name": ..}]`; absent or empty: all of the caller's roles on the project.
     #[serde(default)]
     pub roles: Option<Vec<Value>>,
     /// May create application credentials and trusts (default false).
@@ -549,6 +549,27 @@ impl AppCredCreate {
     /// Read a parsed JSON body.
     pub fn from_body(body: Value) -> Result<Self, RequestError> {
         typed(wrapped(body, "application_credential")?, "application_credential")
+    }
+}
+
+/// `POST /roles` body (inside `{"role": ...}`); the service checks the values.
+#[derive(Debug, Default, Deserialize)]
+pub struct RoleCreate {
+    /// Required; unique.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Only null (global roles).
+    #[serde(default)]
+    pub domain_id: Option<String>,
+    /// Accepted, not stored.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl RoleCreate {
+    /// Read a parsed JSON body.
+    pub fn from_body(body: Value) -> Result<Self, RequestError> {
+        typed(wrapped(body, "role")?, "role")
     }
 }
 

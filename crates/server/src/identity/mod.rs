@@ -81,7 +81,9 @@ type IdResult<T> = Result<T, IdentityError>;
         put_system_grant,
         delete_system_grant,
         list_roles,
+        create_role,
         get_role,
+        delete_role,
         list_role_assignments,
         list_domains,
         get_domain,
@@ -134,8 +136,8 @@ pub fn routes(state: AppState) -> Router {
             "/identity/v3/system/users/{user_id}/roles/{role_id}",
             get(check_system_grant).put(put_system_grant).delete(delete_system_grant),
         )
-        .route("/identity/v3/roles", get(list_roles))
-        .route("/identity/v3/roles/{role_id}", get(get_role))
+        .route("/identity/v3/roles", get(list_roles).post(create_role))
+        .route("/identity/v3/roles/{role_id}", get(get_role).delete(delete_role))
         .route("/identity/v3/role_assignments", get(list_role_assignments))
         .route("/identity/v3/domains", get(list_domains))
         .route("/identity/v3/domains/{domain_id}", get(get_domain))
@@ -467,6 +469,26 @@ async fn list_roles(State(st): State<AppState>, Caller(caller): Caller, Params(q
 async fn get_role(State(st): State<AppState>, Caller(caller): Caller, Ids(id): Ids<String>) -> IdResult<Json<Value>> {
     let r = st.identity.get_role(&caller, &id).await?;
     Ok(Json(json!({ "role": ks::role_view(&st.public_url, &r) })))
+}
+
+/// `POST /roles` (admin): a global role.
+#[utoipa::path(post, path = "/identity/v3/roles", tag = "roles", request_body = s::RoleCreate, responses((status = 201, description = "Created", body = s::RoleBody), (status = 400, description = "Invalid body, or a domain-specific role"), (status = 403, description = "Admins only"), (status = 409, description = "Name taken")))]
+async fn create_role(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    body: Bytes,
+) -> IdResult<(StatusCode, Json<Value>)> {
+    enforce(&caller, Action::CreateRole)?;
+    let req = ks::RoleCreate::from_body(parse_json(&body)?)?;
+    let r = st.identity.create_role(&caller, req).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "role": ks::role_view(&st.public_url, &r) }))))
+}
+
+/// `DELETE /roles/{id}` (admin): with every assignment of it; not the standard roles.
+#[utoipa::path(delete, path = "/identity/v3/roles/{role_id}", tag = "roles", params(("role_id" = String, Path, description = "Role id")), responses((status = 204, description = "Deleted with its assignments"), (status = 400, description = "A standard role (admin, member, reader)"), (status = 403, description = "Admins only"), (status = 404, description = "Unknown role")))]
+async fn delete_role(State(st): State<AppState>, Caller(caller): Caller, Ids(id): Ids<String>) -> IdResult<StatusCode> {
+    st.identity.delete_role(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET`/`HEAD /projects/{p}/users/{u}/roles/{r}` (admin): 204 if granted, else 404.

@@ -598,7 +598,12 @@ async fn identity_invalid_admin_requests_are_4xx() {
         (Method::GET, "/identity/v3/roles/nope", None, StatusCode::NOT_FOUND),
         (Method::PUT, "/identity/v3/projects/a/users/b/roles/c", None, StatusCode::NOT_FOUND),
         (Method::GET, "/identity/v3/projects/a/users/b/roles", None, StatusCode::NOT_FOUND),
-        (Method::POST, "/identity/v3/roles", Some(json!({ "role": { "name": "x" } })), StatusCode::METHOD_NOT_ALLOWED),
+        (
+            Method::PATCH,
+            "/identity/v3/roles/nope",
+            Some(json!({ "role": { "name": "x" } })),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
     ];
     for (m, uri, body, want) in cases {
         let r = call(&e.app, m.clone(), uri, Some(&admin), None, body.clone()).await;
@@ -798,6 +803,19 @@ async fn identity_application_credentials_yield_scoped_tokens_until_deleted_or_t
     let r = call(&e.app, Method::POST, "/identity/v3/auth/tokens", None, None, Some(app_cred_body(&id, &secret))).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
+    // An empty role list means all of the creator's roles, as Keystone reads it (the CLI sends `[]`).
+    let r = call(
+        &e.app,
+        Method::POST,
+        &base,
+        Some(&demo),
+        None,
+        Some(json!({ "application_credential": { "name": "cli", "roles": [] } })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["application_credential"]["roles"][0]["name"], "member");
+
     // A given secret, unrestricted; the user losing the role deletes it (Keystone) and ends its tokens.
     let r = call(
         &e.app,
@@ -816,6 +834,38 @@ async fn identity_application_credentials_yield_scoped_tokens_until_deleted_or_t
     let tf_token = r.headers.get("x-subject-token").and_then(|v| v.to_str().ok()).expect("token").to_string();
     let r = call(&e.app, Method::GET, "/identity/v3/roles?name=member", Some(&admin), None, None).await;
     let member = r.body["roles"][0]["id"].as_str().expect("member role").to_string();
+    // Roles: admins create and delete them (Keystone's POST/DELETE /v3/roles), not the standard ones.
+    let r = call(
+        &e.app,
+        Method::POST,
+        "/identity/v3/roles",
+        Some(&admin),
+        None,
+        Some(json!({ "role": { "name": "auditor" } })),
+    )
+    .await;
+    assert_eq!((r.status, r.body["role"]["name"].as_str()), (StatusCode::CREATED, Some("auditor")), "{}", r.body);
+    let auditor = r.body["role"]["id"].as_str().expect("role id").to_string();
+    let r = call(
+        &e.app,
+        Method::POST,
+        "/identity/v3/roles",
+        Some(&admin),
+        None,
+        Some(json!({ "role": { "name": "auditor" } })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let r =
+        call(&e.app, Method::POST, "/identity/v3/roles", Some(&demo), None, Some(json!({ "role": { "name": "x" } })))
+            .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = call(&e.app, Method::DELETE, &format!("/identity/v3/roles/{member}"), Some(&admin), None, None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = call(&e.app, Method::DELETE, &format!("/identity/v3/roles/{auditor}"), Some(&admin), None, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = call(&e.app, Method::GET, &format!("/identity/v3/roles/{auditor}"), Some(&admin), None, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
     let grant = format!("/identity/v3/projects/{pid}/users/{uid}/roles/{member}");
     assert_eq!(call(&e.app, Method::DELETE, &grant, Some(&admin), None, None).await.status, StatusCode::NO_CONTENT);
     let r = call(&e.app, Method::GET, "/identity/v3/auth/projects", Some(&tf_token), None, None).await;

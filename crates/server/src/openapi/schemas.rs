@@ -335,6 +335,16 @@ json_schemas! {
     });
     /// `{"role": ...}`.
     RoleBody => wrapped("role", "Role");
+    /// `POST /roles`.
+    RoleCreate => json!({
+        "type": "object",
+        "required": ["role"],
+        "properties": {"role": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {"name": {"type": "string"}, "domain_id": {"type": "null"}, "description": {"type": ["string", "null"]}},
+        }},
+    });
     /// `POST /users/{id}/application_credentials`.
     AppCredCreate => json!({
         "type": "object",
