@@ -22,6 +22,10 @@ pub enum ResourceKind {
     Endpoint,
     /// A region (only `RegionOne` exists).
     Region,
+    /// An application credential.
+    AppCred,
+    /// A tag of a project.
+    ProjectTag,
 }
 
 impl fmt::Display for ResourceKind {
@@ -34,6 +38,8 @@ impl fmt::Display for ResourceKind {
             Self::Service => "service",
             Self::Endpoint => "endpoint",
             Self::Region => "region",
+            Self::AppCred => "application credential",
+            Self::ProjectTag => "project tag",
         })
     }
 }
@@ -72,6 +78,14 @@ pub enum AuthError {
     /// The subject token of a validate or revoke is unknown, revoked or expired.
     #[error("Failed to validate token")]
     SubjectTokenNotFound,
+    /// The user does not have that role on the system.
+    #[error("Could not find role assignment with role: {role}, user: {user}, system: all.")]
+    SystemAssignmentNotFound {
+        /// Role id.
+        role: String,
+        /// User id.
+        user: String,
+    },
     /// The user does not have that role on that project.
     #[error("Could not find role assignment with role: {role}, user: {user}, project: {project}.")]
     AssignmentNotFound {

@@ -339,13 +339,17 @@ fn time_of(v: &Value) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(v.as_str()?).ok().map(|t| t.with_timezone(&Utc))
 }
 
-/// The caller a token-validation answer describes. Only project-scoped
-/// tokens name a caller Stratus can authorise: others are refused (401).
+/// The caller a token-validation answer describes. Only project- and
+/// system-scoped tokens name a caller Stratus can authorise: others are
+/// refused (401).
 fn context_of(body: &Value) -> Result<AuthContext, AuthError> {
     let t = &body["token"];
     let s = |v: &Value| v.as_str().map(str::to_string);
+    // A system-scoped token (`"system": {"all": true}`) names no project.
+    let system_scope = t["system"]["all"].as_bool() == Some(true);
+    let project_id = if system_scope { Some(String::new()) } else { s(&t["project"]["id"]) };
     let (Some(user_id), Some(project_id), Some(expires_at)) =
-        (s(&t["user"]["id"]), s(&t["project"]["id"]), time_of(&t["expires_at"]))
+        (s(&t["user"]["id"]), project_id, time_of(&t["expires_at"]))
     else {
         return Err(AuthError::InvalidToken);
     };
@@ -363,6 +367,12 @@ fn context_of(body: &Value) -> Result<AuthContext, AuthError> {
         audit_id: t["audit_ids"].as_array().and_then(|a| a.first()).and_then(s).unwrap_or_default(),
         issued_at: time_of(&t["issued_at"]).unwrap_or_else(Utc::now),
         expires_at,
+        system_scope,
+        app_cred: s(&t["application_credential"]["id"]).map(|id| crate::AppCredRef {
+            id,
+            name: s(&t["application_credential"]["name"]).unwrap_or_default(),
+            restricted: t["application_credential"]["restricted"].as_bool() != Some(false),
+        }),
     })
 }
 
@@ -426,6 +436,22 @@ mod tests {
         unscoped["token"]["project"] = Value::Null;
         assert!(matches!(context_of(&unscoped), Err(AuthError::InvalidToken)));
         assert!(matches!(context_of(&json!({})), Err(AuthError::InvalidToken)));
+    }
+
+    /// Keystone's system-scoped tokens (`"system": {"all": true}`, no project) name a
+    /// system caller; an application credential's token names its credential.
+    #[test]
+    fn system_scoped_and_app_cred_answers_map_to_the_caller() {
+        let mut system = answer("2999-01-01T00:00:00Z");
+        system["token"]["project"] = Value::Null;
+        system["token"]["system"] = json!({ "all": true });
+        system["token"]["roles"] = json!([{ "id": "r2", "name": "reader" }]);
+        let ctx = context_of(&system).expect("system token");
+        assert!(ctx.system_scope && ctx.project_id.is_empty() && ctx.is_system_reader() && !ctx.can_write());
+        let mut ac = answer("2999-01-01T00:00:00Z");
+        ac["token"]["application_credential"] = json!({ "id": "ac1", "name": "ci", "restricted": true });
+        let ctx = context_of(&ac).expect("app cred token");
+        assert_eq!(ctx.app_cred, Some(crate::AppCredRef { id: "ac1".into(), name: "ci".into(), restricted: true }));
     }
 
     /// An unreachable Keystone is a 503-class error, never an accepted token.

@@ -9,6 +9,7 @@
 //! `stratus_api::identity` and resources go out as its resource types, so
 //! the HTTP layer only parses and renders. Errors are one [`AuthError`].
 
+mod app_creds;
 mod bootstrap;
 mod context;
 mod error;
@@ -23,7 +24,7 @@ mod tokens;
 mod users;
 
 pub use bootstrap::bootstrap_user;
-pub use context::{AuthContext, ROLE_ADMIN, ROLE_MANAGER, ROLE_MEMBER, ROLE_READER};
+pub use context::{AppCredRef, AuthContext, ROLE_ADMIN, ROLE_MANAGER, ROLE_MEMBER, ROLE_READER};
 pub use error::{AuthError, ResourceKind};
 pub use keystone::{Keystone, KeystoneConfig, TokenValidator};
 pub use login::LoginLimits;

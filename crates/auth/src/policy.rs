@@ -1,10 +1,14 @@
 //! Who may do what with identity resources, in one table.
 //!
 //! Anyone may ask for a token; every other call needs a valid token.
-//! Admins (the `admin` role on their scoped project) may do everything;
-//! other callers may read their own token, user and scoped project, the
-//! projects they have roles on, the domain, the regions and the catalog,
-//! and revoke their own tokens. Nobody else changes anything.
+//! Admins (the `admin` role on their scoped project or on the system) may
+//! do everything but create another user's application credentials;
+//! system readers (a system-scoped token without admin) may read
+//! everything, as Keystone's `SYSTEM_READER` rules allow, and change
+//! nothing; other callers may read their own token, user and scoped
+//! project (and its tags), the projects they have roles on, the domain,
+//! the regions and the catalog, revoke their own tokens, and manage their
+//! own application credentials. Nobody else changes anything.
 
 use crate::{AuthContext, AuthError};
 
@@ -46,6 +50,10 @@ pub enum Action<'a> {
     ListRoles,
     /// `GET /roles/{id}`.
     GetRole,
+    /// `POST /roles`.
+    CreateRole,
+    /// `DELETE /roles/{id}`.
+    DeleteRole,
     /// `HEAD /projects/{p}/users/{u}/roles/{r}`.
     CheckGrant,
     /// `PUT /projects/{p}/users/{u}/roles/{r}`.
@@ -69,6 +77,41 @@ pub enum Action<'a> {
         /// The user the subject token belongs to.
         owner: &'a str,
     },
+    /// `GET /projects/{id}/tags` and `GET /projects/{id}/tags/{tag}`.
+    GetProjectTags {
+        /// The project asked for.
+        project_id: &'a str,
+    },
+    /// `PUT`/`DELETE /projects/{id}/tags[/{tag}]`.
+    UpdateProjectTags,
+    /// `POST /users/{id}/application_credentials`.
+    CreateAppCred {
+        /// The owner.
+        user_id: &'a str,
+    },
+    /// `GET /users/{id}/application_credentials`.
+    ListAppCreds {
+        /// The owner.
+        user_id: &'a str,
+    },
+    /// `GET /users/{id}/application_credentials/{id}`.
+    GetAppCred {
+        /// The owner.
+        user_id: &'a str,
+    },
+    /// `DELETE /users/{id}/application_credentials/{id}`.
+    DeleteAppCred {
+        /// The owner.
+        user_id: &'a str,
+    },
+    /// `GET /system/users/{u}/roles`.
+    ListSystemGrants,
+    /// `HEAD /system/users/{u}/roles/{r}`.
+    CheckSystemGrant,
+    /// `PUT /system/users/{u}/roles/{r}`.
+    CreateSystemGrant,
+    /// `DELETE /system/users/{u}/roles/{r}`.
+    RevokeSystemGrant,
 }
 
 impl Action<'_> {
@@ -88,6 +131,8 @@ impl Action<'_> {
             Self::ListUserProjects { .. } => "list_user_projects",
             Self::ListRoles => "list_roles",
             Self::GetRole => "get_role",
+            Self::CreateRole => "create_role",
+            Self::DeleteRole => "delete_role",
             Self::CheckGrant => "check_grant",
             Self::CreateGrant => "create_grant",
             Self::RevokeGrant => "revoke_grant",
@@ -98,18 +143,66 @@ impl Action<'_> {
             Self::ListEndpoints => "list_endpoints",
             Self::GetEndpoint => "get_endpoint",
             Self::ValidateToken { .. } => "validate_token",
+            Self::GetProjectTags { .. } => "get_project_tags",
+            Self::UpdateProjectTags => "update_project_tags",
+            Self::CreateAppCred { .. } => "create_application_credential",
+            Self::ListAppCreds { .. } => "list_application_credentials",
+            Self::GetAppCred { .. } => "get_application_credential",
+            Self::DeleteAppCred { .. } => "delete_application_credential",
+            Self::ListSystemGrants => "list_system_grants_for_user",
+            Self::CheckSystemGrant => "check_system_grant_for_user",
+            Self::CreateSystemGrant => "create_system_grant_for_user",
+            Self::RevokeSystemGrant => "revoke_system_grant_for_user",
         }
+    }
+
+    /// Does the action only read? (What a system reader may do.)
+    pub fn is_read(&self) -> bool {
+        matches!(
+            self,
+            Self::ListProjects
+                | Self::GetProject { .. }
+                | Self::ListUsers
+                | Self::GetUser { .. }
+                | Self::ListUserProjects { .. }
+                | Self::ListRoles
+                | Self::GetRole
+                | Self::CheckGrant
+                | Self::ListGrants
+                | Self::ListRoleAssignments
+                | Self::ListServices
+                | Self::GetService
+                | Self::ListEndpoints
+                | Self::GetEndpoint
+                | Self::ValidateToken { .. }
+                | Self::GetProjectTags { .. }
+                | Self::ListAppCreds { .. }
+                | Self::GetAppCred { .. }
+                | Self::ListSystemGrants
+                | Self::CheckSystemGrant
+        )
     }
 }
 
-/// May `ctx` do `action`? Admins may do everything; others only what concerns themselves.
+/// May `ctx` do `action`? Admins may do everything (but create another
+/// user's application credentials: Keystone allows only the owner), system
+/// readers may read everything, others only what concerns themselves.
 pub fn allowed(ctx: &AuthContext, action: Action<'_>) -> bool {
-    if ctx.is_admin() {
+    if let Action::CreateAppCred { user_id } = action {
+        return ctx.user_id == user_id;
+    }
+    if ctx.is_admin() || (ctx.is_system_reader() && action.is_read()) {
         return true;
     }
     match action {
-        Action::GetProject { project_id } => ctx.project_id == project_id,
-        Action::GetUser { user_id } | Action::ListUserProjects { user_id } => ctx.user_id == user_id,
+        Action::GetProject { project_id } | Action::GetProjectTags { project_id } => {
+            !ctx.system_scope && ctx.project_id == project_id
+        }
+        Action::GetUser { user_id }
+        | Action::ListUserProjects { user_id }
+        | Action::ListAppCreds { user_id }
+        | Action::GetAppCred { user_id }
+        | Action::DeleteAppCred { user_id } => ctx.user_id == user_id,
         Action::ValidateToken { owner } => ctx.user_id == owner,
         _ => false,
     }
@@ -140,6 +233,8 @@ mod tests {
             audit_id: "a".into(),
             issued_at: Utc::now(),
             expires_at: Utc::now(),
+            system_scope: false,
+            app_cred: None,
         }
     }
 
@@ -180,6 +275,48 @@ mod tests {
             assert!(allowed(&c, Action::ListUserProjects { user_id: "u1" }));
             assert!(allowed(&c, Action::ValidateToken { owner: "u1" }));
         }
+    }
+
+    #[test]
+    fn system_readers_read_everything_and_change_nothing() {
+        // Keystone's SYSTEM_READER rules: reads of every identity resource, no writes.
+        let sys = AuthContext { system_scope: true, project_id: String::new(), ..ctx(&["reader"]) };
+        assert!(sys.is_system_reader() && sys.can_read_all() && !sys.can_write() && sys.can_see("p9"));
+        for a in [
+            Action::ListProjects,
+            Action::GetProject { project_id: "p2" },
+            Action::ListUsers,
+            Action::ListRoleAssignments,
+            Action::GetProjectTags { project_id: "p2" },
+            Action::ListAppCreds { user_id: "u2" },
+            Action::ListSystemGrants,
+            Action::ValidateToken { owner: "u2" },
+        ] {
+            assert!(a.is_read() && allowed(&sys, a), "{a:?}");
+        }
+        for a in [
+            Action::CreateProject,
+            Action::UpdateUser,
+            Action::CreateGrant,
+            Action::UpdateProjectTags,
+            Action::CreateSystemGrant,
+            Action::DeleteAppCred { user_id: "u2" },
+        ] {
+            assert!(!a.is_read() && !allowed(&sys, a), "{a:?}");
+        }
+        let sys_admin = AuthContext { system_scope: true, ..ctx(&["admin"]) };
+        assert!(!sys_admin.is_system_reader() && sys_admin.can_write());
+        let promoted = sys.reading_everything();
+        assert!(promoted.is_admin() && promoted.system_scope);
+    }
+
+    #[test]
+    fn only_the_owner_creates_its_application_credentials() {
+        // identity:create_application_credential is "user_id:%(user_id)s", no admin override.
+        assert!(allowed(&ctx(&["member"]), Action::CreateAppCred { user_id: "u1" }));
+        assert!(!allowed(&ctx(&["admin"]), Action::CreateAppCred { user_id: "u2" }));
+        assert!(allowed(&ctx(&["admin"]), Action::DeleteAppCred { user_id: "u2" }));
+        assert!(!allowed(&ctx(&["member"]), Action::GetAppCred { user_id: "u2" }));
     }
 
     #[test]

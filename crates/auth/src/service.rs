@@ -72,7 +72,14 @@ impl Identity {
 
 /// A project row as the API shows it.
 pub(crate) fn project_of(p: ProjectRow) -> Project {
-    Project { id: p.id, name: p.name, domain_id: p.domain_id, description: p.description, enabled: p.enabled }
+    Project {
+        id: p.id,
+        name: p.name,
+        domain_id: p.domain_id,
+        description: p.description,
+        enabled: p.enabled,
+        tags: Vec::new(),
+    }
 }
 
 /// A user row as the API shows it: without the password hash.

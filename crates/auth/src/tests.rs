@@ -91,8 +91,9 @@ async fn projects_are_flat_named_unique_and_not_editable() {
         id.create_project(a, nested).await,
         "Hierarchical projects are not supported: parent_id must be the domain.",
     );
-    let tagged = ProjectCreate { tags: Some(vec!["t".into()]), ..project("x") };
-    bad_request(id.create_project(a, tagged).await, "Project tags are not supported.");
+    // Keystone's tag rules: no '/' or ',' (tags themselves are stored now).
+    let tagged = ProjectCreate { tags: Some(vec!["a/b".into()]), ..project("x") };
+    bad_request(id.create_project(a, tagged).await, "Invalid input for field 'tags': 'a/b' contains '/' or ','.");
     let p = id.create_project(a, project(" web ")).await.expect("create");
     assert_eq!(p.name, "web");
     let dup = id.create_project(a, project("web")).await.expect_err("duplicate");
@@ -280,6 +281,8 @@ async fn expired_tokens_are_purged_in_bounded_batches() {
         issued_at: now - Duration::hours(3),
         expires_at: now - Duration::hours(2),
         revoked: false,
+        app_cred_id: None,
+        system_scope: false,
     };
     let fixture_tokens = id.ds.token_count().await.expect("count");
     let stale = crate::tokens::PURGE_BATCH * 2 + 5;

@@ -1,12 +1,13 @@
 //! Tokens: password and token authentication, validation (cached), and
 //! revocation, including the subject-token rules of `/auth/tokens`.
 
+use crate::app_creds::app_cred_ref;
 use crate::policy::{Action, enforce};
 use crate::secret::{hash_password, random_secret, token_hash, verify_password};
 use crate::{AuthContext, AuthError, Identity};
 use chrono::{DateTime, Duration, Utc};
-use stratus_api::identity::{AuthMethod, ScopeRequest, TokenRequest};
-use stratus_db::{DbError, ProjectRow, RowKind, TokenGuard, TokenRow, UserRow};
+use stratus_api::identity::{AppCredName, AuthMethod, ScopeRequest, TokenRequest};
+use stratus_db::{AppCredRow, DbError, ProjectRow, RowKind, TokenGuard, TokenRow, UserRow};
 use tracing::{debug, info, warn};
 
 /// How long a validated token is trusted without re-reading the database
@@ -36,6 +37,8 @@ pub enum ProjectScope {
     Name(String),
     /// No scope given: the user's default project, else its first assignment.
     Default,
+    /// The system (`{"system": {"all": true}}`).
+    System,
 }
 
 impl From<ScopeRequest> for ProjectScope {
@@ -44,6 +47,7 @@ impl From<ScopeRequest> for ProjectScope {
             ScopeRequest::Default => Self::Default,
             ScopeRequest::ProjectId(id) => Self::Id(id),
             ScopeRequest::ProjectName(n) => Self::Name(n),
+            ScopeRequest::System => Self::System,
         }
     }
 }
@@ -67,10 +71,21 @@ impl Identity {
             AuthMethod::Password { user, password } => {
                 self.authenticate_from(&user, &password, req.scope.into(), source).await
             }
+            AuthMethod::AppCred { cred, secret } => self.authenticate_app_cred(cred, secret, req.scope, source).await,
             AuthMethod::Token { id } => {
                 let mut ctx = self.validate(&id).await?;
+                // A token from an application credential keeps its scope (Keystone refuses re-scoping it).
+                if ctx.app_cred.is_some() && !same_scope(&ctx, &req.scope) {
+                    return Err(AuthError::InvalidCredentials);
+                }
                 let target = match req.scope {
                     ScopeRequest::Default => None,
+                    ScopeRequest::System => {
+                        ctx.system_scope = true;
+                        ctx.project_id.clear();
+                        ctx.project_name.clear();
+                        None
+                    }
                     ScopeRequest::ProjectId(id) => Some(self.ds.project_get(&id).await),
                     ScopeRequest::ProjectName(n) => Some(self.ds.project_find(&n).await),
                 };
@@ -83,6 +98,7 @@ impl Identity {
                     if !p.enabled {
                         return Err(AuthError::InvalidCredentials);
                     }
+                    ctx.system_scope = false;
                     ctx.project_id = p.id;
                     ctx.project_name = p.name;
                 }
@@ -157,22 +173,87 @@ impl Identity {
         };
         self.ds.user_login_succeeded(&u.id).await?;
         let project = match scope {
-            ProjectScope::Id(id) => self.ds.project_get(&id).await,
-            ProjectScope::Name(n) => self.ds.project_find(&n).await,
-            ProjectScope::Default => self.default_project(&u).await,
-        }
-        .map_err(|e| match e {
-            DbError::NotFound { .. } => AuthError::InvalidCredentials,
-            e => AuthError::Db(e),
-        })?;
-        if !project.enabled {
-            return Err(AuthError::InvalidCredentials);
-        }
+            ProjectScope::System => None,
+            ProjectScope::Id(id) => Some(self.ds.project_get(&id).await),
+            ProjectScope::Name(n) => Some(self.ds.project_find(&n).await),
+            ProjectScope::Default => Some(self.default_project(&u).await),
+        };
+        let project = match project {
+            None => None,
+            Some(Ok(p)) if p.enabled => Some(p),
+            Some(Ok(_)) | Some(Err(DbError::NotFound { .. })) => return Err(AuthError::InvalidCredentials),
+            Some(Err(e)) => return Err(e.into()),
+        };
         let expires_at = self.ds.clock().now() + self.token_ttl;
         let guard = TokenGuard::Password { password_hash: &u.password_hash };
-        self.issue(&u, &project, expires_at, guard).await.map_err(|e| match e {
+        self.issue(&u, project.as_ref(), expires_at, guard, None).await.map_err(|e| match e {
             // The password changed (or the user was disabled) while it was checked.
             AuthError::InvalidToken => AuthError::InvalidCredentials,
+            e => e,
+        })
+    }
+
+    /// Application credential authentication (Keystone's
+    /// `application_credential` method): the secret is checked against its
+    /// argon2id hash like a password (same bounded pool, same per-address
+    /// failure count); the token is scoped to the credential's project with
+    /// the credential's roles, and never outlives the credential.
+    async fn authenticate_app_cred(
+        &self,
+        cred: AppCredName,
+        secret: String,
+        scope: ScopeRequest,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<IssuedToken, AuthError> {
+        let now = self.ds.clock().now();
+        self.logins.admit(source, now)?;
+        let row = match cred {
+            AppCredName::Id(id) => self.ds.app_cred_get(&id).await,
+            AppCredName::Name { name, user } => match self.ds.user_find(&user).await {
+                Ok(u) => self.ds.app_cred_by_name(&u.id, &name).await,
+                Err(e) => Err(e),
+            },
+        };
+        let row = match row {
+            Ok(r) => Some(r),
+            Err(DbError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let ok = match &row {
+            Some(r) => {
+                let hash = r.secret_hash.clone();
+                self.logins.check(move || verify_password(&secret, &hash)).await?
+            }
+            None => self.logins.check(move || hash_password(&secret).map(|_| false).unwrap_or(false)).await?,
+        };
+        let row = match row {
+            Some(r) if ok && r.expires_at.is_none_or(|e| e > now) => r,
+            _ => {
+                self.logins.failed(source, now);
+                debug!("application credential refused: unknown, expired or wrong secret");
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        // Keystone: an application credential cannot ask for another scope than its own.
+        match &scope {
+            ScopeRequest::Default => {}
+            ScopeRequest::ProjectId(id) if *id == row.project_id => {}
+            _ => return Err(AuthError::InvalidCredentials),
+        }
+        let invalid = |e: DbError| match e {
+            DbError::NotFound { .. } => AuthError::InvalidCredentials,
+            e => e.into(),
+        };
+        let u = self.ds.user_find(&row.user_id).await.map_err(invalid)?;
+        let p = self.ds.project_get(&row.project_id).await.map_err(invalid)?;
+        if !u.enabled || !p.enabled {
+            return Err(AuthError::InvalidCredentials);
+        }
+        let ttl_end = now + self.token_ttl;
+        let expires_at = row.expires_at.map_or(ttl_end, |e| e.min(ttl_end));
+        let guard = TokenGuard::AppCred { id: &row.id };
+        self.issue(&u, Some(&p), expires_at, guard, Some(&row)).await.map_err(|e| match e {
+            AuthError::InvalidToken | AuthError::NoRoleOnProject { .. } => AuthError::InvalidCredentials,
             e => e,
         })
     }
@@ -183,9 +264,13 @@ impl Identity {
     /// is refused if the parent is revoked before the new token is stored.
     pub async fn reissue(&self, ctx: &AuthContext, parent: &str) -> Result<IssuedToken, AuthError> {
         let u = self.ds.user_find(&ctx.user_id).await?;
-        let p = self.ds.project_get(&ctx.project_id).await?;
+        let p = if ctx.system_scope { None } else { Some(self.ds.project_get(&ctx.project_id).await?) };
+        let app = match &ctx.app_cred {
+            Some(a) => Some(self.ds.app_cred_get(&a.id).await?),
+            None => None,
+        };
         let parent_hash = token_hash(parent);
-        self.issue(&u, &p, ctx.expires_at, TokenGuard::Parent { token_hash: &parent_hash }).await
+        self.issue(&u, p.as_ref(), ctx.expires_at, TokenGuard::Parent { token_hash: &parent_hash }, app.as_ref()).await
     }
 
     async fn default_project(&self, u: &UserRow) -> Result<ProjectRow, DbError> {
@@ -199,20 +284,56 @@ impl Identity {
         }
     }
 
-    /// Store and return a new token of `u` on `p` expiring at `expires_at`,
+    /// The `(id, name)` roles a token of `user_id` carries: its roles on
+    /// `project` (on the system when `None`), narrowed to an application
+    /// credential's roles. Empty when the user lacks any role the
+    /// credential names (it no longer stands for what it was created with).
+    pub(crate) async fn scope_roles(
+        &self,
+        user_id: &str,
+        project: Option<&str>,
+        app: Option<&AppCredRow>,
+    ) -> Result<Vec<(String, String)>, AuthError> {
+        let held: Vec<(String, String)> = match project {
+            Some(p) => self
+                .ds
+                .assignment_list(Some(user_id), Some(p))
+                .await?
+                .into_iter()
+                .map(|a| (a.role_id, a.role_name))
+                .collect(),
+            None => {
+                self.ds.system_grant_list(Some(user_id)).await?.into_iter().map(|a| (a.role_id, a.role_name)).collect()
+            }
+        };
+        let Some(app) = app else { return Ok(held) };
+        let wanted = crate::app_creds::role_ids_of(app);
+        if wanted.is_empty() || !wanted.iter().all(|w| held.iter().any(|(id, _)| id == w)) {
+            return Ok(Vec::new());
+        }
+        Ok(held.into_iter().filter(|(id, _)| wanted.contains(id)).collect())
+    }
+
+    /// Store and return a new token of `u` on `p` (the system when `None`)
+    /// expiring at `expires_at`, from application credential `app` if any,
     /// if `guard` still holds when it is stored (else `InvalidToken`); then
     /// purge a bounded batch of expired tokens.
     async fn issue(
         &self,
         u: &UserRow,
-        p: &ProjectRow,
+        p: Option<&ProjectRow>,
         expires_at: DateTime<Utc>,
         guard: TokenGuard<'_>,
+        app: Option<&AppCredRow>,
     ) -> Result<IssuedToken, AuthError> {
-        let assignments = self.ds.assignment_list(Some(&u.id), Some(&p.id)).await?;
-        if assignments.is_empty() {
-            debug!(user = %u.id, project = %p.id, "token refused: no role on the project");
-            return Err(AuthError::NoRoleOnProject { user: u.id.clone(), project: p.id.clone() });
+        let roles = self.scope_roles(&u.id, p.map(|p| p.id.as_str()), app).await?;
+        if roles.is_empty() {
+            let scope = p.map_or("system", |p| p.id.as_str());
+            debug!(user = %u.id, %scope, "token refused: no role on the scope");
+            return Err(match p {
+                Some(p) => AuthError::NoRoleOnProject { user: u.id.clone(), project: p.id.clone() },
+                None => AuthError::InvalidCredentials,
+            });
         }
         let now = self.ds.clock().now();
         let token = random_secret();
@@ -220,11 +341,13 @@ impl Identity {
         let row = TokenRow {
             token_hash: token_hash(&token),
             user_id: u.id.clone(),
-            project_id: p.id.clone(),
+            project_id: p.map(|p| p.id.clone()).unwrap_or_default(),
             audit_id: audit_id.clone(),
             issued_at: now,
             expires_at,
             revoked: false,
+            app_cred_id: app.map(|a| a.id.clone()),
+            system_scope: p.is_none(),
         };
         if !self.ds.token_insert_guarded(&row, &guard).await? {
             debug!(user = %u.id, "token refused: revoked while it was being issued");
@@ -234,13 +357,15 @@ impl Identity {
         let context = AuthContext {
             user_id: u.id.clone(),
             user_name: u.name.clone(),
-            project_id: p.id.clone(),
-            project_name: p.name.clone(),
-            roles: assignments.iter().map(|a| a.role_name.clone()).collect(),
-            role_ids: assignments.iter().map(|a| a.role_id.clone()).collect(),
+            project_id: row.project_id,
+            project_name: p.map(|p| p.name.clone()).unwrap_or_default(),
+            roles: roles.iter().map(|r| r.1.clone()).collect(),
+            role_ids: roles.iter().map(|r| r.0.clone()).collect(),
             audit_id,
             issued_at: now,
             expires_at,
+            system_scope: row.system_scope,
+            app_cred: app.map(app_cred_ref),
         };
         Ok(IssuedToken { token, context })
     }
@@ -274,24 +399,44 @@ impl Identity {
             return Err(AuthError::InvalidToken);
         }
         let u = self.ds.user_find(&row.user_id).await.map_err(|_| AuthError::InvalidToken)?;
-        let p = self.ds.project_get(&row.project_id).await.map_err(|_| AuthError::InvalidToken)?;
-        if !u.enabled || !p.enabled {
+        if !u.enabled {
             return Err(AuthError::InvalidToken);
         }
-        let assignments = self.ds.assignment_list(Some(&u.id), Some(&p.id)).await?;
-        if assignments.is_empty() {
+        let (project_id, project_name) = if row.system_scope {
+            (String::new(), String::new())
+        } else {
+            let p = self.ds.project_get(&row.project_id).await.map_err(|_| AuthError::InvalidToken)?;
+            if !p.enabled {
+                return Err(AuthError::InvalidToken);
+            }
+            (p.id, p.name)
+        };
+        let app = match &row.app_cred_id {
+            Some(id) => {
+                let a = self.ds.app_cred_get(id).await.map_err(|_| AuthError::InvalidToken)?;
+                if a.expires_at.is_some_and(|e| e <= now) {
+                    return Err(AuthError::InvalidToken);
+                }
+                Some(a)
+            }
+            None => None,
+        };
+        let roles = self.scope_roles(&u.id, (!row.system_scope).then_some(project_id.as_str()), app.as_ref()).await?;
+        if roles.is_empty() {
             return Err(AuthError::InvalidToken);
         }
         let ctx = AuthContext {
             user_id: u.id,
             user_name: u.name,
-            project_id: p.id,
-            project_name: p.name,
-            roles: assignments.iter().map(|a| a.role_name.clone()).collect(),
-            role_ids: assignments.iter().map(|a| a.role_id.clone()).collect(),
+            project_id,
+            project_name,
+            roles: roles.iter().map(|r| r.1.clone()).collect(),
+            role_ids: roles.iter().map(|r| r.0.clone()).collect(),
             audit_id: row.audit_id,
             issued_at: row.issued_at,
             expires_at,
+            system_scope: row.system_scope,
+            app_cred: app.as_ref().map(app_cred_ref),
         };
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() > 10_000 {
@@ -345,6 +490,16 @@ impl Identity {
                 Ok(())
             }
         }
+    }
+}
+
+/// Does `scope` ask for what `ctx` is already scoped to (or for nothing)?
+fn same_scope(ctx: &AuthContext, scope: &ScopeRequest) -> bool {
+    match scope {
+        ScopeRequest::Default => true,
+        ScopeRequest::System => ctx.system_scope,
+        ScopeRequest::ProjectId(id) => !ctx.system_scope && *id == ctx.project_id,
+        ScopeRequest::ProjectName(n) => !ctx.system_scope && *n == ctx.project_name,
     }
 }
 

@@ -380,6 +380,8 @@ impl Cloud {
             audit_id: "a1".into(),
             issued_at: now,
             expires_at: now + chrono::Duration::hours(1),
+            system_scope: false,
+            app_cred: None,
         };
         let api = ComputeApi::new(ds.clone(), bus, cfg);
         Cloud {

@@ -79,6 +79,11 @@ pub struct TokenRow {
     pub expires_at: DateTime<Utc>,
     /// Revoked by `DELETE /auth/tokens`.
     pub revoked: bool,
+    /// The application credential it was issued from, if any: the token
+    /// ends when the credential is deleted or expires.
+    pub app_cred_id: Option<String>,
+    /// Scoped to the system rather than a project (`project_id` is empty).
+    pub system_scope: bool,
 }
 
 /// What must still hold when a token is stored, checked in the same
@@ -96,6 +101,12 @@ pub enum TokenGuard<'a> {
     Parent {
         /// Hash of the parent token.
         token_hash: &'a str,
+    },
+    /// Application credential authentication: the credential still exists
+    /// (it is deleted with its user, its project, or a role it carries).
+    AppCred {
+        /// The credential's id.
+        id: &'a str,
     },
 }
 
@@ -382,8 +393,8 @@ impl Datastore {
     /// identity service uses [`Datastore::token_insert_guarded`]).
     pub async fn token_insert(&self, t: &TokenRow) -> Result<(), DbError> {
         crate::with_db!(self, |wp, rp| {
-            sqlx::query("INSERT INTO tokens (token_hash, user_id, project_id, audit_id, issued_at, expires_at, revoked) VALUES ($1,$2,$3,$4,$5,$6,FALSE)")
-            .bind(&t.token_hash).bind(&t.user_id).bind(&t.project_id).bind(&t.audit_id).bind(ts(t.issued_at)).bind(ts(t.expires_at))
+            sqlx::query("INSERT INTO tokens (token_hash, user_id, project_id, audit_id, issued_at, expires_at, revoked, app_cred_id, system_scope) VALUES ($1,$2,$3,$4,$5,$6,FALSE,$7,$8)")
+            .bind(&t.token_hash).bind(&t.user_id).bind(&t.project_id).bind(&t.audit_id).bind(ts(t.issued_at)).bind(ts(t.expires_at)).bind(&t.app_cred_id).bind(t.system_scope)
             .execute(wp).await?;
             Ok(())
         })
@@ -406,9 +417,13 @@ impl Datastore {
                     "EXISTS (SELECT 1 FROM users WHERE id = $2 AND enabled = TRUE) AND EXISTS (SELECT 1 FROM tokens WHERE token_hash = $7 AND revoked = FALSE AND user_id = $2)",
                     *token_hash,
                 ),
+                TokenGuard::AppCred { id } => (
+                    "EXISTS (SELECT 1 FROM users WHERE id = $2 AND enabled = TRUE) AND EXISTS (SELECT 1 FROM application_credentials WHERE id = $7 AND user_id = $2)",
+                    *id,
+                ),
             };
-            let r = sqlx::query(&format!("INSERT INTO tokens (token_hash, user_id, project_id, audit_id, issued_at, expires_at, revoked) SELECT $1,$2,$3,$4,$5,$6,FALSE WHERE {cond}"))
-            .bind(&t.token_hash).bind(&t.user_id).bind(&t.project_id).bind(&t.audit_id).bind(ts(t.issued_at)).bind(ts(t.expires_at)).bind(value)
+            let r = sqlx::query(&format!("INSERT INTO tokens (token_hash, user_id, project_id, audit_id, issued_at, expires_at, revoked, app_cred_id, system_scope) SELECT $1,$2,$3,$4,$5,$6,FALSE,$8,$9 WHERE {cond}"))
+            .bind(&t.token_hash).bind(&t.user_id).bind(&t.project_id).bind(&t.audit_id).bind(ts(t.issued_at)).bind(ts(t.expires_at)).bind(value).bind(&t.app_cred_id).bind(t.system_scope)
             .execute(wp).await?;
             Ok(r.rows_affected() == 1)
         })
@@ -417,7 +432,7 @@ impl Datastore {
     /// A token by hash (expiry and revocation are checked by the caller).
     pub async fn token_get(&self, token_hash: &str) -> Result<TokenRow, DbError> {
         crate::with_db!(self, |wp, rp| {
-            sqlx::query_as("SELECT token_hash, user_id, project_id, audit_id, issued_at, expires_at, revoked FROM tokens WHERE token_hash = $1")
+            sqlx::query_as("SELECT token_hash, user_id, project_id, audit_id, issued_at, expires_at, revoked, app_cred_id, system_scope FROM tokens WHERE token_hash = $1")
             .bind(token_hash).fetch_optional(rp).await?
             .ok_or_else(|| DbError::not_found(RowKind::Token, token_hash))
         })
@@ -536,6 +551,8 @@ mod tests {
             issued_at: now,
             expires_at: now + chrono::Duration::hours(1),
             revoked: false,
+            app_cred_id: None,
+            system_scope: false,
         };
         let old = TokenGuard::Password { password_hash: "h-old" };
         assert!(ds.token_insert_guarded(&tok("t1"), &old).await.expect("insert"));

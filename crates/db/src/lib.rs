@@ -19,6 +19,7 @@ pub mod claim;
 mod durability;
 mod flavors;
 mod identity;
+mod identity_extras;
 mod image_members;
 mod image_tasks;
 mod images;
@@ -45,6 +46,7 @@ pub use actions::*;
 pub use aggregates::*;
 pub use flavors::*;
 pub use identity::*;
+pub use identity_extras::*;
 pub use image_members::*;
 pub use image_tasks::*;
 pub use images::*;
@@ -140,6 +142,10 @@ pub enum RowKind {
     MetadefItem,
     /// `image_tasks` (Glance's tasks: imports).
     ImageTask,
+    /// `project_tags`.
+    ProjectTag,
+    /// `application_credentials`.
+    AppCred,
 }
 
 impl RowKind {
@@ -176,6 +182,8 @@ impl RowKind {
             Self::VolumeTransfer => "volume transfer",
             Self::QosSpec => "qos specs",
             Self::Encryption => "volume type encryption",
+            Self::ProjectTag => "project tag",
+            Self::AppCred => "application credential",
         }
     }
 }
@@ -574,6 +582,8 @@ mod ts_tests {
             issued_at: issued,
             expires_at: expires,
             revoked: false,
+            app_cred_id: None,
+            system_scope: false,
         };
         ds.token_insert(&token("h1", micros, whole)).await.expect("insert");
         let (issued, expires): (String, String) = crate::with_db!(ds, |wp, rp| {

@@ -36,6 +36,8 @@ fn ctx(project: &str, role: &str) -> AuthContext {
         audit_id: "audit".into(),
         issued_at: chrono::Utc::now(),
         expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+        system_scope: false,
+        app_cred: None,
     }
 }
 

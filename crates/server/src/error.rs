@@ -169,7 +169,8 @@ impl From<AuthError> for ApiError {
             e @ AuthError::Forbidden { .. } => Self::Forbidden(e.to_string()),
             e @ (AuthError::NotFound { .. }
             | AuthError::SubjectTokenNotFound
-            | AuthError::AssignmentNotFound { .. }) => Self::NotFound(e.to_string()),
+            | AuthError::AssignmentNotFound { .. }
+            | AuthError::SystemAssignmentNotFound { .. }) => Self::NotFound(e.to_string()),
             e @ AuthError::Conflict { .. } => Self::Conflict(e.to_string()),
             AuthError::BadRequest(m) => Self::BadRequest(m),
             AuthError::Db(e) => e.into(),

@@ -173,6 +173,8 @@ mod tests {
             audit_id: "a1".into(),
             issued_at: now,
             expires_at: now + chrono::Duration::hours(1),
+            system_scope: false,
+            app_cred: None,
         };
         let c = Cloud { ds, api, app: crate::router(state), hosts, ctx, _stop: stop, dir };
         c.until("both hosts are up", || async {

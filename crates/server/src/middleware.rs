@@ -52,9 +52,19 @@ impl FromRequestParts<AppState> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = parts.headers.get("x-auth-token").and_then(|v| v.to_str().ok()).ok_or(ApiError::Unauthorized)?;
-        let ctx = state.tokens.validate(token).await?;
+        let mut ctx = state.tokens.validate(token).await?;
+        // A system reader reads every project's compute, volume and image
+        // resources and changes none (Keystone's and the services' SYSTEM_READER
+        // defaults); the identity API applies its own policy to it.
+        if ctx.is_system_reader() && !parts.uri.path().starts_with("/identity") {
+            if !(parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD) {
+                return Err(ApiError::Forbidden("A system reader may not change anything.".into()));
+            }
+            ctx = ctx.reading_everything();
+        }
         if let Some(UrlProject(p)) = parts.extensions.get::<UrlProject>()
             && *p != ctx.project_id
+            && !ctx.system_scope
         {
             return Err(ApiError::BadRequest(format!(
                 "Malformed request URL: URL's project_id '{p}' doesn't match Context's project_id '{}'",

@@ -68,6 +68,8 @@ const IN_PROJECT: Cols = [A, A, F, A];
 /// Member role on the project in the URL, else 403; also Keystone's "the
 /// user itself (or token subject) or admin" with the member as the target.
 const MEMBER_IN: Cols = [F, A, F, A];
+/// Keystone's "the user itself" with no admin override (the member is the target).
+const OWNER_ONLY: Cols = [F, A, F, F];
 
 /// What a row sends besides its token.
 #[derive(Clone, Copy, Debug)]
@@ -155,7 +157,77 @@ const ROWS: &[Row] = &[
     r("PATCH", "/identity/v3/users/{user_id}", ADMIN, Json("{}"), "identity:update_user: admin"),
     r("DELETE", "/identity/v3/users/{user_id}", ADMIN, Empty, "identity:delete_user: admin (a fresh victim)"),
     r("GET", "/identity/v3/users/{user_id}/projects", MEMBER_IN, Empty, "identity:list_user_projects: admin or owner"),
+    r(
+        "GET",
+        "/identity/v3/users/{user_id}/application_credentials",
+        MEMBER_IN,
+        Empty,
+        "identity:list_application_credentials: admin, system reader or the owner",
+    ),
+    r(
+        "POST",
+        "/identity/v3/users/{user_id}/application_credentials",
+        OWNER_ONLY,
+        Json("{}"),
+        "identity:create_application_credential: the owner only, not even admin",
+    ),
+    r(
+        "GET",
+        "/identity/v3/users/{user_id}/application_credentials/{app_cred_id}",
+        MEMBER_IN,
+        Empty,
+        "identity:get_application_credential: admin, system reader or the owner",
+    ),
+    r(
+        "DELETE",
+        "/identity/v3/users/{user_id}/application_credentials/{app_cred_id}",
+        ADMIN,
+        Empty,
+        "identity:delete_application_credential: admin or the owner (a fresh victim's credential)",
+    ),
+    r("GET", "/identity/v3/projects/{project_id}/tags", IN_PROJECT, Empty, "identity:get_project_tags: project user"),
+    r("PUT", "/identity/v3/projects/{project_id}/tags", ADMIN, Json("{}"), "identity:update_project_tags: admin"),
+    r(
+        "GET",
+        "/identity/v3/projects/{project_id}/tags/{tag}",
+        IN_PROJECT,
+        Empty,
+        "identity:get_project_tag: project user",
+    ),
+    r("PUT", "/identity/v3/projects/{project_id}/tags/{tag}", ADMIN, Empty, "identity:create_project_tag: admin"),
+    r("DELETE", "/identity/v3/projects/{project_id}/tags/{tag}", ADMIN, Empty, "identity:delete_project_tag: admin"),
+    r("DELETE", "/identity/v3/projects/{project_id}/tags", ADMIN, Empty, "identity:delete_project_tags: admin"),
+    r(
+        "GET",
+        "/identity/v3/system/users/{user_id}/roles",
+        ADMIN,
+        Empty,
+        "identity:list_system_grants_for_user: admin or system reader",
+    ),
+    r(
+        "GET",
+        "/identity/v3/system/users/{user_id}/roles/{role_id}",
+        ADMIN,
+        Empty,
+        "identity:check_system_grant_for_user: admin or system reader",
+    ),
+    r(
+        "PUT",
+        "/identity/v3/system/users/{user_id}/roles/{role_id}",
+        ADMIN,
+        Empty,
+        "identity:create_system_grant_for_user: admin",
+    ),
+    r(
+        "DELETE",
+        "/identity/v3/system/users/{user_id}/roles/{role_id}",
+        ADMIN,
+        Empty,
+        "identity:revoke_system_grant_for_user: admin (a fresh victim's grant)",
+    ),
     r("GET", "/identity/v3/roles", ADMIN, Empty, "identity:list_roles: admin"),
+    r("POST", "/identity/v3/roles", ADMIN, Json("{}"), "identity:create_role: admin"),
+    r("DELETE", "/identity/v3/roles/{role_id}", ADMIN, Empty, "identity:delete_role: admin (a fresh victim role)"),
     r("GET", "/identity/v3/roles/{role_id}", ADMIN, Empty, "identity:get_role: admin"),
     r("GET", "/identity/v3/role_assignments", ADMIN, Empty, "identity:list_role_assignments: admin"),
     r(
@@ -1779,6 +1851,12 @@ struct World {
     active_image: String,
     victim_project: String,
     victim_user: String,
+    /// An application credential of the member.
+    app_cred: String,
+    /// A role nobody needs (the role delete row's target).
+    victim_role: String,
+    /// An application credential of the victim user.
+    victim_app_cred: String,
     /// A token of the owning project's member.
     subject: String,
     /// A key pair name every caller has one of (key pairs are per user).
@@ -1857,6 +1935,27 @@ async fn world(e: &Env) -> World {
     .await
     .expect("victim user");
     e.ds.assignment_put(&victim_user, &demo, &e.member_role).await.expect("victim grant");
+    // Application credentials of the member and of the victim, a tag on
+    // `demo`, and system grants for both, for the identity rows that read or delete them.
+    let cred = |user: &str| stratus_db::AppCredRow {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        user_id: user.to_string(),
+        project_id: demo.clone(),
+        name: format!("policy-{}", uuid::Uuid::new_v4().simple()),
+        description: None,
+        secret_hash: "!".into(),
+        role_ids: format!("[\"{}\"]", e.member_role),
+        expires_at: None,
+        unrestricted: false,
+    };
+    let (app_cred, victim_app_cred) = (cred(&e.member.user_id), cred(&victim_user));
+    let victim_role = uuid::Uuid::new_v4().simple().to_string();
+    e.ds.role_create(&victim_role, &format!("victim-{victim_role}")).await.expect("victim role");
+    e.ds.app_cred_create(&app_cred).await.expect("app cred");
+    e.ds.app_cred_create(&victim_app_cred).await.expect("victim app cred");
+    e.ds.project_tag_add(&demo, "t", 80).await.expect("project tag");
+    e.ds.system_grant_put(&e.member.user_id, &e.member_role).await.expect("system grant");
+    e.ds.system_grant_put(&victim_user, &e.member_role).await.expect("victim system grant");
     let subject = e.state.identity.reissue(&e.member, &e.member_token).await.expect("subject token").token;
     let keypair = format!("kp-{}", uuid::Uuid::new_v4().simple());
     for user in &e.users {
@@ -2005,6 +2104,9 @@ async fn world(e: &Env) -> World {
         active_image,
         victim_project,
         victim_user,
+        app_cred: app_cred.id,
+        victim_role,
+        victim_app_cred: victim_app_cred.id,
         subject,
         keypair,
     }
@@ -2115,8 +2217,11 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
                 w.victim_project.clone()
             }
             (_, "{project_id}") => e.member.project_id.clone(),
+            (_, "{app_cred_id}") if identity_delete => w.victim_app_cred.clone(),
+            (_, "{app_cred_id}") => w.app_cred.clone(),
             (_, "{user_id}") if identity_delete => w.victim_user.clone(),
             (_, "{user_id}") => e.member.user_id.clone(),
+            (_, "{role_id}") if identity_delete && template == "/identity/v3/roles/{role_id}" => w.victim_role.clone(),
             (_, "{role_id}") => e.member_role.clone(),
             (_, "{domain_id}") => stratus_api::identity::DEFAULT_DOMAIN_ID.into(),
             (_, "{service_id}") => service(),

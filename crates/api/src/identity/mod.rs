@@ -61,6 +61,8 @@ pub struct Project {
     pub description: String,
     /// Disabled projects cannot get tokens.
     pub enabled: bool,
+    /// Its tags, sorted.
+    pub tags: Vec<String>,
 }
 
 /// A user as the identity service returns it: never its password hash.
@@ -127,4 +129,40 @@ pub struct TokenInfo<'a> {
     pub issued_at: chrono::DateTime<chrono::Utc>,
     /// Expiry time.
     pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// Scoped to the system (no project in the body).
+    pub system: bool,
+    /// The application credential it came from: `(id, name, restricted)`.
+    pub app_cred: Option<(&'a str, &'a str, bool)>,
+}
+
+/// An application credential as the identity service returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppCredential {
+    /// 32 hex digits.
+    pub id: String,
+    /// Unique per user.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Owner.
+    pub user_id: String,
+    /// The project its tokens are scoped to.
+    pub project_id: String,
+    /// The roles it carries.
+    pub roles: Vec<Role>,
+    /// When it stops working.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// May create application credentials and trusts.
+    pub unrestricted: bool,
+    /// The secret: only in the answer to its creation.
+    pub secret: Option<String>,
+}
+
+/// A role of a user on the system.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SystemAssignment {
+    /// User id.
+    pub user_id: String,
+    /// The role.
+    pub role: Role,
 }

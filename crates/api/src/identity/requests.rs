@@ -40,6 +40,25 @@ pub struct IdentityBody {
     /// Token credentials.
     #[serde(default)]
     pub token: Option<TokenMethod>,
+    /// Application credential credentials.
+    #[serde(default)]
+    pub application_credential: Option<AppCredMethod>,
+}
+
+/// The `application_credential` method: by id, or by name and its user.
+#[derive(Debug, Deserialize)]
+pub struct AppCredMethod {
+    /// Credential id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Credential name (needs `user`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The owner, by id or by name (and domain), when named.
+    #[serde(default)]
+    pub user: Option<Value>,
+    /// The secret.
+    pub secret: String,
 }
 
 /// The `password` method.
@@ -87,6 +106,27 @@ pub enum AuthMethod {
         /// The token.
         id: String,
     },
+    /// An application credential: by id, or by name and its owner (id or name).
+    AppCred {
+        /// Which credential.
+        cred: AppCredName,
+        /// The secret.
+        secret: String,
+    },
+}
+
+/// How an application credential is named at authentication.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppCredName {
+    /// By id.
+    Id(String),
+    /// By name, with its owner's id or name.
+    Name {
+        /// Credential name.
+        name: String,
+        /// Owner id or name.
+        user: String,
+    },
 }
 
 impl AuthMethod {
@@ -95,6 +135,7 @@ impl AuthMethod {
         match self {
             Self::Password { .. } => "password",
             Self::Token { .. } => "token",
+            Self::AppCred { .. } => "application_credential",
         }
     }
 }
@@ -108,6 +149,8 @@ pub enum ScopeRequest {
     ProjectId(String),
     /// By name (in the default domain).
     ProjectName(String),
+    /// The system (`{"system": {"all": true}}`).
+    System,
 }
 
 /// A checked `POST /auth/tokens` request.
@@ -145,6 +188,35 @@ impl TryFrom<AuthRequest> for TokenRequest {
         } else if has("token") {
             let t = ident.token.ok_or_else(|| RequestError::bad("Expecting to find token in identity."))?;
             AuthMethod::Token { id: t.id }
+        } else if has("application_credential") {
+            let a = ident
+                .application_credential
+                .ok_or_else(|| RequestError::bad("Expecting to find application_credential in identity."))?;
+            let cred = match (a.id.filter(|s| !s.is_empty()), a.name.filter(|s| !s.is_empty())) {
+                (Some(id), _) => AppCredName::Id(id),
+                (None, Some(name)) => {
+                    let u = a.user.as_ref().and_then(Value::as_object).ok_or_else(|| {
+                        RequestError::bad("Expecting to find user in application_credential when it is named.")
+                    })?;
+                    let user = match (u.get("id").and_then(Value::as_str), u.get("name").and_then(Value::as_str)) {
+                        (Some(id), _) if !id.is_empty() => id.to_string(),
+                        (_, Some(n)) if !n.is_empty() => {
+                            if let Some(d) = u.get("domain")
+                                && !domain_is_default(d)?
+                            {
+                                return Err(RequestError::Unauthenticated);
+                            }
+                            n.to_string()
+                        }
+                        _ => return Err(RequestError::bad("Expecting to find id or name in user.")),
+                    };
+                    AppCredName::Name { name, user }
+                }
+                (None, None) => {
+                    return Err(RequestError::bad("Expecting to find id or name in application_credential."));
+                }
+            };
+            AuthMethod::AppCred { cred, secret: a.secret }
         } else if ident.methods.is_empty() {
             return Err(RequestError::bad("Expecting to find methods in identity."));
         } else {
@@ -180,7 +252,13 @@ fn parse_scope(scope: Option<&Value>) -> Result<ScopeRequest, RequestError> {
         }
         return Err(RequestError::bad("Expecting to find id or name in project."));
     }
-    if m.contains_key("domain") || m.contains_key("system") || m.contains_key("OS-TRUST:trust") {
+    if let Some(sys) = m.get("system") {
+        if sys.get("all").and_then(Value::as_bool) == Some(true) {
+            return Ok(ScopeRequest::System);
+        }
+        return Err(RequestError::Unauthenticated);
+    }
+    if m.contains_key("domain") || m.contains_key("OS-TRUST:trust") {
         return Err(RequestError::Unauthenticated);
     }
     if m.is_empty() {
@@ -246,7 +324,7 @@ pub struct ProjectCreate {
     /// Only false.
     #[serde(default)]
     pub is_domain: Option<bool>,
-    /// Only empty (tags are not stored).
+    /// Tags (Keystone's limits apply).
     #[serde(default)]
     pub tags: Option<Vec<String>>,
 }
@@ -324,6 +402,14 @@ impl ProjectUpdate {
         Ok(Self { attributes: wrapped(body, "project")? })
     }
 
+    /// The requested `tags` (replacing the project's), if any; 400 unless a list of strings.
+    pub fn tags(&self) -> Option<Result<Vec<String>, RequestError>> {
+        self.attributes.get("tags").map(|t| {
+            serde_json::from_value(t.clone())
+                .map_err(|_| RequestError::bad("Invalid input for field 'tags': expected a list of strings."))
+        })
+    }
+
     /// Attributes that would change `current`, in Keystone's order.
     pub fn changed(&self, current: &Project) -> Vec<&'static str> {
         let keys = ["name", "description", "enabled", "domain_id", "parent_id", "is_domain", "tags", "options"];
@@ -384,6 +470,14 @@ pub struct ProjectFilter {
     pub name: Option<String>,
     /// Enabled flag.
     pub enabled: Option<bool>,
+    /// `tags`: every one of these.
+    pub tags: Vec<String>,
+    /// `tags-any`: at least one of these.
+    pub tags_any: Vec<String>,
+    /// `not-tags`: not all of these.
+    pub not_tags: Vec<String>,
+    /// `not-tags-any`: none of these.
+    pub not_tags_any: Vec<String>,
     /// A domain, parent or `is_domain` filter no project here can match.
     pub matches_nothing: bool,
 }
@@ -394,17 +488,102 @@ impl ProjectFilter {
         Self {
             name: q.get("name").cloned(),
             enabled: q.get("enabled").map(|e| query_bool(e)),
+            tags: comma_list(q.get("tags")),
+            tags_any: comma_list(q.get("tags-any")),
+            not_tags: comma_list(q.get("not-tags")),
+            not_tags_any: comma_list(q.get("not-tags-any")),
             matches_nothing: q.get("domain_id").is_some_and(|d| d != DEFAULT_DOMAIN_ID)
                 || q.get("parent_id").is_some_and(|d| d != DEFAULT_DOMAIN_ID)
                 || q.get("is_domain").is_some_and(|v| query_bool(v)),
         }
     }
 
-    /// Does `p` pass the filter?
+    /// Does `p` pass the filter? Tag filters combine as Keystone's:
+    /// `tags` all present, `tags-any` one present, `not-tags` not all
+    /// present, `not-tags-any` none present.
     pub fn matches(&self, p: &Project) -> bool {
+        let has = |t: &String| p.tags.contains(t);
         !self.matches_nothing
             && self.name.as_ref().is_none_or(|n| *n == p.name)
             && self.enabled.is_none_or(|e| e == p.enabled)
+            && self.tags.iter().all(has)
+            && (self.tags_any.is_empty() || self.tags_any.iter().any(has))
+            && (self.not_tags.is_empty() || !self.not_tags.iter().all(has))
+            && !self.not_tags_any.iter().any(has)
+    }
+}
+
+/// A comma-separated query value as its non-empty items.
+fn comma_list(v: Option<&String>) -> Vec<String> {
+    v.map(|v| v.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+}
+
+/// `POST /users/{id}/application_credentials` body (inside
+/// `{"application_credential": ...}`); the service checks the values.
+#[derive(Debug, Default, Deserialize)]
+pub struct AppCredCreate {
+    /// Required; unique per user.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Absent: one is generated.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// ISO 8601 time, or null for never.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// `[{"id": ..}]` or `[{"name": ..}]`; absent or empty: all of the caller's roles on the project.
+    #[serde(default)]
+    pub roles: Option<Vec<Value>>,
+    /// May create application credentials and trusts (default false).
+    #[serde(default)]
+    pub unrestricted: Option<bool>,
+    /// Access rules (not supported: only absent or empty).
+    #[serde(default)]
+    pub access_rules: Option<Vec<Value>>,
+}
+
+impl AppCredCreate {
+    /// Read a parsed JSON body.
+    pub fn from_body(body: Value) -> Result<Self, RequestError> {
+        typed(wrapped(body, "application_credential")?, "application_credential")
+    }
+}
+
+/// `POST /roles` body (inside `{"role": ...}`); the service checks the values.
+#[derive(Debug, Default, Deserialize)]
+pub struct RoleCreate {
+    /// Required; unique.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Only null (global roles).
+    #[serde(default)]
+    pub domain_id: Option<String>,
+    /// Accepted, not stored.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl RoleCreate {
+    /// Read a parsed JSON body.
+    pub fn from_body(body: Value) -> Result<Self, RequestError> {
+        typed(wrapped(body, "role")?, "role")
+    }
+}
+
+/// `PUT /projects/{id}/tags` body: `{"tags": [...]}`.
+#[derive(Debug, Default, Deserialize)]
+pub struct TagsReplace {
+    /// The new tags (the service checks them).
+    pub tags: Vec<String>,
+}
+
+impl TagsReplace {
+    /// Read a parsed JSON body.
+    pub fn from_body(body: Value) -> Result<Self, RequestError> {
+        serde_json::from_value(body).map_err(|e| RequestError::bad(format!("Invalid input for field 'tags': {e}")))
     }
 }
 
@@ -462,7 +641,9 @@ pub struct AssignmentFilter {
     pub role_id: Option<String>,
     /// `include_names`: add user, project and role names.
     pub include_names: bool,
-    /// Group, domain, system or inherited filters: nothing of the kind exists here.
+    /// `scope.system`: only assignments on the system.
+    pub system: bool,
+    /// Group, domain or inherited filters: nothing of the kind exists here.
     pub matches_nothing: bool,
 }
 
@@ -474,7 +655,8 @@ impl AssignmentFilter {
             project_id: q.get("scope.project.id").cloned(),
             role_id: q.get("role.id").cloned(),
             include_names: q.get("include_names").is_some_and(|v| query_bool(v)),
-            matches_nothing: ["group.id", "scope.domain.id", "scope.system", "scope.OS-INHERIT:inherited_to"]
+            system: q.contains_key("scope.system"),
+            matches_nothing: ["group.id", "scope.domain.id", "scope.OS-INHERIT:inherited_to"]
                 .iter()
                 .any(|k| q.contains_key(*k)),
         }
@@ -527,6 +709,7 @@ mod tests {
             domain_id: "default".into(),
             description: String::new(),
             enabled: true,
+            tags: Vec::new(),
         };
         let u = ProjectUpdate::from_body(
             json!({ "project": { "name": "web", "description": null, "tags": [], "enabled": false, "options": {"a": 1} } }),

@@ -2,8 +2,8 @@
 //! from the public URL the clients reach Stratus at.
 
 use super::{
-    API_UPDATED, API_VERSION, DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, Project, REGION, Role, RoleAssignment, TokenInfo,
-    User, catalog,
+    API_UPDATED, API_VERSION, AppCredential, DEFAULT_DOMAIN_ID, DEFAULT_DOMAIN_NAME, Project, REGION, Role,
+    RoleAssignment, SystemAssignment, TokenInfo, User, catalog,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
@@ -78,7 +78,7 @@ impl Project {
             "enabled": self.enabled,
             "is_domain": false,
             "parent_id": self.domain_id,
-            "tags": [],
+            "tags": self.tags,
             "options": {},
         });
         match v {
@@ -174,14 +174,66 @@ pub fn token_view(public_url: &str, t: &TokenInfo<'_>, with_catalog: bool) -> Va
         "audit_ids": [t.audit_id],
         "expires_at": iso(t.expires_at),
         "issued_at": iso(t.issued_at),
-        "project": { "domain": default_domain_ref(), "id": t.project_id, "name": t.project_name },
         "is_domain": false,
         "roles": roles,
     });
+    if t.system {
+        put(&mut token, "system", json!({ "all": true }));
+    } else {
+        put(
+            &mut token,
+            "project",
+            json!({ "domain": default_domain_ref(), "id": t.project_id, "name": t.project_name }),
+        );
+    }
+    if let Some((id, name, restricted)) = t.app_cred {
+        put(&mut token, "application_credential", json!({ "id": id, "name": name, "restricted": restricted }));
+    }
     if with_catalog {
         put(&mut token, "catalog", catalog(public_url, t.project_id));
     }
     json!({ "token": token })
+}
+
+/// Keystone's rendering of an application credential's expiry: the
+/// naive ISO 8601 time it was given, microseconds, no zone.
+pub fn app_cred_expiry(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+}
+
+/// An application credential (`secret` only when just created).
+pub fn app_cred_view(public_url: &str, a: &AppCredential) -> Value {
+    let roles: Vec<Value> = a.roles.iter().map(|r| json!({ "id": r.id, "name": r.name, "domain_id": null })).collect();
+    let mut v = json!({
+        "id": a.id,
+        "name": a.name,
+        "description": a.description,
+        "user_id": a.user_id,
+        "project_id": a.project_id,
+        "roles": roles,
+        "expires_at": a.expires_at.map(app_cred_expiry),
+        "unrestricted": a.unrestricted,
+        "access_rules": [],
+        "links": { "self": format!("{}/users/{}/application_credentials/{}", v3_url(public_url), a.user_id, a.id) },
+    });
+    if let Some(s) = &a.secret {
+        put(&mut v, "secret", json!(s));
+    }
+    v
+}
+
+/// A role assignment on the system, as `/role_assignments` lists it.
+pub fn system_assignment_view(public_url: &str, a: &SystemAssignment, include_names: bool) -> Value {
+    let mut role = json!({ "id": a.role.id });
+    if include_names {
+        put(&mut role, "name", json!(a.role.name));
+    }
+    json!({
+        "role": role,
+        "user": { "id": a.user_id },
+        "scope": { "system": { "all": true } },
+        "links": { "assignment": format!("{}/system/users/{}/roles/{}", v3_url(public_url), a.user_id, a.role.id) },
+    })
 }
 
 /// The single region.

@@ -33,6 +33,8 @@ fn ctx(roles: &[&str]) -> AuthContext {
         audit_id: "a".into(),
         issued_at: now,
         expires_at: now + chrono::Duration::hours(1),
+        system_scope: false,
+        app_cred: None,
     }
 }
 

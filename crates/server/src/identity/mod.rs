@@ -66,8 +66,24 @@ type IdResult<T> = Result<T, IdentityError>;
         update_user,
         delete_user,
         user_projects,
+        list_app_creds,
+        create_app_cred,
+        get_app_cred,
+        delete_app_cred,
+        list_project_tags,
+        replace_project_tags,
+        clear_project_tags,
+        check_project_tag,
+        add_project_tag,
+        delete_project_tag,
+        list_system_grants,
+        check_system_grant,
+        put_system_grant,
+        delete_system_grant,
         list_roles,
+        create_role,
         get_role,
+        delete_role,
         list_role_assignments,
         list_domains,
         get_domain,
@@ -102,8 +118,26 @@ pub fn routes(state: AppState) -> Router {
         .route("/identity/v3/users", get(list_users).post(create_user))
         .route("/identity/v3/users/{user_id}", get(get_user).patch(update_user).delete(delete_user))
         .route("/identity/v3/users/{user_id}/projects", get(user_projects))
-        .route("/identity/v3/roles", get(list_roles))
-        .route("/identity/v3/roles/{role_id}", get(get_role))
+        .route("/identity/v3/users/{user_id}/application_credentials", get(list_app_creds).post(create_app_cred))
+        .route(
+            "/identity/v3/users/{user_id}/application_credentials/{app_cred_id}",
+            get(get_app_cred).delete(delete_app_cred),
+        )
+        .route(
+            "/identity/v3/projects/{project_id}/tags",
+            get(list_project_tags).put(replace_project_tags).delete(clear_project_tags),
+        )
+        .route(
+            "/identity/v3/projects/{project_id}/tags/{tag}",
+            get(check_project_tag).put(add_project_tag).delete(delete_project_tag),
+        )
+        .route("/identity/v3/system/users/{user_id}/roles", get(list_system_grants))
+        .route(
+            "/identity/v3/system/users/{user_id}/roles/{role_id}",
+            get(check_system_grant).put(put_system_grant).delete(delete_system_grant),
+        )
+        .route("/identity/v3/roles", get(list_roles).post(create_role))
+        .route("/identity/v3/roles/{role_id}", get(get_role).delete(delete_role))
         .route("/identity/v3/role_assignments", get(list_role_assignments))
         .route("/identity/v3/domains", get(list_domains))
         .route("/identity/v3/domains/{domain_id}", get(get_domain))
@@ -189,6 +223,7 @@ fn list(st: &AppState, key: &str, path: &str, items: Vec<Value>) -> Json<Value> 
 
 /// The token view of a context.
 fn token_body(st: &AppState, ctx: &AuthContext, method: &str, with_catalog: bool) -> Value {
+    let method = if ctx.app_cred.is_some() { "application_credential" } else { method };
     let methods = [method];
     let info = TokenInfo {
         methods: &methods,
@@ -200,6 +235,8 @@ fn token_body(st: &AppState, ctx: &AuthContext, method: &str, with_catalog: bool
         audit_id: &ctx.audit_id,
         issued_at: ctx.issued_at,
         expires_at: ctx.expires_at,
+        system: ctx.system_scope,
+        app_cred: ctx.app_cred.as_ref().map(|a| (a.id.as_str(), a.name.as_str(), a.restricted)),
     };
     ks::token_view(&st.public_url, &info, with_catalog)
 }
@@ -434,6 +471,26 @@ async fn get_role(State(st): State<AppState>, Caller(caller): Caller, Ids(id): I
     Ok(Json(json!({ "role": ks::role_view(&st.public_url, &r) })))
 }
 
+/// `POST /roles` (admin): a global role.
+#[utoipa::path(post, path = "/identity/v3/roles", tag = "roles", request_body = s::RoleCreate, responses((status = 201, description = "Created", body = s::RoleBody), (status = 400, description = "Invalid body, or a domain-specific role"), (status = 403, description = "Admins only"), (status = 409, description = "Name taken")))]
+async fn create_role(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    body: Bytes,
+) -> IdResult<(StatusCode, Json<Value>)> {
+    enforce(&caller, Action::CreateRole)?;
+    let req = ks::RoleCreate::from_body(parse_json(&body)?)?;
+    let r = st.identity.create_role(&caller, req).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "role": ks::role_view(&st.public_url, &r) }))))
+}
+
+/// `DELETE /roles/{id}` (admin): with every assignment of it; not the standard roles.
+#[utoipa::path(delete, path = "/identity/v3/roles/{role_id}", tag = "roles", params(("role_id" = String, Path, description = "Role id")), responses((status = 204, description = "Deleted with its assignments"), (status = 400, description = "A standard role (admin, manager, member, reader)"), (status = 403, description = "Admins only"), (status = 404, description = "Unknown role")))]
+async fn delete_role(State(st): State<AppState>, Caller(caller): Caller, Ids(id): Ids<String>) -> IdResult<StatusCode> {
+    st.identity.delete_role(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `GET`/`HEAD /projects/{p}/users/{u}/roles/{r}` (admin): 204 if granted, else 404.
 #[utoipa::path(get, path = "/identity/v3/projects/{project_id}/users/{user_id}/roles/{role_id}", tag = "roles", params(("project_id" = String, Path, description = "Project id"), ("user_id" = String, Path, description = "User id"), ("role_id" = String, Path, description = "Role id")), responses((status = 204, description = "Granted"), (status = 403, description = "Admins only"), (status = 404, description = "Not granted, or unknown project, user or role")))]
 async fn check_grant(
@@ -489,8 +546,188 @@ async fn list_role_assignments(
 ) -> IdResult<Json<Value>> {
     let filter = ks::AssignmentFilter::from_query(&q);
     let rows = st.identity.list_role_assignments(&caller, &filter).await?;
-    let views = rows.iter().map(|a| ks::assignment_view(&st.public_url, a, filter.include_names)).collect();
+    let system = st.identity.list_system_role_assignments(&caller, &filter).await?;
+    let views = rows
+        .iter()
+        .map(|a| ks::assignment_view(&st.public_url, a, filter.include_names))
+        .chain(system.iter().map(|a| ks::system_assignment_view(&st.public_url, a, filter.include_names)))
+        .collect();
     Ok(list(&st, "role_assignments", "role_assignments", views))
+}
+
+// ---------------------------------------------------------------------------
+// Application credentials.
+
+/// `GET /users/{id}/application_credentials` (the user, admins, system readers), filter `name`.
+#[utoipa::path(get, path = "/identity/v3/users/{user_id}/application_credentials", tag = "application credentials", params(("user_id" = String, Path, description = "User id"), ("name" = Option<String>, Query, description = "Exact name")), responses((status = 200, description = "The user's application credentials (no secrets)", body = s::AppCredList), (status = 403, description = "Not the user, not admin"), (status = 404, description = "Unknown user")))]
+async fn list_app_creds(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids(user): Ids<String>,
+    Params(q): Params,
+) -> IdResult<Json<Value>> {
+    let creds = st.identity.list_app_creds(&caller, &user, q.get("name").map(String::as_str)).await?;
+    let views = creds.iter().map(|a| ks::app_cred_view(&st.public_url, a)).collect();
+    Ok(list(&st, "application_credentials", &format!("users/{user}/application_credentials"), views))
+}
+
+/// `POST /users/{id}/application_credentials`: the user itself, on its token's project.
+#[utoipa::path(post, path = "/identity/v3/users/{user_id}/application_credentials", tag = "application credentials", params(("user_id" = String, Path, description = "User id (the caller)")), request_body = s::AppCredCreate, responses((status = 201, description = "Created; the secret is shown only here", body = s::AppCredBody), (status = 400, description = "Invalid body"), (status = 403, description = "Not the user, or a restricted application credential's token"), (status = 404, description = "A role the caller does not have on the project"), (status = 409, description = "Name taken")))]
+async fn create_app_cred(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids(user): Ids<String>,
+    body: Bytes,
+) -> IdResult<(StatusCode, Json<Value>)> {
+    enforce(&caller, Action::CreateAppCred { user_id: &user })?;
+    let req = ks::AppCredCreate::from_body(parse_json(&body)?)?;
+    let a = st.identity.create_app_cred(&caller, &user, req).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "application_credential": ks::app_cred_view(&st.public_url, &a) }))))
+}
+
+/// `GET /users/{id}/application_credentials/{id}`: never the secret.
+#[utoipa::path(get, path = "/identity/v3/users/{user_id}/application_credentials/{app_cred_id}", tag = "application credentials", params(("user_id" = String, Path, description = "User id"), ("app_cred_id" = String, Path, description = "Application credential id")), responses((status = 200, description = "The application credential", body = s::AppCredBody), (status = 403, description = "Not the user, not admin"), (status = 404, description = "Unknown user or credential")))]
+async fn get_app_cred(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids((user, id)): Ids<(String, String)>,
+) -> IdResult<Json<Value>> {
+    let a = st.identity.get_app_cred(&caller, &user, &id).await?;
+    Ok(Json(json!({ "application_credential": ks::app_cred_view(&st.public_url, &a) })))
+}
+
+/// `DELETE /users/{id}/application_credentials/{id}`: its tokens stop working.
+#[utoipa::path(delete, path = "/identity/v3/users/{user_id}/application_credentials/{app_cred_id}", tag = "application credentials", params(("user_id" = String, Path, description = "User id"), ("app_cred_id" = String, Path, description = "Application credential id")), responses((status = 204, description = "Deleted; its tokens are revoked"), (status = 403, description = "Not the user, not admin, or a restricted application credential's token"), (status = 404, description = "Unknown user or credential")))]
+async fn delete_app_cred(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids((user, id)): Ids<(String, String)>,
+) -> IdResult<StatusCode> {
+    st.identity.delete_app_cred(&caller, &user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------------------
+// Project tags.
+
+/// `GET /projects/{id}/tags`: admins, system readers, or a caller scoped to it.
+#[utoipa::path(get, path = "/identity/v3/projects/{project_id}/tags", tag = "projects", params(("project_id" = String, Path, description = "Project id")), responses((status = 200, description = "The project's tags", body = s::TagList), (status = 403, description = "Not admin and not scoped to it"), (status = 404, description = "Unknown project")))]
+async fn list_project_tags(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids(id): Ids<String>,
+) -> IdResult<Json<Value>> {
+    Ok(Json(json!({ "tags": st.identity.project_tags(&caller, &id).await? })))
+}
+
+/// `PUT /projects/{id}/tags` (admin): replace every tag.
+#[utoipa::path(put, path = "/identity/v3/projects/{project_id}/tags", tag = "projects", params(("project_id" = String, Path, description = "Project id")), request_body = s::TagList, responses((status = 200, description = "The new tags", body = s::TagList), (status = 400, description = "A tag over 60 characters, with '/' or ',', repeated, or more than 80"), (status = 403, description = "Admins only"), (status = 404, description = "Unknown project")))]
+async fn replace_project_tags(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids(id): Ids<String>,
+    body: Bytes,
+) -> IdResult<Json<Value>> {
+    enforce(&caller, Action::UpdateProjectTags)?;
+    let req = ks::TagsReplace::from_body(parse_json(&body)?)?;
+    Ok(Json(json!({ "tags": st.identity.replace_project_tags(&caller, &id, req.tags).await? })))
+}
+
+/// `DELETE /projects/{id}/tags` (admin): remove every tag.
+#[utoipa::path(delete, path = "/identity/v3/projects/{project_id}/tags", tag = "projects", params(("project_id" = String, Path, description = "Project id")), responses((status = 204, description = "No tags left"), (status = 403, description = "Admins only"), (status = 404, description = "Unknown project")))]
+async fn clear_project_tags(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids(id): Ids<String>,
+) -> IdResult<StatusCode> {
+    st.identity.clear_project_tags(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET`/`HEAD /projects/{id}/tags/{tag}`: 204 if the project has it, else 404.
+#[utoipa::path(get, path = "/identity/v3/projects/{project_id}/tags/{tag}", tag = "projects", params(("project_id" = String, Path, description = "Project id"), ("tag" = String, Path, description = "Tag")), responses((status = 204, description = "The project has it"), (status = 403, description = "Not admin and not scoped to it"), (status = 404, description = "Unknown project, or no such tag")))]
+async fn check_project_tag(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids((id, tag)): Ids<(String, String)>,
+) -> IdResult<StatusCode> {
+    st.identity.check_project_tag(&caller, &id, &tag).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /projects/{id}/tags/{tag}` (admin): add one tag (idempotent).
+#[utoipa::path(put, path = "/identity/v3/projects/{project_id}/tags/{tag}", tag = "projects", params(("project_id" = String, Path, description = "Project id"), ("tag" = String, Path, description = "Tag")), responses((status = 201, description = "The project has it"), (status = 400, description = "A tag over 60 characters, with '/' or ',', or an 81st tag"), (status = 403, description = "Admins only"), (status = 404, description = "Unknown project")))]
+async fn add_project_tag(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids((id, tag)): Ids<(String, String)>,
+) -> IdResult<Response> {
+    st.identity.add_project_tag(&caller, &id, &tag).await?;
+    let location = format!("{}/projects/{id}/tags/{tag}", ks::v3_url(&st.public_url));
+    let mut resp = StatusCode::CREATED.into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(axum::http::header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// `DELETE /projects/{id}/tags/{tag}` (admin): 404 if the project lacks it.
+#[utoipa::path(delete, path = "/identity/v3/projects/{project_id}/tags/{tag}", tag = "projects", params(("project_id" = String, Path, description = "Project id"), ("tag" = String, Path, description = "Tag")), responses((status = 204, description = "Removed"), (status = 403, description = "Admins only"), (status = 404, description = "Unknown project, or no such tag")))]
+async fn delete_project_tag(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids((id, tag)): Ids<(String, String)>,
+) -> IdResult<StatusCode> {
+    st.identity.delete_project_tag(&caller, &id, &tag).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------------------
+// Role assignments on the system.
+
+/// `GET /system/users/{u}/roles` (admins, system readers).
+#[utoipa::path(get, path = "/identity/v3/system/users/{user_id}/roles", tag = "roles", params(("user_id" = String, Path, description = "User id")), responses((status = 200, description = "The user's roles on the system", body = s::RoleList), (status = 403, description = "Admins and system readers only"), (status = 404, description = "Unknown user")))]
+async fn list_system_grants(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids(u): Ids<String>,
+) -> IdResult<Json<Value>> {
+    let roles = st.identity.list_system_grants(&caller, &u).await?;
+    let views = roles.iter().map(|r| ks::role_view(&st.public_url, r)).collect();
+    Ok(list(&st, "roles", &format!("system/users/{u}/roles"), views))
+}
+
+/// `GET`/`HEAD /system/users/{u}/roles/{r}` (admins, system readers): 204 if granted, else 404.
+#[utoipa::path(get, path = "/identity/v3/system/users/{user_id}/roles/{role_id}", tag = "roles", params(("user_id" = String, Path, description = "User id"), ("role_id" = String, Path, description = "Role id")), responses((status = 204, description = "Granted"), (status = 403, description = "Admins and system readers only"), (status = 404, description = "Not granted, or unknown user or role")))]
+async fn check_system_grant(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids((u, r)): Ids<(String, String)>,
+) -> IdResult<StatusCode> {
+    st.identity.check_system_grant(&caller, &u, &r).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /system/users/{u}/roles/{r}` (admin): grant on the system (idempotent).
+#[utoipa::path(put, path = "/identity/v3/system/users/{user_id}/roles/{role_id}", tag = "roles", params(("user_id" = String, Path, description = "User id"), ("role_id" = String, Path, description = "Role id")), responses((status = 204, description = "Granted (idempotent)"), (status = 403, description = "Admins only"), (status = 404, description = "Unknown user or role")))]
+async fn put_system_grant(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids((u, r)): Ids<(String, String)>,
+) -> IdResult<StatusCode> {
+    st.identity.put_system_grant(&caller, &u, &r).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /system/users/{u}/roles/{r}` (admin): revoke; 404 if not granted.
+#[utoipa::path(delete, path = "/identity/v3/system/users/{user_id}/roles/{role_id}", tag = "roles", params(("user_id" = String, Path, description = "User id"), ("role_id" = String, Path, description = "Role id")), responses((status = 204, description = "Revoked"), (status = 403, description = "Admins only"), (status = 404, description = "Not granted, or unknown user or role")))]
+async fn delete_system_grant(
+    State(st): State<AppState>,
+    Caller(caller): Caller,
+    Ids((u, r)): Ids<(String, String)>,
+) -> IdResult<StatusCode> {
+    st.identity.delete_system_grant(&caller, &u, &r).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 // ---------------------------------------------------------------------------

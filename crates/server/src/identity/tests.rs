@@ -598,7 +598,12 @@ async fn identity_invalid_admin_requests_are_4xx() {
         (Method::GET, "/identity/v3/roles/nope", None, StatusCode::NOT_FOUND),
         (Method::PUT, "/identity/v3/projects/a/users/b/roles/c", None, StatusCode::NOT_FOUND),
         (Method::GET, "/identity/v3/projects/a/users/b/roles", None, StatusCode::NOT_FOUND),
-        (Method::POST, "/identity/v3/roles", Some(json!({ "role": { "name": "x" } })), StatusCode::METHOD_NOT_ALLOWED),
+        (
+            Method::PATCH,
+            "/identity/v3/roles/nope",
+            Some(json!({ "role": { "name": "x" } })),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
     ];
     for (m, uri, body, want) in cases {
         let r = call(&e.app, m.clone(), uri, Some(&admin), None, body.clone()).await;
@@ -677,4 +682,349 @@ async fn with_an_external_keystone_down_calls_are_503_and_identity_is_404() {
     }
     let r = call(&app, Method::POST, "/identity/v3/auth/tokens", None, None, Some(json!({}))).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+/// `POST /auth/tokens` by application credential id and secret.
+fn app_cred_body(id: &str, secret: &str) -> Value {
+    json!({ "auth": { "identity": { "methods": ["application_credential"], "application_credential": { "id": id, "secret": secret } } } })
+}
+
+#[tokio::test]
+async fn identity_application_credentials_yield_scoped_tokens_until_deleted_or_the_role_goes() {
+    // Keystone's application credentials API (api-ref "Application credentials") and
+    // its `application_credential` auth method.
+    let e = env().await;
+    let (admin, _) = login(&e.app, "admin", "pw", "admin").await;
+    let (demo, body) = login(&e.app, "demo", "demopw", "demo").await;
+    let uid = body["token"]["user"]["id"].as_str().expect("user id").to_string();
+    let pid = body["token"]["project"]["id"].as_str().expect("project id").to_string();
+    let base = format!("/identity/v3/users/{uid}/application_credentials");
+
+    let r = call(
+        &e.app,
+        Method::POST,
+        &base,
+        Some(&demo),
+        None,
+        Some(json!({ "application_credential": { "name": "ci" } })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let created = &r.body["application_credential"];
+    let (id, secret) = (created["id"].as_str().expect("id").to_string(), created["secret"].as_str().expect("secret"));
+    let secret = secret.to_string();
+    assert_eq!((created["project_id"].as_str(), created["unrestricted"].as_bool()), (Some(pid.as_str()), Some(false)));
+    assert_eq!(created["roles"][0]["name"], "member", "default: all of the creator's roles");
+    assert!(created["expires_at"].is_null());
+    // The secret is shown once.
+    let r = call(&e.app, Method::GET, &format!("{base}/{id}"), Some(&demo), None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body["application_credential"].get("secret").is_none(), "{}", r.body);
+    let r = call(&e.app, Method::GET, &format!("{base}?name=ci"), Some(&demo), None, None).await;
+    assert_eq!(r.body["application_credentials"].as_array().map(Vec::len), Some(1));
+    let r = call(&e.app, Method::GET, &format!("{base}?name=other"), Some(&demo), None, None).await;
+    assert_eq!(r.body["application_credentials"].as_array().map(Vec::len), Some(0));
+    // Only the owner creates its credentials, even admins may not (Keystone's policy).
+    let r = call(
+        &e.app,
+        Method::POST,
+        &base,
+        Some(&admin),
+        None,
+        Some(json!({ "application_credential": { "name": "x" } })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Roles beyond the creator's, a past expiry, a taken name.
+    let r = call(
+        &e.app,
+        Method::POST,
+        &base,
+        Some(&demo),
+        None,
+        Some(json!({ "application_credential": { "name": "x", "roles": [{ "name": "admin" }] } })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let r = call(
+        &e.app,
+        Method::POST,
+        &base,
+        Some(&demo),
+        None,
+        Some(json!({ "application_credential": { "name": "x", "expires_at": "2001-01-01T00:00:00" } })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = call(
+        &e.app,
+        Method::POST,
+        &base,
+        Some(&demo),
+        None,
+        Some(json!({ "application_credential": { "name": "ci" } })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+
+    // The token: the credential's project and roles, and the credential in its body.
+    let r = call(&e.app, Method::POST, "/identity/v3/auth/tokens", None, None, Some(app_cred_body(&id, &secret))).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let t = &r.body["token"];
+    assert_eq!(t["methods"], json!(["application_credential"]));
+    assert_eq!((t["project"]["id"].as_str(), t["roles"][0]["name"].as_str()), (Some(pid.as_str()), Some("member")));
+    assert_eq!(t["application_credential"], json!({ "id": id, "name": "ci", "restricted": true }));
+    let ac_token = r.headers.get("x-subject-token").and_then(|v| v.to_str().ok()).expect("token").to_string();
+    // By name and user name too; a wrong secret is a 401.
+    let by_name = json!({ "auth": { "identity": { "methods": ["application_credential"], "application_credential": { "name": "ci", "user": { "name": "demo", "domain": { "id": "default" } }, "secret": secret } } } });
+    let r = call(&e.app, Method::POST, "/identity/v3/auth/tokens", None, None, Some(by_name)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = call(&e.app, Method::POST, "/identity/v3/auth/tokens", None, None, Some(app_cred_body(&id, "wrong"))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // A restricted credential's token may not make credentials.
+    let r = call(
+        &e.app,
+        Method::POST,
+        &base,
+        Some(&ac_token),
+        None,
+        Some(json!({ "application_credential": { "name": "y" } })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = call(&e.app, Method::GET, "/identity/v3/auth/projects", Some(&ac_token), None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // Deleting it ends its tokens and its logins.
+    let r = call(&e.app, Method::DELETE, &format!("{base}/{id}"), Some(&demo), None, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = call(&e.app, Method::GET, "/identity/v3/auth/projects", Some(&ac_token), None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = call(&e.app, Method::POST, "/identity/v3/auth/tokens", None, None, Some(app_cred_body(&id, &secret))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // An empty role list means all of the creator's roles, as Keystone reads it (the CLI sends `[]`).
+    let r = call(
+        &e.app,
+        Method::POST,
+        &base,
+        Some(&demo),
+        None,
+        Some(json!({ "application_credential": { "name": "cli", "roles": [] } })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["application_credential"]["roles"][0]["name"], "member");
+
+    // A given secret, unrestricted; the user losing the role deletes it (Keystone) and ends its tokens.
+    let r = call(
+        &e.app,
+        Method::POST,
+        &base,
+        Some(&demo),
+        None,
+        Some(json!({ "application_credential": { "name": "tf", "secret": "s3cret", "unrestricted": true } })),
+    )
+    .await;
+    assert_eq!((r.status, r.body["application_credential"]["secret"].as_str()), (StatusCode::CREATED, Some("s3cret")));
+    let id2 = r.body["application_credential"]["id"].as_str().expect("id").to_string();
+    let r =
+        call(&e.app, Method::POST, "/identity/v3/auth/tokens", None, None, Some(app_cred_body(&id2, "s3cret"))).await;
+    assert_eq!(r.body["token"]["application_credential"]["restricted"], false);
+    let tf_token = r.headers.get("x-subject-token").and_then(|v| v.to_str().ok()).expect("token").to_string();
+    let r = call(&e.app, Method::GET, "/identity/v3/roles?name=member", Some(&admin), None, None).await;
+    let member = r.body["roles"][0]["id"].as_str().expect("member role").to_string();
+    // Roles: admins create and delete them (Keystone's POST/DELETE /v3/roles), not the standard ones.
+    let r = call(
+        &e.app,
+        Method::POST,
+        "/identity/v3/roles",
+        Some(&admin),
+        None,
+        Some(json!({ "role": { "name": "auditor" } })),
+    )
+    .await;
+    assert_eq!((r.status, r.body["role"]["name"].as_str()), (StatusCode::CREATED, Some("auditor")), "{}", r.body);
+    let auditor = r.body["role"]["id"].as_str().expect("role id").to_string();
+    let r = call(
+        &e.app,
+        Method::POST,
+        "/identity/v3/roles",
+        Some(&admin),
+        None,
+        Some(json!({ "role": { "name": "auditor" } })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let r =
+        call(&e.app, Method::POST, "/identity/v3/roles", Some(&demo), None, Some(json!({ "role": { "name": "x" } })))
+            .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = call(&e.app, Method::DELETE, &format!("/identity/v3/roles/{member}"), Some(&admin), None, None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = call(&e.app, Method::DELETE, &format!("/identity/v3/roles/{auditor}"), Some(&admin), None, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = call(&e.app, Method::GET, &format!("/identity/v3/roles/{auditor}"), Some(&admin), None, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let grant = format!("/identity/v3/projects/{pid}/users/{uid}/roles/{member}");
+    assert_eq!(call(&e.app, Method::DELETE, &grant, Some(&admin), None, None).await.status, StatusCode::NO_CONTENT);
+    let r = call(&e.app, Method::GET, "/identity/v3/auth/projects", Some(&tf_token), None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = call(&e.app, Method::GET, &format!("{base}/{id2}"), Some(&admin), None, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn identity_project_tags_and_tag_filters() {
+    // Keystone's project tags (api-ref "Projects": tags) and the tags/tags-any/not-tags/not-tags-any filters.
+    let e = env().await;
+    let (admin, _) = login(&e.app, "admin", "pw", "admin").await;
+    let (demo, body) = login(&e.app, "demo", "demopw", "demo").await;
+    let demo_pid = body["token"]["project"]["id"].as_str().expect("pid").to_string();
+    let api = |m: Method, path: String, b: Option<Value>| {
+        let (app, admin) = (e.app.clone(), admin.clone());
+        async move { call(&app, m, &format!("/identity/v3{path}"), Some(&admin), None, b).await }
+    };
+    let r =
+        api(Method::POST, "/projects".into(), Some(json!({ "project": { "name": "web", "tags": ["a", "b"] } }))).await;
+    assert_eq!((r.status, &r.body["project"]["tags"]), (StatusCode::CREATED, &json!(["a", "b"])), "{}", r.body);
+    let pid = r.body["project"]["id"].as_str().expect("id").to_string();
+    assert_eq!(api(Method::PUT, format!("/projects/{pid}/tags/c"), None).await.status, StatusCode::CREATED);
+    assert_eq!(api(Method::PUT, format!("/projects/{pid}/tags/c"), None).await.status, StatusCode::CREATED);
+    assert_eq!(api(Method::GET, format!("/projects/{pid}/tags/c"), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(api(Method::GET, format!("/projects/{pid}/tags/z"), None).await.status, StatusCode::NOT_FOUND);
+    let r = api(Method::GET, format!("/projects/{pid}"), None).await;
+    assert_eq!(r.body["project"]["tags"], json!(["a", "b", "c"]));
+    let names = |q: &'static str| {
+        let api = &api;
+        async move {
+            let r = api(Method::GET, format!("/projects?{q}"), None).await;
+            assert_eq!(r.status, StatusCode::OK, "{q}");
+            r.body["projects"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .filter_map(|p| p["name"].as_str().map(String::from))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(names("tags=a,c").await, vec!["web"]);
+    assert_eq!(names("tags=a,z").await, Vec::<String>::new());
+    assert_eq!(names("tags-any=z,b").await, vec!["web"]);
+    assert!(!names("not-tags=a,b").await.contains(&"web".to_string()));
+    assert!(names("not-tags=a,z").await.contains(&"web".to_string()));
+    assert!(!names("not-tags-any=z,c").await.contains(&"web".to_string()));
+    assert!(names("not-tags-any=z").await.contains(&"admin".to_string()));
+    // Keystone's limits: 60 characters, no '/' or ',', at most 80 tags.
+    for bad in [
+        json!({ "tags": ["x".repeat(61)] }),
+        json!({ "tags": ["a,b"] }),
+        json!({ "tags": ["a/b"] }),
+        json!({ "tags": (0..81).map(|i| format!("t{i}")).collect::<Vec<_>>() }),
+        json!({ "tags": ["d", "d"] }),
+    ] {
+        let r = api(Method::PUT, format!("/projects/{pid}/tags"), Some(bad.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    assert_eq!(api(Method::PUT, format!("/projects/{pid}/tags/a,b"), None).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        api(Method::PUT, format!("/projects/{pid}/tags/{}", "y".repeat(61)), None).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let eighty: Vec<String> = (0..80).map(|i| format!("t{i}")).collect();
+    let r = api(Method::PUT, format!("/projects/{pid}/tags"), Some(json!({ "tags": eighty }))).await;
+    assert_eq!((r.status, r.body["tags"].as_array().map(Vec::len)), (StatusCode::OK, Some(80)));
+    assert_eq!(api(Method::PUT, format!("/projects/{pid}/tags/one-more"), None).await.status, StatusCode::BAD_REQUEST);
+    // Replace, delete one, delete all; PATCH replaces them too.
+    let r = api(Method::PUT, format!("/projects/{pid}/tags"), Some(json!({ "tags": ["p", "q"] }))).await;
+    assert_eq!(r.body["tags"], json!(["p", "q"]));
+    assert_eq!(api(Method::DELETE, format!("/projects/{pid}/tags/p"), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(api(Method::DELETE, format!("/projects/{pid}/tags/p"), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(api(Method::DELETE, format!("/projects/{pid}/tags"), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(api(Method::GET, format!("/projects/{pid}/tags"), None).await.body["tags"], json!([]));
+    let r = api(Method::PATCH, format!("/projects/{pid}"), Some(json!({ "project": { "tags": ["r"] } }))).await;
+    assert_eq!((r.status, &r.body["project"]["tags"]), (StatusCode::OK, &json!(["r"])), "{}", r.body);
+    // A member reads its own project's tags and changes none.
+    let r = call(&e.app, Method::GET, &format!("/identity/v3/projects/{demo_pid}/tags"), Some(&demo), None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r =
+        call(&e.app, Method::PUT, &format!("/identity/v3/projects/{demo_pid}/tags/x"), Some(&demo), None, None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn identity_system_scope_reader_reads_everything_and_writes_nothing() {
+    // Keystone's system role assignments (api-ref "System Role Assignments") and
+    // `{"system": {"all": true}}` scope; SYSTEM_READER may read, not write.
+    let e = env().await;
+    let (admin, _) = login(&e.app, "admin", "pw", "admin").await;
+    let api = |m: Method, path: String, b: Option<Value>| {
+        let (app, admin) = (e.app.clone(), admin.clone());
+        async move { call(&app, m, &format!("/identity/v3{path}"), Some(&admin), None, b).await }
+    };
+    let r =
+        api(Method::POST, "/users".into(), Some(json!({ "user": { "name": "auditor", "password": "audpw" } }))).await;
+    let uid = r.body["user"]["id"].as_str().expect("uid").to_string();
+    let reader = api(Method::GET, "/roles?name=reader".into(), None).await.body["roles"][0]["id"]
+        .as_str()
+        .expect("reader role")
+        .to_string();
+    let system_login = json!({ "auth": {
+        "identity": { "methods": ["password"], "password": { "user": { "name": "auditor", "domain": { "id": "default" }, "password": "audpw" } } },
+        "scope": { "system": { "all": true } },
+    } });
+    let r = call(&e.app, Method::POST, "/identity/v3/auth/tokens", None, None, Some(system_login.clone())).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "no role on the system yet");
+    let grant = format!("/system/users/{uid}/roles/{reader}");
+    assert_eq!(api(Method::GET, grant.clone(), None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(api(Method::PUT, grant.clone(), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(api(Method::GET, grant.clone(), None).await.status, StatusCode::NO_CONTENT);
+    let r = api(Method::GET, format!("/system/users/{uid}/roles"), None).await;
+    assert_eq!(r.body["roles"][0]["name"], "reader");
+    let r = api(Method::GET, "/role_assignments?scope.system=all".into(), None).await;
+    assert_eq!(r.body["role_assignments"][0]["scope"], json!({ "system": { "all": true } }), "{}", r.body);
+
+    let r = call(&e.app, Method::POST, "/identity/v3/auth/tokens", None, None, Some(system_login.clone())).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["token"]["system"], json!({ "all": true }));
+    assert!(r.body["token"].get("project").is_none());
+    assert_eq!(r.body["token"]["roles"][0]["name"], "reader");
+    let sys = r.headers.get("x-subject-token").and_then(|v| v.to_str().ok()).expect("token").to_string();
+    for path in [
+        "/identity/v3/projects",
+        "/identity/v3/users",
+        "/identity/v3/role_assignments",
+        "/compute/v2.1/servers?all_tenants=1",
+        "/compute/v2.1/flavors",
+    ] {
+        let r = call(&e.app, Method::GET, path, Some(&sys), None, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+    }
+    let r = call(
+        &e.app,
+        Method::POST,
+        "/identity/v3/projects",
+        Some(&sys),
+        None,
+        Some(json!({ "project": { "name": "x" } })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = call(&e.app, Method::PUT, &format!("/identity/v3{grant}"), Some(&sys), None, None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = call(
+        &e.app,
+        Method::POST,
+        "/compute/v2.1/flavors",
+        Some(&sys),
+        None,
+        Some(json!({ "flavor": { "name": "f", "ram": 1, "vcpus": 1, "disk": 1 } })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Revoking the system role ends the system token.
+    assert_eq!(api(Method::DELETE, grant.clone(), None).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(api(Method::DELETE, grant, None).await.status, StatusCode::NOT_FOUND);
+    let r = call(&e.app, Method::GET, "/identity/v3/projects", Some(&sys), None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }

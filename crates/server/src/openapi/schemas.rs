@@ -251,13 +251,13 @@ json_schemas! {
             },
         }},
     });
-    /// `PATCH /projects/{id}`: only values equal to the current ones are accepted.
+    /// `PATCH /projects/{id}`: `tags` replaced; other values only when equal to the current ones.
     ProjectUpdate => json!({
         "type": "object",
         "required": ["project"],
         "properties": {"project": {
             "type": "object",
-            "properties": {"name": {"type": "string"}, "description": {"type": "string"}, "enabled": {"type": "boolean"}},
+            "properties": {"name": {"type": "string"}, "description": {"type": "string"}, "enabled": {"type": "boolean"}, "tags": {"type": "array", "items": {"type": "string"}}},
         }},
     });
     /// A project.
@@ -335,6 +335,61 @@ json_schemas! {
     });
     /// `{"role": ...}`.
     RoleBody => wrapped("role", "Role");
+    /// `POST /roles`.
+    RoleCreate => json!({
+        "type": "object",
+        "required": ["role"],
+        "properties": {"role": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {"name": {"type": "string"}, "domain_id": {"type": "null"}, "description": {"type": ["string", "null"]}},
+        }},
+    });
+    /// `POST /users/{id}/application_credentials`.
+    AppCredCreate => json!({
+        "type": "object",
+        "required": ["application_credential"],
+        "properties": {"application_credential": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string"},
+                "description": {"type": ["string", "null"]},
+                "secret": {"type": ["string", "null"]},
+                "expires_at": {"type": ["string", "null"]},
+                "roles": {"type": "array", "items": {"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}}}},
+                "unrestricted": {"type": "boolean"},
+            },
+        }},
+    });
+    /// An application credential; `secret` only in the answer to its creation.
+    AppCred => json!({
+        "type": "object",
+        "required": ["id", "name", "user_id", "project_id", "roles", "expires_at", "unrestricted", "links"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "description": {"type": ["string", "null"]},
+            "user_id": {"type": "string"},
+            "project_id": {"type": "string"},
+            "roles": {"type": "array", "items": {"type": "object"}},
+            "expires_at": {"type": ["string", "null"]},
+            "unrestricted": {"type": "boolean"},
+            "access_rules": {"type": "array"},
+            "secret": {"type": "string"},
+            "links": ks_self_link(),
+        },
+    });
+    /// `{"application_credential": ...}`.
+    AppCredBody => wrapped("application_credential", "AppCred");
+    /// `{"application_credentials": [...], "links": ...}`.
+    AppCredList => ks_list("application_credentials", "AppCred");
+    /// `{"tags": [...]}`: a project's tags.
+    TagList => json!({
+        "type": "object",
+        "required": ["tags"],
+        "properties": {"tags": {"type": "array", "items": {"type": "string", "maxLength": 60}, "maxItems": 80}},
+    });
     /// `{"roles": [...], "links": ...}`.
     RoleList => ks_list("roles", "Role");
     /// A role assignment (names with `include_names`).
