@@ -33,6 +33,7 @@ mod quotas;
 mod servers;
 mod services;
 mod sql;
+mod volume_snapshots;
 mod volume_transfers;
 mod volume_types;
 mod volumes;
@@ -55,6 +56,7 @@ pub use qos_specs::*;
 pub use quotas::*;
 pub use servers::*;
 pub use services::*;
+pub use volume_snapshots::*;
 pub use volume_transfers::*;
 pub use volume_types::*;
 pub use volumes::*;
@@ -126,6 +128,8 @@ pub enum RowKind {
     MetadefNamespace,
     /// `metadef_items` (objects, properties, tags, resource-type associations).
     MetadefItem,
+    /// `volume_snapshots`.
+    Snapshot,
 }
 
 impl RowKind {
@@ -158,6 +162,7 @@ impl RowKind {
             Self::VolumeTransfer => "volume transfer",
             Self::QosSpec => "qos specs",
             Self::Encryption => "volume type encryption",
+            Self::Snapshot => "snapshot",
         }
     }
 }

@@ -56,6 +56,13 @@ pub enum Missing {
     },
     /// The encryption spec of a volume type (by type id).
     Encryption,
+    /// A volume snapshot (also another project's: no existence leak).
+    Snapshot,
+    /// A metadata key of the snapshot `snapshot`.
+    SnapshotMetadataKey {
+        /// The snapshot whose metadata lacks the key.
+        snapshot: String,
+    },
     /// A row the datastore did not find (the table it looked in).
     Row(RowKind),
 }
@@ -83,6 +90,8 @@ fn not_found_message(kind: &Missing, id: &str) -> String {
         Missing::QosSpec => format!("QoS Specs {id} could not be found."),
         Missing::QosSpecKey { qos } => format!("QoS spec {qos} has no spec with key {id}."),
         Missing::Encryption => format!("Volume type encryption for type {id} does not exist."),
+        Missing::Snapshot => format!("Snapshot {id} could not be found."),
+        Missing::SnapshotMetadataKey { snapshot } => format!("Snapshot {snapshot} has no metadata with key {id}."),
         Missing::Row(what) => format!("{what} could not be found."),
     }
 }

@@ -139,6 +139,7 @@ mod tests {
             updated_at: now,
             deleted_at: None,
             deleted: false,
+            snapshot_id: None,
         };
         let shown = view(&v, &[]);
         assert_eq!(shown["attachments"], json!([{}]));
