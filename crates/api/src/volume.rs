@@ -463,7 +463,8 @@ pub fn links(public_url: &str, project_id: &str, kind: &str, id: &str) -> Value 
 }
 
 /// Absolute limits: Cinder's keys, the volume quotas (`limit(resource)`)
-/// and the counted usage (snapshots and backups do not exist: zero).
+/// and the counted usage (backups do not exist: zero; the caller sets
+/// `totalSnapshotsUsed`).
 pub fn limits_view(limit: impl Fn(&str) -> i64, volumes_used: i64, gigabytes_used: i64) -> Value {
     json!({
         "limits": {

@@ -354,7 +354,9 @@ async fn limits(
     let quota = state.volume.quota_show(&ctx, &project).await?;
     let limit = |r: &str| quota.iter().find(|q| q.resource == r).map_or(-1, |q| q.limit);
     let used = |r: &str| quota.iter().find(|q| q.resource == r).map_or(0, |q| q.in_use);
-    Ok(axum::Json(wire::limits_view(limit, used("volumes"), used("gigabytes"))))
+    let mut view = wire::limits_view(limit, used("volumes"), used("gigabytes"));
+    view["limits"]["absolute"]["totalSnapshotsUsed"] = json!(used("snapshots"));
+    Ok(axum::Json(view))
 }
 
 /// The full volume view, with the host attribute for admins.
