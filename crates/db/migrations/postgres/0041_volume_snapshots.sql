@@ -10,7 +10,7 @@ CREATE TABLE volume_snapshots (
     user_id        TEXT NOT NULL,
     name           TEXT,
     description    TEXT,
-    size_gb        INTEGER NOT NULL,
+    size_gb        BIGINT NOT NULL,
     status         TEXT NOT NULL,
     progress       TEXT NOT NULL DEFAULT '0%',
     volume_type_id TEXT,
