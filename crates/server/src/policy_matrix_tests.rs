@@ -1000,7 +1000,7 @@ const ROWS: &[Row] = &[
         "/volume/v3/{project_id}/snapshots/{snapshot_id}/action",
         ADMIN,
         Json(r#"{"os-reset_status": {"status": "error"}}"#),
-        "volume_extension:snapshot_admin_actions:reset_status ADMIN (also force_delete, update_progress, update_snapshot_status)",
+        "volume_extension:snapshot_admin_actions:reset_status ADMIN (also force_delete, update_progress; update_snapshot_status is PROJECT_MEMBER)",
     ),
     r(
         "GET",
@@ -1055,7 +1055,7 @@ const ROWS: &[Row] = &[
         "/volume/v3/snapshots/{snapshot_id}/action",
         ADMIN_ON,
         Json(r#"{"os-reset_status": {"status": "error"}}"#),
-        "volume_extension:snapshot_admin_actions:reset_status ADMIN (also force_delete, update_progress, update_snapshot_status)",
+        "volume_extension:snapshot_admin_actions:reset_status ADMIN (also force_delete, update_progress; update_snapshot_status is PROJECT_MEMBER)",
     ),
     r("GET", "/volume/v3/snapshots/{snapshot_id}/metadata", READ, Empty, "volume:get_snapshot_metadata PROJECT_READER"),
     r(

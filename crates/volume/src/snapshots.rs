@@ -29,10 +29,11 @@ pub const SNAP_ERROR: &str = "error";
 pub const SNAP_ERROR_DELETING: &str = "error_deleting";
 
 /// Statuses an admin may set with the snapshot's `os-reset_status`
-/// (Cinder's list; `creating` and `deleting` are left out because the
-/// reconciler acts on them).
+/// (Cinder's snapshot statuses). A snapshot reset to `creating` or
+/// `deleting` is left to the reconciler once stale: `available` if its copy
+/// exists (else `error`), or deleted.
 pub const SNAPSHOT_RESET_STATUSES: &[&str] =
-    &["available", "error", "error_deleting", "backing-up", "restoring", "unmanaging"];
+    &["creating", "available", "deleting", "error", "error_deleting", "backing-up", "restoring", "unmanaging"];
 
 /// Statuses from which a snapshot may be deleted (Cinder's, plus
 /// `error_deleting` so a failed removal can be retried).
@@ -297,7 +298,9 @@ impl VolumeService {
         } else {
             check_write(ctx, "delete_snapshot")?;
         }
-        if s.status == SNAP_DELETING {
+        // A repeated delete changes nothing; a forced one (an admin's, also
+        // for a snapshot reset to `deleting`) removes the copy now.
+        if s.status == SNAP_DELETING && !force {
             return Ok(());
         }
         let building = self
@@ -320,6 +323,7 @@ impl VolumeService {
         let from: &[&str] = if force { &[] } else { SNAP_DELETABLE };
         match self.ds.snapshot_set_status(&s.id, from, SNAP_DELETING, None).await? {
             Cas::Updated => {}
+            Cas::AlreadySo if force => {}
             Cas::AlreadySo => return Ok(()),
             Cas::Conflict => return Err(refused()),
         }
@@ -395,8 +399,9 @@ impl VolumeService {
         Ok(())
     }
 
-    /// `os-update_snapshot_status` (what a volume driver reports, admins
-    /// here): `status` and optionally `progress`; Cinder only lets a
+    /// `os-update_snapshot_status` (what a volume driver reports; Cinder's
+    /// policy lets the project's members call it): `status` and optionally
+    /// `progress`; Cinder only lets a
     /// `creating` snapshot become `available` or `error`, and a `deleting`
     /// one `error_deleting`.
     pub async fn snapshot_update_status(
@@ -407,11 +412,7 @@ impl VolumeService {
         progress: Option<&str>,
     ) -> Result<(), VolumeError> {
         let s = self.snapshot_visible(ctx, id).await?;
-        if !ctx.is_admin() {
-            return Err(VolumeError::Forbidden {
-                action: "snapshot_extension:snapshot_actions:update_snapshot_status".into(),
-            });
-        }
+        check_write(ctx, "snapshot_extension:snapshot_actions:update_snapshot_status")?;
         let allowed: &[&str] = match s.status.as_str() {
             SNAP_CREATING => &[SNAP_CREATING, SNAP_AVAILABLE, SNAP_ERROR],
             SNAP_DELETING => &[SNAP_DELETING, SNAP_ERROR_DELETING],

@@ -36,8 +36,9 @@ impl CreateSnapshot {
     /// Parse a create body at minor version `minor`.
     pub fn parse(v: &Value, minor: u32) -> Result<Self, VolumeRequestError> {
         let o = body_object(v, "snapshot")?;
+        // Cinder looks a missing (or null) volume up and answers 404.
         let volume_id = opt_str(o, &["volume_id"])?
-            .ok_or_else(|| BadRequest("Invalid input received: 'volume_id' must be specified".into()))?;
+            .ok_or_else(|| super::VolumeRequestError::NotFound("Volume None could not be found.".into()))?;
         let force = match o.get("force") {
             None | Some(Value::Null) => None,
             Some(f) => Some(bool_value("force", f).map_err(|_| BadRequest(format!("Invalid value '{f}' for force.")))?),
@@ -151,7 +152,10 @@ mod tests {
         assert!(CreateSnapshot::parse(&b(json!("maybe")), 0).is_err());
         assert!(CreateSnapshot::parse(&json!({"snapshot": {"volume_id": "v"}}), 66).expect("ok").force);
         assert!(CreateSnapshot::parse(&b(json!(false)), 66).is_err());
-        assert!(CreateSnapshot::parse(&json!({"snapshot": {}}), 0).is_err());
+        assert!(matches!(
+            CreateSnapshot::parse(&json!({"snapshot": {"volume_id": null}}), 0),
+            Err(VolumeRequestError::NotFound(_))
+        ));
     }
 
     /// Tempest's snapshot actions: reset, force delete, status update.

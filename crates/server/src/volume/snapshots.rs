@@ -80,7 +80,8 @@ async fn list(
     });
     if let Some(marker) = q.get("marker") {
         let Some(i) = rows.iter().position(|s| s.id == *marker) else {
-            return Err(ApiError::BadRequest(format!("Marker {marker} could not be found.")));
+            // Cinder's `MarkerNotFound` is a 404.
+            return Err(ApiError::NotFound(format!("Marker {marker} could not be found.")));
         };
         rows.drain(..=i);
     }
