@@ -41,6 +41,7 @@ use VolumeRequestError::{BadRequest, NotFound};
 
 pub mod groups;
 pub mod qos;
+pub mod snapshots;
 pub mod transfers;
 pub mod types;
 
@@ -113,16 +114,17 @@ pub struct CreateVolume {
     /// `group_id` (3.13): the generic volume group to join; the HTTP
     /// layer drops it below 3.13, as Cinder ignores it there.
     pub group_id: Option<String>,
+    /// `snapshot_id`: build the volume from a snapshot (`size` may then be
+    /// left out: 0 here, the snapshot's size).
+    pub snapshot_id: Option<String>,
 }
 
 impl CreateVolume {
-    /// Parse a create body: snapshots and backups do not exist here (404),
-    /// clones, groups, replicas and multiattach are refused (400).
+    /// Parse a create body: backups do not exist here (404), clones,
+    /// groups, replicas and multiattach are refused (400).
     pub fn parse(v: &Value) -> Result<Self, VolumeRequestError> {
         let o = body_object(v, "volume")?;
-        if let Some(id) = opt_str(o, &["snapshot_id"])? {
-            return Err(NotFound(format!("Snapshot {id} could not be found.")));
-        }
+        let snapshot_id = opt_str(o, &["snapshot_id"])?;
         if let Some(id) = opt_str(o, &["backup_id"])? {
             return Err(NotFound(format!("Backup {id} could not be found.")));
         }
@@ -136,8 +138,14 @@ impl CreateVolume {
         if o.get("multiattach").and_then(Value::as_bool).unwrap_or(false) {
             return Err(BadRequest("Invalid input received: multiattach volumes are not supported.".into()));
         }
-        let size = int_field(o, "size")?
-            .ok_or_else(|| BadRequest("Invalid input received: Volume size must be specified as an integer.".into()))?;
+        let size = match int_field(o, "size")? {
+            Some(s) => s,
+            // Cinder takes the snapshot's size.
+            None if snapshot_id.is_some() => 0,
+            None => {
+                return Err(BadRequest("Invalid input received: Volume size must be specified as an integer.".into()));
+            }
+        };
         Ok(Self {
             size,
             name: opt_str(o, &["name", "display_name"])?,
@@ -148,6 +156,7 @@ impl CreateVolume {
             availability_zone: opt_str(o, &["availability_zone"])?,
             source_volid: opt_str(o, &["source_volid"])?,
             group_id: opt_str(o, &["group_id"])?,
+            snapshot_id,
         })
     }
 }
@@ -364,7 +373,7 @@ pub(crate) fn body_object<'a>(v: &'a Value, key: &str) -> Result<&'a Map<String,
 }
 
 /// An optional string field (null is absent).
-fn opt_str(o: &Map<String, Value>, keys: &[&str]) -> Result<Option<String>, VolumeRequestError> {
+pub(crate) fn opt_str(o: &Map<String, Value>, keys: &[&str]) -> Result<Option<String>, VolumeRequestError> {
     for k in keys {
         match o.get(*k) {
             None | Some(Value::Null) => continue,
@@ -395,7 +404,7 @@ fn int_field(o: &Map<String, Value>, key: &str) -> Result<Option<i64>, VolumeReq
     }
 }
 
-fn metadata_field(o: &Map<String, Value>) -> Result<Option<BTreeMap<String, String>>, VolumeRequestError> {
+pub(crate) fn metadata_field(o: &Map<String, Value>) -> Result<Option<BTreeMap<String, String>>, VolumeRequestError> {
     match o.get("metadata") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => {
@@ -416,7 +425,7 @@ fn metadata_field(o: &Map<String, Value>) -> Result<Option<BTreeMap<String, Stri
     }
 }
 
-fn bool_value(name: &str, v: &Value) -> Result<bool, VolumeRequestError> {
+pub(crate) fn bool_value(name: &str, v: &Value) -> Result<bool, VolumeRequestError> {
     match v {
         Value::Bool(b) => Ok(*b),
         Value::String(s) => match s.to_ascii_lowercase().as_str() {
@@ -459,7 +468,8 @@ pub fn links(public_url: &str, project_id: &str, kind: &str, id: &str) -> Value 
 }
 
 /// Absolute limits: Cinder's keys, the volume quotas (`limit(resource)`)
-/// and the counted usage (snapshots and backups do not exist: zero).
+/// and the counted usage (backups do not exist: zero; the caller sets
+/// `totalSnapshotsUsed`).
 pub fn limits_view(limit: impl Fn(&str) -> i64, volumes_used: i64, gigabytes_used: i64) -> Value {
     json!({
         "limits": {
@@ -589,7 +599,7 @@ pub fn volume_detail(
         "user_id": v.user_id,
         "encrypted": false,
         "multiattach": false,
-        "snapshot_id": null,
+        "snapshot_id": v.snapshot_id,
         "source_volid": null,
         "consistencygroup_id": null,
         "replication_status": null,
@@ -826,13 +836,12 @@ mod tests {
     }
 
     #[test]
-    fn create_body_accepts_sizes_as_strings_and_refuses_snapshots() {
+    fn create_body_accepts_sizes_as_strings_and_snapshots_without_size() {
         let c = CreateVolume::parse(&json!({"volume": {"size": "2", "display_name": "d"}})).expect("parse");
         assert_eq!((c.size, c.name.as_deref()), (2, Some("d")));
-        assert!(matches!(
-            CreateVolume::parse(&json!({"volume": {"size": 1, "snapshot_id": "s"}})),
-            Err(VolumeRequestError::NotFound(_))
-        ));
+        // Cinder: a volume from a snapshot defaults to the snapshot's size.
+        let c = CreateVolume::parse(&json!({"volume": {"snapshot_id": "s"}})).expect("parse");
+        assert_eq!((c.size, c.snapshot_id.as_deref()), (0, Some("s")));
         assert!(matches!(CreateVolume::parse(&json!({"volume": {}})), Err(VolumeRequestError::BadRequest(_))));
     }
 

@@ -195,6 +195,44 @@ pub trait BlockBackend: Send + Sync + 'static {
     async fn delete_deferred(&self, name: &str) -> Result<(), BlockError> {
         Err(BlockError::Backend(format!("{} has no deferred deletion for {name}", self.kind())))
     }
+    /// Take a point-in-time copy `snapshot` of volume `volume` (Cinder's
+    /// snapshot). Idempotent: an existing complete snapshot is success, and
+    /// a copy cut off by a crash is never visible under `snapshot` (it is
+    /// made aside and put in place last), so a retry starts afresh. The
+    /// default: this backend has no snapshots.
+    async fn snapshot_create(&self, volume: &str, snapshot: &str) -> Result<(), BlockError> {
+        Err(BlockError::Backend(format!("{} cannot snapshot {volume} as {snapshot}", self.kind())))
+    }
+    /// Remove snapshot `snapshot` of `volume`; absent (or the volume absent)
+    /// is success.
+    async fn snapshot_delete(&self, volume: &str, snapshot: &str) -> Result<(), BlockError> {
+        Err(BlockError::Backend(format!("{} cannot delete snapshot {snapshot} of {volume}", self.kind())))
+    }
+    /// Create volume `name` of `size_gb` GiB holding the bytes of snapshot
+    /// `snapshot` of `volume`, independent of it (the snapshot and its
+    /// volume may be deleted afterwards). Idempotent like
+    /// [`BlockBackend::create`].
+    async fn create_from_snapshot(
+        &self,
+        name: &str,
+        size_gb: u64,
+        volume: &str,
+        snapshot: &str,
+    ) -> Result<(), BlockError> {
+        let _ = (size_gb, volume);
+        Err(BlockError::Backend(format!("{} cannot create {name} from snapshot {snapshot}", self.kind())))
+    }
+    /// Does the complete snapshot `snapshot` of `volume` exist? (What the
+    /// reconciler asks of a snapshot whose create was cut off.)
+    async fn snapshot_exists(&self, volume: &str, snapshot: &str) -> Result<bool, BlockError> {
+        Ok(self.snapshots().await?.iter().any(|(v, s)| v == volume && s == snapshot))
+    }
+    /// Every snapshot the backend holds, as `(volume, snapshot)`: what
+    /// `stratus audit` compares with the snapshot records. The default:
+    /// this backend cannot list.
+    async fn snapshots(&self) -> Result<Vec<(String, String)>, BlockError> {
+        Err(BlockError::Backend(format!("{} cannot list its snapshots", self.kind())))
+    }
     /// Remove what `delete_deferred` moved away; returns how many remain.
     async fn purge_deferred(&self) -> Result<usize, BlockError> {
         Ok(0)

@@ -522,6 +522,7 @@ impl Cloud {
             updated_at: stratus_db::SET_ON_INSERT,
             deleted_at: None,
             deleted: false,
+            snapshot_id: None,
         };
         let v = self.ds.volume_create(&row, -1, -1).await.expect("volume row");
         self.storage.create(&v.backend_name, 1).await.expect("volume");

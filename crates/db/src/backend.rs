@@ -172,6 +172,7 @@ pub(crate) mod sqlite {
     pub(crate) use crate::notifications::sqlite::*;
     pub(crate) use crate::operations::sqlite::*;
     pub(crate) use crate::servers::sqlite::*;
+    pub(crate) use crate::volume_snapshots::sqlite::*;
     pub(crate) use crate::volume_types::sqlite::*;
     pub(crate) use crate::volumes::sqlite::*;
 
@@ -223,6 +224,7 @@ pub(crate) mod postgres {
     pub(crate) use crate::notifications::postgres::*;
     pub(crate) use crate::operations::postgres::*;
     pub(crate) use crate::servers::postgres::*;
+    pub(crate) use crate::volume_snapshots::postgres::*;
     pub(crate) use crate::volume_types::postgres::*;
     pub(crate) use crate::volumes::postgres::*;
 

@@ -37,6 +37,7 @@ mod services;
 mod sql;
 mod volume_groups;
 mod volume_messages;
+mod volume_snapshots;
 mod volume_transfers;
 mod volume_types;
 mod volumes;
@@ -63,6 +64,7 @@ pub use servers::*;
 pub use services::*;
 pub use volume_groups::*;
 pub use volume_messages::*;
+pub use volume_snapshots::*;
 pub use volume_transfers::*;
 pub use volume_types::*;
 pub use volumes::*;
@@ -146,6 +148,8 @@ pub enum RowKind {
     ProjectTag,
     /// `application_credentials`.
     AppCred,
+    /// `volume_snapshots`.
+    Snapshot,
 }
 
 impl RowKind {
@@ -184,6 +188,7 @@ impl RowKind {
             Self::Encryption => "volume type encryption",
             Self::ProjectTag => "project tag",
             Self::AppCred => "application credential",
+            Self::Snapshot => "snapshot",
         }
     }
 }

@@ -491,6 +491,7 @@ mod tests {
             backend_name: format!("volume-{id}"),
             metadata: "{}".into(),
             group_id: Some("g1".into()),
+            snapshot_id: None,
             created_at: crate::SET_ON_INSERT,
             updated_at: crate::SET_ON_INSERT,
             deleted_at: None,

@@ -56,6 +56,8 @@ pub struct VolumeRow {
     pub deleted_at: Option<DateTime<Utc>>,
     /// Deleted.
     pub deleted: bool,
+    /// The snapshot the volume was built from (Cinder's `snapshot_id`).
+    pub snapshot_id: Option<String>,
 }
 
 /// An attachment row.
@@ -133,9 +135,9 @@ pub struct VolumeUsage {
 }
 
 /// The columns a volume is read with: its type's name comes from the join.
-const VCOLS: &str = "id, name, description, project_id, user_id, size_gb, status, volume_type_id, (SELECT t.name FROM volume_types t WHERE t.id = volumes.volume_type_id) AS volume_type, availability_zone, bootable, image_id, backend_name, metadata, group_id, created_at, updated_at, deleted_at, deleted";
+const VCOLS: &str = "id, name, description, project_id, user_id, size_gb, status, volume_type_id, (SELECT t.name FROM volume_types t WHERE t.id = volumes.volume_type_id) AS volume_type, availability_zone, bootable, image_id, backend_name, metadata, group_id, created_at, updated_at, deleted_at, deleted, snapshot_id";
 /// The columns a volume is written with.
-const VINSERT: &str = "id, name, description, project_id, user_id, size_gb, status, volume_type_id, availability_zone, bootable, image_id, backend_name, metadata, group_id, created_at, updated_at, deleted_at, deleted";
+const VINSERT: &str = "id, name, description, project_id, user_id, size_gb, status, volume_type_id, availability_zone, bootable, image_id, backend_name, metadata, group_id, created_at, updated_at, deleted_at, deleted, snapshot_id";
 const ACOLS: &str = "id, volume_id, server_id, host, connector, client_id, mountpoint, status, delete_on_termination, boot_index, created_at";
 const CCOLS: &str = "id, kind, volume_id, backend_name, client_id, host, reason, attempts, last_error, created_at, server_id, epoch, clients_seq";
 
@@ -251,7 +253,8 @@ impl Datastore {
             .bind(&v.project_id)
             .fetch_one(&mut *tx)
             .await?;
-            let gb = crate::servers::saturating_total(gb);
+            let gb = crate::servers::saturating_total(gb)
+                .saturating_add(dbk::snapshot_gigabytes(&mut tx, &v.project_id, None).await?);
             let (tn, tgb): (i64, f64) = if type_volumes >= 0 || type_gigabytes >= 0 {
                 sqlx::query_as(&format!(
                     "SELECT COUNT(*), {} FROM volumes WHERE project_id = $1 AND deleted = FALSE AND volume_type_id = $2",
@@ -264,7 +267,12 @@ impl Datastore {
             } else {
                 (0, 0.0)
             };
-            let tgb = crate::servers::saturating_total(tgb);
+            let tgb = if type_gigabytes >= 0 {
+                crate::servers::saturating_total(tgb)
+                    .saturating_add(dbk::snapshot_gigabytes(&mut tx, &v.project_id, v.volume_type_id.as_deref()).await?)
+            } else {
+                crate::servers::saturating_total(tgb)
+            };
             let mut ex = crate::QuotaExceeded { overs: vec![], requested: vec![], used: vec![], allowed: vec![] };
             for (name, req, used, lim) in [
                 ("volumes", 1, n, max_volumes),
@@ -293,9 +301,9 @@ impl Datastore {
                     return Err(DbError::not_found(RowKind::VolumeType, t));
                 }
             }
-            let row: VolumeRow = sqlx::query_as(&format!("INSERT INTO volumes ({VINSERT}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$15,$14,$14,NULL,FALSE) RETURNING {VCOLS}"))
+            let row: VolumeRow = sqlx::query_as(&format!("INSERT INTO volumes ({VINSERT}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$15,$14,$14,NULL,FALSE,$16) RETURNING {VCOLS}"))
             .bind(v.id).bind(&v.name).bind(&v.description).bind(&v.project_id).bind(&v.user_id).bind(v.size_gb).bind(v.status.as_str())
-            .bind(&v.volume_type_id).bind(&v.availability_zone).bind(v.bootable).bind(&v.image_id).bind(&v.backend_name).bind(&v.metadata).bind(&now).bind(&v.group_id)
+            .bind(&v.volume_type_id).bind(&v.availability_zone).bind(v.bootable).bind(&v.image_id).bind(&v.backend_name).bind(&v.metadata).bind(&now).bind(&v.group_id).bind(&v.snapshot_id)
             .fetch_one(&mut *tx).await?;
             let att = match reserve {
                 None => None,
@@ -339,7 +347,9 @@ impl Datastore {
             .bind(project_id)
             .fetch_one(rp)
             .await?;
-            Ok(VolumeUsage { volumes, gigabytes: crate::servers::saturating_total(gigabytes) })
+            let mut conn = rp.acquire().await?;
+            let snaps = dbk::snapshot_gigabytes(&mut conn, project_id, None).await?;
+            Ok(VolumeUsage { volumes, gigabytes: crate::servers::saturating_total(gigabytes).saturating_add(snaps) })
         })
     }
 
@@ -1051,6 +1061,7 @@ mod tests {
             updated_at: crate::SET_ON_INSERT,
             deleted_at: None,
             deleted: false,
+            snapshot_id: None,
         }
     }
 

@@ -285,6 +285,30 @@ impl BlockBackend for RecordingBackend {
     async fn volumes(&self) -> Result<Vec<String>, BlockError> {
         self.inner.volumes().await
     }
+    async fn snapshot_create(&self, volume: &str, snapshot: &str) -> Result<(), BlockError> {
+        self.inner.snapshot_create(volume, snapshot).await
+    }
+    async fn snapshot_delete(&self, volume: &str, snapshot: &str) -> Result<(), BlockError> {
+        self.inner.snapshot_delete(volume, snapshot).await
+    }
+    async fn create_from_snapshot(
+        &self,
+        name: &str,
+        size_gb: u64,
+        volume: &str,
+        snapshot: &str,
+    ) -> Result<(), BlockError> {
+        let before = self.exists(name).await;
+        self.inner.create_from_snapshot(name, size_gb, volume, snapshot).await?;
+        self.log.record(&self.who, "volume.create", name, !before);
+        Ok(())
+    }
+    async fn snapshot_exists(&self, volume: &str, snapshot: &str) -> Result<bool, BlockError> {
+        self.inner.snapshot_exists(volume, snapshot).await
+    }
+    async fn snapshots(&self) -> Result<Vec<(String, String)>, BlockError> {
+        self.inner.snapshots().await
+    }
     async fn open(&self, name: &str) -> Result<Box<dyn OpenClient>, BlockError> {
         let client = self.inner.open(name).await?;
         let pid = client.process().map(|p| p.pid);

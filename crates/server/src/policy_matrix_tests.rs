@@ -510,6 +510,23 @@ const ROWS: &[Row] = &[
     r("POST", "/compute/v2.1/os-volumes", CREATE, Json("{}"), "os-volumes:create PROJECT_MEMBER_OR_ADMIN"),
     r("GET", "/compute/v2.1/os-volumes/{id}", READ, Empty, "os-volumes:show PROJECT_READER_OR_ADMIN"),
     r("DELETE", "/compute/v2.1/os-volumes/{id}", WRITE, Empty, "os-volumes:delete PROJECT_MEMBER_OR_ADMIN"),
+    r(
+        "GET",
+        "/compute/v2.1/os-snapshots",
+        ANY,
+        Empty,
+        "os-volumes:snapshots:list PROJECT_READER_OR_ADMIN (own project)",
+    ),
+    r(
+        "GET",
+        "/compute/v2.1/os-snapshots/detail",
+        ANY,
+        Empty,
+        "os-volumes:snapshots:detail PROJECT_READER_OR_ADMIN (own project)",
+    ),
+    r("POST", "/compute/v2.1/os-snapshots", CREATE, Json("{}"), "os-volumes:snapshots:create PROJECT_MEMBER_OR_ADMIN"),
+    r("GET", "/compute/v2.1/os-snapshots/{id}", READ, Empty, "os-volumes:snapshots:show PROJECT_READER_OR_ADMIN"),
+    r("DELETE", "/compute/v2.1/os-snapshots/{id}", WRITE, Empty, "os-volumes:snapshots:delete PROJECT_MEMBER_OR_ADMIN"),
     r("GET", "/compute/v2.1/os-availability-zone", ANY, Empty, "os-availability-zone:list RULE_ANY"),
     r("GET", "/compute/v2.1/os-availability-zone/detail", ADMIN, Empty, "os-availability-zone:detail ADMIN"),
     r("GET", "/compute/v2.1/os-aggregates", ADMIN, Empty, "os-aggregates:index ADMIN"),
@@ -1162,6 +1179,129 @@ const ROWS: &[Row] = &[
     r("GET", "/volume/v3/messages", ANY, Empty, "message:get_all PROJECT_READER (own project)"),
     r("GET", "/volume/v3/messages/{message_id}", READ, Empty, "message:get PROJECT_READER"),
     r("DELETE", "/volume/v3/messages/{message_id}", WRITE, Empty, "message:delete PROJECT_MEMBER"),
+    // ---- Volume snapshots, with and without the project in the URL.
+    r("GET", "/volume/v3/{project_id}/snapshots", IN_PROJECT, Empty, "volume:get_all_snapshots PROJECT_READER"),
+    r("POST", "/volume/v3/{project_id}/snapshots", MEMBER_IN, Json("{}"), "volume:create_snapshot PROJECT_MEMBER"),
+    r("GET", "/volume/v3/{project_id}/snapshots/detail", IN_PROJECT, Empty, "volume:get_all_snapshots PROJECT_READER"),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/snapshots/{snapshot_id}",
+        IN_PROJECT,
+        Empty,
+        "volume:get_snapshot PROJECT_READER",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/{project_id}/snapshots/{snapshot_id}",
+        MEMBER_IN,
+        Json("{}"),
+        "volume:update_snapshot PROJECT_MEMBER",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/{project_id}/snapshots/{snapshot_id}",
+        MEMBER_IN,
+        Empty,
+        "volume:delete_snapshot PROJECT_MEMBER",
+    ),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/snapshots/{snapshot_id}/action",
+        ADMIN,
+        Json(r#"{"os-reset_status": {"status": "error"}}"#),
+        "volume_extension:snapshot_admin_actions:reset_status ADMIN (also force_delete, update_progress; update_snapshot_status is PROJECT_MEMBER)",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/snapshots/{snapshot_id}/metadata",
+        IN_PROJECT,
+        Empty,
+        "volume:get_snapshot_metadata PROJECT_READER",
+    ),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/snapshots/{snapshot_id}/metadata",
+        MEMBER_IN,
+        Json("{}"),
+        "volume:update_snapshot_metadata PROJECT_MEMBER",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/{project_id}/snapshots/{snapshot_id}/metadata",
+        MEMBER_IN,
+        Json("{}"),
+        "volume:update_snapshot_metadata PROJECT_MEMBER",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/snapshots/{snapshot_id}/metadata/{key}",
+        IN_PROJECT,
+        Empty,
+        "volume:get_snapshot_metadata PROJECT_READER",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/{project_id}/snapshots/{snapshot_id}/metadata/{key}",
+        MEMBER_IN,
+        Json("{}"),
+        "volume:update_snapshot_metadata PROJECT_MEMBER",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/{project_id}/snapshots/{snapshot_id}/metadata/{key}",
+        MEMBER_IN,
+        Empty,
+        "volume:delete_snapshot_metadata PROJECT_MEMBER",
+    ),
+    r("GET", "/volume/v3/snapshots", ANY, Empty, "volume:get_all_snapshots PROJECT_READER (own project)"),
+    r("POST", "/volume/v3/snapshots", CREATE, Json("{}"), "volume:create_snapshot PROJECT_MEMBER"),
+    r("GET", "/volume/v3/snapshots/detail", ANY, Empty, "volume:get_all_snapshots PROJECT_READER (own project)"),
+    r("GET", "/volume/v3/snapshots/{snapshot_id}", READ, Empty, "volume:get_snapshot PROJECT_READER"),
+    r("PUT", "/volume/v3/snapshots/{snapshot_id}", WRITE, Json("{}"), "volume:update_snapshot PROJECT_MEMBER"),
+    r("DELETE", "/volume/v3/snapshots/{snapshot_id}", WRITE, Empty, "volume:delete_snapshot PROJECT_MEMBER"),
+    r(
+        "POST",
+        "/volume/v3/snapshots/{snapshot_id}/action",
+        ADMIN_ON,
+        Json(r#"{"os-reset_status": {"status": "error"}}"#),
+        "volume_extension:snapshot_admin_actions:reset_status ADMIN (also force_delete, update_progress; update_snapshot_status is PROJECT_MEMBER)",
+    ),
+    r("GET", "/volume/v3/snapshots/{snapshot_id}/metadata", READ, Empty, "volume:get_snapshot_metadata PROJECT_READER"),
+    r(
+        "POST",
+        "/volume/v3/snapshots/{snapshot_id}/metadata",
+        WRITE,
+        Json("{}"),
+        "volume:update_snapshot_metadata PROJECT_MEMBER",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/snapshots/{snapshot_id}/metadata",
+        WRITE,
+        Json("{}"),
+        "volume:update_snapshot_metadata PROJECT_MEMBER",
+    ),
+    r(
+        "GET",
+        "/volume/v3/snapshots/{snapshot_id}/metadata/{key}",
+        READ,
+        Empty,
+        "volume:get_snapshot_metadata PROJECT_READER",
+    ),
+    r(
+        "PUT",
+        "/volume/v3/snapshots/{snapshot_id}/metadata/{key}",
+        WRITE,
+        Json("{}"),
+        "volume:update_snapshot_metadata PROJECT_MEMBER",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/snapshots/{snapshot_id}/metadata/{key}",
+        WRITE,
+        Empty,
+        "volume:delete_snapshot_metadata PROJECT_MEMBER",
+    ),
     // ---- Volume transfers (os-volume-transfer); accepting is for any project holding the key.
     r(
         "GET",
@@ -1801,6 +1941,8 @@ async fn env() -> Env {
         quota_gigabytes: 1_000_000,
         ..Default::default()
     };
+    let class = stratus_db::VolumeQuotaLayer::Class(stratus_db::DEFAULT_QUOTA_CLASS);
+    ds.volume_quota_set(class, &[("snapshots", -1)]).await.expect("unlimited snapshots");
     let backend = Arc::new(stratus_volume::testing::MemBackend::new());
     let volume = Arc::new(stratus_volume::VolumeService::new(ds.clone(), backend, cfg));
     let quota = stratus_image::ImageQuota { count_total: -1, ..Default::default() };
@@ -1870,6 +2012,8 @@ struct World {
     volume_type: String,
     /// A transfer of a volume of `demo` (awaiting it).
     transfer: String,
+    /// A snapshot (metadata `k=v`) of a volume of `demo` kept for it alone.
+    snapshot: String,
     /// A QoS spec with key `k`, associated with `volume_type`.
     qos: String,
     /// The encryption spec of `volume_type`.
@@ -2084,10 +2228,18 @@ async fn world(e: &Env) -> World {
     .map(|(k, n, b)| (k.to_string(), n.to_string(), b.to_string()))
     .collect();
     e.ds.metadef_namespace_create(&ns, &items).await.expect("metadefs namespace");
+    let snap_volume = new_volume(e).await;
+    let snap = stratus_volume::NewSnapshot {
+        volume_id: snap_volume,
+        metadata: [("k".to_string(), "v".to_string())].into(),
+        ..Default::default()
+    };
+    let snapshot = e.state.volume.snapshot_create(&e.member, snap).await.expect("snapshot").id;
     World {
         group_type: gt.id,
         group,
         message,
+        snapshot,
         qos: qos.id,
         encryption: encryption.encryption_id,
         transfer,
@@ -2178,6 +2330,7 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             ("os-aggregates", "{id}") => w.aggregate.clone(),
             ("os-keypairs", "{name}") => w.keypair.clone(),
             ("os-volumes", "{id}") => w.volume.clone(),
+            ("os-snapshots", "{id}") => w.snapshot.clone(),
             ("os-hypervisors", "{id}") if template.ends_with("/search") || template.ends_with("/servers") => {
                 HOST.into()
             }
@@ -2197,6 +2350,7 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             ("extra_specs", "{key}") => "multiattach".into(),
             ("types", "{type_id}") => w.volume_type.clone(),
             (_, "{transfer_id}") => w.transfer.clone(),
+            (_, "{snapshot_id}") => w.snapshot.clone(),
             (_, "{qos_id}") => w.qos.clone(),
             (_, "{group_type_id}") => w.group_type.clone(),
             (_, "{group_id}") => w.group.clone(),

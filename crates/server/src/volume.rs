@@ -114,6 +114,19 @@ type Q = Query<HashMap<String, String>>;
         quotas::delete,
         quotas::class_show,
         quotas::class_update,
+        snapshots::list_snapshots,
+        snapshots::list_snapshots_detail,
+        snapshots::create_snapshot,
+        snapshots::show_snapshot,
+        snapshots::update_snapshot,
+        snapshots::delete_snapshot,
+        snapshots::snapshot_action,
+        snapshots::show_snapshot_metadata,
+        snapshots::merge_snapshot_metadata,
+        snapshots::replace_snapshot_metadata,
+        snapshots::show_snapshot_metadata_key,
+        snapshots::set_snapshot_metadata_key,
+        snapshots::delete_snapshot_metadata_key,
         transfers::legacy_create,
         transfers::legacy_list,
         transfers::legacy_list_detail,
@@ -247,6 +260,25 @@ pub fn routes(state: AppState) -> Router {
             )
             .route(&format!("{prefix}/os-quota-sets/{{tenant_id}}/defaults"), get(quotas::defaults))
             .route(&format!("{prefix}/os-quota-class-sets/{{id}}"), get(quotas::class_show).put(quotas::class_update))
+            .route(&format!("{prefix}/snapshots"), get(snapshots::list_snapshots).post(snapshots::create_snapshot))
+            .route(&format!("{prefix}/snapshots/detail"), get(snapshots::list_snapshots_detail))
+            .route(
+                &format!("{prefix}/snapshots/{{snapshot_id}}"),
+                get(snapshots::show_snapshot).put(snapshots::update_snapshot).delete(snapshots::delete_snapshot),
+            )
+            .route(&format!("{prefix}/snapshots/{{snapshot_id}}/action"), post(snapshots::snapshot_action))
+            .route(
+                &format!("{prefix}/snapshots/{{snapshot_id}}/metadata"),
+                get(snapshots::show_snapshot_metadata)
+                    .post(snapshots::merge_snapshot_metadata)
+                    .put(snapshots::replace_snapshot_metadata),
+            )
+            .route(
+                &format!("{prefix}/snapshots/{{snapshot_id}}/metadata/{{key}}"),
+                get(snapshots::show_snapshot_metadata_key)
+                    .put(snapshots::set_snapshot_metadata_key)
+                    .delete(snapshots::delete_snapshot_metadata_key),
+            )
             .route(&format!("{prefix}/os-volume-transfer"), get(transfers::legacy_list).post(transfers::legacy_create))
             .route(&format!("{prefix}/os-volume-transfer/detail"), get(transfers::legacy_list_detail))
             .route(
@@ -365,7 +397,9 @@ async fn limits(
     let quota = state.volume.quota_show(&ctx, &project).await?;
     let limit = |r: &str| quota.iter().find(|q| q.resource == r).map_or(-1, |q| q.limit);
     let used = |r: &str| quota.iter().find(|q| q.resource == r).map_or(0, |q| q.in_use);
-    Ok(axum::Json(wire::limits_view(limit, used("volumes"), used("gigabytes"))))
+    let mut view = wire::limits_view(limit, used("volumes"), used("gigabytes"));
+    view["limits"]["absolute"]["totalSnapshotsUsed"] = json!(used("snapshots"));
+    Ok(axum::Json(view))
 }
 
 /// The full volume view, with the host attribute for admins.
@@ -544,9 +578,11 @@ async fn delete_volume(
     State(state): State<AppState>,
     Auth(ctx): Auth,
     Path(p): Params,
+    Query(q): Q,
 ) -> Result<StatusCode, ApiError> {
     scope(&ctx, &p)?;
-    state.volume.delete(&ctx, param(&p, "volume_id")?).await?;
+    let cascade = q.get("cascade").is_some_and(|v| wire::truthy(v));
+    state.volume.delete_cascading(&ctx, param(&p, "volume_id")?, cascade).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -904,6 +940,7 @@ mod admin;
 mod groups;
 mod qos;
 mod quotas;
+mod snapshots;
 mod transfers;
 mod types;
 

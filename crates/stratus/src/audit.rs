@@ -118,6 +118,25 @@ async fn storage_problems(
     Ok(problems)
 }
 
+/// Snapshots in the backend against the snapshot records: a copy no live
+/// snapshot owns (a create or delete cut short that nothing finished) is
+/// leaked storage. A backend that cannot list snapshots has none to leak.
+async fn snapshot_problems(backend: &dyn BlockBackend, live: &[String]) -> anyhow::Result<Vec<String>> {
+    let kind = backend.kind();
+    let held = match backend.snapshots().await {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::debug!(error = %e, "the {kind} backend lists no snapshots");
+            return Ok(Vec::new());
+        }
+    };
+    Ok(held
+        .into_iter()
+        .filter(|(_, s)| s.starts_with("snapshot-") && !live.contains(s))
+        .map(|(v, s)| format!("{kind} snapshot {v}@{s} belongs to no live snapshot"))
+        .collect())
+}
+
 /// Host capacity: what live servers and zombies hold against what each
 /// host offers, and zombies a running host has no VM for.
 async fn capacity_problems(
@@ -259,6 +278,7 @@ pub async fn run(
     }
     let lifted: BTreeSet<String> = ds.cleanup_lifted_clients().await?.into_iter().collect();
     problems.extend(storage_problems(&*backend, &volumes, &attachments, &lifted).await?);
+    problems.extend(snapshot_problems(&*backend, &ds.snapshot_backend_names().await?).await?);
 
     // What the hosts run versus what should run there.
     let zombies = ds.zombie_list(None).await?;

@@ -67,6 +67,13 @@ pub enum Missing {
     Group,
     /// A user message (also another project's).
     Message,
+    /// A volume snapshot (also another project's: no existence leak).
+    Snapshot,
+    /// A metadata key of the snapshot `snapshot`.
+    SnapshotMetadataKey {
+        /// The snapshot whose metadata lacks the key.
+        snapshot: String,
+    },
     /// A row the datastore did not find (the table it looked in).
     Row(RowKind),
 }
@@ -98,6 +105,8 @@ fn not_found_message(kind: &Missing, id: &str) -> String {
         Missing::GroupTypeSpec { group_type } => format!("Group Type {group_type} has no specs with key {id}."),
         Missing::Group => format!("Group {id} could not be found."),
         Missing::Message => format!("Message {id} could not be found."),
+        Missing::Snapshot => format!("Snapshot {id} could not be found."),
+        Missing::SnapshotMetadataKey { snapshot } => format!("Snapshot {snapshot} has no metadata with key {id}."),
         Missing::Row(what) => format!("{what} could not be found."),
     }
 }

@@ -370,7 +370,7 @@ impl VolumeService {
             vols.push(v);
         }
         for v in &vols {
-            self.delete_in_group(ctx, v).await?;
+            self.delete_in_group(ctx, v, false).await?;
             self.ds.volume_set_group(&v.id, None, Some(id)).await.ok();
         }
         match self.ds.volume_group_delete(id).await {

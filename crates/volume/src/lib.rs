@@ -40,6 +40,7 @@ mod qos;
 mod quotas;
 mod reconcile;
 mod servers;
+mod snapshots;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod transfers;
@@ -52,6 +53,7 @@ pub use qos::{CONTROL_LOCATIONS, EncryptionChange, QOS_CONSUMERS};
 pub use quotas::{QuotaUse, VOLUME_QUOTA_RESOURCES, VolumeLimits};
 pub use reconcile::ReconcileReport;
 pub use servers::BootVolume;
+pub use snapshots::{NewSnapshot, SNAPSHOT_RESET_STATUSES, SnapshotFilter};
 pub use stratus_types::{AttachMode, AttachStatus, CleanupKind, MAX_VOLUME_SIZE_GB, VolumeStatus};
 pub use transfers::NewTransfer;
 pub use types::{DEFAULT_TYPE_ALIAS, RETYPE_REFUSED, check_type_admin};
@@ -257,7 +259,7 @@ pub fn check_write(ctx: &AuthContext, action: &str) -> Result<(), VolumeError> {
     if ctx.can_write() { Ok(()) } else { Err(VolumeError::Forbidden { action: format!("volume:{action}") }) }
 }
 
-fn check_text(field: &str, v: Option<&str>) -> Result<(), VolumeError> {
+pub(crate) fn check_text(field: &str, v: Option<&str>) -> Result<(), VolumeError> {
     match v {
         Some(s) if s.chars().count() > MAX_TEXT => Err(VolumeError::BadRequest(format!(
             "Invalid input received: {field} has more than {MAX_TEXT} characters."
@@ -266,7 +268,7 @@ fn check_text(field: &str, v: Option<&str>) -> Result<(), VolumeError> {
     }
 }
 
-fn check_metadata(m: &BTreeMap<String, String>) -> Result<(), VolumeError> {
+pub(crate) fn check_metadata(m: &BTreeMap<String, String>) -> Result<(), VolumeError> {
     for (k, v) in m {
         if k.is_empty() || k.chars().count() > MAX_TEXT || v.chars().count() > MAX_TEXT {
             return Err(VolumeError::BadRequest(format!(
@@ -423,6 +425,13 @@ impl VolumeService {
     /// counted in the same transaction).
     async fn record_create(&self, ctx: &AuthContext, req: NewVolume) -> Result<VolumeRow, VolumeError> {
         check_write(ctx, "create")?;
+        let req = match req.snapshot_id.as_deref() {
+            Some(sid) if req.size == 0 => {
+                let size = self.snapshot_visible(ctx, sid).await?.size_gb;
+                NewVolume { size, ..req }
+            }
+            _ => req,
+        };
         if req.size < 1 {
             return Err(VolumeError::BadRequest(format!(
                 "Invalid input received: Volume size '{}' must be an integer and greater than 0",
@@ -431,6 +440,21 @@ impl VolumeService {
         }
         check_max_size("size", req.size)?;
         check_text("name", req.name.as_deref())?;
+        let snapshot = match req.snapshot_id.as_deref() {
+            Some(sid) => Some(self.source_snapshot(ctx, sid, req.size).await?),
+            None => None,
+        };
+        // The snapshot's volume type when none is asked for (Cinder's rule).
+        let req = match &snapshot {
+            Some(s) if req.volume_type.is_none() => {
+                let t = match &s.volume_type_id {
+                    Some(t) => self.ds.volume_type_get(t, None).await.ok().map(|t| t.id),
+                    None => None,
+                };
+                NewVolume { volume_type: t, ..req }
+            }
+            _ => req,
+        };
         check_text("description", req.description.as_deref())?;
         check_metadata(&req.metadata)?;
         if let Some(src) = req.source_volid.as_deref() {
@@ -496,6 +520,7 @@ impl VolumeService {
             updated_at: stratus_db::SET_ON_INSERT,
             deleted_at: None,
             deleted: false,
+            snapshot_id: snapshot.map(|s| s.id),
         };
         let limits = self.volume_limits(stratus_db::VolumeQuotaLayer::Project(&row.project_id)).await?;
         let limit = |r: &str| limits.get(r).copied().unwrap_or(-1);
@@ -574,6 +599,10 @@ impl VolumeService {
             // attempt left is a partial copy, never data.
             if retry && self.backend.exists(&row.backend_name).await? {
                 self.backend.delete(&row.backend_name).await?;
+            }
+            if let Some(sid) = &row.snapshot_id {
+                let (volume, snapshot) = self.snapshot_source_names(sid).await?;
+                return self.backend.create_from_snapshot(&row.backend_name, size, &volume, &snapshot).await;
             }
             match &row.image_id {
                 Some(image) => {
@@ -817,18 +846,30 @@ impl VolumeService {
     /// succeeds. A repeated delete of a `deleting` volume is accepted and
     /// changes nothing.
     pub async fn delete(&self, ctx: &AuthContext, id: &str) -> Result<(), VolumeError> {
+        self.delete_cascading(ctx, id, false).await
+    }
+
+    /// [`VolumeService::delete`]; a volume with snapshots is refused
+    /// (Cinder's 400) unless `cascade`, which deletes its snapshots first.
+    pub async fn delete_cascading(&self, ctx: &AuthContext, id: &str, cascade: bool) -> Result<(), VolumeError> {
         let v = self.get_visible(ctx, id).await?;
         check_write(ctx, "delete")?;
         // Cinder: a volume in a group goes only with its group.
         if v.group_id.is_some() && v.status != VolumeStatus::Deleting {
             return Err(VolumeError::BadRequest(DELETE_REFUSED.into()));
         }
-        self.delete_in_group(ctx, &v).await
+        self.delete_in_group(ctx, &v, cascade).await
     }
 
-    /// The delete of [`VolumeService::delete`] without the group rule: a
-    /// group's delete (`delete-volumes`) removes its volumes this way.
-    pub(crate) async fn delete_in_group(&self, _ctx: &AuthContext, v: &VolumeRow) -> Result<(), VolumeError> {
+    /// The delete of [`VolumeService::delete_cascading`] without the group
+    /// rule: a group's delete (`delete-volumes`) removes its volumes this
+    /// way, without `cascade` (a volume with snapshots stops it, as Cinder).
+    pub(crate) async fn delete_in_group(
+        &self,
+        ctx: &AuthContext,
+        v: &VolumeRow,
+        cascade: bool,
+    ) -> Result<(), VolumeError> {
         let id = v.id.to_string();
         let id = id.as_str();
         let vid = v.id;
@@ -839,10 +880,13 @@ impl VolumeService {
         if !DELETABLE.contains(&v.status) || !self.ds.attachment_list_for_volume(&vid).await?.is_empty() {
             return Err(VolumeError::BadRequest(DELETE_REFUSED.into()));
         }
-        match self.ds.volume_set_status(&vid, DELETABLE, VolumeStatus::Deleting).await? {
-            Cas::Updated => {}
-            Cas::AlreadySo => return Ok(()),
-            Cas::Conflict => return Err(VolumeError::BadRequest(DELETE_REFUSED.into())),
+        if cascade {
+            self.delete_snapshots_of(ctx, v).await?;
+        }
+        match self.ds.volume_begin_delete(&vid, DELETABLE).await? {
+            Some(Cas::Updated) => {}
+            Some(Cas::AlreadySo) => return Ok(()),
+            Some(Cas::Conflict) | None => return Err(VolumeError::BadRequest(DELETE_REFUSED.into())),
         }
         info!(volume = id, "volume delete recorded");
         self.delete_storage(v).await.map(|_| ())

@@ -114,6 +114,20 @@ impl VolumeService {
             out.insert(format!("volumes_{t}"), n);
             out.insert(format!("gigabytes_{t}"), gb);
         }
+        // Snapshots: counted, and their sizes in `gigabytes_<type>` as
+        // Cinder does (`gigabytes` already has them).
+        let snaps = self.ds.snapshot_list(Some(project_id)).await?;
+        out.insert("snapshots".to_string(), i64::try_from(snaps.len()).unwrap_or(i64::MAX));
+        if !snaps.is_empty() {
+            let all = stratus_db::VolumeTypeFilter::default();
+            let types = self.ds.volume_type_list(&all).await?;
+            for s in &snaps {
+                if let Some(t) = types.iter().find(|t| Some(&t.id) == s.volume_type_id.as_ref()) {
+                    *out.entry(format!("snapshots_{}", t.name)).or_insert(0) += 1;
+                    *out.entry(format!("gigabytes_{}", t.name)).or_insert(0) += s.size_gb;
+                }
+            }
+        }
         Ok(out)
     }
 

@@ -30,6 +30,10 @@ pub struct ReconcileReport {
     pub deletes_cancelled: usize,
     /// Fences lifted (their host rejoined and confirmed the VM gone).
     pub fences_lifted: usize,
+    /// Interrupted snapshot creates and deletes finished.
+    pub snapshots_finished: usize,
+    /// Interrupted snapshot steps still failing (retried next pass).
+    pub snapshots_pending: usize,
     /// Items that failed with a database error (retried next pass).
     pub errors: usize,
 }
@@ -43,6 +47,8 @@ impl ReconcileReport {
             && self.deletes_finished == 0
             && self.deletes_cancelled == 0
             && self.fences_lifted == 0
+            && self.snapshots_finished == 0
+            && self.snapshots_pending == 0
             && self.errors == 0
     }
 }
@@ -102,6 +108,17 @@ impl VolumeService {
                     )
                     .await?;
                 r.deletes_requeued += 1;
+            }
+        }
+
+        match self.reconcile_snapshots(cutoff).await {
+            Ok((done, pending)) => {
+                r.snapshots_finished = done;
+                r.snapshots_pending = pending;
+            }
+            Err(e) => {
+                warn!(error = %e, "finishing interrupted snapshots failed; the next pass retries");
+                r.errors += 1;
             }
         }
 

@@ -103,6 +103,7 @@ impl VolumeService {
             updated_at: stratus_db::SET_ON_INSERT,
             deleted_at: None,
             deleted: false,
+            snapshot_id: None,
         };
         let att = AttachmentRow {
             id: AttachmentId::new(),

@@ -36,6 +36,7 @@ struct Inner {
     delayed_creates: AtomicU32,
     create_delay_ms: AtomicU64,
     trash: Mutex<HashSet<String>>,
+    snapshots: Mutex<HashSet<(String, String)>>,
 }
 
 /// The in-memory backend; clones share state.
@@ -166,6 +167,38 @@ impl BlockBackend for MemBackend {
 
     async fn create(&self, name: &str, size_gb: u64) -> Result<(), BlockError> {
         self.put(name, size_gb, None).await
+    }
+
+    async fn snapshot_create(&self, volume: &str, snapshot: &str) -> Result<(), BlockError> {
+        if self.volume(volume).is_none() {
+            return Err(BlockError::NotFound(volume.to_string()));
+        }
+        self.0.snapshots.lock().unwrap_or_else(|p| p.into_inner()).insert((volume.into(), snapshot.into()));
+        Ok(())
+    }
+
+    async fn snapshot_delete(&self, volume: &str, snapshot: &str) -> Result<(), BlockError> {
+        self.0.snapshots.lock().unwrap_or_else(|p| p.into_inner()).remove(&(volume.into(), snapshot.into()));
+        Ok(())
+    }
+
+    async fn create_from_snapshot(
+        &self,
+        name: &str,
+        size_gb: u64,
+        volume: &str,
+        snapshot: &str,
+    ) -> Result<(), BlockError> {
+        if !self.0.snapshots.lock().unwrap_or_else(|p| p.into_inner()).contains(&(volume.into(), snapshot.into())) {
+            return Err(BlockError::NotFound(format!("{volume}@{snapshot}")));
+        }
+        self.put(name, size_gb, None).await
+    }
+
+    async fn snapshots(&self) -> Result<Vec<(String, String)>, BlockError> {
+        let mut v: Vec<_> = self.0.snapshots.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
+        v.sort();
+        Ok(v)
     }
 
     async fn create_from_image(

@@ -446,6 +446,7 @@ fn creating_row(name: &str, image: Option<&str>) -> VolumeRow {
         updated_at: stratus_db::SET_ON_INSERT,
         deleted_at: None,
         deleted: false,
+        snapshot_id: None,
     }
 }
 
@@ -1109,4 +1110,112 @@ async fn no_backend_for_the_type_is_an_error_volume_and_a_user_message() {
     assert!(crate::messages::spec_matches("local", "<in> loc"));
     assert!(!crate::messages::spec_matches("local", "iSCSI"));
     let _ = admin;
+}
+
+/// Cinder: a snapshot is a point-in-time copy; a volume created from it
+/// holds the bytes as they were when it was taken (local backend, real files).
+#[tokio::test]
+async fn snapshot_keeps_the_first_bytes_local_backend() {
+    let dir = std::env::temp_dir().join(format!("stratus-snap-bytes-{}", uuid::Uuid::new_v4()));
+    let _guard = TempDir(dir.clone());
+    let clock = ManualClock::new(chrono::Utc::now());
+    let (ds, _db) = stratus_db::testing::fresh(Arc::new(clock.clone())).await;
+    let local = stratus_blockstore::local::LocalBackend::new(dir.join("vols"));
+    let cfg = VolumeConfig { image_dir: dir.join("images"), ..VolumeConfig::default() };
+    let svc = Arc::new(VolumeService::new(ds.clone(), Arc::new(local.clone()), cfg));
+    use stratus_blockstore::OpenClient as _;
+    let me = member();
+    let v = svc.create(&me, new_volume(1, "src")).await.expect("volume");
+    let mut c = local.open_client(&v.backend_name).await.expect("open");
+    c.write(4096, b"first").await.expect("write 1");
+    let s = svc
+        .snapshot_create(&me, NewSnapshot { volume_id: v.id.to_string(), ..Default::default() })
+        .await
+        .expect("snapshot");
+    assert_eq!(s.status, "available");
+    c.write(4096, b"again").await.expect("write 2");
+    Box::new(c).close().await.expect("close");
+    let req = NewVolume { size: 2, snapshot_id: Some(s.id.clone()), ..NewVolume::default() };
+    let copy = svc.create(&me, req).await.expect("from snapshot");
+    assert_eq!(copy.status, VolumeStatus::Available);
+    assert_eq!(copy.snapshot_id.as_deref(), Some(s.id.as_str()));
+    let read = |name: &str| {
+        let bytes = std::fs::read(local.image_path(name).expect("path")).expect("read");
+        (bytes[4096..4101].to_vec(), bytes.len() as u64)
+    };
+    assert_eq!(read(&copy.backend_name), (b"first".to_vec(), 2 << 30));
+    assert_eq!(read(&v.backend_name).0, b"again".to_vec());
+    // The snapshot's copy goes with its delete; the volume can go then.
+    svc.snapshot_delete(&me, &s.id, false).await.expect("snapshot delete");
+    assert!(local.snapshots().await.expect("list").is_empty());
+    svc.delete(&me, &v.id.to_string()).await.expect("volume delete");
+}
+
+/// Cinder: a volume with snapshots cannot be deleted (400, its message)
+/// unless `cascade=true`; snapshot sizes count in `gigabytes` and
+/// `snapshots` until deleted.
+#[tokio::test]
+async fn volume_with_snapshots_needs_cascade_and_quota_counts_snapshots() {
+    let e = env().await;
+    let me = member();
+    let v = e.svc.create(&me, new_volume(3, "v")).await.expect("volume");
+    let s = e
+        .svc
+        .snapshot_create(&me, NewSnapshot { volume_id: v.id.to_string(), ..Default::default() })
+        .await
+        .expect("snapshot");
+    let usage = e.svc.quota_show(&me, "p1").await.expect("usage");
+    let used = |r: &str| usage.iter().find(|q| q.resource == r).map(|q| q.in_use);
+    assert_eq!((used("gigabytes"), used("snapshots")), (Some(6), Some(1)));
+    let refused = e.svc.delete(&me, &v.id.to_string()).await;
+    assert!(matches!(refused, Err(VolumeError::BadRequest(m)) if m == DELETE_REFUSED));
+    // A smaller volume than the snapshot is refused.
+    let small = NewVolume { size: 2, snapshot_id: Some(s.id.clone()), ..NewVolume::default() };
+    assert!(matches!(e.svc.create(&me, small).await, Err(VolumeError::BadRequest(_))));
+    e.svc.delete_cascading(&me, &v.id.to_string(), true).await.expect("cascade");
+    assert!(matches!(e.svc.snapshot_visible(&me, &s.id).await, Err(VolumeError::NotFound { .. })));
+    assert_eq!(e.svc.usage("p1").await.expect("usage").gigabytes, 0);
+    assert!(e.backend.snapshots().await.expect("list").is_empty());
+}
+
+/// An in-use volume needs `force` (Cinder's 400 without it).
+#[tokio::test]
+async fn snapshot_of_in_use_volume_needs_force() {
+    let e = env().await;
+    let me = member();
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("volume");
+    e.ds.volume_set_status(&v.id, &[], VolumeStatus::InUse).await.expect("in-use");
+    let req = |force| NewSnapshot { volume_id: v.id.to_string(), force, ..Default::default() };
+    let refused = e.svc.snapshot_create(&me, req(false)).await;
+    assert!(
+        matches!(refused, Err(VolumeError::BadRequest(m)) if m.contains("status must be available, but current status is: in-use"))
+    );
+    assert_eq!(e.svc.snapshot_create(&me, req(true)).await.expect("forced").status, "available");
+}
+
+/// Crash safety: a snapshot left `creating` without its copy becomes
+/// `error` (never a copy taken later than asked); one left `deleting`
+/// has its removal finished and its quota released.
+#[tokio::test]
+async fn reconciler_finishes_interrupted_snapshots() {
+    let e = env().await;
+    let me = member();
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("volume");
+    let s = e
+        .svc
+        .snapshot_create(&me, NewSnapshot { volume_id: v.id.to_string(), ..Default::default() })
+        .await
+        .expect("snapshot");
+    // As if the process died before the copy was made / during the delete.
+    let half = stratus_db::SnapshotRow { id: uuid::Uuid::new_v4().to_string(), status: "creating".into(), ..s.clone() };
+    let half = stratus_db::SnapshotRow { backend_name: format!("snapshot-{}", half.id), ..half };
+    let limits = stratus_db::SnapshotLimits { snapshots: -1, gigabytes: -1, type_snapshots: -1, type_gigabytes: -1 };
+    e.ds.snapshot_create(&half, &[VolumeStatus::Available], limits).await.expect("recorded");
+    e.ds.snapshot_set_status(&s.id, &[], "deleting", None).await.expect("deleting");
+    e.clock.advance(chrono::Duration::seconds(120));
+    let r = e.svc.reconcile().await.expect("pass");
+    assert_eq!(r.snapshots_finished, 2);
+    assert_eq!(e.ds.snapshot_get(&half.id).await.expect("kept").status, "error");
+    assert!(e.ds.snapshot_get(&s.id).await.is_err());
+    assert!(e.backend.snapshots().await.expect("list").is_empty());
 }

@@ -598,6 +598,114 @@ impl BlockBackend for RbdBackend {
         Ok(())
     }
 
+    /// `rbd snap create` (atomic in Ceph; an existing snapshot is success).
+    /// The snapshot is never protected nor cloned: a volume made from it is
+    /// a full copy, so the snapshot and its volume can always be removed.
+    async fn snapshot_create(&self, volume: &str, snapshot: &str) -> Result<(), BlockError> {
+        let spec = format!("{}@{}", self.spec(volume)?, snap_name(snapshot)?);
+        let out = self.rbd(&["snap", "create", "--no-progress", &spec]).await?;
+        match out.code {
+            Some(0 | 17) => Ok(()),
+            Some(2) => Err(BlockError::NotFound(volume.to_owned())),
+            _ => Err(out.error("rbd snap create")),
+        }
+    }
+
+    async fn snapshot_delete(&self, volume: &str, snapshot: &str) -> Result<(), BlockError> {
+        let spec = format!("{}@{}", self.spec(volume)?, snap_name(snapshot)?);
+        let out = self.rbd(&["snap", "rm", "--no-progress", &spec]).await?;
+        match out.code {
+            Some(0 | 2) => Ok(()),
+            _ => Err(out.error("rbd snap rm")),
+        }
+    }
+
+    /// `rbd cp` of the snapshot under a temporary name, grown and renamed
+    /// into place (a copy cut short is a `*.importing-*` leftover, removed
+    /// by the next attempt or the volume's delete).
+    async fn create_from_snapshot(
+        &self,
+        name: &str,
+        size_gb: u64,
+        volume: &str,
+        snapshot: &str,
+    ) -> Result<(), BlockError> {
+        let spec = self.spec(name)?;
+        let bytes = util::gib_to_bytes(size_gb)?;
+        let src = format!("{}@{}", self.spec(volume)?, snap_name(snapshot)?);
+        if self.exists(name).await? {
+            return Ok(());
+        }
+        self.remove_import_leftovers(name).await?;
+        let tmp_name = format!("{name}.importing-{}", util::random_suffix());
+        let tmp_spec = self.spec(&tmp_name)?;
+        let result = async {
+            let out = self.cli("rbd", &["cp", "--no-progress", &src, &tmp_spec], util::QEMU_IMG_TIMEOUT).await?;
+            match out.code {
+                Some(0) => {}
+                Some(2) => return Err(BlockError::NotFound(format!("{volume}@{snapshot}"))),
+                _ => return Err(out.error("rbd cp")),
+            }
+            let copied = self.image_size(&tmp_name).await?;
+            if copied > bytes {
+                return Err(BlockError::Backend(format!(
+                    "snapshot {snapshot} is {copied} bytes, larger than the {size_gb} GiB volume"
+                )));
+            }
+            if copied < bytes {
+                let size = format!("{size_gb}G");
+                self.rbd(&["resize", "--no-progress", "--size", &size, &tmp_spec]).await?.ok("rbd resize")?;
+            }
+            let out = self.rbd(&["rename", &tmp_spec, &spec]).await?;
+            match out.code {
+                Some(0) => Ok(true),
+                Some(17) => Ok(false),
+                _ => Err(out.error("rbd rename")),
+            }
+        }
+        .await;
+        if !matches!(result, Ok(true)) {
+            let out = self.cli("rbd", &["rm", "--no-progress", &tmp_spec], RM_TIMEOUT).await;
+            if let Ok(out) = out
+                && !matches!(out.code, Some(0 | 2))
+            {
+                tracing::warn!(image = %tmp_spec, error = %out.error("rbd rm"), "cannot remove a temporary copy");
+            }
+        }
+        result.map(|_| ())
+    }
+
+    async fn snapshot_exists(&self, volume: &str, snapshot: &str) -> Result<bool, BlockError> {
+        let spec = self.spec(volume)?;
+        let name = snap_name(snapshot)?;
+        let ls = self.rbd(&["snap", "ls", "--format", "json", &spec]).await?;
+        match ls.code {
+            Some(0) => Ok(parse_json::<Vec<SnapEntry>>(&ls)?.iter().any(|s| s.name == name)),
+            Some(2) => Ok(false),
+            _ => Err(ls.error("rbd snap ls")),
+        }
+    }
+
+    async fn snapshots(&self) -> Result<Vec<(String, String)>, BlockError> {
+        type Snap = SnapEntry;
+        let mut out = Vec::new();
+        for image in self.list().await? {
+            let spec = self.spec(&image)?;
+            let ls = self.rbd(&["snap", "ls", "--format", "json", &spec]).await?;
+            match ls.code {
+                Some(0) => {
+                    for s in parse_json::<Vec<Snap>>(&ls)? {
+                        out.push((image.clone(), s.name));
+                    }
+                }
+                Some(2) => {}
+                _ => return Err(ls.error("rbd snap ls")),
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     async fn delete(&self, name: &str) -> Result<(), BlockError> {
         let spec = self.spec(name)?;
         let out = self.cli("rbd", &["rm", "--no-progress", &spec], RM_TIMEOUT).await?;
@@ -625,6 +733,18 @@ impl BlockBackend for RbdBackend {
             _ => Err(out.error("rbd rm")),
         }
     }
+}
+
+/// One entry of `rbd snap ls --format json`.
+#[derive(serde::Deserialize)]
+struct SnapEntry {
+    name: String,
+}
+
+/// A snapshot name checked like a volume name (no `@`, `/` or option).
+fn snap_name(snapshot: &str) -> Result<&str, BlockError> {
+    util::validate_name("snapshot", snapshot)?;
+    Ok(snapshot)
 }
 
 /// The `IP:PORT/NONCE` address of a client, refusing anything that would

@@ -1280,6 +1280,7 @@ async fn attachments_keep_their_tag_and_delete_on_termination() {
         updated_at: stratus_db::SET_ON_INSERT,
         deleted_at: None,
         deleted: false,
+        snapshot_id: None,
     };
     ds.volume_create(&vol, -1, -1).await.expect("volume");
     let member = ctx(&["member"]);
@@ -1740,6 +1741,7 @@ async fn available_volume(ds: &Datastore) -> stratus_types::VolumeId {
         updated_at: stratus_db::SET_ON_INSERT,
         deleted_at: None,
         deleted: false,
+        snapshot_id: None,
     };
     ds.volume_create(&row, -1, -1).await.expect("volume").id
 }

@@ -105,6 +105,11 @@ use stratus_api::compute::{CreateServerRequest, UpdateServiceRequest};
         volumes::volume_create,
         volumes::volume_show,
         volumes::volume_delete,
+        volumes::snapshot_list,
+        volumes::snapshot_detail,
+        volumes::snapshot_create,
+        volumes::snapshot_show,
+        volumes::snapshot_delete,
         images::image_list,
         images::image_detail,
         images::image_show,
@@ -310,7 +315,10 @@ pub fn routes(state: AppState) -> Router {
                 )
                 .route("/compute/v2.1/os-volumes", get(volumes::volume_list).post(volumes::volume_create))
                 .route("/compute/v2.1/os-volumes/detail", get(volumes::volume_detail))
-                .route("/compute/v2.1/os-volumes/{id}", get(volumes::volume_show).delete(volumes::volume_delete)),
+                .route("/compute/v2.1/os-volumes/{id}", get(volumes::volume_show).delete(volumes::volume_delete))
+                .route("/compute/v2.1/os-snapshots", get(volumes::snapshot_list).post(volumes::snapshot_create))
+                .route("/compute/v2.1/os-snapshots/detail", get(volumes::snapshot_detail))
+                .route("/compute/v2.1/os-snapshots/{id}", get(volumes::snapshot_show).delete(volumes::snapshot_delete)),
         ))
         .merge(gone_from(
             &state,
@@ -575,6 +583,8 @@ mod tests {
             ("/compute/v2.1/os-networks", 36, gone),
             ("/compute/v2.1/images", 36, gone),
             ("/compute/v2.1/os-volumes/detail", 36, gone),
+            ("/compute/v2.1/os-snapshots/detail", 35, ok),
+            ("/compute/v2.1/os-snapshots/detail", 36, gone),
             ("/compute/v2.1/os-hosts", 42, ok),
             ("/compute/v2.1/os-hosts", 43, gone),
             ("/compute/v2.1/os-hypervisors/h/search", 53, gone),

@@ -34,7 +34,7 @@ fn view(v: &VolumeRow, atts: &[AttachmentRow]) -> Value {
         "displayName": v.name,
         "displayDescription": v.description,
         "volumeType": v.volume_type,
-        "snapshotId": null,
+        "snapshotId": v.snapshot_id,
         "metadata": serde_json::from_str::<Value>(&v.metadata).unwrap_or_else(|_| json!({})),
         "attachments": attachments,
     })
@@ -112,6 +112,90 @@ pub(super) async fn volume_delete(
     Ok(StatusCode::ACCEPTED)
 }
 
+/// Nova's view of a volume snapshot (`/os-snapshots`).
+fn snapshot_view(s: &stratus_db::SnapshotRow) -> Value {
+    json!({
+        "id": s.id,
+        "volumeId": s.volume_id,
+        "status": s.status,
+        "size": s.size_gb,
+        "createdAt": views::iso_micro(s.created_at),
+        "displayName": s.name,
+        "displayDescription": s.description,
+    })
+}
+
+async fn snapshots_listed(st: &AppState, ctx: &AuthContext, q: Option<&str>) -> Result<Value, ApiError> {
+    let q = parse_query(q);
+    let num = |k: &str| -> Result<Option<usize>, ApiError> {
+        query_value(&q, k)
+            .map(|v| v.parse::<usize>().map_err(|_| ApiError::BadRequest(format!("{k} param must be an integer"))))
+            .transpose()
+    };
+    let (offset, limit) = (num("offset")?.unwrap_or(0), num("limit")?);
+    let rows = st.volume.snapshot_list(ctx, &stratus_volume::SnapshotFilter::default()).await?;
+    let out: Vec<Value> = rows.iter().skip(offset).take(limit.unwrap_or(usize::MAX)).map(snapshot_view).collect();
+    Ok(json!({ "snapshots": out }))
+}
+
+#[utoipa::path(get, path = "/compute/v2.1/os-snapshots", tag = "volumes", params(("limit" = Option<u32>, Query, description = "Page size"), ("offset" = Option<u32>, Query, description = "Skip this many")), responses((status = 404, description = "Gone at this microversion (2.36)"), (status = 200, description = "The project's volume snapshots", body = s::VolumeSnapshotList)))]
+pub(super) async fn snapshot_list(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(snapshots_listed(&st, &ctx, q.as_deref()).await?))
+}
+
+#[utoipa::path(get, path = "/compute/v2.1/os-snapshots/detail", tag = "volumes", params(("limit" = Option<u32>, Query, description = "Page size"), ("offset" = Option<u32>, Query, description = "Skip this many")), responses((status = 404, description = "Gone at this microversion (2.36)"), (status = 200, description = "The project's volume snapshots", body = s::VolumeSnapshotList)))]
+pub(super) async fn snapshot_detail(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    RawQuery(q): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(snapshots_listed(&st, &ctx, q.as_deref()).await?))
+}
+
+/// `POST /os-snapshots`: `{"snapshot": {"volume_id", "force", "display_name", "display_description"}}`.
+#[utoipa::path(post, path = "/compute/v2.1/os-snapshots", tag = "volumes", request_body = s::VolumeSnapshotCreate, responses((status = 404, description = "Gone at this microversion (2.36), or unknown volume"), (status = 200, description = "Created", body = s::VolumeSnapshotBody), (status = 400, description = "Invalid body or volume status"), (status = 403, description = "Reader, or over quota")))]
+pub(super) async fn snapshot_create(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    stratus_volume::check_write(&ctx, "create_snapshot")?;
+    let c = stratus_api::volume::snapshots::CreateSnapshot::parse(&parse_json::<Value>(&body)?, 0)?;
+    let req = stratus_volume::NewSnapshot {
+        volume_id: c.volume_id,
+        name: c.name,
+        description: c.description,
+        metadata: c.metadata,
+        force: c.force,
+    };
+    let row = st.volume.snapshot_create(&ctx, req).await?;
+    Ok(Json(json!({ "snapshot": snapshot_view(&row) })))
+}
+
+#[utoipa::path(get, path = "/compute/v2.1/os-snapshots/{id}", tag = "volumes", params(("id" = String, Path, description = "Snapshot id")), responses((status = 200, description = "A snapshot", body = s::VolumeSnapshotBody), (status = 404, description = "Unknown or another project's")))]
+pub(super) async fn snapshot_show(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let s = st.volume.snapshot_visible(&ctx, &id).await?;
+    Ok(Json(json!({ "snapshot": snapshot_view(&s) })))
+}
+
+#[utoipa::path(delete, path = "/compute/v2.1/os-snapshots/{id}", tag = "volumes", params(("id" = String, Path, description = "Snapshot id")), responses((status = 202, description = "Deletion started"), (status = 400, description = "Not available or error"), (status = 404, description = "Unknown or another project's")))]
+pub(super) async fn snapshot_delete(
+    State(st): State<AppState>,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    st.volume.snapshot_delete(&ctx, &id, false).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +224,7 @@ mod tests {
             updated_at: now,
             deleted_at: None,
             deleted: false,
+            snapshot_id: None,
         };
         let shown = view(&v, &[]);
         assert_eq!(shown["attachments"], json!([{}]));

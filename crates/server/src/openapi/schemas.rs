@@ -756,6 +756,57 @@ json_schemas! {
                 "type": "object", "required": ["project"], "properties": {"project": {"type": "string", "minLength": 1, "maxLength": 255}}}}},
         ],
     });
+    /// A volume snapshot (progress and project only in the detailed view;
+    /// `group_snapshot_id` from 3.14, `user_id` from 3.41, `consumes_quota` from 3.65).
+    VolumeSnapshot => json!({
+        "type": "object",
+        "required": ["id", "status", "description", "created_at", "updated_at", "metadata", "name", "volume_id", "size"],
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"type": "string"},
+            "name": nullable_string(),
+            "description": nullable_string(),
+            "created_at": {"type": "string"},
+            "updated_at": nullable_string(),
+            "volume_id": {"type": "string"},
+            "size": {"type": "integer"},
+            "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+            "os-extended-snapshot-attributes:progress": {"type": "string"},
+            "os-extended-snapshot-attributes:project_id": {"type": "string"},
+            "group_snapshot_id": nullable_string(),
+            "user_id": {"type": "string"},
+            "consumes_quota": {"type": "boolean"},
+        },
+    });
+    /// `{"snapshot": ...}`.
+    VolumeSnapshotBody => wrapped("snapshot", "VolumeSnapshot");
+    /// `{"snapshots": [...]}`.
+    VolumeSnapshotList => json!({"type": "object", "required": ["snapshots"], "properties": {"snapshots": {"type": "array", "items": {"$ref": "#/components/schemas/VolumeSnapshot"}}, "snapshots_links": rel_links()}});
+    /// `POST /snapshots`.
+    VolumeSnapshotCreate => json!({
+        "type": "object",
+        "required": ["snapshot"],
+        "properties": {"snapshot": {
+            "type": "object",
+            "required": ["volume_id"],
+            "properties": {
+                "volume_id": {"type": "string"},
+                "name": nullable_string(),
+                "description": nullable_string(),
+                "force": {"type": ["boolean", "string"]},
+                "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        }},
+    });
+    /// `PUT /snapshots/{id}`.
+    VolumeSnapshotUpdate => json!({
+        "type": "object",
+        "required": ["snapshot"],
+        "properties": {"snapshot": {"type": "object", "properties": {"name": nullable_string(), "description": nullable_string()}}},
+    });
+    /// `POST /snapshots/{id}/action`: `os-reset_status`, `os-force_delete`,
+    /// `os-update_snapshot_status` or `os-update_progress`.
+    VolumeSnapshotAction => json!({"type": "object", "minProperties": 1, "maxProperties": 1});
     /// A volume transfer (`auth_key` only in the create answer; history keys from 3.57).
     VolumeTransfer => json!({
         "type": "object",
