@@ -473,3 +473,48 @@ async fn a_holder_outlives_its_killed_agent() {
     kill9(pid);
     assert!(wait_until_gone(pid).await, "holder {pid} still running after kill -9");
 }
+
+/// Cinder's snapshot on Ceph: `rbd snap create` is a point-in-time copy; a
+/// volume made from it holds its bytes, is a full copy (no parent: the
+/// snapshot and its source can be removed while the copy lives), and every
+/// step is idempotent, as a retried operation needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_copy_their_bytes_and_leave_no_parent() {
+    let cl = Cluster::new("snap");
+    let b = &cl.backend;
+    let vol = cl.image("src");
+    let copy = cl.image("copy");
+    let dir = std::env::temp_dir().join(format!("{}-img", cl.prefix));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let image = dir.join("fake.img");
+    std::fs::write(&image, b"point in time").expect("write image");
+    let r = b.create_from_image(&vol, 1, &image, DiskFormat::Raw).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    r.expect("source volume");
+
+    b.snapshot_create(&vol, "s1").await.expect("snapshot");
+    b.snapshot_create(&vol, "s1").await.expect("snapshot again is success");
+    assert!(b.snapshot_exists(&vol, "s1").await.expect("exists"));
+    assert!(b.snapshots().await.expect("list").iter().any(|(v, s)| v == &vol && s.contains("s1")));
+
+    b.create_from_snapshot(&copy, 2, &vol, "s1").await.expect("volume from the snapshot");
+    b.create_from_snapshot(&copy, 2, &vol, "s1").await.expect("again is success");
+    assert_eq!(b.image_size(&copy).await.expect("size"), 2 * GIB, "grown to the volume's size");
+    let head = cl.cli("rbd", &["export", "--no-progress", &format!("{POOL}/{copy}"), "-"]);
+    assert!(head.status.success(), "{}", String::from_utf8_lossy(&head.stderr));
+    assert!(head.stdout.starts_with(b"point in time"), "the copy holds the snapshot's bytes");
+    let info = cl.cli("rbd", &["info", "--format", "json", &format!("{POOL}/{copy}")]);
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("rbd info json");
+    assert!(info.get("parent").is_none(), "a full copy, not a clone: {info}");
+    let leftovers: Vec<String> =
+        b.list().await.expect("ls").into_iter().filter(|n| n.starts_with(&copy) && n != &copy).collect();
+    assert!(leftovers.is_empty(), "temporary copies left: {leftovers:?}");
+
+    b.snapshot_delete(&vol, "s1").await.expect("snapshot delete");
+    b.snapshot_delete(&vol, "s1").await.expect("delete again is success");
+    assert!(!b.snapshot_exists(&vol, "s1").await.expect("exists"));
+    b.delete(&vol).await.expect("the source goes once its snapshot is gone");
+    let head = cl.cli("rbd", &["export", "--no-progress", &format!("{POOL}/{copy}"), "-"]);
+    assert!(head.stdout.starts_with(b"point in time"), "the copy outlives its source");
+    b.delete(&copy).await.expect("delete the copy");
+}

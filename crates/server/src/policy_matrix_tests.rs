@@ -1723,6 +1723,20 @@ const ACTIONS: &[ActionRow] = &[
     a(SA, "restore", r#"{"restore": null}"#, WRITE, "os-deferred-delete:restore PROJECT_MEMBER_OR_ADMIN"),
     a(SA, "forceDelete", r#"{"forceDelete": null}"#, WRITE, "os-deferred-delete:force PROJECT_MEMBER_OR_ADMIN"),
     a(SA, "unlock", r#"{"unlock": null}"#, WRITE, "os-lock-server:unlock PROJECT_MEMBER_OR_ADMIN"),
+    a(
+        SA,
+        "addSecurityGroup",
+        r#"{"addSecurityGroup": {"name": "default"}}"#,
+        [F, N, N, N],
+        "os-security-groups:add PROJECT_MEMBER_OR_ADMIN; the fixture server has no port, so a caller the policy lets through gets Nova's 404 (no port to put the group on), a reader 403",
+    ),
+    a(
+        SA,
+        "removeSecurityGroup",
+        r#"{"removeSecurityGroup": {"name": "default"}}"#,
+        [F, N, N, N],
+        "os-security-groups:remove PROJECT_MEMBER_OR_ADMIN; as addSecurityGroup (no port on the fixture server: 404 after the policy; a reader 403)",
+    ),
     a(SA, "lock", r#"{"lock": null}"#, WRITE, "os-lock-server:lock PROJECT_MEMBER_OR_ADMIN"),
     a(
         SA,
