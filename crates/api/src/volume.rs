@@ -428,6 +428,13 @@ fn bool_value(name: &str, v: &Value) -> Result<bool, VolumeRequestError> {
     }
 }
 
+/// A boolean query parameter as Cinder's `get_bool_param` reads it (oslo's
+/// strict words; anything else is 400).
+pub fn bool_param(name: &str, v: &str) -> Result<bool, VolumeRequestError> {
+    bool_value(name, &Value::String(v.into()))
+        .map_err(|_| BadRequest(format!("Value '{v}' for '{name}' is not a boolean.")))
+}
+
 // ------------------------------------------------------------------- views
 
 /// The version list with the v3 entry; `self` points at `<public>/volume/v3/`.
@@ -599,9 +606,29 @@ pub fn volume_detail(
         if form.minor >= groups::MV_GROUPS {
             m.insert("group_id".into(), json!(v.group_id));
         }
+        let admin = matches!(viewer, Viewer::Admin { .. });
+        // Cinder's 3.21: the backend's own id for the volume, admins only;
+        // Stratus's backends address volumes by the Stratus id (LVM's null).
+        if form.minor >= 21 && admin {
+            m.insert("provider_id".into(), Value::Null);
+        }
+        // Cinder's 3.48: no backend shares iSCSI targets between volumes
+        // (per-volume exports, RBD), so no host-side locking is needed and
+        // there is no volume-service uuid to lock on (3.69 allows null;
+        // false is valid in both).
+        if form.minor >= 48 {
+            m.insert("shared_targets".into(), json!(false));
+            m.insert("service_uuid".into(), Value::Null);
+        }
+        // Cinder's 3.61: the admin view's cluster (none: no clusters).
+        if form.minor >= 61 && admin {
+            m.insert("cluster_name".into(), Value::Null);
+        }
         if form.minor >= 63 {
             m.insert("volume_type_id".into(), json!(v.volume_type_id));
         }
+        // 3.64 `encryption_key_id`: Cinder omits it for an unencrypted
+        // volume, and encrypted volumes are refused at create.
         if form.minor >= 65 {
             m.insert("consumes_quota".into(), json!(true));
         }
@@ -789,6 +816,78 @@ pub fn volume_order(a: &VolumeRow, b: &VolumeRow, sort: &[VolumeSort]) -> std::c
     std::cmp::Ordering::Equal
 }
 
+/// The `bootable` list filter's value, as Cinder reads it: from 3.2 only
+/// oslo's strict boolean words (`1/t/true/on/y/yes`, `0/f/false/off/n/no`,
+/// any case) and anything else is 400; before 3.2 only `False`/`false`/
+/// `FALSE` is false and any other non-empty value true.
+pub fn bootable_filter(value: &str, minor: u32) -> Result<bool, VolumeRequestError> {
+    if minor >= 2 {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
+            "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
+            _ => Err(BadRequest(format!("Invalid input received: 'bootable = {value}'"))),
+        }
+    } else {
+        Ok(!(matches!(value, "False" | "false" | "FALSE") || value.is_empty()))
+    }
+}
+
+/// A comparison of Cinder's 3.60 time filters (`created_at=gt:<iso time>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeOp {
+    /// `gt`: after.
+    Gt,
+    /// `gte`: at or after.
+    Gte,
+    /// `eq`: at.
+    Eq,
+    /// `neq`: not at.
+    Neq,
+    /// `lt`: before.
+    Lt,
+    /// `lte`: at or before.
+    Lte,
+}
+
+/// Parse a 3.60 time filter value: comma-separated `op:time` units, all of
+/// which must hold; an unknown operator or a bad time is 400 with Cinder's
+/// messages. Times without a zone are UTC, as Cinder stores them.
+pub fn time_filter(field: &str, value: &str) -> Result<Vec<(TimeOp, DateTime<Utc>)>, VolumeRequestError> {
+    let mut out = Vec::new();
+    for unit in value.split(',') {
+        let Some((op, time)) = unit.split_once(':') else {
+            return Err(BadRequest(format!("Invalid {field} value")));
+        };
+        let op = match op {
+            "gt" => TimeOp::Gt,
+            "gte" => TimeOp::Gte,
+            "eq" => TimeOp::Eq,
+            "neq" => TimeOp::Neq,
+            "lt" => TimeOp::Lt,
+            "lte" => TimeOp::Lte,
+            other => return Err(BadRequest(format!("Invalid {other} operator"))),
+        };
+        let t = DateTime::parse_from_rfc3339(time)
+            .map(|t| t.with_timezone(&Utc))
+            .or_else(|_| chrono::NaiveDateTime::parse_from_str(time, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc()))
+            .map_err(|_| BadRequest(format!("Invalid {time} value")))?;
+        out.push((op, t));
+    }
+    Ok(out)
+}
+
+/// Whether `t` passes every comparison of a [`time_filter`].
+pub fn time_matches(t: DateTime<Utc>, filter: &[(TimeOp, DateTime<Utc>)]) -> bool {
+    filter.iter().all(|(op, x)| match op {
+        TimeOp::Gt => t > *x,
+        TimeOp::Gte => t >= *x,
+        TimeOp::Eq => t == *x,
+        TimeOp::Neq => t != *x,
+        TimeOp::Lt => t < *x,
+        TimeOp::Lte => t <= *x,
+    })
+}
+
 /// The short attachment view of `GET /attachments`.
 pub fn attachment_summary(a: &AttachmentRow) -> Value {
     json!({"id": a.id, "status": a.status.as_str(), "instance": a.server_id, "volume_id": a.volume_id})
@@ -814,6 +913,38 @@ pub fn cleanup_view(c: &CleanupRow) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Cinder's `check_volume_filters`: strict oslo booleans from 3.2
+    /// (`VOLUME_LIST_BOOTABLE`), the old lenient reading before.
+    #[test]
+    fn bootable_filter_reads_cinders_words() {
+        for (v, b) in [("yes", true), ("T", true), ("1", true), ("off", false), ("No", false), ("0", false)] {
+            assert_eq!(bootable_filter(v, 2), Ok(b), "{v}");
+        }
+        assert!(
+            matches!(bootable_filter("maybe", 2), Err(BadRequest(m)) if m == "Invalid input received: 'bootable = maybe'")
+        );
+        assert_eq!(bootable_filter("0", 1), Ok(true), "before 3.2 only false words are false");
+        assert_eq!(bootable_filter("false", 1), Ok(false));
+    }
+
+    /// Cinder's `_handle_time_comparison_filters` (3.60): `op:iso-time`
+    /// units, comma-separated, all must hold; bad operator or time is 400.
+    #[test]
+    fn time_filters_compare_as_cinder() {
+        let f = time_filter("created_at", "gt:2026-01-01T00:00:00,lte:2026-02-01T00:00:00Z").expect("parse");
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).expect("t").with_timezone(&Utc);
+        assert!(time_matches(at("2026-01-15T00:00:00Z"), &f));
+        assert!(time_matches(at("2026-02-01T00:00:00Z"), &f));
+        assert!(!time_matches(at("2026-01-01T00:00:00Z"), &f), "gt is strict");
+        assert!(
+            matches!(time_filter("created_at", "after:2026-01-01T00:00:00"), Err(BadRequest(m)) if m == "Invalid after operator")
+        );
+        assert!(
+            matches!(time_filter("created_at", "gt:yesterday"), Err(BadRequest(m)) if m == "Invalid yesterday value")
+        );
+        assert!(matches!(time_filter("updated_at", "2026"), Err(BadRequest(m)) if m == "Invalid updated_at value"));
+    }
 
     #[test]
     fn microversion_header() {

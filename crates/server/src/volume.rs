@@ -398,7 +398,9 @@ async fn detail_of(
 }
 
 /// `GET /volumes[/detail]`: filters `all_tenants` (admins), `project_id`,
-/// `name`, `status`, `group_id` (3.10+); pagination with `limit` and `marker`.
+/// `name`, `status`, `bootable` (strict words from 3.2), `group_id` (3.10+),
+/// `created_at`/`updated_at` comparisons (3.60+); pagination with `limit`
+/// and `marker`; `with_count` (3.45+).
 async fn list(
     state: &AppState,
     ctx: &AuthContext,
@@ -421,7 +423,25 @@ async fn list(
         q.get("sort_key").map(String::as_str),
         q.get("sort_dir").map(String::as_str),
     )?;
+    let bootable = q.get("bootable").map(|b| wire::bootable_filter(b, mv.0)).transpose()?;
+    // Cinder reads the time comparison filters from 3.60 on.
+    let time = |k: &str| -> Result<Option<Vec<_>>, ApiError> {
+        Ok(if mv.0 >= 60 { q.get(k).map(|v| wire::time_filter(k, v)).transpose()? } else { None })
+    };
+    let (created, updated) = (time("created_at")?, time("updated_at")?);
+    // 3.45 `with_count`: the number of matches, before paging.
+    let with_count = mv.0 >= 45
+        && match q.get("with_count") {
+            Some(v) => wire::bool_param("with_count", v)?,
+            None => false,
+        };
     let mut rows = state.volume.list(ctx, &f).await?;
+    rows.retain(|v| {
+        bootable.is_none_or(|b| v.bootable == b)
+            && created.as_ref().is_none_or(|c| wire::time_matches(v.created_at, c))
+            && updated.as_ref().is_none_or(|u| wire::time_matches(v.updated_at, u))
+    });
+    let count = rows.len();
     rows.sort_by(|a, b| wire::volume_order(a, b, &sort));
     if let Some(marker) = q.get("marker") {
         let Some(i) = rows.iter().position(|v| v.id.to_string() == *marker) else {
@@ -451,6 +471,9 @@ async fn list(
         });
     }
     let mut body = json!({ "volumes": out });
+    if with_count {
+        body["count"] = json!(count);
+    }
     if let Some(marker) = next {
         let query: Vec<(String, String)> = q.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         body["volumes_links"] =

@@ -1376,3 +1376,78 @@ async fn volume_summary_counts_the_projects_volumes() {
     let (_, _, v) = call(&env, &url, Some(&env.demo), Some("volume 3.36")).await;
     assert_eq!(v["volume-summary"]["metadata"], json!({}));
 }
+
+/// Cinder's v3 volume view (`views/volumes.py` `detail`): `provider_id`
+/// (3.21) and `cluster_name` (3.61) for admins only, `shared_targets` and
+/// `service_uuid` from 3.48, and no `encryption_key_id` (3.64) for an
+/// unencrypted volume.
+#[tokio::test]
+async fn volume_view_fields_follow_cinders_microversions() {
+    let env = env().await;
+    let id = create(&env, 1, "f").await["id"].as_str().expect("id").to_string();
+    let uri = format!("/volume/v3/volumes/{id}");
+    let show = |token: &str, v: &'static str| {
+        let (env, uri, token) = (&env, uri.clone(), token.to_string());
+        async move { call(env, &uri, Some(&token), Some(v)).await.2["volume"].clone() }
+    };
+    let old = show(&env.admin, "volume 3.20").await;
+    for k in ["provider_id", "shared_targets", "service_uuid", "cluster_name"] {
+        assert!(old.get(k).is_none(), "{k} not before its version");
+    }
+    let admin = show(&env.admin, "volume 3.70").await;
+    assert!(admin.get("provider_id").is_some_and(Value::is_null));
+    assert!(admin.get("cluster_name").is_some_and(Value::is_null));
+    assert_eq!(admin["shared_targets"], false);
+    assert!(admin.get("service_uuid").is_some_and(Value::is_null));
+    assert!(admin.get("encryption_key_id").is_none(), "omitted for an unencrypted volume");
+    let member = show(&env.demo, "volume 3.70").await;
+    assert!(member.get("provider_id").is_none() && member.get("cluster_name").is_none(), "admins only");
+    assert_eq!(member["shared_targets"], false);
+    let older = show(&env.demo, "volume 3.47").await;
+    assert!(older.get("shared_targets").is_none());
+}
+
+/// Cinder's volume list: `bootable` takes strict boolean words from 3.2
+/// (else 400), `created_at`/`updated_at` `op:time` comparisons from 3.60,
+/// and `with_count` (3.45) adds the number of matches before paging.
+#[tokio::test]
+async fn volume_list_bootable_time_filters_and_count() {
+    let env = env().await;
+    let boot = create(&env, 1, "boot").await["id"].as_str().expect("id").to_string();
+    create(&env, 1, "plain").await;
+    let action = format!("/volume/v3/volumes/{boot}/action");
+    let t = Some(env.demo.as_str());
+    let (s, _, _) = send(&env, "POST", &action, t, None, Some(json!({"os-set_bootable": {"bootable": true}}))).await;
+    assert_eq!(s, StatusCode::OK);
+    let names = |v: &Value| -> Vec<String> {
+        v["volumes"].as_array().expect("list").iter().map(|x| x["name"].as_str().expect("name").to_string()).collect()
+    };
+    let list = |q: &'static str, mv: &'static str| {
+        let env = &env;
+        async move { call(env, &format!("/volume/v3/volumes?{q}"), Some(&env.demo), Some(mv)).await }
+    };
+    let (_, _, v) = list("bootable=yes", "volume 3.2").await;
+    assert_eq!(names(&v), ["boot"]);
+    let (_, _, v) = list("bootable=0", "volume 3.2").await;
+    assert_eq!(names(&v), ["plain"]);
+    let (s, _, v) = list("bootable=maybe", "volume 3.2").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (_, _, v) = list("bootable=0", "volume 3.0").await;
+    assert_eq!(names(&v), ["boot"], "before 3.2 any non-false word is true");
+
+    let (_, _, v) = list("created_at=gt:2000-01-01T00:00:00&updated_at=lt:2999-01-01T00:00:00Z", "volume 3.60").await;
+    assert_eq!(names(&v).len(), 2);
+    let (_, _, v) = list("created_at=lt:2000-01-01T00:00:00", "volume 3.60").await;
+    assert_eq!(names(&v).len(), 0);
+    let (_, _, v) = list("created_at=lt:2000-01-01T00:00:00", "volume 3.59").await;
+    assert_eq!(names(&v).len(), 2, "ignored before 3.60");
+    let (s, _, _) = list("created_at=soon:2000-01-01T00:00:00", "volume 3.60").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    let (_, _, v) = list("with_count=true&limit=1", "volume 3.45").await;
+    assert_eq!((names(&v).len(), v["count"].as_u64()), (1, Some(2)));
+    let (_, _, v) = list("with_count=true", "volume 3.44").await;
+    assert!(v.get("count").is_none());
+    let (s, _, _) = list("with_count=perhaps", "volume 3.45").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
