@@ -354,14 +354,24 @@ fn require_mv(mv: VolumeMv, min: u32) -> Result<(), ApiError> {
 }
 
 /// Absolute limits: Cinder's keys, the project's volume quotas and usage
-/// counted from the database.
+/// counted from the database; from 3.39 admins may ask for another project.
 #[utoipa::path(get, path = "/volume/v3/{project_id}/limits", tag = "limits", params(("project_id" = String, Path, description = "The caller's project (any for admins)")), responses((status = 200, description = "Absolute limits with usage", body = s::VolumeLimits)))]
 async fn limits(
     State(state): State<AppState>,
     Auth(ctx): Auth,
     Path(p): Params,
+    Query(q): Q,
+    mv: VolumeMv,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let project = scope(&ctx, &p)?;
+    let mut project = scope(&ctx, &p)?;
+    // Cinder's 3.39: an admin may name the project (`project_id`, or the
+    // older `tenant_id`); others and older versions get their own.
+    if mv.0 >= 39
+        && ctx.is_admin()
+        && let Some(other) = q.get("project_id").or_else(|| q.get("tenant_id"))
+    {
+        project = other.clone();
+    }
     let quota = state.volume.quota_show(&ctx, &project).await?;
     let limit = |r: &str| quota.iter().find(|q| q.resource == r).map_or(-1, |q| q.limit);
     let used = |r: &str| quota.iter().find(|q| q.resource == r).map_or(0, |q| q.in_use);

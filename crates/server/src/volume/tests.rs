@@ -1451,3 +1451,63 @@ async fn volume_list_bootable_time_filters_and_count() {
     let (s, _, _) = list("with_count=perhaps", "volume 3.45").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+/// Cinder's `get_pools` filters: none before 3.28; `name` and capability
+/// filters from 3.28; only `name`/`volume_type` from 3.33 (others 400, even
+/// for admins); `volume_type` from 3.35 keeps pools whose capabilities
+/// satisfy the type's extra specs (unknown type 404).
+#[tokio::test]
+async fn volume_pool_filters_follow_cinder() {
+    let env = env().await;
+    let a = Some(env.admin.as_str());
+    let pools = |q: String, mv: &'static str| {
+        let env = &env;
+        async move { call(env, &format!("/volume/v3/scheduler-stats/get_pools?{q}"), a, Some(mv)).await }
+    };
+    let count = |v: &Value| v["pools"].as_array().map(Vec::len);
+    let (_, _, v) = pools(String::new(), "volume 3.70").await;
+    let name = v["pools"][0]["name"].as_str().expect("pool").to_string();
+    assert_eq!(count(&pools("name=other".into(), "volume 3.27").await.2), Some(1), "ignored before 3.28");
+    assert_eq!(count(&pools("name=other".into(), "volume 3.28").await.2), Some(0));
+    let encoded = name.replace('@', "%40").replace('#', "%23");
+    assert_eq!(count(&pools(format!("name={encoded}"), "volume 3.28").await.2), Some(1));
+    assert_eq!(count(&pools("vendor_name=Other".into(), "volume 3.28").await.2), Some(0), "capability filter");
+    let (s, _, v) = pools("vendor_name=Stratus".into(), "volume 3.33").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["badRequest"]["message"], "Invalid filters vendor_name are found in query options.");
+
+    let body = json!({"volume_type": {"name": "elsewhere", "extra_specs": {"vendor_name": "Other"}}});
+    let (s, _, _) = send(&env, "POST", "/volume/v3/types", a, None, Some(body)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) =
+        send(&env, "POST", "/volume/v3/types", a, None, Some(json!({"volume_type": {"name": "here"}}))).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(count(&pools("volume_type=elsewhere".into(), "volume 3.34").await.2), Some(1), "ignored before 3.35");
+    assert_eq!(count(&pools("volume_type=elsewhere".into(), "volume 3.35").await.2), Some(0));
+    assert_eq!(count(&pools("volume_type=here&detail=true".into(), "volume 3.35").await.2), Some(1));
+    assert_eq!(pools("volume_type=nosuch".into(), "volume 3.35").await.0, StatusCode::NOT_FOUND);
+}
+
+/// Cinder's 3.49 `backend_state` on cinder-volume services (`up` when the
+/// pool reports nothing else) and 3.39 admin `project_id` on limits.
+#[tokio::test]
+async fn volume_services_backend_state_and_limits_for_a_named_project() {
+    let env = env().await;
+    let a = Some(env.admin.as_str());
+    let (_, _, v) = call(&env, "/volume/v3/os-services", a, Some("volume 3.49")).await;
+    let svcs = v["services"].as_array().expect("services");
+    for s in svcs {
+        let want = if s["binary"] == "cinder-volume" { Some("up") } else { None };
+        assert_eq!(s.get("backend_state").and_then(Value::as_str), want, "{s}");
+    }
+    let (_, _, v) = call(&env, "/volume/v3/os-services", a, Some("volume 3.48")).await;
+    assert!(v["services"].as_array().expect("services").iter().all(|s| s.get("backend_state").is_none()));
+
+    create(&env, 2, "demo's").await;
+    let q = format!("/volume/v3/limits?project_id={}", env.demo_project);
+    let used = |v: &Value| v["limits"]["absolute"]["totalGigabytesUsed"].as_i64();
+    assert_eq!(used(&call(&env, &q, a, Some("volume 3.39")).await.2), Some(2), "the named project's");
+    assert_eq!(used(&call(&env, &q, a, Some("volume 3.38")).await.2), Some(0), "the admin's own before 3.39");
+    let q = format!("/volume/v3/limits?project_id={}", env.admin_project);
+    assert_eq!(used(&call(&env, &q, Some(&env.demo), Some("volume 3.39")).await.2), Some(2), "ignored for members");
+}
