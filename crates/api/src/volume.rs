@@ -832,6 +832,76 @@ pub fn bootable_filter(value: &str, minor: u32) -> Result<bool, VolumeRequestErr
     }
 }
 
+/// Cinder's default `resource_filters.json`: the query filters a
+/// non-admin may use on each resource's list (3.31+; admins may use any,
+/// except on pools), published by `GET /resource_filters` (3.33). Only the
+/// resources Stratus serves are listed.
+pub const RESOURCE_FILTERS: &[(&str, &[&str])] = &[
+    (
+        "volume",
+        &[
+            "name",
+            "status",
+            "metadata",
+            "bootable",
+            "migration_status",
+            "availability_zone",
+            "group_id",
+            "size",
+            "created_at",
+            "updated_at",
+            "consumes_quota",
+        ],
+    ),
+    ("group", &["name"]),
+    ("attachment", &["volume_id", "status", "instance_id", "attach_status"]),
+    ("message", &["resource_uuid", "resource_type", "event_id", "request_id", "message_level"]),
+    ("pool", &["name", "volume_type"]),
+    ("volume_type", &["is_public", "extra_specs"]),
+];
+
+/// The configured filters of one resource (empty if none).
+pub fn resource_filters(resource: &str) -> &'static [&'static str] {
+    RESOURCE_FILTERS.iter().find(|(r, _)| *r == resource).map_or(&[], |(_, f)| f)
+}
+
+/// Cinder's `reject_invalid_filters` (3.31+) for a non-admin: every filter
+/// key must be configured for the resource (from 3.34 `key~` is allowed
+/// where `key~` is configured, which the defaults never are);
+/// `all_tenants` is ignored rather than refused. Admins may use any
+/// filter, except on pools.
+pub fn reject_invalid_filters<'a>(
+    resource: &str,
+    keys: impl IntoIterator<Item = &'a str>,
+) -> Result<(), VolumeRequestError> {
+    let allowed = resource_filters(resource);
+    let mut bad: Vec<&str> = keys.into_iter().filter(|k| *k != "all_tenants" && !allowed.contains(k)).collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    bad.sort_unstable();
+    Err(BadRequest(format!("Invalid filters {} are found in query options.", bad.join(","))))
+}
+
+/// A dict-valued filter (`metadata`, `glance_metadata`) as Cinder reads it
+/// with `literal_eval`: a JSON or Python-literal object of strings.
+pub fn dict_filter(name: &str, value: &str) -> Result<BTreeMap<String, String>, VolumeRequestError> {
+    let parse = |s: &str| serde_json::from_str::<BTreeMap<String, Value>>(s).ok();
+    let map = parse(value)
+        .or_else(|| parse(&value.replace('\'', "\"")))
+        .ok_or_else(|| BadRequest(format!("Invalid input received: Invalid {name} filter {value}")))?;
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, v)
+        })
+        .collect())
+}
+
 /// A comparison of Cinder's 3.60 time filters (`created_at=gt:<iso time>`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeOp {
@@ -944,6 +1014,21 @@ mod tests {
             matches!(time_filter("created_at", "gt:yesterday"), Err(BadRequest(m)) if m == "Invalid yesterday value")
         );
         assert!(matches!(time_filter("updated_at", "2026"), Err(BadRequest(m)) if m == "Invalid updated_at value"));
+    }
+
+    /// Cinder's `reject_invalid_filters` with the default
+    /// `resource_filters.json`; `literal_eval`-style dict filters.
+    #[test]
+    fn filters_are_checked_against_cinders_defaults() {
+        assert_eq!(reject_invalid_filters("volume", ["name", "bootable", "all_tenants"]), Ok(()));
+        assert!(matches!(reject_invalid_filters("volume", ["name~", "project_id"]),
+            Err(BadRequest(m)) if m == "Invalid filters name~,project_id are found in query options."));
+        assert_eq!(dict_filter("metadata", "{'k': 'v'}").map(|m| m.len()), Ok(1));
+        assert_eq!(
+            dict_filter("metadata", r#"{"k": "v", "n": 1}"#).ok().and_then(|m| m.get("n").cloned()),
+            Some("1".into())
+        );
+        assert!(dict_filter("metadata", "k=v").is_err());
     }
 
     #[test]

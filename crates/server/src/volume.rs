@@ -433,11 +433,37 @@ async fn list(
         q.get("sort_key").map(String::as_str),
         q.get("sort_dir").map(String::as_str),
     )?;
-    let bootable = q.get("bootable").map(|b| wire::bootable_filter(b, mv.0)).transpose()?;
-    // Cinder reads the time comparison filters from 3.60 on.
+    // Cinder's general filtering: non-admins may use only the configured
+    // filters, refused from 3.31 (`reject_invalid_filters`), silently
+    // dropped before (`remove_invalid_filter_options`).
+    const NOT_FILTERS: &[&str] = &["limit", "marker", "offset", "sort", "sort_key", "sort_dir", "with_count"];
+    let keys = q.keys().map(String::as_str).filter(|k| !NOT_FILTERS.contains(k));
+    let admin = ctx.is_admin();
+    if !admin && mv.0 >= 31 {
+        wire::reject_invalid_filters("volume", keys)?;
+    }
+    let allowed = wire::resource_filters("volume");
+    let get = |k: &str| q.get(k).filter(|_| admin || allowed.contains(&k));
+    let bootable = get("bootable").map(|b| wire::bootable_filter(b, mv.0)).transpose()?;
+    // The time comparisons are 3.60's; Cinder's general filtering (3.31+)
+    // already lets them through, so it honours them from 3.31.
     let time = |k: &str| -> Result<Option<Vec<_>>, ApiError> {
-        Ok(if mv.0 >= 60 { q.get(k).map(|v| wire::time_filter(k, v)).transpose()? } else { None })
+        Ok(if mv.0 >= 31 { get(k).map(|v| wire::time_filter(k, v)).transpose()? } else { None })
     };
+    let metadata = get("metadata").map(|m| wire::dict_filter("metadata", m)).transpose()?;
+    // 3.4; not among Cinder's default non-admin filters.
+    let glance = if mv.0 >= 4 { get("glance_metadata") } else { None }
+        .map(|m| wire::dict_filter("glance_metadata", m))
+        .transpose()?;
+    let zone = get("availability_zone");
+    let size = get("size");
+    let migration = get("migration_status");
+    // Every Stratus volume consumes quota (3.65's `use_quota`).
+    let consumes = get("consumes_quota").map(|v| wire::bool_param("consumes_quota", v)).transpose()?;
+    // 3.34 inexact filters (SQL `LIKE %v%`, case-insensitive as on
+    // Cinder's MySQL); admins only with the default configuration.
+    let like = |k: &str| if mv.0 >= 34 { get(k).map(|v| v.to_lowercase()) } else { None };
+    let (name_like, desc_like) = (like("name~"), like("description~"));
     let (created, updated) = (time("created_at")?, time("updated_at")?);
     // 3.45 `with_count`: the number of matches, before paging.
     let with_count = mv.0 >= 45
@@ -447,10 +473,32 @@ async fn list(
         };
     let mut rows = state.volume.list(ctx, &f).await?;
     rows.retain(|v| {
+        let meta: BTreeMap<String, String> = serde_json::from_str(&v.metadata).unwrap_or_default();
         bootable.is_none_or(|b| v.bootable == b)
             && created.as_ref().is_none_or(|c| wire::time_matches(v.created_at, c))
             && updated.as_ref().is_none_or(|u| wire::time_matches(v.updated_at, u))
+            && metadata.as_ref().is_none_or(|m| m.iter().all(|(k, x)| meta.get(k) == Some(x)))
+            && zone.is_none_or(|z| *z == v.availability_zone)
+            && size.is_none_or(|s| s.trim().parse::<i64>().ok() == Some(v.size_gb))
+            && migration.is_none()
+            && consumes.is_none_or(|c| c)
+            && name_like
+                .as_ref()
+                .is_none_or(|n| v.name.as_deref().is_some_and(|x| x.to_lowercase().contains(n.as_str())))
+            && desc_like
+                .as_ref()
+                .is_none_or(|d| v.description.as_deref().is_some_and(|x| x.to_lowercase().contains(d.as_str())))
     });
+    if let Some(want) = &glance {
+        let mut kept = Vec::with_capacity(rows.len());
+        for v in rows {
+            let have = state.volume.image_metadata_of(&v).await?.unwrap_or_default();
+            if want.iter().all(|(k, x)| have.get(k) == Some(x)) {
+                kept.push(v);
+            }
+        }
+        rows = kept;
+    }
     let count = rows.len();
     rows.sort_by(|a, b| wire::volume_order(a, b, &sort));
     if let Some(marker) = q.get("marker") {

@@ -270,7 +270,7 @@ pub(super) async fn pools(
 
 /// Does the one pool pass the query's filters, as Cinder's `get_pools`
 /// reads them: none before 3.28; from 3.28 `name` (exact) and any
-/// capability (compared as strings); from 3.33 only Cinder's configured
+/// capability (compared as strings); from 3.31 only Cinder's configured
 /// pool filters, `name` and `volume_type`, others are 400; `volume_type`
 /// (3.35, name or id, unknown is 404) keeps the pool if the type's extra
 /// specs fit the backend.
@@ -280,7 +280,7 @@ async fn pool_passes(state: &AppState, q: &HashMap<String, String>, name: &str, 
     }
     let filters: Vec<(&String, &String)> =
         q.iter().filter(|(k, _)| k.as_str() != "detail" && (minor >= 35 || k.as_str() != "volume_type")).collect();
-    if minor >= 33 {
+    if minor >= 31 {
         let mut bad: Vec<&str> =
             filters.iter().map(|(k, _)| k.as_str()).filter(|k| !matches!(*k, "name" | "volume_type")).collect();
         if !bad.is_empty() {

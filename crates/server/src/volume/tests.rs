@@ -1440,7 +1440,9 @@ async fn volume_list_bootable_time_filters_and_count() {
     let (_, _, v) = list("created_at=lt:2000-01-01T00:00:00", "volume 3.60").await;
     assert_eq!(names(&v).len(), 0);
     let (_, _, v) = list("created_at=lt:2000-01-01T00:00:00", "volume 3.59").await;
-    assert_eq!(names(&v).len(), 2, "ignored before 3.60");
+    assert_eq!(names(&v).len(), 0, "Cinder's general filtering (3.31+) passes them already");
+    let (_, _, v) = list("created_at=lt:2000-01-01T00:00:00", "volume 3.30").await;
+    assert_eq!(names(&v).len(), 2, "dropped before 3.31");
     let (s, _, _) = list("created_at=soon:2000-01-01T00:00:00", "volume 3.60").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
@@ -1453,7 +1455,7 @@ async fn volume_list_bootable_time_filters_and_count() {
 }
 
 /// Cinder's `get_pools` filters: none before 3.28; `name` and capability
-/// filters from 3.28; only `name`/`volume_type` from 3.33 (others 400, even
+/// filters from 3.28; only `name`/`volume_type` from 3.31 (others 400, even
 /// for admins); `volume_type` from 3.35 keeps pools whose capabilities
 /// satisfy the type's extra specs (unknown type 404).
 #[tokio::test]
@@ -1472,7 +1474,7 @@ async fn volume_pool_filters_follow_cinder() {
     let encoded = name.replace('@', "%40").replace('#', "%23");
     assert_eq!(count(&pools(format!("name={encoded}"), "volume 3.28").await.2), Some(1));
     assert_eq!(count(&pools("vendor_name=Other".into(), "volume 3.28").await.2), Some(0), "capability filter");
-    let (s, _, v) = pools("vendor_name=Stratus".into(), "volume 3.33").await;
+    let (s, _, v) = pools("vendor_name=Stratus".into(), "volume 3.31").await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(v["badRequest"]["message"], "Invalid filters vendor_name are found in query options.");
 
@@ -1510,4 +1512,43 @@ async fn volume_services_backend_state_and_limits_for_a_named_project() {
     assert_eq!(used(&call(&env, &q, a, Some("volume 3.38")).await.2), Some(0), "the admin's own before 3.39");
     let q = format!("/volume/v3/limits?project_id={}", env.admin_project);
     assert_eq!(used(&call(&env, &q, Some(&env.demo), Some("volume 3.39")).await.2), Some(2), "ignored for members");
+}
+
+/// Cinder's general volume filtering with the default
+/// `resource_filters.json`: non-admins' unknown filters are dropped before
+/// 3.31 and 400 from 3.31; `metadata`, `availability_zone`, `size` filter;
+/// `name~` (3.34, `LIKE`) and `glance_metadata` (3.4) are admin filters.
+#[tokio::test]
+async fn volume_list_general_filters_follow_cinders_defaults() {
+    let env = env().await;
+    let uri = format!("/volume/v3/{}/volumes", env.demo_project);
+    let body = json!({"volume": {"size": 2, "name": "Alpha-one", "metadata": {"tier": "gold"}}});
+    let (s, _, _) = send(&env, "POST", &uri, Some(&env.demo), None, Some(body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    create(&env, 1, "beta").await;
+    let names = |v: &Value| -> Vec<String> {
+        let mut n: Vec<String> = v["volumes"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|x| x["name"].as_str().expect("name").to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    let list = |q: &'static str, token: &str, mv: &'static str| {
+        let (env, token) = (&env, token.to_string());
+        async move { call(env, &format!("/volume/v3/volumes?all_tenants=1&{q}"), Some(&token), Some(mv)).await }
+    };
+    let d = env.demo.clone();
+    assert_eq!(names(&list("metadata={'tier':'gold'}", &d, "volume 3.0").await.2), ["Alpha-one"]);
+    assert_eq!(names(&list("size=1&availability_zone=nova", &d, "volume 3.0").await.2), ["beta"]);
+    assert_eq!(names(&list("name~=ALPHA", &d, "volume 3.30").await.2).len(), 2, "non-admin: dropped before 3.31");
+    let (s, _, v) = list("name~=ALPHA", &d, "volume 3.34").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "not a default non-admin filter");
+    assert_eq!(v["badRequest"]["message"], "Invalid filters name~ are found in query options.");
+    let a = env.admin.clone();
+    assert_eq!(names(&list("name~=ALPHA", &a, "volume 3.34").await.2), ["Alpha-one"]);
+    assert_eq!(names(&list("glance_metadata={'image_id':'x'}", &a, "volume 3.4").await.2).len(), 0);
+    assert_eq!(names(&list("glance_metadata={'image_id':'x'}", &a, "volume 3.3").await.2).len(), 2, "3.4+");
 }
