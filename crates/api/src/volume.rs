@@ -832,6 +832,9 @@ pub fn bootable_filter(value: &str, minor: u32) -> Result<bool, VolumeRequestErr
     }
 }
 
+/// `GET /resource_filters` appears at 3.33.
+pub const MV_RESOURCE_FILTERS: u32 = 33;
+
 /// Cinder's default `resource_filters.json`: the query filters a
 /// non-admin may use on each resource's list (3.31+; admins may use any,
 /// except on pools), published by `GET /resource_filters` (3.33). Only the

@@ -70,6 +70,7 @@ type Q = Query<HashMap<String, String>>;
         list_volumes,
         list_volumes_detail,
         volume_summary,
+        resource_filters,
         create_volume,
         show_volume,
         update_volume,
@@ -175,6 +176,7 @@ pub fn routes(state: AppState) -> Router {
             .route(&format!("{prefix}/volumes"), get(list_volumes).post(create_volume))
             .route(&format!("{prefix}/volumes/detail"), get(list_volumes_detail))
             .route(&format!("{prefix}/volumes/summary"), get(volume_summary))
+            .route(&format!("{prefix}/resource_filters"), get(resource_filters))
             .route(
                 &format!("{prefix}/volumes/{{volume_id}}"),
                 get(show_volume).put(update_volume).delete(delete_volume),
@@ -934,6 +936,27 @@ async fn volume_summary(
     };
     let rows = state.volume.list(&ctx, &f).await?;
     Ok(axum::Json(json!({ "volume-summary": wire::volume_summary_view(&rows, mv.0) })))
+}
+
+/// `GET /resource_filters` (3.33+, anyone): the list filters non-admins
+/// may use per resource (Cinder's default configuration, for the resources
+/// Stratus serves); `?resource=` picks one (unknown: an empty list).
+#[utoipa::path(get, path = "/volume/v3/{project_id}/resource_filters", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("resource" = Option<String>, Query, description = "Only this resource's filters")), responses((status = 200, description = "Filters per resource", body = s::ResourceFilterList), (status = 404, description = "Below microversion 3.33")))]
+async fn resource_filters(
+    State(_state): State<AppState>,
+    Auth(ctx): Auth,
+    mv: VolumeMv,
+    Path(p): Params,
+    Query(q): Q,
+) -> Result<axum::Json<Value>, ApiError> {
+    require_mv(mv, wire::MV_RESOURCE_FILTERS)?;
+    scope(&ctx, &p)?;
+    let out: Vec<Value> = wire::RESOURCE_FILTERS
+        .iter()
+        .filter(|(r, _)| q.get("resource").is_none_or(|want| want == r))
+        .map(|(r, f)| json!({"resource": r, "filters": f}))
+        .collect();
+    Ok(axum::Json(json!({ "resource_filters": out })))
 }
 
 /// A volume service over an in-memory backend, for the tests of every

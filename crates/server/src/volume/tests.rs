@@ -1552,3 +1552,23 @@ async fn volume_list_general_filters_follow_cinders_defaults() {
     assert_eq!(names(&list("glance_metadata={'image_id':'x'}", &a, "volume 3.4").await.2).len(), 0);
     assert_eq!(names(&list("glance_metadata={'image_id':'x'}", &a, "volume 3.3").await.2).len(), 2, "3.4+");
 }
+
+/// Cinder's `GET /resource_filters` (3.33, no policy): the configured
+/// filters per resource, one resource with `?resource=`, none for an
+/// unknown one; 404 below 3.33.
+#[tokio::test]
+async fn resource_filters_list_cinders_defaults() {
+    let env = env().await;
+    let t = Some(env.demo.as_str());
+    let (s, _, _) = call(&env, "/volume/v3/resource_filters", t, Some("volume 3.32")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, v) = call(&env, "/volume/v3/resource_filters", t, Some("volume 3.33")).await;
+    assert_eq!(s, StatusCode::OK);
+    let all = v["resource_filters"].as_array().expect("list");
+    assert!(all.iter().any(|r| r["resource"] == "pool" && r["filters"] == json!(["name", "volume_type"])));
+    let (_, _, v) = call(&env, "/volume/v3/resource_filters?resource=volume", t, Some("volume 3.33")).await;
+    assert_eq!(v["resource_filters"].as_array().map(Vec::len), Some(1));
+    assert!(v["resource_filters"][0]["filters"].as_array().expect("filters").contains(&json!("bootable")));
+    let (_, _, v) = call(&env, "/volume/v3/resource_filters?resource=nothing", t, Some("volume 3.33")).await;
+    assert_eq!(v["resource_filters"], json!([]));
+}
