@@ -684,6 +684,19 @@ pub fn volumes_next_link(
     marker: &str,
 ) -> Value {
     let path = if detail { "volumes/detail" } else { "volumes" };
+    collection_next_link(public_url, project, path, query, limit, marker)
+}
+
+/// The `<collection>_links` `next` entry of any paged Block Storage list:
+/// `path` (under the project) with the caller's query and the next marker.
+pub fn collection_next_link(
+    public_url: &str,
+    project: &str,
+    path: &str,
+    query: &[(String, String)],
+    limit: usize,
+    marker: &str,
+) -> Value {
     let mut q = form_urlencoded::Serializer::new(String::new());
     for (k, v) in query.iter().filter(|(k, _)| k != "limit" && k != "marker") {
         q.append_pair(k, v);

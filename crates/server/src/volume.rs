@@ -1006,6 +1006,7 @@ pub(crate) fn test_state(
 
 mod admin;
 mod groups;
+mod paging;
 mod qos;
 mod quotas;
 mod transfers;

@@ -1572,3 +1572,80 @@ async fn resource_filters_list_cinders_defaults() {
     let (_, _, v) = call(&env, "/volume/v3/resource_filters?resource=nothing", t, Some("volume 3.33")).await;
     assert_eq!(v["resource_filters"], json!([]));
 }
+
+/// Cinder's message list: newest first; from 3.5 `sort`, `limit`/`marker`
+/// with a `messages_links` next link, and exact filters on message
+/// columns; from 3.31 a non-admin's unconfigured filter is 400.
+#[tokio::test]
+async fn message_list_sorts_pages_and_filters_from_3_5() {
+    let env = env().await;
+    let a = Some(env.admin.as_str());
+    let body = json!({"volume_type": {"name": "nowhere", "extra_specs": {"vendor_name": "Other"}}});
+    let (s, _, _) = send(&env, "POST", "/volume/v3/types", a, None, Some(body)).await;
+    assert_eq!(s, StatusCode::OK);
+    let mut vols = Vec::new();
+    for i in 0..3 {
+        let body = json!({"volume": {"size": 1, "name": format!("m{i}"), "volume_type": "nowhere"}});
+        let (s, _, v) = send(&env, "POST", "/volume/v3/volumes", Some(&env.demo), None, Some(body)).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        vols.push(v["volume"]["id"].as_str().expect("id").to_string());
+    }
+    let t = Some(env.demo.as_str());
+    let uuids = |v: &Value| -> Vec<String> {
+        v["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["resource_uuid"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let (_, _, v) = call(&env, "/volume/v3/messages?limit=1", t, Some("volume 3.3")).await;
+    let newest_first: Vec<String> = vols.iter().rev().cloned().collect();
+    assert_eq!(uuids(&v), newest_first, "newest first; paging ignored before 3.5");
+    let (_, _, v) = call(&env, "/volume/v3/messages?sort=created_at:asc&limit=2", t, Some("volume 3.5")).await;
+    assert_eq!(uuids(&v), vols[..2].to_vec());
+    let next = v["messages_links"][0]["href"].as_str().expect("a full page links on").to_string();
+    let path = next.split_once("/volume/").map(|(_, p)| format!("/volume/{p}")).expect("path");
+    let (s, _, v) = call(&env, &path, t, Some("volume 3.5")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(uuids(&v), vols[2..].to_vec());
+    let (_, _, v) = call(&env, &format!("/volume/v3/messages?resource_uuid={}", vols[1]), t, Some("volume 3.5")).await;
+    assert_eq!(uuids(&v), [vols[1].clone()]);
+    let (s, _, _) = call(&env, "/volume/v3/messages?sort=colour", t, Some("volume 3.5")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _, _) = call(&env, "/volume/v3/messages?project_id=x", t, Some("volume 3.31")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "not a configured message filter");
+}
+
+/// Cinder's transfer list: oldest first before 3.59; from 3.59 sorted
+/// (default newest first) and paged with `transfers_links`.
+#[tokio::test]
+async fn transfer_list_sorts_and_pages_from_3_59() {
+    let env = env().await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let vid = create(&env, 1, &format!("t{i}")).await["id"].as_str().expect("id").to_string();
+        let body = json!({"transfer": {"volume_id": vid, "name": format!("t{i}")}});
+        let (s, _, v) =
+            send(&env, "POST", "/volume/v3/volume-transfers", Some(&env.demo), Some("volume 3.59"), Some(body)).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        ids.push(v["transfer"]["id"].as_str().expect("id").to_string());
+    }
+    let t = Some(env.demo.as_str());
+    let got = |v: &Value| -> Vec<String> {
+        v["transfers"].as_array().expect("list").iter().map(|x| x["id"].as_str().expect("id").to_string()).collect()
+    };
+    let (_, _, v) = call(&env, "/volume/v3/os-volume-transfer?limit=1", t, None).await;
+    assert_eq!(got(&v), ids, "oldest first, unpaged, before 3.59");
+    let (_, _, v) = call(&env, "/volume/v3/volume-transfers?limit=2", t, Some("volume 3.59")).await;
+    assert_eq!(got(&v), [ids[2].clone(), ids[1].clone()]);
+    assert!(v["transfers_links"][0]["href"].as_str().expect("next").contains(&format!("marker={}", ids[1])));
+    let (_, _, v) = call(
+        &env,
+        &format!("/volume/v3/volume-transfers/detail?sort=name:asc&marker={}", ids[0]),
+        t,
+        Some("volume 3.59"),
+    )
+    .await;
+    assert_eq!(got(&v), ids[1..].to_vec());
+}
