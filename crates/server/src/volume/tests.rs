@@ -1649,3 +1649,34 @@ async fn transfer_list_sorts_and_pages_from_3_59() {
     .await;
     assert_eq!(got(&v), ids[1..].to_vec());
 }
+
+/// Cinder's 3.52 volume type filters: `extra_specs` (a dict) matches
+/// types having every pair; non-admins only from 3.52 and only on
+/// user-visible specs (others give an empty list), other filters 400.
+#[tokio::test]
+async fn volume_type_list_extra_specs_filter_from_3_52() {
+    let env = env().await;
+    let a = Some(env.admin.as_str());
+    let body =
+        json!({"volume_type": {"name": "az1", "extra_specs": {"RESKEY:availability_zones": "az1", "secret": "x"}}});
+    let (s, _, _) = send(&env, "POST", "/volume/v3/types", a, None, Some(body)).await;
+    assert_eq!(s, StatusCode::OK);
+    let names = |v: &Value| -> Vec<String> {
+        v["volume_types"]
+            .as_array()
+            .expect("types")
+            .iter()
+            .map(|t| t["name"].as_str().expect("name").to_string())
+            .collect()
+    };
+    let q = "/volume/v3/types?extra_specs={'RESKEY:availability_zones':'az1'}";
+    let t = Some(env.demo.as_str());
+    assert_eq!(names(&call(&env, q, t, Some("volume 3.52")).await.2), ["az1"]);
+    assert!(names(&call(&env, q, t, Some("volume 3.51")).await.2).len() > 1, "dropped for members before 3.52");
+    assert_eq!(names(&call(&env, q, a, Some("volume 3.0")).await.2), ["az1"], "admins' filter always applies");
+    let secret = "/volume/v3/types?extra_specs={'secret':'x'}";
+    assert_eq!(names(&call(&env, secret, t, Some("volume 3.52")).await.2).len(), 0, "not a user-visible spec");
+    assert_eq!(names(&call(&env, secret, a, Some("volume 3.52")).await.2), ["az1"]);
+    let (s, _, _) = call(&env, "/volume/v3/types?name=az1", t, Some("volume 3.52")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
