@@ -695,10 +695,47 @@ async fn show_metadata(
     State(state): State<AppState>,
     Auth(ctx): Auth,
     Path(p): Params,
-) -> Result<axum::Json<Value>, ApiError> {
+    mv: VolumeMv,
+) -> Result<Response, ApiError> {
     scope(&ctx, &p)?;
     let v = state.volume.get_visible(&ctx, param(&p, "volume_id")?).await?;
-    Ok(axum::Json(json!({ "metadata": stratus_volume::VolumeService::metadata_of(&v) })))
+    let body = json!({ "metadata": stratus_volume::VolumeService::metadata_of(&v) });
+    let mut resp = axum::Json(&body).into_response();
+    // Cinder's 3.15: the MD5 of the metadata document as its ETag.
+    if mv.0 >= MV_ETAGS
+        && let Ok(tag) = HeaderValue::from_str(&metadata_etag(&body))
+    {
+        resp.headers_mut().insert(header::ETAG, tag);
+    }
+    Ok(resp)
+}
+
+/// Block Storage 3.15: ETags on volume metadata.
+const MV_ETAGS: u32 = 15;
+
+/// The ETag of a `{"metadata": ...}` document (Cinder: its MD5, hex).
+fn metadata_etag(doc: &Value) -> String {
+    use md5::{Digest, Md5};
+    hex::encode(Md5::digest(doc.to_string().as_bytes()))
+}
+
+/// Cinder's `_validate_etag` (3.15+): a write with `If-Match` proceeds
+/// only if one of its tags (or `*`) is the metadata's current ETag;
+/// otherwise the answer is an empty 412.
+async fn etag_matches(
+    state: &AppState,
+    ctx: &AuthContext,
+    id: &str,
+    headers: &axum::http::HeaderMap,
+    mv: VolumeMv,
+) -> Result<bool, ApiError> {
+    let Some(if_match) = headers.get(header::IF_MATCH).filter(|_| mv.0 >= MV_ETAGS) else {
+        return Ok(true);
+    };
+    let v = state.volume.get_visible(ctx, id).await?;
+    let current = metadata_etag(&json!({ "metadata": stratus_volume::VolumeService::metadata_of(&v) }));
+    let wanted = if_match.to_str().unwrap_or("");
+    Ok(wanted.split(',').map(|t| t.trim().trim_start_matches("W/").trim_matches('"')).any(|t| t == "*" || t == current))
 }
 
 async fn write_metadata(
@@ -732,9 +769,15 @@ async fn replace_metadata(
     State(state): State<AppState>,
     Auth(ctx): Auth,
     Path(p): Params,
+    mv: VolumeMv,
+    headers: axum::http::HeaderMap,
     body: Bytes,
-) -> Result<axum::Json<Value>, ApiError> {
-    write_metadata(&state, &ctx, &p, &body, true).await
+) -> Result<Response, ApiError> {
+    scope(&ctx, &p)?;
+    if !etag_matches(&state, &ctx, param(&p, "volume_id")?, &headers, mv).await? {
+        return Ok(StatusCode::PRECONDITION_FAILED.into_response());
+    }
+    Ok(write_metadata(&state, &ctx, &p, &body, true).await?.into_response())
 }
 
 #[utoipa::path(get, path = "/volume/v3/{project_id}/volumes/{volume_id}/metadata/{key}", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id"), ("key" = String, Path, description = "Metadata key")), responses((status = 200, description = "The item", body = s::VolumeMetaItem), (status = 404, description = "Unknown volume or key")))]
@@ -755,14 +798,19 @@ async fn set_metadata_key(
     State(state): State<AppState>,
     Auth(ctx): Auth,
     Path(p): Params,
+    mv: VolumeMv,
+    headers: axum::http::HeaderMap,
     body: Bytes,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     scope(&ctx, &p)?;
     let (id, key) = (param(&p, "volume_id")?, param(&p, "key")?);
+    if !etag_matches(&state, &ctx, id, &headers, mv).await? {
+        return Ok(StatusCode::PRECONDITION_FAILED.into_response());
+    }
     state.volume.get_writable(&ctx, id, "update_volume_metadata").await?;
     let value = wire::parse_meta_key(&parse_json(&body)?, key)?;
     state.volume.set_metadata(&ctx, id, BTreeMap::from([(key.to_string(), value.clone())]), false).await?;
-    Ok(axum::Json(json!({ "meta": { key: value } })))
+    Ok(axum::Json(json!({ "meta": { key: value } })).into_response())
 }
 
 /// `DELETE /volumes/{id}/metadata/{key}` (`openstack volume unset --property`).

@@ -1680,3 +1680,43 @@ async fn volume_type_list_extra_specs_filter_from_3_52() {
     let (s, _, _) = call(&env, "/volume/v3/types?name=az1", t, Some("volume 3.52")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+/// Cinder's 3.15 ETags on volume metadata: `GET .../metadata` carries the
+/// MD5 of the document as `ETag`; a `PUT` whose `If-Match` names another
+/// tag is an empty 412, the current tag (or none) lets it through.
+#[tokio::test]
+async fn volume_metadata_etags_from_3_15() {
+    let env = env().await;
+    let id = create(&env, 1, "e").await["id"].as_str().expect("id").to_string();
+    let meta = format!("/volume/v3/volumes/{id}/metadata");
+    let t = Some(env.demo.as_str());
+    let (_, h, _) = call(&env, &meta, t, Some("volume 3.14")).await;
+    assert!(h.get("etag").is_none());
+    let (_, h, _) = call(&env, &meta, t, Some("volume 3.15")).await;
+    let tag = h.get("etag").and_then(|v| v.to_str().ok()).expect("etag").to_string();
+    assert_eq!(tag.len(), 32, "an MD5 hex digest");
+    let put = |uri: String, if_match: String, body: Value| {
+        let env = &env;
+        async move {
+            let req = axum::http::Request::builder()
+                .method("PUT")
+                .uri(uri)
+                .header("x-auth-token", &env.demo)
+                .header("openstack-api-version", "volume 3.15")
+                .header("content-type", "application/json")
+                .header("if-match", if_match.as_str())
+                .body(Body::from(body.to_string()))
+                .expect("request");
+            crate::router(env.state.clone()).oneshot(req).await.expect("response").status()
+        }
+    };
+    let stale = put(meta.clone(), "\"0123456789abcdef0123456789abcdef\"".into(), json!({"metadata": {"a": "1"}})).await;
+    assert_eq!(stale, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(put(meta.clone(), tag.clone(), json!({"metadata": {"a": "1"}})).await, StatusCode::OK);
+    assert_eq!(
+        put(format!("{meta}/a"), tag.clone(), json!({"meta": {"a": "2"}})).await,
+        StatusCode::PRECONDITION_FAILED,
+        "the metadata changed"
+    );
+    assert_eq!(put(format!("{meta}/a"), "*".into(), json!({"meta": {"a": "2"}})).await, StatusCode::OK);
+}
