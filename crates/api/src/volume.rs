@@ -437,6 +437,13 @@ pub(crate) fn bool_value(name: &str, v: &Value) -> Result<bool, VolumeRequestErr
     }
 }
 
+/// A boolean query parameter as Cinder's `get_bool_param` reads it (oslo's
+/// strict words; anything else is 400).
+pub fn bool_param(name: &str, v: &str) -> Result<bool, VolumeRequestError> {
+    bool_value(name, &Value::String(v.into()))
+        .map_err(|_| BadRequest(format!("Value '{v}' for '{name}' is not a boolean.")))
+}
+
 // ------------------------------------------------------------------- views
 
 /// The version list with the v3 entry; `self` points at `<public>/volume/v3/`.
@@ -609,9 +616,29 @@ pub fn volume_detail(
         if form.minor >= groups::MV_GROUPS {
             m.insert("group_id".into(), json!(v.group_id));
         }
+        let admin = matches!(viewer, Viewer::Admin { .. });
+        // Cinder's 3.21: the backend's own id for the volume, admins only;
+        // Stratus's backends address volumes by the Stratus id (LVM's null).
+        if form.minor >= 21 && admin {
+            m.insert("provider_id".into(), Value::Null);
+        }
+        // Cinder's 3.48: no backend shares iSCSI targets between volumes
+        // (per-volume exports, RBD), so no host-side locking is needed and
+        // there is no volume-service uuid to lock on (3.69 allows null;
+        // false is valid in both).
+        if form.minor >= 48 {
+            m.insert("shared_targets".into(), json!(false));
+            m.insert("service_uuid".into(), Value::Null);
+        }
+        // Cinder's 3.61: the admin view's cluster (none: no clusters).
+        if form.minor >= 61 && admin {
+            m.insert("cluster_name".into(), Value::Null);
+        }
         if form.minor >= 63 {
             m.insert("volume_type_id".into(), json!(v.volume_type_id));
         }
+        // 3.64 `encryption_key_id`: Cinder omits it for an unencrypted
+        // volume, and encrypted volumes are refused at create.
         if form.minor >= 65 {
             m.insert("consumes_quota".into(), json!(true));
         }
@@ -667,6 +694,19 @@ pub fn volumes_next_link(
     marker: &str,
 ) -> Value {
     let path = if detail { "volumes/detail" } else { "volumes" };
+    collection_next_link(public_url, project, path, query, limit, marker)
+}
+
+/// The `<collection>_links` `next` entry of any paged Block Storage list:
+/// `path` (under the project) with the caller's query and the next marker.
+pub fn collection_next_link(
+    public_url: &str,
+    project: &str,
+    path: &str,
+    query: &[(String, String)],
+    limit: usize,
+    marker: &str,
+) -> Value {
     let mut q = form_urlencoded::Serializer::new(String::new());
     for (k, v) in query.iter().filter(|(k, _)| k != "limit" && k != "marker") {
         q.append_pair(k, v);
@@ -799,6 +839,151 @@ pub fn volume_order(a: &VolumeRow, b: &VolumeRow, sort: &[VolumeSort]) -> std::c
     std::cmp::Ordering::Equal
 }
 
+/// The `bootable` list filter's value, as Cinder reads it: from 3.2 only
+/// oslo's strict boolean words (`1/t/true/on/y/yes`, `0/f/false/off/n/no`,
+/// any case) and anything else is 400; before 3.2 only `False`/`false`/
+/// `FALSE` is false and any other non-empty value true.
+pub fn bootable_filter(value: &str, minor: u32) -> Result<bool, VolumeRequestError> {
+    if minor >= 2 {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "1" | "t" | "true" | "on" | "y" | "yes" => Ok(true),
+            "0" | "f" | "false" | "off" | "n" | "no" => Ok(false),
+            _ => Err(BadRequest(format!("Invalid input received: 'bootable = {value}'"))),
+        }
+    } else {
+        Ok(!(matches!(value, "False" | "false" | "FALSE") || value.is_empty()))
+    }
+}
+
+/// `GET /resource_filters` appears at 3.33.
+pub const MV_RESOURCE_FILTERS: u32 = 33;
+
+/// Cinder's default `resource_filters.json`: the query filters a
+/// non-admin may use on each resource's list (3.31+; admins may use any,
+/// except on pools), published by `GET /resource_filters` (3.33). Only the
+/// resources Stratus serves are listed.
+pub const RESOURCE_FILTERS: &[(&str, &[&str])] = &[
+    (
+        "volume",
+        &[
+            "name",
+            "status",
+            "metadata",
+            "bootable",
+            "migration_status",
+            "availability_zone",
+            "group_id",
+            "size",
+            "created_at",
+            "updated_at",
+            "consumes_quota",
+        ],
+    ),
+    ("group", &["name"]),
+    ("attachment", &["volume_id", "status", "instance_id", "attach_status"]),
+    ("message", &["resource_uuid", "resource_type", "event_id", "request_id", "message_level"]),
+    ("pool", &["name", "volume_type"]),
+    ("volume_type", &["is_public", "extra_specs"]),
+];
+
+/// The configured filters of one resource (empty if none).
+pub fn resource_filters(resource: &str) -> &'static [&'static str] {
+    RESOURCE_FILTERS.iter().find(|(r, _)| *r == resource).map_or(&[], |(_, f)| f)
+}
+
+/// Cinder's `reject_invalid_filters` (3.31+) for a non-admin: every filter
+/// key must be configured for the resource (from 3.34 `key~` is allowed
+/// where `key~` is configured, which the defaults never are);
+/// `all_tenants` is ignored rather than refused. Admins may use any
+/// filter, except on pools.
+pub fn reject_invalid_filters<'a>(
+    resource: &str,
+    keys: impl IntoIterator<Item = &'a str>,
+) -> Result<(), VolumeRequestError> {
+    let allowed = resource_filters(resource);
+    let mut bad: Vec<&str> = keys.into_iter().filter(|k| *k != "all_tenants" && !allowed.contains(k)).collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    bad.sort_unstable();
+    Err(BadRequest(format!("Invalid filters {} are found in query options.", bad.join(","))))
+}
+
+/// A dict-valued filter (`metadata`, `glance_metadata`) as Cinder reads it
+/// with `literal_eval`: a JSON or Python-literal object of strings.
+pub fn dict_filter(name: &str, value: &str) -> Result<BTreeMap<String, String>, VolumeRequestError> {
+    let parse = |s: &str| serde_json::from_str::<BTreeMap<String, Value>>(s).ok();
+    let map = parse(value)
+        .or_else(|| parse(&value.replace('\'', "\"")))
+        .ok_or_else(|| BadRequest(format!("Invalid input received: Invalid {name} filter {value}")))?;
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, v)
+        })
+        .collect())
+}
+
+/// A comparison of Cinder's 3.60 time filters (`created_at=gt:<iso time>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeOp {
+    /// `gt`: after.
+    Gt,
+    /// `gte`: at or after.
+    Gte,
+    /// `eq`: at.
+    Eq,
+    /// `neq`: not at.
+    Neq,
+    /// `lt`: before.
+    Lt,
+    /// `lte`: at or before.
+    Lte,
+}
+
+/// Parse a 3.60 time filter value: comma-separated `op:time` units, all of
+/// which must hold; an unknown operator or a bad time is 400 with Cinder's
+/// messages. Times without a zone are UTC, as Cinder stores them.
+pub fn time_filter(field: &str, value: &str) -> Result<Vec<(TimeOp, DateTime<Utc>)>, VolumeRequestError> {
+    let mut out = Vec::new();
+    for unit in value.split(',') {
+        let Some((op, time)) = unit.split_once(':') else {
+            return Err(BadRequest(format!("Invalid {field} value")));
+        };
+        let op = match op {
+            "gt" => TimeOp::Gt,
+            "gte" => TimeOp::Gte,
+            "eq" => TimeOp::Eq,
+            "neq" => TimeOp::Neq,
+            "lt" => TimeOp::Lt,
+            "lte" => TimeOp::Lte,
+            other => return Err(BadRequest(format!("Invalid {other} operator"))),
+        };
+        let t = DateTime::parse_from_rfc3339(time)
+            .map(|t| t.with_timezone(&Utc))
+            .or_else(|_| chrono::NaiveDateTime::parse_from_str(time, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc()))
+            .map_err(|_| BadRequest(format!("Invalid {time} value")))?;
+        out.push((op, t));
+    }
+    Ok(out)
+}
+
+/// Whether `t` passes every comparison of a [`time_filter`].
+pub fn time_matches(t: DateTime<Utc>, filter: &[(TimeOp, DateTime<Utc>)]) -> bool {
+    filter.iter().all(|(op, x)| match op {
+        TimeOp::Gt => t > *x,
+        TimeOp::Gte => t >= *x,
+        TimeOp::Eq => t == *x,
+        TimeOp::Neq => t != *x,
+        TimeOp::Lt => t < *x,
+        TimeOp::Lte => t <= *x,
+    })
+}
+
 /// The short attachment view of `GET /attachments`.
 pub fn attachment_summary(a: &AttachmentRow) -> Value {
     json!({"id": a.id, "status": a.status.as_str(), "instance": a.server_id, "volume_id": a.volume_id})
@@ -824,6 +1009,53 @@ pub fn cleanup_view(c: &CleanupRow) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Cinder's `check_volume_filters`: strict oslo booleans from 3.2
+    /// (`VOLUME_LIST_BOOTABLE`), the old lenient reading before.
+    #[test]
+    fn bootable_filter_reads_cinders_words() {
+        for (v, b) in [("yes", true), ("T", true), ("1", true), ("off", false), ("No", false), ("0", false)] {
+            assert_eq!(bootable_filter(v, 2), Ok(b), "{v}");
+        }
+        assert!(
+            matches!(bootable_filter("maybe", 2), Err(BadRequest(m)) if m == "Invalid input received: 'bootable = maybe'")
+        );
+        assert_eq!(bootable_filter("0", 1), Ok(true), "before 3.2 only false words are false");
+        assert_eq!(bootable_filter("false", 1), Ok(false));
+    }
+
+    /// Cinder's `_handle_time_comparison_filters` (3.60): `op:iso-time`
+    /// units, comma-separated, all must hold; bad operator or time is 400.
+    #[test]
+    fn time_filters_compare_as_cinder() {
+        let f = time_filter("created_at", "gt:2026-01-01T00:00:00,lte:2026-02-01T00:00:00Z").expect("parse");
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).expect("t").with_timezone(&Utc);
+        assert!(time_matches(at("2026-01-15T00:00:00Z"), &f));
+        assert!(time_matches(at("2026-02-01T00:00:00Z"), &f));
+        assert!(!time_matches(at("2026-01-01T00:00:00Z"), &f), "gt is strict");
+        assert!(
+            matches!(time_filter("created_at", "after:2026-01-01T00:00:00"), Err(BadRequest(m)) if m == "Invalid after operator")
+        );
+        assert!(
+            matches!(time_filter("created_at", "gt:yesterday"), Err(BadRequest(m)) if m == "Invalid yesterday value")
+        );
+        assert!(matches!(time_filter("updated_at", "2026"), Err(BadRequest(m)) if m == "Invalid updated_at value"));
+    }
+
+    /// Cinder's `reject_invalid_filters` with the default
+    /// `resource_filters.json`; `literal_eval`-style dict filters.
+    #[test]
+    fn filters_are_checked_against_cinders_defaults() {
+        assert_eq!(reject_invalid_filters("volume", ["name", "bootable", "all_tenants"]), Ok(()));
+        assert!(matches!(reject_invalid_filters("volume", ["name~", "project_id"]),
+            Err(BadRequest(m)) if m == "Invalid filters name~,project_id are found in query options."));
+        assert_eq!(dict_filter("metadata", "{'k': 'v'}").map(|m| m.len()), Ok(1));
+        assert_eq!(
+            dict_filter("metadata", r#"{"k": "v", "n": 1}"#).ok().and_then(|m| m.get("n").cloned()),
+            Some("1".into())
+        );
+        assert!(dict_filter("metadata", "k=v").is_err());
+    }
 
     #[test]
     fn microversion_header() {

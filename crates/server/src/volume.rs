@@ -70,6 +70,7 @@ type Q = Query<HashMap<String, String>>;
         list_volumes,
         list_volumes_detail,
         volume_summary,
+        resource_filters,
         create_volume,
         show_volume,
         update_volume,
@@ -188,6 +189,7 @@ pub fn routes(state: AppState) -> Router {
             .route(&format!("{prefix}/volumes"), get(list_volumes).post(create_volume))
             .route(&format!("{prefix}/volumes/detail"), get(list_volumes_detail))
             .route(&format!("{prefix}/volumes/summary"), get(volume_summary))
+            .route(&format!("{prefix}/resource_filters"), get(resource_filters))
             .route(
                 &format!("{prefix}/volumes/{{volume_id}}"),
                 get(show_volume).put(update_volume).delete(delete_volume),
@@ -386,14 +388,24 @@ fn require_mv(mv: VolumeMv, min: u32) -> Result<(), ApiError> {
 }
 
 /// Absolute limits: Cinder's keys, the project's volume quotas and usage
-/// counted from the database.
+/// counted from the database; from 3.39 admins may ask for another project.
 #[utoipa::path(get, path = "/volume/v3/{project_id}/limits", tag = "limits", params(("project_id" = String, Path, description = "The caller's project (any for admins)")), responses((status = 200, description = "Absolute limits with usage", body = s::VolumeLimits)))]
 async fn limits(
     State(state): State<AppState>,
     Auth(ctx): Auth,
     Path(p): Params,
+    Query(q): Q,
+    mv: VolumeMv,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let project = scope(&ctx, &p)?;
+    let mut project = scope(&ctx, &p)?;
+    // Cinder's 3.39: an admin may name the project (`project_id`, or the
+    // older `tenant_id`); others and older versions get their own.
+    if mv.0 >= 39
+        && ctx.is_admin()
+        && let Some(other) = q.get("project_id").or_else(|| q.get("tenant_id"))
+    {
+        project = other.clone();
+    }
     let quota = state.volume.quota_show(&ctx, &project).await?;
     let limit = |r: &str| quota.iter().find(|q| q.resource == r).map_or(-1, |q| q.limit);
     let used = |r: &str| quota.iter().find(|q| q.resource == r).map_or(0, |q| q.in_use);
@@ -432,7 +444,9 @@ async fn detail_of(
 }
 
 /// `GET /volumes[/detail]`: filters `all_tenants` (admins), `project_id`,
-/// `name`, `status`, `group_id` (3.10+); pagination with `limit` and `marker`.
+/// `name`, `status`, `bootable` (strict words from 3.2), `group_id` (3.10+),
+/// `created_at`/`updated_at` comparisons (3.60+); pagination with `limit`
+/// and `marker`; `with_count` (3.45+).
 async fn list(
     state: &AppState,
     ctx: &AuthContext,
@@ -455,7 +469,73 @@ async fn list(
         q.get("sort_key").map(String::as_str),
         q.get("sort_dir").map(String::as_str),
     )?;
+    // Cinder's general filtering: non-admins may use only the configured
+    // filters, refused from 3.31 (`reject_invalid_filters`), silently
+    // dropped before (`remove_invalid_filter_options`).
+    const NOT_FILTERS: &[&str] = &["limit", "marker", "offset", "sort", "sort_key", "sort_dir", "with_count"];
+    let keys = q.keys().map(String::as_str).filter(|k| !NOT_FILTERS.contains(k));
+    let admin = ctx.is_admin();
+    if !admin && mv.0 >= 31 {
+        wire::reject_invalid_filters("volume", keys)?;
+    }
+    let allowed = wire::resource_filters("volume");
+    let get = |k: &str| q.get(k).filter(|_| admin || allowed.contains(&k));
+    let bootable = get("bootable").map(|b| wire::bootable_filter(b, mv.0)).transpose()?;
+    // The time comparisons are 3.60's; Cinder's general filtering (3.31+)
+    // already lets them through, so it honours them from 3.31.
+    let time = |k: &str| -> Result<Option<Vec<_>>, ApiError> {
+        Ok(if mv.0 >= 31 { get(k).map(|v| wire::time_filter(k, v)).transpose()? } else { None })
+    };
+    let metadata = get("metadata").map(|m| wire::dict_filter("metadata", m)).transpose()?;
+    // 3.4; not among Cinder's default non-admin filters.
+    let glance = if mv.0 >= 4 { get("glance_metadata") } else { None }
+        .map(|m| wire::dict_filter("glance_metadata", m))
+        .transpose()?;
+    let zone = get("availability_zone");
+    let size = get("size");
+    let migration = get("migration_status");
+    // Every Stratus volume consumes quota (3.65's `use_quota`).
+    let consumes = get("consumes_quota").map(|v| wire::bool_param("consumes_quota", v)).transpose()?;
+    // 3.34 inexact filters (SQL `LIKE %v%`, case-insensitive as on
+    // Cinder's MySQL); admins only with the default configuration.
+    let like = |k: &str| if mv.0 >= 34 { get(k).map(|v| v.to_lowercase()) } else { None };
+    let (name_like, desc_like) = (like("name~"), like("description~"));
+    let (created, updated) = (time("created_at")?, time("updated_at")?);
+    // 3.45 `with_count`: the number of matches, before paging.
+    let with_count = mv.0 >= 45
+        && match q.get("with_count") {
+            Some(v) => wire::bool_param("with_count", v)?,
+            None => false,
+        };
     let mut rows = state.volume.list(ctx, &f).await?;
+    rows.retain(|v| {
+        let meta: BTreeMap<String, String> = serde_json::from_str(&v.metadata).unwrap_or_default();
+        bootable.is_none_or(|b| v.bootable == b)
+            && created.as_ref().is_none_or(|c| wire::time_matches(v.created_at, c))
+            && updated.as_ref().is_none_or(|u| wire::time_matches(v.updated_at, u))
+            && metadata.as_ref().is_none_or(|m| m.iter().all(|(k, x)| meta.get(k) == Some(x)))
+            && zone.is_none_or(|z| *z == v.availability_zone)
+            && size.is_none_or(|s| s.trim().parse::<i64>().ok() == Some(v.size_gb))
+            && migration.is_none()
+            && consumes.is_none_or(|c| c)
+            && name_like
+                .as_ref()
+                .is_none_or(|n| v.name.as_deref().is_some_and(|x| x.to_lowercase().contains(n.as_str())))
+            && desc_like
+                .as_ref()
+                .is_none_or(|d| v.description.as_deref().is_some_and(|x| x.to_lowercase().contains(d.as_str())))
+    });
+    if let Some(want) = &glance {
+        let mut kept = Vec::with_capacity(rows.len());
+        for v in rows {
+            let have = state.volume.image_metadata_of(&v).await?.unwrap_or_default();
+            if want.iter().all(|(k, x)| have.get(k) == Some(x)) {
+                kept.push(v);
+            }
+        }
+        rows = kept;
+    }
+    let count = rows.len();
     rows.sort_by(|a, b| wire::volume_order(a, b, &sort));
     if let Some(marker) = q.get("marker") {
         let Some(i) = rows.iter().position(|v| v.id.to_string() == *marker) else {
@@ -485,6 +565,9 @@ async fn list(
         });
     }
     let mut body = json!({ "volumes": out });
+    if with_count {
+        body["count"] = json!(count);
+    }
     if let Some(marker) = next {
         let query: Vec<(String, String)> = q.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         body["volumes_links"] =
@@ -648,10 +731,47 @@ async fn show_metadata(
     State(state): State<AppState>,
     Auth(ctx): Auth,
     Path(p): Params,
-) -> Result<axum::Json<Value>, ApiError> {
+    mv: VolumeMv,
+) -> Result<Response, ApiError> {
     scope(&ctx, &p)?;
     let v = state.volume.get_visible(&ctx, param(&p, "volume_id")?).await?;
-    Ok(axum::Json(json!({ "metadata": stratus_volume::VolumeService::metadata_of(&v) })))
+    let body = json!({ "metadata": stratus_volume::VolumeService::metadata_of(&v) });
+    let mut resp = axum::Json(&body).into_response();
+    // Cinder's 3.15: the MD5 of the metadata document as its ETag.
+    if mv.0 >= MV_ETAGS
+        && let Ok(tag) = HeaderValue::from_str(&metadata_etag(&body))
+    {
+        resp.headers_mut().insert(header::ETAG, tag);
+    }
+    Ok(resp)
+}
+
+/// Block Storage 3.15: ETags on volume metadata.
+const MV_ETAGS: u32 = 15;
+
+/// The ETag of a `{"metadata": ...}` document (Cinder: its MD5, hex).
+fn metadata_etag(doc: &Value) -> String {
+    use md5::{Digest, Md5};
+    hex::encode(Md5::digest(doc.to_string().as_bytes()))
+}
+
+/// Cinder's `_validate_etag` (3.15+): a write with `If-Match` proceeds
+/// only if one of its tags (or `*`) is the metadata's current ETag;
+/// otherwise the answer is an empty 412.
+async fn etag_matches(
+    state: &AppState,
+    ctx: &AuthContext,
+    id: &str,
+    headers: &axum::http::HeaderMap,
+    mv: VolumeMv,
+) -> Result<bool, ApiError> {
+    let Some(if_match) = headers.get(header::IF_MATCH).filter(|_| mv.0 >= MV_ETAGS) else {
+        return Ok(true);
+    };
+    let v = state.volume.get_visible(ctx, id).await?;
+    let current = metadata_etag(&json!({ "metadata": stratus_volume::VolumeService::metadata_of(&v) }));
+    let wanted = if_match.to_str().unwrap_or("");
+    Ok(wanted.split(',').map(|t| t.trim().trim_start_matches("W/").trim_matches('"')).any(|t| t == "*" || t == current))
 }
 
 async fn write_metadata(
@@ -685,9 +805,15 @@ async fn replace_metadata(
     State(state): State<AppState>,
     Auth(ctx): Auth,
     Path(p): Params,
+    mv: VolumeMv,
+    headers: axum::http::HeaderMap,
     body: Bytes,
-) -> Result<axum::Json<Value>, ApiError> {
-    write_metadata(&state, &ctx, &p, &body, true).await
+) -> Result<Response, ApiError> {
+    scope(&ctx, &p)?;
+    if !etag_matches(&state, &ctx, param(&p, "volume_id")?, &headers, mv).await? {
+        return Ok(StatusCode::PRECONDITION_FAILED.into_response());
+    }
+    Ok(write_metadata(&state, &ctx, &p, &body, true).await?.into_response())
 }
 
 #[utoipa::path(get, path = "/volume/v3/{project_id}/volumes/{volume_id}/metadata/{key}", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id"), ("key" = String, Path, description = "Metadata key")), responses((status = 200, description = "The item", body = s::VolumeMetaItem), (status = 404, description = "Unknown volume or key")))]
@@ -708,14 +834,19 @@ async fn set_metadata_key(
     State(state): State<AppState>,
     Auth(ctx): Auth,
     Path(p): Params,
+    mv: VolumeMv,
+    headers: axum::http::HeaderMap,
     body: Bytes,
-) -> Result<axum::Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     scope(&ctx, &p)?;
     let (id, key) = (param(&p, "volume_id")?, param(&p, "key")?);
+    if !etag_matches(&state, &ctx, id, &headers, mv).await? {
+        return Ok(StatusCode::PRECONDITION_FAILED.into_response());
+    }
     state.volume.get_writable(&ctx, id, "update_volume_metadata").await?;
     let value = wire::parse_meta_key(&parse_json(&body)?, key)?;
     state.volume.set_metadata(&ctx, id, BTreeMap::from([(key.to_string(), value.clone())]), false).await?;
-    Ok(axum::Json(json!({ "meta": { key: value } })))
+    Ok(axum::Json(json!({ "meta": { key: value } })).into_response())
 }
 
 /// `DELETE /volumes/{id}/metadata/{key}` (`openstack volume unset --property`).
@@ -891,6 +1022,27 @@ async fn volume_summary(
     Ok(axum::Json(json!({ "volume-summary": wire::volume_summary_view(&rows, mv.0) })))
 }
 
+/// `GET /resource_filters` (3.33+, anyone): the list filters non-admins
+/// may use per resource (Cinder's default configuration, for the resources
+/// Stratus serves); `?resource=` picks one (unknown: an empty list).
+#[utoipa::path(get, path = "/volume/v3/{project_id}/resource_filters", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("resource" = Option<String>, Query, description = "Only this resource's filters")), responses((status = 200, description = "Filters per resource", body = s::ResourceFilterList), (status = 404, description = "Below microversion 3.33")))]
+async fn resource_filters(
+    State(_state): State<AppState>,
+    Auth(ctx): Auth,
+    mv: VolumeMv,
+    Path(p): Params,
+    Query(q): Q,
+) -> Result<axum::Json<Value>, ApiError> {
+    require_mv(mv, wire::MV_RESOURCE_FILTERS)?;
+    scope(&ctx, &p)?;
+    let out: Vec<Value> = wire::RESOURCE_FILTERS
+        .iter()
+        .filter(|(r, _)| q.get("resource").is_none_or(|want| want == r))
+        .map(|(r, f)| json!({"resource": r, "filters": f}))
+        .collect();
+    Ok(axum::Json(json!({ "resource_filters": out })))
+}
+
 /// A volume service over an in-memory backend, for the tests of every
 /// module that builds an [`AppState`].
 #[cfg(test)]
@@ -938,6 +1090,7 @@ pub(crate) fn test_state(
 
 mod admin;
 mod groups;
+mod paging;
 mod qos;
 mod quotas;
 mod snapshots;

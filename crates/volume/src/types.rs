@@ -64,6 +64,14 @@ impl VolumeService {
         }
     }
 
+    /// Would the scheduler place a volume of this type (name or id, any
+    /// type: admins ask) on the backend's pool? Cinder's `get_pools`
+    /// `volume_type` filter (3.35); an unknown type is 404.
+    pub async fn pool_takes_type(&self, identity: &str) -> Result<bool, VolumeError> {
+        let t = self.type_find(identity, None).await?;
+        self.type_fits_backend(&t.id).await
+    }
+
     /// The type a new volume gets: the requested one (name or id) if the
     /// caller may use it, else Cinder's 404; the default type when absent.
     pub(crate) async fn type_for_create(

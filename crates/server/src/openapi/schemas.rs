@@ -901,6 +901,8 @@ json_schemas! {
     MessageBody => wrapped("message", "Message");
     /// `{"messages": [...]}`.
     MessageList => json!({"type": "object", "required": ["messages"], "properties": {"messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}}}});
+    /// `GET /resource_filters` (Block Storage 3.33).
+    ResourceFilterList => json!({"type": "object", "required": ["resource_filters"], "properties": {"resource_filters": {"type": "array", "items": {"type": "object", "required": ["resource", "filters"], "properties": {"resource": {"type": "string"}, "filters": {"type": "array", "items": {"type": "string"}}}}}}});
     /// `POST /os-volume-transfer/{id}/accept`.
     VolumeTransferAccept => json!({
         "type": "object",

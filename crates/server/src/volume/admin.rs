@@ -5,7 +5,7 @@
 //! describe that one backend; they are read-only: the volume service cannot
 //! be disabled, frozen or failed over on its own.
 
-use super::{Params, Q, param, scope};
+use super::{Params, Q, VolumeMv, param, scope};
 use crate::AppState;
 use crate::error::{ApiError, parse_json};
 use crate::middleware::Auth;
@@ -14,6 +14,7 @@ use axum::extract::{Path, Query, State};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use stratus_api::volume::cinder_ts;
 use stratus_volume::{ListFilter, check_type_admin};
 
@@ -87,6 +88,7 @@ pub(super) async fn list_services(
     Auth(ctx): Auth,
     Path(p): Params,
     Query(q): Q,
+    mv: VolumeMv,
 ) -> Result<axum::Json<Value>, ApiError> {
     scope(&ctx, &p)?;
     check_type_admin(&ctx, "volume_extension:services:index")?;
@@ -105,6 +107,12 @@ pub(super) async fn list_services(
                 v["frozen"] = json!(false);
                 v["replication_status"] = json!("disabled");
                 v["active_backend_id"] = Value::Null;
+                // Cinder's 3.49: the backend's state as its pool reports it
+                // (`up` unless the driver says otherwise); the backend runs
+                // inside this process, up whenever it answers.
+                if mv.0 >= 49 {
+                    v["backend_state"] = json!("up");
+                }
             }
             v
         })
@@ -234,10 +242,15 @@ pub(super) async fn pools(
     Auth(ctx): Auth,
     Path(p): Params,
     Query(q): Q,
+    mv: VolumeMv,
 ) -> Result<axum::Json<Value>, ApiError> {
     scope(&ctx, &p)?;
     check_type_admin(&ctx, "scheduler_extension:scheduler_stats:get_pools")?;
-    let mut pool = json!({"name": pool_name(&state)});
+    let name = pool_name(&state);
+    if !pool_passes(&state, &q, &name, mv.0).await? {
+        return Ok(axum::Json(json!({ "pools": [] })));
+    }
+    let mut pool = json!({"name": name});
     if q.get("detail").is_some_and(|d| stratus_api::volume::truthy(d)) {
         let now = cinder_ts(chrono::Utc::now());
         pool["capabilities"] = json!({
@@ -253,6 +266,40 @@ pub(super) async fn pools(
         });
     }
     Ok(axum::Json(json!({ "pools": [pool] })))
+}
+
+/// Does the one pool pass the query's filters, as Cinder's `get_pools`
+/// reads them: none before 3.28; from 3.28 `name` (exact) and any
+/// capability (compared as strings); from 3.31 only Cinder's configured
+/// pool filters, `name` and `volume_type`, others are 400; `volume_type`
+/// (3.35, name or id, unknown is 404) keeps the pool if the type's extra
+/// specs fit the backend.
+async fn pool_passes(state: &AppState, q: &HashMap<String, String>, name: &str, minor: u32) -> Result<bool, ApiError> {
+    if minor < 28 {
+        return Ok(true);
+    }
+    let filters: Vec<(&String, &String)> =
+        q.iter().filter(|(k, _)| k.as_str() != "detail" && (minor >= 35 || k.as_str() != "volume_type")).collect();
+    if minor >= 31 {
+        let mut bad: Vec<&str> =
+            filters.iter().map(|(k, _)| k.as_str()).filter(|k| !matches!(*k, "name" | "volume_type")).collect();
+        if !bad.is_empty() {
+            bad.sort_unstable();
+            return Err(ApiError::BadRequest(format!("Invalid filters {} are found in query options.", bad.join(","))));
+        }
+    }
+    let caps = state.volume.capabilities();
+    for (k, v) in filters {
+        let ok = match k.as_str() {
+            "name" => v == name,
+            "volume_type" => state.volume.pool_takes_type(v).await?,
+            other => caps.iter().find(|(c, _)| *c == other).is_some_and(|(_, have)| have == v),
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 fn protocol(state: &AppState) -> &'static str {

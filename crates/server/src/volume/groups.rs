@@ -364,15 +364,46 @@ pub(super) async fn list_messages(
     Auth(ctx): Auth,
     mv: VolumeMv,
     Path(p): Params,
+    Query(q): Q,
 ) -> Result<Json, ApiError> {
-    scope(&ctx, &p)?;
+    let project = scope(&ctx, &p)?;
     require_mv(mv, MV_MESSAGES)?;
-    let rows = state.volume.message_list(&ctx).await?;
+    let mut rows = state.volume.message_list(&ctx).await?;
+    // Newest first at every version (Cinder's default `created_at`, `id`
+    // descending); from 3.5 the query may sort, page and filter.
+    let no_query = std::collections::HashMap::new();
+    let q = if mv.0 >= 5 { &q } else { &no_query };
+    const NOT_FILTERS: &[&str] = &["limit", "marker", "offset", "sort", "sort_key", "sort_dir"];
+    let filters: Vec<(&String, &String)> = q.iter().filter(|(k, _)| !NOT_FILTERS.contains(&k.as_str())).collect();
+    if mv.0 >= 31 && !ctx.is_admin() {
+        stratus_api::volume::reject_invalid_filters("message", filters.iter().map(|(k, _)| k.as_str()))?;
+    }
+    let field = |m: &stratus_db::VolumeMessageRow, k: &str| -> Option<Option<String>> {
+        Some(match k {
+            "id" => Some(m.id.clone()),
+            "created_at" => Some(stratus_api::volume::cinder_ts(m.created_at).to_string()),
+            "expires_at" | "guaranteed_until" => Some(stratus_api::volume::cinder_ts(m.expires_at).to_string()),
+            "event_id" => Some(m.event_id.clone()),
+            "request_id" => Some(m.request_id.clone()),
+            "message_level" => Some(m.message_level.clone()),
+            "resource_type" => m.resource_type.clone(),
+            "resource_uuid" => m.resource_uuid.clone(),
+            _ => return None,
+        })
+    };
+    // Filters on a message column match exactly; others are ignored.
+    rows.retain(|m| filters.iter().all(|(k, v)| field(m, k).is_none_or(|have| have.as_deref() == Some(v.as_str()))));
+    super::paging::sort(&mut rows, q, |m, k| field(m, k).map(Option::unwrap_or_default))?;
+    let (rows, next) = super::paging::page(rows, q, |m| m.id.clone())?;
     let out: Vec<Value> = rows
         .iter()
         .map(|m| wire::message_view(&state.public_url, m, &stratus_volume::user_message(&m.action_id, &m.detail_id)))
         .collect();
-    Ok(axum::Json(json!({ "messages": out })))
+    let mut body = json!({ "messages": out });
+    if let Some((limit, marker)) = next {
+        body["messages_links"] = super::paging::next_link(&state.public_url, &project, "messages", q, limit, &marker);
+    }
+    Ok(axum::Json(body))
 }
 
 /// `GET /messages/{id}`: another project's message is 404.

@@ -1376,3 +1376,347 @@ async fn volume_summary_counts_the_projects_volumes() {
     let (_, _, v) = call(&env, &url, Some(&env.demo), Some("volume 3.36")).await;
     assert_eq!(v["volume-summary"]["metadata"], json!({}));
 }
+
+/// Cinder's v3 volume view (`views/volumes.py` `detail`): `provider_id`
+/// (3.21) and `cluster_name` (3.61) for admins only, `shared_targets` and
+/// `service_uuid` from 3.48, and no `encryption_key_id` (3.64) for an
+/// unencrypted volume.
+#[tokio::test]
+async fn volume_view_fields_follow_cinders_microversions() {
+    let env = env().await;
+    let id = create(&env, 1, "f").await["id"].as_str().expect("id").to_string();
+    let uri = format!("/volume/v3/volumes/{id}");
+    let show = |token: &str, v: &'static str| {
+        let (env, uri, token) = (&env, uri.clone(), token.to_string());
+        async move { call(env, &uri, Some(&token), Some(v)).await.2["volume"].clone() }
+    };
+    let old = show(&env.admin, "volume 3.20").await;
+    for k in ["provider_id", "shared_targets", "service_uuid", "cluster_name"] {
+        assert!(old.get(k).is_none(), "{k} not before its version");
+    }
+    let admin = show(&env.admin, "volume 3.70").await;
+    assert!(admin.get("provider_id").is_some_and(Value::is_null));
+    assert!(admin.get("cluster_name").is_some_and(Value::is_null));
+    assert_eq!(admin["shared_targets"], false);
+    assert!(admin.get("service_uuid").is_some_and(Value::is_null));
+    assert!(admin.get("encryption_key_id").is_none(), "omitted for an unencrypted volume");
+    let member = show(&env.demo, "volume 3.70").await;
+    assert!(member.get("provider_id").is_none() && member.get("cluster_name").is_none(), "admins only");
+    assert_eq!(member["shared_targets"], false);
+    let older = show(&env.demo, "volume 3.47").await;
+    assert!(older.get("shared_targets").is_none());
+}
+
+/// Cinder's volume list: `bootable` takes strict boolean words from 3.2
+/// (else 400), `created_at`/`updated_at` `op:time` comparisons from 3.60,
+/// and `with_count` (3.45) adds the number of matches before paging.
+#[tokio::test]
+async fn volume_list_bootable_time_filters_and_count() {
+    let env = env().await;
+    let boot = create(&env, 1, "boot").await["id"].as_str().expect("id").to_string();
+    create(&env, 1, "plain").await;
+    let action = format!("/volume/v3/volumes/{boot}/action");
+    let t = Some(env.demo.as_str());
+    let (s, _, _) = send(&env, "POST", &action, t, None, Some(json!({"os-set_bootable": {"bootable": true}}))).await;
+    assert_eq!(s, StatusCode::OK);
+    let names = |v: &Value| -> Vec<String> {
+        v["volumes"].as_array().expect("list").iter().map(|x| x["name"].as_str().expect("name").to_string()).collect()
+    };
+    let list = |q: &'static str, mv: &'static str| {
+        let env = &env;
+        async move { call(env, &format!("/volume/v3/volumes?{q}"), Some(&env.demo), Some(mv)).await }
+    };
+    let (_, _, v) = list("bootable=yes", "volume 3.2").await;
+    assert_eq!(names(&v), ["boot"]);
+    let (_, _, v) = list("bootable=0", "volume 3.2").await;
+    assert_eq!(names(&v), ["plain"]);
+    let (s, _, v) = list("bootable=maybe", "volume 3.2").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (_, _, v) = list("bootable=0", "volume 3.0").await;
+    assert_eq!(names(&v), ["boot"], "before 3.2 any non-false word is true");
+
+    let (_, _, v) = list("created_at=gt:2000-01-01T00:00:00&updated_at=lt:2999-01-01T00:00:00Z", "volume 3.60").await;
+    assert_eq!(names(&v).len(), 2);
+    let (_, _, v) = list("created_at=lt:2000-01-01T00:00:00", "volume 3.60").await;
+    assert_eq!(names(&v).len(), 0);
+    let (_, _, v) = list("created_at=lt:2000-01-01T00:00:00", "volume 3.59").await;
+    assert_eq!(names(&v).len(), 0, "Cinder's general filtering (3.31+) passes them already");
+    let (_, _, v) = list("created_at=lt:2000-01-01T00:00:00", "volume 3.30").await;
+    assert_eq!(names(&v).len(), 2, "dropped before 3.31");
+    let (s, _, _) = list("created_at=soon:2000-01-01T00:00:00", "volume 3.60").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    let (_, _, v) = list("with_count=true&limit=1", "volume 3.45").await;
+    assert_eq!((names(&v).len(), v["count"].as_u64()), (1, Some(2)));
+    let (_, _, v) = list("with_count=true", "volume 3.44").await;
+    assert!(v.get("count").is_none());
+    let (s, _, _) = list("with_count=perhaps", "volume 3.45").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+/// Cinder's `get_pools` filters: none before 3.28; `name` and capability
+/// filters from 3.28; only `name`/`volume_type` from 3.31 (others 400, even
+/// for admins); `volume_type` from 3.35 keeps pools whose capabilities
+/// satisfy the type's extra specs (unknown type 404).
+#[tokio::test]
+async fn volume_pool_filters_follow_cinder() {
+    let env = env().await;
+    let a = Some(env.admin.as_str());
+    let pools = |q: String, mv: &'static str| {
+        let env = &env;
+        async move { call(env, &format!("/volume/v3/scheduler-stats/get_pools?{q}"), a, Some(mv)).await }
+    };
+    let count = |v: &Value| v["pools"].as_array().map(Vec::len);
+    let (_, _, v) = pools(String::new(), "volume 3.70").await;
+    let name = v["pools"][0]["name"].as_str().expect("pool").to_string();
+    assert_eq!(count(&pools("name=other".into(), "volume 3.27").await.2), Some(1), "ignored before 3.28");
+    assert_eq!(count(&pools("name=other".into(), "volume 3.28").await.2), Some(0));
+    let encoded = name.replace('@', "%40").replace('#', "%23");
+    assert_eq!(count(&pools(format!("name={encoded}"), "volume 3.28").await.2), Some(1));
+    assert_eq!(count(&pools("vendor_name=Other".into(), "volume 3.28").await.2), Some(0), "capability filter");
+    let (s, _, v) = pools("vendor_name=Stratus".into(), "volume 3.31").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["badRequest"]["message"], "Invalid filters vendor_name are found in query options.");
+
+    let body = json!({"volume_type": {"name": "elsewhere", "extra_specs": {"vendor_name": "Other"}}});
+    let (s, _, _) = send(&env, "POST", "/volume/v3/types", a, None, Some(body)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, _) =
+        send(&env, "POST", "/volume/v3/types", a, None, Some(json!({"volume_type": {"name": "here"}}))).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(count(&pools("volume_type=elsewhere".into(), "volume 3.34").await.2), Some(1), "ignored before 3.35");
+    assert_eq!(count(&pools("volume_type=elsewhere".into(), "volume 3.35").await.2), Some(0));
+    assert_eq!(count(&pools("volume_type=here&detail=true".into(), "volume 3.35").await.2), Some(1));
+    assert_eq!(pools("volume_type=nosuch".into(), "volume 3.35").await.0, StatusCode::NOT_FOUND);
+}
+
+/// Cinder's 3.49 `backend_state` on cinder-volume services (`up` when the
+/// pool reports nothing else) and 3.39 admin `project_id` on limits.
+#[tokio::test]
+async fn volume_services_backend_state_and_limits_for_a_named_project() {
+    let env = env().await;
+    let a = Some(env.admin.as_str());
+    let (_, _, v) = call(&env, "/volume/v3/os-services", a, Some("volume 3.49")).await;
+    let svcs = v["services"].as_array().expect("services");
+    for s in svcs {
+        let want = if s["binary"] == "cinder-volume" { Some("up") } else { None };
+        assert_eq!(s.get("backend_state").and_then(Value::as_str), want, "{s}");
+    }
+    let (_, _, v) = call(&env, "/volume/v3/os-services", a, Some("volume 3.48")).await;
+    assert!(v["services"].as_array().expect("services").iter().all(|s| s.get("backend_state").is_none()));
+
+    create(&env, 2, "demo's").await;
+    let q = format!("/volume/v3/limits?project_id={}", env.demo_project);
+    let used = |v: &Value| v["limits"]["absolute"]["totalGigabytesUsed"].as_i64();
+    assert_eq!(used(&call(&env, &q, a, Some("volume 3.39")).await.2), Some(2), "the named project's");
+    assert_eq!(used(&call(&env, &q, a, Some("volume 3.38")).await.2), Some(0), "the admin's own before 3.39");
+    let q = format!("/volume/v3/limits?project_id={}", env.admin_project);
+    assert_eq!(used(&call(&env, &q, Some(&env.demo), Some("volume 3.39")).await.2), Some(2), "ignored for members");
+}
+
+/// Cinder's general volume filtering with the default
+/// `resource_filters.json`: non-admins' unknown filters are dropped before
+/// 3.31 and 400 from 3.31; `metadata`, `availability_zone`, `size` filter;
+/// `name~` (3.34, `LIKE`) and `glance_metadata` (3.4) are admin filters.
+#[tokio::test]
+async fn volume_list_general_filters_follow_cinders_defaults() {
+    let env = env().await;
+    let uri = format!("/volume/v3/{}/volumes", env.demo_project);
+    let body = json!({"volume": {"size": 2, "name": "Alpha-one", "metadata": {"tier": "gold"}}});
+    let (s, _, _) = send(&env, "POST", &uri, Some(&env.demo), None, Some(body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    create(&env, 1, "beta").await;
+    let names = |v: &Value| -> Vec<String> {
+        let mut n: Vec<String> = v["volumes"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|x| x["name"].as_str().expect("name").to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    let list = |q: &'static str, token: &str, mv: &'static str| {
+        let (env, token) = (&env, token.to_string());
+        async move { call(env, &format!("/volume/v3/volumes?all_tenants=1&{q}"), Some(&token), Some(mv)).await }
+    };
+    let d = env.demo.clone();
+    assert_eq!(names(&list("metadata={'tier':'gold'}", &d, "volume 3.0").await.2), ["Alpha-one"]);
+    assert_eq!(names(&list("size=1&availability_zone=nova", &d, "volume 3.0").await.2), ["beta"]);
+    assert_eq!(names(&list("name~=ALPHA", &d, "volume 3.30").await.2).len(), 2, "non-admin: dropped before 3.31");
+    let (s, _, v) = list("name~=ALPHA", &d, "volume 3.34").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "not a default non-admin filter");
+    assert_eq!(v["badRequest"]["message"], "Invalid filters name~ are found in query options.");
+    let a = env.admin.clone();
+    assert_eq!(names(&list("name~=ALPHA", &a, "volume 3.34").await.2), ["Alpha-one"]);
+    assert_eq!(names(&list("glance_metadata={'image_id':'x'}", &a, "volume 3.4").await.2).len(), 0);
+    assert_eq!(names(&list("glance_metadata={'image_id':'x'}", &a, "volume 3.3").await.2).len(), 2, "3.4+");
+}
+
+/// Cinder's `GET /resource_filters` (3.33, no policy): the configured
+/// filters per resource, one resource with `?resource=`, none for an
+/// unknown one; 404 below 3.33.
+#[tokio::test]
+async fn resource_filters_list_cinders_defaults() {
+    let env = env().await;
+    let t = Some(env.demo.as_str());
+    let (s, _, _) = call(&env, "/volume/v3/resource_filters", t, Some("volume 3.32")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, v) = call(&env, "/volume/v3/resource_filters", t, Some("volume 3.33")).await;
+    assert_eq!(s, StatusCode::OK);
+    let all = v["resource_filters"].as_array().expect("list");
+    assert!(all.iter().any(|r| r["resource"] == "pool" && r["filters"] == json!(["name", "volume_type"])));
+    let (_, _, v) = call(&env, "/volume/v3/resource_filters?resource=volume", t, Some("volume 3.33")).await;
+    assert_eq!(v["resource_filters"].as_array().map(Vec::len), Some(1));
+    assert!(v["resource_filters"][0]["filters"].as_array().expect("filters").contains(&json!("bootable")));
+    let (_, _, v) = call(&env, "/volume/v3/resource_filters?resource=nothing", t, Some("volume 3.33")).await;
+    assert_eq!(v["resource_filters"], json!([]));
+}
+
+/// Cinder's message list: newest first; from 3.5 `sort`, `limit`/`marker`
+/// with a `messages_links` next link, and exact filters on message
+/// columns; from 3.31 a non-admin's unconfigured filter is 400.
+#[tokio::test]
+async fn message_list_sorts_pages_and_filters_from_3_5() {
+    let env = env().await;
+    let a = Some(env.admin.as_str());
+    let body = json!({"volume_type": {"name": "nowhere", "extra_specs": {"vendor_name": "Other"}}});
+    let (s, _, _) = send(&env, "POST", "/volume/v3/types", a, None, Some(body)).await;
+    assert_eq!(s, StatusCode::OK);
+    let mut vols = Vec::new();
+    for i in 0..3 {
+        let body = json!({"volume": {"size": 1, "name": format!("m{i}"), "volume_type": "nowhere"}});
+        let (s, _, v) = send(&env, "POST", "/volume/v3/volumes", Some(&env.demo), None, Some(body)).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        vols.push(v["volume"]["id"].as_str().expect("id").to_string());
+    }
+    let t = Some(env.demo.as_str());
+    let uuids = |v: &Value| -> Vec<String> {
+        v["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["resource_uuid"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let (_, _, v) = call(&env, "/volume/v3/messages?limit=1", t, Some("volume 3.3")).await;
+    let newest_first: Vec<String> = vols.iter().rev().cloned().collect();
+    assert_eq!(uuids(&v), newest_first, "newest first; paging ignored before 3.5");
+    let (_, _, v) = call(&env, "/volume/v3/messages?sort=created_at:asc&limit=2", t, Some("volume 3.5")).await;
+    assert_eq!(uuids(&v), vols[..2].to_vec());
+    let next = v["messages_links"][0]["href"].as_str().expect("a full page links on").to_string();
+    let path = next.split_once("/volume/").map(|(_, p)| format!("/volume/{p}")).expect("path");
+    let (s, _, v) = call(&env, &path, t, Some("volume 3.5")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(uuids(&v), vols[2..].to_vec());
+    let (_, _, v) = call(&env, &format!("/volume/v3/messages?resource_uuid={}", vols[1]), t, Some("volume 3.5")).await;
+    assert_eq!(uuids(&v), [vols[1].clone()]);
+    let (s, _, _) = call(&env, "/volume/v3/messages?sort=colour", t, Some("volume 3.5")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _, _) = call(&env, "/volume/v3/messages?project_id=x", t, Some("volume 3.31")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "not a configured message filter");
+}
+
+/// Cinder's transfer list: oldest first before 3.59; from 3.59 sorted
+/// (default newest first) and paged with `transfers_links`.
+#[tokio::test]
+async fn transfer_list_sorts_and_pages_from_3_59() {
+    let env = env().await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let vid = create(&env, 1, &format!("t{i}")).await["id"].as_str().expect("id").to_string();
+        let body = json!({"transfer": {"volume_id": vid, "name": format!("t{i}")}});
+        let (s, _, v) =
+            send(&env, "POST", "/volume/v3/volume-transfers", Some(&env.demo), Some("volume 3.59"), Some(body)).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        ids.push(v["transfer"]["id"].as_str().expect("id").to_string());
+    }
+    let t = Some(env.demo.as_str());
+    let got = |v: &Value| -> Vec<String> {
+        v["transfers"].as_array().expect("list").iter().map(|x| x["id"].as_str().expect("id").to_string()).collect()
+    };
+    let (_, _, v) = call(&env, "/volume/v3/os-volume-transfer?limit=1", t, None).await;
+    assert_eq!(got(&v), ids, "oldest first, unpaged, before 3.59");
+    let (_, _, v) = call(&env, "/volume/v3/volume-transfers?limit=2", t, Some("volume 3.59")).await;
+    assert_eq!(got(&v), [ids[2].clone(), ids[1].clone()]);
+    assert!(v["transfers_links"][0]["href"].as_str().expect("next").contains(&format!("marker={}", ids[1])));
+    let (_, _, v) = call(
+        &env,
+        &format!("/volume/v3/volume-transfers/detail?sort=name:asc&marker={}", ids[0]),
+        t,
+        Some("volume 3.59"),
+    )
+    .await;
+    assert_eq!(got(&v), ids[1..].to_vec());
+}
+
+/// Cinder's 3.52 volume type filters: `extra_specs` (a dict) matches
+/// types having every pair; non-admins only from 3.52 and only on
+/// user-visible specs (others give an empty list), other filters 400.
+#[tokio::test]
+async fn volume_type_list_extra_specs_filter_from_3_52() {
+    let env = env().await;
+    let a = Some(env.admin.as_str());
+    let body =
+        json!({"volume_type": {"name": "az1", "extra_specs": {"RESKEY:availability_zones": "az1", "secret": "x"}}});
+    let (s, _, _) = send(&env, "POST", "/volume/v3/types", a, None, Some(body)).await;
+    assert_eq!(s, StatusCode::OK);
+    let names = |v: &Value| -> Vec<String> {
+        v["volume_types"]
+            .as_array()
+            .expect("types")
+            .iter()
+            .map(|t| t["name"].as_str().expect("name").to_string())
+            .collect()
+    };
+    let q = "/volume/v3/types?extra_specs={'RESKEY:availability_zones':'az1'}";
+    let t = Some(env.demo.as_str());
+    assert_eq!(names(&call(&env, q, t, Some("volume 3.52")).await.2), ["az1"]);
+    assert!(names(&call(&env, q, t, Some("volume 3.51")).await.2).len() > 1, "dropped for members before 3.52");
+    assert_eq!(names(&call(&env, q, a, Some("volume 3.0")).await.2), ["az1"], "admins' filter always applies");
+    let secret = "/volume/v3/types?extra_specs={'secret':'x'}";
+    assert_eq!(names(&call(&env, secret, t, Some("volume 3.52")).await.2).len(), 0, "not a user-visible spec");
+    assert_eq!(names(&call(&env, secret, a, Some("volume 3.52")).await.2), ["az1"]);
+    let (s, _, _) = call(&env, "/volume/v3/types?name=az1", t, Some("volume 3.52")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+/// Cinder's 3.15 ETags on volume metadata: `GET .../metadata` carries the
+/// MD5 of the document as `ETag`; a `PUT` whose `If-Match` names another
+/// tag is an empty 412, the current tag (or none) lets it through.
+#[tokio::test]
+async fn volume_metadata_etags_from_3_15() {
+    let env = env().await;
+    let id = create(&env, 1, "e").await["id"].as_str().expect("id").to_string();
+    let meta = format!("/volume/v3/volumes/{id}/metadata");
+    let t = Some(env.demo.as_str());
+    let (_, h, _) = call(&env, &meta, t, Some("volume 3.14")).await;
+    assert!(h.get("etag").is_none());
+    let (_, h, _) = call(&env, &meta, t, Some("volume 3.15")).await;
+    let tag = h.get("etag").and_then(|v| v.to_str().ok()).expect("etag").to_string();
+    assert_eq!(tag.len(), 32, "an MD5 hex digest");
+    let put = |uri: String, if_match: String, body: Value| {
+        let env = &env;
+        async move {
+            let req = axum::http::Request::builder()
+                .method("PUT")
+                .uri(uri)
+                .header("x-auth-token", &env.demo)
+                .header("openstack-api-version", "volume 3.15")
+                .header("content-type", "application/json")
+                .header("if-match", if_match.as_str())
+                .body(Body::from(body.to_string()))
+                .expect("request");
+            crate::router(env.state.clone()).oneshot(req).await.expect("response").status()
+        }
+    };
+    let stale = put(meta.clone(), "\"0123456789abcdef0123456789abcdef\"".into(), json!({"metadata": {"a": "1"}})).await;
+    assert_eq!(stale, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(put(meta.clone(), tag.clone(), json!({"metadata": {"a": "1"}})).await, StatusCode::OK);
+    assert_eq!(
+        put(format!("{meta}/a"), tag.clone(), json!({"meta": {"a": "2"}})).await,
+        StatusCode::PRECONDITION_FAILED,
+        "the metadata changed"
+    );
+    assert_eq!(put(format!("{meta}/a"), "*".into(), json!({"meta": {"a": "2"}})).await, StatusCode::OK);
+}

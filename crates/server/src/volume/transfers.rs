@@ -69,7 +69,27 @@ async fn list(
 ) -> Result<axum::Json<Value>, ApiError> {
     via.check(mv)?;
     let all = q.get("all_tenants").or_else(|| q.get("all_projects")).is_some_and(|v| stratus_api::volume::truthy(v));
-    let rows = state.volume.transfer_list(ctx, all).await?;
+    let mut rows = state.volume.transfer_list(ctx, all).await?;
+    // Cinder: oldest first before 3.59; from 3.59 sorted (default newest
+    // first) and paged as the query asks.
+    let field = |t: &stratus_db::VolumeTransferRow, k: &str| -> Option<String> {
+        Some(match k {
+            "id" => t.id.clone(),
+            "created_at" => stratus_api::volume::cinder_ts(t.created_at).to_string(),
+            "name" | "display_name" => t.name.clone().unwrap_or_default(),
+            "volume_id" => t.volume_id.to_string(),
+            _ => return None,
+        })
+    };
+    let mut next = None;
+    if mv.0 >= 59 {
+        super::paging::sort(&mut rows, q, field)?;
+        let (page, n) = super::paging::page(rows, q, |t| t.id.clone())?;
+        rows = page;
+        next = n;
+    } else {
+        rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    }
     let out: Vec<Value> = rows
         .iter()
         .map(|t| {
@@ -80,7 +100,13 @@ async fn list(
             }
         })
         .collect();
-    Ok(axum::Json(json!({ "transfers": out })))
+    let mut body = json!({ "transfers": out });
+    if let Some((limit, marker)) = next {
+        let path = if detail { format!("{}/detail", via.path()) } else { via.path().to_string() };
+        body["transfers_links"] =
+            super::paging::next_link(&state.public_url, &ctx.project_id, &path, q, limit, &marker);
+    }
+    Ok(axum::Json(body))
 }
 
 async fn show(

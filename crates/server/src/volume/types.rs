@@ -5,7 +5,7 @@
 //! [`stratus_volume::VolumeService`]. Writes ask the service for policy and
 //! existence before they read the body.
 
-use super::{Params, Q, param, scope};
+use super::{Params, Q, VolumeMv, param, scope};
 use crate::AppState;
 use crate::error::{ApiError, parse_json};
 use crate::middleware::Auth;
@@ -30,9 +30,36 @@ pub(super) async fn list_types(
     Auth(ctx): Auth,
     Path(p): Params,
     Query(q): Q,
+    mv: VolumeMv,
 ) -> Result<axum::Json<Value>, ApiError> {
     scope(&ctx, &p)?;
-    let types = state.volume.type_list(&ctx, q.get("is_public").map(String::as_str)).await?;
+    let admin = ctx.is_admin();
+    // Cinder's 3.52 general filtering: a non-admin may use `is_public` and
+    // `extra_specs` (others 400); before 3.52 a non-admin's `extra_specs`
+    // is dropped, an admin's honoured.
+    const NOT_FILTERS: &[&str] = &["limit", "marker", "offset", "sort", "sort_key", "sort_dir"];
+    if mv.0 >= 52 && !admin {
+        stratus_api::volume::reject_invalid_filters(
+            "volume_type",
+            q.keys().map(String::as_str).filter(|k| !NOT_FILTERS.contains(k)),
+        )?;
+    }
+    let want = match q.get("extra_specs").filter(|_| admin || mv.0 >= 52) {
+        Some(f) => Some(stratus_api::volume::dict_filter("extra_specs", f)?),
+        None => None,
+    };
+    // A non-admin filtering on a spec they may not see finds nothing
+    // (Cinder: removing the filter would give inaccurate results).
+    if let Some(w) = &want
+        && !admin
+        && w.keys().any(|k| !wire::USER_VISIBLE_EXTRA_SPECS.contains(&k.as_str()))
+    {
+        return Ok(axum::Json(json!({ "volume_types": [] })));
+    }
+    let mut types = state.volume.type_list(&ctx, q.get("is_public").map(String::as_str)).await?;
+    if let Some(w) = &want {
+        types.retain(|(_, specs)| w.iter().all(|(k, v)| specs.get(k).is_some_and(|have| have.as_deref() == Some(v))));
+    }
     let v = viewer(&ctx);
     let out: Vec<Value> = types.iter().map(|(t, specs)| wire::volume_type_view(t, specs, v)).collect();
     Ok(axum::Json(json!({ "volume_types": out })))
