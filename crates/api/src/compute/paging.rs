@@ -118,6 +118,29 @@ pub fn parse_time(q: &[(String, String)], key: &str) -> Result<Option<chrono::Da
     Err(bad())
 }
 
+/// A `changes-since` / `changes-before` pair (either may be absent).
+pub type ChangesWindow = (Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>);
+
+/// The `changes-since` / `changes-before` window of a list: each read when
+/// its flag says the microversion has it, and 400 with Nova's message when
+/// the window is empty (before earlier than since).
+pub fn changes_window(
+    q: &[(String, String)],
+    with_since: bool,
+    with_before: bool,
+) -> Result<ChangesWindow, RequestError> {
+    let since = if with_since { parse_time(q, "changes-since")? } else { None };
+    let before = if with_before { parse_time(q, "changes-before")? } else { None };
+    if let (Some(s), Some(b)) = (since, before)
+        && b < s
+    {
+        return Err(RequestError::BadRequest(
+            "The value of changes-since must be less than or equal to changes-before.".into(),
+        ));
+    }
+    Ok((since, before))
+}
+
 /// `GET /servers/{id}/os-instance-actions` parameters: from 2.58 `limit`,
 /// `marker` (a request id) and `changes-since`, from 2.66 `changes-before`,
 /// and nothing else (Nova's query schema); before 2.58 none is read.
@@ -143,15 +166,7 @@ impl ChangesQuery {
             allowed.push("changes-before");
         }
         only_params(&q, &allowed)?;
-        let since = parse_time(&q, "changes-since")?;
-        let before = if mv.at_least(66) { parse_time(&q, "changes-before")? } else { None };
-        if let (Some(s), Some(b)) = (since, before)
-            && b < s
-        {
-            return Err(RequestError::BadRequest(
-                "The value of changes-since must be less than or equal to changes-before.".into(),
-            ));
-        }
+        let (since, before) = changes_window(&q, true, mv.at_least(66))?;
         Ok(Self { page: Page::parse(&q)?, since, before })
     }
 

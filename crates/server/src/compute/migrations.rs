@@ -14,7 +14,7 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use serde_json::{Value, json};
 use stratus_api::Microversion;
-use stratus_api::compute::paging::{Page, next_link, only_params, parse_time};
+use stratus_api::compute::paging::{Page, changes_window, next_link, only_params};
 use stratus_api::compute::{parse_query, query_value, views};
 use stratus_db::{MigrationFilter, MigrationRow};
 
@@ -34,15 +34,7 @@ fn migration_query(raw: Option<&str>, mv: Microversion) -> Result<(MigrationFilt
         only_params(&q, &allowed)?;
     }
     let get = |k: &str| query_value(&q, k).map(str::to_string);
-    let since = if mv.at_least(59) { parse_time(&q, "changes-since")? } else { None };
-    let before = if mv.at_least(66) { parse_time(&q, "changes-before")? } else { None };
-    if let (Some(s), Some(b)) = (since, before)
-        && b < s
-    {
-        return Err(ApiError::BadRequest(
-            "The value of changes-since must be less than or equal to changes-before.".into(),
-        ));
-    }
+    let (since, before) = changes_window(&q, mv.at_least(59), mv.at_least(66))?;
     let filter = MigrationFilter {
         status: get("status"),
         host: get("host"),
