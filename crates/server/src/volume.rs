@@ -537,7 +537,7 @@ async fn list(
     }
     let count = rows.len();
     rows.sort_by(|a, b| wire::volume_order(a, b, &sort));
-    if let Some(marker) = q.get("marker") {
+    if let Some(marker) = q.get("marker").filter(|m| !m.is_empty()) {
         let Some(i) = rows.iter().position(|v| v.id.to_string() == *marker) else {
             return Err(ApiError::BadRequest(format!("Marker {marker} could not be found.")));
         };

@@ -80,7 +80,7 @@ pub(super) fn page<T>(
     q: &HashMap<String, String>,
     id: impl Fn(&T) -> String,
 ) -> Result<(Vec<T>, Option<Next>), ApiError> {
-    if let Some(marker) = q.get("marker") {
+    if let Some(marker) = q.get("marker").filter(|m| !m.is_empty()) {
         let Some(i) = rows.iter().position(|r| id(r) == *marker) else {
             return Err(ApiError::BadRequest(format!("Marker {marker} could not be found.")));
         };

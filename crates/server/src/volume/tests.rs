@@ -616,6 +616,22 @@ async fn volume_list_pagination() {
     assert!(v.get("volumes_links").is_none());
 }
 
+/// Cinder pages only from a non-empty marker (`if marker:` in its DB
+/// layer): `marker=` lists from the start; an unknown marker is refused.
+#[tokio::test]
+async fn an_empty_marker_lists_from_the_start() {
+    let env = env().await;
+    create(&env, 1, "m0").await;
+    for path in ["volumes", "volumes/detail", "snapshots", "snapshots/detail", "volume-transfers"] {
+        let (s, _, v) = call(&env, &format!("/volume/v3/{path}?marker="), Some(&env.demo), Some("volume 3.55")).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+    }
+    let (_, _, v) = call(&env, "/volume/v3/volumes?marker=", Some(&env.demo), None).await;
+    assert_eq!(v["volumes"].as_array().expect("list").len(), 1);
+    let (s, _, _) = call(&env, "/volume/v3/snapshots?marker=nope", Some(&env.demo), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "Cinder's MarkerNotFound");
+}
+
 /// Cinder links a full page to the next one, even when that one is empty
 /// (Tempest's `_test_pagination` expects the link when the count divides by
 /// the limit), and the link keeps the caller's sort and filters.
