@@ -79,6 +79,59 @@ async fn stock_openstack_cli_works_unchanged() {
         "{shown}"
     );
     let id = shown["id"].as_str().expect("id").to_string();
+    // No `--network`: Nova before 2.37 allocates a port on its own, so the
+    // server has an address.
+    assert!(
+        shown["addresses"].as_object().is_some_and(|a| !a.is_empty())
+            || shown["addresses"].as_str().is_some_and(|a| !a.is_empty()),
+        "an address without --network: {shown}"
+    );
+
+    // 2.37+: `--nic none` (`--no-network`) boots with no port; `--nic auto`
+    // allocates one (Nova's `networks: "none"` / `"auto"`).
+    let none = osc.json(
+        "stratus",
+        &[
+            "--os-compute-api-version",
+            "2.37",
+            "server",
+            "create",
+            "--image",
+            "cirros",
+            "--flavor",
+            "m1.tiny",
+            "--nic",
+            "none",
+            "--wait",
+            "vm-none",
+        ],
+    );
+    assert_eq!(none["status"], "ACTIVE", "{none}");
+    let shown_none = osc.json("stratus", &["server", "show", "vm-none"]);
+    assert!(
+        shown_none["addresses"].as_object().is_some_and(|a| a.is_empty())
+            || shown_none["addresses"].as_str().is_some_and(str::is_empty),
+        "no address with --nic none: {shown_none}"
+    );
+    let auto = osc.json(
+        "stratus",
+        &[
+            "--os-compute-api-version",
+            "2.37",
+            "server",
+            "create",
+            "--image",
+            "cirros",
+            "--flavor",
+            "m1.tiny",
+            "--nic",
+            "auto",
+            "--wait",
+            "vm-auto",
+        ],
+    );
+    assert_eq!(auto["status"], "ACTIVE", "{auto}");
+    osc.run("stratus", &["server", "delete", "--wait", "vm-none", "vm-auto"]);
 
     // Key pairs (generated and imported), a server booted with one, and a rebuild.
     let generated = osc.run("stratus", &["keypair", "create", "kp-gen"]);
@@ -147,6 +200,41 @@ async fn stock_openstack_cli_works_unchanged() {
         osc.json("stratus", &["volume", "list"]).as_array().is_some_and(|a| a.iter().all(|v| v["Name"] != "vol1"))
     });
 
+    // Volume types (admin) and snapshots, a volume from a snapshot, and
+    // Cinder's rule that a volume with snapshots is not deletable.
+    let vtype = osc.json("stratus-admin", &["volume", "type", "create", "--property", "tier=gold", "gold"]);
+    assert_eq!(vtype["name"], "gold", "{vtype}");
+    let types = osc.json("stratus", &["volume", "type", "list"]);
+    assert!(find(&types, "Name", "gold").is_some(), "{types}");
+    osc.json("stratus", &["volume", "create", "--size", "1", "--type", "gold", "vol2"]);
+    wait_for(|| osc.json("stratus", &["volume", "show", "vol2"])["status"] == "available");
+    assert_eq!(osc.json("stratus", &["volume", "show", "vol2"])["type"], "gold");
+    let snap = osc.json("stratus", &["volume", "snapshot", "create", "--volume", "vol2", "snap2"]);
+    assert_eq!(snap["name"], "snap2", "{snap}");
+    wait_for(|| osc.json("stratus", &["volume", "snapshot", "show", "snap2"])["status"] == "available");
+    let snaps = osc.json("stratus", &["volume", "snapshot", "list"]);
+    assert!(find(&snaps, "Name", "snap2").is_some(), "{snaps}");
+    osc.json("stratus", &["volume", "create", "--snapshot", "snap2", "vol3"]);
+    wait_for(|| osc.json("stratus", &["volume", "show", "vol3"])["status"] == "available");
+    assert_eq!(osc.json("stratus", &["volume", "show", "vol3"])["size"], 1);
+    let refused = Command::new(cli())
+        .args(["--os-cloud", "stratus", "volume", "delete", "vol2"])
+        .env("OS_CLIENT_CONFIG_FILE", cloud.data_dir.join("clouds.yaml"))
+        .output()
+        .expect("run openstack");
+    assert!(!refused.status.success(), "a volume with snapshots is not deletable");
+    osc.run("stratus", &["volume", "snapshot", "delete", "snap2"]);
+    wait_for(|| osc.json("stratus", &["volume", "snapshot", "list"]).as_array().is_some_and(|a| a.is_empty()));
+    osc.run("stratus", &["volume", "delete", "vol2", "vol3"]);
+    wait_for(|| {
+        osc.json("stratus", &["volume", "list"])
+            .as_array()
+            .is_some_and(|a| a.iter().all(|v| v["Name"] != "vol2" && v["Name"] != "vol3"))
+    });
+    osc.run("stratus-admin", &["volume", "type", "delete", "gold"]);
+    let types = osc.json("stratus", &["volume", "type", "list"]);
+    assert!(find(&types, "Name", "gold").is_none(), "{types}");
+
     // 50 servers: create them, then one `openstack server delete --wait` for all.
     osc.run(
         "stratus",
@@ -170,6 +258,7 @@ async fn stock_openstack_cli_works_unchanged() {
     assert_eq!(find(&limits, "Name", "instances_used").expect("used")["Value"], 0);
 }
 
+#[track_caller]
 fn wait_for(mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !f() {
