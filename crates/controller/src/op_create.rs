@@ -58,7 +58,8 @@ impl Handler for CreateServer {
                 Ok(p) => (p.volumes, p.requested_host),
                 Err(e) => return self.fail(op, &server, &e, EV_SCHEDULE).await,
             };
-        if bdms.iter().any(|b| b.image_id.is_some()) && !cx.done(CreateStep::PrepareVolumes) {
+        if bdms.iter().any(|b| b.image_id.is_some() || b.snapshot_id.is_some()) && !cx.done(CreateStep::PrepareVolumes)
+        {
             cx.step(CreateStep::PrepareVolumes).await?;
             if let Err(e) = self.prepare_volumes(&server, &bdms).await {
                 return self
@@ -288,7 +289,9 @@ impl CreateServer {
         };
         let existing = volume.attachments_of_server(&server.id).await.map_err(public)?;
         for (i, b) in bdms.iter().enumerate() {
-            let Some(image) = &b.image_id else { continue };
+            if b.image_id.is_none() && b.snapshot_id.is_none() {
+                continue;
+            }
             let device = crate::compute_api::device_name(i);
             if let Some(att) = existing.iter().find(|a| a.mountpoint.as_deref() == Some(device.as_str())) {
                 // An earlier attempt recorded it: make sure its build finished.
@@ -300,7 +303,8 @@ impl CreateServer {
                 project_id: server.project_id.clone(),
                 user_id: server.user_id.clone(),
                 size_gb: b.size_gb,
-                image_id: image.clone(),
+                image_id: b.image_id.clone(),
+                snapshot_id: b.snapshot_id.clone(),
                 mountpoint: device,
                 delete_on_termination: b.delete_on_termination,
                 boot_index: b.boot_index,

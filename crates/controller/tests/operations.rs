@@ -947,6 +947,7 @@ async fn spawn_commands_carry_the_boot_spec() {
     let root = VolumeBdm {
         image_id: Some(image.to_string()),
         volume_id: None,
+        snapshot_id: None,
         size_gb: 1,
         boot_index: Some(0),
         delete_on_termination: true,
@@ -1195,6 +1196,7 @@ async fn a_volume_backed_rebuild_reimages_the_root_volume() {
     let root = VolumeBdm {
         image_id: Some(first.to_string()),
         volume_id: None,
+        snapshot_id: None,
         size_gb: 1,
         boot_index: Some(0),
         delete_on_termination: true,
@@ -1288,6 +1290,7 @@ async fn backups_rotate_per_type_and_keep_the_newest() {
     let root = VolumeBdm {
         image_id: Some(image.to_string()),
         volume_id: None,
+        snapshot_id: None,
         size_gb: 1,
         boot_index: Some(0),
         delete_on_termination: true,

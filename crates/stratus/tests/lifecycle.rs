@@ -502,3 +502,66 @@ async fn delete_never_scheduled_server() {
     assert!(ev.iter().any(|e| e.details.as_deref().is_some_and(|d| d.contains("never scheduled"))), "{ev:?}");
     assert!(db.zombie_list(None).await.expect("z").is_empty(), "nothing can run anywhere: no zombie");
 }
+
+/// Nova's `source_type: snapshot, destination_type: volume` mapping: the
+/// root volume is made from the Cinder snapshot, sized after it, carries
+/// its source volume's image, and goes with the server when
+/// `delete_on_termination`; another project's snapshot is Nova's
+/// `InvalidBDMSnapshot` 400.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_boots_from_a_volume_snapshot() {
+    let c = Cloud::start().await;
+    let tok = c.demo().await;
+    let image = c.cirros(&tok).await;
+    let (s, v) =
+        c.call(&tok, Method::POST, "/volume/v3/volumes", Some(json!({"volume": {"size": 2, "imageRef": image}}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let source = v["volume"]["id"].as_str().expect("id").to_string();
+    c.wait_volume(&tok, &source, "available", T).await;
+    let (s, v) = c
+        .call(&tok, Method::POST, "/volume/v3/snapshots", Some(json!({"snapshot": {"volume_id": source, "name": "s"}})))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let snap = v["snapshot"]["id"].as_str().expect("id").to_string();
+    let deadline = Instant::now() + T;
+    while c.call(&tok, Method::GET, &format!("/volume/v3/snapshots/{snap}"), None).await.1["snapshot"]["status"]
+        != "available"
+    {
+        assert!(Instant::now() < deadline, "snapshot never available");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let bdm = json!([{"boot_index": 0, "uuid": snap, "source_type": "snapshot", "destination_type": "volume", "delete_on_termination": true}]);
+    let body =
+        json!({"server": {"name": "from-snap", "imageRef": "", "flavorRef": "1", "block_device_mapping_v2": bdm}});
+    let (s, v) = c.call(&tok, Method::POST, "/compute/v2.1/servers", Some(body.clone())).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let id = v["server"]["id"].as_str().expect("id").to_string();
+    let shown = c.wait_status(&tok, &id, "ACTIVE", T).await;
+    assert_eq!(shown["server"]["image"], "", "volume-backed: {shown}");
+    let (_, atts) = c.call(&tok, Method::GET, &format!("/compute/v2.1/servers/{id}/os-volume_attachments"), None).await;
+    let root = atts["volumeAttachments"][0]["volumeId"].as_str().expect("root volume").to_string();
+    let (_, rv) = c.call(&tok, Method::GET, &format!("/volume/v3/volumes/{root}"), None).await;
+    assert_eq!(rv["volume"]["snapshot_id"], snap, "{rv}");
+    assert_eq!(rv["volume"]["size"], 2, "sized after the snapshot: {rv}");
+    assert_eq!(rv["volume"]["bootable"], "true");
+    assert_eq!(rv["volume"]["volume_image_metadata"]["image_id"], image, "{rv}");
+
+    // A snapshot the caller cannot read: Nova's InvalidBDMSnapshot.
+    let missing = uuid::Uuid::new_v4().to_string();
+    let bad = json!([{"boot_index": 0, "uuid": missing, "source_type": "snapshot", "destination_type": "volume"}]);
+    let body = json!({"server": {"name": "bad", "imageRef": "", "flavorRef": "1", "block_device_mapping_v2": bad}});
+    let (s, v) = c.call(&tok, Method::POST, "/compute/v2.1/servers", Some(body)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(
+        v["badRequest"]["message"],
+        format!("Block Device Mapping is Invalid: failed to get snapshot {missing}.")
+    );
+
+    delete_and_check(&c, &tok, &id).await;
+    let deadline = Instant::now() + T;
+    while c.call(&tok, Method::GET, &format!("/volume/v3/volumes/{root}"), None).await.0 != StatusCode::NOT_FOUND {
+        assert!(Instant::now() < deadline, "root volume {root} not deleted with the server");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

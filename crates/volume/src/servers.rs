@@ -33,7 +33,10 @@ pub struct BootVolume {
     /// Size GiB.
     pub size_gb: i64,
     /// Image to copy into the volume (a blank volume if its file is absent).
-    pub image_id: String,
+    pub image_id: Option<String>,
+    /// Volume snapshot to copy into the volume instead (`source_type:
+    /// snapshot`); the new volume takes its source volume's image.
+    pub snapshot_id: Option<String>,
     /// Device the server sees it as (`/dev/vda`): also what makes the step
     /// idempotent (a mapping whose device already has an attachment is done).
     pub mountpoint: String,
@@ -82,6 +85,15 @@ impl VolumeService {
             )));
         }
         crate::check_max_size("size", b.size_gb)?;
+        // Cinder: a volume made from a snapshot carries its source volume's
+        // image metadata (and so stays bootable from that image).
+        let image_id = match &b.snapshot_id {
+            Some(sid) => {
+                let snap = self.ds.snapshot_get(sid).await?;
+                self.ds.volume_get(&snap.volume_id).await.ok().and_then(|v| v.image_id)
+            }
+            None => b.image_id.clone(),
+        };
         let id = VolumeId::new();
         let row = VolumeRow {
             group_id: None,
@@ -97,13 +109,13 @@ impl VolumeService {
             volume_type: None,
             availability_zone: self.cfg.availability_zone.clone(),
             bootable: true,
-            image_id: Some(b.image_id.clone()),
+            image_id,
             metadata: "{}".into(),
             created_at: stratus_db::SET_ON_INSERT,
             updated_at: stratus_db::SET_ON_INSERT,
             deleted_at: None,
             deleted: false,
-            snapshot_id: None,
+            snapshot_id: b.snapshot_id.clone(),
         };
         let att = AttachmentRow {
             id: AttachmentId::new(),
@@ -122,7 +134,7 @@ impl VolumeService {
         let limit = |r: &str| limits.get(r).copied().unwrap_or(-1);
         self.check_per_volume(&b.project_id, b.size_gb).await?;
         let (vol, att) = self.ds.volume_create_reserved(&row, &att, limit("volumes"), limit("gigabytes")).await?;
-        info!(volume = %vol.id, server = %b.server_id, image = %b.image_id, "boot volume create recorded with its reservation");
+        info!(volume = %vol.id, server = %b.server_id, image = ?b.image_id, snapshot = ?b.snapshot_id, "boot volume create recorded with its reservation");
         let vol = self.build(&vol, Build::Boot { retry: false }).await?;
         if vol.status != crate::VolumeStatus::Reserved {
             return Err(VolumeError::BootVolume { id: vol.id, status: vol.status.to_string() });

@@ -20,16 +20,26 @@ impl ComputeApi {
     ) -> Result<Vec<Created>, ComputeError> {
         self.authorize_create(ctx)?;
         let requested_host = self.check_requested_host(ctx, &req).await?;
-        let (bdm_image, volumes) = self.check_bdms(ctx, &req.block_devices).await?;
+        let (bdm_image, mut volumes) = self.check_bdms(ctx, &req.block_devices).await?;
         let boot_from_volume = volumes.iter().any(|v| v.boot_index == Some(0));
         let flavor = self.flavor_for_request(ctx, &req.flavor_ref, &req.flavor_id).await?;
         let image_ref = req.image_ref.clone().or(bdm_image);
-        let image = match image_ref.as_deref() {
+        let mut image = match image_ref.as_deref() {
             Some("") => None,
             Some(r) => Some(self.check_image(ctx, r, &flavor).await?),
             None if boot_from_volume => None,
             None => return Err(ComputeError::BadRequest("Missing imageRef attribute".into())),
         };
+        if let Some(i) = &image {
+            // A volume-backed server's snapshot: boot from volumes made
+            // from its snapshots; the server is volume-backed.
+            let mapped = self.image_mappings(ctx, i, &volumes).await?;
+            if mapped.iter().any(|m| m.boot_index == Some(0)) || (boot_from_volume && !mapped.is_empty()) {
+                info!(image = %i.id, volumes = mapped.len(), "image maps volume snapshots: booting from volumes");
+                volumes.extend(mapped);
+                image = None;
+            }
+        }
         if let Some(key) = &req.key_name {
             // Nova: a key pair the creating user does not have is a 400.
             match self.ds.keypair_get(&ctx.user_id, key).await {
@@ -84,7 +94,7 @@ impl ComputeApi {
             match (src, dst) {
                 ("image", "local") => bdm_image = b.uuid.clone(),
                 ("blank", "local") => {}
-                ("image", "volume") | ("volume", "volume") => {
+                ("image", "volume") | ("volume", "volume") | ("snapshot", "volume") => {
                     let Some(id) = b.uuid.clone().filter(|u| uuid::Uuid::parse_str(u).is_ok()) else {
                         return Err(ComputeError::BadRequest(
                             "Block Device Mapping is Invalid: a volume mapping needs a valid 'uuid'.".into(),
@@ -120,6 +130,19 @@ impl ComputeApi {
                             return Err(ComputeError::BadRequest(format!("Image {id} could not be found.")));
                         }
                     }
+                    let mut size_gb = b.volume_size.unwrap_or(1);
+                    if src == "snapshot" {
+                        // Nova reads the snapshot (its InvalidBDMSnapshot
+                        // otherwise) and sizes the volume after it.
+                        let snap = self.bdm_snapshot(ctx, &id).await?;
+                        size_gb = b.volume_size.unwrap_or(snap.size_gb);
+                        if size_gb < snap.size_gb {
+                            return Err(ComputeError::BadRequest(format!(
+                                "Block Device Mapping is Invalid: volume_size {size_gb} is smaller than snapshot {id} ({} GiB).",
+                                snap.size_gb
+                            )));
+                        }
+                    }
                     let volume_type_id = match &b.volume_type {
                         Some(t) => Some(self.volume_type_for_request(ctx, t).await?),
                         None => None,
@@ -127,7 +150,8 @@ impl ComputeApi {
                     volumes.push(VolumeBdm {
                         image_id: (src == "image").then(|| id.clone()),
                         volume_id: (src == "volume").then(|| id.clone()),
-                        size_gb: b.volume_size.unwrap_or(1),
+                        snapshot_id: (src == "snapshot").then(|| id.clone()),
+                        size_gb,
                         boot_index: b.boot_index,
                         delete_on_termination: b.delete_on_termination,
                         volume_type_id,
@@ -141,6 +165,69 @@ impl ComputeApi {
             }
         }
         Ok((bdm_image, volumes))
+    }
+
+    /// The volume snapshot a `snapshot -> volume` mapping names: the
+    /// caller's (any for admins) and `available`, else Nova's
+    /// `InvalidBDMSnapshot` 400.
+    async fn bdm_snapshot(&self, ctx: &AuthContext, id: &str) -> Result<stratus_db::SnapshotRow, ComputeError> {
+        let invalid =
+            || ComputeError::BadRequest(format!("Block Device Mapping is Invalid: failed to get snapshot {id}."));
+        let snap = match self.ds.snapshot_get(id).await {
+            Ok(s) if ctx.is_admin() || s.project_id == ctx.project_id => s,
+            Ok(_) | Err(DbError::NotFound { .. }) => return Err(invalid()),
+            Err(e) => return Err(e.into()),
+        };
+        if snap.status != "available" {
+            return Err(ComputeError::BadRequest(format!(
+                "Block Device Mapping is Invalid: snapshot {id} is {}, not available.",
+                snap.status
+            )));
+        }
+        Ok(snap)
+    }
+
+    /// The volumes an image of a volume-backed server's snapshot maps
+    /// (`bdm_v2` and `block_device_mapping` properties, as Nova writes
+    /// them): booting from it makes each volume again from its snapshot.
+    /// Mappings the request gives itself win (same boot index); an image
+    /// without such properties maps nothing.
+    async fn image_mappings(
+        &self,
+        ctx: &AuthContext,
+        image: &ImageRow,
+        requested: &[VolumeBdm],
+    ) -> Result<Vec<VolumeBdm>, ComputeError> {
+        let props: serde_json::Value = serde_json::from_str(&image.properties).unwrap_or_default();
+        let Some(raw) = props.get("block_device_mapping") else { return Ok(Vec::new()) };
+        let list: Vec<serde_json::Value> = match raw {
+            serde_json::Value::String(s) => serde_json::from_str(s).unwrap_or_default(),
+            serde_json::Value::Array(a) => a.clone(),
+            _ => Vec::new(),
+        };
+        let mut out = Vec::new();
+        for m in list {
+            let boot_index = m.get("boot_index").and_then(|b| b.as_i64().or_else(|| b.as_str()?.parse().ok()));
+            if requested.iter().any(|r| r.boot_index.is_some() && r.boot_index == boot_index) {
+                continue;
+            }
+            let (Some("snapshot"), Some(id)) =
+                (m.get("source_type").and_then(|v| v.as_str()), m.get("snapshot_id").and_then(|v| v.as_str()))
+            else {
+                continue;
+            };
+            let snap = self.bdm_snapshot(ctx, id).await?;
+            out.push(VolumeBdm {
+                image_id: None,
+                volume_id: None,
+                snapshot_id: Some(id.to_string()),
+                size_gb: m.get("volume_size").and_then(|v| v.as_i64()).unwrap_or(snap.size_gb).max(snap.size_gb),
+                boot_index,
+                delete_on_termination: m.get("delete_on_termination").and_then(|v| v.as_bool()).unwrap_or(false),
+                volume_type_id: None,
+            });
+        }
+        Ok(out)
     }
 
     /// The host a create asks for with `host` and/or `hypervisor_hostname`

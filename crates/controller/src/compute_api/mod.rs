@@ -103,6 +103,10 @@ pub struct VolumeBdm {
     pub image_id: Option<String>,
     /// Use this existing volume (`source_type: volume`).
     pub volume_id: Option<String>,
+    /// Create the volume from this volume snapshot (`source_type:
+    /// snapshot`, also what a volume-backed server's snapshot image maps).
+    #[serde(default)]
+    pub snapshot_id: Option<String>,
     /// Size of a volume created from an image, GiB.
     pub size_gb: i64,
     /// 0 for the root volume.

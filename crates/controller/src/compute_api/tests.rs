@@ -144,10 +144,10 @@ async fn create_checks_mappings_flavor_and_image_in_the_service() {
         access_ips: Default::default(),
     };
     let bad_map =
-        BdmRequest { source_type: "snapshot".into(), destination_type: "volume".into(), ..Default::default() };
+        BdmRequest { source_type: "volume".into(), destination_type: "local".into(), ..Default::default() };
     let e = api.create(&member, req(vec![bad_map], "1", None), "req-1").await;
     assert!(
-        matches!(e, Err(ComputeError::BadRequest(m)) if m == "Block device mapping snapshot -> volume is not supported by this cloud.")
+        matches!(e, Err(ComputeError::BadRequest(m)) if m == "Block device mapping volume -> local is not supported by this cloud.")
     );
     let e = api.create(&member, req(vec![], "no-such-flavor", None), "req-1").await;
     assert!(matches!(e, Err(ComputeError::BadRequest(m)) if m == "Flavor no-such-flavor could not be found."));
