@@ -884,6 +884,79 @@ impl Lifecycle {
         Ok(())
     }
 
+    /// Snapshot every volume of volume-backed `server` (forced: they are
+    /// in use) and record the mappings on its snapshot image, as Nova's
+    /// `snapshot_volume_backed` does. Each snapshot's id derives from the
+    /// operation and the volume, so a retried step finds the snapshots its
+    /// earlier attempt made instead of making more. The inner error is what
+    /// the server's fault may show.
+    async fn snapshot_volumes(
+        &self,
+        op: &OperationRow,
+        server: &ServerRow,
+        image_id: &ImageId,
+        image_name: &str,
+    ) -> Result<Result<(), String>, OpError> {
+        let s = &self.0;
+        let Some(volumes) = s.volume.as_ref() else {
+            return Ok(Err("no block storage service is configured".into()));
+        };
+        let public = |e: stratus_volume::VolumeError| {
+            warn!(server = %server.id, error = %e, "volume snapshot for a server image failed");
+            e.tenant_message()
+        };
+        let mut atts = match volumes.attachments_of_server(&server.id).await {
+            Ok(a) => a,
+            Err(e) => return Ok(Err(public(e))),
+        };
+        atts.sort_by_key(|a| (a.boot_index.is_none(), a.boot_index, a.mountpoint.clone()));
+        let mut mappings = Vec::new();
+        for att in &atts {
+            // Operation id XOR volume id, stamped as a v4 UUID: stable across
+            // retries, distinct per volume, no new dependency for a hash.
+            let mixed = (op.id.0.as_u128() ^ att.volume_id.0.as_u128()).to_be_bytes();
+            let snap_id = uuid::Builder::from_random_bytes(mixed).into_uuid().to_string();
+            let name = format!("snapshot for {image_name}");
+            let snap = match volumes
+                .snapshot_for_server_image(
+                    &server.user_id,
+                    &att.volume_id,
+                    &name,
+                    &snap_id,
+                    self.build_deadlines().result,
+                )
+                .await
+            {
+                Ok(snap) => snap,
+                Err(e) => return Ok(Err(public(e))),
+            };
+            mappings.push(serde_json::json!({
+                "source_type": "snapshot",
+                "destination_type": "volume",
+                "snapshot_id": snap.id,
+                "volume_id": null,
+                "image_id": null,
+                "volume_size": snap.size_gb,
+                "boot_index": att.boot_index,
+                "device_name": att.mountpoint,
+                "delete_on_termination": att.delete_on_termination,
+                "device_type": "disk",
+                "disk_bus": null,
+                "guest_format": null,
+                "no_device": null,
+                "tag": null,
+                "volume_type": null,
+            }));
+        }
+        let root = atts.iter().find(|a| a.boot_index == Some(0)).and_then(|a| a.mountpoint.clone());
+        s.images
+            .set_volume_mappings(image_id, &mappings, root.as_deref().unwrap_or("/dev/vda"))
+            .await
+            .map_err(image_failure)?;
+        info!(server = %server.id, image = %image_id, volumes = mappings.len(), "volume-backed snapshot mapped");
+        Ok(Ok(()))
+    }
+
     async fn create_image(&self, op: &OperationRow, cx: &StepCx, server: ServerRow) -> Result<Outcome, OpError> {
         let ds = &self.0.ds;
         let p: crate::params::CreateImageParams = match crate::params::decode(op) {
@@ -902,6 +975,14 @@ impl Lifecycle {
             _ => serde_json::Map::new(),
         };
         self.snapshot(&server, &image_id, &name, metadata).await?;
+        if server.image_id.is_none() {
+            // Volume-backed (Nova's `snapshot_volume_backed`): a Cinder
+            // snapshot of each volume, mapped by the image.
+            if let Err(why) = self.snapshot_volumes(op, &server, &image_id, &name).await? {
+                self.drop_snapshot(&server, &image_id).await;
+                return self.abandon(op, &server, TaskState::ImageSnapshot, event, &why).await;
+            }
+        }
         if let Some(b) = &p.backup {
             let gone = self
                 .0

@@ -142,6 +142,27 @@ impl ImageService {
         Ok(true)
     }
 
+    /// Record on a volume-backed server's snapshot image the volume
+    /// snapshots it maps, as Nova writes them (`bdm_v2`,
+    /// `root_device_name` and `block_device_mapping`, a JSON list in one
+    /// string property): booting from the image makes the volumes again.
+    /// The image holds no bytes (its record's size stays 0). Idempotent.
+    pub async fn set_volume_mappings(
+        &self,
+        id: &ImageId,
+        mappings: &[Value],
+        root_device_name: &str,
+    ) -> Result<(), ImageError> {
+        let mut row = self.ds.image_get(id).await?;
+        let mut props: Map<String, Value> = serde_json::from_str(&row.properties).unwrap_or_default();
+        props.insert("bdm_v2".into(), Value::String("True".into()));
+        props.insert("root_device_name".into(), Value::String(root_device_name.into()));
+        props.insert("block_device_mapping".into(), Value::String(Value::Array(mappings.to_vec()).to_string()));
+        row.properties = Value::Object(props).to_string();
+        self.ds.image_update(&row).await?;
+        Ok(())
+    }
+
     /// Does a host's copy of a root disk exist under `id` (a transient,
     /// record-less copy carried from one host to another on a move)?
     pub fn has_carried_disk(&self, id: &ImageId) -> bool {

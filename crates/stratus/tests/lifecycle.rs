@@ -565,3 +565,61 @@ async fn a_server_boots_from_a_volume_snapshot() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Nova's `snapshot_volume_backed`: createImage of a volume-backed server
+/// snapshots its volumes in Cinder ("snapshot for <image name>") and
+/// records them on an image of no bytes (`bdm_v2`, `root_device_name`,
+/// `block_device_mapping`); a server booted from that image gets its root
+/// volume made from the snapshot.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_volume_backed_server_snapshot_maps_its_volumes_and_boots_again() {
+    let c = Cloud::start().await;
+    let tok = c.demo().await;
+    let image = c.cirros(&tok).await;
+    let (s, v) = c.post_bfv_server(&tok, "bfv-src", &image).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let id = v["server"]["id"].as_str().expect("id").to_string();
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    let (s, v) = act(&c, &tok, &id, json!({"createImage": {"name": "bfv-snap"}})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let (_, atts) = c.call(&tok, Method::GET, &format!("/compute/v2.1/servers/{id}/os-volume_attachments"), None).await;
+    let src_root = atts["volumeAttachments"][0]["volumeId"].as_str().expect("root").to_string();
+    let deadline = Instant::now() + T;
+    let (img, mapping) = loop {
+        let (_, v) = c.call(&tok, Method::GET, "/image/v2/images?name=bfv-snap", None).await;
+        let img = v["images"][0].clone();
+        if let Some(m) = img["block_device_mapping"].as_str() {
+            let m: Value = serde_json::from_str(m).expect("mapping JSON");
+            break (img, m);
+        }
+        assert!(Instant::now() < deadline, "no mapping recorded: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(img["bdm_v2"], "True", "{img}");
+    assert_eq!(img["root_device_name"], "/dev/vda", "{img}");
+    assert_eq!(img["status"], "active");
+    let m = &mapping[0];
+    assert_eq!((m["source_type"].as_str(), m["destination_type"].as_str()), (Some("snapshot"), Some("volume")));
+    assert_eq!(m["boot_index"], 0);
+    let snap = m["snapshot_id"].as_str().expect("snapshot id").to_string();
+    let (_, sv) = c.call(&tok, Method::GET, &format!("/volume/v3/snapshots/{snap}"), None).await;
+    assert_eq!(sv["snapshot"]["status"], "available", "{sv}");
+    assert_eq!(sv["snapshot"]["volume_id"], src_root.as_str());
+    assert_eq!(sv["snapshot"]["name"], "snapshot for bfv-snap");
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+
+    let img_id = img["id"].as_str().expect("image id");
+    let body = json!({"server": {"name": "from-bfv-snap", "imageRef": img_id, "flavorRef": "1"}});
+    let (s, v) = c.call(&tok, Method::POST, "/compute/v2.1/servers", Some(body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let again = v["server"]["id"].as_str().expect("id").to_string();
+    c.wait_status(&tok, &again, "ACTIVE", T).await;
+    let (_, atts) =
+        c.call(&tok, Method::GET, &format!("/compute/v2.1/servers/{again}/os-volume_attachments"), None).await;
+    let root = atts["volumeAttachments"][0]["volumeId"].as_str().expect("root").to_string();
+    assert_ne!(root, src_root);
+    let (_, rv) = c.call(&tok, Method::GET, &format!("/volume/v3/volumes/{root}"), None).await;
+    assert_eq!(rv["volume"]["snapshot_id"], snap.as_str(), "{rv}");
+    delete_and_check(&c, &tok, &again).await;
+    delete_and_check(&c, &tok, &id).await;
+}

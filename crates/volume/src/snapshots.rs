@@ -112,10 +112,11 @@ impl VolumeService {
         check_text("name", req.name.as_deref())?;
         check_text("description", req.description.as_deref())?;
         check_metadata(&req.metadata)?;
+        let force = req.force;
         let allowed: &[VolumeStatus] =
-            if req.force { &[VolumeStatus::Available, VolumeStatus::InUse] } else { &[VolumeStatus::Available] };
+            if force { &[VolumeStatus::Available, VolumeStatus::InUse] } else { &[VolumeStatus::Available] };
         let refused = |status: &str| {
-            if req.force {
+            if force {
                 VolumeError::BadRequest(format!(
                     "Invalid volume: Volume {} status must be available or in-use, but current status is: {status}.",
                     v.id
@@ -130,6 +131,26 @@ impl VolumeService {
         if !allowed.contains(&v.status) {
             return Err(refused(v.status.as_str()));
         }
+        let id = uuid::Uuid::new_v4().to_string();
+        match self.snapshot_record(&v, &ctx.user_id, req, allowed, id).await {
+            Err(VolumeError::Conflict(status)) => Err(refused(&status)),
+            other => other,
+        }
+    }
+
+    /// Record a snapshot of `v` as `id` (quota counted, `creating`, in one
+    /// transaction that re-checks the volume's status against `allowed`),
+    /// then make the backend copy, waited for at most
+    /// `create_answer_within`. A volume that changed status meanwhile is a
+    /// `Conflict` carrying its status.
+    async fn snapshot_record(
+        self: &Arc<Self>,
+        v: &stratus_db::VolumeRow,
+        user_id: &str,
+        req: NewSnapshot,
+        allowed: &[VolumeStatus],
+        id: String,
+    ) -> Result<SnapshotRow, VolumeError> {
         let limits = self.volume_limits(VolumeQuotaLayer::Project(&v.project_id)).await?;
         let limit = |r: &str| limits.get(r).copied().unwrap_or(-1);
         let type_name = v.volume_type.clone().unwrap_or_default();
@@ -139,13 +160,12 @@ impl VolumeService {
             type_snapshots: limit(&format!("snapshots_{type_name}")),
             type_gigabytes: limit(&format!("gigabytes_{type_name}")),
         };
-        let id = uuid::Uuid::new_v4().to_string();
         let row = SnapshotRow {
             backend_name: format!("snapshot-{id}"),
             id,
             volume_id: v.id,
             project_id: v.project_id.clone(),
-            user_id: ctx.user_id.clone(),
+            user_id: user_id.to_string(),
             name: req.name,
             description: req.description,
             size_gb: v.size_gb,
@@ -161,7 +181,7 @@ impl VolumeService {
             Err(DbError::QuotaExceeded(q)) => {
                 return Err(VolumeError::QuotaExceeded(snapshot_quota_message(&q, &type_name)));
             }
-            Err(DbError::Conflict { detail, .. }) => return Err(refused(&detail)),
+            Err(DbError::Conflict { detail, .. }) => return Err(VolumeError::Conflict(detail)),
             Err(DbError::NotFound { .. }) => return Err(VolumeError::not_found(Missing::Volume, &req.volume_id)),
             Err(e) => return Err(e.into()),
         };
@@ -488,6 +508,63 @@ impl VolumeService {
             }
         }
         Ok((done, failed))
+    }
+}
+
+impl VolumeService {
+    /// Snapshot `volume_id` for a volume-backed server's image (Nova's
+    /// `create_snapshot_force`, on behalf of the server's user): `in-use`
+    /// is allowed, the quota is the volume's project's. `id` is chosen by
+    /// the caller so that a retried step finds the snapshot its earlier
+    /// attempt made. Waits up to `wait` for the copy: `available` is
+    /// returned, a failed copy is an error.
+    pub async fn snapshot_for_server_image(
+        self: &Arc<Self>,
+        user_id: &str,
+        volume_id: &stratus_types::VolumeId,
+        name: &str,
+        id: &str,
+        wait: std::time::Duration,
+    ) -> Result<SnapshotRow, VolumeError> {
+        let existing = match self.ds.snapshot_get(id).await {
+            Ok(s) => Some(s),
+            Err(DbError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        if existing.is_none() {
+            let v = self.ds.volume_get(volume_id).await?;
+            let req = NewSnapshot {
+                volume_id: v.id.to_string(),
+                name: Some(name.to_string()),
+                force: true,
+                ..Default::default()
+            };
+            let allowed = [VolumeStatus::Available, VolumeStatus::InUse];
+            match self.snapshot_record(&v, user_id, req, &allowed, id.to_string()).await {
+                Ok(_) => {}
+                Err(VolumeError::Conflict(status)) => {
+                    return Err(VolumeError::BadRequest(format!(
+                        "Invalid volume: Volume {volume_id} status must be available or in-use, but current status is: {status}."
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let s = self.ds.snapshot_get(id).await?;
+            match s.status.as_str() {
+                SNAP_AVAILABLE => return Ok(s),
+                SNAP_CREATING if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                other => {
+                    return Err(VolumeError::Backend(BlockError::Backend(format!(
+                        "snapshot {id} of volume {volume_id} is {other}"
+                    ))));
+                }
+            }
+        }
     }
 }
 

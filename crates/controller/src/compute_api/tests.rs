@@ -143,8 +143,7 @@ async fn create_checks_mappings_flavor_and_image_in_the_service() {
         scheduler_hints: None,
         access_ips: Default::default(),
     };
-    let bad_map =
-        BdmRequest { source_type: "volume".into(), destination_type: "local".into(), ..Default::default() };
+    let bad_map = BdmRequest { source_type: "volume".into(), destination_type: "local".into(), ..Default::default() };
     let e = api.create(&member, req(vec![bad_map], "1", None), "req-1").await;
     assert!(
         matches!(e, Err(ComputeError::BadRequest(m)) if m == "Block device mapping volume -> local is not supported by this cloud.")
