@@ -104,6 +104,7 @@ impl VolumeService {
             deleted_at: None,
             deleted: false,
             snapshot_id: None,
+            source_volid: None,
         };
         let att = AttachmentRow {
             id: AttachmentId::new(),

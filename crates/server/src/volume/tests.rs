@@ -958,13 +958,14 @@ async fn volume_older_attach_flow_steps_and_refusals() {
 }
 
 /// A clone names its source: an unknown source is 404 (Cinder's answer,
-/// Tempest `test_create_volume_with_nonexistent_source_volid`); a known one
-/// is refused with 400 (cloning is not offered), and nothing is created.
+/// Tempest `test_create_volume_with_nonexistent_source_volid`), a clone
+/// smaller than its source is 400 (`test_create_from_volume_decreasing_size`);
+/// a valid one is 202 and shows `source_volid` (`test_create_from_volume`).
 #[tokio::test]
-async fn volume_clone_source_is_looked_up_then_refused() {
+async fn volume_clone_source_is_looked_up_and_shown() {
     let env = env().await;
-    let src = create(&env, 1, "src").await["id"].as_str().expect("id").to_string();
-    let post = |source: String| {
+    let src = create(&env, 2, "src").await["id"].as_str().expect("id").to_string();
+    let post = |source: String, size: i64| {
         let env = &env;
         async move {
             send(
@@ -973,16 +974,18 @@ async fn volume_clone_source_is_looked_up_then_refused() {
                 "/volume/v3/volumes",
                 Some(&env.demo),
                 None,
-                Some(json!({"volume": {"size": 1, "source_volid": source}})),
+                Some(json!({"volume": {"size": size, "source_volid": source}})),
             )
             .await
-            .0
         }
     };
-    assert_eq!(post(uuid::Uuid::new_v4().to_string()).await, StatusCode::NOT_FOUND);
-    assert_eq!(post(src).await, StatusCode::BAD_REQUEST);
+    assert_eq!(post(uuid::Uuid::new_v4().to_string(), 2).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(post(src.clone(), 1).await.0, StatusCode::BAD_REQUEST);
+    let (status, _, body) = post(src.clone(), 3).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["volume"]["source_volid"], json!(src));
     let (_, _, v) = call(&env, "/volume/v3/volumes", Some(&env.demo), None).await;
-    assert_eq!(v["volumes"].as_array().expect("list").len(), 1, "only the source");
+    assert_eq!(v["volumes"].as_array().expect("list").len(), 2, "the source and its clone");
 }
 
 /// Cinder's quota sets: an admin sets a project's limits (unknown keys, and
