@@ -128,6 +128,24 @@ impl Datastore {
         })
     }
 
+    /// Live group snapshots in `status` not updated since `updated_before`:
+    /// what the reconciler finishes after a crash.
+    pub async fn group_snapshot_list_stale(
+        &self,
+        status: &str,
+        updated_before: DateTime<Utc>,
+    ) -> Result<Vec<GroupSnapshotRow>, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(&format!(
+                "SELECT {GSCOLS} FROM volume_group_snapshots WHERE deleted = FALSE AND status = $1 AND updated_at < $2 ORDER BY created_at, id"
+            ))
+            .bind(status)
+            .bind(crate::ts(updated_before))
+            .fetch_all(rp)
+            .await?)
+        })
+    }
+
     /// The live member snapshots of a group snapshot, oldest first.
     pub async fn group_snapshot_members(&self, id: &str) -> Result<Vec<SnapshotRow>, DbError> {
         crate::with_db!(self, |wp, rp| {

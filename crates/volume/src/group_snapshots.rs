@@ -7,8 +7,10 @@
 //! quotas like any other, and deleted only with its group snapshot. A group
 //! that has group snapshots cannot be deleted (Cinder's rule). The group
 //! snapshot is `creating` until every member's copy is made, then
-//! `available` (`error` when one failed); a member left `creating` by a
-//! crash is finished by the snapshot reconciler.
+//! `available` (`error` when one failed). After a crash the reconciler
+//! finishes the members (its snapshot step), then the group snapshot: a
+//! stale `creating` one takes its members' outcome, a stale `deleting` one
+//! has its members' removal retried.
 //!
 //! A group built from a group snapshot gets a volume from each member
 //! snapshot; one built from a source group gets a clone of each of its
@@ -138,9 +140,9 @@ impl VolumeService {
         info!(group_snapshot = %gs.id, group = %g.id, members = members.len(), "group snapshot create recorded");
         let (me, gid) = (self.clone(), gs.id.clone());
         let build = tokio::spawn(async move { me.group_snapshot_build(&gid, members).await });
-        match tokio::time::timeout(self.cfg.create_answer_within, build).await {
-            Ok(Ok(Err(e))) => return Err(e),
-            Ok(Ok(Ok(()))) | Ok(Err(_)) | Err(_) => {}
+        // Still running (or its task died): answered `creating`, the copies go on.
+        if let Ok(Ok(Err(e))) = tokio::time::timeout(self.cfg.create_answer_within, build).await {
+            return Err(e);
         }
         Ok(self.ds.group_snapshot_get(&gs.id).await?)
     }
@@ -242,9 +244,46 @@ impl VolumeService {
             Cas::Conflict => return Err(refused()),
         }
         info!(group_snapshot = %gs.id, members = members.len(), "group snapshot delete recorded");
-        for s in &members {
+        self.remove_group_snapshot_members(&gs).await
+    }
+
+    /// The reconciler's group snapshot step: a stale `creating` group
+    /// snapshot whose members are all finished (by the snapshot step)
+    /// becomes `available`, or `error` if one failed; a stale `deleting`
+    /// one has its members' removal retried. Returns (finished, pending).
+    pub(crate) async fn reconcile_group_snapshots(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(usize, usize), VolumeError> {
+        let (mut done, mut pending) = (0, 0);
+        for gs in self.ds.group_snapshot_list_stale(GS_CREATING, cutoff).await? {
+            let members = self.ds.group_snapshot_members(&gs.id).await?;
+            if members.iter().any(|s| s.status == crate::snapshots::SNAP_CREATING) {
+                pending += 1;
+                continue;
+            }
+            let to = if members.iter().all(|s| s.status == SNAP_AVAILABLE) { GS_AVAILABLE } else { GS_ERROR };
+            if self.ds.group_snapshot_set_status(&gs.id, &[GS_CREATING], to).await? == Cas::Updated {
+                warn!(group_snapshot = %gs.id, status = to, "interrupted group snapshot create finished");
+                done += 1;
+            }
+        }
+        for gs in self.ds.group_snapshot_list_stale(GS_DELETING, cutoff).await? {
+            self.remove_group_snapshot_members(&gs).await?;
+            match self.ds.group_snapshot_get(&gs.id).await {
+                Err(DbError::NotFound { .. }) => done += 1,
+                _ => pending += 1,
+            }
+        }
+        Ok((done, pending))
+    }
+
+    /// Remove every member of a `deleting` group snapshot, then the group
+    /// snapshot; a member that cannot go leaves `error_deleting`.
+    async fn remove_group_snapshot_members(&self, gs: &GroupSnapshotRow) -> Result<(), VolumeError> {
+        for s in self.ds.group_snapshot_members(&gs.id).await? {
             self.ds.snapshot_set_status(&s.id, &[], SNAP_DELETING, None).await?;
-            self.snapshot_remove(s).await?;
+            self.snapshot_remove(&s).await?;
         }
         if self.ds.group_snapshot_members(&gs.id).await?.is_empty() {
             self.ds.group_snapshot_mark_deleted(&gs.id).await?;

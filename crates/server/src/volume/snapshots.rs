@@ -119,7 +119,7 @@ async fn list(
 
 const PROJECT: &str = "The caller's project (any for admins)";
 
-#[utoipa::path(get, path = "/volume/v3/{project_id}/snapshots", tag = "snapshots", params(("project_id" = String, Path, description = PROJECT), ("all_tenants" = Option<String>, Query, description = "Truthy: every project (admins)"), ("volume_id" = Option<String>, Query, description = "Snapshots of this volume"), ("limit" = Option<u32>, Query, description = "Page size"), ("marker" = Option<String>, Query, description = "Last id of the previous page")), responses((status = 200, description = "Snapshots", body = s::VolumeSnapshotList), (status = 400, description = "Bad sort, limit or marker")))]
+#[utoipa::path(get, path = "/volume/v3/{project_id}/snapshots", tag = "snapshots", params(("project_id" = String, Path, description = PROJECT), ("all_tenants" = Option<String>, Query, description = "Truthy: every project (admins)"), ("volume_id" = Option<String>, Query, description = "Snapshots of this volume"), ("limit" = Option<u32>, Query, description = "Page size"), ("marker" = Option<String>, Query, description = "Last id of the previous page")), responses((status = 200, description = "Snapshots", body = s::VolumeSnapshotList), (status = 400, description = "Bad sort, limit or marker"), (status = 404, description = "Unknown marker")))]
 pub(super) async fn list_snapshots(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -130,7 +130,7 @@ pub(super) async fn list_snapshots(
     Ok(axum::Json(list(&state, &ctx, &p, &q, false, mv).await?))
 }
 
-#[utoipa::path(get, path = "/volume/v3/{project_id}/snapshots/detail", tag = "snapshots", params(("project_id" = String, Path, description = PROJECT), ("all_tenants" = Option<String>, Query, description = "Truthy: every project (admins)"), ("volume_id" = Option<String>, Query, description = "Snapshots of this volume"), ("limit" = Option<u32>, Query, description = "Page size"), ("marker" = Option<String>, Query, description = "Last id of the previous page")), responses((status = 200, description = "Snapshots with progress and project", body = s::VolumeSnapshotList), (status = 400, description = "Bad sort, limit or marker")))]
+#[utoipa::path(get, path = "/volume/v3/{project_id}/snapshots/detail", tag = "snapshots", params(("project_id" = String, Path, description = PROJECT), ("all_tenants" = Option<String>, Query, description = "Truthy: every project (admins)"), ("volume_id" = Option<String>, Query, description = "Snapshots of this volume"), ("limit" = Option<u32>, Query, description = "Page size"), ("marker" = Option<String>, Query, description = "Last id of the previous page")), responses((status = 200, description = "Snapshots with progress and project", body = s::VolumeSnapshotList), (status = 400, description = "Bad sort, limit or marker"), (status = 404, description = "Unknown marker")))]
 pub(super) async fn list_snapshots_detail(
     State(state): State<AppState>,
     Auth(ctx): Auth,

@@ -185,3 +185,29 @@ async fn group_from_source_group_clones_its_volumes() {
     let refused = e.svc.group_create_from_src(&me, &empty.id, None, None).await;
     assert!(matches!(refused, Err(VolumeError::BadRequest(m)) if m.contains("Source Group is empty")));
 }
+
+/// Crash safety: a group snapshot left `creating` (its members finished by
+/// the snapshot step) takes its members' outcome; one left `deleting` has
+/// its members removed and goes, quota released.
+#[tokio::test]
+async fn reconciler_finishes_interrupted_group_snapshots() {
+    let e = env().await;
+    let me = member();
+    let (g, _) = grouped(&e).await;
+    let a = e.svc.group_snapshot_create(&me, &g, None, None).await.expect("a");
+    let b = e.svc.group_snapshot_create(&me, &g, None, None).await.expect("b");
+    e.ds.group_snapshot_set_status(&a.id, &[], "creating").await.expect("as if cut off");
+    e.ds.group_snapshot_set_status(&b.id, &[], "deleting").await.expect("as if cut off");
+    e.clock.advance(chrono::Duration::seconds(120));
+    let r = e.svc.reconcile().await.expect("pass");
+    assert_eq!(r.snapshots_finished, 2);
+    assert_eq!(e.svc.group_snapshot_get(&me, &a.id).await.expect("a").status, "available");
+    assert!(matches!(e.svc.group_snapshot_get(&me, &b.id).await, Err(VolumeError::NotFound { .. })));
+    assert_eq!(
+        e.svc.usage("p1").await.expect("usage").gigabytes,
+        2,
+        "the volume and the member snapshot of the group snapshot kept"
+    );
+    let usage = e.svc.quota_show(&me, "p1").await.expect("usage");
+    assert_eq!(used(&usage, "snapshots"), Some(1));
+}
