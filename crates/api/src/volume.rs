@@ -39,6 +39,7 @@ pub enum VolumeRequestError {
 
 use VolumeRequestError::{BadRequest, NotFound};
 
+pub mod group_snapshots;
 pub mod groups;
 pub mod qos;
 pub mod snapshots;
@@ -607,7 +608,7 @@ pub fn volume_detail(
         "encrypted": false,
         "multiattach": false,
         "snapshot_id": v.snapshot_id,
-        "source_volid": null,
+        "source_volid": v.source_volid,
         "consistencygroup_id": null,
         "replication_status": null,
         "migration_status": null,

@@ -222,6 +222,35 @@ pub trait BlockBackend: Send + Sync + 'static {
         let _ = (size_gb, volume);
         Err(BlockError::Backend(format!("{} cannot create {name} from snapshot {snapshot}", self.kind())))
     }
+    /// Create volume `name` of `size_gb` GiB holding a point-in-time copy of
+    /// volume `source` (Cinder's clone, `source_volid`), independent of it
+    /// (no parent: either may be deleted afterwards). The default goes
+    /// through the snapshot copy path: snapshot `scratch` of the source,
+    /// a volume from it, then the scratch snapshot removed. `scratch` must
+    /// be the same on a retry, so that a copy cut off by a crash is
+    /// finished (or its snapshot removed) by the next attempt. Idempotent
+    /// like [`BlockBackend::create`].
+    async fn create_from_volume(
+        &self,
+        name: &str,
+        size_gb: u64,
+        source: &str,
+        scratch: &str,
+    ) -> Result<(), BlockError> {
+        let built = if self.exists(name).await? {
+            // Built already: only what an earlier attempt left on the source goes.
+            Ok(())
+        } else {
+            self.snapshot_create(source, scratch).await?;
+            self.create_from_snapshot(name, size_gb, source, scratch).await
+        };
+        let removed = self.snapshot_delete(source, scratch).await;
+        built?;
+        if let Err(e) = removed {
+            tracing::warn!(volume = name, source, scratch, error = %e, "clone built; its scratch snapshot could not be removed");
+        }
+        Ok(())
+    }
     /// Does the complete snapshot `snapshot` of `volume` exist? (What the
     /// reconciler asks of a snapshot whose create was cut off.)
     async fn snapshot_exists(&self, volume: &str, snapshot: &str) -> Result<bool, BlockError> {

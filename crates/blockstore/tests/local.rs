@@ -400,3 +400,28 @@ async fn create_from_image_never_follows_vmdk_extents() {
         assert!(!b.exists("evil").await.expect("exists"), "{declared}");
     }
 }
+
+// Cinder's clone (`source_volid`): the new volume holds the source's bytes
+// at the time of the clone, at its own (possibly larger) size, with no
+// parent: later writes to either stay apart, and no scratch snapshot is
+// left on the source.
+#[tokio::test]
+async fn create_from_volume_copies_bytes_and_stays_independent() {
+    let s = Scratch::new();
+    let b = s.backend();
+    b.create("src", 1).await.expect("create");
+    let mut c = b.open("src").await.expect("open");
+    c.write(4096, b"before").await.expect("write");
+    b.create_from_volume("clone", 2, "src", "clone-scratch").await.expect("clone");
+    c.write(4096, b"after!").await.expect("write after the clone");
+    c.close().await.expect("close");
+    let (clone, src) = (b.image_path("clone").expect("path"), b.image_path("src").expect("path"));
+    assert_eq!(read_at(&clone, 4096, 6), b"before");
+    assert_eq!(read_at(&src, 4096, 6), b"after!");
+    assert_eq!(std::fs::metadata(&clone).expect("clone").len(), 2 * GIB);
+    assert!(b.snapshots().await.expect("snapshots").is_empty(), "scratch snapshot left behind");
+    // Idempotent, and the source may go first.
+    b.create_from_volume("clone", 2, "src", "clone-scratch").await.expect("again");
+    b.delete("src").await.expect("delete source");
+    assert_eq!(read_at(&clone, 4096, 6), b"before");
+}

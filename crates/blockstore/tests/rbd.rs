@@ -518,3 +518,34 @@ async fn snapshots_copy_their_bytes_and_leave_no_parent() {
     assert!(head.stdout.starts_with(b"point in time"), "the copy outlives its source");
     b.delete(&copy).await.expect("delete the copy");
 }
+
+/// Cinder's clone (`source_volid`) on Ceph: the default path (scratch
+/// snapshot, `rbd cp`, scratch removed) leaves a full copy with no parent
+/// and no snapshot on the source, so the source can be removed at once;
+/// a repeat is success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clones_copy_their_bytes_and_leave_no_parent_nor_snapshot() {
+    let cl = Cluster::new("clone");
+    let b = &cl.backend;
+    let vol = cl.image("src");
+    let copy = cl.image("copy");
+    let dir = std::env::temp_dir().join(format!("{}-img", cl.prefix));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let image = dir.join("fake.img");
+    std::fs::write(&image, b"cloned bytes").expect("write image");
+    let r = b.create_from_image(&vol, 1, &image, DiskFormat::Raw).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    r.expect("source volume");
+
+    b.create_from_volume(&copy, 2, &vol, "clone-scratch").await.expect("clone");
+    b.create_from_volume(&copy, 2, &vol, "clone-scratch").await.expect("again is success");
+    assert_eq!(b.image_size(&copy).await.expect("size"), 2 * GIB, "grown to the clone's size");
+    assert!(!b.snapshot_exists(&vol, "clone-scratch").await.expect("exists"), "scratch snapshot left");
+    let info = cl.cli("rbd", &["info", "--format", "json", &format!("{POOL}/{copy}")]);
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).expect("rbd info json");
+    assert!(info.get("parent").is_none(), "a full copy, not a clone: {info}");
+    b.delete(&vol).await.expect("the source goes at once");
+    let head = cl.cli("rbd", &["export", "--no-progress", &format!("{POOL}/{copy}"), "-"]);
+    assert!(head.stdout.starts_with(b"cloned bytes"), "the clone outlives its source");
+    b.delete(&copy).await.expect("delete the clone");
+}

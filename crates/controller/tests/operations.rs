@@ -523,6 +523,7 @@ impl Cloud {
             deleted_at: None,
             deleted: false,
             snapshot_id: None,
+            source_volid: None,
         };
         let v = self.ds.volume_create(&row, -1, -1).await.expect("volume row");
         self.storage.create(&v.backend_name, 1).await.expect("volume");

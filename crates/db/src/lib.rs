@@ -35,6 +35,7 @@ mod quotas;
 mod servers;
 mod services;
 mod sql;
+mod volume_group_snapshots;
 mod volume_groups;
 mod volume_messages;
 mod volume_snapshots;
@@ -62,6 +63,7 @@ pub use qos_specs::*;
 pub use quotas::*;
 pub use servers::*;
 pub use services::*;
+pub use volume_group_snapshots::*;
 pub use volume_groups::*;
 pub use volume_messages::*;
 pub use volume_snapshots::*;
@@ -150,6 +152,8 @@ pub enum RowKind {
     AppCred,
     /// `volume_snapshots`.
     Snapshot,
+    /// `volume_group_snapshots`.
+    GroupSnapshot,
 }
 
 impl RowKind {
@@ -189,6 +193,7 @@ impl RowKind {
             Self::ProjectTag => "project tag",
             Self::AppCred => "application credential",
             Self::Snapshot => "snapshot",
+            Self::GroupSnapshot => "group snapshot",
         }
     }
 }

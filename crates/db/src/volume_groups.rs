@@ -65,6 +65,8 @@ pub struct VolumeGroupRow {
     pub availability_zone: String,
     /// The group it was copied from (3.14).
     pub source_group_id: Option<String>,
+    /// The group snapshot it was built from (3.14).
+    pub group_snapshot_id: Option<String>,
     /// Created.
     #[sqlx(try_from = "crate::TsText")]
     pub created_at: DateTime<Utc>,
@@ -78,7 +80,7 @@ impl VolumeGroupRow {
 }
 
 const TCOLS: &str = "id, name, description, is_public, group_specs";
-const GCOLS: &str = "id, project_id, user_id, name, description, status, group_type_id, volume_type_ids, availability_zone, source_group_id, created_at";
+const GCOLS: &str = "id, project_id, user_id, name, description, status, group_type_id, volume_type_ids, availability_zone, source_group_id, created_at, group_snapshot_id";
 
 fn type_name_taken(name: &str) -> DbError {
     DbError::conflict(RowKind::GroupType, format!("Group Type {name} already exists."))
@@ -251,7 +253,7 @@ impl Datastore {
                 }));
             }
             let row: VolumeGroupRow = sqlx::query_as(&format!(
-                "INSERT INTO volume_groups ({GCOLS}, updated_at, deleted) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$11,FALSE) RETURNING {GCOLS}"
+                "INSERT INTO volume_groups ({GCOLS}, updated_at, deleted) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$11,FALSE) RETURNING {GCOLS}"
             ))
             .bind(&g.id)
             .bind(&g.project_id)
@@ -264,6 +266,7 @@ impl Datastore {
             .bind(&g.availability_zone)
             .bind(&g.source_group_id)
             .bind(self.now())
+            .bind(&g.group_snapshot_id)
             .fetch_one(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -437,6 +440,7 @@ mod tests {
             volume_type_ids: format!("[\"{}\"]", crate::DEFAULT_VOLUME_TYPE_ID),
             availability_zone: "nova".into(),
             source_group_id: None,
+            group_snapshot_id: None,
             created_at: crate::SET_ON_INSERT,
         }
     }
@@ -492,6 +496,7 @@ mod tests {
             metadata: "{}".into(),
             group_id: Some("g1".into()),
             snapshot_id: None,
+            source_volid: None,
             created_at: crate::SET_ON_INSERT,
             updated_at: crate::SET_ON_INSERT,
             deleted_at: None,

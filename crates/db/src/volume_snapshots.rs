@@ -47,6 +47,8 @@ pub struct SnapshotRow {
     /// Updated.
     #[sqlx(try_from = "crate::TsText")]
     pub updated_at: DateTime<Utc>,
+    /// The group snapshot it was taken as part of (3.14 `group_snapshot_id`).
+    pub group_snapshot_id: Option<String>,
 }
 
 /// The limits a snapshot create is checked against (-1: unlimited).
@@ -62,7 +64,7 @@ pub struct SnapshotLimits {
     pub type_gigabytes: i64,
 }
 
-const SCOLS: &str = "id, volume_id, project_id, user_id, name, description, size_gb, status, progress, volume_type_id, metadata, backend_name, created_at, updated_at";
+const SCOLS: &str = "id, volume_id, project_id, user_id, name, description, size_gb, status, progress, volume_type_id, metadata, backend_name, created_at, updated_at, group_snapshot_id";
 
 crate::per_backend! {
 /// GiB of a project's live snapshots (of one volume type when given): what
@@ -161,11 +163,11 @@ impl Datastore {
                 return Err(DbError::QuotaExceeded(ex));
             }
             let row: SnapshotRow = sqlx::query_as(&format!(
-                "INSERT INTO volume_snapshots ({SCOLS}, deleted) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$13,FALSE) RETURNING {SCOLS}"
+                "INSERT INTO volume_snapshots ({SCOLS}, deleted) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$13,$14,FALSE) RETURNING {SCOLS}"
             ))
             .bind(&s.id).bind(s.volume_id).bind(&s.project_id).bind(&s.user_id).bind(&s.name).bind(&s.description)
             .bind(s.size_gb).bind(&s.status).bind(&s.progress).bind(&s.volume_type_id).bind(&s.metadata)
-            .bind(&s.backend_name).bind(&now)
+            .bind(&s.backend_name).bind(&now).bind(&s.group_snapshot_id)
             .fetch_one(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -396,6 +398,7 @@ mod tests {
             volume_type_id: None,
             metadata: "{}".into(),
             backend_name: format!("snapshot-{id}"),
+            group_snapshot_id: None,
             created_at: crate::SET_ON_INSERT,
             updated_at: crate::SET_ON_INSERT,
         }
@@ -430,6 +433,7 @@ mod tests {
             deleted_at: None,
             deleted: false,
             snapshot_id: None,
+            source_volid: None,
             group_id: None,
         };
         ds.volume_create(&row, -1, -1).await.expect("volume");

@@ -58,6 +58,8 @@ pub struct VolumeRow {
     pub deleted: bool,
     /// The snapshot the volume was built from (Cinder's `snapshot_id`).
     pub snapshot_id: Option<String>,
+    /// The volume it was cloned from (Cinder's `source_volid`).
+    pub source_volid: Option<String>,
 }
 
 /// An attachment row.
@@ -135,9 +137,9 @@ pub struct VolumeUsage {
 }
 
 /// The columns a volume is read with: its type's name comes from the join.
-const VCOLS: &str = "id, name, description, project_id, user_id, size_gb, status, volume_type_id, (SELECT t.name FROM volume_types t WHERE t.id = volumes.volume_type_id) AS volume_type, availability_zone, bootable, image_id, backend_name, metadata, group_id, created_at, updated_at, deleted_at, deleted, snapshot_id";
+const VCOLS: &str = "id, name, description, project_id, user_id, size_gb, status, volume_type_id, (SELECT t.name FROM volume_types t WHERE t.id = volumes.volume_type_id) AS volume_type, availability_zone, bootable, image_id, backend_name, metadata, group_id, created_at, updated_at, deleted_at, deleted, snapshot_id, source_volid";
 /// The columns a volume is written with.
-const VINSERT: &str = "id, name, description, project_id, user_id, size_gb, status, volume_type_id, availability_zone, bootable, image_id, backend_name, metadata, group_id, created_at, updated_at, deleted_at, deleted, snapshot_id";
+const VINSERT: &str = "id, name, description, project_id, user_id, size_gb, status, volume_type_id, availability_zone, bootable, image_id, backend_name, metadata, group_id, created_at, updated_at, deleted_at, deleted, snapshot_id, source_volid";
 const ACOLS: &str = "id, volume_id, server_id, host, connector, client_id, mountpoint, status, delete_on_termination, boot_index, created_at";
 const CCOLS: &str = "id, kind, volume_id, backend_name, client_id, host, reason, attempts, last_error, created_at, server_id, epoch, clients_seq";
 
@@ -301,9 +303,9 @@ impl Datastore {
                     return Err(DbError::not_found(RowKind::VolumeType, t));
                 }
             }
-            let row: VolumeRow = sqlx::query_as(&format!("INSERT INTO volumes ({VINSERT}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$15,$14,$14,NULL,FALSE,$16) RETURNING {VCOLS}"))
+            let row: VolumeRow = sqlx::query_as(&format!("INSERT INTO volumes ({VINSERT}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$15,$14,$14,NULL,FALSE,$16,$17) RETURNING {VCOLS}"))
             .bind(v.id).bind(&v.name).bind(&v.description).bind(&v.project_id).bind(&v.user_id).bind(v.size_gb).bind(v.status.as_str())
-            .bind(&v.volume_type_id).bind(&v.availability_zone).bind(v.bootable).bind(&v.image_id).bind(&v.backend_name).bind(&v.metadata).bind(&now).bind(&v.group_id).bind(&v.snapshot_id)
+            .bind(&v.volume_type_id).bind(&v.availability_zone).bind(v.bootable).bind(&v.image_id).bind(&v.backend_name).bind(&v.metadata).bind(&now).bind(&v.group_id).bind(&v.snapshot_id).bind(&v.source_volid)
             .fetch_one(&mut *tx).await?;
             let att = match reserve {
                 None => None,
@@ -1062,6 +1064,7 @@ mod tests {
             deleted_at: None,
             deleted: false,
             snapshot_id: None,
+            source_volid: None,
         }
     }
 

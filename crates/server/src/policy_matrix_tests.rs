@@ -1146,6 +1146,48 @@ const ROWS: &[Row] = &[
         Json("{}"),
         "group:delete PROJECT_MEMBER (reset_status: ADMIN)",
     ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/group_snapshots",
+        IN_PROJECT,
+        Empty,
+        "group:get_all_group_snapshots PROJECT_READER",
+    ),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/group_snapshots",
+        MEMBER_IN,
+        Json("{}"),
+        "group:create_group_snapshot PROJECT_MEMBER",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/group_snapshots/detail",
+        IN_PROJECT,
+        Empty,
+        "group:get_all_group_snapshots PROJECT_READER",
+    ),
+    r(
+        "GET",
+        "/volume/v3/{project_id}/group_snapshots/{group_snapshot_id}",
+        IN_PROJECT,
+        Empty,
+        "group:get_group_snapshot PROJECT_READER",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/{project_id}/group_snapshots/{group_snapshot_id}",
+        MEMBER_IN,
+        Empty,
+        "group:delete_group_snapshot PROJECT_MEMBER",
+    ),
+    r(
+        "POST",
+        "/volume/v3/{project_id}/group_snapshots/{group_snapshot_id}/action",
+        ADMIN,
+        Json(r#"{"reset_status": {"status": "error"}}"#),
+        "group:reset_group_snapshot_status ADMIN",
+    ),
     r("GET", "/volume/v3/{project_id}/messages", IN_PROJECT, Empty, "message:get_all PROJECT_READER"),
     r("GET", "/volume/v3/{project_id}/messages/{message_id}", IN_PROJECT, Empty, "message:get PROJECT_READER"),
     r("DELETE", "/volume/v3/{project_id}/messages/{message_id}", MEMBER_IN, Empty, "message:delete PROJECT_MEMBER"),
@@ -1183,6 +1225,30 @@ const ROWS: &[Row] = &[
         WRITE,
         Json("{}"),
         "group:delete PROJECT_MEMBER (reset_status: ADMIN)",
+    ),
+    r("GET", "/volume/v3/group_snapshots", ANY, Empty, "group:get_all_group_snapshots PROJECT_READER (own project)"),
+    r("POST", "/volume/v3/group_snapshots", CREATE, Json("{}"), "group:create_group_snapshot PROJECT_MEMBER"),
+    r(
+        "GET",
+        "/volume/v3/group_snapshots/detail",
+        ANY,
+        Empty,
+        "group:get_all_group_snapshots PROJECT_READER (own project)",
+    ),
+    r("GET", "/volume/v3/group_snapshots/{group_snapshot_id}", READ, Empty, "group:get_group_snapshot PROJECT_READER"),
+    r(
+        "DELETE",
+        "/volume/v3/group_snapshots/{group_snapshot_id}",
+        WRITE,
+        Empty,
+        "group:delete_group_snapshot PROJECT_MEMBER",
+    ),
+    r(
+        "POST",
+        "/volume/v3/group_snapshots/{group_snapshot_id}/action",
+        ADMIN_ON,
+        Json(r#"{"reset_status": {"status": "error"}}"#),
+        "group:reset_group_snapshot_status ADMIN",
     ),
     r("GET", "/volume/v3/messages", ANY, Empty, "message:get_all PROJECT_READER (own project)"),
     r("GET", "/volume/v3/messages/{message_id}", READ, Empty, "message:get PROJECT_READER"),
@@ -2044,6 +2110,8 @@ struct World {
     group_type: String,
     /// A group of `demo` (of `group_type`, default volume type).
     group: String,
+    /// An `available` group snapshot of `group` (no members).
+    group_snapshot: String,
     /// A user message of `demo`.
     message: String,
     /// A private metadefs namespace of `demo` holding object `o`, property
@@ -2213,9 +2281,22 @@ async fn world(e: &Env) -> World {
         volume_type_ids: format!("[\"{}\"]", stratus_db::DEFAULT_VOLUME_TYPE_ID),
         availability_zone: "nova".into(),
         source_group_id: None,
+        group_snapshot_id: None,
         created_at: stratus_db::SET_ON_INSERT,
     };
     let group = e.ds.volume_group_create(&new_group, -1).await.expect("group").id;
+    let new_gs = stratus_db::GroupSnapshotRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        group_id: group.clone(),
+        project_id: demo.clone(),
+        user_id: e.member.user_id.clone(),
+        name: Some("policy".into()),
+        description: None,
+        status: "available".into(),
+        group_type_id: gt.id.clone(),
+        created_at: stratus_db::SET_ON_INSERT,
+    };
+    let group_snapshot = e.ds.group_snapshot_create(&new_gs).await.expect("group snapshot").id;
     let msg = stratus_db::VolumeMessageRow {
         id: uuid::Uuid::new_v4().to_string(),
         project_id: demo.clone(),
@@ -2260,6 +2341,7 @@ async fn world(e: &Env) -> World {
     World {
         group_type: gt.id,
         group,
+        group_snapshot,
         message,
         snapshot,
         qos: qos.id,
@@ -2376,6 +2458,7 @@ fn fill(template: &str, method: &str, e: &Env, w: &World) -> String {
             (_, "{qos_id}") => w.qos.clone(),
             (_, "{group_type_id}") => w.group_type.clone(),
             (_, "{group_id}") => w.group.clone(),
+            (_, "{group_snapshot_id}") => w.group_snapshot.clone(),
             (_, "{message_id}") => w.message.clone(),
             ("encryption", "{encryption_id}") if method == "GET" => "provider".into(),
             (_, "{encryption_id}") => w.encryption.clone(),

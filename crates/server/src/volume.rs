@@ -172,6 +172,12 @@ type Q = Query<HashMap<String, String>>;
         groups::show_group,
         groups::update_group,
         groups::group_action,
+        group_snapshots::list_group_snapshots,
+        group_snapshots::list_group_snapshots_detail,
+        group_snapshots::create_group_snapshot,
+        group_snapshots::show_group_snapshot,
+        group_snapshots::delete_group_snapshot,
+        group_snapshots::group_snapshot_action,
         groups::list_messages,
         groups::show_message,
         groups::delete_message
@@ -243,6 +249,19 @@ pub fn routes(state: AppState) -> Router {
             .route(&format!("{prefix}/groups/action"), post(groups::groups_action))
             .route(&format!("{prefix}/groups/{{group_id}}"), get(groups::show_group).put(groups::update_group))
             .route(&format!("{prefix}/groups/{{group_id}}/action"), post(groups::group_action))
+            .route(
+                &format!("{prefix}/group_snapshots"),
+                get(group_snapshots::list_group_snapshots).post(group_snapshots::create_group_snapshot),
+            )
+            .route(&format!("{prefix}/group_snapshots/detail"), get(group_snapshots::list_group_snapshots_detail))
+            .route(
+                &format!("{prefix}/group_snapshots/{{group_snapshot_id}}"),
+                get(group_snapshots::show_group_snapshot).delete(group_snapshots::delete_group_snapshot),
+            )
+            .route(
+                &format!("{prefix}/group_snapshots/{{group_snapshot_id}}/action"),
+                post(group_snapshots::group_snapshot_action),
+            )
             .route(&format!("{prefix}/messages"), get(groups::list_messages))
             .route(
                 &format!("{prefix}/messages/{{message_id}}"),
@@ -1089,6 +1108,7 @@ pub(crate) fn test_state(
 }
 
 mod admin;
+mod group_snapshots;
 mod groups;
 mod paging;
 mod qos;

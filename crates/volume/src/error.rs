@@ -69,6 +69,8 @@ pub enum Missing {
     Message,
     /// A volume snapshot (also another project's: no existence leak).
     Snapshot,
+    /// A group snapshot (also another project's).
+    GroupSnapshot,
     /// A metadata key of the snapshot `snapshot`.
     SnapshotMetadataKey {
         /// The snapshot whose metadata lacks the key.
@@ -106,6 +108,7 @@ fn not_found_message(kind: &Missing, id: &str) -> String {
         Missing::Group => format!("Group {id} could not be found."),
         Missing::Message => format!("Message {id} could not be found."),
         Missing::Snapshot => format!("Snapshot {id} could not be found."),
+        Missing::GroupSnapshot => format!("GroupSnapshot {id} could not be found."),
         Missing::SnapshotMetadataKey { snapshot } => format!("Snapshot {snapshot} has no metadata with key {id}."),
         Missing::Row(what) => format!("{what} could not be found."),
     }

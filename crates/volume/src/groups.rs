@@ -166,11 +166,13 @@ impl VolumeService {
             }
         }
         let az = self.check_az(req.availability_zone.as_deref())?;
-        self.record_group(ctx, gt.id, type_ids, req.name, req.description, az, None).await
+        self.record_group(ctx, gt.id, type_ids, req.name, req.description, az, (None, None)).await
     }
 
+    /// Record a group `available` within the `groups` quota; `source` is
+    /// what it was built from (source group, group snapshot), for 3.14's view.
     #[allow(clippy::too_many_arguments)]
-    async fn record_group(
+    pub(crate) async fn record_group(
         &self,
         ctx: &AuthContext,
         group_type_id: String,
@@ -178,8 +180,9 @@ impl VolumeService {
         name: Option<String>,
         description: Option<String>,
         availability_zone: String,
-        source_group_id: Option<String>,
+        source: (Option<String>, Option<String>),
     ) -> Result<VolumeGroupRow, VolumeError> {
+        let (source_group_id, group_snapshot_id) = source;
         let row = VolumeGroupRow {
             id: uuid::Uuid::new_v4().to_string(),
             project_id: ctx.project_id.clone(),
@@ -191,6 +194,7 @@ impl VolumeService {
             volume_type_ids: serde_json::to_string(&type_ids).unwrap_or_else(|_| "[]".into()),
             availability_zone,
             source_group_id,
+            group_snapshot_id,
             created_at: stratus_db::SET_ON_INSERT,
         };
         let limit = self.volume_limit(&ctx.project_id, "groups").await?;
@@ -199,30 +203,17 @@ impl VolumeService {
         Ok(g)
     }
 
-    /// `POST /groups/action` `create-from-src` (3.14): a copy of a source
-    /// group (its type, volume types and a clone of each of its volumes).
-    /// Cloning volumes is not offered by this cloud, so a source group with
-    /// volumes is refused (400), as a `source_volid` create is; a group
-    /// snapshot source does not exist here (404).
+    /// `POST /groups/action` `create-from-src` (3.14) from a source group:
+    /// a group of its type and volume types holding a clone of each of its
+    /// volumes (see the `group_snapshots` module).
     pub async fn group_create_from_src(
-        &self,
+        self: &std::sync::Arc<Self>,
         ctx: &AuthContext,
         source_group_id: &str,
         name: Option<String>,
         description: Option<String>,
     ) -> Result<VolumeGroupRow, VolumeError> {
-        check_write(ctx, "group:create")?;
-        check_text("name", name.as_deref())?;
-        check_text("description", description.as_deref())?;
-        let src = self.group_get(ctx, source_group_id).await?;
-        if !self.ds.volume_group_members(&src.id).await?.is_empty() {
-            return Err(VolumeError::BadRequest(format!(
-                "Invalid input received: creating a group from source group {} needs its volumes cloned, which this cloud does not support.",
-                src.id
-            )));
-        }
-        let types = src.volume_types();
-        self.record_group(ctx, src.group_type_id, types, name, description, src.availability_zone, Some(src.id)).await
+        self.group_from_source_group(ctx, source_group_id, name, description).await
     }
 
     /// A group the caller may see (another project's is 404).
@@ -351,6 +342,10 @@ impl VolumeService {
                 "Invalid group: Group status must be available or error, but current status is: {}",
                 g.status
             )));
+        }
+        // Cinder: a group with group snapshots is not deleted (even with its volumes).
+        if self.ds.group_snapshot_count_for_group(id).await? > 0 {
+            return Err(VolumeError::BadRequest("Invalid group: Group has existing snapshots.".into()));
         }
         if !members.is_empty() && !delete_volumes {
             return Err(VolumeError::BadRequest(format!(

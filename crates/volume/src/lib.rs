@@ -33,7 +33,9 @@
 //! (`storage_cleanup`), visible to admins, until it goes.
 
 mod attachments;
+mod clones;
 mod error;
+mod group_snapshots;
 mod groups;
 mod messages;
 mod qos;
@@ -47,6 +49,7 @@ mod transfers;
 mod types;
 
 pub use error::{Missing, VolumeError, quota_message};
+pub use group_snapshots::GROUP_SNAPSHOT_STATUSES;
 pub use groups::{GROUP_STATUSES, GroupUpdate, NewGroup};
 pub use messages::{MessageAction, MessageDetail, user_message};
 pub use qos::{CONTROL_LOCATIONS, EncryptionChange, QOS_CONSUMERS};
@@ -432,6 +435,8 @@ impl VolumeService {
             }
             _ => req,
         };
+        // A clone: the source's size and type unless asked (Cinder's defaults).
+        let (req, source) = self.clone_defaults(ctx, req).await?;
         if req.size < 1 {
             return Err(VolumeError::BadRequest(format!(
                 "Invalid input received: Volume size '{}' must be an integer and greater than 0",
@@ -457,12 +462,8 @@ impl VolumeService {
         };
         check_text("description", req.description.as_deref())?;
         check_metadata(&req.metadata)?;
-        if let Some(src) = req.source_volid.as_deref() {
-            let source = self.get_visible(ctx, src).await?;
-            return Err(VolumeError::BadRequest(format!(
-                "Invalid input received: cloning volume {} (source_volid) is not supported by this cloud.",
-                source.id
-            )));
+        if let Some(src) = &source {
+            clones::check_source(src, req.size)?;
         }
         let volume_type_id = self.type_for_create(ctx, req.volume_type.as_deref()).await?;
         self.refuse_encrypted(&volume_type_id, req.volume_type.as_deref().unwrap_or(DEFAULT_VOLUME_TYPE)).await?;
@@ -512,8 +513,9 @@ impl VolumeService {
             volume_type_id: Some(volume_type_id),
             volume_type: None,
             availability_zone: az,
-            bootable: image.is_some(),
-            image_id: image.map(|i| i.id.to_string()),
+            // A clone is bootable, and from an image, as its source (Cinder copies both).
+            bootable: image.is_some() || source.as_ref().is_some_and(|s| s.bootable),
+            image_id: image.map(|i| i.id.to_string()).or_else(|| source.as_ref().and_then(|s| s.image_id.clone())),
             metadata: serde_json::to_string(&req.metadata).unwrap_or_else(|_| "{}".into()),
             group_id,
             created_at: stratus_db::SET_ON_INSERT,
@@ -521,6 +523,7 @@ impl VolumeService {
             deleted_at: None,
             deleted: false,
             snapshot_id: snapshot.map(|s| s.id),
+            source_volid: source.as_ref().map(|v| v.id.to_string()),
         };
         let limits = self.volume_limits(stratus_db::VolumeQuotaLayer::Project(&row.project_id)).await?;
         let limit = |r: &str| limits.get(r).copied().unwrap_or(-1);
@@ -541,6 +544,9 @@ impl VolumeService {
             }
             Err(e) => return Err(e.into()),
         };
+        if let Some(src) = &source {
+            self.clone_image_metadata(src, &row).await?;
+        }
         info!(volume = %row.id, project = %row.project_id, size = row.size_gb, image = ?row.image_id, "volume create recorded");
         Ok(row)
     }
@@ -599,6 +605,9 @@ impl VolumeService {
             // attempt left is a partial copy, never data.
             if retry && self.backend.exists(&row.backend_name).await? {
                 self.backend.delete(&row.backend_name).await?;
+            }
+            if let Some(src) = &row.source_volid {
+                return self.clone_storage(row, size, src).await;
             }
             if let Some(sid) = &row.snapshot_id {
                 let (volume, snapshot) = self.snapshot_source_names(sid).await?;
@@ -880,6 +889,7 @@ impl VolumeService {
         if !DELETABLE.contains(&v.status) || !self.ds.attachment_list_for_volume(&vid).await?.is_empty() {
             return Err(VolumeError::BadRequest(DELETE_REFUSED.into()));
         }
+        self.check_no_clone_building(v).await?;
         if cascade {
             self.delete_snapshots_of(ctx, v).await?;
         }

@@ -121,6 +121,16 @@ impl VolumeService {
                 r.errors += 1;
             }
         }
+        match self.reconcile_group_snapshots(cutoff).await {
+            Ok((done, pending)) => {
+                r.snapshots_finished += done;
+                r.snapshots_pending += pending;
+            }
+            Err(e) => {
+                warn!(error = %e, "finishing interrupted snapshots failed; the next pass retries");
+                r.errors += 1;
+            }
+        }
 
         // Purging the trash costs a CLI call: at most every 30 s.
         let now = chrono::Utc::now().timestamp();

@@ -116,6 +116,7 @@ impl VolumeService {
             deleted_at: None,
             deleted: false,
             snapshot_id: b.snapshot_id.clone(),
+            source_volid: None,
         };
         let att = AttachmentRow {
             id: AttachmentId::new(),

@@ -175,6 +175,7 @@ impl VolumeService {
             metadata: serde_json::to_string(&req.metadata).unwrap_or_else(|_| "{}".into()),
             created_at: stratus_db::SET_ON_INSERT,
             updated_at: stratus_db::SET_ON_INSERT,
+            group_snapshot_id: None,
         };
         let row = match self.ds.snapshot_create(&row, allowed, lim).await {
             Ok(r) => r,
@@ -197,7 +198,11 @@ impl VolumeService {
 
     /// Make the backend copy of a `creating` snapshot, then `available`
     /// (100%), or `error` when the backend refuses.
-    async fn snapshot_build(&self, s: &SnapshotRow, volume_backend_name: &str) -> Result<SnapshotRow, VolumeError> {
+    pub(crate) async fn snapshot_build(
+        &self,
+        s: &SnapshotRow,
+        volume_backend_name: &str,
+    ) -> Result<SnapshotRow, VolumeError> {
         let r = self.backend.snapshot_create(volume_backend_name, &s.backend_name).await;
         let (to, progress) = match &r {
             Ok(()) => (SNAP_AVAILABLE, "100%"),
@@ -317,6 +322,13 @@ impl VolumeService {
             }
         } else {
             check_write(ctx, "delete_snapshot")?;
+        }
+        // Cinder: a member of a group snapshot goes only with it.
+        if let Some(gs) = &s.group_snapshot_id {
+            return Err(VolumeError::BadRequest(format!(
+                "Invalid snapshot: Snapshot {} is part of group snapshot {gs}; delete the group snapshot instead.",
+                s.id
+            )));
         }
         // A repeated delete changes nothing; a forced one (an admin's, also
         // for a snapshot reset to `deleting`) removes the copy now.
@@ -570,7 +582,7 @@ impl VolumeService {
 
 /// Cinder's messages for a snapshot over quota (`snapshots`, `gigabytes`,
 /// or their per-type twins).
-fn snapshot_quota_message(q: &stratus_db::QuotaExceeded, type_name: &str) -> String {
+pub(crate) fn snapshot_quota_message(q: &stratus_db::QuotaExceeded, type_name: &str) -> String {
     let at = |name: &str| q.overs.iter().position(|o| *o == name);
     let get = |v: &[i64], i: usize| v.get(i).copied().unwrap_or(0);
     if let Some(i) = at("gigabytes") {

@@ -448,6 +448,7 @@ fn creating_row(name: &str, image: Option<&str>) -> VolumeRow {
         deleted_at: None,
         deleted: false,
         snapshot_id: None,
+        source_volid: None,
     }
 }
 
@@ -1221,3 +1222,5 @@ async fn reconciler_finishes_interrupted_snapshots() {
     assert!(e.ds.snapshot_get(&s.id).await.is_err());
     assert!(e.backend.snapshots().await.expect("list").is_empty());
 }
+
+mod group_snapshots;

@@ -340,7 +340,7 @@ pub fn group_detail(g: &VolumeGroupRow, minor: u32, volumes: Option<&[String]>, 
         "volume_types": g.volume_types(),
     });
     if minor >= MV_GROUP_FROM_SRC {
-        o["group_snapshot_id"] = Value::Null;
+        o["group_snapshot_id"] = json!(g.group_snapshot_id);
         o["source_group_id"] = json!(g.source_group_id);
     }
     if minor >= MV_GROUP_VOLUME_LIST
@@ -394,6 +394,7 @@ mod tests {
             volume_type_ids: r#"["t1"]"#.into(),
             availability_zone: "nova".into(),
             source_group_id: None,
+            group_snapshot_id: None,
             created_at: stratus_db::SET_ON_INSERT,
         }
     }

@@ -124,7 +124,7 @@ pub fn snapshot_view(s: &SnapshotRow, minor: u32, detail: bool) -> Value {
     let metadata: BTreeMap<String, String> = serde_json::from_str(&s.metadata).unwrap_or_default();
     o.insert("metadata".into(), json!(metadata));
     if minor >= MV_SNAPSHOT_GROUP {
-        o.insert("group_snapshot_id".into(), Value::Null);
+        o.insert("group_snapshot_id".into(), json!(s.group_snapshot_id));
     }
     if minor >= MV_SNAPSHOT_USER_ID {
         o.insert("user_id".into(), json!(s.user_id));

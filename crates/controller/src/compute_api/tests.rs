@@ -1280,6 +1280,7 @@ async fn attachments_keep_their_tag_and_delete_on_termination() {
         deleted_at: None,
         deleted: false,
         snapshot_id: None,
+        source_volid: None,
     };
     ds.volume_create(&vol, -1, -1).await.expect("volume");
     let member = ctx(&["member"]);
@@ -1741,6 +1742,7 @@ async fn available_volume(ds: &Datastore) -> stratus_types::VolumeId {
         deleted_at: None,
         deleted: false,
         snapshot_id: None,
+        source_volid: None,
     };
     ds.volume_create(&row, -1, -1).await.expect("volume").id
 }

@@ -225,6 +225,7 @@ mod tests {
             deleted_at: None,
             deleted: false,
             snapshot_id: None,
+            source_volid: None,
         };
         let shown = view(&v, &[]);
         assert_eq!(shown["attachments"], json!([{}]));

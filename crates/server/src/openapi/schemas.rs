@@ -880,6 +880,25 @@ json_schemas! {
     GroupBody => wrapped("group", "Group");
     /// `{"groups": [...]}`.
     GroupList => json!({"type": "object", "required": ["groups"], "properties": {"groups": {"type": "array", "items": {"$ref": "#/components/schemas/Group"}}}});
+    /// A group snapshot (the short form has only `id` and `name`; create adds `group_type_id`).
+    GroupSnapshot => json!({
+        "type": "object",
+        "required": ["id", "name"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "group_id": {"type": "string"},
+            "group_type_id": {"type": "string"},
+            "status": {"type": "string"},
+            "description": nullable_string(),
+            "created_at": {"type": "string"},
+            "project_id": {"type": "string"},
+        },
+    });
+    /// `{"group_snapshot": ...}`.
+    GroupSnapshotBody => wrapped("group_snapshot", "GroupSnapshot");
+    /// `{"group_snapshots": [...]}`.
+    GroupSnapshotList => json!({"type": "object", "required": ["group_snapshots"], "properties": {"group_snapshots": {"type": "array", "items": {"$ref": "#/components/schemas/GroupSnapshot"}}}});
     /// A user message.
     Message => json!({
         "type": "object",

@@ -274,7 +274,7 @@ pub(super) async fn create_group(
 }
 
 /// `POST /groups/action` (3.14) `create-from-src` → 202.
-#[utoipa::path(post, path = "/volume/v3/{project_id}/groups/action", tag = "groups", params(("project_id" = String, Path, description = "The caller's project (any for admins)")), responses((status = 202, description = "Created", body = s::GroupBody), (status = 400, description = "Invalid body, or the source has volumes (no cloning)"), (status = 404, description = "Unknown source, or below microversion 3.14")))]
+#[utoipa::path(post, path = "/volume/v3/{project_id}/groups/action", tag = "groups", params(("project_id" = String, Path, description = "The caller's project (any for admins)")), responses((status = 202, description = "Created", body = s::GroupBody), (status = 400, description = "Invalid body, or an empty or unavailable source"), (status = 404, description = "Unknown source, or below microversion 3.14"), (status = 413, description = "Over the groups or volume quotas")))]
 pub(super) async fn groups_action(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -286,11 +286,15 @@ pub(super) async fn groups_action(
     require_mv(mv, MV_GROUP_FROM_SRC)?;
     stratus_volume::check_write(&ctx, "group:create")?;
     let c = CreateFromSource::parse(&parse_json(&body)?)?;
-    let Some(src) = c.source_group_id else {
-        let id = c.group_snapshot_id.unwrap_or_default();
-        return Err(ApiError::NotFound(format!("GroupSnapshot {id} could not be found.")));
+    let g = match (c.source_group_id, c.group_snapshot_id) {
+        (Some(src), _) => state.volume.group_create_from_src(&ctx, &src, c.name, c.description).await?,
+        (None, Some(gs)) => state.volume.group_create_from_group_snapshot(&ctx, &gs, c.name, c.description).await?,
+        (None, None) => {
+            return Err(ApiError::BadRequest(
+                "Either 'group_snapshot_id' or 'source_group_id' must be provided to create group.".into(),
+            ));
+        }
     };
-    let g = state.volume.group_create_from_src(&ctx, &src, c.name, c.description).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "group": wire::group_summary(&g) }))))
 }
 

@@ -974,13 +974,14 @@ async fn volume_older_attach_flow_steps_and_refusals() {
 }
 
 /// A clone names its source: an unknown source is 404 (Cinder's answer,
-/// Tempest `test_create_volume_with_nonexistent_source_volid`); a known one
-/// is refused with 400 (cloning is not offered), and nothing is created.
+/// Tempest `test_create_volume_with_nonexistent_source_volid`), a clone
+/// smaller than its source is 400 (`test_create_from_volume_decreasing_size`);
+/// a valid one is 202 and shows `source_volid` (`test_create_from_volume`).
 #[tokio::test]
-async fn volume_clone_source_is_looked_up_then_refused() {
+async fn volume_clone_source_is_looked_up_and_shown() {
     let env = env().await;
-    let src = create(&env, 1, "src").await["id"].as_str().expect("id").to_string();
-    let post = |source: String| {
+    let src = create(&env, 2, "src").await["id"].as_str().expect("id").to_string();
+    let post = |source: String, size: i64| {
         let env = &env;
         async move {
             send(
@@ -989,16 +990,18 @@ async fn volume_clone_source_is_looked_up_then_refused() {
                 "/volume/v3/volumes",
                 Some(&env.demo),
                 None,
-                Some(json!({"volume": {"size": 1, "source_volid": source}})),
+                Some(json!({"volume": {"size": size, "source_volid": source}})),
             )
             .await
-            .0
         }
     };
-    assert_eq!(post(uuid::Uuid::new_v4().to_string()).await, StatusCode::NOT_FOUND);
-    assert_eq!(post(src).await, StatusCode::BAD_REQUEST);
+    assert_eq!(post(uuid::Uuid::new_v4().to_string(), 2).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(post(src.clone(), 1).await.0, StatusCode::BAD_REQUEST);
+    let (status, _, body) = post(src.clone(), 3).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["volume"]["source_volid"], json!(src));
     let (_, _, v) = call(&env, "/volume/v3/volumes", Some(&env.demo), None).await;
-    assert_eq!(v["volumes"].as_array().expect("list").len(), 1, "only the source");
+    assert_eq!(v["volumes"].as_array().expect("list").len(), 2, "the source and its clone");
 }
 
 /// Cinder's quota sets: an admin sets a project's limits (unknown keys, and
@@ -1735,4 +1738,69 @@ async fn volume_metadata_etags_from_3_15() {
         "the metadata changed"
     );
     assert_eq!(put(format!("{meta}/a"), "*".into(), json!({"meta": {"a": "2"}})).await, StatusCode::OK);
+}
+
+/// Cinder's group snapshots over HTTP (Tempest `GroupSnapshotsTest`): 404
+/// below 3.14; create answers {id, name, group_type_id}; show has Tempest's
+/// seven keys (admins also `project_id` from 3.58); member snapshots show
+/// `group_snapshot_id`; the group view shows what a group was built from;
+/// reset_status is 3.19+ and admin-only.
+#[tokio::test]
+async fn group_snapshots_over_http() {
+    let env = env().await;
+    let (admin, demo) = (env.admin.clone(), env.demo.clone());
+    let v = |mv: &str| format!("volume {mv}");
+    let post = |uri: &'static str, token: String, mv: String, body: Value| {
+        let env = &env;
+        async move { send(env, "POST", uri, Some(&token), Some(&mv), Some(body)).await }
+    };
+    let (s, _, gt) =
+        post("/volume/v3/group_types", admin.clone(), v("3.11"), json!({"group_type": {"name": "gsnap"}})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{gt}");
+    let body = json!({"group": {"group_type": gt["group_type"]["id"], "volume_types": ["__DEFAULT__"]}});
+    let (s, _, g) = post("/volume/v3/groups", demo.clone(), v("3.13"), body).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{g}");
+    let gid = g["group"]["id"].as_str().expect("group id").to_string();
+    let body = json!({"volume": {"size": 1, "group_id": gid}});
+    let (s, _, vol) = post("/volume/v3/volumes", demo.clone(), v("3.13"), body).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{vol}");
+    let body = json!({"group_snapshot": {"group_id": gid, "name": "gs"}});
+    assert_eq!(
+        post("/volume/v3/group_snapshots", demo.clone(), v("3.13"), body.clone()).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (s, _, gs) = post("/volume/v3/group_snapshots", demo.clone(), v("3.14"), body).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{gs}");
+    let keys: Vec<&String> = gs["group_snapshot"].as_object().expect("view").keys().collect();
+    assert_eq!(keys, ["group_type_id", "id", "name"]);
+    let id = gs["group_snapshot"]["id"].as_str().expect("id").to_string();
+    let (s, _, shown) = call(&env, &format!("/volume/v3/group_snapshots/{id}"), Some(&demo), Some(&v("3.70"))).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(shown["group_snapshot"].as_object().expect("view").len(), 7, "{shown}");
+    assert_eq!(shown["group_snapshot"]["status"], json!("available"));
+    let (_, _, shown) = call(&env, &format!("/volume/v3/group_snapshots/{id}"), Some(&admin), Some(&v("3.58"))).await;
+    assert_eq!(shown["group_snapshot"]["project_id"], json!(env.demo_project));
+    let (_, _, snaps) = call(&env, "/volume/v3/snapshots/detail", Some(&demo), Some(&v("3.14"))).await;
+    assert_eq!(snaps["snapshots"][0]["group_snapshot_id"], json!(id));
+    let (_, _, list) = call(&env, "/volume/v3/group_snapshots", Some(&demo), Some(&v("3.14"))).await;
+    assert_eq!(list["group_snapshots"], json!([{"id": id, "name": "gs"}]));
+    // A group from it names it (3.14 view).
+    let body = json!({"create-from-src": {"group_snapshot_id": id, "name": "copy"}});
+    let (s, _, copy) = post("/volume/v3/groups/action", demo.clone(), v("3.14"), body).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{copy}");
+    let cid = copy["group"]["id"].as_str().expect("id").to_string();
+    let (_, _, shown) = call(&env, &format!("/volume/v3/groups/{cid}"), Some(&demo), Some(&v("3.14"))).await;
+    assert_eq!(shown["group"]["group_snapshot_id"], json!(id));
+    // reset_status: 3.19+, admins only.
+    let uri = format!("/volume/v3/group_snapshots/{id}/action");
+    let reset = json!({"reset_status": {"status": "error"}});
+    assert_eq!(
+        send(&env, "POST", &uri, Some(&admin), Some(&v("3.18")), Some(reset.clone())).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        send(&env, "POST", &uri, Some(&demo), Some(&v("3.19")), Some(reset.clone())).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(send(&env, "POST", &uri, Some(&admin), Some(&v("3.19")), Some(reset)).await.0, StatusCode::ACCEPTED);
 }
