@@ -119,6 +119,35 @@ impl Datastore {
     }
 
     /// Delete the tasks whose expiry has passed; how many went.
+    /// Tasks still `pending` or `processing` that their runner has not
+    /// refreshed since `updated_before`: the process running them is gone.
+    pub async fn image_task_list_stale(&self, updated_before: DateTime<Utc>) -> Result<Vec<ImageTaskRow>, DbError> {
+        crate::with_db!(self, |wp, rp| {
+            Ok(sqlx::query_as(&format!(
+                "SELECT {COLS} FROM image_tasks WHERE status IN ('pending', 'processing') AND updated_at < $1 ORDER BY updated_at, id"
+            ))
+            .bind(crate::ts(updated_before))
+            .fetch_all(rp)
+            .await?)
+        })
+    }
+
+    /// Refresh a running task's `updated_at` (its runner's heartbeat).
+    pub async fn image_task_touch(&self, id: &str) -> Result<(), DbError> {
+        crate::with_db!(self, |wp, rp| {
+            dbk::exec(
+                wp,
+                sqlx::query(
+                    "UPDATE image_tasks SET updated_at = $2 WHERE id = $1 AND status IN ('pending', 'processing')",
+                )
+                .bind(id)
+                .bind(self.now()),
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
     pub async fn image_task_purge_expired(&self) -> Result<u64, DbError> {
         crate::with_db!(self, |wp, rp| {
             let r = dbk::exec(

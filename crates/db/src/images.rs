@@ -270,6 +270,26 @@ impl Datastore {
         })
     }
 
+    /// Images held in one of `statuses` (an upload, stage or import under
+    /// way) whose holder has not refreshed them since `updated_before`: the
+    /// process that held them is gone (holders refresh while they run).
+    pub async fn image_list_stale_holds(
+        &self,
+        statuses: &[ImageStatus],
+        updated_before: DateTime<Utc>,
+    ) -> Result<Vec<ImageRow>, DbError> {
+        if statuses.is_empty() {
+            return Ok(Vec::new());
+        }
+        crate::with_db!(self, |wp, rp| {
+            let sql = format!(
+                "SELECT {IMAGE_COLS} FROM images WHERE status IN ({}) AND updated_at < $1 ORDER BY updated_at, id",
+                list(statuses)
+            );
+            Ok(sqlx::query_as(&sql).bind(crate::ts(updated_before)).fetch_all(rp).await?)
+        })
+    }
+
     /// Record an upload's data and make the image active, only if it is
     /// still the `saving` image this upload claimed (`NotFound` otherwise:
     /// deleted meanwhile).

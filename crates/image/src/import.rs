@@ -63,7 +63,7 @@ impl ImageService {
         {
             return Err(transition(self.ds.image_get(&row.id).await?.status));
         }
-        let mut claim = SavingClaim { ds: self.ds.clone(), id: row.id, armed: true, held: ImageStatus::Uploading };
+        let mut claim = SavingClaim::new(&self.ds, row.id, ImageStatus::Uploading);
         let result = async {
             let usage = self.ds.image_usage(&row.owner).await?;
             self.receive(&row, usage.bytes, &self.staging_dir(), None, body).await.map(|_| ())
@@ -147,7 +147,7 @@ impl ImageService {
                 cur.status
             )));
         }
-        let mut claim = SavingClaim { ds: self.ds.clone(), id: row.id, armed: true, held: ImageStatus::Importing };
+        let mut claim = SavingClaim::new(&self.ds, row.id, ImageStatus::Importing);
         let mut import_req = json!({"method": {"name": method}});
         if let Some((_, uri)) = &web {
             import_req["method"]["uri"] = json!(uri);
@@ -169,6 +169,7 @@ impl ImageService {
                 // The claim travels with the job: a job dropped unrun still
                 // gives the image back as `queued`.
                 let mut claim = claim;
+                let _beat = svc.task_heartbeat(&task.id);
                 let outcome = async {
                     let body =
                         guard.fetch(&uri, svc.size_cap()).await.map_err(|e| ImageError::BadRequest(e.to_string()))?;
@@ -187,6 +188,7 @@ impl ImageService {
             });
             return Ok(Some(job));
         }
+        let _beat = self.task_heartbeat(&task.id);
         let outcome = self.import_staged(&row).await;
         if outcome.is_ok() {
             claim.armed = false;

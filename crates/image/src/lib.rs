@@ -17,6 +17,7 @@ pub mod metadefs;
 pub mod rules;
 mod snapshot;
 pub mod store;
+pub mod sweep;
 pub mod tasks;
 pub mod view;
 
@@ -113,18 +114,73 @@ pub struct SeedImage<'a> {
     pub data: &'a [u8],
 }
 
+/// How often a running upload, stage, import or task refreshes its row's
+/// `updated_at`, so that another process can tell a live hold from one
+/// whose process died ([`ImageService::sweep_interrupted`]).
+pub const HOLD_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A hold not refreshed for this long belongs to a process that is gone
+/// (six missed refreshes: a busy process is late, not dead).
+pub const HOLD_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A task that refreshes a row every [`HOLD_REFRESH`] for as long as it
+/// lives; dropping it stops the refresh.
+pub(crate) struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Heartbeat {
+    /// Refresh with `touch` every [`HOLD_REFRESH`], starting one period
+    /// from now.
+    pub(crate) fn start<F, Fut>(touch: F) -> Self
+    where
+        F: Fn() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        Heartbeat(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HOLD_REFRESH).await;
+                touch().await;
+            }
+        }))
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// An upload's hold on a `saving` image: released (back to `queued`) when
 /// the upload fails, also when its future is dropped (client gone).
 /// The same hold for a stage (`uploading`) or an import (`importing`).
+/// While it is armed, it refreshes the image's `updated_at`; a hold whose
+/// process died stops refreshing and is released by the sweep.
 struct SavingClaim {
     ds: Datastore,
     id: ImageId,
     armed: bool,
     /// The status the claim holds the image in.
     held: ImageStatus,
+    _beat: Heartbeat,
 }
 
 impl SavingClaim {
+    /// Hold `id` (already moved to `held`) for this process.
+    fn new(ds: &Datastore, id: ImageId, held: ImageStatus) -> Self {
+        let beat_ds = ds.clone();
+        let _beat = Heartbeat::start(move || {
+            let ds = beat_ds.clone();
+            async move {
+                // Same status: only `updated_at` moves; a hold already
+                // released or taken over is left alone.
+                if let Err(e) = ds.image_set_status(&id, &[held], held).await {
+                    tracing::warn!(image = %id, error = %e, "could not refresh an image hold");
+                }
+            }
+        });
+        SavingClaim { ds: ds.clone(), id, armed: true, held, _beat }
+    }
+
     /// Give the image back as `queued` now.
     async fn release(&mut self) {
         if std::mem::take(&mut self.armed)
@@ -503,7 +559,7 @@ impl ImageService {
                 cur.status
             )));
         }
-        let mut claim = SavingClaim { ds: self.ds.clone(), id: row.id, armed: true, held: ImageStatus::Saving };
+        let mut claim = SavingClaim::new(&self.ds, row.id, ImageStatus::Saving);
         let result = async {
             // Quotas counted with this upload already `saving`: the uploads
             // in progress, and the bytes the project may still store.

@@ -244,6 +244,7 @@ impl ImageService {
             tracing::warn!(task = task_id, error = %e, "could not start an image task");
             return;
         }
+        let _beat = self.task_heartbeat(task_id);
         let image = match self.create(ctx, props).await {
             Ok(i) => i,
             Err(e) => return self.task_end(task_id, None, &Err(e)).await,

@@ -379,3 +379,94 @@ async fn a_deleted_images_id_cannot_be_reused() {
     assert!(matches!(again, Err(ImageError::Db(DbError::Conflict { .. }))), "{again:?}");
     assert!(matches!(e.svc.get_visible(&me, &id).await, Err(ImageError::NotFound { .. })));
 }
+
+/// An upload whose process died leaves its image `saving` with nobody to
+/// release it; the sweep gives it back as `queued` once its hold went
+/// unrefreshed for `HOLD_STALE_AFTER` (Glance's restore of a failed
+/// upload), and the upload can be made again. A fresh hold is left alone,
+/// and so is a task still refreshed; a stale task ends as `failure`.
+#[tokio::test]
+async fn the_sweep_releases_holds_and_tasks_of_a_process_that_stopped() {
+    let clock = stratus_types::ManualClock::new(chrono::Utc::now());
+    let dir = std::env::temp_dir().join(format!("stratus-image-sweep-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let _dir = TempDir(dir.clone());
+    let (ds, _db) = stratus_db::testing::fresh(std::sync::Arc::new(clock.clone())).await;
+    let svc = ImageService::new(ds.clone(), dir.join("images"));
+    let me = ctx("p1", "member");
+    let img = svc.create(&me, &req(json!({"disk_format": "raw", "container_format": "bare"}))).await.expect("create");
+    // What a process that died mid-upload leaves: `saving` and partial bytes.
+    assert_eq!(
+        ds.image_set_status(&img.id, &[ImageStatus::Queued], ImageStatus::Saving).await.expect("hold"),
+        stratus_db::Cas::Updated
+    );
+    let partial = store::data_path(svc.image_dir(), &img.id);
+    std::fs::create_dir_all(partial.parent().expect("dir")).expect("mkdir");
+    std::fs::write(&partial, b"half an upl").expect("partial");
+    let task = ImageTaskRowBuilder::processing(&ds, "p1").await;
+
+    assert_eq!(svc.sweep_interrupted().await.expect("sweep"), sweep::Swept::default(), "fresh holds are kept");
+    clock.advance(chrono::Duration::seconds(61));
+    let swept = svc.sweep_interrupted().await.expect("sweep");
+    assert_eq!(swept, sweep::Swept { images: 1, tasks: 1 });
+    assert_eq!(ds.image_get(&img.id).await.expect("get").status, ImageStatus::Queued);
+    assert!(!partial.exists(), "the partial bytes are dropped");
+    let t = ds.image_task_get(&task).await.expect("task");
+    assert_eq!(t.status, "failure");
+    assert!(t.body.contains(sweep::INTERRUPTED), "{}", t.body);
+    svc.upload(&me, &img.id.to_string(), chunks(vec![b"whole"])).await.expect("upload again");
+    assert_eq!(ds.image_get(&img.id).await.expect("get").status, ImageStatus::Active);
+    assert_eq!(svc.sweep_interrupted().await.expect("sweep"), sweep::Swept::default());
+}
+
+/// A task row as a running import leaves it (`processing`).
+struct ImageTaskRowBuilder;
+impl ImageTaskRowBuilder {
+    async fn processing(ds: &Datastore, owner: &str) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        let row = stratus_db::ImageTaskRow {
+            id: id.clone(),
+            owner: owner.into(),
+            task_type: "import".into(),
+            status: "processing".into(),
+            image_id: None,
+            body: "{}".into(),
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+            expires_at: None,
+        };
+        ds.image_task_create(&row).await.expect("task");
+        id
+    }
+}
+
+/// A live upload refreshes its hold: however long it runs, the sweep
+/// never gives its image away.
+#[tokio::test]
+async fn a_live_upload_keeps_its_hold_through_sweeps() {
+    let clock = stratus_types::ManualClock::new(chrono::Utc::now());
+    let dir = std::env::temp_dir().join(format!("stratus-image-live-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let _dir = TempDir(dir.clone());
+    let (ds, _db) = stratus_db::testing::fresh(std::sync::Arc::new(clock.clone())).await;
+    let svc = ImageService::new(ds.clone(), dir.join("images"));
+    let me = ctx("p1", "member");
+    let img = svc.create(&me, &req(json!({"disk_format": "raw", "container_format": "bare"}))).await.expect("create");
+    let id = img.id.to_string();
+    let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
+    tx.unbounded_send(Ok(b"slow ".to_vec())).expect("send");
+    let (svc2, me2, id2) = (svc.clone(), me.clone(), id.clone());
+    let upload = tokio::spawn(async move { svc2.upload(&me2, &id2, rx).await });
+    while ds.image_get(&img.id).await.expect("get").status != ImageStatus::Saving {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // A minute passes with no byte from a slow client: by the clock the
+    // hold would be stale, but its next refresh (real time) renews it.
+    clock.advance(chrono::Duration::seconds(61));
+    tokio::time::sleep(HOLD_REFRESH + std::time::Duration::from_millis(500)).await;
+    assert_eq!(svc.sweep_interrupted().await.expect("sweep"), sweep::Swept::default());
+    tx.unbounded_send(Ok(b"upload".to_vec())).expect("send");
+    drop(tx);
+    upload.await.expect("join").expect("upload");
+    assert_eq!(ds.image_get(&img.id).await.expect("get").status, ImageStatus::Active);
+}

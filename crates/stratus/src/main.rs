@@ -409,6 +409,7 @@ async fn serve(role: ApiRole, hosts: u32, stop_tx: watch::Sender<bool>) -> anyho
     };
     harden_data_dir(&role.data_dir)?;
     let addr = role.listener.local_addr()?;
+    sweep_image_holds(role.state.images.clone(), stop_tx.subscribe());
     let app = stratus_server::router(role.state);
     println!("Stratus is listening on {}", role.public_url);
     if let Some(clouds) = clouds {
@@ -425,6 +426,27 @@ async fn serve(role: ApiRole, hosts: u32, stop_tx: watch::Sender<bool>) -> anyho
     let _ = stop_tx.send(true);
     info!("stopped");
     Ok(())
+}
+
+/// Release image uploads, stages, imports and tasks whose API process died
+/// (see `stratus_image::sweep`): at start, then every 30 s, in every API
+/// process (each release is a compare-and-swap, so several APIs may sweep).
+fn sweep_image_holds(images: Arc<ImageService>, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        loop {
+            match images.sweep_interrupted().await {
+                Ok(s) if s.images + s.tasks > 0 => {
+                    info!(images = s.images, tasks = s.tasks, "released the image holds of stopped processes")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "image hold sweep failed; retrying later"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+                _ = stop.changed() => break,
+            }
+        }
+    });
 }
 
 async fn up(a: UpArgs, faults: Faults) -> anyhow::Result<()> {
