@@ -757,6 +757,10 @@ impl Agent {
                     closed.and(ended)
                 }
             }
+            CommandKind::ExtendVolume { attachment_id, size_bytes } => {
+                let _g = lock.lock().await;
+                self.driver.extend_volume(&cmd.server_id, attachment_id, *size_bytes).await.map_err(|e| e.to_string())
+            }
             CommandKind::PowerOff => {
                 let _g = lock.lock().await;
                 self.driver.power_off(&cmd.server_id).await.map_err(|e| e.to_string())

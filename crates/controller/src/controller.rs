@@ -404,7 +404,7 @@ pub(crate) fn handler_for(s: &Arc<Shared>, kind: OpKind) -> Arc<dyn Handler> {
         | K::Evacuate
         | K::Rebuild
         | K::CreateImage => Arc::new(op_lifecycle::Lifecycle(s.clone())),
-        K::AttachVolume | K::DetachVolume => Arc::new(op_volume::VolumeOps(s.clone())),
+        K::AttachVolume | K::DetachVolume | K::ExtendVolume => Arc::new(op_volume::VolumeOps(s.clone())),
     }
 }
 

@@ -21,6 +21,8 @@ stratus_ops::steps!(
         Attach => "attach",
         /// Close the volume on the host and drop the attachment.
         Detach => "detach",
+        /// Show the VM its volume's new size.
+        Extend => "extend",
     }
 );
 
@@ -142,6 +144,9 @@ impl Handler for VolumeOps {
             return Ok(Outcome::Done); // the delete releases the volumes
         }
         let host = server.host.clone().unwrap_or_default();
+        if op.kind == stratus_types::OpKind::ExtendVolume {
+            return extend(s, op, cx, &server, &att).await;
+        }
         if op.kind == stratus_types::OpKind::AttachVolume {
             let event = "compute_attach_volume";
             cx.step(VolumeStep::Attach).await?;
@@ -160,6 +165,58 @@ impl Handler for VolumeOps {
             detach(s, op, cx, server, att).await
         }
     }
+}
+
+/// Show the server's VM the new size of an attached volume (Nova's
+/// `extend_volume` on Cinder's `volume-extended` event): the
+/// `compute_extend_volume` event records the result. A server with no
+/// host, or whose volume is not open on one (shelved, being moved), has
+/// nothing to tell: its host opens the volume at its new size later. The
+/// size sent is read when the command goes out, and sent again if the
+/// volume grew meanwhile (a second extend while this one ran).
+async fn extend(
+    s: &Shared,
+    op: &OperationRow,
+    cx: &StepCx,
+    server: &ServerRow,
+    att: &AttachmentRow,
+) -> Result<Outcome, OpError> {
+    let ds = &s.ds;
+    let event = "compute_extend_volume";
+    let Some(volumes) = s.volume.as_ref() else {
+        return Ok(Outcome::Failed(Failure::Unsupported(Unsupported::NoBlockStorage)));
+    };
+    cx.step(VolumeStep::Extend).await?;
+    ds.event_start(&server.id, &op.request_id, event, server.host.as_deref()).await?;
+    let open_on = att.host.clone().filter(|h| att.status == AttachStatus::Attached && server.host.as_ref() == Some(h));
+    let Some(host) = open_on else {
+        let detail = format!("volume {} is not open on a host: it is opened at its new size later", att.volume_id);
+        ds.event_finish(&server.id, &op.request_id, event, true, &detail).await?;
+        cx.stepped(VolumeStep::Extend).await?;
+        return Ok(Outcome::Done);
+    };
+    let d = Deadlines { ack: s.cfg.command_ack_timeout, result: s.cfg.power_timeout };
+    let mut told = 0u64;
+    loop {
+        let vol = volumes.volume(&att.volume_id).await.map_err(crate::storage::op_error)?;
+        let size_bytes = u64::try_from(vol.size_gb).unwrap_or(0).saturating_mul(1 << 30);
+        if size_bytes <= told {
+            break;
+        }
+        let kind = CommandKind::ExtendVolume { attachment_id: att.id, size_bytes };
+        if let Err(e) = s.host_command(&op.id, &server.id, &host, kind, d).await {
+            warn!(server = %server.id, volume = %att.volume_id, host, error = %e, "the VM was not told its volume grew");
+            ds.event_finish(&server.id, &op.request_id, event, false, &format!("resizing the disk on {host}: {e}"))
+                .await?;
+            return Ok(Outcome::Failed(Failure::Step(e.to_string())));
+        }
+        told = size_bytes;
+    }
+    info!(server = %server.id, volume = %att.volume_id, host, bytes = told, "VM told its volume grew");
+    ds.event_finish(&server.id, &op.request_id, event, true, &format!("volume {} is {told} bytes", att.volume_id))
+        .await?;
+    cx.stepped(VolumeStep::Extend).await?;
+    Ok(Outcome::Done)
 }
 
 /// How many times an attach follows a server that moved while its host

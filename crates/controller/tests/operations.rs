@@ -495,6 +495,11 @@ impl Cloud {
                     .await
                     .expect("detach");
             }
+            OpKind::ExtendVolume => {
+                // What the block storage service calls once an in-use volume grew.
+                let att = self.ds.attachment_list_for_server(server_id).await.expect("atts");
+                stratus_volume::ServerEvents::volume_extended(api, &att[0], "req-extend").await;
+            }
             OpKind::Create => unreachable!("created by `server`"),
         }
         self.open_op(server_id).await
@@ -608,7 +613,7 @@ impl Cloud {
             OpKind::Restore => &[OpKind::SoftDelete],
             OpKind::ShelveOffload | OpKind::Unshelve => &[OpKind::Shelve],
             OpKind::ConfirmResize | OpKind::RevertResize => &[OpKind::Resize],
-            OpKind::DetachVolume => &[OpKind::AttachVolume],
+            OpKind::DetachVolume | OpKind::ExtendVolume => &[OpKind::AttachVolume],
             _ => &[],
         };
         for k in before {
@@ -824,6 +829,7 @@ kinds! {
     create_image_resumes_after_every_step => OpKind::CreateImage,
     attach_volume_resumes_after_every_step => OpKind::AttachVolume,
     detach_volume_resumes_after_every_step => OpKind::DetachVolume,
+    extend_volume_resumes_after_every_step => OpKind::ExtendVolume,
 }
 
 /// The local path of the delete (host dead, a volume attached): zombie,

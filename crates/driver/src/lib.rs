@@ -129,6 +129,17 @@ pub trait Driver: Send + Sync + 'static {
             r => r,
         }
     }
+    /// Show the VM that the volume of `attachment_id` grew to `size_bytes`
+    /// (the storage already grew). A VM not running sees it at its next
+    /// start; a driver whose VMs read no real volumes has nothing to do.
+    async fn extend_volume(
+        &self,
+        _server_id: &ServerId,
+        _attachment_id: &AttachmentId,
+        _size_bytes: u64,
+    ) -> Result<(), DriverError> {
+        Ok(())
+    }
     /// Take a volume away from the VM; absent: success.
     async fn detach_volume(&self, _server_id: &ServerId, _attachment_id: &AttachmentId) -> Result<(), DriverError> {
         Ok(())

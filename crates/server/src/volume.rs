@@ -697,6 +697,7 @@ async fn volume_action(
     State(state): State<AppState>,
     Auth(ctx): Auth,
     Path(p): Params,
+    mv: VolumeMv,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     scope(&ctx, &p)?;
@@ -704,7 +705,8 @@ async fn volume_action(
     let svc = &state.volume;
     match VolumeAction::parse(&parse_json(&body)?)? {
         VolumeAction::Extend { new_size } => {
-            svc.extend(&ctx, id, new_size).await?;
+            // 3.42: an `in-use` volume may grow too (the VM is told).
+            svc.extend(&ctx, id, new_size, mv.0 >= 42).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         VolumeAction::ResetStatus { status, attach_status } => {

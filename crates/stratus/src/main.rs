@@ -358,6 +358,8 @@ async fn api_role(
             stratus_auth::TokenValidator::Keystone(keystone)
         }
     };
+    // An in-use volume that grows (Block Storage 3.42) tells its servers.
+    volume.set_server_events(Arc::new(compute.clone()));
     let state = stratus_server::AppState {
         tokens,
         identity,

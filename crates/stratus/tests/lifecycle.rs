@@ -623,3 +623,70 @@ async fn a_volume_backed_server_snapshot_maps_its_volumes_and_boots_again() {
     delete_and_check(&c, &tok, &again).await;
     delete_and_check(&c, &tok, &id).await;
 }
+
+/// Cinder 3.42 + Nova's `volume-extended` event: an attached volume grows
+/// (below 3.42 only an `available` one may), stays `in-use`, and its
+/// server gets an `extend_volume` instance action whose
+/// `compute_extend_volume` event ends in success once the host told the VM.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_in_use_volume_grows_at_3_42_and_its_server_is_told() {
+    let c = Cloud::start().await;
+    let (tok, admin) = (c.demo().await, c.admin().await);
+    let id = c.create_server(&tok, "grows").await;
+    c.wait_status(&tok, &id, "ACTIVE", T).await;
+    let (s, v) = c.call(&tok, Method::POST, "/volume/v3/volumes", Some(json!({"volume": {"size": 1}}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let vol = v["volume"]["id"].as_str().expect("id").to_string();
+    c.wait_volume(&tok, &vol, "available", T).await;
+    let attachments = format!("/compute/v2.1/servers/{id}/os-volume_attachments");
+    let (s, v) = c.call(&tok, Method::POST, &attachments, Some(json!({"volumeAttachment": {"volumeId": vol}}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    c.wait_volume(&tok, &vol, "in-use", T).await;
+    let extend = |version: &'static str, size: i64| {
+        let (c, tok, vol) = (&c, &tok, &vol);
+        async move {
+            let r = c
+                .http
+                .post(format!("{}/volume/v3/volumes/{vol}/action", c.url))
+                .header("X-Auth-Token", tok)
+                .header("OpenStack-API-Version", format!("volume {version}"))
+                .json(&json!({"os-extend": {"new_size": size}}))
+                .send()
+                .await
+                .expect("extend");
+            let s = r.status();
+            (s, r.text().await.unwrap_or_default())
+        }
+    };
+    let (s, body) = extend("3.41", 2).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "in-use below 3.42: {body}");
+    let (s, body) = extend("3.42", 2).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let v = c.wait_volume(&tok, &vol, "in-use", T).await;
+    assert_eq!(v["volume"]["size"], 2);
+    let deadline = Instant::now() + T;
+    let event = loop {
+        let (_, acts) =
+            c.call(&tok, Method::GET, &format!("/compute/v2.1/servers/{id}/os-instance-actions"), None).await;
+        let found = acts["instanceActions"].as_array().into_iter().flatten().find(|a| a["action"] == "extend_volume");
+        if let Some(a) = found {
+            let req = a["request_id"].as_str().expect("request id");
+            let (_, one) = c
+                .call(&admin, Method::GET, &format!("/compute/v2.1/servers/{id}/os-instance-actions/{req}"), None)
+                .await;
+            let done = one["instanceAction"]["events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|e| e["event"] == "compute_extend_volume" && !e["finish_time"].is_null())
+                .cloned();
+            if let Some(e) = done {
+                break e;
+            }
+        }
+        assert!(Instant::now() < deadline, "no finished compute_extend_volume event: {acts}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(event["result"], "Success", "{event}");
+    delete_and_check(&c, &tok, &id).await;
+}

@@ -190,6 +190,14 @@ pub enum CommandKind {
         #[serde(default)]
         volume: String,
     },
+    /// Tell the VM that an attached volume grew (Nova's `extend_volume`
+    /// on a `volume-extended` event): the guest sees the new size at once.
+    ExtendVolume {
+        /// Attachment id.
+        attachment_id: AttachmentId,
+        /// The volume's new size, bytes.
+        size_bytes: u64,
+    },
     /// Copy the powered-off VM's local root disk into the image store as
     /// image `image_id` (the shelve snapshot's bytes). A VM with no local
     /// root disk (boot from volume, or the fake driver) copies nothing.
@@ -219,6 +227,7 @@ impl CommandKind {
             Self::AttachVolume { .. } => "attach_volume",
             Self::CaptureDisk { .. } => "capture_disk",
             Self::DetachVolume { .. } => "detach_volume",
+            Self::ExtendVolume { .. } => "extend_volume",
             Self::Pause => "pause",
             Self::Unpause => "unpause",
             Self::Suspend => "suspend",

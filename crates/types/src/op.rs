@@ -55,12 +55,14 @@ string_enum!(
         AttachVolume => "attach_volume",
         /// Close a volume on the server's host.
         DetachVolume => "detach_volume",
+        /// Show an attached volume's new size to the VM on its host.
+        ExtendVolume => "extend_volume",
     }
 );
 
 impl OpKind {
     /// Every kind, for tests that must cover all of them.
-    pub const ALL: [OpKind; 22] = [
+    pub const ALL: [OpKind; 23] = [
         Self::Create,
         Self::Delete,
         Self::Stop,
@@ -83,6 +85,7 @@ impl OpKind {
         Self::CreateImage,
         Self::AttachVolume,
         Self::DetachVolume,
+        Self::ExtendVolume,
     ];
 }
 

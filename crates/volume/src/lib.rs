@@ -240,6 +240,18 @@ pub struct VolumeService {
     last_pass: Mutex<Option<std::time::Instant>>,
     /// Where storage fences are counted.
     metrics: stratus_metrics::Metrics,
+    /// Who hears about attached volumes' changes (the compute API), set
+    /// once both exist.
+    server_events: std::sync::OnceLock<Arc<dyn ServerEvents>>,
+}
+
+/// What the compute side must hear about an attached volume, as Cinder
+/// tells Nova through `os-server-external-events`.
+#[async_trait::async_trait]
+pub trait ServerEvents: Send + Sync {
+    /// `volume-extended`: the volume of `attachment` grew; its server's VM
+    /// must be shown the new size. `request_id` names the instance action.
+    async fn volume_extended(&self, attachment: &AttachmentRow, request_id: &str);
 }
 
 /// Removes a volume from the in-flight set when the build ends (or panics).
@@ -295,7 +307,14 @@ impl VolumeService {
             last_purge: std::sync::atomic::AtomicI64::new(0),
             last_pass: Mutex::new(None),
             metrics: stratus_metrics::Metrics::process(),
+            server_events: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Tell `events` about attached volumes' changes from now on (once;
+    /// later calls are ignored).
+    pub fn set_server_events(&self, events: Arc<dyn ServerEvents>) {
+        let _ = self.server_events.set(events);
     }
 
     /// Count storage fences into `metrics` instead of the process's.
@@ -1007,20 +1026,37 @@ impl VolumeService {
         Ok(self.ds.volume_get(&v.id).await?)
     }
 
-    /// Grow an `available` volume (`os-extend`), within the gigabytes quota.
+    /// Grow an `available` volume (`os-extend`), within the gigabytes quota;
+    /// with `in_use` (Block Storage 3.42) also an `in-use` one, whose
+    /// servers are then told (Cinder's `volume-extended` event to Nova).
     /// A backend failure leaves `error_extending`, as Cinder does.
-    pub async fn extend(&self, ctx: &AuthContext, id: &str, new_size: i64) -> Result<VolumeRow, VolumeError> {
+    pub async fn extend(
+        &self,
+        ctx: &AuthContext,
+        id: &str,
+        new_size: i64,
+        in_use: bool,
+    ) -> Result<VolumeRow, VolumeError> {
         let v = self.get_visible(ctx, id).await?;
         let vid = v.id;
         check_write(ctx, "extend")?;
         let wrong_status = |status: &str| {
-            VolumeError::BadRequest(format!(
-                "Invalid volume: Volume {id} status must be available to extend, but current status is: {status}."
-            ))
+            VolumeError::BadRequest(if in_use {
+                format!(
+                    "Invalid volume: Volume {id} status must be in ('available', 'in-use') to extend, but current status is: {status}."
+                )
+            } else {
+                format!(
+                    "Invalid volume: Volume {id} status must be available to extend, but current status is: {status}."
+                )
+            })
         };
-        if v.status != VolumeStatus::Available {
+        let allowed: &[VolumeStatus] =
+            if in_use { &[VolumeStatus::Available, VolumeStatus::InUse] } else { &[VolumeStatus::Available] };
+        if !allowed.contains(&v.status) {
             return Err(wrong_status(v.status.as_str()));
         }
+        let back_to = v.status;
         check_max_size("new_size", new_size)?;
         if new_size <= v.size_gb {
             return Err(VolumeError::BadRequest(format!(
@@ -1054,15 +1090,18 @@ impl VolumeService {
                 }
             }
         }
-        if self.ds.volume_set_status(&vid, &[VolumeStatus::Available], VolumeStatus::Extending).await? != Cas::Updated {
+        if self.ds.volume_set_status(&vid, &[back_to], VolumeStatus::Extending).await? != Cas::Updated {
             let cur = self.ds.volume_get(&vid).await?;
             return Err(wrong_status(cur.status.as_str()));
         }
         match self.backend.extend(&v.backend_name, u64::try_from(new_size).unwrap_or(0)).await {
             Ok(()) => {
                 self.ds.volume_update(&vid, None, None, Some(new_size), None).await?;
-                self.ds.volume_set_status(&vid, &[VolumeStatus::Extending], VolumeStatus::Available).await?;
+                self.ds.volume_set_status(&vid, &[VolumeStatus::Extending], back_to).await?;
                 info!(volume = id, from = v.size_gb, to = new_size, "volume extended");
+                if back_to == VolumeStatus::InUse {
+                    self.tell_servers_extended(&vid).await?;
+                }
             }
             Err(e) => {
                 warn!(volume = id, error = %e, "volume extend failed");
@@ -1070,6 +1109,19 @@ impl VolumeService {
             }
         }
         Ok(self.ds.volume_get(&vid).await?)
+    }
+
+    /// Tell the compute side about each server `vid` is attached to.
+    async fn tell_servers_extended(&self, vid: &VolumeId) -> Result<(), VolumeError> {
+        let Some(events) = self.server_events.get() else {
+            warn!(volume = %vid, "an in-use volume grew but no compute service listens: its servers see the size when they open it again");
+            return Ok(());
+        };
+        for att in self.ds.attachment_list_for_volume(vid).await? {
+            let request_id = format!("req-{}", uuid::Uuid::new_v4());
+            events.volume_extended(&att, &request_id).await;
+        }
+        Ok(())
     }
 
     /// Admin `os-reset_status`: force the status and/or the attach status

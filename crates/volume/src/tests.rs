@@ -344,7 +344,7 @@ async fn quota_counts_volumes_and_gigabytes() {
         other => panic!("expected quota: {other:?}"),
     }
     // Extend is held to the gigabytes quota too.
-    match e.svc.extend(&me, &a.id.to_string(), 7).await {
+    match e.svc.extend(&me, &a.id.to_string(), 7, false).await {
         Err(VolumeError::QuotaExceeded(m)) => assert!(m.contains("Requested 1G, quota is 10G and 10G"), "{m}"),
         other => panic!("extend over quota: {other:?}"),
     }
@@ -372,7 +372,7 @@ async fn huge_sizes_are_400_and_never_reach_the_quota() {
             ),
             other => panic!("size {size}: {other:?}"),
         }
-        match e.svc.extend(&me, &v.id.to_string(), size).await {
+        match e.svc.extend(&me, &v.id.to_string(), size, false).await {
             Err(VolumeError::BadRequest(m)) => assert_eq!(
                 m,
                 format!(
@@ -489,10 +489,13 @@ async fn extend_and_reset_status() {
     let me = member();
     let admin = ctx("admin", "admin");
     let v = e.svc.create(&me, new_volume(1, "v")).await.expect("create");
-    let v2 = e.svc.extend(&me, &v.id.to_string(), 3).await.expect("extend");
+    let v2 = e.svc.extend(&me, &v.id.to_string(), 3, false).await.expect("extend");
     assert_eq!((v2.size_gb, v2.status.as_str()), (3, "available"));
     assert_eq!(e.backend.volume(&v.backend_name).expect("stored").size_gb, 3);
-    assert!(matches!(e.svc.extend(&me, &v.id.to_string(), 3).await, Err(VolumeError::BadRequest(_))), "not larger");
+    assert!(
+        matches!(e.svc.extend(&me, &v.id.to_string(), 3, false).await, Err(VolumeError::BadRequest(_))),
+        "not larger"
+    );
 
     assert!(matches!(
         e.svc.reset_status(&me, &v.id.to_string(), Some("error"), None).await,
@@ -514,7 +517,7 @@ async fn extend_and_reset_status() {
     // A stuck attachment: reset detaches the records and the volume.
     let a = e.svc.attachment_create(&me, &v.id.to_string(), SERVER, None).await.expect("reserve");
     e.svc.attachment_complete(&me, &a.id.to_string()).await.expect("complete");
-    assert!(matches!(e.svc.extend(&me, &v.id.to_string(), 4).await, Err(VolumeError::BadRequest(_))), "in-use");
+    assert!(matches!(e.svc.extend(&me, &v.id.to_string(), 4, false).await, Err(VolumeError::BadRequest(_))), "in-use");
     let r = e.svc.reset_status(&admin, &v.id.to_string(), Some("available"), Some("detached")).await.expect("reset");
     assert_eq!(r.status.as_str(), "available");
     assert!(e.svc.attachments_of(&v.id).await.expect("atts").is_empty());

@@ -333,3 +333,40 @@ impl ComputeApi {
         }
     }
 }
+
+/// Cinder's `volume-extended` event (Nova's `os-server-external-events`,
+/// which the block storage service here calls directly): an
+/// `extend_volume` instance action and the operation that shows the VM
+/// its volume's new size.
+#[async_trait::async_trait]
+impl stratus_volume::ServerEvents for ComputeApi {
+    async fn volume_extended(&self, att: &AttachmentRow, request_id: &str) {
+        let server = match self.ds.server_get_any(&att.server_id).await {
+            Ok(s) if !s.deleted => s,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(server = %att.server_id, volume = %att.volume_id, error = %e, "volume-extended event not recorded");
+                return;
+            }
+        };
+        let o = NewOperation {
+            id: stratus_types::OperationId::new(),
+            kind: stratus_types::OpKind::ExtendVolume,
+            server_id: server.id,
+            request_id: request_id.to_string(),
+            user_id: server.user_id.clone(),
+            project_id: server.project_id.clone(),
+            params: crate::params::encode(&crate::params::VolumeParams { attachment_id: att.id }),
+        };
+        match self.ds.op_start(&o, "extend_volume", None).await {
+            Ok(OpStart::Created(op)) => self.wake(&op.id).await,
+            // The open one reads the volume's size when it tells the host.
+            Ok(OpStart::Existing(op)) => {
+                tracing::info!(server = %server.id, volume = %att.volume_id, op = %op.id, "volume-extended: an extend is already under way for this server");
+            }
+            Err(e) => {
+                tracing::warn!(server = %server.id, volume = %att.volume_id, error = %e, "volume-extended event not recorded")
+            }
+        }
+    }
+}

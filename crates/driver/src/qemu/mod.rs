@@ -829,6 +829,34 @@ impl Driver for QemuDriver {
         }
     }
 
+    async fn extend_volume(
+        &self,
+        server_id: &ServerId,
+        attachment_id: &AttachmentId,
+        size_bytes: u64,
+    ) -> Result<(), DriverError> {
+        let lock = self.lock(server_id);
+        let _g = lock.lock().await;
+        let rec = self.load(server_id)?;
+        let Some(slot) = rec.volumes.iter().find(|s| &s.attachment_id == attachment_id) else {
+            return Err(hv(format!("attachment {attachment_id} is not plugged into VM {server_id}")));
+        };
+        let p = self.paths(server_id);
+        if self.find_pid(&p).is_none() {
+            return Ok(()); // opened at its new size when the VM starts again
+        }
+        // What libvirt's blockResize does: qemu re-reads the node's size
+        // (rbd: the image already has it) and the virtio disk reports the
+        // new capacity to the guest. An NBD export cannot grow under a
+        // running qemu: that error is reported (the guest sees the size
+        // once the volume is opened again, e.g. a hard reboot).
+        let q = self.qmp(&p).await?;
+        q.execute("block_resize", Some(json!({"node-name": slot.node_name(), "size": size_bytes})))
+            .await
+            .map_err(|e| hv(format!("resizing disk {} of VM {server_id}: {e}", slot.device_id())))?;
+        Ok(())
+    }
+
     async fn detach_volume(&self, server_id: &ServerId, attachment_id: &AttachmentId) -> Result<(), DriverError> {
         let lock = self.lock(server_id);
         let _g = lock.lock().await;
