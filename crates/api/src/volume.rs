@@ -223,7 +223,17 @@ pub enum VolumeAction {
     UnsetImageMetadata(String),
     /// `os-show_image_metadata` (200).
     ShowImageMetadata,
+    /// `revert` (3.40, 202): back to the volume's latest snapshot, which
+    /// `snapshot_id` must name (`None` is refused by the service with
+    /// Cinder's message).
+    Revert {
+        /// The snapshot asked for.
+        snapshot_id: Option<String>,
+    },
 }
+
+/// Block Storage 3.40: the `revert` volume action (`VOLUME_REVERT`).
+pub const MV_VOLUME_REVERT: u32 = 40;
 
 /// A status step of Cinder's older attach flow: bookkeeping only, nothing
 /// is opened or closed on a host.
@@ -284,6 +294,13 @@ impl VolumeAction {
                 .map(Self::UnsetImageMetadata)
                 .ok_or_else(|| BadRequest("Malformed request body: key is required.".into())),
             "os-show_image_metadata" => Ok(Self::ShowImageMetadata),
+            // Cinder's schema: an object whose `snapshot_id` is a string or null.
+            "revert" => match arg {
+                Value::Object(_) => Ok(Self::Revert { snapshot_id: opt_str(args, &["snapshot_id"])? }),
+                other => Err(BadRequest(format!(
+                    "Invalid input for field/attribute revert. Value: {other}. {other} is not of type 'object'"
+                ))),
+            },
             other => Err(BadRequest(format!("There is no such action: {other}"))),
         }
     }
@@ -1088,6 +1105,14 @@ mod tests {
             Ok(VolumeAction::SetBootable(true))
         );
         assert_eq!(AttachmentAction::parse(&json!({"os-complete": null})), Ok(AttachmentAction::Complete));
+        // Cinder's `revert` schema: an object, `snapshot_id` a string or null.
+        assert_eq!(
+            VolumeAction::parse(&json!({"revert": {"snapshot_id": "s"}})),
+            Ok(VolumeAction::Revert { snapshot_id: Some("s".into()) })
+        );
+        assert_eq!(VolumeAction::parse(&json!({"revert": {}})), Ok(VolumeAction::Revert { snapshot_id: None }));
+        assert!(VolumeAction::parse(&json!({"revert": "s"})).is_err());
+        assert!(VolumeAction::parse(&json!({"revert": {"snapshot_id": 1}})).is_err());
         assert!(AttachmentAction::parse(&json!({"os-nope": null})).is_err());
     }
 }

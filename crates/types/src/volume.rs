@@ -35,6 +35,8 @@ string_enum!(
         AwaitingTransfer => "awaiting-transfer",
         /// Growing.
         Extending => "extending",
+        /// Getting its latest snapshot's bytes back (Cinder's revert, 3.40).
+        Reverting => "reverting",
         /// Delete recorded; the storage goes (or waits in the cleanup queue).
         Deleting => "deleting",
         /// Gone (the row is kept, marked deleted).

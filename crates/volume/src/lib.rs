@@ -39,6 +39,7 @@ mod messages;
 mod qos;
 mod quotas;
 mod reconcile;
+mod revert;
 mod servers;
 mod snapshots;
 #[cfg(any(test, feature = "testing"))]

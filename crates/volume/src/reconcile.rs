@@ -30,7 +30,7 @@ pub struct ReconcileReport {
     pub deletes_cancelled: usize,
     /// Fences lifted (their host rejoined and confirmed the VM gone).
     pub fences_lifted: usize,
-    /// Interrupted snapshot creates and deletes finished.
+    /// Interrupted snapshot creates and deletes (and volume reverts) finished.
     pub snapshots_finished: usize,
     /// Interrupted snapshot steps still failing (retried next pass).
     pub snapshots_pending: usize,
@@ -118,6 +118,16 @@ impl VolumeService {
             }
             Err(e) => {
                 warn!(error = %e, "finishing interrupted snapshots failed; the next pass retries");
+                r.errors += 1;
+            }
+        }
+        match self.reconcile_reverts(cutoff).await {
+            Ok((done, pending)) => {
+                r.snapshots_finished += done;
+                r.snapshots_pending += pending;
+            }
+            Err(e) => {
+                warn!(error = %e, "finishing interrupted reverts failed; the next pass retries");
                 r.errors += 1;
             }
         }

@@ -1219,3 +1219,95 @@ async fn reconciler_finishes_interrupted_snapshots() {
     assert!(e.ds.snapshot_get(&s.id).await.is_err());
     assert!(e.backend.snapshots().await.expect("list").is_empty());
 }
+
+/// Cinder 3.40 `revert`: only to the volume's latest snapshot (400 for
+/// another or none), sizes equal (400), volume and snapshot `available`
+/// (409); the revert leaves both `available`, a backend failure leaves the
+/// volume `error` and the snapshot `available` (Cinder's manager).
+#[tokio::test]
+async fn revert_goes_to_the_latest_snapshot_only() {
+    let e = env().await;
+    let me = member();
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("volume");
+    let vid = v.id.to_string();
+    let none = e.svc.revert_to_snapshot(&me, &vid, Some("x")).await;
+    assert!(matches!(none, Err(VolumeError::BadRequest(m)) if m.contains("doesn't have any snapshots")));
+    let snap = |me: AuthContext| {
+        let svc = e.svc.clone();
+        let vid = vid.clone();
+        async move {
+            svc.snapshot_create(&me, NewSnapshot { volume_id: vid, ..Default::default() }).await.expect("snapshot")
+        }
+    };
+    let s1 = snap(me.clone()).await;
+    e.clock.advance(chrono::Duration::seconds(1));
+    let s2 = snap(me.clone()).await;
+    let older = e.svc.revert_to_snapshot(&me, &vid, Some(&s1.id)).await;
+    assert!(matches!(older, Err(VolumeError::BadRequest(m)) if m.contains("not the latest one")));
+    let unnamed = e.svc.revert_to_snapshot(&me, &vid, None).await;
+    assert!(matches!(unnamed, Err(VolumeError::BadRequest(m)) if m.starts_with("Specified snapshot None")));
+    // Readers may not; another project does not see the volume.
+    assert!(matches!(
+        e.svc.revert_to_snapshot(&ctx("p1", "reader"), &vid, Some(&s2.id)).await,
+        Err(VolumeError::Forbidden { .. })
+    ));
+    assert!(matches!(
+        e.svc.revert_to_snapshot(&ctx("p2", "member"), &vid, Some(&s2.id)).await,
+        Err(VolumeError::NotFound { .. })
+    ));
+    // Not `available`: 409.
+    e.ds.volume_set_status(&v.id, &[], VolumeStatus::InUse).await.expect("in-use");
+    let busy = e.svc.revert_to_snapshot(&me, &vid, Some(&s2.id)).await;
+    assert!(matches!(busy, Err(VolumeError::Conflict(m)) if m.contains("Volume's status must be 'available'")));
+    e.ds.volume_set_status(&v.id, &[], VolumeStatus::Available).await.expect("available");
+    e.ds.snapshot_set_status(&s2.id, &[], "error", None).await.expect("error");
+    let bad = e.svc.revert_to_snapshot(&me, &vid, Some(&s2.id)).await;
+    assert!(matches!(bad, Err(VolumeError::Conflict(m)) if m.contains("Snapshot's status must be 'available'")));
+    assert_eq!(e.ds.volume_get(&v.id).await.expect("v").status, VolumeStatus::Available, "rolled back");
+    e.ds.snapshot_set_status(&s2.id, &[], "available", None).await.expect("available");
+
+    e.svc.revert_to_snapshot(&me, &vid, Some(&s2.id)).await.expect("revert");
+    assert_eq!(e.backend.reverts(), 1);
+    assert_eq!(e.ds.volume_get(&v.id).await.expect("v").status, VolumeStatus::Available);
+    assert_eq!(e.ds.snapshot_get(&s2.id).await.expect("s").status, "available");
+
+    e.backend.failing_reverts(1);
+    assert!(e.svc.revert_to_snapshot(&me, &vid, Some(&s2.id)).await.is_err());
+    assert_eq!(e.ds.volume_get(&v.id).await.expect("v").status, VolumeStatus::Error);
+    assert_eq!(e.ds.snapshot_get(&s2.id).await.expect("s").status, "available");
+
+    // A size change since the snapshot: 400.
+    e.ds.volume_set_status(&v.id, &[], VolumeStatus::Available).await.expect("available");
+    e.svc.extend(&me, &vid, 2).await.expect("extend");
+    let grown = e.svc.revert_to_snapshot(&me, &vid, Some(&s2.id)).await;
+    assert!(matches!(grown, Err(VolumeError::BadRequest(m)) if m.contains("must be equal to the snapshot size")));
+}
+
+/// Crash safety of a revert: a volume left `reverting` has its revert
+/// rerun by the reconciler (both `available` again); a snapshot left
+/// `restoring` without a reverting volume is released.
+#[tokio::test]
+async fn reconciler_finishes_interrupted_reverts() {
+    let e = env().await;
+    let me = member();
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("volume");
+    let s = e
+        .svc
+        .snapshot_create(&me, NewSnapshot { volume_id: v.id.to_string(), ..Default::default() })
+        .await
+        .expect("snapshot");
+    e.ds.volume_set_status(&v.id, &[], VolumeStatus::Reverting).await.expect("reverting");
+    e.ds.snapshot_set_status(&s.id, &[], "restoring", None).await.expect("restoring");
+    e.clock.advance(chrono::Duration::seconds(120));
+    let r = e.svc.reconcile().await.expect("pass");
+    assert_eq!(r.snapshots_finished, 1);
+    assert_eq!(e.backend.reverts(), 1);
+    assert_eq!(e.ds.volume_get(&v.id).await.expect("v").status, VolumeStatus::Available);
+    assert_eq!(e.ds.snapshot_get(&s.id).await.expect("s").status, "available");
+    // A `restoring` snapshot alone.
+    e.ds.snapshot_set_status(&s.id, &[], "restoring", None).await.expect("restoring");
+    e.clock.advance(chrono::Duration::seconds(120));
+    e.svc.reconcile().await.expect("pass");
+    assert_eq!(e.ds.snapshot_get(&s.id).await.expect("s").status, "available");
+    assert_eq!(e.backend.reverts(), 1);
+}

@@ -621,6 +621,8 @@ json_schemas! {
                 "type": "object", "required": ["bootable"], "properties": {"bootable": {"type": "boolean"}}}}},
             {"type": "object", "required": ["os-retype"], "additionalProperties": false, "properties": {"os-retype": {
                 "type": "object", "required": ["new_type"], "properties": {"new_type": {"type": "string"}, "migration_policy": {"type": "string", "enum": ["never", "on-demand"]}}}}},
+            {"type": "object", "required": ["revert"], "additionalProperties": false, "properties": {"revert": {
+                "type": "object", "properties": {"snapshot_id": {"type": ["string", "null"]}}}}},
         ],
     });
     /// A volume, as `GET /volumes/{id}` shows it.

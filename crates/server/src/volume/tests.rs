@@ -1720,3 +1720,36 @@ async fn volume_metadata_etags_from_3_15() {
     );
     assert_eq!(put(format!("{meta}/a"), "*".into(), json!({"meta": {"a": "2"}})).await, StatusCode::OK);
 }
+
+/// Cinder's `revert` action: a 404 before 3.40 (the action is not there),
+/// 202 from 3.40 to the latest snapshot, 400 to another, 409 when the
+/// volume is not `available`.
+#[tokio::test]
+async fn revert_action_from_3_40() {
+    let env = env().await;
+    let t = Some(env.demo.as_str());
+    let p = &env.demo_project;
+    let (s, _, v) =
+        send(&env, "POST", &format!("/volume/v3/{p}/volumes"), t, None, Some(json!({"volume": {"size": 1}}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let vid = v["volume"]["id"].as_str().expect("id").to_string();
+    let snap = json!({"snapshot": {"volume_id": vid}});
+    let (s, _, sn) = send(&env, "POST", &format!("/volume/v3/{p}/snapshots"), t, None, Some(snap)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{sn}");
+    let sid = sn["snapshot"]["id"].as_str().expect("id").to_string();
+    let action = format!("/volume/v3/{p}/volumes/{vid}/action");
+    let revert = |id: &str| Some(json!({"revert": {"snapshot_id": id}}));
+    let (s, _, _) = send(&env, "POST", &action, t, Some("volume 3.39"), revert(&sid)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, b) = send(&env, "POST", &action, t, Some("volume 3.40"), revert("other")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, _, b) = send(&env, "POST", &action, t, Some("volume 3.40"), revert(&sid)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    assert_eq!(env.backend.reverts(), 1);
+    let (_, _, v) = call(&env, &format!("/volume/v3/{p}/volumes/{vid}"), t, None).await;
+    assert_eq!(v["volume"]["status"], "available");
+    let id: stratus_types::VolumeId = vid.parse().expect("uuid");
+    env.ds.volume_set_status(&id, &[], stratus_volume::VolumeStatus::InUse).await.expect("in-use");
+    let (s, _, b) = send(&env, "POST", &action, t, Some("volume 3.40"), revert(&sid)).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+}
