@@ -39,6 +39,7 @@ pub enum VolumeRequestError {
 
 use VolumeRequestError::{BadRequest, NotFound};
 
+pub mod default_types;
 pub mod groups;
 pub mod qos;
 pub mod snapshots;

@@ -1656,6 +1656,32 @@ const ROWS: &[Row] = &[
         Empty,
         "volume_extension:quotas:show PROJECT_READER",
     ),
+    r("GET", "/volume/v3/{project_id}/default-types", ADMIN, Empty, "volume_extension:default_get_all ADMIN"),
+    r("GET", "/volume/v3/{project_id}/default-types/{tenant_id}", ADMIN, Empty, "volume_extension:default_get ADMIN"),
+    r(
+        "PUT",
+        "/volume/v3/{project_id}/default-types/{tenant_id}",
+        ADMIN,
+        Json(r#"{"default_type": {"volume_type": "__DEFAULT__"}}"#),
+        "volume_extension:default_set_or_update ADMIN",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/{project_id}/default-types/{tenant_id}",
+        ADMIN,
+        Empty,
+        "volume_extension:default_unset ADMIN",
+    ),
+    r("GET", "/volume/v3/default-types", ADMIN, Empty, "volume_extension:default_get_all ADMIN"),
+    r("GET", "/volume/v3/default-types/{tenant_id}", ADMIN, Empty, "volume_extension:default_get ADMIN"),
+    r(
+        "PUT",
+        "/volume/v3/default-types/{tenant_id}",
+        ADMIN,
+        Json(r#"{"default_type": {"volume_type": "__DEFAULT__"}}"#),
+        "volume_extension:default_set_or_update ADMIN",
+    ),
+    r("DELETE", "/volume/v3/default-types/{tenant_id}", ADMIN, Empty, "volume_extension:default_unset ADMIN"),
     r("GET", "/volume/v3/{project_id}/os-quota-class-sets/{id}", ADMIN, Empty, "volume_extension:quota_classes ADMIN"),
     r("GET", "/volume/v3/os-quota-class-sets/{id}", ADMIN, Empty, "volume_extension:quota_classes ADMIN"),
     r(
@@ -2059,6 +2085,8 @@ async fn world(e: &Env) -> World {
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
     let server_id = server.parse().expect("server id");
     e.ds.action_create(&server_id, &request_id, "create", &e.member.user_id, &demo).await.expect("instance action");
+    // The member's project has a default volume type (3.62) for the admin to read.
+    e.ds.project_default_type_set(&demo, stratus_db::DEFAULT_VOLUME_TYPE_ID).await.expect("default type");
     let volume = new_volume(e).await;
     let attached_volume = new_volume(e).await;
     let attachment = e

@@ -115,6 +115,10 @@ type Q = Query<HashMap<String, String>>;
         quotas::delete,
         quotas::class_show,
         quotas::class_update,
+        default_types::set_default_type,
+        default_types::show_default_type,
+        default_types::list_default_types,
+        default_types::delete_default_type,
         snapshots::list_snapshots,
         snapshots::list_snapshots_detail,
         snapshots::create_snapshot,
@@ -262,6 +266,13 @@ pub fn routes(state: AppState) -> Router {
             )
             .route(&format!("{prefix}/os-quota-sets/{{tenant_id}}/defaults"), get(quotas::defaults))
             .route(&format!("{prefix}/os-quota-class-sets/{{id}}"), get(quotas::class_show).put(quotas::class_update))
+            .route(&format!("{prefix}/default-types"), get(default_types::list_default_types))
+            .route(
+                &format!("{prefix}/default-types/{{tenant_id}}"),
+                get(default_types::show_default_type)
+                    .put(default_types::set_default_type)
+                    .delete(default_types::delete_default_type),
+            )
             .route(&format!("{prefix}/snapshots"), get(snapshots::list_snapshots).post(snapshots::create_snapshot))
             .route(&format!("{prefix}/snapshots/detail"), get(snapshots::list_snapshots_detail))
             .route(
@@ -1096,6 +1107,7 @@ pub(crate) fn test_state(
 }
 
 mod admin;
+mod default_types;
 mod groups;
 mod paging;
 mod qos;

@@ -74,6 +74,10 @@ pub enum Missing {
         /// The snapshot whose metadata lacks the key.
         snapshot: String,
     },
+    /// A project (Keystone's) named in a URL, e.g. of `/default-types`.
+    Project,
+    /// The default volume type of a project (none set).
+    ProjectDefaultType,
     /// A row the datastore did not find (the table it looked in).
     Row(RowKind),
 }
@@ -107,6 +111,8 @@ fn not_found_message(kind: &Missing, id: &str) -> String {
         Missing::Message => format!("Message {id} could not be found."),
         Missing::Snapshot => format!("Snapshot {id} could not be found."),
         Missing::SnapshotMetadataKey { snapshot } => format!("Snapshot {snapshot} has no metadata with key {id}."),
+        Missing::Project => format!("Project with id {id} not found."),
+        Missing::ProjectDefaultType => format!("Default type for project {id} not found."),
         Missing::Row(what) => format!("{what} could not be found."),
     }
 }

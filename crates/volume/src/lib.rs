@@ -33,6 +33,7 @@
 //! (`storage_cleanup`), visible to admins, until it goes.
 
 mod attachments;
+mod default_types;
 mod error;
 mod groups;
 mod messages;

@@ -1311,3 +1311,52 @@ async fn reconciler_finishes_interrupted_reverts() {
     assert_eq!(e.ds.snapshot_get(&s.id).await.expect("s").status, "available");
     assert_eq!(e.backend.reverts(), 1);
 }
+
+/// Cinder 3.62 `/default-types`: admin only (403 otherwise); an unknown
+/// project is 404 and an unknown type 400; a project's volumes created
+/// without a type (and `GET /types/default`) get its default before the
+/// global one; a type that is a project default cannot be deleted (400);
+/// unset falls back to the global default.
+#[tokio::test]
+async fn project_default_types_as_cinder() {
+    let e = env().await;
+    let admin = ctx("admin", "admin");
+    let p = stratus_db::ProjectRow {
+        id: "p1".into(),
+        name: "p1".into(),
+        domain_id: "default".into(),
+        description: String::new(),
+        enabled: true,
+    };
+    e.ds.project_create(&p).await.expect("project");
+    let (gold, _) = e.svc.type_create(&admin, new_type("gold", true)).await.expect("gold");
+    assert!(matches!(e.svc.default_type_set(&member(), "p1", "gold").await, Err(VolumeError::Forbidden { .. })));
+    assert!(matches!(e.svc.default_type_list(&member()).await, Err(VolumeError::Forbidden { .. })));
+    assert!(matches!(e.svc.default_type_get(&admin, "p1").await,
+        Err(e) if e.to_string() == "Default type for project p1 not found."));
+    assert!(matches!(e.svc.default_type_set(&admin, "nope", "gold").await,
+        Err(e) if e.to_string() == "Project with id nope not found."));
+    assert!(matches!(e.svc.default_type_set(&admin, "p1", "silver").await, Err(VolumeError::BadRequest(_))));
+    let d = e.svc.default_type_set(&admin, "p1", "gold").await.expect("set by name");
+    assert_eq!((d.project_id.as_str(), d.volume_type_id.as_str()), ("p1", gold.id.as_str()));
+    assert_eq!(e.svc.default_type_set(&admin, "p1", &gold.id).await.expect("set by id"), d);
+    assert_eq!(e.svc.default_type_list(&admin).await.expect("list"), vec![d.clone()]);
+    // Volumes of p1 without a type get gold; an explicit type wins.
+    let v = e.svc.create(&member(), new_volume(1, "v")).await.expect("volume");
+    assert_eq!(v.volume_type_id.as_deref(), Some(gold.id.as_str()));
+    assert_eq!(e.svc.type_get(&member(), "default").await.expect("default").id, gold.id);
+    let typed = NewVolume { volume_type: Some("__DEFAULT__".into()), ..new_volume(1, "t") };
+    let t = e.svc.create(&member(), typed).await.expect("typed");
+    assert_eq!(t.volume_type_id.as_deref(), Some(stratus_db::DEFAULT_VOLUME_TYPE_ID));
+    // Another project keeps the global default.
+    let other = e.svc.create(&ctx("p2", "member"), new_volume(1, "o")).await.expect("other");
+    assert_eq!(other.volume_type_id.as_deref(), Some(stratus_db::DEFAULT_VOLUME_TYPE_ID));
+    // A project default cannot be deleted.
+    let refused = e.svc.type_delete(&admin, &gold.id).await;
+    assert!(matches!(refused, Err(VolumeError::BadRequest(m)) if m.contains("is a default volume type")));
+    e.svc.default_type_unset(&admin, "p1").await.expect("unset");
+    e.svc.default_type_unset(&admin, "p1").await.expect("unset again");
+    assert!(e.svc.default_type_list(&admin).await.expect("list").is_empty());
+    let v = e.svc.create(&member(), new_volume(1, "w")).await.expect("volume");
+    assert_eq!(v.volume_type_id.as_deref(), Some(stratus_db::DEFAULT_VOLUME_TYPE_ID));
+}

@@ -826,6 +826,28 @@ json_schemas! {
             "accepted": {"type": "boolean"},
         },
     });
+    /// A project's default volume type (3.62).
+    VolumeDefaultType => json!({
+        "type": "object",
+        "required": ["project_id", "volume_type_id"],
+        "additionalProperties": false,
+        "properties": {"project_id": {"type": "string"}, "volume_type_id": {"type": "string"}},
+    });
+    /// `{"default_type": ...}`.
+    VolumeDefaultTypeBody => wrapped("default_type", "VolumeDefaultType");
+    /// `{"default_types": [...]}`.
+    VolumeDefaultTypeList => json!({"type": "object", "required": ["default_types"], "properties": {"default_types": {"type": "array", "items": {"$ref": "#/components/schemas/VolumeDefaultType"}}}});
+    /// `PUT /default-types/{project_id}`.
+    VolumeDefaultTypeSet => json!({
+        "type": "object",
+        "required": ["default_type"],
+        "properties": {"default_type": {
+            "type": "object",
+            "required": ["volume_type"],
+            "additionalProperties": false,
+            "properties": {"volume_type": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^\\S(.*\\S)?$"}},
+        }},
+    });
     /// `{"transfer": ...}`.
     VolumeTransferBody => wrapped("transfer", "VolumeTransfer");
     /// `{"transfers": [...]}`.

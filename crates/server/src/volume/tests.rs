@@ -1753,3 +1753,43 @@ async fn revert_action_from_3_40() {
     let (s, _, b) = send(&env, "POST", &action, t, Some("volume 3.40"), revert(&sid)).await;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
 }
+
+/// Cinder's `/default-types` (3.62): 404 below it; admins set (200),
+/// show, list and unset (204) a project's default; members get 403; the
+/// member's volume created without a type gets it.
+#[tokio::test]
+async fn default_types_from_3_62() {
+    let env = env().await;
+    let (a, m) = (Some(env.admin.as_str()), Some(env.demo.as_str()));
+    let p = env.demo_project.clone();
+    let v62 = Some("volume 3.62");
+    let (s, _, t) =
+        send(&env, "POST", "/volume/v3/types", a, None, Some(json!({"volume_type": {"name": "gold"}}))).await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let gold = t["volume_type"]["id"].as_str().expect("id").to_string();
+    let url = format!("/volume/v3/default-types/{p}");
+    let set = Some(json!({"default_type": {"volume_type": "gold"}}));
+    let (s, _, _) = send(&env, "PUT", &url, a, Some("volume 3.61"), set.clone()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = send(&env, "PUT", &url, m, v62, set.clone()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, b) = send(&env, "GET", &url, a, v62, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    let (s, _, b) = send(&env, "PUT", &url, a, v62, set).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b, json!({"default_type": {"project_id": p, "volume_type_id": gold}}));
+    let (s, _, b) = send(&env, "GET", &url, a, v62, None).await;
+    assert_eq!((s, &b["default_type"]["volume_type_id"]), (StatusCode::OK, &json!(gold)));
+    let (s, _, b) = send(&env, "GET", "/volume/v3/default-types", a, v62, None).await;
+    assert_eq!((s, b["default_types"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)));
+    let (s, _, b) = send(&env, "PUT", &url, a, v62, Some(json!({"default_type": {"volume_type": "tin"}}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, _, v) =
+        send(&env, "POST", &format!("/volume/v3/{p}/volumes"), m, v62, Some(json!({"volume": {"size": 1}}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["volume"]["volume_type"], "gold");
+    let (s, _, _) = send(&env, "DELETE", &url, a, v62, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, _) = send(&env, "GET", &url, a, v62, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
