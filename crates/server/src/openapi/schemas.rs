@@ -783,7 +783,7 @@ json_schemas! {
     /// `{"snapshot": ...}`.
     VolumeSnapshotBody => wrapped("snapshot", "VolumeSnapshot");
     /// `{"snapshots": [...]}`.
-    VolumeSnapshotList => json!({"type": "object", "required": ["snapshots"], "properties": {"snapshots": {"type": "array", "items": {"$ref": "#/components/schemas/VolumeSnapshot"}}, "snapshots_links": rel_links()}});
+    VolumeSnapshotList => json!({"type": "object", "required": ["snapshots"], "properties": {"snapshots": {"type": "array", "items": {"$ref": "#/components/schemas/VolumeSnapshot"}}, "snapshots_links": rel_links(), "count": {"type": "integer", "minimum": 0}}});
     /// `POST /snapshots`.
     VolumeSnapshotCreate => json!({
         "type": "object",

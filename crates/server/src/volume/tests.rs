@@ -1793,3 +1793,47 @@ async fn default_types_from_3_62() {
     let (s, _, _) = send(&env, "GET", &url, a, v62, None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+/// Cinder's snapshot lists: the `metadata` filter from 3.22 (ignored
+/// before, as Cinder pops it) and `count` with `with_count` from 3.45.
+#[tokio::test]
+async fn snapshot_list_metadata_filter_and_count() {
+    let env = env().await;
+    let t = Some(env.demo.as_str());
+    let p = &env.demo_project;
+    let (_, _, v) =
+        send(&env, "POST", &format!("/volume/v3/{p}/volumes"), t, None, Some(json!({"volume": {"size": 1}}))).await;
+    let vid = v["volume"]["id"].as_str().expect("id").to_string();
+    for (name, meta) in [("a", json!({"k": "1"})), ("b", json!({"k": "2", "x": "y"}))] {
+        let body = json!({"snapshot": {"volume_id": vid, "name": name, "metadata": meta}});
+        let (s, _, b) = send(&env, "POST", &format!("/volume/v3/{p}/snapshots"), t, None, Some(body)).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    }
+    let list = |q: &str, v: &'static str| {
+        let url = format!("/volume/v3/{p}/snapshots/detail?{q}");
+        let env = &env;
+        async move { call(env, &url, t, Some(v)).await }
+    };
+    let names = |b: &Value| -> Vec<String> {
+        let mut n: Vec<String> = b["snapshots"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|s| s["name"].as_str().unwrap_or_default().to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    let (_, _, b) = list("metadata=%7B%27k%27%3A%272%27%7D", "volume 3.22").await;
+    assert_eq!(names(&b), ["b"]);
+    let (_, _, b) = list("metadata=%7B%27k%27%3A%272%27%7D", "volume 3.21").await;
+    assert_eq!(names(&b), ["a", "b"]);
+    let (s, _, _) = list("metadata=nope", "volume 3.22").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (_, _, b) = list("with_count=true&limit=1", "volume 3.45").await;
+    assert_eq!((b["count"].as_u64(), b["snapshots"].as_array().map(Vec::len)), (Some(2), Some(1)));
+    let (_, _, b) = list("with_count=true", "volume 3.44").await;
+    assert!(b.get("count").is_none());
+    let (s, _, _) = list("with_count=maybe", "volume 3.45").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
