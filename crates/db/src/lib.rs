@@ -36,6 +36,7 @@ mod servers;
 mod services;
 mod sql;
 mod volume_default_types;
+mod volume_force_delete;
 mod volume_groups;
 mod volume_messages;
 mod volume_snapshots;

@@ -1898,6 +1898,13 @@ const ACTIONS: &[ActionRow] = &[
 /// Query parameters with a policy of their own (the route's row covers the
 /// request without them).
 const QUERIES: &[Row] = &[
+    r(
+        "DELETE",
+        "/volume/v3/volumes/{volume_id}?force=true",
+        ADMIN_ON,
+        Empty,
+        "volume:force_delete ADMIN (3.23; the volume is looked up first)",
+    ),
     r("GET", "/compute/v2.1/servers?all_tenants=1", ADMIN, Empty, "servers:index:get_all_tenants ADMIN"),
     r("GET", "/compute/v2.1/servers/detail?all_tenants=1", ADMIN, Empty, "servers:detail:get_all_tenants ADMIN"),
     r(
@@ -2603,7 +2610,8 @@ async fn every_route_answers_each_role_as_the_openstack_default_policy() {
         check(&e, &shared, Fresh::All, row.method, row.path, row.path, row.cols, row.send, row.why, &mut wrong).await;
     }
     for q in QUERIES {
-        check(&e, &shared, Fresh::No, q.method, q.path, q.path, q.cols, q.send, q.why, &mut wrong).await;
+        let fresh = if q.method == "DELETE" { Fresh::Volume } else { Fresh::No };
+        check(&e, &shared, fresh, q.method, q.path, q.path, q.cols, q.send, q.why, &mut wrong).await;
     }
     for x in ACTIONS {
         let label = format!("{} {}", x.path, x.key);

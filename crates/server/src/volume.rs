@@ -667,16 +667,27 @@ async fn update_volume(
 
 /// `DELETE /volumes/{id}` → 202; the storage may be deleted later (queued
 /// while busy), the volume shows `deleting` until then.
-#[utoipa::path(delete, path = "/volume/v3/{project_id}/volumes/{volume_id}", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), responses((status = 202, description = "Deleting"), (status = 400, description = "Attached or in a state that cannot be deleted"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Busy")))]
+#[utoipa::path(delete, path = "/volume/v3/{project_id}/volumes/{volume_id}", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id"), ("cascade" = Option<bool>, Query, description = "Also delete the volume's snapshots"), ("force" = Option<bool>, Query, description = "3.23+, admins: also from a status a delete otherwise refuses (never with attachments or an operation in flight)")), responses((status = 202, description = "Deleting"), (status = 400, description = "Attached or in a state that cannot be deleted, or a bad force"), (status = 403, description = "force by a non-admin"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Busy")))]
 async fn delete_volume(
     State(state): State<AppState>,
     Auth(ctx): Auth,
     Path(p): Params,
     Query(q): Q,
+    mv: VolumeMv,
 ) -> Result<StatusCode, ApiError> {
     scope(&ctx, &p)?;
     let cascade = q.get("cascade").is_some_and(|v| wire::truthy(v));
-    state.volume.delete_cascading(&ctx, param(&p, "volume_id")?, cascade).await?;
+    // 3.23 `force` (admins; read with Cinder's `get_bool_param`, ignored before).
+    let force = match q.get("force") {
+        Some(f) if mv.0 >= MV_DELETE_FORCE => wire::bool_param("force", f)?,
+        _ => false,
+    };
+    let id = param(&p, "volume_id")?;
+    if force {
+        state.volume.delete_forced(&ctx, id, cascade).await?;
+    } else {
+        state.volume.delete_cascading(&ctx, id, cascade).await?;
+    }
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -763,6 +774,9 @@ async fn show_metadata(
     }
     Ok(resp)
 }
+
+/// Block Storage 3.23: `force` on volume delete (`VOLUME_DELETE_FORCE`).
+const MV_DELETE_FORCE: u32 = 23;
 
 /// Block Storage 3.15: ETags on volume metadata.
 const MV_ETAGS: u32 = 15;

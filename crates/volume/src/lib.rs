@@ -35,6 +35,7 @@
 mod attachments;
 mod default_types;
 mod error;
+mod force_delete;
 mod groups;
 mod messages;
 mod qos;
@@ -49,6 +50,7 @@ mod transfers;
 mod types;
 
 pub use error::{Missing, VolumeError, quota_message};
+pub use force_delete::FORCE_DELETABLE;
 pub use groups::{GROUP_STATUSES, GroupUpdate, NewGroup};
 pub use messages::{MessageAction, MessageDetail, user_message};
 pub use qos::{CONTROL_LOCATIONS, EncryptionChange, QOS_CONSUMERS};

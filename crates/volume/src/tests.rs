@@ -1360,3 +1360,33 @@ async fn project_default_types_as_cinder() {
     let v = e.svc.create(&member(), new_volume(1, "w")).await.expect("volume");
     assert_eq!(v.volume_type_id.as_deref(), Some(stratus_db::DEFAULT_VOLUME_TYPE_ID));
 }
+
+/// Cinder 3.23 `force` on volume delete (admins, `volume:force_delete`):
+/// Stratus honours it from bookkeeping-only statuses (`maintenance`,
+/// `in-use` without an attachment record) but never with an attachment
+/// record or its own storage operation in flight (`creating`, `reverting`).
+#[tokio::test]
+async fn forced_delete_is_admin_only_and_never_with_attachments() {
+    let e = env().await;
+    let admin = ctx("admin", "admin");
+    let me = member();
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("volume");
+    let vid = v.id.to_string();
+    e.ds.volume_set_status(&v.id, &[], VolumeStatus::Maintenance).await.expect("maintenance");
+    assert!(matches!(e.svc.delete_forced(&me, &vid, false).await, Err(VolumeError::Forbidden { .. })));
+    assert!(matches!(e.svc.delete(&me, &vid).await, Err(VolumeError::BadRequest(m)) if m == DELETE_REFUSED));
+    e.svc.delete_forced(&admin, &vid, false).await.expect("forced");
+    assert!(e.backend.volume(&v.backend_name).is_none(), "storage removed");
+    for status in [VolumeStatus::Creating, VolumeStatus::Reverting, VolumeStatus::AwaitingTransfer] {
+        let w = e.svc.create(&me, new_volume(1, "w")).await.expect("volume");
+        e.ds.volume_set_status(&w.id, &[], status).await.expect("status");
+        let r = e.svc.delete_forced(&admin, &w.id.to_string(), false).await;
+        assert!(matches!(r, Err(VolumeError::BadRequest(m)) if m == DELETE_REFUSED), "{status}");
+    }
+    // An attachment record: refused even forced (a host may open it).
+    let a = e.svc.create(&me, new_volume(1, "a")).await.expect("volume");
+    e.svc.attachment_create(&me, &a.id.to_string(), &server().to_string(), None).await.expect("attachment");
+    let r = e.svc.delete_forced(&admin, &a.id.to_string(), false).await;
+    assert!(matches!(r, Err(VolumeError::BadRequest(m)) if m == DELETE_REFUSED));
+    assert!(e.backend.volume(&a.backend_name).is_some());
+}
