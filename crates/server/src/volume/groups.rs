@@ -48,7 +48,7 @@ pub(super) async fn list_group_types(
 }
 
 /// `POST /group_types` (admins) → 202.
-#[utoipa::path(post, path = "/volume/v3/{project_id}/group_types", tag = "group-types", params(("project_id" = String, Path, description = "The caller's project (any for admins)")), request_body = s::GroupTypeBody, responses((status = 202, description = "Created", body = s::GroupTypeBody), (status = 400, description = "Invalid body"), (status = 403, description = "Not an admin"), (status = 409, description = "Name taken")))]
+#[utoipa::path(post, path = "/volume/v3/{project_id}/group_types", tag = "group-types", params(("project_id" = String, Path, description = "The caller's project (any for admins)")), request_body = s::GroupTypeBody, responses((status = 202, description = "Created", body = s::GroupTypeBody), (status = 400, description = "Invalid body"), (status = 403, description = "Not an admin"), (status = 404, description = "Below microversion 3.11"), (status = 409, description = "Name taken")))]
 pub(super) async fn create_group_type(
     State(state): State<AppState>,
     Auth(ctx): Auth,
