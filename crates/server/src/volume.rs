@@ -628,6 +628,15 @@ async fn create_volume(
     if mv.0 < stratus_api::volume::groups::MV_GROUPS {
         c.group_id = None;
     }
+    // 3.46: an image of a volume-backed server (Nova's, no data) stands
+    // for its boot volume's snapshot, which the volume is built from.
+    if mv.0 >= MV_NOVA_IMAGE
+        && let Some(image_ref) = c.image_ref.clone().filter(|r| !r.is_empty())
+        && let Some(sid) = state.volume.image_boot_snapshot(&ctx, &image_ref).await?
+    {
+        c.snapshot_id = Some(sid);
+        c.image_ref = None;
+    }
     let row = state.volume.create_answering_promptly(&ctx, c).await?;
     let form = wire::VolumeForm { minor: mv.0, extended: false };
     let body = json!({ "volume": detail_of(&state, &ctx, &row, form).await? });
@@ -774,6 +783,9 @@ async fn show_metadata(
     }
     Ok(resp)
 }
+
+/// Block Storage 3.46: a volume from a Nova snapshot image (`SUPPORT_NOVA_IMAGE`).
+const MV_NOVA_IMAGE: u32 = 46;
 
 /// Block Storage 3.23: `force` on volume delete (`VOLUME_DELETE_FORCE`).
 const MV_DELETE_FORCE: u32 = 23;

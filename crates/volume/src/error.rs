@@ -74,6 +74,8 @@ pub enum Missing {
         /// The snapshot whose metadata lacks the key.
         snapshot: String,
     },
+    /// The boot snapshot a Nova snapshot image names (3.46).
+    ImageBootSnapshot,
     /// A project (Keystone's) named in a URL, e.g. of `/default-types`.
     Project,
     /// The default volume type of a project (none set).
@@ -111,6 +113,9 @@ fn not_found_message(kind: &Missing, id: &str) -> String {
         Missing::Message => format!("Message {id} could not be found."),
         Missing::Snapshot => format!("Snapshot {id} could not be found."),
         Missing::SnapshotMetadataKey { snapshot } => format!("Snapshot {snapshot} has no metadata with key {id}."),
+        Missing::ImageBootSnapshot => {
+            format!("Nova specific image is found, but boot volume snapshot id:{id} not found.")
+        }
         Missing::Project => format!("Project with id {id} not found."),
         Missing::ProjectDefaultType => format!("Default type for project {id} not found."),
         Missing::Row(what) => format!("{what} could not be found."),

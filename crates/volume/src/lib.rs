@@ -38,6 +38,7 @@ mod error;
 mod force_delete;
 mod groups;
 mod messages;
+mod nova_image;
 mod qos;
 mod quotas;
 mod reconcile;

@@ -1837,3 +1837,42 @@ async fn snapshot_list_metadata_filter_and_count() {
     let (s, _, _) = list("with_count=maybe", "volume 3.45").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+/// Cinder 3.46: a volume from a Nova snapshot image (no data, a
+/// `block_device_mapping` naming the boot volume's snapshot) is built from
+/// that snapshot; before 3.46 the image is used as an image; a mapping
+/// naming a snapshot the caller cannot see is Cinder's 404.
+#[tokio::test]
+async fn volume_from_a_nova_snapshot_image_from_3_46() {
+    let env = env().await;
+    let t = Some(env.demo.as_str());
+    let p = &env.demo_project;
+    let (_, _, v) =
+        send(&env, "POST", &format!("/volume/v3/{p}/volumes"), t, None, Some(json!({"volume": {"size": 1}}))).await;
+    let vid = v["volume"]["id"].as_str().expect("id").to_string();
+    let snap = json!({"snapshot": {"volume_id": vid}});
+    let (_, _, sn) = send(&env, "POST", &format!("/volume/v3/{p}/snapshots"), t, None, Some(snap)).await;
+    let sid = sn["snapshot"]["id"].as_str().expect("id").to_string();
+    let image = |snapshot: &str| {
+        let bdm = json!([{"source_type": "snapshot", "boot_index": 0, "snapshot_id": snapshot, "volume_size": 1}]);
+        json!({"name": "nova-snap", "disk_format": "raw", "container_format": "bare", "block_device_mapping": bdm.to_string()})
+    };
+    let (s, _, img) = send(&env, "POST", "/image/v2/images", t, None, Some(image(&sid))).await;
+    assert_eq!(s, StatusCode::CREATED, "{img}");
+    let iid = img["id"].as_str().expect("id").to_string();
+    let create = Some(json!({"volume": {"size": 1, "imageRef": iid}}));
+    let (s, _, v) =
+        send(&env, "POST", &format!("/volume/v3/{p}/volumes"), t, Some("volume 3.46"), create.clone()).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["volume"]["snapshot_id"], json!(sid));
+    // Before 3.46 it is an image without data: refused as one.
+    let (s, _, b) = send(&env, "POST", &format!("/volume/v3/{p}/volumes"), t, Some("volume 3.45"), create).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (_, _, img) =
+        send(&env, "POST", "/image/v2/images", t, None, Some(image("0b7e5d3c-0000-4000-8000-000000000000"))).await;
+    let iid = img["id"].as_str().expect("id").to_string();
+    let create = Some(json!({"volume": {"size": 1, "imageRef": iid}}));
+    let (s, _, b) = send(&env, "POST", &format!("/volume/v3/{p}/volumes"), t, Some("volume 3.46"), create).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    assert!(b.to_string().contains("Nova specific image is found"), "{b}");
+}
