@@ -1854,6 +1854,7 @@ const ACTIONS: &[ActionRow] = &[
     a(VA, "os-set_bootable", r#"{"os-set_bootable": {"bootable": true}}"#, WRITE, "volume:update PROJECT_MEMBER"),
     a(VA, "os-retype", r#"{"os-retype": {"new_type": "__DEFAULT__"}}"#, WRITE, "volume:retype PROJECT_MEMBER"),
     a(VA, "revert", r#"{"revert": {"snapshot_id": null}}"#, WRITE, "volume:revert_to_snapshot PROJECT_MEMBER"),
+    a(VA, "os-reimage", r#"{"os-reimage": {"image_id": "not-a-uuid"}}"#, WRITE, "volume:reimage PROJECT_MEMBER"),
     a(VPA, "os-extend", r#"{"os-extend": {"new_size": 2}}"#, MEMBER_IN, "volume:extend PROJECT_MEMBER"),
     a(
         VPA,
@@ -1865,6 +1866,7 @@ const ACTIONS: &[ActionRow] = &[
     a(VPA, "os-set_bootable", r#"{"os-set_bootable": {"bootable": true}}"#, MEMBER_IN, "volume:update PROJECT_MEMBER"),
     a(VPA, "os-retype", r#"{"os-retype": {"new_type": "__DEFAULT__"}}"#, MEMBER_IN, "volume:retype PROJECT_MEMBER"),
     a(VPA, "revert", r#"{"revert": {"snapshot_id": null}}"#, MEMBER_IN, "volume:revert_to_snapshot PROJECT_MEMBER"),
+    a(VPA, "os-reimage", r#"{"os-reimage": {"image_id": "not-a-uuid"}}"#, MEMBER_IN, "volume:reimage PROJECT_MEMBER"),
     a(
         VA,
         "os-set_image_metadata",

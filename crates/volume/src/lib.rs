@@ -42,6 +42,7 @@ mod nova_image;
 mod qos;
 mod quotas;
 mod reconcile;
+mod reimage;
 mod revert;
 mod servers;
 mod snapshots;

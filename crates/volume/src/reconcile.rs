@@ -17,7 +17,7 @@ pub struct ReconcileReport {
     pub creates_retried: usize,
     /// Of those, now `available`.
     pub creates_finished: usize,
-    /// Interrupted extends marked `error_extending`.
+    /// Interrupted extends marked `error_extending` (and re-images marked `error`).
     pub extends_failed: usize,
     /// `deleting` volumes without a queued cleanup that got one.
     pub deletes_requeued: usize,
@@ -118,6 +118,13 @@ impl VolumeService {
             }
             Err(e) => {
                 warn!(error = %e, "finishing interrupted snapshots failed; the next pass retries");
+                r.errors += 1;
+            }
+        }
+        match self.reconcile_reimages(cutoff).await {
+            Ok(n) => r.extends_failed += n,
+            Err(e) => {
+                warn!(error = %e, "ending interrupted re-images failed; the next pass retries");
                 r.errors += 1;
             }
         }

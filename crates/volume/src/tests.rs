@@ -1390,3 +1390,67 @@ async fn forced_delete_is_admin_only_and_never_with_attachments() {
     assert!(matches!(r, Err(VolumeError::BadRequest(m)) if m == DELETE_REFUSED));
     assert!(e.backend.volume(&a.backend_name).is_some());
 }
+
+/// Cinder 3.68 `os-reimage`: the volume's storage rebuilt from an active
+/// image that fits it, `available`/`error` (also `reserved` with
+/// `reimage_reserved`, else 400), back to its status after; refused with
+/// snapshots (Stratus) and for an image larger than the volume (400).
+#[tokio::test]
+async fn reimage_rebuilds_from_the_image_as_cinder() {
+    let e = env().await;
+    let me = member();
+    let image_id = uuid::Uuid::new_v4().to_string();
+    e.ds.image_create(&ImageRow {
+        id: image_id.parse().expect("uuid"),
+        name: Some("cirros".into()),
+        owner: "p1".into(),
+        status: stratus_image::ImageStatus::Queued,
+        visibility: stratus_image::Visibility::Private,
+        disk_format: Some(stratus_image::DiskFormat::Raw),
+        container_format: Some(stratus_image::ContainerFormat::Bare),
+        size: None,
+        checksum: None,
+        os_hash_value: None,
+        min_disk: 0,
+        min_ram: 0,
+        protected: false,
+        properties: "{}".into(),
+        created_at: stratus_db::SET_ON_INSERT,
+        updated_at: stratus_db::SET_ON_INSERT,
+    })
+    .await
+    .expect("image");
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("volume");
+    let vid = v.id.to_string();
+    let not_active = e.svc.reimage_volume(&me, &vid, &image_id, false).await;
+    assert!(matches!(not_active, Err(VolumeError::BadRequest(m)) if m.contains("is not active")));
+    std::fs::write(e.dir.0.join("images").join(&image_id), b"bootable bits").expect("write image");
+    e.ds.image_set_data(&image_id.parse().expect("uuid"), 13, "md5", "sha").await.expect("active");
+    assert!(matches!(
+        e.svc.reimage_volume(&ctx("p1", "reader"), &vid, &image_id, false).await,
+        Err(VolumeError::Forbidden { .. })
+    ));
+    assert!(matches!(e.svc.reimage_volume(&me, &vid, "nope", false).await, Err(VolumeError::BadRequest(_))));
+    e.svc.reimage_volume(&me, &vid, &image_id, false).await.expect("reimage");
+    let after = e.ds.volume_get(&v.id).await.expect("v");
+    assert_eq!(after.status, VolumeStatus::Available);
+    assert_eq!(after.image_id.as_deref(), Some(image_id.as_str()));
+    assert_eq!(e.backend.volume(&v.backend_name).expect("stored").image, Some(e.dir.0.join("images").join(&image_id)));
+    // `reserved` needs `reimage_reserved`.
+    e.ds.volume_set_status(&v.id, &[], VolumeStatus::Reserved).await.expect("reserved");
+    let refused = e.svc.reimage_volume(&me, &vid, &image_id, false).await;
+    assert!(matches!(refused, Err(VolumeError::BadRequest(m)) if m.contains("must be available or error")));
+    e.svc.reimage_volume(&me, &vid, &image_id, true).await.expect("reserved reimage");
+    assert_eq!(e.ds.volume_get(&v.id).await.expect("v").status, VolumeStatus::Reserved);
+    e.ds.volume_set_status(&v.id, &[], VolumeStatus::Available).await.expect("available");
+    // With snapshots: refused.
+    e.svc.snapshot_create(&me, NewSnapshot { volume_id: vid.clone(), ..Default::default() }).await.expect("snapshot");
+    let snapped = e.svc.reimage_volume(&me, &vid, &image_id, false).await;
+    assert!(matches!(snapped, Err(VolumeError::BadRequest(m)) if m.contains("has snapshots")));
+    // An interrupted re-image ends `error`.
+    let w = e.svc.create(&me, new_volume(1, "w")).await.expect("volume");
+    e.ds.volume_set_status(&w.id, &[], VolumeStatus::Downloading).await.expect("downloading");
+    e.clock.advance(chrono::Duration::seconds(120));
+    e.svc.reconcile().await.expect("pass");
+    assert_eq!(e.ds.volume_get(&w.id).await.expect("w").status, VolumeStatus::Error);
+}

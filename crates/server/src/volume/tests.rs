@@ -1876,3 +1876,26 @@ async fn volume_from_a_nova_snapshot_image_from_3_46() {
     assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
     assert!(b.to_string().contains("Nova specific image is found"), "{b}");
 }
+
+/// Cinder's `os-reimage` action: a 404 before 3.68; from 3.68 an image id
+/// that is not a UUID is 400 and an unknown image 404.
+#[tokio::test]
+async fn reimage_action_from_3_68() {
+    let env = env().await;
+    let t = Some(env.demo.as_str());
+    let p = &env.demo_project;
+    let (_, _, v) =
+        send(&env, "POST", &format!("/volume/v3/{p}/volumes"), t, None, Some(json!({"volume": {"size": 1}}))).await;
+    let vid = v["volume"]["id"].as_str().expect("id").to_string();
+    let action = format!("/volume/v3/{p}/volumes/{vid}/action");
+    let body = |id: &str| Some(json!({"os-reimage": {"image_id": id}}));
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let (s, _, _) = send(&env, "POST", &action, t, Some("volume 3.67"), body(&unknown)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, b) = send(&env, "POST", &action, t, Some("volume 3.68"), body("x")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, _, b) = send(&env, "POST", &action, t, Some("volume 3.68"), body(&unknown)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    let (_, _, v) = call(&env, &format!("/volume/v3/{p}/volumes/{vid}"), t, None).await;
+    assert_eq!(v["volume"]["status"], "available", "nothing changed");
+}
