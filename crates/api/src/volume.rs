@@ -39,6 +39,7 @@ pub enum VolumeRequestError {
 
 use VolumeRequestError::{BadRequest, NotFound};
 
+pub mod default_types;
 pub mod group_snapshots;
 pub mod groups;
 pub mod qos;
@@ -224,7 +225,28 @@ pub enum VolumeAction {
     UnsetImageMetadata(String),
     /// `os-show_image_metadata` (200).
     ShowImageMetadata,
+    /// `revert` (3.40, 202): back to the volume's latest snapshot, which
+    /// `snapshot_id` must name (`None` is refused by the service with
+    /// Cinder's message).
+    Revert {
+        /// The snapshot asked for.
+        snapshot_id: Option<String>,
+    },
+    /// `os-reimage` (3.68, 202): rebuild the volume from an image. The
+    /// image id's form is checked by the service, after the policy.
+    Reimage {
+        /// The image.
+        image_id: String,
+        /// Also a `reserved` volume.
+        reimage_reserved: bool,
+    },
 }
+
+/// Block Storage 3.68: the `os-reimage` volume action (`SUPPORT_REIMAGE_VOLUME`).
+pub const MV_REIMAGE: u32 = 68;
+
+/// Block Storage 3.40: the `revert` volume action (`VOLUME_REVERT`).
+pub const MV_VOLUME_REVERT: u32 = 40;
 
 /// A status step of Cinder's older attach flow: bookkeeping only, nothing
 /// is opened or closed on a host.
@@ -285,6 +307,34 @@ impl VolumeAction {
                 .map(Self::UnsetImageMetadata)
                 .ok_or_else(|| BadRequest("Malformed request body: key is required.".into())),
             "os-show_image_metadata" => Ok(Self::ShowImageMetadata),
+            // Cinder's schema: `image_id` required, `reimage_reserved` a boolean, nothing else.
+            "os-reimage" => {
+                let Value::Object(_) = arg else {
+                    return Err(BadRequest(format!(
+                        "Invalid input for field/attribute os-reimage. Value: {arg}. {arg} is not of type 'object'"
+                    )));
+                };
+                if let Some(k) = args.keys().find(|k| !["image_id", "reimage_reserved"].contains(&k.as_str())) {
+                    return Err(BadRequest(format!(
+                        "Invalid input for field/attribute os-reimage. Additional properties are not allowed ('{k}' was unexpected)"
+                    )));
+                }
+                let image_id = opt_str(args, &["image_id"])?.ok_or_else(|| {
+                    BadRequest("Invalid input for field/attribute os-reimage. 'image_id' is a required property".into())
+                })?;
+                let reimage_reserved = match args.get("reimage_reserved") {
+                    None => false,
+                    Some(b) => bool_value("reimage_reserved", b)?,
+                };
+                Ok(Self::Reimage { image_id, reimage_reserved })
+            }
+            // Cinder's schema: an object whose `snapshot_id` is a string or null.
+            "revert" => match arg {
+                Value::Object(_) => Ok(Self::Revert { snapshot_id: opt_str(args, &["snapshot_id"])? }),
+                other => Err(BadRequest(format!(
+                    "Invalid input for field/attribute revert. Value: {other}. {other} is not of type 'object'"
+                ))),
+            },
             other => Err(BadRequest(format!("There is no such action: {other}"))),
         }
     }
@@ -1089,6 +1139,22 @@ mod tests {
             Ok(VolumeAction::SetBootable(true))
         );
         assert_eq!(AttachmentAction::parse(&json!({"os-complete": null})), Ok(AttachmentAction::Complete));
+        // Cinder's `revert` schema: an object, `snapshot_id` a string or null.
+        assert_eq!(
+            VolumeAction::parse(&json!({"revert": {"snapshot_id": "s"}})),
+            Ok(VolumeAction::Revert { snapshot_id: Some("s".into()) })
+        );
+        assert_eq!(VolumeAction::parse(&json!({"revert": {}})), Ok(VolumeAction::Revert { snapshot_id: None }));
+        assert!(VolumeAction::parse(&json!({"revert": "s"})).is_err());
+        // Cinder's `os-reimage` schema.
+        assert_eq!(
+            VolumeAction::parse(&json!({"os-reimage": {"image_id": "i", "reimage_reserved": true}})),
+            Ok(VolumeAction::Reimage { image_id: "i".into(), reimage_reserved: true })
+        );
+        assert!(VolumeAction::parse(&json!({"os-reimage": {}})).is_err());
+        assert!(VolumeAction::parse(&json!({"os-reimage": {"image_id": "i", "x": 1}})).is_err());
+        assert!(VolumeAction::parse(&json!({"os-reimage": {"image_id": "i", "reimage_reserved": "maybe"}})).is_err());
+        assert!(VolumeAction::parse(&json!({"revert": {"snapshot_id": 1}})).is_err());
         assert!(AttachmentAction::parse(&json!({"os-nope": null})).is_err());
     }
 }

@@ -251,6 +251,16 @@ pub trait BlockBackend: Send + Sync + 'static {
         }
         Ok(())
     }
+
+    /// Put the bytes of snapshot `snapshot` back into volume `volume`
+    /// (Cinder's revert to snapshot), the snapshot kept. Refused with
+    /// [`BlockError::Busy`] while the volume has a watcher: a client that
+    /// holds it open (or a zombie not fenced yet) would see its disk change
+    /// under it. Idempotent: a revert cut off by a crash is finished by
+    /// running it again. The default: this backend cannot revert.
+    async fn snapshot_revert(&self, volume: &str, snapshot: &str) -> Result<(), BlockError> {
+        Err(BlockError::Backend(format!("{} cannot revert {volume} to snapshot {snapshot}", self.kind())))
+    }
     /// Does the complete snapshot `snapshot` of `volume` exist? (What the
     /// reconciler asks of a snapshot whose create was cut off.)
     async fn snapshot_exists(&self, volume: &str, snapshot: &str) -> Result<bool, BlockError> {

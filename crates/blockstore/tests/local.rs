@@ -425,3 +425,40 @@ async fn create_from_volume_copies_bytes_and_stays_independent() {
     b.delete("src").await.expect("delete source");
     assert_eq!(read_at(&clone, 4096, 6), b"before");
 }
+
+/// Cinder's revert to snapshot (3.40): the volume gets the snapshot's bytes
+/// back, the snapshot stays, a rerun is harmless, and a watched volume is
+/// refused (`Busy`) until its client is fenced.
+#[tokio::test]
+async fn revert_puts_the_snapshot_bytes_back_and_refuses_a_watched_volume() {
+    let s = Scratch::new();
+    let b = s.backend();
+    b.create("vol", 1).await.expect("create");
+    let img = b.image_path("vol").expect("path");
+    let mut c = b.open("vol").await.expect("open");
+    c.write(0, b"before").await.expect("write");
+    c.close().await.expect("close");
+    b.snapshot_create("vol", "s1").await.expect("snapshot");
+    let mut c = b.open("vol").await.expect("open");
+    c.write(0, b"after!").await.expect("write");
+    let id = c.id();
+    assert_eq!(busy_watchers(b.snapshot_revert("vol", "s1").await), vec![id.clone()]);
+    assert_eq!(read_at(&img, 0, 6), b"after!", "a refused revert changes nothing");
+    b.fence("vol", &id).await.expect("fence");
+
+    b.snapshot_revert("vol", "s1").await.expect("revert");
+    assert_eq!(read_at(&img, 0, 6), b"before");
+    assert_eq!(std::fs::metadata(&img).expect("img").len(), GIB, "size kept");
+    assert_fenced(c.write(0, b"zombie").await, &id);
+    assert_eq!(read_at(&img, 0, 6), b"before", "the fenced client cannot write into the reverted volume");
+    b.snapshot_revert("vol", "s1").await.expect("a rerun is success");
+    assert!(b.snapshot_exists("vol", "s1").await.expect("exists"), "the snapshot is kept");
+    assert!(matches!(b.snapshot_revert("vol", "nope").await, Err(BlockError::NotFound(_))));
+    let leftovers: Vec<_> = std::fs::read_dir(b.dir())
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}

@@ -549,3 +549,40 @@ async fn clones_copy_their_bytes_and_leave_no_parent_nor_snapshot() {
     assert!(head.stdout.starts_with(b"cloned bytes"), "the clone outlives its source");
     b.delete(&copy).await.expect("delete the clone");
 }
+
+/// Cinder's revert to snapshot (3.40) on Ceph: `rbd snap rollback` puts
+/// the snapshot's bytes back, the snapshot stays, a rerun is harmless, and
+/// a watched image is refused (`Busy`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revert_rolls_the_image_back_and_refuses_a_watched_one() {
+    let cl = Cluster::new("revert");
+    let b = &cl.backend;
+    let vol = cl.image("vol");
+    let dir = std::env::temp_dir().join(format!("{}-img", cl.prefix));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let image = dir.join("fake.img");
+    std::fs::write(&image, b"before").expect("write image");
+    let r = b.create_from_image(&vol, 1, &image, DiskFormat::Raw).await;
+    r.expect("volume");
+    let _ = std::fs::remove_dir_all(&dir);
+    b.snapshot_create(&vol, "s1").await.expect("snapshot");
+    let spec = format!("{POOL}/{vol}");
+    let mut c = cl.open(&vol).await;
+    c.write(0, b"after!").await.expect("write");
+    let id = c.id();
+    match b.snapshot_revert(&vol, "s1").await {
+        Err(BlockError::Busy { watchers, .. }) => assert_eq!(watchers, vec![id.clone()]),
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    Box::new(c).close().await.expect("close");
+
+    b.snapshot_revert(&vol, "s1").await.expect("revert");
+    b.snapshot_revert(&vol, "s1").await.expect("a rerun is success");
+    let head = cl.cli("rbd", &["export", "--no-progress", &spec, "-"]);
+    assert!(head.status.success(), "{}", String::from_utf8_lossy(&head.stderr));
+    assert!(head.stdout.starts_with(b"before"), "the snapshot's bytes are back");
+    assert!(b.snapshot_exists(&vol, "s1").await.expect("exists"), "the snapshot is kept");
+    assert!(matches!(b.snapshot_revert(&vol, "nope").await, Err(BlockError::NotFound(_))));
+    b.snapshot_delete(&vol, "s1").await.expect("snapshot delete");
+    b.delete(&vol).await.expect("delete");
+}

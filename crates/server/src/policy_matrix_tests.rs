@@ -1722,6 +1722,32 @@ const ROWS: &[Row] = &[
         Empty,
         "volume_extension:quotas:show PROJECT_READER",
     ),
+    r("GET", "/volume/v3/{project_id}/default-types", ADMIN, Empty, "volume_extension:default_get_all ADMIN"),
+    r("GET", "/volume/v3/{project_id}/default-types/{tenant_id}", ADMIN, Empty, "volume_extension:default_get ADMIN"),
+    r(
+        "PUT",
+        "/volume/v3/{project_id}/default-types/{tenant_id}",
+        ADMIN,
+        Json(r#"{"default_type": {"volume_type": "__DEFAULT__"}}"#),
+        "volume_extension:default_set_or_update ADMIN",
+    ),
+    r(
+        "DELETE",
+        "/volume/v3/{project_id}/default-types/{tenant_id}",
+        ADMIN,
+        Empty,
+        "volume_extension:default_unset ADMIN",
+    ),
+    r("GET", "/volume/v3/default-types", ADMIN, Empty, "volume_extension:default_get_all ADMIN"),
+    r("GET", "/volume/v3/default-types/{tenant_id}", ADMIN, Empty, "volume_extension:default_get ADMIN"),
+    r(
+        "PUT",
+        "/volume/v3/default-types/{tenant_id}",
+        ADMIN,
+        Json(r#"{"default_type": {"volume_type": "__DEFAULT__"}}"#),
+        "volume_extension:default_set_or_update ADMIN",
+    ),
+    r("DELETE", "/volume/v3/default-types/{tenant_id}", ADMIN, Empty, "volume_extension:default_unset ADMIN"),
     r("GET", "/volume/v3/{project_id}/os-quota-class-sets/{id}", ADMIN, Empty, "volume_extension:quota_classes ADMIN"),
     r("GET", "/volume/v3/os-quota-class-sets/{id}", ADMIN, Empty, "volume_extension:quota_classes ADMIN"),
     r(
@@ -1893,6 +1919,8 @@ const ACTIONS: &[ActionRow] = &[
     ),
     a(VA, "os-set_bootable", r#"{"os-set_bootable": {"bootable": true}}"#, WRITE, "volume:update PROJECT_MEMBER"),
     a(VA, "os-retype", r#"{"os-retype": {"new_type": "__DEFAULT__"}}"#, WRITE, "volume:retype PROJECT_MEMBER"),
+    a(VA, "revert", r#"{"revert": {"snapshot_id": null}}"#, WRITE, "volume:revert_to_snapshot PROJECT_MEMBER"),
+    a(VA, "os-reimage", r#"{"os-reimage": {"image_id": "not-a-uuid"}}"#, WRITE, "volume:reimage PROJECT_MEMBER"),
     a(VPA, "os-extend", r#"{"os-extend": {"new_size": 2}}"#, MEMBER_IN, "volume:extend PROJECT_MEMBER"),
     a(
         VPA,
@@ -1903,6 +1931,8 @@ const ACTIONS: &[ActionRow] = &[
     ),
     a(VPA, "os-set_bootable", r#"{"os-set_bootable": {"bootable": true}}"#, MEMBER_IN, "volume:update PROJECT_MEMBER"),
     a(VPA, "os-retype", r#"{"os-retype": {"new_type": "__DEFAULT__"}}"#, MEMBER_IN, "volume:retype PROJECT_MEMBER"),
+    a(VPA, "revert", r#"{"revert": {"snapshot_id": null}}"#, MEMBER_IN, "volume:revert_to_snapshot PROJECT_MEMBER"),
+    a(VPA, "os-reimage", r#"{"os-reimage": {"image_id": "not-a-uuid"}}"#, MEMBER_IN, "volume:reimage PROJECT_MEMBER"),
     a(
         VA,
         "os-set_image_metadata",
@@ -1936,6 +1966,13 @@ const ACTIONS: &[ActionRow] = &[
 /// Query parameters with a policy of their own (the route's row covers the
 /// request without them).
 const QUERIES: &[Row] = &[
+    r(
+        "DELETE",
+        "/volume/v3/volumes/{volume_id}?force=true",
+        ADMIN_ON,
+        Empty,
+        "volume:force_delete ADMIN (3.23; the volume is looked up first)",
+    ),
     r("GET", "/compute/v2.1/servers?all_tenants=1", ADMIN, Empty, "servers:index:get_all_tenants ADMIN"),
     r("GET", "/compute/v2.1/servers/detail?all_tenants=1", ADMIN, Empty, "servers:detail:get_all_tenants ADMIN"),
     r(
@@ -2125,6 +2162,8 @@ async fn world(e: &Env) -> World {
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
     let server_id = server.parse().expect("server id");
     e.ds.action_create(&server_id, &request_id, "create", &e.member.user_id, &demo).await.expect("instance action");
+    // The member's project has a default volume type (3.62) for the admin to read.
+    e.ds.project_default_type_set(&demo, stratus_db::DEFAULT_VOLUME_TYPE_ID).await.expect("default type");
     let volume = new_volume(e).await;
     let attached_volume = new_volume(e).await;
     let attachment = e
@@ -2656,7 +2695,8 @@ async fn every_route_answers_each_role_as_the_openstack_default_policy() {
         check(&e, &shared, Fresh::All, row.method, row.path, row.path, row.cols, row.send, row.why, &mut wrong).await;
     }
     for q in QUERIES {
-        check(&e, &shared, Fresh::No, q.method, q.path, q.path, q.cols, q.send, q.why, &mut wrong).await;
+        let fresh = if q.method == "DELETE" { Fresh::Volume } else { Fresh::No };
+        check(&e, &shared, fresh, q.method, q.path, q.path, q.cols, q.send, q.why, &mut wrong).await;
     }
     for x in ACTIONS {
         let label = format!("{} {}", x.path, x.key);

@@ -115,6 +115,10 @@ type Q = Query<HashMap<String, String>>;
         quotas::delete,
         quotas::class_show,
         quotas::class_update,
+        default_types::set_default_type,
+        default_types::show_default_type,
+        default_types::list_default_types,
+        default_types::delete_default_type,
         snapshots::list_snapshots,
         snapshots::list_snapshots_detail,
         snapshots::create_snapshot,
@@ -281,6 +285,13 @@ pub fn routes(state: AppState) -> Router {
             )
             .route(&format!("{prefix}/os-quota-sets/{{tenant_id}}/defaults"), get(quotas::defaults))
             .route(&format!("{prefix}/os-quota-class-sets/{{id}}"), get(quotas::class_show).put(quotas::class_update))
+            .route(&format!("{prefix}/default-types"), get(default_types::list_default_types))
+            .route(
+                &format!("{prefix}/default-types/{{tenant_id}}"),
+                get(default_types::show_default_type)
+                    .put(default_types::set_default_type)
+                    .delete(default_types::delete_default_type),
+            )
             .route(&format!("{prefix}/snapshots"), get(snapshots::list_snapshots).post(snapshots::create_snapshot))
             .route(&format!("{prefix}/snapshots/detail"), get(snapshots::list_snapshots_detail))
             .route(
@@ -636,6 +647,15 @@ async fn create_volume(
     if mv.0 < stratus_api::volume::groups::MV_GROUPS {
         c.group_id = None;
     }
+    // 3.46: an image of a volume-backed server (Nova's, no data) stands
+    // for its boot volume's snapshot, which the volume is built from.
+    if mv.0 >= MV_NOVA_IMAGE
+        && let Some(image_ref) = c.image_ref.clone().filter(|r| !r.is_empty())
+        && let Some(sid) = state.volume.image_boot_snapshot(&ctx, &image_ref).await?
+    {
+        c.snapshot_id = Some(sid);
+        c.image_ref = None;
+    }
     let row = state.volume.create_answering_promptly(&ctx, c).await?;
     let form = wire::VolumeForm { minor: mv.0, extended: false };
     let body = json!({ "volume": detail_of(&state, &ctx, &row, form).await? });
@@ -675,24 +695,35 @@ async fn update_volume(
 
 /// `DELETE /volumes/{id}` → 202; the storage may be deleted later (queued
 /// while busy), the volume shows `deleting` until then.
-#[utoipa::path(delete, path = "/volume/v3/{project_id}/volumes/{volume_id}", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), responses((status = 202, description = "Deleting"), (status = 400, description = "Attached or in a state that cannot be deleted"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Busy")))]
+#[utoipa::path(delete, path = "/volume/v3/{project_id}/volumes/{volume_id}", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id"), ("cascade" = Option<bool>, Query, description = "Also delete the volume's snapshots"), ("force" = Option<bool>, Query, description = "3.23+, admins: also from a status a delete otherwise refuses (never with attachments or an operation in flight)")), responses((status = 202, description = "Deleting"), (status = 400, description = "Attached or in a state that cannot be deleted, or a bad force"), (status = 403, description = "force by a non-admin"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Busy")))]
 async fn delete_volume(
     State(state): State<AppState>,
     Auth(ctx): Auth,
     Path(p): Params,
     Query(q): Q,
+    mv: VolumeMv,
 ) -> Result<StatusCode, ApiError> {
     scope(&ctx, &p)?;
     let cascade = q.get("cascade").is_some_and(|v| wire::truthy(v));
-    state.volume.delete_cascading(&ctx, param(&p, "volume_id")?, cascade).await?;
+    // 3.23 `force` (admins; read with Cinder's `get_bool_param`, ignored before).
+    let force = match q.get("force") {
+        Some(f) if mv.0 >= MV_DELETE_FORCE => wire::bool_param("force", f)?,
+        _ => false,
+    };
+    let id = param(&p, "volume_id")?;
+    if force {
+        state.volume.delete_forced(&ctx, id, cascade).await?;
+    } else {
+        state.volume.delete_cascading(&ctx, id, cascade).await?;
+    }
     Ok(StatusCode::ACCEPTED)
 }
 
 /// `POST /volumes/{id}/action`: `os-extend` (202), `os-reset_status`
 /// (admins, 202), `os-set_bootable` (200), `os-retype` (202), the status
-/// steps of the older attach flow (202); its `os-attach`/`os-detach` are
-/// refused (400) once the volume is found.
-#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes/{volume_id}/action", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), request_body = s::VolumeAction, responses((status = 202, description = "os-extend, os-reset_status, os-retype, os-reserve, os-unreserve, os-begin_detaching or os-roll_detaching accepted"), (status = 200, description = "os-set_bootable, os-set_image_metadata, os-unset_image_metadata or os-show_image_metadata done"), (status = 400, description = "Unknown action or invalid argument"), (status = 403, description = "os-reset_status by a non-admin"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Invalid state"), (status = 413, description = "Over the gigabytes quota")))]
+/// steps of the older attach flow (202), `revert` (3.40, 202); its
+/// `os-attach`/`os-detach` are refused (400) once the volume is found.
+#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes/{volume_id}/action", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), request_body = s::VolumeAction, responses((status = 202, description = "os-extend, os-reset_status, os-retype, os-reserve, os-unreserve, os-begin_detaching, os-roll_detaching revert (3.40) or os-reimage (3.68) accepted"), (status = 200, description = "os-set_bootable, os-set_image_metadata, os-unset_image_metadata or os-show_image_metadata done"), (status = 400, description = "Unknown action or invalid argument"), (status = 403, description = "os-reset_status by a non-admin"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Invalid state"), (status = 413, description = "Over the gigabytes quota")))]
 async fn volume_action(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -704,6 +735,17 @@ async fn volume_action(
     let id = param(&p, "volume_id")?;
     let svc = &state.volume;
     match VolumeAction::parse(&parse_json(&body)?)? {
+        VolumeAction::Reimage { image_id, reimage_reserved } => {
+            require_mv(mv, stratus_api::volume::MV_REIMAGE)?;
+            svc.reimage_volume(&ctx, id, &image_id, reimage_reserved).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        VolumeAction::Revert { snapshot_id } => {
+            // Cinder: an action of a later microversion is a bare 404.
+            require_mv(mv, stratus_api::volume::MV_VOLUME_REVERT)?;
+            svc.revert_to_snapshot(&ctx, id, snapshot_id.as_deref()).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
         VolumeAction::Extend { new_size } => {
             // 3.42: an `in-use` volume may grow too (the VM is told).
             svc.extend(&ctx, id, new_size, mv.0 >= 42).await?;
@@ -766,6 +808,12 @@ async fn show_metadata(
     }
     Ok(resp)
 }
+
+/// Block Storage 3.46: a volume from a Nova snapshot image (`SUPPORT_NOVA_IMAGE`).
+const MV_NOVA_IMAGE: u32 = 46;
+
+/// Block Storage 3.23: `force` on volume delete (`VOLUME_DELETE_FORCE`).
+const MV_DELETE_FORCE: u32 = 23;
 
 /// Block Storage 3.15: ETags on volume metadata.
 const MV_ETAGS: u32 = 15;
@@ -1110,6 +1158,7 @@ pub(crate) fn test_state(
 }
 
 mod admin;
+mod default_types;
 mod group_snapshots;
 mod groups;
 mod paging;

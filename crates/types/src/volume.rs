@@ -35,6 +35,10 @@ string_enum!(
         AwaitingTransfer => "awaiting-transfer",
         /// Growing.
         Extending => "extending",
+        /// Its storage being rebuilt from an image (Cinder's `os-reimage`, 3.68).
+        Downloading => "downloading",
+        /// Getting its latest snapshot's bytes back (Cinder's revert, 3.40).
+        Reverting => "reverting",
         /// Delete recorded; the storage goes (or waits in the cleanup queue).
         Deleting => "deleting",
         /// Gone (the row is kept, marked deleted).

@@ -76,6 +76,12 @@ pub enum Missing {
         /// The snapshot whose metadata lacks the key.
         snapshot: String,
     },
+    /// The boot snapshot a Nova snapshot image names (3.46).
+    ImageBootSnapshot,
+    /// A project (Keystone's) named in a URL, e.g. of `/default-types`.
+    Project,
+    /// The default volume type of a project (none set).
+    ProjectDefaultType,
     /// A row the datastore did not find (the table it looked in).
     Row(RowKind),
 }
@@ -110,6 +116,11 @@ fn not_found_message(kind: &Missing, id: &str) -> String {
         Missing::Snapshot => format!("Snapshot {id} could not be found."),
         Missing::GroupSnapshot => format!("GroupSnapshot {id} could not be found."),
         Missing::SnapshotMetadataKey { snapshot } => format!("Snapshot {snapshot} has no metadata with key {id}."),
+        Missing::ImageBootSnapshot => {
+            format!("Nova specific image is found, but boot volume snapshot id:{id} not found.")
+        }
+        Missing::Project => format!("Project with id {id} not found."),
+        Missing::ProjectDefaultType => format!("Default type for project {id} not found."),
         Missing::Row(what) => format!("{what} could not be found."),
     }
 }

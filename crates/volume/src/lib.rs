@@ -34,13 +34,18 @@
 
 mod attachments;
 mod clones;
+mod default_types;
 mod error;
+mod force_delete;
 mod group_snapshots;
 mod groups;
 mod messages;
+mod nova_image;
 mod qos;
 mod quotas;
 mod reconcile;
+mod reimage;
+mod revert;
 mod servers;
 mod snapshots;
 #[cfg(any(test, feature = "testing"))]
@@ -49,6 +54,7 @@ mod transfers;
 mod types;
 
 pub use error::{Missing, VolumeError, quota_message};
+pub use force_delete::FORCE_DELETABLE;
 pub use group_snapshots::GROUP_SNAPSHOT_STATUSES;
 pub use groups::{GROUP_STATUSES, GroupUpdate, NewGroup};
 pub use messages::{MessageAction, MessageDetail, user_message};

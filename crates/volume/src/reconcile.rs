@@ -17,7 +17,7 @@ pub struct ReconcileReport {
     pub creates_retried: usize,
     /// Of those, now `available`.
     pub creates_finished: usize,
-    /// Interrupted extends marked `error_extending`.
+    /// Interrupted extends marked `error_extending` (and re-images marked `error`).
     pub extends_failed: usize,
     /// `deleting` volumes without a queued cleanup that got one.
     pub deletes_requeued: usize,
@@ -30,7 +30,7 @@ pub struct ReconcileReport {
     pub deletes_cancelled: usize,
     /// Fences lifted (their host rejoined and confirmed the VM gone).
     pub fences_lifted: usize,
-    /// Interrupted snapshot creates and deletes finished.
+    /// Interrupted snapshot creates and deletes (and volume reverts) finished.
     pub snapshots_finished: usize,
     /// Interrupted snapshot steps still failing (retried next pass).
     pub snapshots_pending: usize,
@@ -127,7 +127,24 @@ impl VolumeService {
                 r.snapshots_pending += pending;
             }
             Err(e) => {
-                warn!(error = %e, "finishing interrupted snapshots failed; the next pass retries");
+                warn!(error = %e, "finishing interrupted group snapshots failed; the next pass retries");
+                r.errors += 1;
+            }
+        }
+        match self.reconcile_reimages(cutoff).await {
+            Ok(n) => r.extends_failed += n,
+            Err(e) => {
+                warn!(error = %e, "ending interrupted re-images failed; the next pass retries");
+                r.errors += 1;
+            }
+        }
+        match self.reconcile_reverts(cutoff).await {
+            Ok((done, pending)) => {
+                r.snapshots_finished += done;
+                r.snapshots_pending += pending;
+            }
+            Err(e) => {
+                warn!(error = %e, "finishing interrupted reverts failed; the next pass retries");
                 r.errors += 1;
             }
         }

@@ -94,6 +94,12 @@ impl VolumeService {
             }
             None => b.image_id.clone(),
         };
+        // Nova creates it through Cinder without a type: the project's
+        // default type (3.62) before the global one.
+        let volume_type_id = match &b.volume_type_id {
+            Some(t) => t.clone(),
+            None => self.default_type_for(&b.project_id).await?,
+        };
         let id = VolumeId::new();
         let row = VolumeRow {
             group_id: None,
@@ -105,7 +111,7 @@ impl VolumeService {
             user_id: b.user_id.clone(),
             size_gb: b.size_gb,
             status: crate::VolumeStatus::Creating,
-            volume_type_id: Some(b.volume_type_id.clone().unwrap_or_else(|| stratus_db::DEFAULT_VOLUME_TYPE_ID.into())),
+            volume_type_id: Some(volume_type_id),
             volume_type: None,
             availability_zone: self.cfg.availability_zone.clone(),
             bootable: true,

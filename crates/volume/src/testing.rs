@@ -37,6 +37,8 @@ struct Inner {
     create_delay_ms: AtomicU64,
     trash: Mutex<HashSet<String>>,
     snapshots: Mutex<HashSet<(String, String)>>,
+    reverts: AtomicU32,
+    failing_reverts: AtomicU32,
 }
 
 /// The in-memory backend; clones share state.
@@ -89,6 +91,16 @@ impl MemBackend {
     /// The next `n` creates fail with a backend error.
     pub fn failing_creates(&self, n: u32) {
         self.0.failing_creates.store(n, Ordering::SeqCst);
+    }
+
+    /// Reverts done so far (a volume given its snapshot's bytes back).
+    pub fn reverts(&self) -> u32 {
+        self.0.reverts.load(Ordering::SeqCst)
+    }
+
+    /// The next `n` reverts fail with a backend error.
+    pub fn failing_reverts(&self, n: u32) {
+        self.0.failing_reverts.store(n, Ordering::SeqCst);
     }
 
     /// A snapshot of one volume.
@@ -193,6 +205,21 @@ impl BlockBackend for MemBackend {
             return Err(BlockError::NotFound(format!("{volume}@{snapshot}")));
         }
         self.put(name, size_gb, None).await
+    }
+
+    async fn snapshot_revert(&self, volume: &str, snapshot: &str) -> Result<(), BlockError> {
+        if !self.0.snapshots.lock().unwrap_or_else(|p| p.into_inner()).contains(&(volume.into(), snapshot.into())) {
+            return Err(BlockError::NotFound(format!("{volume}@{snapshot}")));
+        }
+        let watchers = self.watchers(volume).await?;
+        if !watchers.is_empty() {
+            return Err(BlockError::Busy { name: volume.into(), watchers });
+        }
+        if Self::take(&self.0.failing_reverts) {
+            return Err(BlockError::Backend(format!("revert of {volume} failed (test)")));
+        }
+        self.0.reverts.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 
     async fn snapshots(&self) -> Result<Vec<(String, String)>, BlockError> {

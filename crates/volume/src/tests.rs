@@ -1227,3 +1227,237 @@ async fn reconciler_finishes_interrupted_snapshots() {
 }
 
 mod group_snapshots;
+/// Cinder 3.40 `revert`: only to the volume's latest snapshot (400 for
+/// another or none), sizes equal (400), volume and snapshot `available`
+/// (409); the revert leaves both `available`, a backend failure leaves the
+/// volume `error` and the snapshot `available` (Cinder's manager).
+#[tokio::test]
+async fn revert_goes_to_the_latest_snapshot_only() {
+    let e = env().await;
+    let me = member();
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("volume");
+    let vid = v.id.to_string();
+    let none = e.svc.revert_to_snapshot(&me, &vid, Some("x")).await;
+    assert!(matches!(none, Err(VolumeError::BadRequest(m)) if m.contains("doesn't have any snapshots")));
+    let snap = |me: AuthContext| {
+        let svc = e.svc.clone();
+        let vid = vid.clone();
+        async move {
+            svc.snapshot_create(&me, NewSnapshot { volume_id: vid, ..Default::default() }).await.expect("snapshot")
+        }
+    };
+    let s1 = snap(me.clone()).await;
+    e.clock.advance(chrono::Duration::seconds(1));
+    let s2 = snap(me.clone()).await;
+    let older = e.svc.revert_to_snapshot(&me, &vid, Some(&s1.id)).await;
+    assert!(matches!(older, Err(VolumeError::BadRequest(m)) if m.contains("not the latest one")));
+    let unnamed = e.svc.revert_to_snapshot(&me, &vid, None).await;
+    assert!(matches!(unnamed, Err(VolumeError::BadRequest(m)) if m.starts_with("Specified snapshot None")));
+    // Readers may not; another project does not see the volume.
+    assert!(matches!(
+        e.svc.revert_to_snapshot(&ctx("p1", "reader"), &vid, Some(&s2.id)).await,
+        Err(VolumeError::Forbidden { .. })
+    ));
+    assert!(matches!(
+        e.svc.revert_to_snapshot(&ctx("p2", "member"), &vid, Some(&s2.id)).await,
+        Err(VolumeError::NotFound { .. })
+    ));
+    // Not `available`: 409.
+    e.ds.volume_set_status(&v.id, &[], VolumeStatus::InUse).await.expect("in-use");
+    let busy = e.svc.revert_to_snapshot(&me, &vid, Some(&s2.id)).await;
+    assert!(matches!(busy, Err(VolumeError::Conflict(m)) if m.contains("Volume's status must be 'available'")));
+    e.ds.volume_set_status(&v.id, &[], VolumeStatus::Available).await.expect("available");
+    e.ds.snapshot_set_status(&s2.id, &[], "error", None).await.expect("error");
+    let bad = e.svc.revert_to_snapshot(&me, &vid, Some(&s2.id)).await;
+    assert!(matches!(bad, Err(VolumeError::Conflict(m)) if m.contains("Snapshot's status must be 'available'")));
+    assert_eq!(e.ds.volume_get(&v.id).await.expect("v").status, VolumeStatus::Available, "rolled back");
+    e.ds.snapshot_set_status(&s2.id, &[], "available", None).await.expect("available");
+
+    e.svc.revert_to_snapshot(&me, &vid, Some(&s2.id)).await.expect("revert");
+    assert_eq!(e.backend.reverts(), 1);
+    assert_eq!(e.ds.volume_get(&v.id).await.expect("v").status, VolumeStatus::Available);
+    assert_eq!(e.ds.snapshot_get(&s2.id).await.expect("s").status, "available");
+
+    e.backend.failing_reverts(1);
+    assert!(e.svc.revert_to_snapshot(&me, &vid, Some(&s2.id)).await.is_err());
+    assert_eq!(e.ds.volume_get(&v.id).await.expect("v").status, VolumeStatus::Error);
+    assert_eq!(e.ds.snapshot_get(&s2.id).await.expect("s").status, "available");
+
+    // A size change since the snapshot: 400.
+    e.ds.volume_set_status(&v.id, &[], VolumeStatus::Available).await.expect("available");
+    e.svc.extend(&me, &vid, 2, false).await.expect("extend");
+    let grown = e.svc.revert_to_snapshot(&me, &vid, Some(&s2.id)).await;
+    assert!(matches!(grown, Err(VolumeError::BadRequest(m)) if m.contains("must be equal to the snapshot size")));
+}
+
+/// Crash safety of a revert: a volume left `reverting` has its revert
+/// rerun by the reconciler (both `available` again); a snapshot left
+/// `restoring` without a reverting volume is released.
+#[tokio::test]
+async fn reconciler_finishes_interrupted_reverts() {
+    let e = env().await;
+    let me = member();
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("volume");
+    let s = e
+        .svc
+        .snapshot_create(&me, NewSnapshot { volume_id: v.id.to_string(), ..Default::default() })
+        .await
+        .expect("snapshot");
+    e.ds.volume_set_status(&v.id, &[], VolumeStatus::Reverting).await.expect("reverting");
+    e.ds.snapshot_set_status(&s.id, &[], "restoring", None).await.expect("restoring");
+    e.clock.advance(chrono::Duration::seconds(120));
+    let r = e.svc.reconcile().await.expect("pass");
+    assert_eq!(r.snapshots_finished, 1);
+    assert_eq!(e.backend.reverts(), 1);
+    assert_eq!(e.ds.volume_get(&v.id).await.expect("v").status, VolumeStatus::Available);
+    assert_eq!(e.ds.snapshot_get(&s.id).await.expect("s").status, "available");
+    // A `restoring` snapshot alone.
+    e.ds.snapshot_set_status(&s.id, &[], "restoring", None).await.expect("restoring");
+    e.clock.advance(chrono::Duration::seconds(120));
+    e.svc.reconcile().await.expect("pass");
+    assert_eq!(e.ds.snapshot_get(&s.id).await.expect("s").status, "available");
+    assert_eq!(e.backend.reverts(), 1);
+}
+
+/// Cinder 3.62 `/default-types`: admin only (403 otherwise); an unknown
+/// project is 404 and an unknown type 400; a project's volumes created
+/// without a type (and `GET /types/default`) get its default before the
+/// global one; a type that is a project default cannot be deleted (400);
+/// unset falls back to the global default.
+#[tokio::test]
+async fn project_default_types_as_cinder() {
+    let e = env().await;
+    let admin = ctx("admin", "admin");
+    let p = stratus_db::ProjectRow {
+        id: "p1".into(),
+        name: "p1".into(),
+        domain_id: "default".into(),
+        description: String::new(),
+        enabled: true,
+    };
+    e.ds.project_create(&p).await.expect("project");
+    let (gold, _) = e.svc.type_create(&admin, new_type("gold", true)).await.expect("gold");
+    assert!(matches!(e.svc.default_type_set(&member(), "p1", "gold").await, Err(VolumeError::Forbidden { .. })));
+    assert!(matches!(e.svc.default_type_list(&member()).await, Err(VolumeError::Forbidden { .. })));
+    assert!(matches!(e.svc.default_type_get(&admin, "p1").await,
+        Err(e) if e.to_string() == "Default type for project p1 not found."));
+    assert!(matches!(e.svc.default_type_set(&admin, "nope", "gold").await,
+        Err(e) if e.to_string() == "Project with id nope not found."));
+    assert!(matches!(e.svc.default_type_set(&admin, "p1", "silver").await, Err(VolumeError::BadRequest(_))));
+    let d = e.svc.default_type_set(&admin, "p1", "gold").await.expect("set by name");
+    assert_eq!((d.project_id.as_str(), d.volume_type_id.as_str()), ("p1", gold.id.as_str()));
+    assert_eq!(e.svc.default_type_set(&admin, "p1", &gold.id).await.expect("set by id"), d);
+    assert_eq!(e.svc.default_type_list(&admin).await.expect("list"), vec![d.clone()]);
+    // Volumes of p1 without a type get gold; an explicit type wins.
+    let v = e.svc.create(&member(), new_volume(1, "v")).await.expect("volume");
+    assert_eq!(v.volume_type_id.as_deref(), Some(gold.id.as_str()));
+    assert_eq!(e.svc.type_get(&member(), "default").await.expect("default").id, gold.id);
+    let typed = NewVolume { volume_type: Some("__DEFAULT__".into()), ..new_volume(1, "t") };
+    let t = e.svc.create(&member(), typed).await.expect("typed");
+    assert_eq!(t.volume_type_id.as_deref(), Some(stratus_db::DEFAULT_VOLUME_TYPE_ID));
+    // Another project keeps the global default.
+    let other = e.svc.create(&ctx("p2", "member"), new_volume(1, "o")).await.expect("other");
+    assert_eq!(other.volume_type_id.as_deref(), Some(stratus_db::DEFAULT_VOLUME_TYPE_ID));
+    // A project default cannot be deleted.
+    let refused = e.svc.type_delete(&admin, &gold.id).await;
+    assert!(matches!(refused, Err(VolumeError::BadRequest(m)) if m.contains("is a default volume type")));
+    e.svc.default_type_unset(&admin, "p1").await.expect("unset");
+    e.svc.default_type_unset(&admin, "p1").await.expect("unset again");
+    assert!(e.svc.default_type_list(&admin).await.expect("list").is_empty());
+    let v = e.svc.create(&member(), new_volume(1, "w")).await.expect("volume");
+    assert_eq!(v.volume_type_id.as_deref(), Some(stratus_db::DEFAULT_VOLUME_TYPE_ID));
+}
+
+/// Cinder 3.23 `force` on volume delete (admins, `volume:force_delete`):
+/// Stratus honours it from bookkeeping-only statuses (`maintenance`,
+/// `in-use` without an attachment record) but never with an attachment
+/// record or its own storage operation in flight (`creating`, `reverting`).
+#[tokio::test]
+async fn forced_delete_is_admin_only_and_never_with_attachments() {
+    let e = env().await;
+    let admin = ctx("admin", "admin");
+    let me = member();
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("volume");
+    let vid = v.id.to_string();
+    e.ds.volume_set_status(&v.id, &[], VolumeStatus::Maintenance).await.expect("maintenance");
+    assert!(matches!(e.svc.delete_forced(&me, &vid, false).await, Err(VolumeError::Forbidden { .. })));
+    assert!(matches!(e.svc.delete(&me, &vid).await, Err(VolumeError::BadRequest(m)) if m == DELETE_REFUSED));
+    e.svc.delete_forced(&admin, &vid, false).await.expect("forced");
+    assert!(e.backend.volume(&v.backend_name).is_none(), "storage removed");
+    for status in [VolumeStatus::Creating, VolumeStatus::Reverting, VolumeStatus::AwaitingTransfer] {
+        let w = e.svc.create(&me, new_volume(1, "w")).await.expect("volume");
+        e.ds.volume_set_status(&w.id, &[], status).await.expect("status");
+        let r = e.svc.delete_forced(&admin, &w.id.to_string(), false).await;
+        assert!(matches!(r, Err(VolumeError::BadRequest(m)) if m == DELETE_REFUSED), "{status}");
+    }
+    // An attachment record: refused even forced (a host may open it).
+    let a = e.svc.create(&me, new_volume(1, "a")).await.expect("volume");
+    e.svc.attachment_create(&me, &a.id.to_string(), &server().to_string(), None).await.expect("attachment");
+    let r = e.svc.delete_forced(&admin, &a.id.to_string(), false).await;
+    assert!(matches!(r, Err(VolumeError::BadRequest(m)) if m == DELETE_REFUSED));
+    assert!(e.backend.volume(&a.backend_name).is_some());
+}
+
+/// Cinder 3.68 `os-reimage`: the volume's storage rebuilt from an active
+/// image that fits it, `available`/`error` (also `reserved` with
+/// `reimage_reserved`, else 400), back to its status after; refused with
+/// snapshots (Stratus) and for an image larger than the volume (400).
+#[tokio::test]
+async fn reimage_rebuilds_from_the_image_as_cinder() {
+    let e = env().await;
+    let me = member();
+    let image_id = uuid::Uuid::new_v4().to_string();
+    e.ds.image_create(&ImageRow {
+        id: image_id.parse().expect("uuid"),
+        name: Some("cirros".into()),
+        owner: "p1".into(),
+        status: stratus_image::ImageStatus::Queued,
+        visibility: stratus_image::Visibility::Private,
+        disk_format: Some(stratus_image::DiskFormat::Raw),
+        container_format: Some(stratus_image::ContainerFormat::Bare),
+        size: None,
+        checksum: None,
+        os_hash_value: None,
+        min_disk: 0,
+        min_ram: 0,
+        protected: false,
+        properties: "{}".into(),
+        created_at: stratus_db::SET_ON_INSERT,
+        updated_at: stratus_db::SET_ON_INSERT,
+    })
+    .await
+    .expect("image");
+    let v = e.svc.create(&me, new_volume(1, "v")).await.expect("volume");
+    let vid = v.id.to_string();
+    let not_active = e.svc.reimage_volume(&me, &vid, &image_id, false).await;
+    assert!(matches!(not_active, Err(VolumeError::BadRequest(m)) if m.contains("is not active")));
+    std::fs::write(e.dir.0.join("images").join(&image_id), b"bootable bits").expect("write image");
+    e.ds.image_set_data(&image_id.parse().expect("uuid"), 13, "md5", "sha").await.expect("active");
+    assert!(matches!(
+        e.svc.reimage_volume(&ctx("p1", "reader"), &vid, &image_id, false).await,
+        Err(VolumeError::Forbidden { .. })
+    ));
+    assert!(matches!(e.svc.reimage_volume(&me, &vid, "nope", false).await, Err(VolumeError::BadRequest(_))));
+    e.svc.reimage_volume(&me, &vid, &image_id, false).await.expect("reimage");
+    let after = e.ds.volume_get(&v.id).await.expect("v");
+    assert_eq!(after.status, VolumeStatus::Available);
+    assert_eq!(after.image_id.as_deref(), Some(image_id.as_str()));
+    assert_eq!(e.backend.volume(&v.backend_name).expect("stored").image, Some(e.dir.0.join("images").join(&image_id)));
+    // `reserved` needs `reimage_reserved`.
+    e.ds.volume_set_status(&v.id, &[], VolumeStatus::Reserved).await.expect("reserved");
+    let refused = e.svc.reimage_volume(&me, &vid, &image_id, false).await;
+    assert!(matches!(refused, Err(VolumeError::BadRequest(m)) if m.contains("must be available or error")));
+    e.svc.reimage_volume(&me, &vid, &image_id, true).await.expect("reserved reimage");
+    assert_eq!(e.ds.volume_get(&v.id).await.expect("v").status, VolumeStatus::Reserved);
+    e.ds.volume_set_status(&v.id, &[], VolumeStatus::Available).await.expect("available");
+    // With snapshots: refused.
+    e.svc.snapshot_create(&me, NewSnapshot { volume_id: vid.clone(), ..Default::default() }).await.expect("snapshot");
+    let snapped = e.svc.reimage_volume(&me, &vid, &image_id, false).await;
+    assert!(matches!(snapped, Err(VolumeError::BadRequest(m)) if m.contains("has snapshots")));
+    // An interrupted re-image ends `error`.
+    let w = e.svc.create(&me, new_volume(1, "w")).await.expect("volume");
+    e.ds.volume_set_status(&w.id, &[], VolumeStatus::Downloading).await.expect("downloading");
+    e.clock.advance(chrono::Duration::seconds(120));
+    e.svc.reconcile().await.expect("pass");
+    assert_eq!(e.ds.volume_get(&w.id).await.expect("w").status, VolumeStatus::Error);
+}

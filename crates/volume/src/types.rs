@@ -34,9 +34,18 @@ impl VolumeService {
         if ctx.is_admin() { None } else { Some(ctx.project_id.as_str()) }
     }
 
-    /// A type the caller may see, by id (or `default`); 404 otherwise.
+    /// A type the caller may see, by id (or `default`: the project's
+    /// default type, else the global one, as Cinder's `show_default`); 404
+    /// otherwise.
     pub async fn type_get(&self, ctx: &AuthContext, id: &str) -> Result<VolumeTypeRow, VolumeError> {
-        let id = if id == DEFAULT_TYPE_ALIAS { DEFAULT_VOLUME_TYPE_ID } else { id };
+        if id == DEFAULT_TYPE_ALIAS {
+            let default = self.default_type_for(&ctx.project_id).await?;
+            return match self.ds.volume_type_get(&default, None).await {
+                Ok(t) => Ok(t),
+                Err(DbError::NotFound { .. }) => Err(type_not_found(&default)),
+                Err(e) => Err(e.into()),
+            };
+        }
         match self.ds.volume_type_get(id, Self::type_scope(ctx)).await {
             Ok(t) => Ok(t),
             Err(DbError::NotFound { .. }) => Err(type_not_found(id)),
@@ -47,7 +56,11 @@ impl VolumeService {
     /// A type by id or name (Cinder's `get_by_name_or_id`): a UUID-like
     /// value is tried as an id first, then as a name; `visible_to` limits
     /// it to what a project may use (`None`: any type).
-    async fn type_find(&self, identity: &str, visible_to: Option<&str>) -> Result<VolumeTypeRow, VolumeError> {
+    pub(crate) async fn type_find(
+        &self,
+        identity: &str,
+        visible_to: Option<&str>,
+    ) -> Result<VolumeTypeRow, VolumeError> {
         let uuid_like = Uuid::parse_str(identity).is_ok();
         if uuid_like {
             match self.ds.volume_type_get(identity, visible_to).await {
@@ -73,14 +86,16 @@ impl VolumeService {
     }
 
     /// The type a new volume gets: the requested one (name or id) if the
-    /// caller may use it, else Cinder's 404; the default type when absent.
+    /// caller may use it, else Cinder's 404; the project's default type
+    /// (else the global default) when absent.
     pub(crate) async fn type_for_create(
         &self,
         ctx: &AuthContext,
         requested: Option<&str>,
     ) -> Result<String, VolumeError> {
         match requested {
-            None | Some("") => Ok(DEFAULT_VOLUME_TYPE_ID.to_string()),
+            // Cinder 3.62: the project's default type before the global one.
+            None | Some("") => self.default_type_for(&ctx.project_id).await,
             Some(t) => Ok(self.type_find(t, Self::type_scope(ctx)).await?.id),
         }
     }
@@ -168,7 +183,8 @@ impl VolumeService {
     pub async fn type_delete(&self, ctx: &AuthContext, id: &str) -> Result<(), VolumeError> {
         check_type_admin(ctx, "volume_extension:type_delete")?;
         let t = self.type_get(ctx, id).await?;
-        if t.id == DEFAULT_VOLUME_TYPE_ID {
+        // Cinder: neither the global default nor a project's default goes.
+        if t.id == DEFAULT_VOLUME_TYPE_ID || !self.ds.project_default_type_users(&t.id).await?.is_empty() {
             return Err(VolumeError::BadRequest(format!(
                 "The volume type {} is a default volume type and cannot be deleted.",
                 t.id

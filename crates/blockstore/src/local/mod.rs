@@ -850,6 +850,47 @@ impl BlockBackend for LocalBackend {
         self.install(name, tmp).await
     }
 
+    /// The snapshot is copied aside and renamed over the volume's image,
+    /// all under the exclusive directory lock: no client write lands during
+    /// it, and a crash leaves either the old bytes or the snapshot's, never
+    /// a mix (a rerun finishes it). Refused while any current watcher holds
+    /// the volume; a fenced client's I/O stays refused by its generation.
+    async fn snapshot_revert(&self, volume: &str, snapshot: &str) -> Result<(), BlockError> {
+        util::validate_name("volume", volume)?;
+        util::validate_name("snapshot", snapshot)?;
+        let (volume, snapshot) = (volume.to_owned(), snapshot.to_owned());
+        let tmp = self.tmp_image(&volume);
+        self.inner
+            .locked(Mode::Exclusive, move |inner| {
+                let img = not_found_if_missing(inner, &volume)?;
+                let src = inner.snap(&volume, &snapshot);
+                if !src.exists() {
+                    return Err(BlockError::NotFound(format!("{volume}@{snapshot}")));
+                }
+                let watchers: Vec<ClientId> = inner.read_state(&volume)?.current().map(|w| w.client.clone()).collect();
+                if !watchers.is_empty() {
+                    return Err(BlockError::Busy { name: volume, watchers });
+                }
+                let len = std::fs::metadata(&img).map_err(|e| io_err("reading metadata of", &img, e))?.len();
+                copy_sparse(&src, &tmp.0)?;
+                let f = OpenOptions::new().write(true).open(&tmp.0).map_err(|e| io_err("opening", &tmp.0, e))?;
+                let copied = f.metadata().map_err(|e| io_err("reading metadata of", &tmp.0, e))?.len();
+                if copied > len {
+                    return Err(BlockError::Backend(format!(
+                        "snapshot {snapshot} is {copied} bytes, larger than volume {volume} ({len} bytes)"
+                    )));
+                }
+                f.set_len(len).map_err(|e| io_err("resizing", &tmp.0, e))?;
+                f.sync_all().map_err(|e| io_err("syncing", &tmp.0, e))?;
+                std::fs::rename(&tmp.0, &img).map_err(|e| io_err("renaming over", &img, e))?;
+                if let Ok(d) = File::open(&inner.dir) {
+                    let _ = d.sync_all();
+                }
+                Ok(())
+            })
+            .await
+    }
+
     async fn snapshot_exists(&self, volume: &str, snapshot: &str) -> Result<bool, BlockError> {
         util::validate_name("volume", volume)?;
         util::validate_name("snapshot", snapshot)?;

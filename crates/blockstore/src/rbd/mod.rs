@@ -675,6 +675,24 @@ impl BlockBackend for RbdBackend {
         result.map(|_| ())
     }
 
+    /// `rbd snap rollback` (rewrites the image from the snapshot; a rerun
+    /// after a crash finishes it). Refused while the image has watchers: a
+    /// client with the image open, or one fenced but not yet gone, would
+    /// have its disk change under it.
+    async fn snapshot_revert(&self, volume: &str, snapshot: &str) -> Result<(), BlockError> {
+        let spec = format!("{}@{}", self.spec(volume)?, snap_name(snapshot)?);
+        let watchers = self.watchers(volume).await?;
+        if !watchers.is_empty() {
+            return Err(BlockError::Busy { name: volume.to_owned(), watchers });
+        }
+        let out = self.cli("rbd", &["snap", "rollback", "--no-progress", &spec], util::QEMU_IMG_TIMEOUT).await?;
+        match out.code {
+            Some(0) => Ok(()),
+            Some(2) => Err(BlockError::NotFound(format!("{volume}@{snapshot}"))),
+            _ => Err(out.error("rbd snap rollback")),
+        }
+    }
+
     async fn snapshot_exists(&self, volume: &str, snapshot: &str) -> Result<bool, BlockError> {
         let spec = self.spec(volume)?;
         let name = snap_name(snapshot)?;

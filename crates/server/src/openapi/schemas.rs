@@ -621,6 +621,10 @@ json_schemas! {
                 "type": "object", "required": ["bootable"], "properties": {"bootable": {"type": "boolean"}}}}},
             {"type": "object", "required": ["os-retype"], "additionalProperties": false, "properties": {"os-retype": {
                 "type": "object", "required": ["new_type"], "properties": {"new_type": {"type": "string"}, "migration_policy": {"type": "string", "enum": ["never", "on-demand"]}}}}},
+            {"type": "object", "required": ["os-reimage"], "additionalProperties": false, "properties": {"os-reimage": {
+                "type": "object", "required": ["image_id"], "additionalProperties": false, "properties": {"image_id": {"type": "string", "format": "uuid"}, "reimage_reserved": {"type": "boolean"}}}}},
+            {"type": "object", "required": ["revert"], "additionalProperties": false, "properties": {"revert": {
+                "type": "object", "properties": {"snapshot_id": {"type": ["string", "null"]}}}}},
         ],
     });
     /// A volume, as `GET /volumes/{id}` shows it.
@@ -781,7 +785,7 @@ json_schemas! {
     /// `{"snapshot": ...}`.
     VolumeSnapshotBody => wrapped("snapshot", "VolumeSnapshot");
     /// `{"snapshots": [...]}`.
-    VolumeSnapshotList => json!({"type": "object", "required": ["snapshots"], "properties": {"snapshots": {"type": "array", "items": {"$ref": "#/components/schemas/VolumeSnapshot"}}, "snapshots_links": rel_links()}});
+    VolumeSnapshotList => json!({"type": "object", "required": ["snapshots"], "properties": {"snapshots": {"type": "array", "items": {"$ref": "#/components/schemas/VolumeSnapshot"}}, "snapshots_links": rel_links(), "count": {"type": "integer", "minimum": 0}}});
     /// `POST /snapshots`.
     VolumeSnapshotCreate => json!({
         "type": "object",
@@ -823,6 +827,28 @@ json_schemas! {
             "destination_project_id": nullable_string(),
             "accepted": {"type": "boolean"},
         },
+    });
+    /// A project's default volume type (3.62).
+    VolumeDefaultType => json!({
+        "type": "object",
+        "required": ["project_id", "volume_type_id"],
+        "additionalProperties": false,
+        "properties": {"project_id": {"type": "string"}, "volume_type_id": {"type": "string"}},
+    });
+    /// `{"default_type": ...}`.
+    VolumeDefaultTypeBody => wrapped("default_type", "VolumeDefaultType");
+    /// `{"default_types": [...]}`.
+    VolumeDefaultTypeList => json!({"type": "object", "required": ["default_types"], "properties": {"default_types": {"type": "array", "items": {"$ref": "#/components/schemas/VolumeDefaultType"}}}});
+    /// `PUT /default-types/{project_id}`.
+    VolumeDefaultTypeSet => json!({
+        "type": "object",
+        "required": ["default_type"],
+        "properties": {"default_type": {
+            "type": "object",
+            "required": ["volume_type"],
+            "additionalProperties": false,
+            "properties": {"volume_type": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^\\S(.*\\S)?$"}},
+        }},
     });
     /// `{"transfer": ...}`.
     VolumeTransferBody => wrapped("transfer", "VolumeTransfer");

@@ -20,8 +20,13 @@ use stratus_api::volume::{self as vwire, truthy};
 use stratus_auth::AuthContext;
 use stratus_volume::{NewSnapshot, SnapshotFilter};
 
+/// Block Storage 3.22: the `metadata` filter (`SNAPSHOT_LIST_METADATA_FILTER`).
+const MV_SNAPSHOT_METADATA_FILTER: u32 = 22;
+/// Block Storage 3.45: `with_count` (`SUPPORT_COUNT_INFO`).
+const MV_WITH_COUNT: u32 = 45;
+
 /// `GET /snapshots[/detail]`: filters `all_tenants` (admins), `project_id`,
-/// `name`, `status`, `volume_id`; sorted by `sort`/`sort_key`/`sort_dir`
+/// `name`, `status`, `volume_id`, `metadata` (3.22+); `with_count` (3.45+); sorted by `sort`/`sort_key`/`sort_dir`
 /// (`created_at`, `id`, `name`, `status`, `size`); pages by `limit`/`marker`/`offset`.
 async fn list(
     state: &AppState,
@@ -39,7 +44,26 @@ async fn list(
         status: q.get("status").cloned(),
         volume_id: q.get("volume_id").cloned(),
     };
+    // 3.22: `metadata` (a dict, as Cinder's `literal_eval` reads it);
+    // dropped before, as Cinder pops it.
+    let metadata = match q.get("metadata") {
+        Some(m) if mv.0 >= MV_SNAPSHOT_METADATA_FILTER => Some(vwire::dict_filter("metadata", m)?),
+        _ => None,
+    };
+    // 3.45 `with_count`: the number of matches, before paging.
+    let with_count = mv.0 >= MV_WITH_COUNT
+        && match q.get("with_count") {
+            Some(v) => vwire::bool_param("with_count", v)?,
+            None => false,
+        };
     let mut rows = state.volume.snapshot_list(ctx, &f).await?;
+    if let Some(want) = &metadata {
+        rows.retain(|s| {
+            let have = stratus_volume::VolumeService::snapshot_metadata_of(s);
+            want.iter().all(|(k, v)| have.get(k) == Some(v))
+        });
+    }
+    let count = rows.len();
     // Sort keys as Cinder's (`sort=key:dir,...` or `sort_key`/`sort_dir`), newest first by default.
     let mut keys: Vec<(String, bool)> = Vec::new();
     if let Some(sort) = q.get("sort") {
@@ -104,6 +128,9 @@ async fn list(
     let next = (rows.len() == limit && limit > 0).then(|| rows.last().map(|s| s.id.clone())).flatten();
     let out: Vec<Value> = rows.iter().map(|s| wire::snapshot_view(s, mv.0, detail)).collect();
     let mut body = json!({ "snapshots": out });
+    if with_count {
+        body["count"] = json!(count);
+    }
     if let Some(marker) = next {
         let path = if detail { "snapshots/detail" } else { "snapshots" };
         let mut query: Vec<String> =
@@ -120,7 +147,7 @@ async fn list(
 
 const PROJECT: &str = "The caller's project (any for admins)";
 
-#[utoipa::path(get, path = "/volume/v3/{project_id}/snapshots", tag = "snapshots", params(("project_id" = String, Path, description = PROJECT), ("all_tenants" = Option<String>, Query, description = "Truthy: every project (admins)"), ("volume_id" = Option<String>, Query, description = "Snapshots of this volume"), ("limit" = Option<u32>, Query, description = "Page size"), ("marker" = Option<String>, Query, description = "Last id of the previous page")), responses((status = 200, description = "Snapshots", body = s::VolumeSnapshotList), (status = 400, description = "Bad sort, limit or offset"), (status = 404, description = "Unknown marker (Cinder's `MarkerNotFound`)")))]
+#[utoipa::path(get, path = "/volume/v3/{project_id}/snapshots", tag = "snapshots", params(("project_id" = String, Path, description = PROJECT), ("all_tenants" = Option<String>, Query, description = "Truthy: every project (admins)"), ("volume_id" = Option<String>, Query, description = "Snapshots of this volume"), ("limit" = Option<u32>, Query, description = "Page size"), ("marker" = Option<String>, Query, description = "Last id of the previous page"), ("metadata" = Option<String>, Query, description = "3.22+: a dict the snapshot's metadata must contain"), ("with_count" = Option<bool>, Query, description = "3.45+: add `count`, the number of matches")), responses((status = 200, description = "Snapshots", body = s::VolumeSnapshotList), (status = 400, description = "Bad sort, limit, metadata or with_count"), (status = 404, description = "Unknown marker (Cinder's MarkerNotFound)")))]
 pub(super) async fn list_snapshots(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -131,7 +158,7 @@ pub(super) async fn list_snapshots(
     Ok(axum::Json(list(&state, &ctx, &p, &q, false, mv).await?))
 }
 
-#[utoipa::path(get, path = "/volume/v3/{project_id}/snapshots/detail", tag = "snapshots", params(("project_id" = String, Path, description = PROJECT), ("all_tenants" = Option<String>, Query, description = "Truthy: every project (admins)"), ("volume_id" = Option<String>, Query, description = "Snapshots of this volume"), ("limit" = Option<u32>, Query, description = "Page size"), ("marker" = Option<String>, Query, description = "Last id of the previous page")), responses((status = 200, description = "Snapshots with progress and project", body = s::VolumeSnapshotList), (status = 400, description = "Bad sort, limit or offset"), (status = 404, description = "Unknown marker (Cinder's `MarkerNotFound`)")))]
+#[utoipa::path(get, path = "/volume/v3/{project_id}/snapshots/detail", tag = "snapshots", params(("project_id" = String, Path, description = PROJECT), ("all_tenants" = Option<String>, Query, description = "Truthy: every project (admins)"), ("volume_id" = Option<String>, Query, description = "Snapshots of this volume"), ("limit" = Option<u32>, Query, description = "Page size"), ("marker" = Option<String>, Query, description = "Last id of the previous page"), ("metadata" = Option<String>, Query, description = "3.22+: a dict the snapshot's metadata must contain"), ("with_count" = Option<bool>, Query, description = "3.45+: add `count`, the number of matches")), responses((status = 200, description = "Snapshots with progress and project", body = s::VolumeSnapshotList), (status = 400, description = "Bad sort, limit, metadata or with_count"), (status = 404, description = "Unknown marker (Cinder's MarkerNotFound)")))]
 pub(super) async fn list_snapshots_detail(
     State(state): State<AppState>,
     Auth(ctx): Auth,

@@ -1804,3 +1804,182 @@ async fn group_snapshots_over_http() {
     );
     assert_eq!(send(&env, "POST", &uri, Some(&admin), Some(&v("3.19")), Some(reset)).await.0, StatusCode::ACCEPTED);
 }
+
+/// Cinder's `revert` action: a 404 before 3.40 (the action is not there),
+/// 202 from 3.40 to the latest snapshot, 400 to another, 409 when the
+/// volume is not `available`.
+#[tokio::test]
+async fn revert_action_from_3_40() {
+    let env = env().await;
+    let t = Some(env.demo.as_str());
+    let p = &env.demo_project;
+    let (s, _, v) =
+        send(&env, "POST", &format!("/volume/v3/{p}/volumes"), t, None, Some(json!({"volume": {"size": 1}}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let vid = v["volume"]["id"].as_str().expect("id").to_string();
+    let snap = json!({"snapshot": {"volume_id": vid}});
+    let (s, _, sn) = send(&env, "POST", &format!("/volume/v3/{p}/snapshots"), t, None, Some(snap)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{sn}");
+    let sid = sn["snapshot"]["id"].as_str().expect("id").to_string();
+    let action = format!("/volume/v3/{p}/volumes/{vid}/action");
+    let revert = |id: &str| Some(json!({"revert": {"snapshot_id": id}}));
+    let (s, _, _) = send(&env, "POST", &action, t, Some("volume 3.39"), revert(&sid)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, b) = send(&env, "POST", &action, t, Some("volume 3.40"), revert("other")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, _, b) = send(&env, "POST", &action, t, Some("volume 3.40"), revert(&sid)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    assert_eq!(env.backend.reverts(), 1);
+    let (_, _, v) = call(&env, &format!("/volume/v3/{p}/volumes/{vid}"), t, None).await;
+    assert_eq!(v["volume"]["status"], "available");
+    let id: stratus_types::VolumeId = vid.parse().expect("uuid");
+    env.ds.volume_set_status(&id, &[], stratus_volume::VolumeStatus::InUse).await.expect("in-use");
+    let (s, _, b) = send(&env, "POST", &action, t, Some("volume 3.40"), revert(&sid)).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+}
+
+/// Cinder's `/default-types` (3.62): 404 below it; admins set (200),
+/// show, list and unset (204) a project's default; members get 403; the
+/// member's volume created without a type gets it.
+#[tokio::test]
+async fn default_types_from_3_62() {
+    let env = env().await;
+    let (a, m) = (Some(env.admin.as_str()), Some(env.demo.as_str()));
+    let p = env.demo_project.clone();
+    let v62 = Some("volume 3.62");
+    let (s, _, t) =
+        send(&env, "POST", "/volume/v3/types", a, None, Some(json!({"volume_type": {"name": "gold"}}))).await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let gold = t["volume_type"]["id"].as_str().expect("id").to_string();
+    let url = format!("/volume/v3/default-types/{p}");
+    let set = Some(json!({"default_type": {"volume_type": "gold"}}));
+    let (s, _, _) = send(&env, "PUT", &url, a, Some("volume 3.61"), set.clone()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = send(&env, "PUT", &url, m, v62, set.clone()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _, b) = send(&env, "GET", &url, a, v62, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    let (s, _, b) = send(&env, "PUT", &url, a, v62, set).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b, json!({"default_type": {"project_id": p, "volume_type_id": gold}}));
+    let (s, _, b) = send(&env, "GET", &url, a, v62, None).await;
+    assert_eq!((s, &b["default_type"]["volume_type_id"]), (StatusCode::OK, &json!(gold)));
+    let (s, _, b) = send(&env, "GET", "/volume/v3/default-types", a, v62, None).await;
+    assert_eq!((s, b["default_types"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)));
+    let (s, _, b) = send(&env, "PUT", &url, a, v62, Some(json!({"default_type": {"volume_type": "tin"}}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, _, v) =
+        send(&env, "POST", &format!("/volume/v3/{p}/volumes"), m, v62, Some(json!({"volume": {"size": 1}}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["volume"]["volume_type"], "gold");
+    let (s, _, _) = send(&env, "DELETE", &url, a, v62, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, _) = send(&env, "GET", &url, a, v62, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+/// Cinder's snapshot lists: the `metadata` filter from 3.22 (ignored
+/// before, as Cinder pops it) and `count` with `with_count` from 3.45.
+#[tokio::test]
+async fn snapshot_list_metadata_filter_and_count() {
+    let env = env().await;
+    let t = Some(env.demo.as_str());
+    let p = &env.demo_project;
+    let (_, _, v) =
+        send(&env, "POST", &format!("/volume/v3/{p}/volumes"), t, None, Some(json!({"volume": {"size": 1}}))).await;
+    let vid = v["volume"]["id"].as_str().expect("id").to_string();
+    for (name, meta) in [("a", json!({"k": "1"})), ("b", json!({"k": "2", "x": "y"}))] {
+        let body = json!({"snapshot": {"volume_id": vid, "name": name, "metadata": meta}});
+        let (s, _, b) = send(&env, "POST", &format!("/volume/v3/{p}/snapshots"), t, None, Some(body)).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    }
+    let list = |q: &str, v: &'static str| {
+        let url = format!("/volume/v3/{p}/snapshots/detail?{q}");
+        let env = &env;
+        async move { call(env, &url, t, Some(v)).await }
+    };
+    let names = |b: &Value| -> Vec<String> {
+        let mut n: Vec<String> = b["snapshots"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|s| s["name"].as_str().unwrap_or_default().to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    let (_, _, b) = list("metadata=%7B%27k%27%3A%272%27%7D", "volume 3.22").await;
+    assert_eq!(names(&b), ["b"]);
+    let (_, _, b) = list("metadata=%7B%27k%27%3A%272%27%7D", "volume 3.21").await;
+    assert_eq!(names(&b), ["a", "b"]);
+    let (s, _, _) = list("metadata=nope", "volume 3.22").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (_, _, b) = list("with_count=true&limit=1", "volume 3.45").await;
+    assert_eq!((b["count"].as_u64(), b["snapshots"].as_array().map(Vec::len)), (Some(2), Some(1)));
+    let (_, _, b) = list("with_count=true", "volume 3.44").await;
+    assert!(b.get("count").is_none());
+    let (s, _, _) = list("with_count=maybe", "volume 3.45").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+/// Cinder 3.46: a volume from a Nova snapshot image (no data, a
+/// `block_device_mapping` naming the boot volume's snapshot) is built from
+/// that snapshot; before 3.46 the image is used as an image; a mapping
+/// naming a snapshot the caller cannot see is Cinder's 404.
+#[tokio::test]
+async fn volume_from_a_nova_snapshot_image_from_3_46() {
+    let env = env().await;
+    let t = Some(env.demo.as_str());
+    let p = &env.demo_project;
+    let (_, _, v) =
+        send(&env, "POST", &format!("/volume/v3/{p}/volumes"), t, None, Some(json!({"volume": {"size": 1}}))).await;
+    let vid = v["volume"]["id"].as_str().expect("id").to_string();
+    let snap = json!({"snapshot": {"volume_id": vid}});
+    let (_, _, sn) = send(&env, "POST", &format!("/volume/v3/{p}/snapshots"), t, None, Some(snap)).await;
+    let sid = sn["snapshot"]["id"].as_str().expect("id").to_string();
+    let image = |snapshot: &str| {
+        let bdm = json!([{"source_type": "snapshot", "boot_index": 0, "snapshot_id": snapshot, "volume_size": 1}]);
+        json!({"name": "nova-snap", "disk_format": "raw", "container_format": "bare", "block_device_mapping": bdm.to_string()})
+    };
+    let (s, _, img) = send(&env, "POST", "/image/v2/images", t, None, Some(image(&sid))).await;
+    assert_eq!(s, StatusCode::CREATED, "{img}");
+    let iid = img["id"].as_str().expect("id").to_string();
+    let create = Some(json!({"volume": {"size": 1, "imageRef": iid}}));
+    let (s, _, v) =
+        send(&env, "POST", &format!("/volume/v3/{p}/volumes"), t, Some("volume 3.46"), create.clone()).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["volume"]["snapshot_id"], json!(sid));
+    // Before 3.46 it is an image without data: refused as one.
+    let (s, _, b) = send(&env, "POST", &format!("/volume/v3/{p}/volumes"), t, Some("volume 3.45"), create).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (_, _, img) =
+        send(&env, "POST", "/image/v2/images", t, None, Some(image("0b7e5d3c-0000-4000-8000-000000000000"))).await;
+    let iid = img["id"].as_str().expect("id").to_string();
+    let create = Some(json!({"volume": {"size": 1, "imageRef": iid}}));
+    let (s, _, b) = send(&env, "POST", &format!("/volume/v3/{p}/volumes"), t, Some("volume 3.46"), create).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    assert!(b.to_string().contains("Nova specific image is found"), "{b}");
+}
+
+/// Cinder's `os-reimage` action: a 404 before 3.68; from 3.68 an image id
+/// that is not a UUID is 400 and an unknown image 404.
+#[tokio::test]
+async fn reimage_action_from_3_68() {
+    let env = env().await;
+    let t = Some(env.demo.as_str());
+    let p = &env.demo_project;
+    let (_, _, v) =
+        send(&env, "POST", &format!("/volume/v3/{p}/volumes"), t, None, Some(json!({"volume": {"size": 1}}))).await;
+    let vid = v["volume"]["id"].as_str().expect("id").to_string();
+    let action = format!("/volume/v3/{p}/volumes/{vid}/action");
+    let body = |id: &str| Some(json!({"os-reimage": {"image_id": id}}));
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let (s, _, _) = send(&env, "POST", &action, t, Some("volume 3.67"), body(&unknown)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, b) = send(&env, "POST", &action, t, Some("volume 3.68"), body("x")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, _, b) = send(&env, "POST", &action, t, Some("volume 3.68"), body(&unknown)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    let (_, _, v) = call(&env, &format!("/volume/v3/{p}/volumes/{vid}"), t, None).await;
+    assert_eq!(v["volume"]["status"], "available", "nothing changed");
+}
