@@ -331,6 +331,30 @@ impl VolumeService {
             }
             clients.sort();
             clients.dedup();
+            // An attach not recorded yet has no host, but the host it was
+            // sent to may already hold a client: the lift is judged by that
+            // host's reports. That is the host the server's VM may still
+            // run on: its newest zombie (an evacuation or a local delete
+            // records it before fencing, and an evacuation has already
+            // moved the server's host to the destination), else its host.
+            let host = match &a.host {
+                Some(h) => Some(h.clone()),
+                None if !clients.is_empty() => {
+                    let zombie = self
+                        .ds
+                        .zombie_list(None)
+                        .await?
+                        .into_iter()
+                        .filter(|z| &z.server_id == server_id)
+                        .max_by_key(|z| z.created_at)
+                        .map(|z| z.host);
+                    match zombie {
+                        Some(h) => Some(h),
+                        None => self.ds.server_get_any(server_id).await?.host,
+                    }
+                }
+                None => None,
+            };
             for client in clients {
                 stratus_types::faults::fault_point("fence:client");
                 let started = std::time::Instant::now();
@@ -338,7 +362,7 @@ impl VolumeService {
                 // controller that lost the delete while it stalled stops here
                 // instead of fencing a client whose fence was already handled
                 // (and lifted) by the one that adopted it.
-                match &a.host {
+                match &host {
                     Some(host) => {
                         let epoch = self.ds.service_get_by_host(host).await.map(|svc| svc.epoch).unwrap_or(0);
                         self.ds

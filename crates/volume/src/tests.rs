@@ -786,6 +786,69 @@ async fn a_fence_on_a_host_that_never_rejoins_is_lifted_on_the_second_report_aft
     assert!(e.svc.pending_cleanups().await.expect("queue").is_empty());
 }
 
+/// Nemesis finding (seed 1, Ceph): a host opened a volume for an attach
+/// that was not recorded yet (the attachment has no host) when the server's
+/// storage was fenced (an evacuation from that host, once it was down). The
+/// watcher was fenced with no intent to lift it, so it stayed blocklisted
+/// for good. The intent now names the host the attach went to (the server's
+/// host), and the fence is lifted like any other once that host reports
+/// the client gone.
+#[tokio::test]
+async fn a_client_of_an_unrecorded_attach_is_fenced_with_an_intent_to_lift_it() {
+    let e = env().await;
+    let host = "compute-1";
+    let cap = stratus_db::HostCapacity { vcpus: 8, memory_mb: 8192, disk_gb: 100 };
+    let ttl = chrono::Duration::seconds(30);
+    e.ds.service_join(host, cap, ttl).await.expect("join");
+    place(&e, host).await;
+    let me = member();
+    let data = e.svc.create(&me, new_volume(1, "data")).await.expect("data");
+    e.svc.attachment_create(&me, &data.id.to_string(), SERVER, None).await.expect("reserve");
+    // The host opened it; its answer is not recorded (no host on the attachment).
+    let client = e.backend.open(&data.backend_name).await.expect("host opens");
+    let id = client.id().0;
+    let lines = e.svc.fence_server(&server()).await.expect("fence");
+    assert!(lines.iter().any(|l| l.contains(&id)), "{lines:?}");
+    let q = e.svc.pending_cleanups().await.expect("queue");
+    let lift: Vec<_> = q.iter().filter(|c| c.kind == CleanupKind::Unfence).collect();
+    assert_eq!(lift.len(), 1, "an intent to lift the fence: {q:?}");
+    assert_eq!(lift[0].client_id.as_deref(), Some(id.as_str()));
+    assert_eq!(lift[0].host.as_deref(), Some(host));
+    // The host rejoins and reports the client gone: lifted.
+    let _ = client.close().await;
+    let epoch = e.ds.service_join(host, cap, ttl).await.expect("rejoin").epoch;
+    e.ds.host_clients_report(host, epoch, &[]).await.expect("report");
+    assert_eq!(e.svc.lift_fences().await.expect("lift"), 1);
+    assert!(e.svc.pending_cleanups().await.expect("queue").is_empty());
+
+    // An evacuation: the server's host is already the destination when it
+    // fences, and its zombie names the source, which holds the client.
+    let other = e.svc.create(&me, new_volume(1, "other")).await.expect("other");
+    e.svc.attachment_create(&me, &other.id.to_string(), SERVER, None).await.expect("reserve");
+    let client = e.backend.open(&other.backend_name).await.expect("source opens");
+    let zombie = stratus_db::ZombieRow {
+        server_id: server(),
+        host: host.into(),
+        vcpus: 1,
+        ram_mb: 512,
+        disk_gb: 1,
+        reason: "evacuated from a down host".into(),
+        created_at: chrono::Utc::now(),
+    };
+    e.ds.zombie_record(&zombie).await.expect("zombie");
+    e.ds.service_join("compute-2", cap, ttl).await.expect("destination joins");
+    place(&e, "compute-2").await;
+    e.svc.fence_server(&server()).await.expect("fence");
+    let q = e.svc.pending_cleanups().await.expect("queue");
+    let lift: Vec<_> = q.iter().filter(|c| c.kind == CleanupKind::Unfence).collect();
+    assert_eq!(lift.len(), 1, "{q:?}");
+    assert_eq!(lift[0].host.as_deref(), Some(host), "judged by the source, never the destination");
+    let epoch2 = e.ds.service_get_by_host("compute-2").await.expect("svc").epoch;
+    e.ds.host_clients_report("compute-2", epoch2, &[]).await.expect("destination report");
+    assert_eq!(e.svc.lift_fences().await.expect("lift"), 0, "the source's zombie may still write");
+    drop(client);
+}
+
 fn blank_boot_volume() -> BootVolume {
     BootVolume {
         server_id: server(),
