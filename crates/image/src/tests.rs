@@ -380,6 +380,29 @@ async fn a_deleted_images_id_cannot_be_reused() {
     assert!(matches!(e.svc.get_visible(&me, &id).await, Err(ImageError::NotFound { .. })));
 }
 
+/// A service on a datastore with a clock the test moves, and one queued
+/// image of the member `me` (the sweep tests).
+struct SweepEnv {
+    clock: stratus_types::ManualClock,
+    ds: Datastore,
+    svc: ImageService,
+    me: AuthContext,
+    img: ImageRow,
+    _dir: TempDir,
+    _db: stratus_db::testing::TestDb,
+}
+
+async fn sweep_env() -> SweepEnv {
+    let clock = stratus_types::ManualClock::new(chrono::Utc::now());
+    let dir = std::env::temp_dir().join(format!("stratus-image-sweep-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let (ds, db) = stratus_db::testing::fresh(std::sync::Arc::new(clock.clone())).await;
+    let svc = ImageService::new(ds.clone(), dir.join("images"));
+    let me = ctx("p1", "member");
+    let img = svc.create(&me, &req(json!({"disk_format": "raw", "container_format": "bare"}))).await.expect("create");
+    SweepEnv { clock, ds, svc, me, img, _dir: TempDir(dir), _db: db }
+}
+
 /// An upload whose process died leaves its image `saving` with nobody to
 /// release it; the sweep gives it back as `queued` once its hold went
 /// unrefreshed for `HOLD_STALE_AFTER` (Glance's restore of a failed
@@ -387,14 +410,7 @@ async fn a_deleted_images_id_cannot_be_reused() {
 /// and so is a task still refreshed; a stale task ends as `failure`.
 #[tokio::test]
 async fn the_sweep_releases_holds_and_tasks_of_a_process_that_stopped() {
-    let clock = stratus_types::ManualClock::new(chrono::Utc::now());
-    let dir = std::env::temp_dir().join(format!("stratus-image-sweep-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let _dir = TempDir(dir.clone());
-    let (ds, _db) = stratus_db::testing::fresh(std::sync::Arc::new(clock.clone())).await;
-    let svc = ImageService::new(ds.clone(), dir.join("images"));
-    let me = ctx("p1", "member");
-    let img = svc.create(&me, &req(json!({"disk_format": "raw", "container_format": "bare"}))).await.expect("create");
+    let SweepEnv { clock, ds, svc, me, img, .. } = &sweep_env().await;
     // What a process that died mid-upload leaves: `saving` and partial bytes.
     assert_eq!(
         ds.image_set_status(&img.id, &[ImageStatus::Queued], ImageStatus::Saving).await.expect("hold"),
@@ -444,14 +460,7 @@ impl ImageTaskRowBuilder {
 /// never gives its image away.
 #[tokio::test]
 async fn a_live_upload_keeps_its_hold_through_sweeps() {
-    let clock = stratus_types::ManualClock::new(chrono::Utc::now());
-    let dir = std::env::temp_dir().join(format!("stratus-image-live-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    let _dir = TempDir(dir.clone());
-    let (ds, _db) = stratus_db::testing::fresh(std::sync::Arc::new(clock.clone())).await;
-    let svc = ImageService::new(ds.clone(), dir.join("images"));
-    let me = ctx("p1", "member");
-    let img = svc.create(&me, &req(json!({"disk_format": "raw", "container_format": "bare"}))).await.expect("create");
+    let SweepEnv { clock, ds, svc, me, img, .. } = &sweep_env().await;
     let id = img.id.to_string();
     let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Vec<u8>, std::io::Error>>();
     tx.unbounded_send(Ok(b"slow ".to_vec())).expect("send");
