@@ -419,7 +419,7 @@ async fn the_sweep_releases_holds_and_tasks_of_a_process_that_stopped() {
     let partial = store::data_path(svc.image_dir(), &img.id);
     std::fs::create_dir_all(partial.parent().expect("dir")).expect("mkdir");
     std::fs::write(&partial, b"half an upl").expect("partial");
-    let task = ImageTaskRowBuilder::processing(&ds, "p1").await;
+    let task = ImageTaskRowBuilder::processing(ds, "p1").await;
 
     assert_eq!(svc.sweep_interrupted().await.expect("sweep"), sweep::Swept::default(), "fresh holds are kept");
     clock.advance(chrono::Duration::seconds(61));
@@ -430,7 +430,7 @@ async fn the_sweep_releases_holds_and_tasks_of_a_process_that_stopped() {
     let t = ds.image_task_get(&task).await.expect("task");
     assert_eq!(t.status, "failure");
     assert!(t.body.contains(sweep::INTERRUPTED), "{}", t.body);
-    svc.upload(&me, &img.id.to_string(), chunks(vec![b"whole"])).await.expect("upload again");
+    svc.upload(me, &img.id.to_string(), chunks(vec![b"whole"])).await.expect("upload again");
     assert_eq!(ds.image_get(&img.id).await.expect("get").status, ImageStatus::Active);
     assert_eq!(svc.sweep_interrupted().await.expect("sweep"), sweep::Swept::default());
 }
