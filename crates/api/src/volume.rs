@@ -11,7 +11,7 @@ use stratus_db::{AttachmentRow, CleanupRow, VolumeRow, ts};
 use stratus_types::{AttachMode, AttachStatus};
 
 /// Highest `volume` microversion claimed (Cinder 2023.2).
-pub const MAX_MINOR: u32 = 70;
+pub const MAX_MINOR: u32 = 71;
 /// The attachments API (`NEW_ATTACH`).
 pub const MV_ATTACHMENTS: u32 = 27;
 /// `os-complete` on an attachment (`NEW_ATTACH_COMPLETION`).
@@ -240,7 +240,18 @@ pub enum VolumeAction {
         /// Also a `reserved` volume.
         reimage_reserved: bool,
     },
+    /// `os-extend_volume_completion` (3.71, 202, admins and the compute
+    /// service): Nova reporting that it finished (or failed) an in-use
+    /// extend that Cinder held open.
+    ExtendCompletion {
+        /// Nova could not extend the attached volume.
+        error: bool,
+    },
 }
+
+/// Block Storage 3.71: the `os-extend_volume_completion` volume action
+/// (`EXTEND_VOLUME_COMPLETION`).
+pub const MV_EXTEND_COMPLETION: u32 = 71;
 
 /// Block Storage 3.68: the `os-reimage` volume action (`SUPPORT_REIMAGE_VOLUME`).
 pub const MV_REIMAGE: u32 = 68;
@@ -327,6 +338,24 @@ impl VolumeAction {
                     Some(b) => bool_value("reimage_reserved", b)?,
                 };
                 Ok(Self::Reimage { image_id, reimage_reserved })
+            }
+            // Cinder's schema: an object with an optional boolean `error`, nothing else.
+            "os-extend_volume_completion" => {
+                let Value::Object(_) = arg else {
+                    return Err(BadRequest(format!(
+                        "Invalid input for field/attribute os-extend_volume_completion. Value: {arg}. {arg} is not of type 'object'"
+                    )));
+                };
+                if let Some(k) = args.keys().find(|k| k.as_str() != "error") {
+                    return Err(BadRequest(format!(
+                        "Invalid input for field/attribute os-extend_volume_completion. Additional properties are not allowed ('{k}' was unexpected)"
+                    )));
+                }
+                let error = match args.get("error") {
+                    None => false,
+                    Some(b) => bool_value("error", b)?,
+                };
+                Ok(Self::ExtendCompletion { error })
             }
             // Cinder's schema: an object whose `snapshot_id` is a string or null.
             "revert" => match arg {
@@ -1154,6 +1183,18 @@ mod tests {
         assert!(VolumeAction::parse(&json!({"os-reimage": {}})).is_err());
         assert!(VolumeAction::parse(&json!({"os-reimage": {"image_id": "i", "x": 1}})).is_err());
         assert!(VolumeAction::parse(&json!({"os-reimage": {"image_id": "i", "reimage_reserved": "maybe"}})).is_err());
+        // Cinder's `extend_volume_completion` schema: `error` a boolean, nothing else.
+        assert_eq!(
+            VolumeAction::parse(&json!({"os-extend_volume_completion": {"error": true}})),
+            Ok(VolumeAction::ExtendCompletion { error: true })
+        );
+        assert_eq!(
+            VolumeAction::parse(&json!({"os-extend_volume_completion": {}})),
+            Ok(VolumeAction::ExtendCompletion { error: false })
+        );
+        assert!(VolumeAction::parse(&json!({"os-extend_volume_completion": null})).is_err());
+        assert!(VolumeAction::parse(&json!({"os-extend_volume_completion": {"error": "x"}})).is_err());
+        assert!(VolumeAction::parse(&json!({"os-extend_volume_completion": {"new_size": 2}})).is_err());
         assert!(VolumeAction::parse(&json!({"revert": {"snapshot_id": 1}})).is_err());
         assert!(AttachmentAction::parse(&json!({"os-nope": null})).is_err());
     }

@@ -1921,6 +1921,13 @@ const ACTIONS: &[ActionRow] = &[
     a(VA, "os-retype", r#"{"os-retype": {"new_type": "__DEFAULT__"}}"#, WRITE, "volume:retype PROJECT_MEMBER"),
     a(VA, "revert", r#"{"revert": {"snapshot_id": null}}"#, WRITE, "volume:revert_to_snapshot PROJECT_MEMBER"),
     a(VA, "os-reimage", r#"{"os-reimage": {"image_id": "not-a-uuid"}}"#, WRITE, "volume:reimage PROJECT_MEMBER"),
+    a(
+        VA,
+        "os-extend_volume_completion",
+        r#"{"os-extend_volume_completion": {"error": false}}"#,
+        ADMIN_ON,
+        "volume_extension:volume_admin_actions:extend_volume_completion ADMIN or service (the volume is looked up first)",
+    ),
     a(VPA, "os-extend", r#"{"os-extend": {"new_size": 2}}"#, MEMBER_IN, "volume:extend PROJECT_MEMBER"),
     a(
         VPA,
@@ -1928,6 +1935,13 @@ const ACTIONS: &[ActionRow] = &[
         r#"{"os-reset_status": {"status": "available"}}"#,
         ADMIN,
         "volume_extension:volume_admin_actions:reset_status ADMIN",
+    ),
+    a(
+        VPA,
+        "os-extend_volume_completion",
+        r#"{"os-extend_volume_completion": {"error": false}}"#,
+        ADMIN,
+        "volume_extension:volume_admin_actions:extend_volume_completion ADMIN or service",
     ),
     a(VPA, "os-set_bootable", r#"{"os-set_bootable": {"bootable": true}}"#, MEMBER_IN, "volume:update PROJECT_MEMBER"),
     a(VPA, "os-retype", r#"{"os-retype": {"new_type": "__DEFAULT__"}}"#, MEMBER_IN, "volume:retype PROJECT_MEMBER"),

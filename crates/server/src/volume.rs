@@ -59,7 +59,7 @@ type Q = Query<HashMap<String, String>>;
 #[openapi(
     info(
         title = "Stratus Block Storage API",
-        version = "3.70",
+        version = "3.71",
         description = "OpenStack Block Storage API v3 as served by Stratus: volumes, their metadata and actions, limits, the attachments API, and volume types"
     ),
     paths(
@@ -723,7 +723,7 @@ async fn delete_volume(
 /// (admins, 202), `os-set_bootable` (200), `os-retype` (202), the status
 /// steps of the older attach flow (202), `revert` (3.40, 202); its
 /// `os-attach`/`os-detach` are refused (400) once the volume is found.
-#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes/{volume_id}/action", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), request_body = s::VolumeAction, responses((status = 202, description = "os-extend, os-reset_status, os-retype, os-reserve, os-unreserve, os-begin_detaching, os-roll_detaching revert (3.40) or os-reimage (3.68) accepted"), (status = 200, description = "os-set_bootable, os-set_image_metadata, os-unset_image_metadata or os-show_image_metadata done"), (status = 400, description = "Unknown action or invalid argument"), (status = 403, description = "os-reset_status by a non-admin"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Invalid state"), (status = 413, description = "Over the gigabytes quota")))]
+#[utoipa::path(post, path = "/volume/v3/{project_id}/volumes/{volume_id}/action", tag = "volumes", params(("project_id" = String, Path, description = "The caller's project (any for admins)"), ("volume_id" = String, Path, description = "Volume id")), request_body = s::VolumeAction, responses((status = 202, description = "os-extend, os-reset_status, os-retype, os-reserve, os-unreserve, os-begin_detaching, os-roll_detaching revert (3.40) or os-reimage (3.68) accepted"), (status = 400, description = "os-extend_volume_completion (3.71): no extend awaits completion here (Stratus completes every extend itself)"), (status = 200, description = "os-set_bootable, os-set_image_metadata, os-unset_image_metadata or os-show_image_metadata done"), (status = 400, description = "Unknown action or invalid argument"), (status = 403, description = "os-reset_status by a non-admin; os-extend_volume_completion by neither an admin nor the service role"), (status = 404, description = "Unknown or another project's"), (status = 409, description = "Invalid state"), (status = 413, description = "Over the gigabytes quota")))]
 async fn volume_action(
     State(state): State<AppState>,
     Auth(ctx): Auth,
@@ -738,6 +738,11 @@ async fn volume_action(
         VolumeAction::Reimage { image_id, reimage_reserved } => {
             require_mv(mv, stratus_api::volume::MV_REIMAGE)?;
             svc.reimage_volume(&ctx, id, &image_id, reimage_reserved).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        VolumeAction::ExtendCompletion { error } => {
+            require_mv(mv, stratus_api::volume::MV_EXTEND_COMPLETION)?;
+            svc.extend_completion(&ctx, id, error).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         VolumeAction::Revert { snapshot_id } => {

@@ -1130,6 +1130,32 @@ impl VolumeService {
         Ok(())
     }
 
+    /// `os-extend_volume_completion` (Block Storage 3.71): Nova's report
+    /// that it finished an in-use extend which Cinder held in `extending`
+    /// until then. Stratus never holds one open: `extend` tells the compute
+    /// service in-process and ends the extend itself. So, like Cinder for a
+    /// volume with no extend awaiting completion, the answer is always 400
+    /// (`InvalidVolume`) once the caller may use the action (admins and the
+    /// `service` role, Cinder's default policy) and sees the volume.
+    pub async fn extend_completion(&self, ctx: &AuthContext, id: &str, error: bool) -> Result<(), VolumeError> {
+        let v = self.get_visible(ctx, id).await?;
+        if !(ctx.is_admin() || ctx.roles.iter().any(|r| r == "service")) {
+            return Err(VolumeError::Forbidden {
+                action: "volume_extension:volume_admin_actions:extend_volume_completion".into(),
+            });
+        }
+        info!(volume = id, error, status = %v.status, by = %ctx.user_id, "extend completion refused: no extend awaits one");
+        if v.status != VolumeStatus::Extending {
+            return Err(VolumeError::BadRequest(format!(
+                "Invalid volume: Volume {id} status must be 'extending' to complete an extend, but current status is: {}.",
+                v.status.as_str()
+            )));
+        }
+        Err(VolumeError::BadRequest(format!(
+            "Invalid volume: Volume {id} has no extend awaiting completion: this cloud completes every extend itself."
+        )))
+    }
+
     /// Admin `os-reset_status`: force the status and/or the attach status
     /// (`detached` removes every attachment record; the storage is not
     /// touched).

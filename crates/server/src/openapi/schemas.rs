@@ -623,6 +623,8 @@ json_schemas! {
                 "type": "object", "required": ["new_type"], "properties": {"new_type": {"type": "string"}, "migration_policy": {"type": "string", "enum": ["never", "on-demand"]}}}}},
             {"type": "object", "required": ["os-reimage"], "additionalProperties": false, "properties": {"os-reimage": {
                 "type": "object", "required": ["image_id"], "additionalProperties": false, "properties": {"image_id": {"type": "string", "format": "uuid"}, "reimage_reserved": {"type": "boolean"}}}}},
+            {"type": "object", "required": ["os-extend_volume_completion"], "additionalProperties": false, "properties": {"os-extend_volume_completion": {
+                "type": "object", "additionalProperties": false, "properties": {"error": {"type": "boolean"}}}}},
             {"type": "object", "required": ["revert"], "additionalProperties": false, "properties": {"revert": {
                 "type": "object", "properties": {"snapshot_id": {"type": ["string", "null"]}}}}},
         ],

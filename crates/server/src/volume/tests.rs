@@ -104,7 +104,7 @@ async fn volume_version_discovery() {
         let ver = &v["versions"][0];
         assert_eq!(ver["id"], "v3.0");
         assert_eq!(ver["status"], "CURRENT");
-        assert_eq!(ver["version"], "3.70");
+        assert_eq!(ver["version"], "3.71");
         assert_eq!(ver["min_version"], "3.0");
         assert_eq!(ver["links"][0]["href"], "http://127.0.0.1:8774/volume/v3/");
         assert_eq!(ver["media-types"][0]["type"], "application/vnd.openstack.volume+json;version=3");
@@ -165,7 +165,7 @@ async fn volume_microversion_negotiation() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(echoed(&h).as_deref(), Some("volume 3.59"));
     let (_, h, _) = call(&env, &uri, Some(&env.demo), Some("compute 2.90, volume latest")).await;
-    assert_eq!(echoed(&h).as_deref(), Some("volume 3.70"));
+    assert_eq!(echoed(&h).as_deref(), Some("volume 3.71"));
     let (_, h, _) = call(&env, &uri, Some(&env.demo), Some("compute 2.90")).await;
     assert_eq!(echoed(&h).as_deref(), Some("volume 3.0"));
     let (s, _, _) = call(&env, &uri, Some(&env.demo), Some("volume 3.99")).await;
@@ -1982,4 +1982,35 @@ async fn reimage_action_from_3_68() {
     assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
     let (_, _, v) = call(&env, &format!("/volume/v3/{p}/volumes/{vid}"), t, None).await;
     assert_eq!(v["volume"]["status"], "available", "nothing changed");
+}
+
+/// Cinder's `os-extend_volume_completion` (3.71): a 404 before 3.71; from
+/// 3.71 admin (or service) only, and an `InvalidVolume` 400 for a volume
+/// with no extend awaiting completion (Cinder's `extend_volume_completion`
+/// checks for `extending` first), which is every volume here.
+#[tokio::test]
+async fn extend_completion_action_from_3_71() {
+    let env = env().await;
+    let t = Some(env.demo.as_str());
+    let p = &env.demo_project;
+    let (_, _, v) =
+        send(&env, "POST", &format!("/volume/v3/{p}/volumes"), t, None, Some(json!({"volume": {"size": 1}}))).await;
+    let vid = v["volume"]["id"].as_str().expect("id").to_string();
+    let action = format!("/volume/v3/{p}/volumes/{vid}/action");
+    let body = || Some(json!({"os-extend_volume_completion": {"error": false}}));
+    let admin = Some(env.admin.as_str());
+    let (s, _, _) = send(&env, "POST", &action, admin, Some("volume 3.70"), body()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, b) = send(&env, "POST", &action, t, Some("volume 3.71"), body()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let (s, _, b) = send(&env, "POST", &action, admin, Some("volume 3.71"), body()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    assert!(b["badRequest"]["message"].as_str().unwrap_or("").contains("'extending'"), "{b}");
+    let (s, _, b) =
+        send(&env, "POST", &action, admin, Some("volume 3.71"), Some(json!({"os-extend_volume_completion": {"x": 1}})))
+            .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (_, _, v) = call(&env, &format!("/volume/v3/{p}/volumes/{vid}"), t, None).await;
+    assert_eq!(v["volume"]["status"], "available", "nothing changed");
+    assert_eq!(v["volume"]["size"], 1);
 }
