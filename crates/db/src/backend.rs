@@ -39,6 +39,9 @@ pub(crate) enum Pools {
         /// Group commit: every call waits until what it wrote or read is on
         /// disk (see `durability`).
         sync: std::sync::Arc<crate::durability::WalSync>,
+        /// The group writer for the hot writes of the delete path (see
+        /// `group`).
+        group: std::sync::Arc<crate::group::Group>,
     },
     /// One pool for reads and writes, and a small one for renewals.
     Postgres {
@@ -107,7 +110,7 @@ macro_rules! with_db {
     };
     (@on $ds:expr, $pg:ident, |$w:ident, $r:ident| $body:block) => {
         match &$ds.pools {
-            $crate::backend::Pools::Sqlite { write, read, sync } => {
+            $crate::backend::Pools::Sqlite { write, read, sync, .. } => {
                 #[allow(unused_imports)]
                 use $crate::backend::sqlite as dbk;
                 let ($w, $r) = (write, read);

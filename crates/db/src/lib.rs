@@ -18,6 +18,7 @@ pub(crate) mod backend;
 pub mod claim;
 mod durability;
 mod flavors;
+mod group;
 mod identity;
 mod identity_extras;
 mod image_members;
@@ -245,6 +246,11 @@ pub enum DbError {
     /// be opened), so its result must not be acknowledged.
     #[error("database log not flushed: {0}")]
     NotFlushed(String),
+    /// The group writer of SQLite (see `group`) could not take or answer a
+    /// write (its thread could not start, or stopped); nothing is known to
+    /// be written.
+    #[error("database writer: {0}")]
+    Writer(String),
     /// A write on behalf of an operation was refused: the attempt no longer
     /// holds the claim it started with (another controller adopted the
     /// operation); nothing was written (see [`claim`]).
@@ -466,7 +472,8 @@ impl Datastore {
         let sync = Arc::new(durability::WalSync::new(path, commits));
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
-        let pools = Pools::Sqlite { write, read, sync };
+        let group = Arc::new(group::Group::start(write.clone())?);
+        let pools = Pools::Sqlite { write, read, sync, group };
         let ds = Self { pools, clock };
         ds.durable().await?;
         Ok(ds)
@@ -507,7 +514,7 @@ impl Datastore {
     /// that drops its database).
     pub async fn close(&self) {
         match &self.pools {
-            Pools::Sqlite { write, read, sync } => {
+            Pools::Sqlite { write, read, sync, .. } => {
                 // Closing: a caller that needed the flush already waited for it.
                 let _ = sync.wait(write).await;
                 write.close().await;

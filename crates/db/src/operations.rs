@@ -70,6 +70,83 @@ pub struct NewOperation {
 const COLS: &str = "id, kind, server_id, state, step, request_id, user_id, project_id, params, claimed_by, claim_expires_at, attempts, last_error, created_at";
 
 crate::per_backend! {
+/// The writes of [`Datastore::op_step_with`] on `conn`, inside a
+/// transaction the caller commits; `false` (nothing written) if the claim
+/// was lost.
+pub(crate) async fn step_tx(conn: &mut dbk::Conn, r: &StepRecord) -> Result<bool, DbError> {
+    // The claim is checked by this update itself (one statement fewer).
+    let done = sqlx::query(&format!(
+        "UPDATE operations SET updated_at = $3, step = COALESCE($4, step) WHERE id = $1 AND claimed_by = $2 AND state = {op_running} AND attempts = COALESCE($5, attempts)",
+        op_running = lit(OpState::Running)
+    ))
+    .bind(r.op_id)
+    .bind(&r.worker)
+    .bind(&r.now)
+    .bind(&r.completed)
+    .bind(r.token)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    if let Some((server, request, event, host)) = &r.writes.event_start {
+        dbk::event_start_tx(conn, server, request, event, host.as_deref(), &r.now).await?;
+    }
+    if let Some(n) = &r.writes.notification {
+        dbk::notification_insert_tx(conn, n, &r.now).await?;
+    }
+    Ok(true)
+}
+
+/// The writes of [`Datastore::server_begin_delete`] on `conn`, inside a
+/// transaction the caller commits; `None` when the server is gone
+/// (nothing is written then).
+pub(crate) async fn begin_delete_tx(
+    conn: &mut dbk::Conn,
+    o: &NewOperation,
+    now: &str,
+) -> Result<Option<OpStart>, DbError> {
+    let r = sqlx::query(&format!("UPDATE servers SET task_state = {deleting}, progress = 0, generation = generation + 1, updated_at = $2 WHERE id = $1 AND deleted = FALSE", deleting = lit(TaskState::Deleting)))
+        .bind(o.server_id).bind(now).execute(&mut *conn).await?;
+    if r.rows_affected() == 0 {
+        return Ok(None);
+    }
+    let existing: Option<OperationRow> = sqlx::query_as(&format!(
+        "SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = {delete} AND state IN ({op_open})",
+        delete = lit(OpKind::Delete),
+        op_open = list(&OpState::OPEN)
+    ))
+    .bind(o.server_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(e) = existing {
+        return Ok(Some(OpStart::Existing(e)));
+    }
+    dbk::action_create_tx(conn, &o.server_id, &o.request_id, "delete", &o.user_id, &o.project_id, now).await?;
+    let op = dbk::op_insert_tx(conn, o, now).await?;
+    Ok(Some(OpStart::Created(op)))
+}
+
+/// The writes of [`Datastore::server_delete_finish`] on `conn`, inside a
+/// transaction the caller commits; `false` (nothing written) if the claim
+/// was lost.
+pub(crate) async fn delete_finish_tx(conn: &mut dbk::Conn, f: &DeleteFinish) -> Result<bool, DbError> {
+    // The claim is checked by this update itself (one statement fewer).
+    let r = sqlx::query(&format!("UPDATE operations SET state = {op_done}, step = {release}, claim_expires_at = NULL, updated_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = {op_running} AND attempts = COALESCE($4, attempts)", op_done = lit(OpState::Done), release = lit(DeleteStep::Release.as_str()), op_running = lit(OpState::Running)))
+        .bind(f.op_id).bind(&f.worker).bind(&f.now).bind(f.token).execute(&mut *conn).await?;
+    if r.rows_affected() != 1 {
+        return Ok(false);
+    }
+    for (event, ok, details) in &f.events {
+        dbk::event_finish_tx(conn, &f.server_id, &f.request_id, event, *ok, details, &f.now).await?;
+    }
+    sqlx::query("DELETE FROM ports WHERE server_id = $1").bind(f.server_id).execute(&mut *conn).await?;
+    sqlx::query(&format!("UPDATE servers SET vm_state = {vm_deleted}, task_state = NULL, power_state = {no_state}, deleted = TRUE, deleted_at = $2, terminated_at = COALESCE(terminated_at, $2), updated_at = $2, generation = generation + 1 WHERE id = $1 AND deleted = FALSE", vm_deleted = lit(VmState::Deleted), no_state = PowerState::NoState.code()))
+        .bind(f.server_id).bind(&f.now).execute(&mut *conn).await?;
+    dbk::notification_insert_tx(conn, &f.notification, &f.now).await?;
+    Ok(true)
+}
+
 pub(crate) async fn op_insert_tx(
     conn: &mut dbk::Conn,
     o: &NewOperation,
@@ -103,6 +180,37 @@ pub struct StepWrites {
 /// An instance-action event to finish: (event, success, details).
 pub type EventFinish = (String, bool, String);
 
+/// The inputs of [`Datastore::op_step_with`], owned so that the group
+/// writer can run it.
+#[derive(Debug)]
+pub(crate) struct StepRecord {
+    op_id: OperationId,
+    worker: String,
+    /// The attempt's claim token, if the caller runs under one.
+    token: Option<i64>,
+    /// The step completed before this one (the resume cursor), if any.
+    completed: Option<String>,
+    writes: StepWrites,
+    /// The time every row written is stamped with.
+    now: String,
+}
+
+/// The inputs of a delete's last step, owned so that the group writer can
+/// run it (again, alone, after a group's rollback).
+#[derive(Debug)]
+pub(crate) struct DeleteFinish {
+    op_id: OperationId,
+    worker: String,
+    /// The attempt's claim token, if the caller runs under one.
+    token: Option<i64>,
+    server_id: ServerId,
+    request_id: String,
+    events: Vec<EventFinish>,
+    notification: crate::NewNotification,
+    /// The time every row written is stamped with.
+    now: String,
+}
+
 impl Datastore {
     /// Ids of open operations `worker` holds (a restarted runner adopts them at once).
     pub async fn op_list_held_by(&self, worker: &str) -> Result<Vec<OperationId>, DbError> {
@@ -128,39 +236,31 @@ impl Datastore {
         completed: Option<&str>,
         w: &StepWrites,
     ) -> Result<bool, DbError> {
+        let step = StepRecord {
+            op_id: *id,
+            worker: worker.to_string(),
+            token: crate::claim::current().map(|c| c.token),
+            completed: completed.map(str::to_string),
+            writes: w.clone(),
+            now: self.now(),
+        };
+        if let crate::backend::Pools::Sqlite { write, sync, group, .. } = &self.pools {
+            let done = group.run(step, |r, conn| Box::pin(crate::backend::sqlite::step_tx(conn, r))).await;
+            return sync.wait(write).await.and(done);
+        }
         crate::with_db!(self, |wp, rp| {
-            let now = self.now();
-            // The claim is checked by this update itself (one statement fewer).
             let mut tx = dbk::begin_unchecked(wp).await?;
-            let r = sqlx::query(&format!(
-            "UPDATE operations SET updated_at = $3, step = COALESCE($4, step) WHERE id = $1 AND claimed_by = $2 AND state = {op_running} AND attempts = COALESCE($5, attempts)",
-            op_running = lit(OpState::Running)
-        ))
-        .bind(id)
-        .bind(worker)
-        .bind(&now)
-        .bind(completed)
-        .bind(crate::claim::current().map(|c| c.token))
-        .execute(&mut *tx)
-        .await?;
-            if r.rows_affected() != 1 {
-                return Ok(false);
-            }
-            if let Some((server, request, event, host)) = &w.event_start {
-                dbk::event_start_tx(&mut tx, server, request, event, host.as_deref(), &now).await?;
-            }
-            if let Some(n) = &w.notification {
-                dbk::notification_insert_tx(&mut tx, n, &now).await?;
-            }
+            let done = dbk::step_tx(&mut tx, &step).await?;
             tx.commit().await?;
-            Ok(true)
+            Ok(done)
         })
     }
 
     /// The last step of a delete, in one transaction: finish the events,
     /// release the ports, mark the server deleted (quota usage drops with
     /// it), record `instance.delete.end` and close the operation. `false`
-    /// if the claim was lost (nothing is written then).
+    /// if the claim was lost (nothing is written then). On SQLite it runs
+    /// in the group writer's next transaction (see `group`).
     pub async fn server_delete_finish(
         &self,
         op_id: &OperationId,
@@ -170,24 +270,26 @@ impl Datastore {
         events: &[EventFinish],
         notification: &crate::NewNotification,
     ) -> Result<bool, DbError> {
+        let finish = DeleteFinish {
+            op_id: *op_id,
+            worker: worker.to_string(),
+            // The attempt's claim, checked by the update itself.
+            token: crate::claim::current().map(|c| c.token),
+            server_id: *server_id,
+            request_id: request_id.to_string(),
+            events: events.to_vec(),
+            notification: notification.clone(),
+            now: self.now(),
+        };
+        if let crate::backend::Pools::Sqlite { write, sync, group, .. } = &self.pools {
+            let done = group.run(finish, |f, conn| Box::pin(crate::backend::sqlite::delete_finish_tx(conn, f))).await;
+            return sync.wait(write).await.and(done);
+        }
         crate::with_db!(self, |wp, rp| {
-            let now = self.now();
-            // The claim is checked by this update itself (one statement fewer).
             let mut tx = dbk::begin_unchecked(wp).await?;
-            let r = sqlx::query(&format!("UPDATE operations SET state = {op_done}, step = {release}, claim_expires_at = NULL, updated_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = {op_running} AND attempts = COALESCE($4, attempts)", op_done = lit(OpState::Done), release = lit(DeleteStep::Release.as_str()), op_running = lit(OpState::Running)))
-            .bind(op_id).bind(worker).bind(&now).bind(crate::claim::current().map(|c| c.token)).execute(&mut *tx).await?;
-            if r.rows_affected() != 1 {
-                return Ok(false);
-            }
-            for (event, ok, details) in events {
-                dbk::event_finish_tx(&mut tx, server_id, request_id, event, *ok, details, &now).await?;
-            }
-            sqlx::query("DELETE FROM ports WHERE server_id = $1").bind(server_id).execute(&mut *tx).await?;
-            sqlx::query(&format!("UPDATE servers SET vm_state = {vm_deleted}, task_state = NULL, power_state = {no_state}, deleted = TRUE, deleted_at = $2, terminated_at = COALESCE(terminated_at, $2), updated_at = $2, generation = generation + 1 WHERE id = $1 AND deleted = FALSE", vm_deleted = lit(VmState::Deleted), no_state = PowerState::NoState.code()))
-            .bind(server_id).bind(&now).execute(&mut *tx).await?;
-            dbk::notification_insert_tx(&mut tx, notification, &now).await?;
+            let done = dbk::delete_finish_tx(&mut tx, &finish).await?;
             tx.commit().await?;
-            Ok(true)
+            Ok(done)
         })
     }
 
@@ -234,33 +336,29 @@ impl Datastore {
 
     /// Start a delete: in one transaction set `task_state=deleting` on the live
     /// server and record the delete operation and instance action, or return
-    /// the open delete operation if there is one.
+    /// the open delete operation if there is one. On SQLite, outside an
+    /// operation's claim, it runs in the group writer's next transaction
+    /// (see `group`).
     pub async fn server_begin_delete(&self, o: &NewOperation) -> Result<OpStart, DbError> {
+        let gone = || DbError::not_found(RowKind::Server, o.server_id);
+        if let crate::backend::Pools::Sqlite { write, sync, group, .. } = &self.pools
+            && crate::claim::current().is_none()
+        {
+            let started = group
+                .run((o.clone(), self.now()), |(o, now), conn| {
+                    Box::pin(crate::backend::sqlite::begin_delete_tx(conn, o, now))
+                })
+                .await;
+            return sync.wait(write).await.and(started)?.ok_or_else(gone);
+        }
         crate::with_db!(self, |wp, rp| {
             let now = self.now();
             let mut tx = dbk::begin(wp).await?;
-            let r = sqlx::query(&format!("UPDATE servers SET task_state = {deleting}, progress = 0, generation = generation + 1, updated_at = $2 WHERE id = $1 AND deleted = FALSE", deleting = lit(TaskState::Deleting)))
-            .bind(o.server_id).bind(&now).execute(&mut *tx).await?;
-            if r.rows_affected() == 0 {
-                return Err(DbError::not_found(RowKind::Server, o.server_id));
-            }
-            let existing: Option<OperationRow> = sqlx::query_as(&format!(
-                "SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = {delete} AND state IN ({op_open})",
-                delete = lit(OpKind::Delete),
-                op_open = list(&OpState::OPEN)
-            ))
-            .bind(o.server_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(e) = existing {
-                tx.commit().await?;
-                return Ok(OpStart::Existing(e));
-            }
-            dbk::action_create_tx(&mut tx, &o.server_id, &o.request_id, "delete", &o.user_id, &o.project_id, &now)
-                .await?;
-            let op = dbk::op_insert_tx(&mut tx, o, &now).await?;
+            let Some(started) = dbk::begin_delete_tx(&mut tx, o, &now).await? else {
+                return Err(gone());
+            };
             tx.commit().await?;
-            Ok(OpStart::Created(op))
+            Ok(started)
         })
     }
 

@@ -1337,6 +1337,82 @@ mod tests {
         }
     }
 
+    /// Deletes started at once go through SQLite's group writer: each gets
+    /// what it would get alone (Nova's `_delete`: a repeated delete finds
+    /// the open one, a gone server is a 404), in fewer commits than deletes.
+    #[tokio::test]
+    async fn deletes_started_at_once_each_get_their_own_outcome() {
+        let (ds, _dir) = store().await;
+        let mut servers = Vec::new();
+        for _ in 0..20 {
+            let id = ServerId::new();
+            insert_raw(&ds, &id, "active", None, 1).await;
+            servers.push(id);
+        }
+        let (commits_before, _, _) = ds.durability_counts().expect("sqlite");
+        // Each server twice, and five that do not exist, all at once.
+        let mut asks: Vec<ServerId> = servers.iter().chain(servers.iter()).copied().collect();
+        asks.extend((0..5).map(|_| ServerId::new()));
+        let started = futures::future::join_all(
+            asks.iter().map(|id| async { (*id, ds.server_begin_delete(&delete_op(*id)).await) }),
+        )
+        .await;
+        let (commits_after, _, _) = ds.durability_counts().expect("sqlite");
+        let mut ops: std::collections::HashMap<ServerId, Vec<stratus_types::OperationId>> = Default::default();
+        let mut gone = 0;
+        for (id, r) in started {
+            match r {
+                Ok(crate::OpStart::Created(op) | crate::OpStart::Existing(op)) => {
+                    assert_eq!(op.server_id, id);
+                    ops.entry(id).or_default().push(op.id);
+                }
+                Err(DbError::NotFound { kind: RowKind::Server, .. }) => gone += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(gone, 5);
+        assert_eq!(ops.len(), 20);
+        for (id, o) in &ops {
+            assert_eq!(o.len(), 2, "{id}");
+            assert_eq!(o[0], o[1], "the second delete of {id} found the first's operation");
+            let s = ds.server_get(id).await.expect("server");
+            assert_eq!(s.task_state, Some(TaskState::Deleting));
+        }
+        assert!(commits_after - commits_before < 45, "{} commits for 45 deletes", commits_after - commits_before);
+    }
+
+    /// A database error in one grouped write rolls its group back, and every
+    /// other write of the group is then made alone: only the failing caller
+    /// sees the error.
+    #[tokio::test]
+    async fn one_failing_write_does_not_fail_its_group() {
+        let (ds, _dir) = store().await;
+        let mut servers = Vec::new();
+        for _ in 0..10 {
+            let id = ServerId::new();
+            insert_raw(&ds, &id, "active", None, 1).await;
+            servers.push(id);
+        }
+        // An operation id already taken: its insert fails (primary key).
+        let taken = match ds.server_begin_delete(&delete_op(servers[0])).await.expect("begin") {
+            crate::OpStart::Created(op) => op.id,
+            other => panic!("{other:?}"),
+        };
+        let odd = ServerId::new();
+        insert_raw(&ds, &odd, "active", None, 1).await;
+        let mut asks: Vec<NewOperation> = servers[1..].iter().map(|id| delete_op(*id)).collect();
+        asks.insert(4, NewOperation { id: taken, ..delete_op(odd) });
+        let started = futures::future::join_all(asks.iter().map(|o| ds.server_begin_delete(o))).await;
+        let failed = started.iter().filter(|r| r.is_err()).count();
+        assert_eq!(failed, 1, "{started:?}");
+        assert!(matches!(started[4], Err(DbError::Conflict { .. })), "the failing write is the one with the taken id");
+        assert_eq!(ds.server_get(&odd).await.expect("server").task_state, None, "its change was rolled back");
+        for id in &servers[1..] {
+            let s = ds.server_get(id).await.expect("server");
+            assert_eq!(s.task_state, Some(TaskState::Deleting), "{id}");
+        }
+    }
+
     /// A batch claim takes exactly what the one-by-one claim would: open
     /// operations nobody holds or whose claim lapsed, and the caller's own;
     /// never one another runner holds, nor a closed one.
