@@ -62,7 +62,7 @@ pub(crate) async fn action_create_tx(
     project_id: &str,
     now: &str,
 ) -> Result<(), DbError> {
-    sqlx::query("INSERT INTO instance_actions (server_id, request_id, action, user_id, project_id, start_time, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$6) ON CONFLICT (server_id, request_id) DO NOTHING")
+    sqlx::query(crate::hot_sql::ACTION_CREATE)
         .bind(server_id).bind(request_id).bind(action).bind(user_id).bind(project_id).bind(now)
         .execute(&mut *conn).await?;
     Ok(())
@@ -76,11 +76,7 @@ pub(crate) async fn event_start_tx(
     host: Option<&str>,
     now: &str,
 ) -> Result<(), DbError> {
-    sqlx::query(
-        "INSERT INTO instance_action_events (action_id, event, start_time, host)
-                 SELECT id, $3, $4, $5 FROM instance_actions WHERE server_id = $1 AND request_id = $2
-                 ON CONFLICT (action_id, event) DO NOTHING",
-    )
+    sqlx::query(crate::hot_sql::EVENT_START)
     .bind(server_id)
     .bind(request_id)
     .bind(event)
@@ -101,11 +97,10 @@ pub(crate) async fn event_finish_tx(
     now: &str,
 ) -> Result<(), DbError> {
     dbk::event_start_tx(conn, server_id, request_id, event, None, now).await?;
-    sqlx::query("UPDATE instance_action_events SET finish_time = $4, result = $5, details = $6
-                 WHERE event = $3 AND action_id = (SELECT id FROM instance_actions WHERE server_id = $1 AND request_id = $2)")
+    sqlx::query(crate::hot_sql::EVENT_FINISH)
         .bind(server_id).bind(request_id).bind(event).bind(now).bind(EventResult::of(ok).as_str()).bind(details)
         .execute(&mut *conn).await?;
-    sqlx::query(&format!("UPDATE instance_actions SET updated_at = $3, message = CASE WHEN $4 THEN message ELSE {error} END WHERE server_id = $1 AND request_id = $2", error = lit(EventResult::Error)))
+    sqlx::query(&crate::hot_sql::ACTION_AFTER_EVENT)
         .bind(server_id).bind(request_id).bind(now).bind(ok).execute(&mut *conn).await?;
     Ok(())
 }

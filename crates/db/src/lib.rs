@@ -16,9 +16,11 @@ mod actions;
 mod aggregates;
 pub(crate) mod backend;
 pub mod claim;
+mod direct;
 mod durability;
 mod flavors;
 mod group;
+mod hot_sql;
 mod identity;
 mod identity_extras;
 mod image_members;
@@ -251,6 +253,9 @@ pub enum DbError {
     /// be written.
     #[error("database writer: {0}")]
     Writer(String),
+    /// The group writer's own SQLite connection failed (see `group`).
+    #[error("database error: {0}")]
+    Direct(#[from] rusqlite::Error),
     /// A write on behalf of an operation was refused: the attempt no longer
     /// holds the claim it started with (another controller adopted the
     /// operation); nothing was written (see [`claim`]).
@@ -469,10 +474,10 @@ impl Datastore {
             })
             .connect_with(opts.clone())
             .await?;
-        let sync = Arc::new(durability::WalSync::new(path, commits));
+        let sync = Arc::new(durability::WalSync::new(path, commits.clone()));
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
-        let group = Arc::new(group::Group::start(write.clone())?);
+        let group = Arc::new(group::Group::start(path, write.clone(), commits)?);
         let pools = Pools::Sqlite { write, read, sync, group };
         let ds = Self { pools, clock };
         ds.durable().await?;

@@ -43,7 +43,7 @@ pub(crate) async fn notification_insert_tx(
     n: &NewNotification,
     now: &str,
 ) -> Result<(), DbError> {
-    sqlx::query("INSERT INTO notifications (dedup_key, event_type, publisher_id, payload, created_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (dedup_key) DO NOTHING")
+    sqlx::query(crate::hot_sql::NOTIFICATION_INSERT)
         .bind(&n.dedup_key).bind(&n.event_type).bind(&n.publisher_id).bind(&n.payload).bind(now)
         .execute(&mut *conn).await?;
     Ok(())

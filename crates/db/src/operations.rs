@@ -6,8 +6,7 @@ use crate::{Datastore, DbError, RowKind, ts};
 use chrono::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
-use stratus_types::plan::DeleteStep;
-use stratus_types::{INITIAL_STEP, OpKind, OpState, PowerState, TaskState, VmState};
+use stratus_types::{OpKind, OpState};
 use stratus_types::{OperationId, ServerId};
 
 /// An operation row.
@@ -67,7 +66,7 @@ pub struct NewOperation {
     pub params: String,
 }
 
-const COLS: &str = "id, kind, server_id, state, step, request_id, user_id, project_id, params, claimed_by, claim_expires_at, attempts, last_error, created_at";
+const COLS: &str = crate::hot_sql::OP_COLS;
 
 crate::per_backend! {
 /// The writes of [`Datastore::op_step_with`] on `conn`, inside a
@@ -75,10 +74,7 @@ crate::per_backend! {
 /// was lost.
 pub(crate) async fn step_tx(conn: &mut dbk::Conn, r: &StepRecord) -> Result<bool, DbError> {
     // The claim is checked by this update itself (one statement fewer).
-    let done = sqlx::query(&format!(
-        "UPDATE operations SET updated_at = $3, step = COALESCE($4, step) WHERE id = $1 AND claimed_by = $2 AND state = {op_running} AND attempts = COALESCE($5, attempts)",
-        op_running = lit(OpState::Running)
-    ))
+    let done = sqlx::query(&crate::hot_sql::STEP)
     .bind(r.op_id)
     .bind(&r.worker)
     .bind(&r.now)
@@ -106,16 +102,12 @@ pub(crate) async fn begin_delete_tx(
     o: &NewOperation,
     now: &str,
 ) -> Result<Option<OpStart>, DbError> {
-    let r = sqlx::query(&format!("UPDATE servers SET task_state = {deleting}, progress = 0, generation = generation + 1, updated_at = $2 WHERE id = $1 AND deleted = FALSE", deleting = lit(TaskState::Deleting)))
+    let r = sqlx::query(&crate::hot_sql::MARK_DELETING)
         .bind(o.server_id).bind(now).execute(&mut *conn).await?;
     if r.rows_affected() == 0 {
         return Ok(None);
     }
-    let existing: Option<OperationRow> = sqlx::query_as(&format!(
-        "SELECT {COLS} FROM operations WHERE server_id = $1 AND kind = {delete} AND state IN ({op_open})",
-        delete = lit(OpKind::Delete),
-        op_open = list(&OpState::OPEN)
-    ))
+    let existing: Option<OperationRow> = sqlx::query_as(&crate::hot_sql::OPEN_DELETE)
     .bind(o.server_id)
     .fetch_optional(&mut *conn)
     .await?;
@@ -132,7 +124,7 @@ pub(crate) async fn begin_delete_tx(
 /// was lost.
 pub(crate) async fn delete_finish_tx(conn: &mut dbk::Conn, f: &DeleteFinish) -> Result<bool, DbError> {
     // The claim is checked by this update itself (one statement fewer).
-    let r = sqlx::query(&format!("UPDATE operations SET state = {op_done}, step = {release}, claim_expires_at = NULL, updated_at = $3 WHERE id = $1 AND claimed_by = $2 AND state = {op_running} AND attempts = COALESCE($4, attempts)", op_done = lit(OpState::Done), release = lit(DeleteStep::Release.as_str()), op_running = lit(OpState::Running)))
+    let r = sqlx::query(&crate::hot_sql::FINISH_DELETE_OP)
         .bind(f.op_id).bind(&f.worker).bind(&f.now).bind(f.token).execute(&mut *conn).await?;
     if r.rows_affected() != 1 {
         return Ok(false);
@@ -140,8 +132,8 @@ pub(crate) async fn delete_finish_tx(conn: &mut dbk::Conn, f: &DeleteFinish) -> 
     for (event, ok, details) in &f.events {
         dbk::event_finish_tx(conn, &f.server_id, &f.request_id, event, *ok, details, &f.now).await?;
     }
-    sqlx::query("DELETE FROM ports WHERE server_id = $1").bind(f.server_id).execute(&mut *conn).await?;
-    sqlx::query(&format!("UPDATE servers SET vm_state = {vm_deleted}, task_state = NULL, power_state = {no_state}, deleted = TRUE, deleted_at = $2, terminated_at = COALESCE(terminated_at, $2), updated_at = $2, generation = generation + 1 WHERE id = $1 AND deleted = FALSE", vm_deleted = lit(VmState::Deleted), no_state = PowerState::NoState.code()))
+    sqlx::query(crate::hot_sql::DELETE_PORTS).bind(f.server_id).execute(&mut *conn).await?;
+    sqlx::query(&crate::hot_sql::MARK_DELETED)
         .bind(f.server_id).bind(&f.now).execute(&mut *conn).await?;
     dbk::notification_insert_tx(conn, &f.notification, &f.now).await?;
     Ok(true)
@@ -152,10 +144,10 @@ pub(crate) async fn op_insert_tx(
     o: &NewOperation,
     now: &str,
 ) -> Result<OperationRow, DbError> {
-    sqlx::query_as(&format!("INSERT INTO operations (id, kind, server_id, state, step, request_id, user_id, project_id, params, attempts, created_at, updated_at) VALUES ($1,$2,$3,{op_pending},{initial_step},$4,$5,$6,$7,0,$8,$8) RETURNING {COLS}", op_pending = lit(OpState::Pending), initial_step = lit(INITIAL_STEP)))
+    sqlx::query_as(&crate::hot_sql::OP_INSERT)
         .bind(o.id).bind(o.kind.as_str()).bind(o.server_id).bind(&o.request_id).bind(&o.user_id).bind(&o.project_id).bind(&o.params).bind(now)
         .fetch_one(&mut *conn).await
-        .map_err(|e| if crate::is_unique_violation(&e) { DbError::conflict(RowKind::Operation, format!("an open {} operation exists for server {}", o.kind, o.server_id)) } else { e.into() })
+        .map_err(|e| if crate::is_unique_violation(&e) { op_exists(o) } else { e.into() })
 }
 }
 
@@ -177,6 +169,11 @@ pub struct StepWrites {
     pub notification: Option<crate::NewNotification>,
 }
 
+/// The conflict of an operation insert refused by a uniqueness constraint.
+pub(crate) fn op_exists(o: &NewOperation) -> DbError {
+    DbError::conflict(RowKind::Operation, format!("an open {} operation exists for server {}", o.kind, o.server_id))
+}
+
 /// An instance-action event to finish: (event, success, details).
 pub type EventFinish = (String, bool, String);
 
@@ -184,31 +181,31 @@ pub type EventFinish = (String, bool, String);
 /// writer can run it.
 #[derive(Debug)]
 pub(crate) struct StepRecord {
-    op_id: OperationId,
-    worker: String,
+    pub(crate) op_id: OperationId,
+    pub(crate) worker: String,
     /// The attempt's claim token, if the caller runs under one.
-    token: Option<i64>,
+    pub(crate) token: Option<i64>,
     /// The step completed before this one (the resume cursor), if any.
-    completed: Option<String>,
-    writes: StepWrites,
+    pub(crate) completed: Option<String>,
+    pub(crate) writes: StepWrites,
     /// The time every row written is stamped with.
-    now: String,
+    pub(crate) now: String,
 }
 
 /// The inputs of a delete's last step, owned so that the group writer can
 /// run it (again, alone, after a group's rollback).
 #[derive(Debug)]
 pub(crate) struct DeleteFinish {
-    op_id: OperationId,
-    worker: String,
+    pub(crate) op_id: OperationId,
+    pub(crate) worker: String,
     /// The attempt's claim token, if the caller runs under one.
-    token: Option<i64>,
-    server_id: ServerId,
-    request_id: String,
-    events: Vec<EventFinish>,
-    notification: crate::NewNotification,
+    pub(crate) token: Option<i64>,
+    pub(crate) server_id: ServerId,
+    pub(crate) request_id: String,
+    pub(crate) events: Vec<EventFinish>,
+    pub(crate) notification: crate::NewNotification,
     /// The time every row written is stamped with.
-    now: String,
+    pub(crate) now: String,
 }
 
 impl Datastore {
@@ -245,7 +242,7 @@ impl Datastore {
             now: self.now(),
         };
         if let crate::backend::Pools::Sqlite { write, sync, group, .. } = &self.pools {
-            let done = group.run(step, |r, conn| Box::pin(crate::backend::sqlite::step_tx(conn, r))).await;
+            let done = group.run(step, crate::direct::step).await;
             return sync.wait(write).await.and(done);
         }
         crate::with_db!(self, |wp, rp| {
@@ -282,7 +279,7 @@ impl Datastore {
             now: self.now(),
         };
         if let crate::backend::Pools::Sqlite { write, sync, group, .. } = &self.pools {
-            let done = group.run(finish, |f, conn| Box::pin(crate::backend::sqlite::delete_finish_tx(conn, f))).await;
+            let done = group.run(finish, crate::direct::delete_finish).await;
             return sync.wait(write).await.and(done);
         }
         crate::with_db!(self, |wp, rp| {
@@ -344,11 +341,8 @@ impl Datastore {
         if let crate::backend::Pools::Sqlite { write, sync, group, .. } = &self.pools
             && crate::claim::current().is_none()
         {
-            let started = group
-                .run((o.clone(), self.now()), |(o, now), conn| {
-                    Box::pin(crate::backend::sqlite::begin_delete_tx(conn, o, now))
-                })
-                .await;
+            let started =
+                group.run((o.clone(), self.now()), |(o, now), c| crate::direct::begin_delete(c, o, now)).await;
             return sync.wait(write).await.and(started)?.ok_or_else(gone);
         }
         crate::with_db!(self, |wp, rp| {
