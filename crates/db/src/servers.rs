@@ -1337,18 +1337,24 @@ mod tests {
         }
     }
 
+    /// `n` active servers.
+    async fn active_servers(ds: &Datastore, n: usize) -> Vec<ServerId> {
+        let mut servers = Vec::new();
+        for _ in 0..n {
+            let id = ServerId::new();
+            insert_raw(ds, &id, "active", None, 1).await;
+            servers.push(id);
+        }
+        servers
+    }
+
     /// Deletes started at once go through SQLite's group writer: each gets
     /// what it would get alone (Nova's `_delete`: a repeated delete finds
     /// the open one, a gone server is a 404), in fewer commits than deletes.
     #[tokio::test]
     async fn deletes_started_at_once_each_get_their_own_outcome() {
         let (ds, _dir) = store().await;
-        let mut servers = Vec::new();
-        for _ in 0..20 {
-            let id = ServerId::new();
-            insert_raw(&ds, &id, "active", None, 1).await;
-            servers.push(id);
-        }
+        let servers = active_servers(&ds, 20).await;
         let (commits_before, _, _) = ds.durability_counts().expect("sqlite");
         // Each server twice, and five that do not exist, all at once.
         let mut asks: Vec<ServerId> = servers.iter().chain(servers.iter()).copied().collect();
@@ -1387,12 +1393,7 @@ mod tests {
     #[tokio::test]
     async fn one_failing_write_does_not_fail_its_group() {
         let (ds, _dir) = store().await;
-        let mut servers = Vec::new();
-        for _ in 0..10 {
-            let id = ServerId::new();
-            insert_raw(&ds, &id, "active", None, 1).await;
-            servers.push(id);
-        }
+        let servers = active_servers(&ds, 10).await;
         // An operation id already taken: its insert fails (primary key).
         let taken = match ds.server_begin_delete(&delete_op(servers[0])).await.expect("begin") {
             crate::OpStart::Created(op) => op.id,

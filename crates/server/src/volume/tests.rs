@@ -1961,17 +1961,32 @@ async fn volume_from_a_nova_snapshot_image_from_3_46() {
     assert!(b.to_string().contains("Nova specific image is found"), "{b}");
 }
 
+/// A test environment with one 1 GB volume of the demo project: its id and
+/// its action URL.
+async fn env_with_volume() -> (Env, String, String) {
+    let env = env().await;
+    let p = &env.demo_project;
+    let (_, _, v) = send(
+        &env,
+        "POST",
+        &format!("/volume/v3/{p}/volumes"),
+        Some(env.demo.as_str()),
+        None,
+        Some(json!({"volume": {"size": 1}})),
+    )
+    .await;
+    let vid = v["volume"]["id"].as_str().expect("id").to_string();
+    let action = format!("/volume/v3/{p}/volumes/{vid}/action");
+    (env, vid, action)
+}
+
 /// Cinder's `os-reimage` action: a 404 before 3.68; from 3.68 an image id
 /// that is not a UUID is 400 and an unknown image 404.
 #[tokio::test]
 async fn reimage_action_from_3_68() {
-    let env = env().await;
+    let (env, vid, action) = env_with_volume().await;
     let t = Some(env.demo.as_str());
     let p = &env.demo_project;
-    let (_, _, v) =
-        send(&env, "POST", &format!("/volume/v3/{p}/volumes"), t, None, Some(json!({"volume": {"size": 1}}))).await;
-    let vid = v["volume"]["id"].as_str().expect("id").to_string();
-    let action = format!("/volume/v3/{p}/volumes/{vid}/action");
     let body = |id: &str| Some(json!({"os-reimage": {"image_id": id}}));
     let unknown = uuid::Uuid::new_v4().to_string();
     let (s, _, _) = send(&env, "POST", &action, t, Some("volume 3.67"), body(&unknown)).await;
@@ -1990,13 +2005,9 @@ async fn reimage_action_from_3_68() {
 /// checks for `extending` first), which is every volume here.
 #[tokio::test]
 async fn extend_completion_action_from_3_71() {
-    let env = env().await;
+    let (env, vid, action) = env_with_volume().await;
     let t = Some(env.demo.as_str());
     let p = &env.demo_project;
-    let (_, _, v) =
-        send(&env, "POST", &format!("/volume/v3/{p}/volumes"), t, None, Some(json!({"volume": {"size": 1}}))).await;
-    let vid = v["volume"]["id"].as_str().expect("id").to_string();
-    let action = format!("/volume/v3/{p}/volumes/{vid}/action");
     let body = || Some(json!({"os-extend_volume_completion": {"error": false}}));
     let admin = Some(env.admin.as_str());
     let (s, _, _) = send(&env, "POST", &action, admin, Some("volume 3.70"), body()).await;
