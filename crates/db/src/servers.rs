@@ -1355,7 +1355,8 @@ mod tests {
     async fn deletes_started_at_once_each_get_their_own_outcome() {
         let (ds, _dir) = store().await;
         let servers = active_servers(&ds, 20).await;
-        let (commits_before, _, _) = ds.durability_counts().expect("sqlite");
+        // SQLite counts its commits (PostgreSQL runs these as before, one each).
+        let commits_before = ds.durability_counts().map(|c| c.0);
         // Each server twice, and five that do not exist, all at once.
         let mut asks: Vec<ServerId> = servers.iter().chain(servers.iter()).copied().collect();
         asks.extend((0..5).map(|_| ServerId::new()));
@@ -1363,7 +1364,7 @@ mod tests {
             asks.iter().map(|id| async { (*id, ds.server_begin_delete(&delete_op(*id)).await) }),
         )
         .await;
-        let (commits_after, _, _) = ds.durability_counts().expect("sqlite");
+        let commits_after = ds.durability_counts().map(|c| c.0);
         let mut ops: std::collections::HashMap<ServerId, Vec<stratus_types::OperationId>> = Default::default();
         let mut gone = 0;
         for (id, r) in started {
@@ -1384,7 +1385,9 @@ mod tests {
             let s = ds.server_get(id).await.expect("server");
             assert_eq!(s.task_state, Some(TaskState::Deleting));
         }
-        assert!(commits_after - commits_before < 45, "{} commits for 45 deletes", commits_after - commits_before);
+        if let (Some(before), Some(after)) = (commits_before, commits_after) {
+            assert!(after - before < 45, "{} commits for 45 deletes", after - before);
+        }
     }
 
     /// A database error in one grouped write rolls its group back, and every
