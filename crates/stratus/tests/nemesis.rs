@@ -481,13 +481,23 @@ async fn attach_data_volume(api: &Api, server: &str, name: &str) -> Option<(Stri
     Some((vol, attached))
 }
 
-/// The id of the volume named `name`, once the API answers (for 30 s).
+/// The id of the volume named `name`, looked up for 30 s. An empty list is
+/// not yet an answer: when the API was paused (SIGSTOP) the unanswered create
+/// and this lookup resume together, and the lookup may run first; only a
+/// volume still unlisted 5 s after the API answers again counts as never made.
 async fn find_volume(api: &Api, name: &str) -> Option<String> {
     let until = Instant::now() + Duration::from_secs(30);
+    let mut answering_since: Option<Instant> = None;
     while Instant::now() < until {
         if let Some((StatusCode::OK, v)) = api.call(Method::GET, &format!("/volume/v3/volumes?name={name}"), None).await
         {
-            return v["volumes"].as_array()?.first()?["id"].as_str().map(String::from);
+            if let Some(id) = v["volumes"].as_array().and_then(|a| a.first()).and_then(|f| f["id"].as_str()) {
+                return Some(id.to_string());
+            }
+            let since = *answering_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > Duration::from_secs(5) {
+                return None;
+            }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
