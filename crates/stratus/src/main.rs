@@ -10,6 +10,7 @@ mod hosts;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use config::*;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use stratus_blockstore::BlockBackend;
@@ -219,8 +220,37 @@ async fn serve_metrics(addr: std::net::SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// The environment variable through which glibc caps its malloc arenas.
+const MALLOC_ARENA_MAX: &str = "MALLOC_ARENA_MAX";
+
+/// Cap glibc's malloc arenas at 2 (one per core here) unless the operator
+/// chose a number. Left alone, glibc gives threads that allocate at the same
+/// time arenas of their own (up to 8 per core), and what a burst frees stays
+/// spread over them: peak RSS of a burst of 1,000 deletes was 153 MiB with
+/// the default, 90-103 MiB with 2 arenas, at the same throughput (README,
+/// Performance). glibc reads the cap only when a process starts, so the
+/// process executes itself again once, same pid and arguments, with it set.
+fn cap_malloc_arenas() {
+    if !cfg!(all(target_os = "linux", target_env = "gnu")) || std::env::var_os(MALLOC_ARENA_MAX).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    let mut args = std::env::args_os();
+    let mut cmd = std::process::Command::new(exe);
+    if let Some(arg0) = args.next() {
+        cmd.arg0(arg0);
+    }
+    // Only returns if the exec failed: carry on with glibc's default.
+    let err = cmd.args(args).env(MALLOC_ARENA_MAX, "2").exec();
+    eprintln!("stratus: could not re-execute with {MALLOC_ARENA_MAX}=2 ({err}); glibc's default arenas are used");
+}
+
+fn main() -> anyhow::Result<()> {
+    cap_malloc_arenas();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     // Fault points are read here, once, and handed to every role.

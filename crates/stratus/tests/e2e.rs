@@ -645,3 +645,27 @@ async fn console_output_follows_nova() {
     let (s, v) = console(tok.clone(), json!({})).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
 }
+
+/// The value of `var` in the environment of running process `pid`.
+fn process_env(pid: u32, var: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("the process's environment");
+    let prefix = format!("{var}=");
+    environ.split(|b| *b == 0).map(String::from_utf8_lossy).find_map(|kv| kv.strip_prefix(&prefix).map(String::from))
+}
+
+/// Footprint (issue 12): `stratus` caps glibc's malloc arenas at 2 by
+/// executing itself again at start (same pid, still serving), and keeps a
+/// cap the operator set.
+#[tokio::test]
+async fn the_process_caps_malloc_arenas_unless_the_operator_chose() {
+    let cloud = Cloud::start().await;
+    let pid = cloud.child.as_ref().expect("the stratus process").id();
+    assert_eq!(process_env(pid, "MALLOC_ARENA_MAX").as_deref(), Some("2"));
+    let tok = cloud.demo().await;
+    let (s, _) = cloud.call(&tok, Method::GET, "/compute/v2.1/servers", None).await;
+    assert_eq!(s, StatusCode::OK, "the re-executed process serves");
+
+    let chosen = Cloud::start_with(&[("MALLOC_ARENA_MAX", "8")]).await;
+    let pid = chosen.child.as_ref().expect("the stratus process").id();
+    assert_eq!(process_env(pid, "MALLOC_ARENA_MAX").as_deref(), Some("8"));
+}
