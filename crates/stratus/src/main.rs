@@ -227,8 +227,8 @@ const MALLOC_ARENA_MAX: &str = "MALLOC_ARENA_MAX";
 /// chose a number. Left alone, glibc gives threads that allocate at the same
 /// time arenas of their own (up to 8 per core), and what a burst frees stays
 /// spread over them: peak RSS of a burst of 1,000 deletes was 153 MiB with
-/// the default, 90-103 MiB with 2 arenas, at the same throughput (README,
-/// Performance). glibc reads the cap only when a process starts, so the
+/// the default, 90-104 MiB with 2 arenas, at a cost within the runs' noise
+/// (README, Performance). glibc reads the cap only when a process starts, so the
 /// process executes itself again once, same pid and arguments, with it set.
 fn cap_malloc_arenas() {
     if !cfg!(all(target_os = "linux", target_env = "gnu")) || std::env::var_os(MALLOC_ARENA_MAX).is_some() {
