@@ -42,6 +42,9 @@ pub(crate) enum Pools {
         /// The group writer for the hot writes of the delete path (see
         /// `group`).
         group: std::sync::Arc<crate::group::Group>,
+        /// Read-only connections for the delete path's hot reads, run on
+        /// the caller's thread (see `direct_read`).
+        direct: std::sync::Arc<crate::direct_read::Readers>,
     },
     /// One pool for reads and writes, and a small one for renewals.
     Postgres {

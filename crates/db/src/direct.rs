@@ -20,7 +20,7 @@ fn exec(c: &Connection, sql: &str, args: &[&dyn ToSql]) -> Result<usize, DbError
 
 /// Bind `args[i]` to the parameter named `$i+1` (SQLite numbers named
 /// parameters by first appearance, not by their digits).
-fn bind(st: &mut rusqlite::Statement<'_>, args: &[&dyn ToSql]) -> Result<(), DbError> {
+pub(crate) fn bind(st: &mut rusqlite::Statement<'_>, args: &[&dyn ToSql]) -> Result<(), DbError> {
     for (i, a) in args.iter().enumerate() {
         if let Some(at) = st.parameter_index(&format!("${}", i + 1))? {
             st.raw_bind_parameter(at, a)?;

@@ -17,6 +17,7 @@ mod aggregates;
 pub(crate) mod backend;
 pub mod claim;
 mod direct;
+mod direct_read;
 mod durability;
 mod flavors;
 mod group;
@@ -478,7 +479,8 @@ impl Datastore {
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
         let group = Arc::new(group::Group::start(path, write.clone(), commits)?);
-        let pools = Pools::Sqlite { write, read, sync, group };
+        let direct = Arc::new(direct_read::Readers::new(path));
+        let pools = Pools::Sqlite { write, read, sync, group, direct };
         let ds = Self { pools, clock };
         ds.durable().await?;
         Ok(ds)

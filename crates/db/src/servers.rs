@@ -549,6 +549,13 @@ impl Datastore {
 
     /// A live (not deleted) server.
     pub async fn server_get(&self, id: &ServerId) -> Result<ServerRow, DbError> {
+        if let crate::backend::Pools::Sqlite { write, sync, direct, .. } = &self.pools {
+            let sql = format!("SELECT {SERVER_COLS} FROM servers WHERE id = $1 AND deleted = FALSE");
+            let key = id.to_string();
+            let row = direct.run(|c| crate::direct_read::one(c, &sql, &[&key], crate::direct_read::server_row));
+            let row = sync.wait(write).await.and(row)?;
+            return row.ok_or_else(|| DbError::not_found(RowKind::Server, id));
+        }
         crate::with_db!(self, |wp, rp| {
             sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE id = $1 AND deleted = FALSE"))
                 .bind(id)
@@ -573,19 +580,29 @@ impl Datastore {
     /// whether a move (resize, migration) is open and whether volumes are
     /// attached, in one query instead of three (it runs once per delete).
     pub async fn server_delete_view(&self, id: &ServerId) -> Result<(ServerRow, bool, bool), DbError> {
+        let sql = format!(
+            "SELECT {SERVER_COLS}, \
+             EXISTS (SELECT 1 FROM migrations m WHERE m.server_id = servers.id AND m.status IN ({open})) AS moving, \
+             EXISTS (SELECT 1 FROM volume_attachments a WHERE a.server_id = servers.id AND a.deleted = FALSE) AS attached \
+             FROM servers WHERE id = $1",
+            open = list(&MigrationStatus::OPEN)
+        );
+        if let crate::backend::Pools::Sqlite { write, sync, direct, .. } = &self.pools {
+            let key = id.to_string();
+            let view = |r: &rusqlite::Row<'_>| -> Result<(ServerRow, bool, bool), DbError> {
+                Ok((crate::direct_read::server_row(r)?, r.get(39)?, r.get(40)?))
+            };
+            let row = direct.run(|c| crate::direct_read::one(c, &sql, &[&key], view));
+            let row = sync.wait(write).await.and(row)?;
+            return row.ok_or_else(|| DbError::not_found(RowKind::Server, id));
+        }
         crate::with_db!(self, |wp, rp| {
             use sqlx::Row;
-            let row = sqlx::query(&format!(
-                "SELECT {SERVER_COLS}, \
-                 EXISTS (SELECT 1 FROM migrations m WHERE m.server_id = servers.id AND m.status IN ({open})) AS moving, \
-                 EXISTS (SELECT 1 FROM volume_attachments a WHERE a.server_id = servers.id AND a.deleted = FALSE) AS attached \
-                 FROM servers WHERE id = $1",
-                open = list(&MigrationStatus::OPEN)
-            ))
-            .bind(id)
-            .fetch_optional(rp)
-            .await?
-            .ok_or_else(|| DbError::not_found(RowKind::Server, id))?;
+            let row = sqlx::query(&sql)
+                .bind(id)
+                .fetch_optional(rp)
+                .await?
+                .ok_or_else(|| DbError::not_found(RowKind::Server, id))?;
             Ok((ServerRow::from_row(&row)?, row.try_get("moving")?, row.try_get("attached")?))
         })
     }

@@ -71,7 +71,7 @@ pub struct HostCapacity {
     pub disk_gb: i64,
 }
 
-const COLS: &str = "id, uuid, host, \"binary\", zone, disabled, disabled_reason, forced_down, state, epoch, lease_expires_at, vcpus, memory_mb, disk_gb, created_at, updated_at";
+pub(crate) const COLS: &str = "id, uuid, host, \"binary\", zone, disabled, disabled_reason, forced_down, state, epoch, lease_expires_at, vcpus, memory_mb, disk_gb, created_at, updated_at";
 
 impl Datastore {
     /// An agent joins (or rejoins): create the row if needed, bump the epoch,
@@ -227,6 +227,12 @@ impl Datastore {
 
     /// One service by host name.
     pub async fn service_get_by_host(&self, host: &str) -> Result<ServiceRow, DbError> {
+        if let crate::backend::Pools::Sqlite { write, sync, direct, .. } = &self.pools {
+            let sql = format!("SELECT {COLS} FROM services WHERE host = $1");
+            let row = direct.run(|c| crate::direct_read::one(c, &sql, &[&host], crate::direct_read::service_row));
+            let row = sync.wait(write).await.and(row)?;
+            return row.ok_or_else(|| DbError::not_found(RowKind::Service, host));
+        }
         crate::with_db!(self, |wp, rp| {
             let sql = format!("SELECT {COLS} FROM services WHERE host = $1");
             sqlx::query_as(&sql)
