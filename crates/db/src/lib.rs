@@ -461,8 +461,13 @@ impl Datastore {
         // the pool opens for it) for the group commit of `durability`.
         let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = commits.clone();
+        // No ping before each acquire (sqlx's default): a SQLite connection
+        // is a file handle that cannot go stale, and each ping is a round
+        // trip to the connection's thread; the group writer and the flush
+        // acquire the writer once per group.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .after_connect(move |conn, _| {
                 let counter = counter.clone();
                 Box::pin(async move {
@@ -477,7 +482,11 @@ impl Datastore {
             .await?;
         let sync = Arc::new(durability::WalSync::new(path, commits.clone()));
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
-        let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .test_before_acquire(false)
+            .connect_with(opts.read_only(true))
+            .await?;
         let group = Arc::new(group::Group::start(path, write.clone(), commits)?);
         let direct = Arc::new(direct_read::Readers::new(path));
         let pools = Pools::Sqlite { write, read, sync, group, direct };
