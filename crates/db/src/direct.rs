@@ -34,7 +34,11 @@ fn op_row(c: &Connection, sql: &str, args: &[&dyn ToSql]) -> Result<Option<Opera
     let mut st = c.prepare_cached(sql)?;
     bind(&mut st, args)?;
     let mut rows = st.raw_query();
-    let Some(r) = rows.next()? else { return Ok(None) };
+    rows.next()?.map(op_from).transpose()
+}
+
+/// An operation row from the columns of `hot_sql::OP_COLS`, in its order.
+fn op_from(r: &rusqlite::Row<'_>) -> Result<OperationRow, DbError> {
     let text = |i: usize| -> Result<String, DbError> { Ok(r.get::<_, String>(i)?) };
     let corrupt = |what: &str, v: String| DbError::Corrupt(format!("operation {what} {v:?}"));
     let id = text(0)?;
@@ -42,7 +46,7 @@ fn op_row(c: &Connection, sql: &str, args: &[&dyn ToSql]) -> Result<Option<Opera
     let server = text(2)?;
     let state = text(3)?;
     let expires: Option<String> = r.get(10)?;
-    let row = OperationRow {
+    Ok(OperationRow {
         id: id.parse().map_err(|_| corrupt("id", id.clone()))?,
         kind: kind.parse().map_err(|_| corrupt("kind", kind.clone()))?,
         server_id: server.parse().map_err(|_| corrupt("server", server.clone()))?,
@@ -57,8 +61,32 @@ fn op_row(c: &Connection, sql: &str, args: &[&dyn ToSql]) -> Result<Option<Opera
         attempts: r.get(11)?,
         last_error: r.get(12)?,
         created_at: parse_ts(&text(13)?)?,
-    };
-    Ok(Some(row))
+    })
+}
+
+/// The inputs of [`crate::Datastore::op_claim_many`]'s write.
+pub(crate) struct ClaimMany {
+    /// The operations' ids as a JSON array of strings (one statement text
+    /// for any number of them, so its prepared form is cached).
+    pub(crate) ids_json: String,
+    /// The claiming worker.
+    pub(crate) worker: String,
+    /// When the claim lapses.
+    pub(crate) expires: String,
+    /// Now.
+    pub(crate) now: String,
+}
+
+/// [`crate::Datastore::op_claim_many`]'s write: the rows claimed.
+pub(crate) fn claim_many(m: &ClaimMany, c: &Connection) -> Result<Vec<OperationRow>, DbError> {
+    let mut st = c.prepare_cached(&q::CLAIM_MANY)?;
+    bind(&mut st, &[&m.worker, &m.expires, &m.now, &m.ids_json])?;
+    let mut rows = st.raw_query();
+    let mut claimed = Vec::new();
+    while let Some(r) = rows.next()? {
+        claimed.push(op_from(r)?);
+    }
+    Ok(claimed)
 }
 
 /// [`crate::Datastore::server_begin_delete`]'s writes; `None` (nothing

@@ -11,6 +11,19 @@ use stratus_types::{EventResult, INITIAL_STEP, OpKind, OpState, PowerState, Task
 /// An operation row's columns, in [`crate::OperationRow`]'s order.
 pub(crate) const OP_COLS: &str = "id, kind, server_id, state, step, request_id, user_id, project_id, params, claimed_by, claim_expires_at, attempts, last_error, created_at";
 
+/// Claim the open operations among the ids of the JSON array $4 that
+/// nobody holds, or that $1 holds, until $2 ($3 now); SQLite only (the
+/// group writer's form of `Datastore::op_claim_many`).
+pub(crate) static CLAIM_MANY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE operations SET state = {op_running}, claimed_by = $1, claim_expires_at = $2, attempts = attempts + 1, updated_at = $3 \
+         WHERE state IN ({op_open}) AND (claim_expires_at IS NULL OR claim_expires_at < $3 OR claimed_by = $1) \
+         AND id IN (SELECT value FROM json_each($4)) RETURNING {OP_COLS}",
+        op_running = lit(OpState::Running),
+        op_open = list(&OpState::OPEN)
+    )
+});
+
 /// Mark a live server `deleting` ($1 server, $2 now).
 pub(crate) static MARK_DELETING: LazyLock<String> = LazyLock::new(|| {
     format!(

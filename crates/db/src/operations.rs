@@ -384,6 +384,21 @@ impl Datastore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        // On SQLite in the group writer's next transaction: a burst's claims
+        // share its commit, and no other connection's commit drops the
+        // group writer's page cache.
+        if let crate::backend::Pools::Sqlite { write, sync, group, .. } = &self.pools {
+            let now = self.clock.now();
+            let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+            let m = crate::direct::ClaimMany {
+                ids_json: serde_json::to_string(&ids).map_err(|e| DbError::Corrupt(format!("claim ids: {e}")))?,
+                worker: worker.to_string(),
+                expires: ts(now + lease),
+                now: ts(now),
+            };
+            let claimed = group.run(m, crate::direct::claim_many).await;
+            return sync.wait(write).await.and(claimed);
+        }
         crate::with_db!(self, |wp, rp| {
             let now = self.clock.now();
             let mut q: sqlx::QueryBuilder<dbk::Db> = sqlx::QueryBuilder::new(format!(
