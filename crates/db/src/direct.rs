@@ -31,10 +31,7 @@ pub(crate) fn bind(st: &mut rusqlite::Statement<'_>, args: &[&dyn ToSql]) -> Res
 
 /// Run a statement returning at most one operation row.
 fn op_row(c: &Connection, sql: &str, args: &[&dyn ToSql]) -> Result<Option<OperationRow>, DbError> {
-    let mut st = c.prepare_cached(sql)?;
-    bind(&mut st, args)?;
-    let mut rows = st.raw_query();
-    rows.next()?.map(op_from).transpose()
+    crate::direct_read::one(c, sql, args, op_from)
 }
 
 /// An operation row from the columns of `hot_sql::OP_COLS`, in its order.

@@ -477,6 +477,21 @@ pub struct Transition {
 
 pub(crate) const SERVER_COLS: &str = "id, name, project_id, user_id, image_id, flavor_id, flavor_name, vcpus, ram_mb, disk_gb, ephemeral_gb, swap_mb, vm_state, task_state, power_state, host, metadata, key_name, locked, locked_by, locked_reason, availability_zone, reservation_id, hostname, fault, progress, generation, launched_at, terminated_at, created_at, updated_at, deleted_at, deleted, shelved_image_id, description, user_data, scheduler_hints, access_ip_v4, access_ip_v6";
 
+/// A live server by id ($1); the SQL both backends run, built once.
+static SERVER_GET: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {SERVER_COLS} FROM servers WHERE id = $1 AND deleted = FALSE"));
+
+/// [`Datastore::server_delete_view`]'s query ($1 server), built once.
+static SERVER_DELETE_VIEW: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {SERVER_COLS}, \
+         EXISTS (SELECT 1 FROM migrations m WHERE m.server_id = servers.id AND m.status IN ({open})) AS moving, \
+         EXISTS (SELECT 1 FROM volume_attachments a WHERE a.server_id = servers.id AND a.deleted = FALSE) AS attached \
+         FROM servers WHERE id = $1",
+        open = list(&MigrationStatus::OPEN)
+    )
+});
+
 /// First usable address index of the internal network 10.0.0.0/16.
 const FIRST_IP_INDEX: i64 = 2;
 /// Last usable address index.
@@ -550,14 +565,13 @@ impl Datastore {
     /// A live (not deleted) server.
     pub async fn server_get(&self, id: &ServerId) -> Result<ServerRow, DbError> {
         if let crate::backend::Pools::Sqlite { write, sync, direct, .. } = &self.pools {
-            let sql = format!("SELECT {SERVER_COLS} FROM servers WHERE id = $1 AND deleted = FALSE");
             let key = id.to_string();
-            let row = direct.run(|c| crate::direct_read::one(c, &sql, &[&key], crate::direct_read::server_row));
+            let row = direct.run(|c| crate::direct_read::one(c, &SERVER_GET, &[&key], crate::direct_read::server_row));
             let row = sync.wait(write).await.and(row)?;
             return row.ok_or_else(|| DbError::not_found(RowKind::Server, id));
         }
         crate::with_db!(self, |wp, rp| {
-            sqlx::query_as(&format!("SELECT {SERVER_COLS} FROM servers WHERE id = $1 AND deleted = FALSE"))
+            sqlx::query_as(&SERVER_GET)
                 .bind(id)
                 .fetch_optional(rp)
                 .await?
@@ -580,25 +594,19 @@ impl Datastore {
     /// whether a move (resize, migration) is open and whether volumes are
     /// attached, in one query instead of three (it runs once per delete).
     pub async fn server_delete_view(&self, id: &ServerId) -> Result<(ServerRow, bool, bool), DbError> {
-        let sql = format!(
-            "SELECT {SERVER_COLS}, \
-             EXISTS (SELECT 1 FROM migrations m WHERE m.server_id = servers.id AND m.status IN ({open})) AS moving, \
-             EXISTS (SELECT 1 FROM volume_attachments a WHERE a.server_id = servers.id AND a.deleted = FALSE) AS attached \
-             FROM servers WHERE id = $1",
-            open = list(&MigrationStatus::OPEN)
-        );
+        let sql = &*SERVER_DELETE_VIEW;
         if let crate::backend::Pools::Sqlite { write, sync, direct, .. } = &self.pools {
             let key = id.to_string();
             let view = |r: &rusqlite::Row<'_>| -> Result<(ServerRow, bool, bool), DbError> {
                 Ok((crate::direct_read::server_row(r)?, r.get(39)?, r.get(40)?))
             };
-            let row = direct.run(|c| crate::direct_read::one(c, &sql, &[&key], view));
+            let row = direct.run(|c| crate::direct_read::one(c, sql, &[&key], view));
             let row = sync.wait(write).await.and(row)?;
             return row.ok_or_else(|| DbError::not_found(RowKind::Server, id));
         }
         crate::with_db!(self, |wp, rp| {
             use sqlx::Row;
-            let row = sqlx::query(&sql)
+            let row = sqlx::query(sql)
                 .bind(id)
                 .fetch_optional(rp)
                 .await?

@@ -73,6 +73,10 @@ pub struct HostCapacity {
 
 pub(crate) const COLS: &str = "id, uuid, host, \"binary\", zone, disabled, disabled_reason, forced_down, state, epoch, lease_expires_at, vcpus, memory_mb, disk_gb, created_at, updated_at";
 
+/// One service by host name ($1); the SQL both backends run, built once.
+static BY_HOST: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {COLS} FROM services WHERE host = $1"));
+
 impl Datastore {
     /// An agent joins (or rejoins): create the row if needed, bump the epoch,
     /// grant a lease of `ttl`. Returns the new row.
@@ -228,14 +232,12 @@ impl Datastore {
     /// One service by host name.
     pub async fn service_get_by_host(&self, host: &str) -> Result<ServiceRow, DbError> {
         if let crate::backend::Pools::Sqlite { write, sync, direct, .. } = &self.pools {
-            let sql = format!("SELECT {COLS} FROM services WHERE host = $1");
-            let row = direct.run(|c| crate::direct_read::one(c, &sql, &[&host], crate::direct_read::service_row));
+            let row = direct.run(|c| crate::direct_read::one(c, &BY_HOST, &[&host], crate::direct_read::service_row));
             let row = sync.wait(write).await.and(row)?;
             return row.ok_or_else(|| DbError::not_found(RowKind::Service, host));
         }
         crate::with_db!(self, |wp, rp| {
-            let sql = format!("SELECT {COLS} FROM services WHERE host = $1");
-            sqlx::query_as(&sql)
+            sqlx::query_as(&BY_HOST)
                 .bind(host)
                 .fetch_optional(rp)
                 .await?
