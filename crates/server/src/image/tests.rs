@@ -945,7 +945,11 @@ async fn web_download_and_import_task_from_an_allowlisted_server() {
         get(&env, &format!("/image/v2/images/{id}/file"), &env.demo).await.body.as_ref(),
         served("/").as_slice()
     );
-    let tasks = get(&env, &format!("/image/v2/images/{id}/tasks"), &env.demo).await.json();
+    // The task ends just after the image goes active (Glance's import flow
+    // records the task's success as its last step), so wait for it too.
+    let tasks =
+        wait_for(&env, &format!("/image/v2/images/{id}/tasks"), &env.demo, |v| v["tasks"][0]["status"] != "processing")
+            .await;
     assert_eq!(tasks["tasks"][0]["status"], "success");
     assert_eq!(tasks["tasks"][0]["input"]["import_req"]["method"]["name"], "web-download");
     // An active image cannot be imported into again (Glance: 409).
