@@ -91,6 +91,42 @@ impl WalSync {
         Ok(())
     }
 
+    /// Count one commit made on a connection without the commit hook (the
+    /// group writer's own), while the writer is held; the count that covers it.
+    pub(crate) fn count_commit(&self) -> u64 {
+        self.commits.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Flush now, on the calling thread, unless every commit up to `covered`
+    /// is on disk already. For the group writer's own thread, right after
+    /// a commit it counted: its callers then find their commit flushed and
+    /// skip [`WalSync::wait`]'s hand-offs (taking the writer from its pool,
+    /// a blocking-pool thread), a few of which each cost more than the
+    /// `fdatasync` itself on the one-at-a-time path. Blocking here is fine:
+    /// nothing else runs on that thread. An error is only logged: the
+    /// callers' own [`WalSync::wait`] finds the commit unflushed and
+    /// reports (or aborts) as usual.
+    pub(crate) async fn flush_here(&self, covered: u64) {
+        let mut dir_synced = self.leader.lock().await;
+        if self.synced.load(Ordering::SeqCst) >= covered {
+            return;
+        }
+        match sync_wal(&self.wal, &self.dir, *dir_synced) {
+            Ok(inode) => {
+                *dir_synced = inode.or(*dir_synced);
+                self.flushes.fetch_add(1, Ordering::SeqCst);
+                self.synced.fetch_max(covered, Ordering::SeqCst);
+            }
+            Err(SyncError::Open(e)) => {
+                warn!(wal = %self.wal.display(), error = %e, "cannot open the database log to flush it after a group commit")
+            }
+            Err(SyncError::Flush(e)) => {
+                error!(wal = %self.wal.display(), error = %e, "cannot flush the database log to disk; stopping (an unflushed commit must not be acknowledged)");
+                std::process::abort();
+            }
+        }
+    }
+
     /// One flush: read the count with the writer quiescent, then sync the WAL.
     async fn flush(&self, writer: &sqlx::SqlitePool, dir_synced: &mut Option<u64>) -> Result<(), DbError> {
         let covered = loop {

@@ -29,14 +29,16 @@
 //!
 //! Durability is unchanged: a committed group counts as a commit for
 //! `durability` before sqlx's writer connection is given back, and the
-//! caller waits for the group flush after its job's reply, as every
-//! datastore call does.
+//! caller waits for the flush after its job's reply, as every datastore
+//! call does. The group writer flushes the log itself right after each
+//! commit, before answering (`WalSync::flush_here`), so that wait usually
+//! finds nothing left to do; the next group forms while it flushes.
 
 use crate::DbError;
+use crate::durability::WalSync;
 use rusqlite::Connection;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
@@ -93,7 +95,7 @@ impl Group {
     /// Start the group writer's thread for the database at `path`, whose
     /// sqlx writer pool is `write` and whose commits `commits` counts. The
     /// thread ends when the last handle on the queue is dropped.
-    pub(crate) fn start(path: &Path, write: sqlx::SqlitePool, commits: Arc<AtomicU64>) -> Result<Self, DbError> {
+    pub(crate) fn start(path: &Path, write: sqlx::SqlitePool, sync: Arc<WalSync>) -> Result<Self, DbError> {
         let own = Connection::open_with_flags(
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -104,7 +106,7 @@ impl Group {
         own.pragma_update(None, "foreign_keys", "ON")?;
         own.busy_timeout(Duration::from_secs(10))?;
         own.set_prepared_statement_cache_capacity(32);
-        let writer = Writer { own, write, commits };
+        let writer = Writer { own, write, sync };
         let (queue, jobs) = mpsc::unbounded_channel();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -138,8 +140,8 @@ struct Writer {
     own: Connection,
     /// sqlx's writer pool: its one connection is held while `own` writes.
     write: sqlx::SqlitePool,
-    /// Commits counted for `durability`.
-    commits: Arc<AtomicU64>,
+    /// Counts its commits and flushes them (`durability`).
+    sync: Arc<WalSync>,
 }
 
 /// The group writer: take every job waiting, run them in one transaction,
@@ -155,7 +157,11 @@ async fn drive(write: Writer, mut jobs: mpsc::UnboundedReceiver<Box<dyn Job>>) {
             }
         }
         match together(&write, &mut group).await {
-            Ok(()) => group.drain(..).for_each(|j| j.reply(Ok(()))),
+            Ok(covered) => {
+                // Flushed before the answers: the callers' wait finds it done.
+                write.sync.flush_here(covered).await;
+                group.drain(..).for_each(|j| j.reply(Ok(())))
+            }
             Err(e) if group.len() == 1 => {
                 if let Some(j) = group.pop() {
                     j.reply(Err(e));
@@ -165,23 +171,24 @@ async fn drive(write: Writer, mut jobs: mpsc::UnboundedReceiver<Box<dyn Job>>) {
                 warn!(error = %e, jobs = group.len(), "a grouped write failed: running each of its group alone");
                 for mut j in group.drain(..) {
                     let alone = together(&write, std::slice::from_mut(&mut j)).await;
-                    j.reply(alone);
+                    if let Ok(covered) = alone {
+                        write.sync.flush_here(covered).await;
+                    }
+                    j.reply(alone.map(|_| ()));
                 }
             }
         }
     }
 }
 
-/// Run `group` in one transaction; nothing is committed on an error.
-async fn together(w: &Writer, group: &mut [Box<dyn Job>]) -> Result<(), DbError> {
+/// Run `group` in one transaction; nothing is committed on an error. The
+/// commit count that covers it.
+async fn together(w: &Writer, group: &mut [Box<dyn Job>]) -> Result<u64, DbError> {
     // No other write runs while this is held (sqlx has one writer connection).
     let held = w.write.acquire().await?;
-    let done = in_transaction(&w.own, group);
-    if done.is_ok() {
-        // Counted before the writer is given back: a flush that then takes
-        // it (`durability`) covers this commit.
-        w.commits.fetch_add(1, Ordering::SeqCst);
-    }
+    // Counted before the writer is given back: a flush that then takes
+    // it (`durability`) covers this commit.
+    let done = in_transaction(&w.own, group).map(|()| w.sync.count_commit());
     drop(held);
     done
 }

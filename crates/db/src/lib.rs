@@ -480,14 +480,14 @@ impl Datastore {
             })
             .connect_with(opts.clone())
             .await?;
-        let sync = Arc::new(durability::WalSync::new(path, commits.clone()));
+        let sync = Arc::new(durability::WalSync::new(path, commits));
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
             .connect_with(opts.read_only(true))
             .await?;
-        let group = Arc::new(group::Group::start(path, write.clone(), commits)?);
+        let group = Arc::new(group::Group::start(path, write.clone(), sync.clone())?);
         let direct = Arc::new(direct_read::Readers::new(path));
         let pools = Pools::Sqlite { write, read, sync, group, direct };
         let ds = Self { pools, clock };
