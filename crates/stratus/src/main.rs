@@ -220,18 +220,34 @@ async fn serve_metrics(addr: std::net::SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The environment variable through which glibc caps its malloc arenas.
-const MALLOC_ARENA_MAX: &str = "MALLOC_ARENA_MAX";
+/// glibc's malloc settings `stratus` chooses unless the operator set them
+/// (environment variable, value), and why:
+///
+/// - `MALLOC_ARENA_MAX=2` (one arena per core here). Left alone, glibc gives
+///   threads that allocate at the same time arenas of their own (up to 8 per
+///   core), and what a burst frees stays spread over them: peak RSS of a
+///   burst of 1,000 deletes was 153 MiB with the default, 90-104 MiB with 2
+///   arenas, at a cost within the runs' noise (README, Performance).
+/// - `MALLOC_MMAP_THRESHOLD_=1048576` (1 MiB, fixed). Each Argon2 password
+///   hash (bootstrap users at every start, password logins) takes a 19 MiB
+///   block. glibc serves the first from `mmap`, then, seeing it freed,
+///   raises its threshold so the next comes from the heap, where it stays
+///   resident after it is freed: a fresh `stratus up` idled at 40 MiB RSS,
+///   20 of it that one freed block (found with `heaptrack`). A fixed
+///   threshold keeps every block of 1 MiB or more on `mmap`, returned to the
+///   system when freed: 26 MiB idle.
+const MALLOC_TUNING: [(&str, &str); 2] = [("MALLOC_ARENA_MAX", "2"), ("MALLOC_MMAP_THRESHOLD_", "1048576")];
 
-/// Cap glibc's malloc arenas at 2 (one per core here) unless the operator
-/// chose a number. Left alone, glibc gives threads that allocate at the same
-/// time arenas of their own (up to 8 per core), and what a burst frees stays
-/// spread over them: peak RSS of a burst of 1,000 deletes was 153 MiB with
-/// the default, 90-104 MiB with 2 arenas, at a cost within the runs' noise
-/// (README, Performance). glibc reads the cap only when a process starts, so the
-/// process executes itself again once, same pid and arguments, with it set.
-fn cap_malloc_arenas() {
-    if !cfg!(all(target_os = "linux", target_env = "gnu")) || std::env::var_os(MALLOC_ARENA_MAX).is_some() {
+/// Apply [`MALLOC_TUNING`]. glibc reads these only when a process starts, so
+/// the process executes itself again once, same pid and arguments, with the
+/// missing ones set.
+fn tune_malloc() {
+    if !cfg!(all(target_os = "linux", target_env = "gnu")) {
+        return;
+    }
+    let missing: Vec<(&str, &str)> =
+        MALLOC_TUNING.into_iter().filter(|(var, _)| std::env::var_os(var).is_none()).collect();
+    if missing.is_empty() {
         return;
     }
     let Ok(exe) = std::env::current_exe() else { return };
@@ -240,13 +256,13 @@ fn cap_malloc_arenas() {
     if let Some(arg0) = args.next() {
         cmd.arg0(arg0);
     }
-    // Only returns if the exec failed: carry on with glibc's default.
-    let err = cmd.args(args).env(MALLOC_ARENA_MAX, "2").exec();
-    eprintln!("stratus: could not re-execute with {MALLOC_ARENA_MAX}=2 ({err}); glibc's default arenas are used");
+    // Only returns if the exec failed: carry on with glibc's defaults.
+    let err = cmd.args(args).envs(missing.iter().copied()).exec();
+    eprintln!("stratus: could not re-execute with {missing:?} ({err}); glibc's default malloc settings are used");
 }
 
 fn main() -> anyhow::Result<()> {
-    cap_malloc_arenas();
+    tune_malloc();
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
 }
 

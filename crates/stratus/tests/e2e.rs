@@ -653,19 +653,26 @@ fn process_env(pid: u32, var: &str) -> Option<String> {
     environ.split(|b| *b == 0).map(String::from_utf8_lossy).find_map(|kv| kv.strip_prefix(&prefix).map(String::from))
 }
 
-/// Footprint (issue 12): `stratus` caps glibc's malloc arenas at 2 by
-/// executing itself again at start (same pid, still serving), and keeps a
-/// cap the operator set.
+/// Footprint (issue 12): `stratus` caps glibc's malloc arenas at 2 and fixes
+/// its mmap threshold at 1 MiB by executing itself again at start (same
+/// pid, still serving), and keeps what the operator set.
 #[tokio::test]
 async fn the_process_caps_malloc_arenas_unless_the_operator_chose() {
     let cloud = Cloud::start().await;
     let pid = cloud.child.as_ref().expect("the stratus process").id();
     assert_eq!(process_env(pid, "MALLOC_ARENA_MAX").as_deref(), Some("2"));
+    assert_eq!(process_env(pid, "MALLOC_MMAP_THRESHOLD_").as_deref(), Some("1048576"));
     let tok = cloud.demo().await;
     let (s, _) = cloud.call(&tok, Method::GET, "/compute/v2.1/servers", None).await;
     assert_eq!(s, StatusCode::OK, "the re-executed process serves");
 
+    // The operator's choice stands; what they left unset is still set.
     let chosen = Cloud::start_with(&[("MALLOC_ARENA_MAX", "8")]).await;
     let pid = chosen.child.as_ref().expect("the stratus process").id();
     assert_eq!(process_env(pid, "MALLOC_ARENA_MAX").as_deref(), Some("8"));
+    assert_eq!(process_env(pid, "MALLOC_MMAP_THRESHOLD_").as_deref(), Some("1048576"));
+    let both = Cloud::start_with(&[("MALLOC_ARENA_MAX", "4"), ("MALLOC_MMAP_THRESHOLD_", "65536")]).await;
+    let pid = both.child.as_ref().expect("the stratus process").id();
+    assert_eq!(process_env(pid, "MALLOC_ARENA_MAX").as_deref(), Some("4"));
+    assert_eq!(process_env(pid, "MALLOC_MMAP_THRESHOLD_").as_deref(), Some("65536"));
 }
