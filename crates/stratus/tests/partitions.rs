@@ -675,6 +675,10 @@ async fn killing_the_leader_controller_mid_delete() {
     .await;
     let case = "leader killed mid-delete";
     let ids = r.boot(6, "s").await;
+    // Both controllers race for every delete; ctl-b, stopped while they
+    // are sent, leaves them to ctl-a (CI once saw ctl-b take all six).
+    let b_pid = r.ctl("ctl-b").child.as_ref().expect("ctl-b runs").id();
+    signal(b_pid, "STOP");
     let mut sent = Vec::new();
     for id in &ids {
         sent.push((id.clone(), r.delete(id).await));
@@ -682,9 +686,13 @@ async fn killing_the_leader_controller_mid_delete() {
     // Kill it once it holds at least one of them.
     let deadline = Instant::now() + T;
     while r.db.op_list_held_by("ctl-a").await.expect("held").is_empty() {
-        assert!(Instant::now() < deadline, "{case}: ctl-a never claimed a delete");
+        if Instant::now() >= deadline {
+            signal(b_pid, "CONT");
+            panic!("{case}: ctl-a never claimed a delete");
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    signal(b_pid, "CONT");
     let held = r.db.op_list_held_by("ctl-a").await.expect("held").len();
     r.ctl("ctl-a").kill9();
     let (t_kill, kill_at) = (Instant::now(), Utc::now());
