@@ -111,14 +111,31 @@ impl WalSync {
         if self.synced.load(Ordering::SeqCst) >= covered {
             return;
         }
-        match sync_wal(&self.wal, &self.dir, *dir_synced) {
+        let done = sync_wal(&self.wal, &self.dir, *dir_synced);
+        if let Err(e) = self.settle(done, covered, &mut dir_synced) {
+            warn!(error = %e, "the flush after a group commit did not happen; its callers flush");
+        }
+    }
+
+    /// Record a flush's result: on success the commits up to `covered` are
+    /// on disk; a log that could not be opened fails the caller; a failed
+    /// `fsync` aborts the process (see the module's doc).
+    fn settle(
+        &self,
+        done: Result<Option<u64>, SyncError>,
+        covered: u64,
+        dir_synced: &mut Option<u64>,
+    ) -> Result<(), DbError> {
+        match done {
             Ok(inode) => {
                 *dir_synced = inode.or(*dir_synced);
                 self.flushes.fetch_add(1, Ordering::SeqCst);
                 self.synced.fetch_max(covered, Ordering::SeqCst);
+                Ok(())
             }
             Err(SyncError::Open(e)) => {
-                warn!(wal = %self.wal.display(), error = %e, "cannot open the database log to flush it after a group commit")
+                error!(wal = %self.wal.display(), error = %e, "cannot open the database log to flush it; the call fails");
+                Err(DbError::NotFlushed(e.to_string()))
             }
             Err(SyncError::Flush(e)) => {
                 error!(wal = %self.wal.display(), error = %e, "cannot flush the database log to disk; stopping (an unflushed commit must not be acknowledged)");
@@ -147,20 +164,7 @@ impl WalSync {
         };
         let (wal, dir, known) = (self.wal.clone(), self.dir.clone(), *dir_synced);
         match tokio::task::spawn_blocking(move || sync_wal(&wal, &dir, known)).await {
-            Ok(Ok(inode)) => {
-                *dir_synced = inode.or(known);
-                self.flushes.fetch_add(1, Ordering::SeqCst);
-                self.synced.fetch_max(covered, Ordering::SeqCst);
-                Ok(())
-            }
-            Ok(Err(SyncError::Open(e))) => {
-                error!(wal = %self.wal.display(), error = %e, "cannot open the database log to flush it; the call fails");
-                Err(DbError::NotFlushed(e.to_string()))
-            }
-            Ok(Err(SyncError::Flush(e))) => {
-                error!(wal = %self.wal.display(), error = %e, "cannot flush the database log to disk; stopping (an unflushed commit must not be acknowledged)");
-                std::process::abort();
-            }
+            Ok(done) => self.settle(done, covered, dir_synced),
             // The runtime is shutting down (or the task panicked): whether the
             // flush ran is unknown, so nothing is acknowledged.
             Err(e) => Err(DbError::NotFlushed(format!("the flush did not complete: {e}"))),

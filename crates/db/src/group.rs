@@ -32,7 +32,7 @@
 //! caller waits for the flush after its job's reply, as every datastore
 //! call does. The group writer flushes the log itself right after each
 //! commit, before answering (`WalSync::flush_here`), so that wait usually
-//! finds nothing left to do; the next group forms while it flushes.
+//! finds nothing left to do; jobs arriving meanwhile queue for the next group.
 
 use crate::DbError;
 use crate::durability::WalSync;
