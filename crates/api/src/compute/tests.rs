@@ -1240,3 +1240,26 @@ fn security_group_bodies_follow_novas_schema() {
     assert!(create(json!("default")).is_err(), "not a list");
     assert!(create(json!([{"id": "x"}])).is_err(), "not a name");
 }
+
+#[test]
+fn the_server_index_is_written_as_the_brief_views_would_be() {
+    // Nova's GET /servers: {"servers": [{"id", "links": [self, bookmark], "name"}], "servers_links"?}.
+    let public = "http://cloud.example:8774";
+    let servers: Vec<stratus_db::ServerBrief> = ["vm-1", "quote\"and\\slash", "ünï"]
+        .iter()
+        .map(|n| stratus_db::ServerBrief { id: stratus_types::ServerId::new(), name: (*n).to_string() })
+        .collect();
+    for next in [None, views::servers_links(public, servers.last().map(|s| &s.id), 3, Some(3), false)] {
+        let mut old = json!({
+            "servers": servers.iter().map(|s| views::server_brief(public, &s.id, &s.name)).collect::<Vec<_>>()
+        });
+        if let Some(l) = &next {
+            old["servers_links"] = l.clone();
+        }
+        let index = views::ServerIndex { public: public.into(), servers: servers.clone(), next };
+        let text = serde_json::to_string(&index).expect("serializes");
+        assert_eq!(text, old.to_string(), "same bytes as the JSON tree");
+    }
+    let empty = views::ServerIndex { public: public.into(), servers: Vec::new(), next: None };
+    assert_eq!(serde_json::to_string(&empty).expect("serializes"), r#"{"servers":[]}"#);
+}

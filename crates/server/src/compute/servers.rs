@@ -32,15 +32,11 @@ pub(super) async fn server_list(
     Auth(ctx): Auth,
     Mv(mv): Mv,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::ServerIndex>, ApiError> {
     let q = ServerListQuery::parse_at(q.as_deref(), mv)?;
     let (servers, limit) = st.compute.server_list_brief(&ctx, q).await?;
-    let list: Vec<Value> = servers.iter().map(|s| views::server_brief(&st.public_url, &s.id, &s.name)).collect();
-    let mut body = json!({"servers": list});
-    if let Some(l) = views::servers_links(&st.public_url, servers.last().map(|s| &s.id), servers.len(), limit, false) {
-        body["servers_links"] = l;
-    }
-    Ok(Json(body))
+    let next = views::servers_links(&st.public_url, servers.last().map(|s| &s.id), servers.len(), limit, false);
+    Ok(Json(views::ServerIndex { public: st.public_url.clone(), servers, next }))
 }
 
 #[utoipa::path(get, path = "/compute/v2.1/servers/detail", tag = "servers", params(("name" = Option<String>, Query, description = "Substring of the name"), ("status" = Option<String>, Query, description = "API status"), ("all_tenants" = Option<bool>, Query, description = "All projects (admin)"), ("limit" = Option<i64>, Query, description = "Page size"), ("marker" = Option<String>, Query, description = "Last id of the previous page")), responses((status = 200, description = "Servers in full", body = s::ServerDetailList), (status = 400, description = "Bad filter"), (status = 403, description = "all_tenants without admin")))]
