@@ -59,6 +59,10 @@ const PARTITION: Duration = Duration::from_secs(30);
 /// connection during the cut and is retrying a fresh one (at most a second
 /// apart, each giving up after two), then joins and reconciles.
 const REJOIN_BOUND: Duration = Duration::from_secs(5);
+/// A rejoined host takes a new build within this (a build refused in the
+/// instant between its service row turning up and its agent holding the
+/// new epoch is rescheduled elsewhere).
+const TAKES_WORK_BOUND: Duration = Duration::from_secs(5);
 /// Generous timeout of waits that are not measured against a bound.
 const T: Duration = Duration::from_secs(30);
 
@@ -537,22 +541,38 @@ async fn host_cut(cut: Cut) {
     );
     let rejoined = rejoined.unwrap_or_default();
     assert!(rejoined <= REJOIN_BOUND, "{case}: rejoined {rejoined:?} after a heal of a {PARTITION:?} partition");
-    // It takes work again: it has the most free RAM now.
-    let back = r.boot(1, "after-heal").await;
-    let placed = r.host_of(&back[0]).await;
-    if placed != victim_name {
-        // Why: the build's scheduling events (each pick and each refusal).
-        let id = sid(&back[0]);
-        let mut why = Vec::new();
-        for a in r.db.action_list(&id).await.expect("actions") {
-            let (_, events) = r.db.action_get(&id, &a.request_id).await.expect("events");
-            why.extend(events.into_iter().map(|e| (e.event, e.host, e.details)));
+    // It takes work again: it has the most free RAM now. Its service row
+    // shows it up on its new epoch a moment before the agent holds the
+    // join's answer; a build sent in that moment is refused ("rejoining
+    // before taking work") or unanswered, and rescheduled to the other host, as Nova
+    // reschedules a build its host refuses (CI saw `attempt=2` on the
+    // other host once). So boot until one lands on it, within
+    // TAKES_WORK_BOUND of the rejoin.
+    let took_by = Instant::now() + TAKES_WORK_BOUND;
+    let mut back = Vec::new();
+    loop {
+        let id = r.boot(1, &format!("after-heal-{}", back.len())).await.remove(0);
+        let placed = r.host_of(&id).await;
+        back.push(id.clone());
+        if placed == victim_name {
+            break;
         }
-        let services: Vec<_> =
-            r.db.service_list().await.expect("services").into_iter().map(|s| (s.host, s.state, s.epoch)).collect();
-        panic!(
-            "{case}: the healed host {victim_name} did not take new work (placed on {placed}): events {why:?}, services {services:?}"
-        );
+        if Instant::now() >= took_by {
+            // Why: the last build's scheduling events (each pick and each refusal).
+            let id = sid(&id);
+            let mut why = Vec::new();
+            for a in r.db.action_list(&id).await.expect("actions") {
+                let (_, events) = r.db.action_get(&id, &a.request_id).await.expect("events");
+                why.extend(events.into_iter().map(|e| (e.event, e.host, e.details)));
+            }
+            let services: Vec<_> =
+                r.db.service_list().await.expect("services").into_iter().map(|s| (s.host, s.state, s.epoch)).collect();
+            panic!(
+                "{case}: the healed host {victim_name} took no new work within {TAKES_WORK_BOUND:?} ({} builds, the last placed on {placed}): events {why:?}, services {services:?}",
+                back.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     let mut rest: Vec<String> = on_victim[2..].to_vec();
