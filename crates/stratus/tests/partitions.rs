@@ -555,6 +555,7 @@ async fn host_cut(cut: Cut) {
         let placed = r.host_of(&id).await;
         back.push(id.clone());
         if placed == victim_name {
+            eprintln!("MEASURE {case}: builds until the healed host took one: {}", back.len());
             break;
         }
         if Instant::now() >= took_by {
