@@ -3,6 +3,7 @@
 
 use crate::controller::Shared;
 use bytes::Bytes;
+use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 use stratus_db::{Datastore, DbError, ServerRow, ts};
@@ -27,7 +28,7 @@ pub(crate) fn build(
         dedup_key: format!("{}:{}:{}", server.id, op_id, event_type),
         event_type: event_type.to_string(),
         publisher_id: publisher.to_string(),
-        payload: payload.to_string(),
+        payload,
     }
 }
 
@@ -43,35 +44,112 @@ pub(crate) async fn record(
     ds.notification_record(&n.dedup_key, &n.event_type, &n.publisher_id, &n.payload).await
 }
 
-fn payload(ds: &Datastore, server: &ServerRow, event_type: &str, publisher: &str, state: &str) -> serde_json::Value {
-    serde_json::json!({
-        "priority": if event_type.ends_with(".error") { "ERROR" } else { "INFO" },
-        "event_type": event_type,
-        "timestamp": ts(ds.clock().now()),
-        "publisher_id": publisher,
-        "message_id": uuid::Uuid::new_v4().to_string(),
-        "payload": {
-            "nova_object.name": "InstanceActionPayload",
-            "nova_object.namespace": "nova",
-            "nova_object.version": "1.8",
-            "nova_object.data": {
-                "uuid": server.id,
-                "display_name": server.name,
-                "tenant_id": server.project_id,
-                "user_id": server.user_id,
-                "host": server.host,
-                "state": state,
-                "task_state": server.task_state,
-                "power_state": server.power_state,
-                "image_uuid": server.image_id,
-                "flavor": {"flavorid": server.flavor_id, "name": server.flavor_name, "vcpus": server.vcpus, "memory_mb": server.ram_mb, "root_gb": server.disk_gb},
-                "created_at": ts(server.created_at),
-                "launched_at": server.launched_at.map(ts),
-                "deleted_at": server.deleted_at.map(ts),
-                "fault": server.fault.as_deref().and_then(|f| serde_json::from_str::<serde_json::Value>(f).ok()),
-            }
-        }
-    })
+/// Nova's versioned notification envelope around an `InstanceActionPayload`,
+/// written straight from the row: the JSON tree it replaced cost two dozen
+/// allocations per notification, two notifications per delete.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    priority: &'static str,
+    event_type: &'a str,
+    timestamp: String,
+    publisher_id: &'a str,
+    message_id: uuid::fmt::Hyphenated,
+    payload: Versioned<'a>,
+}
+
+/// The `nova_object` wrapper Nova's notification consumers expect.
+#[derive(Serialize)]
+struct Versioned<'a> {
+    #[serde(rename = "nova_object.name")]
+    name: &'static str,
+    #[serde(rename = "nova_object.namespace")]
+    namespace: &'static str,
+    #[serde(rename = "nova_object.version")]
+    version: &'static str,
+    #[serde(rename = "nova_object.data")]
+    data: ActionData<'a>,
+}
+
+/// The fields of Nova's `InstanceActionPayload` that Stratus records.
+#[derive(Serialize)]
+struct ActionData<'a> {
+    uuid: &'a stratus_types::ServerId,
+    display_name: &'a str,
+    tenant_id: &'a str,
+    user_id: &'a str,
+    host: &'a Option<String>,
+    state: &'a str,
+    task_state: &'a Option<stratus_types::TaskState>,
+    power_state: &'static str,
+    image_uuid: &'a Option<stratus_types::ImageId>,
+    flavor: Flavor<'a>,
+    created_at: String,
+    launched_at: Option<String>,
+    deleted_at: Option<String>,
+    fault: Option<serde_json::Value>,
+}
+
+/// The flavor as the payload carries it (Nova's `FlavorPayload`, in short).
+#[derive(Serialize)]
+struct Flavor<'a> {
+    flavorid: &'a str,
+    name: &'a str,
+    vcpus: i64,
+    memory_mb: i64,
+    root_gb: i64,
+}
+
+/// Nova's notification form of a power state (`InstancePowerState`: names,
+/// where the API shows the integer codes).
+fn power_state_name(p: stratus_types::PowerState) -> &'static str {
+    use stratus_types::PowerState as P;
+    match p {
+        P::NoState => "pending",
+        P::Running => "running",
+        P::Paused => "paused",
+        P::Shutdown => "shutdown",
+        P::Crashed => "crashed",
+        P::Suspended => "suspended",
+    }
+}
+
+fn payload(ds: &Datastore, server: &ServerRow, event_type: &str, publisher: &str, state: &str) -> String {
+    let envelope = Envelope {
+        priority: if event_type.ends_with(".error") { "ERROR" } else { "INFO" },
+        event_type,
+        timestamp: ts(ds.clock().now()),
+        publisher_id: publisher,
+        message_id: uuid::Uuid::new_v4().hyphenated(),
+        payload: Versioned {
+            name: "InstanceActionPayload",
+            namespace: "nova",
+            version: "1.8",
+            data: ActionData {
+                uuid: &server.id,
+                display_name: &server.name,
+                tenant_id: &server.project_id,
+                user_id: &server.user_id,
+                host: &server.host,
+                state,
+                task_state: &server.task_state,
+                power_state: power_state_name(server.power_state),
+                image_uuid: &server.image_id,
+                flavor: Flavor {
+                    flavorid: &server.flavor_id,
+                    name: &server.flavor_name,
+                    vcpus: server.vcpus,
+                    memory_mb: server.ram_mb,
+                    root_gb: server.disk_gb,
+                },
+                created_at: ts(server.created_at),
+                launched_at: server.launched_at.map(ts),
+                deleted_at: server.deleted_at.map(ts),
+                fault: server.fault.as_deref().and_then(|f| serde_json::from_str(f).ok()),
+            },
+        },
+    };
+    // Serializing plain structs of strings and numbers cannot fail.
+    serde_json::to_string(&envelope).unwrap_or_default()
 }
 
 /// Publish recorded notifications in order; at-least-once on the bus.
@@ -85,7 +163,7 @@ pub(crate) async fn relay(s: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
                 let mut done = Vec::with_capacity(rows.len());
                 for r in rows {
                     let subject = format!("notifications.{}", r.event_type);
-                    match s.bus.publish(&subject, Bytes::from(r.payload.clone())).await {
+                    match s.bus.publish(&subject, Bytes::from(r.payload)).await {
                         Ok(()) => done.push(r.id),
                         Err(e) => {
                             warn!(error = %e, "cannot publish notifications; will retry");

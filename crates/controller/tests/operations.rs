@@ -1366,3 +1366,47 @@ async fn a_volume_attached_while_offloaded_opens_with_the_unshelve() {
     assert_eq!(opened.host.as_deref(), Some(host.as_str()), "the unshelve opened it on its host");
     assert_eq!(opened.status, stratus_types::AttachStatus::Attached);
 }
+
+/// The delete's notifications are Nova's versioned `InstanceActionPayload`
+/// (nova/notifications/objects/instance.py): the envelope, the
+/// `nova_object.*` wrapper, the server's fields, `state` deleted at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_notifications_carry_novas_instance_action_payload() {
+    let cloud = Cloud::new(opts(OpKind::Delete)).await;
+    let (id, op) = cloud.prepared(OpKind::Delete, Setup::default()).await;
+    assert!(!cloud.drive(&op, Faults::none()).await);
+    let server = cloud.ds.server_get_any(&id).await.expect("server");
+    let rows = cloud.ds.notification_list_for_server(&id).await.expect("notifications");
+    let payload = |event: &str| -> serde_json::Value {
+        let row = rows.iter().find(|n| n.event_type == event).unwrap_or_else(|| panic!("{event} in {rows:?}"));
+        serde_json::from_str(&row.payload).expect("payload is JSON")
+    };
+    for (event, state, publisher) in [
+        ("instance.delete.start", "active", "nova-api".to_string()),
+        ("instance.delete.end", "deleted", format!("nova-compute:{}", server.host.clone().expect("host"))),
+    ] {
+        let n = payload(event);
+        assert_eq!(n["priority"], "INFO", "{n}");
+        assert_eq!(n["event_type"], event);
+        assert_eq!(n["publisher_id"], publisher.as_str());
+        assert!(n["message_id"].as_str().is_some_and(|m| uuid::Uuid::parse_str(m).is_ok()), "{n}");
+        assert!(n["timestamp"].as_str().is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()), "{n}");
+        let p = &n["payload"];
+        assert_eq!(p["nova_object.name"], "InstanceActionPayload");
+        assert_eq!(p["nova_object.namespace"], "nova");
+        assert_eq!(p["nova_object.version"], "1.8");
+        let d = &p["nova_object.data"];
+        assert_eq!(d["uuid"], id.to_string().as_str());
+        assert_eq!(d["display_name"], server.name.as_str());
+        assert_eq!(d["tenant_id"], server.project_id.as_str());
+        assert_eq!(d["user_id"], server.user_id.as_str());
+        assert_eq!(d["state"], state);
+        assert_eq!(d["flavor"]["flavorid"], server.flavor_id.as_str());
+        assert_eq!(d["flavor"]["vcpus"], server.vcpus);
+        assert_eq!(d["flavor"]["memory_mb"], server.ram_mb);
+        assert_eq!(d["flavor"]["root_gb"], server.disk_gb);
+        assert_eq!(d["power_state"], "running", "Nova's InstancePowerState names: {d}");
+        assert!(d["created_at"].is_string() && d.get("fault").is_some_and(|f| f.is_null()), "{d}");
+        assert_eq!(d["deleted_at"].is_string(), event.ends_with(".end"), "{d}");
+    }
+}
