@@ -80,21 +80,31 @@ pub(crate) fn one<T>(
     }
 }
 
+/// Column `i` as text, borrowed from the row: the typed columns (ids,
+/// states, times) are parsed from it without an owned copy each.
+pub(crate) fn text_ref<'r>(r: &'r Row<'_>, i: usize) -> Result<&'r str, DbError> {
+    r.get_ref(i)?.as_str().map_err(|e| DbError::Corrupt(format!("column {i}: {e}")))
+}
+
+/// As [`text_ref`], for a nullable column.
+fn opt_text_ref<'r>(r: &'r Row<'_>, i: usize) -> Result<Option<&'r str>, DbError> {
+    r.get_ref(i)?.as_str_or_null().map_err(|e| DbError::Corrupt(format!("column {i}: {e}")))
+}
+
 /// Column `i` parsed from its text (ids and states are stored as text).
-fn parsed<T: FromStr>(r: &Row<'_>, i: usize, what: &str) -> Result<T, DbError> {
-    let s: String = r.get(i)?;
+pub(crate) fn parsed<T: FromStr>(r: &Row<'_>, i: usize, what: &str) -> Result<T, DbError> {
+    let s = text_ref(r, i)?;
     s.parse().map_err(|_| DbError::Corrupt(format!("{what} {s:?}")))
 }
 
 /// As [`parsed`], for a nullable column.
 fn opt_parsed<T: FromStr>(r: &Row<'_>, i: usize, what: &str) -> Result<Option<T>, DbError> {
-    let s: Option<String> = r.get(i)?;
-    s.map(|s| s.parse().map_err(|_| DbError::Corrupt(format!("{what} {s:?}")))).transpose()
+    opt_text_ref(r, i)?.map(|s| s.parse().map_err(|_| DbError::Corrupt(format!("{what} {s:?}")))).transpose()
 }
 
 /// A nullable timestamp column.
 fn opt_ts(r: &Row<'_>, i: usize) -> Result<Option<chrono::DateTime<chrono::Utc>>, DbError> {
-    r.get::<_, Option<String>>(i)?.as_deref().map(parse_ts).transpose()
+    opt_text_ref(r, i)?.map(parse_ts).transpose()
 }
 
 /// A server from the columns `crate::servers::SERVER_COLS` names, in its order.
@@ -130,8 +140,8 @@ pub(crate) fn server_row(r: &Row<'_>) -> Result<ServerRow, DbError> {
         generation: r.get(26)?,
         launched_at: opt_ts(r, 27)?,
         terminated_at: opt_ts(r, 28)?,
-        created_at: parse_ts(&r.get::<_, String>(29)?)?,
-        updated_at: parse_ts(&r.get::<_, String>(30)?)?,
+        created_at: parse_ts(text_ref(r, 29)?)?,
+        updated_at: parse_ts(text_ref(r, 30)?)?,
         deleted_at: opt_ts(r, 31)?,
         deleted: r.get(32)?,
         shelved_image_id: opt_parsed(r, 33, "shelved image id")?,
@@ -160,8 +170,8 @@ pub(crate) fn service_row(r: &Row<'_>) -> Result<ServiceRow, DbError> {
         vcpus: r.get(11)?,
         memory_mb: r.get(12)?,
         disk_gb: r.get(13)?,
-        created_at: parse_ts(&r.get::<_, String>(14)?)?,
-        updated_at: parse_ts(&r.get::<_, String>(15)?)?,
+        created_at: parse_ts(text_ref(r, 14)?)?,
+        updated_at: parse_ts(text_ref(r, 15)?)?,
     })
 }
 
