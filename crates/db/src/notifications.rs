@@ -6,6 +6,12 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 use stratus_types::ServerId;
 
+/// The relay's read. The partial index `notifications_unpublished`
+/// (migration 0076) answers it, so it costs what is waiting, not the whole
+/// history: without the index every call walked every published row, each
+/// relay poll, five times a second when idle.
+const PENDING_SQL: &str = "SELECT id, dedup_key, event_type, publisher_id, payload, created_at FROM notifications WHERE published_at IS NULL ORDER BY id LIMIT $1";
+
 /// A notification waiting in (or published from) the outbox.
 #[derive(Clone, Debug, FromRow)]
 pub struct NotificationRow {
@@ -69,10 +75,7 @@ impl Datastore {
 
     /// Unpublished notifications, oldest first.
     pub async fn notification_pending(&self, limit: i64) -> Result<Vec<NotificationRow>, DbError> {
-        crate::with_db!(self, |wp, rp| {
-            Ok(sqlx::query_as("SELECT id, dedup_key, event_type, publisher_id, payload, created_at FROM notifications WHERE published_at IS NULL ORDER BY id LIMIT $1")
-            .bind(limit).fetch_all(rp).await?)
-        })
+        crate::with_db!(self, |wp, rp| { Ok(sqlx::query_as(PENDING_SQL).bind(limit).fetch_all(rp).await?) })
     }
 
     /// Mark notifications published.
@@ -100,5 +103,33 @@ impl Datastore {
             Ok(sqlx::query_as("SELECT id, dedup_key, event_type, publisher_id, payload, created_at FROM notifications WHERE dedup_key LIKE $1 ORDER BY id")
             .bind(format!("{server_id}:%")).fetch_all(rp).await?)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Datastore;
+
+    /// SQLite's plan of `sql` (one `EXPLAIN QUERY PLAN` detail per line).
+    async fn plan(ds: &Datastore, sql: &str) -> Vec<String> {
+        let crate::backend::Pools::Sqlite { read, .. } = &ds.pools else { panic!("sqlite") };
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}")).bind(500_i64).fetch_all(read).await.expect("plan");
+        rows.into_iter().map(|r| r.3).collect()
+    }
+
+    /// The relay's read of the outbox goes through the partial index of
+    /// unpublished rows, never a scan of the published history (which grew
+    /// by four rows per server lifecycle and was walked on every poll).
+    #[tokio::test]
+    async fn the_relay_reads_the_unpublished_rows_without_walking_the_history() {
+        let dir = std::env::temp_dir().join(format!("stratus-outbox-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let ds = Datastore::open_sqlite(&dir.join("t.db")).await.expect("open");
+        let p = plan(&ds, super::PENDING_SQL).await;
+        assert!(p.iter().any(|d| d.contains("notifications_unpublished")), "{p:?}");
+        assert!(!p.iter().any(|d| d.starts_with("SCAN notifications") && !d.contains("INDEX")), "{p:?}");
+        ds.close().await;
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
