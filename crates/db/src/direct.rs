@@ -90,6 +90,19 @@ pub(crate) fn claim_many(m: &ClaimMany, c: &Connection) -> Result<Vec<OperationR
     Ok(claimed)
 }
 
+/// The inputs of [`crate::Datastore::notification_mark_published`]'s write.
+pub(crate) struct Published {
+    /// Now.
+    pub(crate) now: String,
+    /// The notifications' ids as a JSON array.
+    pub(crate) ids_json: String,
+}
+
+/// [`crate::Datastore::notification_mark_published`]'s write.
+pub(crate) fn mark_published(p: &Published, c: &Connection) -> Result<(), DbError> {
+    exec(c, q::NOTIFICATIONS_PUBLISHED, &[&p.now, &p.ids_json]).map(|_| ())
+}
+
 /// [`crate::Datastore::server_begin_delete`]'s writes; `None` (nothing
 /// written) when the server is gone.
 pub(crate) fn begin_delete(c: &Connection, o: &NewOperation, now: &str) -> Result<Option<OpStart>, DbError> {

@@ -75,6 +75,11 @@ pub(crate) static ACTION_AFTER_EVENT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Mark notifications published ($1 now, $2 their ids as a JSON array: one
+/// statement text for any number of them).
+pub(crate) const NOTIFICATIONS_PUBLISHED: &str =
+    "UPDATE notifications SET published_at = $1 WHERE id IN (SELECT value FROM json_each($2))";
+
 /// Record a notification once ($1 dedup key, $2 event type, $3 publisher,
 /// $4 payload, $5 now).
 pub(crate) const NOTIFICATION_INSERT: &str = "INSERT INTO notifications (dedup_key, event_type, publisher_id, payload, created_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT (dedup_key) DO NOTHING";
