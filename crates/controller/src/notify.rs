@@ -99,20 +99,6 @@ struct Flavor<'a> {
     root_gb: i64,
 }
 
-/// Nova's notification form of a power state (`InstancePowerState`: names,
-/// where the API shows the integer codes).
-fn power_state_name(p: stratus_types::PowerState) -> &'static str {
-    use stratus_types::PowerState as P;
-    match p {
-        P::NoState => "pending",
-        P::Running => "running",
-        P::Paused => "paused",
-        P::Shutdown => "shutdown",
-        P::Crashed => "crashed",
-        P::Suspended => "suspended",
-    }
-}
-
 fn payload(ds: &Datastore, server: &ServerRow, event_type: &str, publisher: &str, state: &str) -> String {
     let envelope = Envelope {
         priority: if event_type.ends_with(".error") { "ERROR" } else { "INFO" },
@@ -132,7 +118,7 @@ fn payload(ds: &Datastore, server: &ServerRow, event_type: &str, publisher: &str
                 host: &server.host,
                 state,
                 task_state: &server.task_state,
-                power_state: power_state_name(server.power_state),
+                power_state: server.power_state.nova_name(),
                 image_uuid: &server.image_id,
                 flavor: Flavor {
                     flavorid: &server.flavor_id,

@@ -44,9 +44,8 @@ fn op_row(c: &Connection, sql: &str, args: &[&dyn ToSql]) -> Result<Option<Opera
 
 /// An operation row from the columns of `hot_sql::OP_COLS`, in its order.
 fn op_from(r: &rusqlite::Row<'_>) -> Result<OperationRow, DbError> {
-    use crate::direct_read::{parsed, text_ref};
+    use crate::direct_read::{opt_ts, parsed, text_ref};
     let text = |i: usize| -> Result<String, DbError> { Ok(r.get::<_, String>(i)?) };
-    let expires = r.get_ref(10)?.as_str_or_null().map_err(|e| DbError::Corrupt(format!("operation expiry: {e}")))?;
     Ok(OperationRow {
         id: parsed(r, 0, "operation id")?,
         kind: parsed(r, 1, "operation kind")?,
@@ -58,7 +57,7 @@ fn op_from(r: &rusqlite::Row<'_>) -> Result<OperationRow, DbError> {
         project_id: text(7)?,
         params: text(8)?,
         claimed_by: r.get(9)?,
-        claim_expires_at: expires.map(parse_ts).transpose()?,
+        claim_expires_at: opt_ts(r, 10)?,
         attempts: r.get(11)?,
         last_error: r.get(12)?,
         created_at: parse_ts(text_ref(r, 13)?)?,

@@ -103,7 +103,7 @@ fn opt_parsed<T: FromStr>(r: &Row<'_>, i: usize, what: &str) -> Result<Option<T>
 }
 
 /// A nullable timestamp column.
-fn opt_ts(r: &Row<'_>, i: usize) -> Result<Option<chrono::DateTime<chrono::Utc>>, DbError> {
+pub(crate) fn opt_ts(r: &Row<'_>, i: usize) -> Result<Option<chrono::DateTime<chrono::Utc>>, DbError> {
     opt_text_ref(r, i)?.map(parse_ts).transpose()
 }
 

@@ -80,14 +80,14 @@ impl Datastore {
 
     /// Mark notifications published.
     pub async fn notification_mark_published(&self, ids: &[i64]) -> Result<(), DbError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         // On SQLite in the group writer's next transaction, as the claims:
         // a commit by another connection would drop the group writer's
         // page cache, and the relay marks a batch every few milliseconds
         // during a burst.
         if let crate::backend::Pools::Sqlite { write, sync, group, .. } = &self.pools {
-            if ids.is_empty() {
-                return Ok(());
-            }
             let p = crate::direct::Published {
                 now: self.now(),
                 ids_json: serde_json::to_string(ids).map_err(|e| DbError::Corrupt(format!("notification ids: {e}")))?,
@@ -96,9 +96,6 @@ impl Datastore {
             return sync.wait(write).await.and(marked);
         }
         crate::with_db!(self, |wp, rp| {
-            if ids.is_empty() {
-                return Ok(());
-            }
             let mut q: sqlx::QueryBuilder<dbk::Db> =
                 sqlx::QueryBuilder::new("UPDATE notifications SET published_at = ");
             q.push_bind(self.now()).push(" WHERE id IN (");

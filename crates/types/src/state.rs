@@ -231,6 +231,19 @@ pub enum PowerState {
 }
 
 impl PowerState {
+    /// Nova's name of the state (`InstancePowerState`), as notifications and
+    /// diagnostics carry it where the API shows the integer code.
+    pub fn nova_name(self) -> &'static str {
+        match self {
+            Self::NoState => "pending",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Shutdown => "shutdown",
+            Self::Crashed => "crashed",
+            Self::Suspended => "suspended",
+        }
+    }
+
     /// Decode the integer stored in the database; unknown values read as `NoState`.
     pub fn from_code(code: i64) -> Self {
         match code {

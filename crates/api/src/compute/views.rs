@@ -614,14 +614,7 @@ pub fn aggregate(a: &stratus_db::AggregateRow, members: bool, mv: Microversion) 
 /// what runs the VM (KVM through QEMU: libvirt's), as the format allows
 /// only Nova's drivers there.
 pub fn diagnostics_v248(s: &ServerRow, macs: &[&str], disks: usize, uptime: Option<i64>) -> Value {
-    let state = match s.power_state.code() {
-        1 => "running",
-        3 => "paused",
-        4 => "shutdown",
-        6 => "crashed",
-        7 => "suspended",
-        _ => "pending",
-    };
+    let state = s.power_state.nova_name();
     let nic = |mac: &&str| {
         json!({"mac_address": mac, "rx_octets": null, "rx_errors": null, "rx_drop": null, "rx_packets": null,
             "rx_rate": null, "tx_octets": null, "tx_errors": null, "tx_drop": null, "tx_packets": null, "tx_rate": null})
