@@ -296,6 +296,9 @@ pub struct Runner {
     handlers: Registry,
     active: Arc<Mutex<HashMap<OperationId, Arc<Notify>>>>,
     kick: Arc<Notify>,
+    /// A wake hint found every permit taken (its operation waits in the
+    /// database for the loop).
+    backlog: AtomicBool,
     claims: Arc<ClaimQueue>,
 }
 
@@ -374,7 +377,16 @@ impl Runner {
             pending: Mutex::new(Vec::new()),
             draining: AtomicBool::new(false),
         });
-        Self { ds, bus, cfg, handlers, active: Arc::default(), kick: Arc::new(Notify::new()), claims }
+        Self {
+            ds,
+            bus,
+            cfg,
+            handlers,
+            active: Arc::default(),
+            kick: Arc::new(Notify::new()),
+            backlog: AtomicBool::new(false),
+            claims,
+        }
     }
 
     /// Claim operation `id` and drive one attempt of it here, without the
@@ -495,16 +507,27 @@ impl Runner {
                         match held {
                             Some(n) => n.notify_one(),
                             // Claim the named operation directly: no re-listing per hint.
-                            None => {
-                                let me3 = me2.clone();
-                                let sem = sem2.clone();
-                                tokio::spawn(async move {
-                                    if let Ok(permit) = sem.acquire_owned().await {
+                            None => match sem2.clone().try_acquire_owned() {
+                                Ok(permit) => {
+                                    let me3 = me2.clone();
+                                    tokio::spawn(async move {
                                         me3.attempt(&id).await;
                                         drop(permit);
+                                        me3.kick_if_backlogged();
+                                    });
+                                }
+                                // Every permit is taken: the operation waits in its
+                                // row, not as a task per hint (~1 KiB each, 9,000 of
+                                // them while 10,000 boots queued); the loop claims it
+                                // when an attempt ends.
+                                Err(_) => {
+                                    me2.backlog.store(true, Ordering::SeqCst);
+                                    // An attempt may have ended between the two.
+                                    if sem2.available_permits() > 0 {
+                                        me2.kick_if_backlogged();
                                     }
-                                });
-                            }
+                                }
+                            },
                         }
                     }
                 });
@@ -515,21 +538,34 @@ impl Runner {
             if *shutdown.borrow() {
                 return;
             }
-            match me.ds.op_list_claimable(me.cfg.concurrency as i64).await {
+            let page = me.cfg.concurrency as i64;
+            let mut more = false;
+            match me.ds.op_list_claimable(page).await {
                 Ok(ids) => {
+                    // A full page that started work: more may wait (hints
+                    // turned away while every permit was taken); look again
+                    // at once, throttled by the permits.
+                    more = ids.len() as i64 == page;
+                    let mut started = false;
                     for id in ids {
                         if me.active.lock().map(|a| a.contains_key(&id)).unwrap_or(true) {
                             continue;
                         }
+                        started = true;
                         let Ok(permit) = sem.clone().acquire_owned().await else { return };
                         let me2 = me.clone();
                         tokio::spawn(async move {
                             me2.attempt(&id).await;
                             drop(permit);
+                            me2.kick_if_backlogged();
                         });
                     }
+                    more &= started;
                 }
                 Err(e) => warn!(error = %e, "cannot list operations"),
+            }
+            if more {
+                continue;
             }
             tokio::select! {
                 _ = tokio::time::sleep(me.cfg.poll_interval) => {}
@@ -593,6 +629,14 @@ impl Runner {
             let _ = me.ds.op_release(&id, &me.cfg.worker).await;
             me.kick.notify_one();
         });
+    }
+
+    /// After an attempt freed its permit: if hints were turned away while
+    /// every permit was taken, look for claimable operations now.
+    fn kick_if_backlogged(&self) {
+        if self.backlog.swap(false, Ordering::SeqCst) {
+            self.kick.notify_one();
+        }
     }
 
     fn forget(&self, id: &OperationId) {
