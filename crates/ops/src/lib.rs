@@ -508,14 +508,7 @@ impl Runner {
                             Some(n) => n.notify_one(),
                             // Claim the named operation directly: no re-listing per hint.
                             None => match sem2.clone().try_acquire_owned() {
-                                Ok(permit) => {
-                                    let me3 = me2.clone();
-                                    tokio::spawn(async move {
-                                        me3.attempt(&id).await;
-                                        drop(permit);
-                                        me3.kick_if_backlogged();
-                                    });
-                                }
+                                Ok(permit) => me2.spawn_attempt(id, permit),
                                 // Every permit is taken: the operation waits in its
                                 // row, not as a task per hint (~1 KiB each, 9,000 of
                                 // them while 10,000 boots queued); the loop claims it
@@ -546,6 +539,12 @@ impl Runner {
                     // turned away while every permit was taken); look again
                     // at once, throttled by the permits.
                     more = ids.len() as i64 == page;
+                    if more {
+                        // Until a page comes back short, every attempt that
+                        // ends wakes this loop again (the kick that woke it
+                        // has been spent).
+                        me.backlog.store(true, Ordering::SeqCst);
+                    }
                     let mut started = false;
                     for id in ids {
                         if me.active.lock().map(|a| a.contains_key(&id)).unwrap_or(true) {
@@ -553,12 +552,7 @@ impl Runner {
                         }
                         started = true;
                         let Ok(permit) = sem.clone().acquire_owned().await else { return };
-                        let me2 = me.clone();
-                        tokio::spawn(async move {
-                            me2.attempt(&id).await;
-                            drop(permit);
-                            me2.kick_if_backlogged();
-                        });
+                        me.spawn_attempt(id, permit);
                     }
                     more &= started;
                 }
@@ -628,6 +622,17 @@ impl Runner {
             tokio::time::sleep(after).await;
             let _ = me.ds.op_release(&id, &me.cfg.worker).await;
             me.kick.notify_one();
+        });
+    }
+
+    /// Drive one attempt of `id` under `permit`; when it ends, the permit
+    /// is freed and a backlog of turned-away hints looked at.
+    fn spawn_attempt(self: &Arc<Self>, id: OperationId, permit: tokio::sync::OwnedSemaphorePermit) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            me.attempt(&id).await;
+            drop(permit);
+            me.kick_if_backlogged();
         });
     }
 
