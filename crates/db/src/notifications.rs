@@ -1,6 +1,7 @@
 //! The notification outbox: versioned notifications are written once (the
 //! dedup key is unique) and published on the bus by a relay afterwards.
 
+use crate::group::Lane;
 use crate::{Datastore, DbError};
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
@@ -92,7 +93,7 @@ impl Datastore {
                 now: self.now(),
                 ids_json: serde_json::to_string(ids).map_err(|e| DbError::Corrupt(format!("notification ids: {e}")))?,
             };
-            let marked = group.run(p, crate::direct::mark_published).await;
+            let marked = group.run(Lane::Background, p, crate::direct::mark_published).await;
             return sync.wait(write).await.and(marked);
         }
         crate::with_db!(self, |wp, rp| {

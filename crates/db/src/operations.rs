@@ -1,6 +1,7 @@
 //! Durable operations: a row per multi-step mutation, claimed by one
 //! controller at a time with an expiring claim, advanced step by step.
 
+use crate::group::Lane;
 use crate::sql::{list, lit};
 use crate::{Datastore, DbError, RowKind, ts};
 use chrono::Duration;
@@ -242,7 +243,7 @@ impl Datastore {
             now: self.now(),
         };
         if let crate::backend::Pools::Sqlite { write, sync, group, .. } = &self.pools {
-            let done = group.run(step, crate::direct::step).await;
+            let done = group.run(Lane::Background, step, crate::direct::step).await;
             return sync.wait(write).await.and(done);
         }
         crate::with_db!(self, |wp, rp| {
@@ -279,7 +280,7 @@ impl Datastore {
             now: self.now(),
         };
         if let crate::backend::Pools::Sqlite { write, sync, group, .. } = &self.pools {
-            let done = group.run(finish, crate::direct::delete_finish).await;
+            let done = group.run(Lane::Background, finish, crate::direct::delete_finish).await;
             return sync.wait(write).await.and(done);
         }
         crate::with_db!(self, |wp, rp| {
@@ -341,8 +342,10 @@ impl Datastore {
         if let crate::backend::Pools::Sqlite { write, sync, group, .. } = &self.pools
             && crate::claim::current().is_none()
         {
-            let started =
-                group.run((o.clone(), self.now()), |(o, now), c| crate::direct::begin_delete(c, o, now)).await;
+            // The DELETE's answer waits on this: ahead of accepted work.
+            let started = group
+                .run(Lane::Request, (o.clone(), self.now()), |(o, now), c| crate::direct::begin_delete(c, o, now))
+                .await;
             return sync.wait(write).await.and(started)?.ok_or_else(gone);
         }
         crate::with_db!(self, |wp, rp| {
@@ -396,7 +399,7 @@ impl Datastore {
                 expires: ts(now + lease),
                 now: ts(now),
             };
-            let claimed = group.run(m, crate::direct::claim_many).await;
+            let claimed = group.run(Lane::Background, m, crate::direct::claim_many).await;
             return sync.wait(write).await.and(claimed);
         }
         crate::with_db!(self, |wp, rp| {
