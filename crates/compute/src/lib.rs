@@ -14,6 +14,7 @@
 //! destroying or reaping the VM ends them, also after the agent restarted.
 
 pub mod records;
+mod tombstones;
 
 use bytes::Bytes;
 use records::{ClientRecords, Held};
@@ -152,8 +153,8 @@ impl AgentFaults {
 struct Tracking {
     locks: HashMap<ServerId, Arc<tokio::sync::Mutex<()>>>,
     cancels: HashMap<ServerId, Arc<Notify>>,
-    /// Server id → generation of the last terminate seen for it.
-    tombstones: HashMap<ServerId, i64>,
+    /// The terminates seen lately (a spawn or attach from before one must not run).
+    tombstones: tombstones::Tombstones,
 }
 
 /// The storage clients a host holds open for its VMs: attachment id →
@@ -464,6 +465,7 @@ impl Agent {
                     tokio::spawn(async move { me2.on_console(msg).await });
                 }
                 _ = reap_tick.tick() => {
+                    me.forget_old_terminates();
                     if epoch.is_some() && !me.faults.cut_off() {
                         let me2 = me.clone();
                         tokio::spawn(async move { me2.reconcile().await });
@@ -620,6 +622,16 @@ impl Agent {
         Some(ids)
     }
 
+    /// Drop the terminates older than [`tombstones::KEEP`], so the map
+    /// holds the last hour's deletes, not every server the host ever ran.
+    fn forget_old_terminates(&self) {
+        let mut t = self.tracking.lock().unwrap_or_else(|p| p.into_inner());
+        let forgotten = t.tombstones.prune(Instant::now(), tombstones::KEEP);
+        if forgotten > 0 {
+            debug!(host = %self.cfg.host, forgotten, kept = t.tombstones.len(), "forgot terminates past their retention");
+        }
+    }
+
     fn server_lock(&self, server_id: &ServerId) -> Arc<tokio::sync::Mutex<()>> {
         let mut t = self.tracking.lock().unwrap_or_else(|p| p.into_inner());
         if t.locks.len() > 50_000 {
@@ -647,8 +659,7 @@ impl Agent {
         }
         if let CommandKind::Terminate = cmd.kind {
             let mut t = self.tracking.lock().unwrap_or_else(|p| p.into_inner());
-            let g = t.tombstones.entry(cmd.server_id).or_insert(cmd.generation);
-            *g = (*g).max(cmd.generation);
+            t.tombstones.record(cmd.server_id, cmd.generation, Instant::now());
             if let Some(n) = t.cancels.get(&cmd.server_id) {
                 n.notify_one();
             }
@@ -693,7 +704,7 @@ impl Agent {
                 let cancel = Arc::new(Notify::new());
                 let terminated = {
                     let mut t = self.tracking.lock().unwrap_or_else(|p| p.into_inner());
-                    let terminated = t.tombstones.get(&cmd.server_id).is_some_and(|g| cmd.generation <= *g);
+                    let terminated = t.tombstones.covers(&cmd.server_id, cmd.generation);
                     if !terminated {
                         t.cancels.insert(cmd.server_id, cancel.clone());
                     }
@@ -729,7 +740,7 @@ impl Agent {
                 // held by nothing (and keep the volume busy).
                 let terminated = {
                     let t = self.tracking.lock().unwrap_or_else(|p| p.into_inner());
-                    t.tombstones.get(&cmd.server_id).is_some_and(|g| cmd.generation <= *g)
+                    t.tombstones.covers(&cmd.server_id, cmd.generation)
                 };
                 let opened = if terminated {
                     Err("server was terminated on this host".to_string())
