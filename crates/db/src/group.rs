@@ -134,6 +134,8 @@ impl Group {
         own.pragma_update(None, "foreign_keys", "ON")?;
         own.busy_timeout(Duration::from_secs(10))?;
         own.set_prepared_statement_cache_capacity(32);
+        // Its commits leave the checkpoints to `checkpoint`'s thread.
+        own.pragma_update(None, "wal_autocheckpoint", crate::checkpoint::SAFETY_NET_PAGES)?;
         let writer = Writer { own, write, sync };
         let (requests, request_jobs) = mpsc::unbounded_channel();
         let (background, background_jobs) = mpsc::unbounded_channel();

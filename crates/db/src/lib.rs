@@ -15,6 +15,7 @@
 mod actions;
 mod aggregates;
 pub(crate) mod backend;
+mod checkpoint;
 pub mod claim;
 mod direct;
 mod direct_read;
@@ -447,6 +448,16 @@ impl Datastore {
 
     /// As [`Datastore::open_sqlite`], with an injected clock (tests).
     pub async fn open_sqlite_with_clock(path: &Path, clock: Arc<dyn Clock>) -> Result<Self, DbError> {
+        Self::open_sqlite_checkpointing(path, clock, checkpoint::CHECK_EVERY).await
+    }
+
+    /// As [`Datastore::open_sqlite_with_clock`], the log checkpointed at
+    /// most every `checkpoint_every` (tests).
+    pub(crate) async fn open_sqlite_checkpointing(
+        path: &Path,
+        clock: Arc<dyn Clock>,
+        checkpoint_every: Duration,
+    ) -> Result<Self, DbError> {
         let opts = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -456,7 +467,10 @@ impl Datastore {
             .foreign_keys(true)
             // Nova's server name filter is a regular expression (REGEXP).
             .with_regexp()
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // The log is checkpointed by a thread of its own (`checkpoint`);
+            // a commit checkpoints only if that thread fell far behind.
+            .pragma("wal_autocheckpoint", checkpoint::SAFETY_NET_PAGES.to_string());
         // Commits are counted on the writer connection (every connection
         // the pool opens for it) for the group commit of `durability`.
         let commits = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -488,6 +502,7 @@ impl Datastore {
             .connect_with(opts.read_only(true))
             .await?;
         let group = Arc::new(group::Group::start(path, write.clone(), sync.clone())?);
+        checkpoint::start(path, Arc::downgrade(&sync), checkpoint_every)?;
         let direct = Arc::new(direct_read::Readers::new(path));
         let pools = Pools::Sqlite { write, read, sync, group, direct };
         let ds = Self { pools, clock };
