@@ -20,7 +20,7 @@ use rusqlite::Connection;
 use std::path::Path;
 use std::sync::Weak;
 use std::time::Duration;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 /// How often the checkpointer looks for new commits. A burst writes a few
 /// thousand log pages a second, so a look copies about as much as SQLite's
@@ -62,9 +62,24 @@ fn run(conn: &Connection, sync: &Weak<WalSync>, every: Duration) {
         seen = commits;
         match passive(conn) {
             Ok((log, copied)) => debug!(log, copied, "checkpoint"),
+            // As for the log's own flush (`durability`): after a failed
+            // `fsync` the kernel may have dropped the copied pages, and a
+            // later checkpoint that succeeds would let the log be reused
+            // over data that is not in the database file.
+            Err(e) if is_failed_flush(&e) => {
+                error!(error = %e, "cannot flush the database file after a checkpoint; stopping");
+                std::process::abort();
+            }
+            // Nothing was marked copied: the log keeps it, the next look retries.
             Err(e) => warn!(error = %e, "checkpoint failed; the next look retries"),
         }
     }
+}
+
+/// Did a flush (`fsync` of a file or its directory) fail?
+fn is_failed_flush(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi::{SQLITE_IOERR_DIR_FSYNC, SQLITE_IOERR_FSYNC};
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == SQLITE_IOERR_FSYNC || f.extended_code == SQLITE_IOERR_DIR_FSYNC)
 }
 
 /// One `PASSIVE` checkpoint: (pages in the log, pages copied).
@@ -114,6 +129,19 @@ mod tests {
         assert!(db_bytes(&dir) < before + 1_000_000, "the commit checkpointed: {} -> {} bytes", before, db_bytes(&dir));
         ds.close().await;
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A failed `fsync` is told apart from the errors a later look may
+    /// retry (a full disk, a busy file): only the former stops the process.
+    #[test]
+    fn only_a_failed_flush_is_fatal() {
+        use rusqlite::ffi;
+        let err = |code| rusqlite::Error::SqliteFailure(ffi::Error::new(code), None);
+        assert!(super::is_failed_flush(&err(ffi::SQLITE_IOERR_FSYNC)));
+        assert!(super::is_failed_flush(&err(ffi::SQLITE_IOERR_DIR_FSYNC)));
+        assert!(!super::is_failed_flush(&err(ffi::SQLITE_FULL)));
+        assert!(!super::is_failed_flush(&err(ffi::SQLITE_IOERR_WRITE)));
+        assert!(!super::is_failed_flush(&err(ffi::SQLITE_BUSY)));
     }
 
     /// The checkpointer copies committed pages into the database file on
