@@ -8,9 +8,9 @@
 //! it, waited for the copy and two flushes (a profile of a 5,000-server
 //! burst put 21% of the writer thread's time in those checkpoints).
 //!
-//! Here a thread of its own runs `PASSIVE` checkpoints (they never wait for
-//! or block a writer or a reader) whenever commits were made since its last
-//! look, at most every [`CHECK_EVERY`]. The writers keep SQLite's automatic
+//! Here a thread of its own runs a `PASSIVE` checkpoint (it never waits for
+//! or blocks a writer or a reader) every [`CHECK_EVERY`]; one that finds the
+//! log already copied does nothing (no write, no flush). The writers keep SQLite's automatic
 //! checkpoint only as a safety net at [`SAFETY_NET_PAGES`], which a log
 //! reaches only if this thread falls that far behind.
 
@@ -22,9 +22,9 @@ use std::sync::Weak;
 use std::time::Duration;
 use tracing::{debug, error, warn};
 
-/// How often the checkpointer looks for new commits. A burst writes a few
-/// thousand log pages a second, so a look copies about as much as SQLite's
-/// own 1,000-page trigger did.
+/// How often the checkpointer copies what was committed since its last
+/// look. A burst writes a few thousand log pages a second, so a look copies
+/// about as much as SQLite's own 1,000-page trigger did.
 pub(crate) const CHECK_EVERY: Duration = Duration::from_millis(200);
 
 /// The writers' automatic checkpoint threshold (pages of the log): only
@@ -50,18 +50,25 @@ pub(crate) fn start(path: &Path, sync: Weak<WalSync>, every: Duration) -> Result
     Ok(())
 }
 
-/// Look every `every`; checkpoint when commits were made since.
+/// Checkpoint every `every` while the datastore is open. Every look runs
+/// the checkpoint rather than first asking whether commits were counted
+/// since the last: the commit counter moves when a commit begins, so a look
+/// between that and the commit's end would copy nothing yet and, trusting
+/// the counter, never come back for it.
 fn run(conn: &Connection, sync: &Weak<WalSync>, every: Duration) {
-    let mut seen = 0;
+    let mut last = (0, 0);
     loop {
         std::thread::sleep(every);
-        let Some(commits) = sync.upgrade().map(|s| s.counts().0) else { return };
-        if commits == seen {
-            continue;
+        if sync.strong_count() == 0 {
+            return;
         }
-        seen = commits;
         match passive(conn) {
-            Ok((log, copied)) => debug!(log, copied, "checkpoint"),
+            Ok(now) => {
+                if now != last {
+                    debug!(log = now.0, copied = now.1, "checkpoint");
+                }
+                last = now;
+            }
             // As for the log's own flush (`durability`): after a failed
             // `fsync` the kernel may have dropped the copied pages, and a
             // later checkpoint that succeeds would let the log be reused
